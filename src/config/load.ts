@@ -1,0 +1,179 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import type { z } from 'zod';
+import { inputError } from '../core/errors.js';
+import { registerSecret } from '../core/secrets.js';
+import { planSchema, type Plan } from './schema.js';
+import { parseServerUrl } from './url.js';
+
+/**
+ * Loading migration.yml: parse YAML keeping positions, interpolate ${VAR} from the environment,
+ * validate against the schema, fill defaults, register secrets. Every error names the file, the
+ * line and the key, and says what is allowed.
+ */
+
+export interface LoadedPlan {
+  plan: Plan;
+  file: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+export function loadPlanFile(file: string, env: Env = process.env): LoadedPlan {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw inputError(
+      'plan.unreadable',
+      `${file}: cannot read the plan file (${code ?? 'error'})`,
+      code === 'ENOENT' ? 'pass --config with the path of your migration.yml (pgshift assess --write-plan creates one)' : undefined,
+    );
+  }
+  return { plan: parsePlan(text, file, env), file: path.resolve(file) };
+}
+
+export function parsePlan(text: string, file: string, env: Env = process.env): Plan {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const where = (offset: number | undefined) => {
+    if (offset === undefined) return file;
+    const { line } = lineCounter.linePos(offset);
+    return `${file}:${line}`;
+  };
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    throw inputError('plan.yaml', `${where(e.pos[0])}: malformed YAML: ${e.message.split('\n')[0]}`, 'fix the YAML syntax');
+  }
+  if (!isMap(doc.contents)) {
+    throw inputError('plan.yaml', `${file}: the plan must be a YAML mapping`, 'start from the example in the README');
+  }
+
+  interpolate(doc, env, where);
+
+  const raw = doc.toJS();
+  const parsed = planSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const node = nodeAt(doc, issue.path);
+    throw inputError('plan.invalid', `${where(node?.range?.[0])}: ${describeIssue(issue)}`, hintFor(issue));
+  }
+  const plan = parsed.data;
+  const cross = crossCheck(plan);
+  if (cross) {
+    const node = nodeAt(doc, cross.path);
+    throw inputError('plan.invalid', `${where(node?.range?.[0])}: ${cross.message}`, cross.hint);
+  }
+  for (const url of [plan.source.url, plan.source.replicaUrl, plan.target.url, plan.source.subscriptionConninfo]) {
+    if (!url) continue;
+    registerSecret(url);
+    const pw = url.startsWith('postgres') ? safePassword(url) : /password\s*=\s*(\S+)/.exec(url)?.[1];
+    registerSecret(pw);
+  }
+  for (const [key, server] of [['source.url', plan.source.url], ['target.url', plan.target.url]] as const) {
+    try {
+      parseServerUrl(server);
+    } catch (err) {
+      const node = nodeAt(doc, key.split('.'));
+      throw inputError('plan.invalid', `${where(node?.range?.[0])}: ${key}: ${(err as Error).message}`, 'write postgresql://user@host:port/dbname');
+    }
+  }
+  return plan;
+}
+
+function safePassword(url: string): string | undefined {
+  try {
+    return decodeURIComponent(new URL(url).password) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Replace ${VAR} and ${VAR:-default} in every string scalar; $$ stands for a literal $. */
+function interpolate(doc: Document, env: Env, where: (offset?: number) => string): void {
+  const visit = (node: unknown, keyPath: string[]) => {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : '?';
+        visit(pair.value, [...keyPath, key]);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => visit(item, [...keyPath, String(i)]));
+    } else if (isScalar(node) && typeof node.value === 'string' && node.value.includes('$')) {
+      node.value = node.value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (match, name, fallback) => {
+        if (match === '$$') return '$';
+        const value = env[name];
+        if (value !== undefined && value !== '') return value;
+        if (fallback !== undefined) return fallback;
+        throw inputError(
+          'plan.env',
+          `${where(node.range?.[0])}: ${keyPath.join('.')}: environment variable ${name} is not set`,
+          `export ${name} before running pgshift (secrets come from the environment, never from the file)`,
+        );
+      });
+    }
+  };
+  visit(doc.contents, []);
+}
+
+function nodeAt(doc: Document, issuePath: ReadonlyArray<PropertyKey>): Node | undefined {
+  // Walk down as far as the document goes: an unknown or missing key points at its parent.
+  let node: unknown = doc.contents;
+  let found = node as Node | undefined;
+  for (const key of issuePath) {
+    if (isMap(node)) node = node.get(String(key), true);
+    else if (isSeq(node)) node = node.get(Number(key), true);
+    else break;
+    if (node === undefined) break;
+    found = node as Node;
+  }
+  return found;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const key = issue.path.map(String).join('.') || '(top level)';
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const keys = issue.keys.join(', ');
+      return `${key === '(top level)' ? '' : `${key}: `}unknown key ${keys}`;
+    }
+    case 'invalid_value':
+      return `${key}: ${issue.values.length === 1 ? `must be ${JSON.stringify(issue.values[0])}` : `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`}`;
+    case 'invalid_type':
+      return `${key}: ${issue.input === undefined ? 'is required' : `expected ${issue.expected}`}`;
+    default:
+      return `${key}: ${issue.message}`;
+  }
+}
+
+function hintFor(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return 'remove it or check its spelling against schema/migration.schema.json';
+  return 'see schema/migration.schema.json for what is allowed';
+}
+
+function crossCheck(plan: Plan): { path: string[]; message: string; hint: string } | undefined {
+  const seen = new Set<string>();
+  for (const [i, g] of plan.groups.entries()) {
+    if (seen.has(g.name)) {
+      return { path: ['groups', String(i), 'name'], message: `groups.${i}.name: group ${g.name} is named twice`, hint: 'give every group its own name' };
+    }
+    seen.add(g.name);
+  }
+  if (plan.cutover.fence === 'roles' && plan.cutover.roles.length === 0) {
+    return {
+      path: ['cutover'],
+      message: 'cutover.roles: fence: roles needs the application roles that write',
+      hint: 'list them (cutover.roles: [app_rw]) or choose fence: database',
+    };
+  }
+  if (plan.snapshot === 'paused-replica' && !plan.source.replicaUrl) {
+    return {
+      path: ['source'],
+      message: 'source.replicaUrl: snapshot: paused-replica needs the replica to copy from',
+      hint: 'set source.replicaUrl or use snapshot: exported',
+    };
+  }
+  return undefined;
+}

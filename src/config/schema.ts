@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { parseSize } from './size.js';
+
+/**
+ * The migration plan (migration.yml). This schema is the single source of truth: the loader
+ * validates against it, defaults come from it, and `npm run schema` turns it into the committed
+ * JSON Schema (schema/migration.schema.json) that editors use.
+ */
+
+const size = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const bytes = parseSize(v);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a size such as 512MB, 10GB or a number of bytes, got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return bytes;
+  })
+  .meta({ description: 'A size: a number of bytes or a string such as "512MB" or "10GB".' });
+
+export const sslModes = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+
+const tls = z
+  .strictObject({
+    mode: z.enum(sslModes).describe('TLS mode. RDS wants verify-full with its CA bundle.'),
+    ca: z.string().optional().describe('Path to a PEM CA bundle (for RDS: the region or global bundle).'),
+  })
+  .describe('TLS for this server; overrides sslmode/sslrootcert in the URL.');
+
+const identifier = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]{0,39}$/, 'use lower-case letters, digits and _ (at most 40 characters), starting with a letter');
+
+const server = z.strictObject({
+  url: z.string().describe('postgresql:// URL. Put the password in the environment: url: ${SOURCE_URL}.'),
+  tls: tls.optional(),
+});
+
+const sourceServer = server.extend({
+  replicaUrl: z.string().optional().describe('A physical replica to copy from in snapshot: paused-replica.'),
+  subscriptionConninfo: z
+    .string()
+    .optional()
+    .describe('How the target server reaches the source (native CDC), when it differs from url.'),
+});
+
+const group = z.strictObject({
+  name: identifier.describe('Group name; used in slot, publication and subscription names.'),
+  tables: z.array(z.string()).min(1).describe('Tables as schema.table; * matches any run of characters.'),
+  exclude: z.array(z.string()).default([]).describe('Tables left out of this group (same patterns).'),
+});
+
+export const fenceStrategies = ['roles', 'database', 'pgbouncer'] as const;
+
+export const planSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    version: z.literal(1).describe('Plan file format version.'),
+    name: identifier.describe('Migration name; prefixes every object pgshift creates.'),
+    source: sourceServer,
+    target: server,
+    snapshot: z.enum(['exported', 'paused-replica']).default('exported'),
+    groups: z
+      .array(group)
+      .min(1)
+      .default([{ name: 'all', tables: ['*.*'], exclude: [] }])
+      .describe('Table groups: each gets its own slot and CDC stream.'),
+    fullLoad: z
+      .strictObject({
+        jobs: z.number().int().min(1).max(64).default(4).describe('Tables copied at once.'),
+        splitTablesLargerThan: size.prefault('10GB'),
+        maxPartsPerTable: z.number().int().min(1).max(256).default(16),
+        pgBinDir: z.string().optional().describe('Directory holding pg_dump and pg_restore (must be ≥ the source major).'),
+        ownership: z
+          .enum(['keep', 'target-user'])
+          .default('keep')
+          .describe('keep: objects keep their owners and grants; target-user: everything belongs to the connecting user.'),
+      })
+      .prefault({}),
+    cdc: z
+      .strictObject({
+        engine: z.enum(['native', 'dms']).default('native'),
+        heartbeatSeconds: z.number().min(1).max(3600).default(10).describe('How often the heartbeat row is updated.'),
+        maxLagBytes: size.prefault('64MB').describe('cdc status fails above this lag.'),
+        maxLagSeconds: z.number().min(0).default(300),
+        dms: z.record(z.string(), z.unknown()).optional().describe('AWS DMS settings (engine: dms).'),
+      })
+      .prefault({}),
+    verify: z
+      .strictObject({
+        chunkRows: z.number().int().min(100).default(100000),
+        excludeTables: z.array(z.string()).default([]),
+      })
+      .prefault({}),
+    cutover: z
+      .strictObject({
+        fence: z.enum(fenceStrategies).default('roles'),
+        roles: z.array(z.string()).default([]).describe('Application roles that write (fence: roles).'),
+        maxLagBytes: size.prefault('1MB').describe('The gate refuses above this lag.'),
+        timeoutSeconds: z.number().min(1).max(3600).default(60).describe('Budget for the drain to the barrier.'),
+        sequenceMargin: z.number().int().min(0).default(0).describe('Added to every sequence on the target.'),
+      })
+      .prefault({}),
+  })
+  .describe('pgshift migration plan');
+
+export type PlanInput = z.input<typeof planSchema>;
+export type Plan = z.output<typeof planSchema>;
+export type GroupPlan = Plan['groups'][number];
+export type ServerPlan = Plan['target'];
+export type TlsPlan = NonNullable<ServerPlan['tls']>;

@@ -1,0 +1,70 @@
+/**
+ * The one place identifiers are quoted. Values never go through here: they are bound parameters.
+ */
+export function quoteIdent(name: string): string {
+  if (name.includes('\u0000')) throw new Error('identifier contains a NUL byte');
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export interface QualifiedName {
+  schema: string;
+  name: string;
+}
+
+export function qualify(t: QualifiedName): string {
+  return `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`;
+}
+
+/** Human form used in reports and the journal: schema.name, quoted only where needed. */
+export function displayName(t: QualifiedName): string {
+  const part = (s: string) => (/^[a-z_][a-z0-9_$]*$/.test(s) ? s : quoteIdent(s));
+  return `${part(t.schema)}.${part(t.name)}`;
+}
+
+/** A string literal for the rare places where a parameter cannot be bound (DDL options). */
+export function quoteLiteral(value: string): string {
+  if (value.includes('\u0000')) throw new Error('literal contains a NUL byte');
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/**
+ * Parse "schema.table" as written in the plan: either part may be double-quoted
+ * ("My Schema"."Weird.Table"); unquoted parts keep their case as written, because plan authors
+ * write the names they see in catalogs.
+ */
+export function parseQualifiedName(text: string): QualifiedName {
+  const parts: string[] = [];
+  let i = 0;
+  while (i <= text.length) {
+    if (text[i] === '"') {
+      let j = i + 1;
+      let part = '';
+      for (;;) {
+        if (j >= text.length) throw new Error(`unterminated quote in ${JSON.stringify(text)}`);
+        if (text[j] === '"') {
+          if (text[j + 1] === '"') {
+            part += '"';
+            j += 2;
+            continue;
+          }
+          break;
+        }
+        part += text[j];
+        j++;
+      }
+      parts.push(part);
+      i = j + 1;
+    } else {
+      const dot = text.indexOf('.', i);
+      const end = dot === -1 ? text.length : dot;
+      parts.push(text.slice(i, end));
+      i = end;
+    }
+    if (i >= text.length) break;
+    if (text[i] !== '.') throw new Error(`unexpected character after quoted name in ${JSON.stringify(text)}`);
+    i++;
+  }
+  if (parts.length === 1) return { schema: 'public', name: parts[0] };
+  if (parts.length === 2 && parts[0] !== '' && parts[1] !== '') return { schema: parts[0], name: parts[1] };
+  throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
+}

@@ -1,0 +1,31 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Names of the objects pgshift creates on the servers. They are derived from the migration and
+ * group names only, so that every run (and every job of a workflow matrix) finds the same objects
+ * again, and they stay within PostgreSQL's 63-byte identifier limit.
+ */
+const MAX = 63;
+
+function fit(name: string): string {
+  if (name.length <= MAX) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  return `${name.slice(0, MAX - 9)}_${hash}`;
+}
+
+export function slotName(migration: string, group: string): string {
+  return fit(`pgshift_${migration}_${group}`);
+}
+
+export function publicationName(migration: string, group: string): string {
+  return fit(`pgshift_${migration}_${group}`);
+}
+
+export function subscriptionName(migration: string, group: string): string {
+  return fit(`pgshift_${migration}_${group}`);
+}
+
+/** One heartbeat table per group, in the control schema on both sides, published with the group. */
+export function heartbeatTable(group: string): string {
+  return fit(`heartbeat_${group}`);
+}

@@ -1,0 +1,219 @@
+import type pg from 'pg';
+import { quoteIdent } from '../core/ident.js';
+import { redact, redactDeep } from '../core/secrets.js';
+import { CONTROL_SCHEMA } from '../pg/catalog.js';
+
+/**
+ * The journal: pgshift's control schema on the target. It records the migration, each phase's
+ * state, each group's slot/publication/subscription and snapshot LSN, per-table copy progress and
+ * events, so that any run (CLI, a workflow job on another runner, `pgshift status`) can see where
+ * the migration stands and continue from there. Creating it is idempotent and serialised with an
+ * advisory lock because matrix jobs may start at the same moment. Nothing secret is ever written.
+ */
+export const S = quoteIdent(CONTROL_SCHEMA);
+const LOCK_KEY = 'pgshift.journal';
+
+export type PhaseName = 'assess' | 'full-load' | 'cdc' | 'verify' | 'cutover' | 'teardown';
+export type PhaseState = 'running' | 'partial' | 'done' | 'failed' | 'refused' | 'undone';
+
+export interface StreamRecord {
+  group: string;
+  slot: string;
+  publication: string;
+  subscription: string;
+  snapshotMode: string;
+  snapshotLsn: string | null;
+  state: string;
+}
+
+const DDL = [
+  `CREATE SCHEMA IF NOT EXISTS ${S}`,
+  `COMMENT ON SCHEMA ${S} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
+  `CREATE TABLE IF NOT EXISTS ${S}.migration (
+     name text PRIMARY KEY,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     source text NOT NULL,
+     target text NOT NULL,
+     source_version int NOT NULL,
+     target_version int NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS ${S}.phase (
+     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+     phase text NOT NULL,
+     state text NOT NULL,
+     started_at timestamptz NOT NULL DEFAULT now(),
+     finished_at timestamptz,
+     detail jsonb,
+     PRIMARY KEY (migration, phase))`,
+  `CREATE TABLE IF NOT EXISTS ${S}.stream (
+     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+     group_name text NOT NULL,
+     slot_name text NOT NULL,
+     publication text NOT NULL,
+     subscription text NOT NULL,
+     snapshot_mode text NOT NULL,
+     snapshot_lsn pg_lsn,
+     state text NOT NULL,
+     updated_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (migration, group_name))`,
+  `CREATE TABLE IF NOT EXISTS ${S}.copy_progress (
+     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+     group_name text NOT NULL,
+     table_schema text NOT NULL,
+     table_name text NOT NULL,
+     part int NOT NULL DEFAULT 0,
+     state text NOT NULL,
+     rows bigint,
+     bytes bigint,
+     started_at timestamptz,
+     finished_at timestamptz,
+     PRIMARY KEY (migration, table_schema, table_name, part))`,
+  `CREATE TABLE IF NOT EXISTS ${S}.event (
+     id bigserial PRIMARY KEY,
+     migration text NOT NULL,
+     at timestamptz NOT NULL DEFAULT now(),
+     phase text NOT NULL,
+     level text NOT NULL,
+     message text NOT NULL,
+     detail jsonb)`,
+];
+
+export class Journal {
+  constructor(
+    private readonly c: pg.Client,
+    readonly migration: string,
+  ) {}
+
+  /** Create the control schema if needed and register the migration. */
+  static async open(
+    c: pg.Client,
+    migration: string,
+    info: { source: string; target: string; sourceVersion: number; targetVersion: number },
+  ): Promise<Journal> {
+    await c.query('BEGIN');
+    try {
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [LOCK_KEY]);
+      for (const statement of DDL) await c.query(statement);
+      await c.query(
+        `INSERT INTO ${S}.migration (name, source, target, source_version, target_version) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (name) DO UPDATE SET source = EXCLUDED.source, target = EXCLUDED.target,
+           source_version = EXCLUDED.source_version, target_version = EXCLUDED.target_version`,
+        [migration, redact(info.source), redact(info.target), info.sourceVersion, info.targetVersion],
+      );
+      await c.query('COMMIT');
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+    return new Journal(c, migration);
+  }
+
+  /** The journal if it exists, without creating anything (for status and teardown). */
+  static async find(c: pg.Client, migration: string): Promise<Journal | undefined> {
+    const r = await c.query(`SELECT 1 FROM pg_namespace n JOIN pg_class t ON t.relnamespace = n.oid WHERE n.nspname = $1 AND t.relname = 'migration'`, [CONTROL_SCHEMA]);
+    if (r.rowCount === 0) return undefined;
+    const m = await c.query(`SELECT 1 FROM ${S}.migration WHERE name = $1`, [migration]);
+    return m.rowCount ? new Journal(c, migration) : undefined;
+  }
+
+  get client(): pg.Client {
+    return this.c;
+  }
+
+  async phaseState(phase: PhaseName | string): Promise<{ state: PhaseState; detail: unknown; finishedAt: Date | null } | undefined> {
+    const r = await this.c.query(`SELECT state, detail, finished_at FROM ${S}.phase WHERE migration = $1 AND phase = $2`, [this.migration, phase]);
+    return r.rows[0] ? { state: r.rows[0].state, detail: r.rows[0].detail, finishedAt: r.rows[0].finished_at } : undefined;
+  }
+
+  async startPhase(phase: PhaseName | string, detail: unknown = {}): Promise<void> {
+    await this.c.query(
+      `INSERT INTO ${S}.phase (migration, phase, state, detail) VALUES ($1, $2, 'running', $3)
+       ON CONFLICT (migration, phase) DO UPDATE SET state = 'running', started_at = now(), finished_at = NULL, detail = EXCLUDED.detail`,
+      [this.migration, phase, JSON.stringify(redactDeep(detail))],
+    );
+    await this.event(phase, 'info', `${phase} started`);
+  }
+
+  async finishPhase(phase: PhaseName | string, state: Exclude<PhaseState, 'running'>, detail: unknown = {}): Promise<void> {
+    await this.c.query(
+      `INSERT INTO ${S}.phase (migration, phase, state, finished_at, detail) VALUES ($1, $2, $3, now(), $4)
+       ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, finished_at = now(), detail = EXCLUDED.detail`,
+      [this.migration, phase, state, JSON.stringify(redactDeep(detail))],
+    );
+    await this.event(phase, state === 'done' ? 'info' : 'error', `${phase} ${state}`);
+  }
+
+  async event(phase: PhaseName | string, level: 'info' | 'warn' | 'error', message: string, detail?: unknown): Promise<void> {
+    await this.c.query(`INSERT INTO ${S}.event (migration, phase, level, message, detail) VALUES ($1, $2, $3, $4, $5)`, [
+      this.migration,
+      phase,
+      level,
+      redact(message),
+      detail === undefined ? null : JSON.stringify(redactDeep(detail)),
+    ]);
+  }
+
+  async saveStream(s: StreamRecord): Promise<void> {
+    await this.c.query(
+      `INSERT INTO ${S}.stream (migration, group_name, slot_name, publication, subscription, snapshot_mode, snapshot_lsn, state)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+       ON CONFLICT (migration, group_name) DO UPDATE SET slot_name = EXCLUDED.slot_name, publication = EXCLUDED.publication,
+         subscription = EXCLUDED.subscription, snapshot_mode = EXCLUDED.snapshot_mode, snapshot_lsn = EXCLUDED.snapshot_lsn,
+         state = EXCLUDED.state, updated_at = now()`,
+      [this.migration, s.group, s.slot, s.publication, s.subscription, s.snapshotMode, s.snapshotLsn, s.state],
+    );
+  }
+
+  async setStreamState(group: string, state: string): Promise<void> {
+    await this.c.query(`UPDATE ${S}.stream SET state = $3, updated_at = now() WHERE migration = $1 AND group_name = $2`, [this.migration, group, state]);
+  }
+
+  async streams(): Promise<StreamRecord[]> {
+    const r = await this.c.query(
+      `SELECT group_name, slot_name, publication, subscription, snapshot_mode, snapshot_lsn::text, state FROM ${S}.stream WHERE migration = $1 ORDER BY group_name`,
+      [this.migration],
+    );
+    return r.rows.map((row) => ({
+      group: row.group_name,
+      slot: row.slot_name,
+      publication: row.publication,
+      subscription: row.subscription,
+      snapshotMode: row.snapshot_mode,
+      snapshotLsn: row.snapshot_lsn,
+      state: row.state,
+    }));
+  }
+
+  async tableProgress(): Promise<Array<{ group: string; schema: string; name: string; part: number; state: string; rows: number | null; bytes: number | null }>> {
+    const r = await this.c.query(
+      `SELECT group_name, table_schema, table_name, part, state, rows, bytes FROM ${S}.copy_progress WHERE migration = $1 ORDER BY group_name, table_schema, table_name, part`,
+      [this.migration],
+    );
+    return r.rows.map((row) => ({
+      group: row.group_name,
+      schema: row.table_schema,
+      name: row.table_name,
+      part: row.part,
+      state: row.state,
+      rows: row.rows === null ? null : Number(row.rows),
+      bytes: row.bytes === null ? null : Number(row.bytes),
+    }));
+  }
+
+  async events(limit = 50): Promise<Array<{ at: Date; phase: string; level: string; message: string }>> {
+    const r = await this.c.query(`SELECT at, phase, level, message FROM ${S}.event WHERE migration = $1 ORDER BY id DESC LIMIT $2`, [this.migration, limit]);
+    return r.rows.reverse();
+  }
+}
+
+/** Statements (run by a copy worker inside its target transaction) that record a table's progress. */
+export const progressSql = {
+  upsert: `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, started_at, finished_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
+           ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows,
+             bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${S}.copy_progress.started_at),
+             finished_at = EXCLUDED.finished_at`,
+};
+
+export async function dropControlSchema(c: pg.Client): Promise<void> {
+  await c.query(`DROP SCHEMA IF EXISTS ${S} CASCADE`);
+}

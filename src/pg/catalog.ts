@@ -1,0 +1,119 @@
+import type pg from 'pg';
+import { displayName, type QualifiedName } from '../core/ident.js';
+
+/**
+ * Catalog reads shared by every phase. Queries adapt to the server's version (generated columns
+ * exist from 12, wal_status from 13) rather than failing on older sources.
+ */
+
+/** Schemas that are never migrated: the system's, and pgshift's own control schema. */
+export const CONTROL_SCHEMA = 'pgshift';
+const SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+
+export interface ColumnInfo {
+  name: string;
+  type: string;
+  generated: boolean;
+  identity: '' | 'a' | 'd';
+  notNull: boolean;
+}
+
+export interface TableInfo extends QualifiedName {
+  oid: number;
+  /** r: ordinary table (partition leaves included), p: partitioned parent (holds no rows). */
+  kind: 'r' | 'p';
+  isPartition: boolean;
+  persistence: 'p' | 'u' | 't';
+  columns: ColumnInfo[];
+  primaryKey: string[];
+  replicaIdentity: 'd' | 'n' | 'f' | 'i';
+  bytes: number;
+  rowEstimate: number;
+}
+
+export interface SequenceInfo extends QualifiedName {
+  dataType: string;
+  maxValue: string;
+  ownedBy?: string;
+}
+
+export async function listTables(c: pg.Client, versionNum: number): Promise<TableInfo[]> {
+  const generated = versionNum >= 120000 ? "a.attgenerated <> ''" : 'false';
+  const r = await c.query<{
+    oid: number;
+    schema: string;
+    name: string;
+    kind: 'r' | 'p';
+    is_partition: boolean;
+    persistence: 'p' | 'u' | 't';
+    replident: 'd' | 'n' | 'f' | 'i';
+    bytes: string;
+    reltuples: string;
+    columns: ColumnInfo[];
+    pk: string[] | null;
+  }>(`
+    SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relkind AS kind,
+           c.relispartition AS is_partition, c.relpersistence AS persistence,
+           c.relreplident AS replident,
+           pg_total_relation_size(c.oid)::text AS bytes, c.reltuples::text AS reltuples,
+           COALESCE((SELECT json_agg(json_build_object(
+                        'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
+                        'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull)
+                      ORDER BY a.attnum)
+                     FROM pg_attribute a
+                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') AS columns,
+           (SELECT array_agg(a.attname ORDER BY k.ord)
+              FROM pg_index i
+              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid = c.oid AND i.indisprimary) AS pk
+      FROM pg_class c
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER}
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+     ORDER BY n.nspname, c.relname`);
+  return r.rows.map((row) => ({
+    oid: row.oid,
+    schema: row.schema,
+    name: row.name,
+    kind: row.kind,
+    isPartition: row.is_partition,
+    persistence: row.persistence,
+    replicaIdentity: row.replident,
+    bytes: Number(row.bytes),
+    rowEstimate: Math.max(0, Number(row.reltuples)),
+    columns: row.columns,
+    primaryKey: row.pk ?? [],
+  }));
+}
+
+export async function listSequences(c: pg.Client): Promise<SequenceInfo[]> {
+  const r = await c.query<{ schema: string; name: string; data_type: string; max_value: string; owned_by: string | null }>(`
+    SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS data_type, s.seqmax::text AS max_value,
+           (SELECT quote_ident(tn.nspname) || '.' || quote_ident(t.relname) || '.' || quote_ident(a.attname)
+              FROM pg_depend d
+              JOIN pg_class t ON t.oid = d.refobjid
+              JOIN pg_namespace tn ON tn.oid = t.relnamespace
+              JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+             WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i') LIMIT 1) AS owned_by
+      FROM pg_class c
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+      JOIN pg_sequence s ON s.seqrelid = c.oid
+     WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER}
+     ORDER BY 1, 2`);
+  return r.rows.map((row) => ({ schema: row.schema, name: row.name, dataType: row.data_type, maxValue: row.max_value, ownedBy: row.owned_by ?? undefined }));
+}
+
+/** Columns that COPY and hashing carry: everything but generated columns (the target computes those). */
+export function copyColumns(t: TableInfo): string[] {
+  return t.columns.filter((col) => !col.generated).map((col) => col.name);
+}
+
+export function tableKey(t: QualifiedName): string {
+  return displayName(t);
+}
+
+export async function setting(c: pg.Client, name: string): Promise<string | undefined> {
+  const r = await c.query<{ v: string | null }>('SELECT current_setting($1, true) AS v', [name]);
+  return r.rows[0]?.v ?? undefined;
+}

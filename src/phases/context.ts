@@ -1,0 +1,101 @@
+import type pg from 'pg';
+import type { Plan } from '../config/schema.js';
+import { gateRefused, inputError } from '../core/errors.js';
+import { assignGroups, describeTables } from '../core/groups.js';
+import type { Logger } from '../core/log.js';
+import { connect, endpointFor, majorOf, serverVersionNum, type Endpoint } from '../pg/connect.js';
+import { listTables, setting, type TableInfo } from '../pg/catalog.js';
+
+/**
+ * What every phase starts from: the plan, a logger, the two endpoints, and helpers to open the
+ * sessions and resolve the plan's groups against the source catalog.
+ */
+export interface PhaseContext {
+  plan: Plan;
+  log: Logger;
+  source: Endpoint;
+  target: Endpoint;
+}
+
+export function phaseContext(plan: Plan, log: Logger): PhaseContext {
+  return { plan, log, source: endpointFor('source', plan.source), target: endpointFor('target', plan.target) };
+}
+
+export interface Sessions {
+  source: pg.Client;
+  target: pg.Client;
+  sourceVersion: number;
+  targetVersion: number;
+  close(): Promise<void>;
+}
+
+/** Open one session on each side and read their versions; fails with exit 2 when either is unreachable. */
+export async function openSessions(ctx: PhaseContext): Promise<Sessions> {
+  const source = await connect(ctx.source);
+  let target: pg.Client;
+  try {
+    target = await connect(ctx.target);
+  } catch (err) {
+    await source.end().catch(() => {});
+    throw err;
+  }
+  const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
+  return {
+    source,
+    target,
+    sourceVersion,
+    targetVersion,
+    close: async () => {
+      await Promise.all([source.end().catch(() => {}), target.end().catch(() => {})]);
+    },
+  };
+}
+
+/** The preconditions of logical replication on the source: refused with exit 3, nothing changed. */
+export async function requireLogicalSource(s: Sessions, ctx: PhaseContext): Promise<void> {
+  const walLevel = await setting(s.source, 'wal_level');
+  if (walLevel !== 'logical') {
+    throw gateRefused(
+      'source.wal_level',
+      `source ${ctx.source.label}: wal_level is ${walLevel}, logical replication needs wal_level = logical`,
+      'set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source',
+    );
+  }
+  if (majorOf(s.targetVersion) < majorOf(s.sourceVersion)) {
+    throw gateRefused(
+      'target.version',
+      `target ${ctx.target.label} is PostgreSQL ${majorOf(s.targetVersion)}, older than the source's ${majorOf(s.sourceVersion)}`,
+      'migrate to a target of the same or a newer major version',
+    );
+  }
+}
+
+export interface ResolvedGroup {
+  name: string;
+  /** Tables that hold rows: ordinary tables and partition leaves, largest first. */
+  tables: TableInfo[];
+  /** Partitioned parents: created by the schema, hold no rows themselves. */
+  parents: TableInfo[];
+}
+
+export async function resolveGroups(ctx: PhaseContext, source: pg.Client, versionNum: number, only?: string): Promise<ResolvedGroup[]> {
+  const all = await listTables(source, versionNum);
+  const copyable = all.filter((t) => t.persistence === 'p');
+  const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
+  for (const u of unmatched) ctx.log.warn(`group ${u.group}: pattern ${u.pattern} matches no table on the source`);
+  const leaves = unassigned.filter((t) => t.kind === 'r');
+  if (leaves.length > 0) ctx.log.warn(`${leaves.length} table(s) are in no group and will not be migrated: ${describeTables(leaves)}`);
+  if (only && !groups.has(only)) {
+    throw inputError('group.unknown', `group ${only} is not in the plan`, `use one of: ${[...groups.keys()].join(', ')}`);
+  }
+  const result: ResolvedGroup[] = [];
+  for (const [name, tables] of groups) {
+    if (only && name !== only) continue;
+    const data = tables.filter((t) => t.kind === 'r').sort((a, b) => b.bytes - a.bytes);
+    if (data.length === 0) {
+      throw inputError('group.empty', `group ${name} matches no table on the source`, 'fix its tables: patterns in the plan (schema.table, * as a wildcard)');
+    }
+    result.push({ name, tables: data, parents: tables.filter((t) => t.kind === 'p') });
+  }
+  return result;
+}

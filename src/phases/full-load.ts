@@ -1,0 +1,331 @@
+import type pg from 'pg';
+import { gateRefused } from '../core/errors.js';
+import { displayName, qualify } from '../core/ident.js';
+import { formatLsn } from '../core/lsn.js';
+import { heartbeatTable, publicationName, slotName, subscriptionName } from '../core/names.js';
+import { runPool } from '../core/pool.js';
+import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.js';
+import { copyColumns, type TableInfo } from '../pg/catalog.js';
+import { connect, majorOf } from '../pg/connect.js';
+import { copyTable } from '../pg/copy.js';
+import { createPublication, dropPublication, ensureHeartbeat } from '../pg/replication.js';
+import { dumpSchema, restoreSection, type SchemaDump } from '../pg/schema.js';
+import { syncSequences } from '../pg/sequences.js';
+import { dropSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
+import { findTool, requireDumpForSource } from '../pg/tools.js';
+import { openSessions, requireLogicalSource, resolveGroups, type PhaseContext, type ResolvedGroup, type Sessions } from './context.js';
+
+/**
+ * Full load: a consistent copy of each group at a known LSN.
+ *
+ *   per group: heartbeat table + publication (before the slot, so the slot's decoding finds the
+ *   publication in its catalog snapshot) → slot with an exported snapshot (L = consistent point) →
+ *   schema pre-data from pg_dump inside that snapshot → every table streamed with COPY by a pool of
+ *   workers that import the snapshot, largest first, each table's rows and its journal row committed
+ *   in one target transaction → when every group is loaded: post-data (indexes, constraints, FKs),
+ *   sequences, ANALYZE.
+ */
+export interface FullLoadOptions {
+  group?: string;
+  /** Drop the group's slot and rows on the target and load it again from a new snapshot. */
+  restart?: boolean;
+}
+
+export interface GroupLoadResult {
+  group: string;
+  slot: string;
+  publication: string;
+  snapshotLsn: string;
+  tables: number;
+  rows: number;
+  bytes: number;
+  skipped: number;
+}
+
+export interface FullLoadResult {
+  groups: GroupLoadResult[];
+  rows: number;
+  bytes: number;
+  seconds: number;
+  rowsPerSecond: number;
+  postData: 'done' | 'waiting-for-groups' | 'already-done';
+  sequences: number;
+}
+
+const PRE_DATA = 'full-load:pre-data';
+const POST_DATA = 'full-load:post-data';
+
+export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = {}): Promise<FullLoadResult> {
+  const started = Date.now();
+  const { plan, log } = ctx;
+  const s = await openSessions(ctx);
+  const holders: SnapshotHolder[] = [];
+  let dump: SchemaDump | undefined;
+  try {
+    // Everything that can refuse does so before anything is created on either server.
+    await requireLogicalSource(s, ctx);
+    const dumpTool = await findTool('pg_dump', plan.fullLoad.pgBinDir);
+    requireDumpForSource(dumpTool, majorOf(s.sourceVersion));
+    const restoreTool = await findTool('pg_restore', plan.fullLoad.pgBinDir);
+    const groups = await resolveGroups(ctx, s.source, s.sourceVersion, options.group);
+    await requireFreeSlots(s, ctx, groups.length);
+
+    const journal = await Journal.open(s.target, plan.name, {
+      source: ctx.source.label,
+      target: ctx.target.label,
+      sourceVersion: s.sourceVersion,
+      targetVersion: s.targetVersion,
+    });
+    await journal.startPhase('full-load', { groups: groups.map((g) => g.name) });
+
+    const preDataDone = (await journal.phaseState(PRE_DATA))?.state === 'done';
+    if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
+
+    const existing = new Map((await journal.streams()).map((r) => [r.group, r]));
+    const results: GroupLoadResult[] = [];
+    const toLoad: Array<{ group: ResolvedGroup; record: StreamRecord; holder: SnapshotHolder }> = [];
+    for (const group of groups) {
+      const prior = existing.get(group.name);
+      if (prior && prior.state !== 'preparing' && prior.state !== 'loading' && !options.restart) {
+        log.info(`group ${group.name}: already loaded at ${prior.snapshotLsn} (state ${prior.state}); nothing to do`);
+        results.push({ group: group.name, slot: prior.slot, publication: prior.publication, snapshotLsn: prior.snapshotLsn ?? '', tables: group.tables.length, rows: 0, bytes: 0, skipped: group.tables.length });
+        continue;
+      }
+      if (prior && !options.restart) {
+        throw gateRefused(
+          'full-load.interrupted',
+          `group ${group.name}: an earlier full load stopped while ${prior.state}; its exported snapshot ended with that process`,
+          `run pgshift full-load --restart${options.group ? ` --group ${group.name}` : ''} to load the group again from a new slot`,
+        );
+      }
+      if (options.restart || prior) await resetGroup(s, ctx, journal, group, prior);
+      const record: StreamRecord = {
+        group: group.name,
+        slot: slotName(plan.name, group.name),
+        publication: publicationName(plan.name, group.name),
+        subscription: subscriptionName(plan.name, group.name),
+        snapshotMode: 'exported',
+        snapshotLsn: null,
+        state: 'preparing',
+      };
+      await journal.saveStream(record);
+      const hb = heartbeatTable(group.name);
+      await ensureHeartbeat(s.source, hb, group.name);
+      await createPublication(s.source, record.publication, group.tables, hb);
+      const holder = await SnapshotHolder.createSlot(ctx.source, record.slot, 'pgoutput', s.sourceVersion);
+      holders.push(holder);
+      record.snapshotLsn = holder.lsnText;
+      record.state = 'loading';
+      await journal.saveStream(record);
+      await journal.event('full-load', 'info', `group ${group.name}: slot ${record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
+      log.info(`group ${group.name}: slot ${record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
+      toLoad.push({ group, record, holder });
+    }
+
+    if (toLoad.length > 0 && !preDataDone) {
+      await withStepLock(s.target, PRE_DATA, async () => {
+        if ((await journal.phaseState(PRE_DATA))?.state === 'done') return;
+        log.info('schema: restoring pre-data (types, tables, functions) on the target');
+        dump ??= await dumpSchema(dumpTool, ctx.source, toLoad[0].holder.snapshotName);
+        await restoreSection(restoreTool, ctx.target, dump, 'pre-data', { jobs: 1, keepOwnership: plan.fullLoad.ownership === 'keep' });
+        await journal.finishPhase(PRE_DATA, 'done');
+      });
+    }
+    for (const { group } of toLoad) await ensureHeartbeat(s.target, heartbeatTable(group.name), group.name);
+
+    const progress = new CopyProgress(log, toLoad.reduce((n, g) => n + g.group.tables.reduce((b, t) => b + t.bytes, 0), 0));
+    for (const { group, record, holder } of toLoad) {
+      const r = await loadGroup(ctx, journal, group, holder, progress);
+      record.state = 'loaded';
+      await journal.saveStream(record);
+      results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: holder.lsnText, tables: group.tables.length, ...r });
+    }
+    progress.stop();
+    for (const h of holders.splice(0)) await h.release();
+
+    // Post-data waits until every group of the plan is loaded: foreign keys cross groups.
+    let postData: FullLoadResult['postData'] = 'already-done';
+    let sequences = 0;
+    const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g) => g.name));
+    if ((await journal.phaseState(POST_DATA))?.state !== 'done') {
+      postData = 'waiting-for-groups';
+      if (allLoaded) {
+        await withStepLock(s.target, POST_DATA, async () => {
+          if ((await journal.phaseState(POST_DATA))?.state === 'done') return;
+          log.info('schema: building indexes, constraints, triggers and foreign keys (post-data)');
+          dump ??= await dumpSchema(dumpTool, ctx.source, undefined);
+          await restoreSection(restoreTool, ctx.target, dump, 'post-data', { jobs: plan.fullLoad.jobs, keepOwnership: plan.fullLoad.ownership === 'keep' });
+          sequences = (await syncSequences(s.source, s.target)).length;
+          log.info(`sequences: ${sequences} set from the source`);
+          await s.target.query('ANALYZE');
+          await journal.finishPhase(POST_DATA, 'done');
+          postData = 'done';
+        });
+      } else {
+        log.info('post-data waits until every group of the plan is loaded');
+      }
+    }
+
+    const rows = results.reduce((n, r) => n + r.rows, 0);
+    const bytes = results.reduce((n, r) => n + r.bytes, 0);
+    const seconds = (Date.now() - started) / 1000;
+    const result: FullLoadResult = { groups: results, rows, bytes, seconds, rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows, postData, sequences };
+    await journal.finishPhase('full-load', allLoaded ? 'done' : 'partial', result);
+    return result;
+  } finally {
+    for (const h of holders) await h.release();
+    dump?.dispose();
+    await s.close();
+  }
+}
+
+async function loadGroup(ctx: PhaseContext, journal: Journal, group: ResolvedGroup, holder: SnapshotHolder, progress: CopyProgress) {
+  const done = new Set(
+    (await journal.tableProgress()).filter((p) => p.group === group.name && p.state === 'done').map((p) => `${p.schema}.${p.name}`),
+  );
+  let rows = 0;
+  let bytes = 0;
+  let skipped = 0;
+  const pending = group.tables.filter((t) => {
+    if (done.has(`${t.schema}.${t.name}`)) {
+      skipped++;
+      return false;
+    }
+    return true;
+  });
+  const workers: Array<{ source: pg.Client; target: pg.Client } | undefined> = [];
+  try {
+    await runPool(pending, ctx.plan.fullLoad.jobs, async (table, id) => {
+      let w = workers[id];
+      if (!w) {
+        const source = await connect(ctx.source, { applicationName: 'pgshift copy' });
+        const target = await connect(ctx.target, { applicationName: 'pgshift copy' }).catch(async (err) => {
+          await source.end();
+          throw err;
+        });
+        w = workers[id] = { source, target };
+      }
+      const r = await copyOneTable(w.source, w.target, journal.migration, group.name, table, holder.snapshotName, progress);
+      rows += r.rows;
+      bytes += r.bytes;
+      ctx.log.progress(`table:${displayName(table)}`, `copied ${displayName(table)}: ${r.rows} rows`);
+    });
+  } finally {
+    await Promise.all(workers.filter(Boolean).flatMap((w) => [w!.source.end().catch(() => {}), w!.target.end().catch(() => {})]));
+  }
+  return { rows, bytes, skipped };
+}
+
+/**
+ * One table, exactly once: the target transaction clears the table, loads it and marks it done in
+ * the journal, so a crash leaves either the whole table with its journal row or neither.
+ */
+async function copyOneTable(
+  source: pg.Client,
+  target: pg.Client,
+  migration: string,
+  group: string,
+  table: TableInfo,
+  snapshotName: string,
+  progress: CopyProgress,
+) {
+  await importSnapshot(source, snapshotName);
+  await target.query('BEGIN');
+  try {
+    await target.query(`TRUNCATE ${qualify(table)}`);
+    const r = await copyTable(source, target, table, copyColumns(table), (n) => progress.add(n));
+    await target.query(progressSql.upsert, [migration, group, table.schema, table.name, 0, 'done', r.rows, r.bytes]);
+    await target.query('COMMIT');
+    await source.query('COMMIT');
+    progress.tableDone(r.rows);
+    return r;
+  } catch (err) {
+    await target.query('ROLLBACK').catch(() => {});
+    await source.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+class CopyProgress {
+  private bytes = 0;
+  private rows = 0;
+  private readonly started = Date.now();
+  private readonly timer: NodeJS.Timeout;
+  constructor(
+    private readonly log: PhaseContext['log'],
+    private readonly estimatedBytes: number,
+  ) {
+    this.timer = setInterval(() => this.report(), 5000);
+    this.timer.unref();
+  }
+  add(n: number) {
+    this.bytes += n;
+  }
+  tableDone(rows: number) {
+    this.rows += rows;
+  }
+  report() {
+    const secs = (Date.now() - this.started) / 1000;
+    const rate = this.bytes / Math.max(secs, 0.001);
+    // On-disk size over-estimates COPY text for indexed tables; the ETA is a rough upper bound.
+    const eta = this.estimatedBytes > this.bytes ? Math.round((this.estimatedBytes - this.bytes) / Math.max(rate, 1)) : 0;
+    this.log.progress('full-load', `full-load: ${(this.bytes / 1048576).toFixed(1)} MB copied, ${(rate / 1048576).toFixed(1)} MB/s, ${this.rows} rows in finished tables, ETA ≤ ${eta}s`);
+  }
+  stop() {
+    clearInterval(this.timer);
+  }
+}
+
+async function requireFreeSlots(s: Sessions, ctx: PhaseContext, needed: number) {
+  const r = await s.source.query<{ max: string; used: string }>(
+    `SELECT current_setting('max_replication_slots') AS max, (SELECT count(*) FROM pg_replication_slots)::text AS used`,
+  );
+  const free = Number(r.rows[0].max) - Number(r.rows[0].used);
+  if (free < needed) {
+    throw gateRefused('source.slots', `source ${ctx.source.label}: ${needed} replication slot(s) needed, ${free} free`, 'raise max_replication_slots on the source or drop unused slots');
+  }
+}
+
+async function requireEmptyTarget(s: Sessions, ctx: PhaseContext, groups: ResolvedGroup[]) {
+  const names = groups.flatMap((g) => [...g.tables, ...g.parents]);
+  const r = await s.target.query<{ schema: string; name: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [names.map((t) => t.schema), names.map((t) => t.name)],
+  );
+  if (r.rowCount) {
+    const first = r.rows[0];
+    throw gateRefused(
+      'target.not-empty',
+      `target ${ctx.target.label} already has table ${displayName(first)}${r.rowCount > 1 ? ` and ${r.rowCount - 1} more` : ''} and no pgshift journal says it loaded them`,
+      'load into an empty database (create a new one on the target) or drop those tables',
+    );
+  }
+}
+
+async function resetGroup(s: Sessions, ctx: PhaseContext, journal: Journal, group: ResolvedGroup, prior: StreamRecord | undefined) {
+  ctx.log.warn(`group ${group.name}: restarting — dropping its slot and reloading its tables`);
+  const slot = prior?.slot ?? slotName(ctx.plan.name, group.name);
+  await dropSlot(s.source, slot);
+  if (prior) await dropPublication(s.source, prior.publication);
+  await s.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group.name]);
+  await journal.event('full-load', 'warn', `group ${group.name}: restarted from a new slot`);
+}
+
+async function everyGroupLoaded(journal: Journal, names: string[]): Promise<boolean> {
+  const streams = new Map((await journal.streams()).map((r) => [r.group, r.state]));
+  return names.every((n) => {
+    const state = streams.get(n);
+    return state !== undefined && state !== 'preparing' && state !== 'loading';
+  });
+}
+
+/** Serialise a once-only step across concurrent jobs (workflow matrix) with an advisory lock. */
+async function withStepLock(c: pg.Client, step: string, fn: () => Promise<void>) {
+  await c.query('SELECT pg_advisory_lock(hashtext($1))', [step]);
+  try {
+    await fn();
+  } finally {
+    await c.query('SELECT pg_advisory_unlock(hashtext($1))', [step]).catch(() => {});
+  }
+}

@@ -1,0 +1,63 @@
+import pg from 'pg';
+import { afterAll } from 'vitest';
+import { findInstall, startCluster, type LocalCluster } from '../../src/local/cluster.js';
+
+/**
+ * Real PostgreSQL servers for tests. Each call starts a fresh cluster on a free port (so test
+ * files can run in parallel) and registers its removal when the file's tests end.
+ */
+const started = new Set<LocalCluster>();
+
+// Registered when a test file imports the harness, so it runs after that file's tests whether
+// the servers were started in a hook or inside a test.
+afterAll(async () => {
+  await Promise.all([...started].map((c) => c.destroy()));
+  started.clear();
+});
+
+export async function startServer(major: number, name = 'test', settings?: Record<string, string | number>): Promise<LocalCluster> {
+  const cluster = await startCluster({ major, name, settings });
+  started.add(cluster);
+  return cluster;
+}
+
+export function hasMajor(major: number): boolean {
+  return findInstall(major) !== undefined;
+}
+
+/** Run SQL on a cluster's database as the superuser. */
+export async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const r = await client.query<T>(text, params);
+    return r.rows;
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createDatabase(cluster: LocalCluster, name: string): Promise<string> {
+  await sql(cluster.url(), `CREATE DATABASE "${name}"`);
+  return cluster.url(name);
+}
+
+export interface Pair {
+  source: LocalCluster;
+  target: LocalCluster;
+  sourceUrl: string;
+  targetUrl: string;
+}
+
+/**
+ * A source and a target cluster, each with an empty database `db` and the sample's application
+ * role, ready for a migration.
+ */
+export async function startPair(sourceMajor: number, targetMajor: number, db = 'shop'): Promise<Pair> {
+  const [source, target] = await Promise.all([startServer(sourceMajor, `src${sourceMajor}`), startServer(targetMajor, `tgt${targetMajor}`)]);
+  for (const c of [source, target]) {
+    await sql(c.url(), `CREATE ROLE shop_app LOGIN PASSWORD 'app-secret-pw'`);
+    await sql(c.url(), `CREATE DATABASE ${db}`);
+  }
+  return { source, target, sourceUrl: source.url(db), targetUrl: target.url(db) };
+}

@@ -1,0 +1,33 @@
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/core/log.js';
+import { createSample } from '../../src/local/sample.js';
+import { phaseContext } from '../../src/phases/context.js';
+import { runFullLoad } from '../../src/phases/full-load.js';
+import { SAMPLE_TABLES, tableDigests } from '../harness/compare.js';
+import { testPlan } from '../harness/plan.js';
+import { sql, startPair } from '../harness/servers.js';
+
+describe('full-load 13 → 17', () => {
+  it('copies the sample schema and data exactly, with post-data and sequences', async () => {
+    const pair = await startPair(13, 17);
+    const c = new pg.Client({ connectionString: pair.sourceUrl });
+    await c.connect();
+    await createSample(c, 0.05);
+    await c.end();
+    const plan = testPlan(pair.sourceUrl, pair.targetUrl);
+    const result = await runFullLoad(phaseContext(plan, silentLogger));
+    expect(result.postData).toBe('done');
+    expect(result.groups).toHaveLength(1);
+    expect(result.rows).toBeGreaterThan(0);
+    const [a, b] = await Promise.all([tableDigests(pair.sourceUrl, SAMPLE_TABLES), tableDigests(pair.targetUrl, SAMPLE_TABLES)]);
+    expect(b).toEqual(a);
+    const idx = await sql(pair.targetUrl, `SELECT count(*)::int n FROM pg_indexes WHERE schemaname = 'shop'`);
+    expect(idx[0].n).toBeGreaterThan(5);
+    const seq = await sql(pair.targetUrl, `SELECT last_value::text v FROM shop.orders_id_seq`);
+    const srcSeq = await sql(pair.sourceUrl, `SELECT last_value::text v FROM shop.orders_id_seq`);
+    expect(seq[0].v).toBe(srcSeq[0].v);
+    const slots = await sql(pair.sourceUrl, `SELECT slot_name FROM pg_replication_slots`);
+    expect(slots.map((r) => r.slot_name)).toEqual(['pgshift_shop_all']);
+  });
+});
