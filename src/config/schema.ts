@@ -51,7 +51,7 @@ const group = z.strictObject({
   exclude: z.array(z.string()).default([]).describe('Tables left out of this group (same patterns).'),
 });
 
-export const fenceStrategies = ['roles', 'database', 'pgbouncer'] as const;
+export const fenceStrategies = ['roles', 'database'] as const;
 
 export const planSchema = z
   .strictObject({

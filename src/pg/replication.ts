@@ -14,6 +14,7 @@ export async function ensureHeartbeat(c: pg.Client, table: string, group: string
     `CREATE TABLE IF NOT EXISTS ${S}.${quoteIdent(table)} (
        group_name text PRIMARY KEY,
        beat_at timestamptz NOT NULL DEFAULT now(),
+       seq bigint NOT NULL DEFAULT 0,
        marker text)`,
   );
   await c.query(`INSERT INTO ${S}.${quoteIdent(table)} (group_name) VALUES ($1) ON CONFLICT DO NOTHING`, [group]);

@@ -1,0 +1,197 @@
+import { Command, CommanderError, Option } from 'commander';
+import { loadPlanFile } from '../config/load.js';
+import { isPgshiftError, type ExitCode } from '../core/errors.js';
+import { createLogger, type Level, type Logger } from '../core/log.js';
+import { redact, redactDeep } from '../core/secrets.js';
+import { runAssess } from '../phases/assess.js';
+import { cdcStatus, setCdcPaused, startCdc, stopCdc, type CdcStatus } from '../phases/cdc.js';
+import { phaseContext, type PhaseContext } from '../phases/context.js';
+import { runCutover } from '../phases/cutover.js';
+import { runFullLoad } from '../phases/full-load.js';
+import { runTeardown } from '../phases/teardown.js';
+import { runVerify } from '../phases/verify.js';
+import { runDemo } from '../local/demo.js';
+import { assessMarkdown, cdcMarkdown, cutoverMarkdown, fullLoadMarkdown, teardownMarkdown, verifyMarkdown } from '../report/markdown.js';
+
+/**
+ * The `pgshift` command. It only parses, calls a phase and renders its result: human output with
+ * progress on stderr, or with --json exactly one JSON document on stdout. Exit codes: 0 done,
+ * 1 failed, 2 bad input or configuration, 3 a gate refused.
+ */
+export interface Io {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: Record<string, string | undefined>;
+  isTTY: boolean;
+}
+
+const defaultIo: Io = {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  env: process.env,
+  isTTY: Boolean(process.stderr.isTTY),
+};
+
+interface GlobalOptions {
+  config: string;
+  json?: boolean;
+  debug?: boolean;
+}
+
+export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode> {
+  let exitCode: ExitCode = 0;
+  const program = new Command();
+  program
+    .name('pgshift')
+    .description('Move a live PostgreSQL database to another server across major versions with seconds of write downtime.')
+    .option('-c, --config <file>', 'the migration plan', 'migration.yml')
+    .option('--json', 'print one JSON result on stdout (logs stay on stderr)')
+    .option('--debug', 'more detail in the logs')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) })
+    .showHelpAfterError(false);
+
+  const logger = (opts: GlobalOptions): Logger => {
+    let lastProgress = 0;
+    const sink = (level: Level, line: string) => {
+      const prefix = level === 'info' || level === 'debug' ? '' : `${level}: `;
+      io.stderr(`${new Date().toISOString().slice(11, 19)} ${prefix}${line}\n`);
+    };
+    const log = createLogger(sink, { debug: opts.debug });
+    // Progress: every line on a terminal, at most one every few seconds elsewhere (CI logs).
+    log.progress = (_key, message) => {
+      const now = Date.now();
+      if (io.isTTY || now - lastProgress > 5000) {
+        lastProgress = now;
+        sink('info', message);
+      }
+    };
+    return log;
+  };
+
+  const context = (opts: GlobalOptions): PhaseContext => {
+    const { plan } = loadPlanFile(opts.config, io.env);
+    return phaseContext(plan, logger(opts));
+  };
+
+  /** Run one command: render the result, map errors to the exit codes. */
+  const run = <T>(fn: (opts: GlobalOptions, ...args: any[]) => Promise<{ result: T; markdown: string; exit?: ExitCode }>) =>
+    async (...args: any[]) => {
+      const opts = program.opts<GlobalOptions>();
+      try {
+        const { result, markdown, exit } = await fn(opts, ...args);
+        exitCode = exit ?? 0;
+        if (opts.json) io.stdout(`${JSON.stringify(redactDeep({ ok: exitCode === 0, result }), jsonBigInt, 2)}\n`);
+        else io.stdout(redact(markdown));
+      } catch (err) {
+        exitCode = reportError(err, opts, io);
+      }
+    };
+
+  program
+    .command('assess')
+    .description('read both servers and report blockers, risks and the groups (exit 3 on blockers)')
+    .action(run(async (opts) => {
+      const result = await runAssess(context(opts));
+      return { result, markdown: assessMarkdown(result), exit: result.blockers > 0 ? 3 : 0 };
+    }));
+
+  program
+    .command('full-load')
+    .description('copy every group from a consistent snapshot at a known LSN, then indexes and constraints')
+    .option('-g, --group <name>', 'load only this group (one workflow matrix job per group)')
+    .option('--restart', "drop the group's slot and load it again from a new snapshot")
+    .action(run(async (opts, cmd: { group?: string; restart?: boolean }) => {
+      const result = await runFullLoad(context(opts), { group: cmd.group, restart: cmd.restart });
+      return { result, markdown: fullLoadMarkdown(result) };
+    }));
+
+  const cdc = program.command('cdc').description('change data capture from the snapshot LSN onwards');
+  const cdcResult = (result: CdcStatus) => ({ result, markdown: cdcMarkdown(result), exit: (result.healthy ? 0 : 1) as ExitCode });
+  cdc.command('start').description('create and enable one subscription per group').action(run(async (opts) => cdcResult(await startCdc(context(opts)))));
+  cdc
+    .command('status')
+    .description('lag in bytes and seconds, slot retention and apply errors per group (exit 1 when failing)')
+    .option('--wait <seconds>', 'how long to wait for the heartbeat to be applied', '5')
+    .option('--watch <seconds>', 'repeat every N seconds until interrupted')
+    .action(run(async (opts, cmd: { wait: string; watch?: string }) => {
+      const ctx = context(opts);
+      const waitMs = Number(cmd.wait) * 1000;
+      if (cmd.watch) {
+        for (;;) {
+          const r = await cdcStatus(ctx, waitMs);
+          io.stderr(cdcMarkdown(r));
+          await new Promise((res) => setTimeout(res, Number(cmd.watch) * 1000));
+        }
+      }
+      return cdcResult(await cdcStatus(ctx, waitMs));
+    }));
+  cdc.command('pause').description('stop applying changes (the slot keeps them)').action(run(async (opts) => cdcResult(await setCdcPaused(context(opts), true))));
+  cdc.command('resume').description('apply changes again').action(run(async (opts) => cdcResult(await setCdcPaused(context(opts), false))));
+  cdc.command('stop').description('stop applying changes until teardown').action(run(async (opts) => cdcResult(await stopCdc(context(opts)))));
+
+  program
+    .command('verify')
+    .description('compare every table by exact row count and content hash (exit 1 on differences)')
+    .option('--exact', 'writes are fenced: one exact pass without re-checks')
+    .option('-t, --table <name...>', 'only these tables (schema.table)')
+    .action(run(async (opts, cmd: { exact?: boolean; table?: string[] }) => {
+      const result = await runVerify(context(opts), { exact: cmd.exact, tables: cmd.table });
+      return { result, markdown: verifyMarkdown(result), exit: result.verdict === 'different' ? 1 : 0 };
+    }));
+
+  program
+    .command('cutover')
+    .description('gate, fence writes, drain to a barrier, sync sequences, switch')
+    .option('--dry-run', 'run the gate and print the steps, changing nothing')
+    .action(run(async (opts, cmd: { dryRun?: boolean }) => {
+      const result = await runCutover(context(opts), { dryRun: cmd.dryRun });
+      return { result, markdown: cutoverMarkdown(result) };
+    }));
+
+  program
+    .command('teardown')
+    .description('drop subscriptions, publications, slots and the control schemas (idempotent)')
+    .action(run(async (opts) => {
+      const result = await runTeardown(context(opts));
+      return { result, markdown: teardownMarkdown(result) };
+    }));
+
+  program
+    .command('demo')
+    .description('a complete migration between two local servers of different majors, with writes flowing')
+    .addOption(new Option('--source-major <n>', 'source PostgreSQL major').default('13'))
+    .addOption(new Option('--target-major <n>', 'target PostgreSQL major').default('17'))
+    .option('--scale <factor>', 'sample data size (1 = about 330,000 rows)', '1')
+    .action(run(async (opts, cmd: { sourceMajor: string; targetMajor: string; scale: string }) => {
+      const result = await runDemo({ sourceMajor: Number(cmd.sourceMajor), targetMajor: Number(cmd.targetMajor), scale: Number(cmd.scale), log: logger(opts) });
+      return { result, markdown: result.markdown, exit: result.equal ? 0 : 1 };
+    }));
+
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return 2;
+    }
+    return reportError(err, program.opts<GlobalOptions>(), io);
+  }
+  return exitCode;
+}
+
+function reportError(err: unknown, opts: GlobalOptions, io: Io): ExitCode {
+  const code = isPgshiftError(err) ? err.exitCode : 1;
+  const line = isPgshiftError(err) ? err.oneLine() : `unexpected error: ${(err as Error)?.message ?? String(err)}`;
+  if (opts.json) {
+    const error = isPgshiftError(err) ? { code: err.code, message: err.message, hint: err.hint } : { code: 'internal', message: (err as Error)?.message ?? String(err) };
+    io.stdout(`${JSON.stringify(redactDeep({ ok: false, exitCode: code, error }), null, 2)}\n`);
+  }
+  io.stderr(`pgshift: ${redact(line.split('\n')[0])}\n`);
+  if (opts.debug && !isPgshiftError(err) && err instanceof Error && err.stack) io.stderr(`${redact(err.stack)}\n`);
+  return code;
+}
+
+function jsonBigInt(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}

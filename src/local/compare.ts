@@ -1,0 +1,46 @@
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+
+/**
+ * An independent equality check that shares no code with pgshift's verify: every user table
+ * dumped with COPY … ORDER BY all columns on both sides and hashed.
+ */
+export async function tableDigests(url: string, tables: string[]): Promise<Map<string, { rows: number; sha: string }>> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const out = new Map<string, { rows: number; sha: string }>();
+    for (const t of tables) {
+      const cols = await c.query<{ attname: string }>(
+        `SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attname`,
+        [t],
+      );
+      const list = cols.rows.map((r) => `"${r.attname.replace(/"/g, '""')}"`).join(', ');
+      const hash = createHash('sha256');
+      let rows = 0;
+      const stream = c.query(copyTo(`COPY (SELECT ${list} FROM ${t} ORDER BY ${list}) TO STDOUT`));
+      for await (const chunk of stream) {
+        hash.update(chunk as Buffer);
+        rows += (chunk as Buffer).toString().split('\n').length - 1;
+      }
+      out.set(t, { rows, sha: hash.digest('hex') });
+    }
+    return out;
+  } finally {
+    await c.end();
+  }
+}
+
+export const SAMPLE_TABLES = [
+  'public.countries',
+  'shop.customers',
+  'shop.products',
+  'shop.orders',
+  'shop.order_items',
+  'shop.events',
+  'shop.events_2025',
+  'shop.events_2026',
+  'shop.events_later',
+  'shop."Audit Log"',
+];

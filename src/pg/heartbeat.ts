@@ -1,0 +1,52 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { quoteIdent } from '../core/ident.js';
+import { S } from '../journal/journal.js';
+
+/**
+ * Each group's heartbeat table is published with the group, so a row written on the source
+ * travels the same stream as the group's changes and is applied in commit order. That gives two
+ * things no position arithmetic can: lag in seconds that stays correct when the source is idle,
+ * and the cut-over barrier — once a marker written after the fence is visible on the target,
+ * every commit before it has been applied.
+ */
+export interface Beat {
+  marker: string;
+  /** The row's beat counter after our update: several writers (verify workers) may beat at once,
+   *  so "applied" means the target's counter reached ours, not that it shows our marker. */
+  seq: bigint;
+  writtenAt: number;
+}
+
+export async function writeBeat(source: pg.Client, table: string, group: string, marker = randomUUID()): Promise<Beat> {
+  const r = await source.query<{ seq: string }>(
+    `UPDATE ${S}.${quoteIdent(table)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
+    [group, marker],
+  );
+  if (!r.rows[0]) throw new Error(`heartbeat row for group ${group} is missing on the source`);
+  return { marker, seq: BigInt(r.rows[0].seq), writtenAt: Date.now() };
+}
+
+export async function beatApplied(target: pg.Client, table: string, group: string, beat: Beat): Promise<boolean> {
+  const r = await target.query<{ seq: string }>(`SELECT seq::text FROM ${S}.${quoteIdent(table)} WHERE group_name = $1`, [group]);
+  return r.rows[0] !== undefined && BigInt(r.rows[0].seq) >= beat.seq;
+}
+
+/** Wait until the marker is applied on the target; returns the milliseconds waited, or null on timeout. */
+export async function waitForMarker(target: pg.Client, table: string, group: string, beat: Beat, timeoutMs: number, pollMs = 20): Promise<number | null> {
+  const deadline = beat.writtenAt + timeoutMs;
+  for (;;) {
+    if (await beatApplied(target, table, group, beat)) return Date.now() - beat.writtenAt;
+    if (Date.now() >= deadline) return null;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+/** Age of the last applied heartbeat on the target, in seconds, measured by the target's clock. */
+export async function appliedBeatAge(target: pg.Client, table: string, group: string): Promise<number | null> {
+  const r = await target.query<{ age: string | null }>(
+    `SELECT extract(epoch FROM clock_timestamp() - beat_at)::text AS age FROM ${S}.${quoteIdent(table)} WHERE group_name = $1`,
+    [group],
+  );
+  return r.rows[0]?.age == null ? null : Number(r.rows[0].age);
+}

@@ -1,0 +1,206 @@
+import { toConninfo, parseServerUrl } from '../config/url.js';
+import { gateRefused, inputError } from '../core/errors.js';
+import { formatBytes } from '../config/size.js';
+import { heartbeatTable } from '../core/names.js';
+import { Journal, type StreamRecord } from '../journal/journal.js';
+import { majorOf } from '../pg/connect.js';
+import { appliedBeatAge, waitForMarker, writeBeat } from '../pg/heartbeat.js';
+import { createSubscription, setSubscriptionEnabled, slotState, subscriptionState, type SlotState, type SubscriptionState } from '../pg/replication.js';
+import { openSessions, type PhaseContext, type Sessions } from './context.js';
+
+/**
+ * CDC with PostgreSQL native logical replication: one subscription per group on the target,
+ * bound to the slot the full load created (so it starts exactly at the snapshot's LSN), plus the
+ * status that says whether it can be trusted.
+ */
+
+export type CdcHealth = 'streaming' | 'lagging' | 'paused' | 'stopped' | 'failing';
+
+export interface GroupStatus {
+  group: string;
+  subscription: string;
+  slot: string;
+  health: CdcHealth;
+  sourceLsn: string;
+  confirmedFlushLsn: string | null;
+  restartLsn: string | null;
+  walStatus: string | null;
+  retainedBytes: number | null;
+  lagBytes: number | null;
+  /** Seconds for a heartbeat written now on the source to be applied on the target. */
+  lagSeconds: number | null;
+  receivedLsn: string | null;
+  applyErrors: number | null;
+  problems: string[];
+}
+
+export interface CdcStatus {
+  engine: 'native';
+  healthy: boolean;
+  groups: GroupStatus[];
+}
+
+async function requireStreams(s: Sessions, ctx: PhaseContext, states: string[]): Promise<{ journal: Journal; streams: StreamRecord[] }> {
+  const journal = await Journal.find(s.target, ctx.plan.name);
+  if (!journal) {
+    throw gateRefused('cdc.no-journal', `target ${ctx.target.label} has no pgshift journal for migration ${ctx.plan.name}`, 'run pgshift full-load first');
+  }
+  const streams = await journal.streams();
+  const wrong = streams.find((r) => !states.includes(r.state));
+  if (streams.length === 0 || wrong) {
+    throw gateRefused(
+      'cdc.not-ready',
+      wrong ? `group ${wrong.group} is ${wrong.state}, not ${states.join(' or ')}` : 'no group has been loaded',
+      'finish pgshift full-load for every group first',
+    );
+  }
+  return { journal, streams };
+}
+
+export async function startCdc(ctx: PhaseContext): Promise<CdcStatus> {
+  if (ctx.plan.cdc.engine !== 'native') {
+    throw inputError('cdc.engine', `cdc.engine ${ctx.plan.cdc.engine} is not available in this version`, 'use cdc.engine: native');
+  }
+  const s = await openSessions(ctx);
+  try {
+    const { journal, streams } = await requireStreams(s, ctx, ['loaded', 'streaming', 'paused']);
+    await journal.startPhase('cdc');
+    const conninfo = ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
+    // Streaming of in-progress transactions needs protocol 2 on both sides (PostgreSQL 14+).
+    const streaming = majorOf(s.sourceVersion) >= 14 && majorOf(s.targetVersion) >= 14;
+    for (const st of streams) {
+      await createSubscription(s.target, { name: st.subscription, conninfo, publication: st.publication, slot: st.slot, streaming });
+      await journal.setStreamState(st.group, 'streaming');
+      ctx.log.info(`group ${st.group}: subscription ${st.subscription} streaming from slot ${st.slot} (from ${st.snapshotLsn})`);
+    }
+    await journal.event('cdc', 'info', `started ${streams.length} subscription(s)`);
+    return await collectStatus(ctx, s, await journal.streams(), 10_000);
+  } finally {
+    await s.close();
+  }
+}
+
+export async function setCdcPaused(ctx: PhaseContext, paused: boolean): Promise<CdcStatus> {
+  const s = await openSessions(ctx);
+  try {
+    const { journal, streams } = await requireStreams(s, ctx, ['streaming', 'paused']);
+    for (const st of streams) {
+      await setSubscriptionEnabled(s.target, st.subscription, !paused);
+      await journal.setStreamState(st.group, paused ? 'paused' : 'streaming');
+    }
+    await journal.event('cdc', 'info', paused ? 'paused' : 'resumed');
+    return await collectStatus(ctx, s, await journal.streams(), paused ? 0 : 5_000);
+  } finally {
+    await s.close();
+  }
+}
+
+/** Stop applying changes (the subscriptions stay, disabled, until teardown). */
+export async function stopCdc(ctx: PhaseContext): Promise<CdcStatus> {
+  const s = await openSessions(ctx);
+  try {
+    const { journal, streams } = await requireStreams(s, ctx, ['streaming', 'paused', 'stopped']);
+    for (const st of streams) {
+      await setSubscriptionEnabled(s.target, st.subscription, false);
+      await journal.setStreamState(st.group, 'stopped');
+    }
+    await journal.event('cdc', 'info', 'stopped');
+    return await collectStatus(ctx, s, await journal.streams(), 0);
+  } finally {
+    await s.close();
+  }
+}
+
+export async function cdcStatus(ctx: PhaseContext, waitMs = 5_000): Promise<CdcStatus> {
+  const s = await openSessions(ctx);
+  try {
+    const { streams } = await requireStreams(s, ctx, ['loaded', 'streaming', 'paused', 'stopped', 'cut-over']);
+    return await collectStatus(ctx, s, streams, waitMs);
+  } finally {
+    await s.close();
+  }
+}
+
+/**
+ * Status per group. Lag in seconds is measured, not inferred: a heartbeat is written on the source
+ * and we wait (up to waitMs) for it to be applied. When it does not arrive in time, the age of the
+ * last applied heartbeat is a lower bound of the lag.
+ */
+export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: StreamRecord[], waitMs: number): Promise<CdcStatus> {
+  const { maxLagBytes, maxLagSeconds } = ctx.plan.cdc;
+  const groups: GroupStatus[] = [];
+  const beats = new Map<string, Awaited<ReturnType<typeof writeBeat>>>();
+  const active = (st: StreamRecord) => st.state === 'streaming';
+  for (const st of streams) if (active(st) && waitMs > 0) beats.set(st.group, await writeBeat(s.source, heartbeatTable(st.group), st.group));
+  for (const st of streams) {
+    const slot: SlotState = await slotState(s.source, st.slot, s.sourceVersion);
+    const sub: SubscriptionState = await subscriptionState(s.target, st.subscription);
+    const hb = heartbeatTable(st.group);
+    let lagSeconds: number | null = null;
+    const beat = beats.get(st.group);
+    if (beat) {
+      const waited = await waitForMarker(s.target, hb, st.group, beat, waitMs);
+      lagSeconds = waited !== null ? waited / 1000 : await appliedBeatAge(s.target, hb, st.group);
+    }
+    const applyErrors = majorOf(s.targetVersion) >= 15 ? await applyErrorCount(s, st.subscription) : null;
+    const problems: string[] = [];
+    if (!slot.exists) problems.push(`slot ${st.slot} is missing on the source`);
+    if (slot.walStatus === 'lost') problems.push(`slot ${st.slot} has lost required WAL: the stream cannot continue`);
+    if (slot.walStatus === 'unreserved') problems.push(`slot ${st.slot} is about to lose WAL (wal_status unreserved)`);
+    if (st.state === 'streaming' && sub.exists && !sub.workerRunning) problems.push(`subscription ${st.subscription} has no running apply worker (see the target's log)`);
+    if (st.state === 'streaming' && !sub.exists) problems.push(`subscription ${st.subscription} is missing on the target`);
+    if (applyErrors) problems.push(`${applyErrors} apply error(s) recorded for ${st.subscription}`);
+    if (slot.lagBytes !== null && slot.lagBytes > maxLagBytes && st.state === 'streaming') problems.push(`lag ${formatBytes(slot.lagBytes)} is above cdc.maxLagBytes ${formatBytes(maxLagBytes)}`);
+    if (lagSeconds !== null && lagSeconds > maxLagSeconds) problems.push(`lag ${lagSeconds.toFixed(1)} s is above cdc.maxLagSeconds ${maxLagSeconds}`);
+    let health: CdcHealth;
+    if (st.state === 'paused') health = 'paused';
+    else if (st.state !== 'streaming') health = 'stopped';
+    else if (problems.length > 0) health = 'failing';
+    else if (lagSeconds === null || lagSeconds * 1000 >= waitMs) health = 'lagging';
+    else health = 'streaming';
+    groups.push({
+      group: st.group,
+      subscription: st.subscription,
+      slot: st.slot,
+      health,
+      sourceLsn: slot.currentLsn,
+      confirmedFlushLsn: slot.confirmedFlushLsn,
+      restartLsn: slot.restartLsn,
+      walStatus: slot.walStatus,
+      retainedBytes: slot.retainedBytes,
+      lagBytes: slot.lagBytes,
+      lagSeconds,
+      receivedLsn: sub.receivedLsn,
+      applyErrors,
+      problems,
+    });
+  }
+  return { engine: 'native', healthy: groups.every((g) => g.health !== 'failing'), groups };
+}
+
+async function applyErrorCount(s: Sessions, subscription: string): Promise<number | null> {
+  const r = await s.target.query<{ n: string }>(
+    `SELECT (apply_error_count + sync_error_count)::text AS n FROM pg_stat_subscription_stats WHERE subname = $1`,
+    [subscription],
+  );
+  return r.rows[0] ? Number(r.rows[0].n) : null;
+}
+
+/** Wait until every group has applied a heartbeat written now (used by the demo and tests). */
+export async function waitForCatchUp(ctx: PhaseContext, timeoutMs: number): Promise<number> {
+  const s = await openSessions(ctx);
+  try {
+    const journal = await Journal.find(s.target, ctx.plan.name);
+    const streams = journal ? await journal.streams() : [];
+    const started = Date.now();
+    for (const st of streams) {
+      const hb = heartbeatTable(st.group);
+      const beat = await writeBeat(s.source, hb, st.group);
+      const waited = await waitForMarker(s.target, hb, st.group, beat, timeoutMs);
+      if (waited === null) throw gateRefused('cdc.catch-up', `group ${st.group} did not catch up within ${timeoutMs / 1000} s`, 'check pgshift cdc status and the target server log');
+    }
+    return Date.now() - started;
+  } finally {
+    await s.close();
+  }
+}

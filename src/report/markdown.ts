@@ -1,0 +1,93 @@
+import { formatBytes } from '../config/size.js';
+import type { AssessResult } from '../phases/assess.js';
+import type { CdcStatus } from '../phases/cdc.js';
+import type { CutoverResult } from '../phases/cutover.js';
+import type { FullLoadResult } from '../phases/full-load.js';
+import type { TeardownResult } from '../phases/teardown.js';
+import type { VerifyResult } from '../phases/verify.js';
+
+/**
+ * Markdown renderings of each phase's result: the job summary in Actions and the human output of
+ * the CLI. Pure functions of the typed results, so the CLI, the actions and the README examples
+ * show the same thing.
+ */
+function table(head: string[], rows: Array<Array<string | number>>): string {
+  const line = (cells: Array<string | number>) => `| ${cells.map((c) => String(c).replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export function assessMarkdown(r: AssessResult): string {
+  const out = [
+    `### pgshift assess`,
+    `Source ${r.source.label} (PostgreSQL ${r.source.version}) → target ${r.target.label} (PostgreSQL ${r.target.version}); ${r.sequences} sequence(s).`,
+    '',
+    table(['group', 'tables', 'size', 'rows (estimate)'], r.groups.map((g) => [g.name, g.tables, formatBytes(g.bytes), Math.round(g.rowEstimate)])),
+    '',
+  ];
+  if (r.findings.length === 0) out.push('No findings: nothing blocks this migration.');
+  else out.push(table(['severity', 'object', 'finding', 'fix'], r.findings.map((f) => [f.severity, f.object, f.message, f.fix ?? ''])));
+  out.push('', r.blockers ? `**${r.blockers} blocker(s)** must be fixed before the full load.` : '');
+  return out.join('\n').trim() + '\n';
+}
+
+export function fullLoadMarkdown(r: FullLoadResult): string {
+  return [
+    `### pgshift full-load`,
+    `${r.rows} rows (${formatBytes(r.bytes)}) in ${r.seconds.toFixed(1)} s — ${r.rowsPerSecond} rows/s; post-data: ${r.postData}; ${r.sequences} sequence(s) set.`,
+    '',
+    table(
+      ['group', 'slot', 'snapshot LSN', 'tables', 'rows', 'bytes', 'skipped (already loaded)'],
+      r.groups.map((g) => [g.group, g.slot, g.snapshotLsn, g.tables, g.rows, formatBytes(g.bytes), g.skipped]),
+    ),
+  ].join('\n') + '\n';
+}
+
+export function cdcMarkdown(r: CdcStatus): string {
+  return [
+    `### pgshift cdc status (${r.engine}) — ${r.healthy ? 'healthy' : 'FAILING'}`,
+    '',
+    table(
+      ['group', 'health', 'lag', 'lag (s)', 'source LSN', 'confirmed LSN', 'retained WAL', 'wal_status', 'apply errors'],
+      r.groups.map((g) => [
+        g.group,
+        g.health,
+        g.lagBytes === null ? '–' : formatBytes(g.lagBytes),
+        g.lagSeconds === null ? '–' : g.lagSeconds.toFixed(2),
+        g.sourceLsn,
+        g.confirmedFlushLsn ?? '–',
+        g.retainedBytes === null ? '–' : formatBytes(g.retainedBytes),
+        g.walStatus ?? '–',
+        g.applyErrors ?? '–',
+      ]),
+    ),
+    ...r.groups.flatMap((g) => g.problems.map((p) => `- **${g.group}**: ${p}`)),
+  ].join('\n') + '\n';
+}
+
+export function verifyMarkdown(r: VerifyResult): string {
+  const rows = r.tables.map((t) => [t.table, t.verdict, t.source.rows, t.target.rows, t.verdict === 'equal' ? 'same' : 'differs', t.attempts]);
+  return [
+    `### pgshift verify — ${r.verdict}`,
+    `${r.tables.length} table(s) in ${r.seconds.toFixed(1)} s.` +
+      (r.differences.length ? ` **Different: ${r.differences.join(', ')}.**` : '') +
+      (r.unsettled.length ? ` Still changing under every check (re-check within the cut-over window): ${r.unsettled.join(', ')}.` : ''),
+    '',
+    table(['table', 'verdict', 'source rows', 'target rows', 'content hash', 'checks'], rows),
+  ].join('\n') + '\n';
+}
+
+export function cutoverMarkdown(r: CutoverResult): string {
+  if (r.dryRun) {
+    return [`### pgshift cutover — dry run`, 'The gate passed. The cut-over would run:', '', ...r.plannedSteps.map((s, i) => `${i + 1}. ${s}`)].join('\n') + '\n';
+  }
+  return [
+    `### pgshift cutover — done`,
+    `Write-unavailable window: **${r.windowMs} ms**. The application now writes to ${r.endpoint}. ${r.sequences.length} sequence(s) set; ${r.fence?.terminated ?? 0} session(s) ended by the fence (${r.fence?.strategy}).`,
+    '',
+    table(['step', 'ms', 'budget (ms)'], r.steps.map((s) => [s.step, s.ms, s.budgetMs ?? ''])),
+  ].join('\n') + '\n';
+}
+
+export function teardownMarkdown(r: TeardownResult): string {
+  return [`### pgshift teardown`, r.dropped.length ? r.dropped.map((d) => `- dropped ${d}`).join('\n') : 'Nothing left to remove.'].join('\n') + '\n';
+}
