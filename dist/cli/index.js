@@ -37875,6 +37875,7 @@ async function startCdc(ctx) {
       await journal.setStreamState(st.group, "streaming");
       ctx.log.info(`group ${st.group}: subscription ${st.subscription} streaming from slot ${st.slot} (from ${st.snapshotLsn})`);
     }
+    for (const st of streams) await waitForWorker(s, st.subscription, 3e4);
     await journal.event("cdc", "info", `started ${streams.length} subscription(s)`);
     return await collectStatus(ctx, s, await journal.streams(), 1e4);
   } finally {
@@ -37968,6 +37969,14 @@ async function collectStatus(ctx, s, streams, waitMs) {
     });
   }
   return { engine: "native", healthy: groups.every((g) => g.health !== "failing"), groups };
+}
+async function waitForWorker(s, subscription, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if ((await subscriptionState(s.target, subscription)).workerRunning) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
 }
 async function applyErrorCount(s, subscription) {
   const r = await s.target.query(

@@ -73,6 +73,8 @@ export async function startCdc(ctx: PhaseContext): Promise<CdcStatus> {
       await journal.setStreamState(st.group, 'streaming');
       ctx.log.info(`group ${st.group}: subscription ${st.subscription} streaming from slot ${st.slot} (from ${st.snapshotLsn})`);
     }
+    // The launcher starts apply workers asynchronously; report only once they run (or say why not).
+    for (const st of streams) await waitForWorker(s, st.subscription, 30_000);
     await journal.event('cdc', 'info', `started ${streams.length} subscription(s)`);
     return await collectStatus(ctx, s, await journal.streams(), 10_000);
   } finally {
@@ -176,6 +178,15 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
     });
   }
   return { engine: 'native', healthy: groups.every((g) => g.health !== 'failing'), groups };
+}
+
+async function waitForWorker(s: Sessions, subscription: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if ((await subscriptionState(s.target, subscription)).workerRunning) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
 }
 
 async function applyErrorCount(s: Sessions, subscription: string): Promise<number | null> {

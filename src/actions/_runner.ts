@@ -1,0 +1,58 @@
+import * as core from '@actions/core';
+import { loadPlanFile } from '../config/load.js';
+import { isPgshiftError, type ExitCode } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
+import { onSecretRegistered, redact, redactDeep } from '../core/secrets.js';
+import { phaseContext, type PhaseContext } from '../phases/context.js';
+
+/**
+ * What every action shares: read the plan named by the `config` input (secrets come from the
+ * step's environment through ${VAR}), mask every secret in the runner's log, forward warnings as
+ * annotations, run the phase, write the job summary and the outputs. Outputs carry names, LSNs
+ * and figures — never a connection string, which the runner would drop between jobs anyway.
+ */
+export interface ActionOutcome {
+  markdown: string;
+  outputs: Record<string, string | number | boolean>;
+  exitCode?: ExitCode;
+}
+
+export async function runAction(name: string, phase: (ctx: PhaseContext) => Promise<ActionOutcome>): Promise<void> {
+  onSecretRegistered((secret) => core.setSecret(secret));
+  const log = createLogger(
+    (level, line) => {
+      if (level === 'warn') core.warning(line);
+      else if (level === 'error') core.error(line);
+      else if (level === 'debug') core.debug(line);
+      else core.info(line);
+    },
+    { debug: core.isDebug() },
+  );
+  try {
+    const configPath = core.getInput('config') || 'migration.yml';
+    const { plan } = loadPlanFile(configPath, process.env);
+    const outcome = await phase(phaseContext(plan, log));
+    for (const [key, value] of Object.entries(outcome.outputs)) core.setOutput(key, redact(String(value)));
+    core.setOutput('exit-code', String(outcome.exitCode ?? 0));
+    await core.summary.addRaw(redact(outcome.markdown)).write();
+    if (outcome.exitCode) core.setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
+  } catch (err) {
+    const exitCode = isPgshiftError(err) ? err.exitCode : 1;
+    const message = isPgshiftError(err) ? err.oneLine() : `unexpected error: ${(err as Error)?.message ?? String(err)}`;
+    core.setOutput('exit-code', String(exitCode));
+    await core.summary
+      .addRaw(`### pgshift ${name} — ${exitCode === 3 ? 'refused' : exitCode === 2 ? 'bad input' : 'failed'}\n\n${redact(message)}\n`)
+      .write()
+      .catch(() => {});
+    core.setFailed(redact(message));
+  }
+}
+
+export function json(value: unknown): string {
+  return JSON.stringify(redactDeep(value));
+}
+
+/** A boolean input; empty means false (the runner fills defaults from action.yml, tests may not). */
+export function booleanInput(name: string): boolean {
+  return core.getInput(name) === '' ? false : core.getBooleanInput(name);
+}

@@ -1,0 +1,12 @@
+import { runAssess } from '../phases/assess.js';
+import { assessMarkdown } from '../report/markdown.js';
+import { json, runAction } from './_runner.js';
+
+await runAction('assess', async (ctx) => {
+  const r = await runAssess(ctx);
+  return {
+    markdown: assessMarkdown(r),
+    outputs: { blockers: r.blockers, groups: json(r.groups.map((g) => g.name)), report: json(r) },
+    exitCode: r.blockers > 0 ? 3 : 0,
+  };
+});

@@ -1,0 +1,113 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { freePort, type LocalCluster } from '../../src/local/cluster.js';
+import { runCli } from '../harness/cli.js';
+import { writePlanFile } from '../harness/plan.js';
+import { sql, startServer } from '../harness/servers.js';
+
+/**
+ * Every kind of bad input ends in one line on stderr, exit 2 (input) or 3 (gate), and no change
+ * on either server.
+ */
+let target: LocalCluster;
+let source: LocalCluster;
+let replicaLevel: LocalCluster;
+let newer: LocalCluster;
+const plan = writePlanFile();
+
+beforeAll(async () => {
+  [target, source, replicaLevel, newer] = await Promise.all([
+    startServer(15, 'bad-target'),
+    startServer(15, 'bad-source'),
+    startServer(15, 'bad-replica-level', { wal_level: 'replica' }),
+    startServer(17, 'bad-newer'),
+  ]);
+  for (const c of [source, replicaLevel, newer]) await sql(c.url(), 'CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, $$a$$)');
+  await sql(target.url(), 'SELECT 1');
+});
+
+async function unchanged(...clusters: LocalCluster[]) {
+  for (const c of clusters) {
+    const [s] = await sql(
+      c.url(),
+      `SELECT (SELECT count(*) FROM pg_replication_slots)::int AS slots, (SELECT count(*) FROM pg_publication)::int AS pubs,
+              (SELECT count(*) FROM pg_namespace WHERE nspname = 'pgshift')::int AS schemas,
+              (SELECT count(*) FROM pg_subscription)::int AS subs`,
+    );
+    expect(s).toEqual({ slots: 0, pubs: 0, schemas: 0, subs: 0 });
+  }
+  const tables = await sql(target.url(), `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`);
+  expect(tables[0].n).toBe(0);
+}
+
+function expectOneLine(stderr: string) {
+  const lines = stderr.trim().split('\n').filter((l) => l.startsWith('pgshift: '));
+  expect(lines).toHaveLength(1);
+  return lines[0];
+}
+
+describe('bad input', () => {
+  it('unreachable host: exit 2', async () => {
+    const port = await freePort();
+    const r = await runCli(['full-load', '-c', plan], { SOURCE_URL: `postgresql://postgres:x@127.0.0.1:${port}/postgres`, TARGET_URL: target.url() });
+    expect(r.code).toBe(2);
+    expect(expectOneLine(r.stderr)).toMatch(new RegExp(`source 127.0.0.1:${port}/postgres is unreachable \\(ECONNREFUSED\\) — check the host and port`));
+    await unchanged(target);
+  });
+
+  it('wrong password: exit 2, the password never printed', async () => {
+    const r = await runCli(['full-load', '-c', plan], { SOURCE_URL: source.url('postgres', 'postgres', 'Wr0ngPassw0rd'), TARGET_URL: target.url() });
+    expect(r.code).toBe(2);
+    expect(expectOneLine(r.stderr)).toMatch(/source 127.0.0.1:\d+\/postgres: password authentication failed for user "postgres"/);
+    expect(r.stderr + r.stdout).not.toContain('Wr0ngPassw0rd');
+    await unchanged(source, target);
+  });
+
+  it('database that does not exist: exit 2', async () => {
+    const r = await runCli(['assess', '-c', plan], { SOURCE_URL: source.url('nosuchdb'), TARGET_URL: target.url() });
+    expect(r.code).toBe(2);
+    expect(expectOneLine(r.stderr)).toMatch(/database "nosuchdb" does not exist/);
+  });
+
+  it('wal_level not logical: exit 3, nothing created', async () => {
+    const r = await runCli(['full-load', '-c', plan], { SOURCE_URL: replicaLevel.url(), TARGET_URL: target.url() });
+    expect(r.code).toBe(3);
+    expect(expectOneLine(r.stderr)).toMatch(/wal_level is replica, logical replication needs wal_level = logical — set wal_level = logical/);
+    await unchanged(replicaLevel, target);
+  });
+
+  it('source newer than pg_dump: exit 2 naming the binary to use, nothing created', async () => {
+    await sql(newer.url(), 'CREATE DATABASE tgt');
+    const r = await runCli(['full-load', '-c', plan], { SOURCE_URL: newer.url(), TARGET_URL: newer.url('tgt'), PGSHIFT_PG_BIN: '/usr/lib/postgresql/15/bin' });
+    expect(r.code).toBe(2);
+    expect(expectOneLine(r.stderr)).toMatch(/pg_dump is PostgreSQL 15 but the source server is PostgreSQL 17.*install the PostgreSQL 17 \(or newer\) client tools and set fullLoad.pgBinDir/);
+    await unchanged(newer);
+    expect(await sql(newer.url('tgt'), `SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'public'::regnamespace`)).toEqual([{ n: 0 }]);
+  });
+
+  it('target older than source: exit 3', async () => {
+    const r = await runCli(['full-load', '-c', plan], { SOURCE_URL: newer.url(), TARGET_URL: target.url() });
+    expect(r.code).toBe(3);
+    expect(expectOneLine(r.stderr)).toMatch(/target 127.0.0.1:\d+\/postgres is PostgreSQL 15, older than the source's 17/);
+    await unchanged(newer, target);
+  });
+
+  it('missing plan, unknown key and unset variable: exit 2 with file and line', async () => {
+    let r = await runCli(['full-load', '-c', '/nonexistent/migration.yml'], {});
+    expect(r.code).toBe(2);
+    expect(expectOneLine(r.stderr)).toMatch(/\/nonexistent\/migration.yml: cannot read the plan file/);
+    r = await runCli(['full-load', '-c', writePlanFile('colour: blue')], { SOURCE_URL: source.url(), TARGET_URL: target.url() });
+    expect(r.code).toBe(2);
+    expect(expectOneLine(r.stderr)).toMatch(/migration.yml:1: unknown key colour/);
+    r = await runCli(['full-load', '-c', plan], { SOURCE_URL: source.url() });
+    expect(r.code).toBe(2);
+    expect(expectOneLine(r.stderr)).toMatch(/migration.yml:6: target.url: environment variable TARGET_URL is not set/);
+    r = await runCli(['full-load', '--json', '-c', plan], { SOURCE_URL: source.url() });
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, exitCode: 2, error: { code: 'plan.env' } });
+    await unchanged(source, target);
+  });
+
+  it('an unknown option is exit 2', async () => {
+    const r = await runCli(['full-load', '--frobnicate'], {});
+    expect(r.code).toBe(2);
+  });
+});

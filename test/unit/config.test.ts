@@ -1,0 +1,90 @@
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadPlanFile, parsePlan } from '../../src/config/load.js';
+import { planJsonSchemaText } from '../../src/config/json-schema.js';
+import { readFileSync } from 'node:fs';
+import { isPgshiftError, type PgshiftError } from '../../src/core/errors.js';
+
+const env = { SOURCE_URL: 'postgresql://admin:pw-one@src.example:5432/app', TARGET_URL: 'postgresql://admin:pw-two@tgt.example/app' };
+const minimal = `version: 1
+name: calls_db
+source:
+  url: \${SOURCE_URL}
+target:
+  url: \${TARGET_URL}
+cutover: { fence: database }
+`;
+
+function error(fn: () => unknown): PgshiftError {
+  try {
+    fn();
+  } catch (err) {
+    if (isPgshiftError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected an error');
+}
+
+describe('plan file', () => {
+  it('interpolates the environment and fills every default', () => {
+    const plan = parsePlan(minimal, 'migration.yml', env);
+    expect(plan.source.url).toBe(env.SOURCE_URL);
+    expect(plan.snapshot).toBe('exported');
+    expect(plan.groups).toEqual([{ name: 'all', tables: ['*.*'], exclude: [] }]);
+    expect(plan.fullLoad).toMatchObject({ jobs: 4, splitTablesLargerThan: 10 * 1024 ** 3, maxPartsPerTable: 16, ownership: 'keep' });
+    expect(plan.cdc).toMatchObject({ engine: 'native', maxLagBytes: 64 * 1024 ** 2 });
+    expect(plan.cutover).toMatchObject({ fence: 'database', maxLagBytes: 1024 ** 2, timeoutSeconds: 60 });
+  });
+
+  it('names file, line and key of an unknown key, and what is allowed', () => {
+    const e = error(() => parsePlan(minimal.replace('cutover:', 'fullLoad: { jobz: 3 }\ncutover:'), 'plan.yml', env));
+    expect(e.exitCode).toBe(2);
+    expect(e.message).toBe('plan.yml:7: fullLoad: unknown key jobz');
+    expect(e.hint).toMatch(/schema\/migration.schema.json/);
+  });
+
+  it('names the line of a value outside its choices', () => {
+    const e = error(() => parsePlan(minimal.replace('fence: database', 'fence: hope'), 'plan.yml', env));
+    expect(e.message).toBe('plan.yml:7: cutover.fence: must be one of "roles", "database"');
+  });
+
+  it('refuses an unset ${VAR} with the key that needs it', () => {
+    const e = error(() => parsePlan(minimal, 'plan.yml', { SOURCE_URL: env.SOURCE_URL }));
+    expect(e.exitCode).toBe(2);
+    expect(e.message).toBe('plan.yml:6: target.url: environment variable TARGET_URL is not set');
+  });
+
+  it('reports malformed YAML with its line', () => {
+    const e = error(() => parsePlan('version: 1\nname: [unclosed\n', 'bad.yml', env));
+    expect(e.message).toMatch(/^bad.yml:\d+: malformed YAML/);
+    expect(e.exitCode).toBe(2);
+  });
+
+  it('reports a missing plan file with how to get one', () => {
+    const e = error(() => loadPlanFile('/nonexistent/migration.yml', env));
+    expect(e.message).toBe('/nonexistent/migration.yml: cannot read the plan file (ENOENT)');
+    expect(e.exitCode).toBe(2);
+  });
+
+  it('checks rules across keys', () => {
+    expect(error(() => parsePlan(minimal.replace('fence: database', 'fence: roles'), 'p.yml', env)).message).toMatch(/cutover.roles: fence: roles needs/);
+    expect(error(() => parsePlan(minimal.replace('snapshot', 'x') + 'snapshot: paused-replica\n', 'p.yml', env)).message).toMatch(/replicaUrl/);
+  });
+
+  it('rejects a URL that is not postgresql://', () => {
+    const e = error(() => parsePlan(minimal, 'p.yml', { ...env, SOURCE_URL: 'mysql://x@y/z' }));
+    expect(e.message).toBe('p.yml:4: source.url: unsupported scheme mysql');
+  });
+
+  it('loads from a file', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'plan-'));
+    writeFileSync(path.join(dir, 'm.yml'), minimal);
+    expect(loadPlanFile(path.join(dir, 'm.yml'), env).plan.name).toBe('calls_db');
+  });
+
+  it('has its JSON Schema committed and up to date', () => {
+    expect(readFileSync('schema/migration.schema.json', 'utf8')).toBe(planJsonSchemaText());
+  });
+});
