@@ -29,7 +29,7 @@ export function loadPlanFile(file: string, env: Env = process.env): LoadedPlan {
     throw inputError(
       'plan.unreadable',
       `${file}: cannot read the plan file (${code ?? 'error'})`,
-      code === 'ENOENT' ? 'pass --config with the path of your migration.yml (pgshift assess --write-plan creates one)' : undefined,
+      code === 'ENOENT' ? 'pass --config with the path of your migration.yml (the README shows a complete example)' : undefined,
     );
   }
   return { plan: parsePlan(text, file, env), file: path.resolve(file) };

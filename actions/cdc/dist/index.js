@@ -52836,7 +52836,7 @@ function loadPlanFile(file2, env = process.env) {
     throw inputError(
       "plan.unreadable",
       `${file2}: cannot read the plan file (${code ?? "error"})`,
-      code === "ENOENT" ? "pass --config with the path of your migration.yml (pgshift assess --write-plan creates one)" : void 0
+      code === "ENOENT" ? "pass --config with the path of your migration.yml (the README shows a complete example)" : void 0
     );
   }
   return { plan: parsePlan(text, file2, env), file: path.resolve(file2) };
