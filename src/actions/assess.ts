@@ -1,4 +1,4 @@
-import { runAssess } from '../phases/assess.js';
+import { proposalFrom, runAssess } from '../phases/assess.js';
 import { assessMarkdown } from '../report/markdown.js';
 import { json, runAction } from './_runner.js';
 
@@ -6,7 +6,7 @@ await runAction('assess', async (ctx) => {
   const r = await runAssess(ctx);
   return {
     markdown: assessMarkdown(r),
-    outputs: { blockers: r.blockers, groups: json(r.groups.map((g) => g.name)), report: json(r) },
+    outputs: { blockers: r.blockers, groups: json(r.groups.map((g) => g.name)), proposal: json(proposalFrom(r, ctx.plan.cdc.engine)), report: json(r) },
     exitCode: r.blockers > 0 ? 3 : 0,
   };
 });

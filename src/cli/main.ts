@@ -3,7 +3,8 @@ import { loadPlanFile } from '../config/load.js';
 import { isPgshiftError, type ExitCode } from '../core/errors.js';
 import { createLogger, type Level, type Logger } from '../core/log.js';
 import { redact, redactDeep } from '../core/secrets.js';
-import { runAssess } from '../phases/assess.js';
+import { proposalFrom, runAssess } from '../phases/assess.js';
+import { writeProposal } from '../config/plan-writer.js';
 import { cdcStatus, setCdcPaused, startCdc, stopCdc, type CdcStatus } from '../phases/cdc.js';
 import { phaseContext, type PhaseContext } from '../phases/context.js';
 import { runCutover } from '../phases/cutover.js';
@@ -91,9 +92,16 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
   program
     .command('assess')
     .description('read both servers and report blockers, risks and the groups (exit 3 on blockers)')
-    .action(run(async (opts) => {
-      const result = await runAssess(context(opts));
-      return { result, markdown: assessMarkdown(result), exit: result.blockers > 0 ? 3 : 0 };
+    .option('--write-plan', 'write the proposed groups and per-table settings into the plan file (keeps what is there)')
+    .action(run(async (opts, cmd: { writePlan?: boolean }) => {
+      const ctx = context(opts);
+      const result = await runAssess(ctx);
+      let markdown = assessMarkdown(result);
+      if (cmd.writePlan) {
+        const written = writeProposal(opts.config, proposalFrom(result, ctx.plan.cdc.engine));
+        markdown += `\n${written.changed ? `Wrote ${written.wroteGroups ? 'the groups and ' : ''}${written.addedTables.length} table setting(s) into ${opts.config}.` : `${opts.config} already holds the proposal; nothing changed.`}\n`;
+      }
+      return { result, markdown, exit: result.blockers > 0 ? 3 : 0 };
     }));
 
   program

@@ -78,13 +78,42 @@ export const planSchema = z
           .describe('keep: objects keep their owners and grants; target-user: everything belongs to the connecting user.'),
       })
       .prefault({}),
+    assess: z
+      .strictObject({
+        grouping: z.enum(['seed', 'balanced']).default('seed').describe('seed: the largest tables each in their own group, the rest in one; balanced: bin packing by size.'),
+        largestOwnGroup: z.number().int().min(0).max(50).default(3).describe('seed rule: how many of the largest tables get their own group.'),
+        balancedGroups: z.number().int().min(1).max(64).default(4).describe('balanced rule: number of groups.'),
+        lobSampleRows: z.number().int().min(100).default(2000).describe('LOB sizing reads about this many rows of a larger table (TABLESAMPLE SYSTEM).'),
+        lobExactBelow: size.prefault('1MB').describe('LOB sizing reads every row of tables estimated smaller than this (and of tables never analyzed).'),
+        walSampleSeconds: z.number().min(0.5).max(120).default(3).describe('How long the WAL rate is sampled.'),
+        longTransactionSeconds: z.number().min(1).default(60).describe('Transactions open longer than this are reported.'),
+        copyRate: size.prefault('50MB').describe('Assumed full-load throughput per second, for the duration and WAL estimates.'),
+      })
+      .prefault({}),
+    tables: z
+      .record(
+        z.string(),
+        z.strictObject({
+          lobMode: z.enum(['limited', 'unlimited']).optional().describe('DMS LOB mode for this table; unlimited never truncates.'),
+          lobMaxSizeKb: z.number().int().min(1).optional().describe('DMS bulk-max-size for this table, in KB (3× the largest value).'),
+          batchApply: z.boolean().optional().describe('Whether the table may go to a DMS task with batch apply.'),
+        }),
+      )
+      .default({})
+      .describe('Per-table settings, proposed by pgshift assess --write-plan; edits are kept.'),
     cdc: z
       .strictObject({
         engine: z.enum(['native', 'dms']).default('native'),
         heartbeatSeconds: z.number().min(1).max(3600).default(10).describe('How often the heartbeat row is updated.'),
         maxLagBytes: size.prefault('64MB').describe('cdc status fails above this lag.'),
         maxLagSeconds: z.number().min(0).default(300),
-        dms: z.record(z.string(), z.unknown()).optional().describe('AWS DMS settings (engine: dms).'),
+        dms: z
+          .looseObject({
+            plugin: z.enum(['pglogical', 'test_decoding']).default('pglogical'),
+            lobMaxSizeKb: z.number().int().min(1).default(32).describe('Task-level LimitedSizeLobMode LobMaxSize in KB.'),
+          })
+          .prefault({})
+          .describe('AWS DMS settings (engine: dms).'),
       })
       .prefault({}),
     verify: z

@@ -158,6 +158,11 @@ export interface ClusterOptions {
   settings?: Record<string, string | number>;
   /** Lines appended to pg_hba.conf before the first start. */
   hba?: string[];
+  /**
+   * Extra extensions available to this cluster only (tests of extension checks). The embedded
+   * builds are relocatable, so the cluster gets a private copy of its install with these added.
+   */
+  extensions?: Array<{ name: string; defaultVersion: string; versions: string[] }>;
 }
 
 export class LocalCluster {
@@ -240,15 +245,28 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     );
   }
   installExitHook();
-  const binDir = accessibleBinDir(install);
+  let binDir = accessibleBinDir(install);
   const base = path.join(os.tmpdir(), 'pgshift-clusters');
   mkdirSync(base, { recursive: true });
   chmodSync(base, 0o1777);
   const dir = path.join(base, `${options.name ?? 'pg'}-${install.major}-${randomBytes(4).toString('hex')}`);
   mkdirSync(dir, { recursive: true });
   const user = serverOsUser();
+  if (options.extensions?.length) {
+    if (install.origin !== 'embedded') throw new Error('private extensions need an embedded (relocatable) PostgreSQL build');
+    const root = path.join(dir, 'install');
+    const pkgRoot = path.dirname(install.binDir);
+    for (const sub of ['bin', 'lib', 'share']) cpSync(path.join(pkgRoot, sub), path.join(root, sub), { recursive: true, verbatimSymlinks: true });
+    const extDir = path.join(root, 'share', 'postgresql', 'extension');
+    for (const e of options.extensions) {
+      writeFileSync(path.join(extDir, `${e.name}.control`), `default_version = '${e.defaultVersion}'\nrelocatable = true\ncomment = 'pgshift test extension'\n`);
+      for (const v of e.versions) writeFileSync(path.join(extDir, `${e.name}--${v}.sql`), `CREATE FUNCTION ${e.name}_version() RETURNS text LANGUAGE sql AS $$ SELECT '${v}'::text $$;\n`);
+    }
+    spawnSync('chmod', ['-R', 'a+rX', root]);
+    binDir = path.join(root, 'bin');
+  }
   if (user) chownSync(dir, user.uid, user.gid);
-  chmodSync(dir, 0o700);
+  chmodSync(dir, 0o711);
 
   const password = randomBytes(12).toString('base64url');
   const pwfile = path.join(dir, 'pwfile');

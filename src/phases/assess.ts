@@ -1,13 +1,19 @@
-import { formatBytes } from '../config/size.js';
+import { formatBytes, parseSize } from '../config/size.js';
+import { assignGroups } from '../core/groups.js';
+import { balancedGroups, seedGroups, type ProposedGroup } from '../core/grouping.js';
 import { displayName } from '../core/ident.js';
-import { majorOf } from '../pg/connect.js';
-import { listSequences, setting } from '../pg/catalog.js';
+import { lobAdvice, type LobAdvice } from '../core/lob.js';
+import { runPool } from '../core/pool.js';
+import type { PlanProposal } from '../config/plan-writer.js';
+import { connect, majorOf } from '../pg/connect.js';
+import { readRelations, readSequences, readServerFacts, sampleWalRate, scanLobs, type LobScan, type RelationFacts, type ServerFacts } from '../pg/inventory.js';
 import { findTool } from '../pg/tools.js';
-import { openSessions, resolveGroups, type PhaseContext } from './context.js';
+import { openSessions, type PhaseContext } from './context.js';
 
 /**
- * Assess: read both servers and report what would block or endanger the migration, before the
- * first byte moves. Each finding names the object, why it matters and the fix.
+ * Assess: read both servers and report every blocker and risk before the first byte moves, with
+ * the object, why it matters and the fix; propose the groups and per-table settings of the plan.
+ * Reads catalogs only, except a bounded LOB sample whose cost is reported.
  */
 export type Severity = 'blocker' | 'warning' | 'info';
 
@@ -19,84 +25,273 @@ export interface Finding {
   fix?: string;
 }
 
+export interface TableProfile {
+  table: string;
+  group: string | null;
+  kind: string;
+  bytes: number;
+  estimatedBytes: number;
+  rowEstimate: number;
+  key: 'primary key' | 'replica identity index' | 'replica identity full' | 'none';
+  batchApply: boolean;
+  lob: (LobAdvice & { columns: LobScan['columns']; exact: boolean; rowsScanned: number; samplePercent: number }) | null;
+}
+
 export interface AssessResult {
   source: { label: string; version: string; major: number };
   target: { label: string; version: string; major: number };
   groups: Array<{ name: string; tables: number; bytes: number; rowEstimate: number }>;
+  proposal: { rule: 'seed' | 'balanced'; seed: ProposedGroup[]; balanced: ProposedGroup[] };
+  tables: TableProfile[];
   sequences: number;
+  lobScan: { tables: number; rowsScanned: number; exactTables: number; sampledTables: number; ms: number };
+  wal: { bytesPerSecond: number; maxSlotWalKeepSize: number | null; headroomHours: number | null; loadHours: number };
   findings: Finding[];
   blockers: number;
+  seconds: number;
 }
 
 export async function runAssess(ctx: PhaseContext): Promise<AssessResult> {
+  const started = Date.now();
+  const { plan } = ctx;
+  const opts = plan.assess;
   const s = await openSessions(ctx);
   try {
     const findings: Finding[] = [];
-    const add = (f: Finding) => findings.push(f);
-    const sourceMajor = majorOf(s.sourceVersion);
-    const targetMajor = majorOf(s.targetVersion);
-    const [sv, tv] = await Promise.all([setting(s.source, 'server_version'), setting(s.target, 'server_version')]);
+    const add = (severity: Severity, code: string, object: string, message: string, fix?: string) => findings.push({ severity, code, object, message, fix });
+    const [src, tgt] = await Promise.all([readServerFacts(s.source, opts.longTransactionSeconds), readServerFacts(s.target, opts.longTransactionSeconds)]);
+    const sourceMajor = majorOf(src.versionNum);
+    const targetMajor = majorOf(tgt.versionNum);
+    const groupCount = plan.groups.length;
+    const native = plan.cdc.engine === 'native';
+    const dmsPlugin = plan.cdc.dms.plugin;
 
-    if (targetMajor < sourceMajor) {
-      add({ severity: 'blocker', code: 'target.version', object: ctx.target.label, message: `target PostgreSQL ${targetMajor} is older than source ${sourceMajor}`, fix: 'use a target of the same or a newer major' });
+    // Servers.
+    if (targetMajor < sourceMajor) add('blocker', 'target.version', ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, 'migrate to the same or a newer major');
+    checkSourceSettings(src, ctx.source.label, groupCount, native, dmsPlugin, add);
+    checkPrivileges(src, tgt, ctx, native, groupCount, add);
+    for (const t of src.longTransactions) {
+      add('warning', 'source.long-transaction', `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ''})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, 'end it before the full load, or wait');
     }
-    const walLevel = await setting(s.source, 'wal_level');
-    if (walLevel !== 'logical') {
-      add({ severity: 'blocker', code: 'source.wal_level', object: ctx.source.label, message: `wal_level is ${walLevel}`, fix: 'set wal_level = logical (RDS: rds.logical_replication = 1) and restart' });
+    for (const p of src.preparedTransactions) {
+      add('blocker', 'source.prepared-transaction', `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
     }
-    const slots = await s.source.query<{ max: string; used: string; senders: string }>(
-      `SELECT current_setting('max_replication_slots') AS max, (SELECT count(*) FROM pg_replication_slots)::text AS used, current_setting('max_wal_senders') AS senders`,
-    );
-    const freeSlots = Number(slots.rows[0].max) - Number(slots.rows[0].used);
-    if (freeSlots < ctx.plan.groups.length) {
-      add({ severity: 'blocker', code: 'source.slots', object: ctx.source.label, message: `${ctx.plan.groups.length} slot(s) needed, ${freeSlots} free`, fix: 'raise max_replication_slots or drop unused slots' });
+    for (const e of src.extensions) {
+      const avail = tgt.availableExtensions.get(e.name);
+      if (!avail) add('blocker', 'extension.missing', `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
+      else if (!avail.versions.includes(e.version)) {
+        add('warning', 'extension.version', `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(', ')}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
+      }
+    }
+    for (const t of src.eventTriggers) {
+      add('warning', 'source.event-trigger', `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL is not replicated, and DMS fails with ENABLE ALWAYS triggers`, 'freeze DDL for the migration window; disable it if it writes');
+    }
+    for (const t of tgt.eventTriggers) add('warning', 'target.event-trigger', `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, 'disable it during the full load');
+    if (src.largeObjects > 0) {
+      add('warning', 'source.large-objects', `${src.largeObjects} large object(s)`, 'large objects (pg_largeobject) are not replicated by logical replication and not copied by this version of pgshift', 'move them to bytea columns, or copy them during the cut-over window (pg_dump --large-objects)');
     }
     try {
-      const dump = await findTool('pg_dump', ctx.plan.fullLoad.pgBinDir);
-      if (dump.major < sourceMajor) {
-        add({ severity: 'blocker', code: 'tool.pg_dump', object: dump.path, message: `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, fix: `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir` });
-      }
+      const dump = await findTool('pg_dump', plan.fullLoad.pgBinDir);
+      if (dump.major < sourceMajor) add('blocker', 'tool.pg_dump', dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
     } catch (err) {
-      add({ severity: 'blocker', code: 'tool.pg_dump', object: 'pg_dump', message: (err as Error).message, fix: 'install the PostgreSQL client tools' });
+      add('blocker', 'tool.pg_dump', 'pg_dump', (err as Error).message, 'install the PostgreSQL client tools');
     }
 
-    const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
-    for (const g of groups) {
-      for (const t of g.tables) {
-        if (t.primaryKey.length === 0 && t.replicaIdentity !== 'f' && t.replicaIdentity !== 'i') {
-          add({
-            severity: 'blocker',
-            code: 'table.no-key',
-            object: displayName(t),
-            message: 'no primary key and no replica identity: UPDATE and DELETE on the source would fail once it is published',
-            fix: `add a primary key, or ALTER TABLE ${displayName(t)} REPLICA IDENTITY FULL`,
-          });
+    // Tables.
+    const relations = await readRelations(s.source, src.versionNum);
+    const migratable = relations.filter((r) => (r.kind === 'r' || r.kind === 'p') && r.persistence === 'p');
+    const assignment = assignGroups(migratable, plan.groups);
+    const groupOf = new Map<RelationFacts, string>();
+    for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
+    for (const u of assignment.unmatched) add('warning', 'group.pattern', `group ${u.group}`, `pattern ${u.pattern} matches no table`, 'fix the pattern in the plan');
+    for (const [g, list] of assignment.groups) if (!list.some((t) => t.kind === 'r')) add('blocker', 'group.empty', `group ${g}`, 'matches no table that holds rows', 'fix its tables: patterns or remove the group');
+    const targetUnique = new Map<string, number>();
+    const profiles: TableProfile[] = [];
+    for (const t of relations) {
+      const name = displayName(t);
+      checkRelation(t, name, groupOf.get(t) ?? null, plan.cdc.engine, dmsPlugin, add);
+      if (t.kind !== 'r' || t.persistence !== 'p') continue;
+      targetUnique.set(name, t.otherUniqueIndexes);
+      profiles.push({
+        table: name,
+        group: groupOf.get(t) ?? null,
+        kind: t.isPartition ? 'partition' : 'table',
+        bytes: t.bytes,
+        estimatedBytes: t.estimatedBytes,
+        rowEstimate: t.rowEstimate,
+        key: t.hasPrimaryKey ? 'primary key' : t.replicaIdentity === 'i' ? 'replica identity index' : t.replicaIdentity === 'f' ? 'replica identity full' : 'none',
+        // Batch apply needs a key and no other unique constraint on the target (the target gets the source's).
+        batchApply: t.hasPrimaryKey && t.otherUniqueIndexes === 0,
+        lob: null,
+      });
+    }
+
+    // LOBs: bounded scans, two at a time.
+    const lobTables = relations.filter((t) => t.kind === 'r' && t.persistence === 'p' && t.lobColumns.length > 0 && t.canSelect);
+    const lobStarted = Date.now();
+    let rowsScanned = 0;
+    let exactTables = 0;
+    const workers: Array<Awaited<ReturnType<typeof connect>>> = [];
+    try {
+      await runPool(lobTables, 2, async (t, id) => {
+        workers[id] ??= await connect(ctx.source, { applicationName: 'pgshift assess' });
+        const scan = await scanLobs(workers[id], t, opts.lobSampleRows, opts.lobExactBelow);
+        rowsScanned += scan.rowsScanned;
+        if (scan.exact) exactTables++;
+        const profile = profiles.find((p) => p.table === displayName(t))!;
+        const maxBytes = Math.max(0, ...scan.columns.map((c) => c.maxBytes));
+        profile.lob = { ...lobAdvice(maxBytes, plan.cdc.dms.lobMaxSizeKb), columns: scan.columns, exact: scan.exact, rowsScanned: scan.rowsScanned, samplePercent: scan.samplePercent };
+        if (!native && profile.lob.truncatedAtTaskLimit) {
+          const where = scan.exact ? 'exact' : `largest in a ${scan.samplePercent.toFixed(2)}% sample`;
+          add(
+            profile.lob.mode === 'unlimited' ? 'warning' : 'info',
+            'lob.truncation',
+            profile.table,
+            `largest LOB value ${formatBytes(maxBytes)} (${where}) would be truncated at the task limit of ${plan.cdc.dms.lobMaxSizeKb} KB`,
+            profile.lob.mode === 'unlimited' ? 'use lobMode: unlimited for this table (no truncation)' : `use lobMaxSizeKb: ${profile.lob.limitKb} for this table`,
+          );
         }
+      });
+    } finally {
+      await Promise.all(workers.map((w) => w.end().catch(() => {})));
+    }
+    const lobMs = Date.now() - lobStarted;
+
+    // Sequences.
+    const sequences = await readSequences(s.source);
+    for (const q of sequences) {
+      const name = displayName(q);
+      if (!q.ownedBy) add('info', 'sequence.unowned', name, 'owned by no column: pgshift still carries its value at cut-over', undefined);
+      if (q.lastValue !== null && q.maxValue > 0n && q.lastValue * 10n >= q.maxValue * 8n) {
+        const pct = Number((q.lastValue * 1000n) / q.maxValue) / 10;
+        add('warning', 'sequence.near-limit', name, `${q.dataType} sequence at ${pct}% of its maximum ${q.maxValue}`, `ALTER SEQUENCE ${name} AS bigint (and widen the column) before it runs out`);
       }
     }
-    const sequences = await listSequences(s.source);
-    const target = await s.target.query(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema','pgshift')`);
-    if (target.rows[0].n > 0) {
-      add({ severity: 'info', code: 'target.not-empty', object: ctx.target.label, message: `the target database already holds ${target.rows[0].n} table(s)`, fix: 'full-load needs an empty database unless it loaded these itself' });
+
+    // WAL headroom while slots hold WAL through the full load.
+    const totalBytes = profiles.reduce((n, p) => n + Math.max(p.bytes, p.estimatedBytes), 0);
+    const loadHours = totalBytes / plan.assess.copyRate / 3600;
+    const rate = await sampleWalRate(s.source, opts.walSampleSeconds);
+    const keepText = src.settings.max_slot_wal_keep_size;
+    const keep = keepText === null || keepText === undefined || keepText === '-1' ? null : (parseSize(keepText) ?? null);
+    const headroomHours = keep !== null && rate > 0 ? keep / rate / 3600 : null;
+    if (keepText === '-1') {
+      add('warning', 'wal.unlimited', ctx.source.label, `max_slot_wal_keep_size is unlimited: a stalled slot keeps WAL until the disk fills (${formatBytes(rate * 3600)} per hour at the current rate; ~${formatBytes(rate * loadHours * 3600)} during a ${loadHours.toFixed(1)} h full load)`, 'set max_slot_wal_keep_size to what the disk can hold, and watch pgshift cdc status');
+    } else if (headroomHours !== null && headroomHours < loadHours) {
+      add('blocker', 'wal.headroom', ctx.source.label, `max_slot_wal_keep_size (${keepText}) lasts ${headroomHours.toFixed(1)} h at the current WAL rate; the full load takes about ${loadHours.toFixed(1)} h, so the slots would be invalidated`, 'raise max_slot_wal_keep_size, or split the load into groups loaded one after another');
+    } else if (headroomHours !== null && headroomHours < loadHours * 2) {
+      add('warning', 'wal.headroom', ctx.source.label, `max_slot_wal_keep_size (${keepText}) lasts ${headroomHours.toFixed(1)} h at the current WAL rate, under twice the ${loadHours.toFixed(1)} h full-load estimate`, 'raise max_slot_wal_keep_size');
     }
+
+    const sized = profiles.filter((p) => p.rowEstimate > 0 || p.bytes > 0).map((p) => ({ name: p.table, bytes: Math.max(p.bytes, p.estimatedBytes), batchApply: p.batchApply }));
+    const severityOrder = { blocker: 0, warning: 1, info: 2 };
+    findings.sort((a, b) => severityOrder[a.severity] - severityOrder[b.severity]);
     return {
-      source: { label: ctx.source.label, version: sv ?? '', major: sourceMajor },
-      target: { label: ctx.target.label, version: tv ?? '', major: targetMajor },
-      groups: groups.map((g) => ({
-        name: g.name,
-        tables: g.tables.length,
-        bytes: g.tables.reduce((n, t) => n + t.bytes, 0),
-        rowEstimate: g.tables.reduce((n, t) => n + t.rowEstimate, 0),
+      source: { label: ctx.source.label, version: src.version, major: sourceMajor },
+      target: { label: ctx.target.label, version: tgt.version, major: targetMajor },
+      groups: [...assignment.groups].map(([name, list]) => ({
+        name,
+        tables: list.filter((t) => t.kind === 'r').length,
+        bytes: list.reduce((n, t) => n + t.bytes, 0),
+        rowEstimate: list.reduce((n, t) => n + t.rowEstimate, 0),
       })),
+      proposal: { rule: opts.grouping, seed: seedGroups(sized, opts.largestOwnGroup), balanced: balancedGroups(sized, opts.balancedGroups) },
+      tables: profiles,
       sequences: sequences.length,
+      lobScan: { tables: lobTables.length, rowsScanned, exactTables, sampledTables: lobTables.length - exactTables, ms: lobMs },
+      wal: { bytesPerSecond: Math.round(rate), maxSlotWalKeepSize: keep, headroomHours, loadHours },
       findings,
       blockers: findings.filter((f) => f.severity === 'blocker').length,
+      seconds: (Date.now() - started) / 1000,
     };
   } finally {
     await s.close();
   }
 }
 
-export function summarizeGroups(r: AssessResult): string {
-  return r.groups.map((g) => `${g.name}: ${g.tables} tables, ${formatBytes(g.bytes)}`).join('; ');
+type Add = (severity: Severity, code: string, object: string, message: string, fix?: string) => void;
+
+function checkSourceSettings(src: ServerFacts, label: string, groups: number, native: boolean, plugin: string, add: Add) {
+  const st = src.settings;
+  if (src.isRds && st['rds.logical_replication'] != null && st['rds.logical_replication'] !== 'on') {
+    add('blocker', 'source.rds_logical_replication', label, 'rds.logical_replication is off', 'set rds.logical_replication = 1 in the parameter group and reboot');
+  } else if (st.wal_level !== 'logical') {
+    add('blocker', 'source.wal_level', label, `wal_level is ${st.wal_level}; logical decoding needs logical`, 'set wal_level = logical and restart the source');
+  }
+  const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
+  if (freeSlots < groups) add('blocker', 'source.slots', label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, 'raise max_replication_slots (restart) or drop unused slots');
+  const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
+  if (freeSenders < groups) add('blocker', 'source.wal_senders', label, `${groups} WAL sender(s) needed, ${freeSenders} free of max_wal_senders ${st.max_wal_senders}`, 'raise max_wal_senders (restart)');
+  const timeout = parseDurationMs(st.wal_sender_timeout);
+  if (timeout !== null && timeout > 0 && timeout < 10_000) {
+    add('warning', 'source.wal_sender_timeout', label, `wal_sender_timeout is ${st.wal_sender_timeout}: busy apply can be cut off`, 'set wal_sender_timeout to at least 10s');
+  }
+  const workMem = st.logical_decoding_work_mem ? parseSize(st.logical_decoding_work_mem.replace(/B$/, 'B')) : undefined;
+  if (workMem !== undefined && workMem < 64 * 1024 * 1024) {
+    add('info', 'source.logical_decoding_work_mem', label, `logical_decoding_work_mem is ${st.logical_decoding_work_mem}: larger transactions spill to disk while decoding`, 'raise it (for example 256MB) if large transactions are common');
+  }
+  if (!native && plugin === 'pglogical' && st.shared_preload_libraries !== null && !st.shared_preload_libraries.split(',').map((x) => x.trim()).includes('pglogical')) {
+    add('blocker', 'source.pglogical', label, 'the DMS plugin is pglogical but shared_preload_libraries does not load it', "add pglogical to shared_preload_libraries and restart (or use plugin: test_decoding)");
+  }
+}
+
+function checkPrivileges(src: ServerFacts, tgt: ServerFacts, ctx: PhaseContext, native: boolean, groups: number, add: Add) {
+  if (!src.role.superuser && !src.role.replication && !src.role.rdsSuperuser) {
+    add('blocker', 'source.privilege.replication', `role ${src.role.name}`, 'cannot create replication slots (needs REPLICATION, superuser or rds_superuser)', `ALTER ROLE ${src.role.name} REPLICATION (on RDS: GRANT rds_replication TO ${src.role.name})`);
+  }
+  if (native) {
+    const canSubscribe = tgt.role.superuser || tgt.role.rdsSuperuser || (majorOf(tgt.versionNum) >= 16 && tgt.role.createSubscription);
+    if (!canSubscribe) add('blocker', 'target.privilege.subscription', `role ${tgt.role.name}`, 'cannot create subscriptions on the target', `connect as a superuser (RDS: rds_superuser)${majorOf(tgt.versionNum) >= 16 ? ' or GRANT pg_create_subscription' : ''}`);
+    const workers = Number(tgt.settings.max_logical_replication_workers);
+    if (workers < groups) add('blocker', 'target.workers', ctx.target.label, `${groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, 'raise max_logical_replication_workers (and max_worker_processes) and restart the target');
+  }
+}
+
+function checkRelation(t: RelationFacts, name: string, group: string | null, engine: string, plugin: string, add: Add) {
+  if (t.kind === 'f') return add('info', 'table.foreign', name, 'foreign table: its definition is migrated, its data stays where it is', 'create the foreign server and user mapping on the target');
+  if (t.kind === 'm') return add('info', 'table.matview', name, 'materialized view: not replicated; pgshift refreshes it at the end of the full load', `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
+  if (t.persistence === 'u') return add('warning', 'table.unlogged', name, 'unlogged table: not replicated and not copied', `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
+  if (t.kind === 'p') return add('info', 'table.partitioned', name, 'partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)');
+  if (!t.canSelect) add('blocker', 'table.privilege.select', name, 'the source role cannot read it', `GRANT SELECT ON ${name} TO the source role`);
+  if (group === null) add('warning', 'table.unassigned', name, 'in no group: it will not be migrated', 'add it to a group (or a catch-all pattern) in the plan');
+  if (engine === 'native' && !t.ownedByMe) add('blocker', 'table.privilege.owner', name, `owned by ${t.owner}: only the owner or a superuser can publish it`, 'run pgshift as a superuser (RDS: rds_superuser) or as the owner');
+  if (t.replicaIdentity === 'n') {
+    add('blocker', 'table.replica-identity-nothing', name, 'REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published', `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL`);
+  } else if (t.replicaIdentity === 'd' && !t.hasPrimaryKey) {
+    const idx = t.uniqueNotNullIndexes[0];
+    add('blocker', 'table.no-key', name, 'no primary key and no replica identity: UPDATE and DELETE fail on the source once it is published, and DMS ignores them',
+      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, or ALTER TABLE ${name} REPLICA IDENTITY FULL`);
+  } else if (t.replicaIdentity === 'f') {
+    if (engine === 'dms' && plugin === 'pglogical') add('blocker', 'table.replica-identity-full', name, 'REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical', 'add a primary key, or use plugin: test_decoding for this group');
+    else add('warning', 'table.replica-identity-full', name, 'REPLICA IDENTITY FULL: every UPDATE and DELETE is applied by a scan unless the target has a usable index', 'add a primary key if you can');
+  } else if (t.replicaIdentity === 'i') {
+    add('info', 'table.replica-identity-index', name, `replica identity is the unique index ${t.replicaIdentityIndex}`);
+  }
+  if (engine === 'dms' && !t.hasPrimaryKey && t.arrayColumns.length) add('blocker', 'table.array-no-key', name, `ARRAY column(s) ${t.arrayColumns.join(', ')} without a primary key: DMS suspends the table`, 'add a primary key');
+  if (t.generatedColumns.length) add('info', 'table.generated', name, `generated column(s) ${t.generatedColumns.join(', ')}: left out of the copy, computed by the target`);
+  if (t.identityColumns.length) add('info', 'table.identity', name, `identity column(s) ${t.identityColumns.join(', ')}: values copied as they are, sequences carried at cut-over`);
+  if (!t.hasStatistics) add('info', 'table.no-statistics', name, 'never analyzed: size and row estimates are unknown to the planner and to pgshift', `ANALYZE ${name}`);
+}
+
+function parseDurationMs(v: string | null | undefined): number | null {
+  if (!v) return null;
+  const m = /^(-?\d+)\s*(ms|s|min|h)?$/.exec(v.trim());
+  if (!m) return null;
+  const n = Number(m[1]);
+  return n * ({ ms: 1, s: 1000, min: 60000, h: 3600000 }[m[2] ?? 'ms'] ?? 1);
+}
+
+/** The plan content assess proposes: the chosen grouping and per-table settings that differ from the defaults. */
+export function proposalFrom(r: AssessResult, engine: string): PlanProposal {
+  const tables: PlanProposal['tables'] = {};
+  for (const t of r.tables) {
+    const entry: PlanProposal['tables'][string] = {};
+    if (t.lob && engine === 'dms') {
+      entry.lobMode = t.lob.mode;
+      entry.lobMaxSizeKb = t.lob.limitKb;
+    }
+    if (!t.batchApply) entry.batchApply = false;
+    if (Object.keys(entry).length) tables[t.table] = entry;
+  }
+  return { groups: r.proposal[r.proposal.rule], tables };
 }

@@ -156,6 +156,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
           dump ??= await dumpSchema(dumpTool, ctx.source, undefined);
           await restoreSection(restoreTool, ctx.target, dump, 'post-data', { jobs: plan.fullLoad.jobs, keepOwnership: plan.fullLoad.ownership === 'keep' });
           sequences = (await syncSequences(s.source, s.target)).length;
+          await refreshMaterializedViews(s, log);
           log.info(`sequences: ${sequences} set from the source`);
           await s.target.query('ANALYZE');
           await journal.finishPhase(POST_DATA, 'done');
@@ -310,6 +311,17 @@ async function resetGroup(s: Sessions, ctx: PhaseContext, journal: Journal, grou
   if (prior) await dropPublication(s.source, prior.publication);
   await s.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group.name]);
   await journal.event('full-load', 'warn', `group ${group.name}: restarted from a new slot`);
+}
+
+/** Materialized views come from pg_dump without their rows; refresh the ones populated on the source. */
+async function refreshMaterializedViews(s: Sessions, log: PhaseContext['log']) {
+  const r = await s.source.query<{ schema: string; name: string }>(
+    `SELECT schemaname AS schema, matviewname AS name FROM pg_matviews WHERE ispopulated AND schemaname NOT IN ('pg_catalog', 'information_schema')`,
+  );
+  for (const mv of r.rows) {
+    await s.target.query(`REFRESH MATERIALIZED VIEW ${qualify(mv)}`);
+    log.info(`materialized view ${displayName(mv)} refreshed on the target`);
+  }
 }
 
 async function everyGroupLoaded(journal: Journal, names: string[]): Promise<boolean> {

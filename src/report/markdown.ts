@@ -18,15 +18,35 @@ function table(head: string[], rows: Array<Array<string | number>>): string {
 
 export function assessMarkdown(r: AssessResult): string {
   const out = [
-    `### pgshift assess`,
-    `Source ${r.source.label} (PostgreSQL ${r.source.version}) → target ${r.target.label} (PostgreSQL ${r.target.version}); ${r.sequences} sequence(s).`,
+    `### pgshift assess — ${r.blockers ? `${r.blockers} blocker(s)` : 'no blockers'}`,
+    `Source ${r.source.label} (PostgreSQL ${r.source.version}) → target ${r.target.label} (PostgreSQL ${r.target.version}); ${r.tables.length} tables, ${r.sequences} sequence(s); read in ${r.seconds.toFixed(1)} s.`,
     '',
     table(['group', 'tables', 'size', 'rows (estimate)'], r.groups.map((g) => [g.name, g.tables, formatBytes(g.bytes), Math.round(g.rowEstimate)])),
     '',
   ];
   if (r.findings.length === 0) out.push('No findings: nothing blocks this migration.');
   else out.push(table(['severity', 'object', 'finding', 'fix'], r.findings.map((f) => [f.severity, f.object, f.message, f.fix ?? ''])));
-  out.push('', r.blockers ? `**${r.blockers} blocker(s)** must be fixed before the full load.` : '');
+  const lob = r.tables.filter((t) => t.lob);
+  out.push(
+    '',
+    `#### LOB columns`,
+    `${r.lobScan.tables} table(s) with LOB columns: ${r.lobScan.exactTables} measured exactly, ${r.lobScan.sampledTables} from a TABLESAMPLE sample; ${r.lobScan.rowsScanned} rows read in ${(r.lobScan.ms / 1000).toFixed(1)} s.`,
+  );
+  if (lob.length) {
+    out.push('', table(['table', 'largest value', 'measured', 'limit to use (KB)', 'mode'], lob.map((t) => [t.table, formatBytes(t.lob!.maxBytes), t.lob!.exact ? 'exact' : `${t.lob!.samplePercent.toFixed(2)}% sample`, t.lob!.limitKb, t.lob!.mode])));
+  }
+  const noBatch = r.tables.filter((t) => !t.batchApply).map((t) => t.table);
+  out.push('', `#### Batch apply`, noBatch.length ? `Not eligible (no key, or another unique constraint): ${noBatch.join(', ')}.` : 'Every table is eligible.');
+  const proposed = r.proposal[r.proposal.rule];
+  out.push(
+    '',
+    `#### Proposed groups (${r.proposal.rule} rule)`,
+    table(['group', 'tables', 'size'], proposed.map((g) => [g.name, g.tables.join(', '), formatBytes(g.bytes)])),
+    '',
+    `#### WAL headroom`,
+    `Source WAL rate ${formatBytes(r.wal.bytesPerSecond)}/s; full load estimated at ${r.wal.loadHours.toFixed(2)} h; ` +
+      (r.wal.maxSlotWalKeepSize === null ? 'max_slot_wal_keep_size unlimited.' : `max_slot_wal_keep_size ${formatBytes(r.wal.maxSlotWalKeepSize)} lasts ${r.wal.headroomHours === null ? 'indefinitely (no WAL written)' : `${r.wal.headroomHours.toFixed(1)} h`}.`),
+  );
   return out.join('\n').trim() + '\n';
 }
 

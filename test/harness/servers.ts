@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll } from 'vitest';
-import { findInstall, startCluster, type LocalCluster } from '../../src/local/cluster.js';
+import { findInstall, startCluster, type ClusterOptions, type LocalCluster } from '../../src/local/cluster.js';
 
 /**
  * Real PostgreSQL servers for tests. Each call starts a fresh cluster on a free port (so test
@@ -15,8 +15,13 @@ afterAll(async () => {
   started.clear();
 });
 
-export async function startServer(major: number, name = 'test', settings?: Record<string, string | number>): Promise<LocalCluster> {
-  const cluster = await startCluster({ major, name, settings });
+export async function startServer(
+  major: number,
+  name = 'test',
+  settings?: Record<string, string | number>,
+  more: Omit<ClusterOptions, 'major' | 'name' | 'settings'> = {},
+): Promise<LocalCluster> {
+  const cluster = await startCluster({ major, name, settings, ...more });
   started.add(cluster);
   return cluster;
 }
