@@ -29,7 +29,7 @@ const ASSESS = `assess: { walSampleSeconds: 0.5, longTransactionSeconds: 1, lobE
 
 beforeAll(async () => {
   [source, target, clean] = await Promise.all([
-    startServer(13, 'assess-src', { max_prepared_transactions: 5, max_replication_slots: 1, max_slot_wal_keep_size: "'1MB'" }, {
+    startServer(13, 'assess-src', { max_prepared_transactions: 5, max_replication_slots: 1, max_wal_senders: 1, max_slot_wal_keep_size: "'1MB'", wal_sender_timeout: "'5s'", logical_decoding_work_mem: "'16MB'" }, {
       extensions: [{ name: 'pgshift_probe', defaultVersion: '1.1', versions: ['1.0', '1.1'] }],
     }),
     startServer(17, 'assess-tgt', { max_logical_replication_workers: 1 }, { extensions: [{ name: 'pgshift_probe', defaultVersion: '1.0', versions: ['1.0'] }] }),
@@ -37,6 +37,8 @@ beforeAll(async () => {
   ]);
   await sql(source.url(), 'CREATE DATABASE dirty');
   await sql(target.url(), 'CREATE DATABASE tgt');
+  await sql(target.url('tgt'), `CREATE FUNCTION audit_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+    CREATE EVENT TRIGGER target_ddl ON ddl_command_start EXECUTE FUNCTION audit_ddl()`);
   const d = source.url('dirty');
   await sql(d, `
     CREATE EXTENSION adminpack;
@@ -102,6 +104,10 @@ describe('assess finds every situation on a real source', () => {
     expect(find('source.slots')).toMatchObject({ severity: 'blocker', message: expect.stringMatching(/2 replication slot\(s\) needed/) });
     expect(find('target.workers')).toBeUndefined(); // engine dms: no apply workers on the target
     expect(find('source.pglogical')?.severity).toBe('blocker');
+    expect(find('source.wal_senders')).toMatchObject({ severity: 'blocker', message: expect.stringMatching(/2 WAL sender\(s\) needed/) });
+    expect(find('source.wal_sender_timeout')?.severity).toBe('warning');
+    expect(find('source.logical_decoding_work_mem')?.severity).toBe('info');
+    expect(find('target.event-trigger', 'event trigger target_ddl')?.severity).toBe('warning');
     expect(find('source.long-transaction')?.severity).toBe('warning');
     expect(find('source.prepared-transaction', 'prepared transaction stuck')?.severity).toBe('blocker');
     expect(find('extension.missing', 'extension adminpack')?.severity).toBe('blocker');
@@ -188,6 +194,9 @@ describe('assess finds every situation on a real source', () => {
     const r = await runAssess(phaseContext(plan(ASSESS, clean.url('shop')), silentLogger));
     expect(r.findings.filter((f) => f.severity === 'blocker')).toEqual([]);
     expect(r.blockers).toBe(0);
+    // Default servers keep WAL for slots without limit: a real risk, reported as a warning.
+    expect(r.findings.find((f) => f.code === 'wal.unlimited')?.severity).toBe('warning');
+    expect(r.findings.find((f) => f.code === 'source.wal_sender_timeout')).toBeUndefined();
   });
 
   it('writes the proposed plan, and a re-run keeps the edits', async () => {

@@ -31826,6 +31826,9 @@ function quoteIdent(name) {
   if (name.includes("\0")) throw new Error("identifier contains a NUL byte");
   return `"${name.replace(/"/g, '""')}"`;
 }
+function qualify(t) {
+  return `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`;
+}
 function displayName(t) {
   const part = (s) => /^[a-z_][a-z0-9_$]*$/.test(s) ? s : quoteIdent(s);
   return `${part(t.schema)}.${part(t.name)}`;
@@ -31865,6 +31868,115 @@ function parseQualifiedName(text) {
   if (parts.length === 1) return { schema: "public", name: parts[0] };
   if (parts.length === 2 && parts[0] !== "" && parts[1] !== "") return { schema: parts[0], name: parts[1] };
   throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
+}
+
+// src/core/groups.ts
+function globToRegExp(glob) {
+  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
+  return new RegExp(`^${escaped}$`, "s");
+}
+function compile(pattern) {
+  const q = parseQualifiedName(pattern);
+  const s = globToRegExp(q.schema);
+  const n = globToRegExp(q.name);
+  return (t) => s.test(t.schema) && n.test(t.name);
+}
+function assignGroups(tables, groups) {
+  const compiled = groups.map((g) => ({
+    name: g.name,
+    include: g.tables.map((p) => ({ pattern: p, test: compile(p), hits: 0 })),
+    exclude: g.exclude.map(compile)
+  }));
+  const result = new Map(groups.map((g) => [g.name, []]));
+  const unassigned = [];
+  for (const t of tables) {
+    let placed = false;
+    for (const g of compiled) {
+      const hit = g.include.find((p) => p.test(t));
+      if (!hit || g.exclude.some((x) => x(t))) continue;
+      hit.hits++;
+      result.get(g.name).push(t);
+      placed = true;
+      break;
+    }
+    if (!placed) unassigned.push(t);
+  }
+  const unmatched = compiled.flatMap((g) => g.include.filter((p) => p.hits === 0).map((p) => ({ group: g.name, pattern: p.pattern })));
+  return { groups: result, unassigned, unmatched };
+}
+
+// src/core/grouping.ts
+function groupNameFor(table2, taken) {
+  const bare = table2.replace(/^.*\./, "").replace(/"/g, "");
+  let base = bare.toLowerCase().replace(/[^a-z0-9_]+/g, "_").replace(/^_+|_+$/g, "");
+  if (!/^[a-z]/.test(base)) base = `t_${base}`;
+  base = base.slice(0, 36) || "t";
+  let name = base;
+  for (let i = 2; taken.has(name) || name === "rest"; i++) name = `${base}_${i}`;
+  taken.add(name);
+  return name;
+}
+function seedGroups(tables, largest) {
+  const sorted = [...tables].sort((a, b) => b.bytes - a.bytes || a.name.localeCompare(b.name));
+  const taken = /* @__PURE__ */ new Set();
+  const own2 = sorted.slice(0, largest).filter((t) => t.bytes > 0);
+  const groups = own2.map((t) => ({ name: groupNameFor(t.name, taken), tables: [t.name], bytes: t.bytes }));
+  const rest = sorted.filter((t) => !own2.includes(t));
+  if (rest.length > 0) groups.push({ name: "rest", tables: ["*.*"], bytes: rest.reduce((n, t) => n + t.bytes, 0) });
+  return groups;
+}
+function balancedGroups(tables, count) {
+  const pools = [
+    { prefix: "batch", tables: tables.filter((t) => t.batchApply) },
+    { prefix: "single", tables: tables.filter((t) => !t.batchApply) }
+  ].filter((p) => p.tables.length > 0);
+  const total = tables.reduce((n, t) => n + Math.max(t.bytes, 1), 0);
+  const groups = [];
+  let left = Math.max(count, pools.length);
+  pools.forEach((pool, i) => {
+    const poolBytes = pool.tables.reduce((n, t) => n + Math.max(t.bytes, 1), 0);
+    const share = i === pools.length - 1 ? left : Math.max(1, Math.min(left - (pools.length - 1 - i), Math.round(count * poolBytes / total)));
+    const bins = Math.max(1, Math.min(share, pool.tables.length));
+    left -= bins;
+    const packed = Array.from({ length: bins }, (_, j) => ({ name: `${pool.prefix}_${j + 1}`, tables: [], bytes: 0 }));
+    for (const t of [...pool.tables].sort((a, b) => b.bytes - a.bytes || a.name.localeCompare(b.name))) {
+      const lightest = packed.reduce((a, b) => b.bytes < a.bytes ? b : a);
+      lightest.tables.push(t.name);
+      lightest.bytes += t.bytes;
+    }
+    groups.push(...packed.map((g) => ({ ...g, tables: g.tables.sort() })));
+  });
+  return groups;
+}
+
+// src/core/lob.ts
+var MAX_LIMITED_LOB_KB = 102400;
+function lobAdvice(maxBytes, taskLimitKb) {
+  const limitKb = Math.max(1, Math.ceil(maxBytes * 3 / 1024));
+  return {
+    maxBytes,
+    limitKb,
+    mode: limitKb > MAX_LIMITED_LOB_KB ? "unlimited" : "limited",
+    truncatedAtTaskLimit: limitKb > taskLimitKb
+  };
+}
+
+// src/core/pool.ts
+async function runPool(items, concurrency, task) {
+  let next = 0;
+  let failed;
+  const worker = async (id) => {
+    while (failed === void 0 && next < items.length) {
+      const item = items[next++];
+      try {
+        await task(item, id);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, (_, i) => worker(i)));
+  if (failed !== void 0) throw failed;
 }
 
 // src/pg/connect.ts
@@ -32082,62 +32194,175 @@ function majorOf(versionNum) {
 // src/pg/catalog.ts
 var CONTROL_SCHEMA = "pgshift";
 var SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
-async function listTables(c, versionNum) {
+
+// src/pg/inventory.ts
+var USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+var SETTINGS = [
+  "wal_level",
+  "max_replication_slots",
+  "max_wal_senders",
+  "wal_sender_timeout",
+  "max_slot_wal_keep_size",
+  "logical_decoding_work_mem",
+  "shared_preload_libraries",
+  "rds.logical_replication",
+  "max_logical_replication_workers",
+  "max_worker_processes",
+  "server_version",
+  "block_size"
+];
+async function readServerFacts(c, longTransactionSeconds) {
+  const settings = {};
+  for (const name of SETTINGS) settings[name] = null;
+  const s = await c.query("SELECT name, current_setting(name, true) AS v FROM pg_settings WHERE name = ANY($1::text[])", [SETTINGS]);
+  for (const row of s.rows) settings[row.name] = row.v;
+  const versionNum = Number((await c.query("SELECT current_setting('server_version_num') AS v")).rows[0].v);
+  const role = (await c.query(
+    `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription
+         FROM pg_roles r WHERE r.rolname = current_user`
+  )).rows[0];
+  const isRds = settings["rds.logical_replication"] !== null || (await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'`)).rowCount > 0;
+  const counts = (await c.query(
+    `SELECT (SELECT count(*) FROM pg_replication_slots)::text AS slots,
+              (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')::text AS senders,
+              (SELECT count(*) FROM pg_largeobject_metadata)::text AS lo`
+  )).rows[0];
+  const longTx = await c.query(
+    `SELECT pid, extract(epoch FROM now() - xact_start)::int AS seconds, coalesce(application_name, '') AS application,
+            coalesce(usename, '') AS "user", coalesce(state, '') AS state
+       FROM pg_stat_activity
+      WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+        AND now() - xact_start > make_interval(secs => $1)
+      ORDER BY xact_start`,
+    [longTransactionSeconds]
+  );
+  const prepared = await c.query(`SELECT gid, extract(epoch FROM now() - prepared)::int AS seconds FROM pg_prepared_xacts WHERE database = current_database()`);
+  const ext = await c.query(`SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1`);
+  const avail = await c.query(
+    `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
+       FROM pg_available_extensions a`
+  );
+  const triggers = await c.query(`SELECT evtname AS name, evtevent AS event, evtenabled AS enabled FROM pg_event_trigger ORDER BY 1`);
+  const db = (await c.query("SELECT current_database() AS d")).rows[0].d;
+  return {
+    versionNum,
+    version: settings.server_version ?? "",
+    settings,
+    isRds,
+    role: { name: role.name, superuser: role.superuser, replication: role.replication, rdsSuperuser: role.rds_superuser, createSubscription: role.create_subscription },
+    slotsUsed: Number(counts.slots),
+    walSendersUsed: Number(counts.senders),
+    longTransactions: longTx.rows,
+    preparedTransactions: prepared.rows,
+    extensions: ext.rows,
+    availableExtensions: new Map(avail.rows.map((r) => [r.name, { defaultVersion: r.default_version, versions: r.versions }])),
+    eventTriggers: triggers.rows,
+    largeObjects: Number(counts.lo),
+    database: db
+  };
+}
+var LOB_TYPE_TEST = `(t.typname IN ('text', 'bytea', 'json', 'jsonb', 'xml') OR (t.typname = 'varchar' AND a.atttypmod = -1) OR t.typcategory = 'A')`;
+async function readRelations(c, versionNum) {
   const generated = versionNum >= 12e4 ? "a.attgenerated <> ''" : "false";
+  const noStats = versionNum >= 14e4 ? "c.reltuples < 0" : `(c.reltuples = 0 AND coalesce((SELECT st.last_analyze IS NULL AND st.last_autoanalyze IS NULL FROM pg_stat_all_tables st WHERE st.relid = c.oid), true))`;
   const r = await c.query(`
-    SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relkind AS kind,
-           c.relispartition AS is_partition, c.relpersistence AS persistence,
-           c.relreplident AS replident,
-           pg_total_relation_size(c.oid)::text AS bytes, c.reltuples::text AS reltuples,
-           COALESCE((SELECT json_agg(json_build_object(
-                        'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
-                        'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull)
-                      ORDER BY a.attnum)
-                     FROM pg_attribute a
-                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') AS columns,
-           (SELECT array_agg(a.attname ORDER BY k.ord)
-              FROM pg_index i
-              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-             WHERE i.indrelid = c.oid AND i.indisprimary) AS pk
-      FROM pg_class c
-      JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER}
+    SELECT n.nspname AS schema, c.relname AS name, c.oid::int AS oid, c.relkind AS kind, c.relpersistence AS persistence,
+           c.relispartition AS is_partition, c.relreplident AS replident,
+           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
+           coalesce((SELECT array_agg(ic.relname::text ORDER BY ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                      WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)), '{}') AS unique_not_null,
+           (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary)::int AS other_unique,
+           (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident) AS ri_index,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${generated}), '{}') AS generated,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> ''), '{}') AS identity,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND t.typcategory = 'A'), '{}') AS arrays,
+           coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
+                       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${LOB_TYPE_TEST} AND NOT (${generated})), '[]') AS lobs,
+           ((c.relpages + coalesce((SELECT tc.relpages FROM pg_class tc WHERE tc.oid = c.reltoastrelid), 0))::bigint * current_setting('block_size')::bigint)::text AS estimated_bytes,
+           CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_total_relation_size(c.oid) ELSE 0 END::text AS bytes,
+           greatest(c.reltuples, 0)::text AS row_estimate,
+           NOT (${noStats}) AS has_stats,
+           pg_get_userbyid(c.relowner) AS owner,
+           pg_has_role(c.relowner, 'USAGE') AS owned_by_me,
+           has_table_privilege(c.oid, 'SELECT') AS can_select
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS}
        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
      ORDER BY n.nspname, c.relname`);
-  return r.rows.map((row) => ({
-    oid: row.oid,
-    schema: row.schema,
-    name: row.name,
-    kind: row.kind,
-    isPartition: row.is_partition,
-    persistence: row.persistence,
-    replicaIdentity: row.replident,
-    bytes: Number(row.bytes),
-    rowEstimate: Math.max(0, Number(row.reltuples)),
-    columns: row.columns,
-    primaryKey: row.pk ?? []
+  return r.rows.map((x) => ({
+    schema: x.schema,
+    name: x.name,
+    oid: x.oid,
+    kind: x.kind,
+    persistence: x.persistence,
+    isPartition: x.is_partition,
+    replicaIdentity: x.replident,
+    hasPrimaryKey: x.has_pk,
+    uniqueNotNullIndexes: x.unique_not_null,
+    otherUniqueIndexes: x.other_unique,
+    replicaIdentityIndex: x.ri_index,
+    generatedColumns: x.generated,
+    identityColumns: x.identity,
+    arrayColumns: x.arrays,
+    lobColumns: x.lobs,
+    estimatedBytes: Number(x.estimated_bytes),
+    bytes: Number(x.bytes),
+    rowEstimate: Number(x.row_estimate),
+    hasStatistics: x.has_stats,
+    owner: x.owner,
+    ownedByMe: x.owned_by_me,
+    canSelect: x.can_select
   }));
 }
-async function listSequences(c) {
+async function readSequences(c) {
   const r = await c.query(`
-    SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS data_type, s.seqmax::text AS max_value,
+    SELECT s.schemaname AS schema, s.sequencename AS name, s.data_type::text AS data_type, s.max_value::text AS max_value, s.last_value::text AS last_value,
            (SELECT quote_ident(tn.nspname) || '.' || quote_ident(t.relname) || '.' || quote_ident(a.attname)
-              FROM pg_depend d
-              JOIN pg_class t ON t.oid = d.refobjid
-              JOIN pg_namespace tn ON tn.oid = t.relnamespace
+              FROM pg_class sc JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+              JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sc.oid AND d.deptype IN ('a', 'i')
+              JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
               JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
-             WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i') LIMIT 1) AS owned_by
-      FROM pg_class c
-      JOIN pg_namespace n ON n.oid = c.relnamespace
-      JOIN pg_sequence s ON s.seqrelid = c.oid
-     WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER}
+             WHERE sn.nspname = s.schemaname AND sc.relname = s.sequencename LIMIT 1) AS owned_by
+      FROM pg_sequences s
+     WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}')
      ORDER BY 1, 2`);
-  return r.rows.map((row) => ({ schema: row.schema, name: row.name, dataType: row.data_type, maxValue: row.max_value, ownedBy: row.owned_by ?? void 0 }));
+  return r.rows.map((x) => ({
+    schema: x.schema,
+    name: x.name,
+    dataType: x.data_type,
+    maxValue: BigInt(x.max_value),
+    lastValue: x.last_value === null ? null : BigInt(x.last_value),
+    ownedBy: x.owned_by
+  }));
 }
-async function setting(c, name) {
-  const r = await c.query("SELECT current_setting($1, true) AS v", [name]);
-  return r.rows[0]?.v ?? void 0;
+async function scanLobs(c, t, sampleRows, exactBelowBytes) {
+  const started = Date.now();
+  const measures = t.lobColumns.map(
+    (col) => `coalesce(max(${col.type === "bytea" ? `octet_length(${quoteIdent(col.name)})` : `octet_length(${quoteIdent(col.name)}::text)`}), 0)::bigint AS ${quoteIdent(col.name)}`
+  );
+  const exact = Math.max(t.estimatedBytes, t.bytes) < exactBelowBytes || !t.hasStatistics || t.rowEstimate <= sampleRows;
+  const percent = exact ? 100 : Math.min(100, Math.max(1e-4, sampleRows / Math.max(t.rowEstimate, 1) * 100));
+  const from = exact ? qualify(t) : `${qualify(t)} TABLESAMPLE SYSTEM (${percent.toFixed(6)})`;
+  const r = await c.query(`SELECT count(*)::bigint AS __rows, ${measures.join(", ")} FROM ${from}`);
+  const row = r.rows[0];
+  return {
+    columns: t.lobColumns.map((col) => ({ column: col.name, maxBytes: Number(row[col.name]) })),
+    exact,
+    rowsScanned: Number(row.__rows),
+    samplePercent: percent,
+    ms: Date.now() - started
+  };
+}
+async function sampleWalRate(c, seconds) {
+  const a = (await c.query("SELECT pg_current_wal_lsn()::text AS l")).rows[0].l;
+  const t0 = Date.now();
+  await new Promise((r2) => setTimeout(r2, seconds * 1e3));
+  const r = await c.query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text AS d", [a]);
+  return Number(r.rows[0].d) / ((Date.now() - t0) / 1e3);
 }
 
 // src/pg/tools.ts
@@ -32167,45 +32392,6 @@ async function findTool(name, binDir) {
   return { path: bin, major, version: stdout.trim() };
 }
 
-// src/core/groups.ts
-function globToRegExp(glob) {
-  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
-  return new RegExp(`^${escaped}$`, "s");
-}
-function compile(pattern) {
-  const q = parseQualifiedName(pattern);
-  const s = globToRegExp(q.schema);
-  const n = globToRegExp(q.name);
-  return (t) => s.test(t.schema) && n.test(t.name);
-}
-function assignGroups(tables, groups) {
-  const compiled = groups.map((g) => ({
-    name: g.name,
-    include: g.tables.map((p) => ({ pattern: p, test: compile(p), hits: 0 })),
-    exclude: g.exclude.map(compile)
-  }));
-  const result = new Map(groups.map((g) => [g.name, []]));
-  const unassigned = [];
-  for (const t of tables) {
-    let placed = false;
-    for (const g of compiled) {
-      const hit = g.include.find((p) => p.test(t));
-      if (!hit || g.exclude.some((x) => x(t))) continue;
-      hit.hits++;
-      result.get(g.name).push(t);
-      placed = true;
-      break;
-    }
-    if (!placed) unassigned.push(t);
-  }
-  const unmatched = compiled.flatMap((g) => g.include.filter((p) => p.hits === 0).map((p) => ({ group: g.name, pattern: p.pattern })));
-  return { groups: result, unassigned, unmatched };
-}
-function describeTables(tables, max = 5) {
-  const names = tables.slice(0, max).map(displayName);
-  return tables.length > max ? `${names.join(", ")} and ${tables.length - max} more` : names.join(", ");
-}
-
 // src/phases/context.ts
 function phaseContext(plan, log) {
   return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
@@ -32233,94 +32419,238 @@ async function openSessions(ctx) {
     }
   };
 }
-async function resolveGroups(ctx, source, versionNum, only) {
-  const all = await listTables(source, versionNum);
-  const copyable = all.filter((t) => t.persistence === "p");
-  const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
-  for (const u of unmatched) ctx.log.warn(`group ${u.group}: pattern ${u.pattern} matches no table on the source`);
-  const leaves = unassigned.filter((t) => t.kind === "r");
-  if (leaves.length > 0) ctx.log.warn(`${leaves.length} table(s) are in no group and will not be migrated: ${describeTables(leaves)}`);
-  if (only && !groups.has(only)) {
-    throw inputError("group.unknown", `group ${only} is not in the plan`, `use one of: ${[...groups.keys()].join(", ")}`);
-  }
-  const result = [];
-  for (const [name, tables] of groups) {
-    if (only && name !== only) continue;
-    const data = tables.filter((t) => t.kind === "r").sort((a, b) => b.bytes - a.bytes);
-    if (data.length === 0) {
-      throw inputError("group.empty", `group ${name} matches no table on the source`, "fix its tables: patterns in the plan (schema.table, * as a wildcard)");
-    }
-    result.push({ name, tables: data, parents: tables.filter((t) => t.kind === "p") });
-  }
-  return result;
-}
 
 // src/phases/assess.ts
 async function runAssess(ctx) {
+  const started = Date.now();
+  const { plan } = ctx;
+  const opts = plan.assess;
   const s = await openSessions(ctx);
   try {
     const findings = [];
-    const add = (f) => findings.push(f);
-    const sourceMajor = majorOf(s.sourceVersion);
-    const targetMajor = majorOf(s.targetVersion);
-    const [sv, tv] = await Promise.all([setting(s.source, "server_version"), setting(s.target, "server_version")]);
-    if (targetMajor < sourceMajor) {
-      add({ severity: "blocker", code: "target.version", object: ctx.target.label, message: `target PostgreSQL ${targetMajor} is older than source ${sourceMajor}`, fix: "use a target of the same or a newer major" });
+    const add = (severity, code, object2, message, fix) => findings.push({ severity, code, object: object2, message, fix });
+    const [src, tgt] = await Promise.all([readServerFacts(s.source, opts.longTransactionSeconds), readServerFacts(s.target, opts.longTransactionSeconds)]);
+    const sourceMajor = majorOf(src.versionNum);
+    const targetMajor = majorOf(tgt.versionNum);
+    const groupCount = plan.groups.length;
+    const native = plan.cdc.engine === "native";
+    const dmsPlugin = plan.cdc.dms.plugin;
+    if (targetMajor < sourceMajor) add("blocker", "target.version", ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, "migrate to the same or a newer major");
+    checkSourceSettings(src, ctx.source.label, groupCount, native, dmsPlugin, add);
+    checkPrivileges(src, tgt, ctx, native, groupCount, add);
+    for (const t of src.longTransactions) {
+      add("warning", "source.long-transaction", `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ""})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, "end it before the full load, or wait");
     }
-    const walLevel = await setting(s.source, "wal_level");
-    if (walLevel !== "logical") {
-      add({ severity: "blocker", code: "source.wal_level", object: ctx.source.label, message: `wal_level is ${walLevel}`, fix: "set wal_level = logical (RDS: rds.logical_replication = 1) and restart" });
+    for (const p of src.preparedTransactions) {
+      add("blocker", "source.prepared-transaction", `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
     }
-    const slots = await s.source.query(
-      `SELECT current_setting('max_replication_slots') AS max, (SELECT count(*) FROM pg_replication_slots)::text AS used, current_setting('max_wal_senders') AS senders`
-    );
-    const freeSlots = Number(slots.rows[0].max) - Number(slots.rows[0].used);
-    if (freeSlots < ctx.plan.groups.length) {
-      add({ severity: "blocker", code: "source.slots", object: ctx.source.label, message: `${ctx.plan.groups.length} slot(s) needed, ${freeSlots} free`, fix: "raise max_replication_slots or drop unused slots" });
+    for (const e of src.extensions) {
+      const avail = tgt.availableExtensions.get(e.name);
+      if (!avail) add("blocker", "extension.missing", `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
+      else if (!avail.versions.includes(e.version)) {
+        add("warning", "extension.version", `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
+      }
+    }
+    for (const t of src.eventTriggers) {
+      add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL is not replicated, and DMS fails with ENABLE ALWAYS triggers`, "freeze DDL for the migration window; disable it if it writes");
+    }
+    for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
+    if (src.largeObjects > 0) {
+      add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are not replicated by logical replication and not copied by this version of pgshift", "move them to bytea columns, or copy them during the cut-over window (pg_dump --large-objects)");
     }
     try {
-      const dump = await findTool("pg_dump", ctx.plan.fullLoad.pgBinDir);
-      if (dump.major < sourceMajor) {
-        add({ severity: "blocker", code: "tool.pg_dump", object: dump.path, message: `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, fix: `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir` });
-      }
+      const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
+      if (dump.major < sourceMajor) add("blocker", "tool.pg_dump", dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
     } catch (err) {
-      add({ severity: "blocker", code: "tool.pg_dump", object: "pg_dump", message: err.message, fix: "install the PostgreSQL client tools" });
+      add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
     }
-    const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
-    for (const g of groups) {
-      for (const t of g.tables) {
-        if (t.primaryKey.length === 0 && t.replicaIdentity !== "f" && t.replicaIdentity !== "i") {
-          add({
-            severity: "blocker",
-            code: "table.no-key",
-            object: displayName(t),
-            message: "no primary key and no replica identity: UPDATE and DELETE on the source would fail once it is published",
-            fix: `add a primary key, or ALTER TABLE ${displayName(t)} REPLICA IDENTITY FULL`
-          });
+    const relations = await readRelations(s.source, src.versionNum);
+    const migratable = relations.filter((r) => (r.kind === "r" || r.kind === "p") && r.persistence === "p");
+    const assignment = assignGroups(migratable, plan.groups);
+    const groupOf = /* @__PURE__ */ new Map();
+    for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
+    for (const u of assignment.unmatched) add("warning", "group.pattern", `group ${u.group}`, `pattern ${u.pattern} matches no table`, "fix the pattern in the plan");
+    for (const [g, list] of assignment.groups) if (!list.some((t) => t.kind === "r")) add("blocker", "group.empty", `group ${g}`, "matches no table that holds rows", "fix its tables: patterns or remove the group");
+    const targetUnique = /* @__PURE__ */ new Map();
+    const profiles = [];
+    for (const t of relations) {
+      const name = displayName(t);
+      checkRelation(t, name, groupOf.get(t) ?? null, plan.cdc.engine, dmsPlugin, add);
+      if (t.kind !== "r" || t.persistence !== "p") continue;
+      targetUnique.set(name, t.otherUniqueIndexes);
+      profiles.push({
+        table: name,
+        group: groupOf.get(t) ?? null,
+        kind: t.isPartition ? "partition" : "table",
+        bytes: t.bytes,
+        estimatedBytes: t.estimatedBytes,
+        rowEstimate: t.rowEstimate,
+        key: t.hasPrimaryKey ? "primary key" : t.replicaIdentity === "i" ? "replica identity index" : t.replicaIdentity === "f" ? "replica identity full" : "none",
+        // Batch apply needs a key and no other unique constraint on the target (the target gets the source's).
+        batchApply: t.hasPrimaryKey && t.otherUniqueIndexes === 0,
+        lob: null
+      });
+    }
+    const lobTables = relations.filter((t) => t.kind === "r" && t.persistence === "p" && t.lobColumns.length > 0 && t.canSelect);
+    const lobStarted = Date.now();
+    let rowsScanned = 0;
+    let exactTables = 0;
+    const workers = [];
+    try {
+      await runPool(lobTables, 2, async (t, id) => {
+        workers[id] ??= await connect(ctx.source, { applicationName: "pgshift assess" });
+        const scan = await scanLobs(workers[id], t, opts.lobSampleRows, opts.lobExactBelow);
+        rowsScanned += scan.rowsScanned;
+        if (scan.exact) exactTables++;
+        const profile = profiles.find((p) => p.table === displayName(t));
+        const maxBytes = Math.max(0, ...scan.columns.map((c) => c.maxBytes));
+        profile.lob = { ...lobAdvice(maxBytes, plan.cdc.dms.lobMaxSizeKb), columns: scan.columns, exact: scan.exact, rowsScanned: scan.rowsScanned, samplePercent: scan.samplePercent };
+        if (!native && profile.lob.truncatedAtTaskLimit) {
+          const where = scan.exact ? "exact" : `largest in a ${scan.samplePercent.toFixed(2)}% sample`;
+          add(
+            profile.lob.mode === "unlimited" ? "warning" : "info",
+            "lob.truncation",
+            profile.table,
+            `largest LOB value ${formatBytes(maxBytes)} (${where}) would be truncated at the task limit of ${plan.cdc.dms.lobMaxSizeKb} KB`,
+            profile.lob.mode === "unlimited" ? "use lobMode: unlimited for this table (no truncation)" : `use lobMaxSizeKb: ${profile.lob.limitKb} for this table`
+          );
         }
+      });
+    } finally {
+      await Promise.all(workers.map((w) => w.end().catch(() => {
+      })));
+    }
+    const lobMs = Date.now() - lobStarted;
+    const sequences = await readSequences(s.source);
+    for (const q of sequences) {
+      const name = displayName(q);
+      if (!q.ownedBy) add("info", "sequence.unowned", name, "owned by no column: pgshift still carries its value at cut-over", void 0);
+      if (q.lastValue !== null && q.maxValue > 0n && q.lastValue * 10n >= q.maxValue * 8n) {
+        const pct = Number(q.lastValue * 1000n / q.maxValue) / 10;
+        add("warning", "sequence.near-limit", name, `${q.dataType} sequence at ${pct}% of its maximum ${q.maxValue}`, `ALTER SEQUENCE ${name} AS bigint (and widen the column) before it runs out`);
       }
     }
-    const sequences = await listSequences(s.source);
-    const target = await s.target.query(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema','pgshift')`);
-    if (target.rows[0].n > 0) {
-      add({ severity: "info", code: "target.not-empty", object: ctx.target.label, message: `the target database already holds ${target.rows[0].n} table(s)`, fix: "full-load needs an empty database unless it loaded these itself" });
+    const totalBytes = profiles.reduce((n, p) => n + Math.max(p.bytes, p.estimatedBytes), 0);
+    const loadHours = totalBytes / plan.assess.copyRate / 3600;
+    const rate = await sampleWalRate(s.source, opts.walSampleSeconds);
+    const keepText = src.settings.max_slot_wal_keep_size;
+    const keep = keepText === null || keepText === void 0 || keepText === "-1" ? null : parseSize(keepText) ?? null;
+    const headroomHours = keep !== null && rate > 0 ? keep / rate / 3600 : null;
+    if (keepText === "-1") {
+      add("warning", "wal.unlimited", ctx.source.label, `max_slot_wal_keep_size is unlimited: a stalled slot keeps WAL until the disk fills (${formatBytes(rate * 3600)} per hour at the current rate; ~${formatBytes(rate * loadHours * 3600)} during a ${loadHours.toFixed(1)} h full load)`, "set max_slot_wal_keep_size to what the disk can hold, and watch pgshift cdc status");
+    } else if (headroomHours !== null && headroomHours < loadHours) {
+      add("blocker", "wal.headroom", ctx.source.label, `max_slot_wal_keep_size (${keepText}) lasts ${headroomHours.toFixed(1)} h at the current WAL rate; the full load takes about ${loadHours.toFixed(1)} h, so the slots would be invalidated`, "raise max_slot_wal_keep_size, or split the load into groups loaded one after another");
+    } else if (headroomHours !== null && headroomHours < loadHours * 2) {
+      add("warning", "wal.headroom", ctx.source.label, `max_slot_wal_keep_size (${keepText}) lasts ${headroomHours.toFixed(1)} h at the current WAL rate, under twice the ${loadHours.toFixed(1)} h full-load estimate`, "raise max_slot_wal_keep_size");
     }
+    const sized = profiles.filter((p) => p.rowEstimate > 0 || p.bytes > 0).map((p) => ({ name: p.table, bytes: Math.max(p.bytes, p.estimatedBytes), batchApply: p.batchApply }));
+    const severityOrder = { blocker: 0, warning: 1, info: 2 };
+    findings.sort((a, b) => severityOrder[a.severity] - severityOrder[b.severity]);
     return {
-      source: { label: ctx.source.label, version: sv ?? "", major: sourceMajor },
-      target: { label: ctx.target.label, version: tv ?? "", major: targetMajor },
-      groups: groups.map((g) => ({
-        name: g.name,
-        tables: g.tables.length,
-        bytes: g.tables.reduce((n, t) => n + t.bytes, 0),
-        rowEstimate: g.tables.reduce((n, t) => n + t.rowEstimate, 0)
+      source: { label: ctx.source.label, version: src.version, major: sourceMajor },
+      target: { label: ctx.target.label, version: tgt.version, major: targetMajor },
+      groups: [...assignment.groups].map(([name, list]) => ({
+        name,
+        tables: list.filter((t) => t.kind === "r").length,
+        bytes: list.reduce((n, t) => n + t.bytes, 0),
+        rowEstimate: list.reduce((n, t) => n + t.rowEstimate, 0)
       })),
+      proposal: { rule: opts.grouping, seed: seedGroups(sized, opts.largestOwnGroup), balanced: balancedGroups(sized, opts.balancedGroups) },
+      tables: profiles,
       sequences: sequences.length,
+      lobScan: { tables: lobTables.length, rowsScanned, exactTables, sampledTables: lobTables.length - exactTables, ms: lobMs },
+      wal: { bytesPerSecond: Math.round(rate), maxSlotWalKeepSize: keep, headroomHours, loadHours },
       findings,
-      blockers: findings.filter((f) => f.severity === "blocker").length
+      blockers: findings.filter((f) => f.severity === "blocker").length,
+      seconds: (Date.now() - started) / 1e3
     };
   } finally {
     await s.close();
   }
+}
+function checkSourceSettings(src, label, groups, native, plugin, add) {
+  const st = src.settings;
+  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
+    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
+  } else if (st.wal_level !== "logical") {
+    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
+  }
+  const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
+  if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
+  const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
+  if (freeSenders < groups) add("blocker", "source.wal_senders", label, `${groups} WAL sender(s) needed, ${freeSenders} free of max_wal_senders ${st.max_wal_senders}`, "raise max_wal_senders (restart)");
+  const timeout = parseDurationMs(st.wal_sender_timeout);
+  if (timeout !== null && timeout > 0 && timeout < 1e4) {
+    add("warning", "source.wal_sender_timeout", label, `wal_sender_timeout is ${st.wal_sender_timeout}: busy apply can be cut off`, "set wal_sender_timeout to at least 10s");
+  }
+  const workMem = st.logical_decoding_work_mem ? parseSize(st.logical_decoding_work_mem.replace(/B$/, "B")) : void 0;
+  if (workMem !== void 0 && workMem < 64 * 1024 * 1024) {
+    add("info", "source.logical_decoding_work_mem", label, `logical_decoding_work_mem is ${st.logical_decoding_work_mem}: larger transactions spill to disk while decoding`, "raise it (for example 256MB) if large transactions are common");
+  }
+  if (!native && plugin === "pglogical" && st.shared_preload_libraries !== null && !st.shared_preload_libraries.split(",").map((x) => x.trim()).includes("pglogical")) {
+    add("blocker", "source.pglogical", label, "the DMS plugin is pglogical but shared_preload_libraries does not load it", "add pglogical to shared_preload_libraries and restart (or use plugin: test_decoding)");
+  }
+}
+function checkPrivileges(src, tgt, ctx, native, groups, add) {
+  if (!src.role.superuser && !src.role.replication && !src.role.rdsSuperuser) {
+    add("blocker", "source.privilege.replication", `role ${src.role.name}`, "cannot create replication slots (needs REPLICATION, superuser or rds_superuser)", `ALTER ROLE ${src.role.name} REPLICATION (on RDS: GRANT rds_replication TO ${src.role.name})`);
+  }
+  if (native) {
+    const canSubscribe = tgt.role.superuser || tgt.role.rdsSuperuser || majorOf(tgt.versionNum) >= 16 && tgt.role.createSubscription;
+    if (!canSubscribe) add("blocker", "target.privilege.subscription", `role ${tgt.role.name}`, "cannot create subscriptions on the target", `connect as a superuser (RDS: rds_superuser)${majorOf(tgt.versionNum) >= 16 ? " or GRANT pg_create_subscription" : ""}`);
+    const workers = Number(tgt.settings.max_logical_replication_workers);
+    if (workers < groups) add("blocker", "target.workers", ctx.target.label, `${groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, "raise max_logical_replication_workers (and max_worker_processes) and restart the target");
+  }
+}
+function checkRelation(t, name, group2, engine, plugin, add) {
+  if (t.kind === "f") return add("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target");
+  if (t.kind === "m") return add("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
+  if (t.persistence === "u") return add("warning", "table.unlogged", name, "unlogged table: not replicated and not copied", `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
+  if (t.kind === "p") return add("info", "table.partitioned", name, "partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)");
+  if (!t.canSelect) add("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`);
+  if (group2 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
+  if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
+  if (t.replicaIdentity === "n") {
+    add("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL`);
+  } else if (t.replicaIdentity === "d" && !t.hasPrimaryKey) {
+    const idx = t.uniqueNotNullIndexes[0];
+    add(
+      "blocker",
+      "table.no-key",
+      name,
+      "no primary key and no replica identity: UPDATE and DELETE fail on the source once it is published, and DMS ignores them",
+      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, or ALTER TABLE ${name} REPLICA IDENTITY FULL`
+    );
+  } else if (t.replicaIdentity === "f") {
+    if (engine === "dms" && plugin === "pglogical") add("blocker", "table.replica-identity-full", name, "REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical", "add a primary key, or use plugin: test_decoding for this group");
+    else add("warning", "table.replica-identity-full", name, "REPLICA IDENTITY FULL: every UPDATE and DELETE is applied by a scan unless the target has a usable index", "add a primary key if you can");
+  } else if (t.replicaIdentity === "i") {
+    add("info", "table.replica-identity-index", name, `replica identity is the unique index ${t.replicaIdentityIndex}`);
+  }
+  if (engine === "dms" && !t.hasPrimaryKey && t.arrayColumns.length) add("blocker", "table.array-no-key", name, `ARRAY column(s) ${t.arrayColumns.join(", ")} without a primary key: DMS suspends the table`, "add a primary key");
+  if (t.generatedColumns.length) add("info", "table.generated", name, `generated column(s) ${t.generatedColumns.join(", ")}: left out of the copy, computed by the target`);
+  if (t.identityColumns.length) add("info", "table.identity", name, `identity column(s) ${t.identityColumns.join(", ")}: values copied as they are, sequences carried at cut-over`);
+  if (!t.hasStatistics) add("info", "table.no-statistics", name, "never analyzed: size and row estimates are unknown to the planner and to pgshift", `ANALYZE ${name}`);
+}
+function parseDurationMs(v) {
+  if (!v) return null;
+  const m = /^(-?\d+)\s*(ms|s|min|h)?$/.exec(v.trim());
+  if (!m) return null;
+  const n = Number(m[1]);
+  return n * ({ ms: 1, s: 1e3, min: 6e4, h: 36e5 }[m[2] ?? "ms"] ?? 1);
+}
+function proposalFrom(r, engine) {
+  const tables = {};
+  for (const t of r.tables) {
+    const entry = {};
+    if (t.lob && engine === "dms") {
+      entry.lobMode = t.lob.mode;
+      entry.lobMaxSizeKb = t.lob.limitKb;
+    }
+    if (!t.batchApply) entry.batchApply = false;
+    if (Object.keys(entry).length) tables[t.table] = entry;
+  }
+  return { groups: r.proposal[r.proposal.rule], tables };
 }
 
 // src/report/markdown.ts
@@ -32330,15 +32660,34 @@ function table(head, rows) {
 }
 function assessMarkdown(r) {
   const out = [
-    `### pgshift assess`,
-    `Source ${r.source.label} (PostgreSQL ${r.source.version}) \u2192 target ${r.target.label} (PostgreSQL ${r.target.version}); ${r.sequences} sequence(s).`,
+    `### pgshift assess \u2014 ${r.blockers ? `${r.blockers} blocker(s)` : "no blockers"}`,
+    `Source ${r.source.label} (PostgreSQL ${r.source.version}) \u2192 target ${r.target.label} (PostgreSQL ${r.target.version}); ${r.tables.length} tables, ${r.sequences} sequence(s); read in ${r.seconds.toFixed(1)} s.`,
     "",
     table(["group", "tables", "size", "rows (estimate)"], r.groups.map((g) => [g.name, g.tables, formatBytes(g.bytes), Math.round(g.rowEstimate)])),
     ""
   ];
   if (r.findings.length === 0) out.push("No findings: nothing blocks this migration.");
   else out.push(table(["severity", "object", "finding", "fix"], r.findings.map((f) => [f.severity, f.object, f.message, f.fix ?? ""])));
-  out.push("", r.blockers ? `**${r.blockers} blocker(s)** must be fixed before the full load.` : "");
+  const lob = r.tables.filter((t) => t.lob);
+  out.push(
+    "",
+    `#### LOB columns`,
+    `${r.lobScan.tables} table(s) with LOB columns: ${r.lobScan.exactTables} measured exactly, ${r.lobScan.sampledTables} from a TABLESAMPLE sample; ${r.lobScan.rowsScanned} rows read in ${(r.lobScan.ms / 1e3).toFixed(1)} s.`
+  );
+  if (lob.length) {
+    out.push("", table(["table", "largest value", "measured", "limit to use (KB)", "mode"], lob.map((t) => [t.table, formatBytes(t.lob.maxBytes), t.lob.exact ? "exact" : `${t.lob.samplePercent.toFixed(2)}% sample`, t.lob.limitKb, t.lob.mode])));
+  }
+  const noBatch = r.tables.filter((t) => !t.batchApply).map((t) => t.table);
+  out.push("", `#### Batch apply`, noBatch.length ? `Not eligible (no key, or another unique constraint): ${noBatch.join(", ")}.` : "Every table is eligible.");
+  const proposed = r.proposal[r.proposal.rule];
+  out.push(
+    "",
+    `#### Proposed groups (${r.proposal.rule} rule)`,
+    table(["group", "tables", "size"], proposed.map((g) => [g.name, g.tables.join(", "), formatBytes(g.bytes)])),
+    "",
+    `#### WAL headroom`,
+    `Source WAL rate ${formatBytes(r.wal.bytesPerSecond)}/s; full load estimated at ${r.wal.loadHours.toFixed(2)} h; ` + (r.wal.maxSlotWalKeepSize === null ? "max_slot_wal_keep_size unlimited." : `max_slot_wal_keep_size ${formatBytes(r.wal.maxSlotWalKeepSize)} lasts ${r.wal.headroomHours === null ? "indefinitely (no WAL written)" : `${r.wal.headroomHours.toFixed(1)} h`}.`)
+  );
   return out.join("\n").trim() + "\n";
 }
 
@@ -52613,12 +52962,33 @@ var planSchema = external_exports.strictObject({
     pgBinDir: external_exports.string().optional().describe("Directory holding pg_dump and pg_restore (must be \u2265 the source major)."),
     ownership: external_exports.enum(["keep", "target-user"]).default("keep").describe("keep: objects keep their owners and grants; target-user: everything belongs to the connecting user.")
   }).prefault({}),
+  assess: external_exports.strictObject({
+    grouping: external_exports.enum(["seed", "balanced"]).default("seed").describe("seed: the largest tables each in their own group, the rest in one; balanced: bin packing by size."),
+    largestOwnGroup: external_exports.number().int().min(0).max(50).default(3).describe("seed rule: how many of the largest tables get their own group."),
+    balancedGroups: external_exports.number().int().min(1).max(64).default(4).describe("balanced rule: number of groups."),
+    lobSampleRows: external_exports.number().int().min(100).default(2e3).describe("LOB sizing reads about this many rows of a larger table (TABLESAMPLE SYSTEM)."),
+    lobExactBelow: size.prefault("1MB").describe("LOB sizing reads every row of tables estimated smaller than this (and of tables never analyzed)."),
+    walSampleSeconds: external_exports.number().min(0.5).max(120).default(3).describe("How long the WAL rate is sampled."),
+    longTransactionSeconds: external_exports.number().min(1).default(60).describe("Transactions open longer than this are reported."),
+    copyRate: size.prefault("50MB").describe("Assumed full-load throughput per second, for the duration and WAL estimates.")
+  }).prefault({}),
+  tables: external_exports.record(
+    external_exports.string(),
+    external_exports.strictObject({
+      lobMode: external_exports.enum(["limited", "unlimited"]).optional().describe("DMS LOB mode for this table; unlimited never truncates."),
+      lobMaxSizeKb: external_exports.number().int().min(1).optional().describe("DMS bulk-max-size for this table, in KB (3\xD7 the largest value)."),
+      batchApply: external_exports.boolean().optional().describe("Whether the table may go to a DMS task with batch apply.")
+    })
+  ).default({}).describe("Per-table settings, proposed by pgshift assess --write-plan; edits are kept."),
   cdc: external_exports.strictObject({
     engine: external_exports.enum(["native", "dms"]).default("native"),
     heartbeatSeconds: external_exports.number().min(1).max(3600).default(10).describe("How often the heartbeat row is updated."),
     maxLagBytes: size.prefault("64MB").describe("cdc status fails above this lag."),
     maxLagSeconds: external_exports.number().min(0).default(300),
-    dms: external_exports.record(external_exports.string(), external_exports.unknown()).optional().describe("AWS DMS settings (engine: dms).")
+    dms: external_exports.looseObject({
+      plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
+      lobMaxSizeKb: external_exports.number().int().min(1).default(32).describe("Task-level LimitedSizeLobMode LobMaxSize in KB.")
+    }).prefault({}).describe("AWS DMS settings (engine: dms).")
   }).prefault({}),
   verify: external_exports.strictObject({
     chunkRows: external_exports.number().int().min(100).default(1e5),
@@ -52836,7 +53206,7 @@ await runAction("assess", async (ctx) => {
   const r = await runAssess(ctx);
   return {
     markdown: assessMarkdown(r),
-    outputs: { blockers: r.blockers, groups: json2(r.groups.map((g) => g.name)), report: json2(r) },
+    outputs: { blockers: r.blockers, groups: json2(r.groups.map((g) => g.name)), proposal: json2(proposalFrom(r, ctx.plan.cdc.engine)), report: json2(r) },
     exitCode: r.blockers > 0 ? 3 : 0
   };
 });

@@ -52856,12 +52856,33 @@ var planSchema = external_exports.strictObject({
     pgBinDir: external_exports.string().optional().describe("Directory holding pg_dump and pg_restore (must be \u2265 the source major)."),
     ownership: external_exports.enum(["keep", "target-user"]).default("keep").describe("keep: objects keep their owners and grants; target-user: everything belongs to the connecting user.")
   }).prefault({}),
+  assess: external_exports.strictObject({
+    grouping: external_exports.enum(["seed", "balanced"]).default("seed").describe("seed: the largest tables each in their own group, the rest in one; balanced: bin packing by size."),
+    largestOwnGroup: external_exports.number().int().min(0).max(50).default(3).describe("seed rule: how many of the largest tables get their own group."),
+    balancedGroups: external_exports.number().int().min(1).max(64).default(4).describe("balanced rule: number of groups."),
+    lobSampleRows: external_exports.number().int().min(100).default(2e3).describe("LOB sizing reads about this many rows of a larger table (TABLESAMPLE SYSTEM)."),
+    lobExactBelow: size.prefault("1MB").describe("LOB sizing reads every row of tables estimated smaller than this (and of tables never analyzed)."),
+    walSampleSeconds: external_exports.number().min(0.5).max(120).default(3).describe("How long the WAL rate is sampled."),
+    longTransactionSeconds: external_exports.number().min(1).default(60).describe("Transactions open longer than this are reported."),
+    copyRate: size.prefault("50MB").describe("Assumed full-load throughput per second, for the duration and WAL estimates.")
+  }).prefault({}),
+  tables: external_exports.record(
+    external_exports.string(),
+    external_exports.strictObject({
+      lobMode: external_exports.enum(["limited", "unlimited"]).optional().describe("DMS LOB mode for this table; unlimited never truncates."),
+      lobMaxSizeKb: external_exports.number().int().min(1).optional().describe("DMS bulk-max-size for this table, in KB (3\xD7 the largest value)."),
+      batchApply: external_exports.boolean().optional().describe("Whether the table may go to a DMS task with batch apply.")
+    })
+  ).default({}).describe("Per-table settings, proposed by pgshift assess --write-plan; edits are kept."),
   cdc: external_exports.strictObject({
     engine: external_exports.enum(["native", "dms"]).default("native"),
     heartbeatSeconds: external_exports.number().min(1).max(3600).default(10).describe("How often the heartbeat row is updated."),
     maxLagBytes: size.prefault("64MB").describe("cdc status fails above this lag."),
     maxLagSeconds: external_exports.number().min(0).default(300),
-    dms: external_exports.record(external_exports.string(), external_exports.unknown()).optional().describe("AWS DMS settings (engine: dms).")
+    dms: external_exports.looseObject({
+      plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
+      lobMaxSizeKb: external_exports.number().int().min(1).default(32).describe("Task-level LimitedSizeLobMode LobMaxSize in KB.")
+    }).prefault({}).describe("AWS DMS settings (engine: dms).")
   }).prefault({}),
   verify: external_exports.strictObject({
     chunkRows: external_exports.number().int().min(100).default(1e5),
