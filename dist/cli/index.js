@@ -2667,7 +2667,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
         const negativeNumberArg = (arg) => {
           if (!/^-(\d+|\d*\.\d+)(e[+-]?\d+)?$/.test(arg)) return false;
           return !this._getCommandAndAncestors().some(
-            (cmd) => cmd.options.map((opt) => opt.short).some((short) => /^-\d$/.test(short))
+            (cmd) => cmd.options.map((opt) => opt.short).some((short2) => /^-\d$/.test(short2))
           );
         };
         let activeVariadicOption = null;
@@ -36864,7 +36864,8 @@ var planSchema = external_exports.strictObject({
     }).prefault({}).describe("AWS DMS settings (engine: dms).")
   }).prefault({}),
   verify: external_exports.strictObject({
-    chunkRows: external_exports.number().int().min(100).default(1e5),
+    chunkRows: external_exports.number().int().min(100).default(1e5).describe("Rows per chunk (boundaries come from the key)."),
+    jobs: external_exports.number().int().min(1).max(32).default(2).describe("Tables verified at once (each uses one session per side): the limit on source load."),
     excludeTables: external_exports.array(external_exports.string()).default([])
   }).prefault({}),
   cutover: external_exports.strictObject({
@@ -37378,11 +37379,18 @@ async function listTables(c, versionNum) {
                       ORDER BY a.attnum)
                      FROM pg_attribute a
                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') AS columns,
-           (SELECT array_agg(a.attname ORDER BY k.ord)
+           (SELECT array_agg(a.attname::text ORDER BY k.ord)
               FROM pg_index i
               CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-             WHERE i.indrelid = c.oid AND i.indisprimary) AS pk
+             WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
+           (SELECT array_agg(a.attname::text ORDER BY k.ord)
+              FROM (SELECT i.* FROM pg_index i
+                     WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) u JOIN pg_attribute ua ON ua.attrelid = c.oid AND ua.attnum = u WHERE NOT ua.attnotnull)
+                     ORDER BY i.indisprimary DESC, i.indisreplident DESC, i.indnatts, i.indexrelid LIMIT 1) i
+              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) AS key_columns
       FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER}
@@ -37399,7 +37407,8 @@ async function listTables(c, versionNum) {
     bytes: Number(row.bytes),
     rowEstimate: Math.max(0, Number(row.reltuples)),
     columns: row.columns,
-    primaryKey: row.pk ?? []
+    primaryKey: row.pk ?? [],
+    keyColumns: row.key_columns ?? []
   }));
 }
 async function listSequences(c) {
@@ -39122,6 +39131,146 @@ async function runTeardown(ctx) {
   }
 }
 
+// src/phases/verify.ts
+import { writeFileSync as writeFileSync2 } from "node:fs";
+
+// src/pg/chunks.ts
+function keyedTable(t) {
+  if (t.keyColumns.length === 0) return null;
+  const typeOf = (name) => t.columns.find((c) => c.name === name).type;
+  return { table: t, key: t.keyColumns, keyTypes: t.keyColumns.map(typeOf), columns: copyColumns(t) };
+}
+function rowHashExpr(columns, versionNum) {
+  const row = `ROW(${columns.map(quoteIdent).join(", ")})::text`;
+  return versionNum >= 11e4 ? `hashtextextended(${row}, 0)` : `('x' || substr(md5(${row}), 1, 16))::bit(64)::bigint`;
+}
+function rangeWhere(kt, range, params) {
+  const k = quoteIdent(kt.key[0]);
+  const type = kt.keyTypes[0];
+  const parts = [];
+  if (range.lo !== null) {
+    params.push(range.lo);
+    parts.push(`${k} > $${params.length}::${type}`);
+  }
+  if (range.hi !== null) {
+    params.push(range.hi);
+    parts.push(`${k} <= $${params.length}::${type}`);
+  }
+  return parts.length ? parts.join(" AND ") : "true";
+}
+async function chunkBoundaries(source, kt, chunkRows, rowEstimate) {
+  if (rowEstimate <= chunkRows) return [];
+  const k = quoteIdent(kt.key[0]);
+  const type = kt.keyTypes[0];
+  try {
+    const h = await source.query(
+      `SELECT b::text AS v FROM (SELECT DISTINCT unnest(histogram_bounds::text::${type}[]) AS b FROM pg_stats
+         WHERE schemaname = $1 AND tablename = $2 AND attname = $3) s ORDER BY b`,
+      [kt.table.schema, kt.table.name, kt.key[0]]
+    );
+    if (h.rows.length > 2) return h.rows.slice(1, -1).map((r2) => r2.v);
+  } catch {
+  }
+  const r = await source.query(
+    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn FROM ${qualify(kt.table)}) s
+      WHERE rn % $1 = 0 ORDER BY k`,
+    [chunkRows]
+  );
+  return dedupe(r.rows.map((x) => x.v));
+}
+async function splitRange(source, kt, range, parts) {
+  const k = quoteIdent(kt.key[0]);
+  const params = [];
+  const where = rangeWhere(kt, range, params);
+  params.push(parts);
+  const r = await source.query(
+    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn, count(*) OVER () AS n
+                      FROM ${qualify(kt.table)} WHERE ${where}) s
+      WHERE rn % greatest(n / $${params.length}, 1) = 0 ORDER BY k`,
+    params
+  );
+  return dedupe(r.rows.map((x) => x.v)).filter((v) => v !== range.hi);
+}
+function rangesFrom(bounds, outer = { lo: null, hi: null }) {
+  const edges = [outer.lo, ...bounds, outer.hi];
+  const out = [];
+  for (let i = 0; i < edges.length - 1; i++) out.push({ lo: edges[i], hi: edges[i + 1] });
+  return out;
+}
+async function rangeFingerprint(c, kt, range, versionNum) {
+  const params = [];
+  const where = rangeWhere(kt, range, params);
+  const r = await c.query(
+    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(kt.columns, versionNum)}::numeric), 0)::text AS hash
+       FROM ${qualify(kt.table)} WHERE ${where}`,
+    params
+  );
+  return { rows: Number(r.rows[0].rows), hash: r.rows[0].hash };
+}
+function keyText(values) {
+  return JSON.stringify(values);
+}
+async function leafHashes(c, kt, range, versionNum) {
+  const params = [];
+  const where = rangeWhere(kt, range, params);
+  const keys = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
+  const r = await c.query(
+    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.columns, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${where}`,
+    params
+  );
+  return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
+}
+function keyMatch(kt, keys, params) {
+  const arrays = kt.key.map((_, i) => {
+    params.push(keys.map((k) => k[i]));
+    return `$${params.length}::text[]`;
+  });
+  const cols = kt.key.map(quoteIdent).join(", ");
+  const casts = kt.key.map((_, i) => `u.c${i}::${kt.keyTypes[i]}`).join(", ");
+  return `(${cols}) IN (SELECT ${casts} FROM unnest(${arrays.join(", ")}) AS u(${kt.key.map((_, i) => `c${i}`).join(", ")}))`;
+}
+async function rowHashes(c, kt, keys, versionNum) {
+  if (keys.length === 0) return /* @__PURE__ */ new Map();
+  const params = [];
+  const match = keyMatch(kt, keys, params);
+  const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
+  const r = await c.query(
+    `SELECT ARRAY[${keyCols}] AS k, ${rowHashExpr(kt.columns, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${match}`,
+    params
+  );
+  return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
+}
+async function rowValues(c, kt, keys) {
+  if (keys.length === 0) return /* @__PURE__ */ new Map();
+  const params = [];
+  const match = keyMatch(kt, keys, params);
+  const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
+  const cols = kt.columns.map(quoteIdent).join(", ");
+  const r = await c.query(
+    `SELECT ARRAY[${keyCols}] AS k, (SELECT row_to_json(x) FROM (SELECT ${cols}) x) AS row FROM ${qualify(kt.table)} WHERE ${match}`,
+    params
+  );
+  return new Map(r.rows.map((x) => [keyText(x.k), x.row]));
+}
+function repairStatements(kt, deleteKeys, insertRows, identityAlways) {
+  const out = [];
+  const t = qualify(kt.table);
+  for (const key of deleteKeys) {
+    const cond = kt.key.map((k, i) => `${quoteIdent(k)} = ${quoteLiteral(key[i])}::${kt.keyTypes[i]}`).join(" AND ");
+    out.push(`DELETE FROM ${t} WHERE ${cond};`);
+  }
+  const cols = kt.columns.map(quoteIdent).join(", ");
+  for (const row of insertRows) {
+    out.push(
+      `INSERT INTO ${t} (${cols})${identityAlways ? " OVERRIDING SYSTEM VALUE" : ""} SELECT ${cols} FROM json_populate_record(NULL::${t}, ${quoteLiteral(JSON.stringify(row))});`
+    );
+  }
+  return out;
+}
+function dedupe(values) {
+  return values.filter((v, i) => i === 0 || v !== values[i - 1]);
+}
+
 // src/pg/hash.ts
 var CANONICAL_SETTINGS = [
   `SET extra_float_digits = 1`,
@@ -39143,49 +39292,150 @@ async function fingerprint(c, table2, columns, versionNum) {
   return { rows: Number(r.rows[0].rows), hash: r.rows[0].hash };
 }
 
+// src/pg/schema-diff.ts
+var SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+var NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%'`;
+async function inventory(c) {
+  const q = async (sql) => new Map((await c.query(sql)).rows.map((r) => [r.k, normalise(r.v)]));
+  const inv = /* @__PURE__ */ new Map();
+  inv.set("table", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS k, c.relkind::text AS v
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND ${SCHEMAS} AND ${NOT_DMS}`));
+  inv.set("column", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname) AS k,
+      format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+        || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+        -- PostgreSQL 17 marks a partitioned table's identity on its partitions too; the identity
+        -- belongs to the parent, so it is compared there only.
+        || CASE WHEN c.relispartition THEN '' WHEN a.attidentity = 'a' THEN ' GENERATED ALWAYS AS IDENTITY' WHEN a.attidentity = 'd' THEN ' GENERATED BY DEFAULT AS IDENTITY' ELSE '' END
+        || coalesce(' COLLATE ' || quote_ident(co.collname), '') AS v
+      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+      LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> (SELECT oid FROM pg_collation WHERE collname = 'default' LIMIT 1)
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped AND ${SCHEMAS} AND ${NOT_DMS}`));
+  inv.set("constraint", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(k.conname) AS k, pg_get_constraintdef(k.oid) AS v
+      FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE ${SCHEMAS} AND ${NOT_DMS} AND k.contype IN ('p', 'u', 'f', 'c', 'x')`));
+  inv.set("index", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(ic.relname) AS k,
+      pg_get_indexdef(i.indexrelid) || CASE WHEN i.indisvalid THEN '' ELSE ' [INVALID]' END AS v
+      FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+      WHERE ${SCHEMAS} AND ${NOT_DMS}`));
+  inv.set("sequence", await q(`SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename) AS k,
+      format('%s start %s increment %s min %s max %s cycle %s', s.data_type, s.start_value, s.increment_by, s.min_value, s.max_value, s.cycle) AS v
+      FROM pg_sequences s WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}')`));
+  inv.set("trigger", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(t.tgname) AS k, pg_get_triggerdef(t.oid) AS v
+      FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE NOT t.tgisinternal AND ${SCHEMAS} AND ${NOT_DMS}`));
+  inv.set("enum", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(t.typname) AS k, string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) AS v
+      FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid JOIN pg_namespace n ON n.oid = t.typnamespace WHERE ${SCHEMAS} GROUP BY 1`));
+  inv.set("extension", await q(`SELECT extname AS k, extversion AS v FROM pg_extension`));
+  return inv;
+}
+function normalise(v) {
+  return v.replace(/\s+/g, " ").trim();
+}
+async function diffSchemas(source, target) {
+  const [a, b] = await Promise.all([inventory(source), inventory(target)]);
+  const out = [];
+  for (const [kind, src] of a) {
+    const tgt = b.get(kind);
+    for (const [name, def] of src) {
+      const other = tgt.get(name);
+      if (other === void 0) out.push({ kind, object: name, problem: "missing on target", source: def });
+      else if (other !== def) {
+        const invalid = kind === "index" && other.endsWith("[INVALID]") && !def.endsWith("[INVALID]");
+        out.push({ kind, object: name, problem: invalid ? "invalid on target" : "different", source: def, target: other });
+      }
+    }
+    for (const [name, def] of tgt) {
+      if (!src.has(name)) out.push({ kind, object: name, problem: "extra on target", target: def });
+    }
+  }
+  return out;
+}
+
 // src/phases/verify.ts
+var SPLIT_FACTOR = 16;
+var LEAF_ROWS = 4e3;
+var REPORTED_ROWS = 1e3;
+var SAMPLED_VALUES = 20;
+var QUICK_CHUNKS = 4;
 async function runVerify(ctx, options = {}) {
   const started = Date.now();
+  const mode = options.mode ?? "full";
+  if (options.applyRepair && !options.repairSql) throw inputError("verify.repair", "--apply-repair needs --repair-sql FILE", "name the file the repair SQL is written to (and review it)");
   const s = await openSessions(ctx);
   const workers = [];
   try {
+    await useCanonicalSettings(s.source);
+    await useCanonicalSettings(s.target);
     const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
     const journal = await Journal.find(s.target, ctx.plan.name);
     const streaming = new Set(journal ? (await journal.streams()).filter((r) => r.state === "streaming").map((r) => r.group) : []);
     const excluded = new Set(ctx.plan.verify.excludeTables);
     const wanted = options.tables ? new Set(options.tables) : void 0;
     const work = groups.flatMap(
-      (g) => g.tables.filter((t) => !excluded.has(displayName(t)) && (!wanted || wanted.has(displayName(t)))).map((t) => ({ group: g.name, table: t }))
+      (g) => g.tables.filter((t) => !excluded.has(displayName(t)) && !t.name.startsWith("awsdms_") && (!wanted || wanted.has(displayName(t)))).map((t) => ({ group: g.name, table: t }))
     );
-    await journal?.startPhase("verify", { tables: work.length, exact: options.exact ?? false });
+    if (wanted) {
+      const known = new Set(work.map((w) => displayName(w.table)));
+      const unknown2 = [...wanted].filter((t) => !known.has(t));
+      if (unknown2.length) throw inputError("verify.table", `table ${unknown2[0]} is in no group of the plan`, "name tables as schema.table, as the report prints them");
+    }
+    await journal?.startPhase("verify", { tables: work.length, exact: options.exact ?? false, mode });
+    const schema = wanted ? [] : await diffSchemas(s.source, s.target);
     const checks = [];
-    await runPool(work, Math.min(ctx.plan.fullLoad.jobs, 4), async ({ group: group2, table: table2 }, id) => {
+    const repair = [];
+    await runPool(work, ctx.plan.verify.jobs, async ({ group: group2, table: table2 }, id) => {
       let w = workers[id];
       if (!w) {
         w = workers[id] = { source: await connect(ctx.source, { applicationName: "pgshift verify" }), target: await connect(ctx.target, { applicationName: "pgshift verify" }) };
         await useCanonicalSettings(w.source);
         await useCanonicalSettings(w.target);
       }
-      const check2 = await checkTable(ctx, w, s.sourceVersion, s.targetVersion, group2, table2, streaming.has(group2) && !options.exact, options.attempts ?? 4);
+      const moving = streaming.has(group2) && !options.exact;
+      const checker = new TableChecker(ctx, w, s.sourceVersion, s.targetVersion, group2, table2, moving, mode);
+      const check2 = await checker.run();
       checks.push(check2);
-      ctx.log.progress(`verify:${check2.table}`, `verify ${check2.table}: ${check2.verdict} (${check2.source.rows} rows)`);
+      if (options.repairSql && checker.kt && check2.verdict === "different") repair.push(...await checker.repair());
+      ctx.log.progress(`verify:${check2.table}`, `verify ${check2.table}: ${check2.verdict} (${check2.sourceRows} rows, ${check2.chunks} chunk(s)${check2.differenceCount ? `, ${check2.differenceCount} differing row(s)` : ""})`);
     });
     checks.sort((a, b) => a.table.localeCompare(b.table));
+    const sequences = await checkSequences(s.source, s.target);
+    const exact = Boolean(options.exact) || streaming.size === 0;
     const differences = checks.filter((c) => c.verdict === "different").map((c) => c.table);
     const unsettled = checks.filter((c) => c.verdict === "unsettled").map((c) => c.table);
+    const seqProblem = exact && sequences.some((q) => q.behind);
+    const schemaProblem = schema.length > 0;
     const result = {
-      verdict: differences.length ? "different" : unsettled.length ? "unsettled" : "equal",
+      verdict: differences.length || seqProblem || schemaProblem ? "different" : unsettled.length ? "unsettled" : "equal",
+      mode,
+      exact,
       tables: checks,
+      schema,
+      sequences,
       differences,
       unsettled,
       seconds: (Date.now() - started) / 1e3
     };
+    if (options.repairSql) {
+      const text = ["-- pgshift verify: repair of the differing rows on the target. Review before running.", "BEGIN;", ...repair, "COMMIT;", ""].join("\n");
+      writeFileSync2(options.repairSql, text);
+      let applied = false;
+      if (options.applyRepair && repair.length) {
+        await s.target.query(text);
+        applied = true;
+        await journal?.event("verify", "warn", `repair applied on the target: ${repair.length} statement(s)`);
+      }
+      result.repairSql = { file: options.repairSql, statements: repair.length, applied };
+    }
     await journal?.finishPhase("verify", result.verdict === "different" ? "failed" : result.verdict === "equal" ? "done" : "partial", {
       verdict: result.verdict,
+      mode,
+      exact,
       differences,
       unsettled,
+      schemaDifferences: schema.length,
       tables: checks.length,
-      exact: options.exact ?? false
+      differingRows: checks.reduce((n, c) => n + c.differenceCount, 0)
     });
     return result;
   } finally {
@@ -39195,29 +39445,247 @@ async function runVerify(ctx, options = {}) {
     await s.close();
   }
 }
-async function checkTable(ctx, w, sourceVersion, targetVersion, group2, table2, moving, maxAttempts) {
-  const columns = copyColumns(table2);
-  const hb = heartbeatTable(group2);
-  let previousSource;
-  let src = { rows: 0, hash: "0" };
-  let tgt = { rows: 0, hash: "0" };
-  const attempts = moving ? maxAttempts : 1;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    src = await fingerprint(w.source, table2, columns, sourceVersion);
-    if (moving) {
-      const beat = await writeBeat(w.source, hb, group2);
-      await waitForMarker(w.target, hb, group2, beat, 3e4);
-    }
-    tgt = await fingerprint(w.target, table2, columns, targetVersion);
-    if (same(src, tgt)) return { table: displayName(table2), group: group2, verdict: "equal", source: src, target: tgt, attempts: attempt };
-    if (!moving || previousSource && same(previousSource, src)) {
-      return { table: displayName(table2), group: group2, verdict: "different", source: src, target: tgt, attempts: attempt };
-    }
-    previousSource = src;
-    await new Promise((r) => setTimeout(r, 200 * attempt));
+async function checkSequences(source, target) {
+  const out = [];
+  for (const q of await listSequences(source)) {
+    const a = await readSequence(source, q);
+    const b = await readSequence(target, q).catch(() => void 0);
+    const next = (v) => v.isCalled ? v.lastValue + 1n : v.lastValue;
+    out.push({
+      sequence: displayName(q),
+      source: a.lastValue.toString(),
+      target: b ? b.lastValue.toString() : "missing",
+      behind: !b || next(b) < next(a)
+    });
   }
-  return { table: displayName(table2), group: group2, verdict: "unsettled", source: src, target: tgt, attempts };
+  return out;
 }
+var TableChecker = class {
+  constructor(ctx, w, sv, tv, group2, table2, moving, mode) {
+    this.ctx = ctx;
+    this.w = w;
+    this.sv = sv;
+    this.tv = tv;
+    this.group = group2;
+    this.table = table2;
+    this.moving = moving;
+    this.mode = mode;
+    this.kt = keyedTable(table2);
+    this.name = displayName(table2);
+  }
+  ctx;
+  w;
+  sv;
+  tv;
+  group;
+  table;
+  moving;
+  mode;
+  kt;
+  name;
+  candidates = /* @__PURE__ */ new Map();
+  confirmed = [];
+  chunks = 0;
+  mismatched = 0;
+  sourceRows = 0;
+  targetRows = 0;
+  /** Wait until the target has applied everything committed on the source so far. */
+  async bridge() {
+    if (!this.moving) return;
+    const hb = heartbeatTable(this.group);
+    const beat = await writeBeat(this.w.source, hb, this.group);
+    await waitForMarker(this.w.target, hb, this.group, beat, 6e4);
+  }
+  /**
+   * Fingerprints of many ranges on both sides. Moving: every source read first, then one heartbeat,
+   * then every target read, so one wait covers the whole batch. Exact: both sides at once.
+   */
+  async pairs(ranges) {
+    const kt = this.kt;
+    const side = async (c, v) => {
+      const out = [];
+      for (const r of ranges) out.push(await rangeFingerprint(c, kt, r, v));
+      return out;
+    };
+    let a;
+    let b;
+    if (this.moving) {
+      a = await side(this.w.source, this.sv);
+      await this.bridge();
+      b = await side(this.w.target, this.tv);
+    } else {
+      [a, b] = await Promise.all([side(this.w.source, this.sv), side(this.w.target, this.tv)]);
+    }
+    return ranges.map((_, i) => [a[i], b[i]]);
+  }
+  async run() {
+    const started = Date.now();
+    if (!this.kt) return this.wholeTable(started);
+    const kt = this.kt;
+    const bounds = await chunkBoundaries(this.w.source, kt, this.ctx.plan.verify.chunkRows, this.table.rowEstimate);
+    let ranges = rangesFrom(bounds);
+    if (this.mode === "quick" && ranges.length > QUICK_CHUNKS) {
+      const middle = ranges.slice(1, -1).sort(() => Math.random() - 0.5).slice(0, QUICK_CHUNKS - 2);
+      ranges = [ranges[0], ...middle, ranges[ranges.length - 1]];
+    }
+    this.chunks = ranges.length;
+    const first = await this.pairs(ranges);
+    for (const [a, b] of first) {
+      this.sourceRows += a.rows;
+      this.targetRows += b.rows;
+    }
+    let suspects = ranges.map((r, i) => ({ r, fp: first[i] })).filter((x) => !same(...x.fp));
+    if (this.moving && suspects.length) {
+      const again = await this.pairs(suspects.map((x) => x.r));
+      suspects = suspects.map((x, i) => ({ r: x.r, fp: again[i] })).filter((x) => !same(...x.fp));
+    }
+    this.mismatched = suspects.length;
+    for (const x of suspects) await this.drill(x.r, Math.max(x.fp[0].rows, x.fp[1].rows), 0);
+    await this.settle();
+    return this.result(started, this.mode === "quick" && bounds.length + 1 > ranges.length ? "sampled-chunks" : "chunks");
+  }
+  async drill(range, rows, depth) {
+    const kt = this.kt;
+    if (rows > LEAF_ROWS && depth < 8) {
+      const inner = await splitRange(this.w.source, kt, range, SPLIT_FACTOR);
+      if (inner.length > 0) {
+        const subs = rangesFrom(inner, range);
+        const fps = await this.pairs(subs);
+        for (let i = 0; i < subs.length; i++) {
+          const [a, b] = fps[i];
+          if (!same(a, b)) await this.drill(subs[i], Math.max(a.rows, b.rows), depth + 1);
+        }
+        return;
+      }
+    }
+    let src;
+    let tgt;
+    if (this.moving) {
+      src = await leafHashes(this.w.source, kt, range, this.sv);
+      await this.bridge();
+      tgt = await leafHashes(this.w.target, kt, range, this.tv);
+    } else {
+      [src, tgt] = await Promise.all([leafHashes(this.w.source, kt, range, this.sv), leafHashes(this.w.target, kt, range, this.tv)]);
+    }
+    for (const [k, h] of src) {
+      const other = tgt.get(k);
+      if (other === void 0) this.candidates.set(k, { key: JSON.parse(k), kind: "missing" });
+      else if (other !== h) this.candidates.set(k, { key: JSON.parse(k), kind: "different" });
+    }
+    for (const k of tgt.keys()) if (!src.has(k)) this.candidates.set(k, { key: JSON.parse(k), kind: "extra" });
+  }
+  /**
+   * Re-check candidate keys by point lookups on both sides. Exact mode: once, to drop rows that a
+   * collation difference placed in another chunk. Moving: until the source row holds still.
+   */
+  async settle() {
+    const kt = this.kt;
+    let pending = [...this.candidates.values()];
+    let previous = /* @__PURE__ */ new Map();
+    const attempts = this.moving ? 5 : 1;
+    for (let attempt = 1; attempt <= attempts && pending.length; attempt++) {
+      const keys = pending.map((p) => p.key);
+      const src = await rowHashes(this.w.source, kt, keys, this.sv);
+      await this.bridge();
+      const tgt = await rowHashes(this.w.target, kt, keys, this.tv);
+      const next = [];
+      const seen = /* @__PURE__ */ new Map();
+      for (const p of pending) {
+        const k = keyText(p.key);
+        const a = src.get(k);
+        const b = tgt.get(k);
+        seen.set(k, a);
+        if (a === b) continue;
+        const kind = a === void 0 ? "extra" : b === void 0 ? "missing" : "different";
+        if (!this.moving || previous.has(k) && previous.get(k) === a) this.confirmed.push({ key: p.key, kind });
+        else next.push({ key: p.key, kind });
+      }
+      previous = seen;
+      pending = next;
+      if (pending.length && attempt < attempts) await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+    this.candidates.clear();
+    for (const p of pending) this.candidates.set(keyText(p.key), p);
+  }
+  async result(started, method) {
+    const kt = this.kt;
+    const reported = this.confirmed.slice(0, REPORTED_ROWS);
+    const sampleKeys = reported.slice(0, SAMPLED_VALUES).map((d) => d.key);
+    const [srcRows, tgtRows] = await Promise.all([rowValues(this.w.source, kt, sampleKeys), rowValues(this.w.target, kt, sampleKeys)]);
+    const differences = reported.map((d) => {
+      const k = keyText(d.key);
+      return {
+        key: Object.fromEntries(kt.key.map((c, i) => [c, d.key[i]])),
+        kind: d.kind,
+        ...srcRows.has(k) ? { source: srcRows.get(k) } : {},
+        ...tgtRows.has(k) ? { target: tgtRows.get(k) } : {}
+      };
+    });
+    const unsettledKeys = this.candidates.size;
+    return {
+      table: this.name,
+      group: this.group,
+      method,
+      verdict: this.confirmed.length ? "different" : unsettledKeys ? "unsettled" : "equal",
+      sourceRows: this.sourceRows,
+      targetRows: this.targetRows,
+      chunks: this.chunks,
+      mismatchedChunks: this.mismatched,
+      differenceCount: this.confirmed.length,
+      differences,
+      unsettledKeys,
+      seconds: (Date.now() - started) / 1e3
+    };
+  }
+  /** A table without a usable key: one multiset fingerprint of the whole table. */
+  async wholeTable(started) {
+    const columns = copyColumns(this.table);
+    let verdict = "equal";
+    let prev;
+    let a = { rows: 0, hash: "0" };
+    let b = { rows: 0, hash: "0" };
+    for (let attempt = 1; attempt <= (this.moving ? 4 : 1); attempt++) {
+      a = await fingerprint(this.w.source, this.table, columns, this.sv);
+      await this.bridge();
+      b = await fingerprint(this.w.target, this.table, columns, this.tv);
+      if (same(a, b)) {
+        verdict = "equal";
+        break;
+      }
+      verdict = !this.moving || prev && same(prev, a) ? "different" : "unsettled";
+      if (verdict === "different") break;
+      prev = a;
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+    return {
+      table: this.name,
+      group: this.group,
+      method: "whole-table",
+      verdict,
+      sourceRows: a.rows,
+      targetRows: b.rows,
+      chunks: 1,
+      mismatchedChunks: verdict === "equal" ? 0 : 1,
+      differenceCount: 0,
+      differences: [],
+      unsettledKeys: 0,
+      seconds: (Date.now() - started) / 1e3
+    };
+  }
+  /** Statements that make the target rows equal the source rows for every confirmed difference. */
+  async repair() {
+    const kt = this.kt;
+    const out = [];
+    const identityAlways = this.table.columns.some((c) => c.identity === "a");
+    for (let i = 0; i < this.confirmed.length; i += 1e3) {
+      const batch = this.confirmed.slice(i, i + 1e3);
+      const rows = await rowValues(this.w.source, kt, batch.filter((d) => d.kind !== "extra").map((d) => d.key));
+      const deletes = batch.filter((d) => d.kind !== "missing").map((d) => d.key);
+      out.push(...repairStatements(kt, deletes, [...rows.values()], identityAlways));
+    }
+    return out;
+  }
+};
 function same(a, b) {
   return a.rows === b.rows && a.hash === b.hash;
 }
@@ -39225,7 +39693,7 @@ function same(a, b) {
 // src/local/cluster.ts
 import { execFile as execFileCb2, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, chmodSync, chownSync, constants, cpSync, existsSync as existsSync3, mkdirSync, readdirSync, readFileSync as readFileSync4, rmSync as rmSync2, symlinkSync, writeFileSync as writeFileSync2 } from "node:fs";
+import { accessSync, chmodSync, chownSync, constants, cpSync, existsSync as existsSync3, mkdirSync, readdirSync, readFileSync as readFileSync4, rmSync as rmSync2, symlinkSync, writeFileSync as writeFileSync3 } from "node:fs";
 import { createRequire } from "node:module";
 import net from "node:net";
 import os2 from "node:os";
@@ -39423,11 +39891,11 @@ async function startCluster(options = {}) {
     for (const sub of ["bin", "lib", "share"]) cpSync(path4.join(pkgRoot, sub), path4.join(root, sub), { recursive: true, verbatimSymlinks: true });
     const extDir = path4.join(root, "share", "postgresql", "extension");
     for (const e of options.extensions) {
-      writeFileSync2(path4.join(extDir, `${e.name}.control`), `default_version = '${e.defaultVersion}'
+      writeFileSync3(path4.join(extDir, `${e.name}.control`), `default_version = '${e.defaultVersion}'
 relocatable = true
 comment = 'pgshift test extension'
 `);
-      for (const v of e.versions) writeFileSync2(path4.join(extDir, `${e.name}--${v}.sql`), `CREATE FUNCTION ${e.name}_version() RETURNS text LANGUAGE sql AS $$ SELECT '${v}'::text $$;
+      for (const v of e.versions) writeFileSync3(path4.join(extDir, `${e.name}--${v}.sql`), `CREATE FUNCTION ${e.name}_version() RETURNS text LANGUAGE sql AS $$ SELECT '${v}'::text $$;
 `);
     }
     spawnSync("chmod", ["-R", "a+rX", root]);
@@ -39437,7 +39905,7 @@ comment = 'pgshift test extension'
   chmodSync(dir, 457);
   const password = randomBytes(12).toString("base64url");
   const pwfile = path4.join(dir, "pwfile");
-  writeFileSync2(pwfile, `${password}
+  writeFileSync3(pwfile, `${password}
 `, { mode: 384 });
   if (user) chownSync(pwfile, user.uid, user.gid);
   const dataDir = path4.join(dir, "data");
@@ -39477,11 +39945,11 @@ comment = 'pgshift test extension'
       ...options.settings
     };
     const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join("\n");
-    writeFileSync2(path4.join(dataDir, "postgresql.auto.conf"), `${conf}
+    writeFileSync3(path4.join(dataDir, "postgresql.auto.conf"), `${conf}
 `);
     if (options.hba?.length) {
       const hbaPath = path4.join(dataDir, "pg_hba.conf");
-      writeFileSync2(hbaPath, `${options.hba.join("\n")}
+      writeFileSync3(hbaPath, `${options.hba.join("\n")}
 ${readFileSync4(hbaPath, "utf8")}`);
     }
     const cluster = new LocalCluster(install, binDir, dir, port, password);
@@ -39776,6 +40244,7 @@ groups:
   - { name: orders, tables: [shop.orders, shop.order_items] }
   - { name: rest, tables: ["*.*"] }
 fullLoad: { jobs: 2 }
+assess: { walSampleSeconds: 1 }
 cutover: { fence: roles, roles: [${APP_ROLE}], timeoutSeconds: 30 }
 `,
       "demo plan",
@@ -39937,13 +40406,27 @@ function cdcMarkdown(r) {
   ].join("\n") + "\n";
 }
 function verifyMarkdown(r) {
-  const rows = r.tables.map((t) => [t.table, t.verdict, t.source.rows, t.target.rows, t.verdict === "equal" ? "same" : "differs", t.attempts]);
-  return [
+  const rows = r.tables.map((t) => [t.table, t.verdict, t.method, t.sourceRows, t.targetRows, `${t.mismatchedChunks}/${t.chunks}`, t.differenceCount, t.unsettledKeys]);
+  const out = [
     `### pgshift verify \u2014 ${r.verdict}`,
-    `${r.tables.length} table(s) in ${r.seconds.toFixed(1)} s.` + (r.differences.length ? ` **Different: ${r.differences.join(", ")}.**` : "") + (r.unsettled.length ? ` Still changing under every check (re-check within the cut-over window): ${r.unsettled.join(", ")}.` : ""),
+    `${r.tables.length} table(s), ${r.mode} mode, ${r.exact ? "exact (writes stopped)" : "while changes flow"}, in ${r.seconds.toFixed(1)} s.` + (r.differences.length ? ` **Different: ${r.differences.join(", ")}.**` : "") + (r.unsettled.length ? ` Still changing under every check (re-check within the cut-over window): ${r.unsettled.join(", ")}.` : ""),
     "",
-    table(["table", "verdict", "source rows", "target rows", "content hash", "checks"], rows)
-  ].join("\n") + "\n";
+    table(["table", "verdict", "method", "source rows", "target rows", "mismatched chunks", "differing rows", "unsettled keys"], rows)
+  ];
+  const diffs = r.tables.flatMap((t) => t.differences.map((d) => ({ t: t.table, d })));
+  if (diffs.length) {
+    out.push("", "#### Differing rows", table(["table", "key", "kind", "source", "target"], diffs.slice(0, 200).map(({ t, d }) => [t, JSON.stringify(d.key), d.kind, d.source ? short(d.source) : "\u2013", d.target ? short(d.target) : "\u2013"])));
+    if (diffs.length > 200) out.push(`\u2026 and ${diffs.length - 200} more in the JSON report.`);
+  }
+  if (r.schema.length) out.push("", "#### Schema differences", table(["kind", "object", "problem", "source", "target"], r.schema.map((d) => [d.kind, d.object, d.problem, d.source ?? "\u2013", d.target ?? "\u2013"])));
+  const behind = r.sequences.filter((q) => q.behind);
+  if (behind.length) out.push("", `#### Sequences behind the source${r.exact ? "" : " (expected before the cut-over, which sets them)"}`, table(["sequence", "source", "target"], behind.map((q) => [q.sequence, q.source, q.target])));
+  if (r.repairSql) out.push("", `Repair SQL: ${r.repairSql.statements} statement(s) in ${r.repairSql.file}${r.repairSql.applied ? " \u2014 **applied to the target**" : " (not applied)"}.`);
+  return out.join("\n") + "\n";
+}
+function short(row) {
+  const text = JSON.stringify(row);
+  return text.length > 120 ? `${text.slice(0, 117)}\u2026` : text;
 }
 function cutoverMarkdown(r) {
   if (r.dryRun) {
@@ -40038,8 +40521,8 @@ ${written.changed ? `Wrote ${written.wroteGroups ? "the groups and " : ""}${writ
   cdc.command("pause").description("stop applying changes (the slot keeps them)").action(run(async (opts) => cdcResult(await setCdcPaused(context(opts), true))));
   cdc.command("resume").description("apply changes again").action(run(async (opts) => cdcResult(await setCdcPaused(context(opts), false))));
   cdc.command("stop").description("stop applying changes until teardown").action(run(async (opts) => cdcResult(await stopCdc(context(opts)))));
-  program2.command("verify").description("compare every table by exact row count and content hash (exit 1 on differences)").option("--exact", "writes are fenced: one exact pass without re-checks").option("-t, --table <name...>", "only these tables (schema.table)").action(run(async (opts, cmd) => {
-    const result = await runVerify(context(opts), { exact: cmd.exact, tables: cmd.table });
+  program2.command("verify").description("compare every table by exact row count and content hash (exit 1 on differences)").option("--exact", "writes are fenced: one exact pass without re-checks").addOption(new Option("--mode <mode>", "full: every chunk; quick: first, last and sampled chunks (for gates)").choices(["full", "quick"]).default("full")).option("-t, --table <name...>", "only these tables (schema.table)").option("--repair-sql <file>", "write SQL that would make the differing target rows equal the source").option("--apply-repair", "run that SQL on the target (needs --repair-sql; review it first)").action(run(async (opts, cmd) => {
+    const result = await runVerify(context(opts), { exact: cmd.exact, mode: cmd.mode, tables: cmd.table, repairSql: cmd.repairSql, applyRepair: cmd.applyRepair });
     return { result, markdown: verifyMarkdown(result), exit: result.verdict === "different" ? 1 : 0 };
   }));
   program2.command("cutover").description("gate, fence writes, drain to a barrier, sync sequences, switch").option("--dry-run", "run the gate and print the steps, changing nothing").action(run(async (opts, cmd) => {

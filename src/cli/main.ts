@@ -142,9 +142,12 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
     .command('verify')
     .description('compare every table by exact row count and content hash (exit 1 on differences)')
     .option('--exact', 'writes are fenced: one exact pass without re-checks')
+    .addOption(new Option('--mode <mode>', 'full: every chunk; quick: first, last and sampled chunks (for gates)').choices(['full', 'quick']).default('full'))
     .option('-t, --table <name...>', 'only these tables (schema.table)')
-    .action(run(async (opts, cmd: { exact?: boolean; table?: string[] }) => {
-      const result = await runVerify(context(opts), { exact: cmd.exact, tables: cmd.table });
+    .option('--repair-sql <file>', 'write SQL that would make the differing target rows equal the source')
+    .option('--apply-repair', 'run that SQL on the target (needs --repair-sql; review it first)')
+    .action(run(async (opts, cmd: { exact?: boolean; mode: 'full' | 'quick'; table?: string[]; repairSql?: string; applyRepair?: boolean }) => {
+      const result = await runVerify(context(opts), { exact: cmd.exact, mode: cmd.mode, tables: cmd.table, repairSql: cmd.repairSql, applyRepair: cmd.applyRepair });
       return { result, markdown: verifyMarkdown(result), exit: result.verdict === 'different' ? 1 : 0 };
     }));
 

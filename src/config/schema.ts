@@ -118,7 +118,8 @@ export const planSchema = z
       .prefault({}),
     verify: z
       .strictObject({
-        chunkRows: z.number().int().min(100).default(100000),
+        chunkRows: z.number().int().min(100).default(100000).describe('Rows per chunk (boundaries come from the key).'),
+        jobs: z.number().int().min(1).max(32).default(2).describe('Tables verified at once (each uses one session per side): the limit on source load.'),
         excludeTables: z.array(z.string()).default([]),
       })
       .prefault({}),

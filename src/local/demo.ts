@@ -93,6 +93,7 @@ groups:
   - { name: orders, tables: [shop.orders, shop.order_items] }
   - { name: rest, tables: ["*.*"] }
 fullLoad: { jobs: 2 }
+assess: { walSampleSeconds: 1 }
 cutover: { fence: roles, roles: [${APP_ROLE}], timeoutSeconds: 30 }
 `,
       'demo plan',

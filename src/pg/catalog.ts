@@ -26,6 +26,8 @@ export interface TableInfo extends QualifiedName {
   persistence: 'p' | 'u' | 't';
   columns: ColumnInfo[];
   primaryKey: string[];
+  /** Columns that identify a row: the primary key, else the replica identity index, else a unique index on NOT NULL columns. */
+  keyColumns: string[];
   replicaIdentity: 'd' | 'n' | 'f' | 'i';
   bytes: number;
   rowEstimate: number;
@@ -51,6 +53,7 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
     reltuples: string;
     columns: ColumnInfo[];
     pk: string[] | null;
+    key_columns: string[] | null;
   }>(`
     SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relkind AS kind,
            c.relispartition AS is_partition, c.relpersistence AS persistence,
@@ -62,11 +65,18 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
                       ORDER BY a.attnum)
                      FROM pg_attribute a
                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') AS columns,
-           (SELECT array_agg(a.attname ORDER BY k.ord)
+           (SELECT array_agg(a.attname::text ORDER BY k.ord)
               FROM pg_index i
               CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-             WHERE i.indrelid = c.oid AND i.indisprimary) AS pk
+             WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
+           (SELECT array_agg(a.attname::text ORDER BY k.ord)
+              FROM (SELECT i.* FROM pg_index i
+                     WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) u JOIN pg_attribute ua ON ua.attrelid = c.oid AND ua.attnum = u WHERE NOT ua.attnotnull)
+                     ORDER BY i.indisprimary DESC, i.indisreplident DESC, i.indnatts, i.indexrelid LIMIT 1) i
+              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) AS key_columns
       FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER}
@@ -84,6 +94,7 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
     rowEstimate: Math.max(0, Number(row.reltuples)),
     columns: row.columns,
     primaryKey: row.pk ?? [],
+    keyColumns: row.key_columns ?? [],
   }));
 }
 

@@ -1,91 +1,199 @@
+import { writeFileSync } from 'node:fs';
 import type pg from 'pg';
+import { inputError } from '../core/errors.js';
 import { displayName } from '../core/ident.js';
 import { heartbeatTable } from '../core/names.js';
 import { runPool } from '../core/pool.js';
 import { Journal } from '../journal/journal.js';
-import { copyColumns, type TableInfo } from '../pg/catalog.js';
+import { copyColumns, listSequences, type TableInfo } from '../pg/catalog.js';
+import {
+  chunkBoundaries,
+  keyedTable,
+  keyText,
+  leafHashes,
+  rangeFingerprint,
+  rangesFrom,
+  repairStatements,
+  rowHashes,
+  rowValues,
+  splitRange,
+  type Fingerprint,
+  type KeyedTable,
+  type Range,
+} from '../pg/chunks.js';
 import { connect } from '../pg/connect.js';
-import { fingerprint, useCanonicalSettings, type TableFingerprint } from '../pg/hash.js';
+import { fingerprint, useCanonicalSettings } from '../pg/hash.js';
 import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
+import { diffSchemas, type SchemaDifference } from '../pg/schema-diff.js';
+import { readSequence } from '../pg/sequences.js';
 import { openSessions, resolveGroups, type PhaseContext } from './context.js';
 
 /**
- * Verify: per table, exact row count and an order-independent content hash on both sides.
+ * Verify: prove the target equals the source, down to the differing rows.
  *
- * While changes flow, a table is read on the source first; then a heartbeat written after that
- * read is waited for on the target, so the target has applied at least everything the source read
- * saw. A mismatch is re-checked; it is a difference only when the source did not change between
- * two checks and the sides still disagree. A table that keeps changing under every check is
- * "unsettled" — inside the cut-over window (writes fenced, stream drained) the check is exact.
+ *  schema tier  catalogs compared object by object (src/pg/schema-diff.ts);
+ *  data tier    per table, key-range chunks fingerprinted (count + sum of 64-bit row hashes) in
+ *               each server — no row leaves a server while chunks match; a mismatched chunk is split
+ *               (factor 16) down to a few thousand rows, whose (key, hash) pairs are compared, and only
+ *               the differing rows are fetched. Tables without a key: one whole-table fingerprint;
+ *  sequences    target ≥ source.
+ *
+ * While changes flow (a group streaming and not --exact), every target read waits for a heartbeat
+ * written after the matching source read, so the target has applied at least what the source
+ * read saw; each differing key is then re-checked by point lookups, and reported only if the
+ * source row held still while the target still disagreed. Keys that change under every check are
+ * "unsettled", never "different". With writes fenced and drained (--exact) one pass is exact.
  */
 export type TableVerdict = 'equal' | 'different' | 'unsettled';
+export type VerifyMode = 'full' | 'quick';
+
+export interface RowDifference {
+  key: Record<string, string>;
+  kind: 'missing' | 'extra' | 'different';
+  source?: Record<string, unknown>;
+  target?: Record<string, unknown>;
+}
 
 export interface TableCheck {
   table: string;
   group: string;
+  method: 'chunks' | 'sampled-chunks' | 'whole-table';
   verdict: TableVerdict;
-  source: TableFingerprint;
-  target: TableFingerprint;
-  attempts: number;
+  sourceRows: number;
+  targetRows: number;
+  chunks: number;
+  mismatchedChunks: number;
+  differenceCount: number;
+  differences: RowDifference[];
+  unsettledKeys: number;
+  seconds: number;
+}
+
+export interface SequenceCheck {
+  sequence: string;
+  source: string;
+  target: string;
+  behind: boolean;
 }
 
 export interface VerifyResult {
   verdict: TableVerdict;
+  mode: VerifyMode;
+  exact: boolean;
   tables: TableCheck[];
+  schema: SchemaDifference[];
+  sequences: SequenceCheck[];
   differences: string[];
   unsettled: string[];
+  repairSql?: { file: string; statements: number; applied: boolean };
   seconds: number;
 }
 
 export interface VerifyOptions {
   /** Writes are fenced and drained: one exact pass, no re-checks. */
   exact?: boolean;
-  attempts?: number;
+  mode?: VerifyMode;
   tables?: string[];
+  /** Write SQL that would repair the differing rows to this file. */
+  repairSql?: string;
+  /** Run that SQL on the target (only with repairSql, never implied). */
+  applyRepair?: boolean;
+}
+
+const SPLIT_FACTOR = 16;
+const LEAF_ROWS = 4000;
+const REPORTED_ROWS = 1000;
+const SAMPLED_VALUES = 20;
+const QUICK_CHUNKS = 4;
+
+interface Sides {
+  source: pg.Client;
+  target: pg.Client;
 }
 
 export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}): Promise<VerifyResult> {
   const started = Date.now();
+  const mode = options.mode ?? 'full';
+  if (options.applyRepair && !options.repairSql) throw inputError('verify.repair', '--apply-repair needs --repair-sql FILE', 'name the file the repair SQL is written to (and review it)');
   const s = await openSessions(ctx);
-  const workers: Array<{ source: pg.Client; target: pg.Client }> = [];
+  const workers: Sides[] = [];
   try {
+    await useCanonicalSettings(s.source);
+    await useCanonicalSettings(s.target);
     const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
     const journal = await Journal.find(s.target, ctx.plan.name);
     const streaming = new Set(journal ? (await journal.streams()).filter((r) => r.state === 'streaming').map((r) => r.group) : []);
     const excluded = new Set(ctx.plan.verify.excludeTables);
     const wanted = options.tables ? new Set(options.tables) : undefined;
     const work = groups.flatMap((g) =>
-      g.tables.filter((t) => !excluded.has(displayName(t)) && (!wanted || wanted.has(displayName(t)))).map((t) => ({ group: g.name, table: t })),
+      g.tables
+        .filter((t) => !excluded.has(displayName(t)) && !t.name.startsWith('awsdms_') && (!wanted || wanted.has(displayName(t))))
+        .map((t) => ({ group: g.name, table: t })),
     );
-    await journal?.startPhase('verify', { tables: work.length, exact: options.exact ?? false });
+    if (wanted) {
+      const known = new Set(work.map((w) => displayName(w.table)));
+      const unknown = [...wanted].filter((t) => !known.has(t));
+      if (unknown.length) throw inputError('verify.table', `table ${unknown[0]} is in no group of the plan`, 'name tables as schema.table, as the report prints them');
+    }
+    await journal?.startPhase('verify', { tables: work.length, exact: options.exact ?? false, mode });
+
+    const schema = wanted ? [] : await diffSchemas(s.source, s.target);
     const checks: TableCheck[] = [];
-    await runPool(work, Math.min(ctx.plan.fullLoad.jobs, 4), async ({ group, table }, id) => {
+    const repair: string[] = [];
+    await runPool(work, ctx.plan.verify.jobs, async ({ group, table }, id) => {
       let w = workers[id];
       if (!w) {
         w = workers[id] = { source: await connect(ctx.source, { applicationName: 'pgshift verify' }), target: await connect(ctx.target, { applicationName: 'pgshift verify' }) };
         await useCanonicalSettings(w.source);
         await useCanonicalSettings(w.target);
       }
-      const check = await checkTable(ctx, w, s.sourceVersion, s.targetVersion, group, table, streaming.has(group) && !options.exact, options.attempts ?? 4);
+      const moving = streaming.has(group) && !options.exact;
+      const checker = new TableChecker(ctx, w, s.sourceVersion, s.targetVersion, group, table, moving, mode);
+      const check = await checker.run();
       checks.push(check);
-      ctx.log.progress(`verify:${check.table}`, `verify ${check.table}: ${check.verdict} (${check.source.rows} rows)`);
+      if (options.repairSql && checker.kt && check.verdict === 'different') repair.push(...(await checker.repair()));
+      ctx.log.progress(`verify:${check.table}`, `verify ${check.table}: ${check.verdict} (${check.sourceRows} rows, ${check.chunks} chunk(s)${check.differenceCount ? `, ${check.differenceCount} differing row(s)` : ''})`);
     });
     checks.sort((a, b) => a.table.localeCompare(b.table));
+
+    const sequences = await checkSequences(s.source, s.target);
+    const exact = Boolean(options.exact) || streaming.size === 0;
     const differences = checks.filter((c) => c.verdict === 'different').map((c) => c.table);
     const unsettled = checks.filter((c) => c.verdict === 'unsettled').map((c) => c.table);
+    // Sequences are carried at cut-over: behind is a difference only once writes have stopped.
+    const seqProblem = exact && sequences.some((q) => q.behind);
+    const schemaProblem = schema.length > 0;
     const result: VerifyResult = {
-      verdict: differences.length ? 'different' : unsettled.length ? 'unsettled' : 'equal',
+      verdict: differences.length || seqProblem || schemaProblem ? 'different' : unsettled.length ? 'unsettled' : 'equal',
+      mode,
+      exact,
       tables: checks,
+      schema,
+      sequences,
       differences,
       unsettled,
       seconds: (Date.now() - started) / 1000,
     };
+    if (options.repairSql) {
+      const text = ['-- pgshift verify: repair of the differing rows on the target. Review before running.', 'BEGIN;', ...repair, 'COMMIT;', ''].join('\n');
+      writeFileSync(options.repairSql, text);
+      let applied = false;
+      if (options.applyRepair && repair.length) {
+        await s.target.query(text);
+        applied = true;
+        await journal?.event('verify', 'warn', `repair applied on the target: ${repair.length} statement(s)`);
+      }
+      result.repairSql = { file: options.repairSql, statements: repair.length, applied };
+    }
     await journal?.finishPhase('verify', result.verdict === 'different' ? 'failed' : result.verdict === 'equal' ? 'done' : 'partial', {
       verdict: result.verdict,
+      mode,
+      exact,
       differences,
       unsettled,
+      schemaDifferences: schema.length,
       tables: checks.length,
-      exact: options.exact ?? false,
+      differingRows: checks.reduce((n, c) => n + c.differenceCount, 0),
     });
     return result;
   } finally {
@@ -94,42 +202,254 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
   }
 }
 
-async function checkTable(
-  ctx: PhaseContext,
-  w: { source: pg.Client; target: pg.Client },
-  sourceVersion: number,
-  targetVersion: number,
-  group: string,
-  table: TableInfo,
-  moving: boolean,
-  maxAttempts: number,
-): Promise<TableCheck> {
-  const columns = copyColumns(table);
-  const hb = heartbeatTable(group);
-  let previousSource: TableFingerprint | undefined;
-  let src: TableFingerprint = { rows: 0, hash: '0' };
-  let tgt: TableFingerprint = { rows: 0, hash: '0' };
-  const attempts = moving ? maxAttempts : 1;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    src = await fingerprint(w.source, table, columns, sourceVersion);
-    if (moving) {
-      // Everything the source read saw is committed before this heartbeat: once it is applied, the
-      // target has caught up at least to the source's read.
-      const beat = await writeBeat(w.source, hb, group);
-      await waitForMarker(w.target, hb, group, beat, 30_000);
-    }
-    tgt = await fingerprint(w.target, table, columns, targetVersion);
-    if (same(src, tgt)) return { table: displayName(table), group, verdict: 'equal', source: src, target: tgt, attempts: attempt };
-    // Not moving (or the source held still between two checks) and the sides still differ: a real difference.
-    if (!moving || (previousSource && same(previousSource, src))) {
-      return { table: displayName(table), group, verdict: 'different', source: src, target: tgt, attempts: attempt };
-    }
-    previousSource = src;
-    await new Promise((r) => setTimeout(r, 200 * attempt));
+async function checkSequences(source: pg.Client, target: pg.Client): Promise<SequenceCheck[]> {
+  const out: SequenceCheck[] = [];
+  for (const q of await listSequences(source)) {
+    const a = await readSequence(source, q);
+    const b = await readSequence(target, q).catch(() => undefined);
+    const next = (v: { lastValue: bigint; isCalled: boolean }) => (v.isCalled ? v.lastValue + 1n : v.lastValue);
+    out.push({
+      sequence: displayName(q),
+      source: a.lastValue.toString(),
+      target: b ? b.lastValue.toString() : 'missing',
+      behind: !b || next(b) < next(a),
+    });
   }
-  return { table: displayName(table), group, verdict: 'unsettled', source: src, target: tgt, attempts };
+  return out;
 }
 
-function same(a: TableFingerprint, b: TableFingerprint): boolean {
+class TableChecker {
+  readonly kt: KeyedTable | null;
+  private readonly name: string;
+  private readonly candidates = new Map<string, { key: string[]; kind: RowDifference['kind'] }>();
+  private confirmed: Array<{ key: string[]; kind: RowDifference['kind'] }> = [];
+  private chunks = 0;
+  private mismatched = 0;
+  private sourceRows = 0;
+  private targetRows = 0;
+
+  constructor(
+    private readonly ctx: PhaseContext,
+    private readonly w: Sides,
+    private readonly sv: number,
+    private readonly tv: number,
+    private readonly group: string,
+    private readonly table: TableInfo,
+    private readonly moving: boolean,
+    private readonly mode: VerifyMode,
+  ) {
+    this.kt = keyedTable(table);
+    this.name = displayName(table);
+  }
+
+  /** Wait until the target has applied everything committed on the source so far. */
+  private async bridge(): Promise<void> {
+    if (!this.moving) return;
+    const hb = heartbeatTable(this.group);
+    const beat = await writeBeat(this.w.source, hb, this.group);
+    await waitForMarker(this.w.target, hb, this.group, beat, 60_000);
+  }
+
+  /**
+   * Fingerprints of many ranges on both sides. Moving: every source read first, then one heartbeat,
+   * then every target read, so one wait covers the whole batch. Exact: both sides at once.
+   */
+  private async pairs(ranges: Range[]): Promise<Array<[Fingerprint, Fingerprint]>> {
+    const kt = this.kt!;
+    const side = async (c: pg.Client, v: number) => {
+      const out: Fingerprint[] = [];
+      for (const r of ranges) out.push(await rangeFingerprint(c, kt, r, v));
+      return out;
+    };
+    let a: Fingerprint[];
+    let b: Fingerprint[];
+    if (this.moving) {
+      a = await side(this.w.source, this.sv);
+      await this.bridge();
+      b = await side(this.w.target, this.tv);
+    } else {
+      [a, b] = await Promise.all([side(this.w.source, this.sv), side(this.w.target, this.tv)]);
+    }
+    return ranges.map((_, i) => [a[i], b[i]]);
+  }
+
+  async run(): Promise<TableCheck> {
+    const started = Date.now();
+    if (!this.kt) return this.wholeTable(started);
+    const kt = this.kt;
+    const bounds = await chunkBoundaries(this.w.source, kt, this.ctx.plan.verify.chunkRows, this.table.rowEstimate);
+    let ranges = rangesFrom(bounds);
+    if (this.mode === 'quick' && ranges.length > QUICK_CHUNKS) {
+      // First and last chunks (where inserts and deletes cluster) and two picked at random.
+      const middle = ranges.slice(1, -1).sort(() => Math.random() - 0.5).slice(0, QUICK_CHUNKS - 2);
+      ranges = [ranges[0], ...middle, ranges[ranges.length - 1]];
+    }
+    this.chunks = ranges.length;
+    const first = await this.pairs(ranges);
+    for (const [a, b] of first) {
+      this.sourceRows += a.rows;
+      this.targetRows += b.rows;
+    }
+    let suspects = ranges.map((r, i) => ({ r, fp: first[i] })).filter((x) => !same(...x.fp));
+    // While changes flow a chunk may differ only because a change was in flight: read it again.
+    if (this.moving && suspects.length) {
+      const again = await this.pairs(suspects.map((x) => x.r));
+      suspects = suspects.map((x, i) => ({ r: x.r, fp: again[i] })).filter((x) => !same(...x.fp));
+    }
+    this.mismatched = suspects.length;
+    for (const x of suspects) await this.drill(x.r, Math.max(x.fp[0].rows, x.fp[1].rows), 0);
+    await this.settle();
+    return this.result(started, this.mode === 'quick' && bounds.length + 1 > ranges.length ? 'sampled-chunks' : 'chunks');
+  }
+
+  private async drill(range: Range, rows: number, depth: number): Promise<void> {
+    const kt = this.kt!;
+    if (rows > LEAF_ROWS && depth < 8) {
+      const inner = await splitRange(this.w.source, kt, range, SPLIT_FACTOR);
+      if (inner.length > 0) {
+        const subs = rangesFrom(inner, range);
+        const fps = await this.pairs(subs);
+        for (let i = 0; i < subs.length; i++) {
+          const [a, b] = fps[i];
+          if (!same(a, b)) await this.drill(subs[i], Math.max(a.rows, b.rows), depth + 1);
+        }
+        return;
+      }
+    }
+    // Leaf: compare (key, hash) pairs; only these few thousand rows leave the servers.
+    let src: Map<string, string>;
+    let tgt: Map<string, string>;
+    if (this.moving) {
+      src = await leafHashes(this.w.source, kt, range, this.sv);
+      await this.bridge();
+      tgt = await leafHashes(this.w.target, kt, range, this.tv);
+    } else {
+      [src, tgt] = await Promise.all([leafHashes(this.w.source, kt, range, this.sv), leafHashes(this.w.target, kt, range, this.tv)]);
+    }
+    for (const [k, h] of src) {
+      const other = tgt.get(k);
+      if (other === undefined) this.candidates.set(k, { key: JSON.parse(k), kind: 'missing' });
+      else if (other !== h) this.candidates.set(k, { key: JSON.parse(k), kind: 'different' });
+    }
+    for (const k of tgt.keys()) if (!src.has(k)) this.candidates.set(k, { key: JSON.parse(k), kind: 'extra' });
+  }
+
+  /**
+   * Re-check candidate keys by point lookups on both sides. Exact mode: once, to drop rows that a
+   * collation difference placed in another chunk. Moving: until the source row holds still.
+   */
+  private async settle(): Promise<void> {
+    const kt = this.kt!;
+    let pending = [...this.candidates.values()];
+    let previous = new Map<string, string | undefined>();
+    const attempts = this.moving ? 5 : 1;
+    for (let attempt = 1; attempt <= attempts && pending.length; attempt++) {
+      const keys = pending.map((p) => p.key);
+      const src = await rowHashes(this.w.source, kt, keys, this.sv);
+      await this.bridge();
+      const tgt = await rowHashes(this.w.target, kt, keys, this.tv);
+      const next: typeof pending = [];
+      const seen = new Map<string, string | undefined>();
+      for (const p of pending) {
+        const k = keyText(p.key);
+        const a = src.get(k);
+        const b = tgt.get(k);
+        seen.set(k, a);
+        if (a === b) continue; // equal after all: it was in flight (or misplaced by collation order)
+        const kind: RowDifference['kind'] = a === undefined ? 'extra' : b === undefined ? 'missing' : 'different';
+        if (!this.moving || (previous.has(k) && previous.get(k) === a)) this.confirmed.push({ key: p.key, kind });
+        else next.push({ key: p.key, kind });
+      }
+      previous = seen;
+      pending = next;
+      if (pending.length && attempt < attempts) await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+    this.candidates.clear();
+    for (const p of pending) this.candidates.set(keyText(p.key), p);
+  }
+
+  private async result(started: number, method: TableCheck['method']): Promise<TableCheck> {
+    const kt = this.kt!;
+    const reported = this.confirmed.slice(0, REPORTED_ROWS);
+    const sampleKeys = reported.slice(0, SAMPLED_VALUES).map((d) => d.key);
+    const [srcRows, tgtRows] = await Promise.all([rowValues(this.w.source, kt, sampleKeys), rowValues(this.w.target, kt, sampleKeys)]);
+    const differences = reported.map((d) => {
+      const k = keyText(d.key);
+      return {
+        key: Object.fromEntries(kt.key.map((c, i) => [c, d.key[i]])),
+        kind: d.kind,
+        ...(srcRows.has(k) ? { source: srcRows.get(k) } : {}),
+        ...(tgtRows.has(k) ? { target: tgtRows.get(k) } : {}),
+      };
+    });
+    const unsettledKeys = this.candidates.size;
+    return {
+      table: this.name,
+      group: this.group,
+      method,
+      verdict: this.confirmed.length ? 'different' : unsettledKeys ? 'unsettled' : 'equal',
+      sourceRows: this.sourceRows,
+      targetRows: this.targetRows,
+      chunks: this.chunks,
+      mismatchedChunks: this.mismatched,
+      differenceCount: this.confirmed.length,
+      differences,
+      unsettledKeys,
+      seconds: (Date.now() - started) / 1000,
+    };
+  }
+
+  /** A table without a usable key: one multiset fingerprint of the whole table. */
+  private async wholeTable(started: number): Promise<TableCheck> {
+    const columns = copyColumns(this.table);
+    let verdict: TableVerdict = 'equal';
+    let prev: Fingerprint | undefined;
+    let a: Fingerprint = { rows: 0, hash: '0' };
+    let b: Fingerprint = { rows: 0, hash: '0' };
+    for (let attempt = 1; attempt <= (this.moving ? 4 : 1); attempt++) {
+      a = await fingerprint(this.w.source, this.table, columns, this.sv);
+      await this.bridge();
+      b = await fingerprint(this.w.target, this.table, columns, this.tv);
+      if (same(a, b)) {
+        verdict = 'equal';
+        break;
+      }
+      verdict = !this.moving || (prev && same(prev, a)) ? 'different' : 'unsettled';
+      if (verdict === 'different') break;
+      prev = a;
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+    return {
+      table: this.name,
+      group: this.group,
+      method: 'whole-table',
+      verdict,
+      sourceRows: a.rows,
+      targetRows: b.rows,
+      chunks: 1,
+      mismatchedChunks: verdict === 'equal' ? 0 : 1,
+      differenceCount: 0,
+      differences: [],
+      unsettledKeys: 0,
+      seconds: (Date.now() - started) / 1000,
+    };
+  }
+
+  /** Statements that make the target rows equal the source rows for every confirmed difference. */
+  async repair(): Promise<string[]> {
+    const kt = this.kt!;
+    const out: string[] = [];
+    const identityAlways = this.table.columns.some((c) => c.identity === 'a');
+    for (let i = 0; i < this.confirmed.length; i += 1000) {
+      const batch = this.confirmed.slice(i, i + 1000);
+      const rows = await rowValues(this.w.source, kt, batch.filter((d) => d.kind !== 'extra').map((d) => d.key));
+      const deletes = batch.filter((d) => d.kind !== 'missing').map((d) => d.key);
+      out.push(...repairStatements(kt, deletes, [...rows.values()], identityAlways));
+    }
+    return out;
+  }
+}
+
+function same(a: Fingerprint, b: Fingerprint): boolean {
   return a.rows === b.rows && a.hash === b.hash;
 }

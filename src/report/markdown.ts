@@ -85,15 +85,30 @@ export function cdcMarkdown(r: CdcStatus): string {
 }
 
 export function verifyMarkdown(r: VerifyResult): string {
-  const rows = r.tables.map((t) => [t.table, t.verdict, t.source.rows, t.target.rows, t.verdict === 'equal' ? 'same' : 'differs', t.attempts]);
-  return [
+  const rows = r.tables.map((t) => [t.table, t.verdict, t.method, t.sourceRows, t.targetRows, `${t.mismatchedChunks}/${t.chunks}`, t.differenceCount, t.unsettledKeys]);
+  const out = [
     `### pgshift verify — ${r.verdict}`,
-    `${r.tables.length} table(s) in ${r.seconds.toFixed(1)} s.` +
+    `${r.tables.length} table(s), ${r.mode} mode, ${r.exact ? 'exact (writes stopped)' : 'while changes flow'}, in ${r.seconds.toFixed(1)} s.` +
       (r.differences.length ? ` **Different: ${r.differences.join(', ')}.**` : '') +
       (r.unsettled.length ? ` Still changing under every check (re-check within the cut-over window): ${r.unsettled.join(', ')}.` : ''),
     '',
-    table(['table', 'verdict', 'source rows', 'target rows', 'content hash', 'checks'], rows),
-  ].join('\n') + '\n';
+    table(['table', 'verdict', 'method', 'source rows', 'target rows', 'mismatched chunks', 'differing rows', 'unsettled keys'], rows),
+  ];
+  const diffs = r.tables.flatMap((t) => t.differences.map((d) => ({ t: t.table, d })));
+  if (diffs.length) {
+    out.push('', '#### Differing rows', table(['table', 'key', 'kind', 'source', 'target'], diffs.slice(0, 200).map(({ t, d }) => [t, JSON.stringify(d.key), d.kind, d.source ? short(d.source) : '–', d.target ? short(d.target) : '–'])));
+    if (diffs.length > 200) out.push(`… and ${diffs.length - 200} more in the JSON report.`);
+  }
+  if (r.schema.length) out.push('', '#### Schema differences', table(['kind', 'object', 'problem', 'source', 'target'], r.schema.map((d) => [d.kind, d.object, d.problem, d.source ?? '–', d.target ?? '–'])));
+  const behind = r.sequences.filter((q) => q.behind);
+  if (behind.length) out.push('', `#### Sequences behind the source${r.exact ? '' : ' (expected before the cut-over, which sets them)'}`, table(['sequence', 'source', 'target'], behind.map((q) => [q.sequence, q.source, q.target])));
+  if (r.repairSql) out.push('', `Repair SQL: ${r.repairSql.statements} statement(s) in ${r.repairSql.file}${r.repairSql.applied ? ' — **applied to the target**' : ' (not applied)'}.`);
+  return out.join('\n') + '\n';
+}
+
+function short(row: Record<string, unknown>): string {
+  const text = JSON.stringify(row);
+  return text.length > 120 ? `${text.slice(0, 117)}…` : text;
 }
 
 export function cutoverMarkdown(r: CutoverResult): string {

@@ -52991,7 +52991,8 @@ var planSchema = external_exports.strictObject({
     }).prefault({}).describe("AWS DMS settings (engine: dms).")
   }).prefault({}),
   verify: external_exports.strictObject({
-    chunkRows: external_exports.number().int().min(100).default(1e5),
+    chunkRows: external_exports.number().int().min(100).default(1e5).describe("Rows per chunk (boundaries come from the key)."),
+    jobs: external_exports.number().int().min(1).max(32).default(2).describe("Tables verified at once (each uses one session per side): the limit on source load."),
     excludeTables: external_exports.array(external_exports.string()).default([])
   }).prefault({}),
   cutover: external_exports.strictObject({

@@ -33350,11 +33350,18 @@ async function listTables(c, versionNum) {
                       ORDER BY a.attnum)
                      FROM pg_attribute a
                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') AS columns,
-           (SELECT array_agg(a.attname ORDER BY k.ord)
+           (SELECT array_agg(a.attname::text ORDER BY k.ord)
               FROM pg_index i
               CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-             WHERE i.indrelid = c.oid AND i.indisprimary) AS pk
+             WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
+           (SELECT array_agg(a.attname::text ORDER BY k.ord)
+              FROM (SELECT i.* FROM pg_index i
+                     WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) u JOIN pg_attribute ua ON ua.attrelid = c.oid AND ua.attnum = u WHERE NOT ua.attnotnull)
+                     ORDER BY i.indisprimary DESC, i.indisreplident DESC, i.indnatts, i.indexrelid LIMIT 1) i
+              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) AS key_columns
       FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER}
@@ -33371,7 +33378,8 @@ async function listTables(c, versionNum) {
     bytes: Number(row.bytes),
     rowEstimate: Math.max(0, Number(row.reltuples)),
     columns: row.columns,
-    primaryKey: row.pk ?? []
+    primaryKey: row.pk ?? [],
+    keyColumns: row.key_columns ?? []
   }));
 }
 async function listSequences(c) {
@@ -54166,7 +54174,8 @@ var planSchema = external_exports.strictObject({
     }).prefault({}).describe("AWS DMS settings (engine: dms).")
   }).prefault({}),
   verify: external_exports.strictObject({
-    chunkRows: external_exports.number().int().min(100).default(1e5),
+    chunkRows: external_exports.number().int().min(100).default(1e5).describe("Rows per chunk (boundaries come from the key)."),
+    jobs: external_exports.number().int().min(1).max(32).default(2).describe("Tables verified at once (each uses one session per side): the limit on source load."),
     excludeTables: external_exports.array(external_exports.string()).default([])
   }).prefault({}),
   cutover: external_exports.strictObject({

@@ -1,0 +1,188 @@
+import type pg from 'pg';
+import { qualify, quoteIdent, quoteLiteral } from '../core/ident.js';
+import { copyColumns, type TableInfo } from './catalog.js';
+
+/**
+ * Key-range chunks of a table and their fingerprints, computed inside each server.
+ *
+ * A chunk is a half-open range (lo, hi] of the table's leading key column; the same boundaries are
+ * used on both sides, so the two fingerprints cover the same rows. Boundaries come from the
+ * source's histogram (no scan) or, without statistics, from one index-ordered pass. Range queries
+ * use the key's index, which costs about the same per row as a whole-table scan. Values travel as
+ * text and are cast back to the column type on each side.
+ */
+export interface KeyedTable {
+  table: TableInfo;
+  /** Row identity: primary key, else replica identity index, else a unique NOT NULL index. */
+  key: string[];
+  keyTypes: string[];
+  /** Hashed columns: everything but generated columns. */
+  columns: string[];
+}
+
+export interface Range {
+  lo: string | null;
+  hi: string | null;
+}
+
+export interface Fingerprint {
+  rows: number;
+  hash: string;
+}
+
+export function keyedTable(t: TableInfo): KeyedTable | null {
+  if (t.keyColumns.length === 0) return null;
+  const typeOf = (name: string) => t.columns.find((c) => c.name === name)!.type;
+  return { table: t, key: t.keyColumns, keyTypes: t.keyColumns.map(typeOf), columns: copyColumns(t) };
+}
+
+export function rowHashExpr(columns: string[], versionNum: number): string {
+  const row = `ROW(${columns.map(quoteIdent).join(', ')})::text`;
+  return versionNum >= 110000 ? `hashtextextended(${row}, 0)` : `('x' || substr(md5(${row}), 1, 16))::bit(64)::bigint`;
+}
+
+/** WHERE clause for a range of the leading key column, with its parameters. */
+export function rangeWhere(kt: KeyedTable, range: Range, params: unknown[]): string {
+  const k = quoteIdent(kt.key[0]);
+  const type = kt.keyTypes[0];
+  const parts: string[] = [];
+  if (range.lo !== null) {
+    params.push(range.lo);
+    parts.push(`${k} > $${params.length}::${type}`);
+  }
+  if (range.hi !== null) {
+    params.push(range.hi);
+    parts.push(`${k} <= $${params.length}::${type}`);
+  }
+  return parts.length ? parts.join(' AND ') : 'true';
+}
+
+export async function chunkBoundaries(source: pg.Client, kt: KeyedTable, chunkRows: number, rowEstimate: number): Promise<string[]> {
+  if (rowEstimate <= chunkRows) return [];
+  const k = quoteIdent(kt.key[0]);
+  const type = kt.keyTypes[0];
+  try {
+    const h = await source.query<{ v: string }>(
+      `SELECT b::text AS v FROM (SELECT DISTINCT unnest(histogram_bounds::text::${type}[]) AS b FROM pg_stats
+         WHERE schemaname = $1 AND tablename = $2 AND attname = $3) s ORDER BY b`,
+      [kt.table.schema, kt.table.name, kt.key[0]],
+    );
+    // Interior bounds only; the open first and last ranges take the rest.
+    if (h.rows.length > 2) return h.rows.slice(1, -1).map((r) => r.v);
+  } catch {
+    /* a type without an array cast from text: compute the boundaries instead */
+  }
+  const r = await source.query<{ v: string }>(
+    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn FROM ${qualify(kt.table)}) s
+      WHERE rn % $1 = 0 ORDER BY k`,
+    [chunkRows],
+  );
+  return dedupe(r.rows.map((x) => x.v));
+}
+
+/** Split a range into about `parts` pieces by the source's keys inside it. */
+export async function splitRange(source: pg.Client, kt: KeyedTable, range: Range, parts: number): Promise<string[]> {
+  const k = quoteIdent(kt.key[0]);
+  const params: unknown[] = [];
+  const where = rangeWhere(kt, range, params);
+  params.push(parts);
+  const r = await source.query<{ v: string }>(
+    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn, count(*) OVER () AS n
+                      FROM ${qualify(kt.table)} WHERE ${where}) s
+      WHERE rn % greatest(n / $${params.length}, 1) = 0 ORDER BY k`,
+    params,
+  );
+  return dedupe(r.rows.map((x) => x.v)).filter((v) => v !== range.hi);
+}
+
+export function rangesFrom(bounds: string[], outer: Range = { lo: null, hi: null }): Range[] {
+  const edges = [outer.lo, ...bounds, outer.hi];
+  const out: Range[] = [];
+  for (let i = 0; i < edges.length - 1; i++) out.push({ lo: edges[i], hi: edges[i + 1] });
+  return out;
+}
+
+export async function rangeFingerprint(c: pg.Client, kt: KeyedTable, range: Range, versionNum: number): Promise<Fingerprint> {
+  const params: unknown[] = [];
+  const where = rangeWhere(kt, range, params);
+  const r = await c.query<{ rows: string; hash: string }>(
+    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(kt.columns, versionNum)}::numeric), 0)::text AS hash
+       FROM ${qualify(kt.table)} WHERE ${where}`,
+    params,
+  );
+  return { rows: Number(r.rows[0].rows), hash: r.rows[0].hash };
+}
+
+export function keyText(values: string[]): string {
+  return JSON.stringify(values);
+}
+
+/** (key, row hash) of every row in a range: the leaf of the search, a few thousand rows. */
+export async function leafHashes(c: pg.Client, kt: KeyedTable, range: Range, versionNum: number): Promise<Map<string, string>> {
+  const params: unknown[] = [];
+  const where = rangeWhere(kt, range, params);
+  const keys = kt.key.map((k) => `${quoteIdent(k)}::text`).join(', ');
+  const r = await c.query<{ k: string[]; h: string }>(
+    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.columns, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${where}`,
+    params,
+  );
+  return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
+}
+
+function keyMatch(kt: KeyedTable, keys: string[][], params: unknown[]): string {
+  const arrays = kt.key.map((_, i) => {
+    params.push(keys.map((k) => k[i]));
+    return `$${params.length}::text[]`;
+  });
+  const cols = kt.key.map(quoteIdent).join(', ');
+  const casts = kt.key.map((_, i) => `u.c${i}::${kt.keyTypes[i]}`).join(', ');
+  return `(${cols}) IN (SELECT ${casts} FROM unnest(${arrays.join(', ')}) AS u(${kt.key.map((_, i) => `c${i}`).join(', ')}))`;
+}
+
+/** Row hashes of chosen keys (point lookups through the key's index). */
+export async function rowHashes(c: pg.Client, kt: KeyedTable, keys: string[][], versionNum: number): Promise<Map<string, string>> {
+  if (keys.length === 0) return new Map();
+  const params: unknown[] = [];
+  const match = keyMatch(kt, keys, params);
+  const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(', ');
+  const r = await c.query<{ k: string[]; h: string }>(
+    `SELECT ARRAY[${keyCols}] AS k, ${rowHashExpr(kt.columns, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${match}`,
+    params,
+  );
+  return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
+}
+
+/** The rows themselves (as JSON) for a report sample or a repair. */
+export async function rowValues(c: pg.Client, kt: KeyedTable, keys: string[][]): Promise<Map<string, Record<string, unknown>>> {
+  if (keys.length === 0) return new Map();
+  const params: unknown[] = [];
+  const match = keyMatch(kt, keys, params);
+  const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(', ');
+  const cols = kt.columns.map(quoteIdent).join(', ');
+  const r = await c.query<{ k: string[]; row: Record<string, unknown> }>(
+    `SELECT ARRAY[${keyCols}] AS k, (SELECT row_to_json(x) FROM (SELECT ${cols}) x) AS row FROM ${qualify(kt.table)} WHERE ${match}`,
+    params,
+  );
+  return new Map(r.rows.map((x) => [keyText(x.k), x.row]));
+}
+
+/** SQL that makes the target's rows for these keys equal the source's (never run without a flag). */
+export function repairStatements(kt: KeyedTable, deleteKeys: string[][], insertRows: Array<Record<string, unknown>>, identityAlways: boolean): string[] {
+  const out: string[] = [];
+  const t = qualify(kt.table);
+  for (const key of deleteKeys) {
+    const cond = kt.key.map((k, i) => `${quoteIdent(k)} = ${quoteLiteral(key[i])}::${kt.keyTypes[i]}`).join(' AND ');
+    out.push(`DELETE FROM ${t} WHERE ${cond};`);
+  }
+  const cols = kt.columns.map(quoteIdent).join(', ');
+  for (const row of insertRows) {
+    out.push(
+      `INSERT INTO ${t} (${cols})${identityAlways ? ' OVERRIDING SYSTEM VALUE' : ''} SELECT ${cols} FROM json_populate_record(NULL::${t}, ${quoteLiteral(JSON.stringify(row))});`,
+    );
+  }
+  return out;
+}
+
+function dedupe(values: string[]): string[] {
+  return values.filter((v, i) => i === 0 || v !== values[i - 1]);
+}

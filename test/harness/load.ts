@@ -1,0 +1,40 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { parseServerUrl } from '../../src/config/url.js';
+
+/** Real pgbench against a test server: `init` creates its tables, `start` runs a bounded load. */
+function args(url: string): { env: NodeJS.ProcessEnv; conn: string[] } {
+  const a = parseServerUrl(url);
+  return { env: { ...process.env, PGPASSWORD: a.password }, conn: ['-h', a.host, '-p', String(a.port), '-U', a.user, a.database] };
+}
+
+export function pgbenchInit(url: string, scale = 1): void {
+  const { env, conn } = args(url);
+  const r = spawnSync('pgbench', ['-i', '-q', '-s', String(scale), '--foreign-keys', ...conn], { env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`pgbench -i failed: ${r.stderr}`);
+}
+
+export interface Load {
+  stop(): Promise<{ transactions: number; output: string }>;
+}
+
+/** Runs until stopped (at most `seconds`), at `rate` transactions per second if given. */
+export function pgbenchStart(url: string, opts: { clients?: number; seconds?: number; rate?: number } = {}): Load {
+  const { env, conn } = args(url);
+  const argv = ['-c', String(opts.clients ?? 2), '-j', '1', '-T', String(opts.seconds ?? 120), '-n', '-P', '1'];
+  if (opts.rate) argv.push('-R', String(opts.rate));
+  const child: ChildProcess = spawn('pgbench', [...argv, ...conn], { env });
+  let output = '';
+  child.stdout?.on('data', (d) => (output += d));
+  child.stderr?.on('data', (d) => (output += d));
+  const done = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  return {
+    async stop() {
+      child.kill('SIGINT');
+      await done;
+      // Interrupted, pgbench prints no summary: add up its per-second progress lines instead.
+      const m = /number of transactions actually processed: (\d+)/.exec(output);
+      const progress = [...output.matchAll(/progress: [\d.]+ s, ([\d.]+) tps/g)].reduce((n, x) => n + Number(x[1]), 0);
+      return { transactions: m ? Number(m[1]) : Math.round(progress), output };
+    },
+  };
+}
