@@ -13,6 +13,7 @@ await runAction('cutover', async (ctx) => {
       endpoint: r.endpoint,
       steps: json(r.steps),
       sequences: r.sequences.length,
+      'final-check': r.finalCheck,
     },
   };
 });

@@ -7,12 +7,12 @@ import { proposalFrom, runAssess } from '../phases/assess.js';
 import { writeProposal } from '../config/plan-writer.js';
 import { cdcStatus, setCdcPaused, startCdc, stopCdc, type CdcStatus } from '../phases/cdc.js';
 import { phaseContext, type PhaseContext } from '../phases/context.js';
-import { runCutover } from '../phases/cutover.js';
+import { runCutover, runRollback } from '../phases/cutover.js';
 import { runFullLoad } from '../phases/full-load.js';
 import { runTeardown } from '../phases/teardown.js';
 import { runVerify } from '../phases/verify.js';
 import { runDemo } from '../local/demo.js';
-import { assessMarkdown, cdcMarkdown, cutoverMarkdown, fullLoadMarkdown, teardownMarkdown, verifyMarkdown } from '../report/markdown.js';
+import { assessMarkdown, cdcMarkdown, cutoverMarkdown, fullLoadMarkdown, rollbackMarkdown, teardownMarkdown, verifyMarkdown } from '../report/markdown.js';
 
 /**
  * The `pgshift` command. It only parses, calls a phase and renders its result: human output with
@@ -158,6 +158,14 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
     .action(run(async (opts, cmd: { dryRun?: boolean }) => {
       const result = await runCutover(context(opts), { dryRun: cmd.dryRun });
       return { result, markdown: cutoverMarkdown(result) };
+    }));
+
+  program
+    .command('rollback')
+    .description('after a cut-over with cutover.rollback: fence the target, drain the reverse stream, move the application back')
+    .action(run(async (opts) => {
+      const result = await runRollback(context(opts));
+      return { result, markdown: rollbackMarkdown(result) };
     }));
 
   program

@@ -66,7 +66,7 @@ export function parsePlan(text: string, file: string, env: Env = process.env): P
     const node = nodeAt(doc, cross.path);
     throw inputError('plan.invalid', `${where(node?.range?.[0])}: ${cross.message}`, cross.hint);
   }
-  for (const url of [plan.source.url, plan.source.replicaUrl, plan.target.url, plan.source.subscriptionConninfo]) {
+  for (const url of [plan.source.url, plan.source.replicaUrl, plan.target.url, plan.source.subscriptionConninfo, plan.cutover.pgbouncer?.adminUrl]) {
     if (!url) continue;
     registerSecret(url);
     const pw = url.startsWith('postgres') ? safePassword(url) : /password\s*=\s*(\S+)/.exec(url)?.[1];
@@ -167,6 +167,12 @@ function crossCheck(plan: Plan): { path: string[]; message: string; hint: string
       message: 'cutover.roles: fence: roles needs the application roles that write',
       hint: 'list them (cutover.roles: [app_rw]) or choose fence: database',
     };
+  }
+  if (plan.cutover.fence === 'pgbouncer' && !plan.cutover.pgbouncer) {
+    return { path: ['cutover'], message: 'cutover.pgbouncer: fence: pgbouncer needs the admin console and database', hint: 'set cutover.pgbouncer.adminUrl and cutover.pgbouncer.database' };
+  }
+  if (plan.cutover.fence === 'pgbouncer' && plan.cutover.pgbouncer?.hardFence === 'roles' && plan.cutover.roles.length === 0) {
+    return { path: ['cutover'], message: 'cutover.roles: the pgbouncer hard fence "roles" needs the application roles', hint: 'list them, or set cutover.pgbouncer.hardFence: database' };
   }
   if (plan.snapshot === 'paused-replica' && !plan.source.replicaUrl) {
     return {

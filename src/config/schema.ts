@@ -51,7 +51,7 @@ const group = z.strictObject({
   exclude: z.array(z.string()).default([]).describe('Tables left out of this group (same patterns).'),
 });
 
-export const fenceStrategies = ['roles', 'database'] as const;
+export const fenceStrategies = ['roles', 'database', 'pgbouncer'] as const;
 
 export const planSchema = z
   .strictObject({
@@ -125,11 +125,35 @@ export const planSchema = z
       .prefault({}),
     cutover: z
       .strictObject({
-        fence: z.enum(fenceStrategies).default('roles'),
-        roles: z.array(z.string()).default([]).describe('Application roles that write (fence: roles).'),
+        fence: z.enum(fenceStrategies).default('roles').describe('roles: listed roles read-only; database: the whole database read-only; pgbouncer: PAUSE at the pooler plus a hard fence for direct connections.'),
+        roles: z.array(z.string()).default([]).describe('Application roles that write (fence: roles, and the hard fence of pgbouncer).'),
+        pgbouncer: z
+          .strictObject({
+            adminUrl: z.string().describe('postgresql:// URL of the PgBouncer admin console (database pgbouncer).'),
+            database: z.string().describe('The PgBouncer database name the application connects to.'),
+            configFile: z.string().optional().describe('pgbouncer.ini to repoint at the target (then RELOAD); without it, repoint by other means.'),
+            hardFence: z.enum(['roles', 'database']).default('roles').describe('Fence for connections that bypass the pooler.'),
+          })
+          .optional(),
         maxLagBytes: size.prefault('1MB').describe('The gate refuses above this lag.'),
         timeoutSeconds: z.number().min(1).max(3600).default(60).describe('Budget for the drain to the barrier.'),
         sequenceMargin: z.number().int().min(0).default(0).describe('Added to every sequence on the target.'),
+        prebumpSequences: z.boolean().default(false).describe('Before the freeze, move target sequences ahead by the rate observed times the time budget.'),
+        verifyMaxAgeMinutes: z.number().min(0).default(60).describe('The gate needs a verify that passed within this many minutes (0: not required).'),
+        finalCheck: z.enum(['quick', 'none']).default('quick').describe('Inside the window: verify --mode quick (exact, writes fenced).'),
+        finalCheckTables: z.array(z.string()).default([]).describe('Tables for the final check (empty: all).'),
+        finalCheckSeconds: z.number().min(1).default(10).describe('Budget for the final check; over it the cut-over is undone.'),
+        rollback: z.boolean().default(false).describe('Start reverse replication target → source at the switch, so pgshift rollback can move back.'),
+        repoint: z
+          .strictObject({
+            ssmParameter: z.strictObject({ name: z.string(), region: z.string().optional() }).optional().describe('SSM parameter set to the target endpoint.'),
+            secret: z.strictObject({ secretId: z.string(), region: z.string().optional() }).optional().describe('Secrets Manager secret whose host, port and dbname are set to the target.'),
+            route53: z
+              .strictObject({ hostedZoneId: z.string(), recordName: z.string(), ttl: z.number().int().min(0).default(30) })
+              .optional()
+              .describe('Route 53 CNAME pointed at the target host.'),
+          })
+          .default({}),
       })
       .prefault({}),
   })

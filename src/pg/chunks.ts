@@ -5,11 +5,13 @@ import { copyColumns, type TableInfo } from './catalog.js';
 /**
  * Key-range chunks of a table and their fingerprints, computed inside each server.
  *
- * A chunk is a half-open range (lo, hi] of the table's leading key column; the same boundaries are
+ * A chunk is a half-open range [lo, hi) of the table's leading key column; the same boundaries are
  * used on both sides, so the two fingerprints cover the same rows. Boundaries come from the
- * source's histogram (no scan) or, without statistics, from one index-ordered pass. Range queries
- * use the key's index, which costs about the same per row as a whole-table scan. Values travel as
- * text and are cast back to the column type on each side.
+ * source's histogram (no scan) or, without statistics, from one index-ordered pass. A full pass
+ * fingerprints every chunk in one sequential scan per side (width_bucket over the boundaries, the
+ * same [lo, hi) buckets), which reads a table the way COPY does and needs no warm cache; the few
+ * ranges that are examined again (re-checks, splits, quick mode) use the key's index. Values travel
+ * as text and are cast back to the column type on each side.
  */
 export interface KeyedTable {
   table: TableInfo;
@@ -48,11 +50,11 @@ export function rangeWhere(kt: KeyedTable, range: Range, params: unknown[]): str
   const parts: string[] = [];
   if (range.lo !== null) {
     params.push(range.lo);
-    parts.push(`${k} > $${params.length}::${type}`);
+    parts.push(`${k} >= $${params.length}::${type}`);
   }
   if (range.hi !== null) {
     params.push(range.hi);
-    parts.push(`${k} <= $${params.length}::${type}`);
+    parts.push(`${k} < $${params.length}::${type}`);
   }
   return parts.length ? parts.join(' AND ') : 'true';
 }
@@ -80,7 +82,7 @@ export async function chunkBoundaries(source: pg.Client, kt: KeyedTable, chunkRo
   return dedupe(r.rows.map((x) => x.v));
 }
 
-/** Split a range into about `parts` pieces by the source's keys inside it. */
+/** Split a range into about `parts` pieces by the source's keys inside it (each a lower bound). */
 export async function splitRange(source: pg.Client, kt: KeyedTable, range: Range, parts: number): Promise<string[]> {
   const k = quoteIdent(kt.key[0]);
   const params: unknown[] = [];
@@ -92,7 +94,23 @@ export async function splitRange(source: pg.Client, kt: KeyedTable, range: Range
       WHERE rn % greatest(n / $${params.length}, 1) = 0 ORDER BY k`,
     params,
   );
-  return dedupe(r.rows.map((x) => x.v)).filter((v) => v !== range.hi);
+  return dedupe(r.rows.map((x) => x.v)).filter((v) => v !== range.lo);
+}
+
+/**
+ * Every chunk's fingerprint in one sequential scan: bucket i of width_bucket(key, bounds) is the
+ * range [bounds[i-1], bounds[i]) — the i-th range of rangesFrom(bounds).
+ */
+export async function bucketFingerprints(c: pg.Client, kt: KeyedTable, bounds: string[], versionNum: number): Promise<Fingerprint[]> {
+  const k = quoteIdent(kt.key[0]);
+  const r = await c.query<{ b: number; rows: string; hash: string }>(
+    `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.columns, versionNum)}::numeric)::text AS hash
+       FROM ${qualify(kt.table)} GROUP BY 1`,
+    [bounds],
+  );
+  const out: Fingerprint[] = Array.from({ length: bounds.length + 1 }, () => ({ rows: 0, hash: '0' }));
+  for (const row of r.rows) out[row.b] = { rows: Number(row.rows), hash: row.hash };
+  return out;
 }
 
 export function rangesFrom(bounds: string[], outer: Range = { lo: null, hi: null }): Range[] {
@@ -139,31 +157,24 @@ function keyMatch(kt: KeyedTable, keys: string[][], params: unknown[]): string {
   return `(${cols}) IN (SELECT ${casts} FROM unnest(${arrays.join(', ')}) AS u(${kt.key.map((_, i) => `c${i}`).join(', ')}))`;
 }
 
-/** Row hashes of chosen keys (point lookups through the key's index). */
-export async function rowHashes(c: pg.Client, kt: KeyedTable, keys: string[][], versionNum: number): Promise<Map<string, string>> {
+/** One value per chosen key (point lookups through the key's index), keyed by keyText. */
+async function lookup<T>(c: pg.Client, kt: KeyedTable, keys: string[][], valueSql: string): Promise<Map<string, T>> {
   if (keys.length === 0) return new Map();
   const params: unknown[] = [];
   const match = keyMatch(kt, keys, params);
   const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(', ');
-  const r = await c.query<{ k: string[]; h: string }>(
-    `SELECT ARRAY[${keyCols}] AS k, ${rowHashExpr(kt.columns, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${match}`,
-    params,
-  );
-  return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
+  const r = await c.query<{ k: string[]; v: T }>(`SELECT ARRAY[${keyCols}] AS k, ${valueSql} AS v FROM ${qualify(kt.table)} WHERE ${match}`, params);
+  return new Map(r.rows.map((x) => [keyText(x.k), x.v]));
+}
+
+/** Row hashes of chosen keys. */
+export function rowHashes(c: pg.Client, kt: KeyedTable, keys: string[][], versionNum: number): Promise<Map<string, string>> {
+  return lookup<string>(c, kt, keys, `${rowHashExpr(kt.columns, versionNum)}::text`);
 }
 
 /** The rows themselves (as JSON) for a report sample or a repair. */
-export async function rowValues(c: pg.Client, kt: KeyedTable, keys: string[][]): Promise<Map<string, Record<string, unknown>>> {
-  if (keys.length === 0) return new Map();
-  const params: unknown[] = [];
-  const match = keyMatch(kt, keys, params);
-  const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(', ');
-  const cols = kt.columns.map(quoteIdent).join(', ');
-  const r = await c.query<{ k: string[]; row: Record<string, unknown> }>(
-    `SELECT ARRAY[${keyCols}] AS k, (SELECT row_to_json(x) FROM (SELECT ${cols}) x) AS row FROM ${qualify(kt.table)} WHERE ${match}`,
-    params,
-  );
-  return new Map(r.rows.map((x) => [keyText(x.k), x.row]));
+export function rowValues(c: pg.Client, kt: KeyedTable, keys: string[][]): Promise<Map<string, Record<string, unknown>>> {
+  return lookup<Record<string, unknown>>(c, kt, keys, `(SELECT row_to_json(x) FROM (SELECT ${kt.columns.map(quoteIdent).join(', ')}) x)`);
 }
 
 /** SQL that makes the target's rows for these keys equal the source's (never run without a flag). */

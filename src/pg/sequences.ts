@@ -20,7 +20,13 @@ export async function readSequence(c: pg.Client, s: QualifiedName): Promise<{ la
   return { lastValue: BigInt(r.rows[0].last_value), isCalled: r.rows[0].is_called };
 }
 
-export async function syncSequences(source: pg.Client, target: pg.Client, margin = 0n, only?: (s: SequenceInfo) => boolean): Promise<SequenceSync[]> {
+export async function syncSequences(
+  source: pg.Client,
+  target: pg.Client,
+  margin = 0n,
+  only?: (s: SequenceInfo) => boolean,
+  options: { neverBackwards?: boolean } = {},
+): Promise<SequenceSync[]> {
   const sequences = (await listSequences(source)).filter((s) => !only || only(s));
   const done: SequenceSync[] = [];
   for (const s of sequences) {
@@ -30,8 +36,13 @@ export async function syncSequences(source: pg.Client, target: pg.Client, margin
     if (value > max) {
       throw failure('sequence.limit', `sequence ${qualify(s)} would pass its maximum ${s.maxValue} (value ${value})`, 'lower cutover.sequenceMargin or widen the sequence type');
     }
+    // A pre-bumped target sequence is already ahead: never move it back.
+    if (options.neverBackwards) {
+      const current = await readSequence(target, s);
+      if (current.isCalled && current.lastValue > value) value = current.lastValue;
+    }
     // With a margin the next nextval() must return value + 1, so mark it called.
-    const called = margin > 0n ? true : isCalled;
+    const called = margin > 0n || value !== lastValue ? true : isCalled;
     await target.query('SELECT pg_catalog.setval($1::regclass, $2::bigint, $3)', [qualify(s), value.toString(), called]);
     done.push({ sequence: qualify(s), sourceValue: lastValue.toString(), targetValue: value.toString(), isCalled: called });
   }

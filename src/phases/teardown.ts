@@ -3,6 +3,7 @@ import { Journal, dropControlSchema, S } from '../journal/journal.js';
 import { dropPublication, dropSubscription } from '../pg/replication.js';
 import { dropSlot } from '../pg/snapshot.js';
 import { openSessions, type PhaseContext } from './context.js';
+import { reverseNames } from './cutover.js';
 
 /**
  * Teardown removes everything pgshift created, on success and on failure, and can run any number
@@ -40,6 +41,17 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
         await dropPublication(s.source, o.publication);
         dropped.push(`publication ${o.publication} (source)`);
       }
+    }
+    // Reverse replication (cutover.rollback): subscription on the source, slot and publication on the target.
+    const rev = reverseNames(ctx.plan.name);
+    if ((await s.source.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [rev.subscription])).rowCount) {
+      await dropSubscription(s.source, rev.subscription);
+      dropped.push(`subscription ${rev.subscription} (source)`);
+    }
+    if (await dropSlot(s.target, rev.slot)) dropped.push(`slot ${rev.slot} (target)`);
+    if ((await s.target.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [rev.publication])).rowCount) {
+      await dropPublication(s.target, rev.publication);
+      dropped.push(`publication ${rev.publication} (target)`);
     }
     for (const [side, c] of [['source', s.source], ['target', s.target]] as const) {
       const schema = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgshift'`);

@@ -7,6 +7,7 @@ import { runPool } from '../core/pool.js';
 import { Journal } from '../journal/journal.js';
 import { copyColumns, listSequences, type TableInfo } from '../pg/catalog.js';
 import {
+  bucketFingerprints,
   chunkBoundaries,
   keyedTable,
   keyText,
@@ -98,6 +99,10 @@ export interface VerifyOptions {
   repairSql?: string;
   /** Run that SQL on the target (only with repairSql, never implied). */
   applyRepair?: boolean;
+  /** Leave out the schema tier (the cut-over gate has checked it). */
+  skipSchema?: boolean;
+  /** Do not journal this run as the migration's verify (the cut-over's own final check). */
+  quiet?: boolean;
 }
 
 const SPLIT_FACTOR = 16;
@@ -121,8 +126,9 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
     await useCanonicalSettings(s.source);
     await useCanonicalSettings(s.target);
     const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
-    const journal = await Journal.find(s.target, ctx.plan.name);
-    const streaming = new Set(journal ? (await journal.streams()).filter((r) => r.state === 'streaming').map((r) => r.group) : []);
+    const found = await Journal.find(s.target, ctx.plan.name);
+    const journal = options.quiet ? undefined : found;
+    const streaming = new Set(found ? (await found.streams()).filter((r) => r.state === 'streaming').map((r) => r.group) : []);
     const excluded = new Set(ctx.plan.verify.excludeTables);
     const wanted = options.tables ? new Set(options.tables) : undefined;
     const work = groups.flatMap((g) =>
@@ -137,7 +143,7 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
     }
     await journal?.startPhase('verify', { tables: work.length, exact: options.exact ?? false, mode });
 
-    const schema = wanted ? [] : await diffSchemas(s.source, s.target);
+    const schema = wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target);
     const checks: TableCheck[] = [];
     const repair: string[] = [];
     await runPool(work, ctx.plan.verify.jobs, async ({ group, table }, id) => {
@@ -273,6 +279,21 @@ class TableChecker {
     return ranges.map((_, i) => [a[i], b[i]]);
   }
 
+  /** Every chunk of a full pass in one sequential scan per side (moving: source, heartbeat, target). */
+  private async buckets(bounds: string[]): Promise<Array<[Fingerprint, Fingerprint]>> {
+    const kt = this.kt!;
+    let a: Fingerprint[];
+    let b: Fingerprint[];
+    if (this.moving) {
+      a = await bucketFingerprints(this.w.source, kt, bounds, this.sv);
+      await this.bridge();
+      b = await bucketFingerprints(this.w.target, kt, bounds, this.tv);
+    } else {
+      [a, b] = await Promise.all([bucketFingerprints(this.w.source, kt, bounds, this.sv), bucketFingerprints(this.w.target, kt, bounds, this.tv)]);
+    }
+    return a.map((fp, i) => [fp, b[i]]);
+  }
+
   async run(): Promise<TableCheck> {
     const started = Date.now();
     if (!this.kt) return this.wholeTable(started);
@@ -285,7 +306,7 @@ class TableChecker {
       ranges = [ranges[0], ...middle, ranges[ranges.length - 1]];
     }
     this.chunks = ranges.length;
-    const first = await this.pairs(ranges);
+    const first = this.mode === 'full' && ranges.length > 1 ? await this.buckets(bounds) : await this.pairs(ranges);
     for (const [a, b] of first) {
       this.sourceRows += a.rows;
       this.targetRows += b.rows;

@@ -1,7 +1,7 @@
 import { formatBytes } from '../config/size.js';
 import type { AssessResult } from '../phases/assess.js';
 import type { CdcStatus } from '../phases/cdc.js';
-import type { CutoverResult } from '../phases/cutover.js';
+import type { CutoverResult, RollbackResult } from '../phases/cutover.js';
 import type { FullLoadResult } from '../phases/full-load.js';
 import type { TeardownResult } from '../phases/teardown.js';
 import type { VerifyResult } from '../phases/verify.js';
@@ -113,13 +113,25 @@ function short(row: Record<string, unknown>): string {
 
 export function cutoverMarkdown(r: CutoverResult): string {
   if (r.dryRun) {
-    return [`### pgshift cutover — dry run`, 'The gate passed. The cut-over would run:', '', ...r.plannedSteps.map((s, i) => `${i + 1}. ${s}`)].join('\n') + '\n';
+    return [`### pgshift cutover — dry run`, 'The gate passed. The cut-over would run, in order:', '', ...r.plannedSteps.map((s, i) => `${i + 1}. ${s}`)].join('\n') + '\n';
   }
   return [
     `### pgshift cutover — done`,
-    `Write-unavailable window: **${r.windowMs} ms**. The application now writes to ${r.endpoint}. ${r.sequences.length} sequence(s) set; ${r.fence?.terminated ?? 0} session(s) ended by the fence (${r.fence?.strategy}).`,
+    `Write-unavailable window (fence → switch): **${r.windowMs} ms**. The application now writes to ${r.endpoint}.`,
+    `Fence: ${r.fence?.strategy}, ${r.fence?.terminated ?? 0} session(s) ended. ${r.sequences.length} sequence(s) set. Final check: ${r.finalCheck}.` +
+      (r.reverse ? ` Reverse replication ${r.reverse.subscription} is running: \`pgshift rollback\` moves back without loss.` : '') +
+      (r.repointed.length ? ` Repointed: ${r.repointed.map((x) => `${x.kind} ${x.target}`).join(', ')}.` : ''),
     '',
     table(['step', 'ms', 'budget (ms)'], r.steps.map((s) => [s.step, s.ms, s.budgetMs ?? ''])),
+  ].join('\n') + '\n';
+}
+
+export function rollbackMarkdown(r: RollbackResult): string {
+  return [
+    `### pgshift rollback — done`,
+    `Back on ${r.endpoint} after ${r.windowMs} ms of write pause; ${r.sequences.length} sequence(s) carried back. The target stays fenced.`,
+    '',
+    table(['step', 'ms'], r.steps.map((s) => [s.step, s.ms])),
   ].join('\n') + '\n';
 }
 

@@ -47,7 +47,7 @@ describe('plan file', () => {
 
   it('names the line of a value outside its choices', () => {
     const e = error(() => parsePlan(minimal.replace('fence: database', 'fence: hope'), 'plan.yml', env));
-    expect(e.message).toBe('plan.yml:7: cutover.fence: must be one of "roles", "database"');
+    expect(e.message).toBe('plan.yml:7: cutover.fence: must be one of "roles", "database", "pgbouncer"');
   });
 
   it('refuses an unset ${VAR} with the key that needs it', () => {

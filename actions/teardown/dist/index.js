@@ -32280,6 +32280,31 @@ async function openSessions(ctx) {
   };
 }
 
+// src/config/size.ts
+var UNITS = {
+  b: 1,
+  kb: 1024,
+  mb: 1024 ** 2,
+  gb: 1024 ** 3,
+  tb: 1024 ** 4
+};
+function parseSize(input2) {
+  if (typeof input2 === "number") return Number.isFinite(input2) && input2 >= 0 ? Math.floor(input2) : void 0;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$/i.exec(input2);
+  if (!m) return void 0;
+  const unit = (m[2] ?? "b").toLowerCase().replace("ib", "b");
+  const factor = UNITS[unit];
+  return factor === void 0 ? void 0 : Math.floor(Number(m[1]) * factor);
+}
+
+// src/pg/schema-diff.ts
+var SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+
+// src/phases/cutover.ts
+function reverseNames(migration) {
+  return { publication: publicationName(migration, "reverse"), slot: slotName(migration, "reverse"), subscription: subscriptionName(migration, "reverse") };
+}
+
 // src/phases/teardown.ts
 async function runTeardown(ctx) {
   const s = await openSessions(ctx);
@@ -32306,6 +32331,16 @@ async function runTeardown(ctx) {
         dropped.push(`publication ${o.publication} (source)`);
       }
     }
+    const rev = reverseNames(ctx.plan.name);
+    if ((await s.source.query("SELECT 1 FROM pg_subscription WHERE subname = $1", [rev.subscription])).rowCount) {
+      await dropSubscription(s.source, rev.subscription);
+      dropped.push(`subscription ${rev.subscription} (source)`);
+    }
+    if (await dropSlot(s.target, rev.slot)) dropped.push(`slot ${rev.slot} (target)`);
+    if ((await s.target.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [rev.publication])).rowCount) {
+      await dropPublication(s.target, rev.publication);
+      dropped.push(`publication ${rev.publication} (target)`);
+    }
     for (const [side, c] of [["source", s.source], ["target", s.target]]) {
       const schema = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgshift'`);
       if (schema.rowCount) {
@@ -32318,23 +32353,6 @@ async function runTeardown(ctx) {
   } finally {
     await s.close();
   }
-}
-
-// src/config/size.ts
-var UNITS = {
-  b: 1,
-  kb: 1024,
-  mb: 1024 ** 2,
-  gb: 1024 ** 3,
-  tb: 1024 ** 4
-};
-function parseSize(input2) {
-  if (typeof input2 === "number") return Number.isFinite(input2) && input2 >= 0 ? Math.floor(input2) : void 0;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$/i.exec(input2);
-  if (!m) return void 0;
-  const unit = (m[2] ?? "b").toLowerCase().replace("ib", "b");
-  const factor = UNITS[unit];
-  return factor === void 0 ? void 0 : Math.floor(Number(m[1]) * factor);
 }
 
 // src/report/markdown.ts
@@ -52597,7 +52615,7 @@ var group = external_exports.strictObject({
   tables: external_exports.array(external_exports.string()).min(1).describe("Tables as schema.table; * matches any run of characters."),
   exclude: external_exports.array(external_exports.string()).default([]).describe("Tables left out of this group (same patterns).")
 });
-var fenceStrategies = ["roles", "database"];
+var fenceStrategies = ["roles", "database", "pgbouncer"];
 var planSchema = external_exports.strictObject({
   $schema: external_exports.string().optional(),
   version: external_exports.literal(1).describe("Plan file format version."),
@@ -52647,11 +52665,28 @@ var planSchema = external_exports.strictObject({
     excludeTables: external_exports.array(external_exports.string()).default([])
   }).prefault({}),
   cutover: external_exports.strictObject({
-    fence: external_exports.enum(fenceStrategies).default("roles"),
-    roles: external_exports.array(external_exports.string()).default([]).describe("Application roles that write (fence: roles)."),
+    fence: external_exports.enum(fenceStrategies).default("roles").describe("roles: listed roles read-only; database: the whole database read-only; pgbouncer: PAUSE at the pooler plus a hard fence for direct connections."),
+    roles: external_exports.array(external_exports.string()).default([]).describe("Application roles that write (fence: roles, and the hard fence of pgbouncer)."),
+    pgbouncer: external_exports.strictObject({
+      adminUrl: external_exports.string().describe("postgresql:// URL of the PgBouncer admin console (database pgbouncer)."),
+      database: external_exports.string().describe("The PgBouncer database name the application connects to."),
+      configFile: external_exports.string().optional().describe("pgbouncer.ini to repoint at the target (then RELOAD); without it, repoint by other means."),
+      hardFence: external_exports.enum(["roles", "database"]).default("roles").describe("Fence for connections that bypass the pooler.")
+    }).optional(),
     maxLagBytes: size.prefault("1MB").describe("The gate refuses above this lag."),
     timeoutSeconds: external_exports.number().min(1).max(3600).default(60).describe("Budget for the drain to the barrier."),
-    sequenceMargin: external_exports.number().int().min(0).default(0).describe("Added to every sequence on the target.")
+    sequenceMargin: external_exports.number().int().min(0).default(0).describe("Added to every sequence on the target."),
+    prebumpSequences: external_exports.boolean().default(false).describe("Before the freeze, move target sequences ahead by the rate observed times the time budget."),
+    verifyMaxAgeMinutes: external_exports.number().min(0).default(60).describe("The gate needs a verify that passed within this many minutes (0: not required)."),
+    finalCheck: external_exports.enum(["quick", "none"]).default("quick").describe("Inside the window: verify --mode quick (exact, writes fenced)."),
+    finalCheckTables: external_exports.array(external_exports.string()).default([]).describe("Tables for the final check (empty: all)."),
+    finalCheckSeconds: external_exports.number().min(1).default(10).describe("Budget for the final check; over it the cut-over is undone."),
+    rollback: external_exports.boolean().default(false).describe("Start reverse replication target \u2192 source at the switch, so pgshift rollback can move back."),
+    repoint: external_exports.strictObject({
+      ssmParameter: external_exports.strictObject({ name: external_exports.string(), region: external_exports.string().optional() }).optional().describe("SSM parameter set to the target endpoint."),
+      secret: external_exports.strictObject({ secretId: external_exports.string(), region: external_exports.string().optional() }).optional().describe("Secrets Manager secret whose host, port and dbname are set to the target."),
+      route53: external_exports.strictObject({ hostedZoneId: external_exports.string(), recordName: external_exports.string(), ttl: external_exports.number().int().min(0).default(30) }).optional().describe("Route 53 CNAME pointed at the target host.")
+    }).default({})
   }).prefault({})
 }).describe("pgshift migration plan");
 
@@ -52699,7 +52734,7 @@ function parsePlan(text, file2, env = process.env) {
     const node2 = nodeAt(doc, cross.path);
     throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${cross.message}`, cross.hint);
   }
-  for (const url2 of [plan.source.url, plan.source.replicaUrl, plan.target.url, plan.source.subscriptionConninfo]) {
+  for (const url2 of [plan.source.url, plan.source.replicaUrl, plan.target.url, plan.source.subscriptionConninfo, plan.cutover.pgbouncer?.adminUrl]) {
     if (!url2) continue;
     registerSecret(url2);
     const pw = url2.startsWith("postgres") ? safePassword(url2) : /password\s*=\s*(\S+)/.exec(url2)?.[1];
@@ -52792,6 +52827,12 @@ function crossCheck(plan) {
       message: "cutover.roles: fence: roles needs the application roles that write",
       hint: "list them (cutover.roles: [app_rw]) or choose fence: database"
     };
+  }
+  if (plan.cutover.fence === "pgbouncer" && !plan.cutover.pgbouncer) {
+    return { path: ["cutover"], message: "cutover.pgbouncer: fence: pgbouncer needs the admin console and database", hint: "set cutover.pgbouncer.adminUrl and cutover.pgbouncer.database" };
+  }
+  if (plan.cutover.fence === "pgbouncer" && plan.cutover.pgbouncer?.hardFence === "roles" && plan.cutover.roles.length === 0) {
+    return { path: ["cutover"], message: 'cutover.roles: the pgbouncer hard fence "roles" needs the application roles', hint: "list them, or set cutover.pgbouncer.hardFence: database" };
   }
   if (plan.snapshot === "paused-replica" && !plan.source.replicaUrl) {
     return {

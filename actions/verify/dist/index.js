@@ -11645,7 +11645,7 @@ var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
     var { isIP } = __require("node:net");
-    var { lookup } = __require("node:dns");
+    var { lookup: lookup2 } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
     var maxInt = Math.pow(2, 31) - 1;
@@ -11735,7 +11735,7 @@ var require_dns = __commonJS({
         }
       }
       #defaultLookup(origin, opts, cb) {
-        lookup(
+        lookup2(
           origin.hostname,
           {
             all: true,
@@ -32725,11 +32725,11 @@ function rangeWhere(kt, range, params) {
   const parts = [];
   if (range.lo !== null) {
     params.push(range.lo);
-    parts.push(`${k} > $${params.length}::${type}`);
+    parts.push(`${k} >= $${params.length}::${type}`);
   }
   if (range.hi !== null) {
     params.push(range.hi);
-    parts.push(`${k} <= $${params.length}::${type}`);
+    parts.push(`${k} < $${params.length}::${type}`);
   }
   return parts.length ? parts.join(" AND ") : "true";
 }
@@ -32764,7 +32764,18 @@ async function splitRange(source, kt, range, parts) {
       WHERE rn % greatest(n / $${params.length}, 1) = 0 ORDER BY k`,
     params
   );
-  return dedupe(r.rows.map((x) => x.v)).filter((v) => v !== range.hi);
+  return dedupe(r.rows.map((x) => x.v)).filter((v) => v !== range.lo);
+}
+async function bucketFingerprints(c, kt, bounds, versionNum) {
+  const k = quoteIdent(kt.key[0]);
+  const r = await c.query(
+    `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.columns, versionNum)}::numeric)::text AS hash
+       FROM ${qualify(kt.table)} GROUP BY 1`,
+    [bounds]
+  );
+  const out = Array.from({ length: bounds.length + 1 }, () => ({ rows: 0, hash: "0" }));
+  for (const row of r.rows) out[row.b] = { rows: Number(row.rows), hash: row.hash };
+  return out;
 }
 function rangesFrom(bounds, outer = { lo: null, hi: null }) {
   const edges = [outer.lo, ...bounds, outer.hi];
@@ -32804,28 +32815,19 @@ function keyMatch(kt, keys, params) {
   const casts = kt.key.map((_, i) => `u.c${i}::${kt.keyTypes[i]}`).join(", ");
   return `(${cols}) IN (SELECT ${casts} FROM unnest(${arrays.join(", ")}) AS u(${kt.key.map((_, i) => `c${i}`).join(", ")}))`;
 }
-async function rowHashes(c, kt, keys, versionNum) {
+async function lookup(c, kt, keys, valueSql) {
   if (keys.length === 0) return /* @__PURE__ */ new Map();
   const params = [];
   const match = keyMatch(kt, keys, params);
   const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
-  const r = await c.query(
-    `SELECT ARRAY[${keyCols}] AS k, ${rowHashExpr(kt.columns, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${match}`,
-    params
-  );
-  return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
+  const r = await c.query(`SELECT ARRAY[${keyCols}] AS k, ${valueSql} AS v FROM ${qualify(kt.table)} WHERE ${match}`, params);
+  return new Map(r.rows.map((x) => [keyText(x.k), x.v]));
 }
-async function rowValues(c, kt, keys) {
-  if (keys.length === 0) return /* @__PURE__ */ new Map();
-  const params = [];
-  const match = keyMatch(kt, keys, params);
-  const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
-  const cols = kt.columns.map(quoteIdent).join(", ");
-  const r = await c.query(
-    `SELECT ARRAY[${keyCols}] AS k, (SELECT row_to_json(x) FROM (SELECT ${cols}) x) AS row FROM ${qualify(kt.table)} WHERE ${match}`,
-    params
-  );
-  return new Map(r.rows.map((x) => [keyText(x.k), x.row]));
+function rowHashes(c, kt, keys, versionNum) {
+  return lookup(c, kt, keys, `${rowHashExpr(kt.columns, versionNum)}::text`);
+}
+function rowValues(c, kt, keys) {
+  return lookup(c, kt, keys, `(SELECT row_to_json(x) FROM (SELECT ${kt.columns.map(quoteIdent).join(", ")}) x)`);
 }
 function repairStatements(kt, deleteKeys, insertRows, identityAlways) {
   const out = [];
@@ -33206,8 +33208,9 @@ async function runVerify(ctx, options = {}) {
     await useCanonicalSettings(s.source);
     await useCanonicalSettings(s.target);
     const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
-    const journal = await Journal.find(s.target, ctx.plan.name);
-    const streaming = new Set(journal ? (await journal.streams()).filter((r) => r.state === "streaming").map((r) => r.group) : []);
+    const found = await Journal.find(s.target, ctx.plan.name);
+    const journal = options.quiet ? void 0 : found;
+    const streaming = new Set(found ? (await found.streams()).filter((r) => r.state === "streaming").map((r) => r.group) : []);
     const excluded = new Set(ctx.plan.verify.excludeTables);
     const wanted = options.tables ? new Set(options.tables) : void 0;
     const work = groups.flatMap(
@@ -33219,7 +33222,7 @@ async function runVerify(ctx, options = {}) {
       if (unknown2.length) throw inputError("verify.table", `table ${unknown2[0]} is in no group of the plan`, "name tables as schema.table, as the report prints them");
     }
     await journal?.startPhase("verify", { tables: work.length, exact: options.exact ?? false, mode });
-    const schema = wanted ? [] : await diffSchemas(s.source, s.target);
+    const schema = wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target);
     const checks = [];
     const repair = [];
     await runPool(work, ctx.plan.verify.jobs, async ({ group: group2, table: table2 }, id) => {
@@ -33356,6 +33359,20 @@ var TableChecker = class {
     }
     return ranges.map((_, i) => [a[i], b[i]]);
   }
+  /** Every chunk of a full pass in one sequential scan per side (moving: source, heartbeat, target). */
+  async buckets(bounds) {
+    const kt = this.kt;
+    let a;
+    let b;
+    if (this.moving) {
+      a = await bucketFingerprints(this.w.source, kt, bounds, this.sv);
+      await this.bridge();
+      b = await bucketFingerprints(this.w.target, kt, bounds, this.tv);
+    } else {
+      [a, b] = await Promise.all([bucketFingerprints(this.w.source, kt, bounds, this.sv), bucketFingerprints(this.w.target, kt, bounds, this.tv)]);
+    }
+    return a.map((fp, i) => [fp, b[i]]);
+  }
   async run() {
     const started = Date.now();
     if (!this.kt) return this.wholeTable(started);
@@ -33367,7 +33384,7 @@ var TableChecker = class {
       ranges = [ranges[0], ...middle, ranges[ranges.length - 1]];
     }
     this.chunks = ranges.length;
-    const first = await this.pairs(ranges);
+    const first = this.mode === "full" && ranges.length > 1 ? await this.buckets(bounds) : await this.pairs(ranges);
     for (const [a, b] of first) {
       this.sourceRows += a.rows;
       this.targetRows += b.rows;
@@ -53324,7 +53341,7 @@ var group = external_exports.strictObject({
   tables: external_exports.array(external_exports.string()).min(1).describe("Tables as schema.table; * matches any run of characters."),
   exclude: external_exports.array(external_exports.string()).default([]).describe("Tables left out of this group (same patterns).")
 });
-var fenceStrategies = ["roles", "database"];
+var fenceStrategies = ["roles", "database", "pgbouncer"];
 var planSchema = external_exports.strictObject({
   $schema: external_exports.string().optional(),
   version: external_exports.literal(1).describe("Plan file format version."),
@@ -53374,11 +53391,28 @@ var planSchema = external_exports.strictObject({
     excludeTables: external_exports.array(external_exports.string()).default([])
   }).prefault({}),
   cutover: external_exports.strictObject({
-    fence: external_exports.enum(fenceStrategies).default("roles"),
-    roles: external_exports.array(external_exports.string()).default([]).describe("Application roles that write (fence: roles)."),
+    fence: external_exports.enum(fenceStrategies).default("roles").describe("roles: listed roles read-only; database: the whole database read-only; pgbouncer: PAUSE at the pooler plus a hard fence for direct connections."),
+    roles: external_exports.array(external_exports.string()).default([]).describe("Application roles that write (fence: roles, and the hard fence of pgbouncer)."),
+    pgbouncer: external_exports.strictObject({
+      adminUrl: external_exports.string().describe("postgresql:// URL of the PgBouncer admin console (database pgbouncer)."),
+      database: external_exports.string().describe("The PgBouncer database name the application connects to."),
+      configFile: external_exports.string().optional().describe("pgbouncer.ini to repoint at the target (then RELOAD); without it, repoint by other means."),
+      hardFence: external_exports.enum(["roles", "database"]).default("roles").describe("Fence for connections that bypass the pooler.")
+    }).optional(),
     maxLagBytes: size.prefault("1MB").describe("The gate refuses above this lag."),
     timeoutSeconds: external_exports.number().min(1).max(3600).default(60).describe("Budget for the drain to the barrier."),
-    sequenceMargin: external_exports.number().int().min(0).default(0).describe("Added to every sequence on the target.")
+    sequenceMargin: external_exports.number().int().min(0).default(0).describe("Added to every sequence on the target."),
+    prebumpSequences: external_exports.boolean().default(false).describe("Before the freeze, move target sequences ahead by the rate observed times the time budget."),
+    verifyMaxAgeMinutes: external_exports.number().min(0).default(60).describe("The gate needs a verify that passed within this many minutes (0: not required)."),
+    finalCheck: external_exports.enum(["quick", "none"]).default("quick").describe("Inside the window: verify --mode quick (exact, writes fenced)."),
+    finalCheckTables: external_exports.array(external_exports.string()).default([]).describe("Tables for the final check (empty: all)."),
+    finalCheckSeconds: external_exports.number().min(1).default(10).describe("Budget for the final check; over it the cut-over is undone."),
+    rollback: external_exports.boolean().default(false).describe("Start reverse replication target \u2192 source at the switch, so pgshift rollback can move back."),
+    repoint: external_exports.strictObject({
+      ssmParameter: external_exports.strictObject({ name: external_exports.string(), region: external_exports.string().optional() }).optional().describe("SSM parameter set to the target endpoint."),
+      secret: external_exports.strictObject({ secretId: external_exports.string(), region: external_exports.string().optional() }).optional().describe("Secrets Manager secret whose host, port and dbname are set to the target."),
+      route53: external_exports.strictObject({ hostedZoneId: external_exports.string(), recordName: external_exports.string(), ttl: external_exports.number().int().min(0).default(30) }).optional().describe("Route 53 CNAME pointed at the target host.")
+    }).default({})
   }).prefault({})
 }).describe("pgshift migration plan");
 
@@ -53426,7 +53460,7 @@ function parsePlan(text, file2, env = process.env) {
     const node2 = nodeAt(doc, cross.path);
     throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${cross.message}`, cross.hint);
   }
-  for (const url2 of [plan.source.url, plan.source.replicaUrl, plan.target.url, plan.source.subscriptionConninfo]) {
+  for (const url2 of [plan.source.url, plan.source.replicaUrl, plan.target.url, plan.source.subscriptionConninfo, plan.cutover.pgbouncer?.adminUrl]) {
     if (!url2) continue;
     registerSecret(url2);
     const pw = url2.startsWith("postgres") ? safePassword(url2) : /password\s*=\s*(\S+)/.exec(url2)?.[1];
@@ -53519,6 +53553,12 @@ function crossCheck(plan) {
       message: "cutover.roles: fence: roles needs the application roles that write",
       hint: "list them (cutover.roles: [app_rw]) or choose fence: database"
     };
+  }
+  if (plan.cutover.fence === "pgbouncer" && !plan.cutover.pgbouncer) {
+    return { path: ["cutover"], message: "cutover.pgbouncer: fence: pgbouncer needs the admin console and database", hint: "set cutover.pgbouncer.adminUrl and cutover.pgbouncer.database" };
+  }
+  if (plan.cutover.fence === "pgbouncer" && plan.cutover.pgbouncer?.hardFence === "roles" && plan.cutover.roles.length === 0) {
+    return { path: ["cutover"], message: 'cutover.roles: the pgbouncer hard fence "roles" needs the application roles', hint: "list them, or set cutover.pgbouncer.hardFence: database" };
   }
   if (plan.snapshot === "paused-replica" && !plan.source.replicaUrl) {
     return {

@@ -1,0 +1,89 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import pg from 'pg';
+import { parseServerUrl, type ServerAddress } from '../config/url.js';
+import { failure } from '../core/errors.js';
+
+/**
+ * PgBouncer as the write fence and the switch: PAUSE makes the pooler wait for in-flight
+ * transactions and then hold every new query, so clients see a pause rather than errors; the
+ * database entry is repointed in pgbouncer.ini and RELOADed; RESUME releases the queue onto the
+ * new server. The admin console speaks the simple query protocol only, which is what pg uses for
+ * parameterless queries.
+ */
+export class PgBouncer {
+  private constructor(private readonly c: pg.Client) {}
+
+  static async connect(adminUrl: string): Promise<PgBouncer> {
+    const a = parseServerUrl(adminUrl);
+    const c = new pg.Client({ host: a.host, port: a.port, user: a.user, password: a.password, database: a.database || 'pgbouncer' });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+    } catch (err) {
+      throw failure('pgbouncer.connect', `cannot reach the PgBouncer admin console at ${a.host}:${a.port}: ${(err as Error).message}`, 'check cutover.pgbouncer.adminUrl (user must be in admin_users)');
+    }
+    return new PgBouncer(c);
+  }
+
+  private static ident(db: string): string {
+    if (!/^[A-Za-z0-9_.-]+$/.test(db)) throw failure('pgbouncer.database', `unsupported PgBouncer database name ${JSON.stringify(db)}`);
+    return db;
+  }
+
+  async pause(db: string): Promise<void> {
+    await this.c.query(`PAUSE ${PgBouncer.ident(db)}`);
+  }
+
+  async resume(db: string): Promise<void> {
+    try {
+      await this.c.query(`RESUME ${PgBouncer.ident(db)}`);
+    } catch (err) {
+      // RESUME of a database that is not paused is an error we can ignore (idempotent undo).
+      if (!/not paused/i.test((err as Error).message)) throw err;
+    }
+  }
+
+  async reload(): Promise<void> {
+    await this.c.query('RELOAD');
+  }
+
+  async databaseHost(db: string): Promise<{ host: string; port: number; database: string } | undefined> {
+    const r = await this.c.query('SHOW DATABASES');
+    const row = r.rows.find((x) => x.name === db);
+    return row ? { host: row.host, port: Number(row.port), database: row.database } : undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.c.end().catch(() => {});
+  }
+}
+
+/**
+ * Point a [databases] entry of pgbouncer.ini at another server, keeping its other options.
+ * Returns the previous line so that a rollback can restore it.
+ */
+export function repointConfig(file: string, db: string, to: Pick<ServerAddress, 'host' | 'port' | 'database'>): { previous: string; next: string } {
+  const text = readFileSync(file, 'utf8');
+  const lines = text.split('\n');
+  let section = '';
+  let index = -1;
+  lines.forEach((line, i) => {
+    const s = /^\s*\[([^\]]+)\]/.exec(line);
+    if (s) section = s[1].trim().toLowerCase();
+    else if (section === 'databases' && new RegExp(`^\\s*${db.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*=`).test(line)) index = i;
+  });
+  if (index === -1) throw failure('pgbouncer.config', `${file} has no [databases] entry for ${db}`, 'add it, or fix cutover.pgbouncer.database');
+  const previous = lines[index];
+  const options = previous.slice(previous.indexOf('=') + 1).trim().split(/\s+/).filter(Boolean);
+  const kept = options.filter((o) => !/^(host|port|dbname)=/.test(o));
+  const next = `${db} = host=${to.host} port=${to.port} dbname=${to.database}${kept.length ? ` ${kept.join(' ')}` : ''}`;
+  lines[index] = next;
+  writeFileSync(file, lines.join('\n'));
+  return { previous, next };
+}
+
+export function restoreConfigLine(file: string, db: string, line: string): void {
+  const text = readFileSync(file, 'utf8');
+  const re = new RegExp(`^\\s*${db.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*=.*$`, 'm');
+  writeFileSync(file, text.replace(re, line));
+}
