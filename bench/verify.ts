@@ -85,7 +85,7 @@ try {
     plantedDifferences: planted,
     reportedDifferences: found,
     verdict: r.verdict,
-    chunks: r.tables.map((t) => `${t.table}: ${t.mismatchedChunks}/${t.chunks}`),
+    tables: r.tables.map((t) => `${t.table}: ${t.mismatchedChunks}/${t.chunks} mismatched chunks, ${t.seconds.toFixed(2)} s`),
   }, null, 2));
 } finally {
   await Promise.all([source.destroy(), target.destroy()]);

@@ -87919,7 +87919,10 @@ function clientConfig(ep, opts = {}) {
     statement_timeout: opts.statementTimeoutMs ?? 0,
     // A pgshift session idling inside a transaction is holding a snapshot on purpose.
     idle_in_transaction_session_timeout: 0,
-    lock_timeout: 0
+    lock_timeout: 0,
+    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
+    // rollback); the fence is for the application.
+    options: "-c default_transaction_read_only=off"
   };
   if (opts.replication) config2.replication = "database";
   return config2;
@@ -89527,7 +89530,7 @@ async function splitRange(source, kt, range2, parts) {
 async function bucketFingerprints(c5, kt, bounds, versionNum) {
   const k5 = quoteIdent(kt.key[0]);
   const r5 = await c5.query(
-    `SELECT width_bucket(${k5}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.columns, versionNum)}::numeric)::text AS hash
+    `SELECT width_bucket(${k5}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.columns, versionNum)})::text AS hash
        FROM ${qualify(kt.table)} GROUP BY 1`,
     [bounds]
   );
@@ -89545,7 +89548,7 @@ async function rangeFingerprint(c5, kt, range2, versionNum) {
   const params = [];
   const where = rangeWhere(kt, range2, params);
   const r5 = await c5.query(
-    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(kt.columns, versionNum)}::numeric), 0)::text AS hash
+    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(kt.columns, versionNum)}), 0)::text AS hash
        FROM ${qualify(kt.table)} WHERE ${where}`,
     params
   );
@@ -89620,7 +89623,7 @@ async function useCanonicalSettings(c5) {
 function fingerprintSql(table2, columns, versionNum) {
   const row = `ROW(${columns.map(quoteIdent).join(", ")})::text`;
   const hash2 = versionNum >= 11e4 ? `hashtextextended(${row}, 0)` : `('x' || substr(md5(${row}), 1, 16))::bit(64)::bigint`;
-  return `SELECT count(*)::text AS rows, coalesce(sum(${hash2}::numeric), 0)::text AS hash FROM ${qualify(table2)}`;
+  return `SELECT count(*)::text AS rows, coalesce(sum(${hash2}), 0)::text AS hash FROM ${qualify(table2)}`;
 }
 async function fingerprint(c5, table2, columns, versionNum) {
   const r5 = await c5.query(fingerprintSql(table2, columns, versionNum));
@@ -89819,7 +89822,9 @@ var TableChecker = class {
       ranges = [ranges[0], ...middle, ranges[ranges.length - 1]];
     }
     this.chunks = ranges.length;
+    const t0 = Date.now();
     const first = this.mode === "full" && ranges.length > 1 ? await this.buckets(bounds) : await this.pairs(ranges);
+    this.ctx.log.debug(`verify ${this.name}: ${ranges.length} chunk(s) fingerprinted in ${Date.now() - t0} ms`);
     for (const [a5, b5] of first) {
       this.sourceRows += a5.rows;
       this.targetRows += b5.rows;
@@ -89830,8 +89835,11 @@ var TableChecker = class {
       suspects = suspects.map((x, i5) => ({ r: x.r, fp: again[i5] })).filter((x) => !same(...x.fp));
     }
     this.mismatched = suspects.length;
+    const t1 = Date.now();
     for (const x of suspects) await this.drill(x.r, Math.max(x.fp[0].rows, x.fp[1].rows), 0);
+    const t2 = Date.now();
     await this.settle();
+    this.ctx.log.debug(`verify ${this.name}: ${suspects.length} mismatched chunk(s) searched in ${t2 - t1} ms, ${this.confirmed.length} row(s) confirmed in ${Date.now() - t2} ms`);
     return this.result(started, this.mode === "quick" && bounds.length + 1 > ranges.length ? "sampled-chunks" : "chunks");
   }
   async drill(range2, rows, depth) {
@@ -91118,11 +91126,11 @@ var SampleWriter = class {
       const kind = i5 % 5;
       if (kind <= 2) {
         const o3 = await c5.query(
-          `INSERT INTO shop.orders (customer_id, status, weight) VALUES (1 + floor(random() * 1000)::int, 'new', random() * 100) RETURNING id`
+          `INSERT INTO shop.orders (customer_id, status, weight) VALUES (1 + floor(random() * least(1000, (SELECT max(id) FROM shop.customers)))::int, 'new', random() * 100) RETURNING id`
         );
         const id = o3.rows[0].id;
         await c5.query(
-          `INSERT INTO shop.order_items (order_id, line, product_id, qty, unit_price) VALUES ($1, 1, 1 + floor(random() * 100)::int, 2, 9.99), ($1, 2, 2, 1, 19.5)`,
+          `INSERT INTO shop.order_items (order_id, line, product_id, qty, unit_price) VALUES ($1, 1, 1 + floor(random() * least(100, (SELECT max(id) FROM shop.products)))::int, 2, 9.99), ($1, 2, 2, 1, 19.5)`,
           [id]
         );
         await c5.query(`INSERT INTO shop.events (happened_at, kind, payload) VALUES (now(), 'buy', jsonb_build_object('order', $1::bigint, 'w', $2::int))`, [id, worker]);

@@ -172,11 +172,11 @@ export class SampleWriter {
       const kind = i % 5;
       if (kind <= 2) {
         const o = await c.query<{ id: string }>(
-          `INSERT INTO shop.orders (customer_id, status, weight) VALUES (1 + floor(random() * 1000)::int, 'new', random() * 100) RETURNING id`,
+          `INSERT INTO shop.orders (customer_id, status, weight) VALUES (1 + floor(random() * least(1000, (SELECT max(id) FROM shop.customers)))::int, 'new', random() * 100) RETURNING id`,
         );
         const id = o.rows[0].id;
         await c.query(
-          `INSERT INTO shop.order_items (order_id, line, product_id, qty, unit_price) VALUES ($1, 1, 1 + floor(random() * 100)::int, 2, 9.99), ($1, 2, 2, 1, 19.5)`,
+          `INSERT INTO shop.order_items (order_id, line, product_id, qty, unit_price) VALUES ($1, 1, 1 + floor(random() * least(100, (SELECT max(id) FROM shop.products)))::int, 2, 9.99), ($1, 2, 2, 1, 19.5)`,
           [id],
         );
         await c.query(`INSERT INTO shop.events (happened_at, kind, payload) VALUES (now(), 'buy', jsonb_build_object('order', $1::bigint, 'w', $2::int))`, [id, worker]);

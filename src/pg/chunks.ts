@@ -104,7 +104,7 @@ export async function splitRange(source: pg.Client, kt: KeyedTable, range: Range
 export async function bucketFingerprints(c: pg.Client, kt: KeyedTable, bounds: string[], versionNum: number): Promise<Fingerprint[]> {
   const k = quoteIdent(kt.key[0]);
   const r = await c.query<{ b: number; rows: string; hash: string }>(
-    `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.columns, versionNum)}::numeric)::text AS hash
+    `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.columns, versionNum)})::text AS hash
        FROM ${qualify(kt.table)} GROUP BY 1`,
     [bounds],
   );
@@ -124,7 +124,7 @@ export async function rangeFingerprint(c: pg.Client, kt: KeyedTable, range: Rang
   const params: unknown[] = [];
   const where = rangeWhere(kt, range, params);
   const r = await c.query<{ rows: string; hash: string }>(
-    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(kt.columns, versionNum)}::numeric), 0)::text AS hash
+    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(kt.columns, versionNum)}), 0)::text AS hash
        FROM ${qualify(kt.table)} WHERE ${where}`,
     params,
   );

@@ -86,6 +86,9 @@ export function clientConfig(ep: Endpoint, opts: ConnectOptions = {}): pg.Client
     // A pgshift session idling inside a transaction is holding a snapshot on purpose.
     idle_in_transaction_session_timeout: 0,
     lock_timeout: 0,
+    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
+    // rollback); the fence is for the application.
+    options: '-c default_transaction_read_only=off',
   } as pg.ClientConfig;
   if (opts.replication) config.replication = 'database';
   return config;

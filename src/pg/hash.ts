@@ -28,7 +28,7 @@ export function fingerprintSql(table: QualifiedName, columns: string[], versionN
   const row = `ROW(${columns.map(quoteIdent).join(', ')})::text`;
   // hashtextextended (64-bit) exists from PostgreSQL 11; md5 folded to 64 bits before that.
   const hash = versionNum >= 110000 ? `hashtextextended(${row}, 0)` : `('x' || substr(md5(${row}), 1, 16))::bit(64)::bigint`;
-  return `SELECT count(*)::text AS rows, coalesce(sum(${hash}::numeric), 0)::text AS hash FROM ${qualify(table)}`;
+  return `SELECT count(*)::text AS rows, coalesce(sum(${hash}), 0)::text AS hash FROM ${qualify(table)}`;
 }
 
 export async function fingerprint(c: pg.Client, table: QualifiedName, columns: string[], versionNum: number): Promise<TableFingerprint> {

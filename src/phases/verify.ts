@@ -306,7 +306,9 @@ class TableChecker {
       ranges = [ranges[0], ...middle, ranges[ranges.length - 1]];
     }
     this.chunks = ranges.length;
+    const t0 = Date.now();
     const first = this.mode === 'full' && ranges.length > 1 ? await this.buckets(bounds) : await this.pairs(ranges);
+    this.ctx.log.debug(`verify ${this.name}: ${ranges.length} chunk(s) fingerprinted in ${Date.now() - t0} ms`);
     for (const [a, b] of first) {
       this.sourceRows += a.rows;
       this.targetRows += b.rows;
@@ -318,8 +320,11 @@ class TableChecker {
       suspects = suspects.map((x, i) => ({ r: x.r, fp: again[i] })).filter((x) => !same(...x.fp));
     }
     this.mismatched = suspects.length;
+    const t1 = Date.now();
     for (const x of suspects) await this.drill(x.r, Math.max(x.fp[0].rows, x.fp[1].rows), 0);
+    const t2 = Date.now();
     await this.settle();
+    this.ctx.log.debug(`verify ${this.name}: ${suspects.length} mismatched chunk(s) searched in ${t2 - t1} ms, ${this.confirmed.length} row(s) confirmed in ${Date.now() - t2} ms`);
     return this.result(started, this.mode === 'quick' && bounds.length + 1 > ranges.length ? 'sampled-chunks' : 'chunks');
   }
 

@@ -32139,7 +32139,10 @@ function clientConfig(ep, opts = {}) {
     statement_timeout: opts.statementTimeoutMs ?? 0,
     // A pgshift session idling inside a transaction is holding a snapshot on purpose.
     idle_in_transaction_session_timeout: 0,
-    lock_timeout: 0
+    lock_timeout: 0,
+    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
+    // rollback); the fence is for the application.
+    options: "-c default_transaction_read_only=off"
   };
   if (opts.replication) config2.replication = "database";
   return config2;

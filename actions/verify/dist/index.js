@@ -32769,7 +32769,7 @@ async function splitRange(source, kt, range, parts) {
 async function bucketFingerprints(c, kt, bounds, versionNum) {
   const k = quoteIdent(kt.key[0]);
   const r = await c.query(
-    `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.columns, versionNum)}::numeric)::text AS hash
+    `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.columns, versionNum)})::text AS hash
        FROM ${qualify(kt.table)} GROUP BY 1`,
     [bounds]
   );
@@ -32787,7 +32787,7 @@ async function rangeFingerprint(c, kt, range, versionNum) {
   const params = [];
   const where = rangeWhere(kt, range, params);
   const r = await c.query(
-    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(kt.columns, versionNum)}::numeric), 0)::text AS hash
+    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(kt.columns, versionNum)}), 0)::text AS hash
        FROM ${qualify(kt.table)} WHERE ${where}`,
     params
   );
@@ -32945,7 +32945,10 @@ function clientConfig(ep, opts = {}) {
     statement_timeout: opts.statementTimeoutMs ?? 0,
     // A pgshift session idling inside a transaction is holding a snapshot on purpose.
     idle_in_transaction_session_timeout: 0,
-    lock_timeout: 0
+    lock_timeout: 0,
+    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
+    // rollback); the fence is for the application.
+    options: "-c default_transaction_read_only=off"
   };
   if (opts.replication) config2.replication = "database";
   return config2;
@@ -33008,7 +33011,7 @@ async function useCanonicalSettings(c) {
 function fingerprintSql(table2, columns, versionNum) {
   const row = `ROW(${columns.map(quoteIdent).join(", ")})::text`;
   const hash2 = versionNum >= 11e4 ? `hashtextextended(${row}, 0)` : `('x' || substr(md5(${row}), 1, 16))::bit(64)::bigint`;
-  return `SELECT count(*)::text AS rows, coalesce(sum(${hash2}::numeric), 0)::text AS hash FROM ${qualify(table2)}`;
+  return `SELECT count(*)::text AS rows, coalesce(sum(${hash2}), 0)::text AS hash FROM ${qualify(table2)}`;
 }
 async function fingerprint(c, table2, columns, versionNum) {
   const r = await c.query(fingerprintSql(table2, columns, versionNum));
@@ -33384,7 +33387,9 @@ var TableChecker = class {
       ranges = [ranges[0], ...middle, ranges[ranges.length - 1]];
     }
     this.chunks = ranges.length;
+    const t0 = Date.now();
     const first = this.mode === "full" && ranges.length > 1 ? await this.buckets(bounds) : await this.pairs(ranges);
+    this.ctx.log.debug(`verify ${this.name}: ${ranges.length} chunk(s) fingerprinted in ${Date.now() - t0} ms`);
     for (const [a, b] of first) {
       this.sourceRows += a.rows;
       this.targetRows += b.rows;
@@ -33395,8 +33400,11 @@ var TableChecker = class {
       suspects = suspects.map((x, i) => ({ r: x.r, fp: again[i] })).filter((x) => !same(...x.fp));
     }
     this.mismatched = suspects.length;
+    const t1 = Date.now();
     for (const x of suspects) await this.drill(x.r, Math.max(x.fp[0].rows, x.fp[1].rows), 0);
+    const t2 = Date.now();
     await this.settle();
+    this.ctx.log.debug(`verify ${this.name}: ${suspects.length} mismatched chunk(s) searched in ${t2 - t1} ms, ${this.confirmed.length} row(s) confirmed in ${Date.now() - t2} ms`);
     return this.result(started, this.mode === "quick" && bounds.length + 1 > ranges.length ? "sampled-chunks" : "chunks");
   }
   async drill(range, rows, depth) {
