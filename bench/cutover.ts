@@ -33,6 +33,8 @@ try {
   for (const c of [source, target]) await exec(c.url(), `CREATE ROLE shop_app LOGIN PASSWORD '${APP_PW}'`);
   for (let run = 1; run <= RUNS; run++) {
     const db = `cut_${run}`;
+    // Each run is a fresh migration; the previous run's role fence (cluster-wide) is lifted first.
+    for (const c of [source, target]) await exec(c.url(), 'ALTER ROLE shop_app RESET default_transaction_read_only');
     await exec(source.url(), `CREATE DATABASE ${db}`);
     await exec(target.url(), `CREATE DATABASE ${db}`);
     const c = new pg.Client({ connectionString: source.url(db) });
@@ -73,6 +75,7 @@ try {
         tablesEqual: JSON.stringify([...a]) === JSON.stringify([...b]),
       });
       console.error(JSON.stringify(runs.at(-1)));
+      if (out.errors) console.error(out.text.slice(0, 2000));
       await runTeardown(ctx);
     } finally {
       await bouncer.stop();

@@ -88817,10 +88817,20 @@ async function dropControlSchema(c5) {
 // src/pg/heartbeat.ts
 import { randomUUID } from "node:crypto";
 async function writeBeat(source, table2, group5, marker = randomUUID()) {
-  const r5 = await source.query(
-    `UPDATE ${S}.${quoteIdent(table2)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
-    [group5, marker]
-  );
+  await source.query("BEGIN");
+  let r5;
+  try {
+    await source.query("SET LOCAL synchronous_commit = on");
+    r5 = await source.query(
+      `UPDATE ${S}.${quoteIdent(table2)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
+      [group5, marker]
+    );
+    await source.query("COMMIT");
+  } catch (err) {
+    await source.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
   if (!r5.rows[0]) throw new Error(`heartbeat row for group ${group5} is missing on the source`);
   return { marker, seq: BigInt(r5.rows[0].seq), writtenAt: Date.now() };
 }

@@ -19,10 +19,21 @@ export interface Beat {
 }
 
 export async function writeBeat(source: pg.Client, table: string, group: string, marker = randomUUID()): Promise<Beat> {
-  const r = await source.query<{ seq: string }>(
-    `UPDATE ${S}.${quoteIdent(table)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
-    [group, marker],
-  );
+  // Commit with a WAL flush whatever the server's synchronous_commit: walsenders send only flushed
+  // WAL, so an unflushed beat (and every commit before it) would wait for the WAL writer.
+  await source.query('BEGIN');
+  let r;
+  try {
+    await source.query('SET LOCAL synchronous_commit = on');
+    r = await source.query<{ seq: string }>(
+      `UPDATE ${S}.${quoteIdent(table)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
+      [group, marker],
+    );
+    await source.query('COMMIT');
+  } catch (err) {
+    await source.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
   if (!r.rows[0]) throw new Error(`heartbeat row for group ${group} is missing on the source`);
   return { marker, seq: BigInt(r.rows[0].seq), writtenAt: Date.now() };
 }

@@ -165,7 +165,8 @@ describe('cutover fences', () => {
   for (const fence of ['roles', 'database'] as const) {
     it(`${fence}: stops every writer, drains, carries sequences, and the application continues on the target`, async () => {
       const db = `fence_${fence}`;
-      const { ctx } = await migration(db, fence === 'roles' ? 'fence: roles\n  roles: [shop_app]' : 'fence: database');
+      // The database variant also pre-bumps the target's sequences before the freeze.
+      const { ctx } = await migration(db, fence === 'roles' ? 'fence: roles\n  roles: [shop_app]' : 'fence: database\n  prebumpSequences: true');
       const writer = new SampleWriter(appUrl(source, db), 3, 2);
       writer.start();
       let cut;
@@ -181,6 +182,10 @@ describe('cutover fences', () => {
         const [a, b] = await Promise.all([tableDigests(source.url(db), SAMPLE_TABLES), tableDigests(target.url(db), SAMPLE_TABLES)]);
         expect(b).toEqual(a);
         expect(await canWrite(appUrl(source, db))).toBe(false);
+        const [src] = await sql(source.url(db), 'SELECT last_value::int AS v FROM shop.orders_id_seq');
+        const [tgt] = await sql(target.url(db), 'SELECT last_value::int AS v FROM shop.orders_id_seq');
+        if (fence === 'database') expect(tgt.v).toBeGreaterThan(src.v); // pre-bumped ahead, never moved back
+        else expect(tgt.v).toBe(src.v);
         writer.repoint(appUrl(target, db));
         const before = writer.committed;
         await new Promise((r) => setTimeout(r, 1000));

@@ -33021,10 +33021,20 @@ async function fingerprint(c, table2, columns, versionNum) {
 // src/pg/heartbeat.ts
 import { randomUUID as randomUUID2 } from "node:crypto";
 async function writeBeat(source, table2, group2, marker = randomUUID2()) {
-  const r = await source.query(
-    `UPDATE ${S}.${quoteIdent(table2)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
-    [group2, marker]
-  );
+  await source.query("BEGIN");
+  let r;
+  try {
+    await source.query("SET LOCAL synchronous_commit = on");
+    r = await source.query(
+      `UPDATE ${S}.${quoteIdent(table2)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
+      [group2, marker]
+    );
+    await source.query("COMMIT");
+  } catch (err) {
+    await source.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
   if (!r.rows[0]) throw new Error(`heartbeat row for group ${group2} is missing on the source`);
   return { marker, seq: BigInt(r.rows[0].seq), writtenAt: Date.now() };
 }
