@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import * as core from '@actions/core';
 import { loadPlanFile } from '../config/load.js';
 import { isPgshiftError, type ExitCode } from '../core/errors.js';
@@ -15,6 +16,8 @@ export interface ActionOutcome {
   markdown: string;
   outputs: Record<string, string | number | boolean>;
   exitCode?: ExitCode;
+  /** The phase's whole result, written to the `report-file` input's path (for upload-artifact). */
+  report?: unknown;
 }
 
 export async function runAction(name: string, phase: (ctx: PhaseContext) => Promise<ActionOutcome>): Promise<void> {
@@ -35,6 +38,8 @@ export async function runAction(name: string, phase: (ctx: PhaseContext) => Prom
     for (const [key, value] of Object.entries(outcome.outputs)) core.setOutput(key, redact(String(value)));
     core.setOutput('exit-code', String(outcome.exitCode ?? 0));
     await core.summary.addRaw(redact(outcome.markdown)).write();
+    const reportFile = core.getInput('report-file');
+    if (reportFile) writeFileSync(reportFile, `${JSON.stringify(redactDeep(outcome.report ?? outcome.outputs), null, 2)}\n`);
     if (outcome.exitCode) core.setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {
     const exitCode = isPgshiftError(err) ? err.exitCode : 1;

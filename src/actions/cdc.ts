@@ -29,6 +29,7 @@ await runAction('cdc', async (ctx) => {
   }
   for (const g of r.groups) for (const p of g.problems) core.warning(`${g.group}: ${p}`);
   return {
+    report: r,
     markdown: cdcMarkdown(r),
     outputs: {
       healthy: r.healthy,

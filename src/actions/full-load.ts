@@ -6,6 +6,7 @@ import { booleanInput, json, runAction } from './_runner.js';
 await runAction('full-load', async (ctx) => {
   const r = await runFullLoad(ctx, { group: core.getInput('group') || undefined, restart: booleanInput('restart') });
   return {
+    report: r,
     markdown: fullLoadMarkdown(r),
     outputs: {
       rows: r.rows,

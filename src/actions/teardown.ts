@@ -4,5 +4,5 @@ import { json, runAction } from './_runner.js';
 
 await runAction('teardown', async (ctx) => {
   const r = await runTeardown(ctx);
-  return { markdown: teardownMarkdown(r), outputs: { dropped: json(r.dropped) } };
+  return { report: r, markdown: teardownMarkdown(r), outputs: { dropped: json(r.dropped) } };
 });

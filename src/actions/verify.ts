@@ -9,6 +9,7 @@ await runAction('verify', async (ctx) => {
   const r = await runVerify(ctx, { exact: booleanInput('exact'), mode, tables: tables.length ? tables : undefined });
   for (const t of r.differences) core.error(`verify: ${t} differs between source and target`);
   return {
+    report: r,
     markdown: verifyMarkdown(r),
     outputs: {
       verdict: r.verdict,

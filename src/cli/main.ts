@@ -12,6 +12,10 @@ import { runFullLoad } from '../phases/full-load.js';
 import { runTeardown } from '../phases/teardown.js';
 import { runVerify } from '../phases/verify.js';
 import { runDemo } from '../local/demo.js';
+import { readFileSync } from 'node:fs';
+import { githubClient, parseRepo } from '../github/client.js';
+import { reportFailure } from '../github/issue.js';
+import { setupEnvironments } from '../github/setup.js';
 import { assessMarkdown, cdcMarkdown, cutoverMarkdown, fullLoadMarkdown, rollbackMarkdown, teardownMarkdown, verifyMarkdown } from '../report/markdown.js';
 
 /**
@@ -174,6 +178,39 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
     .action(run(async (opts) => {
       const result = await runTeardown(context(opts));
       return { result, markdown: teardownMarkdown(result) };
+    }));
+
+  const github = program.command('github').description('GitHub integration: environments and the dry run\'s failure issue (token in GITHUB_TOKEN)');
+  github
+    .command('setup')
+    .description('create or update the staging, production and production-cutover environments')
+    .option('--repo <owner/name>', 'repository (default: GITHUB_REPOSITORY)')
+    .option('--reviewers <names>', 'required reviewers of production-cutover: logins or org/team, comma separated', '')
+    .option('--wait-timer <minutes>', 'wait timer of production-cutover', '0')
+    .option('--branch <name>', 'the only branch that may deploy production-cutover', 'main')
+    .action(run(async (opts, cmd: { repo?: string; reviewers: string; waitTimer: string; branch: string }) => {
+      const octokit = githubClient(io.env);
+      const repo = parseRepo(cmd.repo ?? io.env.GITHUB_REPOSITORY);
+      const result = await setupEnvironments(octokit, repo, { reviewers: cmd.reviewers.split(',').map((x) => x.trim()).filter(Boolean), waitTimerMinutes: Number(cmd.waitTimer), branch: cmd.branch }, logger(opts));
+      const markdown = [
+        `### pgshift github setup — ${repo.owner}/${repo.repo}`,
+        ...result.environments.map((e) => `- ${e.name}: ${e.reviewers} required reviewer(s), wait timer ${e.waitTimer} min, deployments from ${e.branchPolicy}`),
+        ...result.notes.map((n) => `- note: ${n}`),
+      ].join('\n');
+      return { result, markdown: `${markdown}\n` };
+    }));
+  github
+    .command('failure-issue')
+    .description('open (or comment on) the issue that tracks a failing dry run')
+    .option('--repo <owner/name>', 'repository (default: GITHUB_REPOSITORY)')
+    .option('--title <text>', 'title of a new issue', 'pgshift dry run failed')
+    .requiredOption('--body-file <file>', 'Markdown body (the run\'s report)')
+    .action(run(async (_opts, cmd: { repo?: string; title: string; bodyFile: string }) => {
+      const octokit = githubClient(io.env);
+      const repo = parseRepo(cmd.repo ?? io.env.GITHUB_REPOSITORY);
+      const body = readFileSync(cmd.bodyFile, 'utf8');
+      const result = await reportFailure(octokit, repo, cmd.title, redact(body));
+      return { result, markdown: `${result.created ? 'Opened' : 'Commented on'} issue #${result.issue}.\n` };
     }));
 
   program

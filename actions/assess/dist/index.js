@@ -32694,6 +32694,9 @@ function assessMarkdown(r) {
   return out.join("\n").trim() + "\n";
 }
 
+// src/actions/_runner.ts
+import { writeFileSync } from "node:fs";
+
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
 
@@ -53211,6 +53214,9 @@ async function runAction(name, phase) {
     for (const [key, value] of Object.entries(outcome.outputs)) setOutput(key, redact(String(value)));
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
+    const reportFile = getInput("report-file");
+    if (reportFile) writeFileSync(reportFile, `${JSON.stringify(redactDeep(outcome.report ?? outcome.outputs), null, 2)}
+`);
     if (outcome.exitCode) setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {
     const exitCode = isPgshiftError(err) ? err.exitCode : 1;
@@ -53232,6 +53238,7 @@ function json2(value) {
 await runAction("assess", async (ctx) => {
   const r = await runAssess(ctx);
   return {
+    report: r,
     markdown: assessMarkdown(r),
     outputs: { blockers: r.blockers, groups: json2(r.groups.map((g) => g.name)), proposal: json2(proposalFrom(r, ctx.plan.cdc.engine)), report: json2(r) },
     exitCode: r.blockers > 0 ? 3 : 0

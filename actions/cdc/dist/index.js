@@ -33053,6 +33053,9 @@ function cdcMarkdown(r) {
   ].join("\n") + "\n";
 }
 
+// src/actions/_runner.ts
+import { writeFileSync } from "node:fs";
+
 // src/config/load.ts
 var import_yaml = __toESM(require_dist2(), 1);
 import { readFileSync as readFileSync2 } from "node:fs";
@@ -53065,6 +53068,9 @@ async function runAction(name, phase) {
     for (const [key, value] of Object.entries(outcome.outputs)) setOutput(key, redact(String(value)));
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
+    const reportFile = getInput("report-file");
+    if (reportFile) writeFileSync(reportFile, `${JSON.stringify(redactDeep(outcome.report ?? outcome.outputs), null, 2)}
+`);
     if (outcome.exitCode) setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {
     const exitCode = isPgshiftError(err) ? err.exitCode : 1;
@@ -53108,6 +53114,7 @@ await runAction("cdc", async (ctx) => {
   }
   for (const g of r.groups) for (const p of g.problems) warning(`${g.group}: ${p}`);
   return {
+    report: r,
     markdown: cdcMarkdown(r),
     outputs: {
       healthy: r.healthy,

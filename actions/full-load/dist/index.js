@@ -34386,6 +34386,9 @@ function fullLoadMarkdown(r) {
   ].join("\n") + "\n";
 }
 
+// src/actions/_runner.ts
+import { writeFileSync } from "node:fs";
+
 // src/config/load.ts
 var import_yaml = __toESM(require_dist2(), 1);
 import { readFileSync as readFileSync2 } from "node:fs";
@@ -54398,6 +54401,9 @@ async function runAction(name, phase) {
     for (const [key, value] of Object.entries(outcome.outputs)) setOutput(key, redact(String(value)));
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
+    const reportFile = getInput("report-file");
+    if (reportFile) writeFileSync(reportFile, `${JSON.stringify(redactDeep(outcome.report ?? outcome.outputs), null, 2)}
+`);
     if (outcome.exitCode) setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {
     const exitCode = isPgshiftError(err) ? err.exitCode : 1;
@@ -54422,6 +54428,7 @@ function booleanInput(name) {
 await runAction("full-load", async (ctx) => {
   const r = await runFullLoad(ctx, { group: getInput("group") || void 0, restart: booleanInput("restart") });
   return {
+    report: r,
     markdown: fullLoadMarkdown(r),
     outputs: {
       rows: r.rows,

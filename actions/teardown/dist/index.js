@@ -32363,6 +32363,9 @@ function teardownMarkdown(r) {
   return [`### pgshift teardown`, r.dropped.length ? r.dropped.map((d) => `- dropped ${d}`).join("\n") : "Nothing left to remove."].join("\n") + "\n";
 }
 
+// src/actions/_runner.ts
+import { writeFileSync } from "node:fs";
+
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
 
@@ -52880,6 +52883,9 @@ async function runAction(name, phase) {
     for (const [key, value] of Object.entries(outcome.outputs)) setOutput(key, redact(String(value)));
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
+    const reportFile = getInput("report-file");
+    if (reportFile) writeFileSync(reportFile, `${JSON.stringify(redactDeep(outcome.report ?? outcome.outputs), null, 2)}
+`);
     if (outcome.exitCode) setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {
     const exitCode = isPgshiftError(err) ? err.exitCode : 1;
@@ -52900,5 +52906,5 @@ function json2(value) {
 // src/actions/teardown.ts
 await runAction("teardown", async (ctx) => {
   const r = await runTeardown(ctx);
-  return { markdown: teardownMarkdown(r), outputs: { dropped: json2(r.dropped) } };
+  return { report: r, markdown: teardownMarkdown(r), outputs: { dropped: json2(r.dropped) } };
 });

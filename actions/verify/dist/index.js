@@ -33609,6 +33609,9 @@ function short(row) {
   return text.length > 120 ? `${text.slice(0, 117)}\u2026` : text;
 }
 
+// src/actions/_runner.ts
+import { writeFileSync as writeFileSync2 } from "node:fs";
+
 // src/config/load.ts
 var import_yaml = __toESM(require_dist2(), 1);
 import { readFileSync as readFileSync2 } from "node:fs";
@@ -53621,6 +53624,9 @@ async function runAction(name, phase) {
     for (const [key, value] of Object.entries(outcome.outputs)) setOutput(key, redact(String(value)));
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
+    const reportFile = getInput("report-file");
+    if (reportFile) writeFileSync2(reportFile, `${JSON.stringify(redactDeep(outcome.report ?? outcome.outputs), null, 2)}
+`);
     if (outcome.exitCode) setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {
     const exitCode = isPgshiftError(err) ? err.exitCode : 1;
@@ -53648,6 +53654,7 @@ await runAction("verify", async (ctx) => {
   const r = await runVerify(ctx, { exact: booleanInput("exact"), mode, tables: tables.length ? tables : void 0 });
   for (const t of r.differences) error(`verify: ${t} differs between source and target`);
   return {
+    report: r,
     markdown: verifyMarkdown(r),
     outputs: {
       verdict: r.verdict,
