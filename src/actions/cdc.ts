@@ -1,6 +1,7 @@
 import * as core from '@actions/core';
 import { inputError } from '../core/errors.js';
 import { cdcStatus, setCdcPaused, startCdc, stopCdc } from '../phases/cdc.js';
+import { resyncTables, restartCdc } from '../phases/resync.js';
 import { cdcMarkdown } from '../report/markdown.js';
 import { json, runAction } from './_runner.js';
 
@@ -24,8 +25,17 @@ await runAction('cdc', async (ctx) => {
     case 'stop':
       r = await stopCdc(ctx);
       break;
+    case 'resync':
+      r = (await resyncTables(ctx, core.getMultilineInput('tables').flatMap((l) => l.split(',')).map((t) => t.trim()).filter(Boolean))).status;
+      break;
+    case 'partial-restart':
+      r = (await restartCdc(ctx, { group: core.getInput('group', { required: true }) })).status;
+      break;
+    case 'full-restart':
+      r = (await restartCdc(ctx, { bundleFile: core.getInput('bundle-file') || 'pgshift-failure-state.json' })).status;
+      break;
     default:
-      throw inputError('input.operation', `operation ${JSON.stringify(operation)} is not known`, 'use start, status, pause, resume or stop');
+      throw inputError('input.operation', `operation ${JSON.stringify(operation)} is not known`, 'use start, status, pause, resume, stop, resync, partial-restart or full-restart');
   }
   for (const g of r.groups) for (const p of g.problems) core.warning(`${g.group}: ${p}`);
   return {

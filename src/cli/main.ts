@@ -12,6 +12,7 @@ import { runFullLoad } from '../phases/full-load.js';
 import { runTeardown } from '../phases/teardown.js';
 import { runVerify } from '../phases/verify.js';
 import { runDemo } from '../local/demo.js';
+import { resyncTables, restartCdc } from '../phases/resync.js';
 import { readFileSync } from 'node:fs';
 import { githubClient, parseRepo } from '../github/client.js';
 import { reportFailure } from '../github/issue.js';
@@ -141,6 +142,23 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
   cdc.command('pause').description('stop applying changes (the slot keeps them)').action(run(async (opts) => cdcResult(await setCdcPaused(context(opts), true))));
   cdc.command('resume').description('apply changes again').action(run(async (opts) => cdcResult(await setCdcPaused(context(opts), false))));
   cdc.command('stop').description('stop applying changes until teardown').action(run(async (opts) => cdcResult(await stopCdc(context(opts)))));
+  cdc
+    .command('resync')
+    .description('copy chosen tables again from a new snapshot while the rest keeps streaming')
+    .requiredOption('-t, --table <name...>', 'tables (schema.table) of one group')
+    .action(run(async (opts, cmd: { table: string[] }) => {
+      const r = await resyncTables(context(opts), cmd.table);
+      return { result: r, markdown: `Resynced ${r.tables.join(', ')}: ${r.rows} rows at ${r.snapshotLsn}, streaming as ${r.stream}.\n\n${cdcMarkdown(r.status)}`, exit: (r.status.healthy ? 0 : 1) as ExitCode };
+    }));
+  cdc
+    .command('restart')
+    .description('load a group (partial) or everything (full) again from new slots and stream from there')
+    .option('-g, --group <name>', 'restart only this group (partial restart)')
+    .option('--bundle <file>', 'where a full restart preserves the failure state (JSON)')
+    .action(run(async (opts, cmd: { group?: string; bundle?: string }) => {
+      const r = await restartCdc(context(opts), { group: cmd.group, bundleFile: cmd.bundle });
+      return { result: r, markdown: `Restarted ${r.groups.join(', ')}${r.bundle ? `; failure state in ${r.bundle}` : ''}.\n\n${cdcMarkdown(r.status)}`, exit: (r.status.healthy ? 0 : 1) as ExitCode };
+    }));
 
   program
     .command('verify')

@@ -134,8 +134,10 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     for (const { group } of toLoad) await ensureHeartbeat(s.target, heartbeatTable(group.name), group.name);
 
     const progress = new CopyProgress(log, toLoad.reduce((n, g) => n + g.group.tables.reduce((b, t) => b + t.bytes, 0), 0));
+    // Reloading after post-data (a restart): foreign keys exist, so rows are deleted, not truncated.
+    const clear = (await journal.phaseState(POST_DATA))?.state === 'done' ? 'delete' : 'truncate';
     for (const { group, record, holder } of toLoad) {
-      const r = await loadGroup(ctx, journal, group, holder, progress);
+      const r = await loadGroup(ctx, journal, group, holder, progress, clear);
       record.state = 'loaded';
       await journal.saveStream(record);
       results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: holder.lsnText, tables: group.tables.length, ...r });
@@ -180,7 +182,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
   }
 }
 
-async function loadGroup(ctx: PhaseContext, journal: Journal, group: ResolvedGroup, holder: SnapshotHolder, progress: CopyProgress) {
+async function loadGroup(ctx: PhaseContext, journal: Journal, group: ResolvedGroup, holder: SnapshotHolder, progress: CopyProgress, clear: 'truncate' | 'delete') {
   const done = new Set(
     (await journal.tableProgress()).filter((p) => p.group === group.name && p.state === 'done').map((p) => `${p.schema}.${p.name}`),
   );
@@ -206,7 +208,7 @@ async function loadGroup(ctx: PhaseContext, journal: Journal, group: ResolvedGro
         });
         w = workers[id] = { source, target };
       }
-      const r = await copyOneTable(w.source, w.target, journal.migration, group.name, table, holder.snapshotName, progress);
+      const r = await copyOneTable(w.source, w.target, journal.migration, group.name, table, holder.snapshotName, progress, clear);
       rows += r.rows;
       bytes += r.bytes;
       ctx.log.progress(`table:${displayName(table)}`, `copied ${displayName(table)}: ${r.rows} rows`);
@@ -229,11 +231,17 @@ async function copyOneTable(
   table: TableInfo,
   snapshotName: string,
   progress: CopyProgress,
+  clear: 'truncate' | 'delete',
 ) {
   await importSnapshot(source, snapshotName);
   await target.query('BEGIN');
   try {
-    await target.query(`TRUNCATE ${qualify(table)}`);
+    if (clear === 'truncate') await target.query(`TRUNCATE ${qualify(table)}`);
+    else {
+      // As the apply worker does: no FK triggers while the rows are replaced.
+      await target.query('SET LOCAL session_replication_role = replica');
+      await target.query(`DELETE FROM ${qualify(table)}`);
+    }
     const r = await copyTable(source, target, table, copyColumns(table), (n) => progress.add(n));
     await target.query(progressSql.upsert, [migration, group, table.schema, table.name, 0, 'done', r.rows, r.bytes]);
     await target.query('COMMIT');

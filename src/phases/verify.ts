@@ -129,6 +129,8 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
     const found = await Journal.find(s.target, ctx.plan.name);
     const journal = options.quiet ? undefined : found;
     const streaming = new Set(found ? (await found.streams()).filter((r) => r.state === 'streaming').map((r) => r.group) : []);
+    // A group is moving while its own stream (or a resync stream of its tables) applies changes.
+    const movingGroup = (g: string) => [...streaming].some((x) => x === g || x.startsWith(`${g}_r`));
     const excluded = new Set(ctx.plan.verify.excludeTables);
     const wanted = options.tables ? new Set(options.tables) : undefined;
     const work = groups.flatMap((g) =>
@@ -153,8 +155,8 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
         await useCanonicalSettings(w.source);
         await useCanonicalSettings(w.target);
       }
-      const moving = streaming.has(group) && !options.exact;
-      const checker = new TableChecker(ctx, w, s.sourceVersion, s.targetVersion, group, table, moving, mode);
+      const moving = movingGroup(group) && !options.exact;
+      const checker = new TableChecker(ctx, w, s.sourceVersion, s.targetVersion, group, table, moving, mode, [...streaming]);
       const check = await checker.run();
       checks.push(check);
       if (options.repairSql && checker.kt && check.verdict === 'different') repair.push(...(await checker.repair()));
@@ -243,17 +245,23 @@ class TableChecker {
     private readonly table: TableInfo,
     private readonly moving: boolean,
     private readonly mode: VerifyMode,
+    private readonly streams: string[],
   ) {
     this.kt = keyedTable(table);
     this.name = displayName(table);
   }
 
-  /** Wait until the target has applied everything committed on the source so far. */
+  /**
+   * Wait until the target has applied everything committed on the source so far — on every
+   * stream, because a resync may have moved some of a group's tables to a stream of their own.
+   */
   private async bridge(): Promise<void> {
     if (!this.moving) return;
-    const hb = heartbeatTable(this.group);
-    const beat = await writeBeat(this.w.source, hb, this.group);
-    await waitForMarker(this.w.target, hb, this.group, beat, 60_000);
+    for (const stream of this.streams) {
+      const hb = heartbeatTable(stream);
+      const beat = await writeBeat(this.w.source, hb, stream);
+      await waitForMarker(this.w.target, hb, stream, beat, 60_000);
+    }
   }
 
   /**

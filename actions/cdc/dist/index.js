@@ -11,6 +11,14 @@ var __require = /* @__PURE__ */ ((x) => typeof require !== "undefined" ? require
   if (typeof require !== "undefined") return require.apply(this, arguments);
   throw Error('Dynamic require of "' + x + '" is not supported');
 });
+var __esm = (fn, res, err) => function __init() {
+  if (err) throw err[0];
+  try {
+    return fn && (res = (0, fn[__getOwnPropNames(fn)[0]])(fn = 0)), res;
+  } catch (e) {
+    throw err = [e], e;
+  }
+};
 var __commonJS = (cb, mod) => function __require2() {
   try {
     return mod || (0, cb[__getOwnPropNames(cb)[0]])((mod = { exports: {} }).exports, mod), mod.exports;
@@ -1078,14 +1086,14 @@ var require_util = __commonJS({
         }
         const port = url2.port != null ? url2.port : url2.protocol === "https:" ? 443 : 80;
         let origin = url2.origin != null ? url2.origin : `${url2.protocol || ""}//${url2.hostname || ""}:${port}`;
-        let path2 = url2.path != null ? url2.path : `${url2.pathname || ""}${url2.search || ""}`;
+        let path4 = url2.path != null ? url2.path : `${url2.pathname || ""}${url2.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path2 && path2[0] !== "/") {
-          path2 = `/${path2}`;
+        if (path4 && path4[0] !== "/") {
+          path4 = `/${path4}`;
         }
-        return new URL(`${origin}${path2}`);
+        return new URL(`${origin}${path4}`);
       }
       if (!isHttpOrHttpsPrefixed(url2.origin || url2.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1536,39 +1544,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path2, origin }
+          request: { method, path: path4, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path2);
+        debuglog("sending request to %s %s/%s", method, origin, path4);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path2, origin },
+          request: { method, path: path4, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path2,
+          path4,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path2, origin }
+          request: { method, path: path4, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path2);
+        debuglog("trailers received from %s %s/%s", method, origin, path4);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path2, origin },
+          request: { method, path: path4, origin },
           error: error63
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path2,
+          path4,
           error63.message
         );
       });
@@ -1617,9 +1625,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path2, origin }
+            request: { method, path: path4, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path2);
+          debuglog("sending request to %s %s/%s", method, origin, path4);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1682,7 +1690,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path2,
+        path: path4,
         method,
         body,
         headers,
@@ -1697,11 +1705,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler) {
-        if (typeof path2 !== "string") {
+        if (typeof path4 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path2[0] !== "/" && !(path2.startsWith("http://") || path2.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path4[0] !== "/" && !(path4.startsWith("http://") || path4.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path2)) {
+        } else if (invalidPathRegex.test(path4)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1767,7 +1775,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path2, query) : path2;
+        this.path = query ? buildURL(path4, query) : path4;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -4080,7 +4088,7 @@ var require_webidl = __commonJS({
 var require_util2 = __commonJS({
   "node_modules/undici/lib/web/fetch/util.js"(exports, module) {
     "use strict";
-    var { Transform } = __require("node:stream");
+    var { Transform: Transform2 } = __require("node:stream");
     var zlib = __require("node:zlib");
     var { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = require_constants3();
     var { getGlobalOrigin } = require_global();
@@ -4768,7 +4776,7 @@ var require_util2 = __commonJS({
       contentRange += isomorphicEncode(`${fullLength}`);
       return contentRange;
     }
-    var InflateStream = class extends Transform {
+    var InflateStream = class extends Transform2 {
       #zlibOptions;
       /** @param {zlib.ZlibOptions} [zlibOptions] */
       constructor(zlibOptions) {
@@ -6460,7 +6468,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request) {
-      const { method, path: path2, host, upgrade, blocking, reset } = request;
+      const { method, path: path4, host, upgrade, blocking, reset } = request;
       let { body, headers, contentLength } = request;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6541,7 +6549,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path2} HTTP/1.1\r
+      let header = `${method} ${path4} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -6871,7 +6879,7 @@ var require_client_h2 = __commonJS({
     "use strict";
     var assert2 = __require("node:assert");
     var { errorMonitor } = __require("node:events");
-    var { pipeline } = __require("node:stream");
+    var { pipeline: pipeline2 } = __require("node:stream");
     var util = require_util();
     var {
       RequestContentLengthMismatchError,
@@ -7070,7 +7078,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request) {
       const session = client[kHTTP2Session];
-      const { method, path: path2, host, upgrade, expectContinue, signal, headers: reqHeaders } = request;
+      const { method, path: path4, host, upgrade, expectContinue, signal, headers: reqHeaders } = request;
       let { body } = request;
       if (upgrade) {
         util.errorRequest(client, request, new Error("Upgrade not supported for H2"));
@@ -7167,7 +7175,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path2;
+      headers[HTTP2_HEADER_PATH] = path4;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7350,7 +7358,7 @@ var require_client_h2 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body, client, request, contentLength) {
       assert2(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe2 = pipeline(
+      const pipe2 = pipeline2(
         body,
         h2stream,
         (err) => {
@@ -7520,9 +7528,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path2 = search ? `${pathname}${search}` : pathname;
+        const path4 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path2;
+        this.opts.path = path4;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8761,10 +8769,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path2 = "/",
+          path: path4 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path2;
+        opts.path = origin + path4;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10395,7 +10403,7 @@ var require_api_pipeline = __commonJS({
         util.destroy(ret, err);
       }
     };
-    function pipeline(opts, handler) {
+    function pipeline2(opts, handler) {
       try {
         const pipelineHandler = new PipelineHandler(opts, handler);
         this.dispatch({ ...opts, body: pipelineHandler.req }, pipelineHandler);
@@ -10404,7 +10412,7 @@ var require_api_pipeline = __commonJS({
         return new PassThrough().destroy(err);
       }
     }
-    module.exports = pipeline;
+    module.exports = pipeline2;
   }
 });
 
@@ -10736,20 +10744,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path2) {
-      if (typeof path2 !== "string") {
-        return path2;
+    function safeUrl(path4) {
+      if (typeof path4 !== "string") {
+        return path4;
       }
-      const pathSegments = path2.split("?");
+      const pathSegments = path4.split("?");
       if (pathSegments.length !== 2) {
-        return path2;
+        return path4;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path2, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path2);
+    function matchKey(mockDispatch2, { path: path4, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path4);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10771,7 +10779,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path2 }) => matchValue(safeUrl(path2), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path4 }) => matchValue(safeUrl(path4), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10809,9 +10817,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path2, method, body, headers, query } = opts;
+      const { path: path4, method, body, headers, query } = opts;
       return {
-        path: path2,
+        path: path4,
         method,
         body,
         headers,
@@ -11117,7 +11125,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
-    var { promisify } = __require("node:util");
+    var { promisify: promisify2 } = __require("node:util");
     var Client2 = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11157,7 +11165,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify(this[kOriginalClose])();
+        await promisify2(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11170,7 +11178,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
-    var { promisify } = __require("node:util");
+    var { promisify: promisify2 } = __require("node:util");
     var Pool2 = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11210,7 +11218,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify(this[kOriginalClose])();
+        await promisify2(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11254,13 +11262,13 @@ var require_pluralizer = __commonJS({
 var require_pending_interceptors_formatter = __commonJS({
   "node_modules/undici/lib/mock/pending-interceptors-formatter.js"(exports, module) {
     "use strict";
-    var { Transform } = __require("node:stream");
+    var { Transform: Transform2 } = __require("node:stream");
     var { Console } = __require("node:console");
     var PERSISTENT = process.versions.icu ? "\u2705" : "Y ";
     var NOT_PERSISTENT = process.versions.icu ? "\u274C" : "N ";
     module.exports = class PendingInterceptorsFormatter {
       constructor({ disableColors } = {}) {
-        this.transform = new Transform({
+        this.transform = new Transform2({
           transform(chunk, _enc, cb) {
             cb(null, chunk);
           }
@@ -11274,10 +11282,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path2, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path4, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path2,
+            Path: path4,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -13569,7 +13577,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants3();
     var EE = __require("node:events");
-    var { Readable, pipeline, finished } = __require("node:stream");
+    var { Readable, pipeline: pipeline2, finished } = __require("node:stream");
     var { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -14514,7 +14522,7 @@ var require_fetch = __commonJS({
                 status,
                 statusText,
                 headersList,
-                body: decoders.length ? pipeline(this.body, ...decoders, (err) => {
+                body: decoders.length ? pipeline2(this.body, ...decoders, (err) => {
                   if (err) {
                     this.onError(err);
                   }
@@ -16156,9 +16164,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path2) {
-      for (let i = 0; i < path2.length; ++i) {
-        const code = path2.charCodeAt(i);
+    function validateCookiePath(path4) {
+      for (let i = 0; i < path4.length; ++i) {
+        const code = path4.charCodeAt(i);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -18311,7 +18319,7 @@ var require_eventsource_stream = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource-stream.js"(exports, module) {
     "use strict";
     var buffer = __require("node:buffer");
-    var { Transform } = __require("node:stream");
+    var { Transform: Transform2 } = __require("node:stream");
     var { isASCIINumber, isValidLastEventId } = require_util8();
     var BOM = [239, 187, 191];
     var LF = 10;
@@ -18361,7 +18369,7 @@ var require_eventsource_stream = __commonJS({
       error63.aborted = false;
       return error63;
     }
-    var EventSourceStream = class extends Transform {
+    var EventSourceStream = class extends Transform2 {
       /**
        * @type {eventSourceSettings}
        */
@@ -18715,7 +18723,7 @@ ${value}`;
 var require_eventsource = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource.js"(exports, module) {
     "use strict";
-    var { pipeline } = __require("node:stream");
+    var { pipeline: pipeline2 } = __require("node:stream");
     var { fetching } = require_fetch();
     var { makeRequest } = require_request2();
     var { webidl } = require_webidl();
@@ -18875,7 +18883,7 @@ var require_eventsource = __commonJS({
               ));
             }
           });
-          pipeline(
+          pipeline2(
             response.body.stream,
             eventSourceStream,
             (error63) => {
@@ -19078,11 +19086,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path2 = opts.path;
+          let path4 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path2 = `/${path2}`;
+            path4 = `/${path4}`;
           }
-          url2 = new URL(util.parseOrigin(url2).origin + path2);
+          url2 = new URL(util.parseOrigin(url2).origin + path4);
         } else {
           if (!opts) {
             opts = typeof url2 === "object" ? url2 : {};
@@ -19150,6 +19158,129 @@ var require_undici = __commonJS({
     module.exports.mockErrors = mockErrors;
     var { EventSource } = require_eventsource();
     module.exports.EventSource = EventSource;
+  }
+});
+
+// src/core/errors.ts
+function inputError(code, message, hint, cause) {
+  return new PgshiftError(code, message, { hint, exitCode: 2, cause });
+}
+function gateRefused(code, message, hint) {
+  return new PgshiftError(code, message, { hint, exitCode: 3 });
+}
+function failure(code, message, hint, cause) {
+  return new PgshiftError(code, message, { hint, exitCode: 1, cause });
+}
+function isPgshiftError(err) {
+  return err instanceof PgshiftError;
+}
+var PgshiftError;
+var init_errors = __esm({
+  "src/core/errors.ts"() {
+    "use strict";
+    PgshiftError = class extends Error {
+      code;
+      hint;
+      exitCode;
+      constructor(code, message, options = {}) {
+        super(message, options.cause === void 0 ? void 0 : { cause: options.cause });
+        this.name = "PgshiftError";
+        this.code = code;
+        this.hint = options.hint;
+        this.exitCode = options.exitCode ?? 1;
+      }
+      /** The single line shown to people: message, then the fix. */
+      oneLine() {
+        return this.hint ? `${this.message} \u2014 ${this.hint}` : this.message;
+      }
+    };
+  }
+});
+
+// src/config/url.ts
+function parseServerUrl(url2) {
+  let u;
+  try {
+    u = new URL(url2);
+  } catch {
+    throw new Error("not a valid URL");
+  }
+  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") throw new Error(`unsupported scheme ${u.protocol.replace(":", "")}`);
+  const options = {};
+  for (const [k, v] of u.searchParams) options[k] = v;
+  const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
+  const host = hostParam ?? decodeURIComponent(u.hostname);
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
+  if (!host) throw new Error("no host");
+  if (!database) throw new Error("no database name");
+  return {
+    host,
+    port: u.port ? Number(u.port) : 5432,
+    user: decodeURIComponent(u.username) || "postgres",
+    password: u.password ? decodeURIComponent(u.password) : void 0,
+    database,
+    sslmode,
+    sslrootcert,
+    options: rest
+  };
+}
+function toConninfo(a, opts) {
+  const q = (v) => `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+  const parts = [`host=${q(a.host)}`, `port=${a.port}`, `user=${q(a.user)}`, `dbname=${q(a.database)}`];
+  if (opts.withPassword && a.password) parts.push(`password=${q(a.password)}`);
+  if (a.sslmode) parts.push(`sslmode=${q(a.sslmode)}`);
+  if (a.sslrootcert) parts.push(`sslrootcert=${q(a.sslrootcert)}`);
+  for (const [k, v] of Object.entries(a.options)) parts.push(`${k}=${q(v)}`);
+  return parts.join(" ");
+}
+var init_url = __esm({
+  "src/config/url.ts"() {
+    "use strict";
+  }
+});
+
+// src/core/secrets.ts
+function registerSecret(secret) {
+  if (!secret || secret.length < 3 || registered.has(secret)) return;
+  registered.add(secret);
+  try {
+    const decoded = decodeURIComponent(secret);
+    if (decoded !== secret) registered.add(decoded);
+  } catch {
+  }
+  const encoded = encodeURIComponent(secret);
+  if (encoded !== secret) registered.add(encoded);
+  for (const listener of listeners) listener(secret);
+}
+function onSecretRegistered(listener) {
+  listeners.push(listener);
+  for (const s of registered) listener(s);
+}
+function redact(text) {
+  let out = text;
+  for (const secret of [...registered].sort((a, b) => b.length - a.length)) {
+    out = out.split(secret).join("***");
+  }
+  return out.replace(URL_CREDENTIALS, "$1:***@").replace(CONNINFO_PASSWORD, "$1***");
+}
+function redactDeep(value) {
+  if (typeof value === "string") return redact(value);
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v));
+  if (value && typeof value === "object" && !(value instanceof Date)) {
+    const out = {};
+    for (const [k, v] of Object.entries(value)) out[k] = redactDeep(v);
+    return out;
+  }
+  return value;
+}
+var registered, listeners, URL_CREDENTIALS, CONNINFO_PASSWORD;
+var init_secrets = __esm({
+  "src/core/secrets.ts"() {
+    "use strict";
+    registered = /* @__PURE__ */ new Set();
+    listeners = [];
+    URL_CREDENTIALS = /\b(postgres(?:ql)?:\/\/[^:/@\s]*):([^@\s]*)@/gi;
+    CONNINFO_PASSWORD = /\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)/gi;
   }
 });
 
@@ -22497,7 +22628,7 @@ var require_connection2 = __commonJS({
 var require_split2 = __commonJS({
   "node_modules/split2/index.js"(exports, module) {
     "use strict";
-    var { Transform } = __require("stream");
+    var { Transform: Transform2 } = __require("stream");
     var { StringDecoder } = __require("string_decoder");
     var kLast = /* @__PURE__ */ Symbol("last");
     var kDecoder = /* @__PURE__ */ Symbol("decoder");
@@ -22576,7 +22707,7 @@ var require_split2 = __commonJS({
       options.transform = transform2;
       options.flush = flush;
       options.readableObjectMode = true;
-      const stream = new Transform(options);
+      const stream = new Transform2(options);
       stream[kLast] = "";
       stream[kDecoder] = new StringDecoder("utf8");
       stream.matcher = matcher;
@@ -22598,7 +22729,7 @@ var require_split2 = __commonJS({
 var require_helper = __commonJS({
   "node_modules/pgpass/lib/helper.js"(exports, module) {
     "use strict";
-    var path2 = __require("path");
+    var path4 = __require("path");
     var Stream = __require("stream").Stream;
     var split = require_split2();
     var util = __require("util");
@@ -22637,7 +22768,7 @@ var require_helper = __commonJS({
     };
     module.exports.getFileName = function(rawEnv) {
       var env = rawEnv || process.env;
-      var file2 = env.PGPASSFILE || (isWin ? path2.join(env.APPDATA || "./", "postgresql", "pgpass.conf") : path2.join(env.HOME || "./", ".pgpass"));
+      var file2 = env.PGPASSFILE || (isWin ? path4.join(env.APPDATA || "./", "postgresql", "pgpass.conf") : path4.join(env.HOME || "./", ".pgpass"));
       return file2;
     };
     module.exports.usePgPass = function(stats, fname) {
@@ -22769,7 +22900,7 @@ var require_helper = __commonJS({
 var require_lib = __commonJS({
   "node_modules/pgpass/lib/index.js"(exports, module) {
     "use strict";
-    var path2 = __require("path");
+    var path4 = __require("path");
     var fs3 = __require("fs");
     var helper = require_helper();
     module.exports = function(connInfo, cb) {
@@ -23509,7 +23640,7 @@ var require_pg_pool = __commonJS({
     function throwOnDoubleRelease() {
       throw new Error("Release called on client which has already been released to the pool.");
     }
-    function promisify(Promise2, callback) {
+    function promisify2(Promise2, callback) {
       if (callback) {
         return { callback, result: void 0 };
       }
@@ -23647,7 +23778,7 @@ var require_pg_pool = __commonJS({
           const err = new Error("Cannot use a pool after calling end on the pool");
           return cb ? cb(err) : this.Promise.reject(err);
         }
-        const response = promisify(this.Promise, cb);
+        const response = promisify2(this.Promise, cb);
         const result = response.result;
         if (this._isFull() || this._idle.length) {
           if (this._idle.length) {
@@ -23832,7 +23963,7 @@ var require_pg_pool = __commonJS({
       }
       query(text, values, cb) {
         if (typeof text === "function") {
-          const response2 = promisify(this.Promise, text);
+          const response2 = promisify2(this.Promise, text);
           setImmediate(function() {
             return response2.callback(new Error("Passing a function as the first parameter to pool.query is not supported"));
           });
@@ -23842,7 +23973,7 @@ var require_pg_pool = __commonJS({
           cb = values;
           values = void 0;
         }
-        const response = promisify(this.Promise, cb);
+        const response = promisify2(this.Promise, cb);
         cb = response.callback;
         this.connect((err, client) => {
           if (err) {
@@ -23887,7 +24018,7 @@ var require_pg_pool = __commonJS({
           return cb ? cb(err) : this.Promise.reject(err);
         }
         this.ending = true;
-        const promised = promisify(this.Promise, cb);
+        const promised = promisify2(this.Promise, cb);
         this._endCallback = promised.callback;
         this._pulseQueue();
         return promised.result;
@@ -24464,6 +24595,1110 @@ var require_lib2 = __commonJS({
   }
 });
 
+// node_modules/pg/esm/index.mjs
+var import_lib, Client, Pool, Connection, types, Query, DatabaseError, escapeIdentifier, escapeLiteral, Result, TypeOverrides, defaults, esm_default;
+var init_esm = __esm({
+  "node_modules/pg/esm/index.mjs"() {
+    import_lib = __toESM(require_lib2(), 1);
+    Client = import_lib.default.Client;
+    Pool = import_lib.default.Pool;
+    Connection = import_lib.default.Connection;
+    types = import_lib.default.types;
+    Query = import_lib.default.Query;
+    DatabaseError = import_lib.default.DatabaseError;
+    escapeIdentifier = import_lib.default.escapeIdentifier;
+    escapeLiteral = import_lib.default.escapeLiteral;
+    Result = import_lib.default.Result;
+    TypeOverrides = import_lib.default.TypeOverrides;
+    defaults = import_lib.default.defaults;
+    esm_default = import_lib.default;
+  }
+});
+
+// src/pg/connect.ts
+import { readFileSync } from "node:fs";
+function endpointFor(role, server2) {
+  const address = parseServerUrl(server2.url);
+  const mode = server2.tls?.mode ?? address.sslmode ?? "disable";
+  const caPath = server2.tls?.ca ?? address.sslrootcert;
+  const ssl = sslOptions(role, mode, caPath, address.host);
+  if (server2.tls) {
+    address.sslmode = server2.tls.mode;
+    if (server2.tls.ca) address.sslrootcert = server2.tls.ca;
+  }
+  return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
+}
+function sslOptions(role, mode, caPath, host) {
+  switch (mode) {
+    case "disable":
+    case "allow":
+    case "prefer":
+      return false;
+    case "require":
+      return { rejectUnauthorized: false };
+    case "verify-ca":
+    case "verify-full": {
+      let ca;
+      if (caPath) {
+        try {
+          ca = readFileSync(caPath, "utf8");
+        } catch {
+          throw inputError("tls.ca", `${role}: cannot read the CA bundle ${caPath}`, "set tls.ca to a readable PEM file (for RDS, the region bundle)");
+        }
+      }
+      return mode === "verify-full" ? { rejectUnauthorized: true, ca, servername: host } : { rejectUnauthorized: true, ca, checkServerIdentity: () => void 0 };
+    }
+    default:
+      throw inputError("tls.mode", `${role}: unsupported sslmode ${mode}`, "use disable, require, verify-ca or verify-full");
+  }
+}
+function clientConfig(ep, opts = {}) {
+  const a = ep.address;
+  const config2 = {
+    host: a.host,
+    port: a.port,
+    user: a.user,
+    password: a.password,
+    database: a.database,
+    ssl: ep.ssl,
+    application_name: opts.applicationName ?? "pgshift",
+    connectionTimeoutMillis: 15e3,
+    keepAlive: true,
+    statement_timeout: opts.statementTimeoutMs ?? 0,
+    // A pgshift session idling inside a transaction is holding a snapshot on purpose.
+    idle_in_transaction_session_timeout: 0,
+    lock_timeout: 0,
+    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
+    // rollback); the fence is for the application.
+    options: "-c default_transaction_read_only=off"
+  };
+  if (opts.replication) config2.replication = "database";
+  return config2;
+}
+async function connect(ep, opts = {}) {
+  const client = new esm_default.Client(clientConfig(ep, opts));
+  client.on("error", () => {
+  });
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => {
+    });
+    throw connectionError(ep, err);
+  }
+  return client;
+}
+function connectionError(ep, err) {
+  const e = err;
+  const who = `${ep.role} ${ep.label}`;
+  switch (e.code) {
+    case "ECONNREFUSED":
+    case "ENOTFOUND":
+    case "EHOSTUNREACH":
+    case "ETIMEDOUT":
+    case "EAI_AGAIN":
+      return inputError("connect.unreachable", `${who} is unreachable (${e.code})`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
+    case "28P01":
+      return inputError("connect.auth", `${who}: password authentication failed for user ${JSON.stringify(ep.address.user)}`, `check the password in the ${ep.role} URL's environment variable`, err);
+    case "28000":
+      return inputError("connect.auth", `${who}: ${redact(e.message ?? "authorization failed")}`, "allow this user and host in pg_hba.conf (for replication connections too)", err);
+    case "3D000":
+      return inputError("connect.database", `${who}: database ${JSON.stringify(ep.address.database)} does not exist`, `create it or fix the database name in the ${ep.role} URL`, err);
+    default:
+      if (/timeout/i.test(e.message ?? "")) {
+        return inputError("connect.unreachable", `${who} did not answer within 15 s`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
+      }
+      if (/SSL|certificate|self.signed/i.test(e.message ?? "")) {
+        return inputError("connect.tls", `${who}: TLS failed: ${redact(e.message ?? "")}`, "check tls.mode and tls.ca (RDS: verify-full with the RDS CA bundle)", err);
+      }
+      return inputError("connect.failed", `${who}: cannot connect: ${redact(e.message ?? String(err))}`, `check the ${ep.role} URL`, err);
+  }
+}
+async function serverVersionNum(c) {
+  const r = await c.query("SELECT current_setting('server_version_num') AS v");
+  return Number(r.rows[0].v);
+}
+function majorOf(versionNum) {
+  return versionNum >= 1e5 ? Math.floor(versionNum / 1e4) : Math.floor(versionNum / 100) / 10;
+}
+var init_connect = __esm({
+  "src/pg/connect.ts"() {
+    "use strict";
+    init_esm();
+    init_url();
+    init_errors();
+    init_secrets();
+  }
+});
+
+// node_modules/pg-copy-streams/obuf.js
+var require_obuf = __commonJS({
+  "node_modules/pg-copy-streams/obuf.js"(exports, module) {
+    var Buffer2 = __require("buffer").Buffer;
+    function OffsetBuffer() {
+      this.offset = 0;
+      this.size = 0;
+      this.buffers = [];
+    }
+    module.exports = OffsetBuffer;
+    OffsetBuffer.prototype.isEmpty = function isEmpty() {
+      return this.size === 0;
+    };
+    OffsetBuffer.prototype.clone = function clone2(size2) {
+      const r = new OffsetBuffer();
+      r.offset = this.offset;
+      r.size = size2;
+      r.buffers = this.buffers.slice();
+      return r;
+    };
+    OffsetBuffer.prototype.toChunks = function toChunks() {
+      if (this.size === 0) return [];
+      if (this.offset !== 0) {
+        this.buffers[0] = this.buffers[0].slice(this.offset);
+        this.offset = 0;
+      }
+      const chunks = [];
+      let off = 0;
+      let i;
+      for (i = 0; off <= this.size && i < this.buffers.length; i++) {
+        let buf = this.buffers[i];
+        off += buf.length;
+        if (off > this.size) {
+          buf = buf.slice(0, buf.length - (off - this.size));
+          this.buffers[i] = buf;
+        }
+        chunks.push(buf);
+      }
+      if (i < this.buffers.length) this.buffers.length = i;
+      return chunks;
+    };
+    OffsetBuffer.prototype.toString = function toString(enc) {
+      return this.toChunks().map(function(c) {
+        return c.toString(enc);
+      }).join("");
+    };
+    OffsetBuffer.prototype.use = function use(buf, off, n) {
+      this.buffers = [buf];
+      this.offset = off;
+      this.size = n;
+    };
+    OffsetBuffer.prototype.push = function push(data) {
+      if (data.length === 0) return;
+      this.size += data.length;
+      this.buffers.push(data);
+    };
+    OffsetBuffer.prototype.has = function has(n) {
+      return this.size >= n;
+    };
+    OffsetBuffer.prototype.skip = function skip(n) {
+      if (this.size === 0) return;
+      this.size -= n;
+      if (this.offset + n < this.buffers[0].length) {
+        this.offset += n;
+        return;
+      }
+      let left = n - (this.buffers[0].length - this.offset);
+      this.offset = 0;
+      let shift;
+      for (shift = 1; left > 0 && shift < this.buffers.length; shift++) {
+        const buf = this.buffers[shift];
+        if (buf.length > left) {
+          this.offset = left;
+          break;
+        }
+        left -= buf.length;
+      }
+      this.buffers = this.buffers.slice(shift);
+    };
+    OffsetBuffer.prototype.copy = function copy(target, targetOff, off, n) {
+      if (this.size === 0) return;
+      if (off !== 0) throw new Error("Unsupported offset in .copy()");
+      let toff = targetOff;
+      const first = this.buffers[0];
+      const toCopy = Math.min(n, first.length - this.offset);
+      first.copy(target, toff, this.offset, this.offset + toCopy);
+      toff += toCopy;
+      let left = n - toCopy;
+      for (let i = 1; left > 0 && i < this.buffers.length; i++) {
+        const buf = this.buffers[i];
+        const toCopy2 = Math.min(left, buf.length);
+        buf.copy(target, toff, 0, toCopy2);
+        toff += toCopy2;
+        left -= toCopy2;
+      }
+    };
+    OffsetBuffer.prototype.take = function take(n) {
+      if (n === 0) return Buffer2.alloc(0);
+      this.size -= n;
+      const first = this.buffers[0].length - this.offset;
+      if (first === n) {
+        let r = this.buffers.shift();
+        if (this.offset !== 0) {
+          r = r.slice(this.offset);
+          this.offset = 0;
+        }
+        return r;
+      } else if (first > n) {
+        const r = this.buffers[0].slice(this.offset, this.offset + n);
+        this.offset += n;
+        return r;
+      }
+      const out = Buffer2.alloc(n);
+      let toOff = 0;
+      let startOff = this.offset;
+      let i;
+      for (i = 0; toOff !== n && i < this.buffers.length; i++) {
+        const buf = this.buffers[i];
+        const toCopy = Math.min(buf.length - startOff, n - toOff);
+        buf.copy(out, toOff, startOff, startOff + toCopy);
+        if (startOff + toCopy < buf.length) {
+          this.offset = startOff + toCopy;
+          break;
+        } else {
+          toOff += toCopy;
+          startOff = 0;
+        }
+      }
+      this.buffers = this.buffers.slice(i);
+      if (this.buffers.length === 0) this.offset = 0;
+      return out;
+    };
+    OffsetBuffer.prototype.peekUInt8 = function peekUInt8() {
+      return this.buffers[0][this.offset];
+    };
+    OffsetBuffer.prototype.readUInt8 = function readUInt8() {
+      this.size -= 1;
+      const first = this.buffers[0];
+      const r = first[this.offset];
+      if (++this.offset === first.length) {
+        this.offset = 0;
+        this.buffers.shift();
+      }
+      return r;
+    };
+    OffsetBuffer.prototype.readUInt16LE = function readUInt16LE() {
+      const first = this.buffers[0];
+      this.size -= 2;
+      let r;
+      let shift;
+      if (first.length - this.offset >= 2) {
+        r = first.readUInt16LE(this.offset);
+        shift = 0;
+        this.offset += 2;
+      } else {
+        r = first[this.offset] | this.buffers[1][0] << 8;
+        shift = 1;
+        this.offset = 1;
+      }
+      if (this.offset === this.buffers[shift].length) {
+        this.offset = 0;
+        shift++;
+      }
+      if (shift !== 0) this.buffers = this.buffers.slice(shift);
+      return r;
+    };
+    OffsetBuffer.prototype.readUInt24LE = function readUInt24LE() {
+      const first = this.buffers[0];
+      let r;
+      let shift;
+      const firstHas = first.length - this.offset;
+      if (firstHas >= 3) {
+        r = first.readUInt16LE(this.offset) | first[this.offset + 2] << 16;
+        shift = 0;
+        this.offset += 3;
+      } else if (firstHas >= 2) {
+        r = first.readUInt16LE(this.offset) | this.buffers[1][0] << 16;
+        shift = 1;
+        this.offset = 1;
+      } else {
+        r = first[this.offset];
+        this.offset = 0;
+        this.buffers.shift();
+        this.size -= 1;
+        r |= this.readUInt16LE() << 8;
+        return r;
+      }
+      this.size -= 3;
+      if (this.offset === this.buffers[shift].length) {
+        this.offset = 0;
+        shift++;
+      }
+      if (shift !== 0) this.buffers = this.buffers.slice(shift);
+      return r;
+    };
+    OffsetBuffer.prototype.readUInt32LE = function readUInt32LE() {
+      const first = this.buffers[0];
+      let r;
+      let shift;
+      const firstHas = first.length - this.offset;
+      if (firstHas >= 4) {
+        r = first.readUInt32LE(this.offset);
+        shift = 0;
+        this.offset += 4;
+      } else if (firstHas >= 3) {
+        r = (first.readUInt16LE(this.offset) | first[this.offset + 2] << 16) + this.buffers[1][0] * 16777216;
+        shift = 1;
+        this.offset = 1;
+      } else if (firstHas >= 2) {
+        r = first.readUInt16LE(this.offset);
+        this.offset = 0;
+        this.buffers.shift();
+        this.size -= 2;
+        r += this.readUInt16LE() * 65536;
+        return r;
+      } else {
+        r = first[this.offset];
+        this.offset = 0;
+        this.buffers.shift();
+        this.size -= 1;
+        r += this.readUInt24LE() * 256;
+        return r;
+      }
+      this.size -= 4;
+      if (this.offset === this.buffers[shift].length) {
+        this.offset = 0;
+        shift++;
+      }
+      if (shift !== 0) this.buffers = this.buffers.slice(shift);
+      return r;
+    };
+    OffsetBuffer.prototype.readUInt16BE = function readUInt16BE() {
+      const r = this.readUInt16LE();
+      return (r & 255) << 8 | r >> 8;
+    };
+    OffsetBuffer.prototype.readUInt24BE = function readUInt24BE() {
+      const r = this.readUInt24LE();
+      return (r & 255) << 16 | (r >> 8 & 255) << 8 | r >> 16;
+    };
+    OffsetBuffer.prototype.readUInt32BE = function readUInt32BE() {
+      const r = this.readUInt32LE();
+      return ((r & 255) << 24 | (r >>> 8 & 255) << 16 | (r >>> 16 & 255) << 8 | r >>> 24) >>> 0;
+    };
+    function signedInt8(num) {
+      if (num >= 128) return -(255 ^ num) - 1;
+      else return num;
+    }
+    OffsetBuffer.prototype.peekInt8 = function peekInt8() {
+      return signedInt8(this.peekUInt8());
+    };
+    OffsetBuffer.prototype.readInt8 = function readInt8() {
+      return signedInt8(this.readUInt8());
+    };
+    function signedInt16(num) {
+      if (num >= 32768) return -(65535 ^ num) - 1;
+      else return num;
+    }
+    OffsetBuffer.prototype.readInt16BE = function readInt16BE() {
+      return signedInt16(this.readUInt16BE());
+    };
+    OffsetBuffer.prototype.readInt16LE = function readInt16LE() {
+      return signedInt16(this.readUInt16LE());
+    };
+    function signedInt24(num) {
+      if (num >= 8388608) return -(16777215 ^ num) - 1;
+      else return num;
+    }
+    OffsetBuffer.prototype.readInt24BE = function readInt24BE() {
+      return signedInt24(this.readUInt24BE());
+    };
+    OffsetBuffer.prototype.readInt24LE = function readInt24LE() {
+      return signedInt24(this.readUInt24LE());
+    };
+    function signedInt32(num) {
+      if (num >= 2147483648) return -(4294967295 ^ num) - 1;
+      else return num;
+    }
+    OffsetBuffer.prototype.readInt32BE = function readInt32BE() {
+      return signedInt32(this.readUInt32BE());
+    };
+    OffsetBuffer.prototype.readInt32LE = function readInt32LE() {
+      return signedInt32(this.readUInt32LE());
+    };
+  }
+});
+
+// node_modules/pg-copy-streams/message-formats.js
+var require_message_formats = __commonJS({
+  "node_modules/pg-copy-streams/message-formats.js"(exports, module) {
+    module.exports = {
+      ErrorResponse: 69,
+      // E
+      CopyInResponse: 71,
+      // G
+      CopyOutResponse: 72,
+      // H
+      CopyBothResponse: 87,
+      // W
+      CopyDone: 99,
+      // c
+      CopyData: 100,
+      // d
+      CopyFail: 102,
+      // f
+      CommandComplete: 67,
+      // C
+      ReadyForQuery: 90,
+      // Z
+      // It is possible for NoticeResponse and ParameterStatus messages to be interspersed between CopyData messages;
+      // frontends must handle these cases, and should be prepared for other asynchronous message types as well
+      // (see Section 50.2.6).
+      // Otherwise, any message type other than CopyData or CopyDone may be treated as terminating copy-out mode.
+      NotificationResponse: 65,
+      // A
+      NoticeResponse: 78,
+      // N
+      ParameterStatus: 83
+      // S
+    };
+  }
+});
+
+// node_modules/pg-copy-streams/copy-to.js
+var require_copy_to = __commonJS({
+  "node_modules/pg-copy-streams/copy-to.js"(exports, module) {
+    "use strict";
+    module.exports = function(txt, options) {
+      return new CopyStreamQuery(txt, options);
+    };
+    var { Readable } = __require("stream");
+    var assert2 = __require("assert");
+    var BufferList = require_obuf();
+    var code = require_message_formats();
+    var PG_CODE = 0;
+    var PG_LENGTH = 1;
+    var PG_MESSAGE = 2;
+    var CopyStreamQuery = class extends Readable {
+      constructor(text, options) {
+        super(options);
+        this.text = text;
+        this.rowCount = 0;
+        this._state = PG_CODE;
+        this._buffer = new BufferList();
+        this._unreadMessageContentLength = 0;
+        this._copyDataChunks = new BufferList();
+        this._pgDataHandler = null;
+        this._drained = false;
+        this._forwarding = false;
+        this._onReadableEvent = this._onReadable.bind(this);
+      }
+      submit(connection) {
+        this.connection = connection;
+        this._attach();
+        connection.query(this.text);
+      }
+      _attach() {
+        const connectionStream = this.connection.stream;
+        const pgDataListeners = connectionStream.listeners("data");
+        assert2(pgDataListeners.length == 1);
+        this._pgDataHandler = pgDataListeners.pop();
+        connectionStream.removeListener("data", this._pgDataHandler);
+        connectionStream.pause();
+        this._forward();
+        connectionStream.on("readable", this._onReadableEvent);
+      }
+      _detach() {
+        const connectionStream = this.connection.stream;
+        const unreadBuffer = this._buffer.take(this._buffer.size);
+        connectionStream.removeListener("readable", this._onReadableEvent);
+        connectionStream.addListener("data", this._pgDataHandler);
+        this._pgDataHandler(unreadBuffer);
+        process.nextTick(function() {
+          connectionStream.resume();
+        });
+      }
+      _cleanup() {
+        this._buffer = null;
+        this._copyDataChunks = null;
+        this._pgDataHandler = null;
+        this._onReadableEvent = null;
+      }
+      _onReadable() {
+        this._forward();
+      }
+      _read() {
+        this._drained = true;
+        this._forward();
+      }
+      _forward() {
+        if (this._forwarding || !this._drained || !this.connection) return;
+        this._forwarding = true;
+        const connectionStream = this.connection.stream;
+        let chunk;
+        while (this._drained && (chunk = connectionStream.read()) !== null) {
+          this._drained = this._parse(chunk);
+        }
+        this._forwarding = false;
+      }
+      _parse(chunk) {
+        let done = false;
+        let drained = true;
+        this._buffer.push(chunk);
+        while (!done && this._buffer.size > 0) {
+          if (PG_CODE === this._state) {
+            if (!this._buffer.has(1)) break;
+            this._code = this._buffer.peekUInt8();
+            if (this._code === code.ErrorResponse) {
+              this._detach();
+              return;
+            }
+            this._buffer.readUInt8();
+            this._state = PG_LENGTH;
+          }
+          if (PG_LENGTH === this._state) {
+            if (!this._buffer.has(4)) break;
+            this._unreadMessageContentLength = this._buffer.readUInt32BE() - 4;
+            this._state = PG_MESSAGE;
+          }
+          if (PG_MESSAGE === this._state) {
+            if (this._unreadMessageContentLength > 0 && this._buffer.size > 0) {
+              const n = Math.min(this._buffer.size, this._unreadMessageContentLength);
+              const messageContentChunk = this._buffer.take(n);
+              this._unreadMessageContentLength -= n;
+              if (this._code === code.CopyData) {
+                this._copyDataChunks.push(messageContentChunk);
+              }
+            }
+            if (this._unreadMessageContentLength === 0) {
+              switch (this._code) {
+                case code.CopyOutResponse:
+                case code.CopyData:
+                // standard interspersed messages.
+                // see https://www.postgresql.org/docs/9.6/protocol-flow.html#PROTOCOL-COPY
+                case code.ParameterStatus:
+                case code.NoticeResponse:
+                case code.NotificationResponse:
+                  break;
+                case code.CopyDone:
+                default:
+                  done = true;
+                  break;
+              }
+              this._state = PG_CODE;
+            }
+          }
+        }
+        const len = this._copyDataChunks.size;
+        if (len > 0) {
+          drained = this.push(this._copyDataChunks.take(len));
+        }
+        if (done) {
+          this._detach();
+          this.push(null);
+          this._cleanup();
+        }
+        return drained;
+      }
+      handleError(err) {
+        this.emit("error", err);
+        this._cleanup();
+      }
+      handleCommandComplete(msg) {
+        const match = /COPY (\d+)/.exec((msg || {}).text);
+        if (match) {
+          this.rowCount = parseInt(match[1], 10);
+        }
+      }
+      handleReadyForQuery() {
+      }
+    };
+  }
+});
+
+// node_modules/pg-copy-streams/copy-from.js
+var require_copy_from = __commonJS({
+  "node_modules/pg-copy-streams/copy-from.js"(exports, module) {
+    "use strict";
+    module.exports = function(txt, options) {
+      return new CopyStreamQuery(txt, options);
+    };
+    var { Writable } = __require("stream");
+    var code = require_message_formats();
+    var CopyStreamQuery = class extends Writable {
+      constructor(text, options) {
+        super(options);
+        this.text = text;
+        this.rowCount = 0;
+        this._gotCopyInResponse = false;
+        this.chunks = [];
+        this.cb_CopyInResponse = null;
+        this.cb_ReadyForQuery = null;
+        this.cb_destroy = null;
+        this.cork();
+      }
+      submit(connection) {
+        this.connection = connection;
+        connection.query(this.text);
+      }
+      callback() {
+      }
+      _write(chunk, enc, cb) {
+        this.chunks.push({ chunk, encoding: enc });
+        if (this._gotCopyInResponse) {
+          return this.flush(cb);
+        }
+        this.cb_CopyInResponse = cb;
+      }
+      _writev(chunks, cb) {
+        if (this.chunks.length == 0) {
+          this.chunks = chunks;
+        } else {
+          const QUANTUM = 125e3;
+          for (let i = 0; i < chunks.length; i += QUANTUM) {
+            this.chunks.push(...chunks.slice(i, Math.min(i + QUANTUM, chunks.length)));
+          }
+        }
+        if (this._gotCopyInResponse) {
+          return this.flush(cb);
+        }
+        this.cb_CopyInResponse = cb;
+      }
+      _destroy(err, cb) {
+        if (this.cb_ReadyForQuery) return cb(err);
+        this.cb_destroy = cb;
+        const msg = err ? err.message : "NODE-PG-COPY-STREAMS destroy() was called";
+        const self = this;
+        const done = function() {
+          self.connection.sendCopyFail(msg);
+        };
+        this.chunks = [];
+        if (this._gotCopyInResponse) {
+          return this.flush(done);
+        }
+        this.cb_CopyInResponse = done;
+      }
+      _final(cb) {
+        this.cb_ReadyForQuery = cb;
+        const self = this;
+        const done = function() {
+          const Int32Len = 4;
+          const finBuffer = Buffer.from([code.CopyDone, 0, 0, 0, Int32Len]);
+          self.connection.stream.write(finBuffer);
+        };
+        if (this._gotCopyInResponse) {
+          return this.flush(done);
+        }
+        this.cb_CopyInResponse = done;
+      }
+      flush(callback) {
+        let chunk;
+        let ok = true;
+        while (ok && (chunk = this.chunks.shift())) {
+          ok = this.flushChunk(chunk.chunk);
+        }
+        if (callback) {
+          if (ok) {
+            callback();
+          } else {
+            if (this.chunks.length) {
+              this.connection.stream.once("drain", this.flush.bind(this, callback));
+            } else {
+              this.connection.stream.once("drain", callback);
+            }
+          }
+        }
+      }
+      flushChunk(chunk) {
+        const Int32Len = 4;
+        const lenBuffer = Buffer.from([code.CopyData, 0, 0, 0, 0]);
+        lenBuffer.writeUInt32BE(chunk.length + Int32Len, 1);
+        this.connection.stream.write(lenBuffer);
+        return this.connection.stream.write(chunk);
+      }
+      handleError(e) {
+        this.callback();
+        if (this.cb_destroy) {
+          const cb = this.cb_destroy;
+          this.cb_destroy = null;
+          cb(e);
+        } else {
+          this.emit("error", e);
+        }
+        this.connection = null;
+      }
+      handleCopyInResponse(connection) {
+        this._gotCopyInResponse = true;
+        if (!this.destroyed) {
+          this.uncork();
+        }
+        const cb = this.cb_CopyInResponse || function() {
+        };
+        this.cb_CopyInResponse = null;
+        this.flush(cb);
+      }
+      handleCommandComplete(msg) {
+        const match = /COPY (\d+)/.exec((msg || {}).text);
+        if (match) {
+          this.rowCount = parseInt(match[1], 10);
+        }
+      }
+      handleReadyForQuery() {
+        this.callback();
+        this.cb_ReadyForQuery();
+        this.connection = null;
+      }
+    };
+  }
+});
+
+// node_modules/pg-copy-streams/copy-both.js
+var require_copy_both = __commonJS({
+  "node_modules/pg-copy-streams/copy-both.js"(exports, module) {
+    "use strict";
+    module.exports = function(txt, options) {
+      return new CopyStreamQuery(txt, options);
+    };
+    var { Duplex } = __require("stream");
+    var assert2 = __require("assert");
+    var BufferList = require_obuf();
+    var code = require_message_formats();
+    var PG_CODE = 0;
+    var PG_LENGTH = 1;
+    var PG_MESSAGE = 2;
+    var CopyStreamQuery = class extends Duplex {
+      constructor(text, options) {
+        super(options);
+        this.text = text;
+        this._state = PG_CODE;
+        this._buffer = new BufferList();
+        this._unreadMessageContentLength = 0;
+        this._copyDataChunks = new BufferList();
+        this._pgDataHandler = null;
+        this._drained = false;
+        this._forwarding = false;
+        this._onReadableEvent = this._onReadable.bind(this);
+        this.alignOnCopyDataFrame = options ? options.alignOnCopyDataFrame === true : false;
+        this._gotCopyInResponse = false;
+        this.chunks = [];
+        this.cb = null;
+        this.cork();
+      }
+      submit(connection) {
+        this.connection = connection;
+        this._attach();
+        connection.query(this.text);
+      }
+      /* Readable implementation */
+      _attach() {
+        const connectionStream = this.connection.stream;
+        const pgDataListeners = connectionStream.listeners("data");
+        assert2(pgDataListeners.length == 1);
+        this._pgDataHandler = pgDataListeners.pop();
+        connectionStream.removeListener("data", this._pgDataHandler);
+        connectionStream.pause();
+        this._forward();
+        connectionStream.on("readable", this._onReadableEvent);
+      }
+      _detach() {
+        const connectionStream = this.connection.stream;
+        const unreadBuffer = this._buffer.take(this._buffer.size);
+        connectionStream.removeListener("readable", this._onReadableEvent);
+        connectionStream.addListener("data", this._pgDataHandler);
+        this._pgDataHandler(unreadBuffer);
+        process.nextTick(function() {
+          connectionStream.resume();
+        });
+      }
+      _cleanup() {
+        this._buffer = null;
+        this._copyDataChunks = null;
+        this._pgDataHandler = null;
+        this._onReadableEvent = null;
+      }
+      _onReadable() {
+        this._forward();
+      }
+      _read() {
+        this._drained = true;
+        this._forward();
+      }
+      _forward() {
+        if (this._forwarding || !this._drained || !this.connection) return;
+        this._forwarding = true;
+        const connectionStream = this.connection.stream;
+        let chunk;
+        while (this._drained && (chunk = connectionStream.read()) !== null) {
+          this._drained = this._parse(chunk);
+        }
+        this._forwarding = false;
+      }
+      _parse(chunk) {
+        let done = false;
+        let drained = true;
+        this._buffer.push(chunk);
+        while (!done && this._buffer.size > 0) {
+          if (PG_CODE === this._state) {
+            if (!this._buffer.has(1)) break;
+            this._code = this._buffer.peekUInt8();
+            if (this._code === code.ErrorResponse) {
+              this._detach();
+              return;
+            }
+            this._buffer.readUInt8();
+            this._state = PG_LENGTH;
+          }
+          if (PG_LENGTH === this._state) {
+            if (!this._buffer.has(4)) break;
+            this._unreadMessageContentLength = this._buffer.readUInt32BE() - 4;
+            this._state = PG_MESSAGE;
+          }
+          if (PG_MESSAGE === this._state) {
+            if (this._unreadMessageContentLength > 0 && this._buffer.size > 0) {
+              const n = Math.min(this._buffer.size, this._unreadMessageContentLength);
+              const messageContentChunk = this._buffer.take(n);
+              this._unreadMessageContentLength -= n;
+              if (this._code === code.CopyData) {
+                this._copyDataChunks.push(messageContentChunk);
+              }
+            }
+            if (this._unreadMessageContentLength === 0) {
+              switch (this._code) {
+                case code.CopyBothResponse:
+                  this._startCopyIn();
+                  break;
+                case code.CopyData:
+                  if (this.alignOnCopyDataFrame) {
+                    drained = this._flushCopyData();
+                  }
+                  break;
+                // standard interspersed messages.
+                // see https://www.postgresql.org/docs/9.6/protocol-flow.html#PROTOCOL-COPY
+                case code.ParameterStatus:
+                case code.NoticeResponse:
+                case code.NotificationResponse:
+                  break;
+                case code.CopyDone:
+                default:
+                  done = true;
+                  break;
+              }
+              this._state = PG_CODE;
+            }
+          }
+        }
+        if (!this.alignOnCopyDataFrame) {
+          drained = this._flushCopyData();
+        }
+        if (done) {
+          this._detach();
+          this.push(null);
+          this._cleanup();
+        }
+        return drained;
+      }
+      _flushCopyData() {
+        let drained = true;
+        const len = this._copyDataChunks.size;
+        if (len > 0) {
+          drained = this.push(this._copyDataChunks.take(len));
+        }
+        return drained;
+      }
+      /* Writable implementation */
+      _write(chunk, enc, cb) {
+        this.chunks.push({ chunk, encoding: enc });
+        if (this._gotCopyInResponse) {
+          return this.flush(cb);
+        }
+        this.cb = cb;
+      }
+      _writev(chunks, cb) {
+        this.chunks.push(...chunks);
+        if (this._gotCopyInResponse) {
+          return this.flush(cb);
+        }
+        this.cb = cb;
+      }
+      _final(cb) {
+        this.flush();
+        const Int32Len = 4;
+        const finBuffer = Buffer.from([code.CopyDone, 0, 0, 0, Int32Len]);
+        this.connection.stream.write(finBuffer);
+        this.cb_flush = cb;
+      }
+      flush(callback) {
+        let chunk;
+        let ok = true;
+        while (ok && (chunk = this.chunks.shift())) {
+          ok = this.flushChunk(chunk.chunk);
+        }
+        if (callback) {
+          if (ok) {
+            callback();
+          } else {
+            if (this.chunks.length) {
+              this.connection.stream.once("drain", this.flush.bind(this, callback));
+            } else {
+              this.connection.stream.once("drain", callback);
+            }
+          }
+        }
+      }
+      flushChunk(chunk) {
+        const Int32Len = 4;
+        const lenBuffer = Buffer.from([code.CopyData, 0, 0, 0, 0]);
+        lenBuffer.writeUInt32BE(chunk.length + Int32Len, 1);
+        this.connection.stream.write(lenBuffer);
+        return this.connection.stream.write(chunk);
+      }
+      _startCopyIn() {
+        this._gotCopyInResponse = true;
+        this.uncork();
+        this.flush();
+        if (this.cb) {
+          const { cb } = this;
+          this.cb = null;
+          cb();
+        }
+      }
+      handleError(err) {
+        this.emit("error", err);
+        this._cleanup();
+      }
+      handleCopyData(chunk) {
+      }
+      handleCommandComplete() {
+      }
+      handleReadyForQuery() {
+        this.connection = null;
+        this.cb_flush();
+      }
+    };
+  }
+});
+
+// node_modules/pg-copy-streams/index.js
+var require_pg_copy_streams = __commonJS({
+  "node_modules/pg-copy-streams/index.js"(exports) {
+    "use strict";
+    var CopyToQueryStream = require_copy_to();
+    var CopyFromQueryStream = require_copy_from();
+    var CopyBothQueryStream = require_copy_both();
+    exports.to = function copyTo2(txt, options) {
+      return new CopyToQueryStream(txt, options);
+    };
+    exports.from = function copyFrom2(txt, options) {
+      return new CopyFromQueryStream(txt, options);
+    };
+    exports.both = function copyBoth(txt, options) {
+      return new CopyBothQueryStream(txt, options);
+    };
+  }
+});
+
+// src/core/lsn.ts
+function parseLsn(text) {
+  const m = LSN_TEXT.exec(text.trim());
+  if (!m) throw new Error(`not an LSN: ${JSON.stringify(text)}`);
+  return BigInt(`0x${m[1]}`) << 32n | BigInt(`0x${m[2]}`);
+}
+function formatLsn(lsn) {
+  const hi = (lsn >> 32n).toString(16).toUpperCase();
+  const lo = (lsn & 0xffffffffn).toString(16).toUpperCase();
+  return `${hi}/${lo}`;
+}
+var LSN_TEXT;
+var init_lsn = __esm({
+  "src/core/lsn.ts"() {
+    "use strict";
+    LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
+  }
+});
+
+// src/pg/snapshot.ts
+var snapshot_exports = {};
+__export(snapshot_exports, {
+  SnapshotHolder: () => SnapshotHolder,
+  dropSlot: () => dropSlot,
+  importSnapshot: () => importSnapshot
+});
+async function importSnapshot(c, snapshotName) {
+  await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  try {
+    await c.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
+  } catch (err) {
+    await c.query("ROLLBACK").catch(() => {
+    });
+    throw failure(
+      "snapshot.gone",
+      `the exported snapshot ${snapshotName} can no longer be imported (${err.message})`,
+      "the session holding it has ended; run pgshift full-load --restart to start the group again from a new slot",
+      err
+    );
+  }
+}
+async function dropSlot(c, slot) {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const r = await c.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+    if (r.rowCount === 0) return false;
+    const pid = r.rows[0].active_pid;
+    if (pid) {
+      await c.query("SELECT pg_terminate_backend($1)", [pid]);
+      await new Promise((res) => setTimeout(res, 250));
+      continue;
+    }
+    try {
+      await c.query("SELECT pg_drop_replication_slot($1)", [slot]);
+      return true;
+    } catch (err) {
+      if (err.code === "55006") {
+        await new Promise((res) => setTimeout(res, 250));
+        continue;
+      }
+      throw err;
+    }
+  }
+  throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
+}
+var SnapshotHolder;
+var init_snapshot = __esm({
+  "src/pg/snapshot.ts"() {
+    "use strict";
+    init_errors();
+    init_lsn();
+    init_connect();
+    SnapshotHolder = class _SnapshotHolder {
+      constructor(session, slot, lsn, lsnText, snapshotName) {
+        this.session = session;
+        this.slot = slot;
+        this.lsn = lsn;
+        this.lsnText = lsnText;
+        this.snapshotName = snapshotName;
+      }
+      session;
+      slot;
+      lsn;
+      lsnText;
+      snapshotName;
+      static async createSlot(ep, slot, plugin, serverVersionNum2) {
+        if (!/^[a-z0-9_]{1,63}$/.test(slot)) throw failure("slot.name", `invalid replication slot name ${slot}`);
+        const session = await connect(ep, { replication: true, applicationName: "pgshift snapshot" });
+        try {
+          const command = serverVersionNum2 >= 15e4 ? `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} (SNAPSHOT 'export')` : `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} EXPORT_SNAPSHOT`;
+          const r = await session.query(command);
+          const row = r.rows[0];
+          return new _SnapshotHolder(session, slot, parseLsn(row.consistent_point), row.consistent_point, row.snapshot_name);
+        } catch (err) {
+          await session.end().catch(() => {
+          });
+          const e = err;
+          if (e.code === "42710") {
+            throw failure("slot.exists", `replication slot ${slot} already exists on the source`, "run pgshift full-load --restart to start this group again from a new slot, or pgshift teardown");
+          }
+          if (e.code === "53400") {
+            throw failure("slot.limit", `cannot create replication slot ${slot}: ${e.message}`, "raise max_replication_slots on the source or drop unused slots");
+          }
+          throw failure("slot.create", `cannot create replication slot ${slot}: ${e.message}`, void 0, err);
+        }
+      }
+      /** Ends the holder session: the exported snapshot can no longer be imported. The slot stays. */
+      async release() {
+        await this.session.end().catch(() => {
+        });
+      }
+    };
+  }
+});
+
 // node_modules/yaml/dist/nodes/identity.js
 var require_identity = __commonJS({
   "node_modules/yaml/dist/nodes/identity.js"(exports) {
@@ -24541,17 +25776,17 @@ var require_visit = __commonJS({
     visit2.BREAK = BREAK;
     visit2.SKIP = SKIP;
     visit2.REMOVE = REMOVE;
-    function visit_(key, node2, visitor, path2) {
-      const ctrl = callVisitor(key, node2, visitor, path2);
+    function visit_(key, node2, visitor, path4) {
+      const ctrl = callVisitor(key, node2, visitor, path4);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path2, ctrl);
-        return visit_(key, ctrl, visitor, path2);
+        replaceNode(key, path4, ctrl);
+        return visit_(key, ctrl, visitor, path4);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node2)) {
-          path2 = Object.freeze(path2.concat(node2));
+          path4 = Object.freeze(path4.concat(node2));
           for (let i = 0; i < node2.items.length; ++i) {
-            const ci = visit_(i, node2.items[i], visitor, path2);
+            const ci = visit_(i, node2.items[i], visitor, path4);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -24562,13 +25797,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node2)) {
-          path2 = Object.freeze(path2.concat(node2));
-          const ck = visit_("key", node2.key, visitor, path2);
+          path4 = Object.freeze(path4.concat(node2));
+          const ck = visit_("key", node2.key, visitor, path4);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node2.key = null;
-          const cv = visit_("value", node2.value, visitor, path2);
+          const cv = visit_("value", node2.value, visitor, path4);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -24589,17 +25824,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node2, visitor, path2) {
-      const ctrl = await callVisitor(key, node2, visitor, path2);
+    async function visitAsync_(key, node2, visitor, path4) {
+      const ctrl = await callVisitor(key, node2, visitor, path4);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path2, ctrl);
-        return visitAsync_(key, ctrl, visitor, path2);
+        replaceNode(key, path4, ctrl);
+        return visitAsync_(key, ctrl, visitor, path4);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node2)) {
-          path2 = Object.freeze(path2.concat(node2));
+          path4 = Object.freeze(path4.concat(node2));
           for (let i = 0; i < node2.items.length; ++i) {
-            const ci = await visitAsync_(i, node2.items[i], visitor, path2);
+            const ci = await visitAsync_(i, node2.items[i], visitor, path4);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -24610,13 +25845,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node2)) {
-          path2 = Object.freeze(path2.concat(node2));
-          const ck = await visitAsync_("key", node2.key, visitor, path2);
+          path4 = Object.freeze(path4.concat(node2));
+          const ck = await visitAsync_("key", node2.key, visitor, path4);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node2.key = null;
-          const cv = await visitAsync_("value", node2.value, visitor, path2);
+          const cv = await visitAsync_("value", node2.value, visitor, path4);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -24643,23 +25878,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node2, visitor, path2) {
+    function callVisitor(key, node2, visitor, path4) {
       if (typeof visitor === "function")
-        return visitor(key, node2, path2);
+        return visitor(key, node2, path4);
       if (identity.isMap(node2))
-        return visitor.Map?.(key, node2, path2);
+        return visitor.Map?.(key, node2, path4);
       if (identity.isSeq(node2))
-        return visitor.Seq?.(key, node2, path2);
+        return visitor.Seq?.(key, node2, path4);
       if (identity.isPair(node2))
-        return visitor.Pair?.(key, node2, path2);
+        return visitor.Pair?.(key, node2, path4);
       if (identity.isScalar(node2))
-        return visitor.Scalar?.(key, node2, path2);
+        return visitor.Scalar?.(key, node2, path4);
       if (identity.isAlias(node2))
-        return visitor.Alias?.(key, node2, path2);
+        return visitor.Alias?.(key, node2, path4);
       return void 0;
     }
-    function replaceNode(key, path2, node2) {
-      const parent = path2[path2.length - 1];
+    function replaceNode(key, path4, node2) {
+      const parent = path4[path4.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node2;
       } else if (identity.isPair(parent)) {
@@ -25271,10 +26506,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path2, value) {
+    function collectionFromPath(schema, path4, value) {
       let v = value;
-      for (let i = path2.length - 1; i >= 0; --i) {
-        const k = path2[i];
+      for (let i = path4.length - 1; i >= 0; --i) {
+        const k = path4[i];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -25293,7 +26528,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path2) => path2 == null || typeof path2 === "object" && !!path2[Symbol.iterator]().next().done;
+    var isEmptyPath = (path4) => path4 == null || typeof path4 === "object" && !!path4[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -25323,11 +26558,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path2, value) {
-        if (isEmptyPath(path2))
+      addIn(path4, value) {
+        if (isEmptyPath(path4))
           this.add(value);
         else {
-          const [key, ...rest] = path2;
+          const [key, ...rest] = path4;
           const node2 = this.get(key, true);
           if (identity.isCollection(node2))
             node2.addIn(rest, value);
@@ -25341,8 +26576,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path2) {
-        const [key, ...rest] = path2;
+      deleteIn(path4) {
+        const [key, ...rest] = path4;
         if (rest.length === 0)
           return this.delete(key);
         const node2 = this.get(key, true);
@@ -25356,8 +26591,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path2, keepScalar) {
-        const [key, ...rest] = path2;
+      getIn(path4, keepScalar) {
+        const [key, ...rest] = path4;
         const node2 = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node2) ? node2.value : node2;
@@ -25375,8 +26610,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path2) {
-        const [key, ...rest] = path2;
+      hasIn(path4) {
+        const [key, ...rest] = path4;
         if (rest.length === 0)
           return this.has(key);
         const node2 = this.get(key, true);
@@ -25386,8 +26621,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path2, value) {
-        const [key, ...rest] = path2;
+      setIn(path4, value) {
+        const [key, ...rest] = path4;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -27902,9 +29137,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path2, value) {
+      addIn(path4, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path2, value);
+          this.contents.addIn(path4, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -27979,14 +29214,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path2) {
-        if (Collection.isEmptyPath(path2)) {
+      deleteIn(path4) {
+        if (Collection.isEmptyPath(path4)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path2) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path4) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -28001,10 +29236,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path2, keepScalar) {
-        if (Collection.isEmptyPath(path2))
+      getIn(path4, keepScalar) {
+        if (Collection.isEmptyPath(path4))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path2, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path4, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -28015,10 +29250,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path2) {
-        if (Collection.isEmptyPath(path2))
+      hasIn(path4) {
+        if (Collection.isEmptyPath(path4))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path2) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path4) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -28035,13 +29270,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path2, value) {
-        if (Collection.isEmptyPath(path2)) {
+      setIn(path4, value) {
+        if (Collection.isEmptyPath(path4)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path2), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path4), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path2, value);
+          this.contents.setIn(path4, value);
         }
       }
       /**
@@ -30002,9 +31237,9 @@ var require_cst_visit = __commonJS({
     visit2.BREAK = BREAK;
     visit2.SKIP = SKIP;
     visit2.REMOVE = REMOVE;
-    visit2.itemAtPath = (cst, path2) => {
+    visit2.itemAtPath = (cst, path4) => {
       let item = cst;
-      for (const [field, index] of path2) {
+      for (const [field, index] of path4) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -30013,23 +31248,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit2.parentCollection = (cst, path2) => {
-      const parent = visit2.itemAtPath(cst, path2.slice(0, -1));
-      const field = path2[path2.length - 1][0];
+    visit2.parentCollection = (cst, path4) => {
+      const parent = visit2.itemAtPath(cst, path4.slice(0, -1));
+      const field = path4[path4.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path2, item, visitor) {
-      let ctrl = visitor(item, path2);
+    function _visit(path4, item, visitor) {
+      let ctrl = visitor(item, path4);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i = 0; i < token.items.length; ++i) {
-            const ci = _visit(Object.freeze(path2.concat([[field, i]])), token.items[i], visitor);
+            const ci = _visit(Object.freeze(path4.concat([[field, i]])), token.items[i], visitor);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -30040,10 +31275,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path2);
+            ctrl = ctrl(item, path4);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path2) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path4) : ctrl;
     }
     exports.visit = visit2;
   }
@@ -32271,6 +33506,13 @@ function getInput(name, options) {
   }
   return val.trim();
 }
+function getMultilineInput(name, options) {
+  const inputs = getInput(name, options).split("\n").filter((x) => x !== "");
+  if (options && options.trimWhitespace === false) {
+    return inputs;
+  }
+  return inputs.map((input2) => input2.trim());
+}
 function setOutput(name, value) {
   const filePath = process.env["GITHUB_OUTPUT"] || "";
   if (filePath) {
@@ -32299,69 +33541,12 @@ function info(message) {
   process.stdout.write(message + os4.EOL);
 }
 
-// src/core/errors.ts
-var PgshiftError = class extends Error {
-  code;
-  hint;
-  exitCode;
-  constructor(code, message, options = {}) {
-    super(message, options.cause === void 0 ? void 0 : { cause: options.cause });
-    this.name = "PgshiftError";
-    this.code = code;
-    this.hint = options.hint;
-    this.exitCode = options.exitCode ?? 1;
-  }
-  /** The single line shown to people: message, then the fix. */
-  oneLine() {
-    return this.hint ? `${this.message} \u2014 ${this.hint}` : this.message;
-  }
-};
-function inputError(code, message, hint, cause) {
-  return new PgshiftError(code, message, { hint, exitCode: 2, cause });
-}
-function gateRefused(code, message, hint) {
-  return new PgshiftError(code, message, { hint, exitCode: 3 });
-}
-function isPgshiftError(err) {
-  return err instanceof PgshiftError;
-}
+// src/actions/cdc.ts
+init_errors();
 
-// src/config/url.ts
-function parseServerUrl(url2) {
-  let u;
-  try {
-    u = new URL(url2);
-  } catch {
-    throw new Error("not a valid URL");
-  }
-  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") throw new Error(`unsupported scheme ${u.protocol.replace(":", "")}`);
-  const options = {};
-  for (const [k, v] of u.searchParams) options[k] = v;
-  const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
-  const host = hostParam ?? decodeURIComponent(u.hostname);
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
-  if (!host) throw new Error("no host");
-  if (!database) throw new Error("no database name");
-  return {
-    host,
-    port: u.port ? Number(u.port) : 5432,
-    user: decodeURIComponent(u.username) || "postgres",
-    password: u.password ? decodeURIComponent(u.password) : void 0,
-    database,
-    sslmode,
-    sslrootcert,
-    options: rest
-  };
-}
-function toConninfo(a, opts) {
-  const q = (v) => `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
-  const parts = [`host=${q(a.host)}`, `port=${a.port}`, `user=${q(a.user)}`, `dbname=${q(a.database)}`];
-  if (opts.withPassword && a.password) parts.push(`password=${q(a.password)}`);
-  if (a.sslmode) parts.push(`sslmode=${q(a.sslmode)}`);
-  if (a.sslrootcert) parts.push(`sslrootcert=${q(a.sslrootcert)}`);
-  for (const [k, v] of Object.entries(a.options)) parts.push(`${k}=${q(v)}`);
-  return parts.join(" ");
-}
+// src/phases/cdc.ts
+init_url();
+init_errors();
 
 // src/config/size.ts
 var UNITS = {
@@ -32398,6 +33583,15 @@ function fit(name) {
   const hash2 = createHash("sha256").update(name).digest("hex").slice(0, 8);
   return `${name.slice(0, MAX - 9)}_${hash2}`;
 }
+function slotName(migration, group2) {
+  return fit(`pgshift_${migration}_${group2}`);
+}
+function publicationName(migration, group2) {
+  return fit(`pgshift_${migration}_${group2}`);
+}
+function subscriptionName(migration, group2) {
+  return fit(`pgshift_${migration}_${group2}`);
+}
 function heartbeatTable(group2) {
   return fit(`heartbeat_${group2}`);
 }
@@ -32407,53 +33601,128 @@ function quoteIdent(name) {
   if (name.includes("\0")) throw new Error("identifier contains a NUL byte");
   return `"${name.replace(/"/g, '""')}"`;
 }
+function qualify(t) {
+  return `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`;
+}
+function displayName(t) {
+  const part = (s) => /^[a-z_][a-z0-9_$]*$/.test(s) ? s : quoteIdent(s);
+  return `${part(t.schema)}.${part(t.name)}`;
+}
 function quoteLiteral(value) {
   if (value.includes("\0")) throw new Error("literal contains a NUL byte");
   return `'${value.replace(/'/g, "''")}'`;
 }
+function parseQualifiedName(text) {
+  const parts = [];
+  let i = 0;
+  while (i <= text.length) {
+    if (text[i] === '"') {
+      let j = i + 1;
+      let part = "";
+      for (; ; ) {
+        if (j >= text.length) throw new Error(`unterminated quote in ${JSON.stringify(text)}`);
+        if (text[j] === '"') {
+          if (text[j + 1] === '"') {
+            part += '"';
+            j += 2;
+            continue;
+          }
+          break;
+        }
+        part += text[j];
+        j++;
+      }
+      parts.push(part);
+      i = j + 1;
+    } else {
+      const dot = text.indexOf(".", i);
+      const end = dot === -1 ? text.length : dot;
+      parts.push(text.slice(i, end));
+      i = end;
+    }
+    if (i >= text.length) break;
+    if (text[i] !== ".") throw new Error(`unexpected character after quoted name in ${JSON.stringify(text)}`);
+    i++;
+  }
+  if (parts.length === 1) return { schema: "public", name: parts[0] };
+  if (parts.length === 2 && parts[0] !== "" && parts[1] !== "") return { schema: parts[0], name: parts[1] };
+  throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
+}
 
-// src/core/secrets.ts
-var registered = /* @__PURE__ */ new Set();
-var listeners = [];
-function registerSecret(secret) {
-  if (!secret || secret.length < 3 || registered.has(secret)) return;
-  registered.add(secret);
-  try {
-    const decoded = decodeURIComponent(secret);
-    if (decoded !== secret) registered.add(decoded);
-  } catch {
-  }
-  const encoded = encodeURIComponent(secret);
-  if (encoded !== secret) registered.add(encoded);
-  for (const listener of listeners) listener(secret);
-}
-function onSecretRegistered(listener) {
-  listeners.push(listener);
-  for (const s of registered) listener(s);
-}
-var URL_CREDENTIALS = /\b(postgres(?:ql)?:\/\/[^:/@\s]*):([^@\s]*)@/gi;
-var CONNINFO_PASSWORD = /\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)/gi;
-function redact(text) {
-  let out = text;
-  for (const secret of [...registered].sort((a, b) => b.length - a.length)) {
-    out = out.split(secret).join("***");
-  }
-  return out.replace(URL_CREDENTIALS, "$1:***@").replace(CONNINFO_PASSWORD, "$1***");
-}
-function redactDeep(value) {
-  if (typeof value === "string") return redact(value);
-  if (Array.isArray(value)) return value.map((v) => redactDeep(v));
-  if (value && typeof value === "object" && !(value instanceof Date)) {
-    const out = {};
-    for (const [k, v] of Object.entries(value)) out[k] = redactDeep(v);
-    return out;
-  }
-  return value;
-}
+// src/journal/journal.ts
+init_secrets();
 
 // src/pg/catalog.ts
 var CONTROL_SCHEMA = "pgshift";
 var SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+async function listTables(c, versionNum) {
+  const generated = versionNum >= 12e4 ? "a.attgenerated <> ''" : "false";
+  const r = await c.query(`
+    SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relkind AS kind,
+           c.relispartition AS is_partition, c.relpersistence AS persistence,
+           c.relreplident AS replident,
+           pg_total_relation_size(c.oid)::text AS bytes, c.reltuples::text AS reltuples,
+           COALESCE((SELECT json_agg(json_build_object(
+                        'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
+                        'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull)
+                      ORDER BY a.attnum)
+                     FROM pg_attribute a
+                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') AS columns,
+           (SELECT array_agg(a.attname::text ORDER BY k.ord)
+              FROM pg_index i
+              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
+           (SELECT array_agg(a.attname::text ORDER BY k.ord)
+              FROM (SELECT i.* FROM pg_index i
+                     WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) u JOIN pg_attribute ua ON ua.attrelid = c.oid AND ua.attnum = u WHERE NOT ua.attnotnull)
+                     ORDER BY i.indisprimary DESC, i.indisreplident DESC, i.indnatts, i.indexrelid LIMIT 1) i
+              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) AS key_columns
+      FROM pg_class c
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER}
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+     ORDER BY n.nspname, c.relname`);
+  return r.rows.map((row) => ({
+    oid: row.oid,
+    schema: row.schema,
+    name: row.name,
+    kind: row.kind,
+    isPartition: row.is_partition,
+    persistence: row.persistence,
+    replicaIdentity: row.replident,
+    bytes: Number(row.bytes),
+    rowEstimate: Math.max(0, Number(row.reltuples)),
+    columns: row.columns,
+    primaryKey: row.pk ?? [],
+    keyColumns: row.key_columns ?? []
+  }));
+}
+async function listSequences(c) {
+  const r = await c.query(`
+    SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS data_type, s.seqmax::text AS max_value,
+           (SELECT quote_ident(tn.nspname) || '.' || quote_ident(t.relname) || '.' || quote_ident(a.attname)
+              FROM pg_depend d
+              JOIN pg_class t ON t.oid = d.refobjid
+              JOIN pg_namespace tn ON tn.oid = t.relnamespace
+              JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+             WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i') LIMIT 1) AS owned_by
+      FROM pg_class c
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+      JOIN pg_sequence s ON s.seqrelid = c.oid
+     WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER}
+     ORDER BY 1, 2`);
+  return r.rows.map((row) => ({ schema: row.schema, name: row.name, dataType: row.data_type, maxValue: row.max_value, ownedBy: row.owned_by ?? void 0 }));
+}
+function copyColumns(t) {
+  return t.columns.filter((col) => !col.generated).map((col) => col.name);
+}
+async function setting(c, name) {
+  const r = await c.query("SELECT current_setting($1, true) AS v", [name]);
+  return r.rows[0]?.v ?? void 0;
+}
 
 // src/journal/journal.ts
 var S = quoteIdent(CONTROL_SCHEMA);
@@ -32630,129 +33899,8 @@ var progressSql = {
              finished_at = EXCLUDED.finished_at`
 };
 
-// src/pg/connect.ts
-import { readFileSync } from "node:fs";
-
-// node_modules/pg/esm/index.mjs
-var import_lib = __toESM(require_lib2(), 1);
-var Client = import_lib.default.Client;
-var Pool = import_lib.default.Pool;
-var Connection = import_lib.default.Connection;
-var types = import_lib.default.types;
-var Query = import_lib.default.Query;
-var DatabaseError = import_lib.default.DatabaseError;
-var escapeIdentifier = import_lib.default.escapeIdentifier;
-var escapeLiteral = import_lib.default.escapeLiteral;
-var Result = import_lib.default.Result;
-var TypeOverrides = import_lib.default.TypeOverrides;
-var defaults = import_lib.default.defaults;
-var esm_default = import_lib.default;
-
-// src/pg/connect.ts
-function endpointFor(role, server2) {
-  const address = parseServerUrl(server2.url);
-  const mode = server2.tls?.mode ?? address.sslmode ?? "disable";
-  const caPath = server2.tls?.ca ?? address.sslrootcert;
-  const ssl = sslOptions(role, mode, caPath, address.host);
-  if (server2.tls) {
-    address.sslmode = server2.tls.mode;
-    if (server2.tls.ca) address.sslrootcert = server2.tls.ca;
-  }
-  return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
-}
-function sslOptions(role, mode, caPath, host) {
-  switch (mode) {
-    case "disable":
-    case "allow":
-    case "prefer":
-      return false;
-    case "require":
-      return { rejectUnauthorized: false };
-    case "verify-ca":
-    case "verify-full": {
-      let ca;
-      if (caPath) {
-        try {
-          ca = readFileSync(caPath, "utf8");
-        } catch {
-          throw inputError("tls.ca", `${role}: cannot read the CA bundle ${caPath}`, "set tls.ca to a readable PEM file (for RDS, the region bundle)");
-        }
-      }
-      return mode === "verify-full" ? { rejectUnauthorized: true, ca, servername: host } : { rejectUnauthorized: true, ca, checkServerIdentity: () => void 0 };
-    }
-    default:
-      throw inputError("tls.mode", `${role}: unsupported sslmode ${mode}`, "use disable, require, verify-ca or verify-full");
-  }
-}
-function clientConfig(ep, opts = {}) {
-  const a = ep.address;
-  const config2 = {
-    host: a.host,
-    port: a.port,
-    user: a.user,
-    password: a.password,
-    database: a.database,
-    ssl: ep.ssl,
-    application_name: opts.applicationName ?? "pgshift",
-    connectionTimeoutMillis: 15e3,
-    keepAlive: true,
-    statement_timeout: opts.statementTimeoutMs ?? 0,
-    // A pgshift session idling inside a transaction is holding a snapshot on purpose.
-    idle_in_transaction_session_timeout: 0,
-    lock_timeout: 0,
-    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
-    // rollback); the fence is for the application.
-    options: "-c default_transaction_read_only=off"
-  };
-  if (opts.replication) config2.replication = "database";
-  return config2;
-}
-async function connect(ep, opts = {}) {
-  const client = new esm_default.Client(clientConfig(ep, opts));
-  client.on("error", () => {
-  });
-  try {
-    await client.connect();
-  } catch (err) {
-    await client.end().catch(() => {
-    });
-    throw connectionError(ep, err);
-  }
-  return client;
-}
-function connectionError(ep, err) {
-  const e = err;
-  const who = `${ep.role} ${ep.label}`;
-  switch (e.code) {
-    case "ECONNREFUSED":
-    case "ENOTFOUND":
-    case "EHOSTUNREACH":
-    case "ETIMEDOUT":
-    case "EAI_AGAIN":
-      return inputError("connect.unreachable", `${who} is unreachable (${e.code})`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
-    case "28P01":
-      return inputError("connect.auth", `${who}: password authentication failed for user ${JSON.stringify(ep.address.user)}`, `check the password in the ${ep.role} URL's environment variable`, err);
-    case "28000":
-      return inputError("connect.auth", `${who}: ${redact(e.message ?? "authorization failed")}`, "allow this user and host in pg_hba.conf (for replication connections too)", err);
-    case "3D000":
-      return inputError("connect.database", `${who}: database ${JSON.stringify(ep.address.database)} does not exist`, `create it or fix the database name in the ${ep.role} URL`, err);
-    default:
-      if (/timeout/i.test(e.message ?? "")) {
-        return inputError("connect.unreachable", `${who} did not answer within 15 s`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
-      }
-      if (/SSL|certificate|self.signed/i.test(e.message ?? "")) {
-        return inputError("connect.tls", `${who}: TLS failed: ${redact(e.message ?? "")}`, "check tls.mode and tls.ca (RDS: verify-full with the RDS CA bundle)", err);
-      }
-      return inputError("connect.failed", `${who}: cannot connect: ${redact(e.message ?? String(err))}`, `check the ${ep.role} URL`, err);
-  }
-}
-async function serverVersionNum(c) {
-  const r = await c.query("SELECT current_setting('server_version_num') AS v");
-  return Number(r.rows[0].v);
-}
-function majorOf(versionNum) {
-  return versionNum >= 1e5 ? Math.floor(versionNum / 1e4) : Math.floor(versionNum / 100) / 10;
-}
+// src/phases/cdc.ts
+init_connect();
 
 // src/pg/heartbeat.ts
 import { randomUUID as randomUUID2 } from "node:crypto";
@@ -32795,6 +33943,29 @@ async function appliedBeatAge(target, table2, group2) {
 }
 
 // src/pg/replication.ts
+async function ensureHeartbeat(c, table2, group2) {
+  await c.query(`CREATE SCHEMA IF NOT EXISTS ${S}`);
+  await c.query(
+    `CREATE TABLE IF NOT EXISTS ${S}.${quoteIdent(table2)} (
+       group_name text PRIMARY KEY,
+       beat_at timestamptz NOT NULL DEFAULT now(),
+       seq bigint NOT NULL DEFAULT 0,
+       marker text)`
+  );
+  await c.query(`INSERT INTO ${S}.${quoteIdent(table2)} (group_name) VALUES ($1) ON CONFLICT DO NOTHING`, [group2]);
+}
+async function publicationExists(c, name) {
+  const r = await c.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [name]);
+  return (r.rowCount ?? 0) > 0;
+}
+async function createPublication(c, name, tables, heartbeat) {
+  if (await publicationExists(c, name)) return;
+  const list = [...tables.map(qualify), `${S}.${quoteIdent(heartbeat)}`].join(", ");
+  await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
+}
+async function dropPublication(c, name) {
+  await c.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
+}
 async function subscriptionExists(c, name) {
   const r = await c.query("SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())", [name]);
   return (r.rowCount ?? 0) > 0;
@@ -32811,6 +33982,12 @@ async function createSubscription(c, spec) {
 }
 async function setSubscriptionEnabled(c, name, enabled) {
   if (await subscriptionExists(c, name)) await c.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} ${enabled ? "ENABLE" : "DISABLE"}`);
+}
+async function dropSubscription(c, name) {
+  if (!await subscriptionExists(c, name)) return;
+  await c.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
+  await c.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
+  await c.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
 }
 async function slotState(c, slot, versionNum) {
   const walStatus = versionNum >= 13e4 ? "wal_status" : "NULL::text";
@@ -32856,6 +34033,49 @@ async function subscriptionState(c, name) {
 }
 
 // src/phases/context.ts
+init_errors();
+
+// src/core/groups.ts
+function globToRegExp(glob) {
+  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
+  return new RegExp(`^${escaped}$`, "s");
+}
+function compile(pattern) {
+  const q = parseQualifiedName(pattern);
+  const s = globToRegExp(q.schema);
+  const n = globToRegExp(q.name);
+  return (t) => s.test(t.schema) && n.test(t.name);
+}
+function assignGroups(tables, groups) {
+  const compiled = groups.map((g) => ({
+    name: g.name,
+    include: g.tables.map((p) => ({ pattern: p, test: compile(p), hits: 0 })),
+    exclude: g.exclude.map(compile)
+  }));
+  const result = new Map(groups.map((g) => [g.name, []]));
+  const unassigned = [];
+  for (const t of tables) {
+    let placed = false;
+    for (const g of compiled) {
+      const hit = g.include.find((p) => p.test(t));
+      if (!hit || g.exclude.some((x) => x(t))) continue;
+      hit.hits++;
+      result.get(g.name).push(t);
+      placed = true;
+      break;
+    }
+    if (!placed) unassigned.push(t);
+  }
+  const unmatched = compiled.flatMap((g) => g.include.filter((p) => p.hits === 0).map((p) => ({ group: g.name, pattern: p.pattern })));
+  return { groups: result, unassigned, unmatched };
+}
+function describeTables(tables, max = 5) {
+  const names = tables.slice(0, max).map(displayName);
+  return tables.length > max ? `${names.join(", ")} and ${tables.length - max} more` : names.join(", ");
+}
+
+// src/phases/context.ts
+init_connect();
 function phaseContext(plan, log) {
   return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
 }
@@ -32881,6 +34101,44 @@ async function openSessions(ctx) {
       })]);
     }
   };
+}
+async function requireLogicalSource(s, ctx) {
+  const walLevel = await setting(s.source, "wal_level");
+  if (walLevel !== "logical") {
+    throw gateRefused(
+      "source.wal_level",
+      `source ${ctx.source.label}: wal_level is ${walLevel}, logical replication needs wal_level = logical`,
+      "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
+    );
+  }
+  if (majorOf(s.targetVersion) < majorOf(s.sourceVersion)) {
+    throw gateRefused(
+      "target.version",
+      `target ${ctx.target.label} is PostgreSQL ${majorOf(s.targetVersion)}, older than the source's ${majorOf(s.sourceVersion)}`,
+      "migrate to a target of the same or a newer major version"
+    );
+  }
+}
+async function resolveGroups(ctx, source, versionNum, only) {
+  const all = await listTables(source, versionNum);
+  const copyable = all.filter((t) => t.persistence === "p");
+  const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
+  for (const u of unmatched) ctx.log.warn(`group ${u.group}: pattern ${u.pattern} matches no table on the source`);
+  const leaves = unassigned.filter((t) => t.kind === "r");
+  if (leaves.length > 0) ctx.log.warn(`${leaves.length} table(s) are in no group and will not be migrated: ${describeTables(leaves)}`);
+  if (only && !groups.has(only)) {
+    throw inputError("group.unknown", `group ${only} is not in the plan`, `use one of: ${[...groups.keys()].join(", ")}`);
+  }
+  const result = [];
+  for (const [name, tables] of groups) {
+    if (only && name !== only) continue;
+    const data = tables.filter((t) => t.kind === "r").sort((a, b) => b.bytes - a.bytes);
+    if (data.length === 0) {
+      throw inputError("group.empty", `group ${name} matches no table on the source`, "fix its tables: patterns in the plan (schema.table, * as a wildcard)");
+    }
+    result.push({ name, tables: data, parents: tables.filter((t) => t.kind === "p") });
+  }
+  return result;
 }
 
 // src/phases/cdc.ts
@@ -33026,6 +34284,594 @@ async function applyErrorCount(s, subscription) {
   return r.rows[0] ? Number(r.rows[0].n) : null;
 }
 
+// src/phases/resync.ts
+init_url();
+init_errors();
+import { writeFileSync } from "node:fs";
+init_connect();
+
+// src/pg/copy.ts
+var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+async function copyTable(source, target, table2, columns, onBytes) {
+  const cols = columns.map(quoteIdent).join(", ");
+  const out = source.query((0, import_pg_copy_streams.to)(`COPY ${qualify(table2)} (${cols}) TO STDOUT`));
+  const into = target.query((0, import_pg_copy_streams.from)(`COPY ${qualify(table2)} (${cols}) FROM STDIN`));
+  let bytes = 0;
+  const meter = new Transform({
+    transform(chunk, _enc, done) {
+      bytes += chunk.length;
+      onBytes?.(chunk.length);
+      done(null, chunk);
+    }
+  });
+  await pipeline(out, meter, into);
+  return { rows: Number(into.rowCount ?? 0), bytes };
+}
+
+// src/phases/resync.ts
+init_snapshot();
+
+// src/phases/full-load.ts
+init_errors();
+init_lsn();
+
+// src/core/pool.ts
+async function runPool(items, concurrency, task) {
+  let next = 0;
+  let failed;
+  const worker = async (id) => {
+    while (failed === void 0 && next < items.length) {
+      const item = items[next++];
+      try {
+        await task(item, id);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, (_, i) => worker(i)));
+  if (failed !== void 0) throw failed;
+}
+
+// src/phases/full-load.ts
+init_connect();
+
+// src/pg/schema.ts
+import { mkdtempSync, rmSync } from "node:fs";
+import os5 from "node:os";
+import path2 from "node:path";
+
+// src/pg/tools.ts
+init_errors();
+init_secrets();
+import { execFile as execFileCb } from "node:child_process";
+import { existsSync as existsSync2 } from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+var execFile = promisify(execFileCb);
+function toolPath(name, binDir) {
+  const dir = binDir ?? process.env.PGSHIFT_PG_BIN;
+  return dir ? path.join(dir, name) : name;
+}
+async function findTool(name, binDir) {
+  const bin = toolPath(name, binDir);
+  if (bin.includes("/") && !existsSync2(bin)) {
+    throw inputError("tool.missing", `${name} not found at ${bin}`, "set fullLoad.pgBinDir (or PGSHIFT_PG_BIN) to a directory holding the PostgreSQL client tools");
+  }
+  let stdout;
+  try {
+    ({ stdout } = await execFile(bin, ["--version"]));
+  } catch {
+    throw inputError("tool.missing", `${name} cannot be run (${bin})`, "install the PostgreSQL client tools or set fullLoad.pgBinDir (or PGSHIFT_PG_BIN)");
+  }
+  const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(stdout);
+  if (!m) throw inputError("tool.version", `cannot read the version of ${bin}: ${stdout.trim()}`);
+  const major = Number(m[1]) >= 10 ? Number(m[1]) : Number(`${m[1]}.${m[2]}`);
+  return { path: bin, major, version: stdout.trim() };
+}
+function requireDumpForSource(tool, sourceMajor) {
+  if (tool.major < sourceMajor) {
+    throw inputError(
+      "tool.too-old",
+      `${tool.path} is PostgreSQL ${tool.major} but the source server is PostgreSQL ${sourceMajor}; pg_dump cannot dump a newer server`,
+      `install the PostgreSQL ${sourceMajor} (or newer) client tools and set fullLoad.pgBinDir or PGSHIFT_PG_BIN to their bin directory`
+    );
+  }
+}
+function toolEnv(ep) {
+  const a = ep.address;
+  const env = { ...process.env, PGAPPNAME: "pgshift", PGCONNECT_TIMEOUT: "15" };
+  for (const key of ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGSERVICE", "PGSSLMODE", "PGSSLROOTCERT", "PGOPTIONS"]) delete env[key];
+  if (a.password) env.PGPASSWORD = a.password;
+  env.PGSSLMODE = a.sslmode ?? (ep.ssl ? "require" : "disable");
+  if (a.sslrootcert) env.PGSSLROOTCERT = a.sslrootcert;
+  return env;
+}
+function connectionArgs(ep) {
+  const a = ep.address;
+  return ["--host", a.host, "--port", String(a.port), "--username", a.user, "--dbname", a.database, "--no-password"];
+}
+async function runTool(bin, args, env, what) {
+  try {
+    const { stdout } = await execFile(bin, args, { env, maxBuffer: 256 * 1024 * 1024 });
+    return stdout;
+  } catch (err) {
+    const e = err;
+    const detail = redact((e.stderr || e.message).trim().split("\n").slice(0, 3).join(" | "));
+    throw failure("tool.failed", `${what} failed: ${detail}`, void 0, err);
+  }
+}
+
+// src/pg/schema.ts
+async function dumpSchema(tool, source, snapshotName) {
+  const dir = mkdtempSync(path2.join(os5.tmpdir(), "pgshift-schema-"));
+  const file2 = path2.join(dir, "schema.dump");
+  const args = [
+    ...connectionArgs(source),
+    "--schema-only",
+    "--format=custom",
+    `--file=${file2}`,
+    `--exclude-schema=${CONTROL_SCHEMA}`,
+    "--no-publications",
+    "--no-subscriptions"
+  ];
+  if (snapshotName) args.push(`--snapshot=${snapshotName}`);
+  await runTool(tool.path, args, toolEnv(source), "pg_dump of the source schema");
+  return { file: file2, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+async function restoreSection(tool, target, dump, section, options) {
+  const args = [...connectionArgs(target), `--section=${section}`, "--exit-on-error"];
+  if (!options.keepOwnership) args.push("--no-owner", "--no-privileges");
+  if (section === "post-data" && options.jobs > 1) args.push(`--jobs=${options.jobs}`);
+  else args.push("--single-transaction");
+  args.push(dump.file);
+  await runTool(tool.path, args, toolEnv(target), `pg_restore ${section} into the target`);
+}
+
+// src/pg/sequences.ts
+init_errors();
+async function readSequence(c, s) {
+  const r = await c.query(`SELECT last_value::text, is_called FROM ${qualify(s)}`);
+  return { lastValue: BigInt(r.rows[0].last_value), isCalled: r.rows[0].is_called };
+}
+async function syncSequences(source, target, margin = 0n, only, options = {}) {
+  const sequences = (await listSequences(source)).filter((s) => !only || only(s));
+  const done = [];
+  for (const s of sequences) {
+    const { lastValue, isCalled } = await readSequence(source, s);
+    let value = lastValue + (margin > 0n ? margin : 0n);
+    const max = BigInt(s.maxValue);
+    if (value > max) {
+      throw failure("sequence.limit", `sequence ${qualify(s)} would pass its maximum ${s.maxValue} (value ${value})`, "lower cutover.sequenceMargin or widen the sequence type");
+    }
+    if (options.neverBackwards) {
+      const current = await readSequence(target, s);
+      if (current.isCalled && current.lastValue > value) value = current.lastValue;
+    }
+    const called = margin > 0n || value !== lastValue ? true : isCalled;
+    await target.query("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3)", [qualify(s), value.toString(), called]);
+    done.push({ sequence: qualify(s), sourceValue: lastValue.toString(), targetValue: value.toString(), isCalled: called });
+  }
+  return done;
+}
+
+// src/phases/full-load.ts
+init_snapshot();
+var PRE_DATA = "full-load:pre-data";
+var POST_DATA = "full-load:post-data";
+async function runFullLoad(ctx, options = {}) {
+  const started = Date.now();
+  const { plan, log } = ctx;
+  const s = await openSessions(ctx);
+  const holders = [];
+  let dump;
+  try {
+    await requireLogicalSource(s, ctx);
+    const dumpTool = await findTool("pg_dump", plan.fullLoad.pgBinDir);
+    requireDumpForSource(dumpTool, majorOf(s.sourceVersion));
+    const restoreTool = await findTool("pg_restore", plan.fullLoad.pgBinDir);
+    const groups = await resolveGroups(ctx, s.source, s.sourceVersion, options.group);
+    await requireFreeSlots(s, ctx, groups.length);
+    const journal = await Journal.open(s.target, plan.name, {
+      source: ctx.source.label,
+      target: ctx.target.label,
+      sourceVersion: s.sourceVersion,
+      targetVersion: s.targetVersion
+    });
+    await journal.startPhase("full-load", { groups: groups.map((g) => g.name) });
+    const preDataDone = (await journal.phaseState(PRE_DATA))?.state === "done";
+    if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
+    const existing = new Map((await journal.streams()).map((r) => [r.group, r]));
+    const results = [];
+    const toLoad = [];
+    for (const group2 of groups) {
+      const prior = existing.get(group2.name);
+      if (prior && prior.state !== "preparing" && prior.state !== "loading" && !options.restart) {
+        log.info(`group ${group2.name}: already loaded at ${prior.snapshotLsn} (state ${prior.state}); nothing to do`);
+        results.push({ group: group2.name, slot: prior.slot, publication: prior.publication, snapshotLsn: prior.snapshotLsn ?? "", tables: group2.tables.length, rows: 0, bytes: 0, skipped: group2.tables.length });
+        continue;
+      }
+      if (prior && !options.restart) {
+        throw gateRefused(
+          "full-load.interrupted",
+          `group ${group2.name}: an earlier full load stopped while ${prior.state}; its exported snapshot ended with that process`,
+          `run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot`
+        );
+      }
+      if (options.restart || prior) await resetGroup(s, ctx, journal, group2, prior);
+      const record2 = {
+        group: group2.name,
+        slot: slotName(plan.name, group2.name),
+        publication: publicationName(plan.name, group2.name),
+        subscription: subscriptionName(plan.name, group2.name),
+        snapshotMode: "exported",
+        snapshotLsn: null,
+        state: "preparing"
+      };
+      await journal.saveStream(record2);
+      const hb = heartbeatTable(group2.name);
+      await ensureHeartbeat(s.source, hb, group2.name);
+      await createPublication(s.source, record2.publication, group2.tables, hb);
+      const holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s.sourceVersion);
+      holders.push(holder);
+      record2.snapshotLsn = holder.lsnText;
+      record2.state = "loading";
+      await journal.saveStream(record2);
+      await journal.event("full-load", "info", `group ${group2.name}: slot ${record2.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
+      log.info(`group ${group2.name}: slot ${record2.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
+      toLoad.push({ group: group2, record: record2, holder });
+    }
+    if (toLoad.length > 0 && !preDataDone) {
+      await withStepLock(s.target, PRE_DATA, async () => {
+        if ((await journal.phaseState(PRE_DATA))?.state === "done") return;
+        log.info("schema: restoring pre-data (types, tables, functions) on the target");
+        dump ??= await dumpSchema(dumpTool, ctx.source, toLoad[0].holder.snapshotName);
+        await restoreSection(restoreTool, ctx.target, dump, "pre-data", { jobs: 1, keepOwnership: plan.fullLoad.ownership === "keep" });
+        await journal.finishPhase(PRE_DATA, "done");
+      });
+    }
+    for (const { group: group2 } of toLoad) await ensureHeartbeat(s.target, heartbeatTable(group2.name), group2.name);
+    const progress = new CopyProgress(log, toLoad.reduce((n, g) => n + g.group.tables.reduce((b, t) => b + t.bytes, 0), 0));
+    const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
+    for (const { group: group2, record: record2, holder } of toLoad) {
+      const r = await loadGroup(ctx, journal, group2, holder, progress, clear);
+      record2.state = "loaded";
+      await journal.saveStream(record2);
+      results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: holder.lsnText, tables: group2.tables.length, ...r });
+    }
+    progress.stop();
+    for (const h of holders.splice(0)) await h.release();
+    let postData = "already-done";
+    let sequences = 0;
+    const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g) => g.name));
+    if ((await journal.phaseState(POST_DATA))?.state !== "done") {
+      postData = "waiting-for-groups";
+      if (allLoaded) {
+        await withStepLock(s.target, POST_DATA, async () => {
+          if ((await journal.phaseState(POST_DATA))?.state === "done") return;
+          log.info("schema: building indexes, constraints, triggers and foreign keys (post-data)");
+          dump ??= await dumpSchema(dumpTool, ctx.source, void 0);
+          await restoreSection(restoreTool, ctx.target, dump, "post-data", { jobs: plan.fullLoad.jobs, keepOwnership: plan.fullLoad.ownership === "keep" });
+          sequences = (await syncSequences(s.source, s.target)).length;
+          await refreshMaterializedViews(s, log);
+          log.info(`sequences: ${sequences} set from the source`);
+          await s.target.query("ANALYZE");
+          await journal.finishPhase(POST_DATA, "done");
+          postData = "done";
+        });
+      } else {
+        log.info("post-data waits until every group of the plan is loaded");
+      }
+    }
+    const rows = results.reduce((n, r) => n + r.rows, 0);
+    const bytes = results.reduce((n, r) => n + r.bytes, 0);
+    const seconds = (Date.now() - started) / 1e3;
+    const result = { groups: results, rows, bytes, seconds, rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows, postData, sequences };
+    await journal.finishPhase("full-load", allLoaded ? "done" : "partial", result);
+    return result;
+  } finally {
+    for (const h of holders) await h.release();
+    dump?.dispose();
+    await s.close();
+  }
+}
+async function loadGroup(ctx, journal, group2, holder, progress, clear) {
+  const done = new Set(
+    (await journal.tableProgress()).filter((p) => p.group === group2.name && p.state === "done").map((p) => `${p.schema}.${p.name}`)
+  );
+  let rows = 0;
+  let bytes = 0;
+  let skipped = 0;
+  const pending = group2.tables.filter((t) => {
+    if (done.has(`${t.schema}.${t.name}`)) {
+      skipped++;
+      return false;
+    }
+    return true;
+  });
+  const workers = [];
+  try {
+    await runPool(pending, ctx.plan.fullLoad.jobs, async (table2, id) => {
+      let w = workers[id];
+      if (!w) {
+        const source = await connect(ctx.source, { applicationName: "pgshift copy" });
+        const target = await connect(ctx.target, { applicationName: "pgshift copy" }).catch(async (err) => {
+          await source.end();
+          throw err;
+        });
+        w = workers[id] = { source, target };
+      }
+      const r = await copyOneTable(w.source, w.target, journal.migration, group2.name, table2, holder.snapshotName, progress, clear);
+      rows += r.rows;
+      bytes += r.bytes;
+      ctx.log.progress(`table:${displayName(table2)}`, `copied ${displayName(table2)}: ${r.rows} rows`);
+    });
+  } finally {
+    await Promise.all(workers.filter(Boolean).flatMap((w) => [w.source.end().catch(() => {
+    }), w.target.end().catch(() => {
+    })]));
+  }
+  return { rows, bytes, skipped };
+}
+async function copyOneTable(source, target, migration, group2, table2, snapshotName, progress, clear) {
+  await importSnapshot(source, snapshotName);
+  await target.query("BEGIN");
+  try {
+    if (clear === "truncate") await target.query(`TRUNCATE ${qualify(table2)}`);
+    else {
+      await target.query("SET LOCAL session_replication_role = replica");
+      await target.query(`DELETE FROM ${qualify(table2)}`);
+    }
+    const r = await copyTable(source, target, table2, copyColumns(table2), (n) => progress.add(n));
+    await target.query(progressSql.upsert, [migration, group2, table2.schema, table2.name, 0, "done", r.rows, r.bytes]);
+    await target.query("COMMIT");
+    await source.query("COMMIT");
+    progress.tableDone(r.rows);
+    return r;
+  } catch (err) {
+    await target.query("ROLLBACK").catch(() => {
+    });
+    await source.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+}
+var CopyProgress = class {
+  constructor(log, estimatedBytes) {
+    this.log = log;
+    this.estimatedBytes = estimatedBytes;
+    this.timer = setInterval(() => this.report(), 5e3);
+    this.timer.unref();
+  }
+  log;
+  estimatedBytes;
+  bytes = 0;
+  rows = 0;
+  started = Date.now();
+  timer;
+  add(n) {
+    this.bytes += n;
+  }
+  tableDone(rows) {
+    this.rows += rows;
+  }
+  report() {
+    const secs = (Date.now() - this.started) / 1e3;
+    const rate = this.bytes / Math.max(secs, 1e-3);
+    const eta = this.estimatedBytes > this.bytes ? Math.round((this.estimatedBytes - this.bytes) / Math.max(rate, 1)) : 0;
+    this.log.progress("full-load", `full-load: ${(this.bytes / 1048576).toFixed(1)} MB copied, ${(rate / 1048576).toFixed(1)} MB/s, ${this.rows} rows in finished tables, ETA \u2264 ${eta}s`);
+  }
+  stop() {
+    clearInterval(this.timer);
+  }
+};
+async function requireFreeSlots(s, ctx, needed) {
+  const r = await s.source.query(
+    `SELECT current_setting('max_replication_slots') AS max, (SELECT count(*) FROM pg_replication_slots)::text AS used`
+  );
+  const free = Number(r.rows[0].max) - Number(r.rows[0].used);
+  if (free < needed) {
+    throw gateRefused("source.slots", `source ${ctx.source.label}: ${needed} replication slot(s) needed, ${free} free`, "raise max_replication_slots on the source or drop unused slots");
+  }
+}
+async function requireEmptyTarget(s, ctx, groups) {
+  const names = groups.flatMap((g) => [...g.tables, ...g.parents]);
+  const r = await s.target.query(
+    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [names.map((t) => t.schema), names.map((t) => t.name)]
+  );
+  if (r.rowCount) {
+    const first = r.rows[0];
+    throw gateRefused(
+      "target.not-empty",
+      `target ${ctx.target.label} already has table ${displayName(first)}${r.rowCount > 1 ? ` and ${r.rowCount - 1} more` : ""} and no pgshift journal says it loaded them`,
+      "load into an empty database (create a new one on the target) or drop those tables"
+    );
+  }
+}
+async function resetGroup(s, ctx, journal, group2, prior) {
+  ctx.log.warn(`group ${group2.name}: restarting \u2014 dropping its slot and reloading its tables`);
+  const slot = prior?.slot ?? slotName(ctx.plan.name, group2.name);
+  await dropSlot(s.source, slot);
+  if (prior) await dropPublication(s.source, prior.publication);
+  await s.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group2.name]);
+  await journal.event("full-load", "warn", `group ${group2.name}: restarted from a new slot`);
+}
+async function refreshMaterializedViews(s, log) {
+  const r = await s.source.query(
+    `SELECT schemaname AS schema, matviewname AS name FROM pg_matviews WHERE ispopulated AND schemaname NOT IN ('pg_catalog', 'information_schema')`
+  );
+  for (const mv of r.rows) {
+    await s.target.query(`REFRESH MATERIALIZED VIEW ${qualify(mv)}`);
+    log.info(`materialized view ${displayName(mv)} refreshed on the target`);
+  }
+}
+async function everyGroupLoaded(journal, names) {
+  const streams = new Map((await journal.streams()).map((r) => [r.group, r.state]));
+  return names.every((n) => {
+    const state = streams.get(n);
+    return state !== void 0 && state !== "preparing" && state !== "loading";
+  });
+}
+async function withStepLock(c, step, fn) {
+  await c.query("SELECT pg_advisory_lock(hashtext($1))", [step]);
+  try {
+    await fn();
+  } finally {
+    await c.query("SELECT pg_advisory_unlock(hashtext($1))", [step]).catch(() => {
+    });
+  }
+}
+
+// src/phases/resync.ts
+async function resyncTables(ctx, names) {
+  if (names.length === 0) throw inputError("resync.tables", "resync needs at least one table", "pass --table schema.table \u2026");
+  const s = await openSessions(ctx);
+  let holder;
+  try {
+    const journal = await Journal.find(s.target, ctx.plan.name);
+    if (!journal) throw gateRefused("resync.no-journal", "there is no migration to resync", "run full-load and cdc start first");
+    const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
+    const wanted = new Set(names);
+    const owner = groups.find((g) => g.tables.some((t) => wanted.has(displayName(t))));
+    const tables = owner ? owner.tables.filter((t) => wanted.has(displayName(t))) : [];
+    const unknown2 = names.filter((n2) => !tables.some((t) => displayName(t) === n2));
+    if (!owner || unknown2.length) {
+      throw inputError("resync.table", `table ${unknown2[0] ?? names[0]} is not in one group of the plan with the others`, "resync tables of one group at a time, named schema.table as verify prints them");
+    }
+    const streams = await journal.streams();
+    const base = streams.find((r) => r.group === owner.name);
+    if (!base || base.state !== "streaming") throw gateRefused("resync.not-streaming", `group ${owner.name} is not streaming`, "run pgshift cdc start first");
+    const n = streams.filter((r) => r.group.startsWith(`${owner.name}_r`)).length + 1;
+    const name = `${owner.name}_r${n}`;
+    const record2 = {
+      group: name,
+      slot: slotName(ctx.plan.name, name),
+      publication: publicationName(ctx.plan.name, name),
+      subscription: subscriptionName(ctx.plan.name, name),
+      snapshotMode: "exported",
+      snapshotLsn: null,
+      state: "resyncing"
+    };
+    await journal.startPhase("cdc:resync", { stream: name, tables: names });
+    const hb = heartbeatTable(name);
+    await ensureHeartbeat(s.source, hb, name);
+    await ensureHeartbeat(s.target, hb, name);
+    const list = tables.map(qualify).join(", ");
+    await s.source.query(`CREATE PUBLICATION ${quoteIdent(record2.publication)} FOR TABLE ${list}, ${S}.${quoteIdent(hb)}`);
+    await journal.saveStream(record2);
+    await s.source.query(`ALTER PUBLICATION ${quoteIdent(base.publication)} DROP TABLE ${list}`);
+    const beat = await writeBeat(s.source, heartbeatTable(base.group), base.group);
+    if (await waitForMarker(s.target, heartbeatTable(base.group), base.group, beat, 12e4) === null) {
+      throw gateRefused("resync.drain", `group ${base.group} did not apply its changes within 120 s`, "check pgshift cdc status, then run the resync again");
+    }
+    holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s.sourceVersion);
+    const rows = await recopy(ctx, tables, holder.snapshotName);
+    record2.snapshotLsn = holder.lsnText;
+    await holder.release();
+    holder = void 0;
+    const conninfo = ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
+    await createSubscription(s.target, {
+      name: record2.subscription,
+      conninfo,
+      publication: record2.publication,
+      slot: record2.slot,
+      streaming: majorOf(s.sourceVersion) >= 14 && majorOf(s.targetVersion) >= 14
+    });
+    record2.state = "streaming";
+    await journal.saveStream(record2);
+    await journal.finishPhase("cdc:resync", "done", { stream: name, tables: names, snapshotLsn: record2.snapshotLsn, rows });
+    ctx.log.info(`resync: ${names.join(", ")} copied again at ${record2.snapshotLsn} (${rows} rows), now streaming as ${name}`);
+    return { stream: name, tables: names, snapshotLsn: record2.snapshotLsn, rows, status: await cdcStatus(ctx, 1e4) };
+  } finally {
+    await holder?.release();
+    await s.close();
+  }
+}
+async function recopy(ctx, tables, snapshotName) {
+  const source = await connect(ctx.source, { applicationName: "pgshift resync" });
+  const target = await connect(ctx.target, { applicationName: "pgshift resync" });
+  let rows = 0;
+  try {
+    for (const t of tables) {
+      await importSnapshot(source, snapshotName);
+      await target.query("BEGIN");
+      try {
+        await target.query("SET LOCAL session_replication_role = replica");
+        await target.query(`DELETE FROM ${qualify(t)}`);
+        rows += (await copyTable(source, target, t, copyColumns(t))).rows;
+        await target.query("COMMIT");
+        await source.query("COMMIT");
+      } catch (err) {
+        await target.query("ROLLBACK").catch(() => {
+        });
+        await source.query("ROLLBACK").catch(() => {
+        });
+        throw err;
+      }
+    }
+  } finally {
+    await Promise.all([source.end().catch(() => {
+    }), target.end().catch(() => {
+    })]);
+  }
+  return rows;
+}
+async function restartCdc(ctx, options) {
+  const s = await openSessions(ctx);
+  let affected;
+  try {
+    const journal = await Journal.find(s.target, ctx.plan.name);
+    if (!journal) throw gateRefused("restart.no-journal", "there is no migration to restart", "run pgshift full-load");
+    const streams = await journal.streams();
+    if (options.group && !streams.some((r) => r.group === options.group)) throw inputError("restart.group", `group ${options.group} has no stream`, `use one of: ${streams.map((r) => r.group).join(", ")}`);
+    affected = streams.filter((r) => !options.group || r.group === options.group || r.group.startsWith(`${options.group}_r`));
+    if (!options.group) {
+      const file2 = options.bundleFile ?? `pgshift-${ctx.plan.name}-failure-${(/* @__PURE__ */ new Date()).toISOString().replace(/[:.]/g, "-")}.json`;
+      const bundle = {
+        migration: ctx.plan.name,
+        takenAt: (/* @__PURE__ */ new Date()).toISOString(),
+        streams,
+        phases: (await s.target.query(`SELECT phase, state, started_at, finished_at, detail FROM ${S}.phase WHERE migration = $1 ORDER BY started_at`, [ctx.plan.name])).rows,
+        events: await journal.events(500),
+        copyProgress: await journal.tableProgress(),
+        status: await statusOrError(ctx)
+      };
+      writeFileSync(file2, `${JSON.stringify(bundle, null, 2)}
+`);
+      options.bundleFile = file2;
+      ctx.log.info(`failure state preserved in ${file2}`);
+    }
+    await journal.event("cdc", "warn", `restart of ${options.group ? `group ${options.group}` : "every group"}`);
+    for (const st of affected) await dropSubscription(s.target, st.subscription);
+    const planGroups = new Set(ctx.plan.groups.map((g) => g.name));
+    for (const st of affected.filter((r) => !planGroups.has(r.group))) await dropResyncStream(s, st, journal);
+  } finally {
+    await s.close();
+  }
+  const groups = options.group ? [options.group] : void 0;
+  if (groups) await runFullLoad(ctx, { group: groups[0], restart: true });
+  else await runFullLoad(ctx, { restart: true });
+  const status = await startCdc(ctx);
+  return { groups: groups ?? affected.map((r) => r.group), bundle: options.bundleFile, status };
+}
+async function dropResyncStream(s, st, journal) {
+  await s.source.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(st.publication)}`);
+  const { dropSlot: dropSlot2 } = await Promise.resolve().then(() => (init_snapshot(), snapshot_exports));
+  await dropSlot2(s.source, st.slot);
+  await s.target.query(`DELETE FROM ${S}.stream WHERE migration = $1 AND group_name = $2`, [journal.migration, st.group]);
+}
+async function statusOrError(ctx) {
+  try {
+    return await cdcStatus(ctx, 2e3);
+  } catch (err) {
+    return { error: err.message };
+  }
+}
+
 // src/report/markdown.ts
 function table(head, rows) {
   const line = (cells) => `| ${cells.map((c) => String(c).replace(/\|/g, "\\|")).join(" | ")} |`;
@@ -33054,12 +34900,14 @@ function cdcMarkdown(r) {
 }
 
 // src/actions/_runner.ts
-import { writeFileSync } from "node:fs";
+import { writeFileSync as writeFileSync2 } from "node:fs";
 
 // src/config/load.ts
 var import_yaml = __toESM(require_dist2(), 1);
+init_errors();
+init_secrets();
 import { readFileSync as readFileSync2 } from "node:fs";
-import path from "node:path";
+import path3 from "node:path";
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -33168,7 +35016,7 @@ __export(external_exports, {
   clone: () => clone,
   codec: () => codec,
   coerce: () => coerce_exports,
-  compile: () => compile,
+  compile: () => compile2,
   config: () => config,
   core: () => core_exports2,
   creditCard: () => creditCard2,
@@ -33579,7 +35427,7 @@ __export(core_exports2, {
   base64urlCharset: () => base64urlCharset,
   canParseURL: () => canParseURL,
   clone: () => clone,
-  compile: () => compile,
+  compile: () => compile2,
   compileFn: () => compileFn,
   config: () => config,
   createStandardJSONSchemaMethod: () => createStandardJSONSchemaMethod,
@@ -33878,10 +35726,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path2) {
-  if (!path2)
+function getElementAtPath(obj, path4) {
+  if (!path4)
     return obj;
-  return path2.reduce((acc, key) => acc?.[key], obj);
+  return path4.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -34221,11 +36069,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path2, issues) {
+function prefixIssues(path4, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path2);
+    iss.path.unshift(path4);
     return iss;
   });
 }
@@ -34687,16 +36535,16 @@ function flattenError(error63, mapper = (issue3) => issue3.message) {
 }
 function formatError(error63, mapper = (issue3) => issue3.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error64, path2 = []) => {
+  const processError = (error64, path4 = []) => {
     for (const issue3 of error64.issues) {
       if (issue3.code === "invalid_union" && issue3.errors.length) {
-        issue3.errors.map((issues) => processError({ issues }, [...path2, ...issue3.path]));
+        issue3.errors.map((issues) => processError({ issues }, [...path4, ...issue3.path]));
       } else if (issue3.code === "invalid_key") {
-        processError({ issues: issue3.issues }, [...path2, ...issue3.path]);
+        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
       } else if (issue3.code === "invalid_element") {
-        processError({ issues: issue3.issues }, [...path2, ...issue3.path]);
+        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
       } else {
-        const fullpath = [...path2, ...issue3.path];
+        const fullpath = [...path4, ...issue3.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue3));
         } else {
@@ -34735,17 +36583,17 @@ function formatError(error63, mapper = (issue3) => issue3.message) {
 }
 function treeifyError(error63, mapper = (issue3) => issue3.message) {
   const result = { errors: [] };
-  const processError = (error64, path2 = []) => {
+  const processError = (error64, path4 = []) => {
     var _a3;
     for (const issue3 of error64.issues) {
       if (issue3.code === "invalid_union" && issue3.errors.length) {
-        issue3.errors.map((issues) => processError({ issues }, [...path2, ...issue3.path]));
+        issue3.errors.map((issues) => processError({ issues }, [...path4, ...issue3.path]));
       } else if (issue3.code === "invalid_key") {
-        processError({ issues: issue3.issues }, [...path2, ...issue3.path]);
+        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
       } else if (issue3.code === "invalid_element") {
-        processError({ issues: issue3.issues }, [...path2, ...issue3.path]);
+        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
       } else {
-        const fullpath = [...path2, ...issue3.path];
+        const fullpath = [...path4, ...issue3.path];
         if (fullpath.length === 0) {
           result.errors.push(mapper(issue3));
           continue;
@@ -34784,8 +36632,8 @@ function treeifyError(error63, mapper = (issue3) => issue3.message) {
 }
 function toDotPath(_path) {
   const segs = [];
-  const path2 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
-  for (const seg of path2) {
+  const path4 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
+  for (const seg of path4) {
     if (typeof seg === "number")
       segs.push(`[${seg}]`);
     else if (typeof seg === "symbol")
@@ -34854,10 +36702,10 @@ var _safeParse = (_Err) => (schema, value, _ctx) => {
   if (result instanceof Promise) {
     throw new $ZodAsyncError();
   }
-  return result.issues.length ? failure(_Err, result.issues, ctx) : { success: true, data: result.value };
+  return result.issues.length ? failure2(_Err, result.issues, ctx) : { success: true, data: result.value };
 };
 var safeParse = /* @__PURE__ */ _safeParse($ZodRealError);
-function failure(Err, issues, ctx) {
+function failure2(Err, issues, ctx) {
   let error63;
   return {
     success: false,
@@ -34881,7 +36729,7 @@ var _safeParseAsync = (_Err) => async (schema, value, _ctx) => {
   let result = schema._zod.run({ value, issues: [] }, ctx);
   if (result instanceof Promise)
     result = await result;
-  return result.issues.length ? failure(_Err, result.issues, ctx) : { success: true, data: result.value };
+  return result.issues.length ? failure2(_Err, result.issues, ctx) : { success: true, data: result.value };
 };
 var safeParseAsync = /* @__PURE__ */ _safeParseAsync($ZodRealError);
 var COMPILE_INVALID = /* @__PURE__ */ Symbol.for("zod.compile.invalid");
@@ -46026,7 +47874,7 @@ function compileValidator(schema, parser) {
     return parser;
   }
 }
-function compile(schema, options) {
+function compile2(schema, options) {
   try {
     const parser = compileFn(schema);
     const clone2 = withParser(schema, parser);
@@ -51923,13 +53771,13 @@ function resolveRef(ref, ctx) {
   if (!ref.startsWith("#")) {
     throw new Error("External $ref is not supported, only local refs (#/...) are allowed");
   }
-  const path2 = ref.slice(1).split("/").filter(Boolean);
-  if (path2.length === 0) {
+  const path4 = ref.slice(1).split("/").filter(Boolean);
+  if (path4.length === 0) {
     return ctx.rootSchema;
   }
   const defsKey = ctx.version === "draft-2020-12" ? "$defs" : "definitions";
-  if (path2[0] === defsKey) {
-    const key = path2[1] === void 0 ? void 0 : decodeJSONPointerSegment(path2[1]);
+  if (path4[0] === defsKey) {
+    const key = path4[1] === void 0 ? void 0 : decodeJSONPointerSegment(path4[1]);
     if (!key || !ctx.defs[key]) {
       throw new Error(`Reference not found: ${ref}`);
     }
@@ -52882,6 +54730,7 @@ var planSchema = external_exports.strictObject({
 }).describe("pgshift migration plan");
 
 // src/config/load.ts
+init_url();
 function loadPlanFile(file2, env = process.env) {
   let text;
   try {
@@ -52894,7 +54743,7 @@ function loadPlanFile(file2, env = process.env) {
       code === "ENOENT" ? "pass --config with the path of your migration.yml (the README shows a complete example)" : void 0
     );
   }
-  return { plan: parsePlan(text, file2, env), file: path.resolve(file2) };
+  return { plan: parsePlan(text, file2, env), file: path3.resolve(file2) };
 }
 function parsePlan(text, file2, env = process.env) {
   const lineCounter = new import_yaml.LineCounter();
@@ -53035,7 +54884,11 @@ function crossCheck(plan) {
   return void 0;
 }
 
+// src/actions/_runner.ts
+init_errors();
+
 // src/core/log.ts
+init_secrets();
 function createLogger(sink, options = {}) {
   const emit = (level, message) => sink(level, redact(message));
   return {
@@ -53050,6 +54903,7 @@ function createLogger(sink, options = {}) {
 }
 
 // src/actions/_runner.ts
+init_secrets();
 async function runAction(name, phase) {
   onSecretRegistered((secret) => setSecret(secret));
   const log = createLogger(
@@ -53069,7 +54923,7 @@ async function runAction(name, phase) {
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
     const reportFile = getInput("report-file");
-    if (reportFile) writeFileSync(reportFile, `${JSON.stringify(redactDeep(outcome.report ?? outcome.outputs), null, 2)}
+    if (reportFile) writeFileSync2(reportFile, `${JSON.stringify(redactDeep(outcome.report ?? outcome.outputs), null, 2)}
 `);
     if (outcome.exitCode) setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {
@@ -53109,8 +54963,17 @@ await runAction("cdc", async (ctx) => {
     case "stop":
       r = await stopCdc(ctx);
       break;
+    case "resync":
+      r = (await resyncTables(ctx, getMultilineInput("tables").flatMap((l) => l.split(",")).map((t) => t.trim()).filter(Boolean))).status;
+      break;
+    case "partial-restart":
+      r = (await restartCdc(ctx, { group: getInput("group", { required: true }) })).status;
+      break;
+    case "full-restart":
+      r = (await restartCdc(ctx, { bundleFile: getInput("bundle-file") || "pgshift-failure-state.json" })).status;
+      break;
     default:
-      throw inputError("input.operation", `operation ${JSON.stringify(operation)} is not known`, "use start, status, pause, resume or stop");
+      throw inputError("input.operation", `operation ${JSON.stringify(operation)} is not known`, "use start, status, pause, resume, stop, resync, partial-restart or full-restart");
   }
   for (const g of r.groups) for (const p of g.problems) warning(`${g.group}: ${p}`);
   return {

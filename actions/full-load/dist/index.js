@@ -34155,8 +34155,9 @@ async function runFullLoad(ctx, options = {}) {
     }
     for (const { group: group2 } of toLoad) await ensureHeartbeat(s.target, heartbeatTable(group2.name), group2.name);
     const progress = new CopyProgress(log, toLoad.reduce((n, g) => n + g.group.tables.reduce((b, t) => b + t.bytes, 0), 0));
+    const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
     for (const { group: group2, record: record2, holder } of toLoad) {
-      const r = await loadGroup(ctx, journal, group2, holder, progress);
+      const r = await loadGroup(ctx, journal, group2, holder, progress, clear);
       record2.state = "loaded";
       await journal.saveStream(record2);
       results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: holder.lsnText, tables: group2.tables.length, ...r });
@@ -34197,7 +34198,7 @@ async function runFullLoad(ctx, options = {}) {
     await s.close();
   }
 }
-async function loadGroup(ctx, journal, group2, holder, progress) {
+async function loadGroup(ctx, journal, group2, holder, progress, clear) {
   const done = new Set(
     (await journal.tableProgress()).filter((p) => p.group === group2.name && p.state === "done").map((p) => `${p.schema}.${p.name}`)
   );
@@ -34223,7 +34224,7 @@ async function loadGroup(ctx, journal, group2, holder, progress) {
         });
         w = workers[id] = { source, target };
       }
-      const r = await copyOneTable(w.source, w.target, journal.migration, group2.name, table2, holder.snapshotName, progress);
+      const r = await copyOneTable(w.source, w.target, journal.migration, group2.name, table2, holder.snapshotName, progress, clear);
       rows += r.rows;
       bytes += r.bytes;
       ctx.log.progress(`table:${displayName(table2)}`, `copied ${displayName(table2)}: ${r.rows} rows`);
@@ -34235,11 +34236,15 @@ async function loadGroup(ctx, journal, group2, holder, progress) {
   }
   return { rows, bytes, skipped };
 }
-async function copyOneTable(source, target, migration, group2, table2, snapshotName, progress) {
+async function copyOneTable(source, target, migration, group2, table2, snapshotName, progress, clear) {
   await importSnapshot(source, snapshotName);
   await target.query("BEGIN");
   try {
-    await target.query(`TRUNCATE ${qualify(table2)}`);
+    if (clear === "truncate") await target.query(`TRUNCATE ${qualify(table2)}`);
+    else {
+      await target.query("SET LOCAL session_replication_role = replica");
+      await target.query(`DELETE FROM ${qualify(table2)}`);
+    }
     const r = await copyTable(source, target, table2, copyColumns(table2), (n) => progress.add(n));
     await target.query(progressSql.upsert, [migration, group2, table2.schema, table2.name, 0, "done", r.rows, r.bytes]);
     await target.query("COMMIT");

@@ -33224,6 +33224,7 @@ async function runVerify(ctx, options = {}) {
     const found = await Journal.find(s.target, ctx.plan.name);
     const journal = options.quiet ? void 0 : found;
     const streaming = new Set(found ? (await found.streams()).filter((r) => r.state === "streaming").map((r) => r.group) : []);
+    const movingGroup = (g) => [...streaming].some((x) => x === g || x.startsWith(`${g}_r`));
     const excluded = new Set(ctx.plan.verify.excludeTables);
     const wanted = options.tables ? new Set(options.tables) : void 0;
     const work = groups.flatMap(
@@ -33245,8 +33246,8 @@ async function runVerify(ctx, options = {}) {
         await useCanonicalSettings(w.source);
         await useCanonicalSettings(w.target);
       }
-      const moving = streaming.has(group2) && !options.exact;
-      const checker = new TableChecker(ctx, w, s.sourceVersion, s.targetVersion, group2, table2, moving, mode);
+      const moving = movingGroup(group2) && !options.exact;
+      const checker = new TableChecker(ctx, w, s.sourceVersion, s.targetVersion, group2, table2, moving, mode, [...streaming]);
       const check2 = await checker.run();
       checks.push(check2);
       if (options.repairSql && checker.kt && check2.verdict === "different") repair.push(...await checker.repair());
@@ -33315,7 +33316,7 @@ async function checkSequences(source, target) {
   return out;
 }
 var TableChecker = class {
-  constructor(ctx, w, sv, tv, group2, table2, moving, mode) {
+  constructor(ctx, w, sv, tv, group2, table2, moving, mode, streams) {
     this.ctx = ctx;
     this.w = w;
     this.sv = sv;
@@ -33324,6 +33325,7 @@ var TableChecker = class {
     this.table = table2;
     this.moving = moving;
     this.mode = mode;
+    this.streams = streams;
     this.kt = keyedTable(table2);
     this.name = displayName(table2);
   }
@@ -33335,6 +33337,7 @@ var TableChecker = class {
   table;
   moving;
   mode;
+  streams;
   kt;
   name;
   candidates = /* @__PURE__ */ new Map();
@@ -33343,12 +33346,17 @@ var TableChecker = class {
   mismatched = 0;
   sourceRows = 0;
   targetRows = 0;
-  /** Wait until the target has applied everything committed on the source so far. */
+  /**
+   * Wait until the target has applied everything committed on the source so far — on every
+   * stream, because a resync may have moved some of a group's tables to a stream of their own.
+   */
   async bridge() {
     if (!this.moving) return;
-    const hb = heartbeatTable(this.group);
-    const beat = await writeBeat(this.w.source, hb, this.group);
-    await waitForMarker(this.w.target, hb, this.group, beat, 6e4);
+    for (const stream of this.streams) {
+      const hb = heartbeatTable(stream);
+      const beat = await writeBeat(this.w.source, hb, stream);
+      await waitForMarker(this.w.target, hb, stream, beat, 6e4);
+    }
   }
   /**
    * Fingerprints of many ranges on both sides. Moving: every source read first, then one heartbeat,

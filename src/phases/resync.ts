@@ -1,0 +1,197 @@
+import { writeFileSync } from 'node:fs';
+import type pg from 'pg';
+import { parseServerUrl, toConninfo } from '../config/url.js';
+import { gateRefused, inputError } from '../core/errors.js';
+import { displayName, qualify, quoteIdent } from '../core/ident.js';
+import { heartbeatTable, publicationName, slotName, subscriptionName } from '../core/names.js';
+import { Journal, S, type StreamRecord } from '../journal/journal.js';
+import { copyColumns, type TableInfo } from '../pg/catalog.js';
+import { connect, majorOf } from '../pg/connect.js';
+import { copyTable } from '../pg/copy.js';
+import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
+import { createSubscription, dropSubscription, ensureHeartbeat } from '../pg/replication.js';
+import { importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
+import { cdcStatus, startCdc, type CdcStatus } from './cdc.js';
+import { openSessions, resolveGroups, type PhaseContext } from './context.js';
+import { runFullLoad } from './full-load.js';
+
+/**
+ * Repairs of a running migration (native engine).
+ *
+ * resync  Chosen tables are copied again while everything else keeps streaming. The bridge:
+ *         (1) a new publication for just those tables; (2) the tables leave the group's
+ *         publication at LSN L3; (3) a heartbeat written after that is waited for, so the old
+ *         stream has applied every change to them up to L3 and sends no more; (4) a new slot
+ *         exports a snapshot at L2 > L3; (5) the tables are cleared on the target and copied at L2
+ *         — which contains every change up to L2, the ones between L3 and L2 included; (6) a new
+ *         subscription applies from L2. No change is lost or applied twice.
+ * restart A group (partial) or everything (full) loaded again from new slots; a full restart first
+ *         writes the failure state (journal, status, events) to a JSON bundle for the artifact.
+ */
+export interface ResyncResult {
+  stream: string;
+  tables: string[];
+  snapshotLsn: string;
+  rows: number;
+  status: CdcStatus;
+}
+
+export async function resyncTables(ctx: PhaseContext, names: string[]): Promise<ResyncResult> {
+  if (names.length === 0) throw inputError('resync.tables', 'resync needs at least one table', 'pass --table schema.table …');
+  const s = await openSessions(ctx);
+  let holder: SnapshotHolder | undefined;
+  try {
+    const journal = await Journal.find(s.target, ctx.plan.name);
+    if (!journal) throw gateRefused('resync.no-journal', 'there is no migration to resync', 'run full-load and cdc start first');
+    const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
+    const wanted = new Set(names);
+    const owner = groups.find((g) => g.tables.some((t) => wanted.has(displayName(t))));
+    const tables = owner ? owner.tables.filter((t) => wanted.has(displayName(t))) : [];
+    const unknown = names.filter((n) => !tables.some((t) => displayName(t) === n));
+    if (!owner || unknown.length) {
+      throw inputError('resync.table', `table ${unknown[0] ?? names[0]} is not in one group of the plan with the others`, 'resync tables of one group at a time, named schema.table as verify prints them');
+    }
+    const streams = await journal.streams();
+    const base = streams.find((r) => r.group === owner.name);
+    if (!base || base.state !== 'streaming') throw gateRefused('resync.not-streaming', `group ${owner.name} is not streaming`, 'run pgshift cdc start first');
+    const n = streams.filter((r) => r.group.startsWith(`${owner.name}_r`)).length + 1;
+    const name = `${owner.name}_r${n}`;
+    const record: StreamRecord = {
+      group: name,
+      slot: slotName(ctx.plan.name, name),
+      publication: publicationName(ctx.plan.name, name),
+      subscription: subscriptionName(ctx.plan.name, name),
+      snapshotMode: 'exported',
+      snapshotLsn: null,
+      state: 'resyncing',
+    };
+    await journal.startPhase('cdc:resync', { stream: name, tables: names });
+    const hb = heartbeatTable(name);
+    await ensureHeartbeat(s.source, hb, name);
+    await ensureHeartbeat(s.target, hb, name);
+    const list = tables.map(qualify).join(', ');
+    await s.source.query(`CREATE PUBLICATION ${quoteIdent(record.publication)} FOR TABLE ${list}, ${S}.${quoteIdent(hb)}`);
+    await journal.saveStream(record);
+    // (2) + (3): the tables leave the old stream, which then applies everything up to that point.
+    await s.source.query(`ALTER PUBLICATION ${quoteIdent(base.publication)} DROP TABLE ${list}`);
+    const beat = await writeBeat(s.source, heartbeatTable(base.group), base.group);
+    if ((await waitForMarker(s.target, heartbeatTable(base.group), base.group, beat, 120_000)) === null) {
+      throw gateRefused('resync.drain', `group ${base.group} did not apply its changes within 120 s`, 'check pgshift cdc status, then run the resync again');
+    }
+    // (4) + (5): a snapshot after that, and the tables copied again at it.
+    holder = await SnapshotHolder.createSlot(ctx.source, record.slot, 'pgoutput', s.sourceVersion);
+    const rows = await recopy(ctx, tables, holder.snapshotName);
+    record.snapshotLsn = holder.lsnText;
+    await holder.release();
+    holder = undefined;
+    // (6): the new stream from the snapshot's LSN.
+    const conninfo = ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
+    await createSubscription(s.target, {
+      name: record.subscription,
+      conninfo,
+      publication: record.publication,
+      slot: record.slot,
+      streaming: majorOf(s.sourceVersion) >= 14 && majorOf(s.targetVersion) >= 14,
+    });
+    record.state = 'streaming';
+    await journal.saveStream(record);
+    await journal.finishPhase('cdc:resync', 'done', { stream: name, tables: names, snapshotLsn: record.snapshotLsn, rows });
+    ctx.log.info(`resync: ${names.join(', ')} copied again at ${record.snapshotLsn} (${rows} rows), now streaming as ${name}`);
+    return { stream: name, tables: names, snapshotLsn: record.snapshotLsn!, rows, status: await cdcStatus(ctx, 10_000) };
+  } finally {
+    await holder?.release();
+    await s.close();
+  }
+}
+
+/**
+ * Clear and copy tables on the target at an exported snapshot. Foreign keys are in place by now:
+ * the target session runs as a replica (no FK triggers) and deletes rather than truncates, in one
+ * transaction per table, as the subscription's apply worker does.
+ */
+async function recopy(ctx: PhaseContext, tables: TableInfo[], snapshotName: string): Promise<number> {
+  const source = await connect(ctx.source, { applicationName: 'pgshift resync' });
+  const target = await connect(ctx.target, { applicationName: 'pgshift resync' });
+  let rows = 0;
+  try {
+    for (const t of tables) {
+      await importSnapshot(source, snapshotName);
+      await target.query('BEGIN');
+      try {
+        await target.query('SET LOCAL session_replication_role = replica');
+        await target.query(`DELETE FROM ${qualify(t)}`);
+        rows += (await copyTable(source, target, t, copyColumns(t))).rows;
+        await target.query('COMMIT');
+        await source.query('COMMIT');
+      } catch (err) {
+        await target.query('ROLLBACK').catch(() => {});
+        await source.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
+    }
+  } finally {
+    await Promise.all([source.end().catch(() => {}), target.end().catch(() => {})]);
+  }
+  return rows;
+}
+
+export interface RestartResult {
+  groups: string[];
+  bundle?: string;
+  status: CdcStatus;
+}
+
+export async function restartCdc(ctx: PhaseContext, options: { group?: string; bundleFile?: string }): Promise<RestartResult> {
+  const s = await openSessions(ctx);
+  let affected: StreamRecord[];
+  try {
+    const journal = await Journal.find(s.target, ctx.plan.name);
+    if (!journal) throw gateRefused('restart.no-journal', 'there is no migration to restart', 'run pgshift full-load');
+    const streams = await journal.streams();
+    if (options.group && !streams.some((r) => r.group === options.group)) throw inputError('restart.group', `group ${options.group} has no stream`, `use one of: ${streams.map((r) => r.group).join(', ')}`);
+    affected = streams.filter((r) => !options.group || r.group === options.group || r.group.startsWith(`${options.group}_r`));
+    if (!options.group) {
+      // The failure state first: what an engineer needs to understand what went wrong.
+      const file = options.bundleFile ?? `pgshift-${ctx.plan.name}-failure-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+      const bundle = {
+        migration: ctx.plan.name,
+        takenAt: new Date().toISOString(),
+        streams,
+        phases: (await s.target.query(`SELECT phase, state, started_at, finished_at, detail FROM ${S}.phase WHERE migration = $1 ORDER BY started_at`, [ctx.plan.name])).rows,
+        events: await journal.events(500),
+        copyProgress: await journal.tableProgress(),
+        status: await statusOrError(ctx),
+      };
+      writeFileSync(file, `${JSON.stringify(bundle, null, 2)}\n`);
+      options.bundleFile = file;
+      ctx.log.info(`failure state preserved in ${file}`);
+    }
+    await journal.event('cdc', 'warn', `restart of ${options.group ? `group ${options.group}` : 'every group'}`);
+    for (const st of affected) await dropSubscription(s.target, st.subscription);
+    // Resync streams of a restarted group fold back into it: its tables are reloaded with it.
+    const planGroups = new Set(ctx.plan.groups.map((g) => g.name));
+    for (const st of affected.filter((r) => !planGroups.has(r.group))) await dropResyncStream(s, st, journal);
+  } finally {
+    await s.close();
+  }
+  const groups = options.group ? [options.group] : undefined;
+  if (groups) await runFullLoad(ctx, { group: groups[0], restart: true });
+  else await runFullLoad(ctx, { restart: true });
+  const status = await startCdc(ctx);
+  return { groups: groups ?? affected.map((r) => r.group), bundle: options.bundleFile, status };
+}
+
+async function dropResyncStream(s: { source: pg.Client; target: pg.Client }, st: StreamRecord, journal: Journal) {
+  await s.source.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(st.publication)}`);
+  const { dropSlot } = await import('../pg/snapshot.js');
+  await dropSlot(s.source, st.slot);
+  await s.target.query(`DELETE FROM ${S}.stream WHERE migration = $1 AND group_name = $2`, [journal.migration, st.group]);
+}
+
+async function statusOrError(ctx: PhaseContext): Promise<unknown> {
+  try {
+    return await cdcStatus(ctx, 2_000);
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
