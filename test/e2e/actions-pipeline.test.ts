@@ -1,10 +1,9 @@
-import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createSample, SampleWriter } from '../../src/local/sample.js';
+import { SampleWriter } from '../../src/local/sample.js';
 import { runAction, withoutMaskCommands, type ActionRun } from '../harness/action.js';
 import { SAMPLE_TABLES, tableDigests } from '../harness/compare.js';
 import { writePlanFile } from '../harness/plan.js';
-import { sql, startPair, type Pair } from '../harness/servers.js';
+import { sql, startPair, type Pair, seedSample } from '../harness/servers.js';
 
 /**
  * The actions of one migration in sequence, through their bundled dist/index.js with the runner's
@@ -21,10 +20,7 @@ let journalDump = '';
 
 beforeAll(async () => {
   pair = await startPair(15, 15);
-  const c = new pg.Client({ connectionString: pair.sourceUrl });
-  await c.connect();
-  await createSample(c, 0.05);
-  await c.end();
+  await seedSample(pair.sourceUrl, 0.05);
   env = { SOURCE_URL: pair.sourceUrl, TARGET_URL: pair.targetUrl };
   plan = writePlanFile(`groups:
   - { name: orders, tables: [shop.orders, shop.order_items] }

@@ -66,3 +66,15 @@ export async function startPair(sourceMajor: number, targetMajor: number, db = '
   }
   return { source, target, sourceUrl: source.url(db), targetUrl: target.url(db) };
 }
+
+/** The sample schema and data of the demo, on a database of a test server. */
+export async function seedSample(url: string, scale: number): Promise<void> {
+  const { createSample } = await import('../../src/local/sample.js');
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await createSample(client, scale);
+  } finally {
+    await client.end();
+  }
+}

@@ -1,20 +1,15 @@
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.js';
-import { createSample } from '../../src/local/sample.js';
 import { phaseContext } from '../../src/phases/context.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
 import { SAMPLE_TABLES, tableDigests } from '../harness/compare.js';
 import { testPlan } from '../harness/plan.js';
-import { sql, startPair } from '../harness/servers.js';
+import { sql, startPair, seedSample } from '../harness/servers.js';
 
 describe('full-load 13 → 17', () => {
   it('copies the sample schema and data exactly, with post-data and sequences', async () => {
     const pair = await startPair(13, 17);
-    const c = new pg.Client({ connectionString: pair.sourceUrl });
-    await c.connect();
-    await createSample(c, 0.05);
-    await c.end();
+    await seedSample(pair.sourceUrl, 0.05);
     const plan = testPlan(pair.sourceUrl, pair.targetUrl);
     const result = await runFullLoad(phaseContext(plan, silentLogger));
     expect(result.postData).toBe('done');

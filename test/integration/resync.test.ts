@@ -1,10 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.js';
-import { createSample, SampleWriter } from '../../src/local/sample.js';
+import { SampleWriter } from '../../src/local/sample.js';
 import { startCdc, waitForCatchUp } from '../../src/phases/cdc.js';
 import { phaseContext, type PhaseContext } from '../../src/phases/context.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
@@ -13,7 +12,7 @@ import { runTeardown } from '../../src/phases/teardown.js';
 import { runVerify } from '../../src/phases/verify.js';
 import { SAMPLE_TABLES, tableDigests } from '../harness/compare.js';
 import { testPlan } from '../harness/plan.js';
-import { sql, startPair, type Pair } from '../harness/servers.js';
+import { sql, startPair, type Pair, seedSample } from '../harness/servers.js';
 
 /**
  * Repairs while the application writes (PostgreSQL 13 → 17): a resync of damaged tables, a
@@ -24,10 +23,7 @@ let ctx: PhaseContext;
 
 beforeAll(async () => {
   pair = await startPair(13, 17);
-  const c = new pg.Client({ connectionString: pair.sourceUrl });
-  await c.connect();
-  await createSample(c, 0.05);
-  await c.end();
+  await seedSample(pair.sourceUrl, 0.05);
   ctx = phaseContext(testPlan(pair.sourceUrl, pair.targetUrl, 'groups:\n  - { name: orders, tables: [shop.orders, shop.order_items] }\n  - { name: rest, tables: ["*.*"] }'), silentLogger);
   await runFullLoad(ctx);
   await startCdc(ctx);
