@@ -66,6 +66,10 @@ export async function createSubscription(c: pg.Client, spec: SubscriptionSpec): 
     await c.query(
       `CREATE SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION ${quoteLiteral(spec.conninfo)} PUBLICATION ${quoteIdent(spec.publication)} WITH (${options.join(', ')})`,
     );
+  } else {
+    // A re-run may bring a new way to reach the source (host moved, proxy): take it.
+    const current = await c.query<{ conninfo: string }>('SELECT subconninfo AS conninfo FROM pg_subscription WHERE subname = $1', [spec.name]);
+    if (current.rows[0]?.conninfo !== spec.conninfo) await c.query(`ALTER SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION ${quoteLiteral(spec.conninfo)}`);
   }
   await c.query(`ALTER SUBSCRIPTION ${quoteIdent(spec.name)} ENABLE`);
 }

@@ -33977,6 +33977,9 @@ async function createSubscription(c, spec) {
     await c.query(
       `CREATE SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION ${quoteLiteral(spec.conninfo)} PUBLICATION ${quoteIdent(spec.publication)} WITH (${options.join(", ")})`
     );
+  } else {
+    const current = await c.query("SELECT subconninfo AS conninfo FROM pg_subscription WHERE subname = $1", [spec.name]);
+    if (current.rows[0]?.conninfo !== spec.conninfo) await c.query(`ALTER SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION ${quoteLiteral(spec.conninfo)}`);
   }
   await c.query(`ALTER SUBSCRIPTION ${quoteIdent(spec.name)} ENABLE`);
 }
