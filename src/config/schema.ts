@@ -107,6 +107,8 @@ export const planSchema = z
         heartbeatSeconds: z.number().min(1).max(3600).default(10).describe('How often the heartbeat row is updated.'),
         maxLagBytes: size.prefault('64MB').describe('cdc status fails above this lag.'),
         maxLagSeconds: z.number().min(0).default(300),
+        minSafeWalFraction: z.number().min(0).max(1).default(0.5).describe('cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind.'),
+        ddlTrigger: z.boolean().default(false).describe('Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser).'),
         dms: z
           .looseObject({
             plugin: z.enum(['pglogical', 'test_decoding']).default('pglogical'),

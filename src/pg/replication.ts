@@ -98,15 +98,22 @@ export interface SlotState {
   retainedBytes: number | null;
   /** Bytes not yet confirmed by the consumer (current − confirmed_flush). */
   lagBytes: number | null;
+  /** WAL that may still be written before the slot is invalidated (max_slot_wal_keep_size), PG 13+. */
+  safeWalBytes: number | null;
+  /** max_slot_wal_keep_size in bytes; null when unlimited. */
+  keepLimitBytes: number | null;
 }
 
 export async function slotState(c: pg.Client, slot: string, versionNum: number): Promise<SlotState> {
   const walStatus = versionNum >= 130000 ? 'wal_status' : 'NULL::text';
+  const safe = versionNum >= 130000 ? 'safe_wal_size' : 'NULL::bigint';
+  const keep = versionNum >= 130000 ? `(SELECT CASE WHEN setting::bigint < 0 THEN NULL ELSE setting::bigint * 1024 * 1024 END FROM pg_settings WHERE name = 'max_slot_wal_keep_size')` : 'NULL::bigint';
   const r = await c.query(
     `SELECT pg_current_wal_lsn()::text AS current_lsn, s.active, s.confirmed_flush_lsn::text AS confirmed, s.restart_lsn::text AS restart,
             ${walStatus} AS wal_status,
             pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint AS retained,
-            pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint AS lag
+            pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint AS lag,
+            ${safe} AS safe, ${keep} AS keep
        FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`,
     [slot],
   );
@@ -121,7 +128,19 @@ export async function slotState(c: pg.Client, slot: string, versionNum: number):
     currentLsn: row.current_lsn,
     retainedBytes: row.retained === null ? null : Number(row.retained),
     lagBytes: row.lag === null ? null : Math.max(0, Number(row.lag)),
+    safeWalBytes: row.safe === null ? null : Number(row.safe),
+    keepLimitBytes: row.keep === null ? null : Number(row.keep),
   };
+}
+
+/** Per-table state of a subscription (i init, d copying, s synced, r ready). */
+export async function tableSyncStates(c: pg.Client, subscription: string): Promise<Record<string, number>> {
+  const r = await c.query<{ state: string; n: number }>(
+    `SELECT sr.srsubstate::text AS state, count(*)::int AS n FROM pg_subscription_rel sr JOIN pg_subscription s ON s.oid = sr.srsubid
+      WHERE s.subname = $1 GROUP BY 1`,
+    [subscription],
+  );
+  return Object.fromEntries(r.rows.map((x) => [({ i: 'init', d: 'copying', f: 'finished copy', s: 'synced', r: 'ready' } as Record<string, string>)[x.state] ?? x.state, x.n]));
 }
 
 export interface SubscriptionState {

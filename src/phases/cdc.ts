@@ -5,7 +5,8 @@ import { heartbeatTable } from '../core/names.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
 import { majorOf } from '../pg/connect.js';
 import { appliedBeatAge, waitForMarker, writeBeat } from '../pg/heartbeat.js';
-import { createSubscription, setSubscriptionEnabled, slotState, subscriptionState, type SlotState, type SubscriptionState } from '../pg/replication.js';
+import { createSubscription, setSubscriptionEnabled, slotState, subscriptionState, tableSyncStates, type SlotState, type SubscriptionState } from '../pg/replication.js';
+import { installDdlTrigger, readDdlLog } from '../pg/ddl.js';
 import { openSessions, type PhaseContext, type Sessions } from './context.js';
 
 /**
@@ -30,7 +31,13 @@ export interface GroupStatus {
   /** Seconds for a heartbeat written now on the source to be applied on the target. */
   lagSeconds: number | null;
   receivedLsn: string | null;
+  /** Last position the target reported as applied (flushed) back to the source. */
+  appliedLsn: string | null;
+  safeWalBytes: number | null;
+  tables: Record<string, number>;
   applyErrors: number | null;
+  /** DDL recorded on the source since the stream started (cdc.ddlTrigger). */
+  ddl: Array<{ at: string; command: string; object: string }>;
   problems: string[];
 }
 
@@ -65,6 +72,7 @@ export async function startCdc(ctx: PhaseContext): Promise<CdcStatus> {
   try {
     const { journal, streams } = await requireStreams(s, ctx, ['loaded', 'streaming', 'paused']);
     await journal.startPhase('cdc');
+    if (ctx.plan.cdc.ddlTrigger) await installDdlTrigger(s.source);
     const conninfo = ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
     // Streaming of in-progress transactions needs protocol 2 on both sides (PostgreSQL 14+).
     const streaming = majorOf(s.sourceVersion) >= 14 && majorOf(s.targetVersion) >= 14;
@@ -134,6 +142,7 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
   const beats = new Map<string, Awaited<ReturnType<typeof writeBeat>>>();
   const active = (st: StreamRecord) => st.state === 'streaming';
   for (const st of streams) if (active(st) && waitMs > 0) beats.set(st.group, await writeBeat(s.source, heartbeatTable(st.group), st.group));
+  const ddlLog = await readDdlLog(s);
   for (const st of streams) {
     const slot: SlotState = await slotState(s.source, st.slot, s.sourceVersion);
     const sub: SubscriptionState = await subscriptionState(s.target, st.subscription);
@@ -151,7 +160,18 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
     if (slot.walStatus === 'unreserved') problems.push(`slot ${st.slot} is about to lose WAL (wal_status unreserved)`);
     if (st.state === 'streaming' && sub.exists && !sub.workerRunning) problems.push(`subscription ${st.subscription} has no running apply worker (see the target's log)`);
     if (st.state === 'streaming' && !sub.exists) problems.push(`subscription ${st.subscription} is missing on the target`);
-    if (applyErrors) problems.push(`${applyErrors} apply error(s) recorded for ${st.subscription}`);
+    if (applyErrors) {
+      problems.push(
+        `${applyErrors} apply error(s) recorded for ${st.subscription}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then SELECT pg_stat_reset_subscription_stats(oid) FROM pg_subscription WHERE subname = '${st.subscription}'`,
+      );
+    }
+    if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * ctx.plan.cdc.minSafeWalFraction) {
+      problems.push(`slot ${st.slot} can fall only ${formatBytes(Math.max(0, slot.safeWalBytes))} further behind before max_slot_wal_keep_size (${formatBytes(slot.keepLimitBytes)}) invalidates it`);
+    }
+    const ddl = ddlLog;
+    for (const d of ddl) {
+      problems.push(`DDL on the source at ${d.at}: ${d.command} ${d.object} — apply the same change on the target (DDL is not replicated), then acknowledge with DELETE FROM pgshift.ddl_log on the source`);
+    }
     if (slot.lagBytes !== null && slot.lagBytes > maxLagBytes && st.state === 'streaming') problems.push(`lag ${formatBytes(slot.lagBytes)} is above cdc.maxLagBytes ${formatBytes(maxLagBytes)}`);
     if (lagSeconds !== null && lagSeconds > maxLagSeconds) problems.push(`lag ${lagSeconds.toFixed(1)} s is above cdc.maxLagSeconds ${maxLagSeconds}`);
     let health: CdcHealth;
@@ -160,6 +180,7 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
     else if (problems.length > 0) health = 'failing';
     else if (lagSeconds === null || lagSeconds * 1000 >= waitMs) health = 'lagging';
     else health = 'streaming';
+    const tables = await tableSyncStates(s.target, st.subscription);
     groups.push({
       group: st.group,
       subscription: st.subscription,
@@ -173,7 +194,11 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
       lagBytes: slot.lagBytes,
       lagSeconds,
       receivedLsn: sub.receivedLsn,
+      appliedLsn: sub.latestEndLsn,
+      safeWalBytes: slot.safeWalBytes,
+      tables,
       applyErrors,
+      ddl,
       problems,
     });
   }

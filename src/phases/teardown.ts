@@ -4,6 +4,7 @@ import { dropPublication, dropSubscription } from '../pg/replication.js';
 import { dropSlot } from '../pg/snapshot.js';
 import { openSessions, type PhaseContext } from './context.js';
 import { reverseNames } from './cutover.js';
+import { dropDdlTrigger } from '../pg/ddl.js';
 
 /**
  * Teardown removes everything pgshift created, on success and on failure, and can run any number
@@ -53,6 +54,7 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
       await dropPublication(s.target, rev.publication);
       dropped.push(`publication ${rev.publication} (target)`);
     }
+    await dropDdlTrigger(s.source);
     for (const [side, c] of [['source', s.source], ['target', s.target]] as const) {
       const schema = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgshift'`);
       if (schema.rowCount) {

@@ -67,7 +67,7 @@ export function cdcMarkdown(r: CdcStatus): string {
     `### pgshift cdc status (${r.engine}) — ${r.healthy ? 'healthy' : 'FAILING'}`,
     '',
     table(
-      ['group', 'health', 'lag', 'lag (s)', 'source LSN', 'confirmed LSN', 'retained WAL', 'wal_status', 'apply errors'],
+      ['group', 'health', 'lag', 'lag (s)', 'source LSN', 'confirmed LSN', 'applied LSN', 'retained WAL', 'wal_status', 'tables', 'apply errors'],
       r.groups.map((g) => [
         g.group,
         g.health,
@@ -75,8 +75,10 @@ export function cdcMarkdown(r: CdcStatus): string {
         g.lagSeconds === null ? '–' : g.lagSeconds.toFixed(2),
         g.sourceLsn,
         g.confirmedFlushLsn ?? '–',
+        g.appliedLsn ?? '–',
         g.retainedBytes === null ? '–' : formatBytes(g.retainedBytes),
         g.walStatus ?? '–',
+        Object.entries(g.tables).map(([k, n]) => `${n} ${k}`).join(', ') || '–',
         g.applyErrors ?? '–',
       ]),
     ),

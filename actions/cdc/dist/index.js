@@ -33994,11 +33994,14 @@ async function dropSubscription(c, name) {
 }
 async function slotState(c, slot, versionNum) {
   const walStatus = versionNum >= 13e4 ? "wal_status" : "NULL::text";
+  const safe = versionNum >= 13e4 ? "safe_wal_size" : "NULL::bigint";
+  const keep = versionNum >= 13e4 ? `(SELECT CASE WHEN setting::bigint < 0 THEN NULL ELSE setting::bigint * 1024 * 1024 END FROM pg_settings WHERE name = 'max_slot_wal_keep_size')` : "NULL::bigint";
   const r = await c.query(
     `SELECT pg_current_wal_lsn()::text AS current_lsn, s.active, s.confirmed_flush_lsn::text AS confirmed, s.restart_lsn::text AS restart,
             ${walStatus} AS wal_status,
             pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint AS retained,
-            pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint AS lag
+            pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint AS lag,
+            ${safe} AS safe, ${keep} AS keep
        FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`,
     [slot]
   );
@@ -34012,8 +34015,18 @@ async function slotState(c, slot, versionNum) {
     walStatus: row.wal_status,
     currentLsn: row.current_lsn,
     retainedBytes: row.retained === null ? null : Number(row.retained),
-    lagBytes: row.lag === null ? null : Math.max(0, Number(row.lag))
+    lagBytes: row.lag === null ? null : Math.max(0, Number(row.lag)),
+    safeWalBytes: row.safe === null ? null : Number(row.safe),
+    keepLimitBytes: row.keep === null ? null : Number(row.keep)
   };
+}
+async function tableSyncStates(c, subscription) {
+  const r = await c.query(
+    `SELECT sr.srsubstate::text AS state, count(*)::int AS n FROM pg_subscription_rel sr JOIN pg_subscription s ON s.oid = sr.srsubid
+      WHERE s.subname = $1 GROUP BY 1`,
+    [subscription]
+  );
+  return Object.fromEntries(r.rows.map((x) => [{ i: "init", d: "copying", f: "finished copy", s: "synced", r: "ready" }[x.state] ?? x.state, x.n]));
 }
 async function subscriptionState(c, name) {
   const r = await c.query(
@@ -34033,6 +34046,29 @@ async function subscriptionState(c, name) {
     latestEndLsn: row.latest_end,
     lastMessageAt: row.last_msg_receipt_time
   };
+}
+
+// src/pg/ddl.ts
+async function installDdlTrigger(source) {
+  await source.query(`CREATE SCHEMA IF NOT EXISTS ${S}`);
+  await source.query(`CREATE TABLE IF NOT EXISTS ${S}.ddl_log (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), command text NOT NULL, object text NOT NULL)`);
+  await source.query(`CREATE OR REPLACE FUNCTION ${S}.record_ddl() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+    DECLARE r record;
+    BEGIN
+      FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+        IF r.schema_name IS DISTINCT FROM 'pgshift' THEN
+          INSERT INTO pgshift.ddl_log (command, object) VALUES (r.command_tag, coalesce(r.object_identity, ''));
+        END IF;
+      END LOOP;
+    END $$`);
+  const exists2 = await source.query(`SELECT 1 FROM pg_event_trigger WHERE evtname = 'pgshift_ddl'`);
+  if (!exists2.rowCount) await source.query(`CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE FUNCTION ${S}.record_ddl()`);
+}
+async function readDdlLog(s) {
+  const t = await s.source.query(`SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pgshift' AND c.relname = 'ddl_log'`);
+  if (!t.rowCount) return [];
+  const r = await s.source.query(`SELECT at::text, command, object FROM ${S}.ddl_log ORDER BY id`);
+  return r.rows;
 }
 
 // src/phases/context.ts
@@ -34169,6 +34205,7 @@ async function startCdc(ctx) {
   try {
     const { journal, streams } = await requireStreams(s, ctx, ["loaded", "streaming", "paused"]);
     await journal.startPhase("cdc");
+    if (ctx.plan.cdc.ddlTrigger) await installDdlTrigger(s.source);
     const conninfo = ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
     const streaming = majorOf(s.sourceVersion) >= 14 && majorOf(s.targetVersion) >= 14;
     for (const st of streams) {
@@ -34226,6 +34263,7 @@ async function collectStatus(ctx, s, streams, waitMs) {
   const beats = /* @__PURE__ */ new Map();
   const active = (st) => st.state === "streaming";
   for (const st of streams) if (active(st) && waitMs > 0) beats.set(st.group, await writeBeat(s.source, heartbeatTable(st.group), st.group));
+  const ddlLog = await readDdlLog(s);
   for (const st of streams) {
     const slot = await slotState(s.source, st.slot, s.sourceVersion);
     const sub = await subscriptionState(s.target, st.subscription);
@@ -34243,7 +34281,18 @@ async function collectStatus(ctx, s, streams, waitMs) {
     if (slot.walStatus === "unreserved") problems.push(`slot ${st.slot} is about to lose WAL (wal_status unreserved)`);
     if (st.state === "streaming" && sub.exists && !sub.workerRunning) problems.push(`subscription ${st.subscription} has no running apply worker (see the target's log)`);
     if (st.state === "streaming" && !sub.exists) problems.push(`subscription ${st.subscription} is missing on the target`);
-    if (applyErrors) problems.push(`${applyErrors} apply error(s) recorded for ${st.subscription}`);
+    if (applyErrors) {
+      problems.push(
+        `${applyErrors} apply error(s) recorded for ${st.subscription}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then SELECT pg_stat_reset_subscription_stats(oid) FROM pg_subscription WHERE subname = '${st.subscription}'`
+      );
+    }
+    if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * ctx.plan.cdc.minSafeWalFraction) {
+      problems.push(`slot ${st.slot} can fall only ${formatBytes(Math.max(0, slot.safeWalBytes))} further behind before max_slot_wal_keep_size (${formatBytes(slot.keepLimitBytes)}) invalidates it`);
+    }
+    const ddl = ddlLog;
+    for (const d of ddl) {
+      problems.push(`DDL on the source at ${d.at}: ${d.command} ${d.object} \u2014 apply the same change on the target (DDL is not replicated), then acknowledge with DELETE FROM pgshift.ddl_log on the source`);
+    }
     if (slot.lagBytes !== null && slot.lagBytes > maxLagBytes && st.state === "streaming") problems.push(`lag ${formatBytes(slot.lagBytes)} is above cdc.maxLagBytes ${formatBytes(maxLagBytes)}`);
     if (lagSeconds !== null && lagSeconds > maxLagSeconds) problems.push(`lag ${lagSeconds.toFixed(1)} s is above cdc.maxLagSeconds ${maxLagSeconds}`);
     let health;
@@ -34252,6 +34301,7 @@ async function collectStatus(ctx, s, streams, waitMs) {
     else if (problems.length > 0) health = "failing";
     else if (lagSeconds === null || lagSeconds * 1e3 >= waitMs) health = "lagging";
     else health = "streaming";
+    const tables = await tableSyncStates(s.target, st.subscription);
     groups.push({
       group: st.group,
       subscription: st.subscription,
@@ -34265,7 +34315,11 @@ async function collectStatus(ctx, s, streams, waitMs) {
       lagBytes: slot.lagBytes,
       lagSeconds,
       receivedLsn: sub.receivedLsn,
+      appliedLsn: sub.latestEndLsn,
+      safeWalBytes: slot.safeWalBytes,
+      tables,
       applyErrors,
+      ddl,
       problems
     });
   }
@@ -34885,7 +34939,7 @@ function cdcMarkdown(r) {
     `### pgshift cdc status (${r.engine}) \u2014 ${r.healthy ? "healthy" : "FAILING"}`,
     "",
     table(
-      ["group", "health", "lag", "lag (s)", "source LSN", "confirmed LSN", "retained WAL", "wal_status", "apply errors"],
+      ["group", "health", "lag", "lag (s)", "source LSN", "confirmed LSN", "applied LSN", "retained WAL", "wal_status", "tables", "apply errors"],
       r.groups.map((g) => [
         g.group,
         g.health,
@@ -34893,8 +34947,10 @@ function cdcMarkdown(r) {
         g.lagSeconds === null ? "\u2013" : g.lagSeconds.toFixed(2),
         g.sourceLsn,
         g.confirmedFlushLsn ?? "\u2013",
+        g.appliedLsn ?? "\u2013",
         g.retainedBytes === null ? "\u2013" : formatBytes(g.retainedBytes),
         g.walStatus ?? "\u2013",
+        Object.entries(g.tables).map(([k, n]) => `${n} ${k}`).join(", ") || "\u2013",
         g.applyErrors ?? "\u2013"
       ])
     ),
@@ -54696,6 +54752,8 @@ var planSchema = external_exports.strictObject({
     heartbeatSeconds: external_exports.number().min(1).max(3600).default(10).describe("How often the heartbeat row is updated."),
     maxLagBytes: size.prefault("64MB").describe("cdc status fails above this lag."),
     maxLagSeconds: external_exports.number().min(0).default(300),
+    minSafeWalFraction: external_exports.number().min(0).max(1).default(0.5).describe("cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind."),
+    ddlTrigger: external_exports.boolean().default(false).describe("Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser)."),
     dms: external_exports.looseObject({
       plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
       lobMaxSizeKb: external_exports.number().int().min(1).default(32).describe("Task-level LimitedSizeLobMode LobMaxSize in KB.")

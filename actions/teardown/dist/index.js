@@ -32308,6 +32308,11 @@ function reverseNames(migration) {
   return { publication: publicationName(migration, "reverse"), slot: slotName(migration, "reverse"), subscription: subscriptionName(migration, "reverse") };
 }
 
+// src/pg/ddl.ts
+async function dropDdlTrigger(source) {
+  await source.query("DROP EVENT TRIGGER IF EXISTS pgshift_ddl");
+}
+
 // src/phases/teardown.ts
 async function runTeardown(ctx) {
   const s = await openSessions(ctx);
@@ -32344,6 +32349,7 @@ async function runTeardown(ctx) {
       await dropPublication(s.target, rev.publication);
       dropped.push(`publication ${rev.publication} (target)`);
     }
+    await dropDdlTrigger(s.source);
     for (const [side, c] of [["source", s.source], ["target", s.target]]) {
       const schema = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgshift'`);
       if (schema.rowCount) {
@@ -52660,6 +52666,8 @@ var planSchema = external_exports.strictObject({
     heartbeatSeconds: external_exports.number().min(1).max(3600).default(10).describe("How often the heartbeat row is updated."),
     maxLagBytes: size.prefault("64MB").describe("cdc status fails above this lag."),
     maxLagSeconds: external_exports.number().min(0).default(300),
+    minSafeWalFraction: external_exports.number().min(0).max(1).default(0.5).describe("cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind."),
+    ddlTrigger: external_exports.boolean().default(false).describe("Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser)."),
     dms: external_exports.looseObject({
       plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
       lobMaxSizeKb: external_exports.number().int().min(1).default(32).describe("Task-level LimitedSizeLobMode LobMaxSize in KB.")
