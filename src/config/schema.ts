@@ -72,6 +72,13 @@ export const planSchema = z
         splitTablesLargerThan: size.prefault('10GB'),
         maxPartsPerTable: z.number().int().min(1).max(256).default(16),
         pgBinDir: z.string().optional().describe('Directory holding pg_dump and pg_restore (must be ≥ the source major).'),
+        pausedReplica: z
+          .strictObject({
+            warnBytes: size.prefault('50GB').describe('Warn when this much WAL waits on the paused replica or is retained by the slots.'),
+            stopBytes: size.prefault('200GB').describe('Stop the load (and resume replay) beyond this.'),
+          })
+          .prefault({})
+          .describe('snapshot: paused-replica — limits while the replica is paused.'),
         ownership: z
           .enum(['keep', 'target-user'])
           .default('keep')

@@ -328,3 +328,28 @@ export function isExecutable(file: string): boolean {
     return false;
   }
 }
+
+/**
+ * A physical streaming standby of a local cluster (pg_basebackup -R), for the paused-replica
+ * snapshot mode. Needs pg_basebackup of the primary's major in the same install (the system's).
+ */
+export async function startStandby(primary: LocalCluster, name = 'standby'): Promise<LocalCluster> {
+  const basebackup = path.join(primary.binDir, 'pg_basebackup');
+  if (!existsSync(basebackup)) throw new Error(`no pg_basebackup next to ${primary.binDir}: a standby needs the system's PostgreSQL ${primary.major}`);
+  const dir = path.join(os.tmpdir(), 'pgshift-clusters', `${name}-${primary.major}-${randomBytes(4).toString('hex')}`);
+  mkdirSync(dir, { recursive: true });
+  const user = serverOsUser();
+  if (user) chownSync(dir, user.uid, user.gid);
+  chmodSync(dir, 0o711);
+  const dataDir = path.join(dir, 'data');
+  await runAs(basebackup, ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', dataDir, '-R', '-X', 'stream', '--checkpoint=fast'], {
+    env: { PGPASSWORD: primary.password },
+  });
+  const port = await freePort();
+  const conf = path.join(dataDir, 'postgresql.auto.conf');
+  writeFileSync(conf, `${readFileSync(conf, 'utf8')}\nport = ${port}\nunix_socket_directories = '${dir}'\nhot_standby = on\n`);
+  const standby = new LocalCluster(primary.install, primary.binDir, dir, port, primary.password);
+  await standby.start();
+  live.add(standby);
+  return standby;
+}

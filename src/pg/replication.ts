@@ -52,6 +52,12 @@ export interface SubscriptionSpec {
   slot: string;
   /** Stream large in-progress transactions (both sides ≥ 14). */
   streaming: boolean;
+  /**
+   * Where applying starts when it is later than the slot's own start (paused replica: the slot was
+   * created before the snapshot). The subscription's replication origin is advanced there before
+   * it is enabled, so the changes already in the copy are skipped.
+   */
+  startLsn?: string;
 }
 
 /**
@@ -66,6 +72,9 @@ export async function createSubscription(c: pg.Client, spec: SubscriptionSpec): 
     await c.query(
       `CREATE SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION ${quoteLiteral(spec.conninfo)} PUBLICATION ${quoteIdent(spec.publication)} WITH (${options.join(', ')})`,
     );
+    if (spec.startLsn) {
+      await c.query(`SELECT pg_replication_origin_advance('pg_' || oid, $2::pg_lsn) FROM pg_subscription WHERE subname = $1`, [spec.name, spec.startLsn]);
+    }
   } else {
     // A re-run may bring a new way to reach the source (host moved, proxy): take it.
     const current = await c.query<{ conninfo: string }>('SELECT subconninfo AS conninfo FROM pg_subscription WHERE subname = $1', [spec.name]);

@@ -77,7 +77,14 @@ export async function startCdc(ctx: PhaseContext): Promise<CdcStatus> {
     // Streaming of in-progress transactions needs protocol 2 on both sides (PostgreSQL 14+).
     const streaming = majorOf(s.sourceVersion) >= 14 && majorOf(s.targetVersion) >= 14;
     for (const st of streams) {
-      await createSubscription(s.target, { name: st.subscription, conninfo, publication: st.publication, slot: st.slot, streaming });
+      await createSubscription(s.target, {
+        name: st.subscription,
+        conninfo,
+        publication: st.publication,
+        slot: st.slot,
+        streaming,
+        startLsn: st.snapshotMode === 'paused-replica' && st.snapshotLsn ? st.snapshotLsn : undefined,
+      });
       await journal.setStreamState(st.group, 'streaming');
       ctx.log.info(`group ${st.group}: subscription ${st.subscription} streaming from slot ${st.slot} (from ${st.snapshotLsn})`);
     }

@@ -6,7 +6,8 @@ import { heartbeatTable, publicationName, slotName, subscriptionName } from '../
 import { runPool } from '../core/pool.js';
 import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.js';
 import { copyColumns, type TableInfo } from '../pg/catalog.js';
-import { connect, majorOf } from '../pg/connect.js';
+import { connect, endpointFor, majorOf, type Endpoint } from '../pg/connect.js';
+import { PausedReplica } from '../pg/paused-replica.js';
 import { copyTable } from '../pg/copy.js';
 import { createPublication, dropPublication, ensureHeartbeat } from '../pg/replication.js';
 import { dumpSchema, restoreSection, type SchemaDump } from '../pg/schema.js';
@@ -53,6 +54,24 @@ export interface FullLoadResult {
 }
 
 const PRE_DATA = 'full-load:pre-data';
+
+/**
+ * Where and how the rows are read: from the source inside the slot's exported snapshot, or from
+ * the paused replica (static at its replay position) in a plain repeatable-read transaction.
+ */
+interface ReadPoint {
+  endpoint: Endpoint;
+  lsnText: string;
+  /** For pg_dump --snapshot (exported mode only). */
+  snapshotName?: string;
+  begin(c: pg.Client): Promise<void>;
+  /** Throws when the load must stop (paused replica over its WAL limit). */
+  check(): void;
+}
+
+function exportedPoint(ctx: PhaseContext, holder: SnapshotHolder): ReadPoint {
+  return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c) => importSnapshot(c, holder.snapshotName), check: () => {} };
+}
 const POST_DATA = 'full-load:post-data';
 
 export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = {}): Promise<FullLoadResult> {
@@ -60,6 +79,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
   const { plan, log } = ctx;
   const s = await openSessions(ctx);
   const holders: SnapshotHolder[] = [];
+  let paused: PausedReplica | undefined;
   let dump: SchemaDump | undefined;
   try {
     // Everything that can refuse does so before anything is created on either server.
@@ -83,7 +103,8 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
 
     const existing = new Map((await journal.streams()).map((r) => [r.group, r]));
     const results: GroupLoadResult[] = [];
-    const toLoad: Array<{ group: ResolvedGroup; record: StreamRecord; holder: SnapshotHolder }> = [];
+    const toLoad: Array<{ group: ResolvedGroup; record: StreamRecord; point?: ReadPoint }> = [];
+    const pausedMode = plan.snapshot === 'paused-replica';
     for (const group of groups) {
       const prior = existing.get(group.name);
       if (prior && prior.state !== 'preparing' && prior.state !== 'loading' && !options.restart) {
@@ -104,7 +125,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
         slot: slotName(plan.name, group.name),
         publication: publicationName(plan.name, group.name),
         subscription: subscriptionName(plan.name, group.name),
-        snapshotMode: 'exported',
+        snapshotMode: plan.snapshot,
         snapshotLsn: null,
         state: 'preparing',
       };
@@ -112,6 +133,13 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       const hb = heartbeatTable(group.name);
       await ensureHeartbeat(s.source, hb, group.name);
       await createPublication(s.source, record.publication, group.tables, hb);
+      if (pausedMode) {
+        // Slots first, on the primary; the replica is paused once they all exist.
+        const exists = await s.source.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [record.slot]);
+        if (!exists.rowCount) await s.source.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [record.slot]);
+        toLoad.push({ group, record });
+        continue;
+      }
       const holder = await SnapshotHolder.createSlot(ctx.source, record.slot, 'pgoutput', s.sourceVersion);
       holders.push(holder);
       record.snapshotLsn = holder.lsnText;
@@ -119,14 +147,27 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       await journal.saveStream(record);
       await journal.event('full-load', 'info', `group ${group.name}: slot ${record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
       log.info(`group ${group.name}: slot ${record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
-      toLoad.push({ group, record, holder });
+      toLoad.push({ group, record, point: exportedPoint(ctx, holder) });
+    }
+    if (pausedMode && toLoad.length > 0) {
+      const replicaEp = endpointFor('replica', { url: plan.source.replicaUrl!, tls: plan.source.tls });
+      paused = await PausedReplica.pause(replicaEp, s.source, toLoad.map((x) => x.record.slot), plan.fullLoad.pausedReplica, log);
+      const p = paused;
+      const point: ReadPoint = { endpoint: replicaEp, lsnText: p.lsn, begin: (c) => c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY').then(() => {}), check: () => p.check() };
+      for (const x of toLoad) {
+        x.point = point;
+        x.record.snapshotLsn = p.lsn;
+        x.record.state = 'loading';
+        await journal.saveStream(x.record);
+        await journal.event('full-load', 'info', `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${p.lsn}`);
+      }
     }
 
     if (toLoad.length > 0 && !preDataDone) {
       await withStepLock(s.target, PRE_DATA, async () => {
         if ((await journal.phaseState(PRE_DATA))?.state === 'done') return;
         log.info('schema: restoring pre-data (types, tables, functions) on the target');
-        dump ??= await dumpSchema(dumpTool, ctx.source, toLoad[0].holder.snapshotName);
+        dump ??= await dumpSchema(dumpTool, toLoad[0].point!.endpoint, toLoad[0].point!.snapshotName);
         await restoreSection(restoreTool, ctx.target, dump, 'pre-data', { jobs: 1, keepOwnership: plan.fullLoad.ownership === 'keep' });
         await journal.finishPhase(PRE_DATA, 'done');
       });
@@ -136,14 +177,15 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     const progress = new CopyProgress(log, toLoad.reduce((n, g) => n + g.group.tables.reduce((b, t) => b + t.bytes, 0), 0));
     // Reloading after post-data (a restart): foreign keys exist, so rows are deleted, not truncated.
     const clear = (await journal.phaseState(POST_DATA))?.state === 'done' ? 'delete' : 'truncate';
-    for (const { group, record, holder } of toLoad) {
-      const r = await loadGroup(ctx, journal, group, holder, progress, clear);
+    for (const { group, record, point } of toLoad) {
+      const r = await loadGroup(ctx, journal, group, point!, progress, clear);
       record.state = 'loaded';
       await journal.saveStream(record);
-      results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: holder.lsnText, tables: group.tables.length, ...r });
+      results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: point!.lsnText, tables: group.tables.length, ...r });
     }
     progress.stop();
     for (const h of holders.splice(0)) await h.release();
+    await paused?.resume();
 
     // Post-data waits until every group of the plan is loaded: foreign keys cross groups.
     let postData: FullLoadResult['postData'] = 'already-done';
@@ -176,13 +218,15 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     await journal.finishPhase('full-load', allLoaded ? 'done' : 'partial', result);
     return result;
   } finally {
+    // Whatever happened, the replica replays again and the snapshots are let go.
+    await paused?.resume();
     for (const h of holders) await h.release();
     dump?.dispose();
     await s.close();
   }
 }
 
-async function loadGroup(ctx: PhaseContext, journal: Journal, group: ResolvedGroup, holder: SnapshotHolder, progress: CopyProgress, clear: 'truncate' | 'delete') {
+async function loadGroup(ctx: PhaseContext, journal: Journal, group: ResolvedGroup, point: ReadPoint, progress: CopyProgress, clear: 'truncate' | 'delete') {
   const done = new Set(
     (await journal.tableProgress()).filter((p) => p.group === group.name && p.state === 'done').map((p) => `${p.schema}.${p.name}`),
   );
@@ -201,14 +245,15 @@ async function loadGroup(ctx: PhaseContext, journal: Journal, group: ResolvedGro
     await runPool(pending, ctx.plan.fullLoad.jobs, async (table, id) => {
       let w = workers[id];
       if (!w) {
-        const source = await connect(ctx.source, { applicationName: 'pgshift copy' });
+        const source = await connect(point.endpoint, { applicationName: 'pgshift copy' });
         const target = await connect(ctx.target, { applicationName: 'pgshift copy' }).catch(async (err) => {
           await source.end();
           throw err;
         });
         w = workers[id] = { source, target };
       }
-      const r = await copyOneTable(w.source, w.target, journal.migration, group.name, table, holder.snapshotName, progress, clear);
+      point.check();
+      const r = await copyOneTable(w.source, w.target, journal.migration, group.name, table, point, progress, clear);
       rows += r.rows;
       bytes += r.bytes;
       ctx.log.progress(`table:${displayName(table)}`, `copied ${displayName(table)}: ${r.rows} rows`);
@@ -229,11 +274,11 @@ async function copyOneTable(
   migration: string,
   group: string,
   table: TableInfo,
-  snapshotName: string,
+  point: ReadPoint,
   progress: CopyProgress,
   clear: 'truncate' | 'delete',
 ) {
-  await importSnapshot(source, snapshotName);
+  await point.begin(source);
   await target.query('BEGIN');
   try {
     if (clear === 'truncate') await target.query(`TRUNCATE ${qualify(table)}`);

@@ -7,6 +7,7 @@ import { phaseContext, type PhaseContext } from '../../src/phases/context.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
 import { SAMPLE_TABLES, tableDigests } from '../harness/compare.js';
 import { testPlan, writePlanFile } from '../harness/plan.js';
+import { pgbenchInit, pgbenchStart } from '../harness/load.js';
 import { startProxy, type Proxy } from '../harness/proxy.js';
 import { seedSample, sql, startPair, type Pair } from '../harness/servers.js';
 
@@ -24,6 +25,7 @@ let planFile: string;
 beforeAll(async () => {
   pair = await startPair(15, 17);
   await seedSample(pair.sourceUrl, 0.05);
+  pgbenchInit(pair.sourceUrl, 1);
   proxy = await startProxy(pair.source.port);
   planFile = writePlanFile('');
   ctx = phaseContext(testPlan(pair.sourceUrl, pair.targetUrl, ''), silentLogger);
@@ -32,24 +34,29 @@ beforeAll(async () => {
   await runFullLoad(ctx);
 });
 
-async function underLoad(fault: () => Promise<void>): Promise<{ recoveredMs: number; committed: number }> {
+async function underLoad(fault: () => Promise<void>): Promise<{ recoveredMs: number; committed: number; pgbench: number }> {
+  // The application's writes and pgbench's, together.
   const writer = new SampleWriter(pair.source.url('shop', 'shop_app', 'app-secret-pw'), 2, 2);
   writer.start();
+  const bench = pgbenchStart(pair.sourceUrl, { clients: 2, seconds: 60, rate: 200 });
   let committed = 0;
+  let pgbench = 0;
   try {
     await new Promise((r) => setTimeout(r, 700));
     await fault();
     await new Promise((r) => setTimeout(r, 700));
   } finally {
     await writer.stop();
+    pgbench = (await bench.stop()).transactions;
     committed = writer.committed;
   }
   const t = Date.now();
   await waitForCatchUp(ctx, 120_000);
   const recoveredMs = Date.now() - t;
-  const [a, b] = await Promise.all([tableDigests(pair.sourceUrl, SAMPLE_TABLES), tableDigests(pair.targetUrl, SAMPLE_TABLES)]);
+  const tables = [...SAMPLE_TABLES, 'public.pgbench_accounts', 'public.pgbench_tellers', 'public.pgbench_branches', 'public.pgbench_history'];
+  const [a, b] = await Promise.all([tableDigests(pair.sourceUrl, tables), tableDigests(pair.targetUrl, tables)]);
   expect(b).toEqual(a);
-  return { recoveredMs, committed };
+  return { recoveredMs, committed, pgbench };
 }
 
 function cli(args: string[]): Promise<number> {
@@ -78,6 +85,7 @@ describe('faults during CDC', () => {
   it('the target restarts', async () => {
     const r = await underLoad(() => pair.target.restart());
     expect(r.committed).toBeGreaterThan(10);
+    expect(r.pgbench).toBeGreaterThan(50);
   });
 
   it('the source restarts', async () => {

@@ -33977,6 +33977,9 @@ async function createSubscription(c, spec) {
     await c.query(
       `CREATE SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION ${quoteLiteral(spec.conninfo)} PUBLICATION ${quoteIdent(spec.publication)} WITH (${options.join(", ")})`
     );
+    if (spec.startLsn) {
+      await c.query(`SELECT pg_replication_origin_advance('pg_' || oid, $2::pg_lsn) FROM pg_subscription WHERE subname = $1`, [spec.name, spec.startLsn]);
+    }
   } else {
     const current = await c.query("SELECT subconninfo AS conninfo FROM pg_subscription WHERE subname = $1", [spec.name]);
     if (current.rows[0]?.conninfo !== spec.conninfo) await c.query(`ALTER SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION ${quoteLiteral(spec.conninfo)}`);
@@ -34209,7 +34212,14 @@ async function startCdc(ctx) {
     const conninfo = ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
     const streaming = majorOf(s.sourceVersion) >= 14 && majorOf(s.targetVersion) >= 14;
     for (const st of streams) {
-      await createSubscription(s.target, { name: st.subscription, conninfo, publication: st.publication, slot: st.slot, streaming });
+      await createSubscription(s.target, {
+        name: st.subscription,
+        conninfo,
+        publication: st.publication,
+        slot: st.slot,
+        streaming,
+        startLsn: st.snapshotMode === "paused-replica" && st.snapshotLsn ? st.snapshotLsn : void 0
+      });
       await journal.setStreamState(st.group, "streaming");
       ctx.log.info(`group ${st.group}: subscription ${st.subscription} streaming from slot ${st.slot} (from ${st.snapshotLsn})`);
     }
@@ -34395,6 +34405,109 @@ async function runPool(items, concurrency, task) {
 // src/phases/full-load.ts
 init_connect();
 
+// src/pg/paused-replica.ts
+init_errors();
+init_lsn();
+init_connect();
+var PausedReplica = class _PausedReplica {
+  constructor(replica, lsn, log) {
+    this.replica = replica;
+    this.lsn = lsn;
+    this.log = log;
+  }
+  replica;
+  lsn;
+  log;
+  monitor;
+  stopReason;
+  resumed = false;
+  onSignal = () => {
+    void this.resume().finally(() => process.exit(130));
+  };
+  static async pause(replicaEp, primary, slots, limits, log, timeoutMs = 6e4) {
+    const replica = await connect(replicaEp, { applicationName: "pgshift replica" });
+    const inRecovery = (await replica.query("SELECT pg_is_in_recovery() AS r")).rows[0].r;
+    if (!inRecovery) {
+      await replica.end();
+      throw gateRefused("replica.not-standby", `source.replicaUrl ${replicaEp.label} is not a standby (pg_is_in_recovery() is false)`, "point source.replicaUrl at a physical replica of the source");
+    }
+    const needed = await primary.query("SELECT max(confirmed_flush_lsn)::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
+    const floor = needed.rows[0].lsn ? parseLsn(needed.rows[0].lsn) : 0n;
+    const deadline = Date.now() + timeoutMs;
+    for (; ; ) {
+      await replica.query("SELECT pg_wal_replay_pause()");
+      await waitPaused(replica, deadline);
+      const r = await replica.query("SELECT pg_last_wal_replay_lsn()::text AS lsn");
+      const lsn = r.rows[0].lsn;
+      if (parseLsn(lsn) >= floor) {
+        const paused = new _PausedReplica(replica, lsn, log);
+        await paused.watch(primary, slots, limits);
+        process.once("SIGINT", paused.onSignal);
+        process.once("SIGTERM", paused.onSignal);
+        log.info(`replica ${replicaEp.label} paused at ${lsn} (every slot confirmed at or before ${formatLsn(floor)})`);
+        return paused;
+      }
+      await replica.query("SELECT pg_wal_replay_resume()");
+      if (Date.now() > deadline) {
+        await replica.end();
+        throw failure("replica.behind", `replica ${replicaEp.label} did not replay past the slots' position ${formatLsn(floor)} within ${timeoutMs / 1e3} s`, "check the replica is streaming from the source");
+      }
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  }
+  /** Called between tables: a limit crossed stops the load here (the caller resumes replay). */
+  check() {
+    if (this.stopReason) throw failure("replica.limit", this.stopReason, "raise fullLoad.pausedReplica.stopBytes if the disks allow, or load fewer groups at a time");
+  }
+  async watch(primary, slots, limits) {
+    let warned = false;
+    const sample = async () => {
+      try {
+        const a = await this.replica.query("SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::text AS b");
+        const b = await primary.query("SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)), 0)::text AS b FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
+        const pending = Number(a.rows[0].b);
+        const retained = Number(b.rows[0].b);
+        const worst = Math.max(pending, retained);
+        if (worst >= limits.stopBytes) this.stopReason = `paused replica: ${formatBytes(pending)} of WAL waiting on the replica, ${formatBytes(retained)} retained by the slots on the source \u2014 over fullLoad.pausedReplica.stopBytes ${formatBytes(limits.stopBytes)}`;
+        else if (worst >= limits.warnBytes && !warned) {
+          warned = true;
+          this.log.warn(`paused replica: ${formatBytes(pending)} of WAL waiting on the replica, ${formatBytes(retained)} retained on the source (warning at ${formatBytes(limits.warnBytes)}, stop at ${formatBytes(limits.stopBytes)})`);
+        }
+      } catch {
+      }
+    };
+    await sample();
+    this.monitor = setInterval(sample, 1e3);
+    this.monitor.unref();
+  }
+  async resume() {
+    if (this.resumed) return;
+    this.resumed = true;
+    clearInterval(this.monitor);
+    process.removeListener("SIGINT", this.onSignal);
+    process.removeListener("SIGTERM", this.onSignal);
+    try {
+      await this.replica.query("SELECT pg_wal_replay_resume()");
+      this.log.info("replica replay resumed");
+    } catch (err) {
+      this.log.error(`could not resume replay on the replica: ${err.message} \u2014 run SELECT pg_wal_replay_resume() there now`);
+    } finally {
+      await this.replica.end().catch(() => {
+      });
+    }
+  }
+};
+async function waitPaused(replica, deadline) {
+  const hasState = (await replica.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pg_get_wal_replay_pause_state'")).rows[0].n > 0;
+  if (!hasState) return;
+  while (Date.now() < deadline) {
+    const r = await replica.query("SELECT pg_get_wal_replay_pause_state() AS s");
+    if (r.rows[0].s === "paused") return;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  throw failure("replica.pause", "the replica did not pause within the time limit", "check the replica is replaying");
+}
+
 // src/pg/schema.ts
 import { mkdtempSync, rmSync } from "node:fs";
 import os5 from "node:os";
@@ -34517,12 +34630,17 @@ async function syncSequences(source, target, margin = 0n, only, options = {}) {
 // src/phases/full-load.ts
 init_snapshot();
 var PRE_DATA = "full-load:pre-data";
+function exportedPoint(ctx, holder) {
+  return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c) => importSnapshot(c, holder.snapshotName), check: () => {
+  } };
+}
 var POST_DATA = "full-load:post-data";
 async function runFullLoad(ctx, options = {}) {
   const started = Date.now();
   const { plan, log } = ctx;
   const s = await openSessions(ctx);
   const holders = [];
+  let paused;
   let dump;
   try {
     await requireLogicalSource(s, ctx);
@@ -34543,6 +34661,7 @@ async function runFullLoad(ctx, options = {}) {
     const existing = new Map((await journal.streams()).map((r) => [r.group, r]));
     const results = [];
     const toLoad = [];
+    const pausedMode = plan.snapshot === "paused-replica";
     for (const group2 of groups) {
       const prior = existing.get(group2.name);
       if (prior && prior.state !== "preparing" && prior.state !== "loading" && !options.restart) {
@@ -34563,7 +34682,7 @@ async function runFullLoad(ctx, options = {}) {
         slot: slotName(plan.name, group2.name),
         publication: publicationName(plan.name, group2.name),
         subscription: subscriptionName(plan.name, group2.name),
-        snapshotMode: "exported",
+        snapshotMode: plan.snapshot,
         snapshotLsn: null,
         state: "preparing"
       };
@@ -34571,6 +34690,12 @@ async function runFullLoad(ctx, options = {}) {
       const hb = heartbeatTable(group2.name);
       await ensureHeartbeat(s.source, hb, group2.name);
       await createPublication(s.source, record2.publication, group2.tables, hb);
+      if (pausedMode) {
+        const exists2 = await s.source.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [record2.slot]);
+        if (!exists2.rowCount) await s.source.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [record2.slot]);
+        toLoad.push({ group: group2, record: record2 });
+        continue;
+      }
       const holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s.sourceVersion);
       holders.push(holder);
       record2.snapshotLsn = holder.lsnText;
@@ -34578,13 +34703,27 @@ async function runFullLoad(ctx, options = {}) {
       await journal.saveStream(record2);
       await journal.event("full-load", "info", `group ${group2.name}: slot ${record2.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
       log.info(`group ${group2.name}: slot ${record2.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
-      toLoad.push({ group: group2, record: record2, holder });
+      toLoad.push({ group: group2, record: record2, point: exportedPoint(ctx, holder) });
+    }
+    if (pausedMode && toLoad.length > 0) {
+      const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
+      paused = await PausedReplica.pause(replicaEp, s.source, toLoad.map((x) => x.record.slot), plan.fullLoad.pausedReplica, log);
+      const p = paused;
+      const point = { endpoint: replicaEp, lsnText: p.lsn, begin: (c) => c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").then(() => {
+      }), check: () => p.check() };
+      for (const x of toLoad) {
+        x.point = point;
+        x.record.snapshotLsn = p.lsn;
+        x.record.state = "loading";
+        await journal.saveStream(x.record);
+        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${p.lsn}`);
+      }
     }
     if (toLoad.length > 0 && !preDataDone) {
       await withStepLock(s.target, PRE_DATA, async () => {
         if ((await journal.phaseState(PRE_DATA))?.state === "done") return;
         log.info("schema: restoring pre-data (types, tables, functions) on the target");
-        dump ??= await dumpSchema(dumpTool, ctx.source, toLoad[0].holder.snapshotName);
+        dump ??= await dumpSchema(dumpTool, toLoad[0].point.endpoint, toLoad[0].point.snapshotName);
         await restoreSection(restoreTool, ctx.target, dump, "pre-data", { jobs: 1, keepOwnership: plan.fullLoad.ownership === "keep" });
         await journal.finishPhase(PRE_DATA, "done");
       });
@@ -34592,14 +34731,15 @@ async function runFullLoad(ctx, options = {}) {
     for (const { group: group2 } of toLoad) await ensureHeartbeat(s.target, heartbeatTable(group2.name), group2.name);
     const progress = new CopyProgress(log, toLoad.reduce((n, g) => n + g.group.tables.reduce((b, t) => b + t.bytes, 0), 0));
     const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
-    for (const { group: group2, record: record2, holder } of toLoad) {
-      const r = await loadGroup(ctx, journal, group2, holder, progress, clear);
+    for (const { group: group2, record: record2, point } of toLoad) {
+      const r = await loadGroup(ctx, journal, group2, point, progress, clear);
       record2.state = "loaded";
       await journal.saveStream(record2);
-      results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: holder.lsnText, tables: group2.tables.length, ...r });
+      results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: point.lsnText, tables: group2.tables.length, ...r });
     }
     progress.stop();
     for (const h of holders.splice(0)) await h.release();
+    await paused?.resume();
     let postData = "already-done";
     let sequences = 0;
     const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g) => g.name));
@@ -34629,12 +34769,13 @@ async function runFullLoad(ctx, options = {}) {
     await journal.finishPhase("full-load", allLoaded ? "done" : "partial", result);
     return result;
   } finally {
+    await paused?.resume();
     for (const h of holders) await h.release();
     dump?.dispose();
     await s.close();
   }
 }
-async function loadGroup(ctx, journal, group2, holder, progress, clear) {
+async function loadGroup(ctx, journal, group2, point, progress, clear) {
   const done = new Set(
     (await journal.tableProgress()).filter((p) => p.group === group2.name && p.state === "done").map((p) => `${p.schema}.${p.name}`)
   );
@@ -34653,14 +34794,15 @@ async function loadGroup(ctx, journal, group2, holder, progress, clear) {
     await runPool(pending, ctx.plan.fullLoad.jobs, async (table2, id) => {
       let w = workers[id];
       if (!w) {
-        const source = await connect(ctx.source, { applicationName: "pgshift copy" });
+        const source = await connect(point.endpoint, { applicationName: "pgshift copy" });
         const target = await connect(ctx.target, { applicationName: "pgshift copy" }).catch(async (err) => {
           await source.end();
           throw err;
         });
         w = workers[id] = { source, target };
       }
-      const r = await copyOneTable(w.source, w.target, journal.migration, group2.name, table2, holder.snapshotName, progress, clear);
+      point.check();
+      const r = await copyOneTable(w.source, w.target, journal.migration, group2.name, table2, point, progress, clear);
       rows += r.rows;
       bytes += r.bytes;
       ctx.log.progress(`table:${displayName(table2)}`, `copied ${displayName(table2)}: ${r.rows} rows`);
@@ -34672,8 +34814,8 @@ async function loadGroup(ctx, journal, group2, holder, progress, clear) {
   }
   return { rows, bytes, skipped };
 }
-async function copyOneTable(source, target, migration, group2, table2, snapshotName, progress, clear) {
-  await importSnapshot(source, snapshotName);
+async function copyOneTable(source, target, migration, group2, table2, point, progress, clear) {
+  await point.begin(source);
   await target.query("BEGIN");
   try {
     if (clear === "truncate") await target.query(`TRUNCATE ${qualify(table2)}`);
@@ -54727,6 +54869,10 @@ var planSchema = external_exports.strictObject({
     splitTablesLargerThan: size.prefault("10GB"),
     maxPartsPerTable: external_exports.number().int().min(1).max(256).default(16),
     pgBinDir: external_exports.string().optional().describe("Directory holding pg_dump and pg_restore (must be \u2265 the source major)."),
+    pausedReplica: external_exports.strictObject({
+      warnBytes: size.prefault("50GB").describe("Warn when this much WAL waits on the paused replica or is retained by the slots."),
+      stopBytes: size.prefault("200GB").describe("Stop the load (and resume replay) beyond this.")
+    }).prefault({}).describe("snapshot: paused-replica \u2014 limits while the replica is paused."),
     ownership: external_exports.enum(["keep", "target-user"]).default("keep").describe("keep: objects keep their owners and grants; target-user: everything belongs to the connecting user.")
   }).prefault({}),
   assess: external_exports.strictObject({

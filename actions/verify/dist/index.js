@@ -53384,6 +53384,10 @@ var planSchema = external_exports.strictObject({
     splitTablesLargerThan: size.prefault("10GB"),
     maxPartsPerTable: external_exports.number().int().min(1).max(256).default(16),
     pgBinDir: external_exports.string().optional().describe("Directory holding pg_dump and pg_restore (must be \u2265 the source major)."),
+    pausedReplica: external_exports.strictObject({
+      warnBytes: size.prefault("50GB").describe("Warn when this much WAL waits on the paused replica or is retained by the slots."),
+      stopBytes: size.prefault("200GB").describe("Stop the load (and resume replay) beyond this.")
+    }).prefault({}).describe("snapshot: paused-replica \u2014 limits while the replica is paused."),
     ownership: external_exports.enum(["keep", "target-user"]).default("keep").describe("keep: objects keep their owners and grants; target-user: everything belongs to the connecting user.")
   }).prefault({}),
   assess: external_exports.strictObject({

@@ -1,0 +1,125 @@
+import type pg from 'pg';
+import { failure, gateRefused } from '../core/errors.js';
+import { formatLsn, parseLsn } from '../core/lsn.js';
+import type { Logger } from '../core/log.js';
+import { formatBytes } from '../config/size.js';
+import { connect, type Endpoint } from './connect.js';
+
+/**
+ * The paused-replica snapshot (the reference story's method). The slots exist on the primary
+ * first; then replay is paused on a physical replica, and the replica's replay position L is the
+ * snapshot: the copy reads the replica, whose data stays exactly at L while paused, and CDC starts
+ * at L. L must be at or past every slot's confirmed_flush_lsn — a start older than that would be
+ * moved forward silently and changes lost — so the pause is retried until it is.
+ *
+ * Replay is resumed at the end and on every failure path, signals included; while paused, the WAL
+ * piling up on the replica and retained by the primary's slots is watched: a warning, then a stop
+ * (resume, fail) before a disk fills.
+ */
+export interface PauseLimits {
+  warnBytes: number;
+  stopBytes: number;
+}
+
+export class PausedReplica {
+  private monitor?: NodeJS.Timeout;
+  private stopReason?: string;
+  private resumed = false;
+  private readonly onSignal = () => {
+    void this.resume().finally(() => process.exit(130));
+  };
+
+  private constructor(
+    private readonly replica: pg.Client,
+    readonly lsn: string,
+    private readonly log: Logger,
+  ) {}
+
+  static async pause(replicaEp: Endpoint, primary: pg.Client, slots: string[], limits: PauseLimits, log: Logger, timeoutMs = 60_000): Promise<PausedReplica> {
+    const replica = await connect(replicaEp, { applicationName: 'pgshift replica' });
+    const inRecovery = (await replica.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0].r;
+    if (!inRecovery) {
+      await replica.end();
+      throw gateRefused('replica.not-standby', `source.replicaUrl ${replicaEp.label} is not a standby (pg_is_in_recovery() is false)`, 'point source.replicaUrl at a physical replica of the source');
+    }
+    const needed = await primary.query<{ lsn: string | null }>('SELECT max(confirmed_flush_lsn)::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1)', [slots]);
+    const floor = needed.rows[0].lsn ? parseLsn(needed.rows[0].lsn) : 0n;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await replica.query('SELECT pg_wal_replay_pause()');
+      await waitPaused(replica, deadline);
+      const r = await replica.query<{ lsn: string }>('SELECT pg_last_wal_replay_lsn()::text AS lsn');
+      const lsn = r.rows[0].lsn;
+      if (parseLsn(lsn) >= floor) {
+        const paused = new PausedReplica(replica, lsn, log);
+        await paused.watch(primary, slots, limits);
+        process.once('SIGINT', paused.onSignal);
+        process.once('SIGTERM', paused.onSignal);
+        log.info(`replica ${replicaEp.label} paused at ${lsn} (every slot confirmed at or before ${formatLsn(floor)})`);
+        return paused;
+      }
+      // The replica has not replayed up to the slots yet: let it catch up and pause again.
+      await replica.query('SELECT pg_wal_replay_resume()');
+      if (Date.now() > deadline) {
+        await replica.end();
+        throw failure('replica.behind', `replica ${replicaEp.label} did not replay past the slots' position ${formatLsn(floor)} within ${timeoutMs / 1000} s`, 'check the replica is streaming from the source');
+      }
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  }
+
+  /** Called between tables: a limit crossed stops the load here (the caller resumes replay). */
+  check(): void {
+    if (this.stopReason) throw failure('replica.limit', this.stopReason, 'raise fullLoad.pausedReplica.stopBytes if the disks allow, or load fewer groups at a time');
+  }
+
+  private async watch(primary: pg.Client, slots: string[], limits: PauseLimits) {
+    let warned = false;
+    const sample = async () => {
+      try {
+        const a = await this.replica.query<{ b: string }>('SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::text AS b');
+        const b = await primary.query<{ b: string }>('SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)), 0)::text AS b FROM pg_replication_slots WHERE slot_name = ANY($1)', [slots]);
+        const pending = Number(a.rows[0].b);
+        const retained = Number(b.rows[0].b);
+        const worst = Math.max(pending, retained);
+        if (worst >= limits.stopBytes) this.stopReason = `paused replica: ${formatBytes(pending)} of WAL waiting on the replica, ${formatBytes(retained)} retained by the slots on the source — over fullLoad.pausedReplica.stopBytes ${formatBytes(limits.stopBytes)}`;
+        else if (worst >= limits.warnBytes && !warned) {
+          warned = true;
+          this.log.warn(`paused replica: ${formatBytes(pending)} of WAL waiting on the replica, ${formatBytes(retained)} retained on the source (warning at ${formatBytes(limits.warnBytes)}, stop at ${formatBytes(limits.stopBytes)})`);
+        }
+      } catch {
+        /* the next sample will tell */
+      }
+    };
+    await sample();
+    this.monitor = setInterval(sample, 1000);
+    this.monitor.unref();
+  }
+
+  async resume(): Promise<void> {
+    if (this.resumed) return;
+    this.resumed = true;
+    clearInterval(this.monitor);
+    process.removeListener('SIGINT', this.onSignal);
+    process.removeListener('SIGTERM', this.onSignal);
+    try {
+      await this.replica.query('SELECT pg_wal_replay_resume()');
+      this.log.info('replica replay resumed');
+    } catch (err) {
+      this.log.error(`could not resume replay on the replica: ${(err as Error).message} — run SELECT pg_wal_replay_resume() there now`);
+    } finally {
+      await this.replica.end().catch(() => {});
+    }
+  }
+}
+
+async function waitPaused(replica: pg.Client, deadline: number): Promise<void> {
+  const hasState = (await replica.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pg_get_wal_replay_pause_state'")).rows[0].n > 0;
+  if (!hasState) return; // before 14, pg_is_wal_replay_paused() is true as soon as it is requested
+  while (Date.now() < deadline) {
+    const r = await replica.query<{ s: string }>('SELECT pg_get_wal_replay_pause_state() AS s');
+    if (r.rows[0].s === 'paused') return;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  throw failure('replica.pause', 'the replica did not pause within the time limit', 'check the replica is replaying');
+}
