@@ -168,8 +168,10 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
     const exact = Boolean(options.exact) || streaming.size === 0;
     const differences = checks.filter((c) => c.verdict === 'different').map((c) => c.table);
     const unsettled = checks.filter((c) => c.verdict === 'unsettled').map((c) => c.table);
-    // Sequences are carried at cut-over: behind is a difference only once writes have stopped.
-    const seqProblem = exact && sequences.some((q) => q.behind);
+    // Sequences are carried at the cut-over: behind is a difference only once no stream feeds the
+    // target any more (after the switch, or without CDC).
+    const cdcOwnsTarget = found ? (await found.streams()).some((r) => ['loaded', 'streaming', 'paused'].includes(r.state)) : false;
+    const seqProblem = !cdcOwnsTarget && sequences.some((q) => q.behind);
     const schemaProblem = schema.length > 0;
     const result: VerifyResult = {
       verdict: differences.length || seqProblem || schemaProblem ? 'different' : unsettled.length ? 'unsettled' : 'equal',

@@ -103,7 +103,7 @@ export function verifyMarkdown(r: VerifyResult): string {
   }
   if (r.schema.length) out.push('', '#### Schema differences', table(['kind', 'object', 'problem', 'source', 'target'], r.schema.map((d) => [d.kind, d.object, d.problem, d.source ?? '–', d.target ?? '–'])));
   const behind = r.sequences.filter((q) => q.behind);
-  if (behind.length) out.push('', `#### Sequences behind the source${r.exact ? '' : ' (expected before the cut-over, which sets them)'}`, table(['sequence', 'source', 'target'], behind.map((q) => [q.sequence, q.source, q.target])));
+  if (behind.length) out.push('', '#### Sequences behind the source (expected while CDC runs: the cut-over sets them)', table(['sequence', 'source', 'target'], behind.map((q) => [q.sequence, q.source, q.target])));
   if (r.repairSql) out.push('', `Repair SQL: ${r.repairSql.statements} statement(s) in ${r.repairSql.file}${r.repairSql.applied ? ' — **applied to the target**' : ' (not applied)'}.`);
   return out.join('\n') + '\n';
 }

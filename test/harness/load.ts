@@ -18,10 +18,11 @@ export interface Load {
 }
 
 /** Runs until stopped (at most `seconds`), at `rate` transactions per second if given. */
-export function pgbenchStart(url: string, opts: { clients?: number; seconds?: number; rate?: number } = {}): Load {
+export function pgbenchStart(url: string, opts: { clients?: number; seconds?: number; rate?: number; scripts?: string[] } = {}): Load {
   const { env, conn } = args(url);
   const argv = ['-c', String(opts.clients ?? 2), '-j', '1', '-T', String(opts.seconds ?? 120), '-n', '-P', '1'];
   if (opts.rate) argv.push('-R', String(opts.rate));
+  for (const s of opts.scripts ?? []) argv.push(...(s.startsWith('-b') ? ['-b', s.slice(2)] : ['-f', s]));
   const child: ChildProcess = spawn('pgbench', [...argv, ...conn], { env });
   let output = '';
   child.stdout?.on('data', (d) => (output += d));

@@ -33258,7 +33258,8 @@ async function runVerify(ctx, options = {}) {
     const exact = Boolean(options.exact) || streaming.size === 0;
     const differences = checks.filter((c) => c.verdict === "different").map((c) => c.table);
     const unsettled = checks.filter((c) => c.verdict === "unsettled").map((c) => c.table);
-    const seqProblem = exact && sequences.some((q) => q.behind);
+    const cdcOwnsTarget = found ? (await found.streams()).some((r) => ["loaded", "streaming", "paused"].includes(r.state)) : false;
+    const seqProblem = !cdcOwnsTarget && sequences.some((q) => q.behind);
     const schemaProblem = schema.length > 0;
     const result = {
       verdict: differences.length || seqProblem || schemaProblem ? "different" : unsettled.length ? "unsettled" : "equal",
@@ -33608,7 +33609,7 @@ function verifyMarkdown(r) {
   }
   if (r.schema.length) out.push("", "#### Schema differences", table(["kind", "object", "problem", "source", "target"], r.schema.map((d) => [d.kind, d.object, d.problem, d.source ?? "\u2013", d.target ?? "\u2013"])));
   const behind = r.sequences.filter((q) => q.behind);
-  if (behind.length) out.push("", `#### Sequences behind the source${r.exact ? "" : " (expected before the cut-over, which sets them)"}`, table(["sequence", "source", "target"], behind.map((q) => [q.sequence, q.source, q.target])));
+  if (behind.length) out.push("", "#### Sequences behind the source (expected while CDC runs: the cut-over sets them)", table(["sequence", "source", "target"], behind.map((q) => [q.sequence, q.source, q.target])));
   if (r.repairSql) out.push("", `Repair SQL: ${r.repairSql.statements} statement(s) in ${r.repairSql.file}${r.repairSql.applied ? " \u2014 **applied to the target**" : " (not applied)"}.`);
   return out.join("\n") + "\n";
 }
