@@ -13,11 +13,12 @@ import { runTeardown } from '../phases/teardown.js';
 import { runVerify } from '../phases/verify.js';
 import { runDemo } from '../local/demo.js';
 import { resyncTables, restartCdc } from '../phases/resync.js';
+import { migrationStatus } from '../phases/status.js';
 import { readFileSync } from 'node:fs';
 import { githubClient, parseRepo } from '../github/client.js';
 import { reportFailure } from '../github/issue.js';
 import { setupEnvironments } from '../github/setup.js';
-import { assessMarkdown, cdcMarkdown, cutoverMarkdown, fullLoadMarkdown, rollbackMarkdown, teardownMarkdown, verifyMarkdown } from '../report/markdown.js';
+import { assessMarkdown, cdcMarkdown, cutoverMarkdown, fullLoadMarkdown, rollbackMarkdown, statusMarkdown, teardownMarkdown, verifyMarkdown } from '../report/markdown.js';
 
 /**
  * The `pgshift` command. It only parses, calls a phase and renders its result: human output with
@@ -180,6 +181,14 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
     .action(run(async (opts, cmd: { dryRun?: boolean }) => {
       const result = await runCutover(context(opts), { dryRun: cmd.dryRun });
       return { result, markdown: cutoverMarkdown(result) };
+    }));
+
+  program
+    .command('status')
+    .description('where the migration stands, from the journal on the target (works while a phase runs elsewhere)')
+    .action(run(async (opts) => {
+      const result = await migrationStatus(context(opts));
+      return { result, markdown: statusMarkdown(result) };
     }));
 
   program

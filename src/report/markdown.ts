@@ -4,6 +4,7 @@ import type { CdcStatus } from '../phases/cdc.js';
 import type { CutoverResult, RollbackResult } from '../phases/cutover.js';
 import type { FullLoadResult } from '../phases/full-load.js';
 import type { TeardownResult } from '../phases/teardown.js';
+import type { MigrationStatus } from '../phases/status.js';
 import type { VerifyResult } from '../phases/verify.js';
 
 /**
@@ -139,4 +140,18 @@ export function rollbackMarkdown(r: RollbackResult): string {
 
 export function teardownMarkdown(r: TeardownResult): string {
   return [`### pgshift teardown`, r.dropped.length ? r.dropped.map((d) => `- dropped ${d}`).join('\n') : 'Nothing left to remove.'].join('\n') + '\n';
+}
+
+export function statusMarkdown(r: MigrationStatus): string {
+  if (!r.found) return `### pgshift status — ${r.migration}\nNo journal on the target: nothing has run yet (or teardown removed it).\n`;
+  return [
+    `### pgshift status — ${r.migration}`,
+    `${r.tables.done} table(s) loaded, ${r.tables.rows} rows, ${formatBytes(r.tables.bytes)}.`,
+    '',
+    table(['phase', 'state', 'started', 'finished'], r.phases.map((p) => [p.phase, p.state, p.startedAt, p.finishedAt ?? '–'])),
+    '',
+    table(['group', 'state', 'slot', 'snapshot', 'LSN'], r.streams.map((s) => [s.group, s.state, s.slot, s.snapshotMode, s.snapshotLsn ?? '–'])),
+    '',
+    ...r.events.slice(-10).map((e) => `- ${e.at} ${e.phase} ${e.level}: ${e.message}`),
+  ].join('\n') + '\n';
 }

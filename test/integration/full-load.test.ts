@@ -3,7 +3,8 @@ import { silentLogger } from '../../src/core/log.js';
 import { phaseContext } from '../../src/phases/context.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
 import { SAMPLE_TABLES, tableDigests } from '../harness/compare.js';
-import { testPlan } from '../harness/plan.js';
+import { runCli } from '../harness/cli.js';
+import { testPlan, writePlanFile } from '../harness/plan.js';
 import { sql, startPair, seedSample } from '../harness/servers.js';
 
 describe('full-load 13 → 17', () => {
@@ -24,5 +25,12 @@ describe('full-load 13 → 17', () => {
     expect(seq[0].v).toBe(srcSeq[0].v);
     const slots = await sql(pair.sourceUrl, `SELECT slot_name FROM pg_replication_slots`);
     expect(slots.map((r) => r.slot_name)).toEqual(['pgshift_shop_all']);
+    // pgshift status reads the journal only (it would work from another machine mid-load).
+    const st = await runCli(['status', '--json', '-c', writePlanFile()], { SOURCE_URL: 'postgresql://nobody@127.0.0.1:1/unreachable', TARGET_URL: pair.targetUrl });
+    expect(st.code, st.stderr).toBe(0);
+    const status = JSON.parse(st.stdout).result;
+    expect(status).toMatchObject({ found: true, tables: { done: 9 } });
+    expect(status.streams).toEqual([expect.objectContaining({ group: 'all', state: 'loaded', snapshotMode: 'exported' })]);
+    expect(status.phases.map((p: { phase: string }) => p.phase)).toEqual(expect.arrayContaining(['full-load', 'full-load:pre-data', 'full-load:post-data']));
   });
 });

@@ -1,0 +1,41 @@
+import { connect, endpointFor } from '../pg/connect.js';
+import { Journal } from '../journal/journal.js';
+import type { PhaseContext } from './context.js';
+
+/**
+ * `pgshift status`: where the migration stands, read from the journal on the target only — so it
+ * works from any machine while a full load or a cut-over runs elsewhere (another runner, a matrix
+ * job): phases, streams with their snapshot LSNs, per-table copy progress, recent events.
+ */
+export interface MigrationStatus {
+  migration: string;
+  found: boolean;
+  phases: Array<{ phase: string; state: string; startedAt: string; finishedAt: string | null }>;
+  streams: Array<{ group: string; state: string; slot: string; snapshotMode: string; snapshotLsn: string | null }>;
+  tables: { done: number; rows: number; bytes: number };
+  events: Array<{ at: string; phase: string; level: string; message: string }>;
+}
+
+export async function migrationStatus(ctx: PhaseContext): Promise<MigrationStatus> {
+  const target = await connect(endpointFor('target', ctx.plan.target));
+  try {
+    const journal = await Journal.find(target, ctx.plan.name);
+    if (!journal) return { migration: ctx.plan.name, found: false, phases: [], streams: [], tables: { done: 0, rows: 0, bytes: 0 }, events: [] };
+    const phases = await target.query(
+      `SELECT phase, state, started_at::text AS "startedAt", finished_at::text AS "finishedAt" FROM pgshift.phase WHERE migration = $1 ORDER BY started_at`,
+      [ctx.plan.name],
+    );
+    const progress = await journal.tableProgress();
+    const done = progress.filter((p) => p.state === 'done');
+    return {
+      migration: ctx.plan.name,
+      found: true,
+      phases: phases.rows,
+      streams: (await journal.streams()).map((s) => ({ group: s.group, state: s.state, slot: s.slot, snapshotMode: s.snapshotMode, snapshotLsn: s.snapshotLsn })),
+      tables: { done: done.length, rows: done.reduce((n, p) => n + (p.rows ?? 0), 0), bytes: done.reduce((n, p) => n + (p.bytes ?? 0), 0) },
+      events: (await journal.events(20)).map((e) => ({ at: new Date(e.at).toISOString(), phase: e.phase, level: e.level, message: e.message })),
+    };
+  } finally {
+    await target.end().catch(() => {});
+  }
+}
