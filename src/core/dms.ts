@@ -1,0 +1,160 @@
+/**
+ * AWS DMS request documents for CDC-only tasks, as pure functions (no SDK, no I/O), so that every
+ * byte sent to DMS is decided here and checked by golden tests against the documented JSON
+ * (shared/reference/aws-dms.md §3–4, the DMS User Guide's table-mapping and task-settings pages).
+ */
+export interface DmsTable {
+  schema: string;
+  name: string;
+  /** Per-table LOB handling from the assessment: limited with a size, or unlimited (no truncation). */
+  lob?: { mode: 'limited' | 'unlimited'; maxSizeKb: number };
+  batchApply: boolean;
+}
+
+export interface TableMappingRule {
+  'rule-type': 'selection' | 'table-settings';
+  'rule-id': string;
+  'rule-name': string;
+  'object-locator': { 'schema-name': string; 'table-name': string };
+  'rule-action'?: 'include' | 'explicit';
+  filters?: unknown[];
+  'lob-settings'?: { mode: 'limited' | 'unlimited'; 'bulk-max-size': string };
+}
+
+/**
+ * One explicit selection per table (never a wildcard: the task must carry exactly the tables of
+ * its slot's replication sets — partition leaves, not parents), then a table-settings rule for each
+ * table whose LOBs need their own limit. Rule ids are strings of unique numbers; names are unique.
+ */
+export function tableMappings(tables: DmsTable[]): { rules: TableMappingRule[] } {
+  const rules: TableMappingRule[] = [];
+  let id = 1;
+  const slug = (t: DmsTable) => `${t.schema}-${t.name}`.replace(/[^A-Za-z0-9_-]/g, '_');
+  for (const t of tables) {
+    rules.push({
+      'rule-type': 'selection',
+      'rule-id': String(id++),
+      'rule-name': `include-${slug(t)}`,
+      'object-locator': { 'schema-name': t.schema, 'table-name': t.name },
+      'rule-action': 'include',
+      filters: [],
+    });
+  }
+  for (const t of tables) {
+    if (!t.lob) continue;
+    rules.push({
+      'rule-type': 'table-settings',
+      'rule-id': String(id++),
+      'rule-name': `${slug(t)}-lob${t.lob.mode === 'unlimited' ? '-no-truncation' : ''}`,
+      'object-locator': { 'schema-name': t.schema, 'table-name': t.name },
+      // Unlimited mode with a non-zero bulk-max-size is what the reference migration used.
+      'lob-settings': { mode: t.lob.mode, 'bulk-max-size': String(t.lob.maxSizeKb) },
+    });
+  }
+  return { rules };
+}
+
+export interface TaskSettingsOptions {
+  lobMaxSizeKb: number;
+  batchApply: boolean;
+}
+
+/**
+ * CDC-only task settings: TargetTablePrepMode DO_NOTHING (the full load is pgshift's), limited LOB
+ * mode at the task's size, control tables on (status, suspended tables, history), the capture and
+ * apply log components, the documented error policies — SUSPEND_TABLE for data and apply errors when
+ * batch apply is on, as the TargetMetadata documentation asks — and BatchApplyEnabled only when
+ * every table of the task is eligible.
+ */
+export function taskSettings(o: TaskSettingsOptions): Record<string, unknown> {
+  const onError = o.batchApply ? 'SUSPEND_TABLE' : 'LOG_ERROR';
+  return {
+    TargetMetadata: {
+      TargetSchema: '',
+      SupportLobs: true,
+      FullLobMode: false,
+      LobChunkSize: 64,
+      LimitedSizeLobMode: true,
+      LobMaxSize: o.lobMaxSizeKb,
+      InlineLobMaxSize: 0,
+      BatchApplyEnabled: o.batchApply,
+      TaskRecoveryTableEnabled: true,
+    },
+    FullLoadSettings: { TargetTablePrepMode: 'DO_NOTHING' },
+    Logging: {
+      EnableLogging: true,
+      LogComponents: ['SOURCE_CAPTURE', 'TARGET_APPLY', 'SORTER', 'TASK_MANAGER'].map((Id) => ({ Id, Severity: 'LOGGER_SEVERITY_DEFAULT' })),
+    },
+    ControlTablesSettings: {
+      ControlSchema: '',
+      HistoryTimeslotInMinutes: 5,
+      HistoryTableEnabled: true,
+      SuspendedTablesTableEnabled: true,
+      StatusTableEnabled: true,
+    },
+    ChangeProcessingTuning: {
+      BatchApplyPreserveTransaction: true,
+      BatchApplyTimeoutMin: 1,
+      BatchApplyTimeoutMax: 30,
+      BatchApplyMemoryLimit: 500,
+      BatchSplitSize: 0,
+      MinTransactionSize: 1000,
+      CommitTimeout: 1,
+      MemoryLimitTotal: 1024,
+      MemoryKeepTime: 60,
+      StatementCacheSize: 50,
+    },
+    ChangeProcessingDdlHandlingPolicy: { HandleSourceTableDropped: false, HandleSourceTableTruncated: false, HandleSourceTableAltered: false },
+    ErrorBehavior: {
+      DataErrorPolicy: onError,
+      DataTruncationErrorPolicy: onError,
+      DataErrorEscalationPolicy: 'SUSPEND_TABLE',
+      DataErrorEscalationCount: 0,
+      TableErrorPolicy: 'SUSPEND_TABLE',
+      TableErrorEscalationPolicy: 'STOP_TASK',
+      TableErrorEscalationCount: 0,
+      RecoverableErrorCount: -1,
+      RecoverableErrorInterval: 5,
+      RecoverableErrorThrottling: true,
+      RecoverableErrorThrottlingMax: 1800,
+      ApplyErrorDeletePolicy: 'IGNORE_RECORD',
+      ApplyErrorInsertPolicy: onError,
+      ApplyErrorUpdatePolicy: onError,
+      ApplyErrorEscalationPolicy: 'LOG_ERROR',
+      ApplyErrorEscalationCount: 0,
+      FullLoadIgnoreConflicts: true,
+    },
+    ValidationSettings: { EnableValidation: false },
+  };
+}
+
+export interface TaskPlan {
+  /** Suffix of the task identifier: '' for a single task, 'batch' / 'single' when a group is split. */
+  suffix: '' | 'batch' | 'single';
+  tables: DmsTable[];
+  batchApply: boolean;
+}
+
+/**
+ * A group mixing tables that may and may not use batch apply becomes two tasks; batch apply with
+ * LOBs is allowed only in limited mode, so a table with unlimited LOBs is never batched.
+ */
+export function splitByBatchApply(tables: DmsTable[]): TaskPlan[] {
+  const eligible = (t: DmsTable) => t.batchApply && t.lob?.mode !== 'unlimited';
+  const batch = tables.filter(eligible);
+  const single = tables.filter((t) => !eligible(t));
+  if (batch.length && single.length) {
+    return [
+      { suffix: 'batch', tables: batch, batchApply: true },
+      { suffix: 'single', tables: single, batchApply: false },
+    ];
+  }
+  return [{ suffix: '', tables, batchApply: single.length === 0 && batch.length > 0 }];
+}
+
+/** DMS identifiers: letters, digits and hyphens, starting with a letter, no double or trailing hyphen, ≤ 255. */
+export function taskIdentifier(migration: string, group: string, suffix: string): string {
+  const raw = ['pgshift', migration, group, suffix].filter(Boolean).join('-');
+  const id = raw.replace(/[^A-Za-z0-9-]+/g, '-').replace(/-+/g, '-').replace(/^-|-$/g, '');
+  return (/^[A-Za-z]/.test(id) ? id : `t-${id}`).slice(0, 255).replace(/-$/, '');
+}
