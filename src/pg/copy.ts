@@ -20,9 +20,13 @@ export async function copyTable(
   table: QualifiedName,
   columns: string[],
   onBytes?: (bytes: number) => void,
+  /** A part of the table: a WHERE condition on the source (key or ctid range). */
+  where?: string,
 ): Promise<CopyResult> {
   const cols = columns.map(quoteIdent).join(', ');
-  const out = source.query(copyTo(`COPY ${qualify(table)} (${cols}) TO STDOUT`));
+  const out = source.query(
+    copyTo(where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table)} WHERE ${where}) TO STDOUT` : `COPY ${qualify(table)} (${cols}) TO STDOUT`),
+  );
   const into = target.query(copyFrom(`COPY ${qualify(table)} (${cols}) FROM STDIN`));
   let bytes = 0;
   const meter = new Transform({

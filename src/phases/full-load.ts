@@ -1,9 +1,10 @@
 import type pg from 'pg';
 import { gateRefused } from '../core/errors.js';
-import { displayName, qualify } from '../core/ident.js';
+import { displayName, qualify, quoteIdent } from '../core/ident.js';
 import { formatLsn } from '../core/lsn.js';
 import { heartbeatTable, publicationName, slotName, subscriptionName } from '../core/names.js';
 import { runPool } from '../core/pool.js';
+import { blockBounds, keyBounds, partCondition, partCount, type PartPlan } from '../core/parts.js';
 import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.js';
 import { copyColumns, type TableInfo } from '../pg/catalog.js';
 import { connect, endpointFor, majorOf, type Endpoint } from '../pg/connect.js';
@@ -226,10 +227,47 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
   }
 }
 
+interface CopyTask {
+  table: TableInfo;
+  /** 0 for a whole table; 1…n for the parts of a split one. */
+  part: number;
+  where?: string;
+}
+
+/**
+ * The copy tasks of a group, largest first: whole tables, and the parts of the tables above
+ * fullLoad.splitTablesLargerThan (key ranges, or block ranges without an integer key).
+ */
+async function planTasks(ctx: PhaseContext, c: pg.Client, tables: TableInfo[]): Promise<{ tasks: CopyTask[]; split: TableInfo[] }> {
+  const { splitTablesLargerThan, maxPartsPerTable } = ctx.plan.fullLoad;
+  const tasks: CopyTask[] = [];
+  const split: TableInfo[] = [];
+  for (const t of tables) {
+    const n = partCount(t.bytes, splitTablesLargerThan, maxPartsPerTable);
+    let plan: PartPlan = { kind: 'whole' };
+    const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : undefined;
+    if (n > 1 && pk && ['smallint', 'integer', 'bigint'].includes(pk.type)) {
+      const r = await c.query<{ lo: string | null; hi: string | null }>(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
+      if (r.rows[0].lo !== null) plan = { kind: 'key', column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r.rows[0].lo), BigInt(r.rows[0].hi!), n) };
+    } else if (n > 1) {
+      const r = await c.query<{ blocks: string }>(`SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::text AS blocks`, [qualify(t)]);
+      plan = { kind: 'ctid', bounds: blockBounds(Number(r.rows[0].blocks), n) };
+    }
+    if (plan.kind === 'whole' || plan.bounds.length === 0) {
+      tasks.push({ table: t, part: 0 });
+      continue;
+    }
+    split.push(t);
+    for (let i = 0; i <= plan.bounds.length; i++) {
+      tasks.push({ table: t, part: i + 1, where: partCondition(plan, i, plan.kind === 'key' ? quoteIdent(plan.column) : undefined) });
+    }
+  }
+  return { tasks, split };
+}
+
 async function loadGroup(ctx: PhaseContext, journal: Journal, group: ResolvedGroup, point: ReadPoint, progress: CopyProgress, clear: 'truncate' | 'delete') {
-  const done = new Set(
-    (await journal.tableProgress()).filter((p) => p.group === group.name && p.state === 'done').map((p) => `${p.schema}.${p.name}`),
-  );
+  const doneRows = (await journal.tableProgress()).filter((p) => p.group === group.name && p.state === 'done');
+  const done = new Set(doneRows.filter((p) => p.part === 0).map((p) => `${p.schema}.${p.name}`));
   let rows = 0;
   let bytes = 0;
   let skipped = 0;
@@ -240,9 +278,35 @@ async function loadGroup(ctx: PhaseContext, journal: Journal, group: ResolvedGro
     }
     return true;
   });
+  const planner = await connect(point.endpoint, { applicationName: 'pgshift plan' });
+  let plan: Awaited<ReturnType<typeof planTasks>>;
+  try {
+    plan = await planTasks(ctx, planner, pending);
+  } finally {
+    await planner.end().catch(() => {});
+  }
+  // A split table is cleared once, before its parts load side by side.
+  if (plan.split.length) {
+    const t = await connect(ctx.target, { applicationName: 'pgshift copy' });
+    try {
+      for (const table of plan.split) {
+        await t.query('BEGIN');
+        if (clear === 'truncate') await t.query(`TRUNCATE ${qualify(table)}`);
+        else {
+          await t.query('SET LOCAL session_replication_role = replica');
+          await t.query(`DELETE FROM ${qualify(table)}`);
+        }
+        await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table.schema, table.name]);
+        await t.query('COMMIT');
+        ctx.log.info(`${displayName(table)}: split into ${plan.tasks.filter((x) => x.table === table).length} parts`);
+      }
+    } finally {
+      await t.end().catch(() => {});
+    }
+  }
   const workers: Array<{ source: pg.Client; target: pg.Client } | undefined> = [];
   try {
-    await runPool(pending, ctx.plan.fullLoad.jobs, async (table, id) => {
+    await runPool(plan.tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
       let w = workers[id];
       if (!w) {
         const source = await connect(point.endpoint, { applicationName: 'pgshift copy' });
@@ -253,11 +317,22 @@ async function loadGroup(ctx: PhaseContext, journal: Journal, group: ResolvedGro
         w = workers[id] = { source, target };
       }
       point.check();
-      const r = await copyOneTable(w.source, w.target, journal.migration, group.name, table, point, progress, clear);
+      const r = await copyOneTable(w.source, w.target, journal.migration, group.name, task, point, progress, clear);
       rows += r.rows;
       bytes += r.bytes;
-      ctx.log.progress(`table:${displayName(table)}`, `copied ${displayName(table)}: ${r.rows} rows`);
+      ctx.log.progress(`table:${displayName(task.table)}:${task.part}`, `copied ${displayName(task.table)}${task.part ? ` part ${task.part}` : ''}: ${r.rows} rows`);
     });
+    // A split table is done when all its parts are: record it as a whole.
+    for (const table of plan.split) {
+      const parts = plan.tasks.filter((x) => x.table === table).length;
+      await journal.client.query(
+        `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
+         SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
+          WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
+         ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
+        [journal.migration, group.name, table.schema, table.name, parts],
+      );
+    }
   } finally {
     await Promise.all(workers.filter(Boolean).flatMap((w) => [w!.source.end().catch(() => {}), w!.target.end().catch(() => {})]));
   }
@@ -265,30 +340,36 @@ async function loadGroup(ctx: PhaseContext, journal: Journal, group: ResolvedGro
 }
 
 /**
- * One table, exactly once: the target transaction clears the table, loads it and marks it done in
- * the journal, so a crash leaves either the whole table with its journal row or neither.
+ * One table (or one part of a split table), exactly once: the target transaction clears a whole
+ * table, loads the rows and marks them done in the journal, so a crash leaves either the rows with
+ * their journal row or neither.
  */
 async function copyOneTable(
   source: pg.Client,
   target: pg.Client,
   migration: string,
   group: string,
-  table: TableInfo,
+  task: CopyTask,
   point: ReadPoint,
   progress: CopyProgress,
   clear: 'truncate' | 'delete',
 ) {
+  const table = task.table;
   await point.begin(source);
   await target.query('BEGIN');
   try {
-    if (clear === 'truncate') await target.query(`TRUNCATE ${qualify(table)}`);
-    else {
-      // As the apply worker does: no FK triggers while the rows are replaced.
+    if (task.part === 0) {
+      if (clear === 'truncate') await target.query(`TRUNCATE ${qualify(table)}`);
+      else {
+        // As the apply worker does: no FK triggers while the rows are replaced.
+        await target.query('SET LOCAL session_replication_role = replica');
+        await target.query(`DELETE FROM ${qualify(table)}`);
+      }
+    } else if (clear === 'delete') {
       await target.query('SET LOCAL session_replication_role = replica');
-      await target.query(`DELETE FROM ${qualify(table)}`);
     }
-    const r = await copyTable(source, target, table, copyColumns(table), (n) => progress.add(n));
-    await target.query(progressSql.upsert, [migration, group, table.schema, table.name, 0, 'done', r.rows, r.bytes]);
+    const r = await copyTable(source, target, table, copyColumns(table), (n) => progress.add(n), task.where);
+    await target.query(progressSql.upsert, [migration, group, table.schema, table.name, task.part, 'done', r.rows, r.bytes]);
     await target.query('COMMIT');
     await source.query('COMMIT');
     progress.tableDone(r.rows);

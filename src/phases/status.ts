@@ -26,7 +26,7 @@ export async function migrationStatus(ctx: PhaseContext): Promise<MigrationStatu
       [ctx.plan.name],
     );
     const progress = await journal.tableProgress();
-    const done = progress.filter((p) => p.state === 'done');
+    const done = progress.filter((p) => p.state === 'done' && p.part === 0);
     return {
       migration: ctx.plan.name,
       found: true,

@@ -34,3 +34,31 @@ describe('full-load 13 → 17', () => {
     expect(status.phases.map((p: { phase: string }) => p.phase)).toEqual(expect.arrayContaining(['full-load', 'full-load:pre-data', 'full-load:post-data']));
   });
 });
+
+describe('full-load of split tables, 15 → 17', () => {
+  it('splits a large table by key range and a key-less one by block range, parts side by side, exactly', async () => {
+    const pair = await startPair(15, 17);
+    await sql(pair.sourceUrl, `
+      CREATE TABLE big (id bigint PRIMARY KEY, payload text, n int);
+      INSERT INTO big SELECT i, repeat(md5(i::text), 4), i % 97 FROM generate_series(1, 150000) i;
+      CREATE TABLE heap_only (a int, b text);
+      INSERT INTO heap_only SELECT i % 1000, repeat('h', 100) FROM generate_series(1, 100000) i;
+      CREATE TABLE small (id int PRIMARY KEY);
+      INSERT INTO small SELECT generate_series(1, 10);
+      ANALYZE;`);
+    const plan = testPlan(pair.sourceUrl, pair.targetUrl, 'fullLoad: { jobs: 3, splitTablesLargerThan: 4MB, maxPartsPerTable: 5 }');
+    const result = await runFullLoad(phaseContext(plan, silentLogger));
+    expect(result.rows).toBe(250010);
+    const tables = ['public.big', 'public.heap_only', 'public.small'];
+    const [a, b] = await Promise.all([tableDigests(pair.sourceUrl, tables), tableDigests(pair.targetUrl, tables)]);
+    expect(b).toEqual(a);
+    const parts = await sql(pair.targetUrl, `SELECT table_name AS t, count(*) FILTER (WHERE part > 0)::int AS parts, bool_or(part = 0) AS whole FROM pgshift.copy_progress WHERE state = 'done' GROUP BY 1 ORDER BY 1`);
+    // Parts = ceil(size / 4 MB), at most 5; the whole table is recorded done once every part is.
+    expect(parts.map((p) => [p.t, p.parts >= 2 && p.parts <= 5, p.whole])).toEqual([
+      ['big', true, true],
+      ['heap_only', true, true],
+      ['small', false, true],
+    ]);
+    expect(parts[2].parts).toBe(0);
+  });
+});

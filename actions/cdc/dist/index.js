@@ -34361,9 +34361,11 @@ init_connect();
 var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-async function copyTable(source, target, table2, columns, onBytes) {
+async function copyTable(source, target, table2, columns, onBytes, where) {
   const cols = columns.map(quoteIdent).join(", ");
-  const out = source.query((0, import_pg_copy_streams.to)(`COPY ${qualify(table2)} (${cols}) TO STDOUT`));
+  const out = source.query(
+    (0, import_pg_copy_streams.to)(where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table2)} WHERE ${where}) TO STDOUT` : `COPY ${qualify(table2)} (${cols}) TO STDOUT`)
+  );
   const into = target.query((0, import_pg_copy_streams.from)(`COPY ${qualify(table2)} (${cols}) FROM STDIN`));
   let bytes = 0;
   const meter = new Transform({
@@ -34400,6 +34402,39 @@ async function runPool(items, concurrency, task) {
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, (_, i) => worker(i)));
   if (failed !== void 0) throw failed;
+}
+
+// src/core/parts.ts
+function partCount(bytes, threshold, maxParts) {
+  if (bytes <= threshold || maxParts < 2) return 1;
+  return Math.min(maxParts, Math.ceil(bytes / threshold));
+}
+function keyBounds(min, max, parts) {
+  if (parts < 2 || max <= min) return [];
+  const span = max - min;
+  const out = [];
+  for (let i = 1; i < parts; i++) {
+    const b = min + span * BigInt(i) / BigInt(parts);
+    if (out.length === 0 || b > out[out.length - 1]) out.push(b);
+  }
+  return out;
+}
+function blockBounds(blocks, parts) {
+  if (parts < 2 || blocks < parts) return [];
+  return Array.from({ length: parts - 1 }, (_, i) => Math.floor(blocks * (i + 1) / parts));
+}
+function partCondition(plan, index, quotedColumn) {
+  const lo = index === 0 ? null : plan.bounds[index - 1];
+  const hi = index === plan.bounds.length ? null : plan.bounds[index];
+  const parts = [];
+  if (plan.kind === "key") {
+    if (lo !== null) parts.push(`${quotedColumn} >= ${lo}`);
+    if (hi !== null) parts.push(`${quotedColumn} < ${hi}`);
+  } else {
+    if (lo !== null) parts.push(`ctid >= '(${lo},0)'::tid`);
+    if (hi !== null) parts.push(`ctid < '(${hi},0)'::tid`);
+  }
+  return parts.length ? parts.join(" AND ") : "true";
 }
 
 // src/phases/full-load.ts
@@ -34775,10 +34810,35 @@ async function runFullLoad(ctx, options = {}) {
     await s.close();
   }
 }
+async function planTasks(ctx, c, tables) {
+  const { splitTablesLargerThan, maxPartsPerTable } = ctx.plan.fullLoad;
+  const tasks = [];
+  const split = [];
+  for (const t of tables) {
+    const n = partCount(t.bytes, splitTablesLargerThan, maxPartsPerTable);
+    let plan = { kind: "whole" };
+    const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : void 0;
+    if (n > 1 && pk && ["smallint", "integer", "bigint"].includes(pk.type)) {
+      const r = await c.query(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
+      if (r.rows[0].lo !== null) plan = { kind: "key", column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r.rows[0].lo), BigInt(r.rows[0].hi), n) };
+    } else if (n > 1) {
+      const r = await c.query(`SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::text AS blocks`, [qualify(t)]);
+      plan = { kind: "ctid", bounds: blockBounds(Number(r.rows[0].blocks), n) };
+    }
+    if (plan.kind === "whole" || plan.bounds.length === 0) {
+      tasks.push({ table: t, part: 0 });
+      continue;
+    }
+    split.push(t);
+    for (let i = 0; i <= plan.bounds.length; i++) {
+      tasks.push({ table: t, part: i + 1, where: partCondition(plan, i, plan.kind === "key" ? quoteIdent(plan.column) : void 0) });
+    }
+  }
+  return { tasks, split };
+}
 async function loadGroup(ctx, journal, group2, point, progress, clear) {
-  const done = new Set(
-    (await journal.tableProgress()).filter((p) => p.group === group2.name && p.state === "done").map((p) => `${p.schema}.${p.name}`)
-  );
+  const doneRows = (await journal.tableProgress()).filter((p) => p.group === group2.name && p.state === "done");
+  const done = new Set(doneRows.filter((p) => p.part === 0).map((p) => `${p.schema}.${p.name}`));
   let rows = 0;
   let bytes = 0;
   let skipped = 0;
@@ -34789,9 +34849,36 @@ async function loadGroup(ctx, journal, group2, point, progress, clear) {
     }
     return true;
   });
+  const planner = await connect(point.endpoint, { applicationName: "pgshift plan" });
+  let plan;
+  try {
+    plan = await planTasks(ctx, planner, pending);
+  } finally {
+    await planner.end().catch(() => {
+    });
+  }
+  if (plan.split.length) {
+    const t = await connect(ctx.target, { applicationName: "pgshift copy" });
+    try {
+      for (const table2 of plan.split) {
+        await t.query("BEGIN");
+        if (clear === "truncate") await t.query(`TRUNCATE ${qualify(table2)}`);
+        else {
+          await t.query("SET LOCAL session_replication_role = replica");
+          await t.query(`DELETE FROM ${qualify(table2)}`);
+        }
+        await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table2.schema, table2.name]);
+        await t.query("COMMIT");
+        ctx.log.info(`${displayName(table2)}: split into ${plan.tasks.filter((x) => x.table === table2).length} parts`);
+      }
+    } finally {
+      await t.end().catch(() => {
+      });
+    }
+  }
   const workers = [];
   try {
-    await runPool(pending, ctx.plan.fullLoad.jobs, async (table2, id) => {
+    await runPool(plan.tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
       let w = workers[id];
       if (!w) {
         const source = await connect(point.endpoint, { applicationName: "pgshift copy" });
@@ -34802,11 +34889,21 @@ async function loadGroup(ctx, journal, group2, point, progress, clear) {
         w = workers[id] = { source, target };
       }
       point.check();
-      const r = await copyOneTable(w.source, w.target, journal.migration, group2.name, table2, point, progress, clear);
+      const r = await copyOneTable(w.source, w.target, journal.migration, group2.name, task, point, progress, clear);
       rows += r.rows;
       bytes += r.bytes;
-      ctx.log.progress(`table:${displayName(table2)}`, `copied ${displayName(table2)}: ${r.rows} rows`);
+      ctx.log.progress(`table:${displayName(task.table)}:${task.part}`, `copied ${displayName(task.table)}${task.part ? ` part ${task.part}` : ""}: ${r.rows} rows`);
     });
+    for (const table2 of plan.split) {
+      const parts = plan.tasks.filter((x) => x.table === table2).length;
+      await journal.client.query(
+        `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
+         SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
+          WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
+         ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
+        [journal.migration, group2.name, table2.schema, table2.name, parts]
+      );
+    }
   } finally {
     await Promise.all(workers.filter(Boolean).flatMap((w) => [w.source.end().catch(() => {
     }), w.target.end().catch(() => {
@@ -34814,17 +34911,22 @@ async function loadGroup(ctx, journal, group2, point, progress, clear) {
   }
   return { rows, bytes, skipped };
 }
-async function copyOneTable(source, target, migration, group2, table2, point, progress, clear) {
+async function copyOneTable(source, target, migration, group2, task, point, progress, clear) {
+  const table2 = task.table;
   await point.begin(source);
   await target.query("BEGIN");
   try {
-    if (clear === "truncate") await target.query(`TRUNCATE ${qualify(table2)}`);
-    else {
+    if (task.part === 0) {
+      if (clear === "truncate") await target.query(`TRUNCATE ${qualify(table2)}`);
+      else {
+        await target.query("SET LOCAL session_replication_role = replica");
+        await target.query(`DELETE FROM ${qualify(table2)}`);
+      }
+    } else if (clear === "delete") {
       await target.query("SET LOCAL session_replication_role = replica");
-      await target.query(`DELETE FROM ${qualify(table2)}`);
     }
-    const r = await copyTable(source, target, table2, copyColumns(table2), (n) => progress.add(n));
-    await target.query(progressSql.upsert, [migration, group2, table2.schema, table2.name, 0, "done", r.rows, r.bytes]);
+    const r = await copyTable(source, target, table2, copyColumns(table2), (n) => progress.add(n), task.where);
+    await target.query(progressSql.upsert, [migration, group2, table2.schema, table2.name, task.part, "done", r.rows, r.bytes]);
     await target.query("COMMIT");
     await source.query("COMMIT");
     progress.tableDone(r.rows);
