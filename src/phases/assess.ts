@@ -88,7 +88,7 @@ export async function runAssess(ctx: PhaseContext): Promise<AssessResult> {
     }
     for (const t of tgt.eventTriggers) add('warning', 'target.event-trigger', `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, 'disable it during the full load');
     if (src.largeObjects > 0) {
-      add('warning', 'source.large-objects', `${src.largeObjects} large object(s)`, 'large objects (pg_largeobject) are not replicated by logical replication and not copied by this version of pgshift', 'move them to bytea columns, or copy them during the cut-over window (pg_dump --large-objects)');
+      add('warning', 'source.large-objects', `${src.largeObjects} large object(s)`, 'large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target', 'freeze large-object writes from the full load on, or move them to bytea columns');
     }
     try {
       const dump = await findTool('pg_dump', plan.fullLoad.pgBinDir);

@@ -9,6 +9,7 @@ import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.j
 import { copyColumns, type TableInfo } from '../pg/catalog.js';
 import { connect, endpointFor, majorOf, type Endpoint } from '../pg/connect.js';
 import { PausedReplica } from '../pg/paused-replica.js';
+import { copyLargeObjects } from '../pg/large-objects.js';
 import { copyTable } from '../pg/copy.js';
 import { createPublication, dropPublication, ensureHeartbeat } from '../pg/replication.js';
 import { dumpSchema, restoreSection, type SchemaDump } from '../pg/schema.js';
@@ -55,6 +56,7 @@ export interface FullLoadResult {
 }
 
 const PRE_DATA = 'full-load:pre-data';
+const LARGE_OBJECTS = 'full-load:large-objects';
 
 /**
  * Where and how the rows are read: from the source inside the slot's exported snapshot, or from
@@ -185,6 +187,23 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: point!.lsnText, tables: group.tables.length, ...r });
     }
     progress.stop();
+    // Large objects belong to no group: the first job to get here copies them, inside its snapshot.
+    if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== 'done') {
+      await withStepLock(s.target, LARGE_OBJECTS, async () => {
+        if ((await journal.phaseState(LARGE_OBJECTS))?.state === 'done') return;
+        const point = toLoad[0].point!;
+        const reader = await connect(point.endpoint, { applicationName: 'pgshift large objects' });
+        try {
+          await point.begin(reader);
+          const lo = await copyLargeObjects(reader, s.target, plan.fullLoad.ownership === 'keep');
+          await reader.query('COMMIT');
+          if (lo.objects) log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
+          await journal.finishPhase(LARGE_OBJECTS, 'done', lo);
+        } finally {
+          await reader.end().catch(() => {});
+        }
+      });
+    }
     for (const h of holders.splice(0)) await h.release();
     await paused?.resume();
 

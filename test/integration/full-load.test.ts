@@ -45,6 +45,8 @@ describe('full-load of split tables, 15 → 17', () => {
       INSERT INTO heap_only SELECT i % 1000, repeat('h', 100) FROM generate_series(1, 100000) i;
       CREATE TABLE small (id int PRIMARY KEY);
       INSERT INTO small SELECT generate_series(1, 10);
+      SELECT lo_from_bytea(424242, decode(repeat('ab', 300000), 'hex'));
+      SELECT lo_from_bytea(424243, 'small object');
       ANALYZE;`);
     const plan = testPlan(pair.sourceUrl, pair.targetUrl, 'fullLoad: { jobs: 3, splitTablesLargerThan: 4MB, maxPartsPerTable: 5 }');
     const result = await runFullLoad(phaseContext(plan, silentLogger));
@@ -60,5 +62,10 @@ describe('full-load of split tables, 15 → 17', () => {
       ['small', false, true],
     ]);
     expect(parts[2].parts).toBe(0);
+    // Large objects travel with the snapshot, OIDs kept.
+    const lo = await sql(pair.targetUrl, `SELECT oid::int AS oid, md5(lo_get(oid)) AS h FROM pg_largeobject_metadata ORDER BY oid`);
+    const src = await sql(pair.sourceUrl, `SELECT oid::int AS oid, md5(lo_get(oid)) AS h FROM pg_largeobject_metadata ORDER BY oid`);
+    expect(lo).toEqual(src);
+    expect(lo.map((x) => x.oid)).toEqual([424242, 424243]);
   });
 });

@@ -33893,6 +33893,32 @@ async function waitPaused(replica, deadline) {
   throw failure("replica.pause", "the replica did not pause within the time limit", "check the replica is replaying");
 }
 
+// src/pg/large-objects.ts
+async function copyLargeObjects(source, target, keepOwnership) {
+  const list = await source.query(`SELECT oid::text, pg_get_userbyid(lomowner) AS owner FROM pg_largeobject_metadata ORDER BY oid`);
+  let bytes = 0;
+  for (const lo of list.rows) {
+    const data = await source.query("SELECT lo_get($1::oid) AS d", [lo.oid]);
+    const payload = data.rows[0].d;
+    bytes += payload.length;
+    await target.query("BEGIN");
+    try {
+      await target.query("SELECT lo_unlink($1::oid) FROM pg_largeobject_metadata WHERE oid = $1::oid", [lo.oid]);
+      await target.query("SELECT lo_from_bytea($1::oid, $2::bytea)", [lo.oid, payload]);
+      if (keepOwnership) {
+        const role = await target.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [lo.owner]);
+        if (role.rowCount) await target.query(`ALTER LARGE OBJECT ${Number(lo.oid)} OWNER TO ${quoteIdent(lo.owner)}`);
+      }
+      await target.query("COMMIT");
+    } catch (err) {
+      await target.query("ROLLBACK").catch(() => {
+      });
+      throw err;
+    }
+  }
+  return { objects: list.rowCount ?? 0, bytes };
+}
+
 // src/pg/copy.ts
 var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
 import { Transform } from "node:stream";
@@ -34243,6 +34269,7 @@ async function resolveGroups(ctx, source, versionNum, only) {
 
 // src/phases/full-load.ts
 var PRE_DATA = "full-load:pre-data";
+var LARGE_OBJECTS = "full-load:large-objects";
 function exportedPoint(ctx, holder) {
   return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c) => importSnapshot(c, holder.snapshotName), check: () => {
   } };
@@ -34351,6 +34378,23 @@ async function runFullLoad(ctx, options = {}) {
       results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: point.lsnText, tables: group2.tables.length, ...r });
     }
     progress.stop();
+    if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
+      await withStepLock(s.target, LARGE_OBJECTS, async () => {
+        if ((await journal.phaseState(LARGE_OBJECTS))?.state === "done") return;
+        const point = toLoad[0].point;
+        const reader = await connect(point.endpoint, { applicationName: "pgshift large objects" });
+        try {
+          await point.begin(reader);
+          const lo = await copyLargeObjects(reader, s.target, plan.fullLoad.ownership === "keep");
+          await reader.query("COMMIT");
+          if (lo.objects) log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
+          await journal.finishPhase(LARGE_OBJECTS, "done", lo);
+        } finally {
+          await reader.end().catch(() => {
+          });
+        }
+      });
+    }
     for (const h of holders.splice(0)) await h.release();
     await paused?.resume();
     let postData = "already-done";
