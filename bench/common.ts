@@ -1,17 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import pg from 'pg';
 import { parseServerUrl } from '../src/config/url.js';
 
 /** Helpers shared by the benchmarks. */
-export async function exec(url: string, sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
+export { exec } from '../src/local/exec.js';
 
 export async function timed<T>(fn: () => Promise<T>): Promise<{ seconds: number; value: T }> {
   const t = process.hrtime.bigint();

@@ -22,7 +22,3 @@ export function formatLsn(lsn: Lsn): string {
 export function lsnDistance(from: Lsn, to: Lsn): bigint {
   return to > from ? to - from : 0n;
 }
-
-export function maxLsn(...values: Lsn[]): Lsn {
-  return values.reduce((a, b) => (a > b ? a : b));
-}

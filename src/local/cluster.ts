@@ -1,6 +1,6 @@
 import { execFile as execFileCb, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, chownSync, constants, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
@@ -317,15 +317,6 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
       rmSync(dir, { recursive: true, force: true });
       throw new Error(`PostgreSQL ${install.major} failed to start: ${(err as Error).message}\n${cluster.log().slice(-2000)}`);
     }
-  }
-}
-
-export function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -10,6 +10,7 @@ import { runFullLoad, type FullLoadResult } from '../phases/full-load.js';
 import { runTeardown } from '../phases/teardown.js';
 import { runVerify, type VerifyResult } from '../phases/verify.js';
 import { findInstalls, startCluster, type LocalCluster } from './cluster.js';
+import { exec } from './exec.js';
 import { SAMPLE_TABLES, tableDigests } from './compare.js';
 import { APP_ROLE, createSample, SampleWriter } from './sample.js';
 
@@ -153,16 +154,6 @@ cutover: { fence: roles, roles: [${APP_ROLE}], timeoutSeconds: 30 }
   } finally {
     await writer?.stop();
     await Promise.all(clusters.map((c) => c.destroy()));
-  }
-}
-
-async function exec(url: string, sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
   }
 }
 

@@ -8,7 +8,9 @@ import { displayName, type QualifiedName } from '../core/ident.js';
 
 /** Schemas that are never migrated: the system's, and pgshift's own control schema. */
 export const CONTROL_SCHEMA = 'pgshift';
-const SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+export const USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+/** Relations created by an extension come with the extension, not with the data. */
+export const NOT_EXTENSION_MEMBER = `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`;
 
 export interface ColumnInfo {
   name: string;
@@ -79,8 +81,7 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) AS key_columns
       FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER}
-       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+     WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
      ORDER BY n.nspname, c.relname`);
   return r.rows.map((row) => ({
     oid: row.oid,
@@ -110,7 +111,7 @@ export async function listSequences(c: pg.Client): Promise<SequenceInfo[]> {
       FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace
       JOIN pg_sequence s ON s.seqrelid = c.oid
-     WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER}
+     WHERE c.relkind = 'S' AND ${USER_SCHEMAS}
      ORDER BY 1, 2`);
   return r.rows.map((row) => ({ schema: row.schema, name: row.name, dataType: row.data_type, maxValue: row.max_value, ownedBy: row.owned_by ?? undefined }));
 }
@@ -118,10 +119,6 @@ export async function listSequences(c: pg.Client): Promise<SequenceInfo[]> {
 /** Columns that COPY and hashing carry: everything but generated columns (the target computes those). */
 export function copyColumns(t: TableInfo): string[] {
   return t.columns.filter((col) => !col.generated).map((col) => col.name);
-}
-
-export function tableKey(t: QualifiedName): string {
-  return displayName(t);
 }
 
 export async function setting(c: pg.Client, name: string): Promise<string | undefined> {

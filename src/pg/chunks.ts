@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { qualify, quoteIdent, quoteLiteral } from '../core/ident.js';
 import { copyColumns, type TableInfo } from './catalog.js';
+import { fingerprint, rowHashExpr } from './hash.js';
 
 /**
  * Key-range chunks of a table and their fingerprints, computed inside each server.
@@ -36,11 +37,6 @@ export function keyedTable(t: TableInfo): KeyedTable | null {
   if (t.keyColumns.length === 0) return null;
   const typeOf = (name: string) => t.columns.find((c) => c.name === name)!.type;
   return { table: t, key: t.keyColumns, keyTypes: t.keyColumns.map(typeOf), columns: copyColumns(t) };
-}
-
-export function rowHashExpr(columns: string[], versionNum: number): string {
-  const row = `ROW(${columns.map(quoteIdent).join(', ')})::text`;
-  return versionNum >= 110000 ? `hashtextextended(${row}, 0)` : `('x' || substr(md5(${row}), 1, 16))::bit(64)::bigint`;
 }
 
 /** WHERE clause for a range of the leading key column, with its parameters. */
@@ -120,15 +116,10 @@ export function rangesFrom(bounds: string[], outer: Range = { lo: null, hi: null
   return out;
 }
 
-export async function rangeFingerprint(c: pg.Client, kt: KeyedTable, range: Range, versionNum: number): Promise<Fingerprint> {
+export function rangeFingerprint(c: pg.Client, kt: KeyedTable, range: Range, versionNum: number): Promise<Fingerprint> {
   const params: unknown[] = [];
   const where = rangeWhere(kt, range, params);
-  const r = await c.query<{ rows: string; hash: string }>(
-    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(kt.columns, versionNum)}), 0)::text AS hash
-       FROM ${qualify(kt.table)} WHERE ${where}`,
-    params,
-  );
-  return { rows: Number(r.rows[0].rows), hash: r.rows[0].hash };
+  return fingerprint(c, kt.table, kt.columns, versionNum, where, params);
 }
 
 export function keyText(values: string[]): string {

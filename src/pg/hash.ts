@@ -24,14 +24,17 @@ export interface TableFingerprint {
   hash: string;
 }
 
-export function fingerprintSql(table: QualifiedName, columns: string[], versionNum: number): string {
+/** A row's 64-bit hash: hashtextextended from PostgreSQL 11, md5 folded to 64 bits before. */
+export function rowHashExpr(columns: string[], versionNum: number): string {
   const row = `ROW(${columns.map(quoteIdent).join(', ')})::text`;
-  // hashtextextended (64-bit) exists from PostgreSQL 11; md5 folded to 64 bits before that.
-  const hash = versionNum >= 110000 ? `hashtextextended(${row}, 0)` : `('x' || substr(md5(${row}), 1, 16))::bit(64)::bigint`;
-  return `SELECT count(*)::text AS rows, coalesce(sum(${hash}), 0)::text AS hash FROM ${qualify(table)}`;
+  return versionNum >= 110000 ? `hashtextextended(${row}, 0)` : `('x' || substr(md5(${row}), 1, 16))::bit(64)::bigint`;
 }
 
-export async function fingerprint(c: pg.Client, table: QualifiedName, columns: string[], versionNum: number): Promise<TableFingerprint> {
-  const r = await c.query<{ rows: string; hash: string }>(fingerprintSql(table, columns, versionNum));
+/** count + sum of row hashes of a whole table (or of the rows matching `where`). */
+export async function fingerprint(c: pg.Client, table: QualifiedName, columns: string[], versionNum: number, where = 'true', params: unknown[] = []): Promise<TableFingerprint> {
+  const r = await c.query<{ rows: string; hash: string }>(
+    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(columns, versionNum)}), 0)::text AS hash FROM ${qualify(table)} WHERE ${where}`,
+    params,
+  );
   return { rows: Number(r.rows[0].rows), hash: r.rows[0].hash };
 }

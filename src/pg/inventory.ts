@@ -1,13 +1,12 @@
 import type pg from 'pg';
 import { qualify, quoteIdent } from '../core/ident.js';
-import { CONTROL_SCHEMA } from './catalog.js';
+import { CONTROL_SCHEMA, NOT_EXTENSION_MEMBER, USER_SCHEMAS } from './catalog.js';
 
 /**
  * What assess reads from a server: settings, roles, sessions, extensions, and per table the facts
  * that decide how it can be migrated. Catalog reads only — the one exception, LOB sizing, reads a
  * bounded sample whose size is returned with the result.
  */
-const USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
 
 export interface ServerFacts {
   versionNum: number;
@@ -153,8 +152,7 @@ export async function readRelations(c: pg.Client, versionNum: number): Promise<R
            pg_has_role(c.relowner, 'USAGE') AS owned_by_me,
            has_table_privilege(c.oid, 'SELECT') AS can_select
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS}
-       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+     WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
      ORDER BY n.nspname, c.relname`);
   return r.rows.map((x) => ({
     schema: x.schema,

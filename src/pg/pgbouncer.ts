@@ -47,12 +47,6 @@ export class PgBouncer {
     await this.c.query('RELOAD');
   }
 
-  async databaseHost(db: string): Promise<{ host: string; port: number; database: string } | undefined> {
-    const r = await this.c.query('SHOW DATABASES');
-    const row = r.rows.find((x) => x.name === db);
-    return row ? { host: row.host, port: Number(row.port), database: row.database } : undefined;
-  }
-
   async close(): Promise<void> {
     await this.c.end().catch(() => {});
   }

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { CONTROL_SCHEMA } from './catalog.js';
+import { CONTROL_SCHEMA, USER_SCHEMAS } from './catalog.js';
 
 /**
  * The schema tier of verify: the objects that must match for the data to mean the same thing —
@@ -15,7 +15,7 @@ export interface SchemaDifference {
   target?: string;
 }
 
-const SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+const SCHEMAS = USER_SCHEMAS;
 const NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%'`;
 
 type Inventory = Map<string, Map<string, string>>;

@@ -175,8 +175,7 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
     if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * ctx.plan.cdc.minSafeWalFraction) {
       problems.push(`slot ${st.slot} can fall only ${formatBytes(Math.max(0, slot.safeWalBytes))} further behind before max_slot_wal_keep_size (${formatBytes(slot.keepLimitBytes)}) invalidates it`);
     }
-    const ddl = ddlLog;
-    for (const d of ddl) {
+    for (const d of ddlLog) {
       problems.push(`DDL on the source at ${d.at}: ${d.command} ${d.object} — apply the same change on the target (DDL is not replicated), then acknowledge with DELETE FROM pgshift.ddl_log on the source`);
     }
     if (slot.lagBytes !== null && slot.lagBytes > maxLagBytes && st.state === 'streaming') problems.push(`lag ${formatBytes(slot.lagBytes)} is above cdc.maxLagBytes ${formatBytes(maxLagBytes)}`);
@@ -205,7 +204,7 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
       safeWalBytes: slot.safeWalBytes,
       tables,
       applyErrors,
-      ddl,
+      ddl: ddlLog,
       problems,
     });
   }

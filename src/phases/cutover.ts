@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { endpointText, repointAws, type RepointResult } from '../aws/repoint.js';
 import { formatBytes } from '../config/size.js';
 import { failure, gateRefused, isPgshiftError } from '../core/errors.js';
-import { displayName, qualify, quoteIdent, quoteLiteral } from '../core/ident.js';
+import { qualify, quoteIdent, quoteLiteral } from '../core/ident.js';
 import { heartbeatTable, publicationName, slotName, subscriptionName } from '../core/names.js';
 import { Journal, S, type StreamRecord } from '../journal/journal.js';
 import { listSequences } from '../pg/catalog.js';
@@ -128,7 +128,7 @@ export async function runCutover(ctx: PhaseContext, options: { dryRun?: boolean 
       let configChange: { previous: string; next: string } | undefined;
       await timed('switch', async () => {
         for (const st of streams) await setSubscriptionEnabled(s.target, st.subscription, false);
-        if (c.rollback) reverse = await startReverse(ctx, s, streams);
+        if (c.rollback) reverse = await startReverse(ctx, s);
         if (c.pgbouncer?.configFile) {
           configChange = repointConfig(c.pgbouncer.configFile, c.pgbouncer.database, target);
           await bouncer!.reload();
@@ -291,7 +291,7 @@ async function barrier(ctx: PhaseContext, s: Sessions, streams: StreamRecord[], 
  * Reverse replication, created while nothing writes to the target yet: the slot's consistent
  * point precedes the application's first write there, so a rollback loses nothing.
  */
-async function startReverse(ctx: PhaseContext, s: Sessions, streams: StreamRecord[]): Promise<NonNullable<CutoverResult['reverse']>> {
+async function startReverse(ctx: PhaseContext, s: Sessions): Promise<NonNullable<CutoverResult['reverse']>> {
   const names = reverseNames(ctx.plan.name);
   const slot = await s.target.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [names.slot]);
   if (!slot.rowCount) await s.target.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [names.slot]);
@@ -303,7 +303,6 @@ async function startReverse(ctx: PhaseContext, s: Sessions, streams: StreamRecor
          WITH (create_slot = false, slot_name = ${quoteLiteral(names.slot)}, copy_data = false, enabled = true)`,
     );
   }
-  void streams;
   return names;
 }
 
@@ -389,4 +388,3 @@ export async function runRollback(ctx: PhaseContext): Promise<RollbackResult> {
   }
 }
 
-export { displayName };

@@ -10,7 +10,7 @@ import { connect, majorOf } from '../pg/connect.js';
 import { copyTable } from '../pg/copy.js';
 import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { createSubscription, dropSubscription, ensureHeartbeat } from '../pg/replication.js';
-import { importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
+import { dropSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
 import { cdcStatus, startCdc, type CdcStatus } from './cdc.js';
 import { openSessions, resolveGroups, type PhaseContext } from './context.js';
 import { runFullLoad } from './full-load.js';
@@ -183,7 +183,6 @@ export async function restartCdc(ctx: PhaseContext, options: { group?: string; b
 
 async function dropResyncStream(s: { source: pg.Client; target: pg.Client }, st: StreamRecord, journal: Journal) {
   await s.source.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(st.publication)}`);
-  const { dropSlot } = await import('../pg/snapshot.js');
   await dropSlot(s.source, st.slot);
   await s.target.query(`DELETE FROM ${S}.stream WHERE migration = $1 AND group_name = $2`, [journal.migration, st.group]);
 }

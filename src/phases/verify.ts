@@ -129,8 +129,8 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
     const found = await Journal.find(s.target, ctx.plan.name);
     const journal = options.quiet ? undefined : found;
     const streaming = new Set(found ? (await found.streams()).filter((r) => r.state === 'streaming').map((r) => r.group) : []);
-    // A group is moving while its own stream (or a resync stream of its tables) applies changes.
-    const movingGroup = (g: string) => [...streaming].some((x) => x === g || x.startsWith(`${g}_r`));
+    // The streams that carry a group's tables: its own, and the resync streams split from it.
+    const streamsOf = (g: string) => [...streaming].filter((x) => x === g || x.startsWith(`${g}_r`));
     const excluded = new Set(ctx.plan.verify.excludeTables);
     const wanted = options.tables ? new Set(options.tables) : undefined;
     const work = groups.flatMap((g) =>
@@ -155,8 +155,9 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
         await useCanonicalSettings(w.source);
         await useCanonicalSettings(w.target);
       }
-      const moving = movingGroup(group) && !options.exact;
-      const checker = new TableChecker(ctx, w, s.sourceVersion, s.targetVersion, group, table, moving, mode, [...streaming]);
+      const streams = streamsOf(group);
+      const moving = streams.length > 0 && !options.exact;
+      const checker = new TableChecker(ctx, w, s.sourceVersion, s.targetVersion, group, table, moving, mode, streams);
       const check = await checker.run();
       checks.push(check);
       if (options.repairSql && checker.kt && check.verdict === 'different') repair.push(...(await checker.repair()));
@@ -254,8 +255,8 @@ class TableChecker {
   }
 
   /**
-   * Wait until the target has applied everything committed on the source so far — on every
-   * stream, because a resync may have moved some of a group's tables to a stream of their own.
+   * Wait until the target has applied everything committed on the source so far, on each stream
+   * that carries the group's tables (a resync moves some of them to a stream of their own).
    */
   private async bridge(): Promise<void> {
     if (!this.moving) return;

@@ -11,14 +11,6 @@ var __require = /* @__PURE__ */ ((x) => typeof require !== "undefined" ? require
   if (typeof require !== "undefined") return require.apply(this, arguments);
   throw Error('Dynamic require of "' + x + '" is not supported');
 });
-var __esm = (fn, res, err) => function __init() {
-  if (err) throw err[0];
-  try {
-    return fn && (res = (0, fn[__getOwnPropNames(fn)[0]])(fn = 0)), res;
-  } catch (e) {
-    throw err = [e], e;
-  }
-};
 var __commonJS = (cb, mod) => function __require2() {
   try {
     return mod || (0, cb[__getOwnPropNames(cb)[0]])((mod = { exports: {} }).exports, mod), mod.exports;
@@ -19161,129 +19153,6 @@ var require_undici = __commonJS({
   }
 });
 
-// src/core/errors.ts
-function inputError(code, message, hint, cause) {
-  return new PgshiftError(code, message, { hint, exitCode: 2, cause });
-}
-function gateRefused(code, message, hint) {
-  return new PgshiftError(code, message, { hint, exitCode: 3 });
-}
-function failure(code, message, hint, cause) {
-  return new PgshiftError(code, message, { hint, exitCode: 1, cause });
-}
-function isPgshiftError(err) {
-  return err instanceof PgshiftError;
-}
-var PgshiftError;
-var init_errors = __esm({
-  "src/core/errors.ts"() {
-    "use strict";
-    PgshiftError = class extends Error {
-      code;
-      hint;
-      exitCode;
-      constructor(code, message, options = {}) {
-        super(message, options.cause === void 0 ? void 0 : { cause: options.cause });
-        this.name = "PgshiftError";
-        this.code = code;
-        this.hint = options.hint;
-        this.exitCode = options.exitCode ?? 1;
-      }
-      /** The single line shown to people: message, then the fix. */
-      oneLine() {
-        return this.hint ? `${this.message} \u2014 ${this.hint}` : this.message;
-      }
-    };
-  }
-});
-
-// src/config/url.ts
-function parseServerUrl(url2) {
-  let u;
-  try {
-    u = new URL(url2);
-  } catch {
-    throw new Error("not a valid URL");
-  }
-  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") throw new Error(`unsupported scheme ${u.protocol.replace(":", "")}`);
-  const options = {};
-  for (const [k, v] of u.searchParams) options[k] = v;
-  const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
-  const host = hostParam ?? decodeURIComponent(u.hostname);
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
-  if (!host) throw new Error("no host");
-  if (!database) throw new Error("no database name");
-  return {
-    host,
-    port: u.port ? Number(u.port) : 5432,
-    user: decodeURIComponent(u.username) || "postgres",
-    password: u.password ? decodeURIComponent(u.password) : void 0,
-    database,
-    sslmode,
-    sslrootcert,
-    options: rest
-  };
-}
-function toConninfo(a, opts) {
-  const q = (v) => `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
-  const parts = [`host=${q(a.host)}`, `port=${a.port}`, `user=${q(a.user)}`, `dbname=${q(a.database)}`];
-  if (opts.withPassword && a.password) parts.push(`password=${q(a.password)}`);
-  if (a.sslmode) parts.push(`sslmode=${q(a.sslmode)}`);
-  if (a.sslrootcert) parts.push(`sslrootcert=${q(a.sslrootcert)}`);
-  for (const [k, v] of Object.entries(a.options)) parts.push(`${k}=${q(v)}`);
-  return parts.join(" ");
-}
-var init_url = __esm({
-  "src/config/url.ts"() {
-    "use strict";
-  }
-});
-
-// src/core/secrets.ts
-function registerSecret(secret) {
-  if (!secret || secret.length < 3 || registered.has(secret)) return;
-  registered.add(secret);
-  try {
-    const decoded = decodeURIComponent(secret);
-    if (decoded !== secret) registered.add(decoded);
-  } catch {
-  }
-  const encoded = encodeURIComponent(secret);
-  if (encoded !== secret) registered.add(encoded);
-  for (const listener of listeners) listener(secret);
-}
-function onSecretRegistered(listener) {
-  listeners.push(listener);
-  for (const s of registered) listener(s);
-}
-function redact(text) {
-  let out = text;
-  for (const secret of [...registered].sort((a, b) => b.length - a.length)) {
-    out = out.split(secret).join("***");
-  }
-  return out.replace(URL_CREDENTIALS, "$1:***@").replace(CONNINFO_PASSWORD, "$1***");
-}
-function redactDeep(value) {
-  if (typeof value === "string") return redact(value);
-  if (Array.isArray(value)) return value.map((v) => redactDeep(v));
-  if (value && typeof value === "object" && !(value instanceof Date)) {
-    const out = {};
-    for (const [k, v] of Object.entries(value)) out[k] = redactDeep(v);
-    return out;
-  }
-  return value;
-}
-var registered, listeners, URL_CREDENTIALS, CONNINFO_PASSWORD;
-var init_secrets = __esm({
-  "src/core/secrets.ts"() {
-    "use strict";
-    registered = /* @__PURE__ */ new Set();
-    listeners = [];
-    URL_CREDENTIALS = /\b(postgres(?:ql)?:\/\/[^:/@\s]*):([^@\s]*)@/gi;
-    CONNINFO_PASSWORD = /\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)/gi;
-  }
-});
-
 // node_modules/postgres-array/index.js
 var require_postgres_array = __commonJS({
   "node_modules/postgres-array/index.js"(exports) {
@@ -24595,142 +24464,6 @@ var require_lib2 = __commonJS({
   }
 });
 
-// node_modules/pg/esm/index.mjs
-var import_lib, Client, Pool, Connection, types, Query, DatabaseError, escapeIdentifier, escapeLiteral, Result, TypeOverrides, defaults, esm_default;
-var init_esm = __esm({
-  "node_modules/pg/esm/index.mjs"() {
-    import_lib = __toESM(require_lib2(), 1);
-    Client = import_lib.default.Client;
-    Pool = import_lib.default.Pool;
-    Connection = import_lib.default.Connection;
-    types = import_lib.default.types;
-    Query = import_lib.default.Query;
-    DatabaseError = import_lib.default.DatabaseError;
-    escapeIdentifier = import_lib.default.escapeIdentifier;
-    escapeLiteral = import_lib.default.escapeLiteral;
-    Result = import_lib.default.Result;
-    TypeOverrides = import_lib.default.TypeOverrides;
-    defaults = import_lib.default.defaults;
-    esm_default = import_lib.default;
-  }
-});
-
-// src/pg/connect.ts
-import { readFileSync } from "node:fs";
-function endpointFor(role, server2) {
-  const address = parseServerUrl(server2.url);
-  const mode = server2.tls?.mode ?? address.sslmode ?? "disable";
-  const caPath = server2.tls?.ca ?? address.sslrootcert;
-  const ssl = sslOptions(role, mode, caPath, address.host);
-  if (server2.tls) {
-    address.sslmode = server2.tls.mode;
-    if (server2.tls.ca) address.sslrootcert = server2.tls.ca;
-  }
-  return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
-}
-function sslOptions(role, mode, caPath, host) {
-  switch (mode) {
-    case "disable":
-    case "allow":
-    case "prefer":
-      return false;
-    case "require":
-      return { rejectUnauthorized: false };
-    case "verify-ca":
-    case "verify-full": {
-      let ca;
-      if (caPath) {
-        try {
-          ca = readFileSync(caPath, "utf8");
-        } catch {
-          throw inputError("tls.ca", `${role}: cannot read the CA bundle ${caPath}`, "set tls.ca to a readable PEM file (for RDS, the region bundle)");
-        }
-      }
-      return mode === "verify-full" ? { rejectUnauthorized: true, ca, servername: host } : { rejectUnauthorized: true, ca, checkServerIdentity: () => void 0 };
-    }
-    default:
-      throw inputError("tls.mode", `${role}: unsupported sslmode ${mode}`, "use disable, require, verify-ca or verify-full");
-  }
-}
-function clientConfig(ep, opts = {}) {
-  const a = ep.address;
-  const config2 = {
-    host: a.host,
-    port: a.port,
-    user: a.user,
-    password: a.password,
-    database: a.database,
-    ssl: ep.ssl,
-    application_name: opts.applicationName ?? "pgshift",
-    connectionTimeoutMillis: 15e3,
-    keepAlive: true,
-    statement_timeout: opts.statementTimeoutMs ?? 0,
-    // A pgshift session idling inside a transaction is holding a snapshot on purpose.
-    idle_in_transaction_session_timeout: 0,
-    lock_timeout: 0,
-    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
-    // rollback); the fence is for the application.
-    options: "-c default_transaction_read_only=off"
-  };
-  if (opts.replication) config2.replication = "database";
-  return config2;
-}
-async function connect(ep, opts = {}) {
-  const client = new esm_default.Client(clientConfig(ep, opts));
-  client.on("error", () => {
-  });
-  try {
-    await client.connect();
-  } catch (err) {
-    await client.end().catch(() => {
-    });
-    throw connectionError(ep, err);
-  }
-  return client;
-}
-function connectionError(ep, err) {
-  const e = err;
-  const who = `${ep.role} ${ep.label}`;
-  switch (e.code) {
-    case "ECONNREFUSED":
-    case "ENOTFOUND":
-    case "EHOSTUNREACH":
-    case "ETIMEDOUT":
-    case "EAI_AGAIN":
-      return inputError("connect.unreachable", `${who} is unreachable (${e.code})`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
-    case "28P01":
-      return inputError("connect.auth", `${who}: password authentication failed for user ${JSON.stringify(ep.address.user)}`, `check the password in the ${ep.role} URL's environment variable`, err);
-    case "28000":
-      return inputError("connect.auth", `${who}: ${redact(e.message ?? "authorization failed")}`, "allow this user and host in pg_hba.conf (for replication connections too)", err);
-    case "3D000":
-      return inputError("connect.database", `${who}: database ${JSON.stringify(ep.address.database)} does not exist`, `create it or fix the database name in the ${ep.role} URL`, err);
-    default:
-      if (/timeout/i.test(e.message ?? "")) {
-        return inputError("connect.unreachable", `${who} did not answer within 15 s`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
-      }
-      if (/SSL|certificate|self.signed/i.test(e.message ?? "")) {
-        return inputError("connect.tls", `${who}: TLS failed: ${redact(e.message ?? "")}`, "check tls.mode and tls.ca (RDS: verify-full with the RDS CA bundle)", err);
-      }
-      return inputError("connect.failed", `${who}: cannot connect: ${redact(e.message ?? String(err))}`, `check the ${ep.role} URL`, err);
-  }
-}
-async function serverVersionNum(c) {
-  const r = await c.query("SELECT current_setting('server_version_num') AS v");
-  return Number(r.rows[0].v);
-}
-function majorOf(versionNum) {
-  return versionNum >= 1e5 ? Math.floor(versionNum / 1e4) : Math.floor(versionNum / 100) / 10;
-}
-var init_connect = __esm({
-  "src/pg/connect.ts"() {
-    "use strict";
-    init_esm();
-    init_url();
-    init_errors();
-    init_secrets();
-  }
-});
-
 // node_modules/pg-copy-streams/obuf.js
 var require_obuf = __commonJS({
   "node_modules/pg-copy-streams/obuf.js"(exports, module) {
@@ -25581,120 +25314,6 @@ var require_pg_copy_streams = __commonJS({
     };
     exports.both = function copyBoth(txt, options) {
       return new CopyBothQueryStream(txt, options);
-    };
-  }
-});
-
-// src/core/lsn.ts
-function parseLsn(text) {
-  const m = LSN_TEXT.exec(text.trim());
-  if (!m) throw new Error(`not an LSN: ${JSON.stringify(text)}`);
-  return BigInt(`0x${m[1]}`) << 32n | BigInt(`0x${m[2]}`);
-}
-function formatLsn(lsn) {
-  const hi = (lsn >> 32n).toString(16).toUpperCase();
-  const lo = (lsn & 0xffffffffn).toString(16).toUpperCase();
-  return `${hi}/${lo}`;
-}
-var LSN_TEXT;
-var init_lsn = __esm({
-  "src/core/lsn.ts"() {
-    "use strict";
-    LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
-  }
-});
-
-// src/pg/snapshot.ts
-var snapshot_exports = {};
-__export(snapshot_exports, {
-  SnapshotHolder: () => SnapshotHolder,
-  dropSlot: () => dropSlot,
-  importSnapshot: () => importSnapshot
-});
-async function importSnapshot(c, snapshotName) {
-  await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-  try {
-    await c.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
-  } catch (err) {
-    await c.query("ROLLBACK").catch(() => {
-    });
-    throw failure(
-      "snapshot.gone",
-      `the exported snapshot ${snapshotName} can no longer be imported (${err.message})`,
-      "the session holding it has ended; run pgshift full-load --restart to start the group again from a new slot",
-      err
-    );
-  }
-}
-async function dropSlot(c, slot) {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const r = await c.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-    if (r.rowCount === 0) return false;
-    const pid = r.rows[0].active_pid;
-    if (pid) {
-      await c.query("SELECT pg_terminate_backend($1)", [pid]);
-      await new Promise((res) => setTimeout(res, 250));
-      continue;
-    }
-    try {
-      await c.query("SELECT pg_drop_replication_slot($1)", [slot]);
-      return true;
-    } catch (err) {
-      if (err.code === "55006") {
-        await new Promise((res) => setTimeout(res, 250));
-        continue;
-      }
-      throw err;
-    }
-  }
-  throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
-}
-var SnapshotHolder;
-var init_snapshot = __esm({
-  "src/pg/snapshot.ts"() {
-    "use strict";
-    init_errors();
-    init_lsn();
-    init_connect();
-    SnapshotHolder = class _SnapshotHolder {
-      constructor(session, slot, lsn, lsnText, snapshotName) {
-        this.session = session;
-        this.slot = slot;
-        this.lsn = lsn;
-        this.lsnText = lsnText;
-        this.snapshotName = snapshotName;
-      }
-      session;
-      slot;
-      lsn;
-      lsnText;
-      snapshotName;
-      static async createSlot(ep, slot, plugin, serverVersionNum2) {
-        if (!/^[a-z0-9_]{1,63}$/.test(slot)) throw failure("slot.name", `invalid replication slot name ${slot}`);
-        const session = await connect(ep, { replication: true, applicationName: "pgshift snapshot" });
-        try {
-          const command = serverVersionNum2 >= 15e4 ? `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} (SNAPSHOT 'export')` : `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} EXPORT_SNAPSHOT`;
-          const r = await session.query(command);
-          const row = r.rows[0];
-          return new _SnapshotHolder(session, slot, parseLsn(row.consistent_point), row.consistent_point, row.snapshot_name);
-        } catch (err) {
-          await session.end().catch(() => {
-          });
-          const e = err;
-          if (e.code === "42710") {
-            throw failure("slot.exists", `replication slot ${slot} already exists on the source`, "run pgshift full-load --restart to start this group again from a new slot, or pgshift teardown");
-          }
-          if (e.code === "53400") {
-            throw failure("slot.limit", `cannot create replication slot ${slot}: ${e.message}`, "raise max_replication_slots on the source or drop unused slots");
-          }
-          throw failure("slot.create", `cannot create replication slot ${slot}: ${e.message}`, void 0, err);
-        }
-      }
-      /** Ends the holder session: the exported snapshot can no longer be imported. The slot stays. */
-      async release() {
-        await this.session.end().catch(() => {
-        });
-      }
     };
   }
 });
@@ -33541,12 +33160,72 @@ function info(message) {
   process.stdout.write(message + os4.EOL);
 }
 
-// src/actions/cdc.ts
-init_errors();
+// src/core/errors.ts
+var PgshiftError = class extends Error {
+  code;
+  hint;
+  exitCode;
+  constructor(code, message, options = {}) {
+    super(message, options.cause === void 0 ? void 0 : { cause: options.cause });
+    this.name = "PgshiftError";
+    this.code = code;
+    this.hint = options.hint;
+    this.exitCode = options.exitCode ?? 1;
+  }
+  /** The single line shown to people: message, then the fix. */
+  oneLine() {
+    return this.hint ? `${this.message} \u2014 ${this.hint}` : this.message;
+  }
+};
+function inputError(code, message, hint, cause) {
+  return new PgshiftError(code, message, { hint, exitCode: 2, cause });
+}
+function gateRefused(code, message, hint) {
+  return new PgshiftError(code, message, { hint, exitCode: 3 });
+}
+function failure(code, message, hint, cause) {
+  return new PgshiftError(code, message, { hint, exitCode: 1, cause });
+}
+function isPgshiftError(err) {
+  return err instanceof PgshiftError;
+}
 
-// src/phases/cdc.ts
-init_url();
-init_errors();
+// src/config/url.ts
+function parseServerUrl(url2) {
+  let u;
+  try {
+    u = new URL(url2);
+  } catch {
+    throw new Error("not a valid URL");
+  }
+  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") throw new Error(`unsupported scheme ${u.protocol.replace(":", "")}`);
+  const options = {};
+  for (const [k, v] of u.searchParams) options[k] = v;
+  const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
+  const host = hostParam ?? decodeURIComponent(u.hostname);
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
+  if (!host) throw new Error("no host");
+  if (!database) throw new Error("no database name");
+  return {
+    host,
+    port: u.port ? Number(u.port) : 5432,
+    user: decodeURIComponent(u.username) || "postgres",
+    password: u.password ? decodeURIComponent(u.password) : void 0,
+    database,
+    sslmode,
+    sslrootcert,
+    options: rest
+  };
+}
+function toConninfo(a, opts) {
+  const q = (v) => `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+  const parts = [`host=${q(a.host)}`, `port=${a.port}`, `user=${q(a.user)}`, `dbname=${q(a.database)}`];
+  if (opts.withPassword && a.password) parts.push(`password=${q(a.password)}`);
+  if (a.sslmode) parts.push(`sslmode=${q(a.sslmode)}`);
+  if (a.sslrootcert) parts.push(`sslrootcert=${q(a.sslrootcert)}`);
+  for (const [k, v] of Object.entries(a.options)) parts.push(`${k}=${q(v)}`);
+  return parts.join(" ");
+}
 
 // src/config/size.ts
 var UNITS = {
@@ -33649,12 +33328,49 @@ function parseQualifiedName(text) {
   throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
 }
 
-// src/journal/journal.ts
-init_secrets();
+// src/core/secrets.ts
+var registered = /* @__PURE__ */ new Set();
+var listeners = [];
+function registerSecret(secret) {
+  if (!secret || secret.length < 3 || registered.has(secret)) return;
+  registered.add(secret);
+  try {
+    const decoded = decodeURIComponent(secret);
+    if (decoded !== secret) registered.add(decoded);
+  } catch {
+  }
+  const encoded = encodeURIComponent(secret);
+  if (encoded !== secret) registered.add(encoded);
+  for (const listener of listeners) listener(secret);
+}
+function onSecretRegistered(listener) {
+  listeners.push(listener);
+  for (const s of registered) listener(s);
+}
+var URL_CREDENTIALS = /\b(postgres(?:ql)?:\/\/[^:/@\s]*):([^@\s]*)@/gi;
+var CONNINFO_PASSWORD = /\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)/gi;
+function redact(text) {
+  let out = text;
+  for (const secret of [...registered].sort((a, b) => b.length - a.length)) {
+    out = out.split(secret).join("***");
+  }
+  return out.replace(URL_CREDENTIALS, "$1:***@").replace(CONNINFO_PASSWORD, "$1***");
+}
+function redactDeep(value) {
+  if (typeof value === "string") return redact(value);
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v));
+  if (value && typeof value === "object" && !(value instanceof Date)) {
+    const out = {};
+    for (const [k, v] of Object.entries(value)) out[k] = redactDeep(v);
+    return out;
+  }
+  return value;
+}
 
 // src/pg/catalog.ts
 var CONTROL_SCHEMA = "pgshift";
-var SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+var USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+var NOT_EXTENSION_MEMBER = `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`;
 async function listTables(c, versionNum) {
   const generated = versionNum >= 12e4 ? "a.attgenerated <> ''" : "false";
   const r = await c.query(`
@@ -33682,8 +33398,7 @@ async function listTables(c, versionNum) {
               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) AS key_columns
       FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER}
-       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+     WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
      ORDER BY n.nspname, c.relname`);
   return r.rows.map((row) => ({
     oid: row.oid,
@@ -33712,7 +33427,7 @@ async function listSequences(c) {
       FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace
       JOIN pg_sequence s ON s.seqrelid = c.oid
-     WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER}
+     WHERE c.relkind = 'S' AND ${USER_SCHEMAS}
      ORDER BY 1, 2`);
   return r.rows.map((row) => ({ schema: row.schema, name: row.name, dataType: row.data_type, maxValue: row.max_value, ownedBy: row.owned_by ?? void 0 }));
 }
@@ -33899,8 +33614,129 @@ var progressSql = {
              finished_at = EXCLUDED.finished_at`
 };
 
-// src/phases/cdc.ts
-init_connect();
+// src/pg/connect.ts
+import { readFileSync } from "node:fs";
+
+// node_modules/pg/esm/index.mjs
+var import_lib = __toESM(require_lib2(), 1);
+var Client = import_lib.default.Client;
+var Pool = import_lib.default.Pool;
+var Connection = import_lib.default.Connection;
+var types = import_lib.default.types;
+var Query = import_lib.default.Query;
+var DatabaseError = import_lib.default.DatabaseError;
+var escapeIdentifier = import_lib.default.escapeIdentifier;
+var escapeLiteral = import_lib.default.escapeLiteral;
+var Result = import_lib.default.Result;
+var TypeOverrides = import_lib.default.TypeOverrides;
+var defaults = import_lib.default.defaults;
+var esm_default = import_lib.default;
+
+// src/pg/connect.ts
+function endpointFor(role, server2) {
+  const address = parseServerUrl(server2.url);
+  const mode = server2.tls?.mode ?? address.sslmode ?? "disable";
+  const caPath = server2.tls?.ca ?? address.sslrootcert;
+  const ssl = sslOptions(role, mode, caPath, address.host);
+  if (server2.tls) {
+    address.sslmode = server2.tls.mode;
+    if (server2.tls.ca) address.sslrootcert = server2.tls.ca;
+  }
+  return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
+}
+function sslOptions(role, mode, caPath, host) {
+  switch (mode) {
+    case "disable":
+    case "allow":
+    case "prefer":
+      return false;
+    case "require":
+      return { rejectUnauthorized: false };
+    case "verify-ca":
+    case "verify-full": {
+      let ca;
+      if (caPath) {
+        try {
+          ca = readFileSync(caPath, "utf8");
+        } catch {
+          throw inputError("tls.ca", `${role}: cannot read the CA bundle ${caPath}`, "set tls.ca to a readable PEM file (for RDS, the region bundle)");
+        }
+      }
+      return mode === "verify-full" ? { rejectUnauthorized: true, ca, servername: host } : { rejectUnauthorized: true, ca, checkServerIdentity: () => void 0 };
+    }
+    default:
+      throw inputError("tls.mode", `${role}: unsupported sslmode ${mode}`, "use disable, require, verify-ca or verify-full");
+  }
+}
+function clientConfig(ep, opts = {}) {
+  const a = ep.address;
+  const config2 = {
+    host: a.host,
+    port: a.port,
+    user: a.user,
+    password: a.password,
+    database: a.database,
+    ssl: ep.ssl,
+    application_name: opts.applicationName ?? "pgshift",
+    connectionTimeoutMillis: 15e3,
+    keepAlive: true,
+    statement_timeout: opts.statementTimeoutMs ?? 0,
+    // A pgshift session idling inside a transaction is holding a snapshot on purpose.
+    idle_in_transaction_session_timeout: 0,
+    lock_timeout: 0,
+    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
+    // rollback); the fence is for the application.
+    options: "-c default_transaction_read_only=off"
+  };
+  if (opts.replication) config2.replication = "database";
+  return config2;
+}
+async function connect(ep, opts = {}) {
+  const client = new esm_default.Client(clientConfig(ep, opts));
+  client.on("error", () => {
+  });
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => {
+    });
+    throw connectionError(ep, err);
+  }
+  return client;
+}
+function connectionError(ep, err) {
+  const e = err;
+  const who = `${ep.role} ${ep.label}`;
+  switch (e.code) {
+    case "ECONNREFUSED":
+    case "ENOTFOUND":
+    case "EHOSTUNREACH":
+    case "ETIMEDOUT":
+    case "EAI_AGAIN":
+      return inputError("connect.unreachable", `${who} is unreachable (${e.code})`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
+    case "28P01":
+      return inputError("connect.auth", `${who}: password authentication failed for user ${JSON.stringify(ep.address.user)}`, `check the password in the ${ep.role} URL's environment variable`, err);
+    case "28000":
+      return inputError("connect.auth", `${who}: ${redact(e.message ?? "authorization failed")}`, "allow this user and host in pg_hba.conf (for replication connections too)", err);
+    case "3D000":
+      return inputError("connect.database", `${who}: database ${JSON.stringify(ep.address.database)} does not exist`, `create it or fix the database name in the ${ep.role} URL`, err);
+    default:
+      if (/timeout/i.test(e.message ?? "")) {
+        return inputError("connect.unreachable", `${who} did not answer within 15 s`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
+      }
+      if (/SSL|certificate|self.signed/i.test(e.message ?? "")) {
+        return inputError("connect.tls", `${who}: TLS failed: ${redact(e.message ?? "")}`, "check tls.mode and tls.ca (RDS: verify-full with the RDS CA bundle)", err);
+      }
+      return inputError("connect.failed", `${who}: cannot connect: ${redact(e.message ?? String(err))}`, `check the ${ep.role} URL`, err);
+  }
+}
+async function serverVersionNum(c) {
+  const r = await c.query("SELECT current_setting('server_version_num') AS v");
+  return Number(r.rows[0].v);
+}
+function majorOf(versionNum) {
+  return versionNum >= 1e5 ? Math.floor(versionNum / 1e4) : Math.floor(versionNum / 100) / 10;
+}
 
 // src/pg/heartbeat.ts
 import { randomUUID as randomUUID2 } from "node:crypto";
@@ -34074,9 +33910,6 @@ async function readDdlLog(s) {
   return r.rows;
 }
 
-// src/phases/context.ts
-init_errors();
-
 // src/core/groups.ts
 function globToRegExp(glob) {
   const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
@@ -34117,7 +33950,6 @@ function describeTables(tables, max = 5) {
 }
 
 // src/phases/context.ts
-init_connect();
 function phaseContext(plan, log) {
   return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
 }
@@ -34299,8 +34131,7 @@ async function collectStatus(ctx, s, streams, waitMs) {
     if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * ctx.plan.cdc.minSafeWalFraction) {
       problems.push(`slot ${st.slot} can fall only ${formatBytes(Math.max(0, slot.safeWalBytes))} further behind before max_slot_wal_keep_size (${formatBytes(slot.keepLimitBytes)}) invalidates it`);
     }
-    const ddl = ddlLog;
-    for (const d of ddl) {
+    for (const d of ddlLog) {
       problems.push(`DDL on the source at ${d.at}: ${d.command} ${d.object} \u2014 apply the same change on the target (DDL is not replicated), then acknowledge with DELETE FROM pgshift.ddl_log on the source`);
     }
     if (slot.lagBytes !== null && slot.lagBytes > maxLagBytes && st.state === "streaming") problems.push(`lag ${formatBytes(slot.lagBytes)} is above cdc.maxLagBytes ${formatBytes(maxLagBytes)}`);
@@ -34329,7 +34160,7 @@ async function collectStatus(ctx, s, streams, waitMs) {
       safeWalBytes: slot.safeWalBytes,
       tables,
       applyErrors,
-      ddl,
+      ddl: ddlLog,
       problems
     });
   }
@@ -34352,10 +34183,7 @@ async function applyErrorCount(s, subscription) {
 }
 
 // src/phases/resync.ts
-init_url();
-init_errors();
 import { writeFileSync } from "node:fs";
-init_connect();
 
 // src/pg/copy.ts
 var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
@@ -34379,12 +34207,98 @@ async function copyTable(source, target, table2, columns, onBytes, where) {
   return { rows: Number(into.rowCount ?? 0), bytes };
 }
 
-// src/phases/resync.ts
-init_snapshot();
+// src/core/lsn.ts
+var LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
+function parseLsn(text) {
+  const m = LSN_TEXT.exec(text.trim());
+  if (!m) throw new Error(`not an LSN: ${JSON.stringify(text)}`);
+  return BigInt(`0x${m[1]}`) << 32n | BigInt(`0x${m[2]}`);
+}
+function formatLsn(lsn) {
+  const hi = (lsn >> 32n).toString(16).toUpperCase();
+  const lo = (lsn & 0xffffffffn).toString(16).toUpperCase();
+  return `${hi}/${lo}`;
+}
 
-// src/phases/full-load.ts
-init_errors();
-init_lsn();
+// src/pg/snapshot.ts
+var SnapshotHolder = class _SnapshotHolder {
+  constructor(session, slot, lsn, lsnText, snapshotName) {
+    this.session = session;
+    this.slot = slot;
+    this.lsn = lsn;
+    this.lsnText = lsnText;
+    this.snapshotName = snapshotName;
+  }
+  session;
+  slot;
+  lsn;
+  lsnText;
+  snapshotName;
+  static async createSlot(ep, slot, plugin, serverVersionNum2) {
+    if (!/^[a-z0-9_]{1,63}$/.test(slot)) throw failure("slot.name", `invalid replication slot name ${slot}`);
+    const session = await connect(ep, { replication: true, applicationName: "pgshift snapshot" });
+    try {
+      const command = serverVersionNum2 >= 15e4 ? `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} (SNAPSHOT 'export')` : `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} EXPORT_SNAPSHOT`;
+      const r = await session.query(command);
+      const row = r.rows[0];
+      return new _SnapshotHolder(session, slot, parseLsn(row.consistent_point), row.consistent_point, row.snapshot_name);
+    } catch (err) {
+      await session.end().catch(() => {
+      });
+      const e = err;
+      if (e.code === "42710") {
+        throw failure("slot.exists", `replication slot ${slot} already exists on the source`, "run pgshift full-load --restart to start this group again from a new slot, or pgshift teardown");
+      }
+      if (e.code === "53400") {
+        throw failure("slot.limit", `cannot create replication slot ${slot}: ${e.message}`, "raise max_replication_slots on the source or drop unused slots");
+      }
+      throw failure("slot.create", `cannot create replication slot ${slot}: ${e.message}`, void 0, err);
+    }
+  }
+  /** Ends the holder session: the exported snapshot can no longer be imported. The slot stays. */
+  async release() {
+    await this.session.end().catch(() => {
+    });
+  }
+};
+async function importSnapshot(c, snapshotName) {
+  await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  try {
+    await c.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
+  } catch (err) {
+    await c.query("ROLLBACK").catch(() => {
+    });
+    throw failure(
+      "snapshot.gone",
+      `the exported snapshot ${snapshotName} can no longer be imported (${err.message})`,
+      "the session holding it has ended; run pgshift full-load --restart to start the group again from a new slot",
+      err
+    );
+  }
+}
+async function dropSlot(c, slot) {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const r = await c.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+    if (r.rowCount === 0) return false;
+    const pid = r.rows[0].active_pid;
+    if (pid) {
+      await c.query("SELECT pg_terminate_backend($1)", [pid]);
+      await new Promise((res) => setTimeout(res, 250));
+      continue;
+    }
+    try {
+      await c.query("SELECT pg_drop_replication_slot($1)", [slot]);
+      return true;
+    } catch (err) {
+      if (err.code === "55006") {
+        await new Promise((res) => setTimeout(res, 250));
+        continue;
+      }
+      throw err;
+    }
+  }
+  throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
+}
 
 // src/core/pool.ts
 async function runPool(items, concurrency, task) {
@@ -34437,13 +34351,7 @@ function partCondition(plan, index, quotedColumn) {
   return parts.length ? parts.join(" AND ") : "true";
 }
 
-// src/phases/full-load.ts
-init_connect();
-
 // src/pg/paused-replica.ts
-init_errors();
-init_lsn();
-init_connect();
 var PausedReplica = class _PausedReplica {
   constructor(replica, lsn, log) {
     this.replica = replica;
@@ -34575,8 +34483,6 @@ import os5 from "node:os";
 import path2 from "node:path";
 
 // src/pg/tools.ts
-init_errors();
-init_secrets();
 import { execFile as execFileCb } from "node:child_process";
 import { existsSync as existsSync2 } from "node:fs";
 import path from "node:path";
@@ -34662,7 +34568,6 @@ async function restoreSection(tool, target, dump, section, options) {
 }
 
 // src/pg/sequences.ts
-init_errors();
 async function readSequence(c, s) {
   const r = await c.query(`SELECT last_value::text, is_called FROM ${qualify(s)}`);
   return { lastValue: BigInt(r.rows[0].last_value), isCalled: r.rows[0].is_called };
@@ -34689,7 +34594,6 @@ async function syncSequences(source, target, margin = 0n, only, options = {}) {
 }
 
 // src/phases/full-load.ts
-init_snapshot();
 var PRE_DATA = "full-load:pre-data";
 var LARGE_OBJECTS = "full-load:large-objects";
 function exportedPoint(ctx, holder) {
@@ -35205,8 +35109,7 @@ async function restartCdc(ctx, options) {
 }
 async function dropResyncStream(s, st, journal) {
   await s.source.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(st.publication)}`);
-  const { dropSlot: dropSlot2 } = await Promise.resolve().then(() => (init_snapshot(), snapshot_exports));
-  await dropSlot2(s.source, st.slot);
+  await dropSlot(s.source, st.slot);
   await s.target.query(`DELETE FROM ${S}.stream WHERE migration = $1 AND group_name = $2`, [journal.migration, st.group]);
 }
 async function statusOrError(ctx) {
@@ -35251,8 +35154,6 @@ import { writeFileSync as writeFileSync2 } from "node:fs";
 
 // src/config/load.ts
 var import_yaml = __toESM(require_dist2(), 1);
-init_errors();
-init_secrets();
 import { readFileSync as readFileSync2 } from "node:fs";
 import path3 from "node:path";
 
@@ -55083,7 +54984,6 @@ var planSchema = external_exports.strictObject({
 }).describe("pgshift migration plan");
 
 // src/config/load.ts
-init_url();
 function loadPlanFile(file2, env = process.env) {
   let text;
   try {
@@ -55237,11 +55137,7 @@ function crossCheck(plan) {
   return void 0;
 }
 
-// src/actions/_runner.ts
-init_errors();
-
 // src/core/log.ts
-init_secrets();
 function createLogger(sink, options = {}) {
   const emit = (level, message) => sink(level, redact(message));
   return {
@@ -55256,7 +55152,6 @@ function createLogger(sink, options = {}) {
 }
 
 // src/actions/_runner.ts
-init_secrets();
 async function runAction(name, phase) {
   onSecretRegistered((secret) => setSecret(secret));
   const log = createLogger(

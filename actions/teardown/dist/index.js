@@ -31859,7 +31859,7 @@ function redactDeep(value) {
 
 // src/pg/catalog.ts
 var CONTROL_SCHEMA = "pgshift";
-var SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+var USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
 
 // src/journal/journal.ts
 var S = quoteIdent(CONTROL_SCHEMA);
@@ -32299,9 +32299,6 @@ function parseSize(input2) {
   const factor = UNITS[unit];
   return factor === void 0 ? void 0 : Math.floor(Number(m[1]) * factor);
 }
-
-// src/pg/schema-diff.ts
-var SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
 
 // src/phases/cutover.ts
 function reverseNames(migration) {

@@ -32468,7 +32468,8 @@ function redactDeep(value) {
 
 // src/pg/catalog.ts
 var CONTROL_SCHEMA = "pgshift";
-var SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+var USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+var NOT_EXTENSION_MEMBER = `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`;
 async function listTables(c, versionNum) {
   const generated = versionNum >= 12e4 ? "a.attgenerated <> ''" : "false";
   const r = await c.query(`
@@ -32496,8 +32497,7 @@ async function listTables(c, versionNum) {
               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) AS key_columns
       FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p') AND ${SYSTEM_SCHEMA_FILTER}
-       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+     WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
      ORDER BY n.nspname, c.relname`);
   return r.rows.map((row) => ({
     oid: row.oid,
@@ -32526,7 +32526,7 @@ async function listSequences(c) {
       FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace
       JOIN pg_sequence s ON s.seqrelid = c.oid
-     WHERE c.relkind = 'S' AND ${SYSTEM_SCHEMA_FILTER}
+     WHERE c.relkind = 'S' AND ${USER_SCHEMAS}
      ORDER BY 1, 2`);
   return r.rows.map((row) => ({ schema: row.schema, name: row.name, dataType: row.data_type, maxValue: row.max_value, ownedBy: row.owned_by ?? void 0 }));
 }
@@ -32709,15 +32709,34 @@ var progressSql = {
              finished_at = EXCLUDED.finished_at`
 };
 
+// src/pg/hash.ts
+var CANONICAL_SETTINGS = [
+  `SET extra_float_digits = 1`,
+  `SET DateStyle = 'ISO, YMD'`,
+  `SET IntervalStyle = 'postgres'`,
+  `SET TimeZone = 'UTC'`,
+  `SET bytea_output = 'hex'`
+];
+async function useCanonicalSettings(c) {
+  for (const s of CANONICAL_SETTINGS) await c.query(s);
+}
+function rowHashExpr(columns, versionNum) {
+  const row = `ROW(${columns.map(quoteIdent).join(", ")})::text`;
+  return versionNum >= 11e4 ? `hashtextextended(${row}, 0)` : `('x' || substr(md5(${row}), 1, 16))::bit(64)::bigint`;
+}
+async function fingerprint(c, table2, columns, versionNum, where = "true", params = []) {
+  const r = await c.query(
+    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(columns, versionNum)}), 0)::text AS hash FROM ${qualify(table2)} WHERE ${where}`,
+    params
+  );
+  return { rows: Number(r.rows[0].rows), hash: r.rows[0].hash };
+}
+
 // src/pg/chunks.ts
 function keyedTable(t) {
   if (t.keyColumns.length === 0) return null;
   const typeOf = (name) => t.columns.find((c) => c.name === name).type;
   return { table: t, key: t.keyColumns, keyTypes: t.keyColumns.map(typeOf), columns: copyColumns(t) };
-}
-function rowHashExpr(columns, versionNum) {
-  const row = `ROW(${columns.map(quoteIdent).join(", ")})::text`;
-  return versionNum >= 11e4 ? `hashtextextended(${row}, 0)` : `('x' || substr(md5(${row}), 1, 16))::bit(64)::bigint`;
 }
 function rangeWhere(kt, range, params) {
   const k = quoteIdent(kt.key[0]);
@@ -32783,15 +32802,10 @@ function rangesFrom(bounds, outer = { lo: null, hi: null }) {
   for (let i = 0; i < edges.length - 1; i++) out.push({ lo: edges[i], hi: edges[i + 1] });
   return out;
 }
-async function rangeFingerprint(c, kt, range, versionNum) {
+function rangeFingerprint(c, kt, range, versionNum) {
   const params = [];
   const where = rangeWhere(kt, range, params);
-  const r = await c.query(
-    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(kt.columns, versionNum)}), 0)::text AS hash
-       FROM ${qualify(kt.table)} WHERE ${where}`,
-    params
-  );
-  return { rows: Number(r.rows[0].rows), hash: r.rows[0].hash };
+  return fingerprint(c, kt.table, kt.columns, versionNum, where, params);
 }
 function keyText(values) {
   return JSON.stringify(values);
@@ -32997,27 +33011,6 @@ async function serverVersionNum(c) {
   return Number(r.rows[0].v);
 }
 
-// src/pg/hash.ts
-var CANONICAL_SETTINGS = [
-  `SET extra_float_digits = 1`,
-  `SET DateStyle = 'ISO, YMD'`,
-  `SET IntervalStyle = 'postgres'`,
-  `SET TimeZone = 'UTC'`,
-  `SET bytea_output = 'hex'`
-];
-async function useCanonicalSettings(c) {
-  for (const s of CANONICAL_SETTINGS) await c.query(s);
-}
-function fingerprintSql(table2, columns, versionNum) {
-  const row = `ROW(${columns.map(quoteIdent).join(", ")})::text`;
-  const hash2 = versionNum >= 11e4 ? `hashtextextended(${row}, 0)` : `('x' || substr(md5(${row}), 1, 16))::bit(64)::bigint`;
-  return `SELECT count(*)::text AS rows, coalesce(sum(${hash2}), 0)::text AS hash FROM ${qualify(table2)}`;
-}
-async function fingerprint(c, table2, columns, versionNum) {
-  const r = await c.query(fingerprintSql(table2, columns, versionNum));
-  return { rows: Number(r.rows[0].rows), hash: r.rows[0].hash };
-}
-
 // src/pg/heartbeat.ts
 import { randomUUID as randomUUID2 } from "node:crypto";
 async function writeBeat(source, table2, group2, marker = randomUUID2()) {
@@ -33052,7 +33045,7 @@ async function waitForMarker(target, table2, group2, beat, timeoutMs, pollMs = 2
 }
 
 // src/pg/schema-diff.ts
-var SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+var SCHEMAS = USER_SCHEMAS;
 var NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%'`;
 async function inventory(c) {
   const q = async (sql) => new Map((await c.query(sql)).rows.map((r) => [r.k, normalise(r.v)]));
@@ -33224,7 +33217,7 @@ async function runVerify(ctx, options = {}) {
     const found = await Journal.find(s.target, ctx.plan.name);
     const journal = options.quiet ? void 0 : found;
     const streaming = new Set(found ? (await found.streams()).filter((r) => r.state === "streaming").map((r) => r.group) : []);
-    const movingGroup = (g) => [...streaming].some((x) => x === g || x.startsWith(`${g}_r`));
+    const streamsOf = (g) => [...streaming].filter((x) => x === g || x.startsWith(`${g}_r`));
     const excluded = new Set(ctx.plan.verify.excludeTables);
     const wanted = options.tables ? new Set(options.tables) : void 0;
     const work = groups.flatMap(
@@ -33246,8 +33239,9 @@ async function runVerify(ctx, options = {}) {
         await useCanonicalSettings(w.source);
         await useCanonicalSettings(w.target);
       }
-      const moving = movingGroup(group2) && !options.exact;
-      const checker = new TableChecker(ctx, w, s.sourceVersion, s.targetVersion, group2, table2, moving, mode, [...streaming]);
+      const streams = streamsOf(group2);
+      const moving = streams.length > 0 && !options.exact;
+      const checker = new TableChecker(ctx, w, s.sourceVersion, s.targetVersion, group2, table2, moving, mode, streams);
       const check2 = await checker.run();
       checks.push(check2);
       if (options.repairSql && checker.kt && check2.verdict === "different") repair.push(...await checker.repair());
@@ -33348,8 +33342,8 @@ var TableChecker = class {
   sourceRows = 0;
   targetRows = 0;
   /**
-   * Wait until the target has applied everything committed on the source so far — on every
-   * stream, because a resync may have moved some of a group's tables to a stream of their own.
+   * Wait until the target has applied everything committed on the source so far, on each stream
+   * that carries the group's tables (a resync moves some of them to a stream of their own).
    */
   async bridge() {
     if (!this.moving) return;
