@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { displayName, type QualifiedName } from '../core/ident.js';
+import type { QualifiedName } from '../core/ident.js';
 
 /**
  * Catalog reads shared by every phase. Queries adapt to the server's version (generated columns

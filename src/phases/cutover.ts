@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import { endpointText, repointAws, type RepointResult } from '../aws/repoint.js';
 import { formatBytes } from '../config/size.js';
 import { failure, gateRefused, isPgshiftError } from '../core/errors.js';
