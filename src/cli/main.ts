@@ -45,6 +45,40 @@ interface GlobalOptions {
   debug?: boolean;
 }
 
+/**
+ * The CLI's logger: lines on stderr with a time; on a terminal, progress bars (Logger.board) kept
+ * below the log lines.
+ */
+export function cliLogger(io: Io, debug?: boolean): Logger {
+  let lastProgress = 0;
+  // Lines currently drawn by the board (terminal only); a log line first erases them, then they
+  // are drawn again below it, so bars stay at the bottom.
+  let board: string[] = [];
+  const erase = () => (board.length ? `\x1b[${board.length}F\x1b[J` : '');
+  const draw = () => board.map((l) => `${l}\n`).join('');
+  const sink = (level: Level, line: string) => {
+    const prefix = level === 'info' || level === 'debug' ? '' : `${level}: `;
+    io.stderr(`${erase()}${new Date().toISOString().slice(11, 19)} ${prefix}${line}\n${draw()}`);
+  };
+  const log = createLogger(sink, { debug });
+  // Progress: every line on a terminal, at most one every few seconds elsewhere (CI logs).
+  log.progress = (_key, message) => {
+    const now = Date.now();
+    if (io.isTTY || now - lastProgress > 5000) {
+      lastProgress = now;
+      sink('info', message);
+    }
+  };
+  if (io.isTTY) {
+    log.board = (lines) => {
+      const before = erase();
+      board = lines.map((l) => redact(l));
+      io.stderr(`${before}${draw()}`);
+    };
+  }
+  return log;
+}
+
 export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode> {
   let exitCode: ExitCode = 0;
   const program = new Command();
@@ -58,23 +92,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
     .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) })
     .showHelpAfterError(false);
 
-  const logger = (opts: GlobalOptions): Logger => {
-    let lastProgress = 0;
-    const sink = (level: Level, line: string) => {
-      const prefix = level === 'info' || level === 'debug' ? '' : `${level}: `;
-      io.stderr(`${new Date().toISOString().slice(11, 19)} ${prefix}${line}\n`);
-    };
-    const log = createLogger(sink, { debug: opts.debug });
-    // Progress: every line on a terminal, at most one every few seconds elsewhere (CI logs).
-    log.progress = (_key, message) => {
-      const now = Date.now();
-      if (io.isTTY || now - lastProgress > 5000) {
-        lastProgress = now;
-        sink('info', message);
-      }
-    };
-    return log;
-  };
+  const logger = (opts: GlobalOptions): Logger => cliLogger(io, opts.debug);
 
   const context = (opts: GlobalOptions): PhaseContext => {
     const { plan } = loadPlanFile(opts.config, io.env);

@@ -68,7 +68,13 @@ export const planSchema = z
       .describe('Table groups: each gets its own slot and CDC stream.'),
     fullLoad: z
       .strictObject({
-        jobs: z.number().int().min(1).max(64).default(4).describe('Tables copied at once.'),
+        jobs: z.number().int().min(1).max(64).default(4).describe('Tables (or parts of split tables) copied at once.'),
+        indexJobs: z.number().int().min(1).max(64).default(2).describe('Indexes built at once, beside the copies, as each table finishes.'),
+        maintenanceWorkMem: z
+          .string()
+          .regex(/^\d+\s*(kB|MB|GB)$/)
+          .default('512MB')
+          .describe('maintenance_work_mem of the target sessions that build indexes (server memory, not pgshift\'s).'),
         splitTablesLargerThan: size.prefault('10GB'),
         maxPartsPerTable: z.number().int().min(1).max(256).default(16),
         pgBinDir: z.string().optional().describe('Directory holding pg_dump and pg_restore (must be ≥ the source major).'),

@@ -14,6 +14,11 @@ export interface Logger {
   error(message: string): void;
   /** Progress lines: a bar on a terminal, a periodic line elsewhere. */
   progress(key: string, message: string): void;
+  /**
+   * Only on a terminal: lines redrawn in place (progress bars); an empty list clears them.
+   * Absent elsewhere, where callers fall back to progress lines.
+   */
+  board?(lines: string[]): void;
 }
 
 export type Sink = (level: Level, line: string) => void;

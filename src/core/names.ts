@@ -29,3 +29,16 @@ export function subscriptionName(migration: string, group: string): string {
 export function heartbeatTable(group: string): string {
   return fit(`heartbeat_${group}`);
 }
+
+/**
+ * application_name of every target session of one group's load. A run that finds the group free
+ * (its advisory lock not held) ends leftover sessions of that name: after a kill -9 the server may
+ * still be building an index or restoring for the dead process.
+ */
+export function loadSessionName(migration: string, group: string): string {
+  return fit(`pgshift load ${migration}/${group}`);
+}
+
+export function postDataSessionName(migration: string): string {
+  return fit(`pgshift post-data ${migration}`);
+}

@@ -67,6 +67,8 @@ const DDL = [
      started_at timestamptz,
      finished_at timestamptz,
      PRIMARY KEY (migration, table_schema, table_name, part))`,
+  // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
+  `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
   `CREATE TABLE IF NOT EXISTS ${S}.event (
      id bigserial PRIMARY KEY,
      migration text NOT NULL,
@@ -142,6 +144,16 @@ export class Journal {
     await this.event(phase, state === 'done' ? 'info' : 'error', `${phase} ${state}`);
   }
 
+  /** Update a phase's state and detail without an event (progress snapshots every few seconds). */
+  async setPhaseDetail(phase: string, state: PhaseState, detail: unknown): Promise<void> {
+    await this.c.query(
+      `INSERT INTO ${S}.phase (migration, phase, state, detail) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail,
+         finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END`,
+      [this.migration, phase, state, JSON.stringify(redactDeep(detail))],
+    );
+  }
+
   async event(phase: PhaseName | string, level: 'info' | 'warn' | 'error', message: string, detail?: unknown): Promise<void> {
     await this.c.query(`INSERT INTO ${S}.event (migration, phase, level, message, detail) VALUES ($1, $2, $3, $4, $5)`, [
       this.migration,
@@ -183,9 +195,9 @@ export class Journal {
     }));
   }
 
-  async tableProgress(): Promise<Array<{ group: string; schema: string; name: string; part: number; state: string; rows: number | null; bytes: number | null }>> {
+  async tableProgress(): Promise<Array<{ group: string; schema: string; name: string; part: number; state: string; rows: number | null; bytes: number | null; condition: string | null }>> {
     const r = await this.c.query(
-      `SELECT group_name, table_schema, table_name, part, state, rows, bytes FROM ${S}.copy_progress WHERE migration = $1 ORDER BY group_name, table_schema, table_name, part`,
+      `SELECT group_name, table_schema, table_name, part, state, rows, bytes, condition FROM ${S}.copy_progress WHERE migration = $1 ORDER BY group_name, table_schema, table_name, part`,
       [this.migration],
     );
     return r.rows.map((row) => ({
@@ -196,6 +208,7 @@ export class Journal {
       state: row.state,
       rows: row.rows === null ? null : Number(row.rows),
       bytes: row.bytes === null ? null : Number(row.bytes),
+      condition: row.condition,
     }));
   }
 
@@ -207,9 +220,9 @@ export class Journal {
 
 /** Statements (run by a copy worker inside its target transaction) that record a table's progress. */
 export const progressSql = {
-  upsert: `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, started_at, finished_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
-           ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows,
+  upsert: `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
+           ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, condition = EXCLUDED.condition,
              bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${S}.copy_progress.started_at),
              finished_at = EXCLUDED.finished_at`,
 };

@@ -25,8 +25,13 @@ export class PausedReplica {
   private monitor?: NodeJS.Timeout;
   private stopReason?: string;
   private resumed = false;
+  /**
+   * Whether replay may be resumed now. Workflow matrix jobs share the paused replica: the job
+   * that ends while another job still reads from it leaves it paused for that job to resume.
+   */
+  shouldResume: () => Promise<boolean> = async () => true;
   private readonly onSignal = () => {
-    void this.resume().finally(() => process.exit(130));
+    void this.release().finally(() => process.exit(130));
   };
 
   private constructor(
@@ -45,27 +50,113 @@ export class PausedReplica {
     const needed = await primary.query<{ lsn: string | null }>('SELECT max(confirmed_flush_lsn)::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1)', [slots]);
     const floor = needed.rows[0].lsn ? parseLsn(needed.rows[0].lsn) : 0n;
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      await replica.query('SELECT pg_wal_replay_pause()');
-      await waitPaused(replica, deadline);
-      const r = await replica.query<{ lsn: string }>('SELECT pg_last_wal_replay_lsn()::text AS lsn');
-      const lsn = r.rows[0].lsn;
-      if (parseLsn(lsn) >= floor) {
-        const paused = new PausedReplica(replica, lsn, log);
-        await paused.watch(primary, slots, limits);
-        process.once('SIGINT', paused.onSignal);
-        process.once('SIGTERM', paused.onSignal);
-        log.info(`replica ${replicaEp.label} paused at ${lsn} (every slot confirmed at or before ${formatLsn(floor)})`);
-        return paused;
+    // From the first pause request on, a signal resumes replay before the process ends.
+    const onEarlySignal = () => {
+      void replica.query('SELECT pg_wal_replay_resume()').finally(() => process.exit(130));
+    };
+    process.once('SIGINT', onEarlySignal);
+    process.once('SIGTERM', onEarlySignal);
+    try {
+      for (;;) {
+        await replica.query('SELECT pg_wal_replay_pause()');
+        await waitPaused(replica, deadline);
+        const r = await replica.query<{ lsn: string }>('SELECT pg_last_wal_replay_lsn()::text AS lsn');
+        const lsn = r.rows[0].lsn;
+        if (parseLsn(lsn) >= floor) {
+          const paused = await PausedReplica.held(replica, lsn, primary, slots, limits, log);
+          log.info(`replica ${replicaEp.label} paused at ${lsn} (every slot confirmed at or before ${formatLsn(floor)})`);
+          return paused;
+        }
+        // The replica has not replayed up to the slots yet: let it catch up and pause again.
+        await replica.query('SELECT pg_wal_replay_resume()');
+        if (Date.now() > deadline) {
+          await replica.end();
+          throw failure('replica.behind', `replica ${replicaEp.label} did not replay past the slots' position ${formatLsn(floor)} within ${timeoutMs / 1000} s`, 'check the replica is streaming from the source');
+        }
+        await new Promise((res) => setTimeout(res, 200));
       }
-      // The replica has not replayed up to the slots yet: let it catch up and pause again.
-      await replica.query('SELECT pg_wal_replay_resume()');
-      if (Date.now() > deadline) {
-        await replica.end();
-        throw failure('replica.behind', `replica ${replicaEp.label} did not replay past the slots' position ${formatLsn(floor)} within ${timeoutMs / 1000} s`, 'check the replica is streaming from the source');
-      }
-      await new Promise((res) => setTimeout(res, 200));
+    } catch (err) {
+      await replica.query('SELECT pg_wal_replay_resume()').catch(() => {});
+      await replica.end().catch(() => {});
+      throw err;
+    } finally {
+      process.removeListener('SIGINT', onEarlySignal);
+      process.removeListener('SIGTERM', onEarlySignal);
     }
+  }
+
+  /**
+   * Continue from a replica an earlier run paused (after a crash, or another matrix job): it must
+   * still be paused exactly at `lsn`, and `lsn` must still be at or past every slot's position.
+   * Returns undefined when it is not, with the reason, so the caller can offer the options.
+   */
+  static async adopt(replicaEp: Endpoint, primary: pg.Client, slots: string[], limits: PauseLimits, log: Logger, lsn: string): Promise<PausedReplica | string> {
+    const replica = await connect(replicaEp, { applicationName: 'pgshift replica' });
+    const r = await replica.query<{ recovery: boolean; paused: boolean; lsn: string | null }>(
+      'SELECT pg_is_in_recovery() AS recovery, pg_is_in_recovery() AND pg_is_wal_replay_paused() AS paused, pg_last_wal_replay_lsn()::text AS lsn',
+    );
+    const floor = await primary.query<{ lsn: string | null }>('SELECT max(confirmed_flush_lsn)::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1)', [slots]);
+    const row = r.rows[0];
+    let reason: string | undefined;
+    if (!row.paused || row.lsn === null || parseLsn(row.lsn) !== parseLsn(lsn)) reason = `the replica is ${row.paused ? `paused at ${row.lsn}` : 'replaying'}, not paused at ${lsn}`;
+    else if (floor.rows[0].lsn && parseLsn(floor.rows[0].lsn) > parseLsn(lsn)) reason = `a slot was created after the replica paused at ${lsn}`;
+    if (reason) {
+      await replica.end().catch(() => {});
+      return reason;
+    }
+    log.info(`replica ${replicaEp.label} still paused at ${lsn}: continuing from it`);
+    return PausedReplica.held(replica, lsn, primary, slots, limits, log);
+  }
+
+  private static async held(replica: pg.Client, lsn: string, primary: pg.Client, slots: string[], limits: PauseLimits, log: Logger): Promise<PausedReplica> {
+    const paused = new PausedReplica(replica, lsn, log);
+    process.once('SIGINT', paused.onSignal);
+    process.once('SIGTERM', paused.onSignal);
+    await paused.watch(primary, slots, limits);
+    return paused;
+  }
+
+  /**
+   * Inside a copy transaction on the replica, after its snapshot is taken: replay is monotonic, so
+   * reading exactly L now proves the snapshot shows L. Anything else (someone resumed replay)
+   * stops the copy instead of mixing two points in time.
+   */
+  async requireAt(c: pg.Client): Promise<void> {
+    const r = await c.query<{ lsn: string | null }>('SELECT pg_last_wal_replay_lsn()::text AS lsn');
+    if (r.rows[0].lsn === null || parseLsn(r.rows[0].lsn) !== parseLsn(this.lsn)) {
+      throw failure('replica.moved', `the replica replayed past ${this.lsn} (now at ${r.rows[0].lsn}) while the load was reading it`, 'leave replay paused during the load; run pgshift full-load --restart for this group');
+    }
+  }
+
+  /**
+   * Resume replay unless another job still needs it paused (see shouldResume). True when replay
+   * was resumed by this call.
+   */
+  async release(): Promise<boolean> {
+    if (this.resumed) return false;
+    let resume = true;
+    try {
+      // Bounded: on a signal the process must end promptly; unsure means resume.
+      resume = await Promise.race([this.shouldResume(), new Promise<boolean>((res) => setTimeout(() => res(true), 3000).unref())]);
+    } catch {
+      // Cannot tell: resuming protects the disks; a job still reading will stop on requireAt.
+    }
+    if (resume) {
+      await this.resume();
+      return true;
+    }
+    this.log.info(`replica left paused at ${this.lsn}: another job is still loading from it`);
+    await this.detach();
+    return false;
+  }
+
+  /** Let go of the replica without resuming it (it was paused for another job). */
+  async detach(): Promise<void> {
+    this.resumed = true;
+    clearInterval(this.monitor);
+    process.removeListener('SIGINT', this.onSignal);
+    process.removeListener('SIGTERM', this.onSignal);
+    await this.replica.end().catch(() => {});
   }
 
   /** Called between tables: a limit crossed stops the load here (the caller resumes replay). */

@@ -38,12 +38,21 @@ export async function restoreSection(
   target: Endpoint,
   dump: SchemaDump,
   section: 'pre-data' | 'post-data',
-  options: { jobs: number; keepOwnership: boolean },
+  options: {
+    keepOwnership: boolean;
+    /** A pg_restore -L list: the entries to restore (post-data without the early-built indexes). */
+    listFile?: string;
+    /** application_name of the restore session, so that a later run can end it if we die. */
+    sessionName?: string;
+  },
 ): Promise<void> {
-  const args = [...connectionArgs(target), `--section=${section}`, '--exit-on-error'];
+  // One transaction: a crash or an error leaves the whole section or nothing, so a re-run can
+  // simply run it again.
+  const args = [...connectionArgs(target), `--section=${section}`, '--exit-on-error', '--single-transaction'];
   if (!options.keepOwnership) args.push('--no-owner', '--no-privileges');
-  if (section === 'post-data' && options.jobs > 1) args.push(`--jobs=${options.jobs}`);
-  else args.push('--single-transaction');
+  if (options.listFile) args.push(`--use-list=${options.listFile}`);
   args.push(dump.file);
-  await runTool(tool.path, args, toolEnv(target), `pg_restore ${section} into the target`);
+  const env = toolEnv(target);
+  if (options.sessionName) env.PGAPPNAME = options.sessionName;
+  await runTool(tool.path, args, env, `pg_restore ${section} into the target`);
 }

@@ -1,32 +1,39 @@
 import type pg from 'pg';
 import { gateRefused } from '../core/errors.js';
-import { displayName, qualify, quoteIdent } from '../core/ident.js';
+import { displayName, qualify, quoteIdent, quoteLiteral } from '../core/ident.js';
 import { formatLsn } from '../core/lsn.js';
-import { heartbeatTable, publicationName, slotName, subscriptionName } from '../core/names.js';
+import { heartbeatTable, loadSessionName, postDataSessionName, publicationName, slotName, subscriptionName } from '../core/names.js';
 import { runPool } from '../core/pool.js';
 import { blockBounds, keyBounds, partCondition, partCount, type PartPlan } from '../core/parts.js';
 import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.js';
 import { copyColumns, type TableInfo } from '../pg/catalog.js';
 import { connect, endpointFor, majorOf, type Endpoint } from '../pg/connect.js';
-import { PausedReplica } from '../pg/paused-replica.js';
-import { copyLargeObjects } from '../pg/large-objects.js';
 import { copyTable } from '../pg/copy.js';
+import { earlyIndexes, IndexQueue, indexesOf, postDataList } from '../pg/indexes.js';
+import { copyLargeObjects } from '../pg/large-objects.js';
+import { PausedReplica } from '../pg/paused-replica.js';
 import { createPublication, dropPublication, ensureHeartbeat } from '../pg/replication.js';
 import { dumpSchema, restoreSection, type SchemaDump } from '../pg/schema.js';
 import { syncSequences } from '../pg/sequences.js';
 import { dropSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
-import { findTool, requireDumpForSource } from '../pg/tools.js';
+import { findTool, requireDumpForSource, type PgTool } from '../pg/tools.js';
 import { openSessions, requireLogicalSource, resolveGroups, type PhaseContext, type ResolvedGroup, type Sessions } from './context.js';
+import { LoadProgress, type TableProgress } from './load-progress.js';
 
 /**
  * Full load: a consistent copy of each group at a known LSN.
  *
  *   per group: heartbeat table + publication (before the slot, so the slot's decoding finds the
- *   publication in its catalog snapshot) → slot with an exported snapshot (L = consistent point) →
- *   schema pre-data from pg_dump inside that snapshot → every table streamed with COPY by a pool of
- *   workers that import the snapshot, largest first, each table's rows and its journal row committed
- *   in one target transaction → when every group is loaded: post-data (indexes, constraints, FKs),
+ *   publication in its catalog snapshot) → the snapshot: a slot with an exported snapshot (L = its
+ *   consistent point), or slots on the primary then the replica paused at L → schema pre-data from
+ *   pg_dump → the copy: every table (or part of a split table) of every selected group in one pool
+ *   of workers, largest first, each part's rows and its journal row committed in one target
+ *   transaction → each table's indexes as soon as its last part lands, beside the copies → when
+ *   every group of the plan is loaded: the rest of post-data (constraints, triggers, foreign keys),
  *   sequences, ANALYZE.
+ *
+ * Resuming: finished parts are skipped; parts in flight died with their transaction. A group whose
+ * snapshot is gone (exported mode after a crash) is refused with the consistent options.
  */
 export interface FullLoadOptions {
   group?: string;
@@ -47,16 +54,23 @@ export interface GroupLoadResult {
 
 export interface FullLoadResult {
   groups: GroupLoadResult[];
+  /** Per table, largest first: parts, rows, bytes, copy seconds and early-built indexes. */
+  tables: TableProgress[];
   rows: number;
   bytes: number;
   seconds: number;
   rowsPerSecond: number;
+  indexesBuiltEarly: number;
   postData: 'done' | 'waiting-for-groups' | 'already-done';
   sequences: number;
 }
 
 const PRE_DATA = 'full-load:pre-data';
 const LARGE_OBJECTS = 'full-load:large-objects';
+const POST_DATA = 'full-load:post-data';
+/** The replica paused for the load: running (with its LSN) while paused by pgshift. */
+const REPLICA = 'full-load:replica';
+const progressPhase = (group: string | undefined) => `full-load:progress:${group ?? '*'}`;
 
 /**
  * Where and how the rows are read: from the source inside the slot's exported snapshot, or from
@@ -75,7 +89,37 @@ interface ReadPoint {
 function exportedPoint(ctx: PhaseContext, holder: SnapshotHolder): ReadPoint {
   return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c) => importSnapshot(c, holder.snapshotName), check: () => {} };
 }
-const POST_DATA = 'full-load:post-data';
+
+function replicaPoint(endpoint: Endpoint, paused: PausedReplica): ReadPoint {
+  return {
+    endpoint,
+    lsnText: paused.lsn,
+    begin: async (c) => {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      await paused.requireAt(c);
+    },
+    check: () => paused.check(),
+  };
+}
+
+/** A group's journal record before its snapshot exists; the object names derive from the plan. */
+function newStreamRecord(plan: PhaseContext['plan'], group: string): StreamRecord {
+  return {
+    group,
+    slot: slotName(plan.name, group),
+    publication: publicationName(plan.name, group),
+    subscription: subscriptionName(plan.name, group),
+    snapshotMode: plan.snapshot,
+    snapshotLsn: null,
+    state: 'preparing',
+  };
+}
+
+interface GroupToLoad {
+  group: ResolvedGroup;
+  record: StreamRecord;
+  point?: ReadPoint;
+}
 
 export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = {}): Promise<FullLoadResult> {
   const started = Date.now();
@@ -84,6 +128,8 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
   const holders: SnapshotHolder[] = [];
   let paused: PausedReplica | undefined;
   let dump: SchemaDump | undefined;
+  let progress: LoadProgress | undefined;
+  let indexes: IndexQueue | undefined;
   try {
     // Everything that can refuse does so before anything is created on either server.
     await requireLogicalSource(s, ctx);
@@ -99,6 +145,8 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       sourceVersion: s.sourceVersion,
       targetVersion: s.targetVersion,
     });
+    const scope = options.group ?? '*';
+    await claimGroups(s.target, plan.name, groups.map((g) => g.name));
     await journal.startPhase('full-load', { groups: groups.map((g) => g.name) });
 
     const preDataDone = (await journal.phaseState(PRE_DATA))?.state === 'done';
@@ -106,63 +154,55 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
 
     const existing = new Map((await journal.streams()).map((r) => [r.group, r]));
     const results: GroupLoadResult[] = [];
-    const toLoad: Array<{ group: ResolvedGroup; record: StreamRecord; point?: ReadPoint }> = [];
+    const toLoad: GroupToLoad[] = [];
     const pausedMode = plan.snapshot === 'paused-replica';
     for (const group of groups) {
       const prior = existing.get(group.name);
-      if (prior && prior.state !== 'preparing' && prior.state !== 'loading' && !options.restart) {
+      const inFlight = prior !== undefined && (prior.state === 'preparing' || prior.state === 'loading');
+      if (prior && !inFlight && !options.restart) {
         log.info(`group ${group.name}: already loaded at ${prior.snapshotLsn} (state ${prior.state}); nothing to do`);
         results.push({ group: group.name, slot: prior.slot, publication: prior.publication, snapshotLsn: prior.snapshotLsn ?? '', tables: group.tables.length, rows: 0, bytes: 0, skipped: group.tables.length });
         continue;
       }
-      if (prior && !options.restart) {
+      // A paused-replica load continues from the replica if it is still paused at its LSN (checked below).
+      const continuing = inFlight && !options.restart && pausedMode && prior!.snapshotMode === 'paused-replica';
+      if (inFlight && !continuing && !options.restart && prior!.state === 'loading') {
         throw gateRefused(
           'full-load.interrupted',
-          `group ${group.name}: an earlier full load stopped while ${prior.state}; its exported snapshot ended with that process`,
-          `run pgshift full-load --restart${options.group ? ` --group ${group.name}` : ''} to load the group again from a new slot`,
+          `group ${group.name}: an earlier full load stopped while loading; its ${prior!.snapshotMode === 'exported' ? 'exported snapshot ended with that process' : 'replica snapshot is not the plan\'s snapshot mode'} and the copied tables cannot be completed consistently`,
+          `run pgshift full-load --restart${options.group ? ` --group ${group.name}` : ''} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`,
         );
       }
-      if (options.restart || prior) await resetGroup(s, ctx, journal, group, prior);
-      const record: StreamRecord = {
-        group: group.name,
-        slot: slotName(plan.name, group.name),
-        publication: publicationName(plan.name, group.name),
-        subscription: subscriptionName(plan.name, group.name),
-        snapshotMode: plan.snapshot,
-        snapshotLsn: null,
-        state: 'preparing',
-      };
-      await journal.saveStream(record);
-      const hb = heartbeatTable(group.name);
-      await ensureHeartbeat(s.source, hb, group.name);
-      await createPublication(s.source, record.publication, group.tables, hb);
-      if (pausedMode) {
-        // Slots first, on the primary; the replica is paused once they all exist.
-        const exists = await s.source.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [record.slot]);
-        if (!exists.rowCount) await s.source.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [record.slot]);
-        toLoad.push({ group, record });
-        continue;
-      }
-      const holder = await SnapshotHolder.createSlot(ctx.source, record.slot, 'pgoutput', s.sourceVersion);
-      holders.push(holder);
-      record.snapshotLsn = holder.lsnText;
-      record.state = 'loading';
-      await journal.saveStream(record);
-      await journal.event('full-load', 'info', `group ${group.name}: slot ${record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
-      log.info(`group ${group.name}: slot ${record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
-      toLoad.push({ group, record, point: exportedPoint(ctx, holder) });
+      // Restarting, or a run that stopped before any row was copied (state preparing): start clean.
+      if (prior && !continuing) await resetGroup(s, ctx, journal, group, prior);
+      const record = continuing ? prior! : newStreamRecord(plan, group.name);
+      toLoad.push({ group, record });
     }
+
     if (pausedMode && toLoad.length > 0) {
       const replicaEp = endpointFor('replica', { url: plan.source.replicaUrl!, tls: plan.source.tls });
-      paused = await PausedReplica.pause(replicaEp, s.source, toLoad.map((x) => x.record.slot), plan.fullLoad.pausedReplica, log);
-      const p = paused;
-      const point: ReadPoint = { endpoint: replicaEp, lsnText: p.lsn, begin: (c) => c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY').then(() => {}), check: () => p.check() };
+      paused = await pauseOrAdoptReplica(ctx, s, journal, replicaEp, toLoad, options);
+      const mine = new Set(groups.map((g) => g.name));
+      paused.shouldResume = async () => !(await anotherGroupLoading(s.target, journal, plan.groups.map((g) => g.name).filter((g) => !mine.has(g))));
+      const point = replicaPoint(replicaEp, paused);
       for (const x of toLoad) {
         x.point = point;
-        x.record.snapshotLsn = p.lsn;
+        x.record.snapshotLsn = paused.lsn;
         x.record.state = 'loading';
         await journal.saveStream(x.record);
-        await journal.event('full-load', 'info', `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${p.lsn}`);
+        await journal.event('full-load', 'info', `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
+      }
+    } else {
+      for (const x of toLoad) {
+        await prepareGroupObjects(s, journal, x);
+        const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, 'pgoutput', s.sourceVersion);
+        holders.push(holder);
+        x.record.snapshotLsn = holder.lsnText;
+        x.record.state = 'loading';
+        await journal.saveStream(x.record);
+        await journal.event('full-load', 'info', `group ${x.group.name}: slot ${x.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
+        log.info(`group ${x.group.name}: slot ${x.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
+        x.point = exportedPoint(ctx, holder);
       }
     }
 
@@ -171,22 +211,64 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
         if ((await journal.phaseState(PRE_DATA))?.state === 'done') return;
         log.info('schema: restoring pre-data (types, tables, functions) on the target');
         dump ??= await dumpSchema(dumpTool, toLoad[0].point!.endpoint, toLoad[0].point!.snapshotName);
-        await restoreSection(restoreTool, ctx.target, dump, 'pre-data', { jobs: 1, keepOwnership: plan.fullLoad.ownership === 'keep' });
+        await restoreSection(restoreTool, ctx.target, dump, 'pre-data', { keepOwnership: plan.fullLoad.ownership === 'keep' });
         await journal.finishPhase(PRE_DATA, 'done');
       });
     }
     for (const { group } of toLoad) await ensureHeartbeat(s.target, heartbeatTable(group.name), group.name);
 
-    const progress = new CopyProgress(log, toLoad.reduce((n, g) => n + g.group.tables.reduce((b, t) => b + t.bytes, 0), 0));
+    // The copy: every part of every group in one pool, indexes built as tables complete.
+    const sessionName = loadSessionName(plan.name, scope);
+    const prog = (progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(options.group), 'running', snap)));
+    const early = await earlyIndexes(s.source, toLoad.flatMap((x) => x.group.tables));
+    indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (b, ms, built) => {
+      prog.indexBuilt(b.table);
+      if (built) log.info(`index ${b.index} on ${displayName(b.table)} built in ${(ms / 1000).toFixed(1)} s`);
+    });
     // Reloading after post-data (a restart): foreign keys exist, so rows are deleted, not truncated.
     const clear = (await journal.phaseState(POST_DATA))?.state === 'done' ? 'delete' : 'truncate';
+    const tasks: CopyTask[] = [];
+    const completeSplits: Array<{ group: string; table: TableInfo; parts: number }> = [];
+    const perGroup = new Map<string, { rows: number; bytes: number; skipped: number }>();
+    for (const x of toLoad) {
+      const planned = await planGroup(ctx, journal, x, clear, sessionName);
+      perGroup.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
+      for (const t of planned.skipped) {
+        prog.track(x.group.name, t, t.bytes, 1, indexesOf(early, t).length, 'skipped');
+        indexes.add(indexesOf(early, t)); // a crash may have come between a table's copy and its indexes
+      }
+      for (const [table, parts] of planned.parts) prog.track(x.group.name, table, table.bytes, parts.total, indexesOf(early, table).length, 'waiting', parts.done);
+      for (const c of planned.complete) {
+        prog.track(x.group.name, c.table, c.table.bytes, c.parts, indexesOf(early, c.table).length, 'skipped');
+        completeSplits.push({ group: x.group.name, ...c });
+      }
+      tasks.push(...planned.tasks);
+    }
+    tasks.sort((a, b) => b.estimatedBytes - a.estimatedBytes);
+    prog.start();
+    for (const { group, table, parts } of completeSplits) {
+      await recordSplitTableDone(s.target, journal.migration, group, table, parts);
+      indexes.add(indexesOf(early, table));
+    }
+    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied, target) => {
+      const totals = perGroup.get(task.group)!;
+      totals.rows += copied.rows;
+      totals.bytes += copied.bytes;
+      if (!prog.partDone(task.table, copied.rows)) return;
+      // The table's last part landed: record it whole, and build its indexes beside the copies.
+      if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
+      indexes!.add(indexesOf(early, task.table));
+    });
+    await indexes.drain();
+    prog.stop();
+    await journal.setPhaseDetail(progressPhase(options.group), 'done', prog.snapshot());
     for (const { group, record, point } of toLoad) {
-      const r = await loadGroup(ctx, journal, group, point!, progress, clear);
       record.state = 'loaded';
       await journal.saveStream(record);
-      results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: point!.lsnText, tables: group.tables.length, ...r });
+      const totals = perGroup.get(group.name)!;
+      results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: point!.lsnText, tables: group.tables.length, ...totals });
     }
-    progress.stop();
+
     // Large objects belong to no group: the first job to get here copies them, inside its snapshot.
     if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== 'done') {
       await withStepLock(s.target, LARGE_OBJECTS, async () => {
@@ -205,7 +287,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       });
     }
     for (const h of holders.splice(0)) await h.release();
-    await paused?.resume();
+    if (paused && (await paused.release())) await journal.finishPhase(REPLICA, 'done', { lsn: paused.lsn });
 
     // Post-data waits until every group of the plan is loaded: foreign keys cross groups.
     let postData: FullLoadResult['postData'] = 'already-done';
@@ -216,13 +298,9 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       if (allLoaded) {
         await withStepLock(s.target, POST_DATA, async () => {
           if ((await journal.phaseState(POST_DATA))?.state === 'done') return;
-          log.info('schema: building indexes, constraints, triggers and foreign keys (post-data)');
+          const allGroups = options.group ? await resolveGroups(ctx, s.source, s.sourceVersion) : groups;
           dump ??= await dumpSchema(dumpTool, ctx.source, undefined);
-          await restoreSection(restoreTool, ctx.target, dump, 'post-data', { jobs: plan.fullLoad.jobs, keepOwnership: plan.fullLoad.ownership === 'keep' });
-          sequences = (await syncSequences(s.source, s.target)).length;
-          await refreshMaterializedViews(s, log);
-          log.info(`sequences: ${sequences} set from the source`);
-          await s.target.query('ANALYZE');
+          sequences = await runPostData(ctx, s, restoreTool, dump, allGroups);
           await journal.finishPhase(POST_DATA, 'done');
           postData = 'done';
         });
@@ -234,12 +312,25 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     const rows = results.reduce((n, r) => n + r.rows, 0);
     const bytes = results.reduce((n, r) => n + r.bytes, 0);
     const seconds = (Date.now() - started) / 1000;
-    const result: FullLoadResult = { groups: results, rows, bytes, seconds, rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows, postData, sequences };
-    await journal.finishPhase('full-load', allLoaded ? 'done' : 'partial', result);
+    const result: FullLoadResult = {
+      groups: results,
+      tables: prog.results(),
+      rows,
+      bytes,
+      seconds,
+      rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows,
+      indexesBuiltEarly: indexes.built,
+      postData,
+      sequences,
+    };
+    await journal.finishPhase('full-load', allLoaded ? 'done' : 'partial', { ...result, tables: undefined });
     return result;
   } finally {
-    // Whatever happened, the replica replays again and the snapshots are let go.
-    await paused?.resume();
+    // Whatever happened, the replica replays again (unless another job still reads it) and the
+    // snapshots are let go.
+    progress?.stop();
+    await indexes?.close();
+    await paused?.release();
     for (const h of holders) await h.release();
     dump?.dispose();
     await s.close();
@@ -247,20 +338,26 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
 }
 
 interface CopyTask {
+  group: string;
   table: TableInfo;
+  point: ReadPoint;
   /** 0 for a whole table; 1…n for the parts of a split one. */
   part: number;
+  /** How many parts the table has (1 for a whole table). */
+  parts: number;
   where?: string;
+  estimatedBytes: number;
 }
 
+const tableKey = (t: { schema: string; name: string }) => `${t.schema}.${t.name}`;
+
 /**
- * The copy tasks of a group, largest first: whole tables, and the parts of the tables above
+ * The copy tasks of one group's tables: whole tables, and the parts of the tables above
  * fullLoad.splitTablesLargerThan (key ranges, or block ranges without an integer key).
  */
-async function planTasks(ctx: PhaseContext, c: pg.Client, tables: TableInfo[]): Promise<{ tasks: CopyTask[]; split: TableInfo[] }> {
+async function planTasks(ctx: PhaseContext, c: pg.Client, group: string, point: ReadPoint, tables: TableInfo[]): Promise<CopyTask[]> {
   const { splitTablesLargerThan, maxPartsPerTable } = ctx.plan.fullLoad;
   const tasks: CopyTask[] = [];
-  const split: TableInfo[] = [];
   for (const t of tables) {
     const n = partCount(t.bytes, splitTablesLargerThan, maxPartsPerTable);
     let plan: PartPlan = { kind: 'whole' };
@@ -273,42 +370,77 @@ async function planTasks(ctx: PhaseContext, c: pg.Client, tables: TableInfo[]): 
       plan = { kind: 'ctid', bounds: blockBounds(Number(r.rows[0].blocks), n) };
     }
     if (plan.kind === 'whole' || plan.bounds.length === 0) {
-      tasks.push({ table: t, part: 0 });
+      tasks.push({ group, table: t, point, part: 0, parts: 1, estimatedBytes: t.bytes });
       continue;
     }
-    split.push(t);
-    for (let i = 0; i <= plan.bounds.length; i++) {
-      tasks.push({ table: t, part: i + 1, where: partCondition(plan, i, plan.kind === 'key' ? quoteIdent(plan.column) : undefined) });
+    const parts = plan.bounds.length + 1;
+    for (let i = 0; i < parts; i++) {
+      const where = partCondition(plan, i, plan.kind === 'key' ? quoteIdent(plan.column) : undefined);
+      tasks.push({ group, table: t, point, part: i + 1, parts, where, estimatedBytes: t.bytes / parts });
     }
   }
-  return { tasks, split };
+  return tasks;
 }
 
-async function loadGroup(ctx: PhaseContext, journal: Journal, group: ResolvedGroup, point: ReadPoint, progress: CopyProgress, clear: 'truncate' | 'delete') {
-  const doneRows = (await journal.tableProgress()).filter((p) => p.group === group.name && p.state === 'done');
-  const done = new Set(doneRows.filter((p) => p.part === 0).map((p) => `${p.schema}.${p.name}`));
-  let rows = 0;
-  let bytes = 0;
-  let skipped = 0;
-  const pending = group.tables.filter((t) => {
-    if (done.has(`${t.schema}.${t.name}`)) {
-      skipped++;
-      return false;
-    }
-    return true;
-  });
-  const planner = await connect(point.endpoint, { applicationName: 'pgshift plan' });
-  let plan: Awaited<ReturnType<typeof planTasks>>;
+interface GroupPlan {
+  tasks: CopyTask[];
+  /** Tables finished by an earlier run. */
+  skipped: TableInfo[];
+  /** Split tables whose every part an earlier run finished, not yet recorded as a whole. */
+  complete: Array<{ table: TableInfo; parts: number }>;
+  /** Tables to copy: how many parts, and how many an earlier run finished. */
+  parts: Map<TableInfo, { total: number; done: number }>;
+}
+
+/**
+ * What is left of a group: tables an earlier run finished are skipped; of a split table, the
+ * finished parts are kept only when they are exactly the ranges planned now (same snapshot, same
+ * bounds), otherwise the table is cleared and copied whole again. A part in flight when a run
+ * died left nothing: its rows and its journal row were one transaction.
+ */
+async function planGroup(ctx: PhaseContext, journal: Journal, x: GroupToLoad, clear: 'truncate' | 'delete', sessionName: string): Promise<GroupPlan> {
+  const finished = (await journal.tableProgress()).filter((p) => p.group === x.group.name && p.state === 'done');
+  const wholeDone = new Set(finished.filter((p) => p.part === 0).map(tableKey));
+  const partsDone = new Map<string, Map<number, string | null>>();
+  for (const p of finished.filter((f) => f.part > 0)) {
+    const m = partsDone.get(tableKey(p)) ?? new Map<number, string | null>();
+    m.set(p.part, p.condition);
+    partsDone.set(tableKey(p), m);
+  }
+  const skipped = x.group.tables.filter((t) => wholeDone.has(tableKey(t)));
+  const pending = x.group.tables.filter((t) => !wholeDone.has(tableKey(t)));
+  const planner = await connect(x.point!.endpoint, { applicationName: 'pgshift plan' });
+  let planned: CopyTask[];
   try {
-    plan = await planTasks(ctx, planner, pending);
+    planned = await planTasks(ctx, planner, x.group.name, x.point!, pending);
   } finally {
     await planner.end().catch(() => {});
   }
-  // A split table is cleared once, before its parts load side by side.
-  if (plan.split.length) {
-    const t = await connect(ctx.target, { applicationName: 'pgshift copy' });
+  const result: GroupPlan = { tasks: [], skipped, complete: [], parts: new Map() };
+  const toClear: TableInfo[] = [];
+  for (const t of pending) {
+    const mine = planned.filter((task) => task.table === t);
+    if (mine[0].part === 0) {
+      result.tasks.push(mine[0]);
+      result.parts.set(t, { total: 1, done: 0 });
+      continue;
+    }
+    const done = partsDone.get(tableKey(t)) ?? new Map<number, string | null>();
+    const reusable = done.size > 0 && [...done].every(([part, condition]) => mine.some((m) => m.part === part && m.where === condition));
+    if (!reusable) toClear.push(t);
+    const remaining = reusable ? mine.filter((m) => !done.has(m.part)) : mine;
+    if (remaining.length === 0) result.complete.push({ table: t, parts: mine.length });
+    else {
+      result.tasks.push(...remaining);
+      result.parts.set(t, { total: mine.length, done: mine.length - remaining.length });
+    }
+    ctx.log.info(`${displayName(t)}: split into ${mine.length} parts${reusable ? `, ${mine.length - remaining.length} already copied` : ''}`);
+  }
+  // A split table starting over is cleared once, before its parts load side by side.
+  if (toClear.length) {
+    const t = await openTarget(ctx, sessionName);
     try {
-      for (const table of plan.split) {
+      for (const table of toClear) {
         await t.query('BEGIN');
         if (clear === 'truncate') await t.query(`TRUNCATE ${qualify(table)}`);
         else {
@@ -317,45 +449,43 @@ async function loadGroup(ctx: PhaseContext, journal: Journal, group: ResolvedGro
         }
         await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table.schema, table.name]);
         await t.query('COMMIT');
-        ctx.log.info(`${displayName(table)}: split into ${plan.tasks.filter((x) => x.table === table).length} parts`);
       }
     } finally {
       await t.end().catch(() => {});
     }
   }
+  return result;
+}
+
+/** Run the copy tasks in one pool of `fullLoad.jobs` workers, each with a source and a target session. */
+async function copyTasks(
+  ctx: PhaseContext,
+  migration: string,
+  tasks: CopyTask[],
+  sessionName: string,
+  clear: 'truncate' | 'delete',
+  progress: LoadProgress,
+  onDone: (task: CopyTask, copied: { rows: number; bytes: number }, target: pg.Client) => Promise<void>,
+): Promise<void> {
   const workers: Array<{ source: pg.Client; target: pg.Client } | undefined> = [];
   try {
-    await runPool(plan.tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
+    await runPool(tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
       let w = workers[id];
       if (!w) {
-        const source = await connect(point.endpoint, { applicationName: 'pgshift copy' });
-        const target = await connect(ctx.target, { applicationName: 'pgshift copy' }).catch(async (err) => {
+        const source = await connect(task.point.endpoint, { applicationName: 'pgshift copy' });
+        const target = await openTarget(ctx, sessionName).catch(async (err) => {
           await source.end();
           throw err;
         });
         w = workers[id] = { source, target };
       }
-      point.check();
-      const r = await copyOneTable(w.source, w.target, journal.migration, group.name, task, point, progress, clear);
-      rows += r.rows;
-      bytes += r.bytes;
-      ctx.log.progress(`table:${displayName(task.table)}:${task.part}`, `copied ${displayName(task.table)}${task.part ? ` part ${task.part}` : ''}: ${r.rows} rows`);
+      task.point.check();
+      const r = await copyOnePart(w.source, w.target, migration, task, progress, clear);
+      await onDone(task, r, w.target);
     });
-    // A split table is done when all its parts are: record it as a whole.
-    for (const table of plan.split) {
-      const parts = plan.tasks.filter((x) => x.table === table).length;
-      await journal.client.query(
-        `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
-         SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
-          WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
-         ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
-        [journal.migration, group.name, table.schema, table.name, parts],
-      );
-    }
   } finally {
     await Promise.all(workers.filter(Boolean).flatMap((w) => [w!.source.end().catch(() => {}), w!.target.end().catch(() => {})]));
   }
-  return { rows, bytes, skipped };
 }
 
 /**
@@ -363,18 +493,9 @@ async function loadGroup(ctx: PhaseContext, journal: Journal, group: ResolvedGro
  * table, loads the rows and marks them done in the journal, so a crash leaves either the rows with
  * their journal row or neither.
  */
-async function copyOneTable(
-  source: pg.Client,
-  target: pg.Client,
-  migration: string,
-  group: string,
-  task: CopyTask,
-  point: ReadPoint,
-  progress: CopyProgress,
-  clear: 'truncate' | 'delete',
-) {
+async function copyOnePart(source: pg.Client, target: pg.Client, migration: string, task: CopyTask, progress: LoadProgress, clear: 'truncate' | 'delete') {
   const table = task.table;
-  await point.begin(source);
+  await task.point.begin(source);
   await target.query('BEGIN');
   try {
     if (task.part === 0) {
@@ -387,11 +508,11 @@ async function copyOneTable(
     } else if (clear === 'delete') {
       await target.query('SET LOCAL session_replication_role = replica');
     }
-    const r = await copyTable(source, target, table, copyColumns(table), (n) => progress.add(n), task.where);
-    await target.query(progressSql.upsert, [migration, group, table.schema, table.name, task.part, 'done', r.rows, r.bytes]);
+    progress.copying(table);
+    const r = await copyTable(source, target, table, copyColumns(table), (n) => progress.addBytes(table, n), task.where);
+    await target.query(progressSql.upsert, [migration, task.group, table.schema, table.name, task.part, 'done', r.rows, r.bytes, task.where ?? null]);
     await target.query('COMMIT');
     await source.query('COMMIT');
-    progress.tableDone(r.rows);
     return r;
   } catch (err) {
     await target.query('ROLLBACK').catch(() => {});
@@ -400,37 +521,172 @@ async function copyOneTable(
   }
 }
 
-class CopyProgress {
-  private bytes = 0;
-  private rows = 0;
-  private readonly started = Date.now();
-  private readonly timer: NodeJS.Timeout;
-  constructor(
-    private readonly log: PhaseContext['log'],
-    private readonly estimatedBytes: number,
-  ) {
-    this.timer = setInterval(() => this.report(), 5000);
-    this.timer.unref();
+/** A split table is done when all its parts are: record it as a whole (part 0). */
+async function recordSplitTableDone(c: pg.Client, migration: string, group: string, table: TableInfo, parts: number): Promise<void> {
+  await c.query(
+    `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
+     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
+      WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
+     ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
+    [migration, group, table.schema, table.name, parts],
+  );
+}
+
+/**
+ * The rest of post-data, once every group is loaded: first the early indexes a stopped job did
+ * not build, then pg_restore's post-data without them (constraints, triggers, foreign keys, the
+ * indexes of partitioned tables) in one transaction — a crash leaves all of it or none, and the
+ * next run does it again — then sequences, materialized views and ANALYZE.
+ */
+async function runPostData(ctx: PhaseContext, s: Sessions, restoreTool: PgTool, dump: SchemaDump, groups: ResolvedGroup[]): Promise<number> {
+  const { plan, log } = ctx;
+  const sessionName = postDataSessionName(plan.name);
+  await endSessions(s.target, [sessionName]);
+  const early = [...(await earlyIndexes(s.source, groups.flatMap((g) => g.tables))).values()].flat();
+  const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (b, ms, built) => {
+    if (built) log.info(`index ${b.index} on ${displayName(b.table)} built in ${(ms / 1000).toFixed(1)} s`);
+  });
+  try {
+    queue.add(early);
+    await queue.drain();
+  } finally {
+    await queue.close();
   }
-  add(n: number) {
-    this.bytes += n;
+  log.info('schema: constraints, triggers, foreign keys and the remaining indexes (post-data)');
+  const listFile = await postDataList(restoreTool, dump, early);
+  await restoreSection(restoreTool, ctx.target, dump, 'post-data', { keepOwnership: plan.fullLoad.ownership === 'keep', listFile, sessionName });
+  const sequences = (await syncSequences(s.source, s.target)).length;
+  await refreshMaterializedViews(s, log);
+  log.info(`sequences: ${sequences} set from the source`);
+  await s.target.query('ANALYZE');
+  return sequences;
+}
+
+/** The group's objects on the source, before its snapshot: journal row, heartbeat, publication. */
+async function prepareGroupObjects(s: Sessions, journal: Journal, x: { group: ResolvedGroup; record: StreamRecord }): Promise<void> {
+  await journal.saveStream(x.record);
+  const hb = heartbeatTable(x.group.name);
+  await ensureHeartbeat(s.source, hb, x.group.name);
+  await createPublication(s.source, x.record.publication, x.group.tables, hb);
+}
+
+async function ensureSlot(c: pg.Client, slot: string): Promise<void> {
+  const exists = await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+  if (!exists.rowCount) await c.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+}
+
+/**
+ * paused-replica: every group of the plan not loaded yet gets its publication and slot on the
+ * primary first — so that matrix jobs starting later read the same paused replica — then the
+ * replica is paused, or, when an earlier run or another job paused it, adopted at its LSN. A group
+ * that already copied rows can only continue at the LSN it copied them at.
+ */
+async function pauseOrAdoptReplica(ctx: PhaseContext, s: Sessions, journal: Journal, replicaEp: Endpoint, toLoad: GroupToLoad[], options: FullLoadOptions): Promise<PausedReplica> {
+  const { plan, log } = ctx;
+  return withStepLock(s.target, REPLICA, async () => {
+    const streams = new Map((await journal.streams()).map((r) => [r.group, r]));
+    const mine = new Set(toLoad.map((x) => x.group.name));
+    const othersPending = plan.groups.map((g) => g.name).filter((g) => !mine.has(g) && (!streams.has(g) || streams.get(g)!.state === 'preparing'));
+    const others = othersPending.length ? (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => othersPending.includes(g.name)) : [];
+    const prepare = [
+      ...toLoad,
+      ...others.map((group) => ({
+        group,
+        record: streams.get(group.name) ?? newStreamRecord(plan, group.name),
+      })),
+    ];
+    for (const x of prepare) {
+      if (x.record.state === 'preparing') await prepareGroupObjects(s, journal, x);
+      await ensureSlot(s.source, x.record.slot);
+    }
+    const slots = prepare.map((x) => x.record.slot);
+    const limits = plan.fullLoad.pausedReplica;
+    const copied = await groupsWithCopiedRows(journal, toLoad.map((x) => x.group.name));
+    const refuse = (x: GroupToLoad, why: string) =>
+      gateRefused(
+        'full-load.replica-moved',
+        `group ${x.group.name} was partly loaded from the replica paused at ${x.record.snapshotLsn}, but ${why}`,
+        `run pgshift full-load --restart${options.group ? ` --group ${x.group.name}` : ''} to load the group again from a new slot`,
+      );
+    const held = await journal.phaseState(REPLICA);
+    const heldAt = held?.state === 'running' ? (held.detail as { lsn?: string } | null)?.lsn : undefined;
+    let why = 'the replica has been resumed since';
+    if (heldAt) {
+      const adopted = await PausedReplica.adopt(replicaEp, s.source, slots, limits, log, heldAt);
+      if (typeof adopted !== 'string') {
+        const stale = toLoad.find((x) => copied.has(x.group.name) && x.record.snapshotLsn !== adopted.lsn);
+        if (stale) {
+          await adopted.detach();
+          throw refuse(stale, `the replica is now paused at ${adopted.lsn}`);
+        }
+        return adopted;
+      }
+      why = adopted;
+    }
+    // A fresh pause gives a new LSN: only groups that copied nothing yet may take it.
+    const stale = toLoad.find((x) => copied.has(x.group.name));
+    if (stale) throw refuse(stale, why);
+    const p = await PausedReplica.pause(replicaEp, s.source, slots, limits, log);
+    await journal.startPhase(REPLICA, { lsn: p.lsn });
+    return p;
+  });
+}
+
+async function groupsWithCopiedRows(journal: Journal, groups: string[]): Promise<Set<string>> {
+  return new Set((await journal.tableProgress()).filter((p) => p.state === 'done' && groups.includes(p.group)).map((p) => p.group));
+}
+
+/**
+ * One process per group at a time: a session-level advisory lock on the journal's connection,
+ * held until the process ends (a kill -9 included). Holding the lock proves no live process loads
+ * the group, so leftover target sessions of a dead run (an index build or a COPY the server has not
+ * noticed is orphaned) are ended before anything starts again.
+ */
+async function claimGroups(c: pg.Client, migration: string, groups: string[]): Promise<void> {
+  for (const g of groups) {
+    const r = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok', [migration, g]);
+    if (!r.rows[0].ok) {
+      throw gateRefused('full-load.running', `group ${g} is being loaded by another pgshift process right now`, 'wait for it to finish (pgshift status shows its progress) or stop that process first');
+    }
   }
-  tableDone(rows: number) {
-    this.rows += rows;
+  // A process without --group held every group's lock, so its leftovers are safe to end too.
+  await endSessions(c, [loadSessionName(migration, '*'), ...groups.map((g) => loadSessionName(migration, g))]);
+}
+
+/** Whether a live process (one holding its lock) still loads one of these groups. */
+async function anotherGroupLoading(c: pg.Client, journal: Journal, groups: string[]): Promise<boolean> {
+  const streams = new Map((await journal.streams()).map((r) => [r.group, r.state]));
+  for (const g of groups) {
+    const state = streams.get(g);
+    if (state !== 'preparing' && state !== 'loading') continue;
+    const r = await c.query<{ free: boolean }>('SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS free', [journal.migration, g]);
+    if (!r.rows[0].free) return true;
+    await c.query('SELECT pg_advisory_unlock(hashtext($1), hashtext($2))', [journal.migration, g]);
   }
-  report() {
-    const secs = (Date.now() - this.started) / 1000;
-    const rate = this.bytes / Math.max(secs, 0.001);
-    // On-disk size over-estimates COPY text for indexed tables; the ETA is a rough upper bound.
-    const eta = this.estimatedBytes > this.bytes ? Math.round((this.estimatedBytes - this.bytes) / Math.max(rate, 1)) : 0;
-    this.log.progress('full-load', `full-load: ${(this.bytes / 1048576).toFixed(1)} MB copied, ${(rate / 1048576).toFixed(1)} MB/s, ${this.rows} rows in finished tables, ETA ≤ ${eta}s`);
-  }
-  stop() {
-    clearInterval(this.timer);
+  return false;
+}
+
+async function endSessions(c: pg.Client, names: string[]): Promise<void> {
+  const others = `FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1) AND pid <> pg_backend_pid()`;
+  const ended = await c.query(`SELECT pg_terminate_backend(pid) ${others}`, [names]);
+  for (let i = 0; i < 300 && ended.rowCount; i++) {
+    const r = await c.query<{ n: number }>(`SELECT count(*)::int AS n ${others}`, [names]);
+    if (r.rows[0].n === 0) return;
+    await new Promise((res) => setTimeout(res, 100));
   }
 }
 
+/** A target session of the load, named so that a later run can find it if this process dies. */
+async function openTarget(ctx: PhaseContext, sessionName: string): Promise<pg.Client> {
+  const c = await connect(ctx.target, { applicationName: sessionName });
+  // A dead client's statement is cancelled within a second instead of running to its end (14+).
+  await c.query(`DO $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN SET client_connection_check_interval = 1000; END IF; END $$`);
+  await c.query(`SET maintenance_work_mem = ${quoteLiteral(ctx.plan.fullLoad.maintenanceWorkMem)}`);
+  return c;
+}
+
 async function requireFreeSlots(s: Sessions, ctx: PhaseContext, needed: number) {
+
   const r = await s.source.query<{ max: string; used: string }>(
     `SELECT current_setting('max_replication_slots') AS max, (SELECT count(*) FROM pg_replication_slots)::text AS used`,
   );
@@ -486,10 +742,10 @@ async function everyGroupLoaded(journal: Journal, names: string[]): Promise<bool
 }
 
 /** Serialise a once-only step across concurrent jobs (workflow matrix) with an advisory lock. */
-async function withStepLock(c: pg.Client, step: string, fn: () => Promise<void>) {
+async function withStepLock<T>(c: pg.Client, step: string, fn: () => Promise<T>): Promise<T> {
   await c.query('SELECT pg_advisory_lock(hashtext($1))', [step]);
   try {
-    await fn();
+    return await fn();
   } finally {
     await c.query('SELECT pg_advisory_unlock(hashtext($1))', [step]).catch(() => {});
   }

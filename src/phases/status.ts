@@ -1,6 +1,7 @@
 import { connect, endpointFor } from '../pg/connect.js';
 import { Journal } from '../journal/journal.js';
 import type { PhaseContext } from './context.js';
+import type { ProgressSnapshot } from './load-progress.js';
 
 /**
  * `pgshift status`: where the migration stands, read from the journal on the target only — so it
@@ -13,6 +14,8 @@ export interface MigrationStatus {
   phases: Array<{ phase: string; state: string; startedAt: string; finishedAt: string | null }>;
   streams: Array<{ group: string; state: string; slot: string; snapshotMode: string; snapshotLsn: string | null }>;
   tables: { done: number; rows: number; bytes: number };
+  /** Live full-load progress per job (`*` = all groups in one process), refreshed every few seconds. */
+  loads: Array<{ scope: string; state: string } & ProgressSnapshot>;
   events: Array<{ at: string; phase: string; level: string; message: string }>;
 }
 
@@ -20,17 +23,22 @@ export async function migrationStatus(ctx: PhaseContext): Promise<MigrationStatu
   const target = await connect(endpointFor('target', ctx.plan.target));
   try {
     const journal = await Journal.find(target, ctx.plan.name);
-    if (!journal) return { migration: ctx.plan.name, found: false, phases: [], streams: [], tables: { done: 0, rows: 0, bytes: 0 }, events: [] };
+    if (!journal) return { migration: ctx.plan.name, found: false, phases: [], streams: [], tables: { done: 0, rows: 0, bytes: 0 }, loads: [], events: [] };
     const phases = await target.query(
       `SELECT phase, state, started_at::text AS "startedAt", finished_at::text AS "finishedAt" FROM pgshift.phase WHERE migration = $1 ORDER BY started_at`,
       [ctx.plan.name],
     );
     const progress = await journal.tableProgress();
+    const loads = await target.query<{ phase: string; state: string; detail: ProgressSnapshot }>(
+      `SELECT phase, state, detail FROM pgshift.phase WHERE migration = $1 AND phase LIKE 'full-load:progress:%' ORDER BY phase`,
+      [ctx.plan.name],
+    );
     const done = progress.filter((p) => p.state === 'done' && p.part === 0);
     return {
       migration: ctx.plan.name,
       found: true,
-      phases: phases.rows,
+      phases: phases.rows.filter((p) => !p.phase.startsWith('full-load:progress:')),
+      loads: loads.rows.map((l) => ({ scope: l.phase.slice('full-load:progress:'.length), state: l.state, ...l.detail })),
       streams: (await journal.streams()).map((s) => ({ group: s.group, state: s.state, slot: s.slot, snapshotMode: s.snapshotMode, snapshotLsn: s.snapshotLsn })),
       tables: { done: done.length, rows: done.reduce((n, p) => n + (p.rows ?? 0), 0), bytes: done.reduce((n, p) => n + (p.bytes ?? 0), 0) },
       events: (await journal.events(20)).map((e) => ({ at: new Date(e.at).toISOString(), phase: e.phase, level: e.level, message: e.message })),

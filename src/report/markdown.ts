@@ -52,14 +52,26 @@ export function assessMarkdown(r: AssessResult): string {
 }
 
 export function fullLoadMarkdown(r: FullLoadResult): string {
+  const shown = r.tables.filter((t) => t.state !== 'skipped').slice(0, 30);
   return [
     `### pgshift full-load`,
-    `${r.rows} rows (${formatBytes(r.bytes)}) in ${r.seconds.toFixed(1)} s — ${r.rowsPerSecond} rows/s; post-data: ${r.postData}; ${r.sequences} sequence(s) set.`,
+    `${r.rows} rows (${formatBytes(r.bytes)}) in ${r.seconds.toFixed(1)} s — ${r.rowsPerSecond} rows/s; ${r.indexesBuiltEarly} index(es) built as tables landed; post-data: ${r.postData}; ${r.sequences} sequence(s) set.`,
     '',
     table(
       ['group', 'slot', 'snapshot LSN', 'tables', 'rows', 'bytes', 'skipped (already loaded)'],
       r.groups.map((g) => [g.group, g.slot, g.snapshotLsn, g.tables, g.rows, formatBytes(g.bytes), g.skipped]),
     ),
+    '',
+    ...(shown.length
+      ? [
+          `Tables copied${r.tables.length > shown.length ? ` (the ${shown.length} largest)` : ''}:`,
+          '',
+          table(
+            ['table', 'group', 'parts', 'rows', 'COPY bytes', 'copy s', 'MB/s', 'indexes'],
+            shown.map((t) => [t.table, t.group, t.parts, t.rows, formatBytes(t.bytes), t.seconds.toFixed(1), t.seconds > 0 ? (t.bytes / 1048576 / t.seconds).toFixed(1) : '–', `${t.indexes}/${t.indexesExpected}`]),
+          ),
+        ]
+      : []),
   ].join('\n') + '\n';
 }
 
@@ -150,6 +162,25 @@ export function statusMarkdown(r: MigrationStatus): string {
     '',
     table(['phase', 'state', 'started', 'finished'], r.phases.map((p) => [p.phase, p.state, p.startedAt, p.finishedAt ?? '–'])),
     '',
+    ...(r.loads.length
+      ? [
+          table(
+            ['full load (job)', 'state', 'tables', 'copied', 'of ≤', 'rate', 'ETA ≤', 'in flight', 'as of'],
+            r.loads.map((l) => [
+              l.scope === '*' ? 'all groups' : l.scope,
+              l.state,
+              `${l.tablesDone}/${l.tables}`,
+              formatBytes(l.bytes),
+              formatBytes(l.estimatedBytes),
+              `${formatBytes(l.bytesPerSecond)}/s`,
+              l.state === 'running' && l.etaSeconds !== null ? `${l.etaSeconds} s` : '–',
+              l.active.map((a) => `${a.table}${a.parts > 1 ? ` (${a.partsDone}/${a.parts})` : ''}`).join(', ') || '–',
+              l.at,
+            ]),
+          ),
+          '',
+        ]
+      : []),
     table(['group', 'state', 'slot', 'snapshot', 'LSN'], r.streams.map((s) => [s.group, s.state, s.slot, s.snapshotMode, s.snapshotLsn ?? '–'])),
     '',
     ...r.events.slice(-10).map((e) => `- ${e.at} ${e.phase} ${e.level}: ${e.message}`),

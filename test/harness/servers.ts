@@ -42,6 +42,18 @@ export async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(url: 
   }
 }
 
+/** Run something with one open client on each of two databases. */
+export async function withClients<T>(a: string, b: string, fn: (a: pg.Client, b: pg.Client) => Promise<T>): Promise<T> {
+  const ca = new pg.Client({ connectionString: a });
+  const cb = new pg.Client({ connectionString: b });
+  await Promise.all([ca.connect(), cb.connect()]);
+  try {
+    return await fn(ca, cb);
+  } finally {
+    await Promise.all([ca.end(), cb.end()]);
+  }
+}
+
 export async function createDatabase(cluster: LocalCluster, name: string): Promise<string> {
   await sql(cluster.url(), `CREATE DATABASE "${name}"`);
   return cluster.url(name);

@@ -2,18 +2,40 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.js';
 import { phaseContext } from '../../src/phases/context.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
+import { diffSchemas } from '../../src/pg/schema-diff.js';
 import { SAMPLE_TABLES, tableDigests } from '../harness/compare.js';
 import { runCli } from '../harness/cli.js';
 import { testPlan, writePlanFile } from '../harness/plan.js';
-import { sql, startPair, seedSample } from '../harness/servers.js';
+import { sql, startPair, seedSample, withClients } from '../harness/servers.js';
 
 describe('full-load 13 → 17', () => {
   it('copies the sample schema and data exactly, with post-data and sequences', async () => {
     const pair = await startPair(13, 17);
     await seedSample(pair.sourceUrl, 0.05);
+    // Indexes that the early builds must get exactly right, or leave to post-data.
+    await sql(pair.sourceUrl, `
+      CREATE EXTENSION IF NOT EXISTS btree_gist;
+      CREATE TABLE shop."Idx Cases" (id int, code text NOT NULL, during tsrange, note text);
+      INSERT INTO shop."Idx Cases" SELECT i, 'c' || i, tsrange('2020-01-01'::timestamp + i * interval '1 day', '2020-01-01'::timestamp + (i + 1) * interval '1 day'), 'n' FROM generate_series(1, 500) i;
+      ALTER TABLE shop."Idx Cases" ADD CONSTRAINT "Idx Cases pk" PRIMARY KEY (id);
+      ALTER TABLE shop."Idx Cases" ADD CONSTRAINT idx_cases_code UNIQUE (code) DEFERRABLE INITIALLY DEFERRED;
+      ALTER TABLE shop."Idx Cases" ADD CONSTRAINT idx_cases_no_overlap EXCLUDE USING gist (during WITH &&);
+      CREATE UNIQUE INDEX idx_cases_ident ON shop."Idx Cases" (code, id);
+      ALTER TABLE shop."Idx Cases" REPLICA IDENTITY USING INDEX idx_cases_ident;
+      CREATE INDEX idx_cases_lower ON shop."Idx Cases" (lower(note));
+      CREATE INDEX idx_cases_partial ON shop."Idx Cases" (id) WHERE id > 10;
+      ALTER TABLE shop."Idx Cases" CLUSTER ON idx_cases_lower;`);
     const plan = testPlan(pair.sourceUrl, pair.targetUrl);
     const result = await runFullLoad(phaseContext(plan, silentLogger));
     expect(result.postData).toBe('done');
+    // Built per table as tables landed; post-data brought the rest (partitioned, exclusion).
+    expect(result.indexesBuiltEarly).toBeGreaterThan(5);
+    const diffs = await withClients(pair.sourceUrl, pair.targetUrl, (s, t) => diffSchemas(s, t));
+    expect(diffs.filter((d) => d.kind !== 'extension')).toEqual([]); // btree_gist 1.5 on 13, 1.7 on 17
+    const ident = await sql(pair.targetUrl, `SELECT c.relreplident AS r, i.indisreplident AS ri, i2.indisclustered AS cl
+      FROM pg_class c JOIN pg_index i ON i.indrelid = c.oid AND i.indexrelid = 'shop.idx_cases_ident'::regclass
+      JOIN pg_index i2 ON i2.indexrelid = 'shop.idx_cases_lower'::regclass WHERE c.oid = 'shop."Idx Cases"'::regclass`);
+    expect(ident).toEqual([{ r: 'i', ri: true, cl: true }]);
     expect(result.groups).toHaveLength(1);
     expect(result.rows).toBeGreaterThan(0);
     const [a, b] = await Promise.all([tableDigests(pair.sourceUrl, SAMPLE_TABLES), tableDigests(pair.targetUrl, SAMPLE_TABLES)]);
@@ -29,8 +51,10 @@ describe('full-load 13 → 17', () => {
     const st = await runCli(['status', '--json', '-c', writePlanFile()], { SOURCE_URL: 'postgresql://nobody@127.0.0.1:1/unreachable', TARGET_URL: pair.targetUrl });
     expect(st.code, st.stderr).toBe(0);
     const status = JSON.parse(st.stdout).result;
-    expect(status).toMatchObject({ found: true, tables: { done: 9 } });
+    expect(status).toMatchObject({ found: true, tables: { done: 10 } });
     expect(status.streams).toEqual([expect.objectContaining({ group: 'all', state: 'loaded', snapshotMode: 'exported' })]);
+    expect(status.loads).toEqual([expect.objectContaining({ scope: '*', state: 'done', tables: 10, tablesDone: 10 })]);
+    expect(status.loads[0].bytes).toBe(result.bytes);
     expect(status.phases.map((p: { phase: string }) => p.phase)).toEqual(expect.arrayContaining(['full-load', 'full-load:pre-data', 'full-load:post-data']));
   });
 });

@@ -52961,7 +52961,9 @@ var planSchema = external_exports.strictObject({
   snapshot: external_exports.enum(["exported", "paused-replica"]).default("exported"),
   groups: external_exports.array(group).min(1).default([{ name: "all", tables: ["*.*"], exclude: [] }]).describe("Table groups: each gets its own slot and CDC stream."),
   fullLoad: external_exports.strictObject({
-    jobs: external_exports.number().int().min(1).max(64).default(4).describe("Tables copied at once."),
+    jobs: external_exports.number().int().min(1).max(64).default(4).describe("Tables (or parts of split tables) copied at once."),
+    indexJobs: external_exports.number().int().min(1).max(64).default(2).describe("Indexes built at once, beside the copies, as each table finishes."),
+    maintenanceWorkMem: external_exports.string().regex(/^\d+\s*(kB|MB|GB)$/).default("512MB").describe("maintenance_work_mem of the target sessions that build indexes (server memory, not pgshift's)."),
     splitTablesLargerThan: size.prefault("10GB"),
     maxPartsPerTable: external_exports.number().int().min(1).max(256).default(16),
     pgBinDir: external_exports.string().optional().describe("Directory holding pg_dump and pg_restore (must be \u2265 the source major)."),

@@ -1078,14 +1078,14 @@ var require_util = __commonJS({
         }
         const port = url2.port != null ? url2.port : url2.protocol === "https:" ? 443 : 80;
         let origin = url2.origin != null ? url2.origin : `${url2.protocol || ""}//${url2.hostname || ""}:${port}`;
-        let path4 = url2.path != null ? url2.path : `${url2.pathname || ""}${url2.search || ""}`;
+        let path5 = url2.path != null ? url2.path : `${url2.pathname || ""}${url2.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path4 && path4[0] !== "/") {
-          path4 = `/${path4}`;
+        if (path5 && path5[0] !== "/") {
+          path5 = `/${path5}`;
         }
-        return new URL(`${origin}${path4}`);
+        return new URL(`${origin}${path5}`);
       }
       if (!isHttpOrHttpsPrefixed(url2.origin || url2.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1536,39 +1536,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path4, origin }
+          request: { method, path: path5, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path4);
+        debuglog("sending request to %s %s/%s", method, origin, path5);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path4, origin },
+          request: { method, path: path5, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path4,
+          path5,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path4, origin }
+          request: { method, path: path5, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path4);
+        debuglog("trailers received from %s %s/%s", method, origin, path5);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path4, origin },
+          request: { method, path: path5, origin },
           error: error63
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path4,
+          path5,
           error63.message
         );
       });
@@ -1617,9 +1617,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path4, origin }
+            request: { method, path: path5, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path4);
+          debuglog("sending request to %s %s/%s", method, origin, path5);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1682,7 +1682,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path4,
+        path: path5,
         method,
         body,
         headers,
@@ -1697,11 +1697,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler) {
-        if (typeof path4 !== "string") {
+        if (typeof path5 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path4[0] !== "/" && !(path4.startsWith("http://") || path4.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path5[0] !== "/" && !(path5.startsWith("http://") || path5.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path4)) {
+        } else if (invalidPathRegex.test(path5)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1767,7 +1767,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path4, query) : path4;
+        this.path = query ? buildURL(path5, query) : path5;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -6460,7 +6460,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request) {
-      const { method, path: path4, host, upgrade, blocking, reset } = request;
+      const { method, path: path5, host, upgrade, blocking, reset } = request;
       let { body, headers, contentLength } = request;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6541,7 +6541,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path4} HTTP/1.1\r
+      let header = `${method} ${path5} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7070,7 +7070,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request) {
       const session = client[kHTTP2Session];
-      const { method, path: path4, host, upgrade, expectContinue, signal, headers: reqHeaders } = request;
+      const { method, path: path5, host, upgrade, expectContinue, signal, headers: reqHeaders } = request;
       let { body } = request;
       if (upgrade) {
         util.errorRequest(client, request, new Error("Upgrade not supported for H2"));
@@ -7167,7 +7167,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path4;
+      headers[HTTP2_HEADER_PATH] = path5;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7520,9 +7520,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path4 = search ? `${pathname}${search}` : pathname;
+        const path5 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path4;
+        this.opts.path = path5;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8761,10 +8761,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path4 = "/",
+          path: path5 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path4;
+        opts.path = origin + path5;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10736,20 +10736,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path4) {
-      if (typeof path4 !== "string") {
-        return path4;
+    function safeUrl(path5) {
+      if (typeof path5 !== "string") {
+        return path5;
       }
-      const pathSegments = path4.split("?");
+      const pathSegments = path5.split("?");
       if (pathSegments.length !== 2) {
-        return path4;
+        return path5;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path4, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path4);
+    function matchKey(mockDispatch2, { path: path5, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path5);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10771,7 +10771,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path4 }) => matchValue(safeUrl(path4), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path5 }) => matchValue(safeUrl(path5), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10809,9 +10809,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path4, method, body, headers, query } = opts;
+      const { path: path5, method, body, headers, query } = opts;
       return {
-        path: path4,
+        path: path5,
         method,
         body,
         headers,
@@ -11274,10 +11274,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path4, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path5, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path4,
+            Path: path5,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -16156,9 +16156,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path4) {
-      for (let i = 0; i < path4.length; ++i) {
-        const code = path4.charCodeAt(i);
+    function validateCookiePath(path5) {
+      for (let i = 0; i < path5.length; ++i) {
+        const code = path5.charCodeAt(i);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -19078,11 +19078,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path4 = opts.path;
+          let path5 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path4 = `/${path4}`;
+            path5 = `/${path5}`;
           }
-          url2 = new URL(util.parseOrigin(url2).origin + path4);
+          url2 = new URL(util.parseOrigin(url2).origin + path5);
         } else {
           if (!opts) {
             opts = typeof url2 === "object" ? url2 : {};
@@ -22598,7 +22598,7 @@ var require_split2 = __commonJS({
 var require_helper = __commonJS({
   "node_modules/pgpass/lib/helper.js"(exports, module) {
     "use strict";
-    var path4 = __require("path");
+    var path5 = __require("path");
     var Stream = __require("stream").Stream;
     var split = require_split2();
     var util = __require("util");
@@ -22637,7 +22637,7 @@ var require_helper = __commonJS({
     };
     module.exports.getFileName = function(rawEnv) {
       var env = rawEnv || process.env;
-      var file2 = env.PGPASSFILE || (isWin ? path4.join(env.APPDATA || "./", "postgresql", "pgpass.conf") : path4.join(env.HOME || "./", ".pgpass"));
+      var file2 = env.PGPASSFILE || (isWin ? path5.join(env.APPDATA || "./", "postgresql", "pgpass.conf") : path5.join(env.HOME || "./", ".pgpass"));
       return file2;
     };
     module.exports.usePgPass = function(stats, fname) {
@@ -22769,7 +22769,7 @@ var require_helper = __commonJS({
 var require_lib = __commonJS({
   "node_modules/pgpass/lib/index.js"(exports, module) {
     "use strict";
-    var path4 = __require("path");
+    var path5 = __require("path");
     var fs3 = __require("fs");
     var helper = require_helper();
     module.exports = function(connInfo, cb) {
@@ -25395,17 +25395,17 @@ var require_visit = __commonJS({
     visit2.BREAK = BREAK;
     visit2.SKIP = SKIP;
     visit2.REMOVE = REMOVE;
-    function visit_(key, node2, visitor, path4) {
-      const ctrl = callVisitor(key, node2, visitor, path4);
+    function visit_(key, node2, visitor, path5) {
+      const ctrl = callVisitor(key, node2, visitor, path5);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path4, ctrl);
-        return visit_(key, ctrl, visitor, path4);
+        replaceNode(key, path5, ctrl);
+        return visit_(key, ctrl, visitor, path5);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node2)) {
-          path4 = Object.freeze(path4.concat(node2));
+          path5 = Object.freeze(path5.concat(node2));
           for (let i = 0; i < node2.items.length; ++i) {
-            const ci = visit_(i, node2.items[i], visitor, path4);
+            const ci = visit_(i, node2.items[i], visitor, path5);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -25416,13 +25416,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node2)) {
-          path4 = Object.freeze(path4.concat(node2));
-          const ck = visit_("key", node2.key, visitor, path4);
+          path5 = Object.freeze(path5.concat(node2));
+          const ck = visit_("key", node2.key, visitor, path5);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node2.key = null;
-          const cv = visit_("value", node2.value, visitor, path4);
+          const cv = visit_("value", node2.value, visitor, path5);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -25443,17 +25443,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node2, visitor, path4) {
-      const ctrl = await callVisitor(key, node2, visitor, path4);
+    async function visitAsync_(key, node2, visitor, path5) {
+      const ctrl = await callVisitor(key, node2, visitor, path5);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path4, ctrl);
-        return visitAsync_(key, ctrl, visitor, path4);
+        replaceNode(key, path5, ctrl);
+        return visitAsync_(key, ctrl, visitor, path5);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node2)) {
-          path4 = Object.freeze(path4.concat(node2));
+          path5 = Object.freeze(path5.concat(node2));
           for (let i = 0; i < node2.items.length; ++i) {
-            const ci = await visitAsync_(i, node2.items[i], visitor, path4);
+            const ci = await visitAsync_(i, node2.items[i], visitor, path5);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -25464,13 +25464,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node2)) {
-          path4 = Object.freeze(path4.concat(node2));
-          const ck = await visitAsync_("key", node2.key, visitor, path4);
+          path5 = Object.freeze(path5.concat(node2));
+          const ck = await visitAsync_("key", node2.key, visitor, path5);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node2.key = null;
-          const cv = await visitAsync_("value", node2.value, visitor, path4);
+          const cv = await visitAsync_("value", node2.value, visitor, path5);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -25497,23 +25497,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node2, visitor, path4) {
+    function callVisitor(key, node2, visitor, path5) {
       if (typeof visitor === "function")
-        return visitor(key, node2, path4);
+        return visitor(key, node2, path5);
       if (identity.isMap(node2))
-        return visitor.Map?.(key, node2, path4);
+        return visitor.Map?.(key, node2, path5);
       if (identity.isSeq(node2))
-        return visitor.Seq?.(key, node2, path4);
+        return visitor.Seq?.(key, node2, path5);
       if (identity.isPair(node2))
-        return visitor.Pair?.(key, node2, path4);
+        return visitor.Pair?.(key, node2, path5);
       if (identity.isScalar(node2))
-        return visitor.Scalar?.(key, node2, path4);
+        return visitor.Scalar?.(key, node2, path5);
       if (identity.isAlias(node2))
-        return visitor.Alias?.(key, node2, path4);
+        return visitor.Alias?.(key, node2, path5);
       return void 0;
     }
-    function replaceNode(key, path4, node2) {
-      const parent = path4[path4.length - 1];
+    function replaceNode(key, path5, node2) {
+      const parent = path5[path5.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node2;
       } else if (identity.isPair(parent)) {
@@ -26125,10 +26125,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path4, value) {
+    function collectionFromPath(schema, path5, value) {
       let v = value;
-      for (let i = path4.length - 1; i >= 0; --i) {
-        const k = path4[i];
+      for (let i = path5.length - 1; i >= 0; --i) {
+        const k = path5[i];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -26147,7 +26147,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path4) => path4 == null || typeof path4 === "object" && !!path4[Symbol.iterator]().next().done;
+    var isEmptyPath = (path5) => path5 == null || typeof path5 === "object" && !!path5[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -26177,11 +26177,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path4, value) {
-        if (isEmptyPath(path4))
+      addIn(path5, value) {
+        if (isEmptyPath(path5))
           this.add(value);
         else {
-          const [key, ...rest] = path4;
+          const [key, ...rest] = path5;
           const node2 = this.get(key, true);
           if (identity.isCollection(node2))
             node2.addIn(rest, value);
@@ -26195,8 +26195,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path4) {
-        const [key, ...rest] = path4;
+      deleteIn(path5) {
+        const [key, ...rest] = path5;
         if (rest.length === 0)
           return this.delete(key);
         const node2 = this.get(key, true);
@@ -26210,8 +26210,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path4, keepScalar) {
-        const [key, ...rest] = path4;
+      getIn(path5, keepScalar) {
+        const [key, ...rest] = path5;
         const node2 = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node2) ? node2.value : node2;
@@ -26229,8 +26229,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path4) {
-        const [key, ...rest] = path4;
+      hasIn(path5) {
+        const [key, ...rest] = path5;
         if (rest.length === 0)
           return this.has(key);
         const node2 = this.get(key, true);
@@ -26240,8 +26240,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path4, value) {
-        const [key, ...rest] = path4;
+      setIn(path5, value) {
+        const [key, ...rest] = path5;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -28756,9 +28756,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path4, value) {
+      addIn(path5, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path4, value);
+          this.contents.addIn(path5, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -28833,14 +28833,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path4) {
-        if (Collection.isEmptyPath(path4)) {
+      deleteIn(path5) {
+        if (Collection.isEmptyPath(path5)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path4) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path5) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -28855,10 +28855,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path4, keepScalar) {
-        if (Collection.isEmptyPath(path4))
+      getIn(path5, keepScalar) {
+        if (Collection.isEmptyPath(path5))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path4, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path5, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -28869,10 +28869,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path4) {
-        if (Collection.isEmptyPath(path4))
+      hasIn(path5) {
+        if (Collection.isEmptyPath(path5))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path4) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path5) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -28889,13 +28889,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path4, value) {
-        if (Collection.isEmptyPath(path4)) {
+      setIn(path5, value) {
+        if (Collection.isEmptyPath(path5)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path4), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path5), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path4, value);
+          this.contents.setIn(path5, value);
         }
       }
       /**
@@ -30856,9 +30856,9 @@ var require_cst_visit = __commonJS({
     visit2.BREAK = BREAK;
     visit2.SKIP = SKIP;
     visit2.REMOVE = REMOVE;
-    visit2.itemAtPath = (cst, path4) => {
+    visit2.itemAtPath = (cst, path5) => {
       let item = cst;
-      for (const [field, index] of path4) {
+      for (const [field, index] of path5) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -30867,23 +30867,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit2.parentCollection = (cst, path4) => {
-      const parent = visit2.itemAtPath(cst, path4.slice(0, -1));
-      const field = path4[path4.length - 1][0];
+    visit2.parentCollection = (cst, path5) => {
+      const parent = visit2.itemAtPath(cst, path5.slice(0, -1));
+      const field = path5[path5.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path4, item, visitor) {
-      let ctrl = visitor(item, path4);
+    function _visit(path5, item, visitor) {
+      let ctrl = visitor(item, path5);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i = 0; i < token.items.length; ++i) {
-            const ci = _visit(Object.freeze(path4.concat([[field, i]])), token.items[i], visitor);
+            const ci = _visit(Object.freeze(path5.concat([[field, i]])), token.items[i], visitor);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -30894,10 +30894,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path4);
+            ctrl = ctrl(item, path5);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path4) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path5) : ctrl;
     }
     exports.visit = visit2;
   }
@@ -33206,6 +33206,10 @@ function displayName(t) {
   const part = (s) => /^[a-z_][a-z0-9_$]*$/.test(s) ? s : quoteIdent(s);
   return `${part(t.schema)}.${part(t.name)}`;
 }
+function quoteLiteral(value) {
+  if (value.includes("\0")) throw new Error("literal contains a NUL byte");
+  return `'${value.replace(/'/g, "''")}'`;
+}
 function parseQualifiedName(text) {
   const parts = [];
   let i = 0;
@@ -33275,6 +33279,12 @@ function subscriptionName(migration, group2) {
 }
 function heartbeatTable(group2) {
   return fit(`heartbeat_${group2}`);
+}
+function loadSessionName(migration, group2) {
+  return fit(`pgshift load ${migration}/${group2}`);
+}
+function postDataSessionName(migration) {
+  return fit(`pgshift post-data ${migration}`);
 }
 
 // src/core/pool.ts
@@ -33483,6 +33493,8 @@ var DDL = [
      started_at timestamptz,
      finished_at timestamptz,
      PRIMARY KEY (migration, table_schema, table_name, part))`,
+  // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
+  `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
   `CREATE TABLE IF NOT EXISTS ${S}.event (
      id bigserial PRIMARY KEY,
      migration text NOT NULL,
@@ -33549,6 +33561,15 @@ var Journal = class _Journal {
     );
     await this.event(phase, state === "done" ? "info" : "error", `${phase} ${state}`);
   }
+  /** Update a phase's state and detail without an event (progress snapshots every few seconds). */
+  async setPhaseDetail(phase, state, detail) {
+    await this.c.query(
+      `INSERT INTO ${S}.phase (migration, phase, state, detail) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail,
+         finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END`,
+      [this.migration, phase, state, JSON.stringify(redactDeep(detail))]
+    );
+  }
   async event(phase, level, message, detail) {
     await this.c.query(`INSERT INTO ${S}.event (migration, phase, level, message, detail) VALUES ($1, $2, $3, $4, $5)`, [
       this.migration,
@@ -33588,7 +33609,7 @@ var Journal = class _Journal {
   }
   async tableProgress() {
     const r = await this.c.query(
-      `SELECT group_name, table_schema, table_name, part, state, rows, bytes FROM ${S}.copy_progress WHERE migration = $1 ORDER BY group_name, table_schema, table_name, part`,
+      `SELECT group_name, table_schema, table_name, part, state, rows, bytes, condition FROM ${S}.copy_progress WHERE migration = $1 ORDER BY group_name, table_schema, table_name, part`,
       [this.migration]
     );
     return r.rows.map((row) => ({
@@ -33598,7 +33619,8 @@ var Journal = class _Journal {
       part: row.part,
       state: row.state,
       rows: row.rows === null ? null : Number(row.rows),
-      bytes: row.bytes === null ? null : Number(row.bytes)
+      bytes: row.bytes === null ? null : Number(row.bytes),
+      condition: row.condition
     }));
   }
   async events(limit = 50) {
@@ -33607,9 +33629,9 @@ var Journal = class _Journal {
   }
 };
 var progressSql = {
-  upsert: `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, started_at, finished_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
-           ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows,
+  upsert: `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
+           ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, condition = EXCLUDED.condition,
              bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${S}.copy_progress.started_at),
              finished_at = EXCLUDED.finished_at`
 };
@@ -33766,159 +33788,6 @@ function majorOf(versionNum) {
   return versionNum >= 1e5 ? Math.floor(versionNum / 1e4) : Math.floor(versionNum / 100) / 10;
 }
 
-// src/config/size.ts
-var UNITS = {
-  b: 1,
-  kb: 1024,
-  mb: 1024 ** 2,
-  gb: 1024 ** 3,
-  tb: 1024 ** 4
-};
-function parseSize(input2) {
-  if (typeof input2 === "number") return Number.isFinite(input2) && input2 >= 0 ? Math.floor(input2) : void 0;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$/i.exec(input2);
-  if (!m) return void 0;
-  const unit = (m[2] ?? "b").toLowerCase().replace("ib", "b");
-  const factor = UNITS[unit];
-  return factor === void 0 ? void 0 : Math.floor(Number(m[1]) * factor);
-}
-function formatBytes(bytes) {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let value = bytes;
-  let i = 0;
-  while (Math.abs(value) >= 1024 && i < units.length - 1) {
-    value /= 1024;
-    i++;
-  }
-  return `${value >= 100 || i === 0 ? value.toFixed(0) : value.toFixed(1)} ${units[i]}`;
-}
-
-// src/pg/paused-replica.ts
-var PausedReplica = class _PausedReplica {
-  constructor(replica, lsn, log) {
-    this.replica = replica;
-    this.lsn = lsn;
-    this.log = log;
-  }
-  replica;
-  lsn;
-  log;
-  monitor;
-  stopReason;
-  resumed = false;
-  onSignal = () => {
-    void this.resume().finally(() => process.exit(130));
-  };
-  static async pause(replicaEp, primary, slots, limits, log, timeoutMs = 6e4) {
-    const replica = await connect(replicaEp, { applicationName: "pgshift replica" });
-    const inRecovery = (await replica.query("SELECT pg_is_in_recovery() AS r")).rows[0].r;
-    if (!inRecovery) {
-      await replica.end();
-      throw gateRefused("replica.not-standby", `source.replicaUrl ${replicaEp.label} is not a standby (pg_is_in_recovery() is false)`, "point source.replicaUrl at a physical replica of the source");
-    }
-    const needed = await primary.query("SELECT max(confirmed_flush_lsn)::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
-    const floor = needed.rows[0].lsn ? parseLsn(needed.rows[0].lsn) : 0n;
-    const deadline = Date.now() + timeoutMs;
-    for (; ; ) {
-      await replica.query("SELECT pg_wal_replay_pause()");
-      await waitPaused(replica, deadline);
-      const r = await replica.query("SELECT pg_last_wal_replay_lsn()::text AS lsn");
-      const lsn = r.rows[0].lsn;
-      if (parseLsn(lsn) >= floor) {
-        const paused = new _PausedReplica(replica, lsn, log);
-        await paused.watch(primary, slots, limits);
-        process.once("SIGINT", paused.onSignal);
-        process.once("SIGTERM", paused.onSignal);
-        log.info(`replica ${replicaEp.label} paused at ${lsn} (every slot confirmed at or before ${formatLsn(floor)})`);
-        return paused;
-      }
-      await replica.query("SELECT pg_wal_replay_resume()");
-      if (Date.now() > deadline) {
-        await replica.end();
-        throw failure("replica.behind", `replica ${replicaEp.label} did not replay past the slots' position ${formatLsn(floor)} within ${timeoutMs / 1e3} s`, "check the replica is streaming from the source");
-      }
-      await new Promise((res) => setTimeout(res, 200));
-    }
-  }
-  /** Called between tables: a limit crossed stops the load here (the caller resumes replay). */
-  check() {
-    if (this.stopReason) throw failure("replica.limit", this.stopReason, "raise fullLoad.pausedReplica.stopBytes if the disks allow, or load fewer groups at a time");
-  }
-  async watch(primary, slots, limits) {
-    let warned = false;
-    const sample = async () => {
-      try {
-        const a = await this.replica.query("SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::text AS b");
-        const b = await primary.query("SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)), 0)::text AS b FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
-        const pending = Number(a.rows[0].b);
-        const retained = Number(b.rows[0].b);
-        const worst = Math.max(pending, retained);
-        if (worst >= limits.stopBytes) this.stopReason = `paused replica: ${formatBytes(pending)} of WAL waiting on the replica, ${formatBytes(retained)} retained by the slots on the source \u2014 over fullLoad.pausedReplica.stopBytes ${formatBytes(limits.stopBytes)}`;
-        else if (worst >= limits.warnBytes && !warned) {
-          warned = true;
-          this.log.warn(`paused replica: ${formatBytes(pending)} of WAL waiting on the replica, ${formatBytes(retained)} retained on the source (warning at ${formatBytes(limits.warnBytes)}, stop at ${formatBytes(limits.stopBytes)})`);
-        }
-      } catch {
-      }
-    };
-    await sample();
-    this.monitor = setInterval(sample, 1e3);
-    this.monitor.unref();
-  }
-  async resume() {
-    if (this.resumed) return;
-    this.resumed = true;
-    clearInterval(this.monitor);
-    process.removeListener("SIGINT", this.onSignal);
-    process.removeListener("SIGTERM", this.onSignal);
-    try {
-      await this.replica.query("SELECT pg_wal_replay_resume()");
-      this.log.info("replica replay resumed");
-    } catch (err) {
-      this.log.error(`could not resume replay on the replica: ${err.message} \u2014 run SELECT pg_wal_replay_resume() there now`);
-    } finally {
-      await this.replica.end().catch(() => {
-      });
-    }
-  }
-};
-async function waitPaused(replica, deadline) {
-  const hasState = (await replica.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pg_get_wal_replay_pause_state'")).rows[0].n > 0;
-  if (!hasState) return;
-  while (Date.now() < deadline) {
-    const r = await replica.query("SELECT pg_get_wal_replay_pause_state() AS s");
-    if (r.rows[0].s === "paused") return;
-    await new Promise((res) => setTimeout(res, 20));
-  }
-  throw failure("replica.pause", "the replica did not pause within the time limit", "check the replica is replaying");
-}
-
-// src/pg/large-objects.ts
-async function copyLargeObjects(source, target, keepOwnership) {
-  const list = await source.query(`SELECT oid::text, pg_get_userbyid(lomowner) AS owner FROM pg_largeobject_metadata ORDER BY oid`);
-  let bytes = 0;
-  for (const lo of list.rows) {
-    const data = await source.query("SELECT lo_get($1::oid) AS d", [lo.oid]);
-    const payload = data.rows[0].d;
-    bytes += payload.length;
-    await target.query("BEGIN");
-    try {
-      await target.query("SELECT lo_unlink($1::oid) FROM pg_largeobject_metadata WHERE oid = $1::oid", [lo.oid]);
-      await target.query("SELECT lo_from_bytea($1::oid, $2::bytea)", [lo.oid, payload]);
-      if (keepOwnership) {
-        const role = await target.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [lo.owner]);
-        if (role.rowCount) await target.query(`ALTER LARGE OBJECT ${Number(lo.oid)} OWNER TO ${quoteIdent(lo.owner)}`);
-      }
-      await target.query("COMMIT");
-    } catch (err) {
-      await target.query("ROLLBACK").catch(() => {
-      });
-      throw err;
-    }
-  }
-  return { objects: list.rowCount ?? 0, bytes };
-}
-
 // src/pg/copy.ts
 var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
 import { Transform } from "node:stream";
@@ -33941,34 +33810,8 @@ async function copyTable(source, target, table2, columns, onBytes, where) {
   return { rows: Number(into.rowCount ?? 0), bytes };
 }
 
-// src/pg/replication.ts
-async function ensureHeartbeat(c, table2, group2) {
-  await c.query(`CREATE SCHEMA IF NOT EXISTS ${S}`);
-  await c.query(
-    `CREATE TABLE IF NOT EXISTS ${S}.${quoteIdent(table2)} (
-       group_name text PRIMARY KEY,
-       beat_at timestamptz NOT NULL DEFAULT now(),
-       seq bigint NOT NULL DEFAULT 0,
-       marker text)`
-  );
-  await c.query(`INSERT INTO ${S}.${quoteIdent(table2)} (group_name) VALUES ($1) ON CONFLICT DO NOTHING`, [group2]);
-}
-async function publicationExists(c, name) {
-  const r = await c.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [name]);
-  return (r.rowCount ?? 0) > 0;
-}
-async function createPublication(c, name, tables, heartbeat) {
-  if (await publicationExists(c, name)) return;
-  const list = [...tables.map(qualify), `${S}.${quoteIdent(heartbeat)}`].join(", ");
-  await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
-}
-async function dropPublication(c, name) {
-  await c.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
-}
-
-// src/pg/schema.ts
-import { mkdtempSync, rmSync } from "node:fs";
-import os5 from "node:os";
+// src/pg/indexes.ts
+import { writeFileSync } from "node:fs";
 import path2 from "node:path";
 
 // src/pg/tools.ts
@@ -34030,10 +33873,428 @@ async function runTool(bin, args, env, what) {
   }
 }
 
+// src/pg/indexes.ts
+var tableKey = (t) => `${t.schema}.${t.name}`;
+async function earlyIndexes(source, tables) {
+  const r = await source.query(
+    `SELECT n.nspname AS schema, t.relname AS name, ic.relname AS index, i.indexrelid::text AS index_oid,
+            pg_get_indexdef(i.indexrelid) AS definition, con.oid::text AS con_oid, con.conname AS con_name,
+            con.contype::text AS con_type, con.condeferrable AS deferrable, con.condeferred AS deferred,
+            i.indisreplident AS replident, i.indisclustered AS clustered
+       FROM pg_index i
+       JOIN pg_class ic ON ic.oid = i.indexrelid
+       JOIN pg_class t ON t.oid = i.indrelid
+       JOIN pg_namespace n ON n.oid = t.relnamespace
+       LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = t.oid AND con.contype IN ('p', 'u', 'x')
+      WHERE (n.nspname, t.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        AND t.relkind = 'r' AND NOT t.relispartition
+        AND i.indisvalid AND ic.reltablespace = 0
+        AND (con.contype IS NULL OR con.contype <> 'x')
+        AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+        AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = i.indexrelid AND coalesce(a.attstattarget, -1) > 0)
+      ORDER BY n.nspname, t.relname, con.contype NULLS LAST, ic.relname`,
+    [tables.map((t) => t.schema), tables.map((t) => t.name)]
+  );
+  const byTable = /* @__PURE__ */ new Map();
+  for (const row of r.rows) {
+    const table2 = { schema: row.schema, name: row.name };
+    const build = {
+      table: table2,
+      index: row.index,
+      indexOid: Number(row.index_oid),
+      definition: row.definition,
+      replicaIdentity: row.replident,
+      clustered: row.clustered
+    };
+    if (row.con_oid) {
+      build.constraint = { oid: Number(row.con_oid), name: row.con_name, kind: row.con_type === "p" ? "PRIMARY KEY" : "UNIQUE", deferrable: !!row.deferrable, deferred: !!row.deferred };
+    }
+    const list = byTable.get(tableKey(table2)) ?? [];
+    list.push(build);
+    byTable.set(tableKey(table2), list);
+  }
+  return byTable;
+}
+function indexesOf(early, table2) {
+  return early.get(tableKey(table2)) ?? [];
+}
+async function buildIndex(target, b) {
+  const t = qualify(b.table);
+  const state = await target.query(
+    `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $3) AS index,
+            EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = $1 AND c.relname = $2 AND k.conname = $4) AS constraint`,
+    [b.table.schema, b.table.name, b.index, b.constraint?.name ?? ""]
+  );
+  const needConstraint = b.constraint !== void 0 && !state.rows[0].constraint;
+  if (state.rows[0].index && !needConstraint) return false;
+  if (!state.rows[0].index) await target.query(b.definition);
+  if (!needConstraint && !b.replicaIdentity && !b.clustered) return true;
+  await target.query("BEGIN");
+  try {
+    if (needConstraint) {
+      const c = b.constraint;
+      const timing = c.deferrable ? c.deferred ? " DEFERRABLE INITIALLY DEFERRED" : " DEFERRABLE" : "";
+      await target.query(`ALTER TABLE ONLY ${t} ADD CONSTRAINT ${quoteIdent(c.name)} ${c.kind} USING INDEX ${quoteIdent(b.index)}${timing}`);
+    }
+    if (b.replicaIdentity) await target.query(`ALTER TABLE ONLY ${t} REPLICA IDENTITY USING INDEX ${quoteIdent(b.index)}`);
+    if (b.clustered) await target.query(`ALTER TABLE ${t} CLUSTER ON ${quoteIdent(b.index)}`);
+    await target.query("COMMIT");
+    return true;
+  } catch (err) {
+    await target.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+}
+async function postDataList(tool, dump, builtEarly) {
+  const skip = /* @__PURE__ */ new Set();
+  for (const b of builtEarly) {
+    skip.add(`1259 ${b.indexOid}`);
+    if (b.constraint) skip.add(`2606 ${b.constraint.oid}`);
+  }
+  const listing = await runTool(tool.path, ["--list", dump.file], process.env, "pg_restore --list of the schema dump");
+  const lines = listing.split("\n").map((line) => {
+    const m = /^\s*\d+;\s+(\d+)\s+(\d+)\s/.exec(line);
+    return m && skip.has(`${m[1]} ${m[2]}`) ? `;${line}` : line;
+  });
+  const file2 = path2.join(path2.dirname(dump.file), "post-data.list");
+  writeFileSync(file2, lines.join("\n"));
+  return file2;
+}
+var IndexQueue = class {
+  constructor(open3, jobs, onBuilt) {
+    this.open = open3;
+    this.jobs = jobs;
+    this.onBuilt = onBuilt;
+  }
+  open;
+  jobs;
+  onBuilt;
+  running = 0;
+  waiting = [];
+  idle = [];
+  all = [];
+  failed;
+  drained;
+  built = 0;
+  add(builds) {
+    this.waiting.push(...builds);
+    this.pump();
+  }
+  pump() {
+    while (this.running < this.jobs && this.waiting.length > 0 && this.failed === void 0) {
+      const b = this.waiting.shift();
+      this.running++;
+      void this.run(b).finally(() => {
+        this.running--;
+        this.pump();
+        if (this.running === 0 && (this.waiting.length === 0 || this.failed !== void 0)) this.drained?.();
+      });
+    }
+  }
+  async run(b) {
+    try {
+      const c = this.idle.pop() ?? await this.connect();
+      const started = Date.now();
+      const built = await buildIndex(c, b);
+      if (built) this.built++;
+      this.onBuilt(b, Date.now() - started, built);
+      this.idle.push(c);
+    } catch (err) {
+      this.failed ??= err;
+    }
+  }
+  async connect() {
+    const c = await this.open();
+    this.all.push(c);
+    return c;
+  }
+  /** Wait for every queued build; rethrow the first failure. */
+  async drain() {
+    if (this.running > 0 || this.waiting.length > 0 && this.failed === void 0) {
+      await new Promise((resolve) => this.drained = resolve);
+    }
+    if (this.failed !== void 0) throw this.failed;
+  }
+  async close() {
+    await Promise.all(this.all.map((c) => c.end().catch(() => {
+    })));
+  }
+};
+
+// src/pg/large-objects.ts
+async function copyLargeObjects(source, target, keepOwnership) {
+  const list = await source.query(`SELECT oid::text, pg_get_userbyid(lomowner) AS owner FROM pg_largeobject_metadata ORDER BY oid`);
+  let bytes = 0;
+  for (const lo of list.rows) {
+    const data = await source.query("SELECT lo_get($1::oid) AS d", [lo.oid]);
+    const payload = data.rows[0].d;
+    bytes += payload.length;
+    await target.query("BEGIN");
+    try {
+      await target.query("SELECT lo_unlink($1::oid) FROM pg_largeobject_metadata WHERE oid = $1::oid", [lo.oid]);
+      await target.query("SELECT lo_from_bytea($1::oid, $2::bytea)", [lo.oid, payload]);
+      if (keepOwnership) {
+        const role = await target.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [lo.owner]);
+        if (role.rowCount) await target.query(`ALTER LARGE OBJECT ${Number(lo.oid)} OWNER TO ${quoteIdent(lo.owner)}`);
+      }
+      await target.query("COMMIT");
+    } catch (err) {
+      await target.query("ROLLBACK").catch(() => {
+      });
+      throw err;
+    }
+  }
+  return { objects: list.rowCount ?? 0, bytes };
+}
+
+// src/config/size.ts
+var UNITS = {
+  b: 1,
+  kb: 1024,
+  mb: 1024 ** 2,
+  gb: 1024 ** 3,
+  tb: 1024 ** 4
+};
+function parseSize(input2) {
+  if (typeof input2 === "number") return Number.isFinite(input2) && input2 >= 0 ? Math.floor(input2) : void 0;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$/i.exec(input2);
+  if (!m) return void 0;
+  const unit = (m[2] ?? "b").toLowerCase().replace("ib", "b");
+  const factor = UNITS[unit];
+  return factor === void 0 ? void 0 : Math.floor(Number(m[1]) * factor);
+}
+function formatBytes(bytes) {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let value = bytes;
+  let i = 0;
+  while (Math.abs(value) >= 1024 && i < units.length - 1) {
+    value /= 1024;
+    i++;
+  }
+  return `${value >= 100 || i === 0 ? value.toFixed(0) : value.toFixed(1)} ${units[i]}`;
+}
+
+// src/pg/paused-replica.ts
+var PausedReplica = class _PausedReplica {
+  constructor(replica, lsn, log) {
+    this.replica = replica;
+    this.lsn = lsn;
+    this.log = log;
+  }
+  replica;
+  lsn;
+  log;
+  monitor;
+  stopReason;
+  resumed = false;
+  /**
+   * Whether replay may be resumed now. Workflow matrix jobs share the paused replica: the job
+   * that ends while another job still reads from it leaves it paused for that job to resume.
+   */
+  shouldResume = async () => true;
+  onSignal = () => {
+    void this.release().finally(() => process.exit(130));
+  };
+  static async pause(replicaEp, primary, slots, limits, log, timeoutMs = 6e4) {
+    const replica = await connect(replicaEp, { applicationName: "pgshift replica" });
+    const inRecovery = (await replica.query("SELECT pg_is_in_recovery() AS r")).rows[0].r;
+    if (!inRecovery) {
+      await replica.end();
+      throw gateRefused("replica.not-standby", `source.replicaUrl ${replicaEp.label} is not a standby (pg_is_in_recovery() is false)`, "point source.replicaUrl at a physical replica of the source");
+    }
+    const needed = await primary.query("SELECT max(confirmed_flush_lsn)::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
+    const floor = needed.rows[0].lsn ? parseLsn(needed.rows[0].lsn) : 0n;
+    const deadline = Date.now() + timeoutMs;
+    const onEarlySignal = () => {
+      void replica.query("SELECT pg_wal_replay_resume()").finally(() => process.exit(130));
+    };
+    process.once("SIGINT", onEarlySignal);
+    process.once("SIGTERM", onEarlySignal);
+    try {
+      for (; ; ) {
+        await replica.query("SELECT pg_wal_replay_pause()");
+        await waitPaused(replica, deadline);
+        const r = await replica.query("SELECT pg_last_wal_replay_lsn()::text AS lsn");
+        const lsn = r.rows[0].lsn;
+        if (parseLsn(lsn) >= floor) {
+          const paused = await _PausedReplica.held(replica, lsn, primary, slots, limits, log);
+          log.info(`replica ${replicaEp.label} paused at ${lsn} (every slot confirmed at or before ${formatLsn(floor)})`);
+          return paused;
+        }
+        await replica.query("SELECT pg_wal_replay_resume()");
+        if (Date.now() > deadline) {
+          await replica.end();
+          throw failure("replica.behind", `replica ${replicaEp.label} did not replay past the slots' position ${formatLsn(floor)} within ${timeoutMs / 1e3} s`, "check the replica is streaming from the source");
+        }
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    } catch (err) {
+      await replica.query("SELECT pg_wal_replay_resume()").catch(() => {
+      });
+      await replica.end().catch(() => {
+      });
+      throw err;
+    } finally {
+      process.removeListener("SIGINT", onEarlySignal);
+      process.removeListener("SIGTERM", onEarlySignal);
+    }
+  }
+  /**
+   * Continue from a replica an earlier run paused (after a crash, or another matrix job): it must
+   * still be paused exactly at `lsn`, and `lsn` must still be at or past every slot's position.
+   * Returns undefined when it is not, with the reason, so the caller can offer the options.
+   */
+  static async adopt(replicaEp, primary, slots, limits, log, lsn) {
+    const replica = await connect(replicaEp, { applicationName: "pgshift replica" });
+    const r = await replica.query(
+      "SELECT pg_is_in_recovery() AS recovery, pg_is_in_recovery() AND pg_is_wal_replay_paused() AS paused, pg_last_wal_replay_lsn()::text AS lsn"
+    );
+    const floor = await primary.query("SELECT max(confirmed_flush_lsn)::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
+    const row = r.rows[0];
+    let reason;
+    if (!row.paused || row.lsn === null || parseLsn(row.lsn) !== parseLsn(lsn)) reason = `the replica is ${row.paused ? `paused at ${row.lsn}` : "replaying"}, not paused at ${lsn}`;
+    else if (floor.rows[0].lsn && parseLsn(floor.rows[0].lsn) > parseLsn(lsn)) reason = `a slot was created after the replica paused at ${lsn}`;
+    if (reason) {
+      await replica.end().catch(() => {
+      });
+      return reason;
+    }
+    log.info(`replica ${replicaEp.label} still paused at ${lsn}: continuing from it`);
+    return _PausedReplica.held(replica, lsn, primary, slots, limits, log);
+  }
+  static async held(replica, lsn, primary, slots, limits, log) {
+    const paused = new _PausedReplica(replica, lsn, log);
+    process.once("SIGINT", paused.onSignal);
+    process.once("SIGTERM", paused.onSignal);
+    await paused.watch(primary, slots, limits);
+    return paused;
+  }
+  /**
+   * Inside a copy transaction on the replica, after its snapshot is taken: replay is monotonic, so
+   * reading exactly L now proves the snapshot shows L. Anything else (someone resumed replay)
+   * stops the copy instead of mixing two points in time.
+   */
+  async requireAt(c) {
+    const r = await c.query("SELECT pg_last_wal_replay_lsn()::text AS lsn");
+    if (r.rows[0].lsn === null || parseLsn(r.rows[0].lsn) !== parseLsn(this.lsn)) {
+      throw failure("replica.moved", `the replica replayed past ${this.lsn} (now at ${r.rows[0].lsn}) while the load was reading it`, "leave replay paused during the load; run pgshift full-load --restart for this group");
+    }
+  }
+  /**
+   * Resume replay unless another job still needs it paused (see shouldResume). True when replay
+   * was resumed by this call.
+   */
+  async release() {
+    if (this.resumed) return false;
+    let resume = true;
+    try {
+      resume = await Promise.race([this.shouldResume(), new Promise((res) => setTimeout(() => res(true), 3e3).unref())]);
+    } catch {
+    }
+    if (resume) {
+      await this.resume();
+      return true;
+    }
+    this.log.info(`replica left paused at ${this.lsn}: another job is still loading from it`);
+    await this.detach();
+    return false;
+  }
+  /** Let go of the replica without resuming it (it was paused for another job). */
+  async detach() {
+    this.resumed = true;
+    clearInterval(this.monitor);
+    process.removeListener("SIGINT", this.onSignal);
+    process.removeListener("SIGTERM", this.onSignal);
+    await this.replica.end().catch(() => {
+    });
+  }
+  /** Called between tables: a limit crossed stops the load here (the caller resumes replay). */
+  check() {
+    if (this.stopReason) throw failure("replica.limit", this.stopReason, "raise fullLoad.pausedReplica.stopBytes if the disks allow, or load fewer groups at a time");
+  }
+  async watch(primary, slots, limits) {
+    let warned = false;
+    const sample = async () => {
+      try {
+        const a = await this.replica.query("SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::text AS b");
+        const b = await primary.query("SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)), 0)::text AS b FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
+        const pending = Number(a.rows[0].b);
+        const retained = Number(b.rows[0].b);
+        const worst = Math.max(pending, retained);
+        if (worst >= limits.stopBytes) this.stopReason = `paused replica: ${formatBytes(pending)} of WAL waiting on the replica, ${formatBytes(retained)} retained by the slots on the source \u2014 over fullLoad.pausedReplica.stopBytes ${formatBytes(limits.stopBytes)}`;
+        else if (worst >= limits.warnBytes && !warned) {
+          warned = true;
+          this.log.warn(`paused replica: ${formatBytes(pending)} of WAL waiting on the replica, ${formatBytes(retained)} retained on the source (warning at ${formatBytes(limits.warnBytes)}, stop at ${formatBytes(limits.stopBytes)})`);
+        }
+      } catch {
+      }
+    };
+    await sample();
+    this.monitor = setInterval(sample, 1e3);
+    this.monitor.unref();
+  }
+  async resume() {
+    if (this.resumed) return;
+    this.resumed = true;
+    clearInterval(this.monitor);
+    process.removeListener("SIGINT", this.onSignal);
+    process.removeListener("SIGTERM", this.onSignal);
+    try {
+      await this.replica.query("SELECT pg_wal_replay_resume()");
+      this.log.info("replica replay resumed");
+    } catch (err) {
+      this.log.error(`could not resume replay on the replica: ${err.message} \u2014 run SELECT pg_wal_replay_resume() there now`);
+    } finally {
+      await this.replica.end().catch(() => {
+      });
+    }
+  }
+};
+async function waitPaused(replica, deadline) {
+  const hasState = (await replica.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pg_get_wal_replay_pause_state'")).rows[0].n > 0;
+  if (!hasState) return;
+  while (Date.now() < deadline) {
+    const r = await replica.query("SELECT pg_get_wal_replay_pause_state() AS s");
+    if (r.rows[0].s === "paused") return;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  throw failure("replica.pause", "the replica did not pause within the time limit", "check the replica is replaying");
+}
+
+// src/pg/replication.ts
+async function ensureHeartbeat(c, table2, group2) {
+  await c.query(`CREATE SCHEMA IF NOT EXISTS ${S}`);
+  await c.query(
+    `CREATE TABLE IF NOT EXISTS ${S}.${quoteIdent(table2)} (
+       group_name text PRIMARY KEY,
+       beat_at timestamptz NOT NULL DEFAULT now(),
+       seq bigint NOT NULL DEFAULT 0,
+       marker text)`
+  );
+  await c.query(`INSERT INTO ${S}.${quoteIdent(table2)} (group_name) VALUES ($1) ON CONFLICT DO NOTHING`, [group2]);
+}
+async function publicationExists(c, name) {
+  const r = await c.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [name]);
+  return (r.rowCount ?? 0) > 0;
+}
+async function createPublication(c, name, tables, heartbeat) {
+  if (await publicationExists(c, name)) return;
+  const list = [...tables.map(qualify), `${S}.${quoteIdent(heartbeat)}`].join(", ");
+  await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
+}
+async function dropPublication(c, name) {
+  await c.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
+}
+
 // src/pg/schema.ts
+import { mkdtempSync, rmSync } from "node:fs";
+import os5 from "node:os";
+import path3 from "node:path";
 async function dumpSchema(tool, source, snapshotName) {
-  const dir = mkdtempSync(path2.join(os5.tmpdir(), "pgshift-schema-"));
-  const file2 = path2.join(dir, "schema.dump");
+  const dir = mkdtempSync(path3.join(os5.tmpdir(), "pgshift-schema-"));
+  const file2 = path3.join(dir, "schema.dump");
   const args = [
     ...connectionArgs(source),
     "--schema-only",
@@ -34048,12 +34309,13 @@ async function dumpSchema(tool, source, snapshotName) {
   return { file: file2, dispose: () => rmSync(dir, { recursive: true, force: true }) };
 }
 async function restoreSection(tool, target, dump, section, options) {
-  const args = [...connectionArgs(target), `--section=${section}`, "--exit-on-error"];
+  const args = [...connectionArgs(target), `--section=${section}`, "--exit-on-error", "--single-transaction"];
   if (!options.keepOwnership) args.push("--no-owner", "--no-privileges");
-  if (section === "post-data" && options.jobs > 1) args.push(`--jobs=${options.jobs}`);
-  else args.push("--single-transaction");
+  if (options.listFile) args.push(`--use-list=${options.listFile}`);
   args.push(dump.file);
-  await runTool(tool.path, args, toolEnv(target), `pg_restore ${section} into the target`);
+  const env = toolEnv(target);
+  if (options.sessionName) env.PGAPPNAME = options.sessionName;
+  await runTool(tool.path, args, env, `pg_restore ${section} into the target`);
 }
 
 // src/pg/sequences.ts
@@ -34267,14 +34529,139 @@ async function resolveGroups(ctx, source, versionNum, only) {
   return result;
 }
 
+// src/phases/load-progress.ts
+var LoadProgress = class {
+  constructor(log, persist) {
+    this.log = log;
+    this.persist = persist;
+  }
+  log;
+  persist;
+  tables = /* @__PURE__ */ new Map();
+  bytes = 0;
+  rows = 0;
+  started = Date.now();
+  timers = [];
+  /** Start drawing (and persisting) once the tables are known. */
+  start() {
+    if (this.log.board) this.timers.push(setInterval(() => this.log.board(this.bars()), 250));
+    else this.timers.push(setInterval(() => this.log.progress("full-load", this.line()), 5e3));
+    if (this.persist) this.timers.push(setInterval(() => void this.persist(this.snapshot()).catch(() => {
+    }), 5e3));
+    for (const t of this.timers) t.unref();
+  }
+  track(group2, table2, estimatedBytes, parts, indexesExpected, state = "waiting", partsDone = 0) {
+    this.tables.set(displayName(table2), { group: group2, table: displayName(table2), parts, partsDone, rows: 0, bytes: 0, estimatedBytes, state, indexes: 0, indexesExpected, seconds: 0 });
+  }
+  get(table2) {
+    return this.tables.get(displayName(table2));
+  }
+  copying(table2) {
+    const t = this.get(table2);
+    if (t.state === "waiting") {
+      t.state = "copying";
+      t.startedAt = Date.now();
+    }
+  }
+  addBytes(table2, n) {
+    this.bytes += n;
+    this.get(table2).bytes += n;
+  }
+  /** A part (or a whole table) committed. Returns true when it was the table's last part. */
+  partDone(table2, rows) {
+    const t = this.get(table2);
+    t.rows += rows;
+    this.rows += rows;
+    t.partsDone++;
+    if (t.partsDone < t.parts) return false;
+    t.state = t.indexesExpected > 0 ? "indexing" : "done";
+    t.seconds = (Date.now() - (t.startedAt ?? Date.now())) / 1e3;
+    return true;
+  }
+  indexBuilt(table2) {
+    const t = this.get(table2);
+    t.indexes++;
+    if (t.state === "indexing" && t.indexes >= t.indexesExpected) t.state = "done";
+  }
+  snapshot() {
+    const secs = Math.max((Date.now() - this.started) / 1e3, 1e-3);
+    const rate = this.bytes / secs;
+    const all = [...this.tables.values()];
+    const todo = all.filter((t) => t.state !== "skipped");
+    const estimatedBytes = todo.reduce((n, t) => n + t.estimatedBytes, 0);
+    const remaining = todo.reduce((n, t) => n + (t.state === "waiting" || t.state === "copying" ? Math.max(t.estimatedBytes - t.bytes, 0) : 0), 0);
+    return {
+      bytes: this.bytes,
+      estimatedBytes,
+      rows: this.rows,
+      bytesPerSecond: Math.round(rate),
+      etaSeconds: rate > 0 ? Math.round(remaining / rate) : null,
+      tablesDone: all.filter((t) => t.state === "done" || t.state === "skipped" || t.state === "indexing").length,
+      tables: all.length,
+      active: all.filter((t) => t.state === "copying" || t.state === "indexing").map((t) => ({ table: t.table, bytes: t.bytes, estimatedBytes: t.estimatedBytes, partsDone: t.partsDone, parts: t.parts, state: t.state })),
+      at: (/* @__PURE__ */ new Date()).toISOString()
+    };
+  }
+  line() {
+    const s = this.snapshot();
+    return `full-load: ${s.tablesDone}/${s.tables} tables, ${formatBytes(s.bytes)} copied, ${formatBytes(s.bytesPerSecond)}/s, ${s.rows} rows in finished tables, ETA \u2264 ${s.etaSeconds ?? "?"} s`;
+  }
+  bars() {
+    const s = this.snapshot();
+    const lines = [`${bar(s.bytes, s.estimatedBytes)} all     ${formatBytes(s.bytes)} of \u2264${formatBytes(s.estimatedBytes)}  ${formatBytes(s.bytesPerSecond)}/s  ${s.tablesDone}/${s.tables} tables  ETA \u2264 ${s.etaSeconds ?? "?"} s`];
+    for (const a of s.active.slice(0, 8)) {
+      const parts = a.parts > 1 ? ` parts ${a.partsDone}/${a.parts}` : "";
+      lines.push(`${bar(a.bytes, a.estimatedBytes)} ${a.state === "indexing" ? "index " : "copy  "} ${a.table}${parts}  ${formatBytes(a.bytes)}`);
+    }
+    return lines;
+  }
+  /** Per-table figures for the result and the job summary, largest first. */
+  results() {
+    return [...this.tables.values()].sort((a, b) => b.bytes - a.bytes || b.estimatedBytes - a.estimatedBytes);
+  }
+  stop() {
+    for (const t of this.timers) clearInterval(t);
+    this.log.board?.([]);
+  }
+};
+function bar(done, total, width = 24) {
+  const f = total > 0 ? Math.min(done / total, 1) : 1;
+  const full = Math.round(f * width);
+  return `[${"#".repeat(full)}${".".repeat(width - full)}] ${String(Math.round(f * 100)).padStart(3)}%`;
+}
+
 // src/phases/full-load.ts
 var PRE_DATA = "full-load:pre-data";
 var LARGE_OBJECTS = "full-load:large-objects";
+var POST_DATA = "full-load:post-data";
+var REPLICA = "full-load:replica";
+var progressPhase = (group2) => `full-load:progress:${group2 ?? "*"}`;
 function exportedPoint(ctx, holder) {
   return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c) => importSnapshot(c, holder.snapshotName), check: () => {
   } };
 }
-var POST_DATA = "full-load:post-data";
+function replicaPoint(endpoint, paused) {
+  return {
+    endpoint,
+    lsnText: paused.lsn,
+    begin: async (c) => {
+      await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      await paused.requireAt(c);
+    },
+    check: () => paused.check()
+  };
+}
+function newStreamRecord(plan, group2) {
+  return {
+    group: group2,
+    slot: slotName(plan.name, group2),
+    publication: publicationName(plan.name, group2),
+    subscription: subscriptionName(plan.name, group2),
+    snapshotMode: plan.snapshot,
+    snapshotLsn: null,
+    state: "preparing"
+  };
+}
 async function runFullLoad(ctx, options = {}) {
   const started = Date.now();
   const { plan, log } = ctx;
@@ -34282,6 +34669,8 @@ async function runFullLoad(ctx, options = {}) {
   const holders = [];
   let paused;
   let dump;
+  let progress;
+  let indexes;
   try {
     await requireLogicalSource(s, ctx);
     const dumpTool = await findTool("pg_dump", plan.fullLoad.pgBinDir);
@@ -34295,6 +34684,8 @@ async function runFullLoad(ctx, options = {}) {
       sourceVersion: s.sourceVersion,
       targetVersion: s.targetVersion
     });
+    const scope = options.group ?? "*";
+    await claimGroups(s.target, plan.name, groups.map((g) => g.name));
     await journal.startPhase("full-load", { groups: groups.map((g) => g.name) });
     const preDataDone = (await journal.phaseState(PRE_DATA))?.state === "done";
     if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
@@ -34304,59 +34695,48 @@ async function runFullLoad(ctx, options = {}) {
     const pausedMode = plan.snapshot === "paused-replica";
     for (const group2 of groups) {
       const prior = existing.get(group2.name);
-      if (prior && prior.state !== "preparing" && prior.state !== "loading" && !options.restart) {
+      const inFlight = prior !== void 0 && (prior.state === "preparing" || prior.state === "loading");
+      if (prior && !inFlight && !options.restart) {
         log.info(`group ${group2.name}: already loaded at ${prior.snapshotLsn} (state ${prior.state}); nothing to do`);
         results.push({ group: group2.name, slot: prior.slot, publication: prior.publication, snapshotLsn: prior.snapshotLsn ?? "", tables: group2.tables.length, rows: 0, bytes: 0, skipped: group2.tables.length });
         continue;
       }
-      if (prior && !options.restart) {
+      const continuing = inFlight && !options.restart && pausedMode && prior.snapshotMode === "paused-replica";
+      if (inFlight && !continuing && !options.restart && prior.state === "loading") {
         throw gateRefused(
           "full-load.interrupted",
-          `group ${group2.name}: an earlier full load stopped while ${prior.state}; its exported snapshot ended with that process`,
-          `run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot`
+          `group ${group2.name}: an earlier full load stopped while loading; its ${prior.snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
+          `run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
         );
       }
-      if (options.restart || prior) await resetGroup(s, ctx, journal, group2, prior);
-      const record2 = {
-        group: group2.name,
-        slot: slotName(plan.name, group2.name),
-        publication: publicationName(plan.name, group2.name),
-        subscription: subscriptionName(plan.name, group2.name),
-        snapshotMode: plan.snapshot,
-        snapshotLsn: null,
-        state: "preparing"
-      };
-      await journal.saveStream(record2);
-      const hb = heartbeatTable(group2.name);
-      await ensureHeartbeat(s.source, hb, group2.name);
-      await createPublication(s.source, record2.publication, group2.tables, hb);
-      if (pausedMode) {
-        const exists2 = await s.source.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [record2.slot]);
-        if (!exists2.rowCount) await s.source.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [record2.slot]);
-        toLoad.push({ group: group2, record: record2 });
-        continue;
-      }
-      const holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s.sourceVersion);
-      holders.push(holder);
-      record2.snapshotLsn = holder.lsnText;
-      record2.state = "loading";
-      await journal.saveStream(record2);
-      await journal.event("full-load", "info", `group ${group2.name}: slot ${record2.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
-      log.info(`group ${group2.name}: slot ${record2.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
-      toLoad.push({ group: group2, record: record2, point: exportedPoint(ctx, holder) });
+      if (prior && !continuing) await resetGroup(s, ctx, journal, group2, prior);
+      const record2 = continuing ? prior : newStreamRecord(plan, group2.name);
+      toLoad.push({ group: group2, record: record2 });
     }
     if (pausedMode && toLoad.length > 0) {
       const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
-      paused = await PausedReplica.pause(replicaEp, s.source, toLoad.map((x) => x.record.slot), plan.fullLoad.pausedReplica, log);
-      const p = paused;
-      const point = { endpoint: replicaEp, lsnText: p.lsn, begin: (c) => c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").then(() => {
-      }), check: () => p.check() };
+      paused = await pauseOrAdoptReplica(ctx, s, journal, replicaEp, toLoad, options);
+      const mine = new Set(groups.map((g) => g.name));
+      paused.shouldResume = async () => !await anotherGroupLoading(s.target, journal, plan.groups.map((g) => g.name).filter((g) => !mine.has(g)));
+      const point = replicaPoint(replicaEp, paused);
       for (const x of toLoad) {
         x.point = point;
-        x.record.snapshotLsn = p.lsn;
+        x.record.snapshotLsn = paused.lsn;
         x.record.state = "loading";
         await journal.saveStream(x.record);
-        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${p.lsn}`);
+        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
+      }
+    } else {
+      for (const x of toLoad) {
+        await prepareGroupObjects(s, journal, x);
+        const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, "pgoutput", s.sourceVersion);
+        holders.push(holder);
+        x.record.snapshotLsn = holder.lsnText;
+        x.record.state = "loading";
+        await journal.saveStream(x.record);
+        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
+        log.info(`group ${x.group.name}: slot ${x.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
+        x.point = exportedPoint(ctx, holder);
       }
     }
     if (toLoad.length > 0 && !preDataDone) {
@@ -34364,20 +34744,59 @@ async function runFullLoad(ctx, options = {}) {
         if ((await journal.phaseState(PRE_DATA))?.state === "done") return;
         log.info("schema: restoring pre-data (types, tables, functions) on the target");
         dump ??= await dumpSchema(dumpTool, toLoad[0].point.endpoint, toLoad[0].point.snapshotName);
-        await restoreSection(restoreTool, ctx.target, dump, "pre-data", { jobs: 1, keepOwnership: plan.fullLoad.ownership === "keep" });
+        await restoreSection(restoreTool, ctx.target, dump, "pre-data", { keepOwnership: plan.fullLoad.ownership === "keep" });
         await journal.finishPhase(PRE_DATA, "done");
       });
     }
     for (const { group: group2 } of toLoad) await ensureHeartbeat(s.target, heartbeatTable(group2.name), group2.name);
-    const progress = new CopyProgress(log, toLoad.reduce((n, g) => n + g.group.tables.reduce((b, t) => b + t.bytes, 0), 0));
+    const sessionName = loadSessionName(plan.name, scope);
+    const prog = progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(options.group), "running", snap));
+    const early = await earlyIndexes(s.source, toLoad.flatMap((x) => x.group.tables));
+    indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (b, ms, built) => {
+      prog.indexBuilt(b.table);
+      if (built) log.info(`index ${b.index} on ${displayName(b.table)} built in ${(ms / 1e3).toFixed(1)} s`);
+    });
     const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
+    const tasks = [];
+    const completeSplits = [];
+    const perGroup = /* @__PURE__ */ new Map();
+    for (const x of toLoad) {
+      const planned = await planGroup(ctx, journal, x, clear, sessionName);
+      perGroup.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
+      for (const t of planned.skipped) {
+        prog.track(x.group.name, t, t.bytes, 1, indexesOf(early, t).length, "skipped");
+        indexes.add(indexesOf(early, t));
+      }
+      for (const [table2, parts] of planned.parts) prog.track(x.group.name, table2, table2.bytes, parts.total, indexesOf(early, table2).length, "waiting", parts.done);
+      for (const c of planned.complete) {
+        prog.track(x.group.name, c.table, c.table.bytes, c.parts, indexesOf(early, c.table).length, "skipped");
+        completeSplits.push({ group: x.group.name, ...c });
+      }
+      tasks.push(...planned.tasks);
+    }
+    tasks.sort((a, b) => b.estimatedBytes - a.estimatedBytes);
+    prog.start();
+    for (const { group: group2, table: table2, parts } of completeSplits) {
+      await recordSplitTableDone(s.target, journal.migration, group2, table2, parts);
+      indexes.add(indexesOf(early, table2));
+    }
+    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied, target) => {
+      const totals = perGroup.get(task.group);
+      totals.rows += copied.rows;
+      totals.bytes += copied.bytes;
+      if (!prog.partDone(task.table, copied.rows)) return;
+      if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
+      indexes.add(indexesOf(early, task.table));
+    });
+    await indexes.drain();
+    prog.stop();
+    await journal.setPhaseDetail(progressPhase(options.group), "done", prog.snapshot());
     for (const { group: group2, record: record2, point } of toLoad) {
-      const r = await loadGroup(ctx, journal, group2, point, progress, clear);
       record2.state = "loaded";
       await journal.saveStream(record2);
-      results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: point.lsnText, tables: group2.tables.length, ...r });
+      const totals = perGroup.get(group2.name);
+      results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: point.lsnText, tables: group2.tables.length, ...totals });
     }
-    progress.stop();
     if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
       await withStepLock(s.target, LARGE_OBJECTS, async () => {
         if ((await journal.phaseState(LARGE_OBJECTS))?.state === "done") return;
@@ -34396,7 +34815,7 @@ async function runFullLoad(ctx, options = {}) {
       });
     }
     for (const h of holders.splice(0)) await h.release();
-    await paused?.resume();
+    if (paused && await paused.release()) await journal.finishPhase(REPLICA, "done", { lsn: paused.lsn });
     let postData = "already-done";
     let sequences = 0;
     const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g) => g.name));
@@ -34405,13 +34824,9 @@ async function runFullLoad(ctx, options = {}) {
       if (allLoaded) {
         await withStepLock(s.target, POST_DATA, async () => {
           if ((await journal.phaseState(POST_DATA))?.state === "done") return;
-          log.info("schema: building indexes, constraints, triggers and foreign keys (post-data)");
+          const allGroups = options.group ? await resolveGroups(ctx, s.source, s.sourceVersion) : groups;
           dump ??= await dumpSchema(dumpTool, ctx.source, void 0);
-          await restoreSection(restoreTool, ctx.target, dump, "post-data", { jobs: plan.fullLoad.jobs, keepOwnership: plan.fullLoad.ownership === "keep" });
-          sequences = (await syncSequences(s.source, s.target)).length;
-          await refreshMaterializedViews(s, log);
-          log.info(`sequences: ${sequences} set from the source`);
-          await s.target.query("ANALYZE");
+          sequences = await runPostData(ctx, s, restoreTool, dump, allGroups);
           await journal.finishPhase(POST_DATA, "done");
           postData = "done";
         });
@@ -34422,20 +34837,32 @@ async function runFullLoad(ctx, options = {}) {
     const rows = results.reduce((n, r) => n + r.rows, 0);
     const bytes = results.reduce((n, r) => n + r.bytes, 0);
     const seconds = (Date.now() - started) / 1e3;
-    const result = { groups: results, rows, bytes, seconds, rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows, postData, sequences };
-    await journal.finishPhase("full-load", allLoaded ? "done" : "partial", result);
+    const result = {
+      groups: results,
+      tables: prog.results(),
+      rows,
+      bytes,
+      seconds,
+      rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows,
+      indexesBuiltEarly: indexes.built,
+      postData,
+      sequences
+    };
+    await journal.finishPhase("full-load", allLoaded ? "done" : "partial", { ...result, tables: void 0 });
     return result;
   } finally {
-    await paused?.resume();
+    progress?.stop();
+    await indexes?.close();
+    await paused?.release();
     for (const h of holders) await h.release();
     dump?.dispose();
     await s.close();
   }
 }
-async function planTasks(ctx, c, tables) {
+var tableKey2 = (t) => `${t.schema}.${t.name}`;
+async function planTasks(ctx, c, group2, point, tables) {
   const { splitTablesLargerThan, maxPartsPerTable } = ctx.plan.fullLoad;
   const tasks = [];
-  const split = [];
   for (const t of tables) {
     const n = partCount(t.bytes, splitTablesLargerThan, maxPartsPerTable);
     let plan = { kind: "whole" };
@@ -34448,41 +34875,60 @@ async function planTasks(ctx, c, tables) {
       plan = { kind: "ctid", bounds: blockBounds(Number(r.rows[0].blocks), n) };
     }
     if (plan.kind === "whole" || plan.bounds.length === 0) {
-      tasks.push({ table: t, part: 0 });
+      tasks.push({ group: group2, table: t, point, part: 0, parts: 1, estimatedBytes: t.bytes });
       continue;
     }
-    split.push(t);
-    for (let i = 0; i <= plan.bounds.length; i++) {
-      tasks.push({ table: t, part: i + 1, where: partCondition(plan, i, plan.kind === "key" ? quoteIdent(plan.column) : void 0) });
+    const parts = plan.bounds.length + 1;
+    for (let i = 0; i < parts; i++) {
+      const where = partCondition(plan, i, plan.kind === "key" ? quoteIdent(plan.column) : void 0);
+      tasks.push({ group: group2, table: t, point, part: i + 1, parts, where, estimatedBytes: t.bytes / parts });
     }
   }
-  return { tasks, split };
+  return tasks;
 }
-async function loadGroup(ctx, journal, group2, point, progress, clear) {
-  const doneRows = (await journal.tableProgress()).filter((p) => p.group === group2.name && p.state === "done");
-  const done = new Set(doneRows.filter((p) => p.part === 0).map((p) => `${p.schema}.${p.name}`));
-  let rows = 0;
-  let bytes = 0;
-  let skipped = 0;
-  const pending = group2.tables.filter((t) => {
-    if (done.has(`${t.schema}.${t.name}`)) {
-      skipped++;
-      return false;
-    }
-    return true;
-  });
-  const planner = await connect(point.endpoint, { applicationName: "pgshift plan" });
-  let plan;
+async function planGroup(ctx, journal, x, clear, sessionName) {
+  const finished = (await journal.tableProgress()).filter((p) => p.group === x.group.name && p.state === "done");
+  const wholeDone = new Set(finished.filter((p) => p.part === 0).map(tableKey2));
+  const partsDone = /* @__PURE__ */ new Map();
+  for (const p of finished.filter((f) => f.part > 0)) {
+    const m = partsDone.get(tableKey2(p)) ?? /* @__PURE__ */ new Map();
+    m.set(p.part, p.condition);
+    partsDone.set(tableKey2(p), m);
+  }
+  const skipped = x.group.tables.filter((t) => wholeDone.has(tableKey2(t)));
+  const pending = x.group.tables.filter((t) => !wholeDone.has(tableKey2(t)));
+  const planner = await connect(x.point.endpoint, { applicationName: "pgshift plan" });
+  let planned;
   try {
-    plan = await planTasks(ctx, planner, pending);
+    planned = await planTasks(ctx, planner, x.group.name, x.point, pending);
   } finally {
     await planner.end().catch(() => {
     });
   }
-  if (plan.split.length) {
-    const t = await connect(ctx.target, { applicationName: "pgshift copy" });
+  const result = { tasks: [], skipped, complete: [], parts: /* @__PURE__ */ new Map() };
+  const toClear = [];
+  for (const t of pending) {
+    const mine = planned.filter((task) => task.table === t);
+    if (mine[0].part === 0) {
+      result.tasks.push(mine[0]);
+      result.parts.set(t, { total: 1, done: 0 });
+      continue;
+    }
+    const done = partsDone.get(tableKey2(t)) ?? /* @__PURE__ */ new Map();
+    const reusable = done.size > 0 && [...done].every(([part, condition]) => mine.some((m) => m.part === part && m.where === condition));
+    if (!reusable) toClear.push(t);
+    const remaining = reusable ? mine.filter((m) => !done.has(m.part)) : mine;
+    if (remaining.length === 0) result.complete.push({ table: t, parts: mine.length });
+    else {
+      result.tasks.push(...remaining);
+      result.parts.set(t, { total: mine.length, done: mine.length - remaining.length });
+    }
+    ctx.log.info(`${displayName(t)}: split into ${mine.length} parts${reusable ? `, ${mine.length - remaining.length} already copied` : ""}`);
+  }
+  if (toClear.length) {
+    const t = await openTarget(ctx, sessionName);
     try {
-      for (const table2 of plan.split) {
+      for (const table2 of toClear) {
         await t.query("BEGIN");
         if (clear === "truncate") await t.query(`TRUNCATE ${qualify(table2)}`);
         else {
@@ -34491,51 +34937,40 @@ async function loadGroup(ctx, journal, group2, point, progress, clear) {
         }
         await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table2.schema, table2.name]);
         await t.query("COMMIT");
-        ctx.log.info(`${displayName(table2)}: split into ${plan.tasks.filter((x) => x.table === table2).length} parts`);
       }
     } finally {
       await t.end().catch(() => {
       });
     }
   }
+  return result;
+}
+async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, onDone) {
   const workers = [];
   try {
-    await runPool(plan.tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
+    await runPool(tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
       let w = workers[id];
       if (!w) {
-        const source = await connect(point.endpoint, { applicationName: "pgshift copy" });
-        const target = await connect(ctx.target, { applicationName: "pgshift copy" }).catch(async (err) => {
+        const source = await connect(task.point.endpoint, { applicationName: "pgshift copy" });
+        const target = await openTarget(ctx, sessionName).catch(async (err) => {
           await source.end();
           throw err;
         });
         w = workers[id] = { source, target };
       }
-      point.check();
-      const r = await copyOneTable(w.source, w.target, journal.migration, group2.name, task, point, progress, clear);
-      rows += r.rows;
-      bytes += r.bytes;
-      ctx.log.progress(`table:${displayName(task.table)}:${task.part}`, `copied ${displayName(task.table)}${task.part ? ` part ${task.part}` : ""}: ${r.rows} rows`);
+      task.point.check();
+      const r = await copyOnePart(w.source, w.target, migration, task, progress, clear);
+      await onDone(task, r, w.target);
     });
-    for (const table2 of plan.split) {
-      const parts = plan.tasks.filter((x) => x.table === table2).length;
-      await journal.client.query(
-        `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
-         SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
-          WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
-         ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
-        [journal.migration, group2.name, table2.schema, table2.name, parts]
-      );
-    }
   } finally {
     await Promise.all(workers.filter(Boolean).flatMap((w) => [w.source.end().catch(() => {
     }), w.target.end().catch(() => {
     })]));
   }
-  return { rows, bytes, skipped };
 }
-async function copyOneTable(source, target, migration, group2, task, point, progress, clear) {
+async function copyOnePart(source, target, migration, task, progress, clear) {
   const table2 = task.table;
-  await point.begin(source);
+  await task.point.begin(source);
   await target.query("BEGIN");
   try {
     if (task.part === 0) {
@@ -34547,11 +34982,11 @@ async function copyOneTable(source, target, migration, group2, task, point, prog
     } else if (clear === "delete") {
       await target.query("SET LOCAL session_replication_role = replica");
     }
-    const r = await copyTable(source, target, table2, copyColumns(table2), (n) => progress.add(n), task.where);
-    await target.query(progressSql.upsert, [migration, group2, table2.schema, table2.name, task.part, "done", r.rows, r.bytes]);
+    progress.copying(table2);
+    const r = await copyTable(source, target, table2, copyColumns(table2), (n) => progress.addBytes(table2, n), task.where);
+    await target.query(progressSql.upsert, [migration, task.group, table2.schema, table2.name, task.part, "done", r.rows, r.bytes, task.where ?? null]);
     await target.query("COMMIT");
     await source.query("COMMIT");
-    progress.tableDone(r.rows);
     return r;
   } catch (err) {
     await target.query("ROLLBACK").catch(() => {
@@ -34561,35 +34996,134 @@ async function copyOneTable(source, target, migration, group2, task, point, prog
     throw err;
   }
 }
-var CopyProgress = class {
-  constructor(log, estimatedBytes) {
-    this.log = log;
-    this.estimatedBytes = estimatedBytes;
-    this.timer = setInterval(() => this.report(), 5e3);
-    this.timer.unref();
+async function recordSplitTableDone(c, migration, group2, table2, parts) {
+  await c.query(
+    `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
+     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
+      WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
+     ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
+    [migration, group2, table2.schema, table2.name, parts]
+  );
+}
+async function runPostData(ctx, s, restoreTool, dump, groups) {
+  const { plan, log } = ctx;
+  const sessionName = postDataSessionName(plan.name);
+  await endSessions(s.target, [sessionName]);
+  const early = [...(await earlyIndexes(s.source, groups.flatMap((g) => g.tables))).values()].flat();
+  const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (b, ms, built) => {
+    if (built) log.info(`index ${b.index} on ${displayName(b.table)} built in ${(ms / 1e3).toFixed(1)} s`);
+  });
+  try {
+    queue.add(early);
+    await queue.drain();
+  } finally {
+    await queue.close();
   }
-  log;
-  estimatedBytes;
-  bytes = 0;
-  rows = 0;
-  started = Date.now();
-  timer;
-  add(n) {
-    this.bytes += n;
+  log.info("schema: constraints, triggers, foreign keys and the remaining indexes (post-data)");
+  const listFile = await postDataList(restoreTool, dump, early);
+  await restoreSection(restoreTool, ctx.target, dump, "post-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile, sessionName });
+  const sequences = (await syncSequences(s.source, s.target)).length;
+  await refreshMaterializedViews(s, log);
+  log.info(`sequences: ${sequences} set from the source`);
+  await s.target.query("ANALYZE");
+  return sequences;
+}
+async function prepareGroupObjects(s, journal, x) {
+  await journal.saveStream(x.record);
+  const hb = heartbeatTable(x.group.name);
+  await ensureHeartbeat(s.source, hb, x.group.name);
+  await createPublication(s.source, x.record.publication, x.group.tables, hb);
+}
+async function ensureSlot(c, slot) {
+  const exists2 = await c.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+  if (!exists2.rowCount) await c.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+}
+async function pauseOrAdoptReplica(ctx, s, journal, replicaEp, toLoad, options) {
+  const { plan, log } = ctx;
+  return withStepLock(s.target, REPLICA, async () => {
+    const streams = new Map((await journal.streams()).map((r) => [r.group, r]));
+    const mine = new Set(toLoad.map((x) => x.group.name));
+    const othersPending = plan.groups.map((g) => g.name).filter((g) => !mine.has(g) && (!streams.has(g) || streams.get(g).state === "preparing"));
+    const others = othersPending.length ? (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => othersPending.includes(g.name)) : [];
+    const prepare = [
+      ...toLoad,
+      ...others.map((group2) => ({
+        group: group2,
+        record: streams.get(group2.name) ?? newStreamRecord(plan, group2.name)
+      }))
+    ];
+    for (const x of prepare) {
+      if (x.record.state === "preparing") await prepareGroupObjects(s, journal, x);
+      await ensureSlot(s.source, x.record.slot);
+    }
+    const slots = prepare.map((x) => x.record.slot);
+    const limits = plan.fullLoad.pausedReplica;
+    const copied = await groupsWithCopiedRows(journal, toLoad.map((x) => x.group.name));
+    const refuse = (x, why2) => gateRefused(
+      "full-load.replica-moved",
+      `group ${x.group.name} was partly loaded from the replica paused at ${x.record.snapshotLsn}, but ${why2}`,
+      `run pgshift full-load --restart${options.group ? ` --group ${x.group.name}` : ""} to load the group again from a new slot`
+    );
+    const held = await journal.phaseState(REPLICA);
+    const heldAt = held?.state === "running" ? held.detail?.lsn : void 0;
+    let why = "the replica has been resumed since";
+    if (heldAt) {
+      const adopted = await PausedReplica.adopt(replicaEp, s.source, slots, limits, log, heldAt);
+      if (typeof adopted !== "string") {
+        const stale2 = toLoad.find((x) => copied.has(x.group.name) && x.record.snapshotLsn !== adopted.lsn);
+        if (stale2) {
+          await adopted.detach();
+          throw refuse(stale2, `the replica is now paused at ${adopted.lsn}`);
+        }
+        return adopted;
+      }
+      why = adopted;
+    }
+    const stale = toLoad.find((x) => copied.has(x.group.name));
+    if (stale) throw refuse(stale, why);
+    const p = await PausedReplica.pause(replicaEp, s.source, slots, limits, log);
+    await journal.startPhase(REPLICA, { lsn: p.lsn });
+    return p;
+  });
+}
+async function groupsWithCopiedRows(journal, groups) {
+  return new Set((await journal.tableProgress()).filter((p) => p.state === "done" && groups.includes(p.group)).map((p) => p.group));
+}
+async function claimGroups(c, migration, groups) {
+  for (const g of groups) {
+    const r = await c.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok", [migration, g]);
+    if (!r.rows[0].ok) {
+      throw gateRefused("full-load.running", `group ${g} is being loaded by another pgshift process right now`, "wait for it to finish (pgshift status shows its progress) or stop that process first");
+    }
   }
-  tableDone(rows) {
-    this.rows += rows;
+  await endSessions(c, [loadSessionName(migration, "*"), ...groups.map((g) => loadSessionName(migration, g))]);
+}
+async function anotherGroupLoading(c, journal, groups) {
+  const streams = new Map((await journal.streams()).map((r) => [r.group, r.state]));
+  for (const g of groups) {
+    const state = streams.get(g);
+    if (state !== "preparing" && state !== "loading") continue;
+    const r = await c.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS free", [journal.migration, g]);
+    if (!r.rows[0].free) return true;
+    await c.query("SELECT pg_advisory_unlock(hashtext($1), hashtext($2))", [journal.migration, g]);
   }
-  report() {
-    const secs = (Date.now() - this.started) / 1e3;
-    const rate = this.bytes / Math.max(secs, 1e-3);
-    const eta = this.estimatedBytes > this.bytes ? Math.round((this.estimatedBytes - this.bytes) / Math.max(rate, 1)) : 0;
-    this.log.progress("full-load", `full-load: ${(this.bytes / 1048576).toFixed(1)} MB copied, ${(rate / 1048576).toFixed(1)} MB/s, ${this.rows} rows in finished tables, ETA \u2264 ${eta}s`);
+  return false;
+}
+async function endSessions(c, names) {
+  const others = `FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1) AND pid <> pg_backend_pid()`;
+  const ended = await c.query(`SELECT pg_terminate_backend(pid) ${others}`, [names]);
+  for (let i = 0; i < 300 && ended.rowCount; i++) {
+    const r = await c.query(`SELECT count(*)::int AS n ${others}`, [names]);
+    if (r.rows[0].n === 0) return;
+    await new Promise((res) => setTimeout(res, 100));
   }
-  stop() {
-    clearInterval(this.timer);
-  }
-};
+}
+async function openTarget(ctx, sessionName) {
+  const c = await connect(ctx.target, { applicationName: sessionName });
+  await c.query(`DO $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN SET client_connection_check_interval = 1000; END IF; END $$`);
+  await c.query(`SET maintenance_work_mem = ${quoteLiteral(ctx.plan.fullLoad.maintenanceWorkMem)}`);
+  return c;
+}
 async function requireFreeSlots(s, ctx, needed) {
   const r = await s.source.query(
     `SELECT current_setting('max_replication_slots') AS max, (SELECT count(*) FROM pg_replication_slots)::text AS used`
@@ -34642,7 +35176,7 @@ async function everyGroupLoaded(journal, names) {
 async function withStepLock(c, step, fn) {
   await c.query("SELECT pg_advisory_lock(hashtext($1))", [step]);
   try {
-    await fn();
+    return await fn();
   } finally {
     await c.query("SELECT pg_advisory_unlock(hashtext($1))", [step]).catch(() => {
     });
@@ -34655,24 +35189,34 @@ function table(head, rows) {
   return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
 }
 function fullLoadMarkdown(r) {
+  const shown = r.tables.filter((t) => t.state !== "skipped").slice(0, 30);
   return [
     `### pgshift full-load`,
-    `${r.rows} rows (${formatBytes(r.bytes)}) in ${r.seconds.toFixed(1)} s \u2014 ${r.rowsPerSecond} rows/s; post-data: ${r.postData}; ${r.sequences} sequence(s) set.`,
+    `${r.rows} rows (${formatBytes(r.bytes)}) in ${r.seconds.toFixed(1)} s \u2014 ${r.rowsPerSecond} rows/s; ${r.indexesBuiltEarly} index(es) built as tables landed; post-data: ${r.postData}; ${r.sequences} sequence(s) set.`,
     "",
     table(
       ["group", "slot", "snapshot LSN", "tables", "rows", "bytes", "skipped (already loaded)"],
       r.groups.map((g) => [g.group, g.slot, g.snapshotLsn, g.tables, g.rows, formatBytes(g.bytes), g.skipped])
-    )
+    ),
+    "",
+    ...shown.length ? [
+      `Tables copied${r.tables.length > shown.length ? ` (the ${shown.length} largest)` : ""}:`,
+      "",
+      table(
+        ["table", "group", "parts", "rows", "COPY bytes", "copy s", "MB/s", "indexes"],
+        shown.map((t) => [t.table, t.group, t.parts, t.rows, formatBytes(t.bytes), t.seconds.toFixed(1), t.seconds > 0 ? (t.bytes / 1048576 / t.seconds).toFixed(1) : "\u2013", `${t.indexes}/${t.indexesExpected}`])
+      )
+    ] : []
   ].join("\n") + "\n";
 }
 
 // src/actions/_runner.ts
-import { writeFileSync } from "node:fs";
+import { writeFileSync as writeFileSync2 } from "node:fs";
 
 // src/config/load.ts
 var import_yaml = __toESM(require_dist2(), 1);
 import { readFileSync as readFileSync2 } from "node:fs";
-import path3 from "node:path";
+import path4 from "node:path";
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -35491,10 +36035,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path4) {
-  if (!path4)
+function getElementAtPath(obj, path5) {
+  if (!path5)
     return obj;
-  return path4.reduce((acc, key) => acc?.[key], obj);
+  return path5.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -35834,11 +36378,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path4, issues) {
+function prefixIssues(path5, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path4);
+    iss.path.unshift(path5);
     return iss;
   });
 }
@@ -36300,16 +36844,16 @@ function flattenError(error63, mapper = (issue3) => issue3.message) {
 }
 function formatError(error63, mapper = (issue3) => issue3.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error64, path4 = []) => {
+  const processError = (error64, path5 = []) => {
     for (const issue3 of error64.issues) {
       if (issue3.code === "invalid_union" && issue3.errors.length) {
-        issue3.errors.map((issues) => processError({ issues }, [...path4, ...issue3.path]));
+        issue3.errors.map((issues) => processError({ issues }, [...path5, ...issue3.path]));
       } else if (issue3.code === "invalid_key") {
-        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
+        processError({ issues: issue3.issues }, [...path5, ...issue3.path]);
       } else if (issue3.code === "invalid_element") {
-        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
+        processError({ issues: issue3.issues }, [...path5, ...issue3.path]);
       } else {
-        const fullpath = [...path4, ...issue3.path];
+        const fullpath = [...path5, ...issue3.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue3));
         } else {
@@ -36348,17 +36892,17 @@ function formatError(error63, mapper = (issue3) => issue3.message) {
 }
 function treeifyError(error63, mapper = (issue3) => issue3.message) {
   const result = { errors: [] };
-  const processError = (error64, path4 = []) => {
+  const processError = (error64, path5 = []) => {
     var _a3;
     for (const issue3 of error64.issues) {
       if (issue3.code === "invalid_union" && issue3.errors.length) {
-        issue3.errors.map((issues) => processError({ issues }, [...path4, ...issue3.path]));
+        issue3.errors.map((issues) => processError({ issues }, [...path5, ...issue3.path]));
       } else if (issue3.code === "invalid_key") {
-        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
+        processError({ issues: issue3.issues }, [...path5, ...issue3.path]);
       } else if (issue3.code === "invalid_element") {
-        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
+        processError({ issues: issue3.issues }, [...path5, ...issue3.path]);
       } else {
-        const fullpath = [...path4, ...issue3.path];
+        const fullpath = [...path5, ...issue3.path];
         if (fullpath.length === 0) {
           result.errors.push(mapper(issue3));
           continue;
@@ -36397,8 +36941,8 @@ function treeifyError(error63, mapper = (issue3) => issue3.message) {
 }
 function toDotPath(_path) {
   const segs = [];
-  const path4 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
-  for (const seg of path4) {
+  const path5 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
+  for (const seg of path5) {
     if (typeof seg === "number")
       segs.push(`[${seg}]`);
     else if (typeof seg === "symbol")
@@ -53536,13 +54080,13 @@ function resolveRef(ref, ctx) {
   if (!ref.startsWith("#")) {
     throw new Error("External $ref is not supported, only local refs (#/...) are allowed");
   }
-  const path4 = ref.slice(1).split("/").filter(Boolean);
-  if (path4.length === 0) {
+  const path5 = ref.slice(1).split("/").filter(Boolean);
+  if (path5.length === 0) {
     return ctx.rootSchema;
   }
   const defsKey = ctx.version === "draft-2020-12" ? "$defs" : "definitions";
-  if (path4[0] === defsKey) {
-    const key = path4[1] === void 0 ? void 0 : decodeJSONPointerSegment(path4[1]);
+  if (path5[0] === defsKey) {
+    const key = path5[1] === void 0 ? void 0 : decodeJSONPointerSegment(path5[1]);
     if (!key || !ctx.defs[key]) {
       throw new Error(`Reference not found: ${ref}`);
     }
@@ -54429,7 +54973,9 @@ var planSchema = external_exports.strictObject({
   snapshot: external_exports.enum(["exported", "paused-replica"]).default("exported"),
   groups: external_exports.array(group).min(1).default([{ name: "all", tables: ["*.*"], exclude: [] }]).describe("Table groups: each gets its own slot and CDC stream."),
   fullLoad: external_exports.strictObject({
-    jobs: external_exports.number().int().min(1).max(64).default(4).describe("Tables copied at once."),
+    jobs: external_exports.number().int().min(1).max(64).default(4).describe("Tables (or parts of split tables) copied at once."),
+    indexJobs: external_exports.number().int().min(1).max(64).default(2).describe("Indexes built at once, beside the copies, as each table finishes."),
+    maintenanceWorkMem: external_exports.string().regex(/^\d+\s*(kB|MB|GB)$/).default("512MB").describe("maintenance_work_mem of the target sessions that build indexes (server memory, not pgshift's)."),
     splitTablesLargerThan: size.prefault("10GB"),
     maxPartsPerTable: external_exports.number().int().min(1).max(256).default(16),
     pgBinDir: external_exports.string().optional().describe("Directory holding pg_dump and pg_restore (must be \u2265 the source major)."),
@@ -54513,7 +55059,7 @@ function loadPlanFile(file2, env = process.env) {
       code === "ENOENT" ? "pass --config with the path of your migration.yml (the README shows a complete example)" : void 0
     );
   }
-  return { plan: parsePlan(text, file2, env), file: path3.resolve(file2) };
+  return { plan: parsePlan(text, file2, env), file: path4.resolve(file2) };
 }
 function parsePlan(text, file2, env = process.env) {
   const lineCounter = new import_yaml.LineCounter();
@@ -54688,7 +55234,7 @@ async function runAction(name, phase) {
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
     const reportFile = getInput("report-file");
-    if (reportFile) writeFileSync(reportFile, `${JSON.stringify(redactDeep(outcome.report ?? outcome.outputs), null, 2)}
+    if (reportFile) writeFileSync2(reportFile, `${JSON.stringify(redactDeep(outcome.report ?? outcome.outputs), null, 2)}
 `);
     if (outcome.exitCode) setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {

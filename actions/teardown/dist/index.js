@@ -31905,6 +31905,8 @@ var DDL = [
      started_at timestamptz,
      finished_at timestamptz,
      PRIMARY KEY (migration, table_schema, table_name, part))`,
+  // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
+  `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
   `CREATE TABLE IF NOT EXISTS ${S}.event (
      id bigserial PRIMARY KEY,
      migration text NOT NULL,
@@ -31971,6 +31973,15 @@ var Journal = class _Journal {
     );
     await this.event(phase, state === "done" ? "info" : "error", `${phase} ${state}`);
   }
+  /** Update a phase's state and detail without an event (progress snapshots every few seconds). */
+  async setPhaseDetail(phase, state, detail) {
+    await this.c.query(
+      `INSERT INTO ${S}.phase (migration, phase, state, detail) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail,
+         finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END`,
+      [this.migration, phase, state, JSON.stringify(redactDeep(detail))]
+    );
+  }
   async event(phase, level, message, detail) {
     await this.c.query(`INSERT INTO ${S}.event (migration, phase, level, message, detail) VALUES ($1, $2, $3, $4, $5)`, [
       this.migration,
@@ -32010,7 +32021,7 @@ var Journal = class _Journal {
   }
   async tableProgress() {
     const r = await this.c.query(
-      `SELECT group_name, table_schema, table_name, part, state, rows, bytes FROM ${S}.copy_progress WHERE migration = $1 ORDER BY group_name, table_schema, table_name, part`,
+      `SELECT group_name, table_schema, table_name, part, state, rows, bytes, condition FROM ${S}.copy_progress WHERE migration = $1 ORDER BY group_name, table_schema, table_name, part`,
       [this.migration]
     );
     return r.rows.map((row) => ({
@@ -32020,7 +32031,8 @@ var Journal = class _Journal {
       part: row.part,
       state: row.state,
       rows: row.rows === null ? null : Number(row.rows),
-      bytes: row.bytes === null ? null : Number(row.bytes)
+      bytes: row.bytes === null ? null : Number(row.bytes),
+      condition: row.condition
     }));
   }
   async events(limit = 50) {
@@ -32029,9 +32041,9 @@ var Journal = class _Journal {
   }
 };
 var progressSql = {
-  upsert: `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, started_at, finished_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
-           ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows,
+  upsert: `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
+           ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, condition = EXCLUDED.condition,
              bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${S}.copy_progress.started_at),
              finished_at = EXCLUDED.finished_at`
 };
@@ -52634,7 +52646,9 @@ var planSchema = external_exports.strictObject({
   snapshot: external_exports.enum(["exported", "paused-replica"]).default("exported"),
   groups: external_exports.array(group).min(1).default([{ name: "all", tables: ["*.*"], exclude: [] }]).describe("Table groups: each gets its own slot and CDC stream."),
   fullLoad: external_exports.strictObject({
-    jobs: external_exports.number().int().min(1).max(64).default(4).describe("Tables copied at once."),
+    jobs: external_exports.number().int().min(1).max(64).default(4).describe("Tables (or parts of split tables) copied at once."),
+    indexJobs: external_exports.number().int().min(1).max(64).default(2).describe("Indexes built at once, beside the copies, as each table finishes."),
+    maintenanceWorkMem: external_exports.string().regex(/^\d+\s*(kB|MB|GB)$/).default("512MB").describe("maintenance_work_mem of the target sessions that build indexes (server memory, not pgshift's)."),
     splitTablesLargerThan: size.prefault("10GB"),
     maxPartsPerTable: external_exports.number().int().min(1).max(256).default(16),
     pgBinDir: external_exports.string().optional().describe("Directory holding pg_dump and pg_restore (must be \u2265 the source major)."),
