@@ -18,12 +18,14 @@ import pg from 'pg';
  *
  * Data (PostgreSQL 15 source, 17 target): one wide table of about 60% of the size (a jsonb and a
  * text column, two secondary indexes), three mid-size tables, and N small tables with a primary
- * key and an index each. `node bench/run.mjs full-load [GB] [smallTables] [jobs]`.
+ * key and an index each. `node bench/run.mjs full-load [GB] [smallTables] [jobs] [split]`.
  */
 const GB = Number(process.argv[2] ?? 2);
 const SMALL = Number(process.argv[3] ?? 300);
 const JOBS = Number(process.argv[4] ?? 2);
-const WIDE_ROWS = Math.round((GB * 0.6 * 1024 ** 3) / 700);
+/** Same-table concurrency threshold, given to pgcopydb and pgshift alike. */
+const SPLIT = process.argv[5] ?? '256MB';
+const WIDE_ROWS = Math.round((GB * 0.6 * 1024 ** 3) / 620);
 const MID_ROWS = Math.round((GB * 0.1 * 1024 ** 3) / 130);
 
 const settings = { shared_buffers: "'1GB'", max_wal_size: "'8GB'", checkpoint_timeout: "'30min'", max_parallel_workers_per_gather: 0, wal_level: 'logical' };
@@ -59,7 +61,9 @@ try {
       CREATE INDEX small_${i}_ref ON small_${i} (ref);`);
     if (small.length === 50 || i === SMALL) await exec(src, small.splice(0).join('\n'));
   }
-  await exec(src, 'ALTER TABLE accounts_2 ADD CONSTRAINT accounts_2_fk FOREIGN KEY (id) REFERENCES accounts_1 (id); VACUUM ANALYZE; CHECKPOINT;');
+  await exec(src, 'ALTER TABLE accounts_2 ADD CONSTRAINT accounts_2_fk FOREIGN KEY (id) REFERENCES accounts_1 (id)');
+  await exec(src, 'VACUUM ANALYZE');
+  await exec(src, 'CHECKPOINT');
   const size = await query(src, `SELECT pg_database_size('app')::bigint AS b, (SELECT pg_total_relation_size('events'))::bigint AS w,
     (SELECT sum(reltuples)::bigint FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace) AS rows`);
   const rows = Number(size.rows);
@@ -67,7 +71,10 @@ try {
 
   const a = parseServerUrl(source.url());
   const t = parseServerUrl(target.url());
-  const pgEnv = { ...process.env, PGPASSWORD: a.password ?? '' };
+  // Two servers, two passwords: a password file serves both to every tool.
+  const passFile = path.join(work, 'pgpass');
+  writeFileSync(passFile, `${a.host}:${a.port}:*:${a.user}:${a.password}\n${t.host}:${t.port}:*:${t.user}:${t.password}\n`, { mode: 0o600 });
+  const pgEnv = { ...process.env, PGPASSFILE: passFile };
   const srcArgs = `-h ${a.host} -p ${a.port} -U ${a.user}`;
   const tgtArgs = `-h ${t.host} -p ${t.port} -U ${t.user}`;
   const fresh = async (db: string) => {
@@ -82,6 +89,7 @@ try {
     if (r.code !== 0) throw new Error(`${name} failed (${r.code}): ${r.stderr.slice(-2000)}`);
     const copied = await query(target.url(db), `SELECT (SELECT count(*) FROM events)::bigint AS e, (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public')::int AS i`);
     console.log(`${name}: ${r.seconds.toFixed(1)} s, peak RSS ${r.peakMb} MB (events ${copied.e} rows, ${copied.i} indexes)`);
+    if (process.env.BENCH_VERBOSE) console.log(r.stderr);
     if (Number(copied.e) !== WIDE_ROWS) throw new Error(`${name}: events has ${copied.e} rows on the target`);
     results.push({ name, seconds: r.seconds, peakMb: r.peakMb });
     await exec(target.url(), `DROP DATABASE ${db}`);
@@ -96,17 +104,17 @@ try {
   rmSync(dumpDir, { recursive: true, force: true });
   await measure('(b) pg_dump | psql', 'b', `pg_dump ${srcArgs} app | psql -q -X -v ON_ERROR_STOP=1 ${tgtArgs} -d b > /dev/null`);
   await measure(
-    `(c) pgcopydb clone (table/index jobs ${JOBS})`,
+    `(c) pgcopydb clone (table/index jobs ${JOBS}, split > ${SPLIT})`,
     'c',
-    `pgcopydb clone --source '${src}' --target '${target.url('c')}' --dir ${path.join(work, 'pgcopydb')} --table-jobs ${JOBS} --index-jobs ${JOBS} --no-owner --no-acl`,
+    `pgcopydb clone --source '${src}' --target '${target.url('c')}' --dir ${path.join(work, 'pgcopydb')} --table-jobs ${JOBS} --index-jobs ${JOBS} --split-tables-larger-than ${SPLIT} --no-owner --no-acl`,
   );
   const plan = path.join(work, 'migration.yml');
   writeFileSync(
     plan,
     `version: 1\nname: bench\nsource: { url: "${src}" }\ntarget: { url: "${target.url('d')}" }\ncutover: { fence: database }\n` +
-      `fullLoad: { jobs: ${JOBS}, indexJobs: ${JOBS}, ownership: target-user }\n`,
+      `fullLoad: { jobs: ${JOBS}, indexJobs: ${JOBS}, splitTablesLargerThan: ${SPLIT}, ownership: target-user }\n`,
   );
-  await measure(`(d) pgshift full-load (jobs ${JOBS}, indexJobs ${JOBS})`, 'd', `node bin/pgshift.js full-load -c ${plan}`);
+  await measure(`(d) pgshift full-load (jobs ${JOBS}, indexJobs ${JOBS}, split > ${SPLIT})`, 'd', `node bin/pgshift.js full-load -c ${plan}`);
 
   const base = results[0].seconds;
   console.log('\n| method | wall (s) | rows/s | peak RSS (MB) | (a) time ÷ this |');

@@ -45,6 +45,14 @@ const sourceServer = server.extend({
     .describe('How the target server reaches the source (native CDC), when it differs from url.'),
 });
 
+const dmsEndpoint = z.strictObject({
+  serverName: z.string().optional().describe('Host name as the replication instance resolves it.'),
+  port: z.number().int().optional(),
+  sslMode: z.enum(['none', 'require', 'verify-ca', 'verify-full']).default('require'),
+  secretsManagerSecretId: z.string().optional().describe('Credentials from Secrets Manager instead of the URL.'),
+  secretsManagerAccessRoleArn: z.string().optional(),
+});
+
 const group = z.strictObject({
   name: identifier.describe('Group name; used in slot, publication and subscription names.'),
   tables: z.array(z.string()).min(1).describe('Tables as schema.table; * matches any run of characters.'),
@@ -123,9 +131,32 @@ export const planSchema = z
         minSafeWalFraction: z.number().min(0).max(1).default(0.5).describe('cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind.'),
         ddlTrigger: z.boolean().default(false).describe('Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser).'),
         dms: z
-          .looseObject({
+          .strictObject({
             plugin: z.enum(['pglogical', 'test_decoding']).default('pglogical'),
             lobMaxSizeKb: z.number().int().min(1).default(32).describe('Task-level LimitedSizeLobMode LobMaxSize in KB.'),
+            region: z.string().optional().describe('AWS region of the replication instance (default: the SDK chain).'),
+            replicationInstanceArn: z.string().optional().describe('The provisioned replication instance (Serverless cannot start at an LSN).'),
+            replicationInstanceIdentifier: z.string().optional().describe('Its name: the CloudWatch dimension of its metrics.'),
+            targetEndpointArn: z.string().optional().describe('An existing target endpoint; without it pgshift creates one from target.url.'),
+            sourceEndpoint: dmsEndpoint.prefault({}).describe('How DMS reaches the source (defaults: source.url).'),
+            targetEndpoint: dmsEndpoint.prefault({}).describe('How DMS reaches the target (defaults: target.url).'),
+            captureDdls: z.boolean().default(false).describe('DMS DDL capture artifacts on the source; off: freeze DDL instead.'),
+            failOnLobTruncation: z.boolean().default(true).describe('FailTasksOnLobTruncation: a truncated LOB fails the task instead of a log line.'),
+            heartbeatFrequencyMinutes: z.number().int().min(1).default(5),
+            pollSeconds: z.number().min(0).default(15).describe('How often a task status is read while waiting.'),
+            readyTimeoutMinutes: z.number().min(0.001).default(20),
+            peekMaxChanges: z.number().int().min(1).default(1_000_000).describe('Bound of the start-LSN peek on each slot.'),
+            thresholds: z
+              .strictObject({
+                warnLatencySeconds: z.number().min(0).default(60),
+                failLatencySeconds: z.number().min(0).default(600),
+                maxCpuPercent: z.number().min(0).max(100).default(90),
+                minFreeStorageBytes: size.prefault('5GB'),
+                minFreeableMemoryBytes: size.prefault('256MB'),
+                maxSwapBytes: size.prefault('512MB'),
+                maxRetainedWalBytes: size.prefault('100GB').describe('Retained WAL per slot on the source before status fails.'),
+              })
+              .prefault({}),
           })
           .prefault({})
           .describe('AWS DMS settings (engine: dms).'),

@@ -22,12 +22,18 @@ export async function copyTable(
   onBytes?: (bytes: number) => void,
   /** A part of the table: a WHERE condition on the source (key or ctid range). */
   where?: string,
+  /**
+   * COPY … FREEZE: the rows are written frozen, so the index builds and ANALYZE that read them
+   * next do not set hint bits (and rewrite every page). Only valid in the transaction that
+   * truncated the table.
+   */
+  freeze = false,
 ): Promise<CopyResult> {
   const cols = columns.map(quoteIdent).join(', ');
   const out = source.query(
     copyTo(where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table)} WHERE ${where}) TO STDOUT` : `COPY ${qualify(table)} (${cols}) TO STDOUT`),
   );
-  const into = target.query(copyFrom(`COPY ${qualify(table)} (${cols}) FROM STDIN`));
+  const into = target.query(copyFrom(`COPY ${qualify(table)} (${cols}) FROM STDIN${freeze ? ' WITH (FREEZE)' : ''}`));
   let bytes = 0;
   const meter = new Transform({
     transform(chunk: Buffer, _enc, done) {

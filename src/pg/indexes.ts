@@ -26,6 +26,12 @@ export interface IndexBuild {
   constraint?: { oid: number; name: string; kind: 'PRIMARY KEY' | 'UNIQUE'; deferrable: boolean; deferred: boolean };
   replicaIdentity: boolean;
   clustered: boolean;
+  /** Not an index: ANALYZE the table (queued after its indexes, so it overlaps the other copies). */
+  analyze?: true;
+}
+
+export function analyzeStep(table: QualifiedName): IndexBuild {
+  return { table, index: '', indexOid: 0, definition: '', replicaIdentity: false, clustered: false, analyze: true };
 }
 
 const tableKey = (t: QualifiedName) => `${t.schema}.${t.name}`;
@@ -100,6 +106,10 @@ export function indexesOf(early: Map<string, IndexBuild[]>, table: QualifiedName
  */
 export async function buildIndex(target: pg.Client, b: IndexBuild): Promise<boolean> {
   const t = qualify(b.table);
+  if (b.analyze) {
+    await target.query(`ANALYZE ${t}`);
+    return false;
+  }
   const state = await target.query<{ index: boolean; constraint: boolean }>(
     `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $3) AS index,
             EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -9,7 +9,7 @@ import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.j
 import { copyColumns, type TableInfo } from '../pg/catalog.js';
 import { connect, endpointFor, majorOf, type Endpoint } from '../pg/connect.js';
 import { copyTable } from '../pg/copy.js';
-import { earlyIndexes, IndexQueue, indexesOf, postDataList } from '../pg/indexes.js';
+import { analyzeStep, earlyIndexes, IndexQueue, indexesOf, postDataList } from '../pg/indexes.js';
 import { copyLargeObjects } from '../pg/large-objects.js';
 import { PausedReplica } from '../pg/paused-replica.js';
 import { createPublication, dropPublication, ensureHeartbeat } from '../pg/replication.js';
@@ -222,8 +222,8 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     const prog = (progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(options.group), 'running', snap)));
     const early = await earlyIndexes(s.source, toLoad.flatMap((x) => x.group.tables));
     indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (b, ms, built) => {
-      prog.indexBuilt(b.table);
-      if (built) log.info(`index ${b.index} on ${displayName(b.table)} built in ${(ms / 1000).toFixed(1)} s`);
+      if (!b.analyze) prog.indexBuilt(b.table);
+      logIndexBuilt(log, b, ms, built);
     });
     // Reloading after post-data (a restart): foreign keys exist, so rows are deleted, not truncated.
     const clear = (await journal.phaseState(POST_DATA))?.state === 'done' ? 'delete' : 'truncate';
@@ -257,7 +257,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       if (!prog.partDone(task.table, copied.rows)) return;
       // The table's last part landed: record it whole, and build its indexes beside the copies.
       if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
-      indexes!.add(indexesOf(early, task.table));
+      indexes!.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
     });
     await indexes.drain();
     prog.stop();
@@ -509,7 +509,7 @@ async function copyOnePart(source: pg.Client, target: pg.Client, migration: stri
       await target.query('SET LOCAL session_replication_role = replica');
     }
     progress.copying(table);
-    const r = await copyTable(source, target, table, copyColumns(table), (n) => progress.addBytes(table, n), task.where);
+    const r = await copyTable(source, target, table, copyColumns(table), (n) => progress.addBytes(table, n), task.where, task.part === 0 && clear === 'truncate');
     await target.query(progressSql.upsert, [migration, task.group, table.schema, table.name, task.part, 'done', r.rows, r.bytes, task.where ?? null]);
     await target.query('COMMIT');
     await source.query('COMMIT');
@@ -544,7 +544,7 @@ async function runPostData(ctx: PhaseContext, s: Sessions, restoreTool: PgTool, 
   await endSessions(s.target, [sessionName]);
   const early = [...(await earlyIndexes(s.source, groups.flatMap((g) => g.tables))).values()].flat();
   const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (b, ms, built) => {
-    if (built) log.info(`index ${b.index} on ${displayName(b.table)} built in ${(ms / 1000).toFixed(1)} s`);
+    logIndexBuilt(log, b, ms, built);
   });
   try {
     queue.add(early);
@@ -558,8 +558,22 @@ async function runPostData(ctx: PhaseContext, s: Sessions, restoreTool: PgTool, 
   const sequences = (await syncSequences(s.source, s.target)).length;
   await refreshMaterializedViews(s, log);
   log.info(`sequences: ${sequences} set from the source`);
-  await s.target.query('ANALYZE');
+  // Tables analyzed as they landed are skipped; the rest (loaded by a job that stopped early,
+  // partitioned parents, tables without rows) are analyzed now.
+  const unanalyzed = await s.target.query<{ t: string }>(
+    `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS t FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> 'pgshift'`,
+  );
+  for (const r of unanalyzed.rows) await s.target.query(`ANALYZE ${r.t}`);
+  for (const p of groups.flatMap((g) => g.parents)) await s.target.query(`ANALYZE ${qualify(p)}`);
   return sequences;
+}
+
+/** Index builds worth a line (a second or more); the rest only with --debug. */
+function logIndexBuilt(log: PhaseContext['log'], b: { index: string; table: { schema: string; name: string } }, ms: number, built: boolean): void {
+  if (!built) return;
+  const line = `index ${b.index} on ${displayName(b.table)} built in ${(ms / 1000).toFixed(1)} s`;
+  if (ms >= 1000) log.info(line);
+  else log.debug(line);
 }
 
 /** The group's objects on the source, before its snapshot: journal row, heartbeat, publication. */

@@ -33792,12 +33792,12 @@ function majorOf(versionNum) {
 var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-async function copyTable(source, target, table2, columns, onBytes, where) {
+async function copyTable(source, target, table2, columns, onBytes, where, freeze = false) {
   const cols = columns.map(quoteIdent).join(", ");
   const out = source.query(
     (0, import_pg_copy_streams.to)(where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table2)} WHERE ${where}) TO STDOUT` : `COPY ${qualify(table2)} (${cols}) TO STDOUT`)
   );
-  const into = target.query((0, import_pg_copy_streams.from)(`COPY ${qualify(table2)} (${cols}) FROM STDIN`));
+  const into = target.query((0, import_pg_copy_streams.from)(`COPY ${qualify(table2)} (${cols}) FROM STDIN${freeze ? " WITH (FREEZE)" : ""}`));
   let bytes = 0;
   const meter = new Transform({
     transform(chunk, _enc, done) {
@@ -33874,6 +33874,9 @@ async function runTool(bin, args, env, what) {
 }
 
 // src/pg/indexes.ts
+function analyzeStep(table2) {
+  return { table: table2, index: "", indexOid: 0, definition: "", replicaIdentity: false, clustered: false, analyze: true };
+}
 var tableKey = (t) => `${t.schema}.${t.name}`;
 async function earlyIndexes(source, tables) {
   const r = await source.query(
@@ -33920,6 +33923,10 @@ function indexesOf(early, table2) {
 }
 async function buildIndex(target, b) {
   const t = qualify(b.table);
+  if (b.analyze) {
+    await target.query(`ANALYZE ${t}`);
+    return false;
+  }
   const state = await target.query(
     `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $3) AS index,
             EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -34753,8 +34760,8 @@ async function runFullLoad(ctx, options = {}) {
     const prog = progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(options.group), "running", snap));
     const early = await earlyIndexes(s.source, toLoad.flatMap((x) => x.group.tables));
     indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (b, ms, built) => {
-      prog.indexBuilt(b.table);
-      if (built) log.info(`index ${b.index} on ${displayName(b.table)} built in ${(ms / 1e3).toFixed(1)} s`);
+      if (!b.analyze) prog.indexBuilt(b.table);
+      logIndexBuilt(log, b, ms, built);
     });
     const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
     const tasks = [];
@@ -34786,7 +34793,7 @@ async function runFullLoad(ctx, options = {}) {
       totals.bytes += copied.bytes;
       if (!prog.partDone(task.table, copied.rows)) return;
       if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
-      indexes.add(indexesOf(early, task.table));
+      indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
     });
     await indexes.drain();
     prog.stop();
@@ -34983,7 +34990,7 @@ async function copyOnePart(source, target, migration, task, progress, clear) {
       await target.query("SET LOCAL session_replication_role = replica");
     }
     progress.copying(table2);
-    const r = await copyTable(source, target, table2, copyColumns(table2), (n) => progress.addBytes(table2, n), task.where);
+    const r = await copyTable(source, target, table2, copyColumns(table2), (n) => progress.addBytes(table2, n), task.where, task.part === 0 && clear === "truncate");
     await target.query(progressSql.upsert, [migration, task.group, table2.schema, table2.name, task.part, "done", r.rows, r.bytes, task.where ?? null]);
     await target.query("COMMIT");
     await source.query("COMMIT");
@@ -35011,7 +35018,7 @@ async function runPostData(ctx, s, restoreTool, dump, groups) {
   await endSessions(s.target, [sessionName]);
   const early = [...(await earlyIndexes(s.source, groups.flatMap((g) => g.tables))).values()].flat();
   const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (b, ms, built) => {
-    if (built) log.info(`index ${b.index} on ${displayName(b.table)} built in ${(ms / 1e3).toFixed(1)} s`);
+    logIndexBuilt(log, b, ms, built);
   });
   try {
     queue.add(early);
@@ -35025,8 +35032,18 @@ async function runPostData(ctx, s, restoreTool, dump, groups) {
   const sequences = (await syncSequences(s.source, s.target)).length;
   await refreshMaterializedViews(s, log);
   log.info(`sequences: ${sequences} set from the source`);
-  await s.target.query("ANALYZE");
+  const unanalyzed = await s.target.query(
+    `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS t FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> 'pgshift'`
+  );
+  for (const r of unanalyzed.rows) await s.target.query(`ANALYZE ${r.t}`);
+  for (const p of groups.flatMap((g) => g.parents)) await s.target.query(`ANALYZE ${qualify(p)}`);
   return sequences;
+}
+function logIndexBuilt(log, b, ms, built) {
+  if (!built) return;
+  const line = `index ${b.index} on ${displayName(b.table)} built in ${(ms / 1e3).toFixed(1)} s`;
+  if (ms >= 1e3) log.info(line);
+  else log.debug(line);
 }
 async function prepareGroupObjects(s, journal, x) {
   await journal.saveStream(x.record);
@@ -54958,6 +54975,13 @@ var sourceServer = server.extend({
   replicaUrl: external_exports.string().optional().describe("A physical replica to copy from in snapshot: paused-replica."),
   subscriptionConninfo: external_exports.string().optional().describe("How the target server reaches the source (native CDC), when it differs from url.")
 });
+var dmsEndpoint = external_exports.strictObject({
+  serverName: external_exports.string().optional().describe("Host name as the replication instance resolves it."),
+  port: external_exports.number().int().optional(),
+  sslMode: external_exports.enum(["none", "require", "verify-ca", "verify-full"]).default("require"),
+  secretsManagerSecretId: external_exports.string().optional().describe("Credentials from Secrets Manager instead of the URL."),
+  secretsManagerAccessRoleArn: external_exports.string().optional()
+});
 var group = external_exports.strictObject({
   name: identifier.describe("Group name; used in slot, publication and subscription names."),
   tables: external_exports.array(external_exports.string()).min(1).describe("Tables as schema.table; * matches any run of characters."),
@@ -55010,9 +55034,30 @@ var planSchema = external_exports.strictObject({
     maxLagSeconds: external_exports.number().min(0).default(300),
     minSafeWalFraction: external_exports.number().min(0).max(1).default(0.5).describe("cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind."),
     ddlTrigger: external_exports.boolean().default(false).describe("Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser)."),
-    dms: external_exports.looseObject({
+    dms: external_exports.strictObject({
       plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
-      lobMaxSizeKb: external_exports.number().int().min(1).default(32).describe("Task-level LimitedSizeLobMode LobMaxSize in KB.")
+      lobMaxSizeKb: external_exports.number().int().min(1).default(32).describe("Task-level LimitedSizeLobMode LobMaxSize in KB."),
+      region: external_exports.string().optional().describe("AWS region of the replication instance (default: the SDK chain)."),
+      replicationInstanceArn: external_exports.string().optional().describe("The provisioned replication instance (Serverless cannot start at an LSN)."),
+      replicationInstanceIdentifier: external_exports.string().optional().describe("Its name: the CloudWatch dimension of its metrics."),
+      targetEndpointArn: external_exports.string().optional().describe("An existing target endpoint; without it pgshift creates one from target.url."),
+      sourceEndpoint: dmsEndpoint.prefault({}).describe("How DMS reaches the source (defaults: source.url)."),
+      targetEndpoint: dmsEndpoint.prefault({}).describe("How DMS reaches the target (defaults: target.url)."),
+      captureDdls: external_exports.boolean().default(false).describe("DMS DDL capture artifacts on the source; off: freeze DDL instead."),
+      failOnLobTruncation: external_exports.boolean().default(true).describe("FailTasksOnLobTruncation: a truncated LOB fails the task instead of a log line."),
+      heartbeatFrequencyMinutes: external_exports.number().int().min(1).default(5),
+      pollSeconds: external_exports.number().min(0).default(15).describe("How often a task status is read while waiting."),
+      readyTimeoutMinutes: external_exports.number().min(1e-3).default(20),
+      peekMaxChanges: external_exports.number().int().min(1).default(1e6).describe("Bound of the start-LSN peek on each slot."),
+      thresholds: external_exports.strictObject({
+        warnLatencySeconds: external_exports.number().min(0).default(60),
+        failLatencySeconds: external_exports.number().min(0).default(600),
+        maxCpuPercent: external_exports.number().min(0).max(100).default(90),
+        minFreeStorageBytes: size.prefault("5GB"),
+        minFreeableMemoryBytes: size.prefault("256MB"),
+        maxSwapBytes: size.prefault("512MB"),
+        maxRetainedWalBytes: size.prefault("100GB").describe("Retained WAL per slot on the source before status fails.")
+      }).prefault({})
     }).prefault({}).describe("AWS DMS settings (engine: dms).")
   }).prefault({}),
   verify: external_exports.strictObject({

@@ -52631,6 +52631,13 @@ var sourceServer = server.extend({
   replicaUrl: external_exports.string().optional().describe("A physical replica to copy from in snapshot: paused-replica."),
   subscriptionConninfo: external_exports.string().optional().describe("How the target server reaches the source (native CDC), when it differs from url.")
 });
+var dmsEndpoint = external_exports.strictObject({
+  serverName: external_exports.string().optional().describe("Host name as the replication instance resolves it."),
+  port: external_exports.number().int().optional(),
+  sslMode: external_exports.enum(["none", "require", "verify-ca", "verify-full"]).default("require"),
+  secretsManagerSecretId: external_exports.string().optional().describe("Credentials from Secrets Manager instead of the URL."),
+  secretsManagerAccessRoleArn: external_exports.string().optional()
+});
 var group = external_exports.strictObject({
   name: identifier.describe("Group name; used in slot, publication and subscription names."),
   tables: external_exports.array(external_exports.string()).min(1).describe("Tables as schema.table; * matches any run of characters."),
@@ -52683,9 +52690,30 @@ var planSchema = external_exports.strictObject({
     maxLagSeconds: external_exports.number().min(0).default(300),
     minSafeWalFraction: external_exports.number().min(0).max(1).default(0.5).describe("cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind."),
     ddlTrigger: external_exports.boolean().default(false).describe("Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser)."),
-    dms: external_exports.looseObject({
+    dms: external_exports.strictObject({
       plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
-      lobMaxSizeKb: external_exports.number().int().min(1).default(32).describe("Task-level LimitedSizeLobMode LobMaxSize in KB.")
+      lobMaxSizeKb: external_exports.number().int().min(1).default(32).describe("Task-level LimitedSizeLobMode LobMaxSize in KB."),
+      region: external_exports.string().optional().describe("AWS region of the replication instance (default: the SDK chain)."),
+      replicationInstanceArn: external_exports.string().optional().describe("The provisioned replication instance (Serverless cannot start at an LSN)."),
+      replicationInstanceIdentifier: external_exports.string().optional().describe("Its name: the CloudWatch dimension of its metrics."),
+      targetEndpointArn: external_exports.string().optional().describe("An existing target endpoint; without it pgshift creates one from target.url."),
+      sourceEndpoint: dmsEndpoint.prefault({}).describe("How DMS reaches the source (defaults: source.url)."),
+      targetEndpoint: dmsEndpoint.prefault({}).describe("How DMS reaches the target (defaults: target.url)."),
+      captureDdls: external_exports.boolean().default(false).describe("DMS DDL capture artifacts on the source; off: freeze DDL instead."),
+      failOnLobTruncation: external_exports.boolean().default(true).describe("FailTasksOnLobTruncation: a truncated LOB fails the task instead of a log line."),
+      heartbeatFrequencyMinutes: external_exports.number().int().min(1).default(5),
+      pollSeconds: external_exports.number().min(0).default(15).describe("How often a task status is read while waiting."),
+      readyTimeoutMinutes: external_exports.number().min(1e-3).default(20),
+      peekMaxChanges: external_exports.number().int().min(1).default(1e6).describe("Bound of the start-LSN peek on each slot."),
+      thresholds: external_exports.strictObject({
+        warnLatencySeconds: external_exports.number().min(0).default(60),
+        failLatencySeconds: external_exports.number().min(0).default(600),
+        maxCpuPercent: external_exports.number().min(0).max(100).default(90),
+        minFreeStorageBytes: size.prefault("5GB"),
+        minFreeableMemoryBytes: size.prefault("256MB"),
+        maxSwapBytes: size.prefault("512MB"),
+        maxRetainedWalBytes: size.prefault("100GB").describe("Retained WAL per slot on the source before status fails.")
+      }).prefault({})
     }).prefault({}).describe("AWS DMS settings (engine: dms).")
   }).prefault({}),
   verify: external_exports.strictObject({

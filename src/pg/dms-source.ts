@@ -1,0 +1,183 @@
+import type pg from 'pg';
+import { failure, gateRefused } from '../core/errors.js';
+import { displayName, qualify, type QualifiedName } from '../core/ident.js';
+import type { Logger } from '../core/log.js';
+import { formatLsn, parseLsn } from '../core/lsn.js';
+
+/**
+ * The source side of a DMS CDC-only task (reference: shared/reference/aws-dms.md §2.3–2.4).
+ *
+ *   pglogical: the extension, one node, and per slot two replication sets named as DMS expects:
+ *   `<slot>` (updates, deletes) and `i<slot>` (inserts, truncates), holding exactly the group's
+ *   tables — leaf partitions, never parents; a table without a primary key stays out of the
+ *   update/delete set (pglogical refuses it there; DMS ignores its updates and deletes anyway).
+ *   test_decoding: nothing but the slot; DMS filters by the task's table mapping.
+ *
+ * The start LSN is checked against the slot with a bounded peek (never get_changes, which would
+ * consume): it must not be older than the slot's confirmed_flush_lsn, and when it is not itself a
+ * change position the next change's LSN is used — DMS fails a CDC-only task, an hour later, on
+ * an LSN it cannot find.
+ */
+export type DmsPlugin = 'pglogical' | 'test_decoding';
+
+export interface DmsSets {
+  updates: string;
+  inserts: string;
+  /** Tables left out of the update/delete set (no primary key). */
+  keyless: QualifiedName[];
+}
+
+export function replicationSetNames(slot: string): { updates: string; inserts: string } {
+  return { updates: slot, inserts: `i${slot}` };
+}
+
+/** The node name pgshift gives the source (one per database). */
+export const PGLOGICAL_NODE = 'pgshift_source';
+
+/** Refuse, before anything is created, when pglogical cannot be used on the source. */
+export async function requirePglogical(c: pg.Client, label: string): Promise<void> {
+  const r = await c.query<{ available: boolean; preloaded: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pglogical') AS available,
+            'pglogical' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')) AS preloaded`,
+  );
+  if (!r.rows[0].available) {
+    throw gateRefused('source.pglogical', `source ${label}: the pglogical extension is not installed`, 'install pglogical on the source (Debian: postgresql-<major>-pglogical) or set cdc.dms.plugin: test_decoding');
+  }
+  if (!r.rows[0].preloaded) {
+    throw gateRefused('source.pglogical', `source ${label}: pglogical is not in shared_preload_libraries`, "add pglogical to shared_preload_libraries and restart the source, or set cdc.dms.plugin: test_decoding");
+  }
+}
+
+/** Extension and node, idempotent. `dsn` is how the node names itself (pglogical stores it). */
+export async function ensurePglogicalNode(c: pg.Client, dsn: string): Promise<void> {
+  await c.query('CREATE EXTENSION IF NOT EXISTS pglogical');
+  const node = await c.query(`SELECT 1 FROM pglogical.node WHERE node_name = $1`, [PGLOGICAL_NODE]);
+  if (!node.rowCount) await c.query('SELECT pglogical.create_node(node_name := $1, dsn := $2)', [PGLOGICAL_NODE, dsn]);
+}
+
+/**
+ * The two replication sets of one slot with exactly these tables (created, or corrected: tables
+ * no longer in the group are removed). synchronize_data is false: the rows come from the full load.
+ */
+export async function ensureReplicationSets(c: pg.Client, slot: string, tables: Array<QualifiedName & { primaryKey: string[] }>, log: Logger): Promise<DmsSets> {
+  const { updates, inserts } = replicationSetNames(slot);
+  const existing = new Set((await c.query<{ n: string }>('SELECT set_name AS n FROM pglogical.replication_set WHERE set_name = ANY($1)', [[updates, inserts]])).rows.map((r) => r.n));
+  // create_replication_set(name, replicate_insert, replicate_update, replicate_delete, replicate_truncate)
+  if (!existing.has(updates)) await c.query('SELECT pglogical.create_replication_set($1, false, true, true, false)', [updates]);
+  if (!existing.has(inserts)) await c.query('SELECT pglogical.create_replication_set($1, true, false, false, true)', [inserts]);
+  const keyless = tables.filter((t) => t.primaryKey.length === 0);
+  const want = new Map<string, Set<string>>([
+    [inserts, new Set(tables.map(qualify))],
+    [updates, new Set(tables.filter((t) => t.primaryKey.length > 0).map(qualify))],
+  ]);
+  for (let [set, names] of want) {
+    // Compared by OID: the same table has several spellings.
+    const have = await c.query<{ t: string }>(
+      `SELECT format('%I.%I', n.nspname, c.relname) AS t
+         FROM pglogical.replication_set_table st JOIN pglogical.replication_set s ON s.set_id = st.set_id
+         JOIN pg_class c ON c.oid = st.set_reloid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE s.set_name = $1`,
+      [set],
+    );
+    const spell = async (names: string[]) => (await c.query<{ t: string }>(`SELECT format('%I.%I', n.nspname, c.relname) AS t FROM unnest($1::text[]) u(x) JOIN pg_class c ON c.oid = u.x::regclass JOIN pg_namespace n ON n.oid = c.relnamespace`, [names])).rows.map((r) => r.t);
+    const present = new Set(have.rows.map((r) => r.t));
+    names = new Set(await spell([...names]));
+    for (const t of names) if (!present.has(t)) await c.query('SELECT pglogical.replication_set_add_table($1, $2::regclass, false)', [set, t]);
+    for (const t of present) if (!names.has(t)) await c.query('SELECT pglogical.replication_set_remove_table($1, $2::regclass)', [set, t]);
+  }
+  for (const t of keyless) {
+    log.warn(`${displayName(t)} has no primary key: it is left out of replication set ${updates}, so DMS applies its inserts but not its updates and deletes — add a primary key before the migration`);
+  }
+  return { updates, inserts, keyless };
+}
+
+export async function dropReplicationSets(c: pg.Client, slot: string): Promise<void> {
+  const ext = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
+  if (!ext.rowCount) return;
+  const { updates, inserts } = replicationSetNames(slot);
+  for (const set of [updates, inserts]) {
+    const r = await c.query('SELECT 1 FROM pglogical.replication_set WHERE set_name = $1', [set]);
+    if (r.rowCount) await c.query('SELECT pglogical.drop_replication_set($1)', [set]);
+  }
+}
+
+/** Drop the node once no replication set of pgshift's is left (teardown). */
+export async function dropPglogicalNodeIfUnused(c: pg.Client): Promise<void> {
+  const ext = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
+  if (!ext.rowCount) return;
+  const sets = await c.query(`SELECT 1 FROM pglogical.replication_set WHERE set_name NOT IN ('default', 'default_insert_only', 'ddl_sql')`);
+  if (sets.rowCount) return;
+  const node = await c.query('SELECT 1 FROM pglogical.node WHERE node_name = $1', [PGLOGICAL_NODE]);
+  if (node.rowCount) await c.query('SELECT pglogical.drop_node($1)', [PGLOGICAL_NODE]);
+}
+
+/** The output plugin's options for a peek, as DMS would decode the slot. */
+export function peekOptions(plugin: DmsPlugin, slot: string): string[] {
+  if (plugin === 'test_decoding') return [];
+  const { updates, inserts } = replicationSetNames(slot);
+  return [
+    'min_proto_version', '1',
+    'max_proto_version', '1',
+    'startup_params_format', '1',
+    'proto_format', 'json',
+    'pglogical.replication_set_names', `${updates},${inserts}`,
+  ];
+}
+
+export interface StartPosition {
+  /** The LSN to give DMS: the captured one, or the next change position after it. */
+  lsn: string;
+  captured: string;
+  confirmedFlush: string;
+  /** True when the captured LSN was itself a change position. */
+  exact: boolean;
+}
+
+/**
+ * Check (and if needed move forward) the CDC start position for one slot, reading the slot with a
+ * bounded peek. `beat` writes a change the slot will carry (a heartbeat row of the group) for an
+ * idle source, where no change after the captured LSN exists yet.
+ */
+export async function verifyStartLsn(
+  c: pg.Client,
+  options: { slot: string; plugin: DmsPlugin; captured: string; serverVersionNum: number; maxChanges: number; beat?: () => Promise<void> },
+): Promise<StartPosition> {
+  const slot = await c.query<{ plugin: string; confirmed: string | null }>('SELECT plugin, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1', [options.slot]);
+  if (!slot.rowCount) throw failure('dms.slot-missing', `replication slot ${options.slot} does not exist on the source`, 'run pgshift full-load --restart for this group to create it again');
+  const expected = options.plugin === 'pglogical' ? ['pglogical', 'pglogical_output'] : ['test_decoding'];
+  if (!expected.includes(slot.rows[0].plugin)) {
+    throw failure('dms.slot-plugin', `replication slot ${options.slot} uses the ${slot.rows[0].plugin} plugin, not ${options.plugin}`, 'set cdc.dms.plugin to match, or restart the group');
+  }
+  const confirmed = slot.rows[0].confirmed ?? '0/0';
+  if (parseLsn(options.captured) < parseLsn(confirmed)) {
+    throw gateRefused(
+      'dms.lsn-too-old',
+      `start LSN ${options.captured} of slot ${options.slot} is older than its confirmed_flush_lsn ${confirmed}: changes in between would be skipped silently`,
+      'restart the group (pgshift full-load --restart): the snapshot must be taken after the slot was created',
+    );
+  }
+  const column = options.serverVersionNum < 100000 ? 'location' : 'lsn';
+  const opts = peekOptions(options.plugin, options.slot);
+  const args = opts.map((_, i) => `$${i + 4}`).join(', ');
+  const peek = async () => {
+    const r = await c.query<{ lsn: string | null }>(
+      // pglogical's first row is its startup message, which carries no change.
+      `SELECT min(${column})::text AS lsn FROM pg_logical_slot_peek_changes($1, NULL, $2${args ? `, ${args}` : ''})
+        WHERE ${column} >= $3::pg_lsn${options.plugin === 'pglogical' ? ` AND data::jsonb->>'action' IS DISTINCT FROM 'S'` : ''}`,
+      [options.slot, options.maxChanges, options.captured, ...opts],
+    );
+    return r.rows[0].lsn;
+  };
+  let next = await peek();
+  if (next === null && options.beat) {
+    await options.beat();
+    next = await peek();
+  }
+  if (next === null) {
+    throw failure(
+      'dms.lsn-not-found',
+      `no change at or after ${options.captured} in the first ${options.maxChanges} changes of slot ${options.slot}`,
+      'raise cdc.dms.peekMaxChanges (the slot holds more changes before that position), or write to a table of the group and run again',
+    );
+  }
+  return { lsn: formatLsn(parseLsn(next)), captured: options.captured, confirmedFlush: confirmed, exact: parseLsn(next) === parseLsn(options.captured) };
+}
