@@ -114,7 +114,10 @@ describe('DMS source preparation (pglogical)', () => {
     await sql(server.url(), `SELECT pg_create_logical_replication_slot('pgshift_m_td', 'test_decoding')`);
     await sql(server.url(), `INSERT INTO events VALUES (now(), 'x')`);
     const [td] = await sql(server.url(), `SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = 'pgshift_m_td'`);
-    const t = await verifyStartLsn(c, { slot: 'pgshift_m_td', plugin: 'test_decoding', serverVersionNum: 150000, maxChanges: 1000, captured: td.c });
+    const t = await verifyStartLsn(c, {
+      slot: 'pgshift_m_td', plugin: 'test_decoding', serverVersionNum: 150000, maxChanges: 1000, captured: td.c,
+      beat: () => sql(server.url(), `INSERT INTO events VALUES (now(), 'beat')`).then(() => {}),
+    });
     expect(parseLsn(t.lsn) >= parseLsn(td.c)).toBe(true);
     await expect(verifyStartLsn(c, { slot: 'pgshift_m_td', plugin: 'pglogical', serverVersionNum: 150000, maxChanges: 10, captured: td.c })).rejects.toThrow(/uses the test_decoding plugin/);
   });
