@@ -66,23 +66,21 @@ export async function ensureReplicationSets(c: pg.Client, slot: string, tables: 
   if (!existing.has(updates)) await c.query('SELECT pglogical.create_replication_set($1, false, true, true, false)', [updates]);
   if (!existing.has(inserts)) await c.query('SELECT pglogical.create_replication_set($1, true, false, false, true)', [inserts]);
   const keyless = tables.filter((t) => t.primaryKey.length === 0);
+  // Compared by OID: one table has several spellings (quoted or not).
+  const oids = await c.query<{ oid: string }>('SELECT x::regclass::oid::text AS oid FROM unnest($1::text[]) WITH ORDINALITY u(x, i) ORDER BY i', [tables.map(qualify)]);
+  const oidOf = new Map(tables.map((t, i) => [t, oids.rows[i].oid]));
   const want = new Map<string, Set<string>>([
-    [inserts, new Set(tables.map(qualify))],
-    [updates, new Set(tables.filter((t) => t.primaryKey.length > 0).map(qualify))],
+    [inserts, new Set(tables.map((t) => oidOf.get(t)!))],
+    [updates, new Set(tables.filter((t) => t.primaryKey.length > 0).map((t) => oidOf.get(t)!))],
   ]);
-  for (let [set, names] of want) {
-    // Compared by OID: the same table has several spellings.
-    const have = await c.query<{ t: string }>(
-      `SELECT format('%I.%I', n.nspname, c.relname) AS t
-         FROM pglogical.replication_set_table st JOIN pglogical.replication_set s ON s.set_id = st.set_id
-         JOIN pg_class c ON c.oid = st.set_reloid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE s.set_name = $1`,
+  for (const [set, wanted] of want) {
+    const have = await c.query<{ oid: string }>(
+      `SELECT st.set_reloid::oid::text AS oid FROM pglogical.replication_set_table st JOIN pglogical.replication_set s ON s.set_id = st.set_id WHERE s.set_name = $1`,
       [set],
     );
-    const spell = async (names: string[]) => (await c.query<{ t: string }>(`SELECT format('%I.%I', n.nspname, c.relname) AS t FROM unnest($1::text[]) u(x) JOIN pg_class c ON c.oid = u.x::regclass JOIN pg_namespace n ON n.oid = c.relnamespace`, [names])).rows.map((r) => r.t);
-    const present = new Set(have.rows.map((r) => r.t));
-    names = new Set(await spell([...names]));
-    for (const t of names) if (!present.has(t)) await c.query('SELECT pglogical.replication_set_add_table($1, $2::regclass, false)', [set, t]);
-    for (const t of present) if (!names.has(t)) await c.query('SELECT pglogical.replication_set_remove_table($1, $2::regclass)', [set, t]);
+    const present = new Set(have.rows.map((r) => r.oid));
+    for (const oid of wanted) if (!present.has(oid)) await c.query('SELECT pglogical.replication_set_add_table($1, $2::oid::regclass, false)', [set, oid]);
+    for (const oid of present) if (!wanted.has(oid)) await c.query('SELECT pglogical.replication_set_remove_table($1, $2::oid::regclass)', [set, oid]);
   }
   for (const t of keyless) {
     log.warn(`${displayName(t)} has no primary key: it is left out of replication set ${updates}, so DMS applies its inserts but not its updates and deletes — add a primary key before the migration`);

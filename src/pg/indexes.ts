@@ -26,13 +26,22 @@ export interface IndexBuild {
   constraint?: { oid: number; name: string; kind: 'PRIMARY KEY' | 'UNIQUE'; deferrable: boolean; deferred: boolean };
   replicaIdentity: boolean;
   clustered: boolean;
-  /** Not an index: ANALYZE the table (queued after its indexes, so it overlaps the other copies). */
-  analyze?: true;
 }
 
-export function analyzeStep(table: QualifiedName): IndexBuild {
-  return { table, index: '', indexOid: 0, definition: '', replicaIdentity: false, clustered: false, analyze: true };
+/** ANALYZE of a loaded table, queued after its indexes so that it overlaps the other copies. */
+export interface AnalyzeStep {
+  table: QualifiedName;
+  analyze: true;
 }
+
+/** What the queue runs once a table has landed. */
+export type TableStep = IndexBuild | AnalyzeStep;
+
+export function analyzeStep(table: QualifiedName): AnalyzeStep {
+  return { table, analyze: true };
+}
+
+export const isAnalyze = (step: TableStep): step is AnalyzeStep => 'analyze' in step;
 
 const tableKey = (t: QualifiedName) => `${t.schema}.${t.name}`;
 
@@ -106,10 +115,6 @@ export function indexesOf(early: Map<string, IndexBuild[]>, table: QualifiedName
  */
 export async function buildIndex(target: pg.Client, b: IndexBuild): Promise<boolean> {
   const t = qualify(b.table);
-  if (b.analyze) {
-    await target.query(`ANALYZE ${t}`);
-    return false;
-  }
   const state = await target.query<{ index: boolean; constraint: boolean }>(
     `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $3) AS index,
             EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -159,13 +164,13 @@ export async function postDataList(tool: PgTool, dump: SchemaDump, builtEarly: I
 }
 
 /**
- * Index builds queued as tables finish loading, at most `jobs` at once, each on its own target
+ * Index builds (and ANALYZE) queued as tables finish loading, at most `jobs` at once, each on its own target
  * session (maintenance_work_mem raised for the build). Failures are kept and rethrown by drain(),
  * so a copy in progress is not torn down by an index error; the run fails once the copies end.
  */
 export class IndexQueue {
   private running = 0;
-  private readonly waiting: IndexBuild[] = [];
+  private readonly waiting: TableStep[] = [];
   private readonly idle: pg.Client[] = [];
   private readonly all: pg.Client[] = [];
   private failed: unknown;
@@ -175,11 +180,11 @@ export class IndexQueue {
   constructor(
     private readonly open: () => Promise<pg.Client>,
     private readonly jobs: number,
-    private readonly onBuilt: (b: IndexBuild, ms: number, built: boolean) => void,
+    private readonly onBuilt: (step: TableStep, ms: number, built: boolean) => void,
   ) {}
 
-  add(builds: IndexBuild[]): void {
-    this.waiting.push(...builds);
+  add(steps: TableStep[]): void {
+    this.waiting.push(...steps);
     this.pump();
   }
 
@@ -195,11 +200,13 @@ export class IndexQueue {
     }
   }
 
-  private async run(b: IndexBuild): Promise<void> {
+  private async run(b: TableStep): Promise<void> {
     try {
       const c = this.idle.pop() ?? (await this.connect());
       const started = Date.now();
-      const built = await buildIndex(c, b);
+      let built = false;
+      if (isAnalyze(b)) await c.query(`ANALYZE ${qualify(b.table)}`);
+      else built = await buildIndex(c, b);
       if (built) this.built++;
       this.onBuilt(b, Date.now() - started, built);
       this.idle.push(c);

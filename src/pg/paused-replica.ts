@@ -152,11 +152,16 @@ export class PausedReplica {
 
   /** Let go of the replica without resuming it (it was paused for another job). */
   async detach(): Promise<void> {
+    this.stopWatching();
+    await this.replica.end().catch(() => {});
+  }
+
+  /** No more samples, no more signal handlers; this object will not resume replay again. */
+  private stopWatching(): void {
     this.resumed = true;
     clearInterval(this.monitor);
     process.removeListener('SIGINT', this.onSignal);
     process.removeListener('SIGTERM', this.onSignal);
-    await this.replica.end().catch(() => {});
   }
 
   /** Called between tables: a limit crossed stops the load here (the caller resumes replay). */
@@ -189,10 +194,7 @@ export class PausedReplica {
 
   async resume(): Promise<void> {
     if (this.resumed) return;
-    this.resumed = true;
-    clearInterval(this.monitor);
-    process.removeListener('SIGINT', this.onSignal);
-    process.removeListener('SIGTERM', this.onSignal);
+    this.stopWatching();
     try {
       await this.replica.query('SELECT pg_wal_replay_resume()');
       this.log.info('replica replay resumed');

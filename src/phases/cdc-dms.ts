@@ -6,6 +6,7 @@ import { heartbeatTable } from '../core/names.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
 import {
   createTask,
+  describeTask,
   dmsClients,
   ensureEndpoint,
   findTasks,
@@ -21,7 +22,7 @@ import {
 } from '../aws/dms.js';
 import { writeBeat } from '../pg/heartbeat.js';
 import { verifyStartLsn, type DmsPlugin } from '../pg/dms-source.js';
-import { openSessions, resolveGroups, type PhaseContext } from './context.js';
+import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
 
 /**
  * CDC with AWS DMS: per group one CDC-only task (two when the group mixes tables that may and may
@@ -91,48 +92,43 @@ export function dmsTablesOf(ctx: PhaseContext, tables: Array<{ schema: string; n
   });
 }
 
-function sourceEndpointInput(ctx: PhaseContext, identifier: string, slot: string, plugin: DmsPlugin, tagList: ReturnType<typeof tags>) {
-  const d = ctx.plan.cdc.dms;
-  const a = parseServerUrl(ctx.plan.source.url);
-  const e = d.sourceEndpoint;
+/**
+ * A DMS endpoint for one side: the address from the plan's URL (or the endpoint overrides), or
+ * credentials from Secrets Manager — then only the database name travels in the request.
+ */
+function endpointInput(ctx: PhaseContext, side: 'source' | 'target', identifier: string, tagList: ReturnType<typeof tags>, settings: Record<string, unknown>) {
+  const a = parseServerUrl(ctx.plan[side].url);
+  const e = side === 'source' ? ctx.plan.cdc.dms.sourceEndpoint : ctx.plan.cdc.dms.targetEndpoint;
   const secret = e.secretsManagerSecretId ? { SecretsManagerSecretId: e.secretsManagerSecretId, SecretsManagerAccessRoleArn: e.secretsManagerAccessRoleArn } : undefined;
   return {
     EndpointIdentifier: identifier,
-    EndpointType: 'source' as const,
+    EndpointType: side,
     EngineName: 'postgres',
     SslMode: e.sslMode,
     ...(secret ? {} : { ServerName: e.serverName ?? a.host, Port: e.port ?? a.port, DatabaseName: a.database, Username: a.user, Password: a.password }),
-    PostgreSQLSettings: {
-      ...(secret ? { ...secret, DatabaseName: a.database } : {}),
-      PluginName: plugin === 'pglogical' ? ('pglogical' as const) : ('test-decoding' as const),
-      SlotName: slot,
-      HeartbeatEnable: true,
-      HeartbeatFrequency: d.heartbeatFrequencyMinutes,
-      CaptureDdls: d.captureDdls,
-      FailTasksOnLobTruncation: d.failOnLobTruncation,
-    },
+    PostgreSQLSettings: { ...(secret ? { ...secret, DatabaseName: a.database } : {}), ...settings },
     Tags: tagList,
   };
 }
 
-function targetEndpointInput(ctx: PhaseContext, identifier: string, tagList: ReturnType<typeof tags>) {
-  const a = parseServerUrl(ctx.plan.target.url);
-  const e = ctx.plan.cdc.dms.targetEndpoint;
-  const secret = e.secretsManagerSecretId ? { SecretsManagerSecretId: e.secretsManagerSecretId, SecretsManagerAccessRoleArn: e.secretsManagerAccessRoleArn } : undefined;
-  return {
-    EndpointIdentifier: identifier,
-    EndpointType: 'target' as const,
-    EngineName: 'postgres',
-    SslMode: e.sslMode,
-    ...(secret ? {} : { ServerName: e.serverName ?? a.host, Port: e.port ?? a.port, DatabaseName: a.database, Username: a.user, Password: a.password }),
-    PostgreSQLSettings: {
-      ...(secret ? { ...secret, DatabaseName: a.database } : {}),
-      // As the native apply worker: no FK or user triggers fire for replicated rows.
-      AfterConnectScript: "SET session_replication_role = 'replica'",
-    },
-    Tags: tagList,
-  };
+function sourceEndpointInput(ctx: PhaseContext, identifier: string, slot: string, plugin: DmsPlugin, tagList: ReturnType<typeof tags>) {
+  const d = ctx.plan.cdc.dms;
+  return endpointInput(ctx, 'source', identifier, tagList, {
+    PluginName: plugin === 'pglogical' ? 'pglogical' : 'test-decoding',
+    SlotName: slot,
+    HeartbeatEnable: true,
+    HeartbeatFrequency: d.heartbeatFrequencyMinutes,
+    CaptureDdls: d.captureDdls,
+    FailTasksOnLobTruncation: d.failOnLobTruncation,
+  });
 }
+
+function targetEndpointInput(ctx: PhaseContext, identifier: string, tagList: ReturnType<typeof tags>) {
+  // As the native apply worker: no FK or user triggers fire for replicated rows.
+  return endpointInput(ctx, 'target', identifier, tagList, { AfterConnectScript: "SET session_replication_role = 'replica'" });
+}
+
+const pollOf = (d: DmsPlan) => ({ intervalMs: d.pollSeconds * 1000, timeoutMs: d.readyTimeoutMinutes * 60_000 });
 
 /**
  * `cdc start` on DMS: per group, check the start LSN against the slot, make sure the endpoints and
@@ -142,7 +138,7 @@ function targetEndpointInput(ctx: PhaseContext, identifier: string, tagList: Ret
 export async function startDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<DmsStatus> {
   const d = requireDmsConfig(ctx);
   const plugin = d.plugin as DmsPlugin;
-  const poll = { intervalMs: d.pollSeconds * 1000, timeoutMs: d.readyTimeoutMinutes * 60_000 };
+  const poll = pollOf(d);
   const s = await openSessions(ctx);
   try {
     const journal = await Journal.find(s.target, ctx.plan.name);
@@ -201,7 +197,7 @@ export async function startDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsCl
         await startTask(clients.dms, record.arn, 'start-replication', record.startLsn);
         record.started = true;
         await save();
-        await waitForTask(clients.dms, record.arn, ['running'], { ...poll, timeoutMs: poll.timeoutMs });
+        await waitForTask(clients.dms, record.arn, ['running'], poll);
         await journal.setStreamState(stream.group, 'streaming');
         ctx.log.info(`group ${stream.group}: DMS task ${identifier} running from ${record.startLsn}`);
       }
@@ -214,7 +210,7 @@ export async function startDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsCl
 }
 
 /** The checked start position of a group: its snapshot LSN, or the next change after it. */
-async function verifiedStart(ctx: PhaseContext, s: Awaited<ReturnType<typeof openSessions>>, stream: StreamRecord, plugin: DmsPlugin, maxChanges: number): Promise<string> {
+async function verifiedStart(ctx: PhaseContext, s: Sessions, stream: StreamRecord, plugin: DmsPlugin, maxChanges: number): Promise<string> {
   const r = await verifyStartLsn(s.source, {
     slot: stream.slot,
     plugin,
@@ -227,11 +223,14 @@ async function verifiedStart(ctx: PhaseContext, s: Awaited<ReturnType<typeof ope
   return r.lsn;
 }
 
+async function tasksIn(journal: Journal | undefined): Promise<DmsTaskState[]> {
+  return ((journal && (await journal.phaseState(TASKS_PHASE))?.detail) as { tasks?: DmsTaskState[] } | undefined)?.tasks ?? [];
+}
+
 async function tasksOf(ctx: PhaseContext): Promise<DmsTaskState[]> {
   const s = await openSessions(ctx);
   try {
-    const journal = await Journal.find(s.target, ctx.plan.name);
-    return ((journal && (await journal.phaseState(TASKS_PHASE))?.detail) as { tasks?: DmsTaskState[] } | undefined)?.tasks ?? [];
+    return await tasksIn(await Journal.find(s.target, ctx.plan.name));
   } finally {
     await s.close();
   }
@@ -242,13 +241,9 @@ export async function resumeDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsC
   const d = requireDmsConfig(ctx);
   for (const t of (await tasksOf(ctx)).filter((x) => !group || x.group === group)) {
     if (!t.started) throw gateRefused('dms.not-started', `DMS task ${t.identifier} was never started`, 'run pgshift cdc start');
-    const task = await waitForTask(clients.dms, t.arn, ['running', 'stopped', 'failed' as 'stopped'], { intervalMs: d.pollSeconds * 1000, timeoutMs: d.readyTimeoutMinutes * 60_000 }).catch((err) => {
-      if ((err as { code?: string }).code === 'dms.task-failed') return undefined;
-      throw err;
-    });
-    if (task?.Status === 'running') continue;
+    if ((await describeTask(clients.dms, t.arn))?.Status === 'running') continue;
     await startTask(clients.dms, t.arn, 'resume-processing');
-    await waitForTask(clients.dms, t.arn, ['running'], { intervalMs: d.pollSeconds * 1000, timeoutMs: d.readyTimeoutMinutes * 60_000 });
+    await waitForTask(clients.dms, t.arn, ['running'], pollOf(d));
     ctx.log.info(`DMS task ${t.identifier} resumed`);
   }
   return dmsStatus(ctx, clients);
@@ -259,7 +254,7 @@ export async function stopDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsCli
   const d = requireDmsConfig(ctx);
   for (const t of await tasksOf(ctx)) {
     await stopTask(clients.dms, t.arn);
-    await waitForTask(clients.dms, t.arn, ['stopped'], { intervalMs: d.pollSeconds * 1000, timeoutMs: d.readyTimeoutMinutes * 60_000 });
+    await waitForTask(clients.dms, t.arn, ['stopped'], pollOf(d));
   }
   return dmsStatus(ctx, clients);
 }
@@ -276,9 +271,26 @@ const last = (series: MetricSeries[], key: string): number | null => {
  * against the plan's thresholds.
  */
 export async function dmsStatus(ctx: PhaseContext, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region), now = new Date()): Promise<DmsStatus> {
+  requireDmsConfig(ctx); // a bad plan is refused before anything is opened
+  const s = await openSessions(ctx);
+  try {
+    const journal = await Journal.find(s.target, ctx.plan.name);
+    const states = await tasksIn(journal);
+    return await collectDmsStatus(ctx, clients, now, states, await readDatabaseSide(s, journal));
+  } finally {
+    await s.close();
+  }
+}
+
+async function collectDmsStatus(
+  ctx: PhaseContext,
+  clients: DmsClients,
+  now: Date,
+  states: DmsTaskState[],
+  { applyExceptions, slots }: Pick<DmsStatus, 'applyExceptions' | 'slots'>,
+): Promise<DmsStatus> {
   const d = requireDmsConfig(ctx);
   const th = d.thresholds;
-  const states = await tasksOf(ctx);
   const described = states.length ? await findTasks(clients.dms, d.replicationInstanceArn, ctx.plan.name) : [];
   const series = states.length ? await metrics(clients.cloudwatch, d.replicationInstanceIdentifier, states.map((t) => t.arn), { minutes: 60, now }) : [];
   const tasks: DmsTaskStatus[] = [];
@@ -333,7 +345,6 @@ export async function dmsStatus(ctx: PhaseContext, clients: DmsClients = dmsClie
   if (instance.freeableMemoryBytes !== null && instance.swapBytes !== null && instance.freeableMemoryBytes < th.minFreeableMemoryBytes && instance.swapBytes > th.maxSwapBytes) {
     instance.problems.push('replication instance is out of memory and swapping');
   }
-  const { applyExceptions, slots } = await readDatabaseSide(ctx);
   const slotProblems = slots.filter((x) => x.retainedBytes !== null && x.retainedBytes > th.maxRetainedWalBytes);
   const latencyChart = states.map((t) => {
     const suffix = t.arn.split(':').pop()!;
@@ -356,28 +367,22 @@ export async function dmsStatus(ctx: PhaseContext, clients: DmsClients = dmsClie
 }
 
 /** awsdms_apply_exceptions on the target (new rows since the last look) and the slots on the source. */
-async function readDatabaseSide(ctx: PhaseContext) {
-  const s = await openSessions(ctx);
-  try {
-    const journal = await Journal.find(s.target, ctx.plan.name);
-    const seen = ((journal && (await journal.phaseState('cdc:dms:exceptions'))?.detail) as { after?: string } | undefined)?.after ?? '-infinity';
-    const exists = await s.target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`);
-    const applyExceptions: DmsStatus['applyExceptions'] = [];
-    if (exists.rowCount) {
-      const r = await s.target.query<{ task: string; owner: string; name: string; at: string; error: string }>(
-        `SELECT task_name AS task, table_owner AS owner, table_name AS name, error_time::text AS at, error FROM awsdms_apply_exceptions WHERE error_time > $1::timestamp ORDER BY error_time LIMIT 200`,
-        [seen],
-      );
-      for (const row of r.rows) applyExceptions.push({ task: row.task, table: `${row.owner}.${row.name}`, at: row.at, error: row.error, truncation: /truncat|malformed json/i.test(row.error) });
-      if (journal && r.rows.length) await journal.setPhaseDetail('cdc:dms:exceptions', 'running', { after: r.rows[r.rows.length - 1].at });
-    }
-    const streams = journal ? await journal.streams() : [];
-    const slotRows = await s.source.query<{ slot: string; retained: string | null; active: boolean }>(
-      `SELECT slot_name AS slot, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text AS retained, active FROM pg_replication_slots WHERE slot_name = ANY($1)`,
-      [streams.map((x) => x.slot)],
+async function readDatabaseSide(s: Sessions, journal: Journal | undefined): Promise<Pick<DmsStatus, 'applyExceptions' | 'slots'>> {
+  const seen = ((journal && (await journal.phaseState('cdc:dms:exceptions'))?.detail) as { after?: string } | undefined)?.after ?? '-infinity';
+  const exists = await s.target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`);
+  const applyExceptions: DmsStatus['applyExceptions'] = [];
+  if (exists.rowCount) {
+    const r = await s.target.query<{ task: string; owner: string; name: string; at: string; error: string }>(
+      `SELECT task_name AS task, table_owner AS owner, table_name AS name, error_time::text AS at, error FROM awsdms_apply_exceptions WHERE error_time > $1::timestamp ORDER BY error_time LIMIT 200`,
+      [seen],
     );
-    return { applyExceptions, slots: slotRows.rows.map((x) => ({ slot: x.slot, retainedBytes: x.retained === null ? null : Number(x.retained), active: x.active })) };
-  } finally {
-    await s.close();
+    for (const row of r.rows) applyExceptions.push({ task: row.task, table: `${row.owner}.${row.name}`, at: row.at, error: row.error, truncation: /truncat|malformed json/i.test(row.error) });
+    if (journal && r.rows.length) await journal.setPhaseDetail('cdc:dms:exceptions', 'running', { after: r.rows[r.rows.length - 1].at });
   }
+  const streams = journal ? await journal.streams() : [];
+  const slotRows = await s.source.query<{ slot: string; retained: string | null; active: boolean }>(
+    `SELECT slot_name AS slot, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text AS retained, active FROM pg_replication_slots WHERE slot_name = ANY($1)`,
+    [streams.map((x) => x.slot)],
+  );
+  return { applyExceptions, slots: slotRows.rows.map((x) => ({ slot: x.slot, retainedBytes: x.retained === null ? null : Number(x.retained), active: x.active })) };
 }

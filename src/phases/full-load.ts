@@ -9,7 +9,7 @@ import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.j
 import { copyColumns, type TableInfo } from '../pg/catalog.js';
 import { connect, endpointFor, majorOf, type Endpoint } from '../pg/connect.js';
 import { copyTable } from '../pg/copy.js';
-import { analyzeStep, earlyIndexes, IndexQueue, indexesOf, postDataList } from '../pg/indexes.js';
+import { analyzeStep, earlyIndexes, IndexQueue, indexesOf, isAnalyze, postDataList, type IndexBuild } from '../pg/indexes.js';
 import { copyLargeObjects } from '../pg/large-objects.js';
 import { PausedReplica } from '../pg/paused-replica.js';
 import { createPublication, dropPublication, ensureHeartbeat } from '../pg/replication.js';
@@ -221,17 +221,19 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     const sessionName = loadSessionName(plan.name, scope);
     const prog = (progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(options.group), 'running', snap)));
     const early = await earlyIndexes(s.source, toLoad.flatMap((x) => x.group.tables));
-    indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (b, ms, built) => {
-      if (!b.analyze) prog.indexBuilt(b.table);
-      logIndexBuilt(log, b, ms, built);
+    indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
+      if (isAnalyze(step)) return;
+      prog.indexBuilt(step.table);
+      logIndexBuilt(log, step, ms, built);
     });
     // Reloading after post-data (a restart): foreign keys exist, so rows are deleted, not truncated.
     const clear = (await journal.phaseState(POST_DATA))?.state === 'done' ? 'delete' : 'truncate';
     const tasks: CopyTask[] = [];
     const completeSplits: Array<{ group: string; table: TableInfo; parts: number }> = [];
     const perGroup = new Map<string, { rows: number; bytes: number; skipped: number }>();
+    const finished = (await journal.tableProgress()).filter((p) => p.state === 'done');
     for (const x of toLoad) {
-      const planned = await planGroup(ctx, journal, x, clear, sessionName);
+      const planned = await planGroup(ctx, journal, finished, x, clear, sessionName);
       perGroup.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
       for (const t of planned.skipped) {
         prog.track(x.group.name, t, t.bytes, 1, indexesOf(early, t).length, 'skipped');
@@ -398,8 +400,15 @@ interface GroupPlan {
  * bounds), otherwise the table is cleared and copied whole again. A part in flight when a run
  * died left nothing: its rows and its journal row were one transaction.
  */
-async function planGroup(ctx: PhaseContext, journal: Journal, x: GroupToLoad, clear: 'truncate' | 'delete', sessionName: string): Promise<GroupPlan> {
-  const finished = (await journal.tableProgress()).filter((p) => p.group === x.group.name && p.state === 'done');
+async function planGroup(
+  ctx: PhaseContext,
+  journal: Journal,
+  finishedInJournal: Awaited<ReturnType<Journal['tableProgress']>>,
+  x: GroupToLoad,
+  clear: 'truncate' | 'delete',
+  sessionName: string,
+): Promise<GroupPlan> {
+  const finished = finishedInJournal.filter((p) => p.group === x.group.name);
   const wholeDone = new Set(finished.filter((p) => p.part === 0).map(tableKey));
   const partsDone = new Map<string, Map<number, string | null>>();
   for (const p of finished.filter((f) => f.part > 0)) {
@@ -508,8 +517,7 @@ async function copyOnePart(source: pg.Client, target: pg.Client, migration: stri
     } else if (clear === 'delete') {
       await target.query('SET LOCAL session_replication_role = replica');
     }
-    progress.copying(table);
-    const r = await copyTable(source, target, table, copyColumns(table), (n) => progress.addBytes(table, n), task.where, task.part === 0 && clear === 'truncate');
+    const r = await copyTable(source, target, table, copyColumns(table), progress.copying(table), task.where, task.part === 0 && clear === 'truncate');
     await target.query(progressSql.upsert, [migration, task.group, table.schema, table.name, task.part, 'done', r.rows, r.bytes, task.where ?? null]);
     await target.query('COMMIT');
     await source.query('COMMIT');
@@ -543,8 +551,8 @@ async function runPostData(ctx: PhaseContext, s: Sessions, restoreTool: PgTool, 
   const sessionName = postDataSessionName(plan.name);
   await endSessions(s.target, [sessionName]);
   const early = [...(await earlyIndexes(s.source, groups.flatMap((g) => g.tables))).values()].flat();
-  const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (b, ms, built) => {
-    logIndexBuilt(log, b, ms, built);
+  const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
+    if (!isAnalyze(step)) logIndexBuilt(log, step, ms, built);
   });
   try {
     queue.add(early);
@@ -569,7 +577,7 @@ async function runPostData(ctx: PhaseContext, s: Sessions, restoreTool: PgTool, 
 }
 
 /** Index builds worth a line (a second or more); the rest only with --debug. */
-function logIndexBuilt(log: PhaseContext['log'], b: { index: string; table: { schema: string; name: string } }, ms: number, built: boolean): void {
+function logIndexBuilt(log: PhaseContext['log'], b: IndexBuild, ms: number, built: boolean): void {
   if (!built) return;
   const line = `index ${b.index} on ${displayName(b.table)} built in ${(ms / 1000).toFixed(1)} s`;
   if (ms >= 1000) log.info(line);

@@ -67,17 +67,20 @@ export class LoadProgress {
     return this.tables.get(displayName(table))!;
   }
 
-  copying(table: QualifiedName): void {
+  /**
+   * A part of the table starts copying. Returns the byte meter for its COPY stream, bound to the
+   * table's entry: it runs once per chunk, so it does no lookup.
+   */
+  copying(table: QualifiedName): (bytes: number) => void {
     const t = this.get(table);
     if (t.state === 'waiting') {
       t.state = 'copying';
       t.startedAt = Date.now();
     }
-  }
-
-  addBytes(table: QualifiedName, n: number): void {
-    this.bytes += n;
-    this.get(table).bytes += n;
+    return (n) => {
+      this.bytes += n;
+      t.bytes += n;
+    };
   }
 
   /** A part (or a whole table) committed. Returns true when it was the table's last part. */

@@ -20,18 +20,17 @@ describe('full-load progress', () => {
     p.track('g', t('big'), 1000, 2, 1);
     p.track('g', t('small'), 100, 1, 0);
     p.track('g', t('old'), 500, 1, 0, 'skipped');
-    p.copying(t('big'));
-    p.addBytes(t('big'), 400);
+    const big = p.copying(t('big'));
+    big(400);
     expect(p.partDone(t('big'), 10)).toBe(false);
     let s = p.snapshot();
     expect(s).toMatchObject({ bytes: 400, estimatedBytes: 1100, rows: 10, tables: 3, tablesDone: 1 });
     expect(s.active).toEqual([{ table: 'public.big', bytes: 400, estimatedBytes: 1000, partsDone: 1, parts: 2, state: 'copying' }]);
-    p.addBytes(t('big'), 500);
+    p.copying(t('big'))(500);
     expect(p.partDone(t('big'), 12)).toBe(true); // last part: indexes next
     expect(p.snapshot().active[0].state).toBe('indexing');
     p.indexBuilt(t('big'));
-    p.copying(t('small'));
-    p.addBytes(t('small'), 90);
+    p.copying(t('small'))(90);
     expect(p.partDone(t('small'), 3)).toBe(true);
     s = p.snapshot();
     expect(s).toMatchObject({ bytes: 990, rows: 25, tablesDone: 3, active: [] });
@@ -46,8 +45,7 @@ describe('full-load progress', () => {
     const { log } = recorder(true);
     const p = new LoadProgress(log);
     p.track('g', t('big'), 1000, 4, 0);
-    p.copying(t('big'));
-    p.addBytes(t('big'), 500);
+    p.copying(t('big'))(500);
     p.partDone(t('big'), 1);
     const bars = p.bars();
     expect(bars).toHaveLength(2);

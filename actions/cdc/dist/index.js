@@ -34434,8 +34434,9 @@ async function runTool(bin, args, env, what) {
 
 // src/pg/indexes.ts
 function analyzeStep(table2) {
-  return { table: table2, index: "", indexOid: 0, definition: "", replicaIdentity: false, clustered: false, analyze: true };
+  return { table: table2, analyze: true };
 }
+var isAnalyze = (step) => "analyze" in step;
 var tableKey = (t) => `${t.schema}.${t.name}`;
 async function earlyIndexes(source, tables) {
   const r = await source.query(
@@ -34482,10 +34483,6 @@ function indexesOf(early, table2) {
 }
 async function buildIndex(target, b) {
   const t = qualify(b.table);
-  if (b.analyze) {
-    await target.query(`ANALYZE ${t}`);
-    return false;
-  }
   const state = await target.query(
     `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $3) AS index,
             EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -34544,8 +34541,8 @@ var IndexQueue = class {
   failed;
   drained;
   built = 0;
-  add(builds) {
-    this.waiting.push(...builds);
+  add(steps) {
+    this.waiting.push(...steps);
     this.pump();
   }
   pump() {
@@ -34563,7 +34560,9 @@ var IndexQueue = class {
     try {
       const c = this.idle.pop() ?? await this.connect();
       const started = Date.now();
-      const built = await buildIndex(c, b);
+      let built = false;
+      if (isAnalyze(b)) await c.query(`ANALYZE ${qualify(b.table)}`);
+      else built = await buildIndex(c, b);
       if (built) this.built++;
       this.onBuilt(b, Date.now() - started, built);
       this.idle.push(c);
@@ -34742,12 +34741,16 @@ var PausedReplica = class _PausedReplica {
   }
   /** Let go of the replica without resuming it (it was paused for another job). */
   async detach() {
+    this.stopWatching();
+    await this.replica.end().catch(() => {
+    });
+  }
+  /** No more samples, no more signal handlers; this object will not resume replay again. */
+  stopWatching() {
     this.resumed = true;
     clearInterval(this.monitor);
     process.removeListener("SIGINT", this.onSignal);
     process.removeListener("SIGTERM", this.onSignal);
-    await this.replica.end().catch(() => {
-    });
   }
   /** Called between tables: a limit crossed stops the load here (the caller resumes replay). */
   check() {
@@ -34776,10 +34779,7 @@ var PausedReplica = class _PausedReplica {
   }
   async resume() {
     if (this.resumed) return;
-    this.resumed = true;
-    clearInterval(this.monitor);
-    process.removeListener("SIGINT", this.onSignal);
-    process.removeListener("SIGTERM", this.onSignal);
+    this.stopWatching();
     try {
       await this.replica.query("SELECT pg_wal_replay_resume()");
       this.log.info("replica replay resumed");
@@ -34885,16 +34885,20 @@ var LoadProgress = class {
   get(table2) {
     return this.tables.get(displayName(table2));
   }
+  /**
+   * A part of the table starts copying. Returns the byte meter for its COPY stream, bound to the
+   * table's entry: it runs once per chunk, so it does no lookup.
+   */
   copying(table2) {
     const t = this.get(table2);
     if (t.state === "waiting") {
       t.state = "copying";
       t.startedAt = Date.now();
     }
-  }
-  addBytes(table2, n) {
-    this.bytes += n;
-    this.get(table2).bytes += n;
+    return (n) => {
+      this.bytes += n;
+      t.bytes += n;
+    };
   }
   /** A part (or a whole table) committed. Returns true when it was the table's last part. */
   partDone(table2, rows) {
@@ -35081,16 +35085,18 @@ async function runFullLoad(ctx, options = {}) {
     const sessionName = loadSessionName(plan.name, scope);
     const prog = progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(options.group), "running", snap));
     const early = await earlyIndexes(s.source, toLoad.flatMap((x) => x.group.tables));
-    indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (b, ms, built) => {
-      if (!b.analyze) prog.indexBuilt(b.table);
-      logIndexBuilt(log, b, ms, built);
+    indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
+      if (isAnalyze(step)) return;
+      prog.indexBuilt(step.table);
+      logIndexBuilt(log, step, ms, built);
     });
     const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
     const tasks = [];
     const completeSplits = [];
     const perGroup = /* @__PURE__ */ new Map();
+    const finished = (await journal.tableProgress()).filter((p) => p.state === "done");
     for (const x of toLoad) {
-      const planned = await planGroup(ctx, journal, x, clear, sessionName);
+      const planned = await planGroup(ctx, journal, finished, x, clear, sessionName);
       perGroup.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
       for (const t of planned.skipped) {
         prog.track(x.group.name, t, t.bytes, 1, indexesOf(early, t).length, "skipped");
@@ -35215,8 +35221,8 @@ async function planTasks(ctx, c, group2, point, tables) {
   }
   return tasks;
 }
-async function planGroup(ctx, journal, x, clear, sessionName) {
-  const finished = (await journal.tableProgress()).filter((p) => p.group === x.group.name && p.state === "done");
+async function planGroup(ctx, journal, finishedInJournal, x, clear, sessionName) {
+  const finished = finishedInJournal.filter((p) => p.group === x.group.name);
   const wholeDone = new Set(finished.filter((p) => p.part === 0).map(tableKey2));
   const partsDone = /* @__PURE__ */ new Map();
   for (const p of finished.filter((f) => f.part > 0)) {
@@ -35311,8 +35317,7 @@ async function copyOnePart(source, target, migration, task, progress, clear) {
     } else if (clear === "delete") {
       await target.query("SET LOCAL session_replication_role = replica");
     }
-    progress.copying(table2);
-    const r = await copyTable(source, target, table2, copyColumns(table2), (n) => progress.addBytes(table2, n), task.where, task.part === 0 && clear === "truncate");
+    const r = await copyTable(source, target, table2, copyColumns(table2), progress.copying(table2), task.where, task.part === 0 && clear === "truncate");
     await target.query(progressSql.upsert, [migration, task.group, table2.schema, table2.name, task.part, "done", r.rows, r.bytes, task.where ?? null]);
     await target.query("COMMIT");
     await source.query("COMMIT");
@@ -35339,8 +35344,8 @@ async function runPostData(ctx, s, restoreTool, dump, groups) {
   const sessionName = postDataSessionName(plan.name);
   await endSessions(s.target, [sessionName]);
   const early = [...(await earlyIndexes(s.source, groups.flatMap((g) => g.tables))).values()].flat();
-  const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (b, ms, built) => {
-    logIndexBuilt(log, b, ms, built);
+  const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
+    if (!isAnalyze(step)) logIndexBuilt(log, step, ms, built);
   });
   try {
     queue.add(early);

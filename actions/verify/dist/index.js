@@ -33376,29 +33376,23 @@ var TableChecker = class {
       for (const r of ranges) out.push(await rangeFingerprint(c, kt, r, v));
       return out;
     };
-    let a;
-    let b;
-    if (this.moving) {
-      a = await side(this.w.source, this.sv);
-      await this.bridge();
-      b = await side(this.w.target, this.tv);
-    } else {
-      [a, b] = await Promise.all([side(this.w.source, this.sv), side(this.w.target, this.tv)]);
-    }
+    const [a, b] = await this.bothSides(side);
     return ranges.map((_, i) => [a[i], b[i]]);
+  }
+  /**
+   * The same read on both sides: at once when nothing moves; on a moving target the source first,
+   * then the target only once it has applied past the source's read (bridge).
+   */
+  async bothSides(read) {
+    if (!this.moving) return Promise.all([read(this.w.source, this.sv), read(this.w.target, this.tv)]);
+    const a = await read(this.w.source, this.sv);
+    await this.bridge();
+    return [a, await read(this.w.target, this.tv)];
   }
   /** Every chunk of a full pass in one sequential scan per side (moving: source, heartbeat, target). */
   async buckets(bounds) {
     const kt = this.kt;
-    let a;
-    let b;
-    if (this.moving) {
-      a = await bucketFingerprints(this.w.source, kt, bounds, this.sv);
-      await this.bridge();
-      b = await bucketFingerprints(this.w.target, kt, bounds, this.tv);
-    } else {
-      [a, b] = await Promise.all([bucketFingerprints(this.w.source, kt, bounds, this.sv), bucketFingerprints(this.w.target, kt, bounds, this.tv)]);
-    }
+    const [a, b] = await this.bothSides((c, v) => bucketFingerprints(c, kt, bounds, v));
     return a.map((fp, i) => [fp, b[i]]);
   }
   async run() {
@@ -33446,15 +33440,7 @@ var TableChecker = class {
         return;
       }
     }
-    let src;
-    let tgt;
-    if (this.moving) {
-      src = await leafHashes(this.w.source, kt, range, this.sv);
-      await this.bridge();
-      tgt = await leafHashes(this.w.target, kt, range, this.tv);
-    } else {
-      [src, tgt] = await Promise.all([leafHashes(this.w.source, kt, range, this.sv), leafHashes(this.w.target, kt, range, this.tv)]);
-    }
+    const [src, tgt] = await this.bothSides((c, v) => leafHashes(c, kt, range, v));
     for (const [k, h] of src) {
       const other = tgt.get(k);
       if (other === void 0) this.candidates.set(k, { key: JSON.parse(k), kind: "missing" });
