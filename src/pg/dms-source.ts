@@ -165,10 +165,19 @@ export async function verifyStartLsn(
     );
     return r.rows[0].lsn;
   };
-  let next = await peek();
+  // Decoding reads only flushed WAL: a commit made with synchronous_commit off shows up once the
+  // WAL writer has flushed it (within 3 × wal_writer_delay), so an empty peek is retried briefly.
+  const peekSettled = async () => {
+    for (let i = 0; ; i++) {
+      const lsn = await peek();
+      if (lsn !== null || i >= 10) return lsn;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  let next = await peekSettled();
   if (next === null && options.beat) {
     await options.beat();
-    next = await peek();
+    next = await peekSettled();
   }
   if (next === null) {
     throw failure(

@@ -115,9 +115,9 @@ describe('DMS source preparation (pglogical)', () => {
     await expect(verifyStartLsn(c, { slot: 'pgshift_m_td', plugin: 'pglogical', serverVersionNum: 150000, maxChanges: 10, captured: '0/1' })).rejects.toThrow(/uses the test_decoding plugin/);
   });
 
-  // Open: on a fresh test_decoding slot the peek finds no change at or after its consistent point
-  // even after an insert (passes alone, fails after the pglogical cases); under investigation.
-  it.skip('test_decoding: the peek finds the first change after the slot start', async () => {
+  // The test servers run with synchronous_commit off: the insert reaches decoding only once the
+  // WAL writer has flushed it, which the peek waits for.
+  it('test_decoding: the peek finds the first change after the slot start', async () => {
     const [td] = await sql(server.url(), `SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = 'pgshift_m_td'`);
     await sql(server.url(), `INSERT INTO events VALUES (now(), 'x')`);
     const t = await verifyStartLsn(c, { slot: 'pgshift_m_td', plugin: 'test_decoding', serverVersionNum: 150000, maxChanges: 1000, captured: td.c });
