@@ -1,20 +1,23 @@
 import * as core from '@actions/core';
-import { inputError } from '../core/errors.js';
-import { cdcStatus, setCdcPaused, startCdc, stopCdc } from '../phases/cdc.js';
+import { inputError, numberInput } from '../core/errors.js';
+import { cdcStatus, setCdcPaused, startCdc, statusLag, statusProblems, stopCdc, watchCdc } from '../phases/cdc.js';
 import { resyncTables, restartCdc } from '../phases/resync.js';
 import { cdcMarkdown } from '../report/markdown.js';
 import { json, runAction } from './_runner.js';
 
 await runAction('cdc', async (ctx) => {
   const operation = core.getInput('operation') || 'status';
-  const waitMs = Number(core.getInput('wait-seconds') || '5') * 1000;
+  const waitMs = numberInput(core.getInput('wait-seconds') || '5', 'wait-seconds') * 1000;
+  const watchSeconds = numberInput(core.getInput('watch-seconds') || '0', 'watch-seconds');
   let r;
   switch (operation) {
     case 'start':
       r = await startCdc(ctx);
       break;
     case 'status':
-      r = await cdcStatus(ctx, waitMs);
+      r = watchSeconds > 0
+        ? await watchCdc(ctx, { everyMs: watchSeconds * 1000, forMs: numberInput(core.getInput('watch-minutes') || '14', 'watch-minutes', 1) * 60_000, waitMs, onStatus: (x) => core.info(`cdc ${x.healthy ? 'healthy' : 'FAILING'}; lag ${statusLag(x).seconds.toFixed(1)} s`) })
+        : await cdcStatus(ctx, waitMs);
       break;
     case 'pause':
       r = await setCdcPaused(ctx, true);
@@ -37,14 +40,15 @@ await runAction('cdc', async (ctx) => {
     default:
       throw inputError('input.operation', `operation ${JSON.stringify(operation)} is not known`, 'use start, status, pause, resume, stop, resync, partial-restart or full-restart');
   }
-  for (const g of r.groups) for (const p of g.problems) core.warning(`${g.group}: ${p}`);
+  for (const p of statusProblems(r)) core.warning(`${p.where}: ${p.problem}`);
+  const lag = statusLag(r);
   return {
     report: r,
     markdown: cdcMarkdown(r),
     outputs: {
       healthy: r.healthy,
-      'max-lag-bytes': Math.max(0, ...r.groups.map((g) => g.lagBytes ?? 0)),
-      'max-lag-seconds': Math.max(0, ...r.groups.map((g) => g.lagSeconds ?? 0)),
+      'max-lag-bytes': lag.bytes,
+      'max-lag-seconds': lag.seconds,
       status: json(r),
     },
     exitCode: r.healthy ? 0 : 1,

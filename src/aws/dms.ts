@@ -2,6 +2,7 @@ import {
   CreateEndpointCommand,
   CreateReplicationTaskCommand,
   DatabaseMigrationServiceClient,
+  DeleteEndpointCommand,
   DeleteReplicationTaskCommand,
   DescribeEndpointsCommand,
   DescribeReplicationTasksCommand,
@@ -79,7 +80,13 @@ export async function findTasks(dms: DatabaseMigrationServiceClient, instanceArn
   let marker: string | undefined;
   do {
     const page = await call('DescribeReplicationTasks', () =>
-      dms.send(new DescribeReplicationTasksCommand({ Filters: [{ Name: 'replication-instance-arn', Values: [instanceArn] }], WithoutSettings: true, MaxRecords: 100, Marker: marker })),
+      dms
+        .send(new DescribeReplicationTasksCommand({ Filters: [{ Name: 'replication-instance-arn', Values: [instanceArn] }], WithoutSettings: true, MaxRecords: 100, Marker: marker }))
+        // DMS answers a filter that matches nothing with ResourceNotFoundFault.
+        .catch((err: { name?: string }) => {
+          if (err.name === 'ResourceNotFoundFault') return { ReplicationTasks: [], Marker: undefined };
+          throw err;
+        }),
     );
     tasks.push(...(page.ReplicationTasks ?? []));
     marker = page.Marker;
@@ -217,6 +224,10 @@ export async function stopTask(dms: DatabaseMigrationServiceClient, arn: string)
 
 export async function deleteTask(dms: DatabaseMigrationServiceClient, arn: string): Promise<void> {
   await call(`DeleteReplicationTask ${arn}`, () => dms.send(new DeleteReplicationTaskCommand({ ReplicationTaskArn: arn })));
+}
+
+export async function deleteEndpoint(dms: DatabaseMigrationServiceClient, arn: string): Promise<void> {
+  await call(`DeleteEndpoint ${arn}`, () => dms.send(new DeleteEndpointCommand({ EndpointArn: arn })));
 }
 
 export async function tableStatistics(dms: DatabaseMigrationServiceClient, arn: string): Promise<TableStatistics[]> {

@@ -1,11 +1,11 @@
 import { Command, CommanderError, Option } from 'commander';
 import { loadPlanFile } from '../config/load.js';
-import { isPgshiftError, type ExitCode } from '../core/errors.js';
+import { isPgshiftError, numberInput, type ExitCode } from '../core/errors.js';
 import { createLogger, type Level, type Logger } from '../core/log.js';
 import { redact, redactDeep } from '../core/secrets.js';
 import { proposalFrom, runAssess } from '../phases/assess.js';
 import { writeProposal } from '../config/plan-writer.js';
-import { cdcStatus, setCdcPaused, startCdc, stopCdc, type CdcStatus } from '../phases/cdc.js';
+import { cdcStatus, setCdcPaused, startCdc, stopCdc, watchCdc, type AnyCdcStatus } from '../phases/cdc.js';
 import { phaseContext, type PhaseContext } from '../phases/context.js';
 import { runCutover, runRollback } from '../phases/cutover.js';
 import { runFullLoad } from '../phases/full-load.js';
@@ -139,22 +139,21 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
     }));
 
   const cdc = program.command('cdc').description('change data capture from the snapshot LSN onwards');
-  const cdcResult = (result: CdcStatus) => ({ result, markdown: cdcMarkdown(result), exit: (result.healthy ? 0 : 1) as ExitCode });
-  cdc.command('start').description('create and enable one subscription per group').action(run(async (opts) => cdcResult(await startCdc(context(opts)))));
+  const cdcResult = (result: AnyCdcStatus) => ({ result, markdown: cdcMarkdown(result), exit: (result.healthy ? 0 : 1) as ExitCode });
+  cdc.command('start').description('create and enable one subscription (native) or DMS CDC-only task (dms) per group').action(run(async (opts) => cdcResult(await startCdc(context(opts)))));
   cdc
     .command('status')
     .description('lag in bytes and seconds, slot retention and apply errors per group (exit 1 when failing)')
     .option('--wait <seconds>', 'how long to wait for the heartbeat to be applied', '5')
-    .option('--watch <seconds>', 'repeat every N seconds until interrupted')
-    .action(run(async (opts, cmd: { wait: string; watch?: string }) => {
+    .option('--watch <seconds>', 'repeat every N seconds; stop at the first failing status (exit 1)')
+    .option('--for <minutes>', 'with --watch: stop after this long with the last status (default: until interrupted)')
+    .action(run(async (opts, cmd: { wait: string; watch?: string; for?: string }) => {
       const ctx = context(opts);
-      const waitMs = Number(cmd.wait) * 1000;
+      const waitMs = numberInput(cmd.wait, '--wait') * 1000;
       if (cmd.watch) {
-        for (;;) {
-          const r = await cdcStatus(ctx, waitMs);
-          io.stderr(cdcMarkdown(r));
-          await new Promise((res) => setTimeout(res, Number(cmd.watch) * 1000));
-        }
+        const everyMs = numberInput(cmd.watch, '--watch', 1) * 1000;
+        const forMs = cmd.for ? numberInput(cmd.for, '--for', 1) * 60_000 : Number.POSITIVE_INFINITY;
+        return cdcResult(await watchCdc(ctx, { everyMs, forMs, waitMs, onStatus: (r) => io.stderr(cdcMarkdown(r)) }));
       }
       return cdcResult(await cdcStatus(ctx, waitMs));
     }));

@@ -42,3 +42,12 @@ export function failure(code: string, message: string, hint?: string, cause?: un
 export function isPgshiftError(err: unknown): err is PgshiftError {
   return err instanceof PgshiftError;
 }
+
+/** A numeric command-line or action input, refused (exit 2) when it is not a number of at least `min`. */
+export function numberInput(value: string, name: string, min = 0): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < min) {
+    throw inputError(`input.${name.replace(/^-+/, '')}`, `${name} must be a number of at least ${min}, not ${JSON.stringify(value)}`, `pass ${name} with a number, e.g. ${name} ${Math.max(min, 5)}`);
+  }
+  return n;
+}

@@ -25,6 +25,15 @@ export function subscriptionName(migration: string, group: string): string {
   return fit(`pgshift_${migration}_${group}`);
 }
 
+/**
+ * DMS: a group mixing tables that may and may not use batch apply runs as two tasks, and two tasks
+ * cannot read one slot; the batch-apply tables get a stream of their own under this name (slot,
+ * replication sets, heartbeat table), created before the group's snapshot and started at its LSN.
+ */
+export function batchStreamName(group: string): string {
+  return `${group}_batch`;
+}
+
 /** One heartbeat table per group, in the control schema on both sides, published with the group. */
 export function heartbeatTable(group: string): string {
   return fit(`heartbeat_${group}`);

@@ -175,6 +175,10 @@ export class Journal {
     );
   }
 
+  async deleteStream(group: string): Promise<void> {
+    await this.c.query(`DELETE FROM ${S}.stream WHERE migration = $1 AND group_name = $2`, [this.migration, group]);
+  }
+
   async setStreamState(group: string, state: string): Promise<void> {
     await this.c.query(`UPDATE ${S}.stream SET state = $3, updated_at = now() WHERE migration = $1 AND group_name = $2`, [this.migration, group, state]);
   }

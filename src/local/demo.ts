@@ -3,7 +3,7 @@ import { parsePlan } from '../config/load.js';
 import { formatBytes } from '../config/size.js';
 import type { Logger } from '../core/log.js';
 import { runAssess } from '../phases/assess.js';
-import { cdcStatus, startCdc, waitForCatchUp } from '../phases/cdc.js';
+import { nativeCdcStatus, startNativeCdc, waitForCatchUp } from '../phases/cdc.js';
 import { phaseContext } from '../phases/context.js';
 import { runCutover, type CutoverResult } from '../phases/cutover.js';
 import { runFullLoad, type FullLoadResult } from '../phases/full-load.js';
@@ -109,9 +109,9 @@ cutover: { fence: roles, roles: [${APP_ROLE}], timeoutSeconds: 30 }
 
     await step('assess', () => runAssess(ctx), (r) => `${r.groups.length} groups, ${r.blockers} blockers, ${r.findings.length} findings`);
     const load = await step('full-load', () => runFullLoad(ctx), (r) => `${r.rows} rows, ${formatBytes(r.bytes)}, ${r.rowsPerSecond} rows/s, snapshot LSNs ${r.groups.map((g) => g.snapshotLsn).join(', ')}`);
-    await step('cdc start', () => startCdc(ctx), (r) => r.groups.map((g) => `${g.group}: ${g.health}`).join(', '));
+    await step('cdc start', () => startNativeCdc(ctx), (r) => r.groups.map((g) => `${g.group}: ${g.health}`).join(', '));
     await step('cdc catch-up', () => waitForCatchUp(ctx, 60_000), (ms) => `every group applied a fresh heartbeat within ${ms} ms`);
-    await step('cdc status', () => cdcStatus(ctx), (r) => r.groups.map((g) => `${g.group}: lag ${g.lagSeconds?.toFixed(2) ?? '?'} s / ${formatBytes(g.lagBytes ?? 0)}`).join(', '));
+    await step('cdc status', () => nativeCdcStatus(ctx), (r) => r.groups.map((g) => `${g.group}: lag ${g.lagSeconds?.toFixed(2) ?? '?'} s / ${formatBytes(g.lagBytes ?? 0)}`).join(', '));
     await step('verify (writes flowing)', async () => {
       // A table that kept changing under every check is re-verified: the gate wants a pass.
       let r = await runVerify(ctx);

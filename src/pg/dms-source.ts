@@ -88,24 +88,31 @@ export async function ensureReplicationSets(c: pg.Client, slot: string, tables: 
   return { updates, inserts, keyless };
 }
 
-export async function dropReplicationSets(c: pg.Client, slot: string): Promise<void> {
+export async function dropReplicationSets(c: pg.Client, slot: string): Promise<boolean> {
   const ext = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
-  if (!ext.rowCount) return;
+  if (!ext.rowCount) return false;
   const { updates, inserts } = replicationSetNames(slot);
+  let dropped = false;
   for (const set of [updates, inserts]) {
     const r = await c.query('SELECT 1 FROM pglogical.replication_set WHERE set_name = $1', [set]);
-    if (r.rowCount) await c.query('SELECT pglogical.drop_replication_set($1)', [set]);
+    if (r.rowCount) {
+      await c.query('SELECT pglogical.drop_replication_set($1)', [set]);
+      dropped = true;
+    }
   }
+  return dropped;
 }
 
 /** Drop the node once no replication set of pgshift's is left (teardown). */
-export async function dropPglogicalNodeIfUnused(c: pg.Client): Promise<void> {
+export async function dropPglogicalNodeIfUnused(c: pg.Client): Promise<boolean> {
   const ext = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
-  if (!ext.rowCount) return;
+  if (!ext.rowCount) return false;
   const sets = await c.query(`SELECT 1 FROM pglogical.replication_set WHERE set_name NOT IN ('default', 'default_insert_only', 'ddl_sql')`);
-  if (sets.rowCount) return;
+  if (sets.rowCount) return false;
   const node = await c.query('SELECT 1 FROM pglogical.node WHERE node_name = $1', [PGLOGICAL_NODE]);
-  if (node.rowCount) await c.query('SELECT pglogical.drop_node($1)', [PGLOGICAL_NODE]);
+  if (!node.rowCount) return false;
+  await c.query('SELECT pglogical.drop_node($1)', [PGLOGICAL_NODE]);
+  return true;
 }
 
 /** The output plugin's options for a peek, as DMS would decode the slot. */
@@ -187,4 +194,34 @@ export async function verifyStartLsn(
     );
   }
   return { lsn: formatLsn(parseLsn(next)), captured: options.captured, confirmedFlush: confirmed, exact: parseLsn(next) === parseLsn(options.captured) };
+}
+
+/**
+ * DMS's own objects, removed by teardown: its control tables on the target (awsdms_apply_exceptions,
+ * awsdms_status, …, in any schema), and on the source its heartbeat table and the DDL-capture event
+ * trigger, function and audit table (created when CaptureDdls was on). Returns what was dropped.
+ */
+export async function dropDmsArtifacts(s: { source: pg.Client; target: pg.Client }): Promise<string[]> {
+  const dropped: string[] = [];
+  const tables = `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE c.relname LIKE 'awsdms\\_%' AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
+  for (const [side, c] of [['target', s.target], ['source', s.source]] as const) {
+    if (side === 'source') {
+      const trig = await c.query(`SELECT 1 FROM pg_event_trigger WHERE evtname = 'awsdms_intercept_ddl'`);
+      if (trig.rowCount) {
+        await c.query('DROP EVENT TRIGGER awsdms_intercept_ddl');
+        dropped.push('event trigger awsdms_intercept_ddl (source)');
+      }
+      const fns = await c.query<{ f: string }>(`SELECT p.oid::regprocedure::text AS f FROM pg_proc p WHERE p.proname = 'awsdms_intercept_ddl'`);
+      for (const f of fns.rows) {
+        await c.query(`DROP FUNCTION ${f.f}`);
+        dropped.push(`function ${f.f} (source)`);
+      }
+    }
+    for (const { t } of (await c.query<{ t: string }>(tables)).rows) {
+      await c.query(`DROP TABLE IF EXISTS ${t}`);
+      dropped.push(`table ${t} (${side})`);
+    }
+  }
+  return dropped;
 }

@@ -1,9 +1,7 @@
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import type pg from 'pg';
 import { qualify, quoteIdent, type QualifiedName } from '../core/ident.js';
-import type { SchemaDump } from './schema.js';
-import { runTool, type PgTool } from './tools.js';
+import { restoreList, type SchemaDump } from './schema.js';
+import type { PgTool } from './tools.js';
 
 /**
  * Indexes built per table as soon as the table's rows have all landed, instead of all at the end
@@ -153,14 +151,7 @@ export async function postDataList(tool: PgTool, dump: SchemaDump, builtEarly: I
     skip.add(`1259 ${b.indexOid}`);
     if (b.constraint) skip.add(`2606 ${b.constraint.oid}`);
   }
-  const listing = await runTool(tool.path, ['--list', dump.file], process.env, 'pg_restore --list of the schema dump');
-  const lines = listing.split('\n').map((line) => {
-    const m = /^\s*\d+;\s+(\d+)\s+(\d+)\s/.exec(line);
-    return m && skip.has(`${m[1]} ${m[2]}`) ? `;${line}` : line;
-  });
-  const file = path.join(path.dirname(dump.file), 'post-data.list');
-  writeFileSync(file, lines.join('\n'));
-  return file;
+  return restoreList(tool, dump, 'post-data', ({ classId, objectId }) => skip.has(`${classId} ${objectId}`));
 }
 
 /**

@@ -36,8 +36,11 @@ export async function createPublication(c: pg.Client, name: string, tables: Qual
   await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
 }
 
-export async function dropPublication(c: pg.Client, name: string): Promise<void> {
+/** Drop the publication if it exists; true when it did. */
+export async function dropPublication(c: pg.Client, name: string): Promise<boolean> {
+  if (!(await publicationExists(c, name))) return false;
   await c.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
+  return true;
 }
 
 export async function subscriptionExists(c: pg.Client, name: string): Promise<boolean> {

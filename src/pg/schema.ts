@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Endpoint } from './connect.js';
@@ -55,4 +55,32 @@ export async function restoreSection(
   const env = toolEnv(target);
   if (options.sessionName) env.PGAPPNAME = options.sessionName;
   await runTool(tool.path, args, env, `pg_restore ${section} into the target`);
+}
+
+/**
+ * Extensions that are replication machinery on the source (DMS reads pglogical's replication sets),
+ * not part of the application: never restored on the target, which usually cannot even load them.
+ */
+export const SOURCE_ONLY_EXTENSIONS = ['pglogical'];
+
+/**
+ * A pg_restore -L list of the dump without the entries `skip` names (a line of `pg_restore --list`:
+ * "id; classid objid TYPE schema name owner"), written beside the dump.
+ */
+export async function restoreList(tool: PgTool, dump: SchemaDump, name: string, skip: (entry: { classId: string; objectId: string; line: string }) => boolean): Promise<string> {
+  const listing = await runTool(tool.path, ['--list', dump.file], process.env, 'pg_restore --list of the schema dump');
+  const lines = listing.split('\n').map((line) => {
+    const m = /^\s*\d+;\s+(\d+)\s+(\d+)\s/.exec(line);
+    return m && skip({ classId: m[1], objectId: m[2], line }) ? `;${line}` : line;
+  });
+  const file = path.join(path.dirname(dump.file), `${name}.list`);
+  writeFileSync(file, lines.join('\n'));
+  return file;
+}
+
+/** Pre-data without the source-only extensions. */
+export function preDataList(tool: PgTool, dump: SchemaDump): Promise<string> {
+  const names = SOURCE_ONLY_EXTENSIONS.join('|');
+  const re = new RegExp(`\\s(EXTENSION - |COMMENT - EXTENSION )(${names})\\s`);
+  return restoreList(tool, dump, 'pre-data', ({ line }) => re.test(`${line} `));
 }

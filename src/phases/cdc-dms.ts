@@ -1,14 +1,19 @@
+import { writeFileSync } from 'node:fs';
 import type { ReplicationTask } from '@aws-sdk/client-database-migration-service';
 import { parseServerUrl } from '../config/url.js';
-import { inputError, gateRefused } from '../core/errors.js';
-import { splitByBatchApply, tableMappings, taskIdentifier, taskSettings, type DmsTable } from '../core/dms.js';
-import { heartbeatTable } from '../core/names.js';
-import { Journal, type StreamRecord } from '../journal/journal.js';
+import { gateRefused, inputError } from '../core/errors.js';
+import { tableMappings, taskIdentifier, taskSettings } from '../core/dms.js';
+import { formatBytes } from '../config/size.js';
+import { batchStreamName, heartbeatTable } from '../core/names.js';
+import { Journal, S, type StreamRecord } from '../journal/journal.js';
 import {
   createTask,
+  deleteTask,
   describeTask,
   dmsClients,
   ensureEndpoint,
+  deleteEndpoint,
+  findEndpoint,
   findTasks,
   metrics,
   startTask,
@@ -20,21 +25,26 @@ import {
   type DmsClients,
   type MetricSeries,
 } from '../aws/dms.js';
-import { writeBeat } from '../pg/heartbeat.js';
-import { verifyStartLsn, type DmsPlugin } from '../pg/dms-source.js';
+import { appliedBeatAge, waitForMarker, writeBeat } from '../pg/heartbeat.js';
+import { dropDmsArtifacts, verifyStartLsn, type DmsPlugin } from '../pg/dms-source.js';
 import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
+import { runFullLoad } from './full-load.js';
+import { DMS_TASKS_PHASE, dmsTaskPlans } from './stream-source.js';
 
 /**
  * CDC with AWS DMS: per group one CDC-only task (two when the group mixes tables that may and may
- * not use batch apply), starting at the group's snapshot LSN after that LSN has been checked
- * against the slot. The full load prepared the source (slot with the plugin, pglogical node and
- * sets); this phase owns the endpoints and tasks, found again by their tags on every run.
+ * not use batch apply; each reads its own slot), starting at the group's snapshot LSN after that
+ * LSN has been checked against the slot. The full load prepared the source (slots with the plugin,
+ * pglogical node and sets: stream-source.ts); this phase owns the endpoints and tasks, found again
+ * by their tags on every run.
  *
  * The journal keeps, per task, whether `start-replication` was sent: it is sent once, ever; every
  * later start of the same task is `resume-processing`.
  */
 export interface DmsTaskState {
   group: string;
+  /** The stream (slot) the task reads: the group's own, or its batch-apply companion. */
+  stream: string;
   role: string;
   identifier: string;
   arn: string;
@@ -48,9 +58,11 @@ export interface DmsTaskStatus extends DmsTaskState {
   lastFailure?: string;
   latencySourceSeconds: number | null;
   latencyTargetSeconds: number | null;
+  /** Seconds for a heartbeat written on the source now to be applied on the target (null: not measured). */
+  heartbeatLagSeconds: number | null;
   incomingChanges: number | null;
   tablesErrored: string[];
-  health: 'ok' | 'warn' | 'failing';
+  health: 'ok' | 'warn' | 'paused' | 'failing';
   problems: string[];
 }
 
@@ -58,16 +70,16 @@ export interface DmsStatus {
   engine: 'dms';
   healthy: boolean;
   tasks: DmsTaskStatus[];
-  instance: { cpuPercent: number | null; freeableMemoryBytes: number | null; swapBytes: number | null; freeStorageBytes: number | null; problems: string[] };
+  instance: { identifier: string; cpuPercent: number | null; freeableMemoryBytes: number | null; swapBytes: number | null; freeStorageBytes: number | null; problems: string[] };
   /** Rows of awsdms_apply_exceptions newer than the previous status (LOB truncations flagged). */
   applyExceptions: Array<{ task: string; table: string; at: string; error: string; truncation: boolean }>;
   /** Retained WAL per slot on the source. */
-  slots: Array<{ slot: string; retainedBytes: number | null; active: boolean }>;
+  slots: Array<{ slot: string; retainedBytes: number | null; active: boolean; problem?: string }>;
   /** CDCLatencySource + CDCLatencyTarget per minute, per task, for the chart. */
   latency: Array<{ identifier: string; points: Array<{ at: string; seconds: number }> }>;
 }
 
-const TASKS_PHASE = 'cdc:dms:tasks';
+const EXCEPTIONS_PHASE = 'cdc:dms:exceptions';
 
 type DmsPlan = PhaseContext['plan']['cdc']['dms'];
 
@@ -77,19 +89,6 @@ export function requireDmsConfig(ctx: PhaseContext): Required<Pick<DmsPlan, 'rep
     throw inputError('dms.config', 'cdc.engine is dms but cdc.dms.replicationInstanceArn or cdc.dms.replicationInstanceIdentifier is missing', 'set both in the plan (the identifier is the instance name, used for its CloudWatch metrics)');
   }
   return d as Required<Pick<DmsPlan, 'replicationInstanceArn' | 'replicationInstanceIdentifier'>> & DmsPlan;
-}
-
-/** The group's tables as DMS sees them, with the per-table settings the assessment wrote into the plan. */
-export function dmsTablesOf(ctx: PhaseContext, tables: Array<{ schema: string; name: string }>): DmsTable[] {
-  return tables.map((t) => {
-    const s = ctx.plan.tables[`${t.schema}.${t.name}`] ?? {};
-    return {
-      schema: t.schema,
-      name: t.name,
-      lob: s.lobMode ? { mode: s.lobMode, maxSizeKb: s.lobMaxSizeKb ?? ctx.plan.cdc.dms.lobMaxSizeKb } : undefined,
-      batchApply: s.batchApply ?? false,
-    };
-  });
 }
 
 /**
@@ -111,11 +110,15 @@ function endpointInput(ctx: PhaseContext, side: 'source' | 'target', identifier:
   };
 }
 
-function sourceEndpointInput(ctx: PhaseContext, identifier: string, slot: string, plugin: DmsPlugin, tagList: ReturnType<typeof tags>) {
+/** Identifiers of the endpoints: one source endpoint per slot (SlotName is an endpoint setting), one target. */
+const sourceEndpointId = (ctx: PhaseContext, stream: string) => taskIdentifier(ctx.plan.name, stream, 'source');
+const targetEndpointId = (ctx: PhaseContext) => taskIdentifier(ctx.plan.name, 'target', '');
+
+function sourceEndpointInput(ctx: PhaseContext, stream: StreamRecord, plugin: DmsPlugin) {
   const d = ctx.plan.cdc.dms;
-  return endpointInput(ctx, 'source', identifier, tagList, {
+  return endpointInput(ctx, 'source', sourceEndpointId(ctx, stream.group), tags(ctx.plan.name, stream.group, 'source-endpoint'), {
     PluginName: plugin === 'pglogical' ? 'pglogical' : 'test-decoding',
-    SlotName: slot,
+    SlotName: stream.slot,
     HeartbeatEnable: true,
     HeartbeatFrequency: d.heartbeatFrequencyMinutes,
     CaptureDdls: d.captureDdls,
@@ -123,15 +126,24 @@ function sourceEndpointInput(ctx: PhaseContext, identifier: string, slot: string
   });
 }
 
-function targetEndpointInput(ctx: PhaseContext, identifier: string, tagList: ReturnType<typeof tags>) {
+function targetEndpointInput(ctx: PhaseContext) {
   // As the native apply worker: no FK or user triggers fire for replicated rows.
-  return endpointInput(ctx, 'target', identifier, tagList, { AfterConnectScript: "SET session_replication_role = 'replica'" });
+  return endpointInput(ctx, 'target', targetEndpointId(ctx), tags(ctx.plan.name, '*', 'target-endpoint'), { AfterConnectScript: "SET session_replication_role = 'replica'" });
 }
 
 const pollOf = (d: DmsPlan) => ({ intervalMs: d.pollSeconds * 1000, timeoutMs: d.readyTimeoutMinutes * 60_000 });
 
+async function tasksIn(journal: Journal | undefined): Promise<DmsTaskState[]> {
+  return ((journal && (await journal.phaseState(DMS_TASKS_PHASE))?.detail) as { tasks?: DmsTaskState[] } | undefined)?.tasks ?? [];
+}
+
+/** The journal's tasks with the group's ones replaced (or removed). */
+async function saveTasks(journal: Journal, tasks: DmsTaskState[]): Promise<void> {
+  await journal.setPhaseDetail(DMS_TASKS_PHASE, 'running', { tasks });
+}
+
 /**
- * `cdc start` on DMS: per group, check the start LSN against the slot, make sure the endpoints and
+ * `cdc start` on DMS: per group, check the start LSN against each slot, make sure the endpoints and
  * tasks exist (found by tag, never duplicated), wait until each task is ready, send
  * `start-replication` with the position once, and wait until it runs.
  */
@@ -148,22 +160,21 @@ export async function startDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsCl
       throw gateRefused('cdc.not-loaded', notLoaded ? `group ${notLoaded.group} is ${notLoaded.state}` : 'no group has been loaded', 'finish pgshift full-load for every group first');
     }
     await journal.startPhase('cdc');
-    const state = ((await journal.phaseState(TASKS_PHASE))?.detail as { tasks?: DmsTaskState[] } | undefined)?.tasks ?? [];
-    const save = () => journal.setPhaseDetail(TASKS_PHASE, 'running', { tasks: state });
-    const groups = new Map((await resolveGroups(ctx, s.source, s.sourceVersion)).map((g) => [g.name, g]));
+    const state = await tasksIn(journal);
+    const byName = new Map(streams.map((r) => [r.group, r]));
+    const groups = (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => byName.has(g.name));
     const existing = await findTasks(clients.dms, d.replicationInstanceArn, ctx.plan.name);
-    const target =
-      d.targetEndpointArn ?? (await ensureEndpoint(clients.dms, targetEndpointInput(ctx, taskIdentifier(ctx.plan.name, 'target', ''), tags(ctx.plan.name, '*', 'target-endpoint')))).arn;
-    for (const stream of streams) {
-      const group = groups.get(stream.group);
-      if (!group) continue;
-      const source = await ensureEndpoint(clients.dms, sourceEndpointInput(ctx, taskIdentifier(ctx.plan.name, stream.group, 'source'), stream.slot, plugin, tags(ctx.plan.name, stream.group, 'source-endpoint')));
-      for (const tp of splitByBatchApply(dmsTablesOf(ctx, group.tables))) {
+    const target = d.targetEndpointArn ?? (await ensureEndpoint(clients.dms, targetEndpointInput(ctx))).arn;
+    for (const group of groups) {
+      for (const tp of dmsTaskPlans(ctx.plan, group)) {
+        const stream = byName.get(tp.stream);
+        if (!stream) throw gateRefused('cdc.not-loaded', `stream ${tp.stream} of group ${group.name} was not prepared by the full load`, `run pgshift full-load --restart --group ${group.name}`);
         const role = `task${tp.suffix ? `-${tp.suffix}` : ''}`;
-        const identifier = taskIdentifier(ctx.plan.name, stream.group, tp.suffix);
-        let record = state.find((t) => t.group === stream.group && t.role === role);
-        let task: ReplicationTask | undefined = existing.find((t) => t.group === stream.group && t.role === role)?.task;
+        const identifier = taskIdentifier(ctx.plan.name, group.name, tp.suffix);
+        let record = state.find((t) => t.group === group.name && t.role === role);
+        let task: ReplicationTask | undefined = existing.find((t) => t.group === group.name && t.role === role)?.task;
         if (!task) {
+          const source = await ensureEndpoint(clients.dms, sourceEndpointInput(ctx, stream, plugin));
           const start = await verifiedStart(ctx, s, stream, plugin, d.peekMaxChanges);
           task = await createTask(clients.dms, {
             identifier,
@@ -173,33 +184,32 @@ export async function startDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsCl
             startLsn: start,
             tableMappings: tableMappings(tp.tables),
             settings: taskSettings({ lobMaxSizeKb: d.lobMaxSizeKb, batchApply: tp.batchApply }),
-            tags: tags(ctx.plan.name, stream.group, role),
+            tags: tags(ctx.plan.name, group.name, role),
           });
           // A journal entry for a task that no longer exists (deleted by hand) is replaced.
-          const stale = state.findIndex((t) => t.group === stream.group && t.role === role);
-          if (stale >= 0) state.splice(stale, 1);
-          record = { group: stream.group, role, identifier, arn: task.ReplicationTaskArn!, startLsn: start, started: false };
+          if (record) state.splice(state.indexOf(record), 1);
+          record = { group: group.name, stream: stream.group, role, identifier, arn: task.ReplicationTaskArn!, startLsn: start, started: false };
           state.push(record);
-          await save();
-          ctx.log.info(`group ${stream.group}: DMS task ${identifier} created from ${start}`);
+          await saveTasks(journal, state);
+          ctx.log.info(`group ${group.name}: DMS task ${identifier} created from ${start} (slot ${stream.slot})`);
         }
         if (!record) {
           // A task exists (found by its tags) that this journal does not know: it may have been started.
-          record = { group: stream.group, role, identifier, arn: task.ReplicationTaskArn!, startLsn: task.CdcStartPosition ?? '', started: task.Status !== 'ready' && task.Status !== 'creating' };
+          record = { group: group.name, stream: stream.group, role, identifier, arn: task.ReplicationTaskArn!, startLsn: task.CdcStartPosition ?? '', started: task.Status !== 'ready' && task.Status !== 'creating' };
           state.push(record);
-          await save();
+          await saveTasks(journal, state);
         }
         if (record.started) {
-          ctx.log.info(`group ${stream.group}: DMS task ${identifier} already started (${task.Status}); use pgshift cdc resume to resume it`);
+          ctx.log.info(`group ${group.name}: DMS task ${identifier} already started (${task.Status}); pgshift cdc resume resumes it`);
           continue;
         }
         await waitForTask(clients.dms, record.arn, ['ready'], poll);
         await startTask(clients.dms, record.arn, 'start-replication', record.startLsn);
         record.started = true;
-        await save();
+        await saveTasks(journal, state);
         await waitForTask(clients.dms, record.arn, ['running'], poll);
         await journal.setStreamState(stream.group, 'streaming');
-        ctx.log.info(`group ${stream.group}: DMS task ${identifier} running from ${record.startLsn}`);
+        ctx.log.info(`group ${group.name}: DMS task ${identifier} running from ${record.startLsn}`);
       }
     }
     await journal.event('cdc', 'info', `DMS: ${state.length} task(s) started`);
@@ -209,7 +219,7 @@ export async function startDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsCl
   return dmsStatus(ctx, clients);
 }
 
-/** The checked start position of a group: its snapshot LSN, or the next change after it. */
+/** The checked start position of a stream: its snapshot LSN, or the next change after it. */
 async function verifiedStart(ctx: PhaseContext, s: Sessions, stream: StreamRecord, plugin: DmsPlugin, maxChanges: number): Promise<string> {
   const r = await verifyStartLsn(s.source, {
     slot: stream.slot,
@@ -219,18 +229,19 @@ async function verifiedStart(ctx: PhaseContext, s: Sessions, stream: StreamRecor
     maxChanges,
     beat: () => writeBeat(s.source, heartbeatTable(stream.group), stream.group).then(() => {}),
   });
-  if (!r.exact) ctx.log.info(`group ${stream.group}: ${r.captured} is not a change position in slot ${stream.slot}; the next change, ${r.lsn}, is the start`);
+  if (!r.exact) ctx.log.info(`stream ${stream.group}: ${r.captured} is not a change position in slot ${stream.slot}; the next change, ${r.lsn}, is the start`);
   return r.lsn;
 }
 
-async function tasksIn(journal: Journal | undefined): Promise<DmsTaskState[]> {
-  return ((journal && (await journal.phaseState(TASKS_PHASE))?.detail) as { tasks?: DmsTaskState[] } | undefined)?.tasks ?? [];
-}
-
-async function tasksOf(ctx: PhaseContext): Promise<DmsTaskState[]> {
+/** The journal and its tasks, for commands that act on tasks already created. */
+async function withTasks<T>(ctx: PhaseContext, fn: (journal: Journal, tasks: DmsTaskState[], s: Sessions) => Promise<T>): Promise<T> {
   const s = await openSessions(ctx);
   try {
-    return await tasksIn(await Journal.find(s.target, ctx.plan.name));
+    const journal = await Journal.find(s.target, ctx.plan.name);
+    if (!journal) throw gateRefused('cdc.no-journal', `target ${ctx.target.label} has no pgshift journal for migration ${ctx.plan.name}`, 'run pgshift full-load first');
+    const tasks = await tasksIn(journal);
+    if (tasks.length === 0) throw gateRefused('dms.no-tasks', 'no DMS task has been created for this migration', 'run pgshift cdc start');
+    return await fn(journal, tasks, s);
   } finally {
     await s.close();
   }
@@ -239,26 +250,159 @@ async function tasksOf(ctx: PhaseContext): Promise<DmsTaskState[]> {
 /** `cdc resume` on DMS: `resume-processing` for every stopped or failed task (never start-replication). */
 export async function resumeDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region), group?: string): Promise<DmsStatus> {
   const d = requireDmsConfig(ctx);
-  for (const t of (await tasksOf(ctx)).filter((x) => !group || x.group === group)) {
-    if (!t.started) throw gateRefused('dms.not-started', `DMS task ${t.identifier} was never started`, 'run pgshift cdc start');
-    if ((await describeTask(clients.dms, t.arn))?.Status === 'running') continue;
-    await startTask(clients.dms, t.arn, 'resume-processing');
-    await waitForTask(clients.dms, t.arn, ['running'], pollOf(d));
-    ctx.log.info(`DMS task ${t.identifier} resumed`);
-  }
+  await withTasks(ctx, async (journal, tasks) => {
+    for (const t of tasks.filter((x) => !group || x.group === group)) {
+      if (!t.started) throw gateRefused('dms.not-started', `DMS task ${t.identifier} was never started`, 'run pgshift cdc start');
+      if ((await describeTask(clients.dms, t.arn))?.Status !== 'running') {
+        await startTask(clients.dms, t.arn, 'resume-processing');
+        await waitForTask(clients.dms, t.arn, ['running'], pollOf(d));
+        ctx.log.info(`DMS task ${t.identifier} resumed`);
+      }
+      await journal.setStreamState(t.stream, 'streaming');
+    }
+    await journal.event('cdc', 'info', 'DMS: resumed');
+  });
   return dmsStatus(ctx, clients);
 }
 
-/** `cdc stop` on DMS: stop every task and wait until stopped (the slots stay until teardown). */
-export async function stopDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<DmsStatus> {
+/**
+ * Stop a task and wait until it is stopped; a task that is not running (stopped, failed, ready) is
+ * left as it is.
+ */
+async function stopAndWait(clients: DmsClients, d: DmsPlan, t: DmsTaskState): Promise<ReplicationTask | undefined> {
+  const task = await describeTask(clients.dms, t.arn);
+  if (!task || !['running', 'starting', 'resuming'].includes(task.Status ?? '')) return task;
+  await stopTask(clients.dms, t.arn);
+  return waitForTask(clients.dms, t.arn, ['stopped'], pollOf(d));
+}
+
+/**
+ * `cdc pause` and `cdc stop` on DMS (DMS has no pause: both stop the tasks; the slots keep the
+ * changes and `cdc resume` continues with resume-processing).
+ */
+export async function stopDmsCdc(ctx: PhaseContext, state: 'paused' | 'stopped', clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<DmsStatus> {
   const d = requireDmsConfig(ctx);
-  for (const t of await tasksOf(ctx)) {
-    await stopTask(clients.dms, t.arn);
-    await waitForTask(clients.dms, t.arn, ['stopped'], pollOf(d));
-  }
+  await withTasks(ctx, async (journal, tasks) => {
+    for (const t of tasks) {
+      await stopAndWait(clients, d, t);
+      await journal.setStreamState(t.stream, state);
+    }
+    await journal.event('cdc', 'info', `DMS: ${state}`);
+  });
   return dmsStatus(ctx, clients);
 }
 
+/** Stop and delete tasks, waiting until DMS has removed them; they leave the journal. */
+async function deleteTasks(ctx: PhaseContext, clients: DmsClients, journal: Journal, all: DmsTaskState[], doomed: DmsTaskState[]): Promise<void> {
+  const d = requireDmsConfig(ctx);
+  for (const t of doomed) {
+    const task = await stopAndWait(clients, d, t);
+    if (task) {
+      await deleteTask(clients.dms, t.arn);
+      await waitForTask(clients.dms, t.arn, ['deleted'], pollOf(d));
+    }
+    all.splice(all.indexOf(t), 1);
+    await saveTasks(journal, all);
+    ctx.log.info(`DMS task ${t.identifier} deleted`);
+  }
+}
+
+export interface DmsRestartResult {
+  groups: string[];
+  bundle?: string;
+  status: DmsStatus;
+}
+
+/**
+ * Disaster recovery on DMS.
+ *
+ *   partial (--group): stop and delete the group's task(s), drop its slots and sets, clear and
+ *            load its tables again from a new snapshot (full-load --restart --group), and create
+ *            new tasks from the new LSN. Other groups keep streaming.
+ *   full:    first the failure state as a JSON bundle (journal, task descriptions, table
+ *            statistics, the apply exceptions, the last status) for the workflow's artifact; then
+ *            every task is deleted and every group loaded again.
+ */
+export async function restartDmsCdc(ctx: PhaseContext, options: { group?: string; bundleFile?: string }, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<DmsRestartResult> {
+  requireDmsConfig(ctx); // a bad plan is refused before anything is touched
+  let bundle: string | undefined;
+  const groups = await withTasks(ctx, async (journal, tasks, s) => {
+    const known = [...new Set(tasks.map((t) => t.group))];
+    if (options.group && !known.includes(options.group)) throw inputError('restart.group', `group ${options.group} has no DMS task`, `use one of: ${known.join(', ')}`);
+    const doomed = tasks.filter((t) => !options.group || t.group === options.group);
+    if (!options.group) {
+      bundle = options.bundleFile ?? `pgshift-${ctx.plan.name}-failure-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+      writeFileSync(bundle, `${JSON.stringify(await failureState(ctx, clients, journal, tasks, s), null, 2)}\n`);
+      ctx.log.info(`failure state preserved in ${bundle}`);
+    }
+    await journal.event('cdc', 'warn', `DMS restart of ${options.group ? `group ${options.group}` : 'every group'}`);
+    await deleteTasks(ctx, clients, journal, tasks, doomed);
+    return [...new Set(doomed.map((t) => t.group))];
+  });
+  if (options.group) await runFullLoad(ctx, { group: options.group, restart: true });
+  else await runFullLoad(ctx, { restart: true });
+  return { groups, bundle, status: await startDmsCdc(ctx, clients) };
+}
+
+/** What an engineer needs to understand a failure, gathered before anything is torn down. */
+async function failureState(ctx: PhaseContext, clients: DmsClients, journal: Journal, tasks: DmsTaskState[], s: Sessions) {
+  const described = await findTasks(clients.dms, requireDmsConfig(ctx).replicationInstanceArn, ctx.plan.name);
+  const exceptions = (await s.target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`)).rowCount
+    ? (await s.target.query(`SELECT task_name, table_owner, table_name, error_time::text, statement, error FROM awsdms_apply_exceptions ORDER BY error_time DESC LIMIT 500`)).rows
+    : [];
+  return {
+    migration: ctx.plan.name,
+    takenAt: new Date().toISOString(),
+    streams: await journal.streams(),
+    phases: (await s.target.query(`SELECT phase, state, started_at, finished_at, detail FROM ${S}.phase WHERE migration = $1 ORDER BY started_at`, [ctx.plan.name])).rows,
+    events: await journal.events(500),
+    copyProgress: await journal.tableProgress(),
+    dms: {
+      tasks: await Promise.all(
+        tasks.map(async (t) => ({
+          ...t,
+          description: described.find((x) => x.task.ReplicationTaskArn === t.arn)?.task ?? null,
+          tableStatistics: await tableStatistics(clients.dms, t.arn).catch((err: Error) => ({ error: err.message })),
+        })),
+      ),
+      applyExceptions: exceptions,
+    },
+    status: await dmsStatusOn(ctx, clients, new Date(), journal, s).catch((err: Error) => ({ error: err.message })),
+  };
+}
+
+/**
+ * Teardown of the DMS side: tasks (stopped, then deleted), the endpoints pgshift created, and DMS's
+ * artifacts — control tables on the target, its heartbeat and DDL-capture objects on the source.
+ * Returns what was removed.
+ */
+export async function teardownDms(ctx: PhaseContext, s: Sessions, journal: Journal | undefined, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<string[]> {
+  const d = requireDmsConfig(ctx);
+  const removed: string[] = [];
+  const found = await findTasks(clients.dms, d.replicationInstanceArn, ctx.plan.name);
+  const known = await tasksIn(journal);
+  for (const { task, group, role } of found) {
+    const t = known.find((x) => x.arn === task.ReplicationTaskArn) ?? { group, role, stream: group, identifier: task.ReplicationTaskIdentifier!, arn: task.ReplicationTaskArn!, startLsn: '', started: true };
+    if (!known.includes(t)) known.push(t);
+    if (journal) await deleteTasks(ctx, clients, journal, known, [t]);
+    else {
+      await stopAndWait(clients, d, t);
+      await deleteTask(clients.dms, t.arn);
+      await waitForTask(clients.dms, t.arn, ['deleted'], pollOf(d));
+    }
+    removed.push(`DMS task ${t.identifier}`);
+  }
+  const streams = new Set([...ctx.plan.groups.flatMap((g) => [g.name, batchStreamName(g.name)]), ...(journal ? (await journal.streams()).map((r) => r.group) : [])]);
+  const endpoints = [...[...streams].map((g) => sourceEndpointId(ctx, g)), ...(d.targetEndpointArn ? [] : [targetEndpointId(ctx)])];
+  for (const id of endpoints) {
+    const arn = await findEndpoint(clients.dms, id);
+    if (!arn) continue;
+    await deleteEndpoint(clients.dms, arn);
+    removed.push(`DMS endpoint ${id}`);
+  }
+  removed.push(...(await dropDmsArtifacts(s)));
+  return removed;
+}
 const last = (series: MetricSeries[], key: string): number | null => {
   const s = series.find((x) => x.key === key);
   return s && s.values.length ? s.values[s.values.length - 1] : null;
@@ -266,33 +410,29 @@ const last = (series: MetricSeries[], key: string): number | null => {
 
 /**
  * `cdc status` on DMS: each task's status, StopReason and last failure, its CloudWatch latency and
- * backlog, errored tables; the replication instance's CPU, memory, swap and storage; new apply
- * exceptions on the target (LOB truncations flagged); the source slots' retained WAL — each
- * against the plan's thresholds.
+ * backlog, errored tables, and the lag of a heartbeat written now (waited for up to waitMs); the
+ * replication instance's CPU, memory, swap and storage; new apply exceptions on the target (LOB
+ * truncations flagged); the source slots' retained WAL — each against the plan's thresholds.
  */
-export async function dmsStatus(ctx: PhaseContext, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region), now = new Date()): Promise<DmsStatus> {
+export async function dmsStatus(ctx: PhaseContext, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region), now = new Date(), waitMs = 5_000): Promise<DmsStatus> {
   requireDmsConfig(ctx); // a bad plan is refused before anything is opened
   const s = await openSessions(ctx);
   try {
-    const journal = await Journal.find(s.target, ctx.plan.name);
-    const states = await tasksIn(journal);
-    return await collectDmsStatus(ctx, clients, now, states, await readDatabaseSide(s, journal));
+    return await dmsStatusOn(ctx, clients, now, await Journal.find(s.target, ctx.plan.name), s, waitMs);
   } finally {
     await s.close();
   }
 }
 
-async function collectDmsStatus(
-  ctx: PhaseContext,
-  clients: DmsClients,
-  now: Date,
-  states: DmsTaskState[],
-  { applyExceptions, slots }: Pick<DmsStatus, 'applyExceptions' | 'slots'>,
-): Promise<DmsStatus> {
+async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: Date, journal: Journal | undefined, s: Sessions, waitMs = 2_000): Promise<DmsStatus> {
   const d = requireDmsConfig(ctx);
   const th = d.thresholds;
+  const states = await tasksIn(journal);
+  const streams = new Map((journal ? await journal.streams() : []).map((r) => [r.group, r]));
+  const { applyExceptions, slots } = await readDatabaseSide(s, journal, [...streams.values()], th.maxRetainedWalBytes);
   const described = states.length ? await findTasks(clients.dms, d.replicationInstanceArn, ctx.plan.name) : [];
   const series = states.length ? await metrics(clients.cloudwatch, d.replicationInstanceIdentifier, states.map((t) => t.arn), { minutes: 60, now }) : [];
+  const lag = await heartbeatLags(s, states.filter((t) => streams.get(t.stream)?.state === 'streaming').map((t) => t.stream), waitMs);
   const tasks: DmsTaskStatus[] = [];
   for (const t of states) {
     const task = described.find((x) => x.task.ReplicationTaskArn === t.arn)?.task;
@@ -302,13 +442,14 @@ async function collectDmsStatus(
     const stats = task ? await tableStatistics(clients.dms, t.arn) : [];
     const errored = stats.filter((x) => x.TableState === 'Table error' || x.TableState === 'Table cancelled').map((x) => `${x.SchemaName}.${x.TableName}`);
     const problems: string[] = [];
-    let health: DmsTaskStatus['health'] = 'ok';
     const status = task?.Status ?? 'missing';
-    if (status !== 'running') {
-      problems.push(`task is ${status}${stopReason(task) ? ` (${stopReason(task)})` : ''}${task?.LastFailureMessage ? `: ${task.LastFailureMessage}` : ''}`);
+    const paused = streams.get(t.stream)?.state === 'paused' || streams.get(t.stream)?.state === 'stopped';
+    let health: DmsTaskStatus['health'] = paused && status === 'stopped' ? 'paused' : 'ok';
+    if (status !== 'running' && health !== 'paused') {
+      problems.push(`task is ${status}${stopReason(task) ? ` (${stopReason(task)})` : ''}${task?.LastFailureMessage ? `: ${task.LastFailureMessage}` : ''} — pgshift cdc resume retries it`);
       health = 'failing';
     }
-    const latency = (src ?? 0) + (tgt ?? 0);
+    const latency = Math.max((src ?? 0) + (tgt ?? 0), lag.get(t.stream) ?? 0);
     if (latency > th.failLatencySeconds) {
       problems.push(`latency ${latency.toFixed(0)} s over ${th.failLatencySeconds} s`);
       health = 'failing';
@@ -317,7 +458,7 @@ async function collectDmsStatus(
       if (health === 'ok') health = 'warn';
     }
     if (errored.length) {
-      problems.push(`tables in error: ${errored.join(', ')}`);
+      problems.push(`tables in error: ${errored.join(', ')} — pgshift cdc restart --group ${t.group} reloads them`);
       health = 'failing';
     }
     tasks.push({
@@ -327,6 +468,7 @@ async function collectDmsStatus(
       lastFailure: task?.LastFailureMessage,
       latencySourceSeconds: src,
       latencyTargetSeconds: tgt,
+      heartbeatLagSeconds: lag.get(t.stream) ?? null,
       incomingChanges: last(series, `task:${suffix}:CDCIncomingChanges`),
       tablesErrored: errored,
       health,
@@ -334,6 +476,7 @@ async function collectDmsStatus(
     });
   }
   const instance = {
+    identifier: d.replicationInstanceIdentifier,
     cpuPercent: last(series, 'instance:CPUUtilization'),
     freeableMemoryBytes: last(series, 'instance:FreeableMemory'),
     swapBytes: last(series, 'instance:SwapUsage'),
@@ -341,11 +484,12 @@ async function collectDmsStatus(
     problems: [] as string[],
   };
   if (instance.cpuPercent !== null && instance.cpuPercent > th.maxCpuPercent) instance.problems.push(`replication instance CPU ${instance.cpuPercent.toFixed(0)}% over ${th.maxCpuPercent}%`);
-  if (instance.freeStorageBytes !== null && instance.freeStorageBytes < th.minFreeStorageBytes) instance.problems.push(`replication instance free storage ${instance.freeStorageBytes} bytes under ${th.minFreeStorageBytes}`);
-  if (instance.freeableMemoryBytes !== null && instance.swapBytes !== null && instance.freeableMemoryBytes < th.minFreeableMemoryBytes && instance.swapBytes > th.maxSwapBytes) {
-    instance.problems.push('replication instance is out of memory and swapping');
+  if (instance.freeStorageBytes !== null && instance.freeStorageBytes < th.minFreeStorageBytes) {
+    instance.problems.push(`replication instance free storage ${formatBytes(instance.freeStorageBytes)} under ${formatBytes(th.minFreeStorageBytes)}`);
   }
-  const slotProblems = slots.filter((x) => x.retainedBytes !== null && x.retainedBytes > th.maxRetainedWalBytes);
+  if (instance.freeableMemoryBytes !== null && instance.swapBytes !== null && instance.freeableMemoryBytes < th.minFreeableMemoryBytes && instance.swapBytes > th.maxSwapBytes) {
+    instance.problems.push(`replication instance is out of memory and swapping (${formatBytes(instance.freeableMemoryBytes)} free, ${formatBytes(instance.swapBytes)} swap)`);
+  }
   const latencyChart = states.map((t) => {
     const suffix = t.arn.split(':').pop()!;
     const a = series.find((x) => x.key === `task:${suffix}:CDCLatencySource`);
@@ -357,7 +501,7 @@ async function collectDmsStatus(
   });
   return {
     engine: 'dms',
-    healthy: tasks.every((t) => t.health !== 'failing') && instance.problems.length === 0 && slotProblems.length === 0 && !applyExceptions.some((e) => e.truncation),
+    healthy: tasks.length > 0 && tasks.every((t) => t.health !== 'failing') && instance.problems.length === 0 && slots.every((x) => !x.problem) && !applyExceptions.some((e) => e.truncation),
     tasks,
     instance,
     applyExceptions,
@@ -366,9 +510,25 @@ async function collectDmsStatus(
   };
 }
 
+/** Heartbeat lag per stream: a beat written now, waited for on the target; else the last applied beat's age. */
+async function heartbeatLags(s: Sessions, streams: string[], waitMs: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (waitMs <= 0) return out;
+  const beats = new Map<string, Awaited<ReturnType<typeof writeBeat>>>();
+  for (const st of new Set(streams)) beats.set(st, await writeBeat(s.source, heartbeatTable(st), st));
+  // One deadline for all: a stream that does not apply its beat costs waitMs once, not per stream.
+  const deadline = Date.now() + waitMs;
+  for (const [st, beat] of beats) {
+    const waited = await waitForMarker(s.target, heartbeatTable(st), st, beat, Math.max(0, deadline - Date.now()));
+    const age = waited !== null ? waited / 1000 : await appliedBeatAge(s.target, heartbeatTable(st), st);
+    if (age !== null) out.set(st, age);
+  }
+  return out;
+}
+
 /** awsdms_apply_exceptions on the target (new rows since the last look) and the slots on the source. */
-async function readDatabaseSide(s: Sessions, journal: Journal | undefined): Promise<Pick<DmsStatus, 'applyExceptions' | 'slots'>> {
-  const seen = ((journal && (await journal.phaseState('cdc:dms:exceptions'))?.detail) as { after?: string } | undefined)?.after ?? '-infinity';
+async function readDatabaseSide(s: Sessions, journal: Journal | undefined, streams: StreamRecord[], maxRetained: number): Promise<Pick<DmsStatus, 'applyExceptions' | 'slots'>> {
+  const seen = ((journal && (await journal.phaseState(EXCEPTIONS_PHASE))?.detail) as { after?: string } | undefined)?.after ?? '-infinity';
   const exists = await s.target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`);
   const applyExceptions: DmsStatus['applyExceptions'] = [];
   if (exists.rowCount) {
@@ -376,13 +536,20 @@ async function readDatabaseSide(s: Sessions, journal: Journal | undefined): Prom
       `SELECT task_name AS task, table_owner AS owner, table_name AS name, error_time::text AS at, error FROM awsdms_apply_exceptions WHERE error_time > $1::timestamp ORDER BY error_time LIMIT 200`,
       [seen],
     );
+    // A truncated LOB shows as a truncation error or, for json, as malformed JSON (reference: aws-dms.md).
     for (const row of r.rows) applyExceptions.push({ task: row.task, table: `${row.owner}.${row.name}`, at: row.at, error: row.error, truncation: /truncat|malformed json/i.test(row.error) });
-    if (journal && r.rows.length) await journal.setPhaseDetail('cdc:dms:exceptions', 'running', { after: r.rows[r.rows.length - 1].at });
+    if (journal && r.rows.length) await journal.setPhaseDetail(EXCEPTIONS_PHASE, 'running', { after: r.rows[r.rows.length - 1].at });
   }
-  const streams = journal ? await journal.streams() : [];
   const slotRows = await s.source.query<{ slot: string; retained: string | null; active: boolean }>(
     `SELECT slot_name AS slot, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text AS retained, active FROM pg_replication_slots WHERE slot_name = ANY($1)`,
     [streams.map((x) => x.slot)],
   );
-  return { applyExceptions, slots: slotRows.rows.map((x) => ({ slot: x.slot, retainedBytes: x.retained === null ? null : Number(x.retained), active: x.active })) };
+  const slots: DmsStatus['slots'] = streams.map((st) => {
+    const row = slotRows.rows.find((x) => x.slot === st.slot);
+    if (!row) return { slot: st.slot, retainedBytes: null, active: false, problem: `slot ${st.slot} is missing on the source: pgshift cdc restart --group ${st.group}` };
+    const retainedBytes = row.retained === null ? null : Number(row.retained);
+    const problem = retainedBytes !== null && retainedBytes > maxRetained ? `slot ${st.slot} retains ${formatBytes(retainedBytes)} of WAL, over ${formatBytes(maxRetained)}` : undefined;
+    return { slot: st.slot, retainedBytes, active: row.active, ...(problem ? { problem } : {}) };
+  });
+  return { applyExceptions, slots };
 }

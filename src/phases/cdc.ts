@@ -8,6 +8,7 @@ import { appliedBeatAge, waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { createSubscription, setSubscriptionEnabled, slotState, subscriptionState, tableSyncStates, type SlotState, type SubscriptionState } from '../pg/replication.js';
 import { installDdlTrigger, readDdlLog } from '../pg/ddl.js';
 import { openSessions, type PhaseContext, type Sessions } from './context.js';
+import { dmsStatus, resumeDmsCdc, startDmsCdc, stopDmsCdc, type DmsStatus } from './cdc-dms.js';
 
 /**
  * CDC with PostgreSQL native logical replication: one subscription per group on the target,
@@ -64,10 +65,72 @@ async function requireStreams(s: Sessions, ctx: PhaseContext, states: string[]):
   return { journal, streams };
 }
 
-export async function startCdc(ctx: PhaseContext): Promise<CdcStatus> {
-  if (ctx.plan.cdc.engine !== 'native') {
-    throw inputError('cdc.engine', `cdc.engine ${ctx.plan.cdc.engine} is not available in this version`, 'use cdc.engine: native');
+/** The status of either engine; `engine` tells which. */
+export type AnyCdcStatus = CdcStatus | DmsStatus;
+
+const onDms = (ctx: PhaseContext) => ctx.plan.cdc.engine === 'dms';
+
+/** `cdc start`: subscriptions (native) or DMS CDC-only tasks (dms), from each group's snapshot LSN. */
+export async function startCdc(ctx: PhaseContext): Promise<AnyCdcStatus> {
+  return onDms(ctx) ? startDmsCdc(ctx) : startNativeCdc(ctx);
+}
+
+/** `cdc pause` / `cdc resume`. DMS has no pause: its tasks stop, and resume with resume-processing. */
+export async function setCdcPaused(ctx: PhaseContext, paused: boolean): Promise<AnyCdcStatus> {
+  if (onDms(ctx)) return paused ? stopDmsCdc(ctx, 'paused') : resumeDmsCdc(ctx);
+  return setNativePaused(ctx, paused);
+}
+
+/** `cdc stop`: stop applying changes; slots (and subscriptions or tasks) stay until teardown. */
+export async function stopCdc(ctx: PhaseContext): Promise<AnyCdcStatus> {
+  return onDms(ctx) ? stopDmsCdc(ctx, 'stopped') : stopNativeCdc(ctx);
+}
+
+export async function cdcStatus(ctx: PhaseContext, waitMs = 5_000): Promise<AnyCdcStatus> {
+  return onDms(ctx) ? dmsStatus(ctx, undefined, new Date(), waitMs) : nativeCdcStatus(ctx, waitMs);
+}
+
+/**
+ * `cdc status --watch`: a status every `everyMs` until one is failing — returned at once, so a
+ * scheduled workflow fails and alerts while the problem is fresh — or until `forMs` has passed
+ * (then the last status). Each status goes to `onStatus` (the CLI prints it).
+ */
+export async function watchCdc(ctx: PhaseContext, o: { everyMs: number; forMs: number; waitMs: number; onStatus?: (r: AnyCdcStatus) => void }): Promise<AnyCdcStatus> {
+  const until = Date.now() + o.forMs;
+  for (;;) {
+    const r = await cdcStatus(ctx, o.waitMs);
+    o.onStatus?.(r);
+    if (!r.healthy || Date.now() + o.everyMs > until) return r;
+    await new Promise((res) => setTimeout(res, o.everyMs));
   }
+}
+
+/** Every problem of a status, named by its group, task, instance or slot (annotations, logs). */
+export function statusProblems(r: AnyCdcStatus): Array<{ where: string; problem: string }> {
+  if (r.engine === 'native') return r.groups.flatMap((g) => g.problems.map((problem) => ({ where: g.group, problem })));
+  return [
+    ...r.tasks.flatMap((t) => t.problems.map((problem) => ({ where: t.identifier, problem }))),
+    ...r.instance.problems.map((problem) => ({ where: r.instance.identifier, problem })),
+    ...r.slots.flatMap((x) => (x.problem ? [{ where: x.slot, problem: x.problem }] : [])),
+    ...r.applyExceptions.filter((e) => e.truncation).map((e) => ({ where: e.table, problem: `LOB truncated at ${e.at}: ${e.error}` })),
+  ];
+}
+
+/** The largest lag of a status, in bytes (slot retention behind the source) and seconds. */
+export function statusLag(r: AnyCdcStatus): { bytes: number; seconds: number } {
+  if (r.engine === 'native') return { bytes: Math.max(0, ...r.groups.map((g) => g.lagBytes ?? 0)), seconds: Math.max(0, ...r.groups.map((g) => g.lagSeconds ?? 0)) };
+  return {
+    bytes: Math.max(0, ...r.slots.map((x) => x.retainedBytes ?? 0)),
+    seconds: Math.max(0, ...r.tasks.map((t) => Math.max((t.latencySourceSeconds ?? 0) + (t.latencyTargetSeconds ?? 0), t.heartbeatLagSeconds ?? 0))),
+  };
+}
+
+/** A native-only operation refused on DMS with the command that does the job there. */
+export function requireNativeEngine(ctx: PhaseContext, what: string, instead: string): void {
+  if (onDms(ctx)) throw inputError('cdc.engine', `${what} is not available with cdc.engine dms`, instead);
+}
+
+export async function startNativeCdc(ctx: PhaseContext): Promise<CdcStatus> {
   const s = await openSessions(ctx);
   try {
     const { journal, streams } = await requireStreams(s, ctx, ['loaded', 'streaming', 'paused']);
@@ -97,7 +160,7 @@ export async function startCdc(ctx: PhaseContext): Promise<CdcStatus> {
   }
 }
 
-export async function setCdcPaused(ctx: PhaseContext, paused: boolean): Promise<CdcStatus> {
+export async function setNativePaused(ctx: PhaseContext, paused: boolean): Promise<CdcStatus> {
   const s = await openSessions(ctx);
   try {
     const { journal, streams } = await requireStreams(s, ctx, ['streaming', 'paused']);
@@ -113,7 +176,7 @@ export async function setCdcPaused(ctx: PhaseContext, paused: boolean): Promise<
 }
 
 /** Stop applying changes (the subscriptions stay, disabled, until teardown). */
-export async function stopCdc(ctx: PhaseContext): Promise<CdcStatus> {
+async function stopNativeCdc(ctx: PhaseContext): Promise<CdcStatus> {
   const s = await openSessions(ctx);
   try {
     const { journal, streams } = await requireStreams(s, ctx, ['streaming', 'paused', 'stopped']);
@@ -128,7 +191,7 @@ export async function stopCdc(ctx: PhaseContext): Promise<CdcStatus> {
   }
 }
 
-export async function cdcStatus(ctx: PhaseContext, waitMs = 5_000): Promise<CdcStatus> {
+export async function nativeCdcStatus(ctx: PhaseContext, waitMs = 5_000): Promise<CdcStatus> {
   const s = await openSessions(ctx);
   try {
     const { streams } = await requireStreams(s, ctx, ['loaded', 'streaming', 'paused', 'stopped', 'cut-over']);

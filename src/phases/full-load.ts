@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { gateRefused } from '../core/errors.js';
 import { displayName, qualify, quoteIdent, quoteLiteral } from '../core/ident.js';
 import { formatLsn } from '../core/lsn.js';
-import { heartbeatTable, loadSessionName, postDataSessionName, publicationName, slotName, subscriptionName } from '../core/names.js';
+import { batchStreamName, heartbeatTable, loadSessionName, postDataSessionName } from '../core/names.js';
 import { runPool } from '../core/pool.js';
 import { blockBounds, keyBounds, partCondition, partCount, type PartPlan } from '../core/parts.js';
 import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.js';
@@ -12,8 +12,9 @@ import { copyTable } from '../pg/copy.js';
 import { analyzeStep, earlyIndexes, IndexQueue, indexesOf, isAnalyze, postDataList, type IndexBuild } from '../pg/indexes.js';
 import { copyLargeObjects } from '../pg/large-objects.js';
 import { PausedReplica } from '../pg/paused-replica.js';
-import { createPublication, dropPublication, ensureHeartbeat } from '../pg/replication.js';
-import { dumpSchema, restoreSection, type SchemaDump } from '../pg/schema.js';
+import { ensureHeartbeat } from '../pg/replication.js';
+import { groupsWithDmsTasks, newStreamRecord, streamSource, type StreamPart, type StreamSource } from './stream-source.js';
+import { dumpSchema, preDataList, restoreSection, type SchemaDump } from '../pg/schema.js';
 import { syncSequences } from '../pg/sequences.js';
 import { dropSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
 import { findTool, requireDumpForSource, type PgTool } from '../pg/tools.js';
@@ -23,8 +24,9 @@ import { LoadProgress, type TableProgress } from './load-progress.js';
 /**
  * Full load: a consistent copy of each group at a known LSN.
  *
- *   per group: heartbeat table + publication (before the slot, so the slot's decoding finds the
- *   publication in its catalog snapshot) → the snapshot: a slot with an exported snapshot (L = its
+ *   per group: the CDC engine's objects on the source — heartbeat table plus a publication, or
+ *   pglogical replication sets (stream-source.ts) — before the slot, so that the slot's decoding
+ *   finds them in its catalog snapshot → the snapshot: a slot with an exported snapshot (L = its
  *   consistent point), or slots on the primary then the replica paused at L → schema pre-data from
  *   pg_dump → the copy: every table (or part of a split table) of every selected group in one pool
  *   of workers, largest first, each part's rows and its journal row committed in one target
@@ -102,23 +104,22 @@ function replicaPoint(endpoint: Endpoint, paused: PausedReplica): ReadPoint {
   };
 }
 
-/** A group's journal record before its snapshot exists; the object names derive from the plan. */
-function newStreamRecord(plan: PhaseContext['plan'], group: string): StreamRecord {
-  return {
-    group,
-    slot: slotName(plan.name, group),
-    publication: publicationName(plan.name, group),
-    subscription: subscriptionName(plan.name, group),
-    snapshotMode: plan.snapshot,
-    snapshotLsn: null,
-    state: 'preparing',
-  };
-}
-
 interface GroupToLoad {
   group: ResolvedGroup;
+  /** The group's own stream record (parts[0].record). */
   record: StreamRecord;
+  /** Its streams: its own and any companion (DMS batch apply), which follow its LSN and state. */
+  parts: StreamPart[];
   point?: ReadPoint;
+}
+
+/** Set the group's snapshot LSN and state on each of its streams and journal them. */
+async function saveStreams(journal: Journal, x: GroupToLoad, state: string, lsn = x.record.snapshotLsn): Promise<void> {
+  for (const { record } of x.parts) {
+    record.state = state;
+    record.snapshotLsn = lsn;
+    await journal.saveStream(record);
+  }
 }
 
 export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = {}): Promise<FullLoadResult> {
@@ -133,6 +134,8 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
   try {
     // Everything that can refuse does so before anything is created on either server.
     await requireLogicalSource(s, ctx);
+    const stream = streamSource(ctx);
+    await stream.require(s.source);
     const dumpTool = await findTool('pg_dump', plan.fullLoad.pgBinDir);
     requireDumpForSource(dumpTool, majorOf(s.sourceVersion));
     const restoreTool = await findTool('pg_restore', plan.fullLoad.pgBinDir);
@@ -173,33 +176,34 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
           `run pgshift full-load --restart${options.group ? ` --group ${group.name}` : ''} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`,
         );
       }
+      if (options.restart && prior && (await groupsWithDmsTasks(journal)).has(group.name)) {
+        throw gateRefused('full-load.dms-tasks', `group ${group.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${group.name}: it deletes them, reloads the group and creates new ones`);
+      }
       // Restarting, or a run that stopped before any row was copied (state preparing): start clean.
-      if (prior && !continuing) await resetGroup(s, ctx, journal, group, prior);
+      if (prior && !continuing) await resetGroup(s, ctx, journal, stream, group, existing);
       const record = continuing ? prior! : newStreamRecord(plan, group.name);
-      toLoad.push({ group, record });
+      toLoad.push({ group, record, parts: stream.parts(group, record) });
     }
 
     if (pausedMode && toLoad.length > 0) {
       const replicaEp = endpointFor('replica', { url: plan.source.replicaUrl!, tls: plan.source.tls });
-      paused = await pauseOrAdoptReplica(ctx, s, journal, replicaEp, toLoad, options);
+      paused = await pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, options);
       const mine = new Set(groups.map((g) => g.name));
       paused.shouldResume = async () => !(await anotherGroupLoading(s.target, journal, plan.groups.map((g) => g.name).filter((g) => !mine.has(g))));
       const point = replicaPoint(replicaEp, paused);
       for (const x of toLoad) {
         x.point = point;
-        x.record.snapshotLsn = paused.lsn;
-        x.record.state = 'loading';
-        await journal.saveStream(x.record);
+        await saveStreams(journal, x, 'loading', paused.lsn);
         await journal.event('full-load', 'info', `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
       }
     } else {
       for (const x of toLoad) {
-        await prepareGroupObjects(s, journal, x);
-        const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, 'pgoutput', s.sourceVersion);
+        await prepareGroupObjects(s, journal, stream, x);
+        // A companion's slot first: the snapshot's LSN is then at or after its confirmed_flush_lsn.
+        for (const part of x.parts.slice(1)) await ensureSlot(s.source, part.record.slot, stream.plugin);
+        const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, stream.plugin, s.sourceVersion);
         holders.push(holder);
-        x.record.snapshotLsn = holder.lsnText;
-        x.record.state = 'loading';
-        await journal.saveStream(x.record);
+        await saveStreams(journal, x, 'loading', holder.lsnText);
         await journal.event('full-load', 'info', `group ${x.group.name}: slot ${x.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
         log.info(`group ${x.group.name}: slot ${x.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
         x.point = exportedPoint(ctx, holder);
@@ -211,11 +215,12 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
         if ((await journal.phaseState(PRE_DATA))?.state === 'done') return;
         log.info('schema: restoring pre-data (types, tables, functions) on the target');
         dump ??= await dumpSchema(dumpTool, toLoad[0].point!.endpoint, toLoad[0].point!.snapshotName);
-        await restoreSection(restoreTool, ctx.target, dump, 'pre-data', { keepOwnership: plan.fullLoad.ownership === 'keep' });
+        const listFile = await preDataList(restoreTool, dump);
+        await restoreSection(restoreTool, ctx.target, dump, 'pre-data', { keepOwnership: plan.fullLoad.ownership === 'keep', listFile });
         await journal.finishPhase(PRE_DATA, 'done');
       });
     }
-    for (const { group } of toLoad) await ensureHeartbeat(s.target, heartbeatTable(group.name), group.name);
+    for (const { record } of toLoad.flatMap((x) => x.parts)) await ensureHeartbeat(s.target, heartbeatTable(record.group), record.group);
 
     // The copy: every part of every group in one pool, indexes built as tables complete.
     const sessionName = loadSessionName(plan.name, scope);
@@ -264,9 +269,9 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     await indexes.drain();
     prog.stop();
     await journal.setPhaseDetail(progressPhase(options.group), 'done', prog.snapshot());
-    for (const { group, record, point } of toLoad) {
-      record.state = 'loaded';
-      await journal.saveStream(record);
+    for (const x of toLoad) {
+      const { group, record, point } = x;
+      await saveStreams(journal, x, 'loaded');
       const totals = perGroup.get(group.name)!;
       results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: point!.lsnText, tables: group.tables.length, ...totals });
     }
@@ -584,17 +589,17 @@ function logIndexBuilt(log: PhaseContext['log'], b: IndexBuild, ms: number, buil
   else log.debug(line);
 }
 
-/** The group's objects on the source, before its snapshot: journal row, heartbeat, publication. */
-async function prepareGroupObjects(s: Sessions, journal: Journal, x: { group: ResolvedGroup; record: StreamRecord }): Promise<void> {
-  await journal.saveStream(x.record);
-  const hb = heartbeatTable(x.group.name);
-  await ensureHeartbeat(s.source, hb, x.group.name);
-  await createPublication(s.source, x.record.publication, x.group.tables, hb);
+/** The group's objects on the source, before its snapshot: journal row, then the engine's objects. */
+async function prepareGroupObjects(s: Sessions, journal: Journal, stream: StreamSource, x: { parts: StreamPart[] }): Promise<void> {
+  for (const part of x.parts) {
+    await journal.saveStream(part.record);
+    await stream.prepare(s.source, part);
+  }
 }
 
-async function ensureSlot(c: pg.Client, slot: string): Promise<void> {
+async function ensureSlot(c: pg.Client, slot: string, plugin: string): Promise<void> {
   const exists = await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-  if (!exists.rowCount) await c.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+  if (!exists.rowCount) await c.query(`SELECT pg_create_logical_replication_slot($1, $2)`, [slot, plugin]);
 }
 
 /**
@@ -603,7 +608,7 @@ async function ensureSlot(c: pg.Client, slot: string): Promise<void> {
  * replica is paused, or, when an earlier run or another job paused it, adopted at its LSN. A group
  * that already copied rows can only continue at the LSN it copied them at.
  */
-async function pauseOrAdoptReplica(ctx: PhaseContext, s: Sessions, journal: Journal, replicaEp: Endpoint, toLoad: GroupToLoad[], options: FullLoadOptions): Promise<PausedReplica> {
+async function pauseOrAdoptReplica(ctx: PhaseContext, s: Sessions, journal: Journal, stream: StreamSource, replicaEp: Endpoint, toLoad: GroupToLoad[], options: FullLoadOptions): Promise<PausedReplica> {
   const { plan, log } = ctx;
   return withStepLock(s.target, REPLICA, async () => {
     const streams = new Map((await journal.streams()).map((r) => [r.group, r]));
@@ -612,16 +617,16 @@ async function pauseOrAdoptReplica(ctx: PhaseContext, s: Sessions, journal: Jour
     const others = othersPending.length ? (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => othersPending.includes(g.name)) : [];
     const prepare = [
       ...toLoad,
-      ...others.map((group) => ({
-        group,
-        record: streams.get(group.name) ?? newStreamRecord(plan, group.name),
-      })),
+      ...others.map((group) => {
+        const record = streams.get(group.name) ?? newStreamRecord(plan, group.name);
+        return { group, record, parts: stream.parts(group, record) };
+      }),
     ];
     for (const x of prepare) {
-      if (x.record.state === 'preparing') await prepareGroupObjects(s, journal, x);
-      await ensureSlot(s.source, x.record.slot);
+      if (x.record.state === 'preparing') await prepareGroupObjects(s, journal, stream, x);
+      for (const part of x.parts) await ensureSlot(s.source, part.record.slot, stream.plugin);
     }
-    const slots = prepare.map((x) => x.record.slot);
+    const slots = prepare.flatMap((x) => x.parts.map((p) => p.record.slot));
     const limits = plan.fullLoad.pausedReplica;
     const copied = await groupsWithCopiedRows(journal, toLoad.map((x) => x.group.name));
     const refuse = (x: GroupToLoad, why: string) =>
@@ -735,11 +740,17 @@ async function requireEmptyTarget(s: Sessions, ctx: PhaseContext, groups: Resolv
   }
 }
 
-async function resetGroup(s: Sessions, ctx: PhaseContext, journal: Journal, group: ResolvedGroup, prior: StreamRecord | undefined) {
+async function resetGroup(s: Sessions, ctx: PhaseContext, journal: Journal, stream: StreamSource, group: ResolvedGroup, existing: Map<string, StreamRecord>) {
   ctx.log.warn(`group ${group.name}: restarting — dropping its slot and reloading its tables`);
-  const slot = prior?.slot ?? slotName(ctx.plan.name, group.name);
-  await dropSlot(s.source, slot);
-  if (prior) await dropPublication(s.source, prior.publication);
+  // Its own stream and a companion, as journaled (the plan may have changed since) or as planned.
+  const companion = batchStreamName(group.name);
+  const names = ctx.plan.groups.some((g) => g.name === companion) ? [group.name] : [group.name, companion];
+  const records = names.map((g) => existing.get(g) ?? newStreamRecord(ctx.plan, g));
+  for (const record of records) {
+    await dropSlot(s.source, record.slot);
+    await stream.drop(s.source, record);
+    if (record.group !== group.name) await journal.deleteStream(record.group);
+  }
   await s.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group.name]);
   await journal.event('full-load', 'warn', `group ${group.name}: restarted from a new slot`);
 }

@@ -11,7 +11,8 @@ import { copyTable } from '../pg/copy.js';
 import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { createSubscription, dropSubscription, ensureHeartbeat } from '../pg/replication.js';
 import { dropSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
-import { cdcStatus, startCdc, type CdcStatus } from './cdc.js';
+import { nativeCdcStatus, requireNativeEngine, startNativeCdc, type AnyCdcStatus, type CdcStatus } from './cdc.js';
+import { restartDmsCdc } from './cdc-dms.js';
 import { openSessions, resolveGroups, type PhaseContext } from './context.js';
 import { runFullLoad } from './full-load.js';
 
@@ -37,6 +38,7 @@ export interface ResyncResult {
 }
 
 export async function resyncTables(ctx: PhaseContext, names: string[]): Promise<ResyncResult> {
+  requireNativeEngine(ctx, 'cdc resync', `a DMS task reads its whole slot: reload the tables' group with pgshift cdc restart --group GROUP`);
   if (names.length === 0) throw inputError('resync.tables', 'resync needs at least one table', 'pass --table schema.table …');
   const s = await openSessions(ctx);
   let holder: SnapshotHolder | undefined;
@@ -97,7 +99,7 @@ export async function resyncTables(ctx: PhaseContext, names: string[]): Promise<
     await journal.saveStream(record);
     await journal.finishPhase('cdc:resync', 'done', { stream: name, tables: names, snapshotLsn: record.snapshotLsn, rows });
     ctx.log.info(`resync: ${names.join(', ')} copied again at ${record.snapshotLsn} (${rows} rows), now streaming as ${name}`);
-    return { stream: name, tables: names, snapshotLsn: record.snapshotLsn!, rows, status: await cdcStatus(ctx, 10_000) };
+    return { stream: name, tables: names, snapshotLsn: record.snapshotLsn!, rows, status: await nativeCdcStatus(ctx, 10_000) };
   } finally {
     await holder?.release();
     await s.close();
@@ -138,10 +140,11 @@ async function recopy(ctx: PhaseContext, tables: TableInfo[], snapshotName: stri
 export interface RestartResult {
   groups: string[];
   bundle?: string;
-  status: CdcStatus;
+  status: AnyCdcStatus;
 }
 
 export async function restartCdc(ctx: PhaseContext, options: { group?: string; bundleFile?: string }): Promise<RestartResult> {
+  if (ctx.plan.cdc.engine === 'dms') return restartDmsCdc(ctx, options);
   const s = await openSessions(ctx);
   let affected: StreamRecord[];
   try {
@@ -177,19 +180,19 @@ export async function restartCdc(ctx: PhaseContext, options: { group?: string; b
   const groups = options.group ? [options.group] : undefined;
   if (groups) await runFullLoad(ctx, { group: groups[0], restart: true });
   else await runFullLoad(ctx, { restart: true });
-  const status = await startCdc(ctx);
+  const status = await startNativeCdc(ctx);
   return { groups: groups ?? affected.map((r) => r.group), bundle: options.bundleFile, status };
 }
 
 async function dropResyncStream(s: { source: pg.Client; target: pg.Client }, st: StreamRecord, journal: Journal) {
   await s.source.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(st.publication)}`);
   await dropSlot(s.source, st.slot);
-  await s.target.query(`DELETE FROM ${S}.stream WHERE migration = $1 AND group_name = $2`, [journal.migration, st.group]);
+  await journal.deleteStream(st.group);
 }
 
 async function statusOrError(ctx: PhaseContext): Promise<unknown> {
   try {
-    return await cdcStatus(ctx, 2_000);
+    return await nativeCdcStatus(ctx, 2_000);
   } catch (err) {
     return { error: (err as Error).message };
   }

@@ -1,5 +1,8 @@
-import { publicationName, slotName, subscriptionName } from '../core/names.js';
-import { Journal, dropControlSchema, S } from '../journal/journal.js';
+import { batchStreamName } from '../core/names.js';
+import { Journal, dropControlSchema, S, type StreamRecord } from '../journal/journal.js';
+import { teardownDms } from './cdc-dms.js';
+import { newStreamRecord } from './stream-source.js';
+import { dropPglogicalNodeIfUnused, dropReplicationSets } from '../pg/dms-source.js';
 import { dropPublication, dropSubscription } from '../pg/replication.js';
 import { dropSlot } from '../pg/snapshot.js';
 import { openSessions, type PhaseContext } from './context.js';
@@ -8,7 +11,8 @@ import { dropDdlTrigger } from '../pg/ddl.js';
 
 /**
  * Teardown removes everything pgshift created, on success and on failure, and can run any number
- * of times: subscriptions on the target, publications and slots on the source (a slot left behind
+ * of times: DMS tasks and endpoints (and DMS's control tables and source artifacts), subscriptions
+ * on the target, publications or pglogical replication sets and slots on the source (a slot left behind
  * pins WAL until the source's disk fills), the heartbeat tables and both control schemas. Object
  * names come from the journal when it exists and from the plan otherwise, so a half-created
  * migration is cleaned up too. Fences are not touched: after a cut-over the source stays fenced.
@@ -23,12 +27,12 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
   try {
     const journal = await Journal.find(s.target, ctx.plan.name);
     const fromJournal = journal ? await journal.streams() : [];
-    const objects = new Map<string, { slot: string; publication: string; subscription: string }>();
-    for (const g of ctx.plan.groups) {
-      objects.set(g.name, { slot: slotName(ctx.plan.name, g.name), publication: publicationName(ctx.plan.name, g.name), subscription: subscriptionName(ctx.plan.name, g.name) });
-    }
-    for (const r of fromJournal) objects.set(r.group, { slot: r.slot, publication: r.publication, subscription: r.subscription });
+    const objects = new Map<string, StreamRecord>();
+    for (const g of ctx.plan.groups) for (const name of [g.name, batchStreamName(g.name)]) objects.set(name, newStreamRecord(ctx.plan, name));
+    for (const r of fromJournal) objects.set(r.group, r);
     await journal?.event('teardown', 'info', 'teardown started');
+    // DMS tasks first: a running task holds its slot, which could not be dropped.
+    if (ctx.plan.cdc.engine === 'dms') dropped.push(...(await teardownDms(ctx, s, journal)));
 
     for (const o of objects.values()) {
       const before = await s.target.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [o.subscription]);
@@ -37,12 +41,12 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
     }
     for (const o of objects.values()) {
       if (await dropSlot(s.source, o.slot)) dropped.push(`slot ${o.slot} (source)`);
-      const pub = await s.source.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [o.publication]);
-      if (pub.rowCount) {
-        await dropPublication(s.source, o.publication);
-        dropped.push(`publication ${o.publication} (source)`);
-      }
+      // The publication (native) or the replication sets (DMS pglogical); a plan whose engine changed
+      // may have left the other kind, so both are looked for.
+      if (await dropPublication(s.source, o.publication)) dropped.push(`publication ${o.publication} (source)`);
+      if (await dropReplicationSets(s.source, o.slot)) dropped.push(`replication sets ${o.slot}, i${o.slot} (source)`);
     }
+    if (await dropPglogicalNodeIfUnused(s.source)) dropped.push('pglogical node (source)');
     // Reverse replication (cutover.rollback): subscription on the source, slot and publication on the target.
     const rev = reverseNames(ctx.plan.name);
     if ((await s.source.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [rev.subscription])).rowCount) {
@@ -50,10 +54,7 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
       dropped.push(`subscription ${rev.subscription} (source)`);
     }
     if (await dropSlot(s.target, rev.slot)) dropped.push(`slot ${rev.slot} (target)`);
-    if ((await s.target.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [rev.publication])).rowCount) {
-      await dropPublication(s.target, rev.publication);
-      dropped.push(`publication ${rev.publication} (target)`);
-    }
+    if (await dropPublication(s.target, rev.publication)) dropped.push(`publication ${rev.publication} (target)`);
     await dropDdlTrigger(s.source);
     for (const [side, c] of [['source', s.source], ['target', s.target]] as const) {
       const schema = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgshift'`);

@@ -1,6 +1,7 @@
 import { formatBytes } from '../config/size.js';
 import type { AssessResult } from '../phases/assess.js';
-import type { CdcStatus } from '../phases/cdc.js';
+import type { AnyCdcStatus } from '../phases/cdc.js';
+import type { DmsStatus } from '../phases/cdc-dms.js';
 import type { CutoverResult, RollbackResult } from '../phases/cutover.js';
 import type { FullLoadResult } from '../phases/full-load.js';
 import type { TeardownResult } from '../phases/teardown.js';
@@ -75,7 +76,8 @@ export function fullLoadMarkdown(r: FullLoadResult): string {
   ].join('\n') + '\n';
 }
 
-export function cdcMarkdown(r: CdcStatus): string {
+export function cdcMarkdown(r: AnyCdcStatus): string {
+  if (r.engine === 'dms') return dmsMarkdown(r);
   return [
     `### pgshift cdc status (${r.engine}) — ${r.healthy ? 'healthy' : 'FAILING'}`,
     '',
@@ -97,6 +99,69 @@ export function cdcMarkdown(r: CdcStatus): string {
     ),
     ...r.groups.flatMap((g) => g.problems.map((p) => `- **${g.group}**: ${p}`)),
   ].join('\n') + '\n';
+}
+
+const num = (v: number | null, digits = 0) => (v === null ? '–' : v.toFixed(digits));
+const bytes = (v: number | null) => (v === null ? '–' : formatBytes(v));
+
+function dmsMarkdown(r: DmsStatus): string {
+  const i = r.instance;
+  const out = [
+    `### pgshift cdc status (dms) — ${r.healthy ? 'healthy' : 'FAILING'}`,
+    '',
+    table(
+      ['task', 'group', 'health', 'status', 'latency source (s)', 'latency target (s)', 'heartbeat lag (s)', 'incoming changes', 'start LSN', 'tables in error'],
+      r.tasks.map((t) => [
+        t.identifier,
+        t.group,
+        t.health,
+        t.status + (t.stopReason ? ` (${t.stopReason})` : ''),
+        num(t.latencySourceSeconds),
+        num(t.latencyTargetSeconds),
+        num(t.heartbeatLagSeconds, 2),
+        num(t.incomingChanges),
+        t.startLsn,
+        t.tablesErrored.join(', ') || '–',
+      ]),
+    ),
+    '',
+    `Replication instance **${i.identifier}**: CPU ${num(i.cpuPercent)}%, freeable memory ${bytes(i.freeableMemoryBytes)}, swap ${bytes(i.swapBytes)}, free storage ${bytes(i.freeStorageBytes)}.`,
+    '',
+    table(['slot (source)', 'retained WAL', 'active'], r.slots.map((x) => [x.slot, bytes(x.retainedBytes), x.active ? 'yes' : 'no'])),
+  ];
+  if (r.applyExceptions.length) {
+    out.push('', `#### New apply exceptions (${r.applyExceptions.length})`, table(['time', 'task', 'table', 'LOB truncation', 'error'], r.applyExceptions.slice(0, 50).map((e) => [e.at, e.task, e.table, e.truncation ? '**yes**' : 'no', e.error.slice(0, 200)])));
+  }
+  out.push(...latencyCharts(r));
+  const problems = [
+    ...r.tasks.flatMap((t) => t.problems.map((p) => `- **${t.identifier}**: ${p}`)),
+    ...i.problems.map((p) => `- **${i.identifier}**: ${p}`),
+    ...r.slots.filter((x) => x.problem).map((x) => `- **${x.slot}**: ${x.problem}`),
+    ...r.applyExceptions.filter((e) => e.truncation).map((e) => `- **${e.table}**: a LOB was truncated at ${e.at} — backfill the row from the source and raise the table's LOB limit`),
+  ];
+  if (problems.length) out.push('', ...problems);
+  return out.join('\n') + '\n';
+}
+
+/** One Mermaid line chart per task: CDCLatencySource + CDCLatencyTarget per minute over the last hour. */
+function latencyCharts(r: DmsStatus): string[] {
+  const out: string[] = [];
+  for (const series of r.latency) {
+    const points = series.points.slice(-60);
+    if (points.length < 2) continue;
+    const max = Math.max(1, ...points.map((p) => p.seconds));
+    out.push(
+      '',
+      '```mermaid',
+      'xychart-beta',
+      `  title "CDC latency of ${series.identifier} (s, source + target)"`,
+      `  x-axis [${points.map((p) => `"${p.at.slice(11, 16)}"`).join(', ')}]`,
+      `  y-axis "seconds" 0 --> ${Math.ceil(max * 1.1)}`,
+      `  line [${points.map((p) => Math.round(p.seconds * 10) / 10).join(', ')}]`,
+      '```',
+    );
+  }
+  return out;
 }
 
 export function verifyMarkdown(r: VerifyResult): string {

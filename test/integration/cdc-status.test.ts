@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parsePlan } from '../../src/config/load.js';
 import { silentLogger } from '../../src/core/log.js';
 import type { LocalCluster } from '../../src/local/cluster.js';
-import { cdcStatus, setCdcPaused, startCdc, waitForCatchUp } from '../../src/phases/cdc.js';
+import { nativeCdcStatus as cdcStatus, setNativePaused as setCdcPaused, startNativeCdc as startCdc, waitForCatchUp } from '../../src/phases/cdc.js';
 import { phaseContext, type PhaseContext } from '../../src/phases/context.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
 import { seedSample, sql, startServer } from '../harness/servers.js';

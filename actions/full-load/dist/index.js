@@ -1078,14 +1078,14 @@ var require_util = __commonJS({
         }
         const port = url2.port != null ? url2.port : url2.protocol === "https:" ? 443 : 80;
         let origin = url2.origin != null ? url2.origin : `${url2.protocol || ""}//${url2.hostname || ""}:${port}`;
-        let path5 = url2.path != null ? url2.path : `${url2.pathname || ""}${url2.search || ""}`;
+        let path4 = url2.path != null ? url2.path : `${url2.pathname || ""}${url2.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path5 && path5[0] !== "/") {
-          path5 = `/${path5}`;
+        if (path4 && path4[0] !== "/") {
+          path4 = `/${path4}`;
         }
-        return new URL(`${origin}${path5}`);
+        return new URL(`${origin}${path4}`);
       }
       if (!isHttpOrHttpsPrefixed(url2.origin || url2.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1536,39 +1536,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path5, origin }
+          request: { method, path: path4, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path5);
+        debuglog("sending request to %s %s/%s", method, origin, path4);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path5, origin },
+          request: { method, path: path4, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path5,
+          path4,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path5, origin }
+          request: { method, path: path4, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path5);
+        debuglog("trailers received from %s %s/%s", method, origin, path4);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path5, origin },
+          request: { method, path: path4, origin },
           error: error63
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path5,
+          path4,
           error63.message
         );
       });
@@ -1617,9 +1617,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path5, origin }
+            request: { method, path: path4, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path5);
+          debuglog("sending request to %s %s/%s", method, origin, path4);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1682,7 +1682,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path5,
+        path: path4,
         method,
         body,
         headers,
@@ -1697,11 +1697,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler) {
-        if (typeof path5 !== "string") {
+        if (typeof path4 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path5[0] !== "/" && !(path5.startsWith("http://") || path5.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path4[0] !== "/" && !(path4.startsWith("http://") || path4.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path5)) {
+        } else if (invalidPathRegex.test(path4)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1767,7 +1767,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path5, query) : path5;
+        this.path = query ? buildURL(path4, query) : path4;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -6460,7 +6460,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request) {
-      const { method, path: path5, host, upgrade, blocking, reset } = request;
+      const { method, path: path4, host, upgrade, blocking, reset } = request;
       let { body, headers, contentLength } = request;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6541,7 +6541,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path5} HTTP/1.1\r
+      let header = `${method} ${path4} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7070,7 +7070,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request) {
       const session = client[kHTTP2Session];
-      const { method, path: path5, host, upgrade, expectContinue, signal, headers: reqHeaders } = request;
+      const { method, path: path4, host, upgrade, expectContinue, signal, headers: reqHeaders } = request;
       let { body } = request;
       if (upgrade) {
         util.errorRequest(client, request, new Error("Upgrade not supported for H2"));
@@ -7167,7 +7167,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path5;
+      headers[HTTP2_HEADER_PATH] = path4;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7520,9 +7520,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path5 = search ? `${pathname}${search}` : pathname;
+        const path4 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path5;
+        this.opts.path = path4;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8761,10 +8761,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path5 = "/",
+          path: path4 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path5;
+        opts.path = origin + path4;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10736,20 +10736,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path5) {
-      if (typeof path5 !== "string") {
-        return path5;
+    function safeUrl(path4) {
+      if (typeof path4 !== "string") {
+        return path4;
       }
-      const pathSegments = path5.split("?");
+      const pathSegments = path4.split("?");
       if (pathSegments.length !== 2) {
-        return path5;
+        return path4;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path5, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path5);
+    function matchKey(mockDispatch2, { path: path4, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path4);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10771,7 +10771,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path5 }) => matchValue(safeUrl(path5), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path4 }) => matchValue(safeUrl(path4), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10809,9 +10809,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path5, method, body, headers, query } = opts;
+      const { path: path4, method, body, headers, query } = opts;
       return {
-        path: path5,
+        path: path4,
         method,
         body,
         headers,
@@ -11274,10 +11274,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path5, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path4, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path5,
+            Path: path4,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -16156,9 +16156,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path5) {
-      for (let i = 0; i < path5.length; ++i) {
-        const code = path5.charCodeAt(i);
+    function validateCookiePath(path4) {
+      for (let i = 0; i < path4.length; ++i) {
+        const code = path4.charCodeAt(i);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -19078,11 +19078,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path5 = opts.path;
+          let path4 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path5 = `/${path5}`;
+            path4 = `/${path4}`;
           }
-          url2 = new URL(util.parseOrigin(url2).origin + path5);
+          url2 = new URL(util.parseOrigin(url2).origin + path4);
         } else {
           if (!opts) {
             opts = typeof url2 === "object" ? url2 : {};
@@ -22598,7 +22598,7 @@ var require_split2 = __commonJS({
 var require_helper = __commonJS({
   "node_modules/pgpass/lib/helper.js"(exports, module) {
     "use strict";
-    var path5 = __require("path");
+    var path4 = __require("path");
     var Stream = __require("stream").Stream;
     var split = require_split2();
     var util = __require("util");
@@ -22637,7 +22637,7 @@ var require_helper = __commonJS({
     };
     module.exports.getFileName = function(rawEnv) {
       var env = rawEnv || process.env;
-      var file2 = env.PGPASSFILE || (isWin ? path5.join(env.APPDATA || "./", "postgresql", "pgpass.conf") : path5.join(env.HOME || "./", ".pgpass"));
+      var file2 = env.PGPASSFILE || (isWin ? path4.join(env.APPDATA || "./", "postgresql", "pgpass.conf") : path4.join(env.HOME || "./", ".pgpass"));
       return file2;
     };
     module.exports.usePgPass = function(stats, fname) {
@@ -22769,7 +22769,7 @@ var require_helper = __commonJS({
 var require_lib = __commonJS({
   "node_modules/pgpass/lib/index.js"(exports, module) {
     "use strict";
-    var path5 = __require("path");
+    var path4 = __require("path");
     var fs3 = __require("fs");
     var helper = require_helper();
     module.exports = function(connInfo, cb) {
@@ -25395,17 +25395,17 @@ var require_visit = __commonJS({
     visit2.BREAK = BREAK;
     visit2.SKIP = SKIP;
     visit2.REMOVE = REMOVE;
-    function visit_(key, node2, visitor, path5) {
-      const ctrl = callVisitor(key, node2, visitor, path5);
+    function visit_(key, node2, visitor, path4) {
+      const ctrl = callVisitor(key, node2, visitor, path4);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path5, ctrl);
-        return visit_(key, ctrl, visitor, path5);
+        replaceNode(key, path4, ctrl);
+        return visit_(key, ctrl, visitor, path4);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node2)) {
-          path5 = Object.freeze(path5.concat(node2));
+          path4 = Object.freeze(path4.concat(node2));
           for (let i = 0; i < node2.items.length; ++i) {
-            const ci = visit_(i, node2.items[i], visitor, path5);
+            const ci = visit_(i, node2.items[i], visitor, path4);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -25416,13 +25416,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node2)) {
-          path5 = Object.freeze(path5.concat(node2));
-          const ck = visit_("key", node2.key, visitor, path5);
+          path4 = Object.freeze(path4.concat(node2));
+          const ck = visit_("key", node2.key, visitor, path4);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node2.key = null;
-          const cv = visit_("value", node2.value, visitor, path5);
+          const cv = visit_("value", node2.value, visitor, path4);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -25443,17 +25443,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node2, visitor, path5) {
-      const ctrl = await callVisitor(key, node2, visitor, path5);
+    async function visitAsync_(key, node2, visitor, path4) {
+      const ctrl = await callVisitor(key, node2, visitor, path4);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path5, ctrl);
-        return visitAsync_(key, ctrl, visitor, path5);
+        replaceNode(key, path4, ctrl);
+        return visitAsync_(key, ctrl, visitor, path4);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node2)) {
-          path5 = Object.freeze(path5.concat(node2));
+          path4 = Object.freeze(path4.concat(node2));
           for (let i = 0; i < node2.items.length; ++i) {
-            const ci = await visitAsync_(i, node2.items[i], visitor, path5);
+            const ci = await visitAsync_(i, node2.items[i], visitor, path4);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -25464,13 +25464,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node2)) {
-          path5 = Object.freeze(path5.concat(node2));
-          const ck = await visitAsync_("key", node2.key, visitor, path5);
+          path4 = Object.freeze(path4.concat(node2));
+          const ck = await visitAsync_("key", node2.key, visitor, path4);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node2.key = null;
-          const cv = await visitAsync_("value", node2.value, visitor, path5);
+          const cv = await visitAsync_("value", node2.value, visitor, path4);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -25497,23 +25497,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node2, visitor, path5) {
+    function callVisitor(key, node2, visitor, path4) {
       if (typeof visitor === "function")
-        return visitor(key, node2, path5);
+        return visitor(key, node2, path4);
       if (identity.isMap(node2))
-        return visitor.Map?.(key, node2, path5);
+        return visitor.Map?.(key, node2, path4);
       if (identity.isSeq(node2))
-        return visitor.Seq?.(key, node2, path5);
+        return visitor.Seq?.(key, node2, path4);
       if (identity.isPair(node2))
-        return visitor.Pair?.(key, node2, path5);
+        return visitor.Pair?.(key, node2, path4);
       if (identity.isScalar(node2))
-        return visitor.Scalar?.(key, node2, path5);
+        return visitor.Scalar?.(key, node2, path4);
       if (identity.isAlias(node2))
-        return visitor.Alias?.(key, node2, path5);
+        return visitor.Alias?.(key, node2, path4);
       return void 0;
     }
-    function replaceNode(key, path5, node2) {
-      const parent = path5[path5.length - 1];
+    function replaceNode(key, path4, node2) {
+      const parent = path4[path4.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node2;
       } else if (identity.isPair(parent)) {
@@ -26125,10 +26125,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path5, value) {
+    function collectionFromPath(schema, path4, value) {
       let v = value;
-      for (let i = path5.length - 1; i >= 0; --i) {
-        const k = path5[i];
+      for (let i = path4.length - 1; i >= 0; --i) {
+        const k = path4[i];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -26147,7 +26147,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path5) => path5 == null || typeof path5 === "object" && !!path5[Symbol.iterator]().next().done;
+    var isEmptyPath = (path4) => path4 == null || typeof path4 === "object" && !!path4[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -26177,11 +26177,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path5, value) {
-        if (isEmptyPath(path5))
+      addIn(path4, value) {
+        if (isEmptyPath(path4))
           this.add(value);
         else {
-          const [key, ...rest] = path5;
+          const [key, ...rest] = path4;
           const node2 = this.get(key, true);
           if (identity.isCollection(node2))
             node2.addIn(rest, value);
@@ -26195,8 +26195,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path5) {
-        const [key, ...rest] = path5;
+      deleteIn(path4) {
+        const [key, ...rest] = path4;
         if (rest.length === 0)
           return this.delete(key);
         const node2 = this.get(key, true);
@@ -26210,8 +26210,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path5, keepScalar) {
-        const [key, ...rest] = path5;
+      getIn(path4, keepScalar) {
+        const [key, ...rest] = path4;
         const node2 = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node2) ? node2.value : node2;
@@ -26229,8 +26229,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path5) {
-        const [key, ...rest] = path5;
+      hasIn(path4) {
+        const [key, ...rest] = path4;
         if (rest.length === 0)
           return this.has(key);
         const node2 = this.get(key, true);
@@ -26240,8 +26240,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path5, value) {
-        const [key, ...rest] = path5;
+      setIn(path4, value) {
+        const [key, ...rest] = path4;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -28756,9 +28756,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path5, value) {
+      addIn(path4, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path5, value);
+          this.contents.addIn(path4, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -28833,14 +28833,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path5) {
-        if (Collection.isEmptyPath(path5)) {
+      deleteIn(path4) {
+        if (Collection.isEmptyPath(path4)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path5) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path4) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -28855,10 +28855,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path5, keepScalar) {
-        if (Collection.isEmptyPath(path5))
+      getIn(path4, keepScalar) {
+        if (Collection.isEmptyPath(path4))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path5, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path4, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -28869,10 +28869,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path5) {
-        if (Collection.isEmptyPath(path5))
+      hasIn(path4) {
+        if (Collection.isEmptyPath(path4))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path5) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path4) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -28889,13 +28889,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path5, value) {
-        if (Collection.isEmptyPath(path5)) {
+      setIn(path4, value) {
+        if (Collection.isEmptyPath(path4)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path5), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path4), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path5, value);
+          this.contents.setIn(path4, value);
         }
       }
       /**
@@ -30856,9 +30856,9 @@ var require_cst_visit = __commonJS({
     visit2.BREAK = BREAK;
     visit2.SKIP = SKIP;
     visit2.REMOVE = REMOVE;
-    visit2.itemAtPath = (cst, path5) => {
+    visit2.itemAtPath = (cst, path4) => {
       let item = cst;
-      for (const [field, index] of path5) {
+      for (const [field, index] of path4) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -30867,23 +30867,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit2.parentCollection = (cst, path5) => {
-      const parent = visit2.itemAtPath(cst, path5.slice(0, -1));
-      const field = path5[path5.length - 1][0];
+    visit2.parentCollection = (cst, path4) => {
+      const parent = visit2.itemAtPath(cst, path4.slice(0, -1));
+      const field = path4[path4.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path5, item, visitor) {
-      let ctrl = visitor(item, path5);
+    function _visit(path4, item, visitor) {
+      let ctrl = visitor(item, path4);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i = 0; i < token.items.length; ++i) {
-            const ci = _visit(Object.freeze(path5.concat([[field, i]])), token.items[i], visitor);
+            const ci = _visit(Object.freeze(path4.concat([[field, i]])), token.items[i], visitor);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -30894,10 +30894,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path5);
+            ctrl = ctrl(item, path4);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path5) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path4) : ctrl;
     }
     exports.visit = visit2;
   }
@@ -33277,6 +33277,9 @@ function publicationName(migration, group2) {
 function subscriptionName(migration, group2) {
   return fit(`pgshift_${migration}_${group2}`);
 }
+function batchStreamName(group2) {
+  return `${group2}_batch`;
+}
 function heartbeatTable(group2) {
   return fit(`heartbeat_${group2}`);
 }
@@ -33589,6 +33592,9 @@ var Journal = class _Journal {
       [this.migration, s.group, s.slot, s.publication, s.subscription, s.snapshotMode, s.snapshotLsn, s.state]
     );
   }
+  async deleteStream(group2) {
+    await this.c.query(`DELETE FROM ${S}.stream WHERE migration = $1 AND group_name = $2`, [this.migration, group2]);
+  }
   async setStreamState(group2, state) {
     await this.c.query(`UPDATE ${S}.stream SET state = $3, updated_at = now() WHERE migration = $1 AND group_name = $2`, [this.migration, group2, state]);
   }
@@ -33680,6 +33686,15 @@ function parseServerUrl(url2) {
     sslrootcert,
     options: rest
   };
+}
+function toConninfo(a, opts) {
+  const q = (v) => `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+  const parts = [`host=${q(a.host)}`, `port=${a.port}`, `user=${q(a.user)}`, `dbname=${q(a.database)}`];
+  if (opts.withPassword && a.password) parts.push(`password=${q(a.password)}`);
+  if (a.sslmode) parts.push(`sslmode=${q(a.sslmode)}`);
+  if (a.sslrootcert) parts.push(`sslrootcert=${q(a.sslrootcert)}`);
+  for (const [k, v] of Object.entries(a.options)) parts.push(`${k}=${q(v)}`);
+  return parts.join(" ");
 }
 
 // src/pg/connect.ts
@@ -33810,8 +33825,9 @@ async function copyTable(source, target, table2, columns, onBytes, where, freeze
   return { rows: Number(into.rowCount ?? 0), bytes };
 }
 
-// src/pg/indexes.ts
-import { writeFileSync } from "node:fs";
+// src/pg/schema.ts
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os5 from "node:os";
 import path2 from "node:path";
 
 // src/pg/tools.ts
@@ -33871,6 +33887,49 @@ async function runTool(bin, args, env, what) {
     const detail = redact((e.stderr || e.message).trim().split("\n").slice(0, 3).join(" | "));
     throw failure("tool.failed", `${what} failed: ${detail}`, void 0, err);
   }
+}
+
+// src/pg/schema.ts
+async function dumpSchema(tool, source, snapshotName) {
+  const dir = mkdtempSync(path2.join(os5.tmpdir(), "pgshift-schema-"));
+  const file2 = path2.join(dir, "schema.dump");
+  const args = [
+    ...connectionArgs(source),
+    "--schema-only",
+    "--format=custom",
+    `--file=${file2}`,
+    `--exclude-schema=${CONTROL_SCHEMA}`,
+    "--no-publications",
+    "--no-subscriptions"
+  ];
+  if (snapshotName) args.push(`--snapshot=${snapshotName}`);
+  await runTool(tool.path, args, toolEnv(source), "pg_dump of the source schema");
+  return { file: file2, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+async function restoreSection(tool, target, dump, section, options) {
+  const args = [...connectionArgs(target), `--section=${section}`, "--exit-on-error", "--single-transaction"];
+  if (!options.keepOwnership) args.push("--no-owner", "--no-privileges");
+  if (options.listFile) args.push(`--use-list=${options.listFile}`);
+  args.push(dump.file);
+  const env = toolEnv(target);
+  if (options.sessionName) env.PGAPPNAME = options.sessionName;
+  await runTool(tool.path, args, env, `pg_restore ${section} into the target`);
+}
+var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
+async function restoreList(tool, dump, name, skip) {
+  const listing = await runTool(tool.path, ["--list", dump.file], process.env, "pg_restore --list of the schema dump");
+  const lines = listing.split("\n").map((line) => {
+    const m = /^\s*\d+;\s+(\d+)\s+(\d+)\s/.exec(line);
+    return m && skip({ classId: m[1], objectId: m[2], line }) ? `;${line}` : line;
+  });
+  const file2 = path2.join(path2.dirname(dump.file), `${name}.list`);
+  writeFileSync(file2, lines.join("\n"));
+  return file2;
+}
+function preDataList(tool, dump) {
+  const names = SOURCE_ONLY_EXTENSIONS.join("|");
+  const re = new RegExp(`\\s(EXTENSION - |COMMENT - EXTENSION )(${names})\\s`);
+  return restoreList(tool, dump, "pre-data", ({ line }) => re.test(`${line} `));
 }
 
 // src/pg/indexes.ts
@@ -33957,14 +34016,7 @@ async function postDataList(tool, dump, builtEarly) {
     skip.add(`1259 ${b.indexOid}`);
     if (b.constraint) skip.add(`2606 ${b.constraint.oid}`);
   }
-  const listing = await runTool(tool.path, ["--list", dump.file], process.env, "pg_restore --list of the schema dump");
-  const lines = listing.split("\n").map((line) => {
-    const m = /^\s*\d+;\s+(\d+)\s+(\d+)\s/.exec(line);
-    return m && skip.has(`${m[1]} ${m[2]}`) ? `;${line}` : line;
-  });
-  const file2 = path2.join(path2.dirname(dump.file), "post-data.list");
-  writeFileSync(file2, lines.join("\n"));
-  return file2;
+  return restoreList(tool, dump, "post-data", ({ classId, objectId }) => skip.has(`${classId} ${objectId}`));
 }
 var IndexQueue = class {
   constructor(open3, jobs, onBuilt) {
@@ -34292,37 +34344,188 @@ async function createPublication(c, name, tables, heartbeat) {
   await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
 }
 async function dropPublication(c, name) {
+  if (!await publicationExists(c, name)) return false;
   await c.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
+  return true;
 }
 
-// src/pg/schema.ts
-import { mkdtempSync, rmSync } from "node:fs";
-import os5 from "node:os";
-import path3 from "node:path";
-async function dumpSchema(tool, source, snapshotName) {
-  const dir = mkdtempSync(path3.join(os5.tmpdir(), "pgshift-schema-"));
-  const file2 = path3.join(dir, "schema.dump");
-  const args = [
-    ...connectionArgs(source),
-    "--schema-only",
-    "--format=custom",
-    `--file=${file2}`,
-    `--exclude-schema=${CONTROL_SCHEMA}`,
-    "--no-publications",
-    "--no-subscriptions"
-  ];
-  if (snapshotName) args.push(`--snapshot=${snapshotName}`);
-  await runTool(tool.path, args, toolEnv(source), "pg_dump of the source schema");
-  return { file: file2, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+// src/core/dms.ts
+function splitByBatchApply(tables) {
+  const eligible = (t) => t.batchApply && t.lob?.mode !== "unlimited";
+  const batch = tables.filter(eligible);
+  const single = tables.filter((t) => !eligible(t));
+  if (batch.length && single.length) {
+    return [
+      { suffix: "batch", tables: batch, batchApply: true },
+      { suffix: "single", tables: single, batchApply: false }
+    ];
+  }
+  return [{ suffix: "", tables, batchApply: single.length === 0 && batch.length > 0 }];
 }
-async function restoreSection(tool, target, dump, section, options) {
-  const args = [...connectionArgs(target), `--section=${section}`, "--exit-on-error", "--single-transaction"];
-  if (!options.keepOwnership) args.push("--no-owner", "--no-privileges");
-  if (options.listFile) args.push(`--use-list=${options.listFile}`);
-  args.push(dump.file);
-  const env = toolEnv(target);
-  if (options.sessionName) env.PGAPPNAME = options.sessionName;
-  await runTool(tool.path, args, env, `pg_restore ${section} into the target`);
+
+// src/pg/dms-source.ts
+function replicationSetNames(slot) {
+  return { updates: slot, inserts: `i${slot}` };
+}
+var PGLOGICAL_NODE = "pgshift_source";
+async function requirePglogical(c, label) {
+  const r = await c.query(
+    `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pglogical') AS available,
+            'pglogical' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')) AS preloaded`
+  );
+  if (!r.rows[0].available) {
+    throw gateRefused("source.pglogical", `source ${label}: the pglogical extension is not installed`, "install pglogical on the source (Debian: postgresql-<major>-pglogical) or set cdc.dms.plugin: test_decoding");
+  }
+  if (!r.rows[0].preloaded) {
+    throw gateRefused("source.pglogical", `source ${label}: pglogical is not in shared_preload_libraries`, "add pglogical to shared_preload_libraries and restart the source, or set cdc.dms.plugin: test_decoding");
+  }
+}
+async function ensurePglogicalNode(c, dsn) {
+  await c.query("CREATE EXTENSION IF NOT EXISTS pglogical");
+  const node2 = await c.query(`SELECT 1 FROM pglogical.node WHERE node_name = $1`, [PGLOGICAL_NODE]);
+  if (!node2.rowCount) await c.query("SELECT pglogical.create_node(node_name := $1, dsn := $2)", [PGLOGICAL_NODE, dsn]);
+}
+async function ensureReplicationSets(c, slot, tables, log) {
+  const { updates, inserts } = replicationSetNames(slot);
+  const existing = new Set((await c.query("SELECT set_name AS n FROM pglogical.replication_set WHERE set_name = ANY($1)", [[updates, inserts]])).rows.map((r) => r.n));
+  if (!existing.has(updates)) await c.query("SELECT pglogical.create_replication_set($1, false, true, true, false)", [updates]);
+  if (!existing.has(inserts)) await c.query("SELECT pglogical.create_replication_set($1, true, false, false, true)", [inserts]);
+  const keyless = tables.filter((t) => t.primaryKey.length === 0);
+  const oids = await c.query("SELECT x::regclass::oid::text AS oid FROM unnest($1::text[]) WITH ORDINALITY u(x, i) ORDER BY i", [tables.map(qualify)]);
+  const oidOf = new Map(tables.map((t, i) => [t, oids.rows[i].oid]));
+  const want = /* @__PURE__ */ new Map([
+    [inserts, new Set(tables.map((t) => oidOf.get(t)))],
+    [updates, new Set(tables.filter((t) => t.primaryKey.length > 0).map((t) => oidOf.get(t)))]
+  ]);
+  for (const [set2, wanted] of want) {
+    const have = await c.query(
+      `SELECT st.set_reloid::oid::text AS oid FROM pglogical.replication_set_table st JOIN pglogical.replication_set s ON s.set_id = st.set_id WHERE s.set_name = $1`,
+      [set2]
+    );
+    const present = new Set(have.rows.map((r) => r.oid));
+    for (const oid of wanted) if (!present.has(oid)) await c.query("SELECT pglogical.replication_set_add_table($1, $2::oid::regclass, false)", [set2, oid]);
+    for (const oid of present) if (!wanted.has(oid)) await c.query("SELECT pglogical.replication_set_remove_table($1, $2::oid::regclass)", [set2, oid]);
+  }
+  for (const t of keyless) {
+    log.warn(`${displayName(t)} has no primary key: it is left out of replication set ${updates}, so DMS applies its inserts but not its updates and deletes \u2014 add a primary key before the migration`);
+  }
+  return { updates, inserts, keyless };
+}
+async function dropReplicationSets(c, slot) {
+  const ext = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
+  if (!ext.rowCount) return false;
+  const { updates, inserts } = replicationSetNames(slot);
+  let dropped = false;
+  for (const set2 of [updates, inserts]) {
+    const r = await c.query("SELECT 1 FROM pglogical.replication_set WHERE set_name = $1", [set2]);
+    if (r.rowCount) {
+      await c.query("SELECT pglogical.drop_replication_set($1)", [set2]);
+      dropped = true;
+    }
+  }
+  return dropped;
+}
+async function dropPglogicalNodeIfUnused(c) {
+  const ext = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
+  if (!ext.rowCount) return false;
+  const sets = await c.query(`SELECT 1 FROM pglogical.replication_set WHERE set_name NOT IN ('default', 'default_insert_only', 'ddl_sql')`);
+  if (sets.rowCount) return false;
+  const node2 = await c.query("SELECT 1 FROM pglogical.node WHERE node_name = $1", [PGLOGICAL_NODE]);
+  if (!node2.rowCount) return false;
+  await c.query("SELECT pglogical.drop_node($1)", [PGLOGICAL_NODE]);
+  return true;
+}
+
+// src/phases/stream-source.ts
+var DMS_TASKS_PHASE = "cdc:dms:tasks";
+async function groupsWithDmsTasks(journal) {
+  const tasks = (await journal.phaseState(DMS_TASKS_PHASE))?.detail?.tasks ?? [];
+  return new Set(tasks.map((t) => t.group));
+}
+function newStreamRecord(plan, group2) {
+  return {
+    group: group2,
+    slot: slotName(plan.name, group2),
+    publication: publicationName(plan.name, group2),
+    subscription: subscriptionName(plan.name, group2),
+    snapshotMode: plan.snapshot,
+    snapshotLsn: null,
+    state: "preparing"
+  };
+}
+function dmsTablesOf(plan, tables) {
+  return tables.map((t) => {
+    const s = plan.tables[`${t.schema}.${t.name}`] ?? {};
+    return {
+      schema: t.schema,
+      name: t.name,
+      lob: s.lobMode ? { mode: s.lobMode, maxSizeKb: s.lobMaxSizeKb ?? plan.cdc.dms.lobMaxSizeKb } : void 0,
+      batchApply: s.batchApply ?? false
+    };
+  });
+}
+function dmsTaskPlans(plan, group2) {
+  return splitByBatchApply(dmsTablesOf(plan, group2.tables)).map((tp) => {
+    const stream = tp.suffix === "batch" ? batchStreamName(group2.name) : group2.name;
+    return { ...tp, stream, tables: [...tp.tables, { schema: CONTROL_SCHEMA, name: heartbeatTable(stream), batchApply: tp.batchApply }] };
+  }).sort((a, b) => Number(a.stream !== group2.name) - Number(b.stream !== group2.name));
+}
+var heartbeatOf = (record2) => ({
+  schema: CONTROL_SCHEMA,
+  name: heartbeatTable(record2.group),
+  primaryKey: ["group_name"]
+});
+function streamSource(ctx) {
+  const { plan } = ctx;
+  const single = (group2, main) => [{ record: main, tables: group2.tables }];
+  if (plan.cdc.engine === "native") {
+    return {
+      plugin: "pgoutput",
+      require: async () => {
+      },
+      parts: single,
+      prepare: async (c, { record: record2, tables }) => {
+        const hb = heartbeatTable(record2.group);
+        await ensureHeartbeat(c, hb, record2.group);
+        await createPublication(c, record2.publication, tables, hb);
+      },
+      drop: (c, record2) => dropPublication(c, record2.publication),
+      dropShared: async () => false
+    };
+  }
+  const parts = (group2, main) => {
+    const tasks = dmsTaskPlans(plan, group2);
+    if (tasks.length === 1) return single(group2, main);
+    const tablesOf = (tp) => group2.tables.filter((t) => tp.tables.some((x) => x.schema === t.schema && x.name === t.name));
+    const [own2, ...companions] = tasks;
+    return [
+      { record: main, tables: tablesOf(own2) },
+      ...companions.map((tp) => ({ record: { ...newStreamRecord(plan, tp.stream), snapshotMode: main.snapshotMode, snapshotLsn: main.snapshotLsn, state: main.state }, tables: tablesOf(tp) }))
+    ];
+  };
+  if (plan.cdc.dms.plugin === "test_decoding") {
+    return {
+      plugin: "test_decoding",
+      require: async () => {
+      },
+      parts,
+      prepare: (c, { record: record2 }) => ensureHeartbeat(c, heartbeatTable(record2.group), record2.group),
+      drop: async () => false,
+      dropShared: async () => false
+    };
+  }
+  return {
+    plugin: "pglogical",
+    require: (c) => requirePglogical(c, ctx.source.label),
+    parts,
+    prepare: async (c, { record: record2, tables }) => {
+      await ensureHeartbeat(c, heartbeatTable(record2.group), record2.group);
+      await ensurePglogicalNode(c, toConninfo(parseServerUrl(plan.source.url), { withPassword: false }));
+      await ensureReplicationSets(c, record2.slot, [...tables, heartbeatOf(record2)], ctx.log);
+    },
+    drop: (c, record2) => dropReplicationSets(c, record2.slot),
+    dropShared: (c) => dropPglogicalNodeIfUnused(c)
+  };
 }
 
 // src/pg/sequences.ts
@@ -34662,16 +34865,12 @@ function replicaPoint(endpoint, paused) {
     check: () => paused.check()
   };
 }
-function newStreamRecord(plan, group2) {
-  return {
-    group: group2,
-    slot: slotName(plan.name, group2),
-    publication: publicationName(plan.name, group2),
-    subscription: subscriptionName(plan.name, group2),
-    snapshotMode: plan.snapshot,
-    snapshotLsn: null,
-    state: "preparing"
-  };
+async function saveStreams(journal, x, state, lsn = x.record.snapshotLsn) {
+  for (const { record: record2 } of x.parts) {
+    record2.state = state;
+    record2.snapshotLsn = lsn;
+    await journal.saveStream(record2);
+  }
 }
 async function runFullLoad(ctx, options = {}) {
   const started = Date.now();
@@ -34684,6 +34883,8 @@ async function runFullLoad(ctx, options = {}) {
   let indexes;
   try {
     await requireLogicalSource(s, ctx);
+    const stream = streamSource(ctx);
+    await stream.require(s.source);
     const dumpTool = await findTool("pg_dump", plan.fullLoad.pgBinDir);
     requireDumpForSource(dumpTool, majorOf(s.sourceVersion));
     const restoreTool = await findTool("pg_restore", plan.fullLoad.pgBinDir);
@@ -34720,31 +34921,31 @@ async function runFullLoad(ctx, options = {}) {
           `run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
         );
       }
-      if (prior && !continuing) await resetGroup(s, ctx, journal, group2, prior);
+      if (options.restart && prior && (await groupsWithDmsTasks(journal)).has(group2.name)) {
+        throw gateRefused("full-load.dms-tasks", `group ${group2.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${group2.name}: it deletes them, reloads the group and creates new ones`);
+      }
+      if (prior && !continuing) await resetGroup(s, ctx, journal, stream, group2, existing);
       const record2 = continuing ? prior : newStreamRecord(plan, group2.name);
-      toLoad.push({ group: group2, record: record2 });
+      toLoad.push({ group: group2, record: record2, parts: stream.parts(group2, record2) });
     }
     if (pausedMode && toLoad.length > 0) {
       const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
-      paused = await pauseOrAdoptReplica(ctx, s, journal, replicaEp, toLoad, options);
+      paused = await pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, options);
       const mine = new Set(groups.map((g) => g.name));
       paused.shouldResume = async () => !await anotherGroupLoading(s.target, journal, plan.groups.map((g) => g.name).filter((g) => !mine.has(g)));
       const point = replicaPoint(replicaEp, paused);
       for (const x of toLoad) {
         x.point = point;
-        x.record.snapshotLsn = paused.lsn;
-        x.record.state = "loading";
-        await journal.saveStream(x.record);
+        await saveStreams(journal, x, "loading", paused.lsn);
         await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
       }
     } else {
       for (const x of toLoad) {
-        await prepareGroupObjects(s, journal, x);
-        const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, "pgoutput", s.sourceVersion);
+        await prepareGroupObjects(s, journal, stream, x);
+        for (const part of x.parts.slice(1)) await ensureSlot(s.source, part.record.slot, stream.plugin);
+        const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, stream.plugin, s.sourceVersion);
         holders.push(holder);
-        x.record.snapshotLsn = holder.lsnText;
-        x.record.state = "loading";
-        await journal.saveStream(x.record);
+        await saveStreams(journal, x, "loading", holder.lsnText);
         await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
         log.info(`group ${x.group.name}: slot ${x.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
         x.point = exportedPoint(ctx, holder);
@@ -34755,11 +34956,12 @@ async function runFullLoad(ctx, options = {}) {
         if ((await journal.phaseState(PRE_DATA))?.state === "done") return;
         log.info("schema: restoring pre-data (types, tables, functions) on the target");
         dump ??= await dumpSchema(dumpTool, toLoad[0].point.endpoint, toLoad[0].point.snapshotName);
-        await restoreSection(restoreTool, ctx.target, dump, "pre-data", { keepOwnership: plan.fullLoad.ownership === "keep" });
+        const listFile = await preDataList(restoreTool, dump);
+        await restoreSection(restoreTool, ctx.target, dump, "pre-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile });
         await journal.finishPhase(PRE_DATA, "done");
       });
     }
-    for (const { group: group2 } of toLoad) await ensureHeartbeat(s.target, heartbeatTable(group2.name), group2.name);
+    for (const { record: record2 } of toLoad.flatMap((x) => x.parts)) await ensureHeartbeat(s.target, heartbeatTable(record2.group), record2.group);
     const sessionName = loadSessionName(plan.name, scope);
     const prog = progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(options.group), "running", snap));
     const early = await earlyIndexes(s.source, toLoad.flatMap((x) => x.group.tables));
@@ -34804,9 +35006,9 @@ async function runFullLoad(ctx, options = {}) {
     await indexes.drain();
     prog.stop();
     await journal.setPhaseDetail(progressPhase(options.group), "done", prog.snapshot());
-    for (const { group: group2, record: record2, point } of toLoad) {
-      record2.state = "loaded";
-      await journal.saveStream(record2);
+    for (const x of toLoad) {
+      const { group: group2, record: record2, point } = x;
+      await saveStreams(journal, x, "loaded");
       const totals = perGroup.get(group2.name);
       results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: point.lsnText, tables: group2.tables.length, ...totals });
     }
@@ -35050,17 +35252,17 @@ function logIndexBuilt(log, b, ms, built) {
   if (ms >= 1e3) log.info(line);
   else log.debug(line);
 }
-async function prepareGroupObjects(s, journal, x) {
-  await journal.saveStream(x.record);
-  const hb = heartbeatTable(x.group.name);
-  await ensureHeartbeat(s.source, hb, x.group.name);
-  await createPublication(s.source, x.record.publication, x.group.tables, hb);
+async function prepareGroupObjects(s, journal, stream, x) {
+  for (const part of x.parts) {
+    await journal.saveStream(part.record);
+    await stream.prepare(s.source, part);
+  }
 }
-async function ensureSlot(c, slot) {
+async function ensureSlot(c, slot, plugin) {
   const exists2 = await c.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-  if (!exists2.rowCount) await c.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+  if (!exists2.rowCount) await c.query(`SELECT pg_create_logical_replication_slot($1, $2)`, [slot, plugin]);
 }
-async function pauseOrAdoptReplica(ctx, s, journal, replicaEp, toLoad, options) {
+async function pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, options) {
   const { plan, log } = ctx;
   return withStepLock(s.target, REPLICA, async () => {
     const streams = new Map((await journal.streams()).map((r) => [r.group, r]));
@@ -35069,16 +35271,16 @@ async function pauseOrAdoptReplica(ctx, s, journal, replicaEp, toLoad, options) 
     const others = othersPending.length ? (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => othersPending.includes(g.name)) : [];
     const prepare = [
       ...toLoad,
-      ...others.map((group2) => ({
-        group: group2,
-        record: streams.get(group2.name) ?? newStreamRecord(plan, group2.name)
-      }))
+      ...others.map((group2) => {
+        const record2 = streams.get(group2.name) ?? newStreamRecord(plan, group2.name);
+        return { group: group2, record: record2, parts: stream.parts(group2, record2) };
+      })
     ];
     for (const x of prepare) {
-      if (x.record.state === "preparing") await prepareGroupObjects(s, journal, x);
-      await ensureSlot(s.source, x.record.slot);
+      if (x.record.state === "preparing") await prepareGroupObjects(s, journal, stream, x);
+      for (const part of x.parts) await ensureSlot(s.source, part.record.slot, stream.plugin);
     }
-    const slots = prepare.map((x) => x.record.slot);
+    const slots = prepare.flatMap((x) => x.parts.map((p2) => p2.record.slot));
     const limits = plan.fullLoad.pausedReplica;
     const copied = await groupsWithCopiedRows(journal, toLoad.map((x) => x.group.name));
     const refuse = (x, why2) => gateRefused(
@@ -35171,11 +35373,16 @@ async function requireEmptyTarget(s, ctx, groups) {
     );
   }
 }
-async function resetGroup(s, ctx, journal, group2, prior) {
+async function resetGroup(s, ctx, journal, stream, group2, existing) {
   ctx.log.warn(`group ${group2.name}: restarting \u2014 dropping its slot and reloading its tables`);
-  const slot = prior?.slot ?? slotName(ctx.plan.name, group2.name);
-  await dropSlot(s.source, slot);
-  if (prior) await dropPublication(s.source, prior.publication);
+  const companion = batchStreamName(group2.name);
+  const names = ctx.plan.groups.some((g) => g.name === companion) ? [group2.name] : [group2.name, companion];
+  const records = names.map((g) => existing.get(g) ?? newStreamRecord(ctx.plan, g));
+  for (const record2 of records) {
+    await dropSlot(s.source, record2.slot);
+    await stream.drop(s.source, record2);
+    if (record2.group !== group2.name) await journal.deleteStream(record2.group);
+  }
   await s.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group2.name]);
   await journal.event("full-load", "warn", `group ${group2.name}: restarted from a new slot`);
 }
@@ -35238,7 +35445,7 @@ import { writeFileSync as writeFileSync2 } from "node:fs";
 // src/config/load.ts
 var import_yaml = __toESM(require_dist2(), 1);
 import { readFileSync as readFileSync2 } from "node:fs";
-import path4 from "node:path";
+import path3 from "node:path";
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -36057,10 +36264,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path5) {
-  if (!path5)
+function getElementAtPath(obj, path4) {
+  if (!path4)
     return obj;
-  return path5.reduce((acc, key) => acc?.[key], obj);
+  return path4.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -36400,11 +36607,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path5, issues) {
+function prefixIssues(path4, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path5);
+    iss.path.unshift(path4);
     return iss;
   });
 }
@@ -36866,16 +37073,16 @@ function flattenError(error63, mapper = (issue3) => issue3.message) {
 }
 function formatError(error63, mapper = (issue3) => issue3.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error64, path5 = []) => {
+  const processError = (error64, path4 = []) => {
     for (const issue3 of error64.issues) {
       if (issue3.code === "invalid_union" && issue3.errors.length) {
-        issue3.errors.map((issues) => processError({ issues }, [...path5, ...issue3.path]));
+        issue3.errors.map((issues) => processError({ issues }, [...path4, ...issue3.path]));
       } else if (issue3.code === "invalid_key") {
-        processError({ issues: issue3.issues }, [...path5, ...issue3.path]);
+        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
       } else if (issue3.code === "invalid_element") {
-        processError({ issues: issue3.issues }, [...path5, ...issue3.path]);
+        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
       } else {
-        const fullpath = [...path5, ...issue3.path];
+        const fullpath = [...path4, ...issue3.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue3));
         } else {
@@ -36914,17 +37121,17 @@ function formatError(error63, mapper = (issue3) => issue3.message) {
 }
 function treeifyError(error63, mapper = (issue3) => issue3.message) {
   const result = { errors: [] };
-  const processError = (error64, path5 = []) => {
+  const processError = (error64, path4 = []) => {
     var _a3;
     for (const issue3 of error64.issues) {
       if (issue3.code === "invalid_union" && issue3.errors.length) {
-        issue3.errors.map((issues) => processError({ issues }, [...path5, ...issue3.path]));
+        issue3.errors.map((issues) => processError({ issues }, [...path4, ...issue3.path]));
       } else if (issue3.code === "invalid_key") {
-        processError({ issues: issue3.issues }, [...path5, ...issue3.path]);
+        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
       } else if (issue3.code === "invalid_element") {
-        processError({ issues: issue3.issues }, [...path5, ...issue3.path]);
+        processError({ issues: issue3.issues }, [...path4, ...issue3.path]);
       } else {
-        const fullpath = [...path5, ...issue3.path];
+        const fullpath = [...path4, ...issue3.path];
         if (fullpath.length === 0) {
           result.errors.push(mapper(issue3));
           continue;
@@ -36963,8 +37170,8 @@ function treeifyError(error63, mapper = (issue3) => issue3.message) {
 }
 function toDotPath(_path) {
   const segs = [];
-  const path5 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
-  for (const seg of path5) {
+  const path4 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
+  for (const seg of path4) {
     if (typeof seg === "number")
       segs.push(`[${seg}]`);
     else if (typeof seg === "symbol")
@@ -54102,13 +54309,13 @@ function resolveRef(ref, ctx) {
   if (!ref.startsWith("#")) {
     throw new Error("External $ref is not supported, only local refs (#/...) are allowed");
   }
-  const path5 = ref.slice(1).split("/").filter(Boolean);
-  if (path5.length === 0) {
+  const path4 = ref.slice(1).split("/").filter(Boolean);
+  if (path4.length === 0) {
     return ctx.rootSchema;
   }
   const defsKey = ctx.version === "draft-2020-12" ? "$defs" : "definitions";
-  if (path5[0] === defsKey) {
-    const key = path5[1] === void 0 ? void 0 : decodeJSONPointerSegment(path5[1]);
+  if (path4[0] === defsKey) {
+    const key = path4[1] === void 0 ? void 0 : decodeJSONPointerSegment(path4[1]);
     if (!key || !ctx.defs[key]) {
       throw new Error(`Reference not found: ${ref}`);
     }
@@ -55109,7 +55316,7 @@ function loadPlanFile(file2, env = process.env) {
       code === "ENOENT" ? "pass --config with the path of your migration.yml (the README shows a complete example)" : void 0
     );
   }
-  return { plan: parsePlan(text, file2, env), file: path4.resolve(file2) };
+  return { plan: parsePlan(text, file2, env), file: path3.resolve(file2) };
 }
 function parsePlan(text, file2, env = process.env) {
   const lineCounter = new import_yaml.LineCounter();

@@ -32674,6 +32674,9 @@ var Journal = class _Journal {
       [this.migration, s.group, s.slot, s.publication, s.subscription, s.snapshotMode, s.snapshotLsn, s.state]
     );
   }
+  async deleteStream(group2) {
+    await this.c.query(`DELETE FROM ${S}.stream WHERE migration = $1 AND group_name = $2`, [this.migration, group2]);
+  }
   async setStreamState(group2, state) {
     await this.c.query(`UPDATE ${S}.stream SET state = $3, updated_at = now() WHERE migration = $1 AND group_name = $2`, [this.migration, group2, state]);
   }
