@@ -1,11 +1,13 @@
 import type pg from 'pg';
-import { CONTROL_SCHEMA, USER_SCHEMAS } from './catalog.js';
+import { CONTROL_SCHEMA, NOT_EXTENSION_MEMBER, USER_SCHEMAS } from './catalog.js';
+import { SOURCE_ONLY_EXTENSIONS } from './schema.js';
 
 /**
  * The schema tier of verify: the objects that must match for the data to mean the same thing —
  * tables, columns and types, defaults, constraints, valid indexes, sequences, triggers, enum labels
  * and extensions — read from each catalog as canonical strings (pg_get_*def) and compared by name.
- * pgshift's own schema and DMS control tables are left out.
+ * pgshift's own schema, DMS control tables, objects owned by extensions and the source-only
+ * extensions (pglogical) are left out.
  */
 export interface SchemaDifference {
   kind: 'table' | 'column' | 'constraint' | 'index' | 'sequence' | 'trigger' | 'enum' | 'extension';
@@ -16,7 +18,8 @@ export interface SchemaDifference {
 }
 
 const SCHEMAS = USER_SCHEMAS;
-const NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%'`;
+// DMS control tables, and relations an extension owns (pglogical's catalog on a DMS source).
+const NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%' AND ${NOT_EXTENSION_MEMBER}`;
 
 type Inventory = Map<string, Map<string, string>>;
 
@@ -45,13 +48,15 @@ async function inventory(c: pg.Client): Promise<Inventory> {
       WHERE ${SCHEMAS} AND ${NOT_DMS}`));
   inv.set('sequence', await q(`SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename) AS k,
       format('%s start %s increment %s min %s max %s cycle %s', s.data_type, s.start_value, s.increment_by, s.min_value, s.max_value, s.cycle) AS v
-      FROM pg_sequences s WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}')`));
+      FROM pg_sequences s WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}')
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = format('%I.%I', s.schemaname, s.sequencename)::regclass AND d.deptype = 'e')`));
   inv.set('trigger', await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(t.tgname) AS k, pg_get_triggerdef(t.oid) AS v
       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE NOT t.tgisinternal AND ${SCHEMAS} AND ${NOT_DMS}`));
   inv.set('enum', await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(t.typname) AS k, string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) AS v
-      FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid JOIN pg_namespace n ON n.oid = t.typnamespace WHERE ${SCHEMAS} GROUP BY 1`));
-  inv.set('extension', await q(`SELECT extname AS k, extversion AS v FROM pg_extension`));
+      FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid JOIN pg_namespace n ON n.oid = t.typnamespace
+      WHERE ${SCHEMAS} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e') GROUP BY 1`));
+  inv.set('extension', await q(`SELECT extname AS k, extversion AS v FROM pg_extension WHERE extname <> ALL ('{${SOURCE_ONLY_EXTENSIONS.join(',')}}')`));
   return inv;
 }
 

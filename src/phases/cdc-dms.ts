@@ -307,6 +307,40 @@ async function deleteTasks(ctx: PhaseContext, clients: DmsClients, journal: Jour
   }
 }
 
+/**
+ * Cut-over, inside the write window: ask every running task to stop without waiting for it (the
+ * source is fenced and the barrier has passed, so a task still winding down has nothing left to
+ * apply). Returns the tasks asked; `settleStopped` waits for them after the window.
+ */
+export async function requestStop(ctx: PhaseContext, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<DmsTaskState[]> {
+  requireDmsConfig(ctx);
+  return withTasks(ctx, async (_journal, tasks) => {
+    const asked: DmsTaskState[] = [];
+    for (const t of tasks) {
+      const task = await describeTask(clients.dms, t.arn);
+      if (task?.Status !== 'running') continue;
+      await stopTask(clients.dms, t.arn);
+      asked.push(t);
+    }
+    return asked;
+  });
+}
+
+export async function settleStopped(ctx: PhaseContext, tasks: DmsTaskState[], clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<void> {
+  const d = requireDmsConfig(ctx);
+  for (const t of tasks) await waitForTask(clients.dms, t.arn, ['stopped'], pollOf(d));
+}
+
+/** Undo of a cut-over that had asked the tasks to stop: wait until they have, then resume them. */
+export async function resumeAfterStop(ctx: PhaseContext, tasks: DmsTaskState[], clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<void> {
+  const d = requireDmsConfig(ctx);
+  for (const t of tasks) {
+    await waitForTask(clients.dms, t.arn, ['stopped'], pollOf(d));
+    await startTask(clients.dms, t.arn, 'resume-processing');
+    await waitForTask(clients.dms, t.arn, ['running'], pollOf(d));
+  }
+}
+
 export interface DmsRestartResult {
   groups: string[];
   bundle?: string;

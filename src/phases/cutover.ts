@@ -16,6 +16,8 @@ import { parseServerUrl, toConninfo } from '../config/url.js';
 import { majorOf } from '../pg/connect.js';
 import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
 import { runVerify } from './verify.js';
+import { statusProblems } from './cdc.js';
+import { dmsStatus, requestStop, resumeAfterStop, settleStopped, type DmsTaskState } from './cdc-dms.js';
 
 /**
  * Cut-over, as a short sequence of guarded steps (pg_easy_replicate's shape, stricter):
@@ -87,7 +89,7 @@ export async function runCutover(ctx: PhaseContext, options: { dryRun?: boolean 
       `barrier: a heartbeat written after the fence applied on the target for ${streams.length} group(s) (budget ${c.timeoutSeconds} s)`,
       `sequences from the source${c.sequenceMargin ? ` + ${c.sequenceMargin}` : ''}`,
       c.finalCheck === 'quick' ? `final check: verify --mode quick, exact (budget ${c.finalCheckSeconds} s)` : 'final check: none',
-      `switch: stop forward CDC${c.rollback ? ', start reverse replication target → source' : ''}` +
+      `switch: stop forward CDC${plan.cdc.engine === 'dms' ? ' (DMS tasks asked to stop; they finish stopping after the window)' : ''}${c.rollback ? ', start reverse replication target → source' : ''}` +
         (c.pgbouncer?.configFile ? `, repoint ${c.pgbouncer.database} in ${c.pgbouncer.configFile}, RELOAD, RESUME` : c.fence === 'pgbouncer' ? ', RESUME' : '') +
         (Object.keys(c.repoint).length ? `, repoint ${Object.keys(c.repoint).join(', ')}` : '') +
         `; the application writes to ${endpointText(target)}`,
@@ -103,6 +105,8 @@ export async function runCutover(ctx: PhaseContext, options: { dryRun?: boolean 
     let paused = false;
     let switched = false;
     let reverse: CutoverResult['reverse'] = null;
+    const onDms = plan.cdc.engine === 'dms';
+    let dmsStopping: DmsTaskState[] = [];
     const fenceStart = Date.now();
     try {
       fence = await timed('fence', async () => {
@@ -126,7 +130,8 @@ export async function runCutover(ctx: PhaseContext, options: { dryRun?: boolean 
       const repointed: RepointResult[] = [];
       let configChange: { previous: string; next: string } | undefined;
       await timed('switch', async () => {
-        for (const st of streams) await setSubscriptionEnabled(s.target, st.subscription, false);
+        if (onDms) dmsStopping = await requestStop(ctx);
+        else for (const st of streams) await setSubscriptionEnabled(s.target, st.subscription, false);
         if (c.rollback) reverse = await startReverse(ctx, s);
         if (c.pgbouncer?.configFile) {
           configChange = repointConfig(c.pgbouncer.configFile, c.pgbouncer.database, target);
@@ -141,6 +146,8 @@ export async function runCutover(ctx: PhaseContext, options: { dryRun?: boolean 
         }
       });
       const windowMs = Date.now() - fenceStart;
+      // After the window: the DMS tasks asked to stop inside it finish stopping.
+      if (dmsStopping.length) await settleStopped(ctx, dmsStopping);
       const result: CutoverResult = {
         dryRun: false,
         windowMs,
@@ -159,7 +166,8 @@ export async function runCutover(ctx: PhaseContext, options: { dryRun?: boolean 
     } catch (err) {
       if (!switched) {
         // Undo: forward CDC back on, reverse objects gone, fence lifted, pooler resumed.
-        for (const st of streams) await setSubscriptionEnabled(s.target, st.subscription, true).catch(() => {});
+        if (onDms) await resumeAfterStop(ctx, dmsStopping).catch((e) => log.error(`could not resume the DMS tasks: ${(e as Error).message}; run pgshift cdc resume`));
+        else for (const st of streams) await setSubscriptionEnabled(s.target, st.subscription, true).catch(() => {});
         if (reverse) await dropReverse(ctx, s).catch(() => {});
         if (fence) await liftFence(s.source, fence).catch((e) => log.error(`could not lift the fence: ${(e as Error).message}`));
         if (paused && bouncer) await bouncer.resume(c.pgbouncer!.database).catch((e) => log.error(`could not RESUME PgBouncer: ${(e as Error).message}`));
@@ -187,6 +195,15 @@ function withBudget<T>(step: string, work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, over]).finally(() => clearTimeout(timer));
 }
 
+/** DMS: every task running and no status threshold crossed (CloudWatch, instance, slots, LOB truncations). */
+async function gateDms(ctx: PhaseContext): Promise<void> {
+  const status = await dmsStatus(ctx, undefined, new Date(), 2_000);
+  const bad = status.tasks.find((t) => t.status !== 'running' || t.health === 'failing');
+  if (bad) throw gateRefused('cutover.dms-task', `DMS task ${bad.identifier} is ${bad.status}${bad.problems.length ? `: ${bad.problems.join('; ')}` : ''}`, 'pgshift cdc status shows why; pgshift cdc resume restarts a stopped task');
+  const problem = statusProblems(status)[0];
+  if (problem) throw gateRefused('cutover.dms-status', `${problem.where}: ${problem.problem}`, 'resolve it (pgshift cdc status), then run cutover again');
+}
+
 /** Preconditions, checked before anything changes (exit 3 when one fails). */
 async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: StreamRecord[]): Promise<void> {
   const c = ctx.plan.cutover;
@@ -195,6 +212,9 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
     if (st.state !== 'streaming') {
       throw gateRefused('cutover.not-streaming', `group ${st.group} is ${st.state}, not streaming`, st.state === 'cut-over' ? 'this migration is already cut over (pgshift rollback moves back)' : 'run pgshift cdc start (or resume)');
     }
+  }
+  if (ctx.plan.cdc.engine === 'dms') await gateDms(ctx);
+  for (const st of ctx.plan.cdc.engine === 'native' ? streams : []) {
     const sub = await subscriptionState(s.target, st.subscription);
     if (!sub.workerRunning) throw gateRefused('cutover.no-worker', `subscription ${st.subscription} has no running apply worker`, 'check pgshift cdc status and the target server log');
     if (majorOf(s.targetVersion) >= 15) {

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import type pg from 'pg';
 import { inputError } from '../core/errors.js';
 import { displayName } from '../core/ident.js';
-import { heartbeatTable } from '../core/names.js';
+import { batchStreamName, heartbeatTable } from '../core/names.js';
 import { runPool } from '../core/pool.js';
 import { Journal } from '../journal/journal.js';
 import { copyColumns, listSequences, type TableInfo } from '../pg/catalog.js';
@@ -129,8 +129,9 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
     const found = await Journal.find(s.target, ctx.plan.name);
     const journal = options.quiet ? undefined : found;
     const streaming = new Set(found ? (await found.streams()).filter((r) => r.state === 'streaming').map((r) => r.group) : []);
-    // The streams that carry a group's tables: its own, and the resync streams split from it.
-    const streamsOf = (g: string) => [...streaming].filter((x) => x === g || x.startsWith(`${g}_r`));
+    // The streams that carry a group's tables: its own, the resync streams split from it, and on
+    // DMS its batch-apply stream.
+    const streamsOf = (g: string) => [...streaming].filter((x) => x === g || x === batchStreamName(g) || x.startsWith(`${g}_r`));
     const excluded = new Set(ctx.plan.verify.excludeTables);
     const wanted = options.tables ? new Set(options.tables) : undefined;
     const work = groups.flatMap((g) =>

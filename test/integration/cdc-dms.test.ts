@@ -18,6 +18,8 @@ import { dmsStatus, restartDmsCdc, resumeDmsCdc, startDmsCdc, stopDmsCdc, type D
 import { phaseContext, type PhaseContext } from '../../src/phases/context.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
 import { runTeardown } from '../../src/phases/teardown.js';
+import { runCutover } from '../../src/phases/cutover.js';
+import { runVerify } from '../../src/phases/verify.js';
 import { cdcMarkdown } from '../../src/report/markdown.js';
 import { FakeDms } from '../harness/fake-dms.js';
 import { testPlan } from '../harness/plan.js';
@@ -109,6 +111,19 @@ async function changeLsns(slot: string, from: string): Promise<bigint[]> {
   const r = await sql(sourceUrl, `SELECT DISTINCT lsn::text AS l FROM pg_logical_slot_peek_changes($1, NULL, NULL, ${PGLOGICAL_PEEK}, 'pglogical.replication_set_names', $2)
      WHERE lsn >= $3::pg_lsn AND data::jsonb->>'action' <> 'S'`, [slot, `${slot},i${slot}`, from]);
   return r.map((x) => parseLsn(x.l)).sort((a, b) => (a < b ? -1 : 1));
+}
+
+/** The heartbeat rows of the running tasks' streams copied to the target, and their slots confirmed. */
+async function relayHeartbeats(): Promise<void> {
+  const running = [...fake.tasks.values()].filter((t) => t.task.Status === 'running').map((t) => t.tags.find((x) => x.Key === 'pgshift:role')!.Value === 'task-batch' ? `${t.tags.find((x) => x.Key === 'pgshift:group')!.Value}_batch` : t.tags.find((x) => x.Key === 'pgshift:group')!.Value);
+  await withClients(sourceUrl, targetUrl, async (s, t) => {
+    for (const stream of running) {
+      const table = `pgshift.heartbeat_${stream}`;
+      const rows = await s.query(`SELECT group_name, beat_at, seq, marker FROM ${table}`);
+      for (const r of rows.rows) await t.query(`UPDATE ${table} SET beat_at = $2, seq = $3, marker = $4 WHERE group_name = $1`, [r.group_name, r.beat_at, r.seq, r.marker]);
+      await s.query(`SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())`, [`pgshift_shop_${stream}`]);
+    }
+  });
 }
 
 async function streams() {
@@ -298,6 +313,31 @@ describe('CDC with AWS DMS (pglogical source, DMS mocked)', () => {
     expect(r.status.tasks.every((t) => t.status === 'running')).toBe(true);
     const st = await streams();
     expect(st.map((x) => x.state)).toEqual(['streaming', 'streaming', 'streaming']);
+  });
+
+  it('cut-over on DMS: the gate reads the tasks; inside the window the tasks are asked to stop, and finish stopping after it', async () => {
+    // What DMS does while a task runs, for the parts the cut-over depends on: it applies the
+    // heartbeat rows of its stream to the target and confirms its slot's position on the source.
+    const relay = setInterval(() => void relayHeartbeats().catch(() => {}), 50);
+    try {
+      const v = await runVerify(ctx, { mode: 'full' });
+      // pglogical's own catalog and the extension itself exist only on the source: not differences.
+      expect({ verdict: v.verdict, schema: v.schema }).toEqual({ verdict: 'equal', schema: [] });
+      fake.fail('pgshift-shop-g1-single', 'FATAL_ERROR', 'Error executing source loop');
+      await expect(runCutover(ctx)).rejects.toMatchObject({ code: 'cutover.dms-task', exitCode: 3, message: expect.stringContaining('pgshift-shop-g1-single is failed') });
+      // Refused before anything changed: the source still takes writes.
+      await sql(sourceUrl, `SET ROLE shop_app; SELECT 1`);
+      await resumeDmsCdc(ctx, fake.clients);
+      const stopsBefore = fake.dms.commandCalls(StopReplicationTaskCommand).length;
+      const r = await runCutover(ctx);
+      expect(r.windowMs).not.toBeNull();
+      expect(fake.dms.commandCalls(StopReplicationTaskCommand).length - stopsBefore).toBe(3);
+      expect([...fake.tasks.values()].map((t) => t.task.Status)).toEqual(['stopped', 'stopped', 'stopped']);
+      expect(r.plannedSteps.join(' ')).toContain('DMS tasks asked to stop');
+      expect((await streams()).map((x) => x.state)).toEqual(['cut-over', 'cut-over', 'cut-over']);
+    } finally {
+      clearInterval(relay);
+    }
   });
 
   it('teardown deletes tasks and endpoints, slots, sets, node and the awsdms_ artifacts on both sides', async () => {

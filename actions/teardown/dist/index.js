@@ -74059,6 +74059,7 @@ function redactDeep(value) {
 // src/pg/catalog.ts
 var CONTROL_SCHEMA = "pgshift";
 var USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+var NOT_EXTENSION_MEMBER = `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`;
 
 // src/journal/journal.ts
 var S = quoteIdent(CONTROL_SCHEMA);
@@ -74785,14 +74786,17 @@ async function teardownDms(ctx, s2, journal, clients = dmsClients(ctx.plan.cdc.d
   return removed;
 }
 
-// src/phases/cutover.ts
-function reverseNames(migration) {
-  return { publication: publicationName(migration, "reverse"), slot: slotName(migration, "reverse"), subscription: subscriptionName(migration, "reverse") };
-}
+// src/pg/schema-diff.ts
+var NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%' AND ${NOT_EXTENSION_MEMBER}`;
 
 // src/pg/ddl.ts
 async function dropDdlTrigger(source) {
   await source.query("DROP EVENT TRIGGER IF EXISTS pgshift_ddl");
+}
+
+// src/phases/cutover.ts
+function reverseNames(migration) {
+  return { publication: publicationName(migration, "reverse"), slot: slotName(migration, "reverse"), subscription: subscriptionName(migration, "reverse") };
 }
 
 // src/phases/teardown.ts

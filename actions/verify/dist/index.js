@@ -11117,7 +11117,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports, module) {
     "use strict";
-    var { promisify } = __require("node:util");
+    var { promisify: promisify2 } = __require("node:util");
     var Client2 = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11157,7 +11157,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify(this[kOriginalClose])();
+        await promisify2(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11170,7 +11170,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
-    var { promisify } = __require("node:util");
+    var { promisify: promisify2 } = __require("node:util");
     var Pool2 = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11210,7 +11210,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify(this[kOriginalClose])();
+        await promisify2(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -23509,7 +23509,7 @@ var require_pg_pool = __commonJS({
     function throwOnDoubleRelease() {
       throw new Error("Release called on client which has already been released to the pool.");
     }
-    function promisify(Promise2, callback) {
+    function promisify2(Promise2, callback) {
       if (callback) {
         return { callback, result: void 0 };
       }
@@ -23647,7 +23647,7 @@ var require_pg_pool = __commonJS({
           const err = new Error("Cannot use a pool after calling end on the pool");
           return cb ? cb(err) : this.Promise.reject(err);
         }
-        const response = promisify(this.Promise, cb);
+        const response = promisify2(this.Promise, cb);
         const result = response.result;
         if (this._isFull() || this._idle.length) {
           if (this._idle.length) {
@@ -23832,7 +23832,7 @@ var require_pg_pool = __commonJS({
       }
       query(text, values, cb) {
         if (typeof text === "function") {
-          const response2 = promisify(this.Promise, text);
+          const response2 = promisify2(this.Promise, text);
           setImmediate(function() {
             return response2.callback(new Error("Passing a function as the first parameter to pool.query is not supported"));
           });
@@ -23842,7 +23842,7 @@ var require_pg_pool = __commonJS({
           cb = values;
           values = void 0;
         }
-        const response = promisify(this.Promise, cb);
+        const response = promisify2(this.Promise, cb);
         cb = response.callback;
         this.connect((err, client) => {
           if (err) {
@@ -23887,7 +23887,7 @@ var require_pg_pool = __commonJS({
           return cb ? cb(err) : this.Promise.reject(err);
         }
         this.ending = true;
-        const promised = promisify(this.Promise, cb);
+        const promised = promisify2(this.Promise, cb);
         this._endCallback = promised.callback;
         this._pulseQueue();
         return promised.result;
@@ -32405,6 +32405,9 @@ function fit(name) {
   const hash2 = createHash("sha256").update(name).digest("hex").slice(0, 8);
   return `${name.slice(0, MAX - 9)}_${hash2}`;
 }
+function batchStreamName(group2) {
+  return `${group2}_batch`;
+}
 function heartbeatTable(group2) {
   return fit(`heartbeat_${group2}`);
 }
@@ -33059,9 +33062,17 @@ async function waitForMarker(target, table2, group2, beat, timeoutMs, pollMs = 2
   }
 }
 
+// src/pg/tools.ts
+import { execFile as execFileCb } from "node:child_process";
+import { promisify } from "node:util";
+var execFile = promisify(execFileCb);
+
+// src/pg/schema.ts
+var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
+
 // src/pg/schema-diff.ts
 var SCHEMAS = USER_SCHEMAS;
-var NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%'`;
+var NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%' AND ${NOT_EXTENSION_MEMBER}`;
 async function inventory(c) {
   const q = async (sql) => new Map((await c.query(sql)).rows.map((r) => [r.k, normalise(r.v)]));
   const inv = /* @__PURE__ */ new Map();
@@ -33087,13 +33098,15 @@ async function inventory(c) {
       WHERE ${SCHEMAS} AND ${NOT_DMS}`));
   inv.set("sequence", await q(`SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename) AS k,
       format('%s start %s increment %s min %s max %s cycle %s', s.data_type, s.start_value, s.increment_by, s.min_value, s.max_value, s.cycle) AS v
-      FROM pg_sequences s WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}')`));
+      FROM pg_sequences s WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}')
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = format('%I.%I', s.schemaname, s.sequencename)::regclass AND d.deptype = 'e')`));
   inv.set("trigger", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(t.tgname) AS k, pg_get_triggerdef(t.oid) AS v
       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE NOT t.tgisinternal AND ${SCHEMAS} AND ${NOT_DMS}`));
   inv.set("enum", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(t.typname) AS k, string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) AS v
-      FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid JOIN pg_namespace n ON n.oid = t.typnamespace WHERE ${SCHEMAS} GROUP BY 1`));
-  inv.set("extension", await q(`SELECT extname AS k, extversion AS v FROM pg_extension`));
+      FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid JOIN pg_namespace n ON n.oid = t.typnamespace
+      WHERE ${SCHEMAS} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e') GROUP BY 1`));
+  inv.set("extension", await q(`SELECT extname AS k, extversion AS v FROM pg_extension WHERE extname <> ALL ('{${SOURCE_ONLY_EXTENSIONS.join(",")}}')`));
   return inv;
 }
 function normalise(v) {
@@ -33232,7 +33245,7 @@ async function runVerify(ctx, options = {}) {
     const found = await Journal.find(s.target, ctx.plan.name);
     const journal = options.quiet ? void 0 : found;
     const streaming = new Set(found ? (await found.streams()).filter((r) => r.state === "streaming").map((r) => r.group) : []);
-    const streamsOf = (g) => [...streaming].filter((x) => x === g || x.startsWith(`${g}_r`));
+    const streamsOf = (g) => [...streaming].filter((x) => x === g || x === batchStreamName(g) || x.startsWith(`${g}_r`));
     const excluded = new Set(ctx.plan.verify.excludeTables);
     const wanted = options.tables ? new Set(options.tables) : void 0;
     const work = groups.flatMap(
