@@ -143,10 +143,19 @@ function dmsMarkdown(r: DmsStatus): string {
   return out.join('\n') + '\n';
 }
 
-/** One Mermaid line chart per task: CDCLatencySource + CDCLatencyTarget per minute over the last hour. */
+/**
+ * Mermaid line charts of CDCLatencySource + CDCLatencyTarget per minute over the last hour: one per
+ * task, or with more than four tasks one chart of the worst task each minute.
+ */
 function latencyCharts(r: DmsStatus): string[] {
   const out: string[] = [];
-  for (const series of r.latency) {
+  let charts = r.latency;
+  if (charts.length > 4) {
+    const worst = new Map<string, number>();
+    for (const s of charts) for (const p of s.points) worst.set(p.at, Math.max(worst.get(p.at) ?? 0, p.seconds));
+    charts = [{ identifier: `the worst of ${charts.length} tasks`, points: [...worst].sort(([a], [b]) => a.localeCompare(b)).map(([at, seconds]) => ({ at, seconds })) }];
+  }
+  for (const series of charts) {
     const points = series.points.slice(-60);
     if (points.length < 2) continue;
     const max = Math.max(1, ...points.map((p) => p.seconds));

@@ -78070,7 +78070,13 @@ function dmsMarkdown(r5) {
 }
 function latencyCharts(r5) {
   const out = [];
-  for (const series of r5.latency) {
+  let charts = r5.latency;
+  if (charts.length > 4) {
+    const worst = /* @__PURE__ */ new Map();
+    for (const s2 of charts) for (const p3 of s2.points) worst.set(p3.at, Math.max(worst.get(p3.at) ?? 0, p3.seconds));
+    charts = [{ identifier: `the worst of ${charts.length} tasks`, points: [...worst].sort(([a5], [b5]) => a5.localeCompare(b5)).map(([at, seconds]) => ({ at, seconds })) }];
+  }
+  for (const series of charts) {
     const points = series.points.slice(-60);
     if (points.length < 2) continue;
     const max = Math.max(1, ...points.map((p3) => p3.seconds));
