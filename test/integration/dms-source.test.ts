@@ -76,8 +76,9 @@ describe('DMS source preparation (pglogical)', () => {
   it('checks the start LSN with a bounded peek: a change position is kept, another moves to the next change, nothing is consumed', async () => {
     await sql(server.url(), `SELECT pg_create_logical_replication_slot('pgshift_m_g1', 'pglogical')`);
     const [slot] = await sql(server.url(), `SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = 'pgshift_m_g1'`);
+    // Decoding reads flushed WAL only; the test servers run with synchronous_commit off.
     await sql(server.url(), `INSERT INTO orders VALUES (1, 'a')`);
-    await sql(server.url(), `INSERT INTO orders VALUES (2, 'b')`);
+    await sql(server.url(), `SET synchronous_commit = on; INSERT INTO orders VALUES (2, 'b')`);
     const peeked = await sql(server.url(), `SELECT lsn::text AS lsn FROM pg_logical_slot_peek_changes('pgshift_m_g1', NULL, NULL, 'min_proto_version', '1', 'max_proto_version', '1', 'startup_params_format', '1', 'proto_format', 'json', 'pglogical.replication_set_names', 'pgshift_m_g1,ipgshift_m_g1') WHERE data::jsonb->>'action' <> 'S'`);
     const lsns = [...new Set(peeked.map((p) => p.lsn))];
     expect(lsns.length).toBeGreaterThan(1);
