@@ -100,7 +100,7 @@ export async function splitRange(source: pg.Client, kt: KeyedTable, range: Range
 export async function bucketFingerprints(c: pg.Client, kt: KeyedTable, bounds: string[], versionNum: number): Promise<Fingerprint[]> {
   const k = quoteIdent(kt.key[0]);
   const r = await c.query<{ b: number; rows: string; hash: string }>(
-    `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.columns, versionNum)})::text AS hash
+    `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.table, versionNum)})::text AS hash
        FROM ${qualify(kt.table)} GROUP BY 1`,
     [bounds],
   );
@@ -119,7 +119,7 @@ export function rangesFrom(bounds: string[], outer: Range = { lo: null, hi: null
 export function rangeFingerprint(c: pg.Client, kt: KeyedTable, range: Range, versionNum: number): Promise<Fingerprint> {
   const params: unknown[] = [];
   const where = rangeWhere(kt, range, params);
-  return fingerprint(c, kt.table, kt.columns, versionNum, where, params);
+  return fingerprint(c, kt.table, versionNum, where, params);
 }
 
 export function keyText(values: string[]): string {
@@ -132,7 +132,7 @@ export async function leafHashes(c: pg.Client, kt: KeyedTable, range: Range, ver
   const where = rangeWhere(kt, range, params);
   const keys = kt.key.map((k) => `${quoteIdent(k)}::text`).join(', ');
   const r = await c.query<{ k: string[]; h: string }>(
-    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.columns, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${where}`,
+    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.table, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${where}`,
     params,
   );
   return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
@@ -160,7 +160,7 @@ async function lookup<T>(c: pg.Client, kt: KeyedTable, keys: string[][], valueSq
 
 /** Row hashes of chosen keys. */
 export function rowHashes(c: pg.Client, kt: KeyedTable, keys: string[][], versionNum: number): Promise<Map<string, string>> {
-  return lookup<string>(c, kt, keys, `${rowHashExpr(kt.columns, versionNum)}::text`);
+  return lookup<string>(c, kt, keys, `${rowHashExpr(kt.table, versionNum)}::text`);
 }
 
 /** The rows themselves (as JSON) for a report sample or a repair. */

@@ -5,7 +5,7 @@ import { displayName } from '../core/ident.js';
 import { batchStreamName, heartbeatTable } from '../core/names.js';
 import { runPool } from '../core/pool.js';
 import { Journal } from '../journal/journal.js';
-import { copyColumns, listSequences, type TableInfo } from '../pg/catalog.js';
+import { listSequences, type TableInfo } from '../pg/catalog.js';
 import {
   bucketFingerprints,
   chunkBoundaries,
@@ -158,7 +158,8 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
       }
       const streams = streamsOf(group);
       const moving = streams.length > 0 && !options.exact;
-      const checker = new TableChecker(ctx, w, s.sourceVersion, s.targetVersion, group, table, moving, mode, streams);
+      // Both sides hash with the same expression: the one the older server supports.
+      const checker = new TableChecker(ctx, w, Math.min(s.sourceVersion, s.targetVersion), group, table, moving, mode, streams);
       const check = await checker.run();
       checks.push(check);
       if (options.repairSql && checker.kt && check.verdict === 'different') repair.push(...(await checker.repair()));
@@ -243,8 +244,8 @@ class TableChecker {
   constructor(
     private readonly ctx: PhaseContext,
     private readonly w: Sides,
-    private readonly sv: number,
-    private readonly tv: number,
+    /** Server version the row hash is written for (the lower of the two). */
+    private readonly hv: number,
     private readonly group: string,
     private readonly table: TableInfo,
     private readonly moving: boolean,
@@ -288,10 +289,10 @@ class TableChecker {
    * then the target only once it has applied past the source's read (bridge).
    */
   private async bothSides<T>(read: (c: pg.Client, versionNum: number) => Promise<T>): Promise<[T, T]> {
-    if (!this.moving) return Promise.all([read(this.w.source, this.sv), read(this.w.target, this.tv)]);
-    const a = await read(this.w.source, this.sv);
+    if (!this.moving) return Promise.all([read(this.w.source, this.hv), read(this.w.target, this.hv)]);
+    const a = await read(this.w.source, this.hv);
     await this.bridge();
-    return [a, await read(this.w.target, this.tv)];
+    return [a, await read(this.w.target, this.hv)];
   }
 
   /** Every chunk of a full pass in one sequential scan per side (moving: source, heartbeat, target). */
@@ -370,9 +371,9 @@ class TableChecker {
     const attempts = this.moving ? 5 : 1;
     for (let attempt = 1; attempt <= attempts && pending.length; attempt++) {
       const keys = pending.map((p) => p.key);
-      const src = await rowHashes(this.w.source, kt, keys, this.sv);
+      const src = await rowHashes(this.w.source, kt, keys, this.hv);
       await this.bridge();
-      const tgt = await rowHashes(this.w.target, kt, keys, this.tv);
+      const tgt = await rowHashes(this.w.target, kt, keys, this.hv);
       const next: typeof pending = [];
       const seen = new Map<string, string | undefined>();
       for (const p of pending) {
@@ -426,15 +427,14 @@ class TableChecker {
 
   /** A table without a usable key: one multiset fingerprint of the whole table. */
   private async wholeTable(started: number): Promise<TableCheck> {
-    const columns = copyColumns(this.table);
     let verdict: TableVerdict = 'equal';
     let prev: Fingerprint | undefined;
     let a: Fingerprint = { rows: 0, hash: '0' };
     let b: Fingerprint = { rows: 0, hash: '0' };
     for (let attempt = 1; attempt <= (this.moving ? 4 : 1); attempt++) {
-      a = await fingerprint(this.w.source, this.table, columns, this.sv);
+      a = await fingerprint(this.w.source, this.table, this.hv);
       await this.bridge();
-      b = await fingerprint(this.w.target, this.table, columns, this.tv);
+      b = await fingerprint(this.w.target, this.table, this.hv);
       if (same(a, b)) {
         verdict = 'equal';
         break;

@@ -32738,13 +32738,24 @@ var CANONICAL_SETTINGS = [
 async function useCanonicalSettings(c) {
   for (const s of CANONICAL_SETTINGS) await c.query(s);
 }
-function rowHashExpr(columns, versionNum) {
-  const row = `ROW(${columns.map(quoteIdent).join(", ")})::text`;
+var NATIVE_HASH = /* @__PURE__ */ new Set(["smallint", "integer", "bigint", "boolean", "date", "timestamp without time zone", "timestamp with time zone", "uuid", "bytea", "jsonb", "oid"]);
+var COLLATABLE = /^(text|character varying(\(\d+\))?|character(\(\d+\))?)$/;
+function hashable(col) {
+  const name = quoteIdent(col.name);
+  const base = col.type.replace(/\[\]$/, "");
+  if (COLLATABLE.test(base)) return `${name} COLLATE "C"`;
+  if (NATIVE_HASH.has(base)) return name;
+  return `${name}::text`;
+}
+function rowHashExpr(table2, versionNum) {
+  const columns = table2.columns.filter((c) => !c.generated);
+  if (versionNum >= 14e4) return `hash_record_extended(ROW(${columns.map(hashable).join(", ")}), 0)`;
+  const row = `ROW(${columns.map((c) => quoteIdent(c.name)).join(", ")})::text`;
   return versionNum >= 11e4 ? `hashtextextended(${row}, 0)` : `('x' || substr(md5(${row}), 1, 16))::bit(64)::bigint`;
 }
-async function fingerprint(c, table2, columns, versionNum, where = "true", params = []) {
+async function fingerprint(c, table2, versionNum, where = "true", params = []) {
   const r = await c.query(
-    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(columns, versionNum)}), 0)::text AS hash FROM ${qualify(table2)} WHERE ${where}`,
+    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(table2, versionNum)}), 0)::text AS hash FROM ${qualify(table2)} WHERE ${where}`,
     params
   );
   return { rows: Number(r.rows[0].rows), hash: r.rows[0].hash };
@@ -32806,7 +32817,7 @@ async function splitRange(source, kt, range, parts) {
 async function bucketFingerprints(c, kt, bounds, versionNum) {
   const k = quoteIdent(kt.key[0]);
   const r = await c.query(
-    `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.columns, versionNum)})::text AS hash
+    `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.table, versionNum)})::text AS hash
        FROM ${qualify(kt.table)} GROUP BY 1`,
     [bounds]
   );
@@ -32823,7 +32834,7 @@ function rangesFrom(bounds, outer = { lo: null, hi: null }) {
 function rangeFingerprint(c, kt, range, versionNum) {
   const params = [];
   const where = rangeWhere(kt, range, params);
-  return fingerprint(c, kt.table, kt.columns, versionNum, where, params);
+  return fingerprint(c, kt.table, versionNum, where, params);
 }
 function keyText(values) {
   return JSON.stringify(values);
@@ -32833,7 +32844,7 @@ async function leafHashes(c, kt, range, versionNum) {
   const where = rangeWhere(kt, range, params);
   const keys = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
   const r = await c.query(
-    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.columns, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${where}`,
+    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.table, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${where}`,
     params
   );
   return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
@@ -32856,7 +32867,7 @@ async function lookup(c, kt, keys, valueSql) {
   return new Map(r.rows.map((x) => [keyText(x.k), x.v]));
 }
 function rowHashes(c, kt, keys, versionNum) {
-  return lookup(c, kt, keys, `${rowHashExpr(kt.columns, versionNum)}::text`);
+  return lookup(c, kt, keys, `${rowHashExpr(kt.table, versionNum)}::text`);
 }
 function rowValues(c, kt, keys) {
   return lookup(c, kt, keys, `(SELECT row_to_json(x) FROM (SELECT ${kt.columns.map(quoteIdent).join(", ")}) x)`);
@@ -33269,7 +33280,7 @@ async function runVerify(ctx, options = {}) {
       }
       const streams = streamsOf(group2);
       const moving = streams.length > 0 && !options.exact;
-      const checker = new TableChecker(ctx, w, s.sourceVersion, s.targetVersion, group2, table2, moving, mode, streams);
+      const checker = new TableChecker(ctx, w, Math.min(s.sourceVersion, s.targetVersion), group2, table2, moving, mode, streams);
       const check2 = await checker.run();
       checks.push(check2);
       if (options.repairSql && checker.kt && check2.verdict === "different") repair.push(...await checker.repair());
@@ -33339,11 +33350,10 @@ async function checkSequences(source, target) {
   return out;
 }
 var TableChecker = class {
-  constructor(ctx, w, sv, tv, group2, table2, moving, mode, streams) {
+  constructor(ctx, w, hv, group2, table2, moving, mode, streams) {
     this.ctx = ctx;
     this.w = w;
-    this.sv = sv;
-    this.tv = tv;
+    this.hv = hv;
     this.group = group2;
     this.table = table2;
     this.moving = moving;
@@ -33354,8 +33364,7 @@ var TableChecker = class {
   }
   ctx;
   w;
-  sv;
-  tv;
+  hv;
   group;
   table;
   moving;
@@ -33400,10 +33409,10 @@ var TableChecker = class {
    * then the target only once it has applied past the source's read (bridge).
    */
   async bothSides(read) {
-    if (!this.moving) return Promise.all([read(this.w.source, this.sv), read(this.w.target, this.tv)]);
-    const a = await read(this.w.source, this.sv);
+    if (!this.moving) return Promise.all([read(this.w.source, this.hv), read(this.w.target, this.hv)]);
+    const a = await read(this.w.source, this.hv);
     await this.bridge();
-    return [a, await read(this.w.target, this.tv)];
+    return [a, await read(this.w.target, this.hv)];
   }
   /** Every chunk of a full pass in one sequential scan per side (moving: source, heartbeat, target). */
   async buckets(bounds) {
@@ -33475,9 +33484,9 @@ var TableChecker = class {
     const attempts = this.moving ? 5 : 1;
     for (let attempt = 1; attempt <= attempts && pending.length; attempt++) {
       const keys = pending.map((p) => p.key);
-      const src = await rowHashes(this.w.source, kt, keys, this.sv);
+      const src = await rowHashes(this.w.source, kt, keys, this.hv);
       await this.bridge();
-      const tgt = await rowHashes(this.w.target, kt, keys, this.tv);
+      const tgt = await rowHashes(this.w.target, kt, keys, this.hv);
       const next = [];
       const seen = /* @__PURE__ */ new Map();
       for (const p of pending) {
@@ -33529,15 +33538,14 @@ var TableChecker = class {
   }
   /** A table without a usable key: one multiset fingerprint of the whole table. */
   async wholeTable(started) {
-    const columns = copyColumns(this.table);
     let verdict = "equal";
     let prev;
     let a = { rows: 0, hash: "0" };
     let b = { rows: 0, hash: "0" };
     for (let attempt = 1; attempt <= (this.moving ? 4 : 1); attempt++) {
-      a = await fingerprint(this.w.source, this.table, columns, this.sv);
+      a = await fingerprint(this.w.source, this.table, this.hv);
       await this.bridge();
-      b = await fingerprint(this.w.target, this.table, columns, this.tv);
+      b = await fingerprint(this.w.target, this.table, this.hv);
       if (same(a, b)) {
         verdict = "equal";
         break;
