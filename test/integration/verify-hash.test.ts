@@ -6,9 +6,8 @@ import { testPlan } from '../harness/plan.js';
 import { sql, startPair, type Pair } from '../harness/servers.js';
 
 /**
- * The row hash of PostgreSQL 14+ on both sides (hash_record_extended, each column by its own hash
- * where that is safe): a 15 source and a 17 target with the same rows agree, and a change in any one
- * column of any type is found — including the changes a type's own hash would miss (a numeric's
+ * The row hash (each column by its own hash function where that is safe, XOR-combined): a 15 source
+ * and a 17 target with the same rows agree, and a change in any one column of any type is found — including the changes a type's own hash would miss (a numeric's
  * scale, a float's sign of zero, '1 day' against '24 hours', text equal only under a
  * case-insensitive collation), which is why those types are hashed as text.
  */
@@ -45,7 +44,7 @@ beforeAll(async () => {
   ctx = phaseContext(testPlan(pair.sourceUrl, pair.targetUrl, 'verify: { chunkRows: 100 }'), silentLogger);
 });
 
-describe('row hashes on PostgreSQL 14+ across majors', () => {
+describe('row hashes across majors', () => {
   it('the same rows on 15 and 17 are equal', async () => {
     const r = await runVerify(ctx, { exact: true });
     expect(r.schema).toEqual([]);

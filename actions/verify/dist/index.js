@@ -32738,20 +32738,30 @@ var CANONICAL_SETTINGS = [
 async function useCanonicalSettings(c) {
   for (const s of CANONICAL_SETTINGS) await c.query(s);
 }
-var NATIVE_HASH = /* @__PURE__ */ new Set(["smallint", "integer", "bigint", "boolean", "date", "timestamp without time zone", "timestamp with time zone", "uuid", "bytea", "jsonb", "oid"]);
-var COLLATABLE = /^(text|character varying(\(\d+\))?|character(\(\d+\))?)$/;
-function hashable(col) {
-  const name = quoteIdent(col.name);
-  const base = col.type.replace(/\[\]$/, "");
-  if (COLLATABLE.test(base)) return `${name} COLLATE "C"`;
-  if (NATIVE_HASH.has(base)) return name;
-  return `${name}::text`;
+var NATIVE_HASH = {
+  smallint: (v, s) => `hashint2extended(${v}, ${s})`,
+  integer: (v, s) => `hashint4extended(${v}, ${s})`,
+  bigint: (v, s) => `hashint8extended(${v}, ${s})`,
+  boolean: (v, s) => `hashint4extended(${v}::int, ${s})`,
+  uuid: (v, s) => `uuid_hash_extended(${v}, ${s})`,
+  jsonb: (v, s) => `jsonb_hash_extended(${v}, ${s})`,
+  "timestamp without time zone": (v, s) => `timestamp_hash_extended(${v}, ${s})`,
+  // Under the canonical TimeZone (UTC) the cast is one-to-one.
+  "timestamp with time zone": (v, s) => `timestamp_hash_extended(${v}::timestamp, ${s})`,
+  text: (v, s) => `hashtextextended(${v} COLLATE "C", ${s})`
+};
+function columnHash(col, seed) {
+  const v = quoteIdent(col.name);
+  const base = col.type.replace(/\(\d+\)$/, "");
+  if (base === "character varying") return NATIVE_HASH.text(v, seed);
+  if (base === "character") return `hashbpcharextended(${v} COLLATE "C", ${seed})`;
+  const native = NATIVE_HASH[col.type];
+  return native ? native(v, seed) : `hashtextextended(${v}::text, ${seed})`;
 }
 function rowHashExpr(table2, versionNum) {
   const columns = table2.columns.filter((c) => !c.generated);
-  if (versionNum >= 14e4) return `hash_record_extended(ROW(${columns.map(hashable).join(", ")}), 0)`;
-  const row = `ROW(${columns.map((c) => quoteIdent(c.name)).join(", ")})::text`;
-  return versionNum >= 11e4 ? `hashtextextended(${row}, 0)` : `('x' || substr(md5(${row}), 1, 16))::bit(64)::bigint`;
+  if (versionNum >= 11e4) return `(${columns.map((c, i) => `coalesce(${columnHash(c, i + 1)}, ${i + 1})`).join(" # ") || "0"})`;
+  return `('x' || substr(md5(ROW(${columns.map((c) => quoteIdent(c.name)).join(", ")})::text), 1, 16))::bit(64)::bigint`;
 }
 async function fingerprint(c, table2, versionNum, where = "true", params = []) {
   const r = await c.query(
