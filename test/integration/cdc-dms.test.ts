@@ -44,7 +44,7 @@ let targetUrl: string;
 let ctx: PhaseContext;
 let fake: FakeDms;
 
-const plan = (plugin: string) => `groups:
+const plan = (plugin: string, dmsExtra = '') => `groups:
   - { name: g1, tables: [shop.orders, shop.items] }
   - { name: g2, tables: ["shop.*"] }
 tables:
@@ -59,7 +59,7 @@ cdc:
     pollSeconds: 0
     readyTimeoutMinutes: 0.5
     thresholds: { warnLatencySeconds: 3600, failLatencySeconds: 7200 }
-`;
+${dmsExtra}`;
 
 const SCHEMA = `
   CREATE SCHEMA shop;
@@ -370,7 +370,12 @@ describe('CDC with AWS DMS (pglogical source, DMS mocked)', () => {
 describe('CDC with AWS DMS (test_decoding)', () => {
   it('slots on test_decoding without pglogical objects; the endpoint names the plugin test-decoding; AccessDenied is exit 2', async () => {
     await freshDatabases('shop_td');
-    const tdCtx = phaseContext(testPlan(sourceUrl, targetUrl, plan('test_decoding')), silentLogger);
+    // This source endpoint takes its credentials from Secrets Manager.
+    const secret = { SecretsManagerSecretId: 'calls/source', SecretsManagerAccessRoleArn: 'arn:aws:iam::123456789012:role/dms-secrets' };
+    const tdCtx = phaseContext(
+      testPlan(sourceUrl, targetUrl, plan('test_decoding', `    sourceEndpoint: { secretsManagerSecretId: ${secret.SecretsManagerSecretId}, secretsManagerAccessRoleArn: "${secret.SecretsManagerAccessRoleArn}" }\n`)),
+      silentLogger,
+    );
     const td = fake;
     td.reset();
     {
@@ -392,7 +397,17 @@ describe('CDC with AWS DMS (test_decoding)', () => {
       expect(await sql(targetUrl, `SELECT count(*)::int AS n FROM pgshift.phase WHERE phase = 'cdc:dms:tasks'`)).toEqual([{ n: 0 }]);
       td.reset();
       const r = await startDmsCdc(tdCtx, td.clients);
-      const e = td.dms.commandCalls(CreateEndpointCommand).map((c) => c.args[0].input.PostgreSQLSettings);
+      const inputs = td.dms.commandCalls(CreateEndpointCommand).map((c) => c.args[0].input);
+      // No address, user or password in the request: the secret holds them; only the database travels.
+      expect(inputs[1]).toEqual({
+        EndpointIdentifier: 'pgshift-shop-g1-source',
+        EndpointType: 'source',
+        EngineName: 'postgres',
+        SslMode: 'require',
+        PostgreSQLSettings: { ...secret, DatabaseName: 'shop_td', PluginName: 'test-decoding', SlotName: 'pgshift_shop_g1', HeartbeatEnable: true, HeartbeatFrequency: 5, CaptureDdls: false, FailTasksOnLobTruncation: true },
+        Tags: [{ Key: 'pgshift:migration', Value: 'shop' }, { Key: 'pgshift:group', Value: 'g1' }, { Key: 'pgshift:role', Value: 'source-endpoint' }],
+      });
+      const e = inputs.map((i) => i.PostgreSQLSettings);
       expect(e.slice(1).map((x) => [x!.PluginName, x!.SlotName])).toEqual([
         ['test-decoding', 'pgshift_shop_g1'],
         ['test-decoding', 'pgshift_shop_g1_batch'],
