@@ -1,3 +1,4 @@
+import { batchStreamName } from '../core/names.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
@@ -160,6 +161,18 @@ function crossCheck(plan: Plan): { path: string[]; message: string; hint: string
       return { path: ['groups', String(i), 'name'], message: `groups.${i}.name: group ${g.name} is named twice`, hint: 'give every group its own name' };
     }
     seen.add(g.name);
+  }
+  if (plan.cdc.engine === 'dms') {
+    // A group split for batch apply streams its batch tables as <group>_batch (src/core/names.ts).
+    const clash = plan.groups.findIndex((g) => seen.has(batchStreamName(g.name)));
+    if (clash >= 0) {
+      const g = plan.groups[clash].name;
+      return {
+        path: ['groups', String(plan.groups.findIndex((x) => x.name === batchStreamName(g))), 'name'],
+        message: `groups: with cdc.engine dms the name ${batchStreamName(g)} is taken by group ${g}'s batch-apply stream`,
+        hint: `rename group ${batchStreamName(g)}`,
+      };
+    }
   }
   if (plan.cutover.fence === 'roles' && plan.cutover.roles.length === 0) {
     return {

@@ -28,6 +28,14 @@ function error(fn: () => unknown): PgshiftError {
 }
 
 describe('plan file', () => {
+  it("with the DMS engine, refuses a group named like another group's batch-apply stream, naming the line", () => {
+    const text = `${minimal}groups:\n  - { name: orders, tables: [public.orders] }\n  - { name: orders_batch, tables: ["public.*"] }\ncdc: { engine: dms }\n`;
+    const e = error(() => parsePlan(text, 'migration.yml', env));
+    expect(e.message).toBe("migration.yml:10: groups: with cdc.engine dms the name orders_batch is taken by group orders's batch-apply stream");
+    expect(e.exitCode).toBe(2);
+    expect(() => parsePlan(text.replace('engine: dms', 'engine: native'), 'migration.yml', env)).not.toThrow();
+  });
+
   it('interpolates the environment and fills every default', () => {
     const plan = parsePlan(minimal, 'migration.yml', env);
     expect(plan.source.url).toBe(env.SOURCE_URL);

@@ -33201,6 +33201,11 @@ function info(message) {
   process.stdout.write(message + os4.EOL);
 }
 
+// src/core/names.ts
+function batchStreamName(group2) {
+  return `${group2}_batch`;
+}
+
 // src/config/load.ts
 var import_yaml = __toESM(require_dist2(), 1);
 import { readFileSync as readFileSync2 } from "node:fs";
@@ -53192,6 +53197,17 @@ function crossCheck(plan) {
       return { path: ["groups", String(i), "name"], message: `groups.${i}.name: group ${g.name} is named twice`, hint: "give every group its own name" };
     }
     seen.add(g.name);
+  }
+  if (plan.cdc.engine === "dms") {
+    const clash = plan.groups.findIndex((g) => seen.has(batchStreamName(g.name)));
+    if (clash >= 0) {
+      const g = plan.groups[clash].name;
+      return {
+        path: ["groups", String(plan.groups.findIndex((x) => x.name === batchStreamName(g))), "name"],
+        message: `groups: with cdc.engine dms the name ${batchStreamName(g)} is taken by group ${g}'s batch-apply stream`,
+        hint: `rename group ${batchStreamName(g)}`
+      };
+    }
   }
   if (plan.cutover.fence === "roles" && plan.cutover.roles.length === 0) {
     return {

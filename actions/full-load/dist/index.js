@@ -55434,6 +55434,17 @@ function crossCheck(plan) {
     }
     seen.add(g.name);
   }
+  if (plan.cdc.engine === "dms") {
+    const clash = plan.groups.findIndex((g) => seen.has(batchStreamName(g.name)));
+    if (clash >= 0) {
+      const g = plan.groups[clash].name;
+      return {
+        path: ["groups", String(plan.groups.findIndex((x) => x.name === batchStreamName(g))), "name"],
+        message: `groups: with cdc.engine dms the name ${batchStreamName(g)} is taken by group ${g}'s batch-apply stream`,
+        hint: `rename group ${batchStreamName(g)}`
+      };
+    }
+  }
   if (plan.cutover.fence === "roles" && plan.cutover.roles.length === 0) {
     return {
       path: ["cutover"],

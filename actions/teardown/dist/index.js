@@ -95349,6 +95349,17 @@ function crossCheck(plan) {
     }
     seen.add(g5.name);
   }
+  if (plan.cdc.engine === "dms") {
+    const clash = plan.groups.findIndex((g5) => seen.has(batchStreamName(g5.name)));
+    if (clash >= 0) {
+      const g5 = plan.groups[clash].name;
+      return {
+        path: ["groups", String(plan.groups.findIndex((x) => x.name === batchStreamName(g5))), "name"],
+        message: `groups: with cdc.engine dms the name ${batchStreamName(g5)} is taken by group ${g5}'s batch-apply stream`,
+        hint: `rename group ${batchStreamName(g5)}`
+      };
+    }
+  }
   if (plan.cutover.fence === "roles" && plan.cutover.roles.length === 0) {
     return {
       path: ["cutover"],
