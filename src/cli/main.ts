@@ -152,7 +152,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
       const waitMs = numberInput(cmd.wait, '--wait') * 1000;
       if (cmd.watch) {
         const everyMs = numberInput(cmd.watch, '--watch', 1) * 1000;
-        const forMs = cmd.for ? numberInput(cmd.for, '--for', 1) * 60_000 : Number.POSITIVE_INFINITY;
+        const forMs = cmd.for ? numberInput(cmd.for, '--for', 0.01) * 60_000 : Number.POSITIVE_INFINITY;
         return cdcResult(await watchCdc(ctx, { everyMs, forMs, waitMs, onStatus: (r) => io.stderr(cdcMarkdown(r)) }));
       }
       return cdcResult(await cdcStatus(ctx, waitMs));

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parsePlan } from '../../src/config/load.js';
 import { silentLogger } from '../../src/core/log.js';
@@ -5,6 +8,7 @@ import type { LocalCluster } from '../../src/local/cluster.js';
 import { nativeCdcStatus as cdcStatus, setNativePaused as setCdcPaused, startNativeCdc as startCdc, waitForCatchUp } from '../../src/phases/cdc.js';
 import { phaseContext, type PhaseContext } from '../../src/phases/context.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
+import { runCli } from '../harness/cli.js';
 import { seedSample, sql, startServer } from '../harness/servers.js';
 
 /**
@@ -14,6 +18,13 @@ import { seedSample, sql, startServer } from '../harness/servers.js';
 let source: LocalCluster;
 let target: LocalCluster;
 let ctx: PhaseContext;
+const PLAN = 'version: 1\nname: status\nsource: { url: "${S}" }\ntarget: { url: "${T}" }\ncdc: { ddlTrigger: true }\ncutover: { fence: database }\n';
+
+function planFile(): string {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'pgshift-watch-')), 'migration.yml');
+  writeFileSync(file, PLAN);
+  return file;
+}
 
 beforeAll(async () => {
   [source, target] = await Promise.all([startServer(13, 'status-src', { max_slot_wal_keep_size: "'32MB'" }), startServer(17, 'status-tgt')]);
@@ -23,7 +34,7 @@ beforeAll(async () => {
   }
   await seedSample(source.url('shop'), 0.02);
   ctx = phaseContext(
-    parsePlan('version: 1\nname: status\nsource: { url: "${S}" }\ntarget: { url: "${T}" }\ncdc: { ddlTrigger: true }\ncutover: { fence: database }\n', 'plan', { S: source.url('shop'), T: target.url('shop') }),
+    parsePlan(PLAN, 'plan', { S: source.url('shop'), T: target.url('shop') }),
     silentLogger,
   );
   await runFullLoad(ctx);
@@ -44,6 +55,13 @@ describe('cdc status', () => {
     expect(r.healthy).toBe(true);
   });
 
+  it('--watch repeats the status until --for has passed, printing each one (exit 0 while healthy)', async () => {
+    const r = await runCli(['cdc', 'status', '--config', planFile(), '--wait', '1', '--watch', '1', '--for', '0.05'], { S: source.url('shop'), T: target.url('shop') });
+    expect(r.code).toBe(0);
+    expect(r.stderr.match(/### pgshift cdc status \(native\) — healthy/g)!.length).toBeGreaterThanOrEqual(2);
+    expect(r.stdout).toContain('— healthy');
+  });
+
   it('reports a schema change on the source with the fix, never skipping it silently', async () => {
     await sql(source.url('shop'), `ALTER TABLE public.countries ADD COLUMN iso3 text; INSERT INTO public.countries VALUES ('XX', 'Newland', 'XXX')`);
     let r = await cdcStatus(ctx, 2000);
@@ -57,6 +75,10 @@ describe('cdc status', () => {
     expect(g.ddl).toEqual([expect.objectContaining({ command: 'ALTER TABLE', object: 'public.countries' })]);
     expect(g.problems.join('\n')).toMatch(/DDL on the source .*ALTER TABLE public.countries — apply the same change on the target/);
     expect(g.problems.join('\n')).toMatch(/apply error\(s\) recorded .* apply the same DDL on the target/);
+    // A watch (no --for: until interrupted) ends at once on a failing status, with exit 1.
+    const watch = await runCli(['cdc', 'status', '--config', planFile(), '--wait', '0', '--watch', '60'], { S: source.url('shop'), T: target.url('shop') });
+    expect(watch.code).toBe(1);
+    expect(watch.stdout).toContain('— FAILING');
     // The fix, as the report says: the same DDL on the target, then acknowledge.
     await sql(target.url('shop'), 'ALTER TABLE public.countries ADD COLUMN iso3 text');
     await waitForCatchUp(ctx, 60_000);
