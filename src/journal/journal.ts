@@ -216,6 +216,15 @@ export class Journal {
     }));
   }
 
+  /**
+   * Everything the journal holds about the migration, for a failure-state bundle: streams, every
+   * phase with its detail, the last events and the copy progress.
+   */
+  async dump(eventLimit = 500): Promise<Record<string, unknown>> {
+    const phases = await this.c.query(`SELECT phase, state, started_at, finished_at, detail FROM ${S}.phase WHERE migration = $1 ORDER BY started_at`, [this.migration]);
+    return { streams: await this.streams(), phases: phases.rows, events: await this.events(eventLimit), copyProgress: await this.tableProgress() };
+  }
+
   async events(limit = 50): Promise<Array<{ at: Date; phase: string; level: string; message: string }>> {
     const r = await this.c.query(`SELECT at, phase, level, message FROM ${S}.event WHERE migration = $1 ORDER BY id DESC LIMIT $2`, [this.migration, limit]);
     return r.rows.reverse();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { quoteIdent } from '../core/ident.js';
+import { heartbeatTable } from '../core/names.js';
 import { S } from '../journal/journal.js';
 
 /**
@@ -60,4 +61,24 @@ export async function appliedBeatAge(target: pg.Client, table: string, group: st
     [group],
   );
   return r.rows[0]?.age == null ? null : Number(r.rows[0].age);
+}
+
+/**
+ * Lag in seconds per stream, measured end to end: a beat written now on each stream, then waited
+ * for on the target (one deadline for all, so a stream that does not apply costs waitMs once); a
+ * beat that does not arrive in time gives the age of the last applied one, a lower bound.
+ * Streams without an applied beat yet are absent from the result.
+ */
+export async function measureLags(source: pg.Client, target: pg.Client, streams: string[], waitMs: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (waitMs <= 0) return out;
+  const beats = new Map<string, Beat>();
+  for (const st of new Set(streams)) beats.set(st, await writeBeat(source, heartbeatTable(st), st));
+  const deadline = Date.now() + waitMs;
+  for (const [st, beat] of beats) {
+    const waited = await waitForMarker(target, heartbeatTable(st), st, beat, Math.max(0, deadline - Date.now()));
+    const age = waited !== null ? waited / 1000 : await appliedBeatAge(target, heartbeatTable(st), st);
+    if (age !== null) out.set(st, age);
+  }
+  return out;
 }

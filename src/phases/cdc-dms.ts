@@ -1,11 +1,10 @@
-import { writeFileSync } from 'node:fs';
 import type { ReplicationTask } from '@aws-sdk/client-database-migration-service';
 import { parseServerUrl } from '../config/url.js';
 import { gateRefused, inputError } from '../core/errors.js';
 import { tableMappings, taskIdentifier, taskSettings } from '../core/dms.js';
 import { formatBytes } from '../config/size.js';
-import { batchStreamName, heartbeatTable } from '../core/names.js';
-import { Journal, S, type StreamRecord } from '../journal/journal.js';
+import { heartbeatTable } from '../core/names.js';
+import { Journal, type StreamRecord } from '../journal/journal.js';
 import {
   createTask,
   deleteTask,
@@ -25,11 +24,12 @@ import {
   type DmsClients,
   type MetricSeries,
 } from '../aws/dms.js';
-import { appliedBeatAge, waitForMarker, writeBeat } from '../pg/heartbeat.js';
+import { measureLags, writeBeat } from '../pg/heartbeat.js';
 import { dropDmsArtifacts, verifyStartLsn, type DmsPlugin } from '../pg/dms-source.js';
 import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
 import { runFullLoad } from './full-load.js';
-import { DMS_TASKS_PHASE, dmsTaskPlans } from './stream-source.js';
+import { DMS_TASKS_PHASE, dmsTaskPlans, journaledDmsTasks } from './stream-source.js';
+import { writeFailureBundle } from './failure-bundle.js';
 
 /**
  * CDC with AWS DMS: per group one CDC-only task (two when the group mixes tables that may and may
@@ -133,11 +133,10 @@ function targetEndpointInput(ctx: PhaseContext) {
 
 const pollOf = (d: DmsPlan) => ({ intervalMs: d.pollSeconds * 1000, timeoutMs: d.readyTimeoutMinutes * 60_000 });
 
-async function tasksIn(journal: Journal | undefined): Promise<DmsTaskState[]> {
-  return ((journal && (await journal.phaseState(DMS_TASKS_PHASE))?.detail) as { tasks?: DmsTaskState[] } | undefined)?.tasks ?? [];
-}
+/** The journal's DMS tasks (the cut-over reads them before its window). */
+export const dmsTasksOf = (journal: Journal | undefined) => journaledDmsTasks<DmsTaskState>(journal);
 
-/** The journal's tasks with the group's ones replaced (or removed). */
+/** Record the migration's tasks (all of them) in the journal. */
 async function saveTasks(journal: Journal, tasks: DmsTaskState[]): Promise<void> {
   await journal.setPhaseDetail(DMS_TASKS_PHASE, 'running', { tasks });
 }
@@ -160,7 +159,7 @@ export async function startDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsCl
       throw gateRefused('cdc.not-loaded', notLoaded ? `group ${notLoaded.group} is ${notLoaded.state}` : 'no group has been loaded', 'finish pgshift full-load for every group first');
     }
     await journal.startPhase('cdc');
-    const state = await tasksIn(journal);
+    const state = await dmsTasksOf(journal);
     const byName = new Map(streams.map((r) => [r.group, r]));
     const groups = (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => byName.has(g.name));
     const existing = await findTasks(clients.dms, d.replicationInstanceArn, ctx.plan.name);
@@ -239,7 +238,7 @@ async function withTasks<T>(ctx: PhaseContext, fn: (journal: Journal, tasks: Dms
   try {
     const journal = await Journal.find(s.target, ctx.plan.name);
     if (!journal) throw gateRefused('cdc.no-journal', `target ${ctx.target.label} has no pgshift journal for migration ${ctx.plan.name}`, 'run pgshift full-load first');
-    const tasks = await tasksIn(journal);
+    const tasks = await dmsTasksOf(journal);
     if (tasks.length === 0) throw gateRefused('dms.no-tasks', 'no DMS task has been created for this migration', 'run pgshift cdc start');
     return await fn(journal, tasks, s);
   } finally {
@@ -248,10 +247,10 @@ async function withTasks<T>(ctx: PhaseContext, fn: (journal: Journal, tasks: Dms
 }
 
 /** `cdc resume` on DMS: `resume-processing` for every stopped or failed task (never start-replication). */
-export async function resumeDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region), group?: string): Promise<DmsStatus> {
+export async function resumeDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<DmsStatus> {
   const d = requireDmsConfig(ctx);
   await withTasks(ctx, async (journal, tasks) => {
-    for (const t of tasks.filter((x) => !group || x.group === group)) {
+    for (const t of tasks) {
       if (!t.started) throw gateRefused('dms.not-started', `DMS task ${t.identifier} was never started`, 'run pgshift cdc start');
       if ((await describeTask(clients.dms, t.arn))?.Status !== 'running') {
         await startTask(clients.dms, t.arn, 'resume-processing');
@@ -292,8 +291,8 @@ export async function stopDmsCdc(ctx: PhaseContext, state: 'paused' | 'stopped',
   return dmsStatus(ctx, clients);
 }
 
-/** Stop and delete tasks, waiting until DMS has removed them; they leave the journal. */
-async function deleteTasks(ctx: PhaseContext, clients: DmsClients, journal: Journal, all: DmsTaskState[], doomed: DmsTaskState[]): Promise<void> {
+/** Stop and delete tasks, waiting until DMS has removed them; they leave `all` and the journal (if any). */
+async function deleteTasks(ctx: PhaseContext, clients: DmsClients, journal: Journal | undefined, all: DmsTaskState[], doomed: DmsTaskState[]): Promise<void> {
   const d = requireDmsConfig(ctx);
   for (const t of doomed) {
     const task = await stopAndWait(clients, d, t);
@@ -302,28 +301,23 @@ async function deleteTasks(ctx: PhaseContext, clients: DmsClients, journal: Jour
       await waitForTask(clients.dms, t.arn, ['deleted'], pollOf(d));
     }
     all.splice(all.indexOf(t), 1);
-    await saveTasks(journal, all);
+    if (journal) await saveTasks(journal, all);
     ctx.log.info(`DMS task ${t.identifier} deleted`);
   }
 }
 
 /**
- * Cut-over, inside the write window: ask every running task to stop without waiting for it (the
- * source is fenced and the barrier has passed, so a task still winding down has nothing left to
- * apply). Returns the tasks asked; `settleStopped` waits for them after the window.
+ * Cut-over, inside the write window: ask every task (the gate saw them all running) to stop, all at
+ * once and without waiting (the source is fenced and the barrier has passed, so a task still
+ * winding down has nothing left to apply); no database session is opened here. Returns the tasks
+ * asked, even when one request failed (then with the error), so that an undo can resume them;
+ * `settleStopped` waits for them after the window.
  */
-export async function requestStop(ctx: PhaseContext, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<DmsTaskState[]> {
+export async function requestStop(ctx: PhaseContext, tasks: DmsTaskState[], clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<{ asked: DmsTaskState[]; error?: unknown }> {
   requireDmsConfig(ctx);
-  return withTasks(ctx, async (_journal, tasks) => {
-    const asked: DmsTaskState[] = [];
-    for (const t of tasks) {
-      const task = await describeTask(clients.dms, t.arn);
-      if (task?.Status !== 'running') continue;
-      await stopTask(clients.dms, t.arn);
-      asked.push(t);
-    }
-    return asked;
-  });
+  const results = await Promise.allSettled(tasks.map((t) => stopTask(clients.dms, t.arn)));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  return { asked: tasks.filter((_, i) => results[i].status === 'fulfilled'), error: failed?.reason };
 }
 
 export async function settleStopped(ctx: PhaseContext, tasks: DmsTaskState[], clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<void> {
@@ -364,11 +358,7 @@ export async function restartDmsCdc(ctx: PhaseContext, options: { group?: string
     const known = [...new Set(tasks.map((t) => t.group))];
     if (options.group && !known.includes(options.group)) throw inputError('restart.group', `group ${options.group} has no DMS task`, `use one of: ${known.join(', ')}`);
     const doomed = tasks.filter((t) => !options.group || t.group === options.group);
-    if (!options.group) {
-      bundle = options.bundleFile ?? `pgshift-${ctx.plan.name}-failure-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-      writeFileSync(bundle, `${JSON.stringify(await failureState(ctx, clients, journal, tasks, s), null, 2)}\n`);
-      ctx.log.info(`failure state preserved in ${bundle}`);
-    }
+    if (!options.group) bundle = await writeFailureBundle(ctx, journal, options.bundleFile, await dmsFailureState(ctx, clients, journal, tasks, s));
     await journal.event('cdc', 'warn', `DMS restart of ${options.group ? `group ${options.group}` : 'every group'}`);
     await deleteTasks(ctx, clients, journal, tasks, doomed);
     return [...new Set(doomed.map((t) => t.group))];
@@ -378,19 +368,13 @@ export async function restartDmsCdc(ctx: PhaseContext, options: { group?: string
   return { groups, bundle, status: await startDmsCdc(ctx, clients) };
 }
 
-/** What an engineer needs to understand a failure, gathered before anything is torn down. */
-async function failureState(ctx: PhaseContext, clients: DmsClients, journal: Journal, tasks: DmsTaskState[], s: Sessions) {
+/** The DMS side of a failure, gathered before anything is torn down (the journal's part is added by writeFailureBundle). */
+async function dmsFailureState(ctx: PhaseContext, clients: DmsClients, journal: Journal, tasks: DmsTaskState[], s: Sessions) {
   const described = await findTasks(clients.dms, requireDmsConfig(ctx).replicationInstanceArn, ctx.plan.name);
-  const exceptions = (await s.target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`)).rowCount
+  const exceptions = (await hasApplyExceptions(s.target))
     ? (await s.target.query(`SELECT task_name, table_owner, table_name, error_time::text, statement, error FROM awsdms_apply_exceptions ORDER BY error_time DESC LIMIT 500`)).rows
     : [];
   return {
-    migration: ctx.plan.name,
-    takenAt: new Date().toISOString(),
-    streams: await journal.streams(),
-    phases: (await s.target.query(`SELECT phase, state, started_at, finished_at, detail FROM ${S}.phase WHERE migration = $1 ORDER BY started_at`, [ctx.plan.name])).rows,
-    events: await journal.events(500),
-    copyProgress: await journal.tableProgress(),
     dms: {
       tasks: await Promise.all(
         tasks.map(async (t) => ({
@@ -410,24 +394,17 @@ async function failureState(ctx: PhaseContext, clients: DmsClients, journal: Jou
  * artifacts — control tables on the target, its heartbeat and DDL-capture objects on the source.
  * Returns what was removed.
  */
-export async function teardownDms(ctx: PhaseContext, s: Sessions, journal: Journal | undefined, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<string[]> {
+export async function teardownDms(ctx: PhaseContext, s: Sessions, journal: Journal | undefined, streams: string[], clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<string[]> {
   const d = requireDmsConfig(ctx);
-  const removed: string[] = [];
-  const found = await findTasks(clients.dms, d.replicationInstanceArn, ctx.plan.name);
-  const known = await tasksIn(journal);
-  for (const { task, group, role } of found) {
-    const t = known.find((x) => x.arn === task.ReplicationTaskArn) ?? { group, role, stream: group, identifier: task.ReplicationTaskIdentifier!, arn: task.ReplicationTaskArn!, startLsn: '', started: true };
-    if (!known.includes(t)) known.push(t);
-    if (journal) await deleteTasks(ctx, clients, journal, known, [t]);
-    else {
-      await stopAndWait(clients, d, t);
-      await deleteTask(clients.dms, t.arn);
-      await waitForTask(clients.dms, t.arn, ['deleted'], pollOf(d));
-    }
-    removed.push(`DMS task ${t.identifier}`);
-  }
-  const streams = new Set([...ctx.plan.groups.flatMap((g) => [g.name, batchStreamName(g.name)]), ...(journal ? (await journal.streams()).map((r) => r.group) : [])]);
-  const endpoints = [...[...streams].map((g) => sourceEndpointId(ctx, g)), ...(d.targetEndpointArn ? [] : [targetEndpointId(ctx)])];
+  // Every task carrying our tags, journaled or not (a journal may be gone, or a task made by hand).
+  const known = await dmsTasksOf(journal);
+  const doomed = (await findTasks(clients.dms, d.replicationInstanceArn, ctx.plan.name)).map(
+    ({ task, group, role }) => known.find((x) => x.arn === task.ReplicationTaskArn) ?? { group, role, stream: group, identifier: task.ReplicationTaskIdentifier!, arn: task.ReplicationTaskArn!, startLsn: '', started: true },
+  );
+  known.push(...doomed.filter((t) => !known.includes(t)));
+  await deleteTasks(ctx, clients, journal, known, doomed);
+  const removed = doomed.map((t) => `DMS task ${t.identifier}`);
+  const endpoints = [...streams.map((g) => sourceEndpointId(ctx, g)), ...(d.targetEndpointArn ? [] : [targetEndpointId(ctx)])];
   for (const id of endpoints) {
     const arn = await findEndpoint(clients.dms, id);
     if (!arn) continue;
@@ -458,15 +435,16 @@ export async function dmsStatus(ctx: PhaseContext, clients: DmsClients = dmsClie
   }
 }
 
-async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: Date, journal: Journal | undefined, s: Sessions, waitMs = 2_000): Promise<DmsStatus> {
+/** The status on sessions the caller already holds (the cut-over gate, the failure bundle). */
+export async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: Date, journal: Journal | undefined, s: Sessions, waitMs = 2_000): Promise<DmsStatus> {
   const d = requireDmsConfig(ctx);
   const th = d.thresholds;
-  const states = await tasksIn(journal);
+  const states = await dmsTasksOf(journal);
   const streams = new Map((journal ? await journal.streams() : []).map((r) => [r.group, r]));
   const { applyExceptions, slots } = await readDatabaseSide(s, journal, [...streams.values()], th.maxRetainedWalBytes);
   const described = states.length ? await findTasks(clients.dms, d.replicationInstanceArn, ctx.plan.name) : [];
   const series = states.length ? await metrics(clients.cloudwatch, d.replicationInstanceIdentifier, states.map((t) => t.arn), { minutes: 60, now }) : [];
-  const lag = await heartbeatLags(s, states.filter((t) => streams.get(t.stream)?.state === 'streaming').map((t) => t.stream), waitMs);
+  const lag = await measureLags(s.source, s.target, states.filter((t) => streams.get(t.stream)?.state === 'streaming').map((t) => t.stream), waitMs);
   const tasks: DmsTaskStatus[] = [];
   for (const t of states) {
     const task = described.find((x) => x.task.ReplicationTaskArn === t.arn)?.task;
@@ -544,28 +522,16 @@ async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: Date, jo
   };
 }
 
-/** Heartbeat lag per stream: a beat written now, waited for on the target; else the last applied beat's age. */
-async function heartbeatLags(s: Sessions, streams: string[], waitMs: number): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  if (waitMs <= 0) return out;
-  const beats = new Map<string, Awaited<ReturnType<typeof writeBeat>>>();
-  for (const st of new Set(streams)) beats.set(st, await writeBeat(s.source, heartbeatTable(st), st));
-  // One deadline for all: a stream that does not apply its beat costs waitMs once, not per stream.
-  const deadline = Date.now() + waitMs;
-  for (const [st, beat] of beats) {
-    const waited = await waitForMarker(s.target, heartbeatTable(st), st, beat, Math.max(0, deadline - Date.now()));
-    const age = waited !== null ? waited / 1000 : await appliedBeatAge(s.target, heartbeatTable(st), st);
-    if (age !== null) out.set(st, age);
-  }
-  return out;
+/** Whether DMS's apply-exceptions control table exists on the target yet. */
+async function hasApplyExceptions(target: Sessions['target']): Promise<boolean> {
+  return ((await target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`)).rowCount ?? 0) > 0;
 }
 
 /** awsdms_apply_exceptions on the target (new rows since the last look) and the slots on the source. */
 async function readDatabaseSide(s: Sessions, journal: Journal | undefined, streams: StreamRecord[], maxRetained: number): Promise<Pick<DmsStatus, 'applyExceptions' | 'slots'>> {
   const seen = ((journal && (await journal.phaseState(EXCEPTIONS_PHASE))?.detail) as { after?: string } | undefined)?.after ?? '-infinity';
-  const exists = await s.target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`);
   const applyExceptions: DmsStatus['applyExceptions'] = [];
-  if (exists.rowCount) {
+  if (await hasApplyExceptions(s.target)) {
     const r = await s.target.query<{ task: string; owner: string; name: string; at: string; error: string }>(
       `SELECT task_name AS task, table_owner AS owner, table_name AS name, error_time::text AS at, error FROM awsdms_apply_exceptions WHERE error_time > $1::timestamp ORDER BY error_time LIMIT 200`,
       [seen],

@@ -4,7 +4,7 @@ import { formatBytes } from '../config/size.js';
 import { heartbeatTable } from '../core/names.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
 import { majorOf } from '../pg/connect.js';
-import { appliedBeatAge, waitForMarker, writeBeat } from '../pg/heartbeat.js';
+import { measureLags, waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { createSubscription, setSubscriptionEnabled, slotState, subscriptionState, tableSyncStates, type SlotState, type SubscriptionState } from '../pg/replication.js';
 import { installDdlTrigger, readDdlLog } from '../pg/ddl.js';
 import { openSessions, type PhaseContext, type Sessions } from './context.js';
@@ -209,20 +209,12 @@ export async function nativeCdcStatus(ctx: PhaseContext, waitMs = 5_000): Promis
 export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: StreamRecord[], waitMs: number): Promise<CdcStatus> {
   const { maxLagBytes, maxLagSeconds } = ctx.plan.cdc;
   const groups: GroupStatus[] = [];
-  const beats = new Map<string, Awaited<ReturnType<typeof writeBeat>>>();
-  const active = (st: StreamRecord) => st.state === 'streaming';
-  for (const st of streams) if (active(st) && waitMs > 0) beats.set(st.group, await writeBeat(s.source, heartbeatTable(st.group), st.group));
+  const lags = await measureLags(s.source, s.target, streams.filter((st) => st.state === 'streaming').map((st) => st.group), waitMs);
   const ddlLog = await readDdlLog(s);
   for (const st of streams) {
     const slot: SlotState = await slotState(s.source, st.slot, s.sourceVersion);
     const sub: SubscriptionState = await subscriptionState(s.target, st.subscription);
-    const hb = heartbeatTable(st.group);
-    let lagSeconds: number | null = null;
-    const beat = beats.get(st.group);
-    if (beat) {
-      const waited = await waitForMarker(s.target, hb, st.group, beat, waitMs);
-      lagSeconds = waited !== null ? waited / 1000 : await appliedBeatAge(s.target, hb, st.group);
-    }
+    const lagSeconds = lags.get(st.group) ?? null;
     const applyErrors = majorOf(s.targetVersion) >= 15 ? await applyErrorCount(s, st.subscription) : null;
     const problems: string[] = [];
     if (!slot.exists) problems.push(`slot ${st.slot} is missing on the source`);

@@ -17,7 +17,8 @@ import { majorOf } from '../pg/connect.js';
 import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
 import { runVerify } from './verify.js';
 import { statusProblems } from './cdc.js';
-import { dmsStatus, requestStop, resumeAfterStop, settleStopped, type DmsTaskState } from './cdc-dms.js';
+import { dmsStatusOn, dmsTasksOf, requestStop, resumeAfterStop, settleStopped, type DmsTaskState } from './cdc-dms.js';
+import { dmsClients } from '../aws/dms.js';
 
 /**
  * Cut-over, as a short sequence of guarded steps (pg_easy_replicate's shape, stricter):
@@ -106,6 +107,8 @@ export async function runCutover(ctx: PhaseContext, options: { dryRun?: boolean 
     let switched = false;
     let reverse: CutoverResult['reverse'] = null;
     const onDms = plan.cdc.engine === 'dms';
+    // Read before the window, so that the switch only sends the stop requests.
+    const dmsTasks = onDms ? await dmsTasksOf(journal) : [];
     let dmsStopping: DmsTaskState[] = [];
     const fenceStart = Date.now();
     try {
@@ -130,7 +133,11 @@ export async function runCutover(ctx: PhaseContext, options: { dryRun?: boolean 
       const repointed: RepointResult[] = [];
       let configChange: { previous: string; next: string } | undefined;
       await timed('switch', async () => {
-        if (onDms) dmsStopping = await requestStop(ctx);
+        if (onDms) {
+          const stop = await requestStop(ctx, dmsTasks);
+          dmsStopping = stop.asked;
+          if (stop.error) throw stop.error;
+        }
         else for (const st of streams) await setSubscriptionEnabled(s.target, st.subscription, false);
         if (c.rollback) reverse = await startReverse(ctx, s);
         if (c.pgbouncer?.configFile) {
@@ -196,8 +203,8 @@ function withBudget<T>(step: string, work: Promise<T>, ms: number): Promise<T> {
 }
 
 /** DMS: every task running and no status threshold crossed (CloudWatch, instance, slots, LOB truncations). */
-async function gateDms(ctx: PhaseContext): Promise<void> {
-  const status = await dmsStatus(ctx, undefined, new Date(), 2_000);
+async function gateDms(ctx: PhaseContext, s: Sessions, journal: Journal): Promise<void> {
+  const status = await dmsStatusOn(ctx, dmsClients(ctx.plan.cdc.dms.region), new Date(), journal, s, 2_000);
   const bad = status.tasks.find((t) => t.status !== 'running' || t.health === 'failing');
   if (bad) throw gateRefused('cutover.dms-task', `DMS task ${bad.identifier} is ${bad.status}${bad.problems.length ? `: ${bad.problems.join('; ')}` : ''}`, 'pgshift cdc status shows why; pgshift cdc resume restarts a stopped task');
   const problem = statusProblems(status)[0];
@@ -213,7 +220,7 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
       throw gateRefused('cutover.not-streaming', `group ${st.group} is ${st.state}, not streaming`, st.state === 'cut-over' ? 'this migration is already cut over (pgshift rollback moves back)' : 'run pgshift cdc start (or resume)');
     }
   }
-  if (ctx.plan.cdc.engine === 'dms') await gateDms(ctx);
+  if (ctx.plan.cdc.engine === 'dms') await gateDms(ctx, s, journal);
   for (const st of ctx.plan.cdc.engine === 'native' ? streams : []) {
     const sub = await subscriptionState(s.target, st.subscription);
     if (!sub.workerRunning) throw gateRefused('cutover.no-worker', `subscription ${st.subscription} has no running apply worker`, 'check pgshift cdc status and the target server log');

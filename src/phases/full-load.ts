@@ -13,7 +13,7 @@ import { analyzeStep, earlyIndexes, IndexQueue, indexesOf, isAnalyze, postDataLi
 import { copyLargeObjects } from '../pg/large-objects.js';
 import { PausedReplica } from '../pg/paused-replica.js';
 import { ensureHeartbeat } from '../pg/replication.js';
-import { groupsWithDmsTasks, newStreamRecord, streamSource, type StreamPart, type StreamSource } from './stream-source.js';
+import { journaledDmsTasks, newStreamRecord, streamSource, type StreamPart, type StreamSource } from './stream-source.js';
 import { dumpSchema, preDataList, restoreSection, type SchemaDump } from '../pg/schema.js';
 import { syncSequences } from '../pg/sequences.js';
 import { dropSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
@@ -140,7 +140,8 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     requireDumpForSource(dumpTool, majorOf(s.sourceVersion));
     const restoreTool = await findTool('pg_restore', plan.fullLoad.pgBinDir);
     const groups = await resolveGroups(ctx, s.source, s.sourceVersion, options.group);
-    await requireFreeSlots(s, ctx, groups.length);
+    // A group split for DMS batch apply needs a slot per stream.
+    await requireFreeSlots(s, ctx, groups.reduce((n, g) => n + stream.parts(g, newStreamRecord(plan, g.name)).length, 0));
 
     const journal = await Journal.open(s.target, plan.name, {
       source: ctx.source.label,
@@ -159,6 +160,12 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     const results: GroupLoadResult[] = [];
     const toLoad: GroupToLoad[] = [];
     const pausedMode = plan.snapshot === 'paused-replica';
+    if (options.restart) {
+      // Refused before any group is reset: a DMS task reads the slot a restart would drop.
+      const withTasks = new Set((await journaledDmsTasks(journal)).map((t) => t.group));
+      const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
+      if (busy) throw gateRefused('full-load.dms-tasks', `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
+    }
     for (const group of groups) {
       const prior = existing.get(group.name);
       const inFlight = prior !== undefined && (prior.state === 'preparing' || prior.state === 'loading');
@@ -175,9 +182,6 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
           `group ${group.name}: an earlier full load stopped while loading; its ${prior!.snapshotMode === 'exported' ? 'exported snapshot ended with that process' : 'replica snapshot is not the plan\'s snapshot mode'} and the copied tables cannot be completed consistently`,
           `run pgshift full-load --restart${options.group ? ` --group ${group.name}` : ''} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`,
         );
-      }
-      if (options.restart && prior && (await groupsWithDmsTasks(journal)).has(group.name)) {
-        throw gateRefused('full-load.dms-tasks', `group ${group.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${group.name}: it deletes them, reloads the group and creates new ones`);
       }
       // Restarting, or a run that stopped before any row was copied (state preparing): start clean.
       if (prior && !continuing) await resetGroup(s, ctx, journal, stream, group, existing);
@@ -589,10 +593,11 @@ function logIndexBuilt(log: PhaseContext['log'], b: IndexBuild, ms: number, buil
   else log.debug(line);
 }
 
-/** The group's objects on the source, before its snapshot: journal row, then the engine's objects. */
+/** Each stream's objects on the source, before its snapshot: journal row, heartbeat table, the engine's objects. */
 async function prepareGroupObjects(s: Sessions, journal: Journal, stream: StreamSource, x: { parts: StreamPart[] }): Promise<void> {
   for (const part of x.parts) {
     await journal.saveStream(part.record);
+    await ensureHeartbeat(s.source, heartbeatTable(part.record.group), part.record.group);
     await stream.prepare(s.source, part);
   }
 }

@@ -1,4 +1,3 @@
-import { writeFileSync } from 'node:fs';
 import type pg from 'pg';
 import { parseServerUrl, toConninfo } from '../config/url.js';
 import { gateRefused, inputError } from '../core/errors.js';
@@ -13,6 +12,7 @@ import { createSubscription, dropSubscription, ensureHeartbeat } from '../pg/rep
 import { dropSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
 import { nativeCdcStatus, requireNativeEngine, startNativeCdc, type AnyCdcStatus, type CdcStatus } from './cdc.js';
 import { restartDmsCdc } from './cdc-dms.js';
+import { writeFailureBundle } from './failure-bundle.js';
 import { openSessions, resolveGroups, type PhaseContext } from './context.js';
 import { runFullLoad } from './full-load.js';
 
@@ -155,19 +155,7 @@ export async function restartCdc(ctx: PhaseContext, options: { group?: string; b
     affected = streams.filter((r) => !options.group || r.group === options.group || r.group.startsWith(`${options.group}_r`));
     if (!options.group) {
       // The failure state first: what an engineer needs to understand what went wrong.
-      const file = options.bundleFile ?? `pgshift-${ctx.plan.name}-failure-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-      const bundle = {
-        migration: ctx.plan.name,
-        takenAt: new Date().toISOString(),
-        streams,
-        phases: (await s.target.query(`SELECT phase, state, started_at, finished_at, detail FROM ${S}.phase WHERE migration = $1 ORDER BY started_at`, [ctx.plan.name])).rows,
-        events: await journal.events(500),
-        copyProgress: await journal.tableProgress(),
-        status: await statusOrError(ctx),
-      };
-      writeFileSync(file, `${JSON.stringify(bundle, null, 2)}\n`);
-      options.bundleFile = file;
-      ctx.log.info(`failure state preserved in ${file}`);
+      options.bundleFile = await writeFailureBundle(ctx, journal, options.bundleFile, { status: await statusOrError(ctx) });
     }
     await journal.event('cdc', 'warn', `restart of ${options.group ? `group ${options.group}` : 'every group'}`);
     for (const st of affected) await dropSubscription(s.target, st.subscription);

@@ -5,8 +5,9 @@ import { splitByBatchApply, type DmsTable, type TaskPlan } from '../core/dms.js'
 import { batchStreamName, heartbeatTable, publicationName, slotName, subscriptionName } from '../core/names.js';
 import type { Journal, StreamRecord } from '../journal/journal.js';
 import { CONTROL_SCHEMA, type TableInfo } from '../pg/catalog.js';
-import { dropPglogicalNodeIfUnused, dropReplicationSets, ensurePglogicalNode, ensureReplicationSets, requirePglogical } from '../pg/dms-source.js';
-import { createPublication, dropPublication, ensureHeartbeat } from '../pg/replication.js';
+import { displayName } from '../core/ident.js';
+import { dropReplicationSets, ensurePglogicalNode, ensureReplicationSets, requirePglogical } from '../pg/dms-source.js';
+import { createPublication, dropPublication } from '../pg/replication.js';
 import type { PhaseContext, ResolvedGroup } from './context.js';
 
 /**
@@ -16,10 +17,10 @@ import type { PhaseContext, ResolvedGroup } from './context.js';
  *   native             a publication of the group's tables and its heartbeat table; slot on pgoutput.
  *   dms/pglogical      the pglogical node and the two replication sets DMS reads (`<slot>`,
  *                      `i<slot>`) with the stream's tables and heartbeat table; slot on pglogical.
- *   dms/test_decoding  the heartbeat table; slot on test_decoding (DMS filters by its table mapping).
+ *   dms/test_decoding  nothing more; slot on test_decoding (DMS filters by its table mapping).
  *
- * The heartbeat table is in every stream: it gives lag in seconds, the cut-over barrier and
- * verify's "applied past this point" check.
+ * The heartbeat table (created by the caller for every stream) is in every stream: it gives lag in
+ * seconds, the cut-over barrier and verify's "applied past this point" check.
  *
  * On DMS a group whose tables mix batch-apply eligibility runs as two tasks, and two tasks cannot
  * read one slot: the batch-apply tables then form a second stream of the group (its own slot, sets
@@ -38,20 +39,18 @@ export interface StreamSource {
   require(c: pg.Client): Promise<void>;
   /** The group's streams, its own first; companions mirror its snapshot LSN and state. */
   parts(group: ResolvedGroup, main: StreamRecord): StreamPart[];
+  /** The engine's objects of one stream (its heartbeat table exists already). */
   prepare(c: pg.Client, part: StreamPart): Promise<void>;
-  /** Drop one stream's objects (a restart, teardown; the slot is the caller's); true if any existed. */
+  /** Drop one stream's objects on a restart (the slot is the caller's); true if any existed. */
   drop(c: pg.Client, record: StreamRecord): Promise<boolean>;
-  /** After every stream's objects are dropped (teardown); true if anything existed. */
-  dropShared(c: pg.Client): Promise<boolean>;
 }
 
 /** Journal phase holding the DMS tasks of the migration ({ tasks: DmsTaskState[] }). */
 export const DMS_TASKS_PHASE = 'cdc:dms:tasks';
 
-/** Groups that have DMS tasks according to the journal. */
-export async function groupsWithDmsTasks(journal: Journal): Promise<Set<string>> {
-  const tasks = ((await journal.phaseState(DMS_TASKS_PHASE))?.detail as { tasks?: Array<{ group: string }> } | null | undefined)?.tasks ?? [];
-  return new Set(tasks.map((t) => t.group));
+/** The DMS tasks the journal records (cdc-dms.ts owns their shape). */
+export async function journaledDmsTasks<T extends { group: string }>(journal: Journal | undefined): Promise<T[]> {
+  return ((journal && (await journal.phaseState(DMS_TASKS_PHASE))?.detail) as { tasks?: T[] } | null | undefined)?.tasks ?? [];
 }
 
 /** A stream record whose object names derive from the plan. */
@@ -90,12 +89,6 @@ export function dmsTaskPlans(plan: Plan, group: ResolvedGroup): Array<TaskPlan &
     .sort((a, b) => Number(a.stream !== group.name) - Number(b.stream !== group.name)); // the group's own stream first
 }
 
-const heartbeatOf = (record: StreamRecord) => ({
-  schema: CONTROL_SCHEMA,
-  name: heartbeatTable(record.group),
-  primaryKey: ['group_name'],
-});
-
 export function streamSource(ctx: PhaseContext): StreamSource {
   const { plan } = ctx;
   const single = (group: ResolvedGroup, main: StreamRecord): StreamPart[] => [{ record: main, tables: group.tables }];
@@ -104,19 +97,17 @@ export function streamSource(ctx: PhaseContext): StreamSource {
       plugin: 'pgoutput',
       require: async () => {},
       parts: single,
-      prepare: async (c, { record, tables }) => {
-        const hb = heartbeatTable(record.group);
-        await ensureHeartbeat(c, hb, record.group);
-        await createPublication(c, record.publication, tables, hb);
-      },
+      prepare: (c, { record, tables }) => createPublication(c, record.publication, tables, heartbeatTable(record.group)),
       drop: (c, record) => dropPublication(c, record.publication),
-      dropShared: async () => false,
     };
   }
   const parts = (group: ResolvedGroup, main: StreamRecord): StreamPart[] => {
     const tasks = dmsTaskPlans(plan, group);
     if (tasks.length === 1) return single(group, main);
-    const tablesOf = (tp: TaskPlan) => group.tables.filter((t) => tp.tables.some((x) => x.schema === t.schema && x.name === t.name));
+    const tablesOf = (tp: TaskPlan) => {
+      const names = new Set(tp.tables.map(displayName));
+      return group.tables.filter((t) => names.has(displayName(t)));
+    };
     const [own, ...companions] = tasks;
     return [
       { record: main, tables: tablesOf(own) },
@@ -128,9 +119,8 @@ export function streamSource(ctx: PhaseContext): StreamSource {
       plugin: 'test_decoding',
       require: async () => {},
       parts,
-      prepare: (c, { record }) => ensureHeartbeat(c, heartbeatTable(record.group), record.group),
+      prepare: async () => {},
       drop: async () => false,
-      dropShared: async () => false,
     };
   }
   return {
@@ -138,12 +128,11 @@ export function streamSource(ctx: PhaseContext): StreamSource {
     require: (c) => requirePglogical(c, ctx.source.label),
     parts,
     prepare: async (c, { record, tables }) => {
-      await ensureHeartbeat(c, heartbeatTable(record.group), record.group);
       // pglogical keeps the node's DSN for its own subscribers; DMS never reads it. No password.
       await ensurePglogicalNode(c, toConninfo(parseServerUrl(plan.source.url), { withPassword: false }));
-      await ensureReplicationSets(c, record.slot, [...tables, heartbeatOf(record)], ctx.log);
+      const heartbeat = { schema: CONTROL_SCHEMA, name: heartbeatTable(record.group), primaryKey: ['group_name'] };
+      await ensureReplicationSets(c, record.slot, [...tables, heartbeat], ctx.log);
     },
     drop: (c, record) => dropReplicationSets(c, record.slot),
-    dropShared: (c) => dropPglogicalNodeIfUnused(c),
   };
 }

@@ -32,7 +32,7 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
     for (const r of fromJournal) objects.set(r.group, r);
     await journal?.event('teardown', 'info', 'teardown started');
     // DMS tasks first: a running task holds its slot, which could not be dropped.
-    if (ctx.plan.cdc.engine === 'dms') dropped.push(...(await teardownDms(ctx, s, journal)));
+    if (ctx.plan.cdc.engine === 'dms') dropped.push(...(await teardownDms(ctx, s, journal, [...objects.keys()])));
 
     for (const o of objects.values()) {
       const before = await s.target.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [o.subscription]);

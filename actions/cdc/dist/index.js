@@ -74974,6 +74974,14 @@ var Journal = class _Journal {
       condition: row.condition
     }));
   }
+  /**
+   * Everything the journal holds about the migration, for a failure-state bundle: streams, every
+   * phase with its detail, the last events and the copy progress.
+   */
+  async dump(eventLimit = 500) {
+    const phases = await this.c.query(`SELECT phase, state, started_at, finished_at, detail FROM ${S}.phase WHERE migration = $1 ORDER BY started_at`, [this.migration]);
+    return { streams: await this.streams(), phases: phases.rows, events: await this.events(eventLimit), copyProgress: await this.tableProgress() };
+  }
   async events(limit = 50) {
     const r5 = await this.c.query(`SELECT at, phase, level, message FROM ${S}.event WHERE migration = $1 ORDER BY id DESC LIMIT $2`, [this.migration, limit]);
     return r5.rows.reverse();
@@ -75149,6 +75157,19 @@ async function appliedBeatAge(target, table2, group5) {
     [group5]
   );
   return r5.rows[0]?.age == null ? null : Number(r5.rows[0].age);
+}
+async function measureLags(source, target, streams, waitMs) {
+  const out = /* @__PURE__ */ new Map();
+  if (waitMs <= 0) return out;
+  const beats = /* @__PURE__ */ new Map();
+  for (const st of new Set(streams)) beats.set(st, await writeBeat(source, heartbeatTable(st), st));
+  const deadline = Date.now() + waitMs;
+  for (const [st, beat] of beats) {
+    const waited = await waitForMarker(target, heartbeatTable(st), st, beat, Math.max(0, deadline - Date.now()));
+    const age = waited !== null ? waited / 1e3 : await appliedBeatAge(target, heartbeatTable(st), st);
+    if (age !== null) out.set(st, age);
+  }
+  return out;
 }
 
 // src/pg/replication.ts
@@ -75389,9 +75410,6 @@ async function resolveGroups(ctx, source, versionNum, only) {
   }
   return result;
 }
-
-// src/phases/cdc-dms.ts
-import { writeFileSync as writeFileSync2 } from "node:fs";
 
 // src/core/dms.ts
 function tableMappings(tables) {
@@ -75788,16 +75806,6 @@ async function dropReplicationSets(c5, slot) {
     }
   }
   return dropped;
-}
-async function dropPglogicalNodeIfUnused(c5) {
-  const ext = await c5.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
-  if (!ext.rowCount) return false;
-  const sets = await c5.query(`SELECT 1 FROM pglogical.replication_set WHERE set_name NOT IN ('default', 'default_insert_only', 'ddl_sql')`);
-  if (sets.rowCount) return false;
-  const node2 = await c5.query("SELECT 1 FROM pglogical.node WHERE node_name = $1", [PGLOGICAL_NODE]);
-  if (!node2.rowCount) return false;
-  await c5.query("SELECT pglogical.drop_node($1)", [PGLOGICAL_NODE]);
-  return true;
 }
 function peekOptions(plugin, slot) {
   if (plugin === "test_decoding") return [];
@@ -76409,9 +76417,8 @@ async function waitPaused(replica, deadline) {
 
 // src/phases/stream-source.ts
 var DMS_TASKS_PHASE = "cdc:dms:tasks";
-async function groupsWithDmsTasks(journal) {
-  const tasks = (await journal.phaseState(DMS_TASKS_PHASE))?.detail?.tasks ?? [];
-  return new Set(tasks.map((t) => t.group));
+async function journaledDmsTasks(journal) {
+  return (journal && (await journal.phaseState(DMS_TASKS_PHASE))?.detail)?.tasks ?? [];
 }
 function newStreamRecord(plan, group5) {
   return {
@@ -76441,11 +76448,6 @@ function dmsTaskPlans(plan, group5) {
     return { ...tp, stream, tables: [...tp.tables, { schema: CONTROL_SCHEMA, name: heartbeatTable(stream), batchApply: tp.batchApply }] };
   }).sort((a5, b5) => Number(a5.stream !== group5.name) - Number(b5.stream !== group5.name));
 }
-var heartbeatOf = (record2) => ({
-  schema: CONTROL_SCHEMA,
-  name: heartbeatTable(record2.group),
-  primaryKey: ["group_name"]
-});
 function streamSource(ctx) {
   const { plan } = ctx;
   const single = (group5, main) => [{ record: main, tables: group5.tables }];
@@ -76455,19 +76457,17 @@ function streamSource(ctx) {
       require: async () => {
       },
       parts: single,
-      prepare: async (c5, { record: record2, tables }) => {
-        const hb = heartbeatTable(record2.group);
-        await ensureHeartbeat(c5, hb, record2.group);
-        await createPublication(c5, record2.publication, tables, hb);
-      },
-      drop: (c5, record2) => dropPublication(c5, record2.publication),
-      dropShared: async () => false
+      prepare: (c5, { record: record2, tables }) => createPublication(c5, record2.publication, tables, heartbeatTable(record2.group)),
+      drop: (c5, record2) => dropPublication(c5, record2.publication)
     };
   }
   const parts = (group5, main) => {
     const tasks = dmsTaskPlans(plan, group5);
     if (tasks.length === 1) return single(group5, main);
-    const tablesOf = (tp) => group5.tables.filter((t) => tp.tables.some((x) => x.schema === t.schema && x.name === t.name));
+    const tablesOf = (tp) => {
+      const names = new Set(tp.tables.map(displayName));
+      return group5.tables.filter((t) => names.has(displayName(t)));
+    };
     const [own2, ...companions] = tasks;
     return [
       { record: main, tables: tablesOf(own2) },
@@ -76480,9 +76480,9 @@ function streamSource(ctx) {
       require: async () => {
       },
       parts,
-      prepare: (c5, { record: record2 }) => ensureHeartbeat(c5, heartbeatTable(record2.group), record2.group),
-      drop: async () => false,
-      dropShared: async () => false
+      prepare: async () => {
+      },
+      drop: async () => false
     };
   }
   return {
@@ -76490,12 +76490,11 @@ function streamSource(ctx) {
     require: (c5) => requirePglogical(c5, ctx.source.label),
     parts,
     prepare: async (c5, { record: record2, tables }) => {
-      await ensureHeartbeat(c5, heartbeatTable(record2.group), record2.group);
       await ensurePglogicalNode(c5, toConninfo(parseServerUrl(plan.source.url), { withPassword: false }));
-      await ensureReplicationSets(c5, record2.slot, [...tables, heartbeatOf(record2)], ctx.log);
+      const heartbeat = { schema: CONTROL_SCHEMA, name: heartbeatTable(record2.group), primaryKey: ["group_name"] };
+      await ensureReplicationSets(c5, record2.slot, [...tables, heartbeat], ctx.log);
     },
-    drop: (c5, record2) => dropReplicationSets(c5, record2.slot),
-    dropShared: (c5) => dropPglogicalNodeIfUnused(c5)
+    drop: (c5, record2) => dropReplicationSets(c5, record2.slot)
   };
 }
 
@@ -76755,7 +76754,7 @@ async function runFullLoad(ctx, options = {}) {
     requireDumpForSource(dumpTool, majorOf(s2.sourceVersion));
     const restoreTool = await findTool("pg_restore", plan.fullLoad.pgBinDir);
     const groups = await resolveGroups(ctx, s2.source, s2.sourceVersion, options.group);
-    await requireFreeSlots(s2, ctx, groups.length);
+    await requireFreeSlots(s2, ctx, groups.reduce((n3, g5) => n3 + stream.parts(g5, newStreamRecord(plan, g5.name)).length, 0));
     const journal = await Journal.open(s2.target, plan.name, {
       source: ctx.source.label,
       target: ctx.target.label,
@@ -76771,6 +76770,11 @@ async function runFullLoad(ctx, options = {}) {
     const results = [];
     const toLoad = [];
     const pausedMode = plan.snapshot === "paused-replica";
+    if (options.restart) {
+      const withTasks2 = new Set((await journaledDmsTasks(journal)).map((t) => t.group));
+      const busy = groups.find((g5) => existing.has(g5.name) && withTasks2.has(g5.name));
+      if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
+    }
     for (const group5 of groups) {
       const prior = existing.get(group5.name);
       const inFlight = prior !== void 0 && (prior.state === "preparing" || prior.state === "loading");
@@ -76786,9 +76790,6 @@ async function runFullLoad(ctx, options = {}) {
           `group ${group5.name}: an earlier full load stopped while loading; its ${prior.snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
           `run pgshift full-load --restart${options.group ? ` --group ${group5.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
         );
-      }
-      if (options.restart && prior && (await groupsWithDmsTasks(journal)).has(group5.name)) {
-        throw gateRefused("full-load.dms-tasks", `group ${group5.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${group5.name}: it deletes them, reloads the group and creates new ones`);
       }
       if (prior && !continuing) await resetGroup(s2, ctx, journal, stream, group5, existing);
       const record2 = continuing ? prior : newStreamRecord(plan, group5.name);
@@ -77121,6 +77122,7 @@ function logIndexBuilt(log, b5, ms, built) {
 async function prepareGroupObjects(s2, journal, stream, x) {
   for (const part of x.parts) {
     await journal.saveStream(part.record);
+    await ensureHeartbeat(s2.source, heartbeatTable(part.record.group), part.record.group);
     await stream.prepare(s2.source, part);
   }
 }
@@ -77278,6 +77280,17 @@ async function withStepLock(c5, step, fn) {
   }
 }
 
+// src/phases/failure-bundle.ts
+import { writeFileSync as writeFileSync2 } from "node:fs";
+async function writeFailureBundle(ctx, journal, file2, engineState) {
+  const path4 = file2 ?? `pgshift-${ctx.plan.name}-failure-${(/* @__PURE__ */ new Date()).toISOString().replace(/[:.]/g, "-")}.json`;
+  const bundle = { migration: ctx.plan.name, takenAt: (/* @__PURE__ */ new Date()).toISOString(), ...await journal.dump(), ...engineState };
+  writeFileSync2(path4, `${JSON.stringify(bundle, null, 2)}
+`);
+  ctx.log.info(`failure state preserved in ${path4}`);
+  return path4;
+}
+
 // src/phases/cdc-dms.ts
 var EXCEPTIONS_PHASE = "cdc:dms:exceptions";
 function requireDmsConfig(ctx) {
@@ -77318,9 +77331,7 @@ function targetEndpointInput(ctx) {
   return endpointInput(ctx, "target", targetEndpointId(ctx), tags(ctx.plan.name, "*", "target-endpoint"), { AfterConnectScript: "SET session_replication_role = 'replica'" });
 }
 var pollOf = (d5) => ({ intervalMs: d5.pollSeconds * 1e3, timeoutMs: d5.readyTimeoutMinutes * 6e4 });
-async function tasksIn(journal) {
-  return (journal && (await journal.phaseState(DMS_TASKS_PHASE))?.detail)?.tasks ?? [];
-}
+var dmsTasksOf = (journal) => journaledDmsTasks(journal);
 async function saveTasks(journal, tasks) {
   await journal.setPhaseDetail(DMS_TASKS_PHASE, "running", { tasks });
 }
@@ -77337,7 +77348,7 @@ async function startDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) {
       throw gateRefused("cdc.not-loaded", notLoaded ? `group ${notLoaded.group} is ${notLoaded.state}` : "no group has been loaded", "finish pgshift full-load for every group first");
     }
     await journal.startPhase("cdc");
-    const state2 = await tasksIn(journal);
+    const state2 = await dmsTasksOf(journal);
     const byName = new Map(streams.map((r5) => [r5.group, r5]));
     const groups = (await resolveGroups(ctx, s2.source, s2.sourceVersion)).filter((g5) => byName.has(g5.name));
     const existing = await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name);
@@ -77411,17 +77422,17 @@ async function withTasks(ctx, fn) {
   try {
     const journal = await Journal.find(s2.target, ctx.plan.name);
     if (!journal) throw gateRefused("cdc.no-journal", `target ${ctx.target.label} has no pgshift journal for migration ${ctx.plan.name}`, "run pgshift full-load first");
-    const tasks = await tasksIn(journal);
+    const tasks = await dmsTasksOf(journal);
     if (tasks.length === 0) throw gateRefused("dms.no-tasks", "no DMS task has been created for this migration", "run pgshift cdc start");
     return await fn(journal, tasks, s2);
   } finally {
     await s2.close();
   }
 }
-async function resumeDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region), group5) {
+async function resumeDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) {
   const d5 = requireDmsConfig(ctx);
   await withTasks(ctx, async (journal, tasks) => {
-    for (const t of tasks.filter((x) => !group5 || x.group === group5)) {
+    for (const t of tasks) {
       if (!t.started) throw gateRefused("dms.not-started", `DMS task ${t.identifier} was never started`, "run pgshift cdc start");
       if ((await describeTask(clients.dms, t.arn))?.Status !== "running") {
         await startTask(clients.dms, t.arn, "resume-processing");
@@ -77460,7 +77471,7 @@ async function deleteTasks(ctx, clients, journal, all, doomed) {
       await waitForTask(clients.dms, t.arn, ["deleted"], pollOf(d5));
     }
     all.splice(all.indexOf(t), 1);
-    await saveTasks(journal, all);
+    if (journal) await saveTasks(journal, all);
     ctx.log.info(`DMS task ${t.identifier} deleted`);
   }
 }
@@ -77471,12 +77482,7 @@ async function restartDmsCdc(ctx, options, clients = dmsClients(ctx.plan.cdc.dms
     const known = [...new Set(tasks.map((t) => t.group))];
     if (options.group && !known.includes(options.group)) throw inputError("restart.group", `group ${options.group} has no DMS task`, `use one of: ${known.join(", ")}`);
     const doomed = tasks.filter((t) => !options.group || t.group === options.group);
-    if (!options.group) {
-      bundle = options.bundleFile ?? `pgshift-${ctx.plan.name}-failure-${(/* @__PURE__ */ new Date()).toISOString().replace(/[:.]/g, "-")}.json`;
-      writeFileSync2(bundle, `${JSON.stringify(await failureState(ctx, clients, journal, tasks, s2), null, 2)}
-`);
-      ctx.log.info(`failure state preserved in ${bundle}`);
-    }
+    if (!options.group) bundle = await writeFailureBundle(ctx, journal, options.bundleFile, await dmsFailureState(ctx, clients, journal, tasks, s2));
     await journal.event("cdc", "warn", `DMS restart of ${options.group ? `group ${options.group}` : "every group"}`);
     await deleteTasks(ctx, clients, journal, tasks, doomed);
     return [...new Set(doomed.map((t) => t.group))];
@@ -77485,16 +77491,10 @@ async function restartDmsCdc(ctx, options, clients = dmsClients(ctx.plan.cdc.dms
   else await runFullLoad(ctx, { restart: true });
   return { groups, bundle, status: await startDmsCdc(ctx, clients) };
 }
-async function failureState(ctx, clients, journal, tasks, s2) {
+async function dmsFailureState(ctx, clients, journal, tasks, s2) {
   const described = await findTasks(clients.dms, requireDmsConfig(ctx).replicationInstanceArn, ctx.plan.name);
-  const exceptions = (await s2.target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`)).rowCount ? (await s2.target.query(`SELECT task_name, table_owner, table_name, error_time::text, statement, error FROM awsdms_apply_exceptions ORDER BY error_time DESC LIMIT 500`)).rows : [];
+  const exceptions = await hasApplyExceptions(s2.target) ? (await s2.target.query(`SELECT task_name, table_owner, table_name, error_time::text, statement, error FROM awsdms_apply_exceptions ORDER BY error_time DESC LIMIT 500`)).rows : [];
   return {
-    migration: ctx.plan.name,
-    takenAt: (/* @__PURE__ */ new Date()).toISOString(),
-    streams: await journal.streams(),
-    phases: (await s2.target.query(`SELECT phase, state, started_at, finished_at, detail FROM ${S}.phase WHERE migration = $1 ORDER BY started_at`, [ctx.plan.name])).rows,
-    events: await journal.events(500),
-    copyProgress: await journal.tableProgress(),
     dms: {
       tasks: await Promise.all(
         tasks.map(async (t) => ({
@@ -77524,12 +77524,12 @@ async function dmsStatus(ctx, clients = dmsClients(ctx.plan.cdc.dms.region), now
 async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
   const d5 = requireDmsConfig(ctx);
   const th = d5.thresholds;
-  const states = await tasksIn(journal);
+  const states = await dmsTasksOf(journal);
   const streams = new Map((journal ? await journal.streams() : []).map((r5) => [r5.group, r5]));
   const { applyExceptions, slots } = await readDatabaseSide(s2, journal, [...streams.values()], th.maxRetainedWalBytes);
   const described = states.length ? await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name) : [];
   const series = states.length ? await metrics(clients.cloudwatch, d5.replicationInstanceIdentifier, states.map((t) => t.arn), { minutes: 60, now }) : [];
-  const lag = await heartbeatLags(s2, states.filter((t) => streams.get(t.stream)?.state === "streaming").map((t) => t.stream), waitMs);
+  const lag = await measureLags(s2.source, s2.target, states.filter((t) => streams.get(t.stream)?.state === "streaming").map((t) => t.stream), waitMs);
   const tasks = [];
   for (const t of states) {
     const task = described.find((x) => x.task.ReplicationTaskArn === t.arn)?.task;
@@ -77606,24 +77606,13 @@ async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
     latency: latencyChart
   };
 }
-async function heartbeatLags(s2, streams, waitMs) {
-  const out = /* @__PURE__ */ new Map();
-  if (waitMs <= 0) return out;
-  const beats = /* @__PURE__ */ new Map();
-  for (const st of new Set(streams)) beats.set(st, await writeBeat(s2.source, heartbeatTable(st), st));
-  const deadline = Date.now() + waitMs;
-  for (const [st, beat] of beats) {
-    const waited = await waitForMarker(s2.target, heartbeatTable(st), st, beat, Math.max(0, deadline - Date.now()));
-    const age = waited !== null ? waited / 1e3 : await appliedBeatAge(s2.target, heartbeatTable(st), st);
-    if (age !== null) out.set(st, age);
-  }
-  return out;
+async function hasApplyExceptions(target) {
+  return ((await target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`)).rowCount ?? 0) > 0;
 }
 async function readDatabaseSide(s2, journal, streams, maxRetained) {
   const seen = (journal && (await journal.phaseState(EXCEPTIONS_PHASE))?.detail)?.after ?? "-infinity";
-  const exists2 = await s2.target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`);
   const applyExceptions = [];
-  if (exists2.rowCount) {
+  if (await hasApplyExceptions(s2.target)) {
     const r5 = await s2.target.query(
       `SELECT task_name AS task, table_owner AS owner, table_name AS name, error_time::text AS at, error FROM awsdms_apply_exceptions WHERE error_time > $1::timestamp ORDER BY error_time LIMIT 200`,
       [seen]
@@ -77771,20 +77760,12 @@ async function nativeCdcStatus(ctx, waitMs = 5e3) {
 async function collectStatus(ctx, s2, streams, waitMs) {
   const { maxLagBytes, maxLagSeconds } = ctx.plan.cdc;
   const groups = [];
-  const beats = /* @__PURE__ */ new Map();
-  const active = (st) => st.state === "streaming";
-  for (const st of streams) if (active(st) && waitMs > 0) beats.set(st.group, await writeBeat(s2.source, heartbeatTable(st.group), st.group));
+  const lags = await measureLags(s2.source, s2.target, streams.filter((st) => st.state === "streaming").map((st) => st.group), waitMs);
   const ddlLog = await readDdlLog(s2);
   for (const st of streams) {
     const slot = await slotState(s2.source, st.slot, s2.sourceVersion);
     const sub = await subscriptionState(s2.target, st.subscription);
-    const hb = heartbeatTable(st.group);
-    let lagSeconds = null;
-    const beat = beats.get(st.group);
-    if (beat) {
-      const waited = await waitForMarker(s2.target, hb, st.group, beat, waitMs);
-      lagSeconds = waited !== null ? waited / 1e3 : await appliedBeatAge(s2.target, hb, st.group);
-    }
+    const lagSeconds = lags.get(st.group) ?? null;
     const applyErrors = majorOf(s2.targetVersion) >= 15 ? await applyErrorCount(s2, st.subscription) : null;
     const problems = [];
     if (!slot.exists) problems.push(`slot ${st.slot} is missing on the source`);
@@ -77852,7 +77833,6 @@ async function applyErrorCount(s2, subscription) {
 }
 
 // src/phases/resync.ts
-import { writeFileSync as writeFileSync3 } from "node:fs";
 async function resyncTables(ctx, names) {
   requireNativeEngine(ctx, "cdc resync", `a DMS task reads its whole slot: reload the tables' group with pgshift cdc restart --group GROUP`);
   if (names.length === 0) throw inputError("resync.tables", "resync needs at least one table", "pass --table schema.table \u2026");
@@ -77958,20 +77938,7 @@ async function restartCdc(ctx, options) {
     if (options.group && !streams.some((r5) => r5.group === options.group)) throw inputError("restart.group", `group ${options.group} has no stream`, `use one of: ${streams.map((r5) => r5.group).join(", ")}`);
     affected = streams.filter((r5) => !options.group || r5.group === options.group || r5.group.startsWith(`${options.group}_r`));
     if (!options.group) {
-      const file2 = options.bundleFile ?? `pgshift-${ctx.plan.name}-failure-${(/* @__PURE__ */ new Date()).toISOString().replace(/[:.]/g, "-")}.json`;
-      const bundle = {
-        migration: ctx.plan.name,
-        takenAt: (/* @__PURE__ */ new Date()).toISOString(),
-        streams,
-        phases: (await s2.target.query(`SELECT phase, state, started_at, finished_at, detail FROM ${S}.phase WHERE migration = $1 ORDER BY started_at`, [ctx.plan.name])).rows,
-        events: await journal.events(500),
-        copyProgress: await journal.tableProgress(),
-        status: await statusOrError(ctx)
-      };
-      writeFileSync3(file2, `${JSON.stringify(bundle, null, 2)}
-`);
-      options.bundleFile = file2;
-      ctx.log.info(`failure state preserved in ${file2}`);
+      options.bundleFile = await writeFailureBundle(ctx, journal, options.bundleFile, { status: await statusOrError(ctx) });
     }
     await journal.event("cdc", "warn", `restart of ${options.group ? `group ${options.group}` : "every group"}`);
     for (const st of affected) await dropSubscription(s2.target, st.subscription);
@@ -78095,7 +78062,7 @@ function latencyCharts(r5) {
 }
 
 // src/actions/_runner.ts
-import { writeFileSync as writeFileSync4 } from "node:fs";
+import { writeFileSync as writeFileSync3 } from "node:fs";
 
 // src/config/load.ts
 var import_yaml = __toESM(require_dist2(), 1);
@@ -98157,7 +98124,7 @@ async function runAction(name, phase) {
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
     const reportFile = getInput("report-file");
-    if (reportFile) writeFileSync4(reportFile, `${JSON.stringify(redactDeep(outcome.report ?? outcome.outputs), null, 2)}
+    if (reportFile) writeFileSync3(reportFile, `${JSON.stringify(redactDeep(outcome.report ?? outcome.outputs), null, 2)}
 `);
     if (outcome.exitCode) setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {

@@ -33629,6 +33629,14 @@ var Journal = class _Journal {
       condition: row.condition
     }));
   }
+  /**
+   * Everything the journal holds about the migration, for a failure-state bundle: streams, every
+   * phase with its detail, the last events and the copy progress.
+   */
+  async dump(eventLimit = 500) {
+    const phases = await this.c.query(`SELECT phase, state, started_at, finished_at, detail FROM ${S}.phase WHERE migration = $1 ORDER BY started_at`, [this.migration]);
+    return { streams: await this.streams(), phases: phases.rows, events: await this.events(eventLimit), copyProgress: await this.tableProgress() };
+  }
   async events(limit = 50) {
     const r = await this.c.query(`SELECT at, phase, level, message FROM ${S}.event WHERE migration = $1 ORDER BY id DESC LIMIT $2`, [this.migration, limit]);
     return r.rows.reverse();
@@ -34425,22 +34433,11 @@ async function dropReplicationSets(c, slot) {
   }
   return dropped;
 }
-async function dropPglogicalNodeIfUnused(c) {
-  const ext = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
-  if (!ext.rowCount) return false;
-  const sets = await c.query(`SELECT 1 FROM pglogical.replication_set WHERE set_name NOT IN ('default', 'default_insert_only', 'ddl_sql')`);
-  if (sets.rowCount) return false;
-  const node2 = await c.query("SELECT 1 FROM pglogical.node WHERE node_name = $1", [PGLOGICAL_NODE]);
-  if (!node2.rowCount) return false;
-  await c.query("SELECT pglogical.drop_node($1)", [PGLOGICAL_NODE]);
-  return true;
-}
 
 // src/phases/stream-source.ts
 var DMS_TASKS_PHASE = "cdc:dms:tasks";
-async function groupsWithDmsTasks(journal) {
-  const tasks = (await journal.phaseState(DMS_TASKS_PHASE))?.detail?.tasks ?? [];
-  return new Set(tasks.map((t) => t.group));
+async function journaledDmsTasks(journal) {
+  return (journal && (await journal.phaseState(DMS_TASKS_PHASE))?.detail)?.tasks ?? [];
 }
 function newStreamRecord(plan, group2) {
   return {
@@ -34470,11 +34467,6 @@ function dmsTaskPlans(plan, group2) {
     return { ...tp, stream, tables: [...tp.tables, { schema: CONTROL_SCHEMA, name: heartbeatTable(stream), batchApply: tp.batchApply }] };
   }).sort((a, b) => Number(a.stream !== group2.name) - Number(b.stream !== group2.name));
 }
-var heartbeatOf = (record2) => ({
-  schema: CONTROL_SCHEMA,
-  name: heartbeatTable(record2.group),
-  primaryKey: ["group_name"]
-});
 function streamSource(ctx) {
   const { plan } = ctx;
   const single = (group2, main) => [{ record: main, tables: group2.tables }];
@@ -34484,19 +34476,17 @@ function streamSource(ctx) {
       require: async () => {
       },
       parts: single,
-      prepare: async (c, { record: record2, tables }) => {
-        const hb = heartbeatTable(record2.group);
-        await ensureHeartbeat(c, hb, record2.group);
-        await createPublication(c, record2.publication, tables, hb);
-      },
-      drop: (c, record2) => dropPublication(c, record2.publication),
-      dropShared: async () => false
+      prepare: (c, { record: record2, tables }) => createPublication(c, record2.publication, tables, heartbeatTable(record2.group)),
+      drop: (c, record2) => dropPublication(c, record2.publication)
     };
   }
   const parts = (group2, main) => {
     const tasks = dmsTaskPlans(plan, group2);
     if (tasks.length === 1) return single(group2, main);
-    const tablesOf = (tp) => group2.tables.filter((t) => tp.tables.some((x) => x.schema === t.schema && x.name === t.name));
+    const tablesOf = (tp) => {
+      const names = new Set(tp.tables.map(displayName));
+      return group2.tables.filter((t) => names.has(displayName(t)));
+    };
     const [own2, ...companions] = tasks;
     return [
       { record: main, tables: tablesOf(own2) },
@@ -34509,9 +34499,9 @@ function streamSource(ctx) {
       require: async () => {
       },
       parts,
-      prepare: (c, { record: record2 }) => ensureHeartbeat(c, heartbeatTable(record2.group), record2.group),
-      drop: async () => false,
-      dropShared: async () => false
+      prepare: async () => {
+      },
+      drop: async () => false
     };
   }
   return {
@@ -34519,12 +34509,11 @@ function streamSource(ctx) {
     require: (c) => requirePglogical(c, ctx.source.label),
     parts,
     prepare: async (c, { record: record2, tables }) => {
-      await ensureHeartbeat(c, heartbeatTable(record2.group), record2.group);
       await ensurePglogicalNode(c, toConninfo(parseServerUrl(plan.source.url), { withPassword: false }));
-      await ensureReplicationSets(c, record2.slot, [...tables, heartbeatOf(record2)], ctx.log);
+      const heartbeat = { schema: CONTROL_SCHEMA, name: heartbeatTable(record2.group), primaryKey: ["group_name"] };
+      await ensureReplicationSets(c, record2.slot, [...tables, heartbeat], ctx.log);
     },
-    drop: (c, record2) => dropReplicationSets(c, record2.slot),
-    dropShared: (c) => dropPglogicalNodeIfUnused(c)
+    drop: (c, record2) => dropReplicationSets(c, record2.slot)
   };
 }
 
@@ -34889,7 +34878,7 @@ async function runFullLoad(ctx, options = {}) {
     requireDumpForSource(dumpTool, majorOf(s.sourceVersion));
     const restoreTool = await findTool("pg_restore", plan.fullLoad.pgBinDir);
     const groups = await resolveGroups(ctx, s.source, s.sourceVersion, options.group);
-    await requireFreeSlots(s, ctx, groups.length);
+    await requireFreeSlots(s, ctx, groups.reduce((n, g) => n + stream.parts(g, newStreamRecord(plan, g.name)).length, 0));
     const journal = await Journal.open(s.target, plan.name, {
       source: ctx.source.label,
       target: ctx.target.label,
@@ -34905,6 +34894,11 @@ async function runFullLoad(ctx, options = {}) {
     const results = [];
     const toLoad = [];
     const pausedMode = plan.snapshot === "paused-replica";
+    if (options.restart) {
+      const withTasks = new Set((await journaledDmsTasks(journal)).map((t) => t.group));
+      const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
+      if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
+    }
     for (const group2 of groups) {
       const prior = existing.get(group2.name);
       const inFlight = prior !== void 0 && (prior.state === "preparing" || prior.state === "loading");
@@ -34920,9 +34914,6 @@ async function runFullLoad(ctx, options = {}) {
           `group ${group2.name}: an earlier full load stopped while loading; its ${prior.snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
           `run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
         );
-      }
-      if (options.restart && prior && (await groupsWithDmsTasks(journal)).has(group2.name)) {
-        throw gateRefused("full-load.dms-tasks", `group ${group2.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${group2.name}: it deletes them, reloads the group and creates new ones`);
       }
       if (prior && !continuing) await resetGroup(s, ctx, journal, stream, group2, existing);
       const record2 = continuing ? prior : newStreamRecord(plan, group2.name);
@@ -35255,6 +35246,7 @@ function logIndexBuilt(log, b, ms, built) {
 async function prepareGroupObjects(s, journal, stream, x) {
   for (const part of x.parts) {
     await journal.saveStream(part.record);
+    await ensureHeartbeat(s.source, heartbeatTable(part.record.group), part.record.group);
     await stream.prepare(s.source, part);
   }
 }

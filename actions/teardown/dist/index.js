@@ -74238,6 +74238,14 @@ var Journal = class _Journal {
       condition: row.condition
     }));
   }
+  /**
+   * Everything the journal holds about the migration, for a failure-state bundle: streams, every
+   * phase with its detail, the last events and the copy progress.
+   */
+  async dump(eventLimit = 500) {
+    const phases = await this.c.query(`SELECT phase, state, started_at, finished_at, detail FROM ${S}.phase WHERE migration = $1 ORDER BY started_at`, [this.migration]);
+    return { streams: await this.streams(), phases: phases.rows, events: await this.events(eventLimit), copyProgress: await this.tableProgress() };
+  }
   async events(limit = 50) {
     const r5 = await this.c.query(`SELECT at, phase, level, message FROM ${S}.event WHERE migration = $1 ORDER BY id DESC LIMIT $2`, [this.migration, limit]);
     return r5.rows.reverse();
@@ -74685,6 +74693,9 @@ async function dropSubscription(c5, name) {
 
 // src/phases/stream-source.ts
 var DMS_TASKS_PHASE = "cdc:dms:tasks";
+async function journaledDmsTasks(journal) {
+  return (journal && (await journal.phaseState(DMS_TASKS_PHASE))?.detail)?.tasks ?? [];
+}
 function newStreamRecord(plan, group5) {
   return {
     group: group5,
@@ -74733,9 +74744,7 @@ function requireDmsConfig(ctx) {
 var sourceEndpointId = (ctx, stream) => taskIdentifier(ctx.plan.name, stream, "source");
 var targetEndpointId = (ctx) => taskIdentifier(ctx.plan.name, "target", "");
 var pollOf = (d5) => ({ intervalMs: d5.pollSeconds * 1e3, timeoutMs: d5.readyTimeoutMinutes * 6e4 });
-async function tasksIn(journal) {
-  return (journal && (await journal.phaseState(DMS_TASKS_PHASE))?.detail)?.tasks ?? [];
-}
+var dmsTasksOf = (journal) => journaledDmsTasks(journal);
 async function saveTasks(journal, tasks) {
   await journal.setPhaseDetail(DMS_TASKS_PHASE, "running", { tasks });
 }
@@ -74754,28 +74763,20 @@ async function deleteTasks(ctx, clients, journal, all, doomed) {
       await waitForTask(clients.dms, t.arn, ["deleted"], pollOf(d5));
     }
     all.splice(all.indexOf(t), 1);
-    await saveTasks(journal, all);
+    if (journal) await saveTasks(journal, all);
     ctx.log.info(`DMS task ${t.identifier} deleted`);
   }
 }
-async function teardownDms(ctx, s2, journal, clients = dmsClients(ctx.plan.cdc.dms.region)) {
+async function teardownDms(ctx, s2, journal, streams, clients = dmsClients(ctx.plan.cdc.dms.region)) {
   const d5 = requireDmsConfig(ctx);
-  const removed = [];
-  const found = await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name);
-  const known = await tasksIn(journal);
-  for (const { task, group: group5, role } of found) {
-    const t = known.find((x) => x.arn === task.ReplicationTaskArn) ?? { group: group5, role, stream: group5, identifier: task.ReplicationTaskIdentifier, arn: task.ReplicationTaskArn, startLsn: "", started: true };
-    if (!known.includes(t)) known.push(t);
-    if (journal) await deleteTasks(ctx, clients, journal, known, [t]);
-    else {
-      await stopAndWait(clients, d5, t);
-      await deleteTask(clients.dms, t.arn);
-      await waitForTask(clients.dms, t.arn, ["deleted"], pollOf(d5));
-    }
-    removed.push(`DMS task ${t.identifier}`);
-  }
-  const streams = /* @__PURE__ */ new Set([...ctx.plan.groups.flatMap((g5) => [g5.name, batchStreamName(g5.name)]), ...journal ? (await journal.streams()).map((r5) => r5.group) : []]);
-  const endpoints = [...[...streams].map((g5) => sourceEndpointId(ctx, g5)), ...d5.targetEndpointArn ? [] : [targetEndpointId(ctx)]];
+  const known = await dmsTasksOf(journal);
+  const doomed = (await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name)).map(
+    ({ task, group: group5, role }) => known.find((x) => x.arn === task.ReplicationTaskArn) ?? { group: group5, role, stream: group5, identifier: task.ReplicationTaskIdentifier, arn: task.ReplicationTaskArn, startLsn: "", started: true }
+  );
+  known.push(...doomed.filter((t) => !known.includes(t)));
+  await deleteTasks(ctx, clients, journal, known, doomed);
+  const removed = doomed.map((t) => `DMS task ${t.identifier}`);
+  const endpoints = [...streams.map((g5) => sourceEndpointId(ctx, g5)), ...d5.targetEndpointArn ? [] : [targetEndpointId(ctx)]];
   for (const id of endpoints) {
     const arn = await findEndpoint(clients.dms, id);
     if (!arn) continue;
@@ -74810,7 +74811,7 @@ async function runTeardown(ctx) {
     for (const g5 of ctx.plan.groups) for (const name of [g5.name, batchStreamName(g5.name)]) objects.set(name, newStreamRecord(ctx.plan, name));
     for (const r5 of fromJournal) objects.set(r5.group, r5);
     await journal?.event("teardown", "info", "teardown started");
-    if (ctx.plan.cdc.engine === "dms") dropped.push(...await teardownDms(ctx, s2, journal));
+    if (ctx.plan.cdc.engine === "dms") dropped.push(...await teardownDms(ctx, s2, journal, [...objects.keys()]));
     for (const o3 of objects.values()) {
       const before = await s2.target.query("SELECT 1 FROM pg_subscription WHERE subname = $1", [o3.subscription]);
       await dropSubscription(s2.target, o3.subscription);
