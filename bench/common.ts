@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { parseServerUrl } from '../src/config/url.js';
 
 /** Helpers shared by the benchmarks. */
@@ -33,4 +34,37 @@ export function pgbenchInit(url: string, scale: number): void {
 
 export function ratio(a: number, b: number): string {
   return (a / b).toFixed(2);
+}
+
+const TICKS = 100; // USER_HZ: /proc's clock ticks per second on Linux
+
+/** Machine-wide CPU seconds so far, from /proc/stat: busy (all but idle and iowait) and iowait. */
+export function machineCpu(): { busy: number; iowait: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+  void idle;
+  return { busy: (user + nice + system + irq + softirq + (steal ?? 0)) / TICKS, iowait: iowait / TICKS };
+}
+
+/**
+ * CPU seconds a PostgreSQL server has used so far: the postmaster's own and those of its children,
+ * exited (reaped into the postmaster's cutime/cstime) and running.
+ */
+export function serverCpu(dataDir: string): number {
+  const postmaster = Number(readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n')[0]);
+  let ticks = 0;
+  const stat = (pid: number | string) => readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ').map(Number);
+  const own = stat(postmaster);
+  // after ") ": state=0 ppid=1 … utime=11 stime=12 cutime=13 cstime=14
+  ticks += own[11] + own[12] + own[13] + own[14];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const s = stat(entry);
+      if (s[1] === postmaster) ticks += s[11] + s[12];
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return ticks / TICKS;
 }

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startCluster } from '../src/local/cluster.js';
 import { parseServerUrl } from '../src/config/url.js';
-import { exec, ratio } from './common.js';
+import { exec, machineCpu, ratio, serverCpu } from './common.js';
 import pg from 'pg';
 
 /**
@@ -82,49 +82,92 @@ try {
     await exec(target.url(), `CREATE DATABASE ${db}`);
     await exec(target.url(), 'CHECKPOINT');
   };
-  const results: Array<{ name: string; seconds: number; peakMb: number }> = [];
+  const results: Array<{ key: string; name: string; seconds: number; peakMb: number; cpu: Cpu }> = [];
   const measure = async (name: string, db: string, command: string, env: NodeJS.ProcessEnv = pgEnv) => {
     await fresh(db);
+    const before = cpuNow();
     const r = await runTree(command, env);
+    await new Promise((r) => setTimeout(r, 500)); // the backends exit just after their clients
+    const cpu = cpuSince(before);
     if (r.code !== 0) throw new Error(`${name} failed (${r.code}): ${r.stderr.slice(-2000)}`);
     const copied = await query(target.url(db), `SELECT (SELECT count(*) FROM events)::bigint AS e, (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public')::int AS i`);
-    console.log(`${name}: ${r.seconds.toFixed(1)} s, peak RSS ${r.peakMb} MB (events ${copied.e} rows, ${copied.i} indexes)`);
+    console.log(`${name}: ${r.seconds.toFixed(1)} s, peak RSS ${r.peakMb} MB (events ${copied.e} rows, ${copied.i} indexes); ` +
+      `CPU s: source ${cpu.source.toFixed(1)}, target ${cpu.target.toFixed(1)}, tools ${cpu.tools.toFixed(1)}, iowait ${cpu.iowait.toFixed(1)}`);
     if (process.env.BENCH_VERBOSE) console.log(r.stderr);
     if (Number(copied.e) !== WIDE_ROWS) throw new Error(`${name}: events has ${copied.e} rows on the target`);
-    results.push({ name, seconds: r.seconds, peakMb: r.peakMb });
+    results.push({ key: db, name, seconds: r.seconds, peakMb: r.peakMb, cpu });
     await exec(target.url(), `DROP DATABASE ${db}`);
   };
 
   const dumpDir = path.join(work, 'dump');
-  await measure(
-    `(a) pg_dump -Fd -j ${JOBS} + pg_restore -j ${JOBS}`,
-    'a',
-    `pg_dump ${srcArgs} -Fd -j ${JOBS} -f ${dumpDir} app && pg_restore ${tgtArgs} -j ${JOBS} -d a ${dumpDir}`,
-  );
-  rmSync(dumpDir, { recursive: true, force: true });
-  await measure('(b) pg_dump | psql', 'b', `pg_dump ${srcArgs} app | psql -q -X -v ON_ERROR_STOP=1 ${tgtArgs} -d b > /dev/null`);
-  await measure(
-    `(c) pgcopydb clone (table/index jobs ${JOBS}, split > ${SPLIT})`,
-    'c',
-    `pgcopydb clone --source '${src}' --target '${target.url('c')}' --dir ${path.join(work, 'pgcopydb')} --table-jobs ${JOBS} --index-jobs ${JOBS} --split-tables-larger-than ${SPLIT} --no-owner --no-acl`,
-  );
   const plan = path.join(work, 'migration.yml');
   writeFileSync(
     plan,
     `version: 1\nname: bench\nsource: { url: "${src}" }\ntarget: { url: "${target.url('d')}" }\ncutover: { fence: database }\n` +
       `fullLoad: { jobs: ${JOBS}, indexJobs: ${JOBS}, splitTablesLargerThan: ${SPLIT}, ownership: target-user }\n`,
   );
-  await measure(`(d) pgshift full-load (jobs ${JOBS}, indexJobs ${JOBS}, split > ${SPLIT})`, 'd', `node bin/pgshift.js full-load -c ${plan}`);
+  const methods: Record<string, () => Promise<void>> = {
+    a: async () => {
+      await measure(
+        `(a) pg_dump -Fd -j ${JOBS} + pg_restore -j ${JOBS}`,
+        'a',
+        `pg_dump ${srcArgs} -Fd -j ${JOBS} -f ${dumpDir} app && pg_restore ${tgtArgs} -j ${JOBS} -d a ${dumpDir}`,
+      );
+      rmSync(dumpDir, { recursive: true, force: true });
+    },
+    b: () => measure('(b) pg_dump | psql', 'b', `pg_dump ${srcArgs} app | psql -q -X -v ON_ERROR_STOP=1 ${tgtArgs} -d b > /dev/null`),
+    c: () =>
+      measure(
+        `(c) pgcopydb clone (table/index jobs ${JOBS}, split > ${SPLIT})`,
+        'c',
+        `pgcopydb clone --source '${src}' --target '${target.url('c')}' --dir ${path.join(work, 'pgcopydb')} --table-jobs ${JOBS} --index-jobs ${JOBS} --split-tables-larger-than ${SPLIT} --no-owner --no-acl`,
+      ),
+    d: async () => {
+      await measure(`(d) pgshift full-load (jobs ${JOBS}, indexJobs ${JOBS}, split > ${SPLIT})`, 'd', `node bin/pgshift.js full-load -c ${plan}`);
+      // The source keeps the group's slot and publication for CDC; a repeated run starts without them.
+      await exec(src, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'pgshift%';
+        DO $$ DECLARE p text; BEGIN FOR p IN SELECT pubname FROM pg_publication WHERE pubname LIKE 'pgshift%' LOOP EXECUTE format('DROP PUBLICATION %I', p); END LOOP; END $$;`);
+    },
+  };
+  // BENCH_ONLY=b,d,d runs only those methods, in that order (to profile one; the README's runs use a,b,c,d).
+  for (const key of process.env.BENCH_ONLY?.split(',') ?? ['a', 'b', 'c', 'd']) await methods[key]();
 
   const base = results[0].seconds;
-  console.log('\n| method | wall (s) | rows/s | peak RSS (MB) | (a) time ÷ this |');
-  console.log('|---|---|---|---|---|');
-  for (const r of results) console.log(`| ${r.name} | ${r.seconds.toFixed(1)} | ${Math.round(rows / r.seconds)} | ${r.peakMb} | ${ratio(base, r.seconds)} |`);
-  const pgshift = results[3];
-  console.log(`\npgshift vs (a): ${ratio(base, pgshift.seconds)}× faster (goal ≥ 1.5); vs (c) pgcopydb: ${ratio(results[2].seconds, pgshift.seconds)}× (goal ≥ 1.0); peak RSS ${pgshift.peakMb} MB (goal < 256)`);
+  console.log(`\n| method | wall (s) | rows/s | peak RSS (MB) | ${results[0].key} time ÷ this | CPU s: source / target / tools | iowait s |`);
+  console.log('|---|---|---|---|---|---|---|');
+  for (const r of results) {
+    const c = r.cpu;
+    console.log(`| ${r.name} | ${r.seconds.toFixed(1)} | ${Math.round(rows / r.seconds)} | ${r.peakMb} | ${ratio(base, r.seconds)} | ${c.source.toFixed(0)} / ${c.target.toFixed(0)} / ${c.tools.toFixed(0)} | ${c.iowait.toFixed(0)} |`);
+  }
+  const by = (k: string) => results.find((r) => r.key === k);
+  const [a0, c0, d0] = [by('a'), by('c'), by('d')];
+  if (a0 && c0 && d0) {
+    console.log(`\npgshift vs (a): ${ratio(a0.seconds, d0.seconds)}× faster (goal ≥ 1.5); vs (c) pgcopydb: ${ratio(c0.seconds, d0.seconds)}× (goal ≥ 1.0); peak RSS ${d0.peakMb} MB (goal < 256)`);
+  }
 } finally {
   await Promise.all([source.destroy(), target.destroy()]);
   rmSync(work, { recursive: true, force: true });
+}
+
+interface Cpu {
+  source: number;
+  target: number;
+  /** Everything else that ran: the method's own processes (and anything else on the machine). */
+  tools: number;
+  iowait: number;
+}
+
+function cpuNow(): Cpu {
+  const m = machineCpu();
+  return { source: serverCpu(source.dataDir), target: serverCpu(target.dataDir), tools: m.busy, iowait: m.iowait };
+}
+
+/** CPU seconds used since `before`; backends have exited by now, so the servers' share is complete. */
+function cpuSince(before: Cpu): Cpu {
+  const now = cpuNow();
+  const src = now.source - before.source;
+  const tgt = now.target - before.target;
+  return { source: src, target: tgt, tools: now.tools - before.tools - src - tgt, iowait: now.iowait - before.iowait };
 }
 
 async function query(url: string, text: string): Promise<Record<string, string>> {
