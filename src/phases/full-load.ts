@@ -6,7 +6,7 @@ import { batchStreamName, heartbeatTable, loadSessionName, postDataSessionName }
 import { runPool } from '../core/pool.js';
 import { blockBounds, keyBounds, partCondition, partCount, type PartPlan } from '../core/parts.js';
 import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.js';
-import { copyColumns, type TableInfo } from '../pg/catalog.js';
+import type { TableInfo } from '../pg/catalog.js';
 import { connect, endpointFor, majorOf, type Endpoint } from '../pg/connect.js';
 import { copyTable } from '../pg/copy.js';
 import { analyzeStep, earlyIndexes, IndexQueue, indexesOf, isAnalyze, postDataList, type IndexBuild } from '../pg/indexes.js';
@@ -242,7 +242,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     const perGroup = new Map<string, { rows: number; bytes: number; skipped: number }>();
     const finished = (await journal.tableProgress()).filter((p) => p.state === 'done');
     for (const x of toLoad) {
-      const planned = await planGroup(ctx, journal, finished, x, clear, sessionName);
+      const planned = await planGroup(ctx, journal, finished, x, s.sourceVersion, clear, sessionName);
       perGroup.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
       for (const t of planned.skipped) {
         prog.track(x.group.name, t, t.bytes, 1, indexesOf(early, t).length, 'skipped');
@@ -364,16 +364,27 @@ const tableKey = (t: { schema: string; name: string }) => `${t.schema}.${t.name}
 
 /**
  * The copy tasks of one group's tables: whole tables, and the parts of the tables above
- * fullLoad.splitTablesLargerThan (key ranges, or block ranges without an integer key).
+ * fullLoad.splitTablesLargerThan. From PostgreSQL 14 a part is a range of blocks (ctid), read by a
+ * TID Range Scan that visits only its own pages, as cheap per row as the whole table's COPY. Before
+ * 14 a ctid condition is a filter on a scan of the whole table, so an integer primary key's ranges
+ * (index scans) are used instead when there is one.
  */
-async function planTasks(ctx: PhaseContext, c: pg.Client, group: string, point: ReadPoint, tables: TableInfo[]): Promise<CopyTask[]> {
+async function planTasks(
+  ctx: PhaseContext,
+  c: pg.Client,
+  sourceVersion: number,
+  group: string,
+  point: ReadPoint,
+  tables: TableInfo[],
+): Promise<CopyTask[]> {
   const { splitTablesLargerThan, maxPartsPerTable } = ctx.plan.fullLoad;
+  const tidRangeScans = sourceVersion >= 140000;
   const tasks: CopyTask[] = [];
   for (const t of tables) {
     const n = partCount(t.bytes, splitTablesLargerThan, maxPartsPerTable);
     let plan: PartPlan = { kind: 'whole' };
     const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : undefined;
-    if (n > 1 && pk && ['smallint', 'integer', 'bigint'].includes(pk.type)) {
+    if (n > 1 && !tidRangeScans && pk && ['smallint', 'integer', 'bigint'].includes(pk.type)) {
       const r = await c.query<{ lo: string | null; hi: string | null }>(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
       if (r.rows[0].lo !== null) plan = { kind: 'key', column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r.rows[0].lo), BigInt(r.rows[0].hi!), n) };
     } else if (n > 1) {
@@ -414,6 +425,7 @@ async function planGroup(
   journal: Journal,
   finishedInJournal: Awaited<ReturnType<Journal['tableProgress']>>,
   x: GroupToLoad,
+  sourceVersion: number,
   clear: 'truncate' | 'delete',
   sessionName: string,
 ): Promise<GroupPlan> {
@@ -430,7 +442,7 @@ async function planGroup(
   const planner = await connect(x.point!.endpoint, { applicationName: 'pgshift plan' });
   let planned: CopyTask[];
   try {
-    planned = await planTasks(ctx, planner, x.group.name, x.point!, pending);
+    planned = await planTasks(ctx, planner, sourceVersion, x.group.name, x.point!, pending);
   } finally {
     await planner.end().catch(() => {});
   }
@@ -498,7 +510,7 @@ async function copyTasks(
         w = workers[id] = { source, target };
       }
       task.point.check();
-      const r = await copyOnePart(w.source, w.target, migration, task, progress, clear);
+      const r = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
       await onDone(task, r, w.target);
     });
   } finally {
@@ -511,7 +523,15 @@ async function copyTasks(
  * table, loads the rows and marks them done in the journal, so a crash leaves either the rows with
  * their journal row or neither.
  */
-async function copyOnePart(source: pg.Client, target: pg.Client, migration: string, task: CopyTask, progress: LoadProgress, clear: 'truncate' | 'delete') {
+async function copyOnePart(
+  source: pg.Client,
+  target: pg.Client,
+  migration: string,
+  task: CopyTask,
+  progress: LoadProgress,
+  clear: 'truncate' | 'delete',
+  format: 'auto' | 'text',
+) {
   const table = task.table;
   await task.point.begin(source);
   await target.query('BEGIN');
@@ -526,7 +546,12 @@ async function copyOnePart(source: pg.Client, target: pg.Client, migration: stri
     } else if (clear === 'delete') {
       await target.query('SET LOCAL session_replication_role = replica');
     }
-    const r = await copyTable(source, target, table, copyColumns(table), progress.copying(table), task.where, task.part === 0 && clear === 'truncate');
+    const r = await copyTable(source, target, table, {
+      onBytes: progress.copying(table),
+      where: task.where,
+      freeze: task.part === 0 && clear === 'truncate',
+      format,
+    });
     await target.query(progressSql.upsert, [migration, task.group, table.schema, table.name, task.part, 'done', r.rows, r.bytes, task.where ?? null]);
     await target.query('COMMIT');
     await source.query('COMMIT');
