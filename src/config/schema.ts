@@ -85,6 +85,10 @@ export const planSchema = z
           .describe('maintenance_work_mem of the target sessions that build indexes (server memory, not pgshift\'s).'),
         splitTablesLargerThan: size.prefault('10GB'),
         maxPartsPerTable: z.number().int().min(1).max(256).default(16),
+        copyFormat: z
+          .enum(['auto', 'text'])
+          .default('auto')
+          .describe('auto: binary COPY for tables whose column types all allow it (built-in types), text otherwise; text: always text.'),
         pgBinDir: z.string().optional().describe('Directory holding pg_dump and pg_restore (must be ≥ the source major).'),
         pausedReplica: z
           .strictObject({

@@ -18,6 +18,12 @@ export interface ColumnInfo {
   generated: boolean;
   identity: '' | 'a' | 'd';
   notNull: boolean;
+  /**
+   * The type travels in binary COPY between any two majors: a built-in type (same OID everywhere)
+   * with send and receive functions, whose binary form holds no OID (not a reg* type or an array
+   * of one). User types (enums, composites, domains, extension types) and their arrays do not.
+   */
+  binaryCopy: boolean;
 }
 
 export interface TableInfo extends QualifiedName {
@@ -63,9 +69,12 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
            pg_total_relation_size(c.oid)::text AS bytes, c.reltuples::text AS reltuples,
            COALESCE((SELECT json_agg(json_build_object(
                         'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
-                        'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull)
+                        'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull,
+                        'binaryCopy', ty.oid < 16384 AND ty.typsend::oid <> 0 AND ty.typreceive::oid <> 0 AND coalesce(el.typname, ty.typname)::text !~ '^reg')
                       ORDER BY a.attnum)
                      FROM pg_attribute a
+                     JOIN pg_type ty ON ty.oid = a.atttypid
+                     LEFT JOIN pg_type el ON el.oid = ty.typelem
                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') AS columns,
            (SELECT array_agg(a.attname::text ORDER BY k.ord)
               FROM pg_index i

@@ -2,43 +2,61 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { qualify, quoteIdent, type QualifiedName } from '../core/ident.js';
+import { qualify, quoteIdent } from '../core/ident.js';
+import { copyColumns, type TableInfo } from './catalog.js';
 
 /**
  * Streaming COPY from the source straight into the target: no intermediate file, and memory
- * bounded by the stream buffers whatever the table size. Text format, because binary COPY embeds
- * type OIDs (enums, arrays of user types) that differ between two servers.
+ * bounded by the stream buffers whatever the table size.
+ *
+ * Binary when every copied column's type allows it (built-in types whose binary form holds no
+ * OID: see ColumnInfo.binaryCopy), text otherwise. Binary spares both servers the printing and
+ * parsing of numbers, timestamps, numerics and arrays (on the benchmark's tables the target's COPY
+ * takes 15–28% less time); text is the form that any two servers agree on whatever the types —
+ * binary COPY of an enum array or a composite embeds type OIDs that differ between two servers.
  */
 export interface CopyResult {
   rows: number;
   bytes: number;
 }
 
-export async function copyTable(
-  source: pg.Client,
-  target: pg.Client,
-  table: QualifiedName,
-  columns: string[],
-  onBytes?: (bytes: number) => void,
+export interface CopyOptions {
+  /** Called with the size of every chunk that passes. */
+  onBytes?: (bytes: number) => void;
   /** A part of the table: a WHERE condition on the source (key or ctid range). */
-  where?: string,
+  where?: string;
   /**
    * COPY … FREEZE: the rows are written frozen, so the index builds and ANALYZE that read them
    * next do not set hint bits (and rewrite every page). Only valid in the transaction that
    * truncated the table.
    */
-  freeze = false,
-): Promise<CopyResult> {
-  const cols = columns.map(quoteIdent).join(', ');
+  freeze?: boolean;
+  /** 'text' forces text COPY (fullLoad.copyFormat); 'auto' picks binary where the types allow. */
+  format?: 'auto' | 'text';
+}
+
+export function copyFormatOf(table: TableInfo, format: 'auto' | 'text' = 'auto'): 'binary' | 'text' {
+  return format === 'auto' && table.columns.every((c) => c.generated || c.binaryCopy) ? 'binary' : 'text';
+}
+
+export async function copyTable(source: pg.Client, target: pg.Client, table: TableInfo, options: CopyOptions = {}): Promise<CopyResult> {
+  const cols = copyColumns(table).map(quoteIdent).join(', ');
+  const format = copyFormatOf(table, options.format);
+  const outOptions = format === 'binary' ? ' (FORMAT binary)' : '';
+  const inOptions = [format === 'binary' ? 'FORMAT binary' : '', options.freeze ? 'FREEZE' : ''].filter(Boolean).join(', ');
   const out = source.query(
-    copyTo(where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table)} WHERE ${where}) TO STDOUT` : `COPY ${qualify(table)} (${cols}) TO STDOUT`),
+    copyTo(
+      options.where
+        ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table)} WHERE ${options.where}) TO STDOUT${outOptions}`
+        : `COPY ${qualify(table)} (${cols}) TO STDOUT${outOptions}`,
+    ),
   );
-  const into = target.query(copyFrom(`COPY ${qualify(table)} (${cols}) FROM STDIN${freeze ? ' WITH (FREEZE)' : ''}`));
+  const into = target.query(copyFrom(`COPY ${qualify(table)} (${cols}) FROM STDIN${inOptions ? ` WITH (${inOptions})` : ''}`));
   let bytes = 0;
   const meter = new Transform({
     transform(chunk: Buffer, _enc, done) {
       bytes += chunk.length;
-      onBytes?.(chunk.length);
+      options.onBytes?.(chunk.length);
       done(null, chunk);
     },
   });

@@ -4,7 +4,7 @@ import { gateRefused, inputError } from '../core/errors.js';
 import { displayName, qualify, quoteIdent } from '../core/ident.js';
 import { heartbeatTable, publicationName, slotName, subscriptionName } from '../core/names.js';
 import { Journal, S, type StreamRecord } from '../journal/journal.js';
-import { copyColumns, type TableInfo } from '../pg/catalog.js';
+import type { TableInfo } from '../pg/catalog.js';
 import { connect, majorOf } from '../pg/connect.js';
 import { copyTable } from '../pg/copy.js';
 import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
@@ -122,7 +122,7 @@ async function recopy(ctx: PhaseContext, tables: TableInfo[], snapshotName: stri
       try {
         await target.query('SET LOCAL session_replication_role = replica');
         await target.query(`DELETE FROM ${qualify(t)}`);
-        rows += (await copyTable(source, target, t, copyColumns(t))).rows;
+        rows += (await copyTable(source, target, t, { format: ctx.plan.fullLoad.copyFormat })).rows;
         await target.query('COMMIT');
         await source.query('COMMIT');
       } catch (err) {

@@ -74738,9 +74738,12 @@ async function listTables(c5, versionNum) {
            pg_total_relation_size(c.oid)::text AS bytes, c.reltuples::text AS reltuples,
            COALESCE((SELECT json_agg(json_build_object(
                         'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
-                        'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull)
+                        'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull,
+                        'binaryCopy', ty.oid < 16384 AND ty.typsend::oid <> 0 AND ty.typreceive::oid <> 0 AND coalesce(el.typname, ty.typname)::text !~ '^reg')
                       ORDER BY a.attnum)
                      FROM pg_attribute a
+                     JOIN pg_type ty ON ty.oid = a.atttypid
+                     LEFT JOIN pg_type el ON el.oid = ty.typelem
                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') AS columns,
            (SELECT array_agg(a.attname::text ORDER BY k.ord)
               FROM pg_index i
@@ -75927,17 +75930,25 @@ function partCondition(plan, index, quotedColumn) {
 var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-async function copyTable(source, target, table2, columns, onBytes, where, freeze = false) {
-  const cols = columns.map(quoteIdent).join(", ");
+function copyFormatOf(table2, format2 = "auto") {
+  return format2 === "auto" && table2.columns.every((c5) => c5.generated || c5.binaryCopy) ? "binary" : "text";
+}
+async function copyTable(source, target, table2, options = {}) {
+  const cols = copyColumns(table2).map(quoteIdent).join(", ");
+  const format2 = copyFormatOf(table2, options.format);
+  const outOptions = format2 === "binary" ? " (FORMAT binary)" : "";
+  const inOptions = [format2 === "binary" ? "FORMAT binary" : "", options.freeze ? "FREEZE" : ""].filter(Boolean).join(", ");
   const out = source.query(
-    (0, import_pg_copy_streams.to)(where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table2)} WHERE ${where}) TO STDOUT` : `COPY ${qualify(table2)} (${cols}) TO STDOUT`)
+    (0, import_pg_copy_streams.to)(
+      options.where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table2)} WHERE ${options.where}) TO STDOUT${outOptions}` : `COPY ${qualify(table2)} (${cols}) TO STDOUT${outOptions}`
+    )
   );
-  const into = target.query((0, import_pg_copy_streams.from)(`COPY ${qualify(table2)} (${cols}) FROM STDIN${freeze ? " WITH (FREEZE)" : ""}`));
+  const into = target.query((0, import_pg_copy_streams.from)(`COPY ${qualify(table2)} (${cols}) FROM STDIN${inOptions ? ` WITH (${inOptions})` : ""}`));
   let bytes2 = 0;
   const meter = new Transform({
     transform(chunk, _enc, done) {
       bytes2 += chunk.length;
-      onBytes?.(chunk.length);
+      options.onBytes?.(chunk.length);
       done(null, chunk);
     }
   });
@@ -76843,7 +76854,7 @@ async function runFullLoad(ctx, options = {}) {
     const perGroup = /* @__PURE__ */ new Map();
     const finished = (await journal.tableProgress()).filter((p3) => p3.state === "done");
     for (const x of toLoad) {
-      const planned = await planGroup(ctx, journal, finished, x, clear, sessionName);
+      const planned = await planGroup(ctx, journal, finished, x, s2.sourceVersion, clear, sessionName);
       perGroup.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
       for (const t of planned.skipped) {
         prog.track(x.group.name, t, t.bytes, 1, indexesOf(early, t).length, "skipped");
@@ -76942,14 +76953,15 @@ async function runFullLoad(ctx, options = {}) {
   }
 }
 var tableKey2 = (t) => `${t.schema}.${t.name}`;
-async function planTasks(ctx, c5, group5, point, tables) {
+async function planTasks(ctx, c5, sourceVersion, group5, point, tables) {
   const { splitTablesLargerThan, maxPartsPerTable } = ctx.plan.fullLoad;
+  const tidRangeScans = sourceVersion >= 14e4;
   const tasks = [];
   for (const t of tables) {
     const n3 = partCount(t.bytes, splitTablesLargerThan, maxPartsPerTable);
     let plan = { kind: "whole" };
     const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : void 0;
-    if (n3 > 1 && pk && ["smallint", "integer", "bigint"].includes(pk.type)) {
+    if (n3 > 1 && !tidRangeScans && pk && ["smallint", "integer", "bigint"].includes(pk.type)) {
       const r5 = await c5.query(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
       if (r5.rows[0].lo !== null) plan = { kind: "key", column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r5.rows[0].lo), BigInt(r5.rows[0].hi), n3) };
     } else if (n3 > 1) {
@@ -76968,7 +76980,7 @@ async function planTasks(ctx, c5, group5, point, tables) {
   }
   return tasks;
 }
-async function planGroup(ctx, journal, finishedInJournal, x, clear, sessionName) {
+async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clear, sessionName) {
   const finished = finishedInJournal.filter((p3) => p3.group === x.group.name);
   const wholeDone = new Set(finished.filter((p3) => p3.part === 0).map(tableKey2));
   const partsDone = /* @__PURE__ */ new Map();
@@ -76982,7 +76994,7 @@ async function planGroup(ctx, journal, finishedInJournal, x, clear, sessionName)
   const planner = await connect(x.point.endpoint, { applicationName: "pgshift plan" });
   let planned;
   try {
-    planned = await planTasks(ctx, planner, x.group.name, x.point, pending);
+    planned = await planTasks(ctx, planner, sourceVersion, x.group.name, x.point, pending);
   } finally {
     await planner.end().catch(() => {
     });
@@ -77041,7 +77053,7 @@ async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, on
         w = workers[id] = { source, target };
       }
       task.point.check();
-      const r5 = await copyOnePart(w.source, w.target, migration, task, progress, clear);
+      const r5 = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
       await onDone(task, r5, w.target);
     });
   } finally {
@@ -77050,7 +77062,7 @@ async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, on
     })]));
   }
 }
-async function copyOnePart(source, target, migration, task, progress, clear) {
+async function copyOnePart(source, target, migration, task, progress, clear, format2) {
   const table2 = task.table;
   await task.point.begin(source);
   await target.query("BEGIN");
@@ -77064,7 +77076,12 @@ async function copyOnePart(source, target, migration, task, progress, clear) {
     } else if (clear === "delete") {
       await target.query("SET LOCAL session_replication_role = replica");
     }
-    const r5 = await copyTable(source, target, table2, copyColumns(table2), progress.copying(table2), task.where, task.part === 0 && clear === "truncate");
+    const r5 = await copyTable(source, target, table2, {
+      onBytes: progress.copying(table2),
+      where: task.where,
+      freeze: task.part === 0 && clear === "truncate",
+      format: format2
+    });
     await target.query(progressSql.upsert, [migration, task.group, table2.schema, table2.name, task.part, "done", r5.rows, r5.bytes, task.where ?? null]);
     await target.query("COMMIT");
     await source.query("COMMIT");
@@ -77909,7 +77926,7 @@ async function recopy(ctx, tables, snapshotName) {
       try {
         await target.query("SET LOCAL session_replication_role = replica");
         await target.query(`DELETE FROM ${qualify(t)}`);
-        rows += (await copyTable(source, target, t, copyColumns(t))).rows;
+        rows += (await copyTable(source, target, t, { format: ctx.plan.fullLoad.copyFormat })).rows;
         await target.query("COMMIT");
         await source.query("COMMIT");
       } catch (err) {
@@ -97836,6 +97853,7 @@ var planSchema = external_exports.strictObject({
     maintenanceWorkMem: external_exports.string().regex(/^\d+\s*(kB|MB|GB)$/).default("512MB").describe("maintenance_work_mem of the target sessions that build indexes (server memory, not pgshift's)."),
     splitTablesLargerThan: size.prefault("10GB"),
     maxPartsPerTable: external_exports.number().int().min(1).max(256).default(16),
+    copyFormat: external_exports.enum(["auto", "text"]).default("auto").describe("auto: binary COPY for tables whose column types all allow it (built-in types), text otherwise; text: always text."),
     pgBinDir: external_exports.string().optional().describe("Directory holding pg_dump and pg_restore (must be \u2265 the source major)."),
     pausedReplica: external_exports.strictObject({
       warnBytes: size.prefault("50GB").describe("Warn when this much WAL waits on the paused replica or is retained by the slots."),

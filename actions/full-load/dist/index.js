@@ -33393,9 +33393,12 @@ async function listTables(c, versionNum) {
            pg_total_relation_size(c.oid)::text AS bytes, c.reltuples::text AS reltuples,
            COALESCE((SELECT json_agg(json_build_object(
                         'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
-                        'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull)
+                        'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull,
+                        'binaryCopy', ty.oid < 16384 AND ty.typsend::oid <> 0 AND ty.typreceive::oid <> 0 AND coalesce(el.typname, ty.typname)::text !~ '^reg')
                       ORDER BY a.attnum)
                      FROM pg_attribute a
+                     JOIN pg_type ty ON ty.oid = a.atttypid
+                     LEFT JOIN pg_type el ON el.oid = ty.typelem
                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') AS columns,
            (SELECT array_agg(a.attname::text ORDER BY k.ord)
               FROM pg_index i
@@ -33815,17 +33818,25 @@ function majorOf(versionNum) {
 var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-async function copyTable(source, target, table2, columns, onBytes, where, freeze = false) {
-  const cols = columns.map(quoteIdent).join(", ");
+function copyFormatOf(table2, format = "auto") {
+  return format === "auto" && table2.columns.every((c) => c.generated || c.binaryCopy) ? "binary" : "text";
+}
+async function copyTable(source, target, table2, options = {}) {
+  const cols = copyColumns(table2).map(quoteIdent).join(", ");
+  const format = copyFormatOf(table2, options.format);
+  const outOptions = format === "binary" ? " (FORMAT binary)" : "";
+  const inOptions = [format === "binary" ? "FORMAT binary" : "", options.freeze ? "FREEZE" : ""].filter(Boolean).join(", ");
   const out = source.query(
-    (0, import_pg_copy_streams.to)(where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table2)} WHERE ${where}) TO STDOUT` : `COPY ${qualify(table2)} (${cols}) TO STDOUT`)
+    (0, import_pg_copy_streams.to)(
+      options.where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table2)} WHERE ${options.where}) TO STDOUT${outOptions}` : `COPY ${qualify(table2)} (${cols}) TO STDOUT${outOptions}`
+    )
   );
-  const into = target.query((0, import_pg_copy_streams.from)(`COPY ${qualify(table2)} (${cols}) FROM STDIN${freeze ? " WITH (FREEZE)" : ""}`));
+  const into = target.query((0, import_pg_copy_streams.from)(`COPY ${qualify(table2)} (${cols}) FROM STDIN${inOptions ? ` WITH (${inOptions})` : ""}`));
   let bytes = 0;
   const meter = new Transform({
     transform(chunk, _enc, done) {
       bytes += chunk.length;
-      onBytes?.(chunk.length);
+      options.onBytes?.(chunk.length);
       done(null, chunk);
     }
   });
@@ -34967,7 +34978,7 @@ async function runFullLoad(ctx, options = {}) {
     const perGroup = /* @__PURE__ */ new Map();
     const finished = (await journal.tableProgress()).filter((p) => p.state === "done");
     for (const x of toLoad) {
-      const planned = await planGroup(ctx, journal, finished, x, clear, sessionName);
+      const planned = await planGroup(ctx, journal, finished, x, s.sourceVersion, clear, sessionName);
       perGroup.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
       for (const t of planned.skipped) {
         prog.track(x.group.name, t, t.bytes, 1, indexesOf(early, t).length, "skipped");
@@ -35066,14 +35077,15 @@ async function runFullLoad(ctx, options = {}) {
   }
 }
 var tableKey2 = (t) => `${t.schema}.${t.name}`;
-async function planTasks(ctx, c, group2, point, tables) {
+async function planTasks(ctx, c, sourceVersion, group2, point, tables) {
   const { splitTablesLargerThan, maxPartsPerTable } = ctx.plan.fullLoad;
+  const tidRangeScans = sourceVersion >= 14e4;
   const tasks = [];
   for (const t of tables) {
     const n = partCount(t.bytes, splitTablesLargerThan, maxPartsPerTable);
     let plan = { kind: "whole" };
     const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : void 0;
-    if (n > 1 && pk && ["smallint", "integer", "bigint"].includes(pk.type)) {
+    if (n > 1 && !tidRangeScans && pk && ["smallint", "integer", "bigint"].includes(pk.type)) {
       const r = await c.query(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
       if (r.rows[0].lo !== null) plan = { kind: "key", column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r.rows[0].lo), BigInt(r.rows[0].hi), n) };
     } else if (n > 1) {
@@ -35092,7 +35104,7 @@ async function planTasks(ctx, c, group2, point, tables) {
   }
   return tasks;
 }
-async function planGroup(ctx, journal, finishedInJournal, x, clear, sessionName) {
+async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clear, sessionName) {
   const finished = finishedInJournal.filter((p) => p.group === x.group.name);
   const wholeDone = new Set(finished.filter((p) => p.part === 0).map(tableKey2));
   const partsDone = /* @__PURE__ */ new Map();
@@ -35106,7 +35118,7 @@ async function planGroup(ctx, journal, finishedInJournal, x, clear, sessionName)
   const planner = await connect(x.point.endpoint, { applicationName: "pgshift plan" });
   let planned;
   try {
-    planned = await planTasks(ctx, planner, x.group.name, x.point, pending);
+    planned = await planTasks(ctx, planner, sourceVersion, x.group.name, x.point, pending);
   } finally {
     await planner.end().catch(() => {
     });
@@ -35165,7 +35177,7 @@ async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, on
         w = workers[id] = { source, target };
       }
       task.point.check();
-      const r = await copyOnePart(w.source, w.target, migration, task, progress, clear);
+      const r = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
       await onDone(task, r, w.target);
     });
   } finally {
@@ -35174,7 +35186,7 @@ async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, on
     })]));
   }
 }
-async function copyOnePart(source, target, migration, task, progress, clear) {
+async function copyOnePart(source, target, migration, task, progress, clear, format) {
   const table2 = task.table;
   await task.point.begin(source);
   await target.query("BEGIN");
@@ -35188,7 +35200,12 @@ async function copyOnePart(source, target, migration, task, progress, clear) {
     } else if (clear === "delete") {
       await target.query("SET LOCAL session_replication_role = replica");
     }
-    const r = await copyTable(source, target, table2, copyColumns(table2), progress.copying(table2), task.where, task.part === 0 && clear === "truncate");
+    const r = await copyTable(source, target, table2, {
+      onBytes: progress.copying(table2),
+      where: task.where,
+      freeze: task.part === 0 && clear === "truncate",
+      format
+    });
     await target.query(progressSql.upsert, [migration, task.group, table2.schema, table2.name, task.part, "done", r.rows, r.bytes, task.where ?? null]);
     await target.query("COMMIT");
     await source.query("COMMIT");
@@ -55206,6 +55223,7 @@ var planSchema = external_exports.strictObject({
     maintenanceWorkMem: external_exports.string().regex(/^\d+\s*(kB|MB|GB)$/).default("512MB").describe("maintenance_work_mem of the target sessions that build indexes (server memory, not pgshift's)."),
     splitTablesLargerThan: size.prefault("10GB"),
     maxPartsPerTable: external_exports.number().int().min(1).max(256).default(16),
+    copyFormat: external_exports.enum(["auto", "text"]).default("auto").describe("auto: binary COPY for tables whose column types all allow it (built-in types), text otherwise; text: always text."),
     pgBinDir: external_exports.string().optional().describe("Directory holding pg_dump and pg_restore (must be \u2265 the source major)."),
     pausedReplica: external_exports.strictObject({
       warnBytes: size.prefault("50GB").describe("Warn when this much WAL waits on the paused replica or is retained by the slots."),
