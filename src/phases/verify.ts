@@ -8,6 +8,7 @@ import { Journal } from '../journal/journal.js';
 import { listSequences, type TableInfo } from '../pg/catalog.js';
 import {
   bucketFingerprints,
+  bucketScans,
   chunkBoundaries,
   keyedTable,
   keyText,
@@ -315,7 +316,7 @@ class TableChecker {
     }
     this.chunks = ranges.length;
     const t0 = Date.now();
-    const first = this.mode === 'full' && ranges.length > 1 ? await this.buckets(bounds) : await this.pairs(ranges);
+    const first = this.mode === 'full' && ranges.length > 1 && bucketScans(this.hv) ? await this.buckets(bounds) : await this.pairs(ranges);
     this.ctx.log.debug(`verify ${this.name}: ${ranges.length} chunk(s) fingerprinted in ${Date.now() - t0} ms`);
     for (const [a, b] of first) {
       this.sourceRows += a.rows;

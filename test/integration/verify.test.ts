@@ -1,12 +1,15 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.js';
 import { phaseContext, type PhaseContext } from '../../src/phases/context.js';
 import { startCdc, waitForCatchUp } from '../../src/phases/cdc.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
 import { runVerify, type VerifyResult } from '../../src/phases/verify.js';
+import { listTables } from '../../src/pg/catalog.js';
+import { bucketFingerprints, chunkBoundaries, keyedTable } from '../../src/pg/chunks.js';
 import { runCli } from '../harness/cli.js';
 import { pgbenchInit, pgbenchStart } from '../harness/load.js';
 import { planYaml, testPlan } from '../harness/plan.js';
@@ -139,6 +142,33 @@ describe('verify', () => {
     expect(applied.code).toBe(1); // it reports what it found, then repairs
     const after = await runCli(['verify', '--exact', '--json', '-c', file, '-t', 'public.accounts', 'public.items', 'public.tags'], env);
     expect(after.code, after.stdout).toBe(0);
+  });
+
+  it('a full pass aggregates its chunks in memory (no sort spilled to disk) and leaves the session as it was', async () => {
+    const c = new pg.Client({ connectionString: pair.targetUrl });
+    await c.connect();
+    try {
+      // 100,000 rows: a sort (what the planner picks for this query unless told otherwise) spills
+      // beyond 64 kB; a hash of 100 buckets (about 45 kB) does not.
+      await c.query(`SET work_mem = '64kB'`);
+      const tempFiles = async () => {
+        await c.query('SELECT pg_stat_force_next_flush()');
+        await c.query('SELECT 1'); // the flush happens as the backend goes idle after this
+        const r = await c.query<{ n: string }>(`SELECT temp_files::text AS n FROM pg_stat_database WHERE datname = current_database()`);
+        return Number(r.rows[0].n);
+      };
+      const [table] = (await listTables(c, 170000)).filter((t) => t.name === 'accounts');
+      const kt = keyedTable(table)!;
+      const bounds = await chunkBoundaries(c, kt, 1000, table.rowEstimate);
+      expect(bounds.length).toBeGreaterThan(50);
+      const before = await tempFiles();
+      const fps = await bucketFingerprints(c, kt, bounds, 130000);
+      expect(fps.reduce((n, f) => n + f.rows, 0)).toBeGreaterThan(99_000);
+      expect(await tempFiles()).toBe(before);
+      expect((await c.query('SHOW enable_sort')).rows[0].enable_sort).toBe('on');
+    } finally {
+      await c.end();
+    }
   });
 
   it('quick mode samples chunks of a large table', async () => {
