@@ -137,7 +137,7 @@ try {
   console.log('|---|---|---|---|---|---|---|');
   for (const r of results) {
     const c = r.cpu;
-    console.log(`| ${r.name} | ${r.seconds.toFixed(1)} | ${Math.round(rows / r.seconds)} | ${r.peakMb} | ${ratio(base, r.seconds)} | ${c.source.toFixed(0)} / ${c.target.toFixed(0)} / ${c.tools.toFixed(0)} | ${c.iowait.toFixed(0)} |`);
+    console.log(`| ${r.name.replaceAll('|', '\\|')} | ${r.seconds.toFixed(1)} | ${Math.round(rows / r.seconds)} | ${r.peakMb} | ${ratio(base, r.seconds)} | ${c.source.toFixed(0)} / ${c.target.toFixed(0)} / ${c.tools.toFixed(0)} | ${c.iowait.toFixed(0)} |`);
   }
   const by = (k: string) => results.find((r) => r.key === k);
   const [a0, c0, d0] = [by('a'), by('c'), by('d')];

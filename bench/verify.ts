@@ -11,7 +11,8 @@ import { exec, peakRss, pgbenchInit, ratio, timed } from './common.js';
 
 /**
  * verify --mode full against the two baselines of issue 7, in one run on the same data:
- *   read-once  COPY … TO STDOUT of every table on both sides (in parallel), discarded;
+ *   read-once  COPY … TO '/dev/null' of every table, in the server, on both sides at once (the
+ *              issue's baseline); also COPY … TO STDOUT into this process, discarded;
  *   pgcopydb   its whole-table checksum per table (count + md5 of sum(hashtext(row))) on both sides.
  * Data: pgbench scale S (S × 100,000 rows in pgbench_accounts; 100 → 10 M rows) on a PostgreSQL 15
  * source and a 17 target, with differences planted on the target in the first and last chunks,
@@ -45,21 +46,27 @@ try {
   const planted = 4 + 2 + 1 + 3;
   const tables = ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history', 'docs'];
 
-  // The baseline twice, the faster one kept: the comparison is against a warm, undisturbed read.
-  const readBoth = () => timed(() =>
+  // Each baseline twice, the faster one kept: the comparison is against a warm, undisturbed read.
+  // In the server to /dev/null (nothing leaves it, as with verify's fingerprints), and to this
+  // process (what a client-side comparison would pay at least).
+  const readBoth = (into: 'devnull' | 'stdout') => timed(() =>
     Promise.all([source.url(), target.url()].map(async (url) => {
       const c = new pg.Client({ connectionString: url });
       await c.connect();
       let bytes = 0;
       for (const t of tables) {
-        await pipeline(c.query(copyTo(`COPY ${t} TO STDOUT`)), new Writable({ write(chunk, _e, done) { bytes += chunk.length; done(); } }));
+        if (into === 'devnull') await c.query(`COPY ${t} TO '/dev/null'`);
+        else await pipeline(c.query(copyTo(`COPY ${t} TO STDOUT`)), new Writable({ write(chunk, _e, done) { bytes += chunk.length; done(); } }));
       }
       await c.end();
       return bytes;
     })),
   );
-  const readRuns = [await readBoth(), await readBoth()];
-  const readOnce = readRuns.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  const faster = <T extends { seconds: number }>(runs: T[]) => runs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  const readRuns = [await readBoth('devnull'), await readBoth('devnull')];
+  const readOnce = faster(readRuns);
+  const streamRuns = [await readBoth('stdout'), await readBoth('stdout')];
+  const streamOnce = faster(streamRuns);
 
   const pgcopydb = await timed(() =>
     Promise.all([source.url(), target.url()].map(async (url) => {
@@ -84,11 +91,14 @@ try {
     setupSeconds: Math.round(setup.seconds),
     readBothSidesOnceSeconds: Number(readOnce.seconds.toFixed(2)),
     readBothSidesOnceRuns: readRuns.map((r) => Number(r.seconds.toFixed(2))),
-    copyBytesPerSide: readOnce.value[0],
+    streamBothSidesOnceSeconds: Number(streamOnce.seconds.toFixed(2)),
+    streamBothSidesOnceRuns: streamRuns.map((r) => Number(r.seconds.toFixed(2))),
+    copyBytesPerSide: streamOnce.value[0],
     pgcopydbChecksumSeconds: Number(pgcopydb.seconds.toFixed(2)),
     verifyFullSeconds: Number(verify.value.seconds.toFixed(2)),
     verifyPeakRssMb: verify.peakMb,
     verifyVsReadOnce: ratio(verify.value.seconds, readOnce.seconds),
+    verifyVsStreamOnce: ratio(verify.value.seconds, streamOnce.seconds),
     verifyVsPgcopydb: ratio(verify.value.seconds, pgcopydb.seconds),
     plantedDifferences: planted,
     reportedDifferences: found,
