@@ -41,8 +41,7 @@ const TICKS = 100; // USER_HZ: /proc's clock ticks per second on Linux
 /** Machine-wide CPU seconds so far, from /proc/stat: busy (all but idle and iowait) and iowait. */
 export function machineCpu(): { busy: number; iowait: number } {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
-  void idle;
+  const [user, nice, system, , iowait, irq, softirq, steal] = f; // the fourth is idle
   return { busy: (user + nice + system + irq + softirq + (steal ?? 0)) / TICKS, iowait: iowait / TICKS };
 }
 

@@ -20,6 +20,9 @@ export interface CopyResult {
   bytes: number;
 }
 
+/** fullLoad.copyFormat: 'auto' picks binary where the column types allow it, 'text' forces text. */
+export type CopyFormatChoice = 'auto' | 'text';
+
 export interface CopyOptions {
   /** Called with the size of every chunk that passes. */
   onBytes?: (bytes: number) => void;
@@ -31,11 +34,10 @@ export interface CopyOptions {
    * truncated the table.
    */
   freeze?: boolean;
-  /** 'text' forces text COPY (fullLoad.copyFormat); 'auto' picks binary where the types allow. */
-  format?: 'auto' | 'text';
+  format?: CopyFormatChoice;
 }
 
-export function copyFormatOf(table: TableInfo, format: 'auto' | 'text' = 'auto'): 'binary' | 'text' {
+export function copyFormatOf(table: TableInfo, format: CopyFormatChoice = 'auto'): 'binary' | 'text' {
   return format === 'auto' && table.columns.every((c) => c.generated || c.binaryCopy) ? 'binary' : 'text';
 }
 

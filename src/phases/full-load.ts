@@ -8,7 +8,7 @@ import { blockBounds, keyBounds, partCondition, partCount, type PartPlan } from 
 import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.js';
 import type { TableInfo } from '../pg/catalog.js';
 import { connect, endpointFor, majorOf, type Endpoint } from '../pg/connect.js';
-import { copyTable } from '../pg/copy.js';
+import { copyTable, type CopyFormatChoice } from '../pg/copy.js';
 import { analyzeStep, earlyIndexes, IndexQueue, indexesOf, isAnalyze, postDataList, type IndexBuild } from '../pg/indexes.js';
 import { copyLargeObjects } from '../pg/large-objects.js';
 import { PausedReplica } from '../pg/paused-replica.js';
@@ -530,7 +530,7 @@ async function copyOnePart(
   task: CopyTask,
   progress: LoadProgress,
   clear: 'truncate' | 'delete',
-  format: 'auto' | 'text',
+  format: CopyFormatChoice,
 ) {
   const table = task.table;
   await task.point.begin(source);
