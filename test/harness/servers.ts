@@ -32,11 +32,15 @@ export function hasMajor(major: number): boolean {
 
 /** Run SQL on a cluster's database as the superuser. */
 export async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
+  return withClient(url, async (client) => (await client.query<T>(text, params)).rows);
+}
+
+/** Run something with one open client on a database. */
+export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const r = await client.query<T>(text, params);
-    return r.rows;
+    return await fn(client);
   } finally {
     await client.end();
   }

@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
+import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.js';
 import { SampleWriter } from '../../src/local/sample.js';
@@ -9,7 +10,7 @@ import { SAMPLE_TABLES, tableDigests } from '../harness/compare.js';
 import { testPlan, writePlanFile } from '../harness/plan.js';
 import { pgbenchInit, pgbenchStart } from '../harness/load.js';
 import { startProxy, type Proxy } from '../harness/proxy.js';
-import { seedSample, sql, startPair, type Pair } from '../harness/servers.js';
+import { seedSample, sql, startPair, withClient, type Pair } from '../harness/servers.js';
 
 /**
  * Faults during native CDC with an application writing (PostgreSQL 15 → 17): the target
@@ -59,21 +60,66 @@ async function underLoad(fault: () => Promise<void>): Promise<{ recoveredMs: num
   return { recoveredMs, committed, pgbench };
 }
 
-function cli(args: string[]): Promise<number> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['bin/pgshift.js', ...args], { env: { ...process.env, SOURCE_URL: pair.sourceUrl, TARGET_URL: pair.targetUrl } }, () => {});
-    child.on('exit', (code, signal) => resolve(signal ? -1 : (code ?? 1)));
-  });
+/** The CLI as a child process, its exit promised from the start (it may end before anyone waits). */
+function spawnCli(args: string[]): { child: ChildProcess; exited: Promise<{ code: number | null; signal: string | null }> } {
+  const child = execFile(process.execPath, ['bin/pgshift.js', ...args], { env: { ...process.env, SOURCE_URL: pair.sourceUrl, TARGET_URL: pair.targetUrl } }, () => {});
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return { child, exited };
+}
+
+/**
+ * Kill the CLI with SIGKILL at an exact point: while one of its statements waits for a lock the
+ * test holds. Then the lock is released. The orphaned server session either finishes the statement
+ * it had started (the crash came just after sending it) or is ended first (the crash came just
+ * before), and the caller re-runs the command.
+ */
+async function killWhileWaiting(args: string[], statement: RegExp, client: pg.Client, orphan: 'finishes' | 'never-ran'): Promise<void> {
+  const run = spawnCli(args);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const waiting = await sql<{ query: string }>(pair.targetUrl, `SELECT query FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()`);
+    if (waiting.some((w) => statement.test(w.query))) break;
+    if (run.child.exitCode !== null) throw new Error(`pgshift ${args.join(' ')} ended (exit ${run.child.exitCode}) before reaching ${statement}`);
+    if (Date.now() > deadline) throw new Error(`pgshift ${args.join(' ')} never waited at ${statement}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  run.child.kill('SIGKILL');
+  expect((await run.exited).signal).toBe('SIGKILL');
+  if (orphan === 'never-ran') {
+    await client.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ~ $1`, [statement.source]);
+  }
+  await client.query('COMMIT');
+  // The orphaned session goes on once the lock is free; wait until it is gone.
+  for (let i = 0; i < 500; i++) {
+    const left = await sql(pair.targetUrl, `SELECT 1 FROM pg_stat_activity WHERE query ~ $1 AND state = 'active' AND pid <> pg_backend_pid()`, [statement.source]);
+    if (!left.length) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`the session of the killed pgshift still runs ${statement}`);
 }
 
 describe('faults during CDC', () => {
-  it('the pgshift process killed while starting CDC: re-running the command finishes it', async () => {
+  it('the pgshift process killed while starting CDC, at two points: re-running the command finishes it', async () => {
     // The CLI reaches the source through the plan's URL, so the subscription connects directly.
-    const child = execFile(process.execPath, ['bin/pgshift.js', 'cdc', 'start', '-c', planFile], { env: { ...process.env, SOURCE_URL: pair.sourceUrl, TARGET_URL: pair.targetUrl } });
-    await new Promise((r) => setTimeout(r, 400));
-    child.kill('SIGKILL');
-    await new Promise((r) => child.on('exit', r));
-    expect(await cli(['cdc', 'start', '-c', planFile])).toBe(0);
+    const args = ['cdc', 'start', '-c', planFile];
+    await withClient(pair.targetUrl, async (lock) => {
+      // 1. Killed during CREATE SUBSCRIPTION: the subscription appears afterwards, unknown to the journal.
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE pg_catalog.pg_subscription IN SHARE MODE');
+      await killWhileWaiting(args, /^CREATE SUBSCRIPTION/, lock, 'finishes');
+      const [created] = await sql(pair.targetUrl, 'SELECT subenabled FROM pg_subscription');
+      expect(created.subenabled).toBe(false);
+      // 2. Killed after enabling it, before the journal records that the group streams.
+      await lock.query('BEGIN');
+      await lock.query(`SELECT 1 FROM pgshift.stream FOR UPDATE`);
+      await killWhileWaiting(args, /^UPDATE "?pgshift"?\.stream/, lock, 'never-ran');
+      const [stream] = await sql(pair.targetUrl, 'SELECT state FROM pgshift.stream');
+      expect(stream.state).toBe('loaded');
+      const [enabled] = await sql(pair.targetUrl, 'SELECT subenabled FROM pg_subscription');
+      expect(enabled.subenabled).toBe(true);
+    });
+    const rerun = spawnCli(args);
+    expect((await rerun.exited).code).toBe(0);
     // Route the stream through the proxy for the network fault below (start is idempotent).
     await startCdc(ctx);
     const status = await cdcStatus(ctx);

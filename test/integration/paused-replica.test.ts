@@ -92,11 +92,12 @@ describe('paused-replica snapshot', () => {
     });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
-    // Wait until the replica is paused, then interrupt.
-    for (let i = 0; i < 200 && !/paused at/.test(err); i++) await new Promise((r) => setTimeout(r, 25));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    // Wait until the replica is paused (pg_dump's pre-data comes next, so the load is still running), then interrupt.
+    for (let i = 0; i < 1000 && !/paused at/.test(err); i++) await new Promise((r) => setTimeout(r, 5));
     expect(err).toMatch(/paused at/);
     child.kill('SIGTERM');
-    await new Promise((r) => child.on('exit', r));
+    expect(await exited, `the load ended before the signal: ${err}`).toBe(130);
     expect(await replaying()).toBe(true);
   });
 });
