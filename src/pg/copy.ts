@@ -41,9 +41,20 @@ export function copyFormatOf(table: TableInfo, format: CopyFormatChoice = 'auto'
   return format === 'auto' && table.columns.every((c) => c.generated || c.binaryCopy) ? 'binary' : 'text';
 }
 
+/**
+ * Text COPY carries each value as the source prints it, for the target to parse, so both sessions
+ * get the settings pg_dump uses, whatever the databases' own defaults: ISO dates (readable under
+ * any DateStyle; 'SQL, DMY' on one side and MDY on the other would swap day and month), intervals
+ * in the postgres style, and extra_float_digits = 3 — before PostgreSQL 12 a float prints with
+ * only 15 significant digits unless told otherwise (from 12 on, any positive value gives the
+ * shortest text that reads back exactly).
+ */
+const TEXT_COPY_SETTINGS = `SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`;
+
 export async function copyTable(source: pg.Client, target: pg.Client, table: TableInfo, options: CopyOptions = {}): Promise<CopyResult> {
   const cols = copyColumns(table).map(quoteIdent).join(', ');
   const format = copyFormatOf(table, options.format);
+  if (format === 'text') await Promise.all([source.query(TEXT_COPY_SETTINGS), target.query(TEXT_COPY_SETTINGS)]);
   const outOptions = format === 'binary' ? ' (FORMAT binary)' : '';
   const inOptions = [format === 'binary' ? 'FORMAT binary' : '', options.freeze ? 'FREEZE' : ''].filter(Boolean).join(', ');
   const out = source.query(

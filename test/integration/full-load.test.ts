@@ -63,8 +63,11 @@ describe('full-load 13 → 17', () => {
 });
 
 describe('full-load copy formats, 13 → 17', () => {
-  it('copies built-in types in binary and user, reg* and their array types in text, exactly', async () => {
+  it('copies built-in types in binary and user, reg* and their array types in text, exactly, whatever each database prints by default', async () => {
     const pair = await startPair(13, 17);
+    // Text COPY must not depend on how each side prints and reads dates and intervals by default.
+    await sql(pair.sourceUrl, `ALTER DATABASE shop SET DateStyle = 'SQL, DMY'; ALTER DATABASE shop SET IntervalStyle = 'sql_standard'`);
+    await sql(pair.targetUrl, `ALTER DATABASE shop SET DateStyle = 'SQL, MDY'; ALTER DATABASE shop SET IntervalStyle = 'sql_standard'`);
     await sql(pair.sourceUrl, `
       CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
       CREATE TYPE pair AS (a int, b text);
@@ -77,14 +80,15 @@ describe('full-load copy formats, 13 → 17', () => {
         (2, 1e-310, '3.4e38', '1.000', '2024-02-29 23:59:59.999999+05:30', '0044-03-15 BC', '-178000000 years', '', 'null', '[]',
          '{}', '{}', 'empty', '::1', '00000000-0000-0000-0000-000000000000', B'', '(0,0)', '', NULL),
         (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-      CREATE TABLE user_types (id int PRIMARY KEY, m mood, ms mood[], p pair, pos posint, rc regclass, rt regtype[]);
-      INSERT INTO user_types VALUES (1, 'ok', '{happy,sad}', '(1,"x")', 7, 'builtin', '{int4,mood}'), (2, NULL, '{}', NULL, NULL, NULL, NULL);`);
+      CREATE TABLE user_types (id int PRIMARY KEY, m mood, ms mood[], p pair, pos posint, rc regclass, rt regtype[], d date, iv interval, f float8);
+      INSERT INTO user_types VALUES (1, 'ok', '{happy,sad}', '(1,"x")', 7, 'builtin', '{int4,mood}', '2026-03-04', '-1 day +02:03:04', 0.1 + 0.2),
+        (2, NULL, '{}', NULL, NULL, NULL, NULL, '2026-12-31', '1 year -2 mons', 1e-310);`);
     const tables = await withClients(pair.sourceUrl, pair.targetUrl, async (s) => listTables(s, 130000));
     const byName = new Map(tables.map((t) => [t.name, t]));
     expect(copyFormatOf(byName.get('builtin')!)).toBe('binary');
     expect(copyFormatOf(byName.get('builtin')!, 'text')).toBe('text');
     expect(byName.get('user_types')!.columns.map((c) => [c.name, c.binaryCopy])).toEqual([
-      ['id', true], ['m', false], ['ms', false], ['p', false], ['pos', false], ['rc', false], ['rt', false],
+      ['id', true], ['m', false], ['ms', false], ['p', false], ['pos', false], ['rc', false], ['rt', false], ['d', true], ['iv', true], ['f', true],
     ]);
     expect(copyFormatOf(byName.get('user_types')!)).toBe('text');
 
@@ -93,7 +97,7 @@ describe('full-load copy formats, 13 → 17', () => {
     // Every value as the server prints it, under the same settings on both sides; regclass and
     // regtype by name (the OIDs differ between the two servers, the names must not).
     const rows = async (c: pg.Client) => {
-      await c.query(`SET extra_float_digits = 3; SET TimeZone = 'UTC'`);
+      await c.query(`SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'`);
       const r = await c.query(`SELECT 'b' || id AS k, row_to_json(builtin)::text AS v FROM builtin
         UNION ALL SELECT 'u' || id, row_to_json(user_types)::text FROM user_types ORDER BY 1`);
       return r.rows;

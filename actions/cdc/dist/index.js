@@ -75933,9 +75933,11 @@ import { pipeline } from "node:stream/promises";
 function copyFormatOf(table2, format2 = "auto") {
   return format2 === "auto" && table2.columns.every((c5) => c5.generated || c5.binaryCopy) ? "binary" : "text";
 }
+var TEXT_COPY_SETTINGS = `SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`;
 async function copyTable(source, target, table2, options = {}) {
   const cols = copyColumns(table2).map(quoteIdent).join(", ");
   const format2 = copyFormatOf(table2, options.format);
+  if (format2 === "text") await Promise.all([source.query(TEXT_COPY_SETTINGS), target.query(TEXT_COPY_SETTINGS)]);
   const outOptions = format2 === "binary" ? " (FORMAT binary)" : "";
   const inOptions = [format2 === "binary" ? "FORMAT binary" : "", options.freeze ? "FREEZE" : ""].filter(Boolean).join(", ");
   const out = source.query(

@@ -33821,9 +33821,11 @@ import { pipeline } from "node:stream/promises";
 function copyFormatOf(table2, format = "auto") {
   return format === "auto" && table2.columns.every((c) => c.generated || c.binaryCopy) ? "binary" : "text";
 }
+var TEXT_COPY_SETTINGS = `SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`;
 async function copyTable(source, target, table2, options = {}) {
   const cols = copyColumns(table2).map(quoteIdent).join(", ");
   const format = copyFormatOf(table2, options.format);
+  if (format === "text") await Promise.all([source.query(TEXT_COPY_SETTINGS), target.query(TEXT_COPY_SETTINGS)]);
   const outOptions = format === "binary" ? " (FORMAT binary)" : "";
   const inOptions = [format === "binary" ? "FORMAT binary" : "", options.freeze ? "FREEZE" : ""].filter(Boolean).join(", ");
   const out = source.query(
