@@ -4,9 +4,11 @@ import { to as copyTo } from 'pg-copy-streams';
 
 /**
  * An independent equality check that shares no code with pgshift's verify: every user table
- * dumped with COPY … ORDER BY all columns on both sides and hashed.
+ * dumped with COPY … ORDER BY all columns on both sides and hashed. In text by default; in binary
+ * for a server older than 12, which prints floats with fewer digits than a newer one (binary
+ * holds the type OIDs of enum arrays and composites, so use it only for tables without those).
  */
-export async function tableDigests(url: string, tables: string[]): Promise<Map<string, { rows: number; sha: string }>> {
+export async function tableDigests(url: string, tables: string[], format: 'text' | 'binary' = 'text'): Promise<Map<string, { rows: number; sha: string }>> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
@@ -19,11 +21,12 @@ export async function tableDigests(url: string, tables: string[]): Promise<Map<s
       const list = cols.rows.map((r) => `"${r.attname.replace(/"/g, '""')}"`).join(', ');
       const hash = createHash('sha256');
       let rows = 0;
-      const stream = c.query(copyTo(`COPY (SELECT ${list} FROM ${t} ORDER BY ${list}) TO STDOUT`));
+      const stream = c.query(copyTo(`COPY (SELECT ${list} FROM ${t} ORDER BY ${list}) TO STDOUT${format === 'binary' ? ' (FORMAT binary)' : ''}`));
       for await (const chunk of stream) {
         hash.update(chunk as Buffer);
-        rows += (chunk as Buffer).toString().split('\n').length - 1;
+        if (format === 'text') rows += (chunk as Buffer).toString().split('\n').length - 1;
       }
+      if (format === 'binary') rows = Number((await c.query(`SELECT count(*) AS n FROM ${t}`)).rows[0].n);
       out.set(t, { rows, sha: hash.digest('hex') });
     }
     return out;

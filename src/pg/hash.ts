@@ -46,8 +46,22 @@ const NATIVE_HASH: Record<string, (v: string, seed: number) => string> = {
   text: (v, s) => `hashtextextended(${v} COLLATE "C", ${s})`,
 };
 
-function columnHash(col: ColumnInfo, seed: number): string {
+/**
+ * Before PostgreSQL 12 a float prints with 15 + extra_float_digits significant digits; from 12 on,
+ * with any positive extra_float_digits, as the shortest text that reads back exactly. 0.1 + 0.2
+ * prints 0.3 on an 11 and 0.30000000000000004 on a 17, so when either side is older than 12 a
+ * float (or an array of floats) is hashed by its binary form instead, which every major shares.
+ */
+function floatBits(col: ColumnInfo, v: string, versionNum: number): string | undefined {
+  if (versionNum >= 120000) return undefined;
+  const send: Record<string, string> = { 'double precision': 'float8send', real: 'float4send', 'double precision[]': 'array_send', 'real[]': 'array_send' };
+  return send[col.type] ? `encode(${send[col.type]}(${v}), 'hex')` : undefined;
+}
+
+function columnHash(col: ColumnInfo, seed: number, versionNum: number): string {
   const v = quoteIdent(col.name);
+  const bits = floatBits(col, v, versionNum);
+  if (bits) return `hashtextextended(${bits}, ${seed})`;
   const base = col.type.replace(/\(\d+\)$/, '');
   // varchar(n) hashes as text; char(n) by its own function, which ignores the padding it compares without.
   if (base === 'character varying') return NATIVE_HASH.text(v, seed);
@@ -60,13 +74,15 @@ function columnHash(col: ColumnInfo, seed: number): string {
  * A row's 64-bit hash. From PostgreSQL 11 on both sides: each column hashed by its own function
  * with its position as the seed (so swapped values change the result), a NULL by the seed itself,
  * all combined with XOR — no row is built or printed, which costs less than COPY's own output.
- * Before 11: the row printed as text and md5 folded to 64 bits. `versionNum` is the lower of the
- * two servers', so that both sides compute the same expression.
+ * Before 11: the row printed as text (floats as their binary form, see floatBits) and md5 folded
+ * to 64 bits. `versionNum` is the lower of the two servers', so that both sides compute the same
+ * expression.
  */
 export function rowHashExpr(table: { columns: ColumnInfo[] }, versionNum: number): string {
   const columns = table.columns.filter((c) => !c.generated);
-  if (versionNum >= 110000) return `(${columns.map((c, i) => `coalesce(${columnHash(c, i + 1)}, ${i + 1})`).join(' # ') || '0'})`;
-  return `('x' || substr(md5(ROW(${columns.map((c) => quoteIdent(c.name)).join(', ')})::text), 1, 16))::bit(64)::bigint`;
+  if (versionNum >= 110000) return `(${columns.map((c, i) => `coalesce(${columnHash(c, i + 1, versionNum)}, ${i + 1})`).join(' # ') || '0'})`;
+  const values = columns.map((c) => floatBits(c, quoteIdent(c.name), versionNum) ?? quoteIdent(c.name));
+  return `('x' || substr(md5(ROW(${values.join(', ')})::text), 1, 16))::bit(64)::bigint`;
 }
 
 /** count + sum of row hashes of a whole table (or of the rows matching `where`). */

@@ -32761,8 +32761,15 @@ var NATIVE_HASH = {
   "timestamp with time zone": (v, s) => `timestamp_hash_extended(${v}::timestamp, ${s})`,
   text: (v, s) => `hashtextextended(${v} COLLATE "C", ${s})`
 };
-function columnHash(col, seed) {
+function floatBits(col, v, versionNum) {
+  if (versionNum >= 12e4) return void 0;
+  const send = { "double precision": "float8send", real: "float4send", "double precision[]": "array_send", "real[]": "array_send" };
+  return send[col.type] ? `encode(${send[col.type]}(${v}), 'hex')` : void 0;
+}
+function columnHash(col, seed, versionNum) {
   const v = quoteIdent(col.name);
+  const bits = floatBits(col, v, versionNum);
+  if (bits) return `hashtextextended(${bits}, ${seed})`;
   const base = col.type.replace(/\(\d+\)$/, "");
   if (base === "character varying") return NATIVE_HASH.text(v, seed);
   if (base === "character") return `hashbpcharextended(${v} COLLATE "C", ${seed})`;
@@ -32771,8 +32778,9 @@ function columnHash(col, seed) {
 }
 function rowHashExpr(table2, versionNum) {
   const columns = table2.columns.filter((c) => !c.generated);
-  if (versionNum >= 11e4) return `(${columns.map((c, i) => `coalesce(${columnHash(c, i + 1)}, ${i + 1})`).join(" # ") || "0"})`;
-  return `('x' || substr(md5(ROW(${columns.map((c) => quoteIdent(c.name)).join(", ")})::text), 1, 16))::bit(64)::bigint`;
+  if (versionNum >= 11e4) return `(${columns.map((c, i) => `coalesce(${columnHash(c, i + 1, versionNum)}, ${i + 1})`).join(" # ") || "0"})`;
+  const values = columns.map((c) => floatBits(c, quoteIdent(c.name), versionNum) ?? quoteIdent(c.name));
+  return `('x' || substr(md5(ROW(${values.join(", ")})::text), 1, 16))::bit(64)::bigint`;
 }
 async function fingerprint(c, table2, versionNum, where = "true", params = []) {
   const r = await c.query(
