@@ -177,13 +177,17 @@ export function rowHashes(c: pg.Client, kt: KeyedTable, keys: string[][], versio
   return lookup<string>(c, kt, keys, `${rowHashExpr(kt.table, versionNum)}::text`);
 }
 
-/** The rows themselves (as JSON) for a report sample or a repair. */
-export function rowValues(c: pg.Client, kt: KeyedTable, keys: string[][]): Promise<Map<string, Record<string, unknown>>> {
-  return lookup<Record<string, unknown>>(c, kt, keys, `(SELECT row_to_json(x) FROM (SELECT ${kt.columns.map(quoteIdent).join(', ')}) x)`);
+/**
+ * The rows themselves as JSON text, for a report sample or a repair. Text, not parsed: a numeric
+ * or a bigint beyond 2^53 would lose digits as a JavaScript number, and the repair must restore
+ * the value exactly.
+ */
+export function rowValues(c: pg.Client, kt: KeyedTable, keys: string[][]): Promise<Map<string, string>> {
+  return lookup<string>(c, kt, keys, `(SELECT row_to_json(x)::text FROM (SELECT ${kt.columns.map(quoteIdent).join(', ')}) x)`);
 }
 
 /** SQL that makes the target's rows for these keys equal the source's (never run without a flag). */
-export function repairStatements(kt: KeyedTable, deleteKeys: string[][], insertRows: Array<Record<string, unknown>>, identityAlways: boolean): string[] {
+export function repairStatements(kt: KeyedTable, deleteKeys: string[][], insertRows: string[], identityAlways: boolean): string[] {
   const out: string[] = [];
   const t = qualify(kt.table);
   for (const key of deleteKeys) {
@@ -193,7 +197,7 @@ export function repairStatements(kt: KeyedTable, deleteKeys: string[][], insertR
   const cols = kt.columns.map(quoteIdent).join(', ');
   for (const row of insertRows) {
     out.push(
-      `INSERT INTO ${t} (${cols})${identityAlways ? ' OVERRIDING SYSTEM VALUE' : ''} SELECT ${cols} FROM json_populate_record(NULL::${t}, ${quoteLiteral(JSON.stringify(row))});`,
+      `INSERT INTO ${t} (${cols})${identityAlways ? ' OVERRIDING SYSTEM VALUE' : ''} SELECT ${cols} FROM json_populate_record(NULL::${t}, ${quoteLiteral(row)});`,
     );
   }
   return out;

@@ -9,7 +9,9 @@ import type { ColumnInfo, TableInfo } from './catalog.js';
  * scan in any order. Count and sum together make a multiset fingerprint of the table.
  */
 export const CANONICAL_SETTINGS = [
-  `SET extra_float_digits = 1`,
+  // From 12 on any positive value prints the shortest exact text; before 12, 3 gives 17 digits,
+  // enough for a float to read back exactly (the repair SQL carries printed values).
+  `SET extra_float_digits = 3`,
   `SET DateStyle = 'ISO, YMD'`,
   `SET IntervalStyle = 'postgres'`,
   `SET TimeZone = 'UTC'`,

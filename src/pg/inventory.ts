@@ -19,7 +19,11 @@ export interface ServerFacts {
   longTransactions: Array<{ pid: number; seconds: number; application: string; user: string; state: string }>;
   preparedTransactions: Array<{ gid: string; seconds: number }>;
   extensions: Array<{ name: string; version: string }>;
-  availableExtensions: Map<string, { defaultVersion: string | null; versions: string[] }>;
+  /**
+   * What the server could install, or why it cannot say: listing it reads every extension's
+   * control file, and one unreadable file (a half-installed package) fails the whole view.
+   */
+  availableExtensions: Map<string, { defaultVersion: string | null; versions: string[] }> | { error: string };
   eventTriggers: Array<{ name: string; event: string; enabled: string }>;
   largeObjects: number;
   database: string;
@@ -66,10 +70,15 @@ export async function readServerFacts(c: pg.Client, longTransactionSeconds: numb
   );
   const prepared = await c.query(`SELECT gid, extract(epoch FROM now() - prepared)::int AS seconds FROM pg_prepared_xacts WHERE database = current_database()`);
   const ext = await c.query(`SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1`);
-  const avail = await c.query<{ name: string; default_version: string | null; versions: string[] }>(
-    `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
-       FROM pg_available_extensions a`,
-  );
+  const availableExtensions = await c
+    .query<{ name: string; default_version: string | null; versions: string[] }>(
+      `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
+         FROM pg_available_extensions a`,
+    )
+    .then(
+      (avail) => new Map(avail.rows.map((r) => [r.name, { defaultVersion: r.default_version, versions: r.versions }])),
+      (err: Error) => ({ error: err.message }),
+    );
   const triggers = await c.query(`SELECT evtname AS name, evtevent AS event, evtenabled AS enabled FROM pg_event_trigger ORDER BY 1`);
   const db = (await c.query<{ d: string }>('SELECT current_database() AS d')).rows[0].d;
   return {
@@ -83,7 +92,7 @@ export async function readServerFacts(c: pg.Client, longTransactionSeconds: numb
     longTransactions: longTx.rows,
     preparedTransactions: prepared.rows,
     extensions: ext.rows,
-    availableExtensions: new Map(avail.rows.map((r) => [r.name, { defaultVersion: r.default_version, versions: r.versions }])),
+    availableExtensions,
     eventTriggers: triggers.rows,
     largeObjects: Number(counts.lo),
     database: db,

@@ -76,11 +76,17 @@ export async function runAssess(ctx: PhaseContext): Promise<AssessResult> {
     for (const p of src.preparedTransactions) {
       add('blocker', 'source.prepared-transaction', `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
     }
-    for (const e of src.extensions) {
-      const avail = tgt.availableExtensions.get(e.name);
-      if (!avail) add('blocker', 'extension.missing', `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
-      else if (!avail.versions.includes(e.version)) {
-        add('warning', 'extension.version', `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(', ')}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
+    const targetExtensions = tgt.availableExtensions;
+    if (!(targetExtensions instanceof Map)) {
+      const names = src.extensions.map((e) => e.name).join(', ');
+      add('warning', 'target.extensions-unknown', ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, 'fix or remove the extension file named in the message on the target');
+    } else {
+      for (const e of src.extensions) {
+        const avail = targetExtensions.get(e.name);
+        if (!avail) add('blocker', 'extension.missing', `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
+        else if (!avail.versions.includes(e.version)) {
+          add('warning', 'extension.version', `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(', ')}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
+        }
       }
     }
     for (const t of src.eventTriggers) {

@@ -405,8 +405,8 @@ class TableChecker {
       return {
         key: Object.fromEntries(kt.key.map((c, i) => [c, d.key[i]])),
         kind: d.kind,
-        ...(srcRows.has(k) ? { source: srcRows.get(k) } : {}),
-        ...(tgtRows.has(k) ? { target: tgtRows.get(k) } : {}),
+        ...(srcRows.has(k) ? { source: JSON.parse(srcRows.get(k)!) as Record<string, unknown> } : {}),
+        ...(tgtRows.has(k) ? { target: JSON.parse(tgtRows.get(k)!) as Record<string, unknown> } : {}),
       };
     });
     const unsettledKeys = this.candidates.size;

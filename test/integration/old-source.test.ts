@@ -1,9 +1,15 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.js';
-import { startCdc, stopCdc, waitForCatchUp } from '../../src/phases/cdc.js';
+import { runAssess } from '../../src/phases/assess.js';
+import { setCdcPaused, startCdc, waitForCatchUp } from '../../src/phases/cdc.js';
 import { phaseContext } from '../../src/phases/context.js';
+import { runCutover } from '../../src/phases/cutover.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
+import { runTeardown } from '../../src/phases/teardown.js';
 import { runVerify, type VerifyResult } from '../../src/phases/verify.js';
 import { tableDigests } from '../harness/compare.js';
 import { testPlan } from '../harness/plan.js';
@@ -15,7 +21,8 @@ import { sql, startPair } from '../harness/servers.js';
  * queries (no spilling hash aggregate before 13), hashes rows as text on 10 (no extended hash
  * functions before 11), and floats must survive both: before 12 a float prints with 15 digits
  * unless extra_float_digits says otherwise, so 0.1 + 0.2 reads 0.3 on the source and
- * 0.30000000000000004 on the target. The source database also prints dates day-first.
+ * 0.30000000000000004 on the target. The source database also prints dates day-first. The
+ * repair SQL must carry every digit (floats, numerics, integers past 2^53 inside jsonb).
  */
 const TABLES = ['public.measures', 'public.labels', 'public.nokey', 'public.events_a', 'public.events_b'];
 const PLAN_EXTRA = `fullLoad: { jobs: 2, splitTablesLargerThan: 2MB, maxPartsPerTable: 4 }
@@ -28,19 +35,20 @@ const differences = (r: VerifyResult, table: string) =>
     .sort();
 
 describe.each([10, 11])('a PostgreSQL %i source → 17', (major) => {
-  it('loads (key-range parts, text and binary COPY), streams, and verify finds exactly the planted differences, one-ulp float changes included', async () => {
+  it('assess, load (key-range parts, text and binary COPY), stream, verify exactly (one-ulp float changes), repair to the last digit, cut over, tear down', async () => {
     const pair = await startPair(major, 17);
     await sql(pair.sourceUrl, `ALTER DATABASE shop SET DateStyle = 'SQL, DMY'`);
     // PostgreSQL 10 has no key on a partitioned table: each leaf has its own.
     await sql(pair.sourceUrl, `
       CREATE TYPE mood AS ENUM ('low', 'high');
-      CREATE TABLE measures (id bigint PRIMARY KEY, f8 float8, f4 real, fa float8[], d date, iv interval, t text, j jsonb);
+      CREATE TABLE measures (id bigint PRIMARY KEY, f8 float8, f4 real, fa float8[], d date, iv interval, t text, j jsonb, n numeric);
       INSERT INTO measures SELECT i, i * 0.1 + 0.2, i / 3.0, ARRAY[i * 0.1, 1.0 / i], date '2026-01-01' + i % 400, make_interval(days => -i % 7, secs => i % 60),
-             repeat(md5(i::text), 3), jsonb_build_object('x', i * 0.1)
+             repeat(md5(i::text), 3), jsonb_build_object('x', i * 0.1, 'big', 9007199254740993 + i), i * 1234567890123.456789012
         FROM generate_series(1, 60000) i;
       CREATE TABLE labels (id int PRIMARY KEY, m mood, f float8, d date);
       INSERT INTO labels SELECT i, CASE WHEN i % 2 = 0 THEN 'low' ELSE 'high' END::mood, i * 0.7 + 0.1, date '2026-03-04' + i FROM generate_series(1, 2000) i;
       CREATE TABLE nokey (v text, f float8);
+      ALTER TABLE nokey REPLICA IDENTITY FULL;
       INSERT INTO nokey SELECT 'v' || i, i * 1.1 FROM generate_series(1, 500) i;
       CREATE TABLE events (id bigint NOT NULL, at date NOT NULL, v float8) PARTITION BY RANGE (at);
       CREATE TABLE events_a PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2026-07-01');
@@ -50,6 +58,9 @@ describe.each([10, 11])('a PostgreSQL %i source → 17', (major) => {
       INSERT INTO events SELECT i, date '2026-01-01' + i % 365, i * 0.3 FROM generate_series(1, 3000) i;
       ANALYZE;`);
     const ctx = phaseContext(testPlan(pair.sourceUrl, pair.targetUrl, PLAN_EXTRA), silentLogger);
+    const assessed = await runAssess(ctx);
+    expect(assessed.source.major).toBe(major);
+    expect(assessed.findings.filter((f) => f.severity === 'blocker')).toEqual([]);
     const load = await runFullLoad(ctx);
     expect(load.rows).toBe(60000 + 2000 + 500 + 3000);
     const parts = await sql<{ n: number }>(pair.targetUrl, `SELECT count(*)::int AS n FROM pgshift.copy_progress WHERE table_name = 'measures' AND part > 0`);
@@ -90,10 +101,10 @@ describe.each([10, 11])('a PostgreSQL %i source → 17', (major) => {
 
     // Planted on the target: a float one unit in the last place away, a float4 and an array
     // element changed, a row missing, one extra, in the first and the last chunk and a middle one.
-    await stopCdc(ctx);
+    await setCdcPaused(ctx, true);
     await sql(pair.targetUrl, `
       UPDATE measures SET f8 = f8 * (1 + 2.220446049250313e-16) WHERE id = 1;
-      UPDATE measures SET f4 = f4 + 0.001 WHERE id = 30000;
+      UPDATE measures SET f4 = f4 + 0.001, n = n + 0.000000001 WHERE id = 30000;
       UPDATE measures SET fa[2] = fa[2] * (1 + 2.220446049250313e-16) WHERE id = 59999;
       DELETE FROM measures WHERE id = 60000;
       INSERT INTO measures (id, f8) VALUES (60001, 0.1);
@@ -107,5 +118,28 @@ describe.each([10, 11])('a PostgreSQL %i source → 17', (major) => {
     expect(exact.tables.find((t) => t.table === 'public.nokey')).toMatchObject({ method: 'whole-table', verdict: 'different' });
     expect(exact.differences.sort()).toEqual(['public.events_b', 'public.labels', 'public.measures', 'public.nokey']);
     expect(exact.tables.find((t) => t.table === 'public.measures')!.chunks).toBeGreaterThan(5);
+
+    // The repair SQL restores floats to the last bit: its literals must not be printed with 15 digits.
+    const repairFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'old-source-')), 'repair.sql');
+    await runVerify(ctx, { exact: true, repairSql: repairFile, applyRepair: true });
+    const repairText = readFileSync(repairFile, 'utf8');
+    expect(repairText).toContain('DELETE FROM "public"."measures" WHERE "id" = \'60001\'::bigint;');
+    expect(repairText).toContain('"n":37037036703703703.670360000'); // 30000 × 1234567890123.456789012, every digit
+    expect(repairText).toContain('"big": 9007199254770993'); // 2^53 + 30001: not a JavaScript number
+    await sql(pair.targetUrl, `INSERT INTO nokey VALUES ('v7', 7.7)`);
+    const repaired = await runVerify(ctx, { exact: true });
+    expect(repaired.tables.flatMap((t) => t.differences)).toEqual([]);
+    expect(repaired.differences).toEqual([]);
+
+    // And the rest of the way: streaming again, cut over (sequences, fence), torn down.
+    await setCdcPaused(ctx, false);
+    await waitForCatchUp(ctx, 60_000);
+    const cut = await runCutover(ctx);
+    expect(cut.windowMs).toBeGreaterThan(0);
+    const [c, d] = await Promise.all([tableDigests(pair.sourceUrl, TABLES, 'binary'), tableDigests(pair.targetUrl, TABLES, 'binary')]);
+    expect(d).toEqual(c);
+    await runTeardown(ctx);
+    const left = await sql<{ n: number }>(pair.sourceUrl, `SELECT (SELECT count(*) FROM pg_replication_slots) + (SELECT count(*) FROM pg_publication) AS n`);
+    expect(Number(left[0].n)).toBe(0);
   });
 });

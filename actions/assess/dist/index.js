@@ -32243,9 +32243,12 @@ async function readServerFacts(c, longTransactionSeconds) {
   );
   const prepared = await c.query(`SELECT gid, extract(epoch FROM now() - prepared)::int AS seconds FROM pg_prepared_xacts WHERE database = current_database()`);
   const ext = await c.query(`SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1`);
-  const avail = await c.query(
+  const availableExtensions = await c.query(
     `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
-       FROM pg_available_extensions a`
+         FROM pg_available_extensions a`
+  ).then(
+    (avail) => new Map(avail.rows.map((r) => [r.name, { defaultVersion: r.default_version, versions: r.versions }])),
+    (err) => ({ error: err.message })
   );
   const triggers = await c.query(`SELECT evtname AS name, evtevent AS event, evtenabled AS enabled FROM pg_event_trigger ORDER BY 1`);
   const db = (await c.query("SELECT current_database() AS d")).rows[0].d;
@@ -32260,7 +32263,7 @@ async function readServerFacts(c, longTransactionSeconds) {
     longTransactions: longTx.rows,
     preparedTransactions: prepared.rows,
     extensions: ext.rows,
-    availableExtensions: new Map(avail.rows.map((r) => [r.name, { defaultVersion: r.default_version, versions: r.versions }])),
+    availableExtensions,
     eventTriggers: triggers.rows,
     largeObjects: Number(counts.lo),
     database: db
@@ -32446,11 +32449,17 @@ async function runAssess(ctx) {
     for (const p of src.preparedTransactions) {
       add("blocker", "source.prepared-transaction", `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
     }
-    for (const e of src.extensions) {
-      const avail = tgt.availableExtensions.get(e.name);
-      if (!avail) add("blocker", "extension.missing", `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
-      else if (!avail.versions.includes(e.version)) {
-        add("warning", "extension.version", `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
+    const targetExtensions = tgt.availableExtensions;
+    if (!(targetExtensions instanceof Map)) {
+      const names = src.extensions.map((e) => e.name).join(", ");
+      add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
+    } else {
+      for (const e of src.extensions) {
+        const avail = targetExtensions.get(e.name);
+        if (!avail) add("blocker", "extension.missing", `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
+        else if (!avail.versions.includes(e.version)) {
+          add("warning", "extension.version", `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
+        }
       }
     }
     for (const t of src.eventTriggers) {

@@ -32740,7 +32740,9 @@ var progressSql = {
 
 // src/pg/hash.ts
 var CANONICAL_SETTINGS = [
-  `SET extra_float_digits = 1`,
+  // From 12 on any positive value prints the shortest exact text; before 12, 3 gives 17 digits,
+  // enough for a float to read back exactly (the repair SQL carries printed values).
+  `SET extra_float_digits = 3`,
   `SET DateStyle = 'ISO, YMD'`,
   `SET IntervalStyle = 'postgres'`,
   `SET TimeZone = 'UTC'`,
@@ -32907,7 +32909,7 @@ function rowHashes(c, kt, keys, versionNum) {
   return lookup(c, kt, keys, `${rowHashExpr(kt.table, versionNum)}::text`);
 }
 function rowValues(c, kt, keys) {
-  return lookup(c, kt, keys, `(SELECT row_to_json(x) FROM (SELECT ${kt.columns.map(quoteIdent).join(", ")}) x)`);
+  return lookup(c, kt, keys, `(SELECT row_to_json(x)::text FROM (SELECT ${kt.columns.map(quoteIdent).join(", ")}) x)`);
 }
 function repairStatements(kt, deleteKeys, insertRows, identityAlways) {
   const out = [];
@@ -32919,7 +32921,7 @@ function repairStatements(kt, deleteKeys, insertRows, identityAlways) {
   const cols = kt.columns.map(quoteIdent).join(", ");
   for (const row of insertRows) {
     out.push(
-      `INSERT INTO ${t} (${cols})${identityAlways ? " OVERRIDING SYSTEM VALUE" : ""} SELECT ${cols} FROM json_populate_record(NULL::${t}, ${quoteLiteral(JSON.stringify(row))});`
+      `INSERT INTO ${t} (${cols})${identityAlways ? " OVERRIDING SYSTEM VALUE" : ""} SELECT ${cols} FROM json_populate_record(NULL::${t}, ${quoteLiteral(row)});`
     );
   }
   return out;
@@ -33553,8 +33555,8 @@ var TableChecker = class {
       return {
         key: Object.fromEntries(kt.key.map((c, i) => [c, d.key[i]])),
         kind: d.kind,
-        ...srcRows.has(k) ? { source: srcRows.get(k) } : {},
-        ...tgtRows.has(k) ? { target: tgtRows.get(k) } : {}
+        ...srcRows.has(k) ? { source: JSON.parse(srcRows.get(k)) } : {},
+        ...tgtRows.has(k) ? { target: JSON.parse(tgtRows.get(k)) } : {}
       };
     });
     const unsettledKeys = this.candidates.size;
