@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { qualify, quoteIdent, quoteLiteral } from '../core/ident.js';
+import { keyBounds } from '../core/parts.js';
 import { copyColumns, type TableInfo } from './catalog.js';
 import { fingerprint, rowHashExpr } from './hash.js';
 
@@ -66,7 +67,7 @@ export async function chunkBoundaries(source: pg.Client, kt: KeyedTable, chunkRo
       [kt.table.schema, kt.table.name, kt.key[0]],
     );
     // Interior bounds only; the open first and last ranges take the rest.
-    if (h.rows.length > 2) return h.rows.slice(1, -1).map((r) => r.v);
+    if (h.rows.length > 2) return subdivide(h.rows.map((r) => r.v), type, rowEstimate, chunkRows).slice(1, -1);
   } catch {
     /* a type without an array cast from text: compute the boundaries instead */
   }
@@ -76,6 +77,27 @@ export async function chunkBoundaries(source: pg.Client, kt: KeyedTable, chunkRo
     [chunkRows],
   );
   return dedupe(r.rows.map((x) => x.v));
+}
+
+const INTEGER_KEY = new Set(['smallint', 'integer', 'bigint']);
+/** More chunks than this and the bounds array itself (a query parameter) grows past a few MB. */
+const MAX_CHUNKS = 50_000;
+
+/**
+ * The histogram has at most default_statistics_target (100) equal-row buckets whatever the table's
+ * size, so a billion-row table would get chunks of 10 M rows: one changed row would mean reading
+ * 10 M rows again, and every chunk of a busy table would see one. Buckets of an integer key are
+ * cut into equal key widths of about chunkRows rows each, assuming the keys are spread evenly
+ * within a bucket (the buckets themselves follow the real distribution). Other key types keep the
+ * histogram's buckets.
+ */
+export function subdivide(histogram: string[], type: string, rowEstimate: number, chunkRows: number): string[] {
+  const perBucket = rowEstimate / (histogram.length - 1);
+  const pieces = Math.min(Math.round(perBucket / chunkRows), Math.floor(MAX_CHUNKS / (histogram.length - 1)));
+  if (!INTEGER_KEY.has(type) || pieces <= 1) return histogram;
+  const values = histogram.map((v) => BigInt(v));
+  const out = values.flatMap((lo, i) => (i + 1 < values.length ? [lo, ...keyBounds(lo, values[i + 1], pieces)] : [lo]));
+  return dedupe(out.map(String));
 }
 
 /** Split a range into about `parts` pieces by the source's keys inside it (each a lower bound). */

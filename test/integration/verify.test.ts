@@ -171,6 +171,27 @@ describe('verify', () => {
     }
   });
 
+  it('chunks hold about chunkRows rows however few buckets the histogram has', async () => {
+    // A database of its own on the source server: nothing to do with the migration.
+    await sql(pair.source.url(), 'CREATE DATABASE chunks');
+    const c = new pg.Client({ connectionString: pair.source.url('chunks') });
+    await c.connect();
+    try {
+      // 10 histogram buckets of 20,000 rows, chunkRows 2,000: about 100 chunks, not 10.
+      await c.query(`CREATE TABLE chunky (id bigint PRIMARY KEY, v text);
+        INSERT INTO chunky SELECT i * 7, 'v' FROM generate_series(1, 200000) i;
+        ALTER TABLE chunky ALTER COLUMN id SET STATISTICS 10; ANALYZE chunky`);
+      const [table] = (await listTables(c, 130000)).filter((t) => t.name === 'chunky');
+      const kt = keyedTable(table)!;
+      const sizes = (await bucketFingerprints(c, kt, await chunkBoundaries(c, kt, 2000, table.rowEstimate), 130000)).map((f) => f.rows);
+      expect(sizes.reduce((a, b) => a + b, 0)).toBe(200000);
+      expect(sizes.length).toBeGreaterThan(90);
+      expect(Math.max(...sizes)).toBeLessThan(4000);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('quick mode samples chunks of a large table', async () => {
     const r = await runVerify(ctx, { mode: 'quick', tables: ['public.accounts'], exact: true });
     const acc = r.tables[0];

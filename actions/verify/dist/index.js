@@ -32738,6 +32738,18 @@ var progressSql = {
              finished_at = EXCLUDED.finished_at`
 };
 
+// src/core/parts.ts
+function keyBounds(min, max, parts) {
+  if (parts < 2 || max <= min) return [];
+  const span = max - min;
+  const out = [];
+  for (let i = 1; i < parts; i++) {
+    const b = min + span * BigInt(i) / BigInt(parts);
+    if (out.length === 0 || b > out[out.length - 1]) out.push(b);
+  }
+  return out;
+}
+
 // src/pg/hash.ts
 var CANONICAL_SETTINGS = [
   // From 12 on any positive value prints the shortest exact text; before 12, 3 gives 17 digits,
@@ -32822,7 +32834,7 @@ async function chunkBoundaries(source, kt, chunkRows, rowEstimate) {
          WHERE schemaname = $1 AND tablename = $2 AND attname = $3) s ORDER BY b`,
       [kt.table.schema, kt.table.name, kt.key[0]]
     );
-    if (h.rows.length > 2) return h.rows.slice(1, -1).map((r2) => r2.v);
+    if (h.rows.length > 2) return subdivide(h.rows.map((r2) => r2.v), type, rowEstimate, chunkRows).slice(1, -1);
   } catch {
   }
   const r = await source.query(
@@ -32831,6 +32843,16 @@ async function chunkBoundaries(source, kt, chunkRows, rowEstimate) {
     [chunkRows]
   );
   return dedupe(r.rows.map((x) => x.v));
+}
+var INTEGER_KEY = /* @__PURE__ */ new Set(["smallint", "integer", "bigint"]);
+var MAX_CHUNKS = 5e4;
+function subdivide(histogram, type, rowEstimate, chunkRows) {
+  const perBucket = rowEstimate / (histogram.length - 1);
+  const pieces = Math.min(Math.round(perBucket / chunkRows), Math.floor(MAX_CHUNKS / (histogram.length - 1)));
+  if (!INTEGER_KEY.has(type) || pieces <= 1) return histogram;
+  const values = histogram.map((v) => BigInt(v));
+  const out = values.flatMap((lo, i) => i + 1 < values.length ? [lo, ...keyBounds(lo, values[i + 1], pieces)] : [lo]);
+  return dedupe(out.map(String));
 }
 async function splitRange(source, kt, range, parts) {
   const k = quoteIdent(kt.key[0]);
