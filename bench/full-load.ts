@@ -29,10 +29,17 @@ const WIDE_ROWS = Math.round((GB * 0.6 * 1024 ** 3) / 620);
 const MID_ROWS = Math.round((GB * 0.1 * 1024 ** 3) / 130);
 
 const settings = { shared_buffers: "'1GB'", max_wal_size: "'8GB'", checkpoint_timeout: "'30min'", max_parallel_workers_per_gather: 0, wal_level: 'logical' };
+/**
+ * The target's WAL level: minimal by default (a dedicated restore target; a table loaded in the
+ * transaction that created or truncated it writes no WAL). BENCH_TARGET_WAL=replica runs the
+ * target as RDS does, where every method WAL-logs every row.
+ */
+const TARGET_WAL = process.env.BENCH_TARGET_WAL ?? 'minimal';
 const [source, target] = await Promise.all([
   startCluster({ major: 15, name: 'bench-fl-src', settings }),
-  startCluster({ major: 17, name: 'bench-fl-tgt', settings: { ...settings, wal_level: 'minimal', max_wal_senders: 0 } }),
+  startCluster({ major: 17, name: 'bench-fl-tgt', settings: { ...settings, wal_level: TARGET_WAL, ...(TARGET_WAL === 'minimal' ? { max_wal_senders: 0 } : {}) } }),
 ]);
+console.log(`target wal_level = ${TARGET_WAL}`);
 const work = mkdtempSync(path.join(os.tmpdir(), 'pgshift-bench-fl-'));
 
 try {
