@@ -21,7 +21,9 @@ export interface ColumnInfo {
   /**
    * The type travels in binary COPY between any two majors: a built-in type (same OID everywhere)
    * with send and receive functions, whose binary form holds no OID (not a reg* type or an array
-   * of one). User types (enums, composites, domains, extension types) and their arrays do not.
+   * of one); an enum (its binary form is the label); a domain over such a built-in type (it sends
+   * and receives as its base type). Not: composites and arrays of user types (their binary forms
+   * hold type OIDs, which differ between servers), extension types (unknown binary forms).
    */
   binaryCopy: boolean;
 }
@@ -70,11 +72,14 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
            COALESCE((SELECT json_agg(json_build_object(
                         'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
                         'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull,
-                        'binaryCopy', ty.oid < 16384 AND ty.typsend::oid <> 0 AND ty.typreceive::oid <> 0 AND coalesce(el.typname, ty.typname)::text !~ '^reg')
+                        'binaryCopy', ty.typtype = 'e' OR (
+                          coalesce(base.oid, ty.oid) < 16384 AND coalesce(base.typsend, ty.typsend)::oid <> 0 AND coalesce(base.typreceive, ty.typreceive)::oid <> 0
+                          AND coalesce(el.typname, base.typname, ty.typname)::text !~ '^reg'))
                       ORDER BY a.attnum)
                      FROM pg_attribute a
                      JOIN pg_type ty ON ty.oid = a.atttypid
-                     LEFT JOIN pg_type el ON el.oid = ty.typelem
+                     LEFT JOIN pg_type base ON ty.typtype = 'd' AND base.oid = ty.typbasetype
+                     LEFT JOIN pg_type el ON el.oid = coalesce(base.typelem, ty.typelem)
                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') AS columns,
            (SELECT array_agg(a.attname::text ORDER BY k.ord)
               FROM pg_index i

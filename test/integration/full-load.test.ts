@@ -82,30 +82,44 @@ describe('full-load copy formats, 13 → 17', () => {
         (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
       CREATE TABLE user_types (id int PRIMARY KEY, m mood, ms mood[], p pair, pos posint, rc regclass, rt regtype[], d date, iv interval, f float8);
       INSERT INTO user_types VALUES (1, 'ok', '{happy,sad}', '(1,"x")', 7, 'builtin', '{int4,mood}', '2026-03-04', '-1 day +02:03:04', 0.1 + 0.2),
-        (2, NULL, '{}', NULL, NULL, NULL, NULL, '2026-12-31', '1 year -2 mons', 1e-310);`);
+        (2, NULL, '{}', NULL, NULL, NULL, NULL, '2026-12-31', '1 year -2 mons', 1e-310);
+      -- Enums and domains over built-in types travel in binary (their OIDs differ between the servers).
+      CREATE DOMAIN tag_list AS text[] CHECK (cardinality(VALUE) < 10);
+      CREATE DOMAIN deep_pos AS posint;
+      CREATE TABLE labelled (id int PRIMARY KEY, m mood NOT NULL, pos posint, tags tag_list);
+      INSERT INTO labelled VALUES (1, 'happy', 3, '{a,"b c"}'), (2, 'sad', NULL, NULL);
+      CREATE TABLE nested (id int PRIMARY KEY, deep deep_pos);
+      INSERT INTO nested VALUES (1, 5);`);
     const tables = await withClients(pair.sourceUrl, pair.targetUrl, async (s) => listTables(s, 130000));
     const byName = new Map(tables.map((t) => [t.name, t]));
     expect(copyFormatOf(byName.get('builtin')!)).toBe('binary');
     expect(copyFormatOf(byName.get('builtin')!, 'text')).toBe('text');
     expect(byName.get('user_types')!.columns.map((c) => [c.name, c.binaryCopy])).toEqual([
-      ['id', true], ['m', false], ['ms', false], ['p', false], ['pos', false], ['rc', false], ['rt', false], ['d', true], ['iv', true], ['f', true],
+      ['id', true], ['m', true], ['ms', false], ['p', false], ['pos', true], ['rc', false], ['rt', false], ['d', true], ['iv', true], ['f', true],
     ]);
     expect(copyFormatOf(byName.get('user_types')!)).toBe('text');
+    expect(byName.get('labelled')!.columns.map((c) => [c.name, c.binaryCopy])).toEqual([
+      ['id', true], ['m', true], ['pos', true], ['tags', true],
+    ]);
+    expect(byName.get('nested')!.columns.map((c) => [c.name, c.binaryCopy])).toEqual([['id', true], ['deep', false]]);
+    expect(copyFormatOf(byName.get('labelled')!)).toBe('binary');
 
     const result = await runFullLoad(phaseContext(testPlan(pair.sourceUrl, pair.targetUrl), silentLogger));
-    expect(result.rows).toBe(5);
+    expect(result.rows).toBe(8);
     // Every value as the server prints it, under the same settings on both sides; regclass and
     // regtype by name (the OIDs differ between the two servers, the names must not).
     const rows = async (c: pg.Client) => {
       await c.query(`SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'`);
       const r = await c.query(`SELECT 'b' || id AS k, row_to_json(builtin)::text AS v FROM builtin
-        UNION ALL SELECT 'u' || id, row_to_json(user_types)::text FROM user_types ORDER BY 1`);
+        UNION ALL SELECT 'u' || id, row_to_json(user_types)::text FROM user_types
+        UNION ALL SELECT 'l' || id, row_to_json(labelled)::text FROM labelled
+        UNION ALL SELECT 'n' || id, row_to_json(nested)::text FROM nested ORDER BY 1`);
       return r.rows;
     };
     const [a, b] = await withClients(pair.sourceUrl, pair.targetUrl, (s, t) => Promise.all([rows(s), rows(t)]));
     expect(b).toEqual(a);
-    expect(a).toHaveLength(5);
-    expect(b[3].v).toContain('"rc":"builtin","rt":["integer","mood"]');
+    expect(a).toHaveLength(8);
+    expect(b[6].v).toContain('"rc":"builtin","rt":["integer","mood"]');
   });
 });
 

@@ -33394,11 +33394,14 @@ async function listTables(c, versionNum) {
            COALESCE((SELECT json_agg(json_build_object(
                         'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
                         'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull,
-                        'binaryCopy', ty.oid < 16384 AND ty.typsend::oid <> 0 AND ty.typreceive::oid <> 0 AND coalesce(el.typname, ty.typname)::text !~ '^reg')
+                        'binaryCopy', ty.typtype = 'e' OR (
+                          coalesce(base.oid, ty.oid) < 16384 AND coalesce(base.typsend, ty.typsend)::oid <> 0 AND coalesce(base.typreceive, ty.typreceive)::oid <> 0
+                          AND coalesce(el.typname, base.typname, ty.typname)::text !~ '^reg'))
                       ORDER BY a.attnum)
                      FROM pg_attribute a
                      JOIN pg_type ty ON ty.oid = a.atttypid
-                     LEFT JOIN pg_type el ON el.oid = ty.typelem
+                     LEFT JOIN pg_type base ON ty.typtype = 'd' AND base.oid = ty.typbasetype
+                     LEFT JOIN pg_type el ON el.oid = coalesce(base.typelem, ty.typelem)
                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') AS columns,
            (SELECT array_agg(a.attname::text ORDER BY k.ord)
               FROM pg_index i
@@ -55225,7 +55228,7 @@ var planSchema = external_exports.strictObject({
     maintenanceWorkMem: external_exports.string().regex(/^\d+\s*(kB|MB|GB)$/).default("512MB").describe("maintenance_work_mem of the target sessions that build indexes (server memory, not pgshift's)."),
     splitTablesLargerThan: size.prefault("10GB"),
     maxPartsPerTable: external_exports.number().int().min(1).max(256).default(16),
-    copyFormat: external_exports.enum(["auto", "text"]).default("auto").describe("auto: binary COPY for tables whose column types all allow it (built-in types), text otherwise; text: always text."),
+    copyFormat: external_exports.enum(["auto", "text"]).default("auto").describe("auto: binary COPY for tables whose column types all allow it (built-in types, enums, domains over built-in types), text otherwise; text: always text."),
     pgBinDir: external_exports.string().optional().describe("Directory holding pg_dump and pg_restore (must be \u2265 the source major)."),
     pausedReplica: external_exports.strictObject({
       warnBytes: size.prefault("50GB").describe("Warn when this much WAL waits on the paused replica or is retained by the slots."),
