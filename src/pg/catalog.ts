@@ -15,6 +15,8 @@ export const NOT_EXTENSION_MEMBER = `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE
 export interface ColumnInfo {
   name: string;
   type: string;
+  /** For a domain, the type it is over (one level); otherwise the type itself. Verify hashes by it. */
+  baseType: string;
   generated: boolean;
   identity: '' | 'a' | 'd';
   notNull: boolean;
@@ -71,6 +73,7 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
            pg_total_relation_size(c.oid)::text AS bytes, c.reltuples::text AS reltuples,
            COALESCE((SELECT json_agg(json_build_object(
                         'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
+                        'baseType', CASE WHEN base.oid IS NULL THEN format_type(a.atttypid, a.atttypmod) ELSE format_type(base.oid, ty.typtypmod) END,
                         'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull,
                         'binaryCopy', ty.typtype = 'e' OR (
                           coalesce(base.oid, ty.oid) < 16384 AND coalesce(base.typsend, ty.typsend)::oid <> 0 AND coalesce(base.typreceive, ty.typreceive)::oid <> 0

@@ -54,22 +54,29 @@ const NATIVE_HASH: Record<string, (v: string, seed: number) => string> = {
  * prints 0.3 on an 11 and 0.30000000000000004 on a 17, so when either side is older than 12 a
  * float (or an array of floats) is hashed by its binary form instead, which every major shares.
  */
-function floatBits(col: ColumnInfo, v: string, versionNum: number): string | undefined {
+function floatBits(type: string, value: string, versionNum: number): string | undefined {
   if (versionNum >= 120000) return undefined;
   const send: Record<string, string> = { 'double precision': 'float8send', real: 'float4send', 'double precision[]': 'array_send', 'real[]': 'array_send' };
-  return send[col.type] ? `encode(${send[col.type]}(${v}), 'hex')` : undefined;
+  return send[type] ? `encode(${send[type]}(${value}), 'hex')` : undefined;
+}
+
+/** A column's value as the type it is hashed by: a domain's as the type it is over (a cast, not a conversion). */
+function hashedValue(col: ColumnInfo): string {
+  const v = quoteIdent(col.name);
+  return col.baseType === col.type ? v : `(${v}::${col.baseType})`;
 }
 
 function columnHash(col: ColumnInfo, seed: number, versionNum: number): string {
-  const v = quoteIdent(col.name);
-  const bits = floatBits(col, v, versionNum);
+  const type = col.baseType;
+  const value = hashedValue(col);
+  const bits = floatBits(type, value, versionNum);
   if (bits) return `hashtextextended(${bits}, ${seed})`;
-  const base = col.type.replace(/\(\d+\)$/, '');
+  const unsized = type.replace(/\(\d+\)$/, '');
   // varchar(n) hashes as text; char(n) by its own function, which ignores the padding it compares without.
-  if (base === 'character varying') return NATIVE_HASH.text(v, seed);
-  if (base === 'character') return `hashbpcharextended(${v} COLLATE "C", ${seed})`;
-  const native = NATIVE_HASH[col.type];
-  return native ? native(v, seed) : `hashtextextended(${v}::text, ${seed})`;
+  if (unsized === 'character varying') return NATIVE_HASH.text(value, seed);
+  if (unsized === 'character') return `hashbpcharextended(${value} COLLATE "C", ${seed})`;
+  const native = NATIVE_HASH[type];
+  return native ? native(value, seed) : `hashtextextended(${value}::text, ${seed})`;
 }
 
 /**
@@ -83,7 +90,7 @@ function columnHash(col: ColumnInfo, seed: number, versionNum: number): string {
 export function rowHashExpr(table: { columns: ColumnInfo[] }, versionNum: number): string {
   const columns = table.columns.filter((c) => !c.generated);
   if (versionNum >= 110000) return `(${columns.map((c, i) => `coalesce(${columnHash(c, i + 1, versionNum)}, ${i + 1})`).join(' # ') || '0'})`;
-  const values = columns.map((c) => floatBits(c, quoteIdent(c.name), versionNum) ?? quoteIdent(c.name));
+  const values = columns.map((c) => floatBits(c.baseType, hashedValue(c), versionNum) ?? quoteIdent(c.name));
   return `('x' || substr(md5(ROW(${values.join(', ')})::text), 1, 16))::bit(64)::bigint`;
 }
 

@@ -9,7 +9,8 @@ import { sql, startPair, type Pair } from '../harness/servers.js';
  * The row hash (each column by its own hash function where that is safe, XOR-combined): a 15 source
  * and a 17 target with the same rows agree, and a change in any one column of any type is found — including the changes a type's own hash would miss (a numeric's
  * scale, a float's sign of zero, '1 day' against '24 hours', text equal only under a
- * case-insensitive collation), which is why those types are hashed as text.
+ * case-insensitive collation), which is why those types are hashed as text. Domains hash as the
+ * type they are over.
  */
 let pair: Pair;
 let ctx: PhaseContext;
@@ -18,13 +19,15 @@ const SCHEMA = `
   CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
   CREATE TYPE pair_t AS (a int, b text);
   CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+  CREATE DOMAIN pos AS int CHECK (VALUE > 0);
+  CREATE DOMAIN code AS varchar(10);
   CREATE TABLE k (
     id int PRIMARY KEY, i2 smallint, i8 bigint, ok boolean, d date, t timestamp, tz timestamptz, u uuid, b bytea,
     j jsonb, tx text, vc varchar(20), ch char(5), ci text COLLATE ci, ia int[], ta text[],
-    n numeric, f8 double precision, f4 real, iv interval, js json, m mood, ma mood[], p pair_t, ip inet);`;
+    n numeric, f8 double precision, f4 real, iv interval, js json, m mood, ma mood[], p pair_t, ip inet, dp pos, dc code);`;
 const ROW = `(%s, 2, 3000000000, true, '2026-01-02', '2026-01-02 03:04:05.678901', '2026-01-02 03:04:05+02', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
   '\\xdeadbeef', '{"a": [1, 2.50], "b": null}', 'Äpfel', 'zebra', 'ab', 'Straße', '{1,NULL,3}', '{"x y",NULL}',
-  1.10, 0, '-0', '1 day', '{"a":1}', 'ok', '{sad,happy}', '(1,"x")', '10.0.0.1/32')`;
+  1.10, 0, '-0', '1 day', '{"a":1}', 'ok', '{sad,happy}', '(1,"x")', '10.0.0.1/32', 7, 'AB')`;
 
 /** One change per row on the target, in the column named, to a value that differs only subtly. */
 const CHANGES: Array<[string, string]> = [
@@ -33,6 +36,7 @@ const CHANGES: Array<[string, string]> = [
   ['j', `'{"a": [1, 2.51], "b": null}'`], ['tx', "'äpfel'"], ['vc', "'Zebra'"], ['ch', "'ab '"], ['ci', "'STRASSE'"],
   ['ia', "'{1,NULL,4}'"], ['ta', `'{"x y",""}'`], ['n', '1.1'], ['f8', "'-0'"], ['f4', '0'], ['iv', "'24 hours'"],
   ['js', `'{"a": 1}'`], ['m', "'sad'"], ['ma', "'{sad,ok}'"], ['p', `'(1,"X")'`], ['ip', "'10.0.0.1/24'"],
+  ['dp', '8'], ['dc', "'Ab'"],
 ];
 
 beforeAll(async () => {

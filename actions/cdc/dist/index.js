@@ -74738,6 +74738,7 @@ async function listTables(c5, versionNum) {
            pg_total_relation_size(c.oid)::text AS bytes, c.reltuples::text AS reltuples,
            COALESCE((SELECT json_agg(json_build_object(
                         'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
+                        'baseType', CASE WHEN base.oid IS NULL THEN format_type(a.atttypid, a.atttypmod) ELSE format_type(base.oid, ty.typtypmod) END,
                         'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull,
                         'binaryCopy', ty.typtype = 'e' OR (
                           coalesce(base.oid, ty.oid) < 16384 AND coalesce(base.typsend, ty.typsend)::oid <> 0 AND coalesce(base.typreceive, ty.typreceive)::oid <> 0

@@ -32482,6 +32482,7 @@ async function listTables(c, versionNum) {
            pg_total_relation_size(c.oid)::text AS bytes, c.reltuples::text AS reltuples,
            COALESCE((SELECT json_agg(json_build_object(
                         'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
+                        'baseType', CASE WHEN base.oid IS NULL THEN format_type(a.atttypid, a.atttypmod) ELSE format_type(base.oid, ty.typtypmod) END,
                         'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull,
                         'binaryCopy', ty.typtype = 'e' OR (
                           coalesce(base.oid, ty.oid) < 16384 AND coalesce(base.typsend, ty.typsend)::oid <> 0 AND coalesce(base.typreceive, ty.typreceive)::oid <> 0
@@ -32778,25 +32779,30 @@ var NATIVE_HASH = {
   "timestamp with time zone": (v, s) => `timestamp_hash_extended(${v}::timestamp, ${s})`,
   text: (v, s) => `hashtextextended(${v} COLLATE "C", ${s})`
 };
-function floatBits(col, v, versionNum) {
+function floatBits(type, value, versionNum) {
   if (versionNum >= 12e4) return void 0;
   const send = { "double precision": "float8send", real: "float4send", "double precision[]": "array_send", "real[]": "array_send" };
-  return send[col.type] ? `encode(${send[col.type]}(${v}), 'hex')` : void 0;
+  return send[type] ? `encode(${send[type]}(${value}), 'hex')` : void 0;
+}
+function hashedValue(col) {
+  const v = quoteIdent(col.name);
+  return col.baseType === col.type ? v : `(${v}::${col.baseType})`;
 }
 function columnHash(col, seed, versionNum) {
-  const v = quoteIdent(col.name);
-  const bits = floatBits(col, v, versionNum);
+  const type = col.baseType;
+  const value = hashedValue(col);
+  const bits = floatBits(type, value, versionNum);
   if (bits) return `hashtextextended(${bits}, ${seed})`;
-  const base = col.type.replace(/\(\d+\)$/, "");
-  if (base === "character varying") return NATIVE_HASH.text(v, seed);
-  if (base === "character") return `hashbpcharextended(${v} COLLATE "C", ${seed})`;
-  const native = NATIVE_HASH[col.type];
-  return native ? native(v, seed) : `hashtextextended(${v}::text, ${seed})`;
+  const unsized = type.replace(/\(\d+\)$/, "");
+  if (unsized === "character varying") return NATIVE_HASH.text(value, seed);
+  if (unsized === "character") return `hashbpcharextended(${value} COLLATE "C", ${seed})`;
+  const native = NATIVE_HASH[type];
+  return native ? native(value, seed) : `hashtextextended(${value}::text, ${seed})`;
 }
 function rowHashExpr(table2, versionNum) {
   const columns = table2.columns.filter((c) => !c.generated);
   if (versionNum >= 11e4) return `(${columns.map((c, i) => `coalesce(${columnHash(c, i + 1, versionNum)}, ${i + 1})`).join(" # ") || "0"})`;
-  const values = columns.map((c) => floatBits(c, quoteIdent(c.name), versionNum) ?? quoteIdent(c.name));
+  const values = columns.map((c) => floatBits(c.baseType, hashedValue(c), versionNum) ?? quoteIdent(c.name));
   return `('x' || substr(md5(ROW(${values.join(", ")})::text), 1, 16))::bit(64)::bigint`;
 }
 async function fingerprint(c, table2, versionNum, where = "true", params = []) {
