@@ -150,3 +150,14 @@ describe.each([
     expect(Number(left[0].n)).toBe(0);
   });
 });
+
+describe('assess when the target cannot list its extensions', () => {
+  it('says so as a warning naming the cause instead of failing (the embedded 10 ships control files it cannot parse)', async () => {
+    const pair = await startPair(10, 10);
+    const r = await runAssess(phaseContext(testPlan(pair.sourceUrl, pair.targetUrl), silentLogger));
+    expect(r.findings.find((f) => f.code === 'target.extensions-unknown')).toMatchObject({
+      severity: 'warning',
+      message: expect.stringMatching(/cannot list the extensions the target offers \(.*control.*\)/),
+    });
+  });
+});
