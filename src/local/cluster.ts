@@ -325,8 +325,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
  * snapshot mode. Needs pg_basebackup of the primary's major in the same install (the system's).
  */
 export async function startStandby(primary: LocalCluster, name = 'standby'): Promise<LocalCluster> {
-  const basebackup = path.join(primary.binDir, 'pg_basebackup');
-  if (!existsSync(basebackup)) throw new Error(`no pg_basebackup next to ${primary.binDir}: a standby needs the system's PostgreSQL ${primary.major}`);
+  // The embedded packages have no pg_basebackup; a system one of the same or a newer major can
+  // copy an older primary (and writes the recovery settings its major expects).
+  const basebackup = [primary.binDir, ...findInstalls().filter((i) => i.origin === 'system' && i.major >= primary.major).map((i) => i.binDir)]
+    .map((dir) => path.join(dir, 'pg_basebackup'))
+    .find((file) => existsSync(file));
+  if (!basebackup) throw new Error(`no pg_basebackup of PostgreSQL ${primary.major} or later on this machine: a standby needs the system's client tools`);
   const dir = path.join(os.tmpdir(), 'pgshift-clusters', `${name}-${primary.major}-${randomBytes(4).toString('hex')}`);
   mkdirSync(dir, { recursive: true });
   const user = serverOsUser();
@@ -336,6 +340,12 @@ export async function startStandby(primary: LocalCluster, name = 'standby'): Pro
   await runAs(basebackup, ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', dataDir, '-R', '-X', 'stream', '--checkpoint=fast'], {
     env: { PGPASSWORD: primary.password },
   });
+  if (primary.major < 12) {
+    // A newer pg_basebackup writes connection options (channel_binding, sslsni…) that an older
+    // server's libpq rejects; before 12 the standby settings live in recovery.conf.
+    const conninfo = `host=127.0.0.1 port=${primary.port} user=postgres password=${primary.password}`;
+    writeFileSync(path.join(dataDir, 'recovery.conf'), `standby_mode = 'on'\nprimary_conninfo = '${conninfo.replace(/'/g, "''")}'\n`);
+  }
   const port = await freePort();
   const conf = path.join(dataDir, 'postgresql.auto.conf');
   writeFileSync(conf, `${readFileSync(conf, 'utf8')}\nport = ${port}\nunix_socket_directories = '${dir}'\nhot_standby = on\n`);

@@ -165,12 +165,14 @@ export async function verifyStartLsn(
   const args = opts.map((_, i) => `$${i + 4}`).join(', ');
   const peek = async () => {
     const r = await c.query<{ lsn: string | null }>(
-      // pglogical's first row is its startup message, which carries no change.
-      `SELECT min(${column})::text AS lsn FROM pg_logical_slot_peek_changes($1, NULL, $2${args ? `, ${args}` : ''})
-        WHERE ${column} >= $3::pg_lsn${options.plugin === 'pglogical' ? ` AND data::jsonb->>'action' IS DISTINCT FROM 'S'` : ''}`,
+      // pglogical's first row is its startup message, which carries no change. ORDER BY … LIMIT 1,
+      // not min(): pg_lsn has no min/max aggregates before PostgreSQL 13.
+      `SELECT ${column}::text AS lsn FROM pg_logical_slot_peek_changes($1, NULL, $2${args ? `, ${args}` : ''})
+        WHERE ${column} >= $3::pg_lsn${options.plugin === 'pglogical' ? ` AND data::jsonb->>'action' IS DISTINCT FROM 'S'` : ''}
+        ORDER BY ${column} LIMIT 1`,
       [options.slot, options.maxChanges, options.captured, ...opts],
     );
-    return r.rows[0].lsn;
+    return r.rows[0]?.lsn ?? null;
   };
   // Decoding reads only flushed WAL: a commit made with synchronous_commit off shows up once the
   // WAL writer has flushed it (within 3 × wal_writer_delay), so an empty peek is retried briefly.

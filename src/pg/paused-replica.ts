@@ -47,8 +47,8 @@ export class PausedReplica {
       await replica.end();
       throw gateRefused('replica.not-standby', `source.replicaUrl ${replicaEp.label} is not a standby (pg_is_in_recovery() is false)`, 'point source.replicaUrl at a physical replica of the source');
     }
-    const needed = await primary.query<{ lsn: string | null }>('SELECT max(confirmed_flush_lsn)::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1)', [slots]);
-    const floor = needed.rows[0].lsn ? parseLsn(needed.rows[0].lsn) : 0n;
+    const needed = await slotsConfirmedUpTo(primary, slots);
+    const floor = needed ? parseLsn(needed) : 0n;
     const deadline = Date.now() + timeoutMs;
     // From the first pause request on, a signal resumes replay before the process ends.
     const onEarlySignal = () => {
@@ -95,11 +95,11 @@ export class PausedReplica {
     const r = await replica.query<{ recovery: boolean; paused: boolean; lsn: string | null }>(
       'SELECT pg_is_in_recovery() AS recovery, pg_is_in_recovery() AND pg_is_wal_replay_paused() AS paused, pg_last_wal_replay_lsn()::text AS lsn',
     );
-    const floor = await primary.query<{ lsn: string | null }>('SELECT max(confirmed_flush_lsn)::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1)', [slots]);
+    const floor = await slotsConfirmedUpTo(primary, slots);
     const row = r.rows[0];
     let reason: string | undefined;
     if (!row.paused || row.lsn === null || parseLsn(row.lsn) !== parseLsn(lsn)) reason = `the replica is ${row.paused ? `paused at ${row.lsn}` : 'replaying'}, not paused at ${lsn}`;
-    else if (floor.rows[0].lsn && parseLsn(floor.rows[0].lsn) > parseLsn(lsn)) reason = `a slot was created after the replica paused at ${lsn}`;
+    else if (floor && parseLsn(floor) > parseLsn(lsn)) reason = `a slot was created after the replica paused at ${lsn}`;
     if (reason) {
       await replica.end().catch(() => {});
       return reason;
@@ -208,11 +208,31 @@ export class PausedReplica {
 
 async function waitPaused(replica: pg.Client, deadline: number): Promise<void> {
   const hasState = (await replica.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pg_get_wal_replay_pause_state'")).rows[0].n > 0;
-  if (!hasState) return; // before 14, pg_is_wal_replay_paused() is true as soon as it is requested
+  let last = '';
   while (Date.now() < deadline) {
-    const r = await replica.query<{ s: string }>('SELECT pg_get_wal_replay_pause_state() AS s');
-    if (r.rows[0].s === 'paused') return;
-    await new Promise((res) => setTimeout(res, 20));
+    if (hasState) {
+      if ((await replica.query<{ s: string }>('SELECT pg_get_wal_replay_pause_state() AS s')).rows[0].s === 'paused') return;
+    } else {
+      // Before 14, pg_is_wal_replay_paused() is true as soon as a pause is requested; the startup
+      // process checks the request before each record, so once the replay position holds still
+      // it is paused there (or idle, and will pause before the next record arrives).
+      const lsn = (await replica.query<{ lsn: string }>('SELECT pg_last_wal_replay_lsn()::text AS lsn')).rows[0].lsn;
+      if (lsn === last) return;
+      last = lsn;
+    }
+    await new Promise((res) => setTimeout(res, hasState ? 20 : 50));
   }
   throw failure('replica.pause', 'the replica did not pause within the time limit', 'check the replica is replaying');
+}
+
+/**
+ * The highest confirmed_flush_lsn of these slots (null when none has one): the point the replica
+ * must have replayed to. ORDER BY … LIMIT 1, not max(): pg_lsn has no max aggregate before 13.
+ */
+async function slotsConfirmedUpTo(primary: pg.Client, slots: string[]): Promise<string | null> {
+  const r = await primary.query<{ lsn: string }>(
+    'SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1) AND confirmed_flush_lsn IS NOT NULL ORDER BY confirmed_flush_lsn DESC LIMIT 1',
+    [slots],
+  );
+  return r.rows[0]?.lsn ?? null;
 }

@@ -125,6 +125,21 @@ describe('DMS source preparation (pglogical)', () => {
     expect(parseLsn(t.lsn) >= parseLsn(td.c)).toBe(true);
   });
 
+  it('test_decoding on a PostgreSQL 10 source, which has no min() or max() for pg_lsn', async () => {
+    const old = await startServer(10, 'dms-old');
+    await sql(old.url(), `CREATE TABLE events (at timestamptz, what text)`);
+    await sql(old.url(), `SELECT pg_create_logical_replication_slot('pgshift_m_old', 'test_decoding')`);
+    const [slot] = await sql(old.url(), `SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = 'pgshift_m_old'`);
+    await sql(old.url(), `INSERT INTO events VALUES (now(), 'x')`);
+    const oc = await connect(endpointFor('source', { url: old.url() }));
+    try {
+      const t = await verifyStartLsn(oc, { slot: 'pgshift_m_old', plugin: 'test_decoding', serverVersionNum: 100000, maxChanges: 1000, captured: slot.c });
+      expect(parseLsn(t.lsn) >= parseLsn(slot.c)).toBe(true);
+    } finally {
+      await oc.end();
+    }
+  });
+
   it('refuses a start LSN older than the slot confirmed_flush_lsn, and a missing slot', async () => {
     await expect(verifyStartLsn(c, { slot: 'pgshift_m_g1', plugin: 'pglogical', serverVersionNum: 150000, maxChanges: 10, captured: '0/1' })).rejects.toMatchObject({
       code: 'dms.lsn-too-old',

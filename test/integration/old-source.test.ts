@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { parsePlan } from '../../src/config/load.js';
 import { silentLogger } from '../../src/core/log.js';
+import { startStandby } from '../../src/local/cluster.js';
 import { runAssess } from '../../src/phases/assess.js';
 import { setCdcPaused, startCdc, waitForCatchUp } from '../../src/phases/cdc.js';
 import { phaseContext } from '../../src/phases/context.js';
@@ -13,7 +15,7 @@ import { runTeardown } from '../../src/phases/teardown.js';
 import { runVerify, type VerifyResult } from '../../src/phases/verify.js';
 import { tableDigests } from '../harness/compare.js';
 import { testPlan } from '../harness/plan.js';
-import { sql, startPair } from '../harness/servers.js';
+import { sql, startPair, startServer } from '../harness/servers.js';
 
 /**
  * Sources older than every fast path, 10 and 11 → 17: the full load splits by key range (a ctid
@@ -159,5 +161,49 @@ describe('assess when the target cannot list its extensions', () => {
       severity: 'warning',
       message: expect.stringMatching(/cannot list the extensions the target offers \(.*control.*\)/),
     });
+  });
+});
+
+describe('paused-replica snapshot from a PostgreSQL 10 primary and its standby → 17', () => {
+  it('copies from the paused standby, resumes it, and CDC from its LSN makes the target exact under writes', async () => {
+    const [primary, target] = await Promise.all([startServer(10, 'old-primary'), startServer(17, 'old-target')]);
+    await sql(primary.url(), 'CREATE DATABASE shop');
+    await sql(target.url(), 'CREATE DATABASE shop');
+    await sql(primary.url('shop'), `
+      CREATE TABLE readings (id bigint PRIMARY KEY, v float8, at timestamptz DEFAULT now());
+      INSERT INTO readings SELECT i, i / 3.0 FROM generate_series(1, 50000) i;`);
+    const replica = await startStandby(primary, 'old-replica');
+    try {
+      const ctx = phaseContext(
+        parsePlan(`version: 1\nname: shop\nsnapshot: paused-replica\nsource: { url: "\${S}", replicaUrl: "\${R}" }\ntarget: { url: "\${T}" }\ncutover: { fence: database }\n`, 'plan', {
+          S: primary.url('shop'),
+          R: replica.url('shop'),
+          T: target.url('shop'),
+        }),
+        silentLogger,
+      );
+      const writer = new pg.Client({ connectionString: primary.url('shop') });
+      await writer.connect();
+      let writing = true;
+      const writes = (async () => {
+        for (let i = 1; writing; i++) await writer.query(`INSERT INTO readings (id, v) VALUES ($1::bigint, $1::bigint / 7.0); UPDATE readings SET v = v * 1.1 WHERE id = $1::bigint - 49000`.split(';')[0], [50000 + i]);
+      })();
+      try {
+        await runFullLoad(ctx);
+        expect((await sql(replica.url(), 'SELECT pg_is_wal_replay_paused() AS p'))[0].p).toBe(false);
+        await startCdc(ctx);
+        await new Promise((r) => setTimeout(r, 500));
+      } finally {
+        writing = false;
+        await writes;
+        await writer.end();
+      }
+      await waitForCatchUp(ctx, 60_000);
+      const [a, b] = await Promise.all([tableDigests(primary.url('shop'), ['public.readings'], 'binary'), tableDigests(target.url('shop'), ['public.readings'], 'binary')]);
+      expect(b).toEqual(a);
+      expect(a.get('public.readings')!.rows).toBeGreaterThan(50000);
+    } finally {
+      await replica.destroy();
+    }
   });
 });

@@ -34187,8 +34187,8 @@ var PausedReplica = class _PausedReplica {
       await replica.end();
       throw gateRefused("replica.not-standby", `source.replicaUrl ${replicaEp.label} is not a standby (pg_is_in_recovery() is false)`, "point source.replicaUrl at a physical replica of the source");
     }
-    const needed = await primary.query("SELECT max(confirmed_flush_lsn)::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
-    const floor = needed.rows[0].lsn ? parseLsn(needed.rows[0].lsn) : 0n;
+    const needed = await slotsConfirmedUpTo(primary, slots);
+    const floor = needed ? parseLsn(needed) : 0n;
     const deadline = Date.now() + timeoutMs;
     const onEarlySignal = () => {
       void replica.query("SELECT pg_wal_replay_resume()").finally(() => process.exit(130));
@@ -34234,11 +34234,11 @@ var PausedReplica = class _PausedReplica {
     const r = await replica.query(
       "SELECT pg_is_in_recovery() AS recovery, pg_is_in_recovery() AND pg_is_wal_replay_paused() AS paused, pg_last_wal_replay_lsn()::text AS lsn"
     );
-    const floor = await primary.query("SELECT max(confirmed_flush_lsn)::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
+    const floor = await slotsConfirmedUpTo(primary, slots);
     const row = r.rows[0];
     let reason;
     if (!row.paused || row.lsn === null || parseLsn(row.lsn) !== parseLsn(lsn)) reason = `the replica is ${row.paused ? `paused at ${row.lsn}` : "replaying"}, not paused at ${lsn}`;
-    else if (floor.rows[0].lsn && parseLsn(floor.rows[0].lsn) > parseLsn(lsn)) reason = `a slot was created after the replica paused at ${lsn}`;
+    else if (floor && parseLsn(floor) > parseLsn(lsn)) reason = `a slot was created after the replica paused at ${lsn}`;
     if (reason) {
       await replica.end().catch(() => {
       });
@@ -34338,13 +34338,25 @@ var PausedReplica = class _PausedReplica {
 };
 async function waitPaused(replica, deadline) {
   const hasState = (await replica.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pg_get_wal_replay_pause_state'")).rows[0].n > 0;
-  if (!hasState) return;
+  let last = "";
   while (Date.now() < deadline) {
-    const r = await replica.query("SELECT pg_get_wal_replay_pause_state() AS s");
-    if (r.rows[0].s === "paused") return;
-    await new Promise((res) => setTimeout(res, 20));
+    if (hasState) {
+      if ((await replica.query("SELECT pg_get_wal_replay_pause_state() AS s")).rows[0].s === "paused") return;
+    } else {
+      const lsn = (await replica.query("SELECT pg_last_wal_replay_lsn()::text AS lsn")).rows[0].lsn;
+      if (lsn === last) return;
+      last = lsn;
+    }
+    await new Promise((res) => setTimeout(res, hasState ? 20 : 50));
   }
   throw failure("replica.pause", "the replica did not pause within the time limit", "check the replica is replaying");
+}
+async function slotsConfirmedUpTo(primary, slots) {
+  const r = await primary.query(
+    "SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1) AND confirmed_flush_lsn IS NOT NULL ORDER BY confirmed_flush_lsn DESC LIMIT 1",
+    [slots]
+  );
+  return r.rows[0]?.lsn ?? null;
 }
 
 // src/pg/replication.ts
