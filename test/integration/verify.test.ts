@@ -177,16 +177,20 @@ describe('verify', () => {
     const c = new pg.Client({ connectionString: pair.source.url('chunks') });
     await c.connect();
     try {
-      // 10 histogram buckets of 20,000 rows, chunkRows 2,000: about 100 chunks, not 10.
+      // 10 histogram buckets of 20,000 rows, chunkRows 2,000: about 100 chunks, not 10, for an
+      // integer key and for a uuid key.
       await c.query(`CREATE TABLE chunky (id bigint PRIMARY KEY, v text);
         INSERT INTO chunky SELECT i * 7, 'v' FROM generate_series(1, 200000) i;
-        ALTER TABLE chunky ALTER COLUMN id SET STATISTICS 10; ANALYZE chunky`);
-      const [table] = (await listTables(c, 130000)).filter((t) => t.name === 'chunky');
-      const kt = keyedTable(table)!;
-      const sizes = (await bucketFingerprints(c, kt, await chunkBoundaries(c, kt, 2000, table.rowEstimate), 130000)).map((f) => f.rows);
-      expect(sizes.reduce((a, b) => a + b, 0)).toBe(200000);
-      expect(sizes.length).toBeGreaterThan(90);
-      expect(Math.max(...sizes)).toBeLessThan(4000);
+        CREATE TABLE chunky_uuid (id uuid PRIMARY KEY, v text);
+        INSERT INTO chunky_uuid SELECT md5(i::text)::uuid, 'v' FROM generate_series(1, 200000) i;
+        ALTER TABLE chunky ALTER COLUMN id SET STATISTICS 10; ALTER TABLE chunky_uuid ALTER COLUMN id SET STATISTICS 10; ANALYZE`);
+      for (const table of await listTables(c, 130000)) {
+        const kt = keyedTable(table)!;
+        const sizes = (await bucketFingerprints(c, kt, await chunkBoundaries(c, kt, 2000, table.rowEstimate), 130000)).map((f) => f.rows);
+        expect(sizes.reduce((a, b) => a + b, 0), table.name).toBe(200000);
+        expect(sizes.length, table.name).toBeGreaterThan(90);
+        expect(Math.max(...sizes), table.name).toBeLessThan(4000);
+      }
     } finally {
       await c.end();
     }

@@ -42,3 +42,20 @@ describe('verify chunk bounds from a histogram', () => {
     expect(subdivide(['0', '1000000000000'], 'bigint', 1e12, 1).length).toBe(50_001);
   });
 });
+
+describe('verify chunk bounds of a uuid key', () => {
+  it('cuts between uuids as 128-bit numbers and prints them back as uuids', () => {
+    const bounds = subdivide(['00000000-0000-0000-0000-000000000000', '80000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff'], 'uuid', 800, 100);
+    expect(bounds).toEqual([
+      '00000000-0000-0000-0000-000000000000',
+      '20000000-0000-0000-0000-000000000000',
+      '40000000-0000-0000-0000-000000000000',
+      '60000000-0000-0000-0000-000000000000',
+      '80000000-0000-0000-0000-000000000000',
+      '9fffffff-ffff-ffff-ffff-ffffffffffff',
+      'bfffffff-ffff-ffff-ffff-ffffffffffff',
+      'dfffffff-ffff-ffff-ffff-ffffffffffff',
+      'ffffffff-ffff-ffff-ffff-ffffffffffff',
+    ]);
+  });
+});

@@ -32853,15 +32853,24 @@ async function chunkBoundaries(source, kt, chunkRows, rowEstimate) {
   );
   return dedupe(r.rows.map((x) => x.v));
 }
-var INTEGER_KEY = /* @__PURE__ */ new Set(["smallint", "integer", "bigint"]);
+var AS_INTEGER = {
+  smallint: { toInt: BigInt, fromInt: String },
+  integer: { toInt: BigInt, fromInt: String },
+  bigint: { toInt: BigInt, fromInt: String },
+  uuid: {
+    toInt: (v) => BigInt(`0x${v.replace(/-/g, "")}`),
+    fromInt: (n) => n.toString(16).padStart(32, "0").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-")
+  }
+};
 var MAX_CHUNKS = 5e4;
 function subdivide(histogram, type, rowEstimate, chunkRows) {
   const perBucket = rowEstimate / (histogram.length - 1);
   const pieces = Math.min(Math.round(perBucket / chunkRows), Math.floor(MAX_CHUNKS / (histogram.length - 1)));
-  if (!INTEGER_KEY.has(type) || pieces <= 1) return histogram;
-  const values = histogram.map((v) => BigInt(v));
+  const as = AS_INTEGER[type];
+  if (!as || pieces <= 1) return histogram;
+  const values = histogram.map(as.toInt);
   const out = values.flatMap((lo, i) => i + 1 < values.length ? [lo, ...keyBounds(lo, values[i + 1], pieces)] : [lo]);
-  return dedupe(out.map(String));
+  return dedupe(out.map(as.fromInt));
 }
 async function splitRange(source, kt, range, parts) {
   const k = quoteIdent(kt.key[0]);
