@@ -88,7 +88,7 @@ export const planSchema = z
         copyFormat: z
           .enum(['auto', 'text'])
           .default('auto')
-          .describe('auto: binary COPY for tables whose column types all allow it (built-in types, enums, domains over built-in types), text otherwise; text: always text.'),
+          .describe('auto: binary COPY for tables whose column types all allow it (built-in types, enums, citext, hstore, domains over those), text otherwise; text: always text.'),
         pgBinDir: z.string().optional().describe('Directory holding pg_dump and pg_restore (must be ≥ the source major).'),
         pausedReplica: z
           .strictObject({

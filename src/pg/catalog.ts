@@ -23,9 +23,10 @@ export interface ColumnInfo {
   /**
    * The type travels in binary COPY between any two majors: a built-in type (same OID everywhere)
    * with send and receive functions, whose binary form holds no OID (not a reg* type or an array
-   * of one); an enum (its binary form is the label); a domain over such a built-in type (it sends
-   * and receives as its base type). Not: composites and arrays of user types (their binary forms
-   * hold type OIDs, which differ between servers), extension types (unknown binary forms).
+   * of one); an enum (its binary form is the label); citext and hstore (see
+   * BINARY_EXTENSION_TYPES); a domain over one of those (it sends and receives as its base type).
+   * Not: composites and arrays of user types (their binary forms hold type OIDs, which differ
+   * between servers), other extension types (their binary forms are their own business).
    */
   binaryCopy: boolean;
 }
@@ -50,6 +51,13 @@ export interface SequenceInfo extends QualifiedName {
   maxValue: string;
   ownedBy?: string;
 }
+
+/**
+ * Extension types whose binary form is known and holds no OID, so it reads back on another server
+ * with the same extension: citext (its text's bytes) and hstore (counted key/value strings, the
+ * same since hstore 1.0). Each named for the extension and the type alike.
+ */
+const BINARY_EXTENSION_TYPES = ['citext', 'hstore'].map((t) => `'${t}'`).join(', ');
 
 export async function listTables(c: pg.Client, versionNum: number): Promise<TableInfo[]> {
   const generated = versionNum >= 120000 ? "a.attgenerated <> ''" : 'false';
@@ -77,7 +85,10 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
                         'generated', ${generated}, 'identity', a.attidentity::text, 'notNull', a.attnotnull,
                         'binaryCopy', ty.typtype = 'e' OR (
                           coalesce(base.oid, ty.oid) < 16384 AND coalesce(base.typsend, ty.typsend)::oid <> 0 AND coalesce(base.typreceive, ty.typreceive)::oid <> 0
-                          AND coalesce(el.typname, base.typname, ty.typname)::text !~ '^reg'))
+                          AND coalesce(el.typname, base.typname, ty.typname)::text !~ '^reg')
+                          OR EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                                      WHERE d.classid = 'pg_type'::regclass AND d.objid = coalesce(base.oid, ty.oid) AND d.deptype = 'e'
+                                        AND e.extname = coalesce(base.typname, ty.typname) AND e.extname IN (${BINARY_EXTENSION_TYPES})))
                       ORDER BY a.attnum)
                      FROM pg_attribute a
                      JOIN pg_type ty ON ty.oid = a.atttypid

@@ -89,7 +89,13 @@ describe('full-load copy formats, 13 → 17', () => {
       CREATE TABLE labelled (id int PRIMARY KEY, m mood NOT NULL, pos posint, tags tag_list);
       INSERT INTO labelled VALUES (1, 'happy', 3, '{a,"b c"}'), (2, 'sad', NULL, NULL);
       CREATE TABLE nested (id int PRIMARY KEY, deep deep_pos);
-      INSERT INTO nested VALUES (1, 5);`);
+      INSERT INTO nested VALUES (1, 5);
+      -- citext and hstore have known binary forms; an array of citext holds the type's OID.
+      CREATE EXTENSION citext; CREATE EXTENSION hstore;
+      CREATE TABLE ext_types (id int PRIMARY KEY, email citext, attrs hstore);
+      INSERT INTO ext_types VALUES (1, 'Ann@Example.COM', 'a=>1, "b c"=>NULL, é=>"x\\"y"'), (2, NULL, '');
+      CREATE TABLE ext_arrays (id int PRIMARY KEY, emails citext[]);
+      INSERT INTO ext_arrays VALUES (1, '{A@b.c,NULL}');`);
     const tables = await withClients(pair.sourceUrl, pair.targetUrl, async (s) => listTables(s, 130000));
     const byName = new Map(tables.map((t) => [t.name, t]));
     expect(copyFormatOf(byName.get('builtin')!)).toBe('binary');
@@ -102,10 +108,12 @@ describe('full-load copy formats, 13 → 17', () => {
       ['id', true], ['m', true], ['pos', true], ['tags', true],
     ]);
     expect(byName.get('nested')!.columns.map((c) => [c.name, c.binaryCopy])).toEqual([['id', true], ['deep', false]]);
+    expect(copyFormatOf(byName.get('ext_types')!)).toBe('binary');
+    expect(copyFormatOf(byName.get('ext_arrays')!)).toBe('text');
     expect(copyFormatOf(byName.get('labelled')!)).toBe('binary');
 
     const result = await runFullLoad(phaseContext(testPlan(pair.sourceUrl, pair.targetUrl), silentLogger));
-    expect(result.rows).toBe(8);
+    expect(result.rows).toBe(11);
     // Every value as the server prints it, under the same settings on both sides; regclass and
     // regtype by name (the OIDs differ between the two servers, the names must not).
     const rows = async (c: pg.Client) => {
@@ -113,12 +121,14 @@ describe('full-load copy formats, 13 → 17', () => {
       const r = await c.query(`SELECT 'b' || id AS k, row_to_json(builtin)::text AS v FROM builtin
         UNION ALL SELECT 'u' || id, row_to_json(user_types)::text FROM user_types
         UNION ALL SELECT 'l' || id, row_to_json(labelled)::text FROM labelled
-        UNION ALL SELECT 'n' || id, row_to_json(nested)::text FROM nested ORDER BY 1`);
+        UNION ALL SELECT 'n' || id, row_to_json(nested)::text FROM nested
+        UNION ALL SELECT 'x' || id, row_to_json(ext_types)::text FROM ext_types
+        UNION ALL SELECT 'y' || id, row_to_json(ext_arrays)::text FROM ext_arrays ORDER BY 1`);
       return r.rows;
     };
     const [a, b] = await withClients(pair.sourceUrl, pair.targetUrl, (s, t) => Promise.all([rows(s), rows(t)]));
     expect(b).toEqual(a);
-    expect(a).toHaveLength(8);
+    expect(a).toHaveLength(11);
     expect(b[6].v).toContain('"rc":"builtin","rt":["integer","mood"]');
   });
 });

@@ -32198,6 +32198,7 @@ function majorOf(versionNum) {
 var CONTROL_SCHEMA = "pgshift";
 var USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
 var NOT_EXTENSION_MEMBER = `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`;
+var BINARY_EXTENSION_TYPES = ["citext", "hstore"].map((t) => `'${t}'`).join(", ");
 
 // src/pg/inventory.ts
 var SETTINGS = [
@@ -52987,7 +52988,7 @@ var planSchema = external_exports.strictObject({
     maintenanceWorkMem: external_exports.string().regex(/^\d+\s*(kB|MB|GB)$/).default("512MB").describe("maintenance_work_mem of the target sessions that build indexes (server memory, not pgshift's)."),
     splitTablesLargerThan: size.prefault("10GB"),
     maxPartsPerTable: external_exports.number().int().min(1).max(256).default(16),
-    copyFormat: external_exports.enum(["auto", "text"]).default("auto").describe("auto: binary COPY for tables whose column types all allow it (built-in types, enums, domains over built-in types), text otherwise; text: always text."),
+    copyFormat: external_exports.enum(["auto", "text"]).default("auto").describe("auto: binary COPY for tables whose column types all allow it (built-in types, enums, citext, hstore, domains over those), text otherwise; text: always text."),
     pgBinDir: external_exports.string().optional().describe("Directory holding pg_dump and pg_restore (must be \u2265 the source major)."),
     pausedReplica: external_exports.strictObject({
       warnBytes: size.prefault("50GB").describe("Warn when this much WAL waits on the paused replica or is retained by the slots."),
