@@ -51,13 +51,26 @@ const NATIVE_HASH: Record<string, (v: string, seed: number) => string> = {
 /**
  * Before PostgreSQL 12 a float prints with 15 + extra_float_digits significant digits; from 12 on,
  * with any positive extra_float_digits, as the shortest text that reads back exactly. 0.1 + 0.2
- * prints 0.3 on an 11 and 0.30000000000000004 on a 17, so when either side is older than 12 a
- * float (or an array of floats) is hashed by its binary form instead, which every major shares.
+ * prints 0.3 on an 11 and 0.30000000000000004 on a 17, so when either side is older than 12 the
+ * types made of floats — float4, float8 and the geometric types — and their arrays are hashed by
+ * their binary form instead, which every major shares and which holds no OID.
  */
+const FLOAT_SEND: Record<string, string> = {
+  'double precision': 'float8send',
+  real: 'float4send',
+  point: 'point_send',
+  lseg: 'lseg_send',
+  line: 'line_send',
+  box: 'box_send',
+  path: 'path_send',
+  polygon: 'poly_send',
+  circle: 'circle_send',
+};
+
 function floatBits(type: string, value: string, versionNum: number): string | undefined {
   if (versionNum >= 120000) return undefined;
-  const send: Record<string, string> = { 'double precision': 'float8send', real: 'float4send', 'double precision[]': 'array_send', 'real[]': 'array_send' };
-  return send[type] ? `encode(${send[type]}(${value}), 'hex')` : undefined;
+  const send = type.endsWith('[]') && FLOAT_SEND[type.slice(0, -2)] ? 'array_send' : FLOAT_SEND[type];
+  return send ? `encode(${send}(${value}), 'hex')` : undefined;
 }
 
 /** A column's value as the type it is hashed by: a domain's as the type it is over (a cast, not a conversion). */

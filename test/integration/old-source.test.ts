@@ -49,9 +49,10 @@ describe.each([
     await sql(pair.sourceUrl, `
       CREATE TYPE mood AS ENUM ('low', 'high');
       CREATE DOMAIN amount AS double precision CHECK (VALUE > 0);
-      CREATE TABLE measures (id bigint PRIMARY KEY, f8 float8, f4 real, fa float8[], d date, iv interval, t text, j jsonb, n numeric, amt amount);
+      CREATE TABLE measures (id bigint PRIMARY KEY, f8 float8, f4 real, fa float8[], d date, iv interval, t text, j jsonb, n numeric, amt amount, pt point, boxes box[]);
       INSERT INTO measures SELECT i, i * 0.1 + 0.2, i / 3.0, ARRAY[i * 0.1, 1.0 / i], date '2026-01-01' + i % 400, make_interval(days => -i % 7, secs => i % 60),
-             repeat(md5(i::text), 3), jsonb_build_object('x', i * 0.1, 'big', 9007199254740993 + i), i * 1234567890123.456789012, i / 7.0::float8
+             repeat(md5(i::text), 3), jsonb_build_object('x', i * 0.1, 'big', 9007199254740993 + i), i * 1234567890123.456789012, i / 7.0::float8,
+             point(i * 0.1, i / 3.0), ARRAY[box(point(0.1, 0.2), point(i * 0.3, i * 0.7))]
         FROM generate_series(1, 60000) i;
       CREATE TABLE labels (id int PRIMARY KEY, m mood, f float8, d date);
       INSERT INTO labels SELECT i, CASE WHEN i % 2 = 0 THEN 'low' ELSE 'high' END::mood, i * 0.7 + 0.1, date '2026-03-04' + i FROM generate_series(1, 2000) i;
@@ -115,13 +116,14 @@ describe.each([
       UPDATE measures SET f4 = f4 + 0.001, n = n + 0.000000001 WHERE id = 30000;
       UPDATE measures SET fa[2] = fa[2] * (1 + 2.220446049250313e-16) WHERE id = 59999;
       UPDATE measures SET amt = amt * (1 + 2.220446049250313e-16) WHERE id = 45000;
+      UPDATE measures SET pt = point(pt[0] * (1 + 2.220446049250313e-16), pt[1]) WHERE id = 50000;
       DELETE FROM measures WHERE id = 60000;
       INSERT INTO measures (id, f8) VALUES (60001, 0.1);
       UPDATE labels SET f = f * (1 + 2.220446049250313e-16) WHERE id = 1000;
       UPDATE events_b SET v = -0.0 WHERE id = 2500;
       DELETE FROM nokey WHERE v = 'v7';`);
     const exact = await runVerify(ctx, { exact: true });
-    expect(differences(exact, 'public.measures')).toEqual(['different 1', 'different 30000', 'different 45000', 'different 59999', 'extra 60001', 'missing 60000']);
+    expect(differences(exact, 'public.measures')).toEqual(['different 1', 'different 30000', 'different 45000', 'different 50000', 'different 59999', 'extra 60001', 'missing 60000']);
     expect(differences(exact, 'public.labels')).toEqual(['different 1000']);
     expect(differences(exact, 'public.events_b')).toEqual([`different 2500,${(await sql(pair.sourceUrl, `SELECT to_char(at, 'YYYY-MM-DD') AS at FROM events WHERE id = 2500`))[0].at}`]);
     expect(exact.tables.find((t) => t.table === 'public.nokey')).toMatchObject({ method: 'whole-table', verdict: 'different' });

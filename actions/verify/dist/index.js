@@ -32783,10 +32783,21 @@ var NATIVE_HASH = {
   "timestamp with time zone": (v, s) => `timestamp_hash_extended(${v}::timestamp, ${s})`,
   text: (v, s) => `hashtextextended(${v} COLLATE "C", ${s})`
 };
+var FLOAT_SEND = {
+  "double precision": "float8send",
+  real: "float4send",
+  point: "point_send",
+  lseg: "lseg_send",
+  line: "line_send",
+  box: "box_send",
+  path: "path_send",
+  polygon: "poly_send",
+  circle: "circle_send"
+};
 function floatBits(type, value, versionNum) {
   if (versionNum >= 12e4) return void 0;
-  const send = { "double precision": "float8send", real: "float4send", "double precision[]": "array_send", "real[]": "array_send" };
-  return send[type] ? `encode(${send[type]}(${value}), 'hex')` : void 0;
+  const send = type.endsWith("[]") && FLOAT_SEND[type.slice(0, -2)] ? "array_send" : FLOAT_SEND[type];
+  return send ? `encode(${send}(${value}), 'hex')` : void 0;
 }
 function hashedValue(col) {
   const v = quoteIdent(col.name);
