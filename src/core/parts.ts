@@ -5,6 +5,9 @@
  * blocks (ctid), which every table has. The first and last ranges are open, so rows outside the
  * sampled bounds are never missed.
  */
+/** Key types that split by arithmetic on their values (format_type names). */
+export const INTEGER_TYPES = ['smallint', 'integer', 'bigint'];
+
 export type PartPlan =
   | { kind: 'whole' }
   | { kind: 'key'; column: string; type: string; bounds: bigint[] }

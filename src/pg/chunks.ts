@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { qualify, quoteIdent, quoteLiteral } from '../core/ident.js';
-import { keyBounds } from '../core/parts.js';
+import { INTEGER_TYPES, keyBounds } from '../core/parts.js';
 import { copyColumns, type TableInfo } from './catalog.js';
 import { fingerprint, rowHashExpr } from './hash.js';
 
@@ -84,9 +84,7 @@ export async function chunkBoundaries(source: pg.Client, kt: KeyedTable, chunkRo
  * the 128-bit numbers they are (PostgreSQL orders them byte by byte, which is numeric order).
  */
 const AS_INTEGER: Record<string, { toInt: (v: string) => bigint; fromInt: (n: bigint) => string }> = {
-  smallint: { toInt: BigInt, fromInt: String },
-  integer: { toInt: BigInt, fromInt: String },
-  bigint: { toInt: BigInt, fromInt: String },
+  ...Object.fromEntries(INTEGER_TYPES.map((t) => [t, { toInt: BigInt, fromInt: String }])),
   uuid: {
     toInt: (v) => BigInt(`0x${v.replace(/-/g, '')}`),
     fromInt: (n) => n.toString(16).padStart(32, '0').replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-'),

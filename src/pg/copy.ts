@@ -9,11 +9,11 @@ import { copyColumns, type TableInfo } from './catalog.js';
  * Streaming COPY from the source straight into the target: no intermediate file, and memory
  * bounded by the stream buffers whatever the table size.
  *
- * Binary when every copied column's type allows it (built-in types whose binary form holds no
- * OID: see ColumnInfo.binaryCopy), text otherwise. Binary spares both servers the printing and
- * parsing of numbers, timestamps, numerics and arrays (on the benchmark's tables the target's COPY
- * takes 15–28% less time); text is the form that any two servers agree on whatever the types —
- * binary COPY of an enum array or a composite embeds type OIDs that differ between two servers.
+ * Binary when every copied column's type allows it (types whose binary form holds no OID: see
+ * ColumnInfo.binaryCopy), text otherwise. Binary spares both servers the printing and parsing of
+ * numbers, timestamps, numerics and arrays (on the benchmark's tables the target's COPY takes
+ * 15–28% less time); text is the form that any two servers agree on whatever the types — binary
+ * COPY of a composite or an array of a user type embeds type OIDs that differ between two servers.
  */
 export interface CopyResult {
   rows: number;
@@ -47,14 +47,17 @@ export function copyFormatOf(table: TableInfo, format: CopyFormatChoice = 'auto'
  * any DateStyle; 'SQL, DMY' on one side and MDY on the other would swap day and month), intervals
  * in the postgres style, and extra_float_digits = 3 — before PostgreSQL 12 a float prints with
  * only 15 significant digits unless told otherwise (from 12 on, any positive value gives the
- * shortest text that reads back exactly).
+ * shortest text that reads back exactly). Once per session, outside a transaction, before the
+ * first copyTable on it.
  */
-const TEXT_COPY_SETTINGS = `SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`;
+export async function useCopySettings(c: pg.Client): Promise<void> {
+  await c.query(`SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`);
+}
 
+/** Both sessions must have had useCopySettings. */
 export async function copyTable(source: pg.Client, target: pg.Client, table: TableInfo, options: CopyOptions = {}): Promise<CopyResult> {
   const cols = copyColumns(table).map(quoteIdent).join(', ');
   const format = copyFormatOf(table, options.format);
-  if (format === 'text') await Promise.all([source.query(TEXT_COPY_SETTINGS), target.query(TEXT_COPY_SETTINGS)]);
   const outOptions = format === 'binary' ? ' (FORMAT binary)' : '';
   const inOptions = [format === 'binary' ? 'FORMAT binary' : '', options.freeze ? 'FREEZE' : ''].filter(Boolean).join(', ');
   const out = source.query(

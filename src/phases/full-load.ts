@@ -4,11 +4,11 @@ import { displayName, qualify, quoteIdent, quoteLiteral } from '../core/ident.js
 import { formatLsn } from '../core/lsn.js';
 import { batchStreamName, heartbeatTable, loadSessionName, postDataSessionName } from '../core/names.js';
 import { runPool } from '../core/pool.js';
-import { blockBounds, keyBounds, partCondition, partCount, type PartPlan } from '../core/parts.js';
+import { blockBounds, INTEGER_TYPES, keyBounds, partCondition, partCount, type PartPlan } from '../core/parts.js';
 import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.js';
 import type { TableInfo } from '../pg/catalog.js';
 import { connect, endpointFor, majorOf, type Endpoint } from '../pg/connect.js';
-import { copyTable, type CopyFormatChoice } from '../pg/copy.js';
+import { copyTable, useCopySettings, type CopyFormatChoice } from '../pg/copy.js';
 import { analyzeStep, earlyIndexes, IndexQueue, indexesOf, isAnalyze, postDataList, type IndexBuild } from '../pg/indexes.js';
 import { copyLargeObjects } from '../pg/large-objects.js';
 import { PausedReplica } from '../pg/paused-replica.js';
@@ -384,7 +384,7 @@ async function planTasks(
     const n = partCount(t.bytes, splitTablesLargerThan, maxPartsPerTable);
     let plan: PartPlan = { kind: 'whole' };
     const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : undefined;
-    if (n > 1 && !tidRangeScans && pk && ['smallint', 'integer', 'bigint'].includes(pk.type)) {
+    if (n > 1 && !tidRangeScans && pk && INTEGER_TYPES.includes(pk.type)) {
       const r = await c.query<{ lo: string | null; hi: string | null }>(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
       if (r.rows[0].lo !== null) plan = { kind: 'key', column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r.rows[0].lo), BigInt(r.rows[0].hi!), n) };
     } else if (n > 1) {
@@ -508,6 +508,7 @@ async function copyTasks(
           throw err;
         });
         w = workers[id] = { source, target };
+        await Promise.all([useCopySettings(source), useCopySettings(target)]);
       }
       task.point.check();
       const r = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);

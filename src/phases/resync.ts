@@ -6,7 +6,7 @@ import { heartbeatTable, publicationName, slotName, subscriptionName } from '../
 import { Journal, S, type StreamRecord } from '../journal/journal.js';
 import type { TableInfo } from '../pg/catalog.js';
 import { connect, majorOf } from '../pg/connect.js';
-import { copyTable } from '../pg/copy.js';
+import { copyTable, useCopySettings } from '../pg/copy.js';
 import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { createSubscription, dropSubscription, ensureHeartbeat } from '../pg/replication.js';
 import { dropSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
@@ -116,6 +116,7 @@ async function recopy(ctx: PhaseContext, tables: TableInfo[], snapshotName: stri
   const target = await connect(ctx.target, { applicationName: 'pgshift resync' });
   let rows = 0;
   try {
+    await Promise.all([useCopySettings(source), useCopySettings(target)]);
     for (const t of tables) {
       await importSnapshot(source, snapshotName);
       await target.query('BEGIN');

@@ -75904,6 +75904,7 @@ async function runPool(items, concurrency, task) {
 }
 
 // src/core/parts.ts
+var INTEGER_TYPES = ["smallint", "integer", "bigint"];
 function partCount(bytes2, threshold, maxParts) {
   if (bytes2 <= threshold || maxParts < 2) return 1;
   return Math.min(maxParts, Math.ceil(bytes2 / threshold));
@@ -75943,11 +75944,12 @@ import { pipeline } from "node:stream/promises";
 function copyFormatOf(table2, format2 = "auto") {
   return format2 === "auto" && table2.columns.every((c5) => c5.generated || c5.binaryCopy) ? "binary" : "text";
 }
-var TEXT_COPY_SETTINGS = `SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`;
+async function useCopySettings(c5) {
+  await c5.query(`SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`);
+}
 async function copyTable(source, target, table2, options = {}) {
   const cols = copyColumns(table2).map(quoteIdent).join(", ");
   const format2 = copyFormatOf(table2, options.format);
-  if (format2 === "text") await Promise.all([source.query(TEXT_COPY_SETTINGS), target.query(TEXT_COPY_SETTINGS)]);
   const outOptions = format2 === "binary" ? " (FORMAT binary)" : "";
   const inOptions = [format2 === "binary" ? "FORMAT binary" : "", options.freeze ? "FREEZE" : ""].filter(Boolean).join(", ");
   const out = source.query(
@@ -76985,7 +76987,7 @@ async function planTasks(ctx, c5, sourceVersion, group5, point, tables) {
     const n3 = partCount(t.bytes, splitTablesLargerThan, maxPartsPerTable);
     let plan = { kind: "whole" };
     const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : void 0;
-    if (n3 > 1 && !tidRangeScans && pk && ["smallint", "integer", "bigint"].includes(pk.type)) {
+    if (n3 > 1 && !tidRangeScans && pk && INTEGER_TYPES.includes(pk.type)) {
       const r5 = await c5.query(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
       if (r5.rows[0].lo !== null) plan = { kind: "key", column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r5.rows[0].lo), BigInt(r5.rows[0].hi), n3) };
     } else if (n3 > 1) {
@@ -77075,6 +77077,7 @@ async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, on
           throw err;
         });
         w = workers[id] = { source, target };
+        await Promise.all([useCopySettings(source), useCopySettings(target)]);
       }
       task.point.check();
       const r5 = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
@@ -77944,6 +77947,7 @@ async function recopy(ctx, tables, snapshotName) {
   const target = await connect(ctx.target, { applicationName: "pgshift resync" });
   let rows = 0;
   try {
+    await Promise.all([useCopySettings(source), useCopySettings(target)]);
     for (const t of tables) {
       await importSnapshot(source, snapshotName);
       await target.query("BEGIN");

@@ -33309,6 +33309,7 @@ async function runPool(items, concurrency, task) {
 }
 
 // src/core/parts.ts
+var INTEGER_TYPES = ["smallint", "integer", "bigint"];
 function partCount(bytes, threshold, maxParts) {
   if (bytes <= threshold || maxParts < 2) return 1;
   return Math.min(maxParts, Math.ceil(bytes / threshold));
@@ -33829,11 +33830,12 @@ import { pipeline } from "node:stream/promises";
 function copyFormatOf(table2, format = "auto") {
   return format === "auto" && table2.columns.every((c) => c.generated || c.binaryCopy) ? "binary" : "text";
 }
-var TEXT_COPY_SETTINGS = `SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`;
+async function useCopySettings(c) {
+  await c.query(`SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`);
+}
 async function copyTable(source, target, table2, options = {}) {
   const cols = copyColumns(table2).map(quoteIdent).join(", ");
   const format = copyFormatOf(table2, options.format);
-  if (format === "text") await Promise.all([source.query(TEXT_COPY_SETTINGS), target.query(TEXT_COPY_SETTINGS)]);
   const outOptions = format === "binary" ? " (FORMAT binary)" : "";
   const inOptions = [format === "binary" ? "FORMAT binary" : "", options.freeze ? "FREEZE" : ""].filter(Boolean).join(", ");
   const out = source.query(
@@ -35107,7 +35109,7 @@ async function planTasks(ctx, c, sourceVersion, group2, point, tables) {
     const n = partCount(t.bytes, splitTablesLargerThan, maxPartsPerTable);
     let plan = { kind: "whole" };
     const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : void 0;
-    if (n > 1 && !tidRangeScans && pk && ["smallint", "integer", "bigint"].includes(pk.type)) {
+    if (n > 1 && !tidRangeScans && pk && INTEGER_TYPES.includes(pk.type)) {
       const r = await c.query(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
       if (r.rows[0].lo !== null) plan = { kind: "key", column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r.rows[0].lo), BigInt(r.rows[0].hi), n) };
     } else if (n > 1) {
@@ -35197,6 +35199,7 @@ async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, on
           throw err;
         });
         w = workers[id] = { source, target };
+        await Promise.all([useCopySettings(source), useCopySettings(target)]);
       }
       task.point.check();
       const r = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);

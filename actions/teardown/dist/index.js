@@ -74663,6 +74663,9 @@ async function openSessions(ctx) {
   };
 }
 
+// src/core/parts.ts
+var INTEGER_TYPES = ["smallint", "integer", "bigint"];
+
 // src/pg/copy.ts
 var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
 
@@ -74790,6 +74793,15 @@ async function teardownDms(ctx, s2, journal, streams, clients = dmsClients(ctx.p
 
 // src/pg/schema-diff.ts
 var NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%' AND ${NOT_EXTENSION_MEMBER}`;
+
+// src/pg/chunks.ts
+var AS_INTEGER = {
+  ...Object.fromEntries(INTEGER_TYPES.map((t) => [t, { toInt: BigInt, fromInt: String }])),
+  uuid: {
+    toInt: (v) => BigInt(`0x${v.replace(/-/g, "")}`),
+    fromInt: (n3) => n3.toString(16).padStart(32, "0").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-")
+  }
+};
 
 // src/pg/ddl.ts
 async function dropDdlTrigger(source) {

@@ -32747,6 +32747,7 @@ var progressSql = {
 };
 
 // src/core/parts.ts
+var INTEGER_TYPES = ["smallint", "integer", "bigint"];
 function keyBounds(min, max, parts) {
   if (parts < 2 || max <= min) return [];
   const span = max - min;
@@ -32869,9 +32870,7 @@ async function chunkBoundaries(source, kt, chunkRows, rowEstimate) {
   return dedupe(r.rows.map((x) => x.v));
 }
 var AS_INTEGER = {
-  smallint: { toInt: BigInt, fromInt: String },
-  integer: { toInt: BigInt, fromInt: String },
-  bigint: { toInt: BigInt, fromInt: String },
+  ...Object.fromEntries(INTEGER_TYPES.map((t) => [t, { toInt: BigInt, fromInt: String }])),
   uuid: {
     toInt: (v) => BigInt(`0x${v.replace(/-/g, "")}`),
     fromInt: (n) => n.toString(16).padStart(32, "0").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-")
