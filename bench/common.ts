@@ -1,6 +1,4 @@
-import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { parseServerUrl } from '../src/config/url.js';
 
 /** Helpers shared by the benchmarks. */
 export { exec } from '../src/local/exec.js';
@@ -23,14 +21,8 @@ export async function peakRss<T>(fn: () => Promise<T>): Promise<{ peakMb: number
   }
 }
 
-export function pgbenchInit(url: string, scale: number): void {
-  const a = parseServerUrl(url);
-  const r = spawnSync('pgbench', ['-i', '-q', '-s', String(scale), '-h', a.host, '-p', String(a.port), '-U', a.user, a.database], {
-    env: { ...process.env, PGPASSWORD: a.password },
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`pgbench -i: ${r.stderr}`);
-}
+// pgbench's tables, with the replica identity pgshift needs (one fixture for tests and benches).
+export { pgbenchInit } from '../test/harness/load.js';
 
 export function ratio(a: number, b: number): string {
   return (a / b).toFixed(2);

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import * as core from '@actions/core';
 import { loadPlanFile } from '../config/load.js';
-import { isPgshiftError, type ExitCode } from '../core/errors.js';
+import { describeFailure, type ExitCode } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { onSecretRegistered, redact, redactDeep } from '../core/secrets.js';
 import { phaseContext, type PhaseContext } from '../phases/context.js';
@@ -42,8 +42,7 @@ export async function runAction(name: string, phase: (ctx: PhaseContext) => Prom
     if (reportFile) writeFileSync(reportFile, `${JSON.stringify(redactDeep(outcome.report ?? outcome.outputs), null, 2)}\n`);
     if (outcome.exitCode) core.setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {
-    const exitCode = isPgshiftError(err) ? err.exitCode : 1;
-    const message = isPgshiftError(err) ? err.oneLine() : `unexpected error: ${(err as Error)?.message ?? String(err)}`;
+    const { exitCode, line: message } = describeFailure(err);
     core.setOutput('exit-code', String(exitCode));
     await core.summary
       .addRaw(`### pgshift ${name} — ${exitCode === 3 ? 'refused' : exitCode === 2 ? 'bad input' : 'failed'}\n\n${redact(message)}\n`)

@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { loadPlanFile } from '../config/load.js';
-import { isPgshiftError, numberInput, type ExitCode } from '../core/errors.js';
+import { describeFailure, isPgshiftError, numberInput, type ExitCode } from '../core/errors.js';
+import { resetChanges } from '../core/changes.js';
 import { createLogger, type Level, type Logger } from '../core/log.js';
 import { redact, redactDeep } from '../core/secrets.js';
 import { proposalFrom, runAssess } from '../phases/assess.js';
@@ -81,6 +82,7 @@ export function cliLogger(io: Io, debug?: boolean): Logger {
 
 export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode> {
   let exitCode: ExitCode = 0;
+  resetChanges();
   const program = new Command();
   program
     .name('pgshift')
@@ -281,15 +283,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
 }
 
 function reportError(err: unknown, opts: GlobalOptions, io: Io): ExitCode {
-  const code = isPgshiftError(err) ? err.exitCode : 1;
-  const line = isPgshiftError(err) ? err.oneLine() : `unexpected error: ${(err as Error)?.message ?? String(err)}`;
+  const f = describeFailure(err);
   if (opts.json) {
-    const error = isPgshiftError(err) ? { code: err.code, message: err.message, hint: err.hint } : { code: 'internal', message: (err as Error)?.message ?? String(err) };
-    io.stdout(`${JSON.stringify(redactDeep({ ok: false, exitCode: code, error }), null, 2)}\n`);
+    io.stdout(`${JSON.stringify(redactDeep({ ok: false, exitCode: f.exitCode, error: { code: f.code, message: f.message, hint: f.hint } }), null, 2)}\n`);
   }
-  io.stderr(`pgshift: ${redact(line.split('\n')[0])}\n`);
+  io.stderr(`pgshift: ${redact(f.line)}\n`);
   if (opts.debug && !isPgshiftError(err) && err instanceof Error && err.stack) io.stderr(`${redact(err.stack)}\n`);
-  return code;
+  return f.exitCode;
 }
 
 function jsonBigInt(_key: string, value: unknown): unknown {

@@ -3,10 +3,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
-import { inputError } from '../core/errors.js';
+import { inputError, isPgshiftError } from '../core/errors.js';
 import { registerSecret } from '../core/secrets.js';
 import { planSchema, type Plan } from './schema.js';
-import { parseServerUrl } from './url.js';
+import { parseConninfo, parseServerUrl } from './url.js';
 
 /**
  * Loading migration.yml: parse YAML keeping positions, interpolate ${VAR} from the environment,
@@ -70,18 +70,35 @@ export function parsePlan(text: string, file: string, env: Env = process.env): P
   for (const url of [plan.source.url, plan.source.replicaUrl, plan.target.url, plan.source.subscriptionConninfo, plan.cutover.pgbouncer?.adminUrl]) {
     if (!url) continue;
     registerSecret(url);
-    const pw = url.startsWith('postgres') ? safePassword(url) : /password\s*=\s*(\S+)/.exec(url)?.[1];
+    const pw = url.startsWith('postgres') ? safePassword(url) : conninfoPassword(url);
     registerSecret(pw);
   }
-  for (const [key, server] of [['source.url', plan.source.url], ['target.url', plan.target.url]] as const) {
+  // Every connection string is read now, so that a bad one is refused before anything runs.
+  const connections: Array<[string, string | undefined, (text: string) => unknown]> = [
+    ['source.url', plan.source.url, parseServerUrl],
+    ['source.replicaUrl', plan.source.replicaUrl, parseServerUrl],
+    ['source.subscriptionConninfo', plan.source.subscriptionConninfo, parseConninfo],
+    ['target.url', plan.target.url, parseServerUrl],
+    ['cutover.pgbouncer.adminUrl', plan.cutover.pgbouncer?.adminUrl, parseServerUrl],
+  ];
+  for (const [key, text, parse] of connections) {
+    if (text === undefined) continue;
     try {
-      parseServerUrl(server);
+      parse(text);
     } catch (err) {
       const node = nodeAt(doc, key.split('.'));
-      throw inputError('plan.invalid', `${where(node?.range?.[0])}: ${key}: ${(err as Error).message}`, 'write postgresql://user@host:port/dbname');
+      throw inputError('plan.invalid', `${where(node?.range?.[0])}: ${key}: ${(err as Error).message}`, isPgshiftError(err) ? err.hint : 'write postgresql://user:password@host:port/dbname');
     }
   }
   return plan;
+}
+
+function conninfoPassword(conninfo: string): string | undefined {
+  try {
+    return parseConninfo(conninfo).password;
+  } catch {
+    return /password\s*=\s*(\S+)/.exec(conninfo)?.[1];
+  }
 }
 
 function safePassword(url: string): string | undefined {

@@ -133,6 +133,10 @@ export const planSchema = z
         maxLagBytes: size.prefault('64MB').describe('cdc status fails above this lag.'),
         maxLagSeconds: z.number().min(0).default(300),
         minSafeWalFraction: z.number().min(0).max(1).default(0.5).describe('cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind.'),
+        replicaIdentityFull: z
+          .array(z.string())
+          .default([])
+          .describe('Tables (patterns) without a usable replica identity that pgshift may set to REPLICA IDENTITY FULL on the source before publishing them (native engine); without this consent such a table is refused, since publishing it would make its UPDATE and DELETE fail.'),
         ddlTrigger: z.boolean().default(false).describe('Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser).'),
         dms: z
           .strictObject({

@@ -30,6 +30,11 @@ function compile(pattern: string): (t: QualifiedName) => boolean {
   return (t) => s.test(t.schema) && n.test(t.name);
 }
 
+/** Whether a table matches one plan pattern (schema.table, * as a wildcard). */
+export function matchesPattern(t: QualifiedName, pattern: string): boolean {
+  return compile(pattern)(t);
+}
+
 export function assignGroups<T extends QualifiedName>(tables: T[], groups: GroupSpec[]): GroupAssignment<T> {
   const compiled = groups.map((g) => ({
     name: g.name,

@@ -34,6 +34,16 @@ export function batchStreamName(group: string): string {
   return `${group}_batch`;
 }
 
+/** The stream name of the n-th resync split from a group (`cdc resync`). */
+export function resyncStreamName(group: string, n: number): string {
+  return `${group}_r${n}`;
+}
+
+/** Whether a stream is a resync split from this group. */
+export function isResyncOf(stream: string, group: string): boolean {
+  return new RegExp(`^${group.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}_r\\d+$`).test(stream);
+}
+
 /** One heartbeat table per group, in the control schema on both sides, published with the group. */
 export function heartbeatTable(group: string): string {
   return fit(`heartbeat_${group}`);

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { noteChange } from '../core/changes.js';
 import { quoteIdent } from '../core/ident.js';
 import { redact, redactDeep } from '../core/secrets.js';
 import { CONTROL_SCHEMA } from '../pg/catalog.js';
@@ -91,6 +92,7 @@ export class Journal {
     migration: string,
     info: { source: string; target: string; sourceVersion: number; targetVersion: number },
   ): Promise<Journal> {
+    if (!(await Journal.find(c, migration))) noteChange(`pgshift journal of ${migration} on the target`);
     await c.query('BEGIN');
     try {
       await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [LOCK_KEY]);

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { QualifiedName } from '../core/ident.js';
+import { displayName, type QualifiedName } from '../core/ident.js';
 
 /**
  * Catalog reads shared by every phase. Queries adapt to the server's version (generated columns
@@ -42,6 +42,8 @@ export interface TableInfo extends QualifiedName {
   /** Columns that identify a row: the primary key, else the replica identity index, else a unique index on NOT NULL columns. */
   keyColumns: string[];
   replicaIdentity: 'd' | 'n' | 'f' | 'i';
+  /** REPLICA IDENTITY USING INDEX names an index that exists and is valid. */
+  replicaIdentityIndex: boolean;
   bytes: number;
   rowEstimate: number;
 }
@@ -69,6 +71,7 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
     is_partition: boolean;
     persistence: 'p' | 'u' | 't';
     replident: 'd' | 'n' | 'f' | 'i';
+    replident_index: boolean;
     bytes: string;
     reltuples: string;
     columns: ColumnInfo[];
@@ -78,6 +81,7 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
     SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relkind AS kind,
            c.relispartition AS is_partition, c.relpersistence AS persistence,
            c.relreplident AS replident,
+           EXISTS (SELECT 1 FROM pg_index ri WHERE ri.indrelid = c.oid AND ri.indisreplident AND ri.indisvalid) AS replident_index,
            pg_total_relation_size(c.oid)::text AS bytes, c.reltuples::text AS reltuples,
            COALESCE((SELECT json_agg(json_build_object(
                         'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
@@ -119,6 +123,7 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
     isPartition: row.is_partition,
     persistence: row.persistence,
     replicaIdentity: row.replident,
+    replicaIdentityIndex: row.replident_index,
     bytes: Number(row.bytes),
     rowEstimate: Math.max(0, Number(row.reltuples)),
     columns: row.columns,
@@ -152,4 +157,14 @@ export function copyColumns(t: TableInfo): string[] {
 export async function setting(c: pg.Client, name: string): Promise<string | undefined> {
   const r = await c.query<{ v: string | null }>('SELECT current_setting($1, true) AS v', [name]);
   return r.rows[0]?.v ?? undefined;
+}
+
+/** The tables (schema.table) of this list that this server does not have. */
+export async function missingTables(c: pg.Client, tables: QualifiedName[]): Promise<Set<string>> {
+  const r = await c.query<{ schema: string; name: string }>(
+    `SELECT t.schema, t.name FROM unnest($1::text[], $2::text[]) AS t(schema, name)
+      WHERE NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = t.schema AND c.relname = t.name)`,
+    [tables.map((t) => t.schema), tables.map((t) => t.name)],
+  );
+  return new Set(r.rows.map(displayName));
 }

@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { ConnectionOptions } from 'node:tls';
 import type { ServerPlan } from '../config/schema.js';
 import { parseServerUrl, type ServerAddress } from '../config/url.js';
-import { inputError, PgshiftError } from '../core/errors.js';
+import { inputError, PgshiftError, tagServer } from '../core/errors.js';
 import { redact } from '../core/secrets.js';
 
 /**
@@ -31,6 +31,25 @@ export function endpointFor(role: Role, server: ServerPlan): Endpoint {
     address.sslmode = server.tls.mode;
     if (server.tls.ca) address.sslrootcert = server.tls.ca;
   }
+  return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
+}
+
+/**
+ * An endpoint from a libpq conninfo (source.subscriptionConninfo: how the target reaches the
+ * source), so that pgshift can try that route itself before a subscription depends on it.
+ */
+export function endpointFromConninfo(role: Role, fields: Record<string, string>, fallback: ServerAddress): Endpoint {
+  const address: ServerAddress = {
+    host: fields.host ?? fields.hostaddr ?? fallback.host,
+    port: fields.port ? Number(fields.port) : fallback.port,
+    user: fields.user ?? fallback.user,
+    password: fields.password,
+    database: fields.dbname ?? fallback.database,
+    sslmode: fields.sslmode,
+    sslrootcert: fields.sslrootcert,
+    options: {},
+  };
+  const ssl = sslOptions(role, address.sslmode ?? 'disable', address.sslrootcert, address.host);
   return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
 }
 
@@ -105,7 +124,28 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
     await client.end().catch(() => {});
     throw connectionError(ep, err);
   }
+  tagQueryErrors(client, ep);
   return client;
+}
+
+/**
+ * Every error a query on this client raises carries its server, so that a failure deep inside a
+ * phase ("permission denied for table x", "connection terminated") still says which server it came
+ * from (describeFailure in core/errors.ts). Queries given as stream objects (COPY) return the
+ * stream, which reports its own errors.
+ */
+function tagQueryErrors(client: pg.Client, ep: Endpoint): void {
+  const server = { role: ep.role, label: ep.label };
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as { query: unknown }).query = (...args: unknown[]) => {
+    const r = query(...args);
+    if (r && typeof (r as Promise<unknown>).then === 'function') {
+      return (r as Promise<unknown>).catch((err: unknown) => {
+        throw tagServer(err, server);
+      });
+    }
+    return r;
+  };
 }
 
 /** Translate a failure to connect into the one-line error of the CLI contract. */

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { noteChange } from '../core/changes.js';
 import { failure, gateRefused } from '../core/errors.js';
 import { displayName, qualify, type QualifiedName } from '../core/ident.js';
 import type { Logger } from '../core/log.js';
@@ -50,6 +51,7 @@ export async function requirePglogical(c: pg.Client, label: string): Promise<voi
 
 /** Extension and node, idempotent. `dsn` is how the node names itself (pglogical stores it). */
 export async function ensurePglogicalNode(c: pg.Client, dsn: string): Promise<void> {
+  noteChange('pglogical node on the source');
   await c.query('CREATE EXTENSION IF NOT EXISTS pglogical');
   const node = await c.query(`SELECT 1 FROM pglogical.node WHERE node_name = $1`, [PGLOGICAL_NODE]);
   if (!node.rowCount) await c.query('SELECT pglogical.create_node(node_name := $1, dsn := $2)', [PGLOGICAL_NODE, dsn]);
@@ -61,6 +63,7 @@ export async function ensurePglogicalNode(c: pg.Client, dsn: string): Promise<vo
  */
 export async function ensureReplicationSets(c: pg.Client, slot: string, tables: Array<QualifiedName & { primaryKey: string[] }>, log: Logger): Promise<DmsSets> {
   const { updates, inserts } = replicationSetNames(slot);
+  noteChange(`replication sets ${updates}, ${inserts} on the source`);
   const existing = new Set((await c.query<{ n: string }>('SELECT set_name AS n FROM pglogical.replication_set WHERE set_name = ANY($1)', [[updates, inserts]])).rows.map((r) => r.n));
   // create_replication_set(name, replicate_insert, replicate_update, replicate_delete, replicate_truncate)
   if (!existing.has(updates)) await c.query('SELECT pglogical.create_replication_set($1, false, true, true, false)', [updates]);

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { qualify, quoteIdent } from '../core/ident.js';
+import type { RoleFacts } from '../core/privileges.js';
 import { CONTROL_SCHEMA, NOT_EXTENSION_MEMBER, USER_SCHEMAS } from './catalog.js';
 
 /**
@@ -13,7 +14,7 @@ export interface ServerFacts {
   version: string;
   settings: Record<string, string | null>;
   isRds: boolean;
-  role: { name: string; superuser: boolean; replication: boolean; rdsSuperuser: boolean; createSubscription: boolean };
+  role: RoleFacts;
   slotsUsed: number;
   walSendersUsed: number;
   longTransactions: Array<{ pid: number; seconds: number; application: string; user: string; state: string }>;
@@ -47,7 +48,8 @@ export async function readServerFacts(c: pg.Client, longTransactionSeconds: numb
     await c.query(
       `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
               EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
-              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
+              has_database_privilege(current_database(), 'CREATE') AS create_on_database
          FROM pg_roles r WHERE r.rolname = current_user`,
     )
   ).rows[0];
@@ -86,7 +88,14 @@ export async function readServerFacts(c: pg.Client, longTransactionSeconds: numb
     version: settings.server_version ?? '',
     settings,
     isRds,
-    role: { name: role.name, superuser: role.superuser, replication: role.replication, rdsSuperuser: role.rds_superuser, createSubscription: role.create_subscription },
+    role: {
+      name: role.name,
+      superuser: role.superuser,
+      replication: role.replication,
+      rdsSuperuser: role.rds_superuser,
+      createSubscription: role.create_subscription,
+      createOnDatabase: role.create_on_database,
+    },
     slotsUsed: Number(counts.slots),
     walSendersUsed: Number(counts.senders),
     longTransactions: longTx.rows,
@@ -146,7 +155,7 @@ export async function readRelations(c: pg.Client, versionNum: number): Promise<R
                       WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
                         AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)), '{}') AS unique_not_null,
            (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary)::int AS other_unique,
-           (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident) AS ri_index,
+           (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident AND i.indisvalid) AS ri_index,
            coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${generated}), '{}') AS generated,
            coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> ''), '{}') AS identity,
            coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND t.typcategory = 'A'), '{}') AS arrays,

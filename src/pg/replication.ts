@@ -1,5 +1,7 @@
 import type pg from 'pg';
-import { qualify, quoteIdent, quoteLiteral, type QualifiedName } from '../core/ident.js';
+import { noteChange } from '../core/changes.js';
+import type { Logger } from '../core/log.js';
+import { displayName, qualify, quoteIdent, quoteLiteral, type QualifiedName } from '../core/ident.js';
 import { S } from '../journal/journal.js';
 
 /**
@@ -9,6 +11,7 @@ import { S } from '../journal/journal.js';
  */
 
 export async function ensureHeartbeat(c: pg.Client, table: string, group: string): Promise<void> {
+  noteChange(`heartbeat table pgshift.${table}`);
   await c.query(`CREATE SCHEMA IF NOT EXISTS ${S}`);
   await c.query(
     `CREATE TABLE IF NOT EXISTS ${S}.${quoteIdent(table)} (
@@ -32,13 +35,21 @@ export async function publicationExists(c: pg.Client, name: string): Promise<boo
  */
 export async function createPublication(c: pg.Client, name: string, tables: QualifiedName[], heartbeat: string): Promise<void> {
   if (await publicationExists(c, name)) return;
+  noteChange(`publication ${name} on the source`);
   const list = [...tables.map(qualify), `${S}.${quoteIdent(heartbeat)}`].join(', ');
   await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
+}
+
+/** The tables a publication holds, as schema.table display names. */
+export async function publishedTables(c: pg.Client, publication: string): Promise<Set<string>> {
+  const r = await c.query<{ schema: string; name: string }>('SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = $1', [publication]);
+  return new Set(r.rows.map(displayName));
 }
 
 /** Drop the publication if it exists; true when it did. */
 export async function dropPublication(c: pg.Client, name: string): Promise<boolean> {
   if (!(await publicationExists(c, name))) return false;
+  noteChange(`publication ${name} dropped`);
   await c.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
   return true;
 }
@@ -66,24 +77,79 @@ export interface SubscriptionSpec {
 /**
  * Bound to the slot created at the snapshot: no new slot, no initial copy (the full load did
  * that), created disabled and then enabled, so the first change applied is the first commit after
- * the snapshot's LSN.
+ * the snapshot's LSN. The statements that carry the conninfo go through execWithSecret, so the
+ * password reaches neither the statement log nor an error message.
  */
-export async function createSubscription(c: pg.Client, spec: SubscriptionSpec): Promise<void> {
+export async function createSubscription(c: pg.Client, spec: SubscriptionSpec, log?: Logger): Promise<void> {
+  noteChange(`subscription ${spec.name}`);
   if (!(await subscriptionExists(c, spec.name))) {
     const options = [`create_slot = false`, `slot_name = ${quoteLiteral(spec.slot)}`, `copy_data = false`, `enabled = false`];
     if (spec.streaming) options.push('streaming = on');
-    await c.query(
-      `CREATE SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION ${quoteLiteral(spec.conninfo)} PUBLICATION ${quoteIdent(spec.publication)} WITH (${options.join(', ')})`,
-    );
+    await execWithSecret(c, `CREATE SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION %L PUBLICATION ${quoteIdent(spec.publication)} WITH (${options.join(', ')})`, spec.conninfo, log);
     if (spec.startLsn) {
       await c.query(`SELECT pg_replication_origin_advance('pg_' || oid, $2::pg_lsn) FROM pg_subscription WHERE subname = $1`, [spec.name, spec.startLsn]);
     }
   } else {
     // A re-run may bring a new way to reach the source (host moved, proxy): take it.
     const current = await c.query<{ conninfo: string }>('SELECT subconninfo AS conninfo FROM pg_subscription WHERE subname = $1', [spec.name]);
-    if (current.rows[0]?.conninfo !== spec.conninfo) await c.query(`ALTER SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION ${quoteLiteral(spec.conninfo)}`);
+    if (current.rows[0]?.conninfo !== spec.conninfo) await execWithSecret(c, `ALTER SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION %L`, spec.conninfo, log);
   }
   await c.query(`ALTER SUBSCRIPTION ${quoteIdent(spec.name)} ENABLE`);
+}
+
+/**
+ * Run a statement whose text must hold a secret (a subscription's conninfo with its password)
+ * without the secret reaching the server's log. A server logs a statement's text when it fails
+ * (log_min_error_statement), and for DDL when log_statement is ddl or all; so the secret travels
+ * as a bound parameter of a call to a temporary function, which EXECUTEs the statement and, should
+ * it fail, raises the error again with the secret masked (an error caught inside a function is
+ * not logged, and the raised one carries no statement text). Where this role may, statement
+ * logging is also switched off for the call; what still logs calls with their parameters
+ * (log_statement = all, log_min_duration_statement, pgaudit) is said in a warning.
+ */
+export async function execWithSecret(c: pg.Client, template: string, secret: string, log?: Logger): Promise<void> {
+  await c.query(`CREATE OR REPLACE FUNCTION pg_temp.pgshift_exec_with_secret(statement text, secret text) RETURNS void LANGUAGE plpgsql AS $fn$
+    DECLARE
+      message text;
+    BEGIN
+      EXECUTE format(statement, secret);
+    EXCEPTION WHEN OTHERS THEN
+      message := regexp_replace(replace(SQLERRM, secret, '***'), 'password\\s*=\\s*(''([^''\\\\]|\\\\.)*''|\\S+)', 'password=***', 'gi');
+      RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = message;
+    END $fn$`);
+  const restore = await quietStatementLog(c, log);
+  try {
+    await c.query('SELECT pg_temp.pgshift_exec_with_secret($1, $2)', [template, secret]);
+  } finally {
+    await restore();
+  }
+}
+
+/** Switch this session's statement logging off where the role may; returns how to undo it. */
+async function quietStatementLog(c: pg.Client, log?: Logger): Promise<() => Promise<void>> {
+  const r = await c.query<{ name: string; value: string | null }>(
+    `SELECT name, current_setting(name, true) AS value FROM unnest(ARRAY['log_statement', 'log_min_duration_statement', 'pgaudit.log']) AS name`,
+  );
+  const before = new Map(r.rows.map((x) => [x.name, x.value]));
+  const quiet: Record<string, string> = { log_statement: 'none', log_min_duration_statement: '-1', 'pgaudit.log': 'none' };
+  const changed: string[] = [];
+  const loud: string[] = [];
+  for (const [name, value] of Object.entries(quiet)) {
+    const was = before.get(name);
+    if (was === null || was === undefined || was === value) continue;
+    try {
+      await c.query('SELECT set_config($1, $2, false)', [name, value]);
+      changed.push(name);
+    } catch {
+      // Only a superuser may change these (RDS's rds_superuser may not): say what will log.
+      if (name === 'log_statement' && was !== 'all') continue;
+      loud.push(`${name} = ${was}`);
+    }
+  }
+  if (loud.length) log?.warn(`the target's ${loud.join(', ')} logs statements with their parameters, and this role cannot turn that off for its session: the subscription's connection string (with its password) may appear in the target's server log — switch it off for the migration, or connect as a superuser`);
+  return async () => {
+    for (const name of changed) await c.query('SELECT set_config($1, $2, false)', [name, before.get(name)!]).catch(() => {});
+  };
 }
 
 export async function setSubscriptionEnabled(c: pg.Client, name: string, enabled: boolean): Promise<void> {
@@ -93,6 +159,7 @@ export async function setSubscriptionEnabled(c: pg.Client, name: string, enabled
 /** Drop the subscription but not the source's slot (teardown drops that on the source itself). */
 export async function dropSubscription(c: pg.Client, name: string): Promise<void> {
   if (!(await subscriptionExists(c, name))) return;
+  noteChange(`subscription ${name} dropped`);
   await c.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
   await c.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
   await c.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
@@ -182,4 +249,40 @@ export async function subscriptionState(c: pg.Client, name: string): Promise<Sub
     latestEndLsn: row.latest_end,
     lastMessageAt: row.last_msg_receipt_time,
   };
+}
+
+/**
+ * Set a table's replica identity on the source (cdc.replicaIdentityFull consent, and teardown
+ * putting it back). ALTER TABLE takes a lock that queues the application's writes behind it while
+ * it waits, so it waits at most two seconds at a time and tries again a few times, rather than
+ * stalling the application behind a long transaction.
+ */
+export async function setReplicaIdentity(c: pg.Client, table: QualifiedName, identity: 'full' | 'default' | 'nothing' | { index: string }): Promise<void> {
+  const clause = typeof identity === 'string' ? identity.toUpperCase() : `USING INDEX ${quoteIdent(identity.index)}`;
+  noteChange(`replica identity of ${qualify(table)} on the source`);
+  for (let attempt = 1; ; attempt++) {
+    await c.query('BEGIN');
+    try {
+      await c.query(`SET LOCAL lock_timeout = '2s'`);
+      await c.query(`ALTER TABLE ${qualify(table)} REPLICA IDENTITY ${clause}`);
+      await c.query('COMMIT');
+      return;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      if ((err as { code?: string }).code !== '55P03' || attempt === 5) throw err;
+      await new Promise((r) => setTimeout(r, 1000 * attempt));
+    }
+  }
+}
+
+/** A table's replica identity as ALTER TABLE … REPLICA IDENTITY would set it again. */
+export async function replicaIdentityOf(c: pg.Client, table: QualifiedName): Promise<'full' | 'default' | 'nothing' | { index: string }> {
+  const r = await c.query<{ ident: string; idx: string | null }>(
+    `SELECT c.relreplident::text AS ident, (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident) AS idx
+       FROM pg_class c WHERE c.oid = $1::regclass`,
+    [qualify(table)],
+  );
+  const row = r.rows[0];
+  if (row.ident === 'i' && row.idx) return { index: row.idx };
+  return row.ident === 'f' ? 'full' : row.ident === 'n' ? 'nothing' : 'default';
 }

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { noteChange } from '../core/changes.js';
 import os from 'node:os';
 import path from 'node:path';
 import type { Endpoint } from './connect.js';
@@ -53,6 +54,7 @@ export async function restoreSection(
   if (options.listFile) args.push(`--use-list=${options.listFile}`);
   args.push(dump.file);
   const env = toolEnv(target);
+  noteChange(`schema ${section} restored on the target`);
   if (options.sessionName) env.PGAPPNAME = options.sessionName;
   await runTool(tool.path, args, env, `pg_restore ${section} into the target`);
 }

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { noteChange } from '../core/changes.js';
 import { failure } from '../core/errors.js';
 import { parseLsn, type Lsn } from '../core/lsn.js';
 import { connect, type Endpoint } from './connect.js';
@@ -22,6 +23,7 @@ export class SnapshotHolder {
   static async createSlot(ep: Endpoint, slot: string, plugin: string, serverVersionNum: number): Promise<SnapshotHolder> {
     if (!/^[a-z0-9_]{1,63}$/.test(slot)) throw failure('slot.name', `invalid replication slot name ${slot}`);
     const session = await connect(ep, { replication: true, applicationName: 'pgshift snapshot' });
+    noteChange(`replication slot ${slot} on the ${ep.role}`);
     try {
       // PostgreSQL 15 introduced the parenthesised option list; older servers take the keyword form.
       const command =
@@ -71,6 +73,7 @@ export async function dropSlot(c: pg.Client, slot: string): Promise<boolean> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const r = await c.query<{ active_pid: number | null }>('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);
     if (r.rowCount === 0) return false;
+    noteChange(`replication slot ${slot} dropped`);
     const pid = r.rows[0].active_pid;
     if (pid) {
       await c.query('SELECT pg_terminate_backend($1)', [pid]);

@@ -2,13 +2,15 @@ import { formatBytes, parseSize } from '../config/size.js';
 import { assignGroups } from '../core/groups.js';
 import { balancedGroups, seedGroups, type ProposedGroup } from '../core/grouping.js';
 import { displayName } from '../core/ident.js';
+import { privilegeFindings } from '../core/privileges.js';
+import { IDENTITY_PROBLEM_TEXT, identityProblem, planPublishing } from '../core/replica-identity.js';
 import { lobAdvice, type LobAdvice } from '../core/lob.js';
 import { runPool } from '../core/pool.js';
 import type { PlanProposal } from '../config/plan-writer.js';
 import { connect, majorOf } from '../pg/connect.js';
 import { readRelations, readSequences, readServerFacts, sampleWalRate, scanLobs, type LobScan, type RelationFacts, type ServerFacts } from '../pg/inventory.js';
 import { findTool } from '../pg/tools.js';
-import { openSessions, type PhaseContext } from './context.js';
+import { openSessions, type PhaseContext, type Sessions } from './context.js';
 
 /**
  * Assess: read both servers and report every blocker and risk before the first byte moves, with
@@ -51,71 +53,97 @@ export interface AssessResult {
   seconds: number;
 }
 
+/**
+ * The facts and findings every phase that acts must respect too: servers, roles, tools, and each
+ * table's key, identity and privileges — everything of assess but the LOB sizes and the WAL rate
+ * (which take time and decide no refusal of a phase that is already running). full-load refuses on
+ * the blockers found here, so a refusal of assess also stops the load that would create the
+ * harmful object.
+ */
+export interface Preconditions {
+  src: ServerFacts;
+  tgt: ServerFacts;
+  relations: RelationFacts[];
+  groupOf: Map<RelationFacts, string>;
+  assignment: ReturnType<typeof assignGroups<RelationFacts>>;
+  findings: Finding[];
+  add: Add;
+}
+
+export async function readPreconditions(ctx: PhaseContext, s: Sessions, options: { streamsNeeded: number }): Promise<Preconditions> {
+  const { plan } = ctx;
+  const opts = plan.assess;
+  const findings: Finding[] = [];
+  const add: Add = (severity, code, object, message, fix) => findings.push({ severity, code, object, message, fix });
+  const [src, tgt] = await Promise.all([readServerFacts(s.source, opts.longTransactionSeconds), readServerFacts(s.target, opts.longTransactionSeconds)]);
+  const sourceMajor = majorOf(src.versionNum);
+  const targetMajor = majorOf(tgt.versionNum);
+  const native = plan.cdc.engine === 'native';
+  const dmsPlugin = plan.cdc.dms.plugin;
+
+  // Servers.
+  if (targetMajor < sourceMajor) add('blocker', 'target.version', ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, 'migrate to the same or a newer major');
+  checkSourceSettings(src, ctx.source.label, options.streamsNeeded, native, dmsPlugin, add);
+  checkPrivileges(src, tgt, ctx, native, plan.groups.length, add);
+  for (const t of src.longTransactions) {
+    add('warning', 'source.long-transaction', `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ''})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, 'end it before the full load, or wait');
+  }
+  for (const p of src.preparedTransactions) {
+    add('blocker', 'source.prepared-transaction', `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
+  }
+  const targetExtensions = tgt.availableExtensions;
+  if (!(targetExtensions instanceof Map)) {
+    const names = src.extensions.map((e) => e.name).join(', ');
+    add('warning', 'target.extensions-unknown', ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, 'fix or remove the extension file named in the message on the target');
+  } else {
+    for (const e of src.extensions) {
+      const avail = targetExtensions.get(e.name);
+      if (!avail) add('blocker', 'extension.missing', `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
+      else if (!avail.versions.includes(e.version)) {
+        add('warning', 'extension.version', `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(', ')}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
+      }
+    }
+  }
+  for (const t of src.eventTriggers) {
+    add('warning', 'source.event-trigger', `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL is not replicated, and DMS fails with ENABLE ALWAYS triggers`, 'freeze DDL for the migration window; disable it if it writes');
+  }
+  for (const t of tgt.eventTriggers) add('warning', 'target.event-trigger', `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, 'disable it during the full load');
+  if (src.largeObjects > 0) {
+    add('warning', 'source.large-objects', `${src.largeObjects} large object(s)`, 'large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target', 'freeze large-object writes from the full load on, or move them to bytea columns');
+  }
+  try {
+    const dump = await findTool('pg_dump', plan.fullLoad.pgBinDir);
+    if (dump.major < sourceMajor) add('blocker', 'tool.pg_dump', dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
+  } catch (err) {
+    add('blocker', 'tool.pg_dump', 'pg_dump', (err as Error).message, 'install the PostgreSQL client tools');
+  }
+
+  // Tables.
+  const relations = await readRelations(s.source, src.versionNum);
+  const migratable = relations.filter((r) => (r.kind === 'r' || r.kind === 'p') && r.persistence === 'p');
+  const assignment = assignGroups(migratable, plan.groups);
+  const groupOf = new Map<RelationFacts, string>();
+  for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
+  for (const u of assignment.unmatched) add('warning', 'group.pattern', `group ${u.group}`, `pattern ${u.pattern} matches no table`, 'fix the pattern in the plan');
+  for (const [g, list] of assignment.groups) if (!list.some((t) => t.kind === 'r')) add('blocker', 'group.empty', `group ${g}`, 'matches no table that holds rows', 'fix its tables: patterns or remove the group');
+  for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
+  return { src, tgt, relations, groupOf, assignment, findings, add };
+}
+
 export async function runAssess(ctx: PhaseContext): Promise<AssessResult> {
   const started = Date.now();
   const { plan } = ctx;
   const opts = plan.assess;
   const s = await openSessions(ctx);
   try {
-    const findings: Finding[] = [];
-    const add = (severity: Severity, code: string, object: string, message: string, fix?: string) => findings.push({ severity, code, object, message, fix });
-    const [src, tgt] = await Promise.all([readServerFacts(s.source, opts.longTransactionSeconds), readServerFacts(s.target, opts.longTransactionSeconds)]);
+    const { src, tgt, relations, groupOf, assignment, findings, add } = await readPreconditions(ctx, s, { streamsNeeded: plan.groups.length });
     const sourceMajor = majorOf(src.versionNum);
     const targetMajor = majorOf(tgt.versionNum);
-    const groupCount = plan.groups.length;
     const native = plan.cdc.engine === 'native';
-    const dmsPlugin = plan.cdc.dms.plugin;
-
-    // Servers.
-    if (targetMajor < sourceMajor) add('blocker', 'target.version', ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, 'migrate to the same or a newer major');
-    checkSourceSettings(src, ctx.source.label, groupCount, native, dmsPlugin, add);
-    checkPrivileges(src, tgt, ctx, native, groupCount, add);
-    for (const t of src.longTransactions) {
-      add('warning', 'source.long-transaction', `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ''})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, 'end it before the full load, or wait');
-    }
-    for (const p of src.preparedTransactions) {
-      add('blocker', 'source.prepared-transaction', `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
-    }
-    const targetExtensions = tgt.availableExtensions;
-    if (!(targetExtensions instanceof Map)) {
-      const names = src.extensions.map((e) => e.name).join(', ');
-      add('warning', 'target.extensions-unknown', ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, 'fix or remove the extension file named in the message on the target');
-    } else {
-      for (const e of src.extensions) {
-        const avail = targetExtensions.get(e.name);
-        if (!avail) add('blocker', 'extension.missing', `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
-        else if (!avail.versions.includes(e.version)) {
-          add('warning', 'extension.version', `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(', ')}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
-        }
-      }
-    }
-    for (const t of src.eventTriggers) {
-      add('warning', 'source.event-trigger', `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL is not replicated, and DMS fails with ENABLE ALWAYS triggers`, 'freeze DDL for the migration window; disable it if it writes');
-    }
-    for (const t of tgt.eventTriggers) add('warning', 'target.event-trigger', `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, 'disable it during the full load');
-    if (src.largeObjects > 0) {
-      add('warning', 'source.large-objects', `${src.largeObjects} large object(s)`, 'large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target', 'freeze large-object writes from the full load on, or move them to bytea columns');
-    }
-    try {
-      const dump = await findTool('pg_dump', plan.fullLoad.pgBinDir);
-      if (dump.major < sourceMajor) add('blocker', 'tool.pg_dump', dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
-    } catch (err) {
-      add('blocker', 'tool.pg_dump', 'pg_dump', (err as Error).message, 'install the PostgreSQL client tools');
-    }
-
-    // Tables.
-    const relations = await readRelations(s.source, src.versionNum);
-    const migratable = relations.filter((r) => (r.kind === 'r' || r.kind === 'p') && r.persistence === 'p');
-    const assignment = assignGroups(migratable, plan.groups);
-    const groupOf = new Map<RelationFacts, string>();
-    for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
-    for (const u of assignment.unmatched) add('warning', 'group.pattern', `group ${u.group}`, `pattern ${u.pattern} matches no table`, 'fix the pattern in the plan');
-    for (const [g, list] of assignment.groups) if (!list.some((t) => t.kind === 'r')) add('blocker', 'group.empty', `group ${g}`, 'matches no table that holds rows', 'fix its tables: patterns or remove the group');
     const targetUnique = new Map<string, number>();
     const profiles: TableProfile[] = [];
     for (const t of relations) {
       const name = displayName(t);
-      checkRelation(t, name, groupOf.get(t) ?? null, plan.cdc.engine, dmsPlugin, add);
       if (t.kind !== 'r' || t.persistence !== 'p') continue;
       targetUnique.set(name, t.otherUniqueIndexes);
       profiles.push({
@@ -242,18 +270,16 @@ function checkSourceSettings(src: ServerFacts, label: string, groups: number, na
 }
 
 function checkPrivileges(src: ServerFacts, tgt: ServerFacts, ctx: PhaseContext, native: boolean, groups: number, add: Add) {
-  if (!src.role.superuser && !src.role.replication && !src.role.rdsSuperuser) {
-    add('blocker', 'source.privilege.replication', `role ${src.role.name}`, 'cannot create replication slots (needs REPLICATION, superuser or rds_superuser)', `ALTER ROLE ${src.role.name} REPLICATION (on RDS: GRANT rds_replication TO ${src.role.name})`);
-  }
+  for (const f of privilegeFindings(src.role, tgt.role, majorOf(tgt.versionNum), native ? 'native' : 'dms')) add('blocker', f.code, f.object, f.message, f.fix);
   if (native) {
-    const canSubscribe = tgt.role.superuser || tgt.role.rdsSuperuser || (majorOf(tgt.versionNum) >= 16 && tgt.role.createSubscription);
-    if (!canSubscribe) add('blocker', 'target.privilege.subscription', `role ${tgt.role.name}`, 'cannot create subscriptions on the target', `connect as a superuser (RDS: rds_superuser)${majorOf(tgt.versionNum) >= 16 ? ' or GRANT pg_create_subscription' : ''}`);
     const workers = Number(tgt.settings.max_logical_replication_workers);
     if (workers < groups) add('blocker', 'target.workers', ctx.target.label, `${groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, 'raise max_logical_replication_workers (and max_worker_processes) and restart the target');
   }
 }
 
-function checkRelation(t: RelationFacts, name: string, group: string | null, engine: string, plugin: string, add: Add) {
+function checkRelation(t: RelationFacts, name: string, group: string | null, plan: PhaseContext['plan'], add: Add) {
+  const engine = plan.cdc.engine;
+  const plugin = plan.cdc.dms.plugin;
   if (t.kind === 'f') return add('info', 'table.foreign', name, 'foreign table: its definition is migrated, its data stays where it is', 'create the foreign server and user mapping on the target');
   if (t.kind === 'm') return add('info', 'table.matview', name, 'materialized view: not replicated; pgshift refreshes it at the end of the full load', `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
   if (t.persistence === 'u') return add('warning', 'table.unlogged', name, 'unlogged table: not replicated and not copied', `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
@@ -261,12 +287,17 @@ function checkRelation(t: RelationFacts, name: string, group: string | null, eng
   if (!t.canSelect) add('blocker', 'table.privilege.select', name, 'the source role cannot read it', `GRANT SELECT ON ${name} TO the source role`);
   if (group === null) add('warning', 'table.unassigned', name, 'in no group: it will not be migrated', 'add it to a group (or a catch-all pattern) in the plan');
   if (engine === 'native' && !t.ownedByMe) add('blocker', 'table.privilege.owner', name, `owned by ${t.owner}: only the owner or a superuser can publish it`, 'run pgshift as a superuser (RDS: rds_superuser) or as the owner');
-  if (t.replicaIdentity === 'n') {
-    add('blocker', 'table.replica-identity-nothing', name, 'REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published', `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL`);
-  } else if (t.replicaIdentity === 'd' && !t.hasPrimaryKey) {
+  const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
+  const problem = identityProblem(identity);
+  const publishing = group === null ? undefined : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
+  if (problem && publishing?.setFull.length) {
+    add('info', 'table.replica-identity-consent', name, `${IDENTITY_PROBLEM_TEXT[problem]}: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)`);
+  } else if (problem === 'nothing') {
+    add('blocker', 'table.replica-identity-nothing', name, 'REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published', `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`);
+  } else if (problem) {
     const idx = t.uniqueNotNullIndexes[0];
-    add('blocker', 'table.no-key', name, 'no primary key and no replica identity: UPDATE and DELETE fail on the source once it is published, and DMS ignores them',
-      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, or ALTER TABLE ${name} REPLICA IDENTITY FULL`);
+    add('blocker', 'table.no-key', name, `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published, and DMS ignores them`,
+      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`);
   } else if (t.replicaIdentity === 'f') {
     if (engine === 'dms' && plugin === 'pglogical') add('blocker', 'table.replica-identity-full', name, 'REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical', 'add a primary key, or use plugin: test_decoding for this group');
     else add('warning', 'table.replica-identity-full', name, 'REPLICA IDENTITY FULL: every UPDATE and DELETE is applied by a scan unless the target has a usable index', 'add a primary key if you can');

@@ -1,4 +1,3 @@
-import { toConninfo, parseServerUrl } from '../config/url.js';
 import { gateRefused, inputError } from '../core/errors.js';
 import { formatBytes } from '../config/size.js';
 import { heartbeatTable } from '../core/names.js';
@@ -8,6 +7,7 @@ import { measureLags, waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { createSubscription, setSubscriptionEnabled, slotState, subscriptionState, tableSyncStates, type SlotState, type SubscriptionState } from '../pg/replication.js';
 import { installDdlTrigger, readDdlLog } from '../pg/ddl.js';
 import { openSessions, type PhaseContext, type Sessions } from './context.js';
+import { preflightSubscription, requireReplicationRoute, subscriptionConninfo } from './preflight.js';
 import { dmsStatus, resumeDmsCdc, startDmsCdc, stopDmsCdc, type DmsStatus } from './cdc-dms.js';
 
 /**
@@ -134,9 +134,11 @@ export async function startNativeCdc(ctx: PhaseContext): Promise<CdcStatus> {
   const s = await openSessions(ctx);
   try {
     const { journal, streams } = await requireStreams(s, ctx, ['loaded', 'streaming', 'paused']);
+    await preflightSubscription(ctx, s);
+    await requireReplicationRoute(ctx);
     await journal.startPhase('cdc');
     if (ctx.plan.cdc.ddlTrigger) await installDdlTrigger(s.source);
-    const conninfo = ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
+    const conninfo = subscriptionConninfo(ctx);
     // Streaming of in-progress transactions needs protocol 2 on both sides (PostgreSQL 14+).
     const streaming = majorOf(s.sourceVersion) >= 14 && majorOf(s.targetVersion) >= 14;
     for (const st of streams) {
@@ -147,7 +149,7 @@ export async function startNativeCdc(ctx: PhaseContext): Promise<CdcStatus> {
         slot: st.slot,
         streaming,
         startLsn: st.snapshotMode === 'paused-replica' && st.snapshotLsn ? st.snapshotLsn : undefined,
-      });
+      }, ctx.log);
       await journal.setStreamState(st.group, 'streaming');
       ctx.log.info(`group ${st.group}: subscription ${st.subscription} streaming from slot ${st.slot} (from ${st.snapshotLsn})`);
     }

@@ -5,6 +5,7 @@ import { assignGroups, describeTables } from '../core/groups.js';
 import type { Logger } from '../core/log.js';
 import { connect, endpointFor, majorOf, serverVersionNum, type Endpoint } from '../pg/connect.js';
 import { listTables, setting, type TableInfo } from '../pg/catalog.js';
+import { sameDatabase } from '../pg/identity.js';
 
 /**
  * What every phase starts from: the plan, a logger, the two endpoints, and helpers to open the
@@ -39,15 +40,25 @@ export async function openSessions(ctx: PhaseContext): Promise<Sessions> {
     await source.end().catch(() => {});
     throw err;
   }
+  const close = async () => {
+    await Promise.all([source.end().catch(() => {}), target.end().catch(() => {})]);
+  };
   const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
+  // Before anything else: a plan that names one database twice would load, publish and subscribe
+  // a database into itself (and create pgshift's control schema in the application's database).
+  if (await sameDatabase(source, target).catch(async (err) => {
+    await close();
+    throw err;
+  })) {
+    await close();
+    throw inputError('plan.same-database', `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, 'point target.url at the new server (an empty database there)');
+  }
   return {
     source,
     target,
     sourceVersion,
     targetVersion,
-    close: async () => {
-      await Promise.all([source.end().catch(() => {}), target.end().catch(() => {})]);
-    },
+    close,
   };
 }
 

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { gateRefused } from '../core/errors.js';
 import { displayName, qualify, quoteIdent, quoteLiteral } from '../core/ident.js';
 import { formatLsn } from '../core/lsn.js';
-import { batchStreamName, heartbeatTable, loadSessionName, postDataSessionName } from '../core/names.js';
+import { batchStreamName, heartbeatTable, isResyncOf, loadSessionName, postDataSessionName } from '../core/names.js';
 import { runPool } from '../core/pool.js';
 import { blockBounds, INTEGER_TYPES, keyBounds, partCondition, partCount, type PartPlan } from '../core/parts.js';
 import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.js';
@@ -12,7 +12,9 @@ import { copyTable, useCopySettings, type CopyFormatChoice } from '../pg/copy.js
 import { analyzeStep, earlyIndexes, IndexQueue, indexesOf, isAnalyze, postDataList, type IndexBuild } from '../pg/indexes.js';
 import { copyLargeObjects } from '../pg/large-objects.js';
 import { PausedReplica } from '../pg/paused-replica.js';
-import { ensureHeartbeat } from '../pg/replication.js';
+import { dropPublication, dropSubscription, ensureHeartbeat, replicaIdentityOf, setReplicaIdentity } from '../pg/replication.js';
+import { decideGroupLoad } from '../core/load-decision.js';
+import { preflightLoad } from './preflight.js';
 import { journaledDmsTasks, newStreamRecord, streamSource, type StreamPart, type StreamSource } from './stream-source.js';
 import { dumpSchema, preDataList, restoreSection, type SchemaDump } from '../pg/schema.js';
 import { syncSequences } from '../pg/sequences.js';
@@ -72,6 +74,8 @@ const LARGE_OBJECTS = 'full-load:large-objects';
 const POST_DATA = 'full-load:post-data';
 /** The replica paused for the load: running (with its LSN) while paused by pgshift. */
 const REPLICA = 'full-load:replica';
+/** Replica identities pgshift changed on the source with the plan's consent: table → the previous one. */
+export const REPLICA_IDENTITY = 'source:replica-identity';
 const progressPhase = (group: string | undefined) => `full-load:progress:${group ?? '*'}`;
 
 /**
@@ -140,52 +144,59 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     requireDumpForSource(dumpTool, majorOf(s.sourceVersion));
     const restoreTool = await findTool('pg_restore', plan.fullLoad.pgBinDir);
     const groups = await resolveGroups(ctx, s.source, s.sourceVersion, options.group);
-    // A group split for DMS batch apply needs a slot per stream.
-    await requireFreeSlots(s, ctx, groups.reduce((n, g) => n + stream.parts(g, newStreamRecord(plan, g.name)).length, 0));
+    const scope = options.group ?? '*';
+    // One process per group (advisory locks held by this session): takes nothing, changes nothing.
+    await claimGroups(s.target, plan.name, groups.map((g) => g.name));
+    const prior = await Journal.find(s.target, plan.name);
+    const existing = new Map((prior ? await prior.streams() : []).map((r) => [r.group, r]));
+    const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === 'done';
+    if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
+    const pausedMode = plan.snapshot === 'paused-replica';
+    const actions = new Map(groups.map((g) => [g, decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode })]));
+    if (options.restart) {
+      // A DMS task reads the slot a restart would drop: cdc restart deletes the task first.
+      const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
+      const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
+      if (busy) throw gateRefused('full-load.dms-tasks', `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
+    }
+    for (const [group, action] of actions) {
+      if (action === 'refuse-cut-over') {
+        throw gateRefused('full-load.cut-over', `group ${group.name} is ${existing.get(group.name)!.state}: the target is the application's database now, and a reload would clear its tables`, 'nothing to restart; pgshift teardown removes what is left of the migration');
+      }
+      if (action !== 'refuse-interrupted') continue;
+      throw gateRefused(
+        'full-load.interrupted',
+        `group ${group.name}: an earlier full load stopped while loading; its ${existing.get(group.name)!.snapshotMode === 'exported' ? 'exported snapshot ended with that process' : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
+        `run pgshift full-load --restart${options.group ? ` --group ${group.name}` : ''} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`,
+      );
+    }
+    const loading = groups.filter((g) => actions.get(g) !== 'skip');
+    const streamsToLoad = loading.flatMap((g) => stream.parts(g, newStreamRecord(plan, g.name)).map((p) => p.record.slot));
+    const slotsNeeded = streamsToLoad.length - (await existingSlots(s, streamsToLoad));
+    const preflight = loading.length ? await preflightLoad(ctx, s, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
 
+    // From here on, things are created.
     const journal = await Journal.open(s.target, plan.name, {
       source: ctx.source.label,
       target: ctx.target.label,
       sourceVersion: s.sourceVersion,
       targetVersion: s.targetVersion,
     });
-    const scope = options.group ?? '*';
-    await claimGroups(s.target, plan.name, groups.map((g) => g.name));
     await journal.startPhase('full-load', { groups: groups.map((g) => g.name) });
+    await applyReplicaIdentityConsent(ctx, s, journal, preflight.setReplicaIdentityFull);
 
-    const preDataDone = (await journal.phaseState(PRE_DATA))?.state === 'done';
-    if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
-
-    const existing = new Map((await journal.streams()).map((r) => [r.group, r]));
     const results: GroupLoadResult[] = [];
     const toLoad: GroupToLoad[] = [];
-    const pausedMode = plan.snapshot === 'paused-replica';
-    if (options.restart) {
-      // Refused before any group is reset: a DMS task reads the slot a restart would drop.
-      const withTasks = new Set((await journaledDmsTasks(journal)).map((t) => t.group));
-      const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
-      if (busy) throw gateRefused('full-load.dms-tasks', `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
-    }
-    for (const group of groups) {
-      const prior = existing.get(group.name);
-      const inFlight = prior !== undefined && (prior.state === 'preparing' || prior.state === 'loading');
-      if (prior && !inFlight && !options.restart) {
-        log.info(`group ${group.name}: already loaded at ${prior.snapshotLsn} (state ${prior.state}); nothing to do`);
-        results.push({ group: group.name, slot: prior.slot, publication: prior.publication, snapshotLsn: prior.snapshotLsn ?? '', tables: group.tables.length, rows: 0, bytes: 0, skipped: group.tables.length });
+    for (const [group, action] of actions) {
+      const priorRecord = existing.get(group.name);
+      if (action === 'skip') {
+        log.info(`group ${group.name}: already loaded at ${priorRecord!.snapshotLsn} (state ${priorRecord!.state}); nothing to do`);
+        results.push({ group: group.name, slot: priorRecord!.slot, publication: priorRecord!.publication, snapshotLsn: priorRecord!.snapshotLsn ?? '', tables: group.tables.length, rows: 0, bytes: 0, skipped: group.tables.length });
         continue;
       }
-      // A paused-replica load continues from the replica if it is still paused at its LSN (checked below).
-      const continuing = inFlight && !options.restart && pausedMode && prior!.snapshotMode === 'paused-replica';
-      if (inFlight && !continuing && !options.restart && prior!.state === 'loading') {
-        throw gateRefused(
-          'full-load.interrupted',
-          `group ${group.name}: an earlier full load stopped while loading; its ${prior!.snapshotMode === 'exported' ? 'exported snapshot ended with that process' : 'replica snapshot is not the plan\'s snapshot mode'} and the copied tables cannot be completed consistently`,
-          `run pgshift full-load --restart${options.group ? ` --group ${group.name}` : ''} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`,
-        );
-      }
       // Restarting, or a run that stopped before any row was copied (state preparing): start clean.
-      if (prior && !continuing) await resetGroup(s, ctx, journal, stream, group, existing);
-      const record = continuing ? prior! : newStreamRecord(plan, group.name);
+      if (action === 'reset') await resetGroup(s, ctx, journal, stream, group, existing);
+      const record = action === 'continue' ? priorRecord! : newStreamRecord(plan, group.name);
       toLoad.push({ group, record, parts: stream.parts(group, record) });
     }
 
@@ -743,15 +754,27 @@ async function openTarget(ctx: PhaseContext, sessionName: string): Promise<pg.Cl
   return c;
 }
 
-async function requireFreeSlots(s: Sessions, ctx: PhaseContext, needed: number) {
+/** How many of these slots exist already on the source (a re-run reuses or replaces them). */
+async function existingSlots(s: Sessions, slots: string[]): Promise<number> {
+  const r = await s.source.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)', [slots]);
+  return r.rows[0].n;
+}
 
-  const r = await s.source.query<{ max: string; used: string }>(
-    `SELECT current_setting('max_replication_slots') AS max, (SELECT count(*) FROM pg_replication_slots)::text AS used`,
-  );
-  const free = Number(r.rows[0].max) - Number(r.rows[0].used);
-  if (free < needed) {
-    throw gateRefused('source.slots', `source ${ctx.source.label}: ${needed} replication slot(s) needed, ${free} free`, 'raise max_replication_slots on the source or drop unused slots');
+/**
+ * cdc.replicaIdentityFull: the operator consented to REPLICA IDENTITY FULL for these tables, which
+ * publishing would otherwise break. Their previous identity is journaled first, so that teardown
+ * puts it back.
+ */
+async function applyReplicaIdentityConsent(ctx: PhaseContext, s: Sessions, journal: Journal, tables: TableInfo[]): Promise<void> {
+  if (!tables.length) return;
+  const before = ((await journal.phaseState(REPLICA_IDENTITY))?.detail ?? {}) as Record<string, unknown>;
+  for (const t of tables) before[displayName(t)] ??= await replicaIdentityOf(s.source, t);
+  await journal.setPhaseDetail(REPLICA_IDENTITY, 'done', before);
+  for (const t of tables) {
+    await setReplicaIdentity(s.source, t, 'full');
+    ctx.log.info(`${displayName(t)}: REPLICA IDENTITY FULL on the source (cdc.replicaIdentityFull), so that publishing it leaves its UPDATE and DELETE working`);
   }
+  await journal.event('full-load', 'warn', `REPLICA IDENTITY FULL set on ${tables.map(displayName).join(', ')} (cdc.replicaIdentityFull); teardown restores the previous identity`);
 }
 
 async function requireEmptyTarget(s: Sessions, ctx: PhaseContext, groups: ResolvedGroup[]) {
@@ -771,12 +794,25 @@ async function requireEmptyTarget(s: Sessions, ctx: PhaseContext, groups: Resolv
   }
 }
 
+/**
+ * Start a group over: what reads its slot goes first — its subscription (an enabled one would
+ * attach to the new slot of the same name and apply changes onto a table being reloaded) and the
+ * streams a resync split from it, whose tables the reload covers again — then the slot and the
+ * engine's objects, then its copy progress.
+ */
 async function resetGroup(s: Sessions, ctx: PhaseContext, journal: Journal, stream: StreamSource, group: ResolvedGroup, existing: Map<string, StreamRecord>) {
-  ctx.log.warn(`group ${group.name}: restarting — dropping its slot and reloading its tables`);
+  ctx.log.warn(`group ${group.name}: restarting — dropping its stream and reloading its tables`);
   // Its own stream and a companion, as journaled (the plan may have changed since) or as planned.
   const companion = batchStreamName(group.name);
   const names = ctx.plan.groups.some((g) => g.name === companion) ? [group.name] : [group.name, companion];
   const records = names.map((g) => existing.get(g) ?? newStreamRecord(ctx.plan, g));
+  const resyncs = [...existing.values()].filter((r) => isResyncOf(r.group, group.name));
+  for (const record of [...records, ...resyncs]) await dropSubscription(s.target, record.subscription);
+  for (const record of resyncs) {
+    await dropSlot(s.source, record.slot);
+    await dropPublication(s.source, record.publication);
+    await journal.deleteStream(record.group);
+  }
   for (const record of records) {
     await dropSlot(s.source, record.slot);
     await stream.drop(s.source, record);

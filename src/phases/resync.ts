@@ -1,19 +1,18 @@
-import type pg from 'pg';
-import { parseServerUrl, toConninfo } from '../config/url.js';
-import { gateRefused, inputError } from '../core/errors.js';
+import { failure, gateRefused, inputError } from '../core/errors.js';
 import { displayName, qualify, quoteIdent } from '../core/ident.js';
-import { heartbeatTable, publicationName, slotName, subscriptionName } from '../core/names.js';
-import { Journal, S, type StreamRecord } from '../journal/journal.js';
+import { heartbeatTable, isResyncOf, publicationName, resyncStreamName, slotName, subscriptionName } from '../core/names.js';
+import { Journal, type StreamRecord } from '../journal/journal.js';
 import type { TableInfo } from '../pg/catalog.js';
 import { connect, majorOf } from '../pg/connect.js';
 import { copyTable, useCopySettings } from '../pg/copy.js';
 import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
-import { createSubscription, dropSubscription, ensureHeartbeat } from '../pg/replication.js';
+import { createPublication, createSubscription, dropSubscription, ensureHeartbeat, publicationExists, publishedTables } from '../pg/replication.js';
 import { dropSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
 import { nativeCdcStatus, requireNativeEngine, startNativeCdc, type AnyCdcStatus, type CdcStatus } from './cdc.js';
 import { restartDmsCdc } from './cdc-dms.js';
 import { writeFailureBundle } from './failure-bundle.js';
 import { openSessions, resolveGroups, type PhaseContext } from './context.js';
+import { preflightSubscription, requireReplicationRoute, subscriptionConninfo } from './preflight.js';
 import { runFullLoad } from './full-load.js';
 
 /**
@@ -56,8 +55,17 @@ export async function resyncTables(ctx: PhaseContext, names: string[]): Promise<
     const streams = await journal.streams();
     const base = streams.find((r) => r.group === owner.name);
     if (!base || base.state !== 'streaming') throw gateRefused('resync.not-streaming', `group ${owner.name} is not streaming`, 'run pgshift cdc start first');
-    const n = streams.filter((r) => r.group.startsWith(`${owner.name}_r`)).length + 1;
-    const name = `${owner.name}_r${n}`;
+    await preflightSubscription(ctx, s);
+    await requireReplicationRoute(ctx);
+    // A resync that was interrupted is finished by running it again with the same tables: its
+    // tables left their stream already and are carried by nothing until it completes.
+    const journaled = await journal.phaseState('cdc:resync');
+    const pending = streams.find((r) => isResyncOf(r.group, owner.name) && r.state === 'resyncing');
+    const pendingTables = pending ? ((journaled?.detail as { stream?: string; tables?: string[] } | null)?.stream === pending.group ? ((journaled!.detail as { tables: string[] }).tables ?? []) : []) : [];
+    if (pending && (pendingTables.length !== names.length || pendingTables.some((t) => !wanted.has(t)))) {
+      throw gateRefused('resync.pending', `an interrupted resync of ${pendingTables.join(', ') || pending.group} has not finished`, `run pgshift cdc resync -t ${pendingTables.join(' ') || '…'} first: its tables are carried by no stream until it completes`);
+    }
+    const name = pending?.group ?? resyncStreamName(owner.name, streams.filter((r) => isResyncOf(r.group, owner.name)).length + 1);
     const record: StreamRecord = {
       group: name,
       slot: slotName(ctx.plan.name, name),
@@ -68,17 +76,33 @@ export async function resyncTables(ctx: PhaseContext, names: string[]): Promise<
       state: 'resyncing',
     };
     await journal.startPhase('cdc:resync', { stream: name, tables: names });
+    if (pending) {
+      // What the interrupted run made reads nothing yet, or reads a slot this run replaces.
+      await dropSubscription(s.target, record.subscription);
+      await dropSlot(s.source, record.slot);
+    }
     const hb = heartbeatTable(name);
     await ensureHeartbeat(s.source, hb, name);
     await ensureHeartbeat(s.target, hb, name);
-    const list = tables.map(qualify).join(', ');
-    await s.source.query(`CREATE PUBLICATION ${quoteIdent(record.publication)} FOR TABLE ${list}, ${S}.${quoteIdent(hb)}`);
+    // (2) + (3): the tables leave the streams that carry them now (the group's, or an earlier
+    // resync's), each of which then applies everything up to that point.
+    const carriers = streams.filter((r) => r.state === 'streaming' && (r.group === owner.name || isResyncOf(r.group, owner.name)));
+    const drained: StreamRecord[] = [];
+    for (const carrier of carriers) {
+      const published = await publishedTables(s.source, carrier.publication);
+      const leaving = tables.filter((t) => published.has(displayName(t)));
+      if (!leaving.length) continue;
+      await s.source.query(`ALTER PUBLICATION ${quoteIdent(carrier.publication)} DROP TABLE ${leaving.map(qualify).join(', ')}`);
+      drained.push(carrier);
+    }
+    if (await publicationExists(s.source, record.publication)) await s.source.query(`DROP PUBLICATION ${quoteIdent(record.publication)}`);
+    await createPublication(s.source, record.publication, tables, hb);
     await journal.saveStream(record);
-    // (2) + (3): the tables leave the old stream, which then applies everything up to that point.
-    await s.source.query(`ALTER PUBLICATION ${quoteIdent(base.publication)} DROP TABLE ${list}`);
-    const beat = await writeBeat(s.source, heartbeatTable(base.group), base.group);
-    if ((await waitForMarker(s.target, heartbeatTable(base.group), base.group, beat, 120_000)) === null) {
-      throw gateRefused('resync.drain', `group ${base.group} did not apply its changes within 120 s`, 'check pgshift cdc status, then run the resync again');
+    for (const carrier of drained) {
+      const beat = await writeBeat(s.source, heartbeatTable(carrier.group), carrier.group);
+      if ((await waitForMarker(s.target, heartbeatTable(carrier.group), carrier.group, beat, 120_000)) === null) {
+        throw failure('resync.drain', `stream ${carrier.group} did not apply its changes within 120 s`, 'check pgshift cdc status, then run the same resync again: it continues');
+      }
     }
     // (4) + (5): a snapshot after that, and the tables copied again at it.
     holder = await SnapshotHolder.createSlot(ctx.source, record.slot, 'pgoutput', s.sourceVersion);
@@ -87,14 +111,14 @@ export async function resyncTables(ctx: PhaseContext, names: string[]): Promise<
     await holder.release();
     holder = undefined;
     // (6): the new stream from the snapshot's LSN.
-    const conninfo = ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
+    const conninfo = subscriptionConninfo(ctx);
     await createSubscription(s.target, {
       name: record.subscription,
       conninfo,
       publication: record.publication,
       slot: record.slot,
       streaming: majorOf(s.sourceVersion) >= 14 && majorOf(s.targetVersion) >= 14,
-    });
+    }, ctx.log);
     record.state = 'streaming';
     await journal.saveStream(record);
     await journal.finishPhase('cdc:resync', 'done', { stream: name, tables: names, snapshotLsn: record.snapshotLsn, rows });
@@ -153,30 +177,21 @@ export async function restartCdc(ctx: PhaseContext, options: { group?: string; b
     if (!journal) throw gateRefused('restart.no-journal', 'there is no migration to restart', 'run pgshift full-load');
     const streams = await journal.streams();
     if (options.group && !streams.some((r) => r.group === options.group)) throw inputError('restart.group', `group ${options.group} has no stream`, `use one of: ${streams.map((r) => r.group).join(', ')}`);
-    affected = streams.filter((r) => !options.group || r.group === options.group || r.group.startsWith(`${options.group}_r`));
+    affected = streams.filter((r) => !options.group || r.group === options.group || isResyncOf(r.group, options.group));
     if (!options.group) {
       // The failure state first: what an engineer needs to understand what went wrong.
       options.bundleFile = await writeFailureBundle(ctx, journal, options.bundleFile, { status: await statusOrError(ctx) });
     }
     await journal.event('cdc', 'warn', `restart of ${options.group ? `group ${options.group}` : 'every group'}`);
-    for (const st of affected) await dropSubscription(s.target, st.subscription);
-    // Resync streams of a restarted group fold back into it: its tables are reloaded with it.
-    const planGroups = new Set(ctx.plan.groups.map((g) => g.name));
-    for (const st of affected.filter((r) => !planGroups.has(r.group))) await dropResyncStream(s, st, journal);
   } finally {
     await s.close();
   }
+  // The reload drops each group's subscription and resync streams before its slot (resetGroup).
   const groups = options.group ? [options.group] : undefined;
   if (groups) await runFullLoad(ctx, { group: groups[0], restart: true });
   else await runFullLoad(ctx, { restart: true });
   const status = await startNativeCdc(ctx);
   return { groups: groups ?? affected.map((r) => r.group), bundle: options.bundleFile, status };
-}
-
-async function dropResyncStream(s: { source: pg.Client; target: pg.Client }, st: StreamRecord, journal: Journal) {
-  await s.source.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(st.publication)}`);
-  await dropSlot(s.source, st.slot);
-  await journal.deleteStream(st.group);
 }
 
 async function statusOrError(ctx: PhaseContext): Promise<unknown> {

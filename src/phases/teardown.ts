@@ -3,7 +3,9 @@ import { Journal, dropControlSchema, S, type StreamRecord } from '../journal/jou
 import { teardownDms } from './cdc-dms.js';
 import { newStreamRecord } from './stream-source.js';
 import { dropPglogicalNodeIfUnused, dropReplicationSets } from '../pg/dms-source.js';
-import { dropPublication, dropSubscription } from '../pg/replication.js';
+import { dropPublication, dropSubscription, setReplicaIdentity } from '../pg/replication.js';
+import { parseQualifiedName } from '../core/ident.js';
+import { REPLICA_IDENTITY } from './full-load.js';
 import { dropSlot } from '../pg/snapshot.js';
 import { openSessions, type PhaseContext } from './context.js';
 import { reverseNames } from './cutover.js';
@@ -47,6 +49,15 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
       if (await dropReplicationSets(s.source, o.slot)) dropped.push(`replication sets ${o.slot}, i${o.slot} (source)`);
     }
     if (await dropPglogicalNodeIfUnused(s.source)) dropped.push('pglogical node (source)');
+    // Replica identities set with the plan's consent (cdc.replicaIdentityFull) go back to what they were.
+    const identities = ((await journal?.phaseState(REPLICA_IDENTITY))?.detail ?? {}) as Record<string, Parameters<typeof setReplicaIdentity>[2]>;
+    for (const [table, previous] of Object.entries(identities)) {
+      const name = parseQualifiedName(table);
+      const exists = await s.source.query('SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2', [name.schema, name.name]);
+      if (!exists.rowCount) continue;
+      await setReplicaIdentity(s.source, name, previous);
+      dropped.push(`REPLICA IDENTITY FULL of ${table} (source; back to ${typeof previous === 'string' ? previous.toUpperCase() : `USING INDEX ${previous.index}`})`);
+    }
     // Reverse replication (cutover.rollback): subscription on the source, slot and publication on the target.
     const rev = reverseNames(ctx.plan.name);
     if ((await s.source.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [rev.subscription])).rowCount) {

@@ -1,11 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import type pg from 'pg';
-import { inputError } from '../core/errors.js';
+import { gateRefused, inputError } from '../core/errors.js';
 import { displayName } from '../core/ident.js';
 import { batchStreamName, heartbeatTable } from '../core/names.js';
 import { runPool } from '../core/pool.js';
 import { Journal } from '../journal/journal.js';
-import { listSequences, type TableInfo } from '../pg/catalog.js';
+import { listSequences, missingTables, type TableInfo } from '../pg/catalog.js';
 import {
   bucketFingerprints,
   bucketScans,
@@ -145,12 +145,22 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
       const unknown = [...wanted].filter((t) => !known.has(t));
       if (unknown.length) throw inputError('verify.table', `table ${unknown[0]} is in no group of the plan`, 'name tables as schema.table, as the report prints them');
     }
+    // A table the target lacks cannot be hashed there: before any load that is a refusal (nothing
+    // to compare yet); after it, a difference in its own right, reported without reading it.
+    const missing = await missingTables(s.target, work.map((w) => w.table));
+    if (missing.size && !found) {
+      const [first] = missing;
+      throw gateRefused('verify.not-loaded', `target ${ctx.target.label} has no table ${first}${missing.size > 1 ? ` (and ${missing.size - 1} more)` : ''} and no pgshift journal: nothing was loaded there yet`, 'run pgshift full-load first');
+    }
     await journal?.startPhase('verify', { tables: work.length, exact: options.exact ?? false, mode });
 
     const schema = wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target);
     const checks: TableCheck[] = [];
     const repair: string[] = [];
-    await runPool(work, ctx.plan.verify.jobs, async ({ group, table }, id) => {
+    for (const w of work.filter((x) => missing.has(displayName(x.table)))) {
+      checks.push({ table: displayName(w.table), group: w.group, method: 'whole-table', verdict: 'different', sourceRows: 0, targetRows: 0, chunks: 0, mismatchedChunks: 0, differenceCount: 0, differences: [], unsettledKeys: 0, seconds: 0 });
+    }
+    await runPool(work.filter((x) => !missing.has(displayName(x.table))), ctx.plan.verify.jobs, async ({ group, table }, id) => {
       let w = workers[id];
       if (!w) {
         w = workers[id] = { source: await connect(ctx.source, { applicationName: 'pgshift verify' }), target: await connect(ctx.target, { applicationName: 'pgshift verify' }) };

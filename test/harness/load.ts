@@ -11,6 +11,10 @@ export function pgbenchInit(url: string, scale = 1): void {
   const { env, conn } = args(url);
   const r = spawnSync('pgbench', ['-i', '-q', '-s', String(scale), '--foreign-keys', ...conn], { env, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`pgbench -i failed: ${r.stderr}`);
+  // pgbench_history has no key: publishing it would break an UPDATE or DELETE on it, so pgshift
+  // refuses it until it has a replica identity — given here as assess's fix says.
+  const id = spawnSync('psql', [...conn, '-qc', 'ALTER TABLE pgbench_history REPLICA IDENTITY FULL'], { env, encoding: 'utf8' });
+  if (id.status !== 0) throw new Error(`ALTER TABLE pgbench_history failed: ${id.stderr}`);
 }
 
 export interface Load {

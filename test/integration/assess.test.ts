@@ -178,7 +178,7 @@ describe('assess finds every situation on a real source', () => {
   it('privileges: a role that cannot replicate, publish or read', async () => {
     await sql(source.url('dirty'), `CREATE ROLE weak LOGIN PASSWORD 'weak-pw'; GRANT SELECT ON public.docs TO weak`);
     const r = await runAssess(phaseContext(plan(`${ASSESS}\ngroups: [{ name: docs, tables: [public.docs] }, { name: gen, tables: [public.gen] }]`, source.url('dirty', 'weak', 'weak-pw')), silentLogger));
-    expect(r.findings.find((f) => f.code === 'source.privilege.replication')).toMatchObject({ severity: 'blocker', object: 'role weak' });
+    expect(r.findings.find((f) => f.code === 'source.privilege.replication')).toMatchObject({ severity: 'blocker', object: 'source role weak' });
     expect(r.findings.find((f) => f.code === 'table.privilege.owner' && f.object === 'public.docs')?.severity).toBe('blocker');
     expect(r.findings.find((f) => f.code === 'table.privilege.select' && f.object === 'public.gen')?.severity).toBe('blocker');
     expect(r.findings.find((f) => f.code === 'target.workers')).toMatchObject({ severity: 'blocker', message: expect.stringMatching(/max_logical_replication_workers is 1/) });

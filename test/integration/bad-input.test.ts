@@ -106,6 +106,54 @@ describe('bad input', () => {
     await unchanged(source, target);
   });
 
+  it('a table without a replica identity: full-load refuses (exit 3), nothing created, the application still updates it', async () => {
+    await sql(source.url(), 'CREATE TABLE public.events (at timestamptz, what text); INSERT INTO events VALUES (now(), $$boot$$)');
+    try {
+      const r = await runCli(['full-load', '-c', plan], { SOURCE_URL: source.url(), TARGET_URL: target.url() });
+      expect(r.code).toBe(3);
+      expect(expectOneLine(r.stderr)).toMatch(/^pgshift: public\.events: no primary key and REPLICA IDENTITY DEFAULT: UPDATE and DELETE fail on the source once it is published.* — add a primary key, ALTER TABLE public\.events REPLICA IDENTITY FULL, or list it under cdc\.replicaIdentityFull/);
+      await unchanged(source, target);
+      await sql(source.url(), `UPDATE events SET what = 'still writable'; DELETE FROM events`);
+    } finally {
+      await sql(source.url(), 'DROP TABLE public.events');
+    }
+  });
+
+  it('the same database twice, whatever the URLs say: exit 2 before anything is touched', async () => {
+    const other = source.url().replace('127.0.0.1', 'localhost');
+    const r = await runCli(['full-load', '-c', plan], { SOURCE_URL: source.url(), TARGET_URL: other });
+    expect(r.code).toBe(2);
+    expect(expectOneLine(r.stderr)).toMatch(/source 127\.0\.0\.1:\d+\/postgres and target localhost:\d+\/postgres are the same database — point target\.url at the new server/);
+    await unchanged(source);
+  });
+
+  it('an unknown connection parameter: exit 2 at plan load, naming it', async () => {
+    const r = await runCli(['full-load', '-c', plan], { SOURCE_URL: `${source.url()}?bogusparam=1`, TARGET_URL: target.url() });
+    expect(r.code).toBe(2);
+    expect(expectOneLine(r.stderr)).toMatch(/migration.yml:\d+: source.url: unknown connection parameter bogusparam — remove \?bogusparam= from the URL/);
+    await unchanged(source, target);
+  });
+
+  it('verify before full-load: exit 3 with the next step', async () => {
+    const r = await runCli(['verify', '--json', '-c', plan], { SOURCE_URL: source.url(), TARGET_URL: target.url() });
+    expect(r.code).toBe(3);
+    expect(expectOneLine(r.stderr)).toMatch(/target 127\.0\.0\.1:\d+\/postgres has no table public\.t and no pgshift journal: nothing was loaded there yet — run pgshift full-load first/);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, exitCode: 3, error: { code: 'verify.not-loaded' } });
+    await unchanged(source, target);
+  });
+
+  it('a target role that cannot create schemas: exit 3 before the slot, naming the role and the grant', async () => {
+    await sql(target.url(), `CREATE ROLE weak_target LOGIN PASSWORD 'weak-pw'; REVOKE CREATE ON DATABASE postgres FROM PUBLIC; REVOKE CREATE ON SCHEMA public FROM PUBLIC`);
+    try {
+      const r = await runCli(['full-load', '-c', plan], { SOURCE_URL: source.url(), TARGET_URL: target.url('postgres', 'weak_target', 'weak-pw') });
+      expect(r.code).toBe(3);
+      expect(expectOneLine(r.stderr)).toMatch(/target role weak_target: cannot create schemas in the target database.* — GRANT CREATE ON DATABASE/);
+      await unchanged(source, target);
+    } finally {
+      await sql(target.url(), 'DROP ROLE weak_target');
+    }
+  });
+
   it('an unknown option is exit 2', async () => {
     const r = await runCli(['full-load', '--frobnicate'], {});
     expect(r.code).toBe(2);

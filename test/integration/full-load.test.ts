@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.js';
 import { phaseContext } from '../../src/phases/context.js';
+import type { PgshiftError } from '../../src/core/errors.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
 import { listTables } from '../../src/pg/catalog.js';
 import { copyFormatOf } from '../../src/pg/copy.js';
@@ -151,9 +152,23 @@ describe.each([
       SELECT lo_from_bytea(424242, decode(repeat('ab', 300000), 'hex'));
       SELECT lo_from_bytea(424243, 'small object');
       ANALYZE;`);
-    const plan = testPlan(pair.sourceUrl, pair.targetUrl, 'fullLoad: { jobs: 3, splitTablesLargerThan: 4MB, maxPartsPerTable: 5 }');
+    // Publishing heap_only (no key) would break its UPDATE and DELETE on the source: refused
+    // before anything is created, unless the plan consents to REPLICA IDENTITY FULL.
+    const settings = 'fullLoad: { jobs: 3, splitTablesLargerThan: 4MB, maxPartsPerTable: 5 }';
+    const refused = await runFullLoad(phaseContext(testPlan(pair.sourceUrl, pair.targetUrl, settings), silentLogger)).then(
+      () => undefined,
+      (err: PgshiftError) => err,
+    );
+    expect([refused?.exitCode, refused?.code]).toEqual([3, 'table.no-key']);
+    expect(refused?.message).toMatch(/^public\.heap_only: no primary key and REPLICA IDENTITY DEFAULT/);
+    expect(await sql(pair.sourceUrl, `SELECT (SELECT count(*) FROM pg_replication_slots)::int AS slots, (SELECT count(*) FROM pg_publication)::int AS pubs, (SELECT count(*) FROM pg_namespace WHERE nspname = 'pgshift')::int AS schemas`)).toEqual([{ slots: 0, pubs: 0, schemas: 0 }]);
+    expect(await sql(pair.targetUrl, `SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'pgshift'`)).toEqual([{ n: 0 }]);
+    const plan = testPlan(pair.sourceUrl, pair.targetUrl, `${settings}\ncdc: { replicaIdentityFull: [public.heap_only] }`);
     const result = await runFullLoad(phaseContext(plan, silentLogger));
     expect(result.rows).toBe(250010);
+    expect(await sql(pair.sourceUrl, `SELECT relreplident AS r FROM pg_class WHERE oid = 'public.heap_only'::regclass`)).toEqual([{ r: 'f' }]);
+    await sql(pair.sourceUrl, `UPDATE heap_only SET b = b WHERE a = 1; DELETE FROM heap_only WHERE a = 2`); // the application's writes keep working
+    await sql(pair.targetUrl, `DELETE FROM heap_only WHERE a = 2`);
     const tables = ['public.big', 'public.heap_only', 'public.small'];
     const [a, b] = await Promise.all([tableDigests(pair.sourceUrl, tables), tableDigests(pair.targetUrl, tables)]);
     expect(b).toEqual(a);

@@ -56,7 +56,7 @@ function planFile(db: string, snapshot: 'exported' | 'paused-replica', extra = '
   writeFileSync(
     file,
     `version: 1\nname: ${db}\nsnapshot: ${snapshot}\nsource: { url: "\${S}", replicaUrl: "\${R}" }\ntarget: { url: "\${T}" }\ncutover: { fence: database }\n` +
-      `fullLoad: { jobs: 2, indexJobs: 1, splitTablesLargerThan: 8MB, maxPartsPerTable: 6 }\n${extra}`,
+      `fullLoad: { jobs: 2, indexJobs: 1, splitTablesLargerThan: 8MB, maxPartsPerTable: 6 }\n${extra}${/^cdc:/m.test(extra) ? '' : '\ncdc: { replicaIdentityFull: [public.heap_only] }\n'}`,
   );
   return file;
 }

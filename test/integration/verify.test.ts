@@ -22,7 +22,7 @@ import { sql, startPair, type Pair } from '../harness/servers.js';
  */
 let pair: Pair;
 let ctx: PhaseContext;
-const PLAN_EXTRA = 'verify: { chunkRows: 20000, jobs: 2 }';
+const PLAN_EXTRA = 'verify: { chunkRows: 20000, jobs: 2 }\ncdc: { replicaIdentityFull: [public.nokey] }';
 
 const planted = {
   'public.accounts': [

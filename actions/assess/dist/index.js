@@ -31881,6 +31881,9 @@ function compile(pattern) {
   const n = globToRegExp(q.name);
   return (t) => s.test(t.schema) && n.test(t.name);
 }
+function matchesPattern(t, pattern) {
+  return compile(pattern)(t);
+}
 function assignGroups(tables, groups) {
   const compiled = groups.map((g) => ({
     name: g.name,
@@ -31949,6 +31952,60 @@ function balancedGroups(tables, count) {
   return groups;
 }
 
+// src/core/privileges.ts
+function privilegeFindings(source, target, targetMajor, engine) {
+  const out = [];
+  if (!source.superuser && !source.replication && !source.rdsSuperuser) {
+    out.push({
+      code: "source.privilege.replication",
+      object: `source role ${source.name}`,
+      message: "cannot create replication slots (needs REPLICATION, superuser or rds_superuser)",
+      fix: `ALTER ROLE ${source.name} REPLICATION (on RDS: GRANT rds_replication TO ${source.name})`
+    });
+  }
+  if (!target.superuser && !target.createOnDatabase) {
+    out.push({
+      code: "target.privilege.create",
+      object: `target role ${target.name}`,
+      message: "cannot create schemas in the target database (the schema restore and the control schema need CREATE)",
+      fix: `GRANT CREATE ON DATABASE <target database> TO ${target.name}`
+    });
+  }
+  if (engine === "native" && !(target.superuser || target.rdsSuperuser || targetMajor >= 16 && target.createSubscription)) {
+    out.push({
+      code: "target.privilege.subscription",
+      object: `target role ${target.name}`,
+      message: "cannot create subscriptions on the target",
+      fix: `connect as a superuser (RDS: rds_superuser)${targetMajor >= 16 ? ` or GRANT pg_create_subscription TO ${target.name}` : ""}`
+    });
+  }
+  return out;
+}
+
+// src/core/replica-identity.ts
+function identityProblem(t) {
+  if (t.replicaIdentity === "n") return "nothing";
+  if (t.replicaIdentity === "d" && !t.hasPrimaryKey) return "no-key";
+  if (t.replicaIdentity === "i" && !t.identityIndexValid) return "index-gone";
+  return void 0;
+}
+var IDENTITY_PROBLEM_TEXT = {
+  nothing: "REPLICA IDENTITY NOTHING",
+  "no-key": "no primary key and REPLICA IDENTITY DEFAULT",
+  "index-gone": "REPLICA IDENTITY USING INDEX of an index that is gone or invalid"
+};
+function planPublishing(tables, engine, consent) {
+  const out = { refused: [], setFull: [] };
+  if (engine !== "native") return out;
+  for (const t of tables) {
+    const problem = identityProblem(t);
+    if (!problem) continue;
+    if (consent.some((p) => matchesPattern(t, p))) out.setFull.push(t);
+    else out.refused.push({ table: t, problem });
+  }
+  return out;
+}
+
 // src/core/lob.ts
 var MAX_LIMITED_LOB_KB = 102400;
 function lobAdvice(maxBytes, taskLimitKb) {
@@ -31997,32 +32054,10 @@ var TypeOverrides = import_lib.default.TypeOverrides;
 var defaults = import_lib.default.defaults;
 var esm_default = import_lib.default;
 
-// src/config/url.ts
-function parseServerUrl(url2) {
-  let u;
-  try {
-    u = new URL(url2);
-  } catch {
-    throw new Error("not a valid URL");
-  }
-  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") throw new Error(`unsupported scheme ${u.protocol.replace(":", "")}`);
-  const options = {};
-  for (const [k, v] of u.searchParams) options[k] = v;
-  const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
-  const host = hostParam ?? decodeURIComponent(u.hostname);
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
-  if (!host) throw new Error("no host");
-  if (!database) throw new Error("no database name");
-  return {
-    host,
-    port: u.port ? Number(u.port) : 5432,
-    user: decodeURIComponent(u.username) || "postgres",
-    password: u.password ? decodeURIComponent(u.password) : void 0,
-    database,
-    sslmode,
-    sslrootcert,
-    options: rest
-  };
+// src/core/changes.ts
+var made = [];
+function changesMade() {
+  return made;
 }
 
 // src/core/errors.ts
@@ -32047,6 +32082,151 @@ function inputError(code, message, hint, cause) {
 }
 function isPgshiftError(err) {
   return err instanceof PgshiftError;
+}
+var SERVER = /* @__PURE__ */ Symbol("pgshift.server");
+function tagServer(err, server2) {
+  if (err && typeof err === "object" && !(SERVER in err)) Object.defineProperty(err, SERVER, { value: server2, enumerable: false });
+  return err;
+}
+function serverOf(err) {
+  return err && typeof err === "object" ? err[SERVER] : void 0;
+}
+function hintForSqlState(code, role) {
+  if (!code) return `check the ${role} server and its log, then run the same command again: it continues from where it stopped`;
+  if (code === "42501") return `grant the missing privilege to the role pgshift connects to the ${role} as (pgshift assess lists what each phase needs), then run the same command again`;
+  if (code === "53100") return `free disk space on the ${role}, then run the same command again`;
+  if (code === "53200" || code === "53400") return `raise the ${role}'s limit named in the message, then run the same command again`;
+  if (code === "57014") return "the statement was cancelled (a timeout or an operator); run the same command again";
+  if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03") return `the connection to the ${role} was lost: check the server, then run the same command again (it continues)`;
+  return `check the ${role} server log around this time, then run the same command again: it continues from where it stopped`;
+}
+function describeFailure(err) {
+  let report;
+  if (isPgshiftError(err)) {
+    report = { exitCode: err.exitCode, code: err.code, message: err.message, hint: err.hint, line: err.oneLine() };
+  } else {
+    const e = err;
+    const text = (e?.message ?? String(err)).split("\n")[0];
+    const server2 = serverOf(err);
+    if (server2) {
+      const sqlState = typeof e?.code === "string" && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : void 0;
+      const message = `${server2.role} ${server2.label}: ${text}${sqlState ? ` (SQLSTATE ${sqlState})` : ""}`;
+      const hint = hintForSqlState(sqlState, server2.role);
+      report = { exitCode: 1, code: sqlState ? `sql.${sqlState}` : "sql.connection", message, hint, line: `${message} \u2014 ${hint}` };
+    } else {
+      report = { exitCode: 1, code: "internal", message: text, line: `unexpected error: ${text}` };
+    }
+  }
+  const changed = changesMade();
+  if ((report.exitCode === 2 || report.exitCode === 3) && changed.length > 0) {
+    const note = ` (this run had already changed: ${changed.join("; ")})`;
+    report = { ...report, exitCode: 1, message: report.message + note, line: report.line + note };
+  }
+  return report;
+}
+
+// src/config/url.ts
+var LIBPQ_KEYWORDS = {
+  host: 10,
+  hostaddr: 10,
+  port: 10,
+  dbname: 10,
+  user: 10,
+  password: 10,
+  passfile: 10,
+  connect_timeout: 10,
+  client_encoding: 10,
+  options: 10,
+  application_name: 10,
+  fallback_application_name: 10,
+  keepalives: 10,
+  keepalives_idle: 10,
+  keepalives_interval: 10,
+  keepalives_count: 10,
+  replication: 10,
+  sslmode: 10,
+  sslcompression: 10,
+  sslcert: 10,
+  sslkey: 10,
+  sslrootcert: 10,
+  sslcrl: 10,
+  requirepeer: 10,
+  krbsrvname: 10,
+  gsslib: 10,
+  service: 10,
+  target_session_attrs: 10,
+  tcp_user_timeout: 12,
+  gssencmode: 12,
+  sslpassword: 13,
+  channel_binding: 13,
+  ssl_min_protocol_version: 13,
+  ssl_max_protocol_version: 13,
+  sslcrldir: 14,
+  sslsni: 14,
+  require_auth: 16,
+  sslcertmode: 16,
+  load_balance_hosts: 16,
+  gssdelegation: 16,
+  sslnegotiation: 17
+};
+var STRUCTURAL = /* @__PURE__ */ new Set(["user", "password", "dbname", "port"]);
+var ENCODE_HINT = "percent-encode special characters in the user and password (/ as %2F, % as %25, @ as %40, : as %3A, # as %23, ? as %3F)";
+function parseServerUrl(url2) {
+  let u;
+  try {
+    u = new URL(url2);
+  } catch {
+    throw inputError("url.invalid", "not a valid URL", /^postgres(ql)?:\/\//.test(url2) ? `write postgresql://user:password@host:port/dbname and ${ENCODE_HINT}` : "write postgresql://user:password@host:port/dbname");
+  }
+  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
+    throw inputError("url.scheme", `unsupported scheme ${u.protocol.replace(":", "")}`, "write postgresql://user:password@host:port/dbname");
+  }
+  const decode3 = (part, what) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw inputError("url.encoding", `the ${what} holds a % that is not a percent-encoded character`, ENCODE_HINT);
+    }
+  };
+  const options = {};
+  for (const [k, v] of u.searchParams) {
+    if (!(k in LIBPQ_KEYWORDS)) {
+      throw inputError("url.parameter", `unknown connection parameter ${k}`, `remove ?${k}= from the URL (libpq knows: ${Object.keys(LIBPQ_KEYWORDS).filter((x) => !STRUCTURAL.has(x)).join(", ")})`);
+    }
+    if (STRUCTURAL.has(k)) throw inputError("url.parameter", `connection parameter ${k} given as ?${k}=`, `write it in the URL itself: postgresql://user:password@host:port/dbname`);
+    options[k] = v;
+  }
+  const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
+  const host = hostParam ?? decode3(u.hostname, "host");
+  const database = decode3(u.pathname.replace(/^\//, ""), "database name");
+  if (!host) throw inputError("url.host", "no host", "write postgresql://user:password@host:port/dbname");
+  if (!database) throw inputError("url.database", "no database name", "write postgresql://user:password@host:port/dbname");
+  return {
+    host,
+    port: u.port ? Number(u.port) : 5432,
+    user: decode3(u.username, "user") || "postgres",
+    password: u.password ? decode3(u.password, "password") : void 0,
+    database,
+    sslmode,
+    sslrootcert,
+    options: rest
+  };
+}
+function parseConninfo(text) {
+  const out = {};
+  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s']+)/y;
+  let at = 0;
+  while (at < text.length) {
+    if (/^\s*$/.test(text.slice(at))) break;
+    re.lastIndex = at;
+    const m = re.exec(text);
+    if (!m) throw inputError("conninfo.syntax", `cannot read the conninfo after "${text.slice(0, at).replace(/password\s*=\s*\S+/gi, "password=***")}"`, "write keyword=value pairs separated by spaces; quote values with spaces as 'value'");
+    const [, key, raw, quoted] = m;
+    if (!(key in LIBPQ_KEYWORDS)) throw inputError("conninfo.parameter", `unknown connection parameter ${key}`, `remove ${key}= from the conninfo`);
+    out[key] = quoted !== void 0 ? quoted.replace(/\\(.)/g, "$1") : raw;
+    at = re.lastIndex;
+  }
+  return out;
 }
 
 // src/core/secrets.ts
@@ -32158,7 +32338,21 @@ async function connect(ep, opts = {}) {
     });
     throw connectionError(ep, err);
   }
+  tagQueryErrors(client, ep);
   return client;
+}
+function tagQueryErrors(client, ep) {
+  const server2 = { role: ep.role, label: ep.label };
+  const query = client.query.bind(client);
+  client.query = (...args) => {
+    const r = query(...args);
+    if (r && typeof r.then === "function") {
+      return r.catch((err) => {
+        throw tagServer(err, server2);
+      });
+    }
+    return r;
+  };
 }
 function connectionError(ep, err) {
   const e = err;
@@ -32224,7 +32418,8 @@ async function readServerFacts(c, longTransactionSeconds) {
   const role = (await c.query(
     `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
               EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
-              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
+              has_database_privilege(current_database(), 'CREATE') AS create_on_database
          FROM pg_roles r WHERE r.rolname = current_user`
   )).rows[0];
   const isRds = settings["rds.logical_replication"] !== null || (await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'`)).rowCount > 0;
@@ -32258,7 +32453,14 @@ async function readServerFacts(c, longTransactionSeconds) {
     version: settings.server_version ?? "",
     settings,
     isRds,
-    role: { name: role.name, superuser: role.superuser, replication: role.replication, rdsSuperuser: role.rds_superuser, createSubscription: role.create_subscription },
+    role: {
+      name: role.name,
+      superuser: role.superuser,
+      replication: role.replication,
+      rdsSuperuser: role.rds_superuser,
+      createSubscription: role.create_subscription,
+      createOnDatabase: role.create_on_database
+    },
     slotsUsed: Number(counts.slots),
     walSendersUsed: Number(counts.senders),
     longTransactions: longTx.rows,
@@ -32282,7 +32484,7 @@ async function readRelations(c, versionNum) {
                       WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
                         AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)), '{}') AS unique_not_null,
            (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary)::int AS other_unique,
-           (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident) AS ri_index,
+           (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident AND i.indisvalid) AS ri_index,
            coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${generated}), '{}') AS generated,
            coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> ''), '{}') AS identity,
            coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND t.typcategory = 'A'), '{}') AS arrays,
@@ -32398,6 +32600,20 @@ async function findTool(name, binDir) {
   return { path: bin, major, version: stdout.trim() };
 }
 
+// src/pg/identity.ts
+import { randomUUID } from "node:crypto";
+async function sameDatabase(source, target) {
+  const marker = `pgshift identity ${randomUUID()}`;
+  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
+  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
+  try {
+    const r = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
+    return (r.rowCount ?? 0) > 0;
+  } finally {
+    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
+  }
+}
+
 // src/phases/context.ts
 function phaseContext(plan, log) {
   return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
@@ -32412,82 +32628,98 @@ async function openSessions(ctx) {
     });
     throw err;
   }
+  const close = async () => {
+    await Promise.all([source.end().catch(() => {
+    }), target.end().catch(() => {
+    })]);
+  };
   const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
+  if (await sameDatabase(source, target).catch(async (err) => {
+    await close();
+    throw err;
+  })) {
+    await close();
+    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
+  }
   return {
     source,
     target,
     sourceVersion,
     targetVersion,
-    close: async () => {
-      await Promise.all([source.end().catch(() => {
-      }), target.end().catch(() => {
-      })]);
-    }
+    close
   };
 }
 
 // src/phases/assess.ts
+async function readPreconditions(ctx, s, options) {
+  const { plan } = ctx;
+  const opts = plan.assess;
+  const findings = [];
+  const add = (severity, code, object2, message, fix) => findings.push({ severity, code, object: object2, message, fix });
+  const [src, tgt] = await Promise.all([readServerFacts(s.source, opts.longTransactionSeconds), readServerFacts(s.target, opts.longTransactionSeconds)]);
+  const sourceMajor = majorOf(src.versionNum);
+  const targetMajor = majorOf(tgt.versionNum);
+  const native = plan.cdc.engine === "native";
+  const dmsPlugin = plan.cdc.dms.plugin;
+  if (targetMajor < sourceMajor) add("blocker", "target.version", ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, "migrate to the same or a newer major");
+  checkSourceSettings(src, ctx.source.label, options.streamsNeeded, native, dmsPlugin, add);
+  checkPrivileges(src, tgt, ctx, native, plan.groups.length, add);
+  for (const t of src.longTransactions) {
+    add("warning", "source.long-transaction", `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ""})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, "end it before the full load, or wait");
+  }
+  for (const p of src.preparedTransactions) {
+    add("blocker", "source.prepared-transaction", `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
+  }
+  const targetExtensions = tgt.availableExtensions;
+  if (!(targetExtensions instanceof Map)) {
+    const names = src.extensions.map((e) => e.name).join(", ");
+    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
+  } else {
+    for (const e of src.extensions) {
+      const avail = targetExtensions.get(e.name);
+      if (!avail) add("blocker", "extension.missing", `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
+      else if (!avail.versions.includes(e.version)) {
+        add("warning", "extension.version", `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
+      }
+    }
+  }
+  for (const t of src.eventTriggers) {
+    add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL is not replicated, and DMS fails with ENABLE ALWAYS triggers`, "freeze DDL for the migration window; disable it if it writes");
+  }
+  for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
+  if (src.largeObjects > 0) {
+    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target", "freeze large-object writes from the full load on, or move them to bytea columns");
+  }
+  try {
+    const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
+    if (dump.major < sourceMajor) add("blocker", "tool.pg_dump", dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
+  } catch (err) {
+    add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
+  }
+  const relations = await readRelations(s.source, src.versionNum);
+  const migratable = relations.filter((r) => (r.kind === "r" || r.kind === "p") && r.persistence === "p");
+  const assignment = assignGroups(migratable, plan.groups);
+  const groupOf = /* @__PURE__ */ new Map();
+  for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
+  for (const u of assignment.unmatched) add("warning", "group.pattern", `group ${u.group}`, `pattern ${u.pattern} matches no table`, "fix the pattern in the plan");
+  for (const [g, list] of assignment.groups) if (!list.some((t) => t.kind === "r")) add("blocker", "group.empty", `group ${g}`, "matches no table that holds rows", "fix its tables: patterns or remove the group");
+  for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
+  return { src, tgt, relations, groupOf, assignment, findings, add };
+}
 async function runAssess(ctx) {
   const started = Date.now();
   const { plan } = ctx;
   const opts = plan.assess;
   const s = await openSessions(ctx);
   try {
-    const findings = [];
-    const add = (severity, code, object2, message, fix) => findings.push({ severity, code, object: object2, message, fix });
-    const [src, tgt] = await Promise.all([readServerFacts(s.source, opts.longTransactionSeconds), readServerFacts(s.target, opts.longTransactionSeconds)]);
+    const { src, tgt, relations, groupOf, assignment, findings, add } = await readPreconditions(ctx, s, { streamsNeeded: plan.groups.length });
     const sourceMajor = majorOf(src.versionNum);
     const targetMajor = majorOf(tgt.versionNum);
-    const groupCount = plan.groups.length;
     const native = plan.cdc.engine === "native";
-    const dmsPlugin = plan.cdc.dms.plugin;
-    if (targetMajor < sourceMajor) add("blocker", "target.version", ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, "migrate to the same or a newer major");
-    checkSourceSettings(src, ctx.source.label, groupCount, native, dmsPlugin, add);
-    checkPrivileges(src, tgt, ctx, native, groupCount, add);
-    for (const t of src.longTransactions) {
-      add("warning", "source.long-transaction", `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ""})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, "end it before the full load, or wait");
-    }
-    for (const p of src.preparedTransactions) {
-      add("blocker", "source.prepared-transaction", `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
-    }
-    const targetExtensions = tgt.availableExtensions;
-    if (!(targetExtensions instanceof Map)) {
-      const names = src.extensions.map((e) => e.name).join(", ");
-      add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
-    } else {
-      for (const e of src.extensions) {
-        const avail = targetExtensions.get(e.name);
-        if (!avail) add("blocker", "extension.missing", `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
-        else if (!avail.versions.includes(e.version)) {
-          add("warning", "extension.version", `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
-        }
-      }
-    }
-    for (const t of src.eventTriggers) {
-      add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL is not replicated, and DMS fails with ENABLE ALWAYS triggers`, "freeze DDL for the migration window; disable it if it writes");
-    }
-    for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
-    if (src.largeObjects > 0) {
-      add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target", "freeze large-object writes from the full load on, or move them to bytea columns");
-    }
-    try {
-      const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
-      if (dump.major < sourceMajor) add("blocker", "tool.pg_dump", dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
-    } catch (err) {
-      add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
-    }
-    const relations = await readRelations(s.source, src.versionNum);
-    const migratable = relations.filter((r) => (r.kind === "r" || r.kind === "p") && r.persistence === "p");
-    const assignment = assignGroups(migratable, plan.groups);
-    const groupOf = /* @__PURE__ */ new Map();
-    for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
-    for (const u of assignment.unmatched) add("warning", "group.pattern", `group ${u.group}`, `pattern ${u.pattern} matches no table`, "fix the pattern in the plan");
-    for (const [g, list] of assignment.groups) if (!list.some((t) => t.kind === "r")) add("blocker", "group.empty", `group ${g}`, "matches no table that holds rows", "fix its tables: patterns or remove the group");
     const targetUnique = /* @__PURE__ */ new Map();
     const profiles = [];
     for (const t of relations) {
       const name = displayName(t);
-      checkRelation(t, name, groupOf.get(t) ?? null, plan.cdc.engine, dmsPlugin, add);
       if (t.kind !== "r" || t.persistence !== "p") continue;
       targetUnique.set(name, t.otherUniqueIndexes);
       profiles.push({
@@ -32604,17 +32836,15 @@ function checkSourceSettings(src, label, groups, native, plugin, add) {
   }
 }
 function checkPrivileges(src, tgt, ctx, native, groups, add) {
-  if (!src.role.superuser && !src.role.replication && !src.role.rdsSuperuser) {
-    add("blocker", "source.privilege.replication", `role ${src.role.name}`, "cannot create replication slots (needs REPLICATION, superuser or rds_superuser)", `ALTER ROLE ${src.role.name} REPLICATION (on RDS: GRANT rds_replication TO ${src.role.name})`);
-  }
+  for (const f of privilegeFindings(src.role, tgt.role, majorOf(tgt.versionNum), native ? "native" : "dms")) add("blocker", f.code, f.object, f.message, f.fix);
   if (native) {
-    const canSubscribe = tgt.role.superuser || tgt.role.rdsSuperuser || majorOf(tgt.versionNum) >= 16 && tgt.role.createSubscription;
-    if (!canSubscribe) add("blocker", "target.privilege.subscription", `role ${tgt.role.name}`, "cannot create subscriptions on the target", `connect as a superuser (RDS: rds_superuser)${majorOf(tgt.versionNum) >= 16 ? " or GRANT pg_create_subscription" : ""}`);
     const workers = Number(tgt.settings.max_logical_replication_workers);
     if (workers < groups) add("blocker", "target.workers", ctx.target.label, `${groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, "raise max_logical_replication_workers (and max_worker_processes) and restart the target");
   }
 }
-function checkRelation(t, name, group2, engine, plugin, add) {
+function checkRelation(t, name, group2, plan, add) {
+  const engine = plan.cdc.engine;
+  const plugin = plan.cdc.dms.plugin;
   if (t.kind === "f") return add("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target");
   if (t.kind === "m") return add("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
   if (t.persistence === "u") return add("warning", "table.unlogged", name, "unlogged table: not replicated and not copied", `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
@@ -32622,16 +32852,21 @@ function checkRelation(t, name, group2, engine, plugin, add) {
   if (!t.canSelect) add("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`);
   if (group2 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
   if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
-  if (t.replicaIdentity === "n") {
-    add("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL`);
-  } else if (t.replicaIdentity === "d" && !t.hasPrimaryKey) {
+  const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
+  const problem = identityProblem(identity);
+  const publishing = group2 === null ? void 0 : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
+  if (problem && publishing?.setFull.length) {
+    add("info", "table.replica-identity-consent", name, `${IDENTITY_PROBLEM_TEXT[problem]}: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)`);
+  } else if (problem === "nothing") {
+    add("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`);
+  } else if (problem) {
     const idx = t.uniqueNotNullIndexes[0];
     add(
       "blocker",
       "table.no-key",
       name,
-      "no primary key and no replica identity: UPDATE and DELETE fail on the source once it is published, and DMS ignores them",
-      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, or ALTER TABLE ${name} REPLICA IDENTITY FULL`
+      `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published, and DMS ignores them`,
+      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
     );
   } else if (t.replicaIdentity === "f") {
     if (engine === "dms" && plugin === "pglogical") add("blocker", "table.replica-identity-full", name, "REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical", "add a primary key, or use plugin: test_decoding for this group");
@@ -53020,6 +53255,7 @@ var planSchema = external_exports.strictObject({
     maxLagBytes: size.prefault("64MB").describe("cdc status fails above this lag."),
     maxLagSeconds: external_exports.number().min(0).default(300),
     minSafeWalFraction: external_exports.number().min(0).max(1).default(0.5).describe("cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind."),
+    replicaIdentityFull: external_exports.array(external_exports.string()).default([]).describe("Tables (patterns) without a usable replica identity that pgshift may set to REPLICA IDENTITY FULL on the source before publishing them (native engine); without this consent such a table is refused, since publishing it would make its UPDATE and DELETE fail."),
     ddlTrigger: external_exports.boolean().default(false).describe("Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser)."),
     dms: external_exports.strictObject({
       plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
@@ -53125,18 +53361,33 @@ function parsePlan(text, file2, env = process.env) {
   for (const url2 of [plan.source.url, plan.source.replicaUrl, plan.target.url, plan.source.subscriptionConninfo, plan.cutover.pgbouncer?.adminUrl]) {
     if (!url2) continue;
     registerSecret(url2);
-    const pw = url2.startsWith("postgres") ? safePassword(url2) : /password\s*=\s*(\S+)/.exec(url2)?.[1];
+    const pw = url2.startsWith("postgres") ? safePassword(url2) : conninfoPassword(url2);
     registerSecret(pw);
   }
-  for (const [key, server2] of [["source.url", plan.source.url], ["target.url", plan.target.url]]) {
+  const connections = [
+    ["source.url", plan.source.url, parseServerUrl],
+    ["source.replicaUrl", plan.source.replicaUrl, parseServerUrl],
+    ["source.subscriptionConninfo", plan.source.subscriptionConninfo, parseConninfo],
+    ["target.url", plan.target.url, parseServerUrl],
+    ["cutover.pgbouncer.adminUrl", plan.cutover.pgbouncer?.adminUrl, parseServerUrl]
+  ];
+  for (const [key, text2, parse3] of connections) {
+    if (text2 === void 0) continue;
     try {
-      parseServerUrl(server2);
+      parse3(text2);
     } catch (err) {
       const node2 = nodeAt(doc, key.split("."));
-      throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${key}: ${err.message}`, "write postgresql://user@host:port/dbname");
+      throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${key}: ${err.message}`, isPgshiftError(err) ? err.hint : "write postgresql://user:password@host:port/dbname");
     }
   }
   return plan;
+}
+function conninfoPassword(conninfo) {
+  try {
+    return parseConninfo(conninfo).password;
+  } catch {
+    return /password\s*=\s*(\S+)/.exec(conninfo)?.[1];
+  }
 }
 function safePassword(url2) {
   try {
@@ -53281,8 +53532,7 @@ async function runAction(name, phase) {
 `);
     if (outcome.exitCode) setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {
-    const exitCode = isPgshiftError(err) ? err.exitCode : 1;
-    const message = isPgshiftError(err) ? err.oneLine() : `unexpected error: ${err?.message ?? String(err)}`;
+    const { exitCode, line: message } = describeFailure(err);
     setOutput("exit-code", String(exitCode));
     await summary.addRaw(`### pgshift ${name} \u2014 ${exitCode === 3 ? "refused" : exitCode === 2 ? "bad input" : "failed"}
 

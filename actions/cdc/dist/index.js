@@ -74502,6 +74502,15 @@ function info(message) {
   process.stdout.write(message + os4.EOL);
 }
 
+// src/core/changes.ts
+var made = [];
+function noteChange(what) {
+  if (!made.includes(what)) made.push(what);
+}
+function changesMade() {
+  return made;
+}
+
 // src/core/errors.ts
 var PgshiftError = class extends Error {
   code;
@@ -74538,42 +74547,46 @@ function numberInput(value, name, min = 0) {
   }
   return n3;
 }
-
-// src/config/url.ts
-function parseServerUrl(url2) {
-  let u;
-  try {
-    u = new URL(url2);
-  } catch {
-    throw new Error("not a valid URL");
-  }
-  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") throw new Error(`unsupported scheme ${u.protocol.replace(":", "")}`);
-  const options = {};
-  for (const [k5, v] of u.searchParams) options[k5] = v;
-  const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
-  const host = hostParam ?? decodeURIComponent(u.hostname);
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
-  if (!host) throw new Error("no host");
-  if (!database) throw new Error("no database name");
-  return {
-    host,
-    port: u.port ? Number(u.port) : 5432,
-    user: decodeURIComponent(u.username) || "postgres",
-    password: u.password ? decodeURIComponent(u.password) : void 0,
-    database,
-    sslmode,
-    sslrootcert,
-    options: rest
-  };
+var SERVER = /* @__PURE__ */ Symbol("pgshift.server");
+function tagServer(err, server2) {
+  if (err && typeof err === "object" && !(SERVER in err)) Object.defineProperty(err, SERVER, { value: server2, enumerable: false });
+  return err;
 }
-function toConninfo(a5, opts) {
-  const q3 = (v) => `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
-  const parts = [`host=${q3(a5.host)}`, `port=${a5.port}`, `user=${q3(a5.user)}`, `dbname=${q3(a5.database)}`];
-  if (opts.withPassword && a5.password) parts.push(`password=${q3(a5.password)}`);
-  if (a5.sslmode) parts.push(`sslmode=${q3(a5.sslmode)}`);
-  if (a5.sslrootcert) parts.push(`sslrootcert=${q3(a5.sslrootcert)}`);
-  for (const [k5, v] of Object.entries(a5.options)) parts.push(`${k5}=${q3(v)}`);
-  return parts.join(" ");
+function serverOf(err) {
+  return err && typeof err === "object" ? err[SERVER] : void 0;
+}
+function hintForSqlState(code, role) {
+  if (!code) return `check the ${role} server and its log, then run the same command again: it continues from where it stopped`;
+  if (code === "42501") return `grant the missing privilege to the role pgshift connects to the ${role} as (pgshift assess lists what each phase needs), then run the same command again`;
+  if (code === "53100") return `free disk space on the ${role}, then run the same command again`;
+  if (code === "53200" || code === "53400") return `raise the ${role}'s limit named in the message, then run the same command again`;
+  if (code === "57014") return "the statement was cancelled (a timeout or an operator); run the same command again";
+  if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03") return `the connection to the ${role} was lost: check the server, then run the same command again (it continues)`;
+  return `check the ${role} server log around this time, then run the same command again: it continues from where it stopped`;
+}
+function describeFailure(err) {
+  let report;
+  if (isPgshiftError(err)) {
+    report = { exitCode: err.exitCode, code: err.code, message: err.message, hint: err.hint, line: err.oneLine() };
+  } else {
+    const e5 = err;
+    const text = (e5?.message ?? String(err)).split("\n")[0];
+    const server2 = serverOf(err);
+    if (server2) {
+      const sqlState = typeof e5?.code === "string" && /^[0-9A-Z]{5}$/.test(e5.code) ? e5.code : void 0;
+      const message = `${server2.role} ${server2.label}: ${text}${sqlState ? ` (SQLSTATE ${sqlState})` : ""}`;
+      const hint = hintForSqlState(sqlState, server2.role);
+      report = { exitCode: 1, code: sqlState ? `sql.${sqlState}` : "sql.connection", message, hint, line: `${message} \u2014 ${hint}` };
+    } else {
+      report = { exitCode: 1, code: "internal", message: text, line: `unexpected error: ${text}` };
+    }
+  }
+  const changed = changesMade();
+  if ((report.exitCode === 2 || report.exitCode === 3) && changed.length > 0) {
+    const note = ` (this run had already changed: ${changed.join("; ")})`;
+    report = { ...report, exitCode: 1, message: report.message + note, line: report.line + note };
+  }
+  return report;
 }
 
 // src/config/size.ts
@@ -74622,6 +74635,12 @@ function subscriptionName(migration, group5) {
 }
 function batchStreamName(group5) {
   return `${group5}_batch`;
+}
+function resyncStreamName(group5, n3) {
+  return `${group5}_r${n3}`;
+}
+function isResyncOf(stream, group5) {
+  return new RegExp(`^${group5.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}_r\\d+$`).test(stream);
 }
 function heartbeatTable(group5) {
   return fit(`heartbeat_${group5}`);
@@ -74736,6 +74755,7 @@ async function listTables(c5, versionNum) {
     SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relkind AS kind,
            c.relispartition AS is_partition, c.relpersistence AS persistence,
            c.relreplident AS replident,
+           EXISTS (SELECT 1 FROM pg_index ri WHERE ri.indrelid = c.oid AND ri.indisreplident AND ri.indisvalid) AS replident_index,
            pg_total_relation_size(c.oid)::text AS bytes, c.reltuples::text AS reltuples,
            COALESCE((SELECT json_agg(json_build_object(
                         'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
@@ -74777,6 +74797,7 @@ async function listTables(c5, versionNum) {
     isPartition: row.is_partition,
     persistence: row.persistence,
     replicaIdentity: row.replident,
+    replicaIdentityIndex: row.replident_index,
     bytes: Number(row.bytes),
     rowEstimate: Math.max(0, Number(row.reltuples)),
     columns: row.columns,
@@ -74872,6 +74893,7 @@ var Journal = class _Journal {
   migration;
   /** Create the control schema if needed and register the migration. */
   static async open(c5, migration, info2) {
+    if (!await _Journal.find(c5, migration)) noteChange(`pgshift journal of ${migration} on the target`);
     await c5.query("BEGIN");
     try {
       await c5.query("SELECT pg_advisory_xact_lock(hashtext($1))", [LOCK_KEY]);
@@ -75024,6 +75046,122 @@ var TypeOverrides = import_lib.default.TypeOverrides;
 var defaults = import_lib.default.defaults;
 var esm_default = import_lib.default;
 
+// src/config/url.ts
+var LIBPQ_KEYWORDS = {
+  host: 10,
+  hostaddr: 10,
+  port: 10,
+  dbname: 10,
+  user: 10,
+  password: 10,
+  passfile: 10,
+  connect_timeout: 10,
+  client_encoding: 10,
+  options: 10,
+  application_name: 10,
+  fallback_application_name: 10,
+  keepalives: 10,
+  keepalives_idle: 10,
+  keepalives_interval: 10,
+  keepalives_count: 10,
+  replication: 10,
+  sslmode: 10,
+  sslcompression: 10,
+  sslcert: 10,
+  sslkey: 10,
+  sslrootcert: 10,
+  sslcrl: 10,
+  requirepeer: 10,
+  krbsrvname: 10,
+  gsslib: 10,
+  service: 10,
+  target_session_attrs: 10,
+  tcp_user_timeout: 12,
+  gssencmode: 12,
+  sslpassword: 13,
+  channel_binding: 13,
+  ssl_min_protocol_version: 13,
+  ssl_max_protocol_version: 13,
+  sslcrldir: 14,
+  sslsni: 14,
+  require_auth: 16,
+  sslcertmode: 16,
+  load_balance_hosts: 16,
+  gssdelegation: 16,
+  sslnegotiation: 17
+};
+var STRUCTURAL = /* @__PURE__ */ new Set(["user", "password", "dbname", "port"]);
+var ENCODE_HINT = "percent-encode special characters in the user and password (/ as %2F, % as %25, @ as %40, : as %3A, # as %23, ? as %3F)";
+function parseServerUrl(url2) {
+  let u;
+  try {
+    u = new URL(url2);
+  } catch {
+    throw inputError("url.invalid", "not a valid URL", /^postgres(ql)?:\/\//.test(url2) ? `write postgresql://user:password@host:port/dbname and ${ENCODE_HINT}` : "write postgresql://user:password@host:port/dbname");
+  }
+  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
+    throw inputError("url.scheme", `unsupported scheme ${u.protocol.replace(":", "")}`, "write postgresql://user:password@host:port/dbname");
+  }
+  const decode3 = (part, what) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw inputError("url.encoding", `the ${what} holds a % that is not a percent-encoded character`, ENCODE_HINT);
+    }
+  };
+  const options = {};
+  for (const [k5, v] of u.searchParams) {
+    if (!(k5 in LIBPQ_KEYWORDS)) {
+      throw inputError("url.parameter", `unknown connection parameter ${k5}`, `remove ?${k5}= from the URL (libpq knows: ${Object.keys(LIBPQ_KEYWORDS).filter((x) => !STRUCTURAL.has(x)).join(", ")})`);
+    }
+    if (STRUCTURAL.has(k5)) throw inputError("url.parameter", `connection parameter ${k5} given as ?${k5}=`, `write it in the URL itself: postgresql://user:password@host:port/dbname`);
+    options[k5] = v;
+  }
+  const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
+  const host = hostParam ?? decode3(u.hostname, "host");
+  const database = decode3(u.pathname.replace(/^\//, ""), "database name");
+  if (!host) throw inputError("url.host", "no host", "write postgresql://user:password@host:port/dbname");
+  if (!database) throw inputError("url.database", "no database name", "write postgresql://user:password@host:port/dbname");
+  return {
+    host,
+    port: u.port ? Number(u.port) : 5432,
+    user: decode3(u.username, "user") || "postgres",
+    password: u.password ? decode3(u.password, "password") : void 0,
+    database,
+    sslmode,
+    sslrootcert,
+    options: rest
+  };
+}
+function parseConninfo(text) {
+  const out = {};
+  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s']+)/y;
+  let at = 0;
+  while (at < text.length) {
+    if (/^\s*$/.test(text.slice(at))) break;
+    re.lastIndex = at;
+    const m3 = re.exec(text);
+    if (!m3) throw inputError("conninfo.syntax", `cannot read the conninfo after "${text.slice(0, at).replace(/password\s*=\s*\S+/gi, "password=***")}"`, "write keyword=value pairs separated by spaces; quote values with spaces as 'value'");
+    const [, key, raw, quoted] = m3;
+    if (!(key in LIBPQ_KEYWORDS)) throw inputError("conninfo.parameter", `unknown connection parameter ${key}`, `remove ${key}= from the conninfo`);
+    out[key] = quoted !== void 0 ? quoted.replace(/\\(.)/g, "$1") : raw;
+    at = re.lastIndex;
+  }
+  return out;
+}
+function keywordsUnknownTo(keywords, major) {
+  return keywords.filter((k5) => (LIBPQ_KEYWORDS[k5] ?? Infinity) > major);
+}
+function toConninfo(a5, opts) {
+  const q3 = (v) => `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+  const parts = [`host=${q3(a5.host)}`, `port=${a5.port}`, `user=${q3(a5.user)}`, `dbname=${q3(a5.database)}`];
+  if (opts.withPassword && a5.password) parts.push(`password=${q3(a5.password)}`);
+  if (a5.sslmode) parts.push(`sslmode=${q3(a5.sslmode)}`);
+  if (a5.sslrootcert) parts.push(`sslrootcert=${q3(a5.sslrootcert)}`);
+  for (const [k5, v] of Object.entries(a5.options)) parts.push(`${k5}=${q3(v)}`);
+  return parts.join(" ");
+}
+
 // src/pg/connect.ts
 function endpointFor(role, server2) {
   const address = parseServerUrl(server2.url);
@@ -75034,6 +75172,20 @@ function endpointFor(role, server2) {
     address.sslmode = server2.tls.mode;
     if (server2.tls.ca) address.sslrootcert = server2.tls.ca;
   }
+  return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
+}
+function endpointFromConninfo(role, fields, fallback2) {
+  const address = {
+    host: fields.host ?? fields.hostaddr ?? fallback2.host,
+    port: fields.port ? Number(fields.port) : fallback2.port,
+    user: fields.user ?? fallback2.user,
+    password: fields.password,
+    database: fields.dbname ?? fallback2.database,
+    sslmode: fields.sslmode,
+    sslrootcert: fields.sslrootcert,
+    options: {}
+  };
+  const ssl = sslOptions(role, address.sslmode ?? "disable", address.sslrootcert, address.host);
   return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
 }
 function sslOptions(role, mode, caPath, host) {
@@ -75094,7 +75246,21 @@ async function connect(ep, opts = {}) {
     });
     throw connectionError(ep, err);
   }
+  tagQueryErrors(client, ep);
   return client;
+}
+function tagQueryErrors(client, ep) {
+  const server2 = { role: ep.role, label: ep.label };
+  const query = client.query.bind(client);
+  client.query = (...args) => {
+    const r5 = query(...args);
+    if (r5 && typeof r5.then === "function") {
+      return r5.catch((err) => {
+        throw tagServer(err, server2);
+      });
+    }
+    return r5;
+  };
 }
 function connectionError(ep, err) {
   const e5 = err;
@@ -75185,6 +75351,7 @@ async function measureLags(source, target, streams, waitMs) {
 
 // src/pg/replication.ts
 async function ensureHeartbeat(c5, table2, group5) {
+  noteChange(`heartbeat table pgshift.${table2}`);
   await c5.query(`CREATE SCHEMA IF NOT EXISTS ${S}`);
   await c5.query(
     `CREATE TABLE IF NOT EXISTS ${S}.${quoteIdent(table2)} (
@@ -75201,11 +75368,17 @@ async function publicationExists(c5, name) {
 }
 async function createPublication(c5, name, tables, heartbeat) {
   if (await publicationExists(c5, name)) return;
+  noteChange(`publication ${name} on the source`);
   const list2 = [...tables.map(qualify), `${S}.${quoteIdent(heartbeat)}`].join(", ");
   await c5.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list2}`);
 }
+async function publishedTables(c5, publication) {
+  const r5 = await c5.query("SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = $1", [publication]);
+  return new Set(r5.rows.map(displayName));
+}
 async function dropPublication(c5, name) {
   if (!await publicationExists(c5, name)) return false;
+  noteChange(`publication ${name} dropped`);
   await c5.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
   return true;
 }
@@ -75213,27 +75386,69 @@ async function subscriptionExists(c5, name) {
   const r5 = await c5.query("SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())", [name]);
   return (r5.rowCount ?? 0) > 0;
 }
-async function createSubscription(c5, spec) {
+async function createSubscription(c5, spec, log) {
+  noteChange(`subscription ${spec.name}`);
   if (!await subscriptionExists(c5, spec.name)) {
     const options = [`create_slot = false`, `slot_name = ${quoteLiteral(spec.slot)}`, `copy_data = false`, `enabled = false`];
     if (spec.streaming) options.push("streaming = on");
-    await c5.query(
-      `CREATE SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION ${quoteLiteral(spec.conninfo)} PUBLICATION ${quoteIdent(spec.publication)} WITH (${options.join(", ")})`
-    );
+    await execWithSecret(c5, `CREATE SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION %L PUBLICATION ${quoteIdent(spec.publication)} WITH (${options.join(", ")})`, spec.conninfo, log);
     if (spec.startLsn) {
       await c5.query(`SELECT pg_replication_origin_advance('pg_' || oid, $2::pg_lsn) FROM pg_subscription WHERE subname = $1`, [spec.name, spec.startLsn]);
     }
   } else {
     const current = await c5.query("SELECT subconninfo AS conninfo FROM pg_subscription WHERE subname = $1", [spec.name]);
-    if (current.rows[0]?.conninfo !== spec.conninfo) await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION ${quoteLiteral(spec.conninfo)}`);
+    if (current.rows[0]?.conninfo !== spec.conninfo) await execWithSecret(c5, `ALTER SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION %L`, spec.conninfo, log);
   }
   await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(spec.name)} ENABLE`);
+}
+async function execWithSecret(c5, template, secret, log) {
+  await c5.query(`CREATE OR REPLACE FUNCTION pg_temp.pgshift_exec_with_secret(statement text, secret text) RETURNS void LANGUAGE plpgsql AS $fn$
+    DECLARE
+      message text;
+    BEGIN
+      EXECUTE format(statement, secret);
+    EXCEPTION WHEN OTHERS THEN
+      message := regexp_replace(replace(SQLERRM, secret, '***'), 'password\\s*=\\s*(''([^''\\\\]|\\\\.)*''|\\S+)', 'password=***', 'gi');
+      RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = message;
+    END $fn$`);
+  const restore = await quietStatementLog(c5, log);
+  try {
+    await c5.query("SELECT pg_temp.pgshift_exec_with_secret($1, $2)", [template, secret]);
+  } finally {
+    await restore();
+  }
+}
+async function quietStatementLog(c5, log) {
+  const r5 = await c5.query(
+    `SELECT name, current_setting(name, true) AS value FROM unnest(ARRAY['log_statement', 'log_min_duration_statement', 'pgaudit.log']) AS name`
+  );
+  const before = new Map(r5.rows.map((x) => [x.name, x.value]));
+  const quiet = { log_statement: "none", log_min_duration_statement: "-1", "pgaudit.log": "none" };
+  const changed = [];
+  const loud = [];
+  for (const [name, value] of Object.entries(quiet)) {
+    const was = before.get(name);
+    if (was === null || was === void 0 || was === value) continue;
+    try {
+      await c5.query("SELECT set_config($1, $2, false)", [name, value]);
+      changed.push(name);
+    } catch {
+      if (name === "log_statement" && was !== "all") continue;
+      loud.push(`${name} = ${was}`);
+    }
+  }
+  if (loud.length) log?.warn(`the target's ${loud.join(", ")} logs statements with their parameters, and this role cannot turn that off for its session: the subscription's connection string (with its password) may appear in the target's server log \u2014 switch it off for the migration, or connect as a superuser`);
+  return async () => {
+    for (const name of changed) await c5.query("SELECT set_config($1, $2, false)", [name, before.get(name)]).catch(() => {
+    });
+  };
 }
 async function setSubscriptionEnabled(c5, name, enabled) {
   if (await subscriptionExists(c5, name)) await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} ${enabled ? "ENABLE" : "DISABLE"}`);
 }
 async function dropSubscription(c5, name) {
   if (!await subscriptionExists(c5, name)) return;
+  noteChange(`subscription ${name} dropped`);
   await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
   await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
   await c5.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
@@ -75293,6 +75508,34 @@ async function subscriptionState(c5, name) {
     lastMessageAt: row.last_msg_receipt_time
   };
 }
+async function setReplicaIdentity(c5, table2, identity) {
+  const clause = typeof identity === "string" ? identity.toUpperCase() : `USING INDEX ${quoteIdent(identity.index)}`;
+  noteChange(`replica identity of ${qualify(table2)} on the source`);
+  for (let attempt = 1; ; attempt++) {
+    await c5.query("BEGIN");
+    try {
+      await c5.query(`SET LOCAL lock_timeout = '2s'`);
+      await c5.query(`ALTER TABLE ${qualify(table2)} REPLICA IDENTITY ${clause}`);
+      await c5.query("COMMIT");
+      return;
+    } catch (err) {
+      await c5.query("ROLLBACK").catch(() => {
+      });
+      if (err.code !== "55P03" || attempt === 5) throw err;
+      await new Promise((r5) => setTimeout(r5, 1e3 * attempt));
+    }
+  }
+}
+async function replicaIdentityOf(c5, table2) {
+  const r5 = await c5.query(
+    `SELECT c.relreplident::text AS ident, (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident) AS idx
+       FROM pg_class c WHERE c.oid = $1::regclass`,
+    [qualify(table2)]
+  );
+  const row = r5.rows[0];
+  if (row.ident === "i" && row.idx) return { index: row.idx };
+  return row.ident === "f" ? "full" : row.ident === "n" ? "nothing" : "default";
+}
 
 // src/pg/ddl.ts
 async function installDdlTrigger(source) {
@@ -75328,6 +75571,9 @@ function compile(pattern) {
   const n3 = globToRegExp(q3.name);
   return (t) => s2.test(t.schema) && n3.test(t.name);
 }
+function matchesPattern(t, pattern) {
+  return compile(pattern)(t);
+}
 function assignGroups(tables, groups) {
   const compiled = groups.map((g5) => ({
     name: g5.name,
@@ -75356,6 +75602,20 @@ function describeTables(tables, max = 5) {
   return tables.length > max ? `${names.join(", ")} and ${tables.length - max} more` : names.join(", ");
 }
 
+// src/pg/identity.ts
+import { randomUUID as randomUUID3 } from "node:crypto";
+async function sameDatabase(source, target) {
+  const marker = `pgshift identity ${randomUUID3()}`;
+  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
+  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
+  try {
+    const r5 = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
+    return (r5.rowCount ?? 0) > 0;
+  } finally {
+    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
+  }
+}
+
 // src/phases/context.ts
 function phaseContext(plan, log) {
   return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
@@ -75370,17 +75630,25 @@ async function openSessions(ctx) {
     });
     throw err;
   }
+  const close = async () => {
+    await Promise.all([source.end().catch(() => {
+    }), target.end().catch(() => {
+    })]);
+  };
   const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
+  if (await sameDatabase(source, target).catch(async (err) => {
+    await close();
+    throw err;
+  })) {
+    await close();
+    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
+  }
   return {
     source,
     target,
     sourceVersion,
     targetVersion,
-    close: async () => {
-      await Promise.all([source.end().catch(() => {
-      }), target.end().catch(() => {
-      })]);
-    }
+    close
   };
 }
 async function requireLogicalSource(s2, ctx) {
@@ -75420,6 +75688,466 @@ async function resolveGroups(ctx, source, versionNum, only) {
     result.push({ name, tables: data, parents: tables.filter((t) => t.kind === "p") });
   }
   return result;
+}
+
+// src/core/replica-identity.ts
+function identityProblem(t) {
+  if (t.replicaIdentity === "n") return "nothing";
+  if (t.replicaIdentity === "d" && !t.hasPrimaryKey) return "no-key";
+  if (t.replicaIdentity === "i" && !t.identityIndexValid) return "index-gone";
+  return void 0;
+}
+var IDENTITY_PROBLEM_TEXT = {
+  nothing: "REPLICA IDENTITY NOTHING",
+  "no-key": "no primary key and REPLICA IDENTITY DEFAULT",
+  "index-gone": "REPLICA IDENTITY USING INDEX of an index that is gone or invalid"
+};
+function planPublishing(tables, engine, consent) {
+  const out = { refused: [], setFull: [] };
+  if (engine !== "native") return out;
+  for (const t of tables) {
+    const problem = identityProblem(t);
+    if (!problem) continue;
+    if (consent.some((p3) => matchesPattern(t, p3))) out.setFull.push(t);
+    else out.refused.push({ table: t, problem });
+  }
+  return out;
+}
+
+// src/core/privileges.ts
+function privilegeFindings(source, target, targetMajor, engine) {
+  const out = [];
+  if (!source.superuser && !source.replication && !source.rdsSuperuser) {
+    out.push({
+      code: "source.privilege.replication",
+      object: `source role ${source.name}`,
+      message: "cannot create replication slots (needs REPLICATION, superuser or rds_superuser)",
+      fix: `ALTER ROLE ${source.name} REPLICATION (on RDS: GRANT rds_replication TO ${source.name})`
+    });
+  }
+  if (!target.superuser && !target.createOnDatabase) {
+    out.push({
+      code: "target.privilege.create",
+      object: `target role ${target.name}`,
+      message: "cannot create schemas in the target database (the schema restore and the control schema need CREATE)",
+      fix: `GRANT CREATE ON DATABASE <target database> TO ${target.name}`
+    });
+  }
+  if (engine === "native" && !(target.superuser || target.rdsSuperuser || targetMajor >= 16 && target.createSubscription)) {
+    out.push({
+      code: "target.privilege.subscription",
+      object: `target role ${target.name}`,
+      message: "cannot create subscriptions on the target",
+      fix: `connect as a superuser (RDS: rds_superuser)${targetMajor >= 16 ? ` or GRANT pg_create_subscription TO ${target.name}` : ""}`
+    });
+  }
+  return out;
+}
+
+// src/core/pool.ts
+async function runPool(items, concurrency, task) {
+  let next = 0;
+  let failed;
+  const worker = async (id) => {
+    while (failed === void 0 && next < items.length) {
+      const item = items[next++];
+      try {
+        await task(item, id);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, (_, i5) => worker(i5)));
+  if (failed !== void 0) throw failed;
+}
+
+// src/pg/inventory.ts
+var SETTINGS = [
+  "wal_level",
+  "max_replication_slots",
+  "max_wal_senders",
+  "wal_sender_timeout",
+  "max_slot_wal_keep_size",
+  "logical_decoding_work_mem",
+  "shared_preload_libraries",
+  "rds.logical_replication",
+  "max_logical_replication_workers",
+  "max_worker_processes",
+  "server_version",
+  "block_size"
+];
+async function readServerFacts(c5, longTransactionSeconds) {
+  const settings = {};
+  for (const name of SETTINGS) settings[name] = null;
+  const s2 = await c5.query("SELECT name, current_setting(name, true) AS v FROM pg_settings WHERE name = ANY($1::text[])", [SETTINGS]);
+  for (const row of s2.rows) settings[row.name] = row.v;
+  const versionNum = Number((await c5.query("SELECT current_setting('server_version_num') AS v")).rows[0].v);
+  const role = (await c5.query(
+    `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
+              has_database_privilege(current_database(), 'CREATE') AS create_on_database
+         FROM pg_roles r WHERE r.rolname = current_user`
+  )).rows[0];
+  const isRds = settings["rds.logical_replication"] !== null || (await c5.query(`SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'`)).rowCount > 0;
+  const counts = (await c5.query(
+    `SELECT (SELECT count(*) FROM pg_replication_slots)::text AS slots,
+              (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')::text AS senders,
+              (SELECT count(*) FROM pg_largeobject_metadata)::text AS lo`
+  )).rows[0];
+  const longTx = await c5.query(
+    `SELECT pid, extract(epoch FROM now() - xact_start)::int AS seconds, coalesce(application_name, '') AS application,
+            coalesce(usename, '') AS "user", coalesce(state, '') AS state
+       FROM pg_stat_activity
+      WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+        AND now() - xact_start > make_interval(secs => $1)
+      ORDER BY xact_start`,
+    [longTransactionSeconds]
+  );
+  const prepared = await c5.query(`SELECT gid, extract(epoch FROM now() - prepared)::int AS seconds FROM pg_prepared_xacts WHERE database = current_database()`);
+  const ext = await c5.query(`SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1`);
+  const availableExtensions = await c5.query(
+    `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
+         FROM pg_available_extensions a`
+  ).then(
+    (avail) => new Map(avail.rows.map((r5) => [r5.name, { defaultVersion: r5.default_version, versions: r5.versions }])),
+    (err) => ({ error: err.message })
+  );
+  const triggers = await c5.query(`SELECT evtname AS name, evtevent AS event, evtenabled AS enabled FROM pg_event_trigger ORDER BY 1`);
+  const db = (await c5.query("SELECT current_database() AS d")).rows[0].d;
+  return {
+    versionNum,
+    version: settings.server_version ?? "",
+    settings,
+    isRds,
+    role: {
+      name: role.name,
+      superuser: role.superuser,
+      replication: role.replication,
+      rdsSuperuser: role.rds_superuser,
+      createSubscription: role.create_subscription,
+      createOnDatabase: role.create_on_database
+    },
+    slotsUsed: Number(counts.slots),
+    walSendersUsed: Number(counts.senders),
+    longTransactions: longTx.rows,
+    preparedTransactions: prepared.rows,
+    extensions: ext.rows,
+    availableExtensions,
+    eventTriggers: triggers.rows,
+    largeObjects: Number(counts.lo),
+    database: db
+  };
+}
+var LOB_TYPE_TEST = `(t.typname IN ('text', 'bytea', 'json', 'jsonb', 'xml') OR (t.typname = 'varchar' AND a.atttypmod = -1) OR t.typcategory = 'A')`;
+async function readRelations(c5, versionNum) {
+  const generated = versionNum >= 12e4 ? "a.attgenerated <> ''" : "false";
+  const noStats = versionNum >= 14e4 ? "c.reltuples < 0" : `(c.reltuples = 0 AND coalesce((SELECT st.last_analyze IS NULL AND st.last_autoanalyze IS NULL FROM pg_stat_all_tables st WHERE st.relid = c.oid), true))`;
+  const r5 = await c5.query(`
+    SELECT n.nspname AS schema, c.relname AS name, c.oid::int AS oid, c.relkind AS kind, c.relpersistence AS persistence,
+           c.relispartition AS is_partition, c.relreplident AS replident,
+           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
+           coalesce((SELECT array_agg(ic.relname::text ORDER BY ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                      WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)), '{}') AS unique_not_null,
+           (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary)::int AS other_unique,
+           (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident AND i.indisvalid) AS ri_index,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${generated}), '{}') AS generated,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> ''), '{}') AS identity,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND t.typcategory = 'A'), '{}') AS arrays,
+           coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
+                       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${LOB_TYPE_TEST} AND NOT (${generated})), '[]') AS lobs,
+           ((c.relpages + coalesce((SELECT tc.relpages FROM pg_class tc WHERE tc.oid = c.reltoastrelid), 0))::bigint * current_setting('block_size')::bigint)::text AS estimated_bytes,
+           CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_total_relation_size(c.oid) ELSE 0 END::text AS bytes,
+           greatest(c.reltuples, 0)::text AS row_estimate,
+           NOT (${noStats}) AS has_stats,
+           pg_get_userbyid(c.relowner) AS owner,
+           pg_has_role(c.relowner, 'USAGE') AS owned_by_me,
+           has_table_privilege(c.oid, 'SELECT') AS can_select
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
+     ORDER BY n.nspname, c.relname`);
+  return r5.rows.map((x) => ({
+    schema: x.schema,
+    name: x.name,
+    oid: x.oid,
+    kind: x.kind,
+    persistence: x.persistence,
+    isPartition: x.is_partition,
+    replicaIdentity: x.replident,
+    hasPrimaryKey: x.has_pk,
+    uniqueNotNullIndexes: x.unique_not_null,
+    otherUniqueIndexes: x.other_unique,
+    replicaIdentityIndex: x.ri_index,
+    generatedColumns: x.generated,
+    identityColumns: x.identity,
+    arrayColumns: x.arrays,
+    lobColumns: x.lobs,
+    estimatedBytes: Number(x.estimated_bytes),
+    bytes: Number(x.bytes),
+    rowEstimate: Number(x.row_estimate),
+    hasStatistics: x.has_stats,
+    owner: x.owner,
+    ownedByMe: x.owned_by_me,
+    canSelect: x.can_select
+  }));
+}
+
+// src/pg/tools.ts
+import { execFile as execFileCb } from "node:child_process";
+import { existsSync as existsSync2 } from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+var execFile = promisify(execFileCb);
+function toolPath(name, binDir) {
+  const dir = binDir ?? process.env.PGSHIFT_PG_BIN;
+  return dir ? path.join(dir, name) : name;
+}
+async function findTool(name, binDir) {
+  const bin = toolPath(name, binDir);
+  if (bin.includes("/") && !existsSync2(bin)) {
+    throw inputError("tool.missing", `${name} not found at ${bin}`, "set fullLoad.pgBinDir (or PGSHIFT_PG_BIN) to a directory holding the PostgreSQL client tools");
+  }
+  let stdout;
+  try {
+    ({ stdout } = await execFile(bin, ["--version"]));
+  } catch {
+    throw inputError("tool.missing", `${name} cannot be run (${bin})`, "install the PostgreSQL client tools or set fullLoad.pgBinDir (or PGSHIFT_PG_BIN)");
+  }
+  const m3 = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(stdout);
+  if (!m3) throw inputError("tool.version", `cannot read the version of ${bin}: ${stdout.trim()}`);
+  const major = Number(m3[1]) >= 10 ? Number(m3[1]) : Number(`${m3[1]}.${m3[2]}`);
+  return { path: bin, major, version: stdout.trim() };
+}
+function requireDumpForSource(tool, sourceMajor) {
+  if (tool.major < sourceMajor) {
+    throw inputError(
+      "tool.too-old",
+      `${tool.path} is PostgreSQL ${tool.major} but the source server is PostgreSQL ${sourceMajor}; pg_dump cannot dump a newer server`,
+      `install the PostgreSQL ${sourceMajor} (or newer) client tools and set fullLoad.pgBinDir or PGSHIFT_PG_BIN to their bin directory`
+    );
+  }
+}
+function toolEnv(ep) {
+  const a5 = ep.address;
+  const env2 = { ...process.env, PGAPPNAME: "pgshift", PGCONNECT_TIMEOUT: "15" };
+  for (const key of ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGSERVICE", "PGSSLMODE", "PGSSLROOTCERT", "PGOPTIONS"]) delete env2[key];
+  if (a5.password) env2.PGPASSWORD = a5.password;
+  env2.PGSSLMODE = a5.sslmode ?? (ep.ssl ? "require" : "disable");
+  if (a5.sslrootcert) env2.PGSSLROOTCERT = a5.sslrootcert;
+  return env2;
+}
+function connectionArgs(ep) {
+  const a5 = ep.address;
+  return ["--host", a5.host, "--port", String(a5.port), "--username", a5.user, "--dbname", a5.database, "--no-password"];
+}
+async function runTool(bin, args, env2, what) {
+  try {
+    const { stdout } = await execFile(bin, args, { env: env2, maxBuffer: 256 * 1024 * 1024 });
+    return stdout;
+  } catch (err) {
+    const e5 = err;
+    const detail = redact((e5.stderr || e5.message).trim().split("\n").slice(0, 3).join(" | "));
+    throw failure("tool.failed", `${what} failed: ${detail}`, void 0, err);
+  }
+}
+
+// src/phases/assess.ts
+async function readPreconditions(ctx, s2, options) {
+  const { plan } = ctx;
+  const opts = plan.assess;
+  const findings = [];
+  const add = (severity, code, object2, message, fix) => findings.push({ severity, code, object: object2, message, fix });
+  const [src, tgt] = await Promise.all([readServerFacts(s2.source, opts.longTransactionSeconds), readServerFacts(s2.target, opts.longTransactionSeconds)]);
+  const sourceMajor = majorOf(src.versionNum);
+  const targetMajor = majorOf(tgt.versionNum);
+  const native = plan.cdc.engine === "native";
+  const dmsPlugin = plan.cdc.dms.plugin;
+  if (targetMajor < sourceMajor) add("blocker", "target.version", ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, "migrate to the same or a newer major");
+  checkSourceSettings(src, ctx.source.label, options.streamsNeeded, native, dmsPlugin, add);
+  checkPrivileges(src, tgt, ctx, native, plan.groups.length, add);
+  for (const t of src.longTransactions) {
+    add("warning", "source.long-transaction", `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ""})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, "end it before the full load, or wait");
+  }
+  for (const p3 of src.preparedTransactions) {
+    add("blocker", "source.prepared-transaction", `prepared transaction ${p3.gid}`, `prepared ${p3.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p3.gid}'`);
+  }
+  const targetExtensions = tgt.availableExtensions;
+  if (!(targetExtensions instanceof Map)) {
+    const names = src.extensions.map((e5) => e5.name).join(", ");
+    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
+  } else {
+    for (const e5 of src.extensions) {
+      const avail = targetExtensions.get(e5.name);
+      if (!avail) add("blocker", "extension.missing", `extension ${e5.name}`, `installed on the source (${e5.version}) but not available on the target`, `install ${e5.name} on the target (on RDS: check rds.extensions)`);
+      else if (!avail.versions.includes(e5.version)) {
+        add("warning", "extension.version", `extension ${e5.name}`, `source has ${e5.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
+      }
+    }
+  }
+  for (const t of src.eventTriggers) {
+    add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL is not replicated, and DMS fails with ENABLE ALWAYS triggers`, "freeze DDL for the migration window; disable it if it writes");
+  }
+  for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
+  if (src.largeObjects > 0) {
+    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target", "freeze large-object writes from the full load on, or move them to bytea columns");
+  }
+  try {
+    const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
+    if (dump.major < sourceMajor) add("blocker", "tool.pg_dump", dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
+  } catch (err) {
+    add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
+  }
+  const relations = await readRelations(s2.source, src.versionNum);
+  const migratable = relations.filter((r5) => (r5.kind === "r" || r5.kind === "p") && r5.persistence === "p");
+  const assignment = assignGroups(migratable, plan.groups);
+  const groupOf = /* @__PURE__ */ new Map();
+  for (const [g5, list2] of assignment.groups) for (const t of list2) groupOf.set(t, g5);
+  for (const u of assignment.unmatched) add("warning", "group.pattern", `group ${u.group}`, `pattern ${u.pattern} matches no table`, "fix the pattern in the plan");
+  for (const [g5, list2] of assignment.groups) if (!list2.some((t) => t.kind === "r")) add("blocker", "group.empty", `group ${g5}`, "matches no table that holds rows", "fix its tables: patterns or remove the group");
+  for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
+  return { src, tgt, relations, groupOf, assignment, findings, add };
+}
+function checkSourceSettings(src, label, groups, native, plugin, add) {
+  const st = src.settings;
+  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
+    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
+  } else if (st.wal_level !== "logical") {
+    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
+  }
+  const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
+  if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
+  const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
+  if (freeSenders < groups) add("blocker", "source.wal_senders", label, `${groups} WAL sender(s) needed, ${freeSenders} free of max_wal_senders ${st.max_wal_senders}`, "raise max_wal_senders (restart)");
+  const timeout = parseDurationMs(st.wal_sender_timeout);
+  if (timeout !== null && timeout > 0 && timeout < 1e4) {
+    add("warning", "source.wal_sender_timeout", label, `wal_sender_timeout is ${st.wal_sender_timeout}: busy apply can be cut off`, "set wal_sender_timeout to at least 10s");
+  }
+  const workMem = st.logical_decoding_work_mem ? parseSize(st.logical_decoding_work_mem.replace(/B$/, "B")) : void 0;
+  if (workMem !== void 0 && workMem < 64 * 1024 * 1024) {
+    add("info", "source.logical_decoding_work_mem", label, `logical_decoding_work_mem is ${st.logical_decoding_work_mem}: larger transactions spill to disk while decoding`, "raise it (for example 256MB) if large transactions are common");
+  }
+  if (!native && plugin === "pglogical" && st.shared_preload_libraries !== null && !st.shared_preload_libraries.split(",").map((x) => x.trim()).includes("pglogical")) {
+    add("blocker", "source.pglogical", label, "the DMS plugin is pglogical but shared_preload_libraries does not load it", "add pglogical to shared_preload_libraries and restart (or use plugin: test_decoding)");
+  }
+}
+function checkPrivileges(src, tgt, ctx, native, groups, add) {
+  for (const f5 of privilegeFindings(src.role, tgt.role, majorOf(tgt.versionNum), native ? "native" : "dms")) add("blocker", f5.code, f5.object, f5.message, f5.fix);
+  if (native) {
+    const workers = Number(tgt.settings.max_logical_replication_workers);
+    if (workers < groups) add("blocker", "target.workers", ctx.target.label, `${groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, "raise max_logical_replication_workers (and max_worker_processes) and restart the target");
+  }
+}
+function checkRelation(t, name, group5, plan, add) {
+  const engine = plan.cdc.engine;
+  const plugin = plan.cdc.dms.plugin;
+  if (t.kind === "f") return add("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target");
+  if (t.kind === "m") return add("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
+  if (t.persistence === "u") return add("warning", "table.unlogged", name, "unlogged table: not replicated and not copied", `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
+  if (t.kind === "p") return add("info", "table.partitioned", name, "partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)");
+  if (!t.canSelect) add("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`);
+  if (group5 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
+  if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
+  const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
+  const problem = identityProblem(identity);
+  const publishing = group5 === null ? void 0 : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
+  if (problem && publishing?.setFull.length) {
+    add("info", "table.replica-identity-consent", name, `${IDENTITY_PROBLEM_TEXT[problem]}: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)`);
+  } else if (problem === "nothing") {
+    add("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`);
+  } else if (problem) {
+    const idx = t.uniqueNotNullIndexes[0];
+    add(
+      "blocker",
+      "table.no-key",
+      name,
+      `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published, and DMS ignores them`,
+      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
+    );
+  } else if (t.replicaIdentity === "f") {
+    if (engine === "dms" && plugin === "pglogical") add("blocker", "table.replica-identity-full", name, "REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical", "add a primary key, or use plugin: test_decoding for this group");
+    else add("warning", "table.replica-identity-full", name, "REPLICA IDENTITY FULL: every UPDATE and DELETE is applied by a scan unless the target has a usable index", "add a primary key if you can");
+  } else if (t.replicaIdentity === "i") {
+    add("info", "table.replica-identity-index", name, `replica identity is the unique index ${t.replicaIdentityIndex}`);
+  }
+  if (engine === "dms" && !t.hasPrimaryKey && t.arrayColumns.length) add("blocker", "table.array-no-key", name, `ARRAY column(s) ${t.arrayColumns.join(", ")} without a primary key: DMS suspends the table`, "add a primary key");
+  if (t.generatedColumns.length) add("info", "table.generated", name, `generated column(s) ${t.generatedColumns.join(", ")}: left out of the copy, computed by the target`);
+  if (t.identityColumns.length) add("info", "table.identity", name, `identity column(s) ${t.identityColumns.join(", ")}: values copied as they are, sequences carried at cut-over`);
+  if (!t.hasStatistics) add("info", "table.no-statistics", name, "never analyzed: size and row estimates are unknown to the planner and to pgshift", `ANALYZE ${name}`);
+}
+function parseDurationMs(v) {
+  if (!v) return null;
+  const m3 = /^(-?\d+)\s*(ms|s|min|h)?$/.exec(v.trim());
+  if (!m3) return null;
+  const n3 = Number(m3[1]);
+  return n3 * ({ ms: 1, s: 1e3, min: 6e4, h: 36e5 }[m3[2] ?? "ms"] ?? 1);
+}
+
+// src/phases/preflight.ts
+async function preflightLoad(ctx, s2, groups, streamsNeeded) {
+  const pre = await readPreconditions(ctx, s2, { streamsNeeded });
+  const loaded = new Set(groups.flatMap((g5) => g5.tables.map(displayName)));
+  const blockers = pre.findings.filter((f5) => f5.severity === "blocker" && (!f5.code.startsWith("table.") || loaded.has(f5.object)));
+  if (blockers.length) {
+    const [first] = blockers;
+    throw gateRefused(first.code, `${first.object}: ${first.message}${blockers.length > 1 ? ` (and ${blockers.length - 1} more blocker(s): pgshift assess lists them)` : ""}`, first.fix);
+  }
+  const tables = groups.flatMap((g5) => g5.tables);
+  const publishing = planPublishing(
+    tables.map((t) => ({ ...t, hasPrimaryKey: t.primaryKey.length > 0, identityIndexValid: t.replicaIdentityIndex })),
+    ctx.plan.cdc.engine,
+    ctx.plan.cdc.replicaIdentityFull
+  );
+  if (publishing.refused.length) {
+    const names = publishing.refused.map((r5) => `${displayName(r5.table)} (${IDENTITY_PROBLEM_TEXT[r5.problem]})`);
+    throw gateRefused(
+      "table.no-replica-identity",
+      `publishing ${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""} would make every UPDATE and DELETE on ${names.length > 1 ? "them" : "it"} fail on the source`,
+      "add a primary key or ALTER TABLE \u2026 REPLICA IDENTITY FULL, or list the tables under cdc.replicaIdentityFull for pgshift to set it"
+    );
+  }
+  await requireReplicationRoute(ctx);
+  if (ctx.plan.cdc.engine === "native") await preflightSubscription(ctx, s2);
+  return { setReplicaIdentityFull: publishing.setFull };
+}
+async function requireReplicationRoute(ctx) {
+  try {
+    const c5 = await connect(ctx.source, { replication: true, applicationName: "pgshift preflight" });
+    await c5.end().catch(() => {
+    });
+  } catch (err) {
+    throw gateRefused(
+      "source.replication-connection",
+      `source ${ctx.source.label}: a replication connection is refused: ${isPgshiftError(err) ? err.message : err.message}`,
+      'allow replication connections for this user in pg_hba.conf (a "host replication" or "host all" line with the database; on RDS: rds_replication) and reload'
+    );
+  }
+}
+function subscriptionConninfo(ctx) {
+  return ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
+}
+async function preflightSubscription(ctx, s2) {
+  const fields = parseConninfo(subscriptionConninfo(ctx));
+  const targetMajor = majorOf(s2.targetVersion);
+  const unknown2 = keywordsUnknownTo(Object.keys(fields), targetMajor);
+  if (unknown2.length) {
+    throw gateRefused("subscription.conninfo", `the subscription's connection parameter ${unknown2[0]} is unknown to the target's PostgreSQL ${targetMajor}`, `remove ${unknown2[0]} from ${ctx.plan.source.subscriptionConninfo ? "source.subscriptionConninfo" : "source.url"}`);
+  }
+  const role = (await s2.target.query("SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user")).rows[0];
+  if (targetMajor >= 16 && !role.superuser && !fields.password) {
+    throw gateRefused("subscription.password", `target ${ctx.target.label}: a subscription owned by a role that is not superuser needs a password in its connection (PostgreSQL 16+)`, "put the password in source.url (or in source.subscriptionConninfo)");
+  }
+  if (!ctx.plan.source.subscriptionConninfo) return;
+  const ep = endpointFromConninfo("source", fields, parseServerUrl(ctx.plan.source.url));
+  try {
+    const c5 = await connect(ep, { replication: true, applicationName: "pgshift preflight" });
+    await c5.end().catch(() => {
+    });
+  } catch (err) {
+    ctx.log.warn(`source.subscriptionConninfo: a replication connection to ${ep.label} fails from this machine (${isPgshiftError(err) ? err.message : err.message}); the target must reach the source that way`);
+  }
 }
 
 // src/core/dms.ts
@@ -75643,7 +76371,7 @@ async function describeTask(dms, arn) {
 function stopReason(task) {
   return task?.StopReason?.replace(/^Stop Reason\s+/, "") || void 0;
 }
-function describeFailure(task) {
+function describeFailure2(task) {
   return [`status ${task.Status}`, stopReason(task) && `stop reason ${stopReason(task)}`, task.LastFailureMessage && `last failure: ${task.LastFailureMessage}`].filter(Boolean).join("; ");
 }
 async function waitForTask(dms, arn, want, o3) {
@@ -75659,7 +76387,7 @@ async function waitForTask(dms, arn, want, o3) {
     const status = last2.Status ?? "";
     if (want.includes(status)) return last2;
     if (status === "failed" || status === "stopped" && !want.includes("stopped")) {
-      throw failure("dms.task-failed", `DMS task ${last2.ReplicationTaskIdentifier}: ${describeFailure(last2)}`, "see the task log in CloudWatch; pgshift cdc resume retries it, pgshift cdc restart --group starts the group over");
+      throw failure("dms.task-failed", `DMS task ${last2.ReplicationTaskIdentifier}: ${describeFailure2(last2)}`, "see the task log in CloudWatch; pgshift cdc resume retries it, pgshift cdc restart --group starts the group over");
     }
     if (Date.now() > deadline) {
       throw failure("dms.timeout", `DMS task ${last2.ReplicationTaskIdentifier} still ${status} after ${Math.round(o3.timeoutMs / 1e3)} s (waiting for ${want.join(" or ")})`, "check the replication instance and the task in the DMS console, then run the command again");
@@ -75774,12 +76502,14 @@ async function requirePglogical(c5, label) {
   }
 }
 async function ensurePglogicalNode(c5, dsn) {
+  noteChange("pglogical node on the source");
   await c5.query("CREATE EXTENSION IF NOT EXISTS pglogical");
   const node2 = await c5.query(`SELECT 1 FROM pglogical.node WHERE node_name = $1`, [PGLOGICAL_NODE]);
   if (!node2.rowCount) await c5.query("SELECT pglogical.create_node(node_name := $1, dsn := $2)", [PGLOGICAL_NODE, dsn]);
 }
 async function ensureReplicationSets(c5, slot, tables, log) {
   const { updates, inserts } = replicationSetNames(slot);
+  noteChange(`replication sets ${updates}, ${inserts} on the source`);
   const existing = new Set((await c5.query("SELECT set_name AS n FROM pglogical.replication_set WHERE set_name = ANY($1)", [[updates, inserts]])).rows.map((r5) => r5.n));
   if (!existing.has(updates)) await c5.query("SELECT pglogical.create_replication_set($1, false, true, true, false)", [updates]);
   if (!existing.has(inserts)) await c5.query("SELECT pglogical.create_replication_set($1, true, false, false, true)", [inserts]);
@@ -75885,24 +76615,6 @@ async function verifyStartLsn(c5, options) {
   return { lsn: formatLsn(parseLsn(next)), captured: options.captured, confirmedFlush: confirmed, exact: parseLsn(next) === parseLsn(options.captured) };
 }
 
-// src/core/pool.ts
-async function runPool(items, concurrency, task) {
-  let next = 0;
-  let failed;
-  const worker = async (id) => {
-    while (failed === void 0 && next < items.length) {
-      const item = items[next++];
-      try {
-        await task(item, id);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, (_, i5) => worker(i5)));
-  if (failed !== void 0) throw failed;
-}
-
 // src/core/parts.ts
 var INTEGER_TYPES = ["smallint", "integer", "bigint"];
 function partCount(bytes2, threshold, maxParts) {
@@ -75974,67 +76686,6 @@ async function copyTable(source, target, table2, options = {}) {
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os5 from "node:os";
 import path2 from "node:path";
-
-// src/pg/tools.ts
-import { execFile as execFileCb } from "node:child_process";
-import { existsSync as existsSync2 } from "node:fs";
-import path from "node:path";
-import { promisify } from "node:util";
-var execFile = promisify(execFileCb);
-function toolPath(name, binDir) {
-  const dir = binDir ?? process.env.PGSHIFT_PG_BIN;
-  return dir ? path.join(dir, name) : name;
-}
-async function findTool(name, binDir) {
-  const bin = toolPath(name, binDir);
-  if (bin.includes("/") && !existsSync2(bin)) {
-    throw inputError("tool.missing", `${name} not found at ${bin}`, "set fullLoad.pgBinDir (or PGSHIFT_PG_BIN) to a directory holding the PostgreSQL client tools");
-  }
-  let stdout;
-  try {
-    ({ stdout } = await execFile(bin, ["--version"]));
-  } catch {
-    throw inputError("tool.missing", `${name} cannot be run (${bin})`, "install the PostgreSQL client tools or set fullLoad.pgBinDir (or PGSHIFT_PG_BIN)");
-  }
-  const m3 = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(stdout);
-  if (!m3) throw inputError("tool.version", `cannot read the version of ${bin}: ${stdout.trim()}`);
-  const major = Number(m3[1]) >= 10 ? Number(m3[1]) : Number(`${m3[1]}.${m3[2]}`);
-  return { path: bin, major, version: stdout.trim() };
-}
-function requireDumpForSource(tool, sourceMajor) {
-  if (tool.major < sourceMajor) {
-    throw inputError(
-      "tool.too-old",
-      `${tool.path} is PostgreSQL ${tool.major} but the source server is PostgreSQL ${sourceMajor}; pg_dump cannot dump a newer server`,
-      `install the PostgreSQL ${sourceMajor} (or newer) client tools and set fullLoad.pgBinDir or PGSHIFT_PG_BIN to their bin directory`
-    );
-  }
-}
-function toolEnv(ep) {
-  const a5 = ep.address;
-  const env2 = { ...process.env, PGAPPNAME: "pgshift", PGCONNECT_TIMEOUT: "15" };
-  for (const key of ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGSERVICE", "PGSSLMODE", "PGSSLROOTCERT", "PGOPTIONS"]) delete env2[key];
-  if (a5.password) env2.PGPASSWORD = a5.password;
-  env2.PGSSLMODE = a5.sslmode ?? (ep.ssl ? "require" : "disable");
-  if (a5.sslrootcert) env2.PGSSLROOTCERT = a5.sslrootcert;
-  return env2;
-}
-function connectionArgs(ep) {
-  const a5 = ep.address;
-  return ["--host", a5.host, "--port", String(a5.port), "--username", a5.user, "--dbname", a5.database, "--no-password"];
-}
-async function runTool(bin, args, env2, what) {
-  try {
-    const { stdout } = await execFile(bin, args, { env: env2, maxBuffer: 256 * 1024 * 1024 });
-    return stdout;
-  } catch (err) {
-    const e5 = err;
-    const detail = redact((e5.stderr || e5.message).trim().split("\n").slice(0, 3).join(" | "));
-    throw failure("tool.failed", `${what} failed: ${detail}`, void 0, err);
-  }
-}
-
-// src/pg/schema.ts
 async function dumpSchema(tool, source, snapshotName) {
   const dir = mkdtempSync(path2.join(os5.tmpdir(), "pgshift-schema-"));
   const file2 = path2.join(dir, "schema.dump");
@@ -76057,6 +76708,7 @@ async function restoreSection(tool, target, dump, section, options) {
   if (options.listFile) args.push(`--use-list=${options.listFile}`);
   args.push(dump.file);
   const env2 = toolEnv(target);
+  noteChange(`schema ${section} restored on the target`);
   if (options.sessionName) env2.PGAPPNAME = options.sessionName;
   await runTool(tool.path, args, env2, `pg_restore ${section} into the target`);
 }
@@ -76452,6 +77104,17 @@ async function slotsConfirmedUpTo(primary, slots) {
   return r5.rows[0]?.lsn ?? null;
 }
 
+// src/core/load-decision.ts
+function decideGroupLoad(prior, options) {
+  if (!prior) return "fresh";
+  if (options.restart) return prior.state === "cut-over" || prior.state === "rolled-back" ? "refuse-cut-over" : "reset";
+  const inFlight = prior.state === "preparing" || prior.state === "loading";
+  if (!inFlight) return "skip";
+  if (options.pausedReplicaPlan && prior.snapshotMode === "paused-replica") return "continue";
+  if (prior.state === "preparing") return "reset";
+  return "refuse-interrupted";
+}
+
 // src/phases/stream-source.ts
 var DMS_TASKS_PHASE = "cdc:dms:tasks";
 async function journaledDmsTasks(journal) {
@@ -76578,6 +77241,7 @@ var SnapshotHolder = class _SnapshotHolder {
   static async createSlot(ep, slot, plugin, serverVersionNum2) {
     if (!/^[a-z0-9_]{1,63}$/.test(slot)) throw failure("slot.name", `invalid replication slot name ${slot}`);
     const session = await connect(ep, { replication: true, applicationName: "pgshift snapshot" });
+    noteChange(`replication slot ${slot} on the ${ep.role}`);
     try {
       const command5 = serverVersionNum2 >= 15e4 ? `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} (SNAPSHOT 'export')` : `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} EXPORT_SNAPSHOT`;
       const r5 = await session.query(command5);
@@ -76621,6 +77285,7 @@ async function dropSlot(c5, slot) {
   for (let attempt = 0; attempt < 20; attempt++) {
     const r5 = await c5.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot]);
     if (r5.rowCount === 0) return false;
+    noteChange(`replication slot ${slot} dropped`);
     const pid = r5.rows[0].active_pid;
     if (pid) {
       await c5.query("SELECT pg_terminate_backend($1)", [pid]);
@@ -76751,6 +77416,7 @@ var PRE_DATA = "full-load:pre-data";
 var LARGE_OBJECTS = "full-load:large-objects";
 var POST_DATA = "full-load:post-data";
 var REPLICA = "full-load:replica";
+var REPLICA_IDENTITY = "source:replica-identity";
 var progressPhase = (group5) => `full-load:progress:${group5 ?? "*"}`;
 function exportedPoint(ctx, holder) {
   return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c5) => importSnapshot(c5, holder.snapshotName), check: () => {
@@ -76791,45 +77457,53 @@ async function runFullLoad(ctx, options = {}) {
     requireDumpForSource(dumpTool, majorOf(s2.sourceVersion));
     const restoreTool = await findTool("pg_restore", plan.fullLoad.pgBinDir);
     const groups = await resolveGroups(ctx, s2.source, s2.sourceVersion, options.group);
-    await requireFreeSlots(s2, ctx, groups.reduce((n3, g5) => n3 + stream.parts(g5, newStreamRecord(plan, g5.name)).length, 0));
+    const scope = options.group ?? "*";
+    await claimGroups(s2.target, plan.name, groups.map((g5) => g5.name));
+    const prior = await Journal.find(s2.target, plan.name);
+    const existing = new Map((prior ? await prior.streams() : []).map((r5) => [r5.group, r5]));
+    const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
+    if (!preDataDone) await requireEmptyTarget(s2, ctx, groups);
+    const pausedMode = plan.snapshot === "paused-replica";
+    const actions = new Map(groups.map((g5) => [g5, decideGroupLoad(existing.get(g5.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode })]));
+    if (options.restart) {
+      const withTasks2 = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
+      const busy = groups.find((g5) => existing.has(g5.name) && withTasks2.has(g5.name));
+      if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
+    }
+    for (const [group5, action] of actions) {
+      if (action === "refuse-cut-over") {
+        throw gateRefused("full-load.cut-over", `group ${group5.name} is ${existing.get(group5.name).state}: the target is the application's database now, and a reload would clear its tables`, "nothing to restart; pgshift teardown removes what is left of the migration");
+      }
+      if (action !== "refuse-interrupted") continue;
+      throw gateRefused(
+        "full-load.interrupted",
+        `group ${group5.name}: an earlier full load stopped while loading; its ${existing.get(group5.name).snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
+        `run pgshift full-load --restart${options.group ? ` --group ${group5.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
+      );
+    }
+    const loading = groups.filter((g5) => actions.get(g5) !== "skip");
+    const streamsToLoad = loading.flatMap((g5) => stream.parts(g5, newStreamRecord(plan, g5.name)).map((p3) => p3.record.slot));
+    const slotsNeeded = streamsToLoad.length - await existingSlots(s2, streamsToLoad);
+    const preflight = loading.length ? await preflightLoad(ctx, s2, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
     const journal = await Journal.open(s2.target, plan.name, {
       source: ctx.source.label,
       target: ctx.target.label,
       sourceVersion: s2.sourceVersion,
       targetVersion: s2.targetVersion
     });
-    const scope = options.group ?? "*";
-    await claimGroups(s2.target, plan.name, groups.map((g5) => g5.name));
     await journal.startPhase("full-load", { groups: groups.map((g5) => g5.name) });
-    const preDataDone = (await journal.phaseState(PRE_DATA))?.state === "done";
-    if (!preDataDone) await requireEmptyTarget(s2, ctx, groups);
-    const existing = new Map((await journal.streams()).map((r5) => [r5.group, r5]));
+    await applyReplicaIdentityConsent(ctx, s2, journal, preflight.setReplicaIdentityFull);
     const results = [];
     const toLoad = [];
-    const pausedMode = plan.snapshot === "paused-replica";
-    if (options.restart) {
-      const withTasks2 = new Set((await journaledDmsTasks(journal)).map((t) => t.group));
-      const busy = groups.find((g5) => existing.has(g5.name) && withTasks2.has(g5.name));
-      if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
-    }
-    for (const group5 of groups) {
-      const prior = existing.get(group5.name);
-      const inFlight = prior !== void 0 && (prior.state === "preparing" || prior.state === "loading");
-      if (prior && !inFlight && !options.restart) {
-        log.info(`group ${group5.name}: already loaded at ${prior.snapshotLsn} (state ${prior.state}); nothing to do`);
-        results.push({ group: group5.name, slot: prior.slot, publication: prior.publication, snapshotLsn: prior.snapshotLsn ?? "", tables: group5.tables.length, rows: 0, bytes: 0, skipped: group5.tables.length });
+    for (const [group5, action] of actions) {
+      const priorRecord = existing.get(group5.name);
+      if (action === "skip") {
+        log.info(`group ${group5.name}: already loaded at ${priorRecord.snapshotLsn} (state ${priorRecord.state}); nothing to do`);
+        results.push({ group: group5.name, slot: priorRecord.slot, publication: priorRecord.publication, snapshotLsn: priorRecord.snapshotLsn ?? "", tables: group5.tables.length, rows: 0, bytes: 0, skipped: group5.tables.length });
         continue;
       }
-      const continuing = inFlight && !options.restart && pausedMode && prior.snapshotMode === "paused-replica";
-      if (inFlight && !continuing && !options.restart && prior.state === "loading") {
-        throw gateRefused(
-          "full-load.interrupted",
-          `group ${group5.name}: an earlier full load stopped while loading; its ${prior.snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
-          `run pgshift full-load --restart${options.group ? ` --group ${group5.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
-        );
-      }
-      if (prior && !continuing) await resetGroup(s2, ctx, journal, stream, group5, existing);
-      const record2 = continuing ? prior : newStreamRecord(plan, group5.name);
+      if (action === "reset") await resetGroup(s2, ctx, journal, stream, group5, existing);
+      const record2 = action === "continue" ? priorRecord : newStreamRecord(plan, group5.name);
       toLoad.push({ group: group5, record: record2, parts: stream.parts(group5, record2) });
     }
     if (pausedMode && toLoad.length > 0) {
@@ -77260,14 +77934,20 @@ async function openTarget(ctx, sessionName) {
   await c5.query(`SET maintenance_work_mem = ${quoteLiteral(ctx.plan.fullLoad.maintenanceWorkMem)}`);
   return c5;
 }
-async function requireFreeSlots(s2, ctx, needed) {
-  const r5 = await s2.source.query(
-    `SELECT current_setting('max_replication_slots') AS max, (SELECT count(*) FROM pg_replication_slots)::text AS used`
-  );
-  const free = Number(r5.rows[0].max) - Number(r5.rows[0].used);
-  if (free < needed) {
-    throw gateRefused("source.slots", `source ${ctx.source.label}: ${needed} replication slot(s) needed, ${free} free`, "raise max_replication_slots on the source or drop unused slots");
+async function existingSlots(s2, slots) {
+  const r5 = await s2.source.query("SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
+  return r5.rows[0].n;
+}
+async function applyReplicaIdentityConsent(ctx, s2, journal, tables) {
+  if (!tables.length) return;
+  const before = (await journal.phaseState(REPLICA_IDENTITY))?.detail ?? {};
+  for (const t of tables) before[displayName(t)] ??= await replicaIdentityOf(s2.source, t);
+  await journal.setPhaseDetail(REPLICA_IDENTITY, "done", before);
+  for (const t of tables) {
+    await setReplicaIdentity(s2.source, t, "full");
+    ctx.log.info(`${displayName(t)}: REPLICA IDENTITY FULL on the source (cdc.replicaIdentityFull), so that publishing it leaves its UPDATE and DELETE working`);
   }
+  await journal.event("full-load", "warn", `REPLICA IDENTITY FULL set on ${tables.map(displayName).join(", ")} (cdc.replicaIdentityFull); teardown restores the previous identity`);
 }
 async function requireEmptyTarget(s2, ctx, groups) {
   const names = groups.flatMap((g5) => [...g5.tables, ...g5.parents]);
@@ -77286,10 +77966,17 @@ async function requireEmptyTarget(s2, ctx, groups) {
   }
 }
 async function resetGroup(s2, ctx, journal, stream, group5, existing) {
-  ctx.log.warn(`group ${group5.name}: restarting \u2014 dropping its slot and reloading its tables`);
+  ctx.log.warn(`group ${group5.name}: restarting \u2014 dropping its stream and reloading its tables`);
   const companion = batchStreamName(group5.name);
   const names = ctx.plan.groups.some((g5) => g5.name === companion) ? [group5.name] : [group5.name, companion];
   const records = names.map((g5) => existing.get(g5) ?? newStreamRecord(ctx.plan, g5));
+  const resyncs = [...existing.values()].filter((r5) => isResyncOf(r5.group, group5.name));
+  for (const record2 of [...records, ...resyncs]) await dropSubscription(s2.target, record2.subscription);
+  for (const record2 of resyncs) {
+    await dropSlot(s2.source, record2.slot);
+    await dropPublication(s2.source, record2.publication);
+    await journal.deleteStream(record2.group);
+  }
   for (const record2 of records) {
     await dropSlot(s2.source, record2.slot);
     await stream.drop(s2.source, record2);
@@ -77741,9 +78428,11 @@ async function startNativeCdc(ctx) {
   const s2 = await openSessions(ctx);
   try {
     const { journal, streams } = await requireStreams(s2, ctx, ["loaded", "streaming", "paused"]);
+    await preflightSubscription(ctx, s2);
+    await requireReplicationRoute(ctx);
     await journal.startPhase("cdc");
     if (ctx.plan.cdc.ddlTrigger) await installDdlTrigger(s2.source);
-    const conninfo = ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
+    const conninfo = subscriptionConninfo(ctx);
     const streaming = majorOf(s2.sourceVersion) >= 14 && majorOf(s2.targetVersion) >= 14;
     for (const st of streams) {
       await createSubscription(s2.target, {
@@ -77753,7 +78442,7 @@ async function startNativeCdc(ctx) {
         slot: st.slot,
         streaming,
         startLsn: st.snapshotMode === "paused-replica" && st.snapshotLsn ? st.snapshotLsn : void 0
-      });
+      }, ctx.log);
       await journal.setStreamState(st.group, "streaming");
       ctx.log.info(`group ${st.group}: subscription ${st.subscription} streaming from slot ${st.slot} (from ${st.snapshotLsn})`);
     }
@@ -77889,15 +78578,22 @@ async function resyncTables(ctx, names) {
     const wanted = new Set(names);
     const owner = groups.find((g5) => g5.tables.some((t) => wanted.has(displayName(t))));
     const tables = owner ? owner.tables.filter((t) => wanted.has(displayName(t))) : [];
-    const unknown2 = names.filter((n4) => !tables.some((t) => displayName(t) === n4));
+    const unknown2 = names.filter((n3) => !tables.some((t) => displayName(t) === n3));
     if (!owner || unknown2.length) {
       throw inputError("resync.table", `table ${unknown2[0] ?? names[0]} is not in one group of the plan with the others`, "resync tables of one group at a time, named schema.table as verify prints them");
     }
     const streams = await journal.streams();
     const base = streams.find((r5) => r5.group === owner.name);
     if (!base || base.state !== "streaming") throw gateRefused("resync.not-streaming", `group ${owner.name} is not streaming`, "run pgshift cdc start first");
-    const n3 = streams.filter((r5) => r5.group.startsWith(`${owner.name}_r`)).length + 1;
-    const name = `${owner.name}_r${n3}`;
+    await preflightSubscription(ctx, s2);
+    await requireReplicationRoute(ctx);
+    const journaled = await journal.phaseState("cdc:resync");
+    const pending = streams.find((r5) => isResyncOf(r5.group, owner.name) && r5.state === "resyncing");
+    const pendingTables = pending ? journaled?.detail?.stream === pending.group ? journaled.detail.tables ?? [] : [] : [];
+    if (pending && (pendingTables.length !== names.length || pendingTables.some((t) => !wanted.has(t)))) {
+      throw gateRefused("resync.pending", `an interrupted resync of ${pendingTables.join(", ") || pending.group} has not finished`, `run pgshift cdc resync -t ${pendingTables.join(" ") || "\u2026"} first: its tables are carried by no stream until it completes`);
+    }
+    const name = pending?.group ?? resyncStreamName(owner.name, streams.filter((r5) => isResyncOf(r5.group, owner.name)).length + 1);
     const record2 = {
       group: name,
       slot: slotName(ctx.plan.name, name),
@@ -77908,30 +78604,44 @@ async function resyncTables(ctx, names) {
       state: "resyncing"
     };
     await journal.startPhase("cdc:resync", { stream: name, tables: names });
+    if (pending) {
+      await dropSubscription(s2.target, record2.subscription);
+      await dropSlot(s2.source, record2.slot);
+    }
     const hb = heartbeatTable(name);
     await ensureHeartbeat(s2.source, hb, name);
     await ensureHeartbeat(s2.target, hb, name);
-    const list2 = tables.map(qualify).join(", ");
-    await s2.source.query(`CREATE PUBLICATION ${quoteIdent(record2.publication)} FOR TABLE ${list2}, ${S}.${quoteIdent(hb)}`);
+    const carriers = streams.filter((r5) => r5.state === "streaming" && (r5.group === owner.name || isResyncOf(r5.group, owner.name)));
+    const drained = [];
+    for (const carrier of carriers) {
+      const published = await publishedTables(s2.source, carrier.publication);
+      const leaving = tables.filter((t) => published.has(displayName(t)));
+      if (!leaving.length) continue;
+      await s2.source.query(`ALTER PUBLICATION ${quoteIdent(carrier.publication)} DROP TABLE ${leaving.map(qualify).join(", ")}`);
+      drained.push(carrier);
+    }
+    if (await publicationExists(s2.source, record2.publication)) await s2.source.query(`DROP PUBLICATION ${quoteIdent(record2.publication)}`);
+    await createPublication(s2.source, record2.publication, tables, hb);
     await journal.saveStream(record2);
-    await s2.source.query(`ALTER PUBLICATION ${quoteIdent(base.publication)} DROP TABLE ${list2}`);
-    const beat = await writeBeat(s2.source, heartbeatTable(base.group), base.group);
-    if (await waitForMarker(s2.target, heartbeatTable(base.group), base.group, beat, 12e4) === null) {
-      throw gateRefused("resync.drain", `group ${base.group} did not apply its changes within 120 s`, "check pgshift cdc status, then run the resync again");
+    for (const carrier of drained) {
+      const beat = await writeBeat(s2.source, heartbeatTable(carrier.group), carrier.group);
+      if (await waitForMarker(s2.target, heartbeatTable(carrier.group), carrier.group, beat, 12e4) === null) {
+        throw failure("resync.drain", `stream ${carrier.group} did not apply its changes within 120 s`, "check pgshift cdc status, then run the same resync again: it continues");
+      }
     }
     holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s2.sourceVersion);
     const rows = await recopy(ctx, tables, holder.snapshotName);
     record2.snapshotLsn = holder.lsnText;
     await holder.release();
     holder = void 0;
-    const conninfo = ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
+    const conninfo = subscriptionConninfo(ctx);
     await createSubscription(s2.target, {
       name: record2.subscription,
       conninfo,
       publication: record2.publication,
       slot: record2.slot,
       streaming: majorOf(s2.sourceVersion) >= 14 && majorOf(s2.targetVersion) >= 14
-    });
+    }, ctx.log);
     record2.state = "streaming";
     await journal.saveStream(record2);
     await journal.finishPhase("cdc:resync", "done", { stream: name, tables: names, snapshotLsn: record2.snapshotLsn, rows });
@@ -77981,14 +78691,11 @@ async function restartCdc(ctx, options) {
     if (!journal) throw gateRefused("restart.no-journal", "there is no migration to restart", "run pgshift full-load");
     const streams = await journal.streams();
     if (options.group && !streams.some((r5) => r5.group === options.group)) throw inputError("restart.group", `group ${options.group} has no stream`, `use one of: ${streams.map((r5) => r5.group).join(", ")}`);
-    affected = streams.filter((r5) => !options.group || r5.group === options.group || r5.group.startsWith(`${options.group}_r`));
+    affected = streams.filter((r5) => !options.group || r5.group === options.group || isResyncOf(r5.group, options.group));
     if (!options.group) {
       options.bundleFile = await writeFailureBundle(ctx, journal, options.bundleFile, { status: await statusOrError(ctx) });
     }
     await journal.event("cdc", "warn", `restart of ${options.group ? `group ${options.group}` : "every group"}`);
-    for (const st of affected) await dropSubscription(s2.target, st.subscription);
-    const planGroups = new Set(ctx.plan.groups.map((g5) => g5.name));
-    for (const st of affected.filter((r5) => !planGroups.has(r5.group))) await dropResyncStream(s2, st, journal);
   } finally {
     await s2.close();
   }
@@ -77997,11 +78704,6 @@ async function restartCdc(ctx, options) {
   else await runFullLoad(ctx, { restart: true });
   const status = await startNativeCdc(ctx);
   return { groups: groups ?? affected.map((r5) => r5.group), bundle: options.bundleFile, status };
-}
-async function dropResyncStream(s2, st, journal) {
-  await s2.source.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(st.publication)}`);
-  await dropSlot(s2.source, st.slot);
-  await journal.deleteStream(st.group);
 }
 async function statusOrError(ctx) {
   try {
@@ -97913,6 +98615,7 @@ var planSchema = external_exports.strictObject({
     maxLagBytes: size.prefault("64MB").describe("cdc status fails above this lag."),
     maxLagSeconds: external_exports.number().min(0).default(300),
     minSafeWalFraction: external_exports.number().min(0).max(1).default(0.5).describe("cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind."),
+    replicaIdentityFull: external_exports.array(external_exports.string()).default([]).describe("Tables (patterns) without a usable replica identity that pgshift may set to REPLICA IDENTITY FULL on the source before publishing them (native engine); without this consent such a table is refused, since publishing it would make its UPDATE and DELETE fail."),
     ddlTrigger: external_exports.boolean().default(false).describe("Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser)."),
     dms: external_exports.strictObject({
       plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
@@ -98018,18 +98721,33 @@ function parsePlan(text, file2, env2 = process.env) {
   for (const url2 of [plan.source.url, plan.source.replicaUrl, plan.target.url, plan.source.subscriptionConninfo, plan.cutover.pgbouncer?.adminUrl]) {
     if (!url2) continue;
     registerSecret(url2);
-    const pw = url2.startsWith("postgres") ? safePassword(url2) : /password\s*=\s*(\S+)/.exec(url2)?.[1];
+    const pw = url2.startsWith("postgres") ? safePassword(url2) : conninfoPassword(url2);
     registerSecret(pw);
   }
-  for (const [key, server2] of [["source.url", plan.source.url], ["target.url", plan.target.url]]) {
+  const connections = [
+    ["source.url", plan.source.url, parseServerUrl],
+    ["source.replicaUrl", plan.source.replicaUrl, parseServerUrl],
+    ["source.subscriptionConninfo", plan.source.subscriptionConninfo, parseConninfo],
+    ["target.url", plan.target.url, parseServerUrl],
+    ["cutover.pgbouncer.adminUrl", plan.cutover.pgbouncer?.adminUrl, parseServerUrl]
+  ];
+  for (const [key, text2, parse4] of connections) {
+    if (text2 === void 0) continue;
     try {
-      parseServerUrl(server2);
+      parse4(text2);
     } catch (err) {
       const node2 = nodeAt(doc, key.split("."));
-      throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${key}: ${err.message}`, "write postgresql://user@host:port/dbname");
+      throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${key}: ${err.message}`, isPgshiftError(err) ? err.hint : "write postgresql://user:password@host:port/dbname");
     }
   }
   return plan;
+}
+function conninfoPassword(conninfo) {
+  try {
+    return parseConninfo(conninfo).password;
+  } catch {
+    return /password\s*=\s*(\S+)/.exec(conninfo)?.[1];
+  }
 }
 function safePassword(url2) {
   try {
@@ -98174,8 +98892,7 @@ async function runAction(name, phase) {
 `);
     if (outcome.exitCode) setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {
-    const exitCode = isPgshiftError(err) ? err.exitCode : 1;
-    const message = isPgshiftError(err) ? err.oneLine() : `unexpected error: ${err?.message ?? String(err)}`;
+    const { exitCode, line: message } = describeFailure(err);
     setOutput("exit-code", String(exitCode));
     await summary.addRaw(`### pgshift ${name} \u2014 ${exitCode === 3 ? "refused" : exitCode === 2 ? "bad input" : "failed"}
 

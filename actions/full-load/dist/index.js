@@ -33164,6 +33164,15 @@ function info(message) {
   process.stdout.write(message + os4.EOL);
 }
 
+// src/core/changes.ts
+var made = [];
+function noteChange(what) {
+  if (!made.includes(what)) made.push(what);
+}
+function changesMade() {
+  return made;
+}
+
 // src/core/errors.ts
 var PgshiftError = class extends Error {
   code;
@@ -33192,6 +33201,47 @@ function failure(code, message, hint, cause) {
 }
 function isPgshiftError(err) {
   return err instanceof PgshiftError;
+}
+var SERVER = /* @__PURE__ */ Symbol("pgshift.server");
+function tagServer(err, server2) {
+  if (err && typeof err === "object" && !(SERVER in err)) Object.defineProperty(err, SERVER, { value: server2, enumerable: false });
+  return err;
+}
+function serverOf(err) {
+  return err && typeof err === "object" ? err[SERVER] : void 0;
+}
+function hintForSqlState(code, role) {
+  if (!code) return `check the ${role} server and its log, then run the same command again: it continues from where it stopped`;
+  if (code === "42501") return `grant the missing privilege to the role pgshift connects to the ${role} as (pgshift assess lists what each phase needs), then run the same command again`;
+  if (code === "53100") return `free disk space on the ${role}, then run the same command again`;
+  if (code === "53200" || code === "53400") return `raise the ${role}'s limit named in the message, then run the same command again`;
+  if (code === "57014") return "the statement was cancelled (a timeout or an operator); run the same command again";
+  if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03") return `the connection to the ${role} was lost: check the server, then run the same command again (it continues)`;
+  return `check the ${role} server log around this time, then run the same command again: it continues from where it stopped`;
+}
+function describeFailure(err) {
+  let report;
+  if (isPgshiftError(err)) {
+    report = { exitCode: err.exitCode, code: err.code, message: err.message, hint: err.hint, line: err.oneLine() };
+  } else {
+    const e = err;
+    const text = (e?.message ?? String(err)).split("\n")[0];
+    const server2 = serverOf(err);
+    if (server2) {
+      const sqlState = typeof e?.code === "string" && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : void 0;
+      const message = `${server2.role} ${server2.label}: ${text}${sqlState ? ` (SQLSTATE ${sqlState})` : ""}`;
+      const hint = hintForSqlState(sqlState, server2.role);
+      report = { exitCode: 1, code: sqlState ? `sql.${sqlState}` : "sql.connection", message, hint, line: `${message} \u2014 ${hint}` };
+    } else {
+      report = { exitCode: 1, code: "internal", message: text, line: `unexpected error: ${text}` };
+    }
+  }
+  const changed = changesMade();
+  if ((report.exitCode === 2 || report.exitCode === 3) && changed.length > 0) {
+    const note = ` (this run had already changed: ${changed.join("; ")})`;
+    report = { ...report, exitCode: 1, message: report.message + note, line: report.line + note };
+  }
+  return report;
 }
 
 // src/core/ident.ts
@@ -33279,6 +33329,9 @@ function subscriptionName(migration, group2) {
 }
 function batchStreamName(group2) {
   return `${group2}_batch`;
+}
+function isResyncOf(stream, group2) {
+  return new RegExp(`^${group2.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}_r\\d+$`).test(stream);
 }
 function heartbeatTable(group2) {
   return fit(`heartbeat_${group2}`);
@@ -33392,6 +33445,7 @@ async function listTables(c, versionNum) {
     SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relkind AS kind,
            c.relispartition AS is_partition, c.relpersistence AS persistence,
            c.relreplident AS replident,
+           EXISTS (SELECT 1 FROM pg_index ri WHERE ri.indrelid = c.oid AND ri.indisreplident AND ri.indisvalid) AS replident_index,
            pg_total_relation_size(c.oid)::text AS bytes, c.reltuples::text AS reltuples,
            COALESCE((SELECT json_agg(json_build_object(
                         'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
@@ -33433,6 +33487,7 @@ async function listTables(c, versionNum) {
     isPartition: row.is_partition,
     persistence: row.persistence,
     replicaIdentity: row.replident,
+    replicaIdentityIndex: row.replident_index,
     bytes: Number(row.bytes),
     rowEstimate: Math.max(0, Number(row.reltuples)),
     columns: row.columns,
@@ -33528,6 +33583,7 @@ var Journal = class _Journal {
   migration;
   /** Create the control schema if needed and register the migration. */
   static async open(c, migration, info2) {
+    if (!await _Journal.find(c, migration)) noteChange(`pgshift journal of ${migration} on the target`);
     await c.query("BEGIN");
     try {
       await c.query("SELECT pg_advisory_xact_lock(hashtext($1))", [LOCK_KEY]);
@@ -33681,31 +33737,110 @@ var defaults = import_lib.default.defaults;
 var esm_default = import_lib.default;
 
 // src/config/url.ts
+var LIBPQ_KEYWORDS = {
+  host: 10,
+  hostaddr: 10,
+  port: 10,
+  dbname: 10,
+  user: 10,
+  password: 10,
+  passfile: 10,
+  connect_timeout: 10,
+  client_encoding: 10,
+  options: 10,
+  application_name: 10,
+  fallback_application_name: 10,
+  keepalives: 10,
+  keepalives_idle: 10,
+  keepalives_interval: 10,
+  keepalives_count: 10,
+  replication: 10,
+  sslmode: 10,
+  sslcompression: 10,
+  sslcert: 10,
+  sslkey: 10,
+  sslrootcert: 10,
+  sslcrl: 10,
+  requirepeer: 10,
+  krbsrvname: 10,
+  gsslib: 10,
+  service: 10,
+  target_session_attrs: 10,
+  tcp_user_timeout: 12,
+  gssencmode: 12,
+  sslpassword: 13,
+  channel_binding: 13,
+  ssl_min_protocol_version: 13,
+  ssl_max_protocol_version: 13,
+  sslcrldir: 14,
+  sslsni: 14,
+  require_auth: 16,
+  sslcertmode: 16,
+  load_balance_hosts: 16,
+  gssdelegation: 16,
+  sslnegotiation: 17
+};
+var STRUCTURAL = /* @__PURE__ */ new Set(["user", "password", "dbname", "port"]);
+var ENCODE_HINT = "percent-encode special characters in the user and password (/ as %2F, % as %25, @ as %40, : as %3A, # as %23, ? as %3F)";
 function parseServerUrl(url2) {
   let u;
   try {
     u = new URL(url2);
   } catch {
-    throw new Error("not a valid URL");
+    throw inputError("url.invalid", "not a valid URL", /^postgres(ql)?:\/\//.test(url2) ? `write postgresql://user:password@host:port/dbname and ${ENCODE_HINT}` : "write postgresql://user:password@host:port/dbname");
   }
-  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") throw new Error(`unsupported scheme ${u.protocol.replace(":", "")}`);
+  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
+    throw inputError("url.scheme", `unsupported scheme ${u.protocol.replace(":", "")}`, "write postgresql://user:password@host:port/dbname");
+  }
+  const decode3 = (part, what) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw inputError("url.encoding", `the ${what} holds a % that is not a percent-encoded character`, ENCODE_HINT);
+    }
+  };
   const options = {};
-  for (const [k, v] of u.searchParams) options[k] = v;
+  for (const [k, v] of u.searchParams) {
+    if (!(k in LIBPQ_KEYWORDS)) {
+      throw inputError("url.parameter", `unknown connection parameter ${k}`, `remove ?${k}= from the URL (libpq knows: ${Object.keys(LIBPQ_KEYWORDS).filter((x) => !STRUCTURAL.has(x)).join(", ")})`);
+    }
+    if (STRUCTURAL.has(k)) throw inputError("url.parameter", `connection parameter ${k} given as ?${k}=`, `write it in the URL itself: postgresql://user:password@host:port/dbname`);
+    options[k] = v;
+  }
   const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
-  const host = hostParam ?? decodeURIComponent(u.hostname);
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
-  if (!host) throw new Error("no host");
-  if (!database) throw new Error("no database name");
+  const host = hostParam ?? decode3(u.hostname, "host");
+  const database = decode3(u.pathname.replace(/^\//, ""), "database name");
+  if (!host) throw inputError("url.host", "no host", "write postgresql://user:password@host:port/dbname");
+  if (!database) throw inputError("url.database", "no database name", "write postgresql://user:password@host:port/dbname");
   return {
     host,
     port: u.port ? Number(u.port) : 5432,
-    user: decodeURIComponent(u.username) || "postgres",
-    password: u.password ? decodeURIComponent(u.password) : void 0,
+    user: decode3(u.username, "user") || "postgres",
+    password: u.password ? decode3(u.password, "password") : void 0,
     database,
     sslmode,
     sslrootcert,
     options: rest
   };
+}
+function parseConninfo(text) {
+  const out = {};
+  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s']+)/y;
+  let at = 0;
+  while (at < text.length) {
+    if (/^\s*$/.test(text.slice(at))) break;
+    re.lastIndex = at;
+    const m = re.exec(text);
+    if (!m) throw inputError("conninfo.syntax", `cannot read the conninfo after "${text.slice(0, at).replace(/password\s*=\s*\S+/gi, "password=***")}"`, "write keyword=value pairs separated by spaces; quote values with spaces as 'value'");
+    const [, key, raw, quoted] = m;
+    if (!(key in LIBPQ_KEYWORDS)) throw inputError("conninfo.parameter", `unknown connection parameter ${key}`, `remove ${key}= from the conninfo`);
+    out[key] = quoted !== void 0 ? quoted.replace(/\\(.)/g, "$1") : raw;
+    at = re.lastIndex;
+  }
+  return out;
+}
+function keywordsUnknownTo(keywords, major) {
+  return keywords.filter((k) => (LIBPQ_KEYWORDS[k] ?? Infinity) > major);
 }
 function toConninfo(a, opts) {
   const q = (v) => `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
@@ -33727,6 +33862,20 @@ function endpointFor(role, server2) {
     address.sslmode = server2.tls.mode;
     if (server2.tls.ca) address.sslrootcert = server2.tls.ca;
   }
+  return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
+}
+function endpointFromConninfo(role, fields, fallback) {
+  const address = {
+    host: fields.host ?? fields.hostaddr ?? fallback.host,
+    port: fields.port ? Number(fields.port) : fallback.port,
+    user: fields.user ?? fallback.user,
+    password: fields.password,
+    database: fields.dbname ?? fallback.database,
+    sslmode: fields.sslmode,
+    sslrootcert: fields.sslrootcert,
+    options: {}
+  };
+  const ssl = sslOptions(role, address.sslmode ?? "disable", address.sslrootcert, address.host);
   return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
 }
 function sslOptions(role, mode, caPath, host) {
@@ -33787,7 +33936,21 @@ async function connect(ep, opts = {}) {
     });
     throw connectionError(ep, err);
   }
+  tagQueryErrors(client, ep);
   return client;
+}
+function tagQueryErrors(client, ep) {
+  const server2 = { role: ep.role, label: ep.label };
+  const query = client.query.bind(client);
+  client.query = (...args) => {
+    const r = query(...args);
+    if (r && typeof r.then === "function") {
+      return r.catch((err) => {
+        throw tagServer(err, server2);
+      });
+    }
+    return r;
+  };
 }
 function connectionError(ep, err) {
   const e = err;
@@ -33943,6 +34106,7 @@ async function restoreSection(tool, target, dump, section, options) {
   if (options.listFile) args.push(`--use-list=${options.listFile}`);
   args.push(dump.file);
   const env = toolEnv(target);
+  noteChange(`schema ${section} restored on the target`);
   if (options.sessionName) env.PGAPPNAME = options.sessionName;
   await runTool(tool.path, args, env, `pg_restore ${section} into the target`);
 }
@@ -34367,6 +34531,7 @@ async function slotsConfirmedUpTo(primary, slots) {
 
 // src/pg/replication.ts
 async function ensureHeartbeat(c, table2, group2) {
+  noteChange(`heartbeat table pgshift.${table2}`);
   await c.query(`CREATE SCHEMA IF NOT EXISTS ${S}`);
   await c.query(
     `CREATE TABLE IF NOT EXISTS ${S}.${quoteIdent(table2)} (
@@ -34383,13 +34548,578 @@ async function publicationExists(c, name) {
 }
 async function createPublication(c, name, tables, heartbeat) {
   if (await publicationExists(c, name)) return;
+  noteChange(`publication ${name} on the source`);
   const list = [...tables.map(qualify), `${S}.${quoteIdent(heartbeat)}`].join(", ");
   await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
 }
 async function dropPublication(c, name) {
   if (!await publicationExists(c, name)) return false;
+  noteChange(`publication ${name} dropped`);
   await c.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
   return true;
+}
+async function subscriptionExists(c, name) {
+  const r = await c.query("SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())", [name]);
+  return (r.rowCount ?? 0) > 0;
+}
+async function dropSubscription(c, name) {
+  if (!await subscriptionExists(c, name)) return;
+  noteChange(`subscription ${name} dropped`);
+  await c.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
+  await c.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
+  await c.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
+}
+async function setReplicaIdentity(c, table2, identity) {
+  const clause = typeof identity === "string" ? identity.toUpperCase() : `USING INDEX ${quoteIdent(identity.index)}`;
+  noteChange(`replica identity of ${qualify(table2)} on the source`);
+  for (let attempt = 1; ; attempt++) {
+    await c.query("BEGIN");
+    try {
+      await c.query(`SET LOCAL lock_timeout = '2s'`);
+      await c.query(`ALTER TABLE ${qualify(table2)} REPLICA IDENTITY ${clause}`);
+      await c.query("COMMIT");
+      return;
+    } catch (err) {
+      await c.query("ROLLBACK").catch(() => {
+      });
+      if (err.code !== "55P03" || attempt === 5) throw err;
+      await new Promise((r) => setTimeout(r, 1e3 * attempt));
+    }
+  }
+}
+async function replicaIdentityOf(c, table2) {
+  const r = await c.query(
+    `SELECT c.relreplident::text AS ident, (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident) AS idx
+       FROM pg_class c WHERE c.oid = $1::regclass`,
+    [qualify(table2)]
+  );
+  const row = r.rows[0];
+  if (row.ident === "i" && row.idx) return { index: row.idx };
+  return row.ident === "f" ? "full" : row.ident === "n" ? "nothing" : "default";
+}
+
+// src/core/load-decision.ts
+function decideGroupLoad(prior, options) {
+  if (!prior) return "fresh";
+  if (options.restart) return prior.state === "cut-over" || prior.state === "rolled-back" ? "refuse-cut-over" : "reset";
+  const inFlight = prior.state === "preparing" || prior.state === "loading";
+  if (!inFlight) return "skip";
+  if (options.pausedReplicaPlan && prior.snapshotMode === "paused-replica") return "continue";
+  if (prior.state === "preparing") return "reset";
+  return "refuse-interrupted";
+}
+
+// src/core/groups.ts
+function globToRegExp(glob) {
+  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
+  return new RegExp(`^${escaped}$`, "s");
+}
+function compile(pattern) {
+  const q = parseQualifiedName(pattern);
+  const s = globToRegExp(q.schema);
+  const n = globToRegExp(q.name);
+  return (t) => s.test(t.schema) && n.test(t.name);
+}
+function matchesPattern(t, pattern) {
+  return compile(pattern)(t);
+}
+function assignGroups(tables, groups) {
+  const compiled = groups.map((g) => ({
+    name: g.name,
+    include: g.tables.map((p) => ({ pattern: p, test: compile(p), hits: 0 })),
+    exclude: g.exclude.map(compile)
+  }));
+  const result = new Map(groups.map((g) => [g.name, []]));
+  const unassigned = [];
+  for (const t of tables) {
+    let placed = false;
+    for (const g of compiled) {
+      const hit = g.include.find((p) => p.test(t));
+      if (!hit || g.exclude.some((x) => x(t))) continue;
+      hit.hits++;
+      result.get(g.name).push(t);
+      placed = true;
+      break;
+    }
+    if (!placed) unassigned.push(t);
+  }
+  const unmatched = compiled.flatMap((g) => g.include.filter((p) => p.hits === 0).map((p) => ({ group: g.name, pattern: p.pattern })));
+  return { groups: result, unassigned, unmatched };
+}
+function describeTables(tables, max = 5) {
+  const names = tables.slice(0, max).map(displayName);
+  return tables.length > max ? `${names.join(", ")} and ${tables.length - max} more` : names.join(", ");
+}
+
+// src/core/replica-identity.ts
+function identityProblem(t) {
+  if (t.replicaIdentity === "n") return "nothing";
+  if (t.replicaIdentity === "d" && !t.hasPrimaryKey) return "no-key";
+  if (t.replicaIdentity === "i" && !t.identityIndexValid) return "index-gone";
+  return void 0;
+}
+var IDENTITY_PROBLEM_TEXT = {
+  nothing: "REPLICA IDENTITY NOTHING",
+  "no-key": "no primary key and REPLICA IDENTITY DEFAULT",
+  "index-gone": "REPLICA IDENTITY USING INDEX of an index that is gone or invalid"
+};
+function planPublishing(tables, engine, consent) {
+  const out = { refused: [], setFull: [] };
+  if (engine !== "native") return out;
+  for (const t of tables) {
+    const problem = identityProblem(t);
+    if (!problem) continue;
+    if (consent.some((p) => matchesPattern(t, p))) out.setFull.push(t);
+    else out.refused.push({ table: t, problem });
+  }
+  return out;
+}
+
+// src/core/privileges.ts
+function privilegeFindings(source, target, targetMajor, engine) {
+  const out = [];
+  if (!source.superuser && !source.replication && !source.rdsSuperuser) {
+    out.push({
+      code: "source.privilege.replication",
+      object: `source role ${source.name}`,
+      message: "cannot create replication slots (needs REPLICATION, superuser or rds_superuser)",
+      fix: `ALTER ROLE ${source.name} REPLICATION (on RDS: GRANT rds_replication TO ${source.name})`
+    });
+  }
+  if (!target.superuser && !target.createOnDatabase) {
+    out.push({
+      code: "target.privilege.create",
+      object: `target role ${target.name}`,
+      message: "cannot create schemas in the target database (the schema restore and the control schema need CREATE)",
+      fix: `GRANT CREATE ON DATABASE <target database> TO ${target.name}`
+    });
+  }
+  if (engine === "native" && !(target.superuser || target.rdsSuperuser || targetMajor >= 16 && target.createSubscription)) {
+    out.push({
+      code: "target.privilege.subscription",
+      object: `target role ${target.name}`,
+      message: "cannot create subscriptions on the target",
+      fix: `connect as a superuser (RDS: rds_superuser)${targetMajor >= 16 ? ` or GRANT pg_create_subscription TO ${target.name}` : ""}`
+    });
+  }
+  return out;
+}
+
+// src/pg/inventory.ts
+var SETTINGS = [
+  "wal_level",
+  "max_replication_slots",
+  "max_wal_senders",
+  "wal_sender_timeout",
+  "max_slot_wal_keep_size",
+  "logical_decoding_work_mem",
+  "shared_preload_libraries",
+  "rds.logical_replication",
+  "max_logical_replication_workers",
+  "max_worker_processes",
+  "server_version",
+  "block_size"
+];
+async function readServerFacts(c, longTransactionSeconds) {
+  const settings = {};
+  for (const name of SETTINGS) settings[name] = null;
+  const s = await c.query("SELECT name, current_setting(name, true) AS v FROM pg_settings WHERE name = ANY($1::text[])", [SETTINGS]);
+  for (const row of s.rows) settings[row.name] = row.v;
+  const versionNum = Number((await c.query("SELECT current_setting('server_version_num') AS v")).rows[0].v);
+  const role = (await c.query(
+    `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
+              has_database_privilege(current_database(), 'CREATE') AS create_on_database
+         FROM pg_roles r WHERE r.rolname = current_user`
+  )).rows[0];
+  const isRds = settings["rds.logical_replication"] !== null || (await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'`)).rowCount > 0;
+  const counts = (await c.query(
+    `SELECT (SELECT count(*) FROM pg_replication_slots)::text AS slots,
+              (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')::text AS senders,
+              (SELECT count(*) FROM pg_largeobject_metadata)::text AS lo`
+  )).rows[0];
+  const longTx = await c.query(
+    `SELECT pid, extract(epoch FROM now() - xact_start)::int AS seconds, coalesce(application_name, '') AS application,
+            coalesce(usename, '') AS "user", coalesce(state, '') AS state
+       FROM pg_stat_activity
+      WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+        AND now() - xact_start > make_interval(secs => $1)
+      ORDER BY xact_start`,
+    [longTransactionSeconds]
+  );
+  const prepared = await c.query(`SELECT gid, extract(epoch FROM now() - prepared)::int AS seconds FROM pg_prepared_xacts WHERE database = current_database()`);
+  const ext = await c.query(`SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1`);
+  const availableExtensions = await c.query(
+    `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
+         FROM pg_available_extensions a`
+  ).then(
+    (avail) => new Map(avail.rows.map((r) => [r.name, { defaultVersion: r.default_version, versions: r.versions }])),
+    (err) => ({ error: err.message })
+  );
+  const triggers = await c.query(`SELECT evtname AS name, evtevent AS event, evtenabled AS enabled FROM pg_event_trigger ORDER BY 1`);
+  const db = (await c.query("SELECT current_database() AS d")).rows[0].d;
+  return {
+    versionNum,
+    version: settings.server_version ?? "",
+    settings,
+    isRds,
+    role: {
+      name: role.name,
+      superuser: role.superuser,
+      replication: role.replication,
+      rdsSuperuser: role.rds_superuser,
+      createSubscription: role.create_subscription,
+      createOnDatabase: role.create_on_database
+    },
+    slotsUsed: Number(counts.slots),
+    walSendersUsed: Number(counts.senders),
+    longTransactions: longTx.rows,
+    preparedTransactions: prepared.rows,
+    extensions: ext.rows,
+    availableExtensions,
+    eventTriggers: triggers.rows,
+    largeObjects: Number(counts.lo),
+    database: db
+  };
+}
+var LOB_TYPE_TEST = `(t.typname IN ('text', 'bytea', 'json', 'jsonb', 'xml') OR (t.typname = 'varchar' AND a.atttypmod = -1) OR t.typcategory = 'A')`;
+async function readRelations(c, versionNum) {
+  const generated = versionNum >= 12e4 ? "a.attgenerated <> ''" : "false";
+  const noStats = versionNum >= 14e4 ? "c.reltuples < 0" : `(c.reltuples = 0 AND coalesce((SELECT st.last_analyze IS NULL AND st.last_autoanalyze IS NULL FROM pg_stat_all_tables st WHERE st.relid = c.oid), true))`;
+  const r = await c.query(`
+    SELECT n.nspname AS schema, c.relname AS name, c.oid::int AS oid, c.relkind AS kind, c.relpersistence AS persistence,
+           c.relispartition AS is_partition, c.relreplident AS replident,
+           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
+           coalesce((SELECT array_agg(ic.relname::text ORDER BY ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                      WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)), '{}') AS unique_not_null,
+           (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary)::int AS other_unique,
+           (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident AND i.indisvalid) AS ri_index,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${generated}), '{}') AS generated,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> ''), '{}') AS identity,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND t.typcategory = 'A'), '{}') AS arrays,
+           coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
+                       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${LOB_TYPE_TEST} AND NOT (${generated})), '[]') AS lobs,
+           ((c.relpages + coalesce((SELECT tc.relpages FROM pg_class tc WHERE tc.oid = c.reltoastrelid), 0))::bigint * current_setting('block_size')::bigint)::text AS estimated_bytes,
+           CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_total_relation_size(c.oid) ELSE 0 END::text AS bytes,
+           greatest(c.reltuples, 0)::text AS row_estimate,
+           NOT (${noStats}) AS has_stats,
+           pg_get_userbyid(c.relowner) AS owner,
+           pg_has_role(c.relowner, 'USAGE') AS owned_by_me,
+           has_table_privilege(c.oid, 'SELECT') AS can_select
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
+     ORDER BY n.nspname, c.relname`);
+  return r.rows.map((x) => ({
+    schema: x.schema,
+    name: x.name,
+    oid: x.oid,
+    kind: x.kind,
+    persistence: x.persistence,
+    isPartition: x.is_partition,
+    replicaIdentity: x.replident,
+    hasPrimaryKey: x.has_pk,
+    uniqueNotNullIndexes: x.unique_not_null,
+    otherUniqueIndexes: x.other_unique,
+    replicaIdentityIndex: x.ri_index,
+    generatedColumns: x.generated,
+    identityColumns: x.identity,
+    arrayColumns: x.arrays,
+    lobColumns: x.lobs,
+    estimatedBytes: Number(x.estimated_bytes),
+    bytes: Number(x.bytes),
+    rowEstimate: Number(x.row_estimate),
+    hasStatistics: x.has_stats,
+    owner: x.owner,
+    ownedByMe: x.owned_by_me,
+    canSelect: x.can_select
+  }));
+}
+
+// src/pg/identity.ts
+import { randomUUID as randomUUID2 } from "node:crypto";
+async function sameDatabase(source, target) {
+  const marker = `pgshift identity ${randomUUID2()}`;
+  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
+  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
+  try {
+    const r = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
+    return (r.rowCount ?? 0) > 0;
+  } finally {
+    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
+  }
+}
+
+// src/phases/context.ts
+function phaseContext(plan, log) {
+  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
+}
+async function openSessions(ctx) {
+  const source = await connect(ctx.source);
+  let target;
+  try {
+    target = await connect(ctx.target);
+  } catch (err) {
+    await source.end().catch(() => {
+    });
+    throw err;
+  }
+  const close = async () => {
+    await Promise.all([source.end().catch(() => {
+    }), target.end().catch(() => {
+    })]);
+  };
+  const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
+  if (await sameDatabase(source, target).catch(async (err) => {
+    await close();
+    throw err;
+  })) {
+    await close();
+    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
+  }
+  return {
+    source,
+    target,
+    sourceVersion,
+    targetVersion,
+    close
+  };
+}
+async function requireLogicalSource(s, ctx) {
+  const walLevel = await setting(s.source, "wal_level");
+  if (walLevel !== "logical") {
+    throw gateRefused(
+      "source.wal_level",
+      `source ${ctx.source.label}: wal_level is ${walLevel}, logical replication needs wal_level = logical`,
+      "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
+    );
+  }
+  if (majorOf(s.targetVersion) < majorOf(s.sourceVersion)) {
+    throw gateRefused(
+      "target.version",
+      `target ${ctx.target.label} is PostgreSQL ${majorOf(s.targetVersion)}, older than the source's ${majorOf(s.sourceVersion)}`,
+      "migrate to a target of the same or a newer major version"
+    );
+  }
+}
+async function resolveGroups(ctx, source, versionNum, only) {
+  const all = await listTables(source, versionNum);
+  const copyable = all.filter((t) => t.persistence === "p");
+  const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
+  for (const u of unmatched) ctx.log.warn(`group ${u.group}: pattern ${u.pattern} matches no table on the source`);
+  const leaves = unassigned.filter((t) => t.kind === "r");
+  if (leaves.length > 0) ctx.log.warn(`${leaves.length} table(s) are in no group and will not be migrated: ${describeTables(leaves)}`);
+  if (only && !groups.has(only)) {
+    throw inputError("group.unknown", `group ${only} is not in the plan`, `use one of: ${[...groups.keys()].join(", ")}`);
+  }
+  const result = [];
+  for (const [name, tables] of groups) {
+    if (only && name !== only) continue;
+    const data = tables.filter((t) => t.kind === "r").sort((a, b) => b.bytes - a.bytes);
+    if (data.length === 0) {
+      throw inputError("group.empty", `group ${name} matches no table on the source`, "fix its tables: patterns in the plan (schema.table, * as a wildcard)");
+    }
+    result.push({ name, tables: data, parents: tables.filter((t) => t.kind === "p") });
+  }
+  return result;
+}
+
+// src/phases/assess.ts
+async function readPreconditions(ctx, s, options) {
+  const { plan } = ctx;
+  const opts = plan.assess;
+  const findings = [];
+  const add = (severity, code, object2, message, fix) => findings.push({ severity, code, object: object2, message, fix });
+  const [src, tgt] = await Promise.all([readServerFacts(s.source, opts.longTransactionSeconds), readServerFacts(s.target, opts.longTransactionSeconds)]);
+  const sourceMajor = majorOf(src.versionNum);
+  const targetMajor = majorOf(tgt.versionNum);
+  const native = plan.cdc.engine === "native";
+  const dmsPlugin = plan.cdc.dms.plugin;
+  if (targetMajor < sourceMajor) add("blocker", "target.version", ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, "migrate to the same or a newer major");
+  checkSourceSettings(src, ctx.source.label, options.streamsNeeded, native, dmsPlugin, add);
+  checkPrivileges(src, tgt, ctx, native, plan.groups.length, add);
+  for (const t of src.longTransactions) {
+    add("warning", "source.long-transaction", `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ""})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, "end it before the full load, or wait");
+  }
+  for (const p of src.preparedTransactions) {
+    add("blocker", "source.prepared-transaction", `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
+  }
+  const targetExtensions = tgt.availableExtensions;
+  if (!(targetExtensions instanceof Map)) {
+    const names = src.extensions.map((e) => e.name).join(", ");
+    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
+  } else {
+    for (const e of src.extensions) {
+      const avail = targetExtensions.get(e.name);
+      if (!avail) add("blocker", "extension.missing", `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
+      else if (!avail.versions.includes(e.version)) {
+        add("warning", "extension.version", `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
+      }
+    }
+  }
+  for (const t of src.eventTriggers) {
+    add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL is not replicated, and DMS fails with ENABLE ALWAYS triggers`, "freeze DDL for the migration window; disable it if it writes");
+  }
+  for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
+  if (src.largeObjects > 0) {
+    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target", "freeze large-object writes from the full load on, or move them to bytea columns");
+  }
+  try {
+    const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
+    if (dump.major < sourceMajor) add("blocker", "tool.pg_dump", dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
+  } catch (err) {
+    add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
+  }
+  const relations = await readRelations(s.source, src.versionNum);
+  const migratable = relations.filter((r) => (r.kind === "r" || r.kind === "p") && r.persistence === "p");
+  const assignment = assignGroups(migratable, plan.groups);
+  const groupOf = /* @__PURE__ */ new Map();
+  for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
+  for (const u of assignment.unmatched) add("warning", "group.pattern", `group ${u.group}`, `pattern ${u.pattern} matches no table`, "fix the pattern in the plan");
+  for (const [g, list] of assignment.groups) if (!list.some((t) => t.kind === "r")) add("blocker", "group.empty", `group ${g}`, "matches no table that holds rows", "fix its tables: patterns or remove the group");
+  for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
+  return { src, tgt, relations, groupOf, assignment, findings, add };
+}
+function checkSourceSettings(src, label, groups, native, plugin, add) {
+  const st = src.settings;
+  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
+    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
+  } else if (st.wal_level !== "logical") {
+    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
+  }
+  const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
+  if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
+  const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
+  if (freeSenders < groups) add("blocker", "source.wal_senders", label, `${groups} WAL sender(s) needed, ${freeSenders} free of max_wal_senders ${st.max_wal_senders}`, "raise max_wal_senders (restart)");
+  const timeout = parseDurationMs(st.wal_sender_timeout);
+  if (timeout !== null && timeout > 0 && timeout < 1e4) {
+    add("warning", "source.wal_sender_timeout", label, `wal_sender_timeout is ${st.wal_sender_timeout}: busy apply can be cut off`, "set wal_sender_timeout to at least 10s");
+  }
+  const workMem = st.logical_decoding_work_mem ? parseSize(st.logical_decoding_work_mem.replace(/B$/, "B")) : void 0;
+  if (workMem !== void 0 && workMem < 64 * 1024 * 1024) {
+    add("info", "source.logical_decoding_work_mem", label, `logical_decoding_work_mem is ${st.logical_decoding_work_mem}: larger transactions spill to disk while decoding`, "raise it (for example 256MB) if large transactions are common");
+  }
+  if (!native && plugin === "pglogical" && st.shared_preload_libraries !== null && !st.shared_preload_libraries.split(",").map((x) => x.trim()).includes("pglogical")) {
+    add("blocker", "source.pglogical", label, "the DMS plugin is pglogical but shared_preload_libraries does not load it", "add pglogical to shared_preload_libraries and restart (or use plugin: test_decoding)");
+  }
+}
+function checkPrivileges(src, tgt, ctx, native, groups, add) {
+  for (const f of privilegeFindings(src.role, tgt.role, majorOf(tgt.versionNum), native ? "native" : "dms")) add("blocker", f.code, f.object, f.message, f.fix);
+  if (native) {
+    const workers = Number(tgt.settings.max_logical_replication_workers);
+    if (workers < groups) add("blocker", "target.workers", ctx.target.label, `${groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, "raise max_logical_replication_workers (and max_worker_processes) and restart the target");
+  }
+}
+function checkRelation(t, name, group2, plan, add) {
+  const engine = plan.cdc.engine;
+  const plugin = plan.cdc.dms.plugin;
+  if (t.kind === "f") return add("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target");
+  if (t.kind === "m") return add("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
+  if (t.persistence === "u") return add("warning", "table.unlogged", name, "unlogged table: not replicated and not copied", `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
+  if (t.kind === "p") return add("info", "table.partitioned", name, "partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)");
+  if (!t.canSelect) add("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`);
+  if (group2 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
+  if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
+  const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
+  const problem = identityProblem(identity);
+  const publishing = group2 === null ? void 0 : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
+  if (problem && publishing?.setFull.length) {
+    add("info", "table.replica-identity-consent", name, `${IDENTITY_PROBLEM_TEXT[problem]}: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)`);
+  } else if (problem === "nothing") {
+    add("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`);
+  } else if (problem) {
+    const idx = t.uniqueNotNullIndexes[0];
+    add(
+      "blocker",
+      "table.no-key",
+      name,
+      `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published, and DMS ignores them`,
+      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
+    );
+  } else if (t.replicaIdentity === "f") {
+    if (engine === "dms" && plugin === "pglogical") add("blocker", "table.replica-identity-full", name, "REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical", "add a primary key, or use plugin: test_decoding for this group");
+    else add("warning", "table.replica-identity-full", name, "REPLICA IDENTITY FULL: every UPDATE and DELETE is applied by a scan unless the target has a usable index", "add a primary key if you can");
+  } else if (t.replicaIdentity === "i") {
+    add("info", "table.replica-identity-index", name, `replica identity is the unique index ${t.replicaIdentityIndex}`);
+  }
+  if (engine === "dms" && !t.hasPrimaryKey && t.arrayColumns.length) add("blocker", "table.array-no-key", name, `ARRAY column(s) ${t.arrayColumns.join(", ")} without a primary key: DMS suspends the table`, "add a primary key");
+  if (t.generatedColumns.length) add("info", "table.generated", name, `generated column(s) ${t.generatedColumns.join(", ")}: left out of the copy, computed by the target`);
+  if (t.identityColumns.length) add("info", "table.identity", name, `identity column(s) ${t.identityColumns.join(", ")}: values copied as they are, sequences carried at cut-over`);
+  if (!t.hasStatistics) add("info", "table.no-statistics", name, "never analyzed: size and row estimates are unknown to the planner and to pgshift", `ANALYZE ${name}`);
+}
+function parseDurationMs(v) {
+  if (!v) return null;
+  const m = /^(-?\d+)\s*(ms|s|min|h)?$/.exec(v.trim());
+  if (!m) return null;
+  const n = Number(m[1]);
+  return n * ({ ms: 1, s: 1e3, min: 6e4, h: 36e5 }[m[2] ?? "ms"] ?? 1);
+}
+
+// src/phases/preflight.ts
+async function preflightLoad(ctx, s, groups, streamsNeeded) {
+  const pre = await readPreconditions(ctx, s, { streamsNeeded });
+  const loaded = new Set(groups.flatMap((g) => g.tables.map(displayName)));
+  const blockers = pre.findings.filter((f) => f.severity === "blocker" && (!f.code.startsWith("table.") || loaded.has(f.object)));
+  if (blockers.length) {
+    const [first] = blockers;
+    throw gateRefused(first.code, `${first.object}: ${first.message}${blockers.length > 1 ? ` (and ${blockers.length - 1} more blocker(s): pgshift assess lists them)` : ""}`, first.fix);
+  }
+  const tables = groups.flatMap((g) => g.tables);
+  const publishing = planPublishing(
+    tables.map((t) => ({ ...t, hasPrimaryKey: t.primaryKey.length > 0, identityIndexValid: t.replicaIdentityIndex })),
+    ctx.plan.cdc.engine,
+    ctx.plan.cdc.replicaIdentityFull
+  );
+  if (publishing.refused.length) {
+    const names = publishing.refused.map((r) => `${displayName(r.table)} (${IDENTITY_PROBLEM_TEXT[r.problem]})`);
+    throw gateRefused(
+      "table.no-replica-identity",
+      `publishing ${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""} would make every UPDATE and DELETE on ${names.length > 1 ? "them" : "it"} fail on the source`,
+      "add a primary key or ALTER TABLE \u2026 REPLICA IDENTITY FULL, or list the tables under cdc.replicaIdentityFull for pgshift to set it"
+    );
+  }
+  await requireReplicationRoute(ctx);
+  if (ctx.plan.cdc.engine === "native") await preflightSubscription(ctx, s);
+  return { setReplicaIdentityFull: publishing.setFull };
+}
+async function requireReplicationRoute(ctx) {
+  try {
+    const c = await connect(ctx.source, { replication: true, applicationName: "pgshift preflight" });
+    await c.end().catch(() => {
+    });
+  } catch (err) {
+    throw gateRefused(
+      "source.replication-connection",
+      `source ${ctx.source.label}: a replication connection is refused: ${isPgshiftError(err) ? err.message : err.message}`,
+      'allow replication connections for this user in pg_hba.conf (a "host replication" or "host all" line with the database; on RDS: rds_replication) and reload'
+    );
+  }
+}
+function subscriptionConninfo(ctx) {
+  return ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
+}
+async function preflightSubscription(ctx, s) {
+  const fields = parseConninfo(subscriptionConninfo(ctx));
+  const targetMajor = majorOf(s.targetVersion);
+  const unknown2 = keywordsUnknownTo(Object.keys(fields), targetMajor);
+  if (unknown2.length) {
+    throw gateRefused("subscription.conninfo", `the subscription's connection parameter ${unknown2[0]} is unknown to the target's PostgreSQL ${targetMajor}`, `remove ${unknown2[0]} from ${ctx.plan.source.subscriptionConninfo ? "source.subscriptionConninfo" : "source.url"}`);
+  }
+  const role = (await s.target.query("SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user")).rows[0];
+  if (targetMajor >= 16 && !role.superuser && !fields.password) {
+    throw gateRefused("subscription.password", `target ${ctx.target.label}: a subscription owned by a role that is not superuser needs a password in its connection (PostgreSQL 16+)`, "put the password in source.url (or in source.subscriptionConninfo)");
+  }
+  if (!ctx.plan.source.subscriptionConninfo) return;
+  const ep = endpointFromConninfo("source", fields, parseServerUrl(ctx.plan.source.url));
+  try {
+    const c = await connect(ep, { replication: true, applicationName: "pgshift preflight" });
+    await c.end().catch(() => {
+    });
+  } catch (err) {
+    ctx.log.warn(`source.subscriptionConninfo: a replication connection to ${ep.label} fails from this machine (${isPgshiftError(err) ? err.message : err.message}); the target must reach the source that way`);
+  }
 }
 
 // src/core/dms.ts
@@ -34424,12 +35154,14 @@ async function requirePglogical(c, label) {
   }
 }
 async function ensurePglogicalNode(c, dsn) {
+  noteChange("pglogical node on the source");
   await c.query("CREATE EXTENSION IF NOT EXISTS pglogical");
   const node2 = await c.query(`SELECT 1 FROM pglogical.node WHERE node_name = $1`, [PGLOGICAL_NODE]);
   if (!node2.rowCount) await c.query("SELECT pglogical.create_node(node_name := $1, dsn := $2)", [PGLOGICAL_NODE, dsn]);
 }
 async function ensureReplicationSets(c, slot, tables, log) {
   const { updates, inserts } = replicationSetNames(slot);
+  noteChange(`replication sets ${updates}, ${inserts} on the source`);
   const existing = new Set((await c.query("SELECT set_name AS n FROM pglogical.replication_set WHERE set_name = ANY($1)", [[updates, inserts]])).rows.map((r) => r.n));
   if (!existing.has(updates)) await c.query("SELECT pglogical.create_replication_set($1, false, true, true, false)", [updates]);
   if (!existing.has(inserts)) await c.query("SELECT pglogical.create_replication_set($1, true, false, false, true)", [inserts]);
@@ -34595,6 +35327,7 @@ var SnapshotHolder = class _SnapshotHolder {
   static async createSlot(ep, slot, plugin, serverVersionNum2) {
     if (!/^[a-z0-9_]{1,63}$/.test(slot)) throw failure("slot.name", `invalid replication slot name ${slot}`);
     const session = await connect(ep, { replication: true, applicationName: "pgshift snapshot" });
+    noteChange(`replication slot ${slot} on the ${ep.role}`);
     try {
       const command = serverVersionNum2 >= 15e4 ? `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} (SNAPSHOT 'export')` : `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} EXPORT_SNAPSHOT`;
       const r = await session.query(command);
@@ -34638,6 +35371,7 @@ async function dropSlot(c, slot) {
   for (let attempt = 0; attempt < 20; attempt++) {
     const r = await c.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot]);
     if (r.rowCount === 0) return false;
+    noteChange(`replication slot ${slot} dropped`);
     const pid = r.rows[0].active_pid;
     if (pid) {
       await c.query("SELECT pg_terminate_backend($1)", [pid]);
@@ -34656,111 +35390,6 @@ async function dropSlot(c, slot) {
     }
   }
   throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
-}
-
-// src/core/groups.ts
-function globToRegExp(glob) {
-  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
-  return new RegExp(`^${escaped}$`, "s");
-}
-function compile(pattern) {
-  const q = parseQualifiedName(pattern);
-  const s = globToRegExp(q.schema);
-  const n = globToRegExp(q.name);
-  return (t) => s.test(t.schema) && n.test(t.name);
-}
-function assignGroups(tables, groups) {
-  const compiled = groups.map((g) => ({
-    name: g.name,
-    include: g.tables.map((p) => ({ pattern: p, test: compile(p), hits: 0 })),
-    exclude: g.exclude.map(compile)
-  }));
-  const result = new Map(groups.map((g) => [g.name, []]));
-  const unassigned = [];
-  for (const t of tables) {
-    let placed = false;
-    for (const g of compiled) {
-      const hit = g.include.find((p) => p.test(t));
-      if (!hit || g.exclude.some((x) => x(t))) continue;
-      hit.hits++;
-      result.get(g.name).push(t);
-      placed = true;
-      break;
-    }
-    if (!placed) unassigned.push(t);
-  }
-  const unmatched = compiled.flatMap((g) => g.include.filter((p) => p.hits === 0).map((p) => ({ group: g.name, pattern: p.pattern })));
-  return { groups: result, unassigned, unmatched };
-}
-function describeTables(tables, max = 5) {
-  const names = tables.slice(0, max).map(displayName);
-  return tables.length > max ? `${names.join(", ")} and ${tables.length - max} more` : names.join(", ");
-}
-
-// src/phases/context.ts
-function phaseContext(plan, log) {
-  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
-}
-async function openSessions(ctx) {
-  const source = await connect(ctx.source);
-  let target;
-  try {
-    target = await connect(ctx.target);
-  } catch (err) {
-    await source.end().catch(() => {
-    });
-    throw err;
-  }
-  const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
-  return {
-    source,
-    target,
-    sourceVersion,
-    targetVersion,
-    close: async () => {
-      await Promise.all([source.end().catch(() => {
-      }), target.end().catch(() => {
-      })]);
-    }
-  };
-}
-async function requireLogicalSource(s, ctx) {
-  const walLevel = await setting(s.source, "wal_level");
-  if (walLevel !== "logical") {
-    throw gateRefused(
-      "source.wal_level",
-      `source ${ctx.source.label}: wal_level is ${walLevel}, logical replication needs wal_level = logical`,
-      "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
-    );
-  }
-  if (majorOf(s.targetVersion) < majorOf(s.sourceVersion)) {
-    throw gateRefused(
-      "target.version",
-      `target ${ctx.target.label} is PostgreSQL ${majorOf(s.targetVersion)}, older than the source's ${majorOf(s.sourceVersion)}`,
-      "migrate to a target of the same or a newer major version"
-    );
-  }
-}
-async function resolveGroups(ctx, source, versionNum, only) {
-  const all = await listTables(source, versionNum);
-  const copyable = all.filter((t) => t.persistence === "p");
-  const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
-  for (const u of unmatched) ctx.log.warn(`group ${u.group}: pattern ${u.pattern} matches no table on the source`);
-  const leaves = unassigned.filter((t) => t.kind === "r");
-  if (leaves.length > 0) ctx.log.warn(`${leaves.length} table(s) are in no group and will not be migrated: ${describeTables(leaves)}`);
-  if (only && !groups.has(only)) {
-    throw inputError("group.unknown", `group ${only} is not in the plan`, `use one of: ${[...groups.keys()].join(", ")}`);
-  }
-  const result = [];
-  for (const [name, tables] of groups) {
-    if (only && name !== only) continue;
-    const data = tables.filter((t) => t.kind === "r").sort((a, b) => b.bytes - a.bytes);
-    if (data.length === 0) {
-      throw inputError("group.empty", `group ${name} matches no table on the source`, "fix its tables: patterns in the plan (schema.table, * as a wildcard)");
-    }
-    result.push({ name, tables: data, parents: tables.filter((t) => t.kind === "p") });
-  }
-  return result;
 }
 
 // src/phases/load-progress.ts
@@ -34873,6 +35502,7 @@ var PRE_DATA = "full-load:pre-data";
 var LARGE_OBJECTS = "full-load:large-objects";
 var POST_DATA = "full-load:post-data";
 var REPLICA = "full-load:replica";
+var REPLICA_IDENTITY = "source:replica-identity";
 var progressPhase = (group2) => `full-load:progress:${group2 ?? "*"}`;
 function exportedPoint(ctx, holder) {
   return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c) => importSnapshot(c, holder.snapshotName), check: () => {
@@ -34913,45 +35543,53 @@ async function runFullLoad(ctx, options = {}) {
     requireDumpForSource(dumpTool, majorOf(s.sourceVersion));
     const restoreTool = await findTool("pg_restore", plan.fullLoad.pgBinDir);
     const groups = await resolveGroups(ctx, s.source, s.sourceVersion, options.group);
-    await requireFreeSlots(s, ctx, groups.reduce((n, g) => n + stream.parts(g, newStreamRecord(plan, g.name)).length, 0));
+    const scope = options.group ?? "*";
+    await claimGroups(s.target, plan.name, groups.map((g) => g.name));
+    const prior = await Journal.find(s.target, plan.name);
+    const existing = new Map((prior ? await prior.streams() : []).map((r) => [r.group, r]));
+    const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
+    if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
+    const pausedMode = plan.snapshot === "paused-replica";
+    const actions = new Map(groups.map((g) => [g, decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode })]));
+    if (options.restart) {
+      const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
+      const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
+      if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
+    }
+    for (const [group2, action] of actions) {
+      if (action === "refuse-cut-over") {
+        throw gateRefused("full-load.cut-over", `group ${group2.name} is ${existing.get(group2.name).state}: the target is the application's database now, and a reload would clear its tables`, "nothing to restart; pgshift teardown removes what is left of the migration");
+      }
+      if (action !== "refuse-interrupted") continue;
+      throw gateRefused(
+        "full-load.interrupted",
+        `group ${group2.name}: an earlier full load stopped while loading; its ${existing.get(group2.name).snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
+        `run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
+      );
+    }
+    const loading = groups.filter((g) => actions.get(g) !== "skip");
+    const streamsToLoad = loading.flatMap((g) => stream.parts(g, newStreamRecord(plan, g.name)).map((p) => p.record.slot));
+    const slotsNeeded = streamsToLoad.length - await existingSlots(s, streamsToLoad);
+    const preflight = loading.length ? await preflightLoad(ctx, s, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
     const journal = await Journal.open(s.target, plan.name, {
       source: ctx.source.label,
       target: ctx.target.label,
       sourceVersion: s.sourceVersion,
       targetVersion: s.targetVersion
     });
-    const scope = options.group ?? "*";
-    await claimGroups(s.target, plan.name, groups.map((g) => g.name));
     await journal.startPhase("full-load", { groups: groups.map((g) => g.name) });
-    const preDataDone = (await journal.phaseState(PRE_DATA))?.state === "done";
-    if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
-    const existing = new Map((await journal.streams()).map((r) => [r.group, r]));
+    await applyReplicaIdentityConsent(ctx, s, journal, preflight.setReplicaIdentityFull);
     const results = [];
     const toLoad = [];
-    const pausedMode = plan.snapshot === "paused-replica";
-    if (options.restart) {
-      const withTasks = new Set((await journaledDmsTasks(journal)).map((t) => t.group));
-      const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
-      if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
-    }
-    for (const group2 of groups) {
-      const prior = existing.get(group2.name);
-      const inFlight = prior !== void 0 && (prior.state === "preparing" || prior.state === "loading");
-      if (prior && !inFlight && !options.restart) {
-        log.info(`group ${group2.name}: already loaded at ${prior.snapshotLsn} (state ${prior.state}); nothing to do`);
-        results.push({ group: group2.name, slot: prior.slot, publication: prior.publication, snapshotLsn: prior.snapshotLsn ?? "", tables: group2.tables.length, rows: 0, bytes: 0, skipped: group2.tables.length });
+    for (const [group2, action] of actions) {
+      const priorRecord = existing.get(group2.name);
+      if (action === "skip") {
+        log.info(`group ${group2.name}: already loaded at ${priorRecord.snapshotLsn} (state ${priorRecord.state}); nothing to do`);
+        results.push({ group: group2.name, slot: priorRecord.slot, publication: priorRecord.publication, snapshotLsn: priorRecord.snapshotLsn ?? "", tables: group2.tables.length, rows: 0, bytes: 0, skipped: group2.tables.length });
         continue;
       }
-      const continuing = inFlight && !options.restart && pausedMode && prior.snapshotMode === "paused-replica";
-      if (inFlight && !continuing && !options.restart && prior.state === "loading") {
-        throw gateRefused(
-          "full-load.interrupted",
-          `group ${group2.name}: an earlier full load stopped while loading; its ${prior.snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
-          `run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
-        );
-      }
-      if (prior && !continuing) await resetGroup(s, ctx, journal, stream, group2, existing);
-      const record2 = continuing ? prior : newStreamRecord(plan, group2.name);
+      if (action === "reset") await resetGroup(s, ctx, journal, stream, group2, existing);
+      const record2 = action === "continue" ? priorRecord : newStreamRecord(plan, group2.name);
       toLoad.push({ group: group2, record: record2, parts: stream.parts(group2, record2) });
     }
     if (pausedMode && toLoad.length > 0) {
@@ -35382,14 +36020,20 @@ async function openTarget(ctx, sessionName) {
   await c.query(`SET maintenance_work_mem = ${quoteLiteral(ctx.plan.fullLoad.maintenanceWorkMem)}`);
   return c;
 }
-async function requireFreeSlots(s, ctx, needed) {
-  const r = await s.source.query(
-    `SELECT current_setting('max_replication_slots') AS max, (SELECT count(*) FROM pg_replication_slots)::text AS used`
-  );
-  const free = Number(r.rows[0].max) - Number(r.rows[0].used);
-  if (free < needed) {
-    throw gateRefused("source.slots", `source ${ctx.source.label}: ${needed} replication slot(s) needed, ${free} free`, "raise max_replication_slots on the source or drop unused slots");
+async function existingSlots(s, slots) {
+  const r = await s.source.query("SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
+  return r.rows[0].n;
+}
+async function applyReplicaIdentityConsent(ctx, s, journal, tables) {
+  if (!tables.length) return;
+  const before = (await journal.phaseState(REPLICA_IDENTITY))?.detail ?? {};
+  for (const t of tables) before[displayName(t)] ??= await replicaIdentityOf(s.source, t);
+  await journal.setPhaseDetail(REPLICA_IDENTITY, "done", before);
+  for (const t of tables) {
+    await setReplicaIdentity(s.source, t, "full");
+    ctx.log.info(`${displayName(t)}: REPLICA IDENTITY FULL on the source (cdc.replicaIdentityFull), so that publishing it leaves its UPDATE and DELETE working`);
   }
+  await journal.event("full-load", "warn", `REPLICA IDENTITY FULL set on ${tables.map(displayName).join(", ")} (cdc.replicaIdentityFull); teardown restores the previous identity`);
 }
 async function requireEmptyTarget(s, ctx, groups) {
   const names = groups.flatMap((g) => [...g.tables, ...g.parents]);
@@ -35408,10 +36052,17 @@ async function requireEmptyTarget(s, ctx, groups) {
   }
 }
 async function resetGroup(s, ctx, journal, stream, group2, existing) {
-  ctx.log.warn(`group ${group2.name}: restarting \u2014 dropping its slot and reloading its tables`);
+  ctx.log.warn(`group ${group2.name}: restarting \u2014 dropping its stream and reloading its tables`);
   const companion = batchStreamName(group2.name);
   const names = ctx.plan.groups.some((g) => g.name === companion) ? [group2.name] : [group2.name, companion];
   const records = names.map((g) => existing.get(g) ?? newStreamRecord(ctx.plan, g));
+  const resyncs = [...existing.values()].filter((r) => isResyncOf(r.group, group2.name));
+  for (const record2 of [...records, ...resyncs]) await dropSubscription(s.target, record2.subscription);
+  for (const record2 of resyncs) {
+    await dropSlot(s.source, record2.slot);
+    await dropPublication(s.source, record2.publication);
+    await journal.deleteStream(record2.group);
+  }
   for (const record2 of records) {
     await dropSlot(s.source, record2.slot);
     await stream.drop(s.source, record2);
@@ -55280,6 +55931,7 @@ var planSchema = external_exports.strictObject({
     maxLagBytes: size.prefault("64MB").describe("cdc status fails above this lag."),
     maxLagSeconds: external_exports.number().min(0).default(300),
     minSafeWalFraction: external_exports.number().min(0).max(1).default(0.5).describe("cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind."),
+    replicaIdentityFull: external_exports.array(external_exports.string()).default([]).describe("Tables (patterns) without a usable replica identity that pgshift may set to REPLICA IDENTITY FULL on the source before publishing them (native engine); without this consent such a table is refused, since publishing it would make its UPDATE and DELETE fail."),
     ddlTrigger: external_exports.boolean().default(false).describe("Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser)."),
     dms: external_exports.strictObject({
       plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
@@ -55385,18 +56037,33 @@ function parsePlan(text, file2, env = process.env) {
   for (const url2 of [plan.source.url, plan.source.replicaUrl, plan.target.url, plan.source.subscriptionConninfo, plan.cutover.pgbouncer?.adminUrl]) {
     if (!url2) continue;
     registerSecret(url2);
-    const pw = url2.startsWith("postgres") ? safePassword(url2) : /password\s*=\s*(\S+)/.exec(url2)?.[1];
+    const pw = url2.startsWith("postgres") ? safePassword(url2) : conninfoPassword(url2);
     registerSecret(pw);
   }
-  for (const [key, server2] of [["source.url", plan.source.url], ["target.url", plan.target.url]]) {
+  const connections = [
+    ["source.url", plan.source.url, parseServerUrl],
+    ["source.replicaUrl", plan.source.replicaUrl, parseServerUrl],
+    ["source.subscriptionConninfo", plan.source.subscriptionConninfo, parseConninfo],
+    ["target.url", plan.target.url, parseServerUrl],
+    ["cutover.pgbouncer.adminUrl", plan.cutover.pgbouncer?.adminUrl, parseServerUrl]
+  ];
+  for (const [key, text2, parse3] of connections) {
+    if (text2 === void 0) continue;
     try {
-      parseServerUrl(server2);
+      parse3(text2);
     } catch (err) {
       const node2 = nodeAt(doc, key.split("."));
-      throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${key}: ${err.message}`, "write postgresql://user@host:port/dbname");
+      throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${key}: ${err.message}`, isPgshiftError(err) ? err.hint : "write postgresql://user:password@host:port/dbname");
     }
   }
   return plan;
+}
+function conninfoPassword(conninfo) {
+  try {
+    return parseConninfo(conninfo).password;
+  } catch {
+    return /password\s*=\s*(\S+)/.exec(conninfo)?.[1];
+  }
 }
 function safePassword(url2) {
   try {
@@ -55541,8 +56208,7 @@ async function runAction(name, phase) {
 `);
     if (outcome.exitCode) setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {
-    const exitCode = isPgshiftError(err) ? err.exitCode : 1;
-    const message = isPgshiftError(err) ? err.oneLine() : `unexpected error: ${err?.message ?? String(err)}`;
+    const { exitCode, line: message } = describeFailure(err);
     setOutput("exit-code", String(exitCode));
     await summary.addRaw(`### pgshift ${name} \u2014 ${exitCode === 3 ? "refused" : exitCode === 2 ? "bad input" : "failed"}
 

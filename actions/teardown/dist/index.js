@@ -74011,10 +74011,58 @@ function batchStreamName(group5) {
   return `${group5}_batch`;
 }
 
+// src/core/changes.ts
+var made = [];
+function noteChange(what) {
+  if (!made.includes(what)) made.push(what);
+}
+function changesMade() {
+  return made;
+}
+
 // src/core/ident.ts
 function quoteIdent(name) {
   if (name.includes("\0")) throw new Error("identifier contains a NUL byte");
   return `"${name.replace(/"/g, '""')}"`;
+}
+function qualify(t) {
+  return `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`;
+}
+function parseQualifiedName(text) {
+  const parts = [];
+  let i5 = 0;
+  while (i5 <= text.length) {
+    if (text[i5] === '"') {
+      let j5 = i5 + 1;
+      let part = "";
+      for (; ; ) {
+        if (j5 >= text.length) throw new Error(`unterminated quote in ${JSON.stringify(text)}`);
+        if (text[j5] === '"') {
+          if (text[j5 + 1] === '"') {
+            part += '"';
+            j5 += 2;
+            continue;
+          }
+          break;
+        }
+        part += text[j5];
+        j5++;
+      }
+      parts.push(part);
+      i5 = j5 + 1;
+    } else {
+      const dot = text.indexOf(".", i5);
+      const end2 = dot === -1 ? text.length : dot;
+      parts.push(text.slice(i5, end2));
+      i5 = end2;
+    }
+    if (i5 >= text.length) break;
+    if (text[i5] !== ".") throw new Error(`unexpected character after quoted name in ${JSON.stringify(text)}`);
+    i5++;
+  }
+  if (parts.length === 1) return { schema: "public", name: parts[0] };
+  if (parts.length === 2 && parts[0] !== "" && parts[1] !== "") return { schema: parts[0], name: parts[1] };
+  throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
 }
 
 // src/core/secrets.ts
@@ -74126,6 +74174,7 @@ var Journal = class _Journal {
   migration;
   /** Create the control schema if needed and register the migration. */
   static async open(c5, migration, info2) {
+    if (!await _Journal.find(c5, migration)) noteChange(`pgshift journal of ${migration} on the target`);
     await c5.query("BEGIN");
     try {
       await c5.query("SELECT pg_advisory_xact_lock(hashtext($1))", [LOCK_KEY]);
@@ -74263,34 +74312,6 @@ async function dropControlSchema(c5) {
   await c5.query(`DROP SCHEMA IF EXISTS ${S} CASCADE`);
 }
 
-// src/config/url.ts
-function parseServerUrl(url2) {
-  let u;
-  try {
-    u = new URL(url2);
-  } catch {
-    throw new Error("not a valid URL");
-  }
-  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") throw new Error(`unsupported scheme ${u.protocol.replace(":", "")}`);
-  const options = {};
-  for (const [k5, v] of u.searchParams) options[k5] = v;
-  const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
-  const host = hostParam ?? decodeURIComponent(u.hostname);
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
-  if (!host) throw new Error("no host");
-  if (!database) throw new Error("no database name");
-  return {
-    host,
-    port: u.port ? Number(u.port) : 5432,
-    user: decodeURIComponent(u.username) || "postgres",
-    password: u.password ? decodeURIComponent(u.password) : void 0,
-    database,
-    sslmode,
-    sslrootcert,
-    options: rest
-  };
-}
-
 // src/core/errors.ts
 var PgshiftError = class extends Error {
   code;
@@ -74319,6 +74340,151 @@ function failure(code, message, hint, cause) {
 }
 function isPgshiftError(err) {
   return err instanceof PgshiftError;
+}
+var SERVER = /* @__PURE__ */ Symbol("pgshift.server");
+function tagServer(err, server2) {
+  if (err && typeof err === "object" && !(SERVER in err)) Object.defineProperty(err, SERVER, { value: server2, enumerable: false });
+  return err;
+}
+function serverOf(err) {
+  return err && typeof err === "object" ? err[SERVER] : void 0;
+}
+function hintForSqlState(code, role) {
+  if (!code) return `check the ${role} server and its log, then run the same command again: it continues from where it stopped`;
+  if (code === "42501") return `grant the missing privilege to the role pgshift connects to the ${role} as (pgshift assess lists what each phase needs), then run the same command again`;
+  if (code === "53100") return `free disk space on the ${role}, then run the same command again`;
+  if (code === "53200" || code === "53400") return `raise the ${role}'s limit named in the message, then run the same command again`;
+  if (code === "57014") return "the statement was cancelled (a timeout or an operator); run the same command again";
+  if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03") return `the connection to the ${role} was lost: check the server, then run the same command again (it continues)`;
+  return `check the ${role} server log around this time, then run the same command again: it continues from where it stopped`;
+}
+function describeFailure(err) {
+  let report;
+  if (isPgshiftError(err)) {
+    report = { exitCode: err.exitCode, code: err.code, message: err.message, hint: err.hint, line: err.oneLine() };
+  } else {
+    const e5 = err;
+    const text = (e5?.message ?? String(err)).split("\n")[0];
+    const server2 = serverOf(err);
+    if (server2) {
+      const sqlState = typeof e5?.code === "string" && /^[0-9A-Z]{5}$/.test(e5.code) ? e5.code : void 0;
+      const message = `${server2.role} ${server2.label}: ${text}${sqlState ? ` (SQLSTATE ${sqlState})` : ""}`;
+      const hint = hintForSqlState(sqlState, server2.role);
+      report = { exitCode: 1, code: sqlState ? `sql.${sqlState}` : "sql.connection", message, hint, line: `${message} \u2014 ${hint}` };
+    } else {
+      report = { exitCode: 1, code: "internal", message: text, line: `unexpected error: ${text}` };
+    }
+  }
+  const changed = changesMade();
+  if ((report.exitCode === 2 || report.exitCode === 3) && changed.length > 0) {
+    const note = ` (this run had already changed: ${changed.join("; ")})`;
+    report = { ...report, exitCode: 1, message: report.message + note, line: report.line + note };
+  }
+  return report;
+}
+
+// src/config/url.ts
+var LIBPQ_KEYWORDS = {
+  host: 10,
+  hostaddr: 10,
+  port: 10,
+  dbname: 10,
+  user: 10,
+  password: 10,
+  passfile: 10,
+  connect_timeout: 10,
+  client_encoding: 10,
+  options: 10,
+  application_name: 10,
+  fallback_application_name: 10,
+  keepalives: 10,
+  keepalives_idle: 10,
+  keepalives_interval: 10,
+  keepalives_count: 10,
+  replication: 10,
+  sslmode: 10,
+  sslcompression: 10,
+  sslcert: 10,
+  sslkey: 10,
+  sslrootcert: 10,
+  sslcrl: 10,
+  requirepeer: 10,
+  krbsrvname: 10,
+  gsslib: 10,
+  service: 10,
+  target_session_attrs: 10,
+  tcp_user_timeout: 12,
+  gssencmode: 12,
+  sslpassword: 13,
+  channel_binding: 13,
+  ssl_min_protocol_version: 13,
+  ssl_max_protocol_version: 13,
+  sslcrldir: 14,
+  sslsni: 14,
+  require_auth: 16,
+  sslcertmode: 16,
+  load_balance_hosts: 16,
+  gssdelegation: 16,
+  sslnegotiation: 17
+};
+var STRUCTURAL = /* @__PURE__ */ new Set(["user", "password", "dbname", "port"]);
+var ENCODE_HINT = "percent-encode special characters in the user and password (/ as %2F, % as %25, @ as %40, : as %3A, # as %23, ? as %3F)";
+function parseServerUrl(url2) {
+  let u;
+  try {
+    u = new URL(url2);
+  } catch {
+    throw inputError("url.invalid", "not a valid URL", /^postgres(ql)?:\/\//.test(url2) ? `write postgresql://user:password@host:port/dbname and ${ENCODE_HINT}` : "write postgresql://user:password@host:port/dbname");
+  }
+  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
+    throw inputError("url.scheme", `unsupported scheme ${u.protocol.replace(":", "")}`, "write postgresql://user:password@host:port/dbname");
+  }
+  const decode3 = (part, what) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw inputError("url.encoding", `the ${what} holds a % that is not a percent-encoded character`, ENCODE_HINT);
+    }
+  };
+  const options = {};
+  for (const [k5, v] of u.searchParams) {
+    if (!(k5 in LIBPQ_KEYWORDS)) {
+      throw inputError("url.parameter", `unknown connection parameter ${k5}`, `remove ?${k5}= from the URL (libpq knows: ${Object.keys(LIBPQ_KEYWORDS).filter((x) => !STRUCTURAL.has(x)).join(", ")})`);
+    }
+    if (STRUCTURAL.has(k5)) throw inputError("url.parameter", `connection parameter ${k5} given as ?${k5}=`, `write it in the URL itself: postgresql://user:password@host:port/dbname`);
+    options[k5] = v;
+  }
+  const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
+  const host = hostParam ?? decode3(u.hostname, "host");
+  const database = decode3(u.pathname.replace(/^\//, ""), "database name");
+  if (!host) throw inputError("url.host", "no host", "write postgresql://user:password@host:port/dbname");
+  if (!database) throw inputError("url.database", "no database name", "write postgresql://user:password@host:port/dbname");
+  return {
+    host,
+    port: u.port ? Number(u.port) : 5432,
+    user: decode3(u.username, "user") || "postgres",
+    password: u.password ? decode3(u.password, "password") : void 0,
+    database,
+    sslmode,
+    sslrootcert,
+    options: rest
+  };
+}
+function parseConninfo(text) {
+  const out = {};
+  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s']+)/y;
+  let at = 0;
+  while (at < text.length) {
+    if (/^\s*$/.test(text.slice(at))) break;
+    re.lastIndex = at;
+    const m3 = re.exec(text);
+    if (!m3) throw inputError("conninfo.syntax", `cannot read the conninfo after "${text.slice(0, at).replace(/password\s*=\s*\S+/gi, "password=***")}"`, "write keyword=value pairs separated by spaces; quote values with spaces as 'value'");
+    const [, key, raw, quoted] = m3;
+    if (!(key in LIBPQ_KEYWORDS)) throw inputError("conninfo.parameter", `unknown connection parameter ${key}`, `remove ${key}= from the conninfo`);
+    out[key] = quoted !== void 0 ? quoted.replace(/\\(.)/g, "$1") : raw;
+    at = re.lastIndex;
+  }
+  return out;
 }
 
 // src/core/dms.ts
@@ -74426,7 +74592,7 @@ async function describeTask(dms, arn) {
 function stopReason(task) {
   return task?.StopReason?.replace(/^Stop Reason\s+/, "") || void 0;
 }
-function describeFailure(task) {
+function describeFailure2(task) {
   return [`status ${task.Status}`, stopReason(task) && `stop reason ${stopReason(task)}`, task.LastFailureMessage && `last failure: ${task.LastFailureMessage}`].filter(Boolean).join("; ");
 }
 async function waitForTask(dms, arn, want, o3) {
@@ -74442,7 +74608,7 @@ async function waitForTask(dms, arn, want, o3) {
     const status = last.Status ?? "";
     if (want.includes(status)) return last;
     if (status === "failed" || status === "stopped" && !want.includes("stopped")) {
-      throw failure("dms.task-failed", `DMS task ${last.ReplicationTaskIdentifier}: ${describeFailure(last)}`, "see the task log in CloudWatch; pgshift cdc resume retries it, pgshift cdc restart --group starts the group over");
+      throw failure("dms.task-failed", `DMS task ${last.ReplicationTaskIdentifier}: ${describeFailure2(last)}`, "see the task log in CloudWatch; pgshift cdc resume retries it, pgshift cdc restart --group starts the group over");
     }
     if (Date.now() > deadline) {
       throw failure("dms.timeout", `DMS task ${last.ReplicationTaskIdentifier} still ${status} after ${Math.round(o3.timeoutMs / 1e3)} s (waiting for ${want.join(" or ")})`, "check the replication instance and the task in the DMS console, then run the command again");
@@ -74602,7 +74768,21 @@ async function connect(ep, opts = {}) {
     });
     throw connectionError(ep, err);
   }
+  tagQueryErrors(client, ep);
   return client;
+}
+function tagQueryErrors(client, ep) {
+  const server2 = { role: ep.role, label: ep.label };
+  const query = client.query.bind(client);
+  client.query = (...args) => {
+    const r5 = query(...args);
+    if (r5 && typeof r5.then === "function") {
+      return r5.catch((err) => {
+        throw tagServer(err, server2);
+      });
+    }
+    return r5;
+  };
 }
 function connectionError(ep, err) {
   const e5 = err;
@@ -74635,6 +74815,20 @@ async function serverVersionNum(c5) {
   return Number(r5.rows[0].v);
 }
 
+// src/pg/identity.ts
+import { randomUUID } from "node:crypto";
+async function sameDatabase(source, target) {
+  const marker = `pgshift identity ${randomUUID()}`;
+  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
+  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
+  try {
+    const r5 = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
+    return (r5.rowCount ?? 0) > 0;
+  } finally {
+    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
+  }
+}
+
 // src/phases/context.ts
 function phaseContext(plan, log) {
   return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
@@ -74649,17 +74843,25 @@ async function openSessions(ctx) {
     });
     throw err;
   }
+  const close = async () => {
+    await Promise.all([source.end().catch(() => {
+    }), target.end().catch(() => {
+    })]);
+  };
   const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
+  if (await sameDatabase(source, target).catch(async (err) => {
+    await close();
+    throw err;
+  })) {
+    await close();
+    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
+  }
   return {
     source,
     target,
     sourceVersion,
     targetVersion,
-    close: async () => {
-      await Promise.all([source.end().catch(() => {
-      }), target.end().catch(() => {
-      })]);
-    }
+    close
   };
 }
 
@@ -74681,6 +74883,7 @@ async function publicationExists(c5, name) {
 }
 async function dropPublication(c5, name) {
   if (!await publicationExists(c5, name)) return false;
+  noteChange(`publication ${name} dropped`);
   await c5.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
   return true;
 }
@@ -74690,9 +74893,28 @@ async function subscriptionExists(c5, name) {
 }
 async function dropSubscription(c5, name) {
   if (!await subscriptionExists(c5, name)) return;
+  noteChange(`subscription ${name} dropped`);
   await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
   await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
   await c5.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
+}
+async function setReplicaIdentity(c5, table, identity) {
+  const clause = typeof identity === "string" ? identity.toUpperCase() : `USING INDEX ${quoteIdent(identity.index)}`;
+  noteChange(`replica identity of ${qualify(table)} on the source`);
+  for (let attempt = 1; ; attempt++) {
+    await c5.query("BEGIN");
+    try {
+      await c5.query(`SET LOCAL lock_timeout = '2s'`);
+      await c5.query(`ALTER TABLE ${qualify(table)} REPLICA IDENTITY ${clause}`);
+      await c5.query("COMMIT");
+      return;
+    } catch (err) {
+      await c5.query("ROLLBACK").catch(() => {
+      });
+      if (err.code !== "55P03" || attempt === 5) throw err;
+      await new Promise((r5) => setTimeout(r5, 1e3 * attempt));
+    }
+  }
 }
 
 // src/phases/stream-source.ts
@@ -74717,6 +74939,7 @@ async function dropSlot(c5, slot) {
   for (let attempt = 0; attempt < 20; attempt++) {
     const r5 = await c5.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot]);
     if (r5.rowCount === 0) return false;
+    noteChange(`replication slot ${slot} dropped`);
     const pid = r5.rows[0].active_pid;
     if (pid) {
       await c5.query("SELECT pg_terminate_backend($1)", [pid]);
@@ -74736,6 +74959,9 @@ async function dropSlot(c5, slot) {
   }
   throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
 }
+
+// src/phases/full-load.ts
+var REPLICA_IDENTITY = "source:replica-identity";
 
 // src/phases/cdc-dms.ts
 function requireDmsConfig(ctx) {
@@ -74836,6 +75062,14 @@ async function runTeardown(ctx) {
       if (await dropReplicationSets(s2.source, o3.slot)) dropped.push(`replication sets ${o3.slot}, i${o3.slot} (source)`);
     }
     if (await dropPglogicalNodeIfUnused(s2.source)) dropped.push("pglogical node (source)");
+    const identities = (await journal?.phaseState(REPLICA_IDENTITY))?.detail ?? {};
+    for (const [table, previous] of Object.entries(identities)) {
+      const name = parseQualifiedName(table);
+      const exists2 = await s2.source.query("SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2", [name.schema, name.name]);
+      if (!exists2.rowCount) continue;
+      await setReplicaIdentity(s2.source, name, previous);
+      dropped.push(`REPLICA IDENTITY FULL of ${table} (source; back to ${typeof previous === "string" ? previous.toUpperCase() : `USING INDEX ${previous.index}`})`);
+    }
     const rev = reverseNames(ctx.plan.name);
     if ((await s2.source.query("SELECT 1 FROM pg_subscription WHERE subname = $1", [rev.subscription])).rowCount) {
       await dropSubscription(s2.source, rev.subscription);
@@ -95175,6 +95409,7 @@ var planSchema = external_exports.strictObject({
     maxLagBytes: size.prefault("64MB").describe("cdc status fails above this lag."),
     maxLagSeconds: external_exports.number().min(0).default(300),
     minSafeWalFraction: external_exports.number().min(0).max(1).default(0.5).describe("cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind."),
+    replicaIdentityFull: external_exports.array(external_exports.string()).default([]).describe("Tables (patterns) without a usable replica identity that pgshift may set to REPLICA IDENTITY FULL on the source before publishing them (native engine); without this consent such a table is refused, since publishing it would make its UPDATE and DELETE fail."),
     ddlTrigger: external_exports.boolean().default(false).describe("Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser)."),
     dms: external_exports.strictObject({
       plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
@@ -95280,18 +95515,33 @@ function parsePlan(text, file2, env2 = process.env) {
   for (const url2 of [plan.source.url, plan.source.replicaUrl, plan.target.url, plan.source.subscriptionConninfo, plan.cutover.pgbouncer?.adminUrl]) {
     if (!url2) continue;
     registerSecret(url2);
-    const pw = url2.startsWith("postgres") ? safePassword(url2) : /password\s*=\s*(\S+)/.exec(url2)?.[1];
+    const pw = url2.startsWith("postgres") ? safePassword(url2) : conninfoPassword(url2);
     registerSecret(pw);
   }
-  for (const [key, server2] of [["source.url", plan.source.url], ["target.url", plan.target.url]]) {
+  const connections = [
+    ["source.url", plan.source.url, parseServerUrl],
+    ["source.replicaUrl", plan.source.replicaUrl, parseServerUrl],
+    ["source.subscriptionConninfo", plan.source.subscriptionConninfo, parseConninfo],
+    ["target.url", plan.target.url, parseServerUrl],
+    ["cutover.pgbouncer.adminUrl", plan.cutover.pgbouncer?.adminUrl, parseServerUrl]
+  ];
+  for (const [key, text2, parse4] of connections) {
+    if (text2 === void 0) continue;
     try {
-      parseServerUrl(server2);
+      parse4(text2);
     } catch (err) {
       const node2 = nodeAt(doc, key.split("."));
-      throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${key}: ${err.message}`, "write postgresql://user@host:port/dbname");
+      throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${key}: ${err.message}`, isPgshiftError(err) ? err.hint : "write postgresql://user:password@host:port/dbname");
     }
   }
   return plan;
+}
+function conninfoPassword(conninfo) {
+  try {
+    return parseConninfo(conninfo).password;
+  } catch {
+    return /password\s*=\s*(\S+)/.exec(conninfo)?.[1];
+  }
 }
 function safePassword(url2) {
   try {
@@ -95436,8 +95686,7 @@ async function runAction(name, phase) {
 `);
     if (outcome.exitCode) setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {
-    const exitCode = isPgshiftError(err) ? err.exitCode : 1;
-    const message = isPgshiftError(err) ? err.oneLine() : `unexpected error: ${err?.message ?? String(err)}`;
+    const { exitCode, line: message } = describeFailure(err);
     setOutput("exit-code", String(exitCode));
     await summary.addRaw(`### pgshift ${name} \u2014 ${exitCode === 3 ? "refused" : exitCode === 2 ? "bad input" : "failed"}
 

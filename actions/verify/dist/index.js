@@ -32320,6 +32320,15 @@ function info(message) {
 // src/phases/verify.ts
 import { writeFileSync } from "node:fs";
 
+// src/core/changes.ts
+var made = [];
+function noteChange(what) {
+  if (!made.includes(what)) made.push(what);
+}
+function changesMade() {
+  return made;
+}
+
 // src/core/errors.ts
 var PgshiftError = class extends Error {
   code;
@@ -32340,8 +32349,52 @@ var PgshiftError = class extends Error {
 function inputError(code, message, hint, cause) {
   return new PgshiftError(code, message, { hint, exitCode: 2, cause });
 }
+function gateRefused(code, message, hint) {
+  return new PgshiftError(code, message, { hint, exitCode: 3 });
+}
 function isPgshiftError(err) {
   return err instanceof PgshiftError;
+}
+var SERVER = /* @__PURE__ */ Symbol("pgshift.server");
+function tagServer(err, server2) {
+  if (err && typeof err === "object" && !(SERVER in err)) Object.defineProperty(err, SERVER, { value: server2, enumerable: false });
+  return err;
+}
+function serverOf(err) {
+  return err && typeof err === "object" ? err[SERVER] : void 0;
+}
+function hintForSqlState(code, role) {
+  if (!code) return `check the ${role} server and its log, then run the same command again: it continues from where it stopped`;
+  if (code === "42501") return `grant the missing privilege to the role pgshift connects to the ${role} as (pgshift assess lists what each phase needs), then run the same command again`;
+  if (code === "53100") return `free disk space on the ${role}, then run the same command again`;
+  if (code === "53200" || code === "53400") return `raise the ${role}'s limit named in the message, then run the same command again`;
+  if (code === "57014") return "the statement was cancelled (a timeout or an operator); run the same command again";
+  if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03") return `the connection to the ${role} was lost: check the server, then run the same command again (it continues)`;
+  return `check the ${role} server log around this time, then run the same command again: it continues from where it stopped`;
+}
+function describeFailure(err) {
+  let report;
+  if (isPgshiftError(err)) {
+    report = { exitCode: err.exitCode, code: err.code, message: err.message, hint: err.hint, line: err.oneLine() };
+  } else {
+    const e = err;
+    const text = (e?.message ?? String(err)).split("\n")[0];
+    const server2 = serverOf(err);
+    if (server2) {
+      const sqlState = typeof e?.code === "string" && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : void 0;
+      const message = `${server2.role} ${server2.label}: ${text}${sqlState ? ` (SQLSTATE ${sqlState})` : ""}`;
+      const hint = hintForSqlState(sqlState, server2.role);
+      report = { exitCode: 1, code: sqlState ? `sql.${sqlState}` : "sql.connection", message, hint, line: `${message} \u2014 ${hint}` };
+    } else {
+      report = { exitCode: 1, code: "internal", message: text, line: `unexpected error: ${text}` };
+    }
+  }
+  const changed = changesMade();
+  if ((report.exitCode === 2 || report.exitCode === 3) && changed.length > 0) {
+    const note = ` (this run had already changed: ${changed.join("; ")})`;
+    report = { ...report, exitCode: 1, message: report.message + note, line: report.line + note };
+  }
+  return report;
 }
 
 // src/core/ident.ts
@@ -32480,6 +32533,7 @@ async function listTables(c, versionNum) {
     SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relkind AS kind,
            c.relispartition AS is_partition, c.relpersistence AS persistence,
            c.relreplident AS replident,
+           EXISTS (SELECT 1 FROM pg_index ri WHERE ri.indrelid = c.oid AND ri.indisreplident AND ri.indisvalid) AS replident_index,
            pg_total_relation_size(c.oid)::text AS bytes, c.reltuples::text AS reltuples,
            COALESCE((SELECT json_agg(json_build_object(
                         'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
@@ -32521,6 +32575,7 @@ async function listTables(c, versionNum) {
     isPartition: row.is_partition,
     persistence: row.persistence,
     replicaIdentity: row.replident,
+    replicaIdentityIndex: row.replident_index,
     bytes: Number(row.bytes),
     rowEstimate: Math.max(0, Number(row.reltuples)),
     columns: row.columns,
@@ -32546,6 +32601,14 @@ async function listSequences(c) {
 }
 function copyColumns(t) {
   return t.columns.filter((col) => !col.generated).map((col) => col.name);
+}
+async function missingTables(c, tables) {
+  const r = await c.query(
+    `SELECT t.schema, t.name FROM unnest($1::text[], $2::text[]) AS t(schema, name)
+      WHERE NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = t.schema AND c.relname = t.name)`,
+    [tables.map((t) => t.schema), tables.map((t) => t.name)]
+  );
+  return new Set(r.rows.map(displayName));
 }
 
 // src/journal/journal.ts
@@ -32612,6 +32675,7 @@ var Journal = class _Journal {
   migration;
   /** Create the control schema if needed and register the migration. */
   static async open(c, migration, info2) {
+    if (!await _Journal.find(c, migration)) noteChange(`pgshift journal of ${migration} on the target`);
     await c.query("BEGIN");
     try {
       await c.query("SELECT pg_advisory_xact_lock(hashtext($1))", [LOCK_KEY]);
@@ -33003,31 +33067,107 @@ var defaults = import_lib.default.defaults;
 var esm_default = import_lib.default;
 
 // src/config/url.ts
+var LIBPQ_KEYWORDS = {
+  host: 10,
+  hostaddr: 10,
+  port: 10,
+  dbname: 10,
+  user: 10,
+  password: 10,
+  passfile: 10,
+  connect_timeout: 10,
+  client_encoding: 10,
+  options: 10,
+  application_name: 10,
+  fallback_application_name: 10,
+  keepalives: 10,
+  keepalives_idle: 10,
+  keepalives_interval: 10,
+  keepalives_count: 10,
+  replication: 10,
+  sslmode: 10,
+  sslcompression: 10,
+  sslcert: 10,
+  sslkey: 10,
+  sslrootcert: 10,
+  sslcrl: 10,
+  requirepeer: 10,
+  krbsrvname: 10,
+  gsslib: 10,
+  service: 10,
+  target_session_attrs: 10,
+  tcp_user_timeout: 12,
+  gssencmode: 12,
+  sslpassword: 13,
+  channel_binding: 13,
+  ssl_min_protocol_version: 13,
+  ssl_max_protocol_version: 13,
+  sslcrldir: 14,
+  sslsni: 14,
+  require_auth: 16,
+  sslcertmode: 16,
+  load_balance_hosts: 16,
+  gssdelegation: 16,
+  sslnegotiation: 17
+};
+var STRUCTURAL = /* @__PURE__ */ new Set(["user", "password", "dbname", "port"]);
+var ENCODE_HINT = "percent-encode special characters in the user and password (/ as %2F, % as %25, @ as %40, : as %3A, # as %23, ? as %3F)";
 function parseServerUrl(url2) {
   let u;
   try {
     u = new URL(url2);
   } catch {
-    throw new Error("not a valid URL");
+    throw inputError("url.invalid", "not a valid URL", /^postgres(ql)?:\/\//.test(url2) ? `write postgresql://user:password@host:port/dbname and ${ENCODE_HINT}` : "write postgresql://user:password@host:port/dbname");
   }
-  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") throw new Error(`unsupported scheme ${u.protocol.replace(":", "")}`);
+  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
+    throw inputError("url.scheme", `unsupported scheme ${u.protocol.replace(":", "")}`, "write postgresql://user:password@host:port/dbname");
+  }
+  const decode3 = (part, what) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw inputError("url.encoding", `the ${what} holds a % that is not a percent-encoded character`, ENCODE_HINT);
+    }
+  };
   const options = {};
-  for (const [k, v] of u.searchParams) options[k] = v;
+  for (const [k, v] of u.searchParams) {
+    if (!(k in LIBPQ_KEYWORDS)) {
+      throw inputError("url.parameter", `unknown connection parameter ${k}`, `remove ?${k}= from the URL (libpq knows: ${Object.keys(LIBPQ_KEYWORDS).filter((x) => !STRUCTURAL.has(x)).join(", ")})`);
+    }
+    if (STRUCTURAL.has(k)) throw inputError("url.parameter", `connection parameter ${k} given as ?${k}=`, `write it in the URL itself: postgresql://user:password@host:port/dbname`);
+    options[k] = v;
+  }
   const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
-  const host = hostParam ?? decodeURIComponent(u.hostname);
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
-  if (!host) throw new Error("no host");
-  if (!database) throw new Error("no database name");
+  const host = hostParam ?? decode3(u.hostname, "host");
+  const database = decode3(u.pathname.replace(/^\//, ""), "database name");
+  if (!host) throw inputError("url.host", "no host", "write postgresql://user:password@host:port/dbname");
+  if (!database) throw inputError("url.database", "no database name", "write postgresql://user:password@host:port/dbname");
   return {
     host,
     port: u.port ? Number(u.port) : 5432,
-    user: decodeURIComponent(u.username) || "postgres",
-    password: u.password ? decodeURIComponent(u.password) : void 0,
+    user: decode3(u.username, "user") || "postgres",
+    password: u.password ? decode3(u.password, "password") : void 0,
     database,
     sslmode,
     sslrootcert,
     options: rest
   };
+}
+function parseConninfo(text) {
+  const out = {};
+  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s']+)/y;
+  let at = 0;
+  while (at < text.length) {
+    if (/^\s*$/.test(text.slice(at))) break;
+    re.lastIndex = at;
+    const m = re.exec(text);
+    if (!m) throw inputError("conninfo.syntax", `cannot read the conninfo after "${text.slice(0, at).replace(/password\s*=\s*\S+/gi, "password=***")}"`, "write keyword=value pairs separated by spaces; quote values with spaces as 'value'");
+    const [, key, raw, quoted] = m;
+    if (!(key in LIBPQ_KEYWORDS)) throw inputError("conninfo.parameter", `unknown connection parameter ${key}`, `remove ${key}= from the conninfo`);
+    out[key] = quoted !== void 0 ? quoted.replace(/\\(.)/g, "$1") : raw;
+    at = re.lastIndex;
+  }
+  return out;
 }
 
 // src/pg/connect.ts
@@ -33100,7 +33240,21 @@ async function connect(ep, opts = {}) {
     });
     throw connectionError(ep, err);
   }
+  tagQueryErrors(client, ep);
   return client;
+}
+function tagQueryErrors(client, ep) {
+  const server2 = { role: ep.role, label: ep.label };
+  const query = client.query.bind(client);
+  client.query = (...args) => {
+    const r = query(...args);
+    if (r && typeof r.then === "function") {
+      return r.catch((err) => {
+        throw tagServer(err, server2);
+      });
+    }
+    return r;
+  };
 }
 function connectionError(ep, err) {
   const e = err;
@@ -33281,6 +33435,20 @@ function describeTables(tables, max = 5) {
   return tables.length > max ? `${names.join(", ")} and ${tables.length - max} more` : names.join(", ");
 }
 
+// src/pg/identity.ts
+import { randomUUID as randomUUID3 } from "node:crypto";
+async function sameDatabase(source, target) {
+  const marker = `pgshift identity ${randomUUID3()}`;
+  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
+  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
+  try {
+    const r = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
+    return (r.rowCount ?? 0) > 0;
+  } finally {
+    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
+  }
+}
+
 // src/phases/context.ts
 function phaseContext(plan, log) {
   return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
@@ -33295,17 +33463,25 @@ async function openSessions(ctx) {
     });
     throw err;
   }
+  const close = async () => {
+    await Promise.all([source.end().catch(() => {
+    }), target.end().catch(() => {
+    })]);
+  };
   const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
+  if (await sameDatabase(source, target).catch(async (err) => {
+    await close();
+    throw err;
+  })) {
+    await close();
+    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
+  }
   return {
     source,
     target,
     sourceVersion,
     targetVersion,
-    close: async () => {
-      await Promise.all([source.end().catch(() => {
-      }), target.end().catch(() => {
-      })]);
-    }
+    close
   };
 }
 async function resolveGroups(ctx, source, versionNum, only) {
@@ -33360,11 +33536,19 @@ async function runVerify(ctx, options = {}) {
       const unknown2 = [...wanted].filter((t) => !known.has(t));
       if (unknown2.length) throw inputError("verify.table", `table ${unknown2[0]} is in no group of the plan`, "name tables as schema.table, as the report prints them");
     }
+    const missing = await missingTables(s.target, work.map((w) => w.table));
+    if (missing.size && !found) {
+      const [first] = missing;
+      throw gateRefused("verify.not-loaded", `target ${ctx.target.label} has no table ${first}${missing.size > 1 ? ` (and ${missing.size - 1} more)` : ""} and no pgshift journal: nothing was loaded there yet`, "run pgshift full-load first");
+    }
     await journal?.startPhase("verify", { tables: work.length, exact: options.exact ?? false, mode });
     const schema = wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target);
     const checks = [];
     const repair = [];
-    await runPool(work, ctx.plan.verify.jobs, async ({ group: group2, table: table2 }, id) => {
+    for (const w of work.filter((x) => missing.has(displayName(x.table)))) {
+      checks.push({ table: displayName(w.table), group: w.group, method: "whole-table", verdict: "different", sourceRows: 0, targetRows: 0, chunks: 0, mismatchedChunks: 0, differenceCount: 0, differences: [], unsettledKeys: 0, seconds: 0 });
+    }
+    await runPool(work.filter((x) => !missing.has(displayName(x.table))), ctx.plan.verify.jobs, async ({ group: group2, table: table2 }, id) => {
       let w = workers[id];
       if (!w) {
         w = workers[id] = { source: await connect(ctx.source, { applicationName: "pgshift verify" }), target: await connect(ctx.target, { applicationName: "pgshift verify" }) };
@@ -53534,6 +53718,7 @@ var planSchema = external_exports.strictObject({
     maxLagBytes: size.prefault("64MB").describe("cdc status fails above this lag."),
     maxLagSeconds: external_exports.number().min(0).default(300),
     minSafeWalFraction: external_exports.number().min(0).max(1).default(0.5).describe("cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind."),
+    replicaIdentityFull: external_exports.array(external_exports.string()).default([]).describe("Tables (patterns) without a usable replica identity that pgshift may set to REPLICA IDENTITY FULL on the source before publishing them (native engine); without this consent such a table is refused, since publishing it would make its UPDATE and DELETE fail."),
     ddlTrigger: external_exports.boolean().default(false).describe("Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser)."),
     dms: external_exports.strictObject({
       plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
@@ -53639,18 +53824,33 @@ function parsePlan(text, file2, env = process.env) {
   for (const url2 of [plan.source.url, plan.source.replicaUrl, plan.target.url, plan.source.subscriptionConninfo, plan.cutover.pgbouncer?.adminUrl]) {
     if (!url2) continue;
     registerSecret(url2);
-    const pw = url2.startsWith("postgres") ? safePassword(url2) : /password\s*=\s*(\S+)/.exec(url2)?.[1];
+    const pw = url2.startsWith("postgres") ? safePassword(url2) : conninfoPassword(url2);
     registerSecret(pw);
   }
-  for (const [key, server2] of [["source.url", plan.source.url], ["target.url", plan.target.url]]) {
+  const connections = [
+    ["source.url", plan.source.url, parseServerUrl],
+    ["source.replicaUrl", plan.source.replicaUrl, parseServerUrl],
+    ["source.subscriptionConninfo", plan.source.subscriptionConninfo, parseConninfo],
+    ["target.url", plan.target.url, parseServerUrl],
+    ["cutover.pgbouncer.adminUrl", plan.cutover.pgbouncer?.adminUrl, parseServerUrl]
+  ];
+  for (const [key, text2, parse3] of connections) {
+    if (text2 === void 0) continue;
     try {
-      parseServerUrl(server2);
+      parse3(text2);
     } catch (err) {
       const node2 = nodeAt(doc, key.split("."));
-      throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${key}: ${err.message}`, "write postgresql://user@host:port/dbname");
+      throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${key}: ${err.message}`, isPgshiftError(err) ? err.hint : "write postgresql://user:password@host:port/dbname");
     }
   }
   return plan;
+}
+function conninfoPassword(conninfo) {
+  try {
+    return parseConninfo(conninfo).password;
+  } catch {
+    return /password\s*=\s*(\S+)/.exec(conninfo)?.[1];
+  }
 }
 function safePassword(url2) {
   try {
@@ -53795,8 +53995,7 @@ async function runAction(name, phase) {
 `);
     if (outcome.exitCode) setFailed(`pgshift ${name}: exit ${outcome.exitCode} (see the job summary)`);
   } catch (err) {
-    const exitCode = isPgshiftError(err) ? err.exitCode : 1;
-    const message = isPgshiftError(err) ? err.oneLine() : `unexpected error: ${err?.message ?? String(err)}`;
+    const { exitCode, line: message } = describeFailure(err);
     setOutput("exit-code", String(exitCode));
     await summary.addRaw(`### pgshift ${name} \u2014 ${exitCode === 3 ? "refused" : exitCode === 2 ? "bad input" : "failed"}
 
