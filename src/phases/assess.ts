@@ -1,5 +1,5 @@
 import { formatBytes, parseSize } from '../config/size.js';
-import { assignGroups } from '../core/groups.js';
+import { assignGroups, describeEmptyGroup, describeUnmatched } from '../core/groups.js';
 import { balancedGroups, seedGroups, type ProposedGroup } from '../core/grouping.js';
 import { displayName } from '../core/ident.js';
 import { lobAdvice, type LobAdvice } from '../core/lob.js';
@@ -109,8 +109,15 @@ export async function runAssess(ctx: PhaseContext): Promise<AssessResult> {
     const assignment = assignGroups(migratable, plan.groups);
     const groupOf = new Map<RelationFacts, string>();
     for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
-    for (const u of assignment.unmatched) add('warning', 'group.pattern', `group ${u.group}`, `pattern ${u.pattern} matches no table`, 'fix the pattern in the plan');
-    for (const [g, list] of assignment.groups) if (!list.some((t) => t.kind === 'r')) add('blocker', 'group.empty', `group ${g}`, 'matches no table that holds rows', 'fix its tables: patterns or remove the group');
+    for (const u of assignment.unmatched) {
+      const { message, fix } = describeUnmatched(u);
+      add('warning', 'group.pattern', `group ${u.group}`, message, fix);
+    }
+    for (const [g, list] of assignment.groups) {
+      if (list.some((t) => t.kind === 'r')) continue;
+      const { message, fix } = describeEmptyGroup(g, assignment.unmatched);
+      add('blocker', 'group.empty', `group ${g}`, message, fix);
+    }
     const targetUnique = new Map<string, number>();
     const profiles: TableProfile[] = [];
     for (const t of relations) {
