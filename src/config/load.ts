@@ -30,7 +30,7 @@ export function loadPlanFile(file: string, env: Env = process.env): LoadedPlan {
     throw inputError(
       'plan.unreadable',
       `${file}: cannot read the plan file (${code ?? 'error'})`,
-      code === 'ENOENT' ? 'pass --config with the path of your migration.yml (the README shows a complete example)' : undefined,
+      code === 'ENOENT' ? 'pgshift init writes one from your two servers; or pass --config with the path of your plan' : undefined,
     );
   }
   return { plan: parsePlan(text, file, env), file: path.resolve(file) };

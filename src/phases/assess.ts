@@ -303,7 +303,8 @@ export function proposalFrom(r: AssessResult, engine: string): PlanProposal {
       entry.lobMode = t.lob.mode;
       entry.lobMaxSizeKb = t.lob.limitKb;
     }
-    if (!t.batchApply) entry.batchApply = false;
+    // Batch apply is a DMS task setting: nothing to say about it to a native migration.
+    if (engine === 'dms' && !t.batchApply) entry.batchApply = false;
     if (Object.keys(entry).length) tables[t.table] = entry;
   }
   return { groups: r.proposal[r.proposal.rule], tables };
