@@ -307,5 +307,7 @@ export function proposalFrom(r: AssessResult, engine: string): PlanProposal {
     if (engine === 'dms' && !t.batchApply) entry.batchApply = false;
     if (Object.keys(entry).length) tables[t.table] = entry;
   }
-  return { groups: r.proposal[r.proposal.rule], tables };
+  // A source without a table that holds rows yet still gets a group: one that takes every table.
+  const groups = r.proposal[r.proposal.rule];
+  return { groups: groups.length ? groups : [{ name: 'all', tables: ['*.*'], bytes: 0 }], tables };
 }
