@@ -177,7 +177,7 @@ const DEMO_PLAN_HEADER = '# The plan pgshift demo ran';
 
 /** The three commands that start the same migration between two servers of one's own. */
 export const NEXT_COMMANDS = [
-  "export SOURCE_URL='postgresql://user:password@source-host:5432/dbname' TARGET_URL='postgresql://user:password@target-host:5432/dbname'",
+  "export SOURCE_URL='postgresql://user@source-host:5432/dbname' TARGET_URL='postgresql://user@target-host:5432/dbname'",
   'npx pgshift init      # reads both servers, proposes the groups, writes migration.yml',
   'npx pgshift assess    # blockers and risks with their fixes; then full-load, cdc start, verify, cutover',
 ];

@@ -74011,6 +74011,36 @@ function batchStreamName(group5) {
   return `${group5}_batch`;
 }
 
+// src/core/errors.ts
+var PgshiftError = class extends Error {
+  code;
+  hint;
+  exitCode;
+  constructor(code, message, options = {}) {
+    super(message, options.cause === void 0 ? void 0 : { cause: options.cause });
+    this.name = "PgshiftError";
+    this.code = code;
+    this.hint = options.hint;
+    this.exitCode = options.exitCode ?? 1;
+  }
+  /** The single line shown to people: message, then the fix. */
+  oneLine() {
+    return this.hint ? `${this.message} \u2014 ${this.hint}` : this.message;
+  }
+};
+function inputError(code, message, hint, cause) {
+  return new PgshiftError(code, message, { hint, exitCode: 2, cause });
+}
+function gateRefused(code, message, hint) {
+  return new PgshiftError(code, message, { hint, exitCode: 3 });
+}
+function failure(code, message, hint, cause) {
+  return new PgshiftError(code, message, { hint, exitCode: 1, cause });
+}
+function isPgshiftError(err) {
+  return err instanceof PgshiftError;
+}
+
 // src/core/ident.ts
 function quoteIdent(name) {
   if (name.includes("\0")) throw new Error("identifier contains a NUL byte");
@@ -74289,36 +74319,6 @@ function parseServerUrl(url2) {
     sslrootcert,
     options: rest
   };
-}
-
-// src/core/errors.ts
-var PgshiftError = class extends Error {
-  code;
-  hint;
-  exitCode;
-  constructor(code, message, options = {}) {
-    super(message, options.cause === void 0 ? void 0 : { cause: options.cause });
-    this.name = "PgshiftError";
-    this.code = code;
-    this.hint = options.hint;
-    this.exitCode = options.exitCode ?? 1;
-  }
-  /** The single line shown to people: message, then the fix. */
-  oneLine() {
-    return this.hint ? `${this.message} \u2014 ${this.hint}` : this.message;
-  }
-};
-function inputError(code, message, hint, cause) {
-  return new PgshiftError(code, message, { hint, exitCode: 2, cause });
-}
-function gateRefused(code, message, hint) {
-  return new PgshiftError(code, message, { hint, exitCode: 3 });
-}
-function failure(code, message, hint, cause) {
-  return new PgshiftError(code, message, { hint, exitCode: 1, cause });
-}
-function isPgshiftError(err) {
-  return err instanceof PgshiftError;
 }
 
 // src/core/dms.ts
@@ -95243,7 +95243,7 @@ function loadPlanFile(file2, env2 = process.env) {
     throw inputError(
       "plan.unreadable",
       `${file2}: cannot read the plan file (${code ?? "error"})`,
-      code === "ENOENT" ? "pass --config with the path of your migration.yml (the README shows a complete example)" : void 0
+      code === "ENOENT" ? "pgshift init writes one from your two servers; or pass --config with the path of your plan" : void 0
     );
   }
   return { plan: parsePlan(text, file2, env2), file: path.resolve(file2) };
@@ -95269,7 +95269,7 @@ function parsePlan(text, file2, env2 = process.env) {
   if (!parsed.success) {
     const issue3 = parsed.error.issues[0];
     const node2 = nodeAt(doc, issue3.path);
-    throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${describeIssue(issue3)}`, hintFor(issue3));
+    throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${describeIssue(issue3, valueAt(raw, issue3.path))}`, hintFor(issue3));
   }
   const plan = parsed.data;
   const cross = crossCheck(plan);
@@ -95337,7 +95337,22 @@ function nodeAt(doc, issuePath) {
   }
   return found;
 }
-function describeIssue(issue3) {
+function valueAt(raw, issuePath) {
+  let value = raw;
+  for (const key of issuePath) {
+    if (value === null || typeof value !== "object") return void 0;
+    value = value[key];
+  }
+  return value;
+}
+function describeValue(value) {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  if (typeof value === "string") return `the text ${JSON.stringify(value)}`;
+  return JSON.stringify(value);
+}
+function describeIssue(issue3, value) {
   const key = issue3.path.map(String).join(".") || "(top level)";
   switch (issue3.code) {
     case "unrecognized_keys": {
@@ -95347,10 +95362,21 @@ function describeIssue(issue3) {
     case "invalid_value":
       return `${key}: ${issue3.values.length === 1 ? `must be ${JSON.stringify(issue3.values[0])}` : `must be one of ${issue3.values.map((v) => JSON.stringify(v)).join(", ")}`}`;
     case "invalid_type":
-      return `${key}: ${issue3.input === void 0 ? "is required" : `expected ${issue3.expected}`}`;
+      return `${key}: ${value === void 0 ? "is required" : `expected ${expectedType(issue3.expected)}, got ${describeValue(value)}`}`;
+    case "too_big":
+    case "too_small": {
+      const bound = issue3.code === "too_big" ? issue3.maximum : issue3.minimum;
+      const words = issue3.origin === "array" ? ["entries", "entry"] : issue3.origin === "string" ? ["characters", "character"] : void 0;
+      const limit = `${issue3.code === "too_big" ? "at most" : "at least"} ${String(bound)}${words ? ` ${Number(bound) === 1 ? words[1] : words[0]}` : ""}`;
+      return `${key}: must be ${limit}${words ? "" : `, got ${describeValue(value)}`}`;
+    }
     default:
       return `${key}: ${issue3.message}`;
   }
+}
+function expectedType(expected) {
+  const words = { number: "a number", int: "an integer", string: "a text", boolean: "true or false", array: "a list", object: "a mapping" };
+  return words[expected] ?? expected;
 }
 function hintFor(issue3) {
   if (issue3.code === "unrecognized_keys") return "remove it or check its spelling against schema/migration.schema.json";
@@ -95374,19 +95400,6 @@ function crossCheck(plan) {
         hint: `rename group ${batchStreamName(g5)}`
       };
     }
-  }
-  if (plan.cutover.fence === "roles" && plan.cutover.roles.length === 0) {
-    return {
-      path: ["cutover"],
-      message: "cutover.roles: fence: roles needs the application roles that write",
-      hint: "list them (cutover.roles: [app_rw]) or choose fence: database"
-    };
-  }
-  if (plan.cutover.fence === "pgbouncer" && !plan.cutover.pgbouncer) {
-    return { path: ["cutover"], message: "cutover.pgbouncer: fence: pgbouncer needs the admin console and database", hint: "set cutover.pgbouncer.adminUrl and cutover.pgbouncer.database" };
-  }
-  if (plan.cutover.fence === "pgbouncer" && plan.cutover.pgbouncer?.hardFence === "roles" && plan.cutover.roles.length === 0) {
-    return { path: ["cutover"], message: 'cutover.roles: the pgbouncer hard fence "roles" needs the application roles', hint: "list them, or set cutover.pgbouncer.hardFence: database" };
   }
   if (plan.snapshot === "paused-replica" && !plan.source.replicaUrl) {
     return {
