@@ -1,6 +1,7 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
+import packageJson from '../../package.json' with { type: 'json' };
 import { loadPlanFile } from '../config/load.js';
-import { describeFailure, isPgshiftError, numberInput, type ExitCode } from '../core/errors.js';
+import { describeFailure, inputError, isPgshiftError, numberInput, type ExitCode, type PgshiftError } from '../core/errors.js';
 import { resetChanges } from '../core/changes.js';
 import { createLogger, type Level, type Logger } from '../core/log.js';
 import { redact, redactDeep } from '../core/secrets.js';
@@ -19,7 +20,10 @@ import { readFileSync } from 'node:fs';
 import { githubClient, parseRepo } from '../github/client.js';
 import { reportFailure } from '../github/issue.js';
 import { setupEnvironments } from '../github/setup.js';
-import { assessMarkdown, cdcMarkdown, cutoverMarkdown, fullLoadMarkdown, rollbackMarkdown, statusMarkdown, teardownMarkdown, verifyMarkdown } from '../report/markdown.js';
+import { runInit } from '../phases/init.js';
+import { completionScript, shells } from './completion.js';
+import { confirmDestructive, terminalAsk } from './confirm.js';
+import { assessMarkdown, cdcMarkdown, initMarkdown, cutoverMarkdown, fullLoadMarkdown, rollbackMarkdown, statusMarkdown, teardownMarkdown, verifyMarkdown } from '../report/markdown.js';
 
 /**
  * The `pgshift` command. It only parses, calls a phase and renders its result: human output with
@@ -31,6 +35,11 @@ export interface Io {
   stderr: (text: string) => void;
   env: Record<string, string | undefined>;
   isTTY: boolean;
+  /**
+   * Asks the person at the terminal and returns the answer. Absent without a terminal (CI, the
+   * Actions, pipes): destructive commands then proceed without asking, as they always have.
+   */
+  ask?: (question: string) => Promise<string>;
 }
 
 const defaultIo: Io = {
@@ -38,6 +47,7 @@ const defaultIo: Io = {
   stderr: (t) => process.stderr.write(t),
   env: process.env,
   isTTY: Boolean(process.stderr.isTTY),
+  ask: terminalAsk(),
 };
 
 interface GlobalOptions {
@@ -45,6 +55,13 @@ interface GlobalOptions {
   json?: boolean;
   debug?: boolean;
 }
+
+/** The destructive commands' own flag: --yes skips the question asked on a terminal. */
+interface Confirmable {
+  yes?: boolean;
+}
+
+const yesOption = () => new Option('-y, --yes', 'do not ask for confirmation on a terminal (without a terminal nothing is asked)');
 
 /**
  * The CLI's logger: lines on stderr with a time; on a terminal, progress bars (Logger.board) kept
@@ -87,12 +104,24 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
   program
     .name('pgshift')
     .description('Move a live PostgreSQL database to another server across major versions with seconds of write downtime.')
+    .version(`pgshift ${packageJson.version}`, '-V, --version', 'print the version')
     .option('-c, --config <file>', 'the migration plan', 'migration.yml')
     .option('--json', 'print one JSON result on stdout (logs stay on stderr)')
     .option('--debug', 'more detail in the logs')
-    .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) })
-    .showHelpAfterError(false);
+    .helpOption('-h, --help', 'show help for the command')
+    .helpCommand('help [command]', 'show help for a command')
+    .configureHelp({ showGlobalOptions: true })
+    // Usage errors are reported like every other error (one `pgshift:` line, or JSON): see below.
+    .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s), outputError: () => {} })
+    .showHelpAfterError(false)
+    .addHelpText(
+      'after',
+      `
+The plan is read from ./migration.yml unless --config names another file.
+First steps: pgshift demo (a whole migration between two local servers), then
+pgshift init --source-url URL --target-url URL (writes migration.yml for your servers).
+Exit codes: 0 done, 1 failed, 2 bad input (nothing changed), 3 a gate refused (nothing changed).`,
+    );
 
   const logger = (opts: GlobalOptions): Logger => cliLogger(io, opts.debug);
 
@@ -116,6 +145,17 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
     };
 
   program
+    .command('init')
+    .description('write a first migration.yml (or --config FILE) from the two servers: the groups assess proposes, secrets left as ${SOURCE_URL} and ${TARGET_URL}')
+    .option('--source-url <url>', 'the source (primary) server (default: $SOURCE_URL)')
+    .option('--target-url <url>', 'the target server (default: $TARGET_URL)')
+    .option('--name <name>', "the migration's name (default: the source database's name)")
+    .action(run(async (opts, cmd: { sourceUrl?: string; targetUrl?: string; name?: string }) => {
+      const result = await runInit({ file: opts.config, sourceUrl: cmd.sourceUrl, targetUrl: cmd.targetUrl, name: cmd.name, env: io.env, log: logger(opts) });
+      return { result, markdown: initMarkdown(result) };
+    }));
+
+  program
     .command('assess')
     .description('read both servers and report blockers, risks and the groups (exit 3 on blockers)')
     .option('--write-plan', 'write the proposed groups and per-table settings into the plan file (keeps what is there)')
@@ -134,9 +174,14 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
     .command('full-load')
     .description('copy every group from a consistent snapshot at a known LSN, then indexes and constraints')
     .option('-g, --group <name>', 'load only this group (one workflow matrix job per group)')
-    .option('--restart', "drop the group's slot and load it again from a new snapshot")
-    .action(run(async (opts, cmd: { group?: string; restart?: boolean }) => {
-      const result = await runFullLoad(context(opts), { group: cmd.group, restart: cmd.restart });
+    .option('--restart', "drop the group's slot and load it again from a new snapshot (asks on a terminal)")
+    .addOption(yesOption())
+    .action(run(async (opts, cmd: { group?: string; restart?: boolean } & Confirmable) => {
+      const ctx = context(opts);
+      if (cmd.restart) {
+        await confirmDestructive(io, cmd, ctx.plan.name, `full-load --restart drops the slot of ${cmd.group ? `group ${cmd.group}` : 'every group'} of migration ${ctx.plan.name} on ${ctx.source.label} and loads ${cmd.group ? 'it' : 'them'} again into ${ctx.target.label}`);
+      }
+      const result = await runFullLoad(ctx, { group: cmd.group, restart: cmd.restart });
       return { result, markdown: fullLoadMarkdown(result) };
     }));
 
@@ -160,8 +205,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
       return cdcResult(await cdcStatus(ctx, waitMs));
     }));
   cdc.command('pause').description('stop applying changes (the slot keeps them)').action(run(async (opts) => cdcResult(await setCdcPaused(context(opts), true))));
-  cdc.command('resume').description('apply changes again').action(run(async (opts) => cdcResult(await setCdcPaused(context(opts), false))));
-  cdc.command('stop').description('stop applying changes until teardown').action(run(async (opts) => cdcResult(await stopCdc(context(opts)))));
+  cdc.command('resume').description('apply changes again after cdc pause or cdc stop (the slots kept them)').action(run(async (opts) => cdcResult(await setCdcPaused(context(opts), false))));
+  cdc.command('stop').description('stop applying changes (cdc resume or cdc start streams again; teardown removes the streams)').action(run(async (opts) => cdcResult(await stopCdc(context(opts)))));
   cdc
     .command('resync')
     .description('copy chosen tables again from a new snapshot while the rest keeps streaming')
@@ -175,8 +220,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
     .description('load a group (partial) or everything (full) again from new slots and stream from there')
     .option('-g, --group <name>', 'restart only this group (partial restart)')
     .option('--bundle <file>', 'where a full restart preserves the failure state (JSON)')
-    .action(run(async (opts, cmd: { group?: string; bundle?: string }) => {
-      const r = await restartCdc(context(opts), { group: cmd.group, bundleFile: cmd.bundle });
+    .addOption(yesOption())
+    .action(run(async (opts, cmd: { group?: string; bundle?: string } & Confirmable) => {
+      const ctx = context(opts);
+      await confirmDestructive(io, cmd, ctx.plan.name, `cdc restart drops the streams of ${cmd.group ? `group ${cmd.group}` : 'every group'} of migration ${ctx.plan.name} and loads ${cmd.group ? 'it' : 'them'} again into ${ctx.target.label} from new slots`);
+      const r = await restartCdc(ctx, { group: cmd.group, bundleFile: cmd.bundle });
       return { result: r, markdown: `Restarted ${r.groups.join(', ')}${r.bundle ? `; failure state in ${r.bundle}` : ''}.\n\n${cdcMarkdown(r.status)}`, exit: (r.status.healthy ? 0 : 1) as ExitCode };
     }));
 
@@ -197,8 +245,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
     .command('cutover')
     .description('gate, fence writes, drain to a barrier, sync sequences, switch')
     .option('--dry-run', 'run the gate and print the steps, changing nothing')
-    .action(run(async (opts, cmd: { dryRun?: boolean }) => {
-      const result = await runCutover(context(opts), { dryRun: cmd.dryRun });
+    .addOption(yesOption())
+    .action(run(async (opts, cmd: { dryRun?: boolean } & Confirmable) => {
+      const ctx = context(opts);
+      if (!cmd.dryRun) {
+        await confirmDestructive(io, cmd, ctx.plan.name, `cutover fences writes on ${ctx.source.label} and moves migration ${ctx.plan.name} to ${ctx.target.label}`);
+      }
+      const result = await runCutover(ctx, { dryRun: cmd.dryRun });
       return { result, markdown: cutoverMarkdown(result) };
     }));
 
@@ -213,16 +266,22 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
   program
     .command('rollback')
     .description('after a cut-over with cutover.rollback: fence the target, drain the reverse stream, move the application back')
-    .action(run(async (opts) => {
-      const result = await runRollback(context(opts));
+    .addOption(yesOption())
+    .action(run(async (opts, cmd: Confirmable) => {
+      const ctx = context(opts);
+      await confirmDestructive(io, cmd, ctx.plan.name, `rollback fences writes on ${ctx.target.label} and moves migration ${ctx.plan.name} back to ${ctx.source.label}`);
+      const result = await runRollback(ctx);
       return { result, markdown: rollbackMarkdown(result) };
     }));
 
   program
     .command('teardown')
     .description('drop subscriptions, publications, slots and the control schemas (idempotent)')
-    .action(run(async (opts) => {
-      const result = await runTeardown(context(opts));
+    .addOption(yesOption())
+    .action(run(async (opts, cmd: Confirmable) => {
+      const ctx = context(opts);
+      await confirmDestructive(io, cmd, ctx.plan.name, `teardown drops the subscriptions, publications, slots and control schemas of migration ${ctx.plan.name} on ${ctx.source.label} and ${ctx.target.label}`);
+      const result = await runTeardown(ctx);
       return { result, markdown: teardownMarkdown(result) };
     }));
 
@@ -265,22 +324,77 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
     .addOption(new Option('--source-major <n>', 'source PostgreSQL major').default('13'))
     .addOption(new Option('--target-major <n>', 'target PostgreSQL major').default('17'))
     .option('--scale <factor>', 'sample data size (1 = about 330,000 rows)', '1')
-    .action(run(async (opts, cmd: { sourceMajor: string; targetMajor: string; scale: string }) => {
-      const result = await runDemo({ sourceMajor: Number(cmd.sourceMajor), targetMajor: Number(cmd.targetMajor), scale: Number(cmd.scale), log: logger(opts) });
+    .option('--plan-file <file>', 'where the demo writes the plan it ran', DEMO_PLAN_FILE)
+    .action(run(async (opts, cmd: { sourceMajor: string; targetMajor: string; scale: string; planFile: string }) => {
+      const result = await runDemo({
+        sourceMajor: numberInput(cmd.sourceMajor, '--source-major'),
+        targetMajor: numberInput(cmd.targetMajor, '--target-major'),
+        scale: numberInput(cmd.scale, '--scale', 0.001),
+        planFile: cmd.planFile,
+        log: logger(opts),
+      });
       return { result, markdown: result.markdown, exit: result.equal ? 0 : 1 };
     }));
+
+  program
+    .command('completion')
+    .description('print the shell completion script: eval "$(pgshift completion bash)" in ~/.bashrc, or zsh in ~/.zshrc')
+    .addArgument(new Argument('<shell>', 'the shell').choices(shells))
+    .action((shell: (typeof shells)[number]) => {
+      io.stdout(completionScript(program, shell));
+    });
+
+  // Usage errors (unknown option or command, missing argument, bad choice) name the command they
+  // happened in, so the hint can point at its --help.
+  const routeErrors = (cmd: Command) => {
+    cmd.exitOverride((err) => {
+      throw Object.assign(err, { command: cmd });
+    });
+    cmd.commands.forEach(routeErrors);
+  };
+  routeErrors(program);
 
   try {
     await program.parseAsync(argv);
   } catch (err) {
+    // The options parsed before a usage error still count; --json may come after the mistake.
+    const opts = { ...program.opts<GlobalOptions>(), json: program.opts<GlobalOptions>().json ?? argv.includes('--json') };
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
-      return 2;
+      const usage = usageError(err);
+      return usage ? reportError(usage, opts, io) : 0;
     }
-    return reportError(err, program.opts<GlobalOptions>(), io);
+    return reportError(err, opts, io);
   }
   return exitCode;
 }
+
+/** The file the demo writes its plan to, in the working directory. */
+export const DEMO_PLAN_FILE = 'pgshift-demo.yml';
+
+/**
+ * A commander usage error as pgshift's own (exit 2, a hint naming the command's --help); undefined
+ * when commander only printed help or the version as asked. Help printed because no command was
+ * given (bare `pgshift`, `pgshift cdc`) is a usage error too.
+ */
+function usageError(err: CommanderError & { command?: Command }): PgshiftError | undefined {
+  if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return undefined;
+  if (err.code === 'commander.help' && err.exitCode === 0) return undefined;
+  const path = commandPath(err.command);
+  if (err.code === 'commander.help') {
+    const group = path.replace(/^pgshift ?/, '');
+    return inputError('usage.command', group ? `${group} needs a command` : 'no command given', `choose one of the commands listed above (${path} --help shows them)`);
+  }
+  const message = err.message.replace(/^error: /, '').replace(/\.$/, '');
+  const hint = err.code === 'commander.unknownCommand' ? `${path} --help lists the commands` : `${path} --help shows its usage`;
+  return inputError(`usage.${err.code.replace(/^commander\./, '')}`, message, hint);
+}
+
+function commandPath(cmd: Command | undefined): string {
+  const names: string[] = [];
+  for (let c = cmd; c; c = c.parent ?? undefined) names.unshift(c.name());
+  return names.join(' ') || 'pgshift';
+}
+
 
 function reportError(err: unknown, opts: GlobalOptions, io: Io): ExitCode {
   const f = describeFailure(err);

@@ -30,7 +30,7 @@ export function loadPlanFile(file: string, env: Env = process.env): LoadedPlan {
     throw inputError(
       'plan.unreadable',
       `${file}: cannot read the plan file (${code ?? 'error'})`,
-      code === 'ENOENT' ? 'pass --config with the path of your migration.yml (the README shows a complete example)' : undefined,
+      code === 'ENOENT' ? 'pgshift init writes one from your two servers; or pass --config with the path of your plan' : undefined,
     );
   }
   return { plan: parsePlan(text, file, env), file: path.resolve(file) };
@@ -59,7 +59,7 @@ export function parsePlan(text: string, file: string, env: Env = process.env): P
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const node = nodeAt(doc, issue.path);
-    throw inputError('plan.invalid', `${where(node?.range?.[0])}: ${describeIssue(issue)}`, hintFor(issue));
+    throw inputError('plan.invalid', `${where(node?.range?.[0])}: ${describeIssue(issue, valueAt(raw, issue.path))}`, hintFor(issue));
   }
   const plan = parsed.data;
   const cross = crossCheck(plan);
@@ -150,7 +150,26 @@ function nodeAt(doc: Document, issuePath: ReadonlyArray<PropertyKey>): Node | un
   return found;
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+/** The value the plan holds at a path (undefined where the key is absent). */
+function valueAt(raw: unknown, issuePath: ReadonlyArray<PropertyKey>): unknown {
+  let value = raw;
+  for (const key of issuePath) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+/** How a value of the plan reads in a message: YAML's own words for what was written. */
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') return `the text ${JSON.stringify(value)}`;
+  return JSON.stringify(value);
+}
+
+function describeIssue(issue: z.core.$ZodIssue, value: unknown): string {
   const key = issue.path.map(String).join('.') || '(top level)';
   switch (issue.code) {
     case 'unrecognized_keys': {
@@ -160,10 +179,22 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case 'invalid_value':
       return `${key}: ${issue.values.length === 1 ? `must be ${JSON.stringify(issue.values[0])}` : `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`}`;
     case 'invalid_type':
-      return `${key}: ${issue.input === undefined ? 'is required' : `expected ${issue.expected}`}`;
+      return `${key}: ${value === undefined ? 'is required' : `expected ${expectedType(issue.expected)}, got ${describeValue(value)}`}`;
+    case 'too_big':
+    case 'too_small': {
+      const bound = issue.code === 'too_big' ? issue.maximum : issue.minimum;
+      const words = issue.origin === 'array' ? ['entries', 'entry'] : issue.origin === 'string' ? ['characters', 'character'] : undefined;
+      const limit = `${issue.code === 'too_big' ? 'at most' : 'at least'} ${String(bound)}${words ? ` ${Number(bound) === 1 ? words[1] : words[0]}` : ''}`;
+      return `${key}: must be ${limit}${words ? '' : `, got ${describeValue(value)}`}`;
+    }
     default:
       return `${key}: ${issue.message}`;
   }
+}
+
+function expectedType(expected: string): string {
+  const words: Record<string, string> = { number: 'a number', int: 'an integer', string: 'a text', boolean: 'true or false', array: 'a list', object: 'a mapping' };
+  return words[expected] ?? expected;
 }
 
 function hintFor(issue: z.core.$ZodIssue): string {
@@ -190,19 +221,6 @@ function crossCheck(plan: Plan): { path: string[]; message: string; hint: string
         hint: `rename group ${batchStreamName(g)}`,
       };
     }
-  }
-  if (plan.cutover.fence === 'roles' && plan.cutover.roles.length === 0) {
-    return {
-      path: ['cutover'],
-      message: 'cutover.roles: fence: roles needs the application roles that write',
-      hint: 'list them (cutover.roles: [app_rw]) or choose fence: database',
-    };
-  }
-  if (plan.cutover.fence === 'pgbouncer' && !plan.cutover.pgbouncer) {
-    return { path: ['cutover'], message: 'cutover.pgbouncer: fence: pgbouncer needs the admin console and database', hint: 'set cutover.pgbouncer.adminUrl and cutover.pgbouncer.database' };
-  }
-  if (plan.cutover.fence === 'pgbouncer' && plan.cutover.pgbouncer?.hardFence === 'roles' && plan.cutover.roles.length === 0) {
-    return { path: ['cutover'], message: 'cutover.roles: the pgbouncer hard fence "roles" needs the application roles', hint: 'list them, or set cutover.pgbouncer.hardFence: database' };
   }
   if (plan.snapshot === 'paused-replica' && !plan.source.replicaUrl) {
     return {

@@ -21,6 +21,14 @@ export interface WriteResult {
 
 export function writeProposal(file: string, proposal: PlanProposal): WriteResult {
   const original = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const applied = applyProposal(original, proposal, file);
+  // Nothing new to propose: leave the file byte for byte as it is.
+  if (applied.changed) writeFileSync(file, applied.text);
+  return { file, wroteGroups: applied.wroteGroups, addedTables: applied.addedTables, changed: applied.changed };
+}
+
+/** The proposal merged into a plan's text (the rules above); `file` only names it in errors. */
+export function applyProposal(original: string, proposal: PlanProposal, file: string): { text: string; wroteGroups: boolean; addedTables: string[]; changed: boolean } {
   const doc = parseDocument(original || '{}');
   if (!isMap(doc.contents)) throw new Error(`${file}: the plan must be a YAML mapping`);
   const root = doc.contents as unknown as YAMLMap<unknown, unknown>;
@@ -31,9 +39,9 @@ export function writeProposal(file: string, proposal: PlanProposal): WriteResult
       const map = item as YAMLMap;
       map.flow = true;
     }
-    root.set('groups', seq);
-    const pair = root.items.find((p) => (p.key as { value?: unknown })?.value === 'groups');
-    if (pair && pair.key && typeof pair.key === 'object') (pair.key as { commentBefore?: string }).commentBefore = ' Proposed by pgshift assess; edit freely, re-running assess keeps your groups.';
+    const key = doc.createNode('groups');
+    key.commentBefore = ' Proposed by pgshift assess; edit freely, re-running assess keeps your groups.';
+    root.add(doc.createPair(key, seq));
     wroteGroups = true;
   }
   const added: string[] = [];
@@ -52,8 +60,6 @@ export function writeProposal(file: string, proposal: PlanProposal): WriteResult
       added.push(name);
     }
   }
-  // Nothing new to propose: leave the file byte for byte as it is.
   const changed = wroteGroups || added.length > 0;
-  if (changed) writeFileSync(file, doc.toString({ lineWidth: 0, flowCollectionPadding: false }));
-  return { file, wroteGroups, addedTables: added, changed };
+  return { text: changed ? doc.toString({ lineWidth: 0, flowCollectionPadding: false }) : original, wroteGroups, addedTables: added, changed };
 }

@@ -1,3 +1,5 @@
+import { inputError } from './errors.js';
+
 /**
  * The one place identifiers are quoted. Values never go through here: they are bound parameters.
  */
@@ -67,4 +69,17 @@ export function parseQualifiedName(text: string): QualifiedName {
   if (parts.length === 1) return { schema: 'public', name: parts[0] };
   if (parts.length === 2 && parts[0] !== '' && parts[1] !== '') return { schema: parts[0], name: parts[1] };
   throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
+}
+
+/**
+ * A table named on the command line or in a list of the plan, in the form reports print
+ * (displayName): the same spellings the plan's groups take are accepted — public.café,
+ * public."café", "public"."Weird.Name" — so the name printed by verify can be pasted back.
+ */
+export function canonicalTableName(text: string): string {
+  try {
+    return displayName(parseQualifiedName(text.trim()));
+  } catch (err) {
+    throw inputError('table.name', `table ${JSON.stringify(text)}: ${(err as Error).message}`, 'write schema.table; double-quote a part that holds a dot or a quote ("My Schema"."a.b")');
+  }
 }

@@ -1,3 +1,4 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { parsePlan } from '../config/load.js';
 import { formatBytes } from '../config/size.js';
@@ -26,6 +27,8 @@ export interface DemoOptions {
   sourceMajor: number;
   targetMajor: number;
   scale: number;
+  /** Where the plan the demo runs is written, for the reader to start from. */
+  planFile?: string;
   log: Logger;
 }
 
@@ -37,6 +40,7 @@ export interface DemoResult {
   cutoverWindowMs: number;
   verify: VerifyResult['verdict'];
   independentCheck: { tables: number; equal: boolean; mismatched: string[] };
+  planFile?: string;
   writes: { committedBeforeCutover: number; committedOnTarget: number; failedDuringWindow: number; ordersMissingOnTarget: number };
   equal: boolean;
   markdown: string;
@@ -61,6 +65,9 @@ function pickMajors(source: number, target: number): { source: number; target: n
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const { log } = options;
   const majors = pickMajors(options.sourceMajor, options.targetMajor);
+  // Written first: the reader gets the plan even when a step fails, and a file of their own is
+  // refused before any server starts.
+  if (options.planFile) writeDemoPlan(options.planFile, majors);
   log.info(`demo: starting PostgreSQL ${majors.source} (source) and PostgreSQL ${majors.target} (target) on this machine`);
   const clusters: LocalCluster[] = [];
   const phases: DemoResult['phases'] = [];
@@ -94,21 +101,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       }
     }, () => 'schema with identity, serial and text keys, enum, arrays, jsonb, bytea, a partitioned table, FKs, quoted names');
 
-    const plan = parsePlan(
-      `version: 1
-name: demo
-source: { url: "\${SOURCE_URL}" }
-target: { url: "\${TARGET_URL}" }
-groups:
-  - { name: orders, tables: [shop.orders, shop.order_items] }
-  - { name: rest, tables: ["*.*"] }
-fullLoad: { jobs: 2 }
-assess: { walSampleSeconds: 1 }
-cutover: { fence: roles, roles: [${APP_ROLE}], timeoutSeconds: 30 }
-`,
-      'demo plan',
-      { SOURCE_URL: source.url('shop'), TARGET_URL: target.url('shop') },
-    );
+    const plan = parsePlan(DEMO_PLAN, options.planFile ?? 'demo plan', { SOURCE_URL: source.url('shop'), TARGET_URL: target.url('shop') });
     const ctx = phaseContext(plan, log);
     const appUrl = (c: LocalCluster) => c.url('shop', APP_ROLE, appPassword);
 
@@ -156,6 +149,7 @@ cutover: { fence: roles, roles: [${APP_ROLE}], timeoutSeconds: 30 }
       cutoverWindowMs: cut.windowMs ?? -1,
       verify: exact.verdict,
       independentCheck: independent,
+      planFile: options.planFile,
       writes: { committedBeforeCutover: committedBefore, committedOnTarget, failedDuringWindow, ordersMissingOnTarget: missing },
       equal,
     };
@@ -164,6 +158,40 @@ cutover: { fence: roles, roles: [${APP_ROLE}], timeoutSeconds: 30 }
     await writer?.stop();
     await Promise.all(clusters.map((c) => c.destroy()));
   }
+}
+
+/** The plan the demo runs; the URLs come from the environment, as in a plan of one's own. */
+const DEMO_PLAN = `version: 1
+name: demo
+source: { url: "\${SOURCE_URL}" }
+target: { url: "\${TARGET_URL}" }
+groups:
+  - { name: orders, tables: [shop.orders, shop.order_items] }
+  - { name: rest, tables: ["*.*"] }
+fullLoad: { jobs: 2 }
+assess: { walSampleSeconds: 1 }
+cutover: { fence: roles, roles: [${APP_ROLE}], timeoutSeconds: 30 }
+`;
+
+const DEMO_PLAN_HEADER = '# The plan pgshift demo ran';
+
+/** The three commands that start the same migration between two servers of one's own. */
+export const NEXT_COMMANDS = [
+  "export SOURCE_URL='postgresql://user@source-host:5432/dbname' TARGET_URL='postgresql://user@target-host:5432/dbname'",
+  'npx pgshift init      # reads both servers, proposes the groups, writes migration.yml',
+  'npx pgshift assess    # blockers and risks with their fixes; then full-load, cdc start, verify, cutover',
+];
+
+function writeDemoPlan(file: string, majors: { source: number; target: number }): void {
+  if (existsSync(file) && !readFileSync(file, 'utf8').startsWith(DEMO_PLAN_HEADER)) {
+    throw inputError('demo.plan-file', `${file} exists and was not written by pgshift demo; the demo does not overwrite it`, 'pass --plan-file with another path');
+  }
+  const header = [
+    `${DEMO_PLAN_HEADER} (PostgreSQL ${majors.source} → ${majors.target}, the sample database shop). Its servers are gone`,
+    '# when the demo ends; for your own, pgshift init writes a plan like this one from SOURCE_URL and TARGET_URL.',
+    '',
+  ].join('\n');
+  writeFileSync(file, header + DEMO_PLAN);
 }
 
 async function missingOrders(url: string, ids: bigint[]): Promise<number> {
@@ -192,6 +220,7 @@ function demoMarkdown(r: Omit<DemoResult, 'markdown'>): string {
     `- pgshift verify inside the fenced window: **${r.verify}**; independent COPY … ORDER BY comparison of ${r.independentCheck.tables} tables: **${r.independentCheck.equal ? 'identical' : `different (${r.independentCheck.mismatched.join(', ')})`}**.`,
     '',
     r.equal ? 'Result: the target equals the source row for row. Both servers have been removed.' : 'Result: FAILED — see above.',
+    ...(r.planFile ? ['', `The plan this demo ran is in ${r.planFile}. The same against your own servers (docs/guide.md walks through each step):`, '', '```sh', ...NEXT_COMMANDS, '```'] : []),
   ];
   return `${lines.join('\n')}\n`;
 }

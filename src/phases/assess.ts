@@ -1,5 +1,5 @@
 import { formatBytes, parseSize } from '../config/size.js';
-import { assignGroups } from '../core/groups.js';
+import { assignGroups, describeEmptyGroup, describeUnmatched } from '../core/groups.js';
 import { balancedGroups, seedGroups, type ProposedGroup } from '../core/grouping.js';
 import { displayName } from '../core/ident.js';
 import { privilegeFindings } from '../core/privileges.js';
@@ -124,8 +124,15 @@ export async function readPreconditions(ctx: PhaseContext, s: Sessions, options:
   const assignment = assignGroups(migratable, plan.groups);
   const groupOf = new Map<RelationFacts, string>();
   for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
-  for (const u of assignment.unmatched) add('warning', 'group.pattern', `group ${u.group}`, `pattern ${u.pattern} matches no table`, 'fix the pattern in the plan');
-  for (const [g, list] of assignment.groups) if (!list.some((t) => t.kind === 'r')) add('blocker', 'group.empty', `group ${g}`, 'matches no table that holds rows', 'fix its tables: patterns or remove the group');
+  for (const u of assignment.unmatched) {
+    const { message, fix } = describeUnmatched(u);
+    add('warning', 'group.pattern', `group ${u.group}`, message, fix);
+  }
+  for (const [g, list] of assignment.groups) {
+    if (list.some((t) => t.kind === 'r')) continue;
+    const { message, fix } = describeEmptyGroup(g, assignment.unmatched);
+    add('blocker', 'group.empty', `group ${g}`, message, fix);
+  }
   for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
   return { src, tgt, relations, groupOf, assignment, findings, add };
 }
@@ -327,8 +334,11 @@ export function proposalFrom(r: AssessResult, engine: string): PlanProposal {
       entry.lobMode = t.lob.mode;
       entry.lobMaxSizeKb = t.lob.limitKb;
     }
-    if (!t.batchApply) entry.batchApply = false;
+    // Batch apply is a DMS task setting: nothing to say about it to a native migration.
+    if (engine === 'dms' && !t.batchApply) entry.batchApply = false;
     if (Object.keys(entry).length) tables[t.table] = entry;
   }
-  return { groups: r.proposal[r.proposal.rule], tables };
+  // A source without a table that holds rows yet still gets a group: one that takes every table.
+  const groups = r.proposal[r.proposal.rule];
+  return { groups: groups.length ? groups : [{ name: 'all', tables: ['*.*'], bytes: 0 }], tables };
 }

@@ -59,10 +59,25 @@ async function requireStreams(s: Sessions, ctx: PhaseContext, states: string[]):
     throw gateRefused(
       'cdc.not-ready',
       wrong ? `group ${wrong.group} is ${wrong.state}, not ${states.join(' or ')}` : 'no group has been loaded',
-      'finish pgshift full-load for every group first',
+      wrong ? nextStep(wrong.state) : 'run pgshift full-load first',
     );
   }
   return { journal, streams };
+}
+
+/** The command that moves a group on from the state a cdc command cannot act on. */
+function nextStep(state: string): string {
+  switch (state) {
+    case 'preparing':
+    case 'loading':
+      return 'finish pgshift full-load for every group first (pgshift status shows where it stands)';
+    case 'loaded':
+      return 'run pgshift cdc start first';
+    case 'cut-over':
+      return 'the migration has cut over and nothing streams forward any more; pgshift teardown removes what is left';
+    default:
+      return 'pgshift status shows where each group stands';
+  }
 }
 
 /** The status of either engine; `engine` tells which. */
@@ -133,7 +148,8 @@ export function requireNativeEngine(ctx: PhaseContext, what: string, instead: st
 export async function startNativeCdc(ctx: PhaseContext): Promise<CdcStatus> {
   const s = await openSessions(ctx);
   try {
-    const { journal, streams } = await requireStreams(s, ctx, ['loaded', 'streaming', 'paused']);
+    // A paused or stopped group is enabled again: its slot kept every change since.
+    const { journal, streams } = await requireStreams(s, ctx, ['loaded', 'streaming', 'paused', 'stopped']);
     await preflightSubscription(ctx, s);
     await requireReplicationRoute(ctx);
     await journal.startPhase('cdc');
@@ -165,8 +181,10 @@ export async function startNativeCdc(ctx: PhaseContext): Promise<CdcStatus> {
 export async function setNativePaused(ctx: PhaseContext, paused: boolean): Promise<CdcStatus> {
   const s = await openSessions(ctx);
   try {
-    const { journal, streams } = await requireStreams(s, ctx, ['streaming', 'paused']);
+    // Resume also takes a stopped group (its slot kept the changes); pause leaves a stopped one be.
+    const { journal, streams } = await requireStreams(s, ctx, ['streaming', 'paused', 'stopped']);
     for (const st of streams) {
+      if (paused && st.state === 'stopped') continue;
       await setSubscriptionEnabled(s.target, st.subscription, !paused);
       await journal.setStreamState(st.group, paused ? 'paused' : 'streaming');
     }
@@ -177,7 +195,7 @@ export async function setNativePaused(ctx: PhaseContext, paused: boolean): Promi
   }
 }
 
-/** Stop applying changes (the subscriptions stay, disabled, until teardown). */
+/** Stop applying changes (the subscriptions stay, disabled: cdc resume or start enables them again, teardown drops them). */
 async function stopNativeCdc(ctx: PhaseContext): Promise<CdcStatus> {
   const s = await openSessions(ctx);
   try {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Plan } from '../config/schema.js';
 import { gateRefused, inputError } from '../core/errors.js';
-import { assignGroups, describeTables } from '../core/groups.js';
+import { assignGroups, describeEmptyGroup, describeTables, describeUnmatched } from '../core/groups.js';
 import type { Logger } from '../core/log.js';
 import { connect, endpointFor, majorOf, serverVersionNum, type Endpoint } from '../pg/connect.js';
 import { listTables, setting, type TableInfo } from '../pg/catalog.js';
@@ -93,7 +93,7 @@ export async function resolveGroups(ctx: PhaseContext, source: pg.Client, versio
   const all = await listTables(source, versionNum);
   const copyable = all.filter((t) => t.persistence === 'p');
   const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
-  for (const u of unmatched) ctx.log.warn(`group ${u.group}: pattern ${u.pattern} matches no table on the source`);
+  for (const u of unmatched) ctx.log.warn(`group ${u.group}: ${describeUnmatched(u).message}`);
   const leaves = unassigned.filter((t) => t.kind === 'r');
   if (leaves.length > 0) ctx.log.warn(`${leaves.length} table(s) are in no group and will not be migrated: ${describeTables(leaves)}`);
   if (only && !groups.has(only)) {
@@ -104,7 +104,8 @@ export async function resolveGroups(ctx: PhaseContext, source: pg.Client, versio
     if (only && name !== only) continue;
     const data = tables.filter((t) => t.kind === 'r').sort((a, b) => b.bytes - a.bytes);
     if (data.length === 0) {
-      throw inputError('group.empty', `group ${name} matches no table on the source`, 'fix its tables: patterns in the plan (schema.table, * as a wildcard)');
+      const { message, fix } = describeEmptyGroup(name, unmatched);
+      throw inputError('group.empty', message, fix);
     }
     result.push({ name, tables: data, parents: tables.filter((t) => t.kind === 'p') });
   }

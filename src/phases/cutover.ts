@@ -1,5 +1,6 @@
 import { endpointText, repointAws, type RepointResult } from '../aws/repoint.js';
 import { formatBytes } from '../config/size.js';
+import { requireCutoverSettings } from '../config/phase-settings.js';
 import { failure, gateRefused, isPgshiftError } from '../core/errors.js';
 import { qualify, quoteIdent, quoteLiteral } from '../core/ident.js';
 import { heartbeatTable, publicationName, slotName, subscriptionName } from '../core/names.js';
@@ -64,6 +65,7 @@ export function reverseNames(migration: string) {
 
 export async function runCutover(ctx: PhaseContext, options: { dryRun?: boolean } = {}): Promise<CutoverResult> {
   const { plan, log } = ctx;
+  requireCutoverSettings(plan, 'cutover');
   const c = plan.cutover;
   const s = await openSessions(ctx);
   const steps: StepTiming[] = [];
@@ -357,6 +359,7 @@ export interface RollbackResult {
  */
 export async function runRollback(ctx: PhaseContext): Promise<RollbackResult> {
   const { plan, log } = ctx;
+  requireCutoverSettings(plan, 'rollback');
   const c = plan.cutover;
   const s = await openSessions(ctx);
   const steps: StepTiming[] = [];

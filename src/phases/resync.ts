@@ -1,5 +1,5 @@
 import { failure, gateRefused, inputError } from '../core/errors.js';
-import { displayName, qualify, quoteIdent } from '../core/ident.js';
+import { canonicalTableName, displayName, qualify, quoteIdent } from '../core/ident.js';
 import { heartbeatTable, isResyncOf, publicationName, resyncStreamName, slotName, subscriptionName } from '../core/names.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
 import type { TableInfo } from '../pg/catalog.js';
@@ -39,6 +39,7 @@ export interface ResyncResult {
 export async function resyncTables(ctx: PhaseContext, names: string[]): Promise<ResyncResult> {
   requireNativeEngine(ctx, 'cdc resync', `a DMS task reads its whole slot: reload the tables' group with pgshift cdc restart --group GROUP`);
   if (names.length === 0) throw inputError('resync.tables', 'resync needs at least one table', 'pass --table schema.table …');
+  names = names.map(canonicalTableName);
   const s = await openSessions(ctx);
   let holder: SnapshotHolder | undefined;
   try {

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import type pg from 'pg';
 import { gateRefused, inputError } from '../core/errors.js';
-import { displayName } from '../core/ident.js';
+import { canonicalTableName, displayName } from '../core/ident.js';
 import { batchStreamName, heartbeatTable } from '../core/names.js';
 import { runPool } from '../core/pool.js';
 import { Journal } from '../journal/journal.js';
@@ -81,12 +81,17 @@ export interface SequenceCheck {
 export interface VerifyResult {
   verdict: TableVerdict;
   mode: VerifyMode;
+  /** Run with --exact: the operator has stopped writes, so one pass without re-checks is final. */
   exact: boolean;
+  /** A stream was applying changes to the target while it was read (differences re-checked). */
+  streaming: boolean;
   tables: TableCheck[];
   schema: SchemaDifference[];
   sequences: SequenceCheck[];
   differences: string[];
   unsettled: string[];
+  /** What the reader should know that is not a difference (sequences before the cut-over). */
+  notes: string[];
   repairSql?: { file: string; statements: number; applied: boolean };
   seconds: number;
 }
@@ -133,8 +138,8 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
     // The streams that carry a group's tables: its own, the resync streams split from it, and on
     // DMS its batch-apply stream.
     const streamsOf = (g: string) => [...streaming].filter((x) => x === g || x === batchStreamName(g) || x.startsWith(`${g}_r`));
-    const excluded = new Set(ctx.plan.verify.excludeTables);
-    const wanted = options.tables ? new Set(options.tables) : undefined;
+    const excluded = new Set(ctx.plan.verify.excludeTables.map(canonicalTableName));
+    const wanted = options.tables ? new Set(options.tables.map(canonicalTableName)) : undefined;
     const work = groups.flatMap((g) =>
       g.tables
         .filter((t) => !excluded.has(displayName(t)) && !t.name.startsWith('awsdms_') && (!wanted || wanted.has(displayName(t))))
@@ -179,23 +184,30 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
     checks.sort((a, b) => a.table.localeCompare(b.table));
 
     const sequences = await checkSequences(s.source, s.target);
-    const exact = Boolean(options.exact) || streaming.size === 0;
+    // Only the operator can say that writes are stopped (--exact); a pass with no stream applying
+    // is a single pass too, but the source may still be written.
+    const exact = Boolean(options.exact);
     const differences = checks.filter((c) => c.verdict === 'different').map((c) => c.table);
     const unsettled = checks.filter((c) => c.verdict === 'unsettled').map((c) => c.table);
-    // Sequences are carried at the cut-over: behind is a difference only once no stream feeds the
-    // target any more (after the switch, or without CDC).
-    const cdcOwnsTarget = found ? (await found.streams()).some((r) => ['loaded', 'streaming', 'paused'].includes(r.state)) : false;
-    const seqProblem = !cdcOwnsTarget && sequences.some((q) => q.behind);
+    // Nothing replicates sequences: the cut-over carries them. Before it has (streaming, paused,
+    // stopped), a sequence behind the source is a note; after it, or for a target pgshift did not
+    // load (no journal), it is a difference.
+    const carried = !found || (await found.phaseState('cutover'))?.state === 'done';
+    const behind = sequences.filter((q) => q.behind);
+    const seqProblem = carried && behind.length > 0;
+    const notes = !carried && behind.length ? [`${behind.length} sequence(s) behind the source: expected before the cut-over, which sets every sequence from the source`] : [];
     const schemaProblem = schema.length > 0;
     const result: VerifyResult = {
       verdict: differences.length || seqProblem || schemaProblem ? 'different' : unsettled.length ? 'unsettled' : 'equal',
       mode,
       exact,
+      streaming: streaming.size > 0,
       tables: checks,
       schema,
       sequences,
       differences,
       unsettled,
+      notes,
       seconds: (Date.now() - started) / 1000,
     };
     if (options.repairSql) {

@@ -7,6 +7,7 @@ import type { FullLoadResult } from '../phases/full-load.js';
 import type { TeardownResult } from '../phases/teardown.js';
 import type { MigrationStatus } from '../phases/status.js';
 import type { VerifyResult } from '../phases/verify.js';
+import type { InitResult } from '../phases/init.js';
 
 /**
  * Markdown renderings of each phase's result: the job summary in Actions and the human output of
@@ -177,7 +178,7 @@ export function verifyMarkdown(r: VerifyResult): string {
   const rows = r.tables.map((t) => [t.table, t.verdict, t.method, t.sourceRows, t.targetRows, `${t.mismatchedChunks}/${t.chunks}`, t.differenceCount, t.unsettledKeys]);
   const out = [
     `### pgshift verify — ${r.verdict}`,
-    `${r.tables.length} table(s), ${r.mode} mode, ${r.exact ? 'exact (writes stopped)' : 'while changes flow'}, in ${r.seconds.toFixed(1)} s.` +
+    `${r.tables.length} table(s), ${r.mode} mode, ${r.exact ? 'exact (writes stopped)' : r.streaming ? 'while changes flow' : 'one pass, no stream applying (writes to the source are not fenced)'}, in ${r.seconds.toFixed(1)} s.` +
       (r.differences.length ? ` **Different: ${r.differences.join(', ')}.**` : '') +
       (r.unsettled.length ? ` Still changing under every check (re-check within the cut-over window): ${r.unsettled.join(', ')}.` : ''),
     '',
@@ -190,7 +191,8 @@ export function verifyMarkdown(r: VerifyResult): string {
   }
   if (r.schema.length) out.push('', '#### Schema differences', table(['kind', 'object', 'problem', 'source', 'target'], r.schema.map((d) => [d.kind, d.object, d.problem, d.source ?? '–', d.target ?? '–'])));
   const behind = r.sequences.filter((q) => q.behind);
-  if (behind.length) out.push('', '#### Sequences behind the source (expected while CDC runs: the cut-over sets them)', table(['sequence', 'source', 'target'], behind.map((q) => [q.sequence, q.source, q.target])));
+  for (const note of r.notes) out.push('', `Note: ${note}.`);
+  if (behind.length) out.push('', `#### Sequences behind the source${r.notes.length ? '' : ' — a difference: the cut-over has carried them, or pgshift did not load this target'}`, table(['sequence', 'source', 'target'], behind.map((q) => [q.sequence, q.source, q.target])));
   if (r.repairSql) out.push('', `Repair SQL: ${r.repairSql.statements} statement(s) in ${r.repairSql.file}${r.repairSql.applied ? ' — **applied to the target**' : ' (not applied)'}.`);
   return out.join('\n') + '\n';
 }
@@ -259,4 +261,19 @@ export function statusMarkdown(r: MigrationStatus): string {
     '',
     ...r.events.slice(-10).map((e) => `- ${e.at} ${e.phase} ${e.level}: ${e.message}`),
   ].join('\n') + '\n';
+}
+
+export function initMarkdown(r: InitResult): string {
+  const groups = r.groups.map((g) => `${g.name} (${g.tables.join(', ')})`).join('; ');
+  const flagged = r.exportNeeded ? 'export SOURCE_URL and TARGET_URL (the plan reads them from the environment), then: ' : '';
+  return [
+    `### pgshift init — wrote ${r.file}`,
+    '',
+    `Migration ${r.name}: ${r.source.label} (PostgreSQL ${r.source.major}) → ${r.target.label} (PostgreSQL ${r.target.major}), ${r.tables} table(s) in ${r.groups.length} group(s): ${groups}.`,
+    `Assess found ${r.blockers} blocker(s) and ${r.warnings} warning(s)${r.blockers ? ': pgshift assess lists them with their fixes' : ''}.`,
+    '',
+    `Next: ${flagged}pgshift assess, then full-load, cdc start, verify, cutover (docs/guide.md walks through each decision).`,
+    'Before the cut-over, set cutover.roles to the roles the application writes with (or cutover.fence: database).',
+    '',
+  ].join('\n');
 }

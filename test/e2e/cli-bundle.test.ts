@@ -18,6 +18,6 @@ describe('the committed bundles', () => {
   it('bin/pgshift exits 2 on a missing plan with one line', async () => {
     const err = await exec(process.execPath, ['bin/pgshift.js', 'verify', '-c', '/nonexistent.yml']).catch((e) => e);
     expect(err.code).toBe(2);
-    expect(err.stderr.trim()).toBe('pgshift: /nonexistent.yml: cannot read the plan file (ENOENT) — pass --config with the path of your migration.yml (the README shows a complete example)');
+    expect(err.stderr.trim()).toBe('pgshift: /nonexistent.yml: cannot read the plan file (ENOENT) — pgshift init writes one from your two servers; or pass --config with the path of your plan');
   });
 });

@@ -6,6 +6,7 @@ import { loadPlanFile, parsePlan } from '../../src/config/load.js';
 import { planJsonSchemaText } from '../../src/config/json-schema.js';
 import { readFileSync } from 'node:fs';
 import { isPgshiftError, type PgshiftError } from '../../src/core/errors.js';
+import { requireCutoverSettings } from '../../src/config/phase-settings.js';
 
 const env = { SOURCE_URL: 'postgresql://admin:pw-one@src.example:5432/app', TARGET_URL: 'postgresql://admin:pw-two@tgt.example/app' };
 const minimal = `version: 1
@@ -77,8 +78,37 @@ describe('plan file', () => {
   });
 
   it('checks rules across keys', () => {
-    expect(error(() => parsePlan(minimal.replace('fence: database', 'fence: roles'), 'p.yml', env)).message).toMatch(/cutover.roles: fence: roles needs/);
     expect(error(() => parsePlan(minimal.replace('snapshot', 'x') + 'snapshot: paused-replica\n', 'p.yml', env)).message).toMatch(/replicaUrl/);
+  });
+
+  it('says the type it expected for a value of the wrong type, and the bound for one out of range', () => {
+    const wrong = (extra: string) => error(() => parsePlan(`${minimal}${extra}\n`, 'p.yml', env));
+    expect(wrong('fullLoad: { jobs: four }').message).toBe('p.yml:8: fullLoad.jobs: expected a number, got the text "four"');
+    expect(wrong('fullLoad: { jobs: 2.5 }').message).toBe('p.yml:8: fullLoad.jobs: expected an integer, got 2.5');
+    expect(wrong('cdc: { ddlTrigger: maybe }').message).toBe('p.yml:8: cdc.ddlTrigger: expected true or false, got the text "maybe"');
+    expect(wrong('groups: { a: 1 }').message).toBe('p.yml:8: groups: expected a list, got a mapping');
+    expect(wrong('fullLoad: { jobs: 100 }').message).toBe('p.yml:8: fullLoad.jobs: must be at most 64, got 100');
+    expect(wrong('groups: []').message).toBe('p.yml:8: groups: must be at least 1 entry');
+    // A key that is absent is still "required".
+    expect(wrong('groups:\n  - { name: a }').message).toBe('p.yml:9: groups.0.tables: is required');
+  });
+
+  it('needs only version, name, source and target: the cut-over settings are required by cutover and rollback alone', () => {
+    const bare = minimal.replace('cutover: { fence: database }\n', '');
+    const plan = parsePlan(bare, 'p.yml', env);
+    expect(plan.cutover.fence).toBe('roles');
+    for (const command of ['cutover', 'rollback'] as const) {
+      const e = error(() => requireCutoverSettings(plan, command));
+      expect(e.exitCode).toBe(2);
+      expect(e.message).toBe(`cutover.roles: pgshift ${command} fences writes by role (cutover.fence: roles) and the plan lists no application roles; the other phases run without it`);
+      expect(e.hint).toMatch(/cutover: \{ roles: \[app_rw\] \}.*fence: database/);
+    }
+    expect(() => requireCutoverSettings(parsePlan(`${bare}cutover: { roles: [app_rw] }\n`, 'p.yml', env), 'cutover')).not.toThrow();
+    expect(() => requireCutoverSettings(parsePlan(`${bare}cutover: { fence: database }\n`, 'p.yml', env), 'cutover')).not.toThrow();
+    const bouncer = parsePlan(`${bare}cutover: { fence: pgbouncer }\n`, 'p.yml', env);
+    expect(error(() => requireCutoverSettings(bouncer, 'cutover')).message).toMatch(/^cutover.pgbouncer: pgshift cutover fences writes at PgBouncer/);
+    const hard = parsePlan(`${bare}cutover: { fence: pgbouncer, pgbouncer: { adminUrl: "postgresql://a@b/pgbouncer", database: app } }\n`, 'p.yml', env);
+    expect(error(() => requireCutoverSettings(hard, 'rollback')).message).toMatch(/^cutover.roles: pgshift rollback also fences direct connections by role/);
   });
 
   it('rejects a URL that is not postgresql://', () => {

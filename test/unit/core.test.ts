@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseSize, formatBytes } from '../../src/config/size.js';
-import { assignGroups } from '../../src/core/groups.js';
+import { assignGroups, describeEmptyGroup, describeUnmatched } from '../../src/core/groups.js';
 import { displayName, parseQualifiedName, qualify, quoteIdent } from '../../src/core/ident.js';
 import { formatLsn, lsnDistance, parseLsn } from '../../src/core/lsn.js';
 import { slotName } from '../../src/core/names.js';
@@ -58,7 +58,34 @@ describe('groups', () => {
     expect(r.groups.get('calls')).toEqual([t('public', 'calls')]);
     expect(r.groups.get('rest')).toEqual([t('public', 'users'), t('shop', 'items')]);
     expect(r.unassigned).toEqual([t('shop', 'orders'), t('Odd Schema', 'X')]);
-    expect(r.unmatched).toEqual([{ group: 'typo', pattern: 'pubic.*' }]);
+    expect(r.unmatched).toEqual([{ group: 'typo', pattern: 'pubic.*', takenBy: [], excluded: 0 }]);
+    expect(describeUnmatched(r.unmatched[0]).message).toBe('pattern pubic.* matches no table on the source');
+  });
+
+  it('reports a pattern whose tables an earlier group took as taken, not as matching nothing', () => {
+    const tables = [t('public', 'calls'), t('public', 'users'), t('shop', 'orders')];
+    const r = assignGroups(tables, [
+      { name: 'everything', tables: ['*.*'], exclude: ['shop.orders'] },
+      { name: 'calls', tables: ['public.calls'], exclude: [] },
+      { name: 'orders', tables: ['shop.orders', 'shop.*'], exclude: ['shop.*'] },
+    ]);
+    expect(r.groups.get('calls')).toEqual([]);
+    expect(r.unmatched).toEqual([
+      { group: 'calls', pattern: 'public.calls', takenBy: ['everything'], excluded: 0 },
+      { group: 'orders', pattern: 'shop.orders', takenBy: [], excluded: 1 },
+      { group: 'orders', pattern: 'shop.*', takenBy: [], excluded: 1 },
+    ]);
+    const taken = describeUnmatched(r.unmatched[0]);
+    expect(taken.message).toBe('pattern public.calls matches only tables already taken by group everything listed before it (a table belongs to the first group that matches it)');
+    expect(taken.fix).toBe('remove the pattern from group calls, or move group calls before group everything in the plan');
+    expect(describeUnmatched(r.unmatched[1]).message).toBe("pattern shop.orders matches only tables that the group's exclude leaves out");
+    expect(describeEmptyGroup('calls', r.unmatched).message).toBe('group calls is left with no table: its pattern public.calls matches only tables already taken by group everything listed before it (a table belongs to the first group that matches it)');
+    expect(describeEmptyGroup('nothing', r.unmatched).message).toBe('group nothing matches no table that holds rows on the source');
+  });
+
+  it('counts every pattern of the group that takes a table', () => {
+    const r = assignGroups([t('public', 'calls')], [{ name: 'all', tables: ['public.*', 'public.calls'], exclude: [] }]);
+    expect(r.unmatched).toEqual([]);
   });
 });
 

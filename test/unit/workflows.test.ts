@@ -50,6 +50,24 @@ describe('workflows and actions', () => {
     });
   }
 
+  it('pins third-party actions to the releases that run on Node 24, one commit per action, with the version beside it', () => {
+    // The first major of each that runs on node24; older pins run on a Node the runners are retiring.
+    const node24Major: Record<string, number> = { 'actions/checkout': 5, 'actions/setup-node': 5, 'actions/upload-artifact': 6, 'aws-actions/configure-aws-credentials': 5 };
+    const pins = new Map<string, Set<string>>();
+    for (const file of workflows) {
+      for (const m of readFileSync(file, 'utf8').matchAll(/uses: ([\w.-]+\/[\w./-]+)@(\S+)(.*)$/gm)) {
+        const [, action, ref, comment] = m;
+        expect(Object.keys(node24Major), `${file}: ${action} is not classified`).toContain(action);
+        const version = /^ # v(\d+)\.(\d+)\.(\d+)$/.exec(comment);
+        expect(version, `${file}: ${action}@${ref} needs a "# vX.Y.Z" comment`).not.toBeNull();
+        expect(Number(version![1]), `${file}: ${action} ${comment.trim()}`).toBeGreaterThanOrEqual(node24Major[action]);
+        pins.set(action, (pins.get(action) ?? new Set()).add(`${ref}${comment}`));
+      }
+    }
+    for (const [action, refs] of pins) expect([...refs], action).toHaveLength(1);
+    expect([...pins.keys()].sort()).toEqual(Object.keys(node24Major).sort());
+  });
+
   for (const file of workflows) {
     it(`${file} follows the security rules`, () => {
       const text = readFileSync(file, 'utf8');

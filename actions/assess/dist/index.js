@@ -31821,6 +31821,77 @@ function formatBytes(bytes) {
   return `${value >= 100 || i === 0 ? value.toFixed(0) : value.toFixed(1)} ${units[i]}`;
 }
 
+// src/core/changes.ts
+var made = [];
+function changesMade() {
+  return made;
+}
+
+// src/core/errors.ts
+var PgshiftError = class extends Error {
+  code;
+  hint;
+  exitCode;
+  constructor(code, message, options = {}) {
+    super(message, options.cause === void 0 ? void 0 : { cause: options.cause });
+    this.name = "PgshiftError";
+    this.code = code;
+    this.hint = options.hint;
+    this.exitCode = options.exitCode ?? 1;
+  }
+  /** The single line shown to people: message, then the fix. */
+  oneLine() {
+    return this.hint ? `${this.message} \u2014 ${this.hint}` : this.message;
+  }
+};
+function inputError(code, message, hint, cause) {
+  return new PgshiftError(code, message, { hint, exitCode: 2, cause });
+}
+function isPgshiftError(err) {
+  return err instanceof PgshiftError;
+}
+var SERVER = /* @__PURE__ */ Symbol("pgshift.server");
+function tagServer(err, server2) {
+  if (err && typeof err === "object" && !(SERVER in err)) Object.defineProperty(err, SERVER, { value: server2, enumerable: false });
+  return err;
+}
+function serverOf(err) {
+  return err && typeof err === "object" ? err[SERVER] : void 0;
+}
+function hintForSqlState(code, role) {
+  if (!code) return `check the ${role} server and its log, then run the same command again: it continues from where it stopped`;
+  if (code === "42501") return `grant the missing privilege to the role pgshift connects to the ${role} as (pgshift assess lists what each phase needs), then run the same command again`;
+  if (code === "53100") return `free disk space on the ${role}, then run the same command again`;
+  if (code === "53200" || code === "53400") return `raise the ${role}'s limit named in the message, then run the same command again`;
+  if (code === "57014") return "the statement was cancelled (a timeout or an operator); run the same command again";
+  if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03") return `the connection to the ${role} was lost: check the server, then run the same command again (it continues)`;
+  return `check the ${role} server log around this time, then run the same command again: it continues from where it stopped`;
+}
+function describeFailure(err) {
+  let report;
+  if (isPgshiftError(err)) {
+    report = { exitCode: err.exitCode, code: err.code, message: err.message, hint: err.hint, line: err.oneLine() };
+  } else {
+    const e = err;
+    const text = (e?.message ?? String(err)).split("\n")[0];
+    const server2 = serverOf(err);
+    if (server2) {
+      const sqlState = typeof e?.code === "string" && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : void 0;
+      const message = `${server2.role} ${server2.label}: ${text}${sqlState ? ` (SQLSTATE ${sqlState})` : ""}`;
+      const hint = hintForSqlState(sqlState, server2.role);
+      report = { exitCode: 1, code: sqlState ? `sql.${sqlState}` : "sql.connection", message, hint, line: `${message} \u2014 ${hint}` };
+    } else {
+      report = { exitCode: 1, code: "internal", message: text, line: `unexpected error: ${text}` };
+    }
+  }
+  const changed = changesMade();
+  if ((report.exitCode === 2 || report.exitCode === 3) && changed.length > 0) {
+    const note = ` (this run had already changed: ${changed.join("; ")})`;
+    report = { ...report, exitCode: 1, message: report.message + note, line: report.line + note };
+  }
+  return report;
+}
+
 // src/core/ident.ts
 function quoteIdent(name) {
   if (name.includes("\0")) throw new Error("identifier contains a NUL byte");
@@ -31887,25 +31958,53 @@ function matchesPattern(t, pattern) {
 function assignGroups(tables, groups) {
   const compiled = groups.map((g) => ({
     name: g.name,
-    include: g.tables.map((p) => ({ pattern: p, test: compile(p), hits: 0 })),
+    include: g.tables.map((p) => ({ pattern: p, test: compile(p), hits: 0, takenBy: /* @__PURE__ */ new Set(), excluded: 0 })),
     exclude: g.exclude.map(compile)
   }));
   const result = new Map(groups.map((g) => [g.name, []]));
   const unassigned = [];
   for (const t of tables) {
-    let placed = false;
+    let owner;
     for (const g of compiled) {
-      const hit = g.include.find((p) => p.test(t));
-      if (!hit || g.exclude.some((x) => x(t))) continue;
-      hit.hits++;
-      result.get(g.name).push(t);
-      placed = true;
-      break;
+      const hits = g.include.filter((p) => p.test(t));
+      if (hits.length === 0) continue;
+      if (owner !== void 0) {
+        for (const p of hits) p.takenBy.add(owner);
+      } else if (g.exclude.some((x) => x(t))) {
+        for (const p of hits) p.excluded++;
+      } else {
+        for (const p of hits) p.hits++;
+        result.get(g.name).push(t);
+        owner = g.name;
+      }
     }
-    if (!placed) unassigned.push(t);
+    if (owner === void 0) unassigned.push(t);
   }
-  const unmatched = compiled.flatMap((g) => g.include.filter((p) => p.hits === 0).map((p) => ({ group: g.name, pattern: p.pattern })));
+  const unmatched = compiled.flatMap(
+    (g) => g.include.filter((p) => p.hits === 0).map((p) => ({ group: g.name, pattern: p.pattern, takenBy: [...p.takenBy], excluded: p.excluded }))
+  );
   return { groups: result, unassigned, unmatched };
+}
+function describeUnmatched(u) {
+  if (u.takenBy.length > 0) {
+    const earlier = u.takenBy.map((g) => `group ${g}`).join(", ");
+    return {
+      message: `pattern ${u.pattern} matches only tables already taken by ${earlier} listed before it (a table belongs to the first group that matches it)`,
+      fix: `remove the pattern from group ${u.group}, or move group ${u.group} before ${earlier} in the plan`
+    };
+  }
+  if (u.excluded > 0) {
+    return { message: `pattern ${u.pattern} matches only tables that the group's exclude leaves out`, fix: `remove the pattern or the exclusion from group ${u.group}` };
+  }
+  return { message: `pattern ${u.pattern} matches no table on the source`, fix: "fix the pattern in the plan (schema.table, * as a wildcard; quote names with capitals or dots)" };
+}
+function describeEmptyGroup(group2, unmatched) {
+  const taken = unmatched.find((u) => u.group === group2 && u.takenBy.length > 0);
+  if (taken) {
+    const why = describeUnmatched(taken);
+    return { message: `group ${group2} is left with no table: its ${why.message}`, fix: why.fix };
+  }
+  return { message: `group ${group2} matches no table that holds rows on the source`, fix: "fix its tables: patterns in the plan (schema.table, * as a wildcard) or remove the group" };
 }
 
 // src/core/grouping.ts
@@ -32053,77 +32152,6 @@ var Result = import_lib.default.Result;
 var TypeOverrides = import_lib.default.TypeOverrides;
 var defaults = import_lib.default.defaults;
 var esm_default = import_lib.default;
-
-// src/core/changes.ts
-var made = [];
-function changesMade() {
-  return made;
-}
-
-// src/core/errors.ts
-var PgshiftError = class extends Error {
-  code;
-  hint;
-  exitCode;
-  constructor(code, message, options = {}) {
-    super(message, options.cause === void 0 ? void 0 : { cause: options.cause });
-    this.name = "PgshiftError";
-    this.code = code;
-    this.hint = options.hint;
-    this.exitCode = options.exitCode ?? 1;
-  }
-  /** The single line shown to people: message, then the fix. */
-  oneLine() {
-    return this.hint ? `${this.message} \u2014 ${this.hint}` : this.message;
-  }
-};
-function inputError(code, message, hint, cause) {
-  return new PgshiftError(code, message, { hint, exitCode: 2, cause });
-}
-function isPgshiftError(err) {
-  return err instanceof PgshiftError;
-}
-var SERVER = /* @__PURE__ */ Symbol("pgshift.server");
-function tagServer(err, server2) {
-  if (err && typeof err === "object" && !(SERVER in err)) Object.defineProperty(err, SERVER, { value: server2, enumerable: false });
-  return err;
-}
-function serverOf(err) {
-  return err && typeof err === "object" ? err[SERVER] : void 0;
-}
-function hintForSqlState(code, role) {
-  if (!code) return `check the ${role} server and its log, then run the same command again: it continues from where it stopped`;
-  if (code === "42501") return `grant the missing privilege to the role pgshift connects to the ${role} as (pgshift assess lists what each phase needs), then run the same command again`;
-  if (code === "53100") return `free disk space on the ${role}, then run the same command again`;
-  if (code === "53200" || code === "53400") return `raise the ${role}'s limit named in the message, then run the same command again`;
-  if (code === "57014") return "the statement was cancelled (a timeout or an operator); run the same command again";
-  if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03") return `the connection to the ${role} was lost: check the server, then run the same command again (it continues)`;
-  return `check the ${role} server log around this time, then run the same command again: it continues from where it stopped`;
-}
-function describeFailure(err) {
-  let report;
-  if (isPgshiftError(err)) {
-    report = { exitCode: err.exitCode, code: err.code, message: err.message, hint: err.hint, line: err.oneLine() };
-  } else {
-    const e = err;
-    const text = (e?.message ?? String(err)).split("\n")[0];
-    const server2 = serverOf(err);
-    if (server2) {
-      const sqlState = typeof e?.code === "string" && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : void 0;
-      const message = `${server2.role} ${server2.label}: ${text}${sqlState ? ` (SQLSTATE ${sqlState})` : ""}`;
-      const hint = hintForSqlState(sqlState, server2.role);
-      report = { exitCode: 1, code: sqlState ? `sql.${sqlState}` : "sql.connection", message, hint, line: `${message} \u2014 ${hint}` };
-    } else {
-      report = { exitCode: 1, code: "internal", message: text, line: `unexpected error: ${text}` };
-    }
-  }
-  const changed = changesMade();
-  if ((report.exitCode === 2 || report.exitCode === 3) && changed.length > 0) {
-    const note = ` (this run had already changed: ${changed.join("; ")})`;
-    report = { ...report, exitCode: 1, message: report.message + note, line: report.line + note };
-  }
-  return report;
-}
 
 // src/config/url.ts
 var LIBPQ_KEYWORDS = {
@@ -32701,8 +32729,15 @@ async function readPreconditions(ctx, s, options) {
   const assignment = assignGroups(migratable, plan.groups);
   const groupOf = /* @__PURE__ */ new Map();
   for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
-  for (const u of assignment.unmatched) add("warning", "group.pattern", `group ${u.group}`, `pattern ${u.pattern} matches no table`, "fix the pattern in the plan");
-  for (const [g, list] of assignment.groups) if (!list.some((t) => t.kind === "r")) add("blocker", "group.empty", `group ${g}`, "matches no table that holds rows", "fix its tables: patterns or remove the group");
+  for (const u of assignment.unmatched) {
+    const { message, fix } = describeUnmatched(u);
+    add("warning", "group.pattern", `group ${u.group}`, message, fix);
+  }
+  for (const [g, list] of assignment.groups) {
+    if (list.some((t) => t.kind === "r")) continue;
+    const { message, fix } = describeEmptyGroup(g, assignment.unmatched);
+    add("blocker", "group.empty", `group ${g}`, message, fix);
+  }
   for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
   return { src, tgt, relations, groupOf, assignment, findings, add };
 }
@@ -32894,10 +32929,11 @@ function proposalFrom(r, engine) {
       entry.lobMode = t.lob.mode;
       entry.lobMaxSizeKb = t.lob.limitKb;
     }
-    if (!t.batchApply) entry.batchApply = false;
+    if (engine === "dms" && !t.batchApply) entry.batchApply = false;
     if (Object.keys(entry).length) tables[t.table] = entry;
   }
-  return { groups: r.proposal[r.proposal.rule], tables };
+  const groups = r.proposal[r.proposal.rule];
+  return { groups: groups.length ? groups : [{ name: "all", tables: ["*.*"], bytes: 0 }], tables };
 }
 
 // src/report/markdown.ts
@@ -53324,7 +53360,7 @@ function loadPlanFile(file2, env = process.env) {
     throw inputError(
       "plan.unreadable",
       `${file2}: cannot read the plan file (${code ?? "error"})`,
-      code === "ENOENT" ? "pass --config with the path of your migration.yml (the README shows a complete example)" : void 0
+      code === "ENOENT" ? "pgshift init writes one from your two servers; or pass --config with the path of your plan" : void 0
     );
   }
   return { plan: parsePlan(text, file2, env), file: path2.resolve(file2) };
@@ -53350,7 +53386,7 @@ function parsePlan(text, file2, env = process.env) {
   if (!parsed.success) {
     const issue3 = parsed.error.issues[0];
     const node2 = nodeAt(doc, issue3.path);
-    throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${describeIssue(issue3)}`, hintFor(issue3));
+    throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${describeIssue(issue3, valueAt(raw, issue3.path))}`, hintFor(issue3));
   }
   const plan = parsed.data;
   const cross = crossCheck(plan);
@@ -53433,7 +53469,22 @@ function nodeAt(doc, issuePath) {
   }
   return found;
 }
-function describeIssue(issue3) {
+function valueAt(raw, issuePath) {
+  let value = raw;
+  for (const key of issuePath) {
+    if (value === null || typeof value !== "object") return void 0;
+    value = value[key];
+  }
+  return value;
+}
+function describeValue(value) {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  if (typeof value === "string") return `the text ${JSON.stringify(value)}`;
+  return JSON.stringify(value);
+}
+function describeIssue(issue3, value) {
   const key = issue3.path.map(String).join(".") || "(top level)";
   switch (issue3.code) {
     case "unrecognized_keys": {
@@ -53443,10 +53494,21 @@ function describeIssue(issue3) {
     case "invalid_value":
       return `${key}: ${issue3.values.length === 1 ? `must be ${JSON.stringify(issue3.values[0])}` : `must be one of ${issue3.values.map((v) => JSON.stringify(v)).join(", ")}`}`;
     case "invalid_type":
-      return `${key}: ${issue3.input === void 0 ? "is required" : `expected ${issue3.expected}`}`;
+      return `${key}: ${value === void 0 ? "is required" : `expected ${expectedType(issue3.expected)}, got ${describeValue(value)}`}`;
+    case "too_big":
+    case "too_small": {
+      const bound = issue3.code === "too_big" ? issue3.maximum : issue3.minimum;
+      const words = issue3.origin === "array" ? ["entries", "entry"] : issue3.origin === "string" ? ["characters", "character"] : void 0;
+      const limit = `${issue3.code === "too_big" ? "at most" : "at least"} ${String(bound)}${words ? ` ${Number(bound) === 1 ? words[1] : words[0]}` : ""}`;
+      return `${key}: must be ${limit}${words ? "" : `, got ${describeValue(value)}`}`;
+    }
     default:
       return `${key}: ${issue3.message}`;
   }
+}
+function expectedType(expected) {
+  const words = { number: "a number", int: "an integer", string: "a text", boolean: "true or false", array: "a list", object: "a mapping" };
+  return words[expected] ?? expected;
 }
 function hintFor(issue3) {
   if (issue3.code === "unrecognized_keys") return "remove it or check its spelling against schema/migration.schema.json";
@@ -53470,19 +53532,6 @@ function crossCheck(plan) {
         hint: `rename group ${batchStreamName(g)}`
       };
     }
-  }
-  if (plan.cutover.fence === "roles" && plan.cutover.roles.length === 0) {
-    return {
-      path: ["cutover"],
-      message: "cutover.roles: fence: roles needs the application roles that write",
-      hint: "list them (cutover.roles: [app_rw]) or choose fence: database"
-    };
-  }
-  if (plan.cutover.fence === "pgbouncer" && !plan.cutover.pgbouncer) {
-    return { path: ["cutover"], message: "cutover.pgbouncer: fence: pgbouncer needs the admin console and database", hint: "set cutover.pgbouncer.adminUrl and cutover.pgbouncer.database" };
-  }
-  if (plan.cutover.fence === "pgbouncer" && plan.cutover.pgbouncer?.hardFence === "roles" && plan.cutover.roles.length === 0) {
-    return { path: ["cutover"], message: 'cutover.roles: the pgbouncer hard fence "roles" needs the application roles', hint: "list them, or set cutover.pgbouncer.hardFence: database" };
   }
   if (plan.snapshot === "paused-replica" && !plan.source.replicaUrl) {
     return {

@@ -74704,6 +74704,13 @@ function parseQualifiedName(text) {
   if (parts.length === 2 && parts[0] !== "" && parts[1] !== "") return { schema: parts[0], name: parts[1] };
   throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
 }
+function canonicalTableName(text) {
+  try {
+    return displayName(parseQualifiedName(text.trim()));
+  } catch (err) {
+    throw inputError("table.name", `table ${JSON.stringify(text)}: ${err.message}`, 'write schema.table; double-quote a part that holds a dot or a quote ("My Schema"."a.b")');
+  }
+}
 
 // src/core/secrets.ts
 var registered = /* @__PURE__ */ new Set();
@@ -75577,25 +75584,53 @@ function matchesPattern(t, pattern) {
 function assignGroups(tables, groups) {
   const compiled = groups.map((g5) => ({
     name: g5.name,
-    include: g5.tables.map((p3) => ({ pattern: p3, test: compile(p3), hits: 0 })),
+    include: g5.tables.map((p3) => ({ pattern: p3, test: compile(p3), hits: 0, takenBy: /* @__PURE__ */ new Set(), excluded: 0 })),
     exclude: g5.exclude.map(compile)
   }));
   const result = new Map(groups.map((g5) => [g5.name, []]));
   const unassigned = [];
   for (const t of tables) {
-    let placed = false;
+    let owner;
     for (const g5 of compiled) {
-      const hit = g5.include.find((p3) => p3.test(t));
-      if (!hit || g5.exclude.some((x) => x(t))) continue;
-      hit.hits++;
-      result.get(g5.name).push(t);
-      placed = true;
-      break;
+      const hits = g5.include.filter((p3) => p3.test(t));
+      if (hits.length === 0) continue;
+      if (owner !== void 0) {
+        for (const p3 of hits) p3.takenBy.add(owner);
+      } else if (g5.exclude.some((x) => x(t))) {
+        for (const p3 of hits) p3.excluded++;
+      } else {
+        for (const p3 of hits) p3.hits++;
+        result.get(g5.name).push(t);
+        owner = g5.name;
+      }
     }
-    if (!placed) unassigned.push(t);
+    if (owner === void 0) unassigned.push(t);
   }
-  const unmatched = compiled.flatMap((g5) => g5.include.filter((p3) => p3.hits === 0).map((p3) => ({ group: g5.name, pattern: p3.pattern })));
+  const unmatched = compiled.flatMap(
+    (g5) => g5.include.filter((p3) => p3.hits === 0).map((p3) => ({ group: g5.name, pattern: p3.pattern, takenBy: [...p3.takenBy], excluded: p3.excluded }))
+  );
   return { groups: result, unassigned, unmatched };
+}
+function describeUnmatched(u) {
+  if (u.takenBy.length > 0) {
+    const earlier = u.takenBy.map((g5) => `group ${g5}`).join(", ");
+    return {
+      message: `pattern ${u.pattern} matches only tables already taken by ${earlier} listed before it (a table belongs to the first group that matches it)`,
+      fix: `remove the pattern from group ${u.group}, or move group ${u.group} before ${earlier} in the plan`
+    };
+  }
+  if (u.excluded > 0) {
+    return { message: `pattern ${u.pattern} matches only tables that the group's exclude leaves out`, fix: `remove the pattern or the exclusion from group ${u.group}` };
+  }
+  return { message: `pattern ${u.pattern} matches no table on the source`, fix: "fix the pattern in the plan (schema.table, * as a wildcard; quote names with capitals or dots)" };
+}
+function describeEmptyGroup(group5, unmatched) {
+  const taken = unmatched.find((u) => u.group === group5 && u.takenBy.length > 0);
+  if (taken) {
+    const why = describeUnmatched(taken);
+    return { message: `group ${group5} is left with no table: its ${why.message}`, fix: why.fix };
+  }
+  return { message: `group ${group5} matches no table that holds rows on the source`, fix: "fix its tables: patterns in the plan (schema.table, * as a wildcard) or remove the group" };
 }
 function describeTables(tables, max = 5) {
   const names = tables.slice(0, max).map(displayName);
@@ -75672,7 +75707,7 @@ async function resolveGroups(ctx, source, versionNum, only) {
   const all = await listTables(source, versionNum);
   const copyable = all.filter((t) => t.persistence === "p");
   const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
-  for (const u of unmatched) ctx.log.warn(`group ${u.group}: pattern ${u.pattern} matches no table on the source`);
+  for (const u of unmatched) ctx.log.warn(`group ${u.group}: ${describeUnmatched(u).message}`);
   const leaves = unassigned.filter((t) => t.kind === "r");
   if (leaves.length > 0) ctx.log.warn(`${leaves.length} table(s) are in no group and will not be migrated: ${describeTables(leaves)}`);
   if (only && !groups.has(only)) {
@@ -75683,7 +75718,8 @@ async function resolveGroups(ctx, source, versionNum, only) {
     if (only && name !== only) continue;
     const data = tables.filter((t) => t.kind === "r").sort((a5, b5) => b5.bytes - a5.bytes);
     if (data.length === 0) {
-      throw inputError("group.empty", `group ${name} matches no table on the source`, "fix its tables: patterns in the plan (schema.table, * as a wildcard)");
+      const { message, fix } = describeEmptyGroup(name, unmatched);
+      throw inputError("group.empty", message, fix);
     }
     result.push({ name, tables: data, parents: tables.filter((t) => t.kind === "p") });
   }
@@ -76005,8 +76041,15 @@ async function readPreconditions(ctx, s2, options) {
   const assignment = assignGroups(migratable, plan.groups);
   const groupOf = /* @__PURE__ */ new Map();
   for (const [g5, list2] of assignment.groups) for (const t of list2) groupOf.set(t, g5);
-  for (const u of assignment.unmatched) add("warning", "group.pattern", `group ${u.group}`, `pattern ${u.pattern} matches no table`, "fix the pattern in the plan");
-  for (const [g5, list2] of assignment.groups) if (!list2.some((t) => t.kind === "r")) add("blocker", "group.empty", `group ${g5}`, "matches no table that holds rows", "fix its tables: patterns or remove the group");
+  for (const u of assignment.unmatched) {
+    const { message, fix } = describeUnmatched(u);
+    add("warning", "group.pattern", `group ${u.group}`, message, fix);
+  }
+  for (const [g5, list2] of assignment.groups) {
+    if (list2.some((t) => t.kind === "r")) continue;
+    const { message, fix } = describeEmptyGroup(g5, assignment.unmatched);
+    add("blocker", "group.empty", `group ${g5}`, message, fix);
+  }
   for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
   return { src, tgt, relations, groupOf, assignment, findings, add };
 }
@@ -78377,10 +78420,23 @@ async function requireStreams(s2, ctx, states) {
     throw gateRefused(
       "cdc.not-ready",
       wrong ? `group ${wrong.group} is ${wrong.state}, not ${states.join(" or ")}` : "no group has been loaded",
-      "finish pgshift full-load for every group first"
+      wrong ? nextStep(wrong.state) : "run pgshift full-load first"
     );
   }
   return { journal, streams };
+}
+function nextStep(state2) {
+  switch (state2) {
+    case "preparing":
+    case "loading":
+      return "finish pgshift full-load for every group first (pgshift status shows where it stands)";
+    case "loaded":
+      return "run pgshift cdc start first";
+    case "cut-over":
+      return "the migration has cut over and nothing streams forward any more; pgshift teardown removes what is left";
+    default:
+      return "pgshift status shows where each group stands";
+  }
 }
 var onDms = (ctx) => ctx.plan.cdc.engine === "dms";
 async function startCdc(ctx) {
@@ -78427,7 +78483,7 @@ function requireNativeEngine(ctx, what, instead) {
 async function startNativeCdc(ctx) {
   const s2 = await openSessions(ctx);
   try {
-    const { journal, streams } = await requireStreams(s2, ctx, ["loaded", "streaming", "paused"]);
+    const { journal, streams } = await requireStreams(s2, ctx, ["loaded", "streaming", "paused", "stopped"]);
     await preflightSubscription(ctx, s2);
     await requireReplicationRoute(ctx);
     await journal.startPhase("cdc");
@@ -78456,8 +78512,9 @@ async function startNativeCdc(ctx) {
 async function setNativePaused(ctx, paused) {
   const s2 = await openSessions(ctx);
   try {
-    const { journal, streams } = await requireStreams(s2, ctx, ["streaming", "paused"]);
+    const { journal, streams } = await requireStreams(s2, ctx, ["streaming", "paused", "stopped"]);
     for (const st of streams) {
+      if (paused && st.state === "stopped") continue;
       await setSubscriptionEnabled(s2.target, st.subscription, !paused);
       await journal.setStreamState(st.group, paused ? "paused" : "streaming");
     }
@@ -78569,6 +78626,7 @@ async function applyErrorCount(s2, subscription) {
 async function resyncTables(ctx, names) {
   requireNativeEngine(ctx, "cdc resync", `a DMS task reads its whole slot: reload the tables' group with pgshift cdc restart --group GROUP`);
   if (names.length === 0) throw inputError("resync.tables", "resync needs at least one table", "pass --table schema.table \u2026");
+  names = names.map(canonicalTableName);
   const s2 = await openSessions(ctx);
   let holder;
   try {
@@ -98684,7 +98742,7 @@ function loadPlanFile(file2, env2 = process.env) {
     throw inputError(
       "plan.unreadable",
       `${file2}: cannot read the plan file (${code ?? "error"})`,
-      code === "ENOENT" ? "pass --config with the path of your migration.yml (the README shows a complete example)" : void 0
+      code === "ENOENT" ? "pgshift init writes one from your two servers; or pass --config with the path of your plan" : void 0
     );
   }
   return { plan: parsePlan(text, file2, env2), file: path3.resolve(file2) };
@@ -98710,7 +98768,7 @@ function parsePlan(text, file2, env2 = process.env) {
   if (!parsed.success) {
     const issue3 = parsed.error.issues[0];
     const node2 = nodeAt(doc, issue3.path);
-    throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${describeIssue(issue3)}`, hintFor(issue3));
+    throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${describeIssue(issue3, valueAt(raw, issue3.path))}`, hintFor(issue3));
   }
   const plan = parsed.data;
   const cross = crossCheck(plan);
@@ -98793,7 +98851,22 @@ function nodeAt(doc, issuePath) {
   }
   return found;
 }
-function describeIssue(issue3) {
+function valueAt(raw, issuePath) {
+  let value = raw;
+  for (const key of issuePath) {
+    if (value === null || typeof value !== "object") return void 0;
+    value = value[key];
+  }
+  return value;
+}
+function describeValue(value) {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  if (typeof value === "string") return `the text ${JSON.stringify(value)}`;
+  return JSON.stringify(value);
+}
+function describeIssue(issue3, value) {
   const key = issue3.path.map(String).join(".") || "(top level)";
   switch (issue3.code) {
     case "unrecognized_keys": {
@@ -98803,10 +98876,21 @@ function describeIssue(issue3) {
     case "invalid_value":
       return `${key}: ${issue3.values.length === 1 ? `must be ${JSON.stringify(issue3.values[0])}` : `must be one of ${issue3.values.map((v) => JSON.stringify(v)).join(", ")}`}`;
     case "invalid_type":
-      return `${key}: ${issue3.input === void 0 ? "is required" : `expected ${issue3.expected}`}`;
+      return `${key}: ${value === void 0 ? "is required" : `expected ${expectedType(issue3.expected)}, got ${describeValue(value)}`}`;
+    case "too_big":
+    case "too_small": {
+      const bound = issue3.code === "too_big" ? issue3.maximum : issue3.minimum;
+      const words = issue3.origin === "array" ? ["entries", "entry"] : issue3.origin === "string" ? ["characters", "character"] : void 0;
+      const limit = `${issue3.code === "too_big" ? "at most" : "at least"} ${String(bound)}${words ? ` ${Number(bound) === 1 ? words[1] : words[0]}` : ""}`;
+      return `${key}: must be ${limit}${words ? "" : `, got ${describeValue(value)}`}`;
+    }
     default:
       return `${key}: ${issue3.message}`;
   }
+}
+function expectedType(expected) {
+  const words = { number: "a number", int: "an integer", string: "a text", boolean: "true or false", array: "a list", object: "a mapping" };
+  return words[expected] ?? expected;
 }
 function hintFor(issue3) {
   if (issue3.code === "unrecognized_keys") return "remove it or check its spelling against schema/migration.schema.json";
@@ -98830,19 +98914,6 @@ function crossCheck(plan) {
         hint: `rename group ${batchStreamName(g5)}`
       };
     }
-  }
-  if (plan.cutover.fence === "roles" && plan.cutover.roles.length === 0) {
-    return {
-      path: ["cutover"],
-      message: "cutover.roles: fence: roles needs the application roles that write",
-      hint: "list them (cutover.roles: [app_rw]) or choose fence: database"
-    };
-  }
-  if (plan.cutover.fence === "pgbouncer" && !plan.cutover.pgbouncer) {
-    return { path: ["cutover"], message: "cutover.pgbouncer: fence: pgbouncer needs the admin console and database", hint: "set cutover.pgbouncer.adminUrl and cutover.pgbouncer.database" };
-  }
-  if (plan.cutover.fence === "pgbouncer" && plan.cutover.pgbouncer?.hardFence === "roles" && plan.cutover.roles.length === 0) {
-    return { path: ["cutover"], message: 'cutover.roles: the pgbouncer hard fence "roles" needs the application roles', hint: "list them, or set cutover.pgbouncer.hardFence: database" };
   }
   if (plan.snapshot === "paused-replica" && !plan.source.replicaUrl) {
     return {

@@ -32449,6 +32449,13 @@ function parseQualifiedName(text) {
   if (parts.length === 2 && parts[0] !== "" && parts[1] !== "") return { schema: parts[0], name: parts[1] };
   throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
 }
+function canonicalTableName(text) {
+  try {
+    return displayName(parseQualifiedName(text.trim()));
+  } catch (err) {
+    throw inputError("table.name", `table ${JSON.stringify(text)}: ${err.message}`, 'write schema.table; double-quote a part that holds a dot or a quote ("My Schema"."a.b")');
+  }
+}
 
 // src/core/names.ts
 import { createHash } from "node:crypto";
@@ -33410,25 +33417,53 @@ function compile(pattern) {
 function assignGroups(tables, groups) {
   const compiled = groups.map((g) => ({
     name: g.name,
-    include: g.tables.map((p) => ({ pattern: p, test: compile(p), hits: 0 })),
+    include: g.tables.map((p) => ({ pattern: p, test: compile(p), hits: 0, takenBy: /* @__PURE__ */ new Set(), excluded: 0 })),
     exclude: g.exclude.map(compile)
   }));
   const result = new Map(groups.map((g) => [g.name, []]));
   const unassigned = [];
   for (const t of tables) {
-    let placed = false;
+    let owner;
     for (const g of compiled) {
-      const hit = g.include.find((p) => p.test(t));
-      if (!hit || g.exclude.some((x) => x(t))) continue;
-      hit.hits++;
-      result.get(g.name).push(t);
-      placed = true;
-      break;
+      const hits = g.include.filter((p) => p.test(t));
+      if (hits.length === 0) continue;
+      if (owner !== void 0) {
+        for (const p of hits) p.takenBy.add(owner);
+      } else if (g.exclude.some((x) => x(t))) {
+        for (const p of hits) p.excluded++;
+      } else {
+        for (const p of hits) p.hits++;
+        result.get(g.name).push(t);
+        owner = g.name;
+      }
     }
-    if (!placed) unassigned.push(t);
+    if (owner === void 0) unassigned.push(t);
   }
-  const unmatched = compiled.flatMap((g) => g.include.filter((p) => p.hits === 0).map((p) => ({ group: g.name, pattern: p.pattern })));
+  const unmatched = compiled.flatMap(
+    (g) => g.include.filter((p) => p.hits === 0).map((p) => ({ group: g.name, pattern: p.pattern, takenBy: [...p.takenBy], excluded: p.excluded }))
+  );
   return { groups: result, unassigned, unmatched };
+}
+function describeUnmatched(u) {
+  if (u.takenBy.length > 0) {
+    const earlier = u.takenBy.map((g) => `group ${g}`).join(", ");
+    return {
+      message: `pattern ${u.pattern} matches only tables already taken by ${earlier} listed before it (a table belongs to the first group that matches it)`,
+      fix: `remove the pattern from group ${u.group}, or move group ${u.group} before ${earlier} in the plan`
+    };
+  }
+  if (u.excluded > 0) {
+    return { message: `pattern ${u.pattern} matches only tables that the group's exclude leaves out`, fix: `remove the pattern or the exclusion from group ${u.group}` };
+  }
+  return { message: `pattern ${u.pattern} matches no table on the source`, fix: "fix the pattern in the plan (schema.table, * as a wildcard; quote names with capitals or dots)" };
+}
+function describeEmptyGroup(group2, unmatched) {
+  const taken = unmatched.find((u) => u.group === group2 && u.takenBy.length > 0);
+  if (taken) {
+    const why = describeUnmatched(taken);
+    return { message: `group ${group2} is left with no table: its ${why.message}`, fix: why.fix };
+  }
+  return { message: `group ${group2} matches no table that holds rows on the source`, fix: "fix its tables: patterns in the plan (schema.table, * as a wildcard) or remove the group" };
 }
 function describeTables(tables, max = 5) {
   const names = tables.slice(0, max).map(displayName);
@@ -33488,7 +33523,7 @@ async function resolveGroups(ctx, source, versionNum, only) {
   const all = await listTables(source, versionNum);
   const copyable = all.filter((t) => t.persistence === "p");
   const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
-  for (const u of unmatched) ctx.log.warn(`group ${u.group}: pattern ${u.pattern} matches no table on the source`);
+  for (const u of unmatched) ctx.log.warn(`group ${u.group}: ${describeUnmatched(u).message}`);
   const leaves = unassigned.filter((t) => t.kind === "r");
   if (leaves.length > 0) ctx.log.warn(`${leaves.length} table(s) are in no group and will not be migrated: ${describeTables(leaves)}`);
   if (only && !groups.has(only)) {
@@ -33499,7 +33534,8 @@ async function resolveGroups(ctx, source, versionNum, only) {
     if (only && name !== only) continue;
     const data = tables.filter((t) => t.kind === "r").sort((a, b) => b.bytes - a.bytes);
     if (data.length === 0) {
-      throw inputError("group.empty", `group ${name} matches no table on the source`, "fix its tables: patterns in the plan (schema.table, * as a wildcard)");
+      const { message, fix } = describeEmptyGroup(name, unmatched);
+      throw inputError("group.empty", message, fix);
     }
     result.push({ name, tables: data, parents: tables.filter((t) => t.kind === "p") });
   }
@@ -33526,8 +33562,8 @@ async function runVerify(ctx, options = {}) {
     const journal = options.quiet ? void 0 : found;
     const streaming = new Set(found ? (await found.streams()).filter((r) => r.state === "streaming").map((r) => r.group) : []);
     const streamsOf = (g) => [...streaming].filter((x) => x === g || x === batchStreamName(g) || x.startsWith(`${g}_r`));
-    const excluded = new Set(ctx.plan.verify.excludeTables);
-    const wanted = options.tables ? new Set(options.tables) : void 0;
+    const excluded = new Set(ctx.plan.verify.excludeTables.map(canonicalTableName));
+    const wanted = options.tables ? new Set(options.tables.map(canonicalTableName)) : void 0;
     const work = groups.flatMap(
       (g) => g.tables.filter((t) => !excluded.has(displayName(t)) && !t.name.startsWith("awsdms_") && (!wanted || wanted.has(displayName(t)))).map((t) => ({ group: g.name, table: t }))
     );
@@ -33565,21 +33601,25 @@ async function runVerify(ctx, options = {}) {
     });
     checks.sort((a, b) => a.table.localeCompare(b.table));
     const sequences = await checkSequences(s.source, s.target);
-    const exact = Boolean(options.exact) || streaming.size === 0;
+    const exact = Boolean(options.exact);
     const differences = checks.filter((c) => c.verdict === "different").map((c) => c.table);
     const unsettled = checks.filter((c) => c.verdict === "unsettled").map((c) => c.table);
-    const cdcOwnsTarget = found ? (await found.streams()).some((r) => ["loaded", "streaming", "paused"].includes(r.state)) : false;
-    const seqProblem = !cdcOwnsTarget && sequences.some((q) => q.behind);
+    const carried = !found || (await found.phaseState("cutover"))?.state === "done";
+    const behind = sequences.filter((q) => q.behind);
+    const seqProblem = carried && behind.length > 0;
+    const notes = !carried && behind.length ? [`${behind.length} sequence(s) behind the source: expected before the cut-over, which sets every sequence from the source`] : [];
     const schemaProblem = schema.length > 0;
     const result = {
       verdict: differences.length || seqProblem || schemaProblem ? "different" : unsettled.length ? "unsettled" : "equal",
       mode,
       exact,
+      streaming: streaming.size > 0,
       tables: checks,
       schema,
       sequences,
       differences,
       unsettled,
+      notes,
       seconds: (Date.now() - started) / 1e3
     };
     if (options.repairSql) {
@@ -33891,7 +33931,7 @@ function verifyMarkdown(r) {
   const rows = r.tables.map((t) => [t.table, t.verdict, t.method, t.sourceRows, t.targetRows, `${t.mismatchedChunks}/${t.chunks}`, t.differenceCount, t.unsettledKeys]);
   const out = [
     `### pgshift verify \u2014 ${r.verdict}`,
-    `${r.tables.length} table(s), ${r.mode} mode, ${r.exact ? "exact (writes stopped)" : "while changes flow"}, in ${r.seconds.toFixed(1)} s.` + (r.differences.length ? ` **Different: ${r.differences.join(", ")}.**` : "") + (r.unsettled.length ? ` Still changing under every check (re-check within the cut-over window): ${r.unsettled.join(", ")}.` : ""),
+    `${r.tables.length} table(s), ${r.mode} mode, ${r.exact ? "exact (writes stopped)" : r.streaming ? "while changes flow" : "one pass, no stream applying (writes to the source are not fenced)"}, in ${r.seconds.toFixed(1)} s.` + (r.differences.length ? ` **Different: ${r.differences.join(", ")}.**` : "") + (r.unsettled.length ? ` Still changing under every check (re-check within the cut-over window): ${r.unsettled.join(", ")}.` : ""),
     "",
     table(["table", "verdict", "method", "source rows", "target rows", "mismatched chunks", "differing rows", "unsettled keys"], rows)
   ];
@@ -33902,7 +33942,8 @@ function verifyMarkdown(r) {
   }
   if (r.schema.length) out.push("", "#### Schema differences", table(["kind", "object", "problem", "source", "target"], r.schema.map((d) => [d.kind, d.object, d.problem, d.source ?? "\u2013", d.target ?? "\u2013"])));
   const behind = r.sequences.filter((q) => q.behind);
-  if (behind.length) out.push("", "#### Sequences behind the source (expected while CDC runs: the cut-over sets them)", table(["sequence", "source", "target"], behind.map((q) => [q.sequence, q.source, q.target])));
+  for (const note of r.notes) out.push("", `Note: ${note}.`);
+  if (behind.length) out.push("", `#### Sequences behind the source${r.notes.length ? "" : " \u2014 a difference: the cut-over has carried them, or pgshift did not load this target"}`, table(["sequence", "source", "target"], behind.map((q) => [q.sequence, q.source, q.target])));
   if (r.repairSql) out.push("", `Repair SQL: ${r.repairSql.statements} statement(s) in ${r.repairSql.file}${r.repairSql.applied ? " \u2014 **applied to the target**" : " (not applied)"}.`);
   return out.join("\n") + "\n";
 }
@@ -53787,7 +53828,7 @@ function loadPlanFile(file2, env = process.env) {
     throw inputError(
       "plan.unreadable",
       `${file2}: cannot read the plan file (${code ?? "error"})`,
-      code === "ENOENT" ? "pass --config with the path of your migration.yml (the README shows a complete example)" : void 0
+      code === "ENOENT" ? "pgshift init writes one from your two servers; or pass --config with the path of your plan" : void 0
     );
   }
   return { plan: parsePlan(text, file2, env), file: path.resolve(file2) };
@@ -53813,7 +53854,7 @@ function parsePlan(text, file2, env = process.env) {
   if (!parsed.success) {
     const issue3 = parsed.error.issues[0];
     const node2 = nodeAt(doc, issue3.path);
-    throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${describeIssue(issue3)}`, hintFor(issue3));
+    throw inputError("plan.invalid", `${where(node2?.range?.[0])}: ${describeIssue(issue3, valueAt(raw, issue3.path))}`, hintFor(issue3));
   }
   const plan = parsed.data;
   const cross = crossCheck(plan);
@@ -53896,7 +53937,22 @@ function nodeAt(doc, issuePath) {
   }
   return found;
 }
-function describeIssue(issue3) {
+function valueAt(raw, issuePath) {
+  let value = raw;
+  for (const key of issuePath) {
+    if (value === null || typeof value !== "object") return void 0;
+    value = value[key];
+  }
+  return value;
+}
+function describeValue(value) {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  if (typeof value === "string") return `the text ${JSON.stringify(value)}`;
+  return JSON.stringify(value);
+}
+function describeIssue(issue3, value) {
   const key = issue3.path.map(String).join(".") || "(top level)";
   switch (issue3.code) {
     case "unrecognized_keys": {
@@ -53906,10 +53962,21 @@ function describeIssue(issue3) {
     case "invalid_value":
       return `${key}: ${issue3.values.length === 1 ? `must be ${JSON.stringify(issue3.values[0])}` : `must be one of ${issue3.values.map((v) => JSON.stringify(v)).join(", ")}`}`;
     case "invalid_type":
-      return `${key}: ${issue3.input === void 0 ? "is required" : `expected ${issue3.expected}`}`;
+      return `${key}: ${value === void 0 ? "is required" : `expected ${expectedType(issue3.expected)}, got ${describeValue(value)}`}`;
+    case "too_big":
+    case "too_small": {
+      const bound = issue3.code === "too_big" ? issue3.maximum : issue3.minimum;
+      const words = issue3.origin === "array" ? ["entries", "entry"] : issue3.origin === "string" ? ["characters", "character"] : void 0;
+      const limit = `${issue3.code === "too_big" ? "at most" : "at least"} ${String(bound)}${words ? ` ${Number(bound) === 1 ? words[1] : words[0]}` : ""}`;
+      return `${key}: must be ${limit}${words ? "" : `, got ${describeValue(value)}`}`;
+    }
     default:
       return `${key}: ${issue3.message}`;
   }
+}
+function expectedType(expected) {
+  const words = { number: "a number", int: "an integer", string: "a text", boolean: "true or false", array: "a list", object: "a mapping" };
+  return words[expected] ?? expected;
 }
 function hintFor(issue3) {
   if (issue3.code === "unrecognized_keys") return "remove it or check its spelling against schema/migration.schema.json";
@@ -53933,19 +54000,6 @@ function crossCheck(plan) {
         hint: `rename group ${batchStreamName(g)}`
       };
     }
-  }
-  if (plan.cutover.fence === "roles" && plan.cutover.roles.length === 0) {
-    return {
-      path: ["cutover"],
-      message: "cutover.roles: fence: roles needs the application roles that write",
-      hint: "list them (cutover.roles: [app_rw]) or choose fence: database"
-    };
-  }
-  if (plan.cutover.fence === "pgbouncer" && !plan.cutover.pgbouncer) {
-    return { path: ["cutover"], message: "cutover.pgbouncer: fence: pgbouncer needs the admin console and database", hint: "set cutover.pgbouncer.adminUrl and cutover.pgbouncer.database" };
-  }
-  if (plan.cutover.fence === "pgbouncer" && plan.cutover.pgbouncer?.hardFence === "roles" && plan.cutover.roles.length === 0) {
-    return { path: ["cutover"], message: 'cutover.roles: the pgbouncer hard fence "roles" needs the application roles', hint: "list them, or set cutover.pgbouncer.hardFence: database" };
   }
   if (plan.snapshot === "paused-replica" && !plan.source.replicaUrl) {
     return {
