@@ -5,6 +5,7 @@ import { displayName } from '../core/ident.js';
 import { lobAdvice, type LobAdvice } from '../core/lob.js';
 import { runPool } from '../core/pool.js';
 import type { PlanProposal } from '../config/plan-writer.js';
+import { ddlMode } from '../config/schema.js';
 import { connect, majorOf } from '../pg/connect.js';
 import { readRelations, readSequences, readServerFacts, sampleWalRate, scanLobs, type LobScan, type RelationFacts, type ServerFacts } from '../pg/inventory.js';
 import { findTool } from '../pg/tools.js';
@@ -89,8 +90,8 @@ export async function runAssess(ctx: PhaseContext): Promise<AssessResult> {
         }
       }
     }
-    for (const t of src.eventTriggers) {
-      add('warning', 'source.event-trigger', `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL is not replicated, and DMS fails with ENABLE ALWAYS triggers`, 'freeze DDL for the migration window; disable it if it writes');
+    for (const t of src.eventTriggers.filter((x) => !x.name.startsWith('pgshift_ddl'))) {
+      add('warning', 'source.event-trigger', `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers`, 'disable it for the migration window if it writes');
     }
     for (const t of tgt.eventTriggers) add('warning', 'target.event-trigger', `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, 'disable it during the full load');
     if (src.largeObjects > 0) {
@@ -244,6 +245,16 @@ function checkSourceSettings(src: ServerFacts, label: string, groups: number, na
 function checkPrivileges(src: ServerFacts, tgt: ServerFacts, ctx: PhaseContext, native: boolean, groups: number, add: Add) {
   if (!src.role.superuser && !src.role.replication && !src.role.rdsSuperuser) {
     add('blocker', 'source.privilege.replication', `role ${src.role.name}`, 'cannot create replication slots (needs REPLICATION, superuser or rds_superuser)', `ALTER ROLE ${src.role.name} REPLICATION (on RDS: GRANT rds_replication TO ${src.role.name})`);
+  }
+  const ddl = ddlMode(ctx.plan);
+  if (ddl !== 'off' && !src.role.superuser && !src.role.rdsSuperuser) {
+    add(
+      'blocker',
+      'source.privilege.event-trigger',
+      `role ${src.role.name}`,
+      `cdc.ddl: ${ddl} installs an event trigger on the source, which needs superuser (RDS: rds_superuser)`,
+      `connect as a superuser (on RDS: GRANT rds_superuser TO ${src.role.name}), or set cdc.ddl: off (a schema change then stops the stream until applied on the target)`,
+    );
   }
   if (native) {
     const canSubscribe = tgt.role.superuser || tgt.role.rdsSuperuser || (majorOf(tgt.versionNum) >= 16 && tgt.role.createSubscription);
