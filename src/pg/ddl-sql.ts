@@ -78,9 +78,10 @@ export function captureObjectsSql(): string[] {
      $f$`,
 
     // A query string split into statements at the semicolons outside literals, quoted names,
-    // dollar quotes and comments. Bytes, not characters: positions in a bytea cost O(1), and every
-    // character that matters here is ASCII, which UTF-8 never uses inside a multibyte character.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_split(q text) RETURNS text[] LANGUAGE plpgsql STABLE ${SAFE_PATH} AS $f$
+    // dollar quotes and comments: byte offsets (start, length) of each. Bytes, not characters:
+    // positions in a bytea cost O(1), and every character that matters here is ASCII, which UTF-8
+    // never uses inside a multibyte character.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_split(q text) RETURNS int[] LANGUAGE plpgsql STABLE ${SAFE_PATH} AS $f$
      DECLARE
        b bytea := convert_to(q, 'UTF8');
        n int := length(b);
@@ -89,7 +90,7 @@ export function captureObjectsSql(): string[] {
        esc boolean;
        legacy boolean := current_setting('standard_conforming_strings', true) = 'off';
        tag bytea;
-       out text[] := '{}';
+       out int[] := '{}';
      BEGIN
        WHILE i < n LOOP
          c := get_byte(b, i);
@@ -113,8 +114,7 @@ export function captureObjectsSql(): string[] {
            END LOOP;
            i := i + 1;
          ELSIF c = 45 AND i + 1 < n AND get_byte(b, i + 1) = 45 THEN
-           j := position('\\x0a'::bytea IN substring(b FROM i + 1));
-           i := CASE WHEN j = 0 THEN n ELSE i + j END;
+           WHILE i < n AND get_byte(b, i) <> 10 LOOP i := i + 1; END LOOP;
          ELSIF c = 47 AND i + 1 < n AND get_byte(b, i + 1) = 42 THEN
            depth := 1; i := i + 2;
            WHILE i < n AND depth > 0 LOOP
@@ -135,67 +135,117 @@ export function captureObjectsSql(): string[] {
              i := i + 1;
            END IF;
          ELSIF c = 59 THEN
-           out := out || convert_from(substring(b FROM start + 1 FOR i - start), 'UTF8');
+           out := out || ARRAY[start, i - start];
            i := i + 1;
            start := i;
          ELSE
            i := i + 1;
          END IF;
        END LOOP;
-       IF start < n THEN out := out || convert_from(substring(b FROM start + 1), 'UTF8'); END IF;
+       IF start < n THEN out := out || ARRAY[start, n - start]; END IF;
        RETURN out;
      END $f$`,
 
     // The statement of the query string that fired the trigger: the next one (after those already
     // matched in this string, remembered per session) whose first words fit the command tag and
-    // that names one of the objects. NULL when none does: DDL run by a function or a DO block.
+    // that names one of the objects. NULL when none does: DDL run by a function or a DO block. A
+    // string is split once (cached for the session), however many statements it holds.
     `CREATE OR REPLACE FUNCTION ${S}.ddl_statement(tag text, names text[], advance boolean) RETURNS text LANGUAGE plpgsql ${SAFE_PATH} AS $f$
      DECLARE
        q text := current_query();
-       parts text[]; words text[]; tw text[] := string_to_array(tag, ' ');
-       key text; cur text; first int := 1; nm text; ok boolean;
+       b bytea;
+       bounds int[]; part text; words text[]; tw text[] := string_to_array(tag, ' ');
+       key text; cached text; cur text; first int := 1; nm text; ok boolean;
      BEGIN
        IF q IS NULL THEN RETURN NULL; END IF;
-       IF strpos(rtrim(q, E' \\t\\r\\n\\f;'), ';') = 0 THEN parts := ARRAY[rtrim(q, E' \\t\\r\\n\\f;')];
-       ELSE parts := ${CONTROL}.ddl_split(q);
-       END IF;
        key := md5(q || statement_timestamp()::text);
+       IF strpos(rtrim(q, E' \\t\\r\\n\\f;'), ';') = 0 THEN
+         bounds := ARRAY[0, octet_length(q)];
+       ELSE
+         cached := current_setting('pgshift.ddl_split', true);
+         IF cached LIKE key || ':%' THEN bounds := string_to_array(split_part(cached, ':', 2), ',')::int[];
+         ELSE
+           bounds := ${CONTROL}.ddl_split(q);
+           PERFORM set_config('pgshift.ddl_split', key || ':' || array_to_string(bounds, ','), false);
+         END IF;
+       END IF;
+       b := convert_to(q, 'UTF8');
        cur := current_setting('pgshift.ddl_cursor', true);
        IF cur LIKE key || '|%' THEN first := split_part(cur, '|', 2)::int + 1; END IF;
-       FOR i IN first .. coalesce(array_length(parts, 1), 0) LOOP
-         words := ${CONTROL}.ddl_words(parts[i]);
+       FOR i IN first .. coalesce(array_length(bounds, 1), 0) / 2 LOOP
+         part := rtrim(convert_from(substring(b FROM bounds[2 * i - 1] + 1 FOR bounds[2 * i]), 'UTF8'), E' \\t\\r\\n\\f');
+         words := ${CONTROL}.ddl_words(part);
          CONTINUE WHEN words IS NULL OR words[1] IS DISTINCT FROM tw[1];
          CONTINUE WHEN array_length(tw, 1) > 1 AND tag <> 'SELECT INTO' AND NOT (tw[2] = ANY (words[1:6]));
          IF cardinality(names) > 0 THEN
            ok := false;
            FOREACH nm IN ARRAY names LOOP
-             IF lower(parts[i]) ~ ('(^|[^[:alnum:]_$])' || regexp_replace(lower(nm), '([^[:alnum:]_ ])', '\\\\\\1', 'g') || '($|[^[:alnum:]_$])') THEN ok := true; EXIT; END IF;
+             IF lower(part) ~ ('(^|[^[:alnum:]_$])' || regexp_replace(lower(nm), '([^[:alnum:]_ ])', '\\\\\\1', 'g') || '($|[^[:alnum:]_$])') THEN ok := true; EXIT; END IF;
            END LOOP;
            CONTINUE WHEN NOT ok;
          END IF;
          IF advance THEN PERFORM set_config('pgshift.ddl_cursor', key || '|' || i, false); END IF;
-         RETURN parts[i];
+         RETURN rtrim(part, ';');
        END LOOP;
        RETURN NULL;
      END $f$`,
 
-    // DROP INDEX, before it runs: the tables of the indexes it names (sql_drop comes too late).
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_index_tables(stmt text, app_path text) RETURNS oid[] LANGUAGE plpgsql ${SAFE_PATH} AS $f$
-     DECLARE m text[]; found regclass[] := '{}'; t regclass;
+    // The relations a statement names (among its first \`words\` words), resolved as the
+    // application's session resolves them: what DROP INDEX and ALTER TABLE will touch, known before
+    // they run (at sql_drop the index is gone; at ddl_command_end the columns are already added).
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_named(stmt text, app_path text, words int) RETURNS oid[] LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+     DECLARE m text; found oid[] := '{}'; t regclass;
      BEGIN
        IF stmt IS NULL THEN RETURN '{}'; END IF;
-       -- Names resolve as the application's session would resolve them.
        PERFORM pg_catalog.set_config('search_path', app_path, true);
-       FOR m IN SELECT pg_catalog.regexp_matches(${CONTROL}.ddl_head(stmt), '(?:"(?:[^"]|"")+"|[^\\s,;()"])+', 'g') LOOP
+       FOR m IN SELECT x[1] FROM pg_catalog.regexp_matches(${CONTROL}.ddl_head(stmt), '(?:"(?:[^"]|"")+"|[^\\s,;()"])+', 'g') AS x LIMIT words LOOP
          BEGIN
-           t := pg_catalog.to_regclass(m[1]);
+           t := pg_catalog.to_regclass(m);
          EXCEPTION WHEN OTHERS THEN
            t := NULL;
          END;
-         IF t IS NOT NULL THEN found := pg_catalog.array_append(found, t); END IF;
+         IF t IS NOT NULL THEN found := pg_catalog.array_append(found, t::oid); END IF;
        END LOOP;
        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-       RETURN ARRAY(SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = ANY (found::oid[]));
+       RETURN found;
+     END $f$`,
+
+    // Before ALTER TABLE: each table it names (and their children) with its highest column number,
+    // so that ddl_command_end knows which columns the statement added.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_columns_before(rels oid[]) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+       WITH RECURSIVE tree(oid) AS (SELECT unnest(rels) UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid)
+       SELECT string_agg(c.oid || ':' || (SELECT coalesce(max(a.attnum), 0) FROM pg_attribute a WHERE a.attrelid = c.oid), ',')
+         FROM tree JOIN pg_class c ON c.oid = tree.oid WHERE c.relkind = 'r'
+     $f$`,
+
+    // After ALTER TABLE: the columns it added to tables holding rows. A column filled from a
+    // constant (a "missing value", PostgreSQL 11+) travels with the statement, so the target gives
+    // its rows the source's value (DEFAULT now() is evaluated once, on each side at its own time);
+    // one filled row by row (a volatile default, an identity) cannot be computed again.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_added_columns(before text, OUT fills jsonb, OUT differ text[]) LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+     DECLARE r record; has_rows boolean; expr text;
+     BEGIN
+       fills := '[]'; differ := '{}';
+       FOR r IN
+         SELECT format('%I.%I', n.nspname, c.relname) AS tbl, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS type,
+                coalesce((to_jsonb(a) ->> 'atthasmissing')::boolean, false) AS has_missing, to_jsonb(a) -> 'attmissingval' ->> 0 AS missing,
+                coalesce(to_jsonb(a) ->> 'attidentity', '') <> '' AS identity, pg_get_expr(d.adbin, d.adrelid) AS def
+           FROM unnest(string_to_array(before, ',')) b(pair)
+           JOIN pg_class c ON c.oid = split_part(b.pair, ':', 1)::oid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > split_part(b.pair, ':', 2)::int AND NOT a.attisdropped
+           LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+          WHERE coalesce(to_jsonb(a) ->> 'attgenerated', '') = ''
+       LOOP
+         -- A default without a function call (literals and casts only) gives the same value on both sides.
+         expr := regexp_replace(regexp_replace(coalesce(r.def, ''), '''([^'']|'''')*''', '''''', 'g'), '::[[:alnum:]_ ."]+(\\([0-9, ]+\\))?(\\[\\])*', '', 'g');
+         IF r.has_missing THEN
+           fills := fills || jsonb_build_object('table', r.tbl, 'column', r.col, 'type', r.type, 'value', r.missing);
+         ELSIF r.identity OR expr ~ '[[:alnum:]_"]\\s*\\(' OR expr ~* '\\m(current_[a-z]+|localtime|localtimestamp|session_user|user)\\M' THEN
+           EXECUTE format('SELECT EXISTS (SELECT 1 FROM ONLY %s)', r.tbl) INTO has_rows;
+           IF has_rows THEN differ := differ || format('%s.%I', r.tbl, r.col); END IF;
+         END IF;
+       END LOOP;
      END $f$`,
 
     // Tables whose rows a command concerns, from one row of pg_event_trigger_ddl_commands().
@@ -285,6 +335,7 @@ function recordFunction(): string {
     stmt text; apply text; note text; joins text[] := '{}';
     follow boolean;
     t record; pub text; q text; id bigint; who text;
+    fills jsonb; differ text[];  -- columns the statement added (ddl_added_columns)
   BEGIN
     IF current_setting('pgshift.ddl_busy', true) = 'on' OR current_setting('application_name') LIKE 'pgshift%' THEN RETURN; END IF;
     IF tag IN ('CREATE PUBLICATION', 'ALTER PUBLICATION', 'DROP PUBLICATION', 'CREATE SUBSCRIPTION', 'ALTER SUBSCRIPTION', 'DROP SUBSCRIPTION', 'REINDEX') THEN RETURN; END IF;
@@ -292,8 +343,14 @@ function recordFunction(): string {
     follow := EXISTS (SELECT 1 FROM ${CONTROL}.ddl_stream WHERE mode = 'follow');
 
     IF ev = 'ddl_command_start' THEN
-      -- Kept for the session: DROP INDEX CONCURRENTLY reaches sql_drop in a later transaction.
-      PERFORM set_config('pgshift.ddl_index_tables', array_to_string(${CONTROL}.ddl_index_tables(${CONTROL}.ddl_statement(tag, NULL, false), app_path), ','), false);
+      stmt := ${CONTROL}.ddl_statement(tag, NULL, false);
+      IF tag = 'DROP INDEX' THEN
+        -- Kept for the session: DROP INDEX CONCURRENTLY reaches sql_drop in a later transaction.
+        PERFORM set_config('pgshift.ddl_index_tables',
+          array_to_string(ARRAY(SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = ANY (${CONTROL}.ddl_named(stmt, app_path, NULL))), ','), false);
+      ELSE
+        PERFORM set_config('pgshift.ddl_columns', coalesce(${CONTROL}.ddl_columns_before(${CONTROL}.ddl_named(stmt, app_path, 8)), ''), false);
+      END IF;
       RETURN;
     END IF;
 
@@ -388,6 +445,10 @@ function recordFunction(): string {
     END LOOP;
     pubs := ARRAY(SELECT DISTINCT unnest(pubs) ORDER BY 1);
 
+    IF stmt IS NULL AND ev = 'sql_drop' AND current_query() ~* '\\m(CREATE|ALTER)\\s+EXTENSION\\M' THEN
+      -- An extension's script dropping its own objects: the extension's statement carries it.
+      RETURN;
+    END IF;
     IF stmt IS NULL THEN
       PERFORM ${CONTROL}.ddl_not_carried(tag, objects, NULL, NULL, 'in-function', NULL);
       RETURN;
@@ -400,6 +461,14 @@ function recordFunction(): string {
     IF cardinality(pubs) = 1 AND NOT EXISTS (SELECT 1 FROM ${CONTROL}.ddl_stream WHERE publication = pubs[1] AND queue IS NOT NULL) THEN
       PERFORM ${CONTROL}.ddl_not_carried(tag, objects, stmt, NULL, 'no-queue', pubs[1]);
       RETURN;
+    END IF;
+
+    IF tag = 'ALTER TABLE' AND coalesce(current_setting('pgshift.ddl_columns', true), '') <> '' THEN
+      SELECT a.fills, a.differ INTO fills, differ FROM ${CONTROL}.ddl_added_columns(current_setting('pgshift.ddl_columns', true)) a;
+      PERFORM set_config('pgshift.ddl_columns', '', false);
+      IF cardinality(differ) > 0 THEN
+        PERFORM ${CONTROL}.ddl_not_carried(tag, objects, stmt, (SELECT stream FROM ${CONTROL}.ddl_stream WHERE publication = pubs[1]), 'rows-differ', array_to_string(differ, ', '));
+      END IF;
     END IF;
 
     -- What the target runs: the statement, inside the apply worker's transaction.
@@ -424,9 +493,9 @@ function recordFunction(): string {
     who := CASE WHEN current_setting('role') = 'none' THEN session_user::text ELSE current_setting('role') END;
     FOR q IN SELECT s.queue FROM ${CONTROL}.ddl_stream s
               WHERE s.queue IS NOT NULL AND s.mode = 'follow' AND (cardinality(pubs) = 0 OR s.publication = pubs[1]) LOOP
-      EXECUTE format('INSERT INTO ${CONTROL}.%I (id, at, command, object, statement, apply, search_path, role, shared, joins, note)
-                      VALUES ($1, now(), $2, $3, $4, $5, $6, $7, $8, $9, $10)', q)
-        USING id, tag, array_to_string(objects, ', '), stmt, apply, app_path, who, cardinality(pubs) = 0, nullif(joins, '{}'), note;
+      EXECUTE format('INSERT INTO ${CONTROL}.%I (id, at, command, object, statement, apply, search_path, role, shared, joins, note, fills)
+                      VALUES ($1, now(), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)', q)
+        USING id, tag, array_to_string(objects, ', '), stmt, apply, app_path, who, cardinality(pubs) = 0, nullif(joins, '{}'), note, nullif(fills, '[]');
     END LOOP;
   END $f$`;
 }
@@ -448,9 +517,11 @@ export function queueTableSql(queue: string): string[] {
        shared boolean NOT NULL DEFAULT false,
        joins text[],
        note text,
+       fills jsonb,
        applied_at timestamptz,
        error text,
        acknowledged_at timestamptz)`,
+    `ALTER TABLE ${q} ADD COLUMN IF NOT EXISTS fills jsonb`,
   ];
 }
 
@@ -458,7 +529,7 @@ export function queueTableSql(queue: string): string[] {
 export const EVENT_TRIGGERS: Array<{ name: string; sql: string }> = [
   { name: 'pgshift_ddl', sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${S}.ddl_capture()` },
   { name: 'pgshift_ddl_drop', sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${S}.ddl_capture()` },
-  { name: 'pgshift_ddl_start', sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX') EXECUTE PROCEDURE ${S}.ddl_capture()` },
+  { name: 'pgshift_ddl_start', sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${S}.ddl_capture()` },
 ];
 
 /** Target: the function that runs queued statements, and its trigger on one stream's queue. */
@@ -467,7 +538,7 @@ export function applyObjectsSql(queue: string, stream: string, keepOwnership: bo
   return [
     `CREATE TABLE IF NOT EXISTS ${S}.ddl_done (id bigint PRIMARY KEY, stream text NOT NULL, at timestamptz NOT NULL DEFAULT now())`,
     `CREATE OR REPLACE FUNCTION ${S}.ddl_apply() RETURNS trigger LANGUAGE plpgsql ${SAFE_PATH} AS $f$
-     DECLARE me text := TG_ARGV[0]; keep boolean := TG_ARGV[1] = 'keep'; prior text; done_by text; code text; msg text;
+     DECLARE me text := TG_ARGV[0]; keep boolean := TG_ARGV[1] = 'keep'; prior text; done_by text; code text; msg text; f record;
      BEGIN
        IF NEW.apply IS NULL THEN
          NEW.applied_at := clock_timestamp();
@@ -502,6 +573,13 @@ export function applyObjectsSql(queue: string, stream: string, keepOwnership: bo
          EXECUTE NEW.apply;
          PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
          PERFORM set_config('role', prior, true);
+         -- Columns the statement added, whose rows the source filled with one value computed at
+         -- its own time: the same value here, unless the target already computed it equal.
+         FOR f IN SELECT * FROM jsonb_to_recordset(coalesce(NEW.fills, '[]')) AS x("table" text, "column" text, type text, value text) LOOP
+           IF (SELECT to_jsonb(a) -> 'attmissingval' ->> 0 FROM pg_attribute a WHERE a.attrelid = to_regclass(f."table") AND a.attname = f."column") IS DISTINCT FROM f.value THEN
+             EXECUTE format('UPDATE ONLY %s SET %I = %L::%s', f."table", f."column", f.value, f.type);
+           END IF;
+         END LOOP;
          NEW.applied_at := clock_timestamp();
        EXCEPTION WHEN OTHERS THEN
          GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;

@@ -178,6 +178,8 @@ const REASONS: Record<string, (detail: string | null, plan: Plan) => string> = {
   'several-streams': (d) => `it concerns the rows of several streams (${d}), which reach the target at different moments`,
   'no-queue': (d) => `its rows travel on ${d}, a stream without a DDL queue (resynced tables)`,
   'no-identity': (d) => `table ${d} matches a group but has no primary key or replica identity, so its rows are not replicated (in a publication its UPDATE and DELETE would fail on the source); give it a primary key or REPLICA IDENTITY FULL and it joins`,
+  'rows-differ': (d) =>
+    `the rows that existed got values computed row by row on the source (a volatile default or an identity: ${d}), which the target cannot compute again: copy the table again with pgshift cdc resync -t <table>`,
   'capture-error': (d) => `pgshift could not capture it (${d}); the application's statement itself committed`,
 };
 
