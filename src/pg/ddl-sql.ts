@@ -248,6 +248,12 @@ export function captureObjectsSql(): string[] {
        END LOOP;
      END $f$`,
 
+    // Objects of replication machinery that is not the application's: AWS DMS creates its heartbeat
+    // and DDL-capture objects (awsdms_*) on the source.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_foreign(identity text) RETURNS boolean LANGUAGE sql IMMUTABLE ${SAFE_PATH} AS $f$
+       SELECT coalesce(identity ~ '(^|\.)"?awsdms_', false)
+     $f$`,
+
     // Tables whose rows a command concerns, from one row of pg_event_trigger_ddl_commands().
     `CREATE OR REPLACE FUNCTION ${S}.ddl_tables_of(cls oid, obj oid) RETURNS oid[] LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
        SELECT coalesce(CASE cls
@@ -360,7 +366,7 @@ function recordFunction(): string {
       PERFORM set_config('pgshift.ddl_dropped', 'on', true);
       FOR r IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
         seen := seen + 1;
-        IF r.is_temporary OR r.schema_name IN ('pgshift', 'pg_toast') OR (r.object_type = 'schema' AND r.object_name = 'pgshift') THEN
+        IF r.is_temporary OR r.schema_name IN ('pgshift', 'pg_toast') OR (r.object_type = 'schema' AND r.object_name = 'pgshift') OR ${CONTROL}.ddl_foreign(r.object_identity) THEN
           skipped := skipped + 1;
           CONTINUE;
         END IF;
@@ -388,7 +394,7 @@ function recordFunction(): string {
       FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
         seen := seen + 1;
         IF r.in_extension OR r.schema_name IN ('pgshift', 'pg_toast') OR r.schema_name LIKE 'pg\\_temp%'
-           OR (r.object_type = 'schema' AND r.object_identity = 'pgshift')
+           OR (r.object_type = 'schema' AND r.object_identity = 'pgshift') OR ${CONTROL}.ddl_foreign(r.object_identity)
            OR (r.classid = 'pg_class'::regclass AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = r.objid AND c.relpersistence = 't')) THEN
           skipped := skipped + 1;
           CONTINUE;
