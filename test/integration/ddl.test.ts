@@ -264,6 +264,20 @@ describe('PostgreSQL 15 → 17, two streams', () => {
     expect((await runVerify(ctx)).verdict).toBe('equal');
   });
 
+  it('finds statements in a query string as the server splits it: literals, quoted names, dollar quotes, comments', async () => {
+    const parts = async (q: string) => {
+      const [r] = await sql<{ b: number[] }>(pair.sourceUrl, 'SELECT pgshift.ddl_split($1) AS b', [q]);
+      const bytes = Buffer.from(q, 'utf8');
+      return Array.from({ length: r.b.length / 2 }, (_, i) => bytes.subarray(r.b[2 * i], r.b[2 * i] + r.b[2 * i + 1]).toString('utf8').trim());
+    };
+    expect(await parts(`ALTER TABLE "a;b" ADD c text DEFAULT 'x;y'; COMMENT ON TABLE t IS E'it\\'s; ok'`)).toEqual([`ALTER TABLE "a;b" ADD c text DEFAULT 'x;y'`, `COMMENT ON TABLE t IS E'it\\'s; ok'`]);
+    expect(await parts(`CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $body$ SELECT 1; $body$; -- a comment; here\nDROP TABLE tëst /* nested /* ; */ ; */;`)).toEqual([
+      'CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $body$ SELECT 1; $body$',
+      '-- a comment; here\nDROP TABLE tëst /* nested /* ; */ ; */',
+    ]);
+    expect(await parts('SELECT $1; SELECT a$b; SELECT 1')).toEqual(['SELECT $1', 'SELECT a$b', 'SELECT 1']);
+  });
+
   it('teardown removes the capture on the source and the queues on both sides', async () => {
     const r = await runTeardown(ctx);
     expect(r.dropped).toEqual(expect.arrayContaining(['event trigger pgshift_ddl (source)', 'event trigger pgshift_ddl_drop (source)', 'event trigger pgshift_ddl_start (source)']));
