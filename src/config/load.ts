@@ -222,6 +222,16 @@ function crossCheck(plan: Plan): { path: string[]; message: string; hint: string
       };
     }
   }
+  if (plan.cdc.ddl && plan.cdc.ddlTrigger !== undefined) {
+    return { path: ['cdc', 'ddlTrigger'], message: 'cdc.ddlTrigger: set either cdc.ddl or the older cdc.ddlTrigger, not both', hint: 'remove cdc.ddlTrigger (true is cdc.ddl: detect, false is cdc.ddl: off)' };
+  }
+  if (plan.cdc.engine === 'dms' && plan.cdc.ddl === 'follow') {
+    return {
+      path: ['cdc', 'ddl'],
+      message: 'cdc.ddl: follow replays DDL through native logical replication; the DMS tasks do not carry it',
+      hint: 'use cdc.ddl: detect with cdc.engine dms (each change is shown by cdc status and refuses the cut-over until applied on the target)',
+    };
+  }
   if (plan.snapshot === 'paused-replica' && !plan.source.replicaUrl) {
     return {
       path: ['source'],

@@ -61,6 +61,9 @@ const group = z.strictObject({
 
 export const fenceStrategies = ['roles', 'database', 'pgbouncer'] as const;
 
+export const ddlModes = ['follow', 'detect', 'off'] as const;
+export type DdlMode = (typeof ddlModes)[number];
+
 export const planSchema = z
   .strictObject({
     $schema: z.string().optional(),
@@ -137,7 +140,13 @@ export const planSchema = z
           .array(z.string())
           .default([])
           .describe('Tables (patterns) without a usable replica identity that pgshift may set to REPLICA IDENTITY FULL on the source before publishing them (native engine); without this consent such a table is refused, since publishing it would make its UPDATE and DELETE fail.'),
-        ddlTrigger: z.boolean().default(false).describe('Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser).'),
+        ddl: z
+          .enum(ddlModes)
+          .optional()
+          .describe(
+            'Schema changes made on the source while CDC runs. follow (native default): replayed on the target in commit order with the rows around them; detect (dms default): recorded and shown by cdc status, refusing the cut-over until applied by hand; off: nothing installed, a change stops the stream. follow and detect install an event trigger on the source (superuser or rds_superuser).',
+          ),
+        ddlTrigger: z.boolean().optional().describe('Deprecated: true is cdc.ddl: detect, false is cdc.ddl: off.'),
         dms: z
           .strictObject({
             plugin: z.enum(['pglogical', 'test_decoding']).default('pglogical'),
@@ -218,3 +227,10 @@ export type Plan = z.output<typeof planSchema>;
 export type GroupPlan = Plan['groups'][number];
 export type ServerPlan = Plan['target'];
 export type TlsPlan = NonNullable<ServerPlan['tls']>;
+
+/** What happens to DDL made on the source while CDC runs (cdc.ddl, or the deprecated cdc.ddlTrigger). */
+export function ddlMode(plan: Plan): DdlMode {
+  if (plan.cdc.ddl) return plan.cdc.ddl;
+  if (plan.cdc.ddlTrigger !== undefined) return plan.cdc.ddlTrigger ? 'detect' : 'off';
+  return plan.cdc.engine === 'dms' ? 'detect' : 'follow';
+}

@@ -32,10 +32,19 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${escaped}$`, 's');
 }
 
-function compile(pattern: string): (t: QualifiedName) => boolean {
+/**
+ * A pattern as two anchored regular expressions (schema, name), in the syntax JavaScript and
+ * PostgreSQL's ~ operator share: the source's DDL capture places new tables with the same rules.
+ */
+export function patternRegExps(pattern: string): { schema: string; name: string } {
   const q = parseQualifiedName(pattern);
-  const s = globToRegExp(q.schema);
-  const n = globToRegExp(q.name);
+  return { schema: globToRegExp(q.schema).source, name: globToRegExp(q.name).source };
+}
+
+function compile(pattern: string): (t: QualifiedName) => boolean {
+  const r = patternRegExps(pattern);
+  const s = new RegExp(r.schema, 's');
+  const n = new RegExp(r.name, 's');
   return (t) => s.test(t.schema) && n.test(t.name);
 }
 

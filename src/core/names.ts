@@ -50,6 +50,14 @@ export function heartbeatTable(group: string): string {
 }
 
 /**
+ * One DDL queue table per stream, in the control schema on both sides and in the stream's
+ * publication: schema changes travel the stream that carries the rows they concern.
+ */
+export function ddlQueueTable(group: string): string {
+  return fit(`ddl_${group}`);
+}
+
+/**
  * application_name of every target session of one group's load. A run that finds the group free
  * (its advisory lock not held) ends leftover sessions of that name: after a kill -9 the server may
  * still be building an index or restoring for the dead process.

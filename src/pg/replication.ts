@@ -31,12 +31,13 @@ export async function publicationExists(c: pg.Client, name: string): Promise<boo
 /**
  * The publication lists the group's tables one by one — partition leaves rather than their parent,
  * so it works from PostgreSQL 10 on and DMS-style per-table accounting stays possible — plus the
- * group's heartbeat table.
+ * group's heartbeat table and, when DDL follows the stream, its DDL queue.
  */
-export async function createPublication(c: pg.Client, name: string, tables: QualifiedName[], heartbeat: string): Promise<void> {
+export async function createPublication(c: pg.Client, name: string, tables: QualifiedName[], heartbeat: string, ddlQueue?: string): Promise<void> {
   if (await publicationExists(c, name)) return;
   noteChange(`publication ${name} on the source`);
-  const list = [...tables.map(qualify), `${S}.${quoteIdent(heartbeat)}`].join(', ');
+  const control = [heartbeat, ...(ddlQueue ? [ddlQueue] : [])].map((t) => `${S}.${quoteIdent(t)}`);
+  const list = [...tables.map(qualify), ...control].join(', ');
   await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
 }
 

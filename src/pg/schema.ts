@@ -67,13 +67,15 @@ export const SOURCE_ONLY_EXTENSIONS = ['pglogical'];
 
 /**
  * A pg_restore -L list of the dump without the entries `skip` names (a line of `pg_restore --list`:
- * "id; classid objid TYPE schema name owner"), written beside the dump.
+ * "id; classid objid TYPE schema name owner") nor pgshift's event triggers, written beside the dump.
  */
 export async function restoreList(tool: PgTool, dump: SchemaDump, name: string, skip: (entry: { classId: string; objectId: string; line: string }) => boolean): Promise<string> {
   const listing = await runTool(tool.path, ['--list', dump.file], process.env, 'pg_restore --list of the schema dump');
   const lines = listing.split('\n').map((line) => {
     const m = /^\s*\d+;\s+(\d+)\s+(\d+)\s/.exec(line);
-    return m && skip({ classId: m[1], objectId: m[2], line }) ? `;${line}` : line;
+    // pgshift's own DDL capture on the source (its functions live in the excluded control schema).
+    const ours = /\sEVENT TRIGGER - pgshift_ddl/.test(line);
+    return m && (ours || skip({ classId: m[1], objectId: m[2], line })) ? `;${line}` : line;
   });
   const file = path.join(path.dirname(dump.file), `${name}.list`);
   writeFileSync(file, lines.join('\n'));

@@ -7,9 +7,11 @@ import { IDENTITY_PROBLEM_TEXT, identityProblem, planPublishing } from '../core/
 import { lobAdvice, type LobAdvice } from '../core/lob.js';
 import { runPool } from '../core/pool.js';
 import type { PlanProposal } from '../config/plan-writer.js';
+import { ddlMode } from '../config/schema.js';
 import { connect, majorOf } from '../pg/connect.js';
 import { readRelations, readSequences, readServerFacts, sampleWalRate, scanLobs, type LobScan, type RelationFacts, type ServerFacts } from '../pg/inventory.js';
 import { findTool } from '../pg/tools.js';
+import { SOURCE_ONLY_EXTENSIONS } from '../pg/schema.js';
 import { openSessions, type PhaseContext, type Sessions } from './context.js';
 
 /**
@@ -96,7 +98,7 @@ export async function readPreconditions(ctx: PhaseContext, s: Sessions, options:
     const names = src.extensions.map((e) => e.name).join(', ');
     add('warning', 'target.extensions-unknown', ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, 'fix or remove the extension file named in the message on the target');
   } else {
-    for (const e of src.extensions) {
+    for (const e of src.extensions.filter((x) => !SOURCE_ONLY_EXTENSIONS.includes(x.name))) {
       const avail = targetExtensions.get(e.name);
       if (!avail) add('blocker', 'extension.missing', `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
       else if (!avail.versions.includes(e.version)) {
@@ -104,8 +106,8 @@ export async function readPreconditions(ctx: PhaseContext, s: Sessions, options:
       }
     }
   }
-  for (const t of src.eventTriggers) {
-    add('warning', 'source.event-trigger', `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL is not replicated, and DMS fails with ENABLE ALWAYS triggers`, 'freeze DDL for the migration window; disable it if it writes');
+  for (const t of src.eventTriggers.filter((x) => !x.name.startsWith('pgshift_ddl'))) {
+    add('warning', 'source.event-trigger', `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers`, 'disable it for the migration window if it writes');
   }
   for (const t of tgt.eventTriggers) add('warning', 'target.event-trigger', `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, 'disable it during the full load');
   if (src.largeObjects > 0) {
@@ -278,6 +280,16 @@ function checkSourceSettings(src: ServerFacts, label: string, groups: number, na
 
 function checkPrivileges(src: ServerFacts, tgt: ServerFacts, ctx: PhaseContext, native: boolean, groups: number, add: Add) {
   for (const f of privilegeFindings(src.role, tgt.role, majorOf(tgt.versionNum), native ? 'native' : 'dms')) add('blocker', f.code, f.object, f.message, f.fix);
+  const ddl = ddlMode(ctx.plan);
+  if (ddl !== 'off' && !src.role.superuser && !src.role.rdsSuperuser) {
+    add(
+      'blocker',
+      'source.privilege.event-trigger',
+      `role ${src.role.name}`,
+      `cdc.ddl: ${ddl} installs an event trigger on the source, which needs superuser (RDS: rds_superuser)`,
+      `connect as a superuser (on RDS: GRANT rds_superuser TO ${src.role.name}), or set cdc.ddl: off (a schema change then stops the stream until applied on the target)`,
+    );
+  }
   if (native) {
     const workers = Number(tgt.settings.max_logical_replication_workers);
     if (workers < groups) add('blocker', 'target.workers', ctx.target.label, `${groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, 'raise max_logical_replication_workers (and max_worker_processes) and restart the target');
@@ -301,9 +313,13 @@ function checkRelation(t: RelationFacts, name: string, group: string | null, pla
     add('info', 'table.replica-identity-consent', name, `${IDENTITY_PROBLEM_TEXT[problem]}: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)`);
   } else if (problem === 'nothing') {
     add('blocker', 'table.replica-identity-nothing', name, 'REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published', `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`);
+  } else if (problem && engine === 'dms') {
+    // DMS publishes nothing on the source, so the application's writes are safe; but its tasks
+    // carry only the inserts of such a table, which is right for an insert-only table alone.
+    add('warning', 'table.no-key', name, `${IDENTITY_PROBLEM_TEXT[problem]}: DMS carries its inserts but not its UPDATE and DELETE`, `add a primary key unless the table is insert-only (verify finds any row that differs)`);
   } else if (problem) {
     const idx = t.uniqueNotNullIndexes[0];
-    add('blocker', 'table.no-key', name, `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published, and DMS ignores them`,
+    add('blocker', 'table.no-key', name, `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published`,
       idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`);
   } else if (t.replicaIdentity === 'f') {
     if (engine === 'dms' && plugin === 'pglogical') add('blocker', 'table.replica-identity-full', name, 'REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical', 'add a primary key, or use plugin: test_decoding for this group');

@@ -2,6 +2,7 @@ import type { ReplicationTask } from '@aws-sdk/client-database-migration-service
 import { parseServerUrl } from '../config/url.js';
 import { gateRefused, inputError } from '../core/errors.js';
 import { tableMappings, taskIdentifier, taskSettings } from '../core/dms.js';
+import { ddlReport, ensureDdlCapture, type DdlEntry } from '../pg/ddl.js';
 import { formatBytes } from '../config/size.js';
 import { heartbeatTable } from '../core/names.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
@@ -77,6 +78,10 @@ export interface DmsStatus {
   slots: Array<{ slot: string; retainedBytes: number | null; active: boolean; problem?: string }>;
   /** CDCLatencySource + CDCLatencyTarget per minute, per task, for the chart. */
   latency: Array<{ identifier: string; points: Array<{ at: string; seconds: number }> }>;
+  /** DDL recorded on the source (cdc.ddl: detect): the tasks do not apply it. */
+  ddl: DdlEntry[];
+  /** Each DDL not yet applied on the target by hand and acknowledged, with the fix. */
+  ddlProblems: string[];
 }
 
 const EXCEPTIONS_PHASE = 'cdc:dms:exceptions';
@@ -159,6 +164,7 @@ export async function startDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsCl
       throw gateRefused('cdc.not-loaded', notLoaded ? `group ${notLoaded.group} is ${notLoaded.state}` : 'no group has been loaded', 'finish pgshift full-load for every group first');
     }
     await journal.startPhase('cdc');
+    await ensureDdlCapture(ctx.plan, ctx.log, ctx.source.label, s.source, streams);
     const state = await dmsTasksOf(journal);
     const byName = new Map(streams.map((r) => [r.group, r]));
     const groups = (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => byName.has(g.name));
@@ -445,6 +451,7 @@ export async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: D
   const described = states.length ? await findTasks(clients.dms, d.replicationInstanceArn, ctx.plan.name) : [];
   const series = states.length ? await metrics(clients.cloudwatch, d.replicationInstanceIdentifier, states.map((t) => t.arn), { minutes: 60, now }) : [];
   const lag = await measureLags(s.source, s.target, states.filter((t) => streams.get(t.stream)?.state === 'streaming').map((t) => t.stream), waitMs);
+  const ddl = await ddlReport(ctx.plan, s, [...streams.values()]);
   const tasks: DmsTaskStatus[] = [];
   for (const t of states) {
     const task = described.find((x) => x.task.ReplicationTaskArn === t.arn)?.task;
@@ -513,12 +520,15 @@ export async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: D
   });
   return {
     engine: 'dms',
-    healthy: tasks.length > 0 && tasks.every((t) => t.health !== 'failing') && instance.problems.length === 0 && slots.every((x) => !x.problem) && !applyExceptions.some((e) => e.truncation),
+    healthy:
+      tasks.length > 0 && tasks.every((t) => t.health !== 'failing') && instance.problems.length === 0 && slots.every((x) => !x.problem) && !applyExceptions.some((e) => e.truncation) && ddl.problems.length === 0,
     tasks,
     instance,
     applyExceptions,
     slots,
     latency: latencyChart,
+    ddl: ddl.entries,
+    ddlProblems: ddl.problems.map((p) => p.problem),
   };
 }
 

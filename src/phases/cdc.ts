@@ -5,7 +5,7 @@ import { Journal, type StreamRecord } from '../journal/journal.js';
 import { majorOf } from '../pg/connect.js';
 import { measureLags, waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { createSubscription, setSubscriptionEnabled, slotState, subscriptionState, tableSyncStates, type SlotState, type SubscriptionState } from '../pg/replication.js';
-import { installDdlTrigger, readDdlLog } from '../pg/ddl.js';
+import { ddlReport, ensureDdlCapture, joinNewTables, prepareDdlApply, type DdlEntry, type DdlReport } from '../pg/ddl.js';
 import { openSessions, type PhaseContext, type Sessions } from './context.js';
 import { preflightSubscription, requireReplicationRoute, subscriptionConninfo } from './preflight.js';
 import { dmsStatus, resumeDmsCdc, startDmsCdc, stopDmsCdc, type DmsStatus } from './cdc-dms.js';
@@ -37,8 +37,8 @@ export interface GroupStatus {
   safeWalBytes: number | null;
   tables: Record<string, number>;
   applyErrors: number | null;
-  /** DDL recorded on the source since the stream started (cdc.ddlTrigger). */
-  ddl: Array<{ at: string; command: string; object: string }>;
+  /** DDL recorded on the source since the stream started, with what became of it (cdc.ddl). */
+  ddl: DdlEntry[];
   problems: string[];
 }
 
@@ -46,6 +46,8 @@ export interface CdcStatus {
   engine: 'native';
   healthy: boolean;
   groups: GroupStatus[];
+  /** DDL following: mode, tables joining a stream, and those refreshed into their subscription by this status. */
+  ddl: { mode: DdlReport['mode']; joins: DdlReport['joins']; refreshed: string[] };
 }
 
 async function requireStreams(s: Sessions, ctx: PhaseContext, states: string[]): Promise<{ journal: Journal; streams: StreamRecord[] }> {
@@ -128,6 +130,7 @@ export function statusProblems(r: AnyCdcStatus): Array<{ where: string; problem:
     ...r.instance.problems.map((problem) => ({ where: r.instance.identifier, problem })),
     ...r.slots.flatMap((x) => (x.problem ? [{ where: x.slot, problem: x.problem }] : [])),
     ...r.applyExceptions.filter((e) => e.truncation).map((e) => ({ where: e.table, problem: `LOB truncated at ${e.at}: ${e.error}` })),
+    ...r.ddlProblems.map((problem) => ({ where: 'DDL', problem })),
   ];
 }
 
@@ -153,7 +156,8 @@ export async function startNativeCdc(ctx: PhaseContext): Promise<CdcStatus> {
     await preflightSubscription(ctx, s);
     await requireReplicationRoute(ctx);
     await journal.startPhase('cdc');
-    if (ctx.plan.cdc.ddlTrigger) await installDdlTrigger(s.source);
+    await ensureDdlCapture(ctx.plan, ctx.log, ctx.source.label, s.source, streams);
+    await prepareDdlApply(s.target, ctx.plan, streams);
     const conninfo = subscriptionConninfo(ctx);
     // Streaming of in-progress transactions needs protocol 2 on both sides (PostgreSQL 14+).
     const streaming = majorOf(s.sourceVersion) >= 14 && majorOf(s.targetVersion) >= 14;
@@ -230,8 +234,13 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
   const { maxLagBytes, maxLagSeconds } = ctx.plan.cdc;
   const groups: GroupStatus[] = [];
   const lags = await measureLags(s.source, s.target, streams.filter((st) => st.state === 'streaming').map((st) => st.group), waitMs);
-  const ddlLog = await readDdlLog(s);
-  for (const st of streams) {
+  // Tables that joined a stream on the source join its subscription now (their rows are copied).
+  const refreshed = await joinNewTables(ctx.plan, s, streams);
+  for (const r of refreshed) ctx.log.info(`table ${r} joined its subscription on the target: its rows are being copied`);
+  const ddl = await ddlReport(ctx.plan, s, streams);
+  // Problems of a DDL that no one stream carries go to the first group.
+  const ddlOf = (group: string, first: boolean) => (x: { stream: string | null }) => x.stream === group || (first && (x.stream === null || !streams.some((st) => st.group === x.stream)));
+  for (const [i, st] of streams.entries()) {
     const slot: SlotState = await slotState(s.source, st.slot, s.sourceVersion);
     const sub: SubscriptionState = await subscriptionState(s.target, st.subscription);
     const lagSeconds = lags.get(st.group) ?? null;
@@ -250,9 +259,7 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
     if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * ctx.plan.cdc.minSafeWalFraction) {
       problems.push(`slot ${st.slot} can fall only ${formatBytes(Math.max(0, slot.safeWalBytes))} further behind before max_slot_wal_keep_size (${formatBytes(slot.keepLimitBytes)}) invalidates it`);
     }
-    for (const d of ddlLog) {
-      problems.push(`DDL on the source at ${d.at}: ${d.command} ${d.object} — apply the same change on the target (DDL is not replicated), then acknowledge with DELETE FROM pgshift.ddl_log on the source`);
-    }
+    problems.push(...ddl.problems.filter(ddlOf(st.group, i === 0)).map((p) => p.problem));
     if (slot.lagBytes !== null && slot.lagBytes > maxLagBytes && st.state === 'streaming') problems.push(`lag ${formatBytes(slot.lagBytes)} is above cdc.maxLagBytes ${formatBytes(maxLagBytes)}`);
     if (lagSeconds !== null && lagSeconds > maxLagSeconds) problems.push(`lag ${lagSeconds.toFixed(1)} s is above cdc.maxLagSeconds ${maxLagSeconds}`);
     let health: CdcHealth;
@@ -279,11 +286,11 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
       safeWalBytes: slot.safeWalBytes,
       tables,
       applyErrors,
-      ddl: ddlLog,
+      ddl: ddl.entries.filter(ddlOf(st.group, i === 0)),
       problems,
     });
   }
-  return { engine: 'native', healthy: groups.every((g) => g.health !== 'failing'), groups };
+  return { engine: 'native', healthy: groups.every((g) => g.health !== 'failing'), groups, ddl: { mode: ddl.mode, joins: ddl.joins, refreshed } };
 }
 
 async function waitForWorker(s: Sessions, subscription: string, timeoutMs: number): Promise<boolean> {

@@ -20,6 +20,7 @@ import { runVerify } from './verify.js';
 import { statusProblems } from './cdc.js';
 import { dmsStatusOn, dmsTasksOf, requestStop, resumeAfterStop, settleStopped, type DmsTaskState } from './cdc-dms.js';
 import { dmsClients } from '../aws/dms.js';
+import { refuseUncarriedDdl } from '../pg/ddl.js';
 
 /**
  * Cut-over, as a short sequence of guarded steps (pg_easy_replicate's shape, stricter):
@@ -233,6 +234,10 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
       }
     }
   }
+
+  // DDL made on the source while CDC ran: every change carried to the target (src/pg/ddl.ts).
+  await refuseUncarriedDdl(ctx.plan, s, streams);
+
   if (c.verifyMaxAgeMinutes > 0) {
     const v = await journal.phaseState('verify');
     const age = v?.finishedAt ? (Date.now() - new Date(v.finishedAt).getTime()) / 60000 : Infinity;

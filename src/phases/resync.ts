@@ -8,6 +8,7 @@ import { copyTable, useCopySettings } from '../pg/copy.js';
 import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { createPublication, createSubscription, dropSubscription, ensureHeartbeat, publicationExists, publishedTables } from '../pg/replication.js';
 import { dropSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
+import { ddlQueueOf, installDdlCapture, prepareDdlApply } from '../pg/ddl.js';
 import { nativeCdcStatus, requireNativeEngine, startNativeCdc, type AnyCdcStatus, type CdcStatus } from './cdc.js';
 import { restartDmsCdc } from './cdc-dms.js';
 import { writeFailureBundle } from './failure-bundle.js';
@@ -97,7 +98,9 @@ export async function resyncTables(ctx: PhaseContext, names: string[]): Promise<
       drained.push(carrier);
     }
     if (await publicationExists(s.source, record.publication)) await s.source.query(`DROP PUBLICATION ${quoteIdent(record.publication)}`);
-    await createPublication(s.source, record.publication, tables, hb);
+    // Schema changes to these tables follow their new stream, as they followed the group's.
+    await installDdlCapture(s.source, ctx.plan, record);
+    await createPublication(s.source, record.publication, tables, hb, ddlQueueOf(ctx.plan, record.group));
     await journal.saveStream(record);
     for (const carrier of drained) {
       const beat = await writeBeat(s.source, heartbeatTable(carrier.group), carrier.group);
@@ -112,6 +115,7 @@ export async function resyncTables(ctx: PhaseContext, names: string[]): Promise<
     await holder.release();
     holder = undefined;
     // (6): the new stream from the snapshot's LSN.
+    await prepareDdlApply(s.target, ctx.plan, [record]);
     const conninfo = subscriptionConninfo(ctx);
     await createSubscription(s.target, {
       name: record.subscription,

@@ -8,13 +8,15 @@ import { CONTROL_SCHEMA, type TableInfo } from '../pg/catalog.js';
 import { displayName } from '../core/ident.js';
 import { dropReplicationSets, ensurePglogicalNode, ensureReplicationSets, requirePglogical } from '../pg/dms-source.js';
 import { createPublication, dropPublication } from '../pg/replication.js';
+import { ddlQueueOf, installDdlCapture, requireDdlCapture } from '../pg/ddl.js';
 import type { PhaseContext, ResolvedGroup } from './context.js';
 
 /**
  * What a group's change stream needs on the source, per CDC engine, created before the group's
  * snapshot so that the slot's decoding finds it in its catalog snapshot:
  *
- *   native             a publication of the group's tables and its heartbeat table; slot on pgoutput.
+ *   native             a publication of the group's tables, its heartbeat table and its DDL queue
+ *                      (cdc.ddl follow); slot on pgoutput.
  *   dms/pglogical      the pglogical node and the two replication sets DMS reads (`<slot>`,
  *                      `i<slot>`) with the stream's tables and heartbeat table; slot on pglogical.
  *   dms/test_decoding  nothing more; slot on test_decoding (DMS filters by its table mapping).
@@ -92,12 +94,18 @@ export function dmsTaskPlans(plan: Plan, group: ResolvedGroup): Array<TaskPlan &
 export function streamSource(ctx: PhaseContext): StreamSource {
   const { plan } = ctx;
   const single = (group: ResolvedGroup, main: StreamRecord): StreamPart[] => [{ record: main, tables: group.tables }];
+  // DDL capture (cdc.ddl) is installed with each stream, before its snapshot, so that no change
+  // after the snapshot escapes it.
+  const requireDdl = (c: pg.Client) => requireDdlCapture(c, plan, ctx.source.label);
   if (plan.cdc.engine === 'native') {
     return {
       plugin: 'pgoutput',
-      require: async () => {},
+      require: requireDdl,
       parts: single,
-      prepare: (c, { record, tables }) => createPublication(c, record.publication, tables, heartbeatTable(record.group)),
+      prepare: async (c, { record, tables }) => {
+        await installDdlCapture(c, plan, record);
+        await createPublication(c, record.publication, tables, heartbeatTable(record.group), ddlQueueOf(plan, record.group));
+      },
       drop: (c, record) => dropPublication(c, record.publication),
     };
   }
@@ -117,17 +125,21 @@ export function streamSource(ctx: PhaseContext): StreamSource {
   if (plan.cdc.dms.plugin === 'test_decoding') {
     return {
       plugin: 'test_decoding',
-      require: async () => {},
+      require: requireDdl,
       parts,
-      prepare: async () => {},
+      prepare: (c, { record }) => installDdlCapture(c, plan, record),
       drop: async () => false,
     };
   }
   return {
     plugin: 'pglogical',
-    require: (c) => requirePglogical(c, ctx.source.label),
+    require: async (c) => {
+      await requirePglogical(c, ctx.source.label);
+      await requireDdl(c);
+    },
     parts,
     prepare: async (c, { record, tables }) => {
+      await installDdlCapture(c, plan, record);
       // pglogical keeps the node's DSN for its own subscribers; DMS never reads it. No password.
       await ensurePglogicalNode(c, toConninfo(parseServerUrl(plan.source.url), { withPassword: false }));
       const heartbeat = { schema: CONTROL_SCHEMA, name: heartbeatTable(record.group), primaryKey: ['group_name'] };

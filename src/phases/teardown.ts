@@ -9,7 +9,7 @@ import { REPLICA_IDENTITY } from './full-load.js';
 import { dropSlot } from '../pg/snapshot.js';
 import { openSessions, type PhaseContext } from './context.js';
 import { reverseNames } from './cutover.js';
-import { dropDdlTrigger } from '../pg/ddl.js';
+import { dropDdlCapture } from '../pg/ddl.js';
 
 /**
  * Teardown removes everything pgshift created, on success and on failure, and can run any number
@@ -66,7 +66,7 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
     }
     if (await dropSlot(s.target, rev.slot)) dropped.push(`slot ${rev.slot} (target)`);
     if (await dropPublication(s.target, rev.publication)) dropped.push(`publication ${rev.publication} (target)`);
-    await dropDdlTrigger(s.source);
+    for (const t of await dropDdlCapture(s.source)) dropped.push(`event trigger ${t} (source)`);
     for (const [side, c] of [['source', s.source], ['target', s.target]] as const) {
       const schema = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgshift'`);
       if (schema.rowCount) {

@@ -1,10 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import type pg from 'pg';
-import { gateRefused, inputError } from '../core/errors.js';
+import { failure, gateRefused, inputError } from '../core/errors.js';
 import { canonicalTableName, displayName } from '../core/ident.js';
 import { batchStreamName, heartbeatTable } from '../core/names.js';
 import { runPool } from '../core/pool.js';
-import { Journal } from '../journal/journal.js';
+import { Journal, type StreamRecord } from '../journal/journal.js';
+import { ddlReport, joinNewTables, joinText } from '../pg/ddl.js';
+import { ApplyWatch } from '../pg/stream-health.js';
 import { listSequences, missingTables, type TableInfo } from '../pg/catalog.js';
 import {
   bucketFingerprints,
@@ -28,7 +30,7 @@ import { fingerprint, useCanonicalSettings } from '../pg/hash.js';
 import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { diffSchemas, type SchemaDifference } from '../pg/schema-diff.js';
 import { readSequence } from '../pg/sequences.js';
-import { openSessions, resolveGroups, type PhaseContext } from './context.js';
+import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
 
 /**
  * Verify: prove the target equals the source, down to the differing rows.
@@ -134,7 +136,8 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
     const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
     const found = await Journal.find(s.target, ctx.plan.name);
     const journal = options.quiet ? undefined : found;
-    const streaming = new Set(found ? (await found.streams()).filter((r) => r.state === 'streaming').map((r) => r.group) : []);
+    const records = found ? (await found.streams()).filter((r) => r.state === 'streaming') : [];
+    const streaming = new Set(records.map((r) => r.group));
     // The streams that carry a group's tables: its own, the resync streams split from it, and on
     // DMS its batch-apply stream.
     const streamsOf = (g: string) => [...streaming].filter((x) => x === g || x === batchStreamName(g) || x.startsWith(`${g}_r`));
@@ -158,6 +161,13 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
       throw gateRefused('verify.not-loaded', `target ${ctx.target.label} has no table ${first}${missing.size > 1 ? ` (and ${missing.size - 1} more)` : ''} and no pgshift journal: nothing was loaded there yet`, 'run pgshift full-load first');
     }
     await journal?.startPhase('verify', { tables: work.length, exact: options.exact ?? false, mode });
+    // While changes flow, every read of the target waits for the stream: a stream that stands
+    // still is reported at once, with its likely cause, rather than waited for.
+    const watch =
+      !options.exact && records.length && ctx.plan.cdc.engine === 'native'
+        ? await ApplyWatch.start(s.target, s.targetVersion, records.map((r) => ({ stream: r.group, subscription: r.subscription })), (problem, stream) => stoppedStream(ctx, s, records, problem, stream))
+        : undefined;
+    if (watch) await settleJoins(ctx, s, records, watch);
 
     const schema = wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target);
     const checks: TableCheck[] = [];
@@ -175,7 +185,7 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
       const streams = streamsOf(group);
       const moving = streams.length > 0 && !options.exact;
       // Both sides hash with the same expression: the one the older server supports.
-      const checker = new TableChecker(ctx, w, Math.min(s.sourceVersion, s.targetVersion), group, table, moving, mode, streams);
+      const checker = new TableChecker(ctx, w, Math.min(s.sourceVersion, s.targetVersion), group, table, moving, mode, streams, watch);
       const check = await checker.run();
       checks.push(check);
       if (options.repairSql && checker.kt && check.verdict === 'different') repair.push(...(await checker.repair()));
@@ -238,6 +248,42 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
   }
 }
 
+/**
+ * A stream that stands still, with what pgshift can tell of the cause: DDL not carried, or the
+ * first way the target's catalog lacks what the source has (the apply error itself is only in the
+ * target's server log).
+ */
+async function stoppedStream(ctx: PhaseContext, s: Sessions, records: StreamRecord[], problem: string, stream: string): Promise<Error> {
+  const causes: string[] = [];
+  const ddl = await ddlReport(ctx.plan, s, records).catch(() => undefined);
+  const uncarried = ddl?.entries.find((e) => e.state !== 'applied' && e.state !== 'in flight');
+  if (uncarried) causes.push(`DDL #${uncarried.id} ${uncarried.state} (${uncarried.command} ${uncarried.object}: ${uncarried.detail})`);
+  const drift = (await diffSchemas(s.source, s.target).catch(() => [])).find((d) => (d.kind === 'table' || d.kind === 'column') && d.problem !== 'extra on target');
+  if (drift) causes.push(`${drift.kind} ${drift.object} is ${drift.problem}${drift.source ? ` (source: ${drift.source}${drift.target ? `; target: ${drift.target}` : ''})` : ''}`);
+  return failure(
+    'verify.stream-stopped',
+    `group ${stream} is not applying changes: ${problem}${causes.length ? `; likely cause: ${causes.join('; ')}` : ''}`,
+    'pgshift cdc status shows the streams and the target server log has the apply error; fix it (a schema change: apply it on the target), then verify again',
+  );
+}
+
+/** Tables that joined a stream on the source: into the subscription, and their copy waited for. */
+async function settleJoins(ctx: PhaseContext, s: Sessions, records: StreamRecord[], watch: ApplyWatch): Promise<void> {
+  const deadline = Date.now() + Math.max(60, ctx.plan.cdc.maxLagSeconds) * 1000;
+  for (;;) {
+    const refreshed = await joinNewTables(ctx.plan, s, records);
+    for (const r of refreshed) ctx.log.info(`verify: table ${r} joined its subscription on the target; waiting for its rows`);
+    const joins = (await ddlReport(ctx.plan, s, records)).joins;
+    if (joins.length === 0) return;
+    if (Date.now() > deadline) {
+      ctx.log.warn(`verify: ${joins.map(joinText).join('; ')}`);
+      return;
+    }
+    await watch.assertApplying();
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 async function checkSequences(source: pg.Client, target: pg.Client): Promise<SequenceCheck[]> {
   const out: SequenceCheck[] = [];
   for (const q of await listSequences(source)) {
@@ -274,6 +320,8 @@ class TableChecker {
     private readonly moving: boolean,
     private readonly mode: VerifyMode,
     private readonly streams: string[],
+    /** The native apply workers, checked while a read waits for them. */
+    private readonly watch: ApplyWatch | undefined,
   ) {
     this.kt = keyedTable(table);
     this.name = displayName(table);
@@ -285,10 +333,15 @@ class TableChecker {
    */
   private async bridge(): Promise<void> {
     if (!this.moving) return;
+    const timeoutMs = Math.max(60, this.ctx.plan.cdc.maxLagSeconds) * 1000;
     for (const stream of this.streams) {
       const hb = heartbeatTable(stream);
       const beat = await writeBeat(this.w.source, hb, stream);
-      await waitForMarker(this.w.target, hb, stream, beat, 60_000);
+      if (this.watch) {
+        await this.watch.waitApplied(this.w.target, hb, stream, beat, timeoutMs);
+      } else if ((await waitForMarker(this.w.target, hb, stream, beat, timeoutMs)) === null) {
+        throw failure('verify.lag', `group ${stream}: a heartbeat written ${timeoutMs / 1000} s ago is not applied on the target`, 'pgshift cdc status shows why the stream does not apply; verify again once it caught up');
+      }
     }
   }
 

@@ -1,6 +1,7 @@
 import { formatBytes } from '../config/size.js';
 import type { AssessResult } from '../phases/assess.js';
 import type { AnyCdcStatus } from '../phases/cdc.js';
+import { joinText, type DdlEntry, type TableJoin } from '../pg/ddl.js';
 import type { DmsStatus } from '../phases/cdc-dms.js';
 import type { CutoverResult, RollbackResult } from '../phases/cutover.js';
 import type { FullLoadResult } from '../phases/full-load.js';
@@ -99,7 +100,30 @@ export function cdcMarkdown(r: AnyCdcStatus): string {
       ]),
     ),
     ...r.groups.flatMap((g) => g.problems.map((p) => `- **${g.group}**: ${p}`)),
+    ...ddlSection(r.groups.flatMap((g) => g.ddl), r.ddl),
   ].join('\n') + '\n';
+}
+
+const DDL_APPLIED_SHOWN = 5;
+
+/** DDL since the streams started: everything not applied, and the last few applied. */
+export function ddlSection(entries: DdlEntry[], ddl?: { mode: string; joins: TableJoin[]; refreshed: string[] }): string[] {
+  const unique = [...new Map(entries.map((e) => [e.id, e])).values()].sort((a, b) => a.id - b.id);
+  const applied = unique.filter((e) => e.state === 'applied');
+  const shown = [...unique.filter((e) => e.state !== 'applied'), ...applied.slice(-DDL_APPLIED_SHOWN)].sort((a, b) => a.id - b.id);
+  const out: string[] = [];
+  if (shown.length) {
+    out.push(
+      '',
+      `#### DDL on the source (cdc.ddl: ${ddl?.mode ?? 'detect'}): ${applied.length} applied, ${unique.length - applied.length} other`,
+      table(
+        ['#', 'at', 'group', 'command', 'object', 'state', 'detail'],
+        shown.map((e) => [e.id, e.at, e.stream ?? 'all', e.command, e.object, e.state === 'applied' ? e.state : `**${e.state}**`, (e.detail ?? '').slice(0, 160)]),
+      ),
+    );
+  }
+  for (const j of ddl?.joins ?? []) out.push(`- ${joinText(j)}`);
+  return out;
 }
 
 const num = (v: number | null, digits = 0) => (v === null ? '–' : v.toFixed(digits));
@@ -139,8 +163,10 @@ function dmsMarkdown(r: DmsStatus): string {
     ...i.problems.map((p) => `- **${i.identifier}**: ${p}`),
     ...r.slots.filter((x) => x.problem).map((x) => `- **${x.slot}**: ${x.problem}`),
     ...r.applyExceptions.filter((e) => e.truncation).map((e) => `- **${e.table}**: a LOB was truncated at ${e.at} — backfill the row from the source and raise the table's LOB limit`),
+    ...r.ddlProblems.map((p) => `- **DDL**: ${p}`),
   ];
   if (problems.length) out.push('', ...problems);
+  out.push(...ddlSection(r.ddl));
   return out.join('\n') + '\n';
 }
 

@@ -101,7 +101,7 @@ describe('actions pipeline 15 → 15', () => {
 
     const teardown = await action('teardown');
     expect(teardown.code).toBe(0);
-    expect(JSON.parse(teardown.outputs.dropped)).toHaveLength(8);
+    expect(JSON.parse(teardown.outputs.dropped)).toHaveLength(11); // with the DDL capture's three event triggers
     const again = await action('teardown');
     expect(JSON.parse(again.outputs.dropped)).toEqual([]);
     expect((await sql(pair.sourceUrl, 'SELECT count(*)::int AS n FROM pg_replication_slots'))[0].n).toBe(0);

@@ -119,8 +119,9 @@ describe('assess finds every situation on a real source', () => {
   });
 
   it('tables: keys and replica identities, kinds, generated and identity columns, statistics, groups', () => {
-    expect(find('table.no-key', 'public.no_key')).toMatchObject({ severity: 'blocker', fix: expect.stringMatching(/REPLICA IDENTITY FULL/) });
-    expect(find('table.no-key', 'public.no_key_unique')).toMatchObject({ severity: 'blocker', fix: expect.stringMatching(/REPLICA IDENTITY USING INDEX no_key_unique_a/) });
+    // DMS publishes nothing on the source: a key-less table is safe there, its updates just not carried.
+    expect(find('table.no-key', 'public.no_key')).toMatchObject({ severity: 'warning', message: expect.stringMatching(/DMS carries its inserts but not its UPDATE and DELETE/) });
+    expect(find('table.no-key', 'public.no_key_unique')?.severity).toBe('warning');
     expect(find('table.replica-identity-nothing', 'public.ri_nothing')?.severity).toBe('blocker');
     expect(find('table.replica-identity-full', 'public.ri_full')?.severity).toBe('blocker'); // DMS + pglogical
     expect(find('table.replica-identity-index', 'public.ri_index')?.severity).toBe('info');

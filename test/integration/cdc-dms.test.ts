@@ -268,6 +268,20 @@ describe('CDC with AWS DMS (pglogical source, DMS mocked)', () => {
     expect(r.tasks.every((t) => t.status === 'running')).toBe(true);
   });
 
+  it('DDL on the source is recorded the moment it happens (cdc.ddl detect): status shows the statement, the gate refuses until it is applied and acknowledged', async () => {
+    // DMS's own objects on the source are not the application's DDL.
+    await sql(sourceUrl, 'CREATE TABLE public.awsdms_probe (id int); DROP TABLE public.awsdms_probe');
+    await sql(sourceUrl, 'ALTER TABLE shop.items ADD COLUMN note text');
+    const r = await dmsStatus(ctx, fake.clients, new Date(), 0);
+    expect(r.healthy).toBe(false);
+    expect(r.ddlProblems).toEqual([expect.stringMatching(/^DDL #\d+ on the source at .* was not carried to the target — the DMS tasks do not apply DDL: ALTER TABLE shop\.items: ALTER TABLE shop\.items ADD COLUMN note text — apply it on the target by hand/)]);
+    expect(cdcMarkdown(r)).toMatch(/- \*\*DDL\*\*: DDL #\d+ on the source/);
+    await expect(runCutover(ctx, { dryRun: true })).rejects.toMatchObject({ exitCode: 3, message: expect.stringContaining('ALTER TABLE shop.items ADD COLUMN note text') });
+    await sql(targetUrl, 'ALTER TABLE shop.items ADD COLUMN note text');
+    await sql(sourceUrl, 'UPDATE pgshift.ddl_log SET acknowledged_at = now()');
+    expect((await dmsStatus(ctx, fake.clients, new Date(), 0)).ddlProblems).toEqual([]);
+  });
+
   it('pause stops the tasks (DMS has no pause) and reports them paused, not failing', async () => {
     const r = await stopDmsCdc(ctx, 'paused', fake.clients);
     expect(fake.dms.commandCalls(StopReplicationTaskCommand)).toHaveLength(3);

@@ -106,7 +106,7 @@ describe('faults during CDC', () => {
       // 1. Killed during CREATE SUBSCRIPTION: the subscription appears afterwards, unknown to the journal.
       await lock.query('BEGIN');
       await lock.query('LOCK TABLE pg_catalog.pg_subscription IN SHARE MODE');
-      await killWhileWaiting(args, /^CREATE SUBSCRIPTION/, lock, 'finishes');
+      await killWhileWaiting(args, /pgshift_exec_with_secret/, lock, 'finishes'); // CREATE SUBSCRIPTION, its conninfo a bound parameter
       const [created] = await sql(pair.targetUrl, 'SELECT subenabled FROM pg_subscription');
       expect(created.subenabled).toBe(false);
       // 2. Killed after enabling it, before the journal records that the group streams.

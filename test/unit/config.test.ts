@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadPlanFile, parsePlan } from '../../src/config/load.js';
 import { planJsonSchemaText } from '../../src/config/json-schema.js';
+import { ddlMode } from '../../src/config/schema.js';
 import { readFileSync } from 'node:fs';
 import { isPgshiftError, type PgshiftError } from '../../src/core/errors.js';
 import { requireCutoverSettings } from '../../src/config/phase-settings.js';
@@ -45,6 +46,19 @@ describe('plan file', () => {
     expect(plan.fullLoad).toMatchObject({ jobs: 4, splitTablesLargerThan: 10 * 1024 ** 3, maxPartsPerTable: 16, ownership: 'keep' });
     expect(plan.cdc).toMatchObject({ engine: 'native', maxLagBytes: 64 * 1024 ** 2 });
     expect(plan.cutover).toMatchObject({ fence: 'database', maxLagBytes: 1024 ** 2, timeoutSeconds: 60 });
+  });
+
+  it('follows DDL by default on the native engine, detects it on DMS, and maps the older cdc.ddlTrigger', () => {
+    const mode = (cdc: string) => ddlMode(parsePlan(`${minimal}cdc: ${cdc}\n`, 'migration.yml', env));
+    expect(mode('{}')).toBe('follow');
+    expect(mode('{ engine: dms }')).toBe('detect');
+    expect(mode('{ ddl: off }')).toBe('off');
+    expect(mode('{ ddlTrigger: true }')).toBe('detect');
+    expect(mode('{ ddlTrigger: false }')).toBe('off');
+    const dms = error(() => parsePlan(`${minimal}cdc: { engine: dms, ddl: follow }\n`, 'migration.yml', env));
+    expect(dms.message).toBe('migration.yml:8: cdc.ddl: follow replays DDL through native logical replication; the DMS tasks do not carry it');
+    expect(dms.hint).toMatch(/cdc\.ddl: detect/);
+    expect(error(() => parsePlan(`${minimal}cdc: { ddl: detect, ddlTrigger: true }\n`, 'migration.yml', env)).message).toMatch(/set either cdc\.ddl or the older cdc\.ddlTrigger, not both/);
   });
 
   it('names file, line and key of an unknown key, and what is allowed', () => {

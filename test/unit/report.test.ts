@@ -19,10 +19,22 @@ function status(tasks: number): DmsStatus {
     applyExceptions: [],
     slots: [{ slot: 'pgshift_m_g0', retainedBytes: 2048, active: true }, { slot: 'pgshift_m_g1', retainedBytes: null, active: false, problem: 'slot pgshift_m_g1 is missing on the source' }],
     latency: Array.from({ length: tasks }, (_, i) => ({ identifier: `pgshift-m-g${i}`, points: [1, 2, 3].map((m) => ({ at: at(m), seconds: m * (i + 1) })) })),
+    ddl: [],
+    ddlProblems: [],
   };
 }
 
 describe('DMS status rendering', () => {
+  it('DDL recorded on the source is a problem of its own, listed with its statement', () => {
+    const r = status(1);
+    r.ddl = [{ id: 4, at: '2026-11-25 10:04:00+00', stream: null, command: 'ALTER TABLE', object: 'public.t', statement: 'ALTER TABLE t ADD c int', state: 'not carried', detail: 'the DMS tasks do not apply DDL' }];
+    r.ddlProblems = ['DDL #4 on the source was not carried to the target'];
+    expect(statusProblems(r)).toContainEqual({ where: 'DDL', problem: 'DDL #4 on the source was not carried to the target' });
+    const md = cdcMarkdown(r);
+    expect(md).toContain('- **DDL**: DDL #4 on the source was not carried to the target');
+    expect(md).toMatch(/\| 4 \| 2026-11-25 10:04:00\+00 \| all \| ALTER TABLE \| public\.t \| \*\*not carried\*\* \| the DMS tasks do not apply DDL \|/);
+  });
+
   it('one latency chart per task up to four, then one chart of the worst task per minute', () => {
     expect(cdcMarkdown(status(2)).match(/```mermaid/g)).toHaveLength(2);
     const many = cdcMarkdown(status(6));

@@ -31946,10 +31946,14 @@ function globToRegExp(glob) {
   const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
   return new RegExp(`^${escaped}$`, "s");
 }
-function compile(pattern) {
+function patternRegExps(pattern) {
   const q = parseQualifiedName(pattern);
-  const s = globToRegExp(q.schema);
-  const n = globToRegExp(q.name);
+  return { schema: globToRegExp(q.schema).source, name: globToRegExp(q.name).source };
+}
+function compile(pattern) {
+  const r = patternRegExps(pattern);
+  const s = new RegExp(r.schema, "s");
+  const n = new RegExp(r.name, "s");
   return (t) => s.test(t.schema) && n.test(t.name);
 }
 function matchesPattern(t, pattern) {
@@ -32134,1363 +32138,6 @@ async function runPool(items, concurrency, task) {
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, (_, i) => worker(i)));
   if (failed !== void 0) throw failed;
 }
-
-// src/pg/connect.ts
-import { readFileSync } from "node:fs";
-
-// node_modules/pg/esm/index.mjs
-var import_lib = __toESM(require_lib2(), 1);
-var Client = import_lib.default.Client;
-var Pool = import_lib.default.Pool;
-var Connection = import_lib.default.Connection;
-var types = import_lib.default.types;
-var Query = import_lib.default.Query;
-var DatabaseError = import_lib.default.DatabaseError;
-var escapeIdentifier = import_lib.default.escapeIdentifier;
-var escapeLiteral = import_lib.default.escapeLiteral;
-var Result = import_lib.default.Result;
-var TypeOverrides = import_lib.default.TypeOverrides;
-var defaults = import_lib.default.defaults;
-var esm_default = import_lib.default;
-
-// src/config/url.ts
-var LIBPQ_KEYWORDS = {
-  host: 10,
-  hostaddr: 10,
-  port: 10,
-  dbname: 10,
-  user: 10,
-  password: 10,
-  passfile: 10,
-  connect_timeout: 10,
-  client_encoding: 10,
-  options: 10,
-  application_name: 10,
-  fallback_application_name: 10,
-  keepalives: 10,
-  keepalives_idle: 10,
-  keepalives_interval: 10,
-  keepalives_count: 10,
-  replication: 10,
-  sslmode: 10,
-  sslcompression: 10,
-  sslcert: 10,
-  sslkey: 10,
-  sslrootcert: 10,
-  sslcrl: 10,
-  requirepeer: 10,
-  krbsrvname: 10,
-  gsslib: 10,
-  service: 10,
-  target_session_attrs: 10,
-  tcp_user_timeout: 12,
-  gssencmode: 12,
-  sslpassword: 13,
-  channel_binding: 13,
-  ssl_min_protocol_version: 13,
-  ssl_max_protocol_version: 13,
-  sslcrldir: 14,
-  sslsni: 14,
-  require_auth: 16,
-  sslcertmode: 16,
-  load_balance_hosts: 16,
-  gssdelegation: 16,
-  sslnegotiation: 17
-};
-var STRUCTURAL = /* @__PURE__ */ new Set(["user", "password", "dbname", "port"]);
-var ENCODE_HINT = "percent-encode special characters in the user and password (/ as %2F, % as %25, @ as %40, : as %3A, # as %23, ? as %3F)";
-function parseServerUrl(url2) {
-  let u;
-  try {
-    u = new URL(url2);
-  } catch {
-    throw inputError("url.invalid", "not a valid URL", /^postgres(ql)?:\/\//.test(url2) ? `write postgresql://user:password@host:port/dbname and ${ENCODE_HINT}` : "write postgresql://user:password@host:port/dbname");
-  }
-  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
-    throw inputError("url.scheme", `unsupported scheme ${u.protocol.replace(":", "")}`, "write postgresql://user:password@host:port/dbname");
-  }
-  const decode3 = (part, what) => {
-    try {
-      return decodeURIComponent(part);
-    } catch {
-      throw inputError("url.encoding", `the ${what} holds a % that is not a percent-encoded character`, ENCODE_HINT);
-    }
-  };
-  const options = {};
-  for (const [k, v] of u.searchParams) {
-    if (!(k in LIBPQ_KEYWORDS)) {
-      throw inputError("url.parameter", `unknown connection parameter ${k}`, `remove ?${k}= from the URL (libpq knows: ${Object.keys(LIBPQ_KEYWORDS).filter((x) => !STRUCTURAL.has(x)).join(", ")})`);
-    }
-    if (STRUCTURAL.has(k)) throw inputError("url.parameter", `connection parameter ${k} given as ?${k}=`, `write it in the URL itself: postgresql://user:password@host:port/dbname`);
-    options[k] = v;
-  }
-  const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
-  const host = hostParam ?? decode3(u.hostname, "host");
-  const database = decode3(u.pathname.replace(/^\//, ""), "database name");
-  if (!host) throw inputError("url.host", "no host", "write postgresql://user:password@host:port/dbname");
-  if (!database) throw inputError("url.database", "no database name", "write postgresql://user:password@host:port/dbname");
-  return {
-    host,
-    port: u.port ? Number(u.port) : 5432,
-    user: decode3(u.username, "user") || "postgres",
-    password: u.password ? decode3(u.password, "password") : void 0,
-    database,
-    sslmode,
-    sslrootcert,
-    options: rest
-  };
-}
-function parseConninfo(text) {
-  const out = {};
-  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s']+)/y;
-  let at = 0;
-  while (at < text.length) {
-    if (/^\s*$/.test(text.slice(at))) break;
-    re.lastIndex = at;
-    const m = re.exec(text);
-    if (!m) throw inputError("conninfo.syntax", `cannot read the conninfo after "${text.slice(0, at).replace(/password\s*=\s*\S+/gi, "password=***")}"`, "write keyword=value pairs separated by spaces; quote values with spaces as 'value'");
-    const [, key, raw, quoted] = m;
-    if (!(key in LIBPQ_KEYWORDS)) throw inputError("conninfo.parameter", `unknown connection parameter ${key}`, `remove ${key}= from the conninfo`);
-    out[key] = quoted !== void 0 ? quoted.replace(/\\(.)/g, "$1") : raw;
-    at = re.lastIndex;
-  }
-  return out;
-}
-
-// src/core/secrets.ts
-var registered = /* @__PURE__ */ new Set();
-var listeners = [];
-function registerSecret(secret) {
-  if (!secret || secret.length < 3 || registered.has(secret)) return;
-  registered.add(secret);
-  try {
-    const decoded = decodeURIComponent(secret);
-    if (decoded !== secret) registered.add(decoded);
-  } catch {
-  }
-  const encoded = encodeURIComponent(secret);
-  if (encoded !== secret) registered.add(encoded);
-  for (const listener of listeners) listener(secret);
-}
-function onSecretRegistered(listener) {
-  listeners.push(listener);
-  for (const s of registered) listener(s);
-}
-var URL_CREDENTIALS = /\b(postgres(?:ql)?:\/\/[^:/@\s]*):([^@\s]*)@/gi;
-var CONNINFO_PASSWORD = /\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)/gi;
-function redact(text) {
-  let out = text;
-  for (const secret of [...registered].sort((a, b) => b.length - a.length)) {
-    out = out.split(secret).join("***");
-  }
-  return out.replace(URL_CREDENTIALS, "$1:***@").replace(CONNINFO_PASSWORD, "$1***");
-}
-function redactDeep(value) {
-  if (typeof value === "string") return redact(value);
-  if (Array.isArray(value)) return value.map((v) => redactDeep(v));
-  if (value && typeof value === "object" && !(value instanceof Date)) {
-    const out = {};
-    for (const [k, v] of Object.entries(value)) out[k] = redactDeep(v);
-    return out;
-  }
-  return value;
-}
-
-// src/pg/connect.ts
-function endpointFor(role, server2) {
-  const address = parseServerUrl(server2.url);
-  const mode = server2.tls?.mode ?? address.sslmode ?? "disable";
-  const caPath = server2.tls?.ca ?? address.sslrootcert;
-  const ssl = sslOptions(role, mode, caPath, address.host);
-  if (server2.tls) {
-    address.sslmode = server2.tls.mode;
-    if (server2.tls.ca) address.sslrootcert = server2.tls.ca;
-  }
-  return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
-}
-function sslOptions(role, mode, caPath, host) {
-  switch (mode) {
-    case "disable":
-    case "allow":
-    case "prefer":
-      return false;
-    case "require":
-      return { rejectUnauthorized: false };
-    case "verify-ca":
-    case "verify-full": {
-      let ca;
-      if (caPath) {
-        try {
-          ca = readFileSync(caPath, "utf8");
-        } catch {
-          throw inputError("tls.ca", `${role}: cannot read the CA bundle ${caPath}`, "set tls.ca to a readable PEM file (for RDS, the region bundle)");
-        }
-      }
-      return mode === "verify-full" ? { rejectUnauthorized: true, ca, servername: host } : { rejectUnauthorized: true, ca, checkServerIdentity: () => void 0 };
-    }
-    default:
-      throw inputError("tls.mode", `${role}: unsupported sslmode ${mode}`, "use disable, require, verify-ca or verify-full");
-  }
-}
-function clientConfig(ep, opts = {}) {
-  const a = ep.address;
-  const config2 = {
-    host: a.host,
-    port: a.port,
-    user: a.user,
-    password: a.password,
-    database: a.database,
-    ssl: ep.ssl,
-    application_name: opts.applicationName ?? "pgshift",
-    connectionTimeoutMillis: 15e3,
-    keepAlive: true,
-    statement_timeout: opts.statementTimeoutMs ?? 0,
-    // A pgshift session idling inside a transaction is holding a snapshot on purpose.
-    idle_in_transaction_session_timeout: 0,
-    lock_timeout: 0,
-    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
-    // rollback); the fence is for the application.
-    options: "-c default_transaction_read_only=off"
-  };
-  if (opts.replication) config2.replication = "database";
-  return config2;
-}
-async function connect(ep, opts = {}) {
-  const client = new esm_default.Client(clientConfig(ep, opts));
-  client.on("error", () => {
-  });
-  try {
-    await client.connect();
-  } catch (err) {
-    await client.end().catch(() => {
-    });
-    throw connectionError(ep, err);
-  }
-  tagQueryErrors(client, ep);
-  return client;
-}
-function tagQueryErrors(client, ep) {
-  const server2 = { role: ep.role, label: ep.label };
-  const query = client.query.bind(client);
-  client.query = (...args) => {
-    const r = query(...args);
-    if (r && typeof r.then === "function") {
-      return r.catch((err) => {
-        throw tagServer(err, server2);
-      });
-    }
-    return r;
-  };
-}
-function connectionError(ep, err) {
-  const e = err;
-  const who = `${ep.role} ${ep.label}`;
-  switch (e.code) {
-    case "ECONNREFUSED":
-    case "ENOTFOUND":
-    case "EHOSTUNREACH":
-    case "ETIMEDOUT":
-    case "EAI_AGAIN":
-      return inputError("connect.unreachable", `${who} is unreachable (${e.code})`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
-    case "28P01":
-      return inputError("connect.auth", `${who}: password authentication failed for user ${JSON.stringify(ep.address.user)}`, `check the password in the ${ep.role} URL's environment variable`, err);
-    case "28000":
-      return inputError("connect.auth", `${who}: ${redact(e.message ?? "authorization failed")}`, "allow this user and host in pg_hba.conf (for replication connections too)", err);
-    case "3D000":
-      return inputError("connect.database", `${who}: database ${JSON.stringify(ep.address.database)} does not exist`, `create it or fix the database name in the ${ep.role} URL`, err);
-    default:
-      if (/timeout/i.test(e.message ?? "")) {
-        return inputError("connect.unreachable", `${who} did not answer within 15 s`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
-      }
-      if (/SSL|certificate|self.signed/i.test(e.message ?? "")) {
-        return inputError("connect.tls", `${who}: TLS failed: ${redact(e.message ?? "")}`, "check tls.mode and tls.ca (RDS: verify-full with the RDS CA bundle)", err);
-      }
-      return inputError("connect.failed", `${who}: cannot connect: ${redact(e.message ?? String(err))}`, `check the ${ep.role} URL`, err);
-  }
-}
-async function serverVersionNum(c) {
-  const r = await c.query("SELECT current_setting('server_version_num') AS v");
-  return Number(r.rows[0].v);
-}
-function majorOf(versionNum) {
-  return versionNum >= 1e5 ? Math.floor(versionNum / 1e4) : Math.floor(versionNum / 100) / 10;
-}
-
-// src/pg/catalog.ts
-var CONTROL_SCHEMA = "pgshift";
-var USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
-var NOT_EXTENSION_MEMBER = `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`;
-var BINARY_EXTENSION_TYPES = ["citext", "hstore"].map((t) => `'${t}'`).join(", ");
-
-// src/pg/inventory.ts
-var SETTINGS = [
-  "wal_level",
-  "max_replication_slots",
-  "max_wal_senders",
-  "wal_sender_timeout",
-  "max_slot_wal_keep_size",
-  "logical_decoding_work_mem",
-  "shared_preload_libraries",
-  "rds.logical_replication",
-  "max_logical_replication_workers",
-  "max_worker_processes",
-  "server_version",
-  "block_size"
-];
-async function readServerFacts(c, longTransactionSeconds) {
-  const settings = {};
-  for (const name of SETTINGS) settings[name] = null;
-  const s = await c.query("SELECT name, current_setting(name, true) AS v FROM pg_settings WHERE name = ANY($1::text[])", [SETTINGS]);
-  for (const row of s.rows) settings[row.name] = row.v;
-  const versionNum = Number((await c.query("SELECT current_setting('server_version_num') AS v")).rows[0].v);
-  const role = (await c.query(
-    `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
-              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
-              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
-              has_database_privilege(current_database(), 'CREATE') AS create_on_database
-         FROM pg_roles r WHERE r.rolname = current_user`
-  )).rows[0];
-  const isRds = settings["rds.logical_replication"] !== null || (await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'`)).rowCount > 0;
-  const counts = (await c.query(
-    `SELECT (SELECT count(*) FROM pg_replication_slots)::text AS slots,
-              (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')::text AS senders,
-              (SELECT count(*) FROM pg_largeobject_metadata)::text AS lo`
-  )).rows[0];
-  const longTx = await c.query(
-    `SELECT pid, extract(epoch FROM now() - xact_start)::int AS seconds, coalesce(application_name, '') AS application,
-            coalesce(usename, '') AS "user", coalesce(state, '') AS state
-       FROM pg_stat_activity
-      WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-        AND now() - xact_start > make_interval(secs => $1)
-      ORDER BY xact_start`,
-    [longTransactionSeconds]
-  );
-  const prepared = await c.query(`SELECT gid, extract(epoch FROM now() - prepared)::int AS seconds FROM pg_prepared_xacts WHERE database = current_database()`);
-  const ext = await c.query(`SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1`);
-  const availableExtensions = await c.query(
-    `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
-         FROM pg_available_extensions a`
-  ).then(
-    (avail) => new Map(avail.rows.map((r) => [r.name, { defaultVersion: r.default_version, versions: r.versions }])),
-    (err) => ({ error: err.message })
-  );
-  const triggers = await c.query(`SELECT evtname AS name, evtevent AS event, evtenabled AS enabled FROM pg_event_trigger ORDER BY 1`);
-  const db = (await c.query("SELECT current_database() AS d")).rows[0].d;
-  return {
-    versionNum,
-    version: settings.server_version ?? "",
-    settings,
-    isRds,
-    role: {
-      name: role.name,
-      superuser: role.superuser,
-      replication: role.replication,
-      rdsSuperuser: role.rds_superuser,
-      createSubscription: role.create_subscription,
-      createOnDatabase: role.create_on_database
-    },
-    slotsUsed: Number(counts.slots),
-    walSendersUsed: Number(counts.senders),
-    longTransactions: longTx.rows,
-    preparedTransactions: prepared.rows,
-    extensions: ext.rows,
-    availableExtensions,
-    eventTriggers: triggers.rows,
-    largeObjects: Number(counts.lo),
-    database: db
-  };
-}
-var LOB_TYPE_TEST = `(t.typname IN ('text', 'bytea', 'json', 'jsonb', 'xml') OR (t.typname = 'varchar' AND a.atttypmod = -1) OR t.typcategory = 'A')`;
-async function readRelations(c, versionNum) {
-  const generated = versionNum >= 12e4 ? "a.attgenerated <> ''" : "false";
-  const noStats = versionNum >= 14e4 ? "c.reltuples < 0" : `(c.reltuples = 0 AND coalesce((SELECT st.last_analyze IS NULL AND st.last_autoanalyze IS NULL FROM pg_stat_all_tables st WHERE st.relid = c.oid), true))`;
-  const r = await c.query(`
-    SELECT n.nspname AS schema, c.relname AS name, c.oid::int AS oid, c.relkind AS kind, c.relpersistence AS persistence,
-           c.relispartition AS is_partition, c.relreplident AS replident,
-           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
-           coalesce((SELECT array_agg(ic.relname::text ORDER BY ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                      WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
-                        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)), '{}') AS unique_not_null,
-           (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary)::int AS other_unique,
-           (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident AND i.indisvalid) AS ri_index,
-           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${generated}), '{}') AS generated,
-           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> ''), '{}') AS identity,
-           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND t.typcategory = 'A'), '{}') AS arrays,
-           coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
-                       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${LOB_TYPE_TEST} AND NOT (${generated})), '[]') AS lobs,
-           ((c.relpages + coalesce((SELECT tc.relpages FROM pg_class tc WHERE tc.oid = c.reltoastrelid), 0))::bigint * current_setting('block_size')::bigint)::text AS estimated_bytes,
-           CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_total_relation_size(c.oid) ELSE 0 END::text AS bytes,
-           greatest(c.reltuples, 0)::text AS row_estimate,
-           NOT (${noStats}) AS has_stats,
-           pg_get_userbyid(c.relowner) AS owner,
-           pg_has_role(c.relowner, 'USAGE') AS owned_by_me,
-           has_table_privilege(c.oid, 'SELECT') AS can_select
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
-     ORDER BY n.nspname, c.relname`);
-  return r.rows.map((x) => ({
-    schema: x.schema,
-    name: x.name,
-    oid: x.oid,
-    kind: x.kind,
-    persistence: x.persistence,
-    isPartition: x.is_partition,
-    replicaIdentity: x.replident,
-    hasPrimaryKey: x.has_pk,
-    uniqueNotNullIndexes: x.unique_not_null,
-    otherUniqueIndexes: x.other_unique,
-    replicaIdentityIndex: x.ri_index,
-    generatedColumns: x.generated,
-    identityColumns: x.identity,
-    arrayColumns: x.arrays,
-    lobColumns: x.lobs,
-    estimatedBytes: Number(x.estimated_bytes),
-    bytes: Number(x.bytes),
-    rowEstimate: Number(x.row_estimate),
-    hasStatistics: x.has_stats,
-    owner: x.owner,
-    ownedByMe: x.owned_by_me,
-    canSelect: x.can_select
-  }));
-}
-async function readSequences(c) {
-  const r = await c.query(`
-    SELECT s.schemaname AS schema, s.sequencename AS name, s.data_type::text AS data_type, s.max_value::text AS max_value, s.last_value::text AS last_value,
-           (SELECT quote_ident(tn.nspname) || '.' || quote_ident(t.relname) || '.' || quote_ident(a.attname)
-              FROM pg_class sc JOIN pg_namespace sn ON sn.oid = sc.relnamespace
-              JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sc.oid AND d.deptype IN ('a', 'i')
-              JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
-              JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
-             WHERE sn.nspname = s.schemaname AND sc.relname = s.sequencename LIMIT 1) AS owned_by
-      FROM pg_sequences s
-     WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}')
-     ORDER BY 1, 2`);
-  return r.rows.map((x) => ({
-    schema: x.schema,
-    name: x.name,
-    dataType: x.data_type,
-    maxValue: BigInt(x.max_value),
-    lastValue: x.last_value === null ? null : BigInt(x.last_value),
-    ownedBy: x.owned_by
-  }));
-}
-async function scanLobs(c, t, sampleRows, exactBelowBytes) {
-  const started = Date.now();
-  const measures = t.lobColumns.map(
-    (col) => `coalesce(max(${col.type === "bytea" ? `octet_length(${quoteIdent(col.name)})` : `octet_length(${quoteIdent(col.name)}::text)`}), 0)::bigint AS ${quoteIdent(col.name)}`
-  );
-  const exact = Math.max(t.estimatedBytes, t.bytes) < exactBelowBytes || !t.hasStatistics || t.rowEstimate <= sampleRows;
-  const percent = exact ? 100 : Math.min(100, Math.max(1e-4, sampleRows / Math.max(t.rowEstimate, 1) * 100));
-  const from = exact ? qualify(t) : `${qualify(t)} TABLESAMPLE SYSTEM (${percent.toFixed(6)})`;
-  const r = await c.query(`SELECT count(*)::bigint AS __rows, ${measures.join(", ")} FROM ${from}`);
-  const row = r.rows[0];
-  return {
-    columns: t.lobColumns.map((col) => ({ column: col.name, maxBytes: Number(row[col.name]) })),
-    exact,
-    rowsScanned: Number(row.__rows),
-    samplePercent: percent,
-    ms: Date.now() - started
-  };
-}
-async function sampleWalRate(c, seconds) {
-  const a = (await c.query("SELECT pg_current_wal_lsn()::text AS l")).rows[0].l;
-  const t0 = Date.now();
-  await new Promise((r2) => setTimeout(r2, seconds * 1e3));
-  const r = await c.query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text AS d", [a]);
-  return Number(r.rows[0].d) / ((Date.now() - t0) / 1e3);
-}
-
-// src/pg/tools.ts
-import { execFile as execFileCb } from "node:child_process";
-import { existsSync } from "node:fs";
-import path from "node:path";
-import { promisify } from "node:util";
-var execFile = promisify(execFileCb);
-function toolPath(name, binDir) {
-  const dir = binDir ?? process.env.PGSHIFT_PG_BIN;
-  return dir ? path.join(dir, name) : name;
-}
-async function findTool(name, binDir) {
-  const bin = toolPath(name, binDir);
-  if (bin.includes("/") && !existsSync(bin)) {
-    throw inputError("tool.missing", `${name} not found at ${bin}`, "set fullLoad.pgBinDir (or PGSHIFT_PG_BIN) to a directory holding the PostgreSQL client tools");
-  }
-  let stdout;
-  try {
-    ({ stdout } = await execFile(bin, ["--version"]));
-  } catch {
-    throw inputError("tool.missing", `${name} cannot be run (${bin})`, "install the PostgreSQL client tools or set fullLoad.pgBinDir (or PGSHIFT_PG_BIN)");
-  }
-  const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(stdout);
-  if (!m) throw inputError("tool.version", `cannot read the version of ${bin}: ${stdout.trim()}`);
-  const major = Number(m[1]) >= 10 ? Number(m[1]) : Number(`${m[1]}.${m[2]}`);
-  return { path: bin, major, version: stdout.trim() };
-}
-
-// src/pg/identity.ts
-import { randomUUID } from "node:crypto";
-async function sameDatabase(source, target) {
-  const marker = `pgshift identity ${randomUUID()}`;
-  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
-  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
-  try {
-    const r = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
-    return (r.rowCount ?? 0) > 0;
-  } finally {
-    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
-  }
-}
-
-// src/phases/context.ts
-function phaseContext(plan, log) {
-  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
-}
-async function openSessions(ctx) {
-  const source = await connect(ctx.source);
-  let target;
-  try {
-    target = await connect(ctx.target);
-  } catch (err) {
-    await source.end().catch(() => {
-    });
-    throw err;
-  }
-  const close = async () => {
-    await Promise.all([source.end().catch(() => {
-    }), target.end().catch(() => {
-    })]);
-  };
-  const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
-  if (await sameDatabase(source, target).catch(async (err) => {
-    await close();
-    throw err;
-  })) {
-    await close();
-    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
-  }
-  return {
-    source,
-    target,
-    sourceVersion,
-    targetVersion,
-    close
-  };
-}
-
-// src/phases/assess.ts
-async function readPreconditions(ctx, s, options) {
-  const { plan } = ctx;
-  const opts = plan.assess;
-  const findings = [];
-  const add = (severity, code, object2, message, fix) => findings.push({ severity, code, object: object2, message, fix });
-  const [src, tgt] = await Promise.all([readServerFacts(s.source, opts.longTransactionSeconds), readServerFacts(s.target, opts.longTransactionSeconds)]);
-  const sourceMajor = majorOf(src.versionNum);
-  const targetMajor = majorOf(tgt.versionNum);
-  const native = plan.cdc.engine === "native";
-  const dmsPlugin = plan.cdc.dms.plugin;
-  if (targetMajor < sourceMajor) add("blocker", "target.version", ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, "migrate to the same or a newer major");
-  checkSourceSettings(src, ctx.source.label, options.streamsNeeded, native, dmsPlugin, add);
-  checkPrivileges(src, tgt, ctx, native, plan.groups.length, add);
-  for (const t of src.longTransactions) {
-    add("warning", "source.long-transaction", `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ""})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, "end it before the full load, or wait");
-  }
-  for (const p of src.preparedTransactions) {
-    add("blocker", "source.prepared-transaction", `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
-  }
-  const targetExtensions = tgt.availableExtensions;
-  if (!(targetExtensions instanceof Map)) {
-    const names = src.extensions.map((e) => e.name).join(", ");
-    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
-  } else {
-    for (const e of src.extensions) {
-      const avail = targetExtensions.get(e.name);
-      if (!avail) add("blocker", "extension.missing", `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
-      else if (!avail.versions.includes(e.version)) {
-        add("warning", "extension.version", `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
-      }
-    }
-  }
-  for (const t of src.eventTriggers) {
-    add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL is not replicated, and DMS fails with ENABLE ALWAYS triggers`, "freeze DDL for the migration window; disable it if it writes");
-  }
-  for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
-  if (src.largeObjects > 0) {
-    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target", "freeze large-object writes from the full load on, or move them to bytea columns");
-  }
-  try {
-    const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
-    if (dump.major < sourceMajor) add("blocker", "tool.pg_dump", dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
-  } catch (err) {
-    add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
-  }
-  const relations = await readRelations(s.source, src.versionNum);
-  const migratable = relations.filter((r) => (r.kind === "r" || r.kind === "p") && r.persistence === "p");
-  const assignment = assignGroups(migratable, plan.groups);
-  const groupOf = /* @__PURE__ */ new Map();
-  for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
-  for (const u of assignment.unmatched) {
-    const { message, fix } = describeUnmatched(u);
-    add("warning", "group.pattern", `group ${u.group}`, message, fix);
-  }
-  for (const [g, list] of assignment.groups) {
-    if (list.some((t) => t.kind === "r")) continue;
-    const { message, fix } = describeEmptyGroup(g, assignment.unmatched);
-    add("blocker", "group.empty", `group ${g}`, message, fix);
-  }
-  for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
-  return { src, tgt, relations, groupOf, assignment, findings, add };
-}
-async function runAssess(ctx) {
-  const started = Date.now();
-  const { plan } = ctx;
-  const opts = plan.assess;
-  const s = await openSessions(ctx);
-  try {
-    const { src, tgt, relations, groupOf, assignment, findings, add } = await readPreconditions(ctx, s, { streamsNeeded: plan.groups.length });
-    const sourceMajor = majorOf(src.versionNum);
-    const targetMajor = majorOf(tgt.versionNum);
-    const native = plan.cdc.engine === "native";
-    const targetUnique = /* @__PURE__ */ new Map();
-    const profiles = [];
-    for (const t of relations) {
-      const name = displayName(t);
-      if (t.kind !== "r" || t.persistence !== "p") continue;
-      targetUnique.set(name, t.otherUniqueIndexes);
-      profiles.push({
-        table: name,
-        group: groupOf.get(t) ?? null,
-        kind: t.isPartition ? "partition" : "table",
-        bytes: t.bytes,
-        estimatedBytes: t.estimatedBytes,
-        rowEstimate: t.rowEstimate,
-        key: t.hasPrimaryKey ? "primary key" : t.replicaIdentity === "i" ? "replica identity index" : t.replicaIdentity === "f" ? "replica identity full" : "none",
-        // Batch apply needs a key and no other unique constraint on the target (the target gets the source's).
-        batchApply: t.hasPrimaryKey && t.otherUniqueIndexes === 0,
-        lob: null
-      });
-    }
-    const lobTables = relations.filter((t) => t.kind === "r" && t.persistence === "p" && t.lobColumns.length > 0 && t.canSelect);
-    const lobStarted = Date.now();
-    let rowsScanned = 0;
-    let exactTables = 0;
-    const workers = [];
-    try {
-      await runPool(lobTables, 2, async (t, id) => {
-        workers[id] ??= await connect(ctx.source, { applicationName: "pgshift assess" });
-        const scan = await scanLobs(workers[id], t, opts.lobSampleRows, opts.lobExactBelow);
-        rowsScanned += scan.rowsScanned;
-        if (scan.exact) exactTables++;
-        const profile = profiles.find((p) => p.table === displayName(t));
-        const maxBytes = Math.max(0, ...scan.columns.map((c) => c.maxBytes));
-        profile.lob = { ...lobAdvice(maxBytes, plan.cdc.dms.lobMaxSizeKb), columns: scan.columns, exact: scan.exact, rowsScanned: scan.rowsScanned, samplePercent: scan.samplePercent };
-        if (!native && profile.lob.truncatedAtTaskLimit) {
-          const where = scan.exact ? "exact" : `largest in a ${scan.samplePercent.toFixed(2)}% sample`;
-          add(
-            profile.lob.mode === "unlimited" ? "warning" : "info",
-            "lob.truncation",
-            profile.table,
-            `largest LOB value ${formatBytes(maxBytes)} (${where}) would be truncated at the task limit of ${plan.cdc.dms.lobMaxSizeKb} KB`,
-            profile.lob.mode === "unlimited" ? "use lobMode: unlimited for this table (no truncation)" : `use lobMaxSizeKb: ${profile.lob.limitKb} for this table`
-          );
-        }
-      });
-    } finally {
-      await Promise.all(workers.map((w) => w.end().catch(() => {
-      })));
-    }
-    const lobMs = Date.now() - lobStarted;
-    const sequences = await readSequences(s.source);
-    for (const q of sequences) {
-      const name = displayName(q);
-      if (!q.ownedBy) add("info", "sequence.unowned", name, "owned by no column: pgshift still carries its value at cut-over", void 0);
-      if (q.lastValue !== null && q.maxValue > 0n && q.lastValue * 10n >= q.maxValue * 8n) {
-        const pct = Number(q.lastValue * 1000n / q.maxValue) / 10;
-        add("warning", "sequence.near-limit", name, `${q.dataType} sequence at ${pct}% of its maximum ${q.maxValue}`, `ALTER SEQUENCE ${name} AS bigint (and widen the column) before it runs out`);
-      }
-    }
-    const totalBytes = profiles.reduce((n, p) => n + Math.max(p.bytes, p.estimatedBytes), 0);
-    const loadHours = totalBytes / plan.assess.copyRate / 3600;
-    const rate = await sampleWalRate(s.source, opts.walSampleSeconds);
-    const keepText = src.settings.max_slot_wal_keep_size;
-    const keep = keepText === null || keepText === void 0 || keepText === "-1" ? null : parseSize(keepText) ?? null;
-    const headroomHours = keep !== null && rate > 0 ? keep / rate / 3600 : null;
-    if (keepText === "-1") {
-      add("warning", "wal.unlimited", ctx.source.label, `max_slot_wal_keep_size is unlimited: a stalled slot keeps WAL until the disk fills (${formatBytes(rate * 3600)} per hour at the current rate; ~${formatBytes(rate * loadHours * 3600)} during a ${loadHours.toFixed(1)} h full load)`, "set max_slot_wal_keep_size to what the disk can hold, and watch pgshift cdc status");
-    } else if (headroomHours !== null && headroomHours < loadHours) {
-      add("blocker", "wal.headroom", ctx.source.label, `max_slot_wal_keep_size (${keepText}) lasts ${headroomHours.toFixed(1)} h at the current WAL rate; the full load takes about ${loadHours.toFixed(1)} h, so the slots would be invalidated`, "raise max_slot_wal_keep_size, or split the load into groups loaded one after another");
-    } else if (headroomHours !== null && headroomHours < loadHours * 2) {
-      add("warning", "wal.headroom", ctx.source.label, `max_slot_wal_keep_size (${keepText}) lasts ${headroomHours.toFixed(1)} h at the current WAL rate, under twice the ${loadHours.toFixed(1)} h full-load estimate`, "raise max_slot_wal_keep_size");
-    }
-    const sized = profiles.filter((p) => p.rowEstimate > 0 || p.bytes > 0).map((p) => ({ name: p.table, bytes: Math.max(p.bytes, p.estimatedBytes), batchApply: p.batchApply }));
-    const severityOrder = { blocker: 0, warning: 1, info: 2 };
-    findings.sort((a, b) => severityOrder[a.severity] - severityOrder[b.severity]);
-    return {
-      source: { label: ctx.source.label, version: src.version, major: sourceMajor },
-      target: { label: ctx.target.label, version: tgt.version, major: targetMajor },
-      groups: [...assignment.groups].map(([name, list]) => ({
-        name,
-        tables: list.filter((t) => t.kind === "r").length,
-        bytes: list.reduce((n, t) => n + t.bytes, 0),
-        rowEstimate: list.reduce((n, t) => n + t.rowEstimate, 0)
-      })),
-      proposal: { rule: opts.grouping, seed: seedGroups(sized, opts.largestOwnGroup), balanced: balancedGroups(sized, opts.balancedGroups) },
-      tables: profiles,
-      sequences: sequences.length,
-      lobScan: { tables: lobTables.length, rowsScanned, exactTables, sampledTables: lobTables.length - exactTables, ms: lobMs },
-      wal: { bytesPerSecond: Math.round(rate), maxSlotWalKeepSize: keep, headroomHours, loadHours },
-      findings,
-      blockers: findings.filter((f) => f.severity === "blocker").length,
-      seconds: (Date.now() - started) / 1e3
-    };
-  } finally {
-    await s.close();
-  }
-}
-function checkSourceSettings(src, label, groups, native, plugin, add) {
-  const st = src.settings;
-  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
-    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
-  } else if (st.wal_level !== "logical") {
-    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
-  }
-  const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
-  if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
-  const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
-  if (freeSenders < groups) add("blocker", "source.wal_senders", label, `${groups} WAL sender(s) needed, ${freeSenders} free of max_wal_senders ${st.max_wal_senders}`, "raise max_wal_senders (restart)");
-  const timeout = parseDurationMs(st.wal_sender_timeout);
-  if (timeout !== null && timeout > 0 && timeout < 1e4) {
-    add("warning", "source.wal_sender_timeout", label, `wal_sender_timeout is ${st.wal_sender_timeout}: busy apply can be cut off`, "set wal_sender_timeout to at least 10s");
-  }
-  const workMem = st.logical_decoding_work_mem ? parseSize(st.logical_decoding_work_mem.replace(/B$/, "B")) : void 0;
-  if (workMem !== void 0 && workMem < 64 * 1024 * 1024) {
-    add("info", "source.logical_decoding_work_mem", label, `logical_decoding_work_mem is ${st.logical_decoding_work_mem}: larger transactions spill to disk while decoding`, "raise it (for example 256MB) if large transactions are common");
-  }
-  if (!native && plugin === "pglogical" && st.shared_preload_libraries !== null && !st.shared_preload_libraries.split(",").map((x) => x.trim()).includes("pglogical")) {
-    add("blocker", "source.pglogical", label, "the DMS plugin is pglogical but shared_preload_libraries does not load it", "add pglogical to shared_preload_libraries and restart (or use plugin: test_decoding)");
-  }
-}
-function checkPrivileges(src, tgt, ctx, native, groups, add) {
-  for (const f of privilegeFindings(src.role, tgt.role, majorOf(tgt.versionNum), native ? "native" : "dms")) add("blocker", f.code, f.object, f.message, f.fix);
-  if (native) {
-    const workers = Number(tgt.settings.max_logical_replication_workers);
-    if (workers < groups) add("blocker", "target.workers", ctx.target.label, `${groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, "raise max_logical_replication_workers (and max_worker_processes) and restart the target");
-  }
-}
-function checkRelation(t, name, group2, plan, add) {
-  const engine = plan.cdc.engine;
-  const plugin = plan.cdc.dms.plugin;
-  if (t.kind === "f") return add("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target");
-  if (t.kind === "m") return add("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
-  if (t.persistence === "u") return add("warning", "table.unlogged", name, "unlogged table: not replicated and not copied", `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
-  if (t.kind === "p") return add("info", "table.partitioned", name, "partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)");
-  if (!t.canSelect) add("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`);
-  if (group2 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
-  if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
-  const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
-  const problem = identityProblem(identity);
-  const publishing = group2 === null ? void 0 : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
-  if (problem && publishing?.setFull.length) {
-    add("info", "table.replica-identity-consent", name, `${IDENTITY_PROBLEM_TEXT[problem]}: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)`);
-  } else if (problem === "nothing") {
-    add("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`);
-  } else if (problem) {
-    const idx = t.uniqueNotNullIndexes[0];
-    add(
-      "blocker",
-      "table.no-key",
-      name,
-      `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published, and DMS ignores them`,
-      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
-    );
-  } else if (t.replicaIdentity === "f") {
-    if (engine === "dms" && plugin === "pglogical") add("blocker", "table.replica-identity-full", name, "REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical", "add a primary key, or use plugin: test_decoding for this group");
-    else add("warning", "table.replica-identity-full", name, "REPLICA IDENTITY FULL: every UPDATE and DELETE is applied by a scan unless the target has a usable index", "add a primary key if you can");
-  } else if (t.replicaIdentity === "i") {
-    add("info", "table.replica-identity-index", name, `replica identity is the unique index ${t.replicaIdentityIndex}`);
-  }
-  if (engine === "dms" && !t.hasPrimaryKey && t.arrayColumns.length) add("blocker", "table.array-no-key", name, `ARRAY column(s) ${t.arrayColumns.join(", ")} without a primary key: DMS suspends the table`, "add a primary key");
-  if (t.generatedColumns.length) add("info", "table.generated", name, `generated column(s) ${t.generatedColumns.join(", ")}: left out of the copy, computed by the target`);
-  if (t.identityColumns.length) add("info", "table.identity", name, `identity column(s) ${t.identityColumns.join(", ")}: values copied as they are, sequences carried at cut-over`);
-  if (!t.hasStatistics) add("info", "table.no-statistics", name, "never analyzed: size and row estimates are unknown to the planner and to pgshift", `ANALYZE ${name}`);
-}
-function parseDurationMs(v) {
-  if (!v) return null;
-  const m = /^(-?\d+)\s*(ms|s|min|h)?$/.exec(v.trim());
-  if (!m) return null;
-  const n = Number(m[1]);
-  return n * ({ ms: 1, s: 1e3, min: 6e4, h: 36e5 }[m[2] ?? "ms"] ?? 1);
-}
-function proposalFrom(r, engine) {
-  const tables = {};
-  for (const t of r.tables) {
-    const entry = {};
-    if (t.lob && engine === "dms") {
-      entry.lobMode = t.lob.mode;
-      entry.lobMaxSizeKb = t.lob.limitKb;
-    }
-    if (engine === "dms" && !t.batchApply) entry.batchApply = false;
-    if (Object.keys(entry).length) tables[t.table] = entry;
-  }
-  const groups = r.proposal[r.proposal.rule];
-  return { groups: groups.length ? groups : [{ name: "all", tables: ["*.*"], bytes: 0 }], tables };
-}
-
-// src/report/markdown.ts
-function table(head, rows) {
-  const line = (cells) => `| ${cells.map((c) => String(c).replace(/\|/g, "\\|")).join(" | ")} |`;
-  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
-}
-function assessMarkdown(r) {
-  const out = [
-    `### pgshift assess \u2014 ${r.blockers ? `${r.blockers} blocker(s)` : "no blockers"}`,
-    `Source ${r.source.label} (PostgreSQL ${r.source.version}) \u2192 target ${r.target.label} (PostgreSQL ${r.target.version}); ${r.tables.length} tables, ${r.sequences} sequence(s); read in ${r.seconds.toFixed(1)} s.`,
-    "",
-    table(["group", "tables", "size", "rows (estimate)"], r.groups.map((g) => [g.name, g.tables, formatBytes(g.bytes), Math.round(g.rowEstimate)])),
-    ""
-  ];
-  if (r.findings.length === 0) out.push("No findings: nothing blocks this migration.");
-  else out.push(table(["severity", "object", "finding", "fix"], r.findings.map((f) => [f.severity, f.object, f.message, f.fix ?? ""])));
-  const lob = r.tables.filter((t) => t.lob);
-  out.push(
-    "",
-    `#### LOB columns`,
-    `${r.lobScan.tables} table(s) with LOB columns: ${r.lobScan.exactTables} measured exactly, ${r.lobScan.sampledTables} from a TABLESAMPLE sample; ${r.lobScan.rowsScanned} rows read in ${(r.lobScan.ms / 1e3).toFixed(1)} s.`
-  );
-  if (lob.length) {
-    out.push("", table(["table", "largest value", "measured", "limit to use (KB)", "mode"], lob.map((t) => [t.table, formatBytes(t.lob.maxBytes), t.lob.exact ? "exact" : `${t.lob.samplePercent.toFixed(2)}% sample`, t.lob.limitKb, t.lob.mode])));
-  }
-  const noBatch = r.tables.filter((t) => !t.batchApply).map((t) => t.table);
-  out.push("", `#### Batch apply`, noBatch.length ? `Not eligible (no key, or another unique constraint): ${noBatch.join(", ")}.` : "Every table is eligible.");
-  const proposed = r.proposal[r.proposal.rule];
-  out.push(
-    "",
-    `#### Proposed groups (${r.proposal.rule} rule)`,
-    table(["group", "tables", "size"], proposed.map((g) => [g.name, g.tables.join(", "), formatBytes(g.bytes)])),
-    "",
-    `#### WAL headroom`,
-    `Source WAL rate ${formatBytes(r.wal.bytesPerSecond)}/s; full load estimated at ${r.wal.loadHours.toFixed(2)} h; ` + (r.wal.maxSlotWalKeepSize === null ? "max_slot_wal_keep_size unlimited." : `max_slot_wal_keep_size ${formatBytes(r.wal.maxSlotWalKeepSize)} lasts ${r.wal.headroomHours === null ? "indefinitely (no WAL written)" : `${r.wal.headroomHours.toFixed(1)} h`}.`)
-  );
-  return out.join("\n").trim() + "\n";
-}
-
-// src/actions/_runner.ts
-import { writeFileSync } from "node:fs";
-
-// node_modules/@actions/core/lib/command.js
-import * as os from "os";
-
-// node_modules/@actions/core/lib/utils.js
-function toCommandValue(input2) {
-  if (input2 === null || input2 === void 0) {
-    return "";
-  } else if (typeof input2 === "string" || input2 instanceof String) {
-    return input2;
-  }
-  return JSON.stringify(input2);
-}
-function toCommandProperties(annotationProperties) {
-  if (!Object.keys(annotationProperties).length) {
-    return {};
-  }
-  return {
-    title: annotationProperties.title,
-    file: annotationProperties.file,
-    line: annotationProperties.startLine,
-    endLine: annotationProperties.endLine,
-    col: annotationProperties.startColumn,
-    endColumn: annotationProperties.endColumn
-  };
-}
-
-// node_modules/@actions/core/lib/command.js
-function issueCommand(command, properties, message) {
-  const cmd = new Command(command, properties, message);
-  process.stdout.write(cmd.toString() + os.EOL);
-}
-var CMD_STRING = "::";
-var Command = class {
-  constructor(command, properties, message) {
-    if (!command) {
-      command = "missing.command";
-    }
-    this.command = command;
-    this.properties = properties;
-    this.message = message;
-  }
-  toString() {
-    let cmdStr = CMD_STRING + this.command;
-    if (this.properties && Object.keys(this.properties).length > 0) {
-      cmdStr += " ";
-      let first = true;
-      for (const key in this.properties) {
-        if (this.properties.hasOwnProperty(key)) {
-          const val = this.properties[key];
-          if (val) {
-            if (first) {
-              first = false;
-            } else {
-              cmdStr += ",";
-            }
-            cmdStr += `${key}=${escapeProperty(val)}`;
-          }
-        }
-      }
-    }
-    cmdStr += `${CMD_STRING}${escapeData(this.message)}`;
-    return cmdStr;
-  }
-};
-function escapeData(s) {
-  return toCommandValue(s).replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
-}
-function escapeProperty(s) {
-  return toCommandValue(s).replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A").replace(/:/g, "%3A").replace(/,/g, "%2C");
-}
-
-// node_modules/@actions/core/lib/file-command.js
-import * as crypto from "crypto";
-import * as fs from "fs";
-import * as os2 from "os";
-function issueFileCommand(command, message) {
-  const filePath = process.env[`GITHUB_${command}`];
-  if (!filePath) {
-    throw new Error(`Unable to find environment variable for file command ${command}`);
-  }
-  if (!fs.existsSync(filePath)) {
-    throw new Error(`Missing file at path: ${filePath}`);
-  }
-  fs.appendFileSync(filePath, `${toCommandValue(message)}${os2.EOL}`, {
-    encoding: "utf8"
-  });
-}
-function prepareKeyValueMessage(key, value) {
-  const delimiter = `ghadelimiter_${crypto.randomUUID()}`;
-  const convertedValue = toCommandValue(value);
-  if (key.includes(delimiter)) {
-    throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter}"`);
-  }
-  if (convertedValue.includes(delimiter)) {
-    throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter}"`);
-  }
-  return `${key}<<${delimiter}${os2.EOL}${convertedValue}${os2.EOL}${delimiter}`;
-}
-
-// node_modules/@actions/core/lib/core.js
-import * as os4 from "os";
-
-// node_modules/@actions/http-client/lib/index.js
-var tunnel = __toESM(require_tunnel2(), 1);
-var import_undici = __toESM(require_undici(), 1);
-var HttpCodes;
-(function(HttpCodes2) {
-  HttpCodes2[HttpCodes2["OK"] = 200] = "OK";
-  HttpCodes2[HttpCodes2["MultipleChoices"] = 300] = "MultipleChoices";
-  HttpCodes2[HttpCodes2["MovedPermanently"] = 301] = "MovedPermanently";
-  HttpCodes2[HttpCodes2["ResourceMoved"] = 302] = "ResourceMoved";
-  HttpCodes2[HttpCodes2["SeeOther"] = 303] = "SeeOther";
-  HttpCodes2[HttpCodes2["NotModified"] = 304] = "NotModified";
-  HttpCodes2[HttpCodes2["UseProxy"] = 305] = "UseProxy";
-  HttpCodes2[HttpCodes2["SwitchProxy"] = 306] = "SwitchProxy";
-  HttpCodes2[HttpCodes2["TemporaryRedirect"] = 307] = "TemporaryRedirect";
-  HttpCodes2[HttpCodes2["PermanentRedirect"] = 308] = "PermanentRedirect";
-  HttpCodes2[HttpCodes2["BadRequest"] = 400] = "BadRequest";
-  HttpCodes2[HttpCodes2["Unauthorized"] = 401] = "Unauthorized";
-  HttpCodes2[HttpCodes2["PaymentRequired"] = 402] = "PaymentRequired";
-  HttpCodes2[HttpCodes2["Forbidden"] = 403] = "Forbidden";
-  HttpCodes2[HttpCodes2["NotFound"] = 404] = "NotFound";
-  HttpCodes2[HttpCodes2["MethodNotAllowed"] = 405] = "MethodNotAllowed";
-  HttpCodes2[HttpCodes2["NotAcceptable"] = 406] = "NotAcceptable";
-  HttpCodes2[HttpCodes2["ProxyAuthenticationRequired"] = 407] = "ProxyAuthenticationRequired";
-  HttpCodes2[HttpCodes2["RequestTimeout"] = 408] = "RequestTimeout";
-  HttpCodes2[HttpCodes2["Conflict"] = 409] = "Conflict";
-  HttpCodes2[HttpCodes2["Gone"] = 410] = "Gone";
-  HttpCodes2[HttpCodes2["TooManyRequests"] = 429] = "TooManyRequests";
-  HttpCodes2[HttpCodes2["InternalServerError"] = 500] = "InternalServerError";
-  HttpCodes2[HttpCodes2["NotImplemented"] = 501] = "NotImplemented";
-  HttpCodes2[HttpCodes2["BadGateway"] = 502] = "BadGateway";
-  HttpCodes2[HttpCodes2["ServiceUnavailable"] = 503] = "ServiceUnavailable";
-  HttpCodes2[HttpCodes2["GatewayTimeout"] = 504] = "GatewayTimeout";
-})(HttpCodes || (HttpCodes = {}));
-var Headers;
-(function(Headers2) {
-  Headers2["Accept"] = "accept";
-  Headers2["ContentType"] = "content-type";
-})(Headers || (Headers = {}));
-var MediaTypes;
-(function(MediaTypes2) {
-  MediaTypes2["ApplicationJson"] = "application/json";
-})(MediaTypes || (MediaTypes = {}));
-var HttpRedirectCodes = [
-  HttpCodes.MovedPermanently,
-  HttpCodes.ResourceMoved,
-  HttpCodes.SeeOther,
-  HttpCodes.TemporaryRedirect,
-  HttpCodes.PermanentRedirect
-];
-var HttpResponseRetryCodes = [
-  HttpCodes.BadGateway,
-  HttpCodes.ServiceUnavailable,
-  HttpCodes.GatewayTimeout
-];
-
-// node_modules/@actions/core/lib/summary.js
-import { EOL as EOL3 } from "os";
-import { constants, promises } from "fs";
-var __awaiter = function(thisArg, _arguments, P, generator) {
-  function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve) {
-      resolve(value);
-    });
-  }
-  return new (P || (P = Promise))(function(resolve, reject) {
-    function fulfilled(value) {
-      try {
-        step(generator.next(value));
-      } catch (e) {
-        reject(e);
-      }
-    }
-    function rejected(value) {
-      try {
-        step(generator["throw"](value));
-      } catch (e) {
-        reject(e);
-      }
-    }
-    function step(result) {
-      result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
-    }
-    step((generator = generator.apply(thisArg, _arguments || [])).next());
-  });
-};
-var { access, appendFile, writeFile } = promises;
-var SUMMARY_ENV_VAR = "GITHUB_STEP_SUMMARY";
-var Summary = class {
-  constructor() {
-    this._buffer = "";
-  }
-  /**
-   * Finds the summary file path from the environment, rejects if env var is not found or file does not exist
-   * Also checks r/w permissions.
-   *
-   * @returns step summary file path
-   */
-  filePath() {
-    return __awaiter(this, void 0, void 0, function* () {
-      if (this._filePath) {
-        return this._filePath;
-      }
-      const pathFromEnv = process.env[SUMMARY_ENV_VAR];
-      if (!pathFromEnv) {
-        throw new Error(`Unable to find environment variable for $${SUMMARY_ENV_VAR}. Check if your runtime environment supports job summaries.`);
-      }
-      try {
-        yield access(pathFromEnv, constants.R_OK | constants.W_OK);
-      } catch (_a3) {
-        throw new Error(`Unable to access summary file: '${pathFromEnv}'. Check if the file has correct read/write permissions.`);
-      }
-      this._filePath = pathFromEnv;
-      return this._filePath;
-    });
-  }
-  /**
-   * Wraps content in an HTML tag, adding any HTML attributes
-   *
-   * @param {string} tag HTML tag to wrap
-   * @param {string | null} content content within the tag
-   * @param {[attribute: string]: string} attrs key-value list of HTML attributes to add
-   *
-   * @returns {string} content wrapped in HTML element
-   */
-  wrap(tag, content, attrs = {}) {
-    const htmlAttrs = Object.entries(attrs).map(([key, value]) => ` ${key}="${value}"`).join("");
-    if (!content) {
-      return `<${tag}${htmlAttrs}>`;
-    }
-    return `<${tag}${htmlAttrs}>${content}</${tag}>`;
-  }
-  /**
-   * Writes text in the buffer to the summary buffer file and empties buffer. Will append by default.
-   *
-   * @param {SummaryWriteOptions} [options] (optional) options for write operation
-   *
-   * @returns {Promise<Summary>} summary instance
-   */
-  write(options) {
-    return __awaiter(this, void 0, void 0, function* () {
-      const overwrite = !!(options === null || options === void 0 ? void 0 : options.overwrite);
-      const filePath = yield this.filePath();
-      const writeFunc = overwrite ? writeFile : appendFile;
-      yield writeFunc(filePath, this._buffer, { encoding: "utf8" });
-      return this.emptyBuffer();
-    });
-  }
-  /**
-   * Clears the summary buffer and wipes the summary file
-   *
-   * @returns {Summary} summary instance
-   */
-  clear() {
-    return __awaiter(this, void 0, void 0, function* () {
-      return this.emptyBuffer().write({ overwrite: true });
-    });
-  }
-  /**
-   * Returns the current summary buffer as a string
-   *
-   * @returns {string} string of summary buffer
-   */
-  stringify() {
-    return this._buffer;
-  }
-  /**
-   * If the summary buffer is empty
-   *
-   * @returns {boolen} true if the buffer is empty
-   */
-  isEmptyBuffer() {
-    return this._buffer.length === 0;
-  }
-  /**
-   * Resets the summary buffer without writing to summary file
-   *
-   * @returns {Summary} summary instance
-   */
-  emptyBuffer() {
-    this._buffer = "";
-    return this;
-  }
-  /**
-   * Adds raw text to the summary buffer
-   *
-   * @param {string} text content to add
-   * @param {boolean} [addEOL=false] (optional) append an EOL to the raw text (default: false)
-   *
-   * @returns {Summary} summary instance
-   */
-  addRaw(text, addEOL = false) {
-    this._buffer += text;
-    return addEOL ? this.addEOL() : this;
-  }
-  /**
-   * Adds the operating system-specific end-of-line marker to the buffer
-   *
-   * @returns {Summary} summary instance
-   */
-  addEOL() {
-    return this.addRaw(EOL3);
-  }
-  /**
-   * Adds an HTML codeblock to the summary buffer
-   *
-   * @param {string} code content to render within fenced code block
-   * @param {string} lang (optional) language to syntax highlight code
-   *
-   * @returns {Summary} summary instance
-   */
-  addCodeBlock(code, lang) {
-    const attrs = Object.assign({}, lang && { lang });
-    const element = this.wrap("pre", this.wrap("code", code), attrs);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML list to the summary buffer
-   *
-   * @param {string[]} items list of items to render
-   * @param {boolean} [ordered=false] (optional) if the rendered list should be ordered or not (default: false)
-   *
-   * @returns {Summary} summary instance
-   */
-  addList(items, ordered = false) {
-    const tag = ordered ? "ol" : "ul";
-    const listItems = items.map((item) => this.wrap("li", item)).join("");
-    const element = this.wrap(tag, listItems);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML table to the summary buffer
-   *
-   * @param {SummaryTableCell[]} rows table rows
-   *
-   * @returns {Summary} summary instance
-   */
-  addTable(rows) {
-    const tableBody = rows.map((row) => {
-      const cells = row.map((cell) => {
-        if (typeof cell === "string") {
-          return this.wrap("td", cell);
-        }
-        const { header, data, colspan, rowspan } = cell;
-        const tag = header ? "th" : "td";
-        const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
-        return this.wrap(tag, data, attrs);
-      }).join("");
-      return this.wrap("tr", cells);
-    }).join("");
-    const element = this.wrap("table", tableBody);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds a collapsable HTML details element to the summary buffer
-   *
-   * @param {string} label text for the closed state
-   * @param {string} content collapsable content
-   *
-   * @returns {Summary} summary instance
-   */
-  addDetails(label, content) {
-    const element = this.wrap("details", this.wrap("summary", label) + content);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML image tag to the summary buffer
-   *
-   * @param {string} src path to the image you to embed
-   * @param {string} alt text description of the image
-   * @param {SummaryImageOptions} options (optional) addition image attributes
-   *
-   * @returns {Summary} summary instance
-   */
-  addImage(src, alt, options) {
-    const { width, height } = options || {};
-    const attrs = Object.assign(Object.assign({}, width && { width }), height && { height });
-    const element = this.wrap("img", null, Object.assign({ src, alt }, attrs));
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML section heading element
-   *
-   * @param {string} text heading text
-   * @param {number | string} [level=1] (optional) the heading level, default: 1
-   *
-   * @returns {Summary} summary instance
-   */
-  addHeading(text, level) {
-    const tag = `h${level}`;
-    const allowedTag = ["h1", "h2", "h3", "h4", "h5", "h6"].includes(tag) ? tag : "h1";
-    const element = this.wrap(allowedTag, text);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML thematic break (<hr>) to the summary buffer
-   *
-   * @returns {Summary} summary instance
-   */
-  addSeparator() {
-    const element = this.wrap("hr", null);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML line break (<br>) to the summary buffer
-   *
-   * @returns {Summary} summary instance
-   */
-  addBreak() {
-    const element = this.wrap("br", null);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML blockquote to the summary buffer
-   *
-   * @param {string} text quote text
-   * @param {string} cite (optional) citation url
-   *
-   * @returns {Summary} summary instance
-   */
-  addQuote(text, cite) {
-    const attrs = Object.assign({}, cite && { cite });
-    const element = this.wrap("blockquote", text, attrs);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML anchor tag to the summary buffer
-   *
-   * @param {string} text link text/content
-   * @param {string} href hyperlink
-   *
-   * @returns {Summary} summary instance
-   */
-  addLink(text, href) {
-    const element = this.wrap("a", text, { href });
-    return this.addRaw(element).addEOL();
-  }
-};
-var _summary = new Summary();
-var summary = _summary;
-
-// node_modules/@actions/core/lib/platform.js
-import os3 from "os";
-
-// node_modules/@actions/io/lib/io-util.js
-import * as fs2 from "fs";
-var { chmod, copyFile, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, symlink, unlink } = fs2.promises;
-var IS_WINDOWS = process.platform === "win32";
-var READONLY = fs2.constants.O_RDONLY;
-
-// node_modules/@actions/exec/lib/toolrunner.js
-var IS_WINDOWS2 = process.platform === "win32";
-
-// node_modules/@actions/core/lib/platform.js
-var platform = os3.platform();
-var arch = os3.arch();
-
-// node_modules/@actions/core/lib/core.js
-var ExitCode;
-(function(ExitCode2) {
-  ExitCode2[ExitCode2["Success"] = 0] = "Success";
-  ExitCode2[ExitCode2["Failure"] = 1] = "Failure";
-})(ExitCode || (ExitCode = {}));
-function setSecret(secret) {
-  issueCommand("add-mask", {}, secret);
-}
-function getInput(name, options) {
-  const val = process.env[`INPUT_${name.replace(/ /g, "_").toUpperCase()}`] || "";
-  if (options && options.required && !val) {
-    throw new Error(`Input required and not supplied: ${name}`);
-  }
-  if (options && options.trimWhitespace === false) {
-    return val;
-  }
-  return val.trim();
-}
-function setOutput(name, value) {
-  const filePath = process.env["GITHUB_OUTPUT"] || "";
-  if (filePath) {
-    return issueFileCommand("OUTPUT", prepareKeyValueMessage(name, value));
-  }
-  process.stdout.write(os4.EOL);
-  issueCommand("set-output", { name }, toCommandValue(value));
-}
-function setFailed(message) {
-  process.exitCode = ExitCode.Failure;
-  error(message);
-}
-function isDebug() {
-  return process.env["RUNNER_DEBUG"] === "1";
-}
-function debug(message) {
-  issueCommand("debug", {}, message);
-}
-function error(message, properties = {}) {
-  issueCommand("error", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
-}
-function warning(message, properties = {}) {
-  issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
-}
-function info(message) {
-  process.stdout.write(message + os4.EOL);
-}
-
-// src/core/names.ts
-function batchStreamName(group2) {
-  return `${group2}_batch`;
-}
-
-// src/config/load.ts
-var import_yaml = __toESM(require_dist2(), 1);
-import { readFileSync as readFileSync2 } from "node:fs";
-import path2 from "node:path";
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -34118,7 +32765,7 @@ __export(util_exports, {
   installLazyProp: () => installLazyProp,
   isObject: () => isObject,
   isPlainObject: () => isPlainObject,
-  issue: () => issue2,
+  issue: () => issue,
   joinValues: () => joinValues,
   jsonStringifyReplacer: () => jsonStringifyReplacer,
   members: () => members,
@@ -34756,7 +33403,7 @@ function parsedType(data) {
   }
   return t;
 }
-function issue2(...args) {
+function issue(...args) {
   const [iss, input2, inst] = args;
   if (typeof iss === "string") {
     return {
@@ -35285,10 +33932,10 @@ var _safeParse = (_Err) => (schema, value, _ctx) => {
   if (result instanceof Promise) {
     throw new $ZodAsyncError();
   }
-  return result.issues.length ? failure2(_Err, result.issues, ctx) : { success: true, data: result.value };
+  return result.issues.length ? failure(_Err, result.issues, ctx) : { success: true, data: result.value };
 };
 var safeParse = /* @__PURE__ */ _safeParse($ZodRealError);
-function failure2(Err, issues, ctx) {
+function failure(Err, issues, ctx) {
   let error63;
   return {
     success: false,
@@ -35312,7 +33959,7 @@ var _safeParseAsync = (_Err) => async (schema, value, _ctx) => {
   let result = schema._zod.run({ value, issues: [] }, ctx);
   if (result instanceof Promise)
     result = await result;
-  return result.issues.length ? failure2(_Err, result.issues, ctx) : { success: true, data: result.value };
+  return result.issues.length ? failure(_Err, result.issues, ctx) : { success: true, data: result.value };
 };
 var safeParseAsync = /* @__PURE__ */ _safeParseAsync($ZodRealError);
 var COMPILE_INVALID = /* @__PURE__ */ Symbol.for("zod.compile.invalid");
@@ -38536,7 +37183,7 @@ function handleRefineResult(result, payload, input2, inst) {
     };
     if (inst._zod.def.params)
       _iss.params = inst._zod.def.params;
-    payload.issues.push(issue2(_iss));
+    payload.issues.push(issue(_iss));
   }
 }
 
@@ -38708,7 +37355,7 @@ function bucketFor(state, inst) {
   return bucket;
 }
 var handoff;
-var open2 = [];
+var open = [];
 var memo = {
   alloc(_inst, payload, empty) {
     const bucket = handoff;
@@ -38717,7 +37364,7 @@ var memo = {
     handoff = void 0;
     const entry = { value: empty, issues: null };
     bucket.set(payload.value, entry);
-    open2.push(entry);
+    open.push(entry);
     return empty;
   },
   guard(inst) {
@@ -38788,10 +37435,10 @@ var memo = {
           return payload;
         }
         handoff = bucket;
-        const depth = open2.length;
+        const depth = open.length;
         const result = base(payload, ctx);
         handoff = void 0;
-        const entry = open2.length > depth ? open2.pop() : void 0;
+        const entry = open.length > depth ? open.pop() : void 0;
         if (result instanceof Promise) {
           return result.then((r) => {
             if (entry)
@@ -38886,7 +37533,7 @@ __export(locales_exports, {
 });
 
 // node_modules/zod/v4/locales/ar.js
-var error2 = () => {
+var error = () => {
   const Sizable = {
     string: { unit: "\u062D\u0631\u0641", verb: "\u0623\u0646 \u064A\u062D\u0648\u064A" },
     file: { unit: "\u0628\u0627\u064A\u062A", verb: "\u0623\u0646 \u064A\u062D\u0648\u064A" },
@@ -38993,12 +37640,12 @@ var error2 = () => {
 };
 function ar_default() {
   return {
-    localeError: error2()
+    localeError: error()
   };
 }
 
 // node_modules/zod/v4/locales/az.js
-var error3 = () => {
+var error2 = () => {
   const Sizable = {
     string: { unit: "simvol", verb: "olmal\u0131d\u0131r" },
     file: { unit: "bayt", verb: "olmal\u0131d\u0131r" },
@@ -39104,7 +37751,7 @@ var error3 = () => {
 };
 function az_default() {
   return {
-    localeError: error3()
+    localeError: error2()
   };
 }
 
@@ -39124,7 +37771,7 @@ function getBelarusianPlural(count, one, few, many) {
   }
   return many;
 }
-var error4 = () => {
+var error3 = () => {
   const Sizable = {
     string: {
       unit: {
@@ -39273,12 +37920,12 @@ var error4 = () => {
 };
 function be_default() {
   return {
-    localeError: error4()
+    localeError: error3()
   };
 }
 
 // node_modules/zod/v4/locales/bg.js
-var error5 = () => {
+var error4 = () => {
   const Sizable = {
     string: { unit: "\u0441\u0438\u043C\u0432\u043E\u043B\u0430", verb: "\u0434\u0430 \u0441\u044A\u0434\u044A\u0440\u0436\u0430" },
     file: { unit: "\u0431\u0430\u0439\u0442\u0430", verb: "\u0434\u0430 \u0441\u044A\u0434\u044A\u0440\u0436\u0430" },
@@ -39399,12 +38046,12 @@ var error5 = () => {
 };
 function bg_default() {
   return {
-    localeError: error5()
+    localeError: error4()
   };
 }
 
 // node_modules/zod/v4/locales/bn.js
-var error6 = () => {
+var error5 = () => {
   const Sizable = {
     string: { unit: "\u0985\u0995\u09CD\u09B7\u09B0", verb: "\u09A5\u09BE\u0995\u09A4\u09C7 \u09B9\u09AC\u09C7" },
     file: { unit: "\u09AC\u09BE\u0987\u099F", verb: "\u09A5\u09BE\u0995\u09A4\u09C7 \u09B9\u09AC\u09C7" },
@@ -39513,12 +38160,12 @@ var error6 = () => {
 };
 function bn_default() {
   return {
-    localeError: error6()
+    localeError: error5()
   };
 }
 
 // node_modules/zod/v4/locales/ca.js
-var error7 = () => {
+var error6 = () => {
   const Sizable = {
     string: { unit: "car\xE0cters", verb: "contenir" },
     file: { unit: "bytes", verb: "contenir" },
@@ -39627,12 +38274,12 @@ var error7 = () => {
 };
 function ca_default() {
   return {
-    localeError: error7()
+    localeError: error6()
   };
 }
 
 // node_modules/zod/v4/locales/ckb.js
-var error8 = () => {
+var error7 = () => {
   const Sizable = {
     string: { unit: "\u067E\u06CC\u062A", verb: "\u0628\u06CE\u062A" },
     file: { unit: "\u0628\u0627\u06CC\u062A", verb: "\u0628\u06CE\u062A" },
@@ -39760,12 +38407,12 @@ var error8 = () => {
 };
 function ckb_default() {
   return {
-    localeError: error8()
+    localeError: error7()
   };
 }
 
 // node_modules/zod/v4/locales/cs.js
-var error9 = () => {
+var error8 = () => {
   const Sizable = {
     string: { unit: "znak\u016F", verb: "m\xEDt" },
     file: { unit: "bajt\u016F", verb: "m\xEDt" },
@@ -39877,12 +38524,12 @@ var error9 = () => {
 };
 function cs_default() {
   return {
-    localeError: error9()
+    localeError: error8()
   };
 }
 
 // node_modules/zod/v4/locales/da.js
-var error10 = () => {
+var error9 = () => {
   const Sizable = {
     string: { unit: "tegn", verb: "havde" },
     file: { unit: "bytes", verb: "havde" },
@@ -39998,12 +38645,12 @@ var error10 = () => {
 };
 function da_default() {
   return {
-    localeError: error10()
+    localeError: error9()
   };
 }
 
 // node_modules/zod/v4/locales/de.js
-var error11 = () => {
+var error10 = () => {
   const Sizable = {
     string: { unit: "Zeichen", verb: "zu haben" },
     file: { unit: "Bytes", verb: "zu haben" },
@@ -40112,12 +38759,12 @@ var error11 = () => {
 };
 function de_default() {
   return {
-    localeError: error11()
+    localeError: error10()
   };
 }
 
 // node_modules/zod/v4/locales/el.js
-var error12 = () => {
+var error11 = () => {
   const Sizable = {
     string: { unit: "\u03C7\u03B1\u03C1\u03B1\u03BA\u03C4\u03AE\u03C1\u03B5\u03C2", verb: "\u03BD\u03B1 \u03AD\u03C7\u03B5\u03B9" },
     file: { unit: "bytes", verb: "\u03BD\u03B1 \u03AD\u03C7\u03B5\u03B9" },
@@ -40225,12 +38872,12 @@ var error12 = () => {
 };
 function el_default() {
   return {
-    localeError: error12()
+    localeError: error11()
   };
 }
 
 // node_modules/zod/v4/locales/en.js
-var error13 = () => {
+var error12 = () => {
   const Sizable = {
     string: { unit: "characters", verb: "to have" },
     file: { unit: "bytes", verb: "to have" },
@@ -40350,12 +38997,12 @@ var error13 = () => {
 };
 function en_default() {
   return {
-    localeError: error13()
+    localeError: error12()
   };
 }
 
 // node_modules/zod/v4/locales/eo.js
-var error14 = () => {
+var error13 = () => {
   const Sizable = {
     string: { unit: "karaktrojn", verb: "havi" },
     file: { unit: "bajtojn", verb: "havi" },
@@ -40465,12 +39112,12 @@ var error14 = () => {
 };
 function eo_default() {
   return {
-    localeError: error14()
+    localeError: error13()
   };
 }
 
 // node_modules/zod/v4/locales/es.js
-var error15 = () => {
+var error14 = () => {
   const Sizable = {
     string: { unit: "caracteres", verb: "tener" },
     file: { unit: "bytes", verb: "tener" },
@@ -40602,12 +39249,12 @@ var error15 = () => {
 };
 function es_default() {
   return {
-    localeError: error15()
+    localeError: error14()
   };
 }
 
 // node_modules/zod/v4/locales/fa.js
-var error16 = () => {
+var error15 = () => {
   const Sizable = {
     string: { unit: "\u06A9\u0627\u0631\u0627\u06A9\u062A\u0631", verb: "\u062F\u0627\u0634\u062A\u0647 \u0628\u0627\u0634\u062F" },
     file: { unit: "\u0628\u0627\u06CC\u062A", verb: "\u062F\u0627\u0634\u062A\u0647 \u0628\u0627\u0634\u062F" },
@@ -40722,12 +39369,12 @@ var error16 = () => {
 };
 function fa_default() {
   return {
-    localeError: error16()
+    localeError: error15()
   };
 }
 
 // node_modules/zod/v4/locales/fi.js
-var error17 = () => {
+var error16 = () => {
   const Sizable = {
     string: { unit: "merkki\xE4", subject: "merkkijonon" },
     file: { unit: "tavua", subject: "tiedoston" },
@@ -40840,12 +39487,12 @@ var error17 = () => {
 };
 function fi_default() {
   return {
-    localeError: error17()
+    localeError: error16()
   };
 }
 
 // node_modules/zod/v4/locales/fr.js
-var error18 = () => {
+var error17 = () => {
   const Sizable = {
     string: { unit: "caract\xE8res", verb: "avoir" },
     file: { unit: "octets", verb: "avoir" },
@@ -40970,12 +39617,12 @@ var error18 = () => {
 };
 function fr_default() {
   return {
-    localeError: error18()
+    localeError: error17()
   };
 }
 
 // node_modules/zod/v4/locales/fr-CA.js
-var error19 = () => {
+var error18 = () => {
   const Sizable = {
     string: { unit: "caract\xE8res", verb: "avoir" },
     file: { unit: "octets", verb: "avoir" },
@@ -41083,12 +39730,12 @@ var error19 = () => {
 };
 function fr_CA_default() {
   return {
-    localeError: error19()
+    localeError: error18()
   };
 }
 
 // node_modules/zod/v4/locales/gu.js
-var error20 = () => {
+var error19 = () => {
   const Sizable = {
     string: { unit: "\u0A85\u0A95\u0ACD\u0AB7\u0AB0", verb: "\u0AB9\u0ACB\u0AB5\u0ABE \u0A9C\u0ACB\u0A88\u0A8F" },
     file: { unit: "\u0AAC\u0ABE\u0AAF\u0A9F", verb: "\u0AB9\u0ACB\u0AB5\u0ABE \u0A9C\u0ACB\u0A88\u0A8F" },
@@ -41197,12 +39844,12 @@ var error20 = () => {
 };
 function gu_default() {
   return {
-    localeError: error20()
+    localeError: error19()
   };
 }
 
 // node_modules/zod/v4/locales/he.js
-var error21 = () => {
+var error20 = () => {
   const TypeNames = {
     string: { label: "\u05DE\u05D7\u05E8\u05D5\u05D6\u05EA", gender: "f" },
     number: { label: "\u05DE\u05E1\u05E4\u05E8", gender: "m" },
@@ -41399,12 +40046,12 @@ var error21 = () => {
 };
 function he_default() {
   return {
-    localeError: error21()
+    localeError: error20()
   };
 }
 
 // node_modules/zod/v4/locales/hi.js
-var error22 = () => {
+var error21 = () => {
   const Sizable = {
     string: { unit: "\u0905\u0915\u094D\u0937\u0930", verb: "\u0930\u0916\u0928\u0947 \u0915\u0947 \u0932\u093F\u090F" },
     file: { unit: "\u092C\u093E\u0907\u091F\u094D\u0938", verb: "\u0930\u0916\u0928\u0947 \u0915\u0947 \u0932\u093F\u090F" },
@@ -41511,12 +40158,12 @@ var error22 = () => {
 };
 function hi_default() {
   return {
-    localeError: error22()
+    localeError: error21()
   };
 }
 
 // node_modules/zod/v4/locales/hr.js
-var error23 = () => {
+var error22 = () => {
   const Sizable = {
     string: { unit: "znakova", verb: "imati" },
     file: { unit: "bajtova", verb: "imati" },
@@ -41638,12 +40285,12 @@ var error23 = () => {
 };
 function hr_default() {
   return {
-    localeError: error23()
+    localeError: error22()
   };
 }
 
 // node_modules/zod/v4/locales/hu.js
-var error24 = () => {
+var error23 = () => {
   const Sizable = {
     string: { unit: "karakter", verb: "legyen" },
     file: { unit: "byte", verb: "legyen" },
@@ -41752,7 +40399,7 @@ var error24 = () => {
 };
 function hu_default() {
   return {
-    localeError: error24()
+    localeError: error23()
   };
 }
 
@@ -41767,7 +40414,7 @@ function withDefiniteArticle(word) {
   const lastChar = word[word.length - 1];
   return word + (vowels.includes(lastChar) ? "\u0576" : "\u0568");
 }
-var error25 = () => {
+var error24 = () => {
   const Sizable = {
     string: {
       unit: {
@@ -41911,12 +40558,12 @@ var error25 = () => {
 };
 function hy_default() {
   return {
-    localeError: error25()
+    localeError: error24()
   };
 }
 
 // node_modules/zod/v4/locales/id.js
-var error26 = () => {
+var error25 = () => {
   const Sizable = {
     string: { unit: "karakter", verb: "memiliki" },
     file: { unit: "byte", verb: "memiliki" },
@@ -42023,12 +40670,12 @@ var error26 = () => {
 };
 function id_default() {
   return {
-    localeError: error26()
+    localeError: error25()
   };
 }
 
 // node_modules/zod/v4/locales/is.js
-var error27 = () => {
+var error26 = () => {
   const Sizable = {
     string: { unit: "stafi", verb: "a\xF0 hafa" },
     file: { unit: "b\xE6ti", verb: "a\xF0 hafa" },
@@ -42138,12 +40785,12 @@ var error27 = () => {
 };
 function is_default() {
   return {
-    localeError: error27()
+    localeError: error26()
   };
 }
 
 // node_modules/zod/v4/locales/it.js
-var error28 = () => {
+var error27 = () => {
   const Sizable = {
     string: { unit: "caratteri", verb: "avere" },
     file: { unit: "byte", verb: "avere" },
@@ -42252,12 +40899,12 @@ var error28 = () => {
 };
 function it_default() {
   return {
-    localeError: error28()
+    localeError: error27()
   };
 }
 
 // node_modules/zod/v4/locales/ja.js
-var error29 = () => {
+var error28 = () => {
   const Sizable = {
     string: { unit: "\u6587\u5B57", verb: "\u3067\u3042\u308B" },
     file: { unit: "\u30D0\u30A4\u30C8", verb: "\u3067\u3042\u308B" },
@@ -42365,12 +41012,12 @@ var error29 = () => {
 };
 function ja_default() {
   return {
-    localeError: error29()
+    localeError: error28()
   };
 }
 
 // node_modules/zod/v4/locales/ka.js
-var error30 = () => {
+var error29 = () => {
   const Sizable = {
     string: { unit: "\u10E1\u10D8\u10DB\u10D1\u10DD\u10DA\u10DD", verb: "\u10E3\u10DC\u10D3\u10D0 \u10E8\u10D4\u10D8\u10EA\u10D0\u10D5\u10D3\u10D4\u10E1" },
     file: { unit: "\u10D1\u10D0\u10D8\u10E2\u10D8", verb: "\u10E3\u10DC\u10D3\u10D0 \u10E8\u10D4\u10D8\u10EA\u10D0\u10D5\u10D3\u10D4\u10E1" },
@@ -42483,12 +41130,12 @@ var error30 = () => {
 };
 function ka_default() {
   return {
-    localeError: error30()
+    localeError: error29()
   };
 }
 
 // node_modules/zod/v4/locales/km.js
-var error31 = () => {
+var error30 = () => {
   const Sizable = {
     string: { unit: "\u178F\u17BD\u17A2\u1780\u17D2\u179F\u179A", verb: "\u1782\u17BD\u179A\u1798\u17B6\u1793" },
     file: { unit: "\u1794\u17C3", verb: "\u1782\u17BD\u179A\u1798\u17B6\u1793" },
@@ -42599,7 +41246,7 @@ var error31 = () => {
 };
 function km_default() {
   return {
-    localeError: error31()
+    localeError: error30()
   };
 }
 
@@ -42609,7 +41256,7 @@ function kh_default() {
 }
 
 // node_modules/zod/v4/locales/kn.js
-var error32 = () => {
+var error31 = () => {
   const Sizable = {
     string: { unit: "\u0C85\u0C95\u0CCD\u0CB7\u0CB0\u0C97\u0CB3\u0CC1", verb: "\u0CB9\u0CCA\u0C82\u0CA6\u0CB2\u0CC1" },
     file: { unit: "\u0CAC\u0CC8\u0C9F\u0CCD\u200C\u0C97\u0CB3\u0CC1", verb: "\u0CB9\u0CCA\u0C82\u0CA6\u0CB2\u0CC1" },
@@ -42720,12 +41367,12 @@ var error32 = () => {
 };
 function kn_default() {
   return {
-    localeError: error32()
+    localeError: error31()
   };
 }
 
 // node_modules/zod/v4/locales/ko.js
-var error33 = () => {
+var error32 = () => {
   const Sizable = {
     string: { unit: "\uBB38\uC790", verb: "to have" },
     file: { unit: "\uBC14\uC774\uD2B8", verb: "to have" },
@@ -42837,7 +41484,7 @@ var error33 = () => {
 };
 function ko_default() {
   return {
-    localeError: error33()
+    localeError: error32()
   };
 }
 
@@ -42855,7 +41502,7 @@ function getUnitTypeFromNumber(number4) {
     return "one";
   return "few";
 }
-var error34 = () => {
+var error33 = () => {
   const Sizable = {
     string: {
       unit: {
@@ -43045,12 +41692,12 @@ var error34 = () => {
 };
 function lt_default() {
   return {
-    localeError: error34()
+    localeError: error33()
   };
 }
 
 // node_modules/zod/v4/locales/mk.js
-var error35 = () => {
+var error34 = () => {
   const Sizable = {
     string: { unit: "\u0437\u043D\u0430\u0446\u0438", verb: "\u0434\u0430 \u0438\u043C\u0430\u0430\u0442" },
     file: { unit: "\u0431\u0430\u0458\u0442\u0438", verb: "\u0434\u0430 \u0438\u043C\u0430\u0430\u0442" },
@@ -43160,12 +41807,12 @@ var error35 = () => {
 };
 function mk_default() {
   return {
-    localeError: error35()
+    localeError: error34()
   };
 }
 
 // node_modules/zod/v4/locales/ms.js
-var error36 = () => {
+var error35 = () => {
   const Sizable = {
     string: { unit: "aksara", verb: "mempunyai" },
     file: { unit: "bait", verb: "mempunyai" },
@@ -43273,12 +41920,12 @@ var error36 = () => {
 };
 function ms_default() {
   return {
-    localeError: error36()
+    localeError: error35()
   };
 }
 
 // node_modules/zod/v4/locales/ne.js
-var error37 = () => {
+var error36 = () => {
   const Sizable = {
     string: { unit: "\u0905\u0915\u094D\u0937\u0930", verb: "\u0939\u0941\u0928\u0941\u092A\u0930\u094D\u091B" },
     file: { unit: "\u092C\u093E\u0907\u091F", verb: "\u0939\u0941\u0928\u0941\u092A\u0930\u094D\u091B" },
@@ -43385,12 +42032,12 @@ var error37 = () => {
 };
 function ne_default() {
   return {
-    localeError: error37()
+    localeError: error36()
   };
 }
 
 // node_modules/zod/v4/locales/nl.js
-var error38 = () => {
+var error37 = () => {
   const Sizable = {
     string: { unit: "tekens", verb: "heeft" },
     file: { unit: "bytes", verb: "heeft" },
@@ -43501,12 +42148,12 @@ var error38 = () => {
 };
 function nl_default() {
   return {
-    localeError: error38()
+    localeError: error37()
   };
 }
 
 // node_modules/zod/v4/locales/nn.js
-var error39 = () => {
+var error38 = () => {
   const Sizable = {
     string: { unit: "teikn", verb: "\xE5 ha" },
     file: { unit: "bytes", verb: "\xE5 ha" },
@@ -43615,12 +42262,12 @@ var error39 = () => {
 };
 function nn_default() {
   return {
-    localeError: error39()
+    localeError: error38()
   };
 }
 
 // node_modules/zod/v4/locales/no.js
-var error40 = () => {
+var error39 = () => {
   const Sizable = {
     string: { unit: "tegn", verb: "\xE5 ha" },
     file: { unit: "bytes", verb: "\xE5 ha" },
@@ -43729,12 +42376,12 @@ var error40 = () => {
 };
 function no_default() {
   return {
-    localeError: error40()
+    localeError: error39()
   };
 }
 
 // node_modules/zod/v4/locales/ota.js
-var error41 = () => {
+var error40 = () => {
   const Sizable = {
     string: { unit: "harf", verb: "olmal\u0131d\u0131r" },
     file: { unit: "bayt", verb: "olmal\u0131d\u0131r" },
@@ -43844,12 +42491,12 @@ var error41 = () => {
 };
 function ota_default() {
   return {
-    localeError: error41()
+    localeError: error40()
   };
 }
 
 // node_modules/zod/v4/locales/ps.js
-var error42 = () => {
+var error41 = () => {
   const Sizable = {
     string: { unit: "\u062A\u0648\u06A9\u064A", verb: "\u0648\u0644\u0631\u064A" },
     file: { unit: "\u0628\u0627\u06CC\u067C\u0633", verb: "\u0648\u0644\u0631\u064A" },
@@ -43964,12 +42611,12 @@ var error42 = () => {
 };
 function ps_default() {
   return {
-    localeError: error42()
+    localeError: error41()
   };
 }
 
 // node_modules/zod/v4/locales/pl.js
-var error43 = () => {
+var error42 = () => {
   const Sizable = {
     string: { unit: "znak\xF3w", verb: "mie\u0107" },
     file: { unit: "bajt\xF3w", verb: "mie\u0107" },
@@ -44079,12 +42726,12 @@ var error43 = () => {
 };
 function pl_default() {
   return {
-    localeError: error43()
+    localeError: error42()
   };
 }
 
 // node_modules/zod/v4/locales/pt.js
-var error44 = () => {
+var error43 = () => {
   const Sizable = {
     string: { unit: "caracteres" },
     file: { unit: "bytes" },
@@ -44223,12 +42870,12 @@ var error44 = () => {
 };
 function pt_default() {
   return {
-    localeError: error44()
+    localeError: error43()
   };
 }
 
 // node_modules/zod/v4/locales/pt-BR.js
-var error45 = () => {
+var error44 = () => {
   const Sizable = {
     string: { unit: "caracteres" },
     file: { unit: "bytes" },
@@ -44368,12 +43015,12 @@ var error45 = () => {
 };
 function pt_BR_default() {
   return {
-    localeError: error45()
+    localeError: error44()
   };
 }
 
 // node_modules/zod/v4/locales/ro.js
-var error46 = () => {
+var error45 = () => {
   const Sizable = {
     string: { unit: "caractere", verb: "s\u0103 aib\u0103" },
     file: { unit: "octe\u021Bi", verb: "s\u0103 aib\u0103" },
@@ -44491,7 +43138,7 @@ var error46 = () => {
 };
 function ro_default() {
   return {
-    localeError: error46()
+    localeError: error45()
   };
 }
 
@@ -44511,7 +43158,7 @@ function getRussianPlural(count, one, few, many) {
   }
   return many;
 }
-var error47 = () => {
+var error46 = () => {
   const Sizable = {
     string: {
       unit: {
@@ -44660,12 +43307,12 @@ var error47 = () => {
 };
 function ru_default() {
   return {
-    localeError: error47()
+    localeError: error46()
   };
 }
 
 // node_modules/zod/v4/locales/sk.js
-var error48 = () => {
+var error47 = () => {
   const Sizable = {
     string: { unit: "znakov", verb: "ma\u0165" },
     file: { unit: "bajtov", verb: "ma\u0165" },
@@ -44777,12 +43424,12 @@ var error48 = () => {
 };
 function sk_default() {
   return {
-    localeError: error48()
+    localeError: error47()
   };
 }
 
 // node_modules/zod/v4/locales/sl.js
-var error49 = () => {
+var error48 = () => {
   const Sizable = {
     string: { unit: "znakov", verb: "imeti" },
     file: { unit: "bajtov", verb: "imeti" },
@@ -44892,12 +43539,12 @@ var error49 = () => {
 };
 function sl_default() {
   return {
-    localeError: error49()
+    localeError: error48()
   };
 }
 
 // node_modules/zod/v4/locales/sv.js
-var error50 = () => {
+var error49 = () => {
   const Sizable = {
     string: { unit: "tecken", verb: "att ha" },
     file: { unit: "bytes", verb: "att ha" },
@@ -45008,12 +43655,12 @@ var error50 = () => {
 };
 function sv_default() {
   return {
-    localeError: error50()
+    localeError: error49()
   };
 }
 
 // node_modules/zod/v4/locales/ta.js
-var error51 = () => {
+var error50 = () => {
   const Sizable = {
     string: { unit: "\u0B8E\u0BB4\u0BC1\u0BA4\u0BCD\u0BA4\u0BC1\u0B95\u0BCD\u0B95\u0BB3\u0BCD", verb: "\u0B95\u0BCA\u0BA3\u0BCD\u0B9F\u0BBF\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD" },
     file: { unit: "\u0BAA\u0BC8\u0B9F\u0BCD\u0B9F\u0BC1\u0B95\u0BB3\u0BCD", verb: "\u0B95\u0BCA\u0BA3\u0BCD\u0B9F\u0BBF\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD" },
@@ -45124,12 +43771,12 @@ var error51 = () => {
 };
 function ta_default() {
   return {
-    localeError: error51()
+    localeError: error50()
   };
 }
 
 // node_modules/zod/v4/locales/tg.js
-var error52 = () => {
+var error51 = () => {
   const Sizable = {
     string: { unit: "\u0430\u043B\u043E\u043C\u0430\u0442", verb: "\u0434\u043E\u0448\u0442\u0430 \u0431\u043E\u0448\u0430\u0434" },
     file: { unit: "\u0431\u0430\u0439\u0442", verb: "\u0434\u043E\u0448\u0442\u0430 \u0431\u043E\u0448\u0430\u0434" },
@@ -45241,12 +43888,12 @@ var error52 = () => {
 };
 function tg_default() {
   return {
-    localeError: error52()
+    localeError: error51()
   };
 }
 
 // node_modules/zod/v4/locales/th.js
-var error53 = () => {
+var error52 = () => {
   const Sizable = {
     string: { unit: "\u0E15\u0E31\u0E27\u0E2D\u0E31\u0E01\u0E29\u0E23", verb: "\u0E04\u0E27\u0E23\u0E21\u0E35" },
     file: { unit: "\u0E44\u0E1A\u0E15\u0E4C", verb: "\u0E04\u0E27\u0E23\u0E21\u0E35" },
@@ -45357,12 +44004,12 @@ var error53 = () => {
 };
 function th_default() {
   return {
-    localeError: error53()
+    localeError: error52()
   };
 }
 
 // node_modules/zod/v4/locales/tk.js
-var error54 = () => {
+var error53 = () => {
   const Sizable = {
     string: { unit: "simwol", verb: "bolmaly" },
     file: { unit: "ba\xFDt", verb: "bolmaly" },
@@ -45465,12 +44112,12 @@ var error54 = () => {
 };
 function tk_default() {
   return {
-    localeError: error54()
+    localeError: error53()
   };
 }
 
 // node_modules/zod/v4/locales/tr.js
-var error55 = () => {
+var error54 = () => {
   const Sizable = {
     string: { unit: "karakter", verb: "olmal\u0131" },
     file: { unit: "bayt", verb: "olmal\u0131" },
@@ -45576,12 +44223,12 @@ var error55 = () => {
 };
 function tr_default() {
   return {
-    localeError: error55()
+    localeError: error54()
   };
 }
 
 // node_modules/zod/v4/locales/uk.js
-var error56 = () => {
+var error55 = () => {
   const Sizable = {
     string: { unit: "\u0441\u0438\u043C\u0432\u043E\u043B\u0456\u0432", verb: "\u043C\u0430\u0442\u0438\u043C\u0435" },
     file: { unit: "\u0431\u0430\u0439\u0442\u0456\u0432", verb: "\u043C\u0430\u0442\u0438\u043C\u0435" },
@@ -45690,7 +44337,7 @@ var error56 = () => {
 };
 function uk_default() {
   return {
-    localeError: error56()
+    localeError: error55()
   };
 }
 
@@ -45700,7 +44347,7 @@ function ua_default() {
 }
 
 // node_modules/zod/v4/locales/ur.js
-var error57 = () => {
+var error56 = () => {
   const Sizable = {
     string: { unit: "\u062D\u0631\u0648\u0641", verb: "\u06C1\u0648\u0646\u0627" },
     file: { unit: "\u0628\u0627\u0626\u0679\u0633", verb: "\u06C1\u0648\u0646\u0627" },
@@ -45811,12 +44458,12 @@ var error57 = () => {
 };
 function ur_default() {
   return {
-    localeError: error57()
+    localeError: error56()
   };
 }
 
 // node_modules/zod/v4/locales/uz.js
-var error58 = () => {
+var error57 = () => {
   const Sizable = {
     string: { unit: "belgi", verb: "bo\u2018lishi kerak" },
     file: { unit: "bayt", verb: "bo\u2018lishi kerak" },
@@ -45925,12 +44572,12 @@ var error58 = () => {
 };
 function uz_default() {
   return {
-    localeError: error58()
+    localeError: error57()
   };
 }
 
 // node_modules/zod/v4/locales/vi.js
-var error59 = () => {
+var error58 = () => {
   const Sizable = {
     string: { unit: "k\xFD t\u1EF1", verb: "c\xF3" },
     file: { unit: "byte", verb: "c\xF3" },
@@ -46039,12 +44686,12 @@ var error59 = () => {
 };
 function vi_default() {
   return {
-    localeError: error59()
+    localeError: error58()
   };
 }
 
 // node_modules/zod/v4/locales/zh-CN.js
-var error60 = () => {
+var error59 = () => {
   const Sizable = {
     string: { unit: "\u5B57\u7B26", verb: "\u5305\u542B" },
     file: { unit: "\u5B57\u8282", verb: "\u5305\u542B" },
@@ -46154,12 +44801,12 @@ var error60 = () => {
 };
 function zh_CN_default() {
   return {
-    localeError: error60()
+    localeError: error59()
   };
 }
 
 // node_modules/zod/v4/locales/zh-TW.js
-var error61 = () => {
+var error60 = () => {
   const Sizable = {
     string: { unit: "\u5B57\u5143", verb: "\u64C1\u6709" },
     file: { unit: "\u4F4D\u5143\u7D44", verb: "\u64C1\u6709" },
@@ -46267,12 +44914,12 @@ var error61 = () => {
 };
 function zh_TW_default() {
   return {
-    localeError: error61()
+    localeError: error60()
   };
 }
 
 // node_modules/zod/v4/locales/yo.js
-var error62 = () => {
+var error61 = () => {
   const Sizable = {
     string: { unit: "\xE0mi", verb: "n\xED" },
     file: { unit: "bytes", verb: "n\xED" },
@@ -46380,7 +45027,7 @@ var error62 = () => {
 };
 function yo_default() {
   return {
-    localeError: error62()
+    localeError: error61()
   };
 }
 
@@ -48980,7 +47627,7 @@ function _superRefine(fn, params) {
   const ch = /* @__PURE__ */ _check((payload) => {
     payload.addIssue = (issue3) => {
       if (typeof issue3 === "string") {
-        payload.issues.push(issue2(issue3, payload.value, ch._zod.def));
+        payload.issues.push(issue(issue3, payload.value, ch._zod.def));
       } else {
         const _issue = issue3;
         if (_issue.fatal)
@@ -48990,7 +47637,7 @@ function _superRefine(fn, params) {
           _issue.input = payload.value;
         _issue.inst ?? (_issue.inst = ch);
         _issue.continue ?? (_issue.continue = !ch._zod.def.abort);
-        payload.issues.push(issue2(_issue));
+        payload.issues.push(issue(_issue));
       }
     };
     return fn(payload.value, payload);
@@ -53245,6 +51892,7 @@ var group = external_exports.strictObject({
   exclude: external_exports.array(external_exports.string()).default([]).describe("Tables left out of this group (same patterns).")
 });
 var fenceStrategies = ["roles", "database", "pgbouncer"];
+var ddlModes = ["follow", "detect", "off"];
 var planSchema = external_exports.strictObject({
   $schema: external_exports.string().optional(),
   version: external_exports.literal(1).describe("Plan file format version."),
@@ -53292,7 +51940,10 @@ var planSchema = external_exports.strictObject({
     maxLagSeconds: external_exports.number().min(0).default(300),
     minSafeWalFraction: external_exports.number().min(0).max(1).default(0.5).describe("cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind."),
     replicaIdentityFull: external_exports.array(external_exports.string()).default([]).describe("Tables (patterns) without a usable replica identity that pgshift may set to REPLICA IDENTITY FULL on the source before publishing them (native engine); without this consent such a table is refused, since publishing it would make its UPDATE and DELETE fail."),
-    ddlTrigger: external_exports.boolean().default(false).describe("Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser)."),
+    ddl: external_exports.enum(ddlModes).optional().describe(
+      "Schema changes made on the source while CDC runs. follow (native default): replayed on the target in commit order with the rows around them; detect (dms default): recorded and shown by cdc status, refusing the cut-over until applied by hand; off: nothing installed, a change stops the stream. follow and detect install an event trigger on the source (superuser or rds_superuser)."
+    ),
+    ddlTrigger: external_exports.boolean().optional().describe("Deprecated: true is cdc.ddl: detect, false is cdc.ddl: off."),
     dms: external_exports.strictObject({
       plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
       lobMaxSizeKb: external_exports.number().int().min(1).default(32).describe("Task-level LimitedSizeLobMode LobMaxSize in KB."),
@@ -53349,8 +52000,1452 @@ var planSchema = external_exports.strictObject({
     }).default({})
   }).prefault({})
 }).describe("pgshift migration plan");
+function ddlMode(plan) {
+  if (plan.cdc.ddl) return plan.cdc.ddl;
+  if (plan.cdc.ddlTrigger !== void 0) return plan.cdc.ddlTrigger ? "detect" : "off";
+  return plan.cdc.engine === "dms" ? "detect" : "follow";
+}
+
+// src/pg/connect.ts
+import { readFileSync } from "node:fs";
+
+// node_modules/pg/esm/index.mjs
+var import_lib = __toESM(require_lib2(), 1);
+var Client = import_lib.default.Client;
+var Pool = import_lib.default.Pool;
+var Connection = import_lib.default.Connection;
+var types = import_lib.default.types;
+var Query = import_lib.default.Query;
+var DatabaseError = import_lib.default.DatabaseError;
+var escapeIdentifier = import_lib.default.escapeIdentifier;
+var escapeLiteral = import_lib.default.escapeLiteral;
+var Result = import_lib.default.Result;
+var TypeOverrides = import_lib.default.TypeOverrides;
+var defaults = import_lib.default.defaults;
+var esm_default = import_lib.default;
+
+// src/config/url.ts
+var LIBPQ_KEYWORDS = {
+  host: 10,
+  hostaddr: 10,
+  port: 10,
+  dbname: 10,
+  user: 10,
+  password: 10,
+  passfile: 10,
+  connect_timeout: 10,
+  client_encoding: 10,
+  options: 10,
+  application_name: 10,
+  fallback_application_name: 10,
+  keepalives: 10,
+  keepalives_idle: 10,
+  keepalives_interval: 10,
+  keepalives_count: 10,
+  replication: 10,
+  sslmode: 10,
+  sslcompression: 10,
+  sslcert: 10,
+  sslkey: 10,
+  sslrootcert: 10,
+  sslcrl: 10,
+  requirepeer: 10,
+  krbsrvname: 10,
+  gsslib: 10,
+  service: 10,
+  target_session_attrs: 10,
+  tcp_user_timeout: 12,
+  gssencmode: 12,
+  sslpassword: 13,
+  channel_binding: 13,
+  ssl_min_protocol_version: 13,
+  ssl_max_protocol_version: 13,
+  sslcrldir: 14,
+  sslsni: 14,
+  require_auth: 16,
+  sslcertmode: 16,
+  load_balance_hosts: 16,
+  gssdelegation: 16,
+  sslnegotiation: 17
+};
+var STRUCTURAL = /* @__PURE__ */ new Set(["user", "password", "dbname", "port"]);
+var ENCODE_HINT = "percent-encode special characters in the user and password (/ as %2F, % as %25, @ as %40, : as %3A, # as %23, ? as %3F)";
+function parseServerUrl(url2) {
+  let u;
+  try {
+    u = new URL(url2);
+  } catch {
+    throw inputError("url.invalid", "not a valid URL", /^postgres(ql)?:\/\//.test(url2) ? `write postgresql://user:password@host:port/dbname and ${ENCODE_HINT}` : "write postgresql://user:password@host:port/dbname");
+  }
+  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
+    throw inputError("url.scheme", `unsupported scheme ${u.protocol.replace(":", "")}`, "write postgresql://user:password@host:port/dbname");
+  }
+  const decode3 = (part, what) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw inputError("url.encoding", `the ${what} holds a % that is not a percent-encoded character`, ENCODE_HINT);
+    }
+  };
+  const options = {};
+  for (const [k, v] of u.searchParams) {
+    if (!(k in LIBPQ_KEYWORDS)) {
+      throw inputError("url.parameter", `unknown connection parameter ${k}`, `remove ?${k}= from the URL (libpq knows: ${Object.keys(LIBPQ_KEYWORDS).filter((x) => !STRUCTURAL.has(x)).join(", ")})`);
+    }
+    if (STRUCTURAL.has(k)) throw inputError("url.parameter", `connection parameter ${k} given as ?${k}=`, `write it in the URL itself: postgresql://user:password@host:port/dbname`);
+    options[k] = v;
+  }
+  const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
+  const host = hostParam ?? decode3(u.hostname, "host");
+  const database = decode3(u.pathname.replace(/^\//, ""), "database name");
+  if (!host) throw inputError("url.host", "no host", "write postgresql://user:password@host:port/dbname");
+  if (!database) throw inputError("url.database", "no database name", "write postgresql://user:password@host:port/dbname");
+  return {
+    host,
+    port: u.port ? Number(u.port) : 5432,
+    user: decode3(u.username, "user") || "postgres",
+    password: u.password ? decode3(u.password, "password") : void 0,
+    database,
+    sslmode,
+    sslrootcert,
+    options: rest
+  };
+}
+function parseConninfo(text) {
+  const out = {};
+  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s']+)/y;
+  let at = 0;
+  while (at < text.length) {
+    if (/^\s*$/.test(text.slice(at))) break;
+    re.lastIndex = at;
+    const m = re.exec(text);
+    if (!m) throw inputError("conninfo.syntax", `cannot read the conninfo after "${text.slice(0, at).replace(/password\s*=\s*\S+/gi, "password=***")}"`, "write keyword=value pairs separated by spaces; quote values with spaces as 'value'");
+    const [, key, raw, quoted] = m;
+    if (!(key in LIBPQ_KEYWORDS)) throw inputError("conninfo.parameter", `unknown connection parameter ${key}`, `remove ${key}= from the conninfo`);
+    out[key] = quoted !== void 0 ? quoted.replace(/\\(.)/g, "$1") : raw;
+    at = re.lastIndex;
+  }
+  return out;
+}
+
+// src/core/secrets.ts
+var registered = /* @__PURE__ */ new Set();
+var listeners = [];
+function registerSecret(secret) {
+  if (!secret || secret.length < 3 || registered.has(secret)) return;
+  registered.add(secret);
+  try {
+    const decoded = decodeURIComponent(secret);
+    if (decoded !== secret) registered.add(decoded);
+  } catch {
+  }
+  const encoded = encodeURIComponent(secret);
+  if (encoded !== secret) registered.add(encoded);
+  for (const listener of listeners) listener(secret);
+}
+function onSecretRegistered(listener) {
+  listeners.push(listener);
+  for (const s of registered) listener(s);
+}
+var URL_CREDENTIALS = /\b(postgres(?:ql)?:\/\/[^:/@\s]*):([^@\s]*)@/gi;
+var CONNINFO_PASSWORD = /\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)/gi;
+function redact(text) {
+  let out = text;
+  for (const secret of [...registered].sort((a, b) => b.length - a.length)) {
+    out = out.split(secret).join("***");
+  }
+  return out.replace(URL_CREDENTIALS, "$1:***@").replace(CONNINFO_PASSWORD, "$1***");
+}
+function redactDeep(value) {
+  if (typeof value === "string") return redact(value);
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v));
+  if (value && typeof value === "object" && !(value instanceof Date)) {
+    const out = {};
+    for (const [k, v] of Object.entries(value)) out[k] = redactDeep(v);
+    return out;
+  }
+  return value;
+}
+
+// src/pg/connect.ts
+function endpointFor(role, server2) {
+  const address = parseServerUrl(server2.url);
+  const mode = server2.tls?.mode ?? address.sslmode ?? "disable";
+  const caPath = server2.tls?.ca ?? address.sslrootcert;
+  const ssl = sslOptions(role, mode, caPath, address.host);
+  if (server2.tls) {
+    address.sslmode = server2.tls.mode;
+    if (server2.tls.ca) address.sslrootcert = server2.tls.ca;
+  }
+  return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
+}
+function sslOptions(role, mode, caPath, host) {
+  switch (mode) {
+    case "disable":
+    case "allow":
+    case "prefer":
+      return false;
+    case "require":
+      return { rejectUnauthorized: false };
+    case "verify-ca":
+    case "verify-full": {
+      let ca;
+      if (caPath) {
+        try {
+          ca = readFileSync(caPath, "utf8");
+        } catch {
+          throw inputError("tls.ca", `${role}: cannot read the CA bundle ${caPath}`, "set tls.ca to a readable PEM file (for RDS, the region bundle)");
+        }
+      }
+      return mode === "verify-full" ? { rejectUnauthorized: true, ca, servername: host } : { rejectUnauthorized: true, ca, checkServerIdentity: () => void 0 };
+    }
+    default:
+      throw inputError("tls.mode", `${role}: unsupported sslmode ${mode}`, "use disable, require, verify-ca or verify-full");
+  }
+}
+function clientConfig(ep, opts = {}) {
+  const a = ep.address;
+  const config2 = {
+    host: a.host,
+    port: a.port,
+    user: a.user,
+    password: a.password,
+    database: a.database,
+    ssl: ep.ssl,
+    application_name: opts.applicationName ?? "pgshift",
+    connectionTimeoutMillis: 15e3,
+    keepAlive: true,
+    statement_timeout: opts.statementTimeoutMs ?? 0,
+    // A pgshift session idling inside a transaction is holding a snapshot on purpose.
+    idle_in_transaction_session_timeout: 0,
+    lock_timeout: 0,
+    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
+    // rollback); the fence is for the application.
+    options: "-c default_transaction_read_only=off"
+  };
+  if (opts.replication) config2.replication = "database";
+  return config2;
+}
+async function connect(ep, opts = {}) {
+  const client = new esm_default.Client(clientConfig(ep, opts));
+  client.on("error", () => {
+  });
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => {
+    });
+    throw connectionError(ep, err);
+  }
+  tagQueryErrors(client, ep);
+  return client;
+}
+function tagQueryErrors(client, ep) {
+  const server2 = { role: ep.role, label: ep.label };
+  const query = client.query.bind(client);
+  client.query = (...args) => {
+    const r = query(...args);
+    if (r && typeof r.then === "function") {
+      return r.catch((err) => {
+        throw tagServer(err, server2);
+      });
+    }
+    return r;
+  };
+}
+function connectionError(ep, err) {
+  const e = err;
+  const who = `${ep.role} ${ep.label}`;
+  switch (e.code) {
+    case "ECONNREFUSED":
+    case "ENOTFOUND":
+    case "EHOSTUNREACH":
+    case "ETIMEDOUT":
+    case "EAI_AGAIN":
+      return inputError("connect.unreachable", `${who} is unreachable (${e.code})`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
+    case "28P01":
+      return inputError("connect.auth", `${who}: password authentication failed for user ${JSON.stringify(ep.address.user)}`, `check the password in the ${ep.role} URL's environment variable`, err);
+    case "28000":
+      return inputError("connect.auth", `${who}: ${redact(e.message ?? "authorization failed")}`, "allow this user and host in pg_hba.conf (for replication connections too)", err);
+    case "3D000":
+      return inputError("connect.database", `${who}: database ${JSON.stringify(ep.address.database)} does not exist`, `create it or fix the database name in the ${ep.role} URL`, err);
+    default:
+      if (/timeout/i.test(e.message ?? "")) {
+        return inputError("connect.unreachable", `${who} did not answer within 15 s`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
+      }
+      if (/SSL|certificate|self.signed/i.test(e.message ?? "")) {
+        return inputError("connect.tls", `${who}: TLS failed: ${redact(e.message ?? "")}`, "check tls.mode and tls.ca (RDS: verify-full with the RDS CA bundle)", err);
+      }
+      return inputError("connect.failed", `${who}: cannot connect: ${redact(e.message ?? String(err))}`, `check the ${ep.role} URL`, err);
+  }
+}
+async function serverVersionNum(c) {
+  const r = await c.query("SELECT current_setting('server_version_num') AS v");
+  return Number(r.rows[0].v);
+}
+function majorOf(versionNum) {
+  return versionNum >= 1e5 ? Math.floor(versionNum / 1e4) : Math.floor(versionNum / 100) / 10;
+}
+
+// src/pg/catalog.ts
+var CONTROL_SCHEMA = "pgshift";
+var USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+var NOT_EXTENSION_MEMBER = `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`;
+var BINARY_EXTENSION_TYPES = ["citext", "hstore"].map((t) => `'${t}'`).join(", ");
+
+// src/pg/inventory.ts
+var SETTINGS = [
+  "wal_level",
+  "max_replication_slots",
+  "max_wal_senders",
+  "wal_sender_timeout",
+  "max_slot_wal_keep_size",
+  "logical_decoding_work_mem",
+  "shared_preload_libraries",
+  "rds.logical_replication",
+  "max_logical_replication_workers",
+  "max_worker_processes",
+  "server_version",
+  "block_size"
+];
+async function readServerFacts(c, longTransactionSeconds) {
+  const settings = {};
+  for (const name of SETTINGS) settings[name] = null;
+  const s = await c.query("SELECT name, current_setting(name, true) AS v FROM pg_settings WHERE name = ANY($1::text[])", [SETTINGS]);
+  for (const row of s.rows) settings[row.name] = row.v;
+  const versionNum = Number((await c.query("SELECT current_setting('server_version_num') AS v")).rows[0].v);
+  const role = (await c.query(
+    `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
+              has_database_privilege(current_database(), 'CREATE') AS create_on_database
+         FROM pg_roles r WHERE r.rolname = current_user`
+  )).rows[0];
+  const isRds = settings["rds.logical_replication"] !== null || (await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'`)).rowCount > 0;
+  const counts = (await c.query(
+    `SELECT (SELECT count(*) FROM pg_replication_slots)::text AS slots,
+              (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')::text AS senders,
+              (SELECT count(*) FROM pg_largeobject_metadata)::text AS lo`
+  )).rows[0];
+  const longTx = await c.query(
+    `SELECT pid, extract(epoch FROM now() - xact_start)::int AS seconds, coalesce(application_name, '') AS application,
+            coalesce(usename, '') AS "user", coalesce(state, '') AS state
+       FROM pg_stat_activity
+      WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+        AND now() - xact_start > make_interval(secs => $1)
+      ORDER BY xact_start`,
+    [longTransactionSeconds]
+  );
+  const prepared = await c.query(`SELECT gid, extract(epoch FROM now() - prepared)::int AS seconds FROM pg_prepared_xacts WHERE database = current_database()`);
+  const ext = await c.query(`SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1`);
+  const availableExtensions = await c.query(
+    `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
+         FROM pg_available_extensions a`
+  ).then(
+    (avail) => new Map(avail.rows.map((r) => [r.name, { defaultVersion: r.default_version, versions: r.versions }])),
+    (err) => ({ error: err.message })
+  );
+  const triggers = await c.query(`SELECT evtname AS name, evtevent AS event, evtenabled AS enabled FROM pg_event_trigger ORDER BY 1`);
+  const db = (await c.query("SELECT current_database() AS d")).rows[0].d;
+  return {
+    versionNum,
+    version: settings.server_version ?? "",
+    settings,
+    isRds,
+    role: {
+      name: role.name,
+      superuser: role.superuser,
+      replication: role.replication,
+      rdsSuperuser: role.rds_superuser,
+      createSubscription: role.create_subscription,
+      createOnDatabase: role.create_on_database
+    },
+    slotsUsed: Number(counts.slots),
+    walSendersUsed: Number(counts.senders),
+    longTransactions: longTx.rows,
+    preparedTransactions: prepared.rows,
+    extensions: ext.rows,
+    availableExtensions,
+    eventTriggers: triggers.rows,
+    largeObjects: Number(counts.lo),
+    database: db
+  };
+}
+var LOB_TYPE_TEST = `(t.typname IN ('text', 'bytea', 'json', 'jsonb', 'xml') OR (t.typname = 'varchar' AND a.atttypmod = -1) OR t.typcategory = 'A')`;
+async function readRelations(c, versionNum) {
+  const generated = versionNum >= 12e4 ? "a.attgenerated <> ''" : "false";
+  const noStats = versionNum >= 14e4 ? "c.reltuples < 0" : `(c.reltuples = 0 AND coalesce((SELECT st.last_analyze IS NULL AND st.last_autoanalyze IS NULL FROM pg_stat_all_tables st WHERE st.relid = c.oid), true))`;
+  const r = await c.query(`
+    SELECT n.nspname AS schema, c.relname AS name, c.oid::int AS oid, c.relkind AS kind, c.relpersistence AS persistence,
+           c.relispartition AS is_partition, c.relreplident AS replident,
+           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
+           coalesce((SELECT array_agg(ic.relname::text ORDER BY ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                      WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)), '{}') AS unique_not_null,
+           (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary)::int AS other_unique,
+           (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident AND i.indisvalid) AS ri_index,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${generated}), '{}') AS generated,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> ''), '{}') AS identity,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND t.typcategory = 'A'), '{}') AS arrays,
+           coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
+                       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${LOB_TYPE_TEST} AND NOT (${generated})), '[]') AS lobs,
+           ((c.relpages + coalesce((SELECT tc.relpages FROM pg_class tc WHERE tc.oid = c.reltoastrelid), 0))::bigint * current_setting('block_size')::bigint)::text AS estimated_bytes,
+           CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_total_relation_size(c.oid) ELSE 0 END::text AS bytes,
+           greatest(c.reltuples, 0)::text AS row_estimate,
+           NOT (${noStats}) AS has_stats,
+           pg_get_userbyid(c.relowner) AS owner,
+           pg_has_role(c.relowner, 'USAGE') AS owned_by_me,
+           has_table_privilege(c.oid, 'SELECT') AS can_select
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
+     ORDER BY n.nspname, c.relname`);
+  return r.rows.map((x) => ({
+    schema: x.schema,
+    name: x.name,
+    oid: x.oid,
+    kind: x.kind,
+    persistence: x.persistence,
+    isPartition: x.is_partition,
+    replicaIdentity: x.replident,
+    hasPrimaryKey: x.has_pk,
+    uniqueNotNullIndexes: x.unique_not_null,
+    otherUniqueIndexes: x.other_unique,
+    replicaIdentityIndex: x.ri_index,
+    generatedColumns: x.generated,
+    identityColumns: x.identity,
+    arrayColumns: x.arrays,
+    lobColumns: x.lobs,
+    estimatedBytes: Number(x.estimated_bytes),
+    bytes: Number(x.bytes),
+    rowEstimate: Number(x.row_estimate),
+    hasStatistics: x.has_stats,
+    owner: x.owner,
+    ownedByMe: x.owned_by_me,
+    canSelect: x.can_select
+  }));
+}
+async function readSequences(c) {
+  const r = await c.query(`
+    SELECT s.schemaname AS schema, s.sequencename AS name, s.data_type::text AS data_type, s.max_value::text AS max_value, s.last_value::text AS last_value,
+           (SELECT quote_ident(tn.nspname) || '.' || quote_ident(t.relname) || '.' || quote_ident(a.attname)
+              FROM pg_class sc JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+              JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sc.oid AND d.deptype IN ('a', 'i')
+              JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
+              JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+             WHERE sn.nspname = s.schemaname AND sc.relname = s.sequencename LIMIT 1) AS owned_by
+      FROM pg_sequences s
+     WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}')
+     ORDER BY 1, 2`);
+  return r.rows.map((x) => ({
+    schema: x.schema,
+    name: x.name,
+    dataType: x.data_type,
+    maxValue: BigInt(x.max_value),
+    lastValue: x.last_value === null ? null : BigInt(x.last_value),
+    ownedBy: x.owned_by
+  }));
+}
+async function scanLobs(c, t, sampleRows, exactBelowBytes) {
+  const started = Date.now();
+  const measures = t.lobColumns.map(
+    (col) => `coalesce(max(${col.type === "bytea" ? `octet_length(${quoteIdent(col.name)})` : `octet_length(${quoteIdent(col.name)}::text)`}), 0)::bigint AS ${quoteIdent(col.name)}`
+  );
+  const exact = Math.max(t.estimatedBytes, t.bytes) < exactBelowBytes || !t.hasStatistics || t.rowEstimate <= sampleRows;
+  const percent = exact ? 100 : Math.min(100, Math.max(1e-4, sampleRows / Math.max(t.rowEstimate, 1) * 100));
+  const from = exact ? qualify(t) : `${qualify(t)} TABLESAMPLE SYSTEM (${percent.toFixed(6)})`;
+  const r = await c.query(`SELECT count(*)::bigint AS __rows, ${measures.join(", ")} FROM ${from}`);
+  const row = r.rows[0];
+  return {
+    columns: t.lobColumns.map((col) => ({ column: col.name, maxBytes: Number(row[col.name]) })),
+    exact,
+    rowsScanned: Number(row.__rows),
+    samplePercent: percent,
+    ms: Date.now() - started
+  };
+}
+async function sampleWalRate(c, seconds) {
+  const a = (await c.query("SELECT pg_current_wal_lsn()::text AS l")).rows[0].l;
+  const t0 = Date.now();
+  await new Promise((r2) => setTimeout(r2, seconds * 1e3));
+  const r = await c.query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text AS d", [a]);
+  return Number(r.rows[0].d) / ((Date.now() - t0) / 1e3);
+}
+
+// src/pg/tools.ts
+import { execFile as execFileCb } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+var execFile = promisify(execFileCb);
+function toolPath(name, binDir) {
+  const dir = binDir ?? process.env.PGSHIFT_PG_BIN;
+  return dir ? path.join(dir, name) : name;
+}
+async function findTool(name, binDir) {
+  const bin = toolPath(name, binDir);
+  if (bin.includes("/") && !existsSync(bin)) {
+    throw inputError("tool.missing", `${name} not found at ${bin}`, "set fullLoad.pgBinDir (or PGSHIFT_PG_BIN) to a directory holding the PostgreSQL client tools");
+  }
+  let stdout;
+  try {
+    ({ stdout } = await execFile(bin, ["--version"]));
+  } catch {
+    throw inputError("tool.missing", `${name} cannot be run (${bin})`, "install the PostgreSQL client tools or set fullLoad.pgBinDir (or PGSHIFT_PG_BIN)");
+  }
+  const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(stdout);
+  if (!m) throw inputError("tool.version", `cannot read the version of ${bin}: ${stdout.trim()}`);
+  const major = Number(m[1]) >= 10 ? Number(m[1]) : Number(`${m[1]}.${m[2]}`);
+  return { path: bin, major, version: stdout.trim() };
+}
+
+// src/pg/schema.ts
+var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
+
+// src/pg/identity.ts
+import { randomUUID } from "node:crypto";
+async function sameDatabase(source, target) {
+  const marker = `pgshift identity ${randomUUID()}`;
+  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
+  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
+  try {
+    const r = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
+    return (r.rowCount ?? 0) > 0;
+  } finally {
+    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
+  }
+}
+
+// src/phases/context.ts
+function phaseContext(plan, log) {
+  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
+}
+async function openSessions(ctx) {
+  const source = await connect(ctx.source);
+  let target;
+  try {
+    target = await connect(ctx.target);
+  } catch (err) {
+    await source.end().catch(() => {
+    });
+    throw err;
+  }
+  const close = async () => {
+    await Promise.all([source.end().catch(() => {
+    }), target.end().catch(() => {
+    })]);
+  };
+  const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
+  if (await sameDatabase(source, target).catch(async (err) => {
+    await close();
+    throw err;
+  })) {
+    await close();
+    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
+  }
+  return {
+    source,
+    target,
+    sourceVersion,
+    targetVersion,
+    close
+  };
+}
+
+// src/phases/assess.ts
+async function readPreconditions(ctx, s, options) {
+  const { plan } = ctx;
+  const opts = plan.assess;
+  const findings = [];
+  const add = (severity, code, object2, message, fix) => findings.push({ severity, code, object: object2, message, fix });
+  const [src, tgt] = await Promise.all([readServerFacts(s.source, opts.longTransactionSeconds), readServerFacts(s.target, opts.longTransactionSeconds)]);
+  const sourceMajor = majorOf(src.versionNum);
+  const targetMajor = majorOf(tgt.versionNum);
+  const native = plan.cdc.engine === "native";
+  const dmsPlugin = plan.cdc.dms.plugin;
+  if (targetMajor < sourceMajor) add("blocker", "target.version", ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, "migrate to the same or a newer major");
+  checkSourceSettings(src, ctx.source.label, options.streamsNeeded, native, dmsPlugin, add);
+  checkPrivileges(src, tgt, ctx, native, plan.groups.length, add);
+  for (const t of src.longTransactions) {
+    add("warning", "source.long-transaction", `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ""})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, "end it before the full load, or wait");
+  }
+  for (const p of src.preparedTransactions) {
+    add("blocker", "source.prepared-transaction", `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
+  }
+  const targetExtensions = tgt.availableExtensions;
+  if (!(targetExtensions instanceof Map)) {
+    const names = src.extensions.map((e) => e.name).join(", ");
+    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
+  } else {
+    for (const e of src.extensions.filter((x) => !SOURCE_ONLY_EXTENSIONS.includes(x.name))) {
+      const avail = targetExtensions.get(e.name);
+      if (!avail) add("blocker", "extension.missing", `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
+      else if (!avail.versions.includes(e.version)) {
+        add("warning", "extension.version", `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
+      }
+    }
+  }
+  for (const t of src.eventTriggers.filter((x) => !x.name.startsWith("pgshift_ddl"))) {
+    add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers`, "disable it for the migration window if it writes");
+  }
+  for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
+  if (src.largeObjects > 0) {
+    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target", "freeze large-object writes from the full load on, or move them to bytea columns");
+  }
+  try {
+    const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
+    if (dump.major < sourceMajor) add("blocker", "tool.pg_dump", dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
+  } catch (err) {
+    add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
+  }
+  const relations = await readRelations(s.source, src.versionNum);
+  const migratable = relations.filter((r) => (r.kind === "r" || r.kind === "p") && r.persistence === "p");
+  const assignment = assignGroups(migratable, plan.groups);
+  const groupOf = /* @__PURE__ */ new Map();
+  for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
+  for (const u of assignment.unmatched) {
+    const { message, fix } = describeUnmatched(u);
+    add("warning", "group.pattern", `group ${u.group}`, message, fix);
+  }
+  for (const [g, list] of assignment.groups) {
+    if (list.some((t) => t.kind === "r")) continue;
+    const { message, fix } = describeEmptyGroup(g, assignment.unmatched);
+    add("blocker", "group.empty", `group ${g}`, message, fix);
+  }
+  for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
+  return { src, tgt, relations, groupOf, assignment, findings, add };
+}
+async function runAssess(ctx) {
+  const started = Date.now();
+  const { plan } = ctx;
+  const opts = plan.assess;
+  const s = await openSessions(ctx);
+  try {
+    const { src, tgt, relations, groupOf, assignment, findings, add } = await readPreconditions(ctx, s, { streamsNeeded: plan.groups.length });
+    const sourceMajor = majorOf(src.versionNum);
+    const targetMajor = majorOf(tgt.versionNum);
+    const native = plan.cdc.engine === "native";
+    const targetUnique = /* @__PURE__ */ new Map();
+    const profiles = [];
+    for (const t of relations) {
+      const name = displayName(t);
+      if (t.kind !== "r" || t.persistence !== "p") continue;
+      targetUnique.set(name, t.otherUniqueIndexes);
+      profiles.push({
+        table: name,
+        group: groupOf.get(t) ?? null,
+        kind: t.isPartition ? "partition" : "table",
+        bytes: t.bytes,
+        estimatedBytes: t.estimatedBytes,
+        rowEstimate: t.rowEstimate,
+        key: t.hasPrimaryKey ? "primary key" : t.replicaIdentity === "i" ? "replica identity index" : t.replicaIdentity === "f" ? "replica identity full" : "none",
+        // Batch apply needs a key and no other unique constraint on the target (the target gets the source's).
+        batchApply: t.hasPrimaryKey && t.otherUniqueIndexes === 0,
+        lob: null
+      });
+    }
+    const lobTables = relations.filter((t) => t.kind === "r" && t.persistence === "p" && t.lobColumns.length > 0 && t.canSelect);
+    const lobStarted = Date.now();
+    let rowsScanned = 0;
+    let exactTables = 0;
+    const workers = [];
+    try {
+      await runPool(lobTables, 2, async (t, id) => {
+        workers[id] ??= await connect(ctx.source, { applicationName: "pgshift assess" });
+        const scan = await scanLobs(workers[id], t, opts.lobSampleRows, opts.lobExactBelow);
+        rowsScanned += scan.rowsScanned;
+        if (scan.exact) exactTables++;
+        const profile = profiles.find((p) => p.table === displayName(t));
+        const maxBytes = Math.max(0, ...scan.columns.map((c) => c.maxBytes));
+        profile.lob = { ...lobAdvice(maxBytes, plan.cdc.dms.lobMaxSizeKb), columns: scan.columns, exact: scan.exact, rowsScanned: scan.rowsScanned, samplePercent: scan.samplePercent };
+        if (!native && profile.lob.truncatedAtTaskLimit) {
+          const where = scan.exact ? "exact" : `largest in a ${scan.samplePercent.toFixed(2)}% sample`;
+          add(
+            profile.lob.mode === "unlimited" ? "warning" : "info",
+            "lob.truncation",
+            profile.table,
+            `largest LOB value ${formatBytes(maxBytes)} (${where}) would be truncated at the task limit of ${plan.cdc.dms.lobMaxSizeKb} KB`,
+            profile.lob.mode === "unlimited" ? "use lobMode: unlimited for this table (no truncation)" : `use lobMaxSizeKb: ${profile.lob.limitKb} for this table`
+          );
+        }
+      });
+    } finally {
+      await Promise.all(workers.map((w) => w.end().catch(() => {
+      })));
+    }
+    const lobMs = Date.now() - lobStarted;
+    const sequences = await readSequences(s.source);
+    for (const q of sequences) {
+      const name = displayName(q);
+      if (!q.ownedBy) add("info", "sequence.unowned", name, "owned by no column: pgshift still carries its value at cut-over", void 0);
+      if (q.lastValue !== null && q.maxValue > 0n && q.lastValue * 10n >= q.maxValue * 8n) {
+        const pct = Number(q.lastValue * 1000n / q.maxValue) / 10;
+        add("warning", "sequence.near-limit", name, `${q.dataType} sequence at ${pct}% of its maximum ${q.maxValue}`, `ALTER SEQUENCE ${name} AS bigint (and widen the column) before it runs out`);
+      }
+    }
+    const totalBytes = profiles.reduce((n, p) => n + Math.max(p.bytes, p.estimatedBytes), 0);
+    const loadHours = totalBytes / plan.assess.copyRate / 3600;
+    const rate = await sampleWalRate(s.source, opts.walSampleSeconds);
+    const keepText = src.settings.max_slot_wal_keep_size;
+    const keep = keepText === null || keepText === void 0 || keepText === "-1" ? null : parseSize(keepText) ?? null;
+    const headroomHours = keep !== null && rate > 0 ? keep / rate / 3600 : null;
+    if (keepText === "-1") {
+      add("warning", "wal.unlimited", ctx.source.label, `max_slot_wal_keep_size is unlimited: a stalled slot keeps WAL until the disk fills (${formatBytes(rate * 3600)} per hour at the current rate; ~${formatBytes(rate * loadHours * 3600)} during a ${loadHours.toFixed(1)} h full load)`, "set max_slot_wal_keep_size to what the disk can hold, and watch pgshift cdc status");
+    } else if (headroomHours !== null && headroomHours < loadHours) {
+      add("blocker", "wal.headroom", ctx.source.label, `max_slot_wal_keep_size (${keepText}) lasts ${headroomHours.toFixed(1)} h at the current WAL rate; the full load takes about ${loadHours.toFixed(1)} h, so the slots would be invalidated`, "raise max_slot_wal_keep_size, or split the load into groups loaded one after another");
+    } else if (headroomHours !== null && headroomHours < loadHours * 2) {
+      add("warning", "wal.headroom", ctx.source.label, `max_slot_wal_keep_size (${keepText}) lasts ${headroomHours.toFixed(1)} h at the current WAL rate, under twice the ${loadHours.toFixed(1)} h full-load estimate`, "raise max_slot_wal_keep_size");
+    }
+    const sized = profiles.filter((p) => p.rowEstimate > 0 || p.bytes > 0).map((p) => ({ name: p.table, bytes: Math.max(p.bytes, p.estimatedBytes), batchApply: p.batchApply }));
+    const severityOrder = { blocker: 0, warning: 1, info: 2 };
+    findings.sort((a, b) => severityOrder[a.severity] - severityOrder[b.severity]);
+    return {
+      source: { label: ctx.source.label, version: src.version, major: sourceMajor },
+      target: { label: ctx.target.label, version: tgt.version, major: targetMajor },
+      groups: [...assignment.groups].map(([name, list]) => ({
+        name,
+        tables: list.filter((t) => t.kind === "r").length,
+        bytes: list.reduce((n, t) => n + t.bytes, 0),
+        rowEstimate: list.reduce((n, t) => n + t.rowEstimate, 0)
+      })),
+      proposal: { rule: opts.grouping, seed: seedGroups(sized, opts.largestOwnGroup), balanced: balancedGroups(sized, opts.balancedGroups) },
+      tables: profiles,
+      sequences: sequences.length,
+      lobScan: { tables: lobTables.length, rowsScanned, exactTables, sampledTables: lobTables.length - exactTables, ms: lobMs },
+      wal: { bytesPerSecond: Math.round(rate), maxSlotWalKeepSize: keep, headroomHours, loadHours },
+      findings,
+      blockers: findings.filter((f) => f.severity === "blocker").length,
+      seconds: (Date.now() - started) / 1e3
+    };
+  } finally {
+    await s.close();
+  }
+}
+function checkSourceSettings(src, label, groups, native, plugin, add) {
+  const st = src.settings;
+  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
+    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
+  } else if (st.wal_level !== "logical") {
+    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
+  }
+  const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
+  if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
+  const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
+  if (freeSenders < groups) add("blocker", "source.wal_senders", label, `${groups} WAL sender(s) needed, ${freeSenders} free of max_wal_senders ${st.max_wal_senders}`, "raise max_wal_senders (restart)");
+  const timeout = parseDurationMs(st.wal_sender_timeout);
+  if (timeout !== null && timeout > 0 && timeout < 1e4) {
+    add("warning", "source.wal_sender_timeout", label, `wal_sender_timeout is ${st.wal_sender_timeout}: busy apply can be cut off`, "set wal_sender_timeout to at least 10s");
+  }
+  const workMem = st.logical_decoding_work_mem ? parseSize(st.logical_decoding_work_mem.replace(/B$/, "B")) : void 0;
+  if (workMem !== void 0 && workMem < 64 * 1024 * 1024) {
+    add("info", "source.logical_decoding_work_mem", label, `logical_decoding_work_mem is ${st.logical_decoding_work_mem}: larger transactions spill to disk while decoding`, "raise it (for example 256MB) if large transactions are common");
+  }
+  if (!native && plugin === "pglogical" && st.shared_preload_libraries !== null && !st.shared_preload_libraries.split(",").map((x) => x.trim()).includes("pglogical")) {
+    add("blocker", "source.pglogical", label, "the DMS plugin is pglogical but shared_preload_libraries does not load it", "add pglogical to shared_preload_libraries and restart (or use plugin: test_decoding)");
+  }
+}
+function checkPrivileges(src, tgt, ctx, native, groups, add) {
+  for (const f of privilegeFindings(src.role, tgt.role, majorOf(tgt.versionNum), native ? "native" : "dms")) add("blocker", f.code, f.object, f.message, f.fix);
+  const ddl = ddlMode(ctx.plan);
+  if (ddl !== "off" && !src.role.superuser && !src.role.rdsSuperuser) {
+    add(
+      "blocker",
+      "source.privilege.event-trigger",
+      `role ${src.role.name}`,
+      `cdc.ddl: ${ddl} installs an event trigger on the source, which needs superuser (RDS: rds_superuser)`,
+      `connect as a superuser (on RDS: GRANT rds_superuser TO ${src.role.name}), or set cdc.ddl: off (a schema change then stops the stream until applied on the target)`
+    );
+  }
+  if (native) {
+    const workers = Number(tgt.settings.max_logical_replication_workers);
+    if (workers < groups) add("blocker", "target.workers", ctx.target.label, `${groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, "raise max_logical_replication_workers (and max_worker_processes) and restart the target");
+  }
+}
+function checkRelation(t, name, group2, plan, add) {
+  const engine = plan.cdc.engine;
+  const plugin = plan.cdc.dms.plugin;
+  if (t.kind === "f") return add("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target");
+  if (t.kind === "m") return add("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
+  if (t.persistence === "u") return add("warning", "table.unlogged", name, "unlogged table: not replicated and not copied", `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
+  if (t.kind === "p") return add("info", "table.partitioned", name, "partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)");
+  if (!t.canSelect) add("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`);
+  if (group2 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
+  if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
+  const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
+  const problem = identityProblem(identity);
+  const publishing = group2 === null ? void 0 : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
+  if (problem && publishing?.setFull.length) {
+    add("info", "table.replica-identity-consent", name, `${IDENTITY_PROBLEM_TEXT[problem]}: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)`);
+  } else if (problem === "nothing") {
+    add("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`);
+  } else if (problem && engine === "dms") {
+    add("warning", "table.no-key", name, `${IDENTITY_PROBLEM_TEXT[problem]}: DMS carries its inserts but not its UPDATE and DELETE`, `add a primary key unless the table is insert-only (verify finds any row that differs)`);
+  } else if (problem) {
+    const idx = t.uniqueNotNullIndexes[0];
+    add(
+      "blocker",
+      "table.no-key",
+      name,
+      `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published`,
+      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
+    );
+  } else if (t.replicaIdentity === "f") {
+    if (engine === "dms" && plugin === "pglogical") add("blocker", "table.replica-identity-full", name, "REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical", "add a primary key, or use plugin: test_decoding for this group");
+    else add("warning", "table.replica-identity-full", name, "REPLICA IDENTITY FULL: every UPDATE and DELETE is applied by a scan unless the target has a usable index", "add a primary key if you can");
+  } else if (t.replicaIdentity === "i") {
+    add("info", "table.replica-identity-index", name, `replica identity is the unique index ${t.replicaIdentityIndex}`);
+  }
+  if (engine === "dms" && !t.hasPrimaryKey && t.arrayColumns.length) add("blocker", "table.array-no-key", name, `ARRAY column(s) ${t.arrayColumns.join(", ")} without a primary key: DMS suspends the table`, "add a primary key");
+  if (t.generatedColumns.length) add("info", "table.generated", name, `generated column(s) ${t.generatedColumns.join(", ")}: left out of the copy, computed by the target`);
+  if (t.identityColumns.length) add("info", "table.identity", name, `identity column(s) ${t.identityColumns.join(", ")}: values copied as they are, sequences carried at cut-over`);
+  if (!t.hasStatistics) add("info", "table.no-statistics", name, "never analyzed: size and row estimates are unknown to the planner and to pgshift", `ANALYZE ${name}`);
+}
+function parseDurationMs(v) {
+  if (!v) return null;
+  const m = /^(-?\d+)\s*(ms|s|min|h)?$/.exec(v.trim());
+  if (!m) return null;
+  const n = Number(m[1]);
+  return n * ({ ms: 1, s: 1e3, min: 6e4, h: 36e5 }[m[2] ?? "ms"] ?? 1);
+}
+function proposalFrom(r, engine) {
+  const tables = {};
+  for (const t of r.tables) {
+    const entry = {};
+    if (t.lob && engine === "dms") {
+      entry.lobMode = t.lob.mode;
+      entry.lobMaxSizeKb = t.lob.limitKb;
+    }
+    if (engine === "dms" && !t.batchApply) entry.batchApply = false;
+    if (Object.keys(entry).length) tables[t.table] = entry;
+  }
+  const groups = r.proposal[r.proposal.rule];
+  return { groups: groups.length ? groups : [{ name: "all", tables: ["*.*"], bytes: 0 }], tables };
+}
+
+// src/core/names.ts
+function batchStreamName(group2) {
+  return `${group2}_batch`;
+}
+
+// src/journal/journal.ts
+var S = quoteIdent(CONTROL_SCHEMA);
+var DDL = [
+  `CREATE SCHEMA IF NOT EXISTS ${S}`,
+  `COMMENT ON SCHEMA ${S} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
+  `CREATE TABLE IF NOT EXISTS ${S}.migration (
+     name text PRIMARY KEY,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     source text NOT NULL,
+     target text NOT NULL,
+     source_version int NOT NULL,
+     target_version int NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS ${S}.phase (
+     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+     phase text NOT NULL,
+     state text NOT NULL,
+     started_at timestamptz NOT NULL DEFAULT now(),
+     finished_at timestamptz,
+     detail jsonb,
+     PRIMARY KEY (migration, phase))`,
+  `CREATE TABLE IF NOT EXISTS ${S}.stream (
+     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+     group_name text NOT NULL,
+     slot_name text NOT NULL,
+     publication text NOT NULL,
+     subscription text NOT NULL,
+     snapshot_mode text NOT NULL,
+     snapshot_lsn pg_lsn,
+     state text NOT NULL,
+     updated_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (migration, group_name))`,
+  `CREATE TABLE IF NOT EXISTS ${S}.copy_progress (
+     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+     group_name text NOT NULL,
+     table_schema text NOT NULL,
+     table_name text NOT NULL,
+     part int NOT NULL DEFAULT 0,
+     state text NOT NULL,
+     rows bigint,
+     bytes bigint,
+     started_at timestamptz,
+     finished_at timestamptz,
+     PRIMARY KEY (migration, table_schema, table_name, part))`,
+  // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
+  `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
+  `CREATE TABLE IF NOT EXISTS ${S}.event (
+     id bigserial PRIMARY KEY,
+     migration text NOT NULL,
+     at timestamptz NOT NULL DEFAULT now(),
+     phase text NOT NULL,
+     level text NOT NULL,
+     message text NOT NULL,
+     detail jsonb)`
+];
+var progressSql = {
+  upsert: `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
+           ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, condition = EXCLUDED.condition,
+             bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${S}.copy_progress.started_at),
+             finished_at = EXCLUDED.finished_at`
+};
+
+// src/pg/ddl-sql.ts
+var EVENT_TRIGGERS = [
+  { name: "pgshift_ddl", sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${S}.ddl_capture()` },
+  { name: "pgshift_ddl_drop", sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${S}.ddl_capture()` },
+  { name: "pgshift_ddl_start", sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${S}.ddl_capture()` }
+];
+
+// src/report/markdown.ts
+function table(head, rows) {
+  const line = (cells) => `| ${cells.map((c) => String(c).replace(/\|/g, "\\|")).join(" | ")} |`;
+  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
+}
+function assessMarkdown(r) {
+  const out = [
+    `### pgshift assess \u2014 ${r.blockers ? `${r.blockers} blocker(s)` : "no blockers"}`,
+    `Source ${r.source.label} (PostgreSQL ${r.source.version}) \u2192 target ${r.target.label} (PostgreSQL ${r.target.version}); ${r.tables.length} tables, ${r.sequences} sequence(s); read in ${r.seconds.toFixed(1)} s.`,
+    "",
+    table(["group", "tables", "size", "rows (estimate)"], r.groups.map((g) => [g.name, g.tables, formatBytes(g.bytes), Math.round(g.rowEstimate)])),
+    ""
+  ];
+  if (r.findings.length === 0) out.push("No findings: nothing blocks this migration.");
+  else out.push(table(["severity", "object", "finding", "fix"], r.findings.map((f) => [f.severity, f.object, f.message, f.fix ?? ""])));
+  const lob = r.tables.filter((t) => t.lob);
+  out.push(
+    "",
+    `#### LOB columns`,
+    `${r.lobScan.tables} table(s) with LOB columns: ${r.lobScan.exactTables} measured exactly, ${r.lobScan.sampledTables} from a TABLESAMPLE sample; ${r.lobScan.rowsScanned} rows read in ${(r.lobScan.ms / 1e3).toFixed(1)} s.`
+  );
+  if (lob.length) {
+    out.push("", table(["table", "largest value", "measured", "limit to use (KB)", "mode"], lob.map((t) => [t.table, formatBytes(t.lob.maxBytes), t.lob.exact ? "exact" : `${t.lob.samplePercent.toFixed(2)}% sample`, t.lob.limitKb, t.lob.mode])));
+  }
+  const noBatch = r.tables.filter((t) => !t.batchApply).map((t) => t.table);
+  out.push("", `#### Batch apply`, noBatch.length ? `Not eligible (no key, or another unique constraint): ${noBatch.join(", ")}.` : "Every table is eligible.");
+  const proposed = r.proposal[r.proposal.rule];
+  out.push(
+    "",
+    `#### Proposed groups (${r.proposal.rule} rule)`,
+    table(["group", "tables", "size"], proposed.map((g) => [g.name, g.tables.join(", "), formatBytes(g.bytes)])),
+    "",
+    `#### WAL headroom`,
+    `Source WAL rate ${formatBytes(r.wal.bytesPerSecond)}/s; full load estimated at ${r.wal.loadHours.toFixed(2)} h; ` + (r.wal.maxSlotWalKeepSize === null ? "max_slot_wal_keep_size unlimited." : `max_slot_wal_keep_size ${formatBytes(r.wal.maxSlotWalKeepSize)} lasts ${r.wal.headroomHours === null ? "indefinitely (no WAL written)" : `${r.wal.headroomHours.toFixed(1)} h`}.`)
+  );
+  return out.join("\n").trim() + "\n";
+}
+
+// src/actions/_runner.ts
+import { writeFileSync } from "node:fs";
+
+// node_modules/@actions/core/lib/command.js
+import * as os from "os";
+
+// node_modules/@actions/core/lib/utils.js
+function toCommandValue(input2) {
+  if (input2 === null || input2 === void 0) {
+    return "";
+  } else if (typeof input2 === "string" || input2 instanceof String) {
+    return input2;
+  }
+  return JSON.stringify(input2);
+}
+function toCommandProperties(annotationProperties) {
+  if (!Object.keys(annotationProperties).length) {
+    return {};
+  }
+  return {
+    title: annotationProperties.title,
+    file: annotationProperties.file,
+    line: annotationProperties.startLine,
+    endLine: annotationProperties.endLine,
+    col: annotationProperties.startColumn,
+    endColumn: annotationProperties.endColumn
+  };
+}
+
+// node_modules/@actions/core/lib/command.js
+function issueCommand(command, properties, message) {
+  const cmd = new Command(command, properties, message);
+  process.stdout.write(cmd.toString() + os.EOL);
+}
+var CMD_STRING = "::";
+var Command = class {
+  constructor(command, properties, message) {
+    if (!command) {
+      command = "missing.command";
+    }
+    this.command = command;
+    this.properties = properties;
+    this.message = message;
+  }
+  toString() {
+    let cmdStr = CMD_STRING + this.command;
+    if (this.properties && Object.keys(this.properties).length > 0) {
+      cmdStr += " ";
+      let first = true;
+      for (const key in this.properties) {
+        if (this.properties.hasOwnProperty(key)) {
+          const val = this.properties[key];
+          if (val) {
+            if (first) {
+              first = false;
+            } else {
+              cmdStr += ",";
+            }
+            cmdStr += `${key}=${escapeProperty(val)}`;
+          }
+        }
+      }
+    }
+    cmdStr += `${CMD_STRING}${escapeData(this.message)}`;
+    return cmdStr;
+  }
+};
+function escapeData(s) {
+  return toCommandValue(s).replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
+}
+function escapeProperty(s) {
+  return toCommandValue(s).replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A").replace(/:/g, "%3A").replace(/,/g, "%2C");
+}
+
+// node_modules/@actions/core/lib/file-command.js
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os2 from "os";
+function issueFileCommand(command, message) {
+  const filePath = process.env[`GITHUB_${command}`];
+  if (!filePath) {
+    throw new Error(`Unable to find environment variable for file command ${command}`);
+  }
+  if (!fs.existsSync(filePath)) {
+    throw new Error(`Missing file at path: ${filePath}`);
+  }
+  fs.appendFileSync(filePath, `${toCommandValue(message)}${os2.EOL}`, {
+    encoding: "utf8"
+  });
+}
+function prepareKeyValueMessage(key, value) {
+  const delimiter = `ghadelimiter_${crypto.randomUUID()}`;
+  const convertedValue = toCommandValue(value);
+  if (key.includes(delimiter)) {
+    throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter}"`);
+  }
+  if (convertedValue.includes(delimiter)) {
+    throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter}"`);
+  }
+  return `${key}<<${delimiter}${os2.EOL}${convertedValue}${os2.EOL}${delimiter}`;
+}
+
+// node_modules/@actions/core/lib/core.js
+import * as os4 from "os";
+
+// node_modules/@actions/http-client/lib/index.js
+var tunnel = __toESM(require_tunnel2(), 1);
+var import_undici = __toESM(require_undici(), 1);
+var HttpCodes;
+(function(HttpCodes2) {
+  HttpCodes2[HttpCodes2["OK"] = 200] = "OK";
+  HttpCodes2[HttpCodes2["MultipleChoices"] = 300] = "MultipleChoices";
+  HttpCodes2[HttpCodes2["MovedPermanently"] = 301] = "MovedPermanently";
+  HttpCodes2[HttpCodes2["ResourceMoved"] = 302] = "ResourceMoved";
+  HttpCodes2[HttpCodes2["SeeOther"] = 303] = "SeeOther";
+  HttpCodes2[HttpCodes2["NotModified"] = 304] = "NotModified";
+  HttpCodes2[HttpCodes2["UseProxy"] = 305] = "UseProxy";
+  HttpCodes2[HttpCodes2["SwitchProxy"] = 306] = "SwitchProxy";
+  HttpCodes2[HttpCodes2["TemporaryRedirect"] = 307] = "TemporaryRedirect";
+  HttpCodes2[HttpCodes2["PermanentRedirect"] = 308] = "PermanentRedirect";
+  HttpCodes2[HttpCodes2["BadRequest"] = 400] = "BadRequest";
+  HttpCodes2[HttpCodes2["Unauthorized"] = 401] = "Unauthorized";
+  HttpCodes2[HttpCodes2["PaymentRequired"] = 402] = "PaymentRequired";
+  HttpCodes2[HttpCodes2["Forbidden"] = 403] = "Forbidden";
+  HttpCodes2[HttpCodes2["NotFound"] = 404] = "NotFound";
+  HttpCodes2[HttpCodes2["MethodNotAllowed"] = 405] = "MethodNotAllowed";
+  HttpCodes2[HttpCodes2["NotAcceptable"] = 406] = "NotAcceptable";
+  HttpCodes2[HttpCodes2["ProxyAuthenticationRequired"] = 407] = "ProxyAuthenticationRequired";
+  HttpCodes2[HttpCodes2["RequestTimeout"] = 408] = "RequestTimeout";
+  HttpCodes2[HttpCodes2["Conflict"] = 409] = "Conflict";
+  HttpCodes2[HttpCodes2["Gone"] = 410] = "Gone";
+  HttpCodes2[HttpCodes2["TooManyRequests"] = 429] = "TooManyRequests";
+  HttpCodes2[HttpCodes2["InternalServerError"] = 500] = "InternalServerError";
+  HttpCodes2[HttpCodes2["NotImplemented"] = 501] = "NotImplemented";
+  HttpCodes2[HttpCodes2["BadGateway"] = 502] = "BadGateway";
+  HttpCodes2[HttpCodes2["ServiceUnavailable"] = 503] = "ServiceUnavailable";
+  HttpCodes2[HttpCodes2["GatewayTimeout"] = 504] = "GatewayTimeout";
+})(HttpCodes || (HttpCodes = {}));
+var Headers;
+(function(Headers2) {
+  Headers2["Accept"] = "accept";
+  Headers2["ContentType"] = "content-type";
+})(Headers || (Headers = {}));
+var MediaTypes;
+(function(MediaTypes2) {
+  MediaTypes2["ApplicationJson"] = "application/json";
+})(MediaTypes || (MediaTypes = {}));
+var HttpRedirectCodes = [
+  HttpCodes.MovedPermanently,
+  HttpCodes.ResourceMoved,
+  HttpCodes.SeeOther,
+  HttpCodes.TemporaryRedirect,
+  HttpCodes.PermanentRedirect
+];
+var HttpResponseRetryCodes = [
+  HttpCodes.BadGateway,
+  HttpCodes.ServiceUnavailable,
+  HttpCodes.GatewayTimeout
+];
+
+// node_modules/@actions/core/lib/summary.js
+import { EOL as EOL3 } from "os";
+import { constants, promises } from "fs";
+var __awaiter = function(thisArg, _arguments, P, generator) {
+  function adopt(value) {
+    return value instanceof P ? value : new P(function(resolve) {
+      resolve(value);
+    });
+  }
+  return new (P || (P = Promise))(function(resolve, reject) {
+    function fulfilled(value) {
+      try {
+        step(generator.next(value));
+      } catch (e) {
+        reject(e);
+      }
+    }
+    function rejected(value) {
+      try {
+        step(generator["throw"](value));
+      } catch (e) {
+        reject(e);
+      }
+    }
+    function step(result) {
+      result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
+    }
+    step((generator = generator.apply(thisArg, _arguments || [])).next());
+  });
+};
+var { access, appendFile, writeFile } = promises;
+var SUMMARY_ENV_VAR = "GITHUB_STEP_SUMMARY";
+var Summary = class {
+  constructor() {
+    this._buffer = "";
+  }
+  /**
+   * Finds the summary file path from the environment, rejects if env var is not found or file does not exist
+   * Also checks r/w permissions.
+   *
+   * @returns step summary file path
+   */
+  filePath() {
+    return __awaiter(this, void 0, void 0, function* () {
+      if (this._filePath) {
+        return this._filePath;
+      }
+      const pathFromEnv = process.env[SUMMARY_ENV_VAR];
+      if (!pathFromEnv) {
+        throw new Error(`Unable to find environment variable for $${SUMMARY_ENV_VAR}. Check if your runtime environment supports job summaries.`);
+      }
+      try {
+        yield access(pathFromEnv, constants.R_OK | constants.W_OK);
+      } catch (_a3) {
+        throw new Error(`Unable to access summary file: '${pathFromEnv}'. Check if the file has correct read/write permissions.`);
+      }
+      this._filePath = pathFromEnv;
+      return this._filePath;
+    });
+  }
+  /**
+   * Wraps content in an HTML tag, adding any HTML attributes
+   *
+   * @param {string} tag HTML tag to wrap
+   * @param {string | null} content content within the tag
+   * @param {[attribute: string]: string} attrs key-value list of HTML attributes to add
+   *
+   * @returns {string} content wrapped in HTML element
+   */
+  wrap(tag, content, attrs = {}) {
+    const htmlAttrs = Object.entries(attrs).map(([key, value]) => ` ${key}="${value}"`).join("");
+    if (!content) {
+      return `<${tag}${htmlAttrs}>`;
+    }
+    return `<${tag}${htmlAttrs}>${content}</${tag}>`;
+  }
+  /**
+   * Writes text in the buffer to the summary buffer file and empties buffer. Will append by default.
+   *
+   * @param {SummaryWriteOptions} [options] (optional) options for write operation
+   *
+   * @returns {Promise<Summary>} summary instance
+   */
+  write(options) {
+    return __awaiter(this, void 0, void 0, function* () {
+      const overwrite = !!(options === null || options === void 0 ? void 0 : options.overwrite);
+      const filePath = yield this.filePath();
+      const writeFunc = overwrite ? writeFile : appendFile;
+      yield writeFunc(filePath, this._buffer, { encoding: "utf8" });
+      return this.emptyBuffer();
+    });
+  }
+  /**
+   * Clears the summary buffer and wipes the summary file
+   *
+   * @returns {Summary} summary instance
+   */
+  clear() {
+    return __awaiter(this, void 0, void 0, function* () {
+      return this.emptyBuffer().write({ overwrite: true });
+    });
+  }
+  /**
+   * Returns the current summary buffer as a string
+   *
+   * @returns {string} string of summary buffer
+   */
+  stringify() {
+    return this._buffer;
+  }
+  /**
+   * If the summary buffer is empty
+   *
+   * @returns {boolen} true if the buffer is empty
+   */
+  isEmptyBuffer() {
+    return this._buffer.length === 0;
+  }
+  /**
+   * Resets the summary buffer without writing to summary file
+   *
+   * @returns {Summary} summary instance
+   */
+  emptyBuffer() {
+    this._buffer = "";
+    return this;
+  }
+  /**
+   * Adds raw text to the summary buffer
+   *
+   * @param {string} text content to add
+   * @param {boolean} [addEOL=false] (optional) append an EOL to the raw text (default: false)
+   *
+   * @returns {Summary} summary instance
+   */
+  addRaw(text, addEOL = false) {
+    this._buffer += text;
+    return addEOL ? this.addEOL() : this;
+  }
+  /**
+   * Adds the operating system-specific end-of-line marker to the buffer
+   *
+   * @returns {Summary} summary instance
+   */
+  addEOL() {
+    return this.addRaw(EOL3);
+  }
+  /**
+   * Adds an HTML codeblock to the summary buffer
+   *
+   * @param {string} code content to render within fenced code block
+   * @param {string} lang (optional) language to syntax highlight code
+   *
+   * @returns {Summary} summary instance
+   */
+  addCodeBlock(code, lang) {
+    const attrs = Object.assign({}, lang && { lang });
+    const element = this.wrap("pre", this.wrap("code", code), attrs);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML list to the summary buffer
+   *
+   * @param {string[]} items list of items to render
+   * @param {boolean} [ordered=false] (optional) if the rendered list should be ordered or not (default: false)
+   *
+   * @returns {Summary} summary instance
+   */
+  addList(items, ordered = false) {
+    const tag = ordered ? "ol" : "ul";
+    const listItems = items.map((item) => this.wrap("li", item)).join("");
+    const element = this.wrap(tag, listItems);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML table to the summary buffer
+   *
+   * @param {SummaryTableCell[]} rows table rows
+   *
+   * @returns {Summary} summary instance
+   */
+  addTable(rows) {
+    const tableBody = rows.map((row) => {
+      const cells = row.map((cell) => {
+        if (typeof cell === "string") {
+          return this.wrap("td", cell);
+        }
+        const { header, data, colspan, rowspan } = cell;
+        const tag = header ? "th" : "td";
+        const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
+        return this.wrap(tag, data, attrs);
+      }).join("");
+      return this.wrap("tr", cells);
+    }).join("");
+    const element = this.wrap("table", tableBody);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds a collapsable HTML details element to the summary buffer
+   *
+   * @param {string} label text for the closed state
+   * @param {string} content collapsable content
+   *
+   * @returns {Summary} summary instance
+   */
+  addDetails(label, content) {
+    const element = this.wrap("details", this.wrap("summary", label) + content);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML image tag to the summary buffer
+   *
+   * @param {string} src path to the image you to embed
+   * @param {string} alt text description of the image
+   * @param {SummaryImageOptions} options (optional) addition image attributes
+   *
+   * @returns {Summary} summary instance
+   */
+  addImage(src, alt, options) {
+    const { width, height } = options || {};
+    const attrs = Object.assign(Object.assign({}, width && { width }), height && { height });
+    const element = this.wrap("img", null, Object.assign({ src, alt }, attrs));
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML section heading element
+   *
+   * @param {string} text heading text
+   * @param {number | string} [level=1] (optional) the heading level, default: 1
+   *
+   * @returns {Summary} summary instance
+   */
+  addHeading(text, level) {
+    const tag = `h${level}`;
+    const allowedTag = ["h1", "h2", "h3", "h4", "h5", "h6"].includes(tag) ? tag : "h1";
+    const element = this.wrap(allowedTag, text);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML thematic break (<hr>) to the summary buffer
+   *
+   * @returns {Summary} summary instance
+   */
+  addSeparator() {
+    const element = this.wrap("hr", null);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML line break (<br>) to the summary buffer
+   *
+   * @returns {Summary} summary instance
+   */
+  addBreak() {
+    const element = this.wrap("br", null);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML blockquote to the summary buffer
+   *
+   * @param {string} text quote text
+   * @param {string} cite (optional) citation url
+   *
+   * @returns {Summary} summary instance
+   */
+  addQuote(text, cite) {
+    const attrs = Object.assign({}, cite && { cite });
+    const element = this.wrap("blockquote", text, attrs);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML anchor tag to the summary buffer
+   *
+   * @param {string} text link text/content
+   * @param {string} href hyperlink
+   *
+   * @returns {Summary} summary instance
+   */
+  addLink(text, href) {
+    const element = this.wrap("a", text, { href });
+    return this.addRaw(element).addEOL();
+  }
+};
+var _summary = new Summary();
+var summary = _summary;
+
+// node_modules/@actions/core/lib/platform.js
+import os3 from "os";
+
+// node_modules/@actions/io/lib/io-util.js
+import * as fs2 from "fs";
+var { chmod, copyFile, lstat, mkdir, open: open2, readdir, rename, rm, rmdir, stat, symlink, unlink } = fs2.promises;
+var IS_WINDOWS = process.platform === "win32";
+var READONLY = fs2.constants.O_RDONLY;
+
+// node_modules/@actions/exec/lib/toolrunner.js
+var IS_WINDOWS2 = process.platform === "win32";
+
+// node_modules/@actions/core/lib/platform.js
+var platform = os3.platform();
+var arch = os3.arch();
+
+// node_modules/@actions/core/lib/core.js
+var ExitCode;
+(function(ExitCode2) {
+  ExitCode2[ExitCode2["Success"] = 0] = "Success";
+  ExitCode2[ExitCode2["Failure"] = 1] = "Failure";
+})(ExitCode || (ExitCode = {}));
+function setSecret(secret) {
+  issueCommand("add-mask", {}, secret);
+}
+function getInput(name, options) {
+  const val = process.env[`INPUT_${name.replace(/ /g, "_").toUpperCase()}`] || "";
+  if (options && options.required && !val) {
+    throw new Error(`Input required and not supplied: ${name}`);
+  }
+  if (options && options.trimWhitespace === false) {
+    return val;
+  }
+  return val.trim();
+}
+function setOutput(name, value) {
+  const filePath = process.env["GITHUB_OUTPUT"] || "";
+  if (filePath) {
+    return issueFileCommand("OUTPUT", prepareKeyValueMessage(name, value));
+  }
+  process.stdout.write(os4.EOL);
+  issueCommand("set-output", { name }, toCommandValue(value));
+}
+function setFailed(message) {
+  process.exitCode = ExitCode.Failure;
+  error62(message);
+}
+function isDebug() {
+  return process.env["RUNNER_DEBUG"] === "1";
+}
+function debug(message) {
+  issueCommand("debug", {}, message);
+}
+function error62(message, properties = {}) {
+  issueCommand("error", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
+function warning(message, properties = {}) {
+  issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
+function info(message) {
+  process.stdout.write(message + os4.EOL);
+}
 
 // src/config/load.ts
+var import_yaml = __toESM(require_dist2(), 1);
+import { readFileSync as readFileSync2 } from "node:fs";
+import path2 from "node:path";
 function loadPlanFile(file2, env = process.env) {
   let text;
   try {
@@ -53533,6 +53628,16 @@ function crossCheck(plan) {
       };
     }
   }
+  if (plan.cdc.ddl && plan.cdc.ddlTrigger !== void 0) {
+    return { path: ["cdc", "ddlTrigger"], message: "cdc.ddlTrigger: set either cdc.ddl or the older cdc.ddlTrigger, not both", hint: "remove cdc.ddlTrigger (true is cdc.ddl: detect, false is cdc.ddl: off)" };
+  }
+  if (plan.cdc.engine === "dms" && plan.cdc.ddl === "follow") {
+    return {
+      path: ["cdc", "ddl"],
+      message: "cdc.ddl: follow replays DDL through native logical replication; the DMS tasks do not carry it",
+      hint: "use cdc.ddl: detect with cdc.engine dms (each change is shown by cdc status and refuses the cut-over until applied on the target)"
+    };
+  }
   if (plan.snapshot === "paused-replica" && !plan.source.replicaUrl) {
     return {
       path: ["source"],
@@ -53563,7 +53668,7 @@ async function runAction(name, phase) {
   const log = createLogger(
     (level, line) => {
       if (level === "warn") warning(line);
-      else if (level === "error") error(line);
+      else if (level === "error") error62(line);
       else if (level === "debug") debug(line);
       else info(line);
     },

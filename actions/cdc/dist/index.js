@@ -25559,19 +25559,19 @@ function range(v, min, max) {
     throw new Error(`Value ${_v} out of range [${min}, ${max}]`);
   }
 }
-var ddd, mmm, time, date, year, RFC3339_WITH_OFFSET2, IMF_FIXDATE_NATIVE, IMF_FIXDATE2, RFC_850_DATE2, ASC_TIME2, months, _parseEpochTimestamp, _parseRfc3339DateTimeWithOffset, _parseRfc7231DateTime;
+var ddd, mmm, time3, date5, year, RFC3339_WITH_OFFSET2, IMF_FIXDATE_NATIVE, IMF_FIXDATE2, RFC_850_DATE2, ASC_TIME2, months, _parseEpochTimestamp, _parseRfc3339DateTimeWithOffset, _parseRfc7231DateTime;
 var init_schema_date_utils = __esm({
   "node_modules/@smithy/core/dist-es/submodules/serde/schema-serde-lib/schema-date-utils.js"() {
     ddd = `(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)(?:[ne|u?r]?s?day)?`;
     mmm = `(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)`;
-    time = `(\\d?\\d):(\\d{2}):(\\d{2})(?:\\.(\\d+))?`;
-    date = `(\\d?\\d)`;
+    time3 = `(\\d?\\d):(\\d{2}):(\\d{2})(?:\\.(\\d+))?`;
+    date5 = `(\\d?\\d)`;
     year = `(\\d{4})`;
     RFC3339_WITH_OFFSET2 = new RegExp(/^(\d{4})-(\d\d)-(\d\d)[tT](\d\d):(\d\d):(\d\d)(\.(\d+))?(([-+]\d\d:\d\d)|[zZ])$/);
     IMF_FIXDATE_NATIVE = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (?:0[1-9]|[12]\d|3[01]) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [1-9]\d{3} (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d GMT$/;
-    IMF_FIXDATE2 = new RegExp(`^${ddd}, ${date} ${mmm} ${year} ${time} GMT$`);
-    RFC_850_DATE2 = new RegExp(`^${ddd}, ${date}-${mmm}-(\\d\\d) ${time} GMT$`);
-    ASC_TIME2 = new RegExp(`^${ddd} ${mmm} ( [1-9]|\\d\\d) ${time} ${year}$`);
+    IMF_FIXDATE2 = new RegExp(`^${ddd}, ${date5} ${mmm} ${year} ${time3} GMT$`);
+    RFC_850_DATE2 = new RegExp(`^${ddd}, ${date5}-${mmm}-(\\d\\d) ${time3} GMT$`);
+    ASC_TIME2 = new RegExp(`^${ddd} ${mmm} ( [1-9]|\\d\\d) ${time3} ${year}$`);
     months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     _parseEpochTimestamp = (value) => {
       if (value == null) {
@@ -27365,7 +27365,7 @@ var init_ListSchema = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/schema/schemas/MapSchema.js
-var MapSchema, map;
+var MapSchema, map2;
 var init_MapSchema = __esm({
   "node_modules/@smithy/core/dist-es/submodules/schema/schemas/MapSchema.js"() {
     init_Schema();
@@ -27375,7 +27375,7 @@ var init_MapSchema = __esm({
       valueSchema;
       symbol = _MapSchema.symbol;
     };
-    map = (namespace, name, traits, keySchema, valueSchema) => Schema.assign(new MapSchema(), {
+    map2 = (namespace, name, traits, keySchema, valueSchema) => Schema.assign(new MapSchema(), {
       name,
       namespace,
       traits,
@@ -27428,7 +27428,7 @@ var init_StructureSchema = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/schema/schemas/ErrorSchema.js
-var ErrorSchema, error2;
+var ErrorSchema, error63;
 var init_ErrorSchema = __esm({
   "node_modules/@smithy/core/dist-es/submodules/schema/schemas/ErrorSchema.js"() {
     init_Schema();
@@ -27438,7 +27438,7 @@ var init_ErrorSchema = __esm({
       ctor;
       symbol = _ErrorSchema.symbol;
     };
-    error2 = (namespace, name, traits, memberNames, memberList, _ctor) => Schema.assign(new ErrorSchema(), {
+    error63 = (namespace, name, traits, memberNames, memberList, _ctor) => Schema.assign(new ErrorSchema(), {
       name,
       namespace,
       traits,
@@ -27950,11 +27950,11 @@ __export(schema_exports, {
   TypeRegistry: () => TypeRegistry,
   deref: () => deref,
   deserializerMiddlewareOption: () => deserializerMiddlewareOption,
-  error: () => error2,
+  error: () => error63,
   getSchemaSerdePlugin: () => getSchemaSerdePlugin,
   isStaticSchema: () => isStaticSchema,
   list: () => list,
-  map: () => map,
+  map: () => map2,
   op: () => op,
   operation: () => operation,
   serializerMiddlewareOption: () => serializerMiddlewareOption,
@@ -28569,7 +28569,7 @@ var init_NoOpLogger = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/client/smithy-client/object-mapping.js
-function map2(arg0, arg1, arg2) {
+function map3(arg0, arg1, arg2) {
   let target;
   let filter;
   let instructions;
@@ -28620,7 +28620,7 @@ var init_object_mapping = __esm({
       return out;
     };
     mapWithFilter = (target, filter, instructions) => {
-      return map2(target, Object.entries(instructions).reduce((_instructions, [key, value]) => {
+      return map3(target, Object.entries(instructions).reduce((_instructions, [key, value]) => {
         if (Array.isArray(value)) {
           _instructions[key] = value;
         } else {
@@ -28766,7 +28766,7 @@ __export(client_exports, {
   isSerializableHeaderValue: () => isSerializableHeaderValue,
   loadConfigsForDefaultMode: () => loadConfigsForDefaultMode,
   makeBuilder: () => makeBuilder,
-  map: () => map2,
+  map: () => map3,
   normalizeProvider: () => normalizeProvider,
   resolveChecksumRuntimeConfig: () => resolveChecksumRuntimeConfig,
   resolveDefaultRuntimeConfig: () => resolveDefaultRuntimeConfig,
@@ -30115,7 +30115,7 @@ var init_getReferenceValue = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/evaluateExpression.js
-var evaluateExpression, callFunction, group;
+var evaluateExpression, callFunction, group2;
 var init_evaluateExpression = __esm({
   "node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/evaluateExpression.js"() {
     init_types2();
@@ -30127,7 +30127,7 @@ var init_evaluateExpression = __esm({
       if (typeof obj === "string") {
         return evaluateTemplate(obj, options);
       } else if (obj["fn"]) {
-        return group.callFunction(obj, options);
+        return group2.callFunction(obj, options);
       } else if (obj["ref"]) {
         return getReferenceValue(obj, options);
       }
@@ -30140,7 +30140,7 @@ var init_evaluateExpression = __esm({
         if (typeof arg === "boolean" || typeof arg === "number") {
           evaluatedArgs[i5] = arg;
         } else {
-          evaluatedArgs[i5] = group.evaluateExpression(arg, "arg", options);
+          evaluatedArgs[i5] = group2.evaluateExpression(arg, "arg", options);
         }
       }
       const namespaceSeparatorIndex = fn.indexOf(".");
@@ -30157,7 +30157,7 @@ var init_evaluateExpression = __esm({
       }
       throw new Error(`function ${fn} not loaded in endpointFunctions.`);
     };
-    group = {
+    group2 = {
       evaluateExpression,
       callFunction
     };
@@ -30214,13 +30214,13 @@ var init_getEndpointHeaders = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/getEndpointProperties.js
-var getEndpointProperties, getEndpointProperty, group2;
+var getEndpointProperties, getEndpointProperty, group3;
 var init_getEndpointProperties = __esm({
   "node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/getEndpointProperties.js"() {
     init_types2();
     init_evaluateTemplate();
     getEndpointProperties = (properties, options) => Object.entries(properties).reduce((acc, [propertyKey, propertyVal]) => {
-      acc[propertyKey] = group2.getEndpointProperty(propertyVal, options);
+      acc[propertyKey] = group3.getEndpointProperty(propertyVal, options);
       return acc;
     }, {});
     getEndpointProperty = (property, options) => {
@@ -30234,14 +30234,14 @@ var init_getEndpointProperties = __esm({
           if (property === null) {
             throw new EndpointError(`Unexpected endpoint property: ${property}`);
           }
-          return group2.getEndpointProperties(property, options);
+          return group3.getEndpointProperties(property, options);
         case "boolean":
           return property;
         default:
           throw new EndpointError(`Unexpected endpoint property type: ${typeof property}`);
       }
     };
-    group2 = {
+    group3 = {
       getEndpointProperty,
       getEndpointProperties
     };
@@ -30407,7 +30407,7 @@ var init_evaluateErrorRule = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/evaluateRules.js
-var evaluateRules, evaluateTreeRule, group3;
+var evaluateRules, evaluateTreeRule, group4;
 var init_evaluateRules = __esm({
   "node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/evaluateRules.js"() {
     init_types2();
@@ -30424,7 +30424,7 @@ var init_evaluateRules = __esm({
         } else if (rule.type === "error") {
           evaluateErrorRule(rule, options);
         } else if (rule.type === "tree") {
-          const endpointOrUndefined = group3.evaluateTreeRule(rule, options);
+          const endpointOrUndefined = group4.evaluateTreeRule(rule, options);
           if (endpointOrUndefined) {
             return endpointOrUndefined;
           }
@@ -30441,9 +30441,9 @@ var init_evaluateRules = __esm({
         return;
       }
       const treeRuleOptions = referenceRecord ? { ...options, referenceRecord: { ...options.referenceRecord, ...referenceRecord } } : options;
-      return group3.evaluateRules(rules, treeRuleOptions);
+      return group4.evaluateRules(rules, treeRuleOptions);
     };
-    group3 = {
+    group4 = {
       evaluateRules,
       evaluateTreeRule
     };
@@ -30942,7 +30942,7 @@ function createBufferedReadableStream(upstream, size2, logger2) {
       if (chunkSize >= size2 && bufferSize === 0) {
         controller.enqueue(chunk);
       } else {
-        const newSize = merge(buffers, mode, chunk);
+        const newSize = merge2(buffers, mode, chunk);
         if (!streamBufferingLoggedWarning && bytesSeen > size2 * 2) {
           streamBufferingLoggedWarning = true;
           logger2?.warn(`@smithy/util-stream - stream chunk size ${chunkSize} is below threshold of ${size2}, automatically buffering.`);
@@ -30959,7 +30959,7 @@ function createBufferedReadableStream(upstream, size2, logger2) {
     pull
   });
 }
-function merge(buffers, mode, chunk) {
+function merge2(buffers, mode, chunk) {
   switch (mode) {
     case 0:
       buffers[0] += chunk;
@@ -31037,7 +31037,7 @@ function createBufferedReadable(upstream, size2, logger2) {
     if (chunkSize >= size2 && bufferSize === 0) {
       downstream.push(chunk);
     } else {
-      const newSize = merge(buffers, mode, chunk);
+      const newSize = merge2(buffers, mode, chunk);
       if (!streamBufferingLoggedWarning && bytesSeen > size2 * 2) {
         streamBufferingLoggedWarning = true;
         logger2?.warn(`@smithy/util-stream - stream chunk size ${chunkSize} is below threshold of ${size2}, automatically buffering.`);
@@ -35018,13 +35018,13 @@ function needsReviver(schema) {
     if (REVIVER_SYMBOL in raw) {
       return raw[REVIVER_SYMBOL];
     }
-    const result = _check(ns, /* @__PURE__ */ new Set());
+    const result = _check2(ns, /* @__PURE__ */ new Set());
     raw[REVIVER_SYMBOL] = result;
     return result;
   }
-  return _check(ns, /* @__PURE__ */ new Set());
+  return _check2(ns, /* @__PURE__ */ new Set());
 }
-function _check(ns, seen) {
+function _check2(ns, seen) {
   const raw = ns.getSchema();
   if (seen.has(raw)) {
     return false;
@@ -35035,12 +35035,12 @@ function _check(ns, seen) {
   }
   if (ns.isStructSchema()) {
     for (const [, memberSchema] of ns.structIterator()) {
-      if (_check(memberSchema, seen)) {
+      if (_check2(memberSchema, seen)) {
         return true;
       }
     }
   } else if (ns.isListSchema() || ns.isMapSchema()) {
-    if (_check(ns.getValueSchema(), seen)) {
+    if (_check2(ns.getValueSchema(), seen)) {
       return true;
     }
   } else if (ns.isDocumentSchema()) {
@@ -39172,7 +39172,7 @@ __export(bowser_exports, {
   PLATFORMS_MAP: () => PLATFORMS_MAP,
   default: () => Bowser,
   getParser: () => getParser,
-  parse: () => parse
+  parse: () => parse3
 });
 function _defineProperties(e5, r5) {
   for (var t = 0; t < r5.length; t++) {
@@ -39199,7 +39199,7 @@ function _toPrimitive(t, r5) {
   }
   return ("string" === r5 ? String : Number)(t);
 }
-var BROWSER_ALIASES_MAP, BROWSER_MAP, PLATFORMS_MAP, OS_MAP, ENGINE_MAP, Utils, commonVersionIdentifier, browsersList, parser_os_default, parser_platforms_default, parser_engines_default, Parser, Bowser, parse, getParser;
+var BROWSER_ALIASES_MAP, BROWSER_MAP, PLATFORMS_MAP, OS_MAP, ENGINE_MAP, Utils, commonVersionIdentifier, browsersList, parser_os_default, parser_platforms_default, parser_engines_default, Parser, Bowser, parse3, getParser;
 var init_bowser = __esm({
   "node_modules/bowser/bowser.mjs"() {
     BROWSER_ALIASES_MAP = {
@@ -39563,7 +39563,7 @@ var init_bowser = __esm({
     commonVersionIdentifier = /version\/(\d+(\.?_?\d+)+)/i;
     browsersList = [{
       test: [/gptbot/i],
-      describe: function describe(ua) {
+      describe: function describe3(ua) {
         var browser = {
           name: "GPTBot"
         };
@@ -39573,7 +39573,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/chatgpt-user/i],
-      describe: function describe2(ua) {
+      describe: function describe4(ua) {
         var browser = {
           name: "ChatGPT-User"
         };
@@ -39583,7 +39583,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/oai-searchbot/i],
-      describe: function describe3(ua) {
+      describe: function describe5(ua) {
         var browser = {
           name: "OAI-SearchBot"
         };
@@ -39593,7 +39593,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/claudebot/i, /claude-web/i, /claude-user/i, /claude-searchbot/i],
-      describe: function describe4(ua) {
+      describe: function describe6(ua) {
         var browser = {
           name: "ClaudeBot"
         };
@@ -39603,7 +39603,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/omgilibot/i, /webzio-extended/i],
-      describe: function describe5(ua) {
+      describe: function describe7(ua) {
         var browser = {
           name: "Omgilibot"
         };
@@ -39613,7 +39613,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/diffbot/i],
-      describe: function describe6(ua) {
+      describe: function describe8(ua) {
         var browser = {
           name: "Diffbot"
         };
@@ -39623,7 +39623,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/perplexitybot/i],
-      describe: function describe7(ua) {
+      describe: function describe9(ua) {
         var browser = {
           name: "PerplexityBot"
         };
@@ -39633,7 +39633,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/perplexity-user/i],
-      describe: function describe8(ua) {
+      describe: function describe10(ua) {
         var browser = {
           name: "Perplexity-User"
         };
@@ -39643,7 +39643,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/youbot/i],
-      describe: function describe9(ua) {
+      describe: function describe11(ua) {
         var browser = {
           name: "YouBot"
         };
@@ -39653,7 +39653,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/meta-webindexer/i],
-      describe: function describe10(ua) {
+      describe: function describe12(ua) {
         var browser = {
           name: "Meta-WebIndexer"
         };
@@ -39663,7 +39663,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/meta-externalads/i],
-      describe: function describe11(ua) {
+      describe: function describe13(ua) {
         var browser = {
           name: "Meta-ExternalAds"
         };
@@ -39673,7 +39673,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/meta-externalagent/i],
-      describe: function describe12(ua) {
+      describe: function describe14(ua) {
         var browser = {
           name: "Meta-ExternalAgent"
         };
@@ -39683,7 +39683,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/meta-externalfetcher/i],
-      describe: function describe13(ua) {
+      describe: function describe15(ua) {
         var browser = {
           name: "Meta-ExternalFetcher"
         };
@@ -39693,7 +39693,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/googlebot/i],
-      describe: function describe14(ua) {
+      describe: function describe16(ua) {
         var browser = {
           name: "Googlebot"
         };
@@ -39703,7 +39703,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/linespider/i],
-      describe: function describe15(ua) {
+      describe: function describe17(ua) {
         var browser = {
           name: "Linespider"
         };
@@ -39713,7 +39713,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/amazonbot/i],
-      describe: function describe16(ua) {
+      describe: function describe18(ua) {
         var browser = {
           name: "AmazonBot"
         };
@@ -39723,7 +39723,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/bingbot/i],
-      describe: function describe17(ua) {
+      describe: function describe19(ua) {
         var browser = {
           name: "BingCrawler"
         };
@@ -39733,7 +39733,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/baiduspider/i],
-      describe: function describe18(ua) {
+      describe: function describe20(ua) {
         var browser = {
           name: "BaiduSpider"
         };
@@ -39743,7 +39743,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/duckduckbot/i],
-      describe: function describe19(ua) {
+      describe: function describe21(ua) {
         var browser = {
           name: "DuckDuckBot"
         };
@@ -39753,7 +39753,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/ia_archiver/i],
-      describe: function describe20(ua) {
+      describe: function describe22(ua) {
         var browser = {
           name: "InternetArchiveCrawler"
         };
@@ -39763,14 +39763,14 @@ var init_bowser = __esm({
       }
     }, {
       test: [/facebookexternalhit/i, /facebookcatalog/i],
-      describe: function describe21() {
+      describe: function describe23() {
         return {
           name: "FacebookExternalHit"
         };
       }
     }, {
       test: [/slackbot/i, /slack-imgProxy/i],
-      describe: function describe22(ua) {
+      describe: function describe24(ua) {
         var browser = {
           name: "SlackBot"
         };
@@ -39780,28 +39780,28 @@ var init_bowser = __esm({
       }
     }, {
       test: [/yahoo!?[\s/]*slurp/i],
-      describe: function describe23() {
+      describe: function describe25() {
         return {
           name: "YahooSlurp"
         };
       }
     }, {
       test: [/yandexbot/i, /yandexmobilebot/i],
-      describe: function describe24() {
+      describe: function describe26() {
         return {
           name: "YandexBot"
         };
       }
     }, {
       test: [/pingdom/i],
-      describe: function describe25() {
+      describe: function describe27() {
         return {
           name: "PingdomBot"
         };
       }
     }, {
       test: [/opera/i],
-      describe: function describe26(ua) {
+      describe: function describe28(ua) {
         var browser = {
           name: "Opera"
         };
@@ -39811,7 +39811,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/opr\/|opios/i],
-      describe: function describe27(ua) {
+      describe: function describe29(ua) {
         var browser = {
           name: "Opera"
         };
@@ -39821,7 +39821,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/SamsungBrowser/i],
-      describe: function describe28(ua) {
+      describe: function describe30(ua) {
         var browser = {
           name: "Samsung Internet for Android"
         };
@@ -39831,7 +39831,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/Whale/i],
-      describe: function describe29(ua) {
+      describe: function describe31(ua) {
         var browser = {
           name: "NAVER Whale Browser"
         };
@@ -39841,7 +39841,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/PaleMoon/i],
-      describe: function describe30(ua) {
+      describe: function describe32(ua) {
         var browser = {
           name: "Pale Moon"
         };
@@ -39851,7 +39851,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/HeyTapBrowser/i],
-      describe: function describe31(ua) {
+      describe: function describe33(ua) {
         var browser = {
           name: "HeyTap Browser"
         };
@@ -39861,7 +39861,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/VivoBrowser/i],
-      describe: function describe32(ua) {
+      describe: function describe34(ua) {
         var browser = {
           name: "Vivo Browser"
         };
@@ -39871,7 +39871,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/MZBrowser/i],
-      describe: function describe33(ua) {
+      describe: function describe35(ua) {
         var browser = {
           name: "MZ Browser"
         };
@@ -39881,7 +39881,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/focus/i],
-      describe: function describe34(ua) {
+      describe: function describe36(ua) {
         var browser = {
           name: "Focus"
         };
@@ -39891,7 +39891,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/swing/i],
-      describe: function describe35(ua) {
+      describe: function describe37(ua) {
         var browser = {
           name: "Swing"
         };
@@ -39901,7 +39901,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/coast/i],
-      describe: function describe36(ua) {
+      describe: function describe38(ua) {
         var browser = {
           name: "Opera Coast"
         };
@@ -39911,7 +39911,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/opt\/\d+(?:.?_?\d+)+/i],
-      describe: function describe37(ua) {
+      describe: function describe39(ua) {
         var browser = {
           name: "Opera Touch"
         };
@@ -39921,7 +39921,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/yabrowser/i],
-      describe: function describe38(ua) {
+      describe: function describe40(ua) {
         var browser = {
           name: "Yandex Browser"
         };
@@ -39931,7 +39931,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/ucbrowser/i],
-      describe: function describe39(ua) {
+      describe: function describe41(ua) {
         var browser = {
           name: "UC Browser"
         };
@@ -39941,7 +39941,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/Maxthon|mxios/i],
-      describe: function describe40(ua) {
+      describe: function describe42(ua) {
         var browser = {
           name: "Maxthon"
         };
@@ -39951,7 +39951,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/epiphany/i],
-      describe: function describe41(ua) {
+      describe: function describe43(ua) {
         var browser = {
           name: "Epiphany"
         };
@@ -39961,7 +39961,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/puffin/i],
-      describe: function describe42(ua) {
+      describe: function describe44(ua) {
         var browser = {
           name: "Puffin"
         };
@@ -39971,7 +39971,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/sleipnir/i],
-      describe: function describe43(ua) {
+      describe: function describe45(ua) {
         var browser = {
           name: "Sleipnir"
         };
@@ -39981,7 +39981,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/k-meleon/i],
-      describe: function describe44(ua) {
+      describe: function describe46(ua) {
         var browser = {
           name: "K-Meleon"
         };
@@ -39991,7 +39991,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/micromessenger/i],
-      describe: function describe45(ua) {
+      describe: function describe47(ua) {
         var browser = {
           name: "WeChat"
         };
@@ -40001,7 +40001,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/qqbrowser/i],
-      describe: function describe46(ua) {
+      describe: function describe48(ua) {
         var browser = {
           name: /qqbrowserlite/i.test(ua) ? "QQ Browser Lite" : "QQ Browser"
         };
@@ -40011,7 +40011,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/msie|trident/i],
-      describe: function describe47(ua) {
+      describe: function describe49(ua) {
         var browser = {
           name: "Internet Explorer"
         };
@@ -40021,7 +40021,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/\sedg\//i],
-      describe: function describe48(ua) {
+      describe: function describe50(ua) {
         var browser = {
           name: "Microsoft Edge"
         };
@@ -40031,7 +40031,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/edg([ea]|ios)\//i],
-      describe: function describe49(ua) {
+      describe: function describe51(ua) {
         var browser = {
           name: "Microsoft Edge"
         };
@@ -40044,7 +40044,7 @@ var init_bowser = __esm({
         if (parser.hasBrand("Vivaldi")) return true;
         return parser.test(/vivaldi/i);
       },
-      describe: function describe50(ua, parser) {
+      describe: function describe52(ua, parser) {
         var browser = {
           name: "Vivaldi"
         };
@@ -40061,7 +40061,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/seamonkey/i],
-      describe: function describe51(ua) {
+      describe: function describe53(ua) {
         var browser = {
           name: "SeaMonkey"
         };
@@ -40071,7 +40071,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/sailfish/i],
-      describe: function describe52(ua) {
+      describe: function describe54(ua) {
         var browser = {
           name: "Sailfish"
         };
@@ -40081,7 +40081,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/silk/i],
-      describe: function describe53(ua) {
+      describe: function describe55(ua) {
         var browser = {
           name: "Amazon Silk"
         };
@@ -40091,7 +40091,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/phantom/i],
-      describe: function describe54(ua) {
+      describe: function describe56(ua) {
         var browser = {
           name: "PhantomJS"
         };
@@ -40101,7 +40101,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/slimerjs/i],
-      describe: function describe55(ua) {
+      describe: function describe57(ua) {
         var browser = {
           name: "SlimerJS"
         };
@@ -40111,7 +40111,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/blackberry|\bbb\d+/i, /rim\stablet/i],
-      describe: function describe56(ua) {
+      describe: function describe58(ua) {
         var browser = {
           name: "BlackBerry"
         };
@@ -40121,7 +40121,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/(web|hpw)[o0]s/i],
-      describe: function describe57(ua) {
+      describe: function describe59(ua) {
         var browser = {
           name: "WebOS Browser"
         };
@@ -40131,7 +40131,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/bada/i],
-      describe: function describe58(ua) {
+      describe: function describe60(ua) {
         var browser = {
           name: "Bada"
         };
@@ -40141,7 +40141,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/tizen/i],
-      describe: function describe59(ua) {
+      describe: function describe61(ua) {
         var browser = {
           name: "Tizen"
         };
@@ -40151,7 +40151,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/qupzilla/i],
-      describe: function describe60(ua) {
+      describe: function describe62(ua) {
         var browser = {
           name: "QupZilla"
         };
@@ -40161,7 +40161,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/librewolf/i],
-      describe: function describe61(ua) {
+      describe: function describe63(ua) {
         var browser = {
           name: "LibreWolf"
         };
@@ -40171,7 +40171,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/firefox|iceweasel|fxios/i],
-      describe: function describe62(ua) {
+      describe: function describe64(ua) {
         var browser = {
           name: "Firefox"
         };
@@ -40181,7 +40181,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/electron/i],
-      describe: function describe63(ua) {
+      describe: function describe65(ua) {
         var browser = {
           name: "Electron"
         };
@@ -40191,7 +40191,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/sogoumobilebrowser/i, /metasr/i, /se 2\.[x]/i],
-      describe: function describe64(ua) {
+      describe: function describe66(ua) {
         var browser = {
           name: "Sogou Browser"
         };
@@ -40204,7 +40204,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/MiuiBrowser/i],
-      describe: function describe65(ua) {
+      describe: function describe67(ua) {
         var browser = {
           name: "Miui"
         };
@@ -40217,7 +40217,7 @@ var init_bowser = __esm({
         if (parser.hasBrand("DuckDuckGo")) return true;
         return parser.test(/\sDdg\/[\d.]+$/i);
       },
-      describe: function describe66(ua, parser) {
+      describe: function describe68(ua, parser) {
         var browser = {
           name: "DuckDuckGo"
         };
@@ -40236,7 +40236,7 @@ var init_bowser = __esm({
       test: function test3(parser) {
         return parser.hasBrand("Brave");
       },
-      describe: function describe67(ua, parser) {
+      describe: function describe69(ua, parser) {
         var browser = {
           name: "Brave"
         };
@@ -40251,7 +40251,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/chromium/i],
-      describe: function describe68(ua) {
+      describe: function describe70(ua) {
         var browser = {
           name: "Chromium"
         };
@@ -40261,7 +40261,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/ladybird/i],
-      describe: function describe69(ua) {
+      describe: function describe71(ua) {
         var browser = {
           name: "Ladybird"
         };
@@ -40271,7 +40271,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/chrome|crios|crmo/i],
-      describe: function describe70(ua) {
+      describe: function describe72(ua) {
         var browser = {
           name: "Chrome"
         };
@@ -40281,7 +40281,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/GSA/i],
-      describe: function describe71(ua) {
+      describe: function describe73(ua) {
         var browser = {
           name: "Google Search"
         };
@@ -40295,7 +40295,7 @@ var init_bowser = __esm({
         var butAndroid = parser.test(/android/i);
         return notLikeAndroid && butAndroid;
       },
-      describe: function describe72(ua) {
+      describe: function describe74(ua) {
         var browser = {
           name: "Android Browser"
         };
@@ -40305,7 +40305,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/playstation 4/i],
-      describe: function describe73(ua) {
+      describe: function describe75(ua) {
         var browser = {
           name: "PlayStation 4"
         };
@@ -40315,7 +40315,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/safari|applewebkit/i],
-      describe: function describe74(ua) {
+      describe: function describe76(ua) {
         var browser = {
           name: "Safari"
         };
@@ -40325,7 +40325,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/.*/i],
-      describe: function describe75(ua) {
+      describe: function describe77(ua) {
         var regexp = ua.search("\\(") !== -1 ? /^(.*)\/([^/]*)[ \t]\((.*)/ : /^(.*)\/([^/]*) /;
         return {
           name: Utils.getFirstMatch(regexp, ua),
@@ -40335,7 +40335,7 @@ var init_bowser = __esm({
     }];
     parser_os_default = [{
       test: [/Roku\/DVP/],
-      describe: function describe76(ua) {
+      describe: function describe78(ua) {
         var version2 = Utils.getFirstMatch(/Roku\/DVP-(\d+\.\d+)/i, ua);
         return {
           name: OS_MAP.Roku,
@@ -40344,7 +40344,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/windows phone/i],
-      describe: function describe77(ua) {
+      describe: function describe79(ua) {
         var version2 = Utils.getFirstMatch(/windows phone (?:os)?\s?(\d+(\.\d+)*)/i, ua);
         return {
           name: OS_MAP.WindowsPhone,
@@ -40353,7 +40353,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/windows /i],
-      describe: function describe78(ua) {
+      describe: function describe80(ua) {
         var version2 = Utils.getFirstMatch(/Windows ((NT|XP)( \d\d?.\d)?)/i, ua);
         var versionName = Utils.getWindowsVersionName(version2);
         return {
@@ -40366,7 +40366,7 @@ var init_bowser = __esm({
       test: function test5(parser) {
         return Utils.isFirefoxOnIpad(parser.getUA());
       },
-      describe: function describe79(ua) {
+      describe: function describe81(ua) {
         var result = {
           name: OS_MAP.iOS
         };
@@ -40376,7 +40376,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/macintosh/i],
-      describe: function describe80(ua) {
+      describe: function describe82(ua) {
         var version2 = Utils.getFirstMatch(/mac os x (\d+(\.?_?\d+)+)/i, ua).replace(/[_\s]/g, ".");
         var versionName = Utils.getMacOSVersionName(version2);
         var os6 = {
@@ -40388,7 +40388,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/(ipod|iphone|ipad)/i],
-      describe: function describe81(ua) {
+      describe: function describe83(ua) {
         var version2 = Utils.getFirstMatch(/os (\d+([_\s]\d+)*) like mac os x/i, ua).replace(/[_\s]/g, ".");
         return {
           name: OS_MAP.iOS,
@@ -40397,7 +40397,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/OpenHarmony/i],
-      describe: function describe82(ua) {
+      describe: function describe84(ua) {
         var version2 = Utils.getFirstMatch(/OpenHarmony\s+(\d+(\.\d+)*)/i, ua);
         return {
           name: OS_MAP.HarmonyOS,
@@ -40410,7 +40410,7 @@ var init_bowser = __esm({
         var butAndroid = parser.test(/android/i);
         return notLikeAndroid && butAndroid;
       },
-      describe: function describe83(ua) {
+      describe: function describe85(ua) {
         var version2 = Utils.getFirstMatch(/android[\s/-](\d+(\.\d+)*)/i, ua);
         var versionName = Utils.getAndroidVersionName(version2);
         var os6 = {
@@ -40422,7 +40422,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/(web|hpw)[o0]s/i],
-      describe: function describe84(ua) {
+      describe: function describe86(ua) {
         var version2 = Utils.getFirstMatch(/(?:web|hpw)[o0]s\/(\d+(\.\d+)*)/i, ua);
         var os6 = {
           name: OS_MAP.WebOS
@@ -40432,7 +40432,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/blackberry|\bbb\d+/i, /rim\stablet/i],
-      describe: function describe85(ua) {
+      describe: function describe87(ua) {
         var version2 = Utils.getFirstMatch(/rim\stablet\sos\s(\d+(\.\d+)*)/i, ua) || Utils.getFirstMatch(/blackberry\d+\/(\d+([_\s]\d+)*)/i, ua) || Utils.getFirstMatch(/\bbb(\d+)/i, ua);
         return {
           name: OS_MAP.BlackBerry,
@@ -40441,7 +40441,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/bada/i],
-      describe: function describe86(ua) {
+      describe: function describe88(ua) {
         var version2 = Utils.getFirstMatch(/bada\/(\d+(\.\d+)*)/i, ua);
         return {
           name: OS_MAP.Bada,
@@ -40450,7 +40450,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/tizen/i],
-      describe: function describe87(ua) {
+      describe: function describe89(ua) {
         var version2 = Utils.getFirstMatch(/tizen[/\s](\d+(\.\d+)*)/i, ua);
         return {
           name: OS_MAP.Tizen,
@@ -40459,21 +40459,21 @@ var init_bowser = __esm({
       }
     }, {
       test: [/linux/i],
-      describe: function describe88() {
+      describe: function describe90() {
         return {
           name: OS_MAP.Linux
         };
       }
     }, {
       test: [/CrOS/],
-      describe: function describe89() {
+      describe: function describe91() {
         return {
           name: OS_MAP.ChromeOS
         };
       }
     }, {
       test: [/PlayStation 4/],
-      describe: function describe90(ua) {
+      describe: function describe92(ua) {
         var version2 = Utils.getFirstMatch(/PlayStation 4[/\s](\d+(\.\d+)*)/i, ua);
         return {
           name: OS_MAP.PlayStation4,
@@ -40483,7 +40483,7 @@ var init_bowser = __esm({
     }];
     parser_platforms_default = [{
       test: [/googlebot/i],
-      describe: function describe91() {
+      describe: function describe93() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Google"
@@ -40491,7 +40491,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/linespider/i],
-      describe: function describe92() {
+      describe: function describe94() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Line"
@@ -40499,7 +40499,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/amazonbot/i],
-      describe: function describe93() {
+      describe: function describe95() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Amazon"
@@ -40507,22 +40507,6 @@ var init_bowser = __esm({
       }
     }, {
       test: [/gptbot/i],
-      describe: function describe94() {
-        return {
-          type: PLATFORMS_MAP.bot,
-          vendor: "OpenAI"
-        };
-      }
-    }, {
-      test: [/chatgpt-user/i],
-      describe: function describe95() {
-        return {
-          type: PLATFORMS_MAP.bot,
-          vendor: "OpenAI"
-        };
-      }
-    }, {
-      test: [/oai-searchbot/i],
       describe: function describe96() {
         return {
           type: PLATFORMS_MAP.bot,
@@ -40530,8 +40514,24 @@ var init_bowser = __esm({
         };
       }
     }, {
-      test: [/baiduspider/i],
+      test: [/chatgpt-user/i],
       describe: function describe97() {
+        return {
+          type: PLATFORMS_MAP.bot,
+          vendor: "OpenAI"
+        };
+      }
+    }, {
+      test: [/oai-searchbot/i],
+      describe: function describe98() {
+        return {
+          type: PLATFORMS_MAP.bot,
+          vendor: "OpenAI"
+        };
+      }
+    }, {
+      test: [/baiduspider/i],
+      describe: function describe99() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Baidu"
@@ -40539,7 +40539,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/bingbot/i],
-      describe: function describe98() {
+      describe: function describe100() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Bing"
@@ -40547,7 +40547,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/duckduckbot/i],
-      describe: function describe99() {
+      describe: function describe101() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "DuckDuckGo"
@@ -40555,7 +40555,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/claudebot/i, /claude-web/i, /claude-user/i, /claude-searchbot/i],
-      describe: function describe100() {
+      describe: function describe102() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Anthropic"
@@ -40563,7 +40563,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/omgilibot/i, /webzio-extended/i],
-      describe: function describe101() {
+      describe: function describe103() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Webz.io"
@@ -40571,7 +40571,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/diffbot/i],
-      describe: function describe102() {
+      describe: function describe104() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Diffbot"
@@ -40579,7 +40579,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/perplexitybot/i],
-      describe: function describe103() {
+      describe: function describe105() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Perplexity AI"
@@ -40587,7 +40587,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/perplexity-user/i],
-      describe: function describe104() {
+      describe: function describe106() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Perplexity AI"
@@ -40595,7 +40595,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/youbot/i],
-      describe: function describe105() {
+      describe: function describe107() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "You.com"
@@ -40603,7 +40603,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/ia_archiver/i],
-      describe: function describe106() {
+      describe: function describe108() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Internet Archive"
@@ -40611,22 +40611,6 @@ var init_bowser = __esm({
       }
     }, {
       test: [/meta-webindexer/i],
-      describe: function describe107() {
-        return {
-          type: PLATFORMS_MAP.bot,
-          vendor: "Meta"
-        };
-      }
-    }, {
-      test: [/meta-externalads/i],
-      describe: function describe108() {
-        return {
-          type: PLATFORMS_MAP.bot,
-          vendor: "Meta"
-        };
-      }
-    }, {
-      test: [/meta-externalagent/i],
       describe: function describe109() {
         return {
           type: PLATFORMS_MAP.bot,
@@ -40634,7 +40618,7 @@ var init_bowser = __esm({
         };
       }
     }, {
-      test: [/meta-externalfetcher/i],
+      test: [/meta-externalads/i],
       describe: function describe110() {
         return {
           type: PLATFORMS_MAP.bot,
@@ -40642,7 +40626,7 @@ var init_bowser = __esm({
         };
       }
     }, {
-      test: [/facebookexternalhit/i, /facebookcatalog/i],
+      test: [/meta-externalagent/i],
       describe: function describe111() {
         return {
           type: PLATFORMS_MAP.bot,
@@ -40650,8 +40634,24 @@ var init_bowser = __esm({
         };
       }
     }, {
-      test: [/slackbot/i, /slack-imgProxy/i],
+      test: [/meta-externalfetcher/i],
       describe: function describe112() {
+        return {
+          type: PLATFORMS_MAP.bot,
+          vendor: "Meta"
+        };
+      }
+    }, {
+      test: [/facebookexternalhit/i, /facebookcatalog/i],
+      describe: function describe113() {
+        return {
+          type: PLATFORMS_MAP.bot,
+          vendor: "Meta"
+        };
+      }
+    }, {
+      test: [/slackbot/i, /slack-imgProxy/i],
+      describe: function describe114() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Slack"
@@ -40659,7 +40659,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/yahoo/i],
-      describe: function describe113() {
+      describe: function describe115() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Yahoo"
@@ -40667,7 +40667,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/yandexbot/i, /yandexmobilebot/i],
-      describe: function describe114() {
+      describe: function describe116() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Yandex"
@@ -40675,7 +40675,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/pingdom/i],
-      describe: function describe115() {
+      describe: function describe117() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Pingdom"
@@ -40683,7 +40683,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/huawei/i],
-      describe: function describe116(ua) {
+      describe: function describe118(ua) {
         var model = Utils.getFirstMatch(/(can-l01)/i, ua) && "Nova";
         var platform3 = {
           type: PLATFORMS_MAP.mobile,
@@ -40694,7 +40694,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/nexus\s*(?:7|8|9|10).*/i],
-      describe: function describe117() {
+      describe: function describe119() {
         return {
           type: PLATFORMS_MAP.tablet,
           vendor: "Nexus"
@@ -40702,7 +40702,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/ipad/i],
-      describe: function describe118() {
+      describe: function describe120() {
         return {
           type: PLATFORMS_MAP.tablet,
           vendor: "Apple",
@@ -40713,7 +40713,7 @@ var init_bowser = __esm({
       test: function test7(parser) {
         return Utils.isFirefoxOnIpad(parser.getUA());
       },
-      describe: function describe119() {
+      describe: function describe121() {
         return {
           type: PLATFORMS_MAP.tablet,
           vendor: "Apple",
@@ -40722,7 +40722,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/kftt build/i],
-      describe: function describe120() {
+      describe: function describe122() {
         return {
           type: PLATFORMS_MAP.tablet,
           vendor: "Amazon",
@@ -40731,7 +40731,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/silk/i],
-      describe: function describe121() {
+      describe: function describe123() {
         return {
           type: PLATFORMS_MAP.tablet,
           vendor: "Amazon"
@@ -40739,7 +40739,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/tablet(?! pc)/i],
-      describe: function describe122() {
+      describe: function describe124() {
         return {
           type: PLATFORMS_MAP.tablet
         };
@@ -40750,7 +40750,7 @@ var init_bowser = __esm({
         var likeIDevice = parser.test(/like (ipod|iphone)/i);
         return iDevice && !likeIDevice;
       },
-      describe: function describe123(ua) {
+      describe: function describe125(ua) {
         var model = Utils.getFirstMatch(/(ipod|iphone)/i, ua);
         return {
           type: PLATFORMS_MAP.mobile,
@@ -40760,7 +40760,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/nexus\s*[0-6].*/i, /galaxy nexus/i],
-      describe: function describe124() {
+      describe: function describe126() {
         return {
           type: PLATFORMS_MAP.mobile,
           vendor: "Nexus"
@@ -40768,7 +40768,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/Nokia/i],
-      describe: function describe125(ua) {
+      describe: function describe127(ua) {
         var model = Utils.getFirstMatch(/Nokia\s+([0-9]+(\.[0-9]+)?)/i, ua);
         var platform3 = {
           type: PLATFORMS_MAP.mobile,
@@ -40779,7 +40779,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/[^-]mobi/i],
-      describe: function describe126() {
+      describe: function describe128() {
         return {
           type: PLATFORMS_MAP.mobile
         };
@@ -40788,7 +40788,7 @@ var init_bowser = __esm({
       test: function test9(parser) {
         return parser.getBrowserName(true) === "blackberry";
       },
-      describe: function describe127() {
+      describe: function describe129() {
         return {
           type: PLATFORMS_MAP.mobile,
           vendor: "BlackBerry"
@@ -40798,7 +40798,7 @@ var init_bowser = __esm({
       test: function test10(parser) {
         return parser.getBrowserName(true) === "bada";
       },
-      describe: function describe128() {
+      describe: function describe130() {
         return {
           type: PLATFORMS_MAP.mobile
         };
@@ -40807,7 +40807,7 @@ var init_bowser = __esm({
       test: function test11(parser) {
         return parser.getBrowserName() === "windows phone";
       },
-      describe: function describe129() {
+      describe: function describe131() {
         return {
           type: PLATFORMS_MAP.mobile,
           vendor: "Microsoft"
@@ -40818,7 +40818,7 @@ var init_bowser = __esm({
         var osMajorVersion = Number(String(parser.getOSVersion()).split(".")[0]);
         return parser.getOSName(true) === "android" && osMajorVersion >= 3;
       },
-      describe: function describe130() {
+      describe: function describe132() {
         return {
           type: PLATFORMS_MAP.tablet
         };
@@ -40827,21 +40827,21 @@ var init_bowser = __esm({
       test: function test13(parser) {
         return parser.getOSName(true) === "android";
       },
-      describe: function describe131() {
+      describe: function describe133() {
         return {
           type: PLATFORMS_MAP.mobile
         };
       }
     }, {
       test: [/smart-?tv|smarttv/i],
-      describe: function describe132() {
+      describe: function describe134() {
         return {
           type: PLATFORMS_MAP.tv
         };
       }
     }, {
       test: [/netcast/i],
-      describe: function describe133() {
+      describe: function describe135() {
         return {
           type: PLATFORMS_MAP.tv
         };
@@ -40850,7 +40850,7 @@ var init_bowser = __esm({
       test: function test14(parser) {
         return parser.getOSName(true) === "macos";
       },
-      describe: function describe134() {
+      describe: function describe136() {
         return {
           type: PLATFORMS_MAP.desktop,
           vendor: "Apple"
@@ -40860,7 +40860,7 @@ var init_bowser = __esm({
       test: function test15(parser) {
         return parser.getOSName(true) === "windows";
       },
-      describe: function describe135() {
+      describe: function describe137() {
         return {
           type: PLATFORMS_MAP.desktop
         };
@@ -40869,7 +40869,7 @@ var init_bowser = __esm({
       test: function test16(parser) {
         return parser.getOSName(true) === "linux";
       },
-      describe: function describe136() {
+      describe: function describe138() {
         return {
           type: PLATFORMS_MAP.desktop
         };
@@ -40878,7 +40878,7 @@ var init_bowser = __esm({
       test: function test17(parser) {
         return parser.getOSName(true) === "playstation 4";
       },
-      describe: function describe137() {
+      describe: function describe139() {
         return {
           type: PLATFORMS_MAP.tv
         };
@@ -40887,7 +40887,7 @@ var init_bowser = __esm({
       test: function test18(parser) {
         return parser.getOSName(true) === "roku";
       },
-      describe: function describe138() {
+      describe: function describe140() {
         return {
           type: PLATFORMS_MAP.tv
         };
@@ -40897,7 +40897,7 @@ var init_bowser = __esm({
       test: function test19(parser) {
         return parser.getBrowserName(true) === "microsoft edge";
       },
-      describe: function describe139(ua) {
+      describe: function describe141(ua) {
         if (/\sedg\//i.test(ua)) return {
           name: ENGINE_MAP.Blink
         };
@@ -40911,14 +40911,14 @@ var init_bowser = __esm({
       test: function test20(parser) {
         return parser.getBrowserName(true) === "ladybird";
       },
-      describe: function describe140() {
+      describe: function describe142() {
         return {
           name: ENGINE_MAP.LibWeb
         };
       }
     }, {
       test: [/trident/i],
-      describe: function describe141(ua) {
+      describe: function describe143(ua) {
         var engine = {
           name: ENGINE_MAP.Trident
         };
@@ -40930,7 +40930,7 @@ var init_bowser = __esm({
       test: function test21(parser) {
         return parser.test(/presto/i);
       },
-      describe: function describe142(ua) {
+      describe: function describe144(ua) {
         var engine = {
           name: ENGINE_MAP.Presto
         };
@@ -40944,7 +40944,7 @@ var init_bowser = __esm({
         var likeGecko = parser.test(/like gecko/i);
         return isGecko && !likeGecko;
       },
-      describe: function describe143(ua) {
+      describe: function describe145(ua) {
         var engine = {
           name: ENGINE_MAP.Gecko
         };
@@ -40954,14 +40954,14 @@ var init_bowser = __esm({
       }
     }, {
       test: [/(apple)?webkit\/537\.36/i],
-      describe: function describe144() {
+      describe: function describe146() {
         return {
           name: ENGINE_MAP.Blink
         };
       }
     }, {
       test: [/(apple)?webkit/i],
-      describe: function describe145(ua) {
+      describe: function describe147(ua) {
         var engine = {
           name: ENGINE_MAP.WebKit
         };
@@ -41247,7 +41247,7 @@ var init_bowser = __esm({
         }
       }]);
     })();
-    parse = Bowser.parse;
+    parse3 = Bowser.parse;
     getParser = Bowser.getParser;
   }
 });
@@ -50134,7 +50134,7 @@ var init_errors3 = __esm({
 });
 
 // node_modules/@aws-sdk/nested-clients/dist-es/submodules/sts/schemas/schemas_0.js
-var _A, _AKI, _AR, _ARI, _ARR, _ARRs, _ARU, _ARWWI, _ARWWIR, _ARWWIRs, _Au, _C, _CA, _DS, _E, _EI, _ETE2, _IDPCEE, _IDPRCE, _IITE, _K, _MPDE, _MSTS, _P, _PA, _PAr, _PC, _PCLT, _PCr, _PDT, _PI, _PPS, _PPTLE, _Pr, _RA, _RDE, _RSN, _SAK, _SFWIT, _SI, _SN, _ST, _STS, _STU, _T, _TC, _TTK, _Ta, _V, _WIT, _a, _aKST, _aQE, _c3, _cTT, _e3, _hE3, _m2, _pDLT, _s3, _tLT, n03, _s_registry3, STSServiceException$, n0_registry3, ExpiredTokenException$2, IDPCommunicationErrorException$, IDPRejectedClaimException$, InvalidIdentityTokenException$, MalformedPolicyDocumentException$, PackedPolicyTooLargeException$, RegionDisabledException$, errorTypeRegistries3, accessKeySecretType, clientTokenType, AssumedRoleUser$, AssumeRoleRequest$, AssumeRoleResponse$, AssumeRoleWithWebIdentityRequest$, AssumeRoleWithWebIdentityResponse$, Credentials$, PolicyDescriptorType$, ProvidedContext$, Tag$, policyDescriptorListType, ProvidedContextsListType, tagKeyListType, tagListType, AssumeRole$, AssumeRoleWithWebIdentity$;
+var _A, _AKI, _AR, _ARI, _ARR, _ARRs, _ARU, _ARWWI, _ARWWIR, _ARWWIRs, _Au, _C, _CA, _DS, _E2, _EI, _ETE2, _IDPCEE, _IDPRCE, _IITE, _K, _MPDE, _MSTS, _P, _PA, _PAr, _PC, _PCLT, _PCr, _PDT, _PI, _PPS, _PPTLE, _Pr, _RA, _RDE, _RSN, _SAK, _SFWIT, _SI, _SN, _ST, _STS, _STU, _T, _TC, _TTK, _Ta, _V, _WIT, _a3, _aKST, _aQE, _c3, _cTT, _e3, _hE3, _m2, _pDLT, _s3, _tLT, n03, _s_registry3, STSServiceException$, n0_registry3, ExpiredTokenException$2, IDPCommunicationErrorException$, IDPRejectedClaimException$, InvalidIdentityTokenException$, MalformedPolicyDocumentException$, PackedPolicyTooLargeException$, RegionDisabledException$, errorTypeRegistries3, accessKeySecretType, clientTokenType, AssumedRoleUser$, AssumeRoleRequest$, AssumeRoleResponse$, AssumeRoleWithWebIdentityRequest$, AssumeRoleWithWebIdentityResponse$, Credentials$, PolicyDescriptorType$, ProvidedContext$, Tag$, policyDescriptorListType, ProvidedContextsListType, tagKeyListType, tagListType, AssumeRole$, AssumeRoleWithWebIdentity$;
 var init_schemas_03 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sts/schemas/schemas_0.js"() {
     init_schema();
@@ -50154,7 +50154,7 @@ var init_schemas_03 = __esm({
     _C = "Credentials";
     _CA = "ContextAssertion";
     _DS = "DurationSeconds";
-    _E = "Expiration";
+    _E2 = "Expiration";
     _EI = "ExternalId";
     _ETE2 = "ExpiredTokenException";
     _IDPCEE = "IDPCommunicationErrorException";
@@ -50190,7 +50190,7 @@ var init_schemas_03 = __esm({
     _Ta = "Tag";
     _V = "Value";
     _WIT = "WebIdentityToken";
-    _a = "arn";
+    _a3 = "arn";
     _aKST = "accessKeySecretType";
     _aQE = "awsQueryError";
     _c3 = "client";
@@ -50323,7 +50323,7 @@ var init_schemas_03 = __esm({
       n03,
       _C,
       0,
-      [_AKI, _SAK, _ST, _E],
+      [_AKI, _SAK, _ST, _E2],
       [0, [() => accessKeySecretType, 0], 0, 4],
       4
     ];
@@ -50332,7 +50332,7 @@ var init_schemas_03 = __esm({
       n03,
       _PDT,
       0,
-      [_a],
+      [_a3],
       [0]
     ];
     ProvidedContext$ = [
@@ -51280,7 +51280,7 @@ var init_errors4 = __esm({
 });
 
 // node_modules/@aws-sdk/nested-clients/dist-es/submodules/signin/schemas/schemas_0.js
-var _ADE2, _AT2, _COAT, _COATR, _COATRB, _COATRBr, _COATRr, _COATWIAM, _COATWIAMR, _COATWIAMRr, _ISE2, _OAAT, _RT2, _TMRE2, _VE, _aKI2, _aT3, _at, _c4, _cI2, _cV2, _co2, _e4, _eI2, _ei, _gT2, _gt, _h3, _hE4, _iT2, _jN, _m3, _r2, _rT2, _rU2, _s4, _sAK2, _sT2, _se2, _tI, _tO, _tT2, _tt, n04, _s_registry4, SigninServiceException$, n0_registry4, AccessDeniedException$2, InternalServerException$2, TooManyRequestsError$, ValidationException$, errorTypeRegistries4, OAuthAccessToken, RefreshToken2, AccessToken$, CreateOAuth2TokenRequest$, CreateOAuth2TokenRequestBody$, CreateOAuth2TokenResponse$, CreateOAuth2TokenResponseBody$, CreateOAuth2TokenWithIAMRequest$, CreateOAuth2TokenWithIAMResponse$, CreateOAuth2Token$, CreateOAuth2TokenWithIAM$;
+var _ADE2, _AT2, _COAT, _COATR, _COATRB, _COATRBr, _COATRr, _COATWIAM, _COATWIAMR, _COATWIAMRr, _ISE2, _OAAT, _RT2, _TMRE2, _VE, _aKI2, _aT3, _at, _c4, _cI2, _cV2, _co2, _e4, _eI2, _ei, _gT2, _gt2, _h3, _hE4, _iT2, _jN, _m3, _r2, _rT2, _rU2, _s4, _sAK2, _sT2, _se2, _tI, _tO, _tT2, _tt, n04, _s_registry4, SigninServiceException$, n0_registry4, AccessDeniedException$2, InternalServerException$2, TooManyRequestsError$, ValidationException$, errorTypeRegistries4, OAuthAccessToken, RefreshToken2, AccessToken$, CreateOAuth2TokenRequest$, CreateOAuth2TokenRequestBody$, CreateOAuth2TokenResponse$, CreateOAuth2TokenResponseBody$, CreateOAuth2TokenWithIAMRequest$, CreateOAuth2TokenWithIAMResponse$, CreateOAuth2Token$, CreateOAuth2TokenWithIAM$;
 var init_schemas_04 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/signin/schemas/schemas_0.js"() {
     init_schema();
@@ -51312,7 +51312,7 @@ var init_schemas_04 = __esm({
     _eI2 = "expiresIn";
     _ei = "expires_in";
     _gT2 = "grantType";
-    _gt = "grant_type";
+    _gt2 = "grant_type";
     _h3 = "http";
     _hE4 = "httpError";
     _iT2 = "idToken";
@@ -51431,7 +51431,7 @@ var init_schemas_04 = __esm({
       _COATWIAMR,
       0,
       [_gT2, _r2],
-      [[0, { [_jN]: _gt }], 0],
+      [[0, { [_jN]: _gt2 }], 0],
       2
     ];
     CreateOAuth2TokenWithIAMResponse$ = [
@@ -74645,6 +74645,9 @@ function isResyncOf(stream, group5) {
 function heartbeatTable(group5) {
   return fit(`heartbeat_${group5}`);
 }
+function ddlQueueTable(group5) {
+  return fit(`ddl_${group5}`);
+}
 function loadSessionName(migration, group5) {
   return fit(`pgshift load ${migration}/${group5}`);
 }
@@ -75373,10 +75376,11 @@ async function publicationExists(c5, name) {
   const r5 = await c5.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [name]);
   return (r5.rowCount ?? 0) > 0;
 }
-async function createPublication(c5, name, tables, heartbeat) {
+async function createPublication(c5, name, tables, heartbeat, ddlQueue) {
   if (await publicationExists(c5, name)) return;
   noteChange(`publication ${name} on the source`);
-  const list2 = [...tables.map(qualify), `${S}.${quoteIdent(heartbeat)}`].join(", ");
+  const control = [heartbeat, ...ddlQueue ? [ddlQueue] : []].map((t) => `${S}.${quoteIdent(t)}`);
+  const list2 = [...tables.map(qualify), ...control].join(", ");
   await c5.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list2}`);
 }
 async function publishedTables(c5, publication) {
@@ -75544,3336 +75548,6 @@ async function replicaIdentityOf(c5, table2) {
   return row.ident === "f" ? "full" : row.ident === "n" ? "nothing" : "default";
 }
 
-// src/pg/ddl.ts
-async function installDdlTrigger(source) {
-  await source.query(`CREATE SCHEMA IF NOT EXISTS ${S}`);
-  await source.query(`CREATE TABLE IF NOT EXISTS ${S}.ddl_log (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), command text NOT NULL, object text NOT NULL)`);
-  await source.query(`CREATE OR REPLACE FUNCTION ${S}.record_ddl() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
-    DECLARE r record;
-    BEGIN
-      FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
-        IF r.schema_name IS DISTINCT FROM 'pgshift' THEN
-          INSERT INTO pgshift.ddl_log (command, object) VALUES (r.command_tag, coalesce(r.object_identity, ''));
-        END IF;
-      END LOOP;
-    END $$`);
-  const exists2 = await source.query(`SELECT 1 FROM pg_event_trigger WHERE evtname = 'pgshift_ddl'`);
-  if (!exists2.rowCount) await source.query(`CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE FUNCTION ${S}.record_ddl()`);
-}
-async function readDdlLog(s2) {
-  const t = await s2.source.query(`SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pgshift' AND c.relname = 'ddl_log'`);
-  if (!t.rowCount) return [];
-  const r5 = await s2.source.query(`SELECT at::text, command, object FROM ${S}.ddl_log ORDER BY id`);
-  return r5.rows;
-}
-
-// src/core/groups.ts
-function globToRegExp(glob) {
-  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
-  return new RegExp(`^${escaped}$`, "s");
-}
-function compile(pattern) {
-  const q3 = parseQualifiedName(pattern);
-  const s2 = globToRegExp(q3.schema);
-  const n3 = globToRegExp(q3.name);
-  return (t) => s2.test(t.schema) && n3.test(t.name);
-}
-function matchesPattern(t, pattern) {
-  return compile(pattern)(t);
-}
-function assignGroups(tables, groups) {
-  const compiled = groups.map((g5) => ({
-    name: g5.name,
-    include: g5.tables.map((p3) => ({ pattern: p3, test: compile(p3), hits: 0, takenBy: /* @__PURE__ */ new Set(), excluded: 0 })),
-    exclude: g5.exclude.map(compile)
-  }));
-  const result = new Map(groups.map((g5) => [g5.name, []]));
-  const unassigned = [];
-  for (const t of tables) {
-    let owner;
-    for (const g5 of compiled) {
-      const hits = g5.include.filter((p3) => p3.test(t));
-      if (hits.length === 0) continue;
-      if (owner !== void 0) {
-        for (const p3 of hits) p3.takenBy.add(owner);
-      } else if (g5.exclude.some((x) => x(t))) {
-        for (const p3 of hits) p3.excluded++;
-      } else {
-        for (const p3 of hits) p3.hits++;
-        result.get(g5.name).push(t);
-        owner = g5.name;
-      }
-    }
-    if (owner === void 0) unassigned.push(t);
-  }
-  const unmatched = compiled.flatMap(
-    (g5) => g5.include.filter((p3) => p3.hits === 0).map((p3) => ({ group: g5.name, pattern: p3.pattern, takenBy: [...p3.takenBy], excluded: p3.excluded }))
-  );
-  return { groups: result, unassigned, unmatched };
-}
-function describeUnmatched(u) {
-  if (u.takenBy.length > 0) {
-    const earlier = u.takenBy.map((g5) => `group ${g5}`).join(", ");
-    return {
-      message: `pattern ${u.pattern} matches only tables already taken by ${earlier} listed before it (a table belongs to the first group that matches it)`,
-      fix: `remove the pattern from group ${u.group}, or move group ${u.group} before ${earlier} in the plan`
-    };
-  }
-  if (u.excluded > 0) {
-    return { message: `pattern ${u.pattern} matches only tables that the group's exclude leaves out`, fix: `remove the pattern or the exclusion from group ${u.group}` };
-  }
-  return { message: `pattern ${u.pattern} matches no table on the source`, fix: "fix the pattern in the plan (schema.table, * as a wildcard; quote names with capitals or dots)" };
-}
-function describeEmptyGroup(group5, unmatched) {
-  const taken = unmatched.find((u) => u.group === group5 && u.takenBy.length > 0);
-  if (taken) {
-    const why = describeUnmatched(taken);
-    return { message: `group ${group5} is left with no table: its ${why.message}`, fix: why.fix };
-  }
-  return { message: `group ${group5} matches no table that holds rows on the source`, fix: "fix its tables: patterns in the plan (schema.table, * as a wildcard) or remove the group" };
-}
-function describeTables(tables, max = 5) {
-  const names = tables.slice(0, max).map(displayName);
-  return tables.length > max ? `${names.join(", ")} and ${tables.length - max} more` : names.join(", ");
-}
-
-// src/pg/identity.ts
-import { randomUUID as randomUUID3 } from "node:crypto";
-async function sameDatabase(source, target) {
-  const marker = `pgshift identity ${randomUUID3()}`;
-  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
-  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
-  try {
-    const r5 = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
-    return (r5.rowCount ?? 0) > 0;
-  } finally {
-    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
-  }
-}
-
-// src/phases/context.ts
-function phaseContext(plan, log) {
-  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
-}
-async function openSessions(ctx) {
-  const source = await connect(ctx.source);
-  let target;
-  try {
-    target = await connect(ctx.target);
-  } catch (err) {
-    await source.end().catch(() => {
-    });
-    throw err;
-  }
-  const close = async () => {
-    await Promise.all([source.end().catch(() => {
-    }), target.end().catch(() => {
-    })]);
-  };
-  const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
-  if (await sameDatabase(source, target).catch(async (err) => {
-    await close();
-    throw err;
-  })) {
-    await close();
-    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
-  }
-  return {
-    source,
-    target,
-    sourceVersion,
-    targetVersion,
-    close
-  };
-}
-async function requireLogicalSource(s2, ctx) {
-  const walLevel = await setting(s2.source, "wal_level");
-  if (walLevel !== "logical") {
-    throw gateRefused(
-      "source.wal_level",
-      `source ${ctx.source.label}: wal_level is ${walLevel}, logical replication needs wal_level = logical`,
-      "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
-    );
-  }
-  if (majorOf(s2.targetVersion) < majorOf(s2.sourceVersion)) {
-    throw gateRefused(
-      "target.version",
-      `target ${ctx.target.label} is PostgreSQL ${majorOf(s2.targetVersion)}, older than the source's ${majorOf(s2.sourceVersion)}`,
-      "migrate to a target of the same or a newer major version"
-    );
-  }
-}
-async function resolveGroups(ctx, source, versionNum, only) {
-  const all = await listTables(source, versionNum);
-  const copyable = all.filter((t) => t.persistence === "p");
-  const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
-  for (const u of unmatched) ctx.log.warn(`group ${u.group}: ${describeUnmatched(u).message}`);
-  const leaves = unassigned.filter((t) => t.kind === "r");
-  if (leaves.length > 0) ctx.log.warn(`${leaves.length} table(s) are in no group and will not be migrated: ${describeTables(leaves)}`);
-  if (only && !groups.has(only)) {
-    throw inputError("group.unknown", `group ${only} is not in the plan`, `use one of: ${[...groups.keys()].join(", ")}`);
-  }
-  const result = [];
-  for (const [name, tables] of groups) {
-    if (only && name !== only) continue;
-    const data = tables.filter((t) => t.kind === "r").sort((a5, b5) => b5.bytes - a5.bytes);
-    if (data.length === 0) {
-      const { message, fix } = describeEmptyGroup(name, unmatched);
-      throw inputError("group.empty", message, fix);
-    }
-    result.push({ name, tables: data, parents: tables.filter((t) => t.kind === "p") });
-  }
-  return result;
-}
-
-// src/core/replica-identity.ts
-function identityProblem(t) {
-  if (t.replicaIdentity === "n") return "nothing";
-  if (t.replicaIdentity === "d" && !t.hasPrimaryKey) return "no-key";
-  if (t.replicaIdentity === "i" && !t.identityIndexValid) return "index-gone";
-  return void 0;
-}
-var IDENTITY_PROBLEM_TEXT = {
-  nothing: "REPLICA IDENTITY NOTHING",
-  "no-key": "no primary key and REPLICA IDENTITY DEFAULT",
-  "index-gone": "REPLICA IDENTITY USING INDEX of an index that is gone or invalid"
-};
-function planPublishing(tables, engine, consent) {
-  const out = { refused: [], setFull: [] };
-  if (engine !== "native") return out;
-  for (const t of tables) {
-    const problem = identityProblem(t);
-    if (!problem) continue;
-    if (consent.some((p3) => matchesPattern(t, p3))) out.setFull.push(t);
-    else out.refused.push({ table: t, problem });
-  }
-  return out;
-}
-
-// src/core/privileges.ts
-function privilegeFindings(source, target, targetMajor, engine) {
-  const out = [];
-  if (!source.superuser && !source.replication && !source.rdsSuperuser) {
-    out.push({
-      code: "source.privilege.replication",
-      object: `source role ${source.name}`,
-      message: "cannot create replication slots (needs REPLICATION, superuser or rds_superuser)",
-      fix: `ALTER ROLE ${source.name} REPLICATION (on RDS: GRANT rds_replication TO ${source.name})`
-    });
-  }
-  if (!target.superuser && !target.createOnDatabase) {
-    out.push({
-      code: "target.privilege.create",
-      object: `target role ${target.name}`,
-      message: "cannot create schemas in the target database (the schema restore and the control schema need CREATE)",
-      fix: `GRANT CREATE ON DATABASE <target database> TO ${target.name}`
-    });
-  }
-  if (engine === "native" && !(target.superuser || target.rdsSuperuser || targetMajor >= 16 && target.createSubscription)) {
-    out.push({
-      code: "target.privilege.subscription",
-      object: `target role ${target.name}`,
-      message: "cannot create subscriptions on the target",
-      fix: `connect as a superuser (RDS: rds_superuser)${targetMajor >= 16 ? ` or GRANT pg_create_subscription TO ${target.name}` : ""}`
-    });
-  }
-  return out;
-}
-
-// src/core/pool.ts
-async function runPool(items, concurrency, task) {
-  let next = 0;
-  let failed;
-  const worker = async (id) => {
-    while (failed === void 0 && next < items.length) {
-      const item = items[next++];
-      try {
-        await task(item, id);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, (_, i5) => worker(i5)));
-  if (failed !== void 0) throw failed;
-}
-
-// src/pg/inventory.ts
-var SETTINGS = [
-  "wal_level",
-  "max_replication_slots",
-  "max_wal_senders",
-  "wal_sender_timeout",
-  "max_slot_wal_keep_size",
-  "logical_decoding_work_mem",
-  "shared_preload_libraries",
-  "rds.logical_replication",
-  "max_logical_replication_workers",
-  "max_worker_processes",
-  "server_version",
-  "block_size"
-];
-async function readServerFacts(c5, longTransactionSeconds) {
-  const settings = {};
-  for (const name of SETTINGS) settings[name] = null;
-  const s2 = await c5.query("SELECT name, current_setting(name, true) AS v FROM pg_settings WHERE name = ANY($1::text[])", [SETTINGS]);
-  for (const row of s2.rows) settings[row.name] = row.v;
-  const versionNum = Number((await c5.query("SELECT current_setting('server_version_num') AS v")).rows[0].v);
-  const role = (await c5.query(
-    `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
-              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
-              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
-              has_database_privilege(current_database(), 'CREATE') AS create_on_database
-         FROM pg_roles r WHERE r.rolname = current_user`
-  )).rows[0];
-  const isRds = settings["rds.logical_replication"] !== null || (await c5.query(`SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'`)).rowCount > 0;
-  const counts = (await c5.query(
-    `SELECT (SELECT count(*) FROM pg_replication_slots)::text AS slots,
-              (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')::text AS senders,
-              (SELECT count(*) FROM pg_largeobject_metadata)::text AS lo`
-  )).rows[0];
-  const longTx = await c5.query(
-    `SELECT pid, extract(epoch FROM now() - xact_start)::int AS seconds, coalesce(application_name, '') AS application,
-            coalesce(usename, '') AS "user", coalesce(state, '') AS state
-       FROM pg_stat_activity
-      WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-        AND now() - xact_start > make_interval(secs => $1)
-      ORDER BY xact_start`,
-    [longTransactionSeconds]
-  );
-  const prepared = await c5.query(`SELECT gid, extract(epoch FROM now() - prepared)::int AS seconds FROM pg_prepared_xacts WHERE database = current_database()`);
-  const ext = await c5.query(`SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1`);
-  const availableExtensions = await c5.query(
-    `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
-         FROM pg_available_extensions a`
-  ).then(
-    (avail) => new Map(avail.rows.map((r5) => [r5.name, { defaultVersion: r5.default_version, versions: r5.versions }])),
-    (err) => ({ error: err.message })
-  );
-  const triggers = await c5.query(`SELECT evtname AS name, evtevent AS event, evtenabled AS enabled FROM pg_event_trigger ORDER BY 1`);
-  const db = (await c5.query("SELECT current_database() AS d")).rows[0].d;
-  return {
-    versionNum,
-    version: settings.server_version ?? "",
-    settings,
-    isRds,
-    role: {
-      name: role.name,
-      superuser: role.superuser,
-      replication: role.replication,
-      rdsSuperuser: role.rds_superuser,
-      createSubscription: role.create_subscription,
-      createOnDatabase: role.create_on_database
-    },
-    slotsUsed: Number(counts.slots),
-    walSendersUsed: Number(counts.senders),
-    longTransactions: longTx.rows,
-    preparedTransactions: prepared.rows,
-    extensions: ext.rows,
-    availableExtensions,
-    eventTriggers: triggers.rows,
-    largeObjects: Number(counts.lo),
-    database: db
-  };
-}
-var LOB_TYPE_TEST = `(t.typname IN ('text', 'bytea', 'json', 'jsonb', 'xml') OR (t.typname = 'varchar' AND a.atttypmod = -1) OR t.typcategory = 'A')`;
-async function readRelations(c5, versionNum) {
-  const generated = versionNum >= 12e4 ? "a.attgenerated <> ''" : "false";
-  const noStats = versionNum >= 14e4 ? "c.reltuples < 0" : `(c.reltuples = 0 AND coalesce((SELECT st.last_analyze IS NULL AND st.last_autoanalyze IS NULL FROM pg_stat_all_tables st WHERE st.relid = c.oid), true))`;
-  const r5 = await c5.query(`
-    SELECT n.nspname AS schema, c.relname AS name, c.oid::int AS oid, c.relkind AS kind, c.relpersistence AS persistence,
-           c.relispartition AS is_partition, c.relreplident AS replident,
-           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
-           coalesce((SELECT array_agg(ic.relname::text ORDER BY ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                      WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
-                        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)), '{}') AS unique_not_null,
-           (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary)::int AS other_unique,
-           (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident AND i.indisvalid) AS ri_index,
-           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${generated}), '{}') AS generated,
-           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> ''), '{}') AS identity,
-           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND t.typcategory = 'A'), '{}') AS arrays,
-           coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
-                       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${LOB_TYPE_TEST} AND NOT (${generated})), '[]') AS lobs,
-           ((c.relpages + coalesce((SELECT tc.relpages FROM pg_class tc WHERE tc.oid = c.reltoastrelid), 0))::bigint * current_setting('block_size')::bigint)::text AS estimated_bytes,
-           CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_total_relation_size(c.oid) ELSE 0 END::text AS bytes,
-           greatest(c.reltuples, 0)::text AS row_estimate,
-           NOT (${noStats}) AS has_stats,
-           pg_get_userbyid(c.relowner) AS owner,
-           pg_has_role(c.relowner, 'USAGE') AS owned_by_me,
-           has_table_privilege(c.oid, 'SELECT') AS can_select
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
-     ORDER BY n.nspname, c.relname`);
-  return r5.rows.map((x) => ({
-    schema: x.schema,
-    name: x.name,
-    oid: x.oid,
-    kind: x.kind,
-    persistence: x.persistence,
-    isPartition: x.is_partition,
-    replicaIdentity: x.replident,
-    hasPrimaryKey: x.has_pk,
-    uniqueNotNullIndexes: x.unique_not_null,
-    otherUniqueIndexes: x.other_unique,
-    replicaIdentityIndex: x.ri_index,
-    generatedColumns: x.generated,
-    identityColumns: x.identity,
-    arrayColumns: x.arrays,
-    lobColumns: x.lobs,
-    estimatedBytes: Number(x.estimated_bytes),
-    bytes: Number(x.bytes),
-    rowEstimate: Number(x.row_estimate),
-    hasStatistics: x.has_stats,
-    owner: x.owner,
-    ownedByMe: x.owned_by_me,
-    canSelect: x.can_select
-  }));
-}
-
-// src/pg/tools.ts
-import { execFile as execFileCb } from "node:child_process";
-import { existsSync as existsSync2 } from "node:fs";
-import path from "node:path";
-import { promisify } from "node:util";
-var execFile = promisify(execFileCb);
-function toolPath(name, binDir) {
-  const dir = binDir ?? process.env.PGSHIFT_PG_BIN;
-  return dir ? path.join(dir, name) : name;
-}
-async function findTool(name, binDir) {
-  const bin = toolPath(name, binDir);
-  if (bin.includes("/") && !existsSync2(bin)) {
-    throw inputError("tool.missing", `${name} not found at ${bin}`, "set fullLoad.pgBinDir (or PGSHIFT_PG_BIN) to a directory holding the PostgreSQL client tools");
-  }
-  let stdout;
-  try {
-    ({ stdout } = await execFile(bin, ["--version"]));
-  } catch {
-    throw inputError("tool.missing", `${name} cannot be run (${bin})`, "install the PostgreSQL client tools or set fullLoad.pgBinDir (or PGSHIFT_PG_BIN)");
-  }
-  const m3 = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(stdout);
-  if (!m3) throw inputError("tool.version", `cannot read the version of ${bin}: ${stdout.trim()}`);
-  const major = Number(m3[1]) >= 10 ? Number(m3[1]) : Number(`${m3[1]}.${m3[2]}`);
-  return { path: bin, major, version: stdout.trim() };
-}
-function requireDumpForSource(tool, sourceMajor) {
-  if (tool.major < sourceMajor) {
-    throw inputError(
-      "tool.too-old",
-      `${tool.path} is PostgreSQL ${tool.major} but the source server is PostgreSQL ${sourceMajor}; pg_dump cannot dump a newer server`,
-      `install the PostgreSQL ${sourceMajor} (or newer) client tools and set fullLoad.pgBinDir or PGSHIFT_PG_BIN to their bin directory`
-    );
-  }
-}
-function toolEnv(ep) {
-  const a5 = ep.address;
-  const env2 = { ...process.env, PGAPPNAME: "pgshift", PGCONNECT_TIMEOUT: "15" };
-  for (const key of ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGSERVICE", "PGSSLMODE", "PGSSLROOTCERT", "PGOPTIONS"]) delete env2[key];
-  if (a5.password) env2.PGPASSWORD = a5.password;
-  env2.PGSSLMODE = a5.sslmode ?? (ep.ssl ? "require" : "disable");
-  if (a5.sslrootcert) env2.PGSSLROOTCERT = a5.sslrootcert;
-  return env2;
-}
-function connectionArgs(ep) {
-  const a5 = ep.address;
-  return ["--host", a5.host, "--port", String(a5.port), "--username", a5.user, "--dbname", a5.database, "--no-password"];
-}
-async function runTool(bin, args, env2, what) {
-  try {
-    const { stdout } = await execFile(bin, args, { env: env2, maxBuffer: 256 * 1024 * 1024 });
-    return stdout;
-  } catch (err) {
-    const e5 = err;
-    const detail = redact((e5.stderr || e5.message).trim().split("\n").slice(0, 3).join(" | "));
-    throw failure("tool.failed", `${what} failed: ${detail}`, void 0, err);
-  }
-}
-
-// src/phases/assess.ts
-async function readPreconditions(ctx, s2, options) {
-  const { plan } = ctx;
-  const opts = plan.assess;
-  const findings = [];
-  const add = (severity, code, object2, message, fix) => findings.push({ severity, code, object: object2, message, fix });
-  const [src, tgt] = await Promise.all([readServerFacts(s2.source, opts.longTransactionSeconds), readServerFacts(s2.target, opts.longTransactionSeconds)]);
-  const sourceMajor = majorOf(src.versionNum);
-  const targetMajor = majorOf(tgt.versionNum);
-  const native = plan.cdc.engine === "native";
-  const dmsPlugin = plan.cdc.dms.plugin;
-  if (targetMajor < sourceMajor) add("blocker", "target.version", ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, "migrate to the same or a newer major");
-  checkSourceSettings(src, ctx.source.label, options.streamsNeeded, native, dmsPlugin, add);
-  checkPrivileges(src, tgt, ctx, native, plan.groups.length, add);
-  for (const t of src.longTransactions) {
-    add("warning", "source.long-transaction", `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ""})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, "end it before the full load, or wait");
-  }
-  for (const p3 of src.preparedTransactions) {
-    add("blocker", "source.prepared-transaction", `prepared transaction ${p3.gid}`, `prepared ${p3.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p3.gid}'`);
-  }
-  const targetExtensions = tgt.availableExtensions;
-  if (!(targetExtensions instanceof Map)) {
-    const names = src.extensions.map((e5) => e5.name).join(", ");
-    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
-  } else {
-    for (const e5 of src.extensions) {
-      const avail = targetExtensions.get(e5.name);
-      if (!avail) add("blocker", "extension.missing", `extension ${e5.name}`, `installed on the source (${e5.version}) but not available on the target`, `install ${e5.name} on the target (on RDS: check rds.extensions)`);
-      else if (!avail.versions.includes(e5.version)) {
-        add("warning", "extension.version", `extension ${e5.name}`, `source has ${e5.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
-      }
-    }
-  }
-  for (const t of src.eventTriggers) {
-    add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL is not replicated, and DMS fails with ENABLE ALWAYS triggers`, "freeze DDL for the migration window; disable it if it writes");
-  }
-  for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
-  if (src.largeObjects > 0) {
-    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target", "freeze large-object writes from the full load on, or move them to bytea columns");
-  }
-  try {
-    const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
-    if (dump.major < sourceMajor) add("blocker", "tool.pg_dump", dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
-  } catch (err) {
-    add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
-  }
-  const relations = await readRelations(s2.source, src.versionNum);
-  const migratable = relations.filter((r5) => (r5.kind === "r" || r5.kind === "p") && r5.persistence === "p");
-  const assignment = assignGroups(migratable, plan.groups);
-  const groupOf = /* @__PURE__ */ new Map();
-  for (const [g5, list2] of assignment.groups) for (const t of list2) groupOf.set(t, g5);
-  for (const u of assignment.unmatched) {
-    const { message, fix } = describeUnmatched(u);
-    add("warning", "group.pattern", `group ${u.group}`, message, fix);
-  }
-  for (const [g5, list2] of assignment.groups) {
-    if (list2.some((t) => t.kind === "r")) continue;
-    const { message, fix } = describeEmptyGroup(g5, assignment.unmatched);
-    add("blocker", "group.empty", `group ${g5}`, message, fix);
-  }
-  for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
-  return { src, tgt, relations, groupOf, assignment, findings, add };
-}
-function checkSourceSettings(src, label, groups, native, plugin, add) {
-  const st = src.settings;
-  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
-    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
-  } else if (st.wal_level !== "logical") {
-    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
-  }
-  const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
-  if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
-  const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
-  if (freeSenders < groups) add("blocker", "source.wal_senders", label, `${groups} WAL sender(s) needed, ${freeSenders} free of max_wal_senders ${st.max_wal_senders}`, "raise max_wal_senders (restart)");
-  const timeout = parseDurationMs(st.wal_sender_timeout);
-  if (timeout !== null && timeout > 0 && timeout < 1e4) {
-    add("warning", "source.wal_sender_timeout", label, `wal_sender_timeout is ${st.wal_sender_timeout}: busy apply can be cut off`, "set wal_sender_timeout to at least 10s");
-  }
-  const workMem = st.logical_decoding_work_mem ? parseSize(st.logical_decoding_work_mem.replace(/B$/, "B")) : void 0;
-  if (workMem !== void 0 && workMem < 64 * 1024 * 1024) {
-    add("info", "source.logical_decoding_work_mem", label, `logical_decoding_work_mem is ${st.logical_decoding_work_mem}: larger transactions spill to disk while decoding`, "raise it (for example 256MB) if large transactions are common");
-  }
-  if (!native && plugin === "pglogical" && st.shared_preload_libraries !== null && !st.shared_preload_libraries.split(",").map((x) => x.trim()).includes("pglogical")) {
-    add("blocker", "source.pglogical", label, "the DMS plugin is pglogical but shared_preload_libraries does not load it", "add pglogical to shared_preload_libraries and restart (or use plugin: test_decoding)");
-  }
-}
-function checkPrivileges(src, tgt, ctx, native, groups, add) {
-  for (const f5 of privilegeFindings(src.role, tgt.role, majorOf(tgt.versionNum), native ? "native" : "dms")) add("blocker", f5.code, f5.object, f5.message, f5.fix);
-  if (native) {
-    const workers = Number(tgt.settings.max_logical_replication_workers);
-    if (workers < groups) add("blocker", "target.workers", ctx.target.label, `${groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, "raise max_logical_replication_workers (and max_worker_processes) and restart the target");
-  }
-}
-function checkRelation(t, name, group5, plan, add) {
-  const engine = plan.cdc.engine;
-  const plugin = plan.cdc.dms.plugin;
-  if (t.kind === "f") return add("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target");
-  if (t.kind === "m") return add("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
-  if (t.persistence === "u") return add("warning", "table.unlogged", name, "unlogged table: not replicated and not copied", `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
-  if (t.kind === "p") return add("info", "table.partitioned", name, "partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)");
-  if (!t.canSelect) add("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`);
-  if (group5 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
-  if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
-  const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
-  const problem = identityProblem(identity);
-  const publishing = group5 === null ? void 0 : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
-  if (problem && publishing?.setFull.length) {
-    add("info", "table.replica-identity-consent", name, `${IDENTITY_PROBLEM_TEXT[problem]}: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)`);
-  } else if (problem === "nothing") {
-    add("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`);
-  } else if (problem) {
-    const idx = t.uniqueNotNullIndexes[0];
-    add(
-      "blocker",
-      "table.no-key",
-      name,
-      `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published, and DMS ignores them`,
-      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
-    );
-  } else if (t.replicaIdentity === "f") {
-    if (engine === "dms" && plugin === "pglogical") add("blocker", "table.replica-identity-full", name, "REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical", "add a primary key, or use plugin: test_decoding for this group");
-    else add("warning", "table.replica-identity-full", name, "REPLICA IDENTITY FULL: every UPDATE and DELETE is applied by a scan unless the target has a usable index", "add a primary key if you can");
-  } else if (t.replicaIdentity === "i") {
-    add("info", "table.replica-identity-index", name, `replica identity is the unique index ${t.replicaIdentityIndex}`);
-  }
-  if (engine === "dms" && !t.hasPrimaryKey && t.arrayColumns.length) add("blocker", "table.array-no-key", name, `ARRAY column(s) ${t.arrayColumns.join(", ")} without a primary key: DMS suspends the table`, "add a primary key");
-  if (t.generatedColumns.length) add("info", "table.generated", name, `generated column(s) ${t.generatedColumns.join(", ")}: left out of the copy, computed by the target`);
-  if (t.identityColumns.length) add("info", "table.identity", name, `identity column(s) ${t.identityColumns.join(", ")}: values copied as they are, sequences carried at cut-over`);
-  if (!t.hasStatistics) add("info", "table.no-statistics", name, "never analyzed: size and row estimates are unknown to the planner and to pgshift", `ANALYZE ${name}`);
-}
-function parseDurationMs(v) {
-  if (!v) return null;
-  const m3 = /^(-?\d+)\s*(ms|s|min|h)?$/.exec(v.trim());
-  if (!m3) return null;
-  const n3 = Number(m3[1]);
-  return n3 * ({ ms: 1, s: 1e3, min: 6e4, h: 36e5 }[m3[2] ?? "ms"] ?? 1);
-}
-
-// src/phases/preflight.ts
-async function preflightLoad(ctx, s2, groups, streamsNeeded) {
-  const pre = await readPreconditions(ctx, s2, { streamsNeeded });
-  const loaded = new Set(groups.flatMap((g5) => g5.tables.map(displayName)));
-  const blockers = pre.findings.filter((f5) => f5.severity === "blocker" && (!f5.code.startsWith("table.") || loaded.has(f5.object)));
-  if (blockers.length) {
-    const [first] = blockers;
-    throw gateRefused(first.code, `${first.object}: ${first.message}${blockers.length > 1 ? ` (and ${blockers.length - 1} more blocker(s): pgshift assess lists them)` : ""}`, first.fix);
-  }
-  const tables = groups.flatMap((g5) => g5.tables);
-  const publishing = planPublishing(
-    tables.map((t) => ({ ...t, hasPrimaryKey: t.primaryKey.length > 0, identityIndexValid: t.replicaIdentityIndex })),
-    ctx.plan.cdc.engine,
-    ctx.plan.cdc.replicaIdentityFull
-  );
-  if (publishing.refused.length) {
-    const names = publishing.refused.map((r5) => `${displayName(r5.table)} (${IDENTITY_PROBLEM_TEXT[r5.problem]})`);
-    throw gateRefused(
-      "table.no-replica-identity",
-      `publishing ${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""} would make every UPDATE and DELETE on ${names.length > 1 ? "them" : "it"} fail on the source`,
-      "add a primary key or ALTER TABLE \u2026 REPLICA IDENTITY FULL, or list the tables under cdc.replicaIdentityFull for pgshift to set it"
-    );
-  }
-  await requireReplicationRoute(ctx);
-  if (ctx.plan.cdc.engine === "native") await preflightSubscription(ctx, s2);
-  return { setReplicaIdentityFull: publishing.setFull };
-}
-async function requireReplicationRoute(ctx) {
-  try {
-    const c5 = await connect(ctx.source, { replication: true, applicationName: "pgshift preflight" });
-    await c5.end().catch(() => {
-    });
-  } catch (err) {
-    throw gateRefused(
-      "source.replication-connection",
-      `source ${ctx.source.label}: a replication connection is refused: ${isPgshiftError(err) ? err.message : err.message}`,
-      'allow replication connections for this user in pg_hba.conf (a "host replication" or "host all" line with the database; on RDS: rds_replication) and reload'
-    );
-  }
-}
-function subscriptionConninfo(ctx) {
-  return ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
-}
-async function preflightSubscription(ctx, s2) {
-  const fields = parseConninfo(subscriptionConninfo(ctx));
-  const targetMajor = majorOf(s2.targetVersion);
-  const unknown2 = keywordsUnknownTo(Object.keys(fields), targetMajor);
-  if (unknown2.length) {
-    throw gateRefused("subscription.conninfo", `the subscription's connection parameter ${unknown2[0]} is unknown to the target's PostgreSQL ${targetMajor}`, `remove ${unknown2[0]} from ${ctx.plan.source.subscriptionConninfo ? "source.subscriptionConninfo" : "source.url"}`);
-  }
-  const role = (await s2.target.query("SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user")).rows[0];
-  if (targetMajor >= 16 && !role.superuser && !fields.password) {
-    throw gateRefused("subscription.password", `target ${ctx.target.label}: a subscription owned by a role that is not superuser needs a password in its connection (PostgreSQL 16+)`, "put the password in source.url (or in source.subscriptionConninfo)");
-  }
-  if (!ctx.plan.source.subscriptionConninfo) return;
-  const ep = endpointFromConninfo("source", fields, parseServerUrl(ctx.plan.source.url));
-  try {
-    const c5 = await connect(ep, { replication: true, applicationName: "pgshift preflight" });
-    await c5.end().catch(() => {
-    });
-  } catch (err) {
-    ctx.log.warn(`source.subscriptionConninfo: a replication connection to ${ep.label} fails from this machine (${isPgshiftError(err) ? err.message : err.message}); the target must reach the source that way`);
-  }
-}
-
-// src/core/dms.ts
-function tableMappings(tables) {
-  const rules = [];
-  let id = 1;
-  const slug = (t) => `${t.schema}-${t.name}`.replace(/[^A-Za-z0-9_-]/g, "_");
-  for (const t of tables) {
-    rules.push({
-      "rule-type": "selection",
-      "rule-id": String(id++),
-      "rule-name": `include-${slug(t)}`,
-      "object-locator": { "schema-name": t.schema, "table-name": t.name },
-      "rule-action": "include",
-      filters: []
-    });
-  }
-  for (const t of tables) {
-    if (!t.lob) continue;
-    rules.push({
-      "rule-type": "table-settings",
-      "rule-id": String(id++),
-      "rule-name": `${slug(t)}-lob${t.lob.mode === "unlimited" ? "-no-truncation" : ""}`,
-      "object-locator": { "schema-name": t.schema, "table-name": t.name },
-      // Unlimited mode with a non-zero bulk-max-size is what the reference migration used.
-      "lob-settings": { mode: t.lob.mode, "bulk-max-size": String(t.lob.maxSizeKb) }
-    });
-  }
-  return { rules };
-}
-function taskSettings(o3) {
-  const onError = o3.batchApply ? "SUSPEND_TABLE" : "LOG_ERROR";
-  return {
-    TargetMetadata: {
-      TargetSchema: "",
-      SupportLobs: true,
-      FullLobMode: false,
-      LobChunkSize: 64,
-      LimitedSizeLobMode: true,
-      LobMaxSize: o3.lobMaxSizeKb,
-      InlineLobMaxSize: 0,
-      BatchApplyEnabled: o3.batchApply,
-      TaskRecoveryTableEnabled: true
-    },
-    FullLoadSettings: { TargetTablePrepMode: "DO_NOTHING" },
-    Logging: {
-      EnableLogging: true,
-      LogComponents: ["SOURCE_CAPTURE", "TARGET_APPLY", "SORTER", "TASK_MANAGER"].map((Id) => ({ Id, Severity: "LOGGER_SEVERITY_DEFAULT" }))
-    },
-    ControlTablesSettings: {
-      ControlSchema: "",
-      HistoryTimeslotInMinutes: 5,
-      HistoryTableEnabled: true,
-      SuspendedTablesTableEnabled: true,
-      StatusTableEnabled: true
-    },
-    ChangeProcessingTuning: {
-      BatchApplyPreserveTransaction: true,
-      BatchApplyTimeoutMin: 1,
-      BatchApplyTimeoutMax: 30,
-      BatchApplyMemoryLimit: 500,
-      BatchSplitSize: 0,
-      MinTransactionSize: 1e3,
-      CommitTimeout: 1,
-      MemoryLimitTotal: 1024,
-      MemoryKeepTime: 60,
-      StatementCacheSize: 50
-    },
-    ChangeProcessingDdlHandlingPolicy: { HandleSourceTableDropped: false, HandleSourceTableTruncated: false, HandleSourceTableAltered: false },
-    ErrorBehavior: {
-      DataErrorPolicy: onError,
-      DataTruncationErrorPolicy: onError,
-      DataErrorEscalationPolicy: "SUSPEND_TABLE",
-      DataErrorEscalationCount: 0,
-      TableErrorPolicy: "SUSPEND_TABLE",
-      TableErrorEscalationPolicy: "STOP_TASK",
-      TableErrorEscalationCount: 0,
-      RecoverableErrorCount: -1,
-      RecoverableErrorInterval: 5,
-      RecoverableErrorThrottling: true,
-      RecoverableErrorThrottlingMax: 1800,
-      ApplyErrorDeletePolicy: "IGNORE_RECORD",
-      ApplyErrorInsertPolicy: onError,
-      ApplyErrorUpdatePolicy: onError,
-      ApplyErrorEscalationPolicy: "LOG_ERROR",
-      ApplyErrorEscalationCount: 0,
-      FullLoadIgnoreConflicts: true
-    },
-    ValidationSettings: { EnableValidation: false }
-  };
-}
-function splitByBatchApply(tables) {
-  const eligible = (t) => t.batchApply && t.lob?.mode !== "unlimited";
-  const batch = tables.filter(eligible);
-  const single = tables.filter((t) => !eligible(t));
-  if (batch.length && single.length) {
-    return [
-      { suffix: "batch", tables: batch, batchApply: true },
-      { suffix: "single", tables: single, batchApply: false }
-    ];
-  }
-  return [{ suffix: "", tables, batchApply: single.length === 0 && batch.length > 0 }];
-}
-function taskIdentifier(migration, group5, suffix) {
-  const raw = ["pgshift", migration, group5, suffix].filter(Boolean).join("-");
-  const id = raw.replace(/[^A-Za-z0-9-]+/g, "-").replace(/-+/g, "-").replace(/^-|-$/g, "");
-  return (/^[A-Za-z]/.test(id) ? id : `t-${id}`).slice(0, 255).replace(/-$/, "");
-}
-
-// src/aws/dms.ts
-var import_client_database_migration_service = __toESM(require_dist_cjs16(), 1);
-var import_client_cloudwatch = __toESM(require_dist_cjs18(), 1);
-var TAG = { migration: "pgshift:migration", group: "pgshift:group", role: "pgshift:role" };
-function dmsClients(region) {
-  return { dms: new import_client_database_migration_service.DatabaseMigrationServiceClient({ region }), cloudwatch: new import_client_cloudwatch.CloudWatchClient({ region }) };
-}
-function awsError(err, what) {
-  const e5 = err;
-  const detail = e5.message ?? String(err);
-  switch (e5.name) {
-    case "AccessDeniedFault":
-    case "AccessDeniedException":
-      return inputError("aws.access-denied", `${what}: access denied (${detail})`, "grant the role pgshift runs as the DMS permissions listed in docs/dms.md");
-    case "InvalidResourceStateFault":
-      return gateRefused("aws.invalid-state", `${what}: the resource is in a state that does not allow it (${detail})`, "check pgshift cdc status; wait for the task to stop or become ready, then run the command again");
-    case "ResourceNotFoundFault":
-      return failure("aws.not-found", `${what}: not found (${detail})`, "check the ARNs in cdc.dms of the plan, and the region");
-    case "ResourceQuotaExceededFault":
-      return failure("aws.quota", `${what}: DMS quota reached (${detail})`, "delete unused DMS tasks or endpoints, or raise the quota");
-    default:
-      return failure("aws.error", `${what}: ${e5.name ?? "error"}: ${detail}`, void 0, err);
-  }
-}
-async function call(what, fn) {
-  try {
-    return await fn();
-  } catch (err) {
-    throw awsError(err, what);
-  }
-}
-function tags(migration, group5, role) {
-  return [
-    { Key: TAG.migration, Value: migration },
-    { Key: TAG.group, Value: group5 },
-    { Key: TAG.role, Value: role }
-  ];
-}
-async function findTasks(dms, instanceArn, migration) {
-  const tasks = [];
-  let marker;
-  do {
-    const page = await call(
-      "DescribeReplicationTasks",
-      () => dms.send(new import_client_database_migration_service.DescribeReplicationTasksCommand({ Filters: [{ Name: "replication-instance-arn", Values: [instanceArn] }], WithoutSettings: true, MaxRecords: 100, Marker: marker })).catch((err) => {
-        if (err.name === "ResourceNotFoundFault") return { ReplicationTasks: [], Marker: void 0 };
-        throw err;
-      })
-    );
-    tasks.push(...page.ReplicationTasks ?? []);
-    marker = page.Marker;
-  } while (marker);
-  if (tasks.length === 0) return [];
-  const tagged = await call("ListTagsForResource", () => dms.send(new import_client_database_migration_service.ListTagsForResourceCommand({ ResourceArnList: tasks.map((t) => t.ReplicationTaskArn) })));
-  const byArn = /* @__PURE__ */ new Map();
-  for (const t of tagged.TagList ?? []) {
-    const m3 = byArn.get(t.ResourceArn) ?? /* @__PURE__ */ new Map();
-    m3.set(t.Key, t.Value ?? "");
-    byArn.set(t.ResourceArn, m3);
-  }
-  const out = [];
-  for (const task of tasks) {
-    const t = byArn.get(task.ReplicationTaskArn);
-    if (t?.get(TAG.migration) === migration) out.push({ task, group: t.get(TAG.group) ?? "", role: t.get(TAG.role) ?? "" });
-  }
-  return out;
-}
-async function findEndpoint(dms, identifier2) {
-  try {
-    const r5 = await dms.send(new import_client_database_migration_service.DescribeEndpointsCommand({ Filters: [{ Name: "endpoint-id", Values: [identifier2] }] }));
-    return r5.Endpoints?.[0]?.EndpointArn;
-  } catch (err) {
-    if (err.name === "ResourceNotFoundFault") return void 0;
-    throw awsError(err, `DescribeEndpoints ${identifier2}`);
-  }
-}
-async function ensureEndpoint(dms, input2) {
-  const existing = await findEndpoint(dms, input2.EndpointIdentifier);
-  if (existing) return { arn: existing, created: false };
-  const r5 = await call(`CreateEndpoint ${input2.EndpointIdentifier}`, () => dms.send(new import_client_database_migration_service.CreateEndpointCommand(input2)));
-  return { arn: r5.Endpoint.EndpointArn, created: true };
-}
-async function createTask(dms, i5) {
-  const r5 = await call(
-    `CreateReplicationTask ${i5.identifier}`,
-    () => dms.send(
-      new import_client_database_migration_service.CreateReplicationTaskCommand({
-        ReplicationTaskIdentifier: i5.identifier,
-        SourceEndpointArn: i5.sourceEndpointArn,
-        TargetEndpointArn: i5.targetEndpointArn,
-        ReplicationInstanceArn: i5.instanceArn,
-        MigrationType: "cdc",
-        TableMappings: JSON.stringify(i5.tableMappings),
-        ReplicationTaskSettings: JSON.stringify(i5.settings),
-        // Recorded at creation and immutable: a different start needs a new task.
-        CdcStartPosition: i5.startLsn,
-        Tags: i5.tags
-      })
-    )
-  );
-  return r5.ReplicationTask;
-}
-async function describeTask(dms, arn) {
-  try {
-    const r5 = await dms.send(new import_client_database_migration_service.DescribeReplicationTasksCommand({ Filters: [{ Name: "replication-task-arn", Values: [arn] }], WithoutSettings: true }));
-    return r5.ReplicationTasks?.[0];
-  } catch (err) {
-    if (err.name === "ResourceNotFoundFault") return void 0;
-    throw awsError(err, `DescribeReplicationTasks ${arn}`);
-  }
-}
-function stopReason(task) {
-  return task?.StopReason?.replace(/^Stop Reason\s+/, "") || void 0;
-}
-function describeFailure2(task) {
-  return [`status ${task.Status}`, stopReason(task) && `stop reason ${stopReason(task)}`, task.LastFailureMessage && `last failure: ${task.LastFailureMessage}`].filter(Boolean).join("; ");
-}
-async function waitForTask(dms, arn, want, o3) {
-  const deadline = Date.now() + o3.timeoutMs;
-  let last2;
-  for (; ; ) {
-    last2 = await describeTask(dms, arn);
-    if (!last2) {
-      if (want.includes("deleted")) return void 0;
-      throw failure("dms.task-gone", `DMS task ${arn} no longer exists`, "run pgshift cdc start to create it again");
-    }
-    o3.onStatus?.(last2);
-    const status = last2.Status ?? "";
-    if (want.includes(status)) return last2;
-    if (status === "failed" || status === "stopped" && !want.includes("stopped")) {
-      throw failure("dms.task-failed", `DMS task ${last2.ReplicationTaskIdentifier}: ${describeFailure2(last2)}`, "see the task log in CloudWatch; pgshift cdc resume retries it, pgshift cdc restart --group starts the group over");
-    }
-    if (Date.now() > deadline) {
-      throw failure("dms.timeout", `DMS task ${last2.ReplicationTaskIdentifier} still ${status} after ${Math.round(o3.timeoutMs / 1e3)} s (waiting for ${want.join(" or ")})`, "check the replication instance and the task in the DMS console, then run the command again");
-    }
-    await new Promise((r5) => setTimeout(r5, o3.intervalMs));
-  }
-}
-async function startTask(dms, arn, mode, startLsn) {
-  await call(
-    `StartReplicationTask ${mode} ${arn}`,
-    () => dms.send(
-      new import_client_database_migration_service.StartReplicationTaskCommand(
-        mode === "start-replication" ? { ReplicationTaskArn: arn, StartReplicationTaskType: mode, CdcStartPosition: startLsn } : { ReplicationTaskArn: arn, StartReplicationTaskType: mode }
-      )
-    )
-  );
-}
-async function stopTask(dms, arn) {
-  await call(`StopReplicationTask ${arn}`, () => dms.send(new import_client_database_migration_service.StopReplicationTaskCommand({ ReplicationTaskArn: arn })));
-}
-async function deleteTask(dms, arn) {
-  await call(`DeleteReplicationTask ${arn}`, () => dms.send(new import_client_database_migration_service.DeleteReplicationTaskCommand({ ReplicationTaskArn: arn })));
-}
-async function tableStatistics(dms, arn) {
-  const out = [];
-  let marker;
-  do {
-    const page = await call(`DescribeTableStatistics ${arn}`, () => dms.send(new import_client_database_migration_service.DescribeTableStatisticsCommand({ ReplicationTaskArn: arn, MaxRecords: 500, Marker: marker })));
-    out.push(...page.TableStatistics ?? []);
-    marker = page.Marker;
-  } while (marker);
-  return out;
-}
-var TASK_METRICS = ["CDCLatencySource", "CDCLatencyTarget", "CDCIncomingChanges"];
-var INSTANCE_METRICS = ["CPUUtilization", "FreeableMemory", "SwapUsage", "FreeStorageSpace"];
-function metricQueries(instanceIdentifier, taskArns, periodSeconds) {
-  const queries = [];
-  const keys = /* @__PURE__ */ new Map();
-  const add = (key, name, dimensions, stat2) => {
-    const id = `m${queries.length}`;
-    keys.set(id, key);
-    queries.push({ Id: id, MetricStat: { Metric: { Namespace: "AWS/DMS", MetricName: name, Dimensions: dimensions }, Period: periodSeconds, Stat: stat2 }, ReturnData: true });
-  };
-  for (const arn of taskArns) {
-    const suffix = arn.split(":").pop();
-    for (const m3 of TASK_METRICS) {
-      add(`task:${suffix}:${m3}`, m3, [{ Name: "ReplicationInstanceIdentifier", Value: instanceIdentifier }, { Name: "ReplicationTaskIdentifier", Value: suffix }], "Maximum");
-    }
-  }
-  for (const m3 of INSTANCE_METRICS) {
-    add(`instance:${m3}`, m3, [{ Name: "ReplicationInstanceIdentifier", Value: instanceIdentifier }], m3 === "CPUUtilization" || m3 === "SwapUsage" ? "Maximum" : "Minimum");
-  }
-  return { queries, keys };
-}
-async function metrics(cw, instanceIdentifier, taskArns, window2) {
-  const { queries, keys } = metricQueries(instanceIdentifier, taskArns, 60);
-  const out = /* @__PURE__ */ new Map();
-  let token;
-  do {
-    const r5 = await call(
-      "CloudWatch GetMetricData (AWS/DMS)",
-      () => cw.send(
-        new import_client_cloudwatch.GetMetricDataCommand({
-          MetricDataQueries: queries,
-          StartTime: new Date(window2.now.getTime() - window2.minutes * 6e4),
-          EndTime: window2.now,
-          ScanBy: "TimestampAscending",
-          NextToken: token
-        })
-      )
-    );
-    for (const res of r5.MetricDataResults ?? []) {
-      const key = keys.get(res.Id);
-      const s2 = out.get(key) ?? { key, timestamps: [], values: [] };
-      s2.timestamps.push(...res.Timestamps ?? []);
-      s2.values.push(...res.Values ?? []);
-      out.set(key, s2);
-    }
-    token = r5.NextToken;
-  } while (token);
-  return [...out.values()];
-}
-
-// src/core/lsn.ts
-var LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
-function parseLsn(text) {
-  const m3 = LSN_TEXT.exec(text.trim());
-  if (!m3) throw new Error(`not an LSN: ${JSON.stringify(text)}`);
-  return BigInt(`0x${m3[1]}`) << 32n | BigInt(`0x${m3[2]}`);
-}
-function formatLsn(lsn) {
-  const hi = (lsn >> 32n).toString(16).toUpperCase();
-  const lo = (lsn & 0xffffffffn).toString(16).toUpperCase();
-  return `${hi}/${lo}`;
-}
-
-// src/pg/dms-source.ts
-function replicationSetNames(slot) {
-  return { updates: slot, inserts: `i${slot}` };
-}
-var PGLOGICAL_NODE = "pgshift_source";
-async function requirePglogical(c5, label) {
-  const r5 = await c5.query(
-    `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pglogical') AS available,
-            'pglogical' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')) AS preloaded`
-  );
-  if (!r5.rows[0].available) {
-    throw gateRefused("source.pglogical", `source ${label}: the pglogical extension is not installed`, "install pglogical on the source (Debian: postgresql-<major>-pglogical) or set cdc.dms.plugin: test_decoding");
-  }
-  if (!r5.rows[0].preloaded) {
-    throw gateRefused("source.pglogical", `source ${label}: pglogical is not in shared_preload_libraries`, "add pglogical to shared_preload_libraries and restart the source, or set cdc.dms.plugin: test_decoding");
-  }
-}
-async function ensurePglogicalNode(c5, dsn) {
-  noteChange("pglogical node on the source");
-  await c5.query("CREATE EXTENSION IF NOT EXISTS pglogical");
-  const node2 = await c5.query(`SELECT 1 FROM pglogical.node WHERE node_name = $1`, [PGLOGICAL_NODE]);
-  if (!node2.rowCount) await c5.query("SELECT pglogical.create_node(node_name := $1, dsn := $2)", [PGLOGICAL_NODE, dsn]);
-}
-async function ensureReplicationSets(c5, slot, tables, log) {
-  const { updates, inserts } = replicationSetNames(slot);
-  noteChange(`replication sets ${updates}, ${inserts} on the source`);
-  const existing = new Set((await c5.query("SELECT set_name AS n FROM pglogical.replication_set WHERE set_name = ANY($1)", [[updates, inserts]])).rows.map((r5) => r5.n));
-  if (!existing.has(updates)) await c5.query("SELECT pglogical.create_replication_set($1, false, true, true, false)", [updates]);
-  if (!existing.has(inserts)) await c5.query("SELECT pglogical.create_replication_set($1, true, false, false, true)", [inserts]);
-  const keyless = tables.filter((t) => t.primaryKey.length === 0);
-  const oids = await c5.query("SELECT x::regclass::oid::text AS oid FROM unnest($1::text[]) WITH ORDINALITY u(x, i) ORDER BY i", [tables.map(qualify)]);
-  const oidOf = new Map(tables.map((t, i5) => [t, oids.rows[i5].oid]));
-  const want = /* @__PURE__ */ new Map([
-    [inserts, new Set(tables.map((t) => oidOf.get(t)))],
-    [updates, new Set(tables.filter((t) => t.primaryKey.length > 0).map((t) => oidOf.get(t)))]
-  ]);
-  for (const [set2, wanted] of want) {
-    const have = await c5.query(
-      `SELECT st.set_reloid::oid::text AS oid FROM pglogical.replication_set_table st JOIN pglogical.replication_set s ON s.set_id = st.set_id WHERE s.set_name = $1`,
-      [set2]
-    );
-    const present = new Set(have.rows.map((r5) => r5.oid));
-    for (const oid of wanted) if (!present.has(oid)) await c5.query("SELECT pglogical.replication_set_add_table($1, $2::oid::regclass, false)", [set2, oid]);
-    for (const oid of present) if (!wanted.has(oid)) await c5.query("SELECT pglogical.replication_set_remove_table($1, $2::oid::regclass)", [set2, oid]);
-  }
-  for (const t of keyless) {
-    log.warn(`${displayName(t)} has no primary key: it is left out of replication set ${updates}, so DMS applies its inserts but not its updates and deletes \u2014 add a primary key before the migration`);
-  }
-  return { updates, inserts, keyless };
-}
-async function dropReplicationSets(c5, slot) {
-  const ext = await c5.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
-  if (!ext.rowCount) return false;
-  const { updates, inserts } = replicationSetNames(slot);
-  let dropped = false;
-  for (const set2 of [updates, inserts]) {
-    const r5 = await c5.query("SELECT 1 FROM pglogical.replication_set WHERE set_name = $1", [set2]);
-    if (r5.rowCount) {
-      await c5.query("SELECT pglogical.drop_replication_set($1)", [set2]);
-      dropped = true;
-    }
-  }
-  return dropped;
-}
-function peekOptions(plugin, slot) {
-  if (plugin === "test_decoding") return [];
-  const { updates, inserts } = replicationSetNames(slot);
-  return [
-    "min_proto_version",
-    "1",
-    "max_proto_version",
-    "1",
-    "startup_params_format",
-    "1",
-    "proto_format",
-    "json",
-    "pglogical.replication_set_names",
-    `${updates},${inserts}`
-  ];
-}
-async function verifyStartLsn(c5, options) {
-  const slot = await c5.query("SELECT plugin, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1", [options.slot]);
-  if (!slot.rowCount) throw failure("dms.slot-missing", `replication slot ${options.slot} does not exist on the source`, "run pgshift full-load --restart for this group to create it again");
-  const expected = options.plugin === "pglogical" ? ["pglogical", "pglogical_output"] : ["test_decoding"];
-  if (!expected.includes(slot.rows[0].plugin)) {
-    throw failure("dms.slot-plugin", `replication slot ${options.slot} uses the ${slot.rows[0].plugin} plugin, not ${options.plugin}`, "set cdc.dms.plugin to match, or restart the group");
-  }
-  const confirmed = slot.rows[0].confirmed ?? "0/0";
-  if (parseLsn(options.captured) < parseLsn(confirmed)) {
-    throw gateRefused(
-      "dms.lsn-too-old",
-      `start LSN ${options.captured} of slot ${options.slot} is older than its confirmed_flush_lsn ${confirmed}: changes in between would be skipped silently`,
-      "restart the group (pgshift full-load --restart): the snapshot must be taken after the slot was created"
-    );
-  }
-  const column = options.serverVersionNum < 1e5 ? "location" : "lsn";
-  const opts = peekOptions(options.plugin, options.slot);
-  const args = opts.map((_, i5) => `$${i5 + 4}`).join(", ");
-  const peek = async () => {
-    const r5 = await c5.query(
-      // pglogical's first row is its startup message, which carries no change. ORDER BY … LIMIT 1,
-      // not min(): pg_lsn has no min/max aggregates before PostgreSQL 13.
-      `SELECT ${column}::text AS lsn FROM pg_logical_slot_peek_changes($1, NULL, $2${args ? `, ${args}` : ""})
-        WHERE ${column} >= $3::pg_lsn${options.plugin === "pglogical" ? ` AND data::jsonb->>'action' IS DISTINCT FROM 'S'` : ""}
-        ORDER BY ${column} LIMIT 1`,
-      [options.slot, options.maxChanges, options.captured, ...opts]
-    );
-    return r5.rows[0]?.lsn ?? null;
-  };
-  const peekSettled = async () => {
-    for (let i5 = 0; ; i5++) {
-      const lsn = await peek();
-      if (lsn !== null || i5 >= 10) return lsn;
-      await new Promise((r5) => setTimeout(r5, 200));
-    }
-  };
-  let next = await peekSettled();
-  if (next === null && options.beat) {
-    await options.beat();
-    next = await peekSettled();
-  }
-  if (next === null) {
-    throw failure(
-      "dms.lsn-not-found",
-      `no change at or after ${options.captured} in the first ${options.maxChanges} changes of slot ${options.slot}`,
-      "raise cdc.dms.peekMaxChanges (the slot holds more changes before that position), or write to a table of the group and run again"
-    );
-  }
-  return { lsn: formatLsn(parseLsn(next)), captured: options.captured, confirmedFlush: confirmed, exact: parseLsn(next) === parseLsn(options.captured) };
-}
-
-// src/core/parts.ts
-var INTEGER_TYPES = ["smallint", "integer", "bigint"];
-function partCount(bytes2, threshold, maxParts) {
-  if (bytes2 <= threshold || maxParts < 2) return 1;
-  return Math.min(maxParts, Math.ceil(bytes2 / threshold));
-}
-function keyBounds(min, max, parts) {
-  if (parts < 2 || max <= min) return [];
-  const span = max - min;
-  const out = [];
-  for (let i5 = 1; i5 < parts; i5++) {
-    const b5 = min + span * BigInt(i5) / BigInt(parts);
-    if (out.length === 0 || b5 > out[out.length - 1]) out.push(b5);
-  }
-  return out;
-}
-function blockBounds(blocks, parts) {
-  if (parts < 2 || blocks < parts) return [];
-  return Array.from({ length: parts - 1 }, (_, i5) => Math.floor(blocks * (i5 + 1) / parts));
-}
-function partCondition(plan, index, quotedColumn) {
-  const lo = index === 0 ? null : plan.bounds[index - 1];
-  const hi = index === plan.bounds.length ? null : plan.bounds[index];
-  const parts = [];
-  if (plan.kind === "key") {
-    if (lo !== null) parts.push(`${quotedColumn} >= ${lo}`);
-    if (hi !== null) parts.push(`${quotedColumn} < ${hi}`);
-  } else {
-    if (lo !== null) parts.push(`ctid >= '(${lo},0)'::tid`);
-    if (hi !== null) parts.push(`ctid < '(${hi},0)'::tid`);
-  }
-  return parts.length ? parts.join(" AND ") : "true";
-}
-
-// src/pg/copy.ts
-var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
-import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
-function copyFormatOf(table2, format2 = "auto") {
-  return format2 === "auto" && table2.columns.every((c5) => c5.generated || c5.binaryCopy) ? "binary" : "text";
-}
-async function useCopySettings(c5) {
-  await c5.query(`SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`);
-}
-async function copyTable(source, target, table2, options = {}) {
-  const cols = copyColumns(table2).map(quoteIdent).join(", ");
-  const format2 = copyFormatOf(table2, options.format);
-  const outOptions = format2 === "binary" ? " (FORMAT binary)" : "";
-  const inOptions = [format2 === "binary" ? "FORMAT binary" : "", options.freeze ? "FREEZE" : ""].filter(Boolean).join(", ");
-  const out = source.query(
-    (0, import_pg_copy_streams.to)(
-      options.where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table2)} WHERE ${options.where}) TO STDOUT${outOptions}` : `COPY ${qualify(table2)} (${cols}) TO STDOUT${outOptions}`
-    )
-  );
-  const into = target.query((0, import_pg_copy_streams.from)(`COPY ${qualify(table2)} (${cols}) FROM STDIN${inOptions ? ` WITH (${inOptions})` : ""}`));
-  let bytes2 = 0;
-  const meter = new Transform({
-    transform(chunk, _enc, done) {
-      bytes2 += chunk.length;
-      options.onBytes?.(chunk.length);
-      done(null, chunk);
-    }
-  });
-  await pipeline(out, meter, into);
-  return { rows: Number(into.rowCount ?? 0), bytes: bytes2 };
-}
-
-// src/pg/schema.ts
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os5 from "node:os";
-import path2 from "node:path";
-async function dumpSchema(tool, source, snapshotName) {
-  const dir = mkdtempSync(path2.join(os5.tmpdir(), "pgshift-schema-"));
-  const file2 = path2.join(dir, "schema.dump");
-  const args = [
-    ...connectionArgs(source),
-    "--schema-only",
-    "--format=custom",
-    `--file=${file2}`,
-    `--exclude-schema=${CONTROL_SCHEMA}`,
-    "--no-publications",
-    "--no-subscriptions"
-  ];
-  if (snapshotName) args.push(`--snapshot=${snapshotName}`);
-  await runTool(tool.path, args, toolEnv(source), "pg_dump of the source schema");
-  return { file: file2, dispose: () => rmSync(dir, { recursive: true, force: true }) };
-}
-async function restoreSection(tool, target, dump, section, options) {
-  const args = [...connectionArgs(target), `--section=${section}`, "--exit-on-error", "--single-transaction"];
-  if (!options.keepOwnership) args.push("--no-owner", "--no-privileges");
-  if (options.listFile) args.push(`--use-list=${options.listFile}`);
-  args.push(dump.file);
-  const env2 = toolEnv(target);
-  noteChange(`schema ${section} restored on the target`);
-  if (options.sessionName) env2.PGAPPNAME = options.sessionName;
-  await runTool(tool.path, args, env2, `pg_restore ${section} into the target`);
-}
-var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
-async function restoreList(tool, dump, name, skip) {
-  const listing = await runTool(tool.path, ["--list", dump.file], process.env, "pg_restore --list of the schema dump");
-  const lines = listing.split("\n").map((line) => {
-    const m3 = /^\s*\d+;\s+(\d+)\s+(\d+)\s/.exec(line);
-    return m3 && skip({ classId: m3[1], objectId: m3[2], line }) ? `;${line}` : line;
-  });
-  const file2 = path2.join(path2.dirname(dump.file), `${name}.list`);
-  writeFileSync(file2, lines.join("\n"));
-  return file2;
-}
-function preDataList(tool, dump) {
-  const names = SOURCE_ONLY_EXTENSIONS.join("|");
-  const re = new RegExp(`\\s(EXTENSION - |COMMENT - EXTENSION )(${names})\\s`);
-  return restoreList(tool, dump, "pre-data", ({ line }) => re.test(`${line} `));
-}
-
-// src/pg/indexes.ts
-function analyzeStep(table2) {
-  return { table: table2, analyze: true };
-}
-var isAnalyze = (step) => "analyze" in step;
-var tableKey = (t) => `${t.schema}.${t.name}`;
-async function earlyIndexes(source, tables) {
-  const r5 = await source.query(
-    `SELECT n.nspname AS schema, t.relname AS name, ic.relname AS index, i.indexrelid::text AS index_oid,
-            pg_get_indexdef(i.indexrelid) AS definition, con.oid::text AS con_oid, con.conname AS con_name,
-            con.contype::text AS con_type, con.condeferrable AS deferrable, con.condeferred AS deferred,
-            i.indisreplident AS replident, i.indisclustered AS clustered
-       FROM pg_index i
-       JOIN pg_class ic ON ic.oid = i.indexrelid
-       JOIN pg_class t ON t.oid = i.indrelid
-       JOIN pg_namespace n ON n.oid = t.relnamespace
-       LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = t.oid AND con.contype IN ('p', 'u', 'x')
-      WHERE (n.nspname, t.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-        AND t.relkind = 'r' AND NOT t.relispartition
-        AND i.indisvalid AND ic.reltablespace = 0
-        AND (con.contype IS NULL OR con.contype <> 'x')
-        AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
-        AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = i.indexrelid AND coalesce(a.attstattarget, -1) > 0)
-      ORDER BY n.nspname, t.relname, con.contype NULLS LAST, ic.relname`,
-    [tables.map((t) => t.schema), tables.map((t) => t.name)]
-  );
-  const byTable = /* @__PURE__ */ new Map();
-  for (const row of r5.rows) {
-    const table2 = { schema: row.schema, name: row.name };
-    const build = {
-      table: table2,
-      index: row.index,
-      indexOid: Number(row.index_oid),
-      definition: row.definition,
-      replicaIdentity: row.replident,
-      clustered: row.clustered
-    };
-    if (row.con_oid) {
-      build.constraint = { oid: Number(row.con_oid), name: row.con_name, kind: row.con_type === "p" ? "PRIMARY KEY" : "UNIQUE", deferrable: !!row.deferrable, deferred: !!row.deferred };
-    }
-    const list2 = byTable.get(tableKey(table2)) ?? [];
-    list2.push(build);
-    byTable.set(tableKey(table2), list2);
-  }
-  return byTable;
-}
-function indexesOf(early, table2) {
-  return early.get(tableKey(table2)) ?? [];
-}
-async function buildIndex(target, b5) {
-  const t = qualify(b5.table);
-  const state2 = await target.query(
-    `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $3) AS index,
-            EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-                     WHERE n.nspname = $1 AND c.relname = $2 AND k.conname = $4) AS constraint`,
-    [b5.table.schema, b5.table.name, b5.index, b5.constraint?.name ?? ""]
-  );
-  const needConstraint = b5.constraint !== void 0 && !state2.rows[0].constraint;
-  if (state2.rows[0].index && !needConstraint) return false;
-  if (!state2.rows[0].index) await target.query(b5.definition);
-  if (!needConstraint && !b5.replicaIdentity && !b5.clustered) return true;
-  await target.query("BEGIN");
-  try {
-    if (needConstraint) {
-      const c5 = b5.constraint;
-      const timing = c5.deferrable ? c5.deferred ? " DEFERRABLE INITIALLY DEFERRED" : " DEFERRABLE" : "";
-      await target.query(`ALTER TABLE ONLY ${t} ADD CONSTRAINT ${quoteIdent(c5.name)} ${c5.kind} USING INDEX ${quoteIdent(b5.index)}${timing}`);
-    }
-    if (b5.replicaIdentity) await target.query(`ALTER TABLE ONLY ${t} REPLICA IDENTITY USING INDEX ${quoteIdent(b5.index)}`);
-    if (b5.clustered) await target.query(`ALTER TABLE ${t} CLUSTER ON ${quoteIdent(b5.index)}`);
-    await target.query("COMMIT");
-    return true;
-  } catch (err) {
-    await target.query("ROLLBACK").catch(() => {
-    });
-    throw err;
-  }
-}
-async function postDataList(tool, dump, builtEarly) {
-  const skip = /* @__PURE__ */ new Set();
-  for (const b5 of builtEarly) {
-    skip.add(`1259 ${b5.indexOid}`);
-    if (b5.constraint) skip.add(`2606 ${b5.constraint.oid}`);
-  }
-  return restoreList(tool, dump, "post-data", ({ classId, objectId }) => skip.has(`${classId} ${objectId}`));
-}
-var IndexQueue = class {
-  constructor(open3, jobs, onBuilt) {
-    this.open = open3;
-    this.jobs = jobs;
-    this.onBuilt = onBuilt;
-  }
-  open;
-  jobs;
-  onBuilt;
-  running = 0;
-  waiting = [];
-  idle = [];
-  all = [];
-  failed;
-  drained;
-  built = 0;
-  add(steps) {
-    this.waiting.push(...steps);
-    this.pump();
-  }
-  pump() {
-    while (this.running < this.jobs && this.waiting.length > 0 && this.failed === void 0) {
-      const b5 = this.waiting.shift();
-      this.running++;
-      void this.run(b5).finally(() => {
-        this.running--;
-        this.pump();
-        if (this.running === 0 && (this.waiting.length === 0 || this.failed !== void 0)) this.drained?.();
-      });
-    }
-  }
-  async run(b5) {
-    try {
-      const c5 = this.idle.pop() ?? await this.connect();
-      const started = Date.now();
-      let built = false;
-      if (isAnalyze(b5)) await c5.query(`ANALYZE ${qualify(b5.table)}`);
-      else built = await buildIndex(c5, b5);
-      if (built) this.built++;
-      this.onBuilt(b5, Date.now() - started, built);
-      this.idle.push(c5);
-    } catch (err) {
-      this.failed ??= err;
-    }
-  }
-  async connect() {
-    const c5 = await this.open();
-    this.all.push(c5);
-    return c5;
-  }
-  /** Wait for every queued build; rethrow the first failure. */
-  async drain() {
-    if (this.running > 0 || this.waiting.length > 0 && this.failed === void 0) {
-      await new Promise((resolve) => this.drained = resolve);
-    }
-    if (this.failed !== void 0) throw this.failed;
-  }
-  async close() {
-    await Promise.all(this.all.map((c5) => c5.end().catch(() => {
-    })));
-  }
-};
-
-// src/pg/large-objects.ts
-async function copyLargeObjects(source, target, keepOwnership) {
-  const list2 = await source.query(`SELECT oid::text, pg_get_userbyid(lomowner) AS owner FROM pg_largeobject_metadata ORDER BY oid`);
-  let bytes2 = 0;
-  for (const lo of list2.rows) {
-    const data = await source.query("SELECT lo_get($1::oid) AS d", [lo.oid]);
-    const payload2 = data.rows[0].d;
-    bytes2 += payload2.length;
-    await target.query("BEGIN");
-    try {
-      await target.query("SELECT lo_unlink($1::oid) FROM pg_largeobject_metadata WHERE oid = $1::oid", [lo.oid]);
-      await target.query("SELECT lo_from_bytea($1::oid, $2::bytea)", [lo.oid, payload2]);
-      if (keepOwnership) {
-        const role = await target.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [lo.owner]);
-        if (role.rowCount) await target.query(`ALTER LARGE OBJECT ${Number(lo.oid)} OWNER TO ${quoteIdent(lo.owner)}`);
-      }
-      await target.query("COMMIT");
-    } catch (err) {
-      await target.query("ROLLBACK").catch(() => {
-      });
-      throw err;
-    }
-  }
-  return { objects: list2.rowCount ?? 0, bytes: bytes2 };
-}
-
-// src/pg/paused-replica.ts
-var PausedReplica = class _PausedReplica {
-  constructor(replica, lsn, log) {
-    this.replica = replica;
-    this.lsn = lsn;
-    this.log = log;
-  }
-  replica;
-  lsn;
-  log;
-  monitor;
-  stopReason;
-  resumed = false;
-  /**
-   * Whether replay may be resumed now. Workflow matrix jobs share the paused replica: the job
-   * that ends while another job still reads from it leaves it paused for that job to resume.
-   */
-  shouldResume = async () => true;
-  onSignal = () => {
-    void this.release().finally(() => process.exit(130));
-  };
-  static async pause(replicaEp, primary, slots, limits, log, timeoutMs = 6e4) {
-    const replica = await connect(replicaEp, { applicationName: "pgshift replica" });
-    const inRecovery = (await replica.query("SELECT pg_is_in_recovery() AS r")).rows[0].r;
-    if (!inRecovery) {
-      await replica.end();
-      throw gateRefused("replica.not-standby", `source.replicaUrl ${replicaEp.label} is not a standby (pg_is_in_recovery() is false)`, "point source.replicaUrl at a physical replica of the source");
-    }
-    const needed = await slotsConfirmedUpTo(primary, slots);
-    const floor = needed ? parseLsn(needed) : 0n;
-    const deadline = Date.now() + timeoutMs;
-    const onEarlySignal = () => {
-      void replica.query("SELECT pg_wal_replay_resume()").finally(() => process.exit(130));
-    };
-    process.once("SIGINT", onEarlySignal);
-    process.once("SIGTERM", onEarlySignal);
-    try {
-      for (; ; ) {
-        await replica.query("SELECT pg_wal_replay_pause()");
-        await waitPaused(replica, deadline);
-        const r5 = await replica.query("SELECT pg_last_wal_replay_lsn()::text AS lsn");
-        const lsn = r5.rows[0].lsn;
-        if (parseLsn(lsn) >= floor) {
-          const paused = await _PausedReplica.held(replica, lsn, primary, slots, limits, log);
-          log.info(`replica ${replicaEp.label} paused at ${lsn} (every slot confirmed at or before ${formatLsn(floor)})`);
-          return paused;
-        }
-        await replica.query("SELECT pg_wal_replay_resume()");
-        if (Date.now() > deadline) {
-          await replica.end();
-          throw failure("replica.behind", `replica ${replicaEp.label} did not replay past the slots' position ${formatLsn(floor)} within ${timeoutMs / 1e3} s`, "check the replica is streaming from the source");
-        }
-        await new Promise((res) => setTimeout(res, 200));
-      }
-    } catch (err) {
-      await replica.query("SELECT pg_wal_replay_resume()").catch(() => {
-      });
-      await replica.end().catch(() => {
-      });
-      throw err;
-    } finally {
-      process.removeListener("SIGINT", onEarlySignal);
-      process.removeListener("SIGTERM", onEarlySignal);
-    }
-  }
-  /**
-   * Continue from a replica an earlier run paused (after a crash, or another matrix job): it must
-   * still be paused exactly at `lsn`, and `lsn` must still be at or past every slot's position.
-   * Returns undefined when it is not, with the reason, so the caller can offer the options.
-   */
-  static async adopt(replicaEp, primary, slots, limits, log, lsn) {
-    const replica = await connect(replicaEp, { applicationName: "pgshift replica" });
-    const r5 = await replica.query(
-      "SELECT pg_is_in_recovery() AS recovery, pg_is_in_recovery() AND pg_is_wal_replay_paused() AS paused, pg_last_wal_replay_lsn()::text AS lsn"
-    );
-    const floor = await slotsConfirmedUpTo(primary, slots);
-    const row = r5.rows[0];
-    let reason;
-    if (!row.paused || row.lsn === null || parseLsn(row.lsn) !== parseLsn(lsn)) reason = `the replica is ${row.paused ? `paused at ${row.lsn}` : "replaying"}, not paused at ${lsn}`;
-    else if (floor && parseLsn(floor) > parseLsn(lsn)) reason = `a slot was created after the replica paused at ${lsn}`;
-    if (reason) {
-      await replica.end().catch(() => {
-      });
-      return reason;
-    }
-    log.info(`replica ${replicaEp.label} still paused at ${lsn}: continuing from it`);
-    return _PausedReplica.held(replica, lsn, primary, slots, limits, log);
-  }
-  static async held(replica, lsn, primary, slots, limits, log) {
-    const paused = new _PausedReplica(replica, lsn, log);
-    process.once("SIGINT", paused.onSignal);
-    process.once("SIGTERM", paused.onSignal);
-    await paused.watch(primary, slots, limits);
-    return paused;
-  }
-  /**
-   * Inside a copy transaction on the replica, after its snapshot is taken: replay is monotonic, so
-   * reading exactly L now proves the snapshot shows L. Anything else (someone resumed replay)
-   * stops the copy instead of mixing two points in time.
-   */
-  async requireAt(c5) {
-    const r5 = await c5.query("SELECT pg_last_wal_replay_lsn()::text AS lsn");
-    if (r5.rows[0].lsn === null || parseLsn(r5.rows[0].lsn) !== parseLsn(this.lsn)) {
-      throw failure("replica.moved", `the replica replayed past ${this.lsn} (now at ${r5.rows[0].lsn}) while the load was reading it`, "leave replay paused during the load; run pgshift full-load --restart for this group");
-    }
-  }
-  /**
-   * Resume replay unless another job still needs it paused (see shouldResume). True when replay
-   * was resumed by this call.
-   */
-  async release() {
-    if (this.resumed) return false;
-    let resume = true;
-    try {
-      resume = await Promise.race([this.shouldResume(), new Promise((res) => setTimeout(() => res(true), 3e3).unref())]);
-    } catch {
-    }
-    if (resume) {
-      await this.resume();
-      return true;
-    }
-    this.log.info(`replica left paused at ${this.lsn}: another job is still loading from it`);
-    await this.detach();
-    return false;
-  }
-  /** Let go of the replica without resuming it (it was paused for another job). */
-  async detach() {
-    this.stopWatching();
-    await this.replica.end().catch(() => {
-    });
-  }
-  /** No more samples, no more signal handlers; this object will not resume replay again. */
-  stopWatching() {
-    this.resumed = true;
-    clearInterval(this.monitor);
-    process.removeListener("SIGINT", this.onSignal);
-    process.removeListener("SIGTERM", this.onSignal);
-  }
-  /** Called between tables: a limit crossed stops the load here (the caller resumes replay). */
-  check() {
-    if (this.stopReason) throw failure("replica.limit", this.stopReason, "raise fullLoad.pausedReplica.stopBytes if the disks allow, or load fewer groups at a time");
-  }
-  async watch(primary, slots, limits) {
-    let warned2 = false;
-    const sample = async () => {
-      try {
-        const a5 = await this.replica.query("SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::text AS b");
-        const b5 = await primary.query("SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)), 0)::text AS b FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
-        const pending = Number(a5.rows[0].b);
-        const retained = Number(b5.rows[0].b);
-        const worst = Math.max(pending, retained);
-        if (worst >= limits.stopBytes) this.stopReason = `paused replica: ${formatBytes(pending)} of WAL waiting on the replica, ${formatBytes(retained)} retained by the slots on the source \u2014 over fullLoad.pausedReplica.stopBytes ${formatBytes(limits.stopBytes)}`;
-        else if (worst >= limits.warnBytes && !warned2) {
-          warned2 = true;
-          this.log.warn(`paused replica: ${formatBytes(pending)} of WAL waiting on the replica, ${formatBytes(retained)} retained on the source (warning at ${formatBytes(limits.warnBytes)}, stop at ${formatBytes(limits.stopBytes)})`);
-        }
-      } catch {
-      }
-    };
-    await sample();
-    this.monitor = setInterval(sample, 1e3);
-    this.monitor.unref();
-  }
-  async resume() {
-    if (this.resumed) return;
-    this.stopWatching();
-    try {
-      await this.replica.query("SELECT pg_wal_replay_resume()");
-      this.log.info("replica replay resumed");
-    } catch (err) {
-      this.log.error(`could not resume replay on the replica: ${err.message} \u2014 run SELECT pg_wal_replay_resume() there now`);
-    } finally {
-      await this.replica.end().catch(() => {
-      });
-    }
-  }
-};
-async function waitPaused(replica, deadline) {
-  const hasState = (await replica.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pg_get_wal_replay_pause_state'")).rows[0].n > 0;
-  let last2 = "";
-  while (Date.now() < deadline) {
-    if (hasState) {
-      if ((await replica.query("SELECT pg_get_wal_replay_pause_state() AS s")).rows[0].s === "paused") return;
-    } else {
-      const lsn = (await replica.query("SELECT pg_last_wal_replay_lsn()::text AS lsn")).rows[0].lsn;
-      if (lsn === last2) return;
-      last2 = lsn;
-    }
-    await new Promise((res) => setTimeout(res, hasState ? 20 : 50));
-  }
-  throw failure("replica.pause", "the replica did not pause within the time limit", "check the replica is replaying");
-}
-async function slotsConfirmedUpTo(primary, slots) {
-  const r5 = await primary.query(
-    "SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1) AND confirmed_flush_lsn IS NOT NULL ORDER BY confirmed_flush_lsn DESC LIMIT 1",
-    [slots]
-  );
-  return r5.rows[0]?.lsn ?? null;
-}
-
-// src/core/load-decision.ts
-function decideGroupLoad(prior, options) {
-  if (!prior) return "fresh";
-  if (options.restart) return prior.state === "cut-over" || prior.state === "rolled-back" ? "refuse-cut-over" : "reset";
-  const inFlight = prior.state === "preparing" || prior.state === "loading";
-  if (!inFlight) return "skip";
-  if (options.pausedReplicaPlan && prior.snapshotMode === "paused-replica") return "continue";
-  if (prior.state === "preparing") return "reset";
-  return "refuse-interrupted";
-}
-
-// src/phases/stream-source.ts
-var DMS_TASKS_PHASE = "cdc:dms:tasks";
-async function journaledDmsTasks(journal) {
-  return (journal && (await journal.phaseState(DMS_TASKS_PHASE))?.detail)?.tasks ?? [];
-}
-function newStreamRecord(plan, group5) {
-  return {
-    group: group5,
-    slot: slotName(plan.name, group5),
-    publication: publicationName(plan.name, group5),
-    subscription: subscriptionName(plan.name, group5),
-    snapshotMode: plan.snapshot,
-    snapshotLsn: null,
-    state: "preparing"
-  };
-}
-function dmsTablesOf(plan, tables) {
-  return tables.map((t) => {
-    const s2 = plan.tables[`${t.schema}.${t.name}`] ?? {};
-    return {
-      schema: t.schema,
-      name: t.name,
-      lob: s2.lobMode ? { mode: s2.lobMode, maxSizeKb: s2.lobMaxSizeKb ?? plan.cdc.dms.lobMaxSizeKb } : void 0,
-      batchApply: s2.batchApply ?? false
-    };
-  });
-}
-function dmsTaskPlans(plan, group5) {
-  return splitByBatchApply(dmsTablesOf(plan, group5.tables)).map((tp) => {
-    const stream = tp.suffix === "batch" ? batchStreamName(group5.name) : group5.name;
-    return { ...tp, stream, tables: [...tp.tables, { schema: CONTROL_SCHEMA, name: heartbeatTable(stream), batchApply: tp.batchApply }] };
-  }).sort((a5, b5) => Number(a5.stream !== group5.name) - Number(b5.stream !== group5.name));
-}
-function streamSource(ctx) {
-  const { plan } = ctx;
-  const single = (group5, main) => [{ record: main, tables: group5.tables }];
-  if (plan.cdc.engine === "native") {
-    return {
-      plugin: "pgoutput",
-      require: async () => {
-      },
-      parts: single,
-      prepare: (c5, { record: record2, tables }) => createPublication(c5, record2.publication, tables, heartbeatTable(record2.group)),
-      drop: (c5, record2) => dropPublication(c5, record2.publication)
-    };
-  }
-  const parts = (group5, main) => {
-    const tasks = dmsTaskPlans(plan, group5);
-    if (tasks.length === 1) return single(group5, main);
-    const tablesOf = (tp) => {
-      const names = new Set(tp.tables.map(displayName));
-      return group5.tables.filter((t) => names.has(displayName(t)));
-    };
-    const [own2, ...companions] = tasks;
-    return [
-      { record: main, tables: tablesOf(own2) },
-      ...companions.map((tp) => ({ record: { ...newStreamRecord(plan, tp.stream), snapshotMode: main.snapshotMode, snapshotLsn: main.snapshotLsn, state: main.state }, tables: tablesOf(tp) }))
-    ];
-  };
-  if (plan.cdc.dms.plugin === "test_decoding") {
-    return {
-      plugin: "test_decoding",
-      require: async () => {
-      },
-      parts,
-      prepare: async () => {
-      },
-      drop: async () => false
-    };
-  }
-  return {
-    plugin: "pglogical",
-    require: (c5) => requirePglogical(c5, ctx.source.label),
-    parts,
-    prepare: async (c5, { record: record2, tables }) => {
-      await ensurePglogicalNode(c5, toConninfo(parseServerUrl(plan.source.url), { withPassword: false }));
-      const heartbeat = { schema: CONTROL_SCHEMA, name: heartbeatTable(record2.group), primaryKey: ["group_name"] };
-      await ensureReplicationSets(c5, record2.slot, [...tables, heartbeat], ctx.log);
-    },
-    drop: (c5, record2) => dropReplicationSets(c5, record2.slot)
-  };
-}
-
-// src/pg/sequences.ts
-async function readSequence(c5, s2) {
-  const r5 = await c5.query(`SELECT last_value::text, is_called FROM ${qualify(s2)}`);
-  return { lastValue: BigInt(r5.rows[0].last_value), isCalled: r5.rows[0].is_called };
-}
-async function syncSequences(source, target, margin = 0n, only, options = {}) {
-  const sequences = (await listSequences(source)).filter((s2) => !only || only(s2));
-  const done = [];
-  for (const s2 of sequences) {
-    const { lastValue, isCalled } = await readSequence(source, s2);
-    let value = lastValue + (margin > 0n ? margin : 0n);
-    const max = BigInt(s2.maxValue);
-    if (value > max) {
-      throw failure("sequence.limit", `sequence ${qualify(s2)} would pass its maximum ${s2.maxValue} (value ${value})`, "lower cutover.sequenceMargin or widen the sequence type");
-    }
-    if (options.neverBackwards) {
-      const current = await readSequence(target, s2);
-      if (current.isCalled && current.lastValue > value) value = current.lastValue;
-    }
-    const called = margin > 0n || value !== lastValue ? true : isCalled;
-    await target.query("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3)", [qualify(s2), value.toString(), called]);
-    done.push({ sequence: qualify(s2), sourceValue: lastValue.toString(), targetValue: value.toString(), isCalled: called });
-  }
-  return done;
-}
-
-// src/pg/snapshot.ts
-var SnapshotHolder = class _SnapshotHolder {
-  constructor(session, slot, lsn, lsnText, snapshotName) {
-    this.session = session;
-    this.slot = slot;
-    this.lsn = lsn;
-    this.lsnText = lsnText;
-    this.snapshotName = snapshotName;
-  }
-  session;
-  slot;
-  lsn;
-  lsnText;
-  snapshotName;
-  static async createSlot(ep, slot, plugin, serverVersionNum2) {
-    if (!/^[a-z0-9_]{1,63}$/.test(slot)) throw failure("slot.name", `invalid replication slot name ${slot}`);
-    const session = await connect(ep, { replication: true, applicationName: "pgshift snapshot" });
-    noteChange(`replication slot ${slot} on the ${ep.role}`);
-    try {
-      const command5 = serverVersionNum2 >= 15e4 ? `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} (SNAPSHOT 'export')` : `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} EXPORT_SNAPSHOT`;
-      const r5 = await session.query(command5);
-      const row = r5.rows[0];
-      return new _SnapshotHolder(session, slot, parseLsn(row.consistent_point), row.consistent_point, row.snapshot_name);
-    } catch (err) {
-      await session.end().catch(() => {
-      });
-      const e5 = err;
-      if (e5.code === "42710") {
-        throw failure("slot.exists", `replication slot ${slot} already exists on the source`, "run pgshift full-load --restart to start this group again from a new slot, or pgshift teardown");
-      }
-      if (e5.code === "53400") {
-        throw failure("slot.limit", `cannot create replication slot ${slot}: ${e5.message}`, "raise max_replication_slots on the source or drop unused slots");
-      }
-      throw failure("slot.create", `cannot create replication slot ${slot}: ${e5.message}`, void 0, err);
-    }
-  }
-  /** Ends the holder session: the exported snapshot can no longer be imported. The slot stays. */
-  async release() {
-    await this.session.end().catch(() => {
-    });
-  }
-};
-async function importSnapshot(c5, snapshotName) {
-  await c5.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-  try {
-    await c5.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
-  } catch (err) {
-    await c5.query("ROLLBACK").catch(() => {
-    });
-    throw failure(
-      "snapshot.gone",
-      `the exported snapshot ${snapshotName} can no longer be imported (${err.message})`,
-      "the session holding it has ended; run pgshift full-load --restart to start the group again from a new slot",
-      err
-    );
-  }
-}
-async function dropSlot(c5, slot) {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const r5 = await c5.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-    if (r5.rowCount === 0) return false;
-    noteChange(`replication slot ${slot} dropped`);
-    const pid = r5.rows[0].active_pid;
-    if (pid) {
-      await c5.query("SELECT pg_terminate_backend($1)", [pid]);
-      await new Promise((res) => setTimeout(res, 250));
-      continue;
-    }
-    try {
-      await c5.query("SELECT pg_drop_replication_slot($1)", [slot]);
-      return true;
-    } catch (err) {
-      if (err.code === "55006") {
-        await new Promise((res) => setTimeout(res, 250));
-        continue;
-      }
-      throw err;
-    }
-  }
-  throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
-}
-
-// src/phases/load-progress.ts
-var LoadProgress = class {
-  constructor(log, persist) {
-    this.log = log;
-    this.persist = persist;
-  }
-  log;
-  persist;
-  tables = /* @__PURE__ */ new Map();
-  bytes = 0;
-  rows = 0;
-  started = Date.now();
-  timers = [];
-  /** Start drawing (and persisting) once the tables are known. */
-  start() {
-    if (this.log.board) this.timers.push(setInterval(() => this.log.board(this.bars()), 250));
-    else this.timers.push(setInterval(() => this.log.progress("full-load", this.line()), 5e3));
-    if (this.persist) this.timers.push(setInterval(() => void this.persist(this.snapshot()).catch(() => {
-    }), 5e3));
-    for (const t of this.timers) t.unref();
-  }
-  track(group5, table2, estimatedBytes, parts, indexesExpected, state2 = "waiting", partsDone = 0) {
-    this.tables.set(displayName(table2), { group: group5, table: displayName(table2), parts, partsDone, rows: 0, bytes: 0, estimatedBytes, state: state2, indexes: 0, indexesExpected, seconds: 0 });
-  }
-  get(table2) {
-    return this.tables.get(displayName(table2));
-  }
-  /**
-   * A part of the table starts copying. Returns the byte meter for its COPY stream, bound to the
-   * table's entry: it runs once per chunk, so it does no lookup.
-   */
-  copying(table2) {
-    const t = this.get(table2);
-    if (t.state === "waiting") {
-      t.state = "copying";
-      t.startedAt = Date.now();
-    }
-    return (n3) => {
-      this.bytes += n3;
-      t.bytes += n3;
-    };
-  }
-  /** A part (or a whole table) committed. Returns true when it was the table's last part. */
-  partDone(table2, rows) {
-    const t = this.get(table2);
-    t.rows += rows;
-    this.rows += rows;
-    t.partsDone++;
-    if (t.partsDone < t.parts) return false;
-    t.state = t.indexesExpected > 0 ? "indexing" : "done";
-    t.seconds = (Date.now() - (t.startedAt ?? Date.now())) / 1e3;
-    return true;
-  }
-  indexBuilt(table2) {
-    const t = this.get(table2);
-    t.indexes++;
-    if (t.state === "indexing" && t.indexes >= t.indexesExpected) t.state = "done";
-  }
-  snapshot() {
-    const secs = Math.max((Date.now() - this.started) / 1e3, 1e-3);
-    const rate = this.bytes / secs;
-    const all = [...this.tables.values()];
-    const todo = all.filter((t) => t.state !== "skipped");
-    const estimatedBytes = todo.reduce((n3, t) => n3 + t.estimatedBytes, 0);
-    const remaining = todo.reduce((n3, t) => n3 + (t.state === "waiting" || t.state === "copying" ? Math.max(t.estimatedBytes - t.bytes, 0) : 0), 0);
-    return {
-      bytes: this.bytes,
-      estimatedBytes,
-      rows: this.rows,
-      bytesPerSecond: Math.round(rate),
-      etaSeconds: rate > 0 ? Math.round(remaining / rate) : null,
-      tablesDone: all.filter((t) => t.state === "done" || t.state === "skipped" || t.state === "indexing").length,
-      tables: all.length,
-      active: all.filter((t) => t.state === "copying" || t.state === "indexing").map((t) => ({ table: t.table, bytes: t.bytes, estimatedBytes: t.estimatedBytes, partsDone: t.partsDone, parts: t.parts, state: t.state })),
-      at: (/* @__PURE__ */ new Date()).toISOString()
-    };
-  }
-  line() {
-    const s2 = this.snapshot();
-    return `full-load: ${s2.tablesDone}/${s2.tables} tables, ${formatBytes(s2.bytes)} copied, ${formatBytes(s2.bytesPerSecond)}/s, ${s2.rows} rows in finished tables, ETA \u2264 ${s2.etaSeconds ?? "?"} s`;
-  }
-  bars() {
-    const s2 = this.snapshot();
-    const lines = [`${bar(s2.bytes, s2.estimatedBytes)} all     ${formatBytes(s2.bytes)} of \u2264${formatBytes(s2.estimatedBytes)}  ${formatBytes(s2.bytesPerSecond)}/s  ${s2.tablesDone}/${s2.tables} tables  ETA \u2264 ${s2.etaSeconds ?? "?"} s`];
-    for (const a5 of s2.active.slice(0, 8)) {
-      const parts = a5.parts > 1 ? ` parts ${a5.partsDone}/${a5.parts}` : "";
-      lines.push(`${bar(a5.bytes, a5.estimatedBytes)} ${a5.state === "indexing" ? "index " : "copy  "} ${a5.table}${parts}  ${formatBytes(a5.bytes)}`);
-    }
-    return lines;
-  }
-  /** Per-table figures for the result and the job summary, largest first. */
-  results() {
-    return [...this.tables.values()].sort((a5, b5) => b5.bytes - a5.bytes || b5.estimatedBytes - a5.estimatedBytes);
-  }
-  stop() {
-    for (const t of this.timers) clearInterval(t);
-    this.log.board?.([]);
-  }
-};
-function bar(done, total, width = 24) {
-  const f5 = total > 0 ? Math.min(done / total, 1) : 1;
-  const full = Math.round(f5 * width);
-  return `[${"#".repeat(full)}${".".repeat(width - full)}] ${String(Math.round(f5 * 100)).padStart(3)}%`;
-}
-
-// src/phases/full-load.ts
-var PRE_DATA = "full-load:pre-data";
-var LARGE_OBJECTS = "full-load:large-objects";
-var POST_DATA = "full-load:post-data";
-var REPLICA = "full-load:replica";
-var REPLICA_IDENTITY = "source:replica-identity";
-var progressPhase = (group5) => `full-load:progress:${group5 ?? "*"}`;
-function exportedPoint(ctx, holder) {
-  return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c5) => importSnapshot(c5, holder.snapshotName), check: () => {
-  } };
-}
-function replicaPoint(endpoint, paused) {
-  return {
-    endpoint,
-    lsnText: paused.lsn,
-    begin: async (c5) => {
-      await c5.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-      await paused.requireAt(c5);
-    },
-    check: () => paused.check()
-  };
-}
-async function saveStreams(journal, x, state2, lsn = x.record.snapshotLsn) {
-  for (const { record: record2 } of x.parts) {
-    record2.state = state2;
-    record2.snapshotLsn = lsn;
-    await journal.saveStream(record2);
-  }
-}
-async function runFullLoad(ctx, options = {}) {
-  const started = Date.now();
-  const { plan, log } = ctx;
-  const s2 = await openSessions(ctx);
-  const holders = [];
-  let paused;
-  let dump;
-  let progress;
-  let indexes;
-  try {
-    await requireLogicalSource(s2, ctx);
-    const stream = streamSource(ctx);
-    await stream.require(s2.source);
-    const dumpTool = await findTool("pg_dump", plan.fullLoad.pgBinDir);
-    requireDumpForSource(dumpTool, majorOf(s2.sourceVersion));
-    const restoreTool = await findTool("pg_restore", plan.fullLoad.pgBinDir);
-    const groups = await resolveGroups(ctx, s2.source, s2.sourceVersion, options.group);
-    const scope = options.group ?? "*";
-    await claimGroups(s2.target, plan.name, groups.map((g5) => g5.name));
-    const prior = await Journal.find(s2.target, plan.name);
-    const existing = new Map((prior ? await prior.streams() : []).map((r5) => [r5.group, r5]));
-    const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
-    if (!preDataDone) await requireEmptyTarget(s2, ctx, groups);
-    const pausedMode = plan.snapshot === "paused-replica";
-    const actions = new Map(groups.map((g5) => [g5, decideGroupLoad(existing.get(g5.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode })]));
-    if (options.restart) {
-      const withTasks2 = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
-      const busy = groups.find((g5) => existing.has(g5.name) && withTasks2.has(g5.name));
-      if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
-    }
-    for (const [group5, action] of actions) {
-      if (action === "refuse-cut-over") {
-        throw gateRefused("full-load.cut-over", `group ${group5.name} is ${existing.get(group5.name).state}: the target is the application's database now, and a reload would clear its tables`, "nothing to restart; pgshift teardown removes what is left of the migration");
-      }
-      if (action !== "refuse-interrupted") continue;
-      throw gateRefused(
-        "full-load.interrupted",
-        `group ${group5.name}: an earlier full load stopped while loading; its ${existing.get(group5.name).snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
-        `run pgshift full-load --restart${options.group ? ` --group ${group5.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
-      );
-    }
-    const loading = groups.filter((g5) => actions.get(g5) !== "skip");
-    const streamsToLoad = loading.flatMap((g5) => stream.parts(g5, newStreamRecord(plan, g5.name)).map((p3) => p3.record.slot));
-    const slotsNeeded = streamsToLoad.length - await existingSlots(s2, streamsToLoad);
-    const preflight = loading.length ? await preflightLoad(ctx, s2, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
-    const journal = await Journal.open(s2.target, plan.name, {
-      source: ctx.source.label,
-      target: ctx.target.label,
-      sourceVersion: s2.sourceVersion,
-      targetVersion: s2.targetVersion
-    });
-    await journal.startPhase("full-load", { groups: groups.map((g5) => g5.name) });
-    await applyReplicaIdentityConsent(ctx, s2, journal, preflight.setReplicaIdentityFull);
-    const results = [];
-    const toLoad = [];
-    for (const [group5, action] of actions) {
-      const priorRecord = existing.get(group5.name);
-      if (action === "skip") {
-        log.info(`group ${group5.name}: already loaded at ${priorRecord.snapshotLsn} (state ${priorRecord.state}); nothing to do`);
-        results.push({ group: group5.name, slot: priorRecord.slot, publication: priorRecord.publication, snapshotLsn: priorRecord.snapshotLsn ?? "", tables: group5.tables.length, rows: 0, bytes: 0, skipped: group5.tables.length });
-        continue;
-      }
-      if (action === "reset") await resetGroup(s2, ctx, journal, stream, group5, existing);
-      const record2 = action === "continue" ? priorRecord : newStreamRecord(plan, group5.name);
-      toLoad.push({ group: group5, record: record2, parts: stream.parts(group5, record2) });
-    }
-    if (pausedMode && toLoad.length > 0) {
-      const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
-      paused = await pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, options);
-      const mine = new Set(groups.map((g5) => g5.name));
-      paused.shouldResume = async () => !await anotherGroupLoading(s2.target, journal, plan.groups.map((g5) => g5.name).filter((g5) => !mine.has(g5)));
-      const point = replicaPoint(replicaEp, paused);
-      for (const x of toLoad) {
-        x.point = point;
-        await saveStreams(journal, x, "loading", paused.lsn);
-        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
-      }
-    } else {
-      for (const x of toLoad) {
-        await prepareGroupObjects(s2, journal, stream, x);
-        for (const part of x.parts.slice(1)) await ensureSlot(s2.source, part.record.slot, stream.plugin);
-        const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, stream.plugin, s2.sourceVersion);
-        holders.push(holder);
-        await saveStreams(journal, x, "loading", holder.lsnText);
-        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
-        log.info(`group ${x.group.name}: slot ${x.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
-        x.point = exportedPoint(ctx, holder);
-      }
-    }
-    if (toLoad.length > 0 && !preDataDone) {
-      await withStepLock(s2.target, PRE_DATA, async () => {
-        if ((await journal.phaseState(PRE_DATA))?.state === "done") return;
-        log.info("schema: restoring pre-data (types, tables, functions) on the target");
-        dump ??= await dumpSchema(dumpTool, toLoad[0].point.endpoint, toLoad[0].point.snapshotName);
-        const listFile = await preDataList(restoreTool, dump);
-        await restoreSection(restoreTool, ctx.target, dump, "pre-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile });
-        await journal.finishPhase(PRE_DATA, "done");
-      });
-    }
-    for (const { record: record2 } of toLoad.flatMap((x) => x.parts)) await ensureHeartbeat(s2.target, heartbeatTable(record2.group), record2.group);
-    const sessionName = loadSessionName(plan.name, scope);
-    const prog = progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(options.group), "running", snap));
-    const early = await earlyIndexes(s2.source, toLoad.flatMap((x) => x.group.tables));
-    indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
-      if (isAnalyze(step)) return;
-      prog.indexBuilt(step.table);
-      logIndexBuilt(log, step, ms, built);
-    });
-    const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
-    const tasks = [];
-    const completeSplits = [];
-    const perGroup = /* @__PURE__ */ new Map();
-    const finished = (await journal.tableProgress()).filter((p3) => p3.state === "done");
-    for (const x of toLoad) {
-      const planned = await planGroup(ctx, journal, finished, x, s2.sourceVersion, clear, sessionName);
-      perGroup.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
-      for (const t of planned.skipped) {
-        prog.track(x.group.name, t, t.bytes, 1, indexesOf(early, t).length, "skipped");
-        indexes.add(indexesOf(early, t));
-      }
-      for (const [table2, parts] of planned.parts) prog.track(x.group.name, table2, table2.bytes, parts.total, indexesOf(early, table2).length, "waiting", parts.done);
-      for (const c5 of planned.complete) {
-        prog.track(x.group.name, c5.table, c5.table.bytes, c5.parts, indexesOf(early, c5.table).length, "skipped");
-        completeSplits.push({ group: x.group.name, ...c5 });
-      }
-      tasks.push(...planned.tasks);
-    }
-    tasks.sort((a5, b5) => b5.estimatedBytes - a5.estimatedBytes);
-    prog.start();
-    for (const { group: group5, table: table2, parts } of completeSplits) {
-      await recordSplitTableDone(s2.target, journal.migration, group5, table2, parts);
-      indexes.add(indexesOf(early, table2));
-    }
-    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied, target) => {
-      const totals = perGroup.get(task.group);
-      totals.rows += copied.rows;
-      totals.bytes += copied.bytes;
-      if (!prog.partDone(task.table, copied.rows)) return;
-      if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
-      indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
-    });
-    await indexes.drain();
-    prog.stop();
-    await journal.setPhaseDetail(progressPhase(options.group), "done", prog.snapshot());
-    for (const x of toLoad) {
-      const { group: group5, record: record2, point } = x;
-      await saveStreams(journal, x, "loaded");
-      const totals = perGroup.get(group5.name);
-      results.push({ group: group5.name, slot: record2.slot, publication: record2.publication, snapshotLsn: point.lsnText, tables: group5.tables.length, ...totals });
-    }
-    if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
-      await withStepLock(s2.target, LARGE_OBJECTS, async () => {
-        if ((await journal.phaseState(LARGE_OBJECTS))?.state === "done") return;
-        const point = toLoad[0].point;
-        const reader = await connect(point.endpoint, { applicationName: "pgshift large objects" });
-        try {
-          await point.begin(reader);
-          const lo = await copyLargeObjects(reader, s2.target, plan.fullLoad.ownership === "keep");
-          await reader.query("COMMIT");
-          if (lo.objects) log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
-          await journal.finishPhase(LARGE_OBJECTS, "done", lo);
-        } finally {
-          await reader.end().catch(() => {
-          });
-        }
-      });
-    }
-    for (const h5 of holders.splice(0)) await h5.release();
-    if (paused && await paused.release()) await journal.finishPhase(REPLICA, "done", { lsn: paused.lsn });
-    let postData = "already-done";
-    let sequences = 0;
-    const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g5) => g5.name));
-    if ((await journal.phaseState(POST_DATA))?.state !== "done") {
-      postData = "waiting-for-groups";
-      if (allLoaded) {
-        await withStepLock(s2.target, POST_DATA, async () => {
-          if ((await journal.phaseState(POST_DATA))?.state === "done") return;
-          const allGroups = options.group ? await resolveGroups(ctx, s2.source, s2.sourceVersion) : groups;
-          dump ??= await dumpSchema(dumpTool, ctx.source, void 0);
-          sequences = await runPostData(ctx, s2, restoreTool, dump, allGroups);
-          await journal.finishPhase(POST_DATA, "done");
-          postData = "done";
-        });
-      } else {
-        log.info("post-data waits until every group of the plan is loaded");
-      }
-    }
-    const rows = results.reduce((n3, r5) => n3 + r5.rows, 0);
-    const bytes2 = results.reduce((n3, r5) => n3 + r5.bytes, 0);
-    const seconds = (Date.now() - started) / 1e3;
-    const result = {
-      groups: results,
-      tables: prog.results(),
-      rows,
-      bytes: bytes2,
-      seconds,
-      rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows,
-      indexesBuiltEarly: indexes.built,
-      postData,
-      sequences
-    };
-    await journal.finishPhase("full-load", allLoaded ? "done" : "partial", { ...result, tables: void 0 });
-    return result;
-  } finally {
-    progress?.stop();
-    await indexes?.close();
-    await paused?.release();
-    for (const h5 of holders) await h5.release();
-    dump?.dispose();
-    await s2.close();
-  }
-}
-var tableKey2 = (t) => `${t.schema}.${t.name}`;
-async function planTasks(ctx, c5, sourceVersion, group5, point, tables) {
-  const { splitTablesLargerThan, maxPartsPerTable } = ctx.plan.fullLoad;
-  const tidRangeScans = sourceVersion >= 14e4;
-  const tasks = [];
-  for (const t of tables) {
-    const n3 = partCount(t.bytes, splitTablesLargerThan, maxPartsPerTable);
-    let plan = { kind: "whole" };
-    const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : void 0;
-    if (n3 > 1 && !tidRangeScans && pk && INTEGER_TYPES.includes(pk.type)) {
-      const r5 = await c5.query(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
-      if (r5.rows[0].lo !== null) plan = { kind: "key", column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r5.rows[0].lo), BigInt(r5.rows[0].hi), n3) };
-    } else if (n3 > 1) {
-      const r5 = await c5.query(`SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::text AS blocks`, [qualify(t)]);
-      plan = { kind: "ctid", bounds: blockBounds(Number(r5.rows[0].blocks), n3) };
-    }
-    if (plan.kind === "whole" || plan.bounds.length === 0) {
-      tasks.push({ group: group5, table: t, point, part: 0, parts: 1, estimatedBytes: t.bytes });
-      continue;
-    }
-    const parts = plan.bounds.length + 1;
-    for (let i5 = 0; i5 < parts; i5++) {
-      const where = partCondition(plan, i5, plan.kind === "key" ? quoteIdent(plan.column) : void 0);
-      tasks.push({ group: group5, table: t, point, part: i5 + 1, parts, where, estimatedBytes: t.bytes / parts });
-    }
-  }
-  return tasks;
-}
-async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clear, sessionName) {
-  const finished = finishedInJournal.filter((p3) => p3.group === x.group.name);
-  const wholeDone = new Set(finished.filter((p3) => p3.part === 0).map(tableKey2));
-  const partsDone = /* @__PURE__ */ new Map();
-  for (const p3 of finished.filter((f5) => f5.part > 0)) {
-    const m3 = partsDone.get(tableKey2(p3)) ?? /* @__PURE__ */ new Map();
-    m3.set(p3.part, p3.condition);
-    partsDone.set(tableKey2(p3), m3);
-  }
-  const skipped = x.group.tables.filter((t) => wholeDone.has(tableKey2(t)));
-  const pending = x.group.tables.filter((t) => !wholeDone.has(tableKey2(t)));
-  const planner = await connect(x.point.endpoint, { applicationName: "pgshift plan" });
-  let planned;
-  try {
-    planned = await planTasks(ctx, planner, sourceVersion, x.group.name, x.point, pending);
-  } finally {
-    await planner.end().catch(() => {
-    });
-  }
-  const result = { tasks: [], skipped, complete: [], parts: /* @__PURE__ */ new Map() };
-  const toClear = [];
-  for (const t of pending) {
-    const mine = planned.filter((task) => task.table === t);
-    if (mine[0].part === 0) {
-      result.tasks.push(mine[0]);
-      result.parts.set(t, { total: 1, done: 0 });
-      continue;
-    }
-    const done = partsDone.get(tableKey2(t)) ?? /* @__PURE__ */ new Map();
-    const reusable = done.size > 0 && [...done].every(([part, condition]) => mine.some((m3) => m3.part === part && m3.where === condition));
-    if (!reusable) toClear.push(t);
-    const remaining = reusable ? mine.filter((m3) => !done.has(m3.part)) : mine;
-    if (remaining.length === 0) result.complete.push({ table: t, parts: mine.length });
-    else {
-      result.tasks.push(...remaining);
-      result.parts.set(t, { total: mine.length, done: mine.length - remaining.length });
-    }
-    ctx.log.info(`${displayName(t)}: split into ${mine.length} parts${reusable ? `, ${mine.length - remaining.length} already copied` : ""}`);
-  }
-  if (toClear.length) {
-    const t = await openTarget(ctx, sessionName);
-    try {
-      for (const table2 of toClear) {
-        await t.query("BEGIN");
-        if (clear === "truncate") await t.query(`TRUNCATE ${qualify(table2)}`);
-        else {
-          await t.query("SET LOCAL session_replication_role = replica");
-          await t.query(`DELETE FROM ${qualify(table2)}`);
-        }
-        await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table2.schema, table2.name]);
-        await t.query("COMMIT");
-      }
-    } finally {
-      await t.end().catch(() => {
-      });
-    }
-  }
-  return result;
-}
-async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, onDone) {
-  const workers = [];
-  try {
-    await runPool(tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
-      let w = workers[id];
-      if (!w) {
-        const source = await connect(task.point.endpoint, { applicationName: "pgshift copy" });
-        const target = await openTarget(ctx, sessionName).catch(async (err) => {
-          await source.end();
-          throw err;
-        });
-        w = workers[id] = { source, target };
-        await Promise.all([useCopySettings(source), useCopySettings(target)]);
-      }
-      task.point.check();
-      const r5 = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
-      await onDone(task, r5, w.target);
-    });
-  } finally {
-    await Promise.all(workers.filter(Boolean).flatMap((w) => [w.source.end().catch(() => {
-    }), w.target.end().catch(() => {
-    })]));
-  }
-}
-async function copyOnePart(source, target, migration, task, progress, clear, format2) {
-  const table2 = task.table;
-  await task.point.begin(source);
-  await target.query("BEGIN");
-  try {
-    if (task.part === 0) {
-      if (clear === "truncate") await target.query(`TRUNCATE ${qualify(table2)}`);
-      else {
-        await target.query("SET LOCAL session_replication_role = replica");
-        await target.query(`DELETE FROM ${qualify(table2)}`);
-      }
-    } else if (clear === "delete") {
-      await target.query("SET LOCAL session_replication_role = replica");
-    }
-    const r5 = await copyTable(source, target, table2, {
-      onBytes: progress.copying(table2),
-      where: task.where,
-      freeze: task.part === 0 && clear === "truncate",
-      format: format2
-    });
-    await target.query(progressSql.upsert, [migration, task.group, table2.schema, table2.name, task.part, "done", r5.rows, r5.bytes, task.where ?? null]);
-    await target.query("COMMIT");
-    await source.query("COMMIT");
-    return r5;
-  } catch (err) {
-    await target.query("ROLLBACK").catch(() => {
-    });
-    await source.query("ROLLBACK").catch(() => {
-    });
-    throw err;
-  }
-}
-async function recordSplitTableDone(c5, migration, group5, table2, parts) {
-  await c5.query(
-    `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
-     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
-      WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
-     ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
-    [migration, group5, table2.schema, table2.name, parts]
-  );
-}
-async function runPostData(ctx, s2, restoreTool, dump, groups) {
-  const { plan, log } = ctx;
-  const sessionName = postDataSessionName(plan.name);
-  await endSessions(s2.target, [sessionName]);
-  const early = [...(await earlyIndexes(s2.source, groups.flatMap((g5) => g5.tables))).values()].flat();
-  const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
-    if (!isAnalyze(step)) logIndexBuilt(log, step, ms, built);
-  });
-  try {
-    queue.add(early);
-    await queue.drain();
-  } finally {
-    await queue.close();
-  }
-  log.info("schema: constraints, triggers, foreign keys and the remaining indexes (post-data)");
-  const listFile = await postDataList(restoreTool, dump, early);
-  await restoreSection(restoreTool, ctx.target, dump, "post-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile, sessionName });
-  const sequences = (await syncSequences(s2.source, s2.target)).length;
-  await refreshMaterializedViews(s2, log);
-  log.info(`sequences: ${sequences} set from the source`);
-  const unanalyzed = await s2.target.query(
-    `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS t FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> 'pgshift'`
-  );
-  for (const r5 of unanalyzed.rows) await s2.target.query(`ANALYZE ${r5.t}`);
-  for (const p3 of groups.flatMap((g5) => g5.parents)) await s2.target.query(`ANALYZE ${qualify(p3)}`);
-  return sequences;
-}
-function logIndexBuilt(log, b5, ms, built) {
-  if (!built) return;
-  const line = `index ${b5.index} on ${displayName(b5.table)} built in ${(ms / 1e3).toFixed(1)} s`;
-  if (ms >= 1e3) log.info(line);
-  else log.debug(line);
-}
-async function prepareGroupObjects(s2, journal, stream, x) {
-  for (const part of x.parts) {
-    await journal.saveStream(part.record);
-    await ensureHeartbeat(s2.source, heartbeatTable(part.record.group), part.record.group);
-    await stream.prepare(s2.source, part);
-  }
-}
-async function ensureSlot(c5, slot, plugin) {
-  const exists2 = await c5.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-  if (!exists2.rowCount) await c5.query(`SELECT pg_create_logical_replication_slot($1, $2)`, [slot, plugin]);
-}
-async function pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, options) {
-  const { plan, log } = ctx;
-  return withStepLock(s2.target, REPLICA, async () => {
-    const streams = new Map((await journal.streams()).map((r5) => [r5.group, r5]));
-    const mine = new Set(toLoad.map((x) => x.group.name));
-    const othersPending = plan.groups.map((g5) => g5.name).filter((g5) => !mine.has(g5) && (!streams.has(g5) || streams.get(g5).state === "preparing"));
-    const others = othersPending.length ? (await resolveGroups(ctx, s2.source, s2.sourceVersion)).filter((g5) => othersPending.includes(g5.name)) : [];
-    const prepare = [
-      ...toLoad,
-      ...others.map((group5) => {
-        const record2 = streams.get(group5.name) ?? newStreamRecord(plan, group5.name);
-        return { group: group5, record: record2, parts: stream.parts(group5, record2) };
-      })
-    ];
-    for (const x of prepare) {
-      if (x.record.state === "preparing") await prepareGroupObjects(s2, journal, stream, x);
-      for (const part of x.parts) await ensureSlot(s2.source, part.record.slot, stream.plugin);
-    }
-    const slots = prepare.flatMap((x) => x.parts.map((p4) => p4.record.slot));
-    const limits = plan.fullLoad.pausedReplica;
-    const copied = await groupsWithCopiedRows(journal, toLoad.map((x) => x.group.name));
-    const refuse = (x, why2) => gateRefused(
-      "full-load.replica-moved",
-      `group ${x.group.name} was partly loaded from the replica paused at ${x.record.snapshotLsn}, but ${why2}`,
-      `run pgshift full-load --restart${options.group ? ` --group ${x.group.name}` : ""} to load the group again from a new slot`
-    );
-    const held = await journal.phaseState(REPLICA);
-    const heldAt = held?.state === "running" ? held.detail?.lsn : void 0;
-    let why = "the replica has been resumed since";
-    if (heldAt) {
-      const adopted = await PausedReplica.adopt(replicaEp, s2.source, slots, limits, log, heldAt);
-      if (typeof adopted !== "string") {
-        const stale2 = toLoad.find((x) => copied.has(x.group.name) && x.record.snapshotLsn !== adopted.lsn);
-        if (stale2) {
-          await adopted.detach();
-          throw refuse(stale2, `the replica is now paused at ${adopted.lsn}`);
-        }
-        return adopted;
-      }
-      why = adopted;
-    }
-    const stale = toLoad.find((x) => copied.has(x.group.name));
-    if (stale) throw refuse(stale, why);
-    const p3 = await PausedReplica.pause(replicaEp, s2.source, slots, limits, log);
-    await journal.startPhase(REPLICA, { lsn: p3.lsn });
-    return p3;
-  });
-}
-async function groupsWithCopiedRows(journal, groups) {
-  return new Set((await journal.tableProgress()).filter((p3) => p3.state === "done" && groups.includes(p3.group)).map((p3) => p3.group));
-}
-async function claimGroups(c5, migration, groups) {
-  for (const g5 of groups) {
-    const r5 = await c5.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok", [migration, g5]);
-    if (!r5.rows[0].ok) {
-      throw gateRefused("full-load.running", `group ${g5} is being loaded by another pgshift process right now`, "wait for it to finish (pgshift status shows its progress) or stop that process first");
-    }
-  }
-  await endSessions(c5, [loadSessionName(migration, "*"), ...groups.map((g5) => loadSessionName(migration, g5))]);
-}
-async function anotherGroupLoading(c5, journal, groups) {
-  const streams = new Map((await journal.streams()).map((r5) => [r5.group, r5.state]));
-  for (const g5 of groups) {
-    const state2 = streams.get(g5);
-    if (state2 !== "preparing" && state2 !== "loading") continue;
-    const r5 = await c5.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS free", [journal.migration, g5]);
-    if (!r5.rows[0].free) return true;
-    await c5.query("SELECT pg_advisory_unlock(hashtext($1), hashtext($2))", [journal.migration, g5]);
-  }
-  return false;
-}
-async function endSessions(c5, names) {
-  const others = `FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1) AND pid <> pg_backend_pid()`;
-  const ended = await c5.query(`SELECT pg_terminate_backend(pid) ${others}`, [names]);
-  for (let i5 = 0; i5 < 300 && ended.rowCount; i5++) {
-    const r5 = await c5.query(`SELECT count(*)::int AS n ${others}`, [names]);
-    if (r5.rows[0].n === 0) return;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
-async function openTarget(ctx, sessionName) {
-  const c5 = await connect(ctx.target, { applicationName: sessionName });
-  await c5.query(`DO $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN SET client_connection_check_interval = 1000; END IF; END $$`);
-  await c5.query(`SET maintenance_work_mem = ${quoteLiteral(ctx.plan.fullLoad.maintenanceWorkMem)}`);
-  return c5;
-}
-async function existingSlots(s2, slots) {
-  const r5 = await s2.source.query("SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
-  return r5.rows[0].n;
-}
-async function applyReplicaIdentityConsent(ctx, s2, journal, tables) {
-  if (!tables.length) return;
-  const before = (await journal.phaseState(REPLICA_IDENTITY))?.detail ?? {};
-  for (const t of tables) before[displayName(t)] ??= await replicaIdentityOf(s2.source, t);
-  await journal.setPhaseDetail(REPLICA_IDENTITY, "done", before);
-  for (const t of tables) {
-    await setReplicaIdentity(s2.source, t, "full");
-    ctx.log.info(`${displayName(t)}: REPLICA IDENTITY FULL on the source (cdc.replicaIdentityFull), so that publishing it leaves its UPDATE and DELETE working`);
-  }
-  await journal.event("full-load", "warn", `REPLICA IDENTITY FULL set on ${tables.map(displayName).join(", ")} (cdc.replicaIdentityFull); teardown restores the previous identity`);
-}
-async function requireEmptyTarget(s2, ctx, groups) {
-  const names = groups.flatMap((g5) => [...g5.tables, ...g5.parents]);
-  const r5 = await s2.target.query(
-    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-    [names.map((t) => t.schema), names.map((t) => t.name)]
-  );
-  if (r5.rowCount) {
-    const first = r5.rows[0];
-    throw gateRefused(
-      "target.not-empty",
-      `target ${ctx.target.label} already has table ${displayName(first)}${r5.rowCount > 1 ? ` and ${r5.rowCount - 1} more` : ""} and no pgshift journal says it loaded them`,
-      "load into an empty database (create a new one on the target) or drop those tables"
-    );
-  }
-}
-async function resetGroup(s2, ctx, journal, stream, group5, existing) {
-  ctx.log.warn(`group ${group5.name}: restarting \u2014 dropping its stream and reloading its tables`);
-  const companion = batchStreamName(group5.name);
-  const names = ctx.plan.groups.some((g5) => g5.name === companion) ? [group5.name] : [group5.name, companion];
-  const records = names.map((g5) => existing.get(g5) ?? newStreamRecord(ctx.plan, g5));
-  const resyncs = [...existing.values()].filter((r5) => isResyncOf(r5.group, group5.name));
-  for (const record2 of [...records, ...resyncs]) await dropSubscription(s2.target, record2.subscription);
-  for (const record2 of resyncs) {
-    await dropSlot(s2.source, record2.slot);
-    await dropPublication(s2.source, record2.publication);
-    await journal.deleteStream(record2.group);
-  }
-  for (const record2 of records) {
-    await dropSlot(s2.source, record2.slot);
-    await stream.drop(s2.source, record2);
-    if (record2.group !== group5.name) await journal.deleteStream(record2.group);
-  }
-  await s2.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group5.name]);
-  await journal.event("full-load", "warn", `group ${group5.name}: restarted from a new slot`);
-}
-async function refreshMaterializedViews(s2, log) {
-  const r5 = await s2.source.query(
-    `SELECT schemaname AS schema, matviewname AS name FROM pg_matviews WHERE ispopulated AND schemaname NOT IN ('pg_catalog', 'information_schema')`
-  );
-  for (const mv of r5.rows) {
-    await s2.target.query(`REFRESH MATERIALIZED VIEW ${qualify(mv)}`);
-    log.info(`materialized view ${displayName(mv)} refreshed on the target`);
-  }
-}
-async function everyGroupLoaded(journal, names) {
-  const streams = new Map((await journal.streams()).map((r5) => [r5.group, r5.state]));
-  return names.every((n3) => {
-    const state2 = streams.get(n3);
-    return state2 !== void 0 && state2 !== "preparing" && state2 !== "loading";
-  });
-}
-async function withStepLock(c5, step, fn) {
-  await c5.query("SELECT pg_advisory_lock(hashtext($1))", [step]);
-  try {
-    return await fn();
-  } finally {
-    await c5.query("SELECT pg_advisory_unlock(hashtext($1))", [step]).catch(() => {
-    });
-  }
-}
-
-// src/phases/failure-bundle.ts
-import { writeFileSync as writeFileSync2 } from "node:fs";
-async function writeFailureBundle(ctx, journal, file2, engineState) {
-  const path4 = file2 ?? `pgshift-${ctx.plan.name}-failure-${(/* @__PURE__ */ new Date()).toISOString().replace(/[:.]/g, "-")}.json`;
-  const bundle = { migration: ctx.plan.name, takenAt: (/* @__PURE__ */ new Date()).toISOString(), ...await journal.dump(), ...engineState };
-  writeFileSync2(path4, `${JSON.stringify(bundle, null, 2)}
-`);
-  ctx.log.info(`failure state preserved in ${path4}`);
-  return path4;
-}
-
-// src/phases/cdc-dms.ts
-var EXCEPTIONS_PHASE = "cdc:dms:exceptions";
-function requireDmsConfig(ctx) {
-  const d5 = ctx.plan.cdc.dms;
-  if (!d5.replicationInstanceArn || !d5.replicationInstanceIdentifier) {
-    throw inputError("dms.config", "cdc.engine is dms but cdc.dms.replicationInstanceArn or cdc.dms.replicationInstanceIdentifier is missing", "set both in the plan (the identifier is the instance name, used for its CloudWatch metrics)");
-  }
-  return d5;
-}
-function endpointInput(ctx, side, identifier2, tagList, settings) {
-  const a5 = parseServerUrl(ctx.plan[side].url);
-  const e5 = side === "source" ? ctx.plan.cdc.dms.sourceEndpoint : ctx.plan.cdc.dms.targetEndpoint;
-  const secret = e5.secretsManagerSecretId ? { SecretsManagerSecretId: e5.secretsManagerSecretId, SecretsManagerAccessRoleArn: e5.secretsManagerAccessRoleArn } : void 0;
-  return {
-    EndpointIdentifier: identifier2,
-    EndpointType: side,
-    EngineName: "postgres",
-    SslMode: e5.sslMode,
-    ...secret ? {} : { ServerName: e5.serverName ?? a5.host, Port: e5.port ?? a5.port, DatabaseName: a5.database, Username: a5.user, Password: a5.password },
-    PostgreSQLSettings: { ...secret ? { ...secret, DatabaseName: a5.database } : {}, ...settings },
-    Tags: tagList
-  };
-}
-var sourceEndpointId = (ctx, stream) => taskIdentifier(ctx.plan.name, stream, "source");
-var targetEndpointId = (ctx) => taskIdentifier(ctx.plan.name, "target", "");
-function sourceEndpointInput(ctx, stream, plugin) {
-  const d5 = ctx.plan.cdc.dms;
-  return endpointInput(ctx, "source", sourceEndpointId(ctx, stream.group), tags(ctx.plan.name, stream.group, "source-endpoint"), {
-    PluginName: plugin === "pglogical" ? "pglogical" : "test-decoding",
-    SlotName: stream.slot,
-    HeartbeatEnable: true,
-    HeartbeatFrequency: d5.heartbeatFrequencyMinutes,
-    CaptureDdls: d5.captureDdls,
-    FailTasksOnLobTruncation: d5.failOnLobTruncation
-  });
-}
-function targetEndpointInput(ctx) {
-  return endpointInput(ctx, "target", targetEndpointId(ctx), tags(ctx.plan.name, "*", "target-endpoint"), { AfterConnectScript: "SET session_replication_role = 'replica'" });
-}
-var pollOf = (d5) => ({ intervalMs: d5.pollSeconds * 1e3, timeoutMs: d5.readyTimeoutMinutes * 6e4 });
-var dmsTasksOf = (journal) => journaledDmsTasks(journal);
-async function saveTasks(journal, tasks) {
-  await journal.setPhaseDetail(DMS_TASKS_PHASE, "running", { tasks });
-}
-async function startDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) {
-  const d5 = requireDmsConfig(ctx);
-  const plugin = d5.plugin;
-  const poll = pollOf(d5);
-  const s2 = await openSessions(ctx);
-  try {
-    const journal = await Journal.find(s2.target, ctx.plan.name);
-    const streams = journal ? await journal.streams() : [];
-    const notLoaded = streams.find((r5) => r5.state === "preparing" || r5.state === "loading");
-    if (!journal || streams.length === 0 || notLoaded) {
-      throw gateRefused("cdc.not-loaded", notLoaded ? `group ${notLoaded.group} is ${notLoaded.state}` : "no group has been loaded", "finish pgshift full-load for every group first");
-    }
-    await journal.startPhase("cdc");
-    const state2 = await dmsTasksOf(journal);
-    const byName = new Map(streams.map((r5) => [r5.group, r5]));
-    const groups = (await resolveGroups(ctx, s2.source, s2.sourceVersion)).filter((g5) => byName.has(g5.name));
-    const existing = await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name);
-    const target = d5.targetEndpointArn ?? (await ensureEndpoint(clients.dms, targetEndpointInput(ctx))).arn;
-    for (const group5 of groups) {
-      for (const tp of dmsTaskPlans(ctx.plan, group5)) {
-        const stream = byName.get(tp.stream);
-        if (!stream) throw gateRefused("cdc.not-loaded", `stream ${tp.stream} of group ${group5.name} was not prepared by the full load`, `run pgshift full-load --restart --group ${group5.name}`);
-        const role = `task${tp.suffix ? `-${tp.suffix}` : ""}`;
-        const identifier2 = taskIdentifier(ctx.plan.name, group5.name, tp.suffix);
-        let record2 = state2.find((t) => t.group === group5.name && t.role === role);
-        let task = existing.find((t) => t.group === group5.name && t.role === role)?.task;
-        if (!task) {
-          const source = await ensureEndpoint(clients.dms, sourceEndpointInput(ctx, stream, plugin));
-          const start = await verifiedStart(ctx, s2, stream, plugin, d5.peekMaxChanges);
-          task = await createTask(clients.dms, {
-            identifier: identifier2,
-            sourceEndpointArn: source.arn,
-            targetEndpointArn: target,
-            instanceArn: d5.replicationInstanceArn,
-            startLsn: start,
-            tableMappings: tableMappings(tp.tables),
-            settings: taskSettings({ lobMaxSizeKb: d5.lobMaxSizeKb, batchApply: tp.batchApply }),
-            tags: tags(ctx.plan.name, group5.name, role)
-          });
-          if (record2) state2.splice(state2.indexOf(record2), 1);
-          record2 = { group: group5.name, stream: stream.group, role, identifier: identifier2, arn: task.ReplicationTaskArn, startLsn: start, started: false };
-          state2.push(record2);
-          await saveTasks(journal, state2);
-          ctx.log.info(`group ${group5.name}: DMS task ${identifier2} created from ${start} (slot ${stream.slot})`);
-        }
-        if (!record2) {
-          record2 = { group: group5.name, stream: stream.group, role, identifier: identifier2, arn: task.ReplicationTaskArn, startLsn: task.CdcStartPosition ?? "", started: task.Status !== "ready" && task.Status !== "creating" };
-          state2.push(record2);
-          await saveTasks(journal, state2);
-        }
-        if (record2.started) {
-          ctx.log.info(`group ${group5.name}: DMS task ${identifier2} already started (${task.Status}); pgshift cdc resume resumes it`);
-          continue;
-        }
-        await waitForTask(clients.dms, record2.arn, ["ready"], poll);
-        await startTask(clients.dms, record2.arn, "start-replication", record2.startLsn);
-        record2.started = true;
-        await saveTasks(journal, state2);
-        await waitForTask(clients.dms, record2.arn, ["running"], poll);
-        await journal.setStreamState(stream.group, "streaming");
-        ctx.log.info(`group ${group5.name}: DMS task ${identifier2} running from ${record2.startLsn}`);
-      }
-    }
-    await journal.event("cdc", "info", `DMS: ${state2.length} task(s) started`);
-  } finally {
-    await s2.close();
-  }
-  return dmsStatus(ctx, clients);
-}
-async function verifiedStart(ctx, s2, stream, plugin, maxChanges) {
-  const r5 = await verifyStartLsn(s2.source, {
-    slot: stream.slot,
-    plugin,
-    captured: stream.snapshotLsn,
-    serverVersionNum: s2.sourceVersion,
-    maxChanges,
-    beat: () => writeBeat(s2.source, heartbeatTable(stream.group), stream.group).then(() => {
-    })
-  });
-  if (!r5.exact) ctx.log.info(`stream ${stream.group}: ${r5.captured} is not a change position in slot ${stream.slot}; the next change, ${r5.lsn}, is the start`);
-  return r5.lsn;
-}
-async function withTasks(ctx, fn) {
-  const s2 = await openSessions(ctx);
-  try {
-    const journal = await Journal.find(s2.target, ctx.plan.name);
-    if (!journal) throw gateRefused("cdc.no-journal", `target ${ctx.target.label} has no pgshift journal for migration ${ctx.plan.name}`, "run pgshift full-load first");
-    const tasks = await dmsTasksOf(journal);
-    if (tasks.length === 0) throw gateRefused("dms.no-tasks", "no DMS task has been created for this migration", "run pgshift cdc start");
-    return await fn(journal, tasks, s2);
-  } finally {
-    await s2.close();
-  }
-}
-async function resumeDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) {
-  const d5 = requireDmsConfig(ctx);
-  await withTasks(ctx, async (journal, tasks) => {
-    for (const t of tasks) {
-      if (!t.started) throw gateRefused("dms.not-started", `DMS task ${t.identifier} was never started`, "run pgshift cdc start");
-      if ((await describeTask(clients.dms, t.arn))?.Status !== "running") {
-        await startTask(clients.dms, t.arn, "resume-processing");
-        await waitForTask(clients.dms, t.arn, ["running"], pollOf(d5));
-        ctx.log.info(`DMS task ${t.identifier} resumed`);
-      }
-      await journal.setStreamState(t.stream, "streaming");
-    }
-    await journal.event("cdc", "info", "DMS: resumed");
-  });
-  return dmsStatus(ctx, clients);
-}
-async function stopAndWait(clients, d5, t) {
-  const task = await describeTask(clients.dms, t.arn);
-  if (!task || !["running", "starting", "resuming"].includes(task.Status ?? "")) return task;
-  await stopTask(clients.dms, t.arn);
-  return waitForTask(clients.dms, t.arn, ["stopped"], pollOf(d5));
-}
-async function stopDmsCdc(ctx, state2, clients = dmsClients(ctx.plan.cdc.dms.region)) {
-  const d5 = requireDmsConfig(ctx);
-  await withTasks(ctx, async (journal, tasks) => {
-    for (const t of tasks) {
-      await stopAndWait(clients, d5, t);
-      await journal.setStreamState(t.stream, state2);
-    }
-    await journal.event("cdc", "info", `DMS: ${state2}`);
-  });
-  return dmsStatus(ctx, clients);
-}
-async function deleteTasks(ctx, clients, journal, all, doomed) {
-  const d5 = requireDmsConfig(ctx);
-  for (const t of doomed) {
-    const task = await stopAndWait(clients, d5, t);
-    if (task) {
-      await deleteTask(clients.dms, t.arn);
-      await waitForTask(clients.dms, t.arn, ["deleted"], pollOf(d5));
-    }
-    all.splice(all.indexOf(t), 1);
-    if (journal) await saveTasks(journal, all);
-    ctx.log.info(`DMS task ${t.identifier} deleted`);
-  }
-}
-async function restartDmsCdc(ctx, options, clients = dmsClients(ctx.plan.cdc.dms.region)) {
-  requireDmsConfig(ctx);
-  let bundle;
-  const groups = await withTasks(ctx, async (journal, tasks, s2) => {
-    const known = [...new Set(tasks.map((t) => t.group))];
-    if (options.group && !known.includes(options.group)) throw inputError("restart.group", `group ${options.group} has no DMS task`, `use one of: ${known.join(", ")}`);
-    const doomed = tasks.filter((t) => !options.group || t.group === options.group);
-    if (!options.group) bundle = await writeFailureBundle(ctx, journal, options.bundleFile, await dmsFailureState(ctx, clients, journal, tasks, s2));
-    await journal.event("cdc", "warn", `DMS restart of ${options.group ? `group ${options.group}` : "every group"}`);
-    await deleteTasks(ctx, clients, journal, tasks, doomed);
-    return [...new Set(doomed.map((t) => t.group))];
-  });
-  if (options.group) await runFullLoad(ctx, { group: options.group, restart: true });
-  else await runFullLoad(ctx, { restart: true });
-  return { groups, bundle, status: await startDmsCdc(ctx, clients) };
-}
-async function dmsFailureState(ctx, clients, journal, tasks, s2) {
-  const described = await findTasks(clients.dms, requireDmsConfig(ctx).replicationInstanceArn, ctx.plan.name);
-  const exceptions = await hasApplyExceptions(s2.target) ? (await s2.target.query(`SELECT task_name, table_owner, table_name, error_time::text, statement, error FROM awsdms_apply_exceptions ORDER BY error_time DESC LIMIT 500`)).rows : [];
-  return {
-    dms: {
-      tasks: await Promise.all(
-        tasks.map(async (t) => ({
-          ...t,
-          description: described.find((x) => x.task.ReplicationTaskArn === t.arn)?.task ?? null,
-          tableStatistics: await tableStatistics(clients.dms, t.arn).catch((err) => ({ error: err.message }))
-        }))
-      ),
-      applyExceptions: exceptions
-    },
-    status: await dmsStatusOn(ctx, clients, /* @__PURE__ */ new Date(), journal, s2).catch((err) => ({ error: err.message }))
-  };
-}
-var last = (series, key) => {
-  const s2 = series.find((x) => x.key === key);
-  return s2 && s2.values.length ? s2.values[s2.values.length - 1] : null;
-};
-async function dmsStatus(ctx, clients = dmsClients(ctx.plan.cdc.dms.region), now = /* @__PURE__ */ new Date(), waitMs = 5e3) {
-  requireDmsConfig(ctx);
-  const s2 = await openSessions(ctx);
-  try {
-    return await dmsStatusOn(ctx, clients, now, await Journal.find(s2.target, ctx.plan.name), s2, waitMs);
-  } finally {
-    await s2.close();
-  }
-}
-async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
-  const d5 = requireDmsConfig(ctx);
-  const th = d5.thresholds;
-  const states = await dmsTasksOf(journal);
-  const streams = new Map((journal ? await journal.streams() : []).map((r5) => [r5.group, r5]));
-  const { applyExceptions, slots } = await readDatabaseSide(s2, journal, [...streams.values()], th.maxRetainedWalBytes);
-  const described = states.length ? await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name) : [];
-  const series = states.length ? await metrics(clients.cloudwatch, d5.replicationInstanceIdentifier, states.map((t) => t.arn), { minutes: 60, now }) : [];
-  const lag = await measureLags(s2.source, s2.target, states.filter((t) => streams.get(t.stream)?.state === "streaming").map((t) => t.stream), waitMs);
-  const tasks = [];
-  for (const t of states) {
-    const task = described.find((x) => x.task.ReplicationTaskArn === t.arn)?.task;
-    const suffix = t.arn.split(":").pop();
-    const src = last(series, `task:${suffix}:CDCLatencySource`);
-    const tgt = last(series, `task:${suffix}:CDCLatencyTarget`);
-    const stats = task ? await tableStatistics(clients.dms, t.arn) : [];
-    const errored = stats.filter((x) => x.TableState === "Table error" || x.TableState === "Table cancelled").map((x) => `${x.SchemaName}.${x.TableName}`);
-    const problems = [];
-    const status = task?.Status ?? "missing";
-    const paused = streams.get(t.stream)?.state === "paused" || streams.get(t.stream)?.state === "stopped";
-    let health = paused && status === "stopped" ? "paused" : "ok";
-    if (status !== "running" && health !== "paused") {
-      problems.push(`task is ${status}${stopReason(task) ? ` (${stopReason(task)})` : ""}${task?.LastFailureMessage ? `: ${task.LastFailureMessage}` : ""} \u2014 pgshift cdc resume retries it`);
-      health = "failing";
-    }
-    const latency = Math.max((src ?? 0) + (tgt ?? 0), lag.get(t.stream) ?? 0);
-    if (latency > th.failLatencySeconds) {
-      problems.push(`latency ${latency.toFixed(0)} s over ${th.failLatencySeconds} s`);
-      health = "failing";
-    } else if (latency > th.warnLatencySeconds) {
-      problems.push(`latency ${latency.toFixed(0)} s over ${th.warnLatencySeconds} s`);
-      if (health === "ok") health = "warn";
-    }
-    if (errored.length) {
-      problems.push(`tables in error: ${errored.join(", ")} \u2014 pgshift cdc restart --group ${t.group} reloads them`);
-      health = "failing";
-    }
-    tasks.push({
-      ...t,
-      status,
-      stopReason: stopReason(task),
-      lastFailure: task?.LastFailureMessage,
-      latencySourceSeconds: src,
-      latencyTargetSeconds: tgt,
-      heartbeatLagSeconds: lag.get(t.stream) ?? null,
-      incomingChanges: last(series, `task:${suffix}:CDCIncomingChanges`),
-      tablesErrored: errored,
-      health,
-      problems
-    });
-  }
-  const instance = {
-    identifier: d5.replicationInstanceIdentifier,
-    cpuPercent: last(series, "instance:CPUUtilization"),
-    freeableMemoryBytes: last(series, "instance:FreeableMemory"),
-    swapBytes: last(series, "instance:SwapUsage"),
-    freeStorageBytes: last(series, "instance:FreeStorageSpace"),
-    problems: []
-  };
-  if (instance.cpuPercent !== null && instance.cpuPercent > th.maxCpuPercent) instance.problems.push(`replication instance CPU ${instance.cpuPercent.toFixed(0)}% over ${th.maxCpuPercent}%`);
-  if (instance.freeStorageBytes !== null && instance.freeStorageBytes < th.minFreeStorageBytes) {
-    instance.problems.push(`replication instance free storage ${formatBytes(instance.freeStorageBytes)} under ${formatBytes(th.minFreeStorageBytes)}`);
-  }
-  if (instance.freeableMemoryBytes !== null && instance.swapBytes !== null && instance.freeableMemoryBytes < th.minFreeableMemoryBytes && instance.swapBytes > th.maxSwapBytes) {
-    instance.problems.push(`replication instance is out of memory and swapping (${formatBytes(instance.freeableMemoryBytes)} free, ${formatBytes(instance.swapBytes)} swap)`);
-  }
-  const latencyChart = states.map((t) => {
-    const suffix = t.arn.split(":").pop();
-    const a5 = series.find((x) => x.key === `task:${suffix}:CDCLatencySource`);
-    const b5 = series.find((x) => x.key === `task:${suffix}:CDCLatencyTarget`);
-    return {
-      identifier: t.identifier,
-      points: (a5?.timestamps ?? []).map((at, i5) => ({ at: at.toISOString(), seconds: (a5?.values[i5] ?? 0) + (b5?.values[i5] ?? 0) }))
-    };
-  });
-  return {
-    engine: "dms",
-    healthy: tasks.length > 0 && tasks.every((t) => t.health !== "failing") && instance.problems.length === 0 && slots.every((x) => !x.problem) && !applyExceptions.some((e5) => e5.truncation),
-    tasks,
-    instance,
-    applyExceptions,
-    slots,
-    latency: latencyChart
-  };
-}
-async function hasApplyExceptions(target) {
-  return ((await target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`)).rowCount ?? 0) > 0;
-}
-async function readDatabaseSide(s2, journal, streams, maxRetained) {
-  const seen = (journal && (await journal.phaseState(EXCEPTIONS_PHASE))?.detail)?.after ?? "-infinity";
-  const applyExceptions = [];
-  if (await hasApplyExceptions(s2.target)) {
-    const r5 = await s2.target.query(
-      `SELECT task_name AS task, table_owner AS owner, table_name AS name, error_time::text AS at, error FROM awsdms_apply_exceptions WHERE error_time > $1::timestamp ORDER BY error_time LIMIT 200`,
-      [seen]
-    );
-    for (const row of r5.rows) applyExceptions.push({ task: row.task, table: `${row.owner}.${row.name}`, at: row.at, error: row.error, truncation: /truncat|malformed json/i.test(row.error) });
-    if (journal && r5.rows.length) await journal.setPhaseDetail(EXCEPTIONS_PHASE, "running", { after: r5.rows[r5.rows.length - 1].at });
-  }
-  const slotRows = await s2.source.query(
-    `SELECT slot_name AS slot, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text AS retained, active FROM pg_replication_slots WHERE slot_name = ANY($1)`,
-    [streams.map((x) => x.slot)]
-  );
-  const slots = streams.map((st) => {
-    const row = slotRows.rows.find((x) => x.slot === st.slot);
-    if (!row) return { slot: st.slot, retainedBytes: null, active: false, problem: `slot ${st.slot} is missing on the source: pgshift cdc restart --group ${st.group}` };
-    const retainedBytes = row.retained === null ? null : Number(row.retained);
-    const problem = retainedBytes !== null && retainedBytes > maxRetained ? `slot ${st.slot} retains ${formatBytes(retainedBytes)} of WAL, over ${formatBytes(maxRetained)}` : void 0;
-    return { slot: st.slot, retainedBytes, active: row.active, ...problem ? { problem } : {} };
-  });
-  return { applyExceptions, slots };
-}
-
-// src/phases/cdc.ts
-async function requireStreams(s2, ctx, states) {
-  const journal = await Journal.find(s2.target, ctx.plan.name);
-  if (!journal) {
-    throw gateRefused("cdc.no-journal", `target ${ctx.target.label} has no pgshift journal for migration ${ctx.plan.name}`, "run pgshift full-load first");
-  }
-  const streams = await journal.streams();
-  const wrong = streams.find((r5) => !states.includes(r5.state));
-  if (streams.length === 0 || wrong) {
-    throw gateRefused(
-      "cdc.not-ready",
-      wrong ? `group ${wrong.group} is ${wrong.state}, not ${states.join(" or ")}` : "no group has been loaded",
-      wrong ? nextStep(wrong.state) : "run pgshift full-load first"
-    );
-  }
-  return { journal, streams };
-}
-function nextStep(state2) {
-  switch (state2) {
-    case "preparing":
-    case "loading":
-      return "finish pgshift full-load for every group first (pgshift status shows where it stands)";
-    case "loaded":
-      return "run pgshift cdc start first";
-    case "cut-over":
-      return "the migration has cut over and nothing streams forward any more; pgshift teardown removes what is left";
-    default:
-      return "pgshift status shows where each group stands";
-  }
-}
-var onDms = (ctx) => ctx.plan.cdc.engine === "dms";
-async function startCdc(ctx) {
-  return onDms(ctx) ? startDmsCdc(ctx) : startNativeCdc(ctx);
-}
-async function setCdcPaused(ctx, paused) {
-  if (onDms(ctx)) return paused ? stopDmsCdc(ctx, "paused") : resumeDmsCdc(ctx);
-  return setNativePaused(ctx, paused);
-}
-async function stopCdc(ctx) {
-  return onDms(ctx) ? stopDmsCdc(ctx, "stopped") : stopNativeCdc(ctx);
-}
-async function cdcStatus(ctx, waitMs = 5e3) {
-  return onDms(ctx) ? dmsStatus(ctx, void 0, /* @__PURE__ */ new Date(), waitMs) : nativeCdcStatus(ctx, waitMs);
-}
-async function watchCdc(ctx, o3) {
-  const until = Date.now() + o3.forMs;
-  for (; ; ) {
-    const r5 = await cdcStatus(ctx, o3.waitMs);
-    o3.onStatus?.(r5);
-    if (!r5.healthy || Date.now() + o3.everyMs > until) return r5;
-    await new Promise((res) => setTimeout(res, o3.everyMs));
-  }
-}
-function statusProblems(r5) {
-  if (r5.engine === "native") return r5.groups.flatMap((g5) => g5.problems.map((problem) => ({ where: g5.group, problem })));
-  return [
-    ...r5.tasks.flatMap((t) => t.problems.map((problem) => ({ where: t.identifier, problem }))),
-    ...r5.instance.problems.map((problem) => ({ where: r5.instance.identifier, problem })),
-    ...r5.slots.flatMap((x) => x.problem ? [{ where: x.slot, problem: x.problem }] : []),
-    ...r5.applyExceptions.filter((e5) => e5.truncation).map((e5) => ({ where: e5.table, problem: `LOB truncated at ${e5.at}: ${e5.error}` }))
-  ];
-}
-function statusLag(r5) {
-  if (r5.engine === "native") return { bytes: Math.max(0, ...r5.groups.map((g5) => g5.lagBytes ?? 0)), seconds: Math.max(0, ...r5.groups.map((g5) => g5.lagSeconds ?? 0)) };
-  return {
-    bytes: Math.max(0, ...r5.slots.map((x) => x.retainedBytes ?? 0)),
-    seconds: Math.max(0, ...r5.tasks.map((t) => Math.max((t.latencySourceSeconds ?? 0) + (t.latencyTargetSeconds ?? 0), t.heartbeatLagSeconds ?? 0)))
-  };
-}
-function requireNativeEngine(ctx, what, instead) {
-  if (onDms(ctx)) throw inputError("cdc.engine", `${what} is not available with cdc.engine dms`, instead);
-}
-async function startNativeCdc(ctx) {
-  const s2 = await openSessions(ctx);
-  try {
-    const { journal, streams } = await requireStreams(s2, ctx, ["loaded", "streaming", "paused", "stopped"]);
-    await preflightSubscription(ctx, s2);
-    await requireReplicationRoute(ctx);
-    await journal.startPhase("cdc");
-    if (ctx.plan.cdc.ddlTrigger) await installDdlTrigger(s2.source);
-    const conninfo = subscriptionConninfo(ctx);
-    const streaming = majorOf(s2.sourceVersion) >= 14 && majorOf(s2.targetVersion) >= 14;
-    for (const st of streams) {
-      await createSubscription(s2.target, {
-        name: st.subscription,
-        conninfo,
-        publication: st.publication,
-        slot: st.slot,
-        streaming,
-        startLsn: st.snapshotMode === "paused-replica" && st.snapshotLsn ? st.snapshotLsn : void 0
-      }, ctx.log);
-      await journal.setStreamState(st.group, "streaming");
-      ctx.log.info(`group ${st.group}: subscription ${st.subscription} streaming from slot ${st.slot} (from ${st.snapshotLsn})`);
-    }
-    for (const st of streams) await waitForWorker(s2, st.subscription, 3e4);
-    await journal.event("cdc", "info", `started ${streams.length} subscription(s)`);
-    return await collectStatus(ctx, s2, await journal.streams(), 1e4);
-  } finally {
-    await s2.close();
-  }
-}
-async function setNativePaused(ctx, paused) {
-  const s2 = await openSessions(ctx);
-  try {
-    const { journal, streams } = await requireStreams(s2, ctx, ["streaming", "paused", "stopped"]);
-    for (const st of streams) {
-      if (paused && st.state === "stopped") continue;
-      await setSubscriptionEnabled(s2.target, st.subscription, !paused);
-      await journal.setStreamState(st.group, paused ? "paused" : "streaming");
-    }
-    await journal.event("cdc", "info", paused ? "paused" : "resumed");
-    return await collectStatus(ctx, s2, await journal.streams(), paused ? 0 : 5e3);
-  } finally {
-    await s2.close();
-  }
-}
-async function stopNativeCdc(ctx) {
-  const s2 = await openSessions(ctx);
-  try {
-    const { journal, streams } = await requireStreams(s2, ctx, ["streaming", "paused", "stopped"]);
-    for (const st of streams) {
-      await setSubscriptionEnabled(s2.target, st.subscription, false);
-      await journal.setStreamState(st.group, "stopped");
-    }
-    await journal.event("cdc", "info", "stopped");
-    return await collectStatus(ctx, s2, await journal.streams(), 0);
-  } finally {
-    await s2.close();
-  }
-}
-async function nativeCdcStatus(ctx, waitMs = 5e3) {
-  const s2 = await openSessions(ctx);
-  try {
-    const { streams } = await requireStreams(s2, ctx, ["loaded", "streaming", "paused", "stopped", "cut-over"]);
-    return await collectStatus(ctx, s2, streams, waitMs);
-  } finally {
-    await s2.close();
-  }
-}
-async function collectStatus(ctx, s2, streams, waitMs) {
-  const { maxLagBytes, maxLagSeconds } = ctx.plan.cdc;
-  const groups = [];
-  const lags = await measureLags(s2.source, s2.target, streams.filter((st) => st.state === "streaming").map((st) => st.group), waitMs);
-  const ddlLog = await readDdlLog(s2);
-  for (const st of streams) {
-    const slot = await slotState(s2.source, st.slot, s2.sourceVersion);
-    const sub = await subscriptionState(s2.target, st.subscription);
-    const lagSeconds = lags.get(st.group) ?? null;
-    const applyErrors = majorOf(s2.targetVersion) >= 15 ? await applyErrorCount(s2, st.subscription) : null;
-    const problems = [];
-    if (!slot.exists) problems.push(`slot ${st.slot} is missing on the source`);
-    if (slot.walStatus === "lost") problems.push(`slot ${st.slot} has lost required WAL: the stream cannot continue`);
-    if (slot.walStatus === "unreserved") problems.push(`slot ${st.slot} is about to lose WAL (wal_status unreserved)`);
-    if (st.state === "streaming" && sub.exists && !sub.workerRunning) problems.push(`subscription ${st.subscription} has no running apply worker (see the target's log)`);
-    if (st.state === "streaming" && !sub.exists) problems.push(`subscription ${st.subscription} is missing on the target`);
-    if (applyErrors) {
-      problems.push(
-        `${applyErrors} apply error(s) recorded for ${st.subscription}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then SELECT pg_stat_reset_subscription_stats(oid) FROM pg_subscription WHERE subname = '${st.subscription}'`
-      );
-    }
-    if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * ctx.plan.cdc.minSafeWalFraction) {
-      problems.push(`slot ${st.slot} can fall only ${formatBytes(Math.max(0, slot.safeWalBytes))} further behind before max_slot_wal_keep_size (${formatBytes(slot.keepLimitBytes)}) invalidates it`);
-    }
-    for (const d5 of ddlLog) {
-      problems.push(`DDL on the source at ${d5.at}: ${d5.command} ${d5.object} \u2014 apply the same change on the target (DDL is not replicated), then acknowledge with DELETE FROM pgshift.ddl_log on the source`);
-    }
-    if (slot.lagBytes !== null && slot.lagBytes > maxLagBytes && st.state === "streaming") problems.push(`lag ${formatBytes(slot.lagBytes)} is above cdc.maxLagBytes ${formatBytes(maxLagBytes)}`);
-    if (lagSeconds !== null && lagSeconds > maxLagSeconds) problems.push(`lag ${lagSeconds.toFixed(1)} s is above cdc.maxLagSeconds ${maxLagSeconds}`);
-    let health;
-    if (st.state === "paused") health = "paused";
-    else if (st.state !== "streaming") health = "stopped";
-    else if (problems.length > 0) health = "failing";
-    else if (lagSeconds === null || lagSeconds * 1e3 >= waitMs) health = "lagging";
-    else health = "streaming";
-    const tables = await tableSyncStates(s2.target, st.subscription);
-    groups.push({
-      group: st.group,
-      subscription: st.subscription,
-      slot: st.slot,
-      health,
-      sourceLsn: slot.currentLsn,
-      confirmedFlushLsn: slot.confirmedFlushLsn,
-      restartLsn: slot.restartLsn,
-      walStatus: slot.walStatus,
-      retainedBytes: slot.retainedBytes,
-      lagBytes: slot.lagBytes,
-      lagSeconds,
-      receivedLsn: sub.receivedLsn,
-      appliedLsn: sub.latestEndLsn,
-      safeWalBytes: slot.safeWalBytes,
-      tables,
-      applyErrors,
-      ddl: ddlLog,
-      problems
-    });
-  }
-  return { engine: "native", healthy: groups.every((g5) => g5.health !== "failing"), groups };
-}
-async function waitForWorker(s2, subscription, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if ((await subscriptionState(s2.target, subscription)).workerRunning) return true;
-    await new Promise((r5) => setTimeout(r5, 100));
-  }
-  return false;
-}
-async function applyErrorCount(s2, subscription) {
-  const r5 = await s2.target.query(
-    `SELECT (apply_error_count + sync_error_count)::text AS n FROM pg_stat_subscription_stats WHERE subname = $1`,
-    [subscription]
-  );
-  return r5.rows[0] ? Number(r5.rows[0].n) : null;
-}
-
-// src/phases/resync.ts
-async function resyncTables(ctx, names) {
-  requireNativeEngine(ctx, "cdc resync", `a DMS task reads its whole slot: reload the tables' group with pgshift cdc restart --group GROUP`);
-  if (names.length === 0) throw inputError("resync.tables", "resync needs at least one table", "pass --table schema.table \u2026");
-  names = names.map(canonicalTableName);
-  const s2 = await openSessions(ctx);
-  let holder;
-  try {
-    const journal = await Journal.find(s2.target, ctx.plan.name);
-    if (!journal) throw gateRefused("resync.no-journal", "there is no migration to resync", "run full-load and cdc start first");
-    const groups = await resolveGroups(ctx, s2.source, s2.sourceVersion);
-    const wanted = new Set(names);
-    const owner = groups.find((g5) => g5.tables.some((t) => wanted.has(displayName(t))));
-    const tables = owner ? owner.tables.filter((t) => wanted.has(displayName(t))) : [];
-    const unknown2 = names.filter((n3) => !tables.some((t) => displayName(t) === n3));
-    if (!owner || unknown2.length) {
-      throw inputError("resync.table", `table ${unknown2[0] ?? names[0]} is not in one group of the plan with the others`, "resync tables of one group at a time, named schema.table as verify prints them");
-    }
-    const streams = await journal.streams();
-    const base = streams.find((r5) => r5.group === owner.name);
-    if (!base || base.state !== "streaming") throw gateRefused("resync.not-streaming", `group ${owner.name} is not streaming`, "run pgshift cdc start first");
-    await preflightSubscription(ctx, s2);
-    await requireReplicationRoute(ctx);
-    const journaled = await journal.phaseState("cdc:resync");
-    const pending = streams.find((r5) => isResyncOf(r5.group, owner.name) && r5.state === "resyncing");
-    const pendingTables = pending ? journaled?.detail?.stream === pending.group ? journaled.detail.tables ?? [] : [] : [];
-    if (pending && (pendingTables.length !== names.length || pendingTables.some((t) => !wanted.has(t)))) {
-      throw gateRefused("resync.pending", `an interrupted resync of ${pendingTables.join(", ") || pending.group} has not finished`, `run pgshift cdc resync -t ${pendingTables.join(" ") || "\u2026"} first: its tables are carried by no stream until it completes`);
-    }
-    const name = pending?.group ?? resyncStreamName(owner.name, streams.filter((r5) => isResyncOf(r5.group, owner.name)).length + 1);
-    const record2 = {
-      group: name,
-      slot: slotName(ctx.plan.name, name),
-      publication: publicationName(ctx.plan.name, name),
-      subscription: subscriptionName(ctx.plan.name, name),
-      snapshotMode: "exported",
-      snapshotLsn: null,
-      state: "resyncing"
-    };
-    await journal.startPhase("cdc:resync", { stream: name, tables: names });
-    if (pending) {
-      await dropSubscription(s2.target, record2.subscription);
-      await dropSlot(s2.source, record2.slot);
-    }
-    const hb = heartbeatTable(name);
-    await ensureHeartbeat(s2.source, hb, name);
-    await ensureHeartbeat(s2.target, hb, name);
-    const carriers = streams.filter((r5) => r5.state === "streaming" && (r5.group === owner.name || isResyncOf(r5.group, owner.name)));
-    const drained = [];
-    for (const carrier of carriers) {
-      const published = await publishedTables(s2.source, carrier.publication);
-      const leaving = tables.filter((t) => published.has(displayName(t)));
-      if (!leaving.length) continue;
-      await s2.source.query(`ALTER PUBLICATION ${quoteIdent(carrier.publication)} DROP TABLE ${leaving.map(qualify).join(", ")}`);
-      drained.push(carrier);
-    }
-    if (await publicationExists(s2.source, record2.publication)) await s2.source.query(`DROP PUBLICATION ${quoteIdent(record2.publication)}`);
-    await createPublication(s2.source, record2.publication, tables, hb);
-    await journal.saveStream(record2);
-    for (const carrier of drained) {
-      const beat = await writeBeat(s2.source, heartbeatTable(carrier.group), carrier.group);
-      if (await waitForMarker(s2.target, heartbeatTable(carrier.group), carrier.group, beat, 12e4) === null) {
-        throw failure("resync.drain", `stream ${carrier.group} did not apply its changes within 120 s`, "check pgshift cdc status, then run the same resync again: it continues");
-      }
-    }
-    holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s2.sourceVersion);
-    const rows = await recopy(ctx, tables, holder.snapshotName);
-    record2.snapshotLsn = holder.lsnText;
-    await holder.release();
-    holder = void 0;
-    const conninfo = subscriptionConninfo(ctx);
-    await createSubscription(s2.target, {
-      name: record2.subscription,
-      conninfo,
-      publication: record2.publication,
-      slot: record2.slot,
-      streaming: majorOf(s2.sourceVersion) >= 14 && majorOf(s2.targetVersion) >= 14
-    }, ctx.log);
-    record2.state = "streaming";
-    await journal.saveStream(record2);
-    await journal.finishPhase("cdc:resync", "done", { stream: name, tables: names, snapshotLsn: record2.snapshotLsn, rows });
-    ctx.log.info(`resync: ${names.join(", ")} copied again at ${record2.snapshotLsn} (${rows} rows), now streaming as ${name}`);
-    return { stream: name, tables: names, snapshotLsn: record2.snapshotLsn, rows, status: await nativeCdcStatus(ctx, 1e4) };
-  } finally {
-    await holder?.release();
-    await s2.close();
-  }
-}
-async function recopy(ctx, tables, snapshotName) {
-  const source = await connect(ctx.source, { applicationName: "pgshift resync" });
-  const target = await connect(ctx.target, { applicationName: "pgshift resync" });
-  let rows = 0;
-  try {
-    await Promise.all([useCopySettings(source), useCopySettings(target)]);
-    for (const t of tables) {
-      await importSnapshot(source, snapshotName);
-      await target.query("BEGIN");
-      try {
-        await target.query("SET LOCAL session_replication_role = replica");
-        await target.query(`DELETE FROM ${qualify(t)}`);
-        rows += (await copyTable(source, target, t, { format: ctx.plan.fullLoad.copyFormat })).rows;
-        await target.query("COMMIT");
-        await source.query("COMMIT");
-      } catch (err) {
-        await target.query("ROLLBACK").catch(() => {
-        });
-        await source.query("ROLLBACK").catch(() => {
-        });
-        throw err;
-      }
-    }
-  } finally {
-    await Promise.all([source.end().catch(() => {
-    }), target.end().catch(() => {
-    })]);
-  }
-  return rows;
-}
-async function restartCdc(ctx, options) {
-  if (ctx.plan.cdc.engine === "dms") return restartDmsCdc(ctx, options);
-  const s2 = await openSessions(ctx);
-  let affected;
-  try {
-    const journal = await Journal.find(s2.target, ctx.plan.name);
-    if (!journal) throw gateRefused("restart.no-journal", "there is no migration to restart", "run pgshift full-load");
-    const streams = await journal.streams();
-    if (options.group && !streams.some((r5) => r5.group === options.group)) throw inputError("restart.group", `group ${options.group} has no stream`, `use one of: ${streams.map((r5) => r5.group).join(", ")}`);
-    affected = streams.filter((r5) => !options.group || r5.group === options.group || isResyncOf(r5.group, options.group));
-    if (!options.group) {
-      options.bundleFile = await writeFailureBundle(ctx, journal, options.bundleFile, { status: await statusOrError(ctx) });
-    }
-    await journal.event("cdc", "warn", `restart of ${options.group ? `group ${options.group}` : "every group"}`);
-  } finally {
-    await s2.close();
-  }
-  const groups = options.group ? [options.group] : void 0;
-  if (groups) await runFullLoad(ctx, { group: groups[0], restart: true });
-  else await runFullLoad(ctx, { restart: true });
-  const status = await startNativeCdc(ctx);
-  return { groups: groups ?? affected.map((r5) => r5.group), bundle: options.bundleFile, status };
-}
-async function statusOrError(ctx) {
-  try {
-    return await nativeCdcStatus(ctx, 2e3);
-  } catch (err) {
-    return { error: err.message };
-  }
-}
-
-// src/report/markdown.ts
-function table(head, rows) {
-  const line = (cells) => `| ${cells.map((c5) => String(c5).replace(/\|/g, "\\|")).join(" | ")} |`;
-  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
-}
-function cdcMarkdown(r5) {
-  if (r5.engine === "dms") return dmsMarkdown(r5);
-  return [
-    `### pgshift cdc status (${r5.engine}) \u2014 ${r5.healthy ? "healthy" : "FAILING"}`,
-    "",
-    table(
-      ["group", "health", "lag", "lag (s)", "source LSN", "confirmed LSN", "applied LSN", "retained WAL", "wal_status", "tables", "apply errors"],
-      r5.groups.map((g5) => [
-        g5.group,
-        g5.health,
-        g5.lagBytes === null ? "\u2013" : formatBytes(g5.lagBytes),
-        g5.lagSeconds === null ? "\u2013" : g5.lagSeconds.toFixed(2),
-        g5.sourceLsn,
-        g5.confirmedFlushLsn ?? "\u2013",
-        g5.appliedLsn ?? "\u2013",
-        g5.retainedBytes === null ? "\u2013" : formatBytes(g5.retainedBytes),
-        g5.walStatus ?? "\u2013",
-        Object.entries(g5.tables).map(([k5, n3]) => `${n3} ${k5}`).join(", ") || "\u2013",
-        g5.applyErrors ?? "\u2013"
-      ])
-    ),
-    ...r5.groups.flatMap((g5) => g5.problems.map((p3) => `- **${g5.group}**: ${p3}`))
-  ].join("\n") + "\n";
-}
-var num = (v, digits = 0) => v === null ? "\u2013" : v.toFixed(digits);
-var bytes = (v) => v === null ? "\u2013" : formatBytes(v);
-function dmsMarkdown(r5) {
-  const i5 = r5.instance;
-  const out = [
-    `### pgshift cdc status (dms) \u2014 ${r5.healthy ? "healthy" : "FAILING"}`,
-    "",
-    table(
-      ["task", "group", "health", "status", "latency source (s)", "latency target (s)", "heartbeat lag (s)", "incoming changes", "start LSN", "tables in error"],
-      r5.tasks.map((t) => [
-        t.identifier,
-        t.group,
-        t.health,
-        t.status + (t.stopReason ? ` (${t.stopReason})` : ""),
-        num(t.latencySourceSeconds),
-        num(t.latencyTargetSeconds),
-        num(t.heartbeatLagSeconds, 2),
-        num(t.incomingChanges),
-        t.startLsn,
-        t.tablesErrored.join(", ") || "\u2013"
-      ])
-    ),
-    "",
-    `Replication instance **${i5.identifier}**: CPU ${num(i5.cpuPercent)}%, freeable memory ${bytes(i5.freeableMemoryBytes)}, swap ${bytes(i5.swapBytes)}, free storage ${bytes(i5.freeStorageBytes)}.`,
-    "",
-    table(["slot (source)", "retained WAL", "active"], r5.slots.map((x) => [x.slot, bytes(x.retainedBytes), x.active ? "yes" : "no"]))
-  ];
-  if (r5.applyExceptions.length) {
-    out.push("", `#### New apply exceptions (${r5.applyExceptions.length})`, table(["time", "task", "table", "LOB truncation", "error"], r5.applyExceptions.slice(0, 50).map((e5) => [e5.at, e5.task, e5.table, e5.truncation ? "**yes**" : "no", e5.error.slice(0, 200)])));
-  }
-  out.push(...latencyCharts(r5));
-  const problems = [
-    ...r5.tasks.flatMap((t) => t.problems.map((p3) => `- **${t.identifier}**: ${p3}`)),
-    ...i5.problems.map((p3) => `- **${i5.identifier}**: ${p3}`),
-    ...r5.slots.filter((x) => x.problem).map((x) => `- **${x.slot}**: ${x.problem}`),
-    ...r5.applyExceptions.filter((e5) => e5.truncation).map((e5) => `- **${e5.table}**: a LOB was truncated at ${e5.at} \u2014 backfill the row from the source and raise the table's LOB limit`)
-  ];
-  if (problems.length) out.push("", ...problems);
-  return out.join("\n") + "\n";
-}
-function latencyCharts(r5) {
-  const out = [];
-  let charts = r5.latency;
-  if (charts.length > 4) {
-    const worst = /* @__PURE__ */ new Map();
-    for (const s2 of charts) for (const p3 of s2.points) worst.set(p3.at, Math.max(worst.get(p3.at) ?? 0, p3.seconds));
-    charts = [{ identifier: `the worst of ${charts.length} tasks`, points: [...worst].sort(([a5], [b5]) => a5.localeCompare(b5)).map(([at, seconds]) => ({ at, seconds })) }];
-  }
-  for (const series of charts) {
-    const points = series.points.slice(-60);
-    if (points.length < 2) continue;
-    const max = Math.max(1, ...points.map((p3) => p3.seconds));
-    out.push(
-      "",
-      "```mermaid",
-      "xychart-beta",
-      `  title "CDC latency of ${series.identifier} (s, source + target)"`,
-      `  x-axis [${points.map((p3) => `"${p3.at.slice(11, 16)}"`).join(", ")}]`,
-      `  y-axis "seconds" 0 --> ${Math.ceil(max * 1.1)}`,
-      `  line [${points.map((p3) => Math.round(p3.seconds * 10) / 10).join(", ")}]`,
-      "```"
-    );
-  }
-  return out;
-}
-
-// src/actions/_runner.ts
-import { writeFileSync as writeFileSync3 } from "node:fs";
-
-// src/config/load.ts
-var import_yaml = __toESM(require_dist2(), 1);
-import { readFileSync as readFileSync2 } from "node:fs";
-import path3 from "node:path";
-
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
 __export(external_exports, {
@@ -78981,7 +75655,7 @@ __export(external_exports, {
   clone: () => clone,
   codec: () => codec,
   coerce: () => coerce_exports,
-  compile: () => compile2,
+  compile: () => compile,
   config: () => config,
   core: () => core_exports2,
   creditCard: () => creditCard2,
@@ -78989,11 +75663,11 @@ __export(external_exports, {
   cuid2: () => cuid22,
   currencyCode: () => currencyCode2,
   custom: () => custom,
-  date: () => date3,
+  date: () => date2,
   decode: () => decode2,
   decodeAsync: () => decodeAsync2,
   deepPartial: () => deepPartial,
-  describe: () => describe147,
+  describe: () => describe2,
   discriminatedUnion: () => discriminatedUnion,
   e164: () => e1642,
   email: () => email2,
@@ -79013,7 +75687,7 @@ __export(external_exports, {
   getDiscriminatedOption: () => getDiscriminatedOption,
   getErrorMap: () => getErrorMap,
   globalRegistry: () => globalRegistry,
-  gt: () => _gt2,
+  gt: () => _gt,
   gte: () => _gte,
   guid: () => guid2,
   hash: () => hash,
@@ -79046,7 +75720,7 @@ __export(external_exports, {
   lt: () => _lt,
   lte: () => _lte,
   mac: () => mac2,
-  map: () => map3,
+  map: () => map,
   maxLength: () => _maxLength,
   maxSize: () => _maxSize,
   memoizer: () => memoizer,
@@ -79072,7 +75746,7 @@ __export(external_exports, {
   optional: () => optional,
   output: () => output,
   overwrite: () => _overwrite,
-  parse: () => parse3,
+  parse: () => parse2,
   parseAsync: () => parseAsync2,
   partialRecord: () => partialRecord,
   pipe: () => pipe,
@@ -79266,7 +75940,7 @@ __export(core_exports2, {
   _bigint: () => _bigint,
   _boolean: () => _boolean,
   _catch: () => _catch,
-  _check: () => _check2,
+  _check: () => _check,
   _cidrv4: () => _cidrv4,
   _cidrv6: () => _cidrv6,
   _coercedBigint: () => _coercedBigint,
@@ -79293,7 +75967,7 @@ __export(core_exports2, {
   _file: () => _file,
   _float32: () => _float32,
   _float64: () => _float64,
-  _gt: () => _gt2,
+  _gt: () => _gt,
   _gte: () => _gte,
   _guid: () => _guid,
   _iban: () => _iban,
@@ -79392,14 +76066,14 @@ __export(core_exports2, {
   base64urlCharset: () => base64urlCharset,
   canParseURL: () => canParseURL,
   clone: () => clone,
-  compile: () => compile2,
+  compile: () => compile,
   compileFn: () => compileFn,
   config: () => config,
   createStandardJSONSchemaMethod: () => createStandardJSONSchemaMethod,
   createToJSONSchemaMethod: () => createToJSONSchemaMethod,
   decode: () => decode,
   decodeAsync: () => decodeAsync,
-  describe: () => describe146,
+  describe: () => describe,
   encode: () => encode,
   encodeAsync: () => encodeAsync,
   extractDefs: () => extractDefs,
@@ -79424,7 +76098,7 @@ __export(core_exports2, {
   memoizer: () => memoizer,
   mergeValues: () => mergeValues,
   meta: () => meta,
-  parse: () => parse2,
+  parse: () => parse,
   parseAsync: () => parseAsync,
   parseURLObject: () => parseURLObject,
   prettifyError: () => prettifyError,
@@ -79504,7 +76178,7 @@ __export(util_exports, {
   joinValues: () => joinValues,
   jsonStringifyReplacer: () => jsonStringifyReplacer,
   members: () => members,
-  merge: () => merge2,
+  merge: () => merge,
   mergeDefs: () => mergeDefs,
   normalizeParams: () => normalizeParams,
   nullish: () => nullish,
@@ -79974,7 +76648,7 @@ function safeExtend(schema, shape) {
   }
   return clone(schema, mergeDefs(schema._zod.def, { shape: extended(schema, shape) }));
 }
-function merge2(a5, b5) {
+function merge(a5, b5) {
   if (!b5?._zod?.def) {
     throw new Error("Invalid input to merge: expected an object schema. To merge a plain shape, use `.extend()`.");
   }
@@ -80311,21 +76985,21 @@ function constantCatch(value) {
 }
 
 // node_modules/zod/v4/core/core.js
-var _a2;
+var _a;
 var NEVER = /* @__PURE__ */ Object.freeze({
   status: "aborted"
 });
 var _zodDesc = { value: void 0, enumerable: false };
-var _E2 = "captureStackTrace" in Error ? Error : null;
+var _E = "captureStackTrace" in Error ? Error : null;
 function newError(Definition) {
-  const E = _E2;
+  const E = _E;
   if (E) {
     const saved = E.stackTraceLimit;
     if (typeof saved === "number") {
       try {
         E.stackTraceLimit = 0;
       } catch {
-        _E2 = null;
+        _E = null;
         return new Definition();
       }
       try {
@@ -80424,7 +77098,7 @@ var $ZodEncodeError = class extends Error {
     this.name = "ZodEncodeError";
   }
 };
-(_a2 = globalThis).__zod_globalConfig ?? (_a2.__zod_globalConfig = {});
+(_a = globalThis).__zod_globalConfig ?? (_a.__zod_globalConfig = {});
 var globalConfig = globalThis.__zod_globalConfig;
 function config(newConfig) {
   if (newConfig)
@@ -80644,7 +77318,7 @@ var _parse = (_Err) => {
   };
   return fn;
 };
-var parse2 = /* @__PURE__ */ _parse($ZodRealError);
+var parse = /* @__PURE__ */ _parse($ZodRealError);
 var _parseAsync = (_Err) => {
   const fn = async (schema, value, _ctx, params) => {
     const ctx = _ctx ? { ..._ctx, async: true } : { async: true };
@@ -80799,7 +77473,7 @@ __export(regexes_exports, {
   cuid: () => cuid,
   cuid2: () => cuid2,
   currencyCode: () => currencyCode,
-  date: () => date2,
+  date: () => date,
   datetime: () => datetime,
   domain: () => domain,
   duration: () => duration,
@@ -80841,7 +77515,7 @@ __export(regexes_exports, {
   sha512_base64url: () => sha512_base64url,
   sha512_hex: () => sha512_hex,
   string: () => string,
-  time: () => time2,
+  time: () => time,
   ulid: () => ulid,
   undefined: () => _undefined,
   unicodeEmail: () => unicodeEmail,
@@ -80903,13 +77577,13 @@ var dateSource = `(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][
 function anchor(source) {
   return new RegExp(`^${source}$`);
 }
-var date2 = /* @__PURE__ */ anchor(dateSource);
+var date = /* @__PURE__ */ anchor(dateSource);
 function timeSource(args) {
   const hhmm = `(?:[01]\\d|2[0-3]):[0-5]\\d`;
   const regex = typeof args.precision === "number" ? args.precision === -1 ? `${hhmm}` : args.precision === 0 ? `${hhmm}:[0-5]\\d` : `${hhmm}:[0-5]\\d\\.\\d{${args.precision}}` : args.seconds ? `${hhmm}:[0-5]\\d(?:\\.\\d+)?` : `${hhmm}(?::[0-5]\\d(?:\\.\\d+)?)?`;
   return regex;
 }
-function time2(args) {
+function time(args) {
   return new RegExp(`^${timeSource(args)}$`);
 }
 function datetime(args) {
@@ -81809,11 +78483,11 @@ var $ZodISODateTime = /* @__PURE__ */ $constructor("$ZodISODateTime", (inst, def
   $ZodStringFormat.init(inst, def);
 });
 var $ZodISODate = /* @__PURE__ */ $constructor("$ZodISODate", (inst, def) => {
-  def.pattern ?? (def.pattern = date2);
+  def.pattern ?? (def.pattern = date);
   $ZodStringFormat.init(inst, def);
 });
 var $ZodISOTime = /* @__PURE__ */ $constructor("$ZodISOTime", (inst, def) => {
-  def.pattern ?? (def.pattern = time2(def));
+  def.pattern ?? (def.pattern = time(def));
   $ZodStringFormat.init(inst, def);
 });
 var $ZodISODuration = /* @__PURE__ */ $constructor("$ZodISODuration", (inst, def) => {
@@ -83797,10 +80471,10 @@ var $ZodFunction = /* @__PURE__ */ $constructor("$ZodFunction", (inst, def) => {
       throw new Error("implement() must be called with a function");
     }
     return Object.defineProperty(function(...args) {
-      const parsedArgs = inst._def.input ? parse2(inst._def.input, args) : args;
+      const parsedArgs = inst._def.input ? parse(inst._def.input, args) : args;
       const result = Reflect.apply(func, this, parsedArgs);
       if (inst._def.output) {
-        return parse2(inst._def.output, result);
+        return parse(inst._def.output, result);
       }
       return result;
     }, "_zod", { value: inst._zod, enumerable: false });
@@ -84268,7 +80942,7 @@ __export(locales_exports, {
 });
 
 // node_modules/zod/v4/locales/ar.js
-var error3 = () => {
+var error2 = () => {
   const Sizable = {
     string: { unit: "\u062D\u0631\u0641", verb: "\u0623\u0646 \u064A\u062D\u0648\u064A" },
     file: { unit: "\u0628\u0627\u064A\u062A", verb: "\u0623\u0646 \u064A\u062D\u0648\u064A" },
@@ -84375,12 +81049,12 @@ var error3 = () => {
 };
 function ar_default() {
   return {
-    localeError: error3()
+    localeError: error2()
   };
 }
 
 // node_modules/zod/v4/locales/az.js
-var error4 = () => {
+var error3 = () => {
   const Sizable = {
     string: { unit: "simvol", verb: "olmal\u0131d\u0131r" },
     file: { unit: "bayt", verb: "olmal\u0131d\u0131r" },
@@ -84486,7 +81160,7 @@ var error4 = () => {
 };
 function az_default() {
   return {
-    localeError: error4()
+    localeError: error3()
   };
 }
 
@@ -84506,7 +81180,7 @@ function getBelarusianPlural(count, one, few, many) {
   }
   return many;
 }
-var error5 = () => {
+var error4 = () => {
   const Sizable = {
     string: {
       unit: {
@@ -84655,12 +81329,12 @@ var error5 = () => {
 };
 function be_default() {
   return {
-    localeError: error5()
+    localeError: error4()
   };
 }
 
 // node_modules/zod/v4/locales/bg.js
-var error6 = () => {
+var error5 = () => {
   const Sizable = {
     string: { unit: "\u0441\u0438\u043C\u0432\u043E\u043B\u0430", verb: "\u0434\u0430 \u0441\u044A\u0434\u044A\u0440\u0436\u0430" },
     file: { unit: "\u0431\u0430\u0439\u0442\u0430", verb: "\u0434\u0430 \u0441\u044A\u0434\u044A\u0440\u0436\u0430" },
@@ -84781,12 +81455,12 @@ var error6 = () => {
 };
 function bg_default() {
   return {
-    localeError: error6()
+    localeError: error5()
   };
 }
 
 // node_modules/zod/v4/locales/bn.js
-var error7 = () => {
+var error6 = () => {
   const Sizable = {
     string: { unit: "\u0985\u0995\u09CD\u09B7\u09B0", verb: "\u09A5\u09BE\u0995\u09A4\u09C7 \u09B9\u09AC\u09C7" },
     file: { unit: "\u09AC\u09BE\u0987\u099F", verb: "\u09A5\u09BE\u0995\u09A4\u09C7 \u09B9\u09AC\u09C7" },
@@ -84895,12 +81569,12 @@ var error7 = () => {
 };
 function bn_default() {
   return {
-    localeError: error7()
+    localeError: error6()
   };
 }
 
 // node_modules/zod/v4/locales/ca.js
-var error8 = () => {
+var error7 = () => {
   const Sizable = {
     string: { unit: "car\xE0cters", verb: "contenir" },
     file: { unit: "bytes", verb: "contenir" },
@@ -85009,12 +81683,12 @@ var error8 = () => {
 };
 function ca_default() {
   return {
-    localeError: error8()
+    localeError: error7()
   };
 }
 
 // node_modules/zod/v4/locales/ckb.js
-var error9 = () => {
+var error8 = () => {
   const Sizable = {
     string: { unit: "\u067E\u06CC\u062A", verb: "\u0628\u06CE\u062A" },
     file: { unit: "\u0628\u0627\u06CC\u062A", verb: "\u0628\u06CE\u062A" },
@@ -85142,12 +81816,12 @@ var error9 = () => {
 };
 function ckb_default() {
   return {
-    localeError: error9()
+    localeError: error8()
   };
 }
 
 // node_modules/zod/v4/locales/cs.js
-var error10 = () => {
+var error9 = () => {
   const Sizable = {
     string: { unit: "znak\u016F", verb: "m\xEDt" },
     file: { unit: "bajt\u016F", verb: "m\xEDt" },
@@ -85259,12 +81933,12 @@ var error10 = () => {
 };
 function cs_default() {
   return {
-    localeError: error10()
+    localeError: error9()
   };
 }
 
 // node_modules/zod/v4/locales/da.js
-var error11 = () => {
+var error10 = () => {
   const Sizable = {
     string: { unit: "tegn", verb: "havde" },
     file: { unit: "bytes", verb: "havde" },
@@ -85380,12 +82054,12 @@ var error11 = () => {
 };
 function da_default() {
   return {
-    localeError: error11()
+    localeError: error10()
   };
 }
 
 // node_modules/zod/v4/locales/de.js
-var error12 = () => {
+var error11 = () => {
   const Sizable = {
     string: { unit: "Zeichen", verb: "zu haben" },
     file: { unit: "Bytes", verb: "zu haben" },
@@ -85494,12 +82168,12 @@ var error12 = () => {
 };
 function de_default() {
   return {
-    localeError: error12()
+    localeError: error11()
   };
 }
 
 // node_modules/zod/v4/locales/el.js
-var error13 = () => {
+var error12 = () => {
   const Sizable = {
     string: { unit: "\u03C7\u03B1\u03C1\u03B1\u03BA\u03C4\u03AE\u03C1\u03B5\u03C2", verb: "\u03BD\u03B1 \u03AD\u03C7\u03B5\u03B9" },
     file: { unit: "bytes", verb: "\u03BD\u03B1 \u03AD\u03C7\u03B5\u03B9" },
@@ -85607,12 +82281,12 @@ var error13 = () => {
 };
 function el_default() {
   return {
-    localeError: error13()
+    localeError: error12()
   };
 }
 
 // node_modules/zod/v4/locales/en.js
-var error14 = () => {
+var error13 = () => {
   const Sizable = {
     string: { unit: "characters", verb: "to have" },
     file: { unit: "bytes", verb: "to have" },
@@ -85732,12 +82406,12 @@ var error14 = () => {
 };
 function en_default() {
   return {
-    localeError: error14()
+    localeError: error13()
   };
 }
 
 // node_modules/zod/v4/locales/eo.js
-var error15 = () => {
+var error14 = () => {
   const Sizable = {
     string: { unit: "karaktrojn", verb: "havi" },
     file: { unit: "bajtojn", verb: "havi" },
@@ -85847,12 +82521,12 @@ var error15 = () => {
 };
 function eo_default() {
   return {
-    localeError: error15()
+    localeError: error14()
   };
 }
 
 // node_modules/zod/v4/locales/es.js
-var error16 = () => {
+var error15 = () => {
   const Sizable = {
     string: { unit: "caracteres", verb: "tener" },
     file: { unit: "bytes", verb: "tener" },
@@ -85984,12 +82658,12 @@ var error16 = () => {
 };
 function es_default() {
   return {
-    localeError: error16()
+    localeError: error15()
   };
 }
 
 // node_modules/zod/v4/locales/fa.js
-var error17 = () => {
+var error16 = () => {
   const Sizable = {
     string: { unit: "\u06A9\u0627\u0631\u0627\u06A9\u062A\u0631", verb: "\u062F\u0627\u0634\u062A\u0647 \u0628\u0627\u0634\u062F" },
     file: { unit: "\u0628\u0627\u06CC\u062A", verb: "\u062F\u0627\u0634\u062A\u0647 \u0628\u0627\u0634\u062F" },
@@ -86104,12 +82778,12 @@ var error17 = () => {
 };
 function fa_default() {
   return {
-    localeError: error17()
+    localeError: error16()
   };
 }
 
 // node_modules/zod/v4/locales/fi.js
-var error18 = () => {
+var error17 = () => {
   const Sizable = {
     string: { unit: "merkki\xE4", subject: "merkkijonon" },
     file: { unit: "tavua", subject: "tiedoston" },
@@ -86222,12 +82896,12 @@ var error18 = () => {
 };
 function fi_default() {
   return {
-    localeError: error18()
+    localeError: error17()
   };
 }
 
 // node_modules/zod/v4/locales/fr.js
-var error19 = () => {
+var error18 = () => {
   const Sizable = {
     string: { unit: "caract\xE8res", verb: "avoir" },
     file: { unit: "octets", verb: "avoir" },
@@ -86352,12 +83026,12 @@ var error19 = () => {
 };
 function fr_default() {
   return {
-    localeError: error19()
+    localeError: error18()
   };
 }
 
 // node_modules/zod/v4/locales/fr-CA.js
-var error20 = () => {
+var error19 = () => {
   const Sizable = {
     string: { unit: "caract\xE8res", verb: "avoir" },
     file: { unit: "octets", verb: "avoir" },
@@ -86465,12 +83139,12 @@ var error20 = () => {
 };
 function fr_CA_default() {
   return {
-    localeError: error20()
+    localeError: error19()
   };
 }
 
 // node_modules/zod/v4/locales/gu.js
-var error21 = () => {
+var error20 = () => {
   const Sizable = {
     string: { unit: "\u0A85\u0A95\u0ACD\u0AB7\u0AB0", verb: "\u0AB9\u0ACB\u0AB5\u0ABE \u0A9C\u0ACB\u0A88\u0A8F" },
     file: { unit: "\u0AAC\u0ABE\u0AAF\u0A9F", verb: "\u0AB9\u0ACB\u0AB5\u0ABE \u0A9C\u0ACB\u0A88\u0A8F" },
@@ -86579,12 +83253,12 @@ var error21 = () => {
 };
 function gu_default() {
   return {
-    localeError: error21()
+    localeError: error20()
   };
 }
 
 // node_modules/zod/v4/locales/he.js
-var error22 = () => {
+var error21 = () => {
   const TypeNames = {
     string: { label: "\u05DE\u05D7\u05E8\u05D5\u05D6\u05EA", gender: "f" },
     number: { label: "\u05DE\u05E1\u05E4\u05E8", gender: "m" },
@@ -86781,12 +83455,12 @@ var error22 = () => {
 };
 function he_default() {
   return {
-    localeError: error22()
+    localeError: error21()
   };
 }
 
 // node_modules/zod/v4/locales/hi.js
-var error23 = () => {
+var error22 = () => {
   const Sizable = {
     string: { unit: "\u0905\u0915\u094D\u0937\u0930", verb: "\u0930\u0916\u0928\u0947 \u0915\u0947 \u0932\u093F\u090F" },
     file: { unit: "\u092C\u093E\u0907\u091F\u094D\u0938", verb: "\u0930\u0916\u0928\u0947 \u0915\u0947 \u0932\u093F\u090F" },
@@ -86893,12 +83567,12 @@ var error23 = () => {
 };
 function hi_default() {
   return {
-    localeError: error23()
+    localeError: error22()
   };
 }
 
 // node_modules/zod/v4/locales/hr.js
-var error24 = () => {
+var error23 = () => {
   const Sizable = {
     string: { unit: "znakova", verb: "imati" },
     file: { unit: "bajtova", verb: "imati" },
@@ -87020,12 +83694,12 @@ var error24 = () => {
 };
 function hr_default() {
   return {
-    localeError: error24()
+    localeError: error23()
   };
 }
 
 // node_modules/zod/v4/locales/hu.js
-var error25 = () => {
+var error24 = () => {
   const Sizable = {
     string: { unit: "karakter", verb: "legyen" },
     file: { unit: "byte", verb: "legyen" },
@@ -87134,7 +83808,7 @@ var error25 = () => {
 };
 function hu_default() {
   return {
-    localeError: error25()
+    localeError: error24()
   };
 }
 
@@ -87149,7 +83823,7 @@ function withDefiniteArticle(word) {
   const lastChar = word[word.length - 1];
   return word + (vowels.includes(lastChar) ? "\u0576" : "\u0568");
 }
-var error26 = () => {
+var error25 = () => {
   const Sizable = {
     string: {
       unit: {
@@ -87293,12 +83967,12 @@ var error26 = () => {
 };
 function hy_default() {
   return {
-    localeError: error26()
+    localeError: error25()
   };
 }
 
 // node_modules/zod/v4/locales/id.js
-var error27 = () => {
+var error26 = () => {
   const Sizable = {
     string: { unit: "karakter", verb: "memiliki" },
     file: { unit: "byte", verb: "memiliki" },
@@ -87405,12 +84079,12 @@ var error27 = () => {
 };
 function id_default() {
   return {
-    localeError: error27()
+    localeError: error26()
   };
 }
 
 // node_modules/zod/v4/locales/is.js
-var error28 = () => {
+var error27 = () => {
   const Sizable = {
     string: { unit: "stafi", verb: "a\xF0 hafa" },
     file: { unit: "b\xE6ti", verb: "a\xF0 hafa" },
@@ -87520,12 +84194,12 @@ var error28 = () => {
 };
 function is_default() {
   return {
-    localeError: error28()
+    localeError: error27()
   };
 }
 
 // node_modules/zod/v4/locales/it.js
-var error29 = () => {
+var error28 = () => {
   const Sizable = {
     string: { unit: "caratteri", verb: "avere" },
     file: { unit: "byte", verb: "avere" },
@@ -87634,12 +84308,12 @@ var error29 = () => {
 };
 function it_default() {
   return {
-    localeError: error29()
+    localeError: error28()
   };
 }
 
 // node_modules/zod/v4/locales/ja.js
-var error30 = () => {
+var error29 = () => {
   const Sizable = {
     string: { unit: "\u6587\u5B57", verb: "\u3067\u3042\u308B" },
     file: { unit: "\u30D0\u30A4\u30C8", verb: "\u3067\u3042\u308B" },
@@ -87747,12 +84421,12 @@ var error30 = () => {
 };
 function ja_default() {
   return {
-    localeError: error30()
+    localeError: error29()
   };
 }
 
 // node_modules/zod/v4/locales/ka.js
-var error31 = () => {
+var error30 = () => {
   const Sizable = {
     string: { unit: "\u10E1\u10D8\u10DB\u10D1\u10DD\u10DA\u10DD", verb: "\u10E3\u10DC\u10D3\u10D0 \u10E8\u10D4\u10D8\u10EA\u10D0\u10D5\u10D3\u10D4\u10E1" },
     file: { unit: "\u10D1\u10D0\u10D8\u10E2\u10D8", verb: "\u10E3\u10DC\u10D3\u10D0 \u10E8\u10D4\u10D8\u10EA\u10D0\u10D5\u10D3\u10D4\u10E1" },
@@ -87865,12 +84539,12 @@ var error31 = () => {
 };
 function ka_default() {
   return {
-    localeError: error31()
+    localeError: error30()
   };
 }
 
 // node_modules/zod/v4/locales/km.js
-var error32 = () => {
+var error31 = () => {
   const Sizable = {
     string: { unit: "\u178F\u17BD\u17A2\u1780\u17D2\u179F\u179A", verb: "\u1782\u17BD\u179A\u1798\u17B6\u1793" },
     file: { unit: "\u1794\u17C3", verb: "\u1782\u17BD\u179A\u1798\u17B6\u1793" },
@@ -87981,7 +84655,7 @@ var error32 = () => {
 };
 function km_default() {
   return {
-    localeError: error32()
+    localeError: error31()
   };
 }
 
@@ -87991,7 +84665,7 @@ function kh_default() {
 }
 
 // node_modules/zod/v4/locales/kn.js
-var error33 = () => {
+var error32 = () => {
   const Sizable = {
     string: { unit: "\u0C85\u0C95\u0CCD\u0CB7\u0CB0\u0C97\u0CB3\u0CC1", verb: "\u0CB9\u0CCA\u0C82\u0CA6\u0CB2\u0CC1" },
     file: { unit: "\u0CAC\u0CC8\u0C9F\u0CCD\u200C\u0C97\u0CB3\u0CC1", verb: "\u0CB9\u0CCA\u0C82\u0CA6\u0CB2\u0CC1" },
@@ -88102,12 +84776,12 @@ var error33 = () => {
 };
 function kn_default() {
   return {
-    localeError: error33()
+    localeError: error32()
   };
 }
 
 // node_modules/zod/v4/locales/ko.js
-var error34 = () => {
+var error33 = () => {
   const Sizable = {
     string: { unit: "\uBB38\uC790", verb: "to have" },
     file: { unit: "\uBC14\uC774\uD2B8", verb: "to have" },
@@ -88219,7 +84893,7 @@ var error34 = () => {
 };
 function ko_default() {
   return {
-    localeError: error34()
+    localeError: error33()
   };
 }
 
@@ -88237,7 +84911,7 @@ function getUnitTypeFromNumber(number4) {
     return "one";
   return "few";
 }
-var error35 = () => {
+var error34 = () => {
   const Sizable = {
     string: {
       unit: {
@@ -88427,12 +85101,12 @@ var error35 = () => {
 };
 function lt_default() {
   return {
-    localeError: error35()
+    localeError: error34()
   };
 }
 
 // node_modules/zod/v4/locales/mk.js
-var error36 = () => {
+var error35 = () => {
   const Sizable = {
     string: { unit: "\u0437\u043D\u0430\u0446\u0438", verb: "\u0434\u0430 \u0438\u043C\u0430\u0430\u0442" },
     file: { unit: "\u0431\u0430\u0458\u0442\u0438", verb: "\u0434\u0430 \u0438\u043C\u0430\u0430\u0442" },
@@ -88542,12 +85216,12 @@ var error36 = () => {
 };
 function mk_default() {
   return {
-    localeError: error36()
+    localeError: error35()
   };
 }
 
 // node_modules/zod/v4/locales/ms.js
-var error37 = () => {
+var error36 = () => {
   const Sizable = {
     string: { unit: "aksara", verb: "mempunyai" },
     file: { unit: "bait", verb: "mempunyai" },
@@ -88655,12 +85329,12 @@ var error37 = () => {
 };
 function ms_default() {
   return {
-    localeError: error37()
+    localeError: error36()
   };
 }
 
 // node_modules/zod/v4/locales/ne.js
-var error38 = () => {
+var error37 = () => {
   const Sizable = {
     string: { unit: "\u0905\u0915\u094D\u0937\u0930", verb: "\u0939\u0941\u0928\u0941\u092A\u0930\u094D\u091B" },
     file: { unit: "\u092C\u093E\u0907\u091F", verb: "\u0939\u0941\u0928\u0941\u092A\u0930\u094D\u091B" },
@@ -88767,12 +85441,12 @@ var error38 = () => {
 };
 function ne_default() {
   return {
-    localeError: error38()
+    localeError: error37()
   };
 }
 
 // node_modules/zod/v4/locales/nl.js
-var error39 = () => {
+var error38 = () => {
   const Sizable = {
     string: { unit: "tekens", verb: "heeft" },
     file: { unit: "bytes", verb: "heeft" },
@@ -88883,12 +85557,12 @@ var error39 = () => {
 };
 function nl_default() {
   return {
-    localeError: error39()
+    localeError: error38()
   };
 }
 
 // node_modules/zod/v4/locales/nn.js
-var error40 = () => {
+var error39 = () => {
   const Sizable = {
     string: { unit: "teikn", verb: "\xE5 ha" },
     file: { unit: "bytes", verb: "\xE5 ha" },
@@ -88997,12 +85671,12 @@ var error40 = () => {
 };
 function nn_default() {
   return {
-    localeError: error40()
+    localeError: error39()
   };
 }
 
 // node_modules/zod/v4/locales/no.js
-var error41 = () => {
+var error40 = () => {
   const Sizable = {
     string: { unit: "tegn", verb: "\xE5 ha" },
     file: { unit: "bytes", verb: "\xE5 ha" },
@@ -89111,12 +85785,12 @@ var error41 = () => {
 };
 function no_default() {
   return {
-    localeError: error41()
+    localeError: error40()
   };
 }
 
 // node_modules/zod/v4/locales/ota.js
-var error42 = () => {
+var error41 = () => {
   const Sizable = {
     string: { unit: "harf", verb: "olmal\u0131d\u0131r" },
     file: { unit: "bayt", verb: "olmal\u0131d\u0131r" },
@@ -89226,12 +85900,12 @@ var error42 = () => {
 };
 function ota_default() {
   return {
-    localeError: error42()
+    localeError: error41()
   };
 }
 
 // node_modules/zod/v4/locales/ps.js
-var error43 = () => {
+var error42 = () => {
   const Sizable = {
     string: { unit: "\u062A\u0648\u06A9\u064A", verb: "\u0648\u0644\u0631\u064A" },
     file: { unit: "\u0628\u0627\u06CC\u067C\u0633", verb: "\u0648\u0644\u0631\u064A" },
@@ -89346,12 +86020,12 @@ var error43 = () => {
 };
 function ps_default() {
   return {
-    localeError: error43()
+    localeError: error42()
   };
 }
 
 // node_modules/zod/v4/locales/pl.js
-var error44 = () => {
+var error43 = () => {
   const Sizable = {
     string: { unit: "znak\xF3w", verb: "mie\u0107" },
     file: { unit: "bajt\xF3w", verb: "mie\u0107" },
@@ -89461,12 +86135,12 @@ var error44 = () => {
 };
 function pl_default() {
   return {
-    localeError: error44()
+    localeError: error43()
   };
 }
 
 // node_modules/zod/v4/locales/pt.js
-var error45 = () => {
+var error44 = () => {
   const Sizable = {
     string: { unit: "caracteres" },
     file: { unit: "bytes" },
@@ -89605,12 +86279,12 @@ var error45 = () => {
 };
 function pt_default() {
   return {
-    localeError: error45()
+    localeError: error44()
   };
 }
 
 // node_modules/zod/v4/locales/pt-BR.js
-var error46 = () => {
+var error45 = () => {
   const Sizable = {
     string: { unit: "caracteres" },
     file: { unit: "bytes" },
@@ -89750,12 +86424,12 @@ var error46 = () => {
 };
 function pt_BR_default() {
   return {
-    localeError: error46()
+    localeError: error45()
   };
 }
 
 // node_modules/zod/v4/locales/ro.js
-var error47 = () => {
+var error46 = () => {
   const Sizable = {
     string: { unit: "caractere", verb: "s\u0103 aib\u0103" },
     file: { unit: "octe\u021Bi", verb: "s\u0103 aib\u0103" },
@@ -89873,7 +86547,7 @@ var error47 = () => {
 };
 function ro_default() {
   return {
-    localeError: error47()
+    localeError: error46()
   };
 }
 
@@ -89893,7 +86567,7 @@ function getRussianPlural(count, one, few, many) {
   }
   return many;
 }
-var error48 = () => {
+var error47 = () => {
   const Sizable = {
     string: {
       unit: {
@@ -90042,12 +86716,12 @@ var error48 = () => {
 };
 function ru_default() {
   return {
-    localeError: error48()
+    localeError: error47()
   };
 }
 
 // node_modules/zod/v4/locales/sk.js
-var error49 = () => {
+var error48 = () => {
   const Sizable = {
     string: { unit: "znakov", verb: "ma\u0165" },
     file: { unit: "bajtov", verb: "ma\u0165" },
@@ -90159,12 +86833,12 @@ var error49 = () => {
 };
 function sk_default() {
   return {
-    localeError: error49()
+    localeError: error48()
   };
 }
 
 // node_modules/zod/v4/locales/sl.js
-var error50 = () => {
+var error49 = () => {
   const Sizable = {
     string: { unit: "znakov", verb: "imeti" },
     file: { unit: "bajtov", verb: "imeti" },
@@ -90274,12 +86948,12 @@ var error50 = () => {
 };
 function sl_default() {
   return {
-    localeError: error50()
+    localeError: error49()
   };
 }
 
 // node_modules/zod/v4/locales/sv.js
-var error51 = () => {
+var error50 = () => {
   const Sizable = {
     string: { unit: "tecken", verb: "att ha" },
     file: { unit: "bytes", verb: "att ha" },
@@ -90390,12 +87064,12 @@ var error51 = () => {
 };
 function sv_default() {
   return {
-    localeError: error51()
+    localeError: error50()
   };
 }
 
 // node_modules/zod/v4/locales/ta.js
-var error52 = () => {
+var error51 = () => {
   const Sizable = {
     string: { unit: "\u0B8E\u0BB4\u0BC1\u0BA4\u0BCD\u0BA4\u0BC1\u0B95\u0BCD\u0B95\u0BB3\u0BCD", verb: "\u0B95\u0BCA\u0BA3\u0BCD\u0B9F\u0BBF\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD" },
     file: { unit: "\u0BAA\u0BC8\u0B9F\u0BCD\u0B9F\u0BC1\u0B95\u0BB3\u0BCD", verb: "\u0B95\u0BCA\u0BA3\u0BCD\u0B9F\u0BBF\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD" },
@@ -90506,12 +87180,12 @@ var error52 = () => {
 };
 function ta_default() {
   return {
-    localeError: error52()
+    localeError: error51()
   };
 }
 
 // node_modules/zod/v4/locales/tg.js
-var error53 = () => {
+var error52 = () => {
   const Sizable = {
     string: { unit: "\u0430\u043B\u043E\u043C\u0430\u0442", verb: "\u0434\u043E\u0448\u0442\u0430 \u0431\u043E\u0448\u0430\u0434" },
     file: { unit: "\u0431\u0430\u0439\u0442", verb: "\u0434\u043E\u0448\u0442\u0430 \u0431\u043E\u0448\u0430\u0434" },
@@ -90623,12 +87297,12 @@ var error53 = () => {
 };
 function tg_default() {
   return {
-    localeError: error53()
+    localeError: error52()
   };
 }
 
 // node_modules/zod/v4/locales/th.js
-var error54 = () => {
+var error53 = () => {
   const Sizable = {
     string: { unit: "\u0E15\u0E31\u0E27\u0E2D\u0E31\u0E01\u0E29\u0E23", verb: "\u0E04\u0E27\u0E23\u0E21\u0E35" },
     file: { unit: "\u0E44\u0E1A\u0E15\u0E4C", verb: "\u0E04\u0E27\u0E23\u0E21\u0E35" },
@@ -90739,12 +87413,12 @@ var error54 = () => {
 };
 function th_default() {
   return {
-    localeError: error54()
+    localeError: error53()
   };
 }
 
 // node_modules/zod/v4/locales/tk.js
-var error55 = () => {
+var error54 = () => {
   const Sizable = {
     string: { unit: "simwol", verb: "bolmaly" },
     file: { unit: "ba\xFDt", verb: "bolmaly" },
@@ -90847,12 +87521,12 @@ var error55 = () => {
 };
 function tk_default() {
   return {
-    localeError: error55()
+    localeError: error54()
   };
 }
 
 // node_modules/zod/v4/locales/tr.js
-var error56 = () => {
+var error55 = () => {
   const Sizable = {
     string: { unit: "karakter", verb: "olmal\u0131" },
     file: { unit: "bayt", verb: "olmal\u0131" },
@@ -90958,12 +87632,12 @@ var error56 = () => {
 };
 function tr_default() {
   return {
-    localeError: error56()
+    localeError: error55()
   };
 }
 
 // node_modules/zod/v4/locales/uk.js
-var error57 = () => {
+var error56 = () => {
   const Sizable = {
     string: { unit: "\u0441\u0438\u043C\u0432\u043E\u043B\u0456\u0432", verb: "\u043C\u0430\u0442\u0438\u043C\u0435" },
     file: { unit: "\u0431\u0430\u0439\u0442\u0456\u0432", verb: "\u043C\u0430\u0442\u0438\u043C\u0435" },
@@ -91072,7 +87746,7 @@ var error57 = () => {
 };
 function uk_default() {
   return {
-    localeError: error57()
+    localeError: error56()
   };
 }
 
@@ -91082,7 +87756,7 @@ function ua_default() {
 }
 
 // node_modules/zod/v4/locales/ur.js
-var error58 = () => {
+var error57 = () => {
   const Sizable = {
     string: { unit: "\u062D\u0631\u0648\u0641", verb: "\u06C1\u0648\u0646\u0627" },
     file: { unit: "\u0628\u0627\u0626\u0679\u0633", verb: "\u06C1\u0648\u0646\u0627" },
@@ -91193,12 +87867,12 @@ var error58 = () => {
 };
 function ur_default() {
   return {
-    localeError: error58()
+    localeError: error57()
   };
 }
 
 // node_modules/zod/v4/locales/uz.js
-var error59 = () => {
+var error58 = () => {
   const Sizable = {
     string: { unit: "belgi", verb: "bo\u2018lishi kerak" },
     file: { unit: "bayt", verb: "bo\u2018lishi kerak" },
@@ -91307,12 +87981,12 @@ var error59 = () => {
 };
 function uz_default() {
   return {
-    localeError: error59()
+    localeError: error58()
   };
 }
 
 // node_modules/zod/v4/locales/vi.js
-var error60 = () => {
+var error59 = () => {
   const Sizable = {
     string: { unit: "k\xFD t\u1EF1", verb: "c\xF3" },
     file: { unit: "byte", verb: "c\xF3" },
@@ -91421,12 +88095,12 @@ var error60 = () => {
 };
 function vi_default() {
   return {
-    localeError: error60()
+    localeError: error59()
   };
 }
 
 // node_modules/zod/v4/locales/zh-CN.js
-var error61 = () => {
+var error60 = () => {
   const Sizable = {
     string: { unit: "\u5B57\u7B26", verb: "\u5305\u542B" },
     file: { unit: "\u5B57\u8282", verb: "\u5305\u542B" },
@@ -91536,12 +88210,12 @@ var error61 = () => {
 };
 function zh_CN_default() {
   return {
-    localeError: error61()
+    localeError: error60()
   };
 }
 
 // node_modules/zod/v4/locales/zh-TW.js
-var error62 = () => {
+var error61 = () => {
   const Sizable = {
     string: { unit: "\u5B57\u5143", verb: "\u64C1\u6709" },
     file: { unit: "\u4F4D\u5143\u7D44", verb: "\u64C1\u6709" },
@@ -91649,12 +88323,12 @@ var error62 = () => {
 };
 function zh_TW_default() {
   return {
-    localeError: error62()
+    localeError: error61()
   };
 }
 
 // node_modules/zod/v4/locales/yo.js
-var error63 = () => {
+var error62 = () => {
   const Sizable = {
     string: { unit: "\xE0mi", verb: "n\xED" },
     file: { unit: "bytes", verb: "n\xED" },
@@ -91762,12 +88436,12 @@ var error63 = () => {
 };
 function yo_default() {
   return {
-    localeError: error63()
+    localeError: error62()
   };
 }
 
 // node_modules/zod/v4/core/registries.js
-var _a3;
+var _a2;
 var $output = /* @__PURE__ */ Symbol("ZodOutput");
 var $input = /* @__PURE__ */ Symbol("ZodInput");
 var $ZodRegistry = class {
@@ -91813,7 +88487,7 @@ var $ZodRegistry = class {
 function registry() {
   return new $ZodRegistry();
 }
-(_a3 = globalThis).__zod_globalRegistry ?? (_a3.__zod_globalRegistry = registry());
+(_a2 = globalThis).__zod_globalRegistry ?? (_a2.__zod_globalRegistry = registry());
 var globalRegistry = globalThis.__zod_globalRegistry;
 
 // node_modules/zod/v4/core/compile.js
@@ -91839,7 +88513,7 @@ function compileValidator(schema, parser) {
     return parser;
   }
 }
-function compile2(schema, options) {
+function compile(schema, options) {
   try {
     const parser = compileFn(schema);
     const clone2 = withParser(schema, parser);
@@ -93936,7 +90610,7 @@ function _lte(value, params) {
   });
 }
 // @__NO_SIDE_EFFECTS__
-function _gt2(value, params) {
+function _gt(value, params) {
   return new $ZodCheckGreaterThan({
     check: "greater_than",
     ...normalizeParams(params),
@@ -93955,7 +90629,7 @@ function _gte(value, params) {
 }
 // @__NO_SIDE_EFFECTS__
 function _positive(params) {
-  return /* @__PURE__ */ _gt2(0, params);
+  return /* @__PURE__ */ _gt(0, params);
 }
 // @__NO_SIDE_EFFECTS__
 function _negative(params) {
@@ -94359,7 +91033,7 @@ function _refine(Class2, fn, _params) {
 }
 // @__NO_SIDE_EFFECTS__
 function _superRefine(fn, params) {
-  const ch = /* @__PURE__ */ _check2((payload2) => {
+  const ch = /* @__PURE__ */ _check((payload2) => {
     payload2.addIssue = (issue3) => {
       if (typeof issue3 === "string") {
         payload2.issues.push(issue2(issue3, payload2.value, ch._zod.def));
@@ -94380,7 +91054,7 @@ function _superRefine(fn, params) {
   return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function _check2(fn, params) {
+function _check(fn, params) {
   const ch = new $ZodCheck({
     check: "custom",
     ...normalizeParams(params)
@@ -94389,7 +91063,7 @@ function _check2(fn, params) {
   return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function describe146(description) {
+function describe(description) {
   const ch = new $ZodCheck({ check: "describe" });
   ch._zod.onattach = [
     (inst) => {
@@ -95942,8 +92616,8 @@ __export(schemas_exports2, {
   cuid2: () => cuid22,
   currencyCode: () => currencyCode2,
   custom: () => custom,
-  date: () => date3,
-  describe: () => describe147,
+  date: () => date2,
+  describe: () => describe2,
   discriminatedUnion: () => discriminatedUnion,
   e164: () => e1642,
   email: () => email2,
@@ -95977,7 +92651,7 @@ __export(schemas_exports2, {
   looseObject: () => looseObject,
   looseRecord: () => looseRecord,
   mac: () => mac2,
-  map: () => map3,
+  map: () => map,
   meta: () => meta2,
   nan: () => nan,
   nanoid: () => nanoid2,
@@ -96029,7 +92703,7 @@ __export(schemas_exports2, {
 var checks_exports2 = {};
 __export(checks_exports2, {
   endsWith: () => _endsWith,
-  gt: () => _gt2,
+  gt: () => _gt,
   gte: () => _gte,
   includes: () => _includes,
   length: () => _length,
@@ -96107,7 +92781,7 @@ var ZodRealError = /* @__PURE__ */ $constructor("ZodError", initializer2, void 0
 });
 
 // node_modules/zod/v4/classic/parse.js
-var parse3 = /* @__PURE__ */ _parse(ZodRealError);
+var parse2 = /* @__PURE__ */ _parse(ZodRealError);
 var parseAsync2 = /* @__PURE__ */ _parseAsync(ZodRealError);
 var safeParse2 = /* @__PURE__ */ _safeParse(ZodRealError);
 var safeParseAsync2 = /* @__PURE__ */ _safeParseAsync(ZodRealError);
@@ -96244,7 +92918,7 @@ var ZodType = /* @__PURE__ */ $constructor("ZodType", (inst, def) => {
     util_exports.own(this, "~standard", value);
   },
   parse: function _parse2(data, params) {
-    return parse3(this, data, params, { callee: _parse2 });
+    return parse2(this, data, params, { callee: _parse2 });
   },
   parseAsync: async function _parseAsync2(data, params) {
     return await parseAsync2(this, data, params, { callee: _parseAsync2 });
@@ -96687,7 +93361,7 @@ var ZodNumber = /* @__PURE__ */ $constructor(
     format: (inst) => aggregateChecks(inst).format ?? null
   }, {
     gt(value, params) {
-      return this.check(_gt2(value, params));
+      return this.check(_gt(value, params));
     },
     gte(value, params) {
       return this.check(_gte(value, params));
@@ -96711,7 +93385,7 @@ var ZodNumber = /* @__PURE__ */ $constructor(
       return this.check(int(params));
     },
     positive(params) {
-      return this.check(_gt2(0, params));
+      return this.check(_gt(0, params));
     },
     nonnegative(params) {
       return this.check(_gte(0, params));
@@ -96782,7 +93456,7 @@ var ZodBigInt = /* @__PURE__ */ $constructor(
       return this.check(_gte(value, params));
     },
     gt(value, params) {
-      return this.check(_gt2(value, params));
+      return this.check(_gt(value, params));
     },
     lt(value, params) {
       return this.check(_lt(value, params));
@@ -96794,7 +93468,7 @@ var ZodBigInt = /* @__PURE__ */ $constructor(
       return this.check(_lte(value, params));
     },
     positive(params) {
-      return this.check(_gt2(BigInt(0), params));
+      return this.check(_gt(BigInt(0), params));
     },
     negative(params) {
       return this.check(_lt(BigInt(0), params));
@@ -96899,7 +93573,7 @@ var ZodDate = /* @__PURE__ */ $constructor(
     }
   }, {})
 );
-function date3(params) {
+function date2(params) {
   return _date(ZodDate, params);
 }
 var ZodArray = /* @__PURE__ */ $constructor("ZodArray", (inst, def) => {
@@ -97144,7 +93818,7 @@ var ZodMap = /* @__PURE__ */ $constructor("ZodMap", (inst, def) => {
   inst.max = (...args) => inst.check(_maxSize(...args));
   inst.size = (...args) => inst.check(_size(...args));
 });
-function map3(keyType, valueType, params) {
+function map(keyType, valueType, params) {
   return new ZodMap({
     type: "map",
     keyType,
@@ -97535,7 +94209,7 @@ function refine(fn, _params = {}) {
 function superRefine(fn, params) {
   return _superRefine(fn, params);
 }
-var describe147 = describe146;
+var describe2 = describe;
 var meta2 = meta;
 var ZodInstanceOf = /* @__PURE__ */ $constructor("ZodInstanceOf", (inst, def) => {
   ZodCustom.init(inst, def);
@@ -97618,18 +94292,18 @@ __export(iso_exports, {
   ZodISODateTime: () => ZodISODateTime,
   ZodISODuration: () => ZodISODuration,
   ZodISOTime: () => ZodISOTime,
-  date: () => date4,
+  date: () => date3,
   datetime: () => datetime2,
   duration: () => duration2,
-  time: () => time3
+  time: () => time2
 });
 function datetime2(params) {
   return _isoDateTime(ZodISODateTime, params);
 }
-function date4(params) {
+function date3(params) {
   return _isoDate(ZodISODate, params);
 }
-function time3(params) {
+function time2(params) {
   return _isoTime(ZodISOTime, params);
 }
 function duration2(params) {
@@ -98571,7 +95245,7 @@ var coerce_exports = {};
 __export(coerce_exports, {
   bigint: () => bigint3,
   boolean: () => boolean3,
-  date: () => date5,
+  date: () => date4,
   number: () => number3,
   string: () => string3
 });
@@ -98587,7 +95261,7 @@ function boolean3(params) {
 function bigint3(params) {
   return _coercedBigint(ZodBigInt, params);
 }
-function date5(params) {
+function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
@@ -98621,12 +95295,13 @@ var dmsEndpoint = external_exports.strictObject({
   secretsManagerSecretId: external_exports.string().optional().describe("Credentials from Secrets Manager instead of the URL."),
   secretsManagerAccessRoleArn: external_exports.string().optional()
 });
-var group4 = external_exports.strictObject({
+var group = external_exports.strictObject({
   name: identifier.describe("Group name; used in slot, publication and subscription names."),
   tables: external_exports.array(external_exports.string()).min(1).describe("Tables as schema.table; * matches any run of characters."),
   exclude: external_exports.array(external_exports.string()).default([]).describe("Tables left out of this group (same patterns).")
 });
 var fenceStrategies = ["roles", "database", "pgbouncer"];
+var ddlModes = ["follow", "detect", "off"];
 var planSchema = external_exports.strictObject({
   $schema: external_exports.string().optional(),
   version: external_exports.literal(1).describe("Plan file format version."),
@@ -98634,7 +95309,7 @@ var planSchema = external_exports.strictObject({
   source: sourceServer,
   target: server,
   snapshot: external_exports.enum(["exported", "paused-replica"]).default("exported"),
-  groups: external_exports.array(group4).min(1).default([{ name: "all", tables: ["*.*"], exclude: [] }]).describe("Table groups: each gets its own slot and CDC stream."),
+  groups: external_exports.array(group).min(1).default([{ name: "all", tables: ["*.*"], exclude: [] }]).describe("Table groups: each gets its own slot and CDC stream."),
   fullLoad: external_exports.strictObject({
     jobs: external_exports.number().int().min(1).max(64).default(4).describe("Tables (or parts of split tables) copied at once."),
     indexJobs: external_exports.number().int().min(1).max(64).default(2).describe("Indexes built at once, beside the copies, as each table finishes."),
@@ -98674,7 +95349,10 @@ var planSchema = external_exports.strictObject({
     maxLagSeconds: external_exports.number().min(0).default(300),
     minSafeWalFraction: external_exports.number().min(0).max(1).default(0.5).describe("cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind."),
     replicaIdentityFull: external_exports.array(external_exports.string()).default([]).describe("Tables (patterns) without a usable replica identity that pgshift may set to REPLICA IDENTITY FULL on the source before publishing them (native engine); without this consent such a table is refused, since publishing it would make its UPDATE and DELETE fail."),
-    ddlTrigger: external_exports.boolean().default(false).describe("Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser)."),
+    ddl: external_exports.enum(ddlModes).optional().describe(
+      "Schema changes made on the source while CDC runs. follow (native default): replayed on the target in commit order with the rows around them; detect (dms default): recorded and shown by cdc status, refusing the cut-over until applied by hand; off: nothing installed, a change stops the stream. follow and detect install an event trigger on the source (superuser or rds_superuser)."
+    ),
+    ddlTrigger: external_exports.boolean().optional().describe("Deprecated: true is cdc.ddl: detect, false is cdc.ddl: off."),
     dms: external_exports.strictObject({
       plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
       lobMaxSizeKb: external_exports.number().int().min(1).default(32).describe("Task-level LimitedSizeLobMode LobMaxSize in KB."),
@@ -98731,8 +95409,4144 @@ var planSchema = external_exports.strictObject({
     }).default({})
   }).prefault({})
 }).describe("pgshift migration plan");
+function ddlMode(plan) {
+  if (plan.cdc.ddl) return plan.cdc.ddl;
+  if (plan.cdc.ddlTrigger !== void 0) return plan.cdc.ddlTrigger ? "detect" : "off";
+  return plan.cdc.engine === "dms" ? "detect" : "follow";
+}
+
+// src/core/groups.ts
+function globToRegExp(glob) {
+  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
+  return new RegExp(`^${escaped}$`, "s");
+}
+function patternRegExps(pattern) {
+  const q3 = parseQualifiedName(pattern);
+  return { schema: globToRegExp(q3.schema).source, name: globToRegExp(q3.name).source };
+}
+function compile2(pattern) {
+  const r5 = patternRegExps(pattern);
+  const s2 = new RegExp(r5.schema, "s");
+  const n3 = new RegExp(r5.name, "s");
+  return (t) => s2.test(t.schema) && n3.test(t.name);
+}
+function matchesPattern(t, pattern) {
+  return compile2(pattern)(t);
+}
+function assignGroups(tables, groups) {
+  const compiled = groups.map((g5) => ({
+    name: g5.name,
+    include: g5.tables.map((p3) => ({ pattern: p3, test: compile2(p3), hits: 0, takenBy: /* @__PURE__ */ new Set(), excluded: 0 })),
+    exclude: g5.exclude.map(compile2)
+  }));
+  const result = new Map(groups.map((g5) => [g5.name, []]));
+  const unassigned = [];
+  for (const t of tables) {
+    let owner;
+    for (const g5 of compiled) {
+      const hits = g5.include.filter((p3) => p3.test(t));
+      if (hits.length === 0) continue;
+      if (owner !== void 0) {
+        for (const p3 of hits) p3.takenBy.add(owner);
+      } else if (g5.exclude.some((x) => x(t))) {
+        for (const p3 of hits) p3.excluded++;
+      } else {
+        for (const p3 of hits) p3.hits++;
+        result.get(g5.name).push(t);
+        owner = g5.name;
+      }
+    }
+    if (owner === void 0) unassigned.push(t);
+  }
+  const unmatched = compiled.flatMap(
+    (g5) => g5.include.filter((p3) => p3.hits === 0).map((p3) => ({ group: g5.name, pattern: p3.pattern, takenBy: [...p3.takenBy], excluded: p3.excluded }))
+  );
+  return { groups: result, unassigned, unmatched };
+}
+function describeUnmatched(u) {
+  if (u.takenBy.length > 0) {
+    const earlier = u.takenBy.map((g5) => `group ${g5}`).join(", ");
+    return {
+      message: `pattern ${u.pattern} matches only tables already taken by ${earlier} listed before it (a table belongs to the first group that matches it)`,
+      fix: `remove the pattern from group ${u.group}, or move group ${u.group} before ${earlier} in the plan`
+    };
+  }
+  if (u.excluded > 0) {
+    return { message: `pattern ${u.pattern} matches only tables that the group's exclude leaves out`, fix: `remove the pattern or the exclusion from group ${u.group}` };
+  }
+  return { message: `pattern ${u.pattern} matches no table on the source`, fix: "fix the pattern in the plan (schema.table, * as a wildcard; quote names with capitals or dots)" };
+}
+function describeEmptyGroup(group5, unmatched) {
+  const taken = unmatched.find((u) => u.group === group5 && u.takenBy.length > 0);
+  if (taken) {
+    const why = describeUnmatched(taken);
+    return { message: `group ${group5} is left with no table: its ${why.message}`, fix: why.fix };
+  }
+  return { message: `group ${group5} matches no table that holds rows on the source`, fix: "fix its tables: patterns in the plan (schema.table, * as a wildcard) or remove the group" };
+}
+function describeTables(tables, max = 5) {
+  const names = tables.slice(0, max).map(displayName);
+  return tables.length > max ? `${names.join(", ")} and ${tables.length - max} more` : names.join(", ");
+}
+
+// src/pg/ddl-sql.ts
+var SAFE_PATH = `SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on`;
+function captureObjectsSql() {
+  return [
+    `CREATE SCHEMA IF NOT EXISTS ${S}`,
+    `CREATE SEQUENCE IF NOT EXISTS ${S}.ddl_id`,
+    // Which streams exist, their queue and the plan's patterns (regular expressions) for new tables.
+    `CREATE TABLE IF NOT EXISTS ${S}.ddl_stream (
+       publication text PRIMARY KEY,
+       stream text NOT NULL,
+       migration text NOT NULL,
+       queue text,
+       position int NOT NULL,
+       include jsonb NOT NULL DEFAULT '[]',
+       exclude jsonb NOT NULL DEFAULT '[]',
+       mode text NOT NULL)`,
+    // What is not carried (or, with cdc.ddl detect, every change), until acknowledged.
+    `CREATE TABLE IF NOT EXISTS ${S}.ddl_log (
+       id bigint PRIMARY KEY DEFAULT nextval('${CONTROL}.ddl_id'),
+       at timestamptz NOT NULL DEFAULT now(),
+       command text NOT NULL,
+       object text NOT NULL)`,
+    `ALTER TABLE ${S}.ddl_log ADD COLUMN IF NOT EXISTS statement text, ADD COLUMN IF NOT EXISTS stream text,
+       ADD COLUMN IF NOT EXISTS reason text NOT NULL DEFAULT 'detected', ADD COLUMN IF NOT EXISTS detail text,
+       ADD COLUMN IF NOT EXISTS acknowledged_at timestamptz`,
+    // The statement without its leading blanks and comments.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_head(s text) RETURNS text LANGUAGE plpgsql IMMUTABLE ${SAFE_PATH} AS $f$
+     DECLARE i int; depth int;
+     BEGIN
+       LOOP
+         s := ltrim(s, E' \\t\\r\\n\\f');
+         IF left(s, 2) = '--' THEN
+           i := strpos(s, E'\\n');
+           IF i = 0 THEN RETURN ''; END IF;
+           s := substr(s, i + 1);
+         ELSIF left(s, 2) = '/*' THEN
+           i := 3; depth := 1;
+           WHILE depth > 0 AND i <= length(s) LOOP
+             IF substr(s, i, 2) = '/*' THEN depth := depth + 1; i := i + 2;
+             ELSIF substr(s, i, 2) = '*/' THEN depth := depth - 1; i := i + 2;
+             ELSE i := i + 1; END IF;
+           END LOOP;
+           s := substr(s, i);
+         ELSE
+           RETURN s;
+         END IF;
+       END LOOP;
+     END $f$`,
+    // The first words of a statement, upper-cased: enough to match it with its command tag.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_words(s text) RETURNS text[] LANGUAGE sql IMMUTABLE ${SAFE_PATH} AS $f$
+       SELECT array_agg(w ORDER BY n) FROM (
+         SELECT w, n FROM regexp_split_to_table(upper(left(${CONTROL}.ddl_head(s), 400)), '[^A-Z_]+') WITH ORDINALITY AS t(w, n)
+          WHERE w <> '' ORDER BY n LIMIT 12) words
+     $f$`,
+    // A query string split into statements at the semicolons outside literals, quoted names,
+    // dollar quotes and comments: byte offsets (start, length) of each. Bytes, not characters:
+    // positions in a bytea cost O(1), and every character that matters here is ASCII, which UTF-8
+    // never uses inside a multibyte character.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_split(q text) RETURNS int[] LANGUAGE plpgsql STABLE ${SAFE_PATH} AS $f$
+     DECLARE
+       b bytea := convert_to(q, 'UTF8');
+       n int := length(b);
+       i int := 0; j int; k int; c int; depth int;
+       start int := 0;
+       esc boolean;
+       legacy boolean := current_setting('standard_conforming_strings', true) = 'off';
+       tag bytea;
+       out int[] := '{}';
+     BEGIN
+       WHILE i < n LOOP
+         c := get_byte(b, i);
+         IF c = 39 THEN
+           esc := legacy OR (i > 0 AND get_byte(b, i - 1) IN (69, 101) AND (i = 1 OR NOT (get_byte(b, i - 2) BETWEEN 48 AND 57 OR get_byte(b, i - 2) BETWEEN 65 AND 90 OR get_byte(b, i - 2) BETWEEN 97 AND 122 OR get_byte(b, i - 2) IN (95, 36) OR get_byte(b, i - 2) >= 128)));
+           i := i + 1;
+           WHILE i < n LOOP
+             c := get_byte(b, i);
+             IF esc AND c = 92 THEN i := i + 2;
+             ELSIF c = 39 AND i + 1 < n AND get_byte(b, i + 1) = 39 THEN i := i + 2;
+             ELSIF c = 39 THEN EXIT;
+             ELSE i := i + 1; END IF;
+           END LOOP;
+           i := i + 1;
+         ELSIF c = 34 THEN
+           i := i + 1;
+           WHILE i < n LOOP
+             IF get_byte(b, i) = 34 AND i + 1 < n AND get_byte(b, i + 1) = 34 THEN i := i + 2;
+             ELSIF get_byte(b, i) = 34 THEN EXIT;
+             ELSE i := i + 1; END IF;
+           END LOOP;
+           i := i + 1;
+         ELSIF c = 45 AND i + 1 < n AND get_byte(b, i + 1) = 45 THEN
+           WHILE i < n AND get_byte(b, i) <> 10 LOOP i := i + 1; END LOOP;
+         ELSIF c = 47 AND i + 1 < n AND get_byte(b, i + 1) = 42 THEN
+           depth := 1; i := i + 2;
+           WHILE i < n AND depth > 0 LOOP
+             IF get_byte(b, i) = 47 AND i + 1 < n AND get_byte(b, i + 1) = 42 THEN depth := depth + 1; i := i + 2;
+             ELSIF get_byte(b, i) = 42 AND i + 1 < n AND get_byte(b, i + 1) = 47 THEN depth := depth - 1; i := i + 2;
+             ELSE i := i + 1; END IF;
+           END LOOP;
+         ELSIF c = 36 AND NOT (i > 0 AND (get_byte(b, i - 1) BETWEEN 48 AND 57 OR get_byte(b, i - 1) BETWEEN 65 AND 90 OR get_byte(b, i - 1) BETWEEN 97 AND 122 OR get_byte(b, i - 1) IN (95, 36) OR get_byte(b, i - 1) >= 128))
+               AND NOT (i + 1 < n AND get_byte(b, i + 1) BETWEEN 48 AND 57) THEN
+           -- $tag$ \u2026 $tag$ (a $ inside a name or a $1 parameter is not a quote)
+           j := i + 1;
+           WHILE j < n AND (get_byte(b, j) BETWEEN 48 AND 57 OR get_byte(b, j) BETWEEN 65 AND 90 OR get_byte(b, j) BETWEEN 97 AND 122 OR get_byte(b, j) = 95 OR get_byte(b, j) >= 128) LOOP j := j + 1; END LOOP;
+           IF j < n AND get_byte(b, j) = 36 THEN
+             tag := substring(b FROM i + 1 FOR j - i + 1);
+             k := position(tag IN substring(b FROM j + 2));
+             i := CASE WHEN k = 0 THEN n ELSE j + k + length(tag) END;
+           ELSE
+             i := i + 1;
+           END IF;
+         ELSIF c = 59 THEN
+           out := out || ARRAY[start, i - start];
+           i := i + 1;
+           start := i;
+         ELSE
+           i := i + 1;
+         END IF;
+       END LOOP;
+       IF start < n THEN out := out || ARRAY[start, n - start]; END IF;
+       RETURN out;
+     END $f$`,
+    // The statement of the query string that fired the trigger: the next one (after those already
+    // matched in this string, remembered per session) whose first words fit the command tag and
+    // that names one of the objects. NULL when none does: DDL run by a function or a DO block. A
+    // string is split once (cached for the session), however many statements it holds.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_statement(tag text, names text[], advance boolean) RETURNS text LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+     DECLARE
+       q text := current_query();
+       b bytea;
+       bounds int[]; part text; words text[]; tw text[] := string_to_array(tag, ' ');
+       key text; cached text; cur text; first int := 1; nm text; ok boolean;
+     BEGIN
+       IF q IS NULL THEN RETURN NULL; END IF;
+       key := md5(q || statement_timestamp()::text);
+       IF strpos(rtrim(q, E' \\t\\r\\n\\f;'), ';') = 0 THEN
+         bounds := ARRAY[0, octet_length(q)];
+       ELSE
+         cached := current_setting('pgshift.ddl_split', true);
+         IF cached LIKE key || ':%' THEN bounds := string_to_array(split_part(cached, ':', 2), ',')::int[];
+         ELSE
+           bounds := ${CONTROL}.ddl_split(q);
+           PERFORM set_config('pgshift.ddl_split', key || ':' || array_to_string(bounds, ','), false);
+         END IF;
+       END IF;
+       b := convert_to(q, 'UTF8');
+       cur := current_setting('pgshift.ddl_cursor', true);
+       IF cur LIKE key || '|%' THEN first := split_part(cur, '|', 2)::int + 1; END IF;
+       FOR i IN first .. coalesce(array_length(bounds, 1), 0) / 2 LOOP
+         part := rtrim(convert_from(substring(b FROM bounds[2 * i - 1] + 1 FOR bounds[2 * i]), 'UTF8'), E' \\t\\r\\n\\f');
+         words := ${CONTROL}.ddl_words(part);
+         CONTINUE WHEN words IS NULL OR words[1] IS DISTINCT FROM tw[1];
+         CONTINUE WHEN array_length(tw, 1) > 1 AND tag <> 'SELECT INTO' AND NOT (tw[2] = ANY (words[1:6]));
+         IF cardinality(names) > 0 THEN
+           ok := false;
+           FOREACH nm IN ARRAY names LOOP
+             IF lower(part) ~ ('(^|[^[:alnum:]_$])' || regexp_replace(lower(nm), '([^[:alnum:]_ ])', '\\\\\\1', 'g') || '($|[^[:alnum:]_$])') THEN ok := true; EXIT; END IF;
+           END LOOP;
+           CONTINUE WHEN NOT ok;
+         END IF;
+         IF advance THEN PERFORM set_config('pgshift.ddl_cursor', key || '|' || i, false); END IF;
+         RETURN rtrim(part, ';');
+       END LOOP;
+       RETURN NULL;
+     END $f$`,
+    // The relations a statement names (among its first \`words\` words), resolved as the
+    // application's session resolves them: what DROP INDEX and ALTER TABLE will touch, known before
+    // they run (at sql_drop the index is gone; at ddl_command_end the columns are already added).
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_named(stmt text, app_path text, words int) RETURNS oid[] LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+     DECLARE m text; found oid[] := '{}'; t regclass;
+     BEGIN
+       IF stmt IS NULL THEN RETURN '{}'; END IF;
+       PERFORM pg_catalog.set_config('search_path', app_path, true);
+       FOR m IN SELECT x[1] FROM pg_catalog.regexp_matches(${CONTROL}.ddl_head(stmt), '(?:"(?:[^"]|"")+"|[^\\s,;()"])+', 'g') AS x LIMIT words LOOP
+         BEGIN
+           t := pg_catalog.to_regclass(m);
+         EXCEPTION WHEN OTHERS THEN
+           t := NULL;
+         END;
+         IF t IS NOT NULL THEN found := pg_catalog.array_append(found, t::oid); END IF;
+       END LOOP;
+       PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+       RETURN found;
+     END $f$`,
+    // Before ALTER TABLE: each table it names (and their children) with its highest column number,
+    // so that ddl_command_end knows which columns the statement added.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_columns_before(rels oid[]) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+       WITH RECURSIVE tree(oid) AS (SELECT unnest(rels) UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid)
+       SELECT string_agg(c.oid || ':' || (SELECT coalesce(max(a.attnum), 0) FROM pg_attribute a WHERE a.attrelid = c.oid), ',')
+         FROM tree JOIN pg_class c ON c.oid = tree.oid WHERE c.relkind = 'r'
+     $f$`,
+    // After ALTER TABLE: the columns it added to tables holding rows. A column filled from a
+    // constant (a "missing value", PostgreSQL 11+) travels with the statement, so the target gives
+    // its rows the source's value (DEFAULT now() is evaluated once, on each side at its own time);
+    // one filled row by row (a volatile default, an identity) cannot be computed again.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_added_columns(before text, OUT fills jsonb, OUT differ text[]) LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+     DECLARE r record; has_rows boolean; expr text;
+     BEGIN
+       fills := '[]'; differ := '{}';
+       FOR r IN
+         SELECT format('%I.%I', n.nspname, c.relname) AS tbl, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS type,
+                coalesce((to_jsonb(a) ->> 'atthasmissing')::boolean, false) AS has_missing, to_jsonb(a) -> 'attmissingval' ->> 0 AS missing,
+                coalesce(to_jsonb(a) ->> 'attidentity', '') <> '' AS identity, pg_get_expr(d.adbin, d.adrelid) AS def
+           FROM unnest(string_to_array(before, ',')) b(pair)
+           JOIN pg_class c ON c.oid = split_part(b.pair, ':', 1)::oid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > split_part(b.pair, ':', 2)::int AND NOT a.attisdropped
+           LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+          WHERE coalesce(to_jsonb(a) ->> 'attgenerated', '') = ''
+       LOOP
+         -- A default without a function call (literals and casts only) gives the same value on both sides.
+         expr := regexp_replace(regexp_replace(coalesce(r.def, ''), '''([^'']|'''')*''', '''''', 'g'), '::[[:alnum:]_ ."]+(\\([0-9, ]+\\))?(\\[\\])*', '', 'g');
+         IF r.has_missing THEN
+           fills := fills || jsonb_build_object('table', r.tbl, 'column', r.col, 'type', r.type, 'value', r.missing);
+         ELSIF r.identity OR expr ~ '[[:alnum:]_"]\\s*\\(' OR expr ~* '\\m(current_[a-z]+|localtime|localtimestamp|session_user|user)\\M' THEN
+           EXECUTE format('SELECT EXISTS (SELECT 1 FROM ONLY %s)', r.tbl) INTO has_rows;
+           IF has_rows THEN differ := differ || format('%s.%I', r.tbl, r.col); END IF;
+         END IF;
+       END LOOP;
+     END $f$`,
+    // Objects of replication machinery that is not the application's: AWS DMS creates its heartbeat
+    // and DDL-capture objects (awsdms_*) on the source.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_foreign(identity text) RETURNS boolean LANGUAGE sql IMMUTABLE ${SAFE_PATH} AS $f$
+       SELECT coalesce(identity ~ '(^|.)"?awsdms_', false)
+     $f$`,
+    // Tables whose rows a command concerns, from one row of pg_event_trigger_ddl_commands().
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_tables_of(cls oid, obj oid) RETURNS oid[] LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+       SELECT coalesce(CASE cls
+         WHEN 'pg_class'::regclass THEN (SELECT CASE WHEN c.relkind IN ('r', 'p') THEN ARRAY[c.oid]
+                                                     WHEN c.relkind IN ('i', 'I') THEN ARRAY(SELECT indrelid FROM pg_index WHERE indexrelid = c.oid) END
+                                           FROM pg_class c WHERE c.oid = obj)
+         WHEN 'pg_constraint'::regclass THEN (SELECT ARRAY[conrelid] FROM pg_constraint WHERE oid = obj AND conrelid <> 0)
+         WHEN 'pg_trigger'::regclass THEN (SELECT ARRAY[tgrelid] FROM pg_trigger WHERE oid = obj)
+         WHEN 'pg_policy'::regclass THEN (SELECT ARRAY[polrelid] FROM pg_policy WHERE oid = obj)
+         WHEN 'pg_rewrite'::regclass THEN (SELECT ARRAY[ev_class] FROM pg_rewrite WHERE oid = obj)
+         WHEN 'pg_attrdef'::regclass THEN (SELECT ARRAY[adrelid] FROM pg_attrdef WHERE oid = obj)
+       END, '{}')
+     $f$`,
+    // CREATE TABLE AS / SELECT INTO replayed as an empty table: its rows come when it joins the stream.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_table_definition(t oid) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+       SELECT format('CREATE %sTABLE %I.%I (%s)%s%s%s',
+         CASE c.relpersistence WHEN 'u' THEN 'UNLOGGED ' ELSE '' END, n.nspname, c.relname,
+         (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod))
+                   || coalesce((SELECT format(' COLLATE %I.%I', cn.nspname, co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
+                                 WHERE co.oid = a.attcollation AND a.attcollation <> ty.typcollation), ''), ', ' ORDER BY a.attnum)
+            FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+         (SELECT ' USING ' || quote_ident(am.amname) FROM pg_am am WHERE am.oid = c.relam AND am.amname <> 'heap'),
+         CASE WHEN c.reloptions IS NOT NULL THEN format(' WITH (%s)', array_to_string(c.reloptions, ', ')) ELSE '' END,
+         (SELECT ' TABLESPACE ' || quote_ident(spcname) FROM pg_tablespace WHERE oid = c.reltablespace))
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = t
+     $f$`,
+    // The stream (publication) whose patterns place a table, in plan order; NULL for no group.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_group_of(t oid) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+       SELECT s.publication FROM ${CONTROL}.ddl_stream s, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = t AND s.mode = 'follow'
+          AND EXISTS (SELECT 1 FROM jsonb_array_elements(s.include) p WHERE n.nspname ~ (p->>'schema') AND c.relname ~ (p->>'name'))
+          AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(s.exclude) p WHERE n.nspname ~ (p->>'schema') AND c.relname ~ (p->>'name'))
+        ORDER BY s.position LIMIT 1
+     $f$`,
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_not_carried(tag text, objects text[], stmt text, stream text, reason text, detail text) RETURNS void LANGUAGE sql ${SAFE_PATH} AS $f$
+       INSERT INTO ${CONTROL}.ddl_log (command, object, statement, stream, reason, detail)
+       VALUES (tag, coalesce(array_to_string(objects, ', '), ''), coalesce(stmt, current_query()), stream, reason, detail)
+     $f$`,
+    recordFunction(),
+    // The event trigger function. Captures the application's search_path before anything else,
+    // then works under a safe one; never raises.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_capture() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $f$
+     DECLARE app_path text; code text; msg text;
+     BEGIN
+       app_path := pg_catalog.current_setting('search_path');
+       BEGIN
+         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+         PERFORM ${CONTROL}.ddl_record(tg_event, tg_tag, app_path);
+         PERFORM pg_catalog.set_config('search_path', app_path, true);
+       EXCEPTION WHEN OTHERS THEN
+         -- The subtransaction is undone (a table that joined a publication leaves it again).
+         GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+         BEGIN
+           PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+           INSERT INTO ${CONTROL}.ddl_log (command, object, statement, reason, detail)
+           VALUES (tg_tag, '', pg_catalog.current_query(), 'capture-error', pg_catalog.concat(code, ': ', msg));
+           PERFORM pg_catalog.set_config('search_path', app_path, true);
+         EXCEPTION WHEN OTHERS THEN
+           RAISE WARNING 'pgshift could not record a % statement for the migration: %', tg_tag, SQLERRM;
+         END;
+       END;
+     END $f$`,
+    `REVOKE ALL ON FUNCTION ${S}.ddl_record(text, text, text) FROM PUBLIC`,
+    `REVOKE ALL ON FUNCTION ${S}.ddl_capture() FROM PUBLIC`
+  ];
+}
+var CONTROL = S;
+function recordFunction() {
+  return `CREATE OR REPLACE FUNCTION ${S}.ddl_record(ev text, tag text, app_path text) RETURNS void LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+  DECLARE
+    r record;
+    touched oid[] := '{}';   -- tables whose rows the command concerns
+    pubs text[] := '{}';     -- publications carrying those rows
+    names text[] := '{}';    -- object names: the statement must mention one
+    objects text[] := '{}';  -- identities, for reports
+    created oid;             -- the table of CREATE TABLE AS / SELECT INTO
+    seen int := 0; skipped int := 0;
+    stmt text; apply text; note text; joins text[] := '{}';
+    follow boolean;
+    t record; pub text; q text; id bigint; who text;
+    fills jsonb; differ text[];  -- columns the statement added (ddl_added_columns)
+  BEGIN
+    IF current_setting('pgshift.ddl_busy', true) = 'on' OR current_setting('application_name') LIKE 'pgshift%' THEN RETURN; END IF;
+    IF tag IN ('CREATE PUBLICATION', 'ALTER PUBLICATION', 'DROP PUBLICATION', 'CREATE SUBSCRIPTION', 'ALTER SUBSCRIPTION', 'DROP SUBSCRIPTION', 'REINDEX') THEN RETURN; END IF;
+    IF NOT EXISTS (SELECT 1 FROM ${CONTROL}.ddl_stream) THEN RETURN; END IF;
+    follow := EXISTS (SELECT 1 FROM ${CONTROL}.ddl_stream WHERE mode = 'follow');
+
+    IF ev = 'ddl_command_start' THEN
+      stmt := ${CONTROL}.ddl_statement(tag, NULL, false);
+      IF tag = 'DROP INDEX' THEN
+        -- Kept for the session: DROP INDEX CONCURRENTLY reaches sql_drop in a later transaction.
+        PERFORM set_config('pgshift.ddl_index_tables',
+          array_to_string(ARRAY(SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = ANY (${CONTROL}.ddl_named(stmt, app_path, NULL))), ','), false);
+      ELSE
+        PERFORM set_config('pgshift.ddl_columns', coalesce(${CONTROL}.ddl_columns_before(${CONTROL}.ddl_named(stmt, app_path, 8)), ''), false);
+      END IF;
+      RETURN;
+    END IF;
+
+    IF ev = 'sql_drop' THEN
+      -- ALTER TABLE \u2026 DROP COLUMN and the like are recorded at ddl_command_end.
+      IF tag NOT LIKE 'DROP %' THEN RETURN; END IF;
+      PERFORM set_config('pgshift.ddl_dropped', 'on', true);
+      FOR r IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
+        seen := seen + 1;
+        IF r.is_temporary OR r.schema_name IN ('pgshift', 'pg_toast') OR (r.object_type = 'schema' AND r.object_name = 'pgshift') OR ${CONTROL}.ddl_foreign(r.object_identity) THEN
+          skipped := skipped + 1;
+          CONTINUE;
+        END IF;
+        IF r.object_type = 'publication relation' THEN
+          pubs := pubs || r.address_args[1];
+        ELSIF r.object_type IN ('table column', 'table constraint', 'trigger', 'policy', 'rule', 'default value') THEN
+          touched := touched || (SELECT array_remove(ARRAY[to_regclass(format('%I.%I', r.address_names[1], r.address_names[2]))::oid], NULL));
+        ELSIF r.object_type = 'index' AND coalesce(current_setting('pgshift.ddl_index_tables', true), '') <> '' THEN
+          touched := touched || string_to_array(current_setting('pgshift.ddl_index_tables', true), ',')::oid[];
+        END IF;
+        IF r.original THEN
+          objects := objects || r.object_identity;
+          names := names || r.address_names[array_upper(r.address_names, 1)];
+        END IF;
+      END LOOP;
+      PERFORM set_config('pgshift.ddl_index_tables', '', false);
+    ELSE
+      IF tag LIKE 'DROP %' THEN
+        -- Recorded at sql_drop; a DROP that dropped nothing only moves past its statement.
+        IF current_setting('pgshift.ddl_dropped', true) = 'on' THEN PERFORM set_config('pgshift.ddl_dropped', '', true);
+        ELSE PERFORM ${CONTROL}.ddl_statement(tag, NULL, true);
+        END IF;
+        RETURN;
+      END IF;
+      FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+        seen := seen + 1;
+        IF r.in_extension OR r.schema_name IN ('pgshift', 'pg_toast') OR r.schema_name LIKE 'pg\\_temp%'
+           OR (r.object_type = 'schema' AND r.object_identity = 'pgshift') OR ${CONTROL}.ddl_foreign(r.object_identity)
+           OR (r.classid = 'pg_class'::regclass AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = r.objid AND c.relpersistence = 't')) THEN
+          skipped := skipped + 1;
+          CONTINUE;
+        END IF;
+        objects := objects || coalesce(r.object_identity, lower(r.object_type));
+        IF r.objid IS NOT NULL AND r.objid <> 0 THEN
+          names := names || (SELECT a.object_names[array_upper(a.object_names, 1)] FROM pg_identify_object_as_address(r.classid, r.objid, r.objsubid) a);
+          touched := touched || ${CONTROL}.ddl_tables_of(r.classid, r.objid);
+          IF r.command_tag IN ('CREATE TABLE AS', 'SELECT INTO') AND r.classid = 'pg_class'::regclass THEN created := r.objid; END IF;
+        END IF;
+      END LOOP;
+    END IF;
+    IF seen = 0 OR skipped = seen THEN
+      -- Nothing happened (IF NOT EXISTS), or only to temporary objects or pgshift's own.
+      PERFORM ${CONTROL}.ddl_statement(tag, NULL, true);
+      RETURN;
+    END IF;
+    names := array_remove(names, NULL);
+    stmt := ${CONTROL}.ddl_statement(tag, names, true);
+
+    IF NOT follow THEN
+      PERFORM ${CONTROL}.ddl_not_carried(tag, objects, stmt, NULL, 'detected', NULL);
+      RETURN;
+    END IF;
+
+    -- Tables (and their inheritance children: ALTER TABLE recurses) \u2192 the publications of their rows.
+    FOR t IN
+      WITH RECURSIVE tree(oid) AS (SELECT unnest(touched) UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid)
+      SELECT c.oid, format('%I.%I', n.nspname, c.relname) AS name, c.relkind, c.relpersistence,
+             (SELECT array_agg(p.pubname::text) FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+               WHERE pr.prrelid = c.oid AND p.pubname LIKE 'pgshift\\_%') AS published,
+             c.relreplident = 'f' OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary))
+               OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisreplident)) AS identity
+        FROM tree JOIN pg_class c ON c.oid = tree.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+    LOOP
+      IF t.published IS NOT NULL THEN
+        pubs := pubs || t.published;
+      ELSIF t.relkind = 'r' AND t.relpersistence = 'p' THEN
+        -- A table of a group that no stream carries yet (new, renamed into a pattern, made LOGGED,
+        -- given a key) joins its group's publication now; its rows are copied when the target's
+        -- subscription is refreshed. Without a replica identity it waits: in a publication, its
+        -- UPDATE and DELETE would fail on the source.
+        pub := ${CONTROL}.ddl_group_of(t.oid);
+        IF pub IS NOT NULL AND t.identity THEN
+          PERFORM set_config('pgshift.ddl_busy', 'on', true);
+          EXECUTE format('ALTER PUBLICATION %I ADD TABLE %s', pub, t.name);
+          PERFORM set_config('pgshift.ddl_busy', '', true);
+          pubs := pubs || pub;
+          joins := joins || t.name;
+        ELSIF pub IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${CONTROL}.ddl_log l WHERE l.reason = 'no-identity' AND l.detail = t.name AND l.acknowledged_at IS NULL) THEN
+          PERFORM ${CONTROL}.ddl_not_carried(tag, ARRAY[t.name], stmt, (SELECT stream FROM ${CONTROL}.ddl_stream WHERE publication = pub), 'no-identity', t.name);
+        END IF;
+      END IF;
+    END LOOP;
+    pubs := ARRAY(SELECT DISTINCT unnest(pubs) ORDER BY 1);
+
+    IF stmt IS NULL AND ev = 'sql_drop' AND current_query() ~* '\\m(CREATE|ALTER)\\s+EXTENSION\\M' THEN
+      -- An extension's script dropping its own objects: the extension's statement carries it.
+      RETURN;
+    END IF;
+    IF stmt IS NULL THEN
+      PERFORM ${CONTROL}.ddl_not_carried(tag, objects, NULL, NULL, 'in-function', NULL);
+      RETURN;
+    END IF;
+    IF cardinality(pubs) > 1 THEN
+      PERFORM ${CONTROL}.ddl_not_carried(tag, objects, stmt, NULL, 'several-streams',
+        (SELECT string_agg(coalesce(s.stream, p), ', ' ORDER BY p) FROM unnest(pubs) p LEFT JOIN ${CONTROL}.ddl_stream s ON s.publication = p));
+      RETURN;
+    END IF;
+    IF cardinality(pubs) = 1 AND NOT EXISTS (SELECT 1 FROM ${CONTROL}.ddl_stream WHERE publication = pubs[1] AND queue IS NOT NULL) THEN
+      PERFORM ${CONTROL}.ddl_not_carried(tag, objects, stmt, NULL, 'no-queue', pubs[1]);
+      RETURN;
+    END IF;
+
+    IF tag = 'ALTER TABLE' AND coalesce(current_setting('pgshift.ddl_columns', true), '') <> '' THEN
+      SELECT a.fills, a.differ INTO fills, differ FROM ${CONTROL}.ddl_added_columns(current_setting('pgshift.ddl_columns', true)) a;
+      PERFORM set_config('pgshift.ddl_columns', '', false);
+      IF cardinality(differ) > 0 THEN
+        PERFORM ${CONTROL}.ddl_not_carried(tag, objects, stmt, (SELECT stream FROM ${CONTROL}.ddl_stream WHERE publication = pubs[1]), 'rows-differ', array_to_string(differ, ', '));
+      END IF;
+    END IF;
+
+    -- What the target runs: the statement, inside the apply worker's transaction.
+    apply := ${CONTROL}.ddl_head(stmt);
+    IF tag = 'CREATE INDEX' THEN
+      apply := regexp_replace(apply, '^(CREATE\\s+(UNIQUE\\s+)?INDEX\\s+)CONCURRENTLY\\M\\s*', '\\1', 'i');
+    ELSIF tag = 'DROP INDEX' THEN
+      apply := regexp_replace(apply, '^(DROP\\s+INDEX\\s+)CONCURRENTLY\\M\\s*', '\\1', 'i');
+    ELSIF tag = 'ALTER TABLE' AND apply ~* '\\mDETACH\\s+PARTITION\\M' THEN
+      IF apply ~* '\\mFINALIZE\\s*$' THEN
+        apply := NULL;
+        note := 'the target detached the partition at once';
+      ELSE
+        apply := regexp_replace(apply, '\\s+CONCURRENTLY\\s*$', '', 'i');
+      END IF;
+    ELSIF tag IN ('CREATE TABLE AS', 'SELECT INTO') AND created IS NOT NULL THEN
+      apply := ${CONTROL}.ddl_table_definition(created);
+      note := 'created empty: its rows are copied when it joins the stream';
+    END IF;
+
+    id := nextval('${CONTROL}.ddl_id');
+    who := CASE WHEN current_setting('role') = 'none' THEN session_user::text ELSE current_setting('role') END;
+    FOR q IN SELECT s.queue FROM ${CONTROL}.ddl_stream s
+              WHERE s.queue IS NOT NULL AND s.mode = 'follow' AND (cardinality(pubs) = 0 OR s.publication = pubs[1]) LOOP
+      EXECUTE format('INSERT INTO ${CONTROL}.%I (id, at, command, object, statement, apply, search_path, role, shared, joins, note, fills)
+                      VALUES ($1, now(), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)', q)
+        USING id, tag, array_to_string(objects, ', '), stmt, apply, app_path, who, cardinality(pubs) = 0, nullif(joins, '{}'), note, nullif(fills, '[]');
+    END LOOP;
+  END $f$`;
+}
+function queueTableSql(queue) {
+  const q3 = `${S}.${quoteIdent(queue)}`;
+  return [
+    `CREATE SCHEMA IF NOT EXISTS ${S}`,
+    `CREATE TABLE IF NOT EXISTS ${q3} (
+       id bigint PRIMARY KEY,
+       at timestamptz NOT NULL,
+       command text NOT NULL,
+       object text NOT NULL,
+       statement text NOT NULL,
+       apply text,
+       search_path text NOT NULL,
+       role text,
+       shared boolean NOT NULL DEFAULT false,
+       joins text[],
+       note text,
+       fills jsonb,
+       applied_at timestamptz,
+       error text,
+       acknowledged_at timestamptz)`,
+    `ALTER TABLE ${q3} ADD COLUMN IF NOT EXISTS fills jsonb`
+  ];
+}
+var EVENT_TRIGGERS = [
+  { name: "pgshift_ddl", sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${S}.ddl_capture()` },
+  { name: "pgshift_ddl_drop", sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${S}.ddl_capture()` },
+  { name: "pgshift_ddl_start", sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${S}.ddl_capture()` }
+];
+function applyObjectsSql(queue, stream, keepOwnership) {
+  const q3 = `${S}.${quoteIdent(queue)}`;
+  return [
+    `CREATE TABLE IF NOT EXISTS ${S}.ddl_done (id bigint PRIMARY KEY, stream text NOT NULL, at timestamptz NOT NULL DEFAULT now())`,
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_apply() RETURNS trigger LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+     DECLARE me text := TG_ARGV[0]; keep boolean := TG_ARGV[1] = 'keep'; prior text; done_by text; code text; msg text; f record;
+     BEGIN
+       IF NEW.apply IS NULL THEN
+         NEW.applied_at := clock_timestamp();
+         RETURN NEW;
+       END IF;
+       IF NOT keep AND NEW.command IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES') THEN
+         NEW.applied_at := clock_timestamp();
+         NEW.note := concat_ws('; ', NEW.note, 'skipped: fullLoad.ownership is target-user');
+         RETURN NEW;
+       END IF;
+       BEGIN
+         IF NEW.shared THEN
+           -- Sent to every stream: the first to reach it runs it; the others wait for that
+           -- transaction here and move on once it committed.
+           INSERT INTO ${S}.ddl_done (id, stream) VALUES (NEW.id, me) ON CONFLICT (id) DO NOTHING;
+           IF NOT FOUND THEN
+             SELECT d.stream INTO done_by FROM ${S}.ddl_done d WHERE d.id = NEW.id;
+             NEW.applied_at := clock_timestamp();
+             NEW.note := concat_ws('; ', NEW.note, 'run by stream ' || done_by);
+             RETURN NEW;
+           END IF;
+         END IF;
+         prior := current_setting('role');
+         IF keep AND NEW.role IS NOT NULL AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = NEW.role) THEN
+           BEGIN
+             PERFORM set_config('role', NEW.role, true);
+           EXCEPTION WHEN OTHERS THEN
+             NEW.note := concat_ws('; ', NEW.note, 'run as ' || current_user || ': could not act as ' || NEW.role);
+           END;
+         END IF;
+         PERFORM set_config('search_path', NEW.search_path, true);
+         EXECUTE NEW.apply;
+         PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
+         PERFORM set_config('role', prior, true);
+         -- Columns the statement added, whose rows the source filled with one value computed at
+         -- its own time: the same value here, unless the target already computed it equal.
+         FOR f IN SELECT * FROM jsonb_to_recordset(coalesce(NEW.fills, '[]')) AS x("table" text, "column" text, type text, value text) LOOP
+           IF (SELECT to_jsonb(a) -> 'attmissingval' ->> 0 FROM pg_attribute a WHERE a.attrelid = to_regclass(f."table") AND a.attname = f."column") IS DISTINCT FROM f.value THEN
+             EXECUTE format('UPDATE ONLY %s SET %I = %L::%s', f."table", f."column", f.value, f.type);
+           END IF;
+         END LOOP;
+         NEW.applied_at := clock_timestamp();
+       EXCEPTION WHEN OTHERS THEN
+         GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+         NEW.error := code || ': ' || msg;
+       END;
+       RETURN NEW;
+     END $f$`,
+    `DROP TRIGGER IF EXISTS ddl_apply ON ${q3}`,
+    `CREATE TRIGGER ddl_apply BEFORE INSERT ON ${q3} FOR EACH ROW EXECUTE PROCEDURE ${S}.ddl_apply(${quoteLiteral(stream)}, ${quoteLiteral(keepOwnership ? "keep" : "target-user")})`,
+    `ALTER TABLE ${q3} ENABLE ALWAYS TRIGGER ddl_apply`
+  ];
+}
+
+// src/pg/ddl.ts
+async function canInstallEventTriggers(c5) {
+  const r5 = await c5.query(
+    `SELECT current_user AS role, r.rolsuper OR CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser')
+              THEN pg_has_role(current_user, 'rds_superuser', 'MEMBER') ELSE false END AS ok
+       FROM pg_roles r WHERE r.rolname = current_user`
+  );
+  return r5.rows[0];
+}
+async function requireDdlCapture(c5, plan, sourceLabel) {
+  const mode = ddlMode(plan);
+  if (mode === "off") return;
+  const { ok, role } = await canInstallEventTriggers(c5);
+  if (ok) return;
+  throw gateRefused(
+    "source.privilege.event-trigger",
+    `source ${sourceLabel}: role ${role} cannot create the event trigger that cdc.ddl: ${mode} needs (superuser or rds_superuser only)`,
+    `connect as a superuser (on RDS: GRANT rds_superuser TO ${role}), or set cdc.ddl: off in the plan (a schema change on the source then stops the stream until it is applied on the target)`
+  );
+}
+function ddlQueueOf(plan, stream) {
+  return ddlMode(plan) === "follow" ? ddlQueueTable(stream) : void 0;
+}
+async function installDdlCapture(c5, plan, record2) {
+  const mode = ddlMode(plan);
+  if (mode === "off") return;
+  await c5.query("BEGIN");
+  try {
+    await c5.query(`SELECT pg_advisory_xact_lock(hashtext('pgshift.ddl'))`);
+    for (const sql of captureObjectsSql()) await c5.query(sql);
+    const queue = ddlQueueOf(plan, record2.group);
+    if (queue) for (const sql of queueTableSql(queue)) await c5.query(sql);
+    const position = plan.groups.findIndex((g5) => g5.name === record2.group);
+    const group5 = plan.groups[position];
+    const regexps = (patterns) => JSON.stringify(patterns.map(patternRegExps));
+    await c5.query(
+      `INSERT INTO ${S}.ddl_stream (publication, stream, migration, queue, position, include, exclude, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+       ON CONFLICT (publication) DO UPDATE SET stream = EXCLUDED.stream, migration = EXCLUDED.migration, queue = EXCLUDED.queue,
+         position = EXCLUDED.position, include = EXCLUDED.include, exclude = EXCLUDED.exclude, mode = EXCLUDED.mode`,
+      // A stream that is no group of the plan (a DMS batch-apply companion) places no new table.
+      [record2.publication, record2.group, plan.name, queue ?? null, position < 0 ? 1e3 : position, group5 ? regexps(group5.tables) : "[]", group5 ? regexps(group5.exclude) : "[]", mode]
+    );
+    const existing = new Set((await c5.query(`SELECT evtname FROM pg_event_trigger WHERE evtname LIKE 'pgshift\\_ddl%'`)).rows.map((r5) => r5.evtname));
+    for (const t of EVENT_TRIGGERS) if (!existing.has(t.name)) await c5.query(t.sql);
+    if (queue) await publishQueue(c5, record2.publication, queue);
+    await c5.query("COMMIT");
+  } catch (err) {
+    await c5.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+}
+async function ensureDdlCapture(plan, log, sourceLabel, c5, streams) {
+  const mode = ddlMode(plan);
+  if (mode === "off") return;
+  await requireDdlCapture(c5, plan, sourceLabel);
+  const known = await tableExists(c5, "pgshift.ddl_stream") ? new Map((await c5.query(`SELECT publication, mode FROM ${S}.ddl_stream`)).rows.map((r5) => [r5.publication, r5.mode])) : /* @__PURE__ */ new Map();
+  for (const st of streams) {
+    if (known.get(st.publication) !== mode) log.warn(`group ${st.group}: DDL capture (cdc.ddl: ${mode}) installed now, after the snapshot: a schema change made on the source since then was not captured`);
+    await installDdlCapture(c5, plan, st);
+  }
+}
+async function publishQueue(c5, publication, queue) {
+  const r5 = await c5.query(
+    `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1) AS pub,
+            EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = 'pgshift' AND tablename = $2) AS member`,
+    [publication, queue]
+  );
+  if (r5.rows[0].pub && !r5.rows[0].member) await c5.query(`ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${S}.${quoteIdent(queue)}`);
+}
+async function prepareDdlApply(c5, plan, streams) {
+  if (ddlMode(plan) !== "follow") return;
+  for (const st of streams) {
+    const queue = ddlQueueTable(st.group);
+    await c5.query("BEGIN");
+    try {
+      for (const sql of [...queueTableSql(queue), ...applyObjectsSql(queue, st.group, plan.fullLoad.ownership === "keep")]) await c5.query(sql);
+      await c5.query("COMMIT");
+    } catch (err) {
+      await c5.query("ROLLBACK").catch(() => {
+      });
+      throw err;
+    }
+  }
+}
+var REASONS = {
+  detected: (_d, plan) => plan.cdc.engine === "dms" ? "the DMS tasks do not apply DDL" : "cdc.ddl is detect: DDL is recorded, not replayed",
+  "in-function": () => "it ran inside a function, procedure or DO block, whose text is not the DDL itself",
+  "several-streams": (d5) => `it concerns the rows of several streams (${d5}), which reach the target at different moments`,
+  "no-queue": (d5) => `its rows travel on ${d5}, a stream without a DDL queue (resynced tables)`,
+  "no-identity": (d5) => `table ${d5} matches a group but has no primary key or replica identity, so its rows are not replicated (in a publication its UPDATE and DELETE would fail on the source); give it a primary key or REPLICA IDENTITY FULL and it joins`,
+  "rows-differ": (d5) => `the rows that existed got values computed row by row on the source (a volatile default or an identity: ${d5}), which the target cannot compute again: copy the table again with pgshift cdc resync -t <table>`,
+  "capture-error": (d5) => `pgshift could not capture it (${d5}); the application's statement itself committed`
+};
+var clip = (s2, n3 = 300) => s2 && s2.length > n3 ? `${s2.slice(0, n3)}\u2026` : s2;
+async function tableExists(c5, name) {
+  const r5 = await c5.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [name]);
+  return r5.rows[0].ok;
+}
+async function ddlReport(plan, s2, streams) {
+  const mode = ddlMode(plan);
+  const report = { mode, entries: [], joins: [], problems: [] };
+  if (!await tableExists(s2.source, "pgshift.ddl_log")) return report;
+  const log = await s2.source.query(
+    `SELECT id::text, at::text, command, object, statement, stream, reason, detail FROM ${S}.ddl_log WHERE acknowledged_at IS NULL ORDER BY id`
+  );
+  for (const l3 of log.rows) {
+    if (l3.reason === "no-identity" && l3.detail && await joinedOrGone(s2.source, l3.detail)) continue;
+    const why = (REASONS[l3.reason] ?? ((d5) => `${l3.reason}${d5 ? `: ${d5}` : ""}`))(l3.detail, plan);
+    const entry = {
+      id: Number(l3.id),
+      at: l3.at,
+      stream: l3.stream,
+      command: l3.command,
+      object: l3.object,
+      statement: l3.statement,
+      state: "not carried",
+      detail: why,
+      acknowledge: `UPDATE pgshift.ddl_log SET acknowledged_at = now() WHERE id = ${l3.id} (on the source)`
+    };
+    report.entries.push(entry);
+    report.problems.push({
+      stream: l3.stream,
+      problem: `DDL #${l3.id} on the source at ${l3.at} was not carried to the target \u2014 ${why}: ${l3.command} ${l3.object}${l3.statement ? `: ${clip(l3.statement)}` : ""} \u2014 apply it on the target by hand (or fix the table), then acknowledge: ${entry.acknowledge}`
+    });
+  }
+  if (mode !== "follow") return report;
+  const queued = /* @__PURE__ */ new Map();
+  for (const st of streams) {
+    const q3 = `${S}.${quoteIdent(ddlQueueTable(st.group))}`;
+    if (!await tableExists(s2.source, q3)) continue;
+    const src = await s2.source.query(`SELECT id::text, at::text, command, object, statement, apply, shared, note, NULL AS applied_at, NULL AS error, NULL AS acknowledged_at FROM ${q3} ORDER BY id`);
+    const tgt = await tableExists(s2.target, q3) ? new Map((await s2.target.query(`SELECT id::text, at::text, command, object, statement, apply, shared, note, applied_at::text, error, acknowledged_at::text FROM ${q3}`)).rows.map((r5) => [r5.id, r5])) : /* @__PURE__ */ new Map();
+    for (const row of src.rows) {
+      const e5 = queued.get(row.id) ?? { row, streams: [], outcomes: [] };
+      e5.streams.push(st.group);
+      e5.outcomes.push({ stream: st.group, row: tgt.get(row.id) });
+      queued.set(row.id, e5);
+    }
+  }
+  for (const [id, e5] of queued) {
+    const done = e5.outcomes.find((o3) => o3.row?.applied_at && !o3.row.error);
+    const failed = e5.outcomes.filter((o3) => o3.row?.error);
+    const pending = e5.outcomes.filter((o3) => !o3.row);
+    const stream = e5.row.shared ? null : e5.streams[0];
+    const base = { id: Number(id), at: e5.row.at, stream, command: e5.row.command, object: e5.row.object, statement: e5.row.apply ?? e5.row.statement };
+    if (done) {
+      report.entries.push({ ...base, state: "applied", detail: done.row.note });
+    } else if (failed.length && pending.length === 0) {
+      const f5 = failed[0];
+      const acknowledged = failed.every((o3) => o3.row.acknowledged_at);
+      const acknowledge = `UPDATE pgshift.${quoteIdent(ddlQueueTable(f5.stream))} SET acknowledged_at = now() WHERE id = ${id} (on the target)`;
+      report.entries.push({ ...base, state: "failed on target", detail: f5.row.error, acknowledge });
+      if (!acknowledged) {
+        report.problems.push({
+          stream,
+          problem: `DDL #${id} failed on the target (${f5.row.error}): ${clip(base.statement)} \u2014 apply a working equivalent on the target by hand, then acknowledge: ${acknowledge}`
+        });
+      }
+    } else {
+      report.entries.push({ ...base, state: "in flight", detail: null });
+    }
+  }
+  report.entries.sort((a5, b5) => a5.id - b5.id);
+  report.joins = await pendingJoins(s2, streams);
+  return report;
+}
+async function joinedOrGone(c5, table2) {
+  const r5 = await c5.query(
+    `SELECT to_regclass($1) IS NULL OR EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+              WHERE pr.prrelid = to_regclass($1) AND p.pubname LIKE 'pgshift\\_%') AS ok`,
+    [table2]
+  );
+  return r5.rows[0].ok;
+}
+async function pendingJoins(s2, streams) {
+  const out = [];
+  for (const st of streams) {
+    if (st.state !== "streaming") continue;
+    const published = await s2.source.query(`SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_publication_tables WHERE pubname = $1`, [st.publication]);
+    const subscribed = new Map(
+      (await s2.target.query(
+        `SELECT format('%I.%I', n.nspname, c.relname) AS t, sr.srsubstate::text AS state FROM pg_subscription_rel sr
+             JOIN pg_subscription sub ON sub.oid = sr.srsubid JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE sub.subname = $1`,
+        [st.subscription]
+      )).rows.map((r5) => [r5.t, r5.state])
+    );
+    if (subscribed.size === 0) continue;
+    for (const { t } of published.rows) {
+      const state2 = subscribed.get(t);
+      if (state2 === "r") continue;
+      if (state2) out.push({ table: t, stream: st.group, state: "copying" });
+      else out.push({ table: t, stream: st.group, state: await tableExists(s2.target, t) ? "refreshing" : "waiting for its CREATE on the target" });
+    }
+  }
+  return out;
+}
+async function joinNewTables(plan, s2, streams) {
+  if (ddlMode(plan) === "off") return [];
+  const refreshed = [];
+  const joins = await pendingJoins(s2, streams);
+  for (const st of streams) {
+    const mine = joins.filter((j5) => j5.stream === st.group);
+    if (mine.length === 0 || mine.some((j5) => j5.state !== "refreshing")) continue;
+    const sub = await s2.target.query(`SELECT 1 FROM pg_subscription WHERE subname = $1 AND subenabled`, [st.subscription]);
+    if (!sub.rowCount) continue;
+    await s2.target.query(`ALTER SUBSCRIPTION ${quoteIdent(st.subscription)} REFRESH PUBLICATION WITH (copy_data = true)`);
+    refreshed.push(...mine.map((j5) => `${j5.table} (${st.group})`));
+  }
+  return refreshed;
+}
+function joinText(j5) {
+  return j5.state === "waiting for its CREATE on the target" ? `table ${j5.table} joined stream ${j5.stream} on the source and waits for its CREATE TABLE to be applied on the target` : `table ${j5.table} joined stream ${j5.stream}: its rows are being copied into the target (${j5.state})`;
+}
+
+// src/pg/identity.ts
+import { randomUUID as randomUUID3 } from "node:crypto";
+async function sameDatabase(source, target) {
+  const marker = `pgshift identity ${randomUUID3()}`;
+  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
+  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
+  try {
+    const r5 = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
+    return (r5.rowCount ?? 0) > 0;
+  } finally {
+    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
+  }
+}
+
+// src/phases/context.ts
+function phaseContext(plan, log) {
+  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
+}
+async function openSessions(ctx) {
+  const source = await connect(ctx.source);
+  let target;
+  try {
+    target = await connect(ctx.target);
+  } catch (err) {
+    await source.end().catch(() => {
+    });
+    throw err;
+  }
+  const close = async () => {
+    await Promise.all([source.end().catch(() => {
+    }), target.end().catch(() => {
+    })]);
+  };
+  const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
+  if (await sameDatabase(source, target).catch(async (err) => {
+    await close();
+    throw err;
+  })) {
+    await close();
+    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
+  }
+  return {
+    source,
+    target,
+    sourceVersion,
+    targetVersion,
+    close
+  };
+}
+async function requireLogicalSource(s2, ctx) {
+  const walLevel = await setting(s2.source, "wal_level");
+  if (walLevel !== "logical") {
+    throw gateRefused(
+      "source.wal_level",
+      `source ${ctx.source.label}: wal_level is ${walLevel}, logical replication needs wal_level = logical`,
+      "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
+    );
+  }
+  if (majorOf(s2.targetVersion) < majorOf(s2.sourceVersion)) {
+    throw gateRefused(
+      "target.version",
+      `target ${ctx.target.label} is PostgreSQL ${majorOf(s2.targetVersion)}, older than the source's ${majorOf(s2.sourceVersion)}`,
+      "migrate to a target of the same or a newer major version"
+    );
+  }
+}
+async function resolveGroups(ctx, source, versionNum, only) {
+  const all = await listTables(source, versionNum);
+  const copyable = all.filter((t) => t.persistence === "p");
+  const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
+  for (const u of unmatched) ctx.log.warn(`group ${u.group}: ${describeUnmatched(u).message}`);
+  const leaves = unassigned.filter((t) => t.kind === "r");
+  if (leaves.length > 0) ctx.log.warn(`${leaves.length} table(s) are in no group and will not be migrated: ${describeTables(leaves)}`);
+  if (only && !groups.has(only)) {
+    throw inputError("group.unknown", `group ${only} is not in the plan`, `use one of: ${[...groups.keys()].join(", ")}`);
+  }
+  const result = [];
+  for (const [name, tables] of groups) {
+    if (only && name !== only) continue;
+    const data = tables.filter((t) => t.kind === "r").sort((a5, b5) => b5.bytes - a5.bytes);
+    if (data.length === 0) {
+      const { message, fix } = describeEmptyGroup(name, unmatched);
+      throw inputError("group.empty", message, fix);
+    }
+    result.push({ name, tables: data, parents: tables.filter((t) => t.kind === "p") });
+  }
+  return result;
+}
+
+// src/core/replica-identity.ts
+function identityProblem(t) {
+  if (t.replicaIdentity === "n") return "nothing";
+  if (t.replicaIdentity === "d" && !t.hasPrimaryKey) return "no-key";
+  if (t.replicaIdentity === "i" && !t.identityIndexValid) return "index-gone";
+  return void 0;
+}
+var IDENTITY_PROBLEM_TEXT = {
+  nothing: "REPLICA IDENTITY NOTHING",
+  "no-key": "no primary key and REPLICA IDENTITY DEFAULT",
+  "index-gone": "REPLICA IDENTITY USING INDEX of an index that is gone or invalid"
+};
+function planPublishing(tables, engine, consent) {
+  const out = { refused: [], setFull: [] };
+  if (engine !== "native") return out;
+  for (const t of tables) {
+    const problem = identityProblem(t);
+    if (!problem) continue;
+    if (consent.some((p3) => matchesPattern(t, p3))) out.setFull.push(t);
+    else out.refused.push({ table: t, problem });
+  }
+  return out;
+}
+
+// src/core/privileges.ts
+function privilegeFindings(source, target, targetMajor, engine) {
+  const out = [];
+  if (!source.superuser && !source.replication && !source.rdsSuperuser) {
+    out.push({
+      code: "source.privilege.replication",
+      object: `source role ${source.name}`,
+      message: "cannot create replication slots (needs REPLICATION, superuser or rds_superuser)",
+      fix: `ALTER ROLE ${source.name} REPLICATION (on RDS: GRANT rds_replication TO ${source.name})`
+    });
+  }
+  if (!target.superuser && !target.createOnDatabase) {
+    out.push({
+      code: "target.privilege.create",
+      object: `target role ${target.name}`,
+      message: "cannot create schemas in the target database (the schema restore and the control schema need CREATE)",
+      fix: `GRANT CREATE ON DATABASE <target database> TO ${target.name}`
+    });
+  }
+  if (engine === "native" && !(target.superuser || target.rdsSuperuser || targetMajor >= 16 && target.createSubscription)) {
+    out.push({
+      code: "target.privilege.subscription",
+      object: `target role ${target.name}`,
+      message: "cannot create subscriptions on the target",
+      fix: `connect as a superuser (RDS: rds_superuser)${targetMajor >= 16 ? ` or GRANT pg_create_subscription TO ${target.name}` : ""}`
+    });
+  }
+  return out;
+}
+
+// src/core/pool.ts
+async function runPool(items, concurrency, task) {
+  let next = 0;
+  let failed;
+  const worker = async (id) => {
+    while (failed === void 0 && next < items.length) {
+      const item = items[next++];
+      try {
+        await task(item, id);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, (_, i5) => worker(i5)));
+  if (failed !== void 0) throw failed;
+}
+
+// src/pg/inventory.ts
+var SETTINGS = [
+  "wal_level",
+  "max_replication_slots",
+  "max_wal_senders",
+  "wal_sender_timeout",
+  "max_slot_wal_keep_size",
+  "logical_decoding_work_mem",
+  "shared_preload_libraries",
+  "rds.logical_replication",
+  "max_logical_replication_workers",
+  "max_worker_processes",
+  "server_version",
+  "block_size"
+];
+async function readServerFacts(c5, longTransactionSeconds) {
+  const settings = {};
+  for (const name of SETTINGS) settings[name] = null;
+  const s2 = await c5.query("SELECT name, current_setting(name, true) AS v FROM pg_settings WHERE name = ANY($1::text[])", [SETTINGS]);
+  for (const row of s2.rows) settings[row.name] = row.v;
+  const versionNum = Number((await c5.query("SELECT current_setting('server_version_num') AS v")).rows[0].v);
+  const role = (await c5.query(
+    `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
+              has_database_privilege(current_database(), 'CREATE') AS create_on_database
+         FROM pg_roles r WHERE r.rolname = current_user`
+  )).rows[0];
+  const isRds = settings["rds.logical_replication"] !== null || (await c5.query(`SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'`)).rowCount > 0;
+  const counts = (await c5.query(
+    `SELECT (SELECT count(*) FROM pg_replication_slots)::text AS slots,
+              (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')::text AS senders,
+              (SELECT count(*) FROM pg_largeobject_metadata)::text AS lo`
+  )).rows[0];
+  const longTx = await c5.query(
+    `SELECT pid, extract(epoch FROM now() - xact_start)::int AS seconds, coalesce(application_name, '') AS application,
+            coalesce(usename, '') AS "user", coalesce(state, '') AS state
+       FROM pg_stat_activity
+      WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+        AND now() - xact_start > make_interval(secs => $1)
+      ORDER BY xact_start`,
+    [longTransactionSeconds]
+  );
+  const prepared = await c5.query(`SELECT gid, extract(epoch FROM now() - prepared)::int AS seconds FROM pg_prepared_xacts WHERE database = current_database()`);
+  const ext = await c5.query(`SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1`);
+  const availableExtensions = await c5.query(
+    `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
+         FROM pg_available_extensions a`
+  ).then(
+    (avail) => new Map(avail.rows.map((r5) => [r5.name, { defaultVersion: r5.default_version, versions: r5.versions }])),
+    (err) => ({ error: err.message })
+  );
+  const triggers = await c5.query(`SELECT evtname AS name, evtevent AS event, evtenabled AS enabled FROM pg_event_trigger ORDER BY 1`);
+  const db = (await c5.query("SELECT current_database() AS d")).rows[0].d;
+  return {
+    versionNum,
+    version: settings.server_version ?? "",
+    settings,
+    isRds,
+    role: {
+      name: role.name,
+      superuser: role.superuser,
+      replication: role.replication,
+      rdsSuperuser: role.rds_superuser,
+      createSubscription: role.create_subscription,
+      createOnDatabase: role.create_on_database
+    },
+    slotsUsed: Number(counts.slots),
+    walSendersUsed: Number(counts.senders),
+    longTransactions: longTx.rows,
+    preparedTransactions: prepared.rows,
+    extensions: ext.rows,
+    availableExtensions,
+    eventTriggers: triggers.rows,
+    largeObjects: Number(counts.lo),
+    database: db
+  };
+}
+var LOB_TYPE_TEST = `(t.typname IN ('text', 'bytea', 'json', 'jsonb', 'xml') OR (t.typname = 'varchar' AND a.atttypmod = -1) OR t.typcategory = 'A')`;
+async function readRelations(c5, versionNum) {
+  const generated = versionNum >= 12e4 ? "a.attgenerated <> ''" : "false";
+  const noStats = versionNum >= 14e4 ? "c.reltuples < 0" : `(c.reltuples = 0 AND coalesce((SELECT st.last_analyze IS NULL AND st.last_autoanalyze IS NULL FROM pg_stat_all_tables st WHERE st.relid = c.oid), true))`;
+  const r5 = await c5.query(`
+    SELECT n.nspname AS schema, c.relname AS name, c.oid::int AS oid, c.relkind AS kind, c.relpersistence AS persistence,
+           c.relispartition AS is_partition, c.relreplident AS replident,
+           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
+           coalesce((SELECT array_agg(ic.relname::text ORDER BY ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                      WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)), '{}') AS unique_not_null,
+           (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary)::int AS other_unique,
+           (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident AND i.indisvalid) AS ri_index,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${generated}), '{}') AS generated,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> ''), '{}') AS identity,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND t.typcategory = 'A'), '{}') AS arrays,
+           coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
+                       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${LOB_TYPE_TEST} AND NOT (${generated})), '[]') AS lobs,
+           ((c.relpages + coalesce((SELECT tc.relpages FROM pg_class tc WHERE tc.oid = c.reltoastrelid), 0))::bigint * current_setting('block_size')::bigint)::text AS estimated_bytes,
+           CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_total_relation_size(c.oid) ELSE 0 END::text AS bytes,
+           greatest(c.reltuples, 0)::text AS row_estimate,
+           NOT (${noStats}) AS has_stats,
+           pg_get_userbyid(c.relowner) AS owner,
+           pg_has_role(c.relowner, 'USAGE') AS owned_by_me,
+           has_table_privilege(c.oid, 'SELECT') AS can_select
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
+     ORDER BY n.nspname, c.relname`);
+  return r5.rows.map((x) => ({
+    schema: x.schema,
+    name: x.name,
+    oid: x.oid,
+    kind: x.kind,
+    persistence: x.persistence,
+    isPartition: x.is_partition,
+    replicaIdentity: x.replident,
+    hasPrimaryKey: x.has_pk,
+    uniqueNotNullIndexes: x.unique_not_null,
+    otherUniqueIndexes: x.other_unique,
+    replicaIdentityIndex: x.ri_index,
+    generatedColumns: x.generated,
+    identityColumns: x.identity,
+    arrayColumns: x.arrays,
+    lobColumns: x.lobs,
+    estimatedBytes: Number(x.estimated_bytes),
+    bytes: Number(x.bytes),
+    rowEstimate: Number(x.row_estimate),
+    hasStatistics: x.has_stats,
+    owner: x.owner,
+    ownedByMe: x.owned_by_me,
+    canSelect: x.can_select
+  }));
+}
+
+// src/pg/tools.ts
+import { execFile as execFileCb } from "node:child_process";
+import { existsSync as existsSync2 } from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+var execFile = promisify(execFileCb);
+function toolPath(name, binDir) {
+  const dir = binDir ?? process.env.PGSHIFT_PG_BIN;
+  return dir ? path.join(dir, name) : name;
+}
+async function findTool(name, binDir) {
+  const bin = toolPath(name, binDir);
+  if (bin.includes("/") && !existsSync2(bin)) {
+    throw inputError("tool.missing", `${name} not found at ${bin}`, "set fullLoad.pgBinDir (or PGSHIFT_PG_BIN) to a directory holding the PostgreSQL client tools");
+  }
+  let stdout;
+  try {
+    ({ stdout } = await execFile(bin, ["--version"]));
+  } catch {
+    throw inputError("tool.missing", `${name} cannot be run (${bin})`, "install the PostgreSQL client tools or set fullLoad.pgBinDir (or PGSHIFT_PG_BIN)");
+  }
+  const m3 = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(stdout);
+  if (!m3) throw inputError("tool.version", `cannot read the version of ${bin}: ${stdout.trim()}`);
+  const major = Number(m3[1]) >= 10 ? Number(m3[1]) : Number(`${m3[1]}.${m3[2]}`);
+  return { path: bin, major, version: stdout.trim() };
+}
+function requireDumpForSource(tool, sourceMajor) {
+  if (tool.major < sourceMajor) {
+    throw inputError(
+      "tool.too-old",
+      `${tool.path} is PostgreSQL ${tool.major} but the source server is PostgreSQL ${sourceMajor}; pg_dump cannot dump a newer server`,
+      `install the PostgreSQL ${sourceMajor} (or newer) client tools and set fullLoad.pgBinDir or PGSHIFT_PG_BIN to their bin directory`
+    );
+  }
+}
+function toolEnv(ep) {
+  const a5 = ep.address;
+  const env2 = { ...process.env, PGAPPNAME: "pgshift", PGCONNECT_TIMEOUT: "15" };
+  for (const key of ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGSERVICE", "PGSSLMODE", "PGSSLROOTCERT", "PGOPTIONS"]) delete env2[key];
+  if (a5.password) env2.PGPASSWORD = a5.password;
+  env2.PGSSLMODE = a5.sslmode ?? (ep.ssl ? "require" : "disable");
+  if (a5.sslrootcert) env2.PGSSLROOTCERT = a5.sslrootcert;
+  return env2;
+}
+function connectionArgs(ep) {
+  const a5 = ep.address;
+  return ["--host", a5.host, "--port", String(a5.port), "--username", a5.user, "--dbname", a5.database, "--no-password"];
+}
+async function runTool(bin, args, env2, what) {
+  try {
+    const { stdout } = await execFile(bin, args, { env: env2, maxBuffer: 256 * 1024 * 1024 });
+    return stdout;
+  } catch (err) {
+    const e5 = err;
+    const detail = redact((e5.stderr || e5.message).trim().split("\n").slice(0, 3).join(" | "));
+    throw failure("tool.failed", `${what} failed: ${detail}`, void 0, err);
+  }
+}
+
+// src/pg/schema.ts
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os5 from "node:os";
+import path2 from "node:path";
+async function dumpSchema(tool, source, snapshotName) {
+  const dir = mkdtempSync(path2.join(os5.tmpdir(), "pgshift-schema-"));
+  const file2 = path2.join(dir, "schema.dump");
+  const args = [
+    ...connectionArgs(source),
+    "--schema-only",
+    "--format=custom",
+    `--file=${file2}`,
+    `--exclude-schema=${CONTROL_SCHEMA}`,
+    "--no-publications",
+    "--no-subscriptions"
+  ];
+  if (snapshotName) args.push(`--snapshot=${snapshotName}`);
+  await runTool(tool.path, args, toolEnv(source), "pg_dump of the source schema");
+  return { file: file2, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+async function restoreSection(tool, target, dump, section, options) {
+  const args = [...connectionArgs(target), `--section=${section}`, "--exit-on-error", "--single-transaction"];
+  if (!options.keepOwnership) args.push("--no-owner", "--no-privileges");
+  if (options.listFile) args.push(`--use-list=${options.listFile}`);
+  args.push(dump.file);
+  const env2 = toolEnv(target);
+  noteChange(`schema ${section} restored on the target`);
+  if (options.sessionName) env2.PGAPPNAME = options.sessionName;
+  await runTool(tool.path, args, env2, `pg_restore ${section} into the target`);
+}
+var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
+async function restoreList(tool, dump, name, skip) {
+  const listing = await runTool(tool.path, ["--list", dump.file], process.env, "pg_restore --list of the schema dump");
+  const lines = listing.split("\n").map((line) => {
+    const m3 = /^\s*\d+;\s+(\d+)\s+(\d+)\s/.exec(line);
+    const ours = /\sEVENT TRIGGER - pgshift_ddl/.test(line);
+    return m3 && (ours || skip({ classId: m3[1], objectId: m3[2], line })) ? `;${line}` : line;
+  });
+  const file2 = path2.join(path2.dirname(dump.file), `${name}.list`);
+  writeFileSync(file2, lines.join("\n"));
+  return file2;
+}
+function preDataList(tool, dump) {
+  const names = SOURCE_ONLY_EXTENSIONS.join("|");
+  const re = new RegExp(`\\s(EXTENSION - |COMMENT - EXTENSION )(${names})\\s`);
+  return restoreList(tool, dump, "pre-data", ({ line }) => re.test(`${line} `));
+}
+
+// src/phases/assess.ts
+async function readPreconditions(ctx, s2, options) {
+  const { plan } = ctx;
+  const opts = plan.assess;
+  const findings = [];
+  const add = (severity, code, object2, message, fix) => findings.push({ severity, code, object: object2, message, fix });
+  const [src, tgt] = await Promise.all([readServerFacts(s2.source, opts.longTransactionSeconds), readServerFacts(s2.target, opts.longTransactionSeconds)]);
+  const sourceMajor = majorOf(src.versionNum);
+  const targetMajor = majorOf(tgt.versionNum);
+  const native = plan.cdc.engine === "native";
+  const dmsPlugin = plan.cdc.dms.plugin;
+  if (targetMajor < sourceMajor) add("blocker", "target.version", ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, "migrate to the same or a newer major");
+  checkSourceSettings(src, ctx.source.label, options.streamsNeeded, native, dmsPlugin, add);
+  checkPrivileges(src, tgt, ctx, native, plan.groups.length, add);
+  for (const t of src.longTransactions) {
+    add("warning", "source.long-transaction", `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ""})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, "end it before the full load, or wait");
+  }
+  for (const p3 of src.preparedTransactions) {
+    add("blocker", "source.prepared-transaction", `prepared transaction ${p3.gid}`, `prepared ${p3.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p3.gid}'`);
+  }
+  const targetExtensions = tgt.availableExtensions;
+  if (!(targetExtensions instanceof Map)) {
+    const names = src.extensions.map((e5) => e5.name).join(", ");
+    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
+  } else {
+    for (const e5 of src.extensions.filter((x) => !SOURCE_ONLY_EXTENSIONS.includes(x.name))) {
+      const avail = targetExtensions.get(e5.name);
+      if (!avail) add("blocker", "extension.missing", `extension ${e5.name}`, `installed on the source (${e5.version}) but not available on the target`, `install ${e5.name} on the target (on RDS: check rds.extensions)`);
+      else if (!avail.versions.includes(e5.version)) {
+        add("warning", "extension.version", `extension ${e5.name}`, `source has ${e5.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
+      }
+    }
+  }
+  for (const t of src.eventTriggers.filter((x) => !x.name.startsWith("pgshift_ddl"))) {
+    add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers`, "disable it for the migration window if it writes");
+  }
+  for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
+  if (src.largeObjects > 0) {
+    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target", "freeze large-object writes from the full load on, or move them to bytea columns");
+  }
+  try {
+    const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
+    if (dump.major < sourceMajor) add("blocker", "tool.pg_dump", dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
+  } catch (err) {
+    add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
+  }
+  const relations = await readRelations(s2.source, src.versionNum);
+  const migratable = relations.filter((r5) => (r5.kind === "r" || r5.kind === "p") && r5.persistence === "p");
+  const assignment = assignGroups(migratable, plan.groups);
+  const groupOf = /* @__PURE__ */ new Map();
+  for (const [g5, list2] of assignment.groups) for (const t of list2) groupOf.set(t, g5);
+  for (const u of assignment.unmatched) {
+    const { message, fix } = describeUnmatched(u);
+    add("warning", "group.pattern", `group ${u.group}`, message, fix);
+  }
+  for (const [g5, list2] of assignment.groups) {
+    if (list2.some((t) => t.kind === "r")) continue;
+    const { message, fix } = describeEmptyGroup(g5, assignment.unmatched);
+    add("blocker", "group.empty", `group ${g5}`, message, fix);
+  }
+  for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
+  return { src, tgt, relations, groupOf, assignment, findings, add };
+}
+function checkSourceSettings(src, label, groups, native, plugin, add) {
+  const st = src.settings;
+  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
+    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
+  } else if (st.wal_level !== "logical") {
+    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
+  }
+  const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
+  if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
+  const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
+  if (freeSenders < groups) add("blocker", "source.wal_senders", label, `${groups} WAL sender(s) needed, ${freeSenders} free of max_wal_senders ${st.max_wal_senders}`, "raise max_wal_senders (restart)");
+  const timeout = parseDurationMs(st.wal_sender_timeout);
+  if (timeout !== null && timeout > 0 && timeout < 1e4) {
+    add("warning", "source.wal_sender_timeout", label, `wal_sender_timeout is ${st.wal_sender_timeout}: busy apply can be cut off`, "set wal_sender_timeout to at least 10s");
+  }
+  const workMem = st.logical_decoding_work_mem ? parseSize(st.logical_decoding_work_mem.replace(/B$/, "B")) : void 0;
+  if (workMem !== void 0 && workMem < 64 * 1024 * 1024) {
+    add("info", "source.logical_decoding_work_mem", label, `logical_decoding_work_mem is ${st.logical_decoding_work_mem}: larger transactions spill to disk while decoding`, "raise it (for example 256MB) if large transactions are common");
+  }
+  if (!native && plugin === "pglogical" && st.shared_preload_libraries !== null && !st.shared_preload_libraries.split(",").map((x) => x.trim()).includes("pglogical")) {
+    add("blocker", "source.pglogical", label, "the DMS plugin is pglogical but shared_preload_libraries does not load it", "add pglogical to shared_preload_libraries and restart (or use plugin: test_decoding)");
+  }
+}
+function checkPrivileges(src, tgt, ctx, native, groups, add) {
+  for (const f5 of privilegeFindings(src.role, tgt.role, majorOf(tgt.versionNum), native ? "native" : "dms")) add("blocker", f5.code, f5.object, f5.message, f5.fix);
+  const ddl = ddlMode(ctx.plan);
+  if (ddl !== "off" && !src.role.superuser && !src.role.rdsSuperuser) {
+    add(
+      "blocker",
+      "source.privilege.event-trigger",
+      `role ${src.role.name}`,
+      `cdc.ddl: ${ddl} installs an event trigger on the source, which needs superuser (RDS: rds_superuser)`,
+      `connect as a superuser (on RDS: GRANT rds_superuser TO ${src.role.name}), or set cdc.ddl: off (a schema change then stops the stream until applied on the target)`
+    );
+  }
+  if (native) {
+    const workers = Number(tgt.settings.max_logical_replication_workers);
+    if (workers < groups) add("blocker", "target.workers", ctx.target.label, `${groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, "raise max_logical_replication_workers (and max_worker_processes) and restart the target");
+  }
+}
+function checkRelation(t, name, group5, plan, add) {
+  const engine = plan.cdc.engine;
+  const plugin = plan.cdc.dms.plugin;
+  if (t.kind === "f") return add("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target");
+  if (t.kind === "m") return add("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
+  if (t.persistence === "u") return add("warning", "table.unlogged", name, "unlogged table: not replicated and not copied", `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
+  if (t.kind === "p") return add("info", "table.partitioned", name, "partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)");
+  if (!t.canSelect) add("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`);
+  if (group5 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
+  if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
+  const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
+  const problem = identityProblem(identity);
+  const publishing = group5 === null ? void 0 : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
+  if (problem && publishing?.setFull.length) {
+    add("info", "table.replica-identity-consent", name, `${IDENTITY_PROBLEM_TEXT[problem]}: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)`);
+  } else if (problem === "nothing") {
+    add("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`);
+  } else if (problem && engine === "dms") {
+    add("warning", "table.no-key", name, `${IDENTITY_PROBLEM_TEXT[problem]}: DMS carries its inserts but not its UPDATE and DELETE`, `add a primary key unless the table is insert-only (verify finds any row that differs)`);
+  } else if (problem) {
+    const idx = t.uniqueNotNullIndexes[0];
+    add(
+      "blocker",
+      "table.no-key",
+      name,
+      `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published`,
+      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
+    );
+  } else if (t.replicaIdentity === "f") {
+    if (engine === "dms" && plugin === "pglogical") add("blocker", "table.replica-identity-full", name, "REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical", "add a primary key, or use plugin: test_decoding for this group");
+    else add("warning", "table.replica-identity-full", name, "REPLICA IDENTITY FULL: every UPDATE and DELETE is applied by a scan unless the target has a usable index", "add a primary key if you can");
+  } else if (t.replicaIdentity === "i") {
+    add("info", "table.replica-identity-index", name, `replica identity is the unique index ${t.replicaIdentityIndex}`);
+  }
+  if (engine === "dms" && !t.hasPrimaryKey && t.arrayColumns.length) add("blocker", "table.array-no-key", name, `ARRAY column(s) ${t.arrayColumns.join(", ")} without a primary key: DMS suspends the table`, "add a primary key");
+  if (t.generatedColumns.length) add("info", "table.generated", name, `generated column(s) ${t.generatedColumns.join(", ")}: left out of the copy, computed by the target`);
+  if (t.identityColumns.length) add("info", "table.identity", name, `identity column(s) ${t.identityColumns.join(", ")}: values copied as they are, sequences carried at cut-over`);
+  if (!t.hasStatistics) add("info", "table.no-statistics", name, "never analyzed: size and row estimates are unknown to the planner and to pgshift", `ANALYZE ${name}`);
+}
+function parseDurationMs(v) {
+  if (!v) return null;
+  const m3 = /^(-?\d+)\s*(ms|s|min|h)?$/.exec(v.trim());
+  if (!m3) return null;
+  const n3 = Number(m3[1]);
+  return n3 * ({ ms: 1, s: 1e3, min: 6e4, h: 36e5 }[m3[2] ?? "ms"] ?? 1);
+}
+
+// src/phases/preflight.ts
+async function preflightLoad(ctx, s2, groups, streamsNeeded) {
+  const pre = await readPreconditions(ctx, s2, { streamsNeeded });
+  const loaded = new Set(groups.flatMap((g5) => g5.tables.map(displayName)));
+  const blockers = pre.findings.filter((f5) => f5.severity === "blocker" && (!f5.code.startsWith("table.") || loaded.has(f5.object)));
+  if (blockers.length) {
+    const [first] = blockers;
+    throw gateRefused(first.code, `${first.object}: ${first.message}${blockers.length > 1 ? ` (and ${blockers.length - 1} more blocker(s): pgshift assess lists them)` : ""}`, first.fix);
+  }
+  const tables = groups.flatMap((g5) => g5.tables);
+  const publishing = planPublishing(
+    tables.map((t) => ({ ...t, hasPrimaryKey: t.primaryKey.length > 0, identityIndexValid: t.replicaIdentityIndex })),
+    ctx.plan.cdc.engine,
+    ctx.plan.cdc.replicaIdentityFull
+  );
+  if (publishing.refused.length) {
+    const names = publishing.refused.map((r5) => `${displayName(r5.table)} (${IDENTITY_PROBLEM_TEXT[r5.problem]})`);
+    throw gateRefused(
+      "table.no-replica-identity",
+      `publishing ${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""} would make every UPDATE and DELETE on ${names.length > 1 ? "them" : "it"} fail on the source`,
+      "add a primary key or ALTER TABLE \u2026 REPLICA IDENTITY FULL, or list the tables under cdc.replicaIdentityFull for pgshift to set it"
+    );
+  }
+  await requireReplicationRoute(ctx);
+  if (ctx.plan.cdc.engine === "native") await preflightSubscription(ctx, s2);
+  return { setReplicaIdentityFull: publishing.setFull };
+}
+async function requireReplicationRoute(ctx) {
+  try {
+    const c5 = await connect(ctx.source, { replication: true, applicationName: "pgshift preflight" });
+    await c5.end().catch(() => {
+    });
+  } catch (err) {
+    throw gateRefused(
+      "source.replication-connection",
+      `source ${ctx.source.label}: a replication connection is refused: ${isPgshiftError(err) ? err.message : err.message}`,
+      'allow replication connections for this user in pg_hba.conf (a "host replication" or "host all" line with the database; on RDS: rds_replication) and reload'
+    );
+  }
+}
+function subscriptionConninfo(ctx) {
+  return ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
+}
+async function preflightSubscription(ctx, s2) {
+  const fields = parseConninfo(subscriptionConninfo(ctx));
+  const targetMajor = majorOf(s2.targetVersion);
+  const unknown2 = keywordsUnknownTo(Object.keys(fields), targetMajor);
+  if (unknown2.length) {
+    throw gateRefused("subscription.conninfo", `the subscription's connection parameter ${unknown2[0]} is unknown to the target's PostgreSQL ${targetMajor}`, `remove ${unknown2[0]} from ${ctx.plan.source.subscriptionConninfo ? "source.subscriptionConninfo" : "source.url"}`);
+  }
+  const role = (await s2.target.query("SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user")).rows[0];
+  if (targetMajor >= 16 && !role.superuser && !fields.password) {
+    throw gateRefused("subscription.password", `target ${ctx.target.label}: a subscription owned by a role that is not superuser needs a password in its connection (PostgreSQL 16+)`, "put the password in source.url (or in source.subscriptionConninfo)");
+  }
+  if (!ctx.plan.source.subscriptionConninfo) return;
+  const ep = endpointFromConninfo("source", fields, parseServerUrl(ctx.plan.source.url));
+  try {
+    const c5 = await connect(ep, { replication: true, applicationName: "pgshift preflight" });
+    await c5.end().catch(() => {
+    });
+  } catch (err) {
+    ctx.log.warn(`source.subscriptionConninfo: a replication connection to ${ep.label} fails from this machine (${isPgshiftError(err) ? err.message : err.message}); the target must reach the source that way`);
+  }
+}
+
+// src/core/dms.ts
+function tableMappings(tables) {
+  const rules = [];
+  let id = 1;
+  const slug = (t) => `${t.schema}-${t.name}`.replace(/[^A-Za-z0-9_-]/g, "_");
+  for (const t of tables) {
+    rules.push({
+      "rule-type": "selection",
+      "rule-id": String(id++),
+      "rule-name": `include-${slug(t)}`,
+      "object-locator": { "schema-name": t.schema, "table-name": t.name },
+      "rule-action": "include",
+      filters: []
+    });
+  }
+  for (const t of tables) {
+    if (!t.lob) continue;
+    rules.push({
+      "rule-type": "table-settings",
+      "rule-id": String(id++),
+      "rule-name": `${slug(t)}-lob${t.lob.mode === "unlimited" ? "-no-truncation" : ""}`,
+      "object-locator": { "schema-name": t.schema, "table-name": t.name },
+      // Unlimited mode with a non-zero bulk-max-size is what the reference migration used.
+      "lob-settings": { mode: t.lob.mode, "bulk-max-size": String(t.lob.maxSizeKb) }
+    });
+  }
+  return { rules };
+}
+function taskSettings(o3) {
+  const onError = o3.batchApply ? "SUSPEND_TABLE" : "LOG_ERROR";
+  return {
+    TargetMetadata: {
+      TargetSchema: "",
+      SupportLobs: true,
+      FullLobMode: false,
+      LobChunkSize: 64,
+      LimitedSizeLobMode: true,
+      LobMaxSize: o3.lobMaxSizeKb,
+      InlineLobMaxSize: 0,
+      BatchApplyEnabled: o3.batchApply,
+      TaskRecoveryTableEnabled: true
+    },
+    FullLoadSettings: { TargetTablePrepMode: "DO_NOTHING" },
+    Logging: {
+      EnableLogging: true,
+      LogComponents: ["SOURCE_CAPTURE", "TARGET_APPLY", "SORTER", "TASK_MANAGER"].map((Id) => ({ Id, Severity: "LOGGER_SEVERITY_DEFAULT" }))
+    },
+    ControlTablesSettings: {
+      ControlSchema: "",
+      HistoryTimeslotInMinutes: 5,
+      HistoryTableEnabled: true,
+      SuspendedTablesTableEnabled: true,
+      StatusTableEnabled: true
+    },
+    ChangeProcessingTuning: {
+      BatchApplyPreserveTransaction: true,
+      BatchApplyTimeoutMin: 1,
+      BatchApplyTimeoutMax: 30,
+      BatchApplyMemoryLimit: 500,
+      BatchSplitSize: 0,
+      MinTransactionSize: 1e3,
+      CommitTimeout: 1,
+      MemoryLimitTotal: 1024,
+      MemoryKeepTime: 60,
+      StatementCacheSize: 50
+    },
+    ChangeProcessingDdlHandlingPolicy: { HandleSourceTableDropped: false, HandleSourceTableTruncated: false, HandleSourceTableAltered: false },
+    ErrorBehavior: {
+      DataErrorPolicy: onError,
+      DataTruncationErrorPolicy: onError,
+      DataErrorEscalationPolicy: "SUSPEND_TABLE",
+      DataErrorEscalationCount: 0,
+      TableErrorPolicy: "SUSPEND_TABLE",
+      TableErrorEscalationPolicy: "STOP_TASK",
+      TableErrorEscalationCount: 0,
+      RecoverableErrorCount: -1,
+      RecoverableErrorInterval: 5,
+      RecoverableErrorThrottling: true,
+      RecoverableErrorThrottlingMax: 1800,
+      ApplyErrorDeletePolicy: "IGNORE_RECORD",
+      ApplyErrorInsertPolicy: onError,
+      ApplyErrorUpdatePolicy: onError,
+      ApplyErrorEscalationPolicy: "LOG_ERROR",
+      ApplyErrorEscalationCount: 0,
+      FullLoadIgnoreConflicts: true
+    },
+    ValidationSettings: { EnableValidation: false }
+  };
+}
+function splitByBatchApply(tables) {
+  const eligible = (t) => t.batchApply && t.lob?.mode !== "unlimited";
+  const batch = tables.filter(eligible);
+  const single = tables.filter((t) => !eligible(t));
+  if (batch.length && single.length) {
+    return [
+      { suffix: "batch", tables: batch, batchApply: true },
+      { suffix: "single", tables: single, batchApply: false }
+    ];
+  }
+  return [{ suffix: "", tables, batchApply: single.length === 0 && batch.length > 0 }];
+}
+function taskIdentifier(migration, group5, suffix) {
+  const raw = ["pgshift", migration, group5, suffix].filter(Boolean).join("-");
+  const id = raw.replace(/[^A-Za-z0-9-]+/g, "-").replace(/-+/g, "-").replace(/^-|-$/g, "");
+  return (/^[A-Za-z]/.test(id) ? id : `t-${id}`).slice(0, 255).replace(/-$/, "");
+}
+
+// src/aws/dms.ts
+var import_client_database_migration_service = __toESM(require_dist_cjs16(), 1);
+var import_client_cloudwatch = __toESM(require_dist_cjs18(), 1);
+var TAG = { migration: "pgshift:migration", group: "pgshift:group", role: "pgshift:role" };
+function dmsClients(region) {
+  return { dms: new import_client_database_migration_service.DatabaseMigrationServiceClient({ region }), cloudwatch: new import_client_cloudwatch.CloudWatchClient({ region }) };
+}
+function awsError(err, what) {
+  const e5 = err;
+  const detail = e5.message ?? String(err);
+  switch (e5.name) {
+    case "AccessDeniedFault":
+    case "AccessDeniedException":
+      return inputError("aws.access-denied", `${what}: access denied (${detail})`, "grant the role pgshift runs as the DMS permissions listed in docs/dms.md");
+    case "InvalidResourceStateFault":
+      return gateRefused("aws.invalid-state", `${what}: the resource is in a state that does not allow it (${detail})`, "check pgshift cdc status; wait for the task to stop or become ready, then run the command again");
+    case "ResourceNotFoundFault":
+      return failure("aws.not-found", `${what}: not found (${detail})`, "check the ARNs in cdc.dms of the plan, and the region");
+    case "ResourceQuotaExceededFault":
+      return failure("aws.quota", `${what}: DMS quota reached (${detail})`, "delete unused DMS tasks or endpoints, or raise the quota");
+    default:
+      return failure("aws.error", `${what}: ${e5.name ?? "error"}: ${detail}`, void 0, err);
+  }
+}
+async function call(what, fn) {
+  try {
+    return await fn();
+  } catch (err) {
+    throw awsError(err, what);
+  }
+}
+function tags(migration, group5, role) {
+  return [
+    { Key: TAG.migration, Value: migration },
+    { Key: TAG.group, Value: group5 },
+    { Key: TAG.role, Value: role }
+  ];
+}
+async function findTasks(dms, instanceArn, migration) {
+  const tasks = [];
+  let marker;
+  do {
+    const page = await call(
+      "DescribeReplicationTasks",
+      () => dms.send(new import_client_database_migration_service.DescribeReplicationTasksCommand({ Filters: [{ Name: "replication-instance-arn", Values: [instanceArn] }], WithoutSettings: true, MaxRecords: 100, Marker: marker })).catch((err) => {
+        if (err.name === "ResourceNotFoundFault") return { ReplicationTasks: [], Marker: void 0 };
+        throw err;
+      })
+    );
+    tasks.push(...page.ReplicationTasks ?? []);
+    marker = page.Marker;
+  } while (marker);
+  if (tasks.length === 0) return [];
+  const tagged = await call("ListTagsForResource", () => dms.send(new import_client_database_migration_service.ListTagsForResourceCommand({ ResourceArnList: tasks.map((t) => t.ReplicationTaskArn) })));
+  const byArn = /* @__PURE__ */ new Map();
+  for (const t of tagged.TagList ?? []) {
+    const m3 = byArn.get(t.ResourceArn) ?? /* @__PURE__ */ new Map();
+    m3.set(t.Key, t.Value ?? "");
+    byArn.set(t.ResourceArn, m3);
+  }
+  const out = [];
+  for (const task of tasks) {
+    const t = byArn.get(task.ReplicationTaskArn);
+    if (t?.get(TAG.migration) === migration) out.push({ task, group: t.get(TAG.group) ?? "", role: t.get(TAG.role) ?? "" });
+  }
+  return out;
+}
+async function findEndpoint(dms, identifier2) {
+  try {
+    const r5 = await dms.send(new import_client_database_migration_service.DescribeEndpointsCommand({ Filters: [{ Name: "endpoint-id", Values: [identifier2] }] }));
+    return r5.Endpoints?.[0]?.EndpointArn;
+  } catch (err) {
+    if (err.name === "ResourceNotFoundFault") return void 0;
+    throw awsError(err, `DescribeEndpoints ${identifier2}`);
+  }
+}
+async function ensureEndpoint(dms, input2) {
+  const existing = await findEndpoint(dms, input2.EndpointIdentifier);
+  if (existing) return { arn: existing, created: false };
+  const r5 = await call(`CreateEndpoint ${input2.EndpointIdentifier}`, () => dms.send(new import_client_database_migration_service.CreateEndpointCommand(input2)));
+  return { arn: r5.Endpoint.EndpointArn, created: true };
+}
+async function createTask(dms, i5) {
+  const r5 = await call(
+    `CreateReplicationTask ${i5.identifier}`,
+    () => dms.send(
+      new import_client_database_migration_service.CreateReplicationTaskCommand({
+        ReplicationTaskIdentifier: i5.identifier,
+        SourceEndpointArn: i5.sourceEndpointArn,
+        TargetEndpointArn: i5.targetEndpointArn,
+        ReplicationInstanceArn: i5.instanceArn,
+        MigrationType: "cdc",
+        TableMappings: JSON.stringify(i5.tableMappings),
+        ReplicationTaskSettings: JSON.stringify(i5.settings),
+        // Recorded at creation and immutable: a different start needs a new task.
+        CdcStartPosition: i5.startLsn,
+        Tags: i5.tags
+      })
+    )
+  );
+  return r5.ReplicationTask;
+}
+async function describeTask(dms, arn) {
+  try {
+    const r5 = await dms.send(new import_client_database_migration_service.DescribeReplicationTasksCommand({ Filters: [{ Name: "replication-task-arn", Values: [arn] }], WithoutSettings: true }));
+    return r5.ReplicationTasks?.[0];
+  } catch (err) {
+    if (err.name === "ResourceNotFoundFault") return void 0;
+    throw awsError(err, `DescribeReplicationTasks ${arn}`);
+  }
+}
+function stopReason(task) {
+  return task?.StopReason?.replace(/^Stop Reason\s+/, "") || void 0;
+}
+function describeFailure2(task) {
+  return [`status ${task.Status}`, stopReason(task) && `stop reason ${stopReason(task)}`, task.LastFailureMessage && `last failure: ${task.LastFailureMessage}`].filter(Boolean).join("; ");
+}
+async function waitForTask(dms, arn, want, o3) {
+  const deadline = Date.now() + o3.timeoutMs;
+  let last2;
+  for (; ; ) {
+    last2 = await describeTask(dms, arn);
+    if (!last2) {
+      if (want.includes("deleted")) return void 0;
+      throw failure("dms.task-gone", `DMS task ${arn} no longer exists`, "run pgshift cdc start to create it again");
+    }
+    o3.onStatus?.(last2);
+    const status = last2.Status ?? "";
+    if (want.includes(status)) return last2;
+    if (status === "failed" || status === "stopped" && !want.includes("stopped")) {
+      throw failure("dms.task-failed", `DMS task ${last2.ReplicationTaskIdentifier}: ${describeFailure2(last2)}`, "see the task log in CloudWatch; pgshift cdc resume retries it, pgshift cdc restart --group starts the group over");
+    }
+    if (Date.now() > deadline) {
+      throw failure("dms.timeout", `DMS task ${last2.ReplicationTaskIdentifier} still ${status} after ${Math.round(o3.timeoutMs / 1e3)} s (waiting for ${want.join(" or ")})`, "check the replication instance and the task in the DMS console, then run the command again");
+    }
+    await new Promise((r5) => setTimeout(r5, o3.intervalMs));
+  }
+}
+async function startTask(dms, arn, mode, startLsn) {
+  await call(
+    `StartReplicationTask ${mode} ${arn}`,
+    () => dms.send(
+      new import_client_database_migration_service.StartReplicationTaskCommand(
+        mode === "start-replication" ? { ReplicationTaskArn: arn, StartReplicationTaskType: mode, CdcStartPosition: startLsn } : { ReplicationTaskArn: arn, StartReplicationTaskType: mode }
+      )
+    )
+  );
+}
+async function stopTask(dms, arn) {
+  await call(`StopReplicationTask ${arn}`, () => dms.send(new import_client_database_migration_service.StopReplicationTaskCommand({ ReplicationTaskArn: arn })));
+}
+async function deleteTask(dms, arn) {
+  await call(`DeleteReplicationTask ${arn}`, () => dms.send(new import_client_database_migration_service.DeleteReplicationTaskCommand({ ReplicationTaskArn: arn })));
+}
+async function tableStatistics(dms, arn) {
+  const out = [];
+  let marker;
+  do {
+    const page = await call(`DescribeTableStatistics ${arn}`, () => dms.send(new import_client_database_migration_service.DescribeTableStatisticsCommand({ ReplicationTaskArn: arn, MaxRecords: 500, Marker: marker })));
+    out.push(...page.TableStatistics ?? []);
+    marker = page.Marker;
+  } while (marker);
+  return out;
+}
+var TASK_METRICS = ["CDCLatencySource", "CDCLatencyTarget", "CDCIncomingChanges"];
+var INSTANCE_METRICS = ["CPUUtilization", "FreeableMemory", "SwapUsage", "FreeStorageSpace"];
+function metricQueries(instanceIdentifier, taskArns, periodSeconds) {
+  const queries = [];
+  const keys = /* @__PURE__ */ new Map();
+  const add = (key, name, dimensions, stat2) => {
+    const id = `m${queries.length}`;
+    keys.set(id, key);
+    queries.push({ Id: id, MetricStat: { Metric: { Namespace: "AWS/DMS", MetricName: name, Dimensions: dimensions }, Period: periodSeconds, Stat: stat2 }, ReturnData: true });
+  };
+  for (const arn of taskArns) {
+    const suffix = arn.split(":").pop();
+    for (const m3 of TASK_METRICS) {
+      add(`task:${suffix}:${m3}`, m3, [{ Name: "ReplicationInstanceIdentifier", Value: instanceIdentifier }, { Name: "ReplicationTaskIdentifier", Value: suffix }], "Maximum");
+    }
+  }
+  for (const m3 of INSTANCE_METRICS) {
+    add(`instance:${m3}`, m3, [{ Name: "ReplicationInstanceIdentifier", Value: instanceIdentifier }], m3 === "CPUUtilization" || m3 === "SwapUsage" ? "Maximum" : "Minimum");
+  }
+  return { queries, keys };
+}
+async function metrics(cw, instanceIdentifier, taskArns, window2) {
+  const { queries, keys } = metricQueries(instanceIdentifier, taskArns, 60);
+  const out = /* @__PURE__ */ new Map();
+  let token;
+  do {
+    const r5 = await call(
+      "CloudWatch GetMetricData (AWS/DMS)",
+      () => cw.send(
+        new import_client_cloudwatch.GetMetricDataCommand({
+          MetricDataQueries: queries,
+          StartTime: new Date(window2.now.getTime() - window2.minutes * 6e4),
+          EndTime: window2.now,
+          ScanBy: "TimestampAscending",
+          NextToken: token
+        })
+      )
+    );
+    for (const res of r5.MetricDataResults ?? []) {
+      const key = keys.get(res.Id);
+      const s2 = out.get(key) ?? { key, timestamps: [], values: [] };
+      s2.timestamps.push(...res.Timestamps ?? []);
+      s2.values.push(...res.Values ?? []);
+      out.set(key, s2);
+    }
+    token = r5.NextToken;
+  } while (token);
+  return [...out.values()];
+}
+
+// src/core/lsn.ts
+var LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
+function parseLsn(text) {
+  const m3 = LSN_TEXT.exec(text.trim());
+  if (!m3) throw new Error(`not an LSN: ${JSON.stringify(text)}`);
+  return BigInt(`0x${m3[1]}`) << 32n | BigInt(`0x${m3[2]}`);
+}
+function formatLsn(lsn) {
+  const hi = (lsn >> 32n).toString(16).toUpperCase();
+  const lo = (lsn & 0xffffffffn).toString(16).toUpperCase();
+  return `${hi}/${lo}`;
+}
+
+// src/pg/dms-source.ts
+function replicationSetNames(slot) {
+  return { updates: slot, inserts: `i${slot}` };
+}
+var PGLOGICAL_NODE = "pgshift_source";
+async function requirePglogical(c5, label) {
+  const r5 = await c5.query(
+    `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pglogical') AS available,
+            'pglogical' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')) AS preloaded`
+  );
+  if (!r5.rows[0].available) {
+    throw gateRefused("source.pglogical", `source ${label}: the pglogical extension is not installed`, "install pglogical on the source (Debian: postgresql-<major>-pglogical) or set cdc.dms.plugin: test_decoding");
+  }
+  if (!r5.rows[0].preloaded) {
+    throw gateRefused("source.pglogical", `source ${label}: pglogical is not in shared_preload_libraries`, "add pglogical to shared_preload_libraries and restart the source, or set cdc.dms.plugin: test_decoding");
+  }
+}
+async function ensurePglogicalNode(c5, dsn) {
+  noteChange("pglogical node on the source");
+  await c5.query("CREATE EXTENSION IF NOT EXISTS pglogical");
+  const node2 = await c5.query(`SELECT 1 FROM pglogical.node WHERE node_name = $1`, [PGLOGICAL_NODE]);
+  if (!node2.rowCount) await c5.query("SELECT pglogical.create_node(node_name := $1, dsn := $2)", [PGLOGICAL_NODE, dsn]);
+}
+async function ensureReplicationSets(c5, slot, tables, log) {
+  const { updates, inserts } = replicationSetNames(slot);
+  noteChange(`replication sets ${updates}, ${inserts} on the source`);
+  const existing = new Set((await c5.query("SELECT set_name AS n FROM pglogical.replication_set WHERE set_name = ANY($1)", [[updates, inserts]])).rows.map((r5) => r5.n));
+  if (!existing.has(updates)) await c5.query("SELECT pglogical.create_replication_set($1, false, true, true, false)", [updates]);
+  if (!existing.has(inserts)) await c5.query("SELECT pglogical.create_replication_set($1, true, false, false, true)", [inserts]);
+  const keyless = tables.filter((t) => t.primaryKey.length === 0);
+  const oids = await c5.query("SELECT x::regclass::oid::text AS oid FROM unnest($1::text[]) WITH ORDINALITY u(x, i) ORDER BY i", [tables.map(qualify)]);
+  const oidOf = new Map(tables.map((t, i5) => [t, oids.rows[i5].oid]));
+  const want = /* @__PURE__ */ new Map([
+    [inserts, new Set(tables.map((t) => oidOf.get(t)))],
+    [updates, new Set(tables.filter((t) => t.primaryKey.length > 0).map((t) => oidOf.get(t)))]
+  ]);
+  for (const [set2, wanted] of want) {
+    const have = await c5.query(
+      `SELECT st.set_reloid::oid::text AS oid FROM pglogical.replication_set_table st JOIN pglogical.replication_set s ON s.set_id = st.set_id WHERE s.set_name = $1`,
+      [set2]
+    );
+    const present = new Set(have.rows.map((r5) => r5.oid));
+    for (const oid of wanted) if (!present.has(oid)) await c5.query("SELECT pglogical.replication_set_add_table($1, $2::oid::regclass, false)", [set2, oid]);
+    for (const oid of present) if (!wanted.has(oid)) await c5.query("SELECT pglogical.replication_set_remove_table($1, $2::oid::regclass)", [set2, oid]);
+  }
+  for (const t of keyless) {
+    log.warn(`${displayName(t)} has no primary key: it is left out of replication set ${updates}, so DMS applies its inserts but not its updates and deletes \u2014 add a primary key before the migration`);
+  }
+  return { updates, inserts, keyless };
+}
+async function dropReplicationSets(c5, slot) {
+  const ext = await c5.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
+  if (!ext.rowCount) return false;
+  const { updates, inserts } = replicationSetNames(slot);
+  let dropped = false;
+  for (const set2 of [updates, inserts]) {
+    const r5 = await c5.query("SELECT 1 FROM pglogical.replication_set WHERE set_name = $1", [set2]);
+    if (r5.rowCount) {
+      await c5.query("SELECT pglogical.drop_replication_set($1)", [set2]);
+      dropped = true;
+    }
+  }
+  return dropped;
+}
+function peekOptions(plugin, slot) {
+  if (plugin === "test_decoding") return [];
+  const { updates, inserts } = replicationSetNames(slot);
+  return [
+    "min_proto_version",
+    "1",
+    "max_proto_version",
+    "1",
+    "startup_params_format",
+    "1",
+    "proto_format",
+    "json",
+    "pglogical.replication_set_names",
+    `${updates},${inserts}`
+  ];
+}
+async function verifyStartLsn(c5, options) {
+  const slot = await c5.query("SELECT plugin, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1", [options.slot]);
+  if (!slot.rowCount) throw failure("dms.slot-missing", `replication slot ${options.slot} does not exist on the source`, "run pgshift full-load --restart for this group to create it again");
+  const expected = options.plugin === "pglogical" ? ["pglogical", "pglogical_output"] : ["test_decoding"];
+  if (!expected.includes(slot.rows[0].plugin)) {
+    throw failure("dms.slot-plugin", `replication slot ${options.slot} uses the ${slot.rows[0].plugin} plugin, not ${options.plugin}`, "set cdc.dms.plugin to match, or restart the group");
+  }
+  const confirmed = slot.rows[0].confirmed ?? "0/0";
+  if (parseLsn(options.captured) < parseLsn(confirmed)) {
+    throw gateRefused(
+      "dms.lsn-too-old",
+      `start LSN ${options.captured} of slot ${options.slot} is older than its confirmed_flush_lsn ${confirmed}: changes in between would be skipped silently`,
+      "restart the group (pgshift full-load --restart): the snapshot must be taken after the slot was created"
+    );
+  }
+  const column = options.serverVersionNum < 1e5 ? "location" : "lsn";
+  const opts = peekOptions(options.plugin, options.slot);
+  const args = opts.map((_, i5) => `$${i5 + 4}`).join(", ");
+  const peek = async () => {
+    const r5 = await c5.query(
+      // pglogical's first row is its startup message, which carries no change. ORDER BY … LIMIT 1,
+      // not min(): pg_lsn has no min/max aggregates before PostgreSQL 13.
+      `SELECT ${column}::text AS lsn FROM pg_logical_slot_peek_changes($1, NULL, $2${args ? `, ${args}` : ""})
+        WHERE ${column} >= $3::pg_lsn${options.plugin === "pglogical" ? ` AND data::jsonb->>'action' IS DISTINCT FROM 'S'` : ""}
+        ORDER BY ${column} LIMIT 1`,
+      [options.slot, options.maxChanges, options.captured, ...opts]
+    );
+    return r5.rows[0]?.lsn ?? null;
+  };
+  const peekSettled = async () => {
+    for (let i5 = 0; ; i5++) {
+      const lsn = await peek();
+      if (lsn !== null || i5 >= 10) return lsn;
+      await new Promise((r5) => setTimeout(r5, 200));
+    }
+  };
+  let next = await peekSettled();
+  if (next === null && options.beat) {
+    await options.beat();
+    next = await peekSettled();
+  }
+  if (next === null) {
+    throw failure(
+      "dms.lsn-not-found",
+      `no change at or after ${options.captured} in the first ${options.maxChanges} changes of slot ${options.slot}`,
+      "raise cdc.dms.peekMaxChanges (the slot holds more changes before that position), or write to a table of the group and run again"
+    );
+  }
+  return { lsn: formatLsn(parseLsn(next)), captured: options.captured, confirmedFlush: confirmed, exact: parseLsn(next) === parseLsn(options.captured) };
+}
+
+// src/core/parts.ts
+var INTEGER_TYPES = ["smallint", "integer", "bigint"];
+function partCount(bytes2, threshold, maxParts) {
+  if (bytes2 <= threshold || maxParts < 2) return 1;
+  return Math.min(maxParts, Math.ceil(bytes2 / threshold));
+}
+function keyBounds(min, max, parts) {
+  if (parts < 2 || max <= min) return [];
+  const span = max - min;
+  const out = [];
+  for (let i5 = 1; i5 < parts; i5++) {
+    const b5 = min + span * BigInt(i5) / BigInt(parts);
+    if (out.length === 0 || b5 > out[out.length - 1]) out.push(b5);
+  }
+  return out;
+}
+function blockBounds(blocks, parts) {
+  if (parts < 2 || blocks < parts) return [];
+  return Array.from({ length: parts - 1 }, (_, i5) => Math.floor(blocks * (i5 + 1) / parts));
+}
+function partCondition(plan, index, quotedColumn) {
+  const lo = index === 0 ? null : plan.bounds[index - 1];
+  const hi = index === plan.bounds.length ? null : plan.bounds[index];
+  const parts = [];
+  if (plan.kind === "key") {
+    if (lo !== null) parts.push(`${quotedColumn} >= ${lo}`);
+    if (hi !== null) parts.push(`${quotedColumn} < ${hi}`);
+  } else {
+    if (lo !== null) parts.push(`ctid >= '(${lo},0)'::tid`);
+    if (hi !== null) parts.push(`ctid < '(${hi},0)'::tid`);
+  }
+  return parts.length ? parts.join(" AND ") : "true";
+}
+
+// src/pg/copy.ts
+var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+function copyFormatOf(table2, format2 = "auto") {
+  return format2 === "auto" && table2.columns.every((c5) => c5.generated || c5.binaryCopy) ? "binary" : "text";
+}
+async function useCopySettings(c5) {
+  await c5.query(`SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`);
+}
+async function copyTable(source, target, table2, options = {}) {
+  const cols = copyColumns(table2).map(quoteIdent).join(", ");
+  const format2 = copyFormatOf(table2, options.format);
+  const outOptions = format2 === "binary" ? " (FORMAT binary)" : "";
+  const inOptions = [format2 === "binary" ? "FORMAT binary" : "", options.freeze ? "FREEZE" : ""].filter(Boolean).join(", ");
+  const out = source.query(
+    (0, import_pg_copy_streams.to)(
+      options.where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table2)} WHERE ${options.where}) TO STDOUT${outOptions}` : `COPY ${qualify(table2)} (${cols}) TO STDOUT${outOptions}`
+    )
+  );
+  const into = target.query((0, import_pg_copy_streams.from)(`COPY ${qualify(table2)} (${cols}) FROM STDIN${inOptions ? ` WITH (${inOptions})` : ""}`));
+  let bytes2 = 0;
+  const meter = new Transform({
+    transform(chunk, _enc, done) {
+      bytes2 += chunk.length;
+      options.onBytes?.(chunk.length);
+      done(null, chunk);
+    }
+  });
+  await pipeline(out, meter, into);
+  return { rows: Number(into.rowCount ?? 0), bytes: bytes2 };
+}
+
+// src/pg/indexes.ts
+function analyzeStep(table2) {
+  return { table: table2, analyze: true };
+}
+var isAnalyze = (step) => "analyze" in step;
+var tableKey = (t) => `${t.schema}.${t.name}`;
+async function earlyIndexes(source, tables) {
+  const r5 = await source.query(
+    `SELECT n.nspname AS schema, t.relname AS name, ic.relname AS index, i.indexrelid::text AS index_oid,
+            pg_get_indexdef(i.indexrelid) AS definition, con.oid::text AS con_oid, con.conname AS con_name,
+            con.contype::text AS con_type, con.condeferrable AS deferrable, con.condeferred AS deferred,
+            i.indisreplident AS replident, i.indisclustered AS clustered
+       FROM pg_index i
+       JOIN pg_class ic ON ic.oid = i.indexrelid
+       JOIN pg_class t ON t.oid = i.indrelid
+       JOIN pg_namespace n ON n.oid = t.relnamespace
+       LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = t.oid AND con.contype IN ('p', 'u', 'x')
+      WHERE (n.nspname, t.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        AND t.relkind = 'r' AND NOT t.relispartition
+        AND i.indisvalid AND ic.reltablespace = 0
+        AND (con.contype IS NULL OR con.contype <> 'x')
+        AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+        AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = i.indexrelid AND coalesce(a.attstattarget, -1) > 0)
+      ORDER BY n.nspname, t.relname, con.contype NULLS LAST, ic.relname`,
+    [tables.map((t) => t.schema), tables.map((t) => t.name)]
+  );
+  const byTable = /* @__PURE__ */ new Map();
+  for (const row of r5.rows) {
+    const table2 = { schema: row.schema, name: row.name };
+    const build = {
+      table: table2,
+      index: row.index,
+      indexOid: Number(row.index_oid),
+      definition: row.definition,
+      replicaIdentity: row.replident,
+      clustered: row.clustered
+    };
+    if (row.con_oid) {
+      build.constraint = { oid: Number(row.con_oid), name: row.con_name, kind: row.con_type === "p" ? "PRIMARY KEY" : "UNIQUE", deferrable: !!row.deferrable, deferred: !!row.deferred };
+    }
+    const list2 = byTable.get(tableKey(table2)) ?? [];
+    list2.push(build);
+    byTable.set(tableKey(table2), list2);
+  }
+  return byTable;
+}
+function indexesOf(early, table2) {
+  return early.get(tableKey(table2)) ?? [];
+}
+async function buildIndex(target, b5) {
+  const t = qualify(b5.table);
+  const state2 = await target.query(
+    `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $3) AS index,
+            EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = $1 AND c.relname = $2 AND k.conname = $4) AS constraint`,
+    [b5.table.schema, b5.table.name, b5.index, b5.constraint?.name ?? ""]
+  );
+  const needConstraint = b5.constraint !== void 0 && !state2.rows[0].constraint;
+  if (state2.rows[0].index && !needConstraint) return false;
+  if (!state2.rows[0].index) await target.query(b5.definition);
+  if (!needConstraint && !b5.replicaIdentity && !b5.clustered) return true;
+  await target.query("BEGIN");
+  try {
+    if (needConstraint) {
+      const c5 = b5.constraint;
+      const timing = c5.deferrable ? c5.deferred ? " DEFERRABLE INITIALLY DEFERRED" : " DEFERRABLE" : "";
+      await target.query(`ALTER TABLE ONLY ${t} ADD CONSTRAINT ${quoteIdent(c5.name)} ${c5.kind} USING INDEX ${quoteIdent(b5.index)}${timing}`);
+    }
+    if (b5.replicaIdentity) await target.query(`ALTER TABLE ONLY ${t} REPLICA IDENTITY USING INDEX ${quoteIdent(b5.index)}`);
+    if (b5.clustered) await target.query(`ALTER TABLE ${t} CLUSTER ON ${quoteIdent(b5.index)}`);
+    await target.query("COMMIT");
+    return true;
+  } catch (err) {
+    await target.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+}
+async function postDataList(tool, dump, builtEarly) {
+  const skip = /* @__PURE__ */ new Set();
+  for (const b5 of builtEarly) {
+    skip.add(`1259 ${b5.indexOid}`);
+    if (b5.constraint) skip.add(`2606 ${b5.constraint.oid}`);
+  }
+  return restoreList(tool, dump, "post-data", ({ classId, objectId }) => skip.has(`${classId} ${objectId}`));
+}
+var IndexQueue = class {
+  constructor(open3, jobs, onBuilt) {
+    this.open = open3;
+    this.jobs = jobs;
+    this.onBuilt = onBuilt;
+  }
+  open;
+  jobs;
+  onBuilt;
+  running = 0;
+  waiting = [];
+  idle = [];
+  all = [];
+  failed;
+  drained;
+  built = 0;
+  add(steps) {
+    this.waiting.push(...steps);
+    this.pump();
+  }
+  pump() {
+    while (this.running < this.jobs && this.waiting.length > 0 && this.failed === void 0) {
+      const b5 = this.waiting.shift();
+      this.running++;
+      void this.run(b5).finally(() => {
+        this.running--;
+        this.pump();
+        if (this.running === 0 && (this.waiting.length === 0 || this.failed !== void 0)) this.drained?.();
+      });
+    }
+  }
+  async run(b5) {
+    try {
+      const c5 = this.idle.pop() ?? await this.connect();
+      const started = Date.now();
+      let built = false;
+      if (isAnalyze(b5)) await c5.query(`ANALYZE ${qualify(b5.table)}`);
+      else built = await buildIndex(c5, b5);
+      if (built) this.built++;
+      this.onBuilt(b5, Date.now() - started, built);
+      this.idle.push(c5);
+    } catch (err) {
+      this.failed ??= err;
+    }
+  }
+  async connect() {
+    const c5 = await this.open();
+    this.all.push(c5);
+    return c5;
+  }
+  /** Wait for every queued build; rethrow the first failure. */
+  async drain() {
+    if (this.running > 0 || this.waiting.length > 0 && this.failed === void 0) {
+      await new Promise((resolve) => this.drained = resolve);
+    }
+    if (this.failed !== void 0) throw this.failed;
+  }
+  async close() {
+    await Promise.all(this.all.map((c5) => c5.end().catch(() => {
+    })));
+  }
+};
+
+// src/pg/large-objects.ts
+async function copyLargeObjects(source, target, keepOwnership) {
+  const list2 = await source.query(`SELECT oid::text, pg_get_userbyid(lomowner) AS owner FROM pg_largeobject_metadata ORDER BY oid`);
+  let bytes2 = 0;
+  for (const lo of list2.rows) {
+    const data = await source.query("SELECT lo_get($1::oid) AS d", [lo.oid]);
+    const payload2 = data.rows[0].d;
+    bytes2 += payload2.length;
+    await target.query("BEGIN");
+    try {
+      await target.query("SELECT lo_unlink($1::oid) FROM pg_largeobject_metadata WHERE oid = $1::oid", [lo.oid]);
+      await target.query("SELECT lo_from_bytea($1::oid, $2::bytea)", [lo.oid, payload2]);
+      if (keepOwnership) {
+        const role = await target.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [lo.owner]);
+        if (role.rowCount) await target.query(`ALTER LARGE OBJECT ${Number(lo.oid)} OWNER TO ${quoteIdent(lo.owner)}`);
+      }
+      await target.query("COMMIT");
+    } catch (err) {
+      await target.query("ROLLBACK").catch(() => {
+      });
+      throw err;
+    }
+  }
+  return { objects: list2.rowCount ?? 0, bytes: bytes2 };
+}
+
+// src/pg/paused-replica.ts
+var PausedReplica = class _PausedReplica {
+  constructor(replica, lsn, log) {
+    this.replica = replica;
+    this.lsn = lsn;
+    this.log = log;
+  }
+  replica;
+  lsn;
+  log;
+  monitor;
+  stopReason;
+  resumed = false;
+  /**
+   * Whether replay may be resumed now. Workflow matrix jobs share the paused replica: the job
+   * that ends while another job still reads from it leaves it paused for that job to resume.
+   */
+  shouldResume = async () => true;
+  onSignal = () => {
+    void this.release().finally(() => process.exit(130));
+  };
+  static async pause(replicaEp, primary, slots, limits, log, timeoutMs = 6e4) {
+    const replica = await connect(replicaEp, { applicationName: "pgshift replica" });
+    const inRecovery = (await replica.query("SELECT pg_is_in_recovery() AS r")).rows[0].r;
+    if (!inRecovery) {
+      await replica.end();
+      throw gateRefused("replica.not-standby", `source.replicaUrl ${replicaEp.label} is not a standby (pg_is_in_recovery() is false)`, "point source.replicaUrl at a physical replica of the source");
+    }
+    const needed = await slotsConfirmedUpTo(primary, slots);
+    const floor = needed ? parseLsn(needed) : 0n;
+    const deadline = Date.now() + timeoutMs;
+    const onEarlySignal = () => {
+      void replica.query("SELECT pg_wal_replay_resume()").finally(() => process.exit(130));
+    };
+    process.once("SIGINT", onEarlySignal);
+    process.once("SIGTERM", onEarlySignal);
+    try {
+      for (; ; ) {
+        await replica.query("SELECT pg_wal_replay_pause()");
+        await waitPaused(replica, deadline);
+        const r5 = await replica.query("SELECT pg_last_wal_replay_lsn()::text AS lsn");
+        const lsn = r5.rows[0].lsn;
+        if (parseLsn(lsn) >= floor) {
+          const paused = await _PausedReplica.held(replica, lsn, primary, slots, limits, log);
+          log.info(`replica ${replicaEp.label} paused at ${lsn} (every slot confirmed at or before ${formatLsn(floor)})`);
+          return paused;
+        }
+        await replica.query("SELECT pg_wal_replay_resume()");
+        if (Date.now() > deadline) {
+          await replica.end();
+          throw failure("replica.behind", `replica ${replicaEp.label} did not replay past the slots' position ${formatLsn(floor)} within ${timeoutMs / 1e3} s`, "check the replica is streaming from the source");
+        }
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    } catch (err) {
+      await replica.query("SELECT pg_wal_replay_resume()").catch(() => {
+      });
+      await replica.end().catch(() => {
+      });
+      throw err;
+    } finally {
+      process.removeListener("SIGINT", onEarlySignal);
+      process.removeListener("SIGTERM", onEarlySignal);
+    }
+  }
+  /**
+   * Continue from a replica an earlier run paused (after a crash, or another matrix job): it must
+   * still be paused exactly at `lsn`, and `lsn` must still be at or past every slot's position.
+   * Returns undefined when it is not, with the reason, so the caller can offer the options.
+   */
+  static async adopt(replicaEp, primary, slots, limits, log, lsn) {
+    const replica = await connect(replicaEp, { applicationName: "pgshift replica" });
+    const r5 = await replica.query(
+      "SELECT pg_is_in_recovery() AS recovery, pg_is_in_recovery() AND pg_is_wal_replay_paused() AS paused, pg_last_wal_replay_lsn()::text AS lsn"
+    );
+    const floor = await slotsConfirmedUpTo(primary, slots);
+    const row = r5.rows[0];
+    let reason;
+    if (!row.paused || row.lsn === null || parseLsn(row.lsn) !== parseLsn(lsn)) reason = `the replica is ${row.paused ? `paused at ${row.lsn}` : "replaying"}, not paused at ${lsn}`;
+    else if (floor && parseLsn(floor) > parseLsn(lsn)) reason = `a slot was created after the replica paused at ${lsn}`;
+    if (reason) {
+      await replica.end().catch(() => {
+      });
+      return reason;
+    }
+    log.info(`replica ${replicaEp.label} still paused at ${lsn}: continuing from it`);
+    return _PausedReplica.held(replica, lsn, primary, slots, limits, log);
+  }
+  static async held(replica, lsn, primary, slots, limits, log) {
+    const paused = new _PausedReplica(replica, lsn, log);
+    process.once("SIGINT", paused.onSignal);
+    process.once("SIGTERM", paused.onSignal);
+    await paused.watch(primary, slots, limits);
+    return paused;
+  }
+  /**
+   * Inside a copy transaction on the replica, after its snapshot is taken: replay is monotonic, so
+   * reading exactly L now proves the snapshot shows L. Anything else (someone resumed replay)
+   * stops the copy instead of mixing two points in time.
+   */
+  async requireAt(c5) {
+    const r5 = await c5.query("SELECT pg_last_wal_replay_lsn()::text AS lsn");
+    if (r5.rows[0].lsn === null || parseLsn(r5.rows[0].lsn) !== parseLsn(this.lsn)) {
+      throw failure("replica.moved", `the replica replayed past ${this.lsn} (now at ${r5.rows[0].lsn}) while the load was reading it`, "leave replay paused during the load; run pgshift full-load --restart for this group");
+    }
+  }
+  /**
+   * Resume replay unless another job still needs it paused (see shouldResume). True when replay
+   * was resumed by this call.
+   */
+  async release() {
+    if (this.resumed) return false;
+    let resume = true;
+    try {
+      resume = await Promise.race([this.shouldResume(), new Promise((res) => setTimeout(() => res(true), 3e3).unref())]);
+    } catch {
+    }
+    if (resume) {
+      await this.resume();
+      return true;
+    }
+    this.log.info(`replica left paused at ${this.lsn}: another job is still loading from it`);
+    await this.detach();
+    return false;
+  }
+  /** Let go of the replica without resuming it (it was paused for another job). */
+  async detach() {
+    this.stopWatching();
+    await this.replica.end().catch(() => {
+    });
+  }
+  /** No more samples, no more signal handlers; this object will not resume replay again. */
+  stopWatching() {
+    this.resumed = true;
+    clearInterval(this.monitor);
+    process.removeListener("SIGINT", this.onSignal);
+    process.removeListener("SIGTERM", this.onSignal);
+  }
+  /** Called between tables: a limit crossed stops the load here (the caller resumes replay). */
+  check() {
+    if (this.stopReason) throw failure("replica.limit", this.stopReason, "raise fullLoad.pausedReplica.stopBytes if the disks allow, or load fewer groups at a time");
+  }
+  async watch(primary, slots, limits) {
+    let warned2 = false;
+    const sample = async () => {
+      try {
+        const a5 = await this.replica.query("SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::text AS b");
+        const b5 = await primary.query("SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)), 0)::text AS b FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
+        const pending = Number(a5.rows[0].b);
+        const retained = Number(b5.rows[0].b);
+        const worst = Math.max(pending, retained);
+        if (worst >= limits.stopBytes) this.stopReason = `paused replica: ${formatBytes(pending)} of WAL waiting on the replica, ${formatBytes(retained)} retained by the slots on the source \u2014 over fullLoad.pausedReplica.stopBytes ${formatBytes(limits.stopBytes)}`;
+        else if (worst >= limits.warnBytes && !warned2) {
+          warned2 = true;
+          this.log.warn(`paused replica: ${formatBytes(pending)} of WAL waiting on the replica, ${formatBytes(retained)} retained on the source (warning at ${formatBytes(limits.warnBytes)}, stop at ${formatBytes(limits.stopBytes)})`);
+        }
+      } catch {
+      }
+    };
+    await sample();
+    this.monitor = setInterval(sample, 1e3);
+    this.monitor.unref();
+  }
+  async resume() {
+    if (this.resumed) return;
+    this.stopWatching();
+    try {
+      await this.replica.query("SELECT pg_wal_replay_resume()");
+      this.log.info("replica replay resumed");
+    } catch (err) {
+      this.log.error(`could not resume replay on the replica: ${err.message} \u2014 run SELECT pg_wal_replay_resume() there now`);
+    } finally {
+      await this.replica.end().catch(() => {
+      });
+    }
+  }
+};
+async function waitPaused(replica, deadline) {
+  const hasState = (await replica.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pg_get_wal_replay_pause_state'")).rows[0].n > 0;
+  let last2 = "";
+  while (Date.now() < deadline) {
+    if (hasState) {
+      if ((await replica.query("SELECT pg_get_wal_replay_pause_state() AS s")).rows[0].s === "paused") return;
+    } else {
+      const lsn = (await replica.query("SELECT pg_last_wal_replay_lsn()::text AS lsn")).rows[0].lsn;
+      if (lsn === last2) return;
+      last2 = lsn;
+    }
+    await new Promise((res) => setTimeout(res, hasState ? 20 : 50));
+  }
+  throw failure("replica.pause", "the replica did not pause within the time limit", "check the replica is replaying");
+}
+async function slotsConfirmedUpTo(primary, slots) {
+  const r5 = await primary.query(
+    "SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = ANY($1) AND confirmed_flush_lsn IS NOT NULL ORDER BY confirmed_flush_lsn DESC LIMIT 1",
+    [slots]
+  );
+  return r5.rows[0]?.lsn ?? null;
+}
+
+// src/core/load-decision.ts
+function decideGroupLoad(prior, options) {
+  if (!prior) return "fresh";
+  if (options.restart) return prior.state === "cut-over" || prior.state === "rolled-back" ? "refuse-cut-over" : "reset";
+  const inFlight = prior.state === "preparing" || prior.state === "loading";
+  if (!inFlight) return "skip";
+  if (options.pausedReplicaPlan && prior.snapshotMode === "paused-replica") return "continue";
+  if (prior.state === "preparing") return "reset";
+  return "refuse-interrupted";
+}
+
+// src/phases/stream-source.ts
+var DMS_TASKS_PHASE = "cdc:dms:tasks";
+async function journaledDmsTasks(journal) {
+  return (journal && (await journal.phaseState(DMS_TASKS_PHASE))?.detail)?.tasks ?? [];
+}
+function newStreamRecord(plan, group5) {
+  return {
+    group: group5,
+    slot: slotName(plan.name, group5),
+    publication: publicationName(plan.name, group5),
+    subscription: subscriptionName(plan.name, group5),
+    snapshotMode: plan.snapshot,
+    snapshotLsn: null,
+    state: "preparing"
+  };
+}
+function dmsTablesOf(plan, tables) {
+  return tables.map((t) => {
+    const s2 = plan.tables[`${t.schema}.${t.name}`] ?? {};
+    return {
+      schema: t.schema,
+      name: t.name,
+      lob: s2.lobMode ? { mode: s2.lobMode, maxSizeKb: s2.lobMaxSizeKb ?? plan.cdc.dms.lobMaxSizeKb } : void 0,
+      batchApply: s2.batchApply ?? false
+    };
+  });
+}
+function dmsTaskPlans(plan, group5) {
+  return splitByBatchApply(dmsTablesOf(plan, group5.tables)).map((tp) => {
+    const stream = tp.suffix === "batch" ? batchStreamName(group5.name) : group5.name;
+    return { ...tp, stream, tables: [...tp.tables, { schema: CONTROL_SCHEMA, name: heartbeatTable(stream), batchApply: tp.batchApply }] };
+  }).sort((a5, b5) => Number(a5.stream !== group5.name) - Number(b5.stream !== group5.name));
+}
+function streamSource(ctx) {
+  const { plan } = ctx;
+  const single = (group5, main) => [{ record: main, tables: group5.tables }];
+  const requireDdl = (c5) => requireDdlCapture(c5, plan, ctx.source.label);
+  if (plan.cdc.engine === "native") {
+    return {
+      plugin: "pgoutput",
+      require: requireDdl,
+      parts: single,
+      prepare: async (c5, { record: record2, tables }) => {
+        await installDdlCapture(c5, plan, record2);
+        await createPublication(c5, record2.publication, tables, heartbeatTable(record2.group), ddlQueueOf(plan, record2.group));
+      },
+      drop: (c5, record2) => dropPublication(c5, record2.publication)
+    };
+  }
+  const parts = (group5, main) => {
+    const tasks = dmsTaskPlans(plan, group5);
+    if (tasks.length === 1) return single(group5, main);
+    const tablesOf = (tp) => {
+      const names = new Set(tp.tables.map(displayName));
+      return group5.tables.filter((t) => names.has(displayName(t)));
+    };
+    const [own2, ...companions] = tasks;
+    return [
+      { record: main, tables: tablesOf(own2) },
+      ...companions.map((tp) => ({ record: { ...newStreamRecord(plan, tp.stream), snapshotMode: main.snapshotMode, snapshotLsn: main.snapshotLsn, state: main.state }, tables: tablesOf(tp) }))
+    ];
+  };
+  if (plan.cdc.dms.plugin === "test_decoding") {
+    return {
+      plugin: "test_decoding",
+      require: requireDdl,
+      parts,
+      prepare: (c5, { record: record2 }) => installDdlCapture(c5, plan, record2),
+      drop: async () => false
+    };
+  }
+  return {
+    plugin: "pglogical",
+    require: async (c5) => {
+      await requirePglogical(c5, ctx.source.label);
+      await requireDdl(c5);
+    },
+    parts,
+    prepare: async (c5, { record: record2, tables }) => {
+      await installDdlCapture(c5, plan, record2);
+      await ensurePglogicalNode(c5, toConninfo(parseServerUrl(plan.source.url), { withPassword: false }));
+      const heartbeat = { schema: CONTROL_SCHEMA, name: heartbeatTable(record2.group), primaryKey: ["group_name"] };
+      await ensureReplicationSets(c5, record2.slot, [...tables, heartbeat], ctx.log);
+    },
+    drop: (c5, record2) => dropReplicationSets(c5, record2.slot)
+  };
+}
+
+// src/pg/sequences.ts
+async function readSequence(c5, s2) {
+  const r5 = await c5.query(`SELECT last_value::text, is_called FROM ${qualify(s2)}`);
+  return { lastValue: BigInt(r5.rows[0].last_value), isCalled: r5.rows[0].is_called };
+}
+async function syncSequences(source, target, margin = 0n, only, options = {}) {
+  const sequences = (await listSequences(source)).filter((s2) => !only || only(s2));
+  const done = [];
+  for (const s2 of sequences) {
+    const { lastValue, isCalled } = await readSequence(source, s2);
+    let value = lastValue + (margin > 0n ? margin : 0n);
+    const max = BigInt(s2.maxValue);
+    if (value > max) {
+      throw failure("sequence.limit", `sequence ${qualify(s2)} would pass its maximum ${s2.maxValue} (value ${value})`, "lower cutover.sequenceMargin or widen the sequence type");
+    }
+    if (options.neverBackwards) {
+      const current = await readSequence(target, s2);
+      if (current.isCalled && current.lastValue > value) value = current.lastValue;
+    }
+    const called = margin > 0n || value !== lastValue ? true : isCalled;
+    await target.query("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3)", [qualify(s2), value.toString(), called]);
+    done.push({ sequence: qualify(s2), sourceValue: lastValue.toString(), targetValue: value.toString(), isCalled: called });
+  }
+  return done;
+}
+
+// src/pg/snapshot.ts
+var SnapshotHolder = class _SnapshotHolder {
+  constructor(session, slot, lsn, lsnText, snapshotName) {
+    this.session = session;
+    this.slot = slot;
+    this.lsn = lsn;
+    this.lsnText = lsnText;
+    this.snapshotName = snapshotName;
+  }
+  session;
+  slot;
+  lsn;
+  lsnText;
+  snapshotName;
+  static async createSlot(ep, slot, plugin, serverVersionNum2) {
+    if (!/^[a-z0-9_]{1,63}$/.test(slot)) throw failure("slot.name", `invalid replication slot name ${slot}`);
+    const session = await connect(ep, { replication: true, applicationName: "pgshift snapshot" });
+    noteChange(`replication slot ${slot} on the ${ep.role}`);
+    try {
+      const command5 = serverVersionNum2 >= 15e4 ? `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} (SNAPSHOT 'export')` : `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} EXPORT_SNAPSHOT`;
+      const r5 = await session.query(command5);
+      const row = r5.rows[0];
+      return new _SnapshotHolder(session, slot, parseLsn(row.consistent_point), row.consistent_point, row.snapshot_name);
+    } catch (err) {
+      await session.end().catch(() => {
+      });
+      const e5 = err;
+      if (e5.code === "42710") {
+        throw failure("slot.exists", `replication slot ${slot} already exists on the source`, "run pgshift full-load --restart to start this group again from a new slot, or pgshift teardown");
+      }
+      if (e5.code === "53400") {
+        throw failure("slot.limit", `cannot create replication slot ${slot}: ${e5.message}`, "raise max_replication_slots on the source or drop unused slots");
+      }
+      throw failure("slot.create", `cannot create replication slot ${slot}: ${e5.message}`, void 0, err);
+    }
+  }
+  /** Ends the holder session: the exported snapshot can no longer be imported. The slot stays. */
+  async release() {
+    await this.session.end().catch(() => {
+    });
+  }
+};
+async function importSnapshot(c5, snapshotName) {
+  await c5.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  try {
+    await c5.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
+  } catch (err) {
+    await c5.query("ROLLBACK").catch(() => {
+    });
+    throw failure(
+      "snapshot.gone",
+      `the exported snapshot ${snapshotName} can no longer be imported (${err.message})`,
+      "the session holding it has ended; run pgshift full-load --restart to start the group again from a new slot",
+      err
+    );
+  }
+}
+async function dropSlot(c5, slot) {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const r5 = await c5.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+    if (r5.rowCount === 0) return false;
+    noteChange(`replication slot ${slot} dropped`);
+    const pid = r5.rows[0].active_pid;
+    if (pid) {
+      await c5.query("SELECT pg_terminate_backend($1)", [pid]);
+      await new Promise((res) => setTimeout(res, 250));
+      continue;
+    }
+    try {
+      await c5.query("SELECT pg_drop_replication_slot($1)", [slot]);
+      return true;
+    } catch (err) {
+      if (err.code === "55006") {
+        await new Promise((res) => setTimeout(res, 250));
+        continue;
+      }
+      throw err;
+    }
+  }
+  throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
+}
+
+// src/phases/load-progress.ts
+var LoadProgress = class {
+  constructor(log, persist) {
+    this.log = log;
+    this.persist = persist;
+  }
+  log;
+  persist;
+  tables = /* @__PURE__ */ new Map();
+  bytes = 0;
+  rows = 0;
+  started = Date.now();
+  timers = [];
+  /** Start drawing (and persisting) once the tables are known. */
+  start() {
+    if (this.log.board) this.timers.push(setInterval(() => this.log.board(this.bars()), 250));
+    else this.timers.push(setInterval(() => this.log.progress("full-load", this.line()), 5e3));
+    if (this.persist) this.timers.push(setInterval(() => void this.persist(this.snapshot()).catch(() => {
+    }), 5e3));
+    for (const t of this.timers) t.unref();
+  }
+  track(group5, table2, estimatedBytes, parts, indexesExpected, state2 = "waiting", partsDone = 0) {
+    this.tables.set(displayName(table2), { group: group5, table: displayName(table2), parts, partsDone, rows: 0, bytes: 0, estimatedBytes, state: state2, indexes: 0, indexesExpected, seconds: 0 });
+  }
+  get(table2) {
+    return this.tables.get(displayName(table2));
+  }
+  /**
+   * A part of the table starts copying. Returns the byte meter for its COPY stream, bound to the
+   * table's entry: it runs once per chunk, so it does no lookup.
+   */
+  copying(table2) {
+    const t = this.get(table2);
+    if (t.state === "waiting") {
+      t.state = "copying";
+      t.startedAt = Date.now();
+    }
+    return (n3) => {
+      this.bytes += n3;
+      t.bytes += n3;
+    };
+  }
+  /** A part (or a whole table) committed. Returns true when it was the table's last part. */
+  partDone(table2, rows) {
+    const t = this.get(table2);
+    t.rows += rows;
+    this.rows += rows;
+    t.partsDone++;
+    if (t.partsDone < t.parts) return false;
+    t.state = t.indexesExpected > 0 ? "indexing" : "done";
+    t.seconds = (Date.now() - (t.startedAt ?? Date.now())) / 1e3;
+    return true;
+  }
+  indexBuilt(table2) {
+    const t = this.get(table2);
+    t.indexes++;
+    if (t.state === "indexing" && t.indexes >= t.indexesExpected) t.state = "done";
+  }
+  snapshot() {
+    const secs = Math.max((Date.now() - this.started) / 1e3, 1e-3);
+    const rate = this.bytes / secs;
+    const all = [...this.tables.values()];
+    const todo = all.filter((t) => t.state !== "skipped");
+    const estimatedBytes = todo.reduce((n3, t) => n3 + t.estimatedBytes, 0);
+    const remaining = todo.reduce((n3, t) => n3 + (t.state === "waiting" || t.state === "copying" ? Math.max(t.estimatedBytes - t.bytes, 0) : 0), 0);
+    return {
+      bytes: this.bytes,
+      estimatedBytes,
+      rows: this.rows,
+      bytesPerSecond: Math.round(rate),
+      etaSeconds: rate > 0 ? Math.round(remaining / rate) : null,
+      tablesDone: all.filter((t) => t.state === "done" || t.state === "skipped" || t.state === "indexing").length,
+      tables: all.length,
+      active: all.filter((t) => t.state === "copying" || t.state === "indexing").map((t) => ({ table: t.table, bytes: t.bytes, estimatedBytes: t.estimatedBytes, partsDone: t.partsDone, parts: t.parts, state: t.state })),
+      at: (/* @__PURE__ */ new Date()).toISOString()
+    };
+  }
+  line() {
+    const s2 = this.snapshot();
+    return `full-load: ${s2.tablesDone}/${s2.tables} tables, ${formatBytes(s2.bytes)} copied, ${formatBytes(s2.bytesPerSecond)}/s, ${s2.rows} rows in finished tables, ETA \u2264 ${s2.etaSeconds ?? "?"} s`;
+  }
+  bars() {
+    const s2 = this.snapshot();
+    const lines = [`${bar(s2.bytes, s2.estimatedBytes)} all     ${formatBytes(s2.bytes)} of \u2264${formatBytes(s2.estimatedBytes)}  ${formatBytes(s2.bytesPerSecond)}/s  ${s2.tablesDone}/${s2.tables} tables  ETA \u2264 ${s2.etaSeconds ?? "?"} s`];
+    for (const a5 of s2.active.slice(0, 8)) {
+      const parts = a5.parts > 1 ? ` parts ${a5.partsDone}/${a5.parts}` : "";
+      lines.push(`${bar(a5.bytes, a5.estimatedBytes)} ${a5.state === "indexing" ? "index " : "copy  "} ${a5.table}${parts}  ${formatBytes(a5.bytes)}`);
+    }
+    return lines;
+  }
+  /** Per-table figures for the result and the job summary, largest first. */
+  results() {
+    return [...this.tables.values()].sort((a5, b5) => b5.bytes - a5.bytes || b5.estimatedBytes - a5.estimatedBytes);
+  }
+  stop() {
+    for (const t of this.timers) clearInterval(t);
+    this.log.board?.([]);
+  }
+};
+function bar(done, total, width = 24) {
+  const f5 = total > 0 ? Math.min(done / total, 1) : 1;
+  const full = Math.round(f5 * width);
+  return `[${"#".repeat(full)}${".".repeat(width - full)}] ${String(Math.round(f5 * 100)).padStart(3)}%`;
+}
+
+// src/phases/full-load.ts
+var PRE_DATA = "full-load:pre-data";
+var LARGE_OBJECTS = "full-load:large-objects";
+var POST_DATA = "full-load:post-data";
+var REPLICA = "full-load:replica";
+var REPLICA_IDENTITY = "source:replica-identity";
+var progressPhase = (group5) => `full-load:progress:${group5 ?? "*"}`;
+function exportedPoint(ctx, holder) {
+  return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c5) => importSnapshot(c5, holder.snapshotName), check: () => {
+  } };
+}
+function replicaPoint(endpoint, paused) {
+  return {
+    endpoint,
+    lsnText: paused.lsn,
+    begin: async (c5) => {
+      await c5.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      await paused.requireAt(c5);
+    },
+    check: () => paused.check()
+  };
+}
+async function saveStreams(journal, x, state2, lsn = x.record.snapshotLsn) {
+  for (const { record: record2 } of x.parts) {
+    record2.state = state2;
+    record2.snapshotLsn = lsn;
+    await journal.saveStream(record2);
+  }
+}
+async function runFullLoad(ctx, options = {}) {
+  const started = Date.now();
+  const { plan, log } = ctx;
+  const s2 = await openSessions(ctx);
+  const holders = [];
+  let paused;
+  let dump;
+  let progress;
+  let indexes;
+  try {
+    await requireLogicalSource(s2, ctx);
+    const stream = streamSource(ctx);
+    await stream.require(s2.source);
+    const dumpTool = await findTool("pg_dump", plan.fullLoad.pgBinDir);
+    requireDumpForSource(dumpTool, majorOf(s2.sourceVersion));
+    const restoreTool = await findTool("pg_restore", plan.fullLoad.pgBinDir);
+    const groups = await resolveGroups(ctx, s2.source, s2.sourceVersion, options.group);
+    const scope = options.group ?? "*";
+    await claimGroups(s2.target, plan.name, groups.map((g5) => g5.name));
+    const prior = await Journal.find(s2.target, plan.name);
+    const existing = new Map((prior ? await prior.streams() : []).map((r5) => [r5.group, r5]));
+    const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
+    if (!preDataDone) await requireEmptyTarget(s2, ctx, groups);
+    const pausedMode = plan.snapshot === "paused-replica";
+    const actions = new Map(groups.map((g5) => [g5, decideGroupLoad(existing.get(g5.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode })]));
+    if (options.restart) {
+      const withTasks2 = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
+      const busy = groups.find((g5) => existing.has(g5.name) && withTasks2.has(g5.name));
+      if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
+    }
+    for (const [group5, action] of actions) {
+      if (action === "refuse-cut-over") {
+        throw gateRefused("full-load.cut-over", `group ${group5.name} is ${existing.get(group5.name).state}: the target is the application's database now, and a reload would clear its tables`, "nothing to restart; pgshift teardown removes what is left of the migration");
+      }
+      if (action !== "refuse-interrupted") continue;
+      throw gateRefused(
+        "full-load.interrupted",
+        `group ${group5.name}: an earlier full load stopped while loading; its ${existing.get(group5.name).snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
+        `run pgshift full-load --restart${options.group ? ` --group ${group5.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
+      );
+    }
+    const loading = groups.filter((g5) => actions.get(g5) !== "skip");
+    const streamsToLoad = loading.flatMap((g5) => stream.parts(g5, newStreamRecord(plan, g5.name)).map((p3) => p3.record.slot));
+    const slotsNeeded = streamsToLoad.length - await existingSlots(s2, streamsToLoad);
+    const preflight = loading.length ? await preflightLoad(ctx, s2, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
+    const journal = await Journal.open(s2.target, plan.name, {
+      source: ctx.source.label,
+      target: ctx.target.label,
+      sourceVersion: s2.sourceVersion,
+      targetVersion: s2.targetVersion
+    });
+    await journal.startPhase("full-load", { groups: groups.map((g5) => g5.name) });
+    await applyReplicaIdentityConsent(ctx, s2, journal, preflight.setReplicaIdentityFull);
+    const results = [];
+    const toLoad = [];
+    for (const [group5, action] of actions) {
+      const priorRecord = existing.get(group5.name);
+      if (action === "skip") {
+        log.info(`group ${group5.name}: already loaded at ${priorRecord.snapshotLsn} (state ${priorRecord.state}); nothing to do`);
+        results.push({ group: group5.name, slot: priorRecord.slot, publication: priorRecord.publication, snapshotLsn: priorRecord.snapshotLsn ?? "", tables: group5.tables.length, rows: 0, bytes: 0, skipped: group5.tables.length });
+        continue;
+      }
+      if (action === "reset") await resetGroup(s2, ctx, journal, stream, group5, existing);
+      const record2 = action === "continue" ? priorRecord : newStreamRecord(plan, group5.name);
+      toLoad.push({ group: group5, record: record2, parts: stream.parts(group5, record2) });
+    }
+    if (pausedMode && toLoad.length > 0) {
+      const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
+      paused = await pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, options);
+      const mine = new Set(groups.map((g5) => g5.name));
+      paused.shouldResume = async () => !await anotherGroupLoading(s2.target, journal, plan.groups.map((g5) => g5.name).filter((g5) => !mine.has(g5)));
+      const point = replicaPoint(replicaEp, paused);
+      for (const x of toLoad) {
+        x.point = point;
+        await saveStreams(journal, x, "loading", paused.lsn);
+        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
+      }
+    } else {
+      for (const x of toLoad) {
+        await prepareGroupObjects(s2, journal, stream, x);
+        for (const part of x.parts.slice(1)) await ensureSlot(s2.source, part.record.slot, stream.plugin);
+        const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, stream.plugin, s2.sourceVersion);
+        holders.push(holder);
+        await saveStreams(journal, x, "loading", holder.lsnText);
+        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
+        log.info(`group ${x.group.name}: slot ${x.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
+        x.point = exportedPoint(ctx, holder);
+      }
+    }
+    if (toLoad.length > 0 && !preDataDone) {
+      await withStepLock(s2.target, PRE_DATA, async () => {
+        if ((await journal.phaseState(PRE_DATA))?.state === "done") return;
+        log.info("schema: restoring pre-data (types, tables, functions) on the target");
+        dump ??= await dumpSchema(dumpTool, toLoad[0].point.endpoint, toLoad[0].point.snapshotName);
+        const listFile = await preDataList(restoreTool, dump);
+        await restoreSection(restoreTool, ctx.target, dump, "pre-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile });
+        await journal.finishPhase(PRE_DATA, "done");
+      });
+    }
+    for (const { record: record2 } of toLoad.flatMap((x) => x.parts)) await ensureHeartbeat(s2.target, heartbeatTable(record2.group), record2.group);
+    const sessionName = loadSessionName(plan.name, scope);
+    const prog = progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(options.group), "running", snap));
+    const early = await earlyIndexes(s2.source, toLoad.flatMap((x) => x.group.tables));
+    indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
+      if (isAnalyze(step)) return;
+      prog.indexBuilt(step.table);
+      logIndexBuilt(log, step, ms, built);
+    });
+    const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
+    const tasks = [];
+    const completeSplits = [];
+    const perGroup = /* @__PURE__ */ new Map();
+    const finished = (await journal.tableProgress()).filter((p3) => p3.state === "done");
+    for (const x of toLoad) {
+      const planned = await planGroup(ctx, journal, finished, x, s2.sourceVersion, clear, sessionName);
+      perGroup.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
+      for (const t of planned.skipped) {
+        prog.track(x.group.name, t, t.bytes, 1, indexesOf(early, t).length, "skipped");
+        indexes.add(indexesOf(early, t));
+      }
+      for (const [table2, parts] of planned.parts) prog.track(x.group.name, table2, table2.bytes, parts.total, indexesOf(early, table2).length, "waiting", parts.done);
+      for (const c5 of planned.complete) {
+        prog.track(x.group.name, c5.table, c5.table.bytes, c5.parts, indexesOf(early, c5.table).length, "skipped");
+        completeSplits.push({ group: x.group.name, ...c5 });
+      }
+      tasks.push(...planned.tasks);
+    }
+    tasks.sort((a5, b5) => b5.estimatedBytes - a5.estimatedBytes);
+    prog.start();
+    for (const { group: group5, table: table2, parts } of completeSplits) {
+      await recordSplitTableDone(s2.target, journal.migration, group5, table2, parts);
+      indexes.add(indexesOf(early, table2));
+    }
+    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied, target) => {
+      const totals = perGroup.get(task.group);
+      totals.rows += copied.rows;
+      totals.bytes += copied.bytes;
+      if (!prog.partDone(task.table, copied.rows)) return;
+      if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
+      indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
+    });
+    await indexes.drain();
+    prog.stop();
+    await journal.setPhaseDetail(progressPhase(options.group), "done", prog.snapshot());
+    for (const x of toLoad) {
+      const { group: group5, record: record2, point } = x;
+      await saveStreams(journal, x, "loaded");
+      const totals = perGroup.get(group5.name);
+      results.push({ group: group5.name, slot: record2.slot, publication: record2.publication, snapshotLsn: point.lsnText, tables: group5.tables.length, ...totals });
+    }
+    if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
+      await withStepLock(s2.target, LARGE_OBJECTS, async () => {
+        if ((await journal.phaseState(LARGE_OBJECTS))?.state === "done") return;
+        const point = toLoad[0].point;
+        const reader = await connect(point.endpoint, { applicationName: "pgshift large objects" });
+        try {
+          await point.begin(reader);
+          const lo = await copyLargeObjects(reader, s2.target, plan.fullLoad.ownership === "keep");
+          await reader.query("COMMIT");
+          if (lo.objects) log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
+          await journal.finishPhase(LARGE_OBJECTS, "done", lo);
+        } finally {
+          await reader.end().catch(() => {
+          });
+        }
+      });
+    }
+    for (const h5 of holders.splice(0)) await h5.release();
+    if (paused && await paused.release()) await journal.finishPhase(REPLICA, "done", { lsn: paused.lsn });
+    let postData = "already-done";
+    let sequences = 0;
+    const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g5) => g5.name));
+    if ((await journal.phaseState(POST_DATA))?.state !== "done") {
+      postData = "waiting-for-groups";
+      if (allLoaded) {
+        await withStepLock(s2.target, POST_DATA, async () => {
+          if ((await journal.phaseState(POST_DATA))?.state === "done") return;
+          const allGroups = options.group ? await resolveGroups(ctx, s2.source, s2.sourceVersion) : groups;
+          dump ??= await dumpSchema(dumpTool, ctx.source, void 0);
+          sequences = await runPostData(ctx, s2, restoreTool, dump, allGroups);
+          await journal.finishPhase(POST_DATA, "done");
+          postData = "done";
+        });
+      } else {
+        log.info("post-data waits until every group of the plan is loaded");
+      }
+    }
+    const rows = results.reduce((n3, r5) => n3 + r5.rows, 0);
+    const bytes2 = results.reduce((n3, r5) => n3 + r5.bytes, 0);
+    const seconds = (Date.now() - started) / 1e3;
+    const result = {
+      groups: results,
+      tables: prog.results(),
+      rows,
+      bytes: bytes2,
+      seconds,
+      rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows,
+      indexesBuiltEarly: indexes.built,
+      postData,
+      sequences
+    };
+    await journal.finishPhase("full-load", allLoaded ? "done" : "partial", { ...result, tables: void 0 });
+    return result;
+  } finally {
+    progress?.stop();
+    await indexes?.close();
+    await paused?.release();
+    for (const h5 of holders) await h5.release();
+    dump?.dispose();
+    await s2.close();
+  }
+}
+var tableKey2 = (t) => `${t.schema}.${t.name}`;
+async function planTasks(ctx, c5, sourceVersion, group5, point, tables) {
+  const { splitTablesLargerThan, maxPartsPerTable } = ctx.plan.fullLoad;
+  const tidRangeScans = sourceVersion >= 14e4;
+  const tasks = [];
+  for (const t of tables) {
+    const n3 = partCount(t.bytes, splitTablesLargerThan, maxPartsPerTable);
+    let plan = { kind: "whole" };
+    const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : void 0;
+    if (n3 > 1 && !tidRangeScans && pk && INTEGER_TYPES.includes(pk.type)) {
+      const r5 = await c5.query(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
+      if (r5.rows[0].lo !== null) plan = { kind: "key", column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r5.rows[0].lo), BigInt(r5.rows[0].hi), n3) };
+    } else if (n3 > 1) {
+      const r5 = await c5.query(`SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::text AS blocks`, [qualify(t)]);
+      plan = { kind: "ctid", bounds: blockBounds(Number(r5.rows[0].blocks), n3) };
+    }
+    if (plan.kind === "whole" || plan.bounds.length === 0) {
+      tasks.push({ group: group5, table: t, point, part: 0, parts: 1, estimatedBytes: t.bytes });
+      continue;
+    }
+    const parts = plan.bounds.length + 1;
+    for (let i5 = 0; i5 < parts; i5++) {
+      const where = partCondition(plan, i5, plan.kind === "key" ? quoteIdent(plan.column) : void 0);
+      tasks.push({ group: group5, table: t, point, part: i5 + 1, parts, where, estimatedBytes: t.bytes / parts });
+    }
+  }
+  return tasks;
+}
+async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clear, sessionName) {
+  const finished = finishedInJournal.filter((p3) => p3.group === x.group.name);
+  const wholeDone = new Set(finished.filter((p3) => p3.part === 0).map(tableKey2));
+  const partsDone = /* @__PURE__ */ new Map();
+  for (const p3 of finished.filter((f5) => f5.part > 0)) {
+    const m3 = partsDone.get(tableKey2(p3)) ?? /* @__PURE__ */ new Map();
+    m3.set(p3.part, p3.condition);
+    partsDone.set(tableKey2(p3), m3);
+  }
+  const skipped = x.group.tables.filter((t) => wholeDone.has(tableKey2(t)));
+  const pending = x.group.tables.filter((t) => !wholeDone.has(tableKey2(t)));
+  const planner = await connect(x.point.endpoint, { applicationName: "pgshift plan" });
+  let planned;
+  try {
+    planned = await planTasks(ctx, planner, sourceVersion, x.group.name, x.point, pending);
+  } finally {
+    await planner.end().catch(() => {
+    });
+  }
+  const result = { tasks: [], skipped, complete: [], parts: /* @__PURE__ */ new Map() };
+  const toClear = [];
+  for (const t of pending) {
+    const mine = planned.filter((task) => task.table === t);
+    if (mine[0].part === 0) {
+      result.tasks.push(mine[0]);
+      result.parts.set(t, { total: 1, done: 0 });
+      continue;
+    }
+    const done = partsDone.get(tableKey2(t)) ?? /* @__PURE__ */ new Map();
+    const reusable = done.size > 0 && [...done].every(([part, condition]) => mine.some((m3) => m3.part === part && m3.where === condition));
+    if (!reusable) toClear.push(t);
+    const remaining = reusable ? mine.filter((m3) => !done.has(m3.part)) : mine;
+    if (remaining.length === 0) result.complete.push({ table: t, parts: mine.length });
+    else {
+      result.tasks.push(...remaining);
+      result.parts.set(t, { total: mine.length, done: mine.length - remaining.length });
+    }
+    ctx.log.info(`${displayName(t)}: split into ${mine.length} parts${reusable ? `, ${mine.length - remaining.length} already copied` : ""}`);
+  }
+  if (toClear.length) {
+    const t = await openTarget(ctx, sessionName);
+    try {
+      for (const table2 of toClear) {
+        await t.query("BEGIN");
+        if (clear === "truncate") await t.query(`TRUNCATE ${qualify(table2)}`);
+        else {
+          await t.query("SET LOCAL session_replication_role = replica");
+          await t.query(`DELETE FROM ${qualify(table2)}`);
+        }
+        await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table2.schema, table2.name]);
+        await t.query("COMMIT");
+      }
+    } finally {
+      await t.end().catch(() => {
+      });
+    }
+  }
+  return result;
+}
+async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, onDone) {
+  const workers = [];
+  try {
+    await runPool(tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
+      let w = workers[id];
+      if (!w) {
+        const source = await connect(task.point.endpoint, { applicationName: "pgshift copy" });
+        const target = await openTarget(ctx, sessionName).catch(async (err) => {
+          await source.end();
+          throw err;
+        });
+        w = workers[id] = { source, target };
+        await Promise.all([useCopySettings(source), useCopySettings(target)]);
+      }
+      task.point.check();
+      const r5 = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
+      await onDone(task, r5, w.target);
+    });
+  } finally {
+    await Promise.all(workers.filter(Boolean).flatMap((w) => [w.source.end().catch(() => {
+    }), w.target.end().catch(() => {
+    })]));
+  }
+}
+async function copyOnePart(source, target, migration, task, progress, clear, format2) {
+  const table2 = task.table;
+  await task.point.begin(source);
+  await target.query("BEGIN");
+  try {
+    if (task.part === 0) {
+      if (clear === "truncate") await target.query(`TRUNCATE ${qualify(table2)}`);
+      else {
+        await target.query("SET LOCAL session_replication_role = replica");
+        await target.query(`DELETE FROM ${qualify(table2)}`);
+      }
+    } else if (clear === "delete") {
+      await target.query("SET LOCAL session_replication_role = replica");
+    }
+    const r5 = await copyTable(source, target, table2, {
+      onBytes: progress.copying(table2),
+      where: task.where,
+      freeze: task.part === 0 && clear === "truncate",
+      format: format2
+    });
+    await target.query(progressSql.upsert, [migration, task.group, table2.schema, table2.name, task.part, "done", r5.rows, r5.bytes, task.where ?? null]);
+    await target.query("COMMIT");
+    await source.query("COMMIT");
+    return r5;
+  } catch (err) {
+    await target.query("ROLLBACK").catch(() => {
+    });
+    await source.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+}
+async function recordSplitTableDone(c5, migration, group5, table2, parts) {
+  await c5.query(
+    `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
+     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
+      WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
+     ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
+    [migration, group5, table2.schema, table2.name, parts]
+  );
+}
+async function runPostData(ctx, s2, restoreTool, dump, groups) {
+  const { plan, log } = ctx;
+  const sessionName = postDataSessionName(plan.name);
+  await endSessions(s2.target, [sessionName]);
+  const early = [...(await earlyIndexes(s2.source, groups.flatMap((g5) => g5.tables))).values()].flat();
+  const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
+    if (!isAnalyze(step)) logIndexBuilt(log, step, ms, built);
+  });
+  try {
+    queue.add(early);
+    await queue.drain();
+  } finally {
+    await queue.close();
+  }
+  log.info("schema: constraints, triggers, foreign keys and the remaining indexes (post-data)");
+  const listFile = await postDataList(restoreTool, dump, early);
+  await restoreSection(restoreTool, ctx.target, dump, "post-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile, sessionName });
+  const sequences = (await syncSequences(s2.source, s2.target)).length;
+  await refreshMaterializedViews(s2, log);
+  log.info(`sequences: ${sequences} set from the source`);
+  const unanalyzed = await s2.target.query(
+    `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS t FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> 'pgshift'`
+  );
+  for (const r5 of unanalyzed.rows) await s2.target.query(`ANALYZE ${r5.t}`);
+  for (const p3 of groups.flatMap((g5) => g5.parents)) await s2.target.query(`ANALYZE ${qualify(p3)}`);
+  return sequences;
+}
+function logIndexBuilt(log, b5, ms, built) {
+  if (!built) return;
+  const line = `index ${b5.index} on ${displayName(b5.table)} built in ${(ms / 1e3).toFixed(1)} s`;
+  if (ms >= 1e3) log.info(line);
+  else log.debug(line);
+}
+async function prepareGroupObjects(s2, journal, stream, x) {
+  for (const part of x.parts) {
+    await journal.saveStream(part.record);
+    await ensureHeartbeat(s2.source, heartbeatTable(part.record.group), part.record.group);
+    await stream.prepare(s2.source, part);
+  }
+}
+async function ensureSlot(c5, slot, plugin) {
+  const exists2 = await c5.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+  if (!exists2.rowCount) await c5.query(`SELECT pg_create_logical_replication_slot($1, $2)`, [slot, plugin]);
+}
+async function pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, options) {
+  const { plan, log } = ctx;
+  return withStepLock(s2.target, REPLICA, async () => {
+    const streams = new Map((await journal.streams()).map((r5) => [r5.group, r5]));
+    const mine = new Set(toLoad.map((x) => x.group.name));
+    const othersPending = plan.groups.map((g5) => g5.name).filter((g5) => !mine.has(g5) && (!streams.has(g5) || streams.get(g5).state === "preparing"));
+    const others = othersPending.length ? (await resolveGroups(ctx, s2.source, s2.sourceVersion)).filter((g5) => othersPending.includes(g5.name)) : [];
+    const prepare = [
+      ...toLoad,
+      ...others.map((group5) => {
+        const record2 = streams.get(group5.name) ?? newStreamRecord(plan, group5.name);
+        return { group: group5, record: record2, parts: stream.parts(group5, record2) };
+      })
+    ];
+    for (const x of prepare) {
+      if (x.record.state === "preparing") await prepareGroupObjects(s2, journal, stream, x);
+      for (const part of x.parts) await ensureSlot(s2.source, part.record.slot, stream.plugin);
+    }
+    const slots = prepare.flatMap((x) => x.parts.map((p4) => p4.record.slot));
+    const limits = plan.fullLoad.pausedReplica;
+    const copied = await groupsWithCopiedRows(journal, toLoad.map((x) => x.group.name));
+    const refuse = (x, why2) => gateRefused(
+      "full-load.replica-moved",
+      `group ${x.group.name} was partly loaded from the replica paused at ${x.record.snapshotLsn}, but ${why2}`,
+      `run pgshift full-load --restart${options.group ? ` --group ${x.group.name}` : ""} to load the group again from a new slot`
+    );
+    const held = await journal.phaseState(REPLICA);
+    const heldAt = held?.state === "running" ? held.detail?.lsn : void 0;
+    let why = "the replica has been resumed since";
+    if (heldAt) {
+      const adopted = await PausedReplica.adopt(replicaEp, s2.source, slots, limits, log, heldAt);
+      if (typeof adopted !== "string") {
+        const stale2 = toLoad.find((x) => copied.has(x.group.name) && x.record.snapshotLsn !== adopted.lsn);
+        if (stale2) {
+          await adopted.detach();
+          throw refuse(stale2, `the replica is now paused at ${adopted.lsn}`);
+        }
+        return adopted;
+      }
+      why = adopted;
+    }
+    const stale = toLoad.find((x) => copied.has(x.group.name));
+    if (stale) throw refuse(stale, why);
+    const p3 = await PausedReplica.pause(replicaEp, s2.source, slots, limits, log);
+    await journal.startPhase(REPLICA, { lsn: p3.lsn });
+    return p3;
+  });
+}
+async function groupsWithCopiedRows(journal, groups) {
+  return new Set((await journal.tableProgress()).filter((p3) => p3.state === "done" && groups.includes(p3.group)).map((p3) => p3.group));
+}
+async function claimGroups(c5, migration, groups) {
+  for (const g5 of groups) {
+    const r5 = await c5.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok", [migration, g5]);
+    if (!r5.rows[0].ok) {
+      throw gateRefused("full-load.running", `group ${g5} is being loaded by another pgshift process right now`, "wait for it to finish (pgshift status shows its progress) or stop that process first");
+    }
+  }
+  await endSessions(c5, [loadSessionName(migration, "*"), ...groups.map((g5) => loadSessionName(migration, g5))]);
+}
+async function anotherGroupLoading(c5, journal, groups) {
+  const streams = new Map((await journal.streams()).map((r5) => [r5.group, r5.state]));
+  for (const g5 of groups) {
+    const state2 = streams.get(g5);
+    if (state2 !== "preparing" && state2 !== "loading") continue;
+    const r5 = await c5.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS free", [journal.migration, g5]);
+    if (!r5.rows[0].free) return true;
+    await c5.query("SELECT pg_advisory_unlock(hashtext($1), hashtext($2))", [journal.migration, g5]);
+  }
+  return false;
+}
+async function endSessions(c5, names) {
+  const others = `FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1) AND pid <> pg_backend_pid()`;
+  const ended = await c5.query(`SELECT pg_terminate_backend(pid) ${others}`, [names]);
+  for (let i5 = 0; i5 < 300 && ended.rowCount; i5++) {
+    const r5 = await c5.query(`SELECT count(*)::int AS n ${others}`, [names]);
+    if (r5.rows[0].n === 0) return;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+async function openTarget(ctx, sessionName) {
+  const c5 = await connect(ctx.target, { applicationName: sessionName });
+  await c5.query(`DO $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN SET client_connection_check_interval = 1000; END IF; END $$`);
+  await c5.query(`SET maintenance_work_mem = ${quoteLiteral(ctx.plan.fullLoad.maintenanceWorkMem)}`);
+  return c5;
+}
+async function existingSlots(s2, slots) {
+  const r5 = await s2.source.query("SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
+  return r5.rows[0].n;
+}
+async function applyReplicaIdentityConsent(ctx, s2, journal, tables) {
+  if (!tables.length) return;
+  const before = (await journal.phaseState(REPLICA_IDENTITY))?.detail ?? {};
+  for (const t of tables) before[displayName(t)] ??= await replicaIdentityOf(s2.source, t);
+  await journal.setPhaseDetail(REPLICA_IDENTITY, "done", before);
+  for (const t of tables) {
+    await setReplicaIdentity(s2.source, t, "full");
+    ctx.log.info(`${displayName(t)}: REPLICA IDENTITY FULL on the source (cdc.replicaIdentityFull), so that publishing it leaves its UPDATE and DELETE working`);
+  }
+  await journal.event("full-load", "warn", `REPLICA IDENTITY FULL set on ${tables.map(displayName).join(", ")} (cdc.replicaIdentityFull); teardown restores the previous identity`);
+}
+async function requireEmptyTarget(s2, ctx, groups) {
+  const names = groups.flatMap((g5) => [...g5.tables, ...g5.parents]);
+  const r5 = await s2.target.query(
+    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [names.map((t) => t.schema), names.map((t) => t.name)]
+  );
+  if (r5.rowCount) {
+    const first = r5.rows[0];
+    throw gateRefused(
+      "target.not-empty",
+      `target ${ctx.target.label} already has table ${displayName(first)}${r5.rowCount > 1 ? ` and ${r5.rowCount - 1} more` : ""} and no pgshift journal says it loaded them`,
+      "load into an empty database (create a new one on the target) or drop those tables"
+    );
+  }
+}
+async function resetGroup(s2, ctx, journal, stream, group5, existing) {
+  ctx.log.warn(`group ${group5.name}: restarting \u2014 dropping its stream and reloading its tables`);
+  const companion = batchStreamName(group5.name);
+  const names = ctx.plan.groups.some((g5) => g5.name === companion) ? [group5.name] : [group5.name, companion];
+  const records = names.map((g5) => existing.get(g5) ?? newStreamRecord(ctx.plan, g5));
+  const resyncs = [...existing.values()].filter((r5) => isResyncOf(r5.group, group5.name));
+  for (const record2 of [...records, ...resyncs]) await dropSubscription(s2.target, record2.subscription);
+  for (const record2 of resyncs) {
+    await dropSlot(s2.source, record2.slot);
+    await dropPublication(s2.source, record2.publication);
+    await journal.deleteStream(record2.group);
+  }
+  for (const record2 of records) {
+    await dropSlot(s2.source, record2.slot);
+    await stream.drop(s2.source, record2);
+    if (record2.group !== group5.name) await journal.deleteStream(record2.group);
+  }
+  await s2.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group5.name]);
+  await journal.event("full-load", "warn", `group ${group5.name}: restarted from a new slot`);
+}
+async function refreshMaterializedViews(s2, log) {
+  const r5 = await s2.source.query(
+    `SELECT schemaname AS schema, matviewname AS name FROM pg_matviews WHERE ispopulated AND schemaname NOT IN ('pg_catalog', 'information_schema')`
+  );
+  for (const mv of r5.rows) {
+    await s2.target.query(`REFRESH MATERIALIZED VIEW ${qualify(mv)}`);
+    log.info(`materialized view ${displayName(mv)} refreshed on the target`);
+  }
+}
+async function everyGroupLoaded(journal, names) {
+  const streams = new Map((await journal.streams()).map((r5) => [r5.group, r5.state]));
+  return names.every((n3) => {
+    const state2 = streams.get(n3);
+    return state2 !== void 0 && state2 !== "preparing" && state2 !== "loading";
+  });
+}
+async function withStepLock(c5, step, fn) {
+  await c5.query("SELECT pg_advisory_lock(hashtext($1))", [step]);
+  try {
+    return await fn();
+  } finally {
+    await c5.query("SELECT pg_advisory_unlock(hashtext($1))", [step]).catch(() => {
+    });
+  }
+}
+
+// src/phases/failure-bundle.ts
+import { writeFileSync as writeFileSync2 } from "node:fs";
+async function writeFailureBundle(ctx, journal, file2, engineState) {
+  const path4 = file2 ?? `pgshift-${ctx.plan.name}-failure-${(/* @__PURE__ */ new Date()).toISOString().replace(/[:.]/g, "-")}.json`;
+  const bundle = { migration: ctx.plan.name, takenAt: (/* @__PURE__ */ new Date()).toISOString(), ...await journal.dump(), ...engineState };
+  writeFileSync2(path4, `${JSON.stringify(bundle, null, 2)}
+`);
+  ctx.log.info(`failure state preserved in ${path4}`);
+  return path4;
+}
+
+// src/phases/cdc-dms.ts
+var EXCEPTIONS_PHASE = "cdc:dms:exceptions";
+function requireDmsConfig(ctx) {
+  const d5 = ctx.plan.cdc.dms;
+  if (!d5.replicationInstanceArn || !d5.replicationInstanceIdentifier) {
+    throw inputError("dms.config", "cdc.engine is dms but cdc.dms.replicationInstanceArn or cdc.dms.replicationInstanceIdentifier is missing", "set both in the plan (the identifier is the instance name, used for its CloudWatch metrics)");
+  }
+  return d5;
+}
+function endpointInput(ctx, side, identifier2, tagList, settings) {
+  const a5 = parseServerUrl(ctx.plan[side].url);
+  const e5 = side === "source" ? ctx.plan.cdc.dms.sourceEndpoint : ctx.plan.cdc.dms.targetEndpoint;
+  const secret = e5.secretsManagerSecretId ? { SecretsManagerSecretId: e5.secretsManagerSecretId, SecretsManagerAccessRoleArn: e5.secretsManagerAccessRoleArn } : void 0;
+  return {
+    EndpointIdentifier: identifier2,
+    EndpointType: side,
+    EngineName: "postgres",
+    SslMode: e5.sslMode,
+    ...secret ? {} : { ServerName: e5.serverName ?? a5.host, Port: e5.port ?? a5.port, DatabaseName: a5.database, Username: a5.user, Password: a5.password },
+    PostgreSQLSettings: { ...secret ? { ...secret, DatabaseName: a5.database } : {}, ...settings },
+    Tags: tagList
+  };
+}
+var sourceEndpointId = (ctx, stream) => taskIdentifier(ctx.plan.name, stream, "source");
+var targetEndpointId = (ctx) => taskIdentifier(ctx.plan.name, "target", "");
+function sourceEndpointInput(ctx, stream, plugin) {
+  const d5 = ctx.plan.cdc.dms;
+  return endpointInput(ctx, "source", sourceEndpointId(ctx, stream.group), tags(ctx.plan.name, stream.group, "source-endpoint"), {
+    PluginName: plugin === "pglogical" ? "pglogical" : "test-decoding",
+    SlotName: stream.slot,
+    HeartbeatEnable: true,
+    HeartbeatFrequency: d5.heartbeatFrequencyMinutes,
+    CaptureDdls: d5.captureDdls,
+    FailTasksOnLobTruncation: d5.failOnLobTruncation
+  });
+}
+function targetEndpointInput(ctx) {
+  return endpointInput(ctx, "target", targetEndpointId(ctx), tags(ctx.plan.name, "*", "target-endpoint"), { AfterConnectScript: "SET session_replication_role = 'replica'" });
+}
+var pollOf = (d5) => ({ intervalMs: d5.pollSeconds * 1e3, timeoutMs: d5.readyTimeoutMinutes * 6e4 });
+var dmsTasksOf = (journal) => journaledDmsTasks(journal);
+async function saveTasks(journal, tasks) {
+  await journal.setPhaseDetail(DMS_TASKS_PHASE, "running", { tasks });
+}
+async function startDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) {
+  const d5 = requireDmsConfig(ctx);
+  const plugin = d5.plugin;
+  const poll = pollOf(d5);
+  const s2 = await openSessions(ctx);
+  try {
+    const journal = await Journal.find(s2.target, ctx.plan.name);
+    const streams = journal ? await journal.streams() : [];
+    const notLoaded = streams.find((r5) => r5.state === "preparing" || r5.state === "loading");
+    if (!journal || streams.length === 0 || notLoaded) {
+      throw gateRefused("cdc.not-loaded", notLoaded ? `group ${notLoaded.group} is ${notLoaded.state}` : "no group has been loaded", "finish pgshift full-load for every group first");
+    }
+    await journal.startPhase("cdc");
+    await ensureDdlCapture(ctx.plan, ctx.log, ctx.source.label, s2.source, streams);
+    const state2 = await dmsTasksOf(journal);
+    const byName = new Map(streams.map((r5) => [r5.group, r5]));
+    const groups = (await resolveGroups(ctx, s2.source, s2.sourceVersion)).filter((g5) => byName.has(g5.name));
+    const existing = await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name);
+    const target = d5.targetEndpointArn ?? (await ensureEndpoint(clients.dms, targetEndpointInput(ctx))).arn;
+    for (const group5 of groups) {
+      for (const tp of dmsTaskPlans(ctx.plan, group5)) {
+        const stream = byName.get(tp.stream);
+        if (!stream) throw gateRefused("cdc.not-loaded", `stream ${tp.stream} of group ${group5.name} was not prepared by the full load`, `run pgshift full-load --restart --group ${group5.name}`);
+        const role = `task${tp.suffix ? `-${tp.suffix}` : ""}`;
+        const identifier2 = taskIdentifier(ctx.plan.name, group5.name, tp.suffix);
+        let record2 = state2.find((t) => t.group === group5.name && t.role === role);
+        let task = existing.find((t) => t.group === group5.name && t.role === role)?.task;
+        if (!task) {
+          const source = await ensureEndpoint(clients.dms, sourceEndpointInput(ctx, stream, plugin));
+          const start = await verifiedStart(ctx, s2, stream, plugin, d5.peekMaxChanges);
+          task = await createTask(clients.dms, {
+            identifier: identifier2,
+            sourceEndpointArn: source.arn,
+            targetEndpointArn: target,
+            instanceArn: d5.replicationInstanceArn,
+            startLsn: start,
+            tableMappings: tableMappings(tp.tables),
+            settings: taskSettings({ lobMaxSizeKb: d5.lobMaxSizeKb, batchApply: tp.batchApply }),
+            tags: tags(ctx.plan.name, group5.name, role)
+          });
+          if (record2) state2.splice(state2.indexOf(record2), 1);
+          record2 = { group: group5.name, stream: stream.group, role, identifier: identifier2, arn: task.ReplicationTaskArn, startLsn: start, started: false };
+          state2.push(record2);
+          await saveTasks(journal, state2);
+          ctx.log.info(`group ${group5.name}: DMS task ${identifier2} created from ${start} (slot ${stream.slot})`);
+        }
+        if (!record2) {
+          record2 = { group: group5.name, stream: stream.group, role, identifier: identifier2, arn: task.ReplicationTaskArn, startLsn: task.CdcStartPosition ?? "", started: task.Status !== "ready" && task.Status !== "creating" };
+          state2.push(record2);
+          await saveTasks(journal, state2);
+        }
+        if (record2.started) {
+          ctx.log.info(`group ${group5.name}: DMS task ${identifier2} already started (${task.Status}); pgshift cdc resume resumes it`);
+          continue;
+        }
+        await waitForTask(clients.dms, record2.arn, ["ready"], poll);
+        await startTask(clients.dms, record2.arn, "start-replication", record2.startLsn);
+        record2.started = true;
+        await saveTasks(journal, state2);
+        await waitForTask(clients.dms, record2.arn, ["running"], poll);
+        await journal.setStreamState(stream.group, "streaming");
+        ctx.log.info(`group ${group5.name}: DMS task ${identifier2} running from ${record2.startLsn}`);
+      }
+    }
+    await journal.event("cdc", "info", `DMS: ${state2.length} task(s) started`);
+  } finally {
+    await s2.close();
+  }
+  return dmsStatus(ctx, clients);
+}
+async function verifiedStart(ctx, s2, stream, plugin, maxChanges) {
+  const r5 = await verifyStartLsn(s2.source, {
+    slot: stream.slot,
+    plugin,
+    captured: stream.snapshotLsn,
+    serverVersionNum: s2.sourceVersion,
+    maxChanges,
+    beat: () => writeBeat(s2.source, heartbeatTable(stream.group), stream.group).then(() => {
+    })
+  });
+  if (!r5.exact) ctx.log.info(`stream ${stream.group}: ${r5.captured} is not a change position in slot ${stream.slot}; the next change, ${r5.lsn}, is the start`);
+  return r5.lsn;
+}
+async function withTasks(ctx, fn) {
+  const s2 = await openSessions(ctx);
+  try {
+    const journal = await Journal.find(s2.target, ctx.plan.name);
+    if (!journal) throw gateRefused("cdc.no-journal", `target ${ctx.target.label} has no pgshift journal for migration ${ctx.plan.name}`, "run pgshift full-load first");
+    const tasks = await dmsTasksOf(journal);
+    if (tasks.length === 0) throw gateRefused("dms.no-tasks", "no DMS task has been created for this migration", "run pgshift cdc start");
+    return await fn(journal, tasks, s2);
+  } finally {
+    await s2.close();
+  }
+}
+async function resumeDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) {
+  const d5 = requireDmsConfig(ctx);
+  await withTasks(ctx, async (journal, tasks) => {
+    for (const t of tasks) {
+      if (!t.started) throw gateRefused("dms.not-started", `DMS task ${t.identifier} was never started`, "run pgshift cdc start");
+      if ((await describeTask(clients.dms, t.arn))?.Status !== "running") {
+        await startTask(clients.dms, t.arn, "resume-processing");
+        await waitForTask(clients.dms, t.arn, ["running"], pollOf(d5));
+        ctx.log.info(`DMS task ${t.identifier} resumed`);
+      }
+      await journal.setStreamState(t.stream, "streaming");
+    }
+    await journal.event("cdc", "info", "DMS: resumed");
+  });
+  return dmsStatus(ctx, clients);
+}
+async function stopAndWait(clients, d5, t) {
+  const task = await describeTask(clients.dms, t.arn);
+  if (!task || !["running", "starting", "resuming"].includes(task.Status ?? "")) return task;
+  await stopTask(clients.dms, t.arn);
+  return waitForTask(clients.dms, t.arn, ["stopped"], pollOf(d5));
+}
+async function stopDmsCdc(ctx, state2, clients = dmsClients(ctx.plan.cdc.dms.region)) {
+  const d5 = requireDmsConfig(ctx);
+  await withTasks(ctx, async (journal, tasks) => {
+    for (const t of tasks) {
+      await stopAndWait(clients, d5, t);
+      await journal.setStreamState(t.stream, state2);
+    }
+    await journal.event("cdc", "info", `DMS: ${state2}`);
+  });
+  return dmsStatus(ctx, clients);
+}
+async function deleteTasks(ctx, clients, journal, all, doomed) {
+  const d5 = requireDmsConfig(ctx);
+  for (const t of doomed) {
+    const task = await stopAndWait(clients, d5, t);
+    if (task) {
+      await deleteTask(clients.dms, t.arn);
+      await waitForTask(clients.dms, t.arn, ["deleted"], pollOf(d5));
+    }
+    all.splice(all.indexOf(t), 1);
+    if (journal) await saveTasks(journal, all);
+    ctx.log.info(`DMS task ${t.identifier} deleted`);
+  }
+}
+async function restartDmsCdc(ctx, options, clients = dmsClients(ctx.plan.cdc.dms.region)) {
+  requireDmsConfig(ctx);
+  let bundle;
+  const groups = await withTasks(ctx, async (journal, tasks, s2) => {
+    const known = [...new Set(tasks.map((t) => t.group))];
+    if (options.group && !known.includes(options.group)) throw inputError("restart.group", `group ${options.group} has no DMS task`, `use one of: ${known.join(", ")}`);
+    const doomed = tasks.filter((t) => !options.group || t.group === options.group);
+    if (!options.group) bundle = await writeFailureBundle(ctx, journal, options.bundleFile, await dmsFailureState(ctx, clients, journal, tasks, s2));
+    await journal.event("cdc", "warn", `DMS restart of ${options.group ? `group ${options.group}` : "every group"}`);
+    await deleteTasks(ctx, clients, journal, tasks, doomed);
+    return [...new Set(doomed.map((t) => t.group))];
+  });
+  if (options.group) await runFullLoad(ctx, { group: options.group, restart: true });
+  else await runFullLoad(ctx, { restart: true });
+  return { groups, bundle, status: await startDmsCdc(ctx, clients) };
+}
+async function dmsFailureState(ctx, clients, journal, tasks, s2) {
+  const described = await findTasks(clients.dms, requireDmsConfig(ctx).replicationInstanceArn, ctx.plan.name);
+  const exceptions = await hasApplyExceptions(s2.target) ? (await s2.target.query(`SELECT task_name, table_owner, table_name, error_time::text, statement, error FROM awsdms_apply_exceptions ORDER BY error_time DESC LIMIT 500`)).rows : [];
+  return {
+    dms: {
+      tasks: await Promise.all(
+        tasks.map(async (t) => ({
+          ...t,
+          description: described.find((x) => x.task.ReplicationTaskArn === t.arn)?.task ?? null,
+          tableStatistics: await tableStatistics(clients.dms, t.arn).catch((err) => ({ error: err.message }))
+        }))
+      ),
+      applyExceptions: exceptions
+    },
+    status: await dmsStatusOn(ctx, clients, /* @__PURE__ */ new Date(), journal, s2).catch((err) => ({ error: err.message }))
+  };
+}
+var last = (series, key) => {
+  const s2 = series.find((x) => x.key === key);
+  return s2 && s2.values.length ? s2.values[s2.values.length - 1] : null;
+};
+async function dmsStatus(ctx, clients = dmsClients(ctx.plan.cdc.dms.region), now = /* @__PURE__ */ new Date(), waitMs = 5e3) {
+  requireDmsConfig(ctx);
+  const s2 = await openSessions(ctx);
+  try {
+    return await dmsStatusOn(ctx, clients, now, await Journal.find(s2.target, ctx.plan.name), s2, waitMs);
+  } finally {
+    await s2.close();
+  }
+}
+async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
+  const d5 = requireDmsConfig(ctx);
+  const th = d5.thresholds;
+  const states = await dmsTasksOf(journal);
+  const streams = new Map((journal ? await journal.streams() : []).map((r5) => [r5.group, r5]));
+  const { applyExceptions, slots } = await readDatabaseSide(s2, journal, [...streams.values()], th.maxRetainedWalBytes);
+  const described = states.length ? await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name) : [];
+  const series = states.length ? await metrics(clients.cloudwatch, d5.replicationInstanceIdentifier, states.map((t) => t.arn), { minutes: 60, now }) : [];
+  const lag = await measureLags(s2.source, s2.target, states.filter((t) => streams.get(t.stream)?.state === "streaming").map((t) => t.stream), waitMs);
+  const ddl = await ddlReport(ctx.plan, s2, [...streams.values()]);
+  const tasks = [];
+  for (const t of states) {
+    const task = described.find((x) => x.task.ReplicationTaskArn === t.arn)?.task;
+    const suffix = t.arn.split(":").pop();
+    const src = last(series, `task:${suffix}:CDCLatencySource`);
+    const tgt = last(series, `task:${suffix}:CDCLatencyTarget`);
+    const stats = task ? await tableStatistics(clients.dms, t.arn) : [];
+    const errored = stats.filter((x) => x.TableState === "Table error" || x.TableState === "Table cancelled").map((x) => `${x.SchemaName}.${x.TableName}`);
+    const problems = [];
+    const status = task?.Status ?? "missing";
+    const paused = streams.get(t.stream)?.state === "paused" || streams.get(t.stream)?.state === "stopped";
+    let health = paused && status === "stopped" ? "paused" : "ok";
+    if (status !== "running" && health !== "paused") {
+      problems.push(`task is ${status}${stopReason(task) ? ` (${stopReason(task)})` : ""}${task?.LastFailureMessage ? `: ${task.LastFailureMessage}` : ""} \u2014 pgshift cdc resume retries it`);
+      health = "failing";
+    }
+    const latency = Math.max((src ?? 0) + (tgt ?? 0), lag.get(t.stream) ?? 0);
+    if (latency > th.failLatencySeconds) {
+      problems.push(`latency ${latency.toFixed(0)} s over ${th.failLatencySeconds} s`);
+      health = "failing";
+    } else if (latency > th.warnLatencySeconds) {
+      problems.push(`latency ${latency.toFixed(0)} s over ${th.warnLatencySeconds} s`);
+      if (health === "ok") health = "warn";
+    }
+    if (errored.length) {
+      problems.push(`tables in error: ${errored.join(", ")} \u2014 pgshift cdc restart --group ${t.group} reloads them`);
+      health = "failing";
+    }
+    tasks.push({
+      ...t,
+      status,
+      stopReason: stopReason(task),
+      lastFailure: task?.LastFailureMessage,
+      latencySourceSeconds: src,
+      latencyTargetSeconds: tgt,
+      heartbeatLagSeconds: lag.get(t.stream) ?? null,
+      incomingChanges: last(series, `task:${suffix}:CDCIncomingChanges`),
+      tablesErrored: errored,
+      health,
+      problems
+    });
+  }
+  const instance = {
+    identifier: d5.replicationInstanceIdentifier,
+    cpuPercent: last(series, "instance:CPUUtilization"),
+    freeableMemoryBytes: last(series, "instance:FreeableMemory"),
+    swapBytes: last(series, "instance:SwapUsage"),
+    freeStorageBytes: last(series, "instance:FreeStorageSpace"),
+    problems: []
+  };
+  if (instance.cpuPercent !== null && instance.cpuPercent > th.maxCpuPercent) instance.problems.push(`replication instance CPU ${instance.cpuPercent.toFixed(0)}% over ${th.maxCpuPercent}%`);
+  if (instance.freeStorageBytes !== null && instance.freeStorageBytes < th.minFreeStorageBytes) {
+    instance.problems.push(`replication instance free storage ${formatBytes(instance.freeStorageBytes)} under ${formatBytes(th.minFreeStorageBytes)}`);
+  }
+  if (instance.freeableMemoryBytes !== null && instance.swapBytes !== null && instance.freeableMemoryBytes < th.minFreeableMemoryBytes && instance.swapBytes > th.maxSwapBytes) {
+    instance.problems.push(`replication instance is out of memory and swapping (${formatBytes(instance.freeableMemoryBytes)} free, ${formatBytes(instance.swapBytes)} swap)`);
+  }
+  const latencyChart = states.map((t) => {
+    const suffix = t.arn.split(":").pop();
+    const a5 = series.find((x) => x.key === `task:${suffix}:CDCLatencySource`);
+    const b5 = series.find((x) => x.key === `task:${suffix}:CDCLatencyTarget`);
+    return {
+      identifier: t.identifier,
+      points: (a5?.timestamps ?? []).map((at, i5) => ({ at: at.toISOString(), seconds: (a5?.values[i5] ?? 0) + (b5?.values[i5] ?? 0) }))
+    };
+  });
+  return {
+    engine: "dms",
+    healthy: tasks.length > 0 && tasks.every((t) => t.health !== "failing") && instance.problems.length === 0 && slots.every((x) => !x.problem) && !applyExceptions.some((e5) => e5.truncation) && ddl.problems.length === 0,
+    tasks,
+    instance,
+    applyExceptions,
+    slots,
+    latency: latencyChart,
+    ddl: ddl.entries,
+    ddlProblems: ddl.problems.map((p3) => p3.problem)
+  };
+}
+async function hasApplyExceptions(target) {
+  return ((await target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`)).rowCount ?? 0) > 0;
+}
+async function readDatabaseSide(s2, journal, streams, maxRetained) {
+  const seen = (journal && (await journal.phaseState(EXCEPTIONS_PHASE))?.detail)?.after ?? "-infinity";
+  const applyExceptions = [];
+  if (await hasApplyExceptions(s2.target)) {
+    const r5 = await s2.target.query(
+      `SELECT task_name AS task, table_owner AS owner, table_name AS name, error_time::text AS at, error FROM awsdms_apply_exceptions WHERE error_time > $1::timestamp ORDER BY error_time LIMIT 200`,
+      [seen]
+    );
+    for (const row of r5.rows) applyExceptions.push({ task: row.task, table: `${row.owner}.${row.name}`, at: row.at, error: row.error, truncation: /truncat|malformed json/i.test(row.error) });
+    if (journal && r5.rows.length) await journal.setPhaseDetail(EXCEPTIONS_PHASE, "running", { after: r5.rows[r5.rows.length - 1].at });
+  }
+  const slotRows = await s2.source.query(
+    `SELECT slot_name AS slot, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text AS retained, active FROM pg_replication_slots WHERE slot_name = ANY($1)`,
+    [streams.map((x) => x.slot)]
+  );
+  const slots = streams.map((st) => {
+    const row = slotRows.rows.find((x) => x.slot === st.slot);
+    if (!row) return { slot: st.slot, retainedBytes: null, active: false, problem: `slot ${st.slot} is missing on the source: pgshift cdc restart --group ${st.group}` };
+    const retainedBytes = row.retained === null ? null : Number(row.retained);
+    const problem = retainedBytes !== null && retainedBytes > maxRetained ? `slot ${st.slot} retains ${formatBytes(retainedBytes)} of WAL, over ${formatBytes(maxRetained)}` : void 0;
+    return { slot: st.slot, retainedBytes, active: row.active, ...problem ? { problem } : {} };
+  });
+  return { applyExceptions, slots };
+}
+
+// src/phases/cdc.ts
+async function requireStreams(s2, ctx, states) {
+  const journal = await Journal.find(s2.target, ctx.plan.name);
+  if (!journal) {
+    throw gateRefused("cdc.no-journal", `target ${ctx.target.label} has no pgshift journal for migration ${ctx.plan.name}`, "run pgshift full-load first");
+  }
+  const streams = await journal.streams();
+  const wrong = streams.find((r5) => !states.includes(r5.state));
+  if (streams.length === 0 || wrong) {
+    throw gateRefused(
+      "cdc.not-ready",
+      wrong ? `group ${wrong.group} is ${wrong.state}, not ${states.join(" or ")}` : "no group has been loaded",
+      wrong ? nextStep(wrong.state) : "run pgshift full-load first"
+    );
+  }
+  return { journal, streams };
+}
+function nextStep(state2) {
+  switch (state2) {
+    case "preparing":
+    case "loading":
+      return "finish pgshift full-load for every group first (pgshift status shows where it stands)";
+    case "loaded":
+      return "run pgshift cdc start first";
+    case "cut-over":
+      return "the migration has cut over and nothing streams forward any more; pgshift teardown removes what is left";
+    default:
+      return "pgshift status shows where each group stands";
+  }
+}
+var onDms = (ctx) => ctx.plan.cdc.engine === "dms";
+async function startCdc(ctx) {
+  return onDms(ctx) ? startDmsCdc(ctx) : startNativeCdc(ctx);
+}
+async function setCdcPaused(ctx, paused) {
+  if (onDms(ctx)) return paused ? stopDmsCdc(ctx, "paused") : resumeDmsCdc(ctx);
+  return setNativePaused(ctx, paused);
+}
+async function stopCdc(ctx) {
+  return onDms(ctx) ? stopDmsCdc(ctx, "stopped") : stopNativeCdc(ctx);
+}
+async function cdcStatus(ctx, waitMs = 5e3) {
+  return onDms(ctx) ? dmsStatus(ctx, void 0, /* @__PURE__ */ new Date(), waitMs) : nativeCdcStatus(ctx, waitMs);
+}
+async function watchCdc(ctx, o3) {
+  const until = Date.now() + o3.forMs;
+  for (; ; ) {
+    const r5 = await cdcStatus(ctx, o3.waitMs);
+    o3.onStatus?.(r5);
+    if (!r5.healthy || Date.now() + o3.everyMs > until) return r5;
+    await new Promise((res) => setTimeout(res, o3.everyMs));
+  }
+}
+function statusProblems(r5) {
+  if (r5.engine === "native") return r5.groups.flatMap((g5) => g5.problems.map((problem) => ({ where: g5.group, problem })));
+  return [
+    ...r5.tasks.flatMap((t) => t.problems.map((problem) => ({ where: t.identifier, problem }))),
+    ...r5.instance.problems.map((problem) => ({ where: r5.instance.identifier, problem })),
+    ...r5.slots.flatMap((x) => x.problem ? [{ where: x.slot, problem: x.problem }] : []),
+    ...r5.applyExceptions.filter((e5) => e5.truncation).map((e5) => ({ where: e5.table, problem: `LOB truncated at ${e5.at}: ${e5.error}` })),
+    ...r5.ddlProblems.map((problem) => ({ where: "DDL", problem }))
+  ];
+}
+function statusLag(r5) {
+  if (r5.engine === "native") return { bytes: Math.max(0, ...r5.groups.map((g5) => g5.lagBytes ?? 0)), seconds: Math.max(0, ...r5.groups.map((g5) => g5.lagSeconds ?? 0)) };
+  return {
+    bytes: Math.max(0, ...r5.slots.map((x) => x.retainedBytes ?? 0)),
+    seconds: Math.max(0, ...r5.tasks.map((t) => Math.max((t.latencySourceSeconds ?? 0) + (t.latencyTargetSeconds ?? 0), t.heartbeatLagSeconds ?? 0)))
+  };
+}
+function requireNativeEngine(ctx, what, instead) {
+  if (onDms(ctx)) throw inputError("cdc.engine", `${what} is not available with cdc.engine dms`, instead);
+}
+async function startNativeCdc(ctx) {
+  const s2 = await openSessions(ctx);
+  try {
+    const { journal, streams } = await requireStreams(s2, ctx, ["loaded", "streaming", "paused", "stopped"]);
+    await preflightSubscription(ctx, s2);
+    await requireReplicationRoute(ctx);
+    await journal.startPhase("cdc");
+    await ensureDdlCapture(ctx.plan, ctx.log, ctx.source.label, s2.source, streams);
+    await prepareDdlApply(s2.target, ctx.plan, streams);
+    const conninfo = subscriptionConninfo(ctx);
+    const streaming = majorOf(s2.sourceVersion) >= 14 && majorOf(s2.targetVersion) >= 14;
+    for (const st of streams) {
+      await createSubscription(s2.target, {
+        name: st.subscription,
+        conninfo,
+        publication: st.publication,
+        slot: st.slot,
+        streaming,
+        startLsn: st.snapshotMode === "paused-replica" && st.snapshotLsn ? st.snapshotLsn : void 0
+      }, ctx.log);
+      await journal.setStreamState(st.group, "streaming");
+      ctx.log.info(`group ${st.group}: subscription ${st.subscription} streaming from slot ${st.slot} (from ${st.snapshotLsn})`);
+    }
+    for (const st of streams) await waitForWorker(s2, st.subscription, 3e4);
+    await journal.event("cdc", "info", `started ${streams.length} subscription(s)`);
+    return await collectStatus(ctx, s2, await journal.streams(), 1e4);
+  } finally {
+    await s2.close();
+  }
+}
+async function setNativePaused(ctx, paused) {
+  const s2 = await openSessions(ctx);
+  try {
+    const { journal, streams } = await requireStreams(s2, ctx, ["streaming", "paused", "stopped"]);
+    for (const st of streams) {
+      if (paused && st.state === "stopped") continue;
+      await setSubscriptionEnabled(s2.target, st.subscription, !paused);
+      await journal.setStreamState(st.group, paused ? "paused" : "streaming");
+    }
+    await journal.event("cdc", "info", paused ? "paused" : "resumed");
+    return await collectStatus(ctx, s2, await journal.streams(), paused ? 0 : 5e3);
+  } finally {
+    await s2.close();
+  }
+}
+async function stopNativeCdc(ctx) {
+  const s2 = await openSessions(ctx);
+  try {
+    const { journal, streams } = await requireStreams(s2, ctx, ["streaming", "paused", "stopped"]);
+    for (const st of streams) {
+      await setSubscriptionEnabled(s2.target, st.subscription, false);
+      await journal.setStreamState(st.group, "stopped");
+    }
+    await journal.event("cdc", "info", "stopped");
+    return await collectStatus(ctx, s2, await journal.streams(), 0);
+  } finally {
+    await s2.close();
+  }
+}
+async function nativeCdcStatus(ctx, waitMs = 5e3) {
+  const s2 = await openSessions(ctx);
+  try {
+    const { streams } = await requireStreams(s2, ctx, ["loaded", "streaming", "paused", "stopped", "cut-over"]);
+    return await collectStatus(ctx, s2, streams, waitMs);
+  } finally {
+    await s2.close();
+  }
+}
+async function collectStatus(ctx, s2, streams, waitMs) {
+  const { maxLagBytes, maxLagSeconds } = ctx.plan.cdc;
+  const groups = [];
+  const lags = await measureLags(s2.source, s2.target, streams.filter((st) => st.state === "streaming").map((st) => st.group), waitMs);
+  const refreshed = await joinNewTables(ctx.plan, s2, streams);
+  for (const r5 of refreshed) ctx.log.info(`table ${r5} joined its subscription on the target: its rows are being copied`);
+  const ddl = await ddlReport(ctx.plan, s2, streams);
+  const ddlOf = (group5, first) => (x) => x.stream === group5 || first && (x.stream === null || !streams.some((st) => st.group === x.stream));
+  for (const [i5, st] of streams.entries()) {
+    const slot = await slotState(s2.source, st.slot, s2.sourceVersion);
+    const sub = await subscriptionState(s2.target, st.subscription);
+    const lagSeconds = lags.get(st.group) ?? null;
+    const applyErrors = majorOf(s2.targetVersion) >= 15 ? await applyErrorCount(s2, st.subscription) : null;
+    const problems = [];
+    if (!slot.exists) problems.push(`slot ${st.slot} is missing on the source`);
+    if (slot.walStatus === "lost") problems.push(`slot ${st.slot} has lost required WAL: the stream cannot continue`);
+    if (slot.walStatus === "unreserved") problems.push(`slot ${st.slot} is about to lose WAL (wal_status unreserved)`);
+    if (st.state === "streaming" && sub.exists && !sub.workerRunning) problems.push(`subscription ${st.subscription} has no running apply worker (see the target's log)`);
+    if (st.state === "streaming" && !sub.exists) problems.push(`subscription ${st.subscription} is missing on the target`);
+    if (applyErrors) {
+      problems.push(
+        `${applyErrors} apply error(s) recorded for ${st.subscription}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then SELECT pg_stat_reset_subscription_stats(oid) FROM pg_subscription WHERE subname = '${st.subscription}'`
+      );
+    }
+    if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * ctx.plan.cdc.minSafeWalFraction) {
+      problems.push(`slot ${st.slot} can fall only ${formatBytes(Math.max(0, slot.safeWalBytes))} further behind before max_slot_wal_keep_size (${formatBytes(slot.keepLimitBytes)}) invalidates it`);
+    }
+    problems.push(...ddl.problems.filter(ddlOf(st.group, i5 === 0)).map((p3) => p3.problem));
+    if (slot.lagBytes !== null && slot.lagBytes > maxLagBytes && st.state === "streaming") problems.push(`lag ${formatBytes(slot.lagBytes)} is above cdc.maxLagBytes ${formatBytes(maxLagBytes)}`);
+    if (lagSeconds !== null && lagSeconds > maxLagSeconds) problems.push(`lag ${lagSeconds.toFixed(1)} s is above cdc.maxLagSeconds ${maxLagSeconds}`);
+    let health;
+    if (st.state === "paused") health = "paused";
+    else if (st.state !== "streaming") health = "stopped";
+    else if (problems.length > 0) health = "failing";
+    else if (lagSeconds === null || lagSeconds * 1e3 >= waitMs) health = "lagging";
+    else health = "streaming";
+    const tables = await tableSyncStates(s2.target, st.subscription);
+    groups.push({
+      group: st.group,
+      subscription: st.subscription,
+      slot: st.slot,
+      health,
+      sourceLsn: slot.currentLsn,
+      confirmedFlushLsn: slot.confirmedFlushLsn,
+      restartLsn: slot.restartLsn,
+      walStatus: slot.walStatus,
+      retainedBytes: slot.retainedBytes,
+      lagBytes: slot.lagBytes,
+      lagSeconds,
+      receivedLsn: sub.receivedLsn,
+      appliedLsn: sub.latestEndLsn,
+      safeWalBytes: slot.safeWalBytes,
+      tables,
+      applyErrors,
+      ddl: ddl.entries.filter(ddlOf(st.group, i5 === 0)),
+      problems
+    });
+  }
+  return { engine: "native", healthy: groups.every((g5) => g5.health !== "failing"), groups, ddl: { mode: ddl.mode, joins: ddl.joins, refreshed } };
+}
+async function waitForWorker(s2, subscription, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if ((await subscriptionState(s2.target, subscription)).workerRunning) return true;
+    await new Promise((r5) => setTimeout(r5, 100));
+  }
+  return false;
+}
+async function applyErrorCount(s2, subscription) {
+  const r5 = await s2.target.query(
+    `SELECT (apply_error_count + sync_error_count)::text AS n FROM pg_stat_subscription_stats WHERE subname = $1`,
+    [subscription]
+  );
+  return r5.rows[0] ? Number(r5.rows[0].n) : null;
+}
+
+// src/phases/resync.ts
+async function resyncTables(ctx, names) {
+  requireNativeEngine(ctx, "cdc resync", `a DMS task reads its whole slot: reload the tables' group with pgshift cdc restart --group GROUP`);
+  if (names.length === 0) throw inputError("resync.tables", "resync needs at least one table", "pass --table schema.table \u2026");
+  names = names.map(canonicalTableName);
+  const s2 = await openSessions(ctx);
+  let holder;
+  try {
+    const journal = await Journal.find(s2.target, ctx.plan.name);
+    if (!journal) throw gateRefused("resync.no-journal", "there is no migration to resync", "run full-load and cdc start first");
+    const groups = await resolveGroups(ctx, s2.source, s2.sourceVersion);
+    const wanted = new Set(names);
+    const owner = groups.find((g5) => g5.tables.some((t) => wanted.has(displayName(t))));
+    const tables = owner ? owner.tables.filter((t) => wanted.has(displayName(t))) : [];
+    const unknown2 = names.filter((n3) => !tables.some((t) => displayName(t) === n3));
+    if (!owner || unknown2.length) {
+      throw inputError("resync.table", `table ${unknown2[0] ?? names[0]} is not in one group of the plan with the others`, "resync tables of one group at a time, named schema.table as verify prints them");
+    }
+    const streams = await journal.streams();
+    const base = streams.find((r5) => r5.group === owner.name);
+    if (!base || base.state !== "streaming") throw gateRefused("resync.not-streaming", `group ${owner.name} is not streaming`, "run pgshift cdc start first");
+    await preflightSubscription(ctx, s2);
+    await requireReplicationRoute(ctx);
+    const journaled = await journal.phaseState("cdc:resync");
+    const pending = streams.find((r5) => isResyncOf(r5.group, owner.name) && r5.state === "resyncing");
+    const pendingTables = pending ? journaled?.detail?.stream === pending.group ? journaled.detail.tables ?? [] : [] : [];
+    if (pending && (pendingTables.length !== names.length || pendingTables.some((t) => !wanted.has(t)))) {
+      throw gateRefused("resync.pending", `an interrupted resync of ${pendingTables.join(", ") || pending.group} has not finished`, `run pgshift cdc resync -t ${pendingTables.join(" ") || "\u2026"} first: its tables are carried by no stream until it completes`);
+    }
+    const name = pending?.group ?? resyncStreamName(owner.name, streams.filter((r5) => isResyncOf(r5.group, owner.name)).length + 1);
+    const record2 = {
+      group: name,
+      slot: slotName(ctx.plan.name, name),
+      publication: publicationName(ctx.plan.name, name),
+      subscription: subscriptionName(ctx.plan.name, name),
+      snapshotMode: "exported",
+      snapshotLsn: null,
+      state: "resyncing"
+    };
+    await journal.startPhase("cdc:resync", { stream: name, tables: names });
+    if (pending) {
+      await dropSubscription(s2.target, record2.subscription);
+      await dropSlot(s2.source, record2.slot);
+    }
+    const hb = heartbeatTable(name);
+    await ensureHeartbeat(s2.source, hb, name);
+    await ensureHeartbeat(s2.target, hb, name);
+    const carriers = streams.filter((r5) => r5.state === "streaming" && (r5.group === owner.name || isResyncOf(r5.group, owner.name)));
+    const drained = [];
+    for (const carrier of carriers) {
+      const published = await publishedTables(s2.source, carrier.publication);
+      const leaving = tables.filter((t) => published.has(displayName(t)));
+      if (!leaving.length) continue;
+      await s2.source.query(`ALTER PUBLICATION ${quoteIdent(carrier.publication)} DROP TABLE ${leaving.map(qualify).join(", ")}`);
+      drained.push(carrier);
+    }
+    if (await publicationExists(s2.source, record2.publication)) await s2.source.query(`DROP PUBLICATION ${quoteIdent(record2.publication)}`);
+    await installDdlCapture(s2.source, ctx.plan, record2);
+    await createPublication(s2.source, record2.publication, tables, hb, ddlQueueOf(ctx.plan, record2.group));
+    await journal.saveStream(record2);
+    for (const carrier of drained) {
+      const beat = await writeBeat(s2.source, heartbeatTable(carrier.group), carrier.group);
+      if (await waitForMarker(s2.target, heartbeatTable(carrier.group), carrier.group, beat, 12e4) === null) {
+        throw failure("resync.drain", `stream ${carrier.group} did not apply its changes within 120 s`, "check pgshift cdc status, then run the same resync again: it continues");
+      }
+    }
+    holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s2.sourceVersion);
+    const rows = await recopy(ctx, tables, holder.snapshotName);
+    record2.snapshotLsn = holder.lsnText;
+    await holder.release();
+    holder = void 0;
+    await prepareDdlApply(s2.target, ctx.plan, [record2]);
+    const conninfo = subscriptionConninfo(ctx);
+    await createSubscription(s2.target, {
+      name: record2.subscription,
+      conninfo,
+      publication: record2.publication,
+      slot: record2.slot,
+      streaming: majorOf(s2.sourceVersion) >= 14 && majorOf(s2.targetVersion) >= 14
+    }, ctx.log);
+    record2.state = "streaming";
+    await journal.saveStream(record2);
+    await journal.finishPhase("cdc:resync", "done", { stream: name, tables: names, snapshotLsn: record2.snapshotLsn, rows });
+    ctx.log.info(`resync: ${names.join(", ")} copied again at ${record2.snapshotLsn} (${rows} rows), now streaming as ${name}`);
+    return { stream: name, tables: names, snapshotLsn: record2.snapshotLsn, rows, status: await nativeCdcStatus(ctx, 1e4) };
+  } finally {
+    await holder?.release();
+    await s2.close();
+  }
+}
+async function recopy(ctx, tables, snapshotName) {
+  const source = await connect(ctx.source, { applicationName: "pgshift resync" });
+  const target = await connect(ctx.target, { applicationName: "pgshift resync" });
+  let rows = 0;
+  try {
+    await Promise.all([useCopySettings(source), useCopySettings(target)]);
+    for (const t of tables) {
+      await importSnapshot(source, snapshotName);
+      await target.query("BEGIN");
+      try {
+        await target.query("SET LOCAL session_replication_role = replica");
+        await target.query(`DELETE FROM ${qualify(t)}`);
+        rows += (await copyTable(source, target, t, { format: ctx.plan.fullLoad.copyFormat })).rows;
+        await target.query("COMMIT");
+        await source.query("COMMIT");
+      } catch (err) {
+        await target.query("ROLLBACK").catch(() => {
+        });
+        await source.query("ROLLBACK").catch(() => {
+        });
+        throw err;
+      }
+    }
+  } finally {
+    await Promise.all([source.end().catch(() => {
+    }), target.end().catch(() => {
+    })]);
+  }
+  return rows;
+}
+async function restartCdc(ctx, options) {
+  if (ctx.plan.cdc.engine === "dms") return restartDmsCdc(ctx, options);
+  const s2 = await openSessions(ctx);
+  let affected;
+  try {
+    const journal = await Journal.find(s2.target, ctx.plan.name);
+    if (!journal) throw gateRefused("restart.no-journal", "there is no migration to restart", "run pgshift full-load");
+    const streams = await journal.streams();
+    if (options.group && !streams.some((r5) => r5.group === options.group)) throw inputError("restart.group", `group ${options.group} has no stream`, `use one of: ${streams.map((r5) => r5.group).join(", ")}`);
+    affected = streams.filter((r5) => !options.group || r5.group === options.group || isResyncOf(r5.group, options.group));
+    if (!options.group) {
+      options.bundleFile = await writeFailureBundle(ctx, journal, options.bundleFile, { status: await statusOrError(ctx) });
+    }
+    await journal.event("cdc", "warn", `restart of ${options.group ? `group ${options.group}` : "every group"}`);
+  } finally {
+    await s2.close();
+  }
+  const groups = options.group ? [options.group] : void 0;
+  if (groups) await runFullLoad(ctx, { group: groups[0], restart: true });
+  else await runFullLoad(ctx, { restart: true });
+  const status = await startNativeCdc(ctx);
+  return { groups: groups ?? affected.map((r5) => r5.group), bundle: options.bundleFile, status };
+}
+async function statusOrError(ctx) {
+  try {
+    return await nativeCdcStatus(ctx, 2e3);
+  } catch (err) {
+    return { error: err.message };
+  }
+}
+
+// src/report/markdown.ts
+function table(head, rows) {
+  const line = (cells) => `| ${cells.map((c5) => String(c5).replace(/\|/g, "\\|")).join(" | ")} |`;
+  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
+}
+function cdcMarkdown(r5) {
+  if (r5.engine === "dms") return dmsMarkdown(r5);
+  return [
+    `### pgshift cdc status (${r5.engine}) \u2014 ${r5.healthy ? "healthy" : "FAILING"}`,
+    "",
+    table(
+      ["group", "health", "lag", "lag (s)", "source LSN", "confirmed LSN", "applied LSN", "retained WAL", "wal_status", "tables", "apply errors"],
+      r5.groups.map((g5) => [
+        g5.group,
+        g5.health,
+        g5.lagBytes === null ? "\u2013" : formatBytes(g5.lagBytes),
+        g5.lagSeconds === null ? "\u2013" : g5.lagSeconds.toFixed(2),
+        g5.sourceLsn,
+        g5.confirmedFlushLsn ?? "\u2013",
+        g5.appliedLsn ?? "\u2013",
+        g5.retainedBytes === null ? "\u2013" : formatBytes(g5.retainedBytes),
+        g5.walStatus ?? "\u2013",
+        Object.entries(g5.tables).map(([k5, n3]) => `${n3} ${k5}`).join(", ") || "\u2013",
+        g5.applyErrors ?? "\u2013"
+      ])
+    ),
+    ...r5.groups.flatMap((g5) => g5.problems.map((p3) => `- **${g5.group}**: ${p3}`)),
+    ...ddlSection(r5.groups.flatMap((g5) => g5.ddl), r5.ddl)
+  ].join("\n") + "\n";
+}
+var DDL_APPLIED_SHOWN = 5;
+function ddlSection(entries, ddl) {
+  const unique = [...new Map(entries.map((e5) => [e5.id, e5])).values()].sort((a5, b5) => a5.id - b5.id);
+  const applied = unique.filter((e5) => e5.state === "applied");
+  const shown = [...unique.filter((e5) => e5.state !== "applied"), ...applied.slice(-DDL_APPLIED_SHOWN)].sort((a5, b5) => a5.id - b5.id);
+  const out = [];
+  if (shown.length) {
+    out.push(
+      "",
+      `#### DDL on the source (cdc.ddl: ${ddl?.mode ?? "detect"}): ${applied.length} applied, ${unique.length - applied.length} other`,
+      table(
+        ["#", "at", "group", "command", "object", "state", "detail"],
+        shown.map((e5) => [e5.id, e5.at, e5.stream ?? "all", e5.command, e5.object, e5.state === "applied" ? e5.state : `**${e5.state}**`, (e5.detail ?? "").slice(0, 160)])
+      )
+    );
+  }
+  for (const j5 of ddl?.joins ?? []) out.push(`- ${joinText(j5)}`);
+  return out;
+}
+var num = (v, digits = 0) => v === null ? "\u2013" : v.toFixed(digits);
+var bytes = (v) => v === null ? "\u2013" : formatBytes(v);
+function dmsMarkdown(r5) {
+  const i5 = r5.instance;
+  const out = [
+    `### pgshift cdc status (dms) \u2014 ${r5.healthy ? "healthy" : "FAILING"}`,
+    "",
+    table(
+      ["task", "group", "health", "status", "latency source (s)", "latency target (s)", "heartbeat lag (s)", "incoming changes", "start LSN", "tables in error"],
+      r5.tasks.map((t) => [
+        t.identifier,
+        t.group,
+        t.health,
+        t.status + (t.stopReason ? ` (${t.stopReason})` : ""),
+        num(t.latencySourceSeconds),
+        num(t.latencyTargetSeconds),
+        num(t.heartbeatLagSeconds, 2),
+        num(t.incomingChanges),
+        t.startLsn,
+        t.tablesErrored.join(", ") || "\u2013"
+      ])
+    ),
+    "",
+    `Replication instance **${i5.identifier}**: CPU ${num(i5.cpuPercent)}%, freeable memory ${bytes(i5.freeableMemoryBytes)}, swap ${bytes(i5.swapBytes)}, free storage ${bytes(i5.freeStorageBytes)}.`,
+    "",
+    table(["slot (source)", "retained WAL", "active"], r5.slots.map((x) => [x.slot, bytes(x.retainedBytes), x.active ? "yes" : "no"]))
+  ];
+  if (r5.applyExceptions.length) {
+    out.push("", `#### New apply exceptions (${r5.applyExceptions.length})`, table(["time", "task", "table", "LOB truncation", "error"], r5.applyExceptions.slice(0, 50).map((e5) => [e5.at, e5.task, e5.table, e5.truncation ? "**yes**" : "no", e5.error.slice(0, 200)])));
+  }
+  out.push(...latencyCharts(r5));
+  const problems = [
+    ...r5.tasks.flatMap((t) => t.problems.map((p3) => `- **${t.identifier}**: ${p3}`)),
+    ...i5.problems.map((p3) => `- **${i5.identifier}**: ${p3}`),
+    ...r5.slots.filter((x) => x.problem).map((x) => `- **${x.slot}**: ${x.problem}`),
+    ...r5.applyExceptions.filter((e5) => e5.truncation).map((e5) => `- **${e5.table}**: a LOB was truncated at ${e5.at} \u2014 backfill the row from the source and raise the table's LOB limit`),
+    ...r5.ddlProblems.map((p3) => `- **DDL**: ${p3}`)
+  ];
+  if (problems.length) out.push("", ...problems);
+  out.push(...ddlSection(r5.ddl));
+  return out.join("\n") + "\n";
+}
+function latencyCharts(r5) {
+  const out = [];
+  let charts = r5.latency;
+  if (charts.length > 4) {
+    const worst = /* @__PURE__ */ new Map();
+    for (const s2 of charts) for (const p3 of s2.points) worst.set(p3.at, Math.max(worst.get(p3.at) ?? 0, p3.seconds));
+    charts = [{ identifier: `the worst of ${charts.length} tasks`, points: [...worst].sort(([a5], [b5]) => a5.localeCompare(b5)).map(([at, seconds]) => ({ at, seconds })) }];
+  }
+  for (const series of charts) {
+    const points = series.points.slice(-60);
+    if (points.length < 2) continue;
+    const max = Math.max(1, ...points.map((p3) => p3.seconds));
+    out.push(
+      "",
+      "```mermaid",
+      "xychart-beta",
+      `  title "CDC latency of ${series.identifier} (s, source + target)"`,
+      `  x-axis [${points.map((p3) => `"${p3.at.slice(11, 16)}"`).join(", ")}]`,
+      `  y-axis "seconds" 0 --> ${Math.ceil(max * 1.1)}`,
+      `  line [${points.map((p3) => Math.round(p3.seconds * 10) / 10).join(", ")}]`,
+      "```"
+    );
+  }
+  return out;
+}
+
+// src/actions/_runner.ts
+import { writeFileSync as writeFileSync3 } from "node:fs";
 
 // src/config/load.ts
+var import_yaml = __toESM(require_dist2(), 1);
+import { readFileSync as readFileSync2 } from "node:fs";
+import path3 from "node:path";
 function loadPlanFile(file2, env2 = process.env) {
   let text;
   try {
@@ -98914,6 +99728,16 @@ function crossCheck(plan) {
         hint: `rename group ${batchStreamName(g5)}`
       };
     }
+  }
+  if (plan.cdc.ddl && plan.cdc.ddlTrigger !== void 0) {
+    return { path: ["cdc", "ddlTrigger"], message: "cdc.ddlTrigger: set either cdc.ddl or the older cdc.ddlTrigger, not both", hint: "remove cdc.ddlTrigger (true is cdc.ddl: detect, false is cdc.ddl: off)" };
+  }
+  if (plan.cdc.engine === "dms" && plan.cdc.ddl === "follow") {
+    return {
+      path: ["cdc", "ddl"],
+      message: "cdc.ddl: follow replays DDL through native logical replication; the DMS tasks do not carry it",
+      hint: "use cdc.ddl: detect with cdc.engine dms (each change is shown by cdc status and refuses the cut-over until applied on the target)"
+    };
   }
   if (plan.snapshot === "paused-replica" && !plan.source.replicaUrl) {
     return {

@@ -33336,6 +33336,9 @@ function isResyncOf(stream, group2) {
 function heartbeatTable(group2) {
   return fit(`heartbeat_${group2}`);
 }
+function ddlQueueTable(group2) {
+  return fit(`ddl_${group2}`);
+}
 function loadSessionName(migration, group2) {
   return fit(`pgshift load ${migration}/${group2}`);
 }
@@ -34115,7 +34118,8 @@ async function restoreList(tool, dump, name, skip) {
   const listing = await runTool(tool.path, ["--list", dump.file], process.env, "pg_restore --list of the schema dump");
   const lines = listing.split("\n").map((line) => {
     const m = /^\s*\d+;\s+(\d+)\s+(\d+)\s/.exec(line);
-    return m && skip({ classId: m[1], objectId: m[2], line }) ? `;${line}` : line;
+    const ours = /\sEVENT TRIGGER - pgshift_ddl/.test(line);
+    return m && (ours || skip({ classId: m[1], objectId: m[2], line })) ? `;${line}` : line;
   });
   const file2 = path2.join(path2.dirname(dump.file), `${name}.list`);
   writeFileSync(file2, lines.join("\n"));
@@ -34546,10 +34550,11 @@ async function publicationExists(c, name) {
   const r = await c.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [name]);
   return (r.rowCount ?? 0) > 0;
 }
-async function createPublication(c, name, tables, heartbeat) {
+async function createPublication(c, name, tables, heartbeat, ddlQueue) {
   if (await publicationExists(c, name)) return;
   noteChange(`publication ${name} on the source`);
-  const list = [...tables.map(qualify), `${S}.${quoteIdent(heartbeat)}`].join(", ");
+  const control = [heartbeat, ...ddlQueue ? [ddlQueue] : []].map((t) => `${S}.${quoteIdent(t)}`);
+  const list = [...tables.map(qualify), ...control].join(", ");
   await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
 }
 async function dropPublication(c, name) {
@@ -34614,10 +34619,14 @@ function globToRegExp(glob) {
   const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
   return new RegExp(`^${escaped}$`, "s");
 }
-function compile(pattern) {
+function patternRegExps(pattern) {
   const q = parseQualifiedName(pattern);
-  const s = globToRegExp(q.schema);
-  const n = globToRegExp(q.name);
+  return { schema: globToRegExp(q.schema).source, name: globToRegExp(q.name).source };
+}
+function compile(pattern) {
+  const r = patternRegExps(pattern);
+  const s = new RegExp(r.schema, "s");
+  const n = new RegExp(r.name, "s");
   return (t) => s.test(t.schema) && n.test(t.name);
 }
 function matchesPattern(t, pattern) {
@@ -34732,1441 +34741,6 @@ function privilegeFindings(source, target, targetMajor, engine) {
   }
   return out;
 }
-
-// src/pg/inventory.ts
-var SETTINGS = [
-  "wal_level",
-  "max_replication_slots",
-  "max_wal_senders",
-  "wal_sender_timeout",
-  "max_slot_wal_keep_size",
-  "logical_decoding_work_mem",
-  "shared_preload_libraries",
-  "rds.logical_replication",
-  "max_logical_replication_workers",
-  "max_worker_processes",
-  "server_version",
-  "block_size"
-];
-async function readServerFacts(c, longTransactionSeconds) {
-  const settings = {};
-  for (const name of SETTINGS) settings[name] = null;
-  const s = await c.query("SELECT name, current_setting(name, true) AS v FROM pg_settings WHERE name = ANY($1::text[])", [SETTINGS]);
-  for (const row of s.rows) settings[row.name] = row.v;
-  const versionNum = Number((await c.query("SELECT current_setting('server_version_num') AS v")).rows[0].v);
-  const role = (await c.query(
-    `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
-              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
-              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
-              has_database_privilege(current_database(), 'CREATE') AS create_on_database
-         FROM pg_roles r WHERE r.rolname = current_user`
-  )).rows[0];
-  const isRds = settings["rds.logical_replication"] !== null || (await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'`)).rowCount > 0;
-  const counts = (await c.query(
-    `SELECT (SELECT count(*) FROM pg_replication_slots)::text AS slots,
-              (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')::text AS senders,
-              (SELECT count(*) FROM pg_largeobject_metadata)::text AS lo`
-  )).rows[0];
-  const longTx = await c.query(
-    `SELECT pid, extract(epoch FROM now() - xact_start)::int AS seconds, coalesce(application_name, '') AS application,
-            coalesce(usename, '') AS "user", coalesce(state, '') AS state
-       FROM pg_stat_activity
-      WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-        AND now() - xact_start > make_interval(secs => $1)
-      ORDER BY xact_start`,
-    [longTransactionSeconds]
-  );
-  const prepared = await c.query(`SELECT gid, extract(epoch FROM now() - prepared)::int AS seconds FROM pg_prepared_xacts WHERE database = current_database()`);
-  const ext = await c.query(`SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1`);
-  const availableExtensions = await c.query(
-    `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
-         FROM pg_available_extensions a`
-  ).then(
-    (avail) => new Map(avail.rows.map((r) => [r.name, { defaultVersion: r.default_version, versions: r.versions }])),
-    (err) => ({ error: err.message })
-  );
-  const triggers = await c.query(`SELECT evtname AS name, evtevent AS event, evtenabled AS enabled FROM pg_event_trigger ORDER BY 1`);
-  const db = (await c.query("SELECT current_database() AS d")).rows[0].d;
-  return {
-    versionNum,
-    version: settings.server_version ?? "",
-    settings,
-    isRds,
-    role: {
-      name: role.name,
-      superuser: role.superuser,
-      replication: role.replication,
-      rdsSuperuser: role.rds_superuser,
-      createSubscription: role.create_subscription,
-      createOnDatabase: role.create_on_database
-    },
-    slotsUsed: Number(counts.slots),
-    walSendersUsed: Number(counts.senders),
-    longTransactions: longTx.rows,
-    preparedTransactions: prepared.rows,
-    extensions: ext.rows,
-    availableExtensions,
-    eventTriggers: triggers.rows,
-    largeObjects: Number(counts.lo),
-    database: db
-  };
-}
-var LOB_TYPE_TEST = `(t.typname IN ('text', 'bytea', 'json', 'jsonb', 'xml') OR (t.typname = 'varchar' AND a.atttypmod = -1) OR t.typcategory = 'A')`;
-async function readRelations(c, versionNum) {
-  const generated = versionNum >= 12e4 ? "a.attgenerated <> ''" : "false";
-  const noStats = versionNum >= 14e4 ? "c.reltuples < 0" : `(c.reltuples = 0 AND coalesce((SELECT st.last_analyze IS NULL AND st.last_autoanalyze IS NULL FROM pg_stat_all_tables st WHERE st.relid = c.oid), true))`;
-  const r = await c.query(`
-    SELECT n.nspname AS schema, c.relname AS name, c.oid::int AS oid, c.relkind AS kind, c.relpersistence AS persistence,
-           c.relispartition AS is_partition, c.relreplident AS replident,
-           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
-           coalesce((SELECT array_agg(ic.relname::text ORDER BY ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                      WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
-                        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)), '{}') AS unique_not_null,
-           (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary)::int AS other_unique,
-           (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident AND i.indisvalid) AS ri_index,
-           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${generated}), '{}') AS generated,
-           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> ''), '{}') AS identity,
-           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND t.typcategory = 'A'), '{}') AS arrays,
-           coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
-                       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${LOB_TYPE_TEST} AND NOT (${generated})), '[]') AS lobs,
-           ((c.relpages + coalesce((SELECT tc.relpages FROM pg_class tc WHERE tc.oid = c.reltoastrelid), 0))::bigint * current_setting('block_size')::bigint)::text AS estimated_bytes,
-           CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_total_relation_size(c.oid) ELSE 0 END::text AS bytes,
-           greatest(c.reltuples, 0)::text AS row_estimate,
-           NOT (${noStats}) AS has_stats,
-           pg_get_userbyid(c.relowner) AS owner,
-           pg_has_role(c.relowner, 'USAGE') AS owned_by_me,
-           has_table_privilege(c.oid, 'SELECT') AS can_select
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
-     ORDER BY n.nspname, c.relname`);
-  return r.rows.map((x) => ({
-    schema: x.schema,
-    name: x.name,
-    oid: x.oid,
-    kind: x.kind,
-    persistence: x.persistence,
-    isPartition: x.is_partition,
-    replicaIdentity: x.replident,
-    hasPrimaryKey: x.has_pk,
-    uniqueNotNullIndexes: x.unique_not_null,
-    otherUniqueIndexes: x.other_unique,
-    replicaIdentityIndex: x.ri_index,
-    generatedColumns: x.generated,
-    identityColumns: x.identity,
-    arrayColumns: x.arrays,
-    lobColumns: x.lobs,
-    estimatedBytes: Number(x.estimated_bytes),
-    bytes: Number(x.bytes),
-    rowEstimate: Number(x.row_estimate),
-    hasStatistics: x.has_stats,
-    owner: x.owner,
-    ownedByMe: x.owned_by_me,
-    canSelect: x.can_select
-  }));
-}
-
-// src/pg/identity.ts
-import { randomUUID as randomUUID2 } from "node:crypto";
-async function sameDatabase(source, target) {
-  const marker = `pgshift identity ${randomUUID2()}`;
-  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
-  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
-  try {
-    const r = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
-    return (r.rowCount ?? 0) > 0;
-  } finally {
-    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
-  }
-}
-
-// src/phases/context.ts
-function phaseContext(plan, log) {
-  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
-}
-async function openSessions(ctx) {
-  const source = await connect(ctx.source);
-  let target;
-  try {
-    target = await connect(ctx.target);
-  } catch (err) {
-    await source.end().catch(() => {
-    });
-    throw err;
-  }
-  const close = async () => {
-    await Promise.all([source.end().catch(() => {
-    }), target.end().catch(() => {
-    })]);
-  };
-  const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
-  if (await sameDatabase(source, target).catch(async (err) => {
-    await close();
-    throw err;
-  })) {
-    await close();
-    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
-  }
-  return {
-    source,
-    target,
-    sourceVersion,
-    targetVersion,
-    close
-  };
-}
-async function requireLogicalSource(s, ctx) {
-  const walLevel = await setting(s.source, "wal_level");
-  if (walLevel !== "logical") {
-    throw gateRefused(
-      "source.wal_level",
-      `source ${ctx.source.label}: wal_level is ${walLevel}, logical replication needs wal_level = logical`,
-      "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
-    );
-  }
-  if (majorOf(s.targetVersion) < majorOf(s.sourceVersion)) {
-    throw gateRefused(
-      "target.version",
-      `target ${ctx.target.label} is PostgreSQL ${majorOf(s.targetVersion)}, older than the source's ${majorOf(s.sourceVersion)}`,
-      "migrate to a target of the same or a newer major version"
-    );
-  }
-}
-async function resolveGroups(ctx, source, versionNum, only) {
-  const all = await listTables(source, versionNum);
-  const copyable = all.filter((t) => t.persistence === "p");
-  const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
-  for (const u of unmatched) ctx.log.warn(`group ${u.group}: ${describeUnmatched(u).message}`);
-  const leaves = unassigned.filter((t) => t.kind === "r");
-  if (leaves.length > 0) ctx.log.warn(`${leaves.length} table(s) are in no group and will not be migrated: ${describeTables(leaves)}`);
-  if (only && !groups.has(only)) {
-    throw inputError("group.unknown", `group ${only} is not in the plan`, `use one of: ${[...groups.keys()].join(", ")}`);
-  }
-  const result = [];
-  for (const [name, tables] of groups) {
-    if (only && name !== only) continue;
-    const data = tables.filter((t) => t.kind === "r").sort((a, b) => b.bytes - a.bytes);
-    if (data.length === 0) {
-      const { message, fix } = describeEmptyGroup(name, unmatched);
-      throw inputError("group.empty", message, fix);
-    }
-    result.push({ name, tables: data, parents: tables.filter((t) => t.kind === "p") });
-  }
-  return result;
-}
-
-// src/phases/assess.ts
-async function readPreconditions(ctx, s, options) {
-  const { plan } = ctx;
-  const opts = plan.assess;
-  const findings = [];
-  const add = (severity, code, object2, message, fix) => findings.push({ severity, code, object: object2, message, fix });
-  const [src, tgt] = await Promise.all([readServerFacts(s.source, opts.longTransactionSeconds), readServerFacts(s.target, opts.longTransactionSeconds)]);
-  const sourceMajor = majorOf(src.versionNum);
-  const targetMajor = majorOf(tgt.versionNum);
-  const native = plan.cdc.engine === "native";
-  const dmsPlugin = plan.cdc.dms.plugin;
-  if (targetMajor < sourceMajor) add("blocker", "target.version", ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, "migrate to the same or a newer major");
-  checkSourceSettings(src, ctx.source.label, options.streamsNeeded, native, dmsPlugin, add);
-  checkPrivileges(src, tgt, ctx, native, plan.groups.length, add);
-  for (const t of src.longTransactions) {
-    add("warning", "source.long-transaction", `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ""})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, "end it before the full load, or wait");
-  }
-  for (const p of src.preparedTransactions) {
-    add("blocker", "source.prepared-transaction", `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
-  }
-  const targetExtensions = tgt.availableExtensions;
-  if (!(targetExtensions instanceof Map)) {
-    const names = src.extensions.map((e) => e.name).join(", ");
-    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
-  } else {
-    for (const e of src.extensions) {
-      const avail = targetExtensions.get(e.name);
-      if (!avail) add("blocker", "extension.missing", `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
-      else if (!avail.versions.includes(e.version)) {
-        add("warning", "extension.version", `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
-      }
-    }
-  }
-  for (const t of src.eventTriggers) {
-    add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL is not replicated, and DMS fails with ENABLE ALWAYS triggers`, "freeze DDL for the migration window; disable it if it writes");
-  }
-  for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
-  if (src.largeObjects > 0) {
-    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target", "freeze large-object writes from the full load on, or move them to bytea columns");
-  }
-  try {
-    const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
-    if (dump.major < sourceMajor) add("blocker", "tool.pg_dump", dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
-  } catch (err) {
-    add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
-  }
-  const relations = await readRelations(s.source, src.versionNum);
-  const migratable = relations.filter((r) => (r.kind === "r" || r.kind === "p") && r.persistence === "p");
-  const assignment = assignGroups(migratable, plan.groups);
-  const groupOf = /* @__PURE__ */ new Map();
-  for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
-  for (const u of assignment.unmatched) {
-    const { message, fix } = describeUnmatched(u);
-    add("warning", "group.pattern", `group ${u.group}`, message, fix);
-  }
-  for (const [g, list] of assignment.groups) {
-    if (list.some((t) => t.kind === "r")) continue;
-    const { message, fix } = describeEmptyGroup(g, assignment.unmatched);
-    add("blocker", "group.empty", `group ${g}`, message, fix);
-  }
-  for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
-  return { src, tgt, relations, groupOf, assignment, findings, add };
-}
-function checkSourceSettings(src, label, groups, native, plugin, add) {
-  const st = src.settings;
-  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
-    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
-  } else if (st.wal_level !== "logical") {
-    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
-  }
-  const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
-  if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
-  const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
-  if (freeSenders < groups) add("blocker", "source.wal_senders", label, `${groups} WAL sender(s) needed, ${freeSenders} free of max_wal_senders ${st.max_wal_senders}`, "raise max_wal_senders (restart)");
-  const timeout = parseDurationMs(st.wal_sender_timeout);
-  if (timeout !== null && timeout > 0 && timeout < 1e4) {
-    add("warning", "source.wal_sender_timeout", label, `wal_sender_timeout is ${st.wal_sender_timeout}: busy apply can be cut off`, "set wal_sender_timeout to at least 10s");
-  }
-  const workMem = st.logical_decoding_work_mem ? parseSize(st.logical_decoding_work_mem.replace(/B$/, "B")) : void 0;
-  if (workMem !== void 0 && workMem < 64 * 1024 * 1024) {
-    add("info", "source.logical_decoding_work_mem", label, `logical_decoding_work_mem is ${st.logical_decoding_work_mem}: larger transactions spill to disk while decoding`, "raise it (for example 256MB) if large transactions are common");
-  }
-  if (!native && plugin === "pglogical" && st.shared_preload_libraries !== null && !st.shared_preload_libraries.split(",").map((x) => x.trim()).includes("pglogical")) {
-    add("blocker", "source.pglogical", label, "the DMS plugin is pglogical but shared_preload_libraries does not load it", "add pglogical to shared_preload_libraries and restart (or use plugin: test_decoding)");
-  }
-}
-function checkPrivileges(src, tgt, ctx, native, groups, add) {
-  for (const f of privilegeFindings(src.role, tgt.role, majorOf(tgt.versionNum), native ? "native" : "dms")) add("blocker", f.code, f.object, f.message, f.fix);
-  if (native) {
-    const workers = Number(tgt.settings.max_logical_replication_workers);
-    if (workers < groups) add("blocker", "target.workers", ctx.target.label, `${groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, "raise max_logical_replication_workers (and max_worker_processes) and restart the target");
-  }
-}
-function checkRelation(t, name, group2, plan, add) {
-  const engine = plan.cdc.engine;
-  const plugin = plan.cdc.dms.plugin;
-  if (t.kind === "f") return add("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target");
-  if (t.kind === "m") return add("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
-  if (t.persistence === "u") return add("warning", "table.unlogged", name, "unlogged table: not replicated and not copied", `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
-  if (t.kind === "p") return add("info", "table.partitioned", name, "partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)");
-  if (!t.canSelect) add("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`);
-  if (group2 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
-  if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
-  const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
-  const problem = identityProblem(identity);
-  const publishing = group2 === null ? void 0 : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
-  if (problem && publishing?.setFull.length) {
-    add("info", "table.replica-identity-consent", name, `${IDENTITY_PROBLEM_TEXT[problem]}: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)`);
-  } else if (problem === "nothing") {
-    add("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`);
-  } else if (problem) {
-    const idx = t.uniqueNotNullIndexes[0];
-    add(
-      "blocker",
-      "table.no-key",
-      name,
-      `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published, and DMS ignores them`,
-      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
-    );
-  } else if (t.replicaIdentity === "f") {
-    if (engine === "dms" && plugin === "pglogical") add("blocker", "table.replica-identity-full", name, "REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical", "add a primary key, or use plugin: test_decoding for this group");
-    else add("warning", "table.replica-identity-full", name, "REPLICA IDENTITY FULL: every UPDATE and DELETE is applied by a scan unless the target has a usable index", "add a primary key if you can");
-  } else if (t.replicaIdentity === "i") {
-    add("info", "table.replica-identity-index", name, `replica identity is the unique index ${t.replicaIdentityIndex}`);
-  }
-  if (engine === "dms" && !t.hasPrimaryKey && t.arrayColumns.length) add("blocker", "table.array-no-key", name, `ARRAY column(s) ${t.arrayColumns.join(", ")} without a primary key: DMS suspends the table`, "add a primary key");
-  if (t.generatedColumns.length) add("info", "table.generated", name, `generated column(s) ${t.generatedColumns.join(", ")}: left out of the copy, computed by the target`);
-  if (t.identityColumns.length) add("info", "table.identity", name, `identity column(s) ${t.identityColumns.join(", ")}: values copied as they are, sequences carried at cut-over`);
-  if (!t.hasStatistics) add("info", "table.no-statistics", name, "never analyzed: size and row estimates are unknown to the planner and to pgshift", `ANALYZE ${name}`);
-}
-function parseDurationMs(v) {
-  if (!v) return null;
-  const m = /^(-?\d+)\s*(ms|s|min|h)?$/.exec(v.trim());
-  if (!m) return null;
-  const n = Number(m[1]);
-  return n * ({ ms: 1, s: 1e3, min: 6e4, h: 36e5 }[m[2] ?? "ms"] ?? 1);
-}
-
-// src/phases/preflight.ts
-async function preflightLoad(ctx, s, groups, streamsNeeded) {
-  const pre = await readPreconditions(ctx, s, { streamsNeeded });
-  const loaded = new Set(groups.flatMap((g) => g.tables.map(displayName)));
-  const blockers = pre.findings.filter((f) => f.severity === "blocker" && (!f.code.startsWith("table.") || loaded.has(f.object)));
-  if (blockers.length) {
-    const [first] = blockers;
-    throw gateRefused(first.code, `${first.object}: ${first.message}${blockers.length > 1 ? ` (and ${blockers.length - 1} more blocker(s): pgshift assess lists them)` : ""}`, first.fix);
-  }
-  const tables = groups.flatMap((g) => g.tables);
-  const publishing = planPublishing(
-    tables.map((t) => ({ ...t, hasPrimaryKey: t.primaryKey.length > 0, identityIndexValid: t.replicaIdentityIndex })),
-    ctx.plan.cdc.engine,
-    ctx.plan.cdc.replicaIdentityFull
-  );
-  if (publishing.refused.length) {
-    const names = publishing.refused.map((r) => `${displayName(r.table)} (${IDENTITY_PROBLEM_TEXT[r.problem]})`);
-    throw gateRefused(
-      "table.no-replica-identity",
-      `publishing ${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""} would make every UPDATE and DELETE on ${names.length > 1 ? "them" : "it"} fail on the source`,
-      "add a primary key or ALTER TABLE \u2026 REPLICA IDENTITY FULL, or list the tables under cdc.replicaIdentityFull for pgshift to set it"
-    );
-  }
-  await requireReplicationRoute(ctx);
-  if (ctx.plan.cdc.engine === "native") await preflightSubscription(ctx, s);
-  return { setReplicaIdentityFull: publishing.setFull };
-}
-async function requireReplicationRoute(ctx) {
-  try {
-    const c = await connect(ctx.source, { replication: true, applicationName: "pgshift preflight" });
-    await c.end().catch(() => {
-    });
-  } catch (err) {
-    throw gateRefused(
-      "source.replication-connection",
-      `source ${ctx.source.label}: a replication connection is refused: ${isPgshiftError(err) ? err.message : err.message}`,
-      'allow replication connections for this user in pg_hba.conf (a "host replication" or "host all" line with the database; on RDS: rds_replication) and reload'
-    );
-  }
-}
-function subscriptionConninfo(ctx) {
-  return ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
-}
-async function preflightSubscription(ctx, s) {
-  const fields = parseConninfo(subscriptionConninfo(ctx));
-  const targetMajor = majorOf(s.targetVersion);
-  const unknown2 = keywordsUnknownTo(Object.keys(fields), targetMajor);
-  if (unknown2.length) {
-    throw gateRefused("subscription.conninfo", `the subscription's connection parameter ${unknown2[0]} is unknown to the target's PostgreSQL ${targetMajor}`, `remove ${unknown2[0]} from ${ctx.plan.source.subscriptionConninfo ? "source.subscriptionConninfo" : "source.url"}`);
-  }
-  const role = (await s.target.query("SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user")).rows[0];
-  if (targetMajor >= 16 && !role.superuser && !fields.password) {
-    throw gateRefused("subscription.password", `target ${ctx.target.label}: a subscription owned by a role that is not superuser needs a password in its connection (PostgreSQL 16+)`, "put the password in source.url (or in source.subscriptionConninfo)");
-  }
-  if (!ctx.plan.source.subscriptionConninfo) return;
-  const ep = endpointFromConninfo("source", fields, parseServerUrl(ctx.plan.source.url));
-  try {
-    const c = await connect(ep, { replication: true, applicationName: "pgshift preflight" });
-    await c.end().catch(() => {
-    });
-  } catch (err) {
-    ctx.log.warn(`source.subscriptionConninfo: a replication connection to ${ep.label} fails from this machine (${isPgshiftError(err) ? err.message : err.message}); the target must reach the source that way`);
-  }
-}
-
-// src/core/dms.ts
-function splitByBatchApply(tables) {
-  const eligible = (t) => t.batchApply && t.lob?.mode !== "unlimited";
-  const batch = tables.filter(eligible);
-  const single = tables.filter((t) => !eligible(t));
-  if (batch.length && single.length) {
-    return [
-      { suffix: "batch", tables: batch, batchApply: true },
-      { suffix: "single", tables: single, batchApply: false }
-    ];
-  }
-  return [{ suffix: "", tables, batchApply: single.length === 0 && batch.length > 0 }];
-}
-
-// src/pg/dms-source.ts
-function replicationSetNames(slot) {
-  return { updates: slot, inserts: `i${slot}` };
-}
-var PGLOGICAL_NODE = "pgshift_source";
-async function requirePglogical(c, label) {
-  const r = await c.query(
-    `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pglogical') AS available,
-            'pglogical' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')) AS preloaded`
-  );
-  if (!r.rows[0].available) {
-    throw gateRefused("source.pglogical", `source ${label}: the pglogical extension is not installed`, "install pglogical on the source (Debian: postgresql-<major>-pglogical) or set cdc.dms.plugin: test_decoding");
-  }
-  if (!r.rows[0].preloaded) {
-    throw gateRefused("source.pglogical", `source ${label}: pglogical is not in shared_preload_libraries`, "add pglogical to shared_preload_libraries and restart the source, or set cdc.dms.plugin: test_decoding");
-  }
-}
-async function ensurePglogicalNode(c, dsn) {
-  noteChange("pglogical node on the source");
-  await c.query("CREATE EXTENSION IF NOT EXISTS pglogical");
-  const node2 = await c.query(`SELECT 1 FROM pglogical.node WHERE node_name = $1`, [PGLOGICAL_NODE]);
-  if (!node2.rowCount) await c.query("SELECT pglogical.create_node(node_name := $1, dsn := $2)", [PGLOGICAL_NODE, dsn]);
-}
-async function ensureReplicationSets(c, slot, tables, log) {
-  const { updates, inserts } = replicationSetNames(slot);
-  noteChange(`replication sets ${updates}, ${inserts} on the source`);
-  const existing = new Set((await c.query("SELECT set_name AS n FROM pglogical.replication_set WHERE set_name = ANY($1)", [[updates, inserts]])).rows.map((r) => r.n));
-  if (!existing.has(updates)) await c.query("SELECT pglogical.create_replication_set($1, false, true, true, false)", [updates]);
-  if (!existing.has(inserts)) await c.query("SELECT pglogical.create_replication_set($1, true, false, false, true)", [inserts]);
-  const keyless = tables.filter((t) => t.primaryKey.length === 0);
-  const oids = await c.query("SELECT x::regclass::oid::text AS oid FROM unnest($1::text[]) WITH ORDINALITY u(x, i) ORDER BY i", [tables.map(qualify)]);
-  const oidOf = new Map(tables.map((t, i) => [t, oids.rows[i].oid]));
-  const want = /* @__PURE__ */ new Map([
-    [inserts, new Set(tables.map((t) => oidOf.get(t)))],
-    [updates, new Set(tables.filter((t) => t.primaryKey.length > 0).map((t) => oidOf.get(t)))]
-  ]);
-  for (const [set2, wanted] of want) {
-    const have = await c.query(
-      `SELECT st.set_reloid::oid::text AS oid FROM pglogical.replication_set_table st JOIN pglogical.replication_set s ON s.set_id = st.set_id WHERE s.set_name = $1`,
-      [set2]
-    );
-    const present = new Set(have.rows.map((r) => r.oid));
-    for (const oid of wanted) if (!present.has(oid)) await c.query("SELECT pglogical.replication_set_add_table($1, $2::oid::regclass, false)", [set2, oid]);
-    for (const oid of present) if (!wanted.has(oid)) await c.query("SELECT pglogical.replication_set_remove_table($1, $2::oid::regclass)", [set2, oid]);
-  }
-  for (const t of keyless) {
-    log.warn(`${displayName(t)} has no primary key: it is left out of replication set ${updates}, so DMS applies its inserts but not its updates and deletes \u2014 add a primary key before the migration`);
-  }
-  return { updates, inserts, keyless };
-}
-async function dropReplicationSets(c, slot) {
-  const ext = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
-  if (!ext.rowCount) return false;
-  const { updates, inserts } = replicationSetNames(slot);
-  let dropped = false;
-  for (const set2 of [updates, inserts]) {
-    const r = await c.query("SELECT 1 FROM pglogical.replication_set WHERE set_name = $1", [set2]);
-    if (r.rowCount) {
-      await c.query("SELECT pglogical.drop_replication_set($1)", [set2]);
-      dropped = true;
-    }
-  }
-  return dropped;
-}
-
-// src/phases/stream-source.ts
-var DMS_TASKS_PHASE = "cdc:dms:tasks";
-async function journaledDmsTasks(journal) {
-  return (journal && (await journal.phaseState(DMS_TASKS_PHASE))?.detail)?.tasks ?? [];
-}
-function newStreamRecord(plan, group2) {
-  return {
-    group: group2,
-    slot: slotName(plan.name, group2),
-    publication: publicationName(plan.name, group2),
-    subscription: subscriptionName(plan.name, group2),
-    snapshotMode: plan.snapshot,
-    snapshotLsn: null,
-    state: "preparing"
-  };
-}
-function dmsTablesOf(plan, tables) {
-  return tables.map((t) => {
-    const s = plan.tables[`${t.schema}.${t.name}`] ?? {};
-    return {
-      schema: t.schema,
-      name: t.name,
-      lob: s.lobMode ? { mode: s.lobMode, maxSizeKb: s.lobMaxSizeKb ?? plan.cdc.dms.lobMaxSizeKb } : void 0,
-      batchApply: s.batchApply ?? false
-    };
-  });
-}
-function dmsTaskPlans(plan, group2) {
-  return splitByBatchApply(dmsTablesOf(plan, group2.tables)).map((tp) => {
-    const stream = tp.suffix === "batch" ? batchStreamName(group2.name) : group2.name;
-    return { ...tp, stream, tables: [...tp.tables, { schema: CONTROL_SCHEMA, name: heartbeatTable(stream), batchApply: tp.batchApply }] };
-  }).sort((a, b) => Number(a.stream !== group2.name) - Number(b.stream !== group2.name));
-}
-function streamSource(ctx) {
-  const { plan } = ctx;
-  const single = (group2, main) => [{ record: main, tables: group2.tables }];
-  if (plan.cdc.engine === "native") {
-    return {
-      plugin: "pgoutput",
-      require: async () => {
-      },
-      parts: single,
-      prepare: (c, { record: record2, tables }) => createPublication(c, record2.publication, tables, heartbeatTable(record2.group)),
-      drop: (c, record2) => dropPublication(c, record2.publication)
-    };
-  }
-  const parts = (group2, main) => {
-    const tasks = dmsTaskPlans(plan, group2);
-    if (tasks.length === 1) return single(group2, main);
-    const tablesOf = (tp) => {
-      const names = new Set(tp.tables.map(displayName));
-      return group2.tables.filter((t) => names.has(displayName(t)));
-    };
-    const [own2, ...companions] = tasks;
-    return [
-      { record: main, tables: tablesOf(own2) },
-      ...companions.map((tp) => ({ record: { ...newStreamRecord(plan, tp.stream), snapshotMode: main.snapshotMode, snapshotLsn: main.snapshotLsn, state: main.state }, tables: tablesOf(tp) }))
-    ];
-  };
-  if (plan.cdc.dms.plugin === "test_decoding") {
-    return {
-      plugin: "test_decoding",
-      require: async () => {
-      },
-      parts,
-      prepare: async () => {
-      },
-      drop: async () => false
-    };
-  }
-  return {
-    plugin: "pglogical",
-    require: (c) => requirePglogical(c, ctx.source.label),
-    parts,
-    prepare: async (c, { record: record2, tables }) => {
-      await ensurePglogicalNode(c, toConninfo(parseServerUrl(plan.source.url), { withPassword: false }));
-      const heartbeat = { schema: CONTROL_SCHEMA, name: heartbeatTable(record2.group), primaryKey: ["group_name"] };
-      await ensureReplicationSets(c, record2.slot, [...tables, heartbeat], ctx.log);
-    },
-    drop: (c, record2) => dropReplicationSets(c, record2.slot)
-  };
-}
-
-// src/pg/sequences.ts
-async function readSequence(c, s) {
-  const r = await c.query(`SELECT last_value::text, is_called FROM ${qualify(s)}`);
-  return { lastValue: BigInt(r.rows[0].last_value), isCalled: r.rows[0].is_called };
-}
-async function syncSequences(source, target, margin = 0n, only, options = {}) {
-  const sequences = (await listSequences(source)).filter((s) => !only || only(s));
-  const done = [];
-  for (const s of sequences) {
-    const { lastValue, isCalled } = await readSequence(source, s);
-    let value = lastValue + (margin > 0n ? margin : 0n);
-    const max = BigInt(s.maxValue);
-    if (value > max) {
-      throw failure("sequence.limit", `sequence ${qualify(s)} would pass its maximum ${s.maxValue} (value ${value})`, "lower cutover.sequenceMargin or widen the sequence type");
-    }
-    if (options.neverBackwards) {
-      const current = await readSequence(target, s);
-      if (current.isCalled && current.lastValue > value) value = current.lastValue;
-    }
-    const called = margin > 0n || value !== lastValue ? true : isCalled;
-    await target.query("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3)", [qualify(s), value.toString(), called]);
-    done.push({ sequence: qualify(s), sourceValue: lastValue.toString(), targetValue: value.toString(), isCalled: called });
-  }
-  return done;
-}
-
-// src/pg/snapshot.ts
-var SnapshotHolder = class _SnapshotHolder {
-  constructor(session, slot, lsn, lsnText, snapshotName) {
-    this.session = session;
-    this.slot = slot;
-    this.lsn = lsn;
-    this.lsnText = lsnText;
-    this.snapshotName = snapshotName;
-  }
-  session;
-  slot;
-  lsn;
-  lsnText;
-  snapshotName;
-  static async createSlot(ep, slot, plugin, serverVersionNum2) {
-    if (!/^[a-z0-9_]{1,63}$/.test(slot)) throw failure("slot.name", `invalid replication slot name ${slot}`);
-    const session = await connect(ep, { replication: true, applicationName: "pgshift snapshot" });
-    noteChange(`replication slot ${slot} on the ${ep.role}`);
-    try {
-      const command = serverVersionNum2 >= 15e4 ? `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} (SNAPSHOT 'export')` : `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} EXPORT_SNAPSHOT`;
-      const r = await session.query(command);
-      const row = r.rows[0];
-      return new _SnapshotHolder(session, slot, parseLsn(row.consistent_point), row.consistent_point, row.snapshot_name);
-    } catch (err) {
-      await session.end().catch(() => {
-      });
-      const e = err;
-      if (e.code === "42710") {
-        throw failure("slot.exists", `replication slot ${slot} already exists on the source`, "run pgshift full-load --restart to start this group again from a new slot, or pgshift teardown");
-      }
-      if (e.code === "53400") {
-        throw failure("slot.limit", `cannot create replication slot ${slot}: ${e.message}`, "raise max_replication_slots on the source or drop unused slots");
-      }
-      throw failure("slot.create", `cannot create replication slot ${slot}: ${e.message}`, void 0, err);
-    }
-  }
-  /** Ends the holder session: the exported snapshot can no longer be imported. The slot stays. */
-  async release() {
-    await this.session.end().catch(() => {
-    });
-  }
-};
-async function importSnapshot(c, snapshotName) {
-  await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-  try {
-    await c.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
-  } catch (err) {
-    await c.query("ROLLBACK").catch(() => {
-    });
-    throw failure(
-      "snapshot.gone",
-      `the exported snapshot ${snapshotName} can no longer be imported (${err.message})`,
-      "the session holding it has ended; run pgshift full-load --restart to start the group again from a new slot",
-      err
-    );
-  }
-}
-async function dropSlot(c, slot) {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const r = await c.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-    if (r.rowCount === 0) return false;
-    noteChange(`replication slot ${slot} dropped`);
-    const pid = r.rows[0].active_pid;
-    if (pid) {
-      await c.query("SELECT pg_terminate_backend($1)", [pid]);
-      await new Promise((res) => setTimeout(res, 250));
-      continue;
-    }
-    try {
-      await c.query("SELECT pg_drop_replication_slot($1)", [slot]);
-      return true;
-    } catch (err) {
-      if (err.code === "55006") {
-        await new Promise((res) => setTimeout(res, 250));
-        continue;
-      }
-      throw err;
-    }
-  }
-  throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
-}
-
-// src/phases/load-progress.ts
-var LoadProgress = class {
-  constructor(log, persist) {
-    this.log = log;
-    this.persist = persist;
-  }
-  log;
-  persist;
-  tables = /* @__PURE__ */ new Map();
-  bytes = 0;
-  rows = 0;
-  started = Date.now();
-  timers = [];
-  /** Start drawing (and persisting) once the tables are known. */
-  start() {
-    if (this.log.board) this.timers.push(setInterval(() => this.log.board(this.bars()), 250));
-    else this.timers.push(setInterval(() => this.log.progress("full-load", this.line()), 5e3));
-    if (this.persist) this.timers.push(setInterval(() => void this.persist(this.snapshot()).catch(() => {
-    }), 5e3));
-    for (const t of this.timers) t.unref();
-  }
-  track(group2, table2, estimatedBytes, parts, indexesExpected, state = "waiting", partsDone = 0) {
-    this.tables.set(displayName(table2), { group: group2, table: displayName(table2), parts, partsDone, rows: 0, bytes: 0, estimatedBytes, state, indexes: 0, indexesExpected, seconds: 0 });
-  }
-  get(table2) {
-    return this.tables.get(displayName(table2));
-  }
-  /**
-   * A part of the table starts copying. Returns the byte meter for its COPY stream, bound to the
-   * table's entry: it runs once per chunk, so it does no lookup.
-   */
-  copying(table2) {
-    const t = this.get(table2);
-    if (t.state === "waiting") {
-      t.state = "copying";
-      t.startedAt = Date.now();
-    }
-    return (n) => {
-      this.bytes += n;
-      t.bytes += n;
-    };
-  }
-  /** A part (or a whole table) committed. Returns true when it was the table's last part. */
-  partDone(table2, rows) {
-    const t = this.get(table2);
-    t.rows += rows;
-    this.rows += rows;
-    t.partsDone++;
-    if (t.partsDone < t.parts) return false;
-    t.state = t.indexesExpected > 0 ? "indexing" : "done";
-    t.seconds = (Date.now() - (t.startedAt ?? Date.now())) / 1e3;
-    return true;
-  }
-  indexBuilt(table2) {
-    const t = this.get(table2);
-    t.indexes++;
-    if (t.state === "indexing" && t.indexes >= t.indexesExpected) t.state = "done";
-  }
-  snapshot() {
-    const secs = Math.max((Date.now() - this.started) / 1e3, 1e-3);
-    const rate = this.bytes / secs;
-    const all = [...this.tables.values()];
-    const todo = all.filter((t) => t.state !== "skipped");
-    const estimatedBytes = todo.reduce((n, t) => n + t.estimatedBytes, 0);
-    const remaining = todo.reduce((n, t) => n + (t.state === "waiting" || t.state === "copying" ? Math.max(t.estimatedBytes - t.bytes, 0) : 0), 0);
-    return {
-      bytes: this.bytes,
-      estimatedBytes,
-      rows: this.rows,
-      bytesPerSecond: Math.round(rate),
-      etaSeconds: rate > 0 ? Math.round(remaining / rate) : null,
-      tablesDone: all.filter((t) => t.state === "done" || t.state === "skipped" || t.state === "indexing").length,
-      tables: all.length,
-      active: all.filter((t) => t.state === "copying" || t.state === "indexing").map((t) => ({ table: t.table, bytes: t.bytes, estimatedBytes: t.estimatedBytes, partsDone: t.partsDone, parts: t.parts, state: t.state })),
-      at: (/* @__PURE__ */ new Date()).toISOString()
-    };
-  }
-  line() {
-    const s = this.snapshot();
-    return `full-load: ${s.tablesDone}/${s.tables} tables, ${formatBytes(s.bytes)} copied, ${formatBytes(s.bytesPerSecond)}/s, ${s.rows} rows in finished tables, ETA \u2264 ${s.etaSeconds ?? "?"} s`;
-  }
-  bars() {
-    const s = this.snapshot();
-    const lines = [`${bar(s.bytes, s.estimatedBytes)} all     ${formatBytes(s.bytes)} of \u2264${formatBytes(s.estimatedBytes)}  ${formatBytes(s.bytesPerSecond)}/s  ${s.tablesDone}/${s.tables} tables  ETA \u2264 ${s.etaSeconds ?? "?"} s`];
-    for (const a of s.active.slice(0, 8)) {
-      const parts = a.parts > 1 ? ` parts ${a.partsDone}/${a.parts}` : "";
-      lines.push(`${bar(a.bytes, a.estimatedBytes)} ${a.state === "indexing" ? "index " : "copy  "} ${a.table}${parts}  ${formatBytes(a.bytes)}`);
-    }
-    return lines;
-  }
-  /** Per-table figures for the result and the job summary, largest first. */
-  results() {
-    return [...this.tables.values()].sort((a, b) => b.bytes - a.bytes || b.estimatedBytes - a.estimatedBytes);
-  }
-  stop() {
-    for (const t of this.timers) clearInterval(t);
-    this.log.board?.([]);
-  }
-};
-function bar(done, total, width = 24) {
-  const f = total > 0 ? Math.min(done / total, 1) : 1;
-  const full = Math.round(f * width);
-  return `[${"#".repeat(full)}${".".repeat(width - full)}] ${String(Math.round(f * 100)).padStart(3)}%`;
-}
-
-// src/phases/full-load.ts
-var PRE_DATA = "full-load:pre-data";
-var LARGE_OBJECTS = "full-load:large-objects";
-var POST_DATA = "full-load:post-data";
-var REPLICA = "full-load:replica";
-var REPLICA_IDENTITY = "source:replica-identity";
-var progressPhase = (group2) => `full-load:progress:${group2 ?? "*"}`;
-function exportedPoint(ctx, holder) {
-  return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c) => importSnapshot(c, holder.snapshotName), check: () => {
-  } };
-}
-function replicaPoint(endpoint, paused) {
-  return {
-    endpoint,
-    lsnText: paused.lsn,
-    begin: async (c) => {
-      await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-      await paused.requireAt(c);
-    },
-    check: () => paused.check()
-  };
-}
-async function saveStreams(journal, x, state, lsn = x.record.snapshotLsn) {
-  for (const { record: record2 } of x.parts) {
-    record2.state = state;
-    record2.snapshotLsn = lsn;
-    await journal.saveStream(record2);
-  }
-}
-async function runFullLoad(ctx, options = {}) {
-  const started = Date.now();
-  const { plan, log } = ctx;
-  const s = await openSessions(ctx);
-  const holders = [];
-  let paused;
-  let dump;
-  let progress;
-  let indexes;
-  try {
-    await requireLogicalSource(s, ctx);
-    const stream = streamSource(ctx);
-    await stream.require(s.source);
-    const dumpTool = await findTool("pg_dump", plan.fullLoad.pgBinDir);
-    requireDumpForSource(dumpTool, majorOf(s.sourceVersion));
-    const restoreTool = await findTool("pg_restore", plan.fullLoad.pgBinDir);
-    const groups = await resolveGroups(ctx, s.source, s.sourceVersion, options.group);
-    const scope = options.group ?? "*";
-    await claimGroups(s.target, plan.name, groups.map((g) => g.name));
-    const prior = await Journal.find(s.target, plan.name);
-    const existing = new Map((prior ? await prior.streams() : []).map((r) => [r.group, r]));
-    const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
-    if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
-    const pausedMode = plan.snapshot === "paused-replica";
-    const actions = new Map(groups.map((g) => [g, decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode })]));
-    if (options.restart) {
-      const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
-      const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
-      if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
-    }
-    for (const [group2, action] of actions) {
-      if (action === "refuse-cut-over") {
-        throw gateRefused("full-load.cut-over", `group ${group2.name} is ${existing.get(group2.name).state}: the target is the application's database now, and a reload would clear its tables`, "nothing to restart; pgshift teardown removes what is left of the migration");
-      }
-      if (action !== "refuse-interrupted") continue;
-      throw gateRefused(
-        "full-load.interrupted",
-        `group ${group2.name}: an earlier full load stopped while loading; its ${existing.get(group2.name).snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
-        `run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
-      );
-    }
-    const loading = groups.filter((g) => actions.get(g) !== "skip");
-    const streamsToLoad = loading.flatMap((g) => stream.parts(g, newStreamRecord(plan, g.name)).map((p) => p.record.slot));
-    const slotsNeeded = streamsToLoad.length - await existingSlots(s, streamsToLoad);
-    const preflight = loading.length ? await preflightLoad(ctx, s, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
-    const journal = await Journal.open(s.target, plan.name, {
-      source: ctx.source.label,
-      target: ctx.target.label,
-      sourceVersion: s.sourceVersion,
-      targetVersion: s.targetVersion
-    });
-    await journal.startPhase("full-load", { groups: groups.map((g) => g.name) });
-    await applyReplicaIdentityConsent(ctx, s, journal, preflight.setReplicaIdentityFull);
-    const results = [];
-    const toLoad = [];
-    for (const [group2, action] of actions) {
-      const priorRecord = existing.get(group2.name);
-      if (action === "skip") {
-        log.info(`group ${group2.name}: already loaded at ${priorRecord.snapshotLsn} (state ${priorRecord.state}); nothing to do`);
-        results.push({ group: group2.name, slot: priorRecord.slot, publication: priorRecord.publication, snapshotLsn: priorRecord.snapshotLsn ?? "", tables: group2.tables.length, rows: 0, bytes: 0, skipped: group2.tables.length });
-        continue;
-      }
-      if (action === "reset") await resetGroup(s, ctx, journal, stream, group2, existing);
-      const record2 = action === "continue" ? priorRecord : newStreamRecord(plan, group2.name);
-      toLoad.push({ group: group2, record: record2, parts: stream.parts(group2, record2) });
-    }
-    if (pausedMode && toLoad.length > 0) {
-      const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
-      paused = await pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, options);
-      const mine = new Set(groups.map((g) => g.name));
-      paused.shouldResume = async () => !await anotherGroupLoading(s.target, journal, plan.groups.map((g) => g.name).filter((g) => !mine.has(g)));
-      const point = replicaPoint(replicaEp, paused);
-      for (const x of toLoad) {
-        x.point = point;
-        await saveStreams(journal, x, "loading", paused.lsn);
-        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
-      }
-    } else {
-      for (const x of toLoad) {
-        await prepareGroupObjects(s, journal, stream, x);
-        for (const part of x.parts.slice(1)) await ensureSlot(s.source, part.record.slot, stream.plugin);
-        const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, stream.plugin, s.sourceVersion);
-        holders.push(holder);
-        await saveStreams(journal, x, "loading", holder.lsnText);
-        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
-        log.info(`group ${x.group.name}: slot ${x.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
-        x.point = exportedPoint(ctx, holder);
-      }
-    }
-    if (toLoad.length > 0 && !preDataDone) {
-      await withStepLock(s.target, PRE_DATA, async () => {
-        if ((await journal.phaseState(PRE_DATA))?.state === "done") return;
-        log.info("schema: restoring pre-data (types, tables, functions) on the target");
-        dump ??= await dumpSchema(dumpTool, toLoad[0].point.endpoint, toLoad[0].point.snapshotName);
-        const listFile = await preDataList(restoreTool, dump);
-        await restoreSection(restoreTool, ctx.target, dump, "pre-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile });
-        await journal.finishPhase(PRE_DATA, "done");
-      });
-    }
-    for (const { record: record2 } of toLoad.flatMap((x) => x.parts)) await ensureHeartbeat(s.target, heartbeatTable(record2.group), record2.group);
-    const sessionName = loadSessionName(plan.name, scope);
-    const prog = progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(options.group), "running", snap));
-    const early = await earlyIndexes(s.source, toLoad.flatMap((x) => x.group.tables));
-    indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
-      if (isAnalyze(step)) return;
-      prog.indexBuilt(step.table);
-      logIndexBuilt(log, step, ms, built);
-    });
-    const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
-    const tasks = [];
-    const completeSplits = [];
-    const perGroup = /* @__PURE__ */ new Map();
-    const finished = (await journal.tableProgress()).filter((p) => p.state === "done");
-    for (const x of toLoad) {
-      const planned = await planGroup(ctx, journal, finished, x, s.sourceVersion, clear, sessionName);
-      perGroup.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
-      for (const t of planned.skipped) {
-        prog.track(x.group.name, t, t.bytes, 1, indexesOf(early, t).length, "skipped");
-        indexes.add(indexesOf(early, t));
-      }
-      for (const [table2, parts] of planned.parts) prog.track(x.group.name, table2, table2.bytes, parts.total, indexesOf(early, table2).length, "waiting", parts.done);
-      for (const c of planned.complete) {
-        prog.track(x.group.name, c.table, c.table.bytes, c.parts, indexesOf(early, c.table).length, "skipped");
-        completeSplits.push({ group: x.group.name, ...c });
-      }
-      tasks.push(...planned.tasks);
-    }
-    tasks.sort((a, b) => b.estimatedBytes - a.estimatedBytes);
-    prog.start();
-    for (const { group: group2, table: table2, parts } of completeSplits) {
-      await recordSplitTableDone(s.target, journal.migration, group2, table2, parts);
-      indexes.add(indexesOf(early, table2));
-    }
-    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied, target) => {
-      const totals = perGroup.get(task.group);
-      totals.rows += copied.rows;
-      totals.bytes += copied.bytes;
-      if (!prog.partDone(task.table, copied.rows)) return;
-      if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
-      indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
-    });
-    await indexes.drain();
-    prog.stop();
-    await journal.setPhaseDetail(progressPhase(options.group), "done", prog.snapshot());
-    for (const x of toLoad) {
-      const { group: group2, record: record2, point } = x;
-      await saveStreams(journal, x, "loaded");
-      const totals = perGroup.get(group2.name);
-      results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: point.lsnText, tables: group2.tables.length, ...totals });
-    }
-    if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
-      await withStepLock(s.target, LARGE_OBJECTS, async () => {
-        if ((await journal.phaseState(LARGE_OBJECTS))?.state === "done") return;
-        const point = toLoad[0].point;
-        const reader = await connect(point.endpoint, { applicationName: "pgshift large objects" });
-        try {
-          await point.begin(reader);
-          const lo = await copyLargeObjects(reader, s.target, plan.fullLoad.ownership === "keep");
-          await reader.query("COMMIT");
-          if (lo.objects) log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
-          await journal.finishPhase(LARGE_OBJECTS, "done", lo);
-        } finally {
-          await reader.end().catch(() => {
-          });
-        }
-      });
-    }
-    for (const h of holders.splice(0)) await h.release();
-    if (paused && await paused.release()) await journal.finishPhase(REPLICA, "done", { lsn: paused.lsn });
-    let postData = "already-done";
-    let sequences = 0;
-    const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g) => g.name));
-    if ((await journal.phaseState(POST_DATA))?.state !== "done") {
-      postData = "waiting-for-groups";
-      if (allLoaded) {
-        await withStepLock(s.target, POST_DATA, async () => {
-          if ((await journal.phaseState(POST_DATA))?.state === "done") return;
-          const allGroups = options.group ? await resolveGroups(ctx, s.source, s.sourceVersion) : groups;
-          dump ??= await dumpSchema(dumpTool, ctx.source, void 0);
-          sequences = await runPostData(ctx, s, restoreTool, dump, allGroups);
-          await journal.finishPhase(POST_DATA, "done");
-          postData = "done";
-        });
-      } else {
-        log.info("post-data waits until every group of the plan is loaded");
-      }
-    }
-    const rows = results.reduce((n, r) => n + r.rows, 0);
-    const bytes = results.reduce((n, r) => n + r.bytes, 0);
-    const seconds = (Date.now() - started) / 1e3;
-    const result = {
-      groups: results,
-      tables: prog.results(),
-      rows,
-      bytes,
-      seconds,
-      rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows,
-      indexesBuiltEarly: indexes.built,
-      postData,
-      sequences
-    };
-    await journal.finishPhase("full-load", allLoaded ? "done" : "partial", { ...result, tables: void 0 });
-    return result;
-  } finally {
-    progress?.stop();
-    await indexes?.close();
-    await paused?.release();
-    for (const h of holders) await h.release();
-    dump?.dispose();
-    await s.close();
-  }
-}
-var tableKey2 = (t) => `${t.schema}.${t.name}`;
-async function planTasks(ctx, c, sourceVersion, group2, point, tables) {
-  const { splitTablesLargerThan, maxPartsPerTable } = ctx.plan.fullLoad;
-  const tidRangeScans = sourceVersion >= 14e4;
-  const tasks = [];
-  for (const t of tables) {
-    const n = partCount(t.bytes, splitTablesLargerThan, maxPartsPerTable);
-    let plan = { kind: "whole" };
-    const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : void 0;
-    if (n > 1 && !tidRangeScans && pk && INTEGER_TYPES.includes(pk.type)) {
-      const r = await c.query(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
-      if (r.rows[0].lo !== null) plan = { kind: "key", column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r.rows[0].lo), BigInt(r.rows[0].hi), n) };
-    } else if (n > 1) {
-      const r = await c.query(`SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::text AS blocks`, [qualify(t)]);
-      plan = { kind: "ctid", bounds: blockBounds(Number(r.rows[0].blocks), n) };
-    }
-    if (plan.kind === "whole" || plan.bounds.length === 0) {
-      tasks.push({ group: group2, table: t, point, part: 0, parts: 1, estimatedBytes: t.bytes });
-      continue;
-    }
-    const parts = plan.bounds.length + 1;
-    for (let i = 0; i < parts; i++) {
-      const where = partCondition(plan, i, plan.kind === "key" ? quoteIdent(plan.column) : void 0);
-      tasks.push({ group: group2, table: t, point, part: i + 1, parts, where, estimatedBytes: t.bytes / parts });
-    }
-  }
-  return tasks;
-}
-async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clear, sessionName) {
-  const finished = finishedInJournal.filter((p) => p.group === x.group.name);
-  const wholeDone = new Set(finished.filter((p) => p.part === 0).map(tableKey2));
-  const partsDone = /* @__PURE__ */ new Map();
-  for (const p of finished.filter((f) => f.part > 0)) {
-    const m = partsDone.get(tableKey2(p)) ?? /* @__PURE__ */ new Map();
-    m.set(p.part, p.condition);
-    partsDone.set(tableKey2(p), m);
-  }
-  const skipped = x.group.tables.filter((t) => wholeDone.has(tableKey2(t)));
-  const pending = x.group.tables.filter((t) => !wholeDone.has(tableKey2(t)));
-  const planner = await connect(x.point.endpoint, { applicationName: "pgshift plan" });
-  let planned;
-  try {
-    planned = await planTasks(ctx, planner, sourceVersion, x.group.name, x.point, pending);
-  } finally {
-    await planner.end().catch(() => {
-    });
-  }
-  const result = { tasks: [], skipped, complete: [], parts: /* @__PURE__ */ new Map() };
-  const toClear = [];
-  for (const t of pending) {
-    const mine = planned.filter((task) => task.table === t);
-    if (mine[0].part === 0) {
-      result.tasks.push(mine[0]);
-      result.parts.set(t, { total: 1, done: 0 });
-      continue;
-    }
-    const done = partsDone.get(tableKey2(t)) ?? /* @__PURE__ */ new Map();
-    const reusable = done.size > 0 && [...done].every(([part, condition]) => mine.some((m) => m.part === part && m.where === condition));
-    if (!reusable) toClear.push(t);
-    const remaining = reusable ? mine.filter((m) => !done.has(m.part)) : mine;
-    if (remaining.length === 0) result.complete.push({ table: t, parts: mine.length });
-    else {
-      result.tasks.push(...remaining);
-      result.parts.set(t, { total: mine.length, done: mine.length - remaining.length });
-    }
-    ctx.log.info(`${displayName(t)}: split into ${mine.length} parts${reusable ? `, ${mine.length - remaining.length} already copied` : ""}`);
-  }
-  if (toClear.length) {
-    const t = await openTarget(ctx, sessionName);
-    try {
-      for (const table2 of toClear) {
-        await t.query("BEGIN");
-        if (clear === "truncate") await t.query(`TRUNCATE ${qualify(table2)}`);
-        else {
-          await t.query("SET LOCAL session_replication_role = replica");
-          await t.query(`DELETE FROM ${qualify(table2)}`);
-        }
-        await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table2.schema, table2.name]);
-        await t.query("COMMIT");
-      }
-    } finally {
-      await t.end().catch(() => {
-      });
-    }
-  }
-  return result;
-}
-async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, onDone) {
-  const workers = [];
-  try {
-    await runPool(tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
-      let w = workers[id];
-      if (!w) {
-        const source = await connect(task.point.endpoint, { applicationName: "pgshift copy" });
-        const target = await openTarget(ctx, sessionName).catch(async (err) => {
-          await source.end();
-          throw err;
-        });
-        w = workers[id] = { source, target };
-        await Promise.all([useCopySettings(source), useCopySettings(target)]);
-      }
-      task.point.check();
-      const r = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
-      await onDone(task, r, w.target);
-    });
-  } finally {
-    await Promise.all(workers.filter(Boolean).flatMap((w) => [w.source.end().catch(() => {
-    }), w.target.end().catch(() => {
-    })]));
-  }
-}
-async function copyOnePart(source, target, migration, task, progress, clear, format) {
-  const table2 = task.table;
-  await task.point.begin(source);
-  await target.query("BEGIN");
-  try {
-    if (task.part === 0) {
-      if (clear === "truncate") await target.query(`TRUNCATE ${qualify(table2)}`);
-      else {
-        await target.query("SET LOCAL session_replication_role = replica");
-        await target.query(`DELETE FROM ${qualify(table2)}`);
-      }
-    } else if (clear === "delete") {
-      await target.query("SET LOCAL session_replication_role = replica");
-    }
-    const r = await copyTable(source, target, table2, {
-      onBytes: progress.copying(table2),
-      where: task.where,
-      freeze: task.part === 0 && clear === "truncate",
-      format
-    });
-    await target.query(progressSql.upsert, [migration, task.group, table2.schema, table2.name, task.part, "done", r.rows, r.bytes, task.where ?? null]);
-    await target.query("COMMIT");
-    await source.query("COMMIT");
-    return r;
-  } catch (err) {
-    await target.query("ROLLBACK").catch(() => {
-    });
-    await source.query("ROLLBACK").catch(() => {
-    });
-    throw err;
-  }
-}
-async function recordSplitTableDone(c, migration, group2, table2, parts) {
-  await c.query(
-    `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
-     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
-      WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
-     ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
-    [migration, group2, table2.schema, table2.name, parts]
-  );
-}
-async function runPostData(ctx, s, restoreTool, dump, groups) {
-  const { plan, log } = ctx;
-  const sessionName = postDataSessionName(plan.name);
-  await endSessions(s.target, [sessionName]);
-  const early = [...(await earlyIndexes(s.source, groups.flatMap((g) => g.tables))).values()].flat();
-  const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
-    if (!isAnalyze(step)) logIndexBuilt(log, step, ms, built);
-  });
-  try {
-    queue.add(early);
-    await queue.drain();
-  } finally {
-    await queue.close();
-  }
-  log.info("schema: constraints, triggers, foreign keys and the remaining indexes (post-data)");
-  const listFile = await postDataList(restoreTool, dump, early);
-  await restoreSection(restoreTool, ctx.target, dump, "post-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile, sessionName });
-  const sequences = (await syncSequences(s.source, s.target)).length;
-  await refreshMaterializedViews(s, log);
-  log.info(`sequences: ${sequences} set from the source`);
-  const unanalyzed = await s.target.query(
-    `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS t FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> 'pgshift'`
-  );
-  for (const r of unanalyzed.rows) await s.target.query(`ANALYZE ${r.t}`);
-  for (const p of groups.flatMap((g) => g.parents)) await s.target.query(`ANALYZE ${qualify(p)}`);
-  return sequences;
-}
-function logIndexBuilt(log, b, ms, built) {
-  if (!built) return;
-  const line = `index ${b.index} on ${displayName(b.table)} built in ${(ms / 1e3).toFixed(1)} s`;
-  if (ms >= 1e3) log.info(line);
-  else log.debug(line);
-}
-async function prepareGroupObjects(s, journal, stream, x) {
-  for (const part of x.parts) {
-    await journal.saveStream(part.record);
-    await ensureHeartbeat(s.source, heartbeatTable(part.record.group), part.record.group);
-    await stream.prepare(s.source, part);
-  }
-}
-async function ensureSlot(c, slot, plugin) {
-  const exists2 = await c.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-  if (!exists2.rowCount) await c.query(`SELECT pg_create_logical_replication_slot($1, $2)`, [slot, plugin]);
-}
-async function pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, options) {
-  const { plan, log } = ctx;
-  return withStepLock(s.target, REPLICA, async () => {
-    const streams = new Map((await journal.streams()).map((r) => [r.group, r]));
-    const mine = new Set(toLoad.map((x) => x.group.name));
-    const othersPending = plan.groups.map((g) => g.name).filter((g) => !mine.has(g) && (!streams.has(g) || streams.get(g).state === "preparing"));
-    const others = othersPending.length ? (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => othersPending.includes(g.name)) : [];
-    const prepare = [
-      ...toLoad,
-      ...others.map((group2) => {
-        const record2 = streams.get(group2.name) ?? newStreamRecord(plan, group2.name);
-        return { group: group2, record: record2, parts: stream.parts(group2, record2) };
-      })
-    ];
-    for (const x of prepare) {
-      if (x.record.state === "preparing") await prepareGroupObjects(s, journal, stream, x);
-      for (const part of x.parts) await ensureSlot(s.source, part.record.slot, stream.plugin);
-    }
-    const slots = prepare.flatMap((x) => x.parts.map((p2) => p2.record.slot));
-    const limits = plan.fullLoad.pausedReplica;
-    const copied = await groupsWithCopiedRows(journal, toLoad.map((x) => x.group.name));
-    const refuse = (x, why2) => gateRefused(
-      "full-load.replica-moved",
-      `group ${x.group.name} was partly loaded from the replica paused at ${x.record.snapshotLsn}, but ${why2}`,
-      `run pgshift full-load --restart${options.group ? ` --group ${x.group.name}` : ""} to load the group again from a new slot`
-    );
-    const held = await journal.phaseState(REPLICA);
-    const heldAt = held?.state === "running" ? held.detail?.lsn : void 0;
-    let why = "the replica has been resumed since";
-    if (heldAt) {
-      const adopted = await PausedReplica.adopt(replicaEp, s.source, slots, limits, log, heldAt);
-      if (typeof adopted !== "string") {
-        const stale2 = toLoad.find((x) => copied.has(x.group.name) && x.record.snapshotLsn !== adopted.lsn);
-        if (stale2) {
-          await adopted.detach();
-          throw refuse(stale2, `the replica is now paused at ${adopted.lsn}`);
-        }
-        return adopted;
-      }
-      why = adopted;
-    }
-    const stale = toLoad.find((x) => copied.has(x.group.name));
-    if (stale) throw refuse(stale, why);
-    const p = await PausedReplica.pause(replicaEp, s.source, slots, limits, log);
-    await journal.startPhase(REPLICA, { lsn: p.lsn });
-    return p;
-  });
-}
-async function groupsWithCopiedRows(journal, groups) {
-  return new Set((await journal.tableProgress()).filter((p) => p.state === "done" && groups.includes(p.group)).map((p) => p.group));
-}
-async function claimGroups(c, migration, groups) {
-  for (const g of groups) {
-    const r = await c.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok", [migration, g]);
-    if (!r.rows[0].ok) {
-      throw gateRefused("full-load.running", `group ${g} is being loaded by another pgshift process right now`, "wait for it to finish (pgshift status shows its progress) or stop that process first");
-    }
-  }
-  await endSessions(c, [loadSessionName(migration, "*"), ...groups.map((g) => loadSessionName(migration, g))]);
-}
-async function anotherGroupLoading(c, journal, groups) {
-  const streams = new Map((await journal.streams()).map((r) => [r.group, r.state]));
-  for (const g of groups) {
-    const state = streams.get(g);
-    if (state !== "preparing" && state !== "loading") continue;
-    const r = await c.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS free", [journal.migration, g]);
-    if (!r.rows[0].free) return true;
-    await c.query("SELECT pg_advisory_unlock(hashtext($1), hashtext($2))", [journal.migration, g]);
-  }
-  return false;
-}
-async function endSessions(c, names) {
-  const others = `FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1) AND pid <> pg_backend_pid()`;
-  const ended = await c.query(`SELECT pg_terminate_backend(pid) ${others}`, [names]);
-  for (let i = 0; i < 300 && ended.rowCount; i++) {
-    const r = await c.query(`SELECT count(*)::int AS n ${others}`, [names]);
-    if (r.rows[0].n === 0) return;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
-async function openTarget(ctx, sessionName) {
-  const c = await connect(ctx.target, { applicationName: sessionName });
-  await c.query(`DO $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN SET client_connection_check_interval = 1000; END IF; END $$`);
-  await c.query(`SET maintenance_work_mem = ${quoteLiteral(ctx.plan.fullLoad.maintenanceWorkMem)}`);
-  return c;
-}
-async function existingSlots(s, slots) {
-  const r = await s.source.query("SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
-  return r.rows[0].n;
-}
-async function applyReplicaIdentityConsent(ctx, s, journal, tables) {
-  if (!tables.length) return;
-  const before = (await journal.phaseState(REPLICA_IDENTITY))?.detail ?? {};
-  for (const t of tables) before[displayName(t)] ??= await replicaIdentityOf(s.source, t);
-  await journal.setPhaseDetail(REPLICA_IDENTITY, "done", before);
-  for (const t of tables) {
-    await setReplicaIdentity(s.source, t, "full");
-    ctx.log.info(`${displayName(t)}: REPLICA IDENTITY FULL on the source (cdc.replicaIdentityFull), so that publishing it leaves its UPDATE and DELETE working`);
-  }
-  await journal.event("full-load", "warn", `REPLICA IDENTITY FULL set on ${tables.map(displayName).join(", ")} (cdc.replicaIdentityFull); teardown restores the previous identity`);
-}
-async function requireEmptyTarget(s, ctx, groups) {
-  const names = groups.flatMap((g) => [...g.tables, ...g.parents]);
-  const r = await s.target.query(
-    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-    [names.map((t) => t.schema), names.map((t) => t.name)]
-  );
-  if (r.rowCount) {
-    const first = r.rows[0];
-    throw gateRefused(
-      "target.not-empty",
-      `target ${ctx.target.label} already has table ${displayName(first)}${r.rowCount > 1 ? ` and ${r.rowCount - 1} more` : ""} and no pgshift journal says it loaded them`,
-      "load into an empty database (create a new one on the target) or drop those tables"
-    );
-  }
-}
-async function resetGroup(s, ctx, journal, stream, group2, existing) {
-  ctx.log.warn(`group ${group2.name}: restarting \u2014 dropping its stream and reloading its tables`);
-  const companion = batchStreamName(group2.name);
-  const names = ctx.plan.groups.some((g) => g.name === companion) ? [group2.name] : [group2.name, companion];
-  const records = names.map((g) => existing.get(g) ?? newStreamRecord(ctx.plan, g));
-  const resyncs = [...existing.values()].filter((r) => isResyncOf(r.group, group2.name));
-  for (const record2 of [...records, ...resyncs]) await dropSubscription(s.target, record2.subscription);
-  for (const record2 of resyncs) {
-    await dropSlot(s.source, record2.slot);
-    await dropPublication(s.source, record2.publication);
-    await journal.deleteStream(record2.group);
-  }
-  for (const record2 of records) {
-    await dropSlot(s.source, record2.slot);
-    await stream.drop(s.source, record2);
-    if (record2.group !== group2.name) await journal.deleteStream(record2.group);
-  }
-  await s.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group2.name]);
-  await journal.event("full-load", "warn", `group ${group2.name}: restarted from a new slot`);
-}
-async function refreshMaterializedViews(s, log) {
-  const r = await s.source.query(
-    `SELECT schemaname AS schema, matviewname AS name FROM pg_matviews WHERE ispopulated AND schemaname NOT IN ('pg_catalog', 'information_schema')`
-  );
-  for (const mv of r.rows) {
-    await s.target.query(`REFRESH MATERIALIZED VIEW ${qualify(mv)}`);
-    log.info(`materialized view ${displayName(mv)} refreshed on the target`);
-  }
-}
-async function everyGroupLoaded(journal, names) {
-  const streams = new Map((await journal.streams()).map((r) => [r.group, r.state]));
-  return names.every((n) => {
-    const state = streams.get(n);
-    return state !== void 0 && state !== "preparing" && state !== "loading";
-  });
-}
-async function withStepLock(c, step, fn) {
-  await c.query("SELECT pg_advisory_lock(hashtext($1))", [step]);
-  try {
-    return await fn();
-  } finally {
-    await c.query("SELECT pg_advisory_unlock(hashtext($1))", [step]).catch(() => {
-    });
-  }
-}
-
-// src/report/markdown.ts
-function table(head, rows) {
-  const line = (cells) => `| ${cells.map((c) => String(c).replace(/\|/g, "\\|")).join(" | ")} |`;
-  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
-}
-function fullLoadMarkdown(r) {
-  const shown = r.tables.filter((t) => t.state !== "skipped").slice(0, 30);
-  return [
-    `### pgshift full-load`,
-    `${r.rows} rows (${formatBytes(r.bytes)}) in ${r.seconds.toFixed(1)} s \u2014 ${r.rowsPerSecond} rows/s; ${r.indexesBuiltEarly} index(es) built as tables landed; post-data: ${r.postData}; ${r.sequences} sequence(s) set.`,
-    "",
-    table(
-      ["group", "slot", "snapshot LSN", "tables", "rows", "bytes", "skipped (already loaded)"],
-      r.groups.map((g) => [g.group, g.slot, g.snapshotLsn, g.tables, g.rows, formatBytes(g.bytes), g.skipped])
-    ),
-    "",
-    ...shown.length ? [
-      `Tables copied${r.tables.length > shown.length ? ` (the ${shown.length} largest)` : ""}:`,
-      "",
-      table(
-        ["table", "group", "parts", "rows", "COPY bytes", "copy s", "MB/s", "indexes"],
-        shown.map((t) => [t.table, t.group, t.parts, t.rows, formatBytes(t.bytes), t.seconds.toFixed(1), t.seconds > 0 ? (t.bytes / 1048576 / t.seconds).toFixed(1) : "\u2013", `${t.indexes}/${t.indexesExpected}`])
-      )
-    ] : []
-  ].join("\n") + "\n";
-}
-
-// src/actions/_runner.ts
-import { writeFileSync as writeFileSync2 } from "node:fs";
-
-// src/config/load.ts
-var import_yaml = __toESM(require_dist2(), 1);
-import { readFileSync as readFileSync2 } from "node:fs";
-import path3 from "node:path";
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -55921,6 +54495,7 @@ var group = external_exports.strictObject({
   exclude: external_exports.array(external_exports.string()).default([]).describe("Tables left out of this group (same patterns).")
 });
 var fenceStrategies = ["roles", "database", "pgbouncer"];
+var ddlModes = ["follow", "detect", "off"];
 var planSchema = external_exports.strictObject({
   $schema: external_exports.string().optional(),
   version: external_exports.literal(1).describe("Plan file format version."),
@@ -55968,7 +54543,10 @@ var planSchema = external_exports.strictObject({
     maxLagSeconds: external_exports.number().min(0).default(300),
     minSafeWalFraction: external_exports.number().min(0).max(1).default(0.5).describe("cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind."),
     replicaIdentityFull: external_exports.array(external_exports.string()).default([]).describe("Tables (patterns) without a usable replica identity that pgshift may set to REPLICA IDENTITY FULL on the source before publishing them (native engine); without this consent such a table is refused, since publishing it would make its UPDATE and DELETE fail."),
-    ddlTrigger: external_exports.boolean().default(false).describe("Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser)."),
+    ddl: external_exports.enum(ddlModes).optional().describe(
+      "Schema changes made on the source while CDC runs. follow (native default): replayed on the target in commit order with the rows around them; detect (dms default): recorded and shown by cdc status, refusing the cut-over until applied by hand; off: nothing installed, a change stops the stream. follow and detect install an event trigger on the source (superuser or rds_superuser)."
+    ),
+    ddlTrigger: external_exports.boolean().optional().describe("Deprecated: true is cdc.ddl: detect, false is cdc.ddl: off."),
     dms: external_exports.strictObject({
       plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
       lobMaxSizeKb: external_exports.number().int().min(1).default(32).describe("Task-level LimitedSizeLobMode LobMaxSize in KB."),
@@ -56025,8 +54603,2022 @@ var planSchema = external_exports.strictObject({
     }).default({})
   }).prefault({})
 }).describe("pgshift migration plan");
+function ddlMode(plan) {
+  if (plan.cdc.ddl) return plan.cdc.ddl;
+  if (plan.cdc.ddlTrigger !== void 0) return plan.cdc.ddlTrigger ? "detect" : "off";
+  return plan.cdc.engine === "dms" ? "detect" : "follow";
+}
+
+// src/pg/inventory.ts
+var SETTINGS = [
+  "wal_level",
+  "max_replication_slots",
+  "max_wal_senders",
+  "wal_sender_timeout",
+  "max_slot_wal_keep_size",
+  "logical_decoding_work_mem",
+  "shared_preload_libraries",
+  "rds.logical_replication",
+  "max_logical_replication_workers",
+  "max_worker_processes",
+  "server_version",
+  "block_size"
+];
+async function readServerFacts(c, longTransactionSeconds) {
+  const settings = {};
+  for (const name of SETTINGS) settings[name] = null;
+  const s = await c.query("SELECT name, current_setting(name, true) AS v FROM pg_settings WHERE name = ANY($1::text[])", [SETTINGS]);
+  for (const row of s.rows) settings[row.name] = row.v;
+  const versionNum = Number((await c.query("SELECT current_setting('server_version_num') AS v")).rows[0].v);
+  const role = (await c.query(
+    `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
+              has_database_privilege(current_database(), 'CREATE') AS create_on_database
+         FROM pg_roles r WHERE r.rolname = current_user`
+  )).rows[0];
+  const isRds = settings["rds.logical_replication"] !== null || (await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'`)).rowCount > 0;
+  const counts = (await c.query(
+    `SELECT (SELECT count(*) FROM pg_replication_slots)::text AS slots,
+              (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender')::text AS senders,
+              (SELECT count(*) FROM pg_largeobject_metadata)::text AS lo`
+  )).rows[0];
+  const longTx = await c.query(
+    `SELECT pid, extract(epoch FROM now() - xact_start)::int AS seconds, coalesce(application_name, '') AS application,
+            coalesce(usename, '') AS "user", coalesce(state, '') AS state
+       FROM pg_stat_activity
+      WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+        AND now() - xact_start > make_interval(secs => $1)
+      ORDER BY xact_start`,
+    [longTransactionSeconds]
+  );
+  const prepared = await c.query(`SELECT gid, extract(epoch FROM now() - prepared)::int AS seconds FROM pg_prepared_xacts WHERE database = current_database()`);
+  const ext = await c.query(`SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1`);
+  const availableExtensions = await c.query(
+    `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
+         FROM pg_available_extensions a`
+  ).then(
+    (avail) => new Map(avail.rows.map((r) => [r.name, { defaultVersion: r.default_version, versions: r.versions }])),
+    (err) => ({ error: err.message })
+  );
+  const triggers = await c.query(`SELECT evtname AS name, evtevent AS event, evtenabled AS enabled FROM pg_event_trigger ORDER BY 1`);
+  const db = (await c.query("SELECT current_database() AS d")).rows[0].d;
+  return {
+    versionNum,
+    version: settings.server_version ?? "",
+    settings,
+    isRds,
+    role: {
+      name: role.name,
+      superuser: role.superuser,
+      replication: role.replication,
+      rdsSuperuser: role.rds_superuser,
+      createSubscription: role.create_subscription,
+      createOnDatabase: role.create_on_database
+    },
+    slotsUsed: Number(counts.slots),
+    walSendersUsed: Number(counts.senders),
+    longTransactions: longTx.rows,
+    preparedTransactions: prepared.rows,
+    extensions: ext.rows,
+    availableExtensions,
+    eventTriggers: triggers.rows,
+    largeObjects: Number(counts.lo),
+    database: db
+  };
+}
+var LOB_TYPE_TEST = `(t.typname IN ('text', 'bytea', 'json', 'jsonb', 'xml') OR (t.typname = 'varchar' AND a.atttypmod = -1) OR t.typcategory = 'A')`;
+async function readRelations(c, versionNum) {
+  const generated = versionNum >= 12e4 ? "a.attgenerated <> ''" : "false";
+  const noStats = versionNum >= 14e4 ? "c.reltuples < 0" : `(c.reltuples = 0 AND coalesce((SELECT st.last_analyze IS NULL AND st.last_autoanalyze IS NULL FROM pg_stat_all_tables st WHERE st.relid = c.oid), true))`;
+  const r = await c.query(`
+    SELECT n.nspname AS schema, c.relname AS name, c.oid::int AS oid, c.relkind AS kind, c.relpersistence AS persistence,
+           c.relispartition AS is_partition, c.relreplident AS replident,
+           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
+           coalesce((SELECT array_agg(ic.relname::text ORDER BY ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                      WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)), '{}') AS unique_not_null,
+           (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary)::int AS other_unique,
+           (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident AND i.indisvalid) AS ri_index,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${generated}), '{}') AS generated,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> ''), '{}') AS identity,
+           coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND t.typcategory = 'A'), '{}') AS arrays,
+           coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
+                       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${LOB_TYPE_TEST} AND NOT (${generated})), '[]') AS lobs,
+           ((c.relpages + coalesce((SELECT tc.relpages FROM pg_class tc WHERE tc.oid = c.reltoastrelid), 0))::bigint * current_setting('block_size')::bigint)::text AS estimated_bytes,
+           CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_total_relation_size(c.oid) ELSE 0 END::text AS bytes,
+           greatest(c.reltuples, 0)::text AS row_estimate,
+           NOT (${noStats}) AS has_stats,
+           pg_get_userbyid(c.relowner) AS owner,
+           pg_has_role(c.relowner, 'USAGE') AS owned_by_me,
+           has_table_privilege(c.oid, 'SELECT') AS can_select
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
+     ORDER BY n.nspname, c.relname`);
+  return r.rows.map((x) => ({
+    schema: x.schema,
+    name: x.name,
+    oid: x.oid,
+    kind: x.kind,
+    persistence: x.persistence,
+    isPartition: x.is_partition,
+    replicaIdentity: x.replident,
+    hasPrimaryKey: x.has_pk,
+    uniqueNotNullIndexes: x.unique_not_null,
+    otherUniqueIndexes: x.other_unique,
+    replicaIdentityIndex: x.ri_index,
+    generatedColumns: x.generated,
+    identityColumns: x.identity,
+    arrayColumns: x.arrays,
+    lobColumns: x.lobs,
+    estimatedBytes: Number(x.estimated_bytes),
+    bytes: Number(x.bytes),
+    rowEstimate: Number(x.row_estimate),
+    hasStatistics: x.has_stats,
+    owner: x.owner,
+    ownedByMe: x.owned_by_me,
+    canSelect: x.can_select
+  }));
+}
+
+// src/pg/identity.ts
+import { randomUUID as randomUUID2 } from "node:crypto";
+async function sameDatabase(source, target) {
+  const marker = `pgshift identity ${randomUUID2()}`;
+  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
+  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
+  try {
+    const r = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
+    return (r.rowCount ?? 0) > 0;
+  } finally {
+    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
+  }
+}
+
+// src/phases/context.ts
+function phaseContext(plan, log) {
+  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
+}
+async function openSessions(ctx) {
+  const source = await connect(ctx.source);
+  let target;
+  try {
+    target = await connect(ctx.target);
+  } catch (err) {
+    await source.end().catch(() => {
+    });
+    throw err;
+  }
+  const close = async () => {
+    await Promise.all([source.end().catch(() => {
+    }), target.end().catch(() => {
+    })]);
+  };
+  const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
+  if (await sameDatabase(source, target).catch(async (err) => {
+    await close();
+    throw err;
+  })) {
+    await close();
+    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
+  }
+  return {
+    source,
+    target,
+    sourceVersion,
+    targetVersion,
+    close
+  };
+}
+async function requireLogicalSource(s, ctx) {
+  const walLevel = await setting(s.source, "wal_level");
+  if (walLevel !== "logical") {
+    throw gateRefused(
+      "source.wal_level",
+      `source ${ctx.source.label}: wal_level is ${walLevel}, logical replication needs wal_level = logical`,
+      "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
+    );
+  }
+  if (majorOf(s.targetVersion) < majorOf(s.sourceVersion)) {
+    throw gateRefused(
+      "target.version",
+      `target ${ctx.target.label} is PostgreSQL ${majorOf(s.targetVersion)}, older than the source's ${majorOf(s.sourceVersion)}`,
+      "migrate to a target of the same or a newer major version"
+    );
+  }
+}
+async function resolveGroups(ctx, source, versionNum, only) {
+  const all = await listTables(source, versionNum);
+  const copyable = all.filter((t) => t.persistence === "p");
+  const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
+  for (const u of unmatched) ctx.log.warn(`group ${u.group}: ${describeUnmatched(u).message}`);
+  const leaves = unassigned.filter((t) => t.kind === "r");
+  if (leaves.length > 0) ctx.log.warn(`${leaves.length} table(s) are in no group and will not be migrated: ${describeTables(leaves)}`);
+  if (only && !groups.has(only)) {
+    throw inputError("group.unknown", `group ${only} is not in the plan`, `use one of: ${[...groups.keys()].join(", ")}`);
+  }
+  const result = [];
+  for (const [name, tables] of groups) {
+    if (only && name !== only) continue;
+    const data = tables.filter((t) => t.kind === "r").sort((a, b) => b.bytes - a.bytes);
+    if (data.length === 0) {
+      const { message, fix } = describeEmptyGroup(name, unmatched);
+      throw inputError("group.empty", message, fix);
+    }
+    result.push({ name, tables: data, parents: tables.filter((t) => t.kind === "p") });
+  }
+  return result;
+}
+
+// src/phases/assess.ts
+async function readPreconditions(ctx, s, options) {
+  const { plan } = ctx;
+  const opts = plan.assess;
+  const findings = [];
+  const add = (severity, code, object2, message, fix) => findings.push({ severity, code, object: object2, message, fix });
+  const [src, tgt] = await Promise.all([readServerFacts(s.source, opts.longTransactionSeconds), readServerFacts(s.target, opts.longTransactionSeconds)]);
+  const sourceMajor = majorOf(src.versionNum);
+  const targetMajor = majorOf(tgt.versionNum);
+  const native = plan.cdc.engine === "native";
+  const dmsPlugin = plan.cdc.dms.plugin;
+  if (targetMajor < sourceMajor) add("blocker", "target.version", ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, "migrate to the same or a newer major");
+  checkSourceSettings(src, ctx.source.label, options.streamsNeeded, native, dmsPlugin, add);
+  checkPrivileges(src, tgt, ctx, native, plan.groups.length, add);
+  for (const t of src.longTransactions) {
+    add("warning", "source.long-transaction", `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ""})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, "end it before the full load, or wait");
+  }
+  for (const p of src.preparedTransactions) {
+    add("blocker", "source.prepared-transaction", `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
+  }
+  const targetExtensions = tgt.availableExtensions;
+  if (!(targetExtensions instanceof Map)) {
+    const names = src.extensions.map((e) => e.name).join(", ");
+    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
+  } else {
+    for (const e of src.extensions.filter((x) => !SOURCE_ONLY_EXTENSIONS.includes(x.name))) {
+      const avail = targetExtensions.get(e.name);
+      if (!avail) add("blocker", "extension.missing", `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
+      else if (!avail.versions.includes(e.version)) {
+        add("warning", "extension.version", `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
+      }
+    }
+  }
+  for (const t of src.eventTriggers.filter((x) => !x.name.startsWith("pgshift_ddl"))) {
+    add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers`, "disable it for the migration window if it writes");
+  }
+  for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
+  if (src.largeObjects > 0) {
+    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target", "freeze large-object writes from the full load on, or move them to bytea columns");
+  }
+  try {
+    const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
+    if (dump.major < sourceMajor) add("blocker", "tool.pg_dump", dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
+  } catch (err) {
+    add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
+  }
+  const relations = await readRelations(s.source, src.versionNum);
+  const migratable = relations.filter((r) => (r.kind === "r" || r.kind === "p") && r.persistence === "p");
+  const assignment = assignGroups(migratable, plan.groups);
+  const groupOf = /* @__PURE__ */ new Map();
+  for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
+  for (const u of assignment.unmatched) {
+    const { message, fix } = describeUnmatched(u);
+    add("warning", "group.pattern", `group ${u.group}`, message, fix);
+  }
+  for (const [g, list] of assignment.groups) {
+    if (list.some((t) => t.kind === "r")) continue;
+    const { message, fix } = describeEmptyGroup(g, assignment.unmatched);
+    add("blocker", "group.empty", `group ${g}`, message, fix);
+  }
+  for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
+  return { src, tgt, relations, groupOf, assignment, findings, add };
+}
+function checkSourceSettings(src, label, groups, native, plugin, add) {
+  const st = src.settings;
+  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
+    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
+  } else if (st.wal_level !== "logical") {
+    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
+  }
+  const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
+  if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
+  const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
+  if (freeSenders < groups) add("blocker", "source.wal_senders", label, `${groups} WAL sender(s) needed, ${freeSenders} free of max_wal_senders ${st.max_wal_senders}`, "raise max_wal_senders (restart)");
+  const timeout = parseDurationMs(st.wal_sender_timeout);
+  if (timeout !== null && timeout > 0 && timeout < 1e4) {
+    add("warning", "source.wal_sender_timeout", label, `wal_sender_timeout is ${st.wal_sender_timeout}: busy apply can be cut off`, "set wal_sender_timeout to at least 10s");
+  }
+  const workMem = st.logical_decoding_work_mem ? parseSize(st.logical_decoding_work_mem.replace(/B$/, "B")) : void 0;
+  if (workMem !== void 0 && workMem < 64 * 1024 * 1024) {
+    add("info", "source.logical_decoding_work_mem", label, `logical_decoding_work_mem is ${st.logical_decoding_work_mem}: larger transactions spill to disk while decoding`, "raise it (for example 256MB) if large transactions are common");
+  }
+  if (!native && plugin === "pglogical" && st.shared_preload_libraries !== null && !st.shared_preload_libraries.split(",").map((x) => x.trim()).includes("pglogical")) {
+    add("blocker", "source.pglogical", label, "the DMS plugin is pglogical but shared_preload_libraries does not load it", "add pglogical to shared_preload_libraries and restart (or use plugin: test_decoding)");
+  }
+}
+function checkPrivileges(src, tgt, ctx, native, groups, add) {
+  for (const f of privilegeFindings(src.role, tgt.role, majorOf(tgt.versionNum), native ? "native" : "dms")) add("blocker", f.code, f.object, f.message, f.fix);
+  const ddl = ddlMode(ctx.plan);
+  if (ddl !== "off" && !src.role.superuser && !src.role.rdsSuperuser) {
+    add(
+      "blocker",
+      "source.privilege.event-trigger",
+      `role ${src.role.name}`,
+      `cdc.ddl: ${ddl} installs an event trigger on the source, which needs superuser (RDS: rds_superuser)`,
+      `connect as a superuser (on RDS: GRANT rds_superuser TO ${src.role.name}), or set cdc.ddl: off (a schema change then stops the stream until applied on the target)`
+    );
+  }
+  if (native) {
+    const workers = Number(tgt.settings.max_logical_replication_workers);
+    if (workers < groups) add("blocker", "target.workers", ctx.target.label, `${groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, "raise max_logical_replication_workers (and max_worker_processes) and restart the target");
+  }
+}
+function checkRelation(t, name, group2, plan, add) {
+  const engine = plan.cdc.engine;
+  const plugin = plan.cdc.dms.plugin;
+  if (t.kind === "f") return add("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target");
+  if (t.kind === "m") return add("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
+  if (t.persistence === "u") return add("warning", "table.unlogged", name, "unlogged table: not replicated and not copied", `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
+  if (t.kind === "p") return add("info", "table.partitioned", name, "partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)");
+  if (!t.canSelect) add("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`);
+  if (group2 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
+  if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
+  const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
+  const problem = identityProblem(identity);
+  const publishing = group2 === null ? void 0 : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
+  if (problem && publishing?.setFull.length) {
+    add("info", "table.replica-identity-consent", name, `${IDENTITY_PROBLEM_TEXT[problem]}: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)`);
+  } else if (problem === "nothing") {
+    add("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`);
+  } else if (problem && engine === "dms") {
+    add("warning", "table.no-key", name, `${IDENTITY_PROBLEM_TEXT[problem]}: DMS carries its inserts but not its UPDATE and DELETE`, `add a primary key unless the table is insert-only (verify finds any row that differs)`);
+  } else if (problem) {
+    const idx = t.uniqueNotNullIndexes[0];
+    add(
+      "blocker",
+      "table.no-key",
+      name,
+      `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published`,
+      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
+    );
+  } else if (t.replicaIdentity === "f") {
+    if (engine === "dms" && plugin === "pglogical") add("blocker", "table.replica-identity-full", name, "REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical", "add a primary key, or use plugin: test_decoding for this group");
+    else add("warning", "table.replica-identity-full", name, "REPLICA IDENTITY FULL: every UPDATE and DELETE is applied by a scan unless the target has a usable index", "add a primary key if you can");
+  } else if (t.replicaIdentity === "i") {
+    add("info", "table.replica-identity-index", name, `replica identity is the unique index ${t.replicaIdentityIndex}`);
+  }
+  if (engine === "dms" && !t.hasPrimaryKey && t.arrayColumns.length) add("blocker", "table.array-no-key", name, `ARRAY column(s) ${t.arrayColumns.join(", ")} without a primary key: DMS suspends the table`, "add a primary key");
+  if (t.generatedColumns.length) add("info", "table.generated", name, `generated column(s) ${t.generatedColumns.join(", ")}: left out of the copy, computed by the target`);
+  if (t.identityColumns.length) add("info", "table.identity", name, `identity column(s) ${t.identityColumns.join(", ")}: values copied as they are, sequences carried at cut-over`);
+  if (!t.hasStatistics) add("info", "table.no-statistics", name, "never analyzed: size and row estimates are unknown to the planner and to pgshift", `ANALYZE ${name}`);
+}
+function parseDurationMs(v) {
+  if (!v) return null;
+  const m = /^(-?\d+)\s*(ms|s|min|h)?$/.exec(v.trim());
+  if (!m) return null;
+  const n = Number(m[1]);
+  return n * ({ ms: 1, s: 1e3, min: 6e4, h: 36e5 }[m[2] ?? "ms"] ?? 1);
+}
+
+// src/phases/preflight.ts
+async function preflightLoad(ctx, s, groups, streamsNeeded) {
+  const pre = await readPreconditions(ctx, s, { streamsNeeded });
+  const loaded = new Set(groups.flatMap((g) => g.tables.map(displayName)));
+  const blockers = pre.findings.filter((f) => f.severity === "blocker" && (!f.code.startsWith("table.") || loaded.has(f.object)));
+  if (blockers.length) {
+    const [first] = blockers;
+    throw gateRefused(first.code, `${first.object}: ${first.message}${blockers.length > 1 ? ` (and ${blockers.length - 1} more blocker(s): pgshift assess lists them)` : ""}`, first.fix);
+  }
+  const tables = groups.flatMap((g) => g.tables);
+  const publishing = planPublishing(
+    tables.map((t) => ({ ...t, hasPrimaryKey: t.primaryKey.length > 0, identityIndexValid: t.replicaIdentityIndex })),
+    ctx.plan.cdc.engine,
+    ctx.plan.cdc.replicaIdentityFull
+  );
+  if (publishing.refused.length) {
+    const names = publishing.refused.map((r) => `${displayName(r.table)} (${IDENTITY_PROBLEM_TEXT[r.problem]})`);
+    throw gateRefused(
+      "table.no-replica-identity",
+      `publishing ${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""} would make every UPDATE and DELETE on ${names.length > 1 ? "them" : "it"} fail on the source`,
+      "add a primary key or ALTER TABLE \u2026 REPLICA IDENTITY FULL, or list the tables under cdc.replicaIdentityFull for pgshift to set it"
+    );
+  }
+  await requireReplicationRoute(ctx);
+  if (ctx.plan.cdc.engine === "native") await preflightSubscription(ctx, s);
+  return { setReplicaIdentityFull: publishing.setFull };
+}
+async function requireReplicationRoute(ctx) {
+  try {
+    const c = await connect(ctx.source, { replication: true, applicationName: "pgshift preflight" });
+    await c.end().catch(() => {
+    });
+  } catch (err) {
+    throw gateRefused(
+      "source.replication-connection",
+      `source ${ctx.source.label}: a replication connection is refused: ${isPgshiftError(err) ? err.message : err.message}`,
+      'allow replication connections for this user in pg_hba.conf (a "host replication" or "host all" line with the database; on RDS: rds_replication) and reload'
+    );
+  }
+}
+function subscriptionConninfo(ctx) {
+  return ctx.plan.source.subscriptionConninfo ?? toConninfo(parseServerUrl(ctx.plan.source.url), { withPassword: true });
+}
+async function preflightSubscription(ctx, s) {
+  const fields = parseConninfo(subscriptionConninfo(ctx));
+  const targetMajor = majorOf(s.targetVersion);
+  const unknown2 = keywordsUnknownTo(Object.keys(fields), targetMajor);
+  if (unknown2.length) {
+    throw gateRefused("subscription.conninfo", `the subscription's connection parameter ${unknown2[0]} is unknown to the target's PostgreSQL ${targetMajor}`, `remove ${unknown2[0]} from ${ctx.plan.source.subscriptionConninfo ? "source.subscriptionConninfo" : "source.url"}`);
+  }
+  const role = (await s.target.query("SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user")).rows[0];
+  if (targetMajor >= 16 && !role.superuser && !fields.password) {
+    throw gateRefused("subscription.password", `target ${ctx.target.label}: a subscription owned by a role that is not superuser needs a password in its connection (PostgreSQL 16+)`, "put the password in source.url (or in source.subscriptionConninfo)");
+  }
+  if (!ctx.plan.source.subscriptionConninfo) return;
+  const ep = endpointFromConninfo("source", fields, parseServerUrl(ctx.plan.source.url));
+  try {
+    const c = await connect(ep, { replication: true, applicationName: "pgshift preflight" });
+    await c.end().catch(() => {
+    });
+  } catch (err) {
+    ctx.log.warn(`source.subscriptionConninfo: a replication connection to ${ep.label} fails from this machine (${isPgshiftError(err) ? err.message : err.message}); the target must reach the source that way`);
+  }
+}
+
+// src/core/dms.ts
+function splitByBatchApply(tables) {
+  const eligible = (t) => t.batchApply && t.lob?.mode !== "unlimited";
+  const batch = tables.filter(eligible);
+  const single = tables.filter((t) => !eligible(t));
+  if (batch.length && single.length) {
+    return [
+      { suffix: "batch", tables: batch, batchApply: true },
+      { suffix: "single", tables: single, batchApply: false }
+    ];
+  }
+  return [{ suffix: "", tables, batchApply: single.length === 0 && batch.length > 0 }];
+}
+
+// src/pg/dms-source.ts
+function replicationSetNames(slot) {
+  return { updates: slot, inserts: `i${slot}` };
+}
+var PGLOGICAL_NODE = "pgshift_source";
+async function requirePglogical(c, label) {
+  const r = await c.query(
+    `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pglogical') AS available,
+            'pglogical' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')) AS preloaded`
+  );
+  if (!r.rows[0].available) {
+    throw gateRefused("source.pglogical", `source ${label}: the pglogical extension is not installed`, "install pglogical on the source (Debian: postgresql-<major>-pglogical) or set cdc.dms.plugin: test_decoding");
+  }
+  if (!r.rows[0].preloaded) {
+    throw gateRefused("source.pglogical", `source ${label}: pglogical is not in shared_preload_libraries`, "add pglogical to shared_preload_libraries and restart the source, or set cdc.dms.plugin: test_decoding");
+  }
+}
+async function ensurePglogicalNode(c, dsn) {
+  noteChange("pglogical node on the source");
+  await c.query("CREATE EXTENSION IF NOT EXISTS pglogical");
+  const node2 = await c.query(`SELECT 1 FROM pglogical.node WHERE node_name = $1`, [PGLOGICAL_NODE]);
+  if (!node2.rowCount) await c.query("SELECT pglogical.create_node(node_name := $1, dsn := $2)", [PGLOGICAL_NODE, dsn]);
+}
+async function ensureReplicationSets(c, slot, tables, log) {
+  const { updates, inserts } = replicationSetNames(slot);
+  noteChange(`replication sets ${updates}, ${inserts} on the source`);
+  const existing = new Set((await c.query("SELECT set_name AS n FROM pglogical.replication_set WHERE set_name = ANY($1)", [[updates, inserts]])).rows.map((r) => r.n));
+  if (!existing.has(updates)) await c.query("SELECT pglogical.create_replication_set($1, false, true, true, false)", [updates]);
+  if (!existing.has(inserts)) await c.query("SELECT pglogical.create_replication_set($1, true, false, false, true)", [inserts]);
+  const keyless = tables.filter((t) => t.primaryKey.length === 0);
+  const oids = await c.query("SELECT x::regclass::oid::text AS oid FROM unnest($1::text[]) WITH ORDINALITY u(x, i) ORDER BY i", [tables.map(qualify)]);
+  const oidOf = new Map(tables.map((t, i) => [t, oids.rows[i].oid]));
+  const want = /* @__PURE__ */ new Map([
+    [inserts, new Set(tables.map((t) => oidOf.get(t)))],
+    [updates, new Set(tables.filter((t) => t.primaryKey.length > 0).map((t) => oidOf.get(t)))]
+  ]);
+  for (const [set2, wanted] of want) {
+    const have = await c.query(
+      `SELECT st.set_reloid::oid::text AS oid FROM pglogical.replication_set_table st JOIN pglogical.replication_set s ON s.set_id = st.set_id WHERE s.set_name = $1`,
+      [set2]
+    );
+    const present = new Set(have.rows.map((r) => r.oid));
+    for (const oid of wanted) if (!present.has(oid)) await c.query("SELECT pglogical.replication_set_add_table($1, $2::oid::regclass, false)", [set2, oid]);
+    for (const oid of present) if (!wanted.has(oid)) await c.query("SELECT pglogical.replication_set_remove_table($1, $2::oid::regclass)", [set2, oid]);
+  }
+  for (const t of keyless) {
+    log.warn(`${displayName(t)} has no primary key: it is left out of replication set ${updates}, so DMS applies its inserts but not its updates and deletes \u2014 add a primary key before the migration`);
+  }
+  return { updates, inserts, keyless };
+}
+async function dropReplicationSets(c, slot) {
+  const ext = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
+  if (!ext.rowCount) return false;
+  const { updates, inserts } = replicationSetNames(slot);
+  let dropped = false;
+  for (const set2 of [updates, inserts]) {
+    const r = await c.query("SELECT 1 FROM pglogical.replication_set WHERE set_name = $1", [set2]);
+    if (r.rowCount) {
+      await c.query("SELECT pglogical.drop_replication_set($1)", [set2]);
+      dropped = true;
+    }
+  }
+  return dropped;
+}
+
+// src/pg/ddl-sql.ts
+var SAFE_PATH = `SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on`;
+function captureObjectsSql() {
+  return [
+    `CREATE SCHEMA IF NOT EXISTS ${S}`,
+    `CREATE SEQUENCE IF NOT EXISTS ${S}.ddl_id`,
+    // Which streams exist, their queue and the plan's patterns (regular expressions) for new tables.
+    `CREATE TABLE IF NOT EXISTS ${S}.ddl_stream (
+       publication text PRIMARY KEY,
+       stream text NOT NULL,
+       migration text NOT NULL,
+       queue text,
+       position int NOT NULL,
+       include jsonb NOT NULL DEFAULT '[]',
+       exclude jsonb NOT NULL DEFAULT '[]',
+       mode text NOT NULL)`,
+    // What is not carried (or, with cdc.ddl detect, every change), until acknowledged.
+    `CREATE TABLE IF NOT EXISTS ${S}.ddl_log (
+       id bigint PRIMARY KEY DEFAULT nextval('${CONTROL}.ddl_id'),
+       at timestamptz NOT NULL DEFAULT now(),
+       command text NOT NULL,
+       object text NOT NULL)`,
+    `ALTER TABLE ${S}.ddl_log ADD COLUMN IF NOT EXISTS statement text, ADD COLUMN IF NOT EXISTS stream text,
+       ADD COLUMN IF NOT EXISTS reason text NOT NULL DEFAULT 'detected', ADD COLUMN IF NOT EXISTS detail text,
+       ADD COLUMN IF NOT EXISTS acknowledged_at timestamptz`,
+    // The statement without its leading blanks and comments.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_head(s text) RETURNS text LANGUAGE plpgsql IMMUTABLE ${SAFE_PATH} AS $f$
+     DECLARE i int; depth int;
+     BEGIN
+       LOOP
+         s := ltrim(s, E' \\t\\r\\n\\f');
+         IF left(s, 2) = '--' THEN
+           i := strpos(s, E'\\n');
+           IF i = 0 THEN RETURN ''; END IF;
+           s := substr(s, i + 1);
+         ELSIF left(s, 2) = '/*' THEN
+           i := 3; depth := 1;
+           WHILE depth > 0 AND i <= length(s) LOOP
+             IF substr(s, i, 2) = '/*' THEN depth := depth + 1; i := i + 2;
+             ELSIF substr(s, i, 2) = '*/' THEN depth := depth - 1; i := i + 2;
+             ELSE i := i + 1; END IF;
+           END LOOP;
+           s := substr(s, i);
+         ELSE
+           RETURN s;
+         END IF;
+       END LOOP;
+     END $f$`,
+    // The first words of a statement, upper-cased: enough to match it with its command tag.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_words(s text) RETURNS text[] LANGUAGE sql IMMUTABLE ${SAFE_PATH} AS $f$
+       SELECT array_agg(w ORDER BY n) FROM (
+         SELECT w, n FROM regexp_split_to_table(upper(left(${CONTROL}.ddl_head(s), 400)), '[^A-Z_]+') WITH ORDINALITY AS t(w, n)
+          WHERE w <> '' ORDER BY n LIMIT 12) words
+     $f$`,
+    // A query string split into statements at the semicolons outside literals, quoted names,
+    // dollar quotes and comments: byte offsets (start, length) of each. Bytes, not characters:
+    // positions in a bytea cost O(1), and every character that matters here is ASCII, which UTF-8
+    // never uses inside a multibyte character.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_split(q text) RETURNS int[] LANGUAGE plpgsql STABLE ${SAFE_PATH} AS $f$
+     DECLARE
+       b bytea := convert_to(q, 'UTF8');
+       n int := length(b);
+       i int := 0; j int; k int; c int; depth int;
+       start int := 0;
+       esc boolean;
+       legacy boolean := current_setting('standard_conforming_strings', true) = 'off';
+       tag bytea;
+       out int[] := '{}';
+     BEGIN
+       WHILE i < n LOOP
+         c := get_byte(b, i);
+         IF c = 39 THEN
+           esc := legacy OR (i > 0 AND get_byte(b, i - 1) IN (69, 101) AND (i = 1 OR NOT (get_byte(b, i - 2) BETWEEN 48 AND 57 OR get_byte(b, i - 2) BETWEEN 65 AND 90 OR get_byte(b, i - 2) BETWEEN 97 AND 122 OR get_byte(b, i - 2) IN (95, 36) OR get_byte(b, i - 2) >= 128)));
+           i := i + 1;
+           WHILE i < n LOOP
+             c := get_byte(b, i);
+             IF esc AND c = 92 THEN i := i + 2;
+             ELSIF c = 39 AND i + 1 < n AND get_byte(b, i + 1) = 39 THEN i := i + 2;
+             ELSIF c = 39 THEN EXIT;
+             ELSE i := i + 1; END IF;
+           END LOOP;
+           i := i + 1;
+         ELSIF c = 34 THEN
+           i := i + 1;
+           WHILE i < n LOOP
+             IF get_byte(b, i) = 34 AND i + 1 < n AND get_byte(b, i + 1) = 34 THEN i := i + 2;
+             ELSIF get_byte(b, i) = 34 THEN EXIT;
+             ELSE i := i + 1; END IF;
+           END LOOP;
+           i := i + 1;
+         ELSIF c = 45 AND i + 1 < n AND get_byte(b, i + 1) = 45 THEN
+           WHILE i < n AND get_byte(b, i) <> 10 LOOP i := i + 1; END LOOP;
+         ELSIF c = 47 AND i + 1 < n AND get_byte(b, i + 1) = 42 THEN
+           depth := 1; i := i + 2;
+           WHILE i < n AND depth > 0 LOOP
+             IF get_byte(b, i) = 47 AND i + 1 < n AND get_byte(b, i + 1) = 42 THEN depth := depth + 1; i := i + 2;
+             ELSIF get_byte(b, i) = 42 AND i + 1 < n AND get_byte(b, i + 1) = 47 THEN depth := depth - 1; i := i + 2;
+             ELSE i := i + 1; END IF;
+           END LOOP;
+         ELSIF c = 36 AND NOT (i > 0 AND (get_byte(b, i - 1) BETWEEN 48 AND 57 OR get_byte(b, i - 1) BETWEEN 65 AND 90 OR get_byte(b, i - 1) BETWEEN 97 AND 122 OR get_byte(b, i - 1) IN (95, 36) OR get_byte(b, i - 1) >= 128))
+               AND NOT (i + 1 < n AND get_byte(b, i + 1) BETWEEN 48 AND 57) THEN
+           -- $tag$ \u2026 $tag$ (a $ inside a name or a $1 parameter is not a quote)
+           j := i + 1;
+           WHILE j < n AND (get_byte(b, j) BETWEEN 48 AND 57 OR get_byte(b, j) BETWEEN 65 AND 90 OR get_byte(b, j) BETWEEN 97 AND 122 OR get_byte(b, j) = 95 OR get_byte(b, j) >= 128) LOOP j := j + 1; END LOOP;
+           IF j < n AND get_byte(b, j) = 36 THEN
+             tag := substring(b FROM i + 1 FOR j - i + 1);
+             k := position(tag IN substring(b FROM j + 2));
+             i := CASE WHEN k = 0 THEN n ELSE j + k + length(tag) END;
+           ELSE
+             i := i + 1;
+           END IF;
+         ELSIF c = 59 THEN
+           out := out || ARRAY[start, i - start];
+           i := i + 1;
+           start := i;
+         ELSE
+           i := i + 1;
+         END IF;
+       END LOOP;
+       IF start < n THEN out := out || ARRAY[start, n - start]; END IF;
+       RETURN out;
+     END $f$`,
+    // The statement of the query string that fired the trigger: the next one (after those already
+    // matched in this string, remembered per session) whose first words fit the command tag and
+    // that names one of the objects. NULL when none does: DDL run by a function or a DO block. A
+    // string is split once (cached for the session), however many statements it holds.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_statement(tag text, names text[], advance boolean) RETURNS text LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+     DECLARE
+       q text := current_query();
+       b bytea;
+       bounds int[]; part text; words text[]; tw text[] := string_to_array(tag, ' ');
+       key text; cached text; cur text; first int := 1; nm text; ok boolean;
+     BEGIN
+       IF q IS NULL THEN RETURN NULL; END IF;
+       key := md5(q || statement_timestamp()::text);
+       IF strpos(rtrim(q, E' \\t\\r\\n\\f;'), ';') = 0 THEN
+         bounds := ARRAY[0, octet_length(q)];
+       ELSE
+         cached := current_setting('pgshift.ddl_split', true);
+         IF cached LIKE key || ':%' THEN bounds := string_to_array(split_part(cached, ':', 2), ',')::int[];
+         ELSE
+           bounds := ${CONTROL}.ddl_split(q);
+           PERFORM set_config('pgshift.ddl_split', key || ':' || array_to_string(bounds, ','), false);
+         END IF;
+       END IF;
+       b := convert_to(q, 'UTF8');
+       cur := current_setting('pgshift.ddl_cursor', true);
+       IF cur LIKE key || '|%' THEN first := split_part(cur, '|', 2)::int + 1; END IF;
+       FOR i IN first .. coalesce(array_length(bounds, 1), 0) / 2 LOOP
+         part := rtrim(convert_from(substring(b FROM bounds[2 * i - 1] + 1 FOR bounds[2 * i]), 'UTF8'), E' \\t\\r\\n\\f');
+         words := ${CONTROL}.ddl_words(part);
+         CONTINUE WHEN words IS NULL OR words[1] IS DISTINCT FROM tw[1];
+         CONTINUE WHEN array_length(tw, 1) > 1 AND tag <> 'SELECT INTO' AND NOT (tw[2] = ANY (words[1:6]));
+         IF cardinality(names) > 0 THEN
+           ok := false;
+           FOREACH nm IN ARRAY names LOOP
+             IF lower(part) ~ ('(^|[^[:alnum:]_$])' || regexp_replace(lower(nm), '([^[:alnum:]_ ])', '\\\\\\1', 'g') || '($|[^[:alnum:]_$])') THEN ok := true; EXIT; END IF;
+           END LOOP;
+           CONTINUE WHEN NOT ok;
+         END IF;
+         IF advance THEN PERFORM set_config('pgshift.ddl_cursor', key || '|' || i, false); END IF;
+         RETURN rtrim(part, ';');
+       END LOOP;
+       RETURN NULL;
+     END $f$`,
+    // The relations a statement names (among its first \`words\` words), resolved as the
+    // application's session resolves them: what DROP INDEX and ALTER TABLE will touch, known before
+    // they run (at sql_drop the index is gone; at ddl_command_end the columns are already added).
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_named(stmt text, app_path text, words int) RETURNS oid[] LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+     DECLARE m text; found oid[] := '{}'; t regclass;
+     BEGIN
+       IF stmt IS NULL THEN RETURN '{}'; END IF;
+       PERFORM pg_catalog.set_config('search_path', app_path, true);
+       FOR m IN SELECT x[1] FROM pg_catalog.regexp_matches(${CONTROL}.ddl_head(stmt), '(?:"(?:[^"]|"")+"|[^\\s,;()"])+', 'g') AS x LIMIT words LOOP
+         BEGIN
+           t := pg_catalog.to_regclass(m);
+         EXCEPTION WHEN OTHERS THEN
+           t := NULL;
+         END;
+         IF t IS NOT NULL THEN found := pg_catalog.array_append(found, t::oid); END IF;
+       END LOOP;
+       PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+       RETURN found;
+     END $f$`,
+    // Before ALTER TABLE: each table it names (and their children) with its highest column number,
+    // so that ddl_command_end knows which columns the statement added.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_columns_before(rels oid[]) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+       WITH RECURSIVE tree(oid) AS (SELECT unnest(rels) UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid)
+       SELECT string_agg(c.oid || ':' || (SELECT coalesce(max(a.attnum), 0) FROM pg_attribute a WHERE a.attrelid = c.oid), ',')
+         FROM tree JOIN pg_class c ON c.oid = tree.oid WHERE c.relkind = 'r'
+     $f$`,
+    // After ALTER TABLE: the columns it added to tables holding rows. A column filled from a
+    // constant (a "missing value", PostgreSQL 11+) travels with the statement, so the target gives
+    // its rows the source's value (DEFAULT now() is evaluated once, on each side at its own time);
+    // one filled row by row (a volatile default, an identity) cannot be computed again.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_added_columns(before text, OUT fills jsonb, OUT differ text[]) LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+     DECLARE r record; has_rows boolean; expr text;
+     BEGIN
+       fills := '[]'; differ := '{}';
+       FOR r IN
+         SELECT format('%I.%I', n.nspname, c.relname) AS tbl, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS type,
+                coalesce((to_jsonb(a) ->> 'atthasmissing')::boolean, false) AS has_missing, to_jsonb(a) -> 'attmissingval' ->> 0 AS missing,
+                coalesce(to_jsonb(a) ->> 'attidentity', '') <> '' AS identity, pg_get_expr(d.adbin, d.adrelid) AS def
+           FROM unnest(string_to_array(before, ',')) b(pair)
+           JOIN pg_class c ON c.oid = split_part(b.pair, ':', 1)::oid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > split_part(b.pair, ':', 2)::int AND NOT a.attisdropped
+           LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+          WHERE coalesce(to_jsonb(a) ->> 'attgenerated', '') = ''
+       LOOP
+         -- A default without a function call (literals and casts only) gives the same value on both sides.
+         expr := regexp_replace(regexp_replace(coalesce(r.def, ''), '''([^'']|'''')*''', '''''', 'g'), '::[[:alnum:]_ ."]+(\\([0-9, ]+\\))?(\\[\\])*', '', 'g');
+         IF r.has_missing THEN
+           fills := fills || jsonb_build_object('table', r.tbl, 'column', r.col, 'type', r.type, 'value', r.missing);
+         ELSIF r.identity OR expr ~ '[[:alnum:]_"]\\s*\\(' OR expr ~* '\\m(current_[a-z]+|localtime|localtimestamp|session_user|user)\\M' THEN
+           EXECUTE format('SELECT EXISTS (SELECT 1 FROM ONLY %s)', r.tbl) INTO has_rows;
+           IF has_rows THEN differ := differ || format('%s.%I', r.tbl, r.col); END IF;
+         END IF;
+       END LOOP;
+     END $f$`,
+    // Objects of replication machinery that is not the application's: AWS DMS creates its heartbeat
+    // and DDL-capture objects (awsdms_*) on the source.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_foreign(identity text) RETURNS boolean LANGUAGE sql IMMUTABLE ${SAFE_PATH} AS $f$
+       SELECT coalesce(identity ~ '(^|.)"?awsdms_', false)
+     $f$`,
+    // Tables whose rows a command concerns, from one row of pg_event_trigger_ddl_commands().
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_tables_of(cls oid, obj oid) RETURNS oid[] LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+       SELECT coalesce(CASE cls
+         WHEN 'pg_class'::regclass THEN (SELECT CASE WHEN c.relkind IN ('r', 'p') THEN ARRAY[c.oid]
+                                                     WHEN c.relkind IN ('i', 'I') THEN ARRAY(SELECT indrelid FROM pg_index WHERE indexrelid = c.oid) END
+                                           FROM pg_class c WHERE c.oid = obj)
+         WHEN 'pg_constraint'::regclass THEN (SELECT ARRAY[conrelid] FROM pg_constraint WHERE oid = obj AND conrelid <> 0)
+         WHEN 'pg_trigger'::regclass THEN (SELECT ARRAY[tgrelid] FROM pg_trigger WHERE oid = obj)
+         WHEN 'pg_policy'::regclass THEN (SELECT ARRAY[polrelid] FROM pg_policy WHERE oid = obj)
+         WHEN 'pg_rewrite'::regclass THEN (SELECT ARRAY[ev_class] FROM pg_rewrite WHERE oid = obj)
+         WHEN 'pg_attrdef'::regclass THEN (SELECT ARRAY[adrelid] FROM pg_attrdef WHERE oid = obj)
+       END, '{}')
+     $f$`,
+    // CREATE TABLE AS / SELECT INTO replayed as an empty table: its rows come when it joins the stream.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_table_definition(t oid) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+       SELECT format('CREATE %sTABLE %I.%I (%s)%s%s%s',
+         CASE c.relpersistence WHEN 'u' THEN 'UNLOGGED ' ELSE '' END, n.nspname, c.relname,
+         (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod))
+                   || coalesce((SELECT format(' COLLATE %I.%I', cn.nspname, co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
+                                 WHERE co.oid = a.attcollation AND a.attcollation <> ty.typcollation), ''), ', ' ORDER BY a.attnum)
+            FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+         (SELECT ' USING ' || quote_ident(am.amname) FROM pg_am am WHERE am.oid = c.relam AND am.amname <> 'heap'),
+         CASE WHEN c.reloptions IS NOT NULL THEN format(' WITH (%s)', array_to_string(c.reloptions, ', ')) ELSE '' END,
+         (SELECT ' TABLESPACE ' || quote_ident(spcname) FROM pg_tablespace WHERE oid = c.reltablespace))
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = t
+     $f$`,
+    // The stream (publication) whose patterns place a table, in plan order; NULL for no group.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_group_of(t oid) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+       SELECT s.publication FROM ${CONTROL}.ddl_stream s, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = t AND s.mode = 'follow'
+          AND EXISTS (SELECT 1 FROM jsonb_array_elements(s.include) p WHERE n.nspname ~ (p->>'schema') AND c.relname ~ (p->>'name'))
+          AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(s.exclude) p WHERE n.nspname ~ (p->>'schema') AND c.relname ~ (p->>'name'))
+        ORDER BY s.position LIMIT 1
+     $f$`,
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_not_carried(tag text, objects text[], stmt text, stream text, reason text, detail text) RETURNS void LANGUAGE sql ${SAFE_PATH} AS $f$
+       INSERT INTO ${CONTROL}.ddl_log (command, object, statement, stream, reason, detail)
+       VALUES (tag, coalesce(array_to_string(objects, ', '), ''), coalesce(stmt, current_query()), stream, reason, detail)
+     $f$`,
+    recordFunction(),
+    // The event trigger function. Captures the application's search_path before anything else,
+    // then works under a safe one; never raises.
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_capture() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $f$
+     DECLARE app_path text; code text; msg text;
+     BEGIN
+       app_path := pg_catalog.current_setting('search_path');
+       BEGIN
+         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+         PERFORM ${CONTROL}.ddl_record(tg_event, tg_tag, app_path);
+         PERFORM pg_catalog.set_config('search_path', app_path, true);
+       EXCEPTION WHEN OTHERS THEN
+         -- The subtransaction is undone (a table that joined a publication leaves it again).
+         GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+         BEGIN
+           PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+           INSERT INTO ${CONTROL}.ddl_log (command, object, statement, reason, detail)
+           VALUES (tg_tag, '', pg_catalog.current_query(), 'capture-error', pg_catalog.concat(code, ': ', msg));
+           PERFORM pg_catalog.set_config('search_path', app_path, true);
+         EXCEPTION WHEN OTHERS THEN
+           RAISE WARNING 'pgshift could not record a % statement for the migration: %', tg_tag, SQLERRM;
+         END;
+       END;
+     END $f$`,
+    `REVOKE ALL ON FUNCTION ${S}.ddl_record(text, text, text) FROM PUBLIC`,
+    `REVOKE ALL ON FUNCTION ${S}.ddl_capture() FROM PUBLIC`
+  ];
+}
+var CONTROL = S;
+function recordFunction() {
+  return `CREATE OR REPLACE FUNCTION ${S}.ddl_record(ev text, tag text, app_path text) RETURNS void LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+  DECLARE
+    r record;
+    touched oid[] := '{}';   -- tables whose rows the command concerns
+    pubs text[] := '{}';     -- publications carrying those rows
+    names text[] := '{}';    -- object names: the statement must mention one
+    objects text[] := '{}';  -- identities, for reports
+    created oid;             -- the table of CREATE TABLE AS / SELECT INTO
+    seen int := 0; skipped int := 0;
+    stmt text; apply text; note text; joins text[] := '{}';
+    follow boolean;
+    t record; pub text; q text; id bigint; who text;
+    fills jsonb; differ text[];  -- columns the statement added (ddl_added_columns)
+  BEGIN
+    IF current_setting('pgshift.ddl_busy', true) = 'on' OR current_setting('application_name') LIKE 'pgshift%' THEN RETURN; END IF;
+    IF tag IN ('CREATE PUBLICATION', 'ALTER PUBLICATION', 'DROP PUBLICATION', 'CREATE SUBSCRIPTION', 'ALTER SUBSCRIPTION', 'DROP SUBSCRIPTION', 'REINDEX') THEN RETURN; END IF;
+    IF NOT EXISTS (SELECT 1 FROM ${CONTROL}.ddl_stream) THEN RETURN; END IF;
+    follow := EXISTS (SELECT 1 FROM ${CONTROL}.ddl_stream WHERE mode = 'follow');
+
+    IF ev = 'ddl_command_start' THEN
+      stmt := ${CONTROL}.ddl_statement(tag, NULL, false);
+      IF tag = 'DROP INDEX' THEN
+        -- Kept for the session: DROP INDEX CONCURRENTLY reaches sql_drop in a later transaction.
+        PERFORM set_config('pgshift.ddl_index_tables',
+          array_to_string(ARRAY(SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = ANY (${CONTROL}.ddl_named(stmt, app_path, NULL))), ','), false);
+      ELSE
+        PERFORM set_config('pgshift.ddl_columns', coalesce(${CONTROL}.ddl_columns_before(${CONTROL}.ddl_named(stmt, app_path, 8)), ''), false);
+      END IF;
+      RETURN;
+    END IF;
+
+    IF ev = 'sql_drop' THEN
+      -- ALTER TABLE \u2026 DROP COLUMN and the like are recorded at ddl_command_end.
+      IF tag NOT LIKE 'DROP %' THEN RETURN; END IF;
+      PERFORM set_config('pgshift.ddl_dropped', 'on', true);
+      FOR r IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
+        seen := seen + 1;
+        IF r.is_temporary OR r.schema_name IN ('pgshift', 'pg_toast') OR (r.object_type = 'schema' AND r.object_name = 'pgshift') OR ${CONTROL}.ddl_foreign(r.object_identity) THEN
+          skipped := skipped + 1;
+          CONTINUE;
+        END IF;
+        IF r.object_type = 'publication relation' THEN
+          pubs := pubs || r.address_args[1];
+        ELSIF r.object_type IN ('table column', 'table constraint', 'trigger', 'policy', 'rule', 'default value') THEN
+          touched := touched || (SELECT array_remove(ARRAY[to_regclass(format('%I.%I', r.address_names[1], r.address_names[2]))::oid], NULL));
+        ELSIF r.object_type = 'index' AND coalesce(current_setting('pgshift.ddl_index_tables', true), '') <> '' THEN
+          touched := touched || string_to_array(current_setting('pgshift.ddl_index_tables', true), ',')::oid[];
+        END IF;
+        IF r.original THEN
+          objects := objects || r.object_identity;
+          names := names || r.address_names[array_upper(r.address_names, 1)];
+        END IF;
+      END LOOP;
+      PERFORM set_config('pgshift.ddl_index_tables', '', false);
+    ELSE
+      IF tag LIKE 'DROP %' THEN
+        -- Recorded at sql_drop; a DROP that dropped nothing only moves past its statement.
+        IF current_setting('pgshift.ddl_dropped', true) = 'on' THEN PERFORM set_config('pgshift.ddl_dropped', '', true);
+        ELSE PERFORM ${CONTROL}.ddl_statement(tag, NULL, true);
+        END IF;
+        RETURN;
+      END IF;
+      FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+        seen := seen + 1;
+        IF r.in_extension OR r.schema_name IN ('pgshift', 'pg_toast') OR r.schema_name LIKE 'pg\\_temp%'
+           OR (r.object_type = 'schema' AND r.object_identity = 'pgshift') OR ${CONTROL}.ddl_foreign(r.object_identity)
+           OR (r.classid = 'pg_class'::regclass AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = r.objid AND c.relpersistence = 't')) THEN
+          skipped := skipped + 1;
+          CONTINUE;
+        END IF;
+        objects := objects || coalesce(r.object_identity, lower(r.object_type));
+        IF r.objid IS NOT NULL AND r.objid <> 0 THEN
+          names := names || (SELECT a.object_names[array_upper(a.object_names, 1)] FROM pg_identify_object_as_address(r.classid, r.objid, r.objsubid) a);
+          touched := touched || ${CONTROL}.ddl_tables_of(r.classid, r.objid);
+          IF r.command_tag IN ('CREATE TABLE AS', 'SELECT INTO') AND r.classid = 'pg_class'::regclass THEN created := r.objid; END IF;
+        END IF;
+      END LOOP;
+    END IF;
+    IF seen = 0 OR skipped = seen THEN
+      -- Nothing happened (IF NOT EXISTS), or only to temporary objects or pgshift's own.
+      PERFORM ${CONTROL}.ddl_statement(tag, NULL, true);
+      RETURN;
+    END IF;
+    names := array_remove(names, NULL);
+    stmt := ${CONTROL}.ddl_statement(tag, names, true);
+
+    IF NOT follow THEN
+      PERFORM ${CONTROL}.ddl_not_carried(tag, objects, stmt, NULL, 'detected', NULL);
+      RETURN;
+    END IF;
+
+    -- Tables (and their inheritance children: ALTER TABLE recurses) \u2192 the publications of their rows.
+    FOR t IN
+      WITH RECURSIVE tree(oid) AS (SELECT unnest(touched) UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid)
+      SELECT c.oid, format('%I.%I', n.nspname, c.relname) AS name, c.relkind, c.relpersistence,
+             (SELECT array_agg(p.pubname::text) FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+               WHERE pr.prrelid = c.oid AND p.pubname LIKE 'pgshift\\_%') AS published,
+             c.relreplident = 'f' OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary))
+               OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisreplident)) AS identity
+        FROM tree JOIN pg_class c ON c.oid = tree.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+    LOOP
+      IF t.published IS NOT NULL THEN
+        pubs := pubs || t.published;
+      ELSIF t.relkind = 'r' AND t.relpersistence = 'p' THEN
+        -- A table of a group that no stream carries yet (new, renamed into a pattern, made LOGGED,
+        -- given a key) joins its group's publication now; its rows are copied when the target's
+        -- subscription is refreshed. Without a replica identity it waits: in a publication, its
+        -- UPDATE and DELETE would fail on the source.
+        pub := ${CONTROL}.ddl_group_of(t.oid);
+        IF pub IS NOT NULL AND t.identity THEN
+          PERFORM set_config('pgshift.ddl_busy', 'on', true);
+          EXECUTE format('ALTER PUBLICATION %I ADD TABLE %s', pub, t.name);
+          PERFORM set_config('pgshift.ddl_busy', '', true);
+          pubs := pubs || pub;
+          joins := joins || t.name;
+        ELSIF pub IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${CONTROL}.ddl_log l WHERE l.reason = 'no-identity' AND l.detail = t.name AND l.acknowledged_at IS NULL) THEN
+          PERFORM ${CONTROL}.ddl_not_carried(tag, ARRAY[t.name], stmt, (SELECT stream FROM ${CONTROL}.ddl_stream WHERE publication = pub), 'no-identity', t.name);
+        END IF;
+      END IF;
+    END LOOP;
+    pubs := ARRAY(SELECT DISTINCT unnest(pubs) ORDER BY 1);
+
+    IF stmt IS NULL AND ev = 'sql_drop' AND current_query() ~* '\\m(CREATE|ALTER)\\s+EXTENSION\\M' THEN
+      -- An extension's script dropping its own objects: the extension's statement carries it.
+      RETURN;
+    END IF;
+    IF stmt IS NULL THEN
+      PERFORM ${CONTROL}.ddl_not_carried(tag, objects, NULL, NULL, 'in-function', NULL);
+      RETURN;
+    END IF;
+    IF cardinality(pubs) > 1 THEN
+      PERFORM ${CONTROL}.ddl_not_carried(tag, objects, stmt, NULL, 'several-streams',
+        (SELECT string_agg(coalesce(s.stream, p), ', ' ORDER BY p) FROM unnest(pubs) p LEFT JOIN ${CONTROL}.ddl_stream s ON s.publication = p));
+      RETURN;
+    END IF;
+    IF cardinality(pubs) = 1 AND NOT EXISTS (SELECT 1 FROM ${CONTROL}.ddl_stream WHERE publication = pubs[1] AND queue IS NOT NULL) THEN
+      PERFORM ${CONTROL}.ddl_not_carried(tag, objects, stmt, NULL, 'no-queue', pubs[1]);
+      RETURN;
+    END IF;
+
+    IF tag = 'ALTER TABLE' AND coalesce(current_setting('pgshift.ddl_columns', true), '') <> '' THEN
+      SELECT a.fills, a.differ INTO fills, differ FROM ${CONTROL}.ddl_added_columns(current_setting('pgshift.ddl_columns', true)) a;
+      PERFORM set_config('pgshift.ddl_columns', '', false);
+      IF cardinality(differ) > 0 THEN
+        PERFORM ${CONTROL}.ddl_not_carried(tag, objects, stmt, (SELECT stream FROM ${CONTROL}.ddl_stream WHERE publication = pubs[1]), 'rows-differ', array_to_string(differ, ', '));
+      END IF;
+    END IF;
+
+    -- What the target runs: the statement, inside the apply worker's transaction.
+    apply := ${CONTROL}.ddl_head(stmt);
+    IF tag = 'CREATE INDEX' THEN
+      apply := regexp_replace(apply, '^(CREATE\\s+(UNIQUE\\s+)?INDEX\\s+)CONCURRENTLY\\M\\s*', '\\1', 'i');
+    ELSIF tag = 'DROP INDEX' THEN
+      apply := regexp_replace(apply, '^(DROP\\s+INDEX\\s+)CONCURRENTLY\\M\\s*', '\\1', 'i');
+    ELSIF tag = 'ALTER TABLE' AND apply ~* '\\mDETACH\\s+PARTITION\\M' THEN
+      IF apply ~* '\\mFINALIZE\\s*$' THEN
+        apply := NULL;
+        note := 'the target detached the partition at once';
+      ELSE
+        apply := regexp_replace(apply, '\\s+CONCURRENTLY\\s*$', '', 'i');
+      END IF;
+    ELSIF tag IN ('CREATE TABLE AS', 'SELECT INTO') AND created IS NOT NULL THEN
+      apply := ${CONTROL}.ddl_table_definition(created);
+      note := 'created empty: its rows are copied when it joins the stream';
+    END IF;
+
+    id := nextval('${CONTROL}.ddl_id');
+    who := CASE WHEN current_setting('role') = 'none' THEN session_user::text ELSE current_setting('role') END;
+    FOR q IN SELECT s.queue FROM ${CONTROL}.ddl_stream s
+              WHERE s.queue IS NOT NULL AND s.mode = 'follow' AND (cardinality(pubs) = 0 OR s.publication = pubs[1]) LOOP
+      EXECUTE format('INSERT INTO ${CONTROL}.%I (id, at, command, object, statement, apply, search_path, role, shared, joins, note, fills)
+                      VALUES ($1, now(), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)', q)
+        USING id, tag, array_to_string(objects, ', '), stmt, apply, app_path, who, cardinality(pubs) = 0, nullif(joins, '{}'), note, nullif(fills, '[]');
+    END LOOP;
+  END $f$`;
+}
+function queueTableSql(queue) {
+  const q = `${S}.${quoteIdent(queue)}`;
+  return [
+    `CREATE SCHEMA IF NOT EXISTS ${S}`,
+    `CREATE TABLE IF NOT EXISTS ${q} (
+       id bigint PRIMARY KEY,
+       at timestamptz NOT NULL,
+       command text NOT NULL,
+       object text NOT NULL,
+       statement text NOT NULL,
+       apply text,
+       search_path text NOT NULL,
+       role text,
+       shared boolean NOT NULL DEFAULT false,
+       joins text[],
+       note text,
+       fills jsonb,
+       applied_at timestamptz,
+       error text,
+       acknowledged_at timestamptz)`,
+    `ALTER TABLE ${q} ADD COLUMN IF NOT EXISTS fills jsonb`
+  ];
+}
+var EVENT_TRIGGERS = [
+  { name: "pgshift_ddl", sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${S}.ddl_capture()` },
+  { name: "pgshift_ddl_drop", sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${S}.ddl_capture()` },
+  { name: "pgshift_ddl_start", sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${S}.ddl_capture()` }
+];
+
+// src/pg/ddl.ts
+async function canInstallEventTriggers(c) {
+  const r = await c.query(
+    `SELECT current_user AS role, r.rolsuper OR CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser')
+              THEN pg_has_role(current_user, 'rds_superuser', 'MEMBER') ELSE false END AS ok
+       FROM pg_roles r WHERE r.rolname = current_user`
+  );
+  return r.rows[0];
+}
+async function requireDdlCapture(c, plan, sourceLabel) {
+  const mode = ddlMode(plan);
+  if (mode === "off") return;
+  const { ok, role } = await canInstallEventTriggers(c);
+  if (ok) return;
+  throw gateRefused(
+    "source.privilege.event-trigger",
+    `source ${sourceLabel}: role ${role} cannot create the event trigger that cdc.ddl: ${mode} needs (superuser or rds_superuser only)`,
+    `connect as a superuser (on RDS: GRANT rds_superuser TO ${role}), or set cdc.ddl: off in the plan (a schema change on the source then stops the stream until it is applied on the target)`
+  );
+}
+function ddlQueueOf(plan, stream) {
+  return ddlMode(plan) === "follow" ? ddlQueueTable(stream) : void 0;
+}
+async function installDdlCapture(c, plan, record2) {
+  const mode = ddlMode(plan);
+  if (mode === "off") return;
+  await c.query("BEGIN");
+  try {
+    await c.query(`SELECT pg_advisory_xact_lock(hashtext('pgshift.ddl'))`);
+    for (const sql of captureObjectsSql()) await c.query(sql);
+    const queue = ddlQueueOf(plan, record2.group);
+    if (queue) for (const sql of queueTableSql(queue)) await c.query(sql);
+    const position = plan.groups.findIndex((g) => g.name === record2.group);
+    const group2 = plan.groups[position];
+    const regexps = (patterns) => JSON.stringify(patterns.map(patternRegExps));
+    await c.query(
+      `INSERT INTO ${S}.ddl_stream (publication, stream, migration, queue, position, include, exclude, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+       ON CONFLICT (publication) DO UPDATE SET stream = EXCLUDED.stream, migration = EXCLUDED.migration, queue = EXCLUDED.queue,
+         position = EXCLUDED.position, include = EXCLUDED.include, exclude = EXCLUDED.exclude, mode = EXCLUDED.mode`,
+      // A stream that is no group of the plan (a DMS batch-apply companion) places no new table.
+      [record2.publication, record2.group, plan.name, queue ?? null, position < 0 ? 1e3 : position, group2 ? regexps(group2.tables) : "[]", group2 ? regexps(group2.exclude) : "[]", mode]
+    );
+    const existing = new Set((await c.query(`SELECT evtname FROM pg_event_trigger WHERE evtname LIKE 'pgshift\\_ddl%'`)).rows.map((r) => r.evtname));
+    for (const t of EVENT_TRIGGERS) if (!existing.has(t.name)) await c.query(t.sql);
+    if (queue) await publishQueue(c, record2.publication, queue);
+    await c.query("COMMIT");
+  } catch (err) {
+    await c.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+}
+async function publishQueue(c, publication, queue) {
+  const r = await c.query(
+    `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1) AS pub,
+            EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = 'pgshift' AND tablename = $2) AS member`,
+    [publication, queue]
+  );
+  if (r.rows[0].pub && !r.rows[0].member) await c.query(`ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${S}.${quoteIdent(queue)}`);
+}
+
+// src/phases/stream-source.ts
+var DMS_TASKS_PHASE = "cdc:dms:tasks";
+async function journaledDmsTasks(journal) {
+  return (journal && (await journal.phaseState(DMS_TASKS_PHASE))?.detail)?.tasks ?? [];
+}
+function newStreamRecord(plan, group2) {
+  return {
+    group: group2,
+    slot: slotName(plan.name, group2),
+    publication: publicationName(plan.name, group2),
+    subscription: subscriptionName(plan.name, group2),
+    snapshotMode: plan.snapshot,
+    snapshotLsn: null,
+    state: "preparing"
+  };
+}
+function dmsTablesOf(plan, tables) {
+  return tables.map((t) => {
+    const s = plan.tables[`${t.schema}.${t.name}`] ?? {};
+    return {
+      schema: t.schema,
+      name: t.name,
+      lob: s.lobMode ? { mode: s.lobMode, maxSizeKb: s.lobMaxSizeKb ?? plan.cdc.dms.lobMaxSizeKb } : void 0,
+      batchApply: s.batchApply ?? false
+    };
+  });
+}
+function dmsTaskPlans(plan, group2) {
+  return splitByBatchApply(dmsTablesOf(plan, group2.tables)).map((tp) => {
+    const stream = tp.suffix === "batch" ? batchStreamName(group2.name) : group2.name;
+    return { ...tp, stream, tables: [...tp.tables, { schema: CONTROL_SCHEMA, name: heartbeatTable(stream), batchApply: tp.batchApply }] };
+  }).sort((a, b) => Number(a.stream !== group2.name) - Number(b.stream !== group2.name));
+}
+function streamSource(ctx) {
+  const { plan } = ctx;
+  const single = (group2, main) => [{ record: main, tables: group2.tables }];
+  const requireDdl = (c) => requireDdlCapture(c, plan, ctx.source.label);
+  if (plan.cdc.engine === "native") {
+    return {
+      plugin: "pgoutput",
+      require: requireDdl,
+      parts: single,
+      prepare: async (c, { record: record2, tables }) => {
+        await installDdlCapture(c, plan, record2);
+        await createPublication(c, record2.publication, tables, heartbeatTable(record2.group), ddlQueueOf(plan, record2.group));
+      },
+      drop: (c, record2) => dropPublication(c, record2.publication)
+    };
+  }
+  const parts = (group2, main) => {
+    const tasks = dmsTaskPlans(plan, group2);
+    if (tasks.length === 1) return single(group2, main);
+    const tablesOf = (tp) => {
+      const names = new Set(tp.tables.map(displayName));
+      return group2.tables.filter((t) => names.has(displayName(t)));
+    };
+    const [own2, ...companions] = tasks;
+    return [
+      { record: main, tables: tablesOf(own2) },
+      ...companions.map((tp) => ({ record: { ...newStreamRecord(plan, tp.stream), snapshotMode: main.snapshotMode, snapshotLsn: main.snapshotLsn, state: main.state }, tables: tablesOf(tp) }))
+    ];
+  };
+  if (plan.cdc.dms.plugin === "test_decoding") {
+    return {
+      plugin: "test_decoding",
+      require: requireDdl,
+      parts,
+      prepare: (c, { record: record2 }) => installDdlCapture(c, plan, record2),
+      drop: async () => false
+    };
+  }
+  return {
+    plugin: "pglogical",
+    require: async (c) => {
+      await requirePglogical(c, ctx.source.label);
+      await requireDdl(c);
+    },
+    parts,
+    prepare: async (c, { record: record2, tables }) => {
+      await installDdlCapture(c, plan, record2);
+      await ensurePglogicalNode(c, toConninfo(parseServerUrl(plan.source.url), { withPassword: false }));
+      const heartbeat = { schema: CONTROL_SCHEMA, name: heartbeatTable(record2.group), primaryKey: ["group_name"] };
+      await ensureReplicationSets(c, record2.slot, [...tables, heartbeat], ctx.log);
+    },
+    drop: (c, record2) => dropReplicationSets(c, record2.slot)
+  };
+}
+
+// src/pg/sequences.ts
+async function readSequence(c, s) {
+  const r = await c.query(`SELECT last_value::text, is_called FROM ${qualify(s)}`);
+  return { lastValue: BigInt(r.rows[0].last_value), isCalled: r.rows[0].is_called };
+}
+async function syncSequences(source, target, margin = 0n, only, options = {}) {
+  const sequences = (await listSequences(source)).filter((s) => !only || only(s));
+  const done = [];
+  for (const s of sequences) {
+    const { lastValue, isCalled } = await readSequence(source, s);
+    let value = lastValue + (margin > 0n ? margin : 0n);
+    const max = BigInt(s.maxValue);
+    if (value > max) {
+      throw failure("sequence.limit", `sequence ${qualify(s)} would pass its maximum ${s.maxValue} (value ${value})`, "lower cutover.sequenceMargin or widen the sequence type");
+    }
+    if (options.neverBackwards) {
+      const current = await readSequence(target, s);
+      if (current.isCalled && current.lastValue > value) value = current.lastValue;
+    }
+    const called = margin > 0n || value !== lastValue ? true : isCalled;
+    await target.query("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3)", [qualify(s), value.toString(), called]);
+    done.push({ sequence: qualify(s), sourceValue: lastValue.toString(), targetValue: value.toString(), isCalled: called });
+  }
+  return done;
+}
+
+// src/pg/snapshot.ts
+var SnapshotHolder = class _SnapshotHolder {
+  constructor(session, slot, lsn, lsnText, snapshotName) {
+    this.session = session;
+    this.slot = slot;
+    this.lsn = lsn;
+    this.lsnText = lsnText;
+    this.snapshotName = snapshotName;
+  }
+  session;
+  slot;
+  lsn;
+  lsnText;
+  snapshotName;
+  static async createSlot(ep, slot, plugin, serverVersionNum2) {
+    if (!/^[a-z0-9_]{1,63}$/.test(slot)) throw failure("slot.name", `invalid replication slot name ${slot}`);
+    const session = await connect(ep, { replication: true, applicationName: "pgshift snapshot" });
+    noteChange(`replication slot ${slot} on the ${ep.role}`);
+    try {
+      const command = serverVersionNum2 >= 15e4 ? `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} (SNAPSHOT 'export')` : `CREATE_REPLICATION_SLOT ${slot} LOGICAL ${plugin} EXPORT_SNAPSHOT`;
+      const r = await session.query(command);
+      const row = r.rows[0];
+      return new _SnapshotHolder(session, slot, parseLsn(row.consistent_point), row.consistent_point, row.snapshot_name);
+    } catch (err) {
+      await session.end().catch(() => {
+      });
+      const e = err;
+      if (e.code === "42710") {
+        throw failure("slot.exists", `replication slot ${slot} already exists on the source`, "run pgshift full-load --restart to start this group again from a new slot, or pgshift teardown");
+      }
+      if (e.code === "53400") {
+        throw failure("slot.limit", `cannot create replication slot ${slot}: ${e.message}`, "raise max_replication_slots on the source or drop unused slots");
+      }
+      throw failure("slot.create", `cannot create replication slot ${slot}: ${e.message}`, void 0, err);
+    }
+  }
+  /** Ends the holder session: the exported snapshot can no longer be imported. The slot stays. */
+  async release() {
+    await this.session.end().catch(() => {
+    });
+  }
+};
+async function importSnapshot(c, snapshotName) {
+  await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  try {
+    await c.query(`SET TRANSACTION SNAPSHOT '${snapshotName.replace(/'/g, "''")}'`);
+  } catch (err) {
+    await c.query("ROLLBACK").catch(() => {
+    });
+    throw failure(
+      "snapshot.gone",
+      `the exported snapshot ${snapshotName} can no longer be imported (${err.message})`,
+      "the session holding it has ended; run pgshift full-load --restart to start the group again from a new slot",
+      err
+    );
+  }
+}
+async function dropSlot(c, slot) {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const r = await c.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+    if (r.rowCount === 0) return false;
+    noteChange(`replication slot ${slot} dropped`);
+    const pid = r.rows[0].active_pid;
+    if (pid) {
+      await c.query("SELECT pg_terminate_backend($1)", [pid]);
+      await new Promise((res) => setTimeout(res, 250));
+      continue;
+    }
+    try {
+      await c.query("SELECT pg_drop_replication_slot($1)", [slot]);
+      return true;
+    } catch (err) {
+      if (err.code === "55006") {
+        await new Promise((res) => setTimeout(res, 250));
+        continue;
+      }
+      throw err;
+    }
+  }
+  throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
+}
+
+// src/phases/load-progress.ts
+var LoadProgress = class {
+  constructor(log, persist) {
+    this.log = log;
+    this.persist = persist;
+  }
+  log;
+  persist;
+  tables = /* @__PURE__ */ new Map();
+  bytes = 0;
+  rows = 0;
+  started = Date.now();
+  timers = [];
+  /** Start drawing (and persisting) once the tables are known. */
+  start() {
+    if (this.log.board) this.timers.push(setInterval(() => this.log.board(this.bars()), 250));
+    else this.timers.push(setInterval(() => this.log.progress("full-load", this.line()), 5e3));
+    if (this.persist) this.timers.push(setInterval(() => void this.persist(this.snapshot()).catch(() => {
+    }), 5e3));
+    for (const t of this.timers) t.unref();
+  }
+  track(group2, table2, estimatedBytes, parts, indexesExpected, state = "waiting", partsDone = 0) {
+    this.tables.set(displayName(table2), { group: group2, table: displayName(table2), parts, partsDone, rows: 0, bytes: 0, estimatedBytes, state, indexes: 0, indexesExpected, seconds: 0 });
+  }
+  get(table2) {
+    return this.tables.get(displayName(table2));
+  }
+  /**
+   * A part of the table starts copying. Returns the byte meter for its COPY stream, bound to the
+   * table's entry: it runs once per chunk, so it does no lookup.
+   */
+  copying(table2) {
+    const t = this.get(table2);
+    if (t.state === "waiting") {
+      t.state = "copying";
+      t.startedAt = Date.now();
+    }
+    return (n) => {
+      this.bytes += n;
+      t.bytes += n;
+    };
+  }
+  /** A part (or a whole table) committed. Returns true when it was the table's last part. */
+  partDone(table2, rows) {
+    const t = this.get(table2);
+    t.rows += rows;
+    this.rows += rows;
+    t.partsDone++;
+    if (t.partsDone < t.parts) return false;
+    t.state = t.indexesExpected > 0 ? "indexing" : "done";
+    t.seconds = (Date.now() - (t.startedAt ?? Date.now())) / 1e3;
+    return true;
+  }
+  indexBuilt(table2) {
+    const t = this.get(table2);
+    t.indexes++;
+    if (t.state === "indexing" && t.indexes >= t.indexesExpected) t.state = "done";
+  }
+  snapshot() {
+    const secs = Math.max((Date.now() - this.started) / 1e3, 1e-3);
+    const rate = this.bytes / secs;
+    const all = [...this.tables.values()];
+    const todo = all.filter((t) => t.state !== "skipped");
+    const estimatedBytes = todo.reduce((n, t) => n + t.estimatedBytes, 0);
+    const remaining = todo.reduce((n, t) => n + (t.state === "waiting" || t.state === "copying" ? Math.max(t.estimatedBytes - t.bytes, 0) : 0), 0);
+    return {
+      bytes: this.bytes,
+      estimatedBytes,
+      rows: this.rows,
+      bytesPerSecond: Math.round(rate),
+      etaSeconds: rate > 0 ? Math.round(remaining / rate) : null,
+      tablesDone: all.filter((t) => t.state === "done" || t.state === "skipped" || t.state === "indexing").length,
+      tables: all.length,
+      active: all.filter((t) => t.state === "copying" || t.state === "indexing").map((t) => ({ table: t.table, bytes: t.bytes, estimatedBytes: t.estimatedBytes, partsDone: t.partsDone, parts: t.parts, state: t.state })),
+      at: (/* @__PURE__ */ new Date()).toISOString()
+    };
+  }
+  line() {
+    const s = this.snapshot();
+    return `full-load: ${s.tablesDone}/${s.tables} tables, ${formatBytes(s.bytes)} copied, ${formatBytes(s.bytesPerSecond)}/s, ${s.rows} rows in finished tables, ETA \u2264 ${s.etaSeconds ?? "?"} s`;
+  }
+  bars() {
+    const s = this.snapshot();
+    const lines = [`${bar(s.bytes, s.estimatedBytes)} all     ${formatBytes(s.bytes)} of \u2264${formatBytes(s.estimatedBytes)}  ${formatBytes(s.bytesPerSecond)}/s  ${s.tablesDone}/${s.tables} tables  ETA \u2264 ${s.etaSeconds ?? "?"} s`];
+    for (const a of s.active.slice(0, 8)) {
+      const parts = a.parts > 1 ? ` parts ${a.partsDone}/${a.parts}` : "";
+      lines.push(`${bar(a.bytes, a.estimatedBytes)} ${a.state === "indexing" ? "index " : "copy  "} ${a.table}${parts}  ${formatBytes(a.bytes)}`);
+    }
+    return lines;
+  }
+  /** Per-table figures for the result and the job summary, largest first. */
+  results() {
+    return [...this.tables.values()].sort((a, b) => b.bytes - a.bytes || b.estimatedBytes - a.estimatedBytes);
+  }
+  stop() {
+    for (const t of this.timers) clearInterval(t);
+    this.log.board?.([]);
+  }
+};
+function bar(done, total, width = 24) {
+  const f = total > 0 ? Math.min(done / total, 1) : 1;
+  const full = Math.round(f * width);
+  return `[${"#".repeat(full)}${".".repeat(width - full)}] ${String(Math.round(f * 100)).padStart(3)}%`;
+}
+
+// src/phases/full-load.ts
+var PRE_DATA = "full-load:pre-data";
+var LARGE_OBJECTS = "full-load:large-objects";
+var POST_DATA = "full-load:post-data";
+var REPLICA = "full-load:replica";
+var REPLICA_IDENTITY = "source:replica-identity";
+var progressPhase = (group2) => `full-load:progress:${group2 ?? "*"}`;
+function exportedPoint(ctx, holder) {
+  return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c) => importSnapshot(c, holder.snapshotName), check: () => {
+  } };
+}
+function replicaPoint(endpoint, paused) {
+  return {
+    endpoint,
+    lsnText: paused.lsn,
+    begin: async (c) => {
+      await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      await paused.requireAt(c);
+    },
+    check: () => paused.check()
+  };
+}
+async function saveStreams(journal, x, state, lsn = x.record.snapshotLsn) {
+  for (const { record: record2 } of x.parts) {
+    record2.state = state;
+    record2.snapshotLsn = lsn;
+    await journal.saveStream(record2);
+  }
+}
+async function runFullLoad(ctx, options = {}) {
+  const started = Date.now();
+  const { plan, log } = ctx;
+  const s = await openSessions(ctx);
+  const holders = [];
+  let paused;
+  let dump;
+  let progress;
+  let indexes;
+  try {
+    await requireLogicalSource(s, ctx);
+    const stream = streamSource(ctx);
+    await stream.require(s.source);
+    const dumpTool = await findTool("pg_dump", plan.fullLoad.pgBinDir);
+    requireDumpForSource(dumpTool, majorOf(s.sourceVersion));
+    const restoreTool = await findTool("pg_restore", plan.fullLoad.pgBinDir);
+    const groups = await resolveGroups(ctx, s.source, s.sourceVersion, options.group);
+    const scope = options.group ?? "*";
+    await claimGroups(s.target, plan.name, groups.map((g) => g.name));
+    const prior = await Journal.find(s.target, plan.name);
+    const existing = new Map((prior ? await prior.streams() : []).map((r) => [r.group, r]));
+    const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
+    if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
+    const pausedMode = plan.snapshot === "paused-replica";
+    const actions = new Map(groups.map((g) => [g, decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode })]));
+    if (options.restart) {
+      const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
+      const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
+      if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
+    }
+    for (const [group2, action] of actions) {
+      if (action === "refuse-cut-over") {
+        throw gateRefused("full-load.cut-over", `group ${group2.name} is ${existing.get(group2.name).state}: the target is the application's database now, and a reload would clear its tables`, "nothing to restart; pgshift teardown removes what is left of the migration");
+      }
+      if (action !== "refuse-interrupted") continue;
+      throw gateRefused(
+        "full-load.interrupted",
+        `group ${group2.name}: an earlier full load stopped while loading; its ${existing.get(group2.name).snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
+        `run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
+      );
+    }
+    const loading = groups.filter((g) => actions.get(g) !== "skip");
+    const streamsToLoad = loading.flatMap((g) => stream.parts(g, newStreamRecord(plan, g.name)).map((p) => p.record.slot));
+    const slotsNeeded = streamsToLoad.length - await existingSlots(s, streamsToLoad);
+    const preflight = loading.length ? await preflightLoad(ctx, s, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
+    const journal = await Journal.open(s.target, plan.name, {
+      source: ctx.source.label,
+      target: ctx.target.label,
+      sourceVersion: s.sourceVersion,
+      targetVersion: s.targetVersion
+    });
+    await journal.startPhase("full-load", { groups: groups.map((g) => g.name) });
+    await applyReplicaIdentityConsent(ctx, s, journal, preflight.setReplicaIdentityFull);
+    const results = [];
+    const toLoad = [];
+    for (const [group2, action] of actions) {
+      const priorRecord = existing.get(group2.name);
+      if (action === "skip") {
+        log.info(`group ${group2.name}: already loaded at ${priorRecord.snapshotLsn} (state ${priorRecord.state}); nothing to do`);
+        results.push({ group: group2.name, slot: priorRecord.slot, publication: priorRecord.publication, snapshotLsn: priorRecord.snapshotLsn ?? "", tables: group2.tables.length, rows: 0, bytes: 0, skipped: group2.tables.length });
+        continue;
+      }
+      if (action === "reset") await resetGroup(s, ctx, journal, stream, group2, existing);
+      const record2 = action === "continue" ? priorRecord : newStreamRecord(plan, group2.name);
+      toLoad.push({ group: group2, record: record2, parts: stream.parts(group2, record2) });
+    }
+    if (pausedMode && toLoad.length > 0) {
+      const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
+      paused = await pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, options);
+      const mine = new Set(groups.map((g) => g.name));
+      paused.shouldResume = async () => !await anotherGroupLoading(s.target, journal, plan.groups.map((g) => g.name).filter((g) => !mine.has(g)));
+      const point = replicaPoint(replicaEp, paused);
+      for (const x of toLoad) {
+        x.point = point;
+        await saveStreams(journal, x, "loading", paused.lsn);
+        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
+      }
+    } else {
+      for (const x of toLoad) {
+        await prepareGroupObjects(s, journal, stream, x);
+        for (const part of x.parts.slice(1)) await ensureSlot(s.source, part.record.slot, stream.plugin);
+        const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, stream.plugin, s.sourceVersion);
+        holders.push(holder);
+        await saveStreams(journal, x, "loading", holder.lsnText);
+        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
+        log.info(`group ${x.group.name}: slot ${x.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
+        x.point = exportedPoint(ctx, holder);
+      }
+    }
+    if (toLoad.length > 0 && !preDataDone) {
+      await withStepLock(s.target, PRE_DATA, async () => {
+        if ((await journal.phaseState(PRE_DATA))?.state === "done") return;
+        log.info("schema: restoring pre-data (types, tables, functions) on the target");
+        dump ??= await dumpSchema(dumpTool, toLoad[0].point.endpoint, toLoad[0].point.snapshotName);
+        const listFile = await preDataList(restoreTool, dump);
+        await restoreSection(restoreTool, ctx.target, dump, "pre-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile });
+        await journal.finishPhase(PRE_DATA, "done");
+      });
+    }
+    for (const { record: record2 } of toLoad.flatMap((x) => x.parts)) await ensureHeartbeat(s.target, heartbeatTable(record2.group), record2.group);
+    const sessionName = loadSessionName(plan.name, scope);
+    const prog = progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(options.group), "running", snap));
+    const early = await earlyIndexes(s.source, toLoad.flatMap((x) => x.group.tables));
+    indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
+      if (isAnalyze(step)) return;
+      prog.indexBuilt(step.table);
+      logIndexBuilt(log, step, ms, built);
+    });
+    const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
+    const tasks = [];
+    const completeSplits = [];
+    const perGroup = /* @__PURE__ */ new Map();
+    const finished = (await journal.tableProgress()).filter((p) => p.state === "done");
+    for (const x of toLoad) {
+      const planned = await planGroup(ctx, journal, finished, x, s.sourceVersion, clear, sessionName);
+      perGroup.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
+      for (const t of planned.skipped) {
+        prog.track(x.group.name, t, t.bytes, 1, indexesOf(early, t).length, "skipped");
+        indexes.add(indexesOf(early, t));
+      }
+      for (const [table2, parts] of planned.parts) prog.track(x.group.name, table2, table2.bytes, parts.total, indexesOf(early, table2).length, "waiting", parts.done);
+      for (const c of planned.complete) {
+        prog.track(x.group.name, c.table, c.table.bytes, c.parts, indexesOf(early, c.table).length, "skipped");
+        completeSplits.push({ group: x.group.name, ...c });
+      }
+      tasks.push(...planned.tasks);
+    }
+    tasks.sort((a, b) => b.estimatedBytes - a.estimatedBytes);
+    prog.start();
+    for (const { group: group2, table: table2, parts } of completeSplits) {
+      await recordSplitTableDone(s.target, journal.migration, group2, table2, parts);
+      indexes.add(indexesOf(early, table2));
+    }
+    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied, target) => {
+      const totals = perGroup.get(task.group);
+      totals.rows += copied.rows;
+      totals.bytes += copied.bytes;
+      if (!prog.partDone(task.table, copied.rows)) return;
+      if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
+      indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
+    });
+    await indexes.drain();
+    prog.stop();
+    await journal.setPhaseDetail(progressPhase(options.group), "done", prog.snapshot());
+    for (const x of toLoad) {
+      const { group: group2, record: record2, point } = x;
+      await saveStreams(journal, x, "loaded");
+      const totals = perGroup.get(group2.name);
+      results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: point.lsnText, tables: group2.tables.length, ...totals });
+    }
+    if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
+      await withStepLock(s.target, LARGE_OBJECTS, async () => {
+        if ((await journal.phaseState(LARGE_OBJECTS))?.state === "done") return;
+        const point = toLoad[0].point;
+        const reader = await connect(point.endpoint, { applicationName: "pgshift large objects" });
+        try {
+          await point.begin(reader);
+          const lo = await copyLargeObjects(reader, s.target, plan.fullLoad.ownership === "keep");
+          await reader.query("COMMIT");
+          if (lo.objects) log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
+          await journal.finishPhase(LARGE_OBJECTS, "done", lo);
+        } finally {
+          await reader.end().catch(() => {
+          });
+        }
+      });
+    }
+    for (const h of holders.splice(0)) await h.release();
+    if (paused && await paused.release()) await journal.finishPhase(REPLICA, "done", { lsn: paused.lsn });
+    let postData = "already-done";
+    let sequences = 0;
+    const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g) => g.name));
+    if ((await journal.phaseState(POST_DATA))?.state !== "done") {
+      postData = "waiting-for-groups";
+      if (allLoaded) {
+        await withStepLock(s.target, POST_DATA, async () => {
+          if ((await journal.phaseState(POST_DATA))?.state === "done") return;
+          const allGroups = options.group ? await resolveGroups(ctx, s.source, s.sourceVersion) : groups;
+          dump ??= await dumpSchema(dumpTool, ctx.source, void 0);
+          sequences = await runPostData(ctx, s, restoreTool, dump, allGroups);
+          await journal.finishPhase(POST_DATA, "done");
+          postData = "done";
+        });
+      } else {
+        log.info("post-data waits until every group of the plan is loaded");
+      }
+    }
+    const rows = results.reduce((n, r) => n + r.rows, 0);
+    const bytes = results.reduce((n, r) => n + r.bytes, 0);
+    const seconds = (Date.now() - started) / 1e3;
+    const result = {
+      groups: results,
+      tables: prog.results(),
+      rows,
+      bytes,
+      seconds,
+      rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows,
+      indexesBuiltEarly: indexes.built,
+      postData,
+      sequences
+    };
+    await journal.finishPhase("full-load", allLoaded ? "done" : "partial", { ...result, tables: void 0 });
+    return result;
+  } finally {
+    progress?.stop();
+    await indexes?.close();
+    await paused?.release();
+    for (const h of holders) await h.release();
+    dump?.dispose();
+    await s.close();
+  }
+}
+var tableKey2 = (t) => `${t.schema}.${t.name}`;
+async function planTasks(ctx, c, sourceVersion, group2, point, tables) {
+  const { splitTablesLargerThan, maxPartsPerTable } = ctx.plan.fullLoad;
+  const tidRangeScans = sourceVersion >= 14e4;
+  const tasks = [];
+  for (const t of tables) {
+    const n = partCount(t.bytes, splitTablesLargerThan, maxPartsPerTable);
+    let plan = { kind: "whole" };
+    const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : void 0;
+    if (n > 1 && !tidRangeScans && pk && INTEGER_TYPES.includes(pk.type)) {
+      const r = await c.query(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
+      if (r.rows[0].lo !== null) plan = { kind: "key", column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r.rows[0].lo), BigInt(r.rows[0].hi), n) };
+    } else if (n > 1) {
+      const r = await c.query(`SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::text AS blocks`, [qualify(t)]);
+      plan = { kind: "ctid", bounds: blockBounds(Number(r.rows[0].blocks), n) };
+    }
+    if (plan.kind === "whole" || plan.bounds.length === 0) {
+      tasks.push({ group: group2, table: t, point, part: 0, parts: 1, estimatedBytes: t.bytes });
+      continue;
+    }
+    const parts = plan.bounds.length + 1;
+    for (let i = 0; i < parts; i++) {
+      const where = partCondition(plan, i, plan.kind === "key" ? quoteIdent(plan.column) : void 0);
+      tasks.push({ group: group2, table: t, point, part: i + 1, parts, where, estimatedBytes: t.bytes / parts });
+    }
+  }
+  return tasks;
+}
+async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clear, sessionName) {
+  const finished = finishedInJournal.filter((p) => p.group === x.group.name);
+  const wholeDone = new Set(finished.filter((p) => p.part === 0).map(tableKey2));
+  const partsDone = /* @__PURE__ */ new Map();
+  for (const p of finished.filter((f) => f.part > 0)) {
+    const m = partsDone.get(tableKey2(p)) ?? /* @__PURE__ */ new Map();
+    m.set(p.part, p.condition);
+    partsDone.set(tableKey2(p), m);
+  }
+  const skipped = x.group.tables.filter((t) => wholeDone.has(tableKey2(t)));
+  const pending = x.group.tables.filter((t) => !wholeDone.has(tableKey2(t)));
+  const planner = await connect(x.point.endpoint, { applicationName: "pgshift plan" });
+  let planned;
+  try {
+    planned = await planTasks(ctx, planner, sourceVersion, x.group.name, x.point, pending);
+  } finally {
+    await planner.end().catch(() => {
+    });
+  }
+  const result = { tasks: [], skipped, complete: [], parts: /* @__PURE__ */ new Map() };
+  const toClear = [];
+  for (const t of pending) {
+    const mine = planned.filter((task) => task.table === t);
+    if (mine[0].part === 0) {
+      result.tasks.push(mine[0]);
+      result.parts.set(t, { total: 1, done: 0 });
+      continue;
+    }
+    const done = partsDone.get(tableKey2(t)) ?? /* @__PURE__ */ new Map();
+    const reusable = done.size > 0 && [...done].every(([part, condition]) => mine.some((m) => m.part === part && m.where === condition));
+    if (!reusable) toClear.push(t);
+    const remaining = reusable ? mine.filter((m) => !done.has(m.part)) : mine;
+    if (remaining.length === 0) result.complete.push({ table: t, parts: mine.length });
+    else {
+      result.tasks.push(...remaining);
+      result.parts.set(t, { total: mine.length, done: mine.length - remaining.length });
+    }
+    ctx.log.info(`${displayName(t)}: split into ${mine.length} parts${reusable ? `, ${mine.length - remaining.length} already copied` : ""}`);
+  }
+  if (toClear.length) {
+    const t = await openTarget(ctx, sessionName);
+    try {
+      for (const table2 of toClear) {
+        await t.query("BEGIN");
+        if (clear === "truncate") await t.query(`TRUNCATE ${qualify(table2)}`);
+        else {
+          await t.query("SET LOCAL session_replication_role = replica");
+          await t.query(`DELETE FROM ${qualify(table2)}`);
+        }
+        await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table2.schema, table2.name]);
+        await t.query("COMMIT");
+      }
+    } finally {
+      await t.end().catch(() => {
+      });
+    }
+  }
+  return result;
+}
+async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, onDone) {
+  const workers = [];
+  try {
+    await runPool(tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
+      let w = workers[id];
+      if (!w) {
+        const source = await connect(task.point.endpoint, { applicationName: "pgshift copy" });
+        const target = await openTarget(ctx, sessionName).catch(async (err) => {
+          await source.end();
+          throw err;
+        });
+        w = workers[id] = { source, target };
+        await Promise.all([useCopySettings(source), useCopySettings(target)]);
+      }
+      task.point.check();
+      const r = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
+      await onDone(task, r, w.target);
+    });
+  } finally {
+    await Promise.all(workers.filter(Boolean).flatMap((w) => [w.source.end().catch(() => {
+    }), w.target.end().catch(() => {
+    })]));
+  }
+}
+async function copyOnePart(source, target, migration, task, progress, clear, format) {
+  const table2 = task.table;
+  await task.point.begin(source);
+  await target.query("BEGIN");
+  try {
+    if (task.part === 0) {
+      if (clear === "truncate") await target.query(`TRUNCATE ${qualify(table2)}`);
+      else {
+        await target.query("SET LOCAL session_replication_role = replica");
+        await target.query(`DELETE FROM ${qualify(table2)}`);
+      }
+    } else if (clear === "delete") {
+      await target.query("SET LOCAL session_replication_role = replica");
+    }
+    const r = await copyTable(source, target, table2, {
+      onBytes: progress.copying(table2),
+      where: task.where,
+      freeze: task.part === 0 && clear === "truncate",
+      format
+    });
+    await target.query(progressSql.upsert, [migration, task.group, table2.schema, table2.name, task.part, "done", r.rows, r.bytes, task.where ?? null]);
+    await target.query("COMMIT");
+    await source.query("COMMIT");
+    return r;
+  } catch (err) {
+    await target.query("ROLLBACK").catch(() => {
+    });
+    await source.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+}
+async function recordSplitTableDone(c, migration, group2, table2, parts) {
+  await c.query(
+    `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
+     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
+      WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
+     ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
+    [migration, group2, table2.schema, table2.name, parts]
+  );
+}
+async function runPostData(ctx, s, restoreTool, dump, groups) {
+  const { plan, log } = ctx;
+  const sessionName = postDataSessionName(plan.name);
+  await endSessions(s.target, [sessionName]);
+  const early = [...(await earlyIndexes(s.source, groups.flatMap((g) => g.tables))).values()].flat();
+  const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
+    if (!isAnalyze(step)) logIndexBuilt(log, step, ms, built);
+  });
+  try {
+    queue.add(early);
+    await queue.drain();
+  } finally {
+    await queue.close();
+  }
+  log.info("schema: constraints, triggers, foreign keys and the remaining indexes (post-data)");
+  const listFile = await postDataList(restoreTool, dump, early);
+  await restoreSection(restoreTool, ctx.target, dump, "post-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile, sessionName });
+  const sequences = (await syncSequences(s.source, s.target)).length;
+  await refreshMaterializedViews(s, log);
+  log.info(`sequences: ${sequences} set from the source`);
+  const unanalyzed = await s.target.query(
+    `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS t FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> 'pgshift'`
+  );
+  for (const r of unanalyzed.rows) await s.target.query(`ANALYZE ${r.t}`);
+  for (const p of groups.flatMap((g) => g.parents)) await s.target.query(`ANALYZE ${qualify(p)}`);
+  return sequences;
+}
+function logIndexBuilt(log, b, ms, built) {
+  if (!built) return;
+  const line = `index ${b.index} on ${displayName(b.table)} built in ${(ms / 1e3).toFixed(1)} s`;
+  if (ms >= 1e3) log.info(line);
+  else log.debug(line);
+}
+async function prepareGroupObjects(s, journal, stream, x) {
+  for (const part of x.parts) {
+    await journal.saveStream(part.record);
+    await ensureHeartbeat(s.source, heartbeatTable(part.record.group), part.record.group);
+    await stream.prepare(s.source, part);
+  }
+}
+async function ensureSlot(c, slot, plugin) {
+  const exists2 = await c.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+  if (!exists2.rowCount) await c.query(`SELECT pg_create_logical_replication_slot($1, $2)`, [slot, plugin]);
+}
+async function pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, options) {
+  const { plan, log } = ctx;
+  return withStepLock(s.target, REPLICA, async () => {
+    const streams = new Map((await journal.streams()).map((r) => [r.group, r]));
+    const mine = new Set(toLoad.map((x) => x.group.name));
+    const othersPending = plan.groups.map((g) => g.name).filter((g) => !mine.has(g) && (!streams.has(g) || streams.get(g).state === "preparing"));
+    const others = othersPending.length ? (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => othersPending.includes(g.name)) : [];
+    const prepare = [
+      ...toLoad,
+      ...others.map((group2) => {
+        const record2 = streams.get(group2.name) ?? newStreamRecord(plan, group2.name);
+        return { group: group2, record: record2, parts: stream.parts(group2, record2) };
+      })
+    ];
+    for (const x of prepare) {
+      if (x.record.state === "preparing") await prepareGroupObjects(s, journal, stream, x);
+      for (const part of x.parts) await ensureSlot(s.source, part.record.slot, stream.plugin);
+    }
+    const slots = prepare.flatMap((x) => x.parts.map((p2) => p2.record.slot));
+    const limits = plan.fullLoad.pausedReplica;
+    const copied = await groupsWithCopiedRows(journal, toLoad.map((x) => x.group.name));
+    const refuse = (x, why2) => gateRefused(
+      "full-load.replica-moved",
+      `group ${x.group.name} was partly loaded from the replica paused at ${x.record.snapshotLsn}, but ${why2}`,
+      `run pgshift full-load --restart${options.group ? ` --group ${x.group.name}` : ""} to load the group again from a new slot`
+    );
+    const held = await journal.phaseState(REPLICA);
+    const heldAt = held?.state === "running" ? held.detail?.lsn : void 0;
+    let why = "the replica has been resumed since";
+    if (heldAt) {
+      const adopted = await PausedReplica.adopt(replicaEp, s.source, slots, limits, log, heldAt);
+      if (typeof adopted !== "string") {
+        const stale2 = toLoad.find((x) => copied.has(x.group.name) && x.record.snapshotLsn !== adopted.lsn);
+        if (stale2) {
+          await adopted.detach();
+          throw refuse(stale2, `the replica is now paused at ${adopted.lsn}`);
+        }
+        return adopted;
+      }
+      why = adopted;
+    }
+    const stale = toLoad.find((x) => copied.has(x.group.name));
+    if (stale) throw refuse(stale, why);
+    const p = await PausedReplica.pause(replicaEp, s.source, slots, limits, log);
+    await journal.startPhase(REPLICA, { lsn: p.lsn });
+    return p;
+  });
+}
+async function groupsWithCopiedRows(journal, groups) {
+  return new Set((await journal.tableProgress()).filter((p) => p.state === "done" && groups.includes(p.group)).map((p) => p.group));
+}
+async function claimGroups(c, migration, groups) {
+  for (const g of groups) {
+    const r = await c.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok", [migration, g]);
+    if (!r.rows[0].ok) {
+      throw gateRefused("full-load.running", `group ${g} is being loaded by another pgshift process right now`, "wait for it to finish (pgshift status shows its progress) or stop that process first");
+    }
+  }
+  await endSessions(c, [loadSessionName(migration, "*"), ...groups.map((g) => loadSessionName(migration, g))]);
+}
+async function anotherGroupLoading(c, journal, groups) {
+  const streams = new Map((await journal.streams()).map((r) => [r.group, r.state]));
+  for (const g of groups) {
+    const state = streams.get(g);
+    if (state !== "preparing" && state !== "loading") continue;
+    const r = await c.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS free", [journal.migration, g]);
+    if (!r.rows[0].free) return true;
+    await c.query("SELECT pg_advisory_unlock(hashtext($1), hashtext($2))", [journal.migration, g]);
+  }
+  return false;
+}
+async function endSessions(c, names) {
+  const others = `FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1) AND pid <> pg_backend_pid()`;
+  const ended = await c.query(`SELECT pg_terminate_backend(pid) ${others}`, [names]);
+  for (let i = 0; i < 300 && ended.rowCount; i++) {
+    const r = await c.query(`SELECT count(*)::int AS n ${others}`, [names]);
+    if (r.rows[0].n === 0) return;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+async function openTarget(ctx, sessionName) {
+  const c = await connect(ctx.target, { applicationName: sessionName });
+  await c.query(`DO $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN SET client_connection_check_interval = 1000; END IF; END $$`);
+  await c.query(`SET maintenance_work_mem = ${quoteLiteral(ctx.plan.fullLoad.maintenanceWorkMem)}`);
+  return c;
+}
+async function existingSlots(s, slots) {
+  const r = await s.source.query("SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
+  return r.rows[0].n;
+}
+async function applyReplicaIdentityConsent(ctx, s, journal, tables) {
+  if (!tables.length) return;
+  const before = (await journal.phaseState(REPLICA_IDENTITY))?.detail ?? {};
+  for (const t of tables) before[displayName(t)] ??= await replicaIdentityOf(s.source, t);
+  await journal.setPhaseDetail(REPLICA_IDENTITY, "done", before);
+  for (const t of tables) {
+    await setReplicaIdentity(s.source, t, "full");
+    ctx.log.info(`${displayName(t)}: REPLICA IDENTITY FULL on the source (cdc.replicaIdentityFull), so that publishing it leaves its UPDATE and DELETE working`);
+  }
+  await journal.event("full-load", "warn", `REPLICA IDENTITY FULL set on ${tables.map(displayName).join(", ")} (cdc.replicaIdentityFull); teardown restores the previous identity`);
+}
+async function requireEmptyTarget(s, ctx, groups) {
+  const names = groups.flatMap((g) => [...g.tables, ...g.parents]);
+  const r = await s.target.query(
+    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [names.map((t) => t.schema), names.map((t) => t.name)]
+  );
+  if (r.rowCount) {
+    const first = r.rows[0];
+    throw gateRefused(
+      "target.not-empty",
+      `target ${ctx.target.label} already has table ${displayName(first)}${r.rowCount > 1 ? ` and ${r.rowCount - 1} more` : ""} and no pgshift journal says it loaded them`,
+      "load into an empty database (create a new one on the target) or drop those tables"
+    );
+  }
+}
+async function resetGroup(s, ctx, journal, stream, group2, existing) {
+  ctx.log.warn(`group ${group2.name}: restarting \u2014 dropping its stream and reloading its tables`);
+  const companion = batchStreamName(group2.name);
+  const names = ctx.plan.groups.some((g) => g.name === companion) ? [group2.name] : [group2.name, companion];
+  const records = names.map((g) => existing.get(g) ?? newStreamRecord(ctx.plan, g));
+  const resyncs = [...existing.values()].filter((r) => isResyncOf(r.group, group2.name));
+  for (const record2 of [...records, ...resyncs]) await dropSubscription(s.target, record2.subscription);
+  for (const record2 of resyncs) {
+    await dropSlot(s.source, record2.slot);
+    await dropPublication(s.source, record2.publication);
+    await journal.deleteStream(record2.group);
+  }
+  for (const record2 of records) {
+    await dropSlot(s.source, record2.slot);
+    await stream.drop(s.source, record2);
+    if (record2.group !== group2.name) await journal.deleteStream(record2.group);
+  }
+  await s.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group2.name]);
+  await journal.event("full-load", "warn", `group ${group2.name}: restarted from a new slot`);
+}
+async function refreshMaterializedViews(s, log) {
+  const r = await s.source.query(
+    `SELECT schemaname AS schema, matviewname AS name FROM pg_matviews WHERE ispopulated AND schemaname NOT IN ('pg_catalog', 'information_schema')`
+  );
+  for (const mv of r.rows) {
+    await s.target.query(`REFRESH MATERIALIZED VIEW ${qualify(mv)}`);
+    log.info(`materialized view ${displayName(mv)} refreshed on the target`);
+  }
+}
+async function everyGroupLoaded(journal, names) {
+  const streams = new Map((await journal.streams()).map((r) => [r.group, r.state]));
+  return names.every((n) => {
+    const state = streams.get(n);
+    return state !== void 0 && state !== "preparing" && state !== "loading";
+  });
+}
+async function withStepLock(c, step, fn) {
+  await c.query("SELECT pg_advisory_lock(hashtext($1))", [step]);
+  try {
+    return await fn();
+  } finally {
+    await c.query("SELECT pg_advisory_unlock(hashtext($1))", [step]).catch(() => {
+    });
+  }
+}
+
+// src/report/markdown.ts
+function table(head, rows) {
+  const line = (cells) => `| ${cells.map((c) => String(c).replace(/\|/g, "\\|")).join(" | ")} |`;
+  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
+}
+function fullLoadMarkdown(r) {
+  const shown = r.tables.filter((t) => t.state !== "skipped").slice(0, 30);
+  return [
+    `### pgshift full-load`,
+    `${r.rows} rows (${formatBytes(r.bytes)}) in ${r.seconds.toFixed(1)} s \u2014 ${r.rowsPerSecond} rows/s; ${r.indexesBuiltEarly} index(es) built as tables landed; post-data: ${r.postData}; ${r.sequences} sequence(s) set.`,
+    "",
+    table(
+      ["group", "slot", "snapshot LSN", "tables", "rows", "bytes", "skipped (already loaded)"],
+      r.groups.map((g) => [g.group, g.slot, g.snapshotLsn, g.tables, g.rows, formatBytes(g.bytes), g.skipped])
+    ),
+    "",
+    ...shown.length ? [
+      `Tables copied${r.tables.length > shown.length ? ` (the ${shown.length} largest)` : ""}:`,
+      "",
+      table(
+        ["table", "group", "parts", "rows", "COPY bytes", "copy s", "MB/s", "indexes"],
+        shown.map((t) => [t.table, t.group, t.parts, t.rows, formatBytes(t.bytes), t.seconds.toFixed(1), t.seconds > 0 ? (t.bytes / 1048576 / t.seconds).toFixed(1) : "\u2013", `${t.indexes}/${t.indexesExpected}`])
+      )
+    ] : []
+  ].join("\n") + "\n";
+}
+
+// src/actions/_runner.ts
+import { writeFileSync as writeFileSync2 } from "node:fs";
 
 // src/config/load.ts
+var import_yaml = __toESM(require_dist2(), 1);
+import { readFileSync as readFileSync2 } from "node:fs";
+import path3 from "node:path";
 function loadPlanFile(file2, env = process.env) {
   let text;
   try {
@@ -56208,6 +56800,16 @@ function crossCheck(plan) {
         hint: `rename group ${batchStreamName(g)}`
       };
     }
+  }
+  if (plan.cdc.ddl && plan.cdc.ddlTrigger !== void 0) {
+    return { path: ["cdc", "ddlTrigger"], message: "cdc.ddlTrigger: set either cdc.ddl or the older cdc.ddlTrigger, not both", hint: "remove cdc.ddlTrigger (true is cdc.ddl: detect, false is cdc.ddl: off)" };
+  }
+  if (plan.cdc.engine === "dms" && plan.cdc.ddl === "follow") {
+    return {
+      path: ["cdc", "ddl"],
+      message: "cdc.ddl: follow replays DDL through native logical replication; the DMS tasks do not carry it",
+      hint: "use cdc.ddl: detect with cdc.engine dms (each change is shown by cdc status and refuses the cut-over until applied on the target)"
+    };
   }
   if (plan.snapshot === "paused-replica" && !plan.source.replicaUrl) {
     return {

@@ -1134,19 +1134,19 @@ function range(v, min, max) {
     throw new Error(`Value ${_v} out of range [${min}, ${max}]`);
   }
 }
-var ddd, mmm, time, date, year, RFC3339_WITH_OFFSET2, IMF_FIXDATE_NATIVE, IMF_FIXDATE2, RFC_850_DATE2, ASC_TIME2, months, _parseEpochTimestamp, _parseRfc3339DateTimeWithOffset, _parseRfc7231DateTime;
+var ddd, mmm, time3, date5, year, RFC3339_WITH_OFFSET2, IMF_FIXDATE_NATIVE, IMF_FIXDATE2, RFC_850_DATE2, ASC_TIME2, months, _parseEpochTimestamp, _parseRfc3339DateTimeWithOffset, _parseRfc7231DateTime;
 var init_schema_date_utils = __esm({
   "node_modules/@smithy/core/dist-es/submodules/serde/schema-serde-lib/schema-date-utils.js"() {
     ddd = `(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)(?:[ne|u?r]?s?day)?`;
     mmm = `(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)`;
-    time = `(\\d?\\d):(\\d{2}):(\\d{2})(?:\\.(\\d+))?`;
-    date = `(\\d?\\d)`;
+    time3 = `(\\d?\\d):(\\d{2}):(\\d{2})(?:\\.(\\d+))?`;
+    date5 = `(\\d?\\d)`;
     year = `(\\d{4})`;
     RFC3339_WITH_OFFSET2 = new RegExp(/^(\d{4})-(\d\d)-(\d\d)[tT](\d\d):(\d\d):(\d\d)(\.(\d+))?(([-+]\d\d:\d\d)|[zZ])$/);
     IMF_FIXDATE_NATIVE = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (?:0[1-9]|[12]\d|3[01]) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [1-9]\d{3} (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d GMT$/;
-    IMF_FIXDATE2 = new RegExp(`^${ddd}, ${date} ${mmm} ${year} ${time} GMT$`);
-    RFC_850_DATE2 = new RegExp(`^${ddd}, ${date}-${mmm}-(\\d\\d) ${time} GMT$`);
-    ASC_TIME2 = new RegExp(`^${ddd} ${mmm} ( [1-9]|\\d\\d) ${time} ${year}$`);
+    IMF_FIXDATE2 = new RegExp(`^${ddd}, ${date5} ${mmm} ${year} ${time3} GMT$`);
+    RFC_850_DATE2 = new RegExp(`^${ddd}, ${date5}-${mmm}-(\\d\\d) ${time3} GMT$`);
+    ASC_TIME2 = new RegExp(`^${ddd} ${mmm} ( [1-9]|\\d\\d) ${time3} ${year}$`);
     months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     _parseEpochTimestamp = (value) => {
       if (value == null) {
@@ -2940,7 +2940,7 @@ var init_ListSchema = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/schema/schemas/MapSchema.js
-var MapSchema, map;
+var MapSchema, map2;
 var init_MapSchema = __esm({
   "node_modules/@smithy/core/dist-es/submodules/schema/schemas/MapSchema.js"() {
     init_Schema();
@@ -2950,7 +2950,7 @@ var init_MapSchema = __esm({
       valueSchema;
       symbol = _MapSchema.symbol;
     };
-    map = (namespace, name, traits, keySchema, valueSchema) => Schema.assign(new MapSchema(), {
+    map2 = (namespace, name, traits, keySchema, valueSchema) => Schema.assign(new MapSchema(), {
       name,
       namespace,
       traits,
@@ -3003,7 +3003,7 @@ var init_StructureSchema = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/schema/schemas/ErrorSchema.js
-var ErrorSchema, error;
+var ErrorSchema, error62;
 var init_ErrorSchema = __esm({
   "node_modules/@smithy/core/dist-es/submodules/schema/schemas/ErrorSchema.js"() {
     init_Schema();
@@ -3013,7 +3013,7 @@ var init_ErrorSchema = __esm({
       ctor;
       symbol = _ErrorSchema.symbol;
     };
-    error = (namespace, name, traits, memberNames, memberList, _ctor) => Schema.assign(new ErrorSchema(), {
+    error62 = (namespace, name, traits, memberNames, memberList, _ctor) => Schema.assign(new ErrorSchema(), {
       name,
       namespace,
       traits,
@@ -3525,11 +3525,11 @@ __export(schema_exports, {
   TypeRegistry: () => TypeRegistry,
   deref: () => deref,
   deserializerMiddlewareOption: () => deserializerMiddlewareOption,
-  error: () => error,
+  error: () => error62,
   getSchemaSerdePlugin: () => getSchemaSerdePlugin,
   isStaticSchema: () => isStaticSchema,
   list: () => list,
-  map: () => map,
+  map: () => map2,
   op: () => op,
   operation: () => operation,
   serializerMiddlewareOption: () => serializerMiddlewareOption,
@@ -4144,7 +4144,7 @@ var init_NoOpLogger = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/client/smithy-client/object-mapping.js
-function map2(arg0, arg1, arg2) {
+function map3(arg0, arg1, arg2) {
   let target;
   let filter;
   let instructions;
@@ -4195,7 +4195,7 @@ var init_object_mapping = __esm({
       return out;
     };
     mapWithFilter = (target, filter, instructions) => {
-      return map2(target, Object.entries(instructions).reduce((_instructions, [key, value]) => {
+      return map3(target, Object.entries(instructions).reduce((_instructions, [key, value]) => {
         if (Array.isArray(value)) {
           _instructions[key] = value;
         } else {
@@ -4341,7 +4341,7 @@ __export(client_exports, {
   isSerializableHeaderValue: () => isSerializableHeaderValue,
   loadConfigsForDefaultMode: () => loadConfigsForDefaultMode,
   makeBuilder: () => makeBuilder,
-  map: () => map2,
+  map: () => map3,
   normalizeProvider: () => normalizeProvider,
   resolveChecksumRuntimeConfig: () => resolveChecksumRuntimeConfig,
   resolveDefaultRuntimeConfig: () => resolveDefaultRuntimeConfig,
@@ -5690,7 +5690,7 @@ var init_getReferenceValue = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/evaluateExpression.js
-var evaluateExpression, callFunction, group;
+var evaluateExpression, callFunction, group2;
 var init_evaluateExpression = __esm({
   "node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/evaluateExpression.js"() {
     init_types2();
@@ -5702,7 +5702,7 @@ var init_evaluateExpression = __esm({
       if (typeof obj === "string") {
         return evaluateTemplate(obj, options);
       } else if (obj["fn"]) {
-        return group.callFunction(obj, options);
+        return group2.callFunction(obj, options);
       } else if (obj["ref"]) {
         return getReferenceValue(obj, options);
       }
@@ -5715,7 +5715,7 @@ var init_evaluateExpression = __esm({
         if (typeof arg === "boolean" || typeof arg === "number") {
           evaluatedArgs[i5] = arg;
         } else {
-          evaluatedArgs[i5] = group.evaluateExpression(arg, "arg", options);
+          evaluatedArgs[i5] = group2.evaluateExpression(arg, "arg", options);
         }
       }
       const namespaceSeparatorIndex = fn.indexOf(".");
@@ -5732,7 +5732,7 @@ var init_evaluateExpression = __esm({
       }
       throw new Error(`function ${fn} not loaded in endpointFunctions.`);
     };
-    group = {
+    group2 = {
       evaluateExpression,
       callFunction
     };
@@ -5789,13 +5789,13 @@ var init_getEndpointHeaders = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/getEndpointProperties.js
-var getEndpointProperties, getEndpointProperty, group2;
+var getEndpointProperties, getEndpointProperty, group3;
 var init_getEndpointProperties = __esm({
   "node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/getEndpointProperties.js"() {
     init_types2();
     init_evaluateTemplate();
     getEndpointProperties = (properties, options) => Object.entries(properties).reduce((acc, [propertyKey, propertyVal]) => {
-      acc[propertyKey] = group2.getEndpointProperty(propertyVal, options);
+      acc[propertyKey] = group3.getEndpointProperty(propertyVal, options);
       return acc;
     }, {});
     getEndpointProperty = (property, options) => {
@@ -5809,14 +5809,14 @@ var init_getEndpointProperties = __esm({
           if (property === null) {
             throw new EndpointError(`Unexpected endpoint property: ${property}`);
           }
-          return group2.getEndpointProperties(property, options);
+          return group3.getEndpointProperties(property, options);
         case "boolean":
           return property;
         default:
           throw new EndpointError(`Unexpected endpoint property type: ${typeof property}`);
       }
     };
-    group2 = {
+    group3 = {
       getEndpointProperty,
       getEndpointProperties
     };
@@ -5982,7 +5982,7 @@ var init_evaluateErrorRule = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/evaluateRules.js
-var evaluateRules, evaluateTreeRule, group3;
+var evaluateRules, evaluateTreeRule, group4;
 var init_evaluateRules = __esm({
   "node_modules/@smithy/core/dist-es/submodules/endpoints/util-endpoints/utils/evaluateRules.js"() {
     init_types2();
@@ -5999,7 +5999,7 @@ var init_evaluateRules = __esm({
         } else if (rule.type === "error") {
           evaluateErrorRule(rule, options);
         } else if (rule.type === "tree") {
-          const endpointOrUndefined = group3.evaluateTreeRule(rule, options);
+          const endpointOrUndefined = group4.evaluateTreeRule(rule, options);
           if (endpointOrUndefined) {
             return endpointOrUndefined;
           }
@@ -6016,9 +6016,9 @@ var init_evaluateRules = __esm({
         return;
       }
       const treeRuleOptions = referenceRecord ? { ...options, referenceRecord: { ...options.referenceRecord, ...referenceRecord } } : options;
-      return group3.evaluateRules(rules, treeRuleOptions);
+      return group4.evaluateRules(rules, treeRuleOptions);
     };
-    group3 = {
+    group4 = {
       evaluateRules,
       evaluateTreeRule
     };
@@ -6517,7 +6517,7 @@ function createBufferedReadableStream(upstream, size2, logger2) {
       if (chunkSize >= size2 && bufferSize === 0) {
         controller.enqueue(chunk);
       } else {
-        const newSize = merge(buffers, mode, chunk);
+        const newSize = merge2(buffers, mode, chunk);
         if (!streamBufferingLoggedWarning && bytesSeen > size2 * 2) {
           streamBufferingLoggedWarning = true;
           logger2?.warn(`@smithy/util-stream - stream chunk size ${chunkSize} is below threshold of ${size2}, automatically buffering.`);
@@ -6534,7 +6534,7 @@ function createBufferedReadableStream(upstream, size2, logger2) {
     pull
   });
 }
-function merge(buffers, mode, chunk) {
+function merge2(buffers, mode, chunk) {
   switch (mode) {
     case 0:
       buffers[0] += chunk;
@@ -6612,7 +6612,7 @@ function createBufferedReadable(upstream, size2, logger2) {
     if (chunkSize >= size2 && bufferSize === 0) {
       downstream.push(chunk);
     } else {
-      const newSize = merge(buffers, mode, chunk);
+      const newSize = merge2(buffers, mode, chunk);
       if (!streamBufferingLoggedWarning && bytesSeen > size2 * 2) {
         streamBufferingLoggedWarning = true;
         logger2?.warn(`@smithy/util-stream - stream chunk size ${chunkSize} is below threshold of ${size2}, automatically buffering.`);
@@ -10593,13 +10593,13 @@ function needsReviver(schema) {
     if (REVIVER_SYMBOL in raw) {
       return raw[REVIVER_SYMBOL];
     }
-    const result = _check(ns, /* @__PURE__ */ new Set());
+    const result = _check2(ns, /* @__PURE__ */ new Set());
     raw[REVIVER_SYMBOL] = result;
     return result;
   }
-  return _check(ns, /* @__PURE__ */ new Set());
+  return _check2(ns, /* @__PURE__ */ new Set());
 }
-function _check(ns, seen) {
+function _check2(ns, seen) {
   const raw = ns.getSchema();
   if (seen.has(raw)) {
     return false;
@@ -10610,12 +10610,12 @@ function _check(ns, seen) {
   }
   if (ns.isStructSchema()) {
     for (const [, memberSchema] of ns.structIterator()) {
-      if (_check(memberSchema, seen)) {
+      if (_check2(memberSchema, seen)) {
         return true;
       }
     }
   } else if (ns.isListSchema() || ns.isMapSchema()) {
-    if (_check(ns.getValueSchema(), seen)) {
+    if (_check2(ns.getValueSchema(), seen)) {
       return true;
     }
   } else if (ns.isDocumentSchema()) {
@@ -14747,7 +14747,7 @@ __export(bowser_exports, {
   PLATFORMS_MAP: () => PLATFORMS_MAP,
   default: () => Bowser,
   getParser: () => getParser,
-  parse: () => parse
+  parse: () => parse3
 });
 function _defineProperties(e5, r5) {
   for (var t = 0; t < r5.length; t++) {
@@ -14774,7 +14774,7 @@ function _toPrimitive(t, r5) {
   }
   return ("string" === r5 ? String : Number)(t);
 }
-var BROWSER_ALIASES_MAP, BROWSER_MAP, PLATFORMS_MAP, OS_MAP, ENGINE_MAP, Utils, commonVersionIdentifier, browsersList, parser_os_default, parser_platforms_default, parser_engines_default, Parser, Bowser, parse, getParser;
+var BROWSER_ALIASES_MAP, BROWSER_MAP, PLATFORMS_MAP, OS_MAP, ENGINE_MAP, Utils, commonVersionIdentifier, browsersList, parser_os_default, parser_platforms_default, parser_engines_default, Parser, Bowser, parse3, getParser;
 var init_bowser = __esm({
   "node_modules/bowser/bowser.mjs"() {
     BROWSER_ALIASES_MAP = {
@@ -15138,7 +15138,7 @@ var init_bowser = __esm({
     commonVersionIdentifier = /version\/(\d+(\.?_?\d+)+)/i;
     browsersList = [{
       test: [/gptbot/i],
-      describe: function describe(ua) {
+      describe: function describe3(ua) {
         var browser = {
           name: "GPTBot"
         };
@@ -15148,7 +15148,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/chatgpt-user/i],
-      describe: function describe2(ua) {
+      describe: function describe4(ua) {
         var browser = {
           name: "ChatGPT-User"
         };
@@ -15158,7 +15158,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/oai-searchbot/i],
-      describe: function describe3(ua) {
+      describe: function describe5(ua) {
         var browser = {
           name: "OAI-SearchBot"
         };
@@ -15168,7 +15168,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/claudebot/i, /claude-web/i, /claude-user/i, /claude-searchbot/i],
-      describe: function describe4(ua) {
+      describe: function describe6(ua) {
         var browser = {
           name: "ClaudeBot"
         };
@@ -15178,7 +15178,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/omgilibot/i, /webzio-extended/i],
-      describe: function describe5(ua) {
+      describe: function describe7(ua) {
         var browser = {
           name: "Omgilibot"
         };
@@ -15188,7 +15188,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/diffbot/i],
-      describe: function describe6(ua) {
+      describe: function describe8(ua) {
         var browser = {
           name: "Diffbot"
         };
@@ -15198,7 +15198,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/perplexitybot/i],
-      describe: function describe7(ua) {
+      describe: function describe9(ua) {
         var browser = {
           name: "PerplexityBot"
         };
@@ -15208,7 +15208,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/perplexity-user/i],
-      describe: function describe8(ua) {
+      describe: function describe10(ua) {
         var browser = {
           name: "Perplexity-User"
         };
@@ -15218,7 +15218,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/youbot/i],
-      describe: function describe9(ua) {
+      describe: function describe11(ua) {
         var browser = {
           name: "YouBot"
         };
@@ -15228,7 +15228,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/meta-webindexer/i],
-      describe: function describe10(ua) {
+      describe: function describe12(ua) {
         var browser = {
           name: "Meta-WebIndexer"
         };
@@ -15238,7 +15238,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/meta-externalads/i],
-      describe: function describe11(ua) {
+      describe: function describe13(ua) {
         var browser = {
           name: "Meta-ExternalAds"
         };
@@ -15248,7 +15248,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/meta-externalagent/i],
-      describe: function describe12(ua) {
+      describe: function describe14(ua) {
         var browser = {
           name: "Meta-ExternalAgent"
         };
@@ -15258,7 +15258,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/meta-externalfetcher/i],
-      describe: function describe13(ua) {
+      describe: function describe15(ua) {
         var browser = {
           name: "Meta-ExternalFetcher"
         };
@@ -15268,7 +15268,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/googlebot/i],
-      describe: function describe14(ua) {
+      describe: function describe16(ua) {
         var browser = {
           name: "Googlebot"
         };
@@ -15278,7 +15278,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/linespider/i],
-      describe: function describe15(ua) {
+      describe: function describe17(ua) {
         var browser = {
           name: "Linespider"
         };
@@ -15288,7 +15288,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/amazonbot/i],
-      describe: function describe16(ua) {
+      describe: function describe18(ua) {
         var browser = {
           name: "AmazonBot"
         };
@@ -15298,7 +15298,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/bingbot/i],
-      describe: function describe17(ua) {
+      describe: function describe19(ua) {
         var browser = {
           name: "BingCrawler"
         };
@@ -15308,7 +15308,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/baiduspider/i],
-      describe: function describe18(ua) {
+      describe: function describe20(ua) {
         var browser = {
           name: "BaiduSpider"
         };
@@ -15318,7 +15318,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/duckduckbot/i],
-      describe: function describe19(ua) {
+      describe: function describe21(ua) {
         var browser = {
           name: "DuckDuckBot"
         };
@@ -15328,7 +15328,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/ia_archiver/i],
-      describe: function describe20(ua) {
+      describe: function describe22(ua) {
         var browser = {
           name: "InternetArchiveCrawler"
         };
@@ -15338,14 +15338,14 @@ var init_bowser = __esm({
       }
     }, {
       test: [/facebookexternalhit/i, /facebookcatalog/i],
-      describe: function describe21() {
+      describe: function describe23() {
         return {
           name: "FacebookExternalHit"
         };
       }
     }, {
       test: [/slackbot/i, /slack-imgProxy/i],
-      describe: function describe22(ua) {
+      describe: function describe24(ua) {
         var browser = {
           name: "SlackBot"
         };
@@ -15355,28 +15355,28 @@ var init_bowser = __esm({
       }
     }, {
       test: [/yahoo!?[\s/]*slurp/i],
-      describe: function describe23() {
+      describe: function describe25() {
         return {
           name: "YahooSlurp"
         };
       }
     }, {
       test: [/yandexbot/i, /yandexmobilebot/i],
-      describe: function describe24() {
+      describe: function describe26() {
         return {
           name: "YandexBot"
         };
       }
     }, {
       test: [/pingdom/i],
-      describe: function describe25() {
+      describe: function describe27() {
         return {
           name: "PingdomBot"
         };
       }
     }, {
       test: [/opera/i],
-      describe: function describe26(ua) {
+      describe: function describe28(ua) {
         var browser = {
           name: "Opera"
         };
@@ -15386,7 +15386,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/opr\/|opios/i],
-      describe: function describe27(ua) {
+      describe: function describe29(ua) {
         var browser = {
           name: "Opera"
         };
@@ -15396,7 +15396,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/SamsungBrowser/i],
-      describe: function describe28(ua) {
+      describe: function describe30(ua) {
         var browser = {
           name: "Samsung Internet for Android"
         };
@@ -15406,7 +15406,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/Whale/i],
-      describe: function describe29(ua) {
+      describe: function describe31(ua) {
         var browser = {
           name: "NAVER Whale Browser"
         };
@@ -15416,7 +15416,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/PaleMoon/i],
-      describe: function describe30(ua) {
+      describe: function describe32(ua) {
         var browser = {
           name: "Pale Moon"
         };
@@ -15426,7 +15426,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/HeyTapBrowser/i],
-      describe: function describe31(ua) {
+      describe: function describe33(ua) {
         var browser = {
           name: "HeyTap Browser"
         };
@@ -15436,7 +15436,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/VivoBrowser/i],
-      describe: function describe32(ua) {
+      describe: function describe34(ua) {
         var browser = {
           name: "Vivo Browser"
         };
@@ -15446,7 +15446,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/MZBrowser/i],
-      describe: function describe33(ua) {
+      describe: function describe35(ua) {
         var browser = {
           name: "MZ Browser"
         };
@@ -15456,7 +15456,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/focus/i],
-      describe: function describe34(ua) {
+      describe: function describe36(ua) {
         var browser = {
           name: "Focus"
         };
@@ -15466,7 +15466,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/swing/i],
-      describe: function describe35(ua) {
+      describe: function describe37(ua) {
         var browser = {
           name: "Swing"
         };
@@ -15476,7 +15476,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/coast/i],
-      describe: function describe36(ua) {
+      describe: function describe38(ua) {
         var browser = {
           name: "Opera Coast"
         };
@@ -15486,7 +15486,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/opt\/\d+(?:.?_?\d+)+/i],
-      describe: function describe37(ua) {
+      describe: function describe39(ua) {
         var browser = {
           name: "Opera Touch"
         };
@@ -15496,7 +15496,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/yabrowser/i],
-      describe: function describe38(ua) {
+      describe: function describe40(ua) {
         var browser = {
           name: "Yandex Browser"
         };
@@ -15506,7 +15506,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/ucbrowser/i],
-      describe: function describe39(ua) {
+      describe: function describe41(ua) {
         var browser = {
           name: "UC Browser"
         };
@@ -15516,7 +15516,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/Maxthon|mxios/i],
-      describe: function describe40(ua) {
+      describe: function describe42(ua) {
         var browser = {
           name: "Maxthon"
         };
@@ -15526,7 +15526,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/epiphany/i],
-      describe: function describe41(ua) {
+      describe: function describe43(ua) {
         var browser = {
           name: "Epiphany"
         };
@@ -15536,7 +15536,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/puffin/i],
-      describe: function describe42(ua) {
+      describe: function describe44(ua) {
         var browser = {
           name: "Puffin"
         };
@@ -15546,7 +15546,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/sleipnir/i],
-      describe: function describe43(ua) {
+      describe: function describe45(ua) {
         var browser = {
           name: "Sleipnir"
         };
@@ -15556,7 +15556,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/k-meleon/i],
-      describe: function describe44(ua) {
+      describe: function describe46(ua) {
         var browser = {
           name: "K-Meleon"
         };
@@ -15566,7 +15566,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/micromessenger/i],
-      describe: function describe45(ua) {
+      describe: function describe47(ua) {
         var browser = {
           name: "WeChat"
         };
@@ -15576,7 +15576,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/qqbrowser/i],
-      describe: function describe46(ua) {
+      describe: function describe48(ua) {
         var browser = {
           name: /qqbrowserlite/i.test(ua) ? "QQ Browser Lite" : "QQ Browser"
         };
@@ -15586,7 +15586,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/msie|trident/i],
-      describe: function describe47(ua) {
+      describe: function describe49(ua) {
         var browser = {
           name: "Internet Explorer"
         };
@@ -15596,7 +15596,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/\sedg\//i],
-      describe: function describe48(ua) {
+      describe: function describe50(ua) {
         var browser = {
           name: "Microsoft Edge"
         };
@@ -15606,7 +15606,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/edg([ea]|ios)\//i],
-      describe: function describe49(ua) {
+      describe: function describe51(ua) {
         var browser = {
           name: "Microsoft Edge"
         };
@@ -15619,7 +15619,7 @@ var init_bowser = __esm({
         if (parser.hasBrand("Vivaldi")) return true;
         return parser.test(/vivaldi/i);
       },
-      describe: function describe50(ua, parser) {
+      describe: function describe52(ua, parser) {
         var browser = {
           name: "Vivaldi"
         };
@@ -15636,7 +15636,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/seamonkey/i],
-      describe: function describe51(ua) {
+      describe: function describe53(ua) {
         var browser = {
           name: "SeaMonkey"
         };
@@ -15646,7 +15646,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/sailfish/i],
-      describe: function describe52(ua) {
+      describe: function describe54(ua) {
         var browser = {
           name: "Sailfish"
         };
@@ -15656,7 +15656,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/silk/i],
-      describe: function describe53(ua) {
+      describe: function describe55(ua) {
         var browser = {
           name: "Amazon Silk"
         };
@@ -15666,7 +15666,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/phantom/i],
-      describe: function describe54(ua) {
+      describe: function describe56(ua) {
         var browser = {
           name: "PhantomJS"
         };
@@ -15676,7 +15676,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/slimerjs/i],
-      describe: function describe55(ua) {
+      describe: function describe57(ua) {
         var browser = {
           name: "SlimerJS"
         };
@@ -15686,7 +15686,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/blackberry|\bbb\d+/i, /rim\stablet/i],
-      describe: function describe56(ua) {
+      describe: function describe58(ua) {
         var browser = {
           name: "BlackBerry"
         };
@@ -15696,7 +15696,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/(web|hpw)[o0]s/i],
-      describe: function describe57(ua) {
+      describe: function describe59(ua) {
         var browser = {
           name: "WebOS Browser"
         };
@@ -15706,7 +15706,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/bada/i],
-      describe: function describe58(ua) {
+      describe: function describe60(ua) {
         var browser = {
           name: "Bada"
         };
@@ -15716,7 +15716,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/tizen/i],
-      describe: function describe59(ua) {
+      describe: function describe61(ua) {
         var browser = {
           name: "Tizen"
         };
@@ -15726,7 +15726,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/qupzilla/i],
-      describe: function describe60(ua) {
+      describe: function describe62(ua) {
         var browser = {
           name: "QupZilla"
         };
@@ -15736,7 +15736,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/librewolf/i],
-      describe: function describe61(ua) {
+      describe: function describe63(ua) {
         var browser = {
           name: "LibreWolf"
         };
@@ -15746,7 +15746,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/firefox|iceweasel|fxios/i],
-      describe: function describe62(ua) {
+      describe: function describe64(ua) {
         var browser = {
           name: "Firefox"
         };
@@ -15756,7 +15756,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/electron/i],
-      describe: function describe63(ua) {
+      describe: function describe65(ua) {
         var browser = {
           name: "Electron"
         };
@@ -15766,7 +15766,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/sogoumobilebrowser/i, /metasr/i, /se 2\.[x]/i],
-      describe: function describe64(ua) {
+      describe: function describe66(ua) {
         var browser = {
           name: "Sogou Browser"
         };
@@ -15779,7 +15779,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/MiuiBrowser/i],
-      describe: function describe65(ua) {
+      describe: function describe67(ua) {
         var browser = {
           name: "Miui"
         };
@@ -15792,7 +15792,7 @@ var init_bowser = __esm({
         if (parser.hasBrand("DuckDuckGo")) return true;
         return parser.test(/\sDdg\/[\d.]+$/i);
       },
-      describe: function describe66(ua, parser) {
+      describe: function describe68(ua, parser) {
         var browser = {
           name: "DuckDuckGo"
         };
@@ -15811,7 +15811,7 @@ var init_bowser = __esm({
       test: function test3(parser) {
         return parser.hasBrand("Brave");
       },
-      describe: function describe67(ua, parser) {
+      describe: function describe69(ua, parser) {
         var browser = {
           name: "Brave"
         };
@@ -15826,7 +15826,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/chromium/i],
-      describe: function describe68(ua) {
+      describe: function describe70(ua) {
         var browser = {
           name: "Chromium"
         };
@@ -15836,7 +15836,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/ladybird/i],
-      describe: function describe69(ua) {
+      describe: function describe71(ua) {
         var browser = {
           name: "Ladybird"
         };
@@ -15846,7 +15846,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/chrome|crios|crmo/i],
-      describe: function describe70(ua) {
+      describe: function describe72(ua) {
         var browser = {
           name: "Chrome"
         };
@@ -15856,7 +15856,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/GSA/i],
-      describe: function describe71(ua) {
+      describe: function describe73(ua) {
         var browser = {
           name: "Google Search"
         };
@@ -15870,7 +15870,7 @@ var init_bowser = __esm({
         var butAndroid = parser.test(/android/i);
         return notLikeAndroid && butAndroid;
       },
-      describe: function describe72(ua) {
+      describe: function describe74(ua) {
         var browser = {
           name: "Android Browser"
         };
@@ -15880,7 +15880,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/playstation 4/i],
-      describe: function describe73(ua) {
+      describe: function describe75(ua) {
         var browser = {
           name: "PlayStation 4"
         };
@@ -15890,7 +15890,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/safari|applewebkit/i],
-      describe: function describe74(ua) {
+      describe: function describe76(ua) {
         var browser = {
           name: "Safari"
         };
@@ -15900,7 +15900,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/.*/i],
-      describe: function describe75(ua) {
+      describe: function describe77(ua) {
         var regexp = ua.search("\\(") !== -1 ? /^(.*)\/([^/]*)[ \t]\((.*)/ : /^(.*)\/([^/]*) /;
         return {
           name: Utils.getFirstMatch(regexp, ua),
@@ -15910,7 +15910,7 @@ var init_bowser = __esm({
     }];
     parser_os_default = [{
       test: [/Roku\/DVP/],
-      describe: function describe76(ua) {
+      describe: function describe78(ua) {
         var version2 = Utils.getFirstMatch(/Roku\/DVP-(\d+\.\d+)/i, ua);
         return {
           name: OS_MAP.Roku,
@@ -15919,7 +15919,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/windows phone/i],
-      describe: function describe77(ua) {
+      describe: function describe79(ua) {
         var version2 = Utils.getFirstMatch(/windows phone (?:os)?\s?(\d+(\.\d+)*)/i, ua);
         return {
           name: OS_MAP.WindowsPhone,
@@ -15928,7 +15928,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/windows /i],
-      describe: function describe78(ua) {
+      describe: function describe80(ua) {
         var version2 = Utils.getFirstMatch(/Windows ((NT|XP)( \d\d?.\d)?)/i, ua);
         var versionName = Utils.getWindowsVersionName(version2);
         return {
@@ -15941,7 +15941,7 @@ var init_bowser = __esm({
       test: function test5(parser) {
         return Utils.isFirefoxOnIpad(parser.getUA());
       },
-      describe: function describe79(ua) {
+      describe: function describe81(ua) {
         var result = {
           name: OS_MAP.iOS
         };
@@ -15951,7 +15951,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/macintosh/i],
-      describe: function describe80(ua) {
+      describe: function describe82(ua) {
         var version2 = Utils.getFirstMatch(/mac os x (\d+(\.?_?\d+)+)/i, ua).replace(/[_\s]/g, ".");
         var versionName = Utils.getMacOSVersionName(version2);
         var os5 = {
@@ -15963,7 +15963,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/(ipod|iphone|ipad)/i],
-      describe: function describe81(ua) {
+      describe: function describe83(ua) {
         var version2 = Utils.getFirstMatch(/os (\d+([_\s]\d+)*) like mac os x/i, ua).replace(/[_\s]/g, ".");
         return {
           name: OS_MAP.iOS,
@@ -15972,7 +15972,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/OpenHarmony/i],
-      describe: function describe82(ua) {
+      describe: function describe84(ua) {
         var version2 = Utils.getFirstMatch(/OpenHarmony\s+(\d+(\.\d+)*)/i, ua);
         return {
           name: OS_MAP.HarmonyOS,
@@ -15985,7 +15985,7 @@ var init_bowser = __esm({
         var butAndroid = parser.test(/android/i);
         return notLikeAndroid && butAndroid;
       },
-      describe: function describe83(ua) {
+      describe: function describe85(ua) {
         var version2 = Utils.getFirstMatch(/android[\s/-](\d+(\.\d+)*)/i, ua);
         var versionName = Utils.getAndroidVersionName(version2);
         var os5 = {
@@ -15997,7 +15997,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/(web|hpw)[o0]s/i],
-      describe: function describe84(ua) {
+      describe: function describe86(ua) {
         var version2 = Utils.getFirstMatch(/(?:web|hpw)[o0]s\/(\d+(\.\d+)*)/i, ua);
         var os5 = {
           name: OS_MAP.WebOS
@@ -16007,7 +16007,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/blackberry|\bbb\d+/i, /rim\stablet/i],
-      describe: function describe85(ua) {
+      describe: function describe87(ua) {
         var version2 = Utils.getFirstMatch(/rim\stablet\sos\s(\d+(\.\d+)*)/i, ua) || Utils.getFirstMatch(/blackberry\d+\/(\d+([_\s]\d+)*)/i, ua) || Utils.getFirstMatch(/\bbb(\d+)/i, ua);
         return {
           name: OS_MAP.BlackBerry,
@@ -16016,7 +16016,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/bada/i],
-      describe: function describe86(ua) {
+      describe: function describe88(ua) {
         var version2 = Utils.getFirstMatch(/bada\/(\d+(\.\d+)*)/i, ua);
         return {
           name: OS_MAP.Bada,
@@ -16025,7 +16025,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/tizen/i],
-      describe: function describe87(ua) {
+      describe: function describe89(ua) {
         var version2 = Utils.getFirstMatch(/tizen[/\s](\d+(\.\d+)*)/i, ua);
         return {
           name: OS_MAP.Tizen,
@@ -16034,21 +16034,21 @@ var init_bowser = __esm({
       }
     }, {
       test: [/linux/i],
-      describe: function describe88() {
+      describe: function describe90() {
         return {
           name: OS_MAP.Linux
         };
       }
     }, {
       test: [/CrOS/],
-      describe: function describe89() {
+      describe: function describe91() {
         return {
           name: OS_MAP.ChromeOS
         };
       }
     }, {
       test: [/PlayStation 4/],
-      describe: function describe90(ua) {
+      describe: function describe92(ua) {
         var version2 = Utils.getFirstMatch(/PlayStation 4[/\s](\d+(\.\d+)*)/i, ua);
         return {
           name: OS_MAP.PlayStation4,
@@ -16058,7 +16058,7 @@ var init_bowser = __esm({
     }];
     parser_platforms_default = [{
       test: [/googlebot/i],
-      describe: function describe91() {
+      describe: function describe93() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Google"
@@ -16066,7 +16066,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/linespider/i],
-      describe: function describe92() {
+      describe: function describe94() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Line"
@@ -16074,7 +16074,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/amazonbot/i],
-      describe: function describe93() {
+      describe: function describe95() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Amazon"
@@ -16082,22 +16082,6 @@ var init_bowser = __esm({
       }
     }, {
       test: [/gptbot/i],
-      describe: function describe94() {
-        return {
-          type: PLATFORMS_MAP.bot,
-          vendor: "OpenAI"
-        };
-      }
-    }, {
-      test: [/chatgpt-user/i],
-      describe: function describe95() {
-        return {
-          type: PLATFORMS_MAP.bot,
-          vendor: "OpenAI"
-        };
-      }
-    }, {
-      test: [/oai-searchbot/i],
       describe: function describe96() {
         return {
           type: PLATFORMS_MAP.bot,
@@ -16105,8 +16089,24 @@ var init_bowser = __esm({
         };
       }
     }, {
-      test: [/baiduspider/i],
+      test: [/chatgpt-user/i],
       describe: function describe97() {
+        return {
+          type: PLATFORMS_MAP.bot,
+          vendor: "OpenAI"
+        };
+      }
+    }, {
+      test: [/oai-searchbot/i],
+      describe: function describe98() {
+        return {
+          type: PLATFORMS_MAP.bot,
+          vendor: "OpenAI"
+        };
+      }
+    }, {
+      test: [/baiduspider/i],
+      describe: function describe99() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Baidu"
@@ -16114,7 +16114,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/bingbot/i],
-      describe: function describe98() {
+      describe: function describe100() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Bing"
@@ -16122,7 +16122,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/duckduckbot/i],
-      describe: function describe99() {
+      describe: function describe101() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "DuckDuckGo"
@@ -16130,7 +16130,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/claudebot/i, /claude-web/i, /claude-user/i, /claude-searchbot/i],
-      describe: function describe100() {
+      describe: function describe102() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Anthropic"
@@ -16138,7 +16138,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/omgilibot/i, /webzio-extended/i],
-      describe: function describe101() {
+      describe: function describe103() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Webz.io"
@@ -16146,7 +16146,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/diffbot/i],
-      describe: function describe102() {
+      describe: function describe104() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Diffbot"
@@ -16154,7 +16154,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/perplexitybot/i],
-      describe: function describe103() {
+      describe: function describe105() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Perplexity AI"
@@ -16162,7 +16162,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/perplexity-user/i],
-      describe: function describe104() {
+      describe: function describe106() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Perplexity AI"
@@ -16170,7 +16170,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/youbot/i],
-      describe: function describe105() {
+      describe: function describe107() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "You.com"
@@ -16178,7 +16178,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/ia_archiver/i],
-      describe: function describe106() {
+      describe: function describe108() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Internet Archive"
@@ -16186,22 +16186,6 @@ var init_bowser = __esm({
       }
     }, {
       test: [/meta-webindexer/i],
-      describe: function describe107() {
-        return {
-          type: PLATFORMS_MAP.bot,
-          vendor: "Meta"
-        };
-      }
-    }, {
-      test: [/meta-externalads/i],
-      describe: function describe108() {
-        return {
-          type: PLATFORMS_MAP.bot,
-          vendor: "Meta"
-        };
-      }
-    }, {
-      test: [/meta-externalagent/i],
       describe: function describe109() {
         return {
           type: PLATFORMS_MAP.bot,
@@ -16209,7 +16193,7 @@ var init_bowser = __esm({
         };
       }
     }, {
-      test: [/meta-externalfetcher/i],
+      test: [/meta-externalads/i],
       describe: function describe110() {
         return {
           type: PLATFORMS_MAP.bot,
@@ -16217,7 +16201,7 @@ var init_bowser = __esm({
         };
       }
     }, {
-      test: [/facebookexternalhit/i, /facebookcatalog/i],
+      test: [/meta-externalagent/i],
       describe: function describe111() {
         return {
           type: PLATFORMS_MAP.bot,
@@ -16225,8 +16209,24 @@ var init_bowser = __esm({
         };
       }
     }, {
-      test: [/slackbot/i, /slack-imgProxy/i],
+      test: [/meta-externalfetcher/i],
       describe: function describe112() {
+        return {
+          type: PLATFORMS_MAP.bot,
+          vendor: "Meta"
+        };
+      }
+    }, {
+      test: [/facebookexternalhit/i, /facebookcatalog/i],
+      describe: function describe113() {
+        return {
+          type: PLATFORMS_MAP.bot,
+          vendor: "Meta"
+        };
+      }
+    }, {
+      test: [/slackbot/i, /slack-imgProxy/i],
+      describe: function describe114() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Slack"
@@ -16234,7 +16234,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/yahoo/i],
-      describe: function describe113() {
+      describe: function describe115() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Yahoo"
@@ -16242,7 +16242,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/yandexbot/i, /yandexmobilebot/i],
-      describe: function describe114() {
+      describe: function describe116() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Yandex"
@@ -16250,7 +16250,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/pingdom/i],
-      describe: function describe115() {
+      describe: function describe117() {
         return {
           type: PLATFORMS_MAP.bot,
           vendor: "Pingdom"
@@ -16258,7 +16258,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/huawei/i],
-      describe: function describe116(ua) {
+      describe: function describe118(ua) {
         var model = Utils.getFirstMatch(/(can-l01)/i, ua) && "Nova";
         var platform3 = {
           type: PLATFORMS_MAP.mobile,
@@ -16269,7 +16269,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/nexus\s*(?:7|8|9|10).*/i],
-      describe: function describe117() {
+      describe: function describe119() {
         return {
           type: PLATFORMS_MAP.tablet,
           vendor: "Nexus"
@@ -16277,7 +16277,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/ipad/i],
-      describe: function describe118() {
+      describe: function describe120() {
         return {
           type: PLATFORMS_MAP.tablet,
           vendor: "Apple",
@@ -16288,7 +16288,7 @@ var init_bowser = __esm({
       test: function test7(parser) {
         return Utils.isFirefoxOnIpad(parser.getUA());
       },
-      describe: function describe119() {
+      describe: function describe121() {
         return {
           type: PLATFORMS_MAP.tablet,
           vendor: "Apple",
@@ -16297,7 +16297,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/kftt build/i],
-      describe: function describe120() {
+      describe: function describe122() {
         return {
           type: PLATFORMS_MAP.tablet,
           vendor: "Amazon",
@@ -16306,7 +16306,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/silk/i],
-      describe: function describe121() {
+      describe: function describe123() {
         return {
           type: PLATFORMS_MAP.tablet,
           vendor: "Amazon"
@@ -16314,7 +16314,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/tablet(?! pc)/i],
-      describe: function describe122() {
+      describe: function describe124() {
         return {
           type: PLATFORMS_MAP.tablet
         };
@@ -16325,7 +16325,7 @@ var init_bowser = __esm({
         var likeIDevice = parser.test(/like (ipod|iphone)/i);
         return iDevice && !likeIDevice;
       },
-      describe: function describe123(ua) {
+      describe: function describe125(ua) {
         var model = Utils.getFirstMatch(/(ipod|iphone)/i, ua);
         return {
           type: PLATFORMS_MAP.mobile,
@@ -16335,7 +16335,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/nexus\s*[0-6].*/i, /galaxy nexus/i],
-      describe: function describe124() {
+      describe: function describe126() {
         return {
           type: PLATFORMS_MAP.mobile,
           vendor: "Nexus"
@@ -16343,7 +16343,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/Nokia/i],
-      describe: function describe125(ua) {
+      describe: function describe127(ua) {
         var model = Utils.getFirstMatch(/Nokia\s+([0-9]+(\.[0-9]+)?)/i, ua);
         var platform3 = {
           type: PLATFORMS_MAP.mobile,
@@ -16354,7 +16354,7 @@ var init_bowser = __esm({
       }
     }, {
       test: [/[^-]mobi/i],
-      describe: function describe126() {
+      describe: function describe128() {
         return {
           type: PLATFORMS_MAP.mobile
         };
@@ -16363,7 +16363,7 @@ var init_bowser = __esm({
       test: function test9(parser) {
         return parser.getBrowserName(true) === "blackberry";
       },
-      describe: function describe127() {
+      describe: function describe129() {
         return {
           type: PLATFORMS_MAP.mobile,
           vendor: "BlackBerry"
@@ -16373,7 +16373,7 @@ var init_bowser = __esm({
       test: function test10(parser) {
         return parser.getBrowserName(true) === "bada";
       },
-      describe: function describe128() {
+      describe: function describe130() {
         return {
           type: PLATFORMS_MAP.mobile
         };
@@ -16382,7 +16382,7 @@ var init_bowser = __esm({
       test: function test11(parser) {
         return parser.getBrowserName() === "windows phone";
       },
-      describe: function describe129() {
+      describe: function describe131() {
         return {
           type: PLATFORMS_MAP.mobile,
           vendor: "Microsoft"
@@ -16393,7 +16393,7 @@ var init_bowser = __esm({
         var osMajorVersion = Number(String(parser.getOSVersion()).split(".")[0]);
         return parser.getOSName(true) === "android" && osMajorVersion >= 3;
       },
-      describe: function describe130() {
+      describe: function describe132() {
         return {
           type: PLATFORMS_MAP.tablet
         };
@@ -16402,21 +16402,21 @@ var init_bowser = __esm({
       test: function test13(parser) {
         return parser.getOSName(true) === "android";
       },
-      describe: function describe131() {
+      describe: function describe133() {
         return {
           type: PLATFORMS_MAP.mobile
         };
       }
     }, {
       test: [/smart-?tv|smarttv/i],
-      describe: function describe132() {
+      describe: function describe134() {
         return {
           type: PLATFORMS_MAP.tv
         };
       }
     }, {
       test: [/netcast/i],
-      describe: function describe133() {
+      describe: function describe135() {
         return {
           type: PLATFORMS_MAP.tv
         };
@@ -16425,7 +16425,7 @@ var init_bowser = __esm({
       test: function test14(parser) {
         return parser.getOSName(true) === "macos";
       },
-      describe: function describe134() {
+      describe: function describe136() {
         return {
           type: PLATFORMS_MAP.desktop,
           vendor: "Apple"
@@ -16435,7 +16435,7 @@ var init_bowser = __esm({
       test: function test15(parser) {
         return parser.getOSName(true) === "windows";
       },
-      describe: function describe135() {
+      describe: function describe137() {
         return {
           type: PLATFORMS_MAP.desktop
         };
@@ -16444,7 +16444,7 @@ var init_bowser = __esm({
       test: function test16(parser) {
         return parser.getOSName(true) === "linux";
       },
-      describe: function describe136() {
+      describe: function describe138() {
         return {
           type: PLATFORMS_MAP.desktop
         };
@@ -16453,7 +16453,7 @@ var init_bowser = __esm({
       test: function test17(parser) {
         return parser.getOSName(true) === "playstation 4";
       },
-      describe: function describe137() {
+      describe: function describe139() {
         return {
           type: PLATFORMS_MAP.tv
         };
@@ -16462,7 +16462,7 @@ var init_bowser = __esm({
       test: function test18(parser) {
         return parser.getOSName(true) === "roku";
       },
-      describe: function describe138() {
+      describe: function describe140() {
         return {
           type: PLATFORMS_MAP.tv
         };
@@ -16472,7 +16472,7 @@ var init_bowser = __esm({
       test: function test19(parser) {
         return parser.getBrowserName(true) === "microsoft edge";
       },
-      describe: function describe139(ua) {
+      describe: function describe141(ua) {
         if (/\sedg\//i.test(ua)) return {
           name: ENGINE_MAP.Blink
         };
@@ -16486,14 +16486,14 @@ var init_bowser = __esm({
       test: function test20(parser) {
         return parser.getBrowserName(true) === "ladybird";
       },
-      describe: function describe140() {
+      describe: function describe142() {
         return {
           name: ENGINE_MAP.LibWeb
         };
       }
     }, {
       test: [/trident/i],
-      describe: function describe141(ua) {
+      describe: function describe143(ua) {
         var engine = {
           name: ENGINE_MAP.Trident
         };
@@ -16505,7 +16505,7 @@ var init_bowser = __esm({
       test: function test21(parser) {
         return parser.test(/presto/i);
       },
-      describe: function describe142(ua) {
+      describe: function describe144(ua) {
         var engine = {
           name: ENGINE_MAP.Presto
         };
@@ -16519,7 +16519,7 @@ var init_bowser = __esm({
         var likeGecko = parser.test(/like gecko/i);
         return isGecko && !likeGecko;
       },
-      describe: function describe143(ua) {
+      describe: function describe145(ua) {
         var engine = {
           name: ENGINE_MAP.Gecko
         };
@@ -16529,14 +16529,14 @@ var init_bowser = __esm({
       }
     }, {
       test: [/(apple)?webkit\/537\.36/i],
-      describe: function describe144() {
+      describe: function describe146() {
         return {
           name: ENGINE_MAP.Blink
         };
       }
     }, {
       test: [/(apple)?webkit/i],
-      describe: function describe145(ua) {
+      describe: function describe147(ua) {
         var engine = {
           name: ENGINE_MAP.WebKit
         };
@@ -16822,7 +16822,7 @@ var init_bowser = __esm({
         }
       }]);
     })();
-    parse = Bowser.parse;
+    parse3 = Bowser.parse;
     getParser = Bowser.getParser;
   }
 });
@@ -25709,7 +25709,7 @@ var init_errors3 = __esm({
 });
 
 // node_modules/@aws-sdk/nested-clients/dist-es/submodules/sts/schemas/schemas_0.js
-var _A, _AKI, _AR, _ARI, _ARR, _ARRs, _ARU, _ARWWI, _ARWWIR, _ARWWIRs, _Au, _C, _CA, _DS, _E, _EI, _ETE2, _IDPCEE, _IDPRCE, _IITE, _K, _MPDE, _MSTS, _P, _PA, _PAr, _PC, _PCLT, _PCr, _PDT, _PI, _PPS, _PPTLE, _Pr, _RA, _RDE, _RSN, _SAK, _SFWIT, _SI, _SN, _ST, _STS, _STU, _T, _TC, _TTK, _Ta, _V, _WIT, _a, _aKST, _aQE, _c3, _cTT, _e3, _hE3, _m2, _pDLT, _s3, _tLT, n03, _s_registry3, STSServiceException$, n0_registry3, ExpiredTokenException$2, IDPCommunicationErrorException$, IDPRejectedClaimException$, InvalidIdentityTokenException$, MalformedPolicyDocumentException$, PackedPolicyTooLargeException$, RegionDisabledException$, errorTypeRegistries3, accessKeySecretType, clientTokenType, AssumedRoleUser$, AssumeRoleRequest$, AssumeRoleResponse$, AssumeRoleWithWebIdentityRequest$, AssumeRoleWithWebIdentityResponse$, Credentials$, PolicyDescriptorType$, ProvidedContext$, Tag$, policyDescriptorListType, ProvidedContextsListType, tagKeyListType, tagListType, AssumeRole$, AssumeRoleWithWebIdentity$;
+var _A, _AKI, _AR, _ARI, _ARR, _ARRs, _ARU, _ARWWI, _ARWWIR, _ARWWIRs, _Au, _C, _CA, _DS, _E2, _EI, _ETE2, _IDPCEE, _IDPRCE, _IITE, _K, _MPDE, _MSTS, _P, _PA, _PAr, _PC, _PCLT, _PCr, _PDT, _PI, _PPS, _PPTLE, _Pr, _RA, _RDE, _RSN, _SAK, _SFWIT, _SI, _SN, _ST, _STS, _STU, _T, _TC, _TTK, _Ta, _V, _WIT, _a3, _aKST, _aQE, _c3, _cTT, _e3, _hE3, _m2, _pDLT, _s3, _tLT, n03, _s_registry3, STSServiceException$, n0_registry3, ExpiredTokenException$2, IDPCommunicationErrorException$, IDPRejectedClaimException$, InvalidIdentityTokenException$, MalformedPolicyDocumentException$, PackedPolicyTooLargeException$, RegionDisabledException$, errorTypeRegistries3, accessKeySecretType, clientTokenType, AssumedRoleUser$, AssumeRoleRequest$, AssumeRoleResponse$, AssumeRoleWithWebIdentityRequest$, AssumeRoleWithWebIdentityResponse$, Credentials$, PolicyDescriptorType$, ProvidedContext$, Tag$, policyDescriptorListType, ProvidedContextsListType, tagKeyListType, tagListType, AssumeRole$, AssumeRoleWithWebIdentity$;
 var init_schemas_03 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/sts/schemas/schemas_0.js"() {
     init_schema();
@@ -25729,7 +25729,7 @@ var init_schemas_03 = __esm({
     _C = "Credentials";
     _CA = "ContextAssertion";
     _DS = "DurationSeconds";
-    _E = "Expiration";
+    _E2 = "Expiration";
     _EI = "ExternalId";
     _ETE2 = "ExpiredTokenException";
     _IDPCEE = "IDPCommunicationErrorException";
@@ -25765,7 +25765,7 @@ var init_schemas_03 = __esm({
     _Ta = "Tag";
     _V = "Value";
     _WIT = "WebIdentityToken";
-    _a = "arn";
+    _a3 = "arn";
     _aKST = "accessKeySecretType";
     _aQE = "awsQueryError";
     _c3 = "client";
@@ -25898,7 +25898,7 @@ var init_schemas_03 = __esm({
       n03,
       _C,
       0,
-      [_AKI, _SAK, _ST, _E],
+      [_AKI, _SAK, _ST, _E2],
       [0, [() => accessKeySecretType, 0], 0, 4],
       4
     ];
@@ -25907,7 +25907,7 @@ var init_schemas_03 = __esm({
       n03,
       _PDT,
       0,
-      [_a],
+      [_a3],
       [0]
     ];
     ProvidedContext$ = [
@@ -26855,7 +26855,7 @@ var init_errors4 = __esm({
 });
 
 // node_modules/@aws-sdk/nested-clients/dist-es/submodules/signin/schemas/schemas_0.js
-var _ADE2, _AT2, _COAT, _COATR, _COATRB, _COATRBr, _COATRr, _COATWIAM, _COATWIAMR, _COATWIAMRr, _ISE2, _OAAT, _RT2, _TMRE2, _VE, _aKI2, _aT3, _at, _c4, _cI2, _cV2, _co2, _e4, _eI2, _ei, _gT2, _gt, _h3, _hE4, _iT2, _jN, _m3, _r2, _rT2, _rU2, _s4, _sAK2, _sT2, _se2, _tI, _tO, _tT2, _tt, n04, _s_registry4, SigninServiceException$, n0_registry4, AccessDeniedException$2, InternalServerException$2, TooManyRequestsError$, ValidationException$, errorTypeRegistries4, OAuthAccessToken, RefreshToken2, AccessToken$, CreateOAuth2TokenRequest$, CreateOAuth2TokenRequestBody$, CreateOAuth2TokenResponse$, CreateOAuth2TokenResponseBody$, CreateOAuth2TokenWithIAMRequest$, CreateOAuth2TokenWithIAMResponse$, CreateOAuth2Token$, CreateOAuth2TokenWithIAM$;
+var _ADE2, _AT2, _COAT, _COATR, _COATRB, _COATRBr, _COATRr, _COATWIAM, _COATWIAMR, _COATWIAMRr, _ISE2, _OAAT, _RT2, _TMRE2, _VE, _aKI2, _aT3, _at, _c4, _cI2, _cV2, _co2, _e4, _eI2, _ei, _gT2, _gt2, _h3, _hE4, _iT2, _jN, _m3, _r2, _rT2, _rU2, _s4, _sAK2, _sT2, _se2, _tI, _tO, _tT2, _tt, n04, _s_registry4, SigninServiceException$, n0_registry4, AccessDeniedException$2, InternalServerException$2, TooManyRequestsError$, ValidationException$, errorTypeRegistries4, OAuthAccessToken, RefreshToken2, AccessToken$, CreateOAuth2TokenRequest$, CreateOAuth2TokenRequestBody$, CreateOAuth2TokenResponse$, CreateOAuth2TokenResponseBody$, CreateOAuth2TokenWithIAMRequest$, CreateOAuth2TokenWithIAMResponse$, CreateOAuth2Token$, CreateOAuth2TokenWithIAM$;
 var init_schemas_04 = __esm({
   "node_modules/@aws-sdk/nested-clients/dist-es/submodules/signin/schemas/schemas_0.js"() {
     init_schema();
@@ -26887,7 +26887,7 @@ var init_schemas_04 = __esm({
     _eI2 = "expiresIn";
     _ei = "expires_in";
     _gT2 = "grantType";
-    _gt = "grant_type";
+    _gt2 = "grant_type";
     _h3 = "http";
     _hE4 = "httpError";
     _iT2 = "idToken";
@@ -27006,7 +27006,7 @@ var init_schemas_04 = __esm({
       _COATWIAMR,
       0,
       [_gT2, _r2],
-      [[0, { [_jN]: _gt }], 0],
+      [[0, { [_jN]: _gt2 }], 0],
       2
     ];
     CreateOAuth2TokenWithIAMResponse$ = [
@@ -74494,1122 +74494,6 @@ function taskIdentifier(migration, group5, suffix) {
   return (/^[A-Za-z]/.test(id) ? id : `t-${id}`).slice(0, 255).replace(/-$/, "");
 }
 
-// src/config/size.ts
-var UNITS = {
-  b: 1,
-  kb: 1024,
-  mb: 1024 ** 2,
-  gb: 1024 ** 3,
-  tb: 1024 ** 4
-};
-function parseSize(input2) {
-  if (typeof input2 === "number") return Number.isFinite(input2) && input2 >= 0 ? Math.floor(input2) : void 0;
-  const m3 = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$/i.exec(input2);
-  if (!m3) return void 0;
-  const unit = (m3[2] ?? "b").toLowerCase().replace("ib", "b");
-  const factor = UNITS[unit];
-  return factor === void 0 ? void 0 : Math.floor(Number(m3[1]) * factor);
-}
-
-// src/aws/dms.ts
-var import_client_database_migration_service = __toESM(require_dist_cjs16(), 1);
-var import_client_cloudwatch = __toESM(require_dist_cjs18(), 1);
-var TAG = { migration: "pgshift:migration", group: "pgshift:group", role: "pgshift:role" };
-function dmsClients(region) {
-  return { dms: new import_client_database_migration_service.DatabaseMigrationServiceClient({ region }), cloudwatch: new import_client_cloudwatch.CloudWatchClient({ region }) };
-}
-function awsError(err, what) {
-  const e5 = err;
-  const detail = e5.message ?? String(err);
-  switch (e5.name) {
-    case "AccessDeniedFault":
-    case "AccessDeniedException":
-      return inputError("aws.access-denied", `${what}: access denied (${detail})`, "grant the role pgshift runs as the DMS permissions listed in docs/dms.md");
-    case "InvalidResourceStateFault":
-      return gateRefused("aws.invalid-state", `${what}: the resource is in a state that does not allow it (${detail})`, "check pgshift cdc status; wait for the task to stop or become ready, then run the command again");
-    case "ResourceNotFoundFault":
-      return failure("aws.not-found", `${what}: not found (${detail})`, "check the ARNs in cdc.dms of the plan, and the region");
-    case "ResourceQuotaExceededFault":
-      return failure("aws.quota", `${what}: DMS quota reached (${detail})`, "delete unused DMS tasks or endpoints, or raise the quota");
-    default:
-      return failure("aws.error", `${what}: ${e5.name ?? "error"}: ${detail}`, void 0, err);
-  }
-}
-async function call(what, fn) {
-  try {
-    return await fn();
-  } catch (err) {
-    throw awsError(err, what);
-  }
-}
-async function findTasks(dms, instanceArn, migration) {
-  const tasks = [];
-  let marker;
-  do {
-    const page = await call(
-      "DescribeReplicationTasks",
-      () => dms.send(new import_client_database_migration_service.DescribeReplicationTasksCommand({ Filters: [{ Name: "replication-instance-arn", Values: [instanceArn] }], WithoutSettings: true, MaxRecords: 100, Marker: marker })).catch((err) => {
-        if (err.name === "ResourceNotFoundFault") return { ReplicationTasks: [], Marker: void 0 };
-        throw err;
-      })
-    );
-    tasks.push(...page.ReplicationTasks ?? []);
-    marker = page.Marker;
-  } while (marker);
-  if (tasks.length === 0) return [];
-  const tagged = await call("ListTagsForResource", () => dms.send(new import_client_database_migration_service.ListTagsForResourceCommand({ ResourceArnList: tasks.map((t) => t.ReplicationTaskArn) })));
-  const byArn = /* @__PURE__ */ new Map();
-  for (const t of tagged.TagList ?? []) {
-    const m3 = byArn.get(t.ResourceArn) ?? /* @__PURE__ */ new Map();
-    m3.set(t.Key, t.Value ?? "");
-    byArn.set(t.ResourceArn, m3);
-  }
-  const out = [];
-  for (const task of tasks) {
-    const t = byArn.get(task.ReplicationTaskArn);
-    if (t?.get(TAG.migration) === migration) out.push({ task, group: t.get(TAG.group) ?? "", role: t.get(TAG.role) ?? "" });
-  }
-  return out;
-}
-async function findEndpoint(dms, identifier2) {
-  try {
-    const r5 = await dms.send(new import_client_database_migration_service.DescribeEndpointsCommand({ Filters: [{ Name: "endpoint-id", Values: [identifier2] }] }));
-    return r5.Endpoints?.[0]?.EndpointArn;
-  } catch (err) {
-    if (err.name === "ResourceNotFoundFault") return void 0;
-    throw awsError(err, `DescribeEndpoints ${identifier2}`);
-  }
-}
-async function describeTask(dms, arn) {
-  try {
-    const r5 = await dms.send(new import_client_database_migration_service.DescribeReplicationTasksCommand({ Filters: [{ Name: "replication-task-arn", Values: [arn] }], WithoutSettings: true }));
-    return r5.ReplicationTasks?.[0];
-  } catch (err) {
-    if (err.name === "ResourceNotFoundFault") return void 0;
-    throw awsError(err, `DescribeReplicationTasks ${arn}`);
-  }
-}
-function stopReason(task) {
-  return task?.StopReason?.replace(/^Stop Reason\s+/, "") || void 0;
-}
-function describeFailure2(task) {
-  return [`status ${task.Status}`, stopReason(task) && `stop reason ${stopReason(task)}`, task.LastFailureMessage && `last failure: ${task.LastFailureMessage}`].filter(Boolean).join("; ");
-}
-async function waitForTask(dms, arn, want, o3) {
-  const deadline = Date.now() + o3.timeoutMs;
-  let last;
-  for (; ; ) {
-    last = await describeTask(dms, arn);
-    if (!last) {
-      if (want.includes("deleted")) return void 0;
-      throw failure("dms.task-gone", `DMS task ${arn} no longer exists`, "run pgshift cdc start to create it again");
-    }
-    o3.onStatus?.(last);
-    const status = last.Status ?? "";
-    if (want.includes(status)) return last;
-    if (status === "failed" || status === "stopped" && !want.includes("stopped")) {
-      throw failure("dms.task-failed", `DMS task ${last.ReplicationTaskIdentifier}: ${describeFailure2(last)}`, "see the task log in CloudWatch; pgshift cdc resume retries it, pgshift cdc restart --group starts the group over");
-    }
-    if (Date.now() > deadline) {
-      throw failure("dms.timeout", `DMS task ${last.ReplicationTaskIdentifier} still ${status} after ${Math.round(o3.timeoutMs / 1e3)} s (waiting for ${want.join(" or ")})`, "check the replication instance and the task in the DMS console, then run the command again");
-    }
-    await new Promise((r5) => setTimeout(r5, o3.intervalMs));
-  }
-}
-async function stopTask(dms, arn) {
-  await call(`StopReplicationTask ${arn}`, () => dms.send(new import_client_database_migration_service.StopReplicationTaskCommand({ ReplicationTaskArn: arn })));
-}
-async function deleteTask(dms, arn) {
-  await call(`DeleteReplicationTask ${arn}`, () => dms.send(new import_client_database_migration_service.DeleteReplicationTaskCommand({ ReplicationTaskArn: arn })));
-}
-async function deleteEndpoint(dms, arn) {
-  await call(`DeleteEndpoint ${arn}`, () => dms.send(new import_client_database_migration_service.DeleteEndpointCommand({ EndpointArn: arn })));
-}
-
-// src/pg/dms-source.ts
-function replicationSetNames(slot) {
-  return { updates: slot, inserts: `i${slot}` };
-}
-var PGLOGICAL_NODE = "pgshift_source";
-async function dropReplicationSets(c5, slot) {
-  const ext = await c5.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
-  if (!ext.rowCount) return false;
-  const { updates, inserts } = replicationSetNames(slot);
-  let dropped = false;
-  for (const set2 of [updates, inserts]) {
-    const r5 = await c5.query("SELECT 1 FROM pglogical.replication_set WHERE set_name = $1", [set2]);
-    if (r5.rowCount) {
-      await c5.query("SELECT pglogical.drop_replication_set($1)", [set2]);
-      dropped = true;
-    }
-  }
-  return dropped;
-}
-async function dropPglogicalNodeIfUnused(c5) {
-  const ext = await c5.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
-  if (!ext.rowCount) return false;
-  const sets = await c5.query(`SELECT 1 FROM pglogical.replication_set WHERE set_name NOT IN ('default', 'default_insert_only', 'ddl_sql')`);
-  if (sets.rowCount) return false;
-  const node2 = await c5.query("SELECT 1 FROM pglogical.node WHERE node_name = $1", [PGLOGICAL_NODE]);
-  if (!node2.rowCount) return false;
-  await c5.query("SELECT pglogical.drop_node($1)", [PGLOGICAL_NODE]);
-  return true;
-}
-async function dropDmsArtifacts(s2) {
-  const dropped = [];
-  const tables = `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                   WHERE c.relname LIKE 'awsdms\\_%' AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
-  for (const [side, c5] of [["target", s2.target], ["source", s2.source]]) {
-    if (side === "source") {
-      const trig = await c5.query(`SELECT 1 FROM pg_event_trigger WHERE evtname = 'awsdms_intercept_ddl'`);
-      if (trig.rowCount) {
-        await c5.query("DROP EVENT TRIGGER awsdms_intercept_ddl");
-        dropped.push("event trigger awsdms_intercept_ddl (source)");
-      }
-      const fns = await c5.query(`SELECT p.oid::regprocedure::text AS f FROM pg_proc p WHERE p.proname = 'awsdms_intercept_ddl'`);
-      for (const f5 of fns.rows) {
-        await c5.query(`DROP FUNCTION ${f5.f}`);
-        dropped.push(`function ${f5.f} (source)`);
-      }
-    }
-    for (const { t } of (await c5.query(tables)).rows) {
-      await c5.query(`DROP TABLE IF EXISTS ${t}`);
-      dropped.push(`table ${t} (${side})`);
-    }
-  }
-  return dropped;
-}
-
-// src/pg/connect.ts
-import { readFileSync } from "node:fs";
-
-// node_modules/pg/esm/index.mjs
-var import_lib3 = __toESM(require_lib2(), 1);
-var Client2 = import_lib3.default.Client;
-var Pool = import_lib3.default.Pool;
-var Connection = import_lib3.default.Connection;
-var types = import_lib3.default.types;
-var Query = import_lib3.default.Query;
-var DatabaseError = import_lib3.default.DatabaseError;
-var escapeIdentifier = import_lib3.default.escapeIdentifier;
-var escapeLiteral = import_lib3.default.escapeLiteral;
-var Result = import_lib3.default.Result;
-var TypeOverrides = import_lib3.default.TypeOverrides;
-var defaults = import_lib3.default.defaults;
-var esm_default = import_lib3.default;
-
-// src/pg/connect.ts
-function endpointFor(role, server2) {
-  const address = parseServerUrl(server2.url);
-  const mode = server2.tls?.mode ?? address.sslmode ?? "disable";
-  const caPath = server2.tls?.ca ?? address.sslrootcert;
-  const ssl = sslOptions(role, mode, caPath, address.host);
-  if (server2.tls) {
-    address.sslmode = server2.tls.mode;
-    if (server2.tls.ca) address.sslrootcert = server2.tls.ca;
-  }
-  return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
-}
-function sslOptions(role, mode, caPath, host) {
-  switch (mode) {
-    case "disable":
-    case "allow":
-    case "prefer":
-      return false;
-    case "require":
-      return { rejectUnauthorized: false };
-    case "verify-ca":
-    case "verify-full": {
-      let ca;
-      if (caPath) {
-        try {
-          ca = readFileSync(caPath, "utf8");
-        } catch {
-          throw inputError("tls.ca", `${role}: cannot read the CA bundle ${caPath}`, "set tls.ca to a readable PEM file (for RDS, the region bundle)");
-        }
-      }
-      return mode === "verify-full" ? { rejectUnauthorized: true, ca, servername: host } : { rejectUnauthorized: true, ca, checkServerIdentity: () => void 0 };
-    }
-    default:
-      throw inputError("tls.mode", `${role}: unsupported sslmode ${mode}`, "use disable, require, verify-ca or verify-full");
-  }
-}
-function clientConfig(ep, opts = {}) {
-  const a5 = ep.address;
-  const config2 = {
-    host: a5.host,
-    port: a5.port,
-    user: a5.user,
-    password: a5.password,
-    database: a5.database,
-    ssl: ep.ssl,
-    application_name: opts.applicationName ?? "pgshift",
-    connectionTimeoutMillis: 15e3,
-    keepAlive: true,
-    statement_timeout: opts.statementTimeoutMs ?? 0,
-    // A pgshift session idling inside a transaction is holding a snapshot on purpose.
-    idle_in_transaction_session_timeout: 0,
-    lock_timeout: 0,
-    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
-    // rollback); the fence is for the application.
-    options: "-c default_transaction_read_only=off"
-  };
-  if (opts.replication) config2.replication = "database";
-  return config2;
-}
-async function connect(ep, opts = {}) {
-  const client = new esm_default.Client(clientConfig(ep, opts));
-  client.on("error", () => {
-  });
-  try {
-    await client.connect();
-  } catch (err) {
-    await client.end().catch(() => {
-    });
-    throw connectionError(ep, err);
-  }
-  tagQueryErrors(client, ep);
-  return client;
-}
-function tagQueryErrors(client, ep) {
-  const server2 = { role: ep.role, label: ep.label };
-  const query = client.query.bind(client);
-  client.query = (...args) => {
-    const r5 = query(...args);
-    if (r5 && typeof r5.then === "function") {
-      return r5.catch((err) => {
-        throw tagServer(err, server2);
-      });
-    }
-    return r5;
-  };
-}
-function connectionError(ep, err) {
-  const e5 = err;
-  const who = `${ep.role} ${ep.label}`;
-  switch (e5.code) {
-    case "ECONNREFUSED":
-    case "ENOTFOUND":
-    case "EHOSTUNREACH":
-    case "ETIMEDOUT":
-    case "EAI_AGAIN":
-      return inputError("connect.unreachable", `${who} is unreachable (${e5.code})`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
-    case "28P01":
-      return inputError("connect.auth", `${who}: password authentication failed for user ${JSON.stringify(ep.address.user)}`, `check the password in the ${ep.role} URL's environment variable`, err);
-    case "28000":
-      return inputError("connect.auth", `${who}: ${redact(e5.message ?? "authorization failed")}`, "allow this user and host in pg_hba.conf (for replication connections too)", err);
-    case "3D000":
-      return inputError("connect.database", `${who}: database ${JSON.stringify(ep.address.database)} does not exist`, `create it or fix the database name in the ${ep.role} URL`, err);
-    default:
-      if (/timeout/i.test(e5.message ?? "")) {
-        return inputError("connect.unreachable", `${who} did not answer within 15 s`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
-      }
-      if (/SSL|certificate|self.signed/i.test(e5.message ?? "")) {
-        return inputError("connect.tls", `${who}: TLS failed: ${redact(e5.message ?? "")}`, "check tls.mode and tls.ca (RDS: verify-full with the RDS CA bundle)", err);
-      }
-      return inputError("connect.failed", `${who}: cannot connect: ${redact(e5.message ?? String(err))}`, `check the ${ep.role} URL`, err);
-  }
-}
-async function serverVersionNum(c5) {
-  const r5 = await c5.query("SELECT current_setting('server_version_num') AS v");
-  return Number(r5.rows[0].v);
-}
-
-// src/pg/identity.ts
-import { randomUUID } from "node:crypto";
-async function sameDatabase(source, target) {
-  const marker = `pgshift identity ${randomUUID()}`;
-  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
-  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
-  try {
-    const r5 = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
-    return (r5.rowCount ?? 0) > 0;
-  } finally {
-    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
-  }
-}
-
-// src/phases/context.ts
-function phaseContext(plan, log) {
-  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
-}
-async function openSessions(ctx) {
-  const source = await connect(ctx.source);
-  let target;
-  try {
-    target = await connect(ctx.target);
-  } catch (err) {
-    await source.end().catch(() => {
-    });
-    throw err;
-  }
-  const close = async () => {
-    await Promise.all([source.end().catch(() => {
-    }), target.end().catch(() => {
-    })]);
-  };
-  const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
-  if (await sameDatabase(source, target).catch(async (err) => {
-    await close();
-    throw err;
-  })) {
-    await close();
-    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
-  }
-  return {
-    source,
-    target,
-    sourceVersion,
-    targetVersion,
-    close
-  };
-}
-
-// src/core/parts.ts
-var INTEGER_TYPES = ["smallint", "integer", "bigint"];
-
-// src/pg/copy.ts
-var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
-
-// src/pg/tools.ts
-import { execFile as execFileCb } from "node:child_process";
-import { promisify } from "node:util";
-var execFile = promisify(execFileCb);
-
-// src/pg/replication.ts
-async function publicationExists(c5, name) {
-  const r5 = await c5.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [name]);
-  return (r5.rowCount ?? 0) > 0;
-}
-async function dropPublication(c5, name) {
-  if (!await publicationExists(c5, name)) return false;
-  noteChange(`publication ${name} dropped`);
-  await c5.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
-  return true;
-}
-async function subscriptionExists(c5, name) {
-  const r5 = await c5.query("SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())", [name]);
-  return (r5.rowCount ?? 0) > 0;
-}
-async function dropSubscription(c5, name) {
-  if (!await subscriptionExists(c5, name)) return;
-  noteChange(`subscription ${name} dropped`);
-  await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
-  await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
-  await c5.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
-}
-async function setReplicaIdentity(c5, table, identity) {
-  const clause = typeof identity === "string" ? identity.toUpperCase() : `USING INDEX ${quoteIdent(identity.index)}`;
-  noteChange(`replica identity of ${qualify(table)} on the source`);
-  for (let attempt = 1; ; attempt++) {
-    await c5.query("BEGIN");
-    try {
-      await c5.query(`SET LOCAL lock_timeout = '2s'`);
-      await c5.query(`ALTER TABLE ${qualify(table)} REPLICA IDENTITY ${clause}`);
-      await c5.query("COMMIT");
-      return;
-    } catch (err) {
-      await c5.query("ROLLBACK").catch(() => {
-      });
-      if (err.code !== "55P03" || attempt === 5) throw err;
-      await new Promise((r5) => setTimeout(r5, 1e3 * attempt));
-    }
-  }
-}
-
-// src/phases/stream-source.ts
-var DMS_TASKS_PHASE = "cdc:dms:tasks";
-async function journaledDmsTasks(journal) {
-  return (journal && (await journal.phaseState(DMS_TASKS_PHASE))?.detail)?.tasks ?? [];
-}
-function newStreamRecord(plan, group5) {
-  return {
-    group: group5,
-    slot: slotName(plan.name, group5),
-    publication: publicationName(plan.name, group5),
-    subscription: subscriptionName(plan.name, group5),
-    snapshotMode: plan.snapshot,
-    snapshotLsn: null,
-    state: "preparing"
-  };
-}
-
-// src/pg/snapshot.ts
-async function dropSlot(c5, slot) {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const r5 = await c5.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-    if (r5.rowCount === 0) return false;
-    noteChange(`replication slot ${slot} dropped`);
-    const pid = r5.rows[0].active_pid;
-    if (pid) {
-      await c5.query("SELECT pg_terminate_backend($1)", [pid]);
-      await new Promise((res) => setTimeout(res, 250));
-      continue;
-    }
-    try {
-      await c5.query("SELECT pg_drop_replication_slot($1)", [slot]);
-      return true;
-    } catch (err) {
-      if (err.code === "55006") {
-        await new Promise((res) => setTimeout(res, 250));
-        continue;
-      }
-      throw err;
-    }
-  }
-  throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
-}
-
-// src/phases/full-load.ts
-var REPLICA_IDENTITY = "source:replica-identity";
-
-// src/phases/cdc-dms.ts
-function requireDmsConfig(ctx) {
-  const d5 = ctx.plan.cdc.dms;
-  if (!d5.replicationInstanceArn || !d5.replicationInstanceIdentifier) {
-    throw inputError("dms.config", "cdc.engine is dms but cdc.dms.replicationInstanceArn or cdc.dms.replicationInstanceIdentifier is missing", "set both in the plan (the identifier is the instance name, used for its CloudWatch metrics)");
-  }
-  return d5;
-}
-var sourceEndpointId = (ctx, stream) => taskIdentifier(ctx.plan.name, stream, "source");
-var targetEndpointId = (ctx) => taskIdentifier(ctx.plan.name, "target", "");
-var pollOf = (d5) => ({ intervalMs: d5.pollSeconds * 1e3, timeoutMs: d5.readyTimeoutMinutes * 6e4 });
-var dmsTasksOf = (journal) => journaledDmsTasks(journal);
-async function saveTasks(journal, tasks) {
-  await journal.setPhaseDetail(DMS_TASKS_PHASE, "running", { tasks });
-}
-async function stopAndWait(clients, d5, t) {
-  const task = await describeTask(clients.dms, t.arn);
-  if (!task || !["running", "starting", "resuming"].includes(task.Status ?? "")) return task;
-  await stopTask(clients.dms, t.arn);
-  return waitForTask(clients.dms, t.arn, ["stopped"], pollOf(d5));
-}
-async function deleteTasks(ctx, clients, journal, all, doomed) {
-  const d5 = requireDmsConfig(ctx);
-  for (const t of doomed) {
-    const task = await stopAndWait(clients, d5, t);
-    if (task) {
-      await deleteTask(clients.dms, t.arn);
-      await waitForTask(clients.dms, t.arn, ["deleted"], pollOf(d5));
-    }
-    all.splice(all.indexOf(t), 1);
-    if (journal) await saveTasks(journal, all);
-    ctx.log.info(`DMS task ${t.identifier} deleted`);
-  }
-}
-async function teardownDms(ctx, s2, journal, streams, clients = dmsClients(ctx.plan.cdc.dms.region)) {
-  const d5 = requireDmsConfig(ctx);
-  const known = await dmsTasksOf(journal);
-  const doomed = (await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name)).map(
-    ({ task, group: group5, role }) => known.find((x) => x.arn === task.ReplicationTaskArn) ?? { group: group5, role, stream: group5, identifier: task.ReplicationTaskIdentifier, arn: task.ReplicationTaskArn, startLsn: "", started: true }
-  );
-  known.push(...doomed.filter((t) => !known.includes(t)));
-  await deleteTasks(ctx, clients, journal, known, doomed);
-  const removed = doomed.map((t) => `DMS task ${t.identifier}`);
-  const endpoints = [...streams.map((g5) => sourceEndpointId(ctx, g5)), ...d5.targetEndpointArn ? [] : [targetEndpointId(ctx)]];
-  for (const id of endpoints) {
-    const arn = await findEndpoint(clients.dms, id);
-    if (!arn) continue;
-    await deleteEndpoint(clients.dms, arn);
-    removed.push(`DMS endpoint ${id}`);
-  }
-  removed.push(...await dropDmsArtifacts(s2));
-  return removed;
-}
-
-// src/pg/schema-diff.ts
-var NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%' AND ${NOT_EXTENSION_MEMBER}`;
-
-// src/pg/chunks.ts
-var AS_INTEGER = {
-  ...Object.fromEntries(INTEGER_TYPES.map((t) => [t, { toInt: BigInt, fromInt: String }])),
-  uuid: {
-    toInt: (v) => BigInt(`0x${v.replace(/-/g, "")}`),
-    fromInt: (n3) => n3.toString(16).padStart(32, "0").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-")
-  }
-};
-
-// src/pg/ddl.ts
-async function dropDdlTrigger(source) {
-  await source.query("DROP EVENT TRIGGER IF EXISTS pgshift_ddl");
-}
-
-// src/phases/cutover.ts
-function reverseNames(migration) {
-  return { publication: publicationName(migration, "reverse"), slot: slotName(migration, "reverse"), subscription: subscriptionName(migration, "reverse") };
-}
-
-// src/phases/teardown.ts
-async function runTeardown(ctx) {
-  const s2 = await openSessions(ctx);
-  const dropped = [];
-  try {
-    const journal = await Journal.find(s2.target, ctx.plan.name);
-    const fromJournal = journal ? await journal.streams() : [];
-    const objects = /* @__PURE__ */ new Map();
-    for (const g5 of ctx.plan.groups) for (const name of [g5.name, batchStreamName(g5.name)]) objects.set(name, newStreamRecord(ctx.plan, name));
-    for (const r5 of fromJournal) objects.set(r5.group, r5);
-    await journal?.event("teardown", "info", "teardown started");
-    if (ctx.plan.cdc.engine === "dms") dropped.push(...await teardownDms(ctx, s2, journal, [...objects.keys()]));
-    for (const o3 of objects.values()) {
-      const before = await s2.target.query("SELECT 1 FROM pg_subscription WHERE subname = $1", [o3.subscription]);
-      await dropSubscription(s2.target, o3.subscription);
-      if (before.rowCount) dropped.push(`subscription ${o3.subscription} (target)`);
-    }
-    for (const o3 of objects.values()) {
-      if (await dropSlot(s2.source, o3.slot)) dropped.push(`slot ${o3.slot} (source)`);
-      if (await dropPublication(s2.source, o3.publication)) dropped.push(`publication ${o3.publication} (source)`);
-      if (await dropReplicationSets(s2.source, o3.slot)) dropped.push(`replication sets ${o3.slot}, i${o3.slot} (source)`);
-    }
-    if (await dropPglogicalNodeIfUnused(s2.source)) dropped.push("pglogical node (source)");
-    const identities = (await journal?.phaseState(REPLICA_IDENTITY))?.detail ?? {};
-    for (const [table, previous] of Object.entries(identities)) {
-      const name = parseQualifiedName(table);
-      const exists2 = await s2.source.query("SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2", [name.schema, name.name]);
-      if (!exists2.rowCount) continue;
-      await setReplicaIdentity(s2.source, name, previous);
-      dropped.push(`REPLICA IDENTITY FULL of ${table} (source; back to ${typeof previous === "string" ? previous.toUpperCase() : `USING INDEX ${previous.index}`})`);
-    }
-    const rev = reverseNames(ctx.plan.name);
-    if ((await s2.source.query("SELECT 1 FROM pg_subscription WHERE subname = $1", [rev.subscription])).rowCount) {
-      await dropSubscription(s2.source, rev.subscription);
-      dropped.push(`subscription ${rev.subscription} (source)`);
-    }
-    if (await dropSlot(s2.target, rev.slot)) dropped.push(`slot ${rev.slot} (target)`);
-    if (await dropPublication(s2.target, rev.publication)) dropped.push(`publication ${rev.publication} (target)`);
-    await dropDdlTrigger(s2.source);
-    for (const [side, c5] of [["source", s2.source], ["target", s2.target]]) {
-      const schema = await c5.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgshift'`);
-      if (schema.rowCount) {
-        await dropControlSchema(c5);
-        dropped.push(`schema ${S} (${side})`);
-      }
-    }
-    ctx.log.info(dropped.length ? `teardown removed: ${dropped.join(", ")}` : "teardown: nothing left to remove");
-    return { dropped };
-  } finally {
-    await s2.close();
-  }
-}
-
-// src/report/markdown.ts
-function teardownMarkdown(r5) {
-  return [`### pgshift teardown`, r5.dropped.length ? r5.dropped.map((d5) => `- dropped ${d5}`).join("\n") : "Nothing left to remove."].join("\n") + "\n";
-}
-
-// src/actions/_runner.ts
-import { writeFileSync } from "node:fs";
-
-// node_modules/@actions/core/lib/command.js
-import * as os from "os";
-
-// node_modules/@actions/core/lib/utils.js
-function toCommandValue(input2) {
-  if (input2 === null || input2 === void 0) {
-    return "";
-  } else if (typeof input2 === "string" || input2 instanceof String) {
-    return input2;
-  }
-  return JSON.stringify(input2);
-}
-function toCommandProperties(annotationProperties) {
-  if (!Object.keys(annotationProperties).length) {
-    return {};
-  }
-  return {
-    title: annotationProperties.title,
-    file: annotationProperties.file,
-    line: annotationProperties.startLine,
-    endLine: annotationProperties.endLine,
-    col: annotationProperties.startColumn,
-    endColumn: annotationProperties.endColumn
-  };
-}
-
-// node_modules/@actions/core/lib/command.js
-function issueCommand(command5, properties, message) {
-  const cmd = new Command2(command5, properties, message);
-  process.stdout.write(cmd.toString() + os.EOL);
-}
-var CMD_STRING = "::";
-var Command2 = class {
-  constructor(command5, properties, message) {
-    if (!command5) {
-      command5 = "missing.command";
-    }
-    this.command = command5;
-    this.properties = properties;
-    this.message = message;
-  }
-  toString() {
-    let cmdStr = CMD_STRING + this.command;
-    if (this.properties && Object.keys(this.properties).length > 0) {
-      cmdStr += " ";
-      let first = true;
-      for (const key in this.properties) {
-        if (this.properties.hasOwnProperty(key)) {
-          const val = this.properties[key];
-          if (val) {
-            if (first) {
-              first = false;
-            } else {
-              cmdStr += ",";
-            }
-            cmdStr += `${key}=${escapeProperty(val)}`;
-          }
-        }
-      }
-    }
-    cmdStr += `${CMD_STRING}${escapeData(this.message)}`;
-    return cmdStr;
-  }
-};
-function escapeData(s2) {
-  return toCommandValue(s2).replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
-}
-function escapeProperty(s2) {
-  return toCommandValue(s2).replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A").replace(/:/g, "%3A").replace(/,/g, "%2C");
-}
-
-// node_modules/@actions/core/lib/file-command.js
-import * as crypto2 from "crypto";
-import * as fs from "fs";
-import * as os2 from "os";
-function issueFileCommand(command5, message) {
-  const filePath = process.env[`GITHUB_${command5}`];
-  if (!filePath) {
-    throw new Error(`Unable to find environment variable for file command ${command5}`);
-  }
-  if (!fs.existsSync(filePath)) {
-    throw new Error(`Missing file at path: ${filePath}`);
-  }
-  fs.appendFileSync(filePath, `${toCommandValue(message)}${os2.EOL}`, {
-    encoding: "utf8"
-  });
-}
-function prepareKeyValueMessage(key, value) {
-  const delimiter = `ghadelimiter_${crypto2.randomUUID()}`;
-  const convertedValue = toCommandValue(value);
-  if (key.includes(delimiter)) {
-    throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter}"`);
-  }
-  if (convertedValue.includes(delimiter)) {
-    throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter}"`);
-  }
-  return `${key}<<${delimiter}${os2.EOL}${convertedValue}${os2.EOL}${delimiter}`;
-}
-
-// node_modules/@actions/core/lib/core.js
-import * as os4 from "os";
-
-// node_modules/@actions/http-client/lib/index.js
-var tunnel = __toESM(require_tunnel2(), 1);
-var import_undici = __toESM(require_undici(), 1);
-var HttpCodes;
-(function(HttpCodes2) {
-  HttpCodes2[HttpCodes2["OK"] = 200] = "OK";
-  HttpCodes2[HttpCodes2["MultipleChoices"] = 300] = "MultipleChoices";
-  HttpCodes2[HttpCodes2["MovedPermanently"] = 301] = "MovedPermanently";
-  HttpCodes2[HttpCodes2["ResourceMoved"] = 302] = "ResourceMoved";
-  HttpCodes2[HttpCodes2["SeeOther"] = 303] = "SeeOther";
-  HttpCodes2[HttpCodes2["NotModified"] = 304] = "NotModified";
-  HttpCodes2[HttpCodes2["UseProxy"] = 305] = "UseProxy";
-  HttpCodes2[HttpCodes2["SwitchProxy"] = 306] = "SwitchProxy";
-  HttpCodes2[HttpCodes2["TemporaryRedirect"] = 307] = "TemporaryRedirect";
-  HttpCodes2[HttpCodes2["PermanentRedirect"] = 308] = "PermanentRedirect";
-  HttpCodes2[HttpCodes2["BadRequest"] = 400] = "BadRequest";
-  HttpCodes2[HttpCodes2["Unauthorized"] = 401] = "Unauthorized";
-  HttpCodes2[HttpCodes2["PaymentRequired"] = 402] = "PaymentRequired";
-  HttpCodes2[HttpCodes2["Forbidden"] = 403] = "Forbidden";
-  HttpCodes2[HttpCodes2["NotFound"] = 404] = "NotFound";
-  HttpCodes2[HttpCodes2["MethodNotAllowed"] = 405] = "MethodNotAllowed";
-  HttpCodes2[HttpCodes2["NotAcceptable"] = 406] = "NotAcceptable";
-  HttpCodes2[HttpCodes2["ProxyAuthenticationRequired"] = 407] = "ProxyAuthenticationRequired";
-  HttpCodes2[HttpCodes2["RequestTimeout"] = 408] = "RequestTimeout";
-  HttpCodes2[HttpCodes2["Conflict"] = 409] = "Conflict";
-  HttpCodes2[HttpCodes2["Gone"] = 410] = "Gone";
-  HttpCodes2[HttpCodes2["TooManyRequests"] = 429] = "TooManyRequests";
-  HttpCodes2[HttpCodes2["InternalServerError"] = 500] = "InternalServerError";
-  HttpCodes2[HttpCodes2["NotImplemented"] = 501] = "NotImplemented";
-  HttpCodes2[HttpCodes2["BadGateway"] = 502] = "BadGateway";
-  HttpCodes2[HttpCodes2["ServiceUnavailable"] = 503] = "ServiceUnavailable";
-  HttpCodes2[HttpCodes2["GatewayTimeout"] = 504] = "GatewayTimeout";
-})(HttpCodes || (HttpCodes = {}));
-var Headers;
-(function(Headers2) {
-  Headers2["Accept"] = "accept";
-  Headers2["ContentType"] = "content-type";
-})(Headers || (Headers = {}));
-var MediaTypes;
-(function(MediaTypes2) {
-  MediaTypes2["ApplicationJson"] = "application/json";
-})(MediaTypes || (MediaTypes = {}));
-var HttpRedirectCodes = [
-  HttpCodes.MovedPermanently,
-  HttpCodes.ResourceMoved,
-  HttpCodes.SeeOther,
-  HttpCodes.TemporaryRedirect,
-  HttpCodes.PermanentRedirect
-];
-var HttpResponseRetryCodes = [
-  HttpCodes.BadGateway,
-  HttpCodes.ServiceUnavailable,
-  HttpCodes.GatewayTimeout
-];
-
-// node_modules/@actions/core/lib/summary.js
-import { EOL as EOL3 } from "os";
-import { constants, promises } from "fs";
-var __awaiter = function(thisArg, _arguments, P, generator) {
-  function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve) {
-      resolve(value);
-    });
-  }
-  return new (P || (P = Promise))(function(resolve, reject) {
-    function fulfilled(value) {
-      try {
-        step(generator.next(value));
-      } catch (e5) {
-        reject(e5);
-      }
-    }
-    function rejected(value) {
-      try {
-        step(generator["throw"](value));
-      } catch (e5) {
-        reject(e5);
-      }
-    }
-    function step(result) {
-      result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
-    }
-    step((generator = generator.apply(thisArg, _arguments || [])).next());
-  });
-};
-var { access, appendFile, writeFile } = promises;
-var SUMMARY_ENV_VAR = "GITHUB_STEP_SUMMARY";
-var Summary = class {
-  constructor() {
-    this._buffer = "";
-  }
-  /**
-   * Finds the summary file path from the environment, rejects if env var is not found or file does not exist
-   * Also checks r/w permissions.
-   *
-   * @returns step summary file path
-   */
-  filePath() {
-    return __awaiter(this, void 0, void 0, function* () {
-      if (this._filePath) {
-        return this._filePath;
-      }
-      const pathFromEnv = process.env[SUMMARY_ENV_VAR];
-      if (!pathFromEnv) {
-        throw new Error(`Unable to find environment variable for $${SUMMARY_ENV_VAR}. Check if your runtime environment supports job summaries.`);
-      }
-      try {
-        yield access(pathFromEnv, constants.R_OK | constants.W_OK);
-      } catch (_a4) {
-        throw new Error(`Unable to access summary file: '${pathFromEnv}'. Check if the file has correct read/write permissions.`);
-      }
-      this._filePath = pathFromEnv;
-      return this._filePath;
-    });
-  }
-  /**
-   * Wraps content in an HTML tag, adding any HTML attributes
-   *
-   * @param {string} tag HTML tag to wrap
-   * @param {string | null} content content within the tag
-   * @param {[attribute: string]: string} attrs key-value list of HTML attributes to add
-   *
-   * @returns {string} content wrapped in HTML element
-   */
-  wrap(tag, content, attrs = {}) {
-    const htmlAttrs = Object.entries(attrs).map(([key, value]) => ` ${key}="${value}"`).join("");
-    if (!content) {
-      return `<${tag}${htmlAttrs}>`;
-    }
-    return `<${tag}${htmlAttrs}>${content}</${tag}>`;
-  }
-  /**
-   * Writes text in the buffer to the summary buffer file and empties buffer. Will append by default.
-   *
-   * @param {SummaryWriteOptions} [options] (optional) options for write operation
-   *
-   * @returns {Promise<Summary>} summary instance
-   */
-  write(options) {
-    return __awaiter(this, void 0, void 0, function* () {
-      const overwrite = !!(options === null || options === void 0 ? void 0 : options.overwrite);
-      const filePath = yield this.filePath();
-      const writeFunc = overwrite ? writeFile : appendFile;
-      yield writeFunc(filePath, this._buffer, { encoding: "utf8" });
-      return this.emptyBuffer();
-    });
-  }
-  /**
-   * Clears the summary buffer and wipes the summary file
-   *
-   * @returns {Summary} summary instance
-   */
-  clear() {
-    return __awaiter(this, void 0, void 0, function* () {
-      return this.emptyBuffer().write({ overwrite: true });
-    });
-  }
-  /**
-   * Returns the current summary buffer as a string
-   *
-   * @returns {string} string of summary buffer
-   */
-  stringify() {
-    return this._buffer;
-  }
-  /**
-   * If the summary buffer is empty
-   *
-   * @returns {boolen} true if the buffer is empty
-   */
-  isEmptyBuffer() {
-    return this._buffer.length === 0;
-  }
-  /**
-   * Resets the summary buffer without writing to summary file
-   *
-   * @returns {Summary} summary instance
-   */
-  emptyBuffer() {
-    this._buffer = "";
-    return this;
-  }
-  /**
-   * Adds raw text to the summary buffer
-   *
-   * @param {string} text content to add
-   * @param {boolean} [addEOL=false] (optional) append an EOL to the raw text (default: false)
-   *
-   * @returns {Summary} summary instance
-   */
-  addRaw(text, addEOL = false) {
-    this._buffer += text;
-    return addEOL ? this.addEOL() : this;
-  }
-  /**
-   * Adds the operating system-specific end-of-line marker to the buffer
-   *
-   * @returns {Summary} summary instance
-   */
-  addEOL() {
-    return this.addRaw(EOL3);
-  }
-  /**
-   * Adds an HTML codeblock to the summary buffer
-   *
-   * @param {string} code content to render within fenced code block
-   * @param {string} lang (optional) language to syntax highlight code
-   *
-   * @returns {Summary} summary instance
-   */
-  addCodeBlock(code, lang) {
-    const attrs = Object.assign({}, lang && { lang });
-    const element = this.wrap("pre", this.wrap("code", code), attrs);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML list to the summary buffer
-   *
-   * @param {string[]} items list of items to render
-   * @param {boolean} [ordered=false] (optional) if the rendered list should be ordered or not (default: false)
-   *
-   * @returns {Summary} summary instance
-   */
-  addList(items, ordered = false) {
-    const tag = ordered ? "ol" : "ul";
-    const listItems = items.map((item) => this.wrap("li", item)).join("");
-    const element = this.wrap(tag, listItems);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML table to the summary buffer
-   *
-   * @param {SummaryTableCell[]} rows table rows
-   *
-   * @returns {Summary} summary instance
-   */
-  addTable(rows) {
-    const tableBody = rows.map((row) => {
-      const cells = row.map((cell) => {
-        if (typeof cell === "string") {
-          return this.wrap("td", cell);
-        }
-        const { header, data, colspan, rowspan } = cell;
-        const tag = header ? "th" : "td";
-        const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
-        return this.wrap(tag, data, attrs);
-      }).join("");
-      return this.wrap("tr", cells);
-    }).join("");
-    const element = this.wrap("table", tableBody);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds a collapsable HTML details element to the summary buffer
-   *
-   * @param {string} label text for the closed state
-   * @param {string} content collapsable content
-   *
-   * @returns {Summary} summary instance
-   */
-  addDetails(label, content) {
-    const element = this.wrap("details", this.wrap("summary", label) + content);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML image tag to the summary buffer
-   *
-   * @param {string} src path to the image you to embed
-   * @param {string} alt text description of the image
-   * @param {SummaryImageOptions} options (optional) addition image attributes
-   *
-   * @returns {Summary} summary instance
-   */
-  addImage(src, alt, options) {
-    const { width, height } = options || {};
-    const attrs = Object.assign(Object.assign({}, width && { width }), height && { height });
-    const element = this.wrap("img", null, Object.assign({ src, alt }, attrs));
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML section heading element
-   *
-   * @param {string} text heading text
-   * @param {number | string} [level=1] (optional) the heading level, default: 1
-   *
-   * @returns {Summary} summary instance
-   */
-  addHeading(text, level) {
-    const tag = `h${level}`;
-    const allowedTag = ["h1", "h2", "h3", "h4", "h5", "h6"].includes(tag) ? tag : "h1";
-    const element = this.wrap(allowedTag, text);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML thematic break (<hr>) to the summary buffer
-   *
-   * @returns {Summary} summary instance
-   */
-  addSeparator() {
-    const element = this.wrap("hr", null);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML line break (<br>) to the summary buffer
-   *
-   * @returns {Summary} summary instance
-   */
-  addBreak() {
-    const element = this.wrap("br", null);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML blockquote to the summary buffer
-   *
-   * @param {string} text quote text
-   * @param {string} cite (optional) citation url
-   *
-   * @returns {Summary} summary instance
-   */
-  addQuote(text, cite) {
-    const attrs = Object.assign({}, cite && { cite });
-    const element = this.wrap("blockquote", text, attrs);
-    return this.addRaw(element).addEOL();
-  }
-  /**
-   * Adds an HTML anchor tag to the summary buffer
-   *
-   * @param {string} text link text/content
-   * @param {string} href hyperlink
-   *
-   * @returns {Summary} summary instance
-   */
-  addLink(text, href) {
-    const element = this.wrap("a", text, { href });
-    return this.addRaw(element).addEOL();
-  }
-};
-var _summary = new Summary();
-var summary = _summary;
-
-// node_modules/@actions/core/lib/platform.js
-import os3 from "os";
-
-// node_modules/@actions/io/lib/io-util.js
-import * as fs2 from "fs";
-var { chmod, copyFile, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, symlink, unlink } = fs2.promises;
-var IS_WINDOWS = process.platform === "win32";
-var READONLY = fs2.constants.O_RDONLY;
-
-// node_modules/@actions/exec/lib/toolrunner.js
-var IS_WINDOWS2 = process.platform === "win32";
-
-// node_modules/@actions/core/lib/platform.js
-var platform2 = os3.platform();
-var arch = os3.arch();
-
-// node_modules/@actions/core/lib/core.js
-var ExitCode;
-(function(ExitCode2) {
-  ExitCode2[ExitCode2["Success"] = 0] = "Success";
-  ExitCode2[ExitCode2["Failure"] = 1] = "Failure";
-})(ExitCode || (ExitCode = {}));
-function setSecret(secret) {
-  issueCommand("add-mask", {}, secret);
-}
-function getInput(name, options) {
-  const val = process.env[`INPUT_${name.replace(/ /g, "_").toUpperCase()}`] || "";
-  if (options && options.required && !val) {
-    throw new Error(`Input required and not supplied: ${name}`);
-  }
-  if (options && options.trimWhitespace === false) {
-    return val;
-  }
-  return val.trim();
-}
-function setOutput(name, value) {
-  const filePath = process.env["GITHUB_OUTPUT"] || "";
-  if (filePath) {
-    return issueFileCommand("OUTPUT", prepareKeyValueMessage(name, value));
-  }
-  process.stdout.write(os4.EOL);
-  issueCommand("set-output", { name }, toCommandValue(value));
-}
-function setFailed(message) {
-  process.exitCode = ExitCode.Failure;
-  error2(message);
-}
-function isDebug() {
-  return process.env["RUNNER_DEBUG"] === "1";
-}
-function debug(message) {
-  issueCommand("debug", {}, message);
-}
-function error2(message, properties = {}) {
-  issueCommand("error", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
-}
-function warning2(message, properties = {}) {
-  issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
-}
-function info(message) {
-  process.stdout.write(message + os4.EOL);
-}
-
-// src/config/load.ts
-var import_yaml = __toESM(require_dist2(), 1);
-import { readFileSync as readFileSync2 } from "node:fs";
-import path from "node:path";
-
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
 __export(external_exports, {
@@ -75725,11 +74609,11 @@ __export(external_exports, {
   cuid2: () => cuid22,
   currencyCode: () => currencyCode2,
   custom: () => custom,
-  date: () => date3,
+  date: () => date2,
   decode: () => decode2,
   decodeAsync: () => decodeAsync2,
   deepPartial: () => deepPartial,
-  describe: () => describe147,
+  describe: () => describe2,
   discriminatedUnion: () => discriminatedUnion,
   e164: () => e1642,
   email: () => email2,
@@ -75749,7 +74633,7 @@ __export(external_exports, {
   getDiscriminatedOption: () => getDiscriminatedOption,
   getErrorMap: () => getErrorMap,
   globalRegistry: () => globalRegistry,
-  gt: () => _gt2,
+  gt: () => _gt,
   gte: () => _gte,
   guid: () => guid2,
   hash: () => hash,
@@ -75782,7 +74666,7 @@ __export(external_exports, {
   lt: () => _lt,
   lte: () => _lte,
   mac: () => mac2,
-  map: () => map3,
+  map: () => map,
   maxLength: () => _maxLength,
   maxSize: () => _maxSize,
   memoizer: () => memoizer,
@@ -75808,7 +74692,7 @@ __export(external_exports, {
   optional: () => optional,
   output: () => output,
   overwrite: () => _overwrite,
-  parse: () => parse3,
+  parse: () => parse2,
   parseAsync: () => parseAsync2,
   partialRecord: () => partialRecord,
   pipe: () => pipe,
@@ -76002,7 +74886,7 @@ __export(core_exports2, {
   _bigint: () => _bigint,
   _boolean: () => _boolean,
   _catch: () => _catch,
-  _check: () => _check2,
+  _check: () => _check,
   _cidrv4: () => _cidrv4,
   _cidrv6: () => _cidrv6,
   _coercedBigint: () => _coercedBigint,
@@ -76029,7 +74913,7 @@ __export(core_exports2, {
   _file: () => _file,
   _float32: () => _float32,
   _float64: () => _float64,
-  _gt: () => _gt2,
+  _gt: () => _gt,
   _gte: () => _gte,
   _guid: () => _guid,
   _iban: () => _iban,
@@ -76135,7 +75019,7 @@ __export(core_exports2, {
   createToJSONSchemaMethod: () => createToJSONSchemaMethod,
   decode: () => decode,
   decodeAsync: () => decodeAsync,
-  describe: () => describe146,
+  describe: () => describe,
   encode: () => encode,
   encodeAsync: () => encodeAsync,
   extractDefs: () => extractDefs,
@@ -76160,7 +75044,7 @@ __export(core_exports2, {
   memoizer: () => memoizer,
   mergeValues: () => mergeValues,
   meta: () => meta,
-  parse: () => parse2,
+  parse: () => parse,
   parseAsync: () => parseAsync,
   parseURLObject: () => parseURLObject,
   prettifyError: () => prettifyError,
@@ -76236,11 +75120,11 @@ __export(util_exports, {
   installLazyProp: () => installLazyProp,
   isObject: () => isObject,
   isPlainObject: () => isPlainObject,
-  issue: () => issue2,
+  issue: () => issue,
   joinValues: () => joinValues,
   jsonStringifyReplacer: () => jsonStringifyReplacer,
   members: () => members,
-  merge: () => merge2,
+  merge: () => merge,
   mergeDefs: () => mergeDefs,
   normalizeParams: () => normalizeParams,
   nullish: () => nullish,
@@ -76710,7 +75594,7 @@ function safeExtend(schema, shape) {
   }
   return clone(schema, mergeDefs(schema._zod.def, { shape: extended(schema, shape) }));
 }
-function merge2(a5, b5) {
+function merge(a5, b5) {
   if (!b5?._zod?.def) {
     throw new Error("Invalid input to merge: expected an object schema. To merge a plain shape, use `.extend()`.");
   }
@@ -76874,7 +75758,7 @@ function parsedType(data) {
   }
   return t;
 }
-function issue2(...args) {
+function issue(...args) {
   const [iss, input2, inst] = args;
   if (typeof iss === "string") {
     return {
@@ -77047,21 +75931,21 @@ function constantCatch(value) {
 }
 
 // node_modules/zod/v4/core/core.js
-var _a2;
+var _a;
 var NEVER = /* @__PURE__ */ Object.freeze({
   status: "aborted"
 });
 var _zodDesc = { value: void 0, enumerable: false };
-var _E2 = "captureStackTrace" in Error ? Error : null;
+var _E = "captureStackTrace" in Error ? Error : null;
 function newError(Definition) {
-  const E = _E2;
+  const E = _E;
   if (E) {
     const saved = E.stackTraceLimit;
     if (typeof saved === "number") {
       try {
         E.stackTraceLimit = 0;
       } catch {
-        _E2 = null;
+        _E = null;
         return new Definition();
       }
       try {
@@ -77160,7 +76044,7 @@ var $ZodEncodeError = class extends Error {
     this.name = "ZodEncodeError";
   }
 };
-(_a2 = globalThis).__zod_globalConfig ?? (_a2.__zod_globalConfig = {});
+(_a = globalThis).__zod_globalConfig ?? (_a.__zod_globalConfig = {});
 var globalConfig = globalThis.__zod_globalConfig;
 function config(newConfig) {
   if (newConfig)
@@ -77380,7 +76264,7 @@ var _parse = (_Err) => {
   };
   return fn;
 };
-var parse2 = /* @__PURE__ */ _parse($ZodRealError);
+var parse = /* @__PURE__ */ _parse($ZodRealError);
 var _parseAsync = (_Err) => {
   const fn = async (schema, value, _ctx, params) => {
     const ctx = _ctx ? { ..._ctx, async: true } : { async: true };
@@ -77535,7 +76419,7 @@ __export(regexes_exports, {
   cuid: () => cuid,
   cuid2: () => cuid2,
   currencyCode: () => currencyCode,
-  date: () => date2,
+  date: () => date,
   datetime: () => datetime,
   domain: () => domain,
   duration: () => duration,
@@ -77577,7 +76461,7 @@ __export(regexes_exports, {
   sha512_base64url: () => sha512_base64url,
   sha512_hex: () => sha512_hex,
   string: () => string,
-  time: () => time2,
+  time: () => time,
   ulid: () => ulid,
   undefined: () => _undefined,
   unicodeEmail: () => unicodeEmail,
@@ -77639,13 +76523,13 @@ var dateSource = `(?:(?:\\d\\d[2468][048]|\\d\\d[13579][26]|\\d\\d0[48]|[02468][
 function anchor(source) {
   return new RegExp(`^${source}$`);
 }
-var date2 = /* @__PURE__ */ anchor(dateSource);
+var date = /* @__PURE__ */ anchor(dateSource);
 function timeSource(args) {
   const hhmm = `(?:[01]\\d|2[0-3]):[0-5]\\d`;
   const regex = typeof args.precision === "number" ? args.precision === -1 ? `${hhmm}` : args.precision === 0 ? `${hhmm}:[0-5]\\d` : `${hhmm}:[0-5]\\d\\.\\d{${args.precision}}` : args.seconds ? `${hhmm}:[0-5]\\d(?:\\.\\d+)?` : `${hhmm}(?::[0-5]\\d(?:\\.\\d+)?)?`;
   return regex;
 }
-function time2(args) {
+function time(args) {
   return new RegExp(`^${timeSource(args)}$`);
 }
 function datetime(args) {
@@ -78545,11 +77429,11 @@ var $ZodISODateTime = /* @__PURE__ */ $constructor("$ZodISODateTime", (inst, def
   $ZodStringFormat.init(inst, def);
 });
 var $ZodISODate = /* @__PURE__ */ $constructor("$ZodISODate", (inst, def) => {
-  def.pattern ?? (def.pattern = date2);
+  def.pattern ?? (def.pattern = date);
   $ZodStringFormat.init(inst, def);
 });
 var $ZodISOTime = /* @__PURE__ */ $constructor("$ZodISOTime", (inst, def) => {
-  def.pattern ?? (def.pattern = time2(def));
+  def.pattern ?? (def.pattern = time(def));
   $ZodStringFormat.init(inst, def);
 });
 var $ZodISODuration = /* @__PURE__ */ $constructor("$ZodISODuration", (inst, def) => {
@@ -80533,10 +79417,10 @@ var $ZodFunction = /* @__PURE__ */ $constructor("$ZodFunction", (inst, def) => {
       throw new Error("implement() must be called with a function");
     }
     return Object.defineProperty(function(...args) {
-      const parsedArgs = inst._def.input ? parse2(inst._def.input, args) : args;
+      const parsedArgs = inst._def.input ? parse(inst._def.input, args) : args;
       const result = Reflect.apply(func, this, parsedArgs);
       if (inst._def.output) {
-        return parse2(inst._def.output, result);
+        return parse(inst._def.output, result);
       }
       return result;
     }, "_zod", { value: inst._zod, enumerable: false });
@@ -80654,7 +79538,7 @@ function handleRefineResult(result, payload2, input2, inst) {
     };
     if (inst._zod.def.params)
       _iss.params = inst._zod.def.params;
-    payload2.issues.push(issue2(_iss));
+    payload2.issues.push(issue(_iss));
   }
 }
 
@@ -80826,7 +79710,7 @@ function bucketFor(state2, inst) {
   return bucket;
 }
 var handoff;
-var open2 = [];
+var open = [];
 var memo = {
   alloc(_inst, payload2, empty) {
     const bucket = handoff;
@@ -80835,7 +79719,7 @@ var memo = {
     handoff = void 0;
     const entry = { value: empty, issues: null };
     bucket.set(payload2.value, entry);
-    open2.push(entry);
+    open.push(entry);
     return empty;
   },
   guard(inst) {
@@ -80906,10 +79790,10 @@ var memo = {
           return payload2;
         }
         handoff = bucket;
-        const depth = open2.length;
+        const depth = open.length;
         const result = base(payload2, ctx);
         handoff = void 0;
-        const entry = open2.length > depth ? open2.pop() : void 0;
+        const entry = open.length > depth ? open.pop() : void 0;
         if (result instanceof Promise) {
           return result.then((r5) => {
             if (entry)
@@ -81004,7 +79888,7 @@ __export(locales_exports, {
 });
 
 // node_modules/zod/v4/locales/ar.js
-var error3 = () => {
+var error = () => {
   const Sizable = {
     string: { unit: "\u062D\u0631\u0641", verb: "\u0623\u0646 \u064A\u062D\u0648\u064A" },
     file: { unit: "\u0628\u0627\u064A\u062A", verb: "\u0623\u0646 \u064A\u062D\u0648\u064A" },
@@ -81111,12 +79995,12 @@ var error3 = () => {
 };
 function ar_default() {
   return {
-    localeError: error3()
+    localeError: error()
   };
 }
 
 // node_modules/zod/v4/locales/az.js
-var error4 = () => {
+var error2 = () => {
   const Sizable = {
     string: { unit: "simvol", verb: "olmal\u0131d\u0131r" },
     file: { unit: "bayt", verb: "olmal\u0131d\u0131r" },
@@ -81222,7 +80106,7 @@ var error4 = () => {
 };
 function az_default() {
   return {
-    localeError: error4()
+    localeError: error2()
   };
 }
 
@@ -81242,7 +80126,7 @@ function getBelarusianPlural(count, one, few, many) {
   }
   return many;
 }
-var error5 = () => {
+var error3 = () => {
   const Sizable = {
     string: {
       unit: {
@@ -81391,12 +80275,12 @@ var error5 = () => {
 };
 function be_default() {
   return {
-    localeError: error5()
+    localeError: error3()
   };
 }
 
 // node_modules/zod/v4/locales/bg.js
-var error6 = () => {
+var error4 = () => {
   const Sizable = {
     string: { unit: "\u0441\u0438\u043C\u0432\u043E\u043B\u0430", verb: "\u0434\u0430 \u0441\u044A\u0434\u044A\u0440\u0436\u0430" },
     file: { unit: "\u0431\u0430\u0439\u0442\u0430", verb: "\u0434\u0430 \u0441\u044A\u0434\u044A\u0440\u0436\u0430" },
@@ -81517,12 +80401,12 @@ var error6 = () => {
 };
 function bg_default() {
   return {
-    localeError: error6()
+    localeError: error4()
   };
 }
 
 // node_modules/zod/v4/locales/bn.js
-var error7 = () => {
+var error5 = () => {
   const Sizable = {
     string: { unit: "\u0985\u0995\u09CD\u09B7\u09B0", verb: "\u09A5\u09BE\u0995\u09A4\u09C7 \u09B9\u09AC\u09C7" },
     file: { unit: "\u09AC\u09BE\u0987\u099F", verb: "\u09A5\u09BE\u0995\u09A4\u09C7 \u09B9\u09AC\u09C7" },
@@ -81631,12 +80515,12 @@ var error7 = () => {
 };
 function bn_default() {
   return {
-    localeError: error7()
+    localeError: error5()
   };
 }
 
 // node_modules/zod/v4/locales/ca.js
-var error8 = () => {
+var error6 = () => {
   const Sizable = {
     string: { unit: "car\xE0cters", verb: "contenir" },
     file: { unit: "bytes", verb: "contenir" },
@@ -81745,12 +80629,12 @@ var error8 = () => {
 };
 function ca_default() {
   return {
-    localeError: error8()
+    localeError: error6()
   };
 }
 
 // node_modules/zod/v4/locales/ckb.js
-var error9 = () => {
+var error7 = () => {
   const Sizable = {
     string: { unit: "\u067E\u06CC\u062A", verb: "\u0628\u06CE\u062A" },
     file: { unit: "\u0628\u0627\u06CC\u062A", verb: "\u0628\u06CE\u062A" },
@@ -81878,12 +80762,12 @@ var error9 = () => {
 };
 function ckb_default() {
   return {
-    localeError: error9()
+    localeError: error7()
   };
 }
 
 // node_modules/zod/v4/locales/cs.js
-var error10 = () => {
+var error8 = () => {
   const Sizable = {
     string: { unit: "znak\u016F", verb: "m\xEDt" },
     file: { unit: "bajt\u016F", verb: "m\xEDt" },
@@ -81995,12 +80879,12 @@ var error10 = () => {
 };
 function cs_default() {
   return {
-    localeError: error10()
+    localeError: error8()
   };
 }
 
 // node_modules/zod/v4/locales/da.js
-var error11 = () => {
+var error9 = () => {
   const Sizable = {
     string: { unit: "tegn", verb: "havde" },
     file: { unit: "bytes", verb: "havde" },
@@ -82116,12 +81000,12 @@ var error11 = () => {
 };
 function da_default() {
   return {
-    localeError: error11()
+    localeError: error9()
   };
 }
 
 // node_modules/zod/v4/locales/de.js
-var error12 = () => {
+var error10 = () => {
   const Sizable = {
     string: { unit: "Zeichen", verb: "zu haben" },
     file: { unit: "Bytes", verb: "zu haben" },
@@ -82230,12 +81114,12 @@ var error12 = () => {
 };
 function de_default() {
   return {
-    localeError: error12()
+    localeError: error10()
   };
 }
 
 // node_modules/zod/v4/locales/el.js
-var error13 = () => {
+var error11 = () => {
   const Sizable = {
     string: { unit: "\u03C7\u03B1\u03C1\u03B1\u03BA\u03C4\u03AE\u03C1\u03B5\u03C2", verb: "\u03BD\u03B1 \u03AD\u03C7\u03B5\u03B9" },
     file: { unit: "bytes", verb: "\u03BD\u03B1 \u03AD\u03C7\u03B5\u03B9" },
@@ -82343,12 +81227,12 @@ var error13 = () => {
 };
 function el_default() {
   return {
-    localeError: error13()
+    localeError: error11()
   };
 }
 
 // node_modules/zod/v4/locales/en.js
-var error14 = () => {
+var error12 = () => {
   const Sizable = {
     string: { unit: "characters", verb: "to have" },
     file: { unit: "bytes", verb: "to have" },
@@ -82468,12 +81352,12 @@ var error14 = () => {
 };
 function en_default() {
   return {
-    localeError: error14()
+    localeError: error12()
   };
 }
 
 // node_modules/zod/v4/locales/eo.js
-var error15 = () => {
+var error13 = () => {
   const Sizable = {
     string: { unit: "karaktrojn", verb: "havi" },
     file: { unit: "bajtojn", verb: "havi" },
@@ -82583,12 +81467,12 @@ var error15 = () => {
 };
 function eo_default() {
   return {
-    localeError: error15()
+    localeError: error13()
   };
 }
 
 // node_modules/zod/v4/locales/es.js
-var error16 = () => {
+var error14 = () => {
   const Sizable = {
     string: { unit: "caracteres", verb: "tener" },
     file: { unit: "bytes", verb: "tener" },
@@ -82720,12 +81604,12 @@ var error16 = () => {
 };
 function es_default() {
   return {
-    localeError: error16()
+    localeError: error14()
   };
 }
 
 // node_modules/zod/v4/locales/fa.js
-var error17 = () => {
+var error15 = () => {
   const Sizable = {
     string: { unit: "\u06A9\u0627\u0631\u0627\u06A9\u062A\u0631", verb: "\u062F\u0627\u0634\u062A\u0647 \u0628\u0627\u0634\u062F" },
     file: { unit: "\u0628\u0627\u06CC\u062A", verb: "\u062F\u0627\u0634\u062A\u0647 \u0628\u0627\u0634\u062F" },
@@ -82840,12 +81724,12 @@ var error17 = () => {
 };
 function fa_default() {
   return {
-    localeError: error17()
+    localeError: error15()
   };
 }
 
 // node_modules/zod/v4/locales/fi.js
-var error18 = () => {
+var error16 = () => {
   const Sizable = {
     string: { unit: "merkki\xE4", subject: "merkkijonon" },
     file: { unit: "tavua", subject: "tiedoston" },
@@ -82958,12 +81842,12 @@ var error18 = () => {
 };
 function fi_default() {
   return {
-    localeError: error18()
+    localeError: error16()
   };
 }
 
 // node_modules/zod/v4/locales/fr.js
-var error19 = () => {
+var error17 = () => {
   const Sizable = {
     string: { unit: "caract\xE8res", verb: "avoir" },
     file: { unit: "octets", verb: "avoir" },
@@ -83088,12 +81972,12 @@ var error19 = () => {
 };
 function fr_default() {
   return {
-    localeError: error19()
+    localeError: error17()
   };
 }
 
 // node_modules/zod/v4/locales/fr-CA.js
-var error20 = () => {
+var error18 = () => {
   const Sizable = {
     string: { unit: "caract\xE8res", verb: "avoir" },
     file: { unit: "octets", verb: "avoir" },
@@ -83201,12 +82085,12 @@ var error20 = () => {
 };
 function fr_CA_default() {
   return {
-    localeError: error20()
+    localeError: error18()
   };
 }
 
 // node_modules/zod/v4/locales/gu.js
-var error21 = () => {
+var error19 = () => {
   const Sizable = {
     string: { unit: "\u0A85\u0A95\u0ACD\u0AB7\u0AB0", verb: "\u0AB9\u0ACB\u0AB5\u0ABE \u0A9C\u0ACB\u0A88\u0A8F" },
     file: { unit: "\u0AAC\u0ABE\u0AAF\u0A9F", verb: "\u0AB9\u0ACB\u0AB5\u0ABE \u0A9C\u0ACB\u0A88\u0A8F" },
@@ -83315,12 +82199,12 @@ var error21 = () => {
 };
 function gu_default() {
   return {
-    localeError: error21()
+    localeError: error19()
   };
 }
 
 // node_modules/zod/v4/locales/he.js
-var error22 = () => {
+var error20 = () => {
   const TypeNames = {
     string: { label: "\u05DE\u05D7\u05E8\u05D5\u05D6\u05EA", gender: "f" },
     number: { label: "\u05DE\u05E1\u05E4\u05E8", gender: "m" },
@@ -83517,12 +82401,12 @@ var error22 = () => {
 };
 function he_default() {
   return {
-    localeError: error22()
+    localeError: error20()
   };
 }
 
 // node_modules/zod/v4/locales/hi.js
-var error23 = () => {
+var error21 = () => {
   const Sizable = {
     string: { unit: "\u0905\u0915\u094D\u0937\u0930", verb: "\u0930\u0916\u0928\u0947 \u0915\u0947 \u0932\u093F\u090F" },
     file: { unit: "\u092C\u093E\u0907\u091F\u094D\u0938", verb: "\u0930\u0916\u0928\u0947 \u0915\u0947 \u0932\u093F\u090F" },
@@ -83629,12 +82513,12 @@ var error23 = () => {
 };
 function hi_default() {
   return {
-    localeError: error23()
+    localeError: error21()
   };
 }
 
 // node_modules/zod/v4/locales/hr.js
-var error24 = () => {
+var error22 = () => {
   const Sizable = {
     string: { unit: "znakova", verb: "imati" },
     file: { unit: "bajtova", verb: "imati" },
@@ -83756,12 +82640,12 @@ var error24 = () => {
 };
 function hr_default() {
   return {
-    localeError: error24()
+    localeError: error22()
   };
 }
 
 // node_modules/zod/v4/locales/hu.js
-var error25 = () => {
+var error23 = () => {
   const Sizable = {
     string: { unit: "karakter", verb: "legyen" },
     file: { unit: "byte", verb: "legyen" },
@@ -83870,7 +82754,7 @@ var error25 = () => {
 };
 function hu_default() {
   return {
-    localeError: error25()
+    localeError: error23()
   };
 }
 
@@ -83885,7 +82769,7 @@ function withDefiniteArticle(word) {
   const lastChar = word[word.length - 1];
   return word + (vowels.includes(lastChar) ? "\u0576" : "\u0568");
 }
-var error26 = () => {
+var error24 = () => {
   const Sizable = {
     string: {
       unit: {
@@ -84029,12 +82913,12 @@ var error26 = () => {
 };
 function hy_default() {
   return {
-    localeError: error26()
+    localeError: error24()
   };
 }
 
 // node_modules/zod/v4/locales/id.js
-var error27 = () => {
+var error25 = () => {
   const Sizable = {
     string: { unit: "karakter", verb: "memiliki" },
     file: { unit: "byte", verb: "memiliki" },
@@ -84141,12 +83025,12 @@ var error27 = () => {
 };
 function id_default() {
   return {
-    localeError: error27()
+    localeError: error25()
   };
 }
 
 // node_modules/zod/v4/locales/is.js
-var error28 = () => {
+var error26 = () => {
   const Sizable = {
     string: { unit: "stafi", verb: "a\xF0 hafa" },
     file: { unit: "b\xE6ti", verb: "a\xF0 hafa" },
@@ -84256,12 +83140,12 @@ var error28 = () => {
 };
 function is_default() {
   return {
-    localeError: error28()
+    localeError: error26()
   };
 }
 
 // node_modules/zod/v4/locales/it.js
-var error29 = () => {
+var error27 = () => {
   const Sizable = {
     string: { unit: "caratteri", verb: "avere" },
     file: { unit: "byte", verb: "avere" },
@@ -84370,12 +83254,12 @@ var error29 = () => {
 };
 function it_default() {
   return {
-    localeError: error29()
+    localeError: error27()
   };
 }
 
 // node_modules/zod/v4/locales/ja.js
-var error30 = () => {
+var error28 = () => {
   const Sizable = {
     string: { unit: "\u6587\u5B57", verb: "\u3067\u3042\u308B" },
     file: { unit: "\u30D0\u30A4\u30C8", verb: "\u3067\u3042\u308B" },
@@ -84483,12 +83367,12 @@ var error30 = () => {
 };
 function ja_default() {
   return {
-    localeError: error30()
+    localeError: error28()
   };
 }
 
 // node_modules/zod/v4/locales/ka.js
-var error31 = () => {
+var error29 = () => {
   const Sizable = {
     string: { unit: "\u10E1\u10D8\u10DB\u10D1\u10DD\u10DA\u10DD", verb: "\u10E3\u10DC\u10D3\u10D0 \u10E8\u10D4\u10D8\u10EA\u10D0\u10D5\u10D3\u10D4\u10E1" },
     file: { unit: "\u10D1\u10D0\u10D8\u10E2\u10D8", verb: "\u10E3\u10DC\u10D3\u10D0 \u10E8\u10D4\u10D8\u10EA\u10D0\u10D5\u10D3\u10D4\u10E1" },
@@ -84601,12 +83485,12 @@ var error31 = () => {
 };
 function ka_default() {
   return {
-    localeError: error31()
+    localeError: error29()
   };
 }
 
 // node_modules/zod/v4/locales/km.js
-var error32 = () => {
+var error30 = () => {
   const Sizable = {
     string: { unit: "\u178F\u17BD\u17A2\u1780\u17D2\u179F\u179A", verb: "\u1782\u17BD\u179A\u1798\u17B6\u1793" },
     file: { unit: "\u1794\u17C3", verb: "\u1782\u17BD\u179A\u1798\u17B6\u1793" },
@@ -84717,7 +83601,7 @@ var error32 = () => {
 };
 function km_default() {
   return {
-    localeError: error32()
+    localeError: error30()
   };
 }
 
@@ -84727,7 +83611,7 @@ function kh_default() {
 }
 
 // node_modules/zod/v4/locales/kn.js
-var error33 = () => {
+var error31 = () => {
   const Sizable = {
     string: { unit: "\u0C85\u0C95\u0CCD\u0CB7\u0CB0\u0C97\u0CB3\u0CC1", verb: "\u0CB9\u0CCA\u0C82\u0CA6\u0CB2\u0CC1" },
     file: { unit: "\u0CAC\u0CC8\u0C9F\u0CCD\u200C\u0C97\u0CB3\u0CC1", verb: "\u0CB9\u0CCA\u0C82\u0CA6\u0CB2\u0CC1" },
@@ -84838,12 +83722,12 @@ var error33 = () => {
 };
 function kn_default() {
   return {
-    localeError: error33()
+    localeError: error31()
   };
 }
 
 // node_modules/zod/v4/locales/ko.js
-var error34 = () => {
+var error32 = () => {
   const Sizable = {
     string: { unit: "\uBB38\uC790", verb: "to have" },
     file: { unit: "\uBC14\uC774\uD2B8", verb: "to have" },
@@ -84955,7 +83839,7 @@ var error34 = () => {
 };
 function ko_default() {
   return {
-    localeError: error34()
+    localeError: error32()
   };
 }
 
@@ -84973,7 +83857,7 @@ function getUnitTypeFromNumber(number4) {
     return "one";
   return "few";
 }
-var error35 = () => {
+var error33 = () => {
   const Sizable = {
     string: {
       unit: {
@@ -85163,12 +84047,12 @@ var error35 = () => {
 };
 function lt_default() {
   return {
-    localeError: error35()
+    localeError: error33()
   };
 }
 
 // node_modules/zod/v4/locales/mk.js
-var error36 = () => {
+var error34 = () => {
   const Sizable = {
     string: { unit: "\u0437\u043D\u0430\u0446\u0438", verb: "\u0434\u0430 \u0438\u043C\u0430\u0430\u0442" },
     file: { unit: "\u0431\u0430\u0458\u0442\u0438", verb: "\u0434\u0430 \u0438\u043C\u0430\u0430\u0442" },
@@ -85278,12 +84162,12 @@ var error36 = () => {
 };
 function mk_default() {
   return {
-    localeError: error36()
+    localeError: error34()
   };
 }
 
 // node_modules/zod/v4/locales/ms.js
-var error37 = () => {
+var error35 = () => {
   const Sizable = {
     string: { unit: "aksara", verb: "mempunyai" },
     file: { unit: "bait", verb: "mempunyai" },
@@ -85391,12 +84275,12 @@ var error37 = () => {
 };
 function ms_default() {
   return {
-    localeError: error37()
+    localeError: error35()
   };
 }
 
 // node_modules/zod/v4/locales/ne.js
-var error38 = () => {
+var error36 = () => {
   const Sizable = {
     string: { unit: "\u0905\u0915\u094D\u0937\u0930", verb: "\u0939\u0941\u0928\u0941\u092A\u0930\u094D\u091B" },
     file: { unit: "\u092C\u093E\u0907\u091F", verb: "\u0939\u0941\u0928\u0941\u092A\u0930\u094D\u091B" },
@@ -85503,12 +84387,12 @@ var error38 = () => {
 };
 function ne_default() {
   return {
-    localeError: error38()
+    localeError: error36()
   };
 }
 
 // node_modules/zod/v4/locales/nl.js
-var error39 = () => {
+var error37 = () => {
   const Sizable = {
     string: { unit: "tekens", verb: "heeft" },
     file: { unit: "bytes", verb: "heeft" },
@@ -85619,12 +84503,12 @@ var error39 = () => {
 };
 function nl_default() {
   return {
-    localeError: error39()
+    localeError: error37()
   };
 }
 
 // node_modules/zod/v4/locales/nn.js
-var error40 = () => {
+var error38 = () => {
   const Sizable = {
     string: { unit: "teikn", verb: "\xE5 ha" },
     file: { unit: "bytes", verb: "\xE5 ha" },
@@ -85733,12 +84617,12 @@ var error40 = () => {
 };
 function nn_default() {
   return {
-    localeError: error40()
+    localeError: error38()
   };
 }
 
 // node_modules/zod/v4/locales/no.js
-var error41 = () => {
+var error39 = () => {
   const Sizable = {
     string: { unit: "tegn", verb: "\xE5 ha" },
     file: { unit: "bytes", verb: "\xE5 ha" },
@@ -85847,12 +84731,12 @@ var error41 = () => {
 };
 function no_default() {
   return {
-    localeError: error41()
+    localeError: error39()
   };
 }
 
 // node_modules/zod/v4/locales/ota.js
-var error42 = () => {
+var error40 = () => {
   const Sizable = {
     string: { unit: "harf", verb: "olmal\u0131d\u0131r" },
     file: { unit: "bayt", verb: "olmal\u0131d\u0131r" },
@@ -85962,12 +84846,12 @@ var error42 = () => {
 };
 function ota_default() {
   return {
-    localeError: error42()
+    localeError: error40()
   };
 }
 
 // node_modules/zod/v4/locales/ps.js
-var error43 = () => {
+var error41 = () => {
   const Sizable = {
     string: { unit: "\u062A\u0648\u06A9\u064A", verb: "\u0648\u0644\u0631\u064A" },
     file: { unit: "\u0628\u0627\u06CC\u067C\u0633", verb: "\u0648\u0644\u0631\u064A" },
@@ -86082,12 +84966,12 @@ var error43 = () => {
 };
 function ps_default() {
   return {
-    localeError: error43()
+    localeError: error41()
   };
 }
 
 // node_modules/zod/v4/locales/pl.js
-var error44 = () => {
+var error42 = () => {
   const Sizable = {
     string: { unit: "znak\xF3w", verb: "mie\u0107" },
     file: { unit: "bajt\xF3w", verb: "mie\u0107" },
@@ -86197,12 +85081,12 @@ var error44 = () => {
 };
 function pl_default() {
   return {
-    localeError: error44()
+    localeError: error42()
   };
 }
 
 // node_modules/zod/v4/locales/pt.js
-var error45 = () => {
+var error43 = () => {
   const Sizable = {
     string: { unit: "caracteres" },
     file: { unit: "bytes" },
@@ -86341,12 +85225,12 @@ var error45 = () => {
 };
 function pt_default() {
   return {
-    localeError: error45()
+    localeError: error43()
   };
 }
 
 // node_modules/zod/v4/locales/pt-BR.js
-var error46 = () => {
+var error44 = () => {
   const Sizable = {
     string: { unit: "caracteres" },
     file: { unit: "bytes" },
@@ -86486,12 +85370,12 @@ var error46 = () => {
 };
 function pt_BR_default() {
   return {
-    localeError: error46()
+    localeError: error44()
   };
 }
 
 // node_modules/zod/v4/locales/ro.js
-var error47 = () => {
+var error45 = () => {
   const Sizable = {
     string: { unit: "caractere", verb: "s\u0103 aib\u0103" },
     file: { unit: "octe\u021Bi", verb: "s\u0103 aib\u0103" },
@@ -86609,7 +85493,7 @@ var error47 = () => {
 };
 function ro_default() {
   return {
-    localeError: error47()
+    localeError: error45()
   };
 }
 
@@ -86629,7 +85513,7 @@ function getRussianPlural(count, one, few, many) {
   }
   return many;
 }
-var error48 = () => {
+var error46 = () => {
   const Sizable = {
     string: {
       unit: {
@@ -86778,12 +85662,12 @@ var error48 = () => {
 };
 function ru_default() {
   return {
-    localeError: error48()
+    localeError: error46()
   };
 }
 
 // node_modules/zod/v4/locales/sk.js
-var error49 = () => {
+var error47 = () => {
   const Sizable = {
     string: { unit: "znakov", verb: "ma\u0165" },
     file: { unit: "bajtov", verb: "ma\u0165" },
@@ -86895,12 +85779,12 @@ var error49 = () => {
 };
 function sk_default() {
   return {
-    localeError: error49()
+    localeError: error47()
   };
 }
 
 // node_modules/zod/v4/locales/sl.js
-var error50 = () => {
+var error48 = () => {
   const Sizable = {
     string: { unit: "znakov", verb: "imeti" },
     file: { unit: "bajtov", verb: "imeti" },
@@ -87010,12 +85894,12 @@ var error50 = () => {
 };
 function sl_default() {
   return {
-    localeError: error50()
+    localeError: error48()
   };
 }
 
 // node_modules/zod/v4/locales/sv.js
-var error51 = () => {
+var error49 = () => {
   const Sizable = {
     string: { unit: "tecken", verb: "att ha" },
     file: { unit: "bytes", verb: "att ha" },
@@ -87126,12 +86010,12 @@ var error51 = () => {
 };
 function sv_default() {
   return {
-    localeError: error51()
+    localeError: error49()
   };
 }
 
 // node_modules/zod/v4/locales/ta.js
-var error52 = () => {
+var error50 = () => {
   const Sizable = {
     string: { unit: "\u0B8E\u0BB4\u0BC1\u0BA4\u0BCD\u0BA4\u0BC1\u0B95\u0BCD\u0B95\u0BB3\u0BCD", verb: "\u0B95\u0BCA\u0BA3\u0BCD\u0B9F\u0BBF\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD" },
     file: { unit: "\u0BAA\u0BC8\u0B9F\u0BCD\u0B9F\u0BC1\u0B95\u0BB3\u0BCD", verb: "\u0B95\u0BCA\u0BA3\u0BCD\u0B9F\u0BBF\u0BB0\u0BC1\u0B95\u0BCD\u0B95 \u0BB5\u0BC7\u0BA3\u0BCD\u0B9F\u0BC1\u0BAE\u0BCD" },
@@ -87242,12 +86126,12 @@ var error52 = () => {
 };
 function ta_default() {
   return {
-    localeError: error52()
+    localeError: error50()
   };
 }
 
 // node_modules/zod/v4/locales/tg.js
-var error53 = () => {
+var error51 = () => {
   const Sizable = {
     string: { unit: "\u0430\u043B\u043E\u043C\u0430\u0442", verb: "\u0434\u043E\u0448\u0442\u0430 \u0431\u043E\u0448\u0430\u0434" },
     file: { unit: "\u0431\u0430\u0439\u0442", verb: "\u0434\u043E\u0448\u0442\u0430 \u0431\u043E\u0448\u0430\u0434" },
@@ -87359,12 +86243,12 @@ var error53 = () => {
 };
 function tg_default() {
   return {
-    localeError: error53()
+    localeError: error51()
   };
 }
 
 // node_modules/zod/v4/locales/th.js
-var error54 = () => {
+var error52 = () => {
   const Sizable = {
     string: { unit: "\u0E15\u0E31\u0E27\u0E2D\u0E31\u0E01\u0E29\u0E23", verb: "\u0E04\u0E27\u0E23\u0E21\u0E35" },
     file: { unit: "\u0E44\u0E1A\u0E15\u0E4C", verb: "\u0E04\u0E27\u0E23\u0E21\u0E35" },
@@ -87475,12 +86359,12 @@ var error54 = () => {
 };
 function th_default() {
   return {
-    localeError: error54()
+    localeError: error52()
   };
 }
 
 // node_modules/zod/v4/locales/tk.js
-var error55 = () => {
+var error53 = () => {
   const Sizable = {
     string: { unit: "simwol", verb: "bolmaly" },
     file: { unit: "ba\xFDt", verb: "bolmaly" },
@@ -87583,12 +86467,12 @@ var error55 = () => {
 };
 function tk_default() {
   return {
-    localeError: error55()
+    localeError: error53()
   };
 }
 
 // node_modules/zod/v4/locales/tr.js
-var error56 = () => {
+var error54 = () => {
   const Sizable = {
     string: { unit: "karakter", verb: "olmal\u0131" },
     file: { unit: "bayt", verb: "olmal\u0131" },
@@ -87694,12 +86578,12 @@ var error56 = () => {
 };
 function tr_default() {
   return {
-    localeError: error56()
+    localeError: error54()
   };
 }
 
 // node_modules/zod/v4/locales/uk.js
-var error57 = () => {
+var error55 = () => {
   const Sizable = {
     string: { unit: "\u0441\u0438\u043C\u0432\u043E\u043B\u0456\u0432", verb: "\u043C\u0430\u0442\u0438\u043C\u0435" },
     file: { unit: "\u0431\u0430\u0439\u0442\u0456\u0432", verb: "\u043C\u0430\u0442\u0438\u043C\u0435" },
@@ -87808,7 +86692,7 @@ var error57 = () => {
 };
 function uk_default() {
   return {
-    localeError: error57()
+    localeError: error55()
   };
 }
 
@@ -87818,7 +86702,7 @@ function ua_default() {
 }
 
 // node_modules/zod/v4/locales/ur.js
-var error58 = () => {
+var error56 = () => {
   const Sizable = {
     string: { unit: "\u062D\u0631\u0648\u0641", verb: "\u06C1\u0648\u0646\u0627" },
     file: { unit: "\u0628\u0627\u0626\u0679\u0633", verb: "\u06C1\u0648\u0646\u0627" },
@@ -87929,12 +86813,12 @@ var error58 = () => {
 };
 function ur_default() {
   return {
-    localeError: error58()
+    localeError: error56()
   };
 }
 
 // node_modules/zod/v4/locales/uz.js
-var error59 = () => {
+var error57 = () => {
   const Sizable = {
     string: { unit: "belgi", verb: "bo\u2018lishi kerak" },
     file: { unit: "bayt", verb: "bo\u2018lishi kerak" },
@@ -88043,12 +86927,12 @@ var error59 = () => {
 };
 function uz_default() {
   return {
-    localeError: error59()
+    localeError: error57()
   };
 }
 
 // node_modules/zod/v4/locales/vi.js
-var error60 = () => {
+var error58 = () => {
   const Sizable = {
     string: { unit: "k\xFD t\u1EF1", verb: "c\xF3" },
     file: { unit: "byte", verb: "c\xF3" },
@@ -88157,12 +87041,12 @@ var error60 = () => {
 };
 function vi_default() {
   return {
-    localeError: error60()
+    localeError: error58()
   };
 }
 
 // node_modules/zod/v4/locales/zh-CN.js
-var error61 = () => {
+var error59 = () => {
   const Sizable = {
     string: { unit: "\u5B57\u7B26", verb: "\u5305\u542B" },
     file: { unit: "\u5B57\u8282", verb: "\u5305\u542B" },
@@ -88272,12 +87156,12 @@ var error61 = () => {
 };
 function zh_CN_default() {
   return {
-    localeError: error61()
+    localeError: error59()
   };
 }
 
 // node_modules/zod/v4/locales/zh-TW.js
-var error62 = () => {
+var error60 = () => {
   const Sizable = {
     string: { unit: "\u5B57\u5143", verb: "\u64C1\u6709" },
     file: { unit: "\u4F4D\u5143\u7D44", verb: "\u64C1\u6709" },
@@ -88385,12 +87269,12 @@ var error62 = () => {
 };
 function zh_TW_default() {
   return {
-    localeError: error62()
+    localeError: error60()
   };
 }
 
 // node_modules/zod/v4/locales/yo.js
-var error63 = () => {
+var error61 = () => {
   const Sizable = {
     string: { unit: "\xE0mi", verb: "n\xED" },
     file: { unit: "bytes", verb: "n\xED" },
@@ -88498,12 +87382,12 @@ var error63 = () => {
 };
 function yo_default() {
   return {
-    localeError: error63()
+    localeError: error61()
   };
 }
 
 // node_modules/zod/v4/core/registries.js
-var _a3;
+var _a2;
 var $output = /* @__PURE__ */ Symbol("ZodOutput");
 var $input = /* @__PURE__ */ Symbol("ZodInput");
 var $ZodRegistry = class {
@@ -88549,7 +87433,7 @@ var $ZodRegistry = class {
 function registry() {
   return new $ZodRegistry();
 }
-(_a3 = globalThis).__zod_globalRegistry ?? (_a3.__zod_globalRegistry = registry());
+(_a2 = globalThis).__zod_globalRegistry ?? (_a2.__zod_globalRegistry = registry());
 var globalRegistry = globalThis.__zod_globalRegistry;
 
 // node_modules/zod/v4/core/compile.js
@@ -90672,7 +89556,7 @@ function _lte(value, params) {
   });
 }
 // @__NO_SIDE_EFFECTS__
-function _gt2(value, params) {
+function _gt(value, params) {
   return new $ZodCheckGreaterThan({
     check: "greater_than",
     ...normalizeParams(params),
@@ -90691,7 +89575,7 @@ function _gte(value, params) {
 }
 // @__NO_SIDE_EFFECTS__
 function _positive(params) {
-  return /* @__PURE__ */ _gt2(0, params);
+  return /* @__PURE__ */ _gt(0, params);
 }
 // @__NO_SIDE_EFFECTS__
 function _negative(params) {
@@ -91095,10 +89979,10 @@ function _refine(Class2, fn, _params) {
 }
 // @__NO_SIDE_EFFECTS__
 function _superRefine(fn, params) {
-  const ch = /* @__PURE__ */ _check2((payload2) => {
+  const ch = /* @__PURE__ */ _check((payload2) => {
     payload2.addIssue = (issue3) => {
       if (typeof issue3 === "string") {
-        payload2.issues.push(issue2(issue3, payload2.value, ch._zod.def));
+        payload2.issues.push(issue(issue3, payload2.value, ch._zod.def));
       } else {
         const _issue = issue3;
         if (_issue.fatal)
@@ -91108,7 +89992,7 @@ function _superRefine(fn, params) {
           _issue.input = payload2.value;
         _issue.inst ?? (_issue.inst = ch);
         _issue.continue ?? (_issue.continue = !ch._zod.def.abort);
-        payload2.issues.push(issue2(_issue));
+        payload2.issues.push(issue(_issue));
       }
     };
     return fn(payload2.value, payload2);
@@ -91116,7 +90000,7 @@ function _superRefine(fn, params) {
   return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function _check2(fn, params) {
+function _check(fn, params) {
   const ch = new $ZodCheck({
     check: "custom",
     ...normalizeParams(params)
@@ -91125,7 +90009,7 @@ function _check2(fn, params) {
   return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function describe146(description) {
+function describe(description) {
   const ch = new $ZodCheck({ check: "describe" });
   ch._zod.onattach = [
     (inst) => {
@@ -92678,8 +91562,8 @@ __export(schemas_exports2, {
   cuid2: () => cuid22,
   currencyCode: () => currencyCode2,
   custom: () => custom,
-  date: () => date3,
-  describe: () => describe147,
+  date: () => date2,
+  describe: () => describe2,
   discriminatedUnion: () => discriminatedUnion,
   e164: () => e1642,
   email: () => email2,
@@ -92713,7 +91597,7 @@ __export(schemas_exports2, {
   looseObject: () => looseObject,
   looseRecord: () => looseRecord,
   mac: () => mac2,
-  map: () => map3,
+  map: () => map,
   meta: () => meta2,
   nan: () => nan,
   nanoid: () => nanoid2,
@@ -92765,7 +91649,7 @@ __export(schemas_exports2, {
 var checks_exports2 = {};
 __export(checks_exports2, {
   endsWith: () => _endsWith,
-  gt: () => _gt2,
+  gt: () => _gt,
   gte: () => _gte,
   includes: () => _includes,
   length: () => _length,
@@ -92843,7 +91727,7 @@ var ZodRealError = /* @__PURE__ */ $constructor("ZodError", initializer2, void 0
 });
 
 // node_modules/zod/v4/classic/parse.js
-var parse3 = /* @__PURE__ */ _parse(ZodRealError);
+var parse2 = /* @__PURE__ */ _parse(ZodRealError);
 var parseAsync2 = /* @__PURE__ */ _parseAsync(ZodRealError);
 var safeParse2 = /* @__PURE__ */ _safeParse(ZodRealError);
 var safeParseAsync2 = /* @__PURE__ */ _safeParseAsync(ZodRealError);
@@ -92980,7 +91864,7 @@ var ZodType = /* @__PURE__ */ $constructor("ZodType", (inst, def) => {
     util_exports.own(this, "~standard", value);
   },
   parse: function _parse2(data, params) {
-    return parse3(this, data, params, { callee: _parse2 });
+    return parse2(this, data, params, { callee: _parse2 });
   },
   parseAsync: async function _parseAsync2(data, params) {
     return await parseAsync2(this, data, params, { callee: _parseAsync2 });
@@ -93423,7 +92307,7 @@ var ZodNumber = /* @__PURE__ */ $constructor(
     format: (inst) => aggregateChecks(inst).format ?? null
   }, {
     gt(value, params) {
-      return this.check(_gt2(value, params));
+      return this.check(_gt(value, params));
     },
     gte(value, params) {
       return this.check(_gte(value, params));
@@ -93447,7 +92331,7 @@ var ZodNumber = /* @__PURE__ */ $constructor(
       return this.check(int(params));
     },
     positive(params) {
-      return this.check(_gt2(0, params));
+      return this.check(_gt(0, params));
     },
     nonnegative(params) {
       return this.check(_gte(0, params));
@@ -93518,7 +92402,7 @@ var ZodBigInt = /* @__PURE__ */ $constructor(
       return this.check(_gte(value, params));
     },
     gt(value, params) {
-      return this.check(_gt2(value, params));
+      return this.check(_gt(value, params));
     },
     lt(value, params) {
       return this.check(_lt(value, params));
@@ -93530,7 +92414,7 @@ var ZodBigInt = /* @__PURE__ */ $constructor(
       return this.check(_lte(value, params));
     },
     positive(params) {
-      return this.check(_gt2(BigInt(0), params));
+      return this.check(_gt(BigInt(0), params));
     },
     negative(params) {
       return this.check(_lt(BigInt(0), params));
@@ -93635,7 +92519,7 @@ var ZodDate = /* @__PURE__ */ $constructor(
     }
   }, {})
 );
-function date3(params) {
+function date2(params) {
   return _date(ZodDate, params);
 }
 var ZodArray = /* @__PURE__ */ $constructor("ZodArray", (inst, def) => {
@@ -93880,7 +92764,7 @@ var ZodMap = /* @__PURE__ */ $constructor("ZodMap", (inst, def) => {
   inst.max = (...args) => inst.check(_maxSize(...args));
   inst.size = (...args) => inst.check(_size(...args));
 });
-function map3(keyType, valueType, params) {
+function map(keyType, valueType, params) {
   return new ZodMap({
     type: "map",
     keyType,
@@ -94271,7 +93155,7 @@ function refine(fn, _params = {}) {
 function superRefine(fn, params) {
   return _superRefine(fn, params);
 }
-var describe147 = describe146;
+var describe2 = describe;
 var meta2 = meta;
 var ZodInstanceOf = /* @__PURE__ */ $constructor("ZodInstanceOf", (inst, def) => {
   ZodCustom.init(inst, def);
@@ -94354,18 +93238,18 @@ __export(iso_exports, {
   ZodISODateTime: () => ZodISODateTime,
   ZodISODuration: () => ZodISODuration,
   ZodISOTime: () => ZodISOTime,
-  date: () => date4,
+  date: () => date3,
   datetime: () => datetime2,
   duration: () => duration2,
-  time: () => time3
+  time: () => time2
 });
 function datetime2(params) {
   return _isoDateTime(ZodISODateTime, params);
 }
-function date4(params) {
+function date3(params) {
   return _isoDate(ZodISODate, params);
 }
-function time3(params) {
+function time2(params) {
   return _isoTime(ZodISOTime, params);
 }
 function duration2(params) {
@@ -95307,7 +94191,7 @@ var coerce_exports = {};
 __export(coerce_exports, {
   bigint: () => bigint3,
   boolean: () => boolean3,
-  date: () => date5,
+  date: () => date4,
   number: () => number3,
   string: () => string3
 });
@@ -95323,8 +94207,25 @@ function boolean3(params) {
 function bigint3(params) {
   return _coercedBigint(ZodBigInt, params);
 }
-function date5(params) {
+function date4(params) {
   return _coercedDate(ZodDate, params);
+}
+
+// src/config/size.ts
+var UNITS = {
+  b: 1,
+  kb: 1024,
+  mb: 1024 ** 2,
+  gb: 1024 ** 3,
+  tb: 1024 ** 4
+};
+function parseSize(input2) {
+  if (typeof input2 === "number") return Number.isFinite(input2) && input2 >= 0 ? Math.floor(input2) : void 0;
+  const m3 = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$/i.exec(input2);
+  if (!m3) return void 0;
+  const unit = (m3[2] ?? "b").toLowerCase().replace("ib", "b");
+  const factor = UNITS[unit];
+  return factor === void 0 ? void 0 : Math.floor(Number(m3[1]) * factor);
 }
 
 // src/config/schema.ts
@@ -95357,12 +94258,13 @@ var dmsEndpoint = external_exports.strictObject({
   secretsManagerSecretId: external_exports.string().optional().describe("Credentials from Secrets Manager instead of the URL."),
   secretsManagerAccessRoleArn: external_exports.string().optional()
 });
-var group4 = external_exports.strictObject({
+var group = external_exports.strictObject({
   name: identifier.describe("Group name; used in slot, publication and subscription names."),
   tables: external_exports.array(external_exports.string()).min(1).describe("Tables as schema.table; * matches any run of characters."),
   exclude: external_exports.array(external_exports.string()).default([]).describe("Tables left out of this group (same patterns).")
 });
 var fenceStrategies = ["roles", "database", "pgbouncer"];
+var ddlModes = ["follow", "detect", "off"];
 var planSchema = external_exports.strictObject({
   $schema: external_exports.string().optional(),
   version: external_exports.literal(1).describe("Plan file format version."),
@@ -95370,7 +94272,7 @@ var planSchema = external_exports.strictObject({
   source: sourceServer,
   target: server,
   snapshot: external_exports.enum(["exported", "paused-replica"]).default("exported"),
-  groups: external_exports.array(group4).min(1).default([{ name: "all", tables: ["*.*"], exclude: [] }]).describe("Table groups: each gets its own slot and CDC stream."),
+  groups: external_exports.array(group).min(1).default([{ name: "all", tables: ["*.*"], exclude: [] }]).describe("Table groups: each gets its own slot and CDC stream."),
   fullLoad: external_exports.strictObject({
     jobs: external_exports.number().int().min(1).max(64).default(4).describe("Tables (or parts of split tables) copied at once."),
     indexJobs: external_exports.number().int().min(1).max(64).default(2).describe("Indexes built at once, beside the copies, as each table finishes."),
@@ -95410,7 +94312,10 @@ var planSchema = external_exports.strictObject({
     maxLagSeconds: external_exports.number().min(0).default(300),
     minSafeWalFraction: external_exports.number().min(0).max(1).default(0.5).describe("cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind."),
     replicaIdentityFull: external_exports.array(external_exports.string()).default([]).describe("Tables (patterns) without a usable replica identity that pgshift may set to REPLICA IDENTITY FULL on the source before publishing them (native engine); without this consent such a table is refused, since publishing it would make its UPDATE and DELETE fail."),
-    ddlTrigger: external_exports.boolean().default(false).describe("Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser)."),
+    ddl: external_exports.enum(ddlModes).optional().describe(
+      "Schema changes made on the source while CDC runs. follow (native default): replayed on the target in commit order with the rows around them; detect (dms default): recorded and shown by cdc status, refusing the cut-over until applied by hand; off: nothing installed, a change stops the stream. follow and detect install an event trigger on the source (superuser or rds_superuser)."
+    ),
+    ddlTrigger: external_exports.boolean().optional().describe("Deprecated: true is cdc.ddl: detect, false is cdc.ddl: off."),
     dms: external_exports.strictObject({
       plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
       lobMaxSizeKb: external_exports.number().int().min(1).default(32).describe("Task-level LimitedSizeLobMode LobMaxSize in KB."),
@@ -95468,7 +94373,1113 @@ var planSchema = external_exports.strictObject({
   }).prefault({})
 }).describe("pgshift migration plan");
 
+// src/pg/ddl-sql.ts
+var EVENT_TRIGGERS = [
+  { name: "pgshift_ddl", sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${S}.ddl_capture()` },
+  { name: "pgshift_ddl_drop", sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${S}.ddl_capture()` },
+  { name: "pgshift_ddl_start", sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${S}.ddl_capture()` }
+];
+
+// src/pg/ddl.ts
+async function dropDdlCapture(c5) {
+  const r5 = await c5.query(`SELECT evtname FROM pg_event_trigger WHERE evtname LIKE 'pgshift\\_ddl%'`);
+  for (const t of r5.rows) await c5.query(`DROP EVENT TRIGGER IF EXISTS ${quoteIdent(t.evtname)}`);
+  return r5.rows.map((t) => t.evtname);
+}
+
+// src/aws/dms.ts
+var import_client_database_migration_service = __toESM(require_dist_cjs16(), 1);
+var import_client_cloudwatch = __toESM(require_dist_cjs18(), 1);
+var TAG = { migration: "pgshift:migration", group: "pgshift:group", role: "pgshift:role" };
+function dmsClients(region) {
+  return { dms: new import_client_database_migration_service.DatabaseMigrationServiceClient({ region }), cloudwatch: new import_client_cloudwatch.CloudWatchClient({ region }) };
+}
+function awsError(err, what) {
+  const e5 = err;
+  const detail = e5.message ?? String(err);
+  switch (e5.name) {
+    case "AccessDeniedFault":
+    case "AccessDeniedException":
+      return inputError("aws.access-denied", `${what}: access denied (${detail})`, "grant the role pgshift runs as the DMS permissions listed in docs/dms.md");
+    case "InvalidResourceStateFault":
+      return gateRefused("aws.invalid-state", `${what}: the resource is in a state that does not allow it (${detail})`, "check pgshift cdc status; wait for the task to stop or become ready, then run the command again");
+    case "ResourceNotFoundFault":
+      return failure("aws.not-found", `${what}: not found (${detail})`, "check the ARNs in cdc.dms of the plan, and the region");
+    case "ResourceQuotaExceededFault":
+      return failure("aws.quota", `${what}: DMS quota reached (${detail})`, "delete unused DMS tasks or endpoints, or raise the quota");
+    default:
+      return failure("aws.error", `${what}: ${e5.name ?? "error"}: ${detail}`, void 0, err);
+  }
+}
+async function call(what, fn) {
+  try {
+    return await fn();
+  } catch (err) {
+    throw awsError(err, what);
+  }
+}
+async function findTasks(dms, instanceArn, migration) {
+  const tasks = [];
+  let marker;
+  do {
+    const page = await call(
+      "DescribeReplicationTasks",
+      () => dms.send(new import_client_database_migration_service.DescribeReplicationTasksCommand({ Filters: [{ Name: "replication-instance-arn", Values: [instanceArn] }], WithoutSettings: true, MaxRecords: 100, Marker: marker })).catch((err) => {
+        if (err.name === "ResourceNotFoundFault") return { ReplicationTasks: [], Marker: void 0 };
+        throw err;
+      })
+    );
+    tasks.push(...page.ReplicationTasks ?? []);
+    marker = page.Marker;
+  } while (marker);
+  if (tasks.length === 0) return [];
+  const tagged = await call("ListTagsForResource", () => dms.send(new import_client_database_migration_service.ListTagsForResourceCommand({ ResourceArnList: tasks.map((t) => t.ReplicationTaskArn) })));
+  const byArn = /* @__PURE__ */ new Map();
+  for (const t of tagged.TagList ?? []) {
+    const m3 = byArn.get(t.ResourceArn) ?? /* @__PURE__ */ new Map();
+    m3.set(t.Key, t.Value ?? "");
+    byArn.set(t.ResourceArn, m3);
+  }
+  const out = [];
+  for (const task of tasks) {
+    const t = byArn.get(task.ReplicationTaskArn);
+    if (t?.get(TAG.migration) === migration) out.push({ task, group: t.get(TAG.group) ?? "", role: t.get(TAG.role) ?? "" });
+  }
+  return out;
+}
+async function findEndpoint(dms, identifier2) {
+  try {
+    const r5 = await dms.send(new import_client_database_migration_service.DescribeEndpointsCommand({ Filters: [{ Name: "endpoint-id", Values: [identifier2] }] }));
+    return r5.Endpoints?.[0]?.EndpointArn;
+  } catch (err) {
+    if (err.name === "ResourceNotFoundFault") return void 0;
+    throw awsError(err, `DescribeEndpoints ${identifier2}`);
+  }
+}
+async function describeTask(dms, arn) {
+  try {
+    const r5 = await dms.send(new import_client_database_migration_service.DescribeReplicationTasksCommand({ Filters: [{ Name: "replication-task-arn", Values: [arn] }], WithoutSettings: true }));
+    return r5.ReplicationTasks?.[0];
+  } catch (err) {
+    if (err.name === "ResourceNotFoundFault") return void 0;
+    throw awsError(err, `DescribeReplicationTasks ${arn}`);
+  }
+}
+function stopReason(task) {
+  return task?.StopReason?.replace(/^Stop Reason\s+/, "") || void 0;
+}
+function describeFailure2(task) {
+  return [`status ${task.Status}`, stopReason(task) && `stop reason ${stopReason(task)}`, task.LastFailureMessage && `last failure: ${task.LastFailureMessage}`].filter(Boolean).join("; ");
+}
+async function waitForTask(dms, arn, want, o3) {
+  const deadline = Date.now() + o3.timeoutMs;
+  let last;
+  for (; ; ) {
+    last = await describeTask(dms, arn);
+    if (!last) {
+      if (want.includes("deleted")) return void 0;
+      throw failure("dms.task-gone", `DMS task ${arn} no longer exists`, "run pgshift cdc start to create it again");
+    }
+    o3.onStatus?.(last);
+    const status = last.Status ?? "";
+    if (want.includes(status)) return last;
+    if (status === "failed" || status === "stopped" && !want.includes("stopped")) {
+      throw failure("dms.task-failed", `DMS task ${last.ReplicationTaskIdentifier}: ${describeFailure2(last)}`, "see the task log in CloudWatch; pgshift cdc resume retries it, pgshift cdc restart --group starts the group over");
+    }
+    if (Date.now() > deadline) {
+      throw failure("dms.timeout", `DMS task ${last.ReplicationTaskIdentifier} still ${status} after ${Math.round(o3.timeoutMs / 1e3)} s (waiting for ${want.join(" or ")})`, "check the replication instance and the task in the DMS console, then run the command again");
+    }
+    await new Promise((r5) => setTimeout(r5, o3.intervalMs));
+  }
+}
+async function stopTask(dms, arn) {
+  await call(`StopReplicationTask ${arn}`, () => dms.send(new import_client_database_migration_service.StopReplicationTaskCommand({ ReplicationTaskArn: arn })));
+}
+async function deleteTask(dms, arn) {
+  await call(`DeleteReplicationTask ${arn}`, () => dms.send(new import_client_database_migration_service.DeleteReplicationTaskCommand({ ReplicationTaskArn: arn })));
+}
+async function deleteEndpoint(dms, arn) {
+  await call(`DeleteEndpoint ${arn}`, () => dms.send(new import_client_database_migration_service.DeleteEndpointCommand({ EndpointArn: arn })));
+}
+
+// src/pg/dms-source.ts
+function replicationSetNames(slot) {
+  return { updates: slot, inserts: `i${slot}` };
+}
+var PGLOGICAL_NODE = "pgshift_source";
+async function dropReplicationSets(c5, slot) {
+  const ext = await c5.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
+  if (!ext.rowCount) return false;
+  const { updates, inserts } = replicationSetNames(slot);
+  let dropped = false;
+  for (const set2 of [updates, inserts]) {
+    const r5 = await c5.query("SELECT 1 FROM pglogical.replication_set WHERE set_name = $1", [set2]);
+    if (r5.rowCount) {
+      await c5.query("SELECT pglogical.drop_replication_set($1)", [set2]);
+      dropped = true;
+    }
+  }
+  return dropped;
+}
+async function dropPglogicalNodeIfUnused(c5) {
+  const ext = await c5.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
+  if (!ext.rowCount) return false;
+  const sets = await c5.query(`SELECT 1 FROM pglogical.replication_set WHERE set_name NOT IN ('default', 'default_insert_only', 'ddl_sql')`);
+  if (sets.rowCount) return false;
+  const node2 = await c5.query("SELECT 1 FROM pglogical.node WHERE node_name = $1", [PGLOGICAL_NODE]);
+  if (!node2.rowCount) return false;
+  await c5.query("SELECT pglogical.drop_node($1)", [PGLOGICAL_NODE]);
+  return true;
+}
+async function dropDmsArtifacts(s2) {
+  const dropped = [];
+  const tables = `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE c.relname LIKE 'awsdms\\_%' AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`;
+  for (const [side, c5] of [["target", s2.target], ["source", s2.source]]) {
+    if (side === "source") {
+      const trig = await c5.query(`SELECT 1 FROM pg_event_trigger WHERE evtname = 'awsdms_intercept_ddl'`);
+      if (trig.rowCount) {
+        await c5.query("DROP EVENT TRIGGER awsdms_intercept_ddl");
+        dropped.push("event trigger awsdms_intercept_ddl (source)");
+      }
+      const fns = await c5.query(`SELECT p.oid::regprocedure::text AS f FROM pg_proc p WHERE p.proname = 'awsdms_intercept_ddl'`);
+      for (const f5 of fns.rows) {
+        await c5.query(`DROP FUNCTION ${f5.f}`);
+        dropped.push(`function ${f5.f} (source)`);
+      }
+    }
+    for (const { t } of (await c5.query(tables)).rows) {
+      await c5.query(`DROP TABLE IF EXISTS ${t}`);
+      dropped.push(`table ${t} (${side})`);
+    }
+  }
+  return dropped;
+}
+
+// src/pg/connect.ts
+import { readFileSync } from "node:fs";
+
+// node_modules/pg/esm/index.mjs
+var import_lib3 = __toESM(require_lib2(), 1);
+var Client2 = import_lib3.default.Client;
+var Pool = import_lib3.default.Pool;
+var Connection = import_lib3.default.Connection;
+var types = import_lib3.default.types;
+var Query = import_lib3.default.Query;
+var DatabaseError = import_lib3.default.DatabaseError;
+var escapeIdentifier = import_lib3.default.escapeIdentifier;
+var escapeLiteral = import_lib3.default.escapeLiteral;
+var Result = import_lib3.default.Result;
+var TypeOverrides = import_lib3.default.TypeOverrides;
+var defaults = import_lib3.default.defaults;
+var esm_default = import_lib3.default;
+
+// src/pg/connect.ts
+function endpointFor(role, server2) {
+  const address = parseServerUrl(server2.url);
+  const mode = server2.tls?.mode ?? address.sslmode ?? "disable";
+  const caPath = server2.tls?.ca ?? address.sslrootcert;
+  const ssl = sslOptions(role, mode, caPath, address.host);
+  if (server2.tls) {
+    address.sslmode = server2.tls.mode;
+    if (server2.tls.ca) address.sslrootcert = server2.tls.ca;
+  }
+  return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
+}
+function sslOptions(role, mode, caPath, host) {
+  switch (mode) {
+    case "disable":
+    case "allow":
+    case "prefer":
+      return false;
+    case "require":
+      return { rejectUnauthorized: false };
+    case "verify-ca":
+    case "verify-full": {
+      let ca;
+      if (caPath) {
+        try {
+          ca = readFileSync(caPath, "utf8");
+        } catch {
+          throw inputError("tls.ca", `${role}: cannot read the CA bundle ${caPath}`, "set tls.ca to a readable PEM file (for RDS, the region bundle)");
+        }
+      }
+      return mode === "verify-full" ? { rejectUnauthorized: true, ca, servername: host } : { rejectUnauthorized: true, ca, checkServerIdentity: () => void 0 };
+    }
+    default:
+      throw inputError("tls.mode", `${role}: unsupported sslmode ${mode}`, "use disable, require, verify-ca or verify-full");
+  }
+}
+function clientConfig(ep, opts = {}) {
+  const a5 = ep.address;
+  const config2 = {
+    host: a5.host,
+    port: a5.port,
+    user: a5.user,
+    password: a5.password,
+    database: a5.database,
+    ssl: ep.ssl,
+    application_name: opts.applicationName ?? "pgshift",
+    connectionTimeoutMillis: 15e3,
+    keepAlive: true,
+    statement_timeout: opts.statementTimeoutMs ?? 0,
+    // A pgshift session idling inside a transaction is holding a snapshot on purpose.
+    idle_in_transaction_session_timeout: 0,
+    lock_timeout: 0,
+    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
+    // rollback); the fence is for the application.
+    options: "-c default_transaction_read_only=off"
+  };
+  if (opts.replication) config2.replication = "database";
+  return config2;
+}
+async function connect(ep, opts = {}) {
+  const client = new esm_default.Client(clientConfig(ep, opts));
+  client.on("error", () => {
+  });
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => {
+    });
+    throw connectionError(ep, err);
+  }
+  tagQueryErrors(client, ep);
+  return client;
+}
+function tagQueryErrors(client, ep) {
+  const server2 = { role: ep.role, label: ep.label };
+  const query = client.query.bind(client);
+  client.query = (...args) => {
+    const r5 = query(...args);
+    if (r5 && typeof r5.then === "function") {
+      return r5.catch((err) => {
+        throw tagServer(err, server2);
+      });
+    }
+    return r5;
+  };
+}
+function connectionError(ep, err) {
+  const e5 = err;
+  const who = `${ep.role} ${ep.label}`;
+  switch (e5.code) {
+    case "ECONNREFUSED":
+    case "ENOTFOUND":
+    case "EHOSTUNREACH":
+    case "ETIMEDOUT":
+    case "EAI_AGAIN":
+      return inputError("connect.unreachable", `${who} is unreachable (${e5.code})`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
+    case "28P01":
+      return inputError("connect.auth", `${who}: password authentication failed for user ${JSON.stringify(ep.address.user)}`, `check the password in the ${ep.role} URL's environment variable`, err);
+    case "28000":
+      return inputError("connect.auth", `${who}: ${redact(e5.message ?? "authorization failed")}`, "allow this user and host in pg_hba.conf (for replication connections too)", err);
+    case "3D000":
+      return inputError("connect.database", `${who}: database ${JSON.stringify(ep.address.database)} does not exist`, `create it or fix the database name in the ${ep.role} URL`, err);
+    default:
+      if (/timeout/i.test(e5.message ?? "")) {
+        return inputError("connect.unreachable", `${who} did not answer within 15 s`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
+      }
+      if (/SSL|certificate|self.signed/i.test(e5.message ?? "")) {
+        return inputError("connect.tls", `${who}: TLS failed: ${redact(e5.message ?? "")}`, "check tls.mode and tls.ca (RDS: verify-full with the RDS CA bundle)", err);
+      }
+      return inputError("connect.failed", `${who}: cannot connect: ${redact(e5.message ?? String(err))}`, `check the ${ep.role} URL`, err);
+  }
+}
+async function serverVersionNum(c5) {
+  const r5 = await c5.query("SELECT current_setting('server_version_num') AS v");
+  return Number(r5.rows[0].v);
+}
+
+// src/pg/identity.ts
+import { randomUUID } from "node:crypto";
+async function sameDatabase(source, target) {
+  const marker = `pgshift identity ${randomUUID()}`;
+  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
+  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
+  try {
+    const r5 = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
+    return (r5.rowCount ?? 0) > 0;
+  } finally {
+    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
+  }
+}
+
+// src/phases/context.ts
+function phaseContext(plan, log) {
+  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
+}
+async function openSessions(ctx) {
+  const source = await connect(ctx.source);
+  let target;
+  try {
+    target = await connect(ctx.target);
+  } catch (err) {
+    await source.end().catch(() => {
+    });
+    throw err;
+  }
+  const close = async () => {
+    await Promise.all([source.end().catch(() => {
+    }), target.end().catch(() => {
+    })]);
+  };
+  const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
+  if (await sameDatabase(source, target).catch(async (err) => {
+    await close();
+    throw err;
+  })) {
+    await close();
+    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
+  }
+  return {
+    source,
+    target,
+    sourceVersion,
+    targetVersion,
+    close
+  };
+}
+
+// src/core/parts.ts
+var INTEGER_TYPES = ["smallint", "integer", "bigint"];
+
+// src/pg/copy.ts
+var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
+
+// src/pg/tools.ts
+import { execFile as execFileCb } from "node:child_process";
+import { promisify } from "node:util";
+var execFile = promisify(execFileCb);
+
+// src/pg/replication.ts
+async function publicationExists(c5, name) {
+  const r5 = await c5.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [name]);
+  return (r5.rowCount ?? 0) > 0;
+}
+async function dropPublication(c5, name) {
+  if (!await publicationExists(c5, name)) return false;
+  noteChange(`publication ${name} dropped`);
+  await c5.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
+  return true;
+}
+async function subscriptionExists(c5, name) {
+  const r5 = await c5.query("SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())", [name]);
+  return (r5.rowCount ?? 0) > 0;
+}
+async function dropSubscription(c5, name) {
+  if (!await subscriptionExists(c5, name)) return;
+  noteChange(`subscription ${name} dropped`);
+  await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
+  await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
+  await c5.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
+}
+async function setReplicaIdentity(c5, table, identity) {
+  const clause = typeof identity === "string" ? identity.toUpperCase() : `USING INDEX ${quoteIdent(identity.index)}`;
+  noteChange(`replica identity of ${qualify(table)} on the source`);
+  for (let attempt = 1; ; attempt++) {
+    await c5.query("BEGIN");
+    try {
+      await c5.query(`SET LOCAL lock_timeout = '2s'`);
+      await c5.query(`ALTER TABLE ${qualify(table)} REPLICA IDENTITY ${clause}`);
+      await c5.query("COMMIT");
+      return;
+    } catch (err) {
+      await c5.query("ROLLBACK").catch(() => {
+      });
+      if (err.code !== "55P03" || attempt === 5) throw err;
+      await new Promise((r5) => setTimeout(r5, 1e3 * attempt));
+    }
+  }
+}
+
+// src/phases/stream-source.ts
+var DMS_TASKS_PHASE = "cdc:dms:tasks";
+async function journaledDmsTasks(journal) {
+  return (journal && (await journal.phaseState(DMS_TASKS_PHASE))?.detail)?.tasks ?? [];
+}
+function newStreamRecord(plan, group5) {
+  return {
+    group: group5,
+    slot: slotName(plan.name, group5),
+    publication: publicationName(plan.name, group5),
+    subscription: subscriptionName(plan.name, group5),
+    snapshotMode: plan.snapshot,
+    snapshotLsn: null,
+    state: "preparing"
+  };
+}
+
+// src/pg/snapshot.ts
+async function dropSlot(c5, slot) {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const r5 = await c5.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+    if (r5.rowCount === 0) return false;
+    noteChange(`replication slot ${slot} dropped`);
+    const pid = r5.rows[0].active_pid;
+    if (pid) {
+      await c5.query("SELECT pg_terminate_backend($1)", [pid]);
+      await new Promise((res) => setTimeout(res, 250));
+      continue;
+    }
+    try {
+      await c5.query("SELECT pg_drop_replication_slot($1)", [slot]);
+      return true;
+    } catch (err) {
+      if (err.code === "55006") {
+        await new Promise((res) => setTimeout(res, 250));
+        continue;
+      }
+      throw err;
+    }
+  }
+  throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
+}
+
+// src/phases/full-load.ts
+var REPLICA_IDENTITY = "source:replica-identity";
+
+// src/phases/cdc-dms.ts
+function requireDmsConfig(ctx) {
+  const d5 = ctx.plan.cdc.dms;
+  if (!d5.replicationInstanceArn || !d5.replicationInstanceIdentifier) {
+    throw inputError("dms.config", "cdc.engine is dms but cdc.dms.replicationInstanceArn or cdc.dms.replicationInstanceIdentifier is missing", "set both in the plan (the identifier is the instance name, used for its CloudWatch metrics)");
+  }
+  return d5;
+}
+var sourceEndpointId = (ctx, stream) => taskIdentifier(ctx.plan.name, stream, "source");
+var targetEndpointId = (ctx) => taskIdentifier(ctx.plan.name, "target", "");
+var pollOf = (d5) => ({ intervalMs: d5.pollSeconds * 1e3, timeoutMs: d5.readyTimeoutMinutes * 6e4 });
+var dmsTasksOf = (journal) => journaledDmsTasks(journal);
+async function saveTasks(journal, tasks) {
+  await journal.setPhaseDetail(DMS_TASKS_PHASE, "running", { tasks });
+}
+async function stopAndWait(clients, d5, t) {
+  const task = await describeTask(clients.dms, t.arn);
+  if (!task || !["running", "starting", "resuming"].includes(task.Status ?? "")) return task;
+  await stopTask(clients.dms, t.arn);
+  return waitForTask(clients.dms, t.arn, ["stopped"], pollOf(d5));
+}
+async function deleteTasks(ctx, clients, journal, all, doomed) {
+  const d5 = requireDmsConfig(ctx);
+  for (const t of doomed) {
+    const task = await stopAndWait(clients, d5, t);
+    if (task) {
+      await deleteTask(clients.dms, t.arn);
+      await waitForTask(clients.dms, t.arn, ["deleted"], pollOf(d5));
+    }
+    all.splice(all.indexOf(t), 1);
+    if (journal) await saveTasks(journal, all);
+    ctx.log.info(`DMS task ${t.identifier} deleted`);
+  }
+}
+async function teardownDms(ctx, s2, journal, streams, clients = dmsClients(ctx.plan.cdc.dms.region)) {
+  const d5 = requireDmsConfig(ctx);
+  const known = await dmsTasksOf(journal);
+  const doomed = (await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name)).map(
+    ({ task, group: group5, role }) => known.find((x) => x.arn === task.ReplicationTaskArn) ?? { group: group5, role, stream: group5, identifier: task.ReplicationTaskIdentifier, arn: task.ReplicationTaskArn, startLsn: "", started: true }
+  );
+  known.push(...doomed.filter((t) => !known.includes(t)));
+  await deleteTasks(ctx, clients, journal, known, doomed);
+  const removed = doomed.map((t) => `DMS task ${t.identifier}`);
+  const endpoints = [...streams.map((g5) => sourceEndpointId(ctx, g5)), ...d5.targetEndpointArn ? [] : [targetEndpointId(ctx)]];
+  for (const id of endpoints) {
+    const arn = await findEndpoint(clients.dms, id);
+    if (!arn) continue;
+    await deleteEndpoint(clients.dms, arn);
+    removed.push(`DMS endpoint ${id}`);
+  }
+  removed.push(...await dropDmsArtifacts(s2));
+  return removed;
+}
+
+// src/pg/schema-diff.ts
+var NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%' AND ${NOT_EXTENSION_MEMBER}`;
+
+// src/pg/chunks.ts
+var AS_INTEGER = {
+  ...Object.fromEntries(INTEGER_TYPES.map((t) => [t, { toInt: BigInt, fromInt: String }])),
+  uuid: {
+    toInt: (v) => BigInt(`0x${v.replace(/-/g, "")}`),
+    fromInt: (n3) => n3.toString(16).padStart(32, "0").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-")
+  }
+};
+
+// src/phases/cutover.ts
+function reverseNames(migration) {
+  return { publication: publicationName(migration, "reverse"), slot: slotName(migration, "reverse"), subscription: subscriptionName(migration, "reverse") };
+}
+
+// src/phases/teardown.ts
+async function runTeardown(ctx) {
+  const s2 = await openSessions(ctx);
+  const dropped = [];
+  try {
+    const journal = await Journal.find(s2.target, ctx.plan.name);
+    const fromJournal = journal ? await journal.streams() : [];
+    const objects = /* @__PURE__ */ new Map();
+    for (const g5 of ctx.plan.groups) for (const name of [g5.name, batchStreamName(g5.name)]) objects.set(name, newStreamRecord(ctx.plan, name));
+    for (const r5 of fromJournal) objects.set(r5.group, r5);
+    await journal?.event("teardown", "info", "teardown started");
+    if (ctx.plan.cdc.engine === "dms") dropped.push(...await teardownDms(ctx, s2, journal, [...objects.keys()]));
+    for (const o3 of objects.values()) {
+      const before = await s2.target.query("SELECT 1 FROM pg_subscription WHERE subname = $1", [o3.subscription]);
+      await dropSubscription(s2.target, o3.subscription);
+      if (before.rowCount) dropped.push(`subscription ${o3.subscription} (target)`);
+    }
+    for (const o3 of objects.values()) {
+      if (await dropSlot(s2.source, o3.slot)) dropped.push(`slot ${o3.slot} (source)`);
+      if (await dropPublication(s2.source, o3.publication)) dropped.push(`publication ${o3.publication} (source)`);
+      if (await dropReplicationSets(s2.source, o3.slot)) dropped.push(`replication sets ${o3.slot}, i${o3.slot} (source)`);
+    }
+    if (await dropPglogicalNodeIfUnused(s2.source)) dropped.push("pglogical node (source)");
+    const identities = (await journal?.phaseState(REPLICA_IDENTITY))?.detail ?? {};
+    for (const [table, previous] of Object.entries(identities)) {
+      const name = parseQualifiedName(table);
+      const exists2 = await s2.source.query("SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2", [name.schema, name.name]);
+      if (!exists2.rowCount) continue;
+      await setReplicaIdentity(s2.source, name, previous);
+      dropped.push(`REPLICA IDENTITY FULL of ${table} (source; back to ${typeof previous === "string" ? previous.toUpperCase() : `USING INDEX ${previous.index}`})`);
+    }
+    const rev = reverseNames(ctx.plan.name);
+    if ((await s2.source.query("SELECT 1 FROM pg_subscription WHERE subname = $1", [rev.subscription])).rowCount) {
+      await dropSubscription(s2.source, rev.subscription);
+      dropped.push(`subscription ${rev.subscription} (source)`);
+    }
+    if (await dropSlot(s2.target, rev.slot)) dropped.push(`slot ${rev.slot} (target)`);
+    if (await dropPublication(s2.target, rev.publication)) dropped.push(`publication ${rev.publication} (target)`);
+    for (const t of await dropDdlCapture(s2.source)) dropped.push(`event trigger ${t} (source)`);
+    for (const [side, c5] of [["source", s2.source], ["target", s2.target]]) {
+      const schema = await c5.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgshift'`);
+      if (schema.rowCount) {
+        await dropControlSchema(c5);
+        dropped.push(`schema ${S} (${side})`);
+      }
+    }
+    ctx.log.info(dropped.length ? `teardown removed: ${dropped.join(", ")}` : "teardown: nothing left to remove");
+    return { dropped };
+  } finally {
+    await s2.close();
+  }
+}
+
+// src/report/markdown.ts
+function teardownMarkdown(r5) {
+  return [`### pgshift teardown`, r5.dropped.length ? r5.dropped.map((d5) => `- dropped ${d5}`).join("\n") : "Nothing left to remove."].join("\n") + "\n";
+}
+
+// src/actions/_runner.ts
+import { writeFileSync } from "node:fs";
+
+// node_modules/@actions/core/lib/command.js
+import * as os from "os";
+
+// node_modules/@actions/core/lib/utils.js
+function toCommandValue(input2) {
+  if (input2 === null || input2 === void 0) {
+    return "";
+  } else if (typeof input2 === "string" || input2 instanceof String) {
+    return input2;
+  }
+  return JSON.stringify(input2);
+}
+function toCommandProperties(annotationProperties) {
+  if (!Object.keys(annotationProperties).length) {
+    return {};
+  }
+  return {
+    title: annotationProperties.title,
+    file: annotationProperties.file,
+    line: annotationProperties.startLine,
+    endLine: annotationProperties.endLine,
+    col: annotationProperties.startColumn,
+    endColumn: annotationProperties.endColumn
+  };
+}
+
+// node_modules/@actions/core/lib/command.js
+function issueCommand(command5, properties, message) {
+  const cmd = new Command2(command5, properties, message);
+  process.stdout.write(cmd.toString() + os.EOL);
+}
+var CMD_STRING = "::";
+var Command2 = class {
+  constructor(command5, properties, message) {
+    if (!command5) {
+      command5 = "missing.command";
+    }
+    this.command = command5;
+    this.properties = properties;
+    this.message = message;
+  }
+  toString() {
+    let cmdStr = CMD_STRING + this.command;
+    if (this.properties && Object.keys(this.properties).length > 0) {
+      cmdStr += " ";
+      let first = true;
+      for (const key in this.properties) {
+        if (this.properties.hasOwnProperty(key)) {
+          const val = this.properties[key];
+          if (val) {
+            if (first) {
+              first = false;
+            } else {
+              cmdStr += ",";
+            }
+            cmdStr += `${key}=${escapeProperty(val)}`;
+          }
+        }
+      }
+    }
+    cmdStr += `${CMD_STRING}${escapeData(this.message)}`;
+    return cmdStr;
+  }
+};
+function escapeData(s2) {
+  return toCommandValue(s2).replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
+}
+function escapeProperty(s2) {
+  return toCommandValue(s2).replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A").replace(/:/g, "%3A").replace(/,/g, "%2C");
+}
+
+// node_modules/@actions/core/lib/file-command.js
+import * as crypto2 from "crypto";
+import * as fs from "fs";
+import * as os2 from "os";
+function issueFileCommand(command5, message) {
+  const filePath = process.env[`GITHUB_${command5}`];
+  if (!filePath) {
+    throw new Error(`Unable to find environment variable for file command ${command5}`);
+  }
+  if (!fs.existsSync(filePath)) {
+    throw new Error(`Missing file at path: ${filePath}`);
+  }
+  fs.appendFileSync(filePath, `${toCommandValue(message)}${os2.EOL}`, {
+    encoding: "utf8"
+  });
+}
+function prepareKeyValueMessage(key, value) {
+  const delimiter = `ghadelimiter_${crypto2.randomUUID()}`;
+  const convertedValue = toCommandValue(value);
+  if (key.includes(delimiter)) {
+    throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter}"`);
+  }
+  if (convertedValue.includes(delimiter)) {
+    throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter}"`);
+  }
+  return `${key}<<${delimiter}${os2.EOL}${convertedValue}${os2.EOL}${delimiter}`;
+}
+
+// node_modules/@actions/core/lib/core.js
+import * as os4 from "os";
+
+// node_modules/@actions/http-client/lib/index.js
+var tunnel = __toESM(require_tunnel2(), 1);
+var import_undici = __toESM(require_undici(), 1);
+var HttpCodes;
+(function(HttpCodes2) {
+  HttpCodes2[HttpCodes2["OK"] = 200] = "OK";
+  HttpCodes2[HttpCodes2["MultipleChoices"] = 300] = "MultipleChoices";
+  HttpCodes2[HttpCodes2["MovedPermanently"] = 301] = "MovedPermanently";
+  HttpCodes2[HttpCodes2["ResourceMoved"] = 302] = "ResourceMoved";
+  HttpCodes2[HttpCodes2["SeeOther"] = 303] = "SeeOther";
+  HttpCodes2[HttpCodes2["NotModified"] = 304] = "NotModified";
+  HttpCodes2[HttpCodes2["UseProxy"] = 305] = "UseProxy";
+  HttpCodes2[HttpCodes2["SwitchProxy"] = 306] = "SwitchProxy";
+  HttpCodes2[HttpCodes2["TemporaryRedirect"] = 307] = "TemporaryRedirect";
+  HttpCodes2[HttpCodes2["PermanentRedirect"] = 308] = "PermanentRedirect";
+  HttpCodes2[HttpCodes2["BadRequest"] = 400] = "BadRequest";
+  HttpCodes2[HttpCodes2["Unauthorized"] = 401] = "Unauthorized";
+  HttpCodes2[HttpCodes2["PaymentRequired"] = 402] = "PaymentRequired";
+  HttpCodes2[HttpCodes2["Forbidden"] = 403] = "Forbidden";
+  HttpCodes2[HttpCodes2["NotFound"] = 404] = "NotFound";
+  HttpCodes2[HttpCodes2["MethodNotAllowed"] = 405] = "MethodNotAllowed";
+  HttpCodes2[HttpCodes2["NotAcceptable"] = 406] = "NotAcceptable";
+  HttpCodes2[HttpCodes2["ProxyAuthenticationRequired"] = 407] = "ProxyAuthenticationRequired";
+  HttpCodes2[HttpCodes2["RequestTimeout"] = 408] = "RequestTimeout";
+  HttpCodes2[HttpCodes2["Conflict"] = 409] = "Conflict";
+  HttpCodes2[HttpCodes2["Gone"] = 410] = "Gone";
+  HttpCodes2[HttpCodes2["TooManyRequests"] = 429] = "TooManyRequests";
+  HttpCodes2[HttpCodes2["InternalServerError"] = 500] = "InternalServerError";
+  HttpCodes2[HttpCodes2["NotImplemented"] = 501] = "NotImplemented";
+  HttpCodes2[HttpCodes2["BadGateway"] = 502] = "BadGateway";
+  HttpCodes2[HttpCodes2["ServiceUnavailable"] = 503] = "ServiceUnavailable";
+  HttpCodes2[HttpCodes2["GatewayTimeout"] = 504] = "GatewayTimeout";
+})(HttpCodes || (HttpCodes = {}));
+var Headers;
+(function(Headers2) {
+  Headers2["Accept"] = "accept";
+  Headers2["ContentType"] = "content-type";
+})(Headers || (Headers = {}));
+var MediaTypes;
+(function(MediaTypes2) {
+  MediaTypes2["ApplicationJson"] = "application/json";
+})(MediaTypes || (MediaTypes = {}));
+var HttpRedirectCodes = [
+  HttpCodes.MovedPermanently,
+  HttpCodes.ResourceMoved,
+  HttpCodes.SeeOther,
+  HttpCodes.TemporaryRedirect,
+  HttpCodes.PermanentRedirect
+];
+var HttpResponseRetryCodes = [
+  HttpCodes.BadGateway,
+  HttpCodes.ServiceUnavailable,
+  HttpCodes.GatewayTimeout
+];
+
+// node_modules/@actions/core/lib/summary.js
+import { EOL as EOL3 } from "os";
+import { constants, promises } from "fs";
+var __awaiter = function(thisArg, _arguments, P, generator) {
+  function adopt(value) {
+    return value instanceof P ? value : new P(function(resolve) {
+      resolve(value);
+    });
+  }
+  return new (P || (P = Promise))(function(resolve, reject) {
+    function fulfilled(value) {
+      try {
+        step(generator.next(value));
+      } catch (e5) {
+        reject(e5);
+      }
+    }
+    function rejected(value) {
+      try {
+        step(generator["throw"](value));
+      } catch (e5) {
+        reject(e5);
+      }
+    }
+    function step(result) {
+      result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
+    }
+    step((generator = generator.apply(thisArg, _arguments || [])).next());
+  });
+};
+var { access, appendFile, writeFile } = promises;
+var SUMMARY_ENV_VAR = "GITHUB_STEP_SUMMARY";
+var Summary = class {
+  constructor() {
+    this._buffer = "";
+  }
+  /**
+   * Finds the summary file path from the environment, rejects if env var is not found or file does not exist
+   * Also checks r/w permissions.
+   *
+   * @returns step summary file path
+   */
+  filePath() {
+    return __awaiter(this, void 0, void 0, function* () {
+      if (this._filePath) {
+        return this._filePath;
+      }
+      const pathFromEnv = process.env[SUMMARY_ENV_VAR];
+      if (!pathFromEnv) {
+        throw new Error(`Unable to find environment variable for $${SUMMARY_ENV_VAR}. Check if your runtime environment supports job summaries.`);
+      }
+      try {
+        yield access(pathFromEnv, constants.R_OK | constants.W_OK);
+      } catch (_a4) {
+        throw new Error(`Unable to access summary file: '${pathFromEnv}'. Check if the file has correct read/write permissions.`);
+      }
+      this._filePath = pathFromEnv;
+      return this._filePath;
+    });
+  }
+  /**
+   * Wraps content in an HTML tag, adding any HTML attributes
+   *
+   * @param {string} tag HTML tag to wrap
+   * @param {string | null} content content within the tag
+   * @param {[attribute: string]: string} attrs key-value list of HTML attributes to add
+   *
+   * @returns {string} content wrapped in HTML element
+   */
+  wrap(tag, content, attrs = {}) {
+    const htmlAttrs = Object.entries(attrs).map(([key, value]) => ` ${key}="${value}"`).join("");
+    if (!content) {
+      return `<${tag}${htmlAttrs}>`;
+    }
+    return `<${tag}${htmlAttrs}>${content}</${tag}>`;
+  }
+  /**
+   * Writes text in the buffer to the summary buffer file and empties buffer. Will append by default.
+   *
+   * @param {SummaryWriteOptions} [options] (optional) options for write operation
+   *
+   * @returns {Promise<Summary>} summary instance
+   */
+  write(options) {
+    return __awaiter(this, void 0, void 0, function* () {
+      const overwrite = !!(options === null || options === void 0 ? void 0 : options.overwrite);
+      const filePath = yield this.filePath();
+      const writeFunc = overwrite ? writeFile : appendFile;
+      yield writeFunc(filePath, this._buffer, { encoding: "utf8" });
+      return this.emptyBuffer();
+    });
+  }
+  /**
+   * Clears the summary buffer and wipes the summary file
+   *
+   * @returns {Summary} summary instance
+   */
+  clear() {
+    return __awaiter(this, void 0, void 0, function* () {
+      return this.emptyBuffer().write({ overwrite: true });
+    });
+  }
+  /**
+   * Returns the current summary buffer as a string
+   *
+   * @returns {string} string of summary buffer
+   */
+  stringify() {
+    return this._buffer;
+  }
+  /**
+   * If the summary buffer is empty
+   *
+   * @returns {boolen} true if the buffer is empty
+   */
+  isEmptyBuffer() {
+    return this._buffer.length === 0;
+  }
+  /**
+   * Resets the summary buffer without writing to summary file
+   *
+   * @returns {Summary} summary instance
+   */
+  emptyBuffer() {
+    this._buffer = "";
+    return this;
+  }
+  /**
+   * Adds raw text to the summary buffer
+   *
+   * @param {string} text content to add
+   * @param {boolean} [addEOL=false] (optional) append an EOL to the raw text (default: false)
+   *
+   * @returns {Summary} summary instance
+   */
+  addRaw(text, addEOL = false) {
+    this._buffer += text;
+    return addEOL ? this.addEOL() : this;
+  }
+  /**
+   * Adds the operating system-specific end-of-line marker to the buffer
+   *
+   * @returns {Summary} summary instance
+   */
+  addEOL() {
+    return this.addRaw(EOL3);
+  }
+  /**
+   * Adds an HTML codeblock to the summary buffer
+   *
+   * @param {string} code content to render within fenced code block
+   * @param {string} lang (optional) language to syntax highlight code
+   *
+   * @returns {Summary} summary instance
+   */
+  addCodeBlock(code, lang) {
+    const attrs = Object.assign({}, lang && { lang });
+    const element = this.wrap("pre", this.wrap("code", code), attrs);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML list to the summary buffer
+   *
+   * @param {string[]} items list of items to render
+   * @param {boolean} [ordered=false] (optional) if the rendered list should be ordered or not (default: false)
+   *
+   * @returns {Summary} summary instance
+   */
+  addList(items, ordered = false) {
+    const tag = ordered ? "ol" : "ul";
+    const listItems = items.map((item) => this.wrap("li", item)).join("");
+    const element = this.wrap(tag, listItems);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML table to the summary buffer
+   *
+   * @param {SummaryTableCell[]} rows table rows
+   *
+   * @returns {Summary} summary instance
+   */
+  addTable(rows) {
+    const tableBody = rows.map((row) => {
+      const cells = row.map((cell) => {
+        if (typeof cell === "string") {
+          return this.wrap("td", cell);
+        }
+        const { header, data, colspan, rowspan } = cell;
+        const tag = header ? "th" : "td";
+        const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
+        return this.wrap(tag, data, attrs);
+      }).join("");
+      return this.wrap("tr", cells);
+    }).join("");
+    const element = this.wrap("table", tableBody);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds a collapsable HTML details element to the summary buffer
+   *
+   * @param {string} label text for the closed state
+   * @param {string} content collapsable content
+   *
+   * @returns {Summary} summary instance
+   */
+  addDetails(label, content) {
+    const element = this.wrap("details", this.wrap("summary", label) + content);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML image tag to the summary buffer
+   *
+   * @param {string} src path to the image you to embed
+   * @param {string} alt text description of the image
+   * @param {SummaryImageOptions} options (optional) addition image attributes
+   *
+   * @returns {Summary} summary instance
+   */
+  addImage(src, alt, options) {
+    const { width, height } = options || {};
+    const attrs = Object.assign(Object.assign({}, width && { width }), height && { height });
+    const element = this.wrap("img", null, Object.assign({ src, alt }, attrs));
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML section heading element
+   *
+   * @param {string} text heading text
+   * @param {number | string} [level=1] (optional) the heading level, default: 1
+   *
+   * @returns {Summary} summary instance
+   */
+  addHeading(text, level) {
+    const tag = `h${level}`;
+    const allowedTag = ["h1", "h2", "h3", "h4", "h5", "h6"].includes(tag) ? tag : "h1";
+    const element = this.wrap(allowedTag, text);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML thematic break (<hr>) to the summary buffer
+   *
+   * @returns {Summary} summary instance
+   */
+  addSeparator() {
+    const element = this.wrap("hr", null);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML line break (<br>) to the summary buffer
+   *
+   * @returns {Summary} summary instance
+   */
+  addBreak() {
+    const element = this.wrap("br", null);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML blockquote to the summary buffer
+   *
+   * @param {string} text quote text
+   * @param {string} cite (optional) citation url
+   *
+   * @returns {Summary} summary instance
+   */
+  addQuote(text, cite) {
+    const attrs = Object.assign({}, cite && { cite });
+    const element = this.wrap("blockquote", text, attrs);
+    return this.addRaw(element).addEOL();
+  }
+  /**
+   * Adds an HTML anchor tag to the summary buffer
+   *
+   * @param {string} text link text/content
+   * @param {string} href hyperlink
+   *
+   * @returns {Summary} summary instance
+   */
+  addLink(text, href) {
+    const element = this.wrap("a", text, { href });
+    return this.addRaw(element).addEOL();
+  }
+};
+var _summary = new Summary();
+var summary = _summary;
+
+// node_modules/@actions/core/lib/platform.js
+import os3 from "os";
+
+// node_modules/@actions/io/lib/io-util.js
+import * as fs2 from "fs";
+var { chmod, copyFile, lstat, mkdir, open: open2, readdir, rename, rm, rmdir, stat, symlink, unlink } = fs2.promises;
+var IS_WINDOWS = process.platform === "win32";
+var READONLY = fs2.constants.O_RDONLY;
+
+// node_modules/@actions/exec/lib/toolrunner.js
+var IS_WINDOWS2 = process.platform === "win32";
+
+// node_modules/@actions/core/lib/platform.js
+var platform2 = os3.platform();
+var arch = os3.arch();
+
+// node_modules/@actions/core/lib/core.js
+var ExitCode;
+(function(ExitCode2) {
+  ExitCode2[ExitCode2["Success"] = 0] = "Success";
+  ExitCode2[ExitCode2["Failure"] = 1] = "Failure";
+})(ExitCode || (ExitCode = {}));
+function setSecret(secret) {
+  issueCommand("add-mask", {}, secret);
+}
+function getInput(name, options) {
+  const val = process.env[`INPUT_${name.replace(/ /g, "_").toUpperCase()}`] || "";
+  if (options && options.required && !val) {
+    throw new Error(`Input required and not supplied: ${name}`);
+  }
+  if (options && options.trimWhitespace === false) {
+    return val;
+  }
+  return val.trim();
+}
+function setOutput(name, value) {
+  const filePath = process.env["GITHUB_OUTPUT"] || "";
+  if (filePath) {
+    return issueFileCommand("OUTPUT", prepareKeyValueMessage(name, value));
+  }
+  process.stdout.write(os4.EOL);
+  issueCommand("set-output", { name }, toCommandValue(value));
+}
+function setFailed(message) {
+  process.exitCode = ExitCode.Failure;
+  error63(message);
+}
+function isDebug() {
+  return process.env["RUNNER_DEBUG"] === "1";
+}
+function debug(message) {
+  issueCommand("debug", {}, message);
+}
+function error63(message, properties = {}) {
+  issueCommand("error", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
+function warning2(message, properties = {}) {
+  issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
+function info(message) {
+  process.stdout.write(message + os4.EOL);
+}
+
 // src/config/load.ts
+var import_yaml = __toESM(require_dist2(), 1);
+import { readFileSync as readFileSync2 } from "node:fs";
+import path from "node:path";
 function loadPlanFile(file2, env2 = process.env) {
   let text;
   try {
@@ -95651,6 +95662,16 @@ function crossCheck(plan) {
       };
     }
   }
+  if (plan.cdc.ddl && plan.cdc.ddlTrigger !== void 0) {
+    return { path: ["cdc", "ddlTrigger"], message: "cdc.ddlTrigger: set either cdc.ddl or the older cdc.ddlTrigger, not both", hint: "remove cdc.ddlTrigger (true is cdc.ddl: detect, false is cdc.ddl: off)" };
+  }
+  if (plan.cdc.engine === "dms" && plan.cdc.ddl === "follow") {
+    return {
+      path: ["cdc", "ddl"],
+      message: "cdc.ddl: follow replays DDL through native logical replication; the DMS tasks do not carry it",
+      hint: "use cdc.ddl: detect with cdc.engine dms (each change is shown by cdc status and refuses the cut-over until applied on the target)"
+    };
+  }
   if (plan.snapshot === "paused-replica" && !plan.source.replicaUrl) {
     return {
       path: ["source"],
@@ -95681,7 +95702,7 @@ async function runAction(name, phase) {
   const log = createLogger(
     (level, line) => {
       if (level === "warn") warning2(line);
-      else if (level === "error") error2(line);
+      else if (level === "error") error63(line);
       else if (level === "debug") debug(line);
       else info(line);
     },

@@ -32352,6 +32352,9 @@ function inputError(code, message, hint, cause) {
 function gateRefused(code, message, hint) {
   return new PgshiftError(code, message, { hint, exitCode: 3 });
 }
+function failure(code, message, hint, cause) {
+  return new PgshiftError(code, message, { hint, exitCode: 1, cause });
+}
 function isPgshiftError(err) {
   return err instanceof PgshiftError;
 }
@@ -32470,6 +32473,9 @@ function batchStreamName(group2) {
 }
 function heartbeatTable(group2) {
   return fit(`heartbeat_${group2}`);
+}
+function ddlQueueTable(group2) {
+  return fit(`ddl_${group2}`);
 }
 
 // src/core/pool.ts
@@ -32817,1149 +32823,6 @@ var progressSql = {
              finished_at = EXCLUDED.finished_at`
 };
 
-// src/core/parts.ts
-var INTEGER_TYPES = ["smallint", "integer", "bigint"];
-function keyBounds(min, max, parts) {
-  if (parts < 2 || max <= min) return [];
-  const span = max - min;
-  const out = [];
-  for (let i = 1; i < parts; i++) {
-    const b = min + span * BigInt(i) / BigInt(parts);
-    if (out.length === 0 || b > out[out.length - 1]) out.push(b);
-  }
-  return out;
-}
-
-// src/pg/hash.ts
-var CANONICAL_SETTINGS = [
-  // From 12 on any positive value prints the shortest exact text; before 12, 3 gives 17 digits,
-  // enough for a float to read back exactly (the repair SQL carries printed values).
-  `SET extra_float_digits = 3`,
-  `SET DateStyle = 'ISO, YMD'`,
-  `SET IntervalStyle = 'postgres'`,
-  `SET TimeZone = 'UTC'`,
-  `SET bytea_output = 'hex'`
-];
-async function useCanonicalSettings(c) {
-  for (const s of CANONICAL_SETTINGS) await c.query(s);
-}
-var NATIVE_HASH = {
-  smallint: (v, s) => `hashint2extended(${v}, ${s})`,
-  integer: (v, s) => `hashint4extended(${v}, ${s})`,
-  bigint: (v, s) => `hashint8extended(${v}, ${s})`,
-  boolean: (v, s) => `hashint4extended(${v}::int, ${s})`,
-  uuid: (v, s) => `uuid_hash_extended(${v}, ${s})`,
-  jsonb: (v, s) => `jsonb_hash_extended(${v}, ${s})`,
-  "timestamp without time zone": (v, s) => `timestamp_hash_extended(${v}, ${s})`,
-  // Under the canonical TimeZone (UTC) the cast is one-to-one.
-  "timestamp with time zone": (v, s) => `timestamp_hash_extended(${v}::timestamp, ${s})`,
-  text: (v, s) => `hashtextextended(${v} COLLATE "C", ${s})`
-};
-var FLOAT_SEND = {
-  "double precision": "float8send",
-  real: "float4send",
-  point: "point_send",
-  lseg: "lseg_send",
-  line: "line_send",
-  box: "box_send",
-  path: "path_send",
-  polygon: "poly_send",
-  circle: "circle_send"
-};
-function floatBits(type, value, versionNum) {
-  if (versionNum >= 12e4) return void 0;
-  const send = type.endsWith("[]") && FLOAT_SEND[type.slice(0, -2)] ? "array_send" : FLOAT_SEND[type];
-  return send ? `encode(${send}(${value}), 'hex')` : void 0;
-}
-function hashedValue(col) {
-  const v = quoteIdent(col.name);
-  return col.baseType === col.type ? v : `(${v}::${col.baseType})`;
-}
-function columnHash(col, seed, versionNum) {
-  const type = col.baseType;
-  const value = hashedValue(col);
-  const bits = floatBits(type, value, versionNum);
-  if (bits) return `hashtextextended(${bits}, ${seed})`;
-  const unsized = type.replace(/\(\d+\)$/, "");
-  if (unsized === "character varying") return NATIVE_HASH.text(value, seed);
-  if (unsized === "character") return `hashbpcharextended(${value} COLLATE "C", ${seed})`;
-  const native = NATIVE_HASH[type];
-  return native ? native(value, seed) : `hashtextextended(${value}::text, ${seed})`;
-}
-function rowHashExpr(table2, versionNum) {
-  const columns = table2.columns.filter((c) => !c.generated);
-  if (versionNum >= 11e4) return `(${columns.map((c, i) => `coalesce(${columnHash(c, i + 1, versionNum)}, ${i + 1})`).join(" # ") || "0"})`;
-  const values = columns.map((c) => floatBits(c.baseType, hashedValue(c), versionNum) ?? quoteIdent(c.name));
-  return `('x' || substr(md5(ROW(${values.join(", ")})::text), 1, 16))::bit(64)::bigint`;
-}
-async function fingerprint(c, table2, versionNum, where = "true", params = []) {
-  const r = await c.query(
-    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(table2, versionNum)}), 0)::text AS hash FROM ${qualify(table2)} WHERE ${where}`,
-    params
-  );
-  return { rows: Number(r.rows[0].rows), hash: r.rows[0].hash };
-}
-
-// src/pg/chunks.ts
-function keyedTable(t) {
-  if (t.keyColumns.length === 0) return null;
-  const typeOf = (name) => t.columns.find((c) => c.name === name).type;
-  return { table: t, key: t.keyColumns, keyTypes: t.keyColumns.map(typeOf), columns: copyColumns(t) };
-}
-function rangeWhere(kt, range, params) {
-  const k = quoteIdent(kt.key[0]);
-  const type = kt.keyTypes[0];
-  const parts = [];
-  if (range.lo !== null) {
-    params.push(range.lo);
-    parts.push(`${k} >= $${params.length}::${type}`);
-  }
-  if (range.hi !== null) {
-    params.push(range.hi);
-    parts.push(`${k} < $${params.length}::${type}`);
-  }
-  return parts.length ? parts.join(" AND ") : "true";
-}
-async function chunkBoundaries(source, kt, chunkRows, rowEstimate) {
-  if (rowEstimate <= chunkRows) return [];
-  const k = quoteIdent(kt.key[0]);
-  const type = kt.keyTypes[0];
-  try {
-    const h = await source.query(
-      `SELECT b::text AS v FROM (SELECT DISTINCT unnest(histogram_bounds::text::${type}[]) AS b FROM pg_stats
-         WHERE schemaname = $1 AND tablename = $2 AND attname = $3) s ORDER BY b`,
-      [kt.table.schema, kt.table.name, kt.key[0]]
-    );
-    if (h.rows.length > 2) return subdivide(h.rows.map((r2) => r2.v), type, rowEstimate, chunkRows).slice(1, -1);
-  } catch {
-  }
-  const r = await source.query(
-    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn FROM ${qualify(kt.table)}) s
-      WHERE rn % $1 = 0 ORDER BY k`,
-    [chunkRows]
-  );
-  return dedupe(r.rows.map((x) => x.v));
-}
-var AS_INTEGER = {
-  ...Object.fromEntries(INTEGER_TYPES.map((t) => [t, { toInt: BigInt, fromInt: String }])),
-  uuid: {
-    toInt: (v) => BigInt(`0x${v.replace(/-/g, "")}`),
-    fromInt: (n) => n.toString(16).padStart(32, "0").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-")
-  }
-};
-var MAX_CHUNKS = 5e4;
-function subdivide(histogram, type, rowEstimate, chunkRows) {
-  const perBucket = rowEstimate / (histogram.length - 1);
-  const pieces = Math.min(Math.round(perBucket / chunkRows), Math.floor(MAX_CHUNKS / (histogram.length - 1)));
-  const as = AS_INTEGER[type];
-  if (!as || pieces <= 1) return histogram;
-  const values = histogram.map(as.toInt);
-  const out = values.flatMap((lo, i) => i + 1 < values.length ? [lo, ...keyBounds(lo, values[i + 1], pieces)] : [lo]);
-  return dedupe(out.map(as.fromInt));
-}
-async function splitRange(source, kt, range, parts) {
-  const k = quoteIdent(kt.key[0]);
-  const params = [];
-  const where = rangeWhere(kt, range, params);
-  params.push(parts);
-  const r = await source.query(
-    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn, count(*) OVER () AS n
-                      FROM ${qualify(kt.table)} WHERE ${where}) s
-      WHERE rn % greatest(n / $${params.length}, 1) = 0 ORDER BY k`,
-    params
-  );
-  return dedupe(r.rows.map((x) => x.v)).filter((v) => v !== range.lo);
-}
-var bucketScans = (versionNum) => versionNum >= 13e4;
-async function bucketFingerprints(c, kt, bounds, versionNum) {
-  const k = quoteIdent(kt.key[0]);
-  await c.query("SET enable_sort = off");
-  let r;
-  try {
-    r = await c.query(
-      `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.table, versionNum)})::text AS hash
-         FROM ${qualify(kt.table)} GROUP BY 1`,
-      [bounds]
-    );
-  } finally {
-    await c.query("RESET enable_sort").catch(() => {
-    });
-  }
-  const out = Array.from({ length: bounds.length + 1 }, () => ({ rows: 0, hash: "0" }));
-  for (const row of r.rows) out[row.b] = { rows: Number(row.rows), hash: row.hash };
-  return out;
-}
-function rangesFrom(bounds, outer = { lo: null, hi: null }) {
-  const edges = [outer.lo, ...bounds, outer.hi];
-  const out = [];
-  for (let i = 0; i < edges.length - 1; i++) out.push({ lo: edges[i], hi: edges[i + 1] });
-  return out;
-}
-function rangeFingerprint(c, kt, range, versionNum) {
-  const params = [];
-  const where = rangeWhere(kt, range, params);
-  return fingerprint(c, kt.table, versionNum, where, params);
-}
-function keyText(values) {
-  return JSON.stringify(values);
-}
-async function leafHashes(c, kt, range, versionNum) {
-  const params = [];
-  const where = rangeWhere(kt, range, params);
-  const keys = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
-  const r = await c.query(
-    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.table, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${where}`,
-    params
-  );
-  return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
-}
-function keyMatch(kt, keys, params) {
-  const arrays = kt.key.map((_, i) => {
-    params.push(keys.map((k) => k[i]));
-    return `$${params.length}::text[]`;
-  });
-  const cols = kt.key.map(quoteIdent).join(", ");
-  const casts = kt.key.map((_, i) => `u.c${i}::${kt.keyTypes[i]}`).join(", ");
-  return `(${cols}) IN (SELECT ${casts} FROM unnest(${arrays.join(", ")}) AS u(${kt.key.map((_, i) => `c${i}`).join(", ")}))`;
-}
-async function lookup(c, kt, keys, valueSql) {
-  if (keys.length === 0) return /* @__PURE__ */ new Map();
-  const params = [];
-  const match = keyMatch(kt, keys, params);
-  const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
-  const r = await c.query(`SELECT ARRAY[${keyCols}] AS k, ${valueSql} AS v FROM ${qualify(kt.table)} WHERE ${match}`, params);
-  return new Map(r.rows.map((x) => [keyText(x.k), x.v]));
-}
-function rowHashes(c, kt, keys, versionNum) {
-  return lookup(c, kt, keys, `${rowHashExpr(kt.table, versionNum)}::text`);
-}
-function rowValues(c, kt, keys) {
-  return lookup(c, kt, keys, `(SELECT row_to_json(x)::text FROM (SELECT ${kt.columns.map(quoteIdent).join(", ")}) x)`);
-}
-function repairStatements(kt, deleteKeys, insertRows, identityAlways) {
-  const out = [];
-  const t = qualify(kt.table);
-  for (const key of deleteKeys) {
-    const cond = kt.key.map((k, i) => `${quoteIdent(k)} = ${quoteLiteral(key[i])}::${kt.keyTypes[i]}`).join(" AND ");
-    out.push(`DELETE FROM ${t} WHERE ${cond};`);
-  }
-  const cols = kt.columns.map(quoteIdent).join(", ");
-  for (const row of insertRows) {
-    out.push(
-      `INSERT INTO ${t} (${cols})${identityAlways ? " OVERRIDING SYSTEM VALUE" : ""} SELECT ${cols} FROM json_populate_record(NULL::${t}, ${quoteLiteral(row)});`
-    );
-  }
-  return out;
-}
-function dedupe(values) {
-  return values.filter((v, i) => i === 0 || v !== values[i - 1]);
-}
-
-// src/pg/connect.ts
-import { readFileSync } from "node:fs";
-
-// node_modules/pg/esm/index.mjs
-var import_lib = __toESM(require_lib2(), 1);
-var Client = import_lib.default.Client;
-var Pool = import_lib.default.Pool;
-var Connection = import_lib.default.Connection;
-var types = import_lib.default.types;
-var Query = import_lib.default.Query;
-var DatabaseError = import_lib.default.DatabaseError;
-var escapeIdentifier = import_lib.default.escapeIdentifier;
-var escapeLiteral = import_lib.default.escapeLiteral;
-var Result = import_lib.default.Result;
-var TypeOverrides = import_lib.default.TypeOverrides;
-var defaults = import_lib.default.defaults;
-var esm_default = import_lib.default;
-
-// src/config/url.ts
-var LIBPQ_KEYWORDS = {
-  host: 10,
-  hostaddr: 10,
-  port: 10,
-  dbname: 10,
-  user: 10,
-  password: 10,
-  passfile: 10,
-  connect_timeout: 10,
-  client_encoding: 10,
-  options: 10,
-  application_name: 10,
-  fallback_application_name: 10,
-  keepalives: 10,
-  keepalives_idle: 10,
-  keepalives_interval: 10,
-  keepalives_count: 10,
-  replication: 10,
-  sslmode: 10,
-  sslcompression: 10,
-  sslcert: 10,
-  sslkey: 10,
-  sslrootcert: 10,
-  sslcrl: 10,
-  requirepeer: 10,
-  krbsrvname: 10,
-  gsslib: 10,
-  service: 10,
-  target_session_attrs: 10,
-  tcp_user_timeout: 12,
-  gssencmode: 12,
-  sslpassword: 13,
-  channel_binding: 13,
-  ssl_min_protocol_version: 13,
-  ssl_max_protocol_version: 13,
-  sslcrldir: 14,
-  sslsni: 14,
-  require_auth: 16,
-  sslcertmode: 16,
-  load_balance_hosts: 16,
-  gssdelegation: 16,
-  sslnegotiation: 17
-};
-var STRUCTURAL = /* @__PURE__ */ new Set(["user", "password", "dbname", "port"]);
-var ENCODE_HINT = "percent-encode special characters in the user and password (/ as %2F, % as %25, @ as %40, : as %3A, # as %23, ? as %3F)";
-function parseServerUrl(url2) {
-  let u;
-  try {
-    u = new URL(url2);
-  } catch {
-    throw inputError("url.invalid", "not a valid URL", /^postgres(ql)?:\/\//.test(url2) ? `write postgresql://user:password@host:port/dbname and ${ENCODE_HINT}` : "write postgresql://user:password@host:port/dbname");
-  }
-  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
-    throw inputError("url.scheme", `unsupported scheme ${u.protocol.replace(":", "")}`, "write postgresql://user:password@host:port/dbname");
-  }
-  const decode3 = (part, what) => {
-    try {
-      return decodeURIComponent(part);
-    } catch {
-      throw inputError("url.encoding", `the ${what} holds a % that is not a percent-encoded character`, ENCODE_HINT);
-    }
-  };
-  const options = {};
-  for (const [k, v] of u.searchParams) {
-    if (!(k in LIBPQ_KEYWORDS)) {
-      throw inputError("url.parameter", `unknown connection parameter ${k}`, `remove ?${k}= from the URL (libpq knows: ${Object.keys(LIBPQ_KEYWORDS).filter((x) => !STRUCTURAL.has(x)).join(", ")})`);
-    }
-    if (STRUCTURAL.has(k)) throw inputError("url.parameter", `connection parameter ${k} given as ?${k}=`, `write it in the URL itself: postgresql://user:password@host:port/dbname`);
-    options[k] = v;
-  }
-  const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
-  const host = hostParam ?? decode3(u.hostname, "host");
-  const database = decode3(u.pathname.replace(/^\//, ""), "database name");
-  if (!host) throw inputError("url.host", "no host", "write postgresql://user:password@host:port/dbname");
-  if (!database) throw inputError("url.database", "no database name", "write postgresql://user:password@host:port/dbname");
-  return {
-    host,
-    port: u.port ? Number(u.port) : 5432,
-    user: decode3(u.username, "user") || "postgres",
-    password: u.password ? decode3(u.password, "password") : void 0,
-    database,
-    sslmode,
-    sslrootcert,
-    options: rest
-  };
-}
-function parseConninfo(text) {
-  const out = {};
-  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s']+)/y;
-  let at = 0;
-  while (at < text.length) {
-    if (/^\s*$/.test(text.slice(at))) break;
-    re.lastIndex = at;
-    const m = re.exec(text);
-    if (!m) throw inputError("conninfo.syntax", `cannot read the conninfo after "${text.slice(0, at).replace(/password\s*=\s*\S+/gi, "password=***")}"`, "write keyword=value pairs separated by spaces; quote values with spaces as 'value'");
-    const [, key, raw, quoted] = m;
-    if (!(key in LIBPQ_KEYWORDS)) throw inputError("conninfo.parameter", `unknown connection parameter ${key}`, `remove ${key}= from the conninfo`);
-    out[key] = quoted !== void 0 ? quoted.replace(/\\(.)/g, "$1") : raw;
-    at = re.lastIndex;
-  }
-  return out;
-}
-
-// src/pg/connect.ts
-function endpointFor(role, server2) {
-  const address = parseServerUrl(server2.url);
-  const mode = server2.tls?.mode ?? address.sslmode ?? "disable";
-  const caPath = server2.tls?.ca ?? address.sslrootcert;
-  const ssl = sslOptions(role, mode, caPath, address.host);
-  if (server2.tls) {
-    address.sslmode = server2.tls.mode;
-    if (server2.tls.ca) address.sslrootcert = server2.tls.ca;
-  }
-  return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
-}
-function sslOptions(role, mode, caPath, host) {
-  switch (mode) {
-    case "disable":
-    case "allow":
-    case "prefer":
-      return false;
-    case "require":
-      return { rejectUnauthorized: false };
-    case "verify-ca":
-    case "verify-full": {
-      let ca;
-      if (caPath) {
-        try {
-          ca = readFileSync(caPath, "utf8");
-        } catch {
-          throw inputError("tls.ca", `${role}: cannot read the CA bundle ${caPath}`, "set tls.ca to a readable PEM file (for RDS, the region bundle)");
-        }
-      }
-      return mode === "verify-full" ? { rejectUnauthorized: true, ca, servername: host } : { rejectUnauthorized: true, ca, checkServerIdentity: () => void 0 };
-    }
-    default:
-      throw inputError("tls.mode", `${role}: unsupported sslmode ${mode}`, "use disable, require, verify-ca or verify-full");
-  }
-}
-function clientConfig(ep, opts = {}) {
-  const a = ep.address;
-  const config2 = {
-    host: a.host,
-    port: a.port,
-    user: a.user,
-    password: a.password,
-    database: a.database,
-    ssl: ep.ssl,
-    application_name: opts.applicationName ?? "pgshift",
-    connectionTimeoutMillis: 15e3,
-    keepAlive: true,
-    statement_timeout: opts.statementTimeoutMs ?? 0,
-    // A pgshift session idling inside a transaction is holding a snapshot on purpose.
-    idle_in_transaction_session_timeout: 0,
-    lock_timeout: 0,
-    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
-    // rollback); the fence is for the application.
-    options: "-c default_transaction_read_only=off"
-  };
-  if (opts.replication) config2.replication = "database";
-  return config2;
-}
-async function connect(ep, opts = {}) {
-  const client = new esm_default.Client(clientConfig(ep, opts));
-  client.on("error", () => {
-  });
-  try {
-    await client.connect();
-  } catch (err) {
-    await client.end().catch(() => {
-    });
-    throw connectionError(ep, err);
-  }
-  tagQueryErrors(client, ep);
-  return client;
-}
-function tagQueryErrors(client, ep) {
-  const server2 = { role: ep.role, label: ep.label };
-  const query = client.query.bind(client);
-  client.query = (...args) => {
-    const r = query(...args);
-    if (r && typeof r.then === "function") {
-      return r.catch((err) => {
-        throw tagServer(err, server2);
-      });
-    }
-    return r;
-  };
-}
-function connectionError(ep, err) {
-  const e = err;
-  const who = `${ep.role} ${ep.label}`;
-  switch (e.code) {
-    case "ECONNREFUSED":
-    case "ENOTFOUND":
-    case "EHOSTUNREACH":
-    case "ETIMEDOUT":
-    case "EAI_AGAIN":
-      return inputError("connect.unreachable", `${who} is unreachable (${e.code})`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
-    case "28P01":
-      return inputError("connect.auth", `${who}: password authentication failed for user ${JSON.stringify(ep.address.user)}`, `check the password in the ${ep.role} URL's environment variable`, err);
-    case "28000":
-      return inputError("connect.auth", `${who}: ${redact(e.message ?? "authorization failed")}`, "allow this user and host in pg_hba.conf (for replication connections too)", err);
-    case "3D000":
-      return inputError("connect.database", `${who}: database ${JSON.stringify(ep.address.database)} does not exist`, `create it or fix the database name in the ${ep.role} URL`, err);
-    default:
-      if (/timeout/i.test(e.message ?? "")) {
-        return inputError("connect.unreachable", `${who} did not answer within 15 s`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
-      }
-      if (/SSL|certificate|self.signed/i.test(e.message ?? "")) {
-        return inputError("connect.tls", `${who}: TLS failed: ${redact(e.message ?? "")}`, "check tls.mode and tls.ca (RDS: verify-full with the RDS CA bundle)", err);
-      }
-      return inputError("connect.failed", `${who}: cannot connect: ${redact(e.message ?? String(err))}`, `check the ${ep.role} URL`, err);
-  }
-}
-async function serverVersionNum(c) {
-  const r = await c.query("SELECT current_setting('server_version_num') AS v");
-  return Number(r.rows[0].v);
-}
-
-// src/pg/heartbeat.ts
-import { randomUUID as randomUUID2 } from "node:crypto";
-async function writeBeat(source, table2, group2, marker = randomUUID2()) {
-  await source.query("BEGIN");
-  let r;
-  try {
-    await source.query("SET LOCAL synchronous_commit = on");
-    r = await source.query(
-      `UPDATE ${S}.${quoteIdent(table2)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
-      [group2, marker]
-    );
-    await source.query("COMMIT");
-  } catch (err) {
-    await source.query("ROLLBACK").catch(() => {
-    });
-    throw err;
-  }
-  if (!r.rows[0]) throw new Error(`heartbeat row for group ${group2} is missing on the source`);
-  return { marker, seq: BigInt(r.rows[0].seq), writtenAt: Date.now() };
-}
-async function beatApplied(target, table2, group2, beat) {
-  const r = await target.query(`SELECT seq::text FROM ${S}.${quoteIdent(table2)} WHERE group_name = $1`, [group2]);
-  return r.rows[0] !== void 0 && BigInt(r.rows[0].seq) >= beat.seq;
-}
-async function waitForMarker(target, table2, group2, beat, timeoutMs, pollMs = 20) {
-  const deadline = beat.writtenAt + timeoutMs;
-  for (; ; ) {
-    if (await beatApplied(target, table2, group2, beat)) return Date.now() - beat.writtenAt;
-    if (Date.now() >= deadline) return null;
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
-}
-
-// src/pg/tools.ts
-import { execFile as execFileCb } from "node:child_process";
-import { promisify } from "node:util";
-var execFile = promisify(execFileCb);
-
-// src/pg/schema.ts
-var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
-
-// src/pg/schema-diff.ts
-var SCHEMAS = USER_SCHEMAS;
-var NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%' AND ${NOT_EXTENSION_MEMBER}`;
-async function inventory(c) {
-  const q = async (sql) => new Map((await c.query(sql)).rows.map((r) => [r.k, normalise(r.v)]));
-  const inv = /* @__PURE__ */ new Map();
-  inv.set("table", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS k, c.relkind::text AS v
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND ${SCHEMAS} AND ${NOT_DMS}`));
-  inv.set("column", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname) AS k,
-      format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
-        || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
-        -- PostgreSQL 17 marks a partitioned table's identity on its partitions too; the identity
-        -- belongs to the parent, so it is compared there only.
-        || CASE WHEN c.relispartition THEN '' WHEN a.attidentity = 'a' THEN ' GENERATED ALWAYS AS IDENTITY' WHEN a.attidentity = 'd' THEN ' GENERATED BY DEFAULT AS IDENTITY' ELSE '' END
-        || coalesce(' COLLATE ' || quote_ident(co.collname), '') AS v
-      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-      LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> (SELECT oid FROM pg_collation WHERE collname = 'default' LIMIT 1)
-      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped AND ${SCHEMAS} AND ${NOT_DMS}`));
-  inv.set("constraint", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(k.conname) AS k, pg_get_constraintdef(k.oid) AS v
-      FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE ${SCHEMAS} AND ${NOT_DMS} AND k.contype IN ('p', 'u', 'f', 'c', 'x')`));
-  inv.set("index", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(ic.relname) AS k,
-      pg_get_indexdef(i.indexrelid) || CASE WHEN i.indisvalid THEN '' ELSE ' [INVALID]' END AS v
-      FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
-      WHERE ${SCHEMAS} AND ${NOT_DMS}`));
-  inv.set("sequence", await q(`SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename) AS k,
-      format('%s start %s increment %s min %s max %s cycle %s', s.data_type, s.start_value, s.increment_by, s.min_value, s.max_value, s.cycle) AS v
-      FROM pg_sequences s WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}')
-        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = format('%I.%I', s.schemaname, s.sequencename)::regclass AND d.deptype = 'e')`));
-  inv.set("trigger", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(t.tgname) AS k, pg_get_triggerdef(t.oid) AS v
-      FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE NOT t.tgisinternal AND ${SCHEMAS} AND ${NOT_DMS}`));
-  inv.set("enum", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(t.typname) AS k, string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) AS v
-      FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid JOIN pg_namespace n ON n.oid = t.typnamespace
-      WHERE ${SCHEMAS} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e') GROUP BY 1`));
-  inv.set("extension", await q(`SELECT extname AS k, extversion AS v FROM pg_extension WHERE extname <> ALL ('{${SOURCE_ONLY_EXTENSIONS.join(",")}}')`));
-  return inv;
-}
-function normalise(v) {
-  return v.replace(/\s+/g, " ").trim();
-}
-async function diffSchemas(source, target) {
-  const [a, b] = await Promise.all([inventory(source), inventory(target)]);
-  const out = [];
-  for (const [kind, src] of a) {
-    const tgt = b.get(kind);
-    for (const [name, def] of src) {
-      const other = tgt.get(name);
-      if (other === void 0) out.push({ kind, object: name, problem: "missing on target", source: def });
-      else if (other !== def) {
-        const invalid = kind === "index" && other.endsWith("[INVALID]") && !def.endsWith("[INVALID]");
-        out.push({ kind, object: name, problem: invalid ? "invalid on target" : "different", source: def, target: other });
-      }
-    }
-    for (const [name, def] of tgt) {
-      if (!src.has(name)) out.push({ kind, object: name, problem: "extra on target", target: def });
-    }
-  }
-  return out;
-}
-
-// src/pg/sequences.ts
-async function readSequence(c, s) {
-  const r = await c.query(`SELECT last_value::text, is_called FROM ${qualify(s)}`);
-  return { lastValue: BigInt(r.rows[0].last_value), isCalled: r.rows[0].is_called };
-}
-
-// src/core/groups.ts
-function globToRegExp(glob) {
-  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
-  return new RegExp(`^${escaped}$`, "s");
-}
-function compile(pattern) {
-  const q = parseQualifiedName(pattern);
-  const s = globToRegExp(q.schema);
-  const n = globToRegExp(q.name);
-  return (t) => s.test(t.schema) && n.test(t.name);
-}
-function assignGroups(tables, groups) {
-  const compiled = groups.map((g) => ({
-    name: g.name,
-    include: g.tables.map((p) => ({ pattern: p, test: compile(p), hits: 0, takenBy: /* @__PURE__ */ new Set(), excluded: 0 })),
-    exclude: g.exclude.map(compile)
-  }));
-  const result = new Map(groups.map((g) => [g.name, []]));
-  const unassigned = [];
-  for (const t of tables) {
-    let owner;
-    for (const g of compiled) {
-      const hits = g.include.filter((p) => p.test(t));
-      if (hits.length === 0) continue;
-      if (owner !== void 0) {
-        for (const p of hits) p.takenBy.add(owner);
-      } else if (g.exclude.some((x) => x(t))) {
-        for (const p of hits) p.excluded++;
-      } else {
-        for (const p of hits) p.hits++;
-        result.get(g.name).push(t);
-        owner = g.name;
-      }
-    }
-    if (owner === void 0) unassigned.push(t);
-  }
-  const unmatched = compiled.flatMap(
-    (g) => g.include.filter((p) => p.hits === 0).map((p) => ({ group: g.name, pattern: p.pattern, takenBy: [...p.takenBy], excluded: p.excluded }))
-  );
-  return { groups: result, unassigned, unmatched };
-}
-function describeUnmatched(u) {
-  if (u.takenBy.length > 0) {
-    const earlier = u.takenBy.map((g) => `group ${g}`).join(", ");
-    return {
-      message: `pattern ${u.pattern} matches only tables already taken by ${earlier} listed before it (a table belongs to the first group that matches it)`,
-      fix: `remove the pattern from group ${u.group}, or move group ${u.group} before ${earlier} in the plan`
-    };
-  }
-  if (u.excluded > 0) {
-    return { message: `pattern ${u.pattern} matches only tables that the group's exclude leaves out`, fix: `remove the pattern or the exclusion from group ${u.group}` };
-  }
-  return { message: `pattern ${u.pattern} matches no table on the source`, fix: "fix the pattern in the plan (schema.table, * as a wildcard; quote names with capitals or dots)" };
-}
-function describeEmptyGroup(group2, unmatched) {
-  const taken = unmatched.find((u) => u.group === group2 && u.takenBy.length > 0);
-  if (taken) {
-    const why = describeUnmatched(taken);
-    return { message: `group ${group2} is left with no table: its ${why.message}`, fix: why.fix };
-  }
-  return { message: `group ${group2} matches no table that holds rows on the source`, fix: "fix its tables: patterns in the plan (schema.table, * as a wildcard) or remove the group" };
-}
-function describeTables(tables, max = 5) {
-  const names = tables.slice(0, max).map(displayName);
-  return tables.length > max ? `${names.join(", ")} and ${tables.length - max} more` : names.join(", ");
-}
-
-// src/pg/identity.ts
-import { randomUUID as randomUUID3 } from "node:crypto";
-async function sameDatabase(source, target) {
-  const marker = `pgshift identity ${randomUUID3()}`;
-  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
-  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
-  try {
-    const r = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
-    return (r.rowCount ?? 0) > 0;
-  } finally {
-    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
-  }
-}
-
-// src/phases/context.ts
-function phaseContext(plan, log) {
-  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
-}
-async function openSessions(ctx) {
-  const source = await connect(ctx.source);
-  let target;
-  try {
-    target = await connect(ctx.target);
-  } catch (err) {
-    await source.end().catch(() => {
-    });
-    throw err;
-  }
-  const close = async () => {
-    await Promise.all([source.end().catch(() => {
-    }), target.end().catch(() => {
-    })]);
-  };
-  const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
-  if (await sameDatabase(source, target).catch(async (err) => {
-    await close();
-    throw err;
-  })) {
-    await close();
-    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
-  }
-  return {
-    source,
-    target,
-    sourceVersion,
-    targetVersion,
-    close
-  };
-}
-async function resolveGroups(ctx, source, versionNum, only) {
-  const all = await listTables(source, versionNum);
-  const copyable = all.filter((t) => t.persistence === "p");
-  const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
-  for (const u of unmatched) ctx.log.warn(`group ${u.group}: ${describeUnmatched(u).message}`);
-  const leaves = unassigned.filter((t) => t.kind === "r");
-  if (leaves.length > 0) ctx.log.warn(`${leaves.length} table(s) are in no group and will not be migrated: ${describeTables(leaves)}`);
-  if (only && !groups.has(only)) {
-    throw inputError("group.unknown", `group ${only} is not in the plan`, `use one of: ${[...groups.keys()].join(", ")}`);
-  }
-  const result = [];
-  for (const [name, tables] of groups) {
-    if (only && name !== only) continue;
-    const data = tables.filter((t) => t.kind === "r").sort((a, b) => b.bytes - a.bytes);
-    if (data.length === 0) {
-      const { message, fix } = describeEmptyGroup(name, unmatched);
-      throw inputError("group.empty", message, fix);
-    }
-    result.push({ name, tables: data, parents: tables.filter((t) => t.kind === "p") });
-  }
-  return result;
-}
-
-// src/phases/verify.ts
-var SPLIT_FACTOR = 16;
-var LEAF_ROWS = 4e3;
-var REPORTED_ROWS = 1e3;
-var SAMPLED_VALUES = 20;
-var QUICK_CHUNKS = 4;
-async function runVerify(ctx, options = {}) {
-  const started = Date.now();
-  const mode = options.mode ?? "full";
-  if (options.applyRepair && !options.repairSql) throw inputError("verify.repair", "--apply-repair needs --repair-sql FILE", "name the file the repair SQL is written to (and review it)");
-  const s = await openSessions(ctx);
-  const workers = [];
-  try {
-    await useCanonicalSettings(s.source);
-    await useCanonicalSettings(s.target);
-    const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
-    const found = await Journal.find(s.target, ctx.plan.name);
-    const journal = options.quiet ? void 0 : found;
-    const streaming = new Set(found ? (await found.streams()).filter((r) => r.state === "streaming").map((r) => r.group) : []);
-    const streamsOf = (g) => [...streaming].filter((x) => x === g || x === batchStreamName(g) || x.startsWith(`${g}_r`));
-    const excluded = new Set(ctx.plan.verify.excludeTables.map(canonicalTableName));
-    const wanted = options.tables ? new Set(options.tables.map(canonicalTableName)) : void 0;
-    const work = groups.flatMap(
-      (g) => g.tables.filter((t) => !excluded.has(displayName(t)) && !t.name.startsWith("awsdms_") && (!wanted || wanted.has(displayName(t)))).map((t) => ({ group: g.name, table: t }))
-    );
-    if (wanted) {
-      const known = new Set(work.map((w) => displayName(w.table)));
-      const unknown2 = [...wanted].filter((t) => !known.has(t));
-      if (unknown2.length) throw inputError("verify.table", `table ${unknown2[0]} is in no group of the plan`, "name tables as schema.table, as the report prints them");
-    }
-    const missing = await missingTables(s.target, work.map((w) => w.table));
-    if (missing.size && !found) {
-      const [first] = missing;
-      throw gateRefused("verify.not-loaded", `target ${ctx.target.label} has no table ${first}${missing.size > 1 ? ` (and ${missing.size - 1} more)` : ""} and no pgshift journal: nothing was loaded there yet`, "run pgshift full-load first");
-    }
-    await journal?.startPhase("verify", { tables: work.length, exact: options.exact ?? false, mode });
-    const schema = wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target);
-    const checks = [];
-    const repair = [];
-    for (const w of work.filter((x) => missing.has(displayName(x.table)))) {
-      checks.push({ table: displayName(w.table), group: w.group, method: "whole-table", verdict: "different", sourceRows: 0, targetRows: 0, chunks: 0, mismatchedChunks: 0, differenceCount: 0, differences: [], unsettledKeys: 0, seconds: 0 });
-    }
-    await runPool(work.filter((x) => !missing.has(displayName(x.table))), ctx.plan.verify.jobs, async ({ group: group2, table: table2 }, id) => {
-      let w = workers[id];
-      if (!w) {
-        w = workers[id] = { source: await connect(ctx.source, { applicationName: "pgshift verify" }), target: await connect(ctx.target, { applicationName: "pgshift verify" }) };
-        await useCanonicalSettings(w.source);
-        await useCanonicalSettings(w.target);
-      }
-      const streams = streamsOf(group2);
-      const moving = streams.length > 0 && !options.exact;
-      const checker = new TableChecker(ctx, w, Math.min(s.sourceVersion, s.targetVersion), group2, table2, moving, mode, streams);
-      const check2 = await checker.run();
-      checks.push(check2);
-      if (options.repairSql && checker.kt && check2.verdict === "different") repair.push(...await checker.repair());
-      ctx.log.progress(`verify:${check2.table}`, `verify ${check2.table}: ${check2.verdict} (${check2.sourceRows} rows, ${check2.chunks} chunk(s)${check2.differenceCount ? `, ${check2.differenceCount} differing row(s)` : ""})`);
-    });
-    checks.sort((a, b) => a.table.localeCompare(b.table));
-    const sequences = await checkSequences(s.source, s.target);
-    const exact = Boolean(options.exact);
-    const differences = checks.filter((c) => c.verdict === "different").map((c) => c.table);
-    const unsettled = checks.filter((c) => c.verdict === "unsettled").map((c) => c.table);
-    const carried = !found || (await found.phaseState("cutover"))?.state === "done";
-    const behind = sequences.filter((q) => q.behind);
-    const seqProblem = carried && behind.length > 0;
-    const notes = !carried && behind.length ? [`${behind.length} sequence(s) behind the source: expected before the cut-over, which sets every sequence from the source`] : [];
-    const schemaProblem = schema.length > 0;
-    const result = {
-      verdict: differences.length || seqProblem || schemaProblem ? "different" : unsettled.length ? "unsettled" : "equal",
-      mode,
-      exact,
-      streaming: streaming.size > 0,
-      tables: checks,
-      schema,
-      sequences,
-      differences,
-      unsettled,
-      notes,
-      seconds: (Date.now() - started) / 1e3
-    };
-    if (options.repairSql) {
-      const text = ["-- pgshift verify: repair of the differing rows on the target. Review before running.", "BEGIN;", ...repair, "COMMIT;", ""].join("\n");
-      writeFileSync(options.repairSql, text);
-      let applied = false;
-      if (options.applyRepair && repair.length) {
-        await s.target.query(text);
-        applied = true;
-        await journal?.event("verify", "warn", `repair applied on the target: ${repair.length} statement(s)`);
-      }
-      result.repairSql = { file: options.repairSql, statements: repair.length, applied };
-    }
-    await journal?.finishPhase("verify", result.verdict === "different" ? "failed" : result.verdict === "equal" ? "done" : "partial", {
-      verdict: result.verdict,
-      mode,
-      exact,
-      differences,
-      unsettled,
-      schemaDifferences: schema.length,
-      tables: checks.length,
-      differingRows: checks.reduce((n, c) => n + c.differenceCount, 0)
-    });
-    return result;
-  } finally {
-    await Promise.all(workers.flatMap((w) => [w.source.end().catch(() => {
-    }), w.target.end().catch(() => {
-    })]));
-    await s.close();
-  }
-}
-async function checkSequences(source, target) {
-  const out = [];
-  for (const q of await listSequences(source)) {
-    const a = await readSequence(source, q);
-    const b = await readSequence(target, q).catch(() => void 0);
-    const next = (v) => v.isCalled ? v.lastValue + 1n : v.lastValue;
-    out.push({
-      sequence: displayName(q),
-      source: a.lastValue.toString(),
-      target: b ? b.lastValue.toString() : "missing",
-      behind: !b || next(b) < next(a)
-    });
-  }
-  return out;
-}
-var TableChecker = class {
-  constructor(ctx, w, hv, group2, table2, moving, mode, streams) {
-    this.ctx = ctx;
-    this.w = w;
-    this.hv = hv;
-    this.group = group2;
-    this.table = table2;
-    this.moving = moving;
-    this.mode = mode;
-    this.streams = streams;
-    this.kt = keyedTable(table2);
-    this.name = displayName(table2);
-  }
-  ctx;
-  w;
-  hv;
-  group;
-  table;
-  moving;
-  mode;
-  streams;
-  kt;
-  name;
-  candidates = /* @__PURE__ */ new Map();
-  confirmed = [];
-  chunks = 0;
-  mismatched = 0;
-  sourceRows = 0;
-  targetRows = 0;
-  /**
-   * Wait until the target has applied everything committed on the source so far, on each stream
-   * that carries the group's tables (a resync moves some of them to a stream of their own).
-   */
-  async bridge() {
-    if (!this.moving) return;
-    for (const stream of this.streams) {
-      const hb = heartbeatTable(stream);
-      const beat = await writeBeat(this.w.source, hb, stream);
-      await waitForMarker(this.w.target, hb, stream, beat, 6e4);
-    }
-  }
-  /**
-   * Fingerprints of many ranges on both sides. Moving: every source read first, then one heartbeat,
-   * then every target read, so one wait covers the whole batch. Exact: both sides at once.
-   */
-  async pairs(ranges) {
-    const kt = this.kt;
-    const side = async (c, v) => {
-      const out = [];
-      for (const r of ranges) out.push(await rangeFingerprint(c, kt, r, v));
-      return out;
-    };
-    const [a, b] = await this.bothSides(side);
-    return ranges.map((_, i) => [a[i], b[i]]);
-  }
-  /**
-   * The same read on both sides: at once when nothing moves; on a moving target the source first,
-   * then the target only once it has applied past the source's read (bridge).
-   */
-  async bothSides(read) {
-    if (!this.moving) return Promise.all([read(this.w.source, this.hv), read(this.w.target, this.hv)]);
-    const a = await read(this.w.source, this.hv);
-    await this.bridge();
-    return [a, await read(this.w.target, this.hv)];
-  }
-  /** Every chunk of a full pass in one sequential scan per side (moving: source, heartbeat, target). */
-  async buckets(bounds) {
-    const kt = this.kt;
-    const [a, b] = await this.bothSides((c, v) => bucketFingerprints(c, kt, bounds, v));
-    return a.map((fp, i) => [fp, b[i]]);
-  }
-  async run() {
-    const started = Date.now();
-    if (!this.kt) return this.wholeTable(started);
-    const kt = this.kt;
-    const bounds = await chunkBoundaries(this.w.source, kt, this.ctx.plan.verify.chunkRows, this.table.rowEstimate);
-    let ranges = rangesFrom(bounds);
-    if (this.mode === "quick" && ranges.length > QUICK_CHUNKS) {
-      const middle = ranges.slice(1, -1).sort(() => Math.random() - 0.5).slice(0, QUICK_CHUNKS - 2);
-      ranges = [ranges[0], ...middle, ranges[ranges.length - 1]];
-    }
-    this.chunks = ranges.length;
-    const t0 = Date.now();
-    const first = this.mode === "full" && ranges.length > 1 && bucketScans(this.hv) ? await this.buckets(bounds) : await this.pairs(ranges);
-    this.ctx.log.debug(`verify ${this.name}: ${ranges.length} chunk(s) fingerprinted in ${Date.now() - t0} ms`);
-    for (const [a, b] of first) {
-      this.sourceRows += a.rows;
-      this.targetRows += b.rows;
-    }
-    let suspects = ranges.map((r, i) => ({ r, fp: first[i] })).filter((x) => !same(...x.fp));
-    if (this.moving && suspects.length) {
-      const again = await this.pairs(suspects.map((x) => x.r));
-      suspects = suspects.map((x, i) => ({ r: x.r, fp: again[i] })).filter((x) => !same(...x.fp));
-    }
-    this.mismatched = suspects.length;
-    const t1 = Date.now();
-    for (const x of suspects) await this.drill(x.r, Math.max(x.fp[0].rows, x.fp[1].rows), 0);
-    const t2 = Date.now();
-    await this.settle();
-    this.ctx.log.debug(`verify ${this.name}: ${suspects.length} mismatched chunk(s) searched in ${t2 - t1} ms, ${this.confirmed.length} row(s) confirmed in ${Date.now() - t2} ms`);
-    return this.result(started, this.mode === "quick" && bounds.length + 1 > ranges.length ? "sampled-chunks" : "chunks");
-  }
-  async drill(range, rows, depth) {
-    const kt = this.kt;
-    if (rows > LEAF_ROWS && depth < 8) {
-      const inner = await splitRange(this.w.source, kt, range, SPLIT_FACTOR);
-      if (inner.length > 0) {
-        const subs = rangesFrom(inner, range);
-        const fps = await this.pairs(subs);
-        for (let i = 0; i < subs.length; i++) {
-          const [a, b] = fps[i];
-          if (!same(a, b)) await this.drill(subs[i], Math.max(a.rows, b.rows), depth + 1);
-        }
-        return;
-      }
-    }
-    const [src, tgt] = await this.bothSides((c, v) => leafHashes(c, kt, range, v));
-    for (const [k, h] of src) {
-      const other = tgt.get(k);
-      if (other === void 0) this.candidates.set(k, { key: JSON.parse(k), kind: "missing" });
-      else if (other !== h) this.candidates.set(k, { key: JSON.parse(k), kind: "different" });
-    }
-    for (const k of tgt.keys()) if (!src.has(k)) this.candidates.set(k, { key: JSON.parse(k), kind: "extra" });
-  }
-  /**
-   * Re-check candidate keys by point lookups on both sides. Exact mode: once, to drop rows that a
-   * collation difference placed in another chunk. Moving: until the source row holds still.
-   */
-  async settle() {
-    const kt = this.kt;
-    let pending = [...this.candidates.values()];
-    let previous = /* @__PURE__ */ new Map();
-    const attempts = this.moving ? 5 : 1;
-    for (let attempt = 1; attempt <= attempts && pending.length; attempt++) {
-      const keys = pending.map((p) => p.key);
-      const src = await rowHashes(this.w.source, kt, keys, this.hv);
-      await this.bridge();
-      const tgt = await rowHashes(this.w.target, kt, keys, this.hv);
-      const next = [];
-      const seen = /* @__PURE__ */ new Map();
-      for (const p of pending) {
-        const k = keyText(p.key);
-        const a = src.get(k);
-        const b = tgt.get(k);
-        seen.set(k, a);
-        if (a === b) continue;
-        const kind = a === void 0 ? "extra" : b === void 0 ? "missing" : "different";
-        if (!this.moving || previous.has(k) && previous.get(k) === a) this.confirmed.push({ key: p.key, kind });
-        else next.push({ key: p.key, kind });
-      }
-      previous = seen;
-      pending = next;
-      if (pending.length && attempt < attempts) await new Promise((r) => setTimeout(r, 250 * attempt));
-    }
-    this.candidates.clear();
-    for (const p of pending) this.candidates.set(keyText(p.key), p);
-  }
-  async result(started, method) {
-    const kt = this.kt;
-    const reported = this.confirmed.slice(0, REPORTED_ROWS);
-    const sampleKeys = reported.slice(0, SAMPLED_VALUES).map((d) => d.key);
-    const [srcRows, tgtRows] = await Promise.all([rowValues(this.w.source, kt, sampleKeys), rowValues(this.w.target, kt, sampleKeys)]);
-    const differences = reported.map((d) => {
-      const k = keyText(d.key);
-      return {
-        key: Object.fromEntries(kt.key.map((c, i) => [c, d.key[i]])),
-        kind: d.kind,
-        ...srcRows.has(k) ? { source: JSON.parse(srcRows.get(k)) } : {},
-        ...tgtRows.has(k) ? { target: JSON.parse(tgtRows.get(k)) } : {}
-      };
-    });
-    const unsettledKeys = this.candidates.size;
-    return {
-      table: this.name,
-      group: this.group,
-      method,
-      verdict: this.confirmed.length ? "different" : unsettledKeys ? "unsettled" : "equal",
-      sourceRows: this.sourceRows,
-      targetRows: this.targetRows,
-      chunks: this.chunks,
-      mismatchedChunks: this.mismatched,
-      differenceCount: this.confirmed.length,
-      differences,
-      unsettledKeys,
-      seconds: (Date.now() - started) / 1e3
-    };
-  }
-  /** A table without a usable key: one multiset fingerprint of the whole table. */
-  async wholeTable(started) {
-    let verdict = "equal";
-    let prev;
-    let a = { rows: 0, hash: "0" };
-    let b = { rows: 0, hash: "0" };
-    for (let attempt = 1; attempt <= (this.moving ? 4 : 1); attempt++) {
-      a = await fingerprint(this.w.source, this.table, this.hv);
-      await this.bridge();
-      b = await fingerprint(this.w.target, this.table, this.hv);
-      if (same(a, b)) {
-        verdict = "equal";
-        break;
-      }
-      verdict = !this.moving || prev && same(prev, a) ? "different" : "unsettled";
-      if (verdict === "different") break;
-      prev = a;
-      await new Promise((r) => setTimeout(r, 250 * attempt));
-    }
-    return {
-      table: this.name,
-      group: this.group,
-      method: "whole-table",
-      verdict,
-      sourceRows: a.rows,
-      targetRows: b.rows,
-      chunks: 1,
-      mismatchedChunks: verdict === "equal" ? 0 : 1,
-      differenceCount: 0,
-      differences: [],
-      unsettledKeys: 0,
-      seconds: (Date.now() - started) / 1e3
-    };
-  }
-  /** Statements that make the target rows equal the source rows for every confirmed difference. */
-  async repair() {
-    const kt = this.kt;
-    const out = [];
-    const identityAlways = this.table.columns.some((c) => c.identity === "a");
-    for (let i = 0; i < this.confirmed.length; i += 1e3) {
-      const batch = this.confirmed.slice(i, i + 1e3);
-      const rows = await rowValues(this.w.source, kt, batch.filter((d) => d.kind !== "extra").map((d) => d.key));
-      const deletes = batch.filter((d) => d.kind !== "missing").map((d) => d.key);
-      out.push(...repairStatements(kt, deletes, [...rows.values()], identityAlways));
-    }
-    return out;
-  }
-};
-function same(a, b) {
-  return a.rows === b.rows && a.hash === b.hash;
-}
-
-// src/config/size.ts
-var UNITS = {
-  b: 1,
-  kb: 1024,
-  mb: 1024 ** 2,
-  gb: 1024 ** 3,
-  tb: 1024 ** 4
-};
-function parseSize(input2) {
-  if (typeof input2 === "number") return Number.isFinite(input2) && input2 >= 0 ? Math.floor(input2) : void 0;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$/i.exec(input2);
-  if (!m) return void 0;
-  const unit = (m[2] ?? "b").toLowerCase().replace("ib", "b");
-  const factor = UNITS[unit];
-  return factor === void 0 ? void 0 : Math.floor(Number(m[1]) * factor);
-}
-
-// src/report/markdown.ts
-function table(head, rows) {
-  const line = (cells) => `| ${cells.map((c) => String(c).replace(/\|/g, "\\|")).join(" | ")} |`;
-  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
-}
-function verifyMarkdown(r) {
-  const rows = r.tables.map((t) => [t.table, t.verdict, t.method, t.sourceRows, t.targetRows, `${t.mismatchedChunks}/${t.chunks}`, t.differenceCount, t.unsettledKeys]);
-  const out = [
-    `### pgshift verify \u2014 ${r.verdict}`,
-    `${r.tables.length} table(s), ${r.mode} mode, ${r.exact ? "exact (writes stopped)" : r.streaming ? "while changes flow" : "one pass, no stream applying (writes to the source are not fenced)"}, in ${r.seconds.toFixed(1)} s.` + (r.differences.length ? ` **Different: ${r.differences.join(", ")}.**` : "") + (r.unsettled.length ? ` Still changing under every check (re-check within the cut-over window): ${r.unsettled.join(", ")}.` : ""),
-    "",
-    table(["table", "verdict", "method", "source rows", "target rows", "mismatched chunks", "differing rows", "unsettled keys"], rows)
-  ];
-  const diffs = r.tables.flatMap((t) => t.differences.map((d) => ({ t: t.table, d })));
-  if (diffs.length) {
-    out.push("", "#### Differing rows", table(["table", "key", "kind", "source", "target"], diffs.slice(0, 200).map(({ t, d }) => [t, JSON.stringify(d.key), d.kind, d.source ? short(d.source) : "\u2013", d.target ? short(d.target) : "\u2013"])));
-    if (diffs.length > 200) out.push(`\u2026 and ${diffs.length - 200} more in the JSON report.`);
-  }
-  if (r.schema.length) out.push("", "#### Schema differences", table(["kind", "object", "problem", "source", "target"], r.schema.map((d) => [d.kind, d.object, d.problem, d.source ?? "\u2013", d.target ?? "\u2013"])));
-  const behind = r.sequences.filter((q) => q.behind);
-  for (const note of r.notes) out.push("", `Note: ${note}.`);
-  if (behind.length) out.push("", `#### Sequences behind the source${r.notes.length ? "" : " \u2014 a difference: the cut-over has carried them, or pgshift did not load this target"}`, table(["sequence", "source", "target"], behind.map((q) => [q.sequence, q.source, q.target])));
-  if (r.repairSql) out.push("", `Repair SQL: ${r.repairSql.statements} statement(s) in ${r.repairSql.file}${r.repairSql.applied ? " \u2014 **applied to the target**" : " (not applied)"}.`);
-  return out.join("\n") + "\n";
-}
-function short(row) {
-  const text = JSON.stringify(row);
-  return text.length > 120 ? `${text.slice(0, 117)}\u2026` : text;
-}
-
-// src/actions/_runner.ts
-import { writeFileSync as writeFileSync2 } from "node:fs";
-
-// src/config/load.ts
-var import_yaml = __toESM(require_dist2(), 1);
-import { readFileSync as readFileSync2 } from "node:fs";
-import path from "node:path";
-
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
 __export(external_exports, {
@@ -34067,7 +32930,7 @@ __export(external_exports, {
   clone: () => clone,
   codec: () => codec,
   coerce: () => coerce_exports,
-  compile: () => compile2,
+  compile: () => compile,
   config: () => config,
   core: () => core_exports2,
   creditCard: () => creditCard2,
@@ -34478,7 +33341,7 @@ __export(core_exports2, {
   base64urlCharset: () => base64urlCharset,
   canParseURL: () => canParseURL,
   clone: () => clone,
-  compile: () => compile2,
+  compile: () => compile,
   compileFn: () => compileFn,
   config: () => config,
   createStandardJSONSchemaMethod: () => createStandardJSONSchemaMethod,
@@ -46925,7 +45788,7 @@ function compileValidator(schema, parser) {
     return parser;
   }
 }
-function compile2(schema, options) {
+function compile(schema, options) {
   try {
     const parser = compileFn(schema);
     const clone2 = withParser(schema, parser);
@@ -53677,6 +52540,23 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
+// src/config/size.ts
+var UNITS = {
+  b: 1,
+  kb: 1024,
+  mb: 1024 ** 2,
+  gb: 1024 ** 3,
+  tb: 1024 ** 4
+};
+function parseSize(input2) {
+  if (typeof input2 === "number") return Number.isFinite(input2) && input2 >= 0 ? Math.floor(input2) : void 0;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$/i.exec(input2);
+  if (!m) return void 0;
+  const unit = (m[2] ?? "b").toLowerCase().replace("ib", "b");
+  const factor = UNITS[unit];
+  return factor === void 0 ? void 0 : Math.floor(Number(m[1]) * factor);
+}
+
 // src/config/schema.ts
 var size = external_exports.union([external_exports.string(), external_exports.number()]).transform((v, ctx) => {
   const bytes = parseSize(v);
@@ -53713,6 +52593,7 @@ var group = external_exports.strictObject({
   exclude: external_exports.array(external_exports.string()).default([]).describe("Tables left out of this group (same patterns).")
 });
 var fenceStrategies = ["roles", "database", "pgbouncer"];
+var ddlModes = ["follow", "detect", "off"];
 var planSchema = external_exports.strictObject({
   $schema: external_exports.string().optional(),
   version: external_exports.literal(1).describe("Plan file format version."),
@@ -53760,7 +52641,10 @@ var planSchema = external_exports.strictObject({
     maxLagSeconds: external_exports.number().min(0).default(300),
     minSafeWalFraction: external_exports.number().min(0).max(1).default(0.5).describe("cdc status fails when a slot may fall less than this share of max_slot_wal_keep_size further behind."),
     replicaIdentityFull: external_exports.array(external_exports.string()).default([]).describe("Tables (patterns) without a usable replica identity that pgshift may set to REPLICA IDENTITY FULL on the source before publishing them (native engine); without this consent such a table is refused, since publishing it would make its UPDATE and DELETE fail."),
-    ddlTrigger: external_exports.boolean().default(false).describe("Record DDL on the source with an event trigger so cdc status reports schema changes (needs superuser)."),
+    ddl: external_exports.enum(ddlModes).optional().describe(
+      "Schema changes made on the source while CDC runs. follow (native default): replayed on the target in commit order with the rows around them; detect (dms default): recorded and shown by cdc status, refusing the cut-over until applied by hand; off: nothing installed, a change stops the stream. follow and detect install an event trigger on the source (superuser or rds_superuser)."
+    ),
+    ddlTrigger: external_exports.boolean().optional().describe("Deprecated: true is cdc.ddl: detect, false is cdc.ddl: off."),
     dms: external_exports.strictObject({
       plugin: external_exports.enum(["pglogical", "test_decoding"]).default("pglogical"),
       lobMaxSizeKb: external_exports.number().int().min(1).default(32).describe("Task-level LimitedSizeLobMode LobMaxSize in KB."),
@@ -53817,8 +52701,1425 @@ var planSchema = external_exports.strictObject({
     }).default({})
   }).prefault({})
 }).describe("pgshift migration plan");
+function ddlMode(plan) {
+  if (plan.cdc.ddl) return plan.cdc.ddl;
+  if (plan.cdc.ddlTrigger !== void 0) return plan.cdc.ddlTrigger ? "detect" : "off";
+  return plan.cdc.engine === "dms" ? "detect" : "follow";
+}
+
+// src/core/groups.ts
+function globToRegExp(glob) {
+  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
+  return new RegExp(`^${escaped}$`, "s");
+}
+function patternRegExps(pattern) {
+  const q = parseQualifiedName(pattern);
+  return { schema: globToRegExp(q.schema).source, name: globToRegExp(q.name).source };
+}
+function compile2(pattern) {
+  const r = patternRegExps(pattern);
+  const s = new RegExp(r.schema, "s");
+  const n = new RegExp(r.name, "s");
+  return (t) => s.test(t.schema) && n.test(t.name);
+}
+function assignGroups(tables, groups) {
+  const compiled = groups.map((g) => ({
+    name: g.name,
+    include: g.tables.map((p) => ({ pattern: p, test: compile2(p), hits: 0, takenBy: /* @__PURE__ */ new Set(), excluded: 0 })),
+    exclude: g.exclude.map(compile2)
+  }));
+  const result = new Map(groups.map((g) => [g.name, []]));
+  const unassigned = [];
+  for (const t of tables) {
+    let owner;
+    for (const g of compiled) {
+      const hits = g.include.filter((p) => p.test(t));
+      if (hits.length === 0) continue;
+      if (owner !== void 0) {
+        for (const p of hits) p.takenBy.add(owner);
+      } else if (g.exclude.some((x) => x(t))) {
+        for (const p of hits) p.excluded++;
+      } else {
+        for (const p of hits) p.hits++;
+        result.get(g.name).push(t);
+        owner = g.name;
+      }
+    }
+    if (owner === void 0) unassigned.push(t);
+  }
+  const unmatched = compiled.flatMap(
+    (g) => g.include.filter((p) => p.hits === 0).map((p) => ({ group: g.name, pattern: p.pattern, takenBy: [...p.takenBy], excluded: p.excluded }))
+  );
+  return { groups: result, unassigned, unmatched };
+}
+function describeUnmatched(u) {
+  if (u.takenBy.length > 0) {
+    const earlier = u.takenBy.map((g) => `group ${g}`).join(", ");
+    return {
+      message: `pattern ${u.pattern} matches only tables already taken by ${earlier} listed before it (a table belongs to the first group that matches it)`,
+      fix: `remove the pattern from group ${u.group}, or move group ${u.group} before ${earlier} in the plan`
+    };
+  }
+  if (u.excluded > 0) {
+    return { message: `pattern ${u.pattern} matches only tables that the group's exclude leaves out`, fix: `remove the pattern or the exclusion from group ${u.group}` };
+  }
+  return { message: `pattern ${u.pattern} matches no table on the source`, fix: "fix the pattern in the plan (schema.table, * as a wildcard; quote names with capitals or dots)" };
+}
+function describeEmptyGroup(group2, unmatched) {
+  const taken = unmatched.find((u) => u.group === group2 && u.takenBy.length > 0);
+  if (taken) {
+    const why = describeUnmatched(taken);
+    return { message: `group ${group2} is left with no table: its ${why.message}`, fix: why.fix };
+  }
+  return { message: `group ${group2} matches no table that holds rows on the source`, fix: "fix its tables: patterns in the plan (schema.table, * as a wildcard) or remove the group" };
+}
+function describeTables(tables, max = 5) {
+  const names = tables.slice(0, max).map(displayName);
+  return tables.length > max ? `${names.join(", ")} and ${tables.length - max} more` : names.join(", ");
+}
+
+// src/pg/ddl-sql.ts
+var EVENT_TRIGGERS = [
+  { name: "pgshift_ddl", sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${S}.ddl_capture()` },
+  { name: "pgshift_ddl_drop", sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${S}.ddl_capture()` },
+  { name: "pgshift_ddl_start", sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${S}.ddl_capture()` }
+];
+
+// src/pg/ddl.ts
+var REASONS = {
+  detected: (_d, plan) => plan.cdc.engine === "dms" ? "the DMS tasks do not apply DDL" : "cdc.ddl is detect: DDL is recorded, not replayed",
+  "in-function": () => "it ran inside a function, procedure or DO block, whose text is not the DDL itself",
+  "several-streams": (d) => `it concerns the rows of several streams (${d}), which reach the target at different moments`,
+  "no-queue": (d) => `its rows travel on ${d}, a stream without a DDL queue (resynced tables)`,
+  "no-identity": (d) => `table ${d} matches a group but has no primary key or replica identity, so its rows are not replicated (in a publication its UPDATE and DELETE would fail on the source); give it a primary key or REPLICA IDENTITY FULL and it joins`,
+  "rows-differ": (d) => `the rows that existed got values computed row by row on the source (a volatile default or an identity: ${d}), which the target cannot compute again: copy the table again with pgshift cdc resync -t <table>`,
+  "capture-error": (d) => `pgshift could not capture it (${d}); the application's statement itself committed`
+};
+var clip = (s, n = 300) => s && s.length > n ? `${s.slice(0, n)}\u2026` : s;
+async function tableExists(c, name) {
+  const r = await c.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [name]);
+  return r.rows[0].ok;
+}
+async function ddlReport(plan, s, streams) {
+  const mode = ddlMode(plan);
+  const report = { mode, entries: [], joins: [], problems: [] };
+  if (!await tableExists(s.source, "pgshift.ddl_log")) return report;
+  const log = await s.source.query(
+    `SELECT id::text, at::text, command, object, statement, stream, reason, detail FROM ${S}.ddl_log WHERE acknowledged_at IS NULL ORDER BY id`
+  );
+  for (const l of log.rows) {
+    if (l.reason === "no-identity" && l.detail && await joinedOrGone(s.source, l.detail)) continue;
+    const why = (REASONS[l.reason] ?? ((d) => `${l.reason}${d ? `: ${d}` : ""}`))(l.detail, plan);
+    const entry = {
+      id: Number(l.id),
+      at: l.at,
+      stream: l.stream,
+      command: l.command,
+      object: l.object,
+      statement: l.statement,
+      state: "not carried",
+      detail: why,
+      acknowledge: `UPDATE pgshift.ddl_log SET acknowledged_at = now() WHERE id = ${l.id} (on the source)`
+    };
+    report.entries.push(entry);
+    report.problems.push({
+      stream: l.stream,
+      problem: `DDL #${l.id} on the source at ${l.at} was not carried to the target \u2014 ${why}: ${l.command} ${l.object}${l.statement ? `: ${clip(l.statement)}` : ""} \u2014 apply it on the target by hand (or fix the table), then acknowledge: ${entry.acknowledge}`
+    });
+  }
+  if (mode !== "follow") return report;
+  const queued = /* @__PURE__ */ new Map();
+  for (const st of streams) {
+    const q = `${S}.${quoteIdent(ddlQueueTable(st.group))}`;
+    if (!await tableExists(s.source, q)) continue;
+    const src = await s.source.query(`SELECT id::text, at::text, command, object, statement, apply, shared, note, NULL AS applied_at, NULL AS error, NULL AS acknowledged_at FROM ${q} ORDER BY id`);
+    const tgt = await tableExists(s.target, q) ? new Map((await s.target.query(`SELECT id::text, at::text, command, object, statement, apply, shared, note, applied_at::text, error, acknowledged_at::text FROM ${q}`)).rows.map((r) => [r.id, r])) : /* @__PURE__ */ new Map();
+    for (const row of src.rows) {
+      const e = queued.get(row.id) ?? { row, streams: [], outcomes: [] };
+      e.streams.push(st.group);
+      e.outcomes.push({ stream: st.group, row: tgt.get(row.id) });
+      queued.set(row.id, e);
+    }
+  }
+  for (const [id, e] of queued) {
+    const done = e.outcomes.find((o) => o.row?.applied_at && !o.row.error);
+    const failed = e.outcomes.filter((o) => o.row?.error);
+    const pending = e.outcomes.filter((o) => !o.row);
+    const stream = e.row.shared ? null : e.streams[0];
+    const base = { id: Number(id), at: e.row.at, stream, command: e.row.command, object: e.row.object, statement: e.row.apply ?? e.row.statement };
+    if (done) {
+      report.entries.push({ ...base, state: "applied", detail: done.row.note });
+    } else if (failed.length && pending.length === 0) {
+      const f = failed[0];
+      const acknowledged = failed.every((o) => o.row.acknowledged_at);
+      const acknowledge = `UPDATE pgshift.${quoteIdent(ddlQueueTable(f.stream))} SET acknowledged_at = now() WHERE id = ${id} (on the target)`;
+      report.entries.push({ ...base, state: "failed on target", detail: f.row.error, acknowledge });
+      if (!acknowledged) {
+        report.problems.push({
+          stream,
+          problem: `DDL #${id} failed on the target (${f.row.error}): ${clip(base.statement)} \u2014 apply a working equivalent on the target by hand, then acknowledge: ${acknowledge}`
+        });
+      }
+    } else {
+      report.entries.push({ ...base, state: "in flight", detail: null });
+    }
+  }
+  report.entries.sort((a, b) => a.id - b.id);
+  report.joins = await pendingJoins(s, streams);
+  return report;
+}
+async function joinedOrGone(c, table2) {
+  const r = await c.query(
+    `SELECT to_regclass($1) IS NULL OR EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+              WHERE pr.prrelid = to_regclass($1) AND p.pubname LIKE 'pgshift\\_%') AS ok`,
+    [table2]
+  );
+  return r.rows[0].ok;
+}
+async function pendingJoins(s, streams) {
+  const out = [];
+  for (const st of streams) {
+    if (st.state !== "streaming") continue;
+    const published = await s.source.query(`SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_publication_tables WHERE pubname = $1`, [st.publication]);
+    const subscribed = new Map(
+      (await s.target.query(
+        `SELECT format('%I.%I', n.nspname, c.relname) AS t, sr.srsubstate::text AS state FROM pg_subscription_rel sr
+             JOIN pg_subscription sub ON sub.oid = sr.srsubid JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE sub.subname = $1`,
+        [st.subscription]
+      )).rows.map((r) => [r.t, r.state])
+    );
+    if (subscribed.size === 0) continue;
+    for (const { t } of published.rows) {
+      const state = subscribed.get(t);
+      if (state === "r") continue;
+      if (state) out.push({ table: t, stream: st.group, state: "copying" });
+      else out.push({ table: t, stream: st.group, state: await tableExists(s.target, t) ? "refreshing" : "waiting for its CREATE on the target" });
+    }
+  }
+  return out;
+}
+async function joinNewTables(plan, s, streams) {
+  if (ddlMode(plan) === "off") return [];
+  const refreshed = [];
+  const joins = await pendingJoins(s, streams);
+  for (const st of streams) {
+    const mine = joins.filter((j) => j.stream === st.group);
+    if (mine.length === 0 || mine.some((j) => j.state !== "refreshing")) continue;
+    const sub = await s.target.query(`SELECT 1 FROM pg_subscription WHERE subname = $1 AND subenabled`, [st.subscription]);
+    if (!sub.rowCount) continue;
+    await s.target.query(`ALTER SUBSCRIPTION ${quoteIdent(st.subscription)} REFRESH PUBLICATION WITH (copy_data = true)`);
+    refreshed.push(...mine.map((j) => `${j.table} (${st.group})`));
+  }
+  return refreshed;
+}
+function joinText(j) {
+  return j.state === "waiting for its CREATE on the target" ? `table ${j.table} joined stream ${j.stream} on the source and waits for its CREATE TABLE to be applied on the target` : `table ${j.table} joined stream ${j.stream}: its rows are being copied into the target (${j.state})`;
+}
+
+// src/pg/heartbeat.ts
+import { randomUUID as randomUUID2 } from "node:crypto";
+async function writeBeat(source, table2, group2, marker = randomUUID2()) {
+  await source.query("BEGIN");
+  let r;
+  try {
+    await source.query("SET LOCAL synchronous_commit = on");
+    r = await source.query(
+      `UPDATE ${S}.${quoteIdent(table2)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
+      [group2, marker]
+    );
+    await source.query("COMMIT");
+  } catch (err) {
+    await source.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+  if (!r.rows[0]) throw new Error(`heartbeat row for group ${group2} is missing on the source`);
+  return { marker, seq: BigInt(r.rows[0].seq), writtenAt: Date.now() };
+}
+async function beatApplied(target, table2, group2, beat) {
+  const r = await target.query(`SELECT seq::text FROM ${S}.${quoteIdent(table2)} WHERE group_name = $1`, [group2]);
+  return r.rows[0] !== void 0 && BigInt(r.rows[0].seq) >= beat.seq;
+}
+async function waitForMarker(target, table2, group2, beat, timeoutMs, pollMs = 20) {
+  const deadline = beat.writtenAt + timeoutMs;
+  for (; ; ) {
+    if (await beatApplied(target, table2, group2, beat)) return Date.now() - beat.writtenAt;
+    if (Date.now() >= deadline) return null;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+// src/pg/stream-health.ts
+var SAMPLE_EVERY_MS = 1e3;
+var ApplyWatch = class _ApplyWatch {
+  constructor(c, targetVersion, watched, explain) {
+    this.c = c;
+    this.targetVersion = targetVersion;
+    this.watched = watched;
+    this.explain = explain;
+  }
+  c;
+  targetVersion;
+  watched;
+  explain;
+  baseline = /* @__PURE__ */ new Map();
+  absentSince = /* @__PURE__ */ new Map();
+  sampledAt = 0;
+  pending;
+  found = null;
+  /**
+   * Start watching, and fail at once when a stream already stands still: a second sample a second
+   * later settles whether an absent worker is restarting or gone.
+   */
+  static async start(c, targetVersion, watched, explain) {
+    const w = new _ApplyWatch(c, targetVersion, watched, explain);
+    w.baseline = await w.sample();
+    w.sampledAt = Date.now();
+    for (const [sub, s] of w.baseline) if (s.pid === null) w.absentSince.set(sub, w.sampledAt);
+    if (w.absentSince.size > 0) {
+      await new Promise((r) => setTimeout(r, SAMPLE_EVERY_MS));
+      w.sampledAt = 0;
+    }
+    await w.assertApplying();
+    return w;
+  }
+  /** Throws (the explained problem) when a stream stands still; samples at most once a second. */
+  async assertApplying() {
+    const problem = await this.check();
+    if (problem) {
+      const stream = this.watched.find((x) => problem.includes(x.subscription))?.stream ?? this.watched[0].stream;
+      throw await this.explain(problem, stream);
+    }
+  }
+  /**
+   * Wait until the target applied `beat`, checking the apply workers while waiting. Throws when a
+   * stream stands still, or when a running stream has not applied it within `timeoutMs`.
+   */
+  async waitApplied(target, table2, stream, beat, timeoutMs) {
+    let pollMs = 20;
+    for (; ; ) {
+      if (await beatApplied(target, table2, stream, beat)) return;
+      await this.assertApplying();
+      if (Date.now() - beat.writtenAt > timeoutMs) {
+        throw failure(
+          "verify.lag",
+          `group ${stream}: a heartbeat written ${Math.round(timeoutMs / 1e3)} s ago is not applied on the target, although its apply worker runs`,
+          "the stream lags more than cdc.maxLagSeconds: verify again once pgshift cdc status shows it caught up"
+        );
+      }
+      await new Promise((r) => setTimeout(r, pollMs));
+      pollMs = Math.min(200, pollMs * 2);
+    }
+  }
+  check() {
+    if (this.found || Date.now() - this.sampledAt < SAMPLE_EVERY_MS) return Promise.resolve(this.found);
+    this.pending ??= this.evaluate().finally(() => this.pending = void 0);
+    return this.pending;
+  }
+  async evaluate() {
+    const now = await this.sample();
+    this.sampledAt = Date.now();
+    for (const { subscription } of this.watched) {
+      const s = now.get(subscription);
+      const base = this.baseline.get(subscription);
+      if (!s.exists) return this.found = `subscription ${subscription} is missing on the target`;
+      if (!s.enabled) return this.found = `subscription ${subscription} is disabled (pgshift cdc pause or stop, or disable_on_error after an apply error)`;
+      if (s.errors !== null && base?.errors != null && s.errors > base.errors) {
+        return this.found = `the apply worker of subscription ${subscription} failed ${s.errors - base.errors} time(s) since verify started (${s.errors} apply error(s) recorded)`;
+      }
+      if (s.pid !== null) {
+        this.absentSince.delete(subscription);
+      } else {
+        const since = this.absentSince.get(subscription) ?? this.sampledAt;
+        this.absentSince.set(subscription, since);
+        if (this.sampledAt - since >= SAMPLE_EVERY_MS) {
+          return this.found = `subscription ${subscription} has no running apply worker${s.errors ? ` (${s.errors} apply error(s) recorded)` : ""}: it stops at a change it cannot apply`;
+        }
+      }
+    }
+    return null;
+  }
+  async sample() {
+    const subs = this.watched.map((w) => w.subscription);
+    const stats = this.targetVersion >= 15e4;
+    const r = await this.c.query(
+      `SELECT s.subname, s.subenabled AS enabled,
+              (SELECT st.pid FROM pg_stat_subscription st WHERE st.subid = s.oid AND st.relid IS NULL LIMIT 1) AS pid,
+              ${stats ? "(SELECT (x.apply_error_count + x.sync_error_count)::text FROM pg_stat_subscription_stats x WHERE x.subid = s.oid)" : "NULL"} AS errors
+         FROM pg_subscription s
+        WHERE s.subname = ANY ($1) AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      [subs]
+    );
+    const out = new Map(subs.map((sub) => [sub, { exists: false, enabled: false, pid: null, errors: null }]));
+    for (const row of r.rows) out.set(row.subname, { exists: true, enabled: row.enabled, pid: row.pid, errors: row.errors === null ? null : Number(row.errors) });
+    return out;
+  }
+};
+
+// src/core/parts.ts
+var INTEGER_TYPES = ["smallint", "integer", "bigint"];
+function keyBounds(min, max, parts) {
+  if (parts < 2 || max <= min) return [];
+  const span = max - min;
+  const out = [];
+  for (let i = 1; i < parts; i++) {
+    const b = min + span * BigInt(i) / BigInt(parts);
+    if (out.length === 0 || b > out[out.length - 1]) out.push(b);
+  }
+  return out;
+}
+
+// src/pg/hash.ts
+var CANONICAL_SETTINGS = [
+  // From 12 on any positive value prints the shortest exact text; before 12, 3 gives 17 digits,
+  // enough for a float to read back exactly (the repair SQL carries printed values).
+  `SET extra_float_digits = 3`,
+  `SET DateStyle = 'ISO, YMD'`,
+  `SET IntervalStyle = 'postgres'`,
+  `SET TimeZone = 'UTC'`,
+  `SET bytea_output = 'hex'`
+];
+async function useCanonicalSettings(c) {
+  for (const s of CANONICAL_SETTINGS) await c.query(s);
+}
+var NATIVE_HASH = {
+  smallint: (v, s) => `hashint2extended(${v}, ${s})`,
+  integer: (v, s) => `hashint4extended(${v}, ${s})`,
+  bigint: (v, s) => `hashint8extended(${v}, ${s})`,
+  boolean: (v, s) => `hashint4extended(${v}::int, ${s})`,
+  uuid: (v, s) => `uuid_hash_extended(${v}, ${s})`,
+  jsonb: (v, s) => `jsonb_hash_extended(${v}, ${s})`,
+  "timestamp without time zone": (v, s) => `timestamp_hash_extended(${v}, ${s})`,
+  // Under the canonical TimeZone (UTC) the cast is one-to-one.
+  "timestamp with time zone": (v, s) => `timestamp_hash_extended(${v}::timestamp, ${s})`,
+  text: (v, s) => `hashtextextended(${v} COLLATE "C", ${s})`
+};
+var FLOAT_SEND = {
+  "double precision": "float8send",
+  real: "float4send",
+  point: "point_send",
+  lseg: "lseg_send",
+  line: "line_send",
+  box: "box_send",
+  path: "path_send",
+  polygon: "poly_send",
+  circle: "circle_send"
+};
+function floatBits(type, value, versionNum) {
+  if (versionNum >= 12e4) return void 0;
+  const send = type.endsWith("[]") && FLOAT_SEND[type.slice(0, -2)] ? "array_send" : FLOAT_SEND[type];
+  return send ? `encode(${send}(${value}), 'hex')` : void 0;
+}
+function hashedValue(col) {
+  const v = quoteIdent(col.name);
+  return col.baseType === col.type ? v : `(${v}::${col.baseType})`;
+}
+function columnHash(col, seed, versionNum) {
+  const type = col.baseType;
+  const value = hashedValue(col);
+  const bits = floatBits(type, value, versionNum);
+  if (bits) return `hashtextextended(${bits}, ${seed})`;
+  const unsized = type.replace(/\(\d+\)$/, "");
+  if (unsized === "character varying") return NATIVE_HASH.text(value, seed);
+  if (unsized === "character") return `hashbpcharextended(${value} COLLATE "C", ${seed})`;
+  const native = NATIVE_HASH[type];
+  return native ? native(value, seed) : `hashtextextended(${value}::text, ${seed})`;
+}
+function rowHashExpr(table2, versionNum) {
+  const columns = table2.columns.filter((c) => !c.generated);
+  if (versionNum >= 11e4) return `(${columns.map((c, i) => `coalesce(${columnHash(c, i + 1, versionNum)}, ${i + 1})`).join(" # ") || "0"})`;
+  const values = columns.map((c) => floatBits(c.baseType, hashedValue(c), versionNum) ?? quoteIdent(c.name));
+  return `('x' || substr(md5(ROW(${values.join(", ")})::text), 1, 16))::bit(64)::bigint`;
+}
+async function fingerprint(c, table2, versionNum, where = "true", params = []) {
+  const r = await c.query(
+    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(table2, versionNum)}), 0)::text AS hash FROM ${qualify(table2)} WHERE ${where}`,
+    params
+  );
+  return { rows: Number(r.rows[0].rows), hash: r.rows[0].hash };
+}
+
+// src/pg/chunks.ts
+function keyedTable(t) {
+  if (t.keyColumns.length === 0) return null;
+  const typeOf = (name) => t.columns.find((c) => c.name === name).type;
+  return { table: t, key: t.keyColumns, keyTypes: t.keyColumns.map(typeOf), columns: copyColumns(t) };
+}
+function rangeWhere(kt, range, params) {
+  const k = quoteIdent(kt.key[0]);
+  const type = kt.keyTypes[0];
+  const parts = [];
+  if (range.lo !== null) {
+    params.push(range.lo);
+    parts.push(`${k} >= $${params.length}::${type}`);
+  }
+  if (range.hi !== null) {
+    params.push(range.hi);
+    parts.push(`${k} < $${params.length}::${type}`);
+  }
+  return parts.length ? parts.join(" AND ") : "true";
+}
+async function chunkBoundaries(source, kt, chunkRows, rowEstimate) {
+  if (rowEstimate <= chunkRows) return [];
+  const k = quoteIdent(kt.key[0]);
+  const type = kt.keyTypes[0];
+  try {
+    const h = await source.query(
+      `SELECT b::text AS v FROM (SELECT DISTINCT unnest(histogram_bounds::text::${type}[]) AS b FROM pg_stats
+         WHERE schemaname = $1 AND tablename = $2 AND attname = $3) s ORDER BY b`,
+      [kt.table.schema, kt.table.name, kt.key[0]]
+    );
+    if (h.rows.length > 2) return subdivide(h.rows.map((r2) => r2.v), type, rowEstimate, chunkRows).slice(1, -1);
+  } catch {
+  }
+  const r = await source.query(
+    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn FROM ${qualify(kt.table)}) s
+      WHERE rn % $1 = 0 ORDER BY k`,
+    [chunkRows]
+  );
+  return dedupe(r.rows.map((x) => x.v));
+}
+var AS_INTEGER = {
+  ...Object.fromEntries(INTEGER_TYPES.map((t) => [t, { toInt: BigInt, fromInt: String }])),
+  uuid: {
+    toInt: (v) => BigInt(`0x${v.replace(/-/g, "")}`),
+    fromInt: (n) => n.toString(16).padStart(32, "0").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-")
+  }
+};
+var MAX_CHUNKS = 5e4;
+function subdivide(histogram, type, rowEstimate, chunkRows) {
+  const perBucket = rowEstimate / (histogram.length - 1);
+  const pieces = Math.min(Math.round(perBucket / chunkRows), Math.floor(MAX_CHUNKS / (histogram.length - 1)));
+  const as = AS_INTEGER[type];
+  if (!as || pieces <= 1) return histogram;
+  const values = histogram.map(as.toInt);
+  const out = values.flatMap((lo, i) => i + 1 < values.length ? [lo, ...keyBounds(lo, values[i + 1], pieces)] : [lo]);
+  return dedupe(out.map(as.fromInt));
+}
+async function splitRange(source, kt, range, parts) {
+  const k = quoteIdent(kt.key[0]);
+  const params = [];
+  const where = rangeWhere(kt, range, params);
+  params.push(parts);
+  const r = await source.query(
+    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn, count(*) OVER () AS n
+                      FROM ${qualify(kt.table)} WHERE ${where}) s
+      WHERE rn % greatest(n / $${params.length}, 1) = 0 ORDER BY k`,
+    params
+  );
+  return dedupe(r.rows.map((x) => x.v)).filter((v) => v !== range.lo);
+}
+var bucketScans = (versionNum) => versionNum >= 13e4;
+async function bucketFingerprints(c, kt, bounds, versionNum) {
+  const k = quoteIdent(kt.key[0]);
+  await c.query("SET enable_sort = off");
+  let r;
+  try {
+    r = await c.query(
+      `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.table, versionNum)})::text AS hash
+         FROM ${qualify(kt.table)} GROUP BY 1`,
+      [bounds]
+    );
+  } finally {
+    await c.query("RESET enable_sort").catch(() => {
+    });
+  }
+  const out = Array.from({ length: bounds.length + 1 }, () => ({ rows: 0, hash: "0" }));
+  for (const row of r.rows) out[row.b] = { rows: Number(row.rows), hash: row.hash };
+  return out;
+}
+function rangesFrom(bounds, outer = { lo: null, hi: null }) {
+  const edges = [outer.lo, ...bounds, outer.hi];
+  const out = [];
+  for (let i = 0; i < edges.length - 1; i++) out.push({ lo: edges[i], hi: edges[i + 1] });
+  return out;
+}
+function rangeFingerprint(c, kt, range, versionNum) {
+  const params = [];
+  const where = rangeWhere(kt, range, params);
+  return fingerprint(c, kt.table, versionNum, where, params);
+}
+function keyText(values) {
+  return JSON.stringify(values);
+}
+async function leafHashes(c, kt, range, versionNum) {
+  const params = [];
+  const where = rangeWhere(kt, range, params);
+  const keys = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
+  const r = await c.query(
+    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.table, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${where}`,
+    params
+  );
+  return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
+}
+function keyMatch(kt, keys, params) {
+  const arrays = kt.key.map((_, i) => {
+    params.push(keys.map((k) => k[i]));
+    return `$${params.length}::text[]`;
+  });
+  const cols = kt.key.map(quoteIdent).join(", ");
+  const casts = kt.key.map((_, i) => `u.c${i}::${kt.keyTypes[i]}`).join(", ");
+  return `(${cols}) IN (SELECT ${casts} FROM unnest(${arrays.join(", ")}) AS u(${kt.key.map((_, i) => `c${i}`).join(", ")}))`;
+}
+async function lookup(c, kt, keys, valueSql) {
+  if (keys.length === 0) return /* @__PURE__ */ new Map();
+  const params = [];
+  const match = keyMatch(kt, keys, params);
+  const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
+  const r = await c.query(`SELECT ARRAY[${keyCols}] AS k, ${valueSql} AS v FROM ${qualify(kt.table)} WHERE ${match}`, params);
+  return new Map(r.rows.map((x) => [keyText(x.k), x.v]));
+}
+function rowHashes(c, kt, keys, versionNum) {
+  return lookup(c, kt, keys, `${rowHashExpr(kt.table, versionNum)}::text`);
+}
+function rowValues(c, kt, keys) {
+  return lookup(c, kt, keys, `(SELECT row_to_json(x)::text FROM (SELECT ${kt.columns.map(quoteIdent).join(", ")}) x)`);
+}
+function repairStatements(kt, deleteKeys, insertRows, identityAlways) {
+  const out = [];
+  const t = qualify(kt.table);
+  for (const key of deleteKeys) {
+    const cond = kt.key.map((k, i) => `${quoteIdent(k)} = ${quoteLiteral(key[i])}::${kt.keyTypes[i]}`).join(" AND ");
+    out.push(`DELETE FROM ${t} WHERE ${cond};`);
+  }
+  const cols = kt.columns.map(quoteIdent).join(", ");
+  for (const row of insertRows) {
+    out.push(
+      `INSERT INTO ${t} (${cols})${identityAlways ? " OVERRIDING SYSTEM VALUE" : ""} SELECT ${cols} FROM json_populate_record(NULL::${t}, ${quoteLiteral(row)});`
+    );
+  }
+  return out;
+}
+function dedupe(values) {
+  return values.filter((v, i) => i === 0 || v !== values[i - 1]);
+}
+
+// src/pg/connect.ts
+import { readFileSync } from "node:fs";
+
+// node_modules/pg/esm/index.mjs
+var import_lib = __toESM(require_lib2(), 1);
+var Client = import_lib.default.Client;
+var Pool = import_lib.default.Pool;
+var Connection = import_lib.default.Connection;
+var types = import_lib.default.types;
+var Query = import_lib.default.Query;
+var DatabaseError = import_lib.default.DatabaseError;
+var escapeIdentifier = import_lib.default.escapeIdentifier;
+var escapeLiteral = import_lib.default.escapeLiteral;
+var Result = import_lib.default.Result;
+var TypeOverrides = import_lib.default.TypeOverrides;
+var defaults = import_lib.default.defaults;
+var esm_default = import_lib.default;
+
+// src/config/url.ts
+var LIBPQ_KEYWORDS = {
+  host: 10,
+  hostaddr: 10,
+  port: 10,
+  dbname: 10,
+  user: 10,
+  password: 10,
+  passfile: 10,
+  connect_timeout: 10,
+  client_encoding: 10,
+  options: 10,
+  application_name: 10,
+  fallback_application_name: 10,
+  keepalives: 10,
+  keepalives_idle: 10,
+  keepalives_interval: 10,
+  keepalives_count: 10,
+  replication: 10,
+  sslmode: 10,
+  sslcompression: 10,
+  sslcert: 10,
+  sslkey: 10,
+  sslrootcert: 10,
+  sslcrl: 10,
+  requirepeer: 10,
+  krbsrvname: 10,
+  gsslib: 10,
+  service: 10,
+  target_session_attrs: 10,
+  tcp_user_timeout: 12,
+  gssencmode: 12,
+  sslpassword: 13,
+  channel_binding: 13,
+  ssl_min_protocol_version: 13,
+  ssl_max_protocol_version: 13,
+  sslcrldir: 14,
+  sslsni: 14,
+  require_auth: 16,
+  sslcertmode: 16,
+  load_balance_hosts: 16,
+  gssdelegation: 16,
+  sslnegotiation: 17
+};
+var STRUCTURAL = /* @__PURE__ */ new Set(["user", "password", "dbname", "port"]);
+var ENCODE_HINT = "percent-encode special characters in the user and password (/ as %2F, % as %25, @ as %40, : as %3A, # as %23, ? as %3F)";
+function parseServerUrl(url2) {
+  let u;
+  try {
+    u = new URL(url2);
+  } catch {
+    throw inputError("url.invalid", "not a valid URL", /^postgres(ql)?:\/\//.test(url2) ? `write postgresql://user:password@host:port/dbname and ${ENCODE_HINT}` : "write postgresql://user:password@host:port/dbname");
+  }
+  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
+    throw inputError("url.scheme", `unsupported scheme ${u.protocol.replace(":", "")}`, "write postgresql://user:password@host:port/dbname");
+  }
+  const decode3 = (part, what) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw inputError("url.encoding", `the ${what} holds a % that is not a percent-encoded character`, ENCODE_HINT);
+    }
+  };
+  const options = {};
+  for (const [k, v] of u.searchParams) {
+    if (!(k in LIBPQ_KEYWORDS)) {
+      throw inputError("url.parameter", `unknown connection parameter ${k}`, `remove ?${k}= from the URL (libpq knows: ${Object.keys(LIBPQ_KEYWORDS).filter((x) => !STRUCTURAL.has(x)).join(", ")})`);
+    }
+    if (STRUCTURAL.has(k)) throw inputError("url.parameter", `connection parameter ${k} given as ?${k}=`, `write it in the URL itself: postgresql://user:password@host:port/dbname`);
+    options[k] = v;
+  }
+  const { sslmode, sslrootcert, host: hostParam, ...rest } = options;
+  const host = hostParam ?? decode3(u.hostname, "host");
+  const database = decode3(u.pathname.replace(/^\//, ""), "database name");
+  if (!host) throw inputError("url.host", "no host", "write postgresql://user:password@host:port/dbname");
+  if (!database) throw inputError("url.database", "no database name", "write postgresql://user:password@host:port/dbname");
+  return {
+    host,
+    port: u.port ? Number(u.port) : 5432,
+    user: decode3(u.username, "user") || "postgres",
+    password: u.password ? decode3(u.password, "password") : void 0,
+    database,
+    sslmode,
+    sslrootcert,
+    options: rest
+  };
+}
+function parseConninfo(text) {
+  const out = {};
+  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s']+)/y;
+  let at = 0;
+  while (at < text.length) {
+    if (/^\s*$/.test(text.slice(at))) break;
+    re.lastIndex = at;
+    const m = re.exec(text);
+    if (!m) throw inputError("conninfo.syntax", `cannot read the conninfo after "${text.slice(0, at).replace(/password\s*=\s*\S+/gi, "password=***")}"`, "write keyword=value pairs separated by spaces; quote values with spaces as 'value'");
+    const [, key, raw, quoted] = m;
+    if (!(key in LIBPQ_KEYWORDS)) throw inputError("conninfo.parameter", `unknown connection parameter ${key}`, `remove ${key}= from the conninfo`);
+    out[key] = quoted !== void 0 ? quoted.replace(/\\(.)/g, "$1") : raw;
+    at = re.lastIndex;
+  }
+  return out;
+}
+
+// src/pg/connect.ts
+function endpointFor(role, server2) {
+  const address = parseServerUrl(server2.url);
+  const mode = server2.tls?.mode ?? address.sslmode ?? "disable";
+  const caPath = server2.tls?.ca ?? address.sslrootcert;
+  const ssl = sslOptions(role, mode, caPath, address.host);
+  if (server2.tls) {
+    address.sslmode = server2.tls.mode;
+    if (server2.tls.ca) address.sslrootcert = server2.tls.ca;
+  }
+  return { role, address, ssl, label: `${address.host}:${address.port}/${address.database}` };
+}
+function sslOptions(role, mode, caPath, host) {
+  switch (mode) {
+    case "disable":
+    case "allow":
+    case "prefer":
+      return false;
+    case "require":
+      return { rejectUnauthorized: false };
+    case "verify-ca":
+    case "verify-full": {
+      let ca;
+      if (caPath) {
+        try {
+          ca = readFileSync(caPath, "utf8");
+        } catch {
+          throw inputError("tls.ca", `${role}: cannot read the CA bundle ${caPath}`, "set tls.ca to a readable PEM file (for RDS, the region bundle)");
+        }
+      }
+      return mode === "verify-full" ? { rejectUnauthorized: true, ca, servername: host } : { rejectUnauthorized: true, ca, checkServerIdentity: () => void 0 };
+    }
+    default:
+      throw inputError("tls.mode", `${role}: unsupported sslmode ${mode}`, "use disable, require, verify-ca or verify-full");
+  }
+}
+function clientConfig(ep, opts = {}) {
+  const a = ep.address;
+  const config2 = {
+    host: a.host,
+    port: a.port,
+    user: a.user,
+    password: a.password,
+    database: a.database,
+    ssl: ep.ssl,
+    application_name: opts.applicationName ?? "pgshift",
+    connectionTimeoutMillis: 15e3,
+    keepAlive: true,
+    statement_timeout: opts.statementTimeoutMs ?? 0,
+    // A pgshift session idling inside a transaction is holding a snapshot on purpose.
+    idle_in_transaction_session_timeout: 0,
+    lock_timeout: 0,
+    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
+    // rollback); the fence is for the application.
+    options: "-c default_transaction_read_only=off"
+  };
+  if (opts.replication) config2.replication = "database";
+  return config2;
+}
+async function connect(ep, opts = {}) {
+  const client = new esm_default.Client(clientConfig(ep, opts));
+  client.on("error", () => {
+  });
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => {
+    });
+    throw connectionError(ep, err);
+  }
+  tagQueryErrors(client, ep);
+  return client;
+}
+function tagQueryErrors(client, ep) {
+  const server2 = { role: ep.role, label: ep.label };
+  const query = client.query.bind(client);
+  client.query = (...args) => {
+    const r = query(...args);
+    if (r && typeof r.then === "function") {
+      return r.catch((err) => {
+        throw tagServer(err, server2);
+      });
+    }
+    return r;
+  };
+}
+function connectionError(ep, err) {
+  const e = err;
+  const who = `${ep.role} ${ep.label}`;
+  switch (e.code) {
+    case "ECONNREFUSED":
+    case "ENOTFOUND":
+    case "EHOSTUNREACH":
+    case "ETIMEDOUT":
+    case "EAI_AGAIN":
+      return inputError("connect.unreachable", `${who} is unreachable (${e.code})`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
+    case "28P01":
+      return inputError("connect.auth", `${who}: password authentication failed for user ${JSON.stringify(ep.address.user)}`, `check the password in the ${ep.role} URL's environment variable`, err);
+    case "28000":
+      return inputError("connect.auth", `${who}: ${redact(e.message ?? "authorization failed")}`, "allow this user and host in pg_hba.conf (for replication connections too)", err);
+    case "3D000":
+      return inputError("connect.database", `${who}: database ${JSON.stringify(ep.address.database)} does not exist`, `create it or fix the database name in the ${ep.role} URL`, err);
+    default:
+      if (/timeout/i.test(e.message ?? "")) {
+        return inputError("connect.unreachable", `${who} did not answer within 15 s`, `check the host and port in the ${ep.role} URL and that this machine can reach it`, err);
+      }
+      if (/SSL|certificate|self.signed/i.test(e.message ?? "")) {
+        return inputError("connect.tls", `${who}: TLS failed: ${redact(e.message ?? "")}`, "check tls.mode and tls.ca (RDS: verify-full with the RDS CA bundle)", err);
+      }
+      return inputError("connect.failed", `${who}: cannot connect: ${redact(e.message ?? String(err))}`, `check the ${ep.role} URL`, err);
+  }
+}
+async function serverVersionNum(c) {
+  const r = await c.query("SELECT current_setting('server_version_num') AS v");
+  return Number(r.rows[0].v);
+}
+
+// src/pg/tools.ts
+import { execFile as execFileCb } from "node:child_process";
+import { promisify } from "node:util";
+var execFile = promisify(execFileCb);
+
+// src/pg/schema.ts
+var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
+
+// src/pg/schema-diff.ts
+var SCHEMAS = USER_SCHEMAS;
+var NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%' AND ${NOT_EXTENSION_MEMBER}`;
+async function inventory(c) {
+  const q = async (sql) => new Map((await c.query(sql)).rows.map((r) => [r.k, normalise(r.v)]));
+  const inv = /* @__PURE__ */ new Map();
+  inv.set("table", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS k, c.relkind::text AS v
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND ${SCHEMAS} AND ${NOT_DMS}`));
+  inv.set("column", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname) AS k,
+      format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+        || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+        -- PostgreSQL 17 marks a partitioned table's identity on its partitions too; the identity
+        -- belongs to the parent, so it is compared there only.
+        || CASE WHEN c.relispartition THEN '' WHEN a.attidentity = 'a' THEN ' GENERATED ALWAYS AS IDENTITY' WHEN a.attidentity = 'd' THEN ' GENERATED BY DEFAULT AS IDENTITY' ELSE '' END
+        || coalesce(' COLLATE ' || quote_ident(co.collname), '') AS v
+      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+      LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> (SELECT oid FROM pg_collation WHERE collname = 'default' LIMIT 1)
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped AND ${SCHEMAS} AND ${NOT_DMS}`));
+  inv.set("constraint", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(k.conname) AS k, pg_get_constraintdef(k.oid) AS v
+      FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE ${SCHEMAS} AND ${NOT_DMS} AND k.contype IN ('p', 'u', 'f', 'c', 'x')`));
+  inv.set("index", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(ic.relname) AS k,
+      pg_get_indexdef(i.indexrelid) || CASE WHEN i.indisvalid THEN '' ELSE ' [INVALID]' END AS v
+      FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+      WHERE ${SCHEMAS} AND ${NOT_DMS}`));
+  inv.set("sequence", await q(`SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.sequencename) AS k,
+      format('%s start %s increment %s min %s max %s cycle %s', s.data_type, s.start_value, s.increment_by, s.min_value, s.max_value, s.cycle) AS v
+      FROM pg_sequences s WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}')
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = format('%I.%I', s.schemaname, s.sequencename)::regclass AND d.deptype = 'e')`));
+  inv.set("trigger", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(t.tgname) AS k, pg_get_triggerdef(t.oid) AS v
+      FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE NOT t.tgisinternal AND ${SCHEMAS} AND ${NOT_DMS}`));
+  inv.set("enum", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(t.typname) AS k, string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) AS v
+      FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid JOIN pg_namespace n ON n.oid = t.typnamespace
+      WHERE ${SCHEMAS} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e') GROUP BY 1`));
+  inv.set("extension", await q(`SELECT extname AS k, extversion AS v FROM pg_extension WHERE extname <> ALL ('{${SOURCE_ONLY_EXTENSIONS.join(",")}}')`));
+  return inv;
+}
+function normalise(v) {
+  return v.replace(/\s+/g, " ").trim();
+}
+async function diffSchemas(source, target) {
+  const [a, b] = await Promise.all([inventory(source), inventory(target)]);
+  const out = [];
+  for (const [kind, src] of a) {
+    const tgt = b.get(kind);
+    for (const [name, def] of src) {
+      const other = tgt.get(name);
+      if (other === void 0) out.push({ kind, object: name, problem: "missing on target", source: def });
+      else if (other !== def) {
+        const invalid = kind === "index" && other.endsWith("[INVALID]") && !def.endsWith("[INVALID]");
+        out.push({ kind, object: name, problem: invalid ? "invalid on target" : "different", source: def, target: other });
+      }
+    }
+    for (const [name, def] of tgt) {
+      if (!src.has(name)) out.push({ kind, object: name, problem: "extra on target", target: def });
+    }
+  }
+  return out;
+}
+
+// src/pg/sequences.ts
+async function readSequence(c, s) {
+  const r = await c.query(`SELECT last_value::text, is_called FROM ${qualify(s)}`);
+  return { lastValue: BigInt(r.rows[0].last_value), isCalled: r.rows[0].is_called };
+}
+
+// src/pg/identity.ts
+import { randomUUID as randomUUID3 } from "node:crypto";
+async function sameDatabase(source, target) {
+  const marker = `pgshift identity ${randomUUID3()}`;
+  const previous = (await source.query(`SELECT current_setting('application_name') AS name`)).rows[0].name;
+  await source.query("SELECT set_config($1, $2, false)", ["application_name", marker]);
+  try {
+    const r = await target.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [marker]);
+    return (r.rowCount ?? 0) > 0;
+  } finally {
+    await source.query("SELECT set_config($1, $2, false)", ["application_name", previous]);
+  }
+}
+
+// src/phases/context.ts
+function phaseContext(plan, log) {
+  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
+}
+async function openSessions(ctx) {
+  const source = await connect(ctx.source);
+  let target;
+  try {
+    target = await connect(ctx.target);
+  } catch (err) {
+    await source.end().catch(() => {
+    });
+    throw err;
+  }
+  const close = async () => {
+    await Promise.all([source.end().catch(() => {
+    }), target.end().catch(() => {
+    })]);
+  };
+  const [sourceVersion, targetVersion] = await Promise.all([serverVersionNum(source), serverVersionNum(target)]);
+  if (await sameDatabase(source, target).catch(async (err) => {
+    await close();
+    throw err;
+  })) {
+    await close();
+    throw inputError("plan.same-database", `source ${ctx.source.label} and target ${ctx.target.label} are the same database`, "point target.url at the new server (an empty database there)");
+  }
+  return {
+    source,
+    target,
+    sourceVersion,
+    targetVersion,
+    close
+  };
+}
+async function resolveGroups(ctx, source, versionNum, only) {
+  const all = await listTables(source, versionNum);
+  const copyable = all.filter((t) => t.persistence === "p");
+  const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
+  for (const u of unmatched) ctx.log.warn(`group ${u.group}: ${describeUnmatched(u).message}`);
+  const leaves = unassigned.filter((t) => t.kind === "r");
+  if (leaves.length > 0) ctx.log.warn(`${leaves.length} table(s) are in no group and will not be migrated: ${describeTables(leaves)}`);
+  if (only && !groups.has(only)) {
+    throw inputError("group.unknown", `group ${only} is not in the plan`, `use one of: ${[...groups.keys()].join(", ")}`);
+  }
+  const result = [];
+  for (const [name, tables] of groups) {
+    if (only && name !== only) continue;
+    const data = tables.filter((t) => t.kind === "r").sort((a, b) => b.bytes - a.bytes);
+    if (data.length === 0) {
+      const { message, fix } = describeEmptyGroup(name, unmatched);
+      throw inputError("group.empty", message, fix);
+    }
+    result.push({ name, tables: data, parents: tables.filter((t) => t.kind === "p") });
+  }
+  return result;
+}
+
+// src/phases/verify.ts
+var SPLIT_FACTOR = 16;
+var LEAF_ROWS = 4e3;
+var REPORTED_ROWS = 1e3;
+var SAMPLED_VALUES = 20;
+var QUICK_CHUNKS = 4;
+async function runVerify(ctx, options = {}) {
+  const started = Date.now();
+  const mode = options.mode ?? "full";
+  if (options.applyRepair && !options.repairSql) throw inputError("verify.repair", "--apply-repair needs --repair-sql FILE", "name the file the repair SQL is written to (and review it)");
+  const s = await openSessions(ctx);
+  const workers = [];
+  try {
+    await useCanonicalSettings(s.source);
+    await useCanonicalSettings(s.target);
+    const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
+    const found = await Journal.find(s.target, ctx.plan.name);
+    const journal = options.quiet ? void 0 : found;
+    const records = found ? (await found.streams()).filter((r) => r.state === "streaming") : [];
+    const streaming = new Set(records.map((r) => r.group));
+    const streamsOf = (g) => [...streaming].filter((x) => x === g || x === batchStreamName(g) || x.startsWith(`${g}_r`));
+    const excluded = new Set(ctx.plan.verify.excludeTables.map(canonicalTableName));
+    const wanted = options.tables ? new Set(options.tables.map(canonicalTableName)) : void 0;
+    const work = groups.flatMap(
+      (g) => g.tables.filter((t) => !excluded.has(displayName(t)) && !t.name.startsWith("awsdms_") && (!wanted || wanted.has(displayName(t)))).map((t) => ({ group: g.name, table: t }))
+    );
+    if (wanted) {
+      const known = new Set(work.map((w) => displayName(w.table)));
+      const unknown2 = [...wanted].filter((t) => !known.has(t));
+      if (unknown2.length) throw inputError("verify.table", `table ${unknown2[0]} is in no group of the plan`, "name tables as schema.table, as the report prints them");
+    }
+    const missing = await missingTables(s.target, work.map((w) => w.table));
+    if (missing.size && !found) {
+      const [first] = missing;
+      throw gateRefused("verify.not-loaded", `target ${ctx.target.label} has no table ${first}${missing.size > 1 ? ` (and ${missing.size - 1} more)` : ""} and no pgshift journal: nothing was loaded there yet`, "run pgshift full-load first");
+    }
+    await journal?.startPhase("verify", { tables: work.length, exact: options.exact ?? false, mode });
+    const watch = !options.exact && records.length && ctx.plan.cdc.engine === "native" ? await ApplyWatch.start(s.target, s.targetVersion, records.map((r) => ({ stream: r.group, subscription: r.subscription })), (problem, stream) => stoppedStream(ctx, s, records, problem, stream)) : void 0;
+    if (watch) await settleJoins(ctx, s, records, watch);
+    const schema = wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target);
+    const checks = [];
+    const repair = [];
+    for (const w of work.filter((x) => missing.has(displayName(x.table)))) {
+      checks.push({ table: displayName(w.table), group: w.group, method: "whole-table", verdict: "different", sourceRows: 0, targetRows: 0, chunks: 0, mismatchedChunks: 0, differenceCount: 0, differences: [], unsettledKeys: 0, seconds: 0 });
+    }
+    await runPool(work.filter((x) => !missing.has(displayName(x.table))), ctx.plan.verify.jobs, async ({ group: group2, table: table2 }, id) => {
+      let w = workers[id];
+      if (!w) {
+        w = workers[id] = { source: await connect(ctx.source, { applicationName: "pgshift verify" }), target: await connect(ctx.target, { applicationName: "pgshift verify" }) };
+        await useCanonicalSettings(w.source);
+        await useCanonicalSettings(w.target);
+      }
+      const streams = streamsOf(group2);
+      const moving = streams.length > 0 && !options.exact;
+      const checker = new TableChecker(ctx, w, Math.min(s.sourceVersion, s.targetVersion), group2, table2, moving, mode, streams, watch);
+      const check2 = await checker.run();
+      checks.push(check2);
+      if (options.repairSql && checker.kt && check2.verdict === "different") repair.push(...await checker.repair());
+      ctx.log.progress(`verify:${check2.table}`, `verify ${check2.table}: ${check2.verdict} (${check2.sourceRows} rows, ${check2.chunks} chunk(s)${check2.differenceCount ? `, ${check2.differenceCount} differing row(s)` : ""})`);
+    });
+    checks.sort((a, b) => a.table.localeCompare(b.table));
+    const sequences = await checkSequences(s.source, s.target);
+    const exact = Boolean(options.exact);
+    const differences = checks.filter((c) => c.verdict === "different").map((c) => c.table);
+    const unsettled = checks.filter((c) => c.verdict === "unsettled").map((c) => c.table);
+    const carried = !found || (await found.phaseState("cutover"))?.state === "done";
+    const behind = sequences.filter((q) => q.behind);
+    const seqProblem = carried && behind.length > 0;
+    const notes = !carried && behind.length ? [`${behind.length} sequence(s) behind the source: expected before the cut-over, which sets every sequence from the source`] : [];
+    const schemaProblem = schema.length > 0;
+    const result = {
+      verdict: differences.length || seqProblem || schemaProblem ? "different" : unsettled.length ? "unsettled" : "equal",
+      mode,
+      exact,
+      streaming: streaming.size > 0,
+      tables: checks,
+      schema,
+      sequences,
+      differences,
+      unsettled,
+      notes,
+      seconds: (Date.now() - started) / 1e3
+    };
+    if (options.repairSql) {
+      const text = ["-- pgshift verify: repair of the differing rows on the target. Review before running.", "BEGIN;", ...repair, "COMMIT;", ""].join("\n");
+      writeFileSync(options.repairSql, text);
+      let applied = false;
+      if (options.applyRepair && repair.length) {
+        await s.target.query(text);
+        applied = true;
+        await journal?.event("verify", "warn", `repair applied on the target: ${repair.length} statement(s)`);
+      }
+      result.repairSql = { file: options.repairSql, statements: repair.length, applied };
+    }
+    await journal?.finishPhase("verify", result.verdict === "different" ? "failed" : result.verdict === "equal" ? "done" : "partial", {
+      verdict: result.verdict,
+      mode,
+      exact,
+      differences,
+      unsettled,
+      schemaDifferences: schema.length,
+      tables: checks.length,
+      differingRows: checks.reduce((n, c) => n + c.differenceCount, 0)
+    });
+    return result;
+  } finally {
+    await Promise.all(workers.flatMap((w) => [w.source.end().catch(() => {
+    }), w.target.end().catch(() => {
+    })]));
+    await s.close();
+  }
+}
+async function stoppedStream(ctx, s, records, problem, stream) {
+  const causes = [];
+  const ddl = await ddlReport(ctx.plan, s, records).catch(() => void 0);
+  const uncarried = ddl?.entries.find((e) => e.state !== "applied" && e.state !== "in flight");
+  if (uncarried) causes.push(`DDL #${uncarried.id} ${uncarried.state} (${uncarried.command} ${uncarried.object}: ${uncarried.detail})`);
+  const drift = (await diffSchemas(s.source, s.target).catch(() => [])).find((d) => (d.kind === "table" || d.kind === "column") && d.problem !== "extra on target");
+  if (drift) causes.push(`${drift.kind} ${drift.object} is ${drift.problem}${drift.source ? ` (source: ${drift.source}${drift.target ? `; target: ${drift.target}` : ""})` : ""}`);
+  return failure(
+    "verify.stream-stopped",
+    `group ${stream} is not applying changes: ${problem}${causes.length ? `; likely cause: ${causes.join("; ")}` : ""}`,
+    "pgshift cdc status shows the streams and the target server log has the apply error; fix it (a schema change: apply it on the target), then verify again"
+  );
+}
+async function settleJoins(ctx, s, records, watch) {
+  const deadline = Date.now() + Math.max(60, ctx.plan.cdc.maxLagSeconds) * 1e3;
+  for (; ; ) {
+    const refreshed = await joinNewTables(ctx.plan, s, records);
+    for (const r of refreshed) ctx.log.info(`verify: table ${r} joined its subscription on the target; waiting for its rows`);
+    const joins = (await ddlReport(ctx.plan, s, records)).joins;
+    if (joins.length === 0) return;
+    if (Date.now() > deadline) {
+      ctx.log.warn(`verify: ${joins.map(joinText).join("; ")}`);
+      return;
+    }
+    await watch.assertApplying();
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+async function checkSequences(source, target) {
+  const out = [];
+  for (const q of await listSequences(source)) {
+    const a = await readSequence(source, q);
+    const b = await readSequence(target, q).catch(() => void 0);
+    const next = (v) => v.isCalled ? v.lastValue + 1n : v.lastValue;
+    out.push({
+      sequence: displayName(q),
+      source: a.lastValue.toString(),
+      target: b ? b.lastValue.toString() : "missing",
+      behind: !b || next(b) < next(a)
+    });
+  }
+  return out;
+}
+var TableChecker = class {
+  constructor(ctx, w, hv, group2, table2, moving, mode, streams, watch) {
+    this.ctx = ctx;
+    this.w = w;
+    this.hv = hv;
+    this.group = group2;
+    this.table = table2;
+    this.moving = moving;
+    this.mode = mode;
+    this.streams = streams;
+    this.watch = watch;
+    this.kt = keyedTable(table2);
+    this.name = displayName(table2);
+  }
+  ctx;
+  w;
+  hv;
+  group;
+  table;
+  moving;
+  mode;
+  streams;
+  watch;
+  kt;
+  name;
+  candidates = /* @__PURE__ */ new Map();
+  confirmed = [];
+  chunks = 0;
+  mismatched = 0;
+  sourceRows = 0;
+  targetRows = 0;
+  /**
+   * Wait until the target has applied everything committed on the source so far, on each stream
+   * that carries the group's tables (a resync moves some of them to a stream of their own).
+   */
+  async bridge() {
+    if (!this.moving) return;
+    const timeoutMs = Math.max(60, this.ctx.plan.cdc.maxLagSeconds) * 1e3;
+    for (const stream of this.streams) {
+      const hb = heartbeatTable(stream);
+      const beat = await writeBeat(this.w.source, hb, stream);
+      if (this.watch) {
+        await this.watch.waitApplied(this.w.target, hb, stream, beat, timeoutMs);
+      } else if (await waitForMarker(this.w.target, hb, stream, beat, timeoutMs) === null) {
+        throw failure("verify.lag", `group ${stream}: a heartbeat written ${timeoutMs / 1e3} s ago is not applied on the target`, "pgshift cdc status shows why the stream does not apply; verify again once it caught up");
+      }
+    }
+  }
+  /**
+   * Fingerprints of many ranges on both sides. Moving: every source read first, then one heartbeat,
+   * then every target read, so one wait covers the whole batch. Exact: both sides at once.
+   */
+  async pairs(ranges) {
+    const kt = this.kt;
+    const side = async (c, v) => {
+      const out = [];
+      for (const r of ranges) out.push(await rangeFingerprint(c, kt, r, v));
+      return out;
+    };
+    const [a, b] = await this.bothSides(side);
+    return ranges.map((_, i) => [a[i], b[i]]);
+  }
+  /**
+   * The same read on both sides: at once when nothing moves; on a moving target the source first,
+   * then the target only once it has applied past the source's read (bridge).
+   */
+  async bothSides(read) {
+    if (!this.moving) return Promise.all([read(this.w.source, this.hv), read(this.w.target, this.hv)]);
+    const a = await read(this.w.source, this.hv);
+    await this.bridge();
+    return [a, await read(this.w.target, this.hv)];
+  }
+  /** Every chunk of a full pass in one sequential scan per side (moving: source, heartbeat, target). */
+  async buckets(bounds) {
+    const kt = this.kt;
+    const [a, b] = await this.bothSides((c, v) => bucketFingerprints(c, kt, bounds, v));
+    return a.map((fp, i) => [fp, b[i]]);
+  }
+  async run() {
+    const started = Date.now();
+    if (!this.kt) return this.wholeTable(started);
+    const kt = this.kt;
+    const bounds = await chunkBoundaries(this.w.source, kt, this.ctx.plan.verify.chunkRows, this.table.rowEstimate);
+    let ranges = rangesFrom(bounds);
+    if (this.mode === "quick" && ranges.length > QUICK_CHUNKS) {
+      const middle = ranges.slice(1, -1).sort(() => Math.random() - 0.5).slice(0, QUICK_CHUNKS - 2);
+      ranges = [ranges[0], ...middle, ranges[ranges.length - 1]];
+    }
+    this.chunks = ranges.length;
+    const t0 = Date.now();
+    const first = this.mode === "full" && ranges.length > 1 && bucketScans(this.hv) ? await this.buckets(bounds) : await this.pairs(ranges);
+    this.ctx.log.debug(`verify ${this.name}: ${ranges.length} chunk(s) fingerprinted in ${Date.now() - t0} ms`);
+    for (const [a, b] of first) {
+      this.sourceRows += a.rows;
+      this.targetRows += b.rows;
+    }
+    let suspects = ranges.map((r, i) => ({ r, fp: first[i] })).filter((x) => !same(...x.fp));
+    if (this.moving && suspects.length) {
+      const again = await this.pairs(suspects.map((x) => x.r));
+      suspects = suspects.map((x, i) => ({ r: x.r, fp: again[i] })).filter((x) => !same(...x.fp));
+    }
+    this.mismatched = suspects.length;
+    const t1 = Date.now();
+    for (const x of suspects) await this.drill(x.r, Math.max(x.fp[0].rows, x.fp[1].rows), 0);
+    const t2 = Date.now();
+    await this.settle();
+    this.ctx.log.debug(`verify ${this.name}: ${suspects.length} mismatched chunk(s) searched in ${t2 - t1} ms, ${this.confirmed.length} row(s) confirmed in ${Date.now() - t2} ms`);
+    return this.result(started, this.mode === "quick" && bounds.length + 1 > ranges.length ? "sampled-chunks" : "chunks");
+  }
+  async drill(range, rows, depth) {
+    const kt = this.kt;
+    if (rows > LEAF_ROWS && depth < 8) {
+      const inner = await splitRange(this.w.source, kt, range, SPLIT_FACTOR);
+      if (inner.length > 0) {
+        const subs = rangesFrom(inner, range);
+        const fps = await this.pairs(subs);
+        for (let i = 0; i < subs.length; i++) {
+          const [a, b] = fps[i];
+          if (!same(a, b)) await this.drill(subs[i], Math.max(a.rows, b.rows), depth + 1);
+        }
+        return;
+      }
+    }
+    const [src, tgt] = await this.bothSides((c, v) => leafHashes(c, kt, range, v));
+    for (const [k, h] of src) {
+      const other = tgt.get(k);
+      if (other === void 0) this.candidates.set(k, { key: JSON.parse(k), kind: "missing" });
+      else if (other !== h) this.candidates.set(k, { key: JSON.parse(k), kind: "different" });
+    }
+    for (const k of tgt.keys()) if (!src.has(k)) this.candidates.set(k, { key: JSON.parse(k), kind: "extra" });
+  }
+  /**
+   * Re-check candidate keys by point lookups on both sides. Exact mode: once, to drop rows that a
+   * collation difference placed in another chunk. Moving: until the source row holds still.
+   */
+  async settle() {
+    const kt = this.kt;
+    let pending = [...this.candidates.values()];
+    let previous = /* @__PURE__ */ new Map();
+    const attempts = this.moving ? 5 : 1;
+    for (let attempt = 1; attempt <= attempts && pending.length; attempt++) {
+      const keys = pending.map((p) => p.key);
+      const src = await rowHashes(this.w.source, kt, keys, this.hv);
+      await this.bridge();
+      const tgt = await rowHashes(this.w.target, kt, keys, this.hv);
+      const next = [];
+      const seen = /* @__PURE__ */ new Map();
+      for (const p of pending) {
+        const k = keyText(p.key);
+        const a = src.get(k);
+        const b = tgt.get(k);
+        seen.set(k, a);
+        if (a === b) continue;
+        const kind = a === void 0 ? "extra" : b === void 0 ? "missing" : "different";
+        if (!this.moving || previous.has(k) && previous.get(k) === a) this.confirmed.push({ key: p.key, kind });
+        else next.push({ key: p.key, kind });
+      }
+      previous = seen;
+      pending = next;
+      if (pending.length && attempt < attempts) await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+    this.candidates.clear();
+    for (const p of pending) this.candidates.set(keyText(p.key), p);
+  }
+  async result(started, method) {
+    const kt = this.kt;
+    const reported = this.confirmed.slice(0, REPORTED_ROWS);
+    const sampleKeys = reported.slice(0, SAMPLED_VALUES).map((d) => d.key);
+    const [srcRows, tgtRows] = await Promise.all([rowValues(this.w.source, kt, sampleKeys), rowValues(this.w.target, kt, sampleKeys)]);
+    const differences = reported.map((d) => {
+      const k = keyText(d.key);
+      return {
+        key: Object.fromEntries(kt.key.map((c, i) => [c, d.key[i]])),
+        kind: d.kind,
+        ...srcRows.has(k) ? { source: JSON.parse(srcRows.get(k)) } : {},
+        ...tgtRows.has(k) ? { target: JSON.parse(tgtRows.get(k)) } : {}
+      };
+    });
+    const unsettledKeys = this.candidates.size;
+    return {
+      table: this.name,
+      group: this.group,
+      method,
+      verdict: this.confirmed.length ? "different" : unsettledKeys ? "unsettled" : "equal",
+      sourceRows: this.sourceRows,
+      targetRows: this.targetRows,
+      chunks: this.chunks,
+      mismatchedChunks: this.mismatched,
+      differenceCount: this.confirmed.length,
+      differences,
+      unsettledKeys,
+      seconds: (Date.now() - started) / 1e3
+    };
+  }
+  /** A table without a usable key: one multiset fingerprint of the whole table. */
+  async wholeTable(started) {
+    let verdict = "equal";
+    let prev;
+    let a = { rows: 0, hash: "0" };
+    let b = { rows: 0, hash: "0" };
+    for (let attempt = 1; attempt <= (this.moving ? 4 : 1); attempt++) {
+      a = await fingerprint(this.w.source, this.table, this.hv);
+      await this.bridge();
+      b = await fingerprint(this.w.target, this.table, this.hv);
+      if (same(a, b)) {
+        verdict = "equal";
+        break;
+      }
+      verdict = !this.moving || prev && same(prev, a) ? "different" : "unsettled";
+      if (verdict === "different") break;
+      prev = a;
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+    return {
+      table: this.name,
+      group: this.group,
+      method: "whole-table",
+      verdict,
+      sourceRows: a.rows,
+      targetRows: b.rows,
+      chunks: 1,
+      mismatchedChunks: verdict === "equal" ? 0 : 1,
+      differenceCount: 0,
+      differences: [],
+      unsettledKeys: 0,
+      seconds: (Date.now() - started) / 1e3
+    };
+  }
+  /** Statements that make the target rows equal the source rows for every confirmed difference. */
+  async repair() {
+    const kt = this.kt;
+    const out = [];
+    const identityAlways = this.table.columns.some((c) => c.identity === "a");
+    for (let i = 0; i < this.confirmed.length; i += 1e3) {
+      const batch = this.confirmed.slice(i, i + 1e3);
+      const rows = await rowValues(this.w.source, kt, batch.filter((d) => d.kind !== "extra").map((d) => d.key));
+      const deletes = batch.filter((d) => d.kind !== "missing").map((d) => d.key);
+      out.push(...repairStatements(kt, deletes, [...rows.values()], identityAlways));
+    }
+    return out;
+  }
+};
+function same(a, b) {
+  return a.rows === b.rows && a.hash === b.hash;
+}
+
+// src/report/markdown.ts
+function table(head, rows) {
+  const line = (cells) => `| ${cells.map((c) => String(c).replace(/\|/g, "\\|")).join(" | ")} |`;
+  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
+}
+function verifyMarkdown(r) {
+  const rows = r.tables.map((t) => [t.table, t.verdict, t.method, t.sourceRows, t.targetRows, `${t.mismatchedChunks}/${t.chunks}`, t.differenceCount, t.unsettledKeys]);
+  const out = [
+    `### pgshift verify \u2014 ${r.verdict}`,
+    `${r.tables.length} table(s), ${r.mode} mode, ${r.exact ? "exact (writes stopped)" : r.streaming ? "while changes flow" : "one pass, no stream applying (writes to the source are not fenced)"}, in ${r.seconds.toFixed(1)} s.` + (r.differences.length ? ` **Different: ${r.differences.join(", ")}.**` : "") + (r.unsettled.length ? ` Still changing under every check (re-check within the cut-over window): ${r.unsettled.join(", ")}.` : ""),
+    "",
+    table(["table", "verdict", "method", "source rows", "target rows", "mismatched chunks", "differing rows", "unsettled keys"], rows)
+  ];
+  const diffs = r.tables.flatMap((t) => t.differences.map((d) => ({ t: t.table, d })));
+  if (diffs.length) {
+    out.push("", "#### Differing rows", table(["table", "key", "kind", "source", "target"], diffs.slice(0, 200).map(({ t, d }) => [t, JSON.stringify(d.key), d.kind, d.source ? short(d.source) : "\u2013", d.target ? short(d.target) : "\u2013"])));
+    if (diffs.length > 200) out.push(`\u2026 and ${diffs.length - 200} more in the JSON report.`);
+  }
+  if (r.schema.length) out.push("", "#### Schema differences", table(["kind", "object", "problem", "source", "target"], r.schema.map((d) => [d.kind, d.object, d.problem, d.source ?? "\u2013", d.target ?? "\u2013"])));
+  const behind = r.sequences.filter((q) => q.behind);
+  for (const note of r.notes) out.push("", `Note: ${note}.`);
+  if (behind.length) out.push("", `#### Sequences behind the source${r.notes.length ? "" : " \u2014 a difference: the cut-over has carried them, or pgshift did not load this target"}`, table(["sequence", "source", "target"], behind.map((q) => [q.sequence, q.source, q.target])));
+  if (r.repairSql) out.push("", `Repair SQL: ${r.repairSql.statements} statement(s) in ${r.repairSql.file}${r.repairSql.applied ? " \u2014 **applied to the target**" : " (not applied)"}.`);
+  return out.join("\n") + "\n";
+}
+function short(row) {
+  const text = JSON.stringify(row);
+  return text.length > 120 ? `${text.slice(0, 117)}\u2026` : text;
+}
+
+// src/actions/_runner.ts
+import { writeFileSync as writeFileSync2 } from "node:fs";
 
 // src/config/load.ts
+var import_yaml = __toESM(require_dist2(), 1);
+import { readFileSync as readFileSync2 } from "node:fs";
+import path from "node:path";
 function loadPlanFile(file2, env = process.env) {
   let text;
   try {
@@ -54000,6 +54301,16 @@ function crossCheck(plan) {
         hint: `rename group ${batchStreamName(g)}`
       };
     }
+  }
+  if (plan.cdc.ddl && plan.cdc.ddlTrigger !== void 0) {
+    return { path: ["cdc", "ddlTrigger"], message: "cdc.ddlTrigger: set either cdc.ddl or the older cdc.ddlTrigger, not both", hint: "remove cdc.ddlTrigger (true is cdc.ddl: detect, false is cdc.ddl: off)" };
+  }
+  if (plan.cdc.engine === "dms" && plan.cdc.ddl === "follow") {
+    return {
+      path: ["cdc", "ddl"],
+      message: "cdc.ddl: follow replays DDL through native logical replication; the DMS tasks do not carry it",
+      hint: "use cdc.ddl: detect with cdc.engine dms (each change is shown by cdc status and refuses the cut-over until applied on the target)"
+    };
   }
   if (plan.snapshot === "paused-replica" && !plan.source.replicaUrl) {
     return {
