@@ -5,6 +5,7 @@ import { describeFailure, type ExitCode } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { onSecretRegistered, redact, redactDeep } from '../core/secrets.js';
 import { phaseContext, type PhaseContext } from '../phases/context.js';
+import { installInterruptHandlers, interruptSignal } from '../core/interrupt.js';
 
 /**
  * What every action shares: read the plan named by the `config` input (secrets come from the
@@ -21,6 +22,8 @@ export interface ActionOutcome {
 }
 
 export async function runAction(name: string, phase: (ctx: PhaseContext) => Promise<ActionOutcome>): Promise<void> {
+  // A cancelled workflow: the runner sends SIGINT, then SIGTERM; the phase stops and leaves a resumable state.
+  installInterruptHandlers({ onMessage: (line) => core.warning(line) });
   onSecretRegistered((secret) => core.setSecret(secret));
   const log = createLogger(
     (level, line) => {
@@ -34,7 +37,7 @@ export async function runAction(name: string, phase: (ctx: PhaseContext) => Prom
   try {
     const configPath = core.getInput('config') || 'migration.yml';
     const { plan } = loadPlanFile(configPath, process.env);
-    const outcome = await phase(phaseContext(plan, log));
+    const outcome = await phase(phaseContext(plan, log, interruptSignal));
     for (const [key, value] of Object.entries(outcome.outputs)) core.setOutput(key, redact(String(value)));
     core.setOutput('exit-code', String(outcome.exitCode ?? 0));
     await core.summary.addRaw(redact(outcome.markdown)).write();

@@ -1,5 +1,8 @@
-import { main } from './main.js';
+import { installInterruptHandlers, interruptSignal } from '../core/interrupt.js';
+import { defaultIo, main } from './main.js';
 
-// The bundled entry of the `pgshift` command (bin/pgshift.js loads dist/cli/index.js).
-const code = await main(process.argv);
+// The bundled entry of the `pgshift` command (bin/pgshift.js loads dist/cli/index.js). SIGINT and
+// SIGTERM abort the running phase, which stops its work and leaves a state the next run continues.
+installInterruptHandlers({ onMessage: (line) => process.stderr.write(`pgshift: ${line}\n`) });
+const code = await main(process.argv, { ...defaultIo, signal: interruptSignal });
 process.exit(code);

@@ -35,6 +35,8 @@ export interface Io {
   stderr: (text: string) => void;
   env: Record<string, string | undefined>;
   isTTY: boolean;
+  /** Aborted by SIGINT/SIGTERM (the command's entry installs the handlers; tests may pass their own). */
+  signal?: AbortSignal;
   /**
    * Asks the person at the terminal and returns the answer. Absent without a terminal (CI, the
    * Actions, pipes): destructive commands then proceed without asking, as they always have.
@@ -42,7 +44,7 @@ export interface Io {
   ask?: (question: string) => Promise<string>;
 }
 
-const defaultIo: Io = {
+export const defaultIo: Io = {
   stdout: (t) => process.stdout.write(t),
   stderr: (t) => process.stderr.write(t),
   env: process.env,
@@ -127,7 +129,7 @@ Exit codes: 0 done, 1 failed, 2 bad input (nothing changed), 3 a gate refused (n
 
   const context = (opts: GlobalOptions): PhaseContext => {
     const { plan } = loadPlanFile(opts.config, io.env);
-    return phaseContext(plan, logger(opts));
+    return phaseContext(plan, logger(opts), io.signal);
   };
 
   /** Run one command: render the result, map errors to the exit codes. */

@@ -16,10 +16,12 @@ export interface PhaseContext {
   log: Logger;
   source: Endpoint;
   target: Endpoint;
+  /** Aborted when the operator or the runner interrupts pgshift (SIGINT/SIGTERM): stop, leave a resumable state. */
+  signal: AbortSignal;
 }
 
-export function phaseContext(plan: Plan, log: Logger): PhaseContext {
-  return { plan, log, source: endpointFor('source', plan.source), target: endpointFor('target', plan.target) };
+export function phaseContext(plan: Plan, log: Logger, signal: AbortSignal = new AbortController().signal): PhaseContext {
+  return { plan, log, source: endpointFor('source', plan.source), target: endpointFor('target', plan.target), signal };
 }
 
 export interface Sessions {

@@ -6404,18 +6404,18 @@ var init_createChecksumStream_browser = __esm({
       const transform2 = new TransformStream({
         start() {
         },
-        async transform(chunk, controller) {
+        async transform(chunk, controller2) {
           checksum.update(chunk);
-          controller.enqueue(chunk);
+          controller2.enqueue(chunk);
         },
-        async flush(controller) {
+        async flush(controller2) {
           const digest2 = await checksum.digest();
           const received = encoder2(digest2);
           if (expectedChecksum !== received) {
             const error64 = new Error(`Checksum mismatch: expected "${expectedChecksum}" but received "${received}" in response header "${checksumSourceLocation}".`);
-            controller.error(error64);
+            controller2.error(error64);
           } else {
-            controller.terminate();
+            controller2.terminate();
           }
         }
       });
@@ -6488,34 +6488,34 @@ function createBufferedReadableStream(upstream, size2, logger2) {
   let bytesSeen = 0;
   const buffers = ["", new ByteArrayCollector((size3) => new Uint8Array(size3))];
   let mode = -1;
-  const pull = async (controller) => {
+  const pull = async (controller2) => {
     const { value, done } = await reader.read();
     const chunk = value;
     if (done) {
       if (mode !== -1) {
         const remainder = flush(buffers, mode);
         if (sizeOf(remainder) > 0) {
-          controller.enqueue(remainder);
+          controller2.enqueue(remainder);
         }
       }
-      controller.close();
+      controller2.close();
     } else {
       const chunkMode = modeOf(chunk, false);
       if (mode !== chunkMode) {
         if (mode >= 0) {
-          controller.enqueue(flush(buffers, mode));
+          controller2.enqueue(flush(buffers, mode));
         }
         mode = chunkMode;
       }
       if (mode === -1) {
-        controller.enqueue(chunk);
+        controller2.enqueue(chunk);
         return;
       }
       const chunkSize = sizeOf(chunk);
       bytesSeen += chunkSize;
       const bufferSize = sizeOf(buffers[mode]);
       if (chunkSize >= size2 && bufferSize === 0) {
-        controller.enqueue(chunk);
+        controller2.enqueue(chunk);
       } else {
         const newSize = merge2(buffers, mode, chunk);
         if (!streamBufferingLoggedWarning && bytesSeen > size2 * 2) {
@@ -6523,9 +6523,9 @@ function createBufferedReadableStream(upstream, size2, logger2) {
           logger2?.warn(`@smithy/util-stream - stream chunk size ${chunkSize} is below threshold of ${size2}, automatically buffering.`);
         }
         if (newSize >= size2) {
-          controller.enqueue(flush(buffers, mode));
+          controller2.enqueue(flush(buffers, mode));
         } else {
-          await pull(controller);
+          await pull(controller2);
         }
       }
     }
@@ -6653,21 +6653,21 @@ var init_getAwsChunkedEncodingStream_browser = __esm({
       });
       const reader = readableStream.getReader();
       return new ReadableStream({
-        async pull(controller) {
+        async pull(controller2) {
           const { value, done } = await reader.read();
           if (done) {
-            controller.enqueue(`0\r
+            controller2.enqueue(`0\r
 `);
             if (checksumRequired) {
               const checksum = base64Encoder(await digest2);
-              controller.enqueue(`${checksumLocationName}:${checksum}\r
+              controller2.enqueue(`${checksumLocationName}:${checksum}\r
 `);
-              controller.enqueue(`\r
+              controller2.enqueue(`\r
 `);
             }
-            controller.close();
+            controller2.close();
           } else {
-            controller.enqueue(`${(bodyLengthChecker(value) || 0).toString(16)}\r
+            controller2.enqueue(`${(bodyLengthChecker(value) || 0).toString(16)}\r
 ${value}\r
 `);
           }
@@ -8850,12 +8850,12 @@ var init_utils2 = __esm({
     iterableToReadableStream = (asyncIterable) => {
       const iterator = asyncIterable[Symbol.asyncIterator]();
       return new ReadableStream({
-        async pull(controller) {
+        async pull(controller2) {
           const { done, value } = await iterator.next();
           if (done) {
-            return controller.close();
+            return controller2.close();
           }
-          controller.enqueue(value);
+          controller2.enqueue(value);
         }
       });
     };
@@ -14338,7 +14338,7 @@ var init_configurations2 = __esm({
       const { retryStrategy, retryMode } = input2;
       const { defaultMaxAttempts = DEFAULT_MAX_ATTEMPTS, defaultBaseDelay = Retry.delay() } = defaults2 ?? {};
       const maxAttemptsProvider = normalizeProvider(input2.maxAttempts ?? defaultMaxAttempts);
-      let controller = retryStrategy ? Promise.resolve(retryStrategy) : void 0;
+      let controller2 = retryStrategy ? Promise.resolve(retryStrategy) : void 0;
       const getDefault = async () => {
         const maxAttempts = await maxAttemptsProvider();
         const adaptive = await normalizeProvider(retryMode)() === RETRY_MODES.ADAPTIVE;
@@ -14355,7 +14355,7 @@ var init_configurations2 = __esm({
       };
       return Object.assign(input2, {
         maxAttempts: maxAttemptsProvider,
-        retryStrategy: () => controller ??= getDefault()
+        retryStrategy: () => controller2 ??= getDefault()
       });
     };
     ENV_RETRY_MODE = "AWS_RETRY_MODE";
@@ -48793,20 +48793,20 @@ var require_util = __commonJS({
           async start() {
             iterator = iterable[Symbol.asyncIterator]();
           },
-          async pull(controller) {
+          async pull(controller2) {
             const { done, value } = await iterator.next();
             if (done) {
               queueMicrotask(() => {
-                controller.close();
-                controller.byobRequest?.respond(0);
+                controller2.close();
+                controller2.byobRequest?.respond(0);
               });
             } else {
               const buf2 = Buffer.isBuffer(value) ? value : Buffer.from(value);
               if (buf2.byteLength) {
-                controller.enqueue(new Uint8Array(buf2));
+                controller2.enqueue(new Uint8Array(buf2));
               }
             }
-            return controller.desiredSize > 0;
+            return controller2.desiredSize > 0;
           },
           async cancel(reason) {
             await iterator.return();
@@ -52152,10 +52152,10 @@ var require_util2 = __commonJS({
     function isReadableStreamLike(stream) {
       return stream instanceof ReadableStream || stream[Symbol.toStringTag] === "ReadableStream" && typeof stream.tee === "function";
     }
-    function readableStreamClose(controller) {
+    function readableStreamClose(controller2) {
       try {
-        controller.close();
-        controller.byobRequest?.respond(0);
+        controller2.close();
+        controller2.byobRequest?.respond(0);
       } catch (err) {
         if (!err.message.includes("Controller is already closed") && !err.message.includes("ReadableStream is already closed")) {
           throw err;
@@ -52980,12 +52980,12 @@ var require_body = __commonJS({
         stream = object2.stream();
       } else {
         stream = new ReadableStream({
-          async pull(controller) {
+          async pull(controller2) {
             const buffer = typeof source === "string" ? textEncoder2.encode(source) : source;
             if (buffer.byteLength) {
-              controller.enqueue(buffer);
+              controller2.enqueue(buffer);
             }
-            queueMicrotask(() => readableStreamClose(controller));
+            queueMicrotask(() => readableStreamClose(controller2));
           },
           start() {
           },
@@ -53082,22 +53082,22 @@ Content-Type: ${value.type || "application/octet-stream"}\r
           async start() {
             iterator = action(object2)[Symbol.asyncIterator]();
           },
-          async pull(controller) {
+          async pull(controller2) {
             const { value, done } = await iterator.next();
             if (done) {
               queueMicrotask(() => {
-                controller.close();
-                controller.byobRequest?.respond(0);
+                controller2.close();
+                controller2.byobRequest?.respond(0);
               });
             } else {
               if (!isErrored(stream)) {
                 const buffer = new Uint8Array(value);
                 if (buffer.byteLength) {
-                  controller.enqueue(buffer);
+                  controller2.enqueue(buffer);
                 }
               }
             }
-            return controller.desiredSize > 0;
+            return controller2.desiredSize > 0;
           },
           async cancel(reason) {
             await iterator.return();
@@ -61139,13 +61139,13 @@ var require_fetch = __commonJS({
       }
       let responseObject = null;
       let locallyAborted = false;
-      let controller = null;
+      let controller2 = null;
       addAbortListener(
         requestObject.signal,
         () => {
           locallyAborted = true;
-          assert2(controller != null);
-          controller.abort(requestObject.signal.reason);
+          assert2(controller2 != null);
+          controller2.abort(requestObject.signal.reason);
           const realResponse = responseObject?.deref();
           abortFetch(p3, request, realResponse, requestObject.signal.reason);
         }
@@ -61155,7 +61155,7 @@ var require_fetch = __commonJS({
           return;
         }
         if (response.aborted) {
-          abortFetch(p3, request, responseObject, controller.serializedAbortReason);
+          abortFetch(p3, request, responseObject, controller2.serializedAbortReason);
           return;
         }
         if (response.type === "error") {
@@ -61166,7 +61166,7 @@ var require_fetch = __commonJS({
         p3.resolve(responseObject.deref());
         p3 = null;
       };
-      controller = fetching({
+      controller2 = fetching({
         request,
         processResponseEndOfBody: handleFetchDone,
         processResponse,
@@ -61863,11 +61863,11 @@ var require_fetch = __commonJS({
       };
       const stream = new ReadableStream(
         {
-          async start(controller) {
-            fetchParams.controller.controller = controller;
+          async start(controller2) {
+            fetchParams.controller.controller = controller2;
           },
-          async pull(controller) {
-            await pullAlgorithm(controller);
+          async pull(controller2) {
+            await pullAlgorithm(controller2);
           },
           async cancel(reason) {
             await cancelAlgorithm(reason);
@@ -63044,8 +63044,8 @@ var require_cache = __commonJS({
                       header: "Cache.addAll",
                       message: "invalid vary field value"
                     }));
-                    for (const controller of fetchControllers) {
-                      controller.abort();
+                    for (const controller2 of fetchControllers) {
+                      controller2.abort();
                     }
                     return;
                   }
@@ -64508,8 +64508,8 @@ var require_util7 = __commonJS({
       return code >= 3e3 && code <= 4999;
     }
     function failWebsocketConnection(ws, reason) {
-      const { [kController]: controller, [kResponse]: response } = ws;
-      controller.abort();
+      const { [kController]: controller2, [kResponse]: response } = ws;
+      controller2.abort();
       if (response?.socket && !response.socket.destroyed) {
         response.socket.destroy();
       }
@@ -64715,7 +64715,7 @@ var require_connection2 = __commonJS({
       }
       const permessageDeflate = "permessage-deflate; client_max_window_bits";
       request.headersList.append("sec-websocket-extensions", permessageDeflate);
-      const controller = fetching({
+      const controller2 = fetching({
         request,
         useParallelQueue: true,
         dispatcher: options.dispatcher,
@@ -64772,7 +64772,7 @@ var require_connection2 = __commonJS({
           onEstablish(response, extensions);
         }
       });
-      return controller;
+      return controller2;
     }
     function closeWebSocketConnection(ws, code, reason, reasonByteLength) {
       if (isClosing(ws) || isClosed(ws)) {
@@ -94706,8 +94706,8 @@ async function sameDatabase(source, target) {
 }
 
 // src/phases/context.ts
-function phaseContext(plan, log) {
-  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
+function phaseContext(plan, log, signal = new AbortController().signal) {
+  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target), signal };
 }
 async function openSessions(ctx) {
   const source = await connect(ctx.source);
@@ -95696,8 +95696,37 @@ function createLogger(sink, options = {}) {
   };
 }
 
+// src/core/interrupt.ts
+var controller = new AbortController();
+var installed = false;
+var critical = 0;
+var interruptSignal = controller.signal;
+function installInterruptHandlers(o3 = {}) {
+  if (installed) return;
+  installed = true;
+  const graceMs = o3.graceMs ?? 3e4;
+  const handle = (name) => {
+    if (!controller.signal.aborted) {
+      o3.onMessage?.(`${name}: stopping \u2014 the next run continues from here`);
+      controller.abort(new PgshiftError("interrupted", `interrupted by ${name}`, { exitCode: 1, hint: "run the same command again: it continues from where it stopped" }));
+      setTimeout(() => {
+        if (critical === 0) process.exit(130);
+      }, graceMs).unref();
+      return;
+    }
+    if (critical > 0) {
+      o3.onMessage?.(`${name}: still undoing; pgshift ends when that is done`);
+      return;
+    }
+    process.exit(130);
+  };
+  process.on("SIGINT", handle);
+  process.on("SIGTERM", handle);
+}
+
 // src/actions/_runner.ts
 async function runAction(name, phase) {
+  installInterruptHandlers({ onMessage: (line) => warning2(line) });
   onSecretRegistered((secret) => setSecret(secret));
   const log = createLogger(
     (level, line) => {
@@ -95711,7 +95740,7 @@ async function runAction(name, phase) {
   try {
     const configPath = getInput("config") || "migration.yml";
     const { plan } = loadPlanFile(configPath, process.env);
-    const outcome = await phase(phaseContext(plan, log));
+    const outcome = await phase(phaseContext(plan, log, interruptSignal));
     for (const [key, value] of Object.entries(outcome.outputs)) setOutput(key, redact(String(value)));
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();

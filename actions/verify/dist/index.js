@@ -1286,20 +1286,20 @@ var require_util = __commonJS({
           async start() {
             iterator = iterable[Symbol.asyncIterator]();
           },
-          async pull(controller) {
+          async pull(controller2) {
             const { done, value } = await iterator.next();
             if (done) {
               queueMicrotask(() => {
-                controller.close();
-                controller.byobRequest?.respond(0);
+                controller2.close();
+                controller2.byobRequest?.respond(0);
               });
             } else {
               const buf = Buffer.isBuffer(value) ? value : Buffer.from(value);
               if (buf.byteLength) {
-                controller.enqueue(new Uint8Array(buf));
+                controller2.enqueue(new Uint8Array(buf));
               }
             }
-            return controller.desiredSize > 0;
+            return controller2.desiredSize > 0;
           },
           async cancel(reason) {
             await iterator.return();
@@ -4645,10 +4645,10 @@ var require_util2 = __commonJS({
     function isReadableStreamLike(stream) {
       return stream instanceof ReadableStream || stream[Symbol.toStringTag] === "ReadableStream" && typeof stream.tee === "function";
     }
-    function readableStreamClose(controller) {
+    function readableStreamClose(controller2) {
       try {
-        controller.close();
-        controller.byobRequest?.respond(0);
+        controller2.close();
+        controller2.byobRequest?.respond(0);
       } catch (err) {
         if (!err.message.includes("Controller is already closed") && !err.message.includes("ReadableStream is already closed")) {
           throw err;
@@ -5473,12 +5473,12 @@ var require_body = __commonJS({
         stream = object2.stream();
       } else {
         stream = new ReadableStream({
-          async pull(controller) {
+          async pull(controller2) {
             const buffer = typeof source === "string" ? textEncoder.encode(source) : source;
             if (buffer.byteLength) {
-              controller.enqueue(buffer);
+              controller2.enqueue(buffer);
             }
-            queueMicrotask(() => readableStreamClose(controller));
+            queueMicrotask(() => readableStreamClose(controller2));
           },
           start() {
           },
@@ -5575,22 +5575,22 @@ Content-Type: ${value.type || "application/octet-stream"}\r
           async start() {
             iterator = action(object2)[Symbol.asyncIterator]();
           },
-          async pull(controller) {
+          async pull(controller2) {
             const { value, done } = await iterator.next();
             if (done) {
               queueMicrotask(() => {
-                controller.close();
-                controller.byobRequest?.respond(0);
+                controller2.close();
+                controller2.byobRequest?.respond(0);
               });
             } else {
               if (!isErrored(stream)) {
                 const buffer = new Uint8Array(value);
                 if (buffer.byteLength) {
-                  controller.enqueue(buffer);
+                  controller2.enqueue(buffer);
                 }
               }
             }
-            return controller.desiredSize > 0;
+            return controller2.desiredSize > 0;
           },
           async cancel(reason) {
             await iterator.return();
@@ -13632,13 +13632,13 @@ var require_fetch = __commonJS({
       }
       let responseObject = null;
       let locallyAborted = false;
-      let controller = null;
+      let controller2 = null;
       addAbortListener(
         requestObject.signal,
         () => {
           locallyAborted = true;
-          assert2(controller != null);
-          controller.abort(requestObject.signal.reason);
+          assert2(controller2 != null);
+          controller2.abort(requestObject.signal.reason);
           const realResponse = responseObject?.deref();
           abortFetch(p, request, realResponse, requestObject.signal.reason);
         }
@@ -13648,7 +13648,7 @@ var require_fetch = __commonJS({
           return;
         }
         if (response.aborted) {
-          abortFetch(p, request, responseObject, controller.serializedAbortReason);
+          abortFetch(p, request, responseObject, controller2.serializedAbortReason);
           return;
         }
         if (response.type === "error") {
@@ -13659,7 +13659,7 @@ var require_fetch = __commonJS({
         p.resolve(responseObject.deref());
         p = null;
       };
-      controller = fetching({
+      controller2 = fetching({
         request,
         processResponseEndOfBody: handleFetchDone,
         processResponse,
@@ -14356,11 +14356,11 @@ var require_fetch = __commonJS({
       };
       const stream = new ReadableStream(
         {
-          async start(controller) {
-            fetchParams.controller.controller = controller;
+          async start(controller2) {
+            fetchParams.controller.controller = controller2;
           },
-          async pull(controller) {
-            await pullAlgorithm(controller);
+          async pull(controller2) {
+            await pullAlgorithm(controller2);
           },
           async cancel(reason) {
             await cancelAlgorithm(reason);
@@ -15537,8 +15537,8 @@ var require_cache = __commonJS({
                       header: "Cache.addAll",
                       message: "invalid vary field value"
                     }));
-                    for (const controller of fetchControllers) {
-                      controller.abort();
+                    for (const controller2 of fetchControllers) {
+                      controller2.abort();
                     }
                     return;
                   }
@@ -17001,8 +17001,8 @@ var require_util7 = __commonJS({
       return code >= 3e3 && code <= 4999;
     }
     function failWebsocketConnection(ws, reason) {
-      const { [kController]: controller, [kResponse]: response } = ws;
-      controller.abort();
+      const { [kController]: controller2, [kResponse]: response } = ws;
+      controller2.abort();
       if (response?.socket && !response.socket.destroyed) {
         response.socket.destroy();
       }
@@ -17208,7 +17208,7 @@ var require_connection = __commonJS({
       }
       const permessageDeflate = "permessage-deflate; client_max_window_bits";
       request.headersList.append("sec-websocket-extensions", permessageDeflate);
-      const controller = fetching({
+      const controller2 = fetching({
         request,
         useParallelQueue: true,
         dispatcher: options.dispatcher,
@@ -17265,7 +17265,7 @@ var require_connection = __commonJS({
           onEstablish(response, extensions);
         }
       });
-      return controller;
+      return controller2;
     }
     function closeWebSocketConnection(ws, code, reason, reasonByteLength) {
       if (isClosing(ws) || isClosed(ws)) {
@@ -53625,8 +53625,8 @@ async function sameDatabase(source, target) {
 }
 
 // src/phases/context.ts
-function phaseContext(plan, log) {
-  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target) };
+function phaseContext(plan, log, signal = new AbortController().signal) {
+  return { plan, log, source: endpointFor("source", plan.source), target: endpointFor("target", plan.target), signal };
 }
 async function openSessions(ctx) {
   const source = await connect(ctx.source);
@@ -54336,8 +54336,37 @@ function createLogger(sink, options = {}) {
   };
 }
 
+// src/core/interrupt.ts
+var controller = new AbortController();
+var installed = false;
+var critical = 0;
+var interruptSignal = controller.signal;
+function installInterruptHandlers(o = {}) {
+  if (installed) return;
+  installed = true;
+  const graceMs = o.graceMs ?? 3e4;
+  const handle = (name) => {
+    if (!controller.signal.aborted) {
+      o.onMessage?.(`${name}: stopping \u2014 the next run continues from here`);
+      controller.abort(new PgshiftError("interrupted", `interrupted by ${name}`, { exitCode: 1, hint: "run the same command again: it continues from where it stopped" }));
+      setTimeout(() => {
+        if (critical === 0) process.exit(130);
+      }, graceMs).unref();
+      return;
+    }
+    if (critical > 0) {
+      o.onMessage?.(`${name}: still undoing; pgshift ends when that is done`);
+      return;
+    }
+    process.exit(130);
+  };
+  process.on("SIGINT", handle);
+  process.on("SIGTERM", handle);
+}
+
 // src/actions/_runner.ts
 async function runAction(name, phase) {
+  installInterruptHandlers({ onMessage: (line) => warning(line) });
   onSecretRegistered((secret) => setSecret(secret));
   const log = createLogger(
     (level, line) => {
@@ -54351,7 +54380,7 @@ async function runAction(name, phase) {
   try {
     const configPath = getInput("config") || "migration.yml";
     const { plan } = loadPlanFile(configPath, process.env);
-    const outcome = await phase(phaseContext(plan, log));
+    const outcome = await phase(phaseContext(plan, log, interruptSignal));
     for (const [key, value] of Object.entries(outcome.outputs)) setOutput(key, redact(String(value)));
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
