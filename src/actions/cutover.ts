@@ -8,10 +8,11 @@ import { booleanInput, json, runAction } from './_runner.js';
 
 await runAction('cutover', async (ctx) => {
   const dryRun = booleanInput('dry-run');
+  const recover = booleanInput('recover');
   // The deployment record: opt in with `deployment-environment` (and a token with deployments: write).
   const environment = core.getInput('deployment-environment');
   let deployment: { octokit: ReturnType<typeof githubClient>; d: DeploymentContext; id: number } | undefined;
-  if (environment && !dryRun) {
+  if (environment && !dryRun && !recover) {
     const octokit = githubClient(process.env, core.getInput('github-token') || undefined);
     const d: DeploymentContext = {
       repo: context.repo,
@@ -23,7 +24,8 @@ await runAction('cutover', async (ctx) => {
   }
   let r;
   try {
-    r = await runCutover(ctx, { dryRun });
+    // Should this process die inside the window, its watchdog runs this same action to recover.
+    r = await runCutover(ctx, { dryRun, recover, recoveryCommand: { argv: [process.execPath, process.argv[1]], env: { INPUT_RECOVER: 'true', 'INPUT_DRY-RUN': 'false' } } });
   } catch (err) {
     if (deployment) await finishDeployment(deployment.octokit, deployment.d, deployment.id, false, (err as Error).message).catch(() => {});
     throw err;

@@ -17,6 +17,7 @@ import { runDemo } from '../local/demo.js';
 import { resyncTables, restartCdc } from '../phases/resync.js';
 import { migrationStatus } from '../phases/status.js';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { githubClient, parseRepo } from '../github/client.js';
 import { reportFailure } from '../github/issue.js';
 import { setupEnvironments } from '../github/setup.js';
@@ -37,6 +38,8 @@ export interface Io {
   isTTY: boolean;
   /** Aborted by SIGINT/SIGTERM (the command's entry installs the handlers; tests may pass their own). */
   signal?: AbortSignal;
+  /** The program and script that run this CLI again (for the cut-over's watchdog); absent in-process. */
+  reinvoke?: string[];
   /**
    * Asks the person at the terminal and returns the answer. Absent without a terminal (CI, the
    * Actions, pipes): destructive commands then proceed without asking, as they always have.
@@ -247,13 +250,16 @@ Exit codes: 0 done, 1 failed, 2 bad input (nothing changed), 3 a gate refused (n
     .command('cutover')
     .description('gate, fence writes, drain to a barrier, sync sequences, switch')
     .option('--dry-run', 'run the gate and print the steps, changing nothing')
+    .option('--recover', 'only finish or undo a cut-over whose process is gone (what its watchdog runs)')
     .addOption(yesOption())
-    .action(run(async (opts, cmd: { dryRun?: boolean } & Confirmable) => {
+    .action(run(async (opts, cmd: { dryRun?: boolean; recover?: boolean } & Confirmable) => {
       const ctx = context(opts);
-      if (!cmd.dryRun) {
+      if (!cmd.dryRun && !cmd.recover) {
         await confirmDestructive(io, cmd, ctx.plan.name, `cutover fences writes on ${ctx.source.label} and moves migration ${ctx.plan.name} to ${ctx.target.label}`);
       }
-      const result = await runCutover(ctx, { dryRun: cmd.dryRun });
+      // Should this process die inside the window, its watchdog runs this command to recover.
+      const recoveryCommand = io.reinvoke ? { argv: [...io.reinvoke, 'cutover', '--recover', '--yes', '--config', path.resolve(opts.config)] } : undefined;
+      const result = await runCutover(ctx, { dryRun: cmd.dryRun, recover: cmd.recover, recoveryCommand });
       return { result, markdown: cutoverMarkdown(result) };
     }));
 

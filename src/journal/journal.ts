@@ -15,7 +15,7 @@ export const S = quoteIdent(CONTROL_SCHEMA);
 const LOCK_KEY = 'pgshift.journal';
 
 export type PhaseName = 'assess' | 'full-load' | 'cdc' | 'verify' | 'cutover' | 'teardown';
-export type PhaseState = 'running' | 'partial' | 'done' | 'failed' | 'refused' | 'undone';
+export type PhaseState = 'running' | 'partial' | 'done' | 'failed' | 'refused' | 'undone' | 'interrupted';
 
 export interface StreamRecord {
   group: string;
@@ -26,6 +26,19 @@ export interface StreamRecord {
   snapshotLsn: string | null;
   state: string;
 }
+
+/**
+ * Who runs a phase: the backend of the journal session of the process that started it. A phase
+ * whose row says running while that session is gone was interrupted (the process died): `status`
+ * says so, and the next run of the phase takes over.
+ */
+const PHASE_OWNER_COLUMNS = [
+  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
+  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`,
+];
+const OWNER_NOW = `pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`;
+/** SQL: the phase row p's owner session is still there (backend_start hidden from other roles counts as there). */
+export const PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.owner_pid AND (a.backend_start IS NULL OR a.backend_start = p.owner_started))`;
 
 const DDL = [
   `CREATE SCHEMA IF NOT EXISTS ${S}`,
@@ -70,6 +83,7 @@ const DDL = [
      PRIMARY KEY (migration, table_schema, table_name, part))`,
   // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
   `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
+  ...PHASE_OWNER_COLUMNS,
   `CREATE TABLE IF NOT EXISTS ${S}.event (
      id bigserial PRIMARY KEY,
      migration text NOT NULL,
@@ -116,22 +130,34 @@ export class Journal {
     const r = await c.query(`SELECT 1 FROM pg_namespace n JOIN pg_class t ON t.relnamespace = n.oid WHERE n.nspname = $1 AND t.relname = 'migration'`, [CONTROL_SCHEMA]);
     if (r.rowCount === 0) return undefined;
     const m = await c.query(`SELECT 1 FROM ${S}.migration WHERE name = $1`, [migration]);
-    return m.rowCount ? new Journal(c, migration) : undefined;
+    if (!m.rowCount) return undefined;
+    // A journal written by an earlier pgshift gets the columns this one records.
+    const cols = await c.query(`SELECT 1 FROM pg_attribute WHERE attrelid = '${CONTROL_SCHEMA}.phase'::regclass AND attname = 'owner_pid'`);
+    if (!cols.rowCount) for (const statement of PHASE_OWNER_COLUMNS) await c.query(statement);
+    return new Journal(c, migration);
   }
 
   get client(): pg.Client {
     return this.c;
   }
 
-  async phaseState(phase: PhaseName | string): Promise<{ state: PhaseState; detail: unknown; finishedAt: Date | null } | undefined> {
-    const r = await this.c.query(`SELECT state, detail, finished_at FROM ${S}.phase WHERE migration = $1 AND phase = $2`, [this.migration, phase]);
-    return r.rows[0] ? { state: r.rows[0].state, detail: r.rows[0].detail, finishedAt: r.rows[0].finished_at } : undefined;
+  /**
+   * A phase's row; `interrupted` when it says running but the process that runs it is gone.
+   */
+  async phaseState(phase: PhaseName | string): Promise<{ state: PhaseState; detail: unknown; finishedAt: Date | null; interrupted: boolean } | undefined> {
+    const r = await this.c.query(
+      `SELECT state, detail, finished_at, state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} AS interrupted FROM ${S}.phase p WHERE migration = $1 AND phase = $2`,
+      [this.migration, phase],
+    );
+    const row = r.rows[0];
+    return row ? { state: row.state, detail: row.detail, finishedAt: row.finished_at, interrupted: row.interrupted } : undefined;
   }
 
   async startPhase(phase: PhaseName | string, detail: unknown = {}): Promise<void> {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail) VALUES ($1, $2, 'running', $3)
-       ON CONFLICT (migration, phase) DO UPDATE SET state = 'running', started_at = now(), finished_at = NULL, detail = EXCLUDED.detail`,
+      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
+       ON CONFLICT (migration, phase) DO UPDATE SET state = 'running', started_at = now(), finished_at = NULL, detail = EXCLUDED.detail,
+         owner_pid = EXCLUDED.owner_pid, owner_started = EXCLUDED.owner_started`,
       [this.migration, phase, JSON.stringify(redactDeep(detail))],
     );
     await this.event(phase, 'info', `${phase} started`);
@@ -149,9 +175,11 @@ export class Journal {
   /** Update a phase's state and detail without an event (progress snapshots every few seconds). */
   async setPhaseDetail(phase: string, state: PhaseState, detail: unknown): Promise<void> {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail) VALUES ($1, $2, $3, $4)
+      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, $3, $4, ${OWNER_NOW})
        ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail,
-         finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END`,
+         finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END,
+         owner_pid = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_pid ELSE ${S}.phase.owner_pid END,
+         owner_started = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_started ELSE ${S}.phase.owner_started END`,
       [this.migration, phase, state, JSON.stringify(redactDeep(detail))],
     );
   }

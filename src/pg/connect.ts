@@ -125,6 +125,11 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
     throw connectionError(ep, err);
   }
   tagQueryErrors(client, ep);
+  if (!opts.replication) {
+    // A statement of a pgshift that died (killed, its machine lost) is cancelled within seconds
+    // instead of running — or waiting for a lock, holding a lease — to its end (PostgreSQL 14+).
+    await client.query(`SELECT set_config('client_connection_check_interval', '2000', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`);
+  }
   return client;
 }
 

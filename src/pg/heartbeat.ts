@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { failure } from '../core/errors.js';
 import { quoteIdent } from '../core/ident.js';
 import { heartbeatTable } from '../core/names.js';
 import { S } from '../journal/journal.js';
+import { pollUntil } from '../core/wait.js';
 
 /**
  * Each group's heartbeat table is published with the group, so a row written on the source
@@ -35,7 +37,7 @@ export async function writeBeat(source: pg.Client, table: string, group: string,
     await source.query('ROLLBACK').catch(() => {});
     throw err;
   }
-  if (!r.rows[0]) throw new Error(`heartbeat row for group ${group} is missing on the source`);
+  if (!r.rows[0]) throw failure('heartbeat.missing', `heartbeat row for group ${group} is missing on the source`, 'run pgshift cdc start again: it recreates it');
   return { marker, seq: BigInt(r.rows[0].seq), writtenAt: Date.now() };
 }
 
@@ -45,13 +47,13 @@ export async function beatApplied(target: pg.Client, table: string, group: strin
 }
 
 /** Wait until the marker is applied on the target; returns the milliseconds waited, or null on timeout. */
-export async function waitForMarker(target: pg.Client, table: string, group: string, beat: Beat, timeoutMs: number, pollMs = 20): Promise<number | null> {
-  const deadline = beat.writtenAt + timeoutMs;
-  for (;;) {
-    if (await beatApplied(target, table, group, beat)) return Date.now() - beat.writtenAt;
-    if (Date.now() >= deadline) return null;
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
+export async function waitForMarker(target: pg.Client, table: string, group: string, beat: Beat, timeoutMs: number, pollMs = 20, signal?: AbortSignal): Promise<number | null> {
+  const waited = await pollUntil(async () => ((await beatApplied(target, table, group, beat)) ? Date.now() - beat.writtenAt : undefined), {
+    everyMs: pollMs,
+    timeoutMs: Math.max(0, beat.writtenAt + timeoutMs - Date.now()),
+    signal,
+  });
+  return waited ?? null;
 }
 
 /** Age of the last applied heartbeat on the target, in seconds, measured by the target's clock. */
@@ -81,4 +83,23 @@ export async function measureLags(source: pg.Client, target: pg.Client, streams:
     if (age !== null) out.set(st, age);
   }
   return out;
+}
+
+/**
+ * The barrier: a heartbeat written on `source` now, on every stream, applied on `target`. Once it
+ * is, every commit on the source before it has been applied (each stream applies in commit order).
+ * Throws when a stream does not get there within timeoutMs.
+ */
+export async function drainToBarrier(source: pg.Client, target: pg.Client, streams: Array<{ group: string }>, timeoutMs: number, signal?: AbortSignal): Promise<Map<string, number>> {
+  const beats = [];
+  for (const st of streams) beats.push({ st, beat: await writeBeat(source, heartbeatTable(st.group), st.group) });
+  const waited = new Map<string, number>();
+  for (const { st, beat } of beats) {
+    const ms = await waitForMarker(target, heartbeatTable(st.group), st.group, beat, timeoutMs, 5, signal);
+    if (ms === null) {
+      throw failure('cutover.barrier', `group ${st.group}: the barrier marker did not reach the target within ${timeoutMs / 1000} s`, 'check pgshift cdc status; raise cutover.timeoutSeconds if the stream is healthy but slow');
+    }
+    waited.set(st.group, ms);
+  }
+  return waited;
 }

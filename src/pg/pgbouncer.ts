@@ -30,8 +30,20 @@ export class PgBouncer {
     return db;
   }
 
-  async pause(db: string): Promise<void> {
-    await this.c.query(`PAUSE ${PgBouncer.ident(db)}`);
+  /**
+   * PAUSE waits until every server connection is released. PgBouncer has no way to cancel it;
+   * when `signal` aborts the wait ends (the caller RESUMEs: the PAUSE may still take effect).
+   */
+  async pause(db: string, signal?: AbortSignal): Promise<void> {
+    const pausing = this.c.query(`PAUSE ${PgBouncer.ident(db)}`);
+    if (!signal) return void (await pausing);
+    pausing.catch(() => {});
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      pausing.then(() => resolve(), reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
   }
 
   async resume(db: string): Promise<void> {
@@ -52,13 +64,13 @@ export class PgBouncer {
   }
 }
 
-/**
- * Point a [databases] entry of pgbouncer.ini at another server, keeping its other options.
- * Returns the previous line so that a rollback can restore it.
- */
-export function repointConfig(file: string, db: string, to: Pick<ServerAddress, 'host' | 'port' | 'database'>): { previous: string; next: string } {
-  const text = readFileSync(file, 'utf8');
-  const lines = text.split('\n');
+/** The [databases] line of `db` in pgbouncer.ini as it is now. */
+export function poolerLine(file: string, db: string): string {
+  const lines = readFileSync(file, 'utf8').split('\n');
+  return lines[databaseLineIndex(file, lines, db)];
+}
+
+function databaseLineIndex(file: string, lines: string[], db: string): number {
   let section = '';
   let index = -1;
   lines.forEach((line, i) => {
@@ -67,6 +79,16 @@ export function repointConfig(file: string, db: string, to: Pick<ServerAddress, 
     else if (section === 'databases' && new RegExp(`^\\s*${db.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*=`).test(line)) index = i;
   });
   if (index === -1) throw failure('pgbouncer.config', `${file} has no [databases] entry for ${db}`, 'add it, or fix cutover.pgbouncer.database');
+  return index;
+}
+
+/**
+ * Point a [databases] entry of pgbouncer.ini at another server, keeping its other options.
+ * Returns the previous line so that a rollback can restore it.
+ */
+export function repointConfig(file: string, db: string, to: Pick<ServerAddress, 'host' | 'port' | 'database'>): { previous: string; next: string } {
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const index = databaseLineIndex(file, lines, db);
   const previous = lines[index];
   const options = previous.slice(previous.indexOf('=') + 1).trim().split(/\s+/).filter(Boolean);
   const kept = options.filter((o) => !/^(host|port|dbname)=/.test(o));

@@ -68,6 +68,14 @@ export async function importSnapshot(c: pg.Client, snapshotName: string): Promis
   }
 }
 
+/** A logical slot without an exported snapshot (a companion stream's, reverse replication's), if missing. */
+export async function ensureSlot(c: pg.Client, slot: string, plugin: string): Promise<void> {
+  const exists = await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+  if (exists.rowCount) return;
+  noteChange(`replication slot ${slot}`);
+  await c.query(`SELECT pg_create_logical_replication_slot($1, $2)`, [slot, plugin]);
+}
+
 export async function dropSlot(c: pg.Client, slot: string): Promise<boolean> {
   // An active slot cannot be dropped: end the walsender that uses it (ours), then drop.
   for (let attempt = 0; attempt < 20; attempt++) {

@@ -1,43 +1,60 @@
 import { endpointText, repointAws, type RepointResult } from '../aws/repoint.js';
-import { formatBytes } from '../config/size.js';
+import { accessSync, constants } from 'node:fs';
 import { requireCutoverSettings } from '../config/phase-settings.js';
+import { formatBytes } from '../config/size.js';
+import { parseServerUrl } from '../config/url.js';
+import type { CutoverRecord } from '../core/cutover-steps.js';
 import { failure, gateRefused, isPgshiftError } from '../core/errors.js';
-import { qualify, quoteIdent, quoteLiteral } from '../core/ident.js';
-import { heartbeatTable, publicationName, slotName, subscriptionName } from '../core/names.js';
-import { Journal, S, type StreamRecord } from '../journal/journal.js';
+import { qualify } from '../core/ident.js';
+import { uninterruptible } from '../core/interrupt.js';
+import { sleep } from '../core/wait.js';
+import { Journal, type StreamRecord } from '../journal/journal.js';
+import { dmsClients } from '../aws/dms.js';
 import { listSequences } from '../pg/catalog.js';
-import { applyFence, checkFenceable, liftFence, type FenceState } from '../pg/fence.js';
-import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
-import { PgBouncer, repointConfig, restoreConfigLine } from '../pg/pgbouncer.js';
-import { dropPublication, setSubscriptionEnabled, slotState, subscriptionState } from '../pg/replication.js';
+import { cancelOnAbort } from '../pg/cancel.js';
+import { majorOf } from '../pg/connect.js';
+import { refuseUncarriedDdl } from '../pg/ddl.js';
+import { applyFence, checkFenceable, describeLocked, liftFence, lockCapacity, planSeal, WindowFence, type FenceState } from '../pg/fence.js';
+import { drainToBarrier, waitForMarker, writeBeat } from '../pg/heartbeat.js';
+import { PgBouncer, restoreConfigLine } from '../pg/pgbouncer.js';
+import { setSubscriptionEnabled, slotState, subscriptionState } from '../pg/replication.js';
 import { diffSchemas } from '../pg/schema-diff.js';
 import { readSequence, syncSequences, type SequenceSync } from '../pg/sequences.js';
-import { dropSlot } from '../pg/snapshot.js';
-import { parseServerUrl, toConninfo } from '../config/url.js';
-import { majorOf } from '../pg/connect.js';
-import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
-import { runVerify } from './verify.js';
+import { heartbeatTable } from '../core/names.js';
 import { statusProblems } from './cdc.js';
-import { dmsStatusOn, dmsTasksOf, requestStop, resumeAfterStop, settleStopped, type DmsTaskState } from './cdc-dms.js';
-import { dmsClients } from '../aws/dms.js';
-import { refuseUncarriedDdl } from '../pg/ddl.js';
+import { dmsStatusOn, type DmsTaskState } from './cdc-dms.js';
+import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
+import { completeWindow, releaseCutoverLease, saveRecord, takeOverCutover, undoWindow, type Recovery } from './cutover-finish.js';
+import { prepareReverse, reverseNames } from './reverse.js';
+import { runVerify } from './verify.js';
+import { startWatchdog, type RecoveryCommand } from './watchdog.js';
+
+export { reverseNames };
 
 /**
  * Cut-over, as a short sequence of guarded steps (pg_easy_replicate's shape, stricter):
  *
- *   gate            every group streaming, lag under the threshold on consecutive polls, a recent
- *                   verify that passed, no apply errors, valid indexes, no schema drift, every
- *                   sequence present — or refuse (exit 3) with nothing changed
- *   prepare         before the freeze: ANALYZE, optional sequence pre-bump, reverse publication
- *   fence           pgbouncer PAUSE (clients queue) and/or read-only roles or database, sessions ended
- *   barrier         a heartbeat written after the fence is applied on the target
- *   sequences       every sequence set from the source (+ margin), never past its type's maximum
- *   final check     verify --mode quick, exact because writes are stopped
- *   switch          forward CDC stopped; reverse slot and subscription (rollback); repoint; RESUME
+ *   gate         every group streaming, lag under the threshold on consecutive polls, a recent
+ *                verify that passed, no apply errors, every DDL carried, valid indexes, no schema
+ *                drift, every sequence, the seal possible — or refuse (exit 3) with nothing changed
+ *   prepare      before the window: ANALYZE, optional sequence pre-bump, reverse publication
+ *   fence        PgBouncer PAUSE (clients queue), then the window fence: EXCLUSIVE locks on every
+ *                migrated table held by one pgshift session (src/pg/fence.ts)
+ *   barrier      a heartbeat written after the fence is applied on the target
+ *   sequences    every sequence set from the source (+ margin), never backwards
+ *   final check  verify --mode quick, exact because writes are stopped
+ *   decision     the fence is proven held without a break; "decided" is journaled
+ *   switch       the source sealed (roles or database read-only, their sessions ended), the
+ *                forward stream stopped, reverse replication started (rollback), PgBouncer
+ *                repointed and resumed, SSM / Secrets Manager / Route 53 updated; the fence let go
  *
- * The write-unavailable window runs from the fence to the switch. A failure or an exceeded budget
- * before the switch undoes the fence (source writable again, pooler resumed) and is journaled;
- * the command can simply be run again. After the switch, `pgshift rollback` moves back.
+ * What the application sees if pgshift dies, at any instant (see README, "If pgshift dies during
+ * the cut-over"): before the decision, its writes wait (on the locks, or queued in PgBouncer) and
+ * go on — on the source — when the server ends the fence with pgshift's session (at once; within
+ * cutover.guardSeconds if the machine is lost) and the watchdog RESUMEs PgBouncer; after the
+ * decision, the watchdog completes the switch. Every step before the decision has a budget that
+ * cancels the step's statements when it runs out; SIGINT/SIGTERM do the same. A re-run of
+ * `pgshift cutover` first finishes or undoes a cut-over whose process is gone, and says which.
  */
 export interface StepTiming {
   step: string;
@@ -56,153 +73,217 @@ export interface CutoverResult {
   finalCheck: string;
   repointed: RepointResult[];
   reverse: { publication: string; slot: string; subscription: string } | null;
+  /** An earlier cut-over whose process had gone, and what this run did with it. */
+  recovered?: { outcome: Recovery['outcome']; stage: string };
+}
+
+export interface CutoverOptions {
+  dryRun?: boolean;
+  /** Only end a cut-over whose process is gone (the watchdog's run); start none. */
+  recover?: boolean;
+  /** How the watchdog runs the recovery if this process dies inside the window; none: no watchdog. */
+  recoveryCommand?: RecoveryCommand;
 }
 
 const GATE_POLLS = 3;
 
-export function reverseNames(migration: string) {
-  return { publication: publicationName(migration, 'reverse'), slot: slotName(migration, 'reverse'), subscription: subscriptionName(migration, 'reverse') };
+/** Run a step and record how long it took. */
+function stepTimer(steps: StepTiming[]) {
+  return async <T>(step: string, fn: () => Promise<T>): Promise<T> => {
+    const t = Date.now();
+    const r = await fn();
+    steps.push({ step, ms: Date.now() - t });
+    return r;
+  };
 }
 
-export async function runCutover(ctx: PhaseContext, options: { dryRun?: boolean } = {}): Promise<CutoverResult> {
+/** What to do next about a group that is not streaming, by its state. */
+const NEXT_STEP: Record<string, string> = {
+  loaded: 'run pgshift cdc start',
+  paused: 'run pgshift cdc resume',
+  stopped: 'run pgshift cdc resume (the slots kept every change)',
+  'cut-over': 'this migration is already cut over (pgshift rollback moves back)',
+  'rolled-back': 'this migration was rolled back to the source',
+};
+
+/** Budgets of the steps before the decision, in ms. */
+function budgets(ctx: PhaseContext) {
+  const c = ctx.plan.cutover;
+  return {
+    fence: c.lockTimeoutSeconds * 1000 * c.lockAttempts + 1000 * c.lockAttempts + (c.fence === 'pgbouncer' ? 30_000 : 0),
+    barrier: c.timeoutSeconds * 1000,
+    sequences: c.sequenceSeconds * 1000,
+    finalCheck: c.finalCheckSeconds * 1000,
+  };
+}
+
+export async function runCutover(ctx: PhaseContext, options: CutoverOptions = {}): Promise<CutoverResult> {
   const { plan, log } = ctx;
   requireCutoverSettings(plan, 'cutover');
   const c = plan.cutover;
+  const target = parseServerUrl(plan.target.url);
   const s = await openSessions(ctx);
-  const steps: StepTiming[] = [];
-  const timed = async <T>(step: string, fn: () => Promise<T>, budgetMs?: number): Promise<T> => {
-    const t = Date.now();
-    const r = budgetMs ? await withBudget(step, fn(), budgetMs) : await fn();
-    steps.push({ step, ms: Date.now() - t, budgetMs });
-    return r;
-  };
   let journal: Journal | undefined;
-  let bouncer: PgBouncer | undefined;
   try {
     journal = await Journal.find(s.target, plan.name);
     if (!journal) throw gateRefused('cutover.no-journal', `target ${ctx.target.label} has no pgshift journal for ${plan.name}`, 'run full-load and cdc start first');
+    // An earlier cut-over whose process is gone is finished or undone before anything else.
+    // --recover is what the watchdog runs once this command's process died: the owner is dead.
+    const earlier = await takeOverCutover(ctx, s, journal, { waitMs: options.recover ? 60_000 : 0, by: options.recover ? 'recovery' : 'this run', ownerIsDead: options.recover });
+    if (earlier) log.warn(`an earlier cut-over was interrupted at the ${earlier.stage} stage: ${earlier.outcome === 'completed' ? 'it was decided, and is now completed' : 'it was not decided, and is now undone'}`);
+    if (options.recover || earlier?.outcome === 'completed') {
+      return recoveryResult(ctx, earlier, target);
+    }
     const streams = await journal.streams();
+    const steps: StepTiming[] = [];
+    const timed = stepTimer(steps);
     await timed('gate', () => gate(ctx, s, journal!, streams));
     const hardFence = c.fence === 'pgbouncer' ? c.pgbouncer!.hardFence : c.fence;
-    await checkFenceable(s.source, hardFence, c.roles);
-    if (c.fence === 'pgbouncer') bouncer = await PgBouncer.connect(c.pgbouncer!.adminUrl);
-    const target = parseServerUrl(plan.target.url);
-    const plannedSteps = [
-      'prepare: ANALYZE on the target' + (c.prebumpSequences ? ', sequences pre-bumped' : '') + (c.rollback ? ', reverse publication on the target' : ''),
-      `fence writes: ${c.fence === 'pgbouncer' ? `PgBouncer PAUSE ${c.pgbouncer!.database}, then ` : ''}${hardFence}${hardFence === 'roles' ? ` (${c.roles.join(', ')})` : ''} read-only, their sessions ended (budget 5 s)`,
-      `barrier: a heartbeat written after the fence applied on the target for ${streams.length} group(s) (budget ${c.timeoutSeconds} s)`,
-      `sequences from the source${c.sequenceMargin ? ` + ${c.sequenceMargin}` : ''}`,
-      c.finalCheck === 'quick' ? `final check: verify --mode quick, exact (budget ${c.finalCheckSeconds} s)` : 'final check: none',
-      `switch: stop forward CDC${plan.cdc.engine === 'dms' ? ' (DMS tasks asked to stop; they finish stopping after the window)' : ''}${c.rollback ? ', start reverse replication target → source' : ''}` +
-        (c.pgbouncer?.configFile ? `, repoint ${c.pgbouncer.database} in ${c.pgbouncer.configFile}, RELOAD, RESUME` : c.fence === 'pgbouncer' ? ', RESUME' : '') +
-        (Object.keys(c.repoint).length ? `, repoint ${Object.keys(c.repoint).join(', ')}` : '') +
-        `; the application writes to ${endpointText(target)}`,
-    ];
+    const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
+    const tables = groups.flatMap((g) => g.tables);
+    const plannedSteps = describeSteps(ctx, streams.length, tables.length, hardFence);
     if (options.dryRun) {
       log.info(`cutover dry run: the gate passed; would run: ${plannedSteps.join(' → ')}`);
-      return { dryRun: true, windowMs: null, steps, sequences: [], fence: null, endpoint: endpointText(target), plannedSteps, finalCheck: 'not run', repointed: [], reverse: null };
+      return { dryRun: true, windowMs: null, steps, sequences: [], fence: null, endpoint: endpointText(target), plannedSteps, finalCheck: 'not run', repointed: [], reverse: null, ...(earlier ? { recovered: { outcome: earlier.outcome, stage: earlier.stage } } : {}) };
     }
-
-    await journal.startPhase('cutover', { steps: plannedSteps });
+    await journal.startPhase('cutover', { steps: plannedSteps, stage: 'prepared', attempted: [] });
     await timed('prepare', () => prepare(ctx, s, streams));
-    let fence: FenceState | undefined;
-    let paused = false;
-    let switched = false;
-    let reverse: CutoverResult['reverse'] = null;
-    const onDms = plan.cdc.engine === 'dms';
-    // Read before the window, so that the switch only sends the stop requests.
-    const dmsTasks = onDms ? await dmsTasksOf(journal) : [];
-    let dmsStopping: DmsTaskState[] = [];
-    const fenceStart = Date.now();
-    try {
-      fence = await timed('fence', async () => {
-        if (bouncer) {
-          await bouncer.pause(c.pgbouncer!.database);
-          paused = true;
-        }
-        return applyFence(s.source, hardFence, c.roles);
-      }, 5_000 + (bouncer ? 30_000 : 0));
-      await journal.event('cutover', 'info', `writes fenced (${c.fence}), ${fence.terminated} session(s) ended`, { fence, paused });
-      log.info(`fence: writes stopped on the source (${c.fence}; ${fence.terminated} session(s) ended)`);
-
-      await timed('barrier', () => barrier(ctx, s, streams, c.timeoutSeconds * 1000), c.timeoutSeconds * 1000);
-      const sequences = await timed('sequences', () => syncSequences(s.source, s.target, BigInt(c.sequenceMargin), undefined, { neverBackwards: true }));
-      let finalCheck = 'none';
-      if (c.finalCheck === 'quick') {
-        const v = await timed('final check', () => runVerify(ctx, { mode: 'quick', exact: true, tables: c.finalCheckTables.length ? c.finalCheckTables : undefined, skipSchema: true, quiet: true }), c.finalCheckSeconds * 1000);
-        finalCheck = `${v.verdict}: ${v.tables.length} table(s), first, last and sampled chunks`;
-        if (v.verdict !== 'equal') throw failure('cutover.final-check', `final check found differences in ${[...v.differences, ...v.unsettled].join(', ') || 'sequences'}`, 'run pgshift verify --exact to see the rows');
-      }
-      const repointed: RepointResult[] = [];
-      let configChange: { previous: string; next: string } | undefined;
-      await timed('switch', async () => {
-        if (onDms) {
-          const stop = await requestStop(ctx, dmsTasks);
-          dmsStopping = stop.asked;
-          if (stop.error) throw stop.error;
-        }
-        else for (const st of streams) await setSubscriptionEnabled(s.target, st.subscription, false);
-        if (c.rollback) reverse = await startReverse(ctx, s);
-        if (c.pgbouncer?.configFile) {
-          configChange = repointConfig(c.pgbouncer.configFile, c.pgbouncer.database, target);
-          await bouncer!.reload();
-        }
-        repointed.push(...(await repointAws(c.repoint, target)));
-        for (const st of streams) await journal!.setStreamState(st.group, 'cut-over');
-        switched = true;
-        if (bouncer) {
-          await bouncer.resume(c.pgbouncer!.database);
-          paused = false;
-        }
-      });
-      const windowMs = Date.now() - fenceStart;
-      // After the window: the DMS tasks asked to stop inside it finish stopping.
-      if (dmsStopping.length) await settleStopped(ctx, dmsStopping);
-      const result: CutoverResult = {
-        dryRun: false,
-        windowMs,
-        steps,
-        sequences,
-        fence: { strategy: c.fence, roles: fence.roles, terminated: fence.terminated },
-        endpoint: endpointText(target),
-        plannedSteps,
-        finalCheck,
-        repointed,
-        reverse,
-      };
-      await journal.finishPhase('cutover', 'done', { windowMs, steps, sequences: sequences.length, fence, finalCheck, reverse, pgbouncer: configChange, repointed });
-      log.info(`cut-over done: write-unavailable window ${windowMs} ms; the application now writes to ${endpointText(target)}`);
-      return result;
-    } catch (err) {
-      if (!switched) {
-        // Undo: forward CDC back on, reverse objects gone, fence lifted, pooler resumed.
-        if (onDms) await resumeAfterStop(ctx, dmsStopping).catch((e) => log.error(`could not resume the DMS tasks: ${(e as Error).message}; run pgshift cdc resume`));
-        else for (const st of streams) await setSubscriptionEnabled(s.target, st.subscription, true).catch(() => {});
-        if (reverse) await dropReverse(ctx, s).catch(() => {});
-        if (fence) await liftFence(s.source, fence).catch((e) => log.error(`could not lift the fence: ${(e as Error).message}`));
-        if (paused && bouncer) await bouncer.resume(c.pgbouncer!.database).catch((e) => log.error(`could not RESUME PgBouncer: ${(e as Error).message}`));
-        await journal.finishPhase('cutover', 'undone', { reason: (err as Error).message, steps });
-        log.warn('cut-over undone: the fence is lifted and the source is writable again');
-        const base = (err as Error).message;
-        throw failure('cutover.undone', `cut-over undone: ${base}`, 'the source is writable again; fix the cause and run pgshift cutover again', err);
-      }
-      throw err;
-    }
+    const record: CutoverRecord<FenceState, DmsTaskState> = { stage: 'window', attempted: [], seal: await planSeal(s.source, hardFence, c.roles), windowStartedAt: new Date().toISOString() };
+    await saveRecord(journal, record, { steps: plannedSteps });
+    const result = await window(ctx, s, journal, streams, tables, record, options, steps);
+    return { ...result, plannedSteps, endpoint: endpointText(target), ...(earlier ? { recovered: { outcome: earlier.outcome, stage: earlier.stage } } : {}) };
   } catch (err) {
     if (isPgshiftError(err) && err.exitCode === 3) await journal?.event('cutover', 'warn', `gate refused: ${err.message}`).catch(() => {});
     throw err;
   } finally {
-    await bouncer?.close();
+    await releaseCutoverLease(s.target, plan.name);
     await s.close();
   }
 }
 
-function withBudget<T>(step: string, work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const over = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(failure('cutover.budget', `step ${step} exceeded its budget of ${ms} ms`)), ms);
-  });
-  return Promise.race([work, over]).finally(() => clearTimeout(timer));
+/** The window, from the first PAUSE to the end of the switch. */
+async function window(
+  ctx: PhaseContext,
+  s: Sessions,
+  journal: Journal,
+  streams: StreamRecord[],
+  tables: Array<{ schema: string; name: string }>,
+  record: CutoverRecord<FenceState, DmsTaskState>,
+  options: CutoverOptions,
+  steps: StepTiming[],
+): Promise<Omit<CutoverResult, 'plannedSteps' | 'endpoint'>> {
+  const { plan, log } = ctx;
+  const c = plan.cutover;
+  const b = budgets(ctx);
+  const watchdog = options.recoveryCommand ? startWatchdog(options.recoveryCommand, plan.name, log) : undefined;
+  const windowStarted = Date.now();
+  let fence: WindowFence | undefined;
+  let finalCheck = 'none';
+  const intend = async (action: (typeof record.attempted)[number]) => {
+    record.attempted.push(action);
+    await saveRecord(journal, record);
+  };
+  // Each step before the decision runs under its budget and the interrupt signal; either one
+  // cancels the statements the step has running on the servers.
+  const step = async <T>(name: string, budgetMs: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> => {
+    const budget = AbortSignal.timeout(budgetMs);
+    const signal = AbortSignal.any([ctx.signal, budget]);
+    const stop = cancelOnAbort(signal, [
+      { ep: ctx.source, clients: [s.source] },
+      { ep: ctx.target, clients: [s.target] },
+    ]);
+    const t = Date.now();
+    try {
+      return await work(signal);
+    } catch (err) {
+      if (budget.aborted) throw failure('cutover.budget', `step ${name} exceeded its budget of ${budgetMs} ms`, undefined, err);
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      throw err;
+    } finally {
+      stop();
+      steps.push({ step: name, ms: Date.now() - t, budgetMs });
+    }
+  };
+  try {
+    await step('fence', b.fence, async (signal) => {
+      if (c.fence === 'pgbouncer') {
+        await intend('pause-pooler');
+        const bouncer = await PgBouncer.connect(c.pgbouncer!.adminUrl);
+        try {
+          await bouncer.pause(c.pgbouncer!.database, signal);
+        } finally {
+          await bouncer.close();
+        }
+      }
+      await intend('lock-tables');
+      fence = await WindowFence.acquire(ctx.source, tables, { lockTimeoutMs: c.lockTimeoutSeconds * 1000, attempts: c.lockAttempts, guardMs: c.guardSeconds * 1000, signal });
+    });
+    await journal.event('cutover', 'info', `writes fenced: ${describeLocked(tables)} locked${c.fence === 'pgbouncer' ? ', PgBouncer paused' : ''}`);
+    log.info(`fence: writes stopped on the source (${describeLocked(tables)} locked by session ${fence!.pid}${c.fence === 'pgbouncer' ? '; PgBouncer paused' : ''})`);
+    await step('barrier', b.barrier, (signal) => drainToBarrier(s.source, s.target, streams, b.barrier, signal));
+    await step('sequences', b.sequences, () => syncSequences(s.source, s.target, BigInt(c.sequenceMargin), undefined, { neverBackwards: true }));
+    if (c.finalCheck === 'quick') {
+      const v = await step('final check', b.finalCheck, (signal) => runVerify(ctx, { mode: 'quick', exact: true, tables: c.finalCheckTables.length ? c.finalCheckTables : undefined, skipSchema: true, quiet: true, signal }));
+      finalCheck = `${v.verdict}: ${v.tables.length} table(s), first, last and sampled chunks`;
+      if (v.verdict !== 'equal') throw failure('cutover.final-check', `final check found differences in ${[...v.differences, ...v.unsettled].join(', ') || 'sequences'}`, 'run pgshift verify --exact to see the rows');
+    }
+    // The decision: only while the fence provably held from before the barrier until now.
+    await fence!.requireHeld();
+    record.stage = 'decided';
+    await saveRecord(journal, record);
+  } catch (err) {
+    await fence?.release();
+    await uninterruptible(() => undoWindow(ctx, journal, record, (err as Error).message, 'this run')).catch((e) => log.error(`undoing the cut-over failed: ${(e as Error).message}; run pgshift cutover again to finish the undo`));
+    watchdog?.stand();
+    throw failure('cutover.undone', `cut-over undone: ${(err as Error).message}`, 'the source takes writes again; fix the cause and run pgshift cutover again', err);
+  }
+  // Decided: the switch runs to its end, whatever signal arrives.
+  try {
+    const done = await uninterruptible(() => completeWindow(ctx, s, journal, streams, record, { fence, by: 'this run' }));
+    const windowMs = Date.now() - windowStarted;
+    steps.push({ step: 'switch', ms: Date.now() - windowStarted - steps.filter((x) => x.step !== 'gate' && x.step !== 'prepare').reduce((n, x) => n + x.ms, 0) });
+    await journal.finishPhase('cutover', 'done', { ...record, completedBy: 'this run', windowMs, steps, sequences: done.sequences.length, fence: done.seal, finalCheck, reverse: done.reverse, pgbouncer: done.pooler, repointed: done.repointed });
+    log.info(`cut-over done: write-unavailable window ${windowMs} ms`);
+    return { dryRun: false, windowMs, steps, sequences: done.sequences, fence: { strategy: c.fence, roles: done.seal.roles, terminated: done.seal.terminated }, finalCheck, repointed: done.repointed, reverse: done.reverse };
+  } catch (err) {
+    throw failure('cutover.incomplete', `the cut-over was decided but could not complete: ${(err as Error).message}`, 'the source is sealed or about to be; fix the cause and run pgshift cutover again: it completes the switch', err);
+  } finally {
+    watchdog?.stand();
+  }
+}
+
+function recoveryResult(ctx: PhaseContext, r: Recovery | undefined, target: ReturnType<typeof parseServerUrl>): CutoverResult {
+  const done = r?.completion;
+  return {
+    dryRun: false,
+    windowMs: null,
+    steps: [],
+    sequences: done?.sequences ?? [],
+    fence: done ? { strategy: ctx.plan.cutover.fence, roles: done.seal.roles, terminated: done.seal.terminated } : null,
+    endpoint: endpointText(r?.outcome === 'completed' ? target : parseServerUrl(ctx.plan.source.url)),
+    plannedSteps: [],
+    finalCheck: 'not run',
+    repointed: done?.repointed ?? [],
+    reverse: done?.reverse ?? null,
+    recovered: r ? { outcome: r.outcome, stage: r.stage } : undefined,
+  };
+}
+
+function describeSteps(ctx: PhaseContext, streams: number, tables: number, hardFence: string): string[] {
+  const c = ctx.plan.cutover;
+  const b = budgets(ctx);
+  const target = parseServerUrl(ctx.plan.target.url);
+  return [
+    'prepare: ANALYZE on the target' + (c.prebumpSequences ? ', sequences pre-bumped' : '') + (c.rollback ? ', reverse publication on the target' : ''),
+    `fence writes: ${c.fence === 'pgbouncer' ? `PgBouncer PAUSE ${c.pgbouncer!.database}, then ` : ''}EXCLUSIVE locks on the ${tables} migrated table(s), held by one session the server ends if pgshift dies (budget ${b.fence / 1000} s)`,
+    `barrier: a heartbeat written after the fence applied on the target for ${streams} group(s) (budget ${c.timeoutSeconds} s)`,
+    `sequences from the source${c.sequenceMargin ? ` + ${c.sequenceMargin}` : ''} (budget ${c.sequenceSeconds} s)`,
+    c.finalCheck === 'quick' ? `final check: verify --mode quick, exact (budget ${c.finalCheckSeconds} s)` : 'final check: none',
+    `switch: seal the source (${hardFence}${hardFence === 'roles' ? ` ${c.roles.join(', ')}` : ''} read-only, their sessions ended), stop forward CDC${ctx.plan.cdc.engine === 'dms' ? ' (DMS tasks asked to stop; they finish stopping after the window)' : ''}${c.rollback ? ', start reverse replication target → source' : ''}` +
+      (c.pgbouncer?.configFile ? `, repoint ${c.pgbouncer.database} in ${c.pgbouncer.configFile}, RELOAD, RESUME` : c.fence === 'pgbouncer' ? ', RESUME' : '') +
+      (Object.keys(c.repoint).length ? `, repoint ${Object.keys(c.repoint).join(', ')}` : '') +
+      `; the application writes to ${endpointText(target)}`,
+  ];
 }
 
 /** DMS: every task running and no status threshold crossed (CloudWatch, instance, slots, LOB truncations). */
@@ -217,10 +298,11 @@ async function gateDms(ctx: PhaseContext, s: Sessions, journal: Journal): Promis
 /** Preconditions, checked before anything changes (exit 3 when one fails). */
 async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: StreamRecord[]): Promise<void> {
   const c = ctx.plan.cutover;
+  await requireWindowPossible(ctx, s);
   if (streams.length === 0) throw gateRefused('cutover.no-streams', 'no group is streaming', 'run pgshift full-load and pgshift cdc start first');
   for (const st of streams) {
     if (st.state !== 'streaming') {
-      throw gateRefused('cutover.not-streaming', `group ${st.group} is ${st.state}, not streaming`, st.state === 'cut-over' ? 'this migration is already cut over (pgshift rollback moves back)' : 'run pgshift cdc start (or resume)');
+      throw gateRefused('cutover.not-streaming', `group ${st.group} is ${st.state}, not streaming`, NEXT_STEP[st.state] ?? 'finish pgshift full-load, then pgshift cdc start');
     }
   }
   if (ctx.plan.cdc.engine === 'dms') await gateDms(ctx, s, journal);
@@ -275,7 +357,37 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
         );
       }
     }
-    if (poll < GATE_POLLS - 1) await new Promise((r) => setTimeout(r, 300));
+    if (poll < GATE_POLLS - 1) await sleep(300, ctx.signal);
+  }
+}
+
+/**
+ * What the window and the switch need, checked before either starts (exit 3): a seal the role
+ * may apply, room in the server's lock table for the window fence, a pooler config file pgshift
+ * can rewrite, and (rollback) a source that accepts the reverse subscription.
+ */
+async function requireWindowPossible(ctx: PhaseContext, s: Sessions): Promise<void> {
+  const c = ctx.plan.cutover;
+  const hardFence = c.fence === 'pgbouncer' ? c.pgbouncer!.hardFence : c.fence;
+  await checkFenceable(s.source, hardFence, c.roles);
+  const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
+  const tables = groups.reduce((n, g) => n + g.tables.length, 0);
+  const capacity = await lockCapacity(s.source);
+  if (tables > capacity / 2) {
+    throw gateRefused('cutover.lock-capacity', `source ${ctx.source.label}: the window fence locks ${tables} tables, more than half of the server's lock table (${capacity} entries)`, 'raise max_locks_per_transaction on the source (restart), or cut over the groups of a smaller plan');
+  }
+  if (c.pgbouncer?.configFile) {
+    try {
+      accessSync(c.pgbouncer.configFile, constants.R_OK | constants.W_OK);
+    } catch {
+      throw gateRefused('cutover.pgbouncer-config', `cutover.pgbouncer.configFile ${c.pgbouncer.configFile} cannot be read and written by pgshift`, 'run pgshift where it can write that file, or leave configFile out and repoint by other means');
+    }
+  }
+  if (c.rollback) {
+    const me = (await s.source.query<{ ok: boolean; u: string }>(
+      `SELECT current_user AS u, r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname IN ('rds_superuser', 'pg_create_subscription') AND pg_has_role(r.oid, g.oid, 'MEMBER')) AS ok FROM pg_roles r WHERE r.rolname = current_user`,
+    )).rows[0];
+    if (!me.ok) throw gateRefused('cutover.reverse-privilege', `cutover.rollback: the source role ${me.u} cannot create the reverse subscription`, 'connect pgshift to the source as a superuser (RDS: rds_superuser), or set cutover.rollback: false');
   }
 }
 
@@ -287,7 +399,7 @@ async function prepare(ctx: PhaseContext, s: Sessions, streams: StreamRecord[]):
     // Margin = values consumed per second on the source × the time until the switch, doubled.
     const seqs = await listSequences(s.source);
     const before = await Promise.all(seqs.map((q) => readSequence(s.source, q)));
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000, ctx.signal);
     const after = await Promise.all(seqs.map((q) => readSequence(s.source, q)));
     const budget = BigInt(Math.ceil(c.timeoutSeconds + c.finalCheckSeconds + 60));
     for (const [i, q] of seqs.entries()) {
@@ -298,57 +410,7 @@ async function prepare(ctx: PhaseContext, s: Sessions, streams: StreamRecord[]):
     }
     ctx.log.info(`sequences pre-bumped on the target (${seqs.length})`);
   }
-  if (c.rollback) {
-    const names = reverseNames(ctx.plan.name);
-    const exists = await s.target.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [names.publication]);
-    if (!exists.rowCount) {
-      const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
-      const tables = [...groups.flatMap((g) => g.tables.map(qualify)), ...streams.map((st) => `${S}.${quoteIdent(heartbeatTable(st.group))}`)];
-      await s.target.query(`CREATE PUBLICATION ${quoteIdent(names.publication)} FOR TABLE ${tables.join(', ')}`);
-    }
-  }
-}
-
-async function barrier(ctx: PhaseContext, s: Sessions, streams: StreamRecord[], timeoutMs: number): Promise<void> {
-  const beats = await Promise.all(streams.map(async (st) => ({ st, beat: await writeBeat(s.source, heartbeatTable(st.group), st.group) })));
-  for (const { st, beat } of beats) {
-    const waited = await waitForMarker(s.target, heartbeatTable(st.group), st.group, beat, timeoutMs, 5);
-    if (waited === null) {
-      throw failure('cutover.barrier', `group ${st.group}: the barrier marker did not reach the target within ${timeoutMs / 1000} s`, 'check pgshift cdc status; raise cutover.timeoutSeconds if the stream is healthy but slow');
-    }
-    ctx.log.debug(`barrier: group ${st.group} drained in ${waited} ms`);
-  }
-}
-
-/**
- * Reverse replication, created while nothing writes to the target yet: the slot's consistent
- * point precedes the application's first write there, so a rollback loses nothing.
- */
-async function startReverse(ctx: PhaseContext, s: Sessions): Promise<NonNullable<CutoverResult['reverse']>> {
-  const names = reverseNames(ctx.plan.name);
-  const slot = await s.target.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [names.slot]);
-  if (!slot.rowCount) await s.target.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [names.slot]);
-  const conninfo = toConninfo(parseServerUrl(ctx.plan.target.url), { withPassword: true });
-  const sub = await s.source.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [names.subscription]);
-  if (!sub.rowCount) {
-    await s.source.query(
-      `CREATE SUBSCRIPTION ${quoteIdent(names.subscription)} CONNECTION ${quoteLiteral(conninfo)} PUBLICATION ${quoteIdent(names.publication)}
-         WITH (create_slot = false, slot_name = ${quoteLiteral(names.slot)}, copy_data = false, enabled = true)`,
-    );
-  }
-  return names;
-}
-
-async function dropReverse(ctx: PhaseContext, s: Sessions): Promise<void> {
-  const names = reverseNames(ctx.plan.name);
-  const sub = await s.source.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [names.subscription]);
-  if (sub.rowCount) {
-    await s.source.query(`ALTER SUBSCRIPTION ${quoteIdent(names.subscription)} DISABLE`);
-    await s.source.query(`ALTER SUBSCRIPTION ${quoteIdent(names.subscription)} SET (slot_name = NONE)`);
-    await s.source.query(`DROP SUBSCRIPTION ${quoteIdent(names.subscription)}`);
-  }
-  await dropSlot(s.target, names.slot);
-  await dropPublication(s.target, names.publication);
+  if (c.rollback) await prepareReverse(ctx, s, streams);
 }
 
 export interface RollbackResult {
@@ -368,12 +430,7 @@ export async function runRollback(ctx: PhaseContext): Promise<RollbackResult> {
   const c = plan.cutover;
   const s = await openSessions(ctx);
   const steps: StepTiming[] = [];
-  const timed = async <T>(step: string, fn: () => Promise<T>): Promise<T> => {
-    const t = Date.now();
-    const r = await fn();
-    steps.push({ step, ms: Date.now() - t });
-    return r;
-  };
+  const timed = stepTimer(steps);
   let bouncer: PgBouncer | undefined;
   try {
     const journal = await Journal.find(s.target, plan.name);
@@ -389,19 +446,19 @@ export async function runRollback(ctx: PhaseContext): Promise<RollbackResult> {
     await journal.startPhase('rollback');
     const started = Date.now();
     if (bouncer) await timed('pause', () => bouncer!.pause(c.pgbouncer!.database));
-    const targetFence = await timed('fence target', () => applyFence(s.target, hardFence, c.roles));
+    const targetFence = await timed('fence target', async () => applyFence(s.target, await planSeal(s.target, hardFence, c.roles)));
     await timed('barrier', async () => {
       for (const st of streams) {
         const hb = heartbeatTable(st.group);
         const beat = await writeBeat(s.target, hb, st.group);
-        if ((await waitForMarker(s.source, hb, st.group, beat, c.timeoutSeconds * 1000, 5)) === null) {
+        if ((await waitForMarker(s.source, hb, st.group, beat, c.timeoutSeconds * 1000, 5, ctx.signal)) === null) {
           throw failure('rollback.barrier', `the reverse stream did not reach the source within ${c.timeoutSeconds} s`, 'check the source server log; the target stays fenced');
         }
       }
     });
     const sequences = await timed('sequences', () => syncSequences(s.target, s.source, BigInt(c.sequenceMargin), undefined, { neverBackwards: true }));
     await timed('switch', async () => {
-      await s.source.query(`ALTER SUBSCRIPTION ${quoteIdent(names.subscription)} DISABLE`);
+      await setSubscriptionEnabled(s.source, names.subscription, false);
       await liftFence(s.source, detail.fence);
       const source = parseServerUrl(plan.source.url);
       if (c.pgbouncer?.configFile && detail.pgbouncer) {

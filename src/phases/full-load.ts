@@ -18,7 +18,7 @@ import { preflightLoad } from './preflight.js';
 import { journaledDmsTasks, newStreamRecord, streamSource, type StreamPart, type StreamSource } from './stream-source.js';
 import { dumpSchema, preDataList, restoreSection, type SchemaDump } from '../pg/schema.js';
 import { syncSequences } from '../pg/sequences.js';
-import { dropSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
+import { dropSlot, ensureSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
 import { findTool, requireDumpForSource, type PgTool } from '../pg/tools.js';
 import { openSessions, requireLogicalSource, resolveGroups, type PhaseContext, type ResolvedGroup, type Sessions } from './context.js';
 import { LoadProgress, type TableProgress } from './load-progress.js';
@@ -637,11 +637,6 @@ async function prepareGroupObjects(s: Sessions, journal: Journal, stream: Stream
     await ensureHeartbeat(s.source, heartbeatTable(part.record.group), part.record.group);
     await stream.prepare(s.source, part);
   }
-}
-
-async function ensureSlot(c: pg.Client, slot: string, plugin: string): Promise<void> {
-  const exists = await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-  if (!exists.rowCount) await c.query(`SELECT pg_create_logical_replication_slot($1, $2)`, [slot, plugin]);
 }
 
 /**

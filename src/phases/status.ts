@@ -1,5 +1,5 @@
 import { connect, endpointFor } from '../pg/connect.js';
-import { Journal } from '../journal/journal.js';
+import { Journal, PHASE_OWNER_ALIVE } from '../journal/journal.js';
 import type { PhaseContext } from './context.js';
 import type { ProgressSnapshot } from './load-progress.js';
 
@@ -25,12 +25,15 @@ export async function migrationStatus(ctx: PhaseContext): Promise<MigrationStatu
     const journal = await Journal.find(target, ctx.plan.name);
     if (!journal) return { migration: ctx.plan.name, found: false, phases: [], streams: [], tables: { done: 0, rows: 0, bytes: 0 }, loads: [], events: [] };
     const phases = await target.query(
-      `SELECT phase, state, started_at::text AS "startedAt", finished_at::text AS "finishedAt" FROM pgshift.phase WHERE migration = $1 ORDER BY started_at`,
+      // A phase that says running while its process is gone (killed, runner lost) was interrupted.
+      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state,
+              started_at::text AS "startedAt", finished_at::text AS "finishedAt" FROM pgshift.phase p WHERE migration = $1 ORDER BY started_at`,
       [ctx.plan.name],
     );
     const progress = await journal.tableProgress();
     const loads = await target.query<{ phase: string; state: string; detail: ProgressSnapshot }>(
-      `SELECT phase, state, detail FROM pgshift.phase WHERE migration = $1 AND phase LIKE 'full-load:progress:%' ORDER BY phase`,
+      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state, detail
+         FROM pgshift.phase p WHERE migration = $1 AND phase LIKE 'full-load:progress:%' ORDER BY phase`,
       [ctx.plan.name],
     );
     const done = progress.filter((p) => p.state === 'done' && p.part === 0);

@@ -26,6 +26,8 @@ import {
   type Range,
 } from '../pg/chunks.js';
 import { connect } from '../pg/connect.js';
+import { cancelOnAbort } from '../pg/cancel.js';
+import { throwIfAborted } from '../core/wait.js';
 import { fingerprint, useCanonicalSettings } from '../pg/hash.js';
 import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { diffSchemas, type SchemaDifference } from '../pg/schema-diff.js';
@@ -111,6 +113,8 @@ export interface VerifyOptions {
   skipSchema?: boolean;
   /** Do not journal this run as the migration's verify (the cut-over's own final check). */
   quiet?: boolean;
+  /** Stop (cancelling the statements running on both servers) when this aborts: a budget, an interrupt. */
+  signal?: AbortSignal;
 }
 
 const SPLIT_FACTOR = 16;
@@ -130,6 +134,12 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
   if (options.applyRepair && !options.repairSql) throw inputError('verify.repair', '--apply-repair needs --repair-sql FILE', 'name the file the repair SQL is written to (and review it)');
   const s = await openSessions(ctx);
   const workers: Sides[] = [];
+  // Every session verify opens, for cancellation when the signal aborts.
+  const open = { source: [s.source], target: [s.target] };
+  const stopCancelling = cancelOnAbort(options.signal ?? ctx.signal, [
+    { ep: ctx.source, clients: open.source },
+    { ep: ctx.target, clients: open.target },
+  ]);
   try {
     await useCanonicalSettings(s.source);
     await useCanonicalSettings(s.target);
@@ -176,9 +186,12 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
       checks.push({ table: displayName(w.table), group: w.group, method: 'whole-table', verdict: 'different', sourceRows: 0, targetRows: 0, chunks: 0, mismatchedChunks: 0, differenceCount: 0, differences: [], unsettledKeys: 0, seconds: 0 });
     }
     await runPool(work.filter((x) => !missing.has(displayName(x.table))), ctx.plan.verify.jobs, async ({ group, table }, id) => {
+      throwIfAborted(options.signal ?? ctx.signal);
       let w = workers[id];
       if (!w) {
         w = workers[id] = { source: await connect(ctx.source, { applicationName: 'pgshift verify' }), target: await connect(ctx.target, { applicationName: 'pgshift verify' }) };
+        open.source.push(w.source);
+        open.target.push(w.target);
         await useCanonicalSettings(w.source);
         await useCanonicalSettings(w.target);
       }
@@ -243,6 +256,7 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
     });
     return result;
   } finally {
+    stopCancelling();
     await Promise.all(workers.flatMap((w) => [w.source.end().catch(() => {}), w.target.end().catch(() => {})]));
     await s.close();
   }

@@ -229,10 +229,17 @@ function short(row: Record<string, unknown>): string {
 }
 
 export function cutoverMarkdown(r: CutoverResult): string {
+  const earlier = r.recovered
+    ? `An earlier cut-over was interrupted at the ${r.recovered.stage} stage (its process had gone): ${r.recovered.outcome === 'completed' ? 'it had been decided, and is now completed' : 'it had not been decided, and is now undone — the source takes writes'}.`
+    : '';
   if (r.dryRun) {
-    return [`### pgshift cutover — dry run`, 'The gate passed. The cut-over would run, in order:', '', ...r.plannedSteps.map((s, i) => `${i + 1}. ${s}`)].join('\n') + '\n';
+    return [`### pgshift cutover — dry run`, ...(earlier ? [earlier, ''] : []), 'The gate passed. The cut-over would run, in order:', '', ...r.plannedSteps.map((s, i) => `${i + 1}. ${s}`)].join('\n') + '\n';
+  }
+  if (r.windowMs === null) {
+    return [`### pgshift cutover — ${r.recovered ? `recovered (${r.recovered.outcome})` : 'nothing to recover'}`, earlier || 'No cut-over was left unfinished.', `The application writes to ${r.endpoint}.`].join('\n') + '\n';
   }
   return [
+    ...(earlier ? [earlier, ''] : []),
     `### pgshift cutover — done`,
     `Write-unavailable window (fence → switch): **${r.windowMs} ms**. The application now writes to ${r.endpoint}.`,
     `Fence: ${r.fence?.strategy}, ${r.fence?.terminated ?? 0} session(s) ended. ${r.sequences.length} sequence(s) set. Final check: ${r.finalCheck}.` +

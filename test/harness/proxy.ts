@@ -8,12 +8,17 @@ import net from 'node:net';
 export interface Proxy {
   port: number;
   cut(ms: number): void;
+  /** Stop passing bytes either way, keeping every connection open (a stream that stands still). */
+  freeze(): void;
+  /** Pass bytes again, everything held back first. */
+  thaw(): void;
   close(): Promise<void>;
 }
 
 export async function startProxy(targetPort: number): Promise<Proxy> {
   const sockets = new Set<net.Socket>();
   let downUntil = 0;
+  let frozen = false;
   const server = net.createServer((client) => {
     if (Date.now() < downUntil) {
       client.destroy();
@@ -32,6 +37,10 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
     upstream.on('error', drop).on('close', drop);
     client.pipe(upstream);
     upstream.pipe(client);
+    if (frozen) {
+      client.pause();
+      upstream.pause();
+    }
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return {
@@ -40,6 +49,14 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
       downUntil = Date.now() + ms;
       for (const s of sockets) s.destroy();
       sockets.clear();
+    },
+    freeze() {
+      frozen = true;
+      for (const s of sockets) s.pause();
+    },
+    thaw() {
+      frozen = false;
+      for (const s of sockets) s.resume();
     },
     close: () =>
       new Promise((r) => {

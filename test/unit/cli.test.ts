@@ -179,7 +179,7 @@ describe('shell completion', () => {
     [['pgshift', 'cdc', ''], ['start', 'status', 'pause', 'resume', 'stop', 'resync', 'restart']],
     [['pgshift', '-c', 'cdc', 'cdc', 're'], ['resume', 'resync', 'restart']],
     [['pgshift', 'verify', '--mode', ''], ['full', 'quick']],
-    [['pgshift', 'cutover', '--'], ['--dry-run', '--yes', '--version', '--config', '--json', '--debug', '--help']],
+    [['pgshift', 'cutover', '--'], ['--dry-run', '--recover', '--yes', '--version', '--config', '--json', '--debug', '--help']],
     [['pgshift', 'completion', ''], ['bash', 'zsh']],
   ];
 

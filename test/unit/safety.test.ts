@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { changesMade, noteChange, resetChanges } from '../../src/core/changes.js';
 import { describeFailure, gateRefused, inputError, tagServer } from '../../src/core/errors.js';
+import { completeActions, isDecided, undoActions } from '../../src/core/cutover-steps.js';
 import { decideGroupLoad } from '../../src/core/load-decision.js';
 import { privilegeFindings, type RoleFacts } from '../../src/core/privileges.js';
 import { identityProblem, planPublishing } from '../../src/core/replica-identity.js';
@@ -95,5 +96,20 @@ describe('the exit-code contract, in one place', () => {
     expect(f.message).toBe('target 10.0.0.5:5432/app: permission denied for database app (SQLSTATE 42501)');
     expect(f.hint).toMatch(/grant the missing privilege/);
     expect(describeFailure(new Error('boom')).line).toBe('unexpected error: boom');
+  });
+});
+
+describe('the cut-over record: what ending an interrupted window takes', () => {
+  it('undoes what was attempted before the decision — RESUME whenever PAUSE may have been sent', () => {
+    expect(undoActions({ attempted: [] })).toEqual([]);
+    expect(undoActions({ attempted: ['lock-tables'] })).toEqual([]); // the server ended the fence with the session
+    expect(undoActions({ attempted: ['pause-pooler'] })).toEqual(['resume-pooler']);
+    expect(undoActions({ attempted: ['pause-pooler', 'lock-tables', 'stop-forward', 'start-reverse'] })).toEqual(['resume-pooler', 'restart-forward', 'drop-reverse']);
+  });
+  it('completes every step after the decision, the seal first', () => {
+    expect(isDecided({ stage: 'window' })).toBe(false);
+    expect(isDecided({ stage: 'decided' })).toBe(true);
+    expect(completeActions({ pooler: false, poolerConfig: false, aws: false })).toEqual(['seal-source', 'stop-forward']);
+    expect(completeActions({ pooler: true, poolerConfig: true, aws: true })).toEqual(['seal-source', 'stop-forward', 'repoint-pooler', 'resume-pooler', 'repoint-aws']);
   });
 });

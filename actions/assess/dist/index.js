@@ -51986,6 +51986,10 @@ var planSchema = external_exports.strictObject({
     }).optional(),
     maxLagBytes: size.prefault("1MB").describe("The gate refuses above this lag."),
     timeoutSeconds: external_exports.number().min(1).max(3600).default(60).describe("Budget for the drain to the barrier."),
+    lockTimeoutSeconds: external_exports.number().min(0.1).max(60).default(2).describe("How long one attempt of the window fence waits for a table lock; the application waits behind it that long at most."),
+    lockAttempts: external_exports.number().int().min(1).max(20).default(5).describe("Attempts of the window fence before the cut-over gives up (nothing changed)."),
+    guardSeconds: external_exports.number().min(1).max(300).default(5).describe("If pgshift stops answering (machine or network lost), the source server ends the window fence after this long and the application writes again."),
+    sequenceSeconds: external_exports.number().min(1).default(10).describe("Budget for carrying the sequences inside the window."),
     sequenceMargin: external_exports.number().int().min(0).default(0).describe("Added to every sequence on the target."),
     prebumpSequences: external_exports.boolean().default(false).describe("Before the freeze, move target sequences ahead by the rate observed times the time budget."),
     verifyMaxAgeMinutes: external_exports.number().min(0).default(60).describe("The gate needs a verify that passed within this many minutes (0: not required)."),
@@ -52238,6 +52242,9 @@ async function connect(ep, opts = {}) {
     throw connectionError(ep, err);
   }
   tagQueryErrors(client, ep);
+  if (!opts.replication) {
+    await client.query(`SELECT set_config('client_connection_check_interval', '2000', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`);
+  }
   return client;
 }
 function tagQueryErrors(client, ep) {
@@ -52829,6 +52836,10 @@ function batchStreamName(group2) {
 
 // src/journal/journal.ts
 var S = quoteIdent(CONTROL_SCHEMA);
+var PHASE_OWNER_COLUMNS = [
+  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
+  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
+];
 var DDL = [
   `CREATE SCHEMA IF NOT EXISTS ${S}`,
   `COMMENT ON SCHEMA ${S} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
@@ -52872,6 +52883,7 @@ var DDL = [
      PRIMARY KEY (migration, table_schema, table_name, part))`,
   // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
   `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
+  ...PHASE_OWNER_COLUMNS,
   `CREATE TABLE IF NOT EXISTS ${S}.event (
      id bigserial PRIMARY KEY,
      migration text NOT NULL,

@@ -2393,9 +2393,9 @@ var require_timers = __commonJS({
        * before the specified function or code is executed.
        * @param {*} arg
        */
-      constructor(callback, delay, arg) {
+      constructor(callback, delay2, arg) {
         this._onTimeout = callback;
-        this._idleTimeout = delay;
+        this._idleTimeout = delay2;
         this._timerArg = arg;
         this.refresh();
       }
@@ -2440,8 +2440,8 @@ var require_timers = __commonJS({
        * when the timer expires.
        * @returns {NodeJS.Timeout|FastTimer}
        */
-      setTimeout(callback, delay, arg) {
-        return delay <= RESOLUTION_MS ? setTimeout(callback, delay, arg) : new FastTimer(callback, delay, arg);
+      setTimeout(callback, delay2, arg) {
+        return delay2 <= RESOLUTION_MS ? setTimeout(callback, delay2, arg) : new FastTimer(callback, delay2, arg);
       },
       /**
        * The clearTimeout method cancels an instantiated Timer previously created
@@ -2467,8 +2467,8 @@ var require_timers = __commonJS({
        * when the timer expires.
        * @returns {FastTimer}
        */
-      setFastTimeout(callback, delay, arg) {
-        return new FastTimer(callback, delay, arg);
+      setFastTimeout(callback, delay2, arg) {
+        return new FastTimer(callback, delay2, arg);
       },
       /**
        * The clearTimeout method cancels an instantiated FastTimer previously
@@ -2494,8 +2494,8 @@ var require_timers = __commonJS({
        * @deprecated
        * @param {number} [delay=0] The delay in milliseconds to add to the now value.
        */
-      tick(delay = 0) {
-        fastNow += delay - RESOLUTION_MS + 1;
+      tick(delay2 = 0) {
+        fastNow += delay2 - RESOLUTION_MS + 1;
         onTick();
         onTick();
       },
@@ -5626,7 +5626,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
         source: body.source
       };
     }
-    function throwIfAborted(state2) {
+    function throwIfAborted2(state2) {
       if (state2.aborted) {
         throw new DOMException("The operation was aborted.", "AbortError");
       }
@@ -5700,7 +5700,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
       if (bodyUnusable(object2)) {
         throw new TypeError("Body is unusable: Body has already been read");
       }
-      throwIfAborted(object2[kState]);
+      throwIfAborted2(object2[kState]);
       const promise2 = createDeferredPromise();
       const errorSteps = (error64) => promise2.reject(error64);
       const successSteps = (data) => {
@@ -5894,21 +5894,21 @@ var require_client_h1 = __commonJS({
         this.connection = "";
         this.maxResponseSize = client[kMaxResponseSize];
       }
-      setTimeout(delay, type) {
-        if (delay !== this.timeoutValue || type & USE_FAST_TIMER ^ this.timeoutType & USE_FAST_TIMER) {
+      setTimeout(delay2, type) {
+        if (delay2 !== this.timeoutValue || type & USE_FAST_TIMER ^ this.timeoutType & USE_FAST_TIMER) {
           if (this.timeout) {
             timers.clearTimeout(this.timeout);
             this.timeout = null;
           }
-          if (delay) {
+          if (delay2) {
             if (type & USE_FAST_TIMER) {
-              this.timeout = timers.setFastTimeout(onParserTimeout, delay, new WeakRef(this));
+              this.timeout = timers.setFastTimeout(onParserTimeout, delay2, new WeakRef(this));
             } else {
-              this.timeout = setTimeout(onParserTimeout, delay, new WeakRef(this));
+              this.timeout = setTimeout(onParserTimeout, delay2, new WeakRef(this));
               this.timeout.unref();
             }
           }
-          this.timeoutValue = delay;
+          this.timeoutValue = delay2;
         } else if (this.timeout) {
           if (this.timeout.refresh) {
             this.timeout.refresh();
@@ -10861,7 +10861,7 @@ var require_mock_utils = __commonJS({
       if (mockDispatch2.data.callback) {
         mockDispatch2.data = { ...mockDispatch2.data, ...mockDispatch2.data.callback(opts) };
       }
-      const { data: { statusCode, data, headers, trailers, error: error64 }, delay, persist } = mockDispatch2;
+      const { data: { statusCode, data, headers, trailers, error: error64 }, delay: delay2, persist } = mockDispatch2;
       const { timesInvoked, times } = mockDispatch2;
       mockDispatch2.consumed = !persist && timesInvoked >= times;
       mockDispatch2.pending = timesInvoked < times;
@@ -10870,10 +10870,10 @@ var require_mock_utils = __commonJS({
         handler.onError(error64);
         return true;
       }
-      if (typeof delay === "number" && delay > 0) {
+      if (typeof delay2 === "number" && delay2 > 0) {
         setTimeout(() => {
           handleReply(this[kDispatches]);
-        }, delay);
+        }, delay2);
       } else {
         handleReply(this[kDispatches]);
       }
@@ -18302,7 +18302,7 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms) {
+    function delay2(ms) {
       return new Promise((resolve) => {
         setTimeout(resolve, ms).unref();
       });
@@ -18310,7 +18310,7 @@ var require_util8 = __commonJS({
     module.exports = {
       isValidLastEventId,
       isASCIINumber,
-      delay
+      delay: delay2
     };
   }
 });
@@ -18732,7 +18732,7 @@ var require_eventsource = __commonJS({
     var { parseMIMEType } = require_data_url();
     var { createFastMessageEvent } = require_events();
     var { isNetworkError } = require_response();
-    var { delay } = require_util8();
+    var { delay: delay2 } = require_util8();
     var { kEnumerableProperty } = require_util();
     var { environmentSettingsObject } = require_util2();
     var { getGlobalDispatcher } = require_global2();
@@ -18905,7 +18905,7 @@ var require_eventsource = __commonJS({
         if (this.#readyState === CLOSED) return;
         this.#readyState = CONNECTING;
         this.dispatchEvent(new Event("error"));
-        await delay(this.#state.reconnectionTime);
+        await delay2(this.#state.reconnectionTime);
         if (this.#readyState !== CONNECTING) return;
         if (this.#state.lastEventId.length) {
           this.#request.headersList.set("last-event-id", this.#state.lastEventId, true);
@@ -26903,10 +26903,10 @@ var init_circularReplacer = __esm({
 });
 
 // node_modules/@smithy/core/dist-es/submodules/client/util-waiter/utils/sleep.js
-var sleep;
+var sleep2;
 var init_sleep = __esm({
   "node_modules/@smithy/core/dist-es/submodules/client/util-waiter/utils/sleep.js"() {
-    sleep = (seconds) => {
+    sleep2 = (seconds) => {
       return new Promise((resolve) => setTimeout(resolve, seconds * 1e3));
     };
   }
@@ -26977,7 +26977,7 @@ var init_poller = __esm({
           if (Date.now() + delayMs > waitUntil) {
             return { state: WaiterState.TIMEOUT, observedResponses };
           }
-          await sleep(delayMs / 1e3);
+          await sleep2(delayMs / 1e3);
         }
         const { state: state2, reason } = await acceptorChecks(client, input2);
         if (reason) {
@@ -27030,8 +27030,8 @@ var init_poller = __esm({
       if (attempt > attemptCountCeiling) {
         return maxDelayMs;
       }
-      const delay = minDelayMs * 2 ** (attempt - 1);
-      const capped = Math.min(delay, maxDelayMs);
+      const delay2 = minDelayMs * 2 ** (attempt - 1);
+      const capped = Math.min(delay2, maxDelayMs);
       const waitFor = randomInRange(minDelayMs, capped);
       if (Date.now() + waitFor > waitUntil) {
         const timeRemaining = waitUntil - Date.now();
@@ -38088,10 +38088,10 @@ function bindRetryMiddleware(isStreamingPayload2) {
             throw lastError;
           }
           attempts = retryToken.getRetryCount();
-          const delay = retryToken.getRetryDelay();
-          totalRetryDelay += (retryToken?.$retryLog?.acquisitionDelay ?? 0) + delay;
-          if (delay > 0) {
-            await race(new Promise((resolve) => setTimeout(resolve, delay)), abortSignal);
+          const delay2 = retryToken.getRetryDelay();
+          totalRetryDelay += (retryToken?.$retryLog?.acquisitionDelay ?? 0) + delay2;
+          if (delay2 > 0) {
+            await race(new Promise((resolve) => setTimeout(resolve, delay2)), abortSignal);
           }
         }
       }
@@ -38164,7 +38164,7 @@ var init_DefaultRateLimiter = __esm({
   "node_modules/@smithy/core/dist-es/submodules/retry/util-retry/DefaultRateLimiter.js"() {
     init_service_error_classification();
     DefaultRateLimiter = class _DefaultRateLimiter {
-      static setTimeoutFn = (fn, delay) => setTimeout(fn, delay);
+      static setTimeoutFn = (fn, delay2) => setTimeout(fn, delay2);
       beta;
       minCapacity;
       minFillRate;
@@ -38223,8 +38223,8 @@ var init_DefaultRateLimiter = __esm({
         }
         this.refillTokenBucket();
         while (amount > this.availableTokens) {
-          const delay = (amount - this.availableTokens) / this.fillRate * 1e3;
-          await new Promise((resolve) => _DefaultRateLimiter.setTimeoutFn(resolve, delay));
+          const delay2 = (amount - this.availableTokens) / this.fillRate * 1e3;
+          await new Promise((resolve) => _DefaultRateLimiter.setTimeoutFn(resolve, delay2));
           this.refillTokenBucket();
         }
         this.availableTokens = this.availableTokens - amount;
@@ -38314,8 +38314,8 @@ var init_DefaultRetryBackoffStrategy = __esm({
         const t_i = b5 * Math.min(this.x * r5 ** i5, MAXIMUM_RETRY_DELAY);
         return Math.floor(t_i);
       }
-      setDelayBase(delay) {
-        this.x = delay;
+      setDelayBase(delay2) {
+        this.x = delay2;
       }
     };
   }
@@ -38334,8 +38334,8 @@ var init_DefaultRetryToken = __esm({
       $retryLog = {
         acquisitionDelay: 0
       };
-      constructor(delay, count, cost, longPoll) {
-        this.delay = delay;
+      constructor(delay2, count, cost, longPoll) {
+        this.delay = delay2;
         this.count = count;
         this.cost = cost;
         this.longPoll = longPoll;
@@ -38660,9 +38660,9 @@ var init_StandardRetryStrategy2 = __esm({
               retryTokenAmount = this.retryQuota.retrieveRetryTokens(err);
               const delayFromDecider = this.delayDecider(isThrottlingError(err) ? THROTTLING_RETRY_DELAY_BASE : DEFAULT_RETRY_DELAY_BASE, attempts);
               const delayFromResponse = getDelayFromRetryAfterHeader(err.$response);
-              const delay = Math.max(delayFromResponse || 0, delayFromDecider);
-              totalDelay += delay;
-              await new Promise((resolve) => setTimeout(resolve, delay));
+              const delay2 = Math.max(delayFromResponse || 0, delayFromDecider);
+              totalDelay += delay2;
+              await new Promise((resolve) => setTimeout(resolve, delay2));
               continue;
             }
             if (!err.$metadata) {
@@ -74842,6 +74842,12 @@ async function setting(c5, name) {
 // src/journal/journal.ts
 var S = quoteIdent(CONTROL_SCHEMA);
 var LOCK_KEY = "pgshift.journal";
+var PHASE_OWNER_COLUMNS = [
+  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
+  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
+];
+var OWNER_NOW = `pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`;
+var PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.owner_pid AND (a.backend_start IS NULL OR a.backend_start = p.owner_started))`;
 var DDL = [
   `CREATE SCHEMA IF NOT EXISTS ${S}`,
   `COMMENT ON SCHEMA ${S} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
@@ -74885,6 +74891,7 @@ var DDL = [
      PRIMARY KEY (migration, table_schema, table_name, part))`,
   // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
   `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
+  ...PHASE_OWNER_COLUMNS,
   `CREATE TABLE IF NOT EXISTS ${S}.event (
      id bigserial PRIMARY KEY,
      migration text NOT NULL,
@@ -74927,19 +74934,30 @@ var Journal = class _Journal {
     const r5 = await c5.query(`SELECT 1 FROM pg_namespace n JOIN pg_class t ON t.relnamespace = n.oid WHERE n.nspname = $1 AND t.relname = 'migration'`, [CONTROL_SCHEMA]);
     if (r5.rowCount === 0) return void 0;
     const m3 = await c5.query(`SELECT 1 FROM ${S}.migration WHERE name = $1`, [migration]);
-    return m3.rowCount ? new _Journal(c5, migration) : void 0;
+    if (!m3.rowCount) return void 0;
+    const cols = await c5.query(`SELECT 1 FROM pg_attribute WHERE attrelid = '${CONTROL_SCHEMA}.phase'::regclass AND attname = 'owner_pid'`);
+    if (!cols.rowCount) for (const statement of PHASE_OWNER_COLUMNS) await c5.query(statement);
+    return new _Journal(c5, migration);
   }
   get client() {
     return this.c;
   }
+  /**
+   * A phase's row; `interrupted` when it says running but the process that runs it is gone.
+   */
   async phaseState(phase) {
-    const r5 = await this.c.query(`SELECT state, detail, finished_at FROM ${S}.phase WHERE migration = $1 AND phase = $2`, [this.migration, phase]);
-    return r5.rows[0] ? { state: r5.rows[0].state, detail: r5.rows[0].detail, finishedAt: r5.rows[0].finished_at } : void 0;
+    const r5 = await this.c.query(
+      `SELECT state, detail, finished_at, state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} AS interrupted FROM ${S}.phase p WHERE migration = $1 AND phase = $2`,
+      [this.migration, phase]
+    );
+    const row = r5.rows[0];
+    return row ? { state: row.state, detail: row.detail, finishedAt: row.finished_at, interrupted: row.interrupted } : void 0;
   }
   async startPhase(phase, detail = {}) {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail) VALUES ($1, $2, 'running', $3)
-       ON CONFLICT (migration, phase) DO UPDATE SET state = 'running', started_at = now(), finished_at = NULL, detail = EXCLUDED.detail`,
+      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
+       ON CONFLICT (migration, phase) DO UPDATE SET state = 'running', started_at = now(), finished_at = NULL, detail = EXCLUDED.detail,
+         owner_pid = EXCLUDED.owner_pid, owner_started = EXCLUDED.owner_started`,
       [this.migration, phase, JSON.stringify(redactDeep(detail))]
     );
     await this.event(phase, "info", `${phase} started`);
@@ -74955,9 +74973,11 @@ var Journal = class _Journal {
   /** Update a phase's state and detail without an event (progress snapshots every few seconds). */
   async setPhaseDetail(phase, state2, detail) {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail) VALUES ($1, $2, $3, $4)
+      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, $3, $4, ${OWNER_NOW})
        ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail,
-         finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END`,
+         finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END,
+         owner_pid = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_pid ELSE ${S}.phase.owner_pid END,
+         owner_started = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_started ELSE ${S}.phase.owner_started END`,
       [this.migration, phase, state2, JSON.stringify(redactDeep(detail))]
     );
   }
@@ -75257,6 +75277,9 @@ async function connect(ep, opts = {}) {
     throw connectionError(ep, err);
   }
   tagQueryErrors(client, ep);
+  if (!opts.replication) {
+    await client.query(`SELECT set_config('client_connection_check_interval', '2000', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`);
+  }
   return client;
 }
 function tagQueryErrors(client, ep) {
@@ -75308,6 +75331,38 @@ function majorOf(versionNum) {
 
 // src/pg/heartbeat.ts
 import { randomUUID as randomUUID2 } from "node:crypto";
+
+// src/core/wait.ts
+import { setTimeout as delay } from "node:timers/promises";
+function abortReason(signal) {
+  const r5 = signal.reason;
+  if (r5 instanceof Error && r5.name !== "TimeoutError" && r5.name !== "AbortError") return r5;
+  return new PgshiftError("interrupted", "interrupted", { exitCode: 1 });
+}
+function throwIfAborted(signal) {
+  if (signal?.aborted) throw abortReason(signal);
+}
+async function sleep(ms, signal) {
+  throwIfAborted(signal);
+  try {
+    await delay(ms, void 0, signal ? { signal } : void 0);
+  } catch (err) {
+    if (signal?.aborted) throw abortReason(signal);
+    throw err;
+  }
+}
+async function pollUntil(probe, o3) {
+  const deadline = Date.now() + o3.timeoutMs;
+  for (; ; ) {
+    throwIfAborted(o3.signal);
+    const v = await probe();
+    if (v !== void 0) return v;
+    if (Date.now() >= deadline) return void 0;
+    await sleep(Math.min(o3.everyMs, Math.max(0, deadline - Date.now())), o3.signal);
+  }
+}
+
+// src/pg/heartbeat.ts
 async function writeBeat(source, table2, group5, marker = randomUUID2()) {
   await source.query("BEGIN");
   let r5;
@@ -75323,20 +75378,20 @@ async function writeBeat(source, table2, group5, marker = randomUUID2()) {
     });
     throw err;
   }
-  if (!r5.rows[0]) throw new Error(`heartbeat row for group ${group5} is missing on the source`);
+  if (!r5.rows[0]) throw failure("heartbeat.missing", `heartbeat row for group ${group5} is missing on the source`, "run pgshift cdc start again: it recreates it");
   return { marker, seq: BigInt(r5.rows[0].seq), writtenAt: Date.now() };
 }
 async function beatApplied(target, table2, group5, beat) {
   const r5 = await target.query(`SELECT seq::text FROM ${S}.${quoteIdent(table2)} WHERE group_name = $1`, [group5]);
   return r5.rows[0] !== void 0 && BigInt(r5.rows[0].seq) >= beat.seq;
 }
-async function waitForMarker(target, table2, group5, beat, timeoutMs, pollMs = 20) {
-  const deadline = beat.writtenAt + timeoutMs;
-  for (; ; ) {
-    if (await beatApplied(target, table2, group5, beat)) return Date.now() - beat.writtenAt;
-    if (Date.now() >= deadline) return null;
-    await new Promise((r5) => setTimeout(r5, pollMs));
-  }
+async function waitForMarker(target, table2, group5, beat, timeoutMs, pollMs = 20, signal) {
+  const waited = await pollUntil(async () => await beatApplied(target, table2, group5, beat) ? Date.now() - beat.writtenAt : void 0, {
+    everyMs: pollMs,
+    timeoutMs: Math.max(0, beat.writtenAt + timeoutMs - Date.now()),
+    signal
+  });
+  return waited ?? null;
 }
 async function appliedBeatAge(target, table2, group5) {
   const r5 = await target.query(
@@ -95395,6 +95450,10 @@ var planSchema = external_exports.strictObject({
     }).optional(),
     maxLagBytes: size.prefault("1MB").describe("The gate refuses above this lag."),
     timeoutSeconds: external_exports.number().min(1).max(3600).default(60).describe("Budget for the drain to the barrier."),
+    lockTimeoutSeconds: external_exports.number().min(0.1).max(60).default(2).describe("How long one attempt of the window fence waits for a table lock; the application waits behind it that long at most."),
+    lockAttempts: external_exports.number().int().min(1).max(20).default(5).describe("Attempts of the window fence before the cut-over gives up (nothing changed)."),
+    guardSeconds: external_exports.number().min(1).max(300).default(5).describe("If pgshift stops answering (machine or network lost), the source server ends the window fence after this long and the application writes again."),
+    sequenceSeconds: external_exports.number().min(1).default(10).describe("Budget for carrying the sequences inside the window."),
     sequenceMargin: external_exports.number().int().min(0).default(0).describe("Added to every sequence on the target."),
     prebumpSequences: external_exports.boolean().default(false).describe("Before the freeze, move target sequences ahead by the rate observed times the time budget."),
     verifyMaxAgeMinutes: external_exports.number().min(0).default(60).describe("The gate needs a verify that passed within this many minutes (0: not required)."),
@@ -97967,6 +98026,12 @@ async function importSnapshot(c5, snapshotName) {
     );
   }
 }
+async function ensureSlot(c5, slot, plugin) {
+  const exists2 = await c5.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+  if (exists2.rowCount) return;
+  noteChange(`replication slot ${slot}`);
+  await c5.query(`SELECT pg_create_logical_replication_slot($1, $2)`, [slot, plugin]);
+}
 async function dropSlot(c5, slot) {
   for (let attempt = 0; attempt < 20; attempt++) {
     const r5 = await c5.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot]);
@@ -98529,10 +98594,6 @@ async function prepareGroupObjects(s2, journal, stream, x) {
     await ensureHeartbeat(s2.source, heartbeatTable(part.record.group), part.record.group);
     await stream.prepare(s2.source, part);
   }
-}
-async function ensureSlot(c5, slot, plugin) {
-  const exists2 = await c5.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-  if (!exists2.rowCount) await c5.query(`SELECT pg_create_logical_replication_slot($1, $2)`, [slot, plugin]);
 }
 async function pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, options) {
   const { plan, log } = ctx;

@@ -33525,6 +33525,12 @@ async function setting(c, name) {
 // src/journal/journal.ts
 var S = quoteIdent(CONTROL_SCHEMA);
 var LOCK_KEY = "pgshift.journal";
+var PHASE_OWNER_COLUMNS = [
+  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
+  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
+];
+var OWNER_NOW = `pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`;
+var PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.owner_pid AND (a.backend_start IS NULL OR a.backend_start = p.owner_started))`;
 var DDL = [
   `CREATE SCHEMA IF NOT EXISTS ${S}`,
   `COMMENT ON SCHEMA ${S} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
@@ -33568,6 +33574,7 @@ var DDL = [
      PRIMARY KEY (migration, table_schema, table_name, part))`,
   // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
   `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
+  ...PHASE_OWNER_COLUMNS,
   `CREATE TABLE IF NOT EXISTS ${S}.event (
      id bigserial PRIMARY KEY,
      migration text NOT NULL,
@@ -33610,19 +33617,30 @@ var Journal = class _Journal {
     const r = await c.query(`SELECT 1 FROM pg_namespace n JOIN pg_class t ON t.relnamespace = n.oid WHERE n.nspname = $1 AND t.relname = 'migration'`, [CONTROL_SCHEMA]);
     if (r.rowCount === 0) return void 0;
     const m = await c.query(`SELECT 1 FROM ${S}.migration WHERE name = $1`, [migration]);
-    return m.rowCount ? new _Journal(c, migration) : void 0;
+    if (!m.rowCount) return void 0;
+    const cols = await c.query(`SELECT 1 FROM pg_attribute WHERE attrelid = '${CONTROL_SCHEMA}.phase'::regclass AND attname = 'owner_pid'`);
+    if (!cols.rowCount) for (const statement of PHASE_OWNER_COLUMNS) await c.query(statement);
+    return new _Journal(c, migration);
   }
   get client() {
     return this.c;
   }
+  /**
+   * A phase's row; `interrupted` when it says running but the process that runs it is gone.
+   */
   async phaseState(phase) {
-    const r = await this.c.query(`SELECT state, detail, finished_at FROM ${S}.phase WHERE migration = $1 AND phase = $2`, [this.migration, phase]);
-    return r.rows[0] ? { state: r.rows[0].state, detail: r.rows[0].detail, finishedAt: r.rows[0].finished_at } : void 0;
+    const r = await this.c.query(
+      `SELECT state, detail, finished_at, state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} AS interrupted FROM ${S}.phase p WHERE migration = $1 AND phase = $2`,
+      [this.migration, phase]
+    );
+    const row = r.rows[0];
+    return row ? { state: row.state, detail: row.detail, finishedAt: row.finished_at, interrupted: row.interrupted } : void 0;
   }
   async startPhase(phase, detail = {}) {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail) VALUES ($1, $2, 'running', $3)
-       ON CONFLICT (migration, phase) DO UPDATE SET state = 'running', started_at = now(), finished_at = NULL, detail = EXCLUDED.detail`,
+      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
+       ON CONFLICT (migration, phase) DO UPDATE SET state = 'running', started_at = now(), finished_at = NULL, detail = EXCLUDED.detail,
+         owner_pid = EXCLUDED.owner_pid, owner_started = EXCLUDED.owner_started`,
       [this.migration, phase, JSON.stringify(redactDeep(detail))]
     );
     await this.event(phase, "info", `${phase} started`);
@@ -33638,9 +33656,11 @@ var Journal = class _Journal {
   /** Update a phase's state and detail without an event (progress snapshots every few seconds). */
   async setPhaseDetail(phase, state, detail) {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail) VALUES ($1, $2, $3, $4)
+      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, $3, $4, ${OWNER_NOW})
        ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail,
-         finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END`,
+         finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END,
+         owner_pid = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_pid ELSE ${S}.phase.owner_pid END,
+         owner_started = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_started ELSE ${S}.phase.owner_started END`,
       [this.migration, phase, state, JSON.stringify(redactDeep(detail))]
     );
   }
@@ -33940,6 +33960,9 @@ async function connect(ep, opts = {}) {
     throw connectionError(ep, err);
   }
   tagQueryErrors(client, ep);
+  if (!opts.replication) {
+    await client.query(`SELECT set_config('client_connection_check_interval', '2000', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`);
+  }
   return client;
 }
 function tagQueryErrors(client, ep) {
@@ -54589,6 +54612,10 @@ var planSchema = external_exports.strictObject({
     }).optional(),
     maxLagBytes: size.prefault("1MB").describe("The gate refuses above this lag."),
     timeoutSeconds: external_exports.number().min(1).max(3600).default(60).describe("Budget for the drain to the barrier."),
+    lockTimeoutSeconds: external_exports.number().min(0.1).max(60).default(2).describe("How long one attempt of the window fence waits for a table lock; the application waits behind it that long at most."),
+    lockAttempts: external_exports.number().int().min(1).max(20).default(5).describe("Attempts of the window fence before the cut-over gives up (nothing changed)."),
+    guardSeconds: external_exports.number().min(1).max(300).default(5).describe("If pgshift stops answering (machine or network lost), the source server ends the window fence after this long and the application writes again."),
+    sequenceSeconds: external_exports.number().min(1).default(10).describe("Budget for carrying the sequences inside the window."),
     sequenceMargin: external_exports.number().int().min(0).default(0).describe("Added to every sequence on the target."),
     prebumpSequences: external_exports.boolean().default(false).describe("Before the freeze, move target sequences ahead by the rate observed times the time budget."),
     verifyMaxAgeMinutes: external_exports.number().min(0).default(60).describe("The gate needs a verify that passed within this many minutes (0: not required)."),
@@ -55855,6 +55882,12 @@ async function importSnapshot(c, snapshotName) {
     );
   }
 }
+async function ensureSlot(c, slot, plugin) {
+  const exists2 = await c.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+  if (exists2.rowCount) return;
+  noteChange(`replication slot ${slot}`);
+  await c.query(`SELECT pg_create_logical_replication_slot($1, $2)`, [slot, plugin]);
+}
 async function dropSlot(c, slot) {
   for (let attempt = 0; attempt < 20; attempt++) {
     const r = await c.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot]);
@@ -56417,10 +56450,6 @@ async function prepareGroupObjects(s, journal, stream, x) {
     await ensureHeartbeat(s.source, heartbeatTable(part.record.group), part.record.group);
     await stream.prepare(s.source, part);
   }
-}
-async function ensureSlot(c, slot, plugin) {
-  const exists2 = await c.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-  if (!exists2.rowCount) await c.query(`SELECT pg_create_logical_replication_slot($1, $2)`, [slot, plugin]);
 }
 async function pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, options) {
   const { plan, log } = ctx;

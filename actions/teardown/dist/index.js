@@ -53124,7 +53124,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
         source: body.source
       };
     }
-    function throwIfAborted(state2) {
+    function throwIfAborted2(state2) {
       if (state2.aborted) {
         throw new DOMException("The operation was aborted.", "AbortError");
       }
@@ -53198,7 +53198,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
       if (bodyUnusable(object2)) {
         throw new TypeError("Body is unusable: Body has already been read");
       }
-      throwIfAborted(object2[kState]);
+      throwIfAborted2(object2[kState]);
       const promise2 = createDeferredPromise();
       const errorSteps = (error64) => promise2.reject(error64);
       const successSteps = (data) => {
@@ -74184,6 +74184,12 @@ var BINARY_EXTENSION_TYPES = ["citext", "hstore"].map((t) => `'${t}'`).join(", "
 // src/journal/journal.ts
 var S = quoteIdent(CONTROL_SCHEMA);
 var LOCK_KEY = "pgshift.journal";
+var PHASE_OWNER_COLUMNS = [
+  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
+  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
+];
+var OWNER_NOW = `pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`;
+var PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.owner_pid AND (a.backend_start IS NULL OR a.backend_start = p.owner_started))`;
 var DDL = [
   `CREATE SCHEMA IF NOT EXISTS ${S}`,
   `COMMENT ON SCHEMA ${S} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
@@ -74227,6 +74233,7 @@ var DDL = [
      PRIMARY KEY (migration, table_schema, table_name, part))`,
   // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
   `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
+  ...PHASE_OWNER_COLUMNS,
   `CREATE TABLE IF NOT EXISTS ${S}.event (
      id bigserial PRIMARY KEY,
      migration text NOT NULL,
@@ -74269,19 +74276,30 @@ var Journal = class _Journal {
     const r5 = await c5.query(`SELECT 1 FROM pg_namespace n JOIN pg_class t ON t.relnamespace = n.oid WHERE n.nspname = $1 AND t.relname = 'migration'`, [CONTROL_SCHEMA]);
     if (r5.rowCount === 0) return void 0;
     const m3 = await c5.query(`SELECT 1 FROM ${S}.migration WHERE name = $1`, [migration]);
-    return m3.rowCount ? new _Journal(c5, migration) : void 0;
+    if (!m3.rowCount) return void 0;
+    const cols = await c5.query(`SELECT 1 FROM pg_attribute WHERE attrelid = '${CONTROL_SCHEMA}.phase'::regclass AND attname = 'owner_pid'`);
+    if (!cols.rowCount) for (const statement of PHASE_OWNER_COLUMNS) await c5.query(statement);
+    return new _Journal(c5, migration);
   }
   get client() {
     return this.c;
   }
+  /**
+   * A phase's row; `interrupted` when it says running but the process that runs it is gone.
+   */
   async phaseState(phase) {
-    const r5 = await this.c.query(`SELECT state, detail, finished_at FROM ${S}.phase WHERE migration = $1 AND phase = $2`, [this.migration, phase]);
-    return r5.rows[0] ? { state: r5.rows[0].state, detail: r5.rows[0].detail, finishedAt: r5.rows[0].finished_at } : void 0;
+    const r5 = await this.c.query(
+      `SELECT state, detail, finished_at, state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} AS interrupted FROM ${S}.phase p WHERE migration = $1 AND phase = $2`,
+      [this.migration, phase]
+    );
+    const row = r5.rows[0];
+    return row ? { state: row.state, detail: row.detail, finishedAt: row.finished_at, interrupted: row.interrupted } : void 0;
   }
   async startPhase(phase, detail = {}) {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail) VALUES ($1, $2, 'running', $3)
-       ON CONFLICT (migration, phase) DO UPDATE SET state = 'running', started_at = now(), finished_at = NULL, detail = EXCLUDED.detail`,
+      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
+       ON CONFLICT (migration, phase) DO UPDATE SET state = 'running', started_at = now(), finished_at = NULL, detail = EXCLUDED.detail,
+         owner_pid = EXCLUDED.owner_pid, owner_started = EXCLUDED.owner_started`,
       [this.migration, phase, JSON.stringify(redactDeep(detail))]
     );
     await this.event(phase, "info", `${phase} started`);
@@ -74297,9 +74315,11 @@ var Journal = class _Journal {
   /** Update a phase's state and detail without an event (progress snapshots every few seconds). */
   async setPhaseDetail(phase, state2, detail) {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail) VALUES ($1, $2, $3, $4)
+      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, $3, $4, ${OWNER_NOW})
        ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail,
-         finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END`,
+         finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END,
+         owner_pid = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_pid ELSE ${S}.phase.owner_pid END,
+         owner_started = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_started ELSE ${S}.phase.owner_started END`,
       [this.migration, phase, state2, JSON.stringify(redactDeep(detail))]
     );
   }
@@ -94358,6 +94378,10 @@ var planSchema = external_exports.strictObject({
     }).optional(),
     maxLagBytes: size.prefault("1MB").describe("The gate refuses above this lag."),
     timeoutSeconds: external_exports.number().min(1).max(3600).default(60).describe("Budget for the drain to the barrier."),
+    lockTimeoutSeconds: external_exports.number().min(0.1).max(60).default(2).describe("How long one attempt of the window fence waits for a table lock; the application waits behind it that long at most."),
+    lockAttempts: external_exports.number().int().min(1).max(20).default(5).describe("Attempts of the window fence before the cut-over gives up (nothing changed)."),
+    guardSeconds: external_exports.number().min(1).max(300).default(5).describe("If pgshift stops answering (machine or network lost), the source server ends the window fence after this long and the application writes again."),
+    sequenceSeconds: external_exports.number().min(1).default(10).describe("Budget for carrying the sequences inside the window."),
     sequenceMargin: external_exports.number().int().min(0).default(0).describe("Added to every sequence on the target."),
     prebumpSequences: external_exports.boolean().default(false).describe("Before the freeze, move target sequences ahead by the rate observed times the time budget."),
     verifyMaxAgeMinutes: external_exports.number().min(0).default(60).describe("The gate needs a verify that passed within this many minutes (0: not required)."),
@@ -94645,6 +94669,9 @@ async function connect(ep, opts = {}) {
     throw connectionError(ep, err);
   }
   tagQueryErrors(client, ep);
+  if (!opts.replication) {
+    await client.query(`SELECT set_config('client_connection_check_interval', '2000', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`);
+  }
   return client;
 }
 function tagQueryErrors(client, ep) {
@@ -94893,8 +94920,41 @@ async function teardownDms(ctx, s2, journal, streams, clients = dmsClients(ctx.p
   return removed;
 }
 
+// src/core/interrupt.ts
+var controller = new AbortController();
+var installed = false;
+var critical = 0;
+var interruptSignal = controller.signal;
+function installInterruptHandlers(o3 = {}) {
+  if (installed) return;
+  installed = true;
+  const graceMs = o3.graceMs ?? 3e4;
+  const handle = (name) => {
+    if (!controller.signal.aborted) {
+      o3.onMessage?.(`${name}: stopping \u2014 the next run continues from here`);
+      controller.abort(new PgshiftError("interrupted", `interrupted by ${name}`, { exitCode: 1, hint: "run the same command again: it continues from where it stopped" }));
+      setTimeout(() => {
+        if (critical === 0) process.exit(130);
+      }, graceMs).unref();
+      return;
+    }
+    if (critical > 0) {
+      o3.onMessage?.(`${name}: still undoing; pgshift ends when that is done`);
+      return;
+    }
+    process.exit(130);
+  };
+  process.on("SIGINT", handle);
+  process.on("SIGTERM", handle);
+}
+
 // src/pg/schema-diff.ts
 var NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%' AND ${NOT_EXTENSION_MEMBER}`;
+
+// src/phases/reverse.ts
+function reverseNames(migration) {
+  return { publication: publicationName(migration, "reverse"), slot: slotName(migration, "reverse"), subscription: subscriptionName(migration, "reverse") };
+}
 
 // src/pg/chunks.ts
 var AS_INTEGER = {
@@ -94904,11 +94964,6 @@ var AS_INTEGER = {
     fromInt: (n3) => n3.toString(16).padStart(32, "0").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-")
   }
 };
-
-// src/phases/cutover.ts
-function reverseNames(migration) {
-  return { publication: publicationName(migration, "reverse"), slot: slotName(migration, "reverse"), subscription: subscriptionName(migration, "reverse") };
-}
 
 // src/phases/teardown.ts
 async function runTeardown(ctx) {
@@ -95694,34 +95749,6 @@ function createLogger(sink, options = {}) {
     error: (m3) => emit("error", m3),
     progress: (_key, m3) => emit("info", m3)
   };
-}
-
-// src/core/interrupt.ts
-var controller = new AbortController();
-var installed = false;
-var critical = 0;
-var interruptSignal = controller.signal;
-function installInterruptHandlers(o3 = {}) {
-  if (installed) return;
-  installed = true;
-  const graceMs = o3.graceMs ?? 3e4;
-  const handle = (name) => {
-    if (!controller.signal.aborted) {
-      o3.onMessage?.(`${name}: stopping \u2014 the next run continues from here`);
-      controller.abort(new PgshiftError("interrupted", `interrupted by ${name}`, { exitCode: 1, hint: "run the same command again: it continues from where it stopped" }));
-      setTimeout(() => {
-        if (critical === 0) process.exit(130);
-      }, graceMs).unref();
-      return;
-    }
-    if (critical > 0) {
-      o3.onMessage?.(`${name}: still undoing; pgshift ends when that is done`);
-      return;
-    }
-    process.exit(130);
-  };
-  process.on("SIGINT", handle);
-  process.on("SIGTERM", handle);
 }
 
 // src/actions/_runner.ts

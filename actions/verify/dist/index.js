@@ -2384,9 +2384,9 @@ var require_timers = __commonJS({
        * before the specified function or code is executed.
        * @param {*} arg
        */
-      constructor(callback, delay, arg) {
+      constructor(callback, delay2, arg) {
         this._onTimeout = callback;
-        this._idleTimeout = delay;
+        this._idleTimeout = delay2;
         this._timerArg = arg;
         this.refresh();
       }
@@ -2431,8 +2431,8 @@ var require_timers = __commonJS({
        * when the timer expires.
        * @returns {NodeJS.Timeout|FastTimer}
        */
-      setTimeout(callback, delay, arg) {
-        return delay <= RESOLUTION_MS ? setTimeout(callback, delay, arg) : new FastTimer(callback, delay, arg);
+      setTimeout(callback, delay2, arg) {
+        return delay2 <= RESOLUTION_MS ? setTimeout(callback, delay2, arg) : new FastTimer(callback, delay2, arg);
       },
       /**
        * The clearTimeout method cancels an instantiated Timer previously created
@@ -2458,8 +2458,8 @@ var require_timers = __commonJS({
        * when the timer expires.
        * @returns {FastTimer}
        */
-      setFastTimeout(callback, delay, arg) {
-        return new FastTimer(callback, delay, arg);
+      setFastTimeout(callback, delay2, arg) {
+        return new FastTimer(callback, delay2, arg);
       },
       /**
        * The clearTimeout method cancels an instantiated FastTimer previously
@@ -2485,8 +2485,8 @@ var require_timers = __commonJS({
        * @deprecated
        * @param {number} [delay=0] The delay in milliseconds to add to the now value.
        */
-      tick(delay = 0) {
-        fastNow += delay - RESOLUTION_MS + 1;
+      tick(delay2 = 0) {
+        fastNow += delay2 - RESOLUTION_MS + 1;
         onTick();
         onTick();
       },
@@ -5617,7 +5617,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
         source: body.source
       };
     }
-    function throwIfAborted(state) {
+    function throwIfAborted2(state) {
       if (state.aborted) {
         throw new DOMException("The operation was aborted.", "AbortError");
       }
@@ -5691,7 +5691,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
       if (bodyUnusable(object2)) {
         throw new TypeError("Body is unusable: Body has already been read");
       }
-      throwIfAborted(object2[kState]);
+      throwIfAborted2(object2[kState]);
       const promise2 = createDeferredPromise();
       const errorSteps = (error63) => promise2.reject(error63);
       const successSteps = (data) => {
@@ -5885,21 +5885,21 @@ var require_client_h1 = __commonJS({
         this.connection = "";
         this.maxResponseSize = client[kMaxResponseSize];
       }
-      setTimeout(delay, type) {
-        if (delay !== this.timeoutValue || type & USE_FAST_TIMER ^ this.timeoutType & USE_FAST_TIMER) {
+      setTimeout(delay2, type) {
+        if (delay2 !== this.timeoutValue || type & USE_FAST_TIMER ^ this.timeoutType & USE_FAST_TIMER) {
           if (this.timeout) {
             timers.clearTimeout(this.timeout);
             this.timeout = null;
           }
-          if (delay) {
+          if (delay2) {
             if (type & USE_FAST_TIMER) {
-              this.timeout = timers.setFastTimeout(onParserTimeout, delay, new WeakRef(this));
+              this.timeout = timers.setFastTimeout(onParserTimeout, delay2, new WeakRef(this));
             } else {
-              this.timeout = setTimeout(onParserTimeout, delay, new WeakRef(this));
+              this.timeout = setTimeout(onParserTimeout, delay2, new WeakRef(this));
               this.timeout.unref();
             }
           }
-          this.timeoutValue = delay;
+          this.timeoutValue = delay2;
         } else if (this.timeout) {
           if (this.timeout.refresh) {
             this.timeout.refresh();
@@ -10852,7 +10852,7 @@ var require_mock_utils = __commonJS({
       if (mockDispatch2.data.callback) {
         mockDispatch2.data = { ...mockDispatch2.data, ...mockDispatch2.data.callback(opts) };
       }
-      const { data: { statusCode, data, headers, trailers, error: error63 }, delay, persist } = mockDispatch2;
+      const { data: { statusCode, data, headers, trailers, error: error63 }, delay: delay2, persist } = mockDispatch2;
       const { timesInvoked, times } = mockDispatch2;
       mockDispatch2.consumed = !persist && timesInvoked >= times;
       mockDispatch2.pending = timesInvoked < times;
@@ -10861,10 +10861,10 @@ var require_mock_utils = __commonJS({
         handler.onError(error63);
         return true;
       }
-      if (typeof delay === "number" && delay > 0) {
+      if (typeof delay2 === "number" && delay2 > 0) {
         setTimeout(() => {
           handleReply(this[kDispatches]);
-        }, delay);
+        }, delay2);
       } else {
         handleReply(this[kDispatches]);
       }
@@ -18293,7 +18293,7 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms) {
+    function delay2(ms) {
       return new Promise((resolve) => {
         setTimeout(resolve, ms).unref();
       });
@@ -18301,7 +18301,7 @@ var require_util8 = __commonJS({
     module.exports = {
       isValidLastEventId,
       isASCIINumber,
-      delay
+      delay: delay2
     };
   }
 });
@@ -18723,7 +18723,7 @@ var require_eventsource = __commonJS({
     var { parseMIMEType } = require_data_url();
     var { createFastMessageEvent } = require_events();
     var { isNetworkError } = require_response();
-    var { delay } = require_util8();
+    var { delay: delay2 } = require_util8();
     var { kEnumerableProperty } = require_util();
     var { environmentSettingsObject } = require_util2();
     var { getGlobalDispatcher } = require_global2();
@@ -18896,7 +18896,7 @@ var require_eventsource = __commonJS({
         if (this.#readyState === CLOSED) return;
         this.#readyState = CONNECTING;
         this.dispatchEvent(new Event("error"));
-        await delay(this.#state.reconnectionTime);
+        await delay2(this.#state.reconnectionTime);
         if (this.#readyState !== CONNECTING) return;
         if (this.#state.lastEventId.length) {
           this.#request.headersList.set("last-event-id", this.#state.lastEventId, true);
@@ -32627,6 +32627,12 @@ async function missingTables(c, tables) {
 // src/journal/journal.ts
 var S = quoteIdent(CONTROL_SCHEMA);
 var LOCK_KEY = "pgshift.journal";
+var PHASE_OWNER_COLUMNS = [
+  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
+  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
+];
+var OWNER_NOW = `pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`;
+var PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.owner_pid AND (a.backend_start IS NULL OR a.backend_start = p.owner_started))`;
 var DDL = [
   `CREATE SCHEMA IF NOT EXISTS ${S}`,
   `COMMENT ON SCHEMA ${S} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
@@ -32670,6 +32676,7 @@ var DDL = [
      PRIMARY KEY (migration, table_schema, table_name, part))`,
   // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
   `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
+  ...PHASE_OWNER_COLUMNS,
   `CREATE TABLE IF NOT EXISTS ${S}.event (
      id bigserial PRIMARY KEY,
      migration text NOT NULL,
@@ -32712,19 +32719,30 @@ var Journal = class _Journal {
     const r = await c.query(`SELECT 1 FROM pg_namespace n JOIN pg_class t ON t.relnamespace = n.oid WHERE n.nspname = $1 AND t.relname = 'migration'`, [CONTROL_SCHEMA]);
     if (r.rowCount === 0) return void 0;
     const m = await c.query(`SELECT 1 FROM ${S}.migration WHERE name = $1`, [migration]);
-    return m.rowCount ? new _Journal(c, migration) : void 0;
+    if (!m.rowCount) return void 0;
+    const cols = await c.query(`SELECT 1 FROM pg_attribute WHERE attrelid = '${CONTROL_SCHEMA}.phase'::regclass AND attname = 'owner_pid'`);
+    if (!cols.rowCount) for (const statement of PHASE_OWNER_COLUMNS) await c.query(statement);
+    return new _Journal(c, migration);
   }
   get client() {
     return this.c;
   }
+  /**
+   * A phase's row; `interrupted` when it says running but the process that runs it is gone.
+   */
   async phaseState(phase) {
-    const r = await this.c.query(`SELECT state, detail, finished_at FROM ${S}.phase WHERE migration = $1 AND phase = $2`, [this.migration, phase]);
-    return r.rows[0] ? { state: r.rows[0].state, detail: r.rows[0].detail, finishedAt: r.rows[0].finished_at } : void 0;
+    const r = await this.c.query(
+      `SELECT state, detail, finished_at, state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} AS interrupted FROM ${S}.phase p WHERE migration = $1 AND phase = $2`,
+      [this.migration, phase]
+    );
+    const row = r.rows[0];
+    return row ? { state: row.state, detail: row.detail, finishedAt: row.finished_at, interrupted: row.interrupted } : void 0;
   }
   async startPhase(phase, detail = {}) {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail) VALUES ($1, $2, 'running', $3)
-       ON CONFLICT (migration, phase) DO UPDATE SET state = 'running', started_at = now(), finished_at = NULL, detail = EXCLUDED.detail`,
+      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
+       ON CONFLICT (migration, phase) DO UPDATE SET state = 'running', started_at = now(), finished_at = NULL, detail = EXCLUDED.detail,
+         owner_pid = EXCLUDED.owner_pid, owner_started = EXCLUDED.owner_started`,
       [this.migration, phase, JSON.stringify(redactDeep(detail))]
     );
     await this.event(phase, "info", `${phase} started`);
@@ -32740,9 +32758,11 @@ var Journal = class _Journal {
   /** Update a phase's state and detail without an event (progress snapshots every few seconds). */
   async setPhaseDetail(phase, state, detail) {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail) VALUES ($1, $2, $3, $4)
+      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, $3, $4, ${OWNER_NOW})
        ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail,
-         finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END`,
+         finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END,
+         owner_pid = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_pid ELSE ${S}.phase.owner_pid END,
+         owner_started = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_started ELSE ${S}.phase.owner_started END`,
       [this.migration, phase, state, JSON.stringify(redactDeep(detail))]
     );
   }
@@ -52687,6 +52707,10 @@ var planSchema = external_exports.strictObject({
     }).optional(),
     maxLagBytes: size.prefault("1MB").describe("The gate refuses above this lag."),
     timeoutSeconds: external_exports.number().min(1).max(3600).default(60).describe("Budget for the drain to the barrier."),
+    lockTimeoutSeconds: external_exports.number().min(0.1).max(60).default(2).describe("How long one attempt of the window fence waits for a table lock; the application waits behind it that long at most."),
+    lockAttempts: external_exports.number().int().min(1).max(20).default(5).describe("Attempts of the window fence before the cut-over gives up (nothing changed)."),
+    guardSeconds: external_exports.number().min(1).max(300).default(5).describe("If pgshift stops answering (machine or network lost), the source server ends the window fence after this long and the application writes again."),
+    sequenceSeconds: external_exports.number().min(1).default(10).describe("Budget for carrying the sequences inside the window."),
     sequenceMargin: external_exports.number().int().min(0).default(0).describe("Added to every sequence on the target."),
     prebumpSequences: external_exports.boolean().default(false).describe("Before the freeze, move target sequences ahead by the rate observed times the time budget."),
     verifyMaxAgeMinutes: external_exports.number().min(0).default(60).describe("The gate needs a verify that passed within this many minutes (0: not required)."),
@@ -52919,6 +52943,38 @@ function joinText(j) {
 
 // src/pg/heartbeat.ts
 import { randomUUID as randomUUID2 } from "node:crypto";
+
+// src/core/wait.ts
+import { setTimeout as delay } from "node:timers/promises";
+function abortReason(signal) {
+  const r = signal.reason;
+  if (r instanceof Error && r.name !== "TimeoutError" && r.name !== "AbortError") return r;
+  return new PgshiftError("interrupted", "interrupted", { exitCode: 1 });
+}
+function throwIfAborted(signal) {
+  if (signal?.aborted) throw abortReason(signal);
+}
+async function sleep(ms, signal) {
+  throwIfAborted(signal);
+  try {
+    await delay(ms, void 0, signal ? { signal } : void 0);
+  } catch (err) {
+    if (signal?.aborted) throw abortReason(signal);
+    throw err;
+  }
+}
+async function pollUntil(probe, o) {
+  const deadline = Date.now() + o.timeoutMs;
+  for (; ; ) {
+    throwIfAborted(o.signal);
+    const v = await probe();
+    if (v !== void 0) return v;
+    if (Date.now() >= deadline) return void 0;
+    await sleep(Math.min(o.everyMs, Math.max(0, deadline - Date.now())), o.signal);
+  }
+}
+
+// src/pg/heartbeat.ts
 async function writeBeat(source, table2, group2, marker = randomUUID2()) {
   await source.query("BEGIN");
   let r;
@@ -52934,20 +52990,20 @@ async function writeBeat(source, table2, group2, marker = randomUUID2()) {
     });
     throw err;
   }
-  if (!r.rows[0]) throw new Error(`heartbeat row for group ${group2} is missing on the source`);
+  if (!r.rows[0]) throw failure("heartbeat.missing", `heartbeat row for group ${group2} is missing on the source`, "run pgshift cdc start again: it recreates it");
   return { marker, seq: BigInt(r.rows[0].seq), writtenAt: Date.now() };
 }
 async function beatApplied(target, table2, group2, beat) {
   const r = await target.query(`SELECT seq::text FROM ${S}.${quoteIdent(table2)} WHERE group_name = $1`, [group2]);
   return r.rows[0] !== void 0 && BigInt(r.rows[0].seq) >= beat.seq;
 }
-async function waitForMarker(target, table2, group2, beat, timeoutMs, pollMs = 20) {
-  const deadline = beat.writtenAt + timeoutMs;
-  for (; ; ) {
-    if (await beatApplied(target, table2, group2, beat)) return Date.now() - beat.writtenAt;
-    if (Date.now() >= deadline) return null;
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
+async function waitForMarker(target, table2, group2, beat, timeoutMs, pollMs = 20, signal) {
+  const waited = await pollUntil(async () => await beatApplied(target, table2, group2, beat) ? Date.now() - beat.writtenAt : void 0, {
+    everyMs: pollMs,
+    timeoutMs: Math.max(0, beat.writtenAt + timeoutMs - Date.now()),
+    signal
+  });
+  return waited ?? null;
 }
 
 // src/pg/stream-health.ts
@@ -53488,6 +53544,9 @@ async function connect(ep, opts = {}) {
     throw connectionError(ep, err);
   }
   tagQueryErrors(client, ep);
+  if (!opts.replication) {
+    await client.query(`SELECT set_config('client_connection_check_interval', '2000', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`);
+  }
   return client;
 }
 function tagQueryErrors(client, ep) {
@@ -53532,6 +53591,31 @@ function connectionError(ep, err) {
 async function serverVersionNum(c) {
   const r = await c.query("SELECT current_setting('server_version_num') AS v");
   return Number(r.rows[0].v);
+}
+
+// src/pg/cancel.ts
+function backendPid(c) {
+  return c.processID ?? void 0;
+}
+async function cancelRunning(ep, clients) {
+  const pids = clients.map(backendPid).filter((p) => p !== void 0);
+  if (!pids.length) return;
+  const c = await connect(ep, { applicationName: "pgshift cancel", statementTimeoutMs: 5e3 });
+  try {
+    await c.query(`SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid = ANY($1) AND state = 'active'`, [pids]);
+  } finally {
+    await c.end().catch(() => {
+    });
+  }
+}
+function cancelOnAbort(signal, sides) {
+  const onAbort = () => {
+    for (const side of sides) void cancelRunning(side.ep, side.clients).catch(() => {
+    });
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  return () => signal.removeEventListener("abort", onAbort);
 }
 
 // src/pg/tools.ts
@@ -53694,6 +53778,11 @@ async function runVerify(ctx, options = {}) {
   if (options.applyRepair && !options.repairSql) throw inputError("verify.repair", "--apply-repair needs --repair-sql FILE", "name the file the repair SQL is written to (and review it)");
   const s = await openSessions(ctx);
   const workers = [];
+  const open3 = { source: [s.source], target: [s.target] };
+  const stopCancelling = cancelOnAbort(options.signal ?? ctx.signal, [
+    { ep: ctx.source, clients: open3.source },
+    { ep: ctx.target, clients: open3.target }
+  ]);
   try {
     await useCanonicalSettings(s.source);
     await useCanonicalSettings(s.target);
@@ -53728,9 +53817,12 @@ async function runVerify(ctx, options = {}) {
       checks.push({ table: displayName(w.table), group: w.group, method: "whole-table", verdict: "different", sourceRows: 0, targetRows: 0, chunks: 0, mismatchedChunks: 0, differenceCount: 0, differences: [], unsettledKeys: 0, seconds: 0 });
     }
     await runPool(work.filter((x) => !missing.has(displayName(x.table))), ctx.plan.verify.jobs, async ({ group: group2, table: table2 }, id) => {
+      throwIfAborted(options.signal ?? ctx.signal);
       let w = workers[id];
       if (!w) {
         w = workers[id] = { source: await connect(ctx.source, { applicationName: "pgshift verify" }), target: await connect(ctx.target, { applicationName: "pgshift verify" }) };
+        open3.source.push(w.source);
+        open3.target.push(w.target);
         await useCanonicalSettings(w.source);
         await useCanonicalSettings(w.target);
       }
@@ -53788,6 +53880,7 @@ async function runVerify(ctx, options = {}) {
     });
     return result;
   } finally {
+    stopCancelling();
     await Promise.all(workers.flatMap((w) => [w.source.end().catch(() => {
     }), w.target.end().catch(() => {
     })]));

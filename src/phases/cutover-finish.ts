@@ -1,0 +1,208 @@
+import { repointAws, type RepointResult } from '../aws/repoint.js';
+import { dmsClients } from '../aws/dms.js';
+import { parseServerUrl } from '../config/url.js';
+import { completeActions, isDecided, undoActions, type CutoverRecord } from '../core/cutover-steps.js';
+import { failure, gateRefused } from '../core/errors.js';
+import { sleep } from '../core/wait.js';
+import type { Journal, StreamRecord } from '../journal/journal.js';
+import { applyFence, type FenceState, type WindowFence } from '../pg/fence.js';
+import { drainToBarrier } from '../pg/heartbeat.js';
+import { PgBouncer, poolerLine, repointConfig } from '../pg/pgbouncer.js';
+import { setSubscriptionEnabled } from '../pg/replication.js';
+import { syncSequences, type SequenceSync } from '../pg/sequences.js';
+import { endLeaseHolder, releaseCutoverLease, takeCutoverLease } from '../pg/lease.js';
+import { dmsTasksOf, requestStop, settleStopped, type DmsTaskState } from './cdc-dms.js';
+import type { PhaseContext, Sessions } from './context.js';
+import { startReverse } from './reverse.js';
+
+/**
+ * Ending a cut-over window, whichever way it goes and whoever ends it: the cut-over itself, the
+ * watchdog it leaves behind (`pgshift cutover --recover`, run when the cut-over's process is gone),
+ * or a plain re-run of `pgshift cutover`. The rules that decide are in core/cutover-steps.ts; this
+ * is the I/O. Every step is idempotent, so a completion or an undo that is itself interrupted is
+ * simply done again.
+ */
+export type Record = CutoverRecord<FenceState, DmsTaskState>;
+
+export interface Completion {
+  sequences: SequenceSync[];
+  seal: FenceState;
+  repointed: RepointResult[];
+  reverse: { publication: string; slot: string; subscription: string } | null;
+  pooler?: { previous: string; next: string };
+}
+
+/** Journal the record as the cut-over phase's detail (kept with the planned steps). */
+export async function saveRecord(journal: Journal, record: Record, extra: object = {}): Promise<void> {
+  await journal.setPhaseDetail('cutover', 'running', { ...extra, ...record });
+}
+
+/** Run a step of a completion again until it goes through: after the decision there is no going back. */
+async function persist<T>(ctx: PhaseContext, what: string, work: () => Promise<T>, attempts = 6): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await work();
+    } catch (err) {
+      if (i >= attempts) throw err;
+      ctx.log.warn(`cut-over: ${what} failed (${(err as Error).message}); trying again`);
+      await sleep(500 * i);
+    }
+  }
+}
+
+/**
+ * Undo a window that was not decided: RESUME the pooler if PAUSE may have been sent. The forward
+ * stream was never stopped and reverse replication never started before the decision, and the
+ * window fence ended with its session (the caller releases it when it still holds it).
+ */
+export async function undoWindow(ctx: PhaseContext, journal: Journal, record: Record, reason: string, by: string): Promise<void> {
+  for (const action of undoActions(record)) {
+    if (action === 'resume-pooler') await resumePooler(ctx);
+  }
+  record.stage = 'undone';
+  await journal.finishPhase('cutover', 'undone', { ...record, reason, undoneBy: by });
+  ctx.log.warn(`cut-over undone (${by}): the source takes writes again${record.attempted.includes('pause-pooler') ? ' and PgBouncer is resumed' : ''}`);
+}
+
+async function resumePooler(ctx: PhaseContext): Promise<void> {
+  const pb = ctx.plan.cutover.pgbouncer;
+  if (!pb) return;
+  await persist(ctx, 'PgBouncer RESUME', async () => {
+    const bouncer = await PgBouncer.connect(pb.adminUrl);
+    try {
+      await bouncer.resume(pb.database);
+    } finally {
+      await bouncer.close();
+    }
+  });
+}
+
+/**
+ * Complete a decided cut-over. The source is sealed first (while the window fence, when it is
+ * still ours, holds): from then on no session of the application can write there. If the fence
+ * did not hold without a break until the seal (the cut-over's process died after the decision and
+ * the server let the fence go), writes may have reached the source meanwhile, so the stream is
+ * drained to a new barrier and the sequences are carried again before it stops. Then the forward
+ * stream stops, reverse replication starts (rollback), the pooler is repointed and resumed, and AWS
+ * points at the target.
+ */
+export async function completeWindow(ctx: PhaseContext, s: Sessions, journal: Journal, streams: StreamRecord[], record: Record, o: { fence?: WindowFence; by: string }): Promise<Completion> {
+  const c = ctx.plan.cutover;
+  const target = parseServerUrl(ctx.plan.target.url);
+  const steps = completeActions({ pooler: c.fence === 'pgbouncer', poolerConfig: Boolean(c.pgbouncer?.configFile), aws: Object.keys(c.repoint).length > 0 });
+  const out: Completion = { sequences: [], seal: record.seal!, repointed: [], reverse: null };
+  for (const step of steps) {
+    if (!record.attempted.includes(step)) {
+      record.attempted.push(step);
+      await saveRecord(journal, record);
+    }
+    switch (step) {
+      case 'seal-source': {
+        out.seal = await persist(ctx, 'sealing the source', () => applyFence(s.source, record.seal!));
+        record.seal = out.seal;
+        const held = o.fence ? await o.fence.requireHeld().then(() => true, () => false) : false;
+        await o.fence?.release();
+        if (!held) {
+          ctx.log.warn('cut-over: the window fence did not hold until the seal; draining the stream again and carrying the sequences again');
+          await persist(ctx, 'the barrier after the seal', () => drainToBarrier(s.source, s.target, streams, c.timeoutSeconds * 1000));
+        }
+        // Sequences: set inside the window already; again here (never backwards) in case the fence broke.
+        out.sequences = await persist(ctx, 'carrying the sequences', () => syncSequences(s.source, s.target, BigInt(c.sequenceMargin), undefined, { neverBackwards: true }));
+        break;
+      }
+      case 'stop-forward':
+        if (ctx.plan.cdc.engine === 'dms') {
+          const tasks = record.dmsStopping?.length ? record.dmsStopping : await dmsTasksOf(journal);
+          record.dmsStopping = tasks;
+          await saveRecord(journal, record);
+          const stop = await requestStop(ctx, tasks);
+          if (stop.error) throw stop.error;
+        } else {
+          for (const st of streams) await persist(ctx, `stopping ${st.subscription}`, () => setSubscriptionEnabled(s.target, st.subscription, false));
+        }
+        if (c.rollback) out.reverse = await persist(ctx, 'starting reverse replication', () => startReverse(ctx, s));
+        break;
+      case 'repoint-pooler': {
+        const pb = c.pgbouncer!;
+        record.pooler ??= { previous: poolerLine(pb.configFile!, pb.database), next: '' };
+        out.pooler = { previous: record.pooler.previous, next: repointConfig(pb.configFile!, pb.database, target).next };
+        record.pooler = out.pooler;
+        await saveRecord(journal, record);
+        await persist(ctx, 'PgBouncer RELOAD', async () => {
+          const bouncer = await PgBouncer.connect(pb.adminUrl);
+          try {
+            await bouncer.reload();
+          } finally {
+            await bouncer.close();
+          }
+        });
+        break;
+      }
+      case 'resume-pooler':
+        await resumePooler(ctx);
+        break;
+      case 'repoint-aws':
+        out.repointed = await persist(ctx, 'repointing through AWS', () => repointAws(c.repoint, target));
+        break;
+      default:
+        break;
+    }
+  }
+  for (const st of streams) await journal.setStreamState(st.group, 'cut-over');
+  record.stage = 'done';
+  if (ctx.plan.cdc.engine === 'dms' && record.dmsStopping?.length) await settleStopped(ctx, record.dmsStopping, dmsClients(ctx.plan.cdc.dms.region));
+  ctx.log.info(`cut-over completed (${o.by}): the source is sealed, the application writes to ${target.host}:${target.port}/${target.database}`);
+  return out;
+}
+
+export interface Recovery {
+  outcome: 'undone' | 'completed';
+  /** Where the earlier cut-over was when its process went away. */
+  stage: string;
+  completion?: Completion;
+}
+
+/**
+ * A cut-over whose process is gone (its journal row says running, its session does not exist):
+ * undone when it was not decided, completed when it was. Returns undefined when there is none.
+ * The caller holds the cut-over lease, so no live process is in the middle of it.
+ */
+export async function recoverInterrupted(ctx: PhaseContext, s: Sessions, journal: Journal, by: string): Promise<Recovery | undefined> {
+  const phase = await journal.phaseState('cutover');
+  if (!phase || phase.state !== 'running') return undefined;
+  const record = phase.detail as Record;
+  if (!record?.stage || !Array.isArray(record.attempted)) return undefined;
+  const stage = record.stage;
+  const streams = await journal.streams();
+  if (isDecided(record)) {
+    await journal.event('cutover', 'warn', `an interrupted cut-over (decided) is completed by ${by}`);
+    const completion = await completeWindow(ctx, s, journal, streams, record, { by });
+    await journal.finishPhase('cutover', 'done', { ...record, completedBy: by, sequences: completion.sequences.length, repointed: completion.repointed, reverse: completion.reverse });
+    return { outcome: 'completed', stage, completion };
+  }
+  await undoWindow(ctx, journal, record, `the process running it went away during the ${stage} stage`, by);
+  return { outcome: 'undone', stage };
+}
+
+/**
+ * Take the cut-over lease (one process at a time) and end any cut-over left by a dead process.
+ * `waitMs`: how long to wait for the lease (the watchdog waits for the dead process's session to
+ * close; an operator's run refuses at once when another cut-over is live).
+ */
+export async function takeOverCutover(ctx: PhaseContext, s: Sessions, journal: Journal, o: { waitMs: number; by: string; ownerIsDead?: boolean }): Promise<Recovery | undefined> {
+  let leased = await takeCutoverLease(s.target, ctx.plan.name, o.ownerIsDead ? Math.min(o.waitMs, 5_000) : o.waitMs);
+  if (!leased && o.ownerIsDead && (await endLeaseHolder(s.target, ctx.plan.name)) > 0) {
+    ctx.log.warn('ended the lingering session of the dead cut-over process that still held the cut-over lease');
+    leased = await takeCutoverLease(s.target, ctx.plan.name, o.waitMs);
+  }
+  if (!leased) {
+    throw gateRefused('cutover.running', `another pgshift cutover of ${ctx.plan.name} is running right now`, 'wait for it (pgshift status shows it), or stop that process: its watchdog then finishes or undoes it');
+  }
+  try {
+    return await recoverInterrupted(ctx, s, journal, o.by);
+  } catch (err) {
+    throw failure('cutover.recovery', `ending the interrupted cut-over failed: ${(err as Error).message}`, 'fix the cause, then run pgshift cutover again: it finishes or undoes it', err);
+  }
+}
+
+export { releaseCutoverLease };
