@@ -263,6 +263,17 @@ export function teardownMarkdown(r: TeardownResult): string {
   return [`### pgshift teardown`, r.dropped.length ? r.dropped.map((d) => `- dropped ${d}`).join('\n') : 'Nothing left to remove.'].join('\n') + '\n';
 }
 
+/** What to do about phases whose process is gone (the journal says running, nobody runs them). */
+function interruptedHints(phases: MigrationStatus['phases']): string[] {
+  const gone = phases.filter((p) => p.state === 'interrupted');
+  if (!gone.length) return [];
+  const next = (phase: string) =>
+    phase === 'cutover'
+      ? 'run pgshift cutover: it finishes or undoes the interrupted cut-over first (its watchdog may already have)'
+      : `run pgshift ${phase.split(':')[0].replace('cdc', 'cdc start')} again: it continues from where it stopped`;
+  return [...gone.map((p) => `- **${p.phase} was interrupted** (the process running it is gone): ${next(p.phase)}.`), ''];
+}
+
 export function statusMarkdown(r: MigrationStatus): string {
   if (!r.found) return `### pgshift status — ${r.migration}\nNo journal on the target: nothing has run yet (or teardown removed it).\n`;
   return [
@@ -271,6 +282,7 @@ export function statusMarkdown(r: MigrationStatus): string {
     '',
     table(['phase', 'state', 'started', 'finished'], r.phases.map((p) => [p.phase, p.state, p.startedAt, p.finishedAt ?? '–'])),
     '',
+    ...interruptedHints(r.phases),
     ...(r.loads.length
       ? [
           table(

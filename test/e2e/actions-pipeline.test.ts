@@ -20,6 +20,8 @@ let journalDump = '';
 
 beforeAll(async () => {
   pair = await startPair(15, 15);
+  // Both servers log every statement, with its parameters: nothing pgshift sends may carry a secret.
+  for (const c of [pair.source, pair.target]) for (const q of [`ALTER SYSTEM SET log_statement = 'all'`, 'ALTER SYSTEM SET log_min_duration_statement = 0', 'SELECT pg_reload_conf()']) await sql(c.url(), q);
   await seedSample(pair.sourceUrl, 0.05);
   env = { SOURCE_URL: pair.sourceUrl, TARGET_URL: pair.targetUrl };
   plan = writePlanFile(`groups:
@@ -120,6 +122,12 @@ describe('actions pipeline 15 → 15', () => {
     expect(runs[0].stdout).toContain(`::add-mask::${password}`);
     expect(journalDump.length).toBeGreaterThan(100);
     expect(journalDump).not.toContain(password);
+    // Nor the servers' logs, which logged every statement (the subscriptions' included).
+    for (const log of [pair.source.log(), pair.target.log()]) {
+      expect(log).toMatch(/CREATE SUBSCRIPTION|pgshift_exec_with_secret|statement: /);
+      expect(log).not.toContain(password);
+      expect(log).not.toContain(pair.target.password);
+    }
   });
 
   it('refuses a cut-over when nothing streams (exit 3 in the outputs)', async () => {

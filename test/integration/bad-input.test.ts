@@ -2,7 +2,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { freePort, type LocalCluster } from '../../src/local/cluster.js';
 import { runCli } from '../harness/cli.js';
 import { writePlanFile } from '../harness/plan.js';
-import { sql, startServer } from '../harness/servers.js';
+import { sql, startServer, withClient } from '../harness/servers.js';
+import { createSubscription } from '../../src/pg/replication.js';
 
 /**
  * Every kind of bad input ends in one line on stderr, exit 2 (input) or 3 (gate), and no change
@@ -152,6 +153,27 @@ describe('bad input', () => {
     } finally {
       await sql(target.url(), 'DROP ROLE weak_target');
     }
+  });
+
+  it('a CREATE SUBSCRIPTION that fails leaves no password in the message or in a server log that logs every statement', async () => {
+    for (const q of [`ALTER SYSTEM SET log_statement = 'all'`, 'ALTER SYSTEM SET log_min_duration_statement = 0', 'SELECT pg_reload_conf()']) await sql(target.url(), q);
+    const secret = 'Sup3r-S3cret-PW-7741';
+    const closed = await freePort();
+    try {
+      const err = await withClient(target.url(), (c) =>
+        createSubscription(c, { name: 'pgshift_secret_probe', conninfo: `host=127.0.0.1 port=${closed} user=postgres password=${secret} dbname=postgres`, publication: 'nothing', slot: 'nothing', streaming: false }).then(
+          () => undefined,
+          (e: Error) => e,
+        ),
+      );
+      expect(err?.message).toMatch(/could not connect to the publisher/);
+      expect(err?.message).not.toContain(secret);
+      expect(target.log()).toMatch(/pgshift_exec_with_secret/); // the call was logged, its parameters were not
+      expect(target.log()).not.toContain(secret);
+    } finally {
+      for (const q of ['ALTER SYSTEM RESET log_statement', 'ALTER SYSTEM RESET log_min_duration_statement', 'SELECT pg_reload_conf()']) await sql(target.url(), q);
+    }
+    await unchanged(target);
   });
 
   it('an unknown option is exit 2', async () => {

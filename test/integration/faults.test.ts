@@ -10,6 +10,7 @@ import { SAMPLE_TABLES, tableDigests } from '../harness/compare.js';
 import { testPlan, writePlanFile } from '../harness/plan.js';
 import { pgbenchInit, pgbenchStart } from '../harness/load.js';
 import { startProxy, type Proxy } from '../harness/proxy.js';
+import { runCli } from '../harness/cli.js';
 import { seedSample, sql, startPair, withClient, type Pair } from '../harness/servers.js';
 
 /**
@@ -118,6 +119,9 @@ describe('faults during CDC', () => {
       const [enabled] = await sql(pair.targetUrl, 'SELECT subenabled FROM pg_subscription');
       expect(enabled.subenabled).toBe(true);
     });
+    // The journal still says the phase runs; status sees its process is gone.
+    const journal = await runCli(['status', '--json', '-c', planFile], { SOURCE_URL: pair.sourceUrl, TARGET_URL: pair.targetUrl });
+    expect(JSON.parse(journal.stdout).result.phases.find((p: { phase: string }) => p.phase === 'cdc')).toMatchObject({ state: 'interrupted' });
     const rerun = spawnCli(args);
     expect((await rerun.exited).code).toBe(0);
     // Route the stream through the proxy for the network fault below (start is idempotent).
