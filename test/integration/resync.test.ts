@@ -69,6 +69,18 @@ describe('repairs under load', () => {
     await equalNow();
   });
 
+  it('full-load --restart of a streaming group: its subscription goes before its slot, then cdc start streams it healthy', async () => {
+    await sql(pair.targetUrl, `SET session_replication_role = replica; DELETE FROM shop.orders WHERE id % 9 = 0`);
+    const { value: loaded } = await writing(() => runFullLoad(ctx, { group: 'orders', restart: true }));
+    expect(loaded.groups.map((g) => g.group)).toEqual(['orders']);
+    // The old subscription did not attach to the new slot and apply onto the reloaded tables.
+    expect(await sql(pair.targetUrl, `SELECT count(*)::int AS n FROM pg_subscription WHERE subname = 'pgshift_shop_orders'`)).toEqual([{ n: 0 }]);
+    const { value: status } = await writing(() => startCdc(ctx));
+    expect(status.healthy).toBe(true);
+    expect(status.engine === 'native' && status.groups.every((g) => !g.applyErrors)).toBe(true);
+    await equalNow();
+  });
+
   it('full restart: the failure state preserved, then everything loaded again', async () => {
     const bundle = path.join(os.tmpdir(), `pgshift-bundle-${process.pid}.json`);
     const { value: r } = await writing(() => restartCdc(ctx, { bundleFile: bundle }));
