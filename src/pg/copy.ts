@@ -2,7 +2,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { qualify, quoteIdent } from '../core/ident.js';
+import { qualify, quoteIdent, type QualifiedName } from '../core/ident.js';
 import { copyColumns, type TableInfo } from './catalog.js';
 
 /**
@@ -78,4 +78,9 @@ export async function copyTable(source: pg.Client, target: pg.Client, table: Tab
   });
   await pipeline(out, meter, into);
   return { rows: Number(into.rowCount ?? 0), bytes };
+}
+
+/** Empty tables on the target before they are loaded again (nothing references them yet: no post-data). */
+export async function truncateTables(c: pg.Client, tables: QualifiedName[]): Promise<void> {
+  if (tables.length) await c.query(`TRUNCATE ${tables.map(qualify).join(', ')}`);
 }

@@ -22,6 +22,7 @@ import { dropSlot, ensureSlot, importSnapshot, SnapshotHolder } from '../pg/snap
 import { findTool, requireDumpForSource, type PgTool } from '../pg/tools.js';
 import { openSessions, requireLogicalSource, resolveGroups, type PhaseContext, type ResolvedGroup, type Sessions } from './context.js';
 import { LoadProgress, type TableProgress } from './load-progress.js';
+import { resumeGroup, type ResumeSummary } from './load-resume.js';
 
 /**
  * Full load: a consistent copy of each group at a known LSN.
@@ -54,6 +55,8 @@ export interface GroupLoadResult {
   rows: number;
   bytes: number;
   skipped: number;
+  /** Set when the group was resumed after its load died: what was kept, redone and created. */
+  resumed?: ResumeSummary;
 }
 
 export interface FullLoadResult {
@@ -96,6 +99,14 @@ function exportedPoint(ctx: PhaseContext, holder: SnapshotHolder): ReadPoint {
   return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c) => importSnapshot(c, holder.snapshotName), check: () => {} };
 }
 
+/**
+ * A resumed group with nothing left to copy still reads the source for large objects, which no
+ * stream carries: a plain repeatable-read transaction.
+ */
+function plainPoint(ctx: PhaseContext): ReadPoint {
+  return { endpoint: ctx.source, lsnText: '', begin: (c) => c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY').then(() => {}), check: () => {} };
+}
+
 function replicaPoint(endpoint: Endpoint, paused: PausedReplica): ReadPoint {
   return {
     endpoint,
@@ -115,6 +126,11 @@ interface GroupToLoad {
   /** Its streams: its own and any companion (DMS batch apply), which follow its LSN and state. */
   parts: StreamPart[];
   point?: ReadPoint;
+  /** Resumed after its exported snapshot died (load-resume.ts). */
+  resuming?: boolean;
+  resumed?: ResumeSummary;
+  /** Its bridge streams (resume streams), marked loaded with it. */
+  bridges: StreamRecord[];
 }
 
 /** Set the group's snapshot LSN and state on each of its streams and journal them. */
@@ -124,6 +140,8 @@ async function saveStreams(journal: Journal, x: GroupToLoad, state: string, lsn 
     record.snapshotLsn = lsn;
     await journal.saveStream(record);
   }
+  // Bridge streams keep their own snapshot LSN.
+  for (const b of x.bridges) await journal.setStreamState(b.group, state);
 }
 
 export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = {}): Promise<FullLoadResult> {
@@ -152,7 +170,11 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === 'done';
     if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
     const pausedMode = plan.snapshot === 'paused-replica';
-    const actions = new Map(groups.map((g) => [g, decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode })]));
+    const priorProgress = prior ? await prior.tableProgress() : [];
+    const copied = new Set(priorProgress.filter((p) => p.state === 'done' && p.part === 0).map((p) => p.group));
+    const decide = (g: ResolvedGroup) =>
+      decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g.name), canBridge: plan.cdc.engine === 'native' });
+    const actions = new Map(groups.map((g) => [g, decide(g)]));
     if (options.restart) {
       // A DMS task reads the slot a restart would drop: cdc restart deletes the task first.
       const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
@@ -166,13 +188,15 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       if (action !== 'refuse-interrupted') continue;
       throw gateRefused(
         'full-load.interrupted',
-        `group ${group.name}: an earlier full load stopped while loading; its ${existing.get(group.name)!.snapshotMode === 'exported' ? 'exported snapshot ended with that process' : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
-        `run pgshift full-load --restart${options.group ? ` --group ${group.name}` : ''} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`,
+        `group ${group.name}: an earlier full load stopped while loading; its ${existing.get(group.name)!.snapshotMode === 'exported' ? `exported snapshot ended with that process, and ${pausedMode ? 'a paused-replica plan' : `cdc.engine ${plan.cdc.engine}`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
+        `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group.name}` : ''} to load the group again from a new slot`,
       );
     }
     const loading = groups.filter((g) => actions.get(g) !== 'skip');
     const streamsToLoad = loading.flatMap((g) => stream.parts(g, newStreamRecord(plan, g.name)).map((p) => p.record.slot));
-    const slotsNeeded = streamsToLoad.length - (await existingSlots(s, streamsToLoad));
+    // A resumed group needs one more slot: its resume stream's.
+    const resuming = [...actions.values()].filter((a) => a === 'resume').length;
+    const slotsNeeded = streamsToLoad.length - (await existingSlots(s, streamsToLoad)) + resuming;
     const preflight = loading.length ? await preflightLoad(ctx, s, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
 
     // From here on, things are created.
@@ -196,8 +220,8 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       }
       // Restarting, or a run that stopped before any row was copied (state preparing): start clean.
       if (action === 'reset') await resetGroup(s, ctx, journal, stream, group, existing);
-      const record = action === 'continue' ? priorRecord! : newStreamRecord(plan, group.name);
-      toLoad.push({ group, record, parts: stream.parts(group, record) });
+      const record = action === 'continue' || action === 'resume' ? priorRecord! : newStreamRecord(plan, group.name);
+      toLoad.push({ group, record, parts: stream.parts(group, record), resuming: action === 'resume', bridges: [] });
     }
 
     if (pausedMode && toLoad.length > 0) {
@@ -212,7 +236,16 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
         await journal.event('full-load', 'info', `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
       }
     } else {
+      const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail as { active?: Array<{ table: string; bytes: number }> } | undefined;
       for (const x of toLoad) {
+        if (x.resuming) {
+          const r = await resumeGroup(ctx, s, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)));
+          if (r.holder) holders.push(r.holder);
+          x.bridges = r.bridges;
+          x.resumed = r.summary;
+          x.point = r.holder ? exportedPoint(ctx, r.holder) : plainPoint(ctx);
+          continue;
+        }
         await prepareGroupObjects(s, journal, stream, x);
         // A companion's slot first: the snapshot's LSN is then at or after its confirmed_flush_lsn.
         for (const part of x.parts.slice(1)) await ensureSlot(s.source, part.record.slot, stream.plugin);
@@ -288,7 +321,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       const { group, record, point } = x;
       await saveStreams(journal, x, 'loaded');
       const totals = perGroup.get(group.name)!;
-      results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: point!.lsnText, tables: group.tables.length, ...totals });
+      results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: x.resumed ? record.snapshotLsn ?? '' : point!.lsnText, tables: group.tables.length, ...totals, ...(x.resumed ? { resumed: x.resumed } : {}) });
     }
 
     // Large objects belong to no group: the first job to get here copies them, inside its snapshot.

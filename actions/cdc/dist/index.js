@@ -75037,6 +75037,15 @@ var Journal = class _Journal {
       condition: row.condition
     }));
   }
+  /** Forget the copy progress of these tables (a resume copies them again from a new snapshot). */
+  async forgetTables(tables) {
+    if (!tables.length) return;
+    await this.c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
+      this.migration,
+      tables.map((t) => t.schema),
+      tables.map((t) => t.name)
+    ]);
+  }
   /**
    * Everything the journal holds about the migration, for a failure-state bundle: streams, every
    * phase with its detail, the last events and the copy progress.
@@ -75441,6 +75450,13 @@ async function createPublication(c5, name, tables, heartbeat, ddlQueue) {
 async function publishedTables(c5, publication) {
   const r5 = await c5.query("SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = $1", [publication]);
   return new Set(r5.rows.map(displayName));
+}
+async function dropFromPublication(c5, publication, tables) {
+  const published = await publishedTables(c5, publication);
+  const leaving = tables.filter((t) => published.has(displayName(t)));
+  if (!leaving.length) return;
+  noteChange(`${leaving.length} table(s) leave publication ${publication}`);
+  await c5.query(`ALTER PUBLICATION ${quoteIdent(publication)} DROP TABLE ${leaving.map(qualify).join(", ")}`);
 }
 async function dropPublication(c5, name) {
   if (!await publicationExists(c5, name)) return false;
@@ -97468,6 +97484,9 @@ async function copyTable(source, target, table2, options = {}) {
   await pipeline(out, meter, into);
   return { rows: Number(into.rowCount ?? 0), bytes: bytes2 };
 }
+async function truncateTables(c5, tables) {
+  if (tables.length) await c5.query(`TRUNCATE ${tables.map(qualify).join(", ")}`);
+}
 
 // src/pg/indexes.ts
 function analyzeStep(table2) {
@@ -97852,6 +97871,8 @@ function decideGroupLoad(prior, options) {
   if (!inFlight) return "skip";
   if (options.pausedReplicaPlan && prior.snapshotMode === "paused-replica") return "continue";
   if (prior.state === "preparing") return "reset";
+  if (!options.copied) return "reset";
+  if (prior.snapshotMode === "exported" && !options.pausedReplicaPlan && options.canBridge !== false) return "resume";
   return "refuse-interrupted";
 }
 
@@ -98162,6 +98183,195 @@ function bar(done, total, width = 24) {
   return `[${"#".repeat(full)}${".".repeat(width - full)}] ${String(Math.round(f5 * 100)).padStart(3)}%`;
 }
 
+// src/core/resume-plan.ts
+function planResume(input2) {
+  const pending = input2.tables.filter((t) => !input2.done.has(t));
+  const pendingSet = new Set(pending);
+  const kept = { tables: 0, rows: 0, bytes: 0 };
+  for (const t of input2.tables) {
+    const f5 = input2.done.get(t);
+    if (!f5) continue;
+    kept.tables++;
+    kept.rows += f5.rows;
+    kept.bytes += f5.bytes;
+  }
+  const discarded = { rows: 0, bytes: 0, parts: [] };
+  for (const t of pending) {
+    const f5 = input2.partial.get(t);
+    if (!f5) continue;
+    discarded.rows += f5.rows;
+    discarded.bytes += f5.bytes;
+    discarded.parts.push(t);
+  }
+  const plan = { pending, leave: [], drop: [], drain: [], newStream: pending.length > 0, kept, discarded };
+  if (!pending.length) return plan;
+  for (const st of input2.streams) {
+    const holdsFinished = [...st.published].some((t) => input2.done.has(t));
+    if (!st.own && !holdsFinished) {
+      plan.drop.push(st.name);
+      continue;
+    }
+    const leaving = [...st.published].filter((t) => pendingSet.has(t));
+    if (leaving.length) plan.leave.push({ stream: st.name, tables: pending.filter((t) => leaving.includes(t)) });
+    plan.drain.push(st.name);
+  }
+  return plan;
+}
+
+// src/phases/bridge.ts
+function nextBridgeName(group5, streams) {
+  const used = streams.filter((r5) => isResyncOf(r5.group, group5)).map((r5) => Number(r5.group.slice(group5.length + 2)));
+  return resyncStreamName(group5, Math.max(0, ...used) + 1);
+}
+function bridgeRecord(ctx, name, state2) {
+  return {
+    group: name,
+    slot: slotName(ctx.plan.name, name),
+    publication: publicationName(ctx.plan.name, name),
+    subscription: subscriptionName(ctx.plan.name, name),
+    snapshotMode: "exported",
+    snapshotLsn: null,
+    state: state2
+  };
+}
+async function leaveStream(s2, carrier, tables) {
+  await dropFromPublication(s2.source, carrier.publication, tables);
+}
+async function openBridgeStream(ctx, s2, journal, record2, tables) {
+  await journal.saveStream(record2);
+  const hb = heartbeatTable(record2.group);
+  await ensureHeartbeat(s2.source, hb, record2.group);
+  await ensureHeartbeat(s2.target, hb, record2.group);
+  await dropPublication(s2.source, record2.publication);
+  await installDdlCapture(s2.source, ctx.plan, record2);
+  await createPublication(s2.source, record2.publication, tables, hb, ddlQueueOf(ctx.plan, record2.group));
+}
+async function drainStreams(ctx, s2, carriers, o3) {
+  const stalledMs = o3.stalledMs ?? 12e4;
+  const started = [];
+  if (o3.start && carriers.length) {
+    await prepareDdlApply(s2.target, ctx.plan, carriers);
+    const streaming = majorOf(s2.sourceVersion) >= 14 && majorOf(s2.targetVersion) >= 14;
+    for (const c5 of carriers) {
+      await ensureHeartbeat(s2.target, heartbeatTable(c5.group), c5.group);
+      await createSubscription(s2.target, { name: c5.subscription, conninfo: subscriptionConninfo(ctx), publication: c5.publication, slot: c5.slot, streaming, startLsn: c5.snapshotMode === "paused-replica" && c5.snapshotLsn ? c5.snapshotLsn : void 0 }, ctx.log);
+      started.push(c5);
+    }
+  }
+  try {
+    for (const c5 of carriers) {
+      const hb = heartbeatTable(c5.group);
+      const beat = await writeBeat(s2.source, hb, c5.group);
+      let lastSeen = Date.now();
+      let lastLine = Date.now();
+      for (; ; ) {
+        if (await beatApplied(s2.target, hb, c5.group, beat)) break;
+        if ((await subscriptionState(s2.target, c5.subscription)).workerRunning) lastSeen = Date.now();
+        else if (Date.now() - lastSeen > stalledMs) {
+          throw failure("bridge.drain", `stream ${c5.group}: its subscription ${c5.subscription} has not applied for ${Math.round(stalledMs / 1e3)} s`, "check the target's server log for the apply error, then run the same command again: it continues");
+        }
+        if (Date.now() - lastLine >= 3e4) {
+          lastLine = Date.now();
+          ctx.log.info(`stream ${c5.group}: applying the changes since its snapshot before the bridge (${Math.round((Date.now() - beat.writtenAt) / 1e3)} s so far)`);
+        }
+        await sleep(50, ctx.signal);
+      }
+    }
+  } finally {
+    for (const c5 of started) await setSubscriptionEnabled(s2.target, c5.subscription, false).catch(() => {
+    });
+  }
+}
+function tablesNamed(all, names) {
+  const wanted = new Set(names);
+  return all.filter((t) => wanted.has(displayName(t)));
+}
+
+// src/phases/load-resume.ts
+async function resumeGroup(ctx, s2, journal, group5, own2, progress, lastSnapshot, openTarget2) {
+  const { log } = ctx;
+  const rows = progress.filter((p3) => p3.group === group5.name && p3.state === "done");
+  const done = /* @__PURE__ */ new Map();
+  const partial2 = /* @__PURE__ */ new Map();
+  for (const p3 of rows.filter((r5) => r5.part === 0)) done.set(displayName(p3), { rows: p3.rows ?? 0, bytes: p3.bytes ?? 0 });
+  for (const p3 of rows.filter((r5) => r5.part > 0 && !done.has(displayName(r5)))) {
+    const f5 = partial2.get(displayName(p3)) ?? { rows: 0, bytes: 0 };
+    f5.rows += p3.rows ?? 0;
+    f5.bytes += p3.bytes ?? 0;
+    partial2.set(displayName(p3), f5);
+  }
+  const all = await journal.streams();
+  const streams = [own2, ...all.filter((r5) => isResyncOf(r5.group, group5.name))];
+  const published = /* @__PURE__ */ new Map();
+  for (const st of streams) published.set(st.group, await publishedTables(s2.source, st.publication));
+  const plan = planResume({
+    tables: group5.tables.map(displayName),
+    done,
+    partial: partial2,
+    streams: streams.map((st) => ({ name: st.group, own: st.group === own2.group, published: published.get(st.group) }))
+  });
+  const inFlightBytes = (lastSnapshot?.active ?? []).filter((a5) => plan.pending.includes(a5.table)).reduce((n3, a5) => n3 + Math.max(0, a5.bytes - (partial2.get(a5.table)?.bytes ?? 0)), 0);
+  const summary2 = {
+    kept: plan.kept,
+    discarded: { rows: plan.discarded.rows, bytes: plan.discarded.bytes, tables: plan.discarded.parts },
+    inFlightBytes,
+    pending: plan.pending.length,
+    dropped: plan.drop,
+    drained: plan.drain
+  };
+  const byName = new Map(streams.map((st) => [st.group, st]));
+  const surviving = streams.filter((st) => st.group !== own2.group && !plan.drop.includes(st.group));
+  log.info(`group ${group5.name}: resuming \u2014 ${plan.kept.tables} table(s) kept at their snapshot, ${plan.pending.length} to copy from a new one`);
+  if (!plan.newStream) return { summary: summary2, bridges: surviving };
+  const pending = tablesNamed(group5.tables, plan.pending);
+  await buildIndexesOf(s2, openTarget2, ctx.plan.fullLoad.indexJobs, group5.tables.filter((t) => done.has(displayName(t))));
+  await s2.target.query("BEGIN");
+  try {
+    await truncateTables(s2.target, pending);
+    await journal.forgetTables(pending);
+    await s2.target.query("COMMIT");
+  } catch (err) {
+    await s2.target.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+  if (plan.discarded.parts.length) log.warn(`group ${group5.name}: ${plan.discarded.parts.join(", ")} had parts finished at the old snapshot; copied again whole`);
+  for (const name of plan.drop) {
+    const st = byName.get(name);
+    await dropSubscription(s2.target, st.subscription);
+    await dropSlot(s2.source, st.slot);
+    await dropPublication(s2.source, st.publication);
+    await journal.deleteStream(st.group);
+    log.info(`group ${group5.name}: resume stream ${st.group} held no finished table; dropped`);
+  }
+  for (const l3 of plan.leave) await leaveStream(s2, byName.get(l3.stream), tablesNamed(group5.tables, l3.tables));
+  const record2 = bridgeRecord(ctx, nextBridgeName(group5.name, [...surviving, own2]), "loading");
+  await openBridgeStream(ctx, s2, journal, record2, pending);
+  const drain = plan.drain.map((n3) => byName.get(n3));
+  if (drain.length) log.info(`group ${group5.name}: applying ${drain.map((d5) => d5.group).join(", ")} up to the bridge`);
+  await drainStreams(ctx, s2, drain, { start: true });
+  const holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s2.sourceVersion);
+  record2.snapshotLsn = holder.lsnText;
+  await journal.saveStream(record2);
+  summary2.stream = record2.group;
+  summary2.snapshotLsn = holder.lsnText;
+  await journal.event("full-load", "info", `group ${group5.name}: resumed; ${plan.kept.tables} table(s) kept, ${plan.pending.length} carried by ${record2.group} from ${holder.lsnText}`, summary2);
+  log.info(`group ${group5.name}: resume stream ${record2.group} at ${holder.lsnText} carries ${plan.pending.length} table(s)`);
+  return { summary: summary2, holder, bridges: [...surviving, record2] };
+}
+async function buildIndexesOf(s2, open3, jobs, tables) {
+  if (!tables.length) return;
+  const early = await earlyIndexes(s2.source, tables);
+  const queue = new IndexQueue(open3, jobs, () => {
+  });
+  try {
+    queue.add(tables.flatMap((t) => indexesOf(early, t)));
+    await queue.drain();
+  } finally {
+    await queue.close();
+  }
+}
+
 // src/phases/full-load.ts
 var PRE_DATA = "full-load:pre-data";
 var LARGE_OBJECTS = "full-load:large-objects";
@@ -98171,6 +98381,11 @@ var REPLICA_IDENTITY = "source:replica-identity";
 var progressPhase = (group5) => `full-load:progress:${group5 ?? "*"}`;
 function exportedPoint(ctx, holder) {
   return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c5) => importSnapshot(c5, holder.snapshotName), check: () => {
+  } };
+}
+function plainPoint(ctx) {
+  return { endpoint: ctx.source, lsnText: "", begin: (c5) => c5.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").then(() => {
+  }), check: () => {
   } };
 }
 function replicaPoint(endpoint, paused) {
@@ -98190,6 +98405,7 @@ async function saveStreams(journal, x, state2, lsn = x.record.snapshotLsn) {
     record2.snapshotLsn = lsn;
     await journal.saveStream(record2);
   }
+  for (const b5 of x.bridges) await journal.setStreamState(b5.group, state2);
 }
 async function runFullLoad(ctx, options = {}) {
   const started = Date.now();
@@ -98215,7 +98431,10 @@ async function runFullLoad(ctx, options = {}) {
     const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
     if (!preDataDone) await requireEmptyTarget(s2, ctx, groups);
     const pausedMode = plan.snapshot === "paused-replica";
-    const actions = new Map(groups.map((g5) => [g5, decideGroupLoad(existing.get(g5.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode })]));
+    const priorProgress = prior ? await prior.tableProgress() : [];
+    const copied = new Set(priorProgress.filter((p3) => p3.state === "done" && p3.part === 0).map((p3) => p3.group));
+    const decide = (g5) => decideGroupLoad(existing.get(g5.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g5.name), canBridge: plan.cdc.engine === "native" });
+    const actions = new Map(groups.map((g5) => [g5, decide(g5)]));
     if (options.restart) {
       const withTasks2 = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
       const busy = groups.find((g5) => existing.has(g5.name) && withTasks2.has(g5.name));
@@ -98228,13 +98447,14 @@ async function runFullLoad(ctx, options = {}) {
       if (action !== "refuse-interrupted") continue;
       throw gateRefused(
         "full-load.interrupted",
-        `group ${group5.name}: an earlier full load stopped while loading; its ${existing.get(group5.name).snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
-        `run pgshift full-load --restart${options.group ? ` --group ${group5.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
+        `group ${group5.name}: an earlier full load stopped while loading; its ${existing.get(group5.name).snapshotMode === "exported" ? `exported snapshot ended with that process, and ${pausedMode ? "a paused-replica plan" : `cdc.engine ${plan.cdc.engine}`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
+        `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group5.name}` : ""} to load the group again from a new slot`
       );
     }
     const loading = groups.filter((g5) => actions.get(g5) !== "skip");
     const streamsToLoad = loading.flatMap((g5) => stream.parts(g5, newStreamRecord(plan, g5.name)).map((p3) => p3.record.slot));
-    const slotsNeeded = streamsToLoad.length - await existingSlots(s2, streamsToLoad);
+    const resuming = [...actions.values()].filter((a5) => a5 === "resume").length;
+    const slotsNeeded = streamsToLoad.length - await existingSlots(s2, streamsToLoad) + resuming;
     const preflight = loading.length ? await preflightLoad(ctx, s2, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
     const journal = await Journal.open(s2.target, plan.name, {
       source: ctx.source.label,
@@ -98254,8 +98474,8 @@ async function runFullLoad(ctx, options = {}) {
         continue;
       }
       if (action === "reset") await resetGroup(s2, ctx, journal, stream, group5, existing);
-      const record2 = action === "continue" ? priorRecord : newStreamRecord(plan, group5.name);
-      toLoad.push({ group: group5, record: record2, parts: stream.parts(group5, record2) });
+      const record2 = action === "continue" || action === "resume" ? priorRecord : newStreamRecord(plan, group5.name);
+      toLoad.push({ group: group5, record: record2, parts: stream.parts(group5, record2), resuming: action === "resume", bridges: [] });
     }
     if (pausedMode && toLoad.length > 0) {
       const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
@@ -98269,7 +98489,16 @@ async function runFullLoad(ctx, options = {}) {
         await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
       }
     } else {
+      const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail;
       for (const x of toLoad) {
+        if (x.resuming) {
+          const r5 = await resumeGroup(ctx, s2, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)));
+          if (r5.holder) holders.push(r5.holder);
+          x.bridges = r5.bridges;
+          x.resumed = r5.summary;
+          x.point = r5.holder ? exportedPoint(ctx, r5.holder) : plainPoint(ctx);
+          continue;
+        }
         await prepareGroupObjects(s2, journal, stream, x);
         for (const part of x.parts.slice(1)) await ensureSlot(s2.source, part.record.slot, stream.plugin);
         const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, stream.plugin, s2.sourceVersion);
@@ -98324,11 +98553,11 @@ async function runFullLoad(ctx, options = {}) {
       await recordSplitTableDone(s2.target, journal.migration, group5, table2, parts);
       indexes.add(indexesOf(early, table2));
     }
-    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied, target) => {
+    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied2, target) => {
       const totals = perGroup.get(task.group);
-      totals.rows += copied.rows;
-      totals.bytes += copied.bytes;
-      if (!prog.partDone(task.table, copied.rows)) return;
+      totals.rows += copied2.rows;
+      totals.bytes += copied2.bytes;
+      if (!prog.partDone(task.table, copied2.rows)) return;
       if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
       indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
     });
@@ -98339,7 +98568,7 @@ async function runFullLoad(ctx, options = {}) {
       const { group: group5, record: record2, point } = x;
       await saveStreams(journal, x, "loaded");
       const totals = perGroup.get(group5.name);
-      results.push({ group: group5.name, slot: record2.slot, publication: record2.publication, snapshotLsn: point.lsnText, tables: group5.tables.length, ...totals });
+      results.push({ group: group5.name, slot: record2.slot, publication: record2.publication, snapshotLsn: x.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group5.tables.length, ...totals, ...x.resumed ? { resumed: x.resumed } : {} });
     }
     if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
       await withStepLock(s2.target, LARGE_OBJECTS, async () => {
@@ -99362,43 +99591,23 @@ async function resyncTables(ctx, names) {
     if (pending && (pendingTables.length !== names.length || pendingTables.some((t) => !wanted.has(t)))) {
       throw gateRefused("resync.pending", `an interrupted resync of ${pendingTables.join(", ") || pending.group} has not finished`, `run pgshift cdc resync -t ${pendingTables.join(" ") || "\u2026"} first: its tables are carried by no stream until it completes`);
     }
-    const name = pending?.group ?? resyncStreamName(owner.name, streams.filter((r5) => isResyncOf(r5.group, owner.name)).length + 1);
-    const record2 = {
-      group: name,
-      slot: slotName(ctx.plan.name, name),
-      publication: publicationName(ctx.plan.name, name),
-      subscription: subscriptionName(ctx.plan.name, name),
-      snapshotMode: "exported",
-      snapshotLsn: null,
-      state: "resyncing"
-    };
+    const name = pending?.group ?? nextBridgeName(owner.name, streams);
+    const record2 = bridgeRecord(ctx, name, "resyncing");
     await journal.startPhase("cdc:resync", { stream: name, tables: names });
     if (pending) {
       await dropSubscription(s2.target, record2.subscription);
       await dropSlot(s2.source, record2.slot);
     }
-    const hb = heartbeatTable(name);
-    await ensureHeartbeat(s2.source, hb, name);
-    await ensureHeartbeat(s2.target, hb, name);
     const carriers = streams.filter((r5) => r5.state === "streaming" && (r5.group === owner.name || isResyncOf(r5.group, owner.name)));
     const drained = [];
     for (const carrier of carriers) {
       const published = await publishedTables(s2.source, carrier.publication);
-      const leaving = tables.filter((t) => published.has(displayName(t)));
-      if (!leaving.length) continue;
-      await s2.source.query(`ALTER PUBLICATION ${quoteIdent(carrier.publication)} DROP TABLE ${leaving.map(qualify).join(", ")}`);
+      if (!tables.some((t) => published.has(displayName(t)))) continue;
+      await leaveStream(s2, carrier, tables);
       drained.push(carrier);
     }
-    if (await publicationExists(s2.source, record2.publication)) await s2.source.query(`DROP PUBLICATION ${quoteIdent(record2.publication)}`);
-    await installDdlCapture(s2.source, ctx.plan, record2);
-    await createPublication(s2.source, record2.publication, tables, hb, ddlQueueOf(ctx.plan, record2.group));
-    await journal.saveStream(record2);
-    for (const carrier of drained) {
-      const beat = await writeBeat(s2.source, heartbeatTable(carrier.group), carrier.group);
-      if (await waitForMarker(s2.target, heartbeatTable(carrier.group), carrier.group, beat, 12e4) === null) {
-        throw failure("resync.drain", `stream ${carrier.group} did not apply its changes within 120 s`, "check pgshift cdc status, then run the same resync again: it continues");
-      }
-    }
+    await openBridgeStream(ctx, s2, journal, record2, tables);
+    await drainStreams(ctx, s2, drained, { start: false });
     holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s2.sourceVersion);
     const rows = await recopy(ctx, tables, holder.snapshotName);
     record2.snapshotLsn = holder.lsnText;

@@ -2384,9 +2384,9 @@ var require_timers = __commonJS({
        * before the specified function or code is executed.
        * @param {*} arg
        */
-      constructor(callback, delay, arg) {
+      constructor(callback, delay2, arg) {
         this._onTimeout = callback;
-        this._idleTimeout = delay;
+        this._idleTimeout = delay2;
         this._timerArg = arg;
         this.refresh();
       }
@@ -2431,8 +2431,8 @@ var require_timers = __commonJS({
        * when the timer expires.
        * @returns {NodeJS.Timeout|FastTimer}
        */
-      setTimeout(callback, delay, arg) {
-        return delay <= RESOLUTION_MS ? setTimeout(callback, delay, arg) : new FastTimer(callback, delay, arg);
+      setTimeout(callback, delay2, arg) {
+        return delay2 <= RESOLUTION_MS ? setTimeout(callback, delay2, arg) : new FastTimer(callback, delay2, arg);
       },
       /**
        * The clearTimeout method cancels an instantiated Timer previously created
@@ -2458,8 +2458,8 @@ var require_timers = __commonJS({
        * when the timer expires.
        * @returns {FastTimer}
        */
-      setFastTimeout(callback, delay, arg) {
-        return new FastTimer(callback, delay, arg);
+      setFastTimeout(callback, delay2, arg) {
+        return new FastTimer(callback, delay2, arg);
       },
       /**
        * The clearTimeout method cancels an instantiated FastTimer previously
@@ -2485,8 +2485,8 @@ var require_timers = __commonJS({
        * @deprecated
        * @param {number} [delay=0] The delay in milliseconds to add to the now value.
        */
-      tick(delay = 0) {
-        fastNow += delay - RESOLUTION_MS + 1;
+      tick(delay2 = 0) {
+        fastNow += delay2 - RESOLUTION_MS + 1;
         onTick();
         onTick();
       },
@@ -5617,7 +5617,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
         source: body.source
       };
     }
-    function throwIfAborted(state) {
+    function throwIfAborted2(state) {
       if (state.aborted) {
         throw new DOMException("The operation was aborted.", "AbortError");
       }
@@ -5691,7 +5691,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
       if (bodyUnusable(object2)) {
         throw new TypeError("Body is unusable: Body has already been read");
       }
-      throwIfAborted(object2[kState]);
+      throwIfAborted2(object2[kState]);
       const promise2 = createDeferredPromise();
       const errorSteps = (error63) => promise2.reject(error63);
       const successSteps = (data) => {
@@ -5885,21 +5885,21 @@ var require_client_h1 = __commonJS({
         this.connection = "";
         this.maxResponseSize = client[kMaxResponseSize];
       }
-      setTimeout(delay, type) {
-        if (delay !== this.timeoutValue || type & USE_FAST_TIMER ^ this.timeoutType & USE_FAST_TIMER) {
+      setTimeout(delay2, type) {
+        if (delay2 !== this.timeoutValue || type & USE_FAST_TIMER ^ this.timeoutType & USE_FAST_TIMER) {
           if (this.timeout) {
             timers.clearTimeout(this.timeout);
             this.timeout = null;
           }
-          if (delay) {
+          if (delay2) {
             if (type & USE_FAST_TIMER) {
-              this.timeout = timers.setFastTimeout(onParserTimeout, delay, new WeakRef(this));
+              this.timeout = timers.setFastTimeout(onParserTimeout, delay2, new WeakRef(this));
             } else {
-              this.timeout = setTimeout(onParserTimeout, delay, new WeakRef(this));
+              this.timeout = setTimeout(onParserTimeout, delay2, new WeakRef(this));
               this.timeout.unref();
             }
           }
-          this.timeoutValue = delay;
+          this.timeoutValue = delay2;
         } else if (this.timeout) {
           if (this.timeout.refresh) {
             this.timeout.refresh();
@@ -10852,7 +10852,7 @@ var require_mock_utils = __commonJS({
       if (mockDispatch2.data.callback) {
         mockDispatch2.data = { ...mockDispatch2.data, ...mockDispatch2.data.callback(opts) };
       }
-      const { data: { statusCode, data, headers, trailers, error: error63 }, delay, persist } = mockDispatch2;
+      const { data: { statusCode, data, headers, trailers, error: error63 }, delay: delay2, persist } = mockDispatch2;
       const { timesInvoked, times } = mockDispatch2;
       mockDispatch2.consumed = !persist && timesInvoked >= times;
       mockDispatch2.pending = timesInvoked < times;
@@ -10861,10 +10861,10 @@ var require_mock_utils = __commonJS({
         handler.onError(error63);
         return true;
       }
-      if (typeof delay === "number" && delay > 0) {
+      if (typeof delay2 === "number" && delay2 > 0) {
         setTimeout(() => {
           handleReply(this[kDispatches]);
-        }, delay);
+        }, delay2);
       } else {
         handleReply(this[kDispatches]);
       }
@@ -18293,7 +18293,7 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms) {
+    function delay2(ms) {
       return new Promise((resolve) => {
         setTimeout(resolve, ms).unref();
       });
@@ -18301,7 +18301,7 @@ var require_util8 = __commonJS({
     module.exports = {
       isValidLastEventId,
       isASCIINumber,
-      delay
+      delay: delay2
     };
   }
 });
@@ -18723,7 +18723,7 @@ var require_eventsource = __commonJS({
     var { parseMIMEType } = require_data_url();
     var { createFastMessageEvent } = require_events();
     var { isNetworkError } = require_response();
-    var { delay } = require_util8();
+    var { delay: delay2 } = require_util8();
     var { kEnumerableProperty } = require_util();
     var { environmentSettingsObject } = require_util2();
     var { getGlobalDispatcher } = require_global2();
@@ -18896,7 +18896,7 @@ var require_eventsource = __commonJS({
         if (this.#readyState === CLOSED) return;
         this.#readyState = CONNECTING;
         this.dispatchEvent(new Event("error"));
-        await delay(this.#state.reconnectionTime);
+        await delay2(this.#state.reconnectionTime);
         if (this.#readyState !== CONNECTING) return;
         if (this.#state.lastEventId.length) {
           this.#request.headersList.set("last-event-id", this.#state.lastEventId, true);
@@ -33330,6 +33330,9 @@ function subscriptionName(migration, group2) {
 function batchStreamName(group2) {
   return `${group2}_batch`;
 }
+function resyncStreamName(group2, n) {
+  return `${group2}_r${n}`;
+}
 function isResyncOf(stream, group2) {
   return new RegExp(`^${group2.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}_r\\d+$`).test(stream);
 }
@@ -33720,6 +33723,15 @@ var Journal = class _Journal {
       condition: row.condition
     }));
   }
+  /** Forget the copy progress of these tables (a resume copies them again from a new snapshot). */
+  async forgetTables(tables) {
+    if (!tables.length) return;
+    await this.c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
+      this.migration,
+      tables.map((t) => t.schema),
+      tables.map((t) => t.name)
+    ]);
+  }
   /**
    * Everything the journal holds about the migration, for a failure-state bundle: streams, every
    * phase with its detail, the last events and the copy progress.
@@ -34043,6 +34055,9 @@ async function copyTable(source, target, table2, options = {}) {
   });
   await pipeline(out, meter, into);
   return { rows: Number(into.rowCount ?? 0), bytes };
+}
+async function truncateTables(c, tables) {
+  if (tables.length) await c.query(`TRUNCATE ${tables.map(qualify).join(", ")}`);
 }
 
 // src/pg/schema.ts
@@ -34580,6 +34595,17 @@ async function createPublication(c, name, tables, heartbeat, ddlQueue) {
   const list = [...tables.map(qualify), ...control].join(", ");
   await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
 }
+async function publishedTables(c, publication) {
+  const r = await c.query("SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = $1", [publication]);
+  return new Set(r.rows.map(displayName));
+}
+async function dropFromPublication(c, publication, tables) {
+  const published = await publishedTables(c, publication);
+  const leaving = tables.filter((t) => published.has(displayName(t)));
+  if (!leaving.length) return;
+  noteChange(`${leaving.length} table(s) leave publication ${publication}`);
+  await c.query(`ALTER PUBLICATION ${quoteIdent(publication)} DROP TABLE ${leaving.map(qualify).join(", ")}`);
+}
 async function dropPublication(c, name) {
   if (!await publicationExists(c, name)) return false;
   noteChange(`publication ${name} dropped`);
@@ -34590,12 +34616,91 @@ async function subscriptionExists(c, name) {
   const r = await c.query("SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())", [name]);
   return (r.rowCount ?? 0) > 0;
 }
+async function createSubscription(c, spec, log) {
+  noteChange(`subscription ${spec.name}`);
+  if (!await subscriptionExists(c, spec.name)) {
+    const options = [`create_slot = false`, `slot_name = ${quoteLiteral(spec.slot)}`, `copy_data = false`, `enabled = false`];
+    if (spec.streaming) options.push("streaming = on");
+    await execWithSecret(c, `CREATE SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION %L PUBLICATION ${quoteIdent(spec.publication)} WITH (${options.join(", ")})`, spec.conninfo, log);
+    if (spec.startLsn) {
+      await c.query(`SELECT pg_replication_origin_advance('pg_' || oid, $2::pg_lsn) FROM pg_subscription WHERE subname = $1`, [spec.name, spec.startLsn]);
+    }
+  } else {
+    const current = await c.query("SELECT subconninfo AS conninfo FROM pg_subscription WHERE subname = $1", [spec.name]);
+    if (current.rows[0]?.conninfo !== spec.conninfo) await execWithSecret(c, `ALTER SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION %L`, spec.conninfo, log);
+  }
+  await c.query(`ALTER SUBSCRIPTION ${quoteIdent(spec.name)} ENABLE`);
+}
+async function execWithSecret(c, template, secret, log) {
+  await c.query(`CREATE OR REPLACE FUNCTION pg_temp.pgshift_exec_with_secret(statement text, secret text) RETURNS void LANGUAGE plpgsql AS $fn$
+    DECLARE
+      message text;
+    BEGIN
+      EXECUTE format(statement, secret);
+    EXCEPTION WHEN OTHERS THEN
+      message := regexp_replace(replace(SQLERRM, secret, '***'), 'password\\s*=\\s*(''([^''\\\\]|\\\\.)*''|\\S+)', 'password=***', 'gi');
+      RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = message;
+    END $fn$`);
+  const restore = await quietStatementLog(c, log);
+  try {
+    await c.query("SELECT pg_temp.pgshift_exec_with_secret($1, $2)", [template, secret]);
+  } finally {
+    await restore();
+  }
+}
+async function quietStatementLog(c, log) {
+  const r = await c.query(
+    `SELECT name, current_setting(name, true) AS value FROM unnest(ARRAY['log_statement', 'log_min_duration_statement', 'pgaudit.log']) AS name`
+  );
+  const before = new Map(r.rows.map((x) => [x.name, x.value]));
+  const quiet = { log_statement: "none", log_min_duration_statement: "-1", "pgaudit.log": "none" };
+  const changed = [];
+  const loud = [];
+  for (const [name, value] of Object.entries(quiet)) {
+    const was = before.get(name);
+    if (was === null || was === void 0 || was === value) continue;
+    try {
+      await c.query("SELECT set_config($1, $2, false)", [name, value]);
+      changed.push(name);
+    } catch {
+      if (name === "log_statement" && was !== "all") continue;
+      loud.push(`${name} = ${was}`);
+    }
+  }
+  if (loud.length) log?.warn(`the target's ${loud.join(", ")} logs statements with their parameters, and this role cannot turn that off for its session: the subscription's connection string (with its password) may appear in the target's server log \u2014 switch it off for the migration, or connect as a superuser`);
+  return async () => {
+    for (const name of changed) await c.query("SELECT set_config($1, $2, false)", [name, before.get(name)]).catch(() => {
+    });
+  };
+}
+async function setSubscriptionEnabled(c, name, enabled) {
+  if (await subscriptionExists(c, name)) await c.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} ${enabled ? "ENABLE" : "DISABLE"}`);
+}
 async function dropSubscription(c, name) {
   if (!await subscriptionExists(c, name)) return;
   noteChange(`subscription ${name} dropped`);
   await c.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
   await c.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
   await c.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
+}
+async function subscriptionState(c, name) {
+  const r = await c.query(
+    `SELECT s.subenabled AS enabled, st.pid, st.received_lsn::text AS received, st.latest_end_lsn::text AS latest_end, st.last_msg_receipt_time
+       FROM pg_subscription s
+       LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL
+      WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [name]
+  );
+  const row = r.rows[0];
+  if (!row) return { exists: false, enabled: false, workerRunning: false, receivedLsn: null, latestEndLsn: null, lastMessageAt: null };
+  return {
+    exists: true,
+    enabled: row.enabled,
+    workerRunning: row.pid !== null,
+    receivedLsn: row.received,
+    latestEndLsn: row.latest_end,
+    lastMessageAt: row.last_msg_receipt_time
+  };
 }
 async function setReplicaIdentity(c, table2, identity) {
   const clause = typeof identity === "string" ? identity.toUpperCase() : `USING INDEX ${quoteIdent(identity.index)}`;
@@ -34634,6 +34739,8 @@ function decideGroupLoad(prior, options) {
   if (!inFlight) return "skip";
   if (options.pausedReplicaPlan && prior.snapshotMode === "paused-replica") return "continue";
   if (prior.state === "preparing") return "reset";
+  if (!options.copied) return "reset";
+  if (prior.snapshotMode === "exported" && !options.pausedReplicaPlan && options.canBridge !== false) return "resume";
   return "refuse-interrupted";
 }
 
@@ -55649,6 +55756,65 @@ var EVENT_TRIGGERS = [
   { name: "pgshift_ddl_drop", sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${S}.ddl_capture()` },
   { name: "pgshift_ddl_start", sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${S}.ddl_capture()` }
 ];
+function applyObjectsSql(queue, stream, keepOwnership) {
+  const q = `${S}.${quoteIdent(queue)}`;
+  return [
+    `CREATE TABLE IF NOT EXISTS ${S}.ddl_done (id bigint PRIMARY KEY, stream text NOT NULL, at timestamptz NOT NULL DEFAULT now())`,
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_apply() RETURNS trigger LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+     DECLARE me text := TG_ARGV[0]; keep boolean := TG_ARGV[1] = 'keep'; prior text; done_by text; code text; msg text; f record;
+     BEGIN
+       IF NEW.apply IS NULL THEN
+         NEW.applied_at := clock_timestamp();
+         RETURN NEW;
+       END IF;
+       IF NOT keep AND NEW.command IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES') THEN
+         NEW.applied_at := clock_timestamp();
+         NEW.note := concat_ws('; ', NEW.note, 'skipped: fullLoad.ownership is target-user');
+         RETURN NEW;
+       END IF;
+       BEGIN
+         IF NEW.shared THEN
+           -- Sent to every stream: the first to reach it runs it; the others wait for that
+           -- transaction here and move on once it committed.
+           INSERT INTO ${S}.ddl_done (id, stream) VALUES (NEW.id, me) ON CONFLICT (id) DO NOTHING;
+           IF NOT FOUND THEN
+             SELECT d.stream INTO done_by FROM ${S}.ddl_done d WHERE d.id = NEW.id;
+             NEW.applied_at := clock_timestamp();
+             NEW.note := concat_ws('; ', NEW.note, 'run by stream ' || done_by);
+             RETURN NEW;
+           END IF;
+         END IF;
+         prior := current_setting('role');
+         IF keep AND NEW.role IS NOT NULL AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = NEW.role) THEN
+           BEGIN
+             PERFORM set_config('role', NEW.role, true);
+           EXCEPTION WHEN OTHERS THEN
+             NEW.note := concat_ws('; ', NEW.note, 'run as ' || current_user || ': could not act as ' || NEW.role);
+           END;
+         END IF;
+         PERFORM set_config('search_path', NEW.search_path, true);
+         EXECUTE NEW.apply;
+         PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
+         PERFORM set_config('role', prior, true);
+         -- Columns the statement added, whose rows the source filled with one value computed at
+         -- its own time: the same value here, unless the target already computed it equal.
+         FOR f IN SELECT * FROM jsonb_to_recordset(coalesce(NEW.fills, '[]')) AS x("table" text, "column" text, type text, value text) LOOP
+           IF (SELECT to_jsonb(a) -> 'attmissingval' ->> 0 FROM pg_attribute a WHERE a.attrelid = to_regclass(f."table") AND a.attname = f."column") IS DISTINCT FROM f.value THEN
+             EXECUTE format('UPDATE ONLY %s SET %I = %L::%s', f."table", f."column", f.value, f.type);
+           END IF;
+         END LOOP;
+         NEW.applied_at := clock_timestamp();
+       EXCEPTION WHEN OTHERS THEN
+         GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+         NEW.error := code || ': ' || msg;
+       END;
+       RETURN NEW;
+     END $f$`,
+    `DROP TRIGGER IF EXISTS ddl_apply ON ${q}`,
+    `CREATE TRIGGER ddl_apply BEFORE INSERT ON ${q} FOR EACH ROW EXECUTE PROCEDURE ${S}.ddl_apply(${quoteLiteral(stream)}, ${quoteLiteral(keepOwnership ? "keep" : "target-user")})`,
+    `ALTER TABLE ${q} ENABLE ALWAYS TRIGGER ddl_apply`
+  ];
+}
 
 // src/pg/ddl.ts
 async function canInstallEventTriggers(c) {
@@ -55709,6 +55875,21 @@ async function publishQueue(c, publication, queue) {
     [publication, queue]
   );
   if (r.rows[0].pub && !r.rows[0].member) await c.query(`ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${S}.${quoteIdent(queue)}`);
+}
+async function prepareDdlApply(c, plan, streams) {
+  if (ddlMode(plan) !== "follow") return;
+  for (const st of streams) {
+    const queue = ddlQueueTable(st.group);
+    await c.query("BEGIN");
+    try {
+      for (const sql of [...queueTableSql(queue), ...applyObjectsSql(queue, st.group, plan.fullLoad.ownership === "keep")]) await c.query(sql);
+      await c.query("COMMIT");
+    } catch (err) {
+      await c.query("ROLLBACK").catch(() => {
+      });
+      throw err;
+    }
+  }
 }
 
 // src/phases/stream-source.ts
@@ -56018,6 +56199,240 @@ function bar(done, total, width = 24) {
   return `[${"#".repeat(full)}${".".repeat(width - full)}] ${String(Math.round(f * 100)).padStart(3)}%`;
 }
 
+// src/core/resume-plan.ts
+function planResume(input2) {
+  const pending = input2.tables.filter((t) => !input2.done.has(t));
+  const pendingSet = new Set(pending);
+  const kept = { tables: 0, rows: 0, bytes: 0 };
+  for (const t of input2.tables) {
+    const f = input2.done.get(t);
+    if (!f) continue;
+    kept.tables++;
+    kept.rows += f.rows;
+    kept.bytes += f.bytes;
+  }
+  const discarded = { rows: 0, bytes: 0, parts: [] };
+  for (const t of pending) {
+    const f = input2.partial.get(t);
+    if (!f) continue;
+    discarded.rows += f.rows;
+    discarded.bytes += f.bytes;
+    discarded.parts.push(t);
+  }
+  const plan = { pending, leave: [], drop: [], drain: [], newStream: pending.length > 0, kept, discarded };
+  if (!pending.length) return plan;
+  for (const st of input2.streams) {
+    const holdsFinished = [...st.published].some((t) => input2.done.has(t));
+    if (!st.own && !holdsFinished) {
+      plan.drop.push(st.name);
+      continue;
+    }
+    const leaving = [...st.published].filter((t) => pendingSet.has(t));
+    if (leaving.length) plan.leave.push({ stream: st.name, tables: pending.filter((t) => leaving.includes(t)) });
+    plan.drain.push(st.name);
+  }
+  return plan;
+}
+
+// src/core/wait.ts
+import { setTimeout as delay } from "node:timers/promises";
+function abortReason(signal) {
+  const r = signal.reason;
+  if (r instanceof Error && r.name !== "TimeoutError" && r.name !== "AbortError") return r;
+  return new PgshiftError("interrupted", "interrupted", { exitCode: 1 });
+}
+function throwIfAborted(signal) {
+  if (signal?.aborted) throw abortReason(signal);
+}
+async function sleep(ms, signal) {
+  throwIfAborted(signal);
+  try {
+    await delay(ms, void 0, signal ? { signal } : void 0);
+  } catch (err) {
+    if (signal?.aborted) throw abortReason(signal);
+    throw err;
+  }
+}
+
+// src/pg/heartbeat.ts
+import { randomUUID as randomUUID3 } from "node:crypto";
+async function writeBeat(source, table2, group2, marker = randomUUID3()) {
+  await source.query("BEGIN");
+  let r;
+  try {
+    await source.query("SET LOCAL synchronous_commit = on");
+    r = await source.query(
+      `UPDATE ${S}.${quoteIdent(table2)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
+      [group2, marker]
+    );
+    await source.query("COMMIT");
+  } catch (err) {
+    await source.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+  if (!r.rows[0]) throw failure("heartbeat.missing", `heartbeat row for group ${group2} is missing on the source`, "run pgshift cdc start again: it recreates it");
+  return { marker, seq: BigInt(r.rows[0].seq), writtenAt: Date.now() };
+}
+async function beatApplied(target, table2, group2, beat) {
+  const r = await target.query(`SELECT seq::text FROM ${S}.${quoteIdent(table2)} WHERE group_name = $1`, [group2]);
+  return r.rows[0] !== void 0 && BigInt(r.rows[0].seq) >= beat.seq;
+}
+
+// src/phases/bridge.ts
+function nextBridgeName(group2, streams) {
+  const used = streams.filter((r) => isResyncOf(r.group, group2)).map((r) => Number(r.group.slice(group2.length + 2)));
+  return resyncStreamName(group2, Math.max(0, ...used) + 1);
+}
+function bridgeRecord(ctx, name, state) {
+  return {
+    group: name,
+    slot: slotName(ctx.plan.name, name),
+    publication: publicationName(ctx.plan.name, name),
+    subscription: subscriptionName(ctx.plan.name, name),
+    snapshotMode: "exported",
+    snapshotLsn: null,
+    state
+  };
+}
+async function leaveStream(s, carrier, tables) {
+  await dropFromPublication(s.source, carrier.publication, tables);
+}
+async function openBridgeStream(ctx, s, journal, record2, tables) {
+  await journal.saveStream(record2);
+  const hb = heartbeatTable(record2.group);
+  await ensureHeartbeat(s.source, hb, record2.group);
+  await ensureHeartbeat(s.target, hb, record2.group);
+  await dropPublication(s.source, record2.publication);
+  await installDdlCapture(s.source, ctx.plan, record2);
+  await createPublication(s.source, record2.publication, tables, hb, ddlQueueOf(ctx.plan, record2.group));
+}
+async function drainStreams(ctx, s, carriers, o) {
+  const stalledMs = o.stalledMs ?? 12e4;
+  const started = [];
+  if (o.start && carriers.length) {
+    await prepareDdlApply(s.target, ctx.plan, carriers);
+    const streaming = majorOf(s.sourceVersion) >= 14 && majorOf(s.targetVersion) >= 14;
+    for (const c of carriers) {
+      await ensureHeartbeat(s.target, heartbeatTable(c.group), c.group);
+      await createSubscription(s.target, { name: c.subscription, conninfo: subscriptionConninfo(ctx), publication: c.publication, slot: c.slot, streaming, startLsn: c.snapshotMode === "paused-replica" && c.snapshotLsn ? c.snapshotLsn : void 0 }, ctx.log);
+      started.push(c);
+    }
+  }
+  try {
+    for (const c of carriers) {
+      const hb = heartbeatTable(c.group);
+      const beat = await writeBeat(s.source, hb, c.group);
+      let lastSeen = Date.now();
+      let lastLine = Date.now();
+      for (; ; ) {
+        if (await beatApplied(s.target, hb, c.group, beat)) break;
+        if ((await subscriptionState(s.target, c.subscription)).workerRunning) lastSeen = Date.now();
+        else if (Date.now() - lastSeen > stalledMs) {
+          throw failure("bridge.drain", `stream ${c.group}: its subscription ${c.subscription} has not applied for ${Math.round(stalledMs / 1e3)} s`, "check the target's server log for the apply error, then run the same command again: it continues");
+        }
+        if (Date.now() - lastLine >= 3e4) {
+          lastLine = Date.now();
+          ctx.log.info(`stream ${c.group}: applying the changes since its snapshot before the bridge (${Math.round((Date.now() - beat.writtenAt) / 1e3)} s so far)`);
+        }
+        await sleep(50, ctx.signal);
+      }
+    }
+  } finally {
+    for (const c of started) await setSubscriptionEnabled(s.target, c.subscription, false).catch(() => {
+    });
+  }
+}
+function tablesNamed(all, names) {
+  const wanted = new Set(names);
+  return all.filter((t) => wanted.has(displayName(t)));
+}
+
+// src/phases/load-resume.ts
+async function resumeGroup(ctx, s, journal, group2, own2, progress, lastSnapshot, openTarget2) {
+  const { log } = ctx;
+  const rows = progress.filter((p) => p.group === group2.name && p.state === "done");
+  const done = /* @__PURE__ */ new Map();
+  const partial2 = /* @__PURE__ */ new Map();
+  for (const p of rows.filter((r) => r.part === 0)) done.set(displayName(p), { rows: p.rows ?? 0, bytes: p.bytes ?? 0 });
+  for (const p of rows.filter((r) => r.part > 0 && !done.has(displayName(r)))) {
+    const f = partial2.get(displayName(p)) ?? { rows: 0, bytes: 0 };
+    f.rows += p.rows ?? 0;
+    f.bytes += p.bytes ?? 0;
+    partial2.set(displayName(p), f);
+  }
+  const all = await journal.streams();
+  const streams = [own2, ...all.filter((r) => isResyncOf(r.group, group2.name))];
+  const published = /* @__PURE__ */ new Map();
+  for (const st of streams) published.set(st.group, await publishedTables(s.source, st.publication));
+  const plan = planResume({
+    tables: group2.tables.map(displayName),
+    done,
+    partial: partial2,
+    streams: streams.map((st) => ({ name: st.group, own: st.group === own2.group, published: published.get(st.group) }))
+  });
+  const inFlightBytes = (lastSnapshot?.active ?? []).filter((a) => plan.pending.includes(a.table)).reduce((n, a) => n + Math.max(0, a.bytes - (partial2.get(a.table)?.bytes ?? 0)), 0);
+  const summary2 = {
+    kept: plan.kept,
+    discarded: { rows: plan.discarded.rows, bytes: plan.discarded.bytes, tables: plan.discarded.parts },
+    inFlightBytes,
+    pending: plan.pending.length,
+    dropped: plan.drop,
+    drained: plan.drain
+  };
+  const byName = new Map(streams.map((st) => [st.group, st]));
+  const surviving = streams.filter((st) => st.group !== own2.group && !plan.drop.includes(st.group));
+  log.info(`group ${group2.name}: resuming \u2014 ${plan.kept.tables} table(s) kept at their snapshot, ${plan.pending.length} to copy from a new one`);
+  if (!plan.newStream) return { summary: summary2, bridges: surviving };
+  const pending = tablesNamed(group2.tables, plan.pending);
+  await buildIndexesOf(s, openTarget2, ctx.plan.fullLoad.indexJobs, group2.tables.filter((t) => done.has(displayName(t))));
+  await s.target.query("BEGIN");
+  try {
+    await truncateTables(s.target, pending);
+    await journal.forgetTables(pending);
+    await s.target.query("COMMIT");
+  } catch (err) {
+    await s.target.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+  if (plan.discarded.parts.length) log.warn(`group ${group2.name}: ${plan.discarded.parts.join(", ")} had parts finished at the old snapshot; copied again whole`);
+  for (const name of plan.drop) {
+    const st = byName.get(name);
+    await dropSubscription(s.target, st.subscription);
+    await dropSlot(s.source, st.slot);
+    await dropPublication(s.source, st.publication);
+    await journal.deleteStream(st.group);
+    log.info(`group ${group2.name}: resume stream ${st.group} held no finished table; dropped`);
+  }
+  for (const l of plan.leave) await leaveStream(s, byName.get(l.stream), tablesNamed(group2.tables, l.tables));
+  const record2 = bridgeRecord(ctx, nextBridgeName(group2.name, [...surviving, own2]), "loading");
+  await openBridgeStream(ctx, s, journal, record2, pending);
+  const drain = plan.drain.map((n) => byName.get(n));
+  if (drain.length) log.info(`group ${group2.name}: applying ${drain.map((d) => d.group).join(", ")} up to the bridge`);
+  await drainStreams(ctx, s, drain, { start: true });
+  const holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s.sourceVersion);
+  record2.snapshotLsn = holder.lsnText;
+  await journal.saveStream(record2);
+  summary2.stream = record2.group;
+  summary2.snapshotLsn = holder.lsnText;
+  await journal.event("full-load", "info", `group ${group2.name}: resumed; ${plan.kept.tables} table(s) kept, ${plan.pending.length} carried by ${record2.group} from ${holder.lsnText}`, summary2);
+  log.info(`group ${group2.name}: resume stream ${record2.group} at ${holder.lsnText} carries ${plan.pending.length} table(s)`);
+  return { summary: summary2, holder, bridges: [...surviving, record2] };
+}
+async function buildIndexesOf(s, open3, jobs, tables) {
+  if (!tables.length) return;
+  const early = await earlyIndexes(s.source, tables);
+  const queue = new IndexQueue(open3, jobs, () => {
+  });
+  try {
+    queue.add(tables.flatMap((t) => indexesOf(early, t)));
+    await queue.drain();
+  } finally {
+    await queue.close();
+  }
+}
+
 // src/phases/full-load.ts
 var PRE_DATA = "full-load:pre-data";
 var LARGE_OBJECTS = "full-load:large-objects";
@@ -56027,6 +56442,11 @@ var REPLICA_IDENTITY = "source:replica-identity";
 var progressPhase = (group2) => `full-load:progress:${group2 ?? "*"}`;
 function exportedPoint(ctx, holder) {
   return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c) => importSnapshot(c, holder.snapshotName), check: () => {
+  } };
+}
+function plainPoint(ctx) {
+  return { endpoint: ctx.source, lsnText: "", begin: (c) => c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").then(() => {
+  }), check: () => {
   } };
 }
 function replicaPoint(endpoint, paused) {
@@ -56046,6 +56466,7 @@ async function saveStreams(journal, x, state, lsn = x.record.snapshotLsn) {
     record2.snapshotLsn = lsn;
     await journal.saveStream(record2);
   }
+  for (const b of x.bridges) await journal.setStreamState(b.group, state);
 }
 async function runFullLoad(ctx, options = {}) {
   const started = Date.now();
@@ -56071,7 +56492,10 @@ async function runFullLoad(ctx, options = {}) {
     const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
     if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
     const pausedMode = plan.snapshot === "paused-replica";
-    const actions = new Map(groups.map((g) => [g, decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode })]));
+    const priorProgress = prior ? await prior.tableProgress() : [];
+    const copied = new Set(priorProgress.filter((p) => p.state === "done" && p.part === 0).map((p) => p.group));
+    const decide = (g) => decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g.name), canBridge: plan.cdc.engine === "native" });
+    const actions = new Map(groups.map((g) => [g, decide(g)]));
     if (options.restart) {
       const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
       const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
@@ -56084,13 +56508,14 @@ async function runFullLoad(ctx, options = {}) {
       if (action !== "refuse-interrupted") continue;
       throw gateRefused(
         "full-load.interrupted",
-        `group ${group2.name}: an earlier full load stopped while loading; its ${existing.get(group2.name).snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
-        `run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
+        `group ${group2.name}: an earlier full load stopped while loading; its ${existing.get(group2.name).snapshotMode === "exported" ? `exported snapshot ended with that process, and ${pausedMode ? "a paused-replica plan" : `cdc.engine ${plan.cdc.engine}`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
+        `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot`
       );
     }
     const loading = groups.filter((g) => actions.get(g) !== "skip");
     const streamsToLoad = loading.flatMap((g) => stream.parts(g, newStreamRecord(plan, g.name)).map((p) => p.record.slot));
-    const slotsNeeded = streamsToLoad.length - await existingSlots(s, streamsToLoad);
+    const resuming = [...actions.values()].filter((a) => a === "resume").length;
+    const slotsNeeded = streamsToLoad.length - await existingSlots(s, streamsToLoad) + resuming;
     const preflight = loading.length ? await preflightLoad(ctx, s, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
     const journal = await Journal.open(s.target, plan.name, {
       source: ctx.source.label,
@@ -56110,8 +56535,8 @@ async function runFullLoad(ctx, options = {}) {
         continue;
       }
       if (action === "reset") await resetGroup(s, ctx, journal, stream, group2, existing);
-      const record2 = action === "continue" ? priorRecord : newStreamRecord(plan, group2.name);
-      toLoad.push({ group: group2, record: record2, parts: stream.parts(group2, record2) });
+      const record2 = action === "continue" || action === "resume" ? priorRecord : newStreamRecord(plan, group2.name);
+      toLoad.push({ group: group2, record: record2, parts: stream.parts(group2, record2), resuming: action === "resume", bridges: [] });
     }
     if (pausedMode && toLoad.length > 0) {
       const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
@@ -56125,7 +56550,16 @@ async function runFullLoad(ctx, options = {}) {
         await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
       }
     } else {
+      const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail;
       for (const x of toLoad) {
+        if (x.resuming) {
+          const r = await resumeGroup(ctx, s, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)));
+          if (r.holder) holders.push(r.holder);
+          x.bridges = r.bridges;
+          x.resumed = r.summary;
+          x.point = r.holder ? exportedPoint(ctx, r.holder) : plainPoint(ctx);
+          continue;
+        }
         await prepareGroupObjects(s, journal, stream, x);
         for (const part of x.parts.slice(1)) await ensureSlot(s.source, part.record.slot, stream.plugin);
         const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, stream.plugin, s.sourceVersion);
@@ -56180,11 +56614,11 @@ async function runFullLoad(ctx, options = {}) {
       await recordSplitTableDone(s.target, journal.migration, group2, table2, parts);
       indexes.add(indexesOf(early, table2));
     }
-    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied, target) => {
+    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied2, target) => {
       const totals = perGroup.get(task.group);
-      totals.rows += copied.rows;
-      totals.bytes += copied.bytes;
-      if (!prog.partDone(task.table, copied.rows)) return;
+      totals.rows += copied2.rows;
+      totals.bytes += copied2.bytes;
+      if (!prog.partDone(task.table, copied2.rows)) return;
       if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
       indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
     });
@@ -56195,7 +56629,7 @@ async function runFullLoad(ctx, options = {}) {
       const { group: group2, record: record2, point } = x;
       await saveStreams(journal, x, "loaded");
       const totals = perGroup.get(group2.name);
-      results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: point.lsnText, tables: group2.tables.length, ...totals });
+      results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: x.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group2.tables.length, ...totals, ...x.resumed ? { resumed: x.resumed } : {} });
     }
     if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
       await withStepLock(s.target, LARGE_OBJECTS, async () => {

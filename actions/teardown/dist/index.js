@@ -74379,6 +74379,15 @@ var Journal = class _Journal {
       condition: row.condition
     }));
   }
+  /** Forget the copy progress of these tables (a resume copies them again from a new snapshot). */
+  async forgetTables(tables) {
+    if (!tables.length) return;
+    await this.c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
+      this.migration,
+      tables.map((t) => t.schema),
+      tables.map((t) => t.name)
+    ]);
+  }
   /**
    * Everything the journal holds about the migration, for a failure-state bundle: streams, every
    * phase with its detail, the last events and the copy progress.
