@@ -7,7 +7,8 @@ import { runPool } from '../core/pool.js';
 import { blockBounds, INTEGER_TYPES, keyBounds, partCondition, partCount, type PartPlan } from '../core/parts.js';
 import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.js';
 import type { TableInfo } from '../pg/catalog.js';
-import { connect, endpointFor, majorOf, type Endpoint } from '../pg/connect.js';
+import { abandon, connect, endpointFor, majorOf, type Endpoint } from '../pg/connect.js';
+import { abortReason, throwIfAborted } from '../core/wait.js';
 import { copyTable, useCopySettings, type CopyFormatChoice } from '../pg/copy.js';
 import { analyzeStep, earlyIndexes, IndexQueue, indexesOf, isAnalyze, postDataList, type IndexBuild } from '../pg/indexes.js';
 import { copyLargeObjects } from '../pg/large-objects.js';
@@ -22,7 +23,8 @@ import { dropSlot, ensureSlot, importSnapshot, SnapshotHolder } from '../pg/snap
 import { findTool, requireDumpForSource, type PgTool } from '../pg/tools.js';
 import { openSessions, requireLogicalSource, resolveGroups, type PhaseContext, type ResolvedGroup, type Sessions } from './context.js';
 import { LoadProgress, type TableProgress } from './load-progress.js';
-import { resumeGroup, type ResumeSummary } from './load-resume.js';
+import { resumeGroup, resumePhase, type ResumeSummary } from './load-resume.js';
+import { formatBytes } from '../config/size.js';
 
 /**
  * Full load: a consistent copy of each group at a known LSN.
@@ -243,6 +245,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
           if (r.holder) holders.push(r.holder);
           x.bridges = r.bridges;
           x.resumed = r.summary;
+          await journal.setPhaseDetail(resumePhase(x.group.name), 'running', r.summary);
           x.point = r.holder ? exportedPoint(ctx, r.holder) : plainPoint(ctx);
           continue;
         }
@@ -279,6 +282,8 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       prog.indexBuilt(step.table);
       logIndexBuilt(log, step, ms, built);
     });
+    const stopIndexes = () => indexes?.abandon(abortReason(ctx.signal));
+    ctx.signal.addEventListener('abort', stopIndexes, { once: true });
     // Reloading after post-data (a restart): foreign keys exist, so rows are deleted, not truncated.
     const clear = (await journal.phaseState(POST_DATA))?.state === 'done' ? 'delete' : 'truncate';
     const tasks: CopyTask[] = [];
@@ -315,12 +320,19 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       indexes!.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
     });
     await indexes.drain();
+    ctx.signal.removeEventListener('abort', stopIndexes);
+    throwIfAborted(ctx.signal);
     prog.stop();
     await journal.setPhaseDetail(progressPhase(options.group), 'done', prog.snapshot());
     for (const x of toLoad) {
       const { group, record, point } = x;
       await saveStreams(journal, x, 'loaded');
       const totals = perGroup.get(group.name)!;
+      if (x.resumed) {
+        x.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
+        await journal.setPhaseDetail(resumePhase(group.name), 'done', x.resumed);
+        log.info(`group ${group.name}: resumed — kept ${x.resumed.kept.rows} rows (${formatBytes(x.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${x.resumed.snapshotLsn ?? 'no new snapshot'}`);
+      }
       results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: x.resumed ? record.snapshotLsn ?? '' : point!.lsnText, tables: group.tables.length, ...totals, ...(x.resumed ? { resumed: x.resumed } : {}) });
     }
 
@@ -542,8 +554,14 @@ async function copyTasks(
   onDone: (task: CopyTask, copied: { rows: number; bytes: number }, target: pg.Client) => Promise<void>,
 ): Promise<void> {
   const workers: Array<{ source: pg.Client; target: pg.Client } | undefined> = [];
+  // SIGINT/SIGTERM: every worker's sessions are dropped at once; their open parts roll back.
+  const stop = () => {
+    for (const w of workers) if (w) for (const c of [w.source, w.target]) abandon(c);
+  };
+  ctx.signal.addEventListener('abort', stop, { once: true });
   try {
     await runPool(tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
+      throwIfAborted(ctx.signal);
       let w = workers[id];
       if (!w) {
         const source = await connect(task.point.endpoint, { applicationName: 'pgshift copy' });
@@ -552,13 +570,20 @@ async function copyTasks(
           throw err;
         });
         w = workers[id] = { source, target };
+        if (ctx.signal.aborted) stop();
         await Promise.all([useCopySettings(source), useCopySettings(target)]);
       }
       task.point.check();
-      const r = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
-      await onDone(task, r, w.target);
+      try {
+        const r = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
+        await onDone(task, r, w.target);
+      } catch (err) {
+        throwIfAborted(ctx.signal);
+        throw err;
+      }
     });
   } finally {
+    ctx.signal.removeEventListener('abort', stop);
     await Promise.all(workers.filter(Boolean).flatMap((w) => [w!.source.end().catch(() => {}), w!.target.end().catch(() => {})]));
   }
 }

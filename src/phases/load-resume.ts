@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { formatBytes } from '../config/size.js';
 import { displayName } from '../core/ident.js';
 import { isResyncOf } from '../core/names.js';
 import { planResume, type TableFigures } from '../core/resume-plan.js';
@@ -25,6 +26,8 @@ export interface ResumeSummary {
   inFlightBytes: number;
   /** Tables copied again at the new snapshot. */
   pending: number;
+  /** Rows and bytes this run copied for them (set when the load ends). */
+  copied: TableFigures;
   /** The resume stream made by this run, and its snapshot LSN. */
   stream?: string;
   snapshotLsn?: string;
@@ -79,12 +82,16 @@ export async function resumeGroup(
     discarded: { rows: plan.discarded.rows, bytes: plan.discarded.bytes, tables: plan.discarded.parts },
     inFlightBytes,
     pending: plan.pending.length,
+    copied: { rows: 0, bytes: 0 },
     dropped: plan.drop,
     drained: plan.drain,
   };
   const byName = new Map(streams.map((st) => [st.group, st]));
   const surviving = streams.filter((st) => st.group !== own.group && !plan.drop.includes(st.group));
-  log.info(`group ${group.name}: resuming — ${plan.kept.tables} table(s) kept at their snapshot, ${plan.pending.length} to copy from a new one`);
+  log.info(
+    `group ${group.name}: resuming — ${plan.kept.tables} table(s) kept at their snapshot (${plan.kept.rows} rows, ${formatBytes(plan.kept.bytes)}), ${plan.pending.length} to copy from a new one` +
+      (plan.discarded.parts.length ? `; finished parts discarded with their table: ${plan.discarded.rows} rows, ${formatBytes(plan.discarded.bytes)}` : ''),
+  );
   if (!plan.newStream) return { summary, bridges: surviving };
 
   const pending = tablesNamed(group.tables, plan.pending);
@@ -141,3 +148,6 @@ async function buildIndexesOf(s: Sessions, open: () => Promise<pg.Client>, jobs:
     await queue.close();
   }
 }
+
+/** Journal phase holding the last resume of a group (its ResumeSummary), read by `pgshift status`. */
+export const resumePhase = (group: string) => `full-load:resume:${group}`;

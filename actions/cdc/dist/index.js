@@ -75330,6 +75330,12 @@ function connectionError(ep, err) {
       return inputError("connect.failed", `${who}: cannot connect: ${redact(e5.message ?? String(err))}`, `check the ${ep.role} URL`, err);
   }
 }
+function abandon(c5) {
+  const stream = c5.connection?.stream;
+  stream?.destroy();
+  c5.end().catch(() => {
+  });
+}
 async function serverVersionNum(c5) {
   const r5 = await c5.query("SELECT current_setting('server_version_num') AS v");
   return Number(r5.rows[0].v);
@@ -97631,6 +97637,12 @@ var IndexQueue = class {
     }
     if (this.failed !== void 0) throw this.failed;
   }
+  /** Stop at once (SIGINT/SIGTERM): nothing more starts, builds in flight are dropped with their sessions. */
+  abandon(reason) {
+    this.failed ??= reason;
+    this.waiting.length = 0;
+    for (const c5 of this.all) abandon(c5);
+  }
   async close() {
     await Promise.all(this.all.map((c5) => c5.end().catch(() => {
     })));
@@ -98316,12 +98328,15 @@ async function resumeGroup(ctx, s2, journal, group5, own2, progress, lastSnapsho
     discarded: { rows: plan.discarded.rows, bytes: plan.discarded.bytes, tables: plan.discarded.parts },
     inFlightBytes,
     pending: plan.pending.length,
+    copied: { rows: 0, bytes: 0 },
     dropped: plan.drop,
     drained: plan.drain
   };
   const byName = new Map(streams.map((st) => [st.group, st]));
   const surviving = streams.filter((st) => st.group !== own2.group && !plan.drop.includes(st.group));
-  log.info(`group ${group5.name}: resuming \u2014 ${plan.kept.tables} table(s) kept at their snapshot, ${plan.pending.length} to copy from a new one`);
+  log.info(
+    `group ${group5.name}: resuming \u2014 ${plan.kept.tables} table(s) kept at their snapshot (${plan.kept.rows} rows, ${formatBytes(plan.kept.bytes)}), ${plan.pending.length} to copy from a new one` + (plan.discarded.parts.length ? `; finished parts discarded with their table: ${plan.discarded.rows} rows, ${formatBytes(plan.discarded.bytes)}` : "")
+  );
   if (!plan.newStream) return { summary: summary2, bridges: surviving };
   const pending = tablesNamed(group5.tables, plan.pending);
   await buildIndexesOf(s2, openTarget2, ctx.plan.fullLoad.indexJobs, group5.tables.filter((t) => done.has(displayName(t))));
@@ -98371,6 +98386,7 @@ async function buildIndexesOf(s2, open3, jobs, tables) {
     await queue.close();
   }
 }
+var resumePhase = (group5) => `full-load:resume:${group5}`;
 
 // src/phases/full-load.ts
 var PRE_DATA = "full-load:pre-data";
@@ -98496,6 +98512,7 @@ async function runFullLoad(ctx, options = {}) {
           if (r5.holder) holders.push(r5.holder);
           x.bridges = r5.bridges;
           x.resumed = r5.summary;
+          await journal.setPhaseDetail(resumePhase(x.group.name), "running", r5.summary);
           x.point = r5.holder ? exportedPoint(ctx, r5.holder) : plainPoint(ctx);
           continue;
         }
@@ -98528,6 +98545,8 @@ async function runFullLoad(ctx, options = {}) {
       prog.indexBuilt(step.table);
       logIndexBuilt(log, step, ms, built);
     });
+    const stopIndexes = () => indexes?.abandon(abortReason(ctx.signal));
+    ctx.signal.addEventListener("abort", stopIndexes, { once: true });
     const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
     const tasks = [];
     const completeSplits = [];
@@ -98562,12 +98581,19 @@ async function runFullLoad(ctx, options = {}) {
       indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
     });
     await indexes.drain();
+    ctx.signal.removeEventListener("abort", stopIndexes);
+    throwIfAborted(ctx.signal);
     prog.stop();
     await journal.setPhaseDetail(progressPhase(options.group), "done", prog.snapshot());
     for (const x of toLoad) {
       const { group: group5, record: record2, point } = x;
       await saveStreams(journal, x, "loaded");
       const totals = perGroup.get(group5.name);
+      if (x.resumed) {
+        x.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
+        await journal.setPhaseDetail(resumePhase(group5.name), "done", x.resumed);
+        log.info(`group ${group5.name}: resumed \u2014 kept ${x.resumed.kept.rows} rows (${formatBytes(x.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${x.resumed.snapshotLsn ?? "no new snapshot"}`);
+      }
       results.push({ group: group5.name, slot: record2.slot, publication: record2.publication, snapshotLsn: x.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group5.tables.length, ...totals, ...x.resumed ? { resumed: x.resumed } : {} });
     }
     if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
@@ -98721,8 +98747,13 @@ async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clea
 }
 async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, onDone) {
   const workers = [];
+  const stop = () => {
+    for (const w of workers) if (w) for (const c5 of [w.source, w.target]) abandon(c5);
+  };
+  ctx.signal.addEventListener("abort", stop, { once: true });
   try {
     await runPool(tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
+      throwIfAborted(ctx.signal);
       let w = workers[id];
       if (!w) {
         const source = await connect(task.point.endpoint, { applicationName: "pgshift copy" });
@@ -98731,13 +98762,20 @@ async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, on
           throw err;
         });
         w = workers[id] = { source, target };
+        if (ctx.signal.aborted) stop();
         await Promise.all([useCopySettings(source), useCopySettings(target)]);
       }
       task.point.check();
-      const r5 = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
-      await onDone(task, r5, w.target);
+      try {
+        const r5 = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
+        await onDone(task, r5, w.target);
+      } catch (err) {
+        throwIfAborted(ctx.signal);
+        throw err;
+      }
     });
   } finally {
+    ctx.signal.removeEventListener("abort", stop);
     await Promise.all(workers.filter(Boolean).flatMap((w) => [w.source.end().catch(() => {
     }), w.target.end().catch(() => {
     })]));
@@ -100062,7 +100100,7 @@ function installInterruptHandlers(o3 = {}) {
 }
 
 // src/actions/_runner.ts
-async function runAction(name, phase) {
+async function runAction(name, phase, onFailure) {
   installInterruptHandlers({ onMessage: (line) => warning(line) });
   onSecretRegistered((secret) => setSecret(secret));
   const log = createLogger(
@@ -100074,10 +100112,12 @@ async function runAction(name, phase) {
     },
     { debug: isDebug() }
   );
+  let ctx;
   try {
     const configPath = getInput("config") || "migration.yml";
     const { plan } = loadPlanFile(configPath, process.env);
-    const outcome = await phase(phaseContext(plan, log, interruptSignal));
+    ctx = phaseContext(plan, log, interruptSignal);
+    const outcome = await phase(ctx);
     for (const [key, value] of Object.entries(outcome.outputs)) setOutput(key, redact(String(value)));
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
@@ -100088,10 +100128,12 @@ async function runAction(name, phase) {
   } catch (err) {
     const { exitCode, line: message } = describeFailure(err);
     setOutput("exit-code", String(exitCode));
+    const more = ctx && onFailure && exitCode === 1 ? await onFailure(ctx).catch(() => "") : "";
     await summary.addRaw(`### pgshift ${name} \u2014 ${exitCode === 3 ? "refused" : exitCode === 2 ? "bad input" : "failed"}
 
 ${redact(message)}
-`).write().catch(() => {
+${more ? `
+${redact(more)}` : ""}`).write().catch(() => {
     });
     setFailed(redact(message));
   }

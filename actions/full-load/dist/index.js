@@ -34016,12 +34016,38 @@ function connectionError(ep, err) {
       return inputError("connect.failed", `${who}: cannot connect: ${redact(e.message ?? String(err))}`, `check the ${ep.role} URL`, err);
   }
 }
+function abandon(c) {
+  const stream = c.connection?.stream;
+  stream?.destroy();
+  c.end().catch(() => {
+  });
+}
 async function serverVersionNum(c) {
   const r = await c.query("SELECT current_setting('server_version_num') AS v");
   return Number(r.rows[0].v);
 }
 function majorOf(versionNum) {
   return versionNum >= 1e5 ? Math.floor(versionNum / 1e4) : Math.floor(versionNum / 100) / 10;
+}
+
+// src/core/wait.ts
+import { setTimeout as delay } from "node:timers/promises";
+function abortReason(signal) {
+  const r = signal.reason;
+  if (r instanceof Error && r.name !== "TimeoutError" && r.name !== "AbortError") return r;
+  return new PgshiftError("interrupted", "interrupted", { exitCode: 1 });
+}
+function throwIfAborted(signal) {
+  if (signal?.aborted) throw abortReason(signal);
+}
+async function sleep(ms, signal) {
+  throwIfAborted(signal);
+  try {
+    await delay(ms, void 0, signal ? { signal } : void 0);
+  } catch (err) {
+    if (signal?.aborted) throw abortReason(signal);
+    throw err;
+  }
 }
 
 // src/pg/copy.ts
@@ -34311,6 +34337,12 @@ var IndexQueue = class {
       await new Promise((resolve) => this.drained = resolve);
     }
     if (this.failed !== void 0) throw this.failed;
+  }
+  /** Stop at once (SIGINT/SIGTERM): nothing more starts, builds in flight are dropped with their sessions. */
+  abandon(reason) {
+    this.failed ??= reason;
+    this.waiting.length = 0;
+    for (const c of this.all) abandon(c);
   }
   async close() {
     await Promise.all(this.all.map((c) => c.end().catch(() => {
@@ -56234,26 +56266,6 @@ function planResume(input2) {
   return plan;
 }
 
-// src/core/wait.ts
-import { setTimeout as delay } from "node:timers/promises";
-function abortReason(signal) {
-  const r = signal.reason;
-  if (r instanceof Error && r.name !== "TimeoutError" && r.name !== "AbortError") return r;
-  return new PgshiftError("interrupted", "interrupted", { exitCode: 1 });
-}
-function throwIfAborted(signal) {
-  if (signal?.aborted) throw abortReason(signal);
-}
-async function sleep(ms, signal) {
-  throwIfAborted(signal);
-  try {
-    await delay(ms, void 0, signal ? { signal } : void 0);
-  } catch (err) {
-    if (signal?.aborted) throw abortReason(signal);
-    throw err;
-  }
-}
-
 // src/pg/heartbeat.ts
 import { randomUUID as randomUUID3 } from "node:crypto";
 async function writeBeat(source, table2, group2, marker = randomUUID3()) {
@@ -56377,12 +56389,15 @@ async function resumeGroup(ctx, s, journal, group2, own2, progress, lastSnapshot
     discarded: { rows: plan.discarded.rows, bytes: plan.discarded.bytes, tables: plan.discarded.parts },
     inFlightBytes,
     pending: plan.pending.length,
+    copied: { rows: 0, bytes: 0 },
     dropped: plan.drop,
     drained: plan.drain
   };
   const byName = new Map(streams.map((st) => [st.group, st]));
   const surviving = streams.filter((st) => st.group !== own2.group && !plan.drop.includes(st.group));
-  log.info(`group ${group2.name}: resuming \u2014 ${plan.kept.tables} table(s) kept at their snapshot, ${plan.pending.length} to copy from a new one`);
+  log.info(
+    `group ${group2.name}: resuming \u2014 ${plan.kept.tables} table(s) kept at their snapshot (${plan.kept.rows} rows, ${formatBytes(plan.kept.bytes)}), ${plan.pending.length} to copy from a new one` + (plan.discarded.parts.length ? `; finished parts discarded with their table: ${plan.discarded.rows} rows, ${formatBytes(plan.discarded.bytes)}` : "")
+  );
   if (!plan.newStream) return { summary: summary2, bridges: surviving };
   const pending = tablesNamed(group2.tables, plan.pending);
   await buildIndexesOf(s, openTarget2, ctx.plan.fullLoad.indexJobs, group2.tables.filter((t) => done.has(displayName(t))));
@@ -56432,6 +56447,7 @@ async function buildIndexesOf(s, open3, jobs, tables) {
     await queue.close();
   }
 }
+var resumePhase = (group2) => `full-load:resume:${group2}`;
 
 // src/phases/full-load.ts
 var PRE_DATA = "full-load:pre-data";
@@ -56557,6 +56573,7 @@ async function runFullLoad(ctx, options = {}) {
           if (r.holder) holders.push(r.holder);
           x.bridges = r.bridges;
           x.resumed = r.summary;
+          await journal.setPhaseDetail(resumePhase(x.group.name), "running", r.summary);
           x.point = r.holder ? exportedPoint(ctx, r.holder) : plainPoint(ctx);
           continue;
         }
@@ -56589,6 +56606,8 @@ async function runFullLoad(ctx, options = {}) {
       prog.indexBuilt(step.table);
       logIndexBuilt(log, step, ms, built);
     });
+    const stopIndexes = () => indexes?.abandon(abortReason(ctx.signal));
+    ctx.signal.addEventListener("abort", stopIndexes, { once: true });
     const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
     const tasks = [];
     const completeSplits = [];
@@ -56623,12 +56642,19 @@ async function runFullLoad(ctx, options = {}) {
       indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
     });
     await indexes.drain();
+    ctx.signal.removeEventListener("abort", stopIndexes);
+    throwIfAborted(ctx.signal);
     prog.stop();
     await journal.setPhaseDetail(progressPhase(options.group), "done", prog.snapshot());
     for (const x of toLoad) {
       const { group: group2, record: record2, point } = x;
       await saveStreams(journal, x, "loaded");
       const totals = perGroup.get(group2.name);
+      if (x.resumed) {
+        x.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
+        await journal.setPhaseDetail(resumePhase(group2.name), "done", x.resumed);
+        log.info(`group ${group2.name}: resumed \u2014 kept ${x.resumed.kept.rows} rows (${formatBytes(x.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${x.resumed.snapshotLsn ?? "no new snapshot"}`);
+      }
       results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: x.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group2.tables.length, ...totals, ...x.resumed ? { resumed: x.resumed } : {} });
     }
     if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
@@ -56782,8 +56808,13 @@ async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clea
 }
 async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, onDone) {
   const workers = [];
+  const stop = () => {
+    for (const w of workers) if (w) for (const c of [w.source, w.target]) abandon(c);
+  };
+  ctx.signal.addEventListener("abort", stop, { once: true });
   try {
     await runPool(tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
+      throwIfAborted(ctx.signal);
       let w = workers[id];
       if (!w) {
         const source = await connect(task.point.endpoint, { applicationName: "pgshift copy" });
@@ -56792,13 +56823,20 @@ async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, on
           throw err;
         });
         w = workers[id] = { source, target };
+        if (ctx.signal.aborted) stop();
         await Promise.all([useCopySettings(source), useCopySettings(target)]);
       }
       task.point.check();
-      const r = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
-      await onDone(task, r, w.target);
+      try {
+        const r = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
+        await onDone(task, r, w.target);
+      } catch (err) {
+        throwIfAborted(ctx.signal);
+        throw err;
+      }
     });
   } finally {
+    ctx.signal.removeEventListener("abort", stop);
     await Promise.all(workers.filter(Boolean).flatMap((w) => [w.source.end().catch(() => {
     }), w.target.end().catch(() => {
     })]));
@@ -57048,6 +57086,46 @@ async function withStepLock(c, step, fn) {
   }
 }
 
+// src/phases/status.ts
+async function migrationStatus(ctx) {
+  const target = await connect(endpointFor("target", ctx.plan.target));
+  try {
+    const journal = await Journal.find(target, ctx.plan.name);
+    if (!journal) return { migration: ctx.plan.name, found: false, phases: [], streams: [], tables: { done: 0, rows: 0, bytes: 0 }, loads: [], events: [], resumes: [] };
+    const phases = await target.query(
+      // A phase that says running while its process is gone (killed, runner lost) was interrupted.
+      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state,
+              started_at::text AS "startedAt", finished_at::text AS "finishedAt" FROM pgshift.phase p WHERE migration = $1 ORDER BY started_at`,
+      [ctx.plan.name]
+    );
+    const progress = await journal.tableProgress();
+    const loads = await target.query(
+      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state, detail
+         FROM pgshift.phase p WHERE migration = $1 AND phase LIKE 'full-load:progress:%' ORDER BY phase`,
+      [ctx.plan.name]
+    );
+    const resumes = await target.query(
+      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state, detail
+         FROM pgshift.phase p WHERE migration = $1 AND phase LIKE 'full-load:resume:%' ORDER BY phase`,
+      [ctx.plan.name]
+    );
+    const done = progress.filter((p) => p.state === "done" && p.part === 0);
+    return {
+      migration: ctx.plan.name,
+      found: true,
+      phases: phases.rows.filter((p) => !p.phase.startsWith("full-load:progress:") && !p.phase.startsWith("full-load:resume:")),
+      resumes: resumes.rows.map((r) => ({ group: r.phase.slice("full-load:resume:".length), state: r.state, ...r.detail })),
+      loads: loads.rows.map((l) => ({ scope: l.phase.slice("full-load:progress:".length), state: l.state, ...l.detail })),
+      streams: (await journal.streams()).map((s) => ({ group: s.group, state: s.state, slot: s.slot, snapshotMode: s.snapshotMode, snapshotLsn: s.snapshotLsn })),
+      tables: { done: done.length, rows: done.reduce((n, p) => n + (p.rows ?? 0), 0), bytes: done.reduce((n, p) => n + (p.bytes ?? 0), 0) },
+      events: (await journal.events(20)).map((e) => ({ at: new Date(e.at).toISOString(), phase: e.phase, level: e.level, message: e.message }))
+    };
+  } finally {
+    await target.end().catch(() => {
+    });
+  }
+}
+
 // src/report/markdown.ts
 function table(head, rows) {
   const line = (cells) => `| ${cells.map((c) => String(c).replace(/\|/g, "\\|")).join(" | ")} |`;
@@ -57064,6 +57142,7 @@ function fullLoadMarkdown(r) {
       r.groups.map((g) => [g.group, g.slot, g.snapshotLsn, g.tables, g.rows, formatBytes(g.bytes), g.skipped])
     ),
     "",
+    ...resumeSection(r.groups.flatMap((g) => g.resumed ? [{ group: g.group, ...g.resumed }] : [])),
     ...shown.length ? [
       `Tables copied${r.tables.length > shown.length ? ` (the ${shown.length} largest)` : ""}:`,
       "",
@@ -57072,6 +57151,65 @@ function fullLoadMarkdown(r) {
         shown.map((t) => [t.table, t.group, t.parts, t.rows, formatBytes(t.bytes), t.seconds.toFixed(1), t.seconds > 0 ? (t.bytes / 1048576 / t.seconds).toFixed(1) : "\u2013", `${t.indexes}/${t.indexesExpected}`])
       )
     ] : []
+  ].join("\n") + "\n";
+}
+function interruptedHints(phases) {
+  const gone = phases.filter((p) => p.state === "interrupted");
+  if (!gone.length) return [];
+  const next = (phase) => phase === "cutover" ? "run pgshift cutover: it finishes or undoes the interrupted cut-over first (its watchdog may already have)" : `run pgshift ${phase.split(":")[0].replace("cdc", "cdc start")} again: it continues from where it stopped`;
+  return [...gone.map((p) => `- **${p.phase} was interrupted** (the process running it is gone): ${next(p.phase)}.`), ""];
+}
+function resumeSection(resumes) {
+  if (!resumes.length) return [];
+  return [
+    "Resumed after an interrupted load \u2014 finished tables kept at their snapshot, the rest copied from a newer one:",
+    "",
+    table(
+      ["group", "kept", "copied by the resume", "of which redone", "resume stream (snapshot)", "streams dropped / applied up to the bridge"],
+      resumes.map((x) => [
+        x.state && x.state !== "done" ? `${x.group} (${x.state})` : x.group,
+        `${x.kept.tables} table(s), ${x.kept.rows} rows, ${formatBytes(x.kept.bytes)}`,
+        `${x.pending} table(s), ${x.copied.rows} rows, ${formatBytes(x.copied.bytes)}`,
+        `${x.discarded.rows} rows, ${formatBytes(x.discarded.bytes)} of finished parts${x.discarded.tables.length ? ` (${x.discarded.tables.join(", ")})` : ""}; ~${formatBytes(x.inFlightBytes)} in flight`,
+        x.stream ? `${x.stream} (${x.snapshotLsn})` : "none (nothing left to copy)",
+        `${x.dropped.join(", ") || "\u2013"} / ${x.drained.join(", ") || "\u2013"}`
+      ])
+    ),
+    ""
+  ];
+}
+function statusMarkdown(r) {
+  if (!r.found) return `### pgshift status \u2014 ${r.migration}
+No journal on the target: nothing has run yet (or teardown removed it).
+`;
+  return [
+    `### pgshift status \u2014 ${r.migration}`,
+    `${r.tables.done} table(s) loaded, ${r.tables.rows} rows, ${formatBytes(r.tables.bytes)}.`,
+    "",
+    table(["phase", "state", "started", "finished"], r.phases.map((p) => [p.phase, p.state, p.startedAt, p.finishedAt ?? "\u2013"])),
+    "",
+    ...interruptedHints(r.phases),
+    ...r.loads.length ? [
+      table(
+        ["full load (job)", "state", "tables", "copied", "of \u2264", "rate", "ETA \u2264", "in flight", "as of"],
+        r.loads.map((l) => [
+          l.scope === "*" ? "all groups" : l.scope,
+          l.state,
+          `${l.tablesDone}/${l.tables}`,
+          formatBytes(l.bytes),
+          formatBytes(l.estimatedBytes),
+          `${formatBytes(l.bytesPerSecond)}/s`,
+          l.state === "running" && l.etaSeconds !== null ? `${l.etaSeconds} s` : "\u2013",
+          l.active.map((a) => `${a.table}${a.parts > 1 ? ` (${a.partsDone}/${a.parts})` : ""}`).join(", ") || "\u2013",
+          l.at
+        ])
+      ),
+      ""
+    ] : [],
+    ...resumeSection(r.resumes),
+    table(["group", "state", "slot", "snapshot", "LSN"], r.streams.map((s) => [s.group, s.state, s.slot, s.snapshotMode, s.snapshotLsn ?? "\u2013"])),
+    "",
+    ...r.events.slice(-10).map((e) => `- ${e.at} ${e.phase} ${e.level}: ${e.message}`)
   ].join("\n") + "\n";
 }
 
@@ -57327,7 +57465,7 @@ function installInterruptHandlers(o = {}) {
 }
 
 // src/actions/_runner.ts
-async function runAction(name, phase) {
+async function runAction(name, phase, onFailure) {
   installInterruptHandlers({ onMessage: (line) => warning(line) });
   onSecretRegistered((secret) => setSecret(secret));
   const log = createLogger(
@@ -57339,10 +57477,12 @@ async function runAction(name, phase) {
     },
     { debug: isDebug() }
   );
+  let ctx;
   try {
     const configPath = getInput("config") || "migration.yml";
     const { plan } = loadPlanFile(configPath, process.env);
-    const outcome = await phase(phaseContext(plan, log, interruptSignal));
+    ctx = phaseContext(plan, log, interruptSignal);
+    const outcome = await phase(ctx);
     for (const [key, value] of Object.entries(outcome.outputs)) setOutput(key, redact(String(value)));
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
@@ -57353,10 +57493,12 @@ async function runAction(name, phase) {
   } catch (err) {
     const { exitCode, line: message } = describeFailure(err);
     setOutput("exit-code", String(exitCode));
+    const more = ctx && onFailure && exitCode === 1 ? await onFailure(ctx).catch(() => "") : "";
     await summary.addRaw(`### pgshift ${name} \u2014 ${exitCode === 3 ? "refused" : exitCode === 2 ? "bad input" : "failed"}
 
 ${redact(message)}
-`).write().catch(() => {
+${more ? `
+${redact(more)}` : ""}`).write().catch(() => {
     });
     setFailed(redact(message));
   }
@@ -57383,4 +57525,6 @@ await runAction("full-load", async (ctx) => {
       slots: json2(Object.fromEntries(r.groups.map((g) => [g.group, g.slot])))
     }
   };
-});
+}, async (ctx) => `${statusMarkdown(await migrationStatus(ctx))}
+Re-run this job: the load resumes from here (finished tables are kept).
+`);
