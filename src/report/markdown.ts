@@ -6,6 +6,7 @@ import type { DmsStatus } from '../phases/cdc-dms.js';
 import type { CutoverResult, RollbackResult } from '../phases/cutover.js';
 import type { FullLoadResult } from '../phases/full-load.js';
 import type { ResumeSummary } from '../phases/load-resume.js';
+import { formatSeconds } from '../phases/load-progress.js';
 import type { TeardownResult } from '../phases/teardown.js';
 import type { MigrationStatus } from '../phases/status.js';
 import type { VerifyResult } from '../phases/verify.js';
@@ -276,6 +277,25 @@ function interruptedHints(phases: MigrationStatus['phases']): string[] {
   return [...gone.map((p) => `- **${p.phase} was interrupted** (the process running it is gone): ${next(p.phase)}.`), ''];
 }
 
+/** Per group of each load: share done, rate over the last minutes, estimated finish. */
+function loadGroupRows(loads: MigrationStatus['loads']): string[] {
+  const rows = loads.flatMap((l) => (l.groups ?? []).map((g) => ({ l, g })));
+  if (!rows.length) return [];
+  return [
+    table(
+      ['group', 'done', 'rate (last 5 min)', 'ETA', 'finish (UTC)'],
+      rows.map(({ l, g }) => [
+        g.group,
+        `${Math.floor(g.share * 100)}% (${formatBytes(g.doneBytes)} of ≈${formatBytes(g.estimatedBytes)})`,
+        `${formatBytes(g.bytesPerSecond)}/s`,
+        l.state === 'running' && g.etaSeconds !== null ? formatSeconds(g.etaSeconds) : l.state === 'running' ? '?' : `– (${l.state})`,
+        l.state === 'running' && g.finishAt ? g.finishAt.slice(0, 19).replace('T', ' ') : '–',
+      ]),
+    ),
+    '',
+  ];
+}
+
 /** What a resumed load kept, redid and created, per group (full-load result and pgshift status). */
 export function resumeSection(resumes: Array<{ group: string; state?: string } & ResumeSummary>): string[] {
   if (!resumes.length) return [];
@@ -323,6 +343,7 @@ export function statusMarkdown(r: MigrationStatus): string {
             ]),
           ),
           '',
+          ...loadGroupRows(r.loads),
         ]
       : []),
     ...resumeSection(r.resumes),

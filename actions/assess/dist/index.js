@@ -52908,6 +52908,9 @@ var EVENT_TRIGGERS = [
   { name: "pgshift_ddl_start", sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${S}.ddl_capture()` }
 ];
 
+// src/core/eta.ts
+var RATE_WINDOW_MS = 5 * 6e4;
+
 // src/report/markdown.ts
 function table(head, rows) {
   const line = (cells) => `| ${cells.map((c) => String(c).replace(/\|/g, "\\|")).join(" | ")} |`;

@@ -98090,6 +98090,37 @@ async function dropSlot(c5, slot) {
   throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
 }
 
+// src/core/eta.ts
+var RATE_WINDOW_MS = 5 * 6e4;
+function recentRate(samples, now, windowMs = RATE_WINDOW_MS) {
+  const inWindow = samples.filter((s2) => s2.at >= now - windowMs);
+  const first = inWindow.length >= 2 ? inWindow[0] : samples[0];
+  const last2 = samples[samples.length - 1];
+  if (!first || !last2 || last2.at <= first.at) return 0;
+  return (last2.bytes - first.bytes) / ((last2.at - first.at) / 1e3);
+}
+function pruneSamples(samples, now, windowMs = RATE_WINDOW_MS) {
+  const i5 = samples.findIndex((s2) => s2.at >= now - windowMs);
+  return i5 <= 0 ? samples : samples.slice(i5 - 1);
+}
+function groupEta(group5, tables, samples, now) {
+  const mine = tables.filter((t) => t.group === group5);
+  const estimatedBytes = mine.reduce((n3, t) => n3 + t.estimatedBytes, 0);
+  const doneBytes = mine.reduce((n3, t) => n3 + (t.state === "waiting" || t.state === "copying" ? Math.min(t.bytes, t.estimatedBytes) : t.estimatedBytes), 0);
+  const rate = recentRate(samples, now);
+  const remaining = Math.max(0, estimatedBytes - doneBytes);
+  const etaSeconds = remaining === 0 ? 0 : rate > 0 ? Math.round(remaining / rate) : null;
+  return {
+    group: group5,
+    share: estimatedBytes > 0 ? doneBytes / estimatedBytes : 1,
+    doneBytes,
+    estimatedBytes,
+    bytesPerSecond: Math.round(rate),
+    etaSeconds,
+    finishAt: etaSeconds === null ? null : new Date(now + etaSeconds * 1e3).toISOString()
+  };
+}
+
 // src/phases/load-progress.ts
 var LoadProgress = class {
   constructor(log, persist) {
@@ -98103,6 +98134,9 @@ var LoadProgress = class {
   rows = 0;
   started = Date.now();
   timers = [];
+  /** Per group: bytes copied by this run, sampled for the recent rate. */
+  groupBytes = /* @__PURE__ */ new Map();
+  samples = /* @__PURE__ */ new Map();
   /** Start drawing (and persisting) once the tables are known. */
   start() {
     if (this.log.board) this.timers.push(setInterval(() => this.log.board(this.bars()), 250));
@@ -98113,6 +98147,10 @@ var LoadProgress = class {
   }
   track(group5, table2, estimatedBytes, parts, indexesExpected, state2 = "waiting", partsDone = 0) {
     this.tables.set(displayName(table2), { group: group5, table: displayName(table2), parts, partsDone, rows: 0, bytes: 0, estimatedBytes, state: state2, indexes: 0, indexesExpected, seconds: 0 });
+    if (!this.groupBytes.has(group5)) {
+      this.groupBytes.set(group5, 0);
+      this.samples.set(group5, [{ at: this.started, bytes: 0 }]);
+    }
   }
   get(table2) {
     return this.tables.get(displayName(table2));
@@ -98130,6 +98168,7 @@ var LoadProgress = class {
     return (n3) => {
       this.bytes += n3;
       t.bytes += n3;
+      this.groupBytes.set(t.group, this.groupBytes.get(t.group) + n3);
     };
   }
   /** A part (or a whole table) committed. Returns true when it was the table's last part. */
@@ -98148,6 +98187,19 @@ var LoadProgress = class {
     t.indexes++;
     if (t.state === "indexing" && t.indexes >= t.indexesExpected) t.state = "done";
   }
+  /** Per-group share, recent rate and estimated finish; samples the rates at most once a second. */
+  groupEtas(now = Date.now()) {
+    const tables = [...this.tables.values()];
+    return [...this.groupBytes.keys()].map((g5) => {
+      let samples = this.samples.get(g5);
+      if (now - samples[samples.length - 1].at >= 1e3) {
+        samples.push({ at: now, bytes: this.groupBytes.get(g5) });
+        samples = pruneSamples(samples, now);
+        this.samples.set(g5, samples);
+      }
+      return groupEta(g5, tables, samples, now);
+    });
+  }
   snapshot() {
     const secs = Math.max((Date.now() - this.started) / 1e3, 1e-3);
     const rate = this.bytes / secs;
@@ -98164,16 +98216,19 @@ var LoadProgress = class {
       tablesDone: all.filter((t) => t.state === "done" || t.state === "skipped" || t.state === "indexing").length,
       tables: all.length,
       active: all.filter((t) => t.state === "copying" || t.state === "indexing").map((t) => ({ table: t.table, bytes: t.bytes, estimatedBytes: t.estimatedBytes, partsDone: t.partsDone, parts: t.parts, state: t.state })),
+      groups: this.groupEtas(),
       at: (/* @__PURE__ */ new Date()).toISOString()
     };
   }
   line() {
     const s2 = this.snapshot();
-    return `full-load: ${s2.tablesDone}/${s2.tables} tables, ${formatBytes(s2.bytes)} copied, ${formatBytes(s2.bytesPerSecond)}/s, ${s2.rows} rows in finished tables, ETA \u2264 ${s2.etaSeconds ?? "?"} s`;
+    const groups = s2.groups.length > 1 || s2.groups.some((g5) => g5.share > 0) ? `; ${s2.groups.map(groupLine).join("; ")}` : "";
+    return `full-load: ${s2.tablesDone}/${s2.tables} tables, ${formatBytes(s2.bytes)} copied, ${formatBytes(s2.bytesPerSecond)}/s, ${s2.rows} rows in finished tables, ETA \u2264 ${s2.etaSeconds ?? "?"} s${groups}`;
   }
   bars() {
     const s2 = this.snapshot();
     const lines = [`${bar(s2.bytes, s2.estimatedBytes)} all     ${formatBytes(s2.bytes)} of \u2264${formatBytes(s2.estimatedBytes)}  ${formatBytes(s2.bytesPerSecond)}/s  ${s2.tablesDone}/${s2.tables} tables  ETA \u2264 ${s2.etaSeconds ?? "?"} s`];
+    for (const g5 of s2.groups.length > 1 ? s2.groups : []) lines.push(`${bar(g5.share, 1)} group ${groupLine(g5)}`);
     for (const a5 of s2.active.slice(0, 8)) {
       const parts = a5.parts > 1 ? ` parts ${a5.partsDone}/${a5.parts}` : "";
       lines.push(`${bar(a5.bytes, a5.estimatedBytes)} ${a5.state === "indexing" ? "index " : "copy  "} ${a5.table}${parts}  ${formatBytes(a5.bytes)}`);
@@ -98189,6 +98244,15 @@ var LoadProgress = class {
     this.log.board?.([]);
   }
 };
+function groupLine(g5) {
+  const finish = g5.share >= 1 ? "copied" : g5.finishAt ? `ETA ${formatSeconds(g5.etaSeconds)} (~${g5.finishAt.slice(11, 19)}Z)` : "ETA ?";
+  return `${g5.group} ${Math.floor(g5.share * 100)}% at ${formatBytes(g5.bytesPerSecond)}/s, ${finish}`;
+}
+function formatSeconds(s2) {
+  if (s2 < 90) return `${s2} s`;
+  if (s2 < 5400) return `${Math.round(s2 / 60)} min`;
+  return `${Math.floor(s2 / 3600)} h ${Math.round(s2 % 3600 / 60)} min`;
+}
 function bar(done, total, width = 24) {
   const f5 = total > 0 ? Math.min(done / total, 1) : 1;
   const full = Math.round(f5 * width);

@@ -56126,6 +56126,37 @@ async function dropSlot(c, slot) {
   throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
 }
 
+// src/core/eta.ts
+var RATE_WINDOW_MS = 5 * 6e4;
+function recentRate(samples, now, windowMs = RATE_WINDOW_MS) {
+  const inWindow = samples.filter((s) => s.at >= now - windowMs);
+  const first = inWindow.length >= 2 ? inWindow[0] : samples[0];
+  const last = samples[samples.length - 1];
+  if (!first || !last || last.at <= first.at) return 0;
+  return (last.bytes - first.bytes) / ((last.at - first.at) / 1e3);
+}
+function pruneSamples(samples, now, windowMs = RATE_WINDOW_MS) {
+  const i = samples.findIndex((s) => s.at >= now - windowMs);
+  return i <= 0 ? samples : samples.slice(i - 1);
+}
+function groupEta(group2, tables, samples, now) {
+  const mine = tables.filter((t) => t.group === group2);
+  const estimatedBytes = mine.reduce((n, t) => n + t.estimatedBytes, 0);
+  const doneBytes = mine.reduce((n, t) => n + (t.state === "waiting" || t.state === "copying" ? Math.min(t.bytes, t.estimatedBytes) : t.estimatedBytes), 0);
+  const rate = recentRate(samples, now);
+  const remaining = Math.max(0, estimatedBytes - doneBytes);
+  const etaSeconds = remaining === 0 ? 0 : rate > 0 ? Math.round(remaining / rate) : null;
+  return {
+    group: group2,
+    share: estimatedBytes > 0 ? doneBytes / estimatedBytes : 1,
+    doneBytes,
+    estimatedBytes,
+    bytesPerSecond: Math.round(rate),
+    etaSeconds,
+    finishAt: etaSeconds === null ? null : new Date(now + etaSeconds * 1e3).toISOString()
+  };
+}
+
 // src/phases/load-progress.ts
 var LoadProgress = class {
   constructor(log, persist) {
@@ -56139,6 +56170,9 @@ var LoadProgress = class {
   rows = 0;
   started = Date.now();
   timers = [];
+  /** Per group: bytes copied by this run, sampled for the recent rate. */
+  groupBytes = /* @__PURE__ */ new Map();
+  samples = /* @__PURE__ */ new Map();
   /** Start drawing (and persisting) once the tables are known. */
   start() {
     if (this.log.board) this.timers.push(setInterval(() => this.log.board(this.bars()), 250));
@@ -56149,6 +56183,10 @@ var LoadProgress = class {
   }
   track(group2, table2, estimatedBytes, parts, indexesExpected, state = "waiting", partsDone = 0) {
     this.tables.set(displayName(table2), { group: group2, table: displayName(table2), parts, partsDone, rows: 0, bytes: 0, estimatedBytes, state, indexes: 0, indexesExpected, seconds: 0 });
+    if (!this.groupBytes.has(group2)) {
+      this.groupBytes.set(group2, 0);
+      this.samples.set(group2, [{ at: this.started, bytes: 0 }]);
+    }
   }
   get(table2) {
     return this.tables.get(displayName(table2));
@@ -56166,6 +56204,7 @@ var LoadProgress = class {
     return (n) => {
       this.bytes += n;
       t.bytes += n;
+      this.groupBytes.set(t.group, this.groupBytes.get(t.group) + n);
     };
   }
   /** A part (or a whole table) committed. Returns true when it was the table's last part. */
@@ -56184,6 +56223,19 @@ var LoadProgress = class {
     t.indexes++;
     if (t.state === "indexing" && t.indexes >= t.indexesExpected) t.state = "done";
   }
+  /** Per-group share, recent rate and estimated finish; samples the rates at most once a second. */
+  groupEtas(now = Date.now()) {
+    const tables = [...this.tables.values()];
+    return [...this.groupBytes.keys()].map((g) => {
+      let samples = this.samples.get(g);
+      if (now - samples[samples.length - 1].at >= 1e3) {
+        samples.push({ at: now, bytes: this.groupBytes.get(g) });
+        samples = pruneSamples(samples, now);
+        this.samples.set(g, samples);
+      }
+      return groupEta(g, tables, samples, now);
+    });
+  }
   snapshot() {
     const secs = Math.max((Date.now() - this.started) / 1e3, 1e-3);
     const rate = this.bytes / secs;
@@ -56200,16 +56252,19 @@ var LoadProgress = class {
       tablesDone: all.filter((t) => t.state === "done" || t.state === "skipped" || t.state === "indexing").length,
       tables: all.length,
       active: all.filter((t) => t.state === "copying" || t.state === "indexing").map((t) => ({ table: t.table, bytes: t.bytes, estimatedBytes: t.estimatedBytes, partsDone: t.partsDone, parts: t.parts, state: t.state })),
+      groups: this.groupEtas(),
       at: (/* @__PURE__ */ new Date()).toISOString()
     };
   }
   line() {
     const s = this.snapshot();
-    return `full-load: ${s.tablesDone}/${s.tables} tables, ${formatBytes(s.bytes)} copied, ${formatBytes(s.bytesPerSecond)}/s, ${s.rows} rows in finished tables, ETA \u2264 ${s.etaSeconds ?? "?"} s`;
+    const groups = s.groups.length > 1 || s.groups.some((g) => g.share > 0) ? `; ${s.groups.map(groupLine).join("; ")}` : "";
+    return `full-load: ${s.tablesDone}/${s.tables} tables, ${formatBytes(s.bytes)} copied, ${formatBytes(s.bytesPerSecond)}/s, ${s.rows} rows in finished tables, ETA \u2264 ${s.etaSeconds ?? "?"} s${groups}`;
   }
   bars() {
     const s = this.snapshot();
     const lines = [`${bar(s.bytes, s.estimatedBytes)} all     ${formatBytes(s.bytes)} of \u2264${formatBytes(s.estimatedBytes)}  ${formatBytes(s.bytesPerSecond)}/s  ${s.tablesDone}/${s.tables} tables  ETA \u2264 ${s.etaSeconds ?? "?"} s`];
+    for (const g of s.groups.length > 1 ? s.groups : []) lines.push(`${bar(g.share, 1)} group ${groupLine(g)}`);
     for (const a of s.active.slice(0, 8)) {
       const parts = a.parts > 1 ? ` parts ${a.partsDone}/${a.parts}` : "";
       lines.push(`${bar(a.bytes, a.estimatedBytes)} ${a.state === "indexing" ? "index " : "copy  "} ${a.table}${parts}  ${formatBytes(a.bytes)}`);
@@ -56225,6 +56280,15 @@ var LoadProgress = class {
     this.log.board?.([]);
   }
 };
+function groupLine(g) {
+  const finish = g.share >= 1 ? "copied" : g.finishAt ? `ETA ${formatSeconds(g.etaSeconds)} (~${g.finishAt.slice(11, 19)}Z)` : "ETA ?";
+  return `${g.group} ${Math.floor(g.share * 100)}% at ${formatBytes(g.bytesPerSecond)}/s, ${finish}`;
+}
+function formatSeconds(s) {
+  if (s < 90) return `${s} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  return `${Math.floor(s / 3600)} h ${Math.round(s % 3600 / 60)} min`;
+}
 function bar(done, total, width = 24) {
   const f = total > 0 ? Math.min(done / total, 1) : 1;
   const full = Math.round(f * width);
@@ -57159,6 +57223,23 @@ function interruptedHints(phases) {
   const next = (phase) => phase === "cutover" ? "run pgshift cutover: it finishes or undoes the interrupted cut-over first (its watchdog may already have)" : `run pgshift ${phase.split(":")[0].replace("cdc", "cdc start")} again: it continues from where it stopped`;
   return [...gone.map((p) => `- **${p.phase} was interrupted** (the process running it is gone): ${next(p.phase)}.`), ""];
 }
+function loadGroupRows(loads) {
+  const rows = loads.flatMap((l) => (l.groups ?? []).map((g) => ({ l, g })));
+  if (!rows.length) return [];
+  return [
+    table(
+      ["group", "done", "rate (last 5 min)", "ETA", "finish (UTC)"],
+      rows.map(({ l, g }) => [
+        g.group,
+        `${Math.floor(g.share * 100)}% (${formatBytes(g.doneBytes)} of \u2248${formatBytes(g.estimatedBytes)})`,
+        `${formatBytes(g.bytesPerSecond)}/s`,
+        l.state === "running" && g.etaSeconds !== null ? formatSeconds(g.etaSeconds) : l.state === "running" ? "?" : `\u2013 (${l.state})`,
+        l.state === "running" && g.finishAt ? g.finishAt.slice(0, 19).replace("T", " ") : "\u2013"
+      ])
+    ),
+    ""
+  ];
+}
 function resumeSection(resumes) {
   if (!resumes.length) return [];
   return [
@@ -57204,7 +57285,8 @@ No journal on the target: nothing has run yet (or teardown removed it).
           l.at
         ])
       ),
-      ""
+      "",
+      ...loadGroupRows(r.loads)
     ] : [],
     ...resumeSection(r.resumes),
     table(["group", "state", "slot", "snapshot", "LSN"], r.streams.map((s) => [s.group, s.state, s.slot, s.snapshotMode, s.snapshotLsn ?? "\u2013"])),

@@ -94872,6 +94872,9 @@ async function dropSlot(c5, slot) {
   throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
 }
 
+// src/core/eta.ts
+var RATE_WINDOW_MS = 5 * 6e4;
+
 // src/phases/full-load.ts
 var REPLICA_IDENTITY = "source:replica-identity";
 

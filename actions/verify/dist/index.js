@@ -54185,6 +54185,9 @@ function same(a, b) {
   return a.rows === b.rows && a.hash === b.hash;
 }
 
+// src/core/eta.ts
+var RATE_WINDOW_MS = 5 * 6e4;
+
 // src/report/markdown.ts
 function table(head, rows) {
   const line = (cells) => `| ${cells.map((c) => String(c).replace(/\|/g, "\\|")).join(" | ")} |`;
