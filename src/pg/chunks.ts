@@ -220,6 +220,16 @@ export function rowValues(c: pg.Client, kt: KeyedTable, keys: string[][]): Promi
 }
 
 /** SQL that makes the target's rows for these keys equal the source's (never run without a flag). */
+/** The repair statements as one script the operator reviews: a single transaction. */
+export function repairScript(statements: string[]): string {
+  return ['-- pgshift verify: repair of the differing rows on the target. Review before running.', 'BEGIN;', ...statements, 'COMMIT;', ''].join('\n');
+}
+
+/** Run a script of several statements (simple protocol: it holds its own BEGIN and COMMIT). */
+export async function runScript(c: pg.Client, script: string): Promise<void> {
+  await c.query(script);
+}
+
 export function repairStatements(kt: KeyedTable, deleteKeys: string[][], insertRows: string[], identityAlways: boolean): string[] {
   const out: string[] = [];
   const t = qualify(kt.table);

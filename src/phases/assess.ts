@@ -214,7 +214,7 @@ export async function runAssess(ctx: PhaseContext): Promise<AssessResult> {
     // WAL headroom while slots hold WAL through the full load.
     const totalBytes = profiles.reduce((n, p) => n + Math.max(p.bytes, p.estimatedBytes), 0);
     const loadHours = totalBytes / plan.assess.copyRate / 3600;
-    const rate = await sampleWalRate(s.source, opts.walSampleSeconds);
+    const rate = await sampleWalRate(s.source, opts.walSampleSeconds, ctx.signal);
     const keepText = src.settings.max_slot_wal_keep_size;
     const keep = keepText === null || keepText === undefined || keepText === '-1' ? null : (parseSize(keepText) ?? null);
     const headroomHours = keep !== null && rate > 0 ? keep / rate / 3600 : null;

@@ -5,21 +5,20 @@ import { formatBytes } from '../config/size.js';
 import { parseServerUrl } from '../config/url.js';
 import type { CutoverRecord } from '../core/cutover-steps.js';
 import { failure, gateRefused, isPgshiftError } from '../core/errors.js';
-import { qualify } from '../core/ident.js';
 import { uninterruptible } from '../core/interrupt.js';
 import { sleep } from '../core/wait.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
 import { dmsClients } from '../aws/dms.js';
-import { listSequences } from '../pg/catalog.js';
+import { analyzeDatabase, currentRole, invalidIndexes, listSequences } from '../pg/catalog.js';
 import { cancelOnAbort } from '../pg/cancel.js';
 import { majorOf } from '../pg/connect.js';
 import { refuseUncarriedDdl } from '../pg/ddl.js';
 import { applyFence, checkFenceable, describeLocked, liftFence, lockCapacity, planSeal, WindowFence, type FenceState } from '../pg/fence.js';
 import { drainToBarrier, waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { PgBouncer, restoreConfigLine } from '../pg/pgbouncer.js';
-import { setSubscriptionEnabled, slotState, subscriptionState } from '../pg/replication.js';
+import { setSubscriptionEnabled, slotState, subscriptionErrorCount, subscriptionState } from '../pg/replication.js';
 import { diffSchemas } from '../pg/schema-diff.js';
-import { readSequence, syncSequences, type SequenceSync } from '../pg/sequences.js';
+import { raiseSequenceTo, readSequence, syncSequences, type SequenceSync } from '../pg/sequences.js';
 import { heartbeatTable } from '../core/names.js';
 import { statusProblems } from './cdc.js';
 import { dmsStatusOn, type DmsTaskState } from './cdc-dms.js';
@@ -309,11 +308,9 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
   for (const st of ctx.plan.cdc.engine === 'native' ? streams : []) {
     const sub = await subscriptionState(s.target, st.subscription);
     if (!sub.workerRunning) throw gateRefused('cutover.no-worker', `subscription ${st.subscription} has no running apply worker`, 'check pgshift cdc status and the target server log');
-    if (majorOf(s.targetVersion) >= 15) {
-      const e = await s.target.query<{ n: string }>('SELECT (apply_error_count + sync_error_count)::text AS n FROM pg_stat_subscription_stats WHERE subname = $1', [st.subscription]);
-      if (Number(e.rows[0]?.n ?? 0) > 0) {
-        throw gateRefused('cutover.apply-errors', `subscription ${st.subscription} has recorded ${e.rows[0].n} apply error(s)`, `find the cause in the target log; once resolved, acknowledge with SELECT pg_stat_reset_subscription_stats(oid) FROM pg_subscription WHERE subname = '${st.subscription}'`);
-      }
+    const errors = majorOf(s.targetVersion) >= 15 ? await subscriptionErrorCount(s.target, st.subscription) : null;
+    if (errors) {
+      throw gateRefused('cutover.apply-errors', `subscription ${st.subscription} has recorded ${errors} apply error(s)`, 'find the cause in the target log; once resolved, run pgshift cdc acknowledge');
     }
   }
 
@@ -331,11 +328,8 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
       );
     }
   }
-  const invalid = await s.target.query<{ i: string }>(
-    `SELECT i.indexrelid::regclass::text AS i FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
-  );
-  if (invalid.rowCount) throw gateRefused('cutover.invalid-index', `index ${invalid.rows[0].i} is invalid on the target`, `REINDEX INDEX ${invalid.rows[0].i} on the target`);
+  const [invalid] = await invalidIndexes(s.target);
+  if (invalid) throw gateRefused('cutover.invalid-index', `index ${invalid} is invalid on the target`, `on the target, run REINDEX INDEX ${invalid}`);
   const drift = await diffSchemas(s.source, s.target);
   if (drift.length) {
     const d = drift[0];
@@ -384,17 +378,15 @@ async function requireWindowPossible(ctx: PhaseContext, s: Sessions): Promise<vo
     }
   }
   if (c.rollback) {
-    const me = (await s.source.query<{ ok: boolean; u: string }>(
-      `SELECT current_user AS u, r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname IN ('rds_superuser', 'pg_create_subscription') AND pg_has_role(r.oid, g.oid, 'MEMBER')) AS ok FROM pg_roles r WHERE r.rolname = current_user`,
-    )).rows[0];
-    if (!me.ok) throw gateRefused('cutover.reverse-privilege', `cutover.rollback: the source role ${me.u} cannot create the reverse subscription`, 'connect pgshift to the source as a superuser (RDS: rds_superuser), or set cutover.rollback: false');
+    const me = await currentRole(s.source);
+    if (!me.canSubscribe) throw gateRefused('cutover.reverse-privilege', `cutover.rollback: the source role ${me.name} cannot create the reverse subscription`, 'connect pgshift to the source as a superuser (RDS: rds_superuser), or set cutover.rollback: false');
   }
 }
 
 /** Heavy work before the freeze, so the window holds only what must be in it. */
 async function prepare(ctx: PhaseContext, s: Sessions, streams: StreamRecord[]): Promise<void> {
   const c = ctx.plan.cutover;
-  await s.target.query('ANALYZE');
+  await analyzeDatabase(s.target);
   if (c.prebumpSequences) {
     // Margin = values consumed per second on the source × the time until the switch, doubled.
     const seqs = await listSequences(s.source);
@@ -406,7 +398,7 @@ async function prepare(ctx: PhaseContext, s: Sessions, streams: StreamRecord[]):
       const rate = after[i].lastValue - before[i].lastValue;
       const margin = (rate > 0n ? rate : 1n) * budget * 2n;
       const value = after[i].lastValue + margin + BigInt(c.sequenceMargin);
-      if (value <= BigInt(q.maxValue)) await s.target.query('SELECT pg_catalog.setval($1::regclass, GREATEST($2::bigint, (SELECT last_value FROM ' + qualify(q) + ')), true)', [qualify(q), value.toString()]);
+      if (value <= BigInt(q.maxValue)) await raiseSequenceTo(s.target, q, value);
     }
     ctx.log.info(`sequences pre-bumped on the target (${seqs.length})`);
   }

@@ -33246,7 +33246,7 @@ function describeFailure(err) {
 
 // src/core/ident.ts
 function quoteIdent(name) {
-  if (name.includes("\0")) throw new Error("identifier contains a NUL byte");
+  if (name.includes("\0")) throw inputError("name.nul", "an identifier contains a NUL byte", "PostgreSQL names cannot hold one: correct the name");
   return `"${name.replace(/"/g, '""')}"`;
 }
 function qualify(t) {
@@ -33257,7 +33257,7 @@ function displayName(t) {
   return `${part(t.schema)}.${part(t.name)}`;
 }
 function quoteLiteral(value) {
-  if (value.includes("\0")) throw new Error("literal contains a NUL byte");
+  if (value.includes("\0")) throw inputError("literal.nul", "a value contains a NUL byte", "PostgreSQL text cannot hold one: correct the value");
   return `'${value.replace(/'/g, "''")}'`;
 }
 function parseQualifiedName(text) {
@@ -33268,7 +33268,7 @@ function parseQualifiedName(text) {
       let j = i + 1;
       let part = "";
       for (; ; ) {
-        if (j >= text.length) throw new Error(`unterminated quote in ${JSON.stringify(text)}`);
+        if (j >= text.length) throw inputError("name.syntax", `unterminated quote in ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
         if (text[j] === '"') {
           if (text[j + 1] === '"') {
             part += '"';
@@ -33289,19 +33289,19 @@ function parseQualifiedName(text) {
       i = end;
     }
     if (i >= text.length) break;
-    if (text[i] !== ".") throw new Error(`unexpected character after quoted name in ${JSON.stringify(text)}`);
+    if (text[i] !== ".") throw inputError("name.syntax", `unexpected character after quoted name in ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
     i++;
   }
   if (parts.length === 1) return { schema: "public", name: parts[0] };
   if (parts.length === 2 && parts[0] !== "" && parts[1] !== "") return { schema: parts[0], name: parts[1] };
-  throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
+  throw inputError("name.syntax", `expected schema.table, got ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
 }
 
 // src/core/lsn.ts
 var LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
 function parseLsn(text) {
   const m = LSN_TEXT.exec(text.trim());
-  if (!m) throw new Error(`not an LSN: ${JSON.stringify(text)}`);
+  if (!m) throw failure("lsn.syntax", `not an LSN: ${JSON.stringify(text)}`, "a server or the journal returned a position pgshift cannot read; report it with the output of pgshift status --json");
   return BigInt(`0x${m[1]}`) << 32n | BigInt(`0x${m[2]}`);
 }
 function formatLsn(lsn) {
@@ -33523,6 +33523,14 @@ function copyColumns(t) {
 async function setting(c, name) {
   const r = await c.query("SELECT current_setting($1, true) AS v", [name]);
   return r.rows[0]?.v ?? void 0;
+}
+async function currentRole(c) {
+  const r = await c.query(
+    `SELECT current_user AS name, r.rolsuper AS superuser,
+            r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname IN ('rds_superuser', 'pg_create_subscription') AND pg_has_role(r.oid, g.oid, 'MEMBER')) AS subscribe
+       FROM pg_roles r WHERE r.rolname = current_user`
+  );
+  return { name: r.rows[0].name, superuser: r.rows[0].superuser, canSubscribe: r.rows[0].subscribe };
 }
 
 // src/journal/journal.ts
@@ -34621,10 +34629,12 @@ async function publicationExists(c, name) {
   return (r.rowCount ?? 0) > 0;
 }
 async function createPublication(c, name, tables, heartbeat, ddlQueue) {
+  await createPublicationOf(c, name, tables, [heartbeat, ...ddlQueue ? [ddlQueue] : []], "source");
+}
+async function createPublicationOf(c, name, tables, controlTables, side) {
   if (await publicationExists(c, name)) return;
-  noteChange(`publication ${name} on the source`);
-  const control = [heartbeat, ...ddlQueue ? [ddlQueue] : []].map((t) => `${S}.${quoteIdent(t)}`);
-  const list = [...tables.map(qualify), ...control].join(", ");
+  noteChange(`publication ${name} on the ${side}`);
+  const list = [...tables.map(qualify), ...controlTables.map((t) => `${S}.${quoteIdent(t)}`)].join(", ");
   await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
 }
 async function publishedTables(c, publication) {
@@ -34734,7 +34744,7 @@ async function subscriptionState(c, name) {
     lastMessageAt: row.last_msg_receipt_time
   };
 }
-async function setReplicaIdentity(c, table2, identity) {
+async function setReplicaIdentity(c, table2, identity, signal) {
   const clause = typeof identity === "string" ? identity.toUpperCase() : `USING INDEX ${quoteIdent(identity.index)}`;
   noteChange(`replica identity of ${qualify(table2)} on the source`);
   for (let attempt = 1; ; attempt++) {
@@ -34748,7 +34758,7 @@ async function setReplicaIdentity(c, table2, identity) {
       await c.query("ROLLBACK").catch(() => {
       });
       if (err.code !== "55P03" || attempt === 5) throw err;
-      await new Promise((r) => setTimeout(r, 1e3 * attempt));
+      await sleep(1e3 * attempt, signal);
     }
   }
 }
@@ -55197,7 +55207,7 @@ async function preflightSubscription(ctx, s) {
   if (unknown2.length) {
     throw gateRefused("subscription.conninfo", `the subscription's connection parameter ${unknown2[0]} is unknown to the target's PostgreSQL ${targetMajor}`, `remove ${unknown2[0]} from ${ctx.plan.source.subscriptionConninfo ? "source.subscriptionConninfo" : "source.url"}`);
   }
-  const role = (await s.target.query("SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user")).rows[0];
+  const role = await currentRole(s.target);
   if (targetMajor >= 16 && !role.superuser && !fields.password) {
     throw gateRefused("subscription.password", `target ${ctx.target.label}: a subscription owned by a role that is not superuser needs a password in its connection (PostgreSQL 16+)`, "put the password in source.url (or in source.subscriptionConninfo)");
   }
