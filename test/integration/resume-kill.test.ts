@@ -26,9 +26,9 @@ import { sql, startServer } from '../harness/servers.js';
  * and once by SIGTERM (a cancelled workflow), which must stop the workers at once.
  */
 const TABLES = ['public.pgbench_accounts', 'public.pgbench_branches', 'public.pgbench_tellers', 'public.pgbench_history', ...Array.from({ length: 10 }, (_, i) => `public.slice_${i + 1}`)];
-// pgbench_accounts ≈ 13 MB per 100 000 rows: at scale 12 it is split into 4 parts of ~39 MB,
-// copied first (largest first); then SLICES whole tables of ~15 MB each and pgbench's small ones.
-const SCALE = 12;
+// pgbench_accounts ≈ 13 MB per 100 000 rows: at scale 8 it is split into 4 parts of ~26 MB,
+// copied first (largest first); then SLICES whole tables of ~10 MB each and pgbench's small ones.
+const SCALE = 8;
 const SLICES = 10;
 const PARTS = 4 + 1 + SLICES + 3;
 const seed = Number(process.env.RESUME_SEED ?? Date.now() % 1_000_000);
@@ -74,7 +74,7 @@ function planFile(db: Db, snapshot: string): string {
   writeFileSync(
     file,
     `version: 1\nname: ${db}\nsnapshot: ${snapshot}\nsource: { url: "\${S}", replicaUrl: "\${R}" }\ntarget: { url: "\${T}" }\ncutover: { fence: database, timeoutSeconds: 30 }\n` +
-      `fullLoad: { jobs: 2, indexJobs: 1, splitTablesLargerThan: 38MB, maxPartsPerTable: 4 }\n`,
+      `fullLoad: { jobs: 2, indexJobs: 1, splitTablesLargerThan: 25MB, maxPartsPerTable: 4 }\n`,
   );
   return file;
 }
