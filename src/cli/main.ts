@@ -85,7 +85,7 @@ export function cliLogger(io: Io, debug?: boolean): Logger {
   };
   const log = createLogger(sink, { debug });
   // Progress: every line on a terminal, at most one every few seconds elsewhere (CI logs).
-  log.progress = (_key, message) => {
+  log.progress = (message) => {
     const now = Date.now();
     if (io.isTTY || now - lastProgress > 5000) {
       lastProgress = now;

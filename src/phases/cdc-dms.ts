@@ -1,7 +1,7 @@
 import type { ReplicationTask } from '@aws-sdk/client-database-migration-service';
 import { parseServerUrl } from '../config/url.js';
 import { gateRefused, inputError } from '../core/errors.js';
-import { tableMappings, taskIdentifier, taskSettings } from '../core/dms.js';
+import { dmsInstanceProblems, dmsTaskHealth, tableMappings, taskIdentifier, taskSettings } from '../core/dms.js';
 import { ddlReport, ensureDdlCapture, type DdlEntry } from '../pg/ddl.js';
 import { formatBytes } from '../config/size.js';
 import { heartbeatTable } from '../core/names.js';
@@ -445,10 +445,10 @@ export async function dmsStatus(ctx: PhaseContext, clients: DmsClients = dmsClie
 /** The status on sessions the caller already holds (the cut-over gate, the failure bundle). */
 export async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: Date, journal: Journal | undefined, s: Sessions, waitMs = 2_000): Promise<DmsStatus> {
   const d = requireDmsConfig(ctx);
-  const th = d.thresholds;
+  const thresholds = d.thresholds;
   const states = await dmsTasksOf(journal);
   const streams = new Map((journal ? await journal.streams() : []).map((r) => [r.group, r]));
-  const { applyExceptions, slots } = await readDatabaseSide(s, journal, [...streams.values()], th.maxRetainedWalBytes);
+  const { applyExceptions, slots } = await readDatabaseSide(s, journal, [...streams.values()], thresholds.maxRetainedWalBytes);
   const described = states.length ? await findTasks(clients.dms, d.replicationInstanceArn, ctx.plan.name) : [];
   const series = states.length ? await metrics(clients.cloudwatch, d.replicationInstanceIdentifier, states.map((t) => t.arn), { minutes: 60, now }) : [];
   const lag = await measureLags(s.source, s.target, states.filter((t) => streams.get(t.stream)?.state === 'streaming').map((t) => t.stream), waitMs);
@@ -461,26 +461,10 @@ export async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: D
     const tgt = last(series, `task:${suffix}:CDCLatencyTarget`);
     const stats = task ? await tableStatistics(clients.dms, t.arn) : [];
     const errored = stats.filter((x) => x.TableState === 'Table error' || x.TableState === 'Table cancelled').map((x) => `${x.SchemaName}.${x.TableName}`);
-    const problems: string[] = [];
     const status = task?.Status ?? 'missing';
     const paused = streams.get(t.stream)?.state === 'paused' || streams.get(t.stream)?.state === 'stopped';
-    let health: DmsTaskStatus['health'] = paused && status === 'stopped' ? 'paused' : 'ok';
-    if (status !== 'running' && health !== 'paused') {
-      problems.push(`task is ${status}${stopReason(task) ? ` (${stopReason(task)})` : ''}${task?.LastFailureMessage ? `: ${task.LastFailureMessage}` : ''} — pgshift cdc resume retries it`);
-      health = 'failing';
-    }
     const latency = Math.max((src ?? 0) + (tgt ?? 0), lag.get(t.stream) ?? 0);
-    if (latency > th.failLatencySeconds) {
-      problems.push(`latency ${latency.toFixed(0)} s over ${th.failLatencySeconds} s`);
-      health = 'failing';
-    } else if (latency > th.warnLatencySeconds) {
-      problems.push(`latency ${latency.toFixed(0)} s over ${th.warnLatencySeconds} s`);
-      if (health === 'ok') health = 'warn';
-    }
-    if (errored.length) {
-      problems.push(`tables in error: ${errored.join(', ')} — pgshift cdc restart --group ${t.group} reloads them`);
-      health = 'failing';
-    }
+    const { health, problems } = dmsTaskHealth({ status, stopReason: stopReason(task), lastFailure: task?.LastFailureMessage, paused, latencySeconds: latency, erroredTables: errored, group: t.group }, thresholds);
     tasks.push({
       ...t,
       status,
@@ -503,13 +487,7 @@ export async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: D
     freeStorageBytes: last(series, 'instance:FreeStorageSpace'),
     problems: [] as string[],
   };
-  if (instance.cpuPercent !== null && instance.cpuPercent > th.maxCpuPercent) instance.problems.push(`replication instance CPU ${instance.cpuPercent.toFixed(0)}% over ${th.maxCpuPercent}%`);
-  if (instance.freeStorageBytes !== null && instance.freeStorageBytes < th.minFreeStorageBytes) {
-    instance.problems.push(`replication instance free storage ${formatBytes(instance.freeStorageBytes)} under ${formatBytes(th.minFreeStorageBytes)}`);
-  }
-  if (instance.freeableMemoryBytes !== null && instance.swapBytes !== null && instance.freeableMemoryBytes < th.minFreeableMemoryBytes && instance.swapBytes > th.maxSwapBytes) {
-    instance.problems.push(`replication instance is out of memory and swapping (${formatBytes(instance.freeableMemoryBytes)} free, ${formatBytes(instance.swapBytes)} swap)`);
-  }
+  instance.problems = dmsInstanceProblems(instance, thresholds);
   const latencyChart = states.map((t) => {
     const suffix = t.arn.split(':').pop()!;
     const a = series.find((x) => x.key === `task:${suffix}:CDCLatencySource`);

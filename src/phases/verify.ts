@@ -206,7 +206,7 @@ export async function runVerify(outer: PhaseContext, options: VerifyOptions = {}
       const check = await checker.run();
       checks.push(check);
       if (options.repairSql && checker.keyed && check.verdict === 'different') repair.push(...(await checker.repair()));
-      ctx.log.progress(`verify:${check.table}`, `verify ${check.table}: ${check.verdict} (${check.sourceRows} rows, ${check.chunks} chunk(s)${check.differenceCount ? `, ${check.differenceCount} differing row(s)` : ''})`);
+      ctx.log.progress(`verify ${check.table}: ${check.verdict} (${check.sourceRows} rows, ${check.chunks} chunk(s)${check.differenceCount ? `, ${check.differenceCount} differing row(s)` : ''})`);
     });
     checks.sort((a, b) => a.table.localeCompare(b.table));
 

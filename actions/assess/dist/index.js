@@ -31794,7 +31794,23 @@ var require_dist2 = __commonJS({
   }
 });
 
-// src/config/size.ts
+// src/core/source-rules.ts
+function logicalDecodingProblem(settings, isRds) {
+  const rdsFlag = settings["rds.logical_replication"];
+  if (isRds && rdsFlag != null && rdsFlag !== "on") {
+    return { code: "source.rds_logical_replication", message: "rds.logical_replication is off; logical decoding needs it on", fix: "set rds.logical_replication = 1 in the parameter group and reboot the source" };
+  }
+  if (settings.wal_level !== "logical") {
+    return {
+      code: "source.wal_level",
+      message: `wal_level is ${settings.wal_level ?? "unknown"}; logical decoding needs wal_level = logical`,
+      fix: "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
+    };
+  }
+  return void 0;
+}
+
+// src/core/size.ts
 var UNITS = {
   b: 1,
   kb: 1024,
@@ -52750,11 +52766,8 @@ async function runAssess(ctx) {
 }
 function checkSourceSettings(src, label, groups, native, plugin, add) {
   const st = src.settings;
-  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
-    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
-  } else if (st.wal_level !== "logical") {
-    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
-  }
+  const decoding = logicalDecodingProblem(st, src.isRds);
+  if (decoding) add("blocker", decoding.code, label, decoding.message, decoding.fix);
   const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
   if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
   const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
@@ -53693,7 +53706,7 @@ function createLogger(sink, options = {}) {
     info: (m) => emit("info", m),
     warn: (m) => emit("warn", m),
     error: (m) => emit("error", m),
-    progress: (_key, m) => emit("info", m)
+    progress: (m) => emit("info", m)
   };
 }
 

@@ -74619,7 +74619,7 @@ async function pollUntil(probe, o3) {
   }
 }
 
-// src/config/size.ts
+// src/core/size.ts
 var UNITS = {
   b: 1,
   kb: 1024,
@@ -96358,6 +96358,22 @@ function joinText(j5) {
   return j5.state === "waiting for its CREATE on the target" ? `table ${j5.table} joined stream ${j5.stream} on the source and waits for its CREATE TABLE to be applied on the target` : `table ${j5.table} joined stream ${j5.stream}: its rows are being copied into the target (${j5.state})`;
 }
 
+// src/core/source-rules.ts
+function logicalDecodingProblem(settings, isRds) {
+  const rdsFlag = settings["rds.logical_replication"];
+  if (isRds && rdsFlag != null && rdsFlag !== "on") {
+    return { code: "source.rds_logical_replication", message: "rds.logical_replication is off; logical decoding needs it on", fix: "set rds.logical_replication = 1 in the parameter group and reboot the source" };
+  }
+  if (settings.wal_level !== "logical") {
+    return {
+      code: "source.wal_level",
+      message: `wal_level is ${settings.wal_level ?? "unknown"}; logical decoding needs wal_level = logical`,
+      fix: "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
+    };
+  }
+  return void 0;
+}
+
 // src/pg/identity.ts
 import { randomUUID as randomUUID3 } from "node:crypto";
 async function sameDatabase(source, target) {
@@ -96408,14 +96424,9 @@ async function openSessions(ctx) {
   };
 }
 async function requireLogicalSource(s2, ctx) {
-  const walLevel = await setting(s2.source, "wal_level");
-  if (walLevel !== "logical") {
-    throw gateRefused(
-      "source.wal_level",
-      `source ${ctx.source.label}: wal_level is ${walLevel}, logical replication needs wal_level = logical`,
-      "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
-    );
-  }
+  const rdsFlag = await setting(s2.source, "rds.logical_replication");
+  const decoding = logicalDecodingProblem({ wal_level: await setting(s2.source, "wal_level"), "rds.logical_replication": rdsFlag }, rdsFlag !== void 0);
+  if (decoding) throw gateRefused(decoding.code, `source ${ctx.source.label}: ${decoding.message}`, decoding.fix);
   if (majorOf(s2.targetVersion) < majorOf(s2.sourceVersion)) {
     throw gateRefused(
       "target.version",
@@ -96824,11 +96835,8 @@ async function readPreconditions(ctx, s2, options) {
 }
 function checkSourceSettings(src, label, groups, native, plugin, add) {
   const st = src.settings;
-  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
-    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
-  } else if (st.wal_level !== "logical") {
-    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
-  }
+  const decoding = logicalDecodingProblem(st, src.isRds);
+  if (decoding) add("blocker", decoding.code, label, decoding.message, decoding.fix);
   const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
   if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
   const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
@@ -97079,6 +97087,37 @@ function taskIdentifier(migration, group5, suffix) {
   const raw = ["pgshift", migration, group5, suffix].filter(Boolean).join("-");
   const id = raw.replace(/[^A-Za-z0-9-]+/g, "-").replace(/-+/g, "-").replace(/^-|-$/g, "");
   return (/^[A-Za-z]/.test(id) ? id : `t-${id}`).slice(0, 255).replace(/-$/, "");
+}
+function dmsTaskHealth(m3, thresholds) {
+  const problems = [];
+  let health = m3.paused && m3.status === "stopped" ? "paused" : "ok";
+  if (m3.status !== "running" && health !== "paused") {
+    problems.push(`task is ${m3.status}${m3.stopReason ? ` (${m3.stopReason})` : ""}${m3.lastFailure ? `: ${m3.lastFailure}` : ""} \u2014 pgshift cdc resume retries it`);
+    health = "failing";
+  }
+  if (m3.latencySeconds > thresholds.failLatencySeconds) {
+    problems.push(`latency ${m3.latencySeconds.toFixed(0)} s over ${thresholds.failLatencySeconds} s`);
+    health = "failing";
+  } else if (m3.latencySeconds > thresholds.warnLatencySeconds) {
+    problems.push(`latency ${m3.latencySeconds.toFixed(0)} s over ${thresholds.warnLatencySeconds} s`);
+    if (health === "ok") health = "warn";
+  }
+  if (m3.erroredTables.length) {
+    problems.push(`tables in error: ${m3.erroredTables.join(", ")} \u2014 pgshift cdc restart --group ${m3.group} reloads them`);
+    health = "failing";
+  }
+  return { health, problems };
+}
+function dmsInstanceProblems(m3, thresholds) {
+  const problems = [];
+  if (m3.cpuPercent !== null && m3.cpuPercent > thresholds.maxCpuPercent) problems.push(`replication instance CPU ${m3.cpuPercent.toFixed(0)}% over ${thresholds.maxCpuPercent}%`);
+  if (m3.freeStorageBytes !== null && m3.freeStorageBytes < thresholds.minFreeStorageBytes) {
+    problems.push(`replication instance free storage ${formatBytes(m3.freeStorageBytes)} under ${formatBytes(thresholds.minFreeStorageBytes)}`);
+  }
+  if (m3.freeableMemoryBytes !== null && m3.swapBytes !== null && m3.freeableMemoryBytes < thresholds.minFreeableMemoryBytes && m3.swapBytes > thresholds.maxSwapBytes) {
+    problems.push(`replication instance is out of memory and swapping (${formatBytes(m3.freeableMemoryBytes)} free, ${formatBytes(m3.swapBytes)} swap)`);
+  }
+  return problems;
 }
 
 // src/aws/dms.ts
@@ -98177,7 +98216,7 @@ var LoadProgress = class {
   /** Start drawing (and persisting) once the tables are known. */
   start() {
     if (this.log.board) this.timers.push(setInterval(() => this.log.board(this.bars()), 250));
-    else this.timers.push(setInterval(() => this.log.progress("full-load", this.line()), 5e3));
+    else this.timers.push(setInterval(() => this.log.progress(this.line()), 5e3));
     if (this.persist) this.timers.push(setInterval(() => void this.persist(this.snapshot()).catch(() => {
     }), 5e3));
     for (const t of this.timers) t.unref();
@@ -99371,10 +99410,10 @@ async function dmsStatus(ctx, clients = dmsClients(ctx.plan.cdc.dms.region), now
 }
 async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
   const d5 = requireDmsConfig(ctx);
-  const th = d5.thresholds;
+  const thresholds = d5.thresholds;
   const states = await dmsTasksOf(journal);
   const streams = new Map((journal ? await journal.streams() : []).map((r5) => [r5.group, r5]));
-  const { applyExceptions, slots } = await readDatabaseSide(s2, journal, [...streams.values()], th.maxRetainedWalBytes);
+  const { applyExceptions, slots } = await readDatabaseSide(s2, journal, [...streams.values()], thresholds.maxRetainedWalBytes);
   const described = states.length ? await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name) : [];
   const series = states.length ? await metrics(clients.cloudwatch, d5.replicationInstanceIdentifier, states.map((t) => t.arn), { minutes: 60, now }) : [];
   const lag = await measureLags(s2.source, s2.target, states.filter((t) => streams.get(t.stream)?.state === "streaming").map((t) => t.stream), waitMs);
@@ -99387,26 +99426,10 @@ async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
     const tgt = last(series, `task:${suffix}:CDCLatencyTarget`);
     const stats = task ? await tableStatistics(clients.dms, t.arn) : [];
     const errored = stats.filter((x) => x.TableState === "Table error" || x.TableState === "Table cancelled").map((x) => `${x.SchemaName}.${x.TableName}`);
-    const problems = [];
     const status = task?.Status ?? "missing";
     const paused = streams.get(t.stream)?.state === "paused" || streams.get(t.stream)?.state === "stopped";
-    let health = paused && status === "stopped" ? "paused" : "ok";
-    if (status !== "running" && health !== "paused") {
-      problems.push(`task is ${status}${stopReason(task) ? ` (${stopReason(task)})` : ""}${task?.LastFailureMessage ? `: ${task.LastFailureMessage}` : ""} \u2014 pgshift cdc resume retries it`);
-      health = "failing";
-    }
     const latency = Math.max((src ?? 0) + (tgt ?? 0), lag.get(t.stream) ?? 0);
-    if (latency > th.failLatencySeconds) {
-      problems.push(`latency ${latency.toFixed(0)} s over ${th.failLatencySeconds} s`);
-      health = "failing";
-    } else if (latency > th.warnLatencySeconds) {
-      problems.push(`latency ${latency.toFixed(0)} s over ${th.warnLatencySeconds} s`);
-      if (health === "ok") health = "warn";
-    }
-    if (errored.length) {
-      problems.push(`tables in error: ${errored.join(", ")} \u2014 pgshift cdc restart --group ${t.group} reloads them`);
-      health = "failing";
-    }
+    const { health, problems } = dmsTaskHealth({ status, stopReason: stopReason(task), lastFailure: task?.LastFailureMessage, paused, latencySeconds: latency, erroredTables: errored, group: t.group }, thresholds);
     tasks.push({
       ...t,
       status,
@@ -99429,13 +99452,7 @@ async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
     freeStorageBytes: last(series, "instance:FreeStorageSpace"),
     problems: []
   };
-  if (instance.cpuPercent !== null && instance.cpuPercent > th.maxCpuPercent) instance.problems.push(`replication instance CPU ${instance.cpuPercent.toFixed(0)}% over ${th.maxCpuPercent}%`);
-  if (instance.freeStorageBytes !== null && instance.freeStorageBytes < th.minFreeStorageBytes) {
-    instance.problems.push(`replication instance free storage ${formatBytes(instance.freeStorageBytes)} under ${formatBytes(th.minFreeStorageBytes)}`);
-  }
-  if (instance.freeableMemoryBytes !== null && instance.swapBytes !== null && instance.freeableMemoryBytes < th.minFreeableMemoryBytes && instance.swapBytes > th.maxSwapBytes) {
-    instance.problems.push(`replication instance is out of memory and swapping (${formatBytes(instance.freeableMemoryBytes)} free, ${formatBytes(instance.swapBytes)} swap)`);
-  }
+  instance.problems = dmsInstanceProblems(instance, thresholds);
   const latencyChart = states.map((t) => {
     const suffix = t.arn.split(":").pop();
     const a5 = series.find((x) => x.key === `task:${suffix}:CDCLatencySource`);
@@ -100179,7 +100196,7 @@ function createLogger(sink, options = {}) {
     info: (m3) => emit("info", m3),
     warn: (m3) => emit("warn", m3),
     error: (m3) => emit("error", m3),
-    progress: (_key, m3) => emit("info", m3)
+    progress: (m3) => emit("info", m3)
   };
 }
 

@@ -34384,7 +34384,7 @@ async function copyLargeObjects(source, target, keepOwnership) {
   return { objects: list.rowCount ?? 0, bytes };
 }
 
-// src/config/size.ts
+// src/core/size.ts
 var UNITS = {
   b: 1,
   kb: 1024,
@@ -34882,6 +34882,22 @@ function planPublishing(tables, engine, consent) {
     else out.refused.push({ table: t, problem });
   }
   return out;
+}
+
+// src/core/source-rules.ts
+function logicalDecodingProblem(settings, isRds) {
+  const rdsFlag = settings["rds.logical_replication"];
+  if (isRds && rdsFlag != null && rdsFlag !== "on") {
+    return { code: "source.rds_logical_replication", message: "rds.logical_replication is off; logical decoding needs it on", fix: "set rds.logical_replication = 1 in the parameter group and reboot the source" };
+  }
+  if (settings.wal_level !== "logical") {
+    return {
+      code: "source.wal_level",
+      message: `wal_level is ${settings.wal_level ?? "unknown"}; logical decoding needs wal_level = logical`,
+      fix: "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
+    };
+  }
+  return void 0;
 }
 
 // src/core/privileges.ts
@@ -54968,14 +54984,9 @@ async function openSessions(ctx) {
   };
 }
 async function requireLogicalSource(s, ctx) {
-  const walLevel = await setting(s.source, "wal_level");
-  if (walLevel !== "logical") {
-    throw gateRefused(
-      "source.wal_level",
-      `source ${ctx.source.label}: wal_level is ${walLevel}, logical replication needs wal_level = logical`,
-      "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
-    );
-  }
+  const rdsFlag = await setting(s.source, "rds.logical_replication");
+  const decoding = logicalDecodingProblem({ wal_level: await setting(s.source, "wal_level"), "rds.logical_replication": rdsFlag }, rdsFlag !== void 0);
+  if (decoding) throw gateRefused(decoding.code, `source ${ctx.source.label}: ${decoding.message}`, decoding.fix);
   if (majorOf(s.targetVersion) < majorOf(s.sourceVersion)) {
     throw gateRefused(
       "target.version",
@@ -55072,11 +55083,8 @@ async function readPreconditions(ctx, s, options) {
 }
 function checkSourceSettings(src, label, groups, native, plugin, add) {
   const st = src.settings;
-  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
-    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
-  } else if (st.wal_level !== "logical") {
-    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
-  }
+  const decoding = logicalDecodingProblem(st, src.isRds);
+  if (decoding) add("blocker", decoding.code, label, decoding.message, decoding.fix);
   const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
   if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
   const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
@@ -56186,7 +56194,7 @@ var LoadProgress = class {
   /** Start drawing (and persisting) once the tables are known. */
   start() {
     if (this.log.board) this.timers.push(setInterval(() => this.log.board(this.bars()), 250));
-    else this.timers.push(setInterval(() => this.log.progress("full-load", this.line()), 5e3));
+    else this.timers.push(setInterval(() => this.log.progress(this.line()), 5e3));
     if (this.persist) this.timers.push(setInterval(() => void this.persist(this.snapshot()).catch(() => {
     }), 5e3));
     for (const t of this.timers) t.unref();
@@ -57524,7 +57532,7 @@ function createLogger(sink, options = {}) {
     info: (m) => emit("info", m),
     warn: (m) => emit("warn", m),
     error: (m) => emit("error", m),
-    progress: (_key, m) => emit("info", m)
+    progress: (m) => emit("info", m)
   };
 }
 

@@ -74523,6 +74523,23 @@ function parseConninfo(text) {
   return out;
 }
 
+// src/core/size.ts
+var UNITS = {
+  b: 1,
+  kb: 1024,
+  mb: 1024 ** 2,
+  gb: 1024 ** 3,
+  tb: 1024 ** 4
+};
+function parseSize(input2) {
+  if (typeof input2 === "number") return Number.isFinite(input2) && input2 >= 0 ? Math.floor(input2) : void 0;
+  const m3 = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$/i.exec(input2);
+  if (!m3) return void 0;
+  const unit = (m3[2] ?? "b").toLowerCase().replace("ib", "b");
+  const factor = UNITS[unit];
+  return factor === void 0 ? void 0 : Math.floor(Number(m3[1]) * factor);
+}
+
 // src/core/dms.ts
 function taskIdentifier(migration, group5, suffix) {
   const raw = ["pgshift", migration, group5, suffix].filter(Boolean).join("-");
@@ -94247,23 +94264,6 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
-// src/config/size.ts
-var UNITS = {
-  b: 1,
-  kb: 1024,
-  mb: 1024 ** 2,
-  gb: 1024 ** 3,
-  tb: 1024 ** 4
-};
-function parseSize(input2) {
-  if (typeof input2 === "number") return Number.isFinite(input2) && input2 >= 0 ? Math.floor(input2) : void 0;
-  const m3 = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$/i.exec(input2);
-  if (!m3) return void 0;
-  const unit = (m3[2] ?? "b").toLowerCase().replace("ib", "b");
-  const factor = UNITS[unit];
-  return factor === void 0 ? void 0 : Math.floor(Number(m3[1]) * factor);
-}
-
 // src/config/schema.ts
 var size = external_exports.union([external_exports.string(), external_exports.number()]).transform((v, ctx) => {
   const bytes = parseSize(v);
@@ -94997,7 +94997,7 @@ function reverseNames(migration) {
   return { publication: publicationName(migration, "reverse"), slot: slotName(migration, "reverse"), subscription: subscriptionName(migration, "reverse") };
 }
 
-// src/pg/chunks.ts
+// src/core/chunk-bounds.ts
 var AS_INTEGER = {
   ...Object.fromEntries(INTEGER_TYPES.map((t) => [t, { toInt: BigInt, fromInt: String }])),
   uuid: {
@@ -95786,7 +95786,7 @@ function createLogger(sink, options = {}) {
     info: (m3) => emit("info", m3),
     warn: (m3) => emit("warn", m3),
     error: (m3) => emit("error", m3),
-    progress: (_key, m3) => emit("info", m3)
+    progress: (m3) => emit("info", m3)
   };
 }
 

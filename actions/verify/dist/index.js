@@ -52569,7 +52569,7 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
-// src/config/size.ts
+// src/core/size.ts
 var UNITS = {
   b: 1,
   kb: 1024,
@@ -53135,6 +53135,28 @@ function keyBounds(min, max, parts) {
   return out;
 }
 
+// src/core/chunk-bounds.ts
+var AS_INTEGER = {
+  ...Object.fromEntries(INTEGER_TYPES.map((t) => [t, { toInt: BigInt, fromInt: String }])),
+  uuid: {
+    toInt: (v) => BigInt(`0x${v.replace(/-/g, "")}`),
+    fromInt: (n) => n.toString(16).padStart(32, "0").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-")
+  }
+};
+var MAX_CHUNKS = 5e4;
+function subdivide(histogram, type, rowEstimate, chunkRows) {
+  const perBucket = rowEstimate / (histogram.length - 1);
+  const pieces = Math.min(Math.round(perBucket / chunkRows), Math.floor(MAX_CHUNKS / (histogram.length - 1)));
+  const as = AS_INTEGER[type];
+  if (!as || pieces <= 1) return histogram;
+  const values = histogram.map(as.toInt);
+  const out = values.flatMap((lo, i) => i + 1 < values.length ? [lo, ...keyBounds(lo, values[i + 1], pieces)] : [lo]);
+  return dedupe(out.map(as.fromInt));
+}
+function dedupe(values) {
+  return values.filter((v, i) => i === 0 || v !== values[i - 1]);
+}
+
 // src/pg/hash.ts
 var CANONICAL_SETTINGS = [
   // From 12 on any positive value prints the shortest exact text; before 12, 3 gives 17 digits,
@@ -53245,23 +53267,6 @@ async function chunkBoundaries(source, kt, chunkRows, rowEstimate) {
   );
   return dedupe(r.rows.map((x) => x.v));
 }
-var AS_INTEGER = {
-  ...Object.fromEntries(INTEGER_TYPES.map((t) => [t, { toInt: BigInt, fromInt: String }])),
-  uuid: {
-    toInt: (v) => BigInt(`0x${v.replace(/-/g, "")}`),
-    fromInt: (n) => n.toString(16).padStart(32, "0").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-")
-  }
-};
-var MAX_CHUNKS = 5e4;
-function subdivide(histogram, type, rowEstimate, chunkRows) {
-  const perBucket = rowEstimate / (histogram.length - 1);
-  const pieces = Math.min(Math.round(perBucket / chunkRows), Math.floor(MAX_CHUNKS / (histogram.length - 1)));
-  const as = AS_INTEGER[type];
-  if (!as || pieces <= 1) return histogram;
-  const values = histogram.map(as.toInt);
-  const out = values.flatMap((lo, i) => i + 1 < values.length ? [lo, ...keyBounds(lo, values[i + 1], pieces)] : [lo]);
-  return dedupe(out.map(as.fromInt));
-}
 async function splitRange(source, kt, range, parts) {
   const k = quoteIdent(kt.key[0]);
   const params = [];
@@ -53361,9 +53366,6 @@ function repairStatements(kt, deleteKeys, insertRows, identityAlways) {
     );
   }
   return out;
-}
-function dedupe(values) {
-  return values.filter((v, i) => i === 0 || v !== values[i - 1]);
 }
 
 // src/pg/connect.ts
@@ -53848,7 +53850,7 @@ async function runVerify(outer, options = {}) {
       const check2 = await checker.run();
       checks.push(check2);
       if (options.repairSql && checker.keyed && check2.verdict === "different") repair.push(...await checker.repair());
-      ctx.log.progress(`verify:${check2.table}`, `verify ${check2.table}: ${check2.verdict} (${check2.sourceRows} rows, ${check2.chunks} chunk(s)${check2.differenceCount ? `, ${check2.differenceCount} differing row(s)` : ""})`);
+      ctx.log.progress(`verify ${check2.table}: ${check2.verdict} (${check2.sourceRows} rows, ${check2.chunks} chunk(s)${check2.differenceCount ? `, ${check2.differenceCount} differing row(s)` : ""})`);
     });
     checks.sort((a, b) => a.table.localeCompare(b.table));
     const sequences = await checkSequences(s.source, s.target);
@@ -54444,7 +54446,7 @@ function createLogger(sink, options = {}) {
     info: (m) => emit("info", m),
     warn: (m) => emit("warn", m),
     error: (m) => emit("error", m),
-    progress: (_key, m) => emit("info", m)
+    progress: (m) => emit("info", m)
   };
 }
 
