@@ -80,7 +80,18 @@ export async function copyTable(source: pg.Client, target: pg.Client, table: Tab
   return { rows: Number(into.rowCount ?? 0), bytes };
 }
 
-/** Empty tables on the target before they are loaded again (nothing references them yet: no post-data). */
-export async function truncateTables(c: pg.Client, tables: QualifiedName[]): Promise<void> {
-  if (tables.length) await c.query(`TRUNCATE ${tables.map(qualify).join(', ')}`);
+/**
+ * Empty tables on the target before they are loaded again (nothing references them yet: no
+ * post-data), in one transaction with `alongside` (forgetting their journaled progress).
+ */
+export async function truncateTables(c: pg.Client, tables: QualifiedName[], alongside: () => Promise<void>): Promise<void> {
+  await c.query('BEGIN');
+  try {
+    if (tables.length) await c.query(`TRUNCATE ${tables.map(qualify).join(', ')}`);
+    await alongside();
+    await c.query('COMMIT');
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
 }

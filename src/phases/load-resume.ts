@@ -100,15 +100,7 @@ export async function resumeGroup(
   await buildIndexesOf(s, openTarget, ctx.plan.fullLoad.indexJobs, group.tables.filter((t) => done.has(displayName(t))));
   // Pending tables are emptied now — their finished parts are discarded — so that what the drain
   // applies to them is cheap; the copy clears them again in its own transaction.
-  await s.target.query('BEGIN');
-  try {
-    await truncateTables(s.target, pending);
-    await journal.forgetTables(pending);
-    await s.target.query('COMMIT');
-  } catch (err) {
-    await s.target.query('ROLLBACK').catch(() => {});
-    throw err;
-  }
+  await truncateTables(s.target, pending, () => journal.forgetTables(pending));
   if (plan.discarded.parts.length) log.warn(`group ${group.name}: ${plan.discarded.parts.join(', ')} had parts finished at the old snapshot; copied again whole`);
   for (const name of plan.drop) {
     const st = byName.get(name)!;

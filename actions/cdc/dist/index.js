@@ -97566,8 +97566,17 @@ async function copyTable(source, target, table2, options = {}) {
   await pipeline(out, meter, into);
   return { rows: Number(into.rowCount ?? 0), bytes: bytes2 };
 }
-async function truncateTables(c5, tables) {
-  if (tables.length) await c5.query(`TRUNCATE ${tables.map(qualify).join(", ")}`);
+async function truncateTables(c5, tables, alongside) {
+  await c5.query("BEGIN");
+  try {
+    if (tables.length) await c5.query(`TRUNCATE ${tables.map(qualify).join(", ")}`);
+    await alongside();
+    await c5.query("COMMIT");
+  } catch (err) {
+    await c5.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
 }
 
 // src/pg/indexes.ts
@@ -98480,16 +98489,7 @@ async function resumeGroup(ctx, s2, journal, group5, own2, progress, lastSnapsho
   if (!plan.newStream) return { summary: summary2, bridges: surviving };
   const pending = tablesNamed(group5.tables, plan.pending);
   await buildIndexesOf(s2, openTarget2, ctx.plan.fullLoad.indexJobs, group5.tables.filter((t) => done.has(displayName(t))));
-  await s2.target.query("BEGIN");
-  try {
-    await truncateTables(s2.target, pending);
-    await journal.forgetTables(pending);
-    await s2.target.query("COMMIT");
-  } catch (err) {
-    await s2.target.query("ROLLBACK").catch(() => {
-    });
-    throw err;
-  }
+  await truncateTables(s2.target, pending, () => journal.forgetTables(pending));
   if (plan.discarded.parts.length) log.warn(`group ${group5.name}: ${plan.discarded.parts.join(", ")} had parts finished at the old snapshot; copied again whole`);
   for (const name of plan.drop) {
     const st = byName.get(name);

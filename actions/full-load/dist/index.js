@@ -34090,8 +34090,17 @@ async function copyTable(source, target, table2, options = {}) {
   await pipeline(out, meter, into);
   return { rows: Number(into.rowCount ?? 0), bytes };
 }
-async function truncateTables(c, tables) {
-  if (tables.length) await c.query(`TRUNCATE ${tables.map(qualify).join(", ")}`);
+async function truncateTables(c, tables, alongside) {
+  await c.query("BEGIN");
+  try {
+    if (tables.length) await c.query(`TRUNCATE ${tables.map(qualify).join(", ")}`);
+    await alongside();
+    await c.query("COMMIT");
+  } catch (err) {
+    await c.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
 }
 
 // src/pg/schema.ts
@@ -56483,16 +56492,7 @@ async function resumeGroup(ctx, s, journal, group2, own2, progress, lastSnapshot
   if (!plan.newStream) return { summary: summary2, bridges: surviving };
   const pending = tablesNamed(group2.tables, plan.pending);
   await buildIndexesOf(s, openTarget2, ctx.plan.fullLoad.indexJobs, group2.tables.filter((t) => done.has(displayName(t))));
-  await s.target.query("BEGIN");
-  try {
-    await truncateTables(s.target, pending);
-    await journal.forgetTables(pending);
-    await s.target.query("COMMIT");
-  } catch (err) {
-    await s.target.query("ROLLBACK").catch(() => {
-    });
-    throw err;
-  }
+  await truncateTables(s.target, pending, () => journal.forgetTables(pending));
   if (plan.discarded.parts.length) log.warn(`group ${group2.name}: ${plan.discarded.parts.join(", ")} had parts finished at the old snapshot; copied again whole`);
   for (const name of plan.drop) {
     const st = byName.get(name);
