@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { CreateEndpointCommand, CreateReplicationTaskCommand, StartReplicationTaskCommand } from '@aws-sdk/client-database-migration-service';
+import { CreateEndpointCommand, StartReplicationTaskCommand } from '@aws-sdk/client-database-migration-service';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tableMappings, taskSettings } from '../../src/core/dms.js';
@@ -10,6 +10,7 @@ import { dmsStatus, startDmsCdc } from '../../src/phases/cdc-dms.js';
 import { phaseContext, type PhaseContext } from '../../src/phases/context.js';
 import { runTeardown } from '../../src/phases/teardown.js';
 import { FakeDms } from '../harness/fake-dms.js';
+import { changeLsns, setTables, slotChanges } from '../harness/pglogical.js';
 import { testPlan, writePlanFile } from '../harness/plan.js';
 import { sql, startServer } from '../harness/servers.js';
 
@@ -24,7 +25,6 @@ import { sql, startServer } from '../harness/servers.js';
  * pglogical, 17), DMS mocked (test/harness/fake-dms.ts).
  */
 const RI = 'arn:aws:dms:us-east-1:123456789012:rep:RI1';
-const PGLOGICAL_PEEK = `'min_proto_version', '1', 'max_proto_version', '1', 'startup_params_format', '1', 'proto_format', 'json'`;
 const DMS_PLAN = `groups:
   - { name: g1, tables: [shop.big, shop.mid, shop.orders, shop.small] }
 tables:
@@ -89,16 +89,7 @@ const doneTables = async () => (await sql(targetUrl, `SELECT table_name AS t FRO
 const waitingOn = async (table: string) =>
   (await sql(targetUrl, `SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND relation = to_regclass($1)`, [table]).catch(() => [{ n: 0 }]))[0].n > 0;
 
-async function setTables(set: string): Promise<string[]> {
-  const r = await sql(sourceUrl, `SELECT c.relname AS t FROM pglogical.replication_set_table st JOIN pglogical.replication_set s USING (set_id) JOIN pg_class c ON c.oid = st.set_reloid WHERE s.set_name = $1 ORDER BY 1`, [set]);
-  return r.map((x) => x.t);
-}
 
-async function changeLsns(slot: string, from: string): Promise<bigint[]> {
-  const r = await sql(sourceUrl, `SELECT DISTINCT lsn::text AS l FROM pg_logical_slot_peek_changes($1, NULL, NULL, ${PGLOGICAL_PEEK}, 'pglogical.replication_set_names', $2)
-     WHERE lsn >= $3::pg_lsn AND data::jsonb->>'action' <> 'S'`, [slot, `${slot},i${slot}`, from]);
-  return r.map((x) => parseLsn(x.l)).sort((a, b) => (a < b ? -1 : 1));
-}
 
 const streams = () => sql(targetUrl, `SELECT group_name AS g, slot_name AS slot, snapshot_lsn::text AS lsn, state FROM pgshift.stream ORDER BY 1`);
 
@@ -126,7 +117,7 @@ describe('DMS engine: a full load killed mid-copy resumes; cdc start adds a task
 
     // Changes after the group's snapshot: big's stays out of the kept copy (the group's task
     // applies it), small's is in the resume stream's newer copy.
-    await sql(sourceUrl, `UPDATE shop.big SET v = 'after the kill' WHERE id = 1; INSERT INTO shop.small VALUES (900001, 'after the kill')`);
+    await sql(sourceUrl, `UPDATE shop.big SET v = 'big after the kill' WHERE id = 1; INSERT INTO shop.small VALUES (900001, 'small after the kill')`);
     const again = await fullLoad().done;
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/resuming — 3 table\(s\) kept/);
@@ -144,22 +135,33 @@ describe('DMS engine: a full load killed mid-copy resumes; cdc start adds a task
     expect(await sql(targetUrl, `SELECT v FROM shop.big WHERE id = 1`)).toEqual([{ v: 'b'.repeat(200) }]);
     expect(await sql(targetUrl, `SELECT count(*)::int AS n, max(id)::int AS m FROM shop.small`)).toEqual([{ n: 501, m: 900001 }]);
     // The held table left the group's sets (the DMS publication) for the resume stream's own.
-    expect(await setTables('pgshift_shop_g1')).toEqual(['big', 'heartbeat_g1', 'mid']);
-    expect(await setTables('ipgshift_shop_g1')).toEqual(['big', 'heartbeat_g1', 'mid']);
-    expect(await setTables('pgshift_shop_g1_batch')).toEqual(['heartbeat_g1_batch', 'orders']);
-    expect(await setTables('pgshift_shop_g1_r1')).toEqual(['heartbeat_g1_r1', 'small']);
-    expect(await setTables('ipgshift_shop_g1_r1')).toEqual(['heartbeat_g1_r1', 'small']);
+    expect(await setTables(sourceUrl, 'pgshift_shop_g1')).toEqual(['big', 'heartbeat_g1', 'mid']);
+    expect(await setTables(sourceUrl, 'ipgshift_shop_g1')).toEqual(['big', 'heartbeat_g1', 'mid']);
+    expect(await setTables(sourceUrl, 'pgshift_shop_g1_batch')).toEqual(['heartbeat_g1_batch', 'orders']);
+    expect(await setTables(sourceUrl, 'pgshift_shop_g1_r1')).toEqual(['heartbeat_g1_r1', 'small']);
+    expect(await setTables(sourceUrl, 'ipgshift_shop_g1_r1')).toEqual(['heartbeat_g1_r1', 'small']);
     const summary = (await sql(targetUrl, `SELECT detail FROM pgshift.phase WHERE phase = 'full-load:resume:g1'`))[0].detail;
     expect(summary).toMatchObject({ kept: { tables: 3 }, pending: 1, stream: 'g1_r1', snapshotLsn: after[2].lsn });
   });
 
   it('cdc start creates the resume stream its own task: its table mapped, from its own slot and LSN; the group tasks map the rest', async () => {
-    await sql(sourceUrl, `INSERT INTO shop.small VALUES (900002, 'streamed'); UPDATE shop.big SET v = 'streamed' WHERE id = 2; INSERT INTO shop.orders VALUES (900002, 'streamed')`);
+    // Committed durably: decoding reads flushed WAL only.
+    await sql(sourceUrl, `SET synchronous_commit = on; INSERT INTO shop.small VALUES (900002, 'streamed'); UPDATE shop.big SET v = 'streamed' WHERE id = 2; INSERT INTO shop.orders VALUES (900002, 'streamed')`);
+    // Exactly once, as each task will read its slot (peeked, not consumed): small's row written
+    // before the resume is in its copy, not in the resume stream; the one written after, in the
+    // resume stream only (small had left the group's sets). big's update after the group's
+    // snapshot is in the group's slot. (small's earlier row may still be decoded from the group's
+    // slot — it was in its sets then — and is dropped by that task's mapping, asserted below.)
+    const rec = Object.fromEntries((await streams()).map((x) => [x.g, x]));
+    const carried = async (stream: string) => (await slotChanges(sourceUrl, rec[stream].slot, rec[stream].lsn)).map((c) => c.data).join('\n');
+    const r1 = await carried('g1_r1');
+    expect(r1).toContain('900002');
+    expect(r1).not.toContain('900001');
+    const own = await carried('g1');
+    expect(own).toContain('big after the kill');
+    expect(own).not.toContain('900002');
     const started = await startDmsCdc(ctx, fake.clients);
-    const tasks = fake.dms.commandCalls(CreateReplicationTaskCommand).map((c) => {
-      const i = c.args[0].input;
-      return { ...i, TableMappings: JSON.parse(i.TableMappings!), ReplicationTaskSettings: JSON.parse(i.ReplicationTaskSettings!) };
-    });
+    const tasks = fake.createTaskInputs();
     expect(tasks.map((t) => t.ReplicationTaskIdentifier)).toEqual(['pgshift-shop-g1-single', 'pgshift-shop-g1-batch', 'pgshift-shop-g1-r1']);
     const hb = (name: string, batchApply = false) => ({ schema: 'pgshift', name, batchApply });
     const t = (name: string, batchApply = false) => ({ schema: 'shop', name, batchApply });
@@ -182,7 +184,7 @@ describe('DMS engine: a full load killed mid-copy resumes; cdc start adds a task
     const st = await streams();
     for (const [task, stream] of [[tasks[0], 'g1'], [tasks[1], 'g1_batch'], [tasks[2], 'g1_r1']] as const) {
       const rec = st.find((x) => x.g === stream)!;
-      expect(parseLsn(task.CdcStartPosition!)).toBe((await changeLsns(rec.slot, rec.lsn))[0]);
+      expect(parseLsn(task.CdcStartPosition!)).toBe((await changeLsns(sourceUrl, rec.slot, rec.lsn))[0]);
       expect(parseLsn(task.CdcStartPosition!) >= parseLsn(rec.lsn)).toBe(true);
     }
     expect(fake.dms.commandCalls(StartReplicationTaskCommand).map((c) => c.args[0].input)).toEqual(
