@@ -375,11 +375,26 @@ export async function restartDmsCdc(ctx: PhaseContext, options: { group?: string
     if (!options.group) bundle = await writeFailureBundle(ctx, journal, options.bundleFile, await dmsFailureState(ctx, clients, journal, tasks, s));
     await journal.event('cdc', 'warn', `DMS restart of ${options.group ? `group ${options.group}` : 'every group'}`);
     await deleteTasks(ctx, clients, journal, tasks, doomed);
+    // A resume stream's slot goes with the reload (its tables are loaded again in the group's
+    // stream): its source endpoint, which names that slot, goes now — teardown would not find it.
+    await deleteEndpoints(clients, [...new Set(doomed.filter((t) => isResyncOf(t.stream, t.group)).map((t) => sourceEndpointId(ctx, t.stream)))]);
     return [...new Set(doomed.map((t) => t.group))];
   });
   if (options.group) await runFullLoad(ctx, { group: options.group, restart: true });
   else await runFullLoad(ctx, { restart: true });
   return { groups, bundle, status: await startDmsCdc(ctx, clients) };
+}
+
+/** Delete the endpoints of these identifiers that exist; returns what was removed. */
+async function deleteEndpoints(clients: DmsClients, identifiers: string[]): Promise<string[]> {
+  const removed: string[] = [];
+  for (const id of identifiers) {
+    const arn = await findEndpoint(clients.dms, id);
+    if (!arn) continue;
+    await deleteEndpoint(clients.dms, arn);
+    removed.push(`DMS endpoint ${id}`);
+  }
+  return removed;
 }
 
 /** The DMS side of a failure, gathered before anything is torn down (the journal's part is added by writeFailureBundle). */
@@ -416,13 +431,7 @@ export async function teardownDms(ctx: PhaseContext, s: Sessions, journal: Journ
   known.push(...doomed.filter((t) => !known.includes(t)));
   await deleteTasks(ctx, clients, journal, known, doomed);
   const removed = doomed.map((t) => `DMS task ${t.identifier}`);
-  const endpoints = [...streams.map((g) => sourceEndpointId(ctx, g)), ...(d.targetEndpointArn ? [] : [targetEndpointId(ctx)])];
-  for (const id of endpoints) {
-    const arn = await findEndpoint(clients.dms, id);
-    if (!arn) continue;
-    await deleteEndpoint(clients.dms, arn);
-    removed.push(`DMS endpoint ${id}`);
-  }
+  removed.push(...(await deleteEndpoints(clients, [...streams.map((g) => sourceEndpointId(ctx, g)), ...(d.targetEndpointArn ? [] : [targetEndpointId(ctx)])])));
   removed.push(...(await dropDmsArtifacts(s)));
   return removed;
 }

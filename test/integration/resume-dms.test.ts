@@ -6,7 +6,7 @@ import { tableMappings, taskSettings } from '../../src/core/dms.js';
 import { silentLogger } from '../../src/core/log.js';
 import { parseLsn } from '../../src/core/lsn.js';
 import type { LocalCluster } from '../../src/local/cluster.js';
-import { dmsStatus, startDmsCdc } from '../../src/phases/cdc-dms.js';
+import { dmsStatus, restartDmsCdc, startDmsCdc } from '../../src/phases/cdc-dms.js';
 import { phaseContext, type PhaseContext } from '../../src/phases/context.js';
 import { runTeardown } from '../../src/phases/teardown.js';
 import { FakeDms } from '../harness/fake-dms.js';
@@ -62,15 +62,19 @@ let ctx: PhaseContext;
 let fake: FakeDms;
 let file: string;
 
-beforeAll(async () => {
-  [source, target] = await Promise.all([startServer(15, 'rdms-src', { shared_preload_libraries: "'pglogical'" }), startServer(17, 'rdms-tgt')]);
-  for (const c of [source, target]) await sql(c.url(), `CREATE ROLE shop_app LOGIN PASSWORD 'app-secret-pw'`);
-  for (const c of [source, target]) await sql(c.url(), 'CREATE DATABASE shop');
-  sourceUrl = source.url('shop');
-  targetUrl = target.url('shop');
+async function useDatabase(db: string): Promise<void> {
+  for (const c of [source, target]) await sql(c.url(), `CREATE DATABASE ${db}`);
+  sourceUrl = source.url(db);
+  targetUrl = target.url(db);
   await sql(sourceUrl, SCHEMA);
   ctx = phaseContext(testPlan(sourceUrl, targetUrl, DMS_PLAN), silentLogger);
   file = writePlanFile(DMS_PLAN);
+}
+
+beforeAll(async () => {
+  [source, target] = await Promise.all([startServer(15, 'rdms-src', { shared_preload_libraries: "'pglogical'" }), startServer(17, 'rdms-tgt')]);
+  for (const c of [source, target]) await sql(c.url(), `CREATE ROLE shop_app LOGIN PASSWORD 'app-secret-pw'`);
+  await useDatabase('shop');
   fake = new FakeDms(RI);
 });
 afterAll(() => {
@@ -93,35 +97,44 @@ const waitingOn = async (table: string) =>
 
 const streams = () => sql(targetUrl, `SELECT group_name AS g, slot_name AS slot, snapshot_lsn::text AS lsn, state FROM pgshift.stream ORDER BY 1`);
 
+/**
+ * Load until the worker is held on the last table, SIGKILL the whole process group, write to the
+ * source, and load again: returns the streams before and the re-run's output.
+ */
+async function killHeldThenResume() {
+  const run = fullLoad();
+  let exited = false;
+  void run.done.then(() => (exited = true));
+  // Hold: once the first table is committed, lock the last one on the target (SHARE blocks its
+  // copy), then wait until the worker is blocked on it — every other table is committed by then.
+  while (!exited && (await doneTables()).length === 0) await new Promise((r) => setTimeout(r, 5));
+  const holder = new pg.Client({ connectionString: targetUrl });
+  await holder.connect();
+  await holder.query('BEGIN');
+  await holder.query('LOCK TABLE shop.small IN SHARE MODE');
+  while (!exited && !(await waitingOn('shop.small'))) await new Promise((r) => setTimeout(r, 5));
+  expect(exited).toBe(false);
+  process.kill(-run.pid, 'SIGKILL');
+  expect((await run.done).signal).toBe('SIGKILL');
+  await holder.query('ROLLBACK');
+  await holder.end();
+  expect(await doneTables()).toEqual(['big', 'mid', 'orders']);
+  const before = await streams();
+  expect(before.map((x) => [x.g, x.state])).toEqual([['g1', 'loading'], ['g1_batch', 'loading']]);
+
+  // Changes after the group's snapshot: big's stays out of the kept copy (the group's task
+  // applies it), small's is in the resume stream's newer copy.
+  await sql(sourceUrl, `UPDATE shop.big SET v = 'big after the kill' WHERE id = 1; INSERT INTO shop.small VALUES (900001, 'small after the kill')`);
+  const again = await fullLoad().done;
+  expect(again.code, again.stderr).toBe(0);
+  return { before, stderr: again.stderr };
+}
+
 describe('DMS engine: a full load killed mid-copy resumes; cdc start adds a task for the resume stream', () => {
   it('SIGKILL while the last table is held: the re-run keeps the finished tables and bridges the held one to g1_r1', async () => {
-    const run = fullLoad();
-    let exited = false;
-    void run.done.then(() => (exited = true));
-    // Hold: once the first table is committed, lock the last one on the target (SHARE blocks its
-    // copy), then wait until the worker is blocked on it — every other table is committed by then.
-    while (!exited && (await doneTables()).length === 0) await new Promise((r) => setTimeout(r, 5));
-    const holder = new pg.Client({ connectionString: targetUrl });
-    await holder.connect();
-    await holder.query('BEGIN');
-    await holder.query('LOCK TABLE shop.small IN SHARE MODE');
-    while (!exited && !(await waitingOn('shop.small'))) await new Promise((r) => setTimeout(r, 5));
-    expect(exited).toBe(false);
-    process.kill(-run.pid, 'SIGKILL');
-    expect((await run.done).signal).toBe('SIGKILL');
-    await holder.query('ROLLBACK');
-    await holder.end();
-    expect(await doneTables()).toEqual(['big', 'mid', 'orders']);
-    const before = await streams();
-    expect(before.map((x) => [x.g, x.state])).toEqual([['g1', 'loading'], ['g1_batch', 'loading']]);
-
-    // Changes after the group's snapshot: big's stays out of the kept copy (the group's task
-    // applies it), small's is in the resume stream's newer copy.
-    await sql(sourceUrl, `UPDATE shop.big SET v = 'big after the kill' WHERE id = 1; INSERT INTO shop.small VALUES (900001, 'small after the kill')`);
-    const again = await fullLoad().done;
-    expect(again.code, again.stderr).toBe(0);
-    expect(again.stderr).toMatch(/resuming — 3 table\(s\) kept/);
-    expect(again.stderr).toMatch(/resume stream g1_r1 at \S+ carries 1 table/);
+    const { before, stderr } = await killHeldThenResume();
+    expect(stderr).toMatch(/resuming — 3 table\(s\) kept/);
+    expect(stderr).toMatch(/resume stream g1_r1 at \S+ carries 1 table/);
 
     const after = await streams();
     expect(after.map((x) => [x.g, x.slot, x.state])).toEqual([
@@ -208,5 +221,29 @@ describe('DMS engine: a full load killed mid-copy resumes; cdc start adds a task
     );
     expect(fake.tasks.size).toBe(0);
     expect(await sql(sourceUrl, 'SELECT count(*)::int AS n FROM pg_replication_slots')).toEqual([{ n: 0 }]);
+  });
+
+  it('cdc restart --group of a resumed group deletes the resume stream task and endpoint, drops its slot and sets, and maps every table in the group tasks again', async () => {
+    await useDatabase('shop_restart');
+    fake.reset();
+    await killHeldThenResume();
+    await sql(sourceUrl, `SET synchronous_commit = on; INSERT INTO shop.small VALUES (900003, 'streamed')`);
+    await startDmsCdc(ctx, fake.clients);
+    expect(fake.byIdentifier('pgshift-shop-g1-r1')?.Status).toBe('running');
+    const r = await restartDmsCdc(ctx, { group: 'g1' }, fake.clients);
+    expect(r.groups).toEqual(['g1']);
+    expect(fake.byIdentifier('pgshift-shop-g1-r1')).toBeUndefined();
+    expect([...fake.endpoints.keys()].sort()).toEqual(['pgshift-shop-g1-batch-source', 'pgshift-shop-g1-source', 'pgshift-shop-target']);
+    expect((await streams()).map((x) => [x.g, x.state])).toEqual([['g1', 'streaming'], ['g1_batch', 'streaming']]);
+    expect((await sql(sourceUrl, `SELECT slot_name AS s FROM pg_replication_slots ORDER BY 1`)).map((x) => x.s)).toEqual(['pgshift_shop_g1', 'pgshift_shop_g1_batch']);
+    expect(await setTables(sourceUrl, 'pgshift_shop_g1')).toEqual(['big', 'heartbeat_g1', 'mid', 'small']);
+    expect(await setTables(sourceUrl, 'pgshift_shop_g1_r1')).toEqual([]);
+    const t = (name: string) => ({ schema: 'shop', name, batchApply: false });
+    const again = fake.createTaskInputs().slice(3);
+    expect(again.map((x) => x.ReplicationTaskIdentifier)).toEqual(['pgshift-shop-g1-single', 'pgshift-shop-g1-batch']);
+    expect(again[0].TableMappings).toEqual(tableMappings([t('big'), t('mid'), t('small'), { schema: 'pgshift', name: 'heartbeat_g1', batchApply: false }]));
+    expect(await sql(targetUrl, `SELECT count(*)::int AS n FROM shop.small`)).toEqual([{ n: 502 }]);
+    await runTeardown(ctx);
+    expect(fake.endpoints.size).toBe(0);
   });
 });

@@ -97288,6 +97288,9 @@ async function stopTask(dms, arn) {
 async function deleteTask(dms, arn) {
   await call(`DeleteReplicationTask ${arn}`, () => dms.send(new import_client_database_migration_service.DeleteReplicationTaskCommand({ ReplicationTaskArn: arn })));
 }
+async function deleteEndpoint(dms, arn) {
+  await call(`DeleteEndpoint ${arn}`, () => dms.send(new import_client_database_migration_service.DeleteEndpointCommand({ EndpointArn: arn })));
+}
 async function tableStatistics(dms, arn) {
   const out = [];
   let marker;
@@ -99463,11 +99466,22 @@ async function restartDmsCdc(ctx, options, clients = dmsClients(ctx.plan.cdc.dms
     if (!options.group) bundle = await writeFailureBundle(ctx, journal, options.bundleFile, await dmsFailureState(ctx, clients, journal, tasks, s2));
     await journal.event("cdc", "warn", `DMS restart of ${options.group ? `group ${options.group}` : "every group"}`);
     await deleteTasks(ctx, clients, journal, tasks, doomed);
+    await deleteEndpoints(clients, [...new Set(doomed.filter((t) => isResyncOf(t.stream, t.group)).map((t) => sourceEndpointId(ctx, t.stream)))]);
     return [...new Set(doomed.map((t) => t.group))];
   });
   if (options.group) await runFullLoad(ctx, { group: options.group, restart: true });
   else await runFullLoad(ctx, { restart: true });
   return { groups, bundle, status: await startDmsCdc(ctx, clients) };
+}
+async function deleteEndpoints(clients, identifiers) {
+  const removed = [];
+  for (const id of identifiers) {
+    const arn = await findEndpoint(clients.dms, id);
+    if (!arn) continue;
+    await deleteEndpoint(clients.dms, arn);
+    removed.push(`DMS endpoint ${id}`);
+  }
+  return removed;
 }
 async function dmsFailureState(ctx, clients, journal, tasks, s2) {
   const described = await findTasks(clients.dms, requireDmsConfig(ctx).replicationInstanceArn, ctx.plan.name);
