@@ -158,6 +158,30 @@ describe.each(cases)('roles, privileges and extensions, PostgreSQL $source → $
     const asUser = (url: string) => url.replace(/\/\/[^@]*@/, '//app_user:user-secret-pw@');
     expect(await sql(asUser(pair.targetUrl), `SELECT current_setting('work_mem') AS w, current_setting('search_path') AS p`)).toEqual([{ w: '8MB', p: '"$user", app, public' }]);
 
+    // What the schema tier catches: a lost column grant, a changed owner, a dropped policy, a lost default privilege.
+    await sql(pair.targetUrl, `
+      REVOKE SELECT (tenant) ON app.accounts FROM "Auditor Ä";
+      ALTER SEQUENCE app.invoice_no OWNER TO app_rw;
+      DROP POLICY tenant_read ON app.accounts;
+      ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA app REVOKE SELECT ON TABLES FROM app_ro;`);
+    const planted = await runVerify(ctx);
+    expect(planted.verdict).toBe('different');
+    expect(planted.schema.map((d) => `${d.kind} ${d.object} ${d.problem}`).sort()).toEqual([
+      'acl column app.accounts.tenant missing on target',
+      'acl sequence app.invoice_no different',
+      'default-acl default privileges of app_owner in schema app on tables missing on target',
+      'owner sequence app.invoice_no different',
+      'policy policy tenant_read on app.accounts missing on target',
+    ]);
+    expect(planted.schema.find((d) => d.kind === 'owner')!.fix).toMatch(/^ALTER SEQUENCE app.invoice_no OWNER TO app_owner/);
+    await sql(pair.targetUrl, `
+      GRANT SELECT (tenant) ON app.accounts TO "Auditor Ä";
+      ALTER SEQUENCE app.invoice_no OWNER TO app_owner;
+      GRANT UPDATE ON SEQUENCE app.invoice_no TO app_rw; -- merged into the owner's own rights while app_rw owned it
+      CREATE POLICY tenant_read ON app.accounts FOR SELECT TO app_ro USING (tenant = current_setting('app.tenant', true));
+      ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA app GRANT SELECT ON TABLES TO app_ro;`);
+    expect((await runVerify(ctx)).schema).toEqual([]);
+
     // A version the plan did not accept is a difference, named with its fix; accepted, it is not.
     if (target === 17) {
       await sql(pair.targetUrl, `ALTER EXTENSION hstore UPDATE TO '1.8'`);
