@@ -210,9 +210,12 @@ export class WindowFence {
           return fence;
         } catch (err) {
           await session.query('ROLLBACK').catch(() => {});
+          // 55P03: a lock not had within lock_timeout; 40P01: an application transaction that had
+          // locked one table waited for another we held (the server ended ours; theirs goes on).
           const code = (err as { code?: string }).code;
-          if (code !== '55P03' || attempt >= o.attempts) {
-            if (code === '55P03') {
+          const retryable = code === '55P03' || code === '40P01';
+          if (!retryable || attempt >= o.attempts) {
+            if (retryable) {
               const blockers = await session.query<{ who: string }>(
                 `SELECT format('pid %s (%s, %s, %s s in %s)', pid, usename, coalesce(nullif(application_name, ''), 'no application_name'), extract(epoch FROM now() - xact_start)::int, state) AS who
                    FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND datname = current_database()
