@@ -288,7 +288,11 @@ export function rollbackMarkdown(r: RollbackResult): string {
 }
 
 export function teardownMarkdown(r: TeardownResult): string {
-  return [`### pgshift teardown`, r.dropped.length ? r.dropped.map((d) => `- dropped ${d}`).join('\n') : 'Nothing left to remove.'].join('\n') + '\n';
+  return [
+    `### pgshift teardown`,
+    r.dropped.length ? r.dropped.map((d) => `- dropped ${d}`).join('\n') : 'Nothing left to remove.',
+    ...(r.keptRoles?.length ? ['', `Kept on the target, as they own the migrated objects: the roles the full load created (${r.keptRoles.join(', ')}).`] : []),
+  ].join('\n') + '\n';
 }
 
 /** What to do about phases whose process is gone (the journal says running, nobody runs them). */

@@ -6,7 +6,8 @@ import { phaseContext } from '../../src/phases/context.js';
 import { runCutover } from '../../src/phases/cutover.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
 import { runVerify } from '../../src/phases/verify.js';
-import { readOwnedObjects, readPolicies } from '../../src/pg/roles.js';
+import { copyRoles, readOwnedObjects, readPolicies, type RoleCopyResult } from '../../src/pg/roles.js';
+import { runTeardown } from '../../src/phases/teardown.js';
 import { runCli } from '../harness/cli.js';
 import { testPlan, writePlanFile } from '../harness/plan.js';
 import { hasMajor, sql, startPair, withClients } from '../harness/servers.js';
@@ -198,5 +199,45 @@ describe.each(cases)('roles, privileges and extensions, PostgreSQL $source → $
       const cut = await runCutover(accepting);
       expect(cut.windowMs).toBeGreaterThan(0);
     }
+
+    // Teardown leaves the roles it created (they own the data) and names them.
+    const torn = await runTeardown(ctx);
+    expect(torn.keptRoles.sort()).toEqual([...ROLES].sort());
+    expect((await sql(pair.targetUrl, `SELECT rolname FROM pg_roles WHERE rolname = ANY($1)`, [ROLES])).length).toBe(ROLES.length);
+  });
+});
+
+describe('roles: copy onto a target like Amazon RDS, from a source that hides password hashes', () => {
+  it('drops SUPERUSER, REPLICATION and BYPASSRLS and says so, grants rds_replication instead, creates login roles without a password', async () => {
+    const pair = await startPair(13, 17);
+    await sql(pair.sourceUrl, `
+      CREATE ROLE etl LOGIN SUPERUSER REPLICATION BYPASSRLS PASSWORD 'etl-secret-pw';
+      CREATE ROLE app_owner NOLOGIN;
+      GRANT app_owner TO etl;
+      CREATE ROLE reader LOGIN PASSWORD 'reader-pw';`);
+    await sql(pair.targetUrl, `
+      CREATE ROLE rds_superuser NOLOGIN;
+      CREATE ROLE rds_replication NOLOGIN;
+      CREATE ROLE migrator LOGIN PASSWORD 'migrator-pw' CREATEROLE CREATEDB IN ROLE rds_superuser;
+      GRANT rds_replication TO migrator WITH ADMIN OPTION;
+      GRANT CREATE ON DATABASE shop TO migrator;`);
+    const as = (url: string, user: string, password: string) => url.replace(/\/\/[^@]*@/, `//${user}:${password}@`);
+    let journaled: RoleCopyResult | undefined;
+    const result = await withClients(as(pair.sourceUrl, 'reader', 'reader-pw'), as(pair.targetUrl, 'migrator', 'migrator-pw'), (source, target) =>
+      copyRoles(source, target, ['app_owner', 'etl'], { source: 130000, target: 170000 }, silentLogger, async (r) => {
+        journaled = r;
+      }),
+    );
+    expect(result.created).toEqual([
+      { role: 'app_owner', dropped: [], granted: [], password: 'not readable' },
+      { role: 'etl', dropped: ['SUPERUSER', 'REPLICATION', 'BYPASSRLS'], granted: ['rds_replication'], password: 'not readable' },
+    ]);
+    expect(result.memberships).toEqual(['app_owner → etl']);
+    expect(result.skipped).toEqual([]);
+    expect(journaled).toEqual(result);
+    const etl = await sql(pair.targetUrl, `SELECT rolsuper, rolreplication, rolbypassrls, rolcanlogin, rolpassword IS NULL AS no_password,
+        (SELECT string_agg(g.rolname, ',' ORDER BY g.rolname) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = a.oid) AS member_of
+      FROM pg_authid a WHERE rolname = 'etl'`);
+    expect(etl).toEqual([{ rolsuper: false, rolreplication: false, rolbypassrls: false, rolcanlogin: true, no_password: true, member_of: 'app_owner,rds_replication' }]);
   });
 });

@@ -94926,6 +94926,7 @@ async function dropSlot(c5, slot) {
 }
 
 // src/phases/full-load.ts
+var ROLES = "full-load:roles";
 var REPLICA_IDENTITY = "source:replica-identity";
 
 // src/phases/cdc-dms.ts
@@ -95066,6 +95067,7 @@ async function runTeardown(ctx) {
     if (await dropSlot(s2.target, rev.slot)) dropped.push(`slot ${rev.slot} (target)`);
     if (await dropPublication(s2.target, rev.publication)) dropped.push(`publication ${rev.publication} (target)`);
     for (const t of await dropDdlCapture(s2.source)) dropped.push(`event trigger ${t} (source)`);
+    const keptRoles = ((await journal?.phaseState(ROLES))?.detail ?? void 0)?.created.map((c5) => c5.role) ?? [];
     for (const [side, c5] of [["source", s2.source], ["target", s2.target]]) {
       const schema = await c5.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgshift'`);
       if (schema.rowCount) {
@@ -95074,7 +95076,8 @@ async function runTeardown(ctx) {
       }
     }
     ctx.log.info(dropped.length ? `teardown removed: ${dropped.join(", ")}` : "teardown: nothing left to remove");
-    return { dropped };
+    if (keptRoles.length) ctx.log.info(`teardown kept the roles the full load created on the target (they own the migrated objects): ${keptRoles.join(", ")}`);
+    return { dropped, keptRoles };
   } finally {
     await s2.close();
   }
@@ -95082,7 +95085,11 @@ async function runTeardown(ctx) {
 
 // src/report/markdown.ts
 function teardownMarkdown(r5) {
-  return [`### pgshift teardown`, r5.dropped.length ? r5.dropped.map((d5) => `- dropped ${d5}`).join("\n") : "Nothing left to remove."].join("\n") + "\n";
+  return [
+    `### pgshift teardown`,
+    r5.dropped.length ? r5.dropped.map((d5) => `- dropped ${d5}`).join("\n") : "Nothing left to remove.",
+    ...r5.keptRoles?.length ? ["", `Kept on the target, as they own the migrated objects: the roles the full load created (${r5.keptRoles.join(", ")}).`] : []
+  ].join("\n") + "\n";
 }
 
 // src/actions/_runner.ts
