@@ -5,6 +5,7 @@ import type { Logger } from '../core/log.js';
 import { missingRoles, neededRoles, planRoleCopy, settingClause, type Membership, type MissingRole, type RoleAttributes, type RoleCreator, type RoleNeed } from '../core/roles.js';
 import { CONTROL_SCHEMA, USER_SCHEMAS } from './catalog.js';
 import { execWithSecret } from './replication.js';
+import { SOURCE_ONLY_EXTENSIONS } from './schema.js';
 
 /**
  * Roles and privileges in the catalogs: what the migrated objects name (owners, ACLs, default
@@ -23,6 +24,7 @@ const notMember = (catalog: string, oid: string) => `NOT EXISTS (SELECT 1 FROM p
 const OWNED_OBJECTS = `
   SELECT 'object' AS category, 'schema ' || quote_ident(n.nspname) AS object, pg_get_userbyid(n.nspowner) AS owner, coalesce(n.nspacl, acldefault('n', n.nspowner))::text[] AS acl
     FROM pg_namespace n WHERE ${USER_SCHEMAS} AND ${notMember('pg_namespace', 'n.oid')}
+     AND n.oid NOT IN (SELECT extnamespace FROM pg_extension WHERE extname IN (${SOURCE_ONLY_EXTENSIONS.map((e) => `'${e}'`).join(', ')}))
   UNION ALL
   SELECT 'object', CASE WHEN c.relkind = 'S' THEN 'sequence ' ELSE 'table ' END || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
          pg_get_userbyid(c.relowner), coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))::text[]

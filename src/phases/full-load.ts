@@ -643,20 +643,31 @@ async function runPostData(ctx: PhaseContext, s: Sessions, restoreTool: PgTool, 
  */
 async function copyMissingRoles(ctx: PhaseContext, s: Sessions, journal: Journal): Promise<RoleCopyResult | undefined> {
   const { plan, log } = ctx;
-  const missing = await readMissingRoles(s.source, s.target, s.sourceVersion, plan.fullLoad.ownership === 'keep');
-  if (!missing.length) return undefined;
-  const earlier = ((await journal.phaseState(ROLES))?.detail ?? undefined) as RoleCopyResult | undefined;
-  const result = await copyRoles(s.source, s.target, missing.map((m) => m.role), { source: s.sourceVersion, target: s.targetVersion }, log, async (r) => {
-    const all: RoleCopyResult = earlier ? { created: [...earlier.created, ...r.created], memberships: [...earlier.memberships, ...r.memberships], settings: [...earlier.settings, ...r.settings], skipped: [...earlier.skipped, ...r.skipped] } : r;
-    await journal.setPhaseDetail(ROLES, 'done', all);
+  // Jobs of a matrix may get here at once: one creates, the others then find nothing missing.
+  return withStepLock(s.target, ROLES, async () => {
+    const missing = await readMissingRoles(s.source, s.target, s.sourceVersion, plan.fullLoad.ownership === 'keep');
+    if (!missing.length) return undefined;
+    const earlier = ((await journal.phaseState(ROLES))?.detail ?? undefined) as RoleCopyResult | undefined;
+    const versions = { source: s.sourceVersion, target: s.targetVersion };
+    const result = await copyRoles(s.source, s.target, missing.map((m) => m.role), versions, log, async (r) => {
+      const all: RoleCopyResult = earlier
+        ? { created: [...earlier.created, ...r.created], memberships: [...earlier.memberships, ...r.memberships], settings: [...earlier.settings, ...r.settings], skipped: [...earlier.skipped, ...r.skipped] }
+        : r;
+      await journal.setPhaseDetail(ROLES, 'done', all);
+    });
+    for (const c of result.created) {
+      const notes = [
+        c.dropped.length ? `without ${c.dropped.join(', ')} (not allowed on the target)` : '',
+        c.granted.length ? `granted ${c.granted.join(', ')}` : '',
+        c.password === 'copied' ? 'password hash copied' : c.password === 'not readable' ? 'no password (the source does not expose password hashes): set one' : '',
+      ].filter(Boolean);
+      log.info(`role ${c.role} created on the target${notes.length ? `: ${notes.join('; ')}` : ''}`);
+    }
+    for (const k of result.skipped) log.warn(`roles: skipped ${k}`);
+    const level = result.skipped.length || result.created.some((c) => c.dropped.length) ? 'warn' : 'info';
+    await journal.event('full-load', level, `roles created on the target: ${result.created.map((c) => c.role).join(', ')}`, result);
+    return result;
   });
-  for (const c of result.created) {
-    const notes = [c.dropped.length ? `without ${c.dropped.join(', ')} (not allowed on the target)` : '', c.granted.length ? `granted ${c.granted.join(', ')}` : '', c.password === 'copied' ? 'password hash copied' : c.password === 'not readable' ? 'no password (the source does not expose password hashes): set one' : ''].filter(Boolean);
-    log.info(`role ${c.role} created on the target${notes.length ? `: ${notes.join('; ')}` : ''}`);
-  }
-  for (const k of result.skipped) log.warn(`roles: skipped ${k}`);
-  await journal.event('full-load', result.skipped.length || result.created.some((c) => c.dropped.length) ? 'warn' : 'info', `roles created on the target: ${result.created.map((c) => c.role).join(', ')}`, result);
-  return result;
 }
 
 /** The source's extensions on the target at the source's version where it has it (src/pg/extensions.ts), each reported. */

@@ -96944,6 +96944,7 @@ var notMember = (catalog, oid) => `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d
 var OWNED_OBJECTS = `
   SELECT 'object' AS category, 'schema ' || quote_ident(n.nspname) AS object, pg_get_userbyid(n.nspowner) AS owner, coalesce(n.nspacl, acldefault('n', n.nspowner))::text[] AS acl
     FROM pg_namespace n WHERE ${USER_SCHEMAS} AND ${notMember("pg_namespace", "n.oid")}
+     AND n.oid NOT IN (SELECT extnamespace FROM pg_extension WHERE extname IN (${SOURCE_ONLY_EXTENSIONS.map((e5) => `'${e5}'`).join(", ")}))
   UNION ALL
   SELECT 'object', CASE WHEN c.relkind = 'S' THEN 'sequence ' ELSE 'table ' END || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
          pg_get_userbyid(c.relowner), coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))::text[]
@@ -99124,20 +99125,28 @@ async function runPostData(ctx, s2, restoreTool, dump, groups) {
 }
 async function copyMissingRoles(ctx, s2, journal) {
   const { plan, log } = ctx;
-  const missing = await readMissingRoles(s2.source, s2.target, s2.sourceVersion, plan.fullLoad.ownership === "keep");
-  if (!missing.length) return void 0;
-  const earlier = (await journal.phaseState(ROLES))?.detail ?? void 0;
-  const result = await copyRoles(s2.source, s2.target, missing.map((m3) => m3.role), { source: s2.sourceVersion, target: s2.targetVersion }, log, async (r5) => {
-    const all = earlier ? { created: [...earlier.created, ...r5.created], memberships: [...earlier.memberships, ...r5.memberships], settings: [...earlier.settings, ...r5.settings], skipped: [...earlier.skipped, ...r5.skipped] } : r5;
-    await journal.setPhaseDetail(ROLES, "done", all);
+  return withStepLock(s2.target, ROLES, async () => {
+    const missing = await readMissingRoles(s2.source, s2.target, s2.sourceVersion, plan.fullLoad.ownership === "keep");
+    if (!missing.length) return void 0;
+    const earlier = (await journal.phaseState(ROLES))?.detail ?? void 0;
+    const versions2 = { source: s2.sourceVersion, target: s2.targetVersion };
+    const result = await copyRoles(s2.source, s2.target, missing.map((m3) => m3.role), versions2, log, async (r5) => {
+      const all = earlier ? { created: [...earlier.created, ...r5.created], memberships: [...earlier.memberships, ...r5.memberships], settings: [...earlier.settings, ...r5.settings], skipped: [...earlier.skipped, ...r5.skipped] } : r5;
+      await journal.setPhaseDetail(ROLES, "done", all);
+    });
+    for (const c5 of result.created) {
+      const notes = [
+        c5.dropped.length ? `without ${c5.dropped.join(", ")} (not allowed on the target)` : "",
+        c5.granted.length ? `granted ${c5.granted.join(", ")}` : "",
+        c5.password === "copied" ? "password hash copied" : c5.password === "not readable" ? "no password (the source does not expose password hashes): set one" : ""
+      ].filter(Boolean);
+      log.info(`role ${c5.role} created on the target${notes.length ? `: ${notes.join("; ")}` : ""}`);
+    }
+    for (const k5 of result.skipped) log.warn(`roles: skipped ${k5}`);
+    const level = result.skipped.length || result.created.some((c5) => c5.dropped.length) ? "warn" : "info";
+    await journal.event("full-load", level, `roles created on the target: ${result.created.map((c5) => c5.role).join(", ")}`, result);
+    return result;
   });
-  for (const c5 of result.created) {
-    const notes = [c5.dropped.length ? `without ${c5.dropped.join(", ")} (not allowed on the target)` : "", c5.granted.length ? `granted ${c5.granted.join(", ")}` : "", c5.password === "copied" ? "password hash copied" : c5.password === "not readable" ? "no password (the source does not expose password hashes): set one" : ""].filter(Boolean);
-    log.info(`role ${c5.role} created on the target${notes.length ? `: ${notes.join("; ")}` : ""}`);
-  }
-  for (const k5 of result.skipped) log.warn(`roles: skipped ${k5}`);
-  await journal.event("full-load", result.skipped.length || result.created.some((c5) => c5.dropped.length) ? "warn" : "info", `roles created on the target: ${result.created.map((c5) => c5.role).join(", ")}`, result);
-  return result;
 }
 async function installSourceExtensions(ctx, s2, journal) {
   const installs = await installExtensions(s2.target, await readSourceExtensions(s2.source), ctx.plan.fullLoad.ownership === "keep");

@@ -55036,6 +55036,7 @@ var notMember = (catalog, oid) => `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d
 var OWNED_OBJECTS = `
   SELECT 'object' AS category, 'schema ' || quote_ident(n.nspname) AS object, pg_get_userbyid(n.nspowner) AS owner, coalesce(n.nspacl, acldefault('n', n.nspowner))::text[] AS acl
     FROM pg_namespace n WHERE ${USER_SCHEMAS} AND ${notMember("pg_namespace", "n.oid")}
+     AND n.oid NOT IN (SELECT extnamespace FROM pg_extension WHERE extname IN (${SOURCE_ONLY_EXTENSIONS.map((e) => `'${e}'`).join(", ")}))
   UNION ALL
   SELECT 'object', CASE WHEN c.relkind = 'S' THEN 'sequence ' ELSE 'table ' END || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
          pg_get_userbyid(c.relowner), coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))::text[]
@@ -57022,20 +57023,28 @@ async function runPostData(ctx, s, restoreTool, dump, groups) {
 }
 async function copyMissingRoles(ctx, s, journal) {
   const { plan, log } = ctx;
-  const missing = await readMissingRoles(s.source, s.target, s.sourceVersion, plan.fullLoad.ownership === "keep");
-  if (!missing.length) return void 0;
-  const earlier = (await journal.phaseState(ROLES))?.detail ?? void 0;
-  const result = await copyRoles(s.source, s.target, missing.map((m) => m.role), { source: s.sourceVersion, target: s.targetVersion }, log, async (r) => {
-    const all = earlier ? { created: [...earlier.created, ...r.created], memberships: [...earlier.memberships, ...r.memberships], settings: [...earlier.settings, ...r.settings], skipped: [...earlier.skipped, ...r.skipped] } : r;
-    await journal.setPhaseDetail(ROLES, "done", all);
+  return withStepLock(s.target, ROLES, async () => {
+    const missing = await readMissingRoles(s.source, s.target, s.sourceVersion, plan.fullLoad.ownership === "keep");
+    if (!missing.length) return void 0;
+    const earlier = (await journal.phaseState(ROLES))?.detail ?? void 0;
+    const versions = { source: s.sourceVersion, target: s.targetVersion };
+    const result = await copyRoles(s.source, s.target, missing.map((m) => m.role), versions, log, async (r) => {
+      const all = earlier ? { created: [...earlier.created, ...r.created], memberships: [...earlier.memberships, ...r.memberships], settings: [...earlier.settings, ...r.settings], skipped: [...earlier.skipped, ...r.skipped] } : r;
+      await journal.setPhaseDetail(ROLES, "done", all);
+    });
+    for (const c of result.created) {
+      const notes = [
+        c.dropped.length ? `without ${c.dropped.join(", ")} (not allowed on the target)` : "",
+        c.granted.length ? `granted ${c.granted.join(", ")}` : "",
+        c.password === "copied" ? "password hash copied" : c.password === "not readable" ? "no password (the source does not expose password hashes): set one" : ""
+      ].filter(Boolean);
+      log.info(`role ${c.role} created on the target${notes.length ? `: ${notes.join("; ")}` : ""}`);
+    }
+    for (const k of result.skipped) log.warn(`roles: skipped ${k}`);
+    const level = result.skipped.length || result.created.some((c) => c.dropped.length) ? "warn" : "info";
+    await journal.event("full-load", level, `roles created on the target: ${result.created.map((c) => c.role).join(", ")}`, result);
+    return result;
   });
-  for (const c of result.created) {
-    const notes = [c.dropped.length ? `without ${c.dropped.join(", ")} (not allowed on the target)` : "", c.granted.length ? `granted ${c.granted.join(", ")}` : "", c.password === "copied" ? "password hash copied" : c.password === "not readable" ? "no password (the source does not expose password hashes): set one" : ""].filter(Boolean);
-    log.info(`role ${c.role} created on the target${notes.length ? `: ${notes.join("; ")}` : ""}`);
-  }
-  for (const k of result.skipped) log.warn(`roles: skipped ${k}`);
-  await journal.event("full-load", result.skipped.length || result.created.some((c) => c.dropped.length) ? "warn" : "info", `roles created on the target: ${result.created.map((c) => c.role).join(", ")}`, result);
-  return result;
 }
 async function installSourceExtensions(ctx, s, journal) {
   const installs = await installExtensions(s.target, await readSourceExtensions(s.source), ctx.plan.fullLoad.ownership === "keep");

@@ -53738,11 +53738,20 @@ function extensionVersionProblem(name, source, target, accept) {
   return { problem: `version ${target} on the target is older than the source's ${source}`, fix: `ALTER EXTENSION ${name} UPDATE TO '${source}' on the target (when it offers that version)` };
 }
 
+// src/pg/tools.ts
+import { execFile as execFileCb } from "node:child_process";
+import { promisify } from "node:util";
+var execFile = promisify(execFileCb);
+
+// src/pg/schema.ts
+var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
+
 // src/pg/roles.ts
 var notMember = (catalog, oid) => `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
 var OWNED_OBJECTS = `
   SELECT 'object' AS category, 'schema ' || quote_ident(n.nspname) AS object, pg_get_userbyid(n.nspowner) AS owner, coalesce(n.nspacl, acldefault('n', n.nspowner))::text[] AS acl
     FROM pg_namespace n WHERE ${USER_SCHEMAS} AND ${notMember("pg_namespace", "n.oid")}
+     AND n.oid NOT IN (SELECT extnamespace FROM pg_extension WHERE extname IN (${SOURCE_ONLY_EXTENSIONS.map((e) => `'${e}'`).join(", ")}))
   UNION ALL
   SELECT 'object', CASE WHEN c.relkind = 'S' THEN 'sequence ' ELSE 'table ' END || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
          pg_get_userbyid(c.relowner), coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))::text[]
@@ -53808,14 +53817,6 @@ async function readPolicies(c) {
   );
   return r.rows;
 }
-
-// src/pg/tools.ts
-import { execFile as execFileCb } from "node:child_process";
-import { promisify } from "node:util";
-var execFile = promisify(execFileCb);
-
-// src/pg/schema.ts
-var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
 
 // src/pg/schema-diff.ts
 function schemaDiffOptions(plan) {
