@@ -125,3 +125,31 @@ describe('roles', () => {
     expect(settingClause('myapp.tenant=42')).toBe(`myapp.tenant TO '42'`);
   });
 });
+
+describe('reports', () => {
+  it('assess shows each extension with its versions and the roles missing on the target', async () => {
+    const { assessMarkdown } = await import('../../src/report/markdown.js');
+    const md = assessMarkdown({
+      source: { label: 'src', version: '13.23', major: 13 },
+      target: { label: 'tgt', version: '17.10', major: 17 },
+      groups: [],
+      proposal: { rule: 'seed', seed: [], balanced: [] },
+      tables: [],
+      sequences: 0,
+      lobScan: { tables: 0, rowsScanned: 0, exactTables: 0, sampledTables: 0, ms: 0 },
+      wal: { bytesPerSecond: 0, maxSlotWalKeepSize: null, headroomHours: null, loadHours: 0 },
+      extensions: [
+        { name: 'hstore', source: '1.7', targetDefault: '1.8', available: ['1.4', '1.7', '1.8'], install: '1.7', relation: 'same', newerAccepted: false },
+        { name: 'ltree', source: '1.0', targetDefault: '1.3', available: ['1.1', '1.3'], install: '1.1', relation: 'newer', newerAccepted: false },
+      ],
+      roles: { mode: 'require', missing: [{ role: 'app_owner', neededAs: 'app_owner (owner of table app.t)' }] },
+      findings: [],
+      blockers: 0,
+      seconds: 1,
+    });
+    expect(md).toContain("| hstore | 1.7 | 1.8 | 1.4, 1.7, 1.8 | 1.7 (the source's) |");
+    expect(md).toContain('| ltree | 1.0 | 1.3 | 1.1, 1.3 | 1.1 (newer, not accepted: extensions.acceptNewer) |');
+    expect(md).toContain('#### Roles missing on the target (roles: require)');
+    expect(md).toContain('| app_owner | owner of table app.t |');
+  });
+});
