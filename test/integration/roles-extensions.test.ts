@@ -19,7 +19,11 @@ import { hasMajor, sql, startPair, withClients } from '../harness/servers.js';
  * extensions at the versions the source has (older than the target's defaults), one of them in its
  * own schema.
  */
-const EXTENSIONS = ['hstore', 'ltree', 'pg_trgm', 'btree_gist', 'citext', 'cube', 'earthdistance', 'intarray', 'fuzzystrmatch', 'pgcrypto', 'uuid-ossp', 'unaccent', 'tablefunc', 'seg', 'isn'];
+const EXTENSIONS = [
+  'hstore', 'ltree', 'pg_trgm', 'btree_gist', 'citext', 'cube', 'earthdistance', 'intarray', 'fuzzystrmatch', 'pgcrypto', 'uuid-ossp', 'unaccent', 'tablefunc', 'seg', 'isn',
+  'bloom', 'btree_gin', 'dblink', 'dict_int', 'intagg', 'lo', 'pg_stat_statements', 'pg_buffercache', 'pgrowlocks', 'pgstattuple', 'postgres_fdw', 'tsm_system_rows',
+  'tcn', 'amcheck', 'pg_visibility', 'moddatetime', 'file_fdw', 'pageinspect', 'sslinfo', 'autoinc', 'insert_username', 'refint', 'pg_freespacemap', 'pg_prewarm', 'dict_xsyn', 'tsm_system_time',
+];
 
 const SHAPE = `
   CREATE ROLE app_owner NOLOGIN;
@@ -108,6 +112,15 @@ describe.each(cases)('roles, privileges and extensions, PostgreSQL $source → $
     expect(hstore.available).toContain('1.7');
     if (target === 17) expect(hstore.targetDefault).toBe('1.8');
     expect(report.extensions.map((e: { name: string }) => e.name).sort()).toEqual([...EXTENSIONS].sort());
+
+    // An extension the target does not offer at all (adminpack left PostgreSQL in 17) is a blocker of its own.
+    if (target === 17) {
+      await sql(pair.sourceUrl, 'CREATE EXTENSION adminpack');
+      const withAdminpack = JSON.parse((await runCli(['assess', '--config', requireFile, '--json'], env)).stdout).result;
+      expect(withAdminpack.findings.find((f: { object: string }) => f.object === 'extension adminpack')).toMatchObject({ severity: 'blocker', code: 'extension.missing' });
+      expect(withAdminpack.extensions.find((e: { name: string }) => e.name === 'adminpack')).toMatchObject({ source: '2.1', install: null, relation: 'unavailable', available: [] });
+      await sql(pair.sourceUrl, 'DROP EXTENSION adminpack');
+    }
 
     // full-load refuses with the roles named; nothing was created on either server.
     const refused = await runCli(['full-load', '--config', requireFile, '--json'], env);
