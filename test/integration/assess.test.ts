@@ -188,6 +188,8 @@ describe('assess finds every situation on a real source', () => {
 
   it('a clean schema has no blocker', async () => {
     await sql(clean.url(), 'CREATE ROLE shop_app');
+    // The sample grants to it: a target without it would be a blocker (roles.missing).
+    await sql(target.url(), 'CREATE ROLE shop_app');
     await sql(clean.url(), 'CREATE DATABASE shop');
     const c = new pg.Client({ connectionString: clean.url('shop') });
     await c.connect();
