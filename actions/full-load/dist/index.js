@@ -55036,7 +55036,8 @@ var notMember = (catalog, oid) => `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d
 var OWNED_OBJECTS = `
   SELECT 'object' AS category, 'schema ' || quote_ident(n.nspname) AS object, pg_get_userbyid(n.nspowner) AS owner, coalesce(n.nspacl, acldefault('n', n.nspowner))::text[] AS acl
     FROM pg_namespace n WHERE ${USER_SCHEMAS} AND ${notMember("pg_namespace", "n.oid")}
-     AND n.oid NOT IN (SELECT extnamespace FROM pg_extension WHERE extname IN (${SOURCE_ONLY_EXTENSIONS.map((e) => `'${e}'`).join(", ")}))
+     -- the source-only extensions' schemas (pglogical's is named after it), on the source and as the restore left them on the target
+     AND n.nspname NOT IN (${SOURCE_ONLY_EXTENSIONS.map((e) => `'${e}'`).join(", ")})
   UNION ALL
   SELECT 'object', CASE WHEN c.relkind = 'S' THEN 'sequence ' ELSE 'table ' END || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
          pg_get_userbyid(c.relowner), coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))::text[]
