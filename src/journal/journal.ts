@@ -273,3 +273,8 @@ export const progressSql = {
 export async function dropControlSchema(c: pg.Client): Promise<void> {
   await c.query(`DROP SCHEMA IF EXISTS ${S} CASCADE`);
 }
+
+/** Whether pgshift's control schema exists on this server. */
+export async function controlSchemaExists(c: pg.Client): Promise<boolean> {
+  return ((await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [CONTROL_SCHEMA])).rowCount ?? 0) > 0;
+}

@@ -20,6 +20,11 @@ export async function readSequence(c: pg.Client, s: QualifiedName): Promise<{ la
   return { lastValue: BigInt(r.rows[0].last_value), isCalled: r.rows[0].is_called };
 }
 
+/** Move a target sequence up to `value`, never down (it may already be further, from an earlier run). */
+export async function raiseSequenceTo(c: pg.Client, s: QualifiedName, value: bigint): Promise<void> {
+  await c.query(`SELECT pg_catalog.setval($1::regclass, GREATEST($2::bigint, (SELECT last_value FROM ${qualify(s)})), true)`, [qualify(s), value.toString()]);
+}
+
 export async function syncSequences(
   source: pg.Client,
   target: pg.Client,

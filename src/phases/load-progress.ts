@@ -54,7 +54,7 @@ export class LoadProgress {
   /** Start drawing (and persisting) once the tables are known. */
   start(): void {
     if (this.log.board) this.timers.push(setInterval(() => this.log.board!(this.bars()), 250));
-    else this.timers.push(setInterval(() => this.log.progress('full-load', this.line()), 5000));
+    else this.timers.push(setInterval(() => this.log.progress(this.line()), 5000));
     if (this.persist) this.timers.push(setInterval(() => void this.persist!(this.snapshot()).catch(() => {}), 5000));
     for (const t of this.timers) t.unref();
   }

@@ -8,7 +8,7 @@ const t = (name: string) => ({ schema: 'public', name });
 function recorder(withBoard: boolean) {
   const lines: string[] = [];
   const boards: string[][] = [];
-  const log: Logger = { debug() {}, info: (m) => lines.push(m), warn() {}, error() {}, progress: (_k, m) => lines.push(m) };
+  const log: Logger = { debug() {}, info: (m) => lines.push(m), warn() {}, error() {}, progress: (m) => lines.push(m) };
   if (withBoard) log.board = (b) => boards.push(b);
   return { log, lines, boards };
 }

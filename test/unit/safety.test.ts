@@ -1,3 +1,4 @@
+import { logicalDecodingProblem } from '../../src/core/source-rules.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { changesMade, noteChange, resetChanges } from '../../src/core/changes.js';
 import { describeFailure, gateRefused, inputError, tagServer } from '../../src/core/errors.js';
@@ -111,5 +112,17 @@ describe('the cut-over record: what ending an interrupted window takes', () => {
     expect(isDecided({ stage: 'decided' })).toBe(true);
     expect(completeActions({ pooler: false, poolerConfig: false, aws: false })).toEqual(['seal-source', 'stop-forward']);
     expect(completeActions({ pooler: true, poolerConfig: true, aws: true })).toEqual(['seal-source', 'stop-forward', 'repoint-pooler', 'resume-pooler', 'repoint-aws']);
+  });
+});
+
+describe('logical decoding on the source', () => {
+  it('needs wal_level = logical, and on RDS rds.logical_replication on (named first: it is what to change there)', () => {
+    expect(logicalDecodingProblem({ wal_level: 'logical' }, false)).toBeUndefined();
+    expect(logicalDecodingProblem({ wal_level: 'logical', 'rds.logical_replication': 'on' }, true)).toBeUndefined();
+    expect(logicalDecodingProblem({ wal_level: 'replica' }, false)).toMatchObject({ code: 'source.wal_level', message: 'wal_level is replica; logical decoding needs wal_level = logical' });
+    expect(logicalDecodingProblem({ wal_level: undefined }, false)?.message).toBe('wal_level is unknown; logical decoding needs wal_level = logical');
+    expect(logicalDecodingProblem({ wal_level: 'replica', 'rds.logical_replication': 'off' }, true)).toMatchObject({ code: 'source.rds_logical_replication', fix: 'set rds.logical_replication = 1 in the parameter group and reboot the source' });
+    // Off but not on RDS (the flag is only read there): wal_level decides.
+    expect(logicalDecodingProblem({ wal_level: 'logical', 'rds.logical_replication': 'off' }, false)).toBeUndefined();
   });
 });

@@ -74589,7 +74589,37 @@ function describeFailure(err) {
   return report;
 }
 
-// src/config/size.ts
+// src/core/wait.ts
+import { setTimeout as delay } from "node:timers/promises";
+function abortReason(signal) {
+  const r5 = signal.reason;
+  if (r5 instanceof Error && r5.name !== "TimeoutError" && r5.name !== "AbortError") return r5;
+  return new PgshiftError("interrupted", "interrupted", { exitCode: 1 });
+}
+function throwIfAborted(signal) {
+  if (signal?.aborted) throw abortReason(signal);
+}
+async function sleep(ms, signal) {
+  throwIfAborted(signal);
+  try {
+    await delay(ms, void 0, signal ? { signal } : void 0);
+  } catch (err) {
+    if (signal?.aborted) throw abortReason(signal);
+    throw err;
+  }
+}
+async function pollUntil(probe, o3) {
+  const deadline = Date.now() + o3.timeoutMs;
+  for (; ; ) {
+    throwIfAborted(o3.signal);
+    const v = await probe();
+    if (v !== void 0) return v;
+    if (Date.now() >= deadline) return void 0;
+    await sleep(Math.min(o3.everyMs, Math.max(0, deadline - Date.now())), o3.signal);
+  }
+}
+
+// src/core/size.ts
 var UNITS = {
   b: 1,
   kb: 1024,
@@ -74657,7 +74687,7 @@ function postDataSessionName(migration) {
 
 // src/core/ident.ts
 function quoteIdent(name) {
-  if (name.includes("\0")) throw new Error("identifier contains a NUL byte");
+  if (name.includes("\0")) throw inputError("name.nul", "an identifier contains a NUL byte", "PostgreSQL names cannot hold one: correct the name");
   return `"${name.replace(/"/g, '""')}"`;
 }
 function qualify(t) {
@@ -74668,7 +74698,7 @@ function displayName(t) {
   return `${part(t.schema)}.${part(t.name)}`;
 }
 function quoteLiteral(value) {
-  if (value.includes("\0")) throw new Error("literal contains a NUL byte");
+  if (value.includes("\0")) throw inputError("literal.nul", "a value contains a NUL byte", "PostgreSQL text cannot hold one: correct the value");
   return `'${value.replace(/'/g, "''")}'`;
 }
 function parseQualifiedName(text) {
@@ -74679,7 +74709,7 @@ function parseQualifiedName(text) {
       let j5 = i5 + 1;
       let part = "";
       for (; ; ) {
-        if (j5 >= text.length) throw new Error(`unterminated quote in ${JSON.stringify(text)}`);
+        if (j5 >= text.length) throw inputError("name.syntax", `unterminated quote in ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
         if (text[j5] === '"') {
           if (text[j5 + 1] === '"') {
             part += '"';
@@ -74700,12 +74730,12 @@ function parseQualifiedName(text) {
       i5 = end2;
     }
     if (i5 >= text.length) break;
-    if (text[i5] !== ".") throw new Error(`unexpected character after quoted name in ${JSON.stringify(text)}`);
+    if (text[i5] !== ".") throw inputError("name.syntax", `unexpected character after quoted name in ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
     i5++;
   }
   if (parts.length === 1) return { schema: "public", name: parts[0] };
   if (parts.length === 2 && parts[0] !== "" && parts[1] !== "") return { schema: parts[0], name: parts[1] };
-  throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
+  throw inputError("name.syntax", `expected schema.table, got ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
 }
 function canonicalTableName(text) {
   try {
@@ -74837,6 +74867,14 @@ function copyColumns(t) {
 async function setting(c5, name) {
   const r5 = await c5.query("SELECT current_setting($1, true) AS v", [name]);
   return r5.rows[0]?.v ?? void 0;
+}
+async function currentRole(c5) {
+  const r5 = await c5.query(
+    `SELECT current_user AS name, r.rolsuper AS superuser,
+            r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname IN ('rds_superuser', 'pg_create_subscription') AND pg_has_role(r.oid, g.oid, 'MEMBER')) AS subscribe
+       FROM pg_roles r WHERE r.rolname = current_user`
+  );
+  return { name: r5.rows[0].name, superuser: r5.rows[0].superuser, canSubscribe: r5.rows[0].subscribe };
 }
 
 // src/journal/journal.ts
@@ -75331,38 +75369,6 @@ function majorOf(versionNum) {
 
 // src/pg/heartbeat.ts
 import { randomUUID as randomUUID2 } from "node:crypto";
-
-// src/core/wait.ts
-import { setTimeout as delay } from "node:timers/promises";
-function abortReason(signal) {
-  const r5 = signal.reason;
-  if (r5 instanceof Error && r5.name !== "TimeoutError" && r5.name !== "AbortError") return r5;
-  return new PgshiftError("interrupted", "interrupted", { exitCode: 1 });
-}
-function throwIfAborted(signal) {
-  if (signal?.aborted) throw abortReason(signal);
-}
-async function sleep(ms, signal) {
-  throwIfAborted(signal);
-  try {
-    await delay(ms, void 0, signal ? { signal } : void 0);
-  } catch (err) {
-    if (signal?.aborted) throw abortReason(signal);
-    throw err;
-  }
-}
-async function pollUntil(probe, o3) {
-  const deadline = Date.now() + o3.timeoutMs;
-  for (; ; ) {
-    throwIfAborted(o3.signal);
-    const v = await probe();
-    if (v !== void 0) return v;
-    if (Date.now() >= deadline) return void 0;
-    await sleep(Math.min(o3.everyMs, Math.max(0, deadline - Date.now())), o3.signal);
-  }
-}
-
-// src/pg/heartbeat.ts
 async function writeBeat(source, table2, group5, marker = randomUUID2()) {
   await source.query("BEGIN");
   let r5;
@@ -75432,10 +75438,12 @@ async function publicationExists(c5, name) {
   return (r5.rowCount ?? 0) > 0;
 }
 async function createPublication(c5, name, tables, heartbeat, ddlQueue) {
+  await createPublicationOf(c5, name, tables, [heartbeat, ...ddlQueue ? [ddlQueue] : []], "source");
+}
+async function createPublicationOf(c5, name, tables, controlTables, side) {
   if (await publicationExists(c5, name)) return;
-  noteChange(`publication ${name} on the source`);
-  const control = [heartbeat, ...ddlQueue ? [ddlQueue] : []].map((t) => `${S}.${quoteIdent(t)}`);
-  const list2 = [...tables.map(qualify), ...control].join(", ");
+  noteChange(`publication ${name} on the ${side}`);
+  const list2 = [...tables.map(qualify), ...controlTables.map((t) => `${S}.${quoteIdent(t)}`)].join(", ");
   await c5.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list2}`);
 }
 async function publishedTables(c5, publication) {
@@ -75519,6 +75527,13 @@ async function dropSubscription(c5, name) {
   await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
   await c5.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
 }
+async function subscriptionErrorCount(c5, subscription) {
+  const r5 = await c5.query(`SELECT (apply_error_count + sync_error_count)::text AS n FROM pg_stat_subscription_stats WHERE subname = $1`, [subscription]);
+  return r5.rows[0] ? Number(r5.rows[0].n) : null;
+}
+async function resetSubscriptionErrors(c5, subscription) {
+  await c5.query(`SELECT pg_stat_reset_subscription_stats(oid) FROM pg_subscription WHERE subname = $1`, [subscription]);
+}
 async function slotState(c5, slot, versionNum) {
   const walStatus = versionNum >= 13e4 ? "wal_status" : "NULL::text";
   const safe = versionNum >= 13e4 ? "safe_wal_size" : "NULL::bigint";
@@ -75574,7 +75589,7 @@ async function subscriptionState(c5, name) {
     lastMessageAt: row.last_msg_receipt_time
   };
 }
-async function setReplicaIdentity(c5, table2, identity) {
+async function setReplicaIdentity(c5, table2, identity, signal) {
   const clause = typeof identity === "string" ? identity.toUpperCase() : `USING INDEX ${quoteIdent(identity.index)}`;
   noteChange(`replica identity of ${qualify(table2)} on the source`);
   for (let attempt = 1; ; attempt++) {
@@ -75588,7 +75603,7 @@ async function setReplicaIdentity(c5, table2, identity) {
       await c5.query("ROLLBACK").catch(() => {
       });
       if (err.code !== "55P03" || attempt === 5) throw err;
-      await new Promise((r5) => setTimeout(r5, 1e3 * attempt));
+      await sleep(1e3 * attempt, signal);
     }
   }
 }
@@ -96329,6 +96344,22 @@ function joinText(j5) {
   return j5.state === "waiting for its CREATE on the target" ? `table ${j5.table} joined stream ${j5.stream} on the source and waits for its CREATE TABLE to be applied on the target` : `table ${j5.table} joined stream ${j5.stream}: its rows are being copied into the target (${j5.state})`;
 }
 
+// src/core/source-rules.ts
+function logicalDecodingProblem(settings, isRds) {
+  const rdsFlag = settings["rds.logical_replication"];
+  if (isRds && rdsFlag != null && rdsFlag !== "on") {
+    return { code: "source.rds_logical_replication", message: "rds.logical_replication is off; logical decoding needs it on", fix: "set rds.logical_replication = 1 in the parameter group and reboot the source" };
+  }
+  if (settings.wal_level !== "logical") {
+    return {
+      code: "source.wal_level",
+      message: `wal_level is ${settings.wal_level ?? "unknown"}; logical decoding needs wal_level = logical`,
+      fix: "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
+    };
+  }
+  return void 0;
+}
+
 // src/pg/identity.ts
 import { randomUUID as randomUUID3 } from "node:crypto";
 async function sameDatabase(source, target) {
@@ -96379,14 +96410,9 @@ async function openSessions(ctx) {
   };
 }
 async function requireLogicalSource(s2, ctx) {
-  const walLevel = await setting(s2.source, "wal_level");
-  if (walLevel !== "logical") {
-    throw gateRefused(
-      "source.wal_level",
-      `source ${ctx.source.label}: wal_level is ${walLevel}, logical replication needs wal_level = logical`,
-      "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
-    );
-  }
+  const rdsFlag = await setting(s2.source, "rds.logical_replication");
+  const decoding = logicalDecodingProblem({ wal_level: await setting(s2.source, "wal_level"), "rds.logical_replication": rdsFlag }, rdsFlag !== void 0);
+  if (decoding) throw gateRefused(decoding.code, `source ${ctx.source.label}: ${decoding.message}`, decoding.fix);
   if (majorOf(s2.targetVersion) < majorOf(s2.sourceVersion)) {
     throw gateRefused(
       "target.version",
@@ -97243,11 +97269,8 @@ async function checkRoles(ctx, s2, src, add) {
 }
 function checkSourceSettings(src, label, groups, native, plugin, add) {
   const st = src.settings;
-  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
-    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
-  } else if (st.wal_level !== "logical") {
-    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
-  }
+  const decoding = logicalDecodingProblem(st, src.isRds);
+  if (decoding) add("blocker", decoding.code, label, decoding.message, decoding.fix);
   const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
   if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
   const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
@@ -97378,7 +97401,7 @@ async function preflightSubscription(ctx, s2) {
   if (unknown2.length) {
     throw gateRefused("subscription.conninfo", `the subscription's connection parameter ${unknown2[0]} is unknown to the target's PostgreSQL ${targetMajor}`, `remove ${unknown2[0]} from ${ctx.plan.source.subscriptionConninfo ? "source.subscriptionConninfo" : "source.url"}`);
   }
-  const role = (await s2.target.query("SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user")).rows[0];
+  const role = await currentRole(s2.target);
   if (targetMajor >= 16 && !role.superuser && !fields.password) {
     throw gateRefused("subscription.password", `target ${ctx.target.label}: a subscription owned by a role that is not superuser needs a password in its connection (PostgreSQL 16+)`, "put the password in source.url (or in source.subscriptionConninfo)");
   }
@@ -97498,6 +97521,37 @@ function taskIdentifier(migration, group5, suffix) {
   const raw = ["pgshift", migration, group5, suffix].filter(Boolean).join("-");
   const id = raw.replace(/[^A-Za-z0-9-]+/g, "-").replace(/-+/g, "-").replace(/^-|-$/g, "");
   return (/^[A-Za-z]/.test(id) ? id : `t-${id}`).slice(0, 255).replace(/-$/, "");
+}
+function dmsTaskHealth(m3, thresholds) {
+  const problems = [];
+  let health = m3.paused && m3.status === "stopped" ? "paused" : "ok";
+  if (m3.status !== "running" && health !== "paused") {
+    problems.push(`task is ${m3.status}${m3.stopReason ? ` (${m3.stopReason})` : ""}${m3.lastFailure ? `: ${m3.lastFailure}` : ""} \u2014 pgshift cdc resume retries it`);
+    health = "failing";
+  }
+  if (m3.latencySeconds > thresholds.failLatencySeconds) {
+    problems.push(`latency ${m3.latencySeconds.toFixed(0)} s over ${thresholds.failLatencySeconds} s`);
+    health = "failing";
+  } else if (m3.latencySeconds > thresholds.warnLatencySeconds) {
+    problems.push(`latency ${m3.latencySeconds.toFixed(0)} s over ${thresholds.warnLatencySeconds} s`);
+    if (health === "ok") health = "warn";
+  }
+  if (m3.erroredTables.length) {
+    problems.push(`tables in error: ${m3.erroredTables.join(", ")} \u2014 pgshift cdc restart --group ${m3.group} reloads them`);
+    health = "failing";
+  }
+  return { health, problems };
+}
+function dmsInstanceProblems(m3, thresholds) {
+  const problems = [];
+  if (m3.cpuPercent !== null && m3.cpuPercent > thresholds.maxCpuPercent) problems.push(`replication instance CPU ${m3.cpuPercent.toFixed(0)}% over ${thresholds.maxCpuPercent}%`);
+  if (m3.freeStorageBytes !== null && m3.freeStorageBytes < thresholds.minFreeStorageBytes) {
+    problems.push(`replication instance free storage ${formatBytes(m3.freeStorageBytes)} under ${formatBytes(thresholds.minFreeStorageBytes)}`);
+  }
+  if (m3.freeableMemoryBytes !== null && m3.swapBytes !== null && m3.freeableMemoryBytes < thresholds.minFreeableMemoryBytes && m3.swapBytes > thresholds.maxSwapBytes) {
+    problems.push(`replication instance is out of memory and swapping (${formatBytes(m3.freeableMemoryBytes)} free, ${formatBytes(m3.swapBytes)} swap)`);
+  }
+  return problems;
 }
 
 // src/aws/dms.ts
@@ -97635,7 +97689,7 @@ async function waitForTask(dms, arn, want, o3) {
     if (Date.now() > deadline) {
       throw failure("dms.timeout", `DMS task ${last2.ReplicationTaskIdentifier} still ${status} after ${Math.round(o3.timeoutMs / 1e3)} s (waiting for ${want.join(" or ")})`, "check the replication instance and the task in the DMS console, then run the command again");
     }
-    await new Promise((r5) => setTimeout(r5, o3.intervalMs));
+    await sleep(o3.intervalMs, o3.signal);
   }
 }
 async function startTask(dms, arn, mode, startLsn) {
@@ -97718,7 +97772,7 @@ async function metrics(cw, instanceIdentifier, taskArns, window2) {
 var LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
 function parseLsn(text) {
   const m3 = LSN_TEXT.exec(text.trim());
-  if (!m3) throw new Error(`not an LSN: ${JSON.stringify(text)}`);
+  if (!m3) throw failure("lsn.syntax", `not an LSN: ${JSON.stringify(text)}`, "a server or the journal returned a position pgshift cannot read; report it with the output of pgshift status --json");
   return BigInt(`0x${m3[1]}`) << 32n | BigInt(`0x${m3[2]}`);
 }
 function formatLsn(lsn) {
@@ -97840,7 +97894,7 @@ async function verifyStartLsn(c5, options) {
     for (let i5 = 0; ; i5++) {
       const lsn = await peek();
       if (lsn !== null || i5 >= 10) return lsn;
-      await new Promise((r5) => setTimeout(r5, 200));
+      await sleep(200, options.signal);
     }
   };
   let next = await peekSettled();
@@ -97856,6 +97910,28 @@ async function verifyStartLsn(c5, options) {
     );
   }
   return { lsn: formatLsn(parseLsn(next)), captured: options.captured, confirmedFlush: confirmed, exact: parseLsn(next) === parseLsn(options.captured) };
+}
+
+// src/pg/dms-target.ts
+async function hasApplyExceptions(target) {
+  return ((await target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`)).rowCount ?? 0) > 0;
+}
+async function applyExceptionsAfter(target, after, limit) {
+  if (!await hasApplyExceptions(target)) return [];
+  const r5 = await target.query(
+    `SELECT task_name AS task, table_owner AS owner, table_name AS name, error_time::text AS at, error FROM awsdms_apply_exceptions WHERE error_time > $1::timestamp ORDER BY error_time LIMIT $2`,
+    [after, limit]
+  );
+  return r5.rows;
+}
+async function latestApplyException(target) {
+  if (!await hasApplyExceptions(target)) return void 0;
+  const r5 = await target.query(`SELECT max(error_time)::text AS at FROM awsdms_apply_exceptions`);
+  return r5.rows[0]?.at ?? void 0;
+}
+async function recentApplyExceptions(target, limit) {
+  if (!await hasApplyExceptions(target)) return [];
+  return (await target.query(`SELECT task_name, table_owner, table_name, error_time::text, statement, error FROM awsdms_apply_exceptions ORDER BY error_time DESC LIMIT $1`, [limit])).rows;
 }
 
 // src/core/parts.ts
@@ -98608,7 +98684,7 @@ var LoadProgress = class {
   /** Start drawing (and persisting) once the tables are known. */
   start() {
     if (this.log.board) this.timers.push(setInterval(() => this.log.board(this.bars()), 250));
-    else this.timers.push(setInterval(() => this.log.progress("full-load", this.line()), 5e3));
+    else this.timers.push(setInterval(() => this.log.progress(this.line()), 5e3));
     if (this.persist) this.timers.push(setInterval(() => void this.persist(this.snapshot()).catch(() => {
     }), 5e3));
     for (const t of this.timers) t.unref();
@@ -99386,7 +99462,7 @@ function sourceEndpointInput(ctx, stream, plugin) {
 function targetEndpointInput(ctx) {
   return endpointInput(ctx, "target", targetEndpointId(ctx), tags(ctx.plan.name, "*", "target-endpoint"), { AfterConnectScript: "SET session_replication_role = 'replica'" });
 }
-var pollOf = (d5) => ({ intervalMs: d5.pollSeconds * 1e3, timeoutMs: d5.readyTimeoutMinutes * 6e4 });
+var pollOf = (d5, signal) => ({ intervalMs: d5.pollSeconds * 1e3, timeoutMs: d5.readyTimeoutMinutes * 6e4, signal });
 var dmsTasksOf = (journal) => journaledDmsTasks(journal);
 async function saveTasks(journal, tasks) {
   await journal.setPhaseDetail(DMS_TASKS_PHASE, "running", { tasks });
@@ -99394,7 +99470,7 @@ async function saveTasks(journal, tasks) {
 async function startDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) {
   const d5 = requireDmsConfig(ctx);
   const plugin = d5.plugin;
-  const poll = pollOf(d5);
+  const poll = pollOf(d5, ctx.signal);
   const s2 = await openSessions(ctx);
   try {
     const journal = await Journal.find(s2.target, ctx.plan.name);
@@ -99466,6 +99542,7 @@ async function verifiedStart(ctx, s2, stream, plugin, maxChanges) {
     slot: stream.slot,
     plugin,
     captured: stream.snapshotLsn,
+    signal: ctx.signal,
     serverVersionNum: s2.sourceVersion,
     maxChanges,
     beat: () => writeBeat(s2.source, heartbeatTable(stream.group), stream.group).then(() => {
@@ -99493,7 +99570,7 @@ async function resumeDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) 
       if (!t.started) throw gateRefused("dms.not-started", `DMS task ${t.identifier} was never started`, "run pgshift cdc start");
       if ((await describeTask(clients.dms, t.arn))?.Status !== "running") {
         await startTask(clients.dms, t.arn, "resume-processing");
-        await waitForTask(clients.dms, t.arn, ["running"], pollOf(d5));
+        await waitForTask(clients.dms, t.arn, ["running"], pollOf(d5, ctx.signal));
         ctx.log.info(`DMS task ${t.identifier} resumed`);
       }
       await journal.setStreamState(t.stream, "streaming");
@@ -99502,17 +99579,17 @@ async function resumeDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) 
   });
   return dmsStatus(ctx, clients);
 }
-async function stopAndWait(clients, d5, t) {
+async function stopAndWait(clients, d5, t, signal) {
   const task = await describeTask(clients.dms, t.arn);
   if (!task || !["running", "starting", "resuming"].includes(task.Status ?? "")) return task;
   await stopTask(clients.dms, t.arn);
-  return waitForTask(clients.dms, t.arn, ["stopped"], pollOf(d5));
+  return waitForTask(clients.dms, t.arn, ["stopped"], pollOf(d5, signal));
 }
 async function stopDmsCdc(ctx, state2, clients = dmsClients(ctx.plan.cdc.dms.region)) {
   const d5 = requireDmsConfig(ctx);
   await withTasks(ctx, async (journal, tasks) => {
     for (const t of tasks) {
-      await stopAndWait(clients, d5, t);
+      await stopAndWait(clients, d5, t, ctx.signal);
       await journal.setStreamState(t.stream, state2);
     }
     await journal.event("cdc", "info", `DMS: ${state2}`);
@@ -99522,10 +99599,10 @@ async function stopDmsCdc(ctx, state2, clients = dmsClients(ctx.plan.cdc.dms.reg
 async function deleteTasks(ctx, clients, journal, all, doomed) {
   const d5 = requireDmsConfig(ctx);
   for (const t of doomed) {
-    const task = await stopAndWait(clients, d5, t);
+    const task = await stopAndWait(clients, d5, t, ctx.signal);
     if (task) {
       await deleteTask(clients.dms, t.arn);
-      await waitForTask(clients.dms, t.arn, ["deleted"], pollOf(d5));
+      await waitForTask(clients.dms, t.arn, ["deleted"], pollOf(d5, ctx.signal));
     }
     all.splice(all.indexOf(t), 1);
     if (journal) await saveTasks(journal, all);
@@ -99550,7 +99627,7 @@ async function restartDmsCdc(ctx, options, clients = dmsClients(ctx.plan.cdc.dms
 }
 async function dmsFailureState(ctx, clients, journal, tasks, s2) {
   const described = await findTasks(clients.dms, requireDmsConfig(ctx).replicationInstanceArn, ctx.plan.name);
-  const exceptions = await hasApplyExceptions(s2.target) ? (await s2.target.query(`SELECT task_name, table_owner, table_name, error_time::text, statement, error FROM awsdms_apply_exceptions ORDER BY error_time DESC LIMIT 500`)).rows : [];
+  const exceptions = await recentApplyExceptions(s2.target, 500);
   return {
     dms: {
       tasks: await Promise.all(
@@ -99580,10 +99657,10 @@ async function dmsStatus(ctx, clients = dmsClients(ctx.plan.cdc.dms.region), now
 }
 async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
   const d5 = requireDmsConfig(ctx);
-  const th = d5.thresholds;
+  const thresholds = d5.thresholds;
   const states = await dmsTasksOf(journal);
   const streams = new Map((journal ? await journal.streams() : []).map((r5) => [r5.group, r5]));
-  const { applyExceptions, slots } = await readDatabaseSide(s2, journal, [...streams.values()], th.maxRetainedWalBytes);
+  const { applyExceptions, slots } = await readDatabaseSide(s2, journal, [...streams.values()], thresholds.maxRetainedWalBytes);
   const described = states.length ? await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name) : [];
   const series = states.length ? await metrics(clients.cloudwatch, d5.replicationInstanceIdentifier, states.map((t) => t.arn), { minutes: 60, now }) : [];
   const lag = await measureLags(s2.source, s2.target, states.filter((t) => streams.get(t.stream)?.state === "streaming").map((t) => t.stream), waitMs);
@@ -99596,26 +99673,10 @@ async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
     const tgt = last(series, `task:${suffix}:CDCLatencyTarget`);
     const stats = task ? await tableStatistics(clients.dms, t.arn) : [];
     const errored = stats.filter((x) => x.TableState === "Table error" || x.TableState === "Table cancelled").map((x) => `${x.SchemaName}.${x.TableName}`);
-    const problems = [];
     const status = task?.Status ?? "missing";
     const paused = streams.get(t.stream)?.state === "paused" || streams.get(t.stream)?.state === "stopped";
-    let health = paused && status === "stopped" ? "paused" : "ok";
-    if (status !== "running" && health !== "paused") {
-      problems.push(`task is ${status}${stopReason(task) ? ` (${stopReason(task)})` : ""}${task?.LastFailureMessage ? `: ${task.LastFailureMessage}` : ""} \u2014 pgshift cdc resume retries it`);
-      health = "failing";
-    }
     const latency = Math.max((src ?? 0) + (tgt ?? 0), lag.get(t.stream) ?? 0);
-    if (latency > th.failLatencySeconds) {
-      problems.push(`latency ${latency.toFixed(0)} s over ${th.failLatencySeconds} s`);
-      health = "failing";
-    } else if (latency > th.warnLatencySeconds) {
-      problems.push(`latency ${latency.toFixed(0)} s over ${th.warnLatencySeconds} s`);
-      if (health === "ok") health = "warn";
-    }
-    if (errored.length) {
-      problems.push(`tables in error: ${errored.join(", ")} \u2014 pgshift cdc restart --group ${t.group} reloads them`);
-      health = "failing";
-    }
+    const { health, problems } = dmsTaskHealth({ status, stopReason: stopReason(task), lastFailure: task?.LastFailureMessage, paused, latencySeconds: latency, erroredTables: errored, group: t.group }, thresholds);
     tasks.push({
       ...t,
       status,
@@ -99638,13 +99699,7 @@ async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
     freeStorageBytes: last(series, "instance:FreeStorageSpace"),
     problems: []
   };
-  if (instance.cpuPercent !== null && instance.cpuPercent > th.maxCpuPercent) instance.problems.push(`replication instance CPU ${instance.cpuPercent.toFixed(0)}% over ${th.maxCpuPercent}%`);
-  if (instance.freeStorageBytes !== null && instance.freeStorageBytes < th.minFreeStorageBytes) {
-    instance.problems.push(`replication instance free storage ${formatBytes(instance.freeStorageBytes)} under ${formatBytes(th.minFreeStorageBytes)}`);
-  }
-  if (instance.freeableMemoryBytes !== null && instance.swapBytes !== null && instance.freeableMemoryBytes < th.minFreeableMemoryBytes && instance.swapBytes > th.maxSwapBytes) {
-    instance.problems.push(`replication instance is out of memory and swapping (${formatBytes(instance.freeableMemoryBytes)} free, ${formatBytes(instance.swapBytes)} swap)`);
-  }
+  instance.problems = dmsInstanceProblems(instance, thresholds);
   const latencyChart = states.map((t) => {
     const suffix = t.arn.split(":").pop();
     const a5 = series.find((x) => x.key === `task:${suffix}:CDCLatencySource`);
@@ -99666,32 +99721,33 @@ async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
     ddlProblems: ddl.problems.map((p3) => p3.problem)
   };
 }
-async function hasApplyExceptions(target) {
-  return ((await target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`)).rowCount ?? 0) > 0;
-}
 async function readDatabaseSide(s2, journal, streams, maxRetained) {
-  const seen = (journal && (await journal.phaseState(EXCEPTIONS_PHASE))?.detail)?.after ?? "-infinity";
-  const applyExceptions = [];
-  if (await hasApplyExceptions(s2.target)) {
-    const r5 = await s2.target.query(
-      `SELECT task_name AS task, table_owner AS owner, table_name AS name, error_time::text AS at, error FROM awsdms_apply_exceptions WHERE error_time > $1::timestamp ORDER BY error_time LIMIT 200`,
-      [seen]
-    );
-    for (const row of r5.rows) applyExceptions.push({ task: row.task, table: `${row.owner}.${row.name}`, at: row.at, error: row.error, truncation: /truncat|malformed json/i.test(row.error) });
-    if (journal && r5.rows.length) await journal.setPhaseDetail(EXCEPTIONS_PHASE, "running", { after: r5.rows[r5.rows.length - 1].at });
+  const rows = await applyExceptionsAfter(s2.target, await acknowledgedUntil(journal), 200);
+  const applyExceptions = rows.map((row) => ({ task: row.task, table: `${row.owner}.${row.name}`, at: row.at, error: row.error, truncation: /truncat|malformed json/i.test(row.error) }));
+  const slots = [];
+  for (const st of streams) {
+    const state2 = await slotState(s2.source, st.slot, s2.sourceVersion);
+    if (!state2.exists) {
+      slots.push({ slot: st.slot, retainedBytes: null, active: false, problem: `slot ${st.slot} is missing on the source: pgshift cdc restart --group ${st.group}` });
+      continue;
+    }
+    const problem = state2.retainedBytes !== null && state2.retainedBytes > maxRetained ? `slot ${st.slot} retains ${formatBytes(state2.retainedBytes)} of WAL, over ${formatBytes(maxRetained)}` : void 0;
+    slots.push({ slot: st.slot, retainedBytes: state2.retainedBytes, active: state2.active, ...problem ? { problem } : {} });
   }
-  const slotRows = await s2.source.query(
-    `SELECT slot_name AS slot, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text AS retained, active FROM pg_replication_slots WHERE slot_name = ANY($1)`,
-    [streams.map((x) => x.slot)]
-  );
-  const slots = streams.map((st) => {
-    const row = slotRows.rows.find((x) => x.slot === st.slot);
-    if (!row) return { slot: st.slot, retainedBytes: null, active: false, problem: `slot ${st.slot} is missing on the source: pgshift cdc restart --group ${st.group}` };
-    const retainedBytes = row.retained === null ? null : Number(row.retained);
-    const problem = retainedBytes !== null && retainedBytes > maxRetained ? `slot ${st.slot} retains ${formatBytes(retainedBytes)} of WAL, over ${formatBytes(maxRetained)}` : void 0;
-    return { slot: st.slot, retainedBytes, active: row.active, ...problem ? { problem } : {} };
-  });
   return { applyExceptions, slots };
+}
+async function acknowledgedUntil(journal) {
+  const detail = journal ? (await journal.phaseState(EXCEPTIONS_PHASE))?.detail : void 0;
+  return detail?.after ?? "-infinity";
+}
+async function acknowledgeDmsExceptions(ctx, journal, s2) {
+  const pending = await applyExceptionsAfter(s2.target, await acknowledgedUntil(journal), 1e6);
+  const latest = await latestApplyException(s2.target);
+  if (!latest || pending.length === 0) return 0;
+  await journal.setPhaseDetail(EXCEPTIONS_PHASE, "done", { after: latest });
+  await journal.event("cdc", "info", `DMS: ${pending.length} apply exception(s) up to ${latest} acknowledged`, { tables: [...new Set(pending.map((e5) => `${e5.owner}.${e5.name}`))] });
+  ctx.log.info(`cdc: ${pending.length} DMS apply exception(s) up to ${latest} acknowledged`);
+  return pending.length;
 }
 
 // src/phases/cdc.ts
@@ -99735,6 +99791,26 @@ async function setCdcPaused(ctx, paused) {
 async function stopCdc(ctx) {
   return onDms(ctx) ? stopDmsCdc(ctx, "stopped") : stopNativeCdc(ctx);
 }
+async function acknowledgeCdcErrors(ctx) {
+  const s2 = await openSessions(ctx);
+  try {
+    const journal = await Journal.find(s2.target, ctx.plan.name);
+    if (!journal) throw gateRefused("cdc.not-started", `no pgshift journal for ${ctx.plan.name} on the target: nothing to acknowledge`, "run pgshift full-load and pgshift cdc start first");
+    if (onDms(ctx)) return [{ stream: "dms", errors: await acknowledgeDmsExceptions(ctx, journal, s2) }];
+    const out = [];
+    for (const st of (await journal.streams()).filter((r5) => r5.state !== "pending")) {
+      const errors = await subscriptionErrorCount(s2.target, st.subscription) ?? 0;
+      if (errors === 0) continue;
+      await resetSubscriptionErrors(s2.target, st.subscription);
+      await journal.event("cdc", "info", `${errors} apply error(s) of ${st.subscription} acknowledged`);
+      ctx.log.info(`cdc: ${errors} apply error(s) of ${st.subscription} acknowledged`);
+      out.push({ stream: st.group, errors });
+    }
+    return out;
+  } finally {
+    await s2.close();
+  }
+}
 async function cdcStatus(ctx, waitMs = 5e3) {
   return onDms(ctx) ? dmsStatus(ctx, void 0, /* @__PURE__ */ new Date(), waitMs) : nativeCdcStatus(ctx, waitMs);
 }
@@ -99744,7 +99820,7 @@ async function watchCdc(ctx, o3) {
     const r5 = await cdcStatus(ctx, o3.waitMs);
     o3.onStatus?.(r5);
     if (!r5.healthy || Date.now() + o3.everyMs > until) return r5;
-    await new Promise((res) => setTimeout(res, o3.everyMs));
+    await sleep(o3.everyMs, ctx.signal);
   }
 }
 function statusProblems(r5) {
@@ -99790,7 +99866,7 @@ async function startNativeCdc(ctx) {
       await journal.setStreamState(st.group, "streaming");
       ctx.log.info(`group ${st.group}: subscription ${st.subscription} streaming from slot ${st.slot} (from ${st.snapshotLsn})`);
     }
-    for (const st of streams) await waitForWorker(s2, st.subscription, 3e4);
+    for (const st of streams) await waitForWorker(s2, st.subscription, 3e4, ctx.signal);
     await journal.event("cdc", "info", `started ${streams.length} subscription(s)`);
     return await collectStatus(ctx, s2, await journal.streams(), 1e4);
   } finally {
@@ -99847,7 +99923,7 @@ async function collectStatus(ctx, s2, streams, waitMs) {
     const slot = await slotState(s2.source, st.slot, s2.sourceVersion);
     const sub = await subscriptionState(s2.target, st.subscription);
     const lagSeconds = lags.get(st.group) ?? null;
-    const applyErrors = majorOf(s2.targetVersion) >= 15 ? await applyErrorCount(s2, st.subscription) : null;
+    const applyErrors = majorOf(s2.targetVersion) >= 15 ? await subscriptionErrorCount(s2.target, st.subscription) : null;
     const problems = [];
     if (!slot.exists) problems.push(`slot ${st.slot} is missing on the source`);
     if (slot.walStatus === "lost") problems.push(`slot ${st.slot} has lost required WAL: the stream cannot continue`);
@@ -99856,7 +99932,7 @@ async function collectStatus(ctx, s2, streams, waitMs) {
     if (st.state === "streaming" && !sub.exists) problems.push(`subscription ${st.subscription} is missing on the target`);
     if (applyErrors) {
       problems.push(
-        `${applyErrors} apply error(s) recorded for ${st.subscription}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then SELECT pg_stat_reset_subscription_stats(oid) FROM pg_subscription WHERE subname = '${st.subscription}'`
+        `${applyErrors} apply error(s) recorded for ${st.subscription}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then pgshift cdc acknowledge`
       );
     }
     if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * ctx.plan.cdc.minSafeWalFraction) {
@@ -99895,20 +99971,9 @@ async function collectStatus(ctx, s2, streams, waitMs) {
   }
   return { engine: "native", healthy: groups.every((g5) => g5.health !== "failing"), groups, ddl: { mode: ddl.mode, joins: ddl.joins, refreshed } };
 }
-async function waitForWorker(s2, subscription, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if ((await subscriptionState(s2.target, subscription)).workerRunning) return true;
-    await new Promise((r5) => setTimeout(r5, 100));
-  }
-  return false;
-}
-async function applyErrorCount(s2, subscription) {
-  const r5 = await s2.target.query(
-    `SELECT (apply_error_count + sync_error_count)::text AS n FROM pg_stat_subscription_stats WHERE subname = $1`,
-    [subscription]
-  );
-  return r5.rows[0] ? Number(r5.rows[0].n) : null;
+async function waitForWorker(s2, subscription, timeoutMs, signal) {
+  const running = await pollUntil(async () => (await subscriptionState(s2.target, subscription)).workerRunning ? true : void 0, { everyMs: 100, timeoutMs, signal });
+  return running ?? false;
 }
 
 // src/phases/resync.ts
@@ -100398,7 +100463,7 @@ function createLogger(sink, options = {}) {
     info: (m3) => emit("info", m3),
     warn: (m3) => emit("warn", m3),
     error: (m3) => emit("error", m3),
-    progress: (_key, m3) => emit("info", m3)
+    progress: (m3) => emit("info", m3)
   };
 }
 
@@ -100491,6 +100556,10 @@ await runAction("cdc", async (ctx) => {
     case "stop":
       r5 = await stopCdc(ctx);
       break;
+    case "acknowledge":
+      await acknowledgeCdcErrors(ctx);
+      r5 = await cdcStatus(ctx, waitMs);
+      break;
     case "resync":
       r5 = (await resyncTables(ctx, getMultilineInput("tables").flatMap((l3) => l3.split(",")).map((t) => t.trim()).filter(Boolean))).status;
       break;
@@ -100501,7 +100570,7 @@ await runAction("cdc", async (ctx) => {
       r5 = (await restartCdc(ctx, { bundleFile: getInput("bundle-file") || "pgshift-failure-state.json" })).status;
       break;
     default:
-      throw inputError("input.operation", `operation ${JSON.stringify(operation2)} is not known`, "use start, status, pause, resume, stop, resync, partial-restart or full-restart");
+      throw inputError("input.operation", `operation ${JSON.stringify(operation2)} is not known`, "use start, status, pause, resume, stop, acknowledge, resync, partial-restart or full-restart");
   }
   for (const p3 of statusProblems(r5)) warning(`${p3.where}: ${p3.problem}`);
   const lag = statusLag(r5);
