@@ -141,9 +141,9 @@ export async function readRoleNames(c: pg.Client): Promise<Set<string>> {
 }
 
 /** What the connected role may give a role it creates. */
-export async function readRoleCreator(c: pg.Client): Promise<RoleCreator> {
-  const r = await c.query<RoleCreator>(
-    `SELECT rolsuper AS superuser, rolcreaterole AS createrole, rolcreatedb AS createdb, rolreplication AS replication, rolbypassrls AS bypassrls,
+export async function readRoleCreator(c: pg.Client): Promise<RoleCreator & { name: string }> {
+  const r = await c.query<RoleCreator & { name: string }>(
+    `SELECT rolname AS name, rolsuper AS superuser, rolcreaterole AS createrole, rolcreatedb AS createdb, rolreplication AS replication, rolbypassrls AS bypassrls,
             EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser') AS rds
        FROM pg_roles WHERE rolname = current_user`,
   );

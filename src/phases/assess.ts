@@ -325,7 +325,7 @@ async function checkRoles(ctx: PhaseContext, s: Sessions, src: ServerFacts, add:
   }
   const creator = await readRoleCreator(s.target);
   if (!creator.superuser && !creator.createrole) {
-    add('blocker', 'roles.copy-privilege', `target role ${(await s.target.query<{ u: string }>('SELECT current_user AS u')).rows[0].u}`, `roles: copy creates ${listed}, but this role has neither SUPERUSER nor CREATEROLE`, 'connect to the target as a role with CREATEROLE (RDS: the master user), or create the roles by hand');
+    add('blocker', 'roles.copy-privilege', `target role ${creator.name}`, `roles: copy creates ${listed}, but this role has neither SUPERUSER nor CREATEROLE`, 'connect to the target as a role with CREATEROLE (RDS: the master user), or create the roles by hand');
     return report;
   }
   const attrs = await readRoleAttributes(s.source, names);

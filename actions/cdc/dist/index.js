@@ -97066,7 +97066,7 @@ async function readRoleNames(c5) {
 }
 async function readRoleCreator(c5) {
   const r5 = await c5.query(
-    `SELECT rolsuper AS superuser, rolcreaterole AS createrole, rolcreatedb AS createdb, rolreplication AS replication, rolbypassrls AS bypassrls,
+    `SELECT rolname AS name, rolsuper AS superuser, rolcreaterole AS createrole, rolcreatedb AS createdb, rolreplication AS replication, rolbypassrls AS bypassrls,
             EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser') AS rds
        FROM pg_roles WHERE rolname = current_user`
   );
@@ -97254,7 +97254,7 @@ async function checkRoles(ctx, s2, src, add) {
   }
   const creator = await readRoleCreator(s2.target);
   if (!creator.superuser && !creator.createrole) {
-    add("blocker", "roles.copy-privilege", `target role ${(await s2.target.query("SELECT current_user AS u")).rows[0].u}`, `roles: copy creates ${listed}, but this role has neither SUPERUSER nor CREATEROLE`, "connect to the target as a role with CREATEROLE (RDS: the master user), or create the roles by hand");
+    add("blocker", "roles.copy-privilege", `target role ${creator.name}`, `roles: copy creates ${listed}, but this role has neither SUPERUSER nor CREATEROLE`, "connect to the target as a role with CREATEROLE (RDS: the master user), or create the roles by hand");
     return report;
   }
   const attrs = await readRoleAttributes(s2.source, names);

@@ -55178,7 +55178,7 @@ async function readRoleNames(c) {
 }
 async function readRoleCreator(c) {
   const r = await c.query(
-    `SELECT rolsuper AS superuser, rolcreaterole AS createrole, rolcreatedb AS createdb, rolreplication AS replication, rolbypassrls AS bypassrls,
+    `SELECT rolname AS name, rolsuper AS superuser, rolcreaterole AS createrole, rolcreatedb AS createdb, rolreplication AS replication, rolbypassrls AS bypassrls,
             EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser') AS rds
        FROM pg_roles WHERE rolname = current_user`
   );
@@ -55450,7 +55450,7 @@ async function checkRoles(ctx, s, src, add) {
   }
   const creator = await readRoleCreator(s.target);
   if (!creator.superuser && !creator.createrole) {
-    add("blocker", "roles.copy-privilege", `target role ${(await s.target.query("SELECT current_user AS u")).rows[0].u}`, `roles: copy creates ${listed}, but this role has neither SUPERUSER nor CREATEROLE`, "connect to the target as a role with CREATEROLE (RDS: the master user), or create the roles by hand");
+    add("blocker", "roles.copy-privilege", `target role ${creator.name}`, `roles: copy creates ${listed}, but this role has neither SUPERUSER nor CREATEROLE`, "connect to the target as a role with CREATEROLE (RDS: the master user), or create the roles by hand");
     return report;
   }
   const attrs = await readRoleAttributes(s.source, names);
