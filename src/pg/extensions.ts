@@ -25,7 +25,8 @@ export interface ExtensionInstall {
   /** The version on the target after the install (or already there). */
   target: string | null;
   relation: VersionChoice['relation'];
-  action: 'created' | 'updated' | 'already there' | 'unavailable';
+  /** 'left to the restore': the target cannot list its versions (a broken control file), so pg_restore creates it at its default. */
+  action: 'created' | 'updated' | 'already there' | 'unavailable' | 'left to the restore';
 }
 
 export async function readSourceExtensions(c: pg.Client): Promise<SourceExtension[]> {
@@ -62,7 +63,8 @@ export async function availableVersions(c: pg.Client): Promise<Map<string, strin
  * than the chosen version and otherwise left as it is. Returns what each got.
  */
 export async function installExtensions(target: pg.Client, extensions: SourceExtension[], keepOwnership: boolean): Promise<ExtensionInstall[]> {
-  const available = await availableVersions(target);
+  const available = await availableVersions(target).catch(() => undefined);
+  if (!available) return extensions.map((e) => ({ name: e.name, source: e.version, target: null, relation: 'unavailable' as const, action: 'left to the restore' as const }));
   const installed = new Map((await target.query<{ name: string; version: string }>('SELECT extname AS name, extversion AS version FROM pg_extension')).rows.map((r) => [r.name, r.version]));
   const out: ExtensionInstall[] = [];
   await target.query('BEGIN');

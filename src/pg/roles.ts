@@ -21,7 +21,7 @@ const notMember = (catalog: string, oid: string) => `NOT EXISTS (SELECT 1 FROM p
  * privileges with their explicit ACL only. One list for both the roles a migration needs and the
  * schema tier's comparison of owners and grants.
  */
-const OWNED_OBJECTS = `
+const OWNED_OBJECTS = (prokind: string) => `
   SELECT 'object' AS category, 'schema ' || quote_ident(n.nspname) AS object, pg_get_userbyid(n.nspowner) AS owner, coalesce(n.nspacl, acldefault('n', n.nspowner))::text[] AS acl
     FROM pg_namespace n WHERE ${USER_SCHEMAS} AND ${notMember('pg_namespace', 'n.oid')}
      -- the source-only extensions' schemas (pglogical's is named after it), on the source and as the restore left them on the target
@@ -36,7 +36,7 @@ const OWNED_OBJECTS = `
     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND ${USER_SCHEMAS} AND ${notMember('pg_class', 'c.oid')}
   UNION ALL
-  SELECT 'object', CASE p.prokind WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate ' ELSE 'function ' END || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+  SELECT 'object', CASE ${prokind} WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate ' ELSE 'function ' END || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
          pg_get_userbyid(p.proowner), coalesce(p.proacl, acldefault('f', p.proowner))::text[]
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${USER_SCHEMAS} AND ${notMember('pg_proc', 'p.oid')}
   UNION ALL
@@ -83,7 +83,9 @@ export interface OwnedObject {
 }
 
 export async function readOwnedObjects(c: pg.Client): Promise<OwnedObject[]> {
-  return (await c.query<OwnedObject>(OWNED_OBJECTS)).rows;
+  const v = Number((await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0].v);
+  // pg_proc.prokind is 11+; a 10 has proisagg and no procedures.
+  return (await c.query<OwnedObject>(OWNED_OBJECTS(v >= 110000 ? 'p.prokind' : `CASE WHEN p.proisagg THEN 'a' ELSE 'f' END`))).rows;
 }
 
 export interface PolicyFacts {

@@ -675,6 +675,7 @@ async function installSourceExtensions(ctx: PhaseContext, s: Sessions, journal: 
   const installs = await installExtensions(s.target, await readSourceExtensions(s.source), ctx.plan.fullLoad.ownership === 'keep');
   for (const e of installs) {
     if (e.action === 'unavailable') ctx.log.warn(`extension ${e.name} ${e.source}: the target offers no version of it`);
+    else if (e.action === 'left to the restore') ctx.log.warn(`extension ${e.name} ${e.source}: the target cannot list its extension versions, so the schema restore creates its default version`);
     else if (e.relation === 'same') ctx.log.info(`extension ${e.name} ${e.target} (${e.action}, the source's version)`);
     else if (e.action === 'already there') ctx.log.warn(`extension ${e.name}: already on the target at ${e.target}, ${e.source} on the source`);
     else ctx.log.warn(`extension ${e.name}: ${e.target} on the target (${e.action}), ${e.source} on the source — the target does not offer ${e.source}${e.relation === 'newer' ? '; verify accepts the newer version with extensions.acceptNewer' : ''}`);

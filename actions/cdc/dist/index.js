@@ -96967,7 +96967,7 @@ function grantStatements(on, items, owner) {
 
 // src/pg/roles.ts
 var notMember = (catalog, oid) => `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
-var OWNED_OBJECTS = `
+var OWNED_OBJECTS = (prokind) => `
   SELECT 'object' AS category, 'schema ' || quote_ident(n.nspname) AS object, pg_get_userbyid(n.nspowner) AS owner, coalesce(n.nspacl, acldefault('n', n.nspowner))::text[] AS acl
     FROM pg_namespace n WHERE ${USER_SCHEMAS} AND ${notMember("pg_namespace", "n.oid")}
      -- the source-only extensions' schemas (pglogical's is named after it), on the source and as the restore left them on the target
@@ -96982,7 +96982,7 @@ var OWNED_OBJECTS = `
     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND ${USER_SCHEMAS} AND ${notMember("pg_class", "c.oid")}
   UNION ALL
-  SELECT 'object', CASE p.prokind WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate ' ELSE 'function ' END || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+  SELECT 'object', CASE ${prokind} WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate ' ELSE 'function ' END || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
          pg_get_userbyid(p.proowner), coalesce(p.proacl, acldefault('f', p.proowner))::text[]
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_proc", "p.oid")}
   UNION ALL
@@ -97021,7 +97021,8 @@ var OWNED_OBJECTS = `
     FROM pg_default_acl a LEFT JOIN pg_namespace n ON n.oid = a.defaclnamespace
    WHERE n.oid IS NULL OR n.nspname <> '${CONTROL_SCHEMA}'`;
 async function readOwnedObjects(c5) {
-  return (await c5.query(OWNED_OBJECTS)).rows;
+  const v = Number((await c5.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v);
+  return (await c5.query(OWNED_OBJECTS(v >= 11e4 ? "p.prokind" : `CASE WHEN p.proisagg THEN 'a' ELSE 'f' END`))).rows;
 }
 async function readPolicies(c5) {
   const r5 = await c5.query(
@@ -98504,7 +98505,8 @@ async function availableVersions(c5) {
   return new Map(r5.rows.map((x) => [x.name, x.versions]));
 }
 async function installExtensions(target, extensions, keepOwnership) {
-  const available = await availableVersions(target);
+  const available = await availableVersions(target).catch(() => void 0);
+  if (!available) return extensions.map((e5) => ({ name: e5.name, source: e5.version, target: null, relation: "unavailable", action: "left to the restore" }));
   const installed2 = new Map((await target.query("SELECT extname AS name, extversion AS version FROM pg_extension")).rows.map((r5) => [r5.name, r5.version]));
   const out = [];
   await target.query("BEGIN");
@@ -99229,6 +99231,7 @@ async function installSourceExtensions(ctx, s2, journal) {
   const installs = await installExtensions(s2.target, await readSourceExtensions(s2.source), ctx.plan.fullLoad.ownership === "keep");
   for (const e5 of installs) {
     if (e5.action === "unavailable") ctx.log.warn(`extension ${e5.name} ${e5.source}: the target offers no version of it`);
+    else if (e5.action === "left to the restore") ctx.log.warn(`extension ${e5.name} ${e5.source}: the target cannot list its extension versions, so the schema restore creates its default version`);
     else if (e5.relation === "same") ctx.log.info(`extension ${e5.name} ${e5.target} (${e5.action}, the source's version)`);
     else if (e5.action === "already there") ctx.log.warn(`extension ${e5.name}: already on the target at ${e5.target}, ${e5.source} on the source`);
     else ctx.log.warn(`extension ${e5.name}: ${e5.target} on the target (${e5.action}), ${e5.source} on the source \u2014 the target does not offer ${e5.source}${e5.relation === "newer" ? "; verify accepts the newer version with extensions.acceptNewer" : ""}`);

@@ -55079,7 +55079,7 @@ function settingClause(entry) {
 
 // src/pg/roles.ts
 var notMember = (catalog, oid) => `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
-var OWNED_OBJECTS = `
+var OWNED_OBJECTS = (prokind) => `
   SELECT 'object' AS category, 'schema ' || quote_ident(n.nspname) AS object, pg_get_userbyid(n.nspowner) AS owner, coalesce(n.nspacl, acldefault('n', n.nspowner))::text[] AS acl
     FROM pg_namespace n WHERE ${USER_SCHEMAS} AND ${notMember("pg_namespace", "n.oid")}
      -- the source-only extensions' schemas (pglogical's is named after it), on the source and as the restore left them on the target
@@ -55094,7 +55094,7 @@ var OWNED_OBJECTS = `
     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND ${USER_SCHEMAS} AND ${notMember("pg_class", "c.oid")}
   UNION ALL
-  SELECT 'object', CASE p.prokind WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate ' ELSE 'function ' END || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+  SELECT 'object', CASE ${prokind} WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate ' ELSE 'function ' END || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
          pg_get_userbyid(p.proowner), coalesce(p.proacl, acldefault('f', p.proowner))::text[]
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_proc", "p.oid")}
   UNION ALL
@@ -55133,7 +55133,8 @@ var OWNED_OBJECTS = `
     FROM pg_default_acl a LEFT JOIN pg_namespace n ON n.oid = a.defaclnamespace
    WHERE n.oid IS NULL OR n.nspname <> '${CONTROL_SCHEMA}'`;
 async function readOwnedObjects(c) {
-  return (await c.query(OWNED_OBJECTS)).rows;
+  const v = Number((await c.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v);
+  return (await c.query(OWNED_OBJECTS(v >= 11e4 ? "p.prokind" : `CASE WHEN p.proisagg THEN 'a' ELSE 'f' END`))).rows;
 }
 async function readPolicies(c) {
   const r = await c.query(
@@ -56364,7 +56365,8 @@ async function availableVersions(c) {
   return new Map(r.rows.map((x) => [x.name, x.versions]));
 }
 async function installExtensions(target, extensions, keepOwnership) {
-  const available = await availableVersions(target);
+  const available = await availableVersions(target).catch(() => void 0);
+  if (!available) return extensions.map((e) => ({ name: e.name, source: e.version, target: null, relation: "unavailable", action: "left to the restore" }));
   const installed2 = new Map((await target.query("SELECT extname AS name, extversion AS version FROM pg_extension")).rows.map((r) => [r.name, r.version]));
   const out = [];
   await target.query("BEGIN");
@@ -57089,6 +57091,7 @@ async function installSourceExtensions(ctx, s, journal) {
   const installs = await installExtensions(s.target, await readSourceExtensions(s.source), ctx.plan.fullLoad.ownership === "keep");
   for (const e of installs) {
     if (e.action === "unavailable") ctx.log.warn(`extension ${e.name} ${e.source}: the target offers no version of it`);
+    else if (e.action === "left to the restore") ctx.log.warn(`extension ${e.name} ${e.source}: the target cannot list its extension versions, so the schema restore creates its default version`);
     else if (e.relation === "same") ctx.log.info(`extension ${e.name} ${e.target} (${e.action}, the source's version)`);
     else if (e.action === "already there") ctx.log.warn(`extension ${e.name}: already on the target at ${e.target}, ${e.source} on the source`);
     else ctx.log.warn(`extension ${e.name}: ${e.target} on the target (${e.action}), ${e.source} on the source \u2014 the target does not offer ${e.source}${e.relation === "newer" ? "; verify accepts the newer version with extensions.acceptNewer" : ""}`);

@@ -94857,65 +94857,6 @@ import { execFile as execFileCb } from "node:child_process";
 import { promisify } from "node:util";
 var execFile = promisify(execFileCb);
 
-// src/pg/schema.ts
-var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
-
-// src/pg/roles.ts
-var notMember = (catalog, oid) => `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
-var OWNED_OBJECTS = `
-  SELECT 'object' AS category, 'schema ' || quote_ident(n.nspname) AS object, pg_get_userbyid(n.nspowner) AS owner, coalesce(n.nspacl, acldefault('n', n.nspowner))::text[] AS acl
-    FROM pg_namespace n WHERE ${USER_SCHEMAS} AND ${notMember("pg_namespace", "n.oid")}
-     -- the source-only extensions' schemas (pglogical's is named after it), on the source and as the restore left them on the target
-     AND n.nspname NOT IN (${SOURCE_ONLY_EXTENSIONS.map((e5) => `'${e5}'`).join(", ")})
-  UNION ALL
-  SELECT 'object', CASE WHEN c.relkind = 'S' THEN 'sequence ' ELSE 'table ' END || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-         pg_get_userbyid(c.relowner), coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))::text[]
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ${USER_SCHEMAS} AND c.relname NOT LIKE 'awsdms\\_%' AND ${notMember("pg_class", "c.oid")}
-  UNION ALL
-  SELECT 'column', 'column ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname), pg_get_userbyid(c.relowner), a.attacl::text[]
-    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND ${USER_SCHEMAS} AND ${notMember("pg_class", "c.oid")}
-  UNION ALL
-  SELECT 'object', CASE p.prokind WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate ' ELSE 'function ' END || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-         pg_get_userbyid(p.proowner), coalesce(p.proacl, acldefault('f', p.proowner))::text[]
-    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_proc", "p.oid")}
-  UNION ALL
-  SELECT 'object', 'type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname), pg_get_userbyid(t.typowner), coalesce(t.typacl, acldefault('T', t.typowner))::text[]
-    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-   WHERE ${USER_SCHEMAS} AND ${notMember("pg_type", "t.oid")} AND t.typcategory <> 'A'
-     -- multiranges come with their range type (14+); a table's row type with its table
-     AND t.typtype IN ('b', 'd', 'e', 'r', 'c') AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
-  UNION ALL
-  SELECT 'object', 'large object ' || l.oid, pg_get_userbyid(l.lomowner), coalesce(l.lomacl, acldefault('L', l.lomowner))::text[] FROM pg_largeobject_metadata l
-  UNION ALL
-  SELECT 'object', 'foreign-data wrapper ' || quote_ident(w.fdwname), pg_get_userbyid(w.fdwowner), coalesce(w.fdwacl, acldefault('F', w.fdwowner))::text[]
-    FROM pg_foreign_data_wrapper w WHERE ${notMember("pg_foreign_data_wrapper", "w.oid")}
-  UNION ALL
-  SELECT 'object', 'server ' || quote_ident(s.srvname), pg_get_userbyid(s.srvowner), coalesce(s.srvacl, acldefault('S', s.srvowner))::text[]
-    FROM pg_foreign_server s WHERE ${notMember("pg_foreign_server", "s.oid")}
-  UNION ALL
-  SELECT 'object', 'collation ' || quote_ident(n.nspname) || '.' || quote_ident(o.collname), pg_get_userbyid(o.collowner), NULL
-    FROM pg_collation o JOIN pg_namespace n ON n.oid = o.collnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_collation", "o.oid")}
-  UNION ALL
-  SELECT 'object', 'operator ' || o.oid::regoperator::text, pg_get_userbyid(o.oprowner), NULL
-    FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_operator", "o.oid")}
-  UNION ALL
-  SELECT 'object', 'text search configuration ' || quote_ident(n.nspname) || '.' || quote_ident(o.cfgname), pg_get_userbyid(o.cfgowner), NULL
-    FROM pg_ts_config o JOIN pg_namespace n ON n.oid = o.cfgnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_ts_config", "o.oid")}
-  UNION ALL
-  SELECT 'object', 'text search dictionary ' || quote_ident(n.nspname) || '.' || quote_ident(o.dictname), pg_get_userbyid(o.dictowner), NULL
-    FROM pg_ts_dict o JOIN pg_namespace n ON n.oid = o.dictnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_ts_dict", "o.oid")}
-  UNION ALL
-  SELECT 'object', 'event trigger ' || quote_ident(e.evtname), pg_get_userbyid(e.evtowner), NULL
-    FROM pg_event_trigger e WHERE e.evtname NOT LIKE 'pgshift%' AND ${notMember("pg_event_trigger", "e.oid")}
-  UNION ALL
-  SELECT 'default-acl', 'default privileges of ' || quote_ident(pg_get_userbyid(a.defaclrole)) || coalesce(' in schema ' || quote_ident(n.nspname), '') || ' on '
-           || CASE a.defaclobjtype WHEN 'r' THEN 'tables' WHEN 'S' THEN 'sequences' WHEN 'f' THEN 'functions' WHEN 'T' THEN 'types' WHEN 'n' THEN 'schemas' ELSE a.defaclobjtype::text END,
-         pg_get_userbyid(a.defaclrole), a.defaclacl::text[]
-    FROM pg_default_acl a LEFT JOIN pg_namespace n ON n.oid = a.defaclnamespace
-   WHERE n.oid IS NULL OR n.nspname <> '${CONTROL_SCHEMA}'`;
-
 // src/phases/stream-source.ts
 var DMS_TASKS_PHASE = "cdc:dms:tasks";
 async function journaledDmsTasks(journal) {
