@@ -36,7 +36,8 @@ export async function readSourceExtensions(c: pg.Client): Promise<SourceExtensio
                        WHERE d.classid = 'pg_extension'::regclass AND d.objid = e.oid AND d.refclassid = 'pg_extension'::regclass), '{}') AS requires
        FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
       WHERE e.extname <> ALL ($1) ORDER BY e.extname`,
-    [SOURCE_ONLY_EXTENSIONS],
+    // plpgsql: in every database initdb makes, and never in a dump.
+    [[...SOURCE_ONLY_EXTENSIONS, 'plpgsql']],
   );
   // Required extensions first.
   const byName = new Map(r.rows.map((e) => [e.name, e]));

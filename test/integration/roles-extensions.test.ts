@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.js';
 import { aclTolerance, canonicalAcl } from '../../src/core/acl.js';
+import { runAssess } from '../../src/phases/assess.js';
 import { startCdc, waitForCatchUp } from '../../src/phases/cdc.js';
 import { phaseContext } from '../../src/phases/context.js';
 import { runCutover } from '../../src/phases/cutover.js';
@@ -10,7 +11,7 @@ import { copyRoles, readOwnedObjects, readPolicies, type RoleCopyResult } from '
 import { runTeardown } from '../../src/phases/teardown.js';
 import { runCli } from '../harness/cli.js';
 import { testPlan, writePlanFile } from '../harness/plan.js';
-import { hasMajor, sql, startPair, withClients } from '../harness/servers.js';
+import { hasMajor, sql, startPair, startServer, withClients } from '../harness/servers.js';
 
 /**
  * A database shaped like production ones: objects owned by a NOLOGIN role, application roles
@@ -252,5 +253,45 @@ describe('roles: copy onto a target like Amazon RDS, from a source that hides pa
         (SELECT string_agg(g.rolname, ',' ORDER BY g.rolname) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = a.oid) AS member_of
       FROM pg_authid a WHERE rolname = 'etl'`);
     expect(etl).toEqual([{ rolsuper: false, rolreplication: false, rolbypassrls: false, rolcanlogin: true, no_password: true, member_of: 'app_owner,rds_replication' }]);
+  });
+});
+
+describe('an extension version the target does not offer, PostgreSQL 13 → 17', () => {
+  it("installs the nearest newer version (not the default), which verify and the cut-over gate refuse until the plan accepts it", async () => {
+    const [src, tgt] = await Promise.all([
+      startServer(13, 'ext-src', undefined, { extensions: [{ name: 'pgshift_probe', defaultVersion: '1.1', versions: ['1.0', '1.1'] }] }),
+      startServer(17, 'ext-tgt', undefined, { extensions: [{ name: 'pgshift_probe', defaultVersion: '1.3', versions: ['1.2', '1.3'] }] }),
+    ]);
+    for (const c of [src, tgt]) {
+      await sql(c.url(), `CREATE ROLE shop_app LOGIN PASSWORD 'app-secret-pw'`);
+      await sql(c.url(), 'CREATE DATABASE shop');
+    }
+    await sql(src.url('shop'), `CREATE EXTENSION pgshift_probe; CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 100) i;`);
+    // The gate's schema check, not its need of a recent passing verify, is what this is about.
+    const plan = (extra = '') => {
+      const p = testPlan(src.url('shop'), tgt.url('shop'), extra);
+      p.cutover.verifyMaxAgeMinutes = 0;
+      return p;
+    };
+    const ctx = phaseContext(plan(), silentLogger);
+
+    const assessed = await runAssess(ctx);
+    expect(assessed.extensions.find((e) => e.name === 'pgshift_probe')).toMatchObject({ source: '1.1', targetDefault: '1.3', available: ['1.2', '1.3'], install: '1.2', relation: 'newer', newerAccepted: false });
+    expect(assessed.findings.find((f) => f.object === 'extension pgshift_probe')).toMatchObject({ severity: 'warning', code: 'extension.version', fix: expect.stringMatching(/extensions\.acceptNewer: \[pgshift_probe\]/) });
+
+    const load = await runFullLoad(ctx);
+    expect(load.extensions).toEqual([{ name: 'pgshift_probe', source: '1.1', target: '1.2', relation: 'newer', action: 'created' }]);
+    expect(await sql(tgt.url('shop'), 'SELECT pgshift_probe_version() AS v')).toEqual([{ v: '1.2' }]);
+    await startCdc(ctx);
+    await waitForCatchUp(ctx, 60_000);
+
+    const refused = await runVerify(ctx);
+    expect(refused.schema).toEqual([expect.objectContaining({ kind: 'extension', object: 'pgshift_probe', source: '1.1', target: '1.2', problem: 'different' })]);
+    await expect(runCutover(ctx, { dryRun: true })).rejects.toMatchObject({ code: 'cutover.extension', exitCode: 3, hint: expect.stringMatching(/extensions\.acceptNewer: \[pgshift_probe\]/) });
+
+    const accepting = phaseContext(plan(`extensions: { acceptNewer: '*' }`), silentLogger);
+    expect((await runVerify(accepting)).verdict).toBe('equal');
+    expect((await runCutover(accepting, { dryRun: true })).dryRun).toBe(true);
+    await runTeardown(accepting);
   });
 });

@@ -56347,7 +56347,8 @@ async function readSourceExtensions(c) {
                        WHERE d.classid = 'pg_extension'::regclass AND d.objid = e.oid AND d.refclassid = 'pg_extension'::regclass), '{}') AS requires
        FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
       WHERE e.extname <> ALL ($1) ORDER BY e.extname`,
-    [SOURCE_ONLY_EXTENSIONS]
+    // plpgsql: in every database initdb makes, and never in a dump.
+    [[...SOURCE_ONLY_EXTENSIONS, "plpgsql"]]
   );
   const byName = new Map(r.rows.map((e) => [e.name, e]));
   const out = [];
