@@ -74991,6 +74991,19 @@ var Journal = class _Journal {
     const row = r5.rows[0];
     return row ? { state: row.state, detail: row.detail, finishedAt: row.finished_at, interrupted: row.interrupted } : void 0;
   }
+  /**
+   * Every phase row of the migration, oldest first, with `interrupted` as the state of one that
+   * says running while its process is gone (killed, runner lost).
+   */
+  async phases() {
+    const r5 = await this.c.query(
+      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state,
+              started_at::text AS "startedAt", finished_at::text AS "finishedAt", detail
+         FROM ${S}.phase p WHERE migration = $1 ORDER BY started_at, phase`,
+      [this.migration]
+    );
+    return r5.rows;
+  }
   async startPhase(phase, detail = {}) {
     await this.c.query(
       `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
@@ -97566,6 +97579,23 @@ async function copyTable(source, target, table2, options = {}) {
   await pipeline(out, meter, into);
   return { rows: Number(into.rowCount ?? 0), bytes: bytes2 };
 }
+async function replaceTableRows(source, target, table2, options = {}) {
+  await target.query("BEGIN");
+  try {
+    await target.query("SET LOCAL session_replication_role = replica");
+    await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
+    const { rows } = await copyTable(source, target, table2, options);
+    await target.query("COMMIT");
+    await source.query("COMMIT");
+    return rows;
+  } catch (err) {
+    await target.query("ROLLBACK").catch(() => {
+    });
+    await source.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+}
 async function truncateTables(c5, tables, alongside) {
   await c5.query("BEGIN");
   try {
@@ -99807,20 +99837,7 @@ async function recopy(ctx, tables, snapshotName) {
     await Promise.all([useCopySettings(source), useCopySettings(target)]);
     for (const t of tables) {
       await importSnapshot(source, snapshotName);
-      await target.query("BEGIN");
-      try {
-        await target.query("SET LOCAL session_replication_role = replica");
-        await target.query(`DELETE FROM ${qualify(t)}`);
-        rows += (await copyTable(source, target, t, { format: ctx.plan.fullLoad.copyFormat })).rows;
-        await target.query("COMMIT");
-        await source.query("COMMIT");
-      } catch (err) {
-        await target.query("ROLLBACK").catch(() => {
-        });
-        await source.query("ROLLBACK").catch(() => {
-        });
-        throw err;
-      }
+      rows += await replaceTableRows(source, target, t, { format: ctx.plan.fullLoad.copyFormat });
     }
   } finally {
     await Promise.all([source.end().catch(() => {
