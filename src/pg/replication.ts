@@ -52,6 +52,15 @@ export async function publishedTables(c: pg.Client, publication: string): Promis
   return new Set(r.rows.map(displayName));
 }
 
+/** Take tables out of a publication (those it does not hold are left alone). */
+export async function dropFromPublication(c: pg.Client, publication: string, tables: QualifiedName[]): Promise<void> {
+  const published = await publishedTables(c, publication);
+  const leaving = tables.filter((t) => published.has(displayName(t)));
+  if (!leaving.length) return;
+  noteChange(`${leaving.length} table(s) leave publication ${publication}`);
+  await c.query(`ALTER PUBLICATION ${quoteIdent(publication)} DROP TABLE ${leaving.map(qualify).join(', ')}`);
+}
+
 /** Drop the publication if it exists; true when it did. */
 export async function dropPublication(c: pg.Client, name: string): Promise<boolean> {
   if (!(await publicationExists(c, name))) return false;

@@ -74991,6 +74991,19 @@ var Journal = class _Journal {
     const row = r5.rows[0];
     return row ? { state: row.state, detail: row.detail, finishedAt: row.finished_at, interrupted: row.interrupted } : void 0;
   }
+  /**
+   * Every phase row of the migration, oldest first, with `interrupted` as the state of one that
+   * says running while its process is gone (killed, runner lost).
+   */
+  async phases() {
+    const r5 = await this.c.query(
+      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state,
+              started_at::text AS "startedAt", finished_at::text AS "finishedAt", detail
+         FROM ${S}.phase p WHERE migration = $1 ORDER BY started_at, phase`,
+      [this.migration]
+    );
+    return r5.rows;
+  }
   async startPhase(phase, detail = {}) {
     await this.c.query(
       `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
@@ -75074,6 +75087,15 @@ var Journal = class _Journal {
       bytes: row.bytes === null ? null : Number(row.bytes),
       condition: row.condition
     }));
+  }
+  /** Forget the copy progress of these tables (a resume copies them again from a new snapshot). */
+  async forgetTables(tables) {
+    if (!tables.length) return;
+    await this.c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
+      this.migration,
+      tables.map((t) => t.schema),
+      tables.map((t) => t.name)
+    ]);
   }
   /**
    * Everything the journal holds about the migration, for a failure-state bundle: streams, every
@@ -75359,6 +75381,12 @@ function connectionError(ep, err) {
       return inputError("connect.failed", `${who}: cannot connect: ${redact(e5.message ?? String(err))}`, `check the ${ep.role} URL`, err);
   }
 }
+function abandon(c5) {
+  const stream = c5.connection?.stream;
+  stream?.destroy();
+  c5.end().catch(() => {
+  });
+}
 async function serverVersionNum(c5) {
   const r5 = await c5.query("SELECT current_setting('server_version_num') AS v");
   return Number(r5.rows[0].v);
@@ -75449,6 +75477,13 @@ async function createPublicationOf(c5, name, tables, controlTables, side) {
 async function publishedTables(c5, publication) {
   const r5 = await c5.query("SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = $1", [publication]);
   return new Set(r5.rows.map(displayName));
+}
+async function dropFromPublication(c5, publication, tables) {
+  const published = await publishedTables(c5, publication);
+  const leaving = tables.filter((t) => published.has(displayName(t)));
+  if (!leaving.length) return;
+  noteChange(`${leaving.length} table(s) leave publication ${publication}`);
+  await c5.query(`ALTER PUBLICATION ${quoteIdent(publication)} DROP TABLE ${leaving.map(qualify).join(", ")}`);
 }
 async function dropPublication(c5, name) {
   if (!await publicationExists(c5, name)) return false;
@@ -98001,6 +98036,35 @@ async function copyTable(source, target, table2, options = {}) {
   await pipeline(out, meter, into);
   return { rows: Number(into.rowCount ?? 0), bytes: bytes2 };
 }
+async function replaceTableRows(source, target, table2, options = {}) {
+  await target.query("BEGIN");
+  try {
+    await target.query("SET LOCAL session_replication_role = replica");
+    await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
+    const { rows } = await copyTable(source, target, table2, options);
+    await target.query("COMMIT");
+    await source.query("COMMIT");
+    return rows;
+  } catch (err) {
+    await target.query("ROLLBACK").catch(() => {
+    });
+    await source.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+}
+async function truncateTables(c5, tables, alongside) {
+  await c5.query("BEGIN");
+  try {
+    if (tables.length) await c5.query(`TRUNCATE ${tables.map(qualify).join(", ")}`);
+    await alongside();
+    await c5.query("COMMIT");
+  } catch (err) {
+    await c5.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+}
 
 // src/pg/indexes.ts
 function analyzeStep(table2) {
@@ -98144,6 +98208,12 @@ var IndexQueue = class {
       await new Promise((resolve) => this.drained = resolve);
     }
     if (this.failed !== void 0) throw this.failed;
+  }
+  /** Stop at once (SIGINT/SIGTERM): nothing more starts, builds in flight are dropped with their sessions. */
+  abandon(reason) {
+    this.failed ??= reason;
+    this.waiting.length = 0;
+    for (const c5 of this.all) abandon(c5);
   }
   async close() {
     await Promise.all(this.all.map((c5) => c5.end().catch(() => {
@@ -98388,6 +98458,8 @@ function decideGroupLoad(prior, options) {
   if (!inFlight) return "skip";
   if (options.pausedReplicaPlan && prior.snapshotMode === "paused-replica") return "continue";
   if (prior.state === "preparing") return "reset";
+  if (!options.copied) return "reset";
+  if (prior.snapshotMode === "exported" && !options.pausedReplicaPlan && options.canBridge !== false) return "resume";
   return "refuse-interrupted";
 }
 
@@ -98671,6 +98743,37 @@ async function dropSlot(c5, slot) {
   throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
 }
 
+// src/core/eta.ts
+var RATE_WINDOW_MS = 5 * 6e4;
+function recentRate(samples, now, windowMs = RATE_WINDOW_MS) {
+  const inWindow = samples.filter((s2) => s2.at >= now - windowMs);
+  const first = inWindow.length >= 2 ? inWindow[0] : samples[0];
+  const last2 = samples[samples.length - 1];
+  if (!first || !last2 || last2.at <= first.at) return 0;
+  return (last2.bytes - first.bytes) / ((last2.at - first.at) / 1e3);
+}
+function pruneSamples(samples, now, windowMs = RATE_WINDOW_MS) {
+  const i5 = samples.findIndex((s2) => s2.at >= now - windowMs);
+  return i5 <= 0 ? samples : samples.slice(i5 - 1);
+}
+function groupEta(group5, tables, samples, now) {
+  const mine = tables.filter((t) => t.group === group5);
+  const estimatedBytes = mine.reduce((n3, t) => n3 + t.estimatedBytes, 0);
+  const doneBytes = mine.reduce((n3, t) => n3 + (t.state === "waiting" || t.state === "copying" ? Math.min(t.bytes, t.estimatedBytes) : t.estimatedBytes), 0);
+  const rate = recentRate(samples, now);
+  const remaining = Math.max(0, estimatedBytes - doneBytes);
+  const etaSeconds = remaining === 0 ? 0 : rate > 0 ? Math.round(remaining / rate) : null;
+  return {
+    group: group5,
+    share: estimatedBytes > 0 ? doneBytes / estimatedBytes : 1,
+    doneBytes,
+    estimatedBytes,
+    bytesPerSecond: Math.round(rate),
+    etaSeconds,
+    finishAt: etaSeconds === null ? null : new Date(now + etaSeconds * 1e3).toISOString()
+  };
+}
+
 // src/phases/load-progress.ts
 var LoadProgress = class {
   constructor(log, persist) {
@@ -98684,6 +98787,9 @@ var LoadProgress = class {
   rows = 0;
   started = Date.now();
   timers = [];
+  /** Per group: bytes copied by this run, sampled for the recent rate. */
+  groupBytes = /* @__PURE__ */ new Map();
+  samples = /* @__PURE__ */ new Map();
   /** Start drawing (and persisting) once the tables are known. */
   start() {
     if (this.log.board) this.timers.push(setInterval(() => this.log.board(this.bars()), 250));
@@ -98694,6 +98800,10 @@ var LoadProgress = class {
   }
   track(group5, table2, estimatedBytes, parts, indexesExpected, state2 = "waiting", partsDone = 0) {
     this.tables.set(displayName(table2), { group: group5, table: displayName(table2), parts, partsDone, rows: 0, bytes: 0, estimatedBytes, state: state2, indexes: 0, indexesExpected, seconds: 0 });
+    if (!this.groupBytes.has(group5)) {
+      this.groupBytes.set(group5, 0);
+      this.samples.set(group5, [{ at: this.started, bytes: 0 }]);
+    }
   }
   get(table2) {
     return this.tables.get(displayName(table2));
@@ -98711,6 +98821,7 @@ var LoadProgress = class {
     return (n3) => {
       this.bytes += n3;
       t.bytes += n3;
+      this.groupBytes.set(t.group, this.groupBytes.get(t.group) + n3);
     };
   }
   /** A part (or a whole table) committed. Returns true when it was the table's last part. */
@@ -98729,6 +98840,19 @@ var LoadProgress = class {
     t.indexes++;
     if (t.state === "indexing" && t.indexes >= t.indexesExpected) t.state = "done";
   }
+  /** Per-group share, recent rate and estimated finish; samples the rates at most once a second. */
+  groupEtas(now = Date.now()) {
+    const tables = [...this.tables.values()];
+    return [...this.groupBytes.keys()].map((g5) => {
+      let samples = this.samples.get(g5);
+      if (now - samples[samples.length - 1].at >= 1e3) {
+        samples.push({ at: now, bytes: this.groupBytes.get(g5) });
+        samples = pruneSamples(samples, now);
+        this.samples.set(g5, samples);
+      }
+      return groupEta(g5, tables, samples, now);
+    });
+  }
   snapshot() {
     const secs = Math.max((Date.now() - this.started) / 1e3, 1e-3);
     const rate = this.bytes / secs;
@@ -98745,16 +98869,19 @@ var LoadProgress = class {
       tablesDone: all.filter((t) => t.state === "done" || t.state === "skipped" || t.state === "indexing").length,
       tables: all.length,
       active: all.filter((t) => t.state === "copying" || t.state === "indexing").map((t) => ({ table: t.table, bytes: t.bytes, estimatedBytes: t.estimatedBytes, partsDone: t.partsDone, parts: t.parts, state: t.state })),
+      groups: this.groupEtas(),
       at: (/* @__PURE__ */ new Date()).toISOString()
     };
   }
   line() {
     const s2 = this.snapshot();
-    return `full-load: ${s2.tablesDone}/${s2.tables} tables, ${formatBytes(s2.bytes)} copied, ${formatBytes(s2.bytesPerSecond)}/s, ${s2.rows} rows in finished tables, ETA \u2264 ${s2.etaSeconds ?? "?"} s`;
+    const groups = s2.groups.length > 1 || s2.groups.some((g5) => g5.share > 0) ? `; ${s2.groups.map(groupLine).join("; ")}` : "";
+    return `full-load: ${s2.tablesDone}/${s2.tables} tables, ${formatBytes(s2.bytes)} copied, ${formatBytes(s2.bytesPerSecond)}/s, ${s2.rows} rows in finished tables, ETA \u2264 ${s2.etaSeconds ?? "?"} s${groups}`;
   }
   bars() {
     const s2 = this.snapshot();
     const lines = [`${bar(s2.bytes, s2.estimatedBytes)} all     ${formatBytes(s2.bytes)} of \u2264${formatBytes(s2.estimatedBytes)}  ${formatBytes(s2.bytesPerSecond)}/s  ${s2.tablesDone}/${s2.tables} tables  ETA \u2264 ${s2.etaSeconds ?? "?"} s`];
+    for (const g5 of s2.groups.length > 1 ? s2.groups : []) lines.push(`${bar(g5.share, 1)} group ${groupLine(g5)}`);
     for (const a5 of s2.active.slice(0, 8)) {
       const parts = a5.parts > 1 ? ` parts ${a5.partsDone}/${a5.parts}` : "";
       lines.push(`${bar(a5.bytes, a5.estimatedBytes)} ${a5.state === "indexing" ? "index " : "copy  "} ${a5.table}${parts}  ${formatBytes(a5.bytes)}`);
@@ -98770,11 +98897,204 @@ var LoadProgress = class {
     this.log.board?.([]);
   }
 };
+function groupLine(g5) {
+  const finish = g5.share >= 1 ? "copied" : g5.finishAt ? `ETA ${formatSeconds(g5.etaSeconds)} (~${g5.finishAt.slice(11, 19)}Z)` : "ETA ?";
+  return `${g5.group} ${Math.floor(g5.share * 100)}% at ${formatBytes(g5.bytesPerSecond)}/s, ${finish}`;
+}
+function formatSeconds(s2) {
+  if (s2 < 90) return `${s2} s`;
+  if (s2 < 5400) return `${Math.round(s2 / 60)} min`;
+  return `${Math.floor(s2 / 3600)} h ${Math.round(s2 % 3600 / 60)} min`;
+}
 function bar(done, total, width = 24) {
   const f5 = total > 0 ? Math.min(done / total, 1) : 1;
   const full = Math.round(f5 * width);
   return `[${"#".repeat(full)}${".".repeat(width - full)}] ${String(Math.round(f5 * 100)).padStart(3)}%`;
 }
+
+// src/core/resume-plan.ts
+function planResume(input2) {
+  const pending = input2.tables.filter((t) => !input2.done.has(t));
+  const pendingSet = new Set(pending);
+  const kept = { tables: 0, rows: 0, bytes: 0 };
+  for (const t of input2.tables) {
+    const f5 = input2.done.get(t);
+    if (!f5) continue;
+    kept.tables++;
+    kept.rows += f5.rows;
+    kept.bytes += f5.bytes;
+  }
+  const discarded = { rows: 0, bytes: 0, parts: [] };
+  for (const t of pending) {
+    const f5 = input2.partial.get(t);
+    if (!f5) continue;
+    discarded.rows += f5.rows;
+    discarded.bytes += f5.bytes;
+    discarded.parts.push(t);
+  }
+  const plan = { pending, leave: [], drop: [], drain: [], newStream: pending.length > 0, kept, discarded };
+  if (!pending.length) return plan;
+  for (const st of input2.streams) {
+    const holdsFinished = [...st.published].some((t) => input2.done.has(t));
+    if (!st.own && !holdsFinished) {
+      plan.drop.push(st.name);
+      continue;
+    }
+    const leaving = [...st.published].filter((t) => pendingSet.has(t));
+    if (leaving.length) plan.leave.push({ stream: st.name, tables: pending.filter((t) => leaving.includes(t)) });
+    plan.drain.push(st.name);
+  }
+  return plan;
+}
+
+// src/phases/bridge.ts
+function nextBridgeName(group5, streams) {
+  const used = streams.filter((r5) => isResyncOf(r5.group, group5)).map((r5) => Number(r5.group.slice(group5.length + 2)));
+  return resyncStreamName(group5, Math.max(0, ...used) + 1);
+}
+function bridgeRecord(ctx, name, state2) {
+  return {
+    group: name,
+    slot: slotName(ctx.plan.name, name),
+    publication: publicationName(ctx.plan.name, name),
+    subscription: subscriptionName(ctx.plan.name, name),
+    snapshotMode: "exported",
+    snapshotLsn: null,
+    state: state2
+  };
+}
+async function leaveStream(s2, carrier, tables) {
+  await dropFromPublication(s2.source, carrier.publication, tables);
+}
+async function openBridgeStream(ctx, s2, journal, record2, tables) {
+  await journal.saveStream(record2);
+  const hb = heartbeatTable(record2.group);
+  await ensureHeartbeat(s2.source, hb, record2.group);
+  await ensureHeartbeat(s2.target, hb, record2.group);
+  await dropPublication(s2.source, record2.publication);
+  await installDdlCapture(s2.source, ctx.plan, record2);
+  await createPublication(s2.source, record2.publication, tables, hb, ddlQueueOf(ctx.plan, record2.group));
+}
+async function drainStreams(ctx, s2, carriers, o3) {
+  const stalledMs = o3.stalledMs ?? 12e4;
+  const started = [];
+  if (o3.start && carriers.length) {
+    await prepareDdlApply(s2.target, ctx.plan, carriers);
+    const streaming = majorOf(s2.sourceVersion) >= 14 && majorOf(s2.targetVersion) >= 14;
+    for (const c5 of carriers) {
+      await ensureHeartbeat(s2.target, heartbeatTable(c5.group), c5.group);
+      await createSubscription(s2.target, { name: c5.subscription, conninfo: subscriptionConninfo(ctx), publication: c5.publication, slot: c5.slot, streaming, startLsn: c5.snapshotMode === "paused-replica" && c5.snapshotLsn ? c5.snapshotLsn : void 0 }, ctx.log);
+      started.push(c5);
+    }
+  }
+  try {
+    for (const c5 of carriers) {
+      const hb = heartbeatTable(c5.group);
+      const beat = await writeBeat(s2.source, hb, c5.group);
+      let lastSeen = Date.now();
+      let lastLine = Date.now();
+      for (; ; ) {
+        if (await beatApplied(s2.target, hb, c5.group, beat)) break;
+        if ((await subscriptionState(s2.target, c5.subscription)).workerRunning) lastSeen = Date.now();
+        else if (Date.now() - lastSeen > stalledMs) {
+          throw failure("bridge.drain", `stream ${c5.group}: its subscription ${c5.subscription} has not applied for ${Math.round(stalledMs / 1e3)} s`, "check the target's server log for the apply error, then run the same command again: it continues");
+        }
+        if (Date.now() - lastLine >= 3e4) {
+          lastLine = Date.now();
+          ctx.log.info(`stream ${c5.group}: applying the changes since its snapshot before the bridge (${Math.round((Date.now() - beat.writtenAt) / 1e3)} s so far)`);
+        }
+        await sleep(50, ctx.signal);
+      }
+    }
+  } finally {
+    for (const c5 of started) await setSubscriptionEnabled(s2.target, c5.subscription, false).catch(() => {
+    });
+  }
+}
+function tablesNamed(all, names) {
+  const wanted = new Set(names);
+  return all.filter((t) => wanted.has(displayName(t)));
+}
+
+// src/phases/load-resume.ts
+async function resumeGroup(ctx, s2, journal, group5, own2, progress, lastSnapshot, openTarget2) {
+  const { log } = ctx;
+  const rows = progress.filter((p3) => p3.group === group5.name && p3.state === "done");
+  const done = /* @__PURE__ */ new Map();
+  const partial2 = /* @__PURE__ */ new Map();
+  for (const p3 of rows.filter((r5) => r5.part === 0)) done.set(displayName(p3), { rows: p3.rows ?? 0, bytes: p3.bytes ?? 0 });
+  for (const p3 of rows.filter((r5) => r5.part > 0 && !done.has(displayName(r5)))) {
+    const f5 = partial2.get(displayName(p3)) ?? { rows: 0, bytes: 0 };
+    f5.rows += p3.rows ?? 0;
+    f5.bytes += p3.bytes ?? 0;
+    partial2.set(displayName(p3), f5);
+  }
+  const all = await journal.streams();
+  const streams = [own2, ...all.filter((r5) => isResyncOf(r5.group, group5.name))];
+  const published = /* @__PURE__ */ new Map();
+  for (const st of streams) published.set(st.group, await publishedTables(s2.source, st.publication));
+  const plan = planResume({
+    tables: group5.tables.map(displayName),
+    done,
+    partial: partial2,
+    streams: streams.map((st) => ({ name: st.group, own: st.group === own2.group, published: published.get(st.group) }))
+  });
+  const inFlightBytes = (lastSnapshot?.active ?? []).filter((a5) => plan.pending.includes(a5.table)).reduce((n3, a5) => n3 + Math.max(0, a5.bytes - (partial2.get(a5.table)?.bytes ?? 0)), 0);
+  const summary2 = {
+    kept: plan.kept,
+    discarded: { rows: plan.discarded.rows, bytes: plan.discarded.bytes, tables: plan.discarded.parts },
+    inFlightBytes,
+    pending: plan.pending.length,
+    copied: { rows: 0, bytes: 0 },
+    dropped: plan.drop,
+    drained: plan.drain
+  };
+  const byName = new Map(streams.map((st) => [st.group, st]));
+  const surviving = streams.filter((st) => st.group !== own2.group && !plan.drop.includes(st.group));
+  log.info(
+    `group ${group5.name}: resuming \u2014 ${plan.kept.tables} table(s) kept at their snapshot (${plan.kept.rows} rows, ${formatBytes(plan.kept.bytes)}), ${plan.pending.length} to copy from a new one` + (plan.discarded.parts.length ? `; finished parts discarded with their table: ${plan.discarded.rows} rows, ${formatBytes(plan.discarded.bytes)}` : "")
+  );
+  if (!plan.newStream) return { summary: summary2, bridges: surviving };
+  const pending = tablesNamed(group5.tables, plan.pending);
+  await buildIndexesOf(s2, openTarget2, ctx.plan.fullLoad.indexJobs, group5.tables.filter((t) => done.has(displayName(t))));
+  await truncateTables(s2.target, pending, () => journal.forgetTables(pending));
+  if (plan.discarded.parts.length) log.warn(`group ${group5.name}: ${plan.discarded.parts.join(", ")} had parts finished at the old snapshot; copied again whole`);
+  for (const name of plan.drop) {
+    const st = byName.get(name);
+    await dropSubscription(s2.target, st.subscription);
+    await dropSlot(s2.source, st.slot);
+    await dropPublication(s2.source, st.publication);
+    await journal.deleteStream(st.group);
+    log.info(`group ${group5.name}: resume stream ${st.group} held no finished table; dropped`);
+  }
+  for (const l3 of plan.leave) await leaveStream(s2, byName.get(l3.stream), tablesNamed(group5.tables, l3.tables));
+  const record2 = bridgeRecord(ctx, nextBridgeName(group5.name, [...surviving, own2]), "loading");
+  await openBridgeStream(ctx, s2, journal, record2, pending);
+  const drain = plan.drain.map((n3) => byName.get(n3));
+  if (drain.length) log.info(`group ${group5.name}: applying ${drain.map((d5) => d5.group).join(", ")} up to the bridge`);
+  await drainStreams(ctx, s2, drain, { start: true });
+  const holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s2.sourceVersion);
+  record2.snapshotLsn = holder.lsnText;
+  await journal.saveStream(record2);
+  summary2.stream = record2.group;
+  summary2.snapshotLsn = holder.lsnText;
+  await journal.event("full-load", "info", `group ${group5.name}: resumed; ${plan.kept.tables} table(s) kept, ${plan.pending.length} carried by ${record2.group} from ${holder.lsnText}`, summary2);
+  log.info(`group ${group5.name}: resume stream ${record2.group} at ${holder.lsnText} carries ${plan.pending.length} table(s)`);
+  return { summary: summary2, holder, bridges: [...surviving, record2] };
+}
+async function buildIndexesOf(s2, open3, jobs, tables) {
+  if (!tables.length) return;
+  const early = await earlyIndexes(s2.source, tables);
+  const queue = new IndexQueue(open3, jobs, () => {
+  });
+  try {
+    queue.add(tables.flatMap((t) => indexesOf(early, t)));
+    await queue.drain();
+  } finally {
+    await queue.close();
+  }
+}
+var resumePhase = (group5) => `full-load:resume:${group5}`;
 
 // src/phases/full-load.ts
 var PRE_DATA = "full-load:pre-data";
@@ -98787,6 +99107,11 @@ var REPLICA_IDENTITY = "source:replica-identity";
 var progressPhase = (group5) => `full-load:progress:${group5 ?? "*"}`;
 function exportedPoint(ctx, holder) {
   return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c5) => importSnapshot(c5, holder.snapshotName), check: () => {
+  } };
+}
+function plainPoint(ctx) {
+  return { endpoint: ctx.source, lsnText: "", begin: (c5) => c5.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").then(() => {
+  }), check: () => {
   } };
 }
 function replicaPoint(endpoint, paused) {
@@ -98806,6 +99131,7 @@ async function saveStreams(journal, x, state2, lsn = x.record.snapshotLsn) {
     record2.snapshotLsn = lsn;
     await journal.saveStream(record2);
   }
+  for (const b5 of x.bridges) await journal.setStreamState(b5.group, state2);
 }
 async function runFullLoad(ctx, options = {}) {
   const started = Date.now();
@@ -98832,7 +99158,10 @@ async function runFullLoad(ctx, options = {}) {
     const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
     if (!preDataDone) await requireEmptyTarget(s2, ctx, groups);
     const pausedMode = plan.snapshot === "paused-replica";
-    const actions = new Map(groups.map((g5) => [g5, decideGroupLoad(existing.get(g5.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode })]));
+    const priorProgress = prior ? await prior.tableProgress() : [];
+    const copied = new Set(priorProgress.filter((p3) => p3.state === "done" && p3.part === 0).map((p3) => p3.group));
+    const decide = (g5) => decideGroupLoad(existing.get(g5.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g5.name), canBridge: plan.cdc.engine === "native" });
+    const actions = new Map(groups.map((g5) => [g5, decide(g5)]));
     if (options.restart) {
       const withTasks2 = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
       const busy = groups.find((g5) => existing.has(g5.name) && withTasks2.has(g5.name));
@@ -98845,13 +99174,14 @@ async function runFullLoad(ctx, options = {}) {
       if (action !== "refuse-interrupted") continue;
       throw gateRefused(
         "full-load.interrupted",
-        `group ${group5.name}: an earlier full load stopped while loading; its ${existing.get(group5.name).snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
-        `run pgshift full-load --restart${options.group ? ` --group ${group5.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
+        `group ${group5.name}: an earlier full load stopped while loading; its ${existing.get(group5.name).snapshotMode === "exported" ? `exported snapshot ended with that process, and ${pausedMode ? "a paused-replica plan" : `cdc.engine ${plan.cdc.engine}`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
+        `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group5.name}` : ""} to load the group again from a new slot`
       );
     }
     const loading = groups.filter((g5) => actions.get(g5) !== "skip");
     const streamsToLoad = loading.flatMap((g5) => stream.parts(g5, newStreamRecord(plan, g5.name)).map((p3) => p3.record.slot));
-    const slotsNeeded = streamsToLoad.length - await existingSlots(s2, streamsToLoad);
+    const resuming = [...actions.values()].filter((a5) => a5 === "resume").length;
+    const slotsNeeded = streamsToLoad.length - await existingSlots(s2, streamsToLoad) + resuming;
     const preflight = loading.length ? await preflightLoad(ctx, s2, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
     const journal = await Journal.open(s2.target, plan.name, {
       source: ctx.source.label,
@@ -98872,8 +99202,8 @@ async function runFullLoad(ctx, options = {}) {
         continue;
       }
       if (action === "reset") await resetGroup(s2, ctx, journal, stream, group5, existing);
-      const record2 = action === "continue" ? priorRecord : newStreamRecord(plan, group5.name);
-      toLoad.push({ group: group5, record: record2, parts: stream.parts(group5, record2) });
+      const record2 = action === "continue" || action === "resume" ? priorRecord : newStreamRecord(plan, group5.name);
+      toLoad.push({ group: group5, record: record2, parts: stream.parts(group5, record2), resuming: action === "resume", bridges: [] });
     }
     if (pausedMode && toLoad.length > 0) {
       const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
@@ -98887,7 +99217,17 @@ async function runFullLoad(ctx, options = {}) {
         await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
       }
     } else {
+      const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail;
       for (const x of toLoad) {
+        if (x.resuming) {
+          const r5 = await resumeGroup(ctx, s2, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)));
+          if (r5.holder) holders.push(r5.holder);
+          x.bridges = r5.bridges;
+          x.resumed = r5.summary;
+          await journal.setPhaseDetail(resumePhase(x.group.name), "running", r5.summary);
+          x.point = r5.holder ? exportedPoint(ctx, r5.holder) : plainPoint(ctx);
+          continue;
+        }
         await prepareGroupObjects(s2, journal, stream, x);
         for (const part of x.parts.slice(1)) await ensureSlot(s2.source, part.record.slot, stream.plugin);
         const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, stream.plugin, s2.sourceVersion);
@@ -98918,6 +99258,8 @@ async function runFullLoad(ctx, options = {}) {
       prog.indexBuilt(step.table);
       logIndexBuilt(log, step, ms, built);
     });
+    const stopIndexes = () => indexes?.abandon(abortReason(ctx.signal));
+    ctx.signal.addEventListener("abort", stopIndexes, { once: true });
     const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
     const tasks = [];
     const completeSplits = [];
@@ -98943,22 +99285,29 @@ async function runFullLoad(ctx, options = {}) {
       await recordSplitTableDone(s2.target, journal.migration, group5, table2, parts);
       indexes.add(indexesOf(early, table2));
     }
-    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied, target) => {
+    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied2, target) => {
       const totals = perGroup.get(task.group);
-      totals.rows += copied.rows;
-      totals.bytes += copied.bytes;
-      if (!prog.partDone(task.table, copied.rows)) return;
+      totals.rows += copied2.rows;
+      totals.bytes += copied2.bytes;
+      if (!prog.partDone(task.table, copied2.rows)) return;
       if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
       indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
     });
     await indexes.drain();
+    ctx.signal.removeEventListener("abort", stopIndexes);
+    throwIfAborted(ctx.signal);
     prog.stop();
     await journal.setPhaseDetail(progressPhase(options.group), "done", prog.snapshot());
     for (const x of toLoad) {
       const { group: group5, record: record2, point } = x;
       await saveStreams(journal, x, "loaded");
       const totals = perGroup.get(group5.name);
-      results.push({ group: group5.name, slot: record2.slot, publication: record2.publication, snapshotLsn: point.lsnText, tables: group5.tables.length, ...totals });
+      if (x.resumed) {
+        x.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
+        await journal.setPhaseDetail(resumePhase(group5.name), "done", x.resumed);
+        log.info(`group ${group5.name}: resumed \u2014 kept ${x.resumed.kept.rows} rows (${formatBytes(x.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${x.resumed.snapshotLsn ?? "no new snapshot"}`);
+      }
+      results.push({ group: group5.name, slot: record2.slot, publication: record2.publication, snapshotLsn: x.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group5.tables.length, ...totals, ...x.resumed ? { resumed: x.resumed } : {} });
     }
     if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
       await withStepLock(s2.target, LARGE_OBJECTS, async () => {
@@ -99113,8 +99462,13 @@ async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clea
 }
 async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, onDone) {
   const workers = [];
+  const stop = () => {
+    for (const w of workers) if (w) for (const c5 of [w.source, w.target]) abandon(c5);
+  };
+  ctx.signal.addEventListener("abort", stop, { once: true });
   try {
     await runPool(tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
+      throwIfAborted(ctx.signal);
       let w = workers[id];
       if (!w) {
         const source = await connect(task.point.endpoint, { applicationName: "pgshift copy" });
@@ -99123,13 +99477,20 @@ async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, on
           throw err;
         });
         w = workers[id] = { source, target };
+        if (ctx.signal.aborted) stop();
         await Promise.all([useCopySettings(source), useCopySettings(target)]);
       }
       task.point.check();
-      const r5 = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
-      await onDone(task, r5, w.target);
+      try {
+        const r5 = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
+        await onDone(task, r5, w.target);
+      } catch (err) {
+        throwIfAborted(ctx.signal);
+        throw err;
+      }
     });
   } finally {
+    ctx.signal.removeEventListener("abort", stop);
     await Promise.all(workers.filter(Boolean).flatMap((w) => [w.source.end().catch(() => {
     }), w.target.end().catch(() => {
     })]));
@@ -100009,43 +100370,23 @@ async function resyncTables(ctx, names) {
     if (pending && (pendingTables.length !== names.length || pendingTables.some((t) => !wanted.has(t)))) {
       throw gateRefused("resync.pending", `an interrupted resync of ${pendingTables.join(", ") || pending.group} has not finished`, `run pgshift cdc resync -t ${pendingTables.join(" ") || "\u2026"} first: its tables are carried by no stream until it completes`);
     }
-    const name = pending?.group ?? resyncStreamName(owner.name, streams.filter((r5) => isResyncOf(r5.group, owner.name)).length + 1);
-    const record2 = {
-      group: name,
-      slot: slotName(ctx.plan.name, name),
-      publication: publicationName(ctx.plan.name, name),
-      subscription: subscriptionName(ctx.plan.name, name),
-      snapshotMode: "exported",
-      snapshotLsn: null,
-      state: "resyncing"
-    };
+    const name = pending?.group ?? nextBridgeName(owner.name, streams);
+    const record2 = bridgeRecord(ctx, name, "resyncing");
     await journal.startPhase("cdc:resync", { stream: name, tables: names });
     if (pending) {
       await dropSubscription(s2.target, record2.subscription);
       await dropSlot(s2.source, record2.slot);
     }
-    const hb = heartbeatTable(name);
-    await ensureHeartbeat(s2.source, hb, name);
-    await ensureHeartbeat(s2.target, hb, name);
     const carriers = streams.filter((r5) => r5.state === "streaming" && (r5.group === owner.name || isResyncOf(r5.group, owner.name)));
     const drained = [];
     for (const carrier of carriers) {
       const published = await publishedTables(s2.source, carrier.publication);
-      const leaving = tables.filter((t) => published.has(displayName(t)));
-      if (!leaving.length) continue;
-      await s2.source.query(`ALTER PUBLICATION ${quoteIdent(carrier.publication)} DROP TABLE ${leaving.map(qualify).join(", ")}`);
+      if (!tables.some((t) => published.has(displayName(t)))) continue;
+      await leaveStream(s2, carrier, tables);
       drained.push(carrier);
     }
-    if (await publicationExists(s2.source, record2.publication)) await s2.source.query(`DROP PUBLICATION ${quoteIdent(record2.publication)}`);
-    await installDdlCapture(s2.source, ctx.plan, record2);
-    await createPublication(s2.source, record2.publication, tables, hb, ddlQueueOf(ctx.plan, record2.group));
-    await journal.saveStream(record2);
-    for (const carrier of drained) {
-      const beat = await writeBeat(s2.source, heartbeatTable(carrier.group), carrier.group);
-      if (await waitForMarker(s2.target, heartbeatTable(carrier.group), carrier.group, beat, 12e4) === null) {
-        throw failure("resync.drain", `stream ${carrier.group} did not apply its changes within 120 s`, "check pgshift cdc status, then run the same resync again: it continues");
-      }
-    }
+    await openBridgeStream(ctx, s2, journal, record2, tables);
+    await drainStreams(ctx, s2, drained, { start: false });
     holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s2.sourceVersion);
     const rows = await recopy(ctx, tables, holder.snapshotName);
     record2.snapshotLsn = holder.lsnText;
@@ -100078,20 +100419,7 @@ async function recopy(ctx, tables, snapshotName) {
     await Promise.all([useCopySettings(source), useCopySettings(target)]);
     for (const t of tables) {
       await importSnapshot(source, snapshotName);
-      await target.query("BEGIN");
-      try {
-        await target.query("SET LOCAL session_replication_role = replica");
-        await target.query(`DELETE FROM ${qualify(t)}`);
-        rows += (await copyTable(source, target, t, { format: ctx.plan.fullLoad.copyFormat })).rows;
-        await target.query("COMMIT");
-        await source.query("COMMIT");
-      } catch (err) {
-        await target.query("ROLLBACK").catch(() => {
-        });
-        await source.query("ROLLBACK").catch(() => {
-        });
-        throw err;
-      }
+      rows += await replaceTableRows(source, target, t, { format: ctx.plan.fullLoad.copyFormat });
     }
   } finally {
     await Promise.all([source.end().catch(() => {
@@ -100500,7 +100828,7 @@ function installInterruptHandlers(o3 = {}) {
 }
 
 // src/actions/_runner.ts
-async function runAction(name, phase) {
+async function runAction(name, phase, onFailure) {
   installInterruptHandlers({ onMessage: (line) => warning(line) });
   onSecretRegistered((secret) => setSecret(secret));
   const log = createLogger(
@@ -100512,10 +100840,12 @@ async function runAction(name, phase) {
     },
     { debug: isDebug() }
   );
+  let ctx;
   try {
     const configPath = getInput("config") || "migration.yml";
     const { plan } = loadPlanFile(configPath, process.env);
-    const outcome = await phase(phaseContext(plan, log, interruptSignal));
+    ctx = phaseContext(plan, log, interruptSignal);
+    const outcome = await phase(ctx);
     for (const [key, value] of Object.entries(outcome.outputs)) setOutput(key, redact(String(value)));
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
@@ -100526,10 +100856,12 @@ async function runAction(name, phase) {
   } catch (err) {
     const { exitCode, line: message } = describeFailure(err);
     setOutput("exit-code", String(exitCode));
+    const more = ctx && onFailure && exitCode === 1 ? await onFailure(ctx).catch(() => "") : "";
     await summary.addRaw(`### pgshift ${name} \u2014 ${exitCode === 3 ? "refused" : exitCode === 2 ? "bad input" : "failed"}
 
 ${redact(message)}
-`).write().catch(() => {
+${more ? `
+${redact(more)}` : ""}`).write().catch(() => {
     });
     setFailed(redact(message));
   }
