@@ -1,14 +1,15 @@
 import type pg from 'pg';
+import { grantStatements } from '../core/acl.js';
 import { quoteIdent } from '../core/ident.js';
 
 /**
  * Large objects (pg_largeobject) are not part of any table and logical replication does not carry
  * them: the full load copies them, inside the same snapshot as the rows, one object at a time with
- * its OID and owner kept, so references to them in the copied rows stay valid. Changes to large
+ * its OID, owner and grants (lomacl) kept, so references to them in the copied rows stay valid. Changes to large
  * objects after the snapshot are not replicated (assess says so).
  */
 export async function copyLargeObjects(source: pg.Client, target: pg.Client, keepOwnership: boolean): Promise<{ objects: number; bytes: number }> {
-  const list = await source.query<{ oid: string; owner: string }>(`SELECT oid::text, pg_get_userbyid(lomowner) AS owner FROM pg_largeobject_metadata ORDER BY oid`);
+  const list = await source.query<{ oid: string; owner: string; acl: string[] | null }>(`SELECT oid::text, pg_get_userbyid(lomowner) AS owner, lomacl::text[] AS acl FROM pg_largeobject_metadata ORDER BY oid`);
   let bytes = 0;
   for (const lo of list.rows) {
     const data = await source.query<{ d: Buffer }>('SELECT lo_get($1::oid) AS d', [lo.oid]);
@@ -21,7 +22,11 @@ export async function copyLargeObjects(source: pg.Client, target: pg.Client, kee
       await target.query('SELECT lo_from_bytea($1::oid, $2::bytea)', [lo.oid, payload]);
       if (keepOwnership) {
         const role = await target.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [lo.owner]);
-        if (role.rowCount) await target.query(`ALTER LARGE OBJECT ${Number(lo.oid)} OWNER TO ${quoteIdent(lo.owner)}`);
+        if (role.rowCount) {
+          await target.query(`ALTER LARGE OBJECT ${Number(lo.oid)} OWNER TO ${quoteIdent(lo.owner)}`);
+          // A grantee the target lacks was refused before the load (assess: roles.missing).
+          if (lo.acl) for (const sql of grantStatements(`LARGE OBJECT ${Number(lo.oid)}`, lo.acl, lo.owner)) await target.query(sql);
+        }
       }
       await target.query('COMMIT');
     } catch (err) {
