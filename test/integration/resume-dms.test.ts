@@ -25,7 +25,7 @@ import { sql, startServer } from '../harness/servers.js';
  * pglogical, 17), DMS mocked (test/harness/fake-dms.ts).
  */
 const RI = 'arn:aws:dms:us-east-1:123456789012:rep:RI1';
-const DMS_PLAN = `groups:
+const dmsPlan = (plugin = 'pglogical') => `groups:
   - { name: g1, tables: [shop.big, shop.mid, shop.orders, shop.small] }
 tables:
   shop.orders: { batchApply: true }
@@ -33,7 +33,7 @@ fullLoad: { jobs: 1, indexJobs: 1 }
 cdc:
   engine: dms
   dms:
-    plugin: pglogical
+    plugin: ${plugin}
     replicationInstanceArn: ${RI}
     replicationInstanceIdentifier: pgshift-test-ri
     pollSeconds: 0
@@ -62,13 +62,13 @@ let ctx: PhaseContext;
 let fake: FakeDms;
 let file: string;
 
-async function useDatabase(db: string): Promise<void> {
+async function useDatabase(db: string, plugin = 'pglogical'): Promise<void> {
   for (const c of [source, target]) await sql(c.url(), `CREATE DATABASE ${db}`);
   sourceUrl = source.url(db);
   targetUrl = target.url(db);
   await sql(sourceUrl, SCHEMA);
-  ctx = phaseContext(testPlan(sourceUrl, targetUrl, DMS_PLAN), silentLogger);
-  file = writePlanFile(DMS_PLAN);
+  ctx = phaseContext(testPlan(sourceUrl, targetUrl, dmsPlan(plugin)), silentLogger);
+  file = writePlanFile(dmsPlan(plugin));
 }
 
 beforeAll(async () => {
@@ -245,5 +245,34 @@ describe('DMS engine: a full load killed mid-copy resumes; cdc start adds a task
     expect(await sql(targetUrl, `SELECT count(*)::int AS n FROM shop.small`)).toEqual([{ n: 502 }]);
     await runTeardown(ctx);
     expect(fake.endpoints.size).toBe(0);
+  });
+
+  it('test_decoding: no sets to leave — the carried list in the journal alone keeps the moved table out of the group task mapping', async () => {
+    await useDatabase('shop_td', 'test_decoding');
+    fake.reset();
+    const { stderr } = await killHeldThenResume();
+    expect(stderr).toMatch(/resume stream g1_r1 at \S+ carries 1 table/);
+    expect((await sql(sourceUrl, `SELECT slot_name AS s, plugin FROM pg_replication_slots ORDER BY 1`)).map((x) => [x.s, x.plugin])).toEqual([
+      ['pgshift_shop_g1', 'test_decoding'],
+      ['pgshift_shop_g1_batch', 'test_decoding'],
+      ['pgshift_shop_g1_r1', 'test_decoding'],
+    ]);
+    expect(await sql(targetUrl, `SELECT count(*)::int AS n FROM shop.small`)).toEqual([{ n: 501 }]);
+    await sql(sourceUrl, `SET synchronous_commit = on; INSERT INTO shop.small VALUES (900004, 'streamed'); UPDATE shop.big SET v = 'streamed' WHERE id = 3`);
+    await startDmsCdc(ctx, fake.clients);
+    const tasks = fake.createTaskInputs();
+    const t = (name: string) => ({ schema: 'shop', name, batchApply: false });
+    expect(tasks.map((x) => [x.ReplicationTaskIdentifier, x.TableMappings])).toEqual([
+      ['pgshift-shop-g1-single', tableMappings([t('big'), t('mid'), { schema: 'pgshift', name: 'heartbeat_g1', batchApply: false }])],
+      ['pgshift-shop-g1-batch', tableMappings([{ schema: 'shop', name: 'orders', batchApply: true }, { schema: 'pgshift', name: 'heartbeat_g1_batch', batchApply: true }])],
+      ['pgshift-shop-g1-r1', tableMappings([t('small'), { schema: 'pgshift', name: 'heartbeat_g1_r1', batchApply: false }])],
+    ]);
+    const r1 = (await streams()).find((x) => x.g === 'g1_r1')!;
+    expect(parseLsn(tasks[2].CdcStartPosition!) >= parseLsn(r1.lsn)).toBe(true);
+    const endpoint = fake.dms.commandCalls(CreateEndpointCommand).map((c) => c.args[0].input).find((e) => e.EndpointIdentifier === 'pgshift-shop-g1-r1-source')!;
+    expect(endpoint.PostgreSQLSettings).toMatchObject({ PluginName: 'test-decoding', SlotName: 'pgshift_shop_g1_r1' });
+    await runTeardown(ctx);
+    expect(fake.tasks.size).toBe(0);
+    expect(await sql(sourceUrl, 'SELECT count(*)::int AS n FROM pg_replication_slots')).toEqual([{ n: 0 }]);
   });
 });
