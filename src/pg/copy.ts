@@ -57,6 +57,9 @@ export async function useCopySettings(c: pg.Client): Promise<void> {
 /** Both sessions must have had useCopySettings. */
 export async function copyTable(source: pg.Client, target: pg.Client, table: TableInfo, options: CopyOptions = {}): Promise<CopyResult> {
   const cols = copyColumns(table).map(quoteIdent).join(', ');
+  // A table without columns (CREATE TABLE t ()) still holds rows: COPY takes no column list then
+  // (`t ()` is a syntax error) and carries one empty line per row; `SELECT FROM` reads them.
+  const list = cols ? ` (${cols})` : '';
   const format = copyFormatOf(table, options.format);
   const outOptions = format === 'binary' ? ' (FORMAT binary)' : '';
   const inOptions = [format === 'binary' ? 'FORMAT binary' : '', options.freeze ? 'FREEZE' : ''].filter(Boolean).join(', ');
@@ -64,10 +67,10 @@ export async function copyTable(source: pg.Client, target: pg.Client, table: Tab
     copyTo(
       options.where
         ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table)} WHERE ${options.where}) TO STDOUT${outOptions}`
-        : `COPY ${qualify(table)} (${cols}) TO STDOUT${outOptions}`,
+        : `COPY ${qualify(table)}${list} TO STDOUT${outOptions}`,
     ),
   );
-  const into = target.query(copyFrom(`COPY ${qualify(table)} (${cols}) FROM STDIN${inOptions ? ` WITH (${inOptions})` : ''}`));
+  const into = target.query(copyFrom(`COPY ${qualify(table)}${list} FROM STDIN${inOptions ? ` WITH (${inOptions})` : ''}`));
   let bytes = 0;
   const meter = new Transform({
     transform(chunk: Buffer, _enc, done) {

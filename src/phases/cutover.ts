@@ -5,7 +5,6 @@ import { formatBytes } from '../config/size.js';
 import { parseServerUrl } from '../config/url.js';
 import type { CutoverRecord } from '../core/cutover-steps.js';
 import { failure, gateRefused, isPgshiftError } from '../core/errors.js';
-import { qualify } from '../core/ident.js';
 import { uninterruptible } from '../core/interrupt.js';
 import { sleep } from '../core/wait.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
@@ -19,7 +18,7 @@ import { drainToBarrier, waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { PgBouncer, restoreConfigLine } from '../pg/pgbouncer.js';
 import { setSubscriptionEnabled, slotState, subscriptionState } from '../pg/replication.js';
 import { diffSchemas } from '../pg/schema-diff.js';
-import { readSequence, syncSequences, type SequenceSync } from '../pg/sequences.js';
+import { consumed, prebumpSequences, readSequence, syncSequences, type SequenceSync } from '../pg/sequences.js';
 import { heartbeatTable } from '../core/names.js';
 import { statusProblems } from './cdc.js';
 import { dmsStatusOn, type DmsTaskState } from './cdc-dms.js';
@@ -402,12 +401,11 @@ async function prepare(ctx: PhaseContext, s: Sessions, streams: StreamRecord[]):
     await sleep(1000, ctx.signal);
     const after = await Promise.all(seqs.map((q) => readSequence(s.source, q)));
     const budget = BigInt(Math.ceil(c.timeoutSeconds + c.finalCheckSeconds + 60));
-    for (const [i, q] of seqs.entries()) {
-      const rate = after[i].lastValue - before[i].lastValue;
-      const margin = (rate > 0n ? rate : 1n) * budget * 2n;
-      const value = after[i].lastValue + margin + BigInt(c.sequenceMargin);
-      if (value <= BigInt(q.maxValue)) await s.target.query('SELECT pg_catalog.setval($1::regclass, GREATEST($2::bigint, (SELECT last_value FROM ' + qualify(q) + ')), true)', [qualify(q), value.toString()]);
-    }
+    const plan = seqs.map((q, i) => {
+      const rate = consumed(q, before[i], after[i]);
+      return { sequence: q, position: after[i], margin: (rate > 0n ? rate : 1n) * budget * 2n + BigInt(c.sequenceMargin) };
+    });
+    await prebumpSequences(s.target, plan);
     ctx.log.info(`sequences pre-bumped on the target (${seqs.length})`);
   }
   if (c.rollback) await prepareReverse(ctx, s, streams);

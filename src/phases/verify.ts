@@ -31,7 +31,8 @@ import { throwIfAborted } from '../core/wait.js';
 import { fingerprint, useCanonicalSettings } from '../pg/hash.js';
 import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { diffSchemas, type SchemaDifference } from '../pg/schema-diff.js';
-import { readSequence } from '../pg/sequences.js';
+import { readSequence, shapeOf } from '../pg/sequences.js';
+import { isBehind } from '../core/sequences.js';
 import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
 
 /**
@@ -303,12 +304,11 @@ async function checkSequences(source: pg.Client, target: pg.Client): Promise<Seq
   for (const q of await listSequences(source)) {
     const a = await readSequence(source, q);
     const b = await readSequence(target, q).catch(() => undefined);
-    const next = (v: { lastValue: bigint; isCalled: boolean }) => (v.isCalled ? v.lastValue + 1n : v.lastValue);
     out.push({
       sequence: displayName(q),
       source: a.lastValue.toString(),
       target: b ? b.lastValue.toString() : 'missing',
-      behind: !b || next(b) < next(a),
+      behind: isBehind(shapeOf(q), a, b),
     });
   }
   return out;
