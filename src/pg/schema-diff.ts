@@ -12,12 +12,13 @@ import { SOURCE_ONLY_EXTENSIONS } from './schema.js';
 export interface SchemaDifference {
   kind: 'table' | 'column' | 'constraint' | 'index' | 'sequence' | 'trigger' | 'enum' | 'extension';
   object: string;
-  problem: 'missing on target' | 'extra on target' | 'different' | 'invalid on target';
+  problem: 'missing on target' | 'extra on target' | 'different' | 'invalid on target' | 'not populated on target';
   source?: string;
   target?: string;
 }
 
 const SCHEMAS = USER_SCHEMAS;
+const UNPOPULATED = ' [NOT POPULATED]';
 // DMS control tables, and relations an extension owns (pglogical's catalog on a DMS source).
 const NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%' AND ${NOT_EXTENSION_MEMBER}`;
 
@@ -26,7 +27,10 @@ type Inventory = Map<string, Map<string, string>>;
 async function inventory(c: pg.Client): Promise<Inventory> {
   const q = async (sql: string) => new Map((await c.query<{ k: string; v: string }>(sql)).rows.map((r) => [r.k, normalise(r.v)]));
   const inv: Inventory = new Map();
-  inv.set('table', await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS k, c.relkind::text AS v
+  // A materialized view populated on the source and not on the target (its refresh after the load
+  // failed) reads as an error there: a difference of its own.
+  inv.set('table', await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS k,
+      c.relkind::text || CASE WHEN c.relkind = 'm' AND NOT c.relispopulated THEN '${UNPOPULATED}' ELSE '' END AS v
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND ${SCHEMAS} AND ${NOT_DMS}`));
   inv.set('column', await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname) AS k,
       format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
@@ -75,7 +79,9 @@ export async function diffSchemas(source: pg.Client, target: pg.Client): Promise
       if (other === undefined) out.push({ kind: kind as SchemaDifference['kind'], object: name, problem: 'missing on target', source: def });
       else if (other !== def) {
         const invalid = kind === 'index' && other.endsWith('[INVALID]') && !def.endsWith('[INVALID]');
-        out.push({ kind: kind as SchemaDifference['kind'], object: name, problem: invalid ? 'invalid on target' : 'different', source: def, target: other });
+        const unpopulated = kind === 'table' && other.endsWith(UNPOPULATED) && !def.endsWith(UNPOPULATED);
+        const problem = invalid ? 'invalid on target' : unpopulated ? 'not populated on target' : 'different';
+        out.push({ kind: kind as SchemaDifference['kind'], object: name, problem, source: def, target: other });
       }
     }
     for (const [name, def] of tgt) {

@@ -336,6 +336,15 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
   );
   if (invalid.rowCount) throw gateRefused('cutover.invalid-index', `index ${invalid.rows[0].i} is invalid on the target`, `REINDEX INDEX ${invalid.rows[0].i} on the target`);
   const drift = await diffSchemas(s.source, s.target);
+  const unpopulated = drift.filter((d) => d.problem === 'not populated on target');
+  if (unpopulated.length) {
+    const names = unpopulated.map((d) => d.object);
+    throw gateRefused(
+      'cutover.matview',
+      `materialized view(s) ${names.join(', ')} populated on the source are not populated on the target (their refresh after the full load failed: the full-load report and pgshift status name the error)`,
+      `fix the cause, then REFRESH MATERIALIZED VIEW ${names[0]} on the target${names.length > 1 ? ' (and each of the others)' : ''}`,
+    );
+  }
   if (drift.length) {
     const d = drift[0];
     throw gateRefused(

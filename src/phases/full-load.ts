@@ -18,6 +18,7 @@ import { preflightLoad } from './preflight.js';
 import { journaledDmsTasks, newStreamRecord, streamSource, type StreamPart, type StreamSource } from './stream-source.js';
 import { dumpSchema, preDataList, restoreSection, type SchemaDump } from '../pg/schema.js';
 import { syncSequences } from '../pg/sequences.js';
+import { populatedMatviews, refreshMatviews, type MatviewRefresh } from '../pg/matviews.js';
 import { dropSlot, ensureSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
 import { findTool, requireDumpForSource, type PgTool } from '../pg/tools.js';
 import { openSessions, requireLogicalSource, resolveGroups, type PhaseContext, type ResolvedGroup, type Sessions } from './context.js';
@@ -67,6 +68,8 @@ export interface FullLoadResult {
   indexesBuiltEarly: number;
   postData: 'done' | 'waiting-for-groups' | 'already-done';
   sequences: number;
+  /** Materialized views whose refresh on the target failed, each with its error (the load itself is complete). */
+  failedViews: MatviewRefresh['failed'];
 }
 
 const PRE_DATA = 'full-load:pre-data';
@@ -314,6 +317,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     // Post-data waits until every group of the plan is loaded: foreign keys cross groups.
     let postData: FullLoadResult['postData'] = 'already-done';
     let sequences = 0;
+    let failedViews: MatviewRefresh['failed'] = [];
     const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g) => g.name));
     if ((await journal.phaseState(POST_DATA))?.state !== 'done') {
       postData = 'waiting-for-groups';
@@ -322,8 +326,10 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
           if ((await journal.phaseState(POST_DATA))?.state === 'done') return;
           const allGroups = options.group ? await resolveGroups(ctx, s.source, s.sourceVersion) : groups;
           dump ??= await dumpSchema(dumpTool, ctx.source, undefined);
-          sequences = await runPostData(ctx, s, restoreTool, dump, allGroups);
-          await journal.finishPhase(POST_DATA, 'done');
+          const post = await runPostData(ctx, s, journal, restoreTool, dump, allGroups);
+          sequences = post.sequences;
+          failedViews = post.failedViews;
+          await journal.finishPhase(POST_DATA, 'done', { sequences, failedViews });
           postData = 'done';
         });
       } else {
@@ -343,6 +349,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows,
       indexesBuiltEarly: indexes.built,
       postData,
+      failedViews,
       sequences,
     };
     await journal.finishPhase('full-load', allLoaded ? 'done' : 'partial', { ...result, tables: undefined });
@@ -592,7 +599,7 @@ async function recordSplitTableDone(c: pg.Client, migration: string, group: stri
  * indexes of partitioned tables) in one transaction — a crash leaves all of it or none, and the
  * next run does it again — then sequences, materialized views and ANALYZE.
  */
-async function runPostData(ctx: PhaseContext, s: Sessions, restoreTool: PgTool, dump: SchemaDump, groups: ResolvedGroup[]): Promise<number> {
+async function runPostData(ctx: PhaseContext, s: Sessions, journal: Journal, restoreTool: PgTool, dump: SchemaDump, groups: ResolvedGroup[]): Promise<{ sequences: number; failedViews: MatviewRefresh['failed'] }> {
   const { plan, log } = ctx;
   const sessionName = postDataSessionName(plan.name);
   await endSessions(s.target, [sessionName]);
@@ -610,8 +617,12 @@ async function runPostData(ctx: PhaseContext, s: Sessions, restoreTool: PgTool, 
   const listFile = await postDataList(restoreTool, dump, early);
   await restoreSection(restoreTool, ctx.target, dump, 'post-data', { keepOwnership: plan.fullLoad.ownership === 'keep', listFile, sessionName });
   const sequences = (await syncSequences(s.source, s.target)).length;
-  await refreshMaterializedViews(s, log);
   log.info(`sequences: ${sequences} set from the source`);
+  const views = await refreshMatviews(s.target, await populatedMatviews(s.source), (v) => log.info(`materialized view ${v} refreshed on the target`));
+  for (const f of views.failed) {
+    log.warn(`materialized view ${f.view} could not be refreshed on the target: ${f.error} (the load is complete; fix the cause, then REFRESH MATERIALIZED VIEW ${f.view} on the target — verify and the cut-over gate name it until then)`);
+    await journal.event('full-load', 'warn', `materialized view ${f.view} not refreshed: ${f.error}`, f);
+  }
   // Tables analyzed as they landed are skipped; the rest (loaded by a job that stopped early,
   // partitioned parents, tables without rows) are analyzed now.
   const unanalyzed = await s.target.query<{ t: string }>(
@@ -619,7 +630,7 @@ async function runPostData(ctx: PhaseContext, s: Sessions, restoreTool: PgTool, 
   );
   for (const r of unanalyzed.rows) await s.target.query(`ANALYZE ${r.t}`);
   for (const p of groups.flatMap((g) => g.parents)) await s.target.query(`ANALYZE ${qualify(p)}`);
-  return sequences;
+  return { sequences, failedViews: views.failed };
 }
 
 /** Index builds worth a line (a second or more); the rest only with --debug. */
@@ -815,17 +826,6 @@ async function resetGroup(s: Sessions, ctx: PhaseContext, journal: Journal, stre
   }
   await s.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group.name]);
   await journal.event('full-load', 'warn', `group ${group.name}: restarted from a new slot`);
-}
-
-/** Materialized views come from pg_dump without their rows; refresh the ones populated on the source. */
-async function refreshMaterializedViews(s: Sessions, log: PhaseContext['log']) {
-  const r = await s.source.query<{ schema: string; name: string }>(
-    `SELECT schemaname AS schema, matviewname AS name FROM pg_matviews WHERE ispopulated AND schemaname NOT IN ('pg_catalog', 'information_schema')`,
-  );
-  for (const mv of r.rows) {
-    await s.target.query(`REFRESH MATERIALIZED VIEW ${qualify(mv)}`);
-    log.info(`materialized view ${displayName(mv)} refreshed on the target`);
-  }
 }
 
 async function everyGroupLoaded(journal: Journal, names: string[]): Promise<boolean> {

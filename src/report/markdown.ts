@@ -65,6 +65,14 @@ export function fullLoadMarkdown(r: FullLoadResult): string {
       r.groups.map((g) => [g.group, g.slot, g.snapshotLsn, g.tables, g.rows, formatBytes(g.bytes), g.skipped]),
     ),
     '',
+    ...(r.failedViews?.length
+      ? [
+          `**Materialized views not refreshed on the target** (the load is complete; fix the cause, then \`REFRESH MATERIALIZED VIEW\` each on the target — verify and the cut-over gate name them until then):`,
+          '',
+          table(['view', 'error'], r.failedViews.map((f) => [f.view, f.error])),
+          '',
+        ]
+      : []),
     ...(shown.length
       ? [
           `Tables copied${r.tables.length > shown.length ? ` (the ${shown.length} largest)` : ''}:`,
