@@ -82,3 +82,21 @@ export async function copyTable(source: pg.Client, target: pg.Client, table: Tab
   await pipeline(out, meter, into);
   return { rows: Number(into.rowCount ?? 0), bytes };
 }
+
+/**
+ * `work` inside a target transaction, the source's transaction (begun by the caller: a snapshot,
+ * a repeatable read) ending with it: both committed, or both rolled back on any error.
+ */
+export async function withCopyTransaction<T>(source: pg.Client, target: pg.Client, work: () => Promise<T>): Promise<T> {
+  await target.query('BEGIN');
+  try {
+    const result = await work();
+    await target.query('COMMIT');
+    await source.query('COMMIT');
+    return result;
+  } catch (err) {
+    await target.query('ROLLBACK').catch(() => {});
+    await source.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}

@@ -1,5 +1,6 @@
 import { formatBytes, parseSize } from '../config/size.js';
-import { assignGroups, describeEmptyGroup, describeUnmatched } from '../core/groups.js';
+import { assignGroups, describeEmptyGroup, describeUnmatched, matchesPattern } from '../core/groups.js';
+import { decideUnlogged, undecidedFix } from '../core/unlogged.js';
 import { balancedGroups, seedGroups, type ProposedGroup } from '../core/grouping.js';
 import { displayName } from '../core/ident.js';
 import { privilegeFindings } from '../core/privileges.js';
@@ -122,7 +123,13 @@ export async function readPreconditions(ctx: PhaseContext, s: Sessions, options:
 
   // Tables.
   const relations = await readRelations(s.source, src.versionNum);
-  const migratable = relations.filter((r) => (r.kind === 'r' || r.kind === 'p') && r.persistence === 'p');
+  // UNLOGGED tables: what the plan says happens to each (never lost silently).
+  const unlogged = decideUnlogged(
+    relations.filter((r) => r.kind === 'r' && r.persistence === 'u'),
+    plan.unlogged,
+  );
+  const madeLogged = new Set(unlogged.makeLogged);
+  const migratable = relations.filter((r) => (r.kind === 'r' || r.kind === 'p') && (r.persistence === 'p' || madeLogged.has(r)));
   const assignment = assignGroups(migratable, plan.groups);
   const groupOf = new Map<RelationFacts, string>();
   for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
@@ -135,6 +142,14 @@ export async function readPreconditions(ctx: PhaseContext, s: Sessions, options:
     const { message, fix } = describeEmptyGroup(g, assignment.unmatched);
     add('blocker', 'group.empty', `group ${g}`, message, fix);
   }
+  if (unlogged.undecided.length) {
+    const { message, fix } = undecidedFix(unlogged.undecided);
+    add('blocker', 'unlogged.undecided', unlogged.undecided.map(displayName).join(', '), message, fix);
+  }
+  for (const t of unlogged.copyAtCutover) add('info', 'table.unlogged', displayName(t), `unlogged table (${formatBytes(t.bytes)}): copied inside the cut-over window, writes fenced (unlogged.mode: copy-at-cutover) — its copy time adds to the window`);
+  for (const t of unlogged.makeLogged) add('warning', 'table.unlogged', displayName(t), `unlogged table: pgshift runs ALTER TABLE … SET LOGGED on the source before the load (unlogged.mode: make-logged), rewriting its ${formatBytes(t.bytes)} under an exclusive lock`);
+  for (const t of unlogged.skipped) add('info', 'table.unlogged', displayName(t), 'unlogged table: left empty on the target, as unlogged.skip says');
+  for (const p of unlogged.unmatchedSkip) add('warning', 'unlogged.skip', p, 'unlogged.skip names no unlogged table of the source', 'correct the name, or remove it from unlogged.skip');
   for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
   return { src, tgt, relations, groupOf, assignment, findings, add };
 }
@@ -153,7 +168,7 @@ export async function runAssess(ctx: PhaseContext): Promise<AssessResult> {
     const profiles: TableProfile[] = [];
     for (const t of relations) {
       const name = displayName(t);
-      if (t.kind !== 'r' || t.persistence !== 'p') continue;
+      if (t.kind !== 'r' || (t.persistence !== 'p' && !groupOf.has(t))) continue;
       targetUnique.set(name, t.otherUniqueIndexes);
       profiles.push({
         table: name,
@@ -301,7 +316,8 @@ function checkRelation(t: RelationFacts, name: string, group: string | null, pla
   const plugin = plan.cdc.dms.plugin;
   if (t.kind === 'f') return add('info', 'table.foreign', name, 'foreign table: its definition is migrated, its data stays where it is', 'create the foreign server and user mapping on the target');
   if (t.kind === 'm') return add('info', 'table.matview', name, 'materialized view: not replicated; pgshift refreshes it at the end of the full load', `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
-  if (t.persistence === 'u') return add('warning', 'table.unlogged', name, 'unlogged table: not replicated and not copied', `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
+  // Unlogged tables have their findings from the plan's decision; one made logged is checked as a table.
+  if (t.persistence === 'u' && (plan.unlogged.mode !== 'make-logged' || plan.unlogged.skip.some((p) => matchesPattern(t, p)))) return;
   if (t.kind === 'p') return add('info', 'table.partitioned', name, 'partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)');
   if (!t.canSelect) add('blocker', 'table.privilege.select', name, 'the source role cannot read it', `GRANT SELECT ON ${name} TO the source role`);
   if (group === null) add('warning', 'table.unassigned', name, 'in no group: it will not be migrated', 'add it to a group (or a catch-all pattern) in the plan');

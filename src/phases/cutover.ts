@@ -9,7 +9,10 @@ import { uninterruptible } from '../core/interrupt.js';
 import { sleep } from '../core/wait.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
 import { dmsClients } from '../aws/dms.js';
-import { listSequences } from '../pg/catalog.js';
+import { listSequences, listTables, type TableInfo } from '../pg/catalog.js';
+import { copyUnloggedTables } from '../pg/unlogged.js';
+import { displayName } from '../core/ident.js';
+import { undecidedFix } from '../core/unlogged.js';
 import { cancelOnAbort } from '../pg/cancel.js';
 import { majorOf } from '../pg/connect.js';
 import { refuseUncarriedDdl } from '../pg/ddl.js';
@@ -22,7 +25,7 @@ import { consumed, prebumpSequences, readSequence, syncSequences, type SequenceS
 import { heartbeatTable } from '../core/names.js';
 import { statusProblems } from './cdc.js';
 import { dmsStatusOn, type DmsTaskState } from './cdc-dms.js';
-import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
+import { openSessions, resolveGroups, unloggedOf, type PhaseContext, type Sessions } from './context.js';
 import { completeWindow, releaseCutoverLease, saveRecord, takeOverCutover, undoWindow, type Recovery } from './cutover-finish.js';
 import { prepareReverse, reverseNames } from './reverse.js';
 import { runVerify } from './verify.js';
@@ -112,6 +115,7 @@ function budgets(ctx: PhaseContext) {
     fence: c.lockTimeoutSeconds * 1000 * c.lockAttempts + 1000 * c.lockAttempts + (c.fence === 'pgbouncer' ? 30_000 : 0),
     barrier: c.timeoutSeconds * 1000,
     sequences: c.sequenceSeconds * 1000,
+    unlogged: c.unloggedSeconds * 1000,
     finalCheck: c.finalCheckSeconds * 1000,
   };
 }
@@ -139,8 +143,14 @@ export async function runCutover(ctx: PhaseContext, options: CutoverOptions = {}
     await timed('gate', () => gate(ctx, s, journal!, streams));
     const hardFence = c.fence === 'pgbouncer' ? c.pgbouncer!.hardFence : c.fence;
     const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
-    const tables = groups.flatMap((g) => g.tables);
-    const plannedSteps = describeSteps(ctx, streams.length, tables.length, hardFence);
+    const unlogged = unloggedOf(ctx, await listTables(s.source, s.sourceVersion));
+    if (unlogged.undecided.length) {
+      const { message, fix } = undecidedFix(unlogged.undecided);
+      throw gateRefused('unlogged.undecided', message, fix);
+    }
+    // Unlogged tables copied in the window are fenced with the rest.
+    const tables = [...groups.flatMap((g) => g.tables), ...unlogged.copyAtCutover];
+    const plannedSteps = describeSteps(ctx, streams.length, tables.length, hardFence, unlogged.copyAtCutover.length);
     if (options.dryRun) {
       log.info(`cutover dry run: the gate passed; would run: ${plannedSteps.join(' → ')}`);
       return { dryRun: true, windowMs: null, steps, sequences: [], fence: null, endpoint: endpointText(target), plannedSteps, finalCheck: 'not run', repointed: [], reverse: null, ...(earlier ? { recovered: { outcome: earlier.outcome, stage: earlier.stage } } : {}) };
@@ -149,7 +159,7 @@ export async function runCutover(ctx: PhaseContext, options: CutoverOptions = {}
     await timed('prepare', () => prepare(ctx, s, streams));
     const record: CutoverRecord<FenceState, DmsTaskState> = { stage: 'window', attempted: [], seal: await planSeal(s.source, hardFence, c.roles), windowStartedAt: new Date().toISOString() };
     await saveRecord(journal, record, { steps: plannedSteps });
-    const result = await window(ctx, s, journal, streams, tables, record, options, steps);
+    const result = await window(ctx, s, journal, streams, tables, unlogged.copyAtCutover, record, options, steps);
     return { ...result, plannedSteps, endpoint: endpointText(target), ...(earlier ? { recovered: { outcome: earlier.outcome, stage: earlier.stage } } : {}) };
   } catch (err) {
     if (isPgshiftError(err) && err.exitCode === 3) await journal?.event('cutover', 'warn', `gate refused: ${err.message}`).catch(() => {});
@@ -167,6 +177,7 @@ async function window(
   journal: Journal,
   streams: StreamRecord[],
   tables: Array<{ schema: string; name: string }>,
+  unlogged: TableInfo[],
   record: CutoverRecord<FenceState, DmsTaskState>,
   options: CutoverOptions,
   steps: StepTiming[],
@@ -221,6 +232,12 @@ async function window(
     log.info(`fence: writes stopped on the source (${describeLocked(tables)} locked by session ${fence!.pid}${c.fence === 'pgbouncer' ? '; PgBouncer paused' : ''})`);
     await step('barrier', b.barrier, (signal) => drainToBarrier(s.source, s.target, streams, b.barrier, signal));
     await step('sequences', b.sequences, () => syncSequences(s.source, s.target, BigInt(c.sequenceMargin), undefined, { neverBackwards: true }));
+    if (unlogged.length) {
+      const copied = await step('unlogged', b.unlogged, () => copyUnloggedTables(s.source, s.target, unlogged));
+      const text = copied.map((x) => `${displayName(x.table)} (${x.rows} rows)`).join(', ');
+      log.info(`unlogged tables copied in the window: ${text}`);
+      await journal.event('cutover', 'info', `unlogged tables copied in the window: ${text}`);
+    }
     if (c.finalCheck === 'quick') {
       const v = await step('final check', b.finalCheck, (signal) => runVerify(ctx, { mode: 'quick', exact: true, tables: c.finalCheckTables.length ? c.finalCheckTables : undefined, skipSchema: true, quiet: true, signal }));
       finalCheck = `${v.verdict}: ${v.tables.length} table(s), first, last and sampled chunks`;
@@ -268,7 +285,7 @@ function recoveryResult(ctx: PhaseContext, r: Recovery | undefined, target: Retu
   };
 }
 
-function describeSteps(ctx: PhaseContext, streams: number, tables: number, hardFence: string): string[] {
+function describeSteps(ctx: PhaseContext, streams: number, tables: number, hardFence: string, unlogged = 0): string[] {
   const c = ctx.plan.cutover;
   const b = budgets(ctx);
   const target = parseServerUrl(ctx.plan.target.url);
@@ -277,6 +294,7 @@ function describeSteps(ctx: PhaseContext, streams: number, tables: number, hardF
     `fence writes: ${c.fence === 'pgbouncer' ? `PgBouncer PAUSE ${c.pgbouncer!.database}, then ` : ''}EXCLUSIVE locks on the ${tables} migrated table(s), held by one session the server ends if pgshift dies (budget ${b.fence / 1000} s)`,
     `barrier: a heartbeat written after the fence applied on the target for ${streams} group(s) (budget ${c.timeoutSeconds} s)`,
     `sequences from the source${c.sequenceMargin ? ` + ${c.sequenceMargin}` : ''} (budget ${c.sequenceSeconds} s)`,
+    ...(unlogged ? [`unlogged tables: ${unlogged} copied from the source (unlogged.mode: copy-at-cutover; budget ${c.unloggedSeconds} s)`] : []),
     c.finalCheck === 'quick' ? `final check: verify --mode quick, exact (budget ${c.finalCheckSeconds} s)` : 'final check: none',
     `switch: seal the source (${hardFence}${hardFence === 'roles' ? ` ${c.roles.join(', ')}` : ''} read-only, their sessions ended), stop forward CDC${ctx.plan.cdc.engine === 'dms' ? ' (DMS tasks asked to stop; they finish stopping after the window)' : ''}${c.rollback ? ', start reverse replication target → source' : ''}` +
       (c.pgbouncer?.configFile ? `, repoint ${c.pgbouncer.database} in ${c.pgbouncer.configFile}, RELOAD, RESUME` : c.fence === 'pgbouncer' ? ', RESUME' : '') +

@@ -18,6 +18,7 @@ import { preflightLoad } from './preflight.js';
 import { journaledDmsTasks, newStreamRecord, streamSource, type StreamPart, type StreamSource } from './stream-source.js';
 import { dumpSchema, preDataList, restoreSection, type SchemaDump } from '../pg/schema.js';
 import { syncSequences } from '../pg/sequences.js';
+import { setLogged } from '../pg/unlogged.js';
 import { populatedMatviews, refreshMatviews, type MatviewRefresh } from '../pg/matviews.js';
 import { dropSlot, ensureSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
 import { findTool, requireDumpForSource, type PgTool } from '../pg/tools.js';
@@ -187,6 +188,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     });
     await journal.startPhase('full-load', { groups: groups.map((g) => g.name) });
     await applyReplicaIdentityConsent(ctx, s, journal, preflight.setReplicaIdentityFull);
+    await makeLogged(ctx, s, journal, loading.flatMap((g) => g.tables).filter((t) => t.persistence === 'u'));
 
     const results: GroupLoadResult[] = [];
     const toLoad: GroupToLoad[] = [];
@@ -781,6 +783,17 @@ async function applyReplicaIdentityConsent(ctx: PhaseContext, s: Sessions, journ
     ctx.log.info(`${displayName(t)}: REPLICA IDENTITY FULL on the source (cdc.replicaIdentityFull), so that publishing it leaves its UPDATE and DELETE working`);
   }
   await journal.event('full-load', 'warn', `REPLICA IDENTITY FULL set on ${tables.map(displayName).join(', ')} (cdc.replicaIdentityFull); teardown restores the previous identity`);
+}
+
+/** unlogged.mode: make-logged, with the plan's consent: before the slots, so the table publishes like any other. */
+async function makeLogged(ctx: PhaseContext, s: Sessions, journal: Journal, tables: TableInfo[]): Promise<void> {
+  for (const t of tables) {
+    const started = Date.now();
+    await setLogged(s.source, t);
+    t.persistence = 'p';
+    ctx.log.info(`${displayName(t)}: SET LOGGED on the source in ${((Date.now() - started) / 1000).toFixed(1)} s (unlogged.mode: make-logged)`);
+  }
+  if (tables.length) await journal.event('full-load', 'warn', `SET LOGGED on the source: ${tables.map(displayName).join(', ')} (unlogged.mode: make-logged); it stays logged`);
 }
 
 async function requireEmptyTarget(s: Sessions, ctx: PhaseContext, groups: ResolvedGroup[]) {

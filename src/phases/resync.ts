@@ -4,7 +4,7 @@ import { heartbeatTable, isResyncOf, publicationName, resyncStreamName, slotName
 import { Journal, type StreamRecord } from '../journal/journal.js';
 import type { TableInfo } from '../pg/catalog.js';
 import { connect, majorOf } from '../pg/connect.js';
-import { copyTable, useCopySettings } from '../pg/copy.js';
+import { copyTable, useCopySettings, withCopyTransaction } from '../pg/copy.js';
 import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { createPublication, createSubscription, dropSubscription, ensureHeartbeat, publicationExists, publishedTables } from '../pg/replication.js';
 import { dropSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
@@ -148,18 +148,11 @@ async function recopy(ctx: PhaseContext, tables: TableInfo[], snapshotName: stri
     await Promise.all([useCopySettings(source), useCopySettings(target)]);
     for (const t of tables) {
       await importSnapshot(source, snapshotName);
-      await target.query('BEGIN');
-      try {
+      rows += await withCopyTransaction(source, target, async () => {
         await target.query('SET LOCAL session_replication_role = replica');
         await target.query(`DELETE FROM ${qualify(t)}`);
-        rows += (await copyTable(source, target, t, { format: ctx.plan.fullLoad.copyFormat })).rows;
-        await target.query('COMMIT');
-        await source.query('COMMIT');
-      } catch (err) {
-        await target.query('ROLLBACK').catch(() => {});
-        await source.query('ROLLBACK').catch(() => {});
-        throw err;
-      }
+        return (await copyTable(source, target, t, { format: ctx.plan.fullLoad.copyFormat })).rows;
+      });
     }
   } finally {
     await Promise.all([source.end().catch(() => {}), target.end().catch(() => {})]);
