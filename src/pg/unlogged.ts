@@ -23,7 +23,7 @@ export async function copyUnloggedTables(source: pg.Client, target: pg.Client, t
   await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
   await withCopyTransaction(source, target, async () => {
     await target.query(`SET LOCAL session_replication_role = replica`);
-    await target.query(`TRUNCATE ${tables.map(qualify).join(', ')}`);
+    await target.query(`TRUNCATE ONLY ${tables.map(qualify).join(', ')}`);
     for (const t of tables) out.push({ table: t, ...(await copyTable(source, target, t, { format: 'text' })) });
   });
   return out;

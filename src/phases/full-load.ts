@@ -492,10 +492,10 @@ async function planGroup(
     try {
       for (const table of toClear) {
         await t.query('BEGIN');
-        if (clear === 'truncate') await t.query(`TRUNCATE ${qualify(table)}`);
+        if (clear === 'truncate') await t.query(`TRUNCATE ONLY ${qualify(table)}`);
         else {
           await t.query('SET LOCAL session_replication_role = replica');
-          await t.query(`DELETE FROM ${qualify(table)}`);
+          await t.query(`DELETE FROM ONLY ${qualify(table)}`);
         }
         await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table.schema, table.name]);
         await t.query('COMMIT');
@@ -558,11 +558,11 @@ async function copyOnePart(
   await target.query('BEGIN');
   try {
     if (task.part === 0) {
-      if (clear === 'truncate') await target.query(`TRUNCATE ${qualify(table)}`);
+      if (clear === 'truncate') await target.query(`TRUNCATE ONLY ${qualify(table)}`);
       else {
         // As the apply worker does: no FK triggers while the rows are replaced.
         await target.query('SET LOCAL session_replication_role = replica');
-        await target.query(`DELETE FROM ${qualify(table)}`);
+        await target.query(`DELETE FROM ONLY ${qualify(table)}`);
       }
     } else if (clear === 'delete') {
       await target.query('SET LOCAL session_replication_role = replica');

@@ -150,7 +150,7 @@ async function recopy(ctx: PhaseContext, tables: TableInfo[], snapshotName: stri
       await importSnapshot(source, snapshotName);
       rows += await withCopyTransaction(source, target, async () => {
         await target.query('SET LOCAL session_replication_role = replica');
-        await target.query(`DELETE FROM ${qualify(t)}`);
+        await target.query(`DELETE FROM ONLY ${qualify(t)}`);
         return (await copyTable(source, target, t, { format: ctx.plan.fullLoad.copyFormat })).rows;
       });
     }
