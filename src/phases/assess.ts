@@ -4,7 +4,7 @@ import { decideUnlogged, undecidedFix } from '../core/unlogged.js';
 import { balancedGroups, seedGroups, type ProposedGroup } from '../core/grouping.js';
 import { displayName } from '../core/ident.js';
 import { privilegeFindings } from '../core/privileges.js';
-import { IDENTITY_PROBLEM_TEXT, identityProblem, planPublishing } from '../core/replica-identity.js';
+import { fullIdentityWithoutEquality, IDENTITY_PROBLEM_TEXT, identityProblem, planPublishing } from '../core/replica-identity.js';
 import { lobAdvice, type LobAdvice } from '../core/lob.js';
 import { runPool } from '../core/pool.js';
 import type { PlanProposal } from '../config/plan-writer.js';
@@ -323,6 +323,16 @@ function checkRelation(t: RelationFacts, name: string, group: string | null, pla
   if (group === null) add('warning', 'table.unassigned', name, 'in no group: it will not be migrated', 'add it to a group (or a catch-all pattern) in the plan');
   if (engine === 'native' && !t.ownedByMe) add('blocker', 'table.privilege.owner', name, `owned by ${t.owner}: only the owner or a superuser can publish it`, 'run pgshift as a superuser (RDS: rds_superuser) or as the owner');
   const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
+  if (engine === 'native' && group !== null && fullIdentityWithoutEquality(identity, plan.cdc.replicaIdentityFull)) {
+    const cols = t.noEqualityColumns.map((c) => `${c.name} (${c.type})`).join(', ');
+    add(
+      'blocker',
+      'table.identity-no-equality',
+      name,
+      `no key, so the target matches an UPDATE or DELETE by every column (REPLICA IDENTITY FULL), and ${cols} ${t.noEqualityColumns.length > 1 ? 'have' : 'has'} no equality operator: the stream would stop at the first one`,
+      `add a primary key, or a unique index on NOT NULL columns and ALTER TABLE ${name} REPLICA IDENTITY USING INDEX it${t.noEqualityColumns.some((c) => c.type === 'json') ? ', or change the json column(s) to jsonb' : ''}`,
+    );
+  }
   const problem = identityProblem(identity);
   const publishing = group === null ? undefined : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
   if (problem && publishing?.setFull.length) {

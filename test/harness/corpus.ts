@@ -69,6 +69,15 @@ export const WORKLOAD: string[] = [
   `INSERT INTO corpus.cache VALUES ('late', '{"v": "late"}'); DELETE FROM corpus.cache WHERE k = 'k1'`,
   `UPDATE corpus.types SET jb = jsonb_set(coalesce(jb, '{}'), '{late}', 'true'), co = ROW('New St', 'Genève', NULL, '(1,1)') WHERE id = 1`,
   `UPDATE "ünï.cødé"."日本語 テーブル" SET "値" = 'さようなら' WHERE id < 10`,
+  // Keyless tables: one of ten equal rows changed, one deleted; a json column in the identity.
+  `UPDATE corpus.dupes SET b = 'changed' WHERE ctid = (SELECT min(ctid) FROM corpus.dupes WHERE a = 1)`,
+  `DELETE FROM corpus.dupes WHERE ctid = (SELECT min(ctid) FROM corpus.dupes WHERE a = 2)`,
+  `UPDATE corpus.keyless_json SET doc = '{"changed": true}' WHERE id = 5`,
+  `DELETE FROM corpus.keyless_json WHERE id = 6`,
+  `UPDATE corpus.by_index SET code = 'renamed', v = -1 WHERE code = 'code-1'`,
+  `UPDATE corpus.composite_key SET region = 'west' WHERE seq < 20`,
+  `INSERT INTO corpus.orders (at, qty) VALUES ('2026-06-01', 7); UPDATE corpus.orders SET at = '2025-02-02' WHERE id = 1`,
+  `UPDATE corpus.wide SET c299 = 'late' WHERE id = 1`,
 ];
 
 /** Schema changes while CDC runs (cdc.ddl: follow carries them), with rows around them. */

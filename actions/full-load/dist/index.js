@@ -34745,6 +34745,11 @@ function planPublishing(tables, engine, consent) {
   }
   return out;
 }
+function fullIdentityWithoutEquality(t, consent) {
+  if (!t.noEqualityColumns.length || t.hasPrimaryKey) return false;
+  if (t.replicaIdentity === "f") return true;
+  return identityProblem(t) !== void 0 && consent.some((p) => matchesPattern(t, p));
+}
 
 // src/core/unlogged.ts
 function decideUnlogged(tables, setting2) {
@@ -54777,6 +54782,15 @@ async function readRelations(c, versionNum) {
            coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
                        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
                       WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${LOB_TYPE_TEST} AND NOT (${generated})), '[]') AS lobs,
+           coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
+                       FROM pg_attribute a
+                       JOIN pg_type t ON t.oid = a.atttypid
+                       JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+                       JOIN pg_type et ON et.oid = CASE WHEN bt.typcategory = 'A' AND bt.typelem <> 0 THEN bt.typelem ELSE bt.oid END
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND et.typtype NOT IN ('e', 'r', 'c', 'm')
+                        AND NOT EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+                                         WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
+                                           AND oc.opcintype = CASE WHEN et.typtype = 'd' THEN et.typbasetype ELSE et.oid END)), '[]') AS no_equality,
            ((c.relpages + coalesce((SELECT tc.relpages FROM pg_class tc WHERE tc.oid = c.reltoastrelid), 0))::bigint * current_setting('block_size')::bigint)::text AS estimated_bytes,
            CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_total_relation_size(c.oid) ELSE 0 END::text AS bytes,
            greatest(c.reltuples, 0)::text AS row_estimate,
@@ -54803,6 +54817,7 @@ async function readRelations(c, versionNum) {
     identityColumns: x.identity,
     arrayColumns: x.arrays,
     lobColumns: x.lobs,
+    noEqualityColumns: x.no_equality,
     estimatedBytes: Number(x.estimated_bytes),
     bytes: Number(x.bytes),
     rowEstimate: Number(x.row_estimate),
@@ -55036,6 +55051,16 @@ function checkRelation(t, name, group2, plan, add) {
   if (group2 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
   if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
   const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
+  if (engine === "native" && group2 !== null && fullIdentityWithoutEquality(identity, plan.cdc.replicaIdentityFull)) {
+    const cols = t.noEqualityColumns.map((c) => `${c.name} (${c.type})`).join(", ");
+    add(
+      "blocker",
+      "table.identity-no-equality",
+      name,
+      `no key, so the target matches an UPDATE or DELETE by every column (REPLICA IDENTITY FULL), and ${cols} ${t.noEqualityColumns.length > 1 ? "have" : "has"} no equality operator: the stream would stop at the first one`,
+      `add a primary key, or a unique index on NOT NULL columns and ALTER TABLE ${name} REPLICA IDENTITY USING INDEX it${t.noEqualityColumns.some((c) => c.type === "json") ? ", or change the json column(s) to jsonb" : ""}`
+    );
+  }
   const problem = identityProblem(identity);
   const publishing = group2 === null ? void 0 : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
   if (problem && publishing?.setFull.length) {
@@ -56464,10 +56489,10 @@ async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clea
     try {
       for (const table2 of toClear) {
         await t.query("BEGIN");
-        if (clear === "truncate") await t.query(`TRUNCATE ${qualify(table2)}`);
+        if (clear === "truncate") await t.query(`TRUNCATE ONLY ${qualify(table2)}`);
         else {
           await t.query("SET LOCAL session_replication_role = replica");
-          await t.query(`DELETE FROM ${qualify(table2)}`);
+          await t.query(`DELETE FROM ONLY ${qualify(table2)}`);
         }
         await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table2.schema, table2.name]);
         await t.query("COMMIT");
@@ -56509,10 +56534,10 @@ async function copyOnePart(source, target, migration, task, progress, clear, for
   await target.query("BEGIN");
   try {
     if (task.part === 0) {
-      if (clear === "truncate") await target.query(`TRUNCATE ${qualify(table2)}`);
+      if (clear === "truncate") await target.query(`TRUNCATE ONLY ${qualify(table2)}`);
       else {
         await target.query("SET LOCAL session_replication_role = replica");
-        await target.query(`DELETE FROM ${qualify(table2)}`);
+        await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
       }
     } else if (clear === "delete") {
       await target.query("SET LOCAL session_replication_role = replica");

@@ -53211,7 +53211,7 @@ function rowHashExpr(table2, versionNum) {
 }
 async function fingerprint(c, table2, versionNum, where = "true", params = []) {
   const r = await c.query(
-    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(table2, versionNum)}), 0)::text AS hash FROM ${qualify(table2)} WHERE ${where}`,
+    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(table2, versionNum)}), 0)::text AS hash FROM ONLY ${qualify(table2)} WHERE ${where}`,
     params
   );
   return { rows: Number(r.rows[0].rows), hash: r.rows[0].hash };
@@ -53251,7 +53251,7 @@ async function chunkBoundaries(source, kt, chunkRows, rowEstimate) {
   } catch {
   }
   const r = await source.query(
-    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn FROM ${qualify(kt.table)}) s
+    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn FROM ONLY ${qualify(kt.table)}) s
       WHERE rn % $1 = 0 ORDER BY k`,
     [chunkRows]
   );
@@ -53281,7 +53281,7 @@ async function splitRange(source, kt, range, parts) {
   params.push(parts);
   const r = await source.query(
     `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn, count(*) OVER () AS n
-                      FROM ${qualify(kt.table)} WHERE ${where}) s
+                      FROM ONLY ${qualify(kt.table)} WHERE ${where}) s
       WHERE rn % greatest(n / $${params.length}, 1) = 0 ORDER BY k`,
     params
   );
@@ -53295,7 +53295,7 @@ async function bucketFingerprints(c, kt, bounds, versionNum) {
   try {
     r = await c.query(
       `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.table, versionNum)})::text AS hash
-         FROM ${qualify(kt.table)} GROUP BY 1`,
+         FROM ONLY ${qualify(kt.table)} GROUP BY 1`,
       [bounds]
     );
   } finally {
@@ -53325,7 +53325,7 @@ async function leafHashes(c, kt, range, versionNum) {
   const where = rangeWhere(kt, range, params);
   const keys = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
   const r = await c.query(
-    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.table, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${where}`,
+    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.table, versionNum)}::text AS h FROM ONLY ${qualify(kt.table)} WHERE ${where}`,
     params
   );
   return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
@@ -53344,7 +53344,7 @@ async function lookup(c, kt, keys, valueSql) {
   const params = [];
   const match = keyMatch(kt, keys, params);
   const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
-  const r = await c.query(`SELECT ARRAY[${keyCols}] AS k, ${valueSql} AS v FROM ${qualify(kt.table)} WHERE ${match}`, params);
+  const r = await c.query(`SELECT ARRAY[${keyCols}] AS k, ${valueSql} AS v FROM ONLY ${qualify(kt.table)} WHERE ${match}`, params);
   return new Map(r.rows.map((x) => [keyText(x.k), x.v]));
 }
 function rowHashes(c, kt, keys, versionNum) {
@@ -53358,7 +53358,7 @@ function repairStatements(kt, deleteKeys, insertRows, identityAlways) {
   const t = qualify(kt.table);
   for (const key of deleteKeys) {
     const cond = kt.key.map((k, i) => `${quoteIdent(k)} = ${quoteLiteral(key[i])}::${kt.keyTypes[i]}`).join(" AND ");
-    out.push(`DELETE FROM ${t} WHERE ${cond};`);
+    out.push(`DELETE FROM ONLY ${t} WHERE ${cond};`);
   }
   const cols = kt.columns.map(quoteIdent).join(", ");
   for (const row of insertRows) {
