@@ -296,7 +296,7 @@ function describeSteps(ctx: PhaseContext, streams: number, tables: number, hardF
     `sequences from the source${c.sequenceMargin ? ` + ${c.sequenceMargin}` : ''} (budget ${c.sequenceSeconds} s)`,
     ...(unlogged ? [`unlogged tables: ${unlogged} copied from the source (unlogged.mode: copy-at-cutover; budget ${c.unloggedSeconds} s)`] : []),
     c.finalCheck === 'quick' ? `final check: verify --mode quick, exact (budget ${c.finalCheckSeconds} s)` : 'final check: none',
-    `switch: seal the source (${hardFence}${hardFence === 'roles' ? ` ${c.roles.join(', ')}` : ''} read-only, their sessions ended), stop forward CDC${ctx.plan.cdc.engine === 'dms' ? ' (DMS tasks asked to stop; they finish stopping after the window)' : ''}${c.rollback ? ', start reverse replication target → source' : ''}` +
+    `switch: seal the source (${hardFence}${hardFence === 'roles' ? ` ${c.roles.join(', ')}` : ''} read-only, their sessions ended), carry the large objects changed since the full load, stop forward CDC${ctx.plan.cdc.engine === 'dms' ? ' (DMS tasks asked to stop; they finish stopping after the window)' : ''}${c.rollback ? ', start reverse replication target → source' : ''}` +
       (c.pgbouncer?.configFile ? `, repoint ${c.pgbouncer.database} in ${c.pgbouncer.configFile}, RELOAD, RESUME` : c.fence === 'pgbouncer' ? ', RESUME' : '') +
       (Object.keys(c.repoint).length ? `, repoint ${Object.keys(c.repoint).join(', ')}` : '') +
       `; the application writes to ${endpointText(target)}`,

@@ -33,6 +33,8 @@ import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { diffSchemas, type SchemaDifference } from '../pg/schema-diff.js';
 import { readSequence, shapeOf } from '../pg/sequences.js';
 import { isBehind } from '../core/sequences.js';
+import { describeLargeObjectChanges, largeObjectChanges, type LargeObjectChanges } from '../core/large-objects.js';
+import { largeObjectDigests } from '../pg/large-objects.js';
 import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
 
 /**
@@ -93,6 +95,8 @@ export interface VerifyResult {
   tables: TableCheck[];
   schema: SchemaDifference[];
   sequences: SequenceCheck[];
+  /** Large objects that differ (nothing replicates them; the cut-over carries them). */
+  largeObjects: LargeObjectChanges;
   differences: string[];
   unsettled: string[];
   /** What the reader should know that is not a difference (sequences before the cut-over). */
@@ -220,15 +224,22 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
     const behind = sequences.filter((q) => q.behind);
     const seqProblem = carried && behind.length > 0;
     const notes = !carried && behind.length ? [`${behind.length} sequence(s) behind the source: expected before the cut-over, which sets every sequence from the source`] : [];
+    // Large objects, the same way: the cut-over carries their changes.
+    const keepOwners = ctx.plan.fullLoad.ownership === 'keep';
+    const largeObjects = wanted || options.skipSchema ? { copy: [], remove: [] } : largeObjectChanges(await largeObjectDigests(s.source, keepOwners), await largeObjectDigests(s.target, keepOwners));
+    const loDiffer = largeObjects.copy.length + largeObjects.remove.length > 0;
+    if (!carried && loDiffer) notes.push(`large objects: ${describeLargeObjectChanges(largeObjects)} — expected before the cut-over, which carries them`);
+    const loProblem = carried && loDiffer;
     const schemaProblem = schema.length > 0;
     const result: VerifyResult = {
-      verdict: differences.length || seqProblem || schemaProblem ? 'different' : unsettled.length ? 'unsettled' : 'equal',
+      verdict: differences.length || seqProblem || schemaProblem || loProblem ? 'different' : unsettled.length ? 'unsettled' : 'equal',
       mode,
       exact,
       streaming: streaming.size > 0,
       tables: checks,
       schema,
       sequences,
+      largeObjects,
       differences,
       unsettled,
       notes,

@@ -69,6 +69,10 @@ export const WORKLOAD: string[] = [
   `INSERT INTO corpus.cache VALUES ('late', '{"v": "late"}'); DELETE FROM corpus.cache WHERE k = 'k1'`,
   `UPDATE corpus.types SET jb = jsonb_set(coalesce(jb, '{}'), '{late}', 'true'), co = ROW('New St', 'Genève', NULL, '(1,1)') WHERE id = 1`,
   `UPDATE "ünï.cødé"."日本語 テーブル" SET "値" = 'さようなら' WHERE id < 10`,
+  // Large objects: a new one, one rewritten, one removed (nothing replicates them).
+  `SELECT lo_from_bytea(0, '\\x6c617465'::bytea)`,
+  `SELECT lo_put(min(oid), 0, '\\x52455752495454454e') FROM pg_largeobject_metadata`,
+  `SELECT lo_unlink(max(oid)) FROM pg_largeobject_metadata WHERE oid < (SELECT max(oid) FROM pg_largeobject_metadata)`,
   // Keyless tables: one of ten equal rows changed, one deleted; a json column in the identity.
   `UPDATE corpus.dupes SET b = 'changed' WHERE ctid = (SELECT min(ctid) FROM corpus.dupes WHERE a = 1)`,
   `DELETE FROM corpus.dupes WHERE ctid = (SELECT min(ctid) FROM corpus.dupes WHERE a = 2)`,

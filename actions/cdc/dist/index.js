@@ -96825,7 +96825,7 @@ async function readPreconditions(ctx, s2, options) {
   }
   for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
   if (src.largeObjects > 0) {
-    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target", "freeze large-object writes from the full load on, or move them to bytea columns");
+    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: the cut-over carries the ones changed since once the source is sealed, reading every one on both sides to find them (its time adds to the window); verify reports them until then", "move them to bytea columns if there are many, to keep the window short");
   }
   try {
     const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
@@ -97723,8 +97723,11 @@ var IndexQueue = class {
 };
 
 // src/pg/large-objects.ts
-async function copyLargeObjects(source, target, keepOwnership) {
-  const list2 = await source.query(`SELECT oid::text, pg_get_userbyid(lomowner) AS owner FROM pg_largeobject_metadata ORDER BY oid`);
+async function copyLargeObjects(source, target, keepOwnership, only) {
+  const list2 = await source.query(
+    `SELECT oid::text, pg_get_userbyid(lomowner) AS owner FROM pg_largeobject_metadata WHERE $1::oid[] IS NULL OR oid = ANY ($1::oid[]) ORDER BY oid`,
+    [only ?? null]
+  );
   let bytes2 = 0;
   for (const lo of list2.rows) {
     const data = await source.query("SELECT lo_get($1::oid) AS d", [lo.oid]);

@@ -53737,6 +53737,28 @@ function shapeOf(s) {
   return { increment: BigInt(s.increment), min: BigInt(s.minValue), max: BigInt(s.maxValue), cycle: s.cycle };
 }
 
+// src/core/large-objects.ts
+function largeObjectChanges(source, target) {
+  const copy = [...source].filter(([oid, d]) => target.get(oid) !== d).map(([oid]) => oid);
+  const remove = [...target.keys()].filter((oid) => !source.has(oid));
+  return { copy, remove };
+}
+function describeLargeObjectChanges(c) {
+  const parts = [];
+  if (c.copy.length) parts.push(`${c.copy.length} missing or different on the target`);
+  if (c.remove.length) parts.push(`${c.remove.length} only on the target`);
+  return parts.join(", ");
+}
+
+// src/pg/large-objects.ts
+async function largeObjectDigests(c, withOwner) {
+  const r = await c.query(
+    `SELECT oid::text, md5(lo_get(oid)) || CASE WHEN $1 THEN ' ' || pg_get_userbyid(lomowner) ELSE '' END AS d FROM pg_largeobject_metadata ORDER BY oid`,
+    [withOwner]
+  );
+  return new Map(r.rows.map((x) => [x.oid, x.d]));
+}
+
 // src/core/unlogged.ts
 function decideUnlogged(tables, setting2) {
   const d = { copyAtCutover: [], makeLogged: [], skipped: [], undecided: [], unmatchedSkip: [] };
@@ -53910,15 +53932,21 @@ async function runVerify(ctx, options = {}) {
     const behind = sequences.filter((q) => q.behind);
     const seqProblem = carried && behind.length > 0;
     const notes = !carried && behind.length ? [`${behind.length} sequence(s) behind the source: expected before the cut-over, which sets every sequence from the source`] : [];
+    const keepOwners = ctx.plan.fullLoad.ownership === "keep";
+    const largeObjects = wanted || options.skipSchema ? { copy: [], remove: [] } : largeObjectChanges(await largeObjectDigests(s.source, keepOwners), await largeObjectDigests(s.target, keepOwners));
+    const loDiffer = largeObjects.copy.length + largeObjects.remove.length > 0;
+    if (!carried && loDiffer) notes.push(`large objects: ${describeLargeObjectChanges(largeObjects)} \u2014 expected before the cut-over, which carries them`);
+    const loProblem = carried && loDiffer;
     const schemaProblem = schema.length > 0;
     const result = {
-      verdict: differences.length || seqProblem || schemaProblem ? "different" : unsettled.length ? "unsettled" : "equal",
+      verdict: differences.length || seqProblem || schemaProblem || loProblem ? "different" : unsettled.length ? "unsettled" : "equal",
       mode,
       exact,
       streaming: streaming.size > 0,
       tables: checks,
       schema,
       sequences,
+      largeObjects,
       differences,
       unsettled,
       notes,
@@ -54264,6 +54292,10 @@ function verifyMarkdown(r) {
   const behind = r.sequences.filter((q) => q.behind);
   for (const note of r.notes) out.push("", `Note: ${note}.`);
   if (behind.length) out.push("", `#### Sequences behind the source${r.notes.length ? "" : " \u2014 a difference: the cut-over has carried them, or pgshift did not load this target"}`, table(["sequence", "source", "target"], behind.map((q) => [q.sequence, q.source, q.target])));
+  const lo = r.largeObjects;
+  if (lo && lo.copy.length + lo.remove.length > 0 && !r.notes.some((n) => n.startsWith("large objects"))) {
+    out.push("", `#### Large objects \u2014 a difference: ${lo.copy.length} missing or different on the target${lo.remove.length ? `, ${lo.remove.length} only on the target` : ""} (OIDs ${[...lo.copy, ...lo.remove].slice(0, 20).join(", ")})`);
+  }
   if (r.repairSql) out.push("", `Repair SQL: ${r.repairSql.statements} statement(s) in ${r.repairSql.file}${r.repairSql.applied ? " \u2014 **applied to the target**" : " (not applied)"}.`);
   return out.join("\n") + "\n";
 }
