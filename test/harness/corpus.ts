@@ -93,6 +93,17 @@ export const DDL_WORKLOAD: string[] = [
   `INSERT INTO corpus.newcomer (id, "Name") SELECT i, 'new ' || i FROM generate_series(1, 25) i`,
   `COMMENT ON TABLE corpus.newcomer IS 'created while CDC ran'`,
   `UPDATE corpus.ticket SET priority = 2 WHERE id % 2 = 0`,
+  // On a partitioned table (reaching every partition) and an inheritance parent.
+  `ALTER TABLE corpus.measure ADD COLUMN quality smallint`,
+  `CREATE INDEX measure_region_idx ON corpus.measure (region, at)`,
+  `UPDATE corpus.measure SET quality = 1 WHERE id % 100 = 0`,
+  `ALTER TABLE corpus.animal ADD COLUMN born date`,
+  `UPDATE corpus.dog SET born = '2020-02-02' WHERE id < 5`,
+  // A new table with an odd name in a migrated schema, and a column dropped.
+  `CREATE TABLE "Odd Schema"."new.table ""x""" ("Key" int PRIMARY KEY, "v a l" text)`,
+  `INSERT INTO "Odd Schema"."new.table ""x""" VALUES (1, 'one'), (2, 'two')`,
+  `ALTER TABLE corpus.wide DROP COLUMN c150`,
+  `TRUNCATE corpus.events; INSERT INTO corpus.events VALUES (1, '2020-01-01', 'old'), (2, '2030-01-01', 'new')`,
 ];
 
 export async function runStatements(url: string, statements: string[]): Promise<void> {
