@@ -1,8 +1,8 @@
 // `npm test`: type-check, then every test (unit, integration on real servers, e2e), then one plain
 // closing line "N passed, N failed" that any CI log reader understands.
-// `npm run test:node24` (or `--node24`) runs the same on the Node.js 24 binary of the `node24`
-// devDependency — the runtime GitHub runs the actions on — whatever Node runs npm. Arguments after
-// `--` go to vitest (`npm run test:node24 -- test/unit`).
+// The tests run on the Node.js 24 binary of the `node24` devDependency — the runtime GitHub runs
+// the actions on — whatever Node runs npm (`--current-node` runs them on that one instead).
+// Arguments after `--` go to vitest (`npm test -- test/unit`).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -11,9 +11,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
-const node24 = args.includes('--node24');
-const extra = args.filter((a) => a !== '--node24');
-const node = node24 ? path.join(root, 'node_modules/node24/bin/node') : process.execPath;
+const current = args.includes('--current-node');
+const extra = args.filter((a) => a !== '--current-node' && a !== '--node24');
+const node = current ? process.execPath : path.join(root, 'node_modules/node24/bin/node');
 if (!existsSync(node)) {
   console.error(`${node} is missing: run npm ci first`);
   process.exit(2);

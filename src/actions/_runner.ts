@@ -21,7 +21,12 @@ export interface ActionOutcome {
   report?: unknown;
 }
 
-export async function runAction(name: string, phase: (ctx: PhaseContext) => Promise<ActionOutcome>): Promise<void> {
+export async function runAction(
+  name: string,
+  phase: (ctx: PhaseContext) => Promise<ActionOutcome>,
+  /** More for the job summary when the phase fails (a full load: where it stands, what a re-run resumes). */
+  onFailure?: (ctx: PhaseContext) => Promise<string>,
+): Promise<void> {
   // A cancelled workflow: the runner sends SIGINT, then SIGTERM; the phase stops and leaves a resumable state.
   installInterruptHandlers({ onMessage: (line) => core.warning(line) });
   onSecretRegistered((secret) => core.setSecret(secret));
@@ -34,10 +39,12 @@ export async function runAction(name: string, phase: (ctx: PhaseContext) => Prom
     },
     { debug: core.isDebug() },
   );
+  let ctx: PhaseContext | undefined;
   try {
     const configPath = core.getInput('config') || 'migration.yml';
     const { plan } = loadPlanFile(configPath, process.env);
-    const outcome = await phase(phaseContext(plan, log, interruptSignal));
+    ctx = phaseContext(plan, log, interruptSignal);
+    const outcome = await phase(ctx);
     for (const [key, value] of Object.entries(outcome.outputs)) core.setOutput(key, redact(String(value)));
     core.setOutput('exit-code', String(outcome.exitCode ?? 0));
     await core.summary.addRaw(redact(outcome.markdown)).write();
@@ -47,8 +54,9 @@ export async function runAction(name: string, phase: (ctx: PhaseContext) => Prom
   } catch (err) {
     const { exitCode, line: message } = describeFailure(err);
     core.setOutput('exit-code', String(exitCode));
+    const more = ctx && onFailure && exitCode === 1 ? await onFailure(ctx).catch(() => '') : '';
     await core.summary
-      .addRaw(`### pgshift ${name} — ${exitCode === 3 ? 'refused' : exitCode === 2 ? 'bad input' : 'failed'}\n\n${redact(message)}\n`)
+      .addRaw(`### pgshift ${name} — ${exitCode === 3 ? 'refused' : exitCode === 2 ? 'bad input' : 'failed'}\n\n${redact(message)}\n${more ? `\n${redact(more)}` : ''}`)
       .write()
       .catch(() => {});
     core.setFailed(redact(message));

@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import { inputError, numberInput } from '../core/errors.js';
-import { cdcStatus, setCdcPaused, startCdc, statusLag, statusProblems, stopCdc, watchCdc } from '../phases/cdc.js';
+import { acknowledgeCdcErrors, cdcStatus, setCdcPaused, startCdc, statusLag, statusProblems, stopCdc, watchCdc } from '../phases/cdc.js';
 import { resyncTables, restartCdc } from '../phases/resync.js';
 import { cdcMarkdown } from '../report/markdown.js';
 import { json, runAction } from './_runner.js';
@@ -28,6 +28,11 @@ await runAction('cdc', async (ctx) => {
     case 'stop':
       r = await stopCdc(ctx);
       break;
+    case 'acknowledge':
+      // The operator resolved the recorded apply errors; the status that follows shows the rest.
+      await acknowledgeCdcErrors(ctx);
+      r = await cdcStatus(ctx, waitMs);
+      break;
     case 'resync':
       r = (await resyncTables(ctx, core.getMultilineInput('tables').flatMap((l) => l.split(',')).map((t) => t.trim()).filter(Boolean))).status;
       break;
@@ -38,7 +43,7 @@ await runAction('cdc', async (ctx) => {
       r = (await restartCdc(ctx, { bundleFile: core.getInput('bundle-file') || 'pgshift-failure-state.json' })).status;
       break;
     default:
-      throw inputError('input.operation', `operation ${JSON.stringify(operation)} is not known`, 'use start, status, pause, resume, stop, resync, partial-restart or full-restart');
+      throw inputError('input.operation', `operation ${JSON.stringify(operation)} is not known`, 'use start, status, pause, resume, stop, acknowledge, resync, partial-restart or full-restart');
   }
   for (const p of statusProblems(r)) core.warning(`${p.where}: ${p.problem}`);
   const lag = statusLag(r);

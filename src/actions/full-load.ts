@@ -1,6 +1,7 @@
 import * as core from '@actions/core';
 import { runFullLoad } from '../phases/full-load.js';
-import { fullLoadMarkdown } from '../report/markdown.js';
+import { migrationStatus } from '../phases/status.js';
+import { fullLoadMarkdown, statusMarkdown } from '../report/markdown.js';
 import { booleanInput, json, runAction } from './_runner.js';
 
 await runAction('full-load', async (ctx) => {
@@ -17,4 +18,4 @@ await runAction('full-load', async (ctx) => {
       slots: json(Object.fromEntries(r.groups.map((g) => [g.group, g.slot]))),
     },
   };
-});
+}, async (ctx) => `${statusMarkdown(await migrationStatus(ctx))}\nRe-run this job: the load resumes from here (finished tables are kept).\n`);

@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-database-migration-service';
 import { CloudWatchClient, GetMetricDataCommand, type MetricDataQuery } from '@aws-sdk/client-cloudwatch';
 import { failure, gateRefused, inputError, type PgshiftError } from '../core/errors.js';
+import { sleep } from '../core/wait.js';
 
 /**
  * The DMS and CloudWatch calls of the DMS engine, each in one place with its errors turned into
@@ -179,6 +180,8 @@ export interface PollOptions {
   intervalMs: number;
   timeoutMs: number;
   onStatus?: (task: ReplicationTask) => void;
+  /** Ends the wait at once (Ctrl-C, a cancelled workflow, a budget). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -204,7 +207,7 @@ export async function waitForTask(dms: DatabaseMigrationServiceClient, arn: stri
     if (Date.now() > deadline) {
       throw failure('dms.timeout', `DMS task ${last.ReplicationTaskIdentifier} still ${status} after ${Math.round(o.timeoutMs / 1000)} s (waiting for ${want.join(' or ')})`, 'check the replication instance and the task in the DMS console, then run the command again');
     }
-    await new Promise((r) => setTimeout(r, o.intervalMs));
+    await sleep(o.intervalMs, o.signal);
   }
 }
 

@@ -7,7 +7,7 @@ import { createLogger, type Level, type Logger } from '../core/log.js';
 import { redact, redactDeep } from '../core/secrets.js';
 import { proposalFrom, runAssess } from '../phases/assess.js';
 import { writeProposal } from '../config/plan-writer.js';
-import { cdcStatus, setCdcPaused, startCdc, stopCdc, watchCdc, type AnyCdcStatus } from '../phases/cdc.js';
+import { acknowledgeCdcErrors, cdcStatus, setCdcPaused, startCdc, stopCdc, watchCdc, type AnyCdcStatus } from '../phases/cdc.js';
 import { phaseContext, type PhaseContext } from '../phases/context.js';
 import { runCutover, runRollback } from '../phases/cutover.js';
 import { runFullLoad } from '../phases/full-load.js';
@@ -85,7 +85,7 @@ export function cliLogger(io: Io, debug?: boolean): Logger {
   };
   const log = createLogger(sink, { debug });
   // Progress: every line on a terminal, at most one every few seconds elsewhere (CI logs).
-  log.progress = (_key, message) => {
+  log.progress = (message) => {
     const now = Date.now();
     if (io.isTTY || now - lastProgress > 5000) {
       lastProgress = now;
@@ -212,6 +212,17 @@ Exit codes: 0 done, 1 failed, 2 bad input (nothing changed), 3 a gate refused (n
   cdc.command('pause').description('stop applying changes (the slot keeps them)').action(run(async (opts) => cdcResult(await setCdcPaused(context(opts), true))));
   cdc.command('resume').description('apply changes again after cdc pause or cdc stop (the slots kept them)').action(run(async (opts) => cdcResult(await setCdcPaused(context(opts), false))));
   cdc.command('stop').description('stop applying changes (cdc resume or cdc start streams again; teardown removes the streams)').action(run(async (opts) => cdcResult(await stopCdc(context(opts)))));
+  cdc
+    .command('acknowledge')
+    .description('after resolving them: clear the apply errors recorded so far from status and the cut-over gate')
+    .addOption(yesOption())
+    .action(run(async (opts, cmd: Confirmable) => {
+      const ctx = context(opts);
+      await confirmDestructive(io, cmd, ctx.plan.name, `cdc acknowledge records in the journal on ${ctx.target.label} that the apply errors of migration ${ctx.plan.name} recorded so far are resolved: status and the cut-over gate stop showing them`);
+      const acknowledged = await acknowledgeCdcErrors(ctx);
+      const total = acknowledged.reduce((n, a) => n + a.errors, 0);
+      return { result: { acknowledged }, markdown: total ? `Acknowledged ${acknowledged.map((a) => `${a.errors} apply error(s) of ${a.stream}`).join(', ')}.` : 'No apply errors to acknowledge.' };
+    }));
   cdc
     .command('resync')
     .description('copy chosen tables again from a new snapshot while the rest keeps streaming')

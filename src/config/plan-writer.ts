@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isMap, parseDocument, YAMLMap } from 'yaml';
 import type { ProposedGroup } from '../core/grouping.js';
+import { inputError } from '../core/errors.js';
 
 /**
  * Writes assess's proposal into migration.yml without touching anything people wrote: the groups
@@ -30,7 +31,7 @@ export function writeProposal(file: string, proposal: PlanProposal): WriteResult
 /** The proposal merged into a plan's text (the rules above); `file` only names it in errors. */
 export function applyProposal(original: string, proposal: PlanProposal, file: string): { text: string; wroteGroups: boolean; addedTables: string[]; changed: boolean } {
   const doc = parseDocument(original || '{}');
-  if (!isMap(doc.contents)) throw new Error(`${file}: the plan must be a YAML mapping`);
+  if (!isMap(doc.contents)) throw inputError('plan.not-a-mapping', `${file}: the plan must be a YAML mapping`, 'start the file with keys such as version: 1, name: and source:, or remove it and run pgshift init again');
   const root = doc.contents as unknown as YAMLMap<unknown, unknown>;
   let wroteGroups = false;
   if (!(root as YAMLMap<unknown, unknown>).has('groups')) {

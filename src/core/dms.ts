@@ -1,3 +1,5 @@
+import { formatBytes } from './size.js';
+
 /**
  * AWS DMS request documents for CDC-only tasks, as pure functions (no SDK, no I/O), so that every
  * byte sent to DMS is decided here and checked by golden tests against the documented JSON
@@ -157,4 +159,62 @@ export function taskIdentifier(migration: string, group: string, suffix: string)
   const raw = ['pgshift', migration, group, suffix].filter(Boolean).join('-');
   const id = raw.replace(/[^A-Za-z0-9-]+/g, '-').replace(/-+/g, '-').replace(/^-|-$/g, '');
   return (/^[A-Za-z]/.test(id) ? id : `t-${id}`).slice(0, 255).replace(/-$/, '');
+}
+
+/** The thresholds of cdc.dms.thresholds that the health rules below compare against. */
+export interface DmsThresholds {
+  warnLatencySeconds: number;
+  failLatencySeconds: number;
+  maxCpuPercent: number;
+  minFreeStorageBytes: number;
+  minFreeableMemoryBytes: number;
+  maxSwapBytes: number;
+}
+
+export type DmsTaskHealth = 'ok' | 'warn' | 'failing' | 'paused';
+
+/**
+ * A task's health from what was measured: its DMS status (a stopped task the journal says was
+ * paused is paused, not failing), its latency (CloudWatch source + target latency, or the heartbeat
+ * lag when that is larger) and its tables in error. Each problem names the way out.
+ */
+export function dmsTaskHealth(
+  m: { status: string; stopReason?: string; lastFailure?: string; paused: boolean; latencySeconds: number; erroredTables: string[]; group: string },
+  thresholds: DmsThresholds,
+): { health: DmsTaskHealth; problems: string[] } {
+  const problems: string[] = [];
+  let health: DmsTaskHealth = m.paused && m.status === 'stopped' ? 'paused' : 'ok';
+  if (m.status !== 'running' && health !== 'paused') {
+    problems.push(`task is ${m.status}${m.stopReason ? ` (${m.stopReason})` : ''}${m.lastFailure ? `: ${m.lastFailure}` : ''} — pgshift cdc resume retries it`);
+    health = 'failing';
+  }
+  if (m.latencySeconds > thresholds.failLatencySeconds) {
+    problems.push(`latency ${m.latencySeconds.toFixed(0)} s over ${thresholds.failLatencySeconds} s`);
+    health = 'failing';
+  } else if (m.latencySeconds > thresholds.warnLatencySeconds) {
+    problems.push(`latency ${m.latencySeconds.toFixed(0)} s over ${thresholds.warnLatencySeconds} s`);
+    if (health === 'ok') health = 'warn';
+  }
+  if (m.erroredTables.length) {
+    problems.push(`tables in error: ${m.erroredTables.join(', ')} — pgshift cdc restart --group ${m.group} reloads them`);
+    health = 'failing';
+  }
+  return { health, problems };
+}
+
+/** The replication instance's problems from its last CloudWatch values (null: not reported). */
+export function dmsInstanceProblems(
+  m: { cpuPercent: number | null; freeStorageBytes: number | null; freeableMemoryBytes: number | null; swapBytes: number | null },
+  thresholds: DmsThresholds,
+): string[] {
+  const problems: string[] = [];
+  if (m.cpuPercent !== null && m.cpuPercent > thresholds.maxCpuPercent) problems.push(`replication instance CPU ${m.cpuPercent.toFixed(0)}% over ${thresholds.maxCpuPercent}%`);
+  if (m.freeStorageBytes !== null && m.freeStorageBytes < thresholds.minFreeStorageBytes) {
+    problems.push(`replication instance free storage ${formatBytes(m.freeStorageBytes)} under ${formatBytes(thresholds.minFreeStorageBytes)}`);
+  }
+  // Low memory alone is normal for a busy instance; low memory while it swaps is not.
+  if (m.freeableMemoryBytes !== null && m.swapBytes !== null && m.freeableMemoryBytes < thresholds.minFreeableMemoryBytes && m.swapBytes > thresholds.maxSwapBytes) {
+    problems.push(`replication instance is out of memory and swapping (${formatBytes(m.freeableMemoryBytes)} free, ${formatBytes(m.swapBytes)} swap)`);
+  }
+  return problems;
 }

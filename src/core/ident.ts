@@ -4,7 +4,7 @@ import { inputError } from './errors.js';
  * The one place identifiers are quoted. Values never go through here: they are bound parameters.
  */
 export function quoteIdent(name: string): string {
-  if (name.includes('\u0000')) throw new Error('identifier contains a NUL byte');
+  if (name.includes('\u0000')) throw inputError('name.nul', 'an identifier contains a NUL byte', 'PostgreSQL names cannot hold one: correct the name');
   return `"${name.replace(/"/g, '""')}"`;
 }
 
@@ -25,7 +25,7 @@ export function displayName(t: QualifiedName): string {
 
 /** A string literal for the rare places where a parameter cannot be bound (DDL options). */
 export function quoteLiteral(value: string): string {
-  if (value.includes('\u0000')) throw new Error('literal contains a NUL byte');
+  if (value.includes('\u0000')) throw inputError('literal.nul', 'a value contains a NUL byte', 'PostgreSQL text cannot hold one: correct the value');
   return `'${value.replace(/'/g, "''")}'`;
 }
 
@@ -42,7 +42,7 @@ export function parseQualifiedName(text: string): QualifiedName {
       let j = i + 1;
       let part = '';
       for (;;) {
-        if (j >= text.length) throw new Error(`unterminated quote in ${JSON.stringify(text)}`);
+        if (j >= text.length) throw inputError('name.syntax', `unterminated quote in ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
         if (text[j] === '"') {
           if (text[j + 1] === '"') {
             part += '"';
@@ -63,12 +63,12 @@ export function parseQualifiedName(text: string): QualifiedName {
       i = end;
     }
     if (i >= text.length) break;
-    if (text[i] !== '.') throw new Error(`unexpected character after quoted name in ${JSON.stringify(text)}`);
+    if (text[i] !== '.') throw inputError('name.syntax', `unexpected character after quoted name in ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
     i++;
   }
   if (parts.length === 1) return { schema: 'public', name: parts[0] };
   if (parts.length === 2 && parts[0] !== '' && parts[1] !== '') return { schema: parts[0], name: parts[1] };
-  throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
+  throw inputError('name.syntax', `expected schema.table, got ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
 }
 
 /**

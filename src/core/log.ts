@@ -13,7 +13,7 @@ export interface Logger {
   warn(message: string): void;
   error(message: string): void;
   /** Progress lines: a bar on a terminal, a periodic line elsewhere. */
-  progress(key: string, message: string): void;
+  progress(message: string): void;
   /**
    * Only on a terminal: lines redrawn in place (progress bars); an empty list clears them.
    * Absent elsewhere, where callers fall back to progress lines.
@@ -32,7 +32,7 @@ export function createLogger(sink: Sink, options: { debug?: boolean } = {}): Log
     info: (m) => emit('info', m),
     warn: (m) => emit('warn', m),
     error: (m) => emit('error', m),
-    progress: (_key, m) => emit('info', m),
+    progress: (m) => emit('info', m),
   };
 }
 

@@ -1,3 +1,4 @@
+import { failure } from '../core/errors.js';
 import type { Octokit, Repo } from './client.js';
 
 /**
@@ -24,7 +25,7 @@ export async function startDeployment(octokit: Octokit, d: DeploymentContext, de
     transient_environment: false,
     description: description.slice(0, 140),
   });
-  if (r.status !== 201 || !('id' in r.data)) throw new Error(`GitHub did not create a deployment (${r.status})`);
+  if (r.status !== 201 || !('id' in r.data)) throw failure('github.deployment', `GitHub did not create a deployment (${r.status})`, 'check that the token may write deployments (permissions: deployments: write), then run the cut-over again');
   const id = r.data.id;
   await octokit.rest.repos.createDeploymentStatus({ ...d.repo, deployment_id: id, state: 'in_progress', log_url: d.logUrl, description: 'cut-over running' });
   return id;

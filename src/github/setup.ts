@@ -1,3 +1,4 @@
+import { inputError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Octokit, Repo } from './client.js';
 
@@ -42,7 +43,7 @@ async function reviewerIds(octokit: Octokit, names: string[]): Promise<Array<{ t
 }
 
 export async function setupEnvironments(octokit: Octokit, repo: Repo, options: SetupOptions, log: Logger): Promise<SetupResult> {
-  if (options.reviewers.length > 6) throw new Error('GitHub allows at most 6 required reviewers per environment');
+  if (options.reviewers.length > 6) throw inputError('github.reviewers', `GitHub allows at most 6 required reviewers per environment; ${options.reviewers.length} were given`, 'name at most 6 (a team counts as one)');
   const reviewers = await reviewerIds(octokit, options.reviewers);
   const repoInfo = await octokit.rest.repos.get({ ...repo });
   const isPrivate = options.isPrivate ?? repoInfo.data.private;

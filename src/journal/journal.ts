@@ -246,6 +246,16 @@ export class Journal {
     }));
   }
 
+  /** Forget the copy progress of these tables (a resume copies them again from a new snapshot). */
+  async forgetTables(tables: Array<{ schema: string; name: string }>): Promise<void> {
+    if (!tables.length) return;
+    await this.c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
+      this.migration,
+      tables.map((t) => t.schema),
+      tables.map((t) => t.name),
+    ]);
+  }
+
   /**
    * Everything the journal holds about the migration, for a failure-state bundle: streams, every
    * phase with its detail, the last events and the copy progress.
@@ -272,4 +282,9 @@ export const progressSql = {
 
 export async function dropControlSchema(c: pg.Client): Promise<void> {
   await c.query(`DROP SCHEMA IF EXISTS ${S} CASCADE`);
+}
+
+/** Whether pgshift's control schema exists on this server. */
+export async function controlSchemaExists(c: pg.Client): Promise<boolean> {
+  return ((await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [CONTROL_SCHEMA])).rowCount ?? 0) > 0;
 }

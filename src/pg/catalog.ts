@@ -182,3 +182,33 @@ export async function missingTables(c: pg.Client, tables: QualifiedName[]): Prom
   );
   return new Set(r.rows.map(displayName));
 }
+
+/** Whether a table (or any relation) of this name exists. */
+export async function relationExists(c: pg.Client, t: QualifiedName): Promise<boolean> {
+  const r = await c.query('SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2', [t.schema, t.name]);
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** Indexes a failed CREATE INDEX CONCURRENTLY (or a crash) left invalid, outside the system schemas. */
+export async function invalidIndexes(c: pg.Client): Promise<string[]> {
+  const r = await c.query<{ i: string }>(
+    `SELECT i.indexrelid::regclass::text AS i FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+  );
+  return r.rows.map((x) => x.i);
+}
+
+/** Fresh planner statistics for every table of the database (before the application arrives). */
+export async function analyzeDatabase(c: pg.Client): Promise<void> {
+  await c.query('ANALYZE');
+}
+
+/** The role this session runs as, and whether it is a superuser. */
+export async function currentRole(c: pg.Client): Promise<{ name: string; superuser: boolean; canSubscribe: boolean }> {
+  const r = await c.query<{ name: string; superuser: boolean; subscribe: boolean }>(
+    `SELECT current_user AS name, r.rolsuper AS superuser,
+            r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname IN ('rds_superuser', 'pg_create_subscription') AND pg_has_role(r.oid, g.oid, 'MEMBER')) AS subscribe
+       FROM pg_roles r WHERE r.rolname = current_user`,
+  );
+  return { name: r.rows[0].name, superuser: r.rows[0].superuser, canSubscribe: r.rows[0].subscribe };
+}

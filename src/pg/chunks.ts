@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { qualify, quoteIdent, quoteLiteral } from '../core/ident.js';
-import { INTEGER_TYPES, keyBounds } from '../core/parts.js';
+import { dedupe, subdivide } from '../core/chunk-bounds.js';
 import { copyColumns, type TableInfo } from './catalog.js';
 import { fingerprint, rowHashExpr } from './hash.js';
 
@@ -79,37 +79,7 @@ export async function chunkBoundaries(source: pg.Client, kt: KeyedTable, chunkRo
   return dedupe(r.rows.map((x) => x.v));
 }
 
-/**
- * Key types whose values map onto integers in the same order: integers themselves, and uuids as
- * the 128-bit numbers they are (PostgreSQL orders them byte by byte, which is numeric order).
- */
-const AS_INTEGER: Record<string, { toInt: (v: string) => bigint; fromInt: (n: bigint) => string }> = {
-  ...Object.fromEntries(INTEGER_TYPES.map((t) => [t, { toInt: BigInt, fromInt: String }])),
-  uuid: {
-    toInt: (v) => BigInt(`0x${v.replace(/-/g, '')}`),
-    fromInt: (n) => n.toString(16).padStart(32, '0').replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-'),
-  },
-};
-/** More chunks than this and the bounds array itself (a query parameter) grows past a few MB. */
-const MAX_CHUNKS = 50_000;
 
-/**
- * The histogram has at most default_statistics_target (100) equal-row buckets whatever the table's
- * size, so a billion-row table would get chunks of 10 M rows: one changed row would mean reading
- * 10 M rows again, and every chunk of a busy table would see one. Buckets of an integer or uuid
- * key are cut into equal key widths of about chunkRows rows each, assuming the keys are spread
- * evenly within a bucket (the buckets themselves follow the real distribution; random uuids are
- * even). Other key types keep the histogram's buckets.
- */
-export function subdivide(histogram: string[], type: string, rowEstimate: number, chunkRows: number): string[] {
-  const perBucket = rowEstimate / (histogram.length - 1);
-  const pieces = Math.min(Math.round(perBucket / chunkRows), Math.floor(MAX_CHUNKS / (histogram.length - 1)));
-  const as = AS_INTEGER[type];
-  if (!as || pieces <= 1) return histogram;
-  const values = histogram.map(as.toInt);
-  const out = values.flatMap((lo, i) => (i + 1 < values.length ? [lo, ...keyBounds(lo, values[i + 1], pieces)] : [lo]));
-  return dedupe(out.map(as.fromInt));
-}
 
 /** Split a range into about `parts` pieces by the source's keys inside it (each a lower bound). */
 export async function splitRange(source: pg.Client, kt: KeyedTable, range: Range, parts: number): Promise<string[]> {
@@ -220,6 +190,16 @@ export function rowValues(c: pg.Client, kt: KeyedTable, keys: string[][]): Promi
 }
 
 /** SQL that makes the target's rows for these keys equal the source's (never run without a flag). */
+/** The repair statements as one script the operator reviews: a single transaction. */
+export function repairScript(statements: string[]): string {
+  return ['-- pgshift verify: repair of the differing rows on the target. Review before running.', 'BEGIN;', ...statements, 'COMMIT;', ''].join('\n');
+}
+
+/** Run a script of several statements (simple protocol: it holds its own BEGIN and COMMIT). */
+export async function runScript(c: pg.Client, script: string): Promise<void> {
+  await c.query(script);
+}
+
 export function repairStatements(kt: KeyedTable, deleteKeys: string[][], insertRows: string[], identityAlways: boolean): string[] {
   const out: string[] = [];
   const t = qualify(kt.table);
@@ -234,8 +214,4 @@ export function repairStatements(kt: KeyedTable, deleteKeys: string[][], insertR
     );
   }
   return out;
-}
-
-function dedupe(values: string[]): string[] {
-  return values.filter((v, i) => i === 0 || v !== values[i - 1]);
 }

@@ -191,6 +191,17 @@ export async function withClient<T>(ep: Endpoint, fn: (c: pg.Client) => Promise<
   }
 }
 
+/**
+ * Drop a session at once, whatever it is doing (an interrupted copy): the socket is destroyed, so
+ * the server ends the backend and rolls back its open transaction — a part's rows and its journal
+ * row go together, as they would have committed together.
+ */
+export function abandon(c: pg.Client): void {
+  const stream = (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+  stream?.destroy();
+  c.end().catch(() => {});
+}
+
 export async function serverVersionNum(c: pg.Client): Promise<number> {
   const r = await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
   return Number(r.rows[0].v);

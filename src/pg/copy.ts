@@ -2,7 +2,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { qualify, quoteIdent } from '../core/ident.js';
+import { qualify, quoteIdent, type QualifiedName } from '../core/ident.js';
 import { copyColumns, type TableInfo } from './catalog.js';
 
 /**
@@ -97,6 +97,22 @@ export async function withCopyTransaction<T>(source: pg.Client, target: pg.Clien
   } catch (err) {
     await target.query('ROLLBACK').catch(() => {});
     await source.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Empty tables on the target before they are loaded again (nothing references them yet: no
+ * post-data), in one transaction with `alongside` (forgetting their journaled progress).
+ */
+export async function truncateTables(c: pg.Client, tables: QualifiedName[], alongside: () => Promise<void>): Promise<void> {
+  await c.query('BEGIN');
+  try {
+    if (tables.length) await c.query(`TRUNCATE ONLY ${tables.map(qualify).join(', ')}`);
+    await alongside();
+    await c.query('COMMIT');
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => {});
     throw err;
   }
 }

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { noteChange } from '../core/changes.js';
 import { failure, gateRefused } from '../core/errors.js';
+import { sleep } from '../core/wait.js';
 import { displayName, qualify, type QualifiedName } from '../core/ident.js';
 import type { Logger } from '../core/log.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
@@ -147,7 +148,7 @@ export interface StartPosition {
  */
 export async function verifyStartLsn(
   c: pg.Client,
-  options: { slot: string; plugin: DmsPlugin; captured: string; serverVersionNum: number; maxChanges: number; beat?: () => Promise<void> },
+  options: { slot: string; plugin: DmsPlugin; captured: string; serverVersionNum: number; maxChanges: number; beat?: () => Promise<void>; signal?: AbortSignal },
 ): Promise<StartPosition> {
   const slot = await c.query<{ plugin: string; confirmed: string | null }>('SELECT plugin, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1', [options.slot]);
   if (!slot.rowCount) throw failure('dms.slot-missing', `replication slot ${options.slot} does not exist on the source`, 'run pgshift full-load --restart for this group to create it again');
@@ -183,7 +184,7 @@ export async function verifyStartLsn(
     for (let i = 0; ; i++) {
       const lsn = await peek();
       if (lsn !== null || i >= 10) return lsn;
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200, options.signal);
     }
   };
   let next = await peekSettled();

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { qualify, quoteIdent, type QualifiedName } from '../core/ident.js';
 import { restoreList, type SchemaDump } from './schema.js';
 import type { PgTool } from './tools.js';
+import { abandon } from './connect.js';
 
 /**
  * Indexes built per table as soon as the table's rows have all landed, instead of all at the end
@@ -218,6 +219,13 @@ export class IndexQueue {
       await new Promise<void>((resolve) => (this.drained = resolve));
     }
     if (this.failed !== undefined) throw this.failed;
+  }
+
+  /** Stop at once (SIGINT/SIGTERM): nothing more starts, builds in flight are dropped with their sessions. */
+  abandon(reason: unknown): void {
+    this.failed ??= reason;
+    this.waiting.length = 0;
+    for (const c of this.all) abandon(c);
   }
 
   async close(): Promise<void> {

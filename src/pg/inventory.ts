@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { qualify, quoteIdent } from '../core/ident.js';
+import { sleep } from '../core/wait.js';
 import type { RoleFacts } from '../core/privileges.js';
 import { CONTROL_SCHEMA, NOT_EXTENSION_MEMBER, USER_SCHEMAS } from './catalog.js';
 
@@ -281,10 +282,10 @@ export async function scanLobs(c: pg.Client, t: RelationFacts, sampleRows: numbe
 }
 
 /** WAL written per second on the source, sampled over `seconds`. */
-export async function sampleWalRate(c: pg.Client, seconds: number): Promise<number> {
+export async function sampleWalRate(c: pg.Client, seconds: number, signal?: AbortSignal): Promise<number> {
   const a = (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l;
   const t0 = Date.now();
-  await new Promise((r) => setTimeout(r, seconds * 1000));
+  await sleep(seconds * 1000, signal);
   const r = await c.query<{ d: string }>('SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text AS d', [a]);
   return Number(r.rows[0].d) / ((Date.now() - t0) / 1000);
 }

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { noteChange } from '../core/changes.js';
 import type { Logger } from '../core/log.js';
 import { displayName, qualify, quoteIdent, quoteLiteral, type QualifiedName } from '../core/ident.js';
+import { sleep } from '../core/wait.js';
 import { S } from '../journal/journal.js';
 
 /**
@@ -34,10 +35,14 @@ export async function publicationExists(c: pg.Client, name: string): Promise<boo
  * group's heartbeat table and, when DDL follows the stream, its DDL queue.
  */
 export async function createPublication(c: pg.Client, name: string, tables: QualifiedName[], heartbeat: string, ddlQueue?: string): Promise<void> {
+  await createPublicationOf(c, name, tables, [heartbeat, ...(ddlQueue ? [ddlQueue] : [])], 'source');
+}
+
+/** A publication of these tables and of these tables of pgshift's control schema, unless it exists. */
+export async function createPublicationOf(c: pg.Client, name: string, tables: QualifiedName[], controlTables: string[], side: 'source' | 'target'): Promise<void> {
   if (await publicationExists(c, name)) return;
-  noteChange(`publication ${name} on the source`);
-  const control = [heartbeat, ...(ddlQueue ? [ddlQueue] : [])].map((t) => `${S}.${quoteIdent(t)}`);
-  const list = [...tables.map(qualify), ...control].join(', ');
+  noteChange(`publication ${name} on the ${side}`);
+  const list = [...tables.map(qualify), ...controlTables.map((t) => `${S}.${quoteIdent(t)}`)].join(', ');
   await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
 }
 
@@ -45,6 +50,15 @@ export async function createPublication(c: pg.Client, name: string, tables: Qual
 export async function publishedTables(c: pg.Client, publication: string): Promise<Set<string>> {
   const r = await c.query<{ schema: string; name: string }>('SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = $1', [publication]);
   return new Set(r.rows.map(displayName));
+}
+
+/** Take tables out of a publication (those it does not hold are left alone). */
+export async function dropFromPublication(c: pg.Client, publication: string, tables: QualifiedName[]): Promise<void> {
+  const published = await publishedTables(c, publication);
+  const leaving = tables.filter((t) => published.has(displayName(t)));
+  if (!leaving.length) return;
+  noteChange(`${leaving.length} table(s) leave publication ${publication}`);
+  await c.query(`ALTER PUBLICATION ${quoteIdent(publication)} DROP TABLE ${leaving.map(qualify).join(', ')}`);
 }
 
 /** Drop the publication if it exists; true when it did. */
@@ -166,6 +180,20 @@ export async function dropSubscription(c: pg.Client, name: string): Promise<void
   await c.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
 }
 
+/**
+ * Apply and table-sync errors a subscription has recorded (pg_stat_subscription_stats, PostgreSQL
+ * 15+; null before, or when the subscription has no statistics row).
+ */
+export async function subscriptionErrorCount(c: pg.Client, subscription: string): Promise<number | null> {
+  const r = await c.query<{ n: string }>(`SELECT (apply_error_count + sync_error_count)::text AS n FROM pg_stat_subscription_stats WHERE subname = $1`, [subscription]);
+  return r.rows[0] ? Number(r.rows[0].n) : null;
+}
+
+/** Acknowledge a subscription's recorded errors: its counters start again from zero. */
+export async function resetSubscriptionErrors(c: pg.Client, subscription: string): Promise<void> {
+  await c.query(`SELECT pg_stat_reset_subscription_stats(oid) FROM pg_subscription WHERE subname = $1`, [subscription]);
+}
+
 export interface SlotState {
   slot: string;
   exists: boolean;
@@ -258,7 +286,7 @@ export async function subscriptionState(c: pg.Client, name: string): Promise<Sub
  * it waits, so it waits at most two seconds at a time and tries again a few times, rather than
  * stalling the application behind a long transaction.
  */
-export async function setReplicaIdentity(c: pg.Client, table: QualifiedName, identity: 'full' | 'default' | 'nothing' | { index: string }): Promise<void> {
+export async function setReplicaIdentity(c: pg.Client, table: QualifiedName, identity: 'full' | 'default' | 'nothing' | { index: string }, signal?: AbortSignal): Promise<void> {
   const clause = typeof identity === 'string' ? identity.toUpperCase() : `USING INDEX ${quoteIdent(identity.index)}`;
   noteChange(`replica identity of ${qualify(table)} on the source`);
   for (let attempt = 1; ; attempt++) {
@@ -271,7 +299,7 @@ export async function setReplicaIdentity(c: pg.Client, table: QualifiedName, ide
     } catch (err) {
       await c.query('ROLLBACK').catch(() => {});
       if ((err as { code?: string }).code !== '55P03' || attempt === 5) throw err;
-      await new Promise((r) => setTimeout(r, 1000 * attempt));
+      await sleep(1000 * attempt, signal);
     }
   }
 }

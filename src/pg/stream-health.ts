@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { failure } from '../core/errors.js';
+import { sleep } from '../core/wait.js';
 import { beatApplied, type Beat } from './heartbeat.js';
 
 /**
@@ -39,19 +40,21 @@ export class ApplyWatch {
     private readonly watched: WatchedStream[],
     /** Turns a problem into the error thrown (verify adds what the catalogs and the DDL log say). */
     private readonly explain: (problem: string, stream: string) => Promise<Error>,
+    /** Ends every wait of the watch at once (Ctrl-C, a cancelled workflow, a budget). */
+    private readonly signal?: AbortSignal,
   ) {}
 
   /**
    * Start watching, and fail at once when a stream already stands still: a second sample a second
    * later settles whether an absent worker is restarting or gone.
    */
-  static async start(c: pg.Client, targetVersion: number, watched: WatchedStream[], explain: (problem: string, stream: string) => Promise<Error>): Promise<ApplyWatch> {
-    const w = new ApplyWatch(c, targetVersion, watched, explain);
+  static async start(c: pg.Client, targetVersion: number, watched: WatchedStream[], explain: (problem: string, stream: string) => Promise<Error>, signal?: AbortSignal): Promise<ApplyWatch> {
+    const w = new ApplyWatch(c, targetVersion, watched, explain, signal);
     w.baseline = await w.sample();
     w.sampledAt = Date.now();
     for (const [sub, s] of w.baseline) if (s.pid === null) w.absentSince.set(sub, w.sampledAt);
     if (w.absentSince.size > 0) {
-      await new Promise((r) => setTimeout(r, SAMPLE_EVERY_MS));
+      await sleep(SAMPLE_EVERY_MS, signal);
       w.sampledAt = 0;
     }
     await w.assertApplying();
@@ -83,7 +86,7 @@ export class ApplyWatch {
           'the stream lags more than cdc.maxLagSeconds: verify again once pgshift cdc status shows it caught up',
         );
       }
-      await new Promise((r) => setTimeout(r, pollMs));
+      await sleep(pollMs, this.signal);
       pollMs = Math.min(200, pollMs * 2);
     }
   }

@@ -1,3 +1,4 @@
+import { logicalDecodingProblem } from '../core/source-rules.js';
 import { formatBytes, parseSize } from '../config/size.js';
 import { assignGroups, describeEmptyGroup, describeUnmatched, matchesPattern } from '../core/groups.js';
 import { decideUnlogged, undecidedFix } from '../core/unlogged.js';
@@ -229,7 +230,7 @@ export async function runAssess(ctx: PhaseContext): Promise<AssessResult> {
     // WAL headroom while slots hold WAL through the full load.
     const totalBytes = profiles.reduce((n, p) => n + Math.max(p.bytes, p.estimatedBytes), 0);
     const loadHours = totalBytes / plan.assess.copyRate / 3600;
-    const rate = await sampleWalRate(s.source, opts.walSampleSeconds);
+    const rate = await sampleWalRate(s.source, opts.walSampleSeconds, ctx.signal);
     const keepText = src.settings.max_slot_wal_keep_size;
     const keep = keepText === null || keepText === undefined || keepText === '-1' ? null : (parseSize(keepText) ?? null);
     const headroomHours = keep !== null && rate > 0 ? keep / rate / 3600 : null;
@@ -271,11 +272,8 @@ type Add = (severity: Severity, code: string, object: string, message: string, f
 
 function checkSourceSettings(src: ServerFacts, label: string, groups: number, native: boolean, plugin: string, add: Add) {
   const st = src.settings;
-  if (src.isRds && st['rds.logical_replication'] != null && st['rds.logical_replication'] !== 'on') {
-    add('blocker', 'source.rds_logical_replication', label, 'rds.logical_replication is off', 'set rds.logical_replication = 1 in the parameter group and reboot');
-  } else if (st.wal_level !== 'logical') {
-    add('blocker', 'source.wal_level', label, `wal_level is ${st.wal_level}; logical decoding needs logical`, 'set wal_level = logical and restart the source');
-  }
+  const decoding = logicalDecodingProblem(st, src.isRds);
+  if (decoding) add('blocker', decoding.code, label, decoding.message, decoding.fix);
   const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
   if (freeSlots < groups) add('blocker', 'source.slots', label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, 'raise max_replication_slots (restart) or drop unused slots');
   const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;

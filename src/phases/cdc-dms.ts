@@ -1,7 +1,7 @@
 import type { ReplicationTask } from '@aws-sdk/client-database-migration-service';
 import { parseServerUrl } from '../config/url.js';
 import { gateRefused, inputError } from '../core/errors.js';
-import { tableMappings, taskIdentifier, taskSettings } from '../core/dms.js';
+import { dmsInstanceProblems, dmsTaskHealth, tableMappings, taskIdentifier, taskSettings } from '../core/dms.js';
 import { ddlReport, ensureDdlCapture, type DdlEntry } from '../pg/ddl.js';
 import { formatBytes } from '../config/size.js';
 import { heartbeatTable } from '../core/names.js';
@@ -27,6 +27,8 @@ import {
 } from '../aws/dms.js';
 import { measureLags, writeBeat } from '../pg/heartbeat.js';
 import { dropDmsArtifacts, verifyStartLsn, type DmsPlugin } from '../pg/dms-source.js';
+import { applyExceptionsAfter, latestApplyException, recentApplyExceptions } from '../pg/dms-target.js';
+import { slotState } from '../pg/replication.js';
 import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
 import { runFullLoad } from './full-load.js';
 import { DMS_TASKS_PHASE, dmsTaskPlans, journaledDmsTasks } from './stream-source.js';
@@ -136,7 +138,7 @@ function targetEndpointInput(ctx: PhaseContext) {
   return endpointInput(ctx, 'target', targetEndpointId(ctx), tags(ctx.plan.name, '*', 'target-endpoint'), { AfterConnectScript: "SET session_replication_role = 'replica'" });
 }
 
-const pollOf = (d: DmsPlan) => ({ intervalMs: d.pollSeconds * 1000, timeoutMs: d.readyTimeoutMinutes * 60_000 });
+const pollOf = (d: DmsPlan, signal: AbortSignal) => ({ intervalMs: d.pollSeconds * 1000, timeoutMs: d.readyTimeoutMinutes * 60_000, signal });
 
 /** The journal's DMS tasks (the cut-over reads them before its window). */
 export const dmsTasksOf = (journal: Journal | undefined) => journaledDmsTasks<DmsTaskState>(journal);
@@ -154,7 +156,7 @@ async function saveTasks(journal: Journal, tasks: DmsTaskState[]): Promise<void>
 export async function startDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<DmsStatus> {
   const d = requireDmsConfig(ctx);
   const plugin = d.plugin as DmsPlugin;
-  const poll = pollOf(d);
+  const poll = pollOf(d, ctx.signal);
   const s = await openSessions(ctx);
   try {
     const journal = await Journal.find(s.target, ctx.plan.name);
@@ -230,6 +232,7 @@ async function verifiedStart(ctx: PhaseContext, s: Sessions, stream: StreamRecor
     slot: stream.slot,
     plugin,
     captured: stream.snapshotLsn!,
+    signal: ctx.signal,
     serverVersionNum: s.sourceVersion,
     maxChanges,
     beat: () => writeBeat(s.source, heartbeatTable(stream.group), stream.group).then(() => {}),
@@ -260,7 +263,7 @@ export async function resumeDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsC
       if (!t.started) throw gateRefused('dms.not-started', `DMS task ${t.identifier} was never started`, 'run pgshift cdc start');
       if ((await describeTask(clients.dms, t.arn))?.Status !== 'running') {
         await startTask(clients.dms, t.arn, 'resume-processing');
-        await waitForTask(clients.dms, t.arn, ['running'], pollOf(d));
+        await waitForTask(clients.dms, t.arn, ['running'], pollOf(d, ctx.signal));
         ctx.log.info(`DMS task ${t.identifier} resumed`);
       }
       await journal.setStreamState(t.stream, 'streaming');
@@ -274,11 +277,11 @@ export async function resumeDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsC
  * Stop a task and wait until it is stopped; a task that is not running (stopped, failed, ready) is
  * left as it is.
  */
-async function stopAndWait(clients: DmsClients, d: DmsPlan, t: DmsTaskState): Promise<ReplicationTask | undefined> {
+async function stopAndWait(clients: DmsClients, d: DmsPlan, t: DmsTaskState, signal: AbortSignal): Promise<ReplicationTask | undefined> {
   const task = await describeTask(clients.dms, t.arn);
   if (!task || !['running', 'starting', 'resuming'].includes(task.Status ?? '')) return task;
   await stopTask(clients.dms, t.arn);
-  return waitForTask(clients.dms, t.arn, ['stopped'], pollOf(d));
+  return waitForTask(clients.dms, t.arn, ['stopped'], pollOf(d, signal));
 }
 
 /**
@@ -289,7 +292,7 @@ export async function stopDmsCdc(ctx: PhaseContext, state: 'paused' | 'stopped',
   const d = requireDmsConfig(ctx);
   await withTasks(ctx, async (journal, tasks) => {
     for (const t of tasks) {
-      await stopAndWait(clients, d, t);
+      await stopAndWait(clients, d, t, ctx.signal);
       await journal.setStreamState(t.stream, state);
     }
     await journal.event('cdc', 'info', `DMS: ${state}`);
@@ -301,10 +304,10 @@ export async function stopDmsCdc(ctx: PhaseContext, state: 'paused' | 'stopped',
 async function deleteTasks(ctx: PhaseContext, clients: DmsClients, journal: Journal | undefined, all: DmsTaskState[], doomed: DmsTaskState[]): Promise<void> {
   const d = requireDmsConfig(ctx);
   for (const t of doomed) {
-    const task = await stopAndWait(clients, d, t);
+    const task = await stopAndWait(clients, d, t, ctx.signal);
     if (task) {
       await deleteTask(clients.dms, t.arn);
-      await waitForTask(clients.dms, t.arn, ['deleted'], pollOf(d));
+      await waitForTask(clients.dms, t.arn, ['deleted'], pollOf(d, ctx.signal));
     }
     all.splice(all.indexOf(t), 1);
     if (journal) await saveTasks(journal, all);
@@ -328,16 +331,16 @@ export async function requestStop(ctx: PhaseContext, tasks: DmsTaskState[], clie
 
 export async function settleStopped(ctx: PhaseContext, tasks: DmsTaskState[], clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<void> {
   const d = requireDmsConfig(ctx);
-  for (const t of tasks) await waitForTask(clients.dms, t.arn, ['stopped'], pollOf(d));
+  for (const t of tasks) await waitForTask(clients.dms, t.arn, ['stopped'], pollOf(d, ctx.signal));
 }
 
 /** Undo of a cut-over that had asked the tasks to stop: wait until they have, then resume them. */
 export async function resumeAfterStop(ctx: PhaseContext, tasks: DmsTaskState[], clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<void> {
   const d = requireDmsConfig(ctx);
   for (const t of tasks) {
-    await waitForTask(clients.dms, t.arn, ['stopped'], pollOf(d));
+    await waitForTask(clients.dms, t.arn, ['stopped'], pollOf(d, ctx.signal));
     await startTask(clients.dms, t.arn, 'resume-processing');
-    await waitForTask(clients.dms, t.arn, ['running'], pollOf(d));
+    await waitForTask(clients.dms, t.arn, ['running'], pollOf(d, ctx.signal));
   }
 }
 
@@ -377,9 +380,7 @@ export async function restartDmsCdc(ctx: PhaseContext, options: { group?: string
 /** The DMS side of a failure, gathered before anything is torn down (the journal's part is added by writeFailureBundle). */
 async function dmsFailureState(ctx: PhaseContext, clients: DmsClients, journal: Journal, tasks: DmsTaskState[], s: Sessions) {
   const described = await findTasks(clients.dms, requireDmsConfig(ctx).replicationInstanceArn, ctx.plan.name);
-  const exceptions = (await hasApplyExceptions(s.target))
-    ? (await s.target.query(`SELECT task_name, table_owner, table_name, error_time::text, statement, error FROM awsdms_apply_exceptions ORDER BY error_time DESC LIMIT 500`)).rows
-    : [];
+  const exceptions = await recentApplyExceptions(s.target, 500);
   return {
     dms: {
       tasks: await Promise.all(
@@ -444,10 +445,10 @@ export async function dmsStatus(ctx: PhaseContext, clients: DmsClients = dmsClie
 /** The status on sessions the caller already holds (the cut-over gate, the failure bundle). */
 export async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: Date, journal: Journal | undefined, s: Sessions, waitMs = 2_000): Promise<DmsStatus> {
   const d = requireDmsConfig(ctx);
-  const th = d.thresholds;
+  const thresholds = d.thresholds;
   const states = await dmsTasksOf(journal);
   const streams = new Map((journal ? await journal.streams() : []).map((r) => [r.group, r]));
-  const { applyExceptions, slots } = await readDatabaseSide(s, journal, [...streams.values()], th.maxRetainedWalBytes);
+  const { applyExceptions, slots } = await readDatabaseSide(s, journal, [...streams.values()], thresholds.maxRetainedWalBytes);
   const described = states.length ? await findTasks(clients.dms, d.replicationInstanceArn, ctx.plan.name) : [];
   const series = states.length ? await metrics(clients.cloudwatch, d.replicationInstanceIdentifier, states.map((t) => t.arn), { minutes: 60, now }) : [];
   const lag = await measureLags(s.source, s.target, states.filter((t) => streams.get(t.stream)?.state === 'streaming').map((t) => t.stream), waitMs);
@@ -460,26 +461,10 @@ export async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: D
     const tgt = last(series, `task:${suffix}:CDCLatencyTarget`);
     const stats = task ? await tableStatistics(clients.dms, t.arn) : [];
     const errored = stats.filter((x) => x.TableState === 'Table error' || x.TableState === 'Table cancelled').map((x) => `${x.SchemaName}.${x.TableName}`);
-    const problems: string[] = [];
     const status = task?.Status ?? 'missing';
     const paused = streams.get(t.stream)?.state === 'paused' || streams.get(t.stream)?.state === 'stopped';
-    let health: DmsTaskStatus['health'] = paused && status === 'stopped' ? 'paused' : 'ok';
-    if (status !== 'running' && health !== 'paused') {
-      problems.push(`task is ${status}${stopReason(task) ? ` (${stopReason(task)})` : ''}${task?.LastFailureMessage ? `: ${task.LastFailureMessage}` : ''} — pgshift cdc resume retries it`);
-      health = 'failing';
-    }
     const latency = Math.max((src ?? 0) + (tgt ?? 0), lag.get(t.stream) ?? 0);
-    if (latency > th.failLatencySeconds) {
-      problems.push(`latency ${latency.toFixed(0)} s over ${th.failLatencySeconds} s`);
-      health = 'failing';
-    } else if (latency > th.warnLatencySeconds) {
-      problems.push(`latency ${latency.toFixed(0)} s over ${th.warnLatencySeconds} s`);
-      if (health === 'ok') health = 'warn';
-    }
-    if (errored.length) {
-      problems.push(`tables in error: ${errored.join(', ')} — pgshift cdc restart --group ${t.group} reloads them`);
-      health = 'failing';
-    }
+    const { health, problems } = dmsTaskHealth({ status, stopReason: stopReason(task), lastFailure: task?.LastFailureMessage, paused, latencySeconds: latency, erroredTables: errored, group: t.group }, thresholds);
     tasks.push({
       ...t,
       status,
@@ -502,13 +487,7 @@ export async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: D
     freeStorageBytes: last(series, 'instance:FreeStorageSpace'),
     problems: [] as string[],
   };
-  if (instance.cpuPercent !== null && instance.cpuPercent > th.maxCpuPercent) instance.problems.push(`replication instance CPU ${instance.cpuPercent.toFixed(0)}% over ${th.maxCpuPercent}%`);
-  if (instance.freeStorageBytes !== null && instance.freeStorageBytes < th.minFreeStorageBytes) {
-    instance.problems.push(`replication instance free storage ${formatBytes(instance.freeStorageBytes)} under ${formatBytes(th.minFreeStorageBytes)}`);
-  }
-  if (instance.freeableMemoryBytes !== null && instance.swapBytes !== null && instance.freeableMemoryBytes < th.minFreeableMemoryBytes && instance.swapBytes > th.maxSwapBytes) {
-    instance.problems.push(`replication instance is out of memory and swapping (${formatBytes(instance.freeableMemoryBytes)} free, ${formatBytes(instance.swapBytes)} swap)`);
-  }
+  instance.problems = dmsInstanceProblems(instance, thresholds);
   const latencyChart = states.map((t) => {
     const suffix = t.arn.split(':').pop()!;
     const a = series.find((x) => x.key === `task:${suffix}:CDCLatencySource`);
@@ -532,34 +511,45 @@ export async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: D
   };
 }
 
-/** Whether DMS's apply-exceptions control table exists on the target yet. */
-async function hasApplyExceptions(target: Sessions['target']): Promise<boolean> {
-  return ((await target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`)).rowCount ?? 0) > 0;
+/**
+ * awsdms_apply_exceptions on the target since the last acknowledgement (pgshift cdc acknowledge),
+ * and the slots on the source. Reads only: every status, and the cut-over gate, sees every
+ * exception until an operator has acknowledged it.
+ */
+async function readDatabaseSide(s: Sessions, journal: Journal | undefined, streams: StreamRecord[], maxRetained: number): Promise<Pick<DmsStatus, 'applyExceptions' | 'slots'>> {
+  const rows = await applyExceptionsAfter(s.target, await acknowledgedUntil(journal), 200);
+  // A truncated LOB shows as a truncation error or, for json, as malformed JSON (reference: aws-dms.md).
+  const applyExceptions: DmsStatus['applyExceptions'] = rows.map((row) => ({ task: row.task, table: `${row.owner}.${row.name}`, at: row.at, error: row.error, truncation: /truncat|malformed json/i.test(row.error) }));
+  const slots: DmsStatus['slots'] = [];
+  for (const st of streams) {
+    const state = await slotState(s.source, st.slot, s.sourceVersion);
+    if (!state.exists) {
+      slots.push({ slot: st.slot, retainedBytes: null, active: false, problem: `slot ${st.slot} is missing on the source: pgshift cdc restart --group ${st.group}` });
+      continue;
+    }
+    const problem = state.retainedBytes !== null && state.retainedBytes > maxRetained ? `slot ${st.slot} retains ${formatBytes(state.retainedBytes)} of WAL, over ${formatBytes(maxRetained)}` : undefined;
+    slots.push({ slot: st.slot, retainedBytes: state.retainedBytes, active: state.active, ...(problem ? { problem } : {}) });
+  }
+  return { applyExceptions, slots };
 }
 
-/** awsdms_apply_exceptions on the target (new rows since the last look) and the slots on the source. */
-async function readDatabaseSide(s: Sessions, journal: Journal | undefined, streams: StreamRecord[], maxRetained: number): Promise<Pick<DmsStatus, 'applyExceptions' | 'slots'>> {
-  const seen = ((journal && (await journal.phaseState(EXCEPTIONS_PHASE))?.detail) as { after?: string } | undefined)?.after ?? '-infinity';
-  const applyExceptions: DmsStatus['applyExceptions'] = [];
-  if (await hasApplyExceptions(s.target)) {
-    const r = await s.target.query<{ task: string; owner: string; name: string; at: string; error: string }>(
-      `SELECT task_name AS task, table_owner AS owner, table_name AS name, error_time::text AS at, error FROM awsdms_apply_exceptions WHERE error_time > $1::timestamp ORDER BY error_time LIMIT 200`,
-      [seen],
-    );
-    // A truncated LOB shows as a truncation error or, for json, as malformed JSON (reference: aws-dms.md).
-    for (const row of r.rows) applyExceptions.push({ task: row.task, table: `${row.owner}.${row.name}`, at: row.at, error: row.error, truncation: /truncat|malformed json/i.test(row.error) });
-    if (journal && r.rows.length) await journal.setPhaseDetail(EXCEPTIONS_PHASE, 'running', { after: r.rows[r.rows.length - 1].at });
-  }
-  const slotRows = await s.source.query<{ slot: string; retained: string | null; active: boolean }>(
-    `SELECT slot_name AS slot, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text AS retained, active FROM pg_replication_slots WHERE slot_name = ANY($1)`,
-    [streams.map((x) => x.slot)],
-  );
-  const slots: DmsStatus['slots'] = streams.map((st) => {
-    const row = slotRows.rows.find((x) => x.slot === st.slot);
-    if (!row) return { slot: st.slot, retainedBytes: null, active: false, problem: `slot ${st.slot} is missing on the source: pgshift cdc restart --group ${st.group}` };
-    const retainedBytes = row.retained === null ? null : Number(row.retained);
-    const problem = retainedBytes !== null && retainedBytes > maxRetained ? `slot ${st.slot} retains ${formatBytes(retainedBytes)} of WAL, over ${formatBytes(maxRetained)}` : undefined;
-    return { slot: st.slot, retainedBytes, active: row.active, ...(problem ? { problem } : {}) };
-  });
-  return { applyExceptions, slots };
+/** The error_time up to which apply exceptions were acknowledged ('-infinity': none yet). */
+async function acknowledgedUntil(journal: Journal | undefined): Promise<string> {
+  const detail = journal ? ((await journal.phaseState(EXCEPTIONS_PHASE))?.detail as { after?: string } | undefined) : undefined;
+  return detail?.after ?? '-infinity';
+}
+
+/**
+ * `pgshift cdc acknowledge` on DMS: the exceptions recorded so far are resolved (the rows backfilled,
+ * the LOB limit raised); status and the cut-over gate stop showing them. Returns how many were
+ * acknowledged.
+ */
+export async function acknowledgeDmsExceptions(ctx: PhaseContext, journal: Journal, s: Sessions): Promise<number> {
+  const pending = await applyExceptionsAfter(s.target, await acknowledgedUntil(journal), 1_000_000);
+  const latest = await latestApplyException(s.target);
+  if (!latest || pending.length === 0) return 0;
+  await journal.setPhaseDetail(EXCEPTIONS_PHASE, 'done', { after: latest });
+  await journal.event('cdc', 'info', `DMS: ${pending.length} apply exception(s) up to ${latest} acknowledged`, { tables: [...new Set(pending.map((e) => `${e.owner}.${e.name}`))] });
+  ctx.log.info(`cdc: ${pending.length} DMS apply exception(s) up to ${latest} acknowledged`);
+  return pending.length;
 }

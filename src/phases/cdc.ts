@@ -1,14 +1,15 @@
 import { gateRefused, inputError } from '../core/errors.js';
+import { pollUntil, sleep } from '../core/wait.js';
 import { formatBytes } from '../config/size.js';
 import { heartbeatTable } from '../core/names.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
 import { majorOf } from '../pg/connect.js';
 import { measureLags, waitForMarker, writeBeat } from '../pg/heartbeat.js';
-import { createSubscription, setSubscriptionEnabled, slotState, subscriptionState, tableSyncStates, type SlotState, type SubscriptionState } from '../pg/replication.js';
+import { createSubscription, resetSubscriptionErrors, setSubscriptionEnabled, slotState, subscriptionErrorCount, subscriptionState, tableSyncStates, type SlotState, type SubscriptionState } from '../pg/replication.js';
 import { ddlReport, ensureDdlCapture, joinNewTables, prepareDdlApply, type DdlEntry, type DdlReport } from '../pg/ddl.js';
 import { openSessions, type PhaseContext, type Sessions } from './context.js';
 import { preflightSubscription, requireReplicationRoute, subscriptionConninfo } from './preflight.js';
-import { dmsStatus, resumeDmsCdc, startDmsCdc, stopDmsCdc, type DmsStatus } from './cdc-dms.js';
+import { acknowledgeDmsExceptions, dmsStatus, resumeDmsCdc, startDmsCdc, stopDmsCdc, type DmsStatus } from './cdc-dms.js';
 
 /**
  * CDC with PostgreSQL native logical replication: one subscription per group on the target,
@@ -103,6 +104,33 @@ export async function stopCdc(ctx: PhaseContext): Promise<AnyCdcStatus> {
   return onDms(ctx) ? stopDmsCdc(ctx, 'stopped') : stopNativeCdc(ctx);
 }
 
+/**
+ * `cdc acknowledge`: the apply errors recorded so far were resolved by an operator. Native: each
+ * streaming subscription's error counters start again from zero; DMS: the apply exceptions up to
+ * the newest are marked acknowledged in the journal (DMS's own table is left as it is). Status and
+ * the cut-over gate then show only what comes after. Returns what was acknowledged, per stream.
+ */
+export async function acknowledgeCdcErrors(ctx: PhaseContext): Promise<Array<{ stream: string; errors: number }>> {
+  const s = await openSessions(ctx);
+  try {
+    const journal = await Journal.find(s.target, ctx.plan.name);
+    if (!journal) throw gateRefused('cdc.not-started', `no pgshift journal for ${ctx.plan.name} on the target: nothing to acknowledge`, 'run pgshift full-load and pgshift cdc start first');
+    if (onDms(ctx)) return [{ stream: 'dms', errors: await acknowledgeDmsExceptions(ctx, journal, s) }];
+    const out: Array<{ stream: string; errors: number }> = [];
+    for (const st of (await journal.streams()).filter((r) => r.state !== 'pending')) {
+      const errors = (await subscriptionErrorCount(s.target, st.subscription)) ?? 0;
+      if (errors === 0) continue;
+      await resetSubscriptionErrors(s.target, st.subscription);
+      await journal.event('cdc', 'info', `${errors} apply error(s) of ${st.subscription} acknowledged`);
+      ctx.log.info(`cdc: ${errors} apply error(s) of ${st.subscription} acknowledged`);
+      out.push({ stream: st.group, errors });
+    }
+    return out;
+  } finally {
+    await s.close();
+  }
+}
+
 export async function cdcStatus(ctx: PhaseContext, waitMs = 5_000): Promise<AnyCdcStatus> {
   return onDms(ctx) ? dmsStatus(ctx, undefined, new Date(), waitMs) : nativeCdcStatus(ctx, waitMs);
 }
@@ -118,7 +146,7 @@ export async function watchCdc(ctx: PhaseContext, o: { everyMs: number; forMs: n
     const r = await cdcStatus(ctx, o.waitMs);
     o.onStatus?.(r);
     if (!r.healthy || Date.now() + o.everyMs > until) return r;
-    await new Promise((res) => setTimeout(res, o.everyMs));
+    await sleep(o.everyMs, ctx.signal);
   }
 }
 
@@ -174,7 +202,7 @@ export async function startNativeCdc(ctx: PhaseContext): Promise<CdcStatus> {
       ctx.log.info(`group ${st.group}: subscription ${st.subscription} streaming from slot ${st.slot} (from ${st.snapshotLsn})`);
     }
     // The launcher starts apply workers asynchronously; report only once they run (or say why not).
-    for (const st of streams) await waitForWorker(s, st.subscription, 30_000);
+    for (const st of streams) await waitForWorker(s, st.subscription, 30_000, ctx.signal);
     await journal.event('cdc', 'info', `started ${streams.length} subscription(s)`);
     return await collectStatus(ctx, s, await journal.streams(), 10_000);
   } finally {
@@ -244,7 +272,7 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
     const slot: SlotState = await slotState(s.source, st.slot, s.sourceVersion);
     const sub: SubscriptionState = await subscriptionState(s.target, st.subscription);
     const lagSeconds = lags.get(st.group) ?? null;
-    const applyErrors = majorOf(s.targetVersion) >= 15 ? await applyErrorCount(s, st.subscription) : null;
+    const applyErrors = majorOf(s.targetVersion) >= 15 ? await subscriptionErrorCount(s.target, st.subscription) : null;
     const problems: string[] = [];
     if (!slot.exists) problems.push(`slot ${st.slot} is missing on the source`);
     if (slot.walStatus === 'lost') problems.push(`slot ${st.slot} has lost required WAL: the stream cannot continue`);
@@ -253,7 +281,7 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
     if (st.state === 'streaming' && !sub.exists) problems.push(`subscription ${st.subscription} is missing on the target`);
     if (applyErrors) {
       problems.push(
-        `${applyErrors} apply error(s) recorded for ${st.subscription}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then SELECT pg_stat_reset_subscription_stats(oid) FROM pg_subscription WHERE subname = '${st.subscription}'`,
+        `${applyErrors} apply error(s) recorded for ${st.subscription}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then pgshift cdc acknowledge`,
       );
     }
     if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * ctx.plan.cdc.minSafeWalFraction) {
@@ -293,22 +321,11 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
   return { engine: 'native', healthy: groups.every((g) => g.health !== 'failing'), groups, ddl: { mode: ddl.mode, joins: ddl.joins, refreshed } };
 }
 
-async function waitForWorker(s: Sessions, subscription: string, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if ((await subscriptionState(s.target, subscription)).workerRunning) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
+async function waitForWorker(s: Sessions, subscription: string, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+  const running = await pollUntil(async () => ((await subscriptionState(s.target, subscription)).workerRunning ? true : undefined), { everyMs: 100, timeoutMs, signal });
+  return running ?? false;
 }
 
-async function applyErrorCount(s: Sessions, subscription: string): Promise<number | null> {
-  const r = await s.target.query<{ n: string }>(
-    `SELECT (apply_error_count + sync_error_count)::text AS n FROM pg_stat_subscription_stats WHERE subname = $1`,
-    [subscription],
-  );
-  return r.rows[0] ? Number(r.rows[0].n) : null;
-}
 
 /** Wait until every group has applied a heartbeat written now (used by the demo and tests). */
 export async function waitForCatchUp(ctx: PhaseContext, timeoutMs: number): Promise<number> {

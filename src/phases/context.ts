@@ -1,4 +1,5 @@
 import { decideUnlogged, type UnloggedDecision } from '../core/unlogged.js';
+import { logicalDecodingProblem } from '../core/source-rules.js';
 import type pg from 'pg';
 import type { Plan } from '../config/schema.js';
 import { gateRefused, inputError } from '../core/errors.js';
@@ -68,14 +69,9 @@ export async function openSessions(ctx: PhaseContext): Promise<Sessions> {
 
 /** The preconditions of logical replication on the source: refused with exit 3, nothing changed. */
 export async function requireLogicalSource(s: Sessions, ctx: PhaseContext): Promise<void> {
-  const walLevel = await setting(s.source, 'wal_level');
-  if (walLevel !== 'logical') {
-    throw gateRefused(
-      'source.wal_level',
-      `source ${ctx.source.label}: wal_level is ${walLevel}, logical replication needs wal_level = logical`,
-      'set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source',
-    );
-  }
+  const rdsFlag = await setting(s.source, 'rds.logical_replication');
+  const decoding = logicalDecodingProblem({ wal_level: await setting(s.source, 'wal_level'), 'rds.logical_replication': rdsFlag }, rdsFlag !== undefined);
+  if (decoding) throw gateRefused(decoding.code, `source ${ctx.source.label}: ${decoding.message}`, decoding.fix);
   if (majorOf(s.targetVersion) < majorOf(s.sourceVersion)) {
     throw gateRefused(
       'target.version',

@@ -91,9 +91,9 @@ async function resumePooler(ctx: PhaseContext): Promise<void> {
  * points at the target.
  */
 export async function completeWindow(ctx: PhaseContext, s: Sessions, journal: Journal, streams: StreamRecord[], record: Record, o: { fence?: WindowFence; by: string }): Promise<Completion> {
-  const c = ctx.plan.cutover;
+  const settings = ctx.plan.cutover;
   const target = parseServerUrl(ctx.plan.target.url);
-  const steps = completeActions({ pooler: c.fence === 'pgbouncer', poolerConfig: Boolean(c.pgbouncer?.configFile), aws: Object.keys(c.repoint).length > 0 });
+  const steps = completeActions({ pooler: settings.fence === 'pgbouncer', poolerConfig: Boolean(settings.pgbouncer?.configFile), aws: Object.keys(settings.repoint).length > 0 });
   const out: Completion = { sequences: [], seal: record.seal!, repointed: [], reverse: null };
   for (const step of steps) {
     if (!record.attempted.includes(step)) {
@@ -108,10 +108,10 @@ export async function completeWindow(ctx: PhaseContext, s: Sessions, journal: Jo
         await o.fence?.release();
         if (!held) {
           ctx.log.warn('cut-over: the window fence did not hold until the seal; draining the stream again and carrying the sequences again');
-          await persist(ctx, 'the barrier after the seal', () => drainToBarrier(s.source, s.target, streams, c.timeoutSeconds * 1000));
+          await persist(ctx, 'the barrier after the seal', () => drainToBarrier(s.source, s.target, streams, settings.timeoutSeconds * 1000));
         }
         // Sequences: set inside the window already; again here (never backwards) in case the fence broke.
-        out.sequences = await persist(ctx, 'carrying the sequences', () => syncSequences(s.source, s.target, BigInt(c.sequenceMargin), undefined, { neverBackwards: true }));
+        out.sequences = await persist(ctx, 'carrying the sequences', () => syncSequences(s.source, s.target, BigInt(settings.sequenceMargin), undefined, { neverBackwards: true }));
         // Large objects: no table lock fences them, the seal does; carried once it holds.
         out.largeObjects = await persist(ctx, 'carrying the large objects', () => syncLargeObjects(s.source, s.target, ctx.plan.fullLoad.ownership === 'keep'));
         if (out.largeObjects.copy.length + out.largeObjects.remove.length) {
@@ -131,10 +131,10 @@ export async function completeWindow(ctx: PhaseContext, s: Sessions, journal: Jo
         } else {
           for (const st of streams) await persist(ctx, `stopping ${st.subscription}`, () => setSubscriptionEnabled(s.target, st.subscription, false));
         }
-        if (c.rollback) out.reverse = await persist(ctx, 'starting reverse replication', () => startReverse(ctx, s));
+        if (settings.rollback) out.reverse = await persist(ctx, 'starting reverse replication', () => startReverse(ctx, s));
         break;
       case 'repoint-pooler': {
-        const pb = c.pgbouncer!;
+        const pb = settings.pgbouncer!;
         record.pooler ??= { previous: poolerLine(pb.configFile!, pb.database), next: '' };
         out.pooler = { previous: record.pooler.previous, next: repointConfig(pb.configFile!, pb.database, target).next };
         record.pooler = out.pooler;
@@ -153,7 +153,7 @@ export async function completeWindow(ctx: PhaseContext, s: Sessions, journal: Jo
         await resumePooler(ctx);
         break;
       case 'repoint-aws':
-        out.repointed = await persist(ctx, 'repointing through AWS', () => repointAws(c.repoint, target));
+        out.repointed = await persist(ctx, 'repointing through AWS', () => repointAws(settings.repoint, target));
         break;
       default:
         break;

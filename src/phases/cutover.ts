@@ -9,7 +9,7 @@ import { uninterruptible } from '../core/interrupt.js';
 import { sleep } from '../core/wait.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
 import { dmsClients } from '../aws/dms.js';
-import { listSequences, listTables, type TableInfo } from '../pg/catalog.js';
+import { analyzeDatabase, currentRole, invalidIndexes, listSequences, listTables, type TableInfo } from '../pg/catalog.js';
 import { copyUnloggedTables } from '../pg/unlogged.js';
 import { displayName } from '../core/ident.js';
 import { undecidedFix } from '../core/unlogged.js';
@@ -19,7 +19,7 @@ import { refuseUncarriedDdl } from '../pg/ddl.js';
 import { applyFence, checkFenceable, describeLocked, liftFence, lockCapacity, planSeal, WindowFence, type FenceState } from '../pg/fence.js';
 import { drainToBarrier, waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { PgBouncer, restoreConfigLine } from '../pg/pgbouncer.js';
-import { setSubscriptionEnabled, slotState, subscriptionState } from '../pg/replication.js';
+import { setSubscriptionEnabled, slotState, subscriptionErrorCount, subscriptionState } from '../pg/replication.js';
 import { diffSchemas } from '../pg/schema-diff.js';
 import { consumed, prebumpSequences, readSequence, syncSequences, type SequenceSync } from '../pg/sequences.js';
 import { heartbeatTable } from '../core/names.js';
@@ -110,20 +110,20 @@ const NEXT_STEP: Record<string, string> = {
 
 /** Budgets of the steps before the decision, in ms. */
 function budgets(ctx: PhaseContext) {
-  const c = ctx.plan.cutover;
+  const settings = ctx.plan.cutover;
   return {
-    fence: c.lockTimeoutSeconds * 1000 * c.lockAttempts + 1000 * c.lockAttempts + (c.fence === 'pgbouncer' ? 30_000 : 0),
-    barrier: c.timeoutSeconds * 1000,
-    sequences: c.sequenceSeconds * 1000,
-    unlogged: c.unloggedSeconds * 1000,
-    finalCheck: c.finalCheckSeconds * 1000,
+    fence: settings.lockTimeoutSeconds * 1000 * settings.lockAttempts + 1000 * settings.lockAttempts + (settings.fence === 'pgbouncer' ? 30_000 : 0),
+    barrier: settings.timeoutSeconds * 1000,
+    sequences: settings.sequenceSeconds * 1000,
+    unlogged: settings.unloggedSeconds * 1000,
+    finalCheck: settings.finalCheckSeconds * 1000,
   };
 }
 
 export async function runCutover(ctx: PhaseContext, options: CutoverOptions = {}): Promise<CutoverResult> {
   const { plan, log } = ctx;
   requireCutoverSettings(plan, 'cutover');
-  const c = plan.cutover;
+  const settings = plan.cutover;
   const target = parseServerUrl(plan.target.url);
   const s = await openSessions(ctx);
   let journal: Journal | undefined;
@@ -141,7 +141,7 @@ export async function runCutover(ctx: PhaseContext, options: CutoverOptions = {}
     const steps: StepTiming[] = [];
     const timed = stepTimer(steps);
     await timed('gate', () => gate(ctx, s, journal!, streams));
-    const hardFence = c.fence === 'pgbouncer' ? c.pgbouncer!.hardFence : c.fence;
+    const hardFence = settings.fence === 'pgbouncer' ? settings.pgbouncer!.hardFence : settings.fence;
     const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
     const unlogged = unloggedOf(ctx, await listTables(s.source, s.sourceVersion));
     if (unlogged.undecided.length) {
@@ -157,7 +157,7 @@ export async function runCutover(ctx: PhaseContext, options: CutoverOptions = {}
     }
     await journal.startPhase('cutover', { steps: plannedSteps, stage: 'prepared', attempted: [] });
     await timed('prepare', () => prepare(ctx, s, streams));
-    const record: CutoverRecord<FenceState, DmsTaskState> = { stage: 'window', attempted: [], seal: await planSeal(s.source, hardFence, c.roles), windowStartedAt: new Date().toISOString() };
+    const record: CutoverRecord<FenceState, DmsTaskState> = { stage: 'window', attempted: [], seal: await planSeal(s.source, hardFence, settings.roles), windowStartedAt: new Date().toISOString() };
     await saveRecord(journal, record, { steps: plannedSteps });
     const result = await window(ctx, s, journal, streams, tables, unlogged.copyAtCutover, record, options, steps);
     return { ...result, plannedSteps, endpoint: endpointText(target), ...(earlier ? { recovered: { outcome: earlier.outcome, stage: earlier.stage } } : {}) };
@@ -183,7 +183,7 @@ async function window(
   steps: StepTiming[],
 ): Promise<Omit<CutoverResult, 'plannedSteps' | 'endpoint'>> {
   const { plan, log } = ctx;
-  const c = plan.cutover;
+  const settings = plan.cutover;
   const b = budgets(ctx);
   const watchdog = options.recoveryCommand ? startWatchdog(options.recoveryCommand, plan.name, log) : undefined;
   const windowStarted = Date.now();
@@ -216,30 +216,30 @@ async function window(
   };
   try {
     await step('fence', b.fence, async (signal) => {
-      if (c.fence === 'pgbouncer') {
+      if (settings.fence === 'pgbouncer') {
         await intend('pause-pooler');
-        const bouncer = await PgBouncer.connect(c.pgbouncer!.adminUrl);
+        const bouncer = await PgBouncer.connect(settings.pgbouncer!.adminUrl);
         try {
-          await bouncer.pause(c.pgbouncer!.database, signal);
+          await bouncer.pause(settings.pgbouncer!.database, signal);
         } finally {
           await bouncer.close();
         }
       }
       await intend('lock-tables');
-      fence = await WindowFence.acquire(ctx.source, tables, { lockTimeoutMs: c.lockTimeoutSeconds * 1000, attempts: c.lockAttempts, guardMs: c.guardSeconds * 1000, signal });
+      fence = await WindowFence.acquire(ctx.source, tables, { lockTimeoutMs: settings.lockTimeoutSeconds * 1000, attempts: settings.lockAttempts, guardMs: settings.guardSeconds * 1000, signal });
     });
-    await journal.event('cutover', 'info', `writes fenced: ${describeLocked(tables)} locked${c.fence === 'pgbouncer' ? ', PgBouncer paused' : ''}`);
-    log.info(`fence: writes stopped on the source (${describeLocked(tables)} locked by session ${fence!.pid}${c.fence === 'pgbouncer' ? '; PgBouncer paused' : ''})`);
+    await journal.event('cutover', 'info', `writes fenced: ${describeLocked(tables)} locked${settings.fence === 'pgbouncer' ? ', PgBouncer paused' : ''}`);
+    log.info(`fence: writes stopped on the source (${describeLocked(tables)} locked by session ${fence!.pid}${settings.fence === 'pgbouncer' ? '; PgBouncer paused' : ''})`);
     await step('barrier', b.barrier, (signal) => drainToBarrier(s.source, s.target, streams, b.barrier, signal));
-    await step('sequences', b.sequences, () => syncSequences(s.source, s.target, BigInt(c.sequenceMargin), undefined, { neverBackwards: true }));
+    await step('sequences', b.sequences, () => syncSequences(s.source, s.target, BigInt(settings.sequenceMargin), undefined, { neverBackwards: true }));
     if (unlogged.length) {
       const copied = await step('unlogged', b.unlogged, () => copyUnloggedTables(s.source, s.target, unlogged));
       const text = copied.map((x) => `${displayName(x.table)} (${x.rows} rows)`).join(', ');
       log.info(`unlogged tables copied in the window: ${text}`);
       await journal.event('cutover', 'info', `unlogged tables copied in the window: ${text}`);
     }
-    if (c.finalCheck === 'quick') {
-      const v = await step('final check', b.finalCheck, (signal) => runVerify(ctx, { mode: 'quick', exact: true, tables: c.finalCheckTables.length ? c.finalCheckTables : undefined, skipSchema: true, quiet: true, signal }));
+    if (settings.finalCheck === 'quick') {
+      const v = await step('final check', b.finalCheck, (signal) => runVerify(ctx, { mode: 'quick', exact: true, tables: settings.finalCheckTables.length ? settings.finalCheckTables : undefined, skipSchema: true, quiet: true, signal }));
       finalCheck = `${v.verdict}: ${v.tables.length} table(s), first, last and sampled chunks`;
       if (v.verdict !== 'equal') throw failure('cutover.final-check', `final check found differences in ${[...v.differences, ...v.unsettled].join(', ') || 'sequences'}`, 'run pgshift verify --exact to see the rows');
     }
@@ -260,7 +260,7 @@ async function window(
     steps.push({ step: 'switch', ms: Date.now() - windowStarted - steps.filter((x) => x.step !== 'gate' && x.step !== 'prepare').reduce((n, x) => n + x.ms, 0) });
     await journal.finishPhase('cutover', 'done', { ...record, completedBy: 'this run', windowMs, steps, sequences: done.sequences.length, fence: done.seal, finalCheck, reverse: done.reverse, pgbouncer: done.pooler, repointed: done.repointed });
     log.info(`cut-over done: write-unavailable window ${windowMs} ms`);
-    return { dryRun: false, windowMs, steps, sequences: done.sequences, fence: { strategy: c.fence, roles: done.seal.roles, terminated: done.seal.terminated }, finalCheck, repointed: done.repointed, reverse: done.reverse };
+    return { dryRun: false, windowMs, steps, sequences: done.sequences, fence: { strategy: settings.fence, roles: done.seal.roles, terminated: done.seal.terminated }, finalCheck, repointed: done.repointed, reverse: done.reverse };
   } catch (err) {
     throw failure('cutover.incomplete', `the cut-over was decided but could not complete: ${(err as Error).message}`, 'the source is sealed or about to be; fix the cause and run pgshift cutover again: it completes the switch', err);
   } finally {
@@ -286,19 +286,19 @@ function recoveryResult(ctx: PhaseContext, r: Recovery | undefined, target: Retu
 }
 
 function describeSteps(ctx: PhaseContext, streams: number, tables: number, hardFence: string, unlogged = 0): string[] {
-  const c = ctx.plan.cutover;
+  const settings = ctx.plan.cutover;
   const b = budgets(ctx);
   const target = parseServerUrl(ctx.plan.target.url);
   return [
-    'prepare: ANALYZE on the target' + (c.prebumpSequences ? ', sequences pre-bumped' : '') + (c.rollback ? ', reverse publication on the target' : ''),
-    `fence writes: ${c.fence === 'pgbouncer' ? `PgBouncer PAUSE ${c.pgbouncer!.database}, then ` : ''}EXCLUSIVE locks on the ${tables} migrated table(s), held by one session the server ends if pgshift dies (budget ${b.fence / 1000} s)`,
-    `barrier: a heartbeat written after the fence applied on the target for ${streams} group(s) (budget ${c.timeoutSeconds} s)`,
-    `sequences from the source${c.sequenceMargin ? ` + ${c.sequenceMargin}` : ''} (budget ${c.sequenceSeconds} s)`,
-    ...(unlogged ? [`unlogged tables: ${unlogged} copied from the source (unlogged.mode: copy-at-cutover; budget ${c.unloggedSeconds} s)`] : []),
-    c.finalCheck === 'quick' ? `final check: verify --mode quick, exact (budget ${c.finalCheckSeconds} s)` : 'final check: none',
-    `switch: seal the source (${hardFence}${hardFence === 'roles' ? ` ${c.roles.join(', ')}` : ''} read-only, their sessions ended), carry the large objects changed since the full load, stop forward CDC${ctx.plan.cdc.engine === 'dms' ? ' (DMS tasks asked to stop; they finish stopping after the window)' : ''}${c.rollback ? ', start reverse replication target → source' : ''}` +
-      (c.pgbouncer?.configFile ? `, repoint ${c.pgbouncer.database} in ${c.pgbouncer.configFile}, RELOAD, RESUME` : c.fence === 'pgbouncer' ? ', RESUME' : '') +
-      (Object.keys(c.repoint).length ? `, repoint ${Object.keys(c.repoint).join(', ')}` : '') +
+    'prepare: ANALYZE on the target' + (settings.prebumpSequences ? ', sequences pre-bumped' : '') + (settings.rollback ? ', reverse publication on the target' : ''),
+    `fence writes: ${settings.fence === 'pgbouncer' ? `PgBouncer PAUSE ${settings.pgbouncer!.database}, then ` : ''}EXCLUSIVE locks on the ${tables} migrated table(s), held by one session the server ends if pgshift dies (budget ${b.fence / 1000} s)`,
+    `barrier: a heartbeat written after the fence applied on the target for ${streams} group(s) (budget ${settings.timeoutSeconds} s)`,
+    `sequences from the source${settings.sequenceMargin ? ` + ${settings.sequenceMargin}` : ''} (budget ${settings.sequenceSeconds} s)`,
+    ...(unlogged ? [`unlogged tables: ${unlogged} copied from the source (unlogged.mode: copy-at-cutover; budget ${settings.unloggedSeconds} s)`] : []),
+    settings.finalCheck === 'quick' ? `final check: verify --mode quick, exact (budget ${settings.finalCheckSeconds} s)` : 'final check: none',
+    `switch: seal the source (${hardFence}${hardFence === 'roles' ? ` ${settings.roles.join(', ')}` : ''} read-only, their sessions ended), carry the large objects changed since the full load, stop forward CDC${ctx.plan.cdc.engine === 'dms' ? ' (DMS tasks asked to stop; they finish stopping after the window)' : ''}${settings.rollback ? ', start reverse replication target → source' : ''}` +
+      (settings.pgbouncer?.configFile ? `, repoint ${settings.pgbouncer.database} in ${settings.pgbouncer.configFile}, RELOAD, RESUME` : settings.fence === 'pgbouncer' ? ', RESUME' : '') +
+      (Object.keys(settings.repoint).length ? `, repoint ${Object.keys(settings.repoint).join(', ')}` : '') +
       `; the application writes to ${endpointText(target)}`,
   ];
 }
@@ -314,7 +314,7 @@ async function gateDms(ctx: PhaseContext, s: Sessions, journal: Journal): Promis
 
 /** Preconditions, checked before anything changes (exit 3 when one fails). */
 async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: StreamRecord[]): Promise<void> {
-  const c = ctx.plan.cutover;
+  const settings = ctx.plan.cutover;
   await requireWindowPossible(ctx, s);
   if (streams.length === 0) throw gateRefused('cutover.no-streams', 'no group is streaming', 'run pgshift full-load and pgshift cdc start first');
   for (const st of streams) {
@@ -326,33 +326,28 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
   for (const st of ctx.plan.cdc.engine === 'native' ? streams : []) {
     const sub = await subscriptionState(s.target, st.subscription);
     if (!sub.workerRunning) throw gateRefused('cutover.no-worker', `subscription ${st.subscription} has no running apply worker`, 'check pgshift cdc status and the target server log');
-    if (majorOf(s.targetVersion) >= 15) {
-      const e = await s.target.query<{ n: string }>('SELECT (apply_error_count + sync_error_count)::text AS n FROM pg_stat_subscription_stats WHERE subname = $1', [st.subscription]);
-      if (Number(e.rows[0]?.n ?? 0) > 0) {
-        throw gateRefused('cutover.apply-errors', `subscription ${st.subscription} has recorded ${e.rows[0].n} apply error(s)`, `find the cause in the target log; once resolved, acknowledge with SELECT pg_stat_reset_subscription_stats(oid) FROM pg_subscription WHERE subname = '${st.subscription}'`);
-      }
+    const errors = majorOf(s.targetVersion) >= 15 ? await subscriptionErrorCount(s.target, st.subscription) : null;
+    if (errors) {
+      throw gateRefused('cutover.apply-errors', `subscription ${st.subscription} has recorded ${errors} apply error(s)`, 'find the cause in the target log; once resolved, run pgshift cdc acknowledge');
     }
   }
 
   // DDL made on the source while CDC ran: every change carried to the target (src/pg/ddl.ts).
   await refuseUncarriedDdl(ctx.plan, s, streams);
 
-  if (c.verifyMaxAgeMinutes > 0) {
+  if (settings.verifyMaxAgeMinutes > 0) {
     const v = await journal.phaseState('verify');
     const age = v?.finishedAt ? (Date.now() - new Date(v.finishedAt).getTime()) / 60000 : Infinity;
-    if (!v || v.state !== 'done' || age > c.verifyMaxAgeMinutes) {
+    if (!v || v.state !== 'done' || age > settings.verifyMaxAgeMinutes) {
       throw gateRefused(
         'cutover.verify',
-        !v ? 'no verify has run for this migration' : v.state !== 'done' ? `the last verify did not pass (${v.state})` : `the last passing verify is ${Math.round(age)} minutes old (cutover.verifyMaxAgeMinutes ${c.verifyMaxAgeMinutes})`,
+        !v ? 'no verify has run for this migration' : v.state !== 'done' ? `the last verify did not pass (${v.state})` : `the last passing verify is ${Math.round(age)} minutes old (cutover.verifyMaxAgeMinutes ${settings.verifyMaxAgeMinutes})`,
         'run pgshift verify until it passes, then cut over',
       );
     }
   }
-  const invalid = await s.target.query<{ i: string }>(
-    `SELECT i.indexrelid::regclass::text AS i FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
-  );
-  if (invalid.rowCount) throw gateRefused('cutover.invalid-index', `index ${invalid.rows[0].i} is invalid on the target`, `REINDEX INDEX ${invalid.rows[0].i} on the target`);
+  const [invalid] = await invalidIndexes(s.target);
+  if (invalid) throw gateRefused('cutover.invalid-index', `index ${invalid} is invalid on the target`, `on the target, run REINDEX INDEX ${invalid}`);
   const drift = await diffSchemas(s.source, s.target);
   const unpopulated = drift.filter((d) => d.problem === 'not populated on target');
   if (unpopulated.length) {
@@ -375,10 +370,10 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
   for (let poll = 0; poll < GATE_POLLS; poll++) {
     for (const st of streams) {
       const slot = await slotState(s.source, st.slot, s.sourceVersion);
-      if (slot.lagBytes === null || slot.lagBytes > c.maxLagBytes) {
+      if (slot.lagBytes === null || slot.lagBytes > settings.maxLagBytes) {
         throw gateRefused(
           'cutover.lag',
-          `group ${st.group}: lag ${slot.lagBytes === null ? 'unknown' : formatBytes(slot.lagBytes)} is above cutover.maxLagBytes ${formatBytes(c.maxLagBytes)}`,
+          `group ${st.group}: lag ${slot.lagBytes === null ? 'unknown' : formatBytes(slot.lagBytes)} is above cutover.maxLagBytes ${formatBytes(settings.maxLagBytes)}`,
           'wait for the stream to catch up (pgshift cdc status) and run cutover again',
         );
       }
@@ -393,49 +388,47 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
  * can rewrite, and (rollback) a source that accepts the reverse subscription.
  */
 async function requireWindowPossible(ctx: PhaseContext, s: Sessions): Promise<void> {
-  const c = ctx.plan.cutover;
-  const hardFence = c.fence === 'pgbouncer' ? c.pgbouncer!.hardFence : c.fence;
-  await checkFenceable(s.source, hardFence, c.roles);
+  const settings = ctx.plan.cutover;
+  const hardFence = settings.fence === 'pgbouncer' ? settings.pgbouncer!.hardFence : settings.fence;
+  await checkFenceable(s.source, hardFence, settings.roles);
   const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
   const tables = groups.reduce((n, g) => n + g.tables.length, 0);
   const capacity = await lockCapacity(s.source);
   if (tables > capacity / 2) {
     throw gateRefused('cutover.lock-capacity', `source ${ctx.source.label}: the window fence locks ${tables} tables, more than half of the server's lock table (${capacity} entries)`, 'raise max_locks_per_transaction on the source (restart), or cut over the groups of a smaller plan');
   }
-  if (c.pgbouncer?.configFile) {
+  if (settings.pgbouncer?.configFile) {
     try {
-      accessSync(c.pgbouncer.configFile, constants.R_OK | constants.W_OK);
+      accessSync(settings.pgbouncer.configFile, constants.R_OK | constants.W_OK);
     } catch {
-      throw gateRefused('cutover.pgbouncer-config', `cutover.pgbouncer.configFile ${c.pgbouncer.configFile} cannot be read and written by pgshift`, 'run pgshift where it can write that file, or leave configFile out and repoint by other means');
+      throw gateRefused('cutover.pgbouncer-config', `cutover.pgbouncer.configFile ${settings.pgbouncer.configFile} cannot be read and written by pgshift`, 'run pgshift where it can write that file, or leave configFile out and repoint by other means');
     }
   }
-  if (c.rollback) {
-    const me = (await s.source.query<{ ok: boolean; u: string }>(
-      `SELECT current_user AS u, r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname IN ('rds_superuser', 'pg_create_subscription') AND pg_has_role(r.oid, g.oid, 'MEMBER')) AS ok FROM pg_roles r WHERE r.rolname = current_user`,
-    )).rows[0];
-    if (!me.ok) throw gateRefused('cutover.reverse-privilege', `cutover.rollback: the source role ${me.u} cannot create the reverse subscription`, 'connect pgshift to the source as a superuser (RDS: rds_superuser), or set cutover.rollback: false');
+  if (settings.rollback) {
+    const me = await currentRole(s.source);
+    if (!me.canSubscribe) throw gateRefused('cutover.reverse-privilege', `cutover.rollback: the source role ${me.name} cannot create the reverse subscription`, 'connect pgshift to the source as a superuser (RDS: rds_superuser), or set cutover.rollback: false');
   }
 }
 
 /** Heavy work before the freeze, so the window holds only what must be in it. */
 async function prepare(ctx: PhaseContext, s: Sessions, streams: StreamRecord[]): Promise<void> {
-  const c = ctx.plan.cutover;
-  await s.target.query('ANALYZE');
-  if (c.prebumpSequences) {
+  const settings = ctx.plan.cutover;
+  await analyzeDatabase(s.target);
+  if (settings.prebumpSequences) {
     // Margin = values consumed per second on the source × the time until the switch, doubled.
     const seqs = await listSequences(s.source);
     const before = await Promise.all(seqs.map((q) => readSequence(s.source, q)));
     await sleep(1000, ctx.signal);
     const after = await Promise.all(seqs.map((q) => readSequence(s.source, q)));
-    const budget = BigInt(Math.ceil(c.timeoutSeconds + c.finalCheckSeconds + 60));
+    const budget = BigInt(Math.ceil(settings.timeoutSeconds + settings.finalCheckSeconds + 60));
     const plan = seqs.map((q, i) => {
       const rate = consumed(q, before[i], after[i]);
-      return { sequence: q, position: after[i], margin: (rate > 0n ? rate : 1n) * budget * 2n + BigInt(c.sequenceMargin) };
+      return { sequence: q, position: after[i], margin: (rate > 0n ? rate : 1n) * budget * 2n + BigInt(settings.sequenceMargin) };
     });
     await prebumpSequences(s.target, plan);
     ctx.log.info(`sequences pre-bumped on the target (${seqs.length})`);
   }
-  if (c.rollback) await prepareReverse(ctx, s, streams);
+  if (settings.rollback) await prepareReverse(ctx, s, streams);
 }
 
 export interface RollbackResult {
@@ -452,7 +445,7 @@ export interface RollbackResult {
 export async function runRollback(ctx: PhaseContext): Promise<RollbackResult> {
   const { plan, log } = ctx;
   requireCutoverSettings(plan, 'rollback');
-  const c = plan.cutover;
+  const settings = plan.cutover;
   const s = await openSessions(ctx);
   const steps: StepTiming[] = [];
   const timed = stepTimer(steps);
@@ -466,32 +459,32 @@ export async function runRollback(ctx: PhaseContext): Promise<RollbackResult> {
     if (!rev.exists || !rev.workerRunning) throw gateRefused('rollback.no-reverse', `reverse subscription ${names.subscription} is not streaming on the source`, 'rollback needs cutover.rollback: true at the cut-over');
     const detail = cut.detail as { fence: FenceState; pgbouncer?: { previous: string } };
     const streams = await journal.streams();
-    const hardFence = c.fence === 'pgbouncer' ? c.pgbouncer!.hardFence : c.fence;
-    if (c.fence === 'pgbouncer') bouncer = await PgBouncer.connect(c.pgbouncer!.adminUrl);
+    const hardFence = settings.fence === 'pgbouncer' ? settings.pgbouncer!.hardFence : settings.fence;
+    if (settings.fence === 'pgbouncer') bouncer = await PgBouncer.connect(settings.pgbouncer!.adminUrl);
     await journal.startPhase('rollback');
     const started = Date.now();
-    if (bouncer) await timed('pause', () => bouncer!.pause(c.pgbouncer!.database));
-    const targetFence = await timed('fence target', async () => applyFence(s.target, await planSeal(s.target, hardFence, c.roles)));
+    if (bouncer) await timed('pause', () => bouncer!.pause(settings.pgbouncer!.database));
+    const targetFence = await timed('fence target', async () => applyFence(s.target, await planSeal(s.target, hardFence, settings.roles)));
     await timed('barrier', async () => {
       for (const st of streams) {
         const hb = heartbeatTable(st.group);
         const beat = await writeBeat(s.target, hb, st.group);
-        if ((await waitForMarker(s.source, hb, st.group, beat, c.timeoutSeconds * 1000, 5, ctx.signal)) === null) {
-          throw failure('rollback.barrier', `the reverse stream did not reach the source within ${c.timeoutSeconds} s`, 'check the source server log; the target stays fenced');
+        if ((await waitForMarker(s.source, hb, st.group, beat, settings.timeoutSeconds * 1000, 5, ctx.signal)) === null) {
+          throw failure('rollback.barrier', `the reverse stream did not reach the source within ${settings.timeoutSeconds} s`, 'check the source server log; the target stays fenced');
         }
       }
     });
-    const sequences = await timed('sequences', () => syncSequences(s.target, s.source, BigInt(c.sequenceMargin), undefined, { neverBackwards: true }));
+    const sequences = await timed('sequences', () => syncSequences(s.target, s.source, BigInt(settings.sequenceMargin), undefined, { neverBackwards: true }));
     await timed('switch', async () => {
       await setSubscriptionEnabled(s.source, names.subscription, false);
       await liftFence(s.source, detail.fence);
       const source = parseServerUrl(plan.source.url);
-      if (c.pgbouncer?.configFile && detail.pgbouncer) {
-        restoreConfigLine(c.pgbouncer.configFile, c.pgbouncer.database, detail.pgbouncer.previous);
+      if (settings.pgbouncer?.configFile && detail.pgbouncer) {
+        restoreConfigLine(settings.pgbouncer.configFile, settings.pgbouncer.database, detail.pgbouncer.previous);
         await bouncer!.reload();
       }
-      await repointAws(c.repoint, source);
-      if (bouncer) await bouncer.resume(c.pgbouncer!.database);
+      await repointAws(settings.repoint, source);
+      if (bouncer) await bouncer.resume(settings.pgbouncer!.database);
     });
     const windowMs = Date.now() - started;
     await journal.finishPhase('rollback', 'done', { windowMs, steps, targetFence });

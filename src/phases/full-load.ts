@@ -7,7 +7,8 @@ import { runPool } from '../core/pool.js';
 import { blockBounds, INTEGER_TYPES, keyBounds, partCondition, partCount, type PartPlan } from '../core/parts.js';
 import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.js';
 import type { TableInfo } from '../pg/catalog.js';
-import { connect, endpointFor, majorOf, type Endpoint } from '../pg/connect.js';
+import { abandon, connect, endpointFor, majorOf, type Endpoint } from '../pg/connect.js';
+import { abortReason, throwIfAborted } from '../core/wait.js';
 import { copyTable, useCopySettings, type CopyFormatChoice } from '../pg/copy.js';
 import { analyzeStep, earlyIndexes, IndexQueue, indexesOf, isAnalyze, postDataList, type IndexBuild } from '../pg/indexes.js';
 import { copyLargeObjects } from '../pg/large-objects.js';
@@ -24,6 +25,8 @@ import { dropSlot, ensureSlot, importSnapshot, SnapshotHolder } from '../pg/snap
 import { findTool, requireDumpForSource, type PgTool } from '../pg/tools.js';
 import { openSessions, requireLogicalSource, resolveGroups, type PhaseContext, type ResolvedGroup, type Sessions } from './context.js';
 import { LoadProgress, type TableProgress } from './load-progress.js';
+import { resumeGroup, resumePhase, type ResumeSummary } from './load-resume.js';
+import { formatBytes } from '../config/size.js';
 
 /**
  * Full load: a consistent copy of each group at a known LSN.
@@ -56,6 +59,8 @@ export interface GroupLoadResult {
   rows: number;
   bytes: number;
   skipped: number;
+  /** Set when the group was resumed after its load died: what was kept, redone and created. */
+  resumed?: ResumeSummary;
 }
 
 export interface FullLoadResult {
@@ -100,6 +105,14 @@ function exportedPoint(ctx: PhaseContext, holder: SnapshotHolder): ReadPoint {
   return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c) => importSnapshot(c, holder.snapshotName), check: () => {} };
 }
 
+/**
+ * A resumed group with nothing left to copy still reads the source for large objects, which no
+ * stream carries: a plain repeatable-read transaction.
+ */
+function plainPoint(ctx: PhaseContext): ReadPoint {
+  return { endpoint: ctx.source, lsnText: '', begin: (c) => c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY').then(() => {}), check: () => {} };
+}
+
 function replicaPoint(endpoint: Endpoint, paused: PausedReplica): ReadPoint {
   return {
     endpoint,
@@ -119,6 +132,11 @@ interface GroupToLoad {
   /** Its streams: its own and any companion (DMS batch apply), which follow its LSN and state. */
   parts: StreamPart[];
   point?: ReadPoint;
+  /** Resumed after its exported snapshot died (load-resume.ts). */
+  resuming?: boolean;
+  resumed?: ResumeSummary;
+  /** Its bridge streams (resume streams), marked loaded with it. */
+  bridges: StreamRecord[];
 }
 
 /** Set the group's snapshot LSN and state on each of its streams and journal them. */
@@ -128,6 +146,8 @@ async function saveStreams(journal: Journal, x: GroupToLoad, state: string, lsn 
     record.snapshotLsn = lsn;
     await journal.saveStream(record);
   }
+  // Bridge streams keep their own snapshot LSN.
+  for (const b of x.bridges) await journal.setStreamState(b.group, state);
 }
 
 export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = {}): Promise<FullLoadResult> {
@@ -156,7 +176,11 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === 'done';
     if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
     const pausedMode = plan.snapshot === 'paused-replica';
-    const actions = new Map(groups.map((g) => [g, decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode })]));
+    const priorProgress = prior ? await prior.tableProgress() : [];
+    const copied = new Set(priorProgress.filter((p) => p.state === 'done' && p.part === 0).map((p) => p.group));
+    const decide = (g: ResolvedGroup) =>
+      decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g.name), canBridge: plan.cdc.engine === 'native' });
+    const actions = new Map(groups.map((g) => [g, decide(g)]));
     if (options.restart) {
       // A DMS task reads the slot a restart would drop: cdc restart deletes the task first.
       const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
@@ -170,13 +194,15 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       if (action !== 'refuse-interrupted') continue;
       throw gateRefused(
         'full-load.interrupted',
-        `group ${group.name}: an earlier full load stopped while loading; its ${existing.get(group.name)!.snapshotMode === 'exported' ? 'exported snapshot ended with that process' : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
-        `run pgshift full-load --restart${options.group ? ` --group ${group.name}` : ''} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`,
+        `group ${group.name}: an earlier full load stopped while loading; its ${existing.get(group.name)!.snapshotMode === 'exported' ? `exported snapshot ended with that process, and ${pausedMode ? 'a paused-replica plan' : `cdc.engine ${plan.cdc.engine}`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
+        `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group.name}` : ''} to load the group again from a new slot`,
       );
     }
     const loading = groups.filter((g) => actions.get(g) !== 'skip');
     const streamsToLoad = loading.flatMap((g) => stream.parts(g, newStreamRecord(plan, g.name)).map((p) => p.record.slot));
-    const slotsNeeded = streamsToLoad.length - (await existingSlots(s, streamsToLoad));
+    // A resumed group needs one more slot: its resume stream's.
+    const resuming = [...actions.values()].filter((a) => a === 'resume').length;
+    const slotsNeeded = streamsToLoad.length - (await existingSlots(s, streamsToLoad)) + resuming;
     const preflight = loading.length ? await preflightLoad(ctx, s, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
 
     // From here on, things are created.
@@ -201,8 +227,8 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       }
       // Restarting, or a run that stopped before any row was copied (state preparing): start clean.
       if (action === 'reset') await resetGroup(s, ctx, journal, stream, group, existing);
-      const record = action === 'continue' ? priorRecord! : newStreamRecord(plan, group.name);
-      toLoad.push({ group, record, parts: stream.parts(group, record) });
+      const record = action === 'continue' || action === 'resume' ? priorRecord! : newStreamRecord(plan, group.name);
+      toLoad.push({ group, record, parts: stream.parts(group, record), resuming: action === 'resume', bridges: [] });
     }
 
     if (pausedMode && toLoad.length > 0) {
@@ -217,7 +243,17 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
         await journal.event('full-load', 'info', `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
       }
     } else {
+      const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail as { active?: Array<{ table: string; bytes: number }> } | undefined;
       for (const x of toLoad) {
+        if (x.resuming) {
+          const r = await resumeGroup(ctx, s, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)));
+          if (r.holder) holders.push(r.holder);
+          x.bridges = r.bridges;
+          x.resumed = r.summary;
+          await journal.setPhaseDetail(resumePhase(x.group.name), 'running', r.summary);
+          x.point = r.holder ? exportedPoint(ctx, r.holder) : plainPoint(ctx);
+          continue;
+        }
         await prepareGroupObjects(s, journal, stream, x);
         // A companion's slot first: the snapshot's LSN is then at or after its confirmed_flush_lsn.
         for (const part of x.parts.slice(1)) await ensureSlot(s.source, part.record.slot, stream.plugin);
@@ -251,6 +287,8 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       prog.indexBuilt(step.table);
       logIndexBuilt(log, step, ms, built);
     });
+    const stopIndexes = () => indexes?.abandon(abortReason(ctx.signal));
+    ctx.signal.addEventListener('abort', stopIndexes, { once: true });
     // Reloading after post-data (a restart): foreign keys exist, so rows are deleted, not truncated.
     const clear = (await journal.phaseState(POST_DATA))?.state === 'done' ? 'delete' : 'truncate';
     const tasks: CopyTask[] = [];
@@ -287,13 +325,20 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       indexes!.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
     });
     await indexes.drain();
+    ctx.signal.removeEventListener('abort', stopIndexes);
+    throwIfAborted(ctx.signal);
     prog.stop();
     await journal.setPhaseDetail(progressPhase(options.group), 'done', prog.snapshot());
     for (const x of toLoad) {
       const { group, record, point } = x;
       await saveStreams(journal, x, 'loaded');
       const totals = perGroup.get(group.name)!;
-      results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: point!.lsnText, tables: group.tables.length, ...totals });
+      if (x.resumed) {
+        x.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
+        await journal.setPhaseDetail(resumePhase(group.name), 'done', x.resumed);
+        log.info(`group ${group.name}: resumed — kept ${x.resumed.kept.rows} rows (${formatBytes(x.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${x.resumed.snapshotLsn ?? 'no new snapshot'}`);
+      }
+      results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: x.resumed ? record.snapshotLsn ?? '' : point!.lsnText, tables: group.tables.length, ...totals, ...(x.resumed ? { resumed: x.resumed } : {}) });
     }
 
     // Large objects belong to no group: the first job to get here copies them, inside its snapshot.
@@ -518,8 +563,14 @@ async function copyTasks(
   onDone: (task: CopyTask, copied: { rows: number; bytes: number }, target: pg.Client) => Promise<void>,
 ): Promise<void> {
   const workers: Array<{ source: pg.Client; target: pg.Client } | undefined> = [];
+  // SIGINT/SIGTERM: every worker's sessions are dropped at once; their open parts roll back.
+  const stop = () => {
+    for (const w of workers) if (w) for (const c of [w.source, w.target]) abandon(c);
+  };
+  ctx.signal.addEventListener('abort', stop, { once: true });
   try {
     await runPool(tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
+      throwIfAborted(ctx.signal);
       let w = workers[id];
       if (!w) {
         const source = await connect(task.point.endpoint, { applicationName: 'pgshift copy' });
@@ -528,13 +579,20 @@ async function copyTasks(
           throw err;
         });
         w = workers[id] = { source, target };
+        if (ctx.signal.aborted) stop();
         await Promise.all([useCopySettings(source), useCopySettings(target)]);
       }
       task.point.check();
-      const r = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
-      await onDone(task, r, w.target);
+      try {
+        const r = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
+        await onDone(task, r, w.target);
+      } catch (err) {
+        throwIfAborted(ctx.signal);
+        throw err;
+      }
     });
   } finally {
+    ctx.signal.removeEventListener('abort', stop);
     await Promise.all(workers.filter(Boolean).flatMap((w) => [w!.source.end().catch(() => {}), w!.target.end().catch(() => {})]));
   }
 }

@@ -2,7 +2,7 @@ import { keywordsUnknownTo, parseConninfo, parseServerUrl, toConninfo } from '..
 import { gateRefused, isPgshiftError } from '../core/errors.js';
 import { displayName } from '../core/ident.js';
 import { IDENTITY_PROBLEM_TEXT, planPublishing } from '../core/replica-identity.js';
-import type { TableInfo } from '../pg/catalog.js';
+import { currentRole, type TableInfo } from '../pg/catalog.js';
 import { connect, endpointFromConninfo, majorOf } from '../pg/connect.js';
 import { readPreconditions } from './assess.js';
 import type { PhaseContext, ResolvedGroup, Sessions } from './context.js';
@@ -79,7 +79,7 @@ export async function preflightSubscription(ctx: PhaseContext, s: Sessions): Pro
   if (unknown.length) {
     throw gateRefused('subscription.conninfo', `the subscription's connection parameter ${unknown[0]} is unknown to the target's PostgreSQL ${targetMajor}`, `remove ${unknown[0]} from ${ctx.plan.source.subscriptionConninfo ? 'source.subscriptionConninfo' : 'source.url'}`);
   }
-  const role = (await s.target.query<{ superuser: boolean }>('SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user')).rows[0];
+  const role = await currentRole(s.target);
   if (targetMajor >= 16 && !role.superuser && !fields.password) {
     throw gateRefused('subscription.password', `target ${ctx.target.label}: a subscription owned by a role that is not superuser needs a password in its connection (PostgreSQL 16+)`, 'put the password in source.url (or in source.subscriptionConninfo)');
   }

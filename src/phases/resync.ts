@@ -1,14 +1,14 @@
-import { failure, gateRefused, inputError } from '../core/errors.js';
-import { canonicalTableName, displayName, qualify, quoteIdent } from '../core/ident.js';
-import { heartbeatTable, isResyncOf, publicationName, resyncStreamName, slotName, subscriptionName } from '../core/names.js';
+import { gateRefused, inputError } from '../core/errors.js';
+import { canonicalTableName, displayName, qualify } from '../core/ident.js';
+import { isResyncOf } from '../core/names.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
+import { bridgeRecord, drainStreams, leaveStream, nextBridgeName, openBridgeStream } from './bridge.js';
 import type { TableInfo } from '../pg/catalog.js';
 import { connect, majorOf } from '../pg/connect.js';
 import { copyTable, useCopySettings, withCopyTransaction } from '../pg/copy.js';
-import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
-import { createPublication, createSubscription, dropSubscription, ensureHeartbeat, publicationExists, publishedTables } from '../pg/replication.js';
+import { createSubscription, dropSubscription, publishedTables } from '../pg/replication.js';
 import { dropSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
-import { ddlQueueOf, installDdlCapture, prepareDdlApply } from '../pg/ddl.js';
+import { prepareDdlApply } from '../pg/ddl.js';
 import { nativeCdcStatus, requireNativeEngine, startNativeCdc, type AnyCdcStatus, type CdcStatus } from './cdc.js';
 import { restartDmsCdc } from './cdc-dms.js';
 import { writeFailureBundle } from './failure-bundle.js';
@@ -67,47 +67,26 @@ export async function resyncTables(ctx: PhaseContext, names: string[]): Promise<
     if (pending && (pendingTables.length !== names.length || pendingTables.some((t) => !wanted.has(t)))) {
       throw gateRefused('resync.pending', `an interrupted resync of ${pendingTables.join(', ') || pending.group} has not finished`, `run pgshift cdc resync -t ${pendingTables.join(' ') || '…'} first: its tables are carried by no stream until it completes`);
     }
-    const name = pending?.group ?? resyncStreamName(owner.name, streams.filter((r) => isResyncOf(r.group, owner.name)).length + 1);
-    const record: StreamRecord = {
-      group: name,
-      slot: slotName(ctx.plan.name, name),
-      publication: publicationName(ctx.plan.name, name),
-      subscription: subscriptionName(ctx.plan.name, name),
-      snapshotMode: 'exported',
-      snapshotLsn: null,
-      state: 'resyncing',
-    };
+    const name = pending?.group ?? nextBridgeName(owner.name, streams);
+    const record = bridgeRecord(ctx, name, 'resyncing');
     await journal.startPhase('cdc:resync', { stream: name, tables: names });
     if (pending) {
       // What the interrupted run made reads nothing yet, or reads a slot this run replaces.
       await dropSubscription(s.target, record.subscription);
       await dropSlot(s.source, record.slot);
     }
-    const hb = heartbeatTable(name);
-    await ensureHeartbeat(s.source, hb, name);
-    await ensureHeartbeat(s.target, hb, name);
     // (2) + (3): the tables leave the streams that carry them now (the group's, or an earlier
     // resync's), each of which then applies everything up to that point.
     const carriers = streams.filter((r) => r.state === 'streaming' && (r.group === owner.name || isResyncOf(r.group, owner.name)));
     const drained: StreamRecord[] = [];
     for (const carrier of carriers) {
       const published = await publishedTables(s.source, carrier.publication);
-      const leaving = tables.filter((t) => published.has(displayName(t)));
-      if (!leaving.length) continue;
-      await s.source.query(`ALTER PUBLICATION ${quoteIdent(carrier.publication)} DROP TABLE ${leaving.map(qualify).join(', ')}`);
+      if (!tables.some((t) => published.has(displayName(t)))) continue;
+      await leaveStream(s, carrier, tables);
       drained.push(carrier);
     }
-    if (await publicationExists(s.source, record.publication)) await s.source.query(`DROP PUBLICATION ${quoteIdent(record.publication)}`);
-    // Schema changes to these tables follow their new stream, as they followed the group's.
-    await installDdlCapture(s.source, ctx.plan, record);
-    await createPublication(s.source, record.publication, tables, hb, ddlQueueOf(ctx.plan, record.group));
-    await journal.saveStream(record);
-    for (const carrier of drained) {
-      const beat = await writeBeat(s.source, heartbeatTable(carrier.group), carrier.group);
-      if ((await waitForMarker(s.target, heartbeatTable(carrier.group), carrier.group, beat, 120_000)) === null) {
-        throw failure('resync.drain', `stream ${carrier.group} did not apply its changes within 120 s`, 'check pgshift cdc status, then run the same resync again: it continues');
-      }
-    }
+    await openBridgeStream(ctx, s, journal, record, tables);
+    await drainStreams(ctx, s, drained, { start: false });
     // (4) + (5): a snapshot after that, and the tables copied again at it.
     holder = await SnapshotHolder.createSlot(ctx.source, record.slot, 'pgoutput', s.sourceVersion);
     const rows = await recopy(ctx, tables, holder.snapshotName);

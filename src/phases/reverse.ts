@@ -1,10 +1,8 @@
 import { parseServerUrl, toConninfo } from '../config/url.js';
 import { publicationName, slotName, subscriptionName } from '../core/names.js';
-import { createSubscription, dropPublication, dropSubscription, publicationExists } from '../pg/replication.js';
-import { qualify, quoteIdent } from '../core/ident.js';
+import { createPublicationOf, createSubscription, dropPublication, dropSubscription, publicationExists } from '../pg/replication.js';
 import { heartbeatTable } from '../core/names.js';
-import { S, type StreamRecord } from '../journal/journal.js';
-import { noteChange } from '../core/changes.js';
+import type { StreamRecord } from '../journal/journal.js';
 import { dropSlot, ensureSlot } from '../pg/snapshot.js';
 import { resolveGroups, type PhaseContext, type Sessions } from './context.js';
 
@@ -24,9 +22,7 @@ export async function prepareReverse(ctx: PhaseContext, s: Sessions, streams: St
   const names = reverseNames(ctx.plan.name);
   if (await publicationExists(s.target, names.publication)) return;
   const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
-  const tables = [...groups.flatMap((g) => g.tables.map(qualify)), ...streams.map((st) => `${S}.${quoteIdent(heartbeatTable(st.group))}`)];
-  noteChange(`publication ${names.publication} on the target`);
-  await s.target.query(`CREATE PUBLICATION ${quoteIdent(names.publication)} FOR TABLE ${tables.join(', ')}`);
+  await createPublicationOf(s.target, names.publication, groups.flatMap((g) => g.tables), streams.map((st) => heartbeatTable(st.group)), 'target');
 }
 
 export async function startReverse(ctx: PhaseContext, s: Sessions): Promise<ReturnType<typeof reverseNames>> {

@@ -2,6 +2,7 @@ import { connect, endpointFor } from '../pg/connect.js';
 import { Journal, PHASE_OWNER_ALIVE } from '../journal/journal.js';
 import type { PhaseContext } from './context.js';
 import type { ProgressSnapshot } from './load-progress.js';
+import type { ResumeSummary } from './load-resume.js';
 
 /**
  * `pgshift status`: where the migration stands, read from the journal on the target only — so it
@@ -17,13 +18,15 @@ export interface MigrationStatus {
   /** Live full-load progress per job (`*` = all groups in one process), refreshed every few seconds. */
   loads: Array<{ scope: string; state: string } & ProgressSnapshot>;
   events: Array<{ at: string; phase: string; level: string; message: string }>;
+  /** The last resume of each group whose load was resumed: what was kept, redone and created. */
+  resumes: Array<{ group: string; state: string } & ResumeSummary>;
 }
 
 export async function migrationStatus(ctx: PhaseContext): Promise<MigrationStatus> {
   const target = await connect(endpointFor('target', ctx.plan.target));
   try {
     const journal = await Journal.find(target, ctx.plan.name);
-    if (!journal) return { migration: ctx.plan.name, found: false, phases: [], streams: [], tables: { done: 0, rows: 0, bytes: 0 }, loads: [], events: [] };
+    if (!journal) return { migration: ctx.plan.name, found: false, phases: [], streams: [], tables: { done: 0, rows: 0, bytes: 0 }, loads: [], events: [], resumes: [] };
     const phases = await target.query(
       // A phase that says running while its process is gone (killed, runner lost) was interrupted.
       `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state,
@@ -36,11 +39,17 @@ export async function migrationStatus(ctx: PhaseContext): Promise<MigrationStatu
          FROM pgshift.phase p WHERE migration = $1 AND phase LIKE 'full-load:progress:%' ORDER BY phase`,
       [ctx.plan.name],
     );
+    const resumes = await target.query<{ phase: string; state: string; detail: ResumeSummary }>(
+      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state, detail
+         FROM pgshift.phase p WHERE migration = $1 AND phase LIKE 'full-load:resume:%' ORDER BY phase`,
+      [ctx.plan.name],
+    );
     const done = progress.filter((p) => p.state === 'done' && p.part === 0);
     return {
       migration: ctx.plan.name,
       found: true,
-      phases: phases.rows.filter((p) => !p.phase.startsWith('full-load:progress:')),
+      phases: phases.rows.filter((p) => !p.phase.startsWith('full-load:progress:') && !p.phase.startsWith('full-load:resume:')),
+      resumes: resumes.rows.map((r) => ({ group: r.phase.slice('full-load:resume:'.length), state: r.state, ...r.detail })),
       loads: loads.rows.map((l) => ({ scope: l.phase.slice('full-load:progress:'.length), state: l.state, ...l.detail })),
       streams: (await journal.streams()).map((s) => ({ group: s.group, state: s.state, slot: s.slot, snapshotMode: s.snapshotMode, snapshotLsn: s.snapshotLsn })),
       tables: { done: done.length, rows: done.reduce((n, p) => n + (p.rows ?? 0), 0), bytes: done.reduce((n, p) => n + (p.bytes ?? 0), 0) },

@@ -1,9 +1,10 @@
 import { batchStreamName } from '../core/names.js';
-import { Journal, dropControlSchema, S, type StreamRecord } from '../journal/journal.js';
+import { Journal, controlSchemaExists, dropControlSchema, S, type StreamRecord } from '../journal/journal.js';
 import { teardownDms } from './cdc-dms.js';
 import { newStreamRecord } from './stream-source.js';
 import { dropPglogicalNodeIfUnused, dropReplicationSets } from '../pg/dms-source.js';
-import { dropPublication, dropSubscription, setReplicaIdentity } from '../pg/replication.js';
+import { dropPublication, dropSubscription, setReplicaIdentity, subscriptionExists } from '../pg/replication.js';
+import { relationExists } from '../pg/catalog.js';
 import { parseQualifiedName } from '../core/ident.js';
 import { REPLICA_IDENTITY } from './full-load.js';
 import { dropSlot } from '../pg/snapshot.js';
@@ -37,9 +38,9 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
     if (ctx.plan.cdc.engine === 'dms') dropped.push(...(await teardownDms(ctx, s, journal, [...objects.keys()])));
 
     for (const o of objects.values()) {
-      const before = await s.target.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [o.subscription]);
+      const existed = await subscriptionExists(s.target, o.subscription);
       await dropSubscription(s.target, o.subscription);
-      if (before.rowCount) dropped.push(`subscription ${o.subscription} (target)`);
+      if (existed) dropped.push(`subscription ${o.subscription} (target)`);
     }
     for (const o of objects.values()) {
       if (await dropSlot(s.source, o.slot)) dropped.push(`slot ${o.slot} (source)`);
@@ -53,14 +54,13 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
     const identities = ((await journal?.phaseState(REPLICA_IDENTITY))?.detail ?? {}) as Record<string, Parameters<typeof setReplicaIdentity>[2]>;
     for (const [table, previous] of Object.entries(identities)) {
       const name = parseQualifiedName(table);
-      const exists = await s.source.query('SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2', [name.schema, name.name]);
-      if (!exists.rowCount) continue;
-      await setReplicaIdentity(s.source, name, previous);
+      if (!(await relationExists(s.source, name))) continue;
+      await setReplicaIdentity(s.source, name, previous, ctx.signal);
       dropped.push(`REPLICA IDENTITY FULL of ${table} (source; back to ${typeof previous === 'string' ? previous.toUpperCase() : `USING INDEX ${previous.index}`})`);
     }
     // Reverse replication (cutover.rollback): subscription on the source, slot and publication on the target.
     const rev = reverseNames(ctx.plan.name);
-    if ((await s.source.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [rev.subscription])).rowCount) {
+    if (await subscriptionExists(s.source, rev.subscription)) {
       await dropSubscription(s.source, rev.subscription);
       dropped.push(`subscription ${rev.subscription} (source)`);
     }
@@ -68,8 +68,7 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
     if (await dropPublication(s.target, rev.publication)) dropped.push(`publication ${rev.publication} (target)`);
     for (const t of await dropDdlCapture(s.source)) dropped.push(`event trigger ${t} (source)`);
     for (const [side, c] of [['source', s.source], ['target', s.target]] as const) {
-      const schema = await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgshift'`);
-      if (schema.rowCount) {
+      if (await controlSchemaExists(c)) {
         await dropControlSchema(c);
         dropped.push(`schema ${S} (${side})`);
       }

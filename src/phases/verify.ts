@@ -17,7 +17,9 @@ import {
   leafHashes,
   rangeFingerprint,
   rangesFrom,
+  repairScript,
   repairStatements,
+  runScript,
   rowHashes,
   rowValues,
   splitRange,
@@ -27,7 +29,7 @@ import {
 } from '../pg/chunks.js';
 import { connect } from '../pg/connect.js';
 import { cancelOnAbort } from '../pg/cancel.js';
-import { throwIfAborted } from '../core/wait.js';
+import { sleep, throwIfAborted } from '../core/wait.js';
 import { fingerprint, useCanonicalSettings } from '../pg/hash.js';
 import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { diffSchemas, type SchemaDifference } from '../pg/schema-diff.js';
@@ -133,7 +135,9 @@ interface Sides {
   target: pg.Client;
 }
 
-export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}): Promise<VerifyResult> {
+export async function runVerify(outer: PhaseContext, options: VerifyOptions = {}): Promise<VerifyResult> {
+  // The caller's signal (the cut-over's step budget) ends verify as well as the process's own.
+  const ctx: PhaseContext = options.signal ? { ...outer, signal: AbortSignal.any([options.signal, outer.signal]) } : outer;
   const started = Date.now();
   const mode = options.mode ?? 'full';
   if (options.applyRepair && !options.repairSql) throw inputError('verify.repair', '--apply-repair needs --repair-sql FILE', 'name the file the repair SQL is written to (and review it)');
@@ -141,7 +145,7 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
   const workers: Sides[] = [];
   // Every session verify opens, for cancellation when the signal aborts.
   const open = { source: [s.source], target: [s.target] };
-  const stopCancelling = cancelOnAbort(options.signal ?? ctx.signal, [
+  const stopCancelling = cancelOnAbort(ctx.signal, [
     { ep: ctx.source, clients: open.source },
     { ep: ctx.target, clients: open.target },
   ]);
@@ -180,7 +184,7 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
     // still is reported at once, with its likely cause, rather than waited for.
     const watch =
       !options.exact && records.length && ctx.plan.cdc.engine === 'native'
-        ? await ApplyWatch.start(s.target, s.targetVersion, records.map((r) => ({ stream: r.group, subscription: r.subscription })), (problem, stream) => stoppedStream(ctx, s, records, problem, stream))
+        ? await ApplyWatch.start(s.target, s.targetVersion, records.map((r) => ({ stream: r.group, subscription: r.subscription })), (problem, stream) => stoppedStream(ctx, s, records, problem, stream), ctx.signal)
         : undefined;
     if (watch) await settleJoins(ctx, s, records, watch);
 
@@ -191,7 +195,7 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
       checks.push({ table: displayName(w.table), group: w.group, method: 'whole-table', verdict: 'different', sourceRows: 0, targetRows: 0, chunks: 0, mismatchedChunks: 0, differenceCount: 0, differences: [], unsettledKeys: 0, seconds: 0 });
     }
     await runPool(work.filter((x) => !missing.has(displayName(x.table))), ctx.plan.verify.jobs, async ({ group, table }, id) => {
-      throwIfAborted(options.signal ?? ctx.signal);
+      throwIfAborted(ctx.signal);
       let w = workers[id];
       if (!w) {
         w = workers[id] = { source: await connect(ctx.source, { applicationName: 'pgshift verify' }), target: await connect(ctx.target, { applicationName: 'pgshift verify' }) };
@@ -206,8 +210,8 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
       const checker = new TableChecker(ctx, w, Math.min(s.sourceVersion, s.targetVersion), group, table, moving, mode, streams, watch);
       const check = await checker.run();
       checks.push(check);
-      if (options.repairSql && checker.kt && check.verdict === 'different') repair.push(...(await checker.repair()));
-      ctx.log.progress(`verify:${check.table}`, `verify ${check.table}: ${check.verdict} (${check.sourceRows} rows, ${check.chunks} chunk(s)${check.differenceCount ? `, ${check.differenceCount} differing row(s)` : ''})`);
+      if (options.repairSql && checker.keyed && check.verdict === 'different') repair.push(...(await checker.repair()));
+      ctx.log.progress(`verify ${check.table}: ${check.verdict} (${check.sourceRows} rows, ${check.chunks} chunk(s)${check.differenceCount ? `, ${check.differenceCount} differing row(s)` : ''})`);
     });
     checks.sort((a, b) => a.table.localeCompare(b.table));
 
@@ -246,11 +250,11 @@ export async function runVerify(ctx: PhaseContext, options: VerifyOptions = {}):
       seconds: (Date.now() - started) / 1000,
     };
     if (options.repairSql) {
-      const text = ['-- pgshift verify: repair of the differing rows on the target. Review before running.', 'BEGIN;', ...repair, 'COMMIT;', ''].join('\n');
+      const text = repairScript(repair);
       writeFileSync(options.repairSql, text);
       let applied = false;
       if (options.applyRepair && repair.length) {
-        await s.target.query(text);
+        await runScript(s.target, text);
         applied = true;
         await journal?.event('verify', 'warn', `repair applied on the target: ${repair.length} statement(s)`);
       }
@@ -306,7 +310,7 @@ async function settleJoins(ctx: PhaseContext, s: Sessions, records: StreamRecord
       return;
     }
     await watch.assertApplying();
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500, ctx.signal);
   }
 }
 
@@ -326,7 +330,7 @@ async function checkSequences(source: pg.Client, target: pg.Client): Promise<Seq
 }
 
 class TableChecker {
-  readonly kt: KeyedTable | null;
+  readonly keyed: KeyedTable | null;
   private readonly name: string;
   private readonly candidates = new Map<string, { key: string[]; kind: RowDifference['kind'] }>();
   private confirmed: Array<{ key: string[]; kind: RowDifference['kind'] }> = [];
@@ -339,7 +343,7 @@ class TableChecker {
     private readonly ctx: PhaseContext,
     private readonly w: Sides,
     /** Server version the row hash is written for (the lower of the two). */
-    private readonly hv: number,
+    private readonly hashVersion: number,
     private readonly group: string,
     private readonly table: TableInfo,
     private readonly moving: boolean,
@@ -348,7 +352,7 @@ class TableChecker {
     /** The native apply workers, checked while a read waits for them. */
     private readonly watch: ApplyWatch | undefined,
   ) {
-    this.kt = keyedTable(table);
+    this.keyed = keyedTable(table);
     this.name = displayName(table);
   }
 
@@ -375,10 +379,10 @@ class TableChecker {
    * then every target read, so one wait covers the whole batch. Exact: both sides at once.
    */
   private async pairs(ranges: Range[]): Promise<Array<[Fingerprint, Fingerprint]>> {
-    const kt = this.kt!;
+    const keyed = this.keyed!;
     const side = async (c: pg.Client, v: number) => {
       const out: Fingerprint[] = [];
-      for (const r of ranges) out.push(await rangeFingerprint(c, kt, r, v));
+      for (const r of ranges) out.push(await rangeFingerprint(c, keyed, r, v));
       return out;
     };
     const [a, b] = await this.bothSides(side);
@@ -390,24 +394,24 @@ class TableChecker {
    * then the target only once it has applied past the source's read (bridge).
    */
   private async bothSides<T>(read: (c: pg.Client, versionNum: number) => Promise<T>): Promise<[T, T]> {
-    if (!this.moving) return Promise.all([read(this.w.source, this.hv), read(this.w.target, this.hv)]);
-    const a = await read(this.w.source, this.hv);
+    if (!this.moving) return Promise.all([read(this.w.source, this.hashVersion), read(this.w.target, this.hashVersion)]);
+    const a = await read(this.w.source, this.hashVersion);
     await this.bridge();
-    return [a, await read(this.w.target, this.hv)];
+    return [a, await read(this.w.target, this.hashVersion)];
   }
 
   /** Every chunk of a full pass in one sequential scan per side (moving: source, heartbeat, target). */
   private async buckets(bounds: string[]): Promise<Array<[Fingerprint, Fingerprint]>> {
-    const kt = this.kt!;
-    const [a, b] = await this.bothSides((c, v) => bucketFingerprints(c, kt, bounds, v));
+    const keyed = this.keyed!;
+    const [a, b] = await this.bothSides((c, v) => bucketFingerprints(c, keyed, bounds, v));
     return a.map((fp, i) => [fp, b[i]]);
   }
 
   async run(): Promise<TableCheck> {
     const started = Date.now();
-    if (!this.kt) return this.wholeTable(started);
-    const kt = this.kt;
-    const bounds = await chunkBoundaries(this.w.source, kt, this.ctx.plan.verify.chunkRows, this.table.rowEstimate);
+    if (!this.keyed) return this.wholeTable(started);
+    const keyed = this.keyed;
+    const bounds = await chunkBoundaries(this.w.source, keyed, this.ctx.plan.verify.chunkRows, this.table.rowEstimate);
     let ranges = rangesFrom(bounds);
     if (this.mode === 'quick' && ranges.length > QUICK_CHUNKS) {
       // First and last chunks (where inserts and deletes cluster) and two picked at random.
@@ -416,7 +420,7 @@ class TableChecker {
     }
     this.chunks = ranges.length;
     const t0 = Date.now();
-    const first = this.mode === 'full' && ranges.length > 1 && bucketScans(this.hv) ? await this.buckets(bounds) : await this.pairs(ranges);
+    const first = this.mode === 'full' && ranges.length > 1 && bucketScans(this.hashVersion) ? await this.buckets(bounds) : await this.pairs(ranges);
     this.ctx.log.debug(`verify ${this.name}: ${ranges.length} chunk(s) fingerprinted in ${Date.now() - t0} ms`);
     for (const [a, b] of first) {
       this.sourceRows += a.rows;
@@ -438,9 +442,9 @@ class TableChecker {
   }
 
   private async drill(range: Range, rows: number, depth: number): Promise<void> {
-    const kt = this.kt!;
+    const keyed = this.keyed!;
     if (rows > LEAF_ROWS && depth < 8) {
-      const inner = await splitRange(this.w.source, kt, range, SPLIT_FACTOR);
+      const inner = await splitRange(this.w.source, keyed, range, SPLIT_FACTOR);
       if (inner.length > 0) {
         const subs = rangesFrom(inner, range);
         const fps = await this.pairs(subs);
@@ -452,7 +456,7 @@ class TableChecker {
       }
     }
     // Leaf: compare (key, hash) pairs; only these few thousand rows leave the servers.
-    const [src, tgt] = await this.bothSides((c, v) => leafHashes(c, kt, range, v));
+    const [src, tgt] = await this.bothSides((c, v) => leafHashes(c, keyed, range, v));
     for (const [k, h] of src) {
       const other = tgt.get(k);
       if (other === undefined) this.candidates.set(k, { key: JSON.parse(k), kind: 'missing' });
@@ -466,15 +470,15 @@ class TableChecker {
    * collation difference placed in another chunk. Moving: until the source row holds still.
    */
   private async settle(): Promise<void> {
-    const kt = this.kt!;
+    const keyed = this.keyed!;
     let pending = [...this.candidates.values()];
     let previous = new Map<string, string | undefined>();
     const attempts = this.moving ? 5 : 1;
     for (let attempt = 1; attempt <= attempts && pending.length; attempt++) {
       const keys = pending.map((p) => p.key);
-      const src = await rowHashes(this.w.source, kt, keys, this.hv);
+      const src = await rowHashes(this.w.source, keyed, keys, this.hashVersion);
       await this.bridge();
-      const tgt = await rowHashes(this.w.target, kt, keys, this.hv);
+      const tgt = await rowHashes(this.w.target, keyed, keys, this.hashVersion);
       const next: typeof pending = [];
       const seen = new Map<string, string | undefined>();
       for (const p of pending) {
@@ -489,21 +493,21 @@ class TableChecker {
       }
       previous = seen;
       pending = next;
-      if (pending.length && attempt < attempts) await new Promise((r) => setTimeout(r, 250 * attempt));
+      if (pending.length && attempt < attempts) await sleep(250 * attempt, this.ctx.signal);
     }
     this.candidates.clear();
     for (const p of pending) this.candidates.set(keyText(p.key), p);
   }
 
   private async result(started: number, method: TableCheck['method']): Promise<TableCheck> {
-    const kt = this.kt!;
+    const keyed = this.keyed!;
     const reported = this.confirmed.slice(0, REPORTED_ROWS);
     const sampleKeys = reported.slice(0, SAMPLED_VALUES).map((d) => d.key);
-    const [srcRows, tgtRows] = await Promise.all([rowValues(this.w.source, kt, sampleKeys), rowValues(this.w.target, kt, sampleKeys)]);
+    const [srcRows, tgtRows] = await Promise.all([rowValues(this.w.source, keyed, sampleKeys), rowValues(this.w.target, keyed, sampleKeys)]);
     const differences = reported.map((d) => {
       const k = keyText(d.key);
       return {
-        key: Object.fromEntries(kt.key.map((c, i) => [c, d.key[i]])),
+        key: Object.fromEntries(keyed.key.map((c, i) => [c, d.key[i]])),
         kind: d.kind,
         ...(srcRows.has(k) ? { source: JSON.parse(srcRows.get(k)!) as Record<string, unknown> } : {}),
         ...(tgtRows.has(k) ? { target: JSON.parse(tgtRows.get(k)!) as Record<string, unknown> } : {}),
@@ -533,9 +537,9 @@ class TableChecker {
     let a: Fingerprint = { rows: 0, hash: '0' };
     let b: Fingerprint = { rows: 0, hash: '0' };
     for (let attempt = 1; attempt <= (this.moving ? 4 : 1); attempt++) {
-      a = await fingerprint(this.w.source, this.table, this.hv);
+      a = await fingerprint(this.w.source, this.table, this.hashVersion);
       await this.bridge();
-      b = await fingerprint(this.w.target, this.table, this.hv);
+      b = await fingerprint(this.w.target, this.table, this.hashVersion);
       if (same(a, b)) {
         verdict = 'equal';
         break;
@@ -543,7 +547,7 @@ class TableChecker {
       verdict = !this.moving || (prev && same(prev, a)) ? 'different' : 'unsettled';
       if (verdict === 'different') break;
       prev = a;
-      await new Promise((r) => setTimeout(r, 250 * attempt));
+      await sleep(250 * attempt, this.ctx.signal);
     }
     return {
       table: this.name,
@@ -563,14 +567,14 @@ class TableChecker {
 
   /** Statements that make the target rows equal the source rows for every confirmed difference. */
   async repair(): Promise<string[]> {
-    const kt = this.kt!;
+    const keyed = this.keyed!;
     const out: string[] = [];
     const identityAlways = this.table.columns.some((c) => c.identity === 'a');
     for (let i = 0; i < this.confirmed.length; i += 1000) {
       const batch = this.confirmed.slice(i, i + 1000);
-      const rows = await rowValues(this.w.source, kt, batch.filter((d) => d.kind !== 'extra').map((d) => d.key));
+      const rows = await rowValues(this.w.source, keyed, batch.filter((d) => d.kind !== 'extra').map((d) => d.key));
       const deletes = batch.filter((d) => d.kind !== 'missing').map((d) => d.key);
-      out.push(...repairStatements(kt, deletes, [...rows.values()], identityAlways));
+      out.push(...repairStatements(keyed, deletes, [...rows.values()], identityAlways));
     }
     return out;
   }

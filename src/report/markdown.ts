@@ -5,6 +5,8 @@ import { joinText, type DdlEntry, type TableJoin } from '../pg/ddl.js';
 import type { DmsStatus } from '../phases/cdc-dms.js';
 import type { CutoverResult, RollbackResult } from '../phases/cutover.js';
 import type { FullLoadResult } from '../phases/full-load.js';
+import type { ResumeSummary } from '../phases/load-resume.js';
+import { formatSeconds } from '../phases/load-progress.js';
 import type { TeardownResult } from '../phases/teardown.js';
 import type { MigrationStatus } from '../phases/status.js';
 import type { VerifyResult } from '../phases/verify.js';
@@ -73,6 +75,7 @@ export function fullLoadMarkdown(r: FullLoadResult): string {
           '',
         ]
       : []),
+    ...resumeSection(r.groups.flatMap((g) => (g.resumed ? [{ group: g.group, ...g.resumed }] : []))),
     ...(shown.length
       ? [
           `Tables copied${r.tables.length > shown.length ? ` (the ${shown.length} largest)` : ''}:`,
@@ -286,6 +289,46 @@ function interruptedHints(phases: MigrationStatus['phases']): string[] {
   return [...gone.map((p) => `- **${p.phase} was interrupted** (the process running it is gone): ${next(p.phase)}.`), ''];
 }
 
+/** Per group of each load: share done, rate over the last minutes, estimated finish. */
+function loadGroupRows(loads: MigrationStatus['loads']): string[] {
+  const rows = loads.flatMap((l) => (l.groups ?? []).map((g) => ({ l, g })));
+  if (!rows.length) return [];
+  return [
+    table(
+      ['group', 'done', 'rate (last 5 min)', 'ETA', 'finish (UTC)'],
+      rows.map(({ l, g }) => [
+        g.group,
+        `${Math.floor(g.share * 100)}% (${formatBytes(g.doneBytes)} of ≈${formatBytes(g.estimatedBytes)})`,
+        `${formatBytes(g.bytesPerSecond)}/s`,
+        l.state === 'running' && g.etaSeconds !== null ? formatSeconds(g.etaSeconds) : l.state === 'running' ? '?' : `– (${l.state})`,
+        l.state === 'running' && g.finishAt ? g.finishAt.slice(0, 19).replace('T', ' ') : '–',
+      ]),
+    ),
+    '',
+  ];
+}
+
+/** What a resumed load kept, redid and created, per group (full-load result and pgshift status). */
+export function resumeSection(resumes: Array<{ group: string; state?: string } & ResumeSummary>): string[] {
+  if (!resumes.length) return [];
+  return [
+    'Resumed after an interrupted load — finished tables kept at their snapshot, the rest copied from a newer one:',
+    '',
+    table(
+      ['group', 'kept', 'copied by the resume', 'of which redone', 'resume stream (snapshot)', 'streams dropped / applied up to the bridge'],
+      resumes.map((x) => [
+        x.state && x.state !== 'done' ? `${x.group} (${x.state})` : x.group,
+        `${x.kept.tables} table(s), ${x.kept.rows} rows, ${formatBytes(x.kept.bytes)}`,
+        `${x.pending} table(s), ${x.copied.rows} rows, ${formatBytes(x.copied.bytes)}`,
+        `${x.discarded.rows} rows, ${formatBytes(x.discarded.bytes)} of finished parts${x.discarded.tables.length ? ` (${x.discarded.tables.join(', ')})` : ''}; ~${formatBytes(x.inFlightBytes)} in flight`,
+        x.stream ? `${x.stream} (${x.snapshotLsn})` : 'none (nothing left to copy)',
+        `${x.dropped.join(', ') || '–'} / ${x.drained.join(', ') || '–'}`,
+      ]),
+    ),
+    '',
+  ];
+}
+
 export function statusMarkdown(r: MigrationStatus): string {
   if (!r.found) return `### pgshift status — ${r.migration}\nNo journal on the target: nothing has run yet (or teardown removed it).\n`;
   return [
@@ -312,8 +355,10 @@ export function statusMarkdown(r: MigrationStatus): string {
             ]),
           ),
           '',
+          ...loadGroupRows(r.loads),
         ]
       : []),
+    ...resumeSection(r.resumes),
     table(['group', 'state', 'slot', 'snapshot', 'LSN'], r.streams.map((s) => [s.group, s.state, s.slot, s.snapshotMode, s.snapshotLsn ?? '–'])),
     '',
     ...r.events.slice(-10).map((e) => `- ${e.at} ${e.phase} ${e.level}: ${e.message}`),

@@ -72,7 +72,7 @@ describe('bad input', () => {
   it('wal_level not logical: exit 3, nothing created', async () => {
     const r = await runCli(['full-load', '-c', plan], { SOURCE_URL: replicaLevel.url(), TARGET_URL: target.url() });
     expect(r.code).toBe(3);
-    expect(expectOneLine(r.stderr)).toMatch(/wal_level is replica, logical replication needs wal_level = logical — set wal_level = logical/);
+    expect(expectOneLine(r.stderr)).toMatch(/wal_level is replica; logical decoding needs wal_level = logical — set wal_level = logical/);
     await unchanged(replicaLevel, target);
   });
 

@@ -15,6 +15,7 @@ import { tableMappings, taskSettings } from '../../src/core/dms.js';
 import { silentLogger } from '../../src/core/log.js';
 import { parseLsn } from '../../src/core/lsn.js';
 import { dmsStatus, restartDmsCdc, resumeDmsCdc, startDmsCdc, stopDmsCdc, type DmsStatus } from '../../src/phases/cdc-dms.js';
+import { acknowledgeCdcErrors, statusProblems } from '../../src/phases/cdc.js';
 import { phaseContext, type PhaseContext } from '../../src/phases/context.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
 import { runTeardown } from '../../src/phases/teardown.js';
@@ -238,7 +239,7 @@ describe('CDC with AWS DMS (pglogical source, DMS mocked)', () => {
     expect(calls).not.toContain('StartReplicationTaskCommand');
   });
 
-  it('status: a failed task with its StopReason, the CloudWatch latency chart, new apply exceptions once, LOB truncation flagged', async () => {
+  it('status: a failed task with its StopReason, the CloudWatch latency chart, apply exceptions shown until acknowledged, LOB truncation flagged', async () => {
     fake.fail('pgshift-shop-g2', 'RECOVERABLE_ERROR', 'Last Error Stream Component Fatal error. Task error notification received.');
     // What DMS writes into its control table on the target.
     await sql(targetUrl, `CREATE TABLE public.awsdms_apply_exceptions (task_name varchar(128), table_owner varchar(128), table_name varchar(128), error_time timestamp, statement text, error text)`);
@@ -256,8 +257,17 @@ describe('CDC with AWS DMS (pglogical source, DMS mocked)', () => {
     expect(md).toContain('```mermaid\nxychart-beta');
     expect(md).toContain('line [7, 3, 2]');
     expect(md).toContain('a LOB was truncated');
-    // Seen once: the next status reports only newer rows.
+    // A status reads and changes nothing: the next one (the cut-over gate's too) sees the same
+    // exception, until an operator acknowledges it; then only newer ones.
+    const again = await dmsStatus(ctx, fake.clients, new Date(), 0);
+    expect(again.applyExceptions).toEqual([expect.objectContaining({ table: 'shop.docs', truncation: true })]);
+    expect(statusProblems(again).map((p) => p.problem)).toContainEqual(expect.stringMatching(/^LOB truncated at .*Malformed JSON: value truncated$/));
+    expect(await acknowledgeCdcErrors(ctx)).toEqual([{ stream: 'dms', errors: 1 }]);
     expect((await dmsStatus(ctx, fake.clients, new Date(), 0)).applyExceptions).toEqual([]);
+    expect(await acknowledgeCdcErrors(ctx)).toEqual([{ stream: 'dms', errors: 0 }]);
+    await sql(targetUrl, `INSERT INTO awsdms_apply_exceptions VALUES ('T3ABC', 'shop', 'docs', now(), 'UPDATE shop.docs …', 'LOB value truncated')`);
+    expect((await dmsStatus(ctx, fake.clients, new Date(), 0)).applyExceptions).toEqual([expect.objectContaining({ table: 'shop.docs', truncation: true })]);
+    await acknowledgeCdcErrors(ctx);
   });
 
   it('resume sends resume-processing to the failed task only, never start-replication again', async () => {
@@ -318,7 +328,7 @@ describe('CDC with AWS DMS (pglogical source, DMS mocked)', () => {
     expect(saved.dms.tasks.map((t: { identifier: string }) => t.identifier)).toEqual(['pgshift-shop-g1-single', 'pgshift-shop-g1-batch', 'pgshift-shop-g2']);
     expect(saved.dms.tasks[1].tableStatistics).toEqual([expect.objectContaining({ TableName: 'orders', TableState: 'Table error' })]);
     expect(saved.dms.tasks[1].description.Status).toBe('running');
-    expect(saved.dms.applyExceptions).toEqual([expect.objectContaining({ table_name: 'docs' })]);
+    expect(saved.dms.applyExceptions).toEqual([expect.objectContaining({ table_name: 'docs' }), expect.objectContaining({ table_name: 'docs' })]);
     expect(saved.status.tasks[1].problems).toContainEqual(expect.stringContaining('tables in error: shop.orders'));
     expect(text).not.toContain(parseServerUrl(sourceUrl).password ?? 'no password');
     expect(fake.dms.commandCalls(DeleteReplicationTaskCommand)).toHaveLength(4);

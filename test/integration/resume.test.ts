@@ -18,8 +18,8 @@ import { seedSample, sql, startServer } from '../harness/servers.js';
  *
  *   paused-replica: killed mid-copy (some parts of a split table done), killed again while
  *   indexes build, then completed — continuing each time from the replica that stayed paused.
- *   exported: killed mid-copy; the same command refuses (the snapshot died with the process) and
- *   names --restart, which reloads the group from a new slot.
+ *   exported: killed mid-copy and again mid-resume; the same command keeps the finished tables at
+ *   their snapshot and carries the rest from a newer one (a resume stream) each time.
  */
 let primary: LocalCluster;
 let replica: LocalCluster;
@@ -128,18 +128,31 @@ describe('full load resumed after kill -9', () => {
     await cdcAndCompare('r1', file);
   });
 
-  it('exported: killed mid-copy, the same command names --restart, which finishes exactly', async () => {
+  it('exported: killed mid-copy and again mid-resume, the same command resumes each time from a newer snapshot, exact', async () => {
     await sql(target.url(), 'CREATE DATABASE r2');
     const file = planFile('r2', 'exported');
     const writer = new SampleWriter(primary.url('shop', 'shop_app', 'app-secret-pw'), 2, 2);
     writer.start();
+    const finishedWhole = async () => (await sql(target.url('r2'), `SELECT count(*)::int AS n FROM pgshift.copy_progress WHERE part = 0 AND state = 'done'`))[0].n;
+    const kept = () => sql(target.url('r2'), `SELECT table_name AS t, finished_at::text AS at FROM pgshift.copy_progress WHERE part = 0 AND state = 'done' ORDER BY 1`);
     try {
-      await killWhen('r2', file, async () => (await partsDone('r2')) >= 1);
-      const again = await start('r2', file).done;
-      expect(again.code).toBe(3);
-      expect(again.stderr).toMatch(/exported snapshot ended with that process.*--restart/s);
-      const restarted = await start('r2', file, ['--restart']).done;
-      expect(restarted.code, restarted.stderr).toBe(0);
+      // A split table with some of its parts finished, and at least one table finished whole.
+      await killWhen('r2', file, async () => (await finishedWhole()) >= 1 && (await partsDone('r2')) >= 1);
+      const first = await kept();
+      // Killed again once the resume stream carries the rest and copied some of it.
+      await killWhen('r2', file, async () => {
+        const r = await sql(target.url('r2'), `SELECT count(*)::int AS n FROM pgshift.stream WHERE group_name LIKE '%\\_r%' AND snapshot_lsn IS NOT NULL`);
+        return r[0].n >= 1 && (await finishedWhole()) > first.length;
+      });
+      const again = start('r2', file);
+      const r = await again.done;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/resuming — \d+ table\(s\) kept/);
+      // Tables finished before the first kill were kept, not copied again.
+      expect(await kept()).toEqual(expect.arrayContaining(first));
+      const streams = await sql(target.url('r2'), `SELECT group_name AS g, state FROM pgshift.stream ORDER BY 1`);
+      expect(streams.every((x) => x.state === 'loaded')).toBe(true);
+      expect(streams.length).toBeGreaterThanOrEqual(2);
     } finally {
       await writer.stop();
     }

@@ -127,7 +127,7 @@ describe('pgshift command line', () => {
 });
 
 describe('destructive commands', () => {
-  const destructive: string[][] = [['cutover'], ['rollback'], ['teardown'], ['full-load', '--restart'], ['cdc', 'restart']];
+  const destructive: string[][] = [['cutover'], ['rollback'], ['teardown'], ['full-load', '--restart'], ['cdc', 'restart'], ['cdc', 'acknowledge']];
 
   it('ask on a terminal for the migration name; any other answer stops them with nothing changed (exit 3)', async () => {
     for (const args of destructive) {
@@ -176,7 +176,7 @@ describe('shell completion', () => {
   // Each case: the words typed so far (the last one being completed) and the words offered.
   const cases: Array<[string[], string[]]> = [
     [['pgshift', ''], ['init', 'assess', 'full-load', 'cdc', 'verify', 'cutover', 'status', 'rollback', 'teardown', 'github', 'demo', 'completion']],
-    [['pgshift', 'cdc', ''], ['start', 'status', 'pause', 'resume', 'stop', 'resync', 'restart']],
+    [['pgshift', 'cdc', ''], ['start', 'status', 'pause', 'resume', 'stop', 'acknowledge', 'resync', 'restart']],
     [['pgshift', '-c', 'cdc', 'cdc', 're'], ['resume', 'resync', 'restart']],
     [['pgshift', 'verify', '--mode', ''], ['full', 'quick']],
     [['pgshift', 'cutover', '--'], ['--dry-run', '--recover', '--yes', '--version', '--config', '--json', '--debug', '--help']],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitByBatchApply, tableMappings, taskIdentifier, taskSettings } from '../../src/core/dms.js';
+import { dmsInstanceProblems, dmsTaskHealth, splitByBatchApply, tableMappings, taskIdentifier, taskSettings } from '../../src/core/dms.js';
 
 describe('DMS documents (golden, from the documented JSON)', () => {
   it('table mappings: one explicit selection per table, then table-settings for LOB limits', () => {
@@ -67,5 +67,46 @@ describe('DMS documents (golden, from the documented JSON)', () => {
   it('task identifiers follow the DMS rules', () => {
     expect(taskIdentifier('calls_db', 'rest', 'batch')).toBe('pgshift-calls-db-rest-batch');
     expect(taskIdentifier('m', 'g__x', '')).toBe('pgshift-m-g-x');
+  });
+});
+
+describe('DMS health from measured values', () => {
+  const thresholds = { warnLatencySeconds: 60, failLatencySeconds: 600, maxCpuPercent: 90, minFreeStorageBytes: 5 * 1024 ** 3, minFreeableMemoryBytes: 256 * 1024 ** 2, maxSwapBytes: 512 * 1024 ** 2 };
+  const task = { status: 'running', paused: false, latencySeconds: 1, erroredTables: [] as string[], group: 'g1' };
+
+  it('a running task under the latency thresholds is ok; over warn it warns; over fail it fails', () => {
+    expect(dmsTaskHealth(task, thresholds)).toEqual({ health: 'ok', problems: [] });
+    expect(dmsTaskHealth({ ...task, latencySeconds: 60 }, thresholds).health).toBe('ok');
+    expect(dmsTaskHealth({ ...task, latencySeconds: 61 }, thresholds)).toEqual({ health: 'warn', problems: ['latency 61 s over 60 s'] });
+    expect(dmsTaskHealth({ ...task, latencySeconds: 601 }, thresholds)).toEqual({ health: 'failing', problems: ['latency 601 s over 600 s'] });
+  });
+
+  it('a stopped task is paused when the journal paused it, failing otherwise, with the stop reason and the way out', () => {
+    expect(dmsTaskHealth({ ...task, status: 'stopped', paused: true }, thresholds)).toEqual({ health: 'paused', problems: [] });
+    expect(dmsTaskHealth({ ...task, status: 'stopped', stopReason: 'RECOVERABLE_ERROR', lastFailure: 'boom' }, thresholds)).toEqual({
+      health: 'failing',
+      problems: ['task is stopped (RECOVERABLE_ERROR): boom — pgshift cdc resume retries it'],
+    });
+    expect(dmsTaskHealth({ ...task, status: 'missing' }, thresholds).problems).toEqual(['task is missing — pgshift cdc resume retries it']);
+    // A paused stream whose task DMS reports failed is failing, not paused.
+    expect(dmsTaskHealth({ ...task, status: 'failed', paused: true }, thresholds).health).toBe('failing');
+    // A latency warning does not hide a pause.
+    expect(dmsTaskHealth({ ...task, status: 'stopped', paused: true, latencySeconds: 61 }, thresholds).health).toBe('paused');
+  });
+
+  it('tables in error fail the task and name the partial restart', () => {
+    expect(dmsTaskHealth({ ...task, erroredTables: ['shop.a', 'shop.b'] }, thresholds)).toEqual({
+      health: 'failing',
+      problems: ['tables in error: shop.a, shop.b — pgshift cdc restart --group g1 reloads them'],
+    });
+  });
+
+  it('the instance: CPU, free storage, and memory only when it also swaps; unreported values are no problem', () => {
+    const none = { cpuPercent: null, freeStorageBytes: null, freeableMemoryBytes: null, swapBytes: null };
+    expect(dmsInstanceProblems(none, thresholds)).toEqual([]);
+    expect(dmsInstanceProblems({ ...none, cpuPercent: 95 }, thresholds)).toEqual(['replication instance CPU 95% over 90%']);
+    expect(dmsInstanceProblems({ ...none, freeStorageBytes: 1024 ** 3 }, thresholds)).toEqual(['replication instance free storage 1.0 GB under 5.0 GB']);
+    expect(dmsInstanceProblems({ ...none, freeableMemoryBytes: 100 * 1024 ** 2, swapBytes: 0 }, thresholds)).toEqual([]);
+    expect(dmsInstanceProblems({ ...none, freeableMemoryBytes: 100 * 1024 ** 2, swapBytes: 600 * 1024 ** 2 }, thresholds)).toEqual(['replication instance is out of memory and swapping (100 MB free, 600 MB swap)']);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { blockBounds, keyBounds, partCondition, partCount } from '../../src/core/parts.js';
-import { subdivide } from '../../src/pg/chunks.js';
+import { subdivide } from '../../src/core/chunk-bounds.js';
 
 describe('table parts', () => {
   it('splits above the threshold, capped', () => {

@@ -8,7 +8,7 @@ const t = (name: string) => ({ schema: 'public', name });
 function recorder(withBoard: boolean) {
   const lines: string[] = [];
   const boards: string[][] = [];
-  const log: Logger = { debug() {}, info: (m) => lines.push(m), warn() {}, error() {}, progress: (_k, m) => lines.push(m) };
+  const log: Logger = { debug() {}, info: (m) => lines.push(m), warn() {}, error() {}, progress: (m) => lines.push(m) };
   if (withBoard) log.board = (b) => boards.push(b);
   return { log, lines, boards };
 }
@@ -66,5 +66,27 @@ describe('full-load progress', () => {
     expect(err).not.toContain('hunter2-secret');
     // Not a terminal: no board at all, progress falls back to periodic lines.
     expect(cliLogger({ stdout: () => {}, stderr: () => {}, env: {}, isTTY: false }).board).toBeUndefined();
+  });
+});
+
+describe('progress per group: share, recent rate, estimated finish', () => {
+  it('counts kept tables as done, caps copying tables at their estimate, and rates over the last minutes', async () => {
+    const { groupEta, recentRate, pruneSamples } = await import('../../src/core/eta.js');
+    const tables = [
+      { group: 'g', state: 'skipped' as const, bytes: 0, estimatedBytes: 600 },
+      { group: 'g', state: 'copying' as const, bytes: 500, estimatedBytes: 300 },
+      { group: 'g', state: 'waiting' as const, bytes: 0, estimatedBytes: 100 },
+      { group: 'h', state: 'copying' as const, bytes: 10, estimatedBytes: 1000 },
+    ];
+    // 10 minutes in: slow at first, 2 bytes/s over the last 5 minutes.
+    const t0 = 1_000_000;
+    const samples = [{ at: t0, bytes: 0 }, { at: t0 + 300_000, bytes: 1 }, { at: t0 + 600_000, bytes: 601 }];
+    expect(recentRate(samples, t0 + 600_000)).toBe(2);
+    expect(recentRate([{ at: t0, bytes: 0 }, { at: t0 + 10_000, bytes: 100 }], t0 + 10_000)).toBe(10);
+    const g = groupEta('g', tables, samples, t0 + 600_000);
+    expect(g).toMatchObject({ group: 'g', doneBytes: 900, estimatedBytes: 1000, share: 0.9, bytesPerSecond: 2, etaSeconds: 50 });
+    expect(g.finishAt).toBe(new Date(t0 + 650_000).toISOString());
+    expect(groupEta('h', tables, [{ at: t0, bytes: 0 }], t0).etaSeconds).toBeNull();
+    expect(pruneSamples(samples, t0 + 900_000).map((s) => s.at)).toEqual([t0 + 300_000, t0 + 600_000]);
   });
 });

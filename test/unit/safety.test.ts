@@ -1,8 +1,10 @@
+import { logicalDecodingProblem } from '../../src/core/source-rules.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { changesMade, noteChange, resetChanges } from '../../src/core/changes.js';
 import { describeFailure, gateRefused, inputError, tagServer } from '../../src/core/errors.js';
 import { completeActions, isDecided, undoActions } from '../../src/core/cutover-steps.js';
 import { decideGroupLoad } from '../../src/core/load-decision.js';
+import { planResume } from '../../src/core/resume-plan.js';
 import { privilegeFindings, type RoleFacts } from '../../src/core/privileges.js';
 import { identityProblem, planPublishing } from '../../src/core/replica-identity.js';
 import { keywordsUnknownTo, parseConninfo, parseServerUrl } from '../../src/config/url.js';
@@ -29,22 +31,76 @@ describe('replica identity: what publishing would break on the source', () => {
 });
 
 describe('full load: what a run does with a group after any earlier run', () => {
-  const cases: Array<[string, { state: string; snapshotMode: string } | undefined, boolean, boolean, string]> = [
-    ['never loaded', undefined, false, false, 'fresh'],
-    ['loaded', { state: 'loaded', snapshotMode: 'exported' }, false, false, 'skip'],
-    ['streaming', { state: 'streaming', snapshotMode: 'exported' }, false, false, 'skip'],
-    ['streaming, --restart', { state: 'streaming', snapshotMode: 'exported' }, true, false, 'reset'],
-    ['cut over, --restart', { state: 'cut-over', snapshotMode: 'exported' }, true, false, 'refuse-cut-over'],
-    ['rolled back, --restart', { state: 'rolled-back', snapshotMode: 'exported' }, true, false, 'refuse-cut-over'],
-    ['preparing (nothing copied)', { state: 'preparing', snapshotMode: 'exported' }, false, false, 'reset'],
-    ['loading, exported snapshot gone', { state: 'loading', snapshotMode: 'exported' }, false, false, 'refuse-interrupted'],
-    ['loading, paused replica', { state: 'loading', snapshotMode: 'paused-replica' }, false, true, 'continue'],
-    ['preparing, paused replica', { state: 'preparing', snapshotMode: 'paused-replica' }, false, true, 'continue'],
-    ['loading from a replica, plan now exported', { state: 'loading', snapshotMode: 'paused-replica' }, false, false, 'refuse-interrupted'],
+  type O = { restart?: boolean; paused?: boolean; copied?: boolean; canBridge?: boolean };
+  const cases: Array<[string, { state: string; snapshotMode: string } | undefined, O, string]> = [
+    ['never loaded', undefined, {}, 'fresh'],
+    ['loaded', { state: 'loaded', snapshotMode: 'exported' }, {}, 'skip'],
+    ['streaming', { state: 'streaming', snapshotMode: 'exported' }, {}, 'skip'],
+    ['streaming, --restart', { state: 'streaming', snapshotMode: 'exported' }, { restart: true }, 'reset'],
+    ['loading with tables kept, --restart', { state: 'loading', snapshotMode: 'exported' }, { restart: true, copied: true }, 'reset'],
+    ['cut over, --restart', { state: 'cut-over', snapshotMode: 'exported' }, { restart: true }, 'refuse-cut-over'],
+    ['rolled back, --restart', { state: 'rolled-back', snapshotMode: 'exported' }, { restart: true }, 'refuse-cut-over'],
+    ['preparing (nothing copied)', { state: 'preparing', snapshotMode: 'exported' }, {}, 'reset'],
+    ['loading, slot made, nothing copied yet', { state: 'loading', snapshotMode: 'exported' }, {}, 'reset'],
+    ['loading, exported snapshot gone, tables finished', { state: 'loading', snapshotMode: 'exported' }, { copied: true }, 'resume'],
+    ['loading, exported, engine cannot bridge', { state: 'loading', snapshotMode: 'exported' }, { copied: true, canBridge: false }, 'refuse-interrupted'],
+    ['loading, exported, plan now paused-replica', { state: 'loading', snapshotMode: 'exported' }, { copied: true, paused: true }, 'refuse-interrupted'],
+    ['loading, paused replica', { state: 'loading', snapshotMode: 'paused-replica' }, { paused: true, copied: true }, 'continue'],
+    ['preparing, paused replica', { state: 'preparing', snapshotMode: 'paused-replica' }, { paused: true }, 'continue'],
+    ['loading from a replica, plan now exported', { state: 'loading', snapshotMode: 'paused-replica' }, { copied: true }, 'refuse-interrupted'],
   ];
-  for (const [what, prior, restart, paused, action] of cases) {
-    it(`${what} → ${action}`, () => expect(decideGroupLoad(prior, { restart, pausedReplicaPlan: paused })).toBe(action));
+  for (const [what, prior, o, action] of cases) {
+    it(`${what} → ${action}`, () =>
+      expect(decideGroupLoad(prior, { restart: o.restart ?? false, pausedReplicaPlan: o.paused ?? false, copied: o.copied, canBridge: o.canBridge })).toBe(action));
   }
+});
+
+describe('resuming an exported load: what is kept, bridged, dropped and drained', () => {
+  const f = (rows: number, bytes = rows * 10) => ({ rows, bytes });
+  const tables = ['public.a', 'public.b', 'public.c', 'public.d'];
+  it('first resume: finished tables stay on the group stream, the rest leave it; the group stream drains', () => {
+    const p = planResume({
+      tables,
+      done: new Map([['public.a', f(100)], ['public.c', f(5)]]),
+      partial: new Map([['public.b', f(40)]]),
+      streams: [{ name: 'g', own: true, published: new Set(tables) }],
+    });
+    expect(p.pending).toEqual(['public.b', 'public.d']);
+    expect(p.leave).toEqual([{ stream: 'g', tables: ['public.b', 'public.d'] }]);
+    expect(p.drop).toEqual([]);
+    expect(p.drain).toEqual(['g']);
+    expect(p.newStream).toBe(true);
+    expect(p.kept).toEqual({ tables: 2, rows: 105, bytes: 1050 });
+    expect(p.discarded).toEqual({ rows: 40, bytes: 400, parts: ['public.b'] });
+  });
+  it('second resume: a resume stream that finished nothing is dropped whole; one that finished something keeps it and drains', () => {
+    const p = planResume({
+      tables,
+      done: new Map([['public.a', f(1)], ['public.b', f(2)]]),
+      partial: new Map(),
+      streams: [
+        { name: 'g', own: true, published: new Set(['public.a']) },
+        { name: 'g_r1', own: false, published: new Set(['public.b', 'public.c']) },
+        { name: 'g_r2', own: false, published: new Set(['public.d']) },
+      ],
+    });
+    expect(p.pending).toEqual(['public.c', 'public.d']);
+    expect(p.leave).toEqual([{ stream: 'g_r1', tables: ['public.c'] }]);
+    expect(p.drop).toEqual(['g_r2']);
+    // The group stream left nothing now, but an earlier run may have died between leaving and draining.
+    expect(p.drain).toEqual(['g', 'g_r1']);
+  });
+  it('a table in no publication (a run died between leaving and the new stream) is pending and carried by the new stream', () => {
+    const p = planResume({ tables, done: new Map([['public.a', f(1)]]), partial: new Map(), streams: [{ name: 'g', own: true, published: new Set(['public.a']) }] });
+    expect(p.pending).toEqual(['public.b', 'public.c', 'public.d']);
+    expect(p.leave).toEqual([]);
+    expect(p.newStream).toBe(true);
+  });
+  it('everything finished (died while indexes built): no bridge, no drain, nothing copied', () => {
+    const done = new Map(tables.map((t) => [t, f(1)]));
+    const p = planResume({ tables, done, partial: new Map(), streams: [{ name: 'g', own: true, published: new Set(tables) }] });
+    expect(p).toMatchObject({ pending: [], leave: [], drop: [], drain: [], newStream: false, kept: { tables: 4 } });
+  });
 });
 
 describe('privileges the phases need', () => {
@@ -111,5 +167,17 @@ describe('the cut-over record: what ending an interrupted window takes', () => {
     expect(isDecided({ stage: 'decided' })).toBe(true);
     expect(completeActions({ pooler: false, poolerConfig: false, aws: false })).toEqual(['seal-source', 'stop-forward']);
     expect(completeActions({ pooler: true, poolerConfig: true, aws: true })).toEqual(['seal-source', 'stop-forward', 'repoint-pooler', 'resume-pooler', 'repoint-aws']);
+  });
+});
+
+describe('logical decoding on the source', () => {
+  it('needs wal_level = logical, and on RDS rds.logical_replication on (named first: it is what to change there)', () => {
+    expect(logicalDecodingProblem({ wal_level: 'logical' }, false)).toBeUndefined();
+    expect(logicalDecodingProblem({ wal_level: 'logical', 'rds.logical_replication': 'on' }, true)).toBeUndefined();
+    expect(logicalDecodingProblem({ wal_level: 'replica' }, false)).toMatchObject({ code: 'source.wal_level', message: 'wal_level is replica; logical decoding needs wal_level = logical' });
+    expect(logicalDecodingProblem({ wal_level: undefined }, false)?.message).toBe('wal_level is unknown; logical decoding needs wal_level = logical');
+    expect(logicalDecodingProblem({ wal_level: 'replica', 'rds.logical_replication': 'off' }, true)).toMatchObject({ code: 'source.rds_logical_replication', fix: 'set rds.logical_replication = 1 in the parameter group and reboot the source' });
+    // Off but not on RDS (the flag is only read there): wal_level decides.
+    expect(logicalDecodingProblem({ wal_level: 'logical', 'rds.logical_replication': 'off' }, false)).toBeUndefined();
   });
 });

@@ -74589,7 +74589,37 @@ function describeFailure(err) {
   return report;
 }
 
-// src/config/size.ts
+// src/core/wait.ts
+import { setTimeout as delay } from "node:timers/promises";
+function abortReason(signal) {
+  const r5 = signal.reason;
+  if (r5 instanceof Error && r5.name !== "TimeoutError" && r5.name !== "AbortError") return r5;
+  return new PgshiftError("interrupted", "interrupted", { exitCode: 1 });
+}
+function throwIfAborted(signal) {
+  if (signal?.aborted) throw abortReason(signal);
+}
+async function sleep(ms, signal) {
+  throwIfAborted(signal);
+  try {
+    await delay(ms, void 0, signal ? { signal } : void 0);
+  } catch (err) {
+    if (signal?.aborted) throw abortReason(signal);
+    throw err;
+  }
+}
+async function pollUntil(probe, o3) {
+  const deadline = Date.now() + o3.timeoutMs;
+  for (; ; ) {
+    throwIfAborted(o3.signal);
+    const v = await probe();
+    if (v !== void 0) return v;
+    if (Date.now() >= deadline) return void 0;
+    await sleep(Math.min(o3.everyMs, Math.max(0, deadline - Date.now())), o3.signal);
+  }
+}
+
+// src/core/size.ts
 var UNITS = {
   b: 1,
   kb: 1024,
@@ -74657,7 +74687,7 @@ function postDataSessionName(migration) {
 
 // src/core/ident.ts
 function quoteIdent(name) {
-  if (name.includes("\0")) throw new Error("identifier contains a NUL byte");
+  if (name.includes("\0")) throw inputError("name.nul", "an identifier contains a NUL byte", "PostgreSQL names cannot hold one: correct the name");
   return `"${name.replace(/"/g, '""')}"`;
 }
 function qualify(t) {
@@ -74668,7 +74698,7 @@ function displayName(t) {
   return `${part(t.schema)}.${part(t.name)}`;
 }
 function quoteLiteral(value) {
-  if (value.includes("\0")) throw new Error("literal contains a NUL byte");
+  if (value.includes("\0")) throw inputError("literal.nul", "a value contains a NUL byte", "PostgreSQL text cannot hold one: correct the value");
   return `'${value.replace(/'/g, "''")}'`;
 }
 function parseQualifiedName(text) {
@@ -74679,7 +74709,7 @@ function parseQualifiedName(text) {
       let j5 = i5 + 1;
       let part = "";
       for (; ; ) {
-        if (j5 >= text.length) throw new Error(`unterminated quote in ${JSON.stringify(text)}`);
+        if (j5 >= text.length) throw inputError("name.syntax", `unterminated quote in ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
         if (text[j5] === '"') {
           if (text[j5 + 1] === '"') {
             part += '"';
@@ -74700,12 +74730,12 @@ function parseQualifiedName(text) {
       i5 = end2;
     }
     if (i5 >= text.length) break;
-    if (text[i5] !== ".") throw new Error(`unexpected character after quoted name in ${JSON.stringify(text)}`);
+    if (text[i5] !== ".") throw inputError("name.syntax", `unexpected character after quoted name in ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
     i5++;
   }
   if (parts.length === 1) return { schema: "public", name: parts[0] };
   if (parts.length === 2 && parts[0] !== "" && parts[1] !== "") return { schema: parts[0], name: parts[1] };
-  throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
+  throw inputError("name.syntax", `expected schema.table, got ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
 }
 function canonicalTableName(text) {
   try {
@@ -74847,6 +74877,14 @@ function copyColumns(t) {
 async function setting(c5, name) {
   const r5 = await c5.query("SELECT current_setting($1, true) AS v", [name]);
   return r5.rows[0]?.v ?? void 0;
+}
+async function currentRole(c5) {
+  const r5 = await c5.query(
+    `SELECT current_user AS name, r.rolsuper AS superuser,
+            r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname IN ('rds_superuser', 'pg_create_subscription') AND pg_has_role(r.oid, g.oid, 'MEMBER')) AS subscribe
+       FROM pg_roles r WHERE r.rolname = current_user`
+  );
+  return { name: r5.rows[0].name, superuser: r5.rows[0].superuser, canSubscribe: r5.rows[0].subscribe };
 }
 
 // src/journal/journal.ts
@@ -75046,6 +75084,15 @@ var Journal = class _Journal {
       bytes: row.bytes === null ? null : Number(row.bytes),
       condition: row.condition
     }));
+  }
+  /** Forget the copy progress of these tables (a resume copies them again from a new snapshot). */
+  async forgetTables(tables) {
+    if (!tables.length) return;
+    await this.c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
+      this.migration,
+      tables.map((t) => t.schema),
+      tables.map((t) => t.name)
+    ]);
   }
   /**
    * Everything the journal holds about the migration, for a failure-state bundle: streams, every
@@ -75331,6 +75378,12 @@ function connectionError(ep, err) {
       return inputError("connect.failed", `${who}: cannot connect: ${redact(e5.message ?? String(err))}`, `check the ${ep.role} URL`, err);
   }
 }
+function abandon(c5) {
+  const stream = c5.connection?.stream;
+  stream?.destroy();
+  c5.end().catch(() => {
+  });
+}
 async function serverVersionNum(c5) {
   const r5 = await c5.query("SELECT current_setting('server_version_num') AS v");
   return Number(r5.rows[0].v);
@@ -75341,38 +75394,6 @@ function majorOf(versionNum) {
 
 // src/pg/heartbeat.ts
 import { randomUUID as randomUUID2 } from "node:crypto";
-
-// src/core/wait.ts
-import { setTimeout as delay } from "node:timers/promises";
-function abortReason(signal) {
-  const r5 = signal.reason;
-  if (r5 instanceof Error && r5.name !== "TimeoutError" && r5.name !== "AbortError") return r5;
-  return new PgshiftError("interrupted", "interrupted", { exitCode: 1 });
-}
-function throwIfAborted(signal) {
-  if (signal?.aborted) throw abortReason(signal);
-}
-async function sleep(ms, signal) {
-  throwIfAborted(signal);
-  try {
-    await delay(ms, void 0, signal ? { signal } : void 0);
-  } catch (err) {
-    if (signal?.aborted) throw abortReason(signal);
-    throw err;
-  }
-}
-async function pollUntil(probe, o3) {
-  const deadline = Date.now() + o3.timeoutMs;
-  for (; ; ) {
-    throwIfAborted(o3.signal);
-    const v = await probe();
-    if (v !== void 0) return v;
-    if (Date.now() >= deadline) return void 0;
-    await sleep(Math.min(o3.everyMs, Math.max(0, deadline - Date.now())), o3.signal);
-  }
-}
-
-// src/pg/heartbeat.ts
 async function writeBeat(source, table2, group5, marker = randomUUID2()) {
   await source.query("BEGIN");
   let r5;
@@ -75442,15 +75463,24 @@ async function publicationExists(c5, name) {
   return (r5.rowCount ?? 0) > 0;
 }
 async function createPublication(c5, name, tables, heartbeat, ddlQueue) {
+  await createPublicationOf(c5, name, tables, [heartbeat, ...ddlQueue ? [ddlQueue] : []], "source");
+}
+async function createPublicationOf(c5, name, tables, controlTables, side) {
   if (await publicationExists(c5, name)) return;
-  noteChange(`publication ${name} on the source`);
-  const control = [heartbeat, ...ddlQueue ? [ddlQueue] : []].map((t) => `${S}.${quoteIdent(t)}`);
-  const list2 = [...tables.map(qualify), ...control].join(", ");
+  noteChange(`publication ${name} on the ${side}`);
+  const list2 = [...tables.map(qualify), ...controlTables.map((t) => `${S}.${quoteIdent(t)}`)].join(", ");
   await c5.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list2}`);
 }
 async function publishedTables(c5, publication) {
   const r5 = await c5.query("SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = $1", [publication]);
   return new Set(r5.rows.map(displayName));
+}
+async function dropFromPublication(c5, publication, tables) {
+  const published = await publishedTables(c5, publication);
+  const leaving = tables.filter((t) => published.has(displayName(t)));
+  if (!leaving.length) return;
+  noteChange(`${leaving.length} table(s) leave publication ${publication}`);
+  await c5.query(`ALTER PUBLICATION ${quoteIdent(publication)} DROP TABLE ${leaving.map(qualify).join(", ")}`);
 }
 async function dropPublication(c5, name) {
   if (!await publicationExists(c5, name)) return false;
@@ -75529,6 +75559,13 @@ async function dropSubscription(c5, name) {
   await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
   await c5.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
 }
+async function subscriptionErrorCount(c5, subscription) {
+  const r5 = await c5.query(`SELECT (apply_error_count + sync_error_count)::text AS n FROM pg_stat_subscription_stats WHERE subname = $1`, [subscription]);
+  return r5.rows[0] ? Number(r5.rows[0].n) : null;
+}
+async function resetSubscriptionErrors(c5, subscription) {
+  await c5.query(`SELECT pg_stat_reset_subscription_stats(oid) FROM pg_subscription WHERE subname = $1`, [subscription]);
+}
 async function slotState(c5, slot, versionNum) {
   const walStatus = versionNum >= 13e4 ? "wal_status" : "NULL::text";
   const safe = versionNum >= 13e4 ? "safe_wal_size" : "NULL::bigint";
@@ -75584,7 +75621,7 @@ async function subscriptionState(c5, name) {
     lastMessageAt: row.last_msg_receipt_time
   };
 }
-async function setReplicaIdentity(c5, table2, identity) {
+async function setReplicaIdentity(c5, table2, identity, signal) {
   const clause = typeof identity === "string" ? identity.toUpperCase() : `USING INDEX ${quoteIdent(identity.index)}`;
   noteChange(`replica identity of ${qualify(table2)} on the source`);
   for (let attempt = 1; ; attempt++) {
@@ -75598,7 +75635,7 @@ async function setReplicaIdentity(c5, table2, identity) {
       await c5.query("ROLLBACK").catch(() => {
       });
       if (err.code !== "55P03" || attempt === 5) throw err;
-      await new Promise((r5) => setTimeout(r5, 1e3 * attempt));
+      await sleep(1e3 * attempt, signal);
     }
   }
 }
@@ -96365,6 +96402,22 @@ function undecidedFix(tables) {
   };
 }
 
+// src/core/source-rules.ts
+function logicalDecodingProblem(settings, isRds) {
+  const rdsFlag = settings["rds.logical_replication"];
+  if (isRds && rdsFlag != null && rdsFlag !== "on") {
+    return { code: "source.rds_logical_replication", message: "rds.logical_replication is off; logical decoding needs it on", fix: "set rds.logical_replication = 1 in the parameter group and reboot the source" };
+  }
+  if (settings.wal_level !== "logical") {
+    return {
+      code: "source.wal_level",
+      message: `wal_level is ${settings.wal_level ?? "unknown"}; logical decoding needs wal_level = logical`,
+      fix: "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
+    };
+  }
+  return void 0;
+}
+
 // src/pg/identity.ts
 import { randomUUID as randomUUID3 } from "node:crypto";
 async function sameDatabase(source, target) {
@@ -96415,14 +96468,9 @@ async function openSessions(ctx) {
   };
 }
 async function requireLogicalSource(s2, ctx) {
-  const walLevel = await setting(s2.source, "wal_level");
-  if (walLevel !== "logical") {
-    throw gateRefused(
-      "source.wal_level",
-      `source ${ctx.source.label}: wal_level is ${walLevel}, logical replication needs wal_level = logical`,
-      "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
-    );
-  }
+  const rdsFlag = await setting(s2.source, "rds.logical_replication");
+  const decoding = logicalDecodingProblem({ wal_level: await setting(s2.source, "wal_level"), "rds.logical_replication": rdsFlag }, rdsFlag !== void 0);
+  if (decoding) throw gateRefused(decoding.code, `source ${ctx.source.label}: ${decoding.message}`, decoding.fix);
   if (majorOf(s2.targetVersion) < majorOf(s2.sourceVersion)) {
     throw gateRefused(
       "target.version",
@@ -96866,11 +96914,8 @@ async function readPreconditions(ctx, s2, options) {
 }
 function checkSourceSettings(src, label, groups, native, plugin, add) {
   const st = src.settings;
-  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
-    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
-  } else if (st.wal_level !== "logical") {
-    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
-  }
+  const decoding = logicalDecodingProblem(st, src.isRds);
+  if (decoding) add("blocker", decoding.code, label, decoding.message, decoding.fix);
   const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
   if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
   const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
@@ -97011,7 +97056,7 @@ async function preflightSubscription(ctx, s2) {
   if (unknown2.length) {
     throw gateRefused("subscription.conninfo", `the subscription's connection parameter ${unknown2[0]} is unknown to the target's PostgreSQL ${targetMajor}`, `remove ${unknown2[0]} from ${ctx.plan.source.subscriptionConninfo ? "source.subscriptionConninfo" : "source.url"}`);
   }
-  const role = (await s2.target.query("SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user")).rows[0];
+  const role = await currentRole(s2.target);
   if (targetMajor >= 16 && !role.superuser && !fields.password) {
     throw gateRefused("subscription.password", `target ${ctx.target.label}: a subscription owned by a role that is not superuser needs a password in its connection (PostgreSQL 16+)`, "put the password in source.url (or in source.subscriptionConninfo)");
   }
@@ -97131,6 +97176,37 @@ function taskIdentifier(migration, group5, suffix) {
   const raw = ["pgshift", migration, group5, suffix].filter(Boolean).join("-");
   const id = raw.replace(/[^A-Za-z0-9-]+/g, "-").replace(/-+/g, "-").replace(/^-|-$/g, "");
   return (/^[A-Za-z]/.test(id) ? id : `t-${id}`).slice(0, 255).replace(/-$/, "");
+}
+function dmsTaskHealth(m3, thresholds) {
+  const problems = [];
+  let health = m3.paused && m3.status === "stopped" ? "paused" : "ok";
+  if (m3.status !== "running" && health !== "paused") {
+    problems.push(`task is ${m3.status}${m3.stopReason ? ` (${m3.stopReason})` : ""}${m3.lastFailure ? `: ${m3.lastFailure}` : ""} \u2014 pgshift cdc resume retries it`);
+    health = "failing";
+  }
+  if (m3.latencySeconds > thresholds.failLatencySeconds) {
+    problems.push(`latency ${m3.latencySeconds.toFixed(0)} s over ${thresholds.failLatencySeconds} s`);
+    health = "failing";
+  } else if (m3.latencySeconds > thresholds.warnLatencySeconds) {
+    problems.push(`latency ${m3.latencySeconds.toFixed(0)} s over ${thresholds.warnLatencySeconds} s`);
+    if (health === "ok") health = "warn";
+  }
+  if (m3.erroredTables.length) {
+    problems.push(`tables in error: ${m3.erroredTables.join(", ")} \u2014 pgshift cdc restart --group ${m3.group} reloads them`);
+    health = "failing";
+  }
+  return { health, problems };
+}
+function dmsInstanceProblems(m3, thresholds) {
+  const problems = [];
+  if (m3.cpuPercent !== null && m3.cpuPercent > thresholds.maxCpuPercent) problems.push(`replication instance CPU ${m3.cpuPercent.toFixed(0)}% over ${thresholds.maxCpuPercent}%`);
+  if (m3.freeStorageBytes !== null && m3.freeStorageBytes < thresholds.minFreeStorageBytes) {
+    problems.push(`replication instance free storage ${formatBytes(m3.freeStorageBytes)} under ${formatBytes(thresholds.minFreeStorageBytes)}`);
+  }
+  if (m3.freeableMemoryBytes !== null && m3.swapBytes !== null && m3.freeableMemoryBytes < thresholds.minFreeableMemoryBytes && m3.swapBytes > thresholds.maxSwapBytes) {
+    problems.push(`replication instance is out of memory and swapping (${formatBytes(m3.freeableMemoryBytes)} free, ${formatBytes(m3.swapBytes)} swap)`);
+  }
+  return problems;
 }
 
 // src/aws/dms.ts
@@ -97268,7 +97344,7 @@ async function waitForTask(dms, arn, want, o3) {
     if (Date.now() > deadline) {
       throw failure("dms.timeout", `DMS task ${last2.ReplicationTaskIdentifier} still ${status} after ${Math.round(o3.timeoutMs / 1e3)} s (waiting for ${want.join(" or ")})`, "check the replication instance and the task in the DMS console, then run the command again");
     }
-    await new Promise((r5) => setTimeout(r5, o3.intervalMs));
+    await sleep(o3.intervalMs, o3.signal);
   }
 }
 async function startTask(dms, arn, mode, startLsn) {
@@ -97351,7 +97427,7 @@ async function metrics(cw, instanceIdentifier, taskArns, window2) {
 var LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
 function parseLsn(text) {
   const m3 = LSN_TEXT.exec(text.trim());
-  if (!m3) throw new Error(`not an LSN: ${JSON.stringify(text)}`);
+  if (!m3) throw failure("lsn.syntax", `not an LSN: ${JSON.stringify(text)}`, "a server or the journal returned a position pgshift cannot read; report it with the output of pgshift status --json");
   return BigInt(`0x${m3[1]}`) << 32n | BigInt(`0x${m3[2]}`);
 }
 function formatLsn(lsn) {
@@ -97473,7 +97549,7 @@ async function verifyStartLsn(c5, options) {
     for (let i5 = 0; ; i5++) {
       const lsn = await peek();
       if (lsn !== null || i5 >= 10) return lsn;
-      await new Promise((r5) => setTimeout(r5, 200));
+      await sleep(200, options.signal);
     }
   };
   let next = await peekSettled();
@@ -97489,6 +97565,28 @@ async function verifyStartLsn(c5, options) {
     );
   }
   return { lsn: formatLsn(parseLsn(next)), captured: options.captured, confirmedFlush: confirmed, exact: parseLsn(next) === parseLsn(options.captured) };
+}
+
+// src/pg/dms-target.ts
+async function hasApplyExceptions(target) {
+  return ((await target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`)).rowCount ?? 0) > 0;
+}
+async function applyExceptionsAfter(target, after, limit) {
+  if (!await hasApplyExceptions(target)) return [];
+  const r5 = await target.query(
+    `SELECT task_name AS task, table_owner AS owner, table_name AS name, error_time::text AS at, error FROM awsdms_apply_exceptions WHERE error_time > $1::timestamp ORDER BY error_time LIMIT $2`,
+    [after, limit]
+  );
+  return r5.rows;
+}
+async function latestApplyException(target) {
+  if (!await hasApplyExceptions(target)) return void 0;
+  const r5 = await target.query(`SELECT max(error_time)::text AS at FROM awsdms_apply_exceptions`);
+  return r5.rows[0]?.at ?? void 0;
+}
+async function recentApplyExceptions(target, limit) {
+  if (!await hasApplyExceptions(target)) return [];
+  return (await target.query(`SELECT task_name, table_owner, table_name, error_time::text, statement, error FROM awsdms_apply_exceptions ORDER BY error_time DESC LIMIT $1`, [limit])).rows;
 }
 
 // src/core/parts.ts
@@ -97569,6 +97667,18 @@ async function withCopyTransaction(source, target, work) {
     await target.query("ROLLBACK").catch(() => {
     });
     await source.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+}
+async function truncateTables(c5, tables, alongside) {
+  await c5.query("BEGIN");
+  try {
+    if (tables.length) await c5.query(`TRUNCATE ONLY ${tables.map(qualify).join(", ")}`);
+    await alongside();
+    await c5.query("COMMIT");
+  } catch (err) {
+    await c5.query("ROLLBACK").catch(() => {
     });
     throw err;
   }
@@ -97716,6 +97826,12 @@ var IndexQueue = class {
       await new Promise((resolve) => this.drained = resolve);
     }
     if (this.failed !== void 0) throw this.failed;
+  }
+  /** Stop at once (SIGINT/SIGTERM): nothing more starts, builds in flight are dropped with their sessions. */
+  abandon(reason) {
+    this.failed ??= reason;
+    this.waiting.length = 0;
+    for (const c5 of this.all) abandon(c5);
   }
   async close() {
     await Promise.all(this.all.map((c5) => c5.end().catch(() => {
@@ -97960,6 +98076,8 @@ function decideGroupLoad(prior, options) {
   if (!inFlight) return "skip";
   if (options.pausedReplicaPlan && prior.snapshotMode === "paused-replica") return "continue";
   if (prior.state === "preparing") return "reset";
+  if (!options.copied) return "reset";
+  if (prior.snapshotMode === "exported" && !options.pausedReplicaPlan && options.canBridge !== false) return "resume";
   return "refuse-interrupted";
 }
 
@@ -98229,6 +98347,37 @@ async function dropSlot(c5, slot) {
   throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
 }
 
+// src/core/eta.ts
+var RATE_WINDOW_MS = 5 * 6e4;
+function recentRate(samples, now, windowMs = RATE_WINDOW_MS) {
+  const inWindow = samples.filter((s2) => s2.at >= now - windowMs);
+  const first = inWindow.length >= 2 ? inWindow[0] : samples[0];
+  const last2 = samples[samples.length - 1];
+  if (!first || !last2 || last2.at <= first.at) return 0;
+  return (last2.bytes - first.bytes) / ((last2.at - first.at) / 1e3);
+}
+function pruneSamples(samples, now, windowMs = RATE_WINDOW_MS) {
+  const i5 = samples.findIndex((s2) => s2.at >= now - windowMs);
+  return i5 <= 0 ? samples : samples.slice(i5 - 1);
+}
+function groupEta(group5, tables, samples, now) {
+  const mine = tables.filter((t) => t.group === group5);
+  const estimatedBytes = mine.reduce((n3, t) => n3 + t.estimatedBytes, 0);
+  const doneBytes = mine.reduce((n3, t) => n3 + (t.state === "waiting" || t.state === "copying" ? Math.min(t.bytes, t.estimatedBytes) : t.estimatedBytes), 0);
+  const rate = recentRate(samples, now);
+  const remaining = Math.max(0, estimatedBytes - doneBytes);
+  const etaSeconds = remaining === 0 ? 0 : rate > 0 ? Math.round(remaining / rate) : null;
+  return {
+    group: group5,
+    share: estimatedBytes > 0 ? doneBytes / estimatedBytes : 1,
+    doneBytes,
+    estimatedBytes,
+    bytesPerSecond: Math.round(rate),
+    etaSeconds,
+    finishAt: etaSeconds === null ? null : new Date(now + etaSeconds * 1e3).toISOString()
+  };
+}
+
 // src/phases/load-progress.ts
 var LoadProgress = class {
   constructor(log, persist) {
@@ -98242,16 +98391,23 @@ var LoadProgress = class {
   rows = 0;
   started = Date.now();
   timers = [];
+  /** Per group: bytes copied by this run, sampled for the recent rate. */
+  groupBytes = /* @__PURE__ */ new Map();
+  samples = /* @__PURE__ */ new Map();
   /** Start drawing (and persisting) once the tables are known. */
   start() {
     if (this.log.board) this.timers.push(setInterval(() => this.log.board(this.bars()), 250));
-    else this.timers.push(setInterval(() => this.log.progress("full-load", this.line()), 5e3));
+    else this.timers.push(setInterval(() => this.log.progress(this.line()), 5e3));
     if (this.persist) this.timers.push(setInterval(() => void this.persist(this.snapshot()).catch(() => {
     }), 5e3));
     for (const t of this.timers) t.unref();
   }
   track(group5, table2, estimatedBytes, parts, indexesExpected, state2 = "waiting", partsDone = 0) {
     this.tables.set(displayName(table2), { group: group5, table: displayName(table2), parts, partsDone, rows: 0, bytes: 0, estimatedBytes, state: state2, indexes: 0, indexesExpected, seconds: 0 });
+    if (!this.groupBytes.has(group5)) {
+      this.groupBytes.set(group5, 0);
+      this.samples.set(group5, [{ at: this.started, bytes: 0 }]);
+    }
   }
   get(table2) {
     return this.tables.get(displayName(table2));
@@ -98269,6 +98425,7 @@ var LoadProgress = class {
     return (n3) => {
       this.bytes += n3;
       t.bytes += n3;
+      this.groupBytes.set(t.group, this.groupBytes.get(t.group) + n3);
     };
   }
   /** A part (or a whole table) committed. Returns true when it was the table's last part. */
@@ -98287,6 +98444,19 @@ var LoadProgress = class {
     t.indexes++;
     if (t.state === "indexing" && t.indexes >= t.indexesExpected) t.state = "done";
   }
+  /** Per-group share, recent rate and estimated finish; samples the rates at most once a second. */
+  groupEtas(now = Date.now()) {
+    const tables = [...this.tables.values()];
+    return [...this.groupBytes.keys()].map((g5) => {
+      let samples = this.samples.get(g5);
+      if (now - samples[samples.length - 1].at >= 1e3) {
+        samples.push({ at: now, bytes: this.groupBytes.get(g5) });
+        samples = pruneSamples(samples, now);
+        this.samples.set(g5, samples);
+      }
+      return groupEta(g5, tables, samples, now);
+    });
+  }
   snapshot() {
     const secs = Math.max((Date.now() - this.started) / 1e3, 1e-3);
     const rate = this.bytes / secs;
@@ -98303,16 +98473,19 @@ var LoadProgress = class {
       tablesDone: all.filter((t) => t.state === "done" || t.state === "skipped" || t.state === "indexing").length,
       tables: all.length,
       active: all.filter((t) => t.state === "copying" || t.state === "indexing").map((t) => ({ table: t.table, bytes: t.bytes, estimatedBytes: t.estimatedBytes, partsDone: t.partsDone, parts: t.parts, state: t.state })),
+      groups: this.groupEtas(),
       at: (/* @__PURE__ */ new Date()).toISOString()
     };
   }
   line() {
     const s2 = this.snapshot();
-    return `full-load: ${s2.tablesDone}/${s2.tables} tables, ${formatBytes(s2.bytes)} copied, ${formatBytes(s2.bytesPerSecond)}/s, ${s2.rows} rows in finished tables, ETA \u2264 ${s2.etaSeconds ?? "?"} s`;
+    const groups = s2.groups.length > 1 || s2.groups.some((g5) => g5.share > 0) ? `; ${s2.groups.map(groupLine).join("; ")}` : "";
+    return `full-load: ${s2.tablesDone}/${s2.tables} tables, ${formatBytes(s2.bytes)} copied, ${formatBytes(s2.bytesPerSecond)}/s, ${s2.rows} rows in finished tables, ETA \u2264 ${s2.etaSeconds ?? "?"} s${groups}`;
   }
   bars() {
     const s2 = this.snapshot();
     const lines = [`${bar(s2.bytes, s2.estimatedBytes)} all     ${formatBytes(s2.bytes)} of \u2264${formatBytes(s2.estimatedBytes)}  ${formatBytes(s2.bytesPerSecond)}/s  ${s2.tablesDone}/${s2.tables} tables  ETA \u2264 ${s2.etaSeconds ?? "?"} s`];
+    for (const g5 of s2.groups.length > 1 ? s2.groups : []) lines.push(`${bar(g5.share, 1)} group ${groupLine(g5)}`);
     for (const a5 of s2.active.slice(0, 8)) {
       const parts = a5.parts > 1 ? ` parts ${a5.partsDone}/${a5.parts}` : "";
       lines.push(`${bar(a5.bytes, a5.estimatedBytes)} ${a5.state === "indexing" ? "index " : "copy  "} ${a5.table}${parts}  ${formatBytes(a5.bytes)}`);
@@ -98328,11 +98501,204 @@ var LoadProgress = class {
     this.log.board?.([]);
   }
 };
+function groupLine(g5) {
+  const finish = g5.share >= 1 ? "copied" : g5.finishAt ? `ETA ${formatSeconds(g5.etaSeconds)} (~${g5.finishAt.slice(11, 19)}Z)` : "ETA ?";
+  return `${g5.group} ${Math.floor(g5.share * 100)}% at ${formatBytes(g5.bytesPerSecond)}/s, ${finish}`;
+}
+function formatSeconds(s2) {
+  if (s2 < 90) return `${s2} s`;
+  if (s2 < 5400) return `${Math.round(s2 / 60)} min`;
+  return `${Math.floor(s2 / 3600)} h ${Math.round(s2 % 3600 / 60)} min`;
+}
 function bar(done, total, width = 24) {
   const f5 = total > 0 ? Math.min(done / total, 1) : 1;
   const full = Math.round(f5 * width);
   return `[${"#".repeat(full)}${".".repeat(width - full)}] ${String(Math.round(f5 * 100)).padStart(3)}%`;
 }
+
+// src/core/resume-plan.ts
+function planResume(input2) {
+  const pending = input2.tables.filter((t) => !input2.done.has(t));
+  const pendingSet = new Set(pending);
+  const kept = { tables: 0, rows: 0, bytes: 0 };
+  for (const t of input2.tables) {
+    const f5 = input2.done.get(t);
+    if (!f5) continue;
+    kept.tables++;
+    kept.rows += f5.rows;
+    kept.bytes += f5.bytes;
+  }
+  const discarded = { rows: 0, bytes: 0, parts: [] };
+  for (const t of pending) {
+    const f5 = input2.partial.get(t);
+    if (!f5) continue;
+    discarded.rows += f5.rows;
+    discarded.bytes += f5.bytes;
+    discarded.parts.push(t);
+  }
+  const plan = { pending, leave: [], drop: [], drain: [], newStream: pending.length > 0, kept, discarded };
+  if (!pending.length) return plan;
+  for (const st of input2.streams) {
+    const holdsFinished = [...st.published].some((t) => input2.done.has(t));
+    if (!st.own && !holdsFinished) {
+      plan.drop.push(st.name);
+      continue;
+    }
+    const leaving = [...st.published].filter((t) => pendingSet.has(t));
+    if (leaving.length) plan.leave.push({ stream: st.name, tables: pending.filter((t) => leaving.includes(t)) });
+    plan.drain.push(st.name);
+  }
+  return plan;
+}
+
+// src/phases/bridge.ts
+function nextBridgeName(group5, streams) {
+  const used = streams.filter((r5) => isResyncOf(r5.group, group5)).map((r5) => Number(r5.group.slice(group5.length + 2)));
+  return resyncStreamName(group5, Math.max(0, ...used) + 1);
+}
+function bridgeRecord(ctx, name, state2) {
+  return {
+    group: name,
+    slot: slotName(ctx.plan.name, name),
+    publication: publicationName(ctx.plan.name, name),
+    subscription: subscriptionName(ctx.plan.name, name),
+    snapshotMode: "exported",
+    snapshotLsn: null,
+    state: state2
+  };
+}
+async function leaveStream(s2, carrier, tables) {
+  await dropFromPublication(s2.source, carrier.publication, tables);
+}
+async function openBridgeStream(ctx, s2, journal, record2, tables) {
+  await journal.saveStream(record2);
+  const hb = heartbeatTable(record2.group);
+  await ensureHeartbeat(s2.source, hb, record2.group);
+  await ensureHeartbeat(s2.target, hb, record2.group);
+  await dropPublication(s2.source, record2.publication);
+  await installDdlCapture(s2.source, ctx.plan, record2);
+  await createPublication(s2.source, record2.publication, tables, hb, ddlQueueOf(ctx.plan, record2.group));
+}
+async function drainStreams(ctx, s2, carriers, o3) {
+  const stalledMs = o3.stalledMs ?? 12e4;
+  const started = [];
+  if (o3.start && carriers.length) {
+    await prepareDdlApply(s2.target, ctx.plan, carriers);
+    const streaming = majorOf(s2.sourceVersion) >= 14 && majorOf(s2.targetVersion) >= 14;
+    for (const c5 of carriers) {
+      await ensureHeartbeat(s2.target, heartbeatTable(c5.group), c5.group);
+      await createSubscription(s2.target, { name: c5.subscription, conninfo: subscriptionConninfo(ctx), publication: c5.publication, slot: c5.slot, streaming, startLsn: c5.snapshotMode === "paused-replica" && c5.snapshotLsn ? c5.snapshotLsn : void 0 }, ctx.log);
+      started.push(c5);
+    }
+  }
+  try {
+    for (const c5 of carriers) {
+      const hb = heartbeatTable(c5.group);
+      const beat = await writeBeat(s2.source, hb, c5.group);
+      let lastSeen = Date.now();
+      let lastLine = Date.now();
+      for (; ; ) {
+        if (await beatApplied(s2.target, hb, c5.group, beat)) break;
+        if ((await subscriptionState(s2.target, c5.subscription)).workerRunning) lastSeen = Date.now();
+        else if (Date.now() - lastSeen > stalledMs) {
+          throw failure("bridge.drain", `stream ${c5.group}: its subscription ${c5.subscription} has not applied for ${Math.round(stalledMs / 1e3)} s`, "check the target's server log for the apply error, then run the same command again: it continues");
+        }
+        if (Date.now() - lastLine >= 3e4) {
+          lastLine = Date.now();
+          ctx.log.info(`stream ${c5.group}: applying the changes since its snapshot before the bridge (${Math.round((Date.now() - beat.writtenAt) / 1e3)} s so far)`);
+        }
+        await sleep(50, ctx.signal);
+      }
+    }
+  } finally {
+    for (const c5 of started) await setSubscriptionEnabled(s2.target, c5.subscription, false).catch(() => {
+    });
+  }
+}
+function tablesNamed(all, names) {
+  const wanted = new Set(names);
+  return all.filter((t) => wanted.has(displayName(t)));
+}
+
+// src/phases/load-resume.ts
+async function resumeGroup(ctx, s2, journal, group5, own2, progress, lastSnapshot, openTarget2) {
+  const { log } = ctx;
+  const rows = progress.filter((p3) => p3.group === group5.name && p3.state === "done");
+  const done = /* @__PURE__ */ new Map();
+  const partial2 = /* @__PURE__ */ new Map();
+  for (const p3 of rows.filter((r5) => r5.part === 0)) done.set(displayName(p3), { rows: p3.rows ?? 0, bytes: p3.bytes ?? 0 });
+  for (const p3 of rows.filter((r5) => r5.part > 0 && !done.has(displayName(r5)))) {
+    const f5 = partial2.get(displayName(p3)) ?? { rows: 0, bytes: 0 };
+    f5.rows += p3.rows ?? 0;
+    f5.bytes += p3.bytes ?? 0;
+    partial2.set(displayName(p3), f5);
+  }
+  const all = await journal.streams();
+  const streams = [own2, ...all.filter((r5) => isResyncOf(r5.group, group5.name))];
+  const published = /* @__PURE__ */ new Map();
+  for (const st of streams) published.set(st.group, await publishedTables(s2.source, st.publication));
+  const plan = planResume({
+    tables: group5.tables.map(displayName),
+    done,
+    partial: partial2,
+    streams: streams.map((st) => ({ name: st.group, own: st.group === own2.group, published: published.get(st.group) }))
+  });
+  const inFlightBytes = (lastSnapshot?.active ?? []).filter((a5) => plan.pending.includes(a5.table)).reduce((n3, a5) => n3 + Math.max(0, a5.bytes - (partial2.get(a5.table)?.bytes ?? 0)), 0);
+  const summary2 = {
+    kept: plan.kept,
+    discarded: { rows: plan.discarded.rows, bytes: plan.discarded.bytes, tables: plan.discarded.parts },
+    inFlightBytes,
+    pending: plan.pending.length,
+    copied: { rows: 0, bytes: 0 },
+    dropped: plan.drop,
+    drained: plan.drain
+  };
+  const byName = new Map(streams.map((st) => [st.group, st]));
+  const surviving = streams.filter((st) => st.group !== own2.group && !plan.drop.includes(st.group));
+  log.info(
+    `group ${group5.name}: resuming \u2014 ${plan.kept.tables} table(s) kept at their snapshot (${plan.kept.rows} rows, ${formatBytes(plan.kept.bytes)}), ${plan.pending.length} to copy from a new one` + (plan.discarded.parts.length ? `; finished parts discarded with their table: ${plan.discarded.rows} rows, ${formatBytes(plan.discarded.bytes)}` : "")
+  );
+  if (!plan.newStream) return { summary: summary2, bridges: surviving };
+  const pending = tablesNamed(group5.tables, plan.pending);
+  await buildIndexesOf(s2, openTarget2, ctx.plan.fullLoad.indexJobs, group5.tables.filter((t) => done.has(displayName(t))));
+  await truncateTables(s2.target, pending, () => journal.forgetTables(pending));
+  if (plan.discarded.parts.length) log.warn(`group ${group5.name}: ${plan.discarded.parts.join(", ")} had parts finished at the old snapshot; copied again whole`);
+  for (const name of plan.drop) {
+    const st = byName.get(name);
+    await dropSubscription(s2.target, st.subscription);
+    await dropSlot(s2.source, st.slot);
+    await dropPublication(s2.source, st.publication);
+    await journal.deleteStream(st.group);
+    log.info(`group ${group5.name}: resume stream ${st.group} held no finished table; dropped`);
+  }
+  for (const l3 of plan.leave) await leaveStream(s2, byName.get(l3.stream), tablesNamed(group5.tables, l3.tables));
+  const record2 = bridgeRecord(ctx, nextBridgeName(group5.name, [...surviving, own2]), "loading");
+  await openBridgeStream(ctx, s2, journal, record2, pending);
+  const drain = plan.drain.map((n3) => byName.get(n3));
+  if (drain.length) log.info(`group ${group5.name}: applying ${drain.map((d5) => d5.group).join(", ")} up to the bridge`);
+  await drainStreams(ctx, s2, drain, { start: true });
+  const holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s2.sourceVersion);
+  record2.snapshotLsn = holder.lsnText;
+  await journal.saveStream(record2);
+  summary2.stream = record2.group;
+  summary2.snapshotLsn = holder.lsnText;
+  await journal.event("full-load", "info", `group ${group5.name}: resumed; ${plan.kept.tables} table(s) kept, ${plan.pending.length} carried by ${record2.group} from ${holder.lsnText}`, summary2);
+  log.info(`group ${group5.name}: resume stream ${record2.group} at ${holder.lsnText} carries ${plan.pending.length} table(s)`);
+  return { summary: summary2, holder, bridges: [...surviving, record2] };
+}
+async function buildIndexesOf(s2, open3, jobs, tables) {
+  if (!tables.length) return;
+  const early = await earlyIndexes(s2.source, tables);
+  const queue = new IndexQueue(open3, jobs, () => {
+  });
+  try {
+    queue.add(tables.flatMap((t) => indexesOf(early, t)));
+    await queue.drain();
+  } finally {
+    await queue.close();
+  }
+}
+var resumePhase = (group5) => `full-load:resume:${group5}`;
 
 // src/phases/full-load.ts
 var PRE_DATA = "full-load:pre-data";
@@ -98343,6 +98709,11 @@ var REPLICA_IDENTITY = "source:replica-identity";
 var progressPhase = (group5) => `full-load:progress:${group5 ?? "*"}`;
 function exportedPoint(ctx, holder) {
   return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c5) => importSnapshot(c5, holder.snapshotName), check: () => {
+  } };
+}
+function plainPoint(ctx) {
+  return { endpoint: ctx.source, lsnText: "", begin: (c5) => c5.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").then(() => {
+  }), check: () => {
   } };
 }
 function replicaPoint(endpoint, paused) {
@@ -98362,6 +98733,7 @@ async function saveStreams(journal, x, state2, lsn = x.record.snapshotLsn) {
     record2.snapshotLsn = lsn;
     await journal.saveStream(record2);
   }
+  for (const b5 of x.bridges) await journal.setStreamState(b5.group, state2);
 }
 async function runFullLoad(ctx, options = {}) {
   const started = Date.now();
@@ -98387,7 +98759,10 @@ async function runFullLoad(ctx, options = {}) {
     const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
     if (!preDataDone) await requireEmptyTarget(s2, ctx, groups);
     const pausedMode = plan.snapshot === "paused-replica";
-    const actions = new Map(groups.map((g5) => [g5, decideGroupLoad(existing.get(g5.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode })]));
+    const priorProgress = prior ? await prior.tableProgress() : [];
+    const copied = new Set(priorProgress.filter((p3) => p3.state === "done" && p3.part === 0).map((p3) => p3.group));
+    const decide = (g5) => decideGroupLoad(existing.get(g5.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g5.name), canBridge: plan.cdc.engine === "native" });
+    const actions = new Map(groups.map((g5) => [g5, decide(g5)]));
     if (options.restart) {
       const withTasks2 = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
       const busy = groups.find((g5) => existing.has(g5.name) && withTasks2.has(g5.name));
@@ -98400,13 +98775,14 @@ async function runFullLoad(ctx, options = {}) {
       if (action !== "refuse-interrupted") continue;
       throw gateRefused(
         "full-load.interrupted",
-        `group ${group5.name}: an earlier full load stopped while loading; its ${existing.get(group5.name).snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
-        `run pgshift full-load --restart${options.group ? ` --group ${group5.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
+        `group ${group5.name}: an earlier full load stopped while loading; its ${existing.get(group5.name).snapshotMode === "exported" ? `exported snapshot ended with that process, and ${pausedMode ? "a paused-replica plan" : `cdc.engine ${plan.cdc.engine}`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
+        `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group5.name}` : ""} to load the group again from a new slot`
       );
     }
     const loading = groups.filter((g5) => actions.get(g5) !== "skip");
     const streamsToLoad = loading.flatMap((g5) => stream.parts(g5, newStreamRecord(plan, g5.name)).map((p3) => p3.record.slot));
-    const slotsNeeded = streamsToLoad.length - await existingSlots(s2, streamsToLoad);
+    const resuming = [...actions.values()].filter((a5) => a5 === "resume").length;
+    const slotsNeeded = streamsToLoad.length - await existingSlots(s2, streamsToLoad) + resuming;
     const preflight = loading.length ? await preflightLoad(ctx, s2, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
     const journal = await Journal.open(s2.target, plan.name, {
       source: ctx.source.label,
@@ -98427,8 +98803,8 @@ async function runFullLoad(ctx, options = {}) {
         continue;
       }
       if (action === "reset") await resetGroup(s2, ctx, journal, stream, group5, existing);
-      const record2 = action === "continue" ? priorRecord : newStreamRecord(plan, group5.name);
-      toLoad.push({ group: group5, record: record2, parts: stream.parts(group5, record2) });
+      const record2 = action === "continue" || action === "resume" ? priorRecord : newStreamRecord(plan, group5.name);
+      toLoad.push({ group: group5, record: record2, parts: stream.parts(group5, record2), resuming: action === "resume", bridges: [] });
     }
     if (pausedMode && toLoad.length > 0) {
       const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
@@ -98442,7 +98818,17 @@ async function runFullLoad(ctx, options = {}) {
         await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
       }
     } else {
+      const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail;
       for (const x of toLoad) {
+        if (x.resuming) {
+          const r5 = await resumeGroup(ctx, s2, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)));
+          if (r5.holder) holders.push(r5.holder);
+          x.bridges = r5.bridges;
+          x.resumed = r5.summary;
+          await journal.setPhaseDetail(resumePhase(x.group.name), "running", r5.summary);
+          x.point = r5.holder ? exportedPoint(ctx, r5.holder) : plainPoint(ctx);
+          continue;
+        }
         await prepareGroupObjects(s2, journal, stream, x);
         for (const part of x.parts.slice(1)) await ensureSlot(s2.source, part.record.slot, stream.plugin);
         const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, stream.plugin, s2.sourceVersion);
@@ -98472,6 +98858,8 @@ async function runFullLoad(ctx, options = {}) {
       prog.indexBuilt(step.table);
       logIndexBuilt(log, step, ms, built);
     });
+    const stopIndexes = () => indexes?.abandon(abortReason(ctx.signal));
+    ctx.signal.addEventListener("abort", stopIndexes, { once: true });
     const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
     const tasks = [];
     const completeSplits = [];
@@ -98497,22 +98885,29 @@ async function runFullLoad(ctx, options = {}) {
       await recordSplitTableDone(s2.target, journal.migration, group5, table2, parts);
       indexes.add(indexesOf(early, table2));
     }
-    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied, target) => {
+    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied2, target) => {
       const totals = perGroup.get(task.group);
-      totals.rows += copied.rows;
-      totals.bytes += copied.bytes;
-      if (!prog.partDone(task.table, copied.rows)) return;
+      totals.rows += copied2.rows;
+      totals.bytes += copied2.bytes;
+      if (!prog.partDone(task.table, copied2.rows)) return;
       if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
       indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
     });
     await indexes.drain();
+    ctx.signal.removeEventListener("abort", stopIndexes);
+    throwIfAborted(ctx.signal);
     prog.stop();
     await journal.setPhaseDetail(progressPhase(options.group), "done", prog.snapshot());
     for (const x of toLoad) {
       const { group: group5, record: record2, point } = x;
       await saveStreams(journal, x, "loaded");
       const totals = perGroup.get(group5.name);
-      results.push({ group: group5.name, slot: record2.slot, publication: record2.publication, snapshotLsn: point.lsnText, tables: group5.tables.length, ...totals });
+      if (x.resumed) {
+        x.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
+        await journal.setPhaseDetail(resumePhase(group5.name), "done", x.resumed);
+        log.info(`group ${group5.name}: resumed \u2014 kept ${x.resumed.kept.rows} rows (${formatBytes(x.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${x.resumed.snapshotLsn ?? "no new snapshot"}`);
+      }
+      results.push({ group: group5.name, slot: record2.slot, publication: record2.publication, snapshotLsn: x.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group5.tables.length, ...totals, ...x.resumed ? { resumed: x.resumed } : {} });
     }
     if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
       await withStepLock(s2.target, LARGE_OBJECTS, async () => {
@@ -98669,8 +99064,13 @@ async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clea
 }
 async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, onDone) {
   const workers = [];
+  const stop = () => {
+    for (const w of workers) if (w) for (const c5 of [w.source, w.target]) abandon(c5);
+  };
+  ctx.signal.addEventListener("abort", stop, { once: true });
   try {
     await runPool(tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
+      throwIfAborted(ctx.signal);
       let w = workers[id];
       if (!w) {
         const source = await connect(task.point.endpoint, { applicationName: "pgshift copy" });
@@ -98679,13 +99079,20 @@ async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, on
           throw err;
         });
         w = workers[id] = { source, target };
+        if (ctx.signal.aborted) stop();
         await Promise.all([useCopySettings(source), useCopySettings(target)]);
       }
       task.point.check();
-      const r5 = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
-      await onDone(task, r5, w.target);
+      try {
+        const r5 = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
+        await onDone(task, r5, w.target);
+      } catch (err) {
+        throwIfAborted(ctx.signal);
+        throw err;
+      }
     });
   } finally {
+    ctx.signal.removeEventListener("abort", stop);
     await Promise.all(workers.filter(Boolean).flatMap((w) => [w.source.end().catch(() => {
     }), w.target.end().catch(() => {
     })]));
@@ -98989,7 +99396,7 @@ function sourceEndpointInput(ctx, stream, plugin) {
 function targetEndpointInput(ctx) {
   return endpointInput(ctx, "target", targetEndpointId(ctx), tags(ctx.plan.name, "*", "target-endpoint"), { AfterConnectScript: "SET session_replication_role = 'replica'" });
 }
-var pollOf = (d5) => ({ intervalMs: d5.pollSeconds * 1e3, timeoutMs: d5.readyTimeoutMinutes * 6e4 });
+var pollOf = (d5, signal) => ({ intervalMs: d5.pollSeconds * 1e3, timeoutMs: d5.readyTimeoutMinutes * 6e4, signal });
 var dmsTasksOf = (journal) => journaledDmsTasks(journal);
 async function saveTasks(journal, tasks) {
   await journal.setPhaseDetail(DMS_TASKS_PHASE, "running", { tasks });
@@ -98997,7 +99404,7 @@ async function saveTasks(journal, tasks) {
 async function startDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) {
   const d5 = requireDmsConfig(ctx);
   const plugin = d5.plugin;
-  const poll = pollOf(d5);
+  const poll = pollOf(d5, ctx.signal);
   const s2 = await openSessions(ctx);
   try {
     const journal = await Journal.find(s2.target, ctx.plan.name);
@@ -99069,6 +99476,7 @@ async function verifiedStart(ctx, s2, stream, plugin, maxChanges) {
     slot: stream.slot,
     plugin,
     captured: stream.snapshotLsn,
+    signal: ctx.signal,
     serverVersionNum: s2.sourceVersion,
     maxChanges,
     beat: () => writeBeat(s2.source, heartbeatTable(stream.group), stream.group).then(() => {
@@ -99096,7 +99504,7 @@ async function resumeDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) 
       if (!t.started) throw gateRefused("dms.not-started", `DMS task ${t.identifier} was never started`, "run pgshift cdc start");
       if ((await describeTask(clients.dms, t.arn))?.Status !== "running") {
         await startTask(clients.dms, t.arn, "resume-processing");
-        await waitForTask(clients.dms, t.arn, ["running"], pollOf(d5));
+        await waitForTask(clients.dms, t.arn, ["running"], pollOf(d5, ctx.signal));
         ctx.log.info(`DMS task ${t.identifier} resumed`);
       }
       await journal.setStreamState(t.stream, "streaming");
@@ -99105,17 +99513,17 @@ async function resumeDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) 
   });
   return dmsStatus(ctx, clients);
 }
-async function stopAndWait(clients, d5, t) {
+async function stopAndWait(clients, d5, t, signal) {
   const task = await describeTask(clients.dms, t.arn);
   if (!task || !["running", "starting", "resuming"].includes(task.Status ?? "")) return task;
   await stopTask(clients.dms, t.arn);
-  return waitForTask(clients.dms, t.arn, ["stopped"], pollOf(d5));
+  return waitForTask(clients.dms, t.arn, ["stopped"], pollOf(d5, signal));
 }
 async function stopDmsCdc(ctx, state2, clients = dmsClients(ctx.plan.cdc.dms.region)) {
   const d5 = requireDmsConfig(ctx);
   await withTasks(ctx, async (journal, tasks) => {
     for (const t of tasks) {
-      await stopAndWait(clients, d5, t);
+      await stopAndWait(clients, d5, t, ctx.signal);
       await journal.setStreamState(t.stream, state2);
     }
     await journal.event("cdc", "info", `DMS: ${state2}`);
@@ -99125,10 +99533,10 @@ async function stopDmsCdc(ctx, state2, clients = dmsClients(ctx.plan.cdc.dms.reg
 async function deleteTasks(ctx, clients, journal, all, doomed) {
   const d5 = requireDmsConfig(ctx);
   for (const t of doomed) {
-    const task = await stopAndWait(clients, d5, t);
+    const task = await stopAndWait(clients, d5, t, ctx.signal);
     if (task) {
       await deleteTask(clients.dms, t.arn);
-      await waitForTask(clients.dms, t.arn, ["deleted"], pollOf(d5));
+      await waitForTask(clients.dms, t.arn, ["deleted"], pollOf(d5, ctx.signal));
     }
     all.splice(all.indexOf(t), 1);
     if (journal) await saveTasks(journal, all);
@@ -99153,7 +99561,7 @@ async function restartDmsCdc(ctx, options, clients = dmsClients(ctx.plan.cdc.dms
 }
 async function dmsFailureState(ctx, clients, journal, tasks, s2) {
   const described = await findTasks(clients.dms, requireDmsConfig(ctx).replicationInstanceArn, ctx.plan.name);
-  const exceptions = await hasApplyExceptions(s2.target) ? (await s2.target.query(`SELECT task_name, table_owner, table_name, error_time::text, statement, error FROM awsdms_apply_exceptions ORDER BY error_time DESC LIMIT 500`)).rows : [];
+  const exceptions = await recentApplyExceptions(s2.target, 500);
   return {
     dms: {
       tasks: await Promise.all(
@@ -99183,10 +99591,10 @@ async function dmsStatus(ctx, clients = dmsClients(ctx.plan.cdc.dms.region), now
 }
 async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
   const d5 = requireDmsConfig(ctx);
-  const th = d5.thresholds;
+  const thresholds = d5.thresholds;
   const states = await dmsTasksOf(journal);
   const streams = new Map((journal ? await journal.streams() : []).map((r5) => [r5.group, r5]));
-  const { applyExceptions, slots } = await readDatabaseSide(s2, journal, [...streams.values()], th.maxRetainedWalBytes);
+  const { applyExceptions, slots } = await readDatabaseSide(s2, journal, [...streams.values()], thresholds.maxRetainedWalBytes);
   const described = states.length ? await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name) : [];
   const series = states.length ? await metrics(clients.cloudwatch, d5.replicationInstanceIdentifier, states.map((t) => t.arn), { minutes: 60, now }) : [];
   const lag = await measureLags(s2.source, s2.target, states.filter((t) => streams.get(t.stream)?.state === "streaming").map((t) => t.stream), waitMs);
@@ -99199,26 +99607,10 @@ async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
     const tgt = last(series, `task:${suffix}:CDCLatencyTarget`);
     const stats = task ? await tableStatistics(clients.dms, t.arn) : [];
     const errored = stats.filter((x) => x.TableState === "Table error" || x.TableState === "Table cancelled").map((x) => `${x.SchemaName}.${x.TableName}`);
-    const problems = [];
     const status = task?.Status ?? "missing";
     const paused = streams.get(t.stream)?.state === "paused" || streams.get(t.stream)?.state === "stopped";
-    let health = paused && status === "stopped" ? "paused" : "ok";
-    if (status !== "running" && health !== "paused") {
-      problems.push(`task is ${status}${stopReason(task) ? ` (${stopReason(task)})` : ""}${task?.LastFailureMessage ? `: ${task.LastFailureMessage}` : ""} \u2014 pgshift cdc resume retries it`);
-      health = "failing";
-    }
     const latency = Math.max((src ?? 0) + (tgt ?? 0), lag.get(t.stream) ?? 0);
-    if (latency > th.failLatencySeconds) {
-      problems.push(`latency ${latency.toFixed(0)} s over ${th.failLatencySeconds} s`);
-      health = "failing";
-    } else if (latency > th.warnLatencySeconds) {
-      problems.push(`latency ${latency.toFixed(0)} s over ${th.warnLatencySeconds} s`);
-      if (health === "ok") health = "warn";
-    }
-    if (errored.length) {
-      problems.push(`tables in error: ${errored.join(", ")} \u2014 pgshift cdc restart --group ${t.group} reloads them`);
-      health = "failing";
-    }
+    const { health, problems } = dmsTaskHealth({ status, stopReason: stopReason(task), lastFailure: task?.LastFailureMessage, paused, latencySeconds: latency, erroredTables: errored, group: t.group }, thresholds);
     tasks.push({
       ...t,
       status,
@@ -99241,13 +99633,7 @@ async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
     freeStorageBytes: last(series, "instance:FreeStorageSpace"),
     problems: []
   };
-  if (instance.cpuPercent !== null && instance.cpuPercent > th.maxCpuPercent) instance.problems.push(`replication instance CPU ${instance.cpuPercent.toFixed(0)}% over ${th.maxCpuPercent}%`);
-  if (instance.freeStorageBytes !== null && instance.freeStorageBytes < th.minFreeStorageBytes) {
-    instance.problems.push(`replication instance free storage ${formatBytes(instance.freeStorageBytes)} under ${formatBytes(th.minFreeStorageBytes)}`);
-  }
-  if (instance.freeableMemoryBytes !== null && instance.swapBytes !== null && instance.freeableMemoryBytes < th.minFreeableMemoryBytes && instance.swapBytes > th.maxSwapBytes) {
-    instance.problems.push(`replication instance is out of memory and swapping (${formatBytes(instance.freeableMemoryBytes)} free, ${formatBytes(instance.swapBytes)} swap)`);
-  }
+  instance.problems = dmsInstanceProblems(instance, thresholds);
   const latencyChart = states.map((t) => {
     const suffix = t.arn.split(":").pop();
     const a5 = series.find((x) => x.key === `task:${suffix}:CDCLatencySource`);
@@ -99269,32 +99655,33 @@ async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
     ddlProblems: ddl.problems.map((p3) => p3.problem)
   };
 }
-async function hasApplyExceptions(target) {
-  return ((await target.query(`SELECT 1 FROM pg_class WHERE relname = 'awsdms_apply_exceptions' AND relkind = 'r'`)).rowCount ?? 0) > 0;
-}
 async function readDatabaseSide(s2, journal, streams, maxRetained) {
-  const seen = (journal && (await journal.phaseState(EXCEPTIONS_PHASE))?.detail)?.after ?? "-infinity";
-  const applyExceptions = [];
-  if (await hasApplyExceptions(s2.target)) {
-    const r5 = await s2.target.query(
-      `SELECT task_name AS task, table_owner AS owner, table_name AS name, error_time::text AS at, error FROM awsdms_apply_exceptions WHERE error_time > $1::timestamp ORDER BY error_time LIMIT 200`,
-      [seen]
-    );
-    for (const row of r5.rows) applyExceptions.push({ task: row.task, table: `${row.owner}.${row.name}`, at: row.at, error: row.error, truncation: /truncat|malformed json/i.test(row.error) });
-    if (journal && r5.rows.length) await journal.setPhaseDetail(EXCEPTIONS_PHASE, "running", { after: r5.rows[r5.rows.length - 1].at });
+  const rows = await applyExceptionsAfter(s2.target, await acknowledgedUntil(journal), 200);
+  const applyExceptions = rows.map((row) => ({ task: row.task, table: `${row.owner}.${row.name}`, at: row.at, error: row.error, truncation: /truncat|malformed json/i.test(row.error) }));
+  const slots = [];
+  for (const st of streams) {
+    const state2 = await slotState(s2.source, st.slot, s2.sourceVersion);
+    if (!state2.exists) {
+      slots.push({ slot: st.slot, retainedBytes: null, active: false, problem: `slot ${st.slot} is missing on the source: pgshift cdc restart --group ${st.group}` });
+      continue;
+    }
+    const problem = state2.retainedBytes !== null && state2.retainedBytes > maxRetained ? `slot ${st.slot} retains ${formatBytes(state2.retainedBytes)} of WAL, over ${formatBytes(maxRetained)}` : void 0;
+    slots.push({ slot: st.slot, retainedBytes: state2.retainedBytes, active: state2.active, ...problem ? { problem } : {} });
   }
-  const slotRows = await s2.source.query(
-    `SELECT slot_name AS slot, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text AS retained, active FROM pg_replication_slots WHERE slot_name = ANY($1)`,
-    [streams.map((x) => x.slot)]
-  );
-  const slots = streams.map((st) => {
-    const row = slotRows.rows.find((x) => x.slot === st.slot);
-    if (!row) return { slot: st.slot, retainedBytes: null, active: false, problem: `slot ${st.slot} is missing on the source: pgshift cdc restart --group ${st.group}` };
-    const retainedBytes = row.retained === null ? null : Number(row.retained);
-    const problem = retainedBytes !== null && retainedBytes > maxRetained ? `slot ${st.slot} retains ${formatBytes(retainedBytes)} of WAL, over ${formatBytes(maxRetained)}` : void 0;
-    return { slot: st.slot, retainedBytes, active: row.active, ...problem ? { problem } : {} };
-  });
   return { applyExceptions, slots };
+}
+async function acknowledgedUntil(journal) {
+  const detail = journal ? (await journal.phaseState(EXCEPTIONS_PHASE))?.detail : void 0;
+  return detail?.after ?? "-infinity";
+}
+async function acknowledgeDmsExceptions(ctx, journal, s2) {
+  const pending = await applyExceptionsAfter(s2.target, await acknowledgedUntil(journal), 1e6);
+  const latest = await latestApplyException(s2.target);
+  if (!latest || pending.length === 0) return 0;
+  await journal.setPhaseDetail(EXCEPTIONS_PHASE, "done", { after: latest });
+  await journal.event("cdc", "info", `DMS: ${pending.length} apply exception(s) up to ${latest} acknowledged`, { tables: [...new Set(pending.map((e5) => `${e5.owner}.${e5.name}`))] });
+  ctx.log.info(`cdc: ${pending.length} DMS apply exception(s) up to ${latest} acknowledged`);
+  return pending.length;
 }
 
 // src/phases/cdc.ts
@@ -99338,6 +99725,26 @@ async function setCdcPaused(ctx, paused) {
 async function stopCdc(ctx) {
   return onDms(ctx) ? stopDmsCdc(ctx, "stopped") : stopNativeCdc(ctx);
 }
+async function acknowledgeCdcErrors(ctx) {
+  const s2 = await openSessions(ctx);
+  try {
+    const journal = await Journal.find(s2.target, ctx.plan.name);
+    if (!journal) throw gateRefused("cdc.not-started", `no pgshift journal for ${ctx.plan.name} on the target: nothing to acknowledge`, "run pgshift full-load and pgshift cdc start first");
+    if (onDms(ctx)) return [{ stream: "dms", errors: await acknowledgeDmsExceptions(ctx, journal, s2) }];
+    const out = [];
+    for (const st of (await journal.streams()).filter((r5) => r5.state !== "pending")) {
+      const errors = await subscriptionErrorCount(s2.target, st.subscription) ?? 0;
+      if (errors === 0) continue;
+      await resetSubscriptionErrors(s2.target, st.subscription);
+      await journal.event("cdc", "info", `${errors} apply error(s) of ${st.subscription} acknowledged`);
+      ctx.log.info(`cdc: ${errors} apply error(s) of ${st.subscription} acknowledged`);
+      out.push({ stream: st.group, errors });
+    }
+    return out;
+  } finally {
+    await s2.close();
+  }
+}
 async function cdcStatus(ctx, waitMs = 5e3) {
   return onDms(ctx) ? dmsStatus(ctx, void 0, /* @__PURE__ */ new Date(), waitMs) : nativeCdcStatus(ctx, waitMs);
 }
@@ -99347,7 +99754,7 @@ async function watchCdc(ctx, o3) {
     const r5 = await cdcStatus(ctx, o3.waitMs);
     o3.onStatus?.(r5);
     if (!r5.healthy || Date.now() + o3.everyMs > until) return r5;
-    await new Promise((res) => setTimeout(res, o3.everyMs));
+    await sleep(o3.everyMs, ctx.signal);
   }
 }
 function statusProblems(r5) {
@@ -99393,7 +99800,7 @@ async function startNativeCdc(ctx) {
       await journal.setStreamState(st.group, "streaming");
       ctx.log.info(`group ${st.group}: subscription ${st.subscription} streaming from slot ${st.slot} (from ${st.snapshotLsn})`);
     }
-    for (const st of streams) await waitForWorker(s2, st.subscription, 3e4);
+    for (const st of streams) await waitForWorker(s2, st.subscription, 3e4, ctx.signal);
     await journal.event("cdc", "info", `started ${streams.length} subscription(s)`);
     return await collectStatus(ctx, s2, await journal.streams(), 1e4);
   } finally {
@@ -99450,7 +99857,7 @@ async function collectStatus(ctx, s2, streams, waitMs) {
     const slot = await slotState(s2.source, st.slot, s2.sourceVersion);
     const sub = await subscriptionState(s2.target, st.subscription);
     const lagSeconds = lags.get(st.group) ?? null;
-    const applyErrors = majorOf(s2.targetVersion) >= 15 ? await applyErrorCount(s2, st.subscription) : null;
+    const applyErrors = majorOf(s2.targetVersion) >= 15 ? await subscriptionErrorCount(s2.target, st.subscription) : null;
     const problems = [];
     if (!slot.exists) problems.push(`slot ${st.slot} is missing on the source`);
     if (slot.walStatus === "lost") problems.push(`slot ${st.slot} has lost required WAL: the stream cannot continue`);
@@ -99459,7 +99866,7 @@ async function collectStatus(ctx, s2, streams, waitMs) {
     if (st.state === "streaming" && !sub.exists) problems.push(`subscription ${st.subscription} is missing on the target`);
     if (applyErrors) {
       problems.push(
-        `${applyErrors} apply error(s) recorded for ${st.subscription}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then SELECT pg_stat_reset_subscription_stats(oid) FROM pg_subscription WHERE subname = '${st.subscription}'`
+        `${applyErrors} apply error(s) recorded for ${st.subscription}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then pgshift cdc acknowledge`
       );
     }
     if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * ctx.plan.cdc.minSafeWalFraction) {
@@ -99498,20 +99905,9 @@ async function collectStatus(ctx, s2, streams, waitMs) {
   }
   return { engine: "native", healthy: groups.every((g5) => g5.health !== "failing"), groups, ddl: { mode: ddl.mode, joins: ddl.joins, refreshed } };
 }
-async function waitForWorker(s2, subscription, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if ((await subscriptionState(s2.target, subscription)).workerRunning) return true;
-    await new Promise((r5) => setTimeout(r5, 100));
-  }
-  return false;
-}
-async function applyErrorCount(s2, subscription) {
-  const r5 = await s2.target.query(
-    `SELECT (apply_error_count + sync_error_count)::text AS n FROM pg_stat_subscription_stats WHERE subname = $1`,
-    [subscription]
-  );
-  return r5.rows[0] ? Number(r5.rows[0].n) : null;
+async function waitForWorker(s2, subscription, timeoutMs, signal) {
+  const running = await pollUntil(async () => (await subscriptionState(s2.target, subscription)).workerRunning ? true : void 0, { everyMs: 100, timeoutMs, signal });
+  return running ?? false;
 }
 
 // src/phases/resync.ts
@@ -99543,43 +99939,23 @@ async function resyncTables(ctx, names) {
     if (pending && (pendingTables.length !== names.length || pendingTables.some((t) => !wanted.has(t)))) {
       throw gateRefused("resync.pending", `an interrupted resync of ${pendingTables.join(", ") || pending.group} has not finished`, `run pgshift cdc resync -t ${pendingTables.join(" ") || "\u2026"} first: its tables are carried by no stream until it completes`);
     }
-    const name = pending?.group ?? resyncStreamName(owner.name, streams.filter((r5) => isResyncOf(r5.group, owner.name)).length + 1);
-    const record2 = {
-      group: name,
-      slot: slotName(ctx.plan.name, name),
-      publication: publicationName(ctx.plan.name, name),
-      subscription: subscriptionName(ctx.plan.name, name),
-      snapshotMode: "exported",
-      snapshotLsn: null,
-      state: "resyncing"
-    };
+    const name = pending?.group ?? nextBridgeName(owner.name, streams);
+    const record2 = bridgeRecord(ctx, name, "resyncing");
     await journal.startPhase("cdc:resync", { stream: name, tables: names });
     if (pending) {
       await dropSubscription(s2.target, record2.subscription);
       await dropSlot(s2.source, record2.slot);
     }
-    const hb = heartbeatTable(name);
-    await ensureHeartbeat(s2.source, hb, name);
-    await ensureHeartbeat(s2.target, hb, name);
     const carriers = streams.filter((r5) => r5.state === "streaming" && (r5.group === owner.name || isResyncOf(r5.group, owner.name)));
     const drained = [];
     for (const carrier of carriers) {
       const published = await publishedTables(s2.source, carrier.publication);
-      const leaving = tables.filter((t) => published.has(displayName(t)));
-      if (!leaving.length) continue;
-      await s2.source.query(`ALTER PUBLICATION ${quoteIdent(carrier.publication)} DROP TABLE ${leaving.map(qualify).join(", ")}`);
+      if (!tables.some((t) => published.has(displayName(t)))) continue;
+      await leaveStream(s2, carrier, tables);
       drained.push(carrier);
     }
-    if (await publicationExists(s2.source, record2.publication)) await s2.source.query(`DROP PUBLICATION ${quoteIdent(record2.publication)}`);
-    await installDdlCapture(s2.source, ctx.plan, record2);
-    await createPublication(s2.source, record2.publication, tables, hb, ddlQueueOf(ctx.plan, record2.group));
-    await journal.saveStream(record2);
-    for (const carrier of drained) {
-      const beat = await writeBeat(s2.source, heartbeatTable(carrier.group), carrier.group);
-      if (await waitForMarker(s2.target, heartbeatTable(carrier.group), carrier.group, beat, 12e4) === null) {
-        throw failure("resync.drain", `stream ${carrier.group} did not apply its changes within 120 s`, "check pgshift cdc status, then run the same resync again: it continues");
-      }
-    }
+    await openBridgeStream(ctx, s2, journal, record2, tables);
+    await drainStreams(ctx, s2, drained, { start: false });
     holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s2.sourceVersion);
     const rows = await recopy(ctx, tables, holder.snapshotName);
     record2.snapshotLsn = holder.lsnText;
@@ -99992,7 +100368,7 @@ function createLogger(sink, options = {}) {
     info: (m3) => emit("info", m3),
     warn: (m3) => emit("warn", m3),
     error: (m3) => emit("error", m3),
-    progress: (_key, m3) => emit("info", m3)
+    progress: (m3) => emit("info", m3)
   };
 }
 
@@ -100025,7 +100401,7 @@ function installInterruptHandlers(o3 = {}) {
 }
 
 // src/actions/_runner.ts
-async function runAction(name, phase) {
+async function runAction(name, phase, onFailure) {
   installInterruptHandlers({ onMessage: (line) => warning(line) });
   onSecretRegistered((secret) => setSecret(secret));
   const log = createLogger(
@@ -100037,10 +100413,12 @@ async function runAction(name, phase) {
     },
     { debug: isDebug() }
   );
+  let ctx;
   try {
     const configPath = getInput("config") || "migration.yml";
     const { plan } = loadPlanFile(configPath, process.env);
-    const outcome = await phase(phaseContext(plan, log, interruptSignal));
+    ctx = phaseContext(plan, log, interruptSignal);
+    const outcome = await phase(ctx);
     for (const [key, value] of Object.entries(outcome.outputs)) setOutput(key, redact(String(value)));
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
@@ -100051,10 +100429,12 @@ async function runAction(name, phase) {
   } catch (err) {
     const { exitCode, line: message } = describeFailure(err);
     setOutput("exit-code", String(exitCode));
+    const more = ctx && onFailure && exitCode === 1 ? await onFailure(ctx).catch(() => "") : "";
     await summary.addRaw(`### pgshift ${name} \u2014 ${exitCode === 3 ? "refused" : exitCode === 2 ? "bad input" : "failed"}
 
 ${redact(message)}
-`).write().catch(() => {
+${more ? `
+${redact(more)}` : ""}`).write().catch(() => {
     });
     setFailed(redact(message));
   }
@@ -100085,6 +100465,10 @@ await runAction("cdc", async (ctx) => {
     case "stop":
       r5 = await stopCdc(ctx);
       break;
+    case "acknowledge":
+      await acknowledgeCdcErrors(ctx);
+      r5 = await cdcStatus(ctx, waitMs);
+      break;
     case "resync":
       r5 = (await resyncTables(ctx, getMultilineInput("tables").flatMap((l3) => l3.split(",")).map((t) => t.trim()).filter(Boolean))).status;
       break;
@@ -100095,7 +100479,7 @@ await runAction("cdc", async (ctx) => {
       r5 = (await restartCdc(ctx, { bundleFile: getInput("bundle-file") || "pgshift-failure-state.json" })).status;
       break;
     default:
-      throw inputError("input.operation", `operation ${JSON.stringify(operation2)} is not known`, "use start, status, pause, resume, stop, resync, partial-restart or full-restart");
+      throw inputError("input.operation", `operation ${JSON.stringify(operation2)} is not known`, "use start, status, pause, resume, stop, acknowledge, resync, partial-restart or full-restart");
   }
   for (const p3 of statusProblems(r5)) warning(`${p3.where}: ${p3.problem}`);
   const lag = statusLag(r5);

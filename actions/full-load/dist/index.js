@@ -2384,9 +2384,9 @@ var require_timers = __commonJS({
        * before the specified function or code is executed.
        * @param {*} arg
        */
-      constructor(callback, delay, arg) {
+      constructor(callback, delay2, arg) {
         this._onTimeout = callback;
-        this._idleTimeout = delay;
+        this._idleTimeout = delay2;
         this._timerArg = arg;
         this.refresh();
       }
@@ -2431,8 +2431,8 @@ var require_timers = __commonJS({
        * when the timer expires.
        * @returns {NodeJS.Timeout|FastTimer}
        */
-      setTimeout(callback, delay, arg) {
-        return delay <= RESOLUTION_MS ? setTimeout(callback, delay, arg) : new FastTimer(callback, delay, arg);
+      setTimeout(callback, delay2, arg) {
+        return delay2 <= RESOLUTION_MS ? setTimeout(callback, delay2, arg) : new FastTimer(callback, delay2, arg);
       },
       /**
        * The clearTimeout method cancels an instantiated Timer previously created
@@ -2458,8 +2458,8 @@ var require_timers = __commonJS({
        * when the timer expires.
        * @returns {FastTimer}
        */
-      setFastTimeout(callback, delay, arg) {
-        return new FastTimer(callback, delay, arg);
+      setFastTimeout(callback, delay2, arg) {
+        return new FastTimer(callback, delay2, arg);
       },
       /**
        * The clearTimeout method cancels an instantiated FastTimer previously
@@ -2485,8 +2485,8 @@ var require_timers = __commonJS({
        * @deprecated
        * @param {number} [delay=0] The delay in milliseconds to add to the now value.
        */
-      tick(delay = 0) {
-        fastNow += delay - RESOLUTION_MS + 1;
+      tick(delay2 = 0) {
+        fastNow += delay2 - RESOLUTION_MS + 1;
         onTick();
         onTick();
       },
@@ -5617,7 +5617,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
         source: body.source
       };
     }
-    function throwIfAborted(state) {
+    function throwIfAborted2(state) {
       if (state.aborted) {
         throw new DOMException("The operation was aborted.", "AbortError");
       }
@@ -5691,7 +5691,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
       if (bodyUnusable(object2)) {
         throw new TypeError("Body is unusable: Body has already been read");
       }
-      throwIfAborted(object2[kState]);
+      throwIfAborted2(object2[kState]);
       const promise2 = createDeferredPromise();
       const errorSteps = (error63) => promise2.reject(error63);
       const successSteps = (data) => {
@@ -5885,21 +5885,21 @@ var require_client_h1 = __commonJS({
         this.connection = "";
         this.maxResponseSize = client[kMaxResponseSize];
       }
-      setTimeout(delay, type) {
-        if (delay !== this.timeoutValue || type & USE_FAST_TIMER ^ this.timeoutType & USE_FAST_TIMER) {
+      setTimeout(delay2, type) {
+        if (delay2 !== this.timeoutValue || type & USE_FAST_TIMER ^ this.timeoutType & USE_FAST_TIMER) {
           if (this.timeout) {
             timers.clearTimeout(this.timeout);
             this.timeout = null;
           }
-          if (delay) {
+          if (delay2) {
             if (type & USE_FAST_TIMER) {
-              this.timeout = timers.setFastTimeout(onParserTimeout, delay, new WeakRef(this));
+              this.timeout = timers.setFastTimeout(onParserTimeout, delay2, new WeakRef(this));
             } else {
-              this.timeout = setTimeout(onParserTimeout, delay, new WeakRef(this));
+              this.timeout = setTimeout(onParserTimeout, delay2, new WeakRef(this));
               this.timeout.unref();
             }
           }
-          this.timeoutValue = delay;
+          this.timeoutValue = delay2;
         } else if (this.timeout) {
           if (this.timeout.refresh) {
             this.timeout.refresh();
@@ -10852,7 +10852,7 @@ var require_mock_utils = __commonJS({
       if (mockDispatch2.data.callback) {
         mockDispatch2.data = { ...mockDispatch2.data, ...mockDispatch2.data.callback(opts) };
       }
-      const { data: { statusCode, data, headers, trailers, error: error63 }, delay, persist } = mockDispatch2;
+      const { data: { statusCode, data, headers, trailers, error: error63 }, delay: delay2, persist } = mockDispatch2;
       const { timesInvoked, times } = mockDispatch2;
       mockDispatch2.consumed = !persist && timesInvoked >= times;
       mockDispatch2.pending = timesInvoked < times;
@@ -10861,10 +10861,10 @@ var require_mock_utils = __commonJS({
         handler.onError(error63);
         return true;
       }
-      if (typeof delay === "number" && delay > 0) {
+      if (typeof delay2 === "number" && delay2 > 0) {
         setTimeout(() => {
           handleReply(this[kDispatches]);
-        }, delay);
+        }, delay2);
       } else {
         handleReply(this[kDispatches]);
       }
@@ -18293,7 +18293,7 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms) {
+    function delay2(ms) {
       return new Promise((resolve) => {
         setTimeout(resolve, ms).unref();
       });
@@ -18301,7 +18301,7 @@ var require_util8 = __commonJS({
     module.exports = {
       isValidLastEventId,
       isASCIINumber,
-      delay
+      delay: delay2
     };
   }
 });
@@ -18723,7 +18723,7 @@ var require_eventsource = __commonJS({
     var { parseMIMEType } = require_data_url();
     var { createFastMessageEvent } = require_events();
     var { isNetworkError } = require_response();
-    var { delay } = require_util8();
+    var { delay: delay2 } = require_util8();
     var { kEnumerableProperty } = require_util();
     var { environmentSettingsObject } = require_util2();
     var { getGlobalDispatcher } = require_global2();
@@ -18896,7 +18896,7 @@ var require_eventsource = __commonJS({
         if (this.#readyState === CLOSED) return;
         this.#readyState = CONNECTING;
         this.dispatchEvent(new Event("error"));
-        await delay(this.#state.reconnectionTime);
+        await delay2(this.#state.reconnectionTime);
         if (this.#readyState !== CONNECTING) return;
         if (this.#state.lastEventId.length) {
           this.#request.headersList.set("last-event-id", this.#state.lastEventId, true);
@@ -33246,7 +33246,7 @@ function describeFailure(err) {
 
 // src/core/ident.ts
 function quoteIdent(name) {
-  if (name.includes("\0")) throw new Error("identifier contains a NUL byte");
+  if (name.includes("\0")) throw inputError("name.nul", "an identifier contains a NUL byte", "PostgreSQL names cannot hold one: correct the name");
   return `"${name.replace(/"/g, '""')}"`;
 }
 function qualify(t) {
@@ -33257,7 +33257,7 @@ function displayName(t) {
   return `${part(t.schema)}.${part(t.name)}`;
 }
 function quoteLiteral(value) {
-  if (value.includes("\0")) throw new Error("literal contains a NUL byte");
+  if (value.includes("\0")) throw inputError("literal.nul", "a value contains a NUL byte", "PostgreSQL text cannot hold one: correct the value");
   return `'${value.replace(/'/g, "''")}'`;
 }
 function parseQualifiedName(text) {
@@ -33268,7 +33268,7 @@ function parseQualifiedName(text) {
       let j = i + 1;
       let part = "";
       for (; ; ) {
-        if (j >= text.length) throw new Error(`unterminated quote in ${JSON.stringify(text)}`);
+        if (j >= text.length) throw inputError("name.syntax", `unterminated quote in ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
         if (text[j] === '"') {
           if (text[j + 1] === '"') {
             part += '"';
@@ -33289,19 +33289,19 @@ function parseQualifiedName(text) {
       i = end;
     }
     if (i >= text.length) break;
-    if (text[i] !== ".") throw new Error(`unexpected character after quoted name in ${JSON.stringify(text)}`);
+    if (text[i] !== ".") throw inputError("name.syntax", `unexpected character after quoted name in ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
     i++;
   }
   if (parts.length === 1) return { schema: "public", name: parts[0] };
   if (parts.length === 2 && parts[0] !== "" && parts[1] !== "") return { schema: parts[0], name: parts[1] };
-  throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
+  throw inputError("name.syntax", `expected schema.table, got ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
 }
 
 // src/core/lsn.ts
 var LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
 function parseLsn(text) {
   const m = LSN_TEXT.exec(text.trim());
-  if (!m) throw new Error(`not an LSN: ${JSON.stringify(text)}`);
+  if (!m) throw failure("lsn.syntax", `not an LSN: ${JSON.stringify(text)}`, "a server or the journal returned a position pgshift cannot read; report it with the output of pgshift status --json");
   return BigInt(`0x${m[1]}`) << 32n | BigInt(`0x${m[2]}`);
 }
 function formatLsn(lsn) {
@@ -33329,6 +33329,9 @@ function subscriptionName(migration, group2) {
 }
 function batchStreamName(group2) {
   return `${group2}_batch`;
+}
+function resyncStreamName(group2, n) {
+  return `${group2}_r${n}`;
 }
 function isResyncOf(stream, group2) {
   return new RegExp(`^${group2.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}_r\\d+$`).test(stream);
@@ -33531,6 +33534,14 @@ async function setting(c, name) {
   const r = await c.query("SELECT current_setting($1, true) AS v", [name]);
   return r.rows[0]?.v ?? void 0;
 }
+async function currentRole(c) {
+  const r = await c.query(
+    `SELECT current_user AS name, r.rolsuper AS superuser,
+            r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname IN ('rds_superuser', 'pg_create_subscription') AND pg_has_role(r.oid, g.oid, 'MEMBER')) AS subscribe
+       FROM pg_roles r WHERE r.rolname = current_user`
+  );
+  return { name: r.rows[0].name, superuser: r.rows[0].superuser, canSubscribe: r.rows[0].subscribe };
+}
 
 // src/journal/journal.ts
 var S = quoteIdent(CONTROL_SCHEMA);
@@ -33729,6 +33740,15 @@ var Journal = class _Journal {
       bytes: row.bytes === null ? null : Number(row.bytes),
       condition: row.condition
     }));
+  }
+  /** Forget the copy progress of these tables (a resume copies them again from a new snapshot). */
+  async forgetTables(tables) {
+    if (!tables.length) return;
+    await this.c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
+      this.migration,
+      tables.map((t) => t.schema),
+      tables.map((t) => t.name)
+    ]);
   }
   /**
    * Everything the journal holds about the migration, for a failure-state bundle: streams, every
@@ -34014,12 +34034,38 @@ function connectionError(ep, err) {
       return inputError("connect.failed", `${who}: cannot connect: ${redact(e.message ?? String(err))}`, `check the ${ep.role} URL`, err);
   }
 }
+function abandon(c) {
+  const stream = c.connection?.stream;
+  stream?.destroy();
+  c.end().catch(() => {
+  });
+}
 async function serverVersionNum(c) {
   const r = await c.query("SELECT current_setting('server_version_num') AS v");
   return Number(r.rows[0].v);
 }
 function majorOf(versionNum) {
   return versionNum >= 1e5 ? Math.floor(versionNum / 1e4) : Math.floor(versionNum / 100) / 10;
+}
+
+// src/core/wait.ts
+import { setTimeout as delay } from "node:timers/promises";
+function abortReason(signal) {
+  const r = signal.reason;
+  if (r instanceof Error && r.name !== "TimeoutError" && r.name !== "AbortError") return r;
+  return new PgshiftError("interrupted", "interrupted", { exitCode: 1 });
+}
+function throwIfAborted(signal) {
+  if (signal?.aborted) throw abortReason(signal);
+}
+async function sleep(ms, signal) {
+  throwIfAborted(signal);
+  try {
+    await delay(ms, void 0, signal ? { signal } : void 0);
+  } catch (err) {
+    if (signal?.aborted) throw abortReason(signal);
+    throw err;
+  }
 }
 
 // src/pg/copy.ts
@@ -34054,6 +34100,18 @@ async function copyTable(source, target, table2, options = {}) {
   });
   await pipeline(out, meter, into);
   return { rows: Number(into.rowCount ?? 0), bytes };
+}
+async function truncateTables(c, tables, alongside) {
+  await c.query("BEGIN");
+  try {
+    if (tables.length) await c.query(`TRUNCATE ONLY ${tables.map(qualify).join(", ")}`);
+    await alongside();
+    await c.query("COMMIT");
+  } catch (err) {
+    await c.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
 }
 
 // src/pg/schema.ts
@@ -34308,6 +34366,12 @@ var IndexQueue = class {
     }
     if (this.failed !== void 0) throw this.failed;
   }
+  /** Stop at once (SIGINT/SIGTERM): nothing more starts, builds in flight are dropped with their sessions. */
+  abandon(reason) {
+    this.failed ??= reason;
+    this.waiting.length = 0;
+    for (const c of this.all) abandon(c);
+  }
   async close() {
     await Promise.all(this.all.map((c) => c.end().catch(() => {
     })));
@@ -34343,7 +34407,7 @@ async function copyLargeObjects(source, target, keepOwnership, only) {
   return { objects: list.rowCount ?? 0, bytes };
 }
 
-// src/config/size.ts
+// src/core/size.ts
 var UNITS = {
   b: 1,
   kb: 1024,
@@ -34588,11 +34652,24 @@ async function publicationExists(c, name) {
   return (r.rowCount ?? 0) > 0;
 }
 async function createPublication(c, name, tables, heartbeat, ddlQueue) {
+  await createPublicationOf(c, name, tables, [heartbeat, ...ddlQueue ? [ddlQueue] : []], "source");
+}
+async function createPublicationOf(c, name, tables, controlTables, side) {
   if (await publicationExists(c, name)) return;
-  noteChange(`publication ${name} on the source`);
-  const control = [heartbeat, ...ddlQueue ? [ddlQueue] : []].map((t) => `${S}.${quoteIdent(t)}`);
-  const list = [...tables.map(qualify), ...control].join(", ");
+  noteChange(`publication ${name} on the ${side}`);
+  const list = [...tables.map(qualify), ...controlTables.map((t) => `${S}.${quoteIdent(t)}`)].join(", ");
   await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
+}
+async function publishedTables(c, publication) {
+  const r = await c.query("SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = $1", [publication]);
+  return new Set(r.rows.map(displayName));
+}
+async function dropFromPublication(c, publication, tables) {
+  const published = await publishedTables(c, publication);
+  const leaving = tables.filter((t) => published.has(displayName(t)));
+  if (!leaving.length) return;
+  noteChange(`${leaving.length} table(s) leave publication ${publication}`);
+  await c.query(`ALTER PUBLICATION ${quoteIdent(publication)} DROP TABLE ${leaving.map(qualify).join(", ")}`);
 }
 async function dropPublication(c, name) {
   if (!await publicationExists(c, name)) return false;
@@ -34604,6 +34681,66 @@ async function subscriptionExists(c, name) {
   const r = await c.query("SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())", [name]);
   return (r.rowCount ?? 0) > 0;
 }
+async function createSubscription(c, spec, log) {
+  noteChange(`subscription ${spec.name}`);
+  if (!await subscriptionExists(c, spec.name)) {
+    const options = [`create_slot = false`, `slot_name = ${quoteLiteral(spec.slot)}`, `copy_data = false`, `enabled = false`];
+    if (spec.streaming) options.push("streaming = on");
+    await execWithSecret(c, `CREATE SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION %L PUBLICATION ${quoteIdent(spec.publication)} WITH (${options.join(", ")})`, spec.conninfo, log);
+    if (spec.startLsn) {
+      await c.query(`SELECT pg_replication_origin_advance('pg_' || oid, $2::pg_lsn) FROM pg_subscription WHERE subname = $1`, [spec.name, spec.startLsn]);
+    }
+  } else {
+    const current = await c.query("SELECT subconninfo AS conninfo FROM pg_subscription WHERE subname = $1", [spec.name]);
+    if (current.rows[0]?.conninfo !== spec.conninfo) await execWithSecret(c, `ALTER SUBSCRIPTION ${quoteIdent(spec.name)} CONNECTION %L`, spec.conninfo, log);
+  }
+  await c.query(`ALTER SUBSCRIPTION ${quoteIdent(spec.name)} ENABLE`);
+}
+async function execWithSecret(c, template, secret, log) {
+  await c.query(`CREATE OR REPLACE FUNCTION pg_temp.pgshift_exec_with_secret(statement text, secret text) RETURNS void LANGUAGE plpgsql AS $fn$
+    DECLARE
+      message text;
+    BEGIN
+      EXECUTE format(statement, secret);
+    EXCEPTION WHEN OTHERS THEN
+      message := regexp_replace(replace(SQLERRM, secret, '***'), 'password\\s*=\\s*(''([^''\\\\]|\\\\.)*''|\\S+)', 'password=***', 'gi');
+      RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = message;
+    END $fn$`);
+  const restore = await quietStatementLog(c, log);
+  try {
+    await c.query("SELECT pg_temp.pgshift_exec_with_secret($1, $2)", [template, secret]);
+  } finally {
+    await restore();
+  }
+}
+async function quietStatementLog(c, log) {
+  const r = await c.query(
+    `SELECT name, current_setting(name, true) AS value FROM unnest(ARRAY['log_statement', 'log_min_duration_statement', 'pgaudit.log']) AS name`
+  );
+  const before = new Map(r.rows.map((x) => [x.name, x.value]));
+  const quiet = { log_statement: "none", log_min_duration_statement: "-1", "pgaudit.log": "none" };
+  const changed = [];
+  const loud = [];
+  for (const [name, value] of Object.entries(quiet)) {
+    const was = before.get(name);
+    if (was === null || was === void 0 || was === value) continue;
+    try {
+      await c.query("SELECT set_config($1, $2, false)", [name, value]);
+      changed.push(name);
+    } catch {
+      if (name === "log_statement" && was !== "all") continue;
+      loud.push(`${name} = ${was}`);
+    }
+  }
+  if (loud.length) log?.warn(`the target's ${loud.join(", ")} logs statements with their parameters, and this role cannot turn that off for its session: the subscription's connection string (with its password) may appear in the target's server log \u2014 switch it off for the migration, or connect as a superuser`);
+  return async () => {
+    for (const name of changed) await c.query("SELECT set_config($1, $2, false)", [name, before.get(name)]).catch(() => {
+    });
+  };
+}
+async function setSubscriptionEnabled(c, name, enabled) {
+  if (await subscriptionExists(c, name)) await c.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} ${enabled ? "ENABLE" : "DISABLE"}`);
+}
 async function dropSubscription(c, name) {
   if (!await subscriptionExists(c, name)) return;
   noteChange(`subscription ${name} dropped`);
@@ -34611,7 +34748,26 @@ async function dropSubscription(c, name) {
   await c.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
   await c.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
 }
-async function setReplicaIdentity(c, table2, identity) {
+async function subscriptionState(c, name) {
+  const r = await c.query(
+    `SELECT s.subenabled AS enabled, st.pid, st.received_lsn::text AS received, st.latest_end_lsn::text AS latest_end, st.last_msg_receipt_time
+       FROM pg_subscription s
+       LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL
+      WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [name]
+  );
+  const row = r.rows[0];
+  if (!row) return { exists: false, enabled: false, workerRunning: false, receivedLsn: null, latestEndLsn: null, lastMessageAt: null };
+  return {
+    exists: true,
+    enabled: row.enabled,
+    workerRunning: row.pid !== null,
+    receivedLsn: row.received,
+    latestEndLsn: row.latest_end,
+    lastMessageAt: row.last_msg_receipt_time
+  };
+}
+async function setReplicaIdentity(c, table2, identity, signal) {
   const clause = typeof identity === "string" ? identity.toUpperCase() : `USING INDEX ${quoteIdent(identity.index)}`;
   noteChange(`replica identity of ${qualify(table2)} on the source`);
   for (let attempt = 1; ; attempt++) {
@@ -34625,7 +34781,7 @@ async function setReplicaIdentity(c, table2, identity) {
       await c.query("ROLLBACK").catch(() => {
       });
       if (err.code !== "55P03" || attempt === 5) throw err;
-      await new Promise((r) => setTimeout(r, 1e3 * attempt));
+      await sleep(1e3 * attempt, signal);
     }
   }
 }
@@ -34648,6 +34804,8 @@ function decideGroupLoad(prior, options) {
   if (!inFlight) return "skip";
   if (options.pausedReplicaPlan && prior.snapshotMode === "paused-replica") return "continue";
   if (prior.state === "preparing") return "reset";
+  if (!options.copied) return "reset";
+  if (prior.snapshotMode === "exported" && !options.pausedReplicaPlan && options.canBridge !== false) return "resume";
   return "refuse-interrupted";
 }
 
@@ -34752,6 +34910,22 @@ function fullIdentityWithoutEquality(t, consent) {
   if (!t.noEqualityColumns.length || t.hasPrimaryKey) return false;
   if (t.replicaIdentity === "f") return true;
   return identityProblem(t) !== void 0 && consent.some((p) => matchesPattern(t, p));
+}
+
+// src/core/source-rules.ts
+function logicalDecodingProblem(settings, isRds) {
+  const rdsFlag = settings["rds.logical_replication"];
+  if (isRds && rdsFlag != null && rdsFlag !== "on") {
+    return { code: "source.rds_logical_replication", message: "rds.logical_replication is off; logical decoding needs it on", fix: "set rds.logical_replication = 1 in the parameter group and reboot the source" };
+  }
+  if (settings.wal_level !== "logical") {
+    return {
+      code: "source.wal_level",
+      message: `wal_level is ${settings.wal_level ?? "unknown"}; logical decoding needs wal_level = logical`,
+      fix: "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
+    };
+  }
+  return void 0;
 }
 
 // src/core/unlogged.ts
@@ -54881,14 +55055,9 @@ async function openSessions(ctx) {
   };
 }
 async function requireLogicalSource(s, ctx) {
-  const walLevel = await setting(s.source, "wal_level");
-  if (walLevel !== "logical") {
-    throw gateRefused(
-      "source.wal_level",
-      `source ${ctx.source.label}: wal_level is ${walLevel}, logical replication needs wal_level = logical`,
-      "set wal_level = logical (on RDS: rds.logical_replication = 1 in the parameter group) and restart the source"
-    );
-  }
+  const rdsFlag = await setting(s.source, "rds.logical_replication");
+  const decoding = logicalDecodingProblem({ wal_level: await setting(s.source, "wal_level"), "rds.logical_replication": rdsFlag }, rdsFlag !== void 0);
+  if (decoding) throw gateRefused(decoding.code, `source ${ctx.source.label}: ${decoding.message}`, decoding.fix);
   if (majorOf(s.targetVersion) < majorOf(s.sourceVersion)) {
     throw gateRefused(
       "target.version",
@@ -55005,11 +55174,8 @@ async function readPreconditions(ctx, s, options) {
 }
 function checkSourceSettings(src, label, groups, native, plugin, add) {
   const st = src.settings;
-  if (src.isRds && st["rds.logical_replication"] != null && st["rds.logical_replication"] !== "on") {
-    add("blocker", "source.rds_logical_replication", label, "rds.logical_replication is off", "set rds.logical_replication = 1 in the parameter group and reboot");
-  } else if (st.wal_level !== "logical") {
-    add("blocker", "source.wal_level", label, `wal_level is ${st.wal_level}; logical decoding needs logical`, "set wal_level = logical and restart the source");
-  }
+  const decoding = logicalDecodingProblem(st, src.isRds);
+  if (decoding) add("blocker", decoding.code, label, decoding.message, decoding.fix);
   const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
   if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
   const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
@@ -55150,7 +55316,7 @@ async function preflightSubscription(ctx, s) {
   if (unknown2.length) {
     throw gateRefused("subscription.conninfo", `the subscription's connection parameter ${unknown2[0]} is unknown to the target's PostgreSQL ${targetMajor}`, `remove ${unknown2[0]} from ${ctx.plan.source.subscriptionConninfo ? "source.subscriptionConninfo" : "source.url"}`);
   }
-  const role = (await s.target.query("SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user")).rows[0];
+  const role = await currentRole(s.target);
   if (targetMajor >= 16 && !role.superuser && !fields.password) {
     throw gateRefused("subscription.password", `target ${ctx.target.label}: a subscription owned by a role that is not superuser needs a password in its connection (PostgreSQL 16+)`, "put the password in source.url (or in source.subscriptionConninfo)");
   }
@@ -55742,6 +55908,65 @@ var EVENT_TRIGGERS = [
   { name: "pgshift_ddl_drop", sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${S}.ddl_capture()` },
   { name: "pgshift_ddl_start", sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${S}.ddl_capture()` }
 ];
+function applyObjectsSql(queue, stream, keepOwnership) {
+  const q = `${S}.${quoteIdent(queue)}`;
+  return [
+    `CREATE TABLE IF NOT EXISTS ${S}.ddl_done (id bigint PRIMARY KEY, stream text NOT NULL, at timestamptz NOT NULL DEFAULT now())`,
+    `CREATE OR REPLACE FUNCTION ${S}.ddl_apply() RETURNS trigger LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+     DECLARE me text := TG_ARGV[0]; keep boolean := TG_ARGV[1] = 'keep'; prior text; done_by text; code text; msg text; f record;
+     BEGIN
+       IF NEW.apply IS NULL THEN
+         NEW.applied_at := clock_timestamp();
+         RETURN NEW;
+       END IF;
+       IF NOT keep AND NEW.command IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES') THEN
+         NEW.applied_at := clock_timestamp();
+         NEW.note := concat_ws('; ', NEW.note, 'skipped: fullLoad.ownership is target-user');
+         RETURN NEW;
+       END IF;
+       BEGIN
+         IF NEW.shared THEN
+           -- Sent to every stream: the first to reach it runs it; the others wait for that
+           -- transaction here and move on once it committed.
+           INSERT INTO ${S}.ddl_done (id, stream) VALUES (NEW.id, me) ON CONFLICT (id) DO NOTHING;
+           IF NOT FOUND THEN
+             SELECT d.stream INTO done_by FROM ${S}.ddl_done d WHERE d.id = NEW.id;
+             NEW.applied_at := clock_timestamp();
+             NEW.note := concat_ws('; ', NEW.note, 'run by stream ' || done_by);
+             RETURN NEW;
+           END IF;
+         END IF;
+         prior := current_setting('role');
+         IF keep AND NEW.role IS NOT NULL AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = NEW.role) THEN
+           BEGIN
+             PERFORM set_config('role', NEW.role, true);
+           EXCEPTION WHEN OTHERS THEN
+             NEW.note := concat_ws('; ', NEW.note, 'run as ' || current_user || ': could not act as ' || NEW.role);
+           END;
+         END IF;
+         PERFORM set_config('search_path', NEW.search_path, true);
+         EXECUTE NEW.apply;
+         PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
+         PERFORM set_config('role', prior, true);
+         -- Columns the statement added, whose rows the source filled with one value computed at
+         -- its own time: the same value here, unless the target already computed it equal.
+         FOR f IN SELECT * FROM jsonb_to_recordset(coalesce(NEW.fills, '[]')) AS x("table" text, "column" text, type text, value text) LOOP
+           IF (SELECT to_jsonb(a) -> 'attmissingval' ->> 0 FROM pg_attribute a WHERE a.attrelid = to_regclass(f."table") AND a.attname = f."column") IS DISTINCT FROM f.value THEN
+             EXECUTE format('UPDATE ONLY %s SET %I = %L::%s', f."table", f."column", f.value, f.type);
+           END IF;
+         END LOOP;
+         NEW.applied_at := clock_timestamp();
+       EXCEPTION WHEN OTHERS THEN
+         GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+         NEW.error := code || ': ' || msg;
+       END;
+       RETURN NEW;
+     END $f$`,
+    `DROP TRIGGER IF EXISTS ddl_apply ON ${q}`,
+    `CREATE TRIGGER ddl_apply BEFORE INSERT ON ${q} FOR EACH ROW EXECUTE PROCEDURE ${S}.ddl_apply(${quoteLiteral(stream)}, ${quoteLiteral(keepOwnership ? "keep" : "target-user")})`,
+    `ALTER TABLE ${q} ENABLE ALWAYS TRIGGER ddl_apply`
+  ];
+}
 
 // src/pg/ddl.ts
 async function canInstallEventTriggers(c) {
@@ -55802,6 +56027,21 @@ async function publishQueue(c, publication, queue) {
     [publication, queue]
   );
   if (r.rows[0].pub && !r.rows[0].member) await c.query(`ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${S}.${quoteIdent(queue)}`);
+}
+async function prepareDdlApply(c, plan, streams) {
+  if (ddlMode(plan) !== "follow") return;
+  for (const st of streams) {
+    const queue = ddlQueueTable(st.group);
+    await c.query("BEGIN");
+    try {
+      for (const sql of [...queueTableSql(queue), ...applyObjectsSql(queue, st.group, plan.fullLoad.ownership === "keep")]) await c.query(sql);
+      await c.query("COMMIT");
+    } catch (err) {
+      await c.query("ROLLBACK").catch(() => {
+      });
+      throw err;
+    }
+  }
 }
 
 // src/phases/stream-source.ts
@@ -56070,6 +56310,37 @@ async function dropSlot(c, slot) {
   throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
 }
 
+// src/core/eta.ts
+var RATE_WINDOW_MS = 5 * 6e4;
+function recentRate(samples, now, windowMs = RATE_WINDOW_MS) {
+  const inWindow = samples.filter((s) => s.at >= now - windowMs);
+  const first = inWindow.length >= 2 ? inWindow[0] : samples[0];
+  const last = samples[samples.length - 1];
+  if (!first || !last || last.at <= first.at) return 0;
+  return (last.bytes - first.bytes) / ((last.at - first.at) / 1e3);
+}
+function pruneSamples(samples, now, windowMs = RATE_WINDOW_MS) {
+  const i = samples.findIndex((s) => s.at >= now - windowMs);
+  return i <= 0 ? samples : samples.slice(i - 1);
+}
+function groupEta(group2, tables, samples, now) {
+  const mine = tables.filter((t) => t.group === group2);
+  const estimatedBytes = mine.reduce((n, t) => n + t.estimatedBytes, 0);
+  const doneBytes = mine.reduce((n, t) => n + (t.state === "waiting" || t.state === "copying" ? Math.min(t.bytes, t.estimatedBytes) : t.estimatedBytes), 0);
+  const rate = recentRate(samples, now);
+  const remaining = Math.max(0, estimatedBytes - doneBytes);
+  const etaSeconds = remaining === 0 ? 0 : rate > 0 ? Math.round(remaining / rate) : null;
+  return {
+    group: group2,
+    share: estimatedBytes > 0 ? doneBytes / estimatedBytes : 1,
+    doneBytes,
+    estimatedBytes,
+    bytesPerSecond: Math.round(rate),
+    etaSeconds,
+    finishAt: etaSeconds === null ? null : new Date(now + etaSeconds * 1e3).toISOString()
+  };
+}
+
 // src/phases/load-progress.ts
 var LoadProgress = class {
   constructor(log, persist) {
@@ -56083,16 +56354,23 @@ var LoadProgress = class {
   rows = 0;
   started = Date.now();
   timers = [];
+  /** Per group: bytes copied by this run, sampled for the recent rate. */
+  groupBytes = /* @__PURE__ */ new Map();
+  samples = /* @__PURE__ */ new Map();
   /** Start drawing (and persisting) once the tables are known. */
   start() {
     if (this.log.board) this.timers.push(setInterval(() => this.log.board(this.bars()), 250));
-    else this.timers.push(setInterval(() => this.log.progress("full-load", this.line()), 5e3));
+    else this.timers.push(setInterval(() => this.log.progress(this.line()), 5e3));
     if (this.persist) this.timers.push(setInterval(() => void this.persist(this.snapshot()).catch(() => {
     }), 5e3));
     for (const t of this.timers) t.unref();
   }
   track(group2, table2, estimatedBytes, parts, indexesExpected, state = "waiting", partsDone = 0) {
     this.tables.set(displayName(table2), { group: group2, table: displayName(table2), parts, partsDone, rows: 0, bytes: 0, estimatedBytes, state, indexes: 0, indexesExpected, seconds: 0 });
+    if (!this.groupBytes.has(group2)) {
+      this.groupBytes.set(group2, 0);
+      this.samples.set(group2, [{ at: this.started, bytes: 0 }]);
+    }
   }
   get(table2) {
     return this.tables.get(displayName(table2));
@@ -56110,6 +56388,7 @@ var LoadProgress = class {
     return (n) => {
       this.bytes += n;
       t.bytes += n;
+      this.groupBytes.set(t.group, this.groupBytes.get(t.group) + n);
     };
   }
   /** A part (or a whole table) committed. Returns true when it was the table's last part. */
@@ -56128,6 +56407,19 @@ var LoadProgress = class {
     t.indexes++;
     if (t.state === "indexing" && t.indexes >= t.indexesExpected) t.state = "done";
   }
+  /** Per-group share, recent rate and estimated finish; samples the rates at most once a second. */
+  groupEtas(now = Date.now()) {
+    const tables = [...this.tables.values()];
+    return [...this.groupBytes.keys()].map((g) => {
+      let samples = this.samples.get(g);
+      if (now - samples[samples.length - 1].at >= 1e3) {
+        samples.push({ at: now, bytes: this.groupBytes.get(g) });
+        samples = pruneSamples(samples, now);
+        this.samples.set(g, samples);
+      }
+      return groupEta(g, tables, samples, now);
+    });
+  }
   snapshot() {
     const secs = Math.max((Date.now() - this.started) / 1e3, 1e-3);
     const rate = this.bytes / secs;
@@ -56144,16 +56436,19 @@ var LoadProgress = class {
       tablesDone: all.filter((t) => t.state === "done" || t.state === "skipped" || t.state === "indexing").length,
       tables: all.length,
       active: all.filter((t) => t.state === "copying" || t.state === "indexing").map((t) => ({ table: t.table, bytes: t.bytes, estimatedBytes: t.estimatedBytes, partsDone: t.partsDone, parts: t.parts, state: t.state })),
+      groups: this.groupEtas(),
       at: (/* @__PURE__ */ new Date()).toISOString()
     };
   }
   line() {
     const s = this.snapshot();
-    return `full-load: ${s.tablesDone}/${s.tables} tables, ${formatBytes(s.bytes)} copied, ${formatBytes(s.bytesPerSecond)}/s, ${s.rows} rows in finished tables, ETA \u2264 ${s.etaSeconds ?? "?"} s`;
+    const groups = s.groups.length > 1 || s.groups.some((g) => g.share > 0) ? `; ${s.groups.map(groupLine).join("; ")}` : "";
+    return `full-load: ${s.tablesDone}/${s.tables} tables, ${formatBytes(s.bytes)} copied, ${formatBytes(s.bytesPerSecond)}/s, ${s.rows} rows in finished tables, ETA \u2264 ${s.etaSeconds ?? "?"} s${groups}`;
   }
   bars() {
     const s = this.snapshot();
     const lines = [`${bar(s.bytes, s.estimatedBytes)} all     ${formatBytes(s.bytes)} of \u2264${formatBytes(s.estimatedBytes)}  ${formatBytes(s.bytesPerSecond)}/s  ${s.tablesDone}/${s.tables} tables  ETA \u2264 ${s.etaSeconds ?? "?"} s`];
+    for (const g of s.groups.length > 1 ? s.groups : []) lines.push(`${bar(g.share, 1)} group ${groupLine(g)}`);
     for (const a of s.active.slice(0, 8)) {
       const parts = a.parts > 1 ? ` parts ${a.partsDone}/${a.parts}` : "";
       lines.push(`${bar(a.bytes, a.estimatedBytes)} ${a.state === "indexing" ? "index " : "copy  "} ${a.table}${parts}  ${formatBytes(a.bytes)}`);
@@ -56169,11 +56464,229 @@ var LoadProgress = class {
     this.log.board?.([]);
   }
 };
+function groupLine(g) {
+  const finish = g.share >= 1 ? "copied" : g.finishAt ? `ETA ${formatSeconds(g.etaSeconds)} (~${g.finishAt.slice(11, 19)}Z)` : "ETA ?";
+  return `${g.group} ${Math.floor(g.share * 100)}% at ${formatBytes(g.bytesPerSecond)}/s, ${finish}`;
+}
+function formatSeconds(s) {
+  if (s < 90) return `${s} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  return `${Math.floor(s / 3600)} h ${Math.round(s % 3600 / 60)} min`;
+}
 function bar(done, total, width = 24) {
   const f = total > 0 ? Math.min(done / total, 1) : 1;
   const full = Math.round(f * width);
   return `[${"#".repeat(full)}${".".repeat(width - full)}] ${String(Math.round(f * 100)).padStart(3)}%`;
 }
+
+// src/core/resume-plan.ts
+function planResume(input2) {
+  const pending = input2.tables.filter((t) => !input2.done.has(t));
+  const pendingSet = new Set(pending);
+  const kept = { tables: 0, rows: 0, bytes: 0 };
+  for (const t of input2.tables) {
+    const f = input2.done.get(t);
+    if (!f) continue;
+    kept.tables++;
+    kept.rows += f.rows;
+    kept.bytes += f.bytes;
+  }
+  const discarded = { rows: 0, bytes: 0, parts: [] };
+  for (const t of pending) {
+    const f = input2.partial.get(t);
+    if (!f) continue;
+    discarded.rows += f.rows;
+    discarded.bytes += f.bytes;
+    discarded.parts.push(t);
+  }
+  const plan = { pending, leave: [], drop: [], drain: [], newStream: pending.length > 0, kept, discarded };
+  if (!pending.length) return plan;
+  for (const st of input2.streams) {
+    const holdsFinished = [...st.published].some((t) => input2.done.has(t));
+    if (!st.own && !holdsFinished) {
+      plan.drop.push(st.name);
+      continue;
+    }
+    const leaving = [...st.published].filter((t) => pendingSet.has(t));
+    if (leaving.length) plan.leave.push({ stream: st.name, tables: pending.filter((t) => leaving.includes(t)) });
+    plan.drain.push(st.name);
+  }
+  return plan;
+}
+
+// src/pg/heartbeat.ts
+import { randomUUID as randomUUID3 } from "node:crypto";
+async function writeBeat(source, table2, group2, marker = randomUUID3()) {
+  await source.query("BEGIN");
+  let r;
+  try {
+    await source.query("SET LOCAL synchronous_commit = on");
+    r = await source.query(
+      `UPDATE ${S}.${quoteIdent(table2)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
+      [group2, marker]
+    );
+    await source.query("COMMIT");
+  } catch (err) {
+    await source.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+  if (!r.rows[0]) throw failure("heartbeat.missing", `heartbeat row for group ${group2} is missing on the source`, "run pgshift cdc start again: it recreates it");
+  return { marker, seq: BigInt(r.rows[0].seq), writtenAt: Date.now() };
+}
+async function beatApplied(target, table2, group2, beat) {
+  const r = await target.query(`SELECT seq::text FROM ${S}.${quoteIdent(table2)} WHERE group_name = $1`, [group2]);
+  return r.rows[0] !== void 0 && BigInt(r.rows[0].seq) >= beat.seq;
+}
+
+// src/phases/bridge.ts
+function nextBridgeName(group2, streams) {
+  const used = streams.filter((r) => isResyncOf(r.group, group2)).map((r) => Number(r.group.slice(group2.length + 2)));
+  return resyncStreamName(group2, Math.max(0, ...used) + 1);
+}
+function bridgeRecord(ctx, name, state) {
+  return {
+    group: name,
+    slot: slotName(ctx.plan.name, name),
+    publication: publicationName(ctx.plan.name, name),
+    subscription: subscriptionName(ctx.plan.name, name),
+    snapshotMode: "exported",
+    snapshotLsn: null,
+    state
+  };
+}
+async function leaveStream(s, carrier, tables) {
+  await dropFromPublication(s.source, carrier.publication, tables);
+}
+async function openBridgeStream(ctx, s, journal, record2, tables) {
+  await journal.saveStream(record2);
+  const hb = heartbeatTable(record2.group);
+  await ensureHeartbeat(s.source, hb, record2.group);
+  await ensureHeartbeat(s.target, hb, record2.group);
+  await dropPublication(s.source, record2.publication);
+  await installDdlCapture(s.source, ctx.plan, record2);
+  await createPublication(s.source, record2.publication, tables, hb, ddlQueueOf(ctx.plan, record2.group));
+}
+async function drainStreams(ctx, s, carriers, o) {
+  const stalledMs = o.stalledMs ?? 12e4;
+  const started = [];
+  if (o.start && carriers.length) {
+    await prepareDdlApply(s.target, ctx.plan, carriers);
+    const streaming = majorOf(s.sourceVersion) >= 14 && majorOf(s.targetVersion) >= 14;
+    for (const c of carriers) {
+      await ensureHeartbeat(s.target, heartbeatTable(c.group), c.group);
+      await createSubscription(s.target, { name: c.subscription, conninfo: subscriptionConninfo(ctx), publication: c.publication, slot: c.slot, streaming, startLsn: c.snapshotMode === "paused-replica" && c.snapshotLsn ? c.snapshotLsn : void 0 }, ctx.log);
+      started.push(c);
+    }
+  }
+  try {
+    for (const c of carriers) {
+      const hb = heartbeatTable(c.group);
+      const beat = await writeBeat(s.source, hb, c.group);
+      let lastSeen = Date.now();
+      let lastLine = Date.now();
+      for (; ; ) {
+        if (await beatApplied(s.target, hb, c.group, beat)) break;
+        if ((await subscriptionState(s.target, c.subscription)).workerRunning) lastSeen = Date.now();
+        else if (Date.now() - lastSeen > stalledMs) {
+          throw failure("bridge.drain", `stream ${c.group}: its subscription ${c.subscription} has not applied for ${Math.round(stalledMs / 1e3)} s`, "check the target's server log for the apply error, then run the same command again: it continues");
+        }
+        if (Date.now() - lastLine >= 3e4) {
+          lastLine = Date.now();
+          ctx.log.info(`stream ${c.group}: applying the changes since its snapshot before the bridge (${Math.round((Date.now() - beat.writtenAt) / 1e3)} s so far)`);
+        }
+        await sleep(50, ctx.signal);
+      }
+    }
+  } finally {
+    for (const c of started) await setSubscriptionEnabled(s.target, c.subscription, false).catch(() => {
+    });
+  }
+}
+function tablesNamed(all, names) {
+  const wanted = new Set(names);
+  return all.filter((t) => wanted.has(displayName(t)));
+}
+
+// src/phases/load-resume.ts
+async function resumeGroup(ctx, s, journal, group2, own2, progress, lastSnapshot, openTarget2) {
+  const { log } = ctx;
+  const rows = progress.filter((p) => p.group === group2.name && p.state === "done");
+  const done = /* @__PURE__ */ new Map();
+  const partial2 = /* @__PURE__ */ new Map();
+  for (const p of rows.filter((r) => r.part === 0)) done.set(displayName(p), { rows: p.rows ?? 0, bytes: p.bytes ?? 0 });
+  for (const p of rows.filter((r) => r.part > 0 && !done.has(displayName(r)))) {
+    const f = partial2.get(displayName(p)) ?? { rows: 0, bytes: 0 };
+    f.rows += p.rows ?? 0;
+    f.bytes += p.bytes ?? 0;
+    partial2.set(displayName(p), f);
+  }
+  const all = await journal.streams();
+  const streams = [own2, ...all.filter((r) => isResyncOf(r.group, group2.name))];
+  const published = /* @__PURE__ */ new Map();
+  for (const st of streams) published.set(st.group, await publishedTables(s.source, st.publication));
+  const plan = planResume({
+    tables: group2.tables.map(displayName),
+    done,
+    partial: partial2,
+    streams: streams.map((st) => ({ name: st.group, own: st.group === own2.group, published: published.get(st.group) }))
+  });
+  const inFlightBytes = (lastSnapshot?.active ?? []).filter((a) => plan.pending.includes(a.table)).reduce((n, a) => n + Math.max(0, a.bytes - (partial2.get(a.table)?.bytes ?? 0)), 0);
+  const summary2 = {
+    kept: plan.kept,
+    discarded: { rows: plan.discarded.rows, bytes: plan.discarded.bytes, tables: plan.discarded.parts },
+    inFlightBytes,
+    pending: plan.pending.length,
+    copied: { rows: 0, bytes: 0 },
+    dropped: plan.drop,
+    drained: plan.drain
+  };
+  const byName = new Map(streams.map((st) => [st.group, st]));
+  const surviving = streams.filter((st) => st.group !== own2.group && !plan.drop.includes(st.group));
+  log.info(
+    `group ${group2.name}: resuming \u2014 ${plan.kept.tables} table(s) kept at their snapshot (${plan.kept.rows} rows, ${formatBytes(plan.kept.bytes)}), ${plan.pending.length} to copy from a new one` + (plan.discarded.parts.length ? `; finished parts discarded with their table: ${plan.discarded.rows} rows, ${formatBytes(plan.discarded.bytes)}` : "")
+  );
+  if (!plan.newStream) return { summary: summary2, bridges: surviving };
+  const pending = tablesNamed(group2.tables, plan.pending);
+  await buildIndexesOf(s, openTarget2, ctx.plan.fullLoad.indexJobs, group2.tables.filter((t) => done.has(displayName(t))));
+  await truncateTables(s.target, pending, () => journal.forgetTables(pending));
+  if (plan.discarded.parts.length) log.warn(`group ${group2.name}: ${plan.discarded.parts.join(", ")} had parts finished at the old snapshot; copied again whole`);
+  for (const name of plan.drop) {
+    const st = byName.get(name);
+    await dropSubscription(s.target, st.subscription);
+    await dropSlot(s.source, st.slot);
+    await dropPublication(s.source, st.publication);
+    await journal.deleteStream(st.group);
+    log.info(`group ${group2.name}: resume stream ${st.group} held no finished table; dropped`);
+  }
+  for (const l of plan.leave) await leaveStream(s, byName.get(l.stream), tablesNamed(group2.tables, l.tables));
+  const record2 = bridgeRecord(ctx, nextBridgeName(group2.name, [...surviving, own2]), "loading");
+  await openBridgeStream(ctx, s, journal, record2, pending);
+  const drain = plan.drain.map((n) => byName.get(n));
+  if (drain.length) log.info(`group ${group2.name}: applying ${drain.map((d) => d.group).join(", ")} up to the bridge`);
+  await drainStreams(ctx, s, drain, { start: true });
+  const holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s.sourceVersion);
+  record2.snapshotLsn = holder.lsnText;
+  await journal.saveStream(record2);
+  summary2.stream = record2.group;
+  summary2.snapshotLsn = holder.lsnText;
+  await journal.event("full-load", "info", `group ${group2.name}: resumed; ${plan.kept.tables} table(s) kept, ${plan.pending.length} carried by ${record2.group} from ${holder.lsnText}`, summary2);
+  log.info(`group ${group2.name}: resume stream ${record2.group} at ${holder.lsnText} carries ${plan.pending.length} table(s)`);
+  return { summary: summary2, holder, bridges: [...surviving, record2] };
+}
+async function buildIndexesOf(s, open3, jobs, tables) {
+  if (!tables.length) return;
+  const early = await earlyIndexes(s.source, tables);
+  const queue = new IndexQueue(open3, jobs, () => {
+  });
+  try {
+    queue.add(tables.flatMap((t) => indexesOf(early, t)));
+    await queue.drain();
+  } finally {
+    await queue.close();
+  }
+}
+var resumePhase = (group2) => `full-load:resume:${group2}`;
 
 // src/phases/full-load.ts
 var PRE_DATA = "full-load:pre-data";
@@ -56184,6 +56697,11 @@ var REPLICA_IDENTITY = "source:replica-identity";
 var progressPhase = (group2) => `full-load:progress:${group2 ?? "*"}`;
 function exportedPoint(ctx, holder) {
   return { endpoint: ctx.source, lsnText: holder.lsnText, snapshotName: holder.snapshotName, begin: (c) => importSnapshot(c, holder.snapshotName), check: () => {
+  } };
+}
+function plainPoint(ctx) {
+  return { endpoint: ctx.source, lsnText: "", begin: (c) => c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").then(() => {
+  }), check: () => {
   } };
 }
 function replicaPoint(endpoint, paused) {
@@ -56203,6 +56721,7 @@ async function saveStreams(journal, x, state, lsn = x.record.snapshotLsn) {
     record2.snapshotLsn = lsn;
     await journal.saveStream(record2);
   }
+  for (const b of x.bridges) await journal.setStreamState(b.group, state);
 }
 async function runFullLoad(ctx, options = {}) {
   const started = Date.now();
@@ -56228,7 +56747,10 @@ async function runFullLoad(ctx, options = {}) {
     const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
     if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
     const pausedMode = plan.snapshot === "paused-replica";
-    const actions = new Map(groups.map((g) => [g, decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode })]));
+    const priorProgress = prior ? await prior.tableProgress() : [];
+    const copied = new Set(priorProgress.filter((p) => p.state === "done" && p.part === 0).map((p) => p.group));
+    const decide = (g) => decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g.name), canBridge: plan.cdc.engine === "native" });
+    const actions = new Map(groups.map((g) => [g, decide(g)]));
     if (options.restart) {
       const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
       const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
@@ -56241,13 +56763,14 @@ async function runFullLoad(ctx, options = {}) {
       if (action !== "refuse-interrupted") continue;
       throw gateRefused(
         "full-load.interrupted",
-        `group ${group2.name}: an earlier full load stopped while loading; its ${existing.get(group2.name).snapshotMode === "exported" ? "exported snapshot ended with that process" : "replica snapshot is not the plan's snapshot mode"} and the copied tables cannot be completed consistently`,
-        `run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot (with snapshot: paused-replica, a load continues by itself while the replica stays paused)`
+        `group ${group2.name}: an earlier full load stopped while loading; its ${existing.get(group2.name).snapshotMode === "exported" ? `exported snapshot ended with that process, and ${pausedMode ? "a paused-replica plan" : `cdc.engine ${plan.cdc.engine}`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
+        `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot`
       );
     }
     const loading = groups.filter((g) => actions.get(g) !== "skip");
     const streamsToLoad = loading.flatMap((g) => stream.parts(g, newStreamRecord(plan, g.name)).map((p) => p.record.slot));
-    const slotsNeeded = streamsToLoad.length - await existingSlots(s, streamsToLoad);
+    const resuming = [...actions.values()].filter((a) => a === "resume").length;
+    const slotsNeeded = streamsToLoad.length - await existingSlots(s, streamsToLoad) + resuming;
     const preflight = loading.length ? await preflightLoad(ctx, s, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
     const journal = await Journal.open(s.target, plan.name, {
       source: ctx.source.label,
@@ -56268,8 +56791,8 @@ async function runFullLoad(ctx, options = {}) {
         continue;
       }
       if (action === "reset") await resetGroup(s, ctx, journal, stream, group2, existing);
-      const record2 = action === "continue" ? priorRecord : newStreamRecord(plan, group2.name);
-      toLoad.push({ group: group2, record: record2, parts: stream.parts(group2, record2) });
+      const record2 = action === "continue" || action === "resume" ? priorRecord : newStreamRecord(plan, group2.name);
+      toLoad.push({ group: group2, record: record2, parts: stream.parts(group2, record2), resuming: action === "resume", bridges: [] });
     }
     if (pausedMode && toLoad.length > 0) {
       const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
@@ -56283,7 +56806,17 @@ async function runFullLoad(ctx, options = {}) {
         await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
       }
     } else {
+      const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail;
       for (const x of toLoad) {
+        if (x.resuming) {
+          const r = await resumeGroup(ctx, s, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)));
+          if (r.holder) holders.push(r.holder);
+          x.bridges = r.bridges;
+          x.resumed = r.summary;
+          await journal.setPhaseDetail(resumePhase(x.group.name), "running", r.summary);
+          x.point = r.holder ? exportedPoint(ctx, r.holder) : plainPoint(ctx);
+          continue;
+        }
         await prepareGroupObjects(s, journal, stream, x);
         for (const part of x.parts.slice(1)) await ensureSlot(s.source, part.record.slot, stream.plugin);
         const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, stream.plugin, s.sourceVersion);
@@ -56313,6 +56846,8 @@ async function runFullLoad(ctx, options = {}) {
       prog.indexBuilt(step.table);
       logIndexBuilt(log, step, ms, built);
     });
+    const stopIndexes = () => indexes?.abandon(abortReason(ctx.signal));
+    ctx.signal.addEventListener("abort", stopIndexes, { once: true });
     const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
     const tasks = [];
     const completeSplits = [];
@@ -56338,22 +56873,29 @@ async function runFullLoad(ctx, options = {}) {
       await recordSplitTableDone(s.target, journal.migration, group2, table2, parts);
       indexes.add(indexesOf(early, table2));
     }
-    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied, target) => {
+    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied2, target) => {
       const totals = perGroup.get(task.group);
-      totals.rows += copied.rows;
-      totals.bytes += copied.bytes;
-      if (!prog.partDone(task.table, copied.rows)) return;
+      totals.rows += copied2.rows;
+      totals.bytes += copied2.bytes;
+      if (!prog.partDone(task.table, copied2.rows)) return;
       if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
       indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
     });
     await indexes.drain();
+    ctx.signal.removeEventListener("abort", stopIndexes);
+    throwIfAborted(ctx.signal);
     prog.stop();
     await journal.setPhaseDetail(progressPhase(options.group), "done", prog.snapshot());
     for (const x of toLoad) {
       const { group: group2, record: record2, point } = x;
       await saveStreams(journal, x, "loaded");
       const totals = perGroup.get(group2.name);
-      results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: point.lsnText, tables: group2.tables.length, ...totals });
+      if (x.resumed) {
+        x.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
+        await journal.setPhaseDetail(resumePhase(group2.name), "done", x.resumed);
+        log.info(`group ${group2.name}: resumed \u2014 kept ${x.resumed.kept.rows} rows (${formatBytes(x.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${x.resumed.snapshotLsn ?? "no new snapshot"}`);
+      }
+      results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: x.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group2.tables.length, ...totals, ...x.resumed ? { resumed: x.resumed } : {} });
     }
     if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
       await withStepLock(s.target, LARGE_OBJECTS, async () => {
@@ -56510,8 +57052,13 @@ async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clea
 }
 async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, onDone) {
   const workers = [];
+  const stop = () => {
+    for (const w of workers) if (w) for (const c of [w.source, w.target]) abandon(c);
+  };
+  ctx.signal.addEventListener("abort", stop, { once: true });
   try {
     await runPool(tasks, ctx.plan.fullLoad.jobs, async (task, id) => {
+      throwIfAborted(ctx.signal);
       let w = workers[id];
       if (!w) {
         const source = await connect(task.point.endpoint, { applicationName: "pgshift copy" });
@@ -56520,13 +57067,20 @@ async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, on
           throw err;
         });
         w = workers[id] = { source, target };
+        if (ctx.signal.aborted) stop();
         await Promise.all([useCopySettings(source), useCopySettings(target)]);
       }
       task.point.check();
-      const r = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
-      await onDone(task, r, w.target);
+      try {
+        const r = await copyOnePart(w.source, w.target, migration, task, progress, clear, ctx.plan.fullLoad.copyFormat);
+        await onDone(task, r, w.target);
+      } catch (err) {
+        throwIfAborted(ctx.signal);
+        throw err;
+      }
     });
   } finally {
+    ctx.signal.removeEventListener("abort", stop);
     await Promise.all(workers.filter(Boolean).flatMap((w) => [w.source.end().catch(() => {
     }), w.target.end().catch(() => {
     })]));
@@ -56780,6 +57334,46 @@ async function withStepLock(c, step, fn) {
   }
 }
 
+// src/phases/status.ts
+async function migrationStatus(ctx) {
+  const target = await connect(endpointFor("target", ctx.plan.target));
+  try {
+    const journal = await Journal.find(target, ctx.plan.name);
+    if (!journal) return { migration: ctx.plan.name, found: false, phases: [], streams: [], tables: { done: 0, rows: 0, bytes: 0 }, loads: [], events: [], resumes: [] };
+    const phases = await target.query(
+      // A phase that says running while its process is gone (killed, runner lost) was interrupted.
+      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state,
+              started_at::text AS "startedAt", finished_at::text AS "finishedAt" FROM pgshift.phase p WHERE migration = $1 ORDER BY started_at`,
+      [ctx.plan.name]
+    );
+    const progress = await journal.tableProgress();
+    const loads = await target.query(
+      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state, detail
+         FROM pgshift.phase p WHERE migration = $1 AND phase LIKE 'full-load:progress:%' ORDER BY phase`,
+      [ctx.plan.name]
+    );
+    const resumes = await target.query(
+      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state, detail
+         FROM pgshift.phase p WHERE migration = $1 AND phase LIKE 'full-load:resume:%' ORDER BY phase`,
+      [ctx.plan.name]
+    );
+    const done = progress.filter((p) => p.state === "done" && p.part === 0);
+    return {
+      migration: ctx.plan.name,
+      found: true,
+      phases: phases.rows.filter((p) => !p.phase.startsWith("full-load:progress:") && !p.phase.startsWith("full-load:resume:")),
+      resumes: resumes.rows.map((r) => ({ group: r.phase.slice("full-load:resume:".length), state: r.state, ...r.detail })),
+      loads: loads.rows.map((l) => ({ scope: l.phase.slice("full-load:progress:".length), state: l.state, ...l.detail })),
+      streams: (await journal.streams()).map((s) => ({ group: s.group, state: s.state, slot: s.slot, snapshotMode: s.snapshotMode, snapshotLsn: s.snapshotLsn })),
+      tables: { done: done.length, rows: done.reduce((n, p) => n + (p.rows ?? 0), 0), bytes: done.reduce((n, p) => n + (p.bytes ?? 0), 0) },
+      events: (await journal.events(20)).map((e) => ({ at: new Date(e.at).toISOString(), phase: e.phase, level: e.level, message: e.message }))
+    };
+  } finally {
+    await target.end().catch(() => {
+    });
+  }
+}
+
 // src/report/markdown.ts
 function table(head, rows) {
   const line = (cells) => `| ${cells.map((c) => String(c).replace(/\|/g, "\\|")).join(" | ")} |`;
@@ -56802,6 +57396,7 @@ function fullLoadMarkdown(r) {
       table(["view", "error"], r.failedViews.map((f) => [f.view, f.error])),
       ""
     ] : [],
+    ...resumeSection(r.groups.flatMap((g) => g.resumed ? [{ group: g.group, ...g.resumed }] : [])),
     ...shown.length ? [
       `Tables copied${r.tables.length > shown.length ? ` (the ${shown.length} largest)` : ""}:`,
       "",
@@ -56810,6 +57405,83 @@ function fullLoadMarkdown(r) {
         shown.map((t) => [t.table, t.group, t.parts, t.rows, formatBytes(t.bytes), t.seconds.toFixed(1), t.seconds > 0 ? (t.bytes / 1048576 / t.seconds).toFixed(1) : "\u2013", `${t.indexes}/${t.indexesExpected}`])
       )
     ] : []
+  ].join("\n") + "\n";
+}
+function interruptedHints(phases) {
+  const gone = phases.filter((p) => p.state === "interrupted");
+  if (!gone.length) return [];
+  const next = (phase) => phase === "cutover" ? "run pgshift cutover: it finishes or undoes the interrupted cut-over first (its watchdog may already have)" : `run pgshift ${phase.split(":")[0].replace("cdc", "cdc start")} again: it continues from where it stopped`;
+  return [...gone.map((p) => `- **${p.phase} was interrupted** (the process running it is gone): ${next(p.phase)}.`), ""];
+}
+function loadGroupRows(loads) {
+  const rows = loads.flatMap((l) => (l.groups ?? []).map((g) => ({ l, g })));
+  if (!rows.length) return [];
+  return [
+    table(
+      ["group", "done", "rate (last 5 min)", "ETA", "finish (UTC)"],
+      rows.map(({ l, g }) => [
+        g.group,
+        `${Math.floor(g.share * 100)}% (${formatBytes(g.doneBytes)} of \u2248${formatBytes(g.estimatedBytes)})`,
+        `${formatBytes(g.bytesPerSecond)}/s`,
+        l.state === "running" && g.etaSeconds !== null ? formatSeconds(g.etaSeconds) : l.state === "running" ? "?" : `\u2013 (${l.state})`,
+        l.state === "running" && g.finishAt ? g.finishAt.slice(0, 19).replace("T", " ") : "\u2013"
+      ])
+    ),
+    ""
+  ];
+}
+function resumeSection(resumes) {
+  if (!resumes.length) return [];
+  return [
+    "Resumed after an interrupted load \u2014 finished tables kept at their snapshot, the rest copied from a newer one:",
+    "",
+    table(
+      ["group", "kept", "copied by the resume", "of which redone", "resume stream (snapshot)", "streams dropped / applied up to the bridge"],
+      resumes.map((x) => [
+        x.state && x.state !== "done" ? `${x.group} (${x.state})` : x.group,
+        `${x.kept.tables} table(s), ${x.kept.rows} rows, ${formatBytes(x.kept.bytes)}`,
+        `${x.pending} table(s), ${x.copied.rows} rows, ${formatBytes(x.copied.bytes)}`,
+        `${x.discarded.rows} rows, ${formatBytes(x.discarded.bytes)} of finished parts${x.discarded.tables.length ? ` (${x.discarded.tables.join(", ")})` : ""}; ~${formatBytes(x.inFlightBytes)} in flight`,
+        x.stream ? `${x.stream} (${x.snapshotLsn})` : "none (nothing left to copy)",
+        `${x.dropped.join(", ") || "\u2013"} / ${x.drained.join(", ") || "\u2013"}`
+      ])
+    ),
+    ""
+  ];
+}
+function statusMarkdown(r) {
+  if (!r.found) return `### pgshift status \u2014 ${r.migration}
+No journal on the target: nothing has run yet (or teardown removed it).
+`;
+  return [
+    `### pgshift status \u2014 ${r.migration}`,
+    `${r.tables.done} table(s) loaded, ${r.tables.rows} rows, ${formatBytes(r.tables.bytes)}.`,
+    "",
+    table(["phase", "state", "started", "finished"], r.phases.map((p) => [p.phase, p.state, p.startedAt, p.finishedAt ?? "\u2013"])),
+    "",
+    ...interruptedHints(r.phases),
+    ...r.loads.length ? [
+      table(
+        ["full load (job)", "state", "tables", "copied", "of \u2264", "rate", "ETA \u2264", "in flight", "as of"],
+        r.loads.map((l) => [
+          l.scope === "*" ? "all groups" : l.scope,
+          l.state,
+          `${l.tablesDone}/${l.tables}`,
+          formatBytes(l.bytes),
+          formatBytes(l.estimatedBytes),
+          `${formatBytes(l.bytesPerSecond)}/s`,
+          l.state === "running" && l.etaSeconds !== null ? `${l.etaSeconds} s` : "\u2013",
+          l.active.map((a) => `${a.table}${a.parts > 1 ? ` (${a.partsDone}/${a.parts})` : ""}`).join(", ") || "\u2013",
+          l.at
+        ])
+      ),
+      "",
+      ...loadGroupRows(r.loads)
+    ] : [],
+    ...resumeSection(r.resumes),
+    table(["group", "state", "slot", "snapshot", "LSN"], r.streams.map((s) => [s.group, s.state, s.slot, s.snapshotMode, s.snapshotLsn ?? "\u2013"])),
+    "",
+    ...r.events.slice(-10).map((e) => `- ${e.at} ${e.phase} ${e.level}: ${e.message}`)
   ].join("\n") + "\n";
 }
 
@@ -57032,7 +57704,7 @@ function createLogger(sink, options = {}) {
     info: (m) => emit("info", m),
     warn: (m) => emit("warn", m),
     error: (m) => emit("error", m),
-    progress: (_key, m) => emit("info", m)
+    progress: (m) => emit("info", m)
   };
 }
 
@@ -57065,7 +57737,7 @@ function installInterruptHandlers(o = {}) {
 }
 
 // src/actions/_runner.ts
-async function runAction(name, phase) {
+async function runAction(name, phase, onFailure) {
   installInterruptHandlers({ onMessage: (line) => warning(line) });
   onSecretRegistered((secret) => setSecret(secret));
   const log = createLogger(
@@ -57077,10 +57749,12 @@ async function runAction(name, phase) {
     },
     { debug: isDebug() }
   );
+  let ctx;
   try {
     const configPath = getInput("config") || "migration.yml";
     const { plan } = loadPlanFile(configPath, process.env);
-    const outcome = await phase(phaseContext(plan, log, interruptSignal));
+    ctx = phaseContext(plan, log, interruptSignal);
+    const outcome = await phase(ctx);
     for (const [key, value] of Object.entries(outcome.outputs)) setOutput(key, redact(String(value)));
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
@@ -57091,10 +57765,12 @@ async function runAction(name, phase) {
   } catch (err) {
     const { exitCode, line: message } = describeFailure(err);
     setOutput("exit-code", String(exitCode));
+    const more = ctx && onFailure && exitCode === 1 ? await onFailure(ctx).catch(() => "") : "";
     await summary.addRaw(`### pgshift ${name} \u2014 ${exitCode === 3 ? "refused" : exitCode === 2 ? "bad input" : "failed"}
 
 ${redact(message)}
-`).write().catch(() => {
+${more ? `
+${redact(more)}` : ""}`).write().catch(() => {
     });
     setFailed(redact(message));
   }
@@ -57121,4 +57797,6 @@ await runAction("full-load", async (ctx) => {
       slots: json2(Object.fromEntries(r.groups.map((g) => [g.group, g.slot])))
     }
   };
-});
+}, async (ctx) => `${statusMarkdown(await migrationStatus(ctx))}
+Re-run this job: the load resumes from here (finished tables are kept).
+`);

@@ -2605,8 +2605,8 @@ var init_poller = __esm({
       if (attempt > attemptCountCeiling) {
         return maxDelayMs;
       }
-      const delay = minDelayMs * 2 ** (attempt - 1);
-      const capped = Math.min(delay, maxDelayMs);
+      const delay2 = minDelayMs * 2 ** (attempt - 1);
+      const capped = Math.min(delay2, maxDelayMs);
       const waitFor = randomInRange(minDelayMs, capped);
       if (Date.now() + waitFor > waitUntil) {
         const timeRemaining = waitUntil - Date.now();
@@ -13663,10 +13663,10 @@ function bindRetryMiddleware(isStreamingPayload2) {
             throw lastError;
           }
           attempts = retryToken.getRetryCount();
-          const delay = retryToken.getRetryDelay();
-          totalRetryDelay += (retryToken?.$retryLog?.acquisitionDelay ?? 0) + delay;
-          if (delay > 0) {
-            await race(new Promise((resolve) => setTimeout(resolve, delay)), abortSignal);
+          const delay2 = retryToken.getRetryDelay();
+          totalRetryDelay += (retryToken?.$retryLog?.acquisitionDelay ?? 0) + delay2;
+          if (delay2 > 0) {
+            await race(new Promise((resolve) => setTimeout(resolve, delay2)), abortSignal);
           }
         }
       }
@@ -13739,7 +13739,7 @@ var init_DefaultRateLimiter = __esm({
   "node_modules/@smithy/core/dist-es/submodules/retry/util-retry/DefaultRateLimiter.js"() {
     init_service_error_classification();
     DefaultRateLimiter = class _DefaultRateLimiter {
-      static setTimeoutFn = (fn, delay) => setTimeout(fn, delay);
+      static setTimeoutFn = (fn, delay2) => setTimeout(fn, delay2);
       beta;
       minCapacity;
       minFillRate;
@@ -13798,8 +13798,8 @@ var init_DefaultRateLimiter = __esm({
         }
         this.refillTokenBucket();
         while (amount > this.availableTokens) {
-          const delay = (amount - this.availableTokens) / this.fillRate * 1e3;
-          await new Promise((resolve) => _DefaultRateLimiter.setTimeoutFn(resolve, delay));
+          const delay2 = (amount - this.availableTokens) / this.fillRate * 1e3;
+          await new Promise((resolve) => _DefaultRateLimiter.setTimeoutFn(resolve, delay2));
           this.refillTokenBucket();
         }
         this.availableTokens = this.availableTokens - amount;
@@ -13889,8 +13889,8 @@ var init_DefaultRetryBackoffStrategy = __esm({
         const t_i = b5 * Math.min(this.x * r5 ** i5, MAXIMUM_RETRY_DELAY);
         return Math.floor(t_i);
       }
-      setDelayBase(delay) {
-        this.x = delay;
+      setDelayBase(delay2) {
+        this.x = delay2;
       }
     };
   }
@@ -13909,8 +13909,8 @@ var init_DefaultRetryToken = __esm({
       $retryLog = {
         acquisitionDelay: 0
       };
-      constructor(delay, count, cost, longPoll) {
-        this.delay = delay;
+      constructor(delay2, count, cost, longPoll) {
+        this.delay = delay2;
         this.count = count;
         this.cost = cost;
         this.longPoll = longPoll;
@@ -14235,9 +14235,9 @@ var init_StandardRetryStrategy2 = __esm({
               retryTokenAmount = this.retryQuota.retrieveRetryTokens(err);
               const delayFromDecider = this.delayDecider(isThrottlingError(err) ? THROTTLING_RETRY_DELAY_BASE : DEFAULT_RETRY_DELAY_BASE, attempts);
               const delayFromResponse = getDelayFromRetryAfterHeader(err.$response);
-              const delay = Math.max(delayFromResponse || 0, delayFromDecider);
-              totalDelay += delay;
-              await new Promise((resolve) => setTimeout(resolve, delay));
+              const delay2 = Math.max(delayFromResponse || 0, delayFromDecider);
+              totalDelay += delay2;
+              await new Promise((resolve) => setTimeout(resolve, delay2));
               continue;
             }
             if (!err.$metadata) {
@@ -49891,9 +49891,9 @@ var require_timers = __commonJS({
        * before the specified function or code is executed.
        * @param {*} arg
        */
-      constructor(callback, delay, arg) {
+      constructor(callback, delay2, arg) {
         this._onTimeout = callback;
-        this._idleTimeout = delay;
+        this._idleTimeout = delay2;
         this._timerArg = arg;
         this.refresh();
       }
@@ -49938,8 +49938,8 @@ var require_timers = __commonJS({
        * when the timer expires.
        * @returns {NodeJS.Timeout|FastTimer}
        */
-      setTimeout(callback, delay, arg) {
-        return delay <= RESOLUTION_MS ? setTimeout(callback, delay, arg) : new FastTimer(callback, delay, arg);
+      setTimeout(callback, delay2, arg) {
+        return delay2 <= RESOLUTION_MS ? setTimeout(callback, delay2, arg) : new FastTimer(callback, delay2, arg);
       },
       /**
        * The clearTimeout method cancels an instantiated Timer previously created
@@ -49965,8 +49965,8 @@ var require_timers = __commonJS({
        * when the timer expires.
        * @returns {FastTimer}
        */
-      setFastTimeout(callback, delay, arg) {
-        return new FastTimer(callback, delay, arg);
+      setFastTimeout(callback, delay2, arg) {
+        return new FastTimer(callback, delay2, arg);
       },
       /**
        * The clearTimeout method cancels an instantiated FastTimer previously
@@ -49992,8 +49992,8 @@ var require_timers = __commonJS({
        * @deprecated
        * @param {number} [delay=0] The delay in milliseconds to add to the now value.
        */
-      tick(delay = 0) {
-        fastNow += delay - RESOLUTION_MS + 1;
+      tick(delay2 = 0) {
+        fastNow += delay2 - RESOLUTION_MS + 1;
         onTick();
         onTick();
       },
@@ -53392,21 +53392,21 @@ var require_client_h1 = __commonJS({
         this.connection = "";
         this.maxResponseSize = client[kMaxResponseSize];
       }
-      setTimeout(delay, type) {
-        if (delay !== this.timeoutValue || type & USE_FAST_TIMER ^ this.timeoutType & USE_FAST_TIMER) {
+      setTimeout(delay2, type) {
+        if (delay2 !== this.timeoutValue || type & USE_FAST_TIMER ^ this.timeoutType & USE_FAST_TIMER) {
           if (this.timeout) {
             timers.clearTimeout(this.timeout);
             this.timeout = null;
           }
-          if (delay) {
+          if (delay2) {
             if (type & USE_FAST_TIMER) {
-              this.timeout = timers.setFastTimeout(onParserTimeout, delay, new WeakRef(this));
+              this.timeout = timers.setFastTimeout(onParserTimeout, delay2, new WeakRef(this));
             } else {
-              this.timeout = setTimeout(onParserTimeout, delay, new WeakRef(this));
+              this.timeout = setTimeout(onParserTimeout, delay2, new WeakRef(this));
               this.timeout.unref();
             }
           }
-          this.timeoutValue = delay;
+          this.timeoutValue = delay2;
         } else if (this.timeout) {
           if (this.timeout.refresh) {
             this.timeout.refresh();
@@ -58359,7 +58359,7 @@ var require_mock_utils = __commonJS({
       if (mockDispatch2.data.callback) {
         mockDispatch2.data = { ...mockDispatch2.data, ...mockDispatch2.data.callback(opts) };
       }
-      const { data: { statusCode, data, headers, trailers, error: error64 }, delay, persist } = mockDispatch2;
+      const { data: { statusCode, data, headers, trailers, error: error64 }, delay: delay2, persist } = mockDispatch2;
       const { timesInvoked, times } = mockDispatch2;
       mockDispatch2.consumed = !persist && timesInvoked >= times;
       mockDispatch2.pending = timesInvoked < times;
@@ -58368,10 +58368,10 @@ var require_mock_utils = __commonJS({
         handler.onError(error64);
         return true;
       }
-      if (typeof delay === "number" && delay > 0) {
+      if (typeof delay2 === "number" && delay2 > 0) {
         setTimeout(() => {
           handleReply(this[kDispatches]);
-        }, delay);
+        }, delay2);
       } else {
         handleReply(this[kDispatches]);
       }
@@ -65800,7 +65800,7 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms) {
+    function delay2(ms) {
       return new Promise((resolve) => {
         setTimeout(resolve, ms).unref();
       });
@@ -65808,7 +65808,7 @@ var require_util8 = __commonJS({
     module.exports = {
       isValidLastEventId,
       isASCIINumber,
-      delay
+      delay: delay2
     };
   }
 });
@@ -66230,7 +66230,7 @@ var require_eventsource = __commonJS({
     var { parseMIMEType } = require_data_url();
     var { createFastMessageEvent } = require_events();
     var { isNetworkError } = require_response();
-    var { delay } = require_util8();
+    var { delay: delay2 } = require_util8();
     var { kEnumerableProperty } = require_util();
     var { environmentSettingsObject } = require_util2();
     var { getGlobalDispatcher } = require_global2();
@@ -66403,7 +66403,7 @@ var require_eventsource = __commonJS({
         if (this.#readyState === CLOSED) return;
         this.#readyState = CONNECTING;
         this.dispatchEvent(new Event("error"));
-        await delay(this.#state.reconnectionTime);
+        await delay2(this.#state.reconnectionTime);
         if (this.#readyState !== CONNECTING) return;
         if (this.#state.lastEventId.length) {
           this.#request.headersList.set("last-event-id", this.#state.lastEventId, true);
@@ -74093,7 +74093,7 @@ function describeFailure(err) {
 
 // src/core/ident.ts
 function quoteIdent(name) {
-  if (name.includes("\0")) throw new Error("identifier contains a NUL byte");
+  if (name.includes("\0")) throw inputError("name.nul", "an identifier contains a NUL byte", "PostgreSQL names cannot hold one: correct the name");
   return `"${name.replace(/"/g, '""')}"`;
 }
 function qualify(t) {
@@ -74107,7 +74107,7 @@ function parseQualifiedName(text) {
       let j5 = i5 + 1;
       let part = "";
       for (; ; ) {
-        if (j5 >= text.length) throw new Error(`unterminated quote in ${JSON.stringify(text)}`);
+        if (j5 >= text.length) throw inputError("name.syntax", `unterminated quote in ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
         if (text[j5] === '"') {
           if (text[j5 + 1] === '"') {
             part += '"';
@@ -74128,12 +74128,12 @@ function parseQualifiedName(text) {
       i5 = end2;
     }
     if (i5 >= text.length) break;
-    if (text[i5] !== ".") throw new Error(`unexpected character after quoted name in ${JSON.stringify(text)}`);
+    if (text[i5] !== ".") throw inputError("name.syntax", `unexpected character after quoted name in ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
     i5++;
   }
   if (parts.length === 1) return { schema: "public", name: parts[0] };
   if (parts.length === 2 && parts[0] !== "" && parts[1] !== "") return { schema: parts[0], name: parts[1] };
-  throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
+  throw inputError("name.syntax", `expected schema.table, got ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
 }
 
 // src/core/secrets.ts
@@ -74180,6 +74180,10 @@ var CONTROL_SCHEMA = "pgshift";
 var USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
 var NOT_EXTENSION_MEMBER = `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`;
 var BINARY_EXTENSION_TYPES = ["citext", "hstore"].map((t) => `'${t}'`).join(", ");
+async function relationExists(c5, t) {
+  const r5 = await c5.query("SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2", [t.schema, t.name]);
+  return (r5.rowCount ?? 0) > 0;
+}
 
 // src/journal/journal.ts
 var S = quoteIdent(CONTROL_SCHEMA);
@@ -74379,6 +74383,15 @@ var Journal = class _Journal {
       condition: row.condition
     }));
   }
+  /** Forget the copy progress of these tables (a resume copies them again from a new snapshot). */
+  async forgetTables(tables) {
+    if (!tables.length) return;
+    await this.c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
+      this.migration,
+      tables.map((t) => t.schema),
+      tables.map((t) => t.name)
+    ]);
+  }
   /**
    * Everything the journal holds about the migration, for a failure-state bundle: streams, every
    * phase with its detail, the last events and the copy progress.
@@ -74401,6 +74414,9 @@ var progressSql = {
 };
 async function dropControlSchema(c5) {
   await c5.query(`DROP SCHEMA IF EXISTS ${S} CASCADE`);
+}
+async function controlSchemaExists(c5) {
+  return ((await c5.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [CONTROL_SCHEMA])).rowCount ?? 0) > 0;
 }
 
 // src/config/url.ts
@@ -74505,6 +74521,23 @@ function parseConninfo(text) {
     at = re.lastIndex;
   }
   return out;
+}
+
+// src/core/size.ts
+var UNITS = {
+  b: 1,
+  kb: 1024,
+  mb: 1024 ** 2,
+  gb: 1024 ** 3,
+  tb: 1024 ** 4
+};
+function parseSize(input2) {
+  if (typeof input2 === "number") return Number.isFinite(input2) && input2 >= 0 ? Math.floor(input2) : void 0;
+  const m3 = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$/i.exec(input2);
+  if (!m3) return void 0;
+  const unit = (m3[2] ?? "b").toLowerCase().replace("ib", "b");
+  const factor = UNITS[unit];
+  return factor === void 0 ? void 0 : Math.floor(Number(m3[1]) * factor);
 }
 
 // src/core/dms.ts
@@ -94231,23 +94264,6 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
-// src/config/size.ts
-var UNITS = {
-  b: 1,
-  kb: 1024,
-  mb: 1024 ** 2,
-  gb: 1024 ** 3,
-  tb: 1024 ** 4
-};
-function parseSize(input2) {
-  if (typeof input2 === "number") return Number.isFinite(input2) && input2 >= 0 ? Math.floor(input2) : void 0;
-  const m3 = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$/i.exec(input2);
-  if (!m3) return void 0;
-  const unit = (m3[2] ?? "b").toLowerCase().replace("ib", "b");
-  const factor = UNITS[unit];
-  return factor === void 0 ? void 0 : Math.floor(Number(m3[1]) * factor);
-}
-
 // src/config/schema.ts
 var size = external_exports.union([external_exports.string(), external_exports.number()]).transform((v, ctx) => {
   const bytes = parseSize(v);
@@ -94422,6 +94438,28 @@ async function dropDdlCapture(c5) {
 // src/aws/dms.ts
 var import_client_database_migration_service = __toESM(require_dist_cjs16(), 1);
 var import_client_cloudwatch = __toESM(require_dist_cjs18(), 1);
+
+// src/core/wait.ts
+import { setTimeout as delay } from "node:timers/promises";
+function abortReason(signal) {
+  const r5 = signal.reason;
+  if (r5 instanceof Error && r5.name !== "TimeoutError" && r5.name !== "AbortError") return r5;
+  return new PgshiftError("interrupted", "interrupted", { exitCode: 1 });
+}
+function throwIfAborted(signal) {
+  if (signal?.aborted) throw abortReason(signal);
+}
+async function sleep2(ms, signal) {
+  throwIfAborted(signal);
+  try {
+    await delay(ms, void 0, signal ? { signal } : void 0);
+  } catch (err) {
+    if (signal?.aborted) throw abortReason(signal);
+    throw err;
+  }
+}
+
+// src/aws/dms.ts
 var TAG = { migration: "pgshift:migration", group: "pgshift:group", role: "pgshift:role" };
 function dmsClients(region) {
   return { dms: new import_client_database_migration_service.DatabaseMigrationServiceClient({ region }), cloudwatch: new import_client_cloudwatch.CloudWatchClient({ region }) };
@@ -94521,7 +94559,7 @@ async function waitForTask(dms, arn, want, o3) {
     if (Date.now() > deadline) {
       throw failure("dms.timeout", `DMS task ${last.ReplicationTaskIdentifier} still ${status} after ${Math.round(o3.timeoutMs / 1e3)} s (waiting for ${want.join(" or ")})`, "check the replication instance and the task in the DMS console, then run the command again");
     }
-    await new Promise((r5) => setTimeout(r5, o3.intervalMs));
+    await sleep2(o3.intervalMs, o3.signal);
   }
 }
 async function stopTask(dms, arn) {
@@ -94586,6 +94624,47 @@ async function dropDmsArtifacts(s2) {
     }
   }
   return dropped;
+}
+
+// src/pg/replication.ts
+async function publicationExists(c5, name) {
+  const r5 = await c5.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [name]);
+  return (r5.rowCount ?? 0) > 0;
+}
+async function dropPublication(c5, name) {
+  if (!await publicationExists(c5, name)) return false;
+  noteChange(`publication ${name} dropped`);
+  await c5.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
+  return true;
+}
+async function subscriptionExists(c5, name) {
+  const r5 = await c5.query("SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())", [name]);
+  return (r5.rowCount ?? 0) > 0;
+}
+async function dropSubscription(c5, name) {
+  if (!await subscriptionExists(c5, name)) return;
+  noteChange(`subscription ${name} dropped`);
+  await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
+  await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
+  await c5.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
+}
+async function setReplicaIdentity(c5, table, identity, signal) {
+  const clause = typeof identity === "string" ? identity.toUpperCase() : `USING INDEX ${quoteIdent(identity.index)}`;
+  noteChange(`replica identity of ${qualify(table)} on the source`);
+  for (let attempt = 1; ; attempt++) {
+    await c5.query("BEGIN");
+    try {
+      await c5.query(`SET LOCAL lock_timeout = '2s'`);
+      await c5.query(`ALTER TABLE ${qualify(table)} REPLICA IDENTITY ${clause}`);
+      await c5.query("COMMIT");
+      return;
+    } catch (err) {
+      await c5.query("ROLLBACK").catch(() => {
+      });
+      if (err.code !== "55P03" || attempt === 5) throw err;
+      await sleep2(1e3 * attempt, signal);
+    }
+  }
 }
 
 // src/pg/connect.ts
@@ -94787,47 +94866,6 @@ import { execFile as execFileCb } from "node:child_process";
 import { promisify } from "node:util";
 var execFile = promisify(execFileCb);
 
-// src/pg/replication.ts
-async function publicationExists(c5, name) {
-  const r5 = await c5.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [name]);
-  return (r5.rowCount ?? 0) > 0;
-}
-async function dropPublication(c5, name) {
-  if (!await publicationExists(c5, name)) return false;
-  noteChange(`publication ${name} dropped`);
-  await c5.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(name)}`);
-  return true;
-}
-async function subscriptionExists(c5, name) {
-  const r5 = await c5.query("SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())", [name]);
-  return (r5.rowCount ?? 0) > 0;
-}
-async function dropSubscription(c5, name) {
-  if (!await subscriptionExists(c5, name)) return;
-  noteChange(`subscription ${name} dropped`);
-  await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
-  await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
-  await c5.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
-}
-async function setReplicaIdentity(c5, table, identity) {
-  const clause = typeof identity === "string" ? identity.toUpperCase() : `USING INDEX ${quoteIdent(identity.index)}`;
-  noteChange(`replica identity of ${qualify(table)} on the source`);
-  for (let attempt = 1; ; attempt++) {
-    await c5.query("BEGIN");
-    try {
-      await c5.query(`SET LOCAL lock_timeout = '2s'`);
-      await c5.query(`ALTER TABLE ${qualify(table)} REPLICA IDENTITY ${clause}`);
-      await c5.query("COMMIT");
-      return;
-    } catch (err) {
-      await c5.query("ROLLBACK").catch(() => {
-      });
-      if (err.code !== "55P03" || attempt === 5) throw err;
-      await new Promise((r5) => setTimeout(r5, 1e3 * attempt));
-    }
-  }
-}
-
 // src/phases/stream-source.ts
 var DMS_TASKS_PHASE = "cdc:dms:tasks";
 async function journaledDmsTasks(journal) {
@@ -94871,6 +94909,9 @@ async function dropSlot(c5, slot) {
   throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
 }
 
+// src/core/eta.ts
+var RATE_WINDOW_MS = 5 * 6e4;
+
 // src/phases/full-load.ts
 var REPLICA_IDENTITY = "source:replica-identity";
 
@@ -94884,24 +94925,24 @@ function requireDmsConfig(ctx) {
 }
 var sourceEndpointId = (ctx, stream) => taskIdentifier(ctx.plan.name, stream, "source");
 var targetEndpointId = (ctx) => taskIdentifier(ctx.plan.name, "target", "");
-var pollOf = (d5) => ({ intervalMs: d5.pollSeconds * 1e3, timeoutMs: d5.readyTimeoutMinutes * 6e4 });
+var pollOf = (d5, signal) => ({ intervalMs: d5.pollSeconds * 1e3, timeoutMs: d5.readyTimeoutMinutes * 6e4, signal });
 var dmsTasksOf = (journal) => journaledDmsTasks(journal);
 async function saveTasks(journal, tasks) {
   await journal.setPhaseDetail(DMS_TASKS_PHASE, "running", { tasks });
 }
-async function stopAndWait(clients, d5, t) {
+async function stopAndWait(clients, d5, t, signal) {
   const task = await describeTask(clients.dms, t.arn);
   if (!task || !["running", "starting", "resuming"].includes(task.Status ?? "")) return task;
   await stopTask(clients.dms, t.arn);
-  return waitForTask(clients.dms, t.arn, ["stopped"], pollOf(d5));
+  return waitForTask(clients.dms, t.arn, ["stopped"], pollOf(d5, signal));
 }
 async function deleteTasks(ctx, clients, journal, all, doomed) {
   const d5 = requireDmsConfig(ctx);
   for (const t of doomed) {
-    const task = await stopAndWait(clients, d5, t);
+    const task = await stopAndWait(clients, d5, t, ctx.signal);
     if (task) {
       await deleteTask(clients.dms, t.arn);
-      await waitForTask(clients.dms, t.arn, ["deleted"], pollOf(d5));
+      await waitForTask(clients.dms, t.arn, ["deleted"], pollOf(d5, ctx.signal));
     }
     all.splice(all.indexOf(t), 1);
     if (journal) await saveTasks(journal, all);
@@ -94964,7 +95005,7 @@ function reverseNames(migration) {
   return { publication: publicationName(migration, "reverse"), slot: slotName(migration, "reverse"), subscription: subscriptionName(migration, "reverse") };
 }
 
-// src/pg/chunks.ts
+// src/core/chunk-bounds.ts
 var AS_INTEGER = {
   ...Object.fromEntries(INTEGER_TYPES.map((t) => [t, { toInt: BigInt, fromInt: String }])),
   uuid: {
@@ -94986,9 +95027,9 @@ async function runTeardown(ctx) {
     await journal?.event("teardown", "info", "teardown started");
     if (ctx.plan.cdc.engine === "dms") dropped.push(...await teardownDms(ctx, s2, journal, [...objects.keys()]));
     for (const o3 of objects.values()) {
-      const before = await s2.target.query("SELECT 1 FROM pg_subscription WHERE subname = $1", [o3.subscription]);
+      const existed = await subscriptionExists(s2.target, o3.subscription);
       await dropSubscription(s2.target, o3.subscription);
-      if (before.rowCount) dropped.push(`subscription ${o3.subscription} (target)`);
+      if (existed) dropped.push(`subscription ${o3.subscription} (target)`);
     }
     for (const o3 of objects.values()) {
       if (await dropSlot(s2.source, o3.slot)) dropped.push(`slot ${o3.slot} (source)`);
@@ -94999,13 +95040,12 @@ async function runTeardown(ctx) {
     const identities = (await journal?.phaseState(REPLICA_IDENTITY))?.detail ?? {};
     for (const [table, previous] of Object.entries(identities)) {
       const name = parseQualifiedName(table);
-      const exists2 = await s2.source.query("SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2", [name.schema, name.name]);
-      if (!exists2.rowCount) continue;
-      await setReplicaIdentity(s2.source, name, previous);
+      if (!await relationExists(s2.source, name)) continue;
+      await setReplicaIdentity(s2.source, name, previous, ctx.signal);
       dropped.push(`REPLICA IDENTITY FULL of ${table} (source; back to ${typeof previous === "string" ? previous.toUpperCase() : `USING INDEX ${previous.index}`})`);
     }
     const rev = reverseNames(ctx.plan.name);
-    if ((await s2.source.query("SELECT 1 FROM pg_subscription WHERE subname = $1", [rev.subscription])).rowCount) {
+    if (await subscriptionExists(s2.source, rev.subscription)) {
       await dropSubscription(s2.source, rev.subscription);
       dropped.push(`subscription ${rev.subscription} (source)`);
     }
@@ -95013,8 +95053,7 @@ async function runTeardown(ctx) {
     if (await dropPublication(s2.target, rev.publication)) dropped.push(`publication ${rev.publication} (target)`);
     for (const t of await dropDdlCapture(s2.source)) dropped.push(`event trigger ${t} (source)`);
     for (const [side, c5] of [["source", s2.source], ["target", s2.target]]) {
-      const schema = await c5.query(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgshift'`);
-      if (schema.rowCount) {
+      if (await controlSchemaExists(c5)) {
         await dropControlSchema(c5);
         dropped.push(`schema ${S} (${side})`);
       }
@@ -95755,12 +95794,12 @@ function createLogger(sink, options = {}) {
     info: (m3) => emit("info", m3),
     warn: (m3) => emit("warn", m3),
     error: (m3) => emit("error", m3),
-    progress: (_key, m3) => emit("info", m3)
+    progress: (m3) => emit("info", m3)
   };
 }
 
 // src/actions/_runner.ts
-async function runAction(name, phase) {
+async function runAction(name, phase, onFailure) {
   installInterruptHandlers({ onMessage: (line) => warning2(line) });
   onSecretRegistered((secret) => setSecret(secret));
   const log = createLogger(
@@ -95772,10 +95811,12 @@ async function runAction(name, phase) {
     },
     { debug: isDebug() }
   );
+  let ctx;
   try {
     const configPath = getInput("config") || "migration.yml";
     const { plan } = loadPlanFile(configPath, process.env);
-    const outcome = await phase(phaseContext(plan, log, interruptSignal));
+    ctx = phaseContext(plan, log, interruptSignal);
+    const outcome = await phase(ctx);
     for (const [key, value] of Object.entries(outcome.outputs)) setOutput(key, redact(String(value)));
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
@@ -95786,10 +95827,12 @@ async function runAction(name, phase) {
   } catch (err) {
     const { exitCode, line: message } = describeFailure(err);
     setOutput("exit-code", String(exitCode));
+    const more = ctx && onFailure && exitCode === 1 ? await onFailure(ctx).catch(() => "") : "";
     await summary.addRaw(`### pgshift ${name} \u2014 ${exitCode === 3 ? "refused" : exitCode === 2 ? "bad input" : "failed"}
 
 ${redact(message)}
-`).write().catch(() => {
+${more ? `
+${redact(more)}` : ""}`).write().catch(() => {
     });
     setFailed(redact(message));
   }

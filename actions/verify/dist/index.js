@@ -32402,7 +32402,7 @@ function describeFailure(err) {
 
 // src/core/ident.ts
 function quoteIdent(name) {
-  if (name.includes("\0")) throw new Error("identifier contains a NUL byte");
+  if (name.includes("\0")) throw inputError("name.nul", "an identifier contains a NUL byte", "PostgreSQL names cannot hold one: correct the name");
   return `"${name.replace(/"/g, '""')}"`;
 }
 function qualify(t) {
@@ -32413,7 +32413,7 @@ function displayName(t) {
   return `${part(t.schema)}.${part(t.name)}`;
 }
 function quoteLiteral(value) {
-  if (value.includes("\0")) throw new Error("literal contains a NUL byte");
+  if (value.includes("\0")) throw inputError("literal.nul", "a value contains a NUL byte", "PostgreSQL text cannot hold one: correct the value");
   return `'${value.replace(/'/g, "''")}'`;
 }
 function parseQualifiedName(text) {
@@ -32424,7 +32424,7 @@ function parseQualifiedName(text) {
       let j = i + 1;
       let part = "";
       for (; ; ) {
-        if (j >= text.length) throw new Error(`unterminated quote in ${JSON.stringify(text)}`);
+        if (j >= text.length) throw inputError("name.syntax", `unterminated quote in ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
         if (text[j] === '"') {
           if (text[j + 1] === '"') {
             part += '"';
@@ -32445,12 +32445,12 @@ function parseQualifiedName(text) {
       i = end;
     }
     if (i >= text.length) break;
-    if (text[i] !== ".") throw new Error(`unexpected character after quoted name in ${JSON.stringify(text)}`);
+    if (text[i] !== ".") throw inputError("name.syntax", `unexpected character after quoted name in ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
     i++;
   }
   if (parts.length === 1) return { schema: "public", name: parts[0] };
   if (parts.length === 2 && parts[0] !== "" && parts[1] !== "") return { schema: parts[0], name: parts[1] };
-  throw new Error(`expected schema.table, got ${JSON.stringify(text)}`);
+  throw inputError("name.syntax", `expected schema.table, got ${JSON.stringify(text)}`, 'write schema.table; quote a part that holds a dot or a quote: "My Schema"."a.b", doubling a quote inside it');
 }
 function canonicalTableName(text) {
   try {
@@ -32831,6 +32831,15 @@ var Journal = class _Journal {
       bytes: row.bytes === null ? null : Number(row.bytes),
       condition: row.condition
     }));
+  }
+  /** Forget the copy progress of these tables (a resume copies them again from a new snapshot). */
+  async forgetTables(tables) {
+    if (!tables.length) return;
+    await this.c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
+      this.migration,
+      tables.map((t) => t.schema),
+      tables.map((t) => t.name)
+    ]);
   }
   /**
    * Everything the journal holds about the migration, for a failure-state bundle: streams, every
@@ -52570,7 +52579,7 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
-// src/config/size.ts
+// src/core/size.ts
 var UNITS = {
   b: 1,
   kb: 1024,
@@ -52962,9 +52971,6 @@ function joinText(j) {
   return j.state === "waiting for its CREATE on the target" ? `table ${j.table} joined stream ${j.stream} on the source and waits for its CREATE TABLE to be applied on the target` : `table ${j.table} joined stream ${j.stream}: its rows are being copied into the target (${j.state})`;
 }
 
-// src/pg/heartbeat.ts
-import { randomUUID as randomUUID2 } from "node:crypto";
-
 // src/core/wait.ts
 import { setTimeout as delay } from "node:timers/promises";
 function abortReason(signal) {
@@ -52996,6 +53002,7 @@ async function pollUntil(probe, o) {
 }
 
 // src/pg/heartbeat.ts
+import { randomUUID as randomUUID2 } from "node:crypto";
 async function writeBeat(source, table2, group2, marker = randomUUID2()) {
   await source.query("BEGIN");
   let r;
@@ -53030,16 +53037,18 @@ async function waitForMarker(target, table2, group2, beat, timeoutMs, pollMs = 2
 // src/pg/stream-health.ts
 var SAMPLE_EVERY_MS = 1e3;
 var ApplyWatch = class _ApplyWatch {
-  constructor(c, targetVersion, watched, explain) {
+  constructor(c, targetVersion, watched, explain, signal) {
     this.c = c;
     this.targetVersion = targetVersion;
     this.watched = watched;
     this.explain = explain;
+    this.signal = signal;
   }
   c;
   targetVersion;
   watched;
   explain;
+  signal;
   baseline = /* @__PURE__ */ new Map();
   absentSince = /* @__PURE__ */ new Map();
   sampledAt = 0;
@@ -53049,13 +53058,13 @@ var ApplyWatch = class _ApplyWatch {
    * Start watching, and fail at once when a stream already stands still: a second sample a second
    * later settles whether an absent worker is restarting or gone.
    */
-  static async start(c, targetVersion, watched, explain) {
-    const w = new _ApplyWatch(c, targetVersion, watched, explain);
+  static async start(c, targetVersion, watched, explain, signal) {
+    const w = new _ApplyWatch(c, targetVersion, watched, explain, signal);
     w.baseline = await w.sample();
     w.sampledAt = Date.now();
     for (const [sub, s] of w.baseline) if (s.pid === null) w.absentSince.set(sub, w.sampledAt);
     if (w.absentSince.size > 0) {
-      await new Promise((r) => setTimeout(r, SAMPLE_EVERY_MS));
+      await sleep(SAMPLE_EVERY_MS, signal);
       w.sampledAt = 0;
     }
     await w.assertApplying();
@@ -53085,7 +53094,7 @@ var ApplyWatch = class _ApplyWatch {
           "the stream lags more than cdc.maxLagSeconds: verify again once pgshift cdc status shows it caught up"
         );
       }
-      await new Promise((r) => setTimeout(r, pollMs));
+      await sleep(pollMs, this.signal);
       pollMs = Math.min(200, pollMs * 2);
     }
   }
@@ -53145,6 +53154,28 @@ function keyBounds(min, max, parts) {
     if (out.length === 0 || b > out[out.length - 1]) out.push(b);
   }
   return out;
+}
+
+// src/core/chunk-bounds.ts
+var AS_INTEGER = {
+  ...Object.fromEntries(INTEGER_TYPES.map((t) => [t, { toInt: BigInt, fromInt: String }])),
+  uuid: {
+    toInt: (v) => BigInt(`0x${v.replace(/-/g, "")}`),
+    fromInt: (n) => n.toString(16).padStart(32, "0").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-")
+  }
+};
+var MAX_CHUNKS = 5e4;
+function subdivide(histogram, type, rowEstimate, chunkRows) {
+  const perBucket = rowEstimate / (histogram.length - 1);
+  const pieces = Math.min(Math.round(perBucket / chunkRows), Math.floor(MAX_CHUNKS / (histogram.length - 1)));
+  const as = AS_INTEGER[type];
+  if (!as || pieces <= 1) return histogram;
+  const values = histogram.map(as.toInt);
+  const out = values.flatMap((lo, i) => i + 1 < values.length ? [lo, ...keyBounds(lo, values[i + 1], pieces)] : [lo]);
+  return dedupe(out.map(as.fromInt));
+}
+function dedupe(values) {
+  return values.filter((v, i) => i === 0 || v !== values[i - 1]);
 }
 
 // src/pg/hash.ts
@@ -53257,23 +53288,6 @@ async function chunkBoundaries(source, kt, chunkRows, rowEstimate) {
   );
   return dedupe(r.rows.map((x) => x.v));
 }
-var AS_INTEGER = {
-  ...Object.fromEntries(INTEGER_TYPES.map((t) => [t, { toInt: BigInt, fromInt: String }])),
-  uuid: {
-    toInt: (v) => BigInt(`0x${v.replace(/-/g, "")}`),
-    fromInt: (n) => n.toString(16).padStart(32, "0").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-")
-  }
-};
-var MAX_CHUNKS = 5e4;
-function subdivide(histogram, type, rowEstimate, chunkRows) {
-  const perBucket = rowEstimate / (histogram.length - 1);
-  const pieces = Math.min(Math.round(perBucket / chunkRows), Math.floor(MAX_CHUNKS / (histogram.length - 1)));
-  const as = AS_INTEGER[type];
-  if (!as || pieces <= 1) return histogram;
-  const values = histogram.map(as.toInt);
-  const out = values.flatMap((lo, i) => i + 1 < values.length ? [lo, ...keyBounds(lo, values[i + 1], pieces)] : [lo]);
-  return dedupe(out.map(as.fromInt));
-}
 async function splitRange(source, kt, range, parts) {
   const k = quoteIdent(kt.key[0]);
   const params = [];
@@ -53353,6 +53367,12 @@ function rowHashes(c, kt, keys, versionNum) {
 function rowValues(c, kt, keys) {
   return lookup(c, kt, keys, `(SELECT row_to_json(x)::text FROM (SELECT ${kt.columns.map(quoteIdent).join(", ")}) x)`);
 }
+function repairScript(statements) {
+  return ["-- pgshift verify: repair of the differing rows on the target. Review before running.", "BEGIN;", ...statements, "COMMIT;", ""].join("\n");
+}
+async function runScript(c, script) {
+  await c.query(script);
+}
 function repairStatements(kt, deleteKeys, insertRows, identityAlways) {
   const out = [];
   const t = qualify(kt.table);
@@ -53367,9 +53387,6 @@ function repairStatements(kt, deleteKeys, insertRows, identityAlways) {
     );
   }
   return out;
-}
-function dedupe(values) {
-  return values.filter((v, i) => i === 0 || v !== values[i - 1]);
 }
 
 // src/pg/connect.ts
@@ -53861,14 +53878,15 @@ var LEAF_ROWS = 4e3;
 var REPORTED_ROWS = 1e3;
 var SAMPLED_VALUES = 20;
 var QUICK_CHUNKS = 4;
-async function runVerify(ctx, options = {}) {
+async function runVerify(outer, options = {}) {
+  const ctx = options.signal ? { ...outer, signal: AbortSignal.any([options.signal, outer.signal]) } : outer;
   const started = Date.now();
   const mode = options.mode ?? "full";
   if (options.applyRepair && !options.repairSql) throw inputError("verify.repair", "--apply-repair needs --repair-sql FILE", "name the file the repair SQL is written to (and review it)");
   const s = await openSessions(ctx);
   const workers = [];
   const open3 = { source: [s.source], target: [s.target] };
-  const stopCancelling = cancelOnAbort(options.signal ?? ctx.signal, [
+  const stopCancelling = cancelOnAbort(ctx.signal, [
     { ep: ctx.source, clients: open3.source },
     { ep: ctx.target, clients: open3.target }
   ]);
@@ -53897,7 +53915,7 @@ async function runVerify(ctx, options = {}) {
       throw gateRefused("verify.not-loaded", `target ${ctx.target.label} has no table ${first}${missing.size > 1 ? ` (and ${missing.size - 1} more)` : ""} and no pgshift journal: nothing was loaded there yet`, "run pgshift full-load first");
     }
     await journal?.startPhase("verify", { tables: work.length, exact: options.exact ?? false, mode });
-    const watch = !options.exact && records.length && ctx.plan.cdc.engine === "native" ? await ApplyWatch.start(s.target, s.targetVersion, records.map((r) => ({ stream: r.group, subscription: r.subscription })), (problem, stream) => stoppedStream(ctx, s, records, problem, stream)) : void 0;
+    const watch = !options.exact && records.length && ctx.plan.cdc.engine === "native" ? await ApplyWatch.start(s.target, s.targetVersion, records.map((r) => ({ stream: r.group, subscription: r.subscription })), (problem, stream) => stoppedStream(ctx, s, records, problem, stream), ctx.signal) : void 0;
     if (watch) await settleJoins(ctx, s, records, watch);
     const schema = wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target);
     const checks = [];
@@ -53906,7 +53924,7 @@ async function runVerify(ctx, options = {}) {
       checks.push({ table: displayName(w.table), group: w.group, method: "whole-table", verdict: "different", sourceRows: 0, targetRows: 0, chunks: 0, mismatchedChunks: 0, differenceCount: 0, differences: [], unsettledKeys: 0, seconds: 0 });
     }
     await runPool(work.filter((x) => !missing.has(displayName(x.table))), ctx.plan.verify.jobs, async ({ group: group2, table: table2 }, id) => {
-      throwIfAborted(options.signal ?? ctx.signal);
+      throwIfAborted(ctx.signal);
       let w = workers[id];
       if (!w) {
         w = workers[id] = { source: await connect(ctx.source, { applicationName: "pgshift verify" }), target: await connect(ctx.target, { applicationName: "pgshift verify" }) };
@@ -53920,8 +53938,8 @@ async function runVerify(ctx, options = {}) {
       const checker = new TableChecker(ctx, w, Math.min(s.sourceVersion, s.targetVersion), group2, table2, moving, mode, streams, watch);
       const check2 = await checker.run();
       checks.push(check2);
-      if (options.repairSql && checker.kt && check2.verdict === "different") repair.push(...await checker.repair());
-      ctx.log.progress(`verify:${check2.table}`, `verify ${check2.table}: ${check2.verdict} (${check2.sourceRows} rows, ${check2.chunks} chunk(s)${check2.differenceCount ? `, ${check2.differenceCount} differing row(s)` : ""})`);
+      if (options.repairSql && checker.keyed && check2.verdict === "different") repair.push(...await checker.repair());
+      ctx.log.progress(`verify ${check2.table}: ${check2.verdict} (${check2.sourceRows} rows, ${check2.chunks} chunk(s)${check2.differenceCount ? `, ${check2.differenceCount} differing row(s)` : ""})`);
     });
     checks.sort((a, b) => a.table.localeCompare(b.table));
     const sequences = await checkSequences(s.source, s.target);
@@ -53953,11 +53971,11 @@ async function runVerify(ctx, options = {}) {
       seconds: (Date.now() - started) / 1e3
     };
     if (options.repairSql) {
-      const text = ["-- pgshift verify: repair of the differing rows on the target. Review before running.", "BEGIN;", ...repair, "COMMIT;", ""].join("\n");
+      const text = repairScript(repair);
       writeFileSync(options.repairSql, text);
       let applied = false;
       if (options.applyRepair && repair.length) {
-        await s.target.query(text);
+        await runScript(s.target, text);
         applied = true;
         await journal?.event("verify", "warn", `repair applied on the target: ${repair.length} statement(s)`);
       }
@@ -54007,7 +54025,7 @@ async function settleJoins(ctx, s, records, watch) {
       return;
     }
     await watch.assertApplying();
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500, ctx.signal);
   }
 }
 async function checkSequences(source, target) {
@@ -54025,29 +54043,29 @@ async function checkSequences(source, target) {
   return out;
 }
 var TableChecker = class {
-  constructor(ctx, w, hv, group2, table2, moving, mode, streams, watch) {
+  constructor(ctx, w, hashVersion, group2, table2, moving, mode, streams, watch) {
     this.ctx = ctx;
     this.w = w;
-    this.hv = hv;
+    this.hashVersion = hashVersion;
     this.group = group2;
     this.table = table2;
     this.moving = moving;
     this.mode = mode;
     this.streams = streams;
     this.watch = watch;
-    this.kt = keyedTable(table2);
+    this.keyed = keyedTable(table2);
     this.name = displayName(table2);
   }
   ctx;
   w;
-  hv;
+  hashVersion;
   group;
   table;
   moving;
   mode;
   streams;
   watch;
-  kt;
+  keyed;
   name;
   candidates = /* @__PURE__ */ new Map();
   confirmed = [];
@@ -54077,10 +54095,10 @@ var TableChecker = class {
    * then every target read, so one wait covers the whole batch. Exact: both sides at once.
    */
   async pairs(ranges) {
-    const kt = this.kt;
+    const keyed = this.keyed;
     const side = async (c, v) => {
       const out = [];
-      for (const r of ranges) out.push(await rangeFingerprint(c, kt, r, v));
+      for (const r of ranges) out.push(await rangeFingerprint(c, keyed, r, v));
       return out;
     };
     const [a, b] = await this.bothSides(side);
@@ -54091,22 +54109,22 @@ var TableChecker = class {
    * then the target only once it has applied past the source's read (bridge).
    */
   async bothSides(read) {
-    if (!this.moving) return Promise.all([read(this.w.source, this.hv), read(this.w.target, this.hv)]);
-    const a = await read(this.w.source, this.hv);
+    if (!this.moving) return Promise.all([read(this.w.source, this.hashVersion), read(this.w.target, this.hashVersion)]);
+    const a = await read(this.w.source, this.hashVersion);
     await this.bridge();
-    return [a, await read(this.w.target, this.hv)];
+    return [a, await read(this.w.target, this.hashVersion)];
   }
   /** Every chunk of a full pass in one sequential scan per side (moving: source, heartbeat, target). */
   async buckets(bounds) {
-    const kt = this.kt;
-    const [a, b] = await this.bothSides((c, v) => bucketFingerprints(c, kt, bounds, v));
+    const keyed = this.keyed;
+    const [a, b] = await this.bothSides((c, v) => bucketFingerprints(c, keyed, bounds, v));
     return a.map((fp, i) => [fp, b[i]]);
   }
   async run() {
     const started = Date.now();
-    if (!this.kt) return this.wholeTable(started);
-    const kt = this.kt;
-    const bounds = await chunkBoundaries(this.w.source, kt, this.ctx.plan.verify.chunkRows, this.table.rowEstimate);
+    if (!this.keyed) return this.wholeTable(started);
+    const keyed = this.keyed;
+    const bounds = await chunkBoundaries(this.w.source, keyed, this.ctx.plan.verify.chunkRows, this.table.rowEstimate);
     let ranges = rangesFrom(bounds);
     if (this.mode === "quick" && ranges.length > QUICK_CHUNKS) {
       const middle = ranges.slice(1, -1).sort(() => Math.random() - 0.5).slice(0, QUICK_CHUNKS - 2);
@@ -54114,7 +54132,7 @@ var TableChecker = class {
     }
     this.chunks = ranges.length;
     const t0 = Date.now();
-    const first = this.mode === "full" && ranges.length > 1 && bucketScans(this.hv) ? await this.buckets(bounds) : await this.pairs(ranges);
+    const first = this.mode === "full" && ranges.length > 1 && bucketScans(this.hashVersion) ? await this.buckets(bounds) : await this.pairs(ranges);
     this.ctx.log.debug(`verify ${this.name}: ${ranges.length} chunk(s) fingerprinted in ${Date.now() - t0} ms`);
     for (const [a, b] of first) {
       this.sourceRows += a.rows;
@@ -54134,9 +54152,9 @@ var TableChecker = class {
     return this.result(started, this.mode === "quick" && bounds.length + 1 > ranges.length ? "sampled-chunks" : "chunks");
   }
   async drill(range, rows, depth) {
-    const kt = this.kt;
+    const keyed = this.keyed;
     if (rows > LEAF_ROWS && depth < 8) {
-      const inner = await splitRange(this.w.source, kt, range, SPLIT_FACTOR);
+      const inner = await splitRange(this.w.source, keyed, range, SPLIT_FACTOR);
       if (inner.length > 0) {
         const subs = rangesFrom(inner, range);
         const fps = await this.pairs(subs);
@@ -54147,7 +54165,7 @@ var TableChecker = class {
         return;
       }
     }
-    const [src, tgt] = await this.bothSides((c, v) => leafHashes(c, kt, range, v));
+    const [src, tgt] = await this.bothSides((c, v) => leafHashes(c, keyed, range, v));
     for (const [k, h] of src) {
       const other = tgt.get(k);
       if (other === void 0) this.candidates.set(k, { key: JSON.parse(k), kind: "missing" });
@@ -54160,15 +54178,15 @@ var TableChecker = class {
    * collation difference placed in another chunk. Moving: until the source row holds still.
    */
   async settle() {
-    const kt = this.kt;
+    const keyed = this.keyed;
     let pending = [...this.candidates.values()];
     let previous = /* @__PURE__ */ new Map();
     const attempts = this.moving ? 5 : 1;
     for (let attempt = 1; attempt <= attempts && pending.length; attempt++) {
       const keys = pending.map((p) => p.key);
-      const src = await rowHashes(this.w.source, kt, keys, this.hv);
+      const src = await rowHashes(this.w.source, keyed, keys, this.hashVersion);
       await this.bridge();
-      const tgt = await rowHashes(this.w.target, kt, keys, this.hv);
+      const tgt = await rowHashes(this.w.target, keyed, keys, this.hashVersion);
       const next = [];
       const seen = /* @__PURE__ */ new Map();
       for (const p of pending) {
@@ -54183,20 +54201,20 @@ var TableChecker = class {
       }
       previous = seen;
       pending = next;
-      if (pending.length && attempt < attempts) await new Promise((r) => setTimeout(r, 250 * attempt));
+      if (pending.length && attempt < attempts) await sleep(250 * attempt, this.ctx.signal);
     }
     this.candidates.clear();
     for (const p of pending) this.candidates.set(keyText(p.key), p);
   }
   async result(started, method) {
-    const kt = this.kt;
+    const keyed = this.keyed;
     const reported = this.confirmed.slice(0, REPORTED_ROWS);
     const sampleKeys = reported.slice(0, SAMPLED_VALUES).map((d) => d.key);
-    const [srcRows, tgtRows] = await Promise.all([rowValues(this.w.source, kt, sampleKeys), rowValues(this.w.target, kt, sampleKeys)]);
+    const [srcRows, tgtRows] = await Promise.all([rowValues(this.w.source, keyed, sampleKeys), rowValues(this.w.target, keyed, sampleKeys)]);
     const differences = reported.map((d) => {
       const k = keyText(d.key);
       return {
-        key: Object.fromEntries(kt.key.map((c, i) => [c, d.key[i]])),
+        key: Object.fromEntries(keyed.key.map((c, i) => [c, d.key[i]])),
         kind: d.kind,
         ...srcRows.has(k) ? { source: JSON.parse(srcRows.get(k)) } : {},
         ...tgtRows.has(k) ? { target: JSON.parse(tgtRows.get(k)) } : {}
@@ -54225,9 +54243,9 @@ var TableChecker = class {
     let a = { rows: 0, hash: "0" };
     let b = { rows: 0, hash: "0" };
     for (let attempt = 1; attempt <= (this.moving ? 4 : 1); attempt++) {
-      a = await fingerprint(this.w.source, this.table, this.hv);
+      a = await fingerprint(this.w.source, this.table, this.hashVersion);
       await this.bridge();
-      b = await fingerprint(this.w.target, this.table, this.hv);
+      b = await fingerprint(this.w.target, this.table, this.hashVersion);
       if (same(a, b)) {
         verdict = "equal";
         break;
@@ -54235,7 +54253,7 @@ var TableChecker = class {
       verdict = !this.moving || prev && same(prev, a) ? "different" : "unsettled";
       if (verdict === "different") break;
       prev = a;
-      await new Promise((r) => setTimeout(r, 250 * attempt));
+      await sleep(250 * attempt, this.ctx.signal);
     }
     return {
       table: this.name,
@@ -54254,14 +54272,14 @@ var TableChecker = class {
   }
   /** Statements that make the target rows equal the source rows for every confirmed difference. */
   async repair() {
-    const kt = this.kt;
+    const keyed = this.keyed;
     const out = [];
     const identityAlways = this.table.columns.some((c) => c.identity === "a");
     for (let i = 0; i < this.confirmed.length; i += 1e3) {
       const batch = this.confirmed.slice(i, i + 1e3);
-      const rows = await rowValues(this.w.source, kt, batch.filter((d) => d.kind !== "extra").map((d) => d.key));
+      const rows = await rowValues(this.w.source, keyed, batch.filter((d) => d.kind !== "extra").map((d) => d.key));
       const deletes = batch.filter((d) => d.kind !== "missing").map((d) => d.key);
-      out.push(...repairStatements(kt, deletes, [...rows.values()], identityAlways));
+      out.push(...repairStatements(keyed, deletes, [...rows.values()], identityAlways));
     }
     return out;
   }
@@ -54269,6 +54287,9 @@ var TableChecker = class {
 function same(a, b) {
   return a.rows === b.rows && a.hash === b.hash;
 }
+
+// src/core/eta.ts
+var RATE_WINDOW_MS = 5 * 6e4;
 
 // src/report/markdown.ts
 function table(head, rows) {
@@ -54523,7 +54544,7 @@ function createLogger(sink, options = {}) {
     info: (m) => emit("info", m),
     warn: (m) => emit("warn", m),
     error: (m) => emit("error", m),
-    progress: (_key, m) => emit("info", m)
+    progress: (m) => emit("info", m)
   };
 }
 
@@ -54556,7 +54577,7 @@ function installInterruptHandlers(o = {}) {
 }
 
 // src/actions/_runner.ts
-async function runAction(name, phase) {
+async function runAction(name, phase, onFailure) {
   installInterruptHandlers({ onMessage: (line) => warning(line) });
   onSecretRegistered((secret) => setSecret(secret));
   const log = createLogger(
@@ -54568,10 +54589,12 @@ async function runAction(name, phase) {
     },
     { debug: isDebug() }
   );
+  let ctx;
   try {
     const configPath = getInput("config") || "migration.yml";
     const { plan } = loadPlanFile(configPath, process.env);
-    const outcome = await phase(phaseContext(plan, log, interruptSignal));
+    ctx = phaseContext(plan, log, interruptSignal);
+    const outcome = await phase(ctx);
     for (const [key, value] of Object.entries(outcome.outputs)) setOutput(key, redact(String(value)));
     setOutput("exit-code", String(outcome.exitCode ?? 0));
     await summary.addRaw(redact(outcome.markdown)).write();
@@ -54582,10 +54605,12 @@ async function runAction(name, phase) {
   } catch (err) {
     const { exitCode, line: message } = describeFailure(err);
     setOutput("exit-code", String(exitCode));
+    const more = ctx && onFailure && exitCode === 1 ? await onFailure(ctx).catch(() => "") : "";
     await summary.addRaw(`### pgshift ${name} \u2014 ${exitCode === 3 ? "refused" : exitCode === 2 ? "bad input" : "failed"}
 
 ${redact(message)}
-`).write().catch(() => {
+${more ? `
+${redact(more)}` : ""}`).write().catch(() => {
     });
     setFailed(redact(message));
   }
