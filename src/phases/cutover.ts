@@ -148,6 +148,16 @@ export async function runCutover(ctx: PhaseContext, options: CutoverOptions = {}
       const { message, fix } = undecidedFix(unlogged.undecided);
       throw gateRefused('unlogged.undecided', message, fix);
     }
+    // make-logged acts at the full load; an unlogged table made since (CREATE UNLOGGED TABLE under
+    // CDC) is still unlogged, and nothing carries its rows.
+    if (unlogged.makeLogged.length) {
+      const names = unlogged.makeLogged.map(displayName);
+      throw gateRefused(
+        'unlogged.after-load',
+        `unlogged table(s) ${names.join(', ')} appeared after the full load: unlogged.mode make-logged acts at the load, so nothing carries ${names.length > 1 ? 'their' : 'its'} rows`,
+        `ALTER TABLE ${names[0]} SET LOGGED on the source (the stream then carries it), or list ${names.length > 1 ? 'them' : 'it'} under unlogged.skip`,
+      );
+    }
     // Unlogged tables copied in the window are fenced with the rest.
     const tables = [...groups.flatMap((g) => g.tables), ...unlogged.copyAtCutover];
     const plannedSteps = describeSteps(ctx, streams.length, tables.length, hardFence, unlogged.copyAtCutover.length);
