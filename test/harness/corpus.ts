@@ -82,6 +82,11 @@ export const WORKLOAD: string[] = [
   `UPDATE corpus.composite_key SET region = 'west' WHERE seq < 20`,
   `INSERT INTO corpus.orders (at, qty) VALUES ('2026-06-01', 7); UPDATE corpus.orders SET at = '2025-02-02' WHERE id = 1`,
   `UPDATE corpus.wide SET c299 = 'late' WHERE id = 1`,
+  // Changes across the chunks of odd keys.
+  `UPDATE corpus.float_key SET v = 'changed' WHERE k > 100 OR k = 'NaN'; DELETE FROM corpus.float_key WHERE k < -200`,
+  `UPDATE corpus.tz_key SET at = at + interval '1 year' WHERE v % 50 = 0`,
+  `UPDATE corpus.enum_key SET m = 'happy', n = n + 100000 WHERE m = 'meh' AND n < 300`,
+  `DELETE FROM corpus.bytea_key WHERE v % 7 = 0; UPDATE corpus.bool_key SET b = NOT b WHERE n % 10 = 0`,
 ];
 
 /** Schema changes while CDC runs (cdc.ddl: follow carries them), with rows around them. */
