@@ -109,6 +109,17 @@ export const DDL_WORKLOAD: string[] = [
   `INSERT INTO "Odd Schema"."new.table ""x""" VALUES (1, 'one'), (2, 'two')`,
   `ALTER TABLE corpus.wide DROP COLUMN c150`,
   `TRUNCATE corpus.events; INSERT INTO corpus.events VALUES (1, '2020-01-01', 'old'), (2, '2030-01-01', 'new')`,
+  // A generated column added, a column's type changed (a rewrite), a column renamed, a new
+  // partition, a table dropped, a sequence made and used.
+  `ALTER TABLE corpus.computed ADD COLUMN tripled int GENERATED ALWAYS AS (id * 3) STORED`,
+  `INSERT INTO corpus.computed (id) VALUES (11)`,
+  `ALTER TABLE corpus.moods ALTER COLUMN id TYPE bigint`,
+  `ALTER TABLE corpus.legacy RENAME COLUMN qty TO quantity`,
+  `UPDATE corpus.legacy SET quantity = 9 WHERE id = 2`,
+  `CREATE TABLE corpus.measure_2026 PARTITION OF corpus.measure FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`,
+  `INSERT INTO corpus.measure (id, at, region, value) VALUES (900001, '2026-05-05', 'eu', 1.5)`,
+  `DROP TABLE many.t200`,
+  `CREATE SEQUENCE corpus.late_seq INCREMENT -2 START -7 MINVALUE -1000 MAXVALUE -1; SELECT nextval('corpus.late_seq'), nextval('corpus.late_seq')`,
 ];
 
 export async function runStatements(url: string, statements: string[]): Promise<void> {
