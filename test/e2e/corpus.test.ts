@@ -88,6 +88,7 @@ describe('the corpus of real-world shapes, end to end', () => {
       expect(rowsB).toEqual(rowsA);
       expect(rowsB['corpus.nothing'].rows).toBe(10);
       expect(rowsB['corpus.cache'].rows).toBe(100);
+      expect(rowsB['corpus.late_cache'].rows).toBe(30);
       const [catA, catB] = await Promise.all([catalogFacts(pair.sourceUrl), catalogFacts(pair.targetUrl)]);
       for (const kind of Object.keys(catA)) expect({ kind, facts: catB[kind] }).toEqual({ kind, facts: catA[kind] });
       expect(catB.relations['corpus."A over team_size"']).toContain('populated=t');

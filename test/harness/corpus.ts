@@ -119,6 +119,8 @@ export const DDL_WORKLOAD: string[] = [
   `CREATE TABLE corpus.measure_2026 PARTITION OF corpus.measure FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`,
   `INSERT INTO corpus.measure (id, at, region, value) VALUES (900001, '2026-05-05', 'eu', 1.5)`,
   `DROP TABLE many.t200`,
+  // An unlogged table made under CDC: unlogged.mode copy-at-cutover carries it in the window.
+  `CREATE UNLOGGED TABLE corpus.late_cache (k int PRIMARY KEY, v text); INSERT INTO corpus.late_cache SELECT i, 'late ' || i FROM generate_series(1, 30) i`,
   `CREATE SEQUENCE corpus.late_seq INCREMENT -2 START -7 MINVALUE -1000 MAXVALUE -1; SELECT nextval('corpus.late_seq'), nextval('corpus.late_seq')`,
 ];
 
