@@ -28,7 +28,7 @@ target: { url: "\${T}" }
 fullLoad: { jobs: 3 }
 verify: { chunkRows: 500 }
 cdc:
-  replicaIdentityFull: [corpus.nothing, corpus.dupes, corpus.keyless_json]
+  replicaIdentityFull: [corpus.nothing, corpus.dupes, corpus.keyless_json, corpus.keyless_toast]
 unlogged:
   mode: copy-at-cutover
 cutover:

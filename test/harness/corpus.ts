@@ -82,6 +82,10 @@ export const WORKLOAD: string[] = [
   `UPDATE corpus.composite_key SET region = 'west' WHERE seq < 20`,
   `INSERT INTO corpus.orders (at, qty) VALUES ('2026-06-01', 7); UPDATE corpus.orders SET at = '2025-02-02' WHERE id = 1`,
   `UPDATE corpus.wide SET c299 = 'late' WHERE id = 1`,
+  // Matched on every column, a TOASTed one included; unchanged TOAST beside a changed column.
+  `UPDATE corpus.keyless_toast SET a = a + 10 WHERE a = 1; DELETE FROM corpus.keyless_toast WHERE a = 2`,
+  `UPDATE corpus.bounded SET a = '[-3:-2]={7,8}' WHERE id = 2`,
+  `SELECT nextval('corpus.small_seq') FROM generate_series(1, 20)`,
   // Changes across the chunks of odd keys.
   `UPDATE corpus.float_key SET v = 'changed' WHERE k > 100 OR k = 'NaN'; DELETE FROM corpus.float_key WHERE k < -200`,
   `UPDATE corpus.tz_key SET at = at + interval '1 year' WHERE v % 50 = 0`,
