@@ -87,6 +87,7 @@ export const WORKLOAD: string[] = [
   `UPDATE corpus.bounded SET a = '[-3:-2]={7,8}' WHERE id = 2`,
   `SELECT nextval('corpus.small_seq') FROM generate_series(1, 20)`,
   // Changes across the chunks of odd keys.
+  `UPDATE corpus.icu_key SET n = -n WHERE n % 9 = 0; DELETE FROM corpus.icu_key WHERE n % 13 = 0`,
   `UPDATE corpus.float_key SET v = 'changed' WHERE k > 100 OR k = 'NaN'; DELETE FROM corpus.float_key WHERE k < -200`,
   `UPDATE corpus.tz_key SET at = at + interval '1 year' WHERE v % 50 = 0`,
   `UPDATE corpus.enum_key SET m = 'happy', n = n + 100000 WHERE m = 'meh' AND n < 300`,
