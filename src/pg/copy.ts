@@ -102,6 +102,21 @@ export async function withCopyTransaction<T>(source: pg.Client, target: pg.Clien
 }
 
 /**
+ * Replace a table's rows on the target with the source's, in one target transaction: the source
+ * session is already in the snapshot's transaction (importSnapshot), and both commit together.
+ * Foreign keys are in place by then, so the target session runs as a replica (no FK triggers) and
+ * deletes rather than truncates, as a subscription's apply worker would. Returns the rows copied.
+ */
+export async function replaceTableRows(source: pg.Client, target: pg.Client, table: TableInfo, options: CopyOptions = {}): Promise<number> {
+  return withCopyTransaction(source, target, async () => {
+    await target.query('SET LOCAL session_replication_role = replica');
+    // ONLY: a parent's rows, never its inheritance children's (they are tables of their own).
+    await target.query(`DELETE FROM ONLY ${qualify(table)}`);
+    return (await copyTable(source, target, table, options)).rows;
+  });
+}
+
+/**
  * Empty tables on the target before they are loaded again (nothing references them yet: no
  * post-data), in one transaction with `alongside` (forgetting their journaled progress).
  */

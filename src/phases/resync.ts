@@ -1,11 +1,11 @@
 import { gateRefused, inputError } from '../core/errors.js';
-import { canonicalTableName, displayName, qualify } from '../core/ident.js';
+import { canonicalTableName, displayName } from '../core/ident.js';
 import { isResyncOf } from '../core/names.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
 import { bridgeRecord, drainStreams, leaveStream, nextBridgeName, openBridgeStream } from './bridge.js';
 import type { TableInfo } from '../pg/catalog.js';
 import { connect, majorOf } from '../pg/connect.js';
-import { copyTable, useCopySettings, withCopyTransaction } from '../pg/copy.js';
+import { replaceTableRows, useCopySettings } from '../pg/copy.js';
 import { createSubscription, dropSubscription, publishedTables } from '../pg/replication.js';
 import { dropSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
 import { prepareDdlApply } from '../pg/ddl.js';
@@ -127,11 +127,7 @@ async function recopy(ctx: PhaseContext, tables: TableInfo[], snapshotName: stri
     await Promise.all([useCopySettings(source), useCopySettings(target)]);
     for (const t of tables) {
       await importSnapshot(source, snapshotName);
-      rows += await withCopyTransaction(source, target, async () => {
-        await target.query('SET LOCAL session_replication_role = replica');
-        await target.query(`DELETE FROM ONLY ${qualify(t)}`);
-        return (await copyTable(source, target, t, { format: ctx.plan.fullLoad.copyFormat })).rows;
-      });
+      rows += await replaceTableRows(source, target, t, { format: ctx.plan.fullLoad.copyFormat });
     }
   } finally {
     await Promise.all([source.end().catch(() => {}), target.end().catch(() => {})]);

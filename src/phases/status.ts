@@ -1,5 +1,5 @@
 import { connect, endpointFor } from '../pg/connect.js';
-import { Journal, PHASE_OWNER_ALIVE } from '../journal/journal.js';
+import { Journal } from '../journal/journal.js';
 import type { PhaseContext } from './context.js';
 import type { ProgressSnapshot } from './load-progress.js';
 import type { ResumeSummary } from './load-resume.js';
@@ -27,30 +27,18 @@ export async function migrationStatus(ctx: PhaseContext): Promise<MigrationStatu
   try {
     const journal = await Journal.find(target, ctx.plan.name);
     if (!journal) return { migration: ctx.plan.name, found: false, phases: [], streams: [], tables: { done: 0, rows: 0, bytes: 0 }, loads: [], events: [], resumes: [] };
-    const phases = await target.query(
-      // A phase that says running while its process is gone (killed, runner lost) was interrupted.
-      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state,
-              started_at::text AS "startedAt", finished_at::text AS "finishedAt" FROM pgshift.phase p WHERE migration = $1 ORDER BY started_at`,
-      [ctx.plan.name],
-    );
+    const all = await journal.phases();
     const progress = await journal.tableProgress();
-    const loads = await target.query<{ phase: string; state: string; detail: ProgressSnapshot }>(
-      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state, detail
-         FROM pgshift.phase p WHERE migration = $1 AND phase LIKE 'full-load:progress:%' ORDER BY phase`,
-      [ctx.plan.name],
-    );
-    const resumes = await target.query<{ phase: string; state: string; detail: ResumeSummary }>(
-      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state, detail
-         FROM pgshift.phase p WHERE migration = $1 AND phase LIKE 'full-load:resume:%' ORDER BY phase`,
-      [ctx.plan.name],
-    );
+    const under = (prefix: string) => all.filter((p) => p.phase.startsWith(prefix)).sort((x, y) => x.phase.localeCompare(y.phase));
+    const loads = under('full-load:progress:') as Array<{ phase: string; state: string; detail: ProgressSnapshot }>;
+    const resumes = under('full-load:resume:') as Array<{ phase: string; state: string; detail: ResumeSummary }>;
     const done = progress.filter((p) => p.state === 'done' && p.part === 0);
     return {
       migration: ctx.plan.name,
       found: true,
-      phases: phases.rows.filter((p) => !p.phase.startsWith('full-load:progress:') && !p.phase.startsWith('full-load:resume:')),
-      resumes: resumes.rows.map((r) => ({ group: r.phase.slice('full-load:resume:'.length), state: r.state, ...r.detail })),
-      loads: loads.rows.map((l) => ({ scope: l.phase.slice('full-load:progress:'.length), state: l.state, ...l.detail })),
+      phases: all.filter((p) => !p.phase.startsWith('full-load:progress:') && !p.phase.startsWith('full-load:resume:')).map(({ phase, state, startedAt, finishedAt }) => ({ phase, state, startedAt, finishedAt })),
+      resumes: resumes.map((r) => ({ group: r.phase.slice('full-load:resume:'.length), state: r.state, ...r.detail })),
+      loads: loads.map((l) => ({ scope: l.phase.slice('full-load:progress:'.length), state: l.state, ...l.detail })),
       streams: (await journal.streams()).map((s) => ({ group: s.group, state: s.state, slot: s.slot, snapshotMode: s.snapshotMode, snapshotLsn: s.snapshotLsn })),
       tables: { done: done.length, rows: done.reduce((n, p) => n + (p.rows ?? 0), 0), bytes: done.reduce((n, p) => n + (p.bytes ?? 0), 0) },
       events: (await journal.events(20)).map((e) => ({ at: new Date(e.at).toISOString(), phase: e.phase, level: e.level, message: e.message })),

@@ -75001,6 +75001,19 @@ var Journal = class _Journal {
     const row = r5.rows[0];
     return row ? { state: row.state, detail: row.detail, finishedAt: row.finished_at, interrupted: row.interrupted } : void 0;
   }
+  /**
+   * Every phase row of the migration, oldest first, with `interrupted` as the state of one that
+   * says running while its process is gone (killed, runner lost).
+   */
+  async phases() {
+    const r5 = await this.c.query(
+      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state,
+              started_at::text AS "startedAt", finished_at::text AS "finishedAt", detail
+         FROM ${S}.phase p WHERE migration = $1 ORDER BY started_at, phase`,
+      [this.migration]
+    );
+    return r5.rows;
+  }
   async startPhase(phase, detail = {}) {
     await this.c.query(
       `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
@@ -97671,6 +97684,13 @@ async function withCopyTransaction(source, target, work) {
     throw err;
   }
 }
+async function replaceTableRows(source, target, table2, options = {}) {
+  return withCopyTransaction(source, target, async () => {
+    await target.query("SET LOCAL session_replication_role = replica");
+    await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
+    return (await copyTable(source, target, table2, options)).rows;
+  });
+}
 async function truncateTables(c5, tables, alongside) {
   await c5.query("BEGIN");
   try {
@@ -99988,11 +100008,7 @@ async function recopy(ctx, tables, snapshotName) {
     await Promise.all([useCopySettings(source), useCopySettings(target)]);
     for (const t of tables) {
       await importSnapshot(source, snapshotName);
-      rows += await withCopyTransaction(source, target, async () => {
-        await target.query("SET LOCAL session_replication_role = replica");
-        await target.query(`DELETE FROM ONLY ${qualify(t)}`);
-        return (await copyTable(source, target, t, { format: ctx.plan.fullLoad.copyFormat })).rows;
-      });
+      rows += await replaceTableRows(source, target, t, { format: ctx.plan.fullLoad.copyFormat });
     }
   } finally {
     await Promise.all([source.end().catch(() => {

@@ -33657,6 +33657,19 @@ var Journal = class _Journal {
     const row = r.rows[0];
     return row ? { state: row.state, detail: row.detail, finishedAt: row.finished_at, interrupted: row.interrupted } : void 0;
   }
+  /**
+   * Every phase row of the migration, oldest first, with `interrupted` as the state of one that
+   * says running while its process is gone (killed, runner lost).
+   */
+  async phases() {
+    const r = await this.c.query(
+      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state,
+              started_at::text AS "startedAt", finished_at::text AS "finishedAt", detail
+         FROM ${S}.phase p WHERE migration = $1 ORDER BY started_at, phase`,
+      [this.migration]
+    );
+    return r.rows;
+  }
   async startPhase(phase, detail = {}) {
     await this.c.query(
       `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
@@ -57340,30 +57353,18 @@ async function migrationStatus(ctx) {
   try {
     const journal = await Journal.find(target, ctx.plan.name);
     if (!journal) return { migration: ctx.plan.name, found: false, phases: [], streams: [], tables: { done: 0, rows: 0, bytes: 0 }, loads: [], events: [], resumes: [] };
-    const phases = await target.query(
-      // A phase that says running while its process is gone (killed, runner lost) was interrupted.
-      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state,
-              started_at::text AS "startedAt", finished_at::text AS "finishedAt" FROM pgshift.phase p WHERE migration = $1 ORDER BY started_at`,
-      [ctx.plan.name]
-    );
+    const all = await journal.phases();
     const progress = await journal.tableProgress();
-    const loads = await target.query(
-      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state, detail
-         FROM pgshift.phase p WHERE migration = $1 AND phase LIKE 'full-load:progress:%' ORDER BY phase`,
-      [ctx.plan.name]
-    );
-    const resumes = await target.query(
-      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state, detail
-         FROM pgshift.phase p WHERE migration = $1 AND phase LIKE 'full-load:resume:%' ORDER BY phase`,
-      [ctx.plan.name]
-    );
+    const under = (prefix) => all.filter((p) => p.phase.startsWith(prefix)).sort((x, y) => x.phase.localeCompare(y.phase));
+    const loads = under("full-load:progress:");
+    const resumes = under("full-load:resume:");
     const done = progress.filter((p) => p.state === "done" && p.part === 0);
     return {
       migration: ctx.plan.name,
       found: true,
-      phases: phases.rows.filter((p) => !p.phase.startsWith("full-load:progress:") && !p.phase.startsWith("full-load:resume:")),
-      resumes: resumes.rows.map((r) => ({ group: r.phase.slice("full-load:resume:".length), state: r.state, ...r.detail })),
-      loads: loads.rows.map((l) => ({ scope: l.phase.slice("full-load:progress:".length), state: l.state, ...l.detail })),
+      phases: all.filter((p) => !p.phase.startsWith("full-load:progress:") && !p.phase.startsWith("full-load:resume:")).map(({ phase, state, startedAt, finishedAt }) => ({ phase, state, startedAt, finishedAt })),
+      resumes: resumes.map((r) => ({ group: r.phase.slice("full-load:resume:".length), state: r.state, ...r.detail })),
+      loads: loads.map((l) => ({ scope: l.phase.slice("full-load:progress:".length), state: l.state, ...l.detail })),
       streams: (await journal.streams()).map((s) => ({ group: s.group, state: s.state, slot: s.slot, snapshotMode: s.snapshotMode, snapshotLsn: s.snapshotLsn })),
       tables: { done: done.length, rows: done.reduce((n, p) => n + (p.rows ?? 0), 0), bytes: done.reduce((n, p) => n + (p.bytes ?? 0), 0) },
       events: (await journal.events(20)).map((e) => ({ at: new Date(e.at).toISOString(), phase: e.phase, level: e.level, message: e.message }))

@@ -32748,6 +32748,19 @@ var Journal = class _Journal {
     const row = r.rows[0];
     return row ? { state: row.state, detail: row.detail, finishedAt: row.finished_at, interrupted: row.interrupted } : void 0;
   }
+  /**
+   * Every phase row of the migration, oldest first, with `interrupted` as the state of one that
+   * says running while its process is gone (killed, runner lost).
+   */
+  async phases() {
+    const r = await this.c.query(
+      `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state,
+              started_at::text AS "startedAt", finished_at::text AS "finishedAt", detail
+         FROM ${S}.phase p WHERE migration = $1 ORDER BY started_at, phase`,
+      [this.migration]
+    );
+    return r.rows;
+  }
   async startPhase(phase, detail = {}) {
     await this.c.query(
       `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
