@@ -55,3 +55,16 @@ export function undecidedFix(tables: QualifiedName[]): { message: string; fix: s
       `or list ${names.length > 1 ? 'them' : 'it'} under unlogged.skip: [${names.slice(0, 5).join(', ')}] to leave ${names.length > 1 ? 'them' : 'it'} empty on the target`,
   };
 }
+
+/**
+ * make-logged acts at the full load: an unlogged table made since (CREATE UNLOGGED TABLE under
+ * CDC) is still unlogged at the cut-over, and nothing carries its rows.
+ */
+export function madeAfterLoadFix(tables: QualifiedName[]): { message: string; fix: string } {
+  const names = tables.map(displayName);
+  const many = names.length > 1;
+  return {
+    message: `unlogged table(s) ${names.join(', ')} appeared after the full load: unlogged.mode make-logged acts at the load, so nothing carries ${many ? 'their' : 'its'} rows`,
+    fix: `ALTER TABLE ${names[0]} SET LOGGED on the source (the stream then carries it), or list ${many ? 'them' : 'it'} under unlogged.skip`,
+  };
+}

@@ -12,7 +12,7 @@ import { dmsClients } from '../aws/dms.js';
 import { analyzeDatabase, currentRole, invalidIndexes, listSequences, listTables, type TableInfo } from '../pg/catalog.js';
 import { copyUnloggedTables } from '../pg/unlogged.js';
 import { displayName } from '../core/ident.js';
-import { undecidedFix } from '../core/unlogged.js';
+import { madeAfterLoadFix, undecidedFix } from '../core/unlogged.js';
 import { cancelOnAbort } from '../pg/cancel.js';
 import { majorOf } from '../pg/connect.js';
 import { refuseUncarriedDdl } from '../pg/ddl.js';
@@ -151,12 +151,8 @@ export async function runCutover(ctx: PhaseContext, options: CutoverOptions = {}
     // make-logged acts at the full load; an unlogged table made since (CREATE UNLOGGED TABLE under
     // CDC) is still unlogged, and nothing carries its rows.
     if (unlogged.makeLogged.length) {
-      const names = unlogged.makeLogged.map(displayName);
-      throw gateRefused(
-        'unlogged.after-load',
-        `unlogged table(s) ${names.join(', ')} appeared after the full load: unlogged.mode make-logged acts at the load, so nothing carries ${names.length > 1 ? 'their' : 'its'} rows`,
-        `ALTER TABLE ${names[0]} SET LOGGED on the source (the stream then carries it), or list ${names.length > 1 ? 'them' : 'it'} under unlogged.skip`,
-      );
+      const { message, fix } = madeAfterLoadFix(unlogged.makeLogged);
+      throw gateRefused('unlogged.after-load', message, fix);
     }
     // Unlogged tables copied in the window are fenced with the rest.
     const tables = [...groups.flatMap((g) => g.tables), ...unlogged.copyAtCutover];

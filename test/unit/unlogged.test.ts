@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideUnlogged, undecidedFix } from '../../src/core/unlogged.js';
+import { decideUnlogged, madeAfterLoadFix, undecidedFix } from '../../src/core/unlogged.js';
 
 const t = (schema: string, name: string) => ({ schema, name });
 const tables = [t('app', 'cache'), t('app', 'sessions'), t('app', 'Temp Stuff')];
@@ -28,5 +28,12 @@ describe('unlogged tables: the plan decides, never silently lost', () => {
     const d = decideUnlogged(tables, { mode: 'skip', skip: ['app.*'] });
     expect(d.skipped).toHaveLength(3);
     expect(decideUnlogged(tables, { mode: 'skip', skip: [] }).undecided).toHaveLength(3);
+  });
+
+  it('a table made unlogged after the load under make-logged is named with the fix', () => {
+    expect(madeAfterLoadFix([t('app', 'late')])).toEqual({
+      message: 'unlogged table(s) app.late appeared after the full load: unlogged.mode make-logged acts at the load, so nothing carries its rows',
+      fix: 'ALTER TABLE app.late SET LOGGED on the source (the stream then carries it), or list it under unlogged.skip',
+    });
   });
 });
