@@ -107,6 +107,23 @@ export const planSchema = z
           .describe('keep: objects keep their owners and grants; target-user: everything belongs to the connecting user.'),
       })
       .prefault({}),
+    roles: z
+      .enum(['require', 'copy'])
+      .default('require')
+      .describe(
+        "Roles the migrated objects need (owners, grantees incl. column grants, default-privilege and policy roles, user mappings, and the members of each) that the target lacks. require: assess lists them as a blocker and full-load refuses before anything is created; copy: full-load creates them before the schema with the attributes the target allows (SUPERUSER, REPLICATION and BYPASSRLS are dropped and named where the target's role may not give them), their memberships, ALTER ROLE/DATABASE … SET settings, and password hashes where the source's pg_authid is readable. Teardown leaves them: they own the migrated objects.",
+      ),
+    extensions: z
+      .strictObject({
+        acceptNewer: z
+          .union([z.literal('*'), z.array(z.string())])
+          .default([])
+          .describe(
+            "Extensions whose newer version on the target is accepted by verify's schema tier and the cut-over gate ('*': every extension). The full load installs the source's version where the target offers it; where it does not, the nearest newer one, which only this setting accepts. Without it a version difference is a schema difference.",
+          ),
+      })
+      .prefault({})
+      .describe('Extensions across majors.'),
     assess: z
       .strictObject({
         grouping: z.enum(['seed', 'balanced']).default('seed').describe('seed: the largest tables each in their own group, the rest in one; balanced: bin packing by size.'),

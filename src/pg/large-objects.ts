@@ -1,17 +1,18 @@
 import type pg from 'pg';
+import { grantStatements } from '../core/acl.js';
 import { quoteIdent } from '../core/ident.js';
 import { largeObjectChanges, type LargeObjectChanges } from '../core/large-objects.js';
 
 /**
  * Large objects (pg_largeobject) are not part of any table and logical replication does not carry
  * them: the full load copies them, inside the same snapshot as the rows, one object at a time with
- * its OID and owner kept, so references to them in the copied rows stay valid. Changes to large
- * objects after the snapshot are not replicated: the cut-over carries them inside its window
- * (syncLargeObjects), and verify compares them.
+ * its OID, owner and grants (lomacl) kept, so references to them in the copied rows stay valid.
+ * Changes to large objects after the snapshot are not replicated: the cut-over carries them once
+ * the source is sealed (syncLargeObjects), and verify compares them.
  */
 export async function copyLargeObjects(source: pg.Client, target: pg.Client, keepOwnership: boolean, only?: string[]): Promise<{ objects: number; bytes: number }> {
-  const list = await source.query<{ oid: string; owner: string }>(
-    `SELECT oid::text, pg_get_userbyid(lomowner) AS owner FROM pg_largeobject_metadata WHERE $1::oid[] IS NULL OR oid = ANY ($1::oid[]) ORDER BY oid`,
+  const list = await source.query<{ oid: string; owner: string; acl: string[] | null }>(
+    `SELECT oid::text, pg_get_userbyid(lomowner) AS owner, lomacl::text[] AS acl FROM pg_largeobject_metadata WHERE $1::oid[] IS NULL OR oid = ANY ($1::oid[]) ORDER BY oid`,
     [only ?? null],
   );
   let bytes = 0;
@@ -26,7 +27,11 @@ export async function copyLargeObjects(source: pg.Client, target: pg.Client, kee
       await target.query('SELECT lo_from_bytea($1::oid, $2::bytea)', [lo.oid, payload]);
       if (keepOwnership) {
         const role = await target.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [lo.owner]);
-        if (role.rowCount) await target.query(`ALTER LARGE OBJECT ${Number(lo.oid)} OWNER TO ${quoteIdent(lo.owner)}`);
+        if (role.rowCount) {
+          await target.query(`ALTER LARGE OBJECT ${Number(lo.oid)} OWNER TO ${quoteIdent(lo.owner)}`);
+          // A grantee the target lacks was refused before the load (assess: roles.missing).
+          if (lo.acl) for (const sql of grantStatements(`LARGE OBJECT ${Number(lo.oid)}`, lo.acl, lo.owner)) await target.query(sql);
+        }
       }
       await target.query('COMMIT');
     } catch (err) {

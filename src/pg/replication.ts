@@ -122,7 +122,7 @@ export async function createSubscription(c: pg.Client, spec: SubscriptionSpec, l
  * logging is also switched off for the call; what still logs calls with their parameters
  * (log_statement = all, log_min_duration_statement, pgaudit) is said in a warning.
  */
-export async function execWithSecret(c: pg.Client, template: string, secret: string, log?: Logger): Promise<void> {
+export async function execWithSecret(c: pg.Client, template: string, secret: string, log?: Logger, what = "the subscription's connection string (with its password)"): Promise<void> {
   await c.query(`CREATE OR REPLACE FUNCTION pg_temp.pgshift_exec_with_secret(statement text, secret text) RETURNS void LANGUAGE plpgsql AS $fn$
     DECLARE
       message text;
@@ -132,7 +132,7 @@ export async function execWithSecret(c: pg.Client, template: string, secret: str
       message := regexp_replace(replace(SQLERRM, secret, '***'), 'password\\s*=\\s*(''([^''\\\\]|\\\\.)*''|\\S+)', 'password=***', 'gi');
       RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = message;
     END $fn$`);
-  const restore = await quietStatementLog(c, log);
+  const restore = await quietStatementLog(c, what, log);
   try {
     await c.query('SELECT pg_temp.pgshift_exec_with_secret($1, $2)', [template, secret]);
   } finally {
@@ -141,7 +141,7 @@ export async function execWithSecret(c: pg.Client, template: string, secret: str
 }
 
 /** Switch this session's statement logging off where the role may; returns how to undo it. */
-async function quietStatementLog(c: pg.Client, log?: Logger): Promise<() => Promise<void>> {
+async function quietStatementLog(c: pg.Client, what: string, log?: Logger): Promise<() => Promise<void>> {
   const r = await c.query<{ name: string; value: string | null }>(
     `SELECT name, current_setting(name, true) AS value FROM unnest(ARRAY['log_statement', 'log_min_duration_statement', 'pgaudit.log']) AS name`,
   );
@@ -161,7 +161,7 @@ async function quietStatementLog(c: pg.Client, log?: Logger): Promise<() => Prom
       loud.push(`${name} = ${was}`);
     }
   }
-  if (loud.length) log?.warn(`the target's ${loud.join(', ')} logs statements with their parameters, and this role cannot turn that off for its session: the subscription's connection string (with its password) may appear in the target's server log — switch it off for the migration, or connect as a superuser`);
+  if (loud.length) log?.warn(`the target's ${loud.join(', ')} logs statements with their parameters, and this role cannot turn that off for its session: ${what} may appear in the target's server log — switch it off for the migration, or connect as a superuser`);
   return async () => {
     for (const name of changed) await c.query('SELECT set_config($1, $2, false)', [name, before.get(name)!]).catch(() => {});
   };

@@ -1,20 +1,44 @@
 import type pg from 'pg';
+import { aclTolerance, canonicalAcl, publicSchemaDefaultsTolerated } from '../core/acl.js';
+import { extensionVersionProblem, type AcceptNewer } from '../core/extensions.js';
 import { CONTROL_SCHEMA, NOT_EXTENSION_MEMBER, USER_SCHEMAS } from './catalog.js';
+import { readOwnedObjects, readPolicies } from './roles.js';
 import { SOURCE_ONLY_EXTENSIONS } from './schema.js';
 
 /**
  * The schema tier of verify: the objects that must match for the data to mean the same thing —
  * tables, columns and types, defaults, constraints, valid indexes, sequences, triggers, enum labels
- * and extensions — read from each catalog as canonical strings (pg_get_*def) and compared by name.
- * pgshift's own schema, DMS control tables, objects owned by extensions and the source-only
- * extensions (pglogical) are left out.
+ * and extensions — read from each catalog as canonical strings (pg_get_*def) and compared by name;
+ * with ownership: keep also the owners and ACLs of every object pg_dump carries (tables, columns,
+ * sequences, schemas, functions, types, large objects, ...) and default privileges; and RLS
+ * policies with their roles. pgshift's own schema, DMS control tables, objects owned by extensions
+ * and the source-only extensions (pglogical) are left out. Tolerated, because the majors differ
+ * and not the migration: an extension's newer version the plan accepts (extensions.acceptNewer),
+ * MAINTAIN in a 17+ target's ACLs of a pre-17 source, and the 15+ defaults of schema public
+ * (src/core/acl.ts).
  */
 export interface SchemaDifference {
-  kind: 'table' | 'column' | 'constraint' | 'index' | 'sequence' | 'trigger' | 'enum' | 'extension';
+  kind: 'table' | 'column' | 'constraint' | 'index' | 'sequence' | 'trigger' | 'enum' | 'extension' | 'owner' | 'acl' | 'default-acl' | 'policy';
   object: string;
   problem: 'missing on target' | 'extra on target' | 'different' | 'invalid on target' | 'not populated on target';
   source?: string;
   target?: string;
+  /** What the difference means, when the kind needs saying (an extension's versions). */
+  detail?: string;
+  /** How to remove it, when pgshift knows. */
+  fix?: string;
+}
+
+export interface SchemaDiffOptions {
+  /** extensions.acceptNewer of the plan. */
+  acceptNewer: AcceptNewer;
+  /** fullLoad.ownership: owners and ACLs are compared only when kept. */
+  ownership: 'keep' | 'target-user';
+}
+
+/** The comparison options a plan sets. */
+export function schemaDiffOptions(plan: { extensions: { acceptNewer: AcceptNewer }; fullLoad: { ownership: 'keep' | 'target-user' } }): SchemaDiffOptions {
+  return { acceptNewer: plan.extensions.acceptNewer, ownership: plan.fullLoad.ownership };
 }
 
 const SCHEMAS = USER_SCHEMAS;
@@ -24,7 +48,7 @@ const NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%' AND ${NOT_EXTENSION_MEMBER}`;
 
 type Inventory = Map<string, Map<string, string>>;
 
-async function inventory(c: pg.Client): Promise<Inventory> {
+async function inventory(c: pg.Client, options: SchemaDiffOptions, tolerance: ReturnType<typeof aclTolerance>): Promise<Inventory> {
   const q = async (sql: string) => new Map((await c.query<{ k: string; v: string }>(sql)).rows.map((r) => [r.k, normalise(r.v)]));
   const inv: Inventory = new Map();
   // A materialized view populated on the source and not on the target (its refresh after the load
@@ -61,7 +85,33 @@ async function inventory(c: pg.Client): Promise<Inventory> {
       FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid JOIN pg_namespace n ON n.oid = t.typnamespace
       WHERE ${SCHEMAS} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e') GROUP BY 1`));
   inv.set('extension', await q(`SELECT extname AS k, extversion AS v FROM pg_extension WHERE extname <> ALL ('{${SOURCE_ONLY_EXTENSIONS.join(',')}}')`));
+  if (options.ownership === 'keep') {
+    const owners = new Map<string, string>();
+    const acls = new Map<string, string>();
+    const defaults = new Map<string, string>();
+    for (const o of await readOwnedObjects(c)) {
+      if (o.category === 'default-acl') defaults.set(o.object, canonicalAcl(o.acl ?? [], tolerance));
+      else {
+        if (o.category === 'object') owners.set(o.object, o.owner);
+        if (o.acl) acls.set(o.object, canonicalAcl(o.acl, tolerance));
+      }
+    }
+    inv.set('owner', owners);
+    inv.set('acl', acls);
+    inv.set('default-acl', defaults);
+  }
+  inv.set('policy', new Map((await readPolicies(c)).map((p) => [p.object, normalise(p.definition)])));
   return inv;
+}
+
+/** Schema public, raw, for the 15+ defaults rule. */
+async function publicSchema(c: pg.Client): Promise<{ owner: string; acl: string[]; bootstrapSuperuser: string; major: number } | undefined> {
+  const r = await c.query<{ owner: string; acl: string[]; boot: string; v: string }>(
+    `SELECT pg_get_userbyid(nspowner) AS owner, coalesce(nspacl, acldefault('n', nspowner))::text[] AS acl, pg_get_userbyid(10) AS boot, current_setting('server_version_num') AS v
+       FROM pg_namespace WHERE nspname = 'public'`,
+  );
+  const row = r.rows[0];
+  return row && { owner: row.owner, acl: row.acl, bootstrapSuperuser: row.boot, major: Math.floor(Number(row.v) / 10000) };
 }
 
 /** Definitions print the same across majors once whitespace is folded. */
@@ -69,24 +119,45 @@ function normalise(v: string): string {
   return v.replace(/\s+/g, ' ').trim();
 }
 
-export async function diffSchemas(source: pg.Client, target: pg.Client): Promise<SchemaDifference[]> {
-  const [a, b] = await Promise.all([inventory(source), inventory(target)]);
+export async function diffSchemas(source: pg.Client, target: pg.Client, options: SchemaDiffOptions): Promise<SchemaDifference[]> {
+  const [ps, pt] = await Promise.all([publicSchema(source), publicSchema(target)]);
+  const tolerance = aclTolerance(ps?.major ?? 0, pt?.major ?? 0);
+  const [a, b] = await Promise.all([inventory(source, options, tolerance), inventory(target, options, tolerance)]);
+  // Schema public as a 15+ server makes it, where a pre-15 source left it as its initdb made it.
+  if (ps && pt && publicSchemaDefaultsTolerated(ps, pt)) {
+    for (const kind of ['owner', 'acl']) b.get(kind)?.set('schema public', a.get(kind)?.get('schema public') ?? '');
+  }
   const out: SchemaDifference[] = [];
   for (const [kind, src] of a) {
+    const k = kind as SchemaDifference['kind'];
     const tgt = b.get(kind)!;
     for (const [name, def] of src) {
       const other = tgt.get(name);
-      if (other === undefined) out.push({ kind: kind as SchemaDifference['kind'], object: name, problem: 'missing on target', source: def });
-      else if (other !== def) {
+      if (other === undefined) out.push({ kind: k, object: name, problem: 'missing on target', source: def, ...fixFor(k, name, def) });
+      else if (kind === 'extension') {
+        const p = extensionVersionProblem(name, def, other, options.acceptNewer);
+        if (p) out.push({ kind: k, object: name, problem: 'different', source: def, target: other, detail: p.problem, fix: p.fix });
+      } else if (other !== def) {
         const invalid = kind === 'index' && other.endsWith('[INVALID]') && !def.endsWith('[INVALID]');
         const unpopulated = kind === 'table' && other.endsWith(UNPOPULATED) && !def.endsWith(UNPOPULATED);
         const problem = invalid ? 'invalid on target' : unpopulated ? 'not populated on target' : 'different';
-        out.push({ kind: kind as SchemaDifference['kind'], object: name, problem, source: def, target: other });
+        out.push({ kind: k, object: name, problem, source: def, target: other, ...fixFor(k, name, def) });
       }
     }
     for (const [name, def] of tgt) {
-      if (!src.has(name)) out.push({ kind: kind as SchemaDifference['kind'], object: name, problem: 'extra on target', target: def });
+      if (!src.has(name)) out.push({ kind: k, object: name, problem: 'extra on target', target: def });
     }
   }
   return out;
+}
+
+/** The fix of a difference in privileges, where it is mechanical. */
+function fixFor(kind: SchemaDifference['kind'], object: string, source: string): Pick<SchemaDifference, 'fix'> {
+  if (kind === 'owner') {
+    const [, what, name] = /^(foreign-data wrapper|text search \w+|large object|event trigger|\w+) (.*)$/.exec(object) ?? [, 'table', object];
+    return { fix: `ALTER ${what!.replace('-', ' ').toUpperCase()} ${name} OWNER TO ${source} on the target (roles: copy creates a missing role)` };
+  }
+  if (kind === 'acl' || kind === 'default-acl') return { fix: `GRANT/REVOKE on the target until ${object} grants ${source || 'nothing'}` };
+  if (kind === 'extension') return { fix: `CREATE EXTENSION ${object} on the target` };
+  return {};
 }

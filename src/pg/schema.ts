@@ -82,9 +82,16 @@ export async function restoreList(tool: PgTool, dump: SchemaDump, name: string, 
   return file;
 }
 
-/** Pre-data without the source-only extensions. */
-export function preDataList(tool: PgTool, dump: SchemaDump): Promise<string> {
+/**
+ * Pre-data without the source-only extensions, nor the schemas (by their oid on the source) that
+ * pgshift created with the extensions they hold (src/pg/extensions.ts).
+ */
+export function preDataList(tool: PgTool, dump: SchemaDump, createdSchemaOids: readonly string[] = []): Promise<string> {
   const names = SOURCE_ONLY_EXTENSIONS.join('|');
   const re = new RegExp(`\\s(EXTENSION - |COMMENT - EXTENSION )(${names})\\s`);
-  return restoreList(tool, dump, 'pre-data', ({ line }) => re.test(`${line} `));
+  const schemas = new Set(createdSchemaOids);
+  return restoreList(tool, dump, 'pre-data', ({ classId, objectId, line }) => re.test(`${line} `) || (classId === NAMESPACE_CLASS && schemas.has(objectId) && /\sSCHEMA - /.test(line)));
 }
+
+/** pg_namespace's oid, the class id of a schema's entry in a dump's table of contents. */
+const NAMESPACE_CLASS = '2615';

@@ -14,6 +14,10 @@ import { connect, majorOf } from '../pg/connect.js';
 import { readRelations, readSequences, readServerFacts, sampleWalRate, scanLobs, type LobScan, type RelationFacts, type ServerFacts } from '../pg/inventory.js';
 import { findTool } from '../pg/tools.js';
 import { SOURCE_ONLY_EXTENSIONS } from '../pg/schema.js';
+import { acceptsNewer, chooseExtensionVersion, compareVersions, type VersionChoice } from '../core/extensions.js';
+import { describeNeeds, planRoleCopy } from '../core/roles.js';
+import { quoteIdent } from '../core/ident.js';
+import { passwordsReadable, readMissingRoles, readRoleAttributes, readRoleCreator } from '../pg/roles.js';
 import { openSessions, type PhaseContext, type Sessions } from './context.js';
 
 /**
@@ -52,9 +56,32 @@ export interface AssessResult {
   sequences: number;
   lobScan: { tables: number; rowsScanned: number; exactTables: number; sampledTables: number; ms: number };
   wal: { bytesPerSecond: number; maxSlotWalKeepSize: number | null; headroomHours: number | null; loadHours: number };
+  /** Each extension of the source: its version, what the target offers, what the load installs. */
+  extensions: ExtensionReport[];
+  /** Roles the migrated objects need that the target lacks, and what the plan does about them. */
+  roles: RolesReport;
   findings: Finding[];
   blockers: number;
   seconds: number;
+}
+
+export interface ExtensionReport {
+  name: string;
+  source: string;
+  /** What CREATE EXTENSION without a version installs on the target. */
+  targetDefault: string | null;
+  /** pg_available_extension_versions on the target (null: the target could not say). */
+  available: string[] | null;
+  /** The version the full load installs, and how it relates to the source's. */
+  install: string | null;
+  relation: VersionChoice['relation'] | 'unknown';
+  /** A newer version on the target is accepted by extensions.acceptNewer. */
+  newerAccepted: boolean;
+}
+
+export interface RolesReport {
+  mode: 'require' | 'copy';
+  missing: Array<{ role: string; neededAs: string }>;
 }
 
 /**
@@ -72,6 +99,8 @@ export interface Preconditions {
   assignment: ReturnType<typeof assignGroups<RelationFacts>>;
   findings: Finding[];
   add: Add;
+  extensions: ExtensionReport[];
+  roles: RolesReport;
 }
 
 export async function readPreconditions(ctx: PhaseContext, s: Sessions, options: { streamsNeeded: number }): Promise<Preconditions> {
@@ -95,19 +124,8 @@ export async function readPreconditions(ctx: PhaseContext, s: Sessions, options:
   for (const p of src.preparedTransactions) {
     add('blocker', 'source.prepared-transaction', `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
   }
-  const targetExtensions = tgt.availableExtensions;
-  if (!(targetExtensions instanceof Map)) {
-    const names = src.extensions.map((e) => e.name).join(', ');
-    add('warning', 'target.extensions-unknown', ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, 'fix or remove the extension file named in the message on the target');
-  } else {
-    for (const e of src.extensions.filter((x) => !SOURCE_ONLY_EXTENSIONS.includes(x.name))) {
-      const avail = targetExtensions.get(e.name);
-      if (!avail) add('blocker', 'extension.missing', `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
-      else if (!avail.versions.includes(e.version)) {
-        add('warning', 'extension.version', `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(', ')}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
-      }
-    }
-  }
+  const extensions = checkExtensions(src, tgt, ctx, add);
+  const roles = await checkRoles(ctx, s, src, add);
   for (const t of src.eventTriggers.filter((x) => !x.name.startsWith('pgshift_ddl'))) {
     add('warning', 'source.event-trigger', `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers`, 'disable it for the migration window if it writes');
   }
@@ -152,7 +170,7 @@ export async function readPreconditions(ctx: PhaseContext, s: Sessions, options:
   for (const t of unlogged.skipped) add('info', 'table.unlogged', displayName(t), 'unlogged table: left empty on the target, as unlogged.skip says');
   for (const p of unlogged.unmatchedSkip) add('warning', 'unlogged.skip', p, 'unlogged.skip names no unlogged table of the source', 'correct the name, or remove it from unlogged.skip');
   for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
-  return { src, tgt, relations, groupOf, assignment, findings, add };
+  return { src, tgt, relations, groupOf, assignment, findings, add, extensions, roles };
 }
 
 export async function runAssess(ctx: PhaseContext): Promise<AssessResult> {
@@ -161,7 +179,7 @@ export async function runAssess(ctx: PhaseContext): Promise<AssessResult> {
   const opts = plan.assess;
   const s = await openSessions(ctx);
   try {
-    const { src, tgt, relations, groupOf, assignment, findings, add } = await readPreconditions(ctx, s, { streamsNeeded: plan.groups.length });
+    const { src, tgt, relations, groupOf, assignment, findings, add, extensions, roles } = await readPreconditions(ctx, s, { streamsNeeded: plan.groups.length });
     const sourceMajor = majorOf(src.versionNum);
     const targetMajor = majorOf(tgt.versionNum);
     const native = plan.cdc.engine === 'native';
@@ -259,6 +277,8 @@ export async function runAssess(ctx: PhaseContext): Promise<AssessResult> {
       sequences: sequences.length,
       lobScan: { tables: lobTables.length, rowsScanned, exactTables, sampledTables: lobTables.length - exactTables, ms: lobMs },
       wal: { bytesPerSecond: Math.round(rate), maxSlotWalKeepSize: keep, headroomHours, loadHours },
+      extensions,
+      roles,
       findings,
       blockers: findings.filter((f) => f.severity === 'blocker').length,
       seconds: (Date.now() - started) / 1000,
@@ -266,6 +286,72 @@ export async function runAssess(ctx: PhaseContext): Promise<AssessResult> {
   } finally {
     await s.close();
   }
+}
+
+/** Each extension of the source against what the target offers (core/extensions.ts chooses the version). */
+function checkExtensions(src: ServerFacts, tgt: ServerFacts, ctx: PhaseContext, add: Add): ExtensionReport[] {
+  const offered = tgt.availableExtensions;
+  const accept = ctx.plan.extensions.acceptNewer;
+  const out: ExtensionReport[] = [];
+  const mine = src.extensions.filter((x) => !SOURCE_ONLY_EXTENSIONS.includes(x.name) && x.name !== 'plpgsql');
+  if (!(offered instanceof Map)) {
+    const names = mine.map((e) => e.name).join(', ');
+    add('warning', 'target.extensions-unknown', ctx.target.label, `cannot list the extensions the target offers (${offered.error}), so the source's (${names}) are not checked`, 'fix or remove the extension file named in the message on the target');
+    return mine.map((e) => ({ name: e.name, source: e.version, targetDefault: null, available: null, install: null, relation: 'unknown', newerAccepted: acceptsNewer(accept, e.name) }));
+  }
+  for (const e of mine) {
+    const avail = offered.get(e.name);
+    const choice = chooseExtensionVersion(e.version, avail?.versions ?? []);
+    const newerAccepted = acceptsNewer(accept, e.name);
+    out.push({ name: e.name, source: e.version, targetDefault: avail?.defaultVersion ?? null, available: avail ? [...avail.versions].sort(compareVersions) : [], install: choice.version, relation: choice.relation, newerAccepted });
+    const object = `extension ${e.name}`;
+    if (!avail || choice.version === null) add('blocker', 'extension.missing', object, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
+    else if (choice.relation === 'newer' && !newerAccepted) {
+      add('warning', 'extension.version', object, `the target does not offer the source's ${e.version}; the full load installs ${choice.version}, which verify and the cut-over count as a difference until the plan accepts it`, `read ${e.name}'s upgrade notes, then set extensions.acceptNewer: [${e.name}]`);
+    } else if (choice.relation === 'newer') {
+      add('info', 'extension.version', object, `the target does not offer the source's ${e.version}; the full load installs ${choice.version} (accepted by extensions.acceptNewer)`);
+    } else if (choice.relation === 'older') {
+      add('warning', 'extension.version', object, `the target offers only older versions than the source's ${e.version}; the full load installs ${choice.version}`, `install ${e.name} ${e.version} on the target first`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Roles the migrated objects need that the target lacks: a blocker with roles: require (the
+ * schema restore would fail on the first), the plan of the copy with roles: copy.
+ */
+async function checkRoles(ctx: PhaseContext, s: Sessions, src: ServerFacts, add: Add): Promise<RolesReport> {
+  const { plan } = ctx;
+  const missing = await readMissingRoles(s.source, s.target, src.versionNum, plan.fullLoad.ownership === 'keep');
+  const report: RolesReport = { mode: plan.roles, missing: missing.map((m) => ({ role: m.role, neededAs: describeNeeds(m) })) };
+  if (!missing.length) return report;
+  const names = missing.map((m) => m.role);
+  const listed = `${names.slice(0, 10).join(', ')}${names.length > 10 ? ` and ${names.length - 10} more` : ''}`;
+  if (plan.roles === 'require') {
+    add(
+      'blocker',
+      'roles.missing',
+      `role${names.length > 1 ? 's' : ''} ${listed}`,
+      `${names.length} role(s) the migrated objects need are missing on the target: ${missing.slice(0, 5).map((m) => describeNeeds(m)).join('; ')}${missing.length > 5 ? '; …' : ''}`,
+      `set roles: copy in the plan (pgshift creates them before the schema), or create them on the target first (CREATE ROLE ${quoteIdent(names[0])} …)`,
+    );
+    return report;
+  }
+  const creator = await readRoleCreator(s.target);
+  if (!creator.superuser && !creator.createrole) {
+    add('blocker', 'roles.copy-privilege', `target role ${creator.name}`, `roles: copy creates ${listed}, but this role has neither SUPERUSER nor CREATEROLE`, 'connect to the target as a role with CREATEROLE (RDS: the master user), or create the roles by hand');
+    return report;
+  }
+  const attrs = await readRoleAttributes(s.source, names);
+  const dropped = attrs.map((a) => ({ role: a.name, dropped: planRoleCopy(a, creator).dropped })).filter((x) => x.dropped.length);
+  add('info', 'roles.copy', `role${names.length > 1 ? 's' : ''} ${listed}`, `created on the target by the full load (roles: copy), with their memberships and settings`);
+  for (const d of dropped) add('warning', 'roles.attributes-dropped', `role ${d.role}`, `copied without ${d.dropped.join(', ')}: the target's role may not give ${d.dropped.length > 1 ? 'them' : 'it'}`, 'grant what the application needs by hand after the load');
+  if (!(await passwordsReadable(s.source))) {
+    const logins = attrs.filter((a) => a.login).map((a) => a.name);
+    if (logins.length) add('warning', 'roles.no-password', `role${logins.length > 1 ? 's' : ''} ${logins.join(', ')}`, 'the source does not expose password hashes (pg_authid is not readable), so these login roles are created without a password', `ALTER ROLE … PASSWORD on the target before the application connects there`);
+  }
+  return report;
 }
 
 type Add = (severity: Severity, code: string, object: string, message: string, fix?: string) => void;

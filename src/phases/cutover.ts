@@ -20,7 +20,7 @@ import { applyFence, checkFenceable, describeLocked, liftFence, lockCapacity, pl
 import { drainToBarrier, waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { PgBouncer, restoreConfigLine } from '../pg/pgbouncer.js';
 import { setSubscriptionEnabled, slotState, subscriptionErrorCount, subscriptionState } from '../pg/replication.js';
-import { diffSchemas } from '../pg/schema-diff.js';
+import { diffSchemas, schemaDiffOptions } from '../pg/schema-diff.js';
 import { consumed, prebumpSequences, readSequence, syncSequences, type SequenceSync } from '../pg/sequences.js';
 import { heartbeatTable } from '../core/names.js';
 import { statusProblems } from './cdc.js';
@@ -354,7 +354,7 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
   }
   const [invalid] = await invalidIndexes(s.target);
   if (invalid) throw gateRefused('cutover.invalid-index', `index ${invalid} is invalid on the target`, `on the target, run REINDEX INDEX ${invalid}`);
-  const drift = await diffSchemas(s.source, s.target);
+  const drift = await diffSchemas(s.source, s.target, schemaDiffOptions(ctx.plan));
   const unpopulated = drift.filter((d) => d.problem === 'not populated on target');
   if (unpopulated.length) {
     const names = unpopulated.map((d) => d.object);
@@ -366,10 +366,12 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
   }
   if (drift.length) {
     const d = drift[0];
+    const privileges = ['owner', 'acl', 'default-acl', 'policy'].includes(d.kind);
+    const cause = d.kind === 'extension' ? (d.detail ?? 'an extension that differs') : privileges ? 'privileges that differ from the source' : 'DDL that did not replicate, or an incomplete post-data';
     throw gateRefused(
-      d.kind === 'sequence' ? 'cutover.sequences' : 'cutover.schema',
-      `${d.kind} ${d.object} is ${d.problem}${drift.length > 1 ? ` (and ${drift.length - 1} more schema difference(s))` : ''}: DDL that did not replicate, or an incomplete post-data`,
-      'apply the same DDL on the target (pgshift verify lists every difference)',
+      d.kind === 'sequence' ? 'cutover.sequences' : d.kind === 'extension' ? 'cutover.extension' : privileges ? 'cutover.privileges' : 'cutover.schema',
+      `${d.kind} ${d.object} is ${d.problem}${drift.length > 1 ? ` (and ${drift.length - 1} more schema difference(s))` : ''}: ${cause}`,
+      `${d.fix ?? 'apply the same DDL on the target'} (pgshift verify lists every difference)`,
     );
   }
   // Lag under the threshold for several consecutive polls, not one lucky sample.

@@ -18,6 +18,8 @@ import { decideGroupLoad } from '../core/load-decision.js';
 import { preflightLoad } from './preflight.js';
 import { journaledDmsTasks, newStreamRecord, streamSource, type StreamPart, type StreamSource } from './stream-source.js';
 import { dumpSchema, preDataList, restoreSection, type SchemaDump } from '../pg/schema.js';
+import { extensionSchemasOnTarget, installExtensions, readSourceExtensions, type ExtensionInstall } from '../pg/extensions.js';
+import { copyRoles, readMissingRoles, type RoleCopyResult } from '../pg/roles.js';
 import { syncSequences } from '../pg/sequences.js';
 import { setLogged } from '../pg/unlogged.js';
 import { populatedMatviews, refreshMatviews, type MatviewRefresh } from '../pg/matviews.js';
@@ -76,9 +78,16 @@ export interface FullLoadResult {
   sequences: number;
   /** Materialized views whose refresh on the target failed, each with its error (the load itself is complete). */
   failedViews: MatviewRefresh['failed'];
+  /** Each extension of the source as installed on the target by this run (pre-data), with its version. */
+  extensions: ExtensionInstall[];
+  /** roles: copy — the roles this run created on the target, their memberships and settings. */
+  roles?: RoleCopyResult;
 }
 
 const PRE_DATA = 'full-load:pre-data';
+/** What the load did to the target beyond the schema: extensions installed, roles created (journaled for teardown and status). */
+const EXTENSIONS = 'full-load:extensions';
+export const ROLES = 'full-load:roles';
 const LARGE_OBJECTS = 'full-load:large-objects';
 const POST_DATA = 'full-load:post-data';
 /** The replica paused for the load: running (with its LSN) while paused by pgshift. */
@@ -159,6 +168,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
   let dump: SchemaDump | undefined;
   let progress: LoadProgress | undefined;
   let indexes: IndexQueue | undefined;
+  let extensions: ExtensionInstall[] = [];
   try {
     // Everything that can refuse does so before anything is created on either server.
     await requireLogicalSource(s, ctx);
@@ -213,6 +223,8 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       targetVersion: s.targetVersion,
     });
     await journal.startPhase('full-load', { groups: groups.map((g) => g.name) });
+    // roles: copy — before anything on the source, so that a role the target refuses stops the load with nothing to undo there.
+    const roles = loading.length && plan.roles === 'copy' ? await copyMissingRoles(ctx, s, journal) : undefined;
     await applyReplicaIdentityConsent(ctx, s, journal, preflight.setReplicaIdentityFull);
     await makeLogged(ctx, s, journal, loading.flatMap((g) => g.tables).filter((t) => t.persistence === 'u'));
 
@@ -271,7 +283,8 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
         if ((await journal.phaseState(PRE_DATA))?.state === 'done') return;
         log.info('schema: restoring pre-data (types, tables, functions) on the target');
         dump ??= await dumpSchema(dumpTool, toLoad[0].point!.endpoint, toLoad[0].point!.snapshotName);
-        const listFile = await preDataList(restoreTool, dump);
+        extensions = await installSourceExtensions(ctx, s, journal);
+        const listFile = await preDataList(restoreTool, dump, await extensionSchemasOnTarget(s.source, s.target));
         await restoreSection(restoreTool, ctx.target, dump, 'pre-data', { keepOwnership: plan.fullLoad.ownership === 'keep', listFile });
         await journal.finishPhase(PRE_DATA, 'done');
       });
@@ -398,6 +411,8 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       postData,
       failedViews,
       sequences,
+      extensions,
+      roles,
     };
     await journal.finishPhase('full-load', allLoaded ? 'done' : 'partial', { ...result, tables: undefined });
     return result;
@@ -691,6 +706,53 @@ async function runPostData(ctx: PhaseContext, s: Sessions, journal: Journal, res
   for (const r of unanalyzed.rows) await s.target.query(`ANALYZE ${r.t}`);
   for (const p of groups.flatMap((g) => g.parents)) await s.target.query(`ANALYZE ${qualify(p)}`);
   return { sequences, failedViews: views.failed };
+}
+
+/**
+ * roles: copy — the roles the migrated objects need and the target lacks, created as they are on
+ * the source (src/pg/roles.ts), journaled in the same transaction.
+ */
+async function copyMissingRoles(ctx: PhaseContext, s: Sessions, journal: Journal): Promise<RoleCopyResult | undefined> {
+  const { plan, log } = ctx;
+  // Jobs of a matrix may get here at once: one creates, the others then find nothing missing.
+  return withStepLock(s.target, ROLES, async () => {
+    const missing = await readMissingRoles(s.source, s.target, s.sourceVersion, plan.fullLoad.ownership === 'keep');
+    if (!missing.length) return undefined;
+    const earlier = ((await journal.phaseState(ROLES))?.detail ?? undefined) as RoleCopyResult | undefined;
+    const versions = { source: s.sourceVersion, target: s.targetVersion };
+    const result = await copyRoles(s.source, s.target, missing.map((m) => m.role), versions, log, async (r) => {
+      const all: RoleCopyResult = earlier
+        ? { created: [...earlier.created, ...r.created], memberships: [...earlier.memberships, ...r.memberships], settings: [...earlier.settings, ...r.settings], skipped: [...earlier.skipped, ...r.skipped] }
+        : r;
+      await journal.setPhaseDetail(ROLES, 'done', all);
+    });
+    for (const c of result.created) {
+      const notes = [
+        c.dropped.length ? `without ${c.dropped.join(', ')} (not allowed on the target)` : '',
+        c.granted.length ? `granted ${c.granted.join(', ')}` : '',
+        c.password === 'copied' ? 'password hash copied' : c.password === 'not readable' ? 'no password (the source does not expose password hashes): set one' : '',
+      ].filter(Boolean);
+      log.info(`role ${c.role} created on the target${notes.length ? `: ${notes.join('; ')}` : ''}`);
+    }
+    for (const k of result.skipped) log.warn(`roles: skipped ${k}`);
+    const level = result.skipped.length || result.created.some((c) => c.dropped.length) ? 'warn' : 'info';
+    await journal.event('full-load', level, `roles created on the target: ${result.created.map((c) => c.role).join(', ')}`, result);
+    return result;
+  });
+}
+
+/** The source's extensions on the target at the source's version where it has it (src/pg/extensions.ts), each reported. */
+async function installSourceExtensions(ctx: PhaseContext, s: Sessions, journal: Journal): Promise<ExtensionInstall[]> {
+  const installs = await installExtensions(s.target, await readSourceExtensions(s.source), ctx.plan.fullLoad.ownership === 'keep');
+  for (const e of installs) {
+    if (e.action === 'unavailable') ctx.log.warn(`extension ${e.name} ${e.source}: the target offers no version of it`);
+    else if (e.action === 'left to the restore') ctx.log.warn(`extension ${e.name} ${e.source}: the target cannot list its extension versions, so the schema restore creates its default version`);
+    else if (e.relation === 'same') ctx.log.info(`extension ${e.name} ${e.target} (${e.action}, the source's version)`);
+    else if (e.action === 'already there') ctx.log.warn(`extension ${e.name}: already on the target at ${e.target}, ${e.source} on the source`);
+    else ctx.log.warn(`extension ${e.name}: ${e.target} on the target (${e.action}), ${e.source} on the source — the target does not offer ${e.source}${e.relation === 'newer' ? '; verify accepts the newer version with extensions.acceptNewer' : ''}`);
+  }
+  await journal.setPhaseDetail(EXTENSIONS, 'done', installs);
+  return installs;
 }
 
 /** Index builds worth a line (a second or more); the rest only with --debug. */

@@ -138,6 +138,8 @@ target:
 snapshot: exported # or paused-replica: copy from a replica paused at a known LSN (source.replicaUrl)
 fullLoad: { jobs: 4 } # tables, or parts of large tables, copied at once
 cdc: { engine: native } # native logical replication, or dms (AWS DMS CDC-only tasks: docs/dms.md)
+# roles: copy # create the roles the migrated objects need that the target lacks (assess lists them)
+# extensions: { acceptNewer: [hstore] } # newer extension versions on the target that verify accepts
 # Needed by pgshift cutover and rollback only; every phase before them runs without:
 # cutover:
 #   fence: roles # roles: these roles read-only; database: the whole database; pgbouncer: PAUSE

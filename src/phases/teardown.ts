@@ -6,7 +6,8 @@ import { dropPglogicalNodeIfUnused, dropReplicationSets } from '../pg/dms-source
 import { dropPublication, dropSubscription, setReplicaIdentity, subscriptionExists } from '../pg/replication.js';
 import { relationExists } from '../pg/catalog.js';
 import { parseQualifiedName } from '../core/ident.js';
-import { REPLICA_IDENTITY } from './full-load.js';
+import { REPLICA_IDENTITY, ROLES } from './full-load.js';
+import type { RoleCopyResult } from '../pg/roles.js';
 import { dropSlot } from '../pg/snapshot.js';
 import { openSessions, type PhaseContext } from './context.js';
 import { reverseNames } from './cutover.js';
@@ -22,6 +23,8 @@ import { dropDdlCapture } from '../pg/ddl.js';
  */
 export interface TeardownResult {
   dropped: string[];
+  /** Roles the full load created (roles: copy), left on the target on purpose: they own the migrated objects. */
+  keptRoles: string[];
 }
 
 export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
@@ -67,6 +70,8 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
     if (await dropSlot(s.target, rev.slot)) dropped.push(`slot ${rev.slot} (target)`);
     if (await dropPublication(s.target, rev.publication)) dropped.push(`publication ${rev.publication} (target)`);
     for (const t of await dropDdlCapture(s.source)) dropped.push(`event trigger ${t} (source)`);
+    // Read before the journal goes with the control schema.
+    const keptRoles = (((await journal?.phaseState(ROLES))?.detail ?? undefined) as RoleCopyResult | undefined)?.created.map((c) => c.role) ?? [];
     for (const [side, c] of [['source', s.source], ['target', s.target]] as const) {
       if (await controlSchemaExists(c)) {
         await dropControlSchema(c);
@@ -74,7 +79,8 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
       }
     }
     ctx.log.info(dropped.length ? `teardown removed: ${dropped.join(', ')}` : 'teardown: nothing left to remove');
-    return { dropped };
+    if (keptRoles.length) ctx.log.info(`teardown kept the roles the full load created on the target (they own the migrated objects): ${keptRoles.join(', ')}`);
+    return { dropped, keptRoles };
   } finally {
     await s.close();
   }

@@ -32,7 +32,7 @@ import { cancelOnAbort } from '../pg/cancel.js';
 import { sleep, throwIfAborted } from '../core/wait.js';
 import { fingerprint, useCanonicalSettings } from '../pg/hash.js';
 import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
-import { diffSchemas, type SchemaDifference } from '../pg/schema-diff.js';
+import { diffSchemas, schemaDiffOptions, type SchemaDifference } from '../pg/schema-diff.js';
 import { readSequence, shapeOf } from '../pg/sequences.js';
 import { isBehind } from '../core/sequences.js';
 import { describeLargeObjectChanges, largeObjectChanges, type LargeObjectChanges } from '../core/large-objects.js';
@@ -188,7 +188,7 @@ export async function runVerify(outer: PhaseContext, options: VerifyOptions = {}
         : undefined;
     if (watch) await settleJoins(ctx, s, records, watch);
 
-    const schema = wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target);
+    const schema = wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target, schemaDiffOptions(ctx.plan));
     const checks: TableCheck[] = [];
     const repair: string[] = [];
     for (const w of work.filter((x) => missing.has(displayName(x.table)))) {
@@ -288,7 +288,7 @@ async function stoppedStream(ctx: PhaseContext, s: Sessions, records: StreamReco
   const ddl = await ddlReport(ctx.plan, s, records).catch(() => undefined);
   const uncarried = ddl?.entries.find((e) => e.state !== 'applied' && e.state !== 'in flight');
   if (uncarried) causes.push(`DDL #${uncarried.id} ${uncarried.state} (${uncarried.command} ${uncarried.object}: ${uncarried.detail})`);
-  const drift = (await diffSchemas(s.source, s.target).catch(() => [])).find((d) => (d.kind === 'table' || d.kind === 'column') && d.problem !== 'extra on target');
+  const drift = (await diffSchemas(s.source, s.target, schemaDiffOptions(ctx.plan)).catch(() => [])).find((d) => (d.kind === 'table' || d.kind === 'column') && d.problem !== 'extra on target');
   if (drift) causes.push(`${drift.kind} ${drift.object} is ${drift.problem}${drift.source ? ` (source: ${drift.source}${drift.target ? `; target: ${drift.target}` : ''})` : ''}`);
   return failure(
     'verify.stream-stopped',

@@ -32,6 +32,19 @@ export function assessMarkdown(r: AssessResult): string {
   ];
   if (r.findings.length === 0) out.push('No findings: nothing blocks this migration.');
   else out.push(table(['severity', 'object', 'finding', 'fix'], r.findings.map((f) => [f.severity, f.object, f.message, f.fix ?? ''])));
+  if (r.extensions.length) {
+    out.push(
+      '',
+      '#### Extensions',
+      table(
+        ['extension', 'source', 'target default', 'target offers', 'the load installs'],
+        r.extensions.map((e) => [e.name, e.source, e.targetDefault ?? '–', e.available ? e.available.join(', ') || 'nothing' : 'unknown', e.install === null ? '–' : `${e.install}${e.relation === 'same' ? " (the source's)" : e.relation === 'newer' ? ` (newer${e.newerAccepted ? ', accepted' : ', not accepted: extensions.acceptNewer'})` : e.relation === 'older' ? ' (older)' : ''}`]),
+      ),
+    );
+  }
+  if (r.roles.missing.length) {
+    out.push('', `#### Roles missing on the target (roles: ${r.roles.mode}${r.roles.mode === 'copy' ? ' — the full load creates them' : ''})`, table(['role', 'needed as'], r.roles.missing.map((m) => [m.role, m.neededAs.replace(/^[^ ]+ \((.*)\)$/, '$1')])));
+  }
   const lob = r.tables.filter((t) => t.lob);
   out.push(
     '',
@@ -84,6 +97,21 @@ export function fullLoadMarkdown(r: FullLoadResult): string {
             ['table', 'group', 'parts', 'rows', 'COPY bytes', 'copy s', 'MB/s', 'indexes'],
             shown.map((t) => [t.table, t.group, t.parts, t.rows, formatBytes(t.bytes), t.seconds.toFixed(1), t.seconds > 0 ? (t.bytes / 1048576 / t.seconds).toFixed(1) : '–', `${t.indexes}/${t.indexesExpected}`]),
           ),
+        ]
+      : []),
+    ...(r.extensions?.length
+      ? ['', 'Extensions:', '', table(['extension', 'source', 'target', 'how'], r.extensions.map((e) => [e.name, e.source, e.target ?? '–', `${e.action}${e.relation === 'same' ? '' : e.relation === 'unavailable' ? '' : ` (${e.relation} than the source's)`}`]))]
+      : []),
+    ...(r.roles?.created.length
+      ? [
+          '',
+          'Roles created on the target (roles: copy):',
+          '',
+          table(
+            ['role', 'attributes dropped', 'granted instead', 'password'],
+            r.roles.created.map((c) => [c.role, c.dropped.join(', ') || '–', c.granted.join(', ') || '–', c.password === 'copied' ? 'hash copied' : c.password === 'not readable' ? 'none: set one' : 'none on the source']),
+          ),
+          ...(r.roles.skipped.length ? ['', `Skipped: ${r.roles.skipped.join('; ')}`] : []),
         ]
       : []),
   ].join('\n') + '\n';
@@ -226,7 +254,7 @@ export function verifyMarkdown(r: VerifyResult): string {
     out.push('', '#### Differing rows', table(['table', 'key', 'kind', 'source', 'target'], diffs.slice(0, 200).map(({ t, d }) => [t, JSON.stringify(d.key), d.kind, d.source ? short(d.source) : '–', d.target ? short(d.target) : '–'])));
     if (diffs.length > 200) out.push(`… and ${diffs.length - 200} more in the JSON report.`);
   }
-  if (r.schema.length) out.push('', '#### Schema differences', table(['kind', 'object', 'problem', 'source', 'target'], r.schema.map((d) => [d.kind, d.object, d.problem, d.source ?? '–', d.target ?? '–'])));
+  if (r.schema.length) out.push('', '#### Schema differences', table(['kind', 'object', 'problem', 'source', 'target', 'fix'], r.schema.map((d) => [d.kind, d.object, d.detail ?? d.problem, d.source ?? '–', d.target ?? '–', d.fix ?? ''])));
   const behind = r.sequences.filter((q) => q.behind);
   for (const note of r.notes) out.push('', `Note: ${note}.`);
   if (behind.length) out.push('', `#### Sequences behind the source${r.notes.length ? '' : ' — a difference: the cut-over has carried them, or pgshift did not load this target'}`, table(['sequence', 'source', 'target'], behind.map((q) => [q.sequence, q.source, q.target])));
@@ -275,7 +303,11 @@ export function rollbackMarkdown(r: RollbackResult): string {
 }
 
 export function teardownMarkdown(r: TeardownResult): string {
-  return [`### pgshift teardown`, r.dropped.length ? r.dropped.map((d) => `- dropped ${d}`).join('\n') : 'Nothing left to remove.'].join('\n') + '\n';
+  return [
+    `### pgshift teardown`,
+    r.dropped.length ? r.dropped.map((d) => `- dropped ${d}`).join('\n') : 'Nothing left to remove.',
+    ...(r.keptRoles?.length ? ['', `Kept on the target, as they own the migrated objects: the roles the full load created (${r.keptRoles.join(', ')}).`] : []),
+  ].join('\n') + '\n';
 }
 
 /** What to do about phases whose process is gone (the journal says running, nobody runs them). */

@@ -111,7 +111,8 @@ describe('assess finds every situation on a real source', () => {
     expect(find('source.long-transaction')?.severity).toBe('warning');
     expect(find('source.prepared-transaction', 'prepared transaction stuck')?.severity).toBe('blocker');
     expect(find('extension.missing', 'extension adminpack')?.severity).toBe('blocker');
-    expect(find('extension.version', 'extension pgshift_probe')).toMatchObject({ severity: 'warning', message: 'source has 1.1; the target offers 1.0' });
+    expect(find('extension.version', 'extension pgshift_probe')).toMatchObject({ severity: 'warning', message: "the target offers only older versions than the source's 1.1; the full load installs 1.0" });
+    expect(dirty.extensions.find((e) => e.name === 'pgshift_probe')).toMatchObject({ source: '1.1', available: ['1.0'], install: '1.0', relation: 'older' });
     expect(find('source.event-trigger', 'event trigger ddl_watch')?.severity).toBe('warning');
     expect(find('source.large-objects')?.object).toBe('1 large object(s)');
     expect(find('wal.headroom')).toMatchObject({ severity: 'blocker' });
@@ -187,6 +188,8 @@ describe('assess finds every situation on a real source', () => {
 
   it('a clean schema has no blocker', async () => {
     await sql(clean.url(), 'CREATE ROLE shop_app');
+    // The sample grants to it: a target without it would be a blocker (roles.missing).
+    await sql(target.url(), 'CREATE ROLE shop_app');
     await sql(clean.url(), 'CREATE DATABASE shop');
     const c = new pg.Client({ connectionString: clean.url('shop') });
     await c.connect();

@@ -31920,6 +31920,10 @@ function displayName(t) {
   const part = (s) => /^[a-z_][a-z0-9_$]*$/.test(s) ? s : quoteIdent(s);
   return `${part(t.schema)}.${part(t.name)}`;
 }
+function quoteLiteral(value) {
+  if (value.includes("\0")) throw inputError("literal.nul", "a value contains a NUL byte", "PostgreSQL text cannot hold one: correct the value");
+  return `'${value.replace(/'/g, "''")}'`;
+}
 function parseQualifiedName(text) {
   const parts = [];
   let i = 0;
@@ -51962,6 +51966,14 @@ var planSchema = external_exports.strictObject({
     }).prefault({}).describe("snapshot: paused-replica \u2014 limits while the replica is paused."),
     ownership: external_exports.enum(["keep", "target-user"]).default("keep").describe("keep: objects keep their owners and grants; target-user: everything belongs to the connecting user.")
   }).prefault({}),
+  roles: external_exports.enum(["require", "copy"]).default("require").describe(
+    "Roles the migrated objects need (owners, grantees incl. column grants, default-privilege and policy roles, user mappings, and the members of each) that the target lacks. require: assess lists them as a blocker and full-load refuses before anything is created; copy: full-load creates them before the schema with the attributes the target allows (SUPERUSER, REPLICATION and BYPASSRLS are dropped and named where the target's role may not give them), their memberships, ALTER ROLE/DATABASE \u2026 SET settings, and password hashes where the source's pg_authid is readable. Teardown leaves them: they own the migrated objects."
+  ),
+  extensions: external_exports.strictObject({
+    acceptNewer: external_exports.union([external_exports.literal("*"), external_exports.array(external_exports.string())]).default([]).describe(
+      "Extensions whose newer version on the target is accepted by verify's schema tier and the cut-over gate ('*': every extension). The full load installs the source's version where the target offers it; where it does not, the nearest newer one, which only this setting accepts. Without it a version difference is a schema difference."
+    )
+  }).prefault({}).describe("Extensions across majors."),
   assess: external_exports.strictObject({
     grouping: external_exports.enum(["seed", "balanced"]).default("seed").describe("seed: the largest tables each in their own group, the rest in one; balanced: bin packing by size."),
     largestOwnGroup: external_exports.number().int().min(0).max(50).default(3).describe("seed rule: how many of the largest tables get their own group."),
@@ -52593,6 +52605,319 @@ async function findTool(name, binDir) {
 // src/pg/schema.ts
 var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
 
+// src/core/extensions.ts
+function compareVersions(a, b) {
+  const pa = a.split(/[.-]/);
+  const pb = b.split(/[.-]/);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = pa[i];
+    const y = pb[i];
+    if (x === void 0) return -1;
+    if (y === void 0) return 1;
+    if (/^\d+$/.test(x) && /^\d+$/.test(y)) {
+      const d = Number(x) - Number(y);
+      if (d !== 0) return d < 0 ? -1 : 1;
+    } else if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+function chooseExtensionVersion(sourceVersion, available) {
+  if (available.includes(sourceVersion)) return { version: sourceVersion, relation: "same" };
+  const sorted = [...available].sort(compareVersions);
+  const newer = sorted.find((v) => compareVersions(v, sourceVersion) > 0);
+  if (newer) return { version: newer, relation: "newer" };
+  const older = sorted.filter((v) => compareVersions(v, sourceVersion) < 0).at(-1);
+  if (older) return { version: older, relation: "older" };
+  return { version: null, relation: "unavailable" };
+}
+function acceptsNewer(accept, name) {
+  return accept === "*" || accept.includes(name);
+}
+
+// src/core/roles.ts
+var KEPT_WITHOUT_OWNERSHIP = ["policy", "user mapping"];
+function neededRoles(needs, memberships, keepOwnership) {
+  const out = /* @__PURE__ */ new Map();
+  const add = (n) => {
+    const list = out.get(n.role) ?? [];
+    list.push(n);
+    out.set(n.role, list);
+  };
+  for (const n of needs) if (keepOwnership || KEPT_WITHOUT_OWNERSHIP.includes(n.kind)) add(n);
+  const queue = [...out.keys()];
+  while (queue.length) {
+    const role = queue.shift();
+    for (const m of memberships.filter((x) => x.role === role)) {
+      if (!out.has(m.member)) queue.push(m.member);
+      add({ role: m.member, kind: "member", object: `role ${role}` });
+    }
+  }
+  return out;
+}
+function missingRoles(needed, targetRoles) {
+  return [...needed].filter(([role]) => !targetRoles.has(role) && !role.startsWith("pg_")).sort(([a], [b]) => a.localeCompare(b)).map(([role, needs]) => ({ role, needs }));
+}
+function describeNeeds(m, perKind = 2) {
+  const byKind = /* @__PURE__ */ new Map();
+  for (const n of m.needs) byKind.set(n.kind, [...byKind.get(n.kind) ?? [], n.object]);
+  const parts = [...byKind].map(([kind, objects]) => {
+    const uniq = [...new Set(objects)];
+    const shown = uniq.slice(0, perKind).join(", ");
+    const label = kind === "member" ? "member of" : kind === "default privileges" ? "default privileges of" : kind === "user mapping" ? "user mapping on" : `${kind} of`;
+    return `${label} ${shown}${uniq.length > perKind ? ` and ${uniq.length - perKind} more` : ""}`;
+  });
+  return `${m.role} (${parts.join("; ")})`;
+}
+function planRoleCopy(a, creator) {
+  const options = [];
+  const dropped = [];
+  const grants = [];
+  const may = (attr) => creator.superuser || attr !== "superuser" && creator[attr];
+  const flag = (on, name, attr) => {
+    if (!on) return options.push(`NO${name}`);
+    if (attr && !may(attr)) {
+      if (attr === "replication" && creator.rds) grants.push("rds_replication");
+      dropped.push(name);
+      return options.push(`NO${name}`);
+    }
+    options.push(name);
+  };
+  flag(a.superuser, "SUPERUSER", "superuser");
+  flag(a.createdb, "CREATEDB", "createdb");
+  flag(a.createrole, "CREATEROLE");
+  flag(a.inherit, "INHERIT");
+  flag(a.login, "LOGIN");
+  flag(a.replication, "REPLICATION", "replication");
+  flag(a.bypassrls, "BYPASSRLS", "bypassrls");
+  if (a.connectionLimit !== -1) options.push(`CONNECTION LIMIT ${Math.trunc(a.connectionLimit)}`);
+  if (a.validUntil) options.push(`VALID UNTIL ${quoteLiteral(a.validUntil)}`);
+  return { options, dropped, grants };
+}
+
+// src/core/acl.ts
+function readName(text, at) {
+  if (text[at] !== '"') {
+    let end = at;
+    while (end < text.length && text[end] !== "=" && text[end] !== "/") end++;
+    return [text.slice(at, end), end];
+  }
+  let out = "";
+  let i = at + 1;
+  for (; i < text.length; i++) {
+    if (text[i] === '"') {
+      if (text[i + 1] === '"') {
+        out += '"';
+        i++;
+        continue;
+      }
+      return [out, i + 1];
+    }
+    out += text[i];
+  }
+  return [out, i];
+}
+function parseAclItem(text) {
+  const [grantee, eq] = readName(text, 0);
+  const slash = text.indexOf("/", eq);
+  const privileges = text.slice(eq + 1, slash < 0 ? void 0 : slash);
+  const grantor = slash < 0 ? "" : readName(text, slash + 1)[0];
+  return { grantee, grantor, privileges };
+}
+
+// src/journal/journal.ts
+var S = quoteIdent(CONTROL_SCHEMA);
+var PHASE_OWNER_COLUMNS = [
+  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
+  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
+];
+var DDL = [
+  `CREATE SCHEMA IF NOT EXISTS ${S}`,
+  `COMMENT ON SCHEMA ${S} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
+  `CREATE TABLE IF NOT EXISTS ${S}.migration (
+     name text PRIMARY KEY,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     source text NOT NULL,
+     target text NOT NULL,
+     source_version int NOT NULL,
+     target_version int NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS ${S}.phase (
+     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+     phase text NOT NULL,
+     state text NOT NULL,
+     started_at timestamptz NOT NULL DEFAULT now(),
+     finished_at timestamptz,
+     detail jsonb,
+     PRIMARY KEY (migration, phase))`,
+  `CREATE TABLE IF NOT EXISTS ${S}.stream (
+     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+     group_name text NOT NULL,
+     slot_name text NOT NULL,
+     publication text NOT NULL,
+     subscription text NOT NULL,
+     snapshot_mode text NOT NULL,
+     snapshot_lsn pg_lsn,
+     state text NOT NULL,
+     updated_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (migration, group_name))`,
+  `CREATE TABLE IF NOT EXISTS ${S}.copy_progress (
+     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+     group_name text NOT NULL,
+     table_schema text NOT NULL,
+     table_name text NOT NULL,
+     part int NOT NULL DEFAULT 0,
+     state text NOT NULL,
+     rows bigint,
+     bytes bigint,
+     started_at timestamptz,
+     finished_at timestamptz,
+     PRIMARY KEY (migration, table_schema, table_name, part))`,
+  // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
+  `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
+  ...PHASE_OWNER_COLUMNS,
+  `CREATE TABLE IF NOT EXISTS ${S}.event (
+     id bigserial PRIMARY KEY,
+     migration text NOT NULL,
+     at timestamptz NOT NULL DEFAULT now(),
+     phase text NOT NULL,
+     level text NOT NULL,
+     message text NOT NULL,
+     detail jsonb)`
+];
+var progressSql = {
+  upsert: `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
+           ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, condition = EXCLUDED.condition,
+             bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${S}.copy_progress.started_at),
+             finished_at = EXCLUDED.finished_at`
+};
+
+// src/pg/roles.ts
+var notMember = (catalog, oid) => `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
+var OWNED_OBJECTS = (prokind) => `
+  SELECT 'object' AS category, 'schema ' || quote_ident(n.nspname) AS object, pg_get_userbyid(n.nspowner) AS owner, coalesce(n.nspacl, acldefault('n', n.nspowner))::text[] AS acl
+    FROM pg_namespace n WHERE ${USER_SCHEMAS} AND ${notMember("pg_namespace", "n.oid")}
+     -- the source-only extensions' schemas (pglogical's is named after it), on the source and as the restore left them on the target
+     AND n.nspname NOT IN (${SOURCE_ONLY_EXTENSIONS.map((e) => `'${e}'`).join(", ")})
+  UNION ALL
+  SELECT 'object', CASE WHEN c.relkind = 'S' THEN 'sequence ' ELSE 'table ' END || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+         pg_get_userbyid(c.relowner), coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))::text[]
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ${USER_SCHEMAS} AND c.relname NOT LIKE 'awsdms\\_%' AND ${notMember("pg_class", "c.oid")}
+  UNION ALL
+  SELECT 'column', 'column ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname), pg_get_userbyid(c.relowner), a.attacl::text[]
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND ${USER_SCHEMAS} AND ${notMember("pg_class", "c.oid")}
+  UNION ALL
+  SELECT 'object', CASE ${prokind} WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate ' ELSE 'function ' END || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+         pg_get_userbyid(p.proowner), coalesce(p.proacl, acldefault('f', p.proowner))::text[]
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_proc", "p.oid")}
+  UNION ALL
+  SELECT 'object', 'type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname), pg_get_userbyid(t.typowner), coalesce(t.typacl, acldefault('T', t.typowner))::text[]
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+   WHERE ${USER_SCHEMAS} AND ${notMember("pg_type", "t.oid")} AND t.typcategory <> 'A'
+     -- multiranges come with their range type (14+); a table's row type with its table
+     AND t.typtype IN ('b', 'd', 'e', 'r', 'c') AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+  UNION ALL
+  SELECT 'object', 'large object ' || l.oid, pg_get_userbyid(l.lomowner), coalesce(l.lomacl, acldefault('L', l.lomowner))::text[] FROM pg_largeobject_metadata l
+  UNION ALL
+  SELECT 'object', 'foreign-data wrapper ' || quote_ident(w.fdwname), pg_get_userbyid(w.fdwowner), coalesce(w.fdwacl, acldefault('F', w.fdwowner))::text[]
+    FROM pg_foreign_data_wrapper w WHERE ${notMember("pg_foreign_data_wrapper", "w.oid")}
+  UNION ALL
+  SELECT 'object', 'server ' || quote_ident(s.srvname), pg_get_userbyid(s.srvowner), coalesce(s.srvacl, acldefault('S', s.srvowner))::text[]
+    FROM pg_foreign_server s WHERE ${notMember("pg_foreign_server", "s.oid")}
+  UNION ALL
+  SELECT 'object', 'collation ' || quote_ident(n.nspname) || '.' || quote_ident(o.collname), pg_get_userbyid(o.collowner), NULL
+    FROM pg_collation o JOIN pg_namespace n ON n.oid = o.collnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_collation", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'operator ' || o.oid::regoperator::text, pg_get_userbyid(o.oprowner), NULL
+    FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_operator", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'text search configuration ' || quote_ident(n.nspname) || '.' || quote_ident(o.cfgname), pg_get_userbyid(o.cfgowner), NULL
+    FROM pg_ts_config o JOIN pg_namespace n ON n.oid = o.cfgnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_ts_config", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'text search dictionary ' || quote_ident(n.nspname) || '.' || quote_ident(o.dictname), pg_get_userbyid(o.dictowner), NULL
+    FROM pg_ts_dict o JOIN pg_namespace n ON n.oid = o.dictnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_ts_dict", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'event trigger ' || quote_ident(e.evtname), pg_get_userbyid(e.evtowner), NULL
+    FROM pg_event_trigger e WHERE e.evtname NOT LIKE 'pgshift%' AND ${notMember("pg_event_trigger", "e.oid")}
+  UNION ALL
+  SELECT 'default-acl', 'default privileges of ' || quote_ident(pg_get_userbyid(a.defaclrole)) || coalesce(' in schema ' || quote_ident(n.nspname), '') || ' on '
+           || CASE a.defaclobjtype WHEN 'r' THEN 'tables' WHEN 'S' THEN 'sequences' WHEN 'f' THEN 'functions' WHEN 'T' THEN 'types' WHEN 'n' THEN 'schemas' ELSE a.defaclobjtype::text END,
+         pg_get_userbyid(a.defaclrole), a.defaclacl::text[]
+    FROM pg_default_acl a LEFT JOIN pg_namespace n ON n.oid = a.defaclnamespace
+   WHERE n.oid IS NULL OR n.nspname <> '${CONTROL_SCHEMA}'`;
+async function readOwnedObjects(c) {
+  const v = Number((await c.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v);
+  return (await c.query(OWNED_OBJECTS(v >= 11e4 ? "p.prokind" : `CASE WHEN p.proisagg THEN 'a' ELSE 'f' END`))).rows;
+}
+async function readPolicies(c) {
+  const r = await c.query(
+    `SELECT 'policy ' || quote_ident(p.policyname) || ' on ' || quote_ident(p.schemaname) || '.' || quote_ident(p.tablename) AS object,
+            concat_ws(' ', p.permissive, 'FOR', p.cmd, 'TO', array_to_string(p.roles, ', '), 'USING', coalesce(p.qual, '-'), 'WITH CHECK', coalesce(p.with_check, '-')) AS definition,
+            p.roles::text[] AS roles
+       FROM pg_policies p WHERE p.schemaname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}')
+     UNION ALL
+     SELECT 'row security on ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+            concat_ws(' ', CASE WHEN c.relrowsecurity THEN 'enabled' ELSE 'disabled' END, CASE WHEN c.relforcerowsecurity THEN 'forced' END), '{}'
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE (c.relrowsecurity OR c.relforcerowsecurity) AND ${USER_SCHEMAS}`
+  );
+  return r.rows;
+}
+async function readRoleNeeds(c) {
+  const needs = [];
+  for (const o of await readOwnedObjects(c)) {
+    needs.push({ role: o.owner, kind: o.category === "default-acl" ? "default privileges" : "owner", object: o.object });
+    for (const text of o.acl ?? []) {
+      const item = parseAclItem(text);
+      if (item.grantee) needs.push({ role: item.grantee, kind: "grantee", object: o.object });
+      if (item.grantor) needs.push({ role: item.grantor, kind: "grantor", object: o.object });
+    }
+  }
+  for (const p of await readPolicies(c)) for (const role of p.roles) if (role !== "public") needs.push({ role, kind: "policy", object: p.object });
+  const um = await c.query(`SELECT usename AS role, srvname AS server FROM pg_user_mappings WHERE umuser <> 0`);
+  for (const u of um.rows) needs.push({ role: u.role, kind: "user mapping", object: `server ${u.server}` });
+  return needs;
+}
+async function readMemberships(c, versionNum) {
+  const v16 = versionNum >= 16e4;
+  const r = await c.query(
+    `SELECT pg_get_userbyid(m.roleid) AS role, pg_get_userbyid(m.member) AS member, m.admin_option AS admin,
+            ${v16 ? "m.inherit_option" : "NULL::boolean"} AS inherit, ${v16 ? "m.set_option" : "NULL::boolean"} AS set
+       FROM pg_auth_members m`
+  );
+  return r.rows;
+}
+async function readRoleNames(c) {
+  return new Set((await c.query("SELECT rolname AS n FROM pg_roles")).rows.map((r) => r.n));
+}
+async function readRoleCreator(c) {
+  const r = await c.query(
+    `SELECT rolname AS name, rolsuper AS superuser, rolcreaterole AS createrole, rolcreatedb AS createdb, rolreplication AS replication, rolbypassrls AS bypassrls,
+            EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser') AS rds
+       FROM pg_roles WHERE rolname = current_user`
+  );
+  return r.rows[0];
+}
+async function readRoleAttributes(c, roles) {
+  const r = await c.query(
+    `SELECT rolname AS name, rolsuper AS superuser, rolinherit AS inherit, rolcreaterole AS createrole, rolcreatedb AS createdb, rolcanlogin AS login,
+            rolreplication AS replication, rolbypassrls AS bypassrls, rolconnlimit AS "connectionLimit",
+            CASE WHEN rolvaliduntil IS NULL OR rolvaliduntil = 'infinity' THEN NULL ELSE rolvaliduntil::text END AS "validUntil",
+            shobj_description(oid, 'pg_authid') AS comment
+       FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname`,
+    [roles]
+  );
+  return r.rows;
+}
+async function passwordsReadable(c) {
+  return (await c.query(`SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS ok`)).rows[0].ok;
+}
+async function readMissingRoles(source, target, sourceVersion, keepOwnership) {
+  const needed = neededRoles(await readRoleNeeds(source), await readMemberships(source, sourceVersion), keepOwnership);
+  return missingRoles(needed, await readRoleNames(target));
+}
+
 // src/pg/identity.ts
 import { randomUUID } from "node:crypto";
 async function sameDatabase(source, target) {
@@ -52663,19 +52988,8 @@ async function readPreconditions(ctx, s, options) {
   for (const p of src.preparedTransactions) {
     add("blocker", "source.prepared-transaction", `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
   }
-  const targetExtensions = tgt.availableExtensions;
-  if (!(targetExtensions instanceof Map)) {
-    const names = src.extensions.map((e) => e.name).join(", ");
-    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
-  } else {
-    for (const e of src.extensions.filter((x) => !SOURCE_ONLY_EXTENSIONS.includes(x.name))) {
-      const avail = targetExtensions.get(e.name);
-      if (!avail) add("blocker", "extension.missing", `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
-      else if (!avail.versions.includes(e.version)) {
-        add("warning", "extension.version", `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
-      }
-    }
-  }
+  const extensions = checkExtensions(src, tgt, ctx, add);
+  const roles = await checkRoles(ctx, s, src, add);
   for (const t of src.eventTriggers.filter((x) => !x.name.startsWith("pgshift_ddl"))) {
     add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers`, "disable it for the migration window if it writes");
   }
@@ -52717,7 +53031,7 @@ async function readPreconditions(ctx, s, options) {
   for (const t of unlogged.skipped) add("info", "table.unlogged", displayName(t), "unlogged table: left empty on the target, as unlogged.skip says");
   for (const p of unlogged.unmatchedSkip) add("warning", "unlogged.skip", p, "unlogged.skip names no unlogged table of the source", "correct the name, or remove it from unlogged.skip");
   for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
-  return { src, tgt, relations, groupOf, assignment, findings, add };
+  return { src, tgt, relations, groupOf, assignment, findings, add, extensions, roles };
 }
 async function runAssess(ctx) {
   const started = Date.now();
@@ -52725,7 +53039,7 @@ async function runAssess(ctx) {
   const opts = plan.assess;
   const s = await openSessions(ctx);
   try {
-    const { src, tgt, relations, groupOf, assignment, findings, add } = await readPreconditions(ctx, s, { streamsNeeded: plan.groups.length });
+    const { src, tgt, relations, groupOf, assignment, findings, add, extensions, roles } = await readPreconditions(ctx, s, { streamsNeeded: plan.groups.length });
     const sourceMajor = majorOf(src.versionNum);
     const targetMajor = majorOf(tgt.versionNum);
     const native = plan.cdc.engine === "native";
@@ -52817,6 +53131,8 @@ async function runAssess(ctx) {
       sequences: sequences.length,
       lobScan: { tables: lobTables.length, rowsScanned, exactTables, sampledTables: lobTables.length - exactTables, ms: lobMs },
       wal: { bytesPerSecond: Math.round(rate), maxSlotWalKeepSize: keep, headroomHours, loadHours },
+      extensions,
+      roles,
       findings,
       blockers: findings.filter((f) => f.severity === "blocker").length,
       seconds: (Date.now() - started) / 1e3
@@ -52824,6 +53140,65 @@ async function runAssess(ctx) {
   } finally {
     await s.close();
   }
+}
+function checkExtensions(src, tgt, ctx, add) {
+  const offered = tgt.availableExtensions;
+  const accept = ctx.plan.extensions.acceptNewer;
+  const out = [];
+  const mine = src.extensions.filter((x) => !SOURCE_ONLY_EXTENSIONS.includes(x.name) && x.name !== "plpgsql");
+  if (!(offered instanceof Map)) {
+    const names = mine.map((e) => e.name).join(", ");
+    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${offered.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
+    return mine.map((e) => ({ name: e.name, source: e.version, targetDefault: null, available: null, install: null, relation: "unknown", newerAccepted: acceptsNewer(accept, e.name) }));
+  }
+  for (const e of mine) {
+    const avail = offered.get(e.name);
+    const choice = chooseExtensionVersion(e.version, avail?.versions ?? []);
+    const newerAccepted = acceptsNewer(accept, e.name);
+    out.push({ name: e.name, source: e.version, targetDefault: avail?.defaultVersion ?? null, available: avail ? [...avail.versions].sort(compareVersions) : [], install: choice.version, relation: choice.relation, newerAccepted });
+    const object2 = `extension ${e.name}`;
+    if (!avail || choice.version === null) add("blocker", "extension.missing", object2, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
+    else if (choice.relation === "newer" && !newerAccepted) {
+      add("warning", "extension.version", object2, `the target does not offer the source's ${e.version}; the full load installs ${choice.version}, which verify and the cut-over count as a difference until the plan accepts it`, `read ${e.name}'s upgrade notes, then set extensions.acceptNewer: [${e.name}]`);
+    } else if (choice.relation === "newer") {
+      add("info", "extension.version", object2, `the target does not offer the source's ${e.version}; the full load installs ${choice.version} (accepted by extensions.acceptNewer)`);
+    } else if (choice.relation === "older") {
+      add("warning", "extension.version", object2, `the target offers only older versions than the source's ${e.version}; the full load installs ${choice.version}`, `install ${e.name} ${e.version} on the target first`);
+    }
+  }
+  return out;
+}
+async function checkRoles(ctx, s, src, add) {
+  const { plan } = ctx;
+  const missing = await readMissingRoles(s.source, s.target, src.versionNum, plan.fullLoad.ownership === "keep");
+  const report = { mode: plan.roles, missing: missing.map((m) => ({ role: m.role, neededAs: describeNeeds(m) })) };
+  if (!missing.length) return report;
+  const names = missing.map((m) => m.role);
+  const listed = `${names.slice(0, 10).join(", ")}${names.length > 10 ? ` and ${names.length - 10} more` : ""}`;
+  if (plan.roles === "require") {
+    add(
+      "blocker",
+      "roles.missing",
+      `role${names.length > 1 ? "s" : ""} ${listed}`,
+      `${names.length} role(s) the migrated objects need are missing on the target: ${missing.slice(0, 5).map((m) => describeNeeds(m)).join("; ")}${missing.length > 5 ? "; \u2026" : ""}`,
+      `set roles: copy in the plan (pgshift creates them before the schema), or create them on the target first (CREATE ROLE ${quoteIdent(names[0])} \u2026)`
+    );
+    return report;
+  }
+  const creator = await readRoleCreator(s.target);
+  if (!creator.superuser && !creator.createrole) {
+    add("blocker", "roles.copy-privilege", `target role ${creator.name}`, `roles: copy creates ${listed}, but this role has neither SUPERUSER nor CREATEROLE`, "connect to the target as a role with CREATEROLE (RDS: the master user), or create the roles by hand");
+    return report;
+  }
+  const attrs = await readRoleAttributes(s.source, names);
+  const dropped = attrs.map((a) => ({ role: a.name, dropped: planRoleCopy(a, creator).dropped })).filter((x) => x.dropped.length);
+  add("info", "roles.copy", `role${names.length > 1 ? "s" : ""} ${listed}`, `created on the target by the full load (roles: copy), with their memberships and settings`);
+  for (const d of dropped) add("warning", "roles.attributes-dropped", `role ${d.role}`, `copied without ${d.dropped.join(", ")}: the target's role may not give ${d.dropped.length > 1 ? "them" : "it"}`, "grant what the application needs by hand after the load");
+  if (!await passwordsReadable(s.source)) {
+    const logins = attrs.filter((a) => a.login).map((a) => a.name);
+    if (logins.length) add("warning", "roles.no-password", `role${logins.length > 1 ? "s" : ""} ${logins.join(", ")}`, "the source does not expose password hashes (pg_authid is not readable), so these login roles are created without a password", `ALTER ROLE \u2026 PASSWORD on the target before the application connects there`);
+  }
+  return report;
 }
 function checkSourceSettings(src, label, groups, native, plugin, add) {
   const st = src.settings;
@@ -52938,73 +53313,6 @@ function batchStreamName(group2) {
   return `${group2}_batch`;
 }
 
-// src/journal/journal.ts
-var S = quoteIdent(CONTROL_SCHEMA);
-var PHASE_OWNER_COLUMNS = [
-  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
-  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
-];
-var DDL = [
-  `CREATE SCHEMA IF NOT EXISTS ${S}`,
-  `COMMENT ON SCHEMA ${S} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
-  `CREATE TABLE IF NOT EXISTS ${S}.migration (
-     name text PRIMARY KEY,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     source text NOT NULL,
-     target text NOT NULL,
-     source_version int NOT NULL,
-     target_version int NOT NULL)`,
-  `CREATE TABLE IF NOT EXISTS ${S}.phase (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
-     phase text NOT NULL,
-     state text NOT NULL,
-     started_at timestamptz NOT NULL DEFAULT now(),
-     finished_at timestamptz,
-     detail jsonb,
-     PRIMARY KEY (migration, phase))`,
-  `CREATE TABLE IF NOT EXISTS ${S}.stream (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
-     group_name text NOT NULL,
-     slot_name text NOT NULL,
-     publication text NOT NULL,
-     subscription text NOT NULL,
-     snapshot_mode text NOT NULL,
-     snapshot_lsn pg_lsn,
-     state text NOT NULL,
-     updated_at timestamptz NOT NULL DEFAULT now(),
-     PRIMARY KEY (migration, group_name))`,
-  `CREATE TABLE IF NOT EXISTS ${S}.copy_progress (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
-     group_name text NOT NULL,
-     table_schema text NOT NULL,
-     table_name text NOT NULL,
-     part int NOT NULL DEFAULT 0,
-     state text NOT NULL,
-     rows bigint,
-     bytes bigint,
-     started_at timestamptz,
-     finished_at timestamptz,
-     PRIMARY KEY (migration, table_schema, table_name, part))`,
-  // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
-  `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
-  ...PHASE_OWNER_COLUMNS,
-  `CREATE TABLE IF NOT EXISTS ${S}.event (
-     id bigserial PRIMARY KEY,
-     migration text NOT NULL,
-     at timestamptz NOT NULL DEFAULT now(),
-     phase text NOT NULL,
-     level text NOT NULL,
-     message text NOT NULL,
-     detail jsonb)`
-];
-var progressSql = {
-  upsert: `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
-           ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, condition = EXCLUDED.condition,
-             bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${S}.copy_progress.started_at),
-             finished_at = EXCLUDED.finished_at`
-};
-
 // src/pg/ddl-sql.ts
 var EVENT_TRIGGERS = [
   { name: "pgshift_ddl", sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${S}.ddl_capture()` },
@@ -53030,6 +53338,19 @@ function assessMarkdown(r) {
   ];
   if (r.findings.length === 0) out.push("No findings: nothing blocks this migration.");
   else out.push(table(["severity", "object", "finding", "fix"], r.findings.map((f) => [f.severity, f.object, f.message, f.fix ?? ""])));
+  if (r.extensions.length) {
+    out.push(
+      "",
+      "#### Extensions",
+      table(
+        ["extension", "source", "target default", "target offers", "the load installs"],
+        r.extensions.map((e) => [e.name, e.source, e.targetDefault ?? "\u2013", e.available ? e.available.join(", ") || "nothing" : "unknown", e.install === null ? "\u2013" : `${e.install}${e.relation === "same" ? " (the source's)" : e.relation === "newer" ? ` (newer${e.newerAccepted ? ", accepted" : ", not accepted: extensions.acceptNewer"})` : e.relation === "older" ? " (older)" : ""}`])
+      )
+    );
+  }
+  if (r.roles.missing.length) {
+    out.push("", `#### Roles missing on the target (roles: ${r.roles.mode}${r.roles.mode === "copy" ? " \u2014 the full load creates them" : ""})`, table(["role", "needed as"], r.roles.missing.map((m) => [m.role, m.neededAs.replace(/^[^ ]+ \((.*)\)$/, "$1")])));
+  }
   const lob = r.tables.filter((t) => t.lob);
   out.push(
     "",

@@ -39498,7 +39498,7 @@ var init_bowser = __esm({
       Utils2.getVersionPrecision = function getVersionPrecision(version2) {
         return version2.split(".").length;
       };
-      Utils2.compareVersions = function compareVersions(versionA, versionB, isLoose) {
+      Utils2.compareVersions = function compareVersions2(versionA, versionB, isLoose) {
         if (isLoose === void 0) isLoose = false;
         var versionAPrecision = Utils2.getVersionPrecision(versionA);
         var versionBPrecision = Utils2.getVersionPrecision(versionB);
@@ -41162,7 +41162,7 @@ var init_bowser = __esm({
         if (includingAlias && alias) browserNameLower = alias.toLowerCase();
         return browserNameLower === defaultBrowserName;
       };
-      _proto.compareVersions = function compareVersions(versionsOrVersion) {
+      _proto.compareVersions = function compareVersions2(versionsOrVersion) {
         var _this6 = this;
         if (typeof versionsOrVersion === "string") return this.compareVersion(versionsOrVersion);
         return versionsOrVersion.some(function(version2) {
@@ -75520,7 +75520,7 @@ async function createSubscription(c5, spec, log) {
   }
   await c5.query(`ALTER SUBSCRIPTION ${quoteIdent(spec.name)} ENABLE`);
 }
-async function execWithSecret(c5, template, secret, log) {
+async function execWithSecret(c5, template, secret, log, what = "the subscription's connection string (with its password)") {
   await c5.query(`CREATE OR REPLACE FUNCTION pg_temp.pgshift_exec_with_secret(statement text, secret text) RETURNS void LANGUAGE plpgsql AS $fn$
     DECLARE
       message text;
@@ -75530,14 +75530,14 @@ async function execWithSecret(c5, template, secret, log) {
       message := regexp_replace(replace(SQLERRM, secret, '***'), 'password\\s*=\\s*(''([^''\\\\]|\\\\.)*''|\\S+)', 'password=***', 'gi');
       RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = message;
     END $fn$`);
-  const restore = await quietStatementLog(c5, log);
+  const restore = await quietStatementLog(c5, what, log);
   try {
     await c5.query("SELECT pg_temp.pgshift_exec_with_secret($1, $2)", [template, secret]);
   } finally {
     await restore();
   }
 }
-async function quietStatementLog(c5, log) {
+async function quietStatementLog(c5, what, log) {
   const r5 = await c5.query(
     `SELECT name, current_setting(name, true) AS value FROM unnest(ARRAY['log_statement', 'log_min_duration_statement', 'pgaudit.log']) AS name`
   );
@@ -75556,7 +75556,7 @@ async function quietStatementLog(c5, log) {
       loud.push(`${name} = ${was}`);
     }
   }
-  if (loud.length) log?.warn(`the target's ${loud.join(", ")} logs statements with their parameters, and this role cannot turn that off for its session: the subscription's connection string (with its password) may appear in the target's server log \u2014 switch it off for the migration, or connect as a superuser`);
+  if (loud.length) log?.warn(`the target's ${loud.join(", ")} logs statements with their parameters, and this role cannot turn that off for its session: ${what} may appear in the target's server log \u2014 switch it off for the migration, or connect as a superuser`);
   return async () => {
     for (const name of changed) await c5.query("SELECT set_config($1, $2, false)", [name, before.get(name)]).catch(() => {
     });
@@ -95440,6 +95440,14 @@ var planSchema = external_exports.strictObject({
     }).prefault({}).describe("snapshot: paused-replica \u2014 limits while the replica is paused."),
     ownership: external_exports.enum(["keep", "target-user"]).default("keep").describe("keep: objects keep their owners and grants; target-user: everything belongs to the connecting user.")
   }).prefault({}),
+  roles: external_exports.enum(["require", "copy"]).default("require").describe(
+    "Roles the migrated objects need (owners, grantees incl. column grants, default-privilege and policy roles, user mappings, and the members of each) that the target lacks. require: assess lists them as a blocker and full-load refuses before anything is created; copy: full-load creates them before the schema with the attributes the target allows (SUPERUSER, REPLICATION and BYPASSRLS are dropped and named where the target's role may not give them), their memberships, ALTER ROLE/DATABASE \u2026 SET settings, and password hashes where the source's pg_authid is readable. Teardown leaves them: they own the migrated objects."
+  ),
+  extensions: external_exports.strictObject({
+    acceptNewer: external_exports.union([external_exports.literal("*"), external_exports.array(external_exports.string())]).default([]).describe(
+      "Extensions whose newer version on the target is accepted by verify's schema tier and the cut-over gate ('*': every extension). The full load installs the source's version where the target offers it; where it does not, the nearest newer one, which only this setting accepts. Without it a version difference is a schema difference."
+    )
+  }).prefault({}).describe("Extensions across majors."),
   assess: external_exports.strictObject({
     grouping: external_exports.enum(["seed", "balanced"]).default("seed").describe("seed: the largest tables each in their own group, the rest in one; balanced: bin packing by size."),
     largestOwnGroup: external_exports.number().int().min(0).max(50).default(3).describe("seed rule: how many of the largest tables get their own group."),
@@ -96843,10 +96851,411 @@ async function restoreList(tool, dump, name, skip) {
   writeFileSync(file2, lines.join("\n"));
   return file2;
 }
-function preDataList(tool, dump) {
+function preDataList(tool, dump, createdSchemaOids = []) {
   const names = SOURCE_ONLY_EXTENSIONS.join("|");
   const re = new RegExp(`\\s(EXTENSION - |COMMENT - EXTENSION )(${names})\\s`);
-  return restoreList(tool, dump, "pre-data", ({ line }) => re.test(`${line} `));
+  const schemas = new Set(createdSchemaOids);
+  return restoreList(tool, dump, "pre-data", ({ classId, objectId, line }) => re.test(`${line} `) || classId === NAMESPACE_CLASS && schemas.has(objectId) && /\sSCHEMA - /.test(line));
+}
+var NAMESPACE_CLASS = "2615";
+
+// src/core/extensions.ts
+function compareVersions(a5, b5) {
+  const pa = a5.split(/[.-]/);
+  const pb = b5.split(/[.-]/);
+  for (let i5 = 0; i5 < Math.max(pa.length, pb.length); i5++) {
+    const x = pa[i5];
+    const y = pb[i5];
+    if (x === void 0) return -1;
+    if (y === void 0) return 1;
+    if (/^\d+$/.test(x) && /^\d+$/.test(y)) {
+      const d5 = Number(x) - Number(y);
+      if (d5 !== 0) return d5 < 0 ? -1 : 1;
+    } else if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+function chooseExtensionVersion(sourceVersion, available) {
+  if (available.includes(sourceVersion)) return { version: sourceVersion, relation: "same" };
+  const sorted = [...available].sort(compareVersions);
+  const newer = sorted.find((v) => compareVersions(v, sourceVersion) > 0);
+  if (newer) return { version: newer, relation: "newer" };
+  const older = sorted.filter((v) => compareVersions(v, sourceVersion) < 0).at(-1);
+  if (older) return { version: older, relation: "older" };
+  return { version: null, relation: "unavailable" };
+}
+function acceptsNewer(accept, name) {
+  return accept === "*" || accept.includes(name);
+}
+
+// src/core/roles.ts
+var KEPT_WITHOUT_OWNERSHIP = ["policy", "user mapping"];
+function neededRoles(needs, memberships, keepOwnership) {
+  const out = /* @__PURE__ */ new Map();
+  const add = (n3) => {
+    const list2 = out.get(n3.role) ?? [];
+    list2.push(n3);
+    out.set(n3.role, list2);
+  };
+  for (const n3 of needs) if (keepOwnership || KEPT_WITHOUT_OWNERSHIP.includes(n3.kind)) add(n3);
+  const queue = [...out.keys()];
+  while (queue.length) {
+    const role = queue.shift();
+    for (const m3 of memberships.filter((x) => x.role === role)) {
+      if (!out.has(m3.member)) queue.push(m3.member);
+      add({ role: m3.member, kind: "member", object: `role ${role}` });
+    }
+  }
+  return out;
+}
+function missingRoles(needed, targetRoles) {
+  return [...needed].filter(([role]) => !targetRoles.has(role) && !role.startsWith("pg_")).sort(([a5], [b5]) => a5.localeCompare(b5)).map(([role, needs]) => ({ role, needs }));
+}
+function describeNeeds(m3, perKind = 2) {
+  const byKind = /* @__PURE__ */ new Map();
+  for (const n3 of m3.needs) byKind.set(n3.kind, [...byKind.get(n3.kind) ?? [], n3.object]);
+  const parts = [...byKind].map(([kind, objects]) => {
+    const uniq = [...new Set(objects)];
+    const shown = uniq.slice(0, perKind).join(", ");
+    const label = kind === "member" ? "member of" : kind === "default privileges" ? "default privileges of" : kind === "user mapping" ? "user mapping on" : `${kind} of`;
+    return `${label} ${shown}${uniq.length > perKind ? ` and ${uniq.length - perKind} more` : ""}`;
+  });
+  return `${m3.role} (${parts.join("; ")})`;
+}
+function planRoleCopy(a5, creator) {
+  const options = [];
+  const dropped = [];
+  const grants = [];
+  const may = (attr) => creator.superuser || attr !== "superuser" && creator[attr];
+  const flag = (on, name, attr) => {
+    if (!on) return options.push(`NO${name}`);
+    if (attr && !may(attr)) {
+      if (attr === "replication" && creator.rds) grants.push("rds_replication");
+      dropped.push(name);
+      return options.push(`NO${name}`);
+    }
+    options.push(name);
+  };
+  flag(a5.superuser, "SUPERUSER", "superuser");
+  flag(a5.createdb, "CREATEDB", "createdb");
+  flag(a5.createrole, "CREATEROLE");
+  flag(a5.inherit, "INHERIT");
+  flag(a5.login, "LOGIN");
+  flag(a5.replication, "REPLICATION", "replication");
+  flag(a5.bypassrls, "BYPASSRLS", "bypassrls");
+  if (a5.connectionLimit !== -1) options.push(`CONNECTION LIMIT ${Math.trunc(a5.connectionLimit)}`);
+  if (a5.validUntil) options.push(`VALID UNTIL ${quoteLiteral(a5.validUntil)}`);
+  return { options, dropped, grants };
+}
+var LIST_GUCS = /* @__PURE__ */ new Set(["search_path", "temp_tablespaces", "local_preload_libraries", "session_preload_libraries", "shared_preload_libraries", "unix_socket_directories"]);
+function splitGucList(value) {
+  const out = [];
+  let i5 = 0;
+  const n3 = value.length;
+  const skipSpace = () => {
+    while (i5 < n3 && /\s/.test(value[i5])) i5++;
+  };
+  skipSpace();
+  if (i5 >= n3) return out;
+  for (; ; ) {
+    let item = "";
+    if (value[i5] === '"') {
+      i5++;
+      for (; i5 < n3; i5++) {
+        if (value[i5] === '"') {
+          if (value[i5 + 1] === '"') {
+            item += '"';
+            i5++;
+            continue;
+          }
+          i5++;
+          break;
+        }
+        item += value[i5];
+      }
+    } else {
+      const start = i5;
+      while (i5 < n3 && value[i5] !== "," && !/\s/.test(value[i5])) i5++;
+      item = value.slice(start, i5);
+    }
+    out.push(item);
+    skipSpace();
+    if (i5 >= n3 || value[i5] !== ",") break;
+    i5++;
+    skipSpace();
+  }
+  return out;
+}
+function settingClause(entry) {
+  const eq = entry.indexOf("=");
+  const name = entry.slice(0, eq);
+  const value = entry.slice(eq + 1);
+  const ident = /^[a-z_][a-z0-9_.]*$/.test(name) ? name : quoteIdent(name);
+  if (LIST_GUCS.has(name.toLowerCase())) {
+    const items = splitGucList(value);
+    return `${ident} TO ${items.length ? items.map(quoteLiteral).join(", ") : "''"}`;
+  }
+  return `${ident} TO ${quoteLiteral(value)}`;
+}
+
+// src/core/acl.ts
+var PRIVILEGE_KEYWORDS = {
+  r: "SELECT",
+  a: "INSERT",
+  w: "UPDATE",
+  d: "DELETE",
+  D: "TRUNCATE",
+  x: "REFERENCES",
+  t: "TRIGGER",
+  X: "EXECUTE",
+  U: "USAGE",
+  C: "CREATE",
+  c: "CONNECT",
+  T: "TEMPORARY",
+  s: "SET",
+  A: "ALTER SYSTEM",
+  m: "MAINTAIN"
+};
+function readName(text, at) {
+  if (text[at] !== '"') {
+    let end2 = at;
+    while (end2 < text.length && text[end2] !== "=" && text[end2] !== "/") end2++;
+    return [text.slice(at, end2), end2];
+  }
+  let out = "";
+  let i5 = at + 1;
+  for (; i5 < text.length; i5++) {
+    if (text[i5] === '"') {
+      if (text[i5 + 1] === '"') {
+        out += '"';
+        i5++;
+        continue;
+      }
+      return [out, i5 + 1];
+    }
+    out += text[i5];
+  }
+  return [out, i5];
+}
+function parseAclItem(text) {
+  const [grantee, eq] = readName(text, 0);
+  const slash = text.indexOf("/", eq);
+  const privileges = text.slice(eq + 1, slash < 0 ? void 0 : slash);
+  const grantor = slash < 0 ? "" : readName(text, slash + 1)[0];
+  return { grantee, grantor, privileges };
+}
+function privilegeLetters(privileges) {
+  const out = [];
+  for (let i5 = 0; i5 < privileges.length; i5++) {
+    if (privileges[i5] === "*") continue;
+    out.push([privileges[i5], privileges[i5 + 1] === "*"]);
+  }
+  return out;
+}
+function grantStatements(on, items, owner) {
+  const out = [`REVOKE ALL ON ${on} FROM PUBLIC`, `REVOKE ALL ON ${on} FROM ${quoteIdent(owner)}`];
+  for (const text of items) {
+    const item = parseAclItem(text);
+    const to = item.grantee === "" ? "PUBLIC" : quoteIdent(item.grantee);
+    const letters = privilegeLetters(item.privileges);
+    const plain = letters.filter(([, g5]) => !g5).map(([l3]) => PRIVILEGE_KEYWORDS[l3]);
+    const grantable = letters.filter(([, g5]) => g5).map(([l3]) => PRIVILEGE_KEYWORDS[l3]);
+    if (plain.length) out.push(`GRANT ${plain.join(", ")} ON ${on} TO ${to}`);
+    if (grantable.length) out.push(`GRANT ${grantable.join(", ")} ON ${on} TO ${to} WITH GRANT OPTION`);
+  }
+  return out;
+}
+
+// src/pg/roles.ts
+var notMember = (catalog, oid) => `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
+var OWNED_OBJECTS = (prokind) => `
+  SELECT 'object' AS category, 'schema ' || quote_ident(n.nspname) AS object, pg_get_userbyid(n.nspowner) AS owner, coalesce(n.nspacl, acldefault('n', n.nspowner))::text[] AS acl
+    FROM pg_namespace n WHERE ${USER_SCHEMAS} AND ${notMember("pg_namespace", "n.oid")}
+     -- the source-only extensions' schemas (pglogical's is named after it), on the source and as the restore left them on the target
+     AND n.nspname NOT IN (${SOURCE_ONLY_EXTENSIONS.map((e5) => `'${e5}'`).join(", ")})
+  UNION ALL
+  SELECT 'object', CASE WHEN c.relkind = 'S' THEN 'sequence ' ELSE 'table ' END || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+         pg_get_userbyid(c.relowner), coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))::text[]
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ${USER_SCHEMAS} AND c.relname NOT LIKE 'awsdms\\_%' AND ${notMember("pg_class", "c.oid")}
+  UNION ALL
+  SELECT 'column', 'column ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname), pg_get_userbyid(c.relowner), a.attacl::text[]
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND ${USER_SCHEMAS} AND ${notMember("pg_class", "c.oid")}
+  UNION ALL
+  SELECT 'object', CASE ${prokind} WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate ' ELSE 'function ' END || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+         pg_get_userbyid(p.proowner), coalesce(p.proacl, acldefault('f', p.proowner))::text[]
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_proc", "p.oid")}
+  UNION ALL
+  SELECT 'object', 'type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname), pg_get_userbyid(t.typowner), coalesce(t.typacl, acldefault('T', t.typowner))::text[]
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+   WHERE ${USER_SCHEMAS} AND ${notMember("pg_type", "t.oid")} AND t.typcategory <> 'A'
+     -- multiranges come with their range type (14+); a table's row type with its table
+     AND t.typtype IN ('b', 'd', 'e', 'r', 'c') AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+  UNION ALL
+  SELECT 'object', 'large object ' || l.oid, pg_get_userbyid(l.lomowner), coalesce(l.lomacl, acldefault('L', l.lomowner))::text[] FROM pg_largeobject_metadata l
+  UNION ALL
+  SELECT 'object', 'foreign-data wrapper ' || quote_ident(w.fdwname), pg_get_userbyid(w.fdwowner), coalesce(w.fdwacl, acldefault('F', w.fdwowner))::text[]
+    FROM pg_foreign_data_wrapper w WHERE ${notMember("pg_foreign_data_wrapper", "w.oid")}
+  UNION ALL
+  SELECT 'object', 'server ' || quote_ident(s.srvname), pg_get_userbyid(s.srvowner), coalesce(s.srvacl, acldefault('S', s.srvowner))::text[]
+    FROM pg_foreign_server s WHERE ${notMember("pg_foreign_server", "s.oid")}
+  UNION ALL
+  SELECT 'object', 'collation ' || quote_ident(n.nspname) || '.' || quote_ident(o.collname), pg_get_userbyid(o.collowner), NULL
+    FROM pg_collation o JOIN pg_namespace n ON n.oid = o.collnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_collation", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'operator ' || o.oid::regoperator::text, pg_get_userbyid(o.oprowner), NULL
+    FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_operator", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'text search configuration ' || quote_ident(n.nspname) || '.' || quote_ident(o.cfgname), pg_get_userbyid(o.cfgowner), NULL
+    FROM pg_ts_config o JOIN pg_namespace n ON n.oid = o.cfgnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_ts_config", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'text search dictionary ' || quote_ident(n.nspname) || '.' || quote_ident(o.dictname), pg_get_userbyid(o.dictowner), NULL
+    FROM pg_ts_dict o JOIN pg_namespace n ON n.oid = o.dictnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_ts_dict", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'event trigger ' || quote_ident(e.evtname), pg_get_userbyid(e.evtowner), NULL
+    FROM pg_event_trigger e WHERE e.evtname NOT LIKE 'pgshift%' AND ${notMember("pg_event_trigger", "e.oid")}
+  UNION ALL
+  SELECT 'default-acl', 'default privileges of ' || quote_ident(pg_get_userbyid(a.defaclrole)) || coalesce(' in schema ' || quote_ident(n.nspname), '') || ' on '
+           || CASE a.defaclobjtype WHEN 'r' THEN 'tables' WHEN 'S' THEN 'sequences' WHEN 'f' THEN 'functions' WHEN 'T' THEN 'types' WHEN 'n' THEN 'schemas' ELSE a.defaclobjtype::text END,
+         pg_get_userbyid(a.defaclrole), a.defaclacl::text[]
+    FROM pg_default_acl a LEFT JOIN pg_namespace n ON n.oid = a.defaclnamespace
+   WHERE n.oid IS NULL OR n.nspname <> '${CONTROL_SCHEMA}'`;
+async function readOwnedObjects(c5) {
+  const v = Number((await c5.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v);
+  return (await c5.query(OWNED_OBJECTS(v >= 11e4 ? "p.prokind" : `CASE WHEN p.proisagg THEN 'a' ELSE 'f' END`))).rows;
+}
+async function readPolicies(c5) {
+  const r5 = await c5.query(
+    `SELECT 'policy ' || quote_ident(p.policyname) || ' on ' || quote_ident(p.schemaname) || '.' || quote_ident(p.tablename) AS object,
+            concat_ws(' ', p.permissive, 'FOR', p.cmd, 'TO', array_to_string(p.roles, ', '), 'USING', coalesce(p.qual, '-'), 'WITH CHECK', coalesce(p.with_check, '-')) AS definition,
+            p.roles::text[] AS roles
+       FROM pg_policies p WHERE p.schemaname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}')
+     UNION ALL
+     SELECT 'row security on ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+            concat_ws(' ', CASE WHEN c.relrowsecurity THEN 'enabled' ELSE 'disabled' END, CASE WHEN c.relforcerowsecurity THEN 'forced' END), '{}'
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE (c.relrowsecurity OR c.relforcerowsecurity) AND ${USER_SCHEMAS}`
+  );
+  return r5.rows;
+}
+async function readRoleNeeds(c5) {
+  const needs = [];
+  for (const o3 of await readOwnedObjects(c5)) {
+    needs.push({ role: o3.owner, kind: o3.category === "default-acl" ? "default privileges" : "owner", object: o3.object });
+    for (const text of o3.acl ?? []) {
+      const item = parseAclItem(text);
+      if (item.grantee) needs.push({ role: item.grantee, kind: "grantee", object: o3.object });
+      if (item.grantor) needs.push({ role: item.grantor, kind: "grantor", object: o3.object });
+    }
+  }
+  for (const p3 of await readPolicies(c5)) for (const role of p3.roles) if (role !== "public") needs.push({ role, kind: "policy", object: p3.object });
+  const um = await c5.query(`SELECT usename AS role, srvname AS server FROM pg_user_mappings WHERE umuser <> 0`);
+  for (const u of um.rows) needs.push({ role: u.role, kind: "user mapping", object: `server ${u.server}` });
+  return needs;
+}
+async function readMemberships(c5, versionNum) {
+  const v16 = versionNum >= 16e4;
+  const r5 = await c5.query(
+    `SELECT pg_get_userbyid(m.roleid) AS role, pg_get_userbyid(m.member) AS member, m.admin_option AS admin,
+            ${v16 ? "m.inherit_option" : "NULL::boolean"} AS inherit, ${v16 ? "m.set_option" : "NULL::boolean"} AS set
+       FROM pg_auth_members m`
+  );
+  return r5.rows;
+}
+async function readRoleNames(c5) {
+  return new Set((await c5.query("SELECT rolname AS n FROM pg_roles")).rows.map((r5) => r5.n));
+}
+async function readRoleCreator(c5) {
+  const r5 = await c5.query(
+    `SELECT rolname AS name, rolsuper AS superuser, rolcreaterole AS createrole, rolcreatedb AS createdb, rolreplication AS replication, rolbypassrls AS bypassrls,
+            EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser') AS rds
+       FROM pg_roles WHERE rolname = current_user`
+  );
+  return r5.rows[0];
+}
+async function readRoleAttributes(c5, roles) {
+  const r5 = await c5.query(
+    `SELECT rolname AS name, rolsuper AS superuser, rolinherit AS inherit, rolcreaterole AS createrole, rolcreatedb AS createdb, rolcanlogin AS login,
+            rolreplication AS replication, rolbypassrls AS bypassrls, rolconnlimit AS "connectionLimit",
+            CASE WHEN rolvaliduntil IS NULL OR rolvaliduntil = 'infinity' THEN NULL ELSE rolvaliduntil::text END AS "validUntil",
+            shobj_description(oid, 'pg_authid') AS comment
+       FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname`,
+    [roles]
+  );
+  return r5.rows;
+}
+async function passwordsReadable(c5) {
+  return (await c5.query(`SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS ok`)).rows[0].ok;
+}
+async function copyRoles(source, target, roles, versions2, log, record2) {
+  const result = { created: [], memberships: [], settings: [], skipped: [] };
+  const attrs = await readRoleAttributes(source, roles);
+  const passwords = await passwordsReadable(source) ? new Map((await source.query("SELECT rolname AS name, rolpassword AS hash FROM pg_authid WHERE rolname = ANY($1)", [roles])).rows.map((x) => [x.name, x.hash])) : void 0;
+  const creator = await readRoleCreator(target);
+  const created = new Set(roles);
+  const targetDb = (await target.query("SELECT current_database() AS d")).rows[0].d;
+  const attempt = async (what, sql) => {
+    await target.query("SAVEPOINT pgshift_role_step");
+    try {
+      await target.query(sql);
+      await target.query("RELEASE SAVEPOINT pgshift_role_step");
+      return true;
+    } catch (err) {
+      await target.query("ROLLBACK TO SAVEPOINT pgshift_role_step");
+      result.skipped.push(`${what}: ${err.message}`);
+      return false;
+    }
+  };
+  await target.query("BEGIN");
+  try {
+    for (const a5 of attrs) {
+      const p3 = planRoleCopy(a5, creator);
+      const create = `CREATE ROLE ${quoteIdent(a5.name)} WITH ${p3.options.join(" ")}`;
+      const hash2 = passwords?.get(a5.name);
+      if (hash2) await execWithSecret(target, `${create.replace(/%/g, "%%")} PASSWORD %L`, hash2, log, "a role password hash");
+      else await target.query(create);
+      const granted = [];
+      for (const g5 of p3.grants) if (await attempt(`GRANT ${g5} TO ${a5.name}`, `GRANT ${quoteIdent(g5)} TO ${quoteIdent(a5.name)}`)) granted.push(g5);
+      if (a5.comment !== null) await target.query(`COMMENT ON ROLE ${quoteIdent(a5.name)} IS ${quoteLiteral(a5.comment)}`);
+      result.created.push({ role: a5.name, dropped: p3.dropped, granted, password: hash2 ? "copied" : passwords ? "none on the source" : "not readable" });
+    }
+    const existing = await readRoleNames(target);
+    const edges = (await readMemberships(source, versions2.source)).filter((m3) => (created.has(m3.role) || created.has(m3.member)) && existing.has(m3.role) && existing.has(m3.member));
+    const have = new Set((await readMemberships(target, versions2.target)).map((m3) => `${m3.role}\0${m3.member}`));
+    for (const m3 of edges) {
+      if (have.has(`${m3.role}\0${m3.member}`)) continue;
+      const options = [m3.admin ? "ADMIN TRUE" : "", versions2.target >= 16e4 && m3.inherit !== null ? `INHERIT ${m3.inherit ? "TRUE" : "FALSE"}` : "", versions2.target >= 16e4 && m3.set !== null ? `SET ${m3.set ? "TRUE" : "FALSE"}` : ""].filter(Boolean);
+      const with_ = options.length ? versions2.target >= 16e4 ? ` WITH ${options.join(", ")}` : m3.admin ? " WITH ADMIN OPTION" : "" : "";
+      const text = `GRANT ${quoteIdent(m3.role)} TO ${quoteIdent(m3.member)}${with_}`;
+      if (await attempt(text, text)) result.memberships.push(`${m3.role} \u2192 ${m3.member}${m3.admin ? " (admin)" : ""}`);
+    }
+    const settings = await source.query(
+      `SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END AS role, s.setdatabase <> 0 AS here, s.setconfig AS config
+         FROM pg_db_role_setting s
+        WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) OR (s.setdatabase = 0 AND pg_get_userbyid(s.setrole) = ANY($1))`,
+      [roles]
+    );
+    for (const s2 of settings.rows) {
+      if (s2.role && !existing.has(s2.role)) continue;
+      const head = s2.role === null ? `ALTER DATABASE ${quoteIdent(targetDb)}` : s2.here ? `ALTER ROLE ${quoteIdent(s2.role)} IN DATABASE ${quoteIdent(targetDb)}` : `ALTER ROLE ${quoteIdent(s2.role)}`;
+      for (const entry of s2.config) {
+        const text = `${head} SET ${settingClause(entry)}`;
+        if (await attempt(text, text)) result.settings.push(text);
+      }
+    }
+    await record2(result);
+    await target.query("COMMIT");
+  } catch (err) {
+    await target.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+  return result;
+}
+async function readMissingRoles(source, target, sourceVersion, keepOwnership) {
+  const needed = neededRoles(await readRoleNeeds(source), await readMemberships(source, sourceVersion), keepOwnership);
+  return missingRoles(needed, await readRoleNames(target));
 }
 
 // src/phases/assess.ts
@@ -96869,19 +97278,8 @@ async function readPreconditions(ctx, s2, options) {
   for (const p3 of src.preparedTransactions) {
     add("blocker", "source.prepared-transaction", `prepared transaction ${p3.gid}`, `prepared ${p3.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p3.gid}'`);
   }
-  const targetExtensions = tgt.availableExtensions;
-  if (!(targetExtensions instanceof Map)) {
-    const names = src.extensions.map((e5) => e5.name).join(", ");
-    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
-  } else {
-    for (const e5 of src.extensions.filter((x) => !SOURCE_ONLY_EXTENSIONS.includes(x.name))) {
-      const avail = targetExtensions.get(e5.name);
-      if (!avail) add("blocker", "extension.missing", `extension ${e5.name}`, `installed on the source (${e5.version}) but not available on the target`, `install ${e5.name} on the target (on RDS: check rds.extensions)`);
-      else if (!avail.versions.includes(e5.version)) {
-        add("warning", "extension.version", `extension ${e5.name}`, `source has ${e5.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
-      }
-    }
-  }
+  const extensions = checkExtensions(src, tgt, ctx, add);
+  const roles = await checkRoles(ctx, s2, src, add);
   for (const t of src.eventTriggers.filter((x) => !x.name.startsWith("pgshift_ddl"))) {
     add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers`, "disable it for the migration window if it writes");
   }
@@ -96923,7 +97321,66 @@ async function readPreconditions(ctx, s2, options) {
   for (const t of unlogged.skipped) add("info", "table.unlogged", displayName(t), "unlogged table: left empty on the target, as unlogged.skip says");
   for (const p3 of unlogged.unmatchedSkip) add("warning", "unlogged.skip", p3, "unlogged.skip names no unlogged table of the source", "correct the name, or remove it from unlogged.skip");
   for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
-  return { src, tgt, relations, groupOf, assignment, findings, add };
+  return { src, tgt, relations, groupOf, assignment, findings, add, extensions, roles };
+}
+function checkExtensions(src, tgt, ctx, add) {
+  const offered = tgt.availableExtensions;
+  const accept = ctx.plan.extensions.acceptNewer;
+  const out = [];
+  const mine = src.extensions.filter((x) => !SOURCE_ONLY_EXTENSIONS.includes(x.name) && x.name !== "plpgsql");
+  if (!(offered instanceof Map)) {
+    const names = mine.map((e5) => e5.name).join(", ");
+    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${offered.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
+    return mine.map((e5) => ({ name: e5.name, source: e5.version, targetDefault: null, available: null, install: null, relation: "unknown", newerAccepted: acceptsNewer(accept, e5.name) }));
+  }
+  for (const e5 of mine) {
+    const avail = offered.get(e5.name);
+    const choice = chooseExtensionVersion(e5.version, avail?.versions ?? []);
+    const newerAccepted = acceptsNewer(accept, e5.name);
+    out.push({ name: e5.name, source: e5.version, targetDefault: avail?.defaultVersion ?? null, available: avail ? [...avail.versions].sort(compareVersions) : [], install: choice.version, relation: choice.relation, newerAccepted });
+    const object2 = `extension ${e5.name}`;
+    if (!avail || choice.version === null) add("blocker", "extension.missing", object2, `installed on the source (${e5.version}) but not available on the target`, `install ${e5.name} on the target (on RDS: check rds.extensions)`);
+    else if (choice.relation === "newer" && !newerAccepted) {
+      add("warning", "extension.version", object2, `the target does not offer the source's ${e5.version}; the full load installs ${choice.version}, which verify and the cut-over count as a difference until the plan accepts it`, `read ${e5.name}'s upgrade notes, then set extensions.acceptNewer: [${e5.name}]`);
+    } else if (choice.relation === "newer") {
+      add("info", "extension.version", object2, `the target does not offer the source's ${e5.version}; the full load installs ${choice.version} (accepted by extensions.acceptNewer)`);
+    } else if (choice.relation === "older") {
+      add("warning", "extension.version", object2, `the target offers only older versions than the source's ${e5.version}; the full load installs ${choice.version}`, `install ${e5.name} ${e5.version} on the target first`);
+    }
+  }
+  return out;
+}
+async function checkRoles(ctx, s2, src, add) {
+  const { plan } = ctx;
+  const missing = await readMissingRoles(s2.source, s2.target, src.versionNum, plan.fullLoad.ownership === "keep");
+  const report = { mode: plan.roles, missing: missing.map((m3) => ({ role: m3.role, neededAs: describeNeeds(m3) })) };
+  if (!missing.length) return report;
+  const names = missing.map((m3) => m3.role);
+  const listed = `${names.slice(0, 10).join(", ")}${names.length > 10 ? ` and ${names.length - 10} more` : ""}`;
+  if (plan.roles === "require") {
+    add(
+      "blocker",
+      "roles.missing",
+      `role${names.length > 1 ? "s" : ""} ${listed}`,
+      `${names.length} role(s) the migrated objects need are missing on the target: ${missing.slice(0, 5).map((m3) => describeNeeds(m3)).join("; ")}${missing.length > 5 ? "; \u2026" : ""}`,
+      `set roles: copy in the plan (pgshift creates them before the schema), or create them on the target first (CREATE ROLE ${quoteIdent(names[0])} \u2026)`
+    );
+    return report;
+  }
+  const creator = await readRoleCreator(s2.target);
+  if (!creator.superuser && !creator.createrole) {
+    add("blocker", "roles.copy-privilege", `target role ${creator.name}`, `roles: copy creates ${listed}, but this role has neither SUPERUSER nor CREATEROLE`, "connect to the target as a role with CREATEROLE (RDS: the master user), or create the roles by hand");
+    return report;
+  }
+  const attrs = await readRoleAttributes(s2.source, names);
+  const dropped = attrs.map((a5) => ({ role: a5.name, dropped: planRoleCopy(a5, creator).dropped })).filter((x) => x.dropped.length);
+  add("info", "roles.copy", `role${names.length > 1 ? "s" : ""} ${listed}`, `created on the target by the full load (roles: copy), with their memberships and settings`);
+  for (const d5 of dropped) add("warning", "roles.attributes-dropped", `role ${d5.role}`, `copied without ${d5.dropped.join(", ")}: the target's role may not give ${d5.dropped.length > 1 ? "them" : "it"}`, "grant what the application needs by hand after the load");
+  if (!await passwordsReadable(s2.source)) {
+    const logins = attrs.filter((a5) => a5.login).map((a5) => a5.name);
+    if (logins.length) add("warning", "roles.no-password", `role${logins.length > 1 ? "s" : ""} ${logins.join(", ")}`, "the source does not expose password hashes (pg_authid is not readable), so these login roles are created without a password", `ALTER ROLE \u2026 PASSWORD on the target before the application connects there`);
+  }
+  return report;
 }
 function checkSourceSettings(src, label, groups, native, plugin, add) {
   const st = src.settings;
@@ -97862,7 +98319,7 @@ var IndexQueue = class {
 // src/pg/large-objects.ts
 async function copyLargeObjects(source, target, keepOwnership, only) {
   const list2 = await source.query(
-    `SELECT oid::text, pg_get_userbyid(lomowner) AS owner FROM pg_largeobject_metadata WHERE $1::oid[] IS NULL OR oid = ANY ($1::oid[]) ORDER BY oid`,
+    `SELECT oid::text, pg_get_userbyid(lomowner) AS owner, lomacl::text[] AS acl FROM pg_largeobject_metadata WHERE $1::oid[] IS NULL OR oid = ANY ($1::oid[]) ORDER BY oid`,
     [only ?? null]
   );
   let bytes2 = 0;
@@ -97876,7 +98333,10 @@ async function copyLargeObjects(source, target, keepOwnership, only) {
       await target.query("SELECT lo_from_bytea($1::oid, $2::bytea)", [lo.oid, payload2]);
       if (keepOwnership) {
         const role = await target.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [lo.owner]);
-        if (role.rowCount) await target.query(`ALTER LARGE OBJECT ${Number(lo.oid)} OWNER TO ${quoteIdent(lo.owner)}`);
+        if (role.rowCount) {
+          await target.query(`ALTER LARGE OBJECT ${Number(lo.oid)} OWNER TO ${quoteIdent(lo.owner)}`);
+          if (lo.acl) for (const sql of grantStatements(`LARGE OBJECT ${Number(lo.oid)}`, lo.acl, lo.owner)) await target.query(sql);
+        }
       }
       await target.query("COMMIT");
     } catch (err) {
@@ -98187,6 +98647,84 @@ function streamSource(ctx) {
     },
     drop: (c5, record2) => dropReplicationSets(c5, record2.slot)
   };
+}
+
+// src/pg/extensions.ts
+async function readSourceExtensions(c5) {
+  const r5 = await c5.query(
+    `SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema, pg_get_userbyid(n.nspowner) AS "schemaOwner",
+            coalesce((SELECT array_agg(x.extname ORDER BY x.extname) FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid
+                       WHERE d.classid = 'pg_extension'::regclass AND d.objid = e.oid AND d.refclassid = 'pg_extension'::regclass), '{}') AS requires
+       FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+      WHERE e.extname <> ALL ($1) ORDER BY e.extname`,
+    // plpgsql: in every database initdb makes, and never in a dump.
+    [[...SOURCE_ONLY_EXTENSIONS, "plpgsql"]]
+  );
+  const byName = new Map(r5.rows.map((e5) => [e5.name, e5]));
+  const out = [];
+  const visit2 = (e5, seen) => {
+    if (out.includes(e5) || seen.has(e5.name)) return;
+    seen.add(e5.name);
+    for (const req of e5.requires) if (byName.has(req)) visit2(byName.get(req), seen);
+    out.push(e5);
+  };
+  for (const e5 of r5.rows) visit2(e5, /* @__PURE__ */ new Set());
+  return out;
+}
+async function availableVersions(c5) {
+  const r5 = await c5.query(`SELECT name, array_agg(version) AS versions FROM pg_available_extension_versions GROUP BY name`);
+  return new Map(r5.rows.map((x) => [x.name, x.versions]));
+}
+async function installExtensions(target, extensions, keepOwnership) {
+  const available = await availableVersions(target).catch(() => void 0);
+  if (!available) return extensions.map((e5) => ({ name: e5.name, source: e5.version, target: null, relation: "unavailable", action: "left to the restore" }));
+  const installed2 = new Map((await target.query("SELECT extname AS name, extversion AS version FROM pg_extension")).rows.map((r5) => [r5.name, r5.version]));
+  const out = [];
+  await target.query("BEGIN");
+  try {
+    for (const e5 of extensions) {
+      const choice = chooseExtensionVersion(e5.version, available.get(e5.name) ?? []);
+      const have = installed2.get(e5.name);
+      if (have !== void 0) {
+        if (choice.version !== null && compareVersions(have, choice.version) < 0) {
+          await target.query(`ALTER EXTENSION ${quoteIdent(e5.name)} UPDATE TO ${quoteLiteral(choice.version)}`);
+          out.push({ name: e5.name, source: e5.version, target: choice.version, relation: choice.relation, action: "updated" });
+        } else {
+          out.push({ name: e5.name, source: e5.version, target: have, relation: have === e5.version ? "same" : compareVersions(have, e5.version) > 0 ? "newer" : "older", action: "already there" });
+        }
+        continue;
+      }
+      if (choice.version === null) {
+        out.push({ name: e5.name, source: e5.version, target: null, relation: "unavailable", action: "unavailable" });
+        continue;
+      }
+      const owner = keepOwnership ? ` AUTHORIZATION ${quoteIdent(e5.schemaOwner)}` : "";
+      await target.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(e5.schema)}${owner}`);
+      try {
+        await target.query(`CREATE EXTENSION IF NOT EXISTS ${quoteIdent(e5.name)} WITH SCHEMA ${quoteIdent(e5.schema)} VERSION ${quoteLiteral(choice.version)}`);
+      } catch (err) {
+        throw failure("extension.create", `extension ${e5.name} ${choice.version} could not be created on the target: ${err.message}`, `create it by hand (CREATE EXTENSION ${e5.name} VERSION '${choice.version}') and run full-load again`, err);
+      }
+      installed2.set(e5.name, choice.version);
+      out.push({ name: e5.name, source: e5.version, target: choice.version, relation: choice.relation, action: "created" });
+    }
+    await target.query("COMMIT");
+  } catch (err) {
+    await target.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+  return out;
+}
+async function extensionSchemasOnTarget(source, target) {
+  const r5 = await source.query(
+    `SELECT DISTINCT n.oid::text AS oid, n.nspname AS name FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+      WHERE n.nspname NOT IN ('public', 'pg_catalog') AND e.extname <> ALL ($1)`,
+    [SOURCE_ONLY_EXTENSIONS]
+  );
+  if (!r5.rowCount) return [];
+  const there = new Set((await target.query("SELECT nspname AS n FROM pg_namespace WHERE nspname = ANY($1)", [r5.rows.map((x) => x.name)])).rows.map((x) => x.n));
+  return r5.rows.filter((x) => there.has(x.name)).map((x) => x.oid);
 }
 
 // src/core/sequences.ts
@@ -98722,6 +99260,8 @@ var resumePhase = (group5) => `full-load:resume:${group5}`;
 
 // src/phases/full-load.ts
 var PRE_DATA = "full-load:pre-data";
+var EXTENSIONS = "full-load:extensions";
+var ROLES = "full-load:roles";
 var LARGE_OBJECTS = "full-load:large-objects";
 var POST_DATA = "full-load:post-data";
 var REPLICA = "full-load:replica";
@@ -98764,6 +99304,7 @@ async function runFullLoad(ctx, options = {}) {
   let dump;
   let progress;
   let indexes;
+  let extensions = [];
   try {
     await requireLogicalSource(s2, ctx);
     const stream = streamSource(ctx);
@@ -98811,6 +99352,7 @@ async function runFullLoad(ctx, options = {}) {
       targetVersion: s2.targetVersion
     });
     await journal.startPhase("full-load", { groups: groups.map((g5) => g5.name) });
+    const roles = loading.length && plan.roles === "copy" ? await copyMissingRoles(ctx, s2, journal) : void 0;
     await applyReplicaIdentityConsent(ctx, s2, journal, preflight.setReplicaIdentityFull);
     await makeLogged(ctx, s2, journal, loading.flatMap((g5) => g5.tables).filter((t) => t.persistence === "u"));
     const results = [];
@@ -98864,7 +99406,8 @@ async function runFullLoad(ctx, options = {}) {
         if ((await journal.phaseState(PRE_DATA))?.state === "done") return;
         log.info("schema: restoring pre-data (types, tables, functions) on the target");
         dump ??= await dumpSchema(dumpTool, toLoad[0].point.endpoint, toLoad[0].point.snapshotName);
-        const listFile = await preDataList(restoreTool, dump);
+        extensions = await installSourceExtensions(ctx, s2, journal);
+        const listFile = await preDataList(restoreTool, dump, await extensionSchemasOnTarget(s2.source, s2.target));
         await restoreSection(restoreTool, ctx.target, dump, "pre-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile });
         await journal.finishPhase(PRE_DATA, "done");
       });
@@ -98982,7 +99525,9 @@ async function runFullLoad(ctx, options = {}) {
       indexesBuiltEarly: indexes.built,
       postData,
       failedViews,
-      sequences
+      sequences,
+      extensions,
+      roles
     };
     await journal.finishPhase("full-load", allLoaded ? "done" : "partial", { ...result, tables: void 0 });
     return result;
@@ -99189,6 +99734,43 @@ async function runPostData(ctx, s2, journal, restoreTool, dump, groups) {
   for (const r5 of unanalyzed.rows) await s2.target.query(`ANALYZE ${r5.t}`);
   for (const p3 of groups.flatMap((g5) => g5.parents)) await s2.target.query(`ANALYZE ${qualify(p3)}`);
   return { sequences, failedViews: views.failed };
+}
+async function copyMissingRoles(ctx, s2, journal) {
+  const { plan, log } = ctx;
+  return withStepLock(s2.target, ROLES, async () => {
+    const missing = await readMissingRoles(s2.source, s2.target, s2.sourceVersion, plan.fullLoad.ownership === "keep");
+    if (!missing.length) return void 0;
+    const earlier = (await journal.phaseState(ROLES))?.detail ?? void 0;
+    const versions2 = { source: s2.sourceVersion, target: s2.targetVersion };
+    const result = await copyRoles(s2.source, s2.target, missing.map((m3) => m3.role), versions2, log, async (r5) => {
+      const all = earlier ? { created: [...earlier.created, ...r5.created], memberships: [...earlier.memberships, ...r5.memberships], settings: [...earlier.settings, ...r5.settings], skipped: [...earlier.skipped, ...r5.skipped] } : r5;
+      await journal.setPhaseDetail(ROLES, "done", all);
+    });
+    for (const c5 of result.created) {
+      const notes = [
+        c5.dropped.length ? `without ${c5.dropped.join(", ")} (not allowed on the target)` : "",
+        c5.granted.length ? `granted ${c5.granted.join(", ")}` : "",
+        c5.password === "copied" ? "password hash copied" : c5.password === "not readable" ? "no password (the source does not expose password hashes): set one" : ""
+      ].filter(Boolean);
+      log.info(`role ${c5.role} created on the target${notes.length ? `: ${notes.join("; ")}` : ""}`);
+    }
+    for (const k5 of result.skipped) log.warn(`roles: skipped ${k5}`);
+    const level = result.skipped.length || result.created.some((c5) => c5.dropped.length) ? "warn" : "info";
+    await journal.event("full-load", level, `roles created on the target: ${result.created.map((c5) => c5.role).join(", ")}`, result);
+    return result;
+  });
+}
+async function installSourceExtensions(ctx, s2, journal) {
+  const installs = await installExtensions(s2.target, await readSourceExtensions(s2.source), ctx.plan.fullLoad.ownership === "keep");
+  for (const e5 of installs) {
+    if (e5.action === "unavailable") ctx.log.warn(`extension ${e5.name} ${e5.source}: the target offers no version of it`);
+    else if (e5.action === "left to the restore") ctx.log.warn(`extension ${e5.name} ${e5.source}: the target cannot list its extension versions, so the schema restore creates its default version`);
+    else if (e5.relation === "same") ctx.log.info(`extension ${e5.name} ${e5.target} (${e5.action}, the source's version)`);
+    else if (e5.action === "already there") ctx.log.warn(`extension ${e5.name}: already on the target at ${e5.target}, ${e5.source} on the source`);
+    else ctx.log.warn(`extension ${e5.name}: ${e5.target} on the target (${e5.action}), ${e5.source} on the source \u2014 the target does not offer ${e5.source}${e5.relation === "newer" ? "; verify accepts the newer version with extensions.acceptNewer" : ""}`);
+  }
+  await journal.setPhaseDetail(EXTENSIONS, "done", installs);
+  return installs;
 }
 function logIndexBuilt(log, b5, ms, built) {
   if (!built) return;

@@ -34230,11 +34230,13 @@ async function restoreList(tool, dump, name, skip) {
   writeFileSync(file2, lines.join("\n"));
   return file2;
 }
-function preDataList(tool, dump) {
+function preDataList(tool, dump, createdSchemaOids = []) {
   const names = SOURCE_ONLY_EXTENSIONS.join("|");
   const re = new RegExp(`\\s(EXTENSION - |COMMENT - EXTENSION )(${names})\\s`);
-  return restoreList(tool, dump, "pre-data", ({ line }) => re.test(`${line} `));
+  const schemas = new Set(createdSchemaOids);
+  return restoreList(tool, dump, "pre-data", ({ classId, objectId, line }) => re.test(`${line} `) || classId === NAMESPACE_CLASS && schemas.has(objectId) && /\sSCHEMA - /.test(line));
 }
+var NAMESPACE_CLASS = "2615";
 
 // src/pg/indexes.ts
 function analyzeStep(table2) {
@@ -34391,10 +34393,78 @@ var IndexQueue = class {
   }
 };
 
+// src/core/acl.ts
+var PRIVILEGE_KEYWORDS = {
+  r: "SELECT",
+  a: "INSERT",
+  w: "UPDATE",
+  d: "DELETE",
+  D: "TRUNCATE",
+  x: "REFERENCES",
+  t: "TRIGGER",
+  X: "EXECUTE",
+  U: "USAGE",
+  C: "CREATE",
+  c: "CONNECT",
+  T: "TEMPORARY",
+  s: "SET",
+  A: "ALTER SYSTEM",
+  m: "MAINTAIN"
+};
+function readName(text, at) {
+  if (text[at] !== '"') {
+    let end = at;
+    while (end < text.length && text[end] !== "=" && text[end] !== "/") end++;
+    return [text.slice(at, end), end];
+  }
+  let out = "";
+  let i = at + 1;
+  for (; i < text.length; i++) {
+    if (text[i] === '"') {
+      if (text[i + 1] === '"') {
+        out += '"';
+        i++;
+        continue;
+      }
+      return [out, i + 1];
+    }
+    out += text[i];
+  }
+  return [out, i];
+}
+function parseAclItem(text) {
+  const [grantee, eq] = readName(text, 0);
+  const slash = text.indexOf("/", eq);
+  const privileges = text.slice(eq + 1, slash < 0 ? void 0 : slash);
+  const grantor = slash < 0 ? "" : readName(text, slash + 1)[0];
+  return { grantee, grantor, privileges };
+}
+function privilegeLetters(privileges) {
+  const out = [];
+  for (let i = 0; i < privileges.length; i++) {
+    if (privileges[i] === "*") continue;
+    out.push([privileges[i], privileges[i + 1] === "*"]);
+  }
+  return out;
+}
+function grantStatements(on, items, owner) {
+  const out = [`REVOKE ALL ON ${on} FROM PUBLIC`, `REVOKE ALL ON ${on} FROM ${quoteIdent(owner)}`];
+  for (const text of items) {
+    const item = parseAclItem(text);
+    const to = item.grantee === "" ? "PUBLIC" : quoteIdent(item.grantee);
+    const letters = privilegeLetters(item.privileges);
+    const plain = letters.filter(([, g]) => !g).map(([l]) => PRIVILEGE_KEYWORDS[l]);
+    const grantable = letters.filter(([, g]) => g).map(([l]) => PRIVILEGE_KEYWORDS[l]);
+    if (plain.length) out.push(`GRANT ${plain.join(", ")} ON ${on} TO ${to}`);
+    if (grantable.length) out.push(`GRANT ${grantable.join(", ")} ON ${on} TO ${to} WITH GRANT OPTION`);
+  }
+  return out;
+}
+
 // src/pg/large-objects.ts
 async function copyLargeObjects(source, target, keepOwnership, only) {
   const list = await source.query(
-    `SELECT oid::text, pg_get_userbyid(lomowner) AS owner FROM pg_largeobject_metadata WHERE $1::oid[] IS NULL OR oid = ANY ($1::oid[]) ORDER BY oid`,
+    `SELECT oid::text, pg_get_userbyid(lomowner) AS owner, lomacl::text[] AS acl FROM pg_largeobject_metadata WHERE $1::oid[] IS NULL OR oid = ANY ($1::oid[]) ORDER BY oid`,
     [only ?? null]
   );
   let bytes = 0;
@@ -34408,7 +34478,10 @@ async function copyLargeObjects(source, target, keepOwnership, only) {
       await target.query("SELECT lo_from_bytea($1::oid, $2::bytea)", [lo.oid, payload]);
       if (keepOwnership) {
         const role = await target.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [lo.owner]);
-        if (role.rowCount) await target.query(`ALTER LARGE OBJECT ${Number(lo.oid)} OWNER TO ${quoteIdent(lo.owner)}`);
+        if (role.rowCount) {
+          await target.query(`ALTER LARGE OBJECT ${Number(lo.oid)} OWNER TO ${quoteIdent(lo.owner)}`);
+          if (lo.acl) for (const sql of grantStatements(`LARGE OBJECT ${Number(lo.oid)}`, lo.acl, lo.owner)) await target.query(sql);
+        }
       }
       await target.query("COMMIT");
     } catch (err) {
@@ -34709,7 +34782,7 @@ async function createSubscription(c, spec, log) {
   }
   await c.query(`ALTER SUBSCRIPTION ${quoteIdent(spec.name)} ENABLE`);
 }
-async function execWithSecret(c, template, secret, log) {
+async function execWithSecret(c, template, secret, log, what = "the subscription's connection string (with its password)") {
   await c.query(`CREATE OR REPLACE FUNCTION pg_temp.pgshift_exec_with_secret(statement text, secret text) RETURNS void LANGUAGE plpgsql AS $fn$
     DECLARE
       message text;
@@ -34719,14 +34792,14 @@ async function execWithSecret(c, template, secret, log) {
       message := regexp_replace(replace(SQLERRM, secret, '***'), 'password\\s*=\\s*(''([^''\\\\]|\\\\.)*''|\\S+)', 'password=***', 'gi');
       RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = message;
     END $fn$`);
-  const restore = await quietStatementLog(c, log);
+  const restore = await quietStatementLog(c, what, log);
   try {
     await c.query("SELECT pg_temp.pgshift_exec_with_secret($1, $2)", [template, secret]);
   } finally {
     await restore();
   }
 }
-async function quietStatementLog(c, log) {
+async function quietStatementLog(c, what, log) {
   const r = await c.query(
     `SELECT name, current_setting(name, true) AS value FROM unnest(ARRAY['log_statement', 'log_min_duration_statement', 'pgaudit.log']) AS name`
   );
@@ -34745,7 +34818,7 @@ async function quietStatementLog(c, log) {
       loud.push(`${name} = ${was}`);
     }
   }
-  if (loud.length) log?.warn(`the target's ${loud.join(", ")} logs statements with their parameters, and this role cannot turn that off for its session: the subscription's connection string (with its password) may appear in the target's server log \u2014 switch it off for the migration, or connect as a superuser`);
+  if (loud.length) log?.warn(`the target's ${loud.join(", ")} logs statements with their parameters, and this role cannot turn that off for its session: ${what} may appear in the target's server log \u2014 switch it off for the migration, or connect as a superuser`);
   return async () => {
     for (const name of changed) await c.query("SELECT set_config($1, $2, false)", [name, before.get(name)]).catch(() => {
     });
@@ -54773,6 +54846,14 @@ var planSchema = external_exports.strictObject({
     }).prefault({}).describe("snapshot: paused-replica \u2014 limits while the replica is paused."),
     ownership: external_exports.enum(["keep", "target-user"]).default("keep").describe("keep: objects keep their owners and grants; target-user: everything belongs to the connecting user.")
   }).prefault({}),
+  roles: external_exports.enum(["require", "copy"]).default("require").describe(
+    "Roles the migrated objects need (owners, grantees incl. column grants, default-privilege and policy roles, user mappings, and the members of each) that the target lacks. require: assess lists them as a blocker and full-load refuses before anything is created; copy: full-load creates them before the schema with the attributes the target allows (SUPERUSER, REPLICATION and BYPASSRLS are dropped and named where the target's role may not give them), their memberships, ALTER ROLE/DATABASE \u2026 SET settings, and password hashes where the source's pg_authid is readable. Teardown leaves them: they own the migrated objects."
+  ),
+  extensions: external_exports.strictObject({
+    acceptNewer: external_exports.union([external_exports.literal("*"), external_exports.array(external_exports.string())]).default([]).describe(
+      "Extensions whose newer version on the target is accepted by verify's schema tier and the cut-over gate ('*': every extension). The full load installs the source's version where the target offers it; where it does not, the nearest newer one, which only this setting accepts. Without it a version difference is a schema difference."
+    )
+  }).prefault({}).describe("Extensions across majors."),
   assess: external_exports.strictObject({
     grouping: external_exports.enum(["seed", "balanced"]).default("seed").describe("seed: the largest tables each in their own group, the rest in one; balanced: bin packing by size."),
     largestOwnGroup: external_exports.number().int().min(0).max(50).default(3).describe("seed rule: how many of the largest tables get their own group."),
@@ -55018,6 +55099,337 @@ async function readRelations(c, versionNum) {
   }));
 }
 
+// src/core/extensions.ts
+function compareVersions(a, b) {
+  const pa = a.split(/[.-]/);
+  const pb = b.split(/[.-]/);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = pa[i];
+    const y = pb[i];
+    if (x === void 0) return -1;
+    if (y === void 0) return 1;
+    if (/^\d+$/.test(x) && /^\d+$/.test(y)) {
+      const d = Number(x) - Number(y);
+      if (d !== 0) return d < 0 ? -1 : 1;
+    } else if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+function chooseExtensionVersion(sourceVersion, available) {
+  if (available.includes(sourceVersion)) return { version: sourceVersion, relation: "same" };
+  const sorted = [...available].sort(compareVersions);
+  const newer = sorted.find((v) => compareVersions(v, sourceVersion) > 0);
+  if (newer) return { version: newer, relation: "newer" };
+  const older = sorted.filter((v) => compareVersions(v, sourceVersion) < 0).at(-1);
+  if (older) return { version: older, relation: "older" };
+  return { version: null, relation: "unavailable" };
+}
+function acceptsNewer(accept, name) {
+  return accept === "*" || accept.includes(name);
+}
+
+// src/core/roles.ts
+var KEPT_WITHOUT_OWNERSHIP = ["policy", "user mapping"];
+function neededRoles(needs, memberships, keepOwnership) {
+  const out = /* @__PURE__ */ new Map();
+  const add = (n) => {
+    const list = out.get(n.role) ?? [];
+    list.push(n);
+    out.set(n.role, list);
+  };
+  for (const n of needs) if (keepOwnership || KEPT_WITHOUT_OWNERSHIP.includes(n.kind)) add(n);
+  const queue = [...out.keys()];
+  while (queue.length) {
+    const role = queue.shift();
+    for (const m of memberships.filter((x) => x.role === role)) {
+      if (!out.has(m.member)) queue.push(m.member);
+      add({ role: m.member, kind: "member", object: `role ${role}` });
+    }
+  }
+  return out;
+}
+function missingRoles(needed, targetRoles) {
+  return [...needed].filter(([role]) => !targetRoles.has(role) && !role.startsWith("pg_")).sort(([a], [b]) => a.localeCompare(b)).map(([role, needs]) => ({ role, needs }));
+}
+function describeNeeds(m, perKind = 2) {
+  const byKind = /* @__PURE__ */ new Map();
+  for (const n of m.needs) byKind.set(n.kind, [...byKind.get(n.kind) ?? [], n.object]);
+  const parts = [...byKind].map(([kind, objects]) => {
+    const uniq = [...new Set(objects)];
+    const shown = uniq.slice(0, perKind).join(", ");
+    const label = kind === "member" ? "member of" : kind === "default privileges" ? "default privileges of" : kind === "user mapping" ? "user mapping on" : `${kind} of`;
+    return `${label} ${shown}${uniq.length > perKind ? ` and ${uniq.length - perKind} more` : ""}`;
+  });
+  return `${m.role} (${parts.join("; ")})`;
+}
+function planRoleCopy(a, creator) {
+  const options = [];
+  const dropped = [];
+  const grants = [];
+  const may = (attr) => creator.superuser || attr !== "superuser" && creator[attr];
+  const flag = (on, name, attr) => {
+    if (!on) return options.push(`NO${name}`);
+    if (attr && !may(attr)) {
+      if (attr === "replication" && creator.rds) grants.push("rds_replication");
+      dropped.push(name);
+      return options.push(`NO${name}`);
+    }
+    options.push(name);
+  };
+  flag(a.superuser, "SUPERUSER", "superuser");
+  flag(a.createdb, "CREATEDB", "createdb");
+  flag(a.createrole, "CREATEROLE");
+  flag(a.inherit, "INHERIT");
+  flag(a.login, "LOGIN");
+  flag(a.replication, "REPLICATION", "replication");
+  flag(a.bypassrls, "BYPASSRLS", "bypassrls");
+  if (a.connectionLimit !== -1) options.push(`CONNECTION LIMIT ${Math.trunc(a.connectionLimit)}`);
+  if (a.validUntil) options.push(`VALID UNTIL ${quoteLiteral(a.validUntil)}`);
+  return { options, dropped, grants };
+}
+var LIST_GUCS = /* @__PURE__ */ new Set(["search_path", "temp_tablespaces", "local_preload_libraries", "session_preload_libraries", "shared_preload_libraries", "unix_socket_directories"]);
+function splitGucList(value) {
+  const out = [];
+  let i = 0;
+  const n = value.length;
+  const skipSpace = () => {
+    while (i < n && /\s/.test(value[i])) i++;
+  };
+  skipSpace();
+  if (i >= n) return out;
+  for (; ; ) {
+    let item = "";
+    if (value[i] === '"') {
+      i++;
+      for (; i < n; i++) {
+        if (value[i] === '"') {
+          if (value[i + 1] === '"') {
+            item += '"';
+            i++;
+            continue;
+          }
+          i++;
+          break;
+        }
+        item += value[i];
+      }
+    } else {
+      const start = i;
+      while (i < n && value[i] !== "," && !/\s/.test(value[i])) i++;
+      item = value.slice(start, i);
+    }
+    out.push(item);
+    skipSpace();
+    if (i >= n || value[i] !== ",") break;
+    i++;
+    skipSpace();
+  }
+  return out;
+}
+function settingClause(entry) {
+  const eq = entry.indexOf("=");
+  const name = entry.slice(0, eq);
+  const value = entry.slice(eq + 1);
+  const ident = /^[a-z_][a-z0-9_.]*$/.test(name) ? name : quoteIdent(name);
+  if (LIST_GUCS.has(name.toLowerCase())) {
+    const items = splitGucList(value);
+    return `${ident} TO ${items.length ? items.map(quoteLiteral).join(", ") : "''"}`;
+  }
+  return `${ident} TO ${quoteLiteral(value)}`;
+}
+
+// src/pg/roles.ts
+var notMember = (catalog, oid) => `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
+var OWNED_OBJECTS = (prokind) => `
+  SELECT 'object' AS category, 'schema ' || quote_ident(n.nspname) AS object, pg_get_userbyid(n.nspowner) AS owner, coalesce(n.nspacl, acldefault('n', n.nspowner))::text[] AS acl
+    FROM pg_namespace n WHERE ${USER_SCHEMAS} AND ${notMember("pg_namespace", "n.oid")}
+     -- the source-only extensions' schemas (pglogical's is named after it), on the source and as the restore left them on the target
+     AND n.nspname NOT IN (${SOURCE_ONLY_EXTENSIONS.map((e) => `'${e}'`).join(", ")})
+  UNION ALL
+  SELECT 'object', CASE WHEN c.relkind = 'S' THEN 'sequence ' ELSE 'table ' END || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+         pg_get_userbyid(c.relowner), coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))::text[]
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ${USER_SCHEMAS} AND c.relname NOT LIKE 'awsdms\\_%' AND ${notMember("pg_class", "c.oid")}
+  UNION ALL
+  SELECT 'column', 'column ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname), pg_get_userbyid(c.relowner), a.attacl::text[]
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND ${USER_SCHEMAS} AND ${notMember("pg_class", "c.oid")}
+  UNION ALL
+  SELECT 'object', CASE ${prokind} WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate ' ELSE 'function ' END || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+         pg_get_userbyid(p.proowner), coalesce(p.proacl, acldefault('f', p.proowner))::text[]
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_proc", "p.oid")}
+  UNION ALL
+  SELECT 'object', 'type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname), pg_get_userbyid(t.typowner), coalesce(t.typacl, acldefault('T', t.typowner))::text[]
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+   WHERE ${USER_SCHEMAS} AND ${notMember("pg_type", "t.oid")} AND t.typcategory <> 'A'
+     -- multiranges come with their range type (14+); a table's row type with its table
+     AND t.typtype IN ('b', 'd', 'e', 'r', 'c') AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+  UNION ALL
+  SELECT 'object', 'large object ' || l.oid, pg_get_userbyid(l.lomowner), coalesce(l.lomacl, acldefault('L', l.lomowner))::text[] FROM pg_largeobject_metadata l
+  UNION ALL
+  SELECT 'object', 'foreign-data wrapper ' || quote_ident(w.fdwname), pg_get_userbyid(w.fdwowner), coalesce(w.fdwacl, acldefault('F', w.fdwowner))::text[]
+    FROM pg_foreign_data_wrapper w WHERE ${notMember("pg_foreign_data_wrapper", "w.oid")}
+  UNION ALL
+  SELECT 'object', 'server ' || quote_ident(s.srvname), pg_get_userbyid(s.srvowner), coalesce(s.srvacl, acldefault('S', s.srvowner))::text[]
+    FROM pg_foreign_server s WHERE ${notMember("pg_foreign_server", "s.oid")}
+  UNION ALL
+  SELECT 'object', 'collation ' || quote_ident(n.nspname) || '.' || quote_ident(o.collname), pg_get_userbyid(o.collowner), NULL
+    FROM pg_collation o JOIN pg_namespace n ON n.oid = o.collnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_collation", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'operator ' || o.oid::regoperator::text, pg_get_userbyid(o.oprowner), NULL
+    FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_operator", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'text search configuration ' || quote_ident(n.nspname) || '.' || quote_ident(o.cfgname), pg_get_userbyid(o.cfgowner), NULL
+    FROM pg_ts_config o JOIN pg_namespace n ON n.oid = o.cfgnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_ts_config", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'text search dictionary ' || quote_ident(n.nspname) || '.' || quote_ident(o.dictname), pg_get_userbyid(o.dictowner), NULL
+    FROM pg_ts_dict o JOIN pg_namespace n ON n.oid = o.dictnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_ts_dict", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'event trigger ' || quote_ident(e.evtname), pg_get_userbyid(e.evtowner), NULL
+    FROM pg_event_trigger e WHERE e.evtname NOT LIKE 'pgshift%' AND ${notMember("pg_event_trigger", "e.oid")}
+  UNION ALL
+  SELECT 'default-acl', 'default privileges of ' || quote_ident(pg_get_userbyid(a.defaclrole)) || coalesce(' in schema ' || quote_ident(n.nspname), '') || ' on '
+           || CASE a.defaclobjtype WHEN 'r' THEN 'tables' WHEN 'S' THEN 'sequences' WHEN 'f' THEN 'functions' WHEN 'T' THEN 'types' WHEN 'n' THEN 'schemas' ELSE a.defaclobjtype::text END,
+         pg_get_userbyid(a.defaclrole), a.defaclacl::text[]
+    FROM pg_default_acl a LEFT JOIN pg_namespace n ON n.oid = a.defaclnamespace
+   WHERE n.oid IS NULL OR n.nspname <> '${CONTROL_SCHEMA}'`;
+async function readOwnedObjects(c) {
+  const v = Number((await c.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v);
+  return (await c.query(OWNED_OBJECTS(v >= 11e4 ? "p.prokind" : `CASE WHEN p.proisagg THEN 'a' ELSE 'f' END`))).rows;
+}
+async function readPolicies(c) {
+  const r = await c.query(
+    `SELECT 'policy ' || quote_ident(p.policyname) || ' on ' || quote_ident(p.schemaname) || '.' || quote_ident(p.tablename) AS object,
+            concat_ws(' ', p.permissive, 'FOR', p.cmd, 'TO', array_to_string(p.roles, ', '), 'USING', coalesce(p.qual, '-'), 'WITH CHECK', coalesce(p.with_check, '-')) AS definition,
+            p.roles::text[] AS roles
+       FROM pg_policies p WHERE p.schemaname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}')
+     UNION ALL
+     SELECT 'row security on ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+            concat_ws(' ', CASE WHEN c.relrowsecurity THEN 'enabled' ELSE 'disabled' END, CASE WHEN c.relforcerowsecurity THEN 'forced' END), '{}'
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE (c.relrowsecurity OR c.relforcerowsecurity) AND ${USER_SCHEMAS}`
+  );
+  return r.rows;
+}
+async function readRoleNeeds(c) {
+  const needs = [];
+  for (const o of await readOwnedObjects(c)) {
+    needs.push({ role: o.owner, kind: o.category === "default-acl" ? "default privileges" : "owner", object: o.object });
+    for (const text of o.acl ?? []) {
+      const item = parseAclItem(text);
+      if (item.grantee) needs.push({ role: item.grantee, kind: "grantee", object: o.object });
+      if (item.grantor) needs.push({ role: item.grantor, kind: "grantor", object: o.object });
+    }
+  }
+  for (const p of await readPolicies(c)) for (const role of p.roles) if (role !== "public") needs.push({ role, kind: "policy", object: p.object });
+  const um = await c.query(`SELECT usename AS role, srvname AS server FROM pg_user_mappings WHERE umuser <> 0`);
+  for (const u of um.rows) needs.push({ role: u.role, kind: "user mapping", object: `server ${u.server}` });
+  return needs;
+}
+async function readMemberships(c, versionNum) {
+  const v16 = versionNum >= 16e4;
+  const r = await c.query(
+    `SELECT pg_get_userbyid(m.roleid) AS role, pg_get_userbyid(m.member) AS member, m.admin_option AS admin,
+            ${v16 ? "m.inherit_option" : "NULL::boolean"} AS inherit, ${v16 ? "m.set_option" : "NULL::boolean"} AS set
+       FROM pg_auth_members m`
+  );
+  return r.rows;
+}
+async function readRoleNames(c) {
+  return new Set((await c.query("SELECT rolname AS n FROM pg_roles")).rows.map((r) => r.n));
+}
+async function readRoleCreator(c) {
+  const r = await c.query(
+    `SELECT rolname AS name, rolsuper AS superuser, rolcreaterole AS createrole, rolcreatedb AS createdb, rolreplication AS replication, rolbypassrls AS bypassrls,
+            EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser') AS rds
+       FROM pg_roles WHERE rolname = current_user`
+  );
+  return r.rows[0];
+}
+async function readRoleAttributes(c, roles) {
+  const r = await c.query(
+    `SELECT rolname AS name, rolsuper AS superuser, rolinherit AS inherit, rolcreaterole AS createrole, rolcreatedb AS createdb, rolcanlogin AS login,
+            rolreplication AS replication, rolbypassrls AS bypassrls, rolconnlimit AS "connectionLimit",
+            CASE WHEN rolvaliduntil IS NULL OR rolvaliduntil = 'infinity' THEN NULL ELSE rolvaliduntil::text END AS "validUntil",
+            shobj_description(oid, 'pg_authid') AS comment
+       FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname`,
+    [roles]
+  );
+  return r.rows;
+}
+async function passwordsReadable(c) {
+  return (await c.query(`SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS ok`)).rows[0].ok;
+}
+async function copyRoles(source, target, roles, versions, log, record2) {
+  const result = { created: [], memberships: [], settings: [], skipped: [] };
+  const attrs = await readRoleAttributes(source, roles);
+  const passwords = await passwordsReadable(source) ? new Map((await source.query("SELECT rolname AS name, rolpassword AS hash FROM pg_authid WHERE rolname = ANY($1)", [roles])).rows.map((x) => [x.name, x.hash])) : void 0;
+  const creator = await readRoleCreator(target);
+  const created = new Set(roles);
+  const targetDb = (await target.query("SELECT current_database() AS d")).rows[0].d;
+  const attempt = async (what, sql) => {
+    await target.query("SAVEPOINT pgshift_role_step");
+    try {
+      await target.query(sql);
+      await target.query("RELEASE SAVEPOINT pgshift_role_step");
+      return true;
+    } catch (err) {
+      await target.query("ROLLBACK TO SAVEPOINT pgshift_role_step");
+      result.skipped.push(`${what}: ${err.message}`);
+      return false;
+    }
+  };
+  await target.query("BEGIN");
+  try {
+    for (const a of attrs) {
+      const p = planRoleCopy(a, creator);
+      const create = `CREATE ROLE ${quoteIdent(a.name)} WITH ${p.options.join(" ")}`;
+      const hash2 = passwords?.get(a.name);
+      if (hash2) await execWithSecret(target, `${create.replace(/%/g, "%%")} PASSWORD %L`, hash2, log, "a role password hash");
+      else await target.query(create);
+      const granted = [];
+      for (const g of p.grants) if (await attempt(`GRANT ${g} TO ${a.name}`, `GRANT ${quoteIdent(g)} TO ${quoteIdent(a.name)}`)) granted.push(g);
+      if (a.comment !== null) await target.query(`COMMENT ON ROLE ${quoteIdent(a.name)} IS ${quoteLiteral(a.comment)}`);
+      result.created.push({ role: a.name, dropped: p.dropped, granted, password: hash2 ? "copied" : passwords ? "none on the source" : "not readable" });
+    }
+    const existing = await readRoleNames(target);
+    const edges = (await readMemberships(source, versions.source)).filter((m) => (created.has(m.role) || created.has(m.member)) && existing.has(m.role) && existing.has(m.member));
+    const have = new Set((await readMemberships(target, versions.target)).map((m) => `${m.role}\0${m.member}`));
+    for (const m of edges) {
+      if (have.has(`${m.role}\0${m.member}`)) continue;
+      const options = [m.admin ? "ADMIN TRUE" : "", versions.target >= 16e4 && m.inherit !== null ? `INHERIT ${m.inherit ? "TRUE" : "FALSE"}` : "", versions.target >= 16e4 && m.set !== null ? `SET ${m.set ? "TRUE" : "FALSE"}` : ""].filter(Boolean);
+      const with_ = options.length ? versions.target >= 16e4 ? ` WITH ${options.join(", ")}` : m.admin ? " WITH ADMIN OPTION" : "" : "";
+      const text = `GRANT ${quoteIdent(m.role)} TO ${quoteIdent(m.member)}${with_}`;
+      if (await attempt(text, text)) result.memberships.push(`${m.role} \u2192 ${m.member}${m.admin ? " (admin)" : ""}`);
+    }
+    const settings = await source.query(
+      `SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END AS role, s.setdatabase <> 0 AS here, s.setconfig AS config
+         FROM pg_db_role_setting s
+        WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) OR (s.setdatabase = 0 AND pg_get_userbyid(s.setrole) = ANY($1))`,
+      [roles]
+    );
+    for (const s of settings.rows) {
+      if (s.role && !existing.has(s.role)) continue;
+      const head = s.role === null ? `ALTER DATABASE ${quoteIdent(targetDb)}` : s.here ? `ALTER ROLE ${quoteIdent(s.role)} IN DATABASE ${quoteIdent(targetDb)}` : `ALTER ROLE ${quoteIdent(s.role)}`;
+      for (const entry of s.config) {
+        const text = `${head} SET ${settingClause(entry)}`;
+        if (await attempt(text, text)) result.settings.push(text);
+      }
+    }
+    await record2(result);
+    await target.query("COMMIT");
+  } catch (err) {
+    await target.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+  return result;
+}
+async function readMissingRoles(source, target, sourceVersion, keepOwnership) {
+  const needed = neededRoles(await readRoleNeeds(source), await readMemberships(source, sourceVersion), keepOwnership);
+  return missingRoles(needed, await readRoleNames(target));
+}
+
 // src/pg/identity.ts
 import { randomUUID as randomUUID2 } from "node:crypto";
 async function sameDatabase(source, target) {
@@ -55129,19 +55541,8 @@ async function readPreconditions(ctx, s, options) {
   for (const p of src.preparedTransactions) {
     add("blocker", "source.prepared-transaction", `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
   }
-  const targetExtensions = tgt.availableExtensions;
-  if (!(targetExtensions instanceof Map)) {
-    const names = src.extensions.map((e) => e.name).join(", ");
-    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${targetExtensions.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
-  } else {
-    for (const e of src.extensions.filter((x) => !SOURCE_ONLY_EXTENSIONS.includes(x.name))) {
-      const avail = targetExtensions.get(e.name);
-      if (!avail) add("blocker", "extension.missing", `extension ${e.name}`, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
-      else if (!avail.versions.includes(e.version)) {
-        add("warning", "extension.version", `extension ${e.name}`, `source has ${e.version}; the target offers ${avail.versions.join(", ")}`, `pg_restore creates ${avail.defaultVersion}; check the extension's upgrade notes`);
-      }
-    }
-  }
+  const extensions = checkExtensions(src, tgt, ctx, add);
+  const roles = await checkRoles(ctx, s, src, add);
   for (const t of src.eventTriggers.filter((x) => !x.name.startsWith("pgshift_ddl"))) {
     add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers`, "disable it for the migration window if it writes");
   }
@@ -55183,7 +55584,66 @@ async function readPreconditions(ctx, s, options) {
   for (const t of unlogged.skipped) add("info", "table.unlogged", displayName(t), "unlogged table: left empty on the target, as unlogged.skip says");
   for (const p of unlogged.unmatchedSkip) add("warning", "unlogged.skip", p, "unlogged.skip names no unlogged table of the source", "correct the name, or remove it from unlogged.skip");
   for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
-  return { src, tgt, relations, groupOf, assignment, findings, add };
+  return { src, tgt, relations, groupOf, assignment, findings, add, extensions, roles };
+}
+function checkExtensions(src, tgt, ctx, add) {
+  const offered = tgt.availableExtensions;
+  const accept = ctx.plan.extensions.acceptNewer;
+  const out = [];
+  const mine = src.extensions.filter((x) => !SOURCE_ONLY_EXTENSIONS.includes(x.name) && x.name !== "plpgsql");
+  if (!(offered instanceof Map)) {
+    const names = mine.map((e) => e.name).join(", ");
+    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${offered.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
+    return mine.map((e) => ({ name: e.name, source: e.version, targetDefault: null, available: null, install: null, relation: "unknown", newerAccepted: acceptsNewer(accept, e.name) }));
+  }
+  for (const e of mine) {
+    const avail = offered.get(e.name);
+    const choice = chooseExtensionVersion(e.version, avail?.versions ?? []);
+    const newerAccepted = acceptsNewer(accept, e.name);
+    out.push({ name: e.name, source: e.version, targetDefault: avail?.defaultVersion ?? null, available: avail ? [...avail.versions].sort(compareVersions) : [], install: choice.version, relation: choice.relation, newerAccepted });
+    const object2 = `extension ${e.name}`;
+    if (!avail || choice.version === null) add("blocker", "extension.missing", object2, `installed on the source (${e.version}) but not available on the target`, `install ${e.name} on the target (on RDS: check rds.extensions)`);
+    else if (choice.relation === "newer" && !newerAccepted) {
+      add("warning", "extension.version", object2, `the target does not offer the source's ${e.version}; the full load installs ${choice.version}, which verify and the cut-over count as a difference until the plan accepts it`, `read ${e.name}'s upgrade notes, then set extensions.acceptNewer: [${e.name}]`);
+    } else if (choice.relation === "newer") {
+      add("info", "extension.version", object2, `the target does not offer the source's ${e.version}; the full load installs ${choice.version} (accepted by extensions.acceptNewer)`);
+    } else if (choice.relation === "older") {
+      add("warning", "extension.version", object2, `the target offers only older versions than the source's ${e.version}; the full load installs ${choice.version}`, `install ${e.name} ${e.version} on the target first`);
+    }
+  }
+  return out;
+}
+async function checkRoles(ctx, s, src, add) {
+  const { plan } = ctx;
+  const missing = await readMissingRoles(s.source, s.target, src.versionNum, plan.fullLoad.ownership === "keep");
+  const report = { mode: plan.roles, missing: missing.map((m) => ({ role: m.role, neededAs: describeNeeds(m) })) };
+  if (!missing.length) return report;
+  const names = missing.map((m) => m.role);
+  const listed = `${names.slice(0, 10).join(", ")}${names.length > 10 ? ` and ${names.length - 10} more` : ""}`;
+  if (plan.roles === "require") {
+    add(
+      "blocker",
+      "roles.missing",
+      `role${names.length > 1 ? "s" : ""} ${listed}`,
+      `${names.length} role(s) the migrated objects need are missing on the target: ${missing.slice(0, 5).map((m) => describeNeeds(m)).join("; ")}${missing.length > 5 ? "; \u2026" : ""}`,
+      `set roles: copy in the plan (pgshift creates them before the schema), or create them on the target first (CREATE ROLE ${quoteIdent(names[0])} \u2026)`
+    );
+    return report;
+  }
+  const creator = await readRoleCreator(s.target);
+  if (!creator.superuser && !creator.createrole) {
+    add("blocker", "roles.copy-privilege", `target role ${creator.name}`, `roles: copy creates ${listed}, but this role has neither SUPERUSER nor CREATEROLE`, "connect to the target as a role with CREATEROLE (RDS: the master user), or create the roles by hand");
+    return report;
+  }
+  const attrs = await readRoleAttributes(s.source, names);
+  const dropped = attrs.map((a) => ({ role: a.name, dropped: planRoleCopy(a, creator).dropped })).filter((x) => x.dropped.length);
+  add("info", "roles.copy", `role${names.length > 1 ? "s" : ""} ${listed}`, `created on the target by the full load (roles: copy), with their memberships and settings`);
+  for (const d of dropped) add("warning", "roles.attributes-dropped", `role ${d.role}`, `copied without ${d.dropped.join(", ")}: the target's role may not give ${d.dropped.length > 1 ? "them" : "it"}`, "grant what the application needs by hand after the load");
+  if (!await passwordsReadable(s.source)) {
+    const logins = attrs.filter((a) => a.login).map((a) => a.name);
+    if (logins.length) add("warning", "roles.no-password", `role${logins.length > 1 ? "s" : ""} ${logins.join(", ")}`, "the source does not expose password hashes (pg_authid is not readable), so these login roles are created without a password", `ALTER ROLE \u2026 PASSWORD on the target before the application connects there`);
+  }
+  return report;
 }
 function checkSourceSettings(src, label, groups, native, plugin, add) {
   const st = src.settings;
@@ -56145,6 +56605,84 @@ function streamSource(ctx) {
   };
 }
 
+// src/pg/extensions.ts
+async function readSourceExtensions(c) {
+  const r = await c.query(
+    `SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema, pg_get_userbyid(n.nspowner) AS "schemaOwner",
+            coalesce((SELECT array_agg(x.extname ORDER BY x.extname) FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid
+                       WHERE d.classid = 'pg_extension'::regclass AND d.objid = e.oid AND d.refclassid = 'pg_extension'::regclass), '{}') AS requires
+       FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+      WHERE e.extname <> ALL ($1) ORDER BY e.extname`,
+    // plpgsql: in every database initdb makes, and never in a dump.
+    [[...SOURCE_ONLY_EXTENSIONS, "plpgsql"]]
+  );
+  const byName = new Map(r.rows.map((e) => [e.name, e]));
+  const out = [];
+  const visit2 = (e, seen) => {
+    if (out.includes(e) || seen.has(e.name)) return;
+    seen.add(e.name);
+    for (const req of e.requires) if (byName.has(req)) visit2(byName.get(req), seen);
+    out.push(e);
+  };
+  for (const e of r.rows) visit2(e, /* @__PURE__ */ new Set());
+  return out;
+}
+async function availableVersions(c) {
+  const r = await c.query(`SELECT name, array_agg(version) AS versions FROM pg_available_extension_versions GROUP BY name`);
+  return new Map(r.rows.map((x) => [x.name, x.versions]));
+}
+async function installExtensions(target, extensions, keepOwnership) {
+  const available = await availableVersions(target).catch(() => void 0);
+  if (!available) return extensions.map((e) => ({ name: e.name, source: e.version, target: null, relation: "unavailable", action: "left to the restore" }));
+  const installed2 = new Map((await target.query("SELECT extname AS name, extversion AS version FROM pg_extension")).rows.map((r) => [r.name, r.version]));
+  const out = [];
+  await target.query("BEGIN");
+  try {
+    for (const e of extensions) {
+      const choice = chooseExtensionVersion(e.version, available.get(e.name) ?? []);
+      const have = installed2.get(e.name);
+      if (have !== void 0) {
+        if (choice.version !== null && compareVersions(have, choice.version) < 0) {
+          await target.query(`ALTER EXTENSION ${quoteIdent(e.name)} UPDATE TO ${quoteLiteral(choice.version)}`);
+          out.push({ name: e.name, source: e.version, target: choice.version, relation: choice.relation, action: "updated" });
+        } else {
+          out.push({ name: e.name, source: e.version, target: have, relation: have === e.version ? "same" : compareVersions(have, e.version) > 0 ? "newer" : "older", action: "already there" });
+        }
+        continue;
+      }
+      if (choice.version === null) {
+        out.push({ name: e.name, source: e.version, target: null, relation: "unavailable", action: "unavailable" });
+        continue;
+      }
+      const owner = keepOwnership ? ` AUTHORIZATION ${quoteIdent(e.schemaOwner)}` : "";
+      await target.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(e.schema)}${owner}`);
+      try {
+        await target.query(`CREATE EXTENSION IF NOT EXISTS ${quoteIdent(e.name)} WITH SCHEMA ${quoteIdent(e.schema)} VERSION ${quoteLiteral(choice.version)}`);
+      } catch (err) {
+        throw failure("extension.create", `extension ${e.name} ${choice.version} could not be created on the target: ${err.message}`, `create it by hand (CREATE EXTENSION ${e.name} VERSION '${choice.version}') and run full-load again`, err);
+      }
+      installed2.set(e.name, choice.version);
+      out.push({ name: e.name, source: e.version, target: choice.version, relation: choice.relation, action: "created" });
+    }
+    await target.query("COMMIT");
+  } catch (err) {
+    await target.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+  return out;
+}
+async function extensionSchemasOnTarget(source, target) {
+  const r = await source.query(
+    `SELECT DISTINCT n.oid::text AS oid, n.nspname AS name FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+      WHERE n.nspname NOT IN ('public', 'pg_catalog') AND e.extname <> ALL ($1)`,
+    [SOURCE_ONLY_EXTENSIONS]
+  );
+  if (!r.rowCount) return [];
+  const there = new Set((await target.query("SELECT nspname AS n FROM pg_namespace WHERE nspname = ANY($1)", [r.rows.map((x) => x.name)])).rows.map((x) => x.n));
+  return r.rows.filter((x) => there.has(x.name)).map((x) => x.oid);
+}
+
 // src/core/sequences.ts
 function direction(shape) {
   return shape.increment < 0n ? -1n : 1n;
@@ -56703,6 +57241,8 @@ var resumePhase = (group2) => `full-load:resume:${group2}`;
 
 // src/phases/full-load.ts
 var PRE_DATA = "full-load:pre-data";
+var EXTENSIONS = "full-load:extensions";
+var ROLES = "full-load:roles";
 var LARGE_OBJECTS = "full-load:large-objects";
 var POST_DATA = "full-load:post-data";
 var REPLICA = "full-load:replica";
@@ -56745,6 +57285,7 @@ async function runFullLoad(ctx, options = {}) {
   let dump;
   let progress;
   let indexes;
+  let extensions = [];
   try {
     await requireLogicalSource(s, ctx);
     const stream = streamSource(ctx);
@@ -56792,6 +57333,7 @@ async function runFullLoad(ctx, options = {}) {
       targetVersion: s.targetVersion
     });
     await journal.startPhase("full-load", { groups: groups.map((g) => g.name) });
+    const roles = loading.length && plan.roles === "copy" ? await copyMissingRoles(ctx, s, journal) : void 0;
     await applyReplicaIdentityConsent(ctx, s, journal, preflight.setReplicaIdentityFull);
     await makeLogged(ctx, s, journal, loading.flatMap((g) => g.tables).filter((t) => t.persistence === "u"));
     const results = [];
@@ -56845,7 +57387,8 @@ async function runFullLoad(ctx, options = {}) {
         if ((await journal.phaseState(PRE_DATA))?.state === "done") return;
         log.info("schema: restoring pre-data (types, tables, functions) on the target");
         dump ??= await dumpSchema(dumpTool, toLoad[0].point.endpoint, toLoad[0].point.snapshotName);
-        const listFile = await preDataList(restoreTool, dump);
+        extensions = await installSourceExtensions(ctx, s, journal);
+        const listFile = await preDataList(restoreTool, dump, await extensionSchemasOnTarget(s.source, s.target));
         await restoreSection(restoreTool, ctx.target, dump, "pre-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile });
         await journal.finishPhase(PRE_DATA, "done");
       });
@@ -56963,7 +57506,9 @@ async function runFullLoad(ctx, options = {}) {
       indexesBuiltEarly: indexes.built,
       postData,
       failedViews,
-      sequences
+      sequences,
+      extensions,
+      roles
     };
     await journal.finishPhase("full-load", allLoaded ? "done" : "partial", { ...result, tables: void 0 });
     return result;
@@ -57170,6 +57715,43 @@ async function runPostData(ctx, s, journal, restoreTool, dump, groups) {
   for (const r of unanalyzed.rows) await s.target.query(`ANALYZE ${r.t}`);
   for (const p of groups.flatMap((g) => g.parents)) await s.target.query(`ANALYZE ${qualify(p)}`);
   return { sequences, failedViews: views.failed };
+}
+async function copyMissingRoles(ctx, s, journal) {
+  const { plan, log } = ctx;
+  return withStepLock(s.target, ROLES, async () => {
+    const missing = await readMissingRoles(s.source, s.target, s.sourceVersion, plan.fullLoad.ownership === "keep");
+    if (!missing.length) return void 0;
+    const earlier = (await journal.phaseState(ROLES))?.detail ?? void 0;
+    const versions = { source: s.sourceVersion, target: s.targetVersion };
+    const result = await copyRoles(s.source, s.target, missing.map((m) => m.role), versions, log, async (r) => {
+      const all = earlier ? { created: [...earlier.created, ...r.created], memberships: [...earlier.memberships, ...r.memberships], settings: [...earlier.settings, ...r.settings], skipped: [...earlier.skipped, ...r.skipped] } : r;
+      await journal.setPhaseDetail(ROLES, "done", all);
+    });
+    for (const c of result.created) {
+      const notes = [
+        c.dropped.length ? `without ${c.dropped.join(", ")} (not allowed on the target)` : "",
+        c.granted.length ? `granted ${c.granted.join(", ")}` : "",
+        c.password === "copied" ? "password hash copied" : c.password === "not readable" ? "no password (the source does not expose password hashes): set one" : ""
+      ].filter(Boolean);
+      log.info(`role ${c.role} created on the target${notes.length ? `: ${notes.join("; ")}` : ""}`);
+    }
+    for (const k of result.skipped) log.warn(`roles: skipped ${k}`);
+    const level = result.skipped.length || result.created.some((c) => c.dropped.length) ? "warn" : "info";
+    await journal.event("full-load", level, `roles created on the target: ${result.created.map((c) => c.role).join(", ")}`, result);
+    return result;
+  });
+}
+async function installSourceExtensions(ctx, s, journal) {
+  const installs = await installExtensions(s.target, await readSourceExtensions(s.source), ctx.plan.fullLoad.ownership === "keep");
+  for (const e of installs) {
+    if (e.action === "unavailable") ctx.log.warn(`extension ${e.name} ${e.source}: the target offers no version of it`);
+    else if (e.action === "left to the restore") ctx.log.warn(`extension ${e.name} ${e.source}: the target cannot list its extension versions, so the schema restore creates its default version`);
+    else if (e.relation === "same") ctx.log.info(`extension ${e.name} ${e.target} (${e.action}, the source's version)`);
+    else if (e.action === "already there") ctx.log.warn(`extension ${e.name}: already on the target at ${e.target}, ${e.source} on the source`);
+    else ctx.log.warn(`extension ${e.name}: ${e.target} on the target (${e.action}), ${e.source} on the source \u2014 the target does not offer ${e.source}${e.relation === "newer" ? "; verify accepts the newer version with extensions.acceptNewer" : ""}`);
+  }
+  await journal.setPhaseDetail(EXTENSIONS, "done", installs);
+  return installs;
 }
 function logIndexBuilt(log, b, ms, built) {
   if (!built) return;
@@ -57405,6 +57987,17 @@ function fullLoadMarkdown(r) {
         ["table", "group", "parts", "rows", "COPY bytes", "copy s", "MB/s", "indexes"],
         shown.map((t) => [t.table, t.group, t.parts, t.rows, formatBytes(t.bytes), t.seconds.toFixed(1), t.seconds > 0 ? (t.bytes / 1048576 / t.seconds).toFixed(1) : "\u2013", `${t.indexes}/${t.indexesExpected}`])
       )
+    ] : [],
+    ...r.extensions?.length ? ["", "Extensions:", "", table(["extension", "source", "target", "how"], r.extensions.map((e) => [e.name, e.source, e.target ?? "\u2013", `${e.action}${e.relation === "same" ? "" : e.relation === "unavailable" ? "" : ` (${e.relation} than the source's)`}`]))] : [],
+    ...r.roles?.created.length ? [
+      "",
+      "Roles created on the target (roles: copy):",
+      "",
+      table(
+        ["role", "attributes dropped", "granted instead", "password"],
+        r.roles.created.map((c) => [c.role, c.dropped.join(", ") || "\u2013", c.granted.join(", ") || "\u2013", c.password === "copied" ? "hash copied" : c.password === "not readable" ? "none: set one" : "none on the source"])
+      ),
+      ...r.roles.skipped.length ? ["", `Skipped: ${r.roles.skipped.join("; ")}`] : []
     ] : []
   ].join("\n") + "\n";
 }

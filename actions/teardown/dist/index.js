@@ -15073,7 +15073,7 @@ var init_bowser = __esm({
       Utils2.getVersionPrecision = function getVersionPrecision(version2) {
         return version2.split(".").length;
       };
-      Utils2.compareVersions = function compareVersions(versionA, versionB, isLoose) {
+      Utils2.compareVersions = function compareVersions2(versionA, versionB, isLoose) {
         if (isLoose === void 0) isLoose = false;
         var versionAPrecision = Utils2.getVersionPrecision(versionA);
         var versionBPrecision = Utils2.getVersionPrecision(versionB);
@@ -16737,7 +16737,7 @@ var init_bowser = __esm({
         if (includingAlias && alias) browserNameLower = alias.toLowerCase();
         return browserNameLower === defaultBrowserName;
       };
-      _proto.compareVersions = function compareVersions(versionsOrVersion) {
+      _proto.compareVersions = function compareVersions2(versionsOrVersion) {
         var _this6 = this;
         if (typeof versionsOrVersion === "string") return this.compareVersion(versionsOrVersion);
         return versionsOrVersion.some(function(version2) {
@@ -94337,6 +94337,14 @@ var planSchema = external_exports.strictObject({
     }).prefault({}).describe("snapshot: paused-replica \u2014 limits while the replica is paused."),
     ownership: external_exports.enum(["keep", "target-user"]).default("keep").describe("keep: objects keep their owners and grants; target-user: everything belongs to the connecting user.")
   }).prefault({}),
+  roles: external_exports.enum(["require", "copy"]).default("require").describe(
+    "Roles the migrated objects need (owners, grantees incl. column grants, default-privilege and policy roles, user mappings, and the members of each) that the target lacks. require: assess lists them as a blocker and full-load refuses before anything is created; copy: full-load creates them before the schema with the attributes the target allows (SUPERUSER, REPLICATION and BYPASSRLS are dropped and named where the target's role may not give them), their memberships, ALTER ROLE/DATABASE \u2026 SET settings, and password hashes where the source's pg_authid is readable. Teardown leaves them: they own the migrated objects."
+  ),
+  extensions: external_exports.strictObject({
+    acceptNewer: external_exports.union([external_exports.literal("*"), external_exports.array(external_exports.string())]).default([]).describe(
+      "Extensions whose newer version on the target is accepted by verify's schema tier and the cut-over gate ('*': every extension). The full load installs the source's version where the target offers it; where it does not, the nearest newer one, which only this setting accepts. Without it a version difference is a schema difference."
+    )
+  }).prefault({}).describe("Extensions across majors."),
   assess: external_exports.strictObject({
     grouping: external_exports.enum(["seed", "balanced"]).default("seed").describe("seed: the largest tables each in their own group, the rest in one; balanced: bin packing by size."),
     largestOwnGroup: external_exports.number().int().min(0).max(50).default(3).describe("seed rule: how many of the largest tables get their own group."),
@@ -94926,6 +94934,7 @@ async function dropSlot(c5, slot) {
 var RATE_WINDOW_MS = 5 * 6e4;
 
 // src/phases/full-load.ts
+var ROLES = "full-load:roles";
 var REPLICA_IDENTITY = "source:replica-identity";
 
 // src/phases/cdc-dms.ts
@@ -95065,6 +95074,7 @@ async function runTeardown(ctx) {
     if (await dropSlot(s2.target, rev.slot)) dropped.push(`slot ${rev.slot} (target)`);
     if (await dropPublication(s2.target, rev.publication)) dropped.push(`publication ${rev.publication} (target)`);
     for (const t of await dropDdlCapture(s2.source)) dropped.push(`event trigger ${t} (source)`);
+    const keptRoles = ((await journal?.phaseState(ROLES))?.detail ?? void 0)?.created.map((c5) => c5.role) ?? [];
     for (const [side, c5] of [["source", s2.source], ["target", s2.target]]) {
       if (await controlSchemaExists(c5)) {
         await dropControlSchema(c5);
@@ -95072,7 +95082,8 @@ async function runTeardown(ctx) {
       }
     }
     ctx.log.info(dropped.length ? `teardown removed: ${dropped.join(", ")}` : "teardown: nothing left to remove");
-    return { dropped };
+    if (keptRoles.length) ctx.log.info(`teardown kept the roles the full load created on the target (they own the migrated objects): ${keptRoles.join(", ")}`);
+    return { dropped, keptRoles };
   } finally {
     await s2.close();
   }
@@ -95080,7 +95091,11 @@ async function runTeardown(ctx) {
 
 // src/report/markdown.ts
 function teardownMarkdown(r5) {
-  return [`### pgshift teardown`, r5.dropped.length ? r5.dropped.map((d5) => `- dropped ${d5}`).join("\n") : "Nothing left to remove."].join("\n") + "\n";
+  return [
+    `### pgshift teardown`,
+    r5.dropped.length ? r5.dropped.map((d5) => `- dropped ${d5}`).join("\n") : "Nothing left to remove.",
+    ...r5.keptRoles?.length ? ["", `Kept on the target, as they own the migrated objects: the roles the full load created (${r5.keptRoles.join(", ")}).`] : []
+  ].join("\n") + "\n";
 }
 
 // src/actions/_runner.ts

@@ -52669,6 +52669,14 @@ var planSchema = external_exports.strictObject({
     }).prefault({}).describe("snapshot: paused-replica \u2014 limits while the replica is paused."),
     ownership: external_exports.enum(["keep", "target-user"]).default("keep").describe("keep: objects keep their owners and grants; target-user: everything belongs to the connecting user.")
   }).prefault({}),
+  roles: external_exports.enum(["require", "copy"]).default("require").describe(
+    "Roles the migrated objects need (owners, grantees incl. column grants, default-privilege and policy roles, user mappings, and the members of each) that the target lacks. require: assess lists them as a blocker and full-load refuses before anything is created; copy: full-load creates them before the schema with the attributes the target allows (SUPERUSER, REPLICATION and BYPASSRLS are dropped and named where the target's role may not give them), their memberships, ALTER ROLE/DATABASE \u2026 SET settings, and password hashes where the source's pg_authid is readable. Teardown leaves them: they own the migrated objects."
+  ),
+  extensions: external_exports.strictObject({
+    acceptNewer: external_exports.union([external_exports.literal("*"), external_exports.array(external_exports.string())]).default([]).describe(
+      "Extensions whose newer version on the target is accepted by verify's schema tier and the cut-over gate ('*': every extension). The full load installs the source's version where the target offers it; where it does not, the nearest newer one, which only this setting accepts. Without it a version difference is a schema difference."
+    )
+  }).prefault({}).describe("Extensions across majors."),
   assess: external_exports.strictObject({
     grouping: external_exports.enum(["seed", "balanced"]).default("seed").describe("seed: the largest tables each in their own group, the rest in one; balanced: bin packing by size."),
     largestOwnGroup: external_exports.number().int().min(0).max(50).default(3).describe("seed rule: how many of the largest tables get their own group."),
@@ -53669,6 +53677,118 @@ function cancelOnAbort(signal, sides) {
   return () => signal.removeEventListener("abort", onAbort);
 }
 
+// src/core/acl.ts
+var PRIVILEGE_KEYWORDS = {
+  r: "SELECT",
+  a: "INSERT",
+  w: "UPDATE",
+  d: "DELETE",
+  D: "TRUNCATE",
+  x: "REFERENCES",
+  t: "TRIGGER",
+  X: "EXECUTE",
+  U: "USAGE",
+  C: "CREATE",
+  c: "CONNECT",
+  T: "TEMPORARY",
+  s: "SET",
+  A: "ALTER SYSTEM",
+  m: "MAINTAIN"
+};
+function readName(text, at) {
+  if (text[at] !== '"') {
+    let end = at;
+    while (end < text.length && text[end] !== "=" && text[end] !== "/") end++;
+    return [text.slice(at, end), end];
+  }
+  let out = "";
+  let i = at + 1;
+  for (; i < text.length; i++) {
+    if (text[i] === '"') {
+      if (text[i + 1] === '"') {
+        out += '"';
+        i++;
+        continue;
+      }
+      return [out, i + 1];
+    }
+    out += text[i];
+  }
+  return [out, i];
+}
+function parseAclItem(text) {
+  const [grantee, eq] = readName(text, 0);
+  const slash = text.indexOf("/", eq);
+  const privileges = text.slice(eq + 1, slash < 0 ? void 0 : slash);
+  const grantor = slash < 0 ? "" : readName(text, slash + 1)[0];
+  return { grantee, grantor, privileges };
+}
+function privilegeLetters(privileges) {
+  const out = [];
+  for (let i = 0; i < privileges.length; i++) {
+    if (privileges[i] === "*") continue;
+    out.push([privileges[i], privileges[i + 1] === "*"]);
+  }
+  return out;
+}
+function aclTolerance(sourceMajor, targetMajor) {
+  return { ignoreMaintain: sourceMajor < 17 && targetMajor >= 17 };
+}
+function canonicalAcl(items, tolerance) {
+  const out = [];
+  for (const text of items) {
+    const item = parseAclItem(text);
+    for (const [letter, grantable] of privilegeLetters(item.privileges)) {
+      if (tolerance.ignoreMaintain && letter === "m") continue;
+      out.push(`${item.grantee || "PUBLIC"}:${PRIVILEGE_KEYWORDS[letter] ?? letter}${grantable ? "*" : ""}/${item.grantor}`);
+    }
+  }
+  return [...new Set(out)].sort().join(" ");
+}
+function publicSchemaDefaultsTolerated(source, target) {
+  if (!(source.major < 15 && target.major >= 15)) return false;
+  const none = { ignoreMaintain: false };
+  const b = source.bootstrapSuperuser;
+  const oldDefault = canonicalAcl([`${aclName(b)}=UC/${aclName(b)}`, `=UC/${aclName(b)}`], none);
+  const newDefault = canonicalAcl(["pg_database_owner=UC/pg_database_owner", "=U/pg_database_owner"], none);
+  return source.owner === b && canonicalAcl(source.acl, none) === oldDefault && target.owner === "pg_database_owner" && canonicalAcl(target.acl, none) === newDefault;
+}
+function aclName(name) {
+  return /^[A-Za-z0-9_]+$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
+
+// src/core/extensions.ts
+function compareVersions(a, b) {
+  const pa = a.split(/[.-]/);
+  const pb = b.split(/[.-]/);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = pa[i];
+    const y = pb[i];
+    if (x === void 0) return -1;
+    if (y === void 0) return 1;
+    if (/^\d+$/.test(x) && /^\d+$/.test(y)) {
+      const d = Number(x) - Number(y);
+      if (d !== 0) return d < 0 ? -1 : 1;
+    } else if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+function acceptsNewer(accept, name) {
+  return accept === "*" || accept.includes(name);
+}
+function extensionVersionProblem(name, source, target, accept) {
+  if (source === target) return void 0;
+  const order = compareVersions(target, source);
+  if (order > 0 && acceptsNewer(accept, name)) return void 0;
+  if (order > 0) {
+    return {
+      problem: `version ${target} on the target, ${source} on the source`,
+      fix: `read ${name}'s upgrade notes, then accept the newer version with extensions.acceptNewer: [${name}] in the plan (or '*' for every extension)`
+    };
+  }
+  return { problem: `version ${target} on the target is older than the source's ${source}`, fix: `ALTER EXTENSION ${name} UPDATE TO '${source}' on the target (when it offers that version)` };
+}
+
 // src/pg/tools.ts
 import { execFile as execFileCb } from "node:child_process";
 import { promisify } from "node:util";
@@ -53677,11 +53797,88 @@ var execFile = promisify(execFileCb);
 // src/pg/schema.ts
 var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
 
+// src/pg/roles.ts
+var notMember = (catalog, oid) => `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
+var OWNED_OBJECTS = (prokind) => `
+  SELECT 'object' AS category, 'schema ' || quote_ident(n.nspname) AS object, pg_get_userbyid(n.nspowner) AS owner, coalesce(n.nspacl, acldefault('n', n.nspowner))::text[] AS acl
+    FROM pg_namespace n WHERE ${USER_SCHEMAS} AND ${notMember("pg_namespace", "n.oid")}
+     -- the source-only extensions' schemas (pglogical's is named after it), on the source and as the restore left them on the target
+     AND n.nspname NOT IN (${SOURCE_ONLY_EXTENSIONS.map((e) => `'${e}'`).join(", ")})
+  UNION ALL
+  SELECT 'object', CASE WHEN c.relkind = 'S' THEN 'sequence ' ELSE 'table ' END || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+         pg_get_userbyid(c.relowner), coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))::text[]
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ${USER_SCHEMAS} AND c.relname NOT LIKE 'awsdms\\_%' AND ${notMember("pg_class", "c.oid")}
+  UNION ALL
+  SELECT 'column', 'column ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname), pg_get_userbyid(c.relowner), a.attacl::text[]
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND ${USER_SCHEMAS} AND ${notMember("pg_class", "c.oid")}
+  UNION ALL
+  SELECT 'object', CASE ${prokind} WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate ' ELSE 'function ' END || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+         pg_get_userbyid(p.proowner), coalesce(p.proacl, acldefault('f', p.proowner))::text[]
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_proc", "p.oid")}
+  UNION ALL
+  SELECT 'object', 'type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname), pg_get_userbyid(t.typowner), coalesce(t.typacl, acldefault('T', t.typowner))::text[]
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+   WHERE ${USER_SCHEMAS} AND ${notMember("pg_type", "t.oid")} AND t.typcategory <> 'A'
+     -- multiranges come with their range type (14+); a table's row type with its table
+     AND t.typtype IN ('b', 'd', 'e', 'r', 'c') AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+  UNION ALL
+  SELECT 'object', 'large object ' || l.oid, pg_get_userbyid(l.lomowner), coalesce(l.lomacl, acldefault('L', l.lomowner))::text[] FROM pg_largeobject_metadata l
+  UNION ALL
+  SELECT 'object', 'foreign-data wrapper ' || quote_ident(w.fdwname), pg_get_userbyid(w.fdwowner), coalesce(w.fdwacl, acldefault('F', w.fdwowner))::text[]
+    FROM pg_foreign_data_wrapper w WHERE ${notMember("pg_foreign_data_wrapper", "w.oid")}
+  UNION ALL
+  SELECT 'object', 'server ' || quote_ident(s.srvname), pg_get_userbyid(s.srvowner), coalesce(s.srvacl, acldefault('S', s.srvowner))::text[]
+    FROM pg_foreign_server s WHERE ${notMember("pg_foreign_server", "s.oid")}
+  UNION ALL
+  SELECT 'object', 'collation ' || quote_ident(n.nspname) || '.' || quote_ident(o.collname), pg_get_userbyid(o.collowner), NULL
+    FROM pg_collation o JOIN pg_namespace n ON n.oid = o.collnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_collation", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'operator ' || o.oid::regoperator::text, pg_get_userbyid(o.oprowner), NULL
+    FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_operator", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'text search configuration ' || quote_ident(n.nspname) || '.' || quote_ident(o.cfgname), pg_get_userbyid(o.cfgowner), NULL
+    FROM pg_ts_config o JOIN pg_namespace n ON n.oid = o.cfgnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_ts_config", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'text search dictionary ' || quote_ident(n.nspname) || '.' || quote_ident(o.dictname), pg_get_userbyid(o.dictowner), NULL
+    FROM pg_ts_dict o JOIN pg_namespace n ON n.oid = o.dictnamespace WHERE ${USER_SCHEMAS} AND ${notMember("pg_ts_dict", "o.oid")}
+  UNION ALL
+  SELECT 'object', 'event trigger ' || quote_ident(e.evtname), pg_get_userbyid(e.evtowner), NULL
+    FROM pg_event_trigger e WHERE e.evtname NOT LIKE 'pgshift%' AND ${notMember("pg_event_trigger", "e.oid")}
+  UNION ALL
+  SELECT 'default-acl', 'default privileges of ' || quote_ident(pg_get_userbyid(a.defaclrole)) || coalesce(' in schema ' || quote_ident(n.nspname), '') || ' on '
+           || CASE a.defaclobjtype WHEN 'r' THEN 'tables' WHEN 'S' THEN 'sequences' WHEN 'f' THEN 'functions' WHEN 'T' THEN 'types' WHEN 'n' THEN 'schemas' ELSE a.defaclobjtype::text END,
+         pg_get_userbyid(a.defaclrole), a.defaclacl::text[]
+    FROM pg_default_acl a LEFT JOIN pg_namespace n ON n.oid = a.defaclnamespace
+   WHERE n.oid IS NULL OR n.nspname <> '${CONTROL_SCHEMA}'`;
+async function readOwnedObjects(c) {
+  const v = Number((await c.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v);
+  return (await c.query(OWNED_OBJECTS(v >= 11e4 ? "p.prokind" : `CASE WHEN p.proisagg THEN 'a' ELSE 'f' END`))).rows;
+}
+async function readPolicies(c) {
+  const r = await c.query(
+    `SELECT 'policy ' || quote_ident(p.policyname) || ' on ' || quote_ident(p.schemaname) || '.' || quote_ident(p.tablename) AS object,
+            concat_ws(' ', p.permissive, 'FOR', p.cmd, 'TO', array_to_string(p.roles, ', '), 'USING', coalesce(p.qual, '-'), 'WITH CHECK', coalesce(p.with_check, '-')) AS definition,
+            p.roles::text[] AS roles
+       FROM pg_policies p WHERE p.schemaname NOT IN ('pg_catalog', 'information_schema', '${CONTROL_SCHEMA}')
+     UNION ALL
+     SELECT 'row security on ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+            concat_ws(' ', CASE WHEN c.relrowsecurity THEN 'enabled' ELSE 'disabled' END, CASE WHEN c.relforcerowsecurity THEN 'forced' END), '{}'
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE (c.relrowsecurity OR c.relforcerowsecurity) AND ${USER_SCHEMAS}`
+  );
+  return r.rows;
+}
+
 // src/pg/schema-diff.ts
+function schemaDiffOptions(plan) {
+  return { acceptNewer: plan.extensions.acceptNewer, ownership: plan.fullLoad.ownership };
+}
 var SCHEMAS = USER_SCHEMAS;
 var UNPOPULATED = " [NOT POPULATED]";
 var NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%' AND ${NOT_EXTENSION_MEMBER}`;
-async function inventory(c) {
+async function inventory(c, options, tolerance) {
   const q = async (sql) => new Map((await c.query(sql)).rows.map((r) => [r.k, normalise(r.v)]));
   const inv = /* @__PURE__ */ new Map();
   inv.set("table", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS k,
@@ -53716,31 +53913,73 @@ async function inventory(c) {
       FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid JOIN pg_namespace n ON n.oid = t.typnamespace
       WHERE ${SCHEMAS} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e') GROUP BY 1`));
   inv.set("extension", await q(`SELECT extname AS k, extversion AS v FROM pg_extension WHERE extname <> ALL ('{${SOURCE_ONLY_EXTENSIONS.join(",")}}')`));
+  if (options.ownership === "keep") {
+    const owners = /* @__PURE__ */ new Map();
+    const acls = /* @__PURE__ */ new Map();
+    const defaults2 = /* @__PURE__ */ new Map();
+    for (const o of await readOwnedObjects(c)) {
+      if (o.category === "default-acl") defaults2.set(o.object, canonicalAcl(o.acl ?? [], tolerance));
+      else {
+        if (o.category === "object") owners.set(o.object, o.owner);
+        if (o.acl) acls.set(o.object, canonicalAcl(o.acl, tolerance));
+      }
+    }
+    inv.set("owner", owners);
+    inv.set("acl", acls);
+    inv.set("default-acl", defaults2);
+  }
+  inv.set("policy", new Map((await readPolicies(c)).map((p) => [p.object, normalise(p.definition)])));
   return inv;
+}
+async function publicSchema(c) {
+  const r = await c.query(
+    `SELECT pg_get_userbyid(nspowner) AS owner, coalesce(nspacl, acldefault('n', nspowner))::text[] AS acl, pg_get_userbyid(10) AS boot, current_setting('server_version_num') AS v
+       FROM pg_namespace WHERE nspname = 'public'`
+  );
+  const row = r.rows[0];
+  return row && { owner: row.owner, acl: row.acl, bootstrapSuperuser: row.boot, major: Math.floor(Number(row.v) / 1e4) };
 }
 function normalise(v) {
   return v.replace(/\s+/g, " ").trim();
 }
-async function diffSchemas(source, target) {
-  const [a, b] = await Promise.all([inventory(source), inventory(target)]);
+async function diffSchemas(source, target, options) {
+  const [ps, pt] = await Promise.all([publicSchema(source), publicSchema(target)]);
+  const tolerance = aclTolerance(ps?.major ?? 0, pt?.major ?? 0);
+  const [a, b] = await Promise.all([inventory(source, options, tolerance), inventory(target, options, tolerance)]);
+  if (ps && pt && publicSchemaDefaultsTolerated(ps, pt)) {
+    for (const kind of ["owner", "acl"]) b.get(kind)?.set("schema public", a.get(kind)?.get("schema public") ?? "");
+  }
   const out = [];
   for (const [kind, src] of a) {
+    const k = kind;
     const tgt = b.get(kind);
     for (const [name, def] of src) {
       const other = tgt.get(name);
-      if (other === void 0) out.push({ kind, object: name, problem: "missing on target", source: def });
-      else if (other !== def) {
+      if (other === void 0) out.push({ kind: k, object: name, problem: "missing on target", source: def, ...fixFor(k, name, def) });
+      else if (kind === "extension") {
+        const p = extensionVersionProblem(name, def, other, options.acceptNewer);
+        if (p) out.push({ kind: k, object: name, problem: "different", source: def, target: other, detail: p.problem, fix: p.fix });
+      } else if (other !== def) {
         const invalid = kind === "index" && other.endsWith("[INVALID]") && !def.endsWith("[INVALID]");
         const unpopulated = kind === "table" && other.endsWith(UNPOPULATED) && !def.endsWith(UNPOPULATED);
         const problem = invalid ? "invalid on target" : unpopulated ? "not populated on target" : "different";
-        out.push({ kind, object: name, problem, source: def, target: other });
+        out.push({ kind: k, object: name, problem, source: def, target: other, ...fixFor(k, name, def) });
       }
     }
     for (const [name, def] of tgt) {
-      if (!src.has(name)) out.push({ kind, object: name, problem: "extra on target", target: def });
+      if (!src.has(name)) out.push({ kind: k, object: name, problem: "extra on target", target: def });
     }
   }
   return out;
+}
+function fixFor(kind, object2, source) {
+  if (kind === "owner") {
+    const [, what, name] = /^(foreign-data wrapper|text search \w+|large object|event trigger|\w+) (.*)$/.exec(object2) ?? [, "table", object2];
+    return { fix: `ALTER ${what.replace("-", " ").toUpperCase()} ${name} OWNER TO ${source} on the target (roles: copy creates a missing role)` };
+  }
+  if (kind === "acl" || kind === "default-acl") return { fix: `GRANT/REVOKE on the target until ${object2} grants ${source || "nothing"}` };
+  if (kind === "extension") return { fix: `CREATE EXTENSION ${object2} on the target` };
+  return {};
 }
 
 // src/core/sequences.ts
@@ -53930,7 +54169,7 @@ async function runVerify(outer, options = {}) {
     await journal?.startPhase("verify", { tables: work.length, exact: options.exact ?? false, mode });
     const watch = !options.exact && records.length && ctx.plan.cdc.engine === "native" ? await ApplyWatch.start(s.target, s.targetVersion, records.map((r) => ({ stream: r.group, subscription: r.subscription })), (problem, stream) => stoppedStream(ctx, s, records, problem, stream), ctx.signal) : void 0;
     if (watch) await settleJoins(ctx, s, records, watch);
-    const schema = wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target);
+    const schema = wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target, schemaDiffOptions(ctx.plan));
     const checks = [];
     const repair = [];
     for (const w of work.filter((x) => missing.has(displayName(x.table)))) {
@@ -54018,7 +54257,7 @@ async function stoppedStream(ctx, s, records, problem, stream) {
   const ddl = await ddlReport(ctx.plan, s, records).catch(() => void 0);
   const uncarried = ddl?.entries.find((e) => e.state !== "applied" && e.state !== "in flight");
   if (uncarried) causes.push(`DDL #${uncarried.id} ${uncarried.state} (${uncarried.command} ${uncarried.object}: ${uncarried.detail})`);
-  const drift = (await diffSchemas(s.source, s.target).catch(() => [])).find((d) => (d.kind === "table" || d.kind === "column") && d.problem !== "extra on target");
+  const drift = (await diffSchemas(s.source, s.target, schemaDiffOptions(ctx.plan)).catch(() => [])).find((d) => (d.kind === "table" || d.kind === "column") && d.problem !== "extra on target");
   if (drift) causes.push(`${drift.kind} ${drift.object} is ${drift.problem}${drift.source ? ` (source: ${drift.source}${drift.target ? `; target: ${drift.target}` : ""})` : ""}`);
   return failure(
     "verify.stream-stopped",
@@ -54322,7 +54561,7 @@ function verifyMarkdown(r) {
     out.push("", "#### Differing rows", table(["table", "key", "kind", "source", "target"], diffs.slice(0, 200).map(({ t, d }) => [t, JSON.stringify(d.key), d.kind, d.source ? short(d.source) : "\u2013", d.target ? short(d.target) : "\u2013"])));
     if (diffs.length > 200) out.push(`\u2026 and ${diffs.length - 200} more in the JSON report.`);
   }
-  if (r.schema.length) out.push("", "#### Schema differences", table(["kind", "object", "problem", "source", "target"], r.schema.map((d) => [d.kind, d.object, d.problem, d.source ?? "\u2013", d.target ?? "\u2013"])));
+  if (r.schema.length) out.push("", "#### Schema differences", table(["kind", "object", "problem", "source", "target", "fix"], r.schema.map((d) => [d.kind, d.object, d.detail ?? d.problem, d.source ?? "\u2013", d.target ?? "\u2013", d.fix ?? ""])));
   const behind = r.sequences.filter((q) => q.behind);
   for (const note of r.notes) out.push("", `Note: ${note}.`);
   if (behind.length) out.push("", `#### Sequences behind the source${r.notes.length ? "" : " \u2014 a difference: the cut-over has carried them, or pgshift did not load this target"}`, table(["sequence", "source", "target"], behind.map((q) => [q.sequence, q.source, q.target])));
