@@ -31,6 +31,7 @@ cdc:
   replicaIdentityFull: [corpus.nothing, corpus.dupes, corpus.keyless_json, corpus.keyless_toast]
 unlogged:
   mode: copy-at-cutover
+roles: copy
 cutover:
   fence: roles
   roles: [shop_app]
@@ -94,7 +95,7 @@ describe('the corpus of real-world shapes, end to end', () => {
       expect(catB.relations['corpus."A over team_size"']).toContain('populated=t');
       expect(catB.relations['corpus.never_filled']).toContain('populated=f');
       expect(catB.relations['corpus.cache']).toContain('persistence=u');
-      expect(Object.keys(catB.largeObjects)).toHaveLength(5);
+      expect(Object.keys(catB.largeObjects)).toHaveLength(6);
       const [{ n }] = await sql<{ n: string }>(pair.targetUrl, `SELECT last_value::text AS n FROM corpus.down_seq`);
       expect(BigInt(n)).toBeLessThan(-549n);
     }, 300_000);

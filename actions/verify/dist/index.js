@@ -53955,8 +53955,9 @@ async function diffSchemas(source, target, options) {
     const tgt = b.get(kind);
     for (const [name, def] of src) {
       const other = tgt.get(name);
-      if (other === void 0) out.push({ kind: k, object: name, problem: "missing on target", source: def, ...fixFor(k, name, def) });
-      else if (kind === "extension") {
+      if (other === void 0) {
+        if (!onOneSideOnly(name)) out.push({ kind: k, object: name, problem: "missing on target", source: def, ...fixFor(k, name, def) });
+      } else if (kind === "extension") {
         const p = extensionVersionProblem(name, def, other, options.acceptNewer);
         if (p) out.push({ kind: k, object: name, problem: "different", source: def, target: other, detail: p.problem, fix: p.fix });
       } else if (other !== def) {
@@ -53967,10 +53968,13 @@ async function diffSchemas(source, target, options) {
       }
     }
     for (const [name, def] of tgt) {
-      if (!src.has(name)) out.push({ kind: k, object: name, problem: "extra on target", target: def });
+      if (!src.has(name) && !onOneSideOnly(name)) out.push({ kind: k, object: name, problem: "extra on target", target: def });
     }
   }
   return out;
+}
+function onOneSideOnly(object2) {
+  return object2.startsWith("large object ");
 }
 function fixFor(kind, object2, source) {
   if (kind === "owner") {
