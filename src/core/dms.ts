@@ -1,3 +1,5 @@
+import { displayName } from './ident.js';
+import { batchStreamName } from './names.js';
 import { formatBytes } from './size.js';
 
 /**
@@ -141,10 +143,11 @@ export interface TaskPlan {
  * A group mixing tables that may and may not use batch apply becomes two tasks; batch apply with
  * LOBs is allowed only in limited mode, so a table with unlimited LOBs is never batched.
  */
+const batchEligible = (t: DmsTable) => t.batchApply && t.lob?.mode !== 'unlimited';
+
 export function splitByBatchApply(tables: DmsTable[]): TaskPlan[] {
-  const eligible = (t: DmsTable) => t.batchApply && t.lob?.mode !== 'unlimited';
-  const batch = tables.filter(eligible);
-  const single = tables.filter((t) => !eligible(t));
+  const batch = tables.filter(batchEligible);
+  const single = tables.filter((t) => !batchEligible(t));
   if (batch.length && single.length) {
     return [
       { suffix: 'batch', tables: batch, batchApply: true },
@@ -152,6 +155,43 @@ export function splitByBatchApply(tables: DmsTable[]): TaskPlan[] {
     ];
   }
   return [{ suffix: '', tables, batchApply: single.length === 0 && batch.length > 0 }];
+}
+
+/** One DMS task of a group: the stream (slot) it reads and the tables of its table mapping. */
+export interface StreamTaskPlan {
+  stream: string;
+  /** Suffix of its identifier and role: '', 'batch' / 'single', or a resume stream's 'r<n>'. */
+  suffix: string;
+  tables: DmsTable[];
+  batchApply: boolean;
+}
+
+/**
+ * The tasks of a group's streams once a resumed full load has moved tables between them
+ * (phases/load-resume.ts). `carried` holds, for each stream a resume touched, the tables it carries
+ * now (schema.table as displayName spells them): a planned stream (the group's own, its batch
+ * companion) keeps only those; each resume stream (`bridges`, `<group>_r<n>`) becomes one task of
+ * its own tables, with batch apply only when every one of them may (two tasks cannot read one
+ * slot, so a resume stream is never split). A table is in exactly one task's mapping: that mapping
+ * is what keeps a slot's changes of a moved table from ever being applied by the old stream's task.
+ */
+export function streamTaskPlans(
+  group: { name: string; tables: DmsTable[] },
+  carried: ReadonlyMap<string, readonly string[]>,
+  bridges: readonly string[] = [],
+): StreamTaskPlan[] {
+  const nameOf = displayName;
+  const planned = splitByBatchApply(group.tables).map((tp) => ({ ...tp, stream: tp.suffix === 'batch' ? batchStreamName(group.name) : group.name }));
+  const only = (stream: string, tables: DmsTable[]) => {
+    const keep = carried.get(stream);
+    return keep ? tables.filter((t) => keep.includes(nameOf(t))) : tables;
+  };
+  const tasks: StreamTaskPlan[] = planned.map((tp) => ({ ...tp, tables: only(tp.stream, tp.tables) }));
+  for (const stream of bridges) {
+    const tables = group.tables.filter((t) => (carried.get(stream) ?? []).includes(nameOf(t)));
+    tasks.push({ stream, suffix: stream.slice(group.name.length + 1), tables, batchApply: tables.length > 0 && tables.every(batchEligible) });
+  }
+  return tasks;
 }
 
 /** DMS identifiers: letters, digits and hyphens, starting with a letter, no double or trailing hyphen, ≤ 255. */

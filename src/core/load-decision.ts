@@ -11,7 +11,8 @@
  *                                                         snapshot; the rest is carried by a resume
  *                                                         stream from a newer snapshot (bridge)
  *   loading, exported, paused-replica plan      refuse    a resume stream takes an exported snapshot
- *   loading, exported, engine cannot bridge     refuse    (canBridge false)
+ *   loading, exported, engine cannot bridge     refuse    (canBridge false: a DMS task of the group exists and
+ *                                                         has applied changes a bridge cannot take back)
  *   loading from a replica, plan now exported   refuse    its rows are at the replica's LSN, which
  *                                                         this plan cannot take again
  *   any, with --restart                         reset     drop the group's stream, load again
@@ -30,7 +31,10 @@ export interface LoadDecisionOptions {
   pausedReplicaPlan: boolean;
   /** Whether the journal holds a finished table or part of the group (committed at its snapshot). */
   copied?: boolean;
-  /** Whether the group's CDC engine can carry tables from a second, newer slot (default true). */
+  /**
+   * Whether the group's tables can be carried from a second, newer slot (default true): always on
+   * native (the bridge drains), on DMS while no task of the group exists (nothing was applied).
+   */
   canBridge?: boolean;
 }
 

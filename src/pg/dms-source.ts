@@ -92,6 +92,23 @@ export async function ensureReplicationSets(c: pg.Client, slot: string, tables: 
   return { updates, inserts, keyless };
 }
 
+/**
+ * Tables leave both replication sets of a slot (a resumed load moves them to a newer stream); a
+ * table that is not in a set is skipped. Returns how many memberships were removed.
+ */
+export async function removeFromReplicationSets(c: pg.Client, slot: string, tables: QualifiedName[]): Promise<number> {
+  if (!tables.length) return 0;
+  const { updates, inserts } = replicationSetNames(slot);
+  noteChange(`tables out of replication sets ${updates}, ${inserts} on the source`);
+  const r = await c.query<{ set: string; oid: string }>(
+    `SELECT s.set_name AS set, st.set_reloid::oid::text AS oid FROM pglogical.replication_set_table st JOIN pglogical.replication_set s ON s.set_id = st.set_id
+      WHERE s.set_name = ANY($1) AND st.set_reloid::oid IN (SELECT x::regclass::oid FROM unnest($2::text[]) x)`,
+    [[updates, inserts], tables.map(qualify)],
+  );
+  for (const row of r.rows) await c.query('SELECT pglogical.replication_set_remove_table($1, $2::oid::regclass)', [row.set, row.oid]);
+  return r.rowCount ?? 0;
+}
+
 export async function dropReplicationSets(c: pg.Client, slot: string): Promise<boolean> {
   const ext = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
   if (!ext.rowCount) return false;

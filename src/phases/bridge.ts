@@ -6,7 +6,8 @@ import type { Journal, StreamRecord } from '../journal/journal.js';
 import { majorOf } from '../pg/connect.js';
 import { ddlQueueOf, installDdlCapture, prepareDdlApply } from '../pg/ddl.js';
 import { beatApplied, writeBeat } from '../pg/heartbeat.js';
-import { createPublication, createSubscription, dropFromPublication, dropPublication, ensureHeartbeat, setSubscriptionEnabled, subscriptionState } from '../pg/replication.js';
+import { createPublication, createSubscription, dropFromPublication, dropPublication, dropSubscription, ensureHeartbeat, publishedTables, setSubscriptionEnabled, subscriptionState } from '../pg/replication.js';
+import { dropSlot } from '../pg/snapshot.js';
 import type { PhaseContext, Sessions } from './context.js';
 import { subscriptionConninfo } from './preflight.js';
 
@@ -106,6 +107,42 @@ export async function drainStreams(ctx: PhaseContext, s: Sessions, carriers: Str
     // The load is not streaming yet: cdc start enables them.
     for (const c of started) await setSubscriptionEnabled(s.target, c.subscription, false).catch(() => {});
   }
+}
+
+/**
+ * What a resumed full load (load-resume.ts) asks of the group's CDC engine to move its unfinished
+ * tables to a new resume stream. Native: publications and subscriptions (below); DMS:
+ * bridge-dms.ts.
+ */
+export interface BridgeEngine {
+  /** Output plugin of the resume stream's slot. */
+  plugin: string;
+  /** The tables a stream carries now (schema.table). */
+  carried(st: StreamRecord): Promise<Set<string>>;
+  /** (1) The tables leave a stream. */
+  leave(st: StreamRecord, tables: QualifiedName[]): Promise<void>;
+  /** The new stream's objects and journal row, before its slot. */
+  open(record: StreamRecord, tables: QualifiedName[]): Promise<void>;
+  /** A resume stream of an earlier run dropped whole (slot, engine objects, journal row). */
+  drop(st: StreamRecord): Promise<void>;
+  /** (2) The surviving streams apply up to the bridge. */
+  drain(streams: StreamRecord[]): Promise<void>;
+}
+
+export function nativeBridge(ctx: PhaseContext, s: Sessions, journal: Journal): BridgeEngine {
+  return {
+    plugin: 'pgoutput',
+    carried: (st) => publishedTables(s.source, st.publication),
+    leave: (st, tables) => leaveStream(s, st, tables),
+    open: (record, tables) => openBridgeStream(ctx, s, journal, record, tables),
+    drop: async (st) => {
+      await dropSubscription(s.target, st.subscription);
+      await dropSlot(s.source, st.slot);
+      await dropPublication(s.source, st.publication);
+      await journal.deleteStream(st.group);
+    },
+    drain: (streams) => drainStreams(ctx, s, streams, { start: true }),
+  };
 }
 
 /** Display names → the group's TableInfo-like entries, in the group's order. */

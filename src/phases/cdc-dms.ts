@@ -4,7 +4,7 @@ import { gateRefused, inputError } from '../core/errors.js';
 import { dmsInstanceProblems, dmsTaskHealth, tableMappings, taskIdentifier, taskSettings } from '../core/dms.js';
 import { ddlReport, ensureDdlCapture, type DdlEntry } from '../pg/ddl.js';
 import { formatBytes } from '../config/size.js';
-import { heartbeatTable } from '../core/names.js';
+import { heartbeatTable, isResyncOf } from '../core/names.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
 import {
   createTask,
@@ -31,13 +31,15 @@ import { applyExceptionsAfter, latestApplyException, recentApplyExceptions } fro
 import { slotState } from '../pg/replication.js';
 import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
 import { runFullLoad } from './full-load.js';
-import { DMS_TASKS_PHASE, dmsTaskPlans, journaledDmsTasks } from './stream-source.js';
+import { DMS_TASKS_PHASE, dmsCarried, dmsTaskPlans, journaledDmsTasks } from './stream-source.js';
 import { writeFailureBundle } from './failure-bundle.js';
 
 /**
  * CDC with AWS DMS: per group one CDC-only task (two when the group mixes tables that may and may
  * not use batch apply; each reads its own slot), starting at the group's snapshot LSN after that
- * LSN has been checked against the slot. The full load prepared the source (slots with the plugin,
+ * LSN has been checked against the slot — plus, when a crashed full load was resumed, one task per
+ * resume stream `<group>_r<n>`, mapping the tables it carries, from its own slot and snapshot LSN
+ * (bridge-dms.ts). The full load prepared the source (slots with the plugin,
  * pglogical node and sets: stream-source.ts); this phase owns the endpoints and tasks, found again
  * by their tags on every run.
  *
@@ -172,8 +174,11 @@ export async function startDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsCl
     const groups = (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => byName.has(g.name));
     const existing = await findTasks(clients.dms, d.replicationInstanceArn, ctx.plan.name);
     const target = d.targetEndpointArn ?? (await ensureEndpoint(clients.dms, targetEndpointInput(ctx))).arn;
+    // A resumed full load moved tables to resume streams: each stream's task maps the tables it carries.
+    const carried = await dmsCarried(journal);
     for (const group of groups) {
-      for (const tp of dmsTaskPlans(ctx.plan, group)) {
+      const bridges = streams.filter((r) => isResyncOf(r.group, group.name)).map((r) => r.group);
+      for (const tp of dmsTaskPlans(ctx.plan, group, carried, bridges)) {
         const stream = byName.get(tp.stream);
         if (!stream) throw gateRefused('cdc.not-loaded', `stream ${tp.stream} of group ${group.name} was not prepared by the full load`, `run pgshift full-load --restart --group ${group.name}`);
         const role = `task${tp.suffix ? `-${tp.suffix}` : ''}`;
@@ -370,11 +375,26 @@ export async function restartDmsCdc(ctx: PhaseContext, options: { group?: string
     if (!options.group) bundle = await writeFailureBundle(ctx, journal, options.bundleFile, await dmsFailureState(ctx, clients, journal, tasks, s));
     await journal.event('cdc', 'warn', `DMS restart of ${options.group ? `group ${options.group}` : 'every group'}`);
     await deleteTasks(ctx, clients, journal, tasks, doomed);
+    // A resume stream's slot goes with the reload (its tables are loaded again in the group's
+    // stream): its source endpoint, which names that slot, goes now — teardown would not find it.
+    await deleteEndpoints(clients, [...new Set(doomed.filter((t) => isResyncOf(t.stream, t.group)).map((t) => sourceEndpointId(ctx, t.stream)))]);
     return [...new Set(doomed.map((t) => t.group))];
   });
   if (options.group) await runFullLoad(ctx, { group: options.group, restart: true });
   else await runFullLoad(ctx, { restart: true });
   return { groups, bundle, status: await startDmsCdc(ctx, clients) };
+}
+
+/** Delete the endpoints of these identifiers that exist; returns what was removed. */
+async function deleteEndpoints(clients: DmsClients, identifiers: string[]): Promise<string[]> {
+  const removed: string[] = [];
+  for (const id of identifiers) {
+    const arn = await findEndpoint(clients.dms, id);
+    if (!arn) continue;
+    await deleteEndpoint(clients.dms, arn);
+    removed.push(`DMS endpoint ${id}`);
+  }
+  return removed;
 }
 
 /** The DMS side of a failure, gathered before anything is torn down (the journal's part is added by writeFailureBundle). */
@@ -411,13 +431,7 @@ export async function teardownDms(ctx: PhaseContext, s: Sessions, journal: Journ
   known.push(...doomed.filter((t) => !known.includes(t)));
   await deleteTasks(ctx, clients, journal, known, doomed);
   const removed = doomed.map((t) => `DMS task ${t.identifier}`);
-  const endpoints = [...streams.map((g) => sourceEndpointId(ctx, g)), ...(d.targetEndpointArn ? [] : [targetEndpointId(ctx)])];
-  for (const id of endpoints) {
-    const arn = await findEndpoint(clients.dms, id);
-    if (!arn) continue;
-    await deleteEndpoint(clients.dms, arn);
-    removed.push(`DMS endpoint ${id}`);
-  }
+  removed.push(...(await deleteEndpoints(clients, [...streams.map((g) => sourceEndpointId(ctx, g)), ...(d.targetEndpointArn ? [] : [targetEndpointId(ctx)])])));
   removed.push(...(await dropDmsArtifacts(s)));
   return removed;
 }

@@ -13,10 +13,10 @@ import { copyTable, useCopySettings, type CopyFormatChoice } from '../pg/copy.js
 import { analyzeStep, earlyIndexes, IndexQueue, indexesOf, isAnalyze, postDataList, type IndexBuild } from '../pg/indexes.js';
 import { copyLargeObjects } from '../pg/large-objects.js';
 import { PausedReplica } from '../pg/paused-replica.js';
-import { dropPublication, dropSubscription, ensureHeartbeat, replicaIdentityOf, setReplicaIdentity } from '../pg/replication.js';
+import { dropSubscription, ensureHeartbeat, replicaIdentityOf, setReplicaIdentity } from '../pg/replication.js';
 import { decideGroupLoad } from '../core/load-decision.js';
 import { preflightLoad } from './preflight.js';
-import { journaledDmsTasks, newStreamRecord, streamSource, type StreamPart, type StreamSource } from './stream-source.js';
+import { journaledDmsTasks, newStreamRecord, setDmsCarried, streamSource, type StreamPart, type StreamSource } from './stream-source.js';
 import { dumpSchema, preDataList, restoreSection, type SchemaDump } from '../pg/schema.js';
 import { extensionSchemasOnTarget, installExtensions, readSourceExtensions, type ExtensionInstall } from '../pg/extensions.js';
 import { copyRoles, readMissingRoles, type RoleCopyResult } from '../pg/roles.js';
@@ -28,6 +28,8 @@ import { findTool, requireDumpForSource, type PgTool } from '../pg/tools.js';
 import { openSessions, requireLogicalSource, resolveGroups, type PhaseContext, type ResolvedGroup, type Sessions } from './context.js';
 import { LoadProgress, type TableProgress } from './load-progress.js';
 import { resumeGroup, resumePhase, type ResumeSummary } from './load-resume.js';
+import { nativeBridge } from './bridge.js';
+import { dmsBridge } from './bridge-dms.js';
 import { formatBytes } from '../config/size.js';
 
 /**
@@ -188,12 +190,13 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     const pausedMode = plan.snapshot === 'paused-replica';
     const priorProgress = prior ? await prior.tableProgress() : [];
     const copied = new Set(priorProgress.filter((p) => p.state === 'done' && p.part === 0).map((p) => p.group));
+    // A DMS task reads the slot a restart would drop (cdc restart deletes the task first), and has
+    // applied changes a resume could not bridge (bridge-dms.ts: a loading group has none).
+    const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
     const decide = (g: ResolvedGroup) =>
-      decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g.name), canBridge: plan.cdc.engine === 'native' });
+      decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g.name), canBridge: !withTasks.has(g.name) });
     const actions = new Map(groups.map((g) => [g, decide(g)]));
     if (options.restart) {
-      // A DMS task reads the slot a restart would drop: cdc restart deletes the task first.
-      const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
       const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
       if (busy) throw gateRefused('full-load.dms-tasks', `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
     }
@@ -204,7 +207,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       if (action !== 'refuse-interrupted') continue;
       throw gateRefused(
         'full-load.interrupted',
-        `group ${group.name}: an earlier full load stopped while loading; its ${existing.get(group.name)!.snapshotMode === 'exported' ? `exported snapshot ended with that process, and ${pausedMode ? 'a paused-replica plan' : `cdc.engine ${plan.cdc.engine}`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
+        `group ${group.name}: an earlier full load stopped while loading; its ${existing.get(group.name)!.snapshotMode === 'exported' ? `exported snapshot ended with that process, and ${pausedMode ? 'a paused-replica plan' : `its DMS tasks (which have applied changes from the group's slot)`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
         `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group.name}` : ''} to load the group again from a new slot`,
       );
     }
@@ -258,7 +261,8 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail as { active?: Array<{ table: string; bytes: number }> } | undefined;
       for (const x of toLoad) {
         if (x.resuming) {
-          const r = await resumeGroup(ctx, s, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)));
+          const engine = plan.cdc.engine === 'dms' ? dmsBridge(ctx, s, journal, stream, x.group, x.record) : nativeBridge(ctx, s, journal);
+          const r = await resumeGroup(ctx, s, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)), engine);
           if (r.holder) holders.push(r.holder);
           x.bridges = r.bridges;
           x.resumed = r.summary;
@@ -949,9 +953,11 @@ async function resetGroup(s: Sessions, ctx: PhaseContext, journal: Journal, stre
   for (const record of [...records, ...resyncs]) await dropSubscription(s.target, record.subscription);
   for (const record of resyncs) {
     await dropSlot(s.source, record.slot);
-    await dropPublication(s.source, record.publication);
+    await stream.drop(s.source, record);
     await journal.deleteStream(record.group);
   }
+  // DMS: what resumes moved between the group's streams is forgotten with them.
+  if (ctx.plan.cdc.engine === 'dms') await setDmsCarried(journal, Object.fromEntries([...records, ...resyncs].map((r) => [r.group, null])));
   for (const record of records) {
     await dropSlot(s.source, record.slot);
     await stream.drop(s.source, record);

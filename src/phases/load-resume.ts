@@ -1,15 +1,14 @@
 import type pg from 'pg';
 import { formatBytes } from '../config/size.js';
 import { displayName } from '../core/ident.js';
-import { isResyncOf } from '../core/names.js';
+import { batchStreamName, isResyncOf } from '../core/names.js';
 import { planResume, type TableFigures } from '../core/resume-plan.js';
 import type { Journal, StreamRecord } from '../journal/journal.js';
 import type { TableInfo } from '../pg/catalog.js';
 import { truncateTables } from '../pg/copy.js';
 import { earlyIndexes, IndexQueue, indexesOf } from '../pg/indexes.js';
-import { dropPublication, dropSubscription, publishedTables } from '../pg/replication.js';
-import { dropSlot, SnapshotHolder } from '../pg/snapshot.js';
-import { bridgeRecord, drainStreams, leaveStream, nextBridgeName, openBridgeStream, tablesNamed } from './bridge.js';
+import { SnapshotHolder } from '../pg/snapshot.js';
+import { bridgeRecord, nextBridgeName, tablesNamed, type BridgeEngine } from './bridge.js';
 import type { PhaseContext, ResolvedGroup, Sessions } from './context.js';
 
 /**
@@ -54,6 +53,7 @@ export async function resumeGroup(
   progress: ProgressRow[],
   lastSnapshot: { active?: Array<{ table: string; bytes: number }> } | undefined,
   openTarget: () => Promise<pg.Client>,
+  engine: BridgeEngine,
 ): Promise<ResumedGroup> {
   const { log } = ctx;
   const rows = progress.filter((p) => p.group === group.name && p.state === 'done');
@@ -67,14 +67,15 @@ export async function resumeGroup(
     partial.set(displayName(p), f);
   }
   const all = await journal.streams();
-  const streams = [own, ...all.filter((r) => isResyncOf(r.group, group.name))];
+  // Its own stream (and on DMS its batch-apply companion), never dropped; then its resume streams.
+  const streams = [own, ...all.filter((r) => r.group === batchStreamName(group.name)), ...all.filter((r) => isResyncOf(r.group, group.name))];
   const published = new Map<string, Set<string>>();
-  for (const st of streams) published.set(st.group, await publishedTables(s.source, st.publication));
+  for (const st of streams) published.set(st.group, await engine.carried(st));
   const plan = planResume({
     tables: group.tables.map(displayName),
     done,
     partial,
-    streams: streams.map((st) => ({ name: st.group, own: st.group === own.group, published: published.get(st.group)! })),
+    streams: streams.map((st) => ({ name: st.group, own: !isResyncOf(st.group, group.name), published: published.get(st.group)! })),
   });
   const inFlightBytes = (lastSnapshot?.active ?? []).filter((a) => plan.pending.includes(a.table)).reduce((n, a) => n + Math.max(0, a.bytes - (partial.get(a.table)?.bytes ?? 0)), 0);
   const summary: ResumeSummary = {
@@ -87,7 +88,7 @@ export async function resumeGroup(
     drained: plan.drain,
   };
   const byName = new Map(streams.map((st) => [st.group, st]));
-  const surviving = streams.filter((st) => st.group !== own.group && !plan.drop.includes(st.group));
+  const surviving = streams.filter((st) => isResyncOf(st.group, group.name) && !plan.drop.includes(st.group));
   log.info(
     `group ${group.name}: resuming — ${plan.kept.tables} table(s) kept at their snapshot (${plan.kept.rows} rows, ${formatBytes(plan.kept.bytes)}), ${plan.pending.length} to copy from a new one` +
       (plan.discarded.parts.length ? `; finished parts discarded with their table: ${plan.discarded.rows} rows, ${formatBytes(plan.discarded.bytes)}` : ''),
@@ -103,23 +104,19 @@ export async function resumeGroup(
   await truncateTables(s.target, pending, () => journal.forgetTables(pending));
   if (plan.discarded.parts.length) log.warn(`group ${group.name}: ${plan.discarded.parts.join(', ')} had parts finished at the old snapshot; copied again whole`);
   for (const name of plan.drop) {
-    const st = byName.get(name)!;
-    await dropSubscription(s.target, st.subscription);
-    await dropSlot(s.source, st.slot);
-    await dropPublication(s.source, st.publication);
-    await journal.deleteStream(st.group);
-    log.info(`group ${group.name}: resume stream ${st.group} held no finished table; dropped`);
+    await engine.drop(byName.get(name)!);
+    log.info(`group ${group.name}: resume stream ${name} held no finished table; dropped`);
   }
   // (1) the pending tables leave their streams; the new stream's objects, before its slot.
-  for (const l of plan.leave) await leaveStream(s, byName.get(l.stream)!, tablesNamed(group.tables, l.tables));
+  for (const l of plan.leave) await engine.leave(byName.get(l.stream)!, tablesNamed(group.tables, l.tables));
   const record = bridgeRecord(ctx, nextBridgeName(group.name, [...surviving, own]), 'loading');
-  await openBridgeStream(ctx, s, journal, record, pending);
+  await engine.open(record, pending);
   // (2) every surviving stream applies up to now.
   const drain = plan.drain.map((n) => byName.get(n)!);
   if (drain.length) log.info(`group ${group.name}: applying ${drain.map((d) => d.group).join(', ')} up to the bridge`);
-  await drainStreams(ctx, s, drain, { start: true });
+  await engine.drain(drain);
   // (3) the new snapshot the pending tables are copied at.
-  const holder = await SnapshotHolder.createSlot(ctx.source, record.slot, 'pgoutput', s.sourceVersion);
+  const holder = await SnapshotHolder.createSlot(ctx.source, record.slot, engine.plugin, s.sourceVersion);
   record.snapshotLsn = holder.lsnText;
   await journal.saveStream(record);
   summary.stream = record.group;

@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import type { Plan } from '../config/schema.js';
 import { parseServerUrl, toConninfo } from '../config/url.js';
-import { splitByBatchApply, type DmsTable, type TaskPlan } from '../core/dms.js';
-import { batchStreamName, heartbeatTable, publicationName, slotName, subscriptionName } from '../core/names.js';
+import { streamTaskPlans, type DmsTable, type StreamTaskPlan } from '../core/dms.js';
+import { heartbeatTable, publicationName, slotName, subscriptionName } from '../core/names.js';
 import type { Journal, StreamRecord } from '../journal/journal.js';
 import { CONTROL_SCHEMA, type TableInfo } from '../pg/catalog.js';
 import { displayName } from '../core/ident.js';
@@ -82,13 +82,31 @@ export function dmsTablesOf(plan: Plan, tables: Array<{ schema: string; name: st
 }
 
 /** The DMS tasks of a group, each with the stream (slot) it reads; its heartbeat table is in its mapping. */
-export function dmsTaskPlans(plan: Plan, group: ResolvedGroup): Array<TaskPlan & { stream: string }> {
-  return splitByBatchApply(dmsTablesOf(plan, group.tables))
-    .map((tp) => {
-      const stream = tp.suffix === 'batch' ? batchStreamName(group.name) : group.name;
-      return { ...tp, stream, tables: [...tp.tables, { schema: CONTROL_SCHEMA, name: heartbeatTable(stream), batchApply: tp.batchApply }] };
-    })
+export function dmsTaskPlans(plan: Plan, group: ResolvedGroup, carried: ReadonlyMap<string, readonly string[]> = new Map(), bridges: readonly string[] = []): StreamTaskPlan[] {
+  return streamTaskPlans({ name: group.name, tables: dmsTablesOf(plan, group.tables) }, carried, bridges)
+    .map((tp) => ({ ...tp, tables: [...tp.tables, { schema: CONTROL_SCHEMA, name: heartbeatTable(tp.stream), batchApply: tp.batchApply }] }))
     .sort((a, b) => Number(a.stream !== group.name) - Number(b.stream !== group.name)); // the group's own stream first
+}
+
+/**
+ * Journal phase holding, per DMS stream a resumed full load touched, the tables it carries now
+ * ({ streams: { [stream]: schema.table[] } }); a stream without an entry carries what the plan says.
+ */
+const DMS_CARRIED_PHASE = 'cdc:dms:carried';
+
+export async function dmsCarried(journal: Journal | undefined): Promise<Map<string, string[]>> {
+  const detail = (journal && (await journal.phaseState(DMS_CARRIED_PHASE))?.detail) as { streams?: Record<string, string[]> } | null | undefined;
+  return new Map(Object.entries(detail?.streams ?? {}));
+}
+
+/** Record what streams carry now (null: the stream is gone, or carries what the plan says again). */
+export async function setDmsCarried(journal: Journal, changes: Record<string, string[] | null>): Promise<void> {
+  const streams = Object.fromEntries(await dmsCarried(journal));
+  for (const [stream, tables] of Object.entries(changes)) {
+    if (tables) streams[stream] = tables;
+    else delete streams[stream];
+  }
+  await journal.setPhaseDetail(DMS_CARRIED_PHASE, 'done', { streams });
 }
 
 export function streamSource(ctx: PhaseContext): StreamSource {
@@ -112,7 +130,7 @@ export function streamSource(ctx: PhaseContext): StreamSource {
   const parts = (group: ResolvedGroup, main: StreamRecord): StreamPart[] => {
     const tasks = dmsTaskPlans(plan, group);
     if (tasks.length === 1) return single(group, main);
-    const tablesOf = (tp: TaskPlan) => {
+    const tablesOf = (tp: StreamTaskPlan) => {
       const names = new Set(tp.tables.map(displayName));
       return group.tables.filter((t) => names.has(displayName(t)));
     };

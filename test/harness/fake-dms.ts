@@ -174,6 +174,14 @@ export class FakeDms {
     t.next = [];
   }
 
+  /** The CreateReplicationTask requests sent, with their JSON documents parsed. */
+  createTaskInputs() {
+    return this.dms.commandCalls(CreateReplicationTaskCommand).map((c) => {
+      const i = c.args[0].input;
+      return { ...i, TableMappings: JSON.parse(i.TableMappings!), ReplicationTaskSettings: JSON.parse(i.ReplicationTaskSettings!) };
+    });
+  }
+
   byIdentifier(identifier: string): ReplicationTask | undefined {
     return [...this.tasks.values()].find((x) => x.task.ReplicationTaskIdentifier === identifier)?.task;
   }

@@ -23,6 +23,7 @@ import { runCutover } from '../../src/phases/cutover.js';
 import { runVerify } from '../../src/phases/verify.js';
 import { cdcMarkdown } from '../../src/report/markdown.js';
 import { FakeDms } from '../harness/fake-dms.js';
+import { changeLsns, setTables } from '../harness/pglogical.js';
 import { testPlan } from '../harness/plan.js';
 import { sql, startServer, withClients } from '../harness/servers.js';
 import type { LocalCluster } from '../../src/local/cluster.js';
@@ -36,7 +37,6 @@ import type { LocalCluster } from '../../src/local/cluster.js';
  * asserted as sent.
  */
 const RI = 'arn:aws:dms:us-east-1:123456789012:rep:RI1';
-const PGLOGICAL_PEEK = `'min_proto_version', '1', 'max_proto_version', '1', 'startup_params_format', '1', 'proto_format', 'json'`;
 
 let source: LocalCluster;
 let target: LocalCluster;
@@ -96,23 +96,9 @@ afterAll(() => {
   fake?.cw.restore();
 });
 
-const createTaskInputs = () =>
-  fake.dms.commandCalls(CreateReplicationTaskCommand).map((c) => {
-    const i = c.args[0].input;
-    return { ...i, TableMappings: JSON.parse(i.TableMappings!), ReplicationTaskSettings: JSON.parse(i.ReplicationTaskSettings!) };
-  });
+const createTaskInputs = () => fake.createTaskInputs();
 
-async function setTables(set: string): Promise<string[]> {
-  const r = await sql(sourceUrl, `SELECT c.relname AS t FROM pglogical.replication_set_table st JOIN pglogical.replication_set s USING (set_id) JOIN pg_class c ON c.oid = st.set_reloid WHERE s.set_name = $1 ORDER BY 1`, [set]);
-  return r.map((x) => x.t);
-}
 
-/** LSNs of the changes a slot holds at or after `from`, decoded as DMS would (pglogical, its sets). */
-async function changeLsns(slot: string, from: string): Promise<bigint[]> {
-  const r = await sql(sourceUrl, `SELECT DISTINCT lsn::text AS l FROM pg_logical_slot_peek_changes($1, NULL, NULL, ${PGLOGICAL_PEEK}, 'pglogical.replication_set_names', $2)
-     WHERE lsn >= $3::pg_lsn AND data::jsonb->>'action' <> 'S'`, [slot, `${slot},i${slot}`, from]);
-  return r.map((x) => parseLsn(x.l)).sort((a, b) => (a < b ? -1 : 1));
-}
 
 /** The heartbeat rows of the running tasks' streams copied to the target, and their slots confirmed. */
 async function relayHeartbeats(): Promise<void> {
@@ -143,12 +129,12 @@ describe('CDC with AWS DMS (pglogical source, DMS mocked)', () => {
       { s: 'pgshift_shop_g2', plugin: 'pglogical' },
     ]);
     // g1 splits: items (no batch apply) stay on the group's stream, orders go to its batch stream.
-    expect(await setTables('pgshift_shop_g1')).toEqual(['heartbeat_g1', 'items']);
-    expect(await setTables('ipgshift_shop_g1')).toEqual(['heartbeat_g1', 'items']);
-    expect(await setTables('pgshift_shop_g1_batch')).toEqual(['heartbeat_g1_batch', 'orders']);
+    expect(await setTables(sourceUrl, 'pgshift_shop_g1')).toEqual(['heartbeat_g1', 'items']);
+    expect(await setTables(sourceUrl, 'ipgshift_shop_g1')).toEqual(['heartbeat_g1', 'items']);
+    expect(await setTables(sourceUrl, 'pgshift_shop_g1_batch')).toEqual(['heartbeat_g1_batch', 'orders']);
     // Leaves, never the parent; the key-less table only in the insert/truncate set.
-    expect(await setTables('ipgshift_shop_g2')).toEqual(['audit', 'docs', 'heartbeat_g2', 'parted_eu', 'parted_us']);
-    expect(await setTables('pgshift_shop_g2')).toEqual(['docs', 'heartbeat_g2', 'parted_eu', 'parted_us']);
+    expect(await setTables(sourceUrl, 'ipgshift_shop_g2')).toEqual(['audit', 'docs', 'heartbeat_g2', 'parted_eu', 'parted_us']);
+    expect(await setTables(sourceUrl, 'pgshift_shop_g2')).toEqual(['docs', 'heartbeat_g2', 'parted_eu', 'parted_us']);
     // The batch stream shares its group's snapshot LSN.
     const st = await streams();
     expect(st.map((x) => [x.g, x.state])).toEqual([['g1', 'loaded'], ['g1_batch', 'loaded'], ['g2', 'loaded']]);
@@ -219,7 +205,7 @@ describe('CDC with AWS DMS (pglogical source, DMS mocked)', () => {
     // Each start is the first change of its own slot at or after the snapshot LSN.
     const lsnOf = (slot: string) => st.find((x) => x.slot === slot)!.lsn;
     for (const [task, slot] of [[tasks[0], 'pgshift_shop_g1'], [tasks[1], 'pgshift_shop_g1_batch'], [tasks[2], 'pgshift_shop_g2']] as const) {
-      const changes = await changeLsns(slot, lsnOf(slot));
+      const changes = await changeLsns(sourceUrl, slot, lsnOf(slot));
       expect(parseLsn(task.CdcStartPosition!)).toBe(changes[0]);
       expect(parseLsn(task.CdcStartPosition!) >= parseLsn(lsnOf(slot))).toBe(true);
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dmsInstanceProblems, dmsTaskHealth, splitByBatchApply, tableMappings, taskIdentifier, taskSettings } from '../../src/core/dms.js';
+import { dmsInstanceProblems, dmsTaskHealth, splitByBatchApply, streamTaskPlans, tableMappings, taskIdentifier, taskSettings } from '../../src/core/dms.js';
 
 describe('DMS documents (golden, from the documented JSON)', () => {
   it('table mappings: one explicit selection per table, then table-settings for LOB limits', () => {
@@ -64,9 +64,45 @@ describe('DMS documents (golden, from the documented JSON)', () => {
     expect(splitByBatchApply([b])).toEqual([{ suffix: '', tables: [b], batchApply: false }]);
   });
 
+  it('a resumed load: each stream maps exactly the tables it carries, a resume stream is one task of its own', () => {
+    const a = { schema: 's', name: 'a', batchApply: true };
+    const b = { schema: 's', name: 'b', batchApply: false };
+    const c = { schema: 's', name: 'c', batchApply: false };
+    const d = { schema: 's', name: 'D', batchApply: true };
+    const group = { name: 'g', tables: [a, b, c, d] };
+    // Nothing moved: the plan's split, as before.
+    expect(streamTaskPlans(group, new Map())).toEqual([
+      { suffix: 'batch', stream: 'g_batch', tables: [a, d], batchApply: true },
+      { suffix: 'single', stream: 'g', tables: [b, c], batchApply: false },
+    ]);
+    // A resume moved c and "D" (quoted as displayName spells it) to g_r1, then a second one moved b to g_r2.
+    const carried = new Map([
+      ['g', []],
+      ['g_batch', ['s.a']],
+      ['g_r1', ['s.c', 's."D"']],
+      ['g_r2', ['s.b']],
+    ]);
+    expect(streamTaskPlans(group, carried, ['g_r1', 'g_r2'])).toEqual([
+      { suffix: 'batch', stream: 'g_batch', tables: [a], batchApply: true },
+      { suffix: 'single', stream: 'g', tables: [], batchApply: false },
+      // Mixed eligibility in one slot: one task, without batch apply.
+      { suffix: 'r1', stream: 'g_r1', tables: [c, d], batchApply: false },
+      { suffix: 'r2', stream: 'g_r2', tables: [b], batchApply: false },
+    ]);
+    // Every table is in exactly one task's mapping.
+    const mapped = streamTaskPlans(group, carried, ['g_r1', 'g_r2']).flatMap((t) => t.tables);
+    expect(mapped).toHaveLength(4);
+    expect(new Set(mapped)).toEqual(new Set([a, b, c, d]));
+    expect(streamTaskPlans({ name: 'g', tables: [a, d] }, new Map([['g', ['s.a']], ['g_r1', ['s."D"']]]), ['g_r1'])).toEqual([
+      { suffix: '', stream: 'g', tables: [a], batchApply: true },
+      { suffix: 'r1', stream: 'g_r1', tables: [d], batchApply: true },
+    ]);
+  });
+
   it('task identifiers follow the DMS rules', () => {
     expect(taskIdentifier('calls_db', 'rest', 'batch')).toBe('pgshift-calls-db-rest-batch');
     expect(taskIdentifier('m', 'g__x', '')).toBe('pgshift-m-g-x');
+    expect(taskIdentifier('calls_db', 'rest', 'r2')).toBe('pgshift-calls-db-rest-r2');
   });
 });
 

@@ -97630,10 +97630,10 @@ function taskSettings(o3) {
     ValidationSettings: { EnableValidation: false }
   };
 }
+var batchEligible = (t) => t.batchApply && t.lob?.mode !== "unlimited";
 function splitByBatchApply(tables) {
-  const eligible = (t) => t.batchApply && t.lob?.mode !== "unlimited";
-  const batch = tables.filter(eligible);
-  const single = tables.filter((t) => !eligible(t));
+  const batch = tables.filter(batchEligible);
+  const single = tables.filter((t) => !batchEligible(t));
   if (batch.length && single.length) {
     return [
       { suffix: "batch", tables: batch, batchApply: true },
@@ -97641,6 +97641,20 @@ function splitByBatchApply(tables) {
     ];
   }
   return [{ suffix: "", tables, batchApply: single.length === 0 && batch.length > 0 }];
+}
+function streamTaskPlans(group5, carried, bridges = []) {
+  const nameOf = displayName;
+  const planned = splitByBatchApply(group5.tables).map((tp) => ({ ...tp, stream: tp.suffix === "batch" ? batchStreamName(group5.name) : group5.name }));
+  const only = (stream, tables) => {
+    const keep = carried.get(stream);
+    return keep ? tables.filter((t) => keep.includes(nameOf(t))) : tables;
+  };
+  const tasks = planned.map((tp) => ({ ...tp, tables: only(tp.stream, tp.tables) }));
+  for (const stream of bridges) {
+    const tables = group5.tables.filter((t) => (carried.get(stream) ?? []).includes(nameOf(t)));
+    tasks.push({ stream, suffix: stream.slice(group5.name.length + 1), tables, batchApply: tables.length > 0 && tables.every(batchEligible) });
+  }
+  return tasks;
 }
 function taskIdentifier(migration, group5, suffix) {
   const raw = ["pgshift", migration, group5, suffix].filter(Boolean).join("-");
@@ -97833,6 +97847,9 @@ async function stopTask(dms, arn) {
 async function deleteTask(dms, arn) {
   await call(`DeleteReplicationTask ${arn}`, () => dms.send(new import_client_database_migration_service.DeleteReplicationTaskCommand({ ReplicationTaskArn: arn })));
 }
+async function deleteEndpoint(dms, arn) {
+  await call(`DeleteEndpoint ${arn}`, () => dms.send(new import_client_database_migration_service.DeleteEndpointCommand({ EndpointArn: arn })));
+}
 async function tableStatistics(dms, arn) {
   const out = [];
   let marker;
@@ -97955,6 +97972,18 @@ async function ensureReplicationSets(c5, slot, tables, log) {
     log.warn(`${displayName(t)} has no primary key: it is left out of replication set ${updates}, so DMS applies its inserts but not its updates and deletes \u2014 add a primary key before the migration`);
   }
   return { updates, inserts, keyless };
+}
+async function removeFromReplicationSets(c5, slot, tables) {
+  if (!tables.length) return 0;
+  const { updates, inserts } = replicationSetNames(slot);
+  noteChange(`tables out of replication sets ${updates}, ${inserts} on the source`);
+  const r5 = await c5.query(
+    `SELECT s.set_name AS set, st.set_reloid::oid::text AS oid FROM pglogical.replication_set_table st JOIN pglogical.replication_set s ON s.set_id = st.set_id
+      WHERE s.set_name = ANY($1) AND st.set_reloid::oid IN (SELECT x::regclass::oid FROM unnest($2::text[]) x)`,
+    [[updates, inserts], tables.map(qualify)]
+  );
+  for (const row of r5.rows) await c5.query("SELECT pglogical.replication_set_remove_table($1, $2::oid::regclass)", [row.set, row.oid]);
+  return r5.rowCount ?? 0;
 }
 async function dropReplicationSets(c5, slot) {
   const ext = await c5.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
@@ -98588,11 +98617,21 @@ function dmsTablesOf(plan, tables) {
     };
   });
 }
-function dmsTaskPlans(plan, group5) {
-  return splitByBatchApply(dmsTablesOf(plan, group5.tables)).map((tp) => {
-    const stream = tp.suffix === "batch" ? batchStreamName(group5.name) : group5.name;
-    return { ...tp, stream, tables: [...tp.tables, { schema: CONTROL_SCHEMA, name: heartbeatTable(stream), batchApply: tp.batchApply }] };
-  }).sort((a5, b5) => Number(a5.stream !== group5.name) - Number(b5.stream !== group5.name));
+function dmsTaskPlans(plan, group5, carried = /* @__PURE__ */ new Map(), bridges = []) {
+  return streamTaskPlans({ name: group5.name, tables: dmsTablesOf(plan, group5.tables) }, carried, bridges).map((tp) => ({ ...tp, tables: [...tp.tables, { schema: CONTROL_SCHEMA, name: heartbeatTable(tp.stream), batchApply: tp.batchApply }] })).sort((a5, b5) => Number(a5.stream !== group5.name) - Number(b5.stream !== group5.name));
+}
+var DMS_CARRIED_PHASE = "cdc:dms:carried";
+async function dmsCarried(journal) {
+  const detail = journal && (await journal.phaseState(DMS_CARRIED_PHASE))?.detail;
+  return new Map(Object.entries(detail?.streams ?? {}));
+}
+async function setDmsCarried(journal, changes) {
+  const streams = Object.fromEntries(await dmsCarried(journal));
+  for (const [stream, tables] of Object.entries(changes)) {
+    if (tables) streams[stream] = tables;
+    else delete streams[stream];
+  }
+  await journal.setPhaseDetail(DMS_CARRIED_PHASE, "done", { streams });
 }
 function streamSource(ctx) {
   const { plan } = ctx;
@@ -99173,13 +99212,28 @@ async function drainStreams(ctx, s2, carriers, o3) {
     });
   }
 }
+function nativeBridge(ctx, s2, journal) {
+  return {
+    plugin: "pgoutput",
+    carried: (st) => publishedTables(s2.source, st.publication),
+    leave: (st, tables) => leaveStream(s2, st, tables),
+    open: (record2, tables) => openBridgeStream(ctx, s2, journal, record2, tables),
+    drop: async (st) => {
+      await dropSubscription(s2.target, st.subscription);
+      await dropSlot(s2.source, st.slot);
+      await dropPublication(s2.source, st.publication);
+      await journal.deleteStream(st.group);
+    },
+    drain: (streams) => drainStreams(ctx, s2, streams, { start: true })
+  };
+}
 function tablesNamed(all, names) {
   const wanted = new Set(names);
   return all.filter((t) => wanted.has(displayName(t)));
 }
 
 // src/phases/load-resume.ts
-async function resumeGroup(ctx, s2, journal, group5, own2, progress, lastSnapshot, openTarget2) {
+async function resumeGroup(ctx, s2, journal, group5, own2, progress, lastSnapshot, openTarget2, engine) {
   const { log } = ctx;
   const rows = progress.filter((p3) => p3.group === group5.name && p3.state === "done");
   const done = /* @__PURE__ */ new Map();
@@ -99192,14 +99246,14 @@ async function resumeGroup(ctx, s2, journal, group5, own2, progress, lastSnapsho
     partial2.set(displayName(p3), f5);
   }
   const all = await journal.streams();
-  const streams = [own2, ...all.filter((r5) => isResyncOf(r5.group, group5.name))];
+  const streams = [own2, ...all.filter((r5) => r5.group === batchStreamName(group5.name)), ...all.filter((r5) => isResyncOf(r5.group, group5.name))];
   const published = /* @__PURE__ */ new Map();
-  for (const st of streams) published.set(st.group, await publishedTables(s2.source, st.publication));
+  for (const st of streams) published.set(st.group, await engine.carried(st));
   const plan = planResume({
     tables: group5.tables.map(displayName),
     done,
     partial: partial2,
-    streams: streams.map((st) => ({ name: st.group, own: st.group === own2.group, published: published.get(st.group) }))
+    streams: streams.map((st) => ({ name: st.group, own: !isResyncOf(st.group, group5.name), published: published.get(st.group) }))
   });
   const inFlightBytes = (lastSnapshot?.active ?? []).filter((a5) => plan.pending.includes(a5.table)).reduce((n3, a5) => n3 + Math.max(0, a5.bytes - (partial2.get(a5.table)?.bytes ?? 0)), 0);
   const summary2 = {
@@ -99212,7 +99266,7 @@ async function resumeGroup(ctx, s2, journal, group5, own2, progress, lastSnapsho
     drained: plan.drain
   };
   const byName = new Map(streams.map((st) => [st.group, st]));
-  const surviving = streams.filter((st) => st.group !== own2.group && !plan.drop.includes(st.group));
+  const surviving = streams.filter((st) => isResyncOf(st.group, group5.name) && !plan.drop.includes(st.group));
   log.info(
     `group ${group5.name}: resuming \u2014 ${plan.kept.tables} table(s) kept at their snapshot (${plan.kept.rows} rows, ${formatBytes(plan.kept.bytes)}), ${plan.pending.length} to copy from a new one` + (plan.discarded.parts.length ? `; finished parts discarded with their table: ${plan.discarded.rows} rows, ${formatBytes(plan.discarded.bytes)}` : "")
   );
@@ -99222,20 +99276,16 @@ async function resumeGroup(ctx, s2, journal, group5, own2, progress, lastSnapsho
   await truncateTables(s2.target, pending, () => journal.forgetTables(pending));
   if (plan.discarded.parts.length) log.warn(`group ${group5.name}: ${plan.discarded.parts.join(", ")} had parts finished at the old snapshot; copied again whole`);
   for (const name of plan.drop) {
-    const st = byName.get(name);
-    await dropSubscription(s2.target, st.subscription);
-    await dropSlot(s2.source, st.slot);
-    await dropPublication(s2.source, st.publication);
-    await journal.deleteStream(st.group);
-    log.info(`group ${group5.name}: resume stream ${st.group} held no finished table; dropped`);
+    await engine.drop(byName.get(name));
+    log.info(`group ${group5.name}: resume stream ${name} held no finished table; dropped`);
   }
-  for (const l3 of plan.leave) await leaveStream(s2, byName.get(l3.stream), tablesNamed(group5.tables, l3.tables));
+  for (const l3 of plan.leave) await engine.leave(byName.get(l3.stream), tablesNamed(group5.tables, l3.tables));
   const record2 = bridgeRecord(ctx, nextBridgeName(group5.name, [...surviving, own2]), "loading");
-  await openBridgeStream(ctx, s2, journal, record2, pending);
+  await engine.open(record2, pending);
   const drain = plan.drain.map((n3) => byName.get(n3));
   if (drain.length) log.info(`group ${group5.name}: applying ${drain.map((d5) => d5.group).join(", ")} up to the bridge`);
-  await drainStreams(ctx, s2, drain, { start: true });
-  const holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s2.sourceVersion);
+  await engine.drain(drain);
+  const holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, engine.plugin, s2.sourceVersion);
   record2.snapshotLsn = holder.lsnText;
   await journal.saveStream(record2);
   summary2.stream = record2.group;
@@ -99257,6 +99307,46 @@ async function buildIndexesOf(s2, open3, jobs, tables) {
   }
 }
 var resumePhase = (group5) => `full-load:resume:${group5}`;
+
+// src/phases/bridge-dms.ts
+function dmsBridge(ctx, s2, journal, stream, group5, own2) {
+  const planned = new Map(stream.parts(group5, own2).map((p3) => [p3.record.group, p3.tables.map(displayName)]));
+  const carried = async (st) => new Set((await dmsCarried(journal)).get(st.group) ?? planned.get(st.group) ?? []);
+  return {
+    plugin: stream.plugin,
+    carried,
+    leave: async (st, tables) => {
+      const names = new Set(tables.map(displayName));
+      await setDmsCarried(journal, { [st.group]: [...await carried(st)].filter((t) => !names.has(t)) });
+      if (stream.plugin === "pglogical") await removeFromReplicationSets(s2.source, st.slot, tables);
+    },
+    open: async (record2, tables) => {
+      await journal.saveStream(record2);
+      await setDmsCarried(journal, { [record2.group]: tables.map(displayName) });
+      for (const c5 of [s2.source, s2.target]) await ensureHeartbeat(c5, heartbeatTable(record2.group), record2.group);
+      const full = group5.tables.filter((t) => tables.some((x) => displayName(x) === displayName(t)));
+      await stream.prepare(s2.source, { record: record2, tables: full });
+    },
+    drop: async (st) => {
+      await dropSlot(s2.source, st.slot);
+      await stream.drop(s2.source, st);
+      await journal.deleteStream(st.group);
+      await setDmsCarried(journal, { [st.group]: null });
+    },
+    drain: async (streams) => {
+      const names = new Set(streams.map((st) => st.group));
+      const task = (await journaledDmsTasks(journal)).find((t) => names.has(t.stream) || t.group === group5.name);
+      if (task) {
+        throw gateRefused(
+          "full-load.dms-tasks",
+          `group ${group5.name}: DMS task ${task.identifier} reads stream ${task.stream}, so the changes it applied cannot be bridged to a newer snapshot`,
+          `run pgshift cdc restart --group ${group5.name}: it deletes the group's tasks, reloads it and creates new ones`
+        );
+      }
+      ctx.log.debug(`group ${group5.name}: no DMS task reads ${[...names].join(", ")}; nothing was applied from them, nothing to drain`);
+    }
+  };
+}
 
 // src/phases/full-load.ts
 var PRE_DATA = "full-load:pre-data";
@@ -99322,10 +99412,10 @@ async function runFullLoad(ctx, options = {}) {
     const pausedMode = plan.snapshot === "paused-replica";
     const priorProgress = prior ? await prior.tableProgress() : [];
     const copied = new Set(priorProgress.filter((p3) => p3.state === "done" && p3.part === 0).map((p3) => p3.group));
-    const decide = (g5) => decideGroupLoad(existing.get(g5.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g5.name), canBridge: plan.cdc.engine === "native" });
+    const withTasks2 = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
+    const decide = (g5) => decideGroupLoad(existing.get(g5.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g5.name), canBridge: !withTasks2.has(g5.name) });
     const actions = new Map(groups.map((g5) => [g5, decide(g5)]));
     if (options.restart) {
-      const withTasks2 = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
       const busy = groups.find((g5) => existing.has(g5.name) && withTasks2.has(g5.name));
       if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
     }
@@ -99336,7 +99426,7 @@ async function runFullLoad(ctx, options = {}) {
       if (action !== "refuse-interrupted") continue;
       throw gateRefused(
         "full-load.interrupted",
-        `group ${group5.name}: an earlier full load stopped while loading; its ${existing.get(group5.name).snapshotMode === "exported" ? `exported snapshot ended with that process, and ${pausedMode ? "a paused-replica plan" : `cdc.engine ${plan.cdc.engine}`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
+        `group ${group5.name}: an earlier full load stopped while loading; its ${existing.get(group5.name).snapshotMode === "exported" ? `exported snapshot ended with that process, and ${pausedMode ? "a paused-replica plan" : `its DMS tasks (which have applied changes from the group's slot)`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
         `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group5.name}` : ""} to load the group again from a new slot`
       );
     }
@@ -99383,7 +99473,8 @@ async function runFullLoad(ctx, options = {}) {
       const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail;
       for (const x of toLoad) {
         if (x.resuming) {
-          const r5 = await resumeGroup(ctx, s2, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)));
+          const engine = plan.cdc.engine === "dms" ? dmsBridge(ctx, s2, journal, stream, x.group, x.record) : nativeBridge(ctx, s2, journal);
+          const r5 = await resumeGroup(ctx, s2, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)), engine);
           if (r5.holder) holders.push(r5.holder);
           x.bridges = r5.bridges;
           x.resumed = r5.summary;
@@ -99920,9 +100011,10 @@ async function resetGroup(s2, ctx, journal, stream, group5, existing) {
   for (const record2 of [...records, ...resyncs]) await dropSubscription(s2.target, record2.subscription);
   for (const record2 of resyncs) {
     await dropSlot(s2.source, record2.slot);
-    await dropPublication(s2.source, record2.publication);
+    await stream.drop(s2.source, record2);
     await journal.deleteStream(record2.group);
   }
+  if (ctx.plan.cdc.engine === "dms") await setDmsCarried(journal, Object.fromEntries([...records, ...resyncs].map((r5) => [r5.group, null])));
   for (const record2 of records) {
     await dropSlot(s2.source, record2.slot);
     await stream.drop(s2.source, record2);
@@ -100022,8 +100114,10 @@ async function startDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) {
     const groups = (await resolveGroups(ctx, s2.source, s2.sourceVersion)).filter((g5) => byName.has(g5.name));
     const existing = await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name);
     const target = d5.targetEndpointArn ?? (await ensureEndpoint(clients.dms, targetEndpointInput(ctx))).arn;
+    const carried = await dmsCarried(journal);
     for (const group5 of groups) {
-      for (const tp of dmsTaskPlans(ctx.plan, group5)) {
+      const bridges = streams.filter((r5) => isResyncOf(r5.group, group5.name)).map((r5) => r5.group);
+      for (const tp of dmsTaskPlans(ctx.plan, group5, carried, bridges)) {
         const stream = byName.get(tp.stream);
         if (!stream) throw gateRefused("cdc.not-loaded", `stream ${tp.stream} of group ${group5.name} was not prepared by the full load`, `run pgshift full-load --restart --group ${group5.name}`);
         const role = `task${tp.suffix ? `-${tp.suffix}` : ""}`;
@@ -100155,11 +100249,22 @@ async function restartDmsCdc(ctx, options, clients = dmsClients(ctx.plan.cdc.dms
     if (!options.group) bundle = await writeFailureBundle(ctx, journal, options.bundleFile, await dmsFailureState(ctx, clients, journal, tasks, s2));
     await journal.event("cdc", "warn", `DMS restart of ${options.group ? `group ${options.group}` : "every group"}`);
     await deleteTasks(ctx, clients, journal, tasks, doomed);
+    await deleteEndpoints(clients, [...new Set(doomed.filter((t) => isResyncOf(t.stream, t.group)).map((t) => sourceEndpointId(ctx, t.stream)))]);
     return [...new Set(doomed.map((t) => t.group))];
   });
   if (options.group) await runFullLoad(ctx, { group: options.group, restart: true });
   else await runFullLoad(ctx, { restart: true });
   return { groups, bundle, status: await startDmsCdc(ctx, clients) };
+}
+async function deleteEndpoints(clients, identifiers) {
+  const removed = [];
+  for (const id of identifiers) {
+    const arn = await findEndpoint(clients.dms, id);
+    if (!arn) continue;
+    await deleteEndpoint(clients.dms, arn);
+    removed.push(`DMS endpoint ${id}`);
+  }
+  return removed;
 }
 async function dmsFailureState(ctx, clients, journal, tasks, s2) {
   const described = await findTasks(clients.dms, requireDmsConfig(ctx).replicationInstanceArn, ctx.plan.name);

@@ -55805,10 +55805,10 @@ async function preflightSubscription(ctx, s) {
 }
 
 // src/core/dms.ts
+var batchEligible = (t) => t.batchApply && t.lob?.mode !== "unlimited";
 function splitByBatchApply(tables) {
-  const eligible = (t) => t.batchApply && t.lob?.mode !== "unlimited";
-  const batch = tables.filter(eligible);
-  const single = tables.filter((t) => !eligible(t));
+  const batch = tables.filter(batchEligible);
+  const single = tables.filter((t) => !batchEligible(t));
   if (batch.length && single.length) {
     return [
       { suffix: "batch", tables: batch, batchApply: true },
@@ -55816,6 +55816,20 @@ function splitByBatchApply(tables) {
     ];
   }
   return [{ suffix: "", tables, batchApply: single.length === 0 && batch.length > 0 }];
+}
+function streamTaskPlans(group2, carried, bridges = []) {
+  const nameOf = displayName;
+  const planned = splitByBatchApply(group2.tables).map((tp) => ({ ...tp, stream: tp.suffix === "batch" ? batchStreamName(group2.name) : group2.name }));
+  const only = (stream, tables) => {
+    const keep = carried.get(stream);
+    return keep ? tables.filter((t) => keep.includes(nameOf(t))) : tables;
+  };
+  const tasks = planned.map((tp) => ({ ...tp, tables: only(tp.stream, tp.tables) }));
+  for (const stream of bridges) {
+    const tables = group2.tables.filter((t) => (carried.get(stream) ?? []).includes(nameOf(t)));
+    tasks.push({ stream, suffix: stream.slice(group2.name.length + 1), tables, batchApply: tables.length > 0 && tables.every(batchEligible) });
+  }
+  return tasks;
 }
 
 // src/pg/dms-source.ts
@@ -55867,6 +55881,18 @@ async function ensureReplicationSets(c, slot, tables, log) {
     log.warn(`${displayName(t)} has no primary key: it is left out of replication set ${updates}, so DMS applies its inserts but not its updates and deletes \u2014 add a primary key before the migration`);
   }
   return { updates, inserts, keyless };
+}
+async function removeFromReplicationSets(c, slot, tables) {
+  if (!tables.length) return 0;
+  const { updates, inserts } = replicationSetNames(slot);
+  noteChange(`tables out of replication sets ${updates}, ${inserts} on the source`);
+  const r = await c.query(
+    `SELECT s.set_name AS set, st.set_reloid::oid::text AS oid FROM pglogical.replication_set_table st JOIN pglogical.replication_set s ON s.set_id = st.set_id
+      WHERE s.set_name = ANY($1) AND st.set_reloid::oid IN (SELECT x::regclass::oid FROM unnest($2::text[]) x)`,
+    [[updates, inserts], tables.map(qualify)]
+  );
+  for (const row of r.rows) await c.query("SELECT pglogical.replication_set_remove_table($1, $2::oid::regclass)", [row.set, row.oid]);
+  return r.rowCount ?? 0;
 }
 async function dropReplicationSets(c, slot) {
   const ext = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'pglogical'`);
@@ -56544,11 +56570,21 @@ function dmsTablesOf(plan, tables) {
     };
   });
 }
-function dmsTaskPlans(plan, group2) {
-  return splitByBatchApply(dmsTablesOf(plan, group2.tables)).map((tp) => {
-    const stream = tp.suffix === "batch" ? batchStreamName(group2.name) : group2.name;
-    return { ...tp, stream, tables: [...tp.tables, { schema: CONTROL_SCHEMA, name: heartbeatTable(stream), batchApply: tp.batchApply }] };
-  }).sort((a, b) => Number(a.stream !== group2.name) - Number(b.stream !== group2.name));
+function dmsTaskPlans(plan, group2, carried = /* @__PURE__ */ new Map(), bridges = []) {
+  return streamTaskPlans({ name: group2.name, tables: dmsTablesOf(plan, group2.tables) }, carried, bridges).map((tp) => ({ ...tp, tables: [...tp.tables, { schema: CONTROL_SCHEMA, name: heartbeatTable(tp.stream), batchApply: tp.batchApply }] })).sort((a, b) => Number(a.stream !== group2.name) - Number(b.stream !== group2.name));
+}
+var DMS_CARRIED_PHASE = "cdc:dms:carried";
+async function dmsCarried(journal) {
+  const detail = journal && (await journal.phaseState(DMS_CARRIED_PHASE))?.detail;
+  return new Map(Object.entries(detail?.streams ?? {}));
+}
+async function setDmsCarried(journal, changes) {
+  const streams = Object.fromEntries(await dmsCarried(journal));
+  for (const [stream, tables] of Object.entries(changes)) {
+    if (tables) streams[stream] = tables;
+    else delete streams[stream];
+  }
+  await journal.setPhaseDetail(DMS_CARRIED_PHASE, "done", { streams });
 }
 function streamSource(ctx) {
   const { plan } = ctx;
@@ -57154,13 +57190,28 @@ async function drainStreams(ctx, s, carriers, o) {
     });
   }
 }
+function nativeBridge(ctx, s, journal) {
+  return {
+    plugin: "pgoutput",
+    carried: (st) => publishedTables(s.source, st.publication),
+    leave: (st, tables) => leaveStream(s, st, tables),
+    open: (record2, tables) => openBridgeStream(ctx, s, journal, record2, tables),
+    drop: async (st) => {
+      await dropSubscription(s.target, st.subscription);
+      await dropSlot(s.source, st.slot);
+      await dropPublication(s.source, st.publication);
+      await journal.deleteStream(st.group);
+    },
+    drain: (streams) => drainStreams(ctx, s, streams, { start: true })
+  };
+}
 function tablesNamed(all, names) {
   const wanted = new Set(names);
   return all.filter((t) => wanted.has(displayName(t)));
 }
 
 // src/phases/load-resume.ts
-async function resumeGroup(ctx, s, journal, group2, own2, progress, lastSnapshot, openTarget2) {
+async function resumeGroup(ctx, s, journal, group2, own2, progress, lastSnapshot, openTarget2, engine) {
   const { log } = ctx;
   const rows = progress.filter((p) => p.group === group2.name && p.state === "done");
   const done = /* @__PURE__ */ new Map();
@@ -57173,14 +57224,14 @@ async function resumeGroup(ctx, s, journal, group2, own2, progress, lastSnapshot
     partial2.set(displayName(p), f);
   }
   const all = await journal.streams();
-  const streams = [own2, ...all.filter((r) => isResyncOf(r.group, group2.name))];
+  const streams = [own2, ...all.filter((r) => r.group === batchStreamName(group2.name)), ...all.filter((r) => isResyncOf(r.group, group2.name))];
   const published = /* @__PURE__ */ new Map();
-  for (const st of streams) published.set(st.group, await publishedTables(s.source, st.publication));
+  for (const st of streams) published.set(st.group, await engine.carried(st));
   const plan = planResume({
     tables: group2.tables.map(displayName),
     done,
     partial: partial2,
-    streams: streams.map((st) => ({ name: st.group, own: st.group === own2.group, published: published.get(st.group) }))
+    streams: streams.map((st) => ({ name: st.group, own: !isResyncOf(st.group, group2.name), published: published.get(st.group) }))
   });
   const inFlightBytes = (lastSnapshot?.active ?? []).filter((a) => plan.pending.includes(a.table)).reduce((n, a) => n + Math.max(0, a.bytes - (partial2.get(a.table)?.bytes ?? 0)), 0);
   const summary2 = {
@@ -57193,7 +57244,7 @@ async function resumeGroup(ctx, s, journal, group2, own2, progress, lastSnapshot
     drained: plan.drain
   };
   const byName = new Map(streams.map((st) => [st.group, st]));
-  const surviving = streams.filter((st) => st.group !== own2.group && !plan.drop.includes(st.group));
+  const surviving = streams.filter((st) => isResyncOf(st.group, group2.name) && !plan.drop.includes(st.group));
   log.info(
     `group ${group2.name}: resuming \u2014 ${plan.kept.tables} table(s) kept at their snapshot (${plan.kept.rows} rows, ${formatBytes(plan.kept.bytes)}), ${plan.pending.length} to copy from a new one` + (plan.discarded.parts.length ? `; finished parts discarded with their table: ${plan.discarded.rows} rows, ${formatBytes(plan.discarded.bytes)}` : "")
   );
@@ -57203,20 +57254,16 @@ async function resumeGroup(ctx, s, journal, group2, own2, progress, lastSnapshot
   await truncateTables(s.target, pending, () => journal.forgetTables(pending));
   if (plan.discarded.parts.length) log.warn(`group ${group2.name}: ${plan.discarded.parts.join(", ")} had parts finished at the old snapshot; copied again whole`);
   for (const name of plan.drop) {
-    const st = byName.get(name);
-    await dropSubscription(s.target, st.subscription);
-    await dropSlot(s.source, st.slot);
-    await dropPublication(s.source, st.publication);
-    await journal.deleteStream(st.group);
-    log.info(`group ${group2.name}: resume stream ${st.group} held no finished table; dropped`);
+    await engine.drop(byName.get(name));
+    log.info(`group ${group2.name}: resume stream ${name} held no finished table; dropped`);
   }
-  for (const l of plan.leave) await leaveStream(s, byName.get(l.stream), tablesNamed(group2.tables, l.tables));
+  for (const l of plan.leave) await engine.leave(byName.get(l.stream), tablesNamed(group2.tables, l.tables));
   const record2 = bridgeRecord(ctx, nextBridgeName(group2.name, [...surviving, own2]), "loading");
-  await openBridgeStream(ctx, s, journal, record2, pending);
+  await engine.open(record2, pending);
   const drain = plan.drain.map((n) => byName.get(n));
   if (drain.length) log.info(`group ${group2.name}: applying ${drain.map((d) => d.group).join(", ")} up to the bridge`);
-  await drainStreams(ctx, s, drain, { start: true });
-  const holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s.sourceVersion);
+  await engine.drain(drain);
+  const holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, engine.plugin, s.sourceVersion);
   record2.snapshotLsn = holder.lsnText;
   await journal.saveStream(record2);
   summary2.stream = record2.group;
@@ -57238,6 +57285,46 @@ async function buildIndexesOf(s, open3, jobs, tables) {
   }
 }
 var resumePhase = (group2) => `full-load:resume:${group2}`;
+
+// src/phases/bridge-dms.ts
+function dmsBridge(ctx, s, journal, stream, group2, own2) {
+  const planned = new Map(stream.parts(group2, own2).map((p) => [p.record.group, p.tables.map(displayName)]));
+  const carried = async (st) => new Set((await dmsCarried(journal)).get(st.group) ?? planned.get(st.group) ?? []);
+  return {
+    plugin: stream.plugin,
+    carried,
+    leave: async (st, tables) => {
+      const names = new Set(tables.map(displayName));
+      await setDmsCarried(journal, { [st.group]: [...await carried(st)].filter((t) => !names.has(t)) });
+      if (stream.plugin === "pglogical") await removeFromReplicationSets(s.source, st.slot, tables);
+    },
+    open: async (record2, tables) => {
+      await journal.saveStream(record2);
+      await setDmsCarried(journal, { [record2.group]: tables.map(displayName) });
+      for (const c of [s.source, s.target]) await ensureHeartbeat(c, heartbeatTable(record2.group), record2.group);
+      const full = group2.tables.filter((t) => tables.some((x) => displayName(x) === displayName(t)));
+      await stream.prepare(s.source, { record: record2, tables: full });
+    },
+    drop: async (st) => {
+      await dropSlot(s.source, st.slot);
+      await stream.drop(s.source, st);
+      await journal.deleteStream(st.group);
+      await setDmsCarried(journal, { [st.group]: null });
+    },
+    drain: async (streams) => {
+      const names = new Set(streams.map((st) => st.group));
+      const task = (await journaledDmsTasks(journal)).find((t) => names.has(t.stream) || t.group === group2.name);
+      if (task) {
+        throw gateRefused(
+          "full-load.dms-tasks",
+          `group ${group2.name}: DMS task ${task.identifier} reads stream ${task.stream}, so the changes it applied cannot be bridged to a newer snapshot`,
+          `run pgshift cdc restart --group ${group2.name}: it deletes the group's tasks, reloads it and creates new ones`
+        );
+      }
+      ctx.log.debug(`group ${group2.name}: no DMS task reads ${[...names].join(", ")}; nothing was applied from them, nothing to drain`);
+    }
+  };
+}
 
 // src/phases/full-load.ts
 var PRE_DATA = "full-load:pre-data";
@@ -57303,10 +57390,10 @@ async function runFullLoad(ctx, options = {}) {
     const pausedMode = plan.snapshot === "paused-replica";
     const priorProgress = prior ? await prior.tableProgress() : [];
     const copied = new Set(priorProgress.filter((p) => p.state === "done" && p.part === 0).map((p) => p.group));
-    const decide = (g) => decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g.name), canBridge: plan.cdc.engine === "native" });
+    const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
+    const decide = (g) => decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g.name), canBridge: !withTasks.has(g.name) });
     const actions = new Map(groups.map((g) => [g, decide(g)]));
     if (options.restart) {
-      const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
       const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
       if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
     }
@@ -57317,7 +57404,7 @@ async function runFullLoad(ctx, options = {}) {
       if (action !== "refuse-interrupted") continue;
       throw gateRefused(
         "full-load.interrupted",
-        `group ${group2.name}: an earlier full load stopped while loading; its ${existing.get(group2.name).snapshotMode === "exported" ? `exported snapshot ended with that process, and ${pausedMode ? "a paused-replica plan" : `cdc.engine ${plan.cdc.engine}`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
+        `group ${group2.name}: an earlier full load stopped while loading; its ${existing.get(group2.name).snapshotMode === "exported" ? `exported snapshot ended with that process, and ${pausedMode ? "a paused-replica plan" : `its DMS tasks (which have applied changes from the group's slot)`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
         `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot`
       );
     }
@@ -57364,7 +57451,8 @@ async function runFullLoad(ctx, options = {}) {
       const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail;
       for (const x of toLoad) {
         if (x.resuming) {
-          const r = await resumeGroup(ctx, s, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)));
+          const engine = plan.cdc.engine === "dms" ? dmsBridge(ctx, s, journal, stream, x.group, x.record) : nativeBridge(ctx, s, journal);
+          const r = await resumeGroup(ctx, s, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)), engine);
           if (r.holder) holders.push(r.holder);
           x.bridges = r.bridges;
           x.resumed = r.summary;
@@ -57901,9 +57989,10 @@ async function resetGroup(s, ctx, journal, stream, group2, existing) {
   for (const record2 of [...records, ...resyncs]) await dropSubscription(s.target, record2.subscription);
   for (const record2 of resyncs) {
     await dropSlot(s.source, record2.slot);
-    await dropPublication(s.source, record2.publication);
+    await stream.drop(s.source, record2);
     await journal.deleteStream(record2.group);
   }
+  if (ctx.plan.cdc.engine === "dms") await setDmsCarried(journal, Object.fromEntries([...records, ...resyncs].map((r) => [r.group, null])));
   for (const record2 of records) {
     await dropSlot(s.source, record2.slot);
     await stream.drop(s.source, record2);

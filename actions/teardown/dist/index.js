@@ -94971,6 +94971,16 @@ async function deleteTasks(ctx, clients, journal, all, doomed) {
     ctx.log.info(`DMS task ${t.identifier} deleted`);
   }
 }
+async function deleteEndpoints(clients, identifiers) {
+  const removed = [];
+  for (const id of identifiers) {
+    const arn = await findEndpoint(clients.dms, id);
+    if (!arn) continue;
+    await deleteEndpoint(clients.dms, arn);
+    removed.push(`DMS endpoint ${id}`);
+  }
+  return removed;
+}
 async function teardownDms(ctx, s2, journal, streams, clients = dmsClients(ctx.plan.cdc.dms.region)) {
   const d5 = requireDmsConfig(ctx);
   const known = await dmsTasksOf(journal);
@@ -94980,13 +94990,7 @@ async function teardownDms(ctx, s2, journal, streams, clients = dmsClients(ctx.p
   known.push(...doomed.filter((t) => !known.includes(t)));
   await deleteTasks(ctx, clients, journal, known, doomed);
   const removed = doomed.map((t) => `DMS task ${t.identifier}`);
-  const endpoints = [...streams.map((g5) => sourceEndpointId(ctx, g5)), ...d5.targetEndpointArn ? [] : [targetEndpointId(ctx)]];
-  for (const id of endpoints) {
-    const arn = await findEndpoint(clients.dms, id);
-    if (!arn) continue;
-    await deleteEndpoint(clients.dms, arn);
-    removed.push(`DMS endpoint ${id}`);
-  }
+  removed.push(...await deleteEndpoints(clients, [...streams.map((g5) => sourceEndpointId(ctx, g5)), ...d5.targetEndpointArn ? [] : [targetEndpointId(ctx)]]));
   removed.push(...await dropDmsArtifacts(s2));
   return removed;
 }
