@@ -97,6 +97,7 @@ it(`unlogged tables and a failing materialized view refresh, ${FROM} → ${TO}`,
   // An unlogged table made under CDC: make-logged acted at the load, so the cut-over refuses it by
   // name until the plan skips it (or it is made logged).
   await sql(pair.sourceUrl, `CREATE UNLOGGED TABLE s.late (id int PRIMARY KEY); INSERT INTO s.late VALUES (1)`);
+  await waitForCatchUp(ctx, 60_000); // the CREATE reaches the target with the stream (cdc.ddl: follow)
   const late = await refusal(runCutover(ctx));
   expect([late.exitCode, late.code, late.hint]).toEqual([3, 'unlogged.after-load', 'ALTER TABLE s.late SET LOGGED on the source (the stream then carries it), or list it under unlogged.skip']);
   await runCutover(plan('unlogged:\n  mode: make-logged\n  skip: [s.scratch, s.late]'));
