@@ -62,6 +62,7 @@ const group = z.strictObject({
 export const fenceStrategies = ['roles', 'database', 'pgbouncer'] as const;
 
 export const ddlModes = ['follow', 'detect', 'off'] as const;
+export const unloggedModes = ['copy-at-cutover', 'make-logged', 'skip'] as const;
 export type DdlMode = (typeof ddlModes)[number];
 
 export const planSchema = z
@@ -196,6 +197,18 @@ export const planSchema = z
           .describe('AWS DMS settings (engine: dms).'),
       })
       .prefault({}),
+    unlogged: z
+      .strictObject({
+        mode: z
+          .enum(unloggedModes)
+          .optional()
+          .describe(
+            'What happens to UNLOGGED tables (their writes are not in the WAL, so nothing replicates them): copy-at-cutover copies them inside the cut-over window, writes fenced; make-logged runs ALTER TABLE … SET LOGGED on the source before the load (a rewrite under an exclusive lock), then they migrate like any table; skip leaves them empty on the target. Unset while unlogged tables exist: assess and full-load refuse, naming them.',
+          ),
+        skip: z.array(z.string()).default([]).describe('Unlogged tables (schema.table, * wildcards) left empty on the target knowingly, whatever the mode; with mode: skip every unlogged table must be listed.'),
+      })
+      .prefault({})
+      .describe('UNLOGGED tables: never silently lost.'),
     verify: z
       .strictObject({
         chunkRows: z.number().int().min(100).default(100000).describe('Rows per chunk (boundaries come from the key).'),
@@ -221,6 +234,7 @@ export const planSchema = z
         lockAttempts: z.number().int().min(1).max(20).default(5).describe('Attempts of the window fence before the cut-over gives up (nothing changed).'),
         guardSeconds: z.number().min(1).max(300).default(5).describe('If pgshift stops answering (machine or network lost), the source server ends the window fence after this long and the application writes again.'),
         sequenceSeconds: z.number().min(1).default(10).describe('Budget for carrying the sequences inside the window.'),
+        unloggedSeconds: z.number().min(1).default(60).describe('Budget for copying the unlogged tables inside the window (unlogged.mode: copy-at-cutover).'),
         sequenceMargin: z.number().int().min(0).default(0).describe('Added to every sequence on the target.'),
         prebumpSequences: z.boolean().default(false).describe('Before the freeze, move target sequences ahead by the rate observed times the time budget.'),
         verifyMaxAgeMinutes: z.number().min(0).default(60).describe('The gate needs a verify that passed within this many minutes (0: not required).'),

@@ -55,3 +55,16 @@ export function planPublishing<T extends IdentityFacts>(tables: T[], engine: 'na
   }
   return out;
 }
+
+/**
+ * A key-less table replicated with REPLICA IDENTITY FULL (set on the source, or by pgshift with
+ * the plan's consent) is matched on the target by comparing every column; a column whose type has
+ * no equality operator (json, xml, point and the other geometric types, arrays of them) stops the
+ * apply at the first UPDATE or DELETE ("could not identify an equality operator for type json").
+ * A primary key or a valid REPLICA IDENTITY USING INDEX spares the comparison.
+ */
+export function fullIdentityWithoutEquality(t: IdentityFacts & { noEqualityColumns: Array<{ name: string; type: string }> }, consent: string[]): boolean {
+  if (!t.noEqualityColumns.length || t.hasPrimaryKey) return false;
+  if (t.replicaIdentity === 'f') return true;
+  return identityProblem(t) !== undefined && consent.some((p) => matchesPattern(t, p));
+}

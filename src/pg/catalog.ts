@@ -51,6 +51,10 @@ export interface TableInfo extends QualifiedName {
 export interface SequenceInfo extends QualifiedName {
   dataType: string;
   maxValue: string;
+  minValue: string;
+  /** Negative for a descending sequence. */
+  increment: string;
+  cycle: boolean;
   ownedBy?: string;
 }
 
@@ -133,8 +137,9 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
 }
 
 export async function listSequences(c: pg.Client): Promise<SequenceInfo[]> {
-  const r = await c.query<{ schema: string; name: string; data_type: string; max_value: string; owned_by: string | null }>(`
+  const r = await c.query<{ schema: string; name: string; data_type: string; max_value: string; min_value: string; increment: string; cycle: boolean; owned_by: string | null }>(`
     SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS data_type, s.seqmax::text AS max_value,
+           s.seqmin::text AS min_value, s.seqincrement::text AS increment, s.seqcycle AS cycle,
            (SELECT quote_ident(tn.nspname) || '.' || quote_ident(t.relname) || '.' || quote_ident(a.attname)
               FROM pg_depend d
               JOIN pg_class t ON t.oid = d.refobjid
@@ -146,7 +151,16 @@ export async function listSequences(c: pg.Client): Promise<SequenceInfo[]> {
       JOIN pg_sequence s ON s.seqrelid = c.oid
      WHERE c.relkind = 'S' AND ${USER_SCHEMAS}
      ORDER BY 1, 2`);
-  return r.rows.map((row) => ({ schema: row.schema, name: row.name, dataType: row.data_type, maxValue: row.max_value, ownedBy: row.owned_by ?? undefined }));
+  return r.rows.map((row) => ({
+    schema: row.schema,
+    name: row.name,
+    dataType: row.data_type,
+    maxValue: row.max_value,
+    minValue: row.min_value,
+    increment: row.increment,
+    cycle: row.cycle,
+    ownedBy: row.owned_by ?? undefined,
+  }));
 }
 
 /** Columns that COPY and hashing carry: everything but generated columns (the target computes those). */

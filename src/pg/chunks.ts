@@ -72,7 +72,7 @@ export async function chunkBoundaries(source: pg.Client, kt: KeyedTable, chunkRo
     /* a type without an array cast from text: compute the boundaries instead */
   }
   const r = await source.query<{ v: string }>(
-    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn FROM ${qualify(kt.table)}) s
+    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn FROM ONLY ${qualify(kt.table)}) s
       WHERE rn % $1 = 0 ORDER BY k`,
     [chunkRows],
   );
@@ -89,7 +89,7 @@ export async function splitRange(source: pg.Client, kt: KeyedTable, range: Range
   params.push(parts);
   const r = await source.query<{ v: string }>(
     `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn, count(*) OVER () AS n
-                      FROM ${qualify(kt.table)} WHERE ${where}) s
+                      FROM ONLY ${qualify(kt.table)} WHERE ${where}) s
       WHERE rn % greatest(n / $${params.length}, 1) = 0 ORDER BY k`,
     params,
   );
@@ -115,7 +115,7 @@ export async function bucketFingerprints(c: pg.Client, kt: KeyedTable, bounds: s
   try {
     r = await c.query<{ b: number; rows: string; hash: string }>(
       `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.table, versionNum)})::text AS hash
-         FROM ${qualify(kt.table)} GROUP BY 1`,
+         FROM ONLY ${qualify(kt.table)} GROUP BY 1`,
       [bounds],
     );
   } finally {
@@ -149,7 +149,7 @@ export async function leafHashes(c: pg.Client, kt: KeyedTable, range: Range, ver
   const where = rangeWhere(kt, range, params);
   const keys = kt.key.map((k) => `${quoteIdent(k)}::text`).join(', ');
   const r = await c.query<{ k: string[]; h: string }>(
-    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.table, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${where}`,
+    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.table, versionNum)}::text AS h FROM ONLY ${qualify(kt.table)} WHERE ${where}`,
     params,
   );
   return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
@@ -171,7 +171,7 @@ async function lookup<T>(c: pg.Client, kt: KeyedTable, keys: string[][], valueSq
   const params: unknown[] = [];
   const match = keyMatch(kt, keys, params);
   const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(', ');
-  const r = await c.query<{ k: string[]; v: T }>(`SELECT ARRAY[${keyCols}] AS k, ${valueSql} AS v FROM ${qualify(kt.table)} WHERE ${match}`, params);
+  const r = await c.query<{ k: string[]; v: T }>(`SELECT ARRAY[${keyCols}] AS k, ${valueSql} AS v FROM ONLY ${qualify(kt.table)} WHERE ${match}`, params);
   return new Map(r.rows.map((x) => [keyText(x.k), x.v]));
 }
 
@@ -205,7 +205,7 @@ export function repairStatements(kt: KeyedTable, deleteKeys: string[][], insertR
   const t = qualify(kt.table);
   for (const key of deleteKeys) {
     const cond = kt.key.map((k, i) => `${quoteIdent(k)} = ${quoteLiteral(key[i])}::${kt.keyTypes[i]}`).join(' AND ');
-    out.push(`DELETE FROM ${t} WHERE ${cond};`);
+    out.push(`DELETE FROM ONLY ${t} WHERE ${cond};`);
   }
   const cols = kt.columns.map(quoteIdent).join(', ');
   for (const row of insertRows) {

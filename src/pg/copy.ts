@@ -57,6 +57,9 @@ export async function useCopySettings(c: pg.Client): Promise<void> {
 /** Both sessions must have had useCopySettings. */
 export async function copyTable(source: pg.Client, target: pg.Client, table: TableInfo, options: CopyOptions = {}): Promise<CopyResult> {
   const cols = copyColumns(table).map(quoteIdent).join(', ');
+  // A table without columns (CREATE TABLE t ()) still holds rows: COPY takes no column list then
+  // (`t ()` is a syntax error) and carries one empty line per row; `SELECT FROM` reads them.
+  const list = cols ? ` (${cols})` : '';
   const format = copyFormatOf(table, options.format);
   const outOptions = format === 'binary' ? ' (FORMAT binary)' : '';
   const inOptions = [format === 'binary' ? 'FORMAT binary' : '', options.freeze ? 'FREEZE' : ''].filter(Boolean).join(', ');
@@ -64,10 +67,10 @@ export async function copyTable(source: pg.Client, target: pg.Client, table: Tab
     copyTo(
       options.where
         ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table)} WHERE ${options.where}) TO STDOUT${outOptions}`
-        : `COPY ${qualify(table)} (${cols}) TO STDOUT${outOptions}`,
+        : `COPY ${qualify(table)}${list} TO STDOUT${outOptions}`,
     ),
   );
-  const into = target.query(copyFrom(`COPY ${qualify(table)} (${cols}) FROM STDIN${inOptions ? ` WITH (${inOptions})` : ''}`));
+  const into = target.query(copyFrom(`COPY ${qualify(table)}${list} FROM STDIN${inOptions ? ` WITH (${inOptions})` : ''}`));
   let bytes = 0;
   const meter = new Transform({
     transform(chunk: Buffer, _enc, done) {
@@ -81,25 +84,16 @@ export async function copyTable(source: pg.Client, target: pg.Client, table: Tab
 }
 
 /**
- * Empty tables on the target before they are loaded again (nothing references them yet: no
- * post-data), in one transaction with `alongside` (forgetting their journaled progress).
+ * `work` inside a target transaction, the source's transaction (begun by the caller: a snapshot,
+ * a repeatable read) ending with it: both committed, or both rolled back on any error.
  */
-/**
- * Replace a table's rows on the target with the source's, in one target transaction: the source
- * session is already in the snapshot's transaction (importSnapshot), and both commit together.
- * Foreign keys are in place by then, so the target session runs as a replica (no FK triggers) and
- * deletes rather than truncates, as a subscription's apply worker would. Returns the rows copied.
- */
-export async function replaceTableRows(source: pg.Client, target: pg.Client, table: TableInfo, options: CopyOptions = {}): Promise<number> {
+export async function withCopyTransaction<T>(source: pg.Client, target: pg.Client, work: () => Promise<T>): Promise<T> {
   await target.query('BEGIN');
   try {
-    await target.query('SET LOCAL session_replication_role = replica');
-    // ONLY: a parent's rows, never its inheritance children's (they are tables of their own).
-    await target.query(`DELETE FROM ONLY ${qualify(table)}`);
-    const { rows } = await copyTable(source, target, table, options);
+    const result = await work();
     await target.query('COMMIT');
     await source.query('COMMIT');
-    return rows;
+    return result;
   } catch (err) {
     await target.query('ROLLBACK').catch(() => {});
     await source.query('ROLLBACK').catch(() => {});
@@ -107,10 +101,29 @@ export async function replaceTableRows(source: pg.Client, target: pg.Client, tab
   }
 }
 
+/**
+ * Replace a table's rows on the target with the source's, in one target transaction: the source
+ * session is already in the snapshot's transaction (importSnapshot), and both commit together.
+ * Foreign keys are in place by then, so the target session runs as a replica (no FK triggers) and
+ * deletes rather than truncates, as a subscription's apply worker would. Returns the rows copied.
+ */
+export async function replaceTableRows(source: pg.Client, target: pg.Client, table: TableInfo, options: CopyOptions = {}): Promise<number> {
+  return withCopyTransaction(source, target, async () => {
+    await target.query('SET LOCAL session_replication_role = replica');
+    // ONLY: a parent's rows, never its inheritance children's (they are tables of their own).
+    await target.query(`DELETE FROM ONLY ${qualify(table)}`);
+    return (await copyTable(source, target, table, options)).rows;
+  });
+}
+
+/**
+ * Empty tables on the target before they are loaded again (nothing references them yet: no
+ * post-data), in one transaction with `alongside` (forgetting their journaled progress).
+ */
 export async function truncateTables(c: pg.Client, tables: QualifiedName[], alongside: () => Promise<void>): Promise<void> {
   await c.query('BEGIN');
   try {
-    if (tables.length) await c.query(`TRUNCATE ${tables.map(qualify).join(', ')}`);
+    if (tables.length) await c.query(`TRUNCATE ONLY ${tables.map(qualify).join(', ')}`);
     await alongside();
     await c.query('COMMIT');
   } catch (err) {

@@ -179,7 +179,8 @@ export function captureObjectsSql(): string[] {
          CONTINUE WHEN array_length(tw, 1) > 1 AND tag <> 'SELECT INTO' AND NOT (tw[2] = ANY (words[1:6]));
          IF cardinality(names) > 0 THEN
            ok := false;
-           FOREACH nm IN ARRAY names LOOP
+           -- A name with a double quote in it is written with the quote doubled.
+           FOREACH nm IN ARRAY names || ARRAY(SELECT replace(x, '"', '""') FROM unnest(names) x WHERE strpos(x, '"') > 0) LOOP
              IF lower(part) ~ ('(^|[^[:alnum:]_$])' || regexp_replace(lower(nm), '([^[:alnum:]_ ])', '\\\\\\1', 'g') || '($|[^[:alnum:]_$])') THEN ok := true; EXIT; END IF;
            END LOOP;
            CONTINUE WHEN NOT ok;

@@ -110,7 +110,7 @@ export function rowHashExpr(table: { columns: ColumnInfo[] }, versionNum: number
 /** count + sum of row hashes of a whole table (or of the rows matching `where`). */
 export async function fingerprint(c: pg.Client, table: TableInfo, versionNum: number, where = 'true', params: unknown[] = []): Promise<TableFingerprint> {
   const r = await c.query<{ rows: string; hash: string }>(
-    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(table, versionNum)}), 0)::text AS hash FROM ${qualify(table)} WHERE ${where}`,
+    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(table, versionNum)}), 0)::text AS hash FROM ONLY ${qualify(table)} WHERE ${where}`,
     params,
   );
   return { rows: Number(r.rows[0].rows), hash: r.rows[0].hash };

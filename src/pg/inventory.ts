@@ -130,6 +130,8 @@ export interface RelationFacts {
   identityColumns: string[];
   arrayColumns: string[];
   lobColumns: Array<{ name: string; type: string }>;
+  /** Columns whose type (or array element, or domain's base) has no default btree or hash equality: json, xml, point… */
+  noEqualityColumns: Array<{ name: string; type: string }>;
   /** Estimated size from the statistics (relpages, TOAST included), bytes. */
   estimatedBytes: number;
   /** Actual size on disk, bytes. */
@@ -163,6 +165,15 @@ export async function readRelations(c: pg.Client, versionNum: number): Promise<R
            coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
                        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
                       WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${LOB_TYPE_TEST} AND NOT (${generated})), '[]') AS lobs,
+           coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
+                       FROM pg_attribute a
+                       JOIN pg_type t ON t.oid = a.atttypid
+                       JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+                       JOIN pg_type et ON et.oid = CASE WHEN bt.typcategory = 'A' AND bt.typelem <> 0 THEN bt.typelem ELSE bt.oid END
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND et.typtype NOT IN ('e', 'r', 'c', 'm')
+                        AND NOT EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+                                         WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
+                                           AND oc.opcintype = CASE WHEN et.typtype = 'd' THEN et.typbasetype ELSE et.oid END)), '[]') AS no_equality,
            ((c.relpages + coalesce((SELECT tc.relpages FROM pg_class tc WHERE tc.oid = c.reltoastrelid), 0))::bigint * current_setting('block_size')::bigint)::text AS estimated_bytes,
            CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_total_relation_size(c.oid) ELSE 0 END::text AS bytes,
            greatest(c.reltuples, 0)::text AS row_estimate,
@@ -189,6 +200,7 @@ export async function readRelations(c: pg.Client, versionNum: number): Promise<R
     identityColumns: x.identity,
     arrayColumns: x.arrays,
     lobColumns: x.lobs,
+    noEqualityColumns: x.no_equality,
     estimatedBytes: Number(x.estimated_bytes),
     bytes: Number(x.bytes),
     rowEstimate: Number(x.row_estimate),

@@ -20,7 +20,7 @@ import { SOURCE_ONLY_EXTENSIONS } from './schema.js';
 export interface SchemaDifference {
   kind: 'table' | 'column' | 'constraint' | 'index' | 'sequence' | 'trigger' | 'enum' | 'extension' | 'owner' | 'acl' | 'default-acl' | 'policy';
   object: string;
-  problem: 'missing on target' | 'extra on target' | 'different' | 'invalid on target';
+  problem: 'missing on target' | 'extra on target' | 'different' | 'invalid on target' | 'not populated on target';
   source?: string;
   target?: string;
   /** What the difference means, when the kind needs saying (an extension's versions). */
@@ -42,6 +42,7 @@ export function schemaDiffOptions(plan: { extensions: { acceptNewer: AcceptNewer
 }
 
 const SCHEMAS = USER_SCHEMAS;
+const UNPOPULATED = ' [NOT POPULATED]';
 // DMS control tables, and relations an extension owns (pglogical's catalog on a DMS source).
 const NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%' AND ${NOT_EXTENSION_MEMBER}`;
 
@@ -50,7 +51,10 @@ type Inventory = Map<string, Map<string, string>>;
 async function inventory(c: pg.Client, options: SchemaDiffOptions, tolerance: ReturnType<typeof aclTolerance>): Promise<Inventory> {
   const q = async (sql: string) => new Map((await c.query<{ k: string; v: string }>(sql)).rows.map((r) => [r.k, normalise(r.v)]));
   const inv: Inventory = new Map();
-  inv.set('table', await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS k, c.relkind::text AS v
+  // A materialized view populated on the source and not on the target (its refresh after the load
+  // failed) reads as an error there: a difference of its own.
+  inv.set('table', await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS k,
+      c.relkind::text || CASE WHEN c.relkind = 'm' AND NOT c.relispopulated THEN '${UNPOPULATED}' ELSE '' END AS v
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND ${SCHEMAS} AND ${NOT_DMS}`));
   inv.set('column', await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname) AS k,
       format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
@@ -129,20 +133,32 @@ export async function diffSchemas(source: pg.Client, target: pg.Client, options:
     const tgt = b.get(kind)!;
     for (const [name, def] of src) {
       const other = tgt.get(name);
-      if (other === undefined) out.push({ kind: k, object: name, problem: 'missing on target', source: def, ...fixFor(k, name, def) });
-      else if (kind === 'extension') {
+      if (other === undefined) {
+        if (!onOneSideOnly(name)) out.push({ kind: k, object: name, problem: 'missing on target', source: def, ...fixFor(k, name, def) });
+      } else if (kind === 'extension') {
         const p = extensionVersionProblem(name, def, other, options.acceptNewer);
         if (p) out.push({ kind: k, object: name, problem: 'different', source: def, target: other, detail: p.problem, fix: p.fix });
       } else if (other !== def) {
         const invalid = kind === 'index' && other.endsWith('[INVALID]') && !def.endsWith('[INVALID]');
-        out.push({ kind: k, object: name, problem: invalid ? 'invalid on target' : 'different', source: def, target: other, ...fixFor(k, name, def) });
+        const unpopulated = kind === 'table' && other.endsWith(UNPOPULATED) && !def.endsWith(UNPOPULATED);
+        const problem = invalid ? 'invalid on target' : unpopulated ? 'not populated on target' : 'different';
+        out.push({ kind: k, object: name, problem, source: def, target: other, ...fixFor(k, name, def) });
       }
     }
     for (const [name, def] of tgt) {
-      if (!src.has(name)) out.push({ kind: k, object: name, problem: 'extra on target', target: def });
+      if (!src.has(name) && !onOneSideOnly(name)) out.push({ kind: k, object: name, problem: 'extra on target', target: def });
     }
   }
   return out;
+}
+
+/**
+ * A large object on one side only is the large-object tier's difference (verify compares their
+ * contents; the cut-over carries the ones changed since the load): its owner and grants are
+ * compared here when both sides have it.
+ */
+function onOneSideOnly(object: string): boolean {
+  return object.startsWith('large object ');
 }
 
 /** The fix of a difference in privileges, where it is mechanical. */

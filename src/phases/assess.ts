@@ -1,10 +1,11 @@
 import { logicalDecodingProblem } from '../core/source-rules.js';
 import { formatBytes, parseSize } from '../config/size.js';
-import { assignGroups, describeEmptyGroup, describeUnmatched } from '../core/groups.js';
+import { assignGroups, describeEmptyGroup, describeUnmatched, matchesPattern } from '../core/groups.js';
+import { decideUnlogged, undecidedFix } from '../core/unlogged.js';
 import { balancedGroups, seedGroups, type ProposedGroup } from '../core/grouping.js';
 import { displayName } from '../core/ident.js';
 import { privilegeFindings } from '../core/privileges.js';
-import { IDENTITY_PROBLEM_TEXT, identityProblem, planPublishing } from '../core/replica-identity.js';
+import { fullIdentityWithoutEquality, IDENTITY_PROBLEM_TEXT, identityProblem, planPublishing } from '../core/replica-identity.js';
 import { lobAdvice, type LobAdvice } from '../core/lob.js';
 import { runPool } from '../core/pool.js';
 import type { PlanProposal } from '../config/plan-writer.js';
@@ -130,7 +131,7 @@ export async function readPreconditions(ctx: PhaseContext, s: Sessions, options:
   }
   for (const t of tgt.eventTriggers) add('warning', 'target.event-trigger', `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, 'disable it during the full load');
   if (src.largeObjects > 0) {
-    add('warning', 'source.large-objects', `${src.largeObjects} large object(s)`, 'large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target', 'freeze large-object writes from the full load on, or move them to bytea columns');
+    add('warning', 'source.large-objects', `${src.largeObjects} large object(s)`, 'large objects (pg_largeobject) are copied by the full load but not replicated: the cut-over carries the ones changed since once the source is sealed, reading every one on both sides to find them (its time adds to the window); verify reports them until then', 'move them to bytea columns if there are many, to keep the window short');
   }
   try {
     const dump = await findTool('pg_dump', plan.fullLoad.pgBinDir);
@@ -141,7 +142,13 @@ export async function readPreconditions(ctx: PhaseContext, s: Sessions, options:
 
   // Tables.
   const relations = await readRelations(s.source, src.versionNum);
-  const migratable = relations.filter((r) => (r.kind === 'r' || r.kind === 'p') && r.persistence === 'p');
+  // UNLOGGED tables: what the plan says happens to each (never lost silently).
+  const unlogged = decideUnlogged(
+    relations.filter((r) => r.kind === 'r' && r.persistence === 'u'),
+    plan.unlogged,
+  );
+  const madeLogged = new Set(unlogged.makeLogged);
+  const migratable = relations.filter((r) => (r.kind === 'r' || r.kind === 'p') && (r.persistence === 'p' || madeLogged.has(r)));
   const assignment = assignGroups(migratable, plan.groups);
   const groupOf = new Map<RelationFacts, string>();
   for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
@@ -154,6 +161,14 @@ export async function readPreconditions(ctx: PhaseContext, s: Sessions, options:
     const { message, fix } = describeEmptyGroup(g, assignment.unmatched);
     add('blocker', 'group.empty', `group ${g}`, message, fix);
   }
+  if (unlogged.undecided.length) {
+    const { message, fix } = undecidedFix(unlogged.undecided);
+    add('blocker', 'unlogged.undecided', unlogged.undecided.map(displayName).join(', '), message, fix);
+  }
+  for (const t of unlogged.copyAtCutover) add('info', 'table.unlogged', displayName(t), `unlogged table (${formatBytes(t.bytes)}): copied inside the cut-over window, writes fenced (unlogged.mode: copy-at-cutover) — its copy time adds to the window`);
+  for (const t of unlogged.makeLogged) add('warning', 'table.unlogged', displayName(t), `unlogged table: pgshift runs ALTER TABLE … SET LOGGED on the source before the load (unlogged.mode: make-logged), rewriting its ${formatBytes(t.bytes)} under an exclusive lock`);
+  for (const t of unlogged.skipped) add('info', 'table.unlogged', displayName(t), 'unlogged table: left empty on the target, as unlogged.skip says');
+  for (const p of unlogged.unmatchedSkip) add('warning', 'unlogged.skip', p, 'unlogged.skip names no unlogged table of the source', 'correct the name, or remove it from unlogged.skip');
   for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
   return { src, tgt, relations, groupOf, assignment, findings, add, extensions, roles };
 }
@@ -172,7 +187,7 @@ export async function runAssess(ctx: PhaseContext): Promise<AssessResult> {
     const profiles: TableProfile[] = [];
     for (const t of relations) {
       const name = displayName(t);
-      if (t.kind !== 'r' || t.persistence !== 'p') continue;
+      if (t.kind !== 'r' || (t.persistence !== 'p' && !groupOf.has(t))) continue;
       targetUnique.set(name, t.otherUniqueIndexes);
       profiles.push({
         table: name,
@@ -385,12 +400,23 @@ function checkRelation(t: RelationFacts, name: string, group: string | null, pla
   const plugin = plan.cdc.dms.plugin;
   if (t.kind === 'f') return add('info', 'table.foreign', name, 'foreign table: its definition is migrated, its data stays where it is', 'create the foreign server and user mapping on the target');
   if (t.kind === 'm') return add('info', 'table.matview', name, 'materialized view: not replicated; pgshift refreshes it at the end of the full load', `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
-  if (t.persistence === 'u') return add('warning', 'table.unlogged', name, 'unlogged table: not replicated and not copied', `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
+  // Unlogged tables have their findings from the plan's decision; one made logged is checked as a table.
+  if (t.persistence === 'u' && (plan.unlogged.mode !== 'make-logged' || plan.unlogged.skip.some((p) => matchesPattern(t, p)))) return;
   if (t.kind === 'p') return add('info', 'table.partitioned', name, 'partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)');
   if (!t.canSelect) add('blocker', 'table.privilege.select', name, 'the source role cannot read it', `GRANT SELECT ON ${name} TO the source role`);
   if (group === null) add('warning', 'table.unassigned', name, 'in no group: it will not be migrated', 'add it to a group (or a catch-all pattern) in the plan');
   if (engine === 'native' && !t.ownedByMe) add('blocker', 'table.privilege.owner', name, `owned by ${t.owner}: only the owner or a superuser can publish it`, 'run pgshift as a superuser (RDS: rds_superuser) or as the owner');
   const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
+  if (engine === 'native' && group !== null && fullIdentityWithoutEquality(identity, plan.cdc.replicaIdentityFull)) {
+    const cols = t.noEqualityColumns.map((c) => `${c.name} (${c.type})`).join(', ');
+    add(
+      'blocker',
+      'table.identity-no-equality',
+      name,
+      `no key, so the target matches an UPDATE or DELETE by every column (REPLICA IDENTITY FULL), and ${cols} ${t.noEqualityColumns.length > 1 ? 'have' : 'has'} no equality operator: the stream would stop at the first one`,
+      `add a primary key, or a unique index on NOT NULL columns and ALTER TABLE ${name} REPLICA IDENTITY USING INDEX it${t.noEqualityColumns.some((c) => c.type === 'json') ? ', or change the json column(s) to jsonb' : ''}`,
+    );
+  }
   const problem = identityProblem(identity);
   const publishing = group === null ? undefined : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
   if (problem && publishing?.setFull.length) {

@@ -1,7 +1,9 @@
+import { decideUnlogged, type UnloggedDecision } from '../core/unlogged.js';
 import { logicalDecodingProblem } from '../core/source-rules.js';
 import type pg from 'pg';
 import type { Plan } from '../config/schema.js';
 import { gateRefused, inputError } from '../core/errors.js';
+import { displayName } from '../core/ident.js';
 import { assignGroups, describeEmptyGroup, describeTables, describeUnmatched } from '../core/groups.js';
 import type { Logger } from '../core/log.js';
 import { connect, endpointFor, majorOf, serverVersionNum, type Endpoint } from '../pg/connect.js';
@@ -87,9 +89,19 @@ export interface ResolvedGroup {
   parents: TableInfo[];
 }
 
+/** The plan's decision (unlogged.mode, unlogged.skip) for each UNLOGGED table of the source. */
+export function unloggedOf(ctx: PhaseContext, all: TableInfo[]): UnloggedDecision<TableInfo> {
+  return decideUnlogged(
+    all.filter((t) => t.persistence === 'u' && t.kind === 'r'),
+    ctx.plan.unlogged,
+  );
+}
+
 export async function resolveGroups(ctx: PhaseContext, source: pg.Client, versionNum: number, only?: string): Promise<ResolvedGroup[]> {
   const all = await listTables(source, versionNum);
-  const copyable = all.filter((t) => t.persistence === 'p');
+  // Unlogged tables the plan has pgshift make logged migrate like the rest (see unloggedOf).
+  const madeLogged = new Set(unloggedOf(ctx, all).makeLogged.map(displayName));
+  const copyable = all.filter((t) => t.persistence === 'p' || madeLogged.has(displayName(t)));
   const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
   for (const u of unmatched) ctx.log.warn(`group ${u.group}: ${describeUnmatched(u).message}`);
   const leaves = unassigned.filter((t) => t.kind === 'r');

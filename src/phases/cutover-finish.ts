@@ -10,6 +10,8 @@ import { drainToBarrier } from '../pg/heartbeat.js';
 import { PgBouncer, poolerLine, repointConfig } from '../pg/pgbouncer.js';
 import { setSubscriptionEnabled } from '../pg/replication.js';
 import { syncSequences, type SequenceSync } from '../pg/sequences.js';
+import { syncLargeObjects } from '../pg/large-objects.js';
+import { describeLargeObjectChanges, type LargeObjectChanges } from '../core/large-objects.js';
 import { endLeaseHolder, releaseCutoverLease, takeCutoverLease } from '../pg/lease.js';
 import { dmsTasksOf, requestStop, settleStopped, type DmsTaskState } from './cdc-dms.js';
 import type { PhaseContext, Sessions } from './context.js';
@@ -26,6 +28,8 @@ export type Record = CutoverRecord<FenceState, DmsTaskState>;
 
 export interface Completion {
   sequences: SequenceSync[];
+  /** Large objects carried after the seal (nothing replicates them). */
+  largeObjects?: LargeObjectChanges & { bytes: number };
   seal: FenceState;
   repointed: RepointResult[];
   reverse: { publication: string; slot: string; subscription: string } | null;
@@ -108,6 +112,13 @@ export async function completeWindow(ctx: PhaseContext, s: Sessions, journal: Jo
         }
         // Sequences: set inside the window already; again here (never backwards) in case the fence broke.
         out.sequences = await persist(ctx, 'carrying the sequences', () => syncSequences(s.source, s.target, BigInt(settings.sequenceMargin), undefined, { neverBackwards: true }));
+        // Large objects: no table lock fences them, the seal does; carried once it holds.
+        out.largeObjects = await persist(ctx, 'carrying the large objects', () => syncLargeObjects(s.source, s.target, ctx.plan.fullLoad.ownership === 'keep'));
+        if (out.largeObjects.copy.length + out.largeObjects.remove.length) {
+          const text = `large objects carried after the seal: ${describeLargeObjectChanges(out.largeObjects)} (${out.largeObjects.bytes} bytes copied)`;
+          ctx.log.info(text);
+          await journal.event('cutover', 'info', text);
+        }
         break;
       }
       case 'stop-forward':

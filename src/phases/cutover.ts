@@ -9,7 +9,10 @@ import { uninterruptible } from '../core/interrupt.js';
 import { sleep } from '../core/wait.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
 import { dmsClients } from '../aws/dms.js';
-import { analyzeDatabase, currentRole, invalidIndexes, listSequences } from '../pg/catalog.js';
+import { analyzeDatabase, currentRole, invalidIndexes, listSequences, listTables, type TableInfo } from '../pg/catalog.js';
+import { copyUnloggedTables } from '../pg/unlogged.js';
+import { displayName } from '../core/ident.js';
+import { madeAfterLoadFix, undecidedFix } from '../core/unlogged.js';
 import { cancelOnAbort } from '../pg/cancel.js';
 import { majorOf } from '../pg/connect.js';
 import { refuseUncarriedDdl } from '../pg/ddl.js';
@@ -18,11 +21,11 @@ import { drainToBarrier, waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { PgBouncer, restoreConfigLine } from '../pg/pgbouncer.js';
 import { setSubscriptionEnabled, slotState, subscriptionErrorCount, subscriptionState } from '../pg/replication.js';
 import { diffSchemas, schemaDiffOptions } from '../pg/schema-diff.js';
-import { raiseSequenceTo, readSequence, syncSequences, type SequenceSync } from '../pg/sequences.js';
+import { consumed, prebumpSequences, readSequence, syncSequences, type SequenceSync } from '../pg/sequences.js';
 import { heartbeatTable } from '../core/names.js';
 import { statusProblems } from './cdc.js';
 import { dmsStatusOn, type DmsTaskState } from './cdc-dms.js';
-import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
+import { openSessions, resolveGroups, unloggedOf, type PhaseContext, type Sessions } from './context.js';
 import { completeWindow, releaseCutoverLease, saveRecord, takeOverCutover, undoWindow, type Recovery } from './cutover-finish.js';
 import { prepareReverse, reverseNames } from './reverse.js';
 import { runVerify } from './verify.js';
@@ -112,6 +115,7 @@ function budgets(ctx: PhaseContext) {
     fence: settings.lockTimeoutSeconds * 1000 * settings.lockAttempts + 1000 * settings.lockAttempts + (settings.fence === 'pgbouncer' ? 30_000 : 0),
     barrier: settings.timeoutSeconds * 1000,
     sequences: settings.sequenceSeconds * 1000,
+    unlogged: settings.unloggedSeconds * 1000,
     finalCheck: settings.finalCheckSeconds * 1000,
   };
 }
@@ -139,8 +143,20 @@ export async function runCutover(ctx: PhaseContext, options: CutoverOptions = {}
     await timed('gate', () => gate(ctx, s, journal!, streams));
     const hardFence = settings.fence === 'pgbouncer' ? settings.pgbouncer!.hardFence : settings.fence;
     const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
-    const tables = groups.flatMap((g) => g.tables);
-    const plannedSteps = describeSteps(ctx, streams.length, tables.length, hardFence);
+    const unlogged = unloggedOf(ctx, await listTables(s.source, s.sourceVersion));
+    if (unlogged.undecided.length) {
+      const { message, fix } = undecidedFix(unlogged.undecided);
+      throw gateRefused('unlogged.undecided', message, fix);
+    }
+    // make-logged acts at the full load; an unlogged table made since (CREATE UNLOGGED TABLE under
+    // CDC) is still unlogged, and nothing carries its rows.
+    if (unlogged.makeLogged.length) {
+      const { message, fix } = madeAfterLoadFix(unlogged.makeLogged);
+      throw gateRefused('unlogged.after-load', message, fix);
+    }
+    // Unlogged tables copied in the window are fenced with the rest.
+    const tables = [...groups.flatMap((g) => g.tables), ...unlogged.copyAtCutover];
+    const plannedSteps = describeSteps(ctx, streams.length, tables.length, hardFence, unlogged.copyAtCutover.length);
     if (options.dryRun) {
       log.info(`cutover dry run: the gate passed; would run: ${plannedSteps.join(' → ')}`);
       return { dryRun: true, windowMs: null, steps, sequences: [], fence: null, endpoint: endpointText(target), plannedSteps, finalCheck: 'not run', repointed: [], reverse: null, ...(earlier ? { recovered: { outcome: earlier.outcome, stage: earlier.stage } } : {}) };
@@ -149,7 +165,7 @@ export async function runCutover(ctx: PhaseContext, options: CutoverOptions = {}
     await timed('prepare', () => prepare(ctx, s, streams));
     const record: CutoverRecord<FenceState, DmsTaskState> = { stage: 'window', attempted: [], seal: await planSeal(s.source, hardFence, settings.roles), windowStartedAt: new Date().toISOString() };
     await saveRecord(journal, record, { steps: plannedSteps });
-    const result = await window(ctx, s, journal, streams, tables, record, options, steps);
+    const result = await window(ctx, s, journal, streams, tables, unlogged.copyAtCutover, record, options, steps);
     return { ...result, plannedSteps, endpoint: endpointText(target), ...(earlier ? { recovered: { outcome: earlier.outcome, stage: earlier.stage } } : {}) };
   } catch (err) {
     if (isPgshiftError(err) && err.exitCode === 3) await journal?.event('cutover', 'warn', `gate refused: ${err.message}`).catch(() => {});
@@ -167,6 +183,7 @@ async function window(
   journal: Journal,
   streams: StreamRecord[],
   tables: Array<{ schema: string; name: string }>,
+  unlogged: TableInfo[],
   record: CutoverRecord<FenceState, DmsTaskState>,
   options: CutoverOptions,
   steps: StepTiming[],
@@ -221,6 +238,12 @@ async function window(
     log.info(`fence: writes stopped on the source (${describeLocked(tables)} locked by session ${fence!.pid}${settings.fence === 'pgbouncer' ? '; PgBouncer paused' : ''})`);
     await step('barrier', b.barrier, (signal) => drainToBarrier(s.source, s.target, streams, b.barrier, signal));
     await step('sequences', b.sequences, () => syncSequences(s.source, s.target, BigInt(settings.sequenceMargin), undefined, { neverBackwards: true }));
+    if (unlogged.length) {
+      const copied = await step('unlogged', b.unlogged, () => copyUnloggedTables(s.source, s.target, unlogged));
+      const text = copied.map((x) => `${displayName(x.table)} (${x.rows} rows)`).join(', ');
+      log.info(`unlogged tables copied in the window: ${text}`);
+      await journal.event('cutover', 'info', `unlogged tables copied in the window: ${text}`);
+    }
     if (settings.finalCheck === 'quick') {
       const v = await step('final check', b.finalCheck, (signal) => runVerify(ctx, { mode: 'quick', exact: true, tables: settings.finalCheckTables.length ? settings.finalCheckTables : undefined, skipSchema: true, quiet: true, signal }));
       finalCheck = `${v.verdict}: ${v.tables.length} table(s), first, last and sampled chunks`;
@@ -268,7 +291,7 @@ function recoveryResult(ctx: PhaseContext, r: Recovery | undefined, target: Retu
   };
 }
 
-function describeSteps(ctx: PhaseContext, streams: number, tables: number, hardFence: string): string[] {
+function describeSteps(ctx: PhaseContext, streams: number, tables: number, hardFence: string, unlogged = 0): string[] {
   const settings = ctx.plan.cutover;
   const b = budgets(ctx);
   const target = parseServerUrl(ctx.plan.target.url);
@@ -277,8 +300,9 @@ function describeSteps(ctx: PhaseContext, streams: number, tables: number, hardF
     `fence writes: ${settings.fence === 'pgbouncer' ? `PgBouncer PAUSE ${settings.pgbouncer!.database}, then ` : ''}EXCLUSIVE locks on the ${tables} migrated table(s), held by one session the server ends if pgshift dies (budget ${b.fence / 1000} s)`,
     `barrier: a heartbeat written after the fence applied on the target for ${streams} group(s) (budget ${settings.timeoutSeconds} s)`,
     `sequences from the source${settings.sequenceMargin ? ` + ${settings.sequenceMargin}` : ''} (budget ${settings.sequenceSeconds} s)`,
+    ...(unlogged ? [`unlogged tables: ${unlogged} copied from the source (unlogged.mode: copy-at-cutover; budget ${settings.unloggedSeconds} s)`] : []),
     settings.finalCheck === 'quick' ? `final check: verify --mode quick, exact (budget ${settings.finalCheckSeconds} s)` : 'final check: none',
-    `switch: seal the source (${hardFence}${hardFence === 'roles' ? ` ${settings.roles.join(', ')}` : ''} read-only, their sessions ended), stop forward CDC${ctx.plan.cdc.engine === 'dms' ? ' (DMS tasks asked to stop; they finish stopping after the window)' : ''}${settings.rollback ? ', start reverse replication target → source' : ''}` +
+    `switch: seal the source (${hardFence}${hardFence === 'roles' ? ` ${settings.roles.join(', ')}` : ''} read-only, their sessions ended), carry the large objects changed since the full load, stop forward CDC${ctx.plan.cdc.engine === 'dms' ? ' (DMS tasks asked to stop; they finish stopping after the window)' : ''}${settings.rollback ? ', start reverse replication target → source' : ''}` +
       (settings.pgbouncer?.configFile ? `, repoint ${settings.pgbouncer.database} in ${settings.pgbouncer.configFile}, RELOAD, RESUME` : settings.fence === 'pgbouncer' ? ', RESUME' : '') +
       (Object.keys(settings.repoint).length ? `, repoint ${Object.keys(settings.repoint).join(', ')}` : '') +
       `; the application writes to ${endpointText(target)}`,
@@ -331,6 +355,15 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
   const [invalid] = await invalidIndexes(s.target);
   if (invalid) throw gateRefused('cutover.invalid-index', `index ${invalid} is invalid on the target`, `on the target, run REINDEX INDEX ${invalid}`);
   const drift = await diffSchemas(s.source, s.target, schemaDiffOptions(ctx.plan));
+  const unpopulated = drift.filter((d) => d.problem === 'not populated on target');
+  if (unpopulated.length) {
+    const names = unpopulated.map((d) => d.object);
+    throw gateRefused(
+      'cutover.matview',
+      `materialized view(s) ${names.join(', ')} populated on the source are not populated on the target (their refresh after the full load failed: the full-load report and pgshift status name the error)`,
+      `fix the cause, then REFRESH MATERIALIZED VIEW ${names[0]} on the target${names.length > 1 ? ' (and each of the others)' : ''}`,
+    );
+  }
   if (drift.length) {
     const d = drift[0];
     const privileges = ['owner', 'acl', 'default-acl', 'policy'].includes(d.kind);
@@ -396,12 +429,11 @@ async function prepare(ctx: PhaseContext, s: Sessions, streams: StreamRecord[]):
     await sleep(1000, ctx.signal);
     const after = await Promise.all(seqs.map((q) => readSequence(s.source, q)));
     const budget = BigInt(Math.ceil(settings.timeoutSeconds + settings.finalCheckSeconds + 60));
-    for (const [i, q] of seqs.entries()) {
-      const rate = after[i].lastValue - before[i].lastValue;
-      const margin = (rate > 0n ? rate : 1n) * budget * 2n;
-      const value = after[i].lastValue + margin + BigInt(settings.sequenceMargin);
-      if (value <= BigInt(q.maxValue)) await raiseSequenceTo(s.target, q, value);
-    }
+    const plan = seqs.map((q, i) => {
+      const rate = consumed(q, before[i], after[i]);
+      return { sequence: q, position: after[i], margin: (rate > 0n ? rate : 1n) * budget * 2n + BigInt(settings.sequenceMargin) };
+    });
+    await prebumpSequences(s.target, plan);
     ctx.log.info(`sequences pre-bumped on the target (${seqs.length})`);
   }
   if (settings.rollback) await prepareReverse(ctx, s, streams);

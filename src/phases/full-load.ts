@@ -21,6 +21,8 @@ import { dumpSchema, preDataList, restoreSection, type SchemaDump } from '../pg/
 import { extensionSchemasOnTarget, installExtensions, readSourceExtensions, type ExtensionInstall } from '../pg/extensions.js';
 import { copyRoles, readMissingRoles, type RoleCopyResult } from '../pg/roles.js';
 import { syncSequences } from '../pg/sequences.js';
+import { setLogged } from '../pg/unlogged.js';
+import { populatedMatviews, refreshMatviews, type MatviewRefresh } from '../pg/matviews.js';
 import { dropSlot, ensureSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
 import { findTool, requireDumpForSource, type PgTool } from '../pg/tools.js';
 import { openSessions, requireLogicalSource, resolveGroups, type PhaseContext, type ResolvedGroup, type Sessions } from './context.js';
@@ -76,6 +78,8 @@ export interface FullLoadResult {
   indexesBuiltEarly: number;
   postData: 'done' | 'waiting-for-groups' | 'already-done';
   sequences: number;
+  /** Materialized views whose refresh on the target failed, each with its error (the load itself is complete). */
+  failedViews: MatviewRefresh['failed'];
   /** Each extension of the source as installed on the target by this run (pre-data), with its version. */
   extensions: ExtensionInstall[];
   /** roles: copy — the roles this run created on the target, their memberships and settings. */
@@ -225,6 +229,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     // roles: copy — before anything on the source, so that a role the target refuses stops the load with nothing to undo there.
     const roles = loading.length && plan.roles === 'copy' ? await copyMissingRoles(ctx, s, journal) : undefined;
     await applyReplicaIdentityConsent(ctx, s, journal, preflight.setReplicaIdentityFull);
+    await makeLogged(ctx, s, journal, loading.flatMap((g) => g.tables).filter((t) => t.persistence === 'u'));
 
     const results: GroupLoadResult[] = [];
     const toLoad: GroupToLoad[] = [];
@@ -376,6 +381,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     // Post-data waits until every group of the plan is loaded: foreign keys cross groups.
     let postData: FullLoadResult['postData'] = 'already-done';
     let sequences = 0;
+    let failedViews: MatviewRefresh['failed'] = [];
     const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g) => g.name));
     if ((await journal.phaseState(POST_DATA))?.state !== 'done') {
       postData = 'waiting-for-groups';
@@ -384,8 +390,10 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
           if ((await journal.phaseState(POST_DATA))?.state === 'done') return;
           const allGroups = options.group ? await resolveGroups(ctx, s.source, s.sourceVersion) : groups;
           dump ??= await dumpSchema(dumpTool, ctx.source, undefined);
-          sequences = await runPostData(ctx, s, restoreTool, dump, allGroups);
-          await journal.finishPhase(POST_DATA, 'done');
+          const post = await runPostData(ctx, s, journal, restoreTool, dump, allGroups);
+          sequences = post.sequences;
+          failedViews = post.failedViews;
+          await journal.finishPhase(POST_DATA, 'done', { sequences, failedViews });
           postData = 'done';
         });
       } else {
@@ -405,6 +413,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
       rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows,
       indexesBuiltEarly: indexes.built,
       postData,
+      failedViews,
       sequences,
       extensions,
       roles,
@@ -547,10 +556,10 @@ async function planGroup(
     try {
       for (const table of toClear) {
         await t.query('BEGIN');
-        if (clear === 'truncate') await t.query(`TRUNCATE ${qualify(table)}`);
+        if (clear === 'truncate') await t.query(`TRUNCATE ONLY ${qualify(table)}`);
         else {
           await t.query('SET LOCAL session_replication_role = replica');
-          await t.query(`DELETE FROM ${qualify(table)}`);
+          await t.query(`DELETE FROM ONLY ${qualify(table)}`);
         }
         await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table.schema, table.name]);
         await t.query('COMMIT');
@@ -626,11 +635,11 @@ async function copyOnePart(
   await target.query('BEGIN');
   try {
     if (task.part === 0) {
-      if (clear === 'truncate') await target.query(`TRUNCATE ${qualify(table)}`);
+      if (clear === 'truncate') await target.query(`TRUNCATE ONLY ${qualify(table)}`);
       else {
         // As the apply worker does: no FK triggers while the rows are replaced.
         await target.query('SET LOCAL session_replication_role = replica');
-        await target.query(`DELETE FROM ${qualify(table)}`);
+        await target.query(`DELETE FROM ONLY ${qualify(table)}`);
       }
     } else if (clear === 'delete') {
       await target.query('SET LOCAL session_replication_role = replica');
@@ -669,7 +678,7 @@ async function recordSplitTableDone(c: pg.Client, migration: string, group: stri
  * indexes of partitioned tables) in one transaction — a crash leaves all of it or none, and the
  * next run does it again — then sequences, materialized views and ANALYZE.
  */
-async function runPostData(ctx: PhaseContext, s: Sessions, restoreTool: PgTool, dump: SchemaDump, groups: ResolvedGroup[]): Promise<number> {
+async function runPostData(ctx: PhaseContext, s: Sessions, journal: Journal, restoreTool: PgTool, dump: SchemaDump, groups: ResolvedGroup[]): Promise<{ sequences: number; failedViews: MatviewRefresh['failed'] }> {
   const { plan, log } = ctx;
   const sessionName = postDataSessionName(plan.name);
   await endSessions(s.target, [sessionName]);
@@ -687,8 +696,12 @@ async function runPostData(ctx: PhaseContext, s: Sessions, restoreTool: PgTool, 
   const listFile = await postDataList(restoreTool, dump, early);
   await restoreSection(restoreTool, ctx.target, dump, 'post-data', { keepOwnership: plan.fullLoad.ownership === 'keep', listFile, sessionName });
   const sequences = (await syncSequences(s.source, s.target)).length;
-  await refreshMaterializedViews(s, log);
   log.info(`sequences: ${sequences} set from the source`);
+  const views = await refreshMatviews(s.target, await populatedMatviews(s.source), (v) => log.info(`materialized view ${v} refreshed on the target`));
+  for (const f of views.failed) {
+    log.warn(`materialized view ${f.view} could not be refreshed on the target: ${f.error} (the load is complete; fix the cause, then REFRESH MATERIALIZED VIEW ${f.view} on the target — verify and the cut-over gate name it until then)`);
+    await journal.event('full-load', 'warn', `materialized view ${f.view} not refreshed: ${f.error}`, f);
+  }
   // Tables analyzed as they landed are skipped; the rest (loaded by a job that stopped early,
   // partitioned parents, tables without rows) are analyzed now.
   const unanalyzed = await s.target.query<{ t: string }>(
@@ -696,7 +709,7 @@ async function runPostData(ctx: PhaseContext, s: Sessions, restoreTool: PgTool, 
   );
   for (const r of unanalyzed.rows) await s.target.query(`ANALYZE ${r.t}`);
   for (const p of groups.flatMap((g) => g.parents)) await s.target.query(`ANALYZE ${qualify(p)}`);
-  return sequences;
+  return { sequences, failedViews: views.failed };
 }
 
 /**
@@ -896,6 +909,17 @@ async function applyReplicaIdentityConsent(ctx: PhaseContext, s: Sessions, journ
   await journal.event('full-load', 'warn', `REPLICA IDENTITY FULL set on ${tables.map(displayName).join(', ')} (cdc.replicaIdentityFull); teardown restores the previous identity`);
 }
 
+/** unlogged.mode: make-logged, with the plan's consent: before the slots, so the table publishes like any other. */
+async function makeLogged(ctx: PhaseContext, s: Sessions, journal: Journal, tables: TableInfo[]): Promise<void> {
+  for (const t of tables) {
+    const started = Date.now();
+    await setLogged(s.source, t);
+    t.persistence = 'p';
+    ctx.log.info(`${displayName(t)}: SET LOGGED on the source in ${((Date.now() - started) / 1000).toFixed(1)} s (unlogged.mode: make-logged)`);
+  }
+  if (tables.length) await journal.event('full-load', 'warn', `SET LOGGED on the source: ${tables.map(displayName).join(', ')} (unlogged.mode: make-logged); it stays logged`);
+}
+
 async function requireEmptyTarget(s: Sessions, ctx: PhaseContext, groups: ResolvedGroup[]) {
   const names = groups.flatMap((g) => [...g.tables, ...g.parents]);
   const r = await s.target.query<{ schema: string; name: string }>(
@@ -941,17 +965,6 @@ async function resetGroup(s: Sessions, ctx: PhaseContext, journal: Journal, stre
   }
   await s.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group.name]);
   await journal.event('full-load', 'warn', `group ${group.name}: restarted from a new slot`);
-}
-
-/** Materialized views come from pg_dump without their rows; refresh the ones populated on the source. */
-async function refreshMaterializedViews(s: Sessions, log: PhaseContext['log']) {
-  const r = await s.source.query<{ schema: string; name: string }>(
-    `SELECT schemaname AS schema, matviewname AS name FROM pg_matviews WHERE ispopulated AND schemaname NOT IN ('pg_catalog', 'information_schema')`,
-  );
-  for (const mv of r.rows) {
-    await s.target.query(`REFRESH MATERIALIZED VIEW ${qualify(mv)}`);
-    log.info(`materialized view ${displayName(mv)} refreshed on the target`);
-  }
 }
 
 async function everyGroupLoaded(journal: Journal, names: string[]): Promise<boolean> {

@@ -33,7 +33,10 @@ import { sleep, throwIfAborted } from '../core/wait.js';
 import { fingerprint, useCanonicalSettings } from '../pg/hash.js';
 import { waitForMarker, writeBeat } from '../pg/heartbeat.js';
 import { diffSchemas, schemaDiffOptions, type SchemaDifference } from '../pg/schema-diff.js';
-import { readSequence } from '../pg/sequences.js';
+import { readSequence, shapeOf } from '../pg/sequences.js';
+import { isBehind } from '../core/sequences.js';
+import { describeLargeObjectChanges, largeObjectChanges, type LargeObjectChanges } from '../core/large-objects.js';
+import { largeObjectDigests } from '../pg/large-objects.js';
 import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
 
 /**
@@ -94,6 +97,8 @@ export interface VerifyResult {
   tables: TableCheck[];
   schema: SchemaDifference[];
   sequences: SequenceCheck[];
+  /** Large objects that differ (nothing replicates them; the cut-over carries them). */
+  largeObjects: LargeObjectChanges;
   differences: string[];
   unsettled: string[];
   /** What the reader should know that is not a difference (sequences before the cut-over). */
@@ -223,15 +228,22 @@ export async function runVerify(outer: PhaseContext, options: VerifyOptions = {}
     const behind = sequences.filter((q) => q.behind);
     const seqProblem = carried && behind.length > 0;
     const notes = !carried && behind.length ? [`${behind.length} sequence(s) behind the source: expected before the cut-over, which sets every sequence from the source`] : [];
+    // Large objects, the same way: the cut-over carries their changes.
+    const keepOwners = ctx.plan.fullLoad.ownership === 'keep';
+    const largeObjects = wanted || options.skipSchema ? { copy: [], remove: [] } : largeObjectChanges(await largeObjectDigests(s.source, keepOwners), await largeObjectDigests(s.target, keepOwners));
+    const loDiffer = largeObjects.copy.length + largeObjects.remove.length > 0;
+    if (!carried && loDiffer) notes.push(`large objects: ${describeLargeObjectChanges(largeObjects)} — expected before the cut-over, which carries them`);
+    const loProblem = carried && loDiffer;
     const schemaProblem = schema.length > 0;
     const result: VerifyResult = {
-      verdict: differences.length || seqProblem || schemaProblem ? 'different' : unsettled.length ? 'unsettled' : 'equal',
+      verdict: differences.length || seqProblem || schemaProblem || loProblem ? 'different' : unsettled.length ? 'unsettled' : 'equal',
       mode,
       exact,
       streaming: streaming.size > 0,
       tables: checks,
       schema,
       sequences,
+      largeObjects,
       differences,
       unsettled,
       notes,
@@ -307,12 +319,11 @@ async function checkSequences(source: pg.Client, target: pg.Client): Promise<Seq
   for (const q of await listSequences(source)) {
     const a = await readSequence(source, q);
     const b = await readSequence(target, q).catch(() => undefined);
-    const next = (v: { lastValue: bigint; isCalled: boolean }) => (v.isCalled ? v.lastValue + 1n : v.lastValue);
     out.push({
       sequence: displayName(q),
       source: a.lastValue.toString(),
       target: b ? b.lastValue.toString() : 'missing',
-      behind: !b || next(b) < next(a),
+      behind: isBehind(shapeOf(q), a, b),
     });
   }
   return out;

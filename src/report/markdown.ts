@@ -80,6 +80,14 @@ export function fullLoadMarkdown(r: FullLoadResult): string {
       r.groups.map((g) => [g.group, g.slot, g.snapshotLsn, g.tables, g.rows, formatBytes(g.bytes), g.skipped]),
     ),
     '',
+    ...(r.failedViews?.length
+      ? [
+          `**Materialized views not refreshed on the target** (the load is complete; fix the cause, then \`REFRESH MATERIALIZED VIEW\` each on the target — verify and the cut-over gate name them until then):`,
+          '',
+          table(['view', 'error'], r.failedViews.map((f) => [f.view, f.error])),
+          '',
+        ]
+      : []),
     ...resumeSection(r.groups.flatMap((g) => (g.resumed ? [{ group: g.group, ...g.resumed }] : []))),
     ...(shown.length
       ? [
@@ -250,6 +258,10 @@ export function verifyMarkdown(r: VerifyResult): string {
   const behind = r.sequences.filter((q) => q.behind);
   for (const note of r.notes) out.push('', `Note: ${note}.`);
   if (behind.length) out.push('', `#### Sequences behind the source${r.notes.length ? '' : ' — a difference: the cut-over has carried them, or pgshift did not load this target'}`, table(['sequence', 'source', 'target'], behind.map((q) => [q.sequence, q.source, q.target])));
+  const lo = r.largeObjects;
+  if (lo && lo.copy.length + lo.remove.length > 0 && !r.notes.some((n) => n.startsWith('large objects'))) {
+    out.push('', `#### Large objects — a difference: ${lo.copy.length} missing or different on the target${lo.remove.length ? `, ${lo.remove.length} only on the target` : ''} (OIDs ${[...lo.copy, ...lo.remove].slice(0, 20).join(', ')})`);
+  }
   if (r.repairSql) out.push('', `Repair SQL: ${r.repairSql.statements} statement(s) in ${r.repairSql.file}${r.repairSql.applied ? ' — **applied to the target**' : ' (not applied)'}.`);
   return out.join('\n') + '\n';
 }

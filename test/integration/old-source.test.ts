@@ -134,7 +134,7 @@ describe.each([
     const repairFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'old-source-')), 'repair.sql');
     await runVerify(ctx, { exact: true, repairSql: repairFile, applyRepair: true });
     const repairText = readFileSync(repairFile, 'utf8');
-    expect(repairText).toContain('DELETE FROM "public"."measures" WHERE "id" = \'60001\'::bigint;');
+    expect(repairText).toContain('DELETE FROM ONLY "public"."measures" WHERE "id" = \'60001\'::bigint;');
     expect(repairText).toContain('"n":37037036703703703.670360000'); // 30000 × 1234567890123.456789012, every digit
     expect(repairText).toContain('"big": 9007199254770993'); // 2^53 + 30001: not a JavaScript number
     await sql(pair.targetUrl, `INSERT INTO nokey VALUES ('v7', 7.7)`);

@@ -134,7 +134,7 @@ describe('verify', () => {
     const r = JSON.parse(cli.stdout).result as VerifyResult;
     for (const [table, keys] of Object.entries(planted)) expect(found(r, table), table).toEqual(sorted(keys));
     const repair = readFileSync(path.join(dir, 'repair.sql'), 'utf8');
-    expect(repair).toContain('DELETE FROM "public"."accounts" WHERE "id" = \'300001\'::bigint;');
+    expect(repair).toContain('DELETE FROM ONLY "public"."accounts" WHERE "id" = \'300001\'::bigint;');
     expect(r.repairSql).toMatchObject({ applied: false });
     // Nothing ran: the target still differs until the flag says so.
     expect((await sql(pair.targetUrl, 'SELECT count(*)::int AS n FROM accounts WHERE id > 300000'))[0].n).toBe(2);

@@ -32031,6 +32031,31 @@ function describeEmptyGroup(group2, unmatched) {
   return { message: `group ${group2} matches no table that holds rows on the source`, fix: "fix its tables: patterns in the plan (schema.table, * as a wildcard) or remove the group" };
 }
 
+// src/core/unlogged.ts
+function decideUnlogged(tables, setting2) {
+  const d = { copyAtCutover: [], makeLogged: [], skipped: [], undecided: [], unmatchedSkip: [] };
+  const used = /* @__PURE__ */ new Set();
+  for (const t of tables) {
+    const skip = setting2.skip.find((p) => matchesPattern(t, p));
+    if (skip !== void 0) {
+      used.add(skip);
+      d.skipped.push(t);
+    } else if (setting2.mode === "copy-at-cutover") d.copyAtCutover.push(t);
+    else if (setting2.mode === "make-logged") d.makeLogged.push(t);
+    else d.undecided.push(t);
+  }
+  d.unmatchedSkip = setting2.skip.filter((p) => !used.has(p));
+  return d;
+}
+function undecidedFix(tables) {
+  const names = tables.map(displayName);
+  const shown = names.slice(0, 5).join(", ") + (names.length > 5 ? ` and ${names.length - 5} more` : "");
+  return {
+    message: `unlogged table(s) ${shown}: nothing replicates an UNLOGGED table's writes, and the plan does not say what happens to ${names.length > 1 ? "them" : "it"}`,
+    fix: `set unlogged.mode in the plan: copy-at-cutover (copied inside the cut-over window, writes fenced), make-logged (pgshift runs ALTER TABLE ${names[0]} SET LOGGED on the source before the load), or list ${names.length > 1 ? "them" : "it"} under unlogged.skip: [${names.slice(0, 5).join(", ")}] to leave ${names.length > 1 ? "them" : "it"} empty on the target`
+  };
+}
+
 // src/core/grouping.ts
 function groupNameFor(table2, taken) {
   const bare = table2.replace(/^.*\./, "").replace(/"/g, "");
@@ -32127,6 +32152,11 @@ function planPublishing(tables, engine, consent) {
     else out.refused.push({ table: t, problem });
   }
   return out;
+}
+function fullIdentityWithoutEquality(t, consent) {
+  if (!t.noEqualityColumns.length || t.hasPrimaryKey) return false;
+  if (t.replicaIdentity === "f") return true;
+  return identityProblem(t) !== void 0 && consent.some((p) => matchesPattern(t, p));
 }
 
 // src/core/lob.ts
@@ -51913,6 +51943,7 @@ var group = external_exports.strictObject({
 });
 var fenceStrategies = ["roles", "database", "pgbouncer"];
 var ddlModes = ["follow", "detect", "off"];
+var unloggedModes = ["copy-at-cutover", "make-logged", "skip"];
 var planSchema = external_exports.strictObject({
   $schema: external_exports.string().optional(),
   version: external_exports.literal(1).describe("Plan file format version."),
@@ -51998,6 +52029,12 @@ var planSchema = external_exports.strictObject({
       }).prefault({})
     }).prefault({}).describe("AWS DMS settings (engine: dms).")
   }).prefault({}),
+  unlogged: external_exports.strictObject({
+    mode: external_exports.enum(unloggedModes).optional().describe(
+      "What happens to UNLOGGED tables (their writes are not in the WAL, so nothing replicates them): copy-at-cutover copies them inside the cut-over window, writes fenced; make-logged runs ALTER TABLE \u2026 SET LOGGED on the source before the load (a rewrite under an exclusive lock), then they migrate like any table; skip leaves them empty on the target. Unset while unlogged tables exist: assess and full-load refuse, naming them."
+    ),
+    skip: external_exports.array(external_exports.string()).default([]).describe("Unlogged tables (schema.table, * wildcards) left empty on the target knowingly, whatever the mode; with mode: skip every unlogged table must be listed.")
+  }).prefault({}).describe("UNLOGGED tables: never silently lost."),
   verify: external_exports.strictObject({
     chunkRows: external_exports.number().int().min(100).default(1e5).describe("Rows per chunk (boundaries come from the key)."),
     jobs: external_exports.number().int().min(1).max(32).default(2).describe("Tables verified at once (each uses one session per side): the limit on source load."),
@@ -52018,6 +52055,7 @@ var planSchema = external_exports.strictObject({
     lockAttempts: external_exports.number().int().min(1).max(20).default(5).describe("Attempts of the window fence before the cut-over gives up (nothing changed)."),
     guardSeconds: external_exports.number().min(1).max(300).default(5).describe("If pgshift stops answering (machine or network lost), the source server ends the window fence after this long and the application writes again."),
     sequenceSeconds: external_exports.number().min(1).default(10).describe("Budget for carrying the sequences inside the window."),
+    unloggedSeconds: external_exports.number().min(1).default(60).describe("Budget for copying the unlogged tables inside the window (unlogged.mode: copy-at-cutover)."),
     sequenceMargin: external_exports.number().int().min(0).default(0).describe("Added to every sequence on the target."),
     prebumpSequences: external_exports.boolean().default(false).describe("Before the freeze, move target sequences ahead by the rate observed times the time budget."),
     verifyMaxAgeMinutes: external_exports.number().min(0).default(60).describe("The gate needs a verify that passed within this many minutes (0: not required)."),
@@ -52445,6 +52483,15 @@ async function readRelations(c, versionNum) {
            coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
                        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
                       WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${LOB_TYPE_TEST} AND NOT (${generated})), '[]') AS lobs,
+           coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
+                       FROM pg_attribute a
+                       JOIN pg_type t ON t.oid = a.atttypid
+                       JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+                       JOIN pg_type et ON et.oid = CASE WHEN bt.typcategory = 'A' AND bt.typelem <> 0 THEN bt.typelem ELSE bt.oid END
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND et.typtype NOT IN ('e', 'r', 'c', 'm')
+                        AND NOT EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+                                         WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
+                                           AND oc.opcintype = CASE WHEN et.typtype = 'd' THEN et.typbasetype ELSE et.oid END)), '[]') AS no_equality,
            ((c.relpages + coalesce((SELECT tc.relpages FROM pg_class tc WHERE tc.oid = c.reltoastrelid), 0))::bigint * current_setting('block_size')::bigint)::text AS estimated_bytes,
            CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_total_relation_size(c.oid) ELSE 0 END::text AS bytes,
            greatest(c.reltuples, 0)::text AS row_estimate,
@@ -52471,6 +52518,7 @@ async function readRelations(c, versionNum) {
     identityColumns: x.identity,
     arrayColumns: x.arrays,
     lobColumns: x.lobs,
+    noEqualityColumns: x.no_equality,
     estimatedBytes: Number(x.estimated_bytes),
     bytes: Number(x.bytes),
     rowEstimate: Number(x.row_estimate),
@@ -52947,7 +52995,7 @@ async function readPreconditions(ctx, s, options) {
   }
   for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
   if (src.largeObjects > 0) {
-    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target", "freeze large-object writes from the full load on, or move them to bytea columns");
+    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: the cut-over carries the ones changed since once the source is sealed, reading every one on both sides to find them (its time adds to the window); verify reports them until then", "move them to bytea columns if there are many, to keep the window short");
   }
   try {
     const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
@@ -52956,7 +53004,12 @@ async function readPreconditions(ctx, s, options) {
     add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
   }
   const relations = await readRelations(s.source, src.versionNum);
-  const migratable = relations.filter((r) => (r.kind === "r" || r.kind === "p") && r.persistence === "p");
+  const unlogged = decideUnlogged(
+    relations.filter((r) => r.kind === "r" && r.persistence === "u"),
+    plan.unlogged
+  );
+  const madeLogged = new Set(unlogged.makeLogged);
+  const migratable = relations.filter((r) => (r.kind === "r" || r.kind === "p") && (r.persistence === "p" || madeLogged.has(r)));
   const assignment = assignGroups(migratable, plan.groups);
   const groupOf = /* @__PURE__ */ new Map();
   for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
@@ -52969,6 +53022,14 @@ async function readPreconditions(ctx, s, options) {
     const { message, fix } = describeEmptyGroup(g, assignment.unmatched);
     add("blocker", "group.empty", `group ${g}`, message, fix);
   }
+  if (unlogged.undecided.length) {
+    const { message, fix } = undecidedFix(unlogged.undecided);
+    add("blocker", "unlogged.undecided", unlogged.undecided.map(displayName).join(", "), message, fix);
+  }
+  for (const t of unlogged.copyAtCutover) add("info", "table.unlogged", displayName(t), `unlogged table (${formatBytes(t.bytes)}): copied inside the cut-over window, writes fenced (unlogged.mode: copy-at-cutover) \u2014 its copy time adds to the window`);
+  for (const t of unlogged.makeLogged) add("warning", "table.unlogged", displayName(t), `unlogged table: pgshift runs ALTER TABLE \u2026 SET LOGGED on the source before the load (unlogged.mode: make-logged), rewriting its ${formatBytes(t.bytes)} under an exclusive lock`);
+  for (const t of unlogged.skipped) add("info", "table.unlogged", displayName(t), "unlogged table: left empty on the target, as unlogged.skip says");
+  for (const p of unlogged.unmatchedSkip) add("warning", "unlogged.skip", p, "unlogged.skip names no unlogged table of the source", "correct the name, or remove it from unlogged.skip");
   for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
   return { src, tgt, relations, groupOf, assignment, findings, add, extensions, roles };
 }
@@ -52986,7 +53047,7 @@ async function runAssess(ctx) {
     const profiles = [];
     for (const t of relations) {
       const name = displayName(t);
-      if (t.kind !== "r" || t.persistence !== "p") continue;
+      if (t.kind !== "r" || t.persistence !== "p" && !groupOf.has(t)) continue;
       targetUnique.set(name, t.otherUniqueIndexes);
       profiles.push({
         table: name,
@@ -53181,12 +53242,22 @@ function checkRelation(t, name, group2, plan, add) {
   const plugin = plan.cdc.dms.plugin;
   if (t.kind === "f") return add("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target");
   if (t.kind === "m") return add("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
-  if (t.persistence === "u") return add("warning", "table.unlogged", name, "unlogged table: not replicated and not copied", `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
+  if (t.persistence === "u" && (plan.unlogged.mode !== "make-logged" || plan.unlogged.skip.some((p) => matchesPattern(t, p)))) return;
   if (t.kind === "p") return add("info", "table.partitioned", name, "partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)");
   if (!t.canSelect) add("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`);
   if (group2 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
   if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
   const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
+  if (engine === "native" && group2 !== null && fullIdentityWithoutEquality(identity, plan.cdc.replicaIdentityFull)) {
+    const cols = t.noEqualityColumns.map((c) => `${c.name} (${c.type})`).join(", ");
+    add(
+      "blocker",
+      "table.identity-no-equality",
+      name,
+      `no key, so the target matches an UPDATE or DELETE by every column (REPLICA IDENTITY FULL), and ${cols} ${t.noEqualityColumns.length > 1 ? "have" : "has"} no equality operator: the stream would stop at the first one`,
+      `add a primary key, or a unique index on NOT NULL columns and ALTER TABLE ${name} REPLICA IDENTITY USING INDEX it${t.noEqualityColumns.some((c) => c.type === "json") ? ", or change the json column(s) to jsonb" : ""}`
+    );
+  }
   const problem = identityProblem(identity);
   const publishing = group2 === null ? void 0 : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
   if (problem && publishing?.setFull.length) {

@@ -25485,17 +25485,17 @@ var init_date_utils = __esm({
     };
     parseOffsetToMilliseconds = (value) => {
       const directionStr = value[0];
-      let direction = 1;
+      let direction2 = 1;
       if (directionStr == "+") {
-        direction = 1;
+        direction2 = 1;
       } else if (directionStr == "-") {
-        direction = -1;
+        direction2 = -1;
       } else {
         throw new TypeError(`Offset direction, ${directionStr}, must be "+" or "-"`);
       }
       const hour = Number(value.substring(1, 3));
       const minute = Number(value.substring(4, 6));
-      return direction * (hour * 60 + minute) * 60 * 1e3;
+      return direction2 * (hour * 60 + minute) * 60 * 1e3;
     };
     stripLeadingZeroes = (value) => {
       let idx = 0;
@@ -74848,6 +74848,7 @@ async function listTables(c5, versionNum) {
 async function listSequences(c5) {
   const r5 = await c5.query(`
     SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS data_type, s.seqmax::text AS max_value,
+           s.seqmin::text AS min_value, s.seqincrement::text AS increment, s.seqcycle AS cycle,
            (SELECT quote_ident(tn.nspname) || '.' || quote_ident(t.relname) || '.' || quote_ident(a.attname)
               FROM pg_depend d
               JOIN pg_class t ON t.oid = d.refobjid
@@ -74859,7 +74860,16 @@ async function listSequences(c5) {
       JOIN pg_sequence s ON s.seqrelid = c.oid
      WHERE c.relkind = 'S' AND ${USER_SCHEMAS}
      ORDER BY 1, 2`);
-  return r5.rows.map((row) => ({ schema: row.schema, name: row.name, dataType: row.data_type, maxValue: row.max_value, ownedBy: row.owned_by ?? void 0 }));
+  return r5.rows.map((row) => ({
+    schema: row.schema,
+    name: row.name,
+    dataType: row.data_type,
+    maxValue: row.max_value,
+    minValue: row.min_value,
+    increment: row.increment,
+    cycle: row.cycle,
+    ownedBy: row.owned_by ?? void 0
+  }));
 }
 function copyColumns(t) {
   return t.columns.filter((col) => !col.generated).map((col) => col.name);
@@ -80412,8 +80422,8 @@ var $ZodCodec = /* @__PURE__ */ $constructor("$ZodCodec", (inst, def) => {
   defineLazyInternal(inst, "optout", (zod) => zod.def.out._zod.optout);
   defineLazyInternal(inst, "propValues", (zod) => zod.def.in._zod.propValues);
   inst._zod.parse = (payload2, ctx) => {
-    const direction = ctx.direction || "forward";
-    if (direction === "forward") {
+    const direction2 = ctx.direction || "forward";
+    if (direction2 === "forward") {
       const left = def.in._zod.run(payload2, ctx);
       if (left instanceof Promise) {
         return left.then((left2) => handleCodecAResult(left2, def, ctx));
@@ -80433,8 +80443,8 @@ function handleCodecAResult(result, def, ctx) {
     result.aborted = true;
     return result;
   }
-  const direction = ctx.direction || "forward";
-  if (direction === "forward") {
+  const direction2 = ctx.direction || "forward";
+  if (direction2 === "forward") {
     const transformed = def.transform(result.value, result);
     if (transformed instanceof Promise) {
       return transformed.then((value) => handleCodecTxResult(result, value, def.out, ctx));
@@ -95407,6 +95417,7 @@ var group = external_exports.strictObject({
 });
 var fenceStrategies = ["roles", "database", "pgbouncer"];
 var ddlModes = ["follow", "detect", "off"];
+var unloggedModes = ["copy-at-cutover", "make-logged", "skip"];
 var planSchema = external_exports.strictObject({
   $schema: external_exports.string().optional(),
   version: external_exports.literal(1).describe("Plan file format version."),
@@ -95492,6 +95503,12 @@ var planSchema = external_exports.strictObject({
       }).prefault({})
     }).prefault({}).describe("AWS DMS settings (engine: dms).")
   }).prefault({}),
+  unlogged: external_exports.strictObject({
+    mode: external_exports.enum(unloggedModes).optional().describe(
+      "What happens to UNLOGGED tables (their writes are not in the WAL, so nothing replicates them): copy-at-cutover copies them inside the cut-over window, writes fenced; make-logged runs ALTER TABLE \u2026 SET LOGGED on the source before the load (a rewrite under an exclusive lock), then they migrate like any table; skip leaves them empty on the target. Unset while unlogged tables exist: assess and full-load refuse, naming them."
+    ),
+    skip: external_exports.array(external_exports.string()).default([]).describe("Unlogged tables (schema.table, * wildcards) left empty on the target knowingly, whatever the mode; with mode: skip every unlogged table must be listed.")
+  }).prefault({}).describe("UNLOGGED tables: never silently lost."),
   verify: external_exports.strictObject({
     chunkRows: external_exports.number().int().min(100).default(1e5).describe("Rows per chunk (boundaries come from the key)."),
     jobs: external_exports.number().int().min(1).max(32).default(2).describe("Tables verified at once (each uses one session per side): the limit on source load."),
@@ -95512,6 +95529,7 @@ var planSchema = external_exports.strictObject({
     lockAttempts: external_exports.number().int().min(1).max(20).default(5).describe("Attempts of the window fence before the cut-over gives up (nothing changed)."),
     guardSeconds: external_exports.number().min(1).max(300).default(5).describe("If pgshift stops answering (machine or network lost), the source server ends the window fence after this long and the application writes again."),
     sequenceSeconds: external_exports.number().min(1).default(10).describe("Budget for carrying the sequences inside the window."),
+    unloggedSeconds: external_exports.number().min(1).default(60).describe("Budget for copying the unlogged tables inside the window (unlogged.mode: copy-at-cutover)."),
     sequenceMargin: external_exports.number().int().min(0).default(0).describe("Added to every sequence on the target."),
     prebumpSequences: external_exports.boolean().default(false).describe("Before the freeze, move target sequences ahead by the rate observed times the time budget."),
     verifyMaxAgeMinutes: external_exports.number().min(0).default(60).describe("The gate needs a verify that passed within this many minutes (0: not required)."),
@@ -95761,7 +95779,8 @@ function captureObjectsSql() {
          CONTINUE WHEN array_length(tw, 1) > 1 AND tag <> 'SELECT INTO' AND NOT (tw[2] = ANY (words[1:6]));
          IF cardinality(names) > 0 THEN
            ok := false;
-           FOREACH nm IN ARRAY names LOOP
+           -- A name with a double quote in it is written with the quote doubled.
+           FOREACH nm IN ARRAY names || ARRAY(SELECT replace(x, '"', '""') FROM unnest(names) x WHERE strpos(x, '"') > 0) LOOP
              IF lower(part) ~ ('(^|[^[:alnum:]_$])' || regexp_replace(lower(nm), '([^[:alnum:]_ ])', '\\\\\\1', 'g') || '($|[^[:alnum:]_$])') THEN ok := true; EXIT; END IF;
            END LOOP;
            CONTINUE WHEN NOT ok;
@@ -96379,6 +96398,31 @@ function joinText(j5) {
   return j5.state === "waiting for its CREATE on the target" ? `table ${j5.table} joined stream ${j5.stream} on the source and waits for its CREATE TABLE to be applied on the target` : `table ${j5.table} joined stream ${j5.stream}: its rows are being copied into the target (${j5.state})`;
 }
 
+// src/core/unlogged.ts
+function decideUnlogged(tables, setting2) {
+  const d5 = { copyAtCutover: [], makeLogged: [], skipped: [], undecided: [], unmatchedSkip: [] };
+  const used = /* @__PURE__ */ new Set();
+  for (const t of tables) {
+    const skip = setting2.skip.find((p3) => matchesPattern(t, p3));
+    if (skip !== void 0) {
+      used.add(skip);
+      d5.skipped.push(t);
+    } else if (setting2.mode === "copy-at-cutover") d5.copyAtCutover.push(t);
+    else if (setting2.mode === "make-logged") d5.makeLogged.push(t);
+    else d5.undecided.push(t);
+  }
+  d5.unmatchedSkip = setting2.skip.filter((p3) => !used.has(p3));
+  return d5;
+}
+function undecidedFix(tables) {
+  const names = tables.map(displayName);
+  const shown = names.slice(0, 5).join(", ") + (names.length > 5 ? ` and ${names.length - 5} more` : "");
+  return {
+    message: `unlogged table(s) ${shown}: nothing replicates an UNLOGGED table's writes, and the plan does not say what happens to ${names.length > 1 ? "them" : "it"}`,
+    fix: `set unlogged.mode in the plan: copy-at-cutover (copied inside the cut-over window, writes fenced), make-logged (pgshift runs ALTER TABLE ${names[0]} SET LOGGED on the source before the load), or list ${names.length > 1 ? "them" : "it"} under unlogged.skip: [${names.slice(0, 5).join(", ")}] to leave ${names.length > 1 ? "them" : "it"} empty on the target`
+  };
+}
+
 // src/core/source-rules.ts
 function logicalDecodingProblem(settings, isRds) {
   const rdsFlag = settings["rds.logical_replication"];
@@ -96456,9 +96500,16 @@ async function requireLogicalSource(s2, ctx) {
     );
   }
 }
+function unloggedOf(ctx, all) {
+  return decideUnlogged(
+    all.filter((t) => t.persistence === "u" && t.kind === "r"),
+    ctx.plan.unlogged
+  );
+}
 async function resolveGroups(ctx, source, versionNum, only) {
   const all = await listTables(source, versionNum);
-  const copyable = all.filter((t) => t.persistence === "p");
+  const madeLogged = new Set(unloggedOf(ctx, all).makeLogged.map(displayName));
+  const copyable = all.filter((t) => t.persistence === "p" || madeLogged.has(displayName(t)));
   const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
   for (const u of unmatched) ctx.log.warn(`group ${u.group}: ${describeUnmatched(u).message}`);
   const leaves = unassigned.filter((t) => t.kind === "r");
@@ -96501,6 +96552,11 @@ function planPublishing(tables, engine, consent) {
     else out.refused.push({ table: t, problem });
   }
   return out;
+}
+function fullIdentityWithoutEquality(t, consent) {
+  if (!t.noEqualityColumns.length || t.hasPrimaryKey) return false;
+  if (t.replicaIdentity === "f") return true;
+  return identityProblem(t) !== void 0 && consent.some((p3) => matchesPattern(t, p3));
 }
 
 // src/core/privileges.ts
@@ -96648,6 +96704,15 @@ async function readRelations(c5, versionNum) {
            coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
                        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
                       WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${LOB_TYPE_TEST} AND NOT (${generated})), '[]') AS lobs,
+           coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
+                       FROM pg_attribute a
+                       JOIN pg_type t ON t.oid = a.atttypid
+                       JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+                       JOIN pg_type et ON et.oid = CASE WHEN bt.typcategory = 'A' AND bt.typelem <> 0 THEN bt.typelem ELSE bt.oid END
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND et.typtype NOT IN ('e', 'r', 'c', 'm')
+                        AND NOT EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+                                         WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
+                                           AND oc.opcintype = CASE WHEN et.typtype = 'd' THEN et.typbasetype ELSE et.oid END)), '[]') AS no_equality,
            ((c.relpages + coalesce((SELECT tc.relpages FROM pg_class tc WHERE tc.oid = c.reltoastrelid), 0))::bigint * current_setting('block_size')::bigint)::text AS estimated_bytes,
            CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_total_relation_size(c.oid) ELSE 0 END::text AS bytes,
            greatest(c.reltuples, 0)::text AS row_estimate,
@@ -96674,6 +96739,7 @@ async function readRelations(c5, versionNum) {
     identityColumns: x.identity,
     arrayColumns: x.arrays,
     lobColumns: x.lobs,
+    noEqualityColumns: x.no_equality,
     estimatedBytes: Number(x.estimated_bytes),
     bytes: Number(x.bytes),
     rowEstimate: Number(x.row_estimate),
@@ -97219,7 +97285,7 @@ async function readPreconditions(ctx, s2, options) {
   }
   for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
   if (src.largeObjects > 0) {
-    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target", "freeze large-object writes from the full load on, or move them to bytea columns");
+    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: the cut-over carries the ones changed since once the source is sealed, reading every one on both sides to find them (its time adds to the window); verify reports them until then", "move them to bytea columns if there are many, to keep the window short");
   }
   try {
     const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
@@ -97228,7 +97294,12 @@ async function readPreconditions(ctx, s2, options) {
     add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
   }
   const relations = await readRelations(s2.source, src.versionNum);
-  const migratable = relations.filter((r5) => (r5.kind === "r" || r5.kind === "p") && r5.persistence === "p");
+  const unlogged = decideUnlogged(
+    relations.filter((r5) => r5.kind === "r" && r5.persistence === "u"),
+    plan.unlogged
+  );
+  const madeLogged = new Set(unlogged.makeLogged);
+  const migratable = relations.filter((r5) => (r5.kind === "r" || r5.kind === "p") && (r5.persistence === "p" || madeLogged.has(r5)));
   const assignment = assignGroups(migratable, plan.groups);
   const groupOf = /* @__PURE__ */ new Map();
   for (const [g5, list2] of assignment.groups) for (const t of list2) groupOf.set(t, g5);
@@ -97241,6 +97312,14 @@ async function readPreconditions(ctx, s2, options) {
     const { message, fix } = describeEmptyGroup(g5, assignment.unmatched);
     add("blocker", "group.empty", `group ${g5}`, message, fix);
   }
+  if (unlogged.undecided.length) {
+    const { message, fix } = undecidedFix(unlogged.undecided);
+    add("blocker", "unlogged.undecided", unlogged.undecided.map(displayName).join(", "), message, fix);
+  }
+  for (const t of unlogged.copyAtCutover) add("info", "table.unlogged", displayName(t), `unlogged table (${formatBytes(t.bytes)}): copied inside the cut-over window, writes fenced (unlogged.mode: copy-at-cutover) \u2014 its copy time adds to the window`);
+  for (const t of unlogged.makeLogged) add("warning", "table.unlogged", displayName(t), `unlogged table: pgshift runs ALTER TABLE \u2026 SET LOGGED on the source before the load (unlogged.mode: make-logged), rewriting its ${formatBytes(t.bytes)} under an exclusive lock`);
+  for (const t of unlogged.skipped) add("info", "table.unlogged", displayName(t), "unlogged table: left empty on the target, as unlogged.skip says");
+  for (const p3 of unlogged.unmatchedSkip) add("warning", "unlogged.skip", p3, "unlogged.skip names no unlogged table of the source", "correct the name, or remove it from unlogged.skip");
   for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
   return { src, tgt, relations, groupOf, assignment, findings, add, extensions, roles };
 }
@@ -97345,12 +97424,22 @@ function checkRelation(t, name, group5, plan, add) {
   const plugin = plan.cdc.dms.plugin;
   if (t.kind === "f") return add("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target");
   if (t.kind === "m") return add("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
-  if (t.persistence === "u") return add("warning", "table.unlogged", name, "unlogged table: not replicated and not copied", `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
+  if (t.persistence === "u" && (plan.unlogged.mode !== "make-logged" || plan.unlogged.skip.some((p3) => matchesPattern(t, p3)))) return;
   if (t.kind === "p") return add("info", "table.partitioned", name, "partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)");
   if (!t.canSelect) add("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`);
   if (group5 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
   if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
   const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
+  if (engine === "native" && group5 !== null && fullIdentityWithoutEquality(identity, plan.cdc.replicaIdentityFull)) {
+    const cols = t.noEqualityColumns.map((c5) => `${c5.name} (${c5.type})`).join(", ");
+    add(
+      "blocker",
+      "table.identity-no-equality",
+      name,
+      `no key, so the target matches an UPDATE or DELETE by every column (REPLICA IDENTITY FULL), and ${cols} ${t.noEqualityColumns.length > 1 ? "have" : "has"} no equality operator: the stream would stop at the first one`,
+      `add a primary key, or a unique index on NOT NULL columns and ALTER TABLE ${name} REPLICA IDENTITY USING INDEX it${t.noEqualityColumns.some((c5) => c5.type === "json") ? ", or change the json column(s) to jsonb" : ""}`
+    );
+  }
   const problem = identityProblem(identity);
   const publishing = group5 === null ? void 0 : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
   if (problem && publishing?.setFull.length) {
@@ -98045,15 +98134,16 @@ async function useCopySettings(c5) {
 }
 async function copyTable(source, target, table2, options = {}) {
   const cols = copyColumns(table2).map(quoteIdent).join(", ");
+  const list2 = cols ? ` (${cols})` : "";
   const format2 = copyFormatOf(table2, options.format);
   const outOptions = format2 === "binary" ? " (FORMAT binary)" : "";
   const inOptions = [format2 === "binary" ? "FORMAT binary" : "", options.freeze ? "FREEZE" : ""].filter(Boolean).join(", ");
   const out = source.query(
     (0, import_pg_copy_streams.to)(
-      options.where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table2)} WHERE ${options.where}) TO STDOUT${outOptions}` : `COPY ${qualify(table2)} (${cols}) TO STDOUT${outOptions}`
+      options.where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table2)} WHERE ${options.where}) TO STDOUT${outOptions}` : `COPY ${qualify(table2)}${list2} TO STDOUT${outOptions}`
     )
   );
-  const into = target.query((0, import_pg_copy_streams.from)(`COPY ${qualify(table2)} (${cols}) FROM STDIN${inOptions ? ` WITH (${inOptions})` : ""}`));
+  const into = target.query((0, import_pg_copy_streams.from)(`COPY ${qualify(table2)}${list2} FROM STDIN${inOptions ? ` WITH (${inOptions})` : ""}`));
   let bytes2 = 0;
   const meter = new Transform({
     transform(chunk, _enc, done) {
@@ -98065,15 +98155,13 @@ async function copyTable(source, target, table2, options = {}) {
   await pipeline(out, meter, into);
   return { rows: Number(into.rowCount ?? 0), bytes: bytes2 };
 }
-async function replaceTableRows(source, target, table2, options = {}) {
+async function withCopyTransaction(source, target, work) {
   await target.query("BEGIN");
   try {
-    await target.query("SET LOCAL session_replication_role = replica");
-    await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
-    const { rows } = await copyTable(source, target, table2, options);
+    const result = await work();
     await target.query("COMMIT");
     await source.query("COMMIT");
-    return rows;
+    return result;
   } catch (err) {
     await target.query("ROLLBACK").catch(() => {
     });
@@ -98082,10 +98170,17 @@ async function replaceTableRows(source, target, table2, options = {}) {
     throw err;
   }
 }
+async function replaceTableRows(source, target, table2, options = {}) {
+  return withCopyTransaction(source, target, async () => {
+    await target.query("SET LOCAL session_replication_role = replica");
+    await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
+    return (await copyTable(source, target, table2, options)).rows;
+  });
+}
 async function truncateTables(c5, tables, alongside) {
   await c5.query("BEGIN");
   try {
-    if (tables.length) await c5.query(`TRUNCATE ${tables.map(qualify).join(", ")}`);
+    if (tables.length) await c5.query(`TRUNCATE ONLY ${tables.map(qualify).join(", ")}`);
     await alongside();
     await c5.query("COMMIT");
   } catch (err) {
@@ -98251,8 +98346,11 @@ var IndexQueue = class {
 };
 
 // src/pg/large-objects.ts
-async function copyLargeObjects(source, target, keepOwnership) {
-  const list2 = await source.query(`SELECT oid::text, pg_get_userbyid(lomowner) AS owner, lomacl::text[] AS acl FROM pg_largeobject_metadata ORDER BY oid`);
+async function copyLargeObjects(source, target, keepOwnership, only) {
+  const list2 = await source.query(
+    `SELECT oid::text, pg_get_userbyid(lomowner) AS owner, lomacl::text[] AS acl FROM pg_largeobject_metadata WHERE $1::oid[] IS NULL OR oid = ANY ($1::oid[]) ORDER BY oid`,
+    [only ?? null]
+  );
   let bytes2 = 0;
   for (const lo of list2.rows) {
     const data = await source.query("SELECT lo_get($1::oid) AS d", [lo.oid]);
@@ -98668,30 +98766,94 @@ async function extensionSchemasOnTarget(source, target) {
   return r5.rows.filter((x) => there.has(x.name)).map((x) => x.oid);
 }
 
+// src/core/sequences.ts
+function direction(shape) {
+  return shape.increment < 0n ? -1n : 1n;
+}
+function compareProgress(shape, a5, b5) {
+  const d5 = direction(shape);
+  const reached = (p3) => p3.isCalled ? p3.lastValue : p3.lastValue - shape.increment;
+  const diff = (reached(b5) - reached(a5)) * d5;
+  return diff > 0n ? 1 : diff < 0n ? -1 : 0;
+}
+function carryValue(shape, source, margin, target) {
+  const m3 = margin > 0n ? margin : 0n;
+  let value = source.lastValue + direction(shape) * m3;
+  let marginDropped = false;
+  if (value > shape.max || value < shape.min) {
+    if (!shape.cycle) {
+      const bound = value > shape.max ? `maximum ${shape.max}` : `minimum ${shape.min}`;
+      return { ok: false, reason: `would pass its ${bound} (value ${value})` };
+    }
+    value = source.lastValue;
+    marginDropped = m3 > 0n;
+  }
+  let isCalled = m3 > 0n && !marginDropped ? true : source.isCalled;
+  if (target && compareProgress(shape, { lastValue: value, isCalled }, target) > 0) {
+    return { ok: true, value: target.lastValue, isCalled: target.isCalled, kept: "target-ahead", marginDropped };
+  }
+  if (value !== source.lastValue) isCalled = true;
+  return { ok: true, value, isCalled, marginDropped };
+}
+
 // src/pg/sequences.ts
 async function readSequence(c5, s2) {
   const r5 = await c5.query(`SELECT last_value::text, is_called FROM ${qualify(s2)}`);
   return { lastValue: BigInt(r5.rows[0].last_value), isCalled: r5.rows[0].is_called };
 }
+function shapeOf(s2) {
+  return { increment: BigInt(s2.increment), min: BigInt(s2.minValue), max: BigInt(s2.maxValue), cycle: s2.cycle };
+}
+async function setSequence(c5, s2, value, isCalled) {
+  await c5.query("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3)", [qualify(s2), value.toString(), isCalled]);
+}
 async function syncSequences(source, target, margin = 0n, only, options = {}) {
   const sequences = (await listSequences(source)).filter((s2) => !only || only(s2));
   const done = [];
   for (const s2 of sequences) {
-    const { lastValue, isCalled } = await readSequence(source, s2);
-    let value = lastValue + (margin > 0n ? margin : 0n);
-    const max = BigInt(s2.maxValue);
-    if (value > max) {
-      throw failure("sequence.limit", `sequence ${qualify(s2)} would pass its maximum ${s2.maxValue} (value ${value})`, "lower cutover.sequenceMargin or widen the sequence type");
-    }
-    if (options.neverBackwards) {
-      const current = await readSequence(target, s2);
-      if (current.isCalled && current.lastValue > value) value = current.lastValue;
-    }
-    const called = margin > 0n || value !== lastValue ? true : isCalled;
-    await target.query("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3)", [qualify(s2), value.toString(), called]);
-    done.push({ sequence: qualify(s2), sourceValue: lastValue.toString(), targetValue: value.toString(), isCalled: called });
+    const from = await readSequence(source, s2);
+    const current = options.neverBackwards ? await readSequence(target, s2) : void 0;
+    const r5 = carryValue(shapeOf(s2), from, margin, current);
+    if (!r5.ok) throw failure("sequence.limit", `sequence ${qualify(s2)} ${r5.reason}`, "lower cutover.sequenceMargin or widen the sequence type");
+    await setSequence(target, s2, r5.value, r5.isCalled);
+    done.push({ sequence: qualify(s2), sourceValue: from.lastValue.toString(), targetValue: r5.value.toString(), isCalled: r5.isCalled });
   }
   return done;
+}
+
+// src/pg/unlogged.ts
+async function setLogged(source, t) {
+  await source.query(`ALTER TABLE ${qualify(t)} SET LOGGED`);
+}
+
+// src/pg/matviews.ts
+async function populatedMatviews(c5) {
+  const r5 = await c5.query(
+    `SELECT schemaname AS schema, matviewname AS name FROM pg_matviews WHERE ispopulated AND schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`
+  );
+  return r5.rows;
+}
+async function refreshMatviews(target, views, onRefreshed) {
+  const refreshed = [];
+  let pending = views;
+  let errors = /* @__PURE__ */ new Map();
+  while (pending.length) {
+    const next = [];
+    errors = /* @__PURE__ */ new Map();
+    for (const mv of pending) {
+      try {
+        await target.query(`REFRESH MATERIALIZED VIEW ${qualify(mv)}`);
+        refreshed.push(displayName(mv));
+        onRefreshed?.(displayName(mv));
+      } catch (err) {
+        next.push(mv);
+        errors.set(displayName(mv), err instanceof Error ? err.message : String(err));
+      }
+    }
+    if (next.length === pending.length) break;
+    pending = next;
+  }
+  return { refreshed, failed: [...errors].map(([view2, error64]) => ({ view: view2, error: error64 })) };
 }
 
 // src/pg/snapshot.ts
@@ -99282,6 +99444,7 @@ async function runFullLoad(ctx, options = {}) {
     await journal.startPhase("full-load", { groups: groups.map((g5) => g5.name) });
     const roles = loading.length && plan.roles === "copy" ? await copyMissingRoles(ctx, s2, journal) : void 0;
     await applyReplicaIdentityConsent(ctx, s2, journal, preflight.setReplicaIdentityFull);
+    await makeLogged(ctx, s2, journal, loading.flatMap((g5) => g5.tables).filter((t) => t.persistence === "u"));
     const results = [];
     const toLoad = [];
     for (const [group5, action] of actions) {
@@ -99421,6 +99584,7 @@ async function runFullLoad(ctx, options = {}) {
     if (paused && await paused.release()) await journal.finishPhase(REPLICA, "done", { lsn: paused.lsn });
     let postData = "already-done";
     let sequences = 0;
+    let failedViews = [];
     const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g5) => g5.name));
     if ((await journal.phaseState(POST_DATA))?.state !== "done") {
       postData = "waiting-for-groups";
@@ -99429,8 +99593,10 @@ async function runFullLoad(ctx, options = {}) {
           if ((await journal.phaseState(POST_DATA))?.state === "done") return;
           const allGroups = options.group ? await resolveGroups(ctx, s2.source, s2.sourceVersion) : groups;
           dump ??= await dumpSchema(dumpTool, ctx.source, void 0);
-          sequences = await runPostData(ctx, s2, restoreTool, dump, allGroups);
-          await journal.finishPhase(POST_DATA, "done");
+          const post = await runPostData(ctx, s2, journal, restoreTool, dump, allGroups);
+          sequences = post.sequences;
+          failedViews = post.failedViews;
+          await journal.finishPhase(POST_DATA, "done", { sequences, failedViews });
           postData = "done";
         });
       } else {
@@ -99449,6 +99615,7 @@ async function runFullLoad(ctx, options = {}) {
       rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows,
       indexesBuiltEarly: indexes.built,
       postData,
+      failedViews,
       sequences,
       extensions,
       roles
@@ -99536,10 +99703,10 @@ async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clea
     try {
       for (const table2 of toClear) {
         await t.query("BEGIN");
-        if (clear === "truncate") await t.query(`TRUNCATE ${qualify(table2)}`);
+        if (clear === "truncate") await t.query(`TRUNCATE ONLY ${qualify(table2)}`);
         else {
           await t.query("SET LOCAL session_replication_role = replica");
-          await t.query(`DELETE FROM ${qualify(table2)}`);
+          await t.query(`DELETE FROM ONLY ${qualify(table2)}`);
         }
         await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table2.schema, table2.name]);
         await t.query("COMMIT");
@@ -99593,10 +99760,10 @@ async function copyOnePart(source, target, migration, task, progress, clear, for
   await target.query("BEGIN");
   try {
     if (task.part === 0) {
-      if (clear === "truncate") await target.query(`TRUNCATE ${qualify(table2)}`);
+      if (clear === "truncate") await target.query(`TRUNCATE ONLY ${qualify(table2)}`);
       else {
         await target.query("SET LOCAL session_replication_role = replica");
-        await target.query(`DELETE FROM ${qualify(table2)}`);
+        await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
       }
     } else if (clear === "delete") {
       await target.query("SET LOCAL session_replication_role = replica");
@@ -99628,7 +99795,7 @@ async function recordSplitTableDone(c5, migration, group5, table2, parts) {
     [migration, group5, table2.schema, table2.name, parts]
   );
 }
-async function runPostData(ctx, s2, restoreTool, dump, groups) {
+async function runPostData(ctx, s2, journal, restoreTool, dump, groups) {
   const { plan, log } = ctx;
   const sessionName = postDataSessionName(plan.name);
   await endSessions(s2.target, [sessionName]);
@@ -99646,14 +99813,18 @@ async function runPostData(ctx, s2, restoreTool, dump, groups) {
   const listFile = await postDataList(restoreTool, dump, early);
   await restoreSection(restoreTool, ctx.target, dump, "post-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile, sessionName });
   const sequences = (await syncSequences(s2.source, s2.target)).length;
-  await refreshMaterializedViews(s2, log);
   log.info(`sequences: ${sequences} set from the source`);
+  const views = await refreshMatviews(s2.target, await populatedMatviews(s2.source), (v) => log.info(`materialized view ${v} refreshed on the target`));
+  for (const f5 of views.failed) {
+    log.warn(`materialized view ${f5.view} could not be refreshed on the target: ${f5.error} (the load is complete; fix the cause, then REFRESH MATERIALIZED VIEW ${f5.view} on the target \u2014 verify and the cut-over gate name it until then)`);
+    await journal.event("full-load", "warn", `materialized view ${f5.view} not refreshed: ${f5.error}`, f5);
+  }
   const unanalyzed = await s2.target.query(
     `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS t FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> 'pgshift'`
   );
   for (const r5 of unanalyzed.rows) await s2.target.query(`ANALYZE ${r5.t}`);
   for (const p3 of groups.flatMap((g5) => g5.parents)) await s2.target.query(`ANALYZE ${qualify(p3)}`);
-  return sequences;
+  return { sequences, failedViews: views.failed };
 }
 async function copyMissingRoles(ctx, s2, journal) {
   const { plan, log } = ctx;
@@ -99806,6 +99977,15 @@ async function applyReplicaIdentityConsent(ctx, s2, journal, tables) {
   }
   await journal.event("full-load", "warn", `REPLICA IDENTITY FULL set on ${tables.map(displayName).join(", ")} (cdc.replicaIdentityFull); teardown restores the previous identity`);
 }
+async function makeLogged(ctx, s2, journal, tables) {
+  for (const t of tables) {
+    const started = Date.now();
+    await setLogged(s2.source, t);
+    t.persistence = "p";
+    ctx.log.info(`${displayName(t)}: SET LOGGED on the source in ${((Date.now() - started) / 1e3).toFixed(1)} s (unlogged.mode: make-logged)`);
+  }
+  if (tables.length) await journal.event("full-load", "warn", `SET LOGGED on the source: ${tables.map(displayName).join(", ")} (unlogged.mode: make-logged); it stays logged`);
+}
 async function requireEmptyTarget(s2, ctx, groups) {
   const names = groups.flatMap((g5) => [...g5.tables, ...g5.parents]);
   const r5 = await s2.target.query(
@@ -99842,15 +100022,6 @@ async function resetGroup(s2, ctx, journal, stream, group5, existing) {
   }
   await s2.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group5.name]);
   await journal.event("full-load", "warn", `group ${group5.name}: restarted from a new slot`);
-}
-async function refreshMaterializedViews(s2, log) {
-  const r5 = await s2.source.query(
-    `SELECT schemaname AS schema, matviewname AS name FROM pg_matviews WHERE ispopulated AND schemaname NOT IN ('pg_catalog', 'information_schema')`
-  );
-  for (const mv of r5.rows) {
-    await s2.target.query(`REFRESH MATERIALIZED VIEW ${qualify(mv)}`);
-    log.info(`materialized view ${displayName(mv)} refreshed on the target`);
-  }
 }
 async function everyGroupLoaded(journal, names) {
   const streams = new Map((await journal.streams()).map((r5) => [r5.group, r5.state]));

@@ -33504,6 +33504,7 @@ async function listTables(c, versionNum) {
 async function listSequences(c) {
   const r = await c.query(`
     SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS data_type, s.seqmax::text AS max_value,
+           s.seqmin::text AS min_value, s.seqincrement::text AS increment, s.seqcycle AS cycle,
            (SELECT quote_ident(tn.nspname) || '.' || quote_ident(t.relname) || '.' || quote_ident(a.attname)
               FROM pg_depend d
               JOIN pg_class t ON t.oid = d.refobjid
@@ -33515,7 +33516,16 @@ async function listSequences(c) {
       JOIN pg_sequence s ON s.seqrelid = c.oid
      WHERE c.relkind = 'S' AND ${USER_SCHEMAS}
      ORDER BY 1, 2`);
-  return r.rows.map((row) => ({ schema: row.schema, name: row.name, dataType: row.data_type, maxValue: row.max_value, ownedBy: row.owned_by ?? void 0 }));
+  return r.rows.map((row) => ({
+    schema: row.schema,
+    name: row.name,
+    dataType: row.data_type,
+    maxValue: row.max_value,
+    minValue: row.min_value,
+    increment: row.increment,
+    cycle: row.cycle,
+    ownedBy: row.owned_by ?? void 0
+  }));
 }
 function copyColumns(t) {
   return t.columns.filter((col) => !col.generated).map((col) => col.name);
@@ -34083,15 +34093,16 @@ async function useCopySettings(c) {
 }
 async function copyTable(source, target, table2, options = {}) {
   const cols = copyColumns(table2).map(quoteIdent).join(", ");
+  const list = cols ? ` (${cols})` : "";
   const format = copyFormatOf(table2, options.format);
   const outOptions = format === "binary" ? " (FORMAT binary)" : "";
   const inOptions = [format === "binary" ? "FORMAT binary" : "", options.freeze ? "FREEZE" : ""].filter(Boolean).join(", ");
   const out = source.query(
     (0, import_pg_copy_streams.to)(
-      options.where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table2)} WHERE ${options.where}) TO STDOUT${outOptions}` : `COPY ${qualify(table2)} (${cols}) TO STDOUT${outOptions}`
+      options.where ? `COPY (SELECT ${cols} FROM ONLY ${qualify(table2)} WHERE ${options.where}) TO STDOUT${outOptions}` : `COPY ${qualify(table2)}${list} TO STDOUT${outOptions}`
     )
   );
-  const into = target.query((0, import_pg_copy_streams.from)(`COPY ${qualify(table2)} (${cols}) FROM STDIN${inOptions ? ` WITH (${inOptions})` : ""}`));
+  const into = target.query((0, import_pg_copy_streams.from)(`COPY ${qualify(table2)}${list} FROM STDIN${inOptions ? ` WITH (${inOptions})` : ""}`));
   let bytes = 0;
   const meter = new Transform({
     transform(chunk, _enc, done) {
@@ -34106,7 +34117,7 @@ async function copyTable(source, target, table2, options = {}) {
 async function truncateTables(c, tables, alongside) {
   await c.query("BEGIN");
   try {
-    if (tables.length) await c.query(`TRUNCATE ${tables.map(qualify).join(", ")}`);
+    if (tables.length) await c.query(`TRUNCATE ONLY ${tables.map(qualify).join(", ")}`);
     await alongside();
     await c.query("COMMIT");
   } catch (err) {
@@ -34451,8 +34462,11 @@ function grantStatements(on, items, owner) {
 }
 
 // src/pg/large-objects.ts
-async function copyLargeObjects(source, target, keepOwnership) {
-  const list = await source.query(`SELECT oid::text, pg_get_userbyid(lomowner) AS owner, lomacl::text[] AS acl FROM pg_largeobject_metadata ORDER BY oid`);
+async function copyLargeObjects(source, target, keepOwnership, only) {
+  const list = await source.query(
+    `SELECT oid::text, pg_get_userbyid(lomowner) AS owner, lomacl::text[] AS acl FROM pg_largeobject_metadata WHERE $1::oid[] IS NULL OR oid = ANY ($1::oid[]) ORDER BY oid`,
+    [only ?? null]
+  );
   let bytes = 0;
   for (const lo of list.rows) {
     const data = await source.query("SELECT lo_get($1::oid) AS d", [lo.oid]);
@@ -34978,6 +34992,11 @@ function planPublishing(tables, engine, consent) {
   }
   return out;
 }
+function fullIdentityWithoutEquality(t, consent) {
+  if (!t.noEqualityColumns.length || t.hasPrimaryKey) return false;
+  if (t.replicaIdentity === "f") return true;
+  return identityProblem(t) !== void 0 && consent.some((p) => matchesPattern(t, p));
+}
 
 // src/core/source-rules.ts
 function logicalDecodingProblem(settings, isRds) {
@@ -34993,6 +35012,31 @@ function logicalDecodingProblem(settings, isRds) {
     };
   }
   return void 0;
+}
+
+// src/core/unlogged.ts
+function decideUnlogged(tables, setting2) {
+  const d = { copyAtCutover: [], makeLogged: [], skipped: [], undecided: [], unmatchedSkip: [] };
+  const used = /* @__PURE__ */ new Set();
+  for (const t of tables) {
+    const skip = setting2.skip.find((p) => matchesPattern(t, p));
+    if (skip !== void 0) {
+      used.add(skip);
+      d.skipped.push(t);
+    } else if (setting2.mode === "copy-at-cutover") d.copyAtCutover.push(t);
+    else if (setting2.mode === "make-logged") d.makeLogged.push(t);
+    else d.undecided.push(t);
+  }
+  d.unmatchedSkip = setting2.skip.filter((p) => !used.has(p));
+  return d;
+}
+function undecidedFix(tables) {
+  const names = tables.map(displayName);
+  const shown = names.slice(0, 5).join(", ") + (names.length > 5 ? ` and ${names.length - 5} more` : "");
+  return {
+    message: `unlogged table(s) ${shown}: nothing replicates an UNLOGGED table's writes, and the plan does not say what happens to ${names.length > 1 ? "them" : "it"}`,
+    fix: `set unlogged.mode in the plan: copy-at-cutover (copied inside the cut-over window, writes fenced), make-logged (pgshift runs ALTER TABLE ${names[0]} SET LOGGED on the source before the load), or list ${names.length > 1 ? "them" : "it"} under unlogged.skip: [${names.slice(0, 5).join(", ")}] to leave ${names.length > 1 ? "them" : "it"} empty on the target`
+  };
 }
 
 // src/core/privileges.ts
@@ -39784,8 +39828,8 @@ var $ZodCodec = /* @__PURE__ */ $constructor("$ZodCodec", (inst, def) => {
   defineLazyInternal(inst, "optout", (zod) => zod.def.out._zod.optout);
   defineLazyInternal(inst, "propValues", (zod) => zod.def.in._zod.propValues);
   inst._zod.parse = (payload, ctx) => {
-    const direction = ctx.direction || "forward";
-    if (direction === "forward") {
+    const direction2 = ctx.direction || "forward";
+    if (direction2 === "forward") {
       const left = def.in._zod.run(payload, ctx);
       if (left instanceof Promise) {
         return left.then((left2) => handleCodecAResult(left2, def, ctx));
@@ -39805,8 +39849,8 @@ function handleCodecAResult(result, def, ctx) {
     result.aborted = true;
     return result;
   }
-  const direction = ctx.direction || "forward";
-  if (direction === "forward") {
+  const direction2 = ctx.direction || "forward";
+  if (direction2 === "forward") {
     const transformed = def.transform(result.value, result);
     if (transformed instanceof Promise) {
       return transformed.then((value) => handleCodecTxResult(result, value, def.out, ctx));
@@ -54779,6 +54823,7 @@ var group = external_exports.strictObject({
 });
 var fenceStrategies = ["roles", "database", "pgbouncer"];
 var ddlModes = ["follow", "detect", "off"];
+var unloggedModes = ["copy-at-cutover", "make-logged", "skip"];
 var planSchema = external_exports.strictObject({
   $schema: external_exports.string().optional(),
   version: external_exports.literal(1).describe("Plan file format version."),
@@ -54864,6 +54909,12 @@ var planSchema = external_exports.strictObject({
       }).prefault({})
     }).prefault({}).describe("AWS DMS settings (engine: dms).")
   }).prefault({}),
+  unlogged: external_exports.strictObject({
+    mode: external_exports.enum(unloggedModes).optional().describe(
+      "What happens to UNLOGGED tables (their writes are not in the WAL, so nothing replicates them): copy-at-cutover copies them inside the cut-over window, writes fenced; make-logged runs ALTER TABLE \u2026 SET LOGGED on the source before the load (a rewrite under an exclusive lock), then they migrate like any table; skip leaves them empty on the target. Unset while unlogged tables exist: assess and full-load refuse, naming them."
+    ),
+    skip: external_exports.array(external_exports.string()).default([]).describe("Unlogged tables (schema.table, * wildcards) left empty on the target knowingly, whatever the mode; with mode: skip every unlogged table must be listed.")
+  }).prefault({}).describe("UNLOGGED tables: never silently lost."),
   verify: external_exports.strictObject({
     chunkRows: external_exports.number().int().min(100).default(1e5).describe("Rows per chunk (boundaries come from the key)."),
     jobs: external_exports.number().int().min(1).max(32).default(2).describe("Tables verified at once (each uses one session per side): the limit on source load."),
@@ -54884,6 +54935,7 @@ var planSchema = external_exports.strictObject({
     lockAttempts: external_exports.number().int().min(1).max(20).default(5).describe("Attempts of the window fence before the cut-over gives up (nothing changed)."),
     guardSeconds: external_exports.number().min(1).max(300).default(5).describe("If pgshift stops answering (machine or network lost), the source server ends the window fence after this long and the application writes again."),
     sequenceSeconds: external_exports.number().min(1).default(10).describe("Budget for carrying the sequences inside the window."),
+    unloggedSeconds: external_exports.number().min(1).default(60).describe("Budget for copying the unlogged tables inside the window (unlogged.mode: copy-at-cutover)."),
     sequenceMargin: external_exports.number().int().min(0).default(0).describe("Added to every sequence on the target."),
     prebumpSequences: external_exports.boolean().default(false).describe("Before the freeze, move target sequences ahead by the rate observed times the time budget."),
     verifyMaxAgeMinutes: external_exports.number().min(0).default(60).describe("The gate needs a verify that passed within this many minutes (0: not required)."),
@@ -55001,6 +55053,15 @@ async function readRelations(c, versionNum) {
            coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
                        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
                       WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND ${LOB_TYPE_TEST} AND NOT (${generated})), '[]') AS lobs,
+           coalesce((SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
+                       FROM pg_attribute a
+                       JOIN pg_type t ON t.oid = a.atttypid
+                       JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+                       JOIN pg_type et ON et.oid = CASE WHEN bt.typcategory = 'A' AND bt.typelem <> 0 THEN bt.typelem ELSE bt.oid END
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND et.typtype NOT IN ('e', 'r', 'c', 'm')
+                        AND NOT EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+                                         WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
+                                           AND oc.opcintype = CASE WHEN et.typtype = 'd' THEN et.typbasetype ELSE et.oid END)), '[]') AS no_equality,
            ((c.relpages + coalesce((SELECT tc.relpages FROM pg_class tc WHERE tc.oid = c.reltoastrelid), 0))::bigint * current_setting('block_size')::bigint)::text AS estimated_bytes,
            CASE WHEN c.relkind IN ('r', 'm', 'p') THEN pg_total_relation_size(c.oid) ELSE 0 END::text AS bytes,
            greatest(c.reltuples, 0)::text AS row_estimate,
@@ -55027,6 +55088,7 @@ async function readRelations(c, versionNum) {
     identityColumns: x.identity,
     arrayColumns: x.arrays,
     lobColumns: x.lobs,
+    noEqualityColumns: x.no_equality,
     estimatedBytes: Number(x.estimated_bytes),
     bytes: Number(x.bytes),
     rowEstimate: Number(x.row_estimate),
@@ -55429,9 +55491,16 @@ async function requireLogicalSource(s, ctx) {
     );
   }
 }
+function unloggedOf(ctx, all) {
+  return decideUnlogged(
+    all.filter((t) => t.persistence === "u" && t.kind === "r"),
+    ctx.plan.unlogged
+  );
+}
 async function resolveGroups(ctx, source, versionNum, only) {
   const all = await listTables(source, versionNum);
-  const copyable = all.filter((t) => t.persistence === "p");
+  const madeLogged = new Set(unloggedOf(ctx, all).makeLogged.map(displayName));
+  const copyable = all.filter((t) => t.persistence === "p" || madeLogged.has(displayName(t)));
   const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
   for (const u of unmatched) ctx.log.warn(`group ${u.group}: ${describeUnmatched(u).message}`);
   const leaves = unassigned.filter((t) => t.kind === "r");
@@ -55479,7 +55548,7 @@ async function readPreconditions(ctx, s, options) {
   }
   for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
   if (src.largeObjects > 0) {
-    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: a change to one after the snapshot does not reach the target", "freeze large-object writes from the full load on, or move them to bytea columns");
+    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: the cut-over carries the ones changed since once the source is sealed, reading every one on both sides to find them (its time adds to the window); verify reports them until then", "move them to bytea columns if there are many, to keep the window short");
   }
   try {
     const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
@@ -55488,7 +55557,12 @@ async function readPreconditions(ctx, s, options) {
     add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
   }
   const relations = await readRelations(s.source, src.versionNum);
-  const migratable = relations.filter((r) => (r.kind === "r" || r.kind === "p") && r.persistence === "p");
+  const unlogged = decideUnlogged(
+    relations.filter((r) => r.kind === "r" && r.persistence === "u"),
+    plan.unlogged
+  );
+  const madeLogged = new Set(unlogged.makeLogged);
+  const migratable = relations.filter((r) => (r.kind === "r" || r.kind === "p") && (r.persistence === "p" || madeLogged.has(r)));
   const assignment = assignGroups(migratable, plan.groups);
   const groupOf = /* @__PURE__ */ new Map();
   for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
@@ -55501,6 +55575,14 @@ async function readPreconditions(ctx, s, options) {
     const { message, fix } = describeEmptyGroup(g, assignment.unmatched);
     add("blocker", "group.empty", `group ${g}`, message, fix);
   }
+  if (unlogged.undecided.length) {
+    const { message, fix } = undecidedFix(unlogged.undecided);
+    add("blocker", "unlogged.undecided", unlogged.undecided.map(displayName).join(", "), message, fix);
+  }
+  for (const t of unlogged.copyAtCutover) add("info", "table.unlogged", displayName(t), `unlogged table (${formatBytes(t.bytes)}): copied inside the cut-over window, writes fenced (unlogged.mode: copy-at-cutover) \u2014 its copy time adds to the window`);
+  for (const t of unlogged.makeLogged) add("warning", "table.unlogged", displayName(t), `unlogged table: pgshift runs ALTER TABLE \u2026 SET LOGGED on the source before the load (unlogged.mode: make-logged), rewriting its ${formatBytes(t.bytes)} under an exclusive lock`);
+  for (const t of unlogged.skipped) add("info", "table.unlogged", displayName(t), "unlogged table: left empty on the target, as unlogged.skip says");
+  for (const p of unlogged.unmatchedSkip) add("warning", "unlogged.skip", p, "unlogged.skip names no unlogged table of the source", "correct the name, or remove it from unlogged.skip");
   for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
   return { src, tgt, relations, groupOf, assignment, findings, add, extensions, roles };
 }
@@ -55605,12 +55687,22 @@ function checkRelation(t, name, group2, plan, add) {
   const plugin = plan.cdc.dms.plugin;
   if (t.kind === "f") return add("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target");
   if (t.kind === "m") return add("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
-  if (t.persistence === "u") return add("warning", "table.unlogged", name, "unlogged table: not replicated and not copied", `ALTER TABLE ${name} SET LOGGED, or copy it during the cut-over window`);
+  if (t.persistence === "u" && (plan.unlogged.mode !== "make-logged" || plan.unlogged.skip.some((p) => matchesPattern(t, p)))) return;
   if (t.kind === "p") return add("info", "table.partitioned", name, "partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)");
   if (!t.canSelect) add("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`);
   if (group2 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
   if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
   const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
+  if (engine === "native" && group2 !== null && fullIdentityWithoutEquality(identity, plan.cdc.replicaIdentityFull)) {
+    const cols = t.noEqualityColumns.map((c) => `${c.name} (${c.type})`).join(", ");
+    add(
+      "blocker",
+      "table.identity-no-equality",
+      name,
+      `no key, so the target matches an UPDATE or DELETE by every column (REPLICA IDENTITY FULL), and ${cols} ${t.noEqualityColumns.length > 1 ? "have" : "has"} no equality operator: the stream would stop at the first one`,
+      `add a primary key, or a unique index on NOT NULL columns and ALTER TABLE ${name} REPLICA IDENTITY USING INDEX it${t.noEqualityColumns.some((c) => c.type === "json") ? ", or change the json column(s) to jsonb" : ""}`
+    );
+  }
   const problem = identityProblem(identity);
   const publishing = group2 === null ? void 0 : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
   if (problem && publishing?.setFull.length) {
@@ -55972,7 +56064,8 @@ function captureObjectsSql() {
          CONTINUE WHEN array_length(tw, 1) > 1 AND tag <> 'SELECT INTO' AND NOT (tw[2] = ANY (words[1:6]));
          IF cardinality(names) > 0 THEN
            ok := false;
-           FOREACH nm IN ARRAY names LOOP
+           -- A name with a double quote in it is written with the quote doubled.
+           FOREACH nm IN ARRAY names || ARRAY(SELECT replace(x, '"', '""') FROM unnest(names) x WHERE strpos(x, '"') > 0) LOOP
              IF lower(part) ~ ('(^|[^[:alnum:]_$])' || regexp_replace(lower(nm), '([^[:alnum:]_ ])', '\\\\\\1', 'g') || '($|[^[:alnum:]_$])') THEN ok := true; EXIT; END IF;
            END LOOP;
            CONTINUE WHEN NOT ok;
@@ -56626,30 +56719,94 @@ async function extensionSchemasOnTarget(source, target) {
   return r.rows.filter((x) => there.has(x.name)).map((x) => x.oid);
 }
 
+// src/core/sequences.ts
+function direction(shape) {
+  return shape.increment < 0n ? -1n : 1n;
+}
+function compareProgress(shape, a, b) {
+  const d = direction(shape);
+  const reached = (p) => p.isCalled ? p.lastValue : p.lastValue - shape.increment;
+  const diff = (reached(b) - reached(a)) * d;
+  return diff > 0n ? 1 : diff < 0n ? -1 : 0;
+}
+function carryValue(shape, source, margin, target) {
+  const m = margin > 0n ? margin : 0n;
+  let value = source.lastValue + direction(shape) * m;
+  let marginDropped = false;
+  if (value > shape.max || value < shape.min) {
+    if (!shape.cycle) {
+      const bound = value > shape.max ? `maximum ${shape.max}` : `minimum ${shape.min}`;
+      return { ok: false, reason: `would pass its ${bound} (value ${value})` };
+    }
+    value = source.lastValue;
+    marginDropped = m > 0n;
+  }
+  let isCalled = m > 0n && !marginDropped ? true : source.isCalled;
+  if (target && compareProgress(shape, { lastValue: value, isCalled }, target) > 0) {
+    return { ok: true, value: target.lastValue, isCalled: target.isCalled, kept: "target-ahead", marginDropped };
+  }
+  if (value !== source.lastValue) isCalled = true;
+  return { ok: true, value, isCalled, marginDropped };
+}
+
 // src/pg/sequences.ts
 async function readSequence(c, s) {
   const r = await c.query(`SELECT last_value::text, is_called FROM ${qualify(s)}`);
   return { lastValue: BigInt(r.rows[0].last_value), isCalled: r.rows[0].is_called };
 }
+function shapeOf(s) {
+  return { increment: BigInt(s.increment), min: BigInt(s.minValue), max: BigInt(s.maxValue), cycle: s.cycle };
+}
+async function setSequence(c, s, value, isCalled) {
+  await c.query("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3)", [qualify(s), value.toString(), isCalled]);
+}
 async function syncSequences(source, target, margin = 0n, only, options = {}) {
   const sequences = (await listSequences(source)).filter((s) => !only || only(s));
   const done = [];
   for (const s of sequences) {
-    const { lastValue, isCalled } = await readSequence(source, s);
-    let value = lastValue + (margin > 0n ? margin : 0n);
-    const max = BigInt(s.maxValue);
-    if (value > max) {
-      throw failure("sequence.limit", `sequence ${qualify(s)} would pass its maximum ${s.maxValue} (value ${value})`, "lower cutover.sequenceMargin or widen the sequence type");
-    }
-    if (options.neverBackwards) {
-      const current = await readSequence(target, s);
-      if (current.isCalled && current.lastValue > value) value = current.lastValue;
-    }
-    const called = margin > 0n || value !== lastValue ? true : isCalled;
-    await target.query("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3)", [qualify(s), value.toString(), called]);
-    done.push({ sequence: qualify(s), sourceValue: lastValue.toString(), targetValue: value.toString(), isCalled: called });
+    const from = await readSequence(source, s);
+    const current = options.neverBackwards ? await readSequence(target, s) : void 0;
+    const r = carryValue(shapeOf(s), from, margin, current);
+    if (!r.ok) throw failure("sequence.limit", `sequence ${qualify(s)} ${r.reason}`, "lower cutover.sequenceMargin or widen the sequence type");
+    await setSequence(target, s, r.value, r.isCalled);
+    done.push({ sequence: qualify(s), sourceValue: from.lastValue.toString(), targetValue: r.value.toString(), isCalled: r.isCalled });
   }
   return done;
+}
+
+// src/pg/unlogged.ts
+async function setLogged(source, t) {
+  await source.query(`ALTER TABLE ${qualify(t)} SET LOGGED`);
+}
+
+// src/pg/matviews.ts
+async function populatedMatviews(c) {
+  const r = await c.query(
+    `SELECT schemaname AS schema, matviewname AS name FROM pg_matviews WHERE ispopulated AND schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`
+  );
+  return r.rows;
+}
+async function refreshMatviews(target, views, onRefreshed) {
+  const refreshed = [];
+  let pending = views;
+  let errors = /* @__PURE__ */ new Map();
+  while (pending.length) {
+    const next = [];
+    errors = /* @__PURE__ */ new Map();
+    for (const mv of pending) {
+      try {
+        await target.query(`REFRESH MATERIALIZED VIEW ${qualify(mv)}`);
+        refreshed.push(displayName(mv));
+        onRefreshed?.(displayName(mv));
+      } catch (err) {
+        next.push(mv);
+        errors.set(displayName(mv), err instanceof Error ? err.message : String(err));
+      }
+    }
+    if (next.length === pending.length) break;
+    pending = next;
+  }
+  return { refreshed, failed: [...errors].map(([view, error63]) => ({ view, error: error63 })) };
 }
 
 // src/pg/snapshot.ts
@@ -57265,6 +57422,7 @@ async function runFullLoad(ctx, options = {}) {
     await journal.startPhase("full-load", { groups: groups.map((g) => g.name) });
     const roles = loading.length && plan.roles === "copy" ? await copyMissingRoles(ctx, s, journal) : void 0;
     await applyReplicaIdentityConsent(ctx, s, journal, preflight.setReplicaIdentityFull);
+    await makeLogged(ctx, s, journal, loading.flatMap((g) => g.tables).filter((t) => t.persistence === "u"));
     const results = [];
     const toLoad = [];
     for (const [group2, action] of actions) {
@@ -57404,6 +57562,7 @@ async function runFullLoad(ctx, options = {}) {
     if (paused && await paused.release()) await journal.finishPhase(REPLICA, "done", { lsn: paused.lsn });
     let postData = "already-done";
     let sequences = 0;
+    let failedViews = [];
     const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g) => g.name));
     if ((await journal.phaseState(POST_DATA))?.state !== "done") {
       postData = "waiting-for-groups";
@@ -57412,8 +57571,10 @@ async function runFullLoad(ctx, options = {}) {
           if ((await journal.phaseState(POST_DATA))?.state === "done") return;
           const allGroups = options.group ? await resolveGroups(ctx, s.source, s.sourceVersion) : groups;
           dump ??= await dumpSchema(dumpTool, ctx.source, void 0);
-          sequences = await runPostData(ctx, s, restoreTool, dump, allGroups);
-          await journal.finishPhase(POST_DATA, "done");
+          const post = await runPostData(ctx, s, journal, restoreTool, dump, allGroups);
+          sequences = post.sequences;
+          failedViews = post.failedViews;
+          await journal.finishPhase(POST_DATA, "done", { sequences, failedViews });
           postData = "done";
         });
       } else {
@@ -57432,6 +57593,7 @@ async function runFullLoad(ctx, options = {}) {
       rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows,
       indexesBuiltEarly: indexes.built,
       postData,
+      failedViews,
       sequences,
       extensions,
       roles
@@ -57519,10 +57681,10 @@ async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clea
     try {
       for (const table2 of toClear) {
         await t.query("BEGIN");
-        if (clear === "truncate") await t.query(`TRUNCATE ${qualify(table2)}`);
+        if (clear === "truncate") await t.query(`TRUNCATE ONLY ${qualify(table2)}`);
         else {
           await t.query("SET LOCAL session_replication_role = replica");
-          await t.query(`DELETE FROM ${qualify(table2)}`);
+          await t.query(`DELETE FROM ONLY ${qualify(table2)}`);
         }
         await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table2.schema, table2.name]);
         await t.query("COMMIT");
@@ -57576,10 +57738,10 @@ async function copyOnePart(source, target, migration, task, progress, clear, for
   await target.query("BEGIN");
   try {
     if (task.part === 0) {
-      if (clear === "truncate") await target.query(`TRUNCATE ${qualify(table2)}`);
+      if (clear === "truncate") await target.query(`TRUNCATE ONLY ${qualify(table2)}`);
       else {
         await target.query("SET LOCAL session_replication_role = replica");
-        await target.query(`DELETE FROM ${qualify(table2)}`);
+        await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
       }
     } else if (clear === "delete") {
       await target.query("SET LOCAL session_replication_role = replica");
@@ -57611,7 +57773,7 @@ async function recordSplitTableDone(c, migration, group2, table2, parts) {
     [migration, group2, table2.schema, table2.name, parts]
   );
 }
-async function runPostData(ctx, s, restoreTool, dump, groups) {
+async function runPostData(ctx, s, journal, restoreTool, dump, groups) {
   const { plan, log } = ctx;
   const sessionName = postDataSessionName(plan.name);
   await endSessions(s.target, [sessionName]);
@@ -57629,14 +57791,18 @@ async function runPostData(ctx, s, restoreTool, dump, groups) {
   const listFile = await postDataList(restoreTool, dump, early);
   await restoreSection(restoreTool, ctx.target, dump, "post-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile, sessionName });
   const sequences = (await syncSequences(s.source, s.target)).length;
-  await refreshMaterializedViews(s, log);
   log.info(`sequences: ${sequences} set from the source`);
+  const views = await refreshMatviews(s.target, await populatedMatviews(s.source), (v) => log.info(`materialized view ${v} refreshed on the target`));
+  for (const f of views.failed) {
+    log.warn(`materialized view ${f.view} could not be refreshed on the target: ${f.error} (the load is complete; fix the cause, then REFRESH MATERIALIZED VIEW ${f.view} on the target \u2014 verify and the cut-over gate name it until then)`);
+    await journal.event("full-load", "warn", `materialized view ${f.view} not refreshed: ${f.error}`, f);
+  }
   const unanalyzed = await s.target.query(
     `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS t FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> 'pgshift'`
   );
   for (const r of unanalyzed.rows) await s.target.query(`ANALYZE ${r.t}`);
   for (const p of groups.flatMap((g) => g.parents)) await s.target.query(`ANALYZE ${qualify(p)}`);
-  return sequences;
+  return { sequences, failedViews: views.failed };
 }
 async function copyMissingRoles(ctx, s, journal) {
   const { plan, log } = ctx;
@@ -57789,6 +57955,15 @@ async function applyReplicaIdentityConsent(ctx, s, journal, tables) {
   }
   await journal.event("full-load", "warn", `REPLICA IDENTITY FULL set on ${tables.map(displayName).join(", ")} (cdc.replicaIdentityFull); teardown restores the previous identity`);
 }
+async function makeLogged(ctx, s, journal, tables) {
+  for (const t of tables) {
+    const started = Date.now();
+    await setLogged(s.source, t);
+    t.persistence = "p";
+    ctx.log.info(`${displayName(t)}: SET LOGGED on the source in ${((Date.now() - started) / 1e3).toFixed(1)} s (unlogged.mode: make-logged)`);
+  }
+  if (tables.length) await journal.event("full-load", "warn", `SET LOGGED on the source: ${tables.map(displayName).join(", ")} (unlogged.mode: make-logged); it stays logged`);
+}
 async function requireEmptyTarget(s, ctx, groups) {
   const names = groups.flatMap((g) => [...g.tables, ...g.parents]);
   const r = await s.target.query(
@@ -57825,15 +58000,6 @@ async function resetGroup(s, ctx, journal, stream, group2, existing) {
   }
   await s.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group2.name]);
   await journal.event("full-load", "warn", `group ${group2.name}: restarted from a new slot`);
-}
-async function refreshMaterializedViews(s, log) {
-  const r = await s.source.query(
-    `SELECT schemaname AS schema, matviewname AS name FROM pg_matviews WHERE ispopulated AND schemaname NOT IN ('pg_catalog', 'information_schema')`
-  );
-  for (const mv of r.rows) {
-    await s.target.query(`REFRESH MATERIALIZED VIEW ${qualify(mv)}`);
-    log.info(`materialized view ${displayName(mv)} refreshed on the target`);
-  }
 }
 async function everyGroupLoaded(journal, names) {
   const streams = new Map((await journal.streams()).map((r) => [r.group, r.state]));
@@ -57896,6 +58062,12 @@ function fullLoadMarkdown(r) {
       r.groups.map((g) => [g.group, g.slot, g.snapshotLsn, g.tables, g.rows, formatBytes(g.bytes), g.skipped])
     ),
     "",
+    ...r.failedViews?.length ? [
+      `**Materialized views not refreshed on the target** (the load is complete; fix the cause, then \`REFRESH MATERIALIZED VIEW\` each on the target \u2014 verify and the cut-over gate name them until then):`,
+      "",
+      table(["view", "error"], r.failedViews.map((f) => [f.view, f.error])),
+      ""
+    ] : [],
     ...resumeSection(r.groups.flatMap((g) => g.resumed ? [{ group: g.group, ...g.resumed }] : [])),
     ...shown.length ? [
       `Tables copied${r.tables.length > shown.length ? ` (the ${shown.length} largest)` : ""}:`,

@@ -1060,17 +1060,17 @@ var init_date_utils = __esm({
     };
     parseOffsetToMilliseconds = (value) => {
       const directionStr = value[0];
-      let direction = 1;
+      let direction2 = 1;
       if (directionStr == "+") {
-        direction = 1;
+        direction2 = 1;
       } else if (directionStr == "-") {
-        direction = -1;
+        direction2 = -1;
       } else {
         throw new TypeError(`Offset direction, ${directionStr}, must be "+" or "-"`);
       }
       const hour = Number(value.substring(1, 3));
       const minute = Number(value.substring(4, 6));
-      return direction * (hour * 60 + minute) * 60 * 1e3;
+      return direction2 * (hour * 60 + minute) * 60 * 1e3;
     };
     stripLeadingZeroes = (value) => {
       let idx = 0;
@@ -58278,7 +58278,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath2 = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path2 }) => matchValue(safeUrl(path2), resolvedPath2));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed: consumed2 }) => !consumed2).filter(({ path: path2 }) => matchValue(safeUrl(path2), resolvedPath2));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath2}'`);
       }
@@ -66127,10 +66127,10 @@ ${value}`;
       }
       dropConsumedChunks() {
         if (this.lineChunkIndex > 0) {
-          const consumed = this.lineChunkIndex;
-          this.chunks.splice(0, consumed);
+          const consumed2 = this.lineChunkIndex;
+          this.chunks.splice(0, consumed2);
           this.lineChunkIndex = 0;
-          this.chunkIndex -= consumed;
+          this.chunkIndex -= consumed2;
         }
         if (this.chunkIndex === this.chunks.length) {
           this.chunks.length = 0;
@@ -79319,8 +79319,8 @@ var $ZodCodec = /* @__PURE__ */ $constructor("$ZodCodec", (inst, def) => {
   defineLazyInternal(inst, "optout", (zod) => zod.def.out._zod.optout);
   defineLazyInternal(inst, "propValues", (zod) => zod.def.in._zod.propValues);
   inst._zod.parse = (payload2, ctx) => {
-    const direction = ctx.direction || "forward";
-    if (direction === "forward") {
+    const direction2 = ctx.direction || "forward";
+    if (direction2 === "forward") {
       const left = def.in._zod.run(payload2, ctx);
       if (left instanceof Promise) {
         return left.then((left2) => handleCodecAResult(left2, def, ctx));
@@ -79340,8 +79340,8 @@ function handleCodecAResult(result, def, ctx) {
     result.aborted = true;
     return result;
   }
-  const direction = ctx.direction || "forward";
-  if (direction === "forward") {
+  const direction2 = ctx.direction || "forward";
+  if (direction2 === "forward") {
     const transformed = def.transform(result.value, result);
     if (transformed instanceof Promise) {
       return transformed.then((value) => handleCodecTxResult(result, value, def.out, ctx));
@@ -94314,6 +94314,7 @@ var group = external_exports.strictObject({
 });
 var fenceStrategies = ["roles", "database", "pgbouncer"];
 var ddlModes = ["follow", "detect", "off"];
+var unloggedModes = ["copy-at-cutover", "make-logged", "skip"];
 var planSchema = external_exports.strictObject({
   $schema: external_exports.string().optional(),
   version: external_exports.literal(1).describe("Plan file format version."),
@@ -94399,6 +94400,12 @@ var planSchema = external_exports.strictObject({
       }).prefault({})
     }).prefault({}).describe("AWS DMS settings (engine: dms).")
   }).prefault({}),
+  unlogged: external_exports.strictObject({
+    mode: external_exports.enum(unloggedModes).optional().describe(
+      "What happens to UNLOGGED tables (their writes are not in the WAL, so nothing replicates them): copy-at-cutover copies them inside the cut-over window, writes fenced; make-logged runs ALTER TABLE \u2026 SET LOGGED on the source before the load (a rewrite under an exclusive lock), then they migrate like any table; skip leaves them empty on the target. Unset while unlogged tables exist: assess and full-load refuse, naming them."
+    ),
+    skip: external_exports.array(external_exports.string()).default([]).describe("Unlogged tables (schema.table, * wildcards) left empty on the target knowingly, whatever the mode; with mode: skip every unlogged table must be listed.")
+  }).prefault({}).describe("UNLOGGED tables: never silently lost."),
   verify: external_exports.strictObject({
     chunkRows: external_exports.number().int().min(100).default(1e5).describe("Rows per chunk (boundaries come from the key)."),
     jobs: external_exports.number().int().min(1).max(32).default(2).describe("Tables verified at once (each uses one session per side): the limit on source load."),
@@ -94419,6 +94426,7 @@ var planSchema = external_exports.strictObject({
     lockAttempts: external_exports.number().int().min(1).max(20).default(5).describe("Attempts of the window fence before the cut-over gives up (nothing changed)."),
     guardSeconds: external_exports.number().min(1).max(300).default(5).describe("If pgshift stops answering (machine or network lost), the source server ends the window fence after this long and the application writes again."),
     sequenceSeconds: external_exports.number().min(1).default(10).describe("Budget for carrying the sequences inside the window."),
+    unloggedSeconds: external_exports.number().min(1).default(60).describe("Budget for copying the unlogged tables inside the window (unlogged.mode: copy-at-cutover)."),
     sequenceMargin: external_exports.number().int().min(0).default(0).describe("Added to every sequence on the target."),
     prebumpSequences: external_exports.boolean().default(false).describe("Before the freeze, move target sequences ahead by the rate observed times the time budget."),
     verifyMaxAgeMinutes: external_exports.number().min(0).default(60).describe("The gate needs a verify that passed within this many minutes (0: not required)."),

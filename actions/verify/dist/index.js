@@ -32599,6 +32599,7 @@ async function listTables(c, versionNum) {
 async function listSequences(c) {
   const r = await c.query(`
     SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS data_type, s.seqmax::text AS max_value,
+           s.seqmin::text AS min_value, s.seqincrement::text AS increment, s.seqcycle AS cycle,
            (SELECT quote_ident(tn.nspname) || '.' || quote_ident(t.relname) || '.' || quote_ident(a.attname)
               FROM pg_depend d
               JOIN pg_class t ON t.oid = d.refobjid
@@ -32610,7 +32611,16 @@ async function listSequences(c) {
       JOIN pg_sequence s ON s.seqrelid = c.oid
      WHERE c.relkind = 'S' AND ${USER_SCHEMAS}
      ORDER BY 1, 2`);
-  return r.rows.map((row) => ({ schema: row.schema, name: row.name, dataType: row.data_type, maxValue: row.max_value, ownedBy: row.owned_by ?? void 0 }));
+  return r.rows.map((row) => ({
+    schema: row.schema,
+    name: row.name,
+    dataType: row.data_type,
+    maxValue: row.max_value,
+    minValue: row.min_value,
+    increment: row.increment,
+    cycle: row.cycle,
+    ownedBy: row.owned_by ?? void 0
+  }));
 }
 function copyColumns(t) {
   return t.columns.filter((col) => !col.generated).map((col) => col.name);
@@ -37624,8 +37634,8 @@ var $ZodCodec = /* @__PURE__ */ $constructor("$ZodCodec", (inst, def) => {
   defineLazyInternal(inst, "optout", (zod) => zod.def.out._zod.optout);
   defineLazyInternal(inst, "propValues", (zod) => zod.def.in._zod.propValues);
   inst._zod.parse = (payload, ctx) => {
-    const direction = ctx.direction || "forward";
-    if (direction === "forward") {
+    const direction2 = ctx.direction || "forward";
+    if (direction2 === "forward") {
       const left = def.in._zod.run(payload, ctx);
       if (left instanceof Promise) {
         return left.then((left2) => handleCodecAResult(left2, def, ctx));
@@ -37645,8 +37655,8 @@ function handleCodecAResult(result, def, ctx) {
     result.aborted = true;
     return result;
   }
-  const direction = ctx.direction || "forward";
-  if (direction === "forward") {
+  const direction2 = ctx.direction || "forward";
+  if (direction2 === "forward") {
     const transformed = def.transform(result.value, result);
     if (transformed instanceof Promise) {
       return transformed.then((value) => handleCodecTxResult(result, value, def.out, ctx));
@@ -52636,6 +52646,7 @@ var group = external_exports.strictObject({
 });
 var fenceStrategies = ["roles", "database", "pgbouncer"];
 var ddlModes = ["follow", "detect", "off"];
+var unloggedModes = ["copy-at-cutover", "make-logged", "skip"];
 var planSchema = external_exports.strictObject({
   $schema: external_exports.string().optional(),
   version: external_exports.literal(1).describe("Plan file format version."),
@@ -52721,6 +52732,12 @@ var planSchema = external_exports.strictObject({
       }).prefault({})
     }).prefault({}).describe("AWS DMS settings (engine: dms).")
   }).prefault({}),
+  unlogged: external_exports.strictObject({
+    mode: external_exports.enum(unloggedModes).optional().describe(
+      "What happens to UNLOGGED tables (their writes are not in the WAL, so nothing replicates them): copy-at-cutover copies them inside the cut-over window, writes fenced; make-logged runs ALTER TABLE \u2026 SET LOGGED on the source before the load (a rewrite under an exclusive lock), then they migrate like any table; skip leaves them empty on the target. Unset while unlogged tables exist: assess and full-load refuse, naming them."
+    ),
+    skip: external_exports.array(external_exports.string()).default([]).describe("Unlogged tables (schema.table, * wildcards) left empty on the target knowingly, whatever the mode; with mode: skip every unlogged table must be listed.")
+  }).prefault({}).describe("UNLOGGED tables: never silently lost."),
   verify: external_exports.strictObject({
     chunkRows: external_exports.number().int().min(100).default(1e5).describe("Rows per chunk (boundaries come from the key)."),
     jobs: external_exports.number().int().min(1).max(32).default(2).describe("Tables verified at once (each uses one session per side): the limit on source load."),
@@ -52741,6 +52758,7 @@ var planSchema = external_exports.strictObject({
     lockAttempts: external_exports.number().int().min(1).max(20).default(5).describe("Attempts of the window fence before the cut-over gives up (nothing changed)."),
     guardSeconds: external_exports.number().min(1).max(300).default(5).describe("If pgshift stops answering (machine or network lost), the source server ends the window fence after this long and the application writes again."),
     sequenceSeconds: external_exports.number().min(1).default(10).describe("Budget for carrying the sequences inside the window."),
+    unloggedSeconds: external_exports.number().min(1).default(60).describe("Budget for copying the unlogged tables inside the window (unlogged.mode: copy-at-cutover)."),
     sequenceMargin: external_exports.number().int().min(0).default(0).describe("Added to every sequence on the target."),
     prebumpSequences: external_exports.boolean().default(false).describe("Before the freeze, move target sequences ahead by the rate observed times the time budget."),
     verifyMaxAgeMinutes: external_exports.number().min(0).default(60).describe("The gate needs a verify that passed within this many minutes (0: not required)."),
@@ -52775,6 +52793,9 @@ function compile2(pattern) {
   const s = new RegExp(r.schema, "s");
   const n = new RegExp(r.name, "s");
   return (t) => s.test(t.schema) && n.test(t.name);
+}
+function matchesPattern(t, pattern) {
+  return compile2(pattern)(t);
 }
 function assignGroups(tables, groups) {
   const compiled = groups.map((g) => ({
@@ -53242,7 +53263,7 @@ function rowHashExpr(table2, versionNum) {
 }
 async function fingerprint(c, table2, versionNum, where = "true", params = []) {
   const r = await c.query(
-    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(table2, versionNum)}), 0)::text AS hash FROM ${qualify(table2)} WHERE ${where}`,
+    `SELECT count(*)::text AS rows, coalesce(sum(${rowHashExpr(table2, versionNum)}), 0)::text AS hash FROM ONLY ${qualify(table2)} WHERE ${where}`,
     params
   );
   return { rows: Number(r.rows[0].rows), hash: r.rows[0].hash };
@@ -53282,7 +53303,7 @@ async function chunkBoundaries(source, kt, chunkRows, rowEstimate) {
   } catch {
   }
   const r = await source.query(
-    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn FROM ${qualify(kt.table)}) s
+    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn FROM ONLY ${qualify(kt.table)}) s
       WHERE rn % $1 = 0 ORDER BY k`,
     [chunkRows]
   );
@@ -53295,7 +53316,7 @@ async function splitRange(source, kt, range, parts) {
   params.push(parts);
   const r = await source.query(
     `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn, count(*) OVER () AS n
-                      FROM ${qualify(kt.table)} WHERE ${where}) s
+                      FROM ONLY ${qualify(kt.table)} WHERE ${where}) s
       WHERE rn % greatest(n / $${params.length}, 1) = 0 ORDER BY k`,
     params
   );
@@ -53309,7 +53330,7 @@ async function bucketFingerprints(c, kt, bounds, versionNum) {
   try {
     r = await c.query(
       `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.table, versionNum)})::text AS hash
-         FROM ${qualify(kt.table)} GROUP BY 1`,
+         FROM ONLY ${qualify(kt.table)} GROUP BY 1`,
       [bounds]
     );
   } finally {
@@ -53339,7 +53360,7 @@ async function leafHashes(c, kt, range, versionNum) {
   const where = rangeWhere(kt, range, params);
   const keys = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
   const r = await c.query(
-    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.table, versionNum)}::text AS h FROM ${qualify(kt.table)} WHERE ${where}`,
+    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.table, versionNum)}::text AS h FROM ONLY ${qualify(kt.table)} WHERE ${where}`,
     params
   );
   return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
@@ -53358,7 +53379,7 @@ async function lookup(c, kt, keys, valueSql) {
   const params = [];
   const match = keyMatch(kt, keys, params);
   const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
-  const r = await c.query(`SELECT ARRAY[${keyCols}] AS k, ${valueSql} AS v FROM ${qualify(kt.table)} WHERE ${match}`, params);
+  const r = await c.query(`SELECT ARRAY[${keyCols}] AS k, ${valueSql} AS v FROM ONLY ${qualify(kt.table)} WHERE ${match}`, params);
   return new Map(r.rows.map((x) => [keyText(x.k), x.v]));
 }
 function rowHashes(c, kt, keys, versionNum) {
@@ -53378,7 +53399,7 @@ function repairStatements(kt, deleteKeys, insertRows, identityAlways) {
   const t = qualify(kt.table);
   for (const key of deleteKeys) {
     const cond = kt.key.map((k, i) => `${quoteIdent(k)} = ${quoteLiteral(key[i])}::${kt.keyTypes[i]}`).join(" AND ");
-    out.push(`DELETE FROM ${t} WHERE ${cond};`);
+    out.push(`DELETE FROM ONLY ${t} WHERE ${cond};`);
   }
   const cols = kt.columns.map(quoteIdent).join(", ");
   for (const row of insertRows) {
@@ -53855,11 +53876,13 @@ function schemaDiffOptions(plan) {
   return { acceptNewer: plan.extensions.acceptNewer, ownership: plan.fullLoad.ownership };
 }
 var SCHEMAS = USER_SCHEMAS;
+var UNPOPULATED = " [NOT POPULATED]";
 var NOT_DMS = `c.relname NOT LIKE 'awsdms\\_%' AND ${NOT_EXTENSION_MEMBER}`;
 async function inventory(c, options, tolerance) {
   const q = async (sql) => new Map((await c.query(sql)).rows.map((r) => [r.k, normalise(r.v)]));
   const inv = /* @__PURE__ */ new Map();
-  inv.set("table", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS k, c.relkind::text AS v
+  inv.set("table", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS k,
+      c.relkind::text || CASE WHEN c.relkind = 'm' AND NOT c.relispopulated THEN '${UNPOPULATED}' ELSE '' END AS v
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND ${SCHEMAS} AND ${NOT_DMS}`));
   inv.set("column", await q(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname) AS k,
       format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
@@ -53932,20 +53955,26 @@ async function diffSchemas(source, target, options) {
     const tgt = b.get(kind);
     for (const [name, def] of src) {
       const other = tgt.get(name);
-      if (other === void 0) out.push({ kind: k, object: name, problem: "missing on target", source: def, ...fixFor(k, name, def) });
-      else if (kind === "extension") {
+      if (other === void 0) {
+        if (!onOneSideOnly(name)) out.push({ kind: k, object: name, problem: "missing on target", source: def, ...fixFor(k, name, def) });
+      } else if (kind === "extension") {
         const p = extensionVersionProblem(name, def, other, options.acceptNewer);
         if (p) out.push({ kind: k, object: name, problem: "different", source: def, target: other, detail: p.problem, fix: p.fix });
       } else if (other !== def) {
         const invalid = kind === "index" && other.endsWith("[INVALID]") && !def.endsWith("[INVALID]");
-        out.push({ kind: k, object: name, problem: invalid ? "invalid on target" : "different", source: def, target: other, ...fixFor(k, name, def) });
+        const unpopulated = kind === "table" && other.endsWith(UNPOPULATED) && !def.endsWith(UNPOPULATED);
+        const problem = invalid ? "invalid on target" : unpopulated ? "not populated on target" : "different";
+        out.push({ kind: k, object: name, problem, source: def, target: other, ...fixFor(k, name, def) });
       }
     }
     for (const [name, def] of tgt) {
-      if (!src.has(name)) out.push({ kind: k, object: name, problem: "extra on target", target: def });
+      if (!src.has(name) && !onOneSideOnly(name)) out.push({ kind: k, object: name, problem: "extra on target", target: def });
     }
   }
   return out;
+}
+function onOneSideOnly(object2) {
+  return object2.startsWith("large object ");
 }
 function fixFor(kind, object2, source) {
   if (kind === "owner") {
@@ -53957,10 +53986,67 @@ function fixFor(kind, object2, source) {
   return {};
 }
 
+// src/core/sequences.ts
+function direction(shape) {
+  return shape.increment < 0n ? -1n : 1n;
+}
+function compareProgress(shape, a, b) {
+  const d = direction(shape);
+  const reached = (p) => p.isCalled ? p.lastValue : p.lastValue - shape.increment;
+  const diff = (reached(b) - reached(a)) * d;
+  return diff > 0n ? 1 : diff < 0n ? -1 : 0;
+}
+function isBehind(shape, source, target) {
+  if (!target) return true;
+  return compareProgress(shape, source, target) < 0;
+}
+
 // src/pg/sequences.ts
 async function readSequence(c, s) {
   const r = await c.query(`SELECT last_value::text, is_called FROM ${qualify(s)}`);
   return { lastValue: BigInt(r.rows[0].last_value), isCalled: r.rows[0].is_called };
+}
+function shapeOf(s) {
+  return { increment: BigInt(s.increment), min: BigInt(s.minValue), max: BigInt(s.maxValue), cycle: s.cycle };
+}
+
+// src/core/large-objects.ts
+function largeObjectChanges(source, target) {
+  const copy = [...source].filter(([oid, d]) => target.get(oid) !== d).map(([oid]) => oid);
+  const remove = [...target.keys()].filter((oid) => !source.has(oid));
+  return { copy, remove };
+}
+function describeLargeObjectChanges(c) {
+  const parts = [];
+  if (c.copy.length) parts.push(`${c.copy.length} missing or different on the target`);
+  if (c.remove.length) parts.push(`${c.remove.length} only on the target`);
+  return parts.join(", ");
+}
+
+// src/pg/large-objects.ts
+async function largeObjectDigests(c, withOwner) {
+  const r = await c.query(
+    `SELECT oid::text, md5(lo_get(oid)) || CASE WHEN $1 THEN ' ' || pg_get_userbyid(lomowner) ELSE '' END AS d FROM pg_largeobject_metadata ORDER BY oid`,
+    [withOwner]
+  );
+  return new Map(r.rows.map((x) => [x.oid, x.d]));
+}
+
+// src/core/unlogged.ts
+function decideUnlogged(tables, setting2) {
+  const d = { copyAtCutover: [], makeLogged: [], skipped: [], undecided: [], unmatchedSkip: [] };
+  const used = /* @__PURE__ */ new Set();
+  for (const t of tables) {
+    const skip = setting2.skip.find((p) => matchesPattern(t, p));
+    if (skip !== void 0) {
+      used.add(skip);
+      d.skipped.push(t);
+    } else if (setting2.mode === "copy-at-cutover") d.copyAtCutover.push(t);
+    else if (setting2.mode === "make-logged") d.makeLogged.push(t);
+    else d.undecided.push(t);
+  }
+  d.unmatchedSkip = setting2.skip.filter((p) => !used.has(p));
+  return d;
 }
 
 // src/pg/identity.ts
@@ -54012,9 +54098,16 @@ async function openSessions(ctx) {
     close
   };
 }
+function unloggedOf(ctx, all) {
+  return decideUnlogged(
+    all.filter((t) => t.persistence === "u" && t.kind === "r"),
+    ctx.plan.unlogged
+  );
+}
 async function resolveGroups(ctx, source, versionNum, only) {
   const all = await listTables(source, versionNum);
-  const copyable = all.filter((t) => t.persistence === "p");
+  const madeLogged = new Set(unloggedOf(ctx, all).makeLogged.map(displayName));
+  const copyable = all.filter((t) => t.persistence === "p" || madeLogged.has(displayName(t)));
   const { groups, unassigned, unmatched } = assignGroups(copyable, ctx.plan.groups);
   for (const u of unmatched) ctx.log.warn(`group ${u.group}: ${describeUnmatched(u).message}`);
   const leaves = unassigned.filter((t) => t.kind === "r");
@@ -54113,15 +54206,21 @@ async function runVerify(outer, options = {}) {
     const behind = sequences.filter((q) => q.behind);
     const seqProblem = carried && behind.length > 0;
     const notes = !carried && behind.length ? [`${behind.length} sequence(s) behind the source: expected before the cut-over, which sets every sequence from the source`] : [];
+    const keepOwners = ctx.plan.fullLoad.ownership === "keep";
+    const largeObjects = wanted || options.skipSchema ? { copy: [], remove: [] } : largeObjectChanges(await largeObjectDigests(s.source, keepOwners), await largeObjectDigests(s.target, keepOwners));
+    const loDiffer = largeObjects.copy.length + largeObjects.remove.length > 0;
+    if (!carried && loDiffer) notes.push(`large objects: ${describeLargeObjectChanges(largeObjects)} \u2014 expected before the cut-over, which carries them`);
+    const loProblem = carried && loDiffer;
     const schemaProblem = schema.length > 0;
     const result = {
-      verdict: differences.length || seqProblem || schemaProblem ? "different" : unsettled.length ? "unsettled" : "equal",
+      verdict: differences.length || seqProblem || schemaProblem || loProblem ? "different" : unsettled.length ? "unsettled" : "equal",
       mode,
       exact,
       streaming: streaming.size > 0,
       tables: checks,
       schema,
       sequences,
+      largeObjects,
       differences,
       unsettled,
       notes,
@@ -54190,12 +54289,11 @@ async function checkSequences(source, target) {
   for (const q of await listSequences(source)) {
     const a = await readSequence(source, q);
     const b = await readSequence(target, q).catch(() => void 0);
-    const next = (v) => v.isCalled ? v.lastValue + 1n : v.lastValue;
     out.push({
       sequence: displayName(q),
       source: a.lastValue.toString(),
       target: b ? b.lastValue.toString() : "missing",
-      behind: !b || next(b) < next(a)
+      behind: isBehind(shapeOf(q), a, b)
     });
   }
   return out;
@@ -54471,6 +54569,10 @@ function verifyMarkdown(r) {
   const behind = r.sequences.filter((q) => q.behind);
   for (const note of r.notes) out.push("", `Note: ${note}.`);
   if (behind.length) out.push("", `#### Sequences behind the source${r.notes.length ? "" : " \u2014 a difference: the cut-over has carried them, or pgshift did not load this target"}`, table(["sequence", "source", "target"], behind.map((q) => [q.sequence, q.source, q.target])));
+  const lo = r.largeObjects;
+  if (lo && lo.copy.length + lo.remove.length > 0 && !r.notes.some((n) => n.startsWith("large objects"))) {
+    out.push("", `#### Large objects \u2014 a difference: ${lo.copy.length} missing or different on the target${lo.remove.length ? `, ${lo.remove.length} only on the target` : ""} (OIDs ${[...lo.copy, ...lo.remove].slice(0, 20).join(", ")})`);
+  }
   if (r.repairSql) out.push("", `Repair SQL: ${r.repairSql.statements} statement(s) in ${r.repairSql.file}${r.repairSql.applied ? " \u2014 **applied to the target**" : " (not applied)"}.`);
   return out.join("\n") + "\n";
 }
