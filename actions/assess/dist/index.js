@@ -52986,7 +52986,7 @@ async function readPreconditions(ctx, s, options) {
     add("warning", "source.long-transaction", `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ""})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, "end it before the full load, or wait");
   }
   for (const p of src.preparedTransactions) {
-    add("blocker", "source.prepared-transaction", `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
+    add("blocker", "source.prepared-transaction", `prepared transaction ${p.gid}`, `prepared ${p.seconds} s ago: slot creation waits for it`, `finish it on the source: COMMIT PREPARED or ROLLBACK PREPARED '${p.gid}'`);
   }
   const extensions = checkExtensions(src, tgt, ctx, add);
   const roles = await checkRoles(ctx, s, src, add);
@@ -53098,7 +53098,7 @@ async function runAssess(ctx) {
       if (!q.ownedBy) add("info", "sequence.unowned", name, "owned by no column: pgshift still carries its value at cut-over", void 0);
       if (q.lastValue !== null && q.maxValue > 0n && q.lastValue * 10n >= q.maxValue * 8n) {
         const pct = Number(q.lastValue * 1000n / q.maxValue) / 10;
-        add("warning", "sequence.near-limit", name, `${q.dataType} sequence at ${pct}% of its maximum ${q.maxValue}`, `ALTER SEQUENCE ${name} AS bigint (and widen the column) before it runs out`);
+        add("warning", "sequence.near-limit", name, `${q.dataType} sequence at ${pct}% of its maximum ${q.maxValue}`, `widen it before it runs out: ALTER SEQUENCE ${name} AS bigint, and the column too`);
       }
     }
     const totalBytes = profiles.reduce((n, p) => n + Math.max(p.bytes, p.estimatedBytes), 0);
@@ -53196,7 +53196,7 @@ async function checkRoles(ctx, s, src, add) {
   for (const d of dropped) add("warning", "roles.attributes-dropped", `role ${d.role}`, `copied without ${d.dropped.join(", ")}: the target's role may not give ${d.dropped.length > 1 ? "them" : "it"}`, "grant what the application needs by hand after the load");
   if (!await passwordsReadable(s.source)) {
     const logins = attrs.filter((a) => a.login).map((a) => a.name);
-    if (logins.length) add("warning", "roles.no-password", `role${logins.length > 1 ? "s" : ""} ${logins.join(", ")}`, "the source does not expose password hashes (pg_authid is not readable), so these login roles are created without a password", `ALTER ROLE \u2026 PASSWORD on the target before the application connects there`);
+    if (logins.length) add("warning", "roles.no-password", `role${logins.length > 1 ? "s" : ""} ${logins.join(", ")}`, "the source does not expose password hashes (pg_authid is not readable), so these login roles are created without a password", `set their passwords on the target (ALTER ROLE \u2026 PASSWORD) before the application connects there`);
   }
   return report;
 }
@@ -53263,7 +53263,7 @@ function checkRelation(t, name, group2, plan, add) {
   if (problem && publishing?.setFull.length) {
     add("info", "table.replica-identity-consent", name, `${IDENTITY_PROBLEM_TEXT[problem]}: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)`);
   } else if (problem === "nothing") {
-    add("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`);
+    add("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `on the source, run ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`);
   } else if (problem && engine === "dms") {
     add("warning", "table.no-key", name, `${IDENTITY_PROBLEM_TEXT[problem]}: DMS carries its inserts but not its UPDATE and DELETE`, `add a primary key unless the table is insert-only (verify finds any row that differs)`);
   } else if (problem) {
@@ -53273,7 +53273,7 @@ function checkRelation(t, name, group2, plan, add) {
       "table.no-key",
       name,
       `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published`,
-      idx ? `ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
+      idx ? `on the source, run ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
     );
   } else if (t.replicaIdentity === "f") {
     if (engine === "dms" && plugin === "pglogical") add("blocker", "table.replica-identity-full", name, "REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical", "add a primary key, or use plugin: test_decoding for this group");
@@ -53284,7 +53284,7 @@ function checkRelation(t, name, group2, plan, add) {
   if (engine === "dms" && !t.hasPrimaryKey && t.arrayColumns.length) add("blocker", "table.array-no-key", name, `ARRAY column(s) ${t.arrayColumns.join(", ")} without a primary key: DMS suspends the table`, "add a primary key");
   if (t.generatedColumns.length) add("info", "table.generated", name, `generated column(s) ${t.generatedColumns.join(", ")}: left out of the copy, computed by the target`);
   if (t.identityColumns.length) add("info", "table.identity", name, `identity column(s) ${t.identityColumns.join(", ")}: values copied as they are, sequences carried at cut-over`);
-  if (!t.hasStatistics) add("info", "table.no-statistics", name, "never analyzed: size and row estimates are unknown to the planner and to pgshift", `ANALYZE ${name}`);
+  if (!t.hasStatistics) add("info", "table.no-statistics", name, "never analyzed: size and row estimates are unknown to the planner and to pgshift", `run ANALYZE ${name} on the source`);
 }
 function parseDurationMs(v) {
   if (!v) return null;
