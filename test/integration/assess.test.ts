@@ -126,7 +126,8 @@ describe('assess finds every situation on a real source', () => {
     expect(find('table.replica-identity-nothing', 'public.ri_nothing')?.severity).toBe('blocker');
     expect(find('table.replica-identity-full', 'public.ri_full')?.severity).toBe('blocker'); // DMS + pglogical
     expect(find('table.replica-identity-index', 'public.ri_index')?.severity).toBe('info');
-    expect(find('table.unlogged', 'public.scratch')?.severity).toBe('warning');
+    // An unlogged table with no unlogged.mode in the plan: a blocker naming the settings to choose.
+    expect(find('unlogged.undecided', 'public.scratch')).toMatchObject({ severity: 'blocker', fix: expect.stringContaining('unlogged') });
     expect(find('table.foreign', 'public.remote_things')?.severity).toBe('info');
     expect(find('table.matview', 'public.gen_summary')?.severity).toBe('info');
     expect(find('table.partitioned', 'public.measurements')?.severity).toBe('info');
