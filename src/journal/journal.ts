@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { noteChange } from '../core/changes.js';
-import { quoteIdent } from '../core/ident.js';
+import { quoteIdent, type QualifiedName } from '../core/ident.js';
 import { redact, redactDeep } from '../core/secrets.js';
 import { CONTROL_SCHEMA } from '../pg/catalog.js';
 
@@ -301,4 +301,34 @@ export async function dropControlSchema(c: pg.Client): Promise<void> {
 /** Whether pgshift's control schema exists on this server. */
 export async function controlSchemaExists(c: pg.Client): Promise<boolean> {
   return ((await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [CONTROL_SCHEMA])).rowCount ?? 0) > 0;
+}
+
+/** One part (0: a whole table) loaded: written inside the target transaction that loaded it. */
+export async function recordPartDone(
+  c: pg.Client,
+  migration: string,
+  part: { group: string; table: QualifiedName; part: number; rows: number; bytes: number; where?: string | null },
+): Promise<void> {
+  await c.query(progressSql.upsert, [migration, part.group, part.table.schema, part.table.name, part.part, 'done', part.rows, part.bytes, part.where ?? null]);
+}
+
+/** A split table is done when all its parts are: record it as a whole (part 0). */
+export async function recordSplitTableDone(c: pg.Client, migration: string, group: string, table: QualifiedName, parts: number): Promise<void> {
+  await c.query(
+    `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
+     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
+      WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
+     ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
+    [migration, group, table.schema, table.name, parts],
+  );
+}
+
+/** Forget a table's loaded parts (inside the transaction that clears its rows). */
+export async function forgetTableProgress(c: pg.Client, migration: string, table: QualifiedName): Promise<void> {
+  await c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [migration, table.schema, table.name]);
+}
+
+/** Forget every loaded part of a group (it starts over). */
+export async function forgetGroupProgress(c: pg.Client, migration: string, group: string): Promise<void> {
+  await c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [migration, group]);
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { connect, type Endpoint } from './connect.js';
+import { pollUntil } from '../core/wait.js';
 
 /**
  * Query cancellation: a budget that runs out or an interrupt must stop the statement a session is
@@ -30,4 +31,15 @@ export function cancelOnAbort(signal: AbortSignal, sides: Array<{ ep: Endpoint; 
   if (signal.aborted) onAbort();
   else signal.addEventListener('abort', onAbort, { once: true });
   return () => signal.removeEventListener('abort', onAbort);
+}
+
+/**
+ * End the sessions of this database named by application_name (a dead run's leftovers) and wait,
+ * up to 30 s, until the server has let them go.
+ */
+export async function endSessionsNamed(c: pg.Client, names: string[], signal?: AbortSignal): Promise<void> {
+  const others = `FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1) AND pid <> pg_backend_pid()`;
+  const ended = await c.query(`SELECT pg_terminate_backend(pid) ${others}`, [names]);
+  if (!ended.rowCount) return;
+  await pollUntil(async () => ((await c.query<{ n: number }>(`SELECT count(*)::int AS n ${others}`, [names])).rows[0].n === 0 ? true : undefined), { everyMs: 100, timeoutMs: 30_000, signal });
 }

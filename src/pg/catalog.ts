@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { displayName, type QualifiedName } from '../core/ident.js';
+import { displayName, qualify, quoteIdent, type QualifiedName } from '../core/ident.js';
 
 /**
  * Catalog reads shared by every phase. Queries adapt to the server's version (generated columns
@@ -211,4 +211,35 @@ export async function currentRole(c: pg.Client): Promise<{ name: string; superus
        FROM pg_roles r WHERE r.rolname = current_user`,
   );
   return { name: r.rows[0].name, superuser: r.rows[0].superuser, canSubscribe: r.rows[0].subscribe };
+}
+
+/** The lowest and highest value of an integer key column (null on an empty table), this table's rows only. */
+export async function keyRange(c: pg.Client, t: QualifiedName, column: string): Promise<{ lo: bigint; hi: bigint } | null> {
+  const r = await c.query<{ lo: string | null; hi: string | null }>(`SELECT min(${quoteIdent(column)})::text AS lo, max(${quoteIdent(column)})::text AS hi FROM ONLY ${qualify(t)}`);
+  return r.rows[0].lo === null ? null : { lo: BigInt(r.rows[0].lo), hi: BigInt(r.rows[0].hi!) };
+}
+
+/** A table's size in blocks (the range its ctid parts divide). */
+export async function relationBlocks(c: pg.Client, t: QualifiedName): Promise<number> {
+  const r = await c.query<{ blocks: string }>(`SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::text AS blocks`, [qualify(t)]);
+  return Number(r.rows[0].blocks);
+}
+
+/** The tables of this list that exist on this server (schema.table pairs). */
+export async function existingRelations(c: pg.Client, tables: QualifiedName[]): Promise<QualifiedName[]> {
+  const r = await c.query<{ schema: string; name: string }>(
+    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [tables.map((t) => t.schema), tables.map((t) => t.name)],
+  );
+  return r.rows;
+}
+
+/** ANALYZE every user table never analyzed (by hand or by autovacuum), then these tables. */
+export async function analyzeUnanalyzed(c: pg.Client, alsoThese: QualifiedName[]): Promise<void> {
+  const unanalyzed = await c.query<{ t: string }>(
+    `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS t FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> '${CONTROL_SCHEMA}'`,
+  );
+  for (const r of unanalyzed.rows) await c.query(`ANALYZE ${r.t}`);
+  for (const t of alsoThese) await c.query(`ANALYZE ${qualify(t)}`);
 }

@@ -2,7 +2,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { qualify, quoteIdent, type QualifiedName } from '../core/ident.js';
+import { qualify, quoteIdent, quoteLiteral, type QualifiedName } from '../core/ident.js';
 import { copyColumns, type TableInfo } from './catalog.js';
 
 /**
@@ -108,18 +108,60 @@ export async function withCopyTransaction<T>(source: pg.Client, target: pg.Clien
  * deletes rather than truncates, as a subscription's apply worker would. Returns the rows copied.
  */
 export async function replaceTableRows(source: pg.Client, target: pg.Client, table: TableInfo, options: CopyOptions = {}): Promise<number> {
-  return withCopyTransaction(source, target, async () => {
-    await target.query('SET LOCAL session_replication_role = replica');
-    // ONLY: a parent's rows, never its inheritance children's (they are tables of their own).
-    await target.query(`DELETE FROM ONLY ${qualify(table)}`);
-    return (await copyTable(source, target, table, options)).rows;
-  });
+  return (await copyPartOnce(source, target, table, { whole: true, clear: 'delete', copy: options, record: async () => {} })).rows;
 }
 
 /**
  * Empty tables on the target before they are loaded again (nothing references them yet: no
  * post-data), in one transaction with `alongside` (forgetting their journaled progress).
  */
+/**
+ * Load one part (0: a whole table) in one target transaction: a whole table is cleared first
+ * (TRUNCATE, which lets COPY … FREEZE skip the hint-bit rewrite, or — once foreign keys exist —
+ * DELETE as a replica, as the apply worker does), the rows copied, `record` run in the same
+ * transaction (the journal's row), then both sides commit. A crash leaves all of it or none.
+ * The source session is already in its snapshot's transaction.
+ */
+export async function copyPartOnce(
+  source: pg.Client,
+  target: pg.Client,
+  table: TableInfo,
+  o: { whole: boolean; clear: 'truncate' | 'delete'; copy: CopyOptions; record: (r: CopyResult) => Promise<void> },
+): Promise<CopyResult> {
+  await target.query('BEGIN');
+  try {
+    if (o.whole && o.clear === 'truncate') await target.query(`TRUNCATE ONLY ${qualify(table)}`);
+    if (o.clear === 'delete') await target.query('SET LOCAL session_replication_role = replica');
+    if (o.whole && o.clear === 'delete') await target.query(`DELETE FROM ONLY ${qualify(table)}`);
+    const r = await copyTable(source, target, table, { ...o.copy, freeze: o.whole && o.clear === 'truncate' });
+    await o.record(r);
+    await target.query('COMMIT');
+    await source.query('COMMIT');
+    return r;
+  } catch (err) {
+    await target.query('ROLLBACK').catch(() => {});
+    await source.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+/** Clear a table (this table's rows only) and, in the same transaction, run `alongside`. */
+export async function clearTable(c: pg.Client, table: QualifiedName, clear: 'truncate' | 'delete', alongside: () => Promise<void>): Promise<void> {
+  await c.query('BEGIN');
+  try {
+    if (clear === 'truncate') await c.query(`TRUNCATE ONLY ${qualify(table)}`);
+    else {
+      await c.query('SET LOCAL session_replication_role = replica');
+      await c.query(`DELETE FROM ONLY ${qualify(table)}`);
+    }
+    await alongside();
+    await c.query('COMMIT');
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
 export async function truncateTables(c: pg.Client, tables: QualifiedName[], alongside: () => Promise<void>): Promise<void> {
   await c.query('BEGIN');
   try {
@@ -130,4 +172,10 @@ export async function truncateTables(c: pg.Client, tables: QualifiedName[], alon
     await c.query('ROLLBACK').catch(() => {});
     throw err;
   }
+}
+
+/** Settings of the load's target sessions: index builds get this much memory; and (14+) a dead client's statement is cancelled within a second instead of running to its end. */
+export async function useLoadSettings(c: pg.Client, maintenanceWorkMem: string): Promise<void> {
+  await c.query(`DO $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN SET client_connection_check_interval = 1000; END IF; END $$`);
+  await c.query(`SET maintenance_work_mem = ${quoteLiteral(maintenanceWorkMem)}`);
 }

@@ -35,3 +35,30 @@ export async function endLeaseHolder(c: pg.Client, migration: string): Promise<n
   );
   return r.rowCount ?? 0;
 }
+
+/**
+ * The full load's claim on a group: a session-level advisory lock keyed by migration and group,
+ * held until the session ends (a kill -9 of its process included). False when another session
+ * holds it.
+ */
+export async function tryGroupLock(c: pg.Client, migration: string, group: string): Promise<boolean> {
+  const r = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok', [migration, group]);
+  return r.rows[0].ok;
+}
+
+/** Whether no session holds a group's lock (asked without keeping it). */
+export async function groupLockFree(c: pg.Client, migration: string, group: string): Promise<boolean> {
+  if (!(await tryGroupLock(c, migration, group))) return false;
+  await c.query('SELECT pg_advisory_unlock(hashtext($1), hashtext($2))', [migration, group]);
+  return true;
+}
+
+/** Serialise a once-only step across concurrent jobs (a workflow matrix) with an advisory lock. */
+export async function withStepLock<T>(c: pg.Client, step: string, fn: () => Promise<T>): Promise<T> {
+  await c.query('SELECT pg_advisory_lock(hashtext($1))', [step]);
+  try {
+    return await fn();
+  } finally {
+    await c.query('SELECT pg_advisory_unlock(hashtext($1))', [step]).catch(() => {});
+  }
+}

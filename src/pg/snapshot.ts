@@ -101,3 +101,19 @@ export async function dropSlot(c: pg.Client, slot: string): Promise<boolean> {
   }
   throw failure('slot.drop', `replication slot ${slot} stays active`, 'stop the process that streams from it, then run teardown again');
 }
+
+/** How many of these slots exist on the server. */
+export async function existingSlotCount(c: pg.Client, slots: string[]): Promise<number> {
+  const r = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)', [slots]);
+  return r.rows[0].n;
+}
+
+/** A plain repeatable-read, read-only transaction (its own snapshot, not an exported one). */
+export async function beginReadOnly(c: pg.Client): Promise<void> {
+  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+}
+
+/** End a reading transaction. */
+export async function endRead(c: pg.Client): Promise<void> {
+  await c.query('COMMIT');
+}

@@ -1,15 +1,17 @@
 import type pg from 'pg';
 import { gateRefused } from '../core/errors.js';
-import { displayName, qualify, quoteIdent, quoteLiteral } from '../core/ident.js';
+import { displayName, quoteIdent } from '../core/ident.js';
 import { formatLsn } from '../core/lsn.js';
 import { batchStreamName, heartbeatTable, isResyncOf, loadSessionName, postDataSessionName } from '../core/names.js';
 import { runPool } from '../core/pool.js';
 import { blockBounds, INTEGER_TYPES, keyBounds, partCondition, partCount, type PartPlan } from '../core/parts.js';
-import { Journal, progressSql, S, type StreamRecord } from '../journal/journal.js';
-import type { TableInfo } from '../pg/catalog.js';
+import { forgetGroupProgress, forgetTableProgress, Journal, recordPartDone, recordSplitTableDone, type StreamRecord } from '../journal/journal.js';
+import { analyzeUnanalyzed, existingRelations, keyRange, relationBlocks, type TableInfo } from '../pg/catalog.js';
+import { endSessionsNamed } from '../pg/cancel.js';
+import { groupLockFree, tryGroupLock, withStepLock } from '../pg/lease.js';
 import { abandon, connect, endpointFor, majorOf, type Endpoint } from '../pg/connect.js';
 import { abortReason, throwIfAborted } from '../core/wait.js';
-import { copyTable, useCopySettings, type CopyFormatChoice } from '../pg/copy.js';
+import { clearTable, copyPartOnce, useCopySettings, useLoadSettings, type CopyFormatChoice } from '../pg/copy.js';
 import { analyzeStep, earlyIndexes, IndexQueue, indexesOf, isAnalyze, postDataList, type IndexBuild } from '../pg/indexes.js';
 import { copyLargeObjects } from '../pg/large-objects.js';
 import { PausedReplica } from '../pg/paused-replica.js';
@@ -23,7 +25,7 @@ import { copyRoles, readMissingRoles, type RoleCopyResult } from '../pg/roles.js
 import { syncSequences } from '../pg/sequences.js';
 import { setLogged } from '../pg/unlogged.js';
 import { populatedMatviews, refreshMatviews, type MatviewRefresh } from '../pg/matviews.js';
-import { dropSlot, ensureSlot, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
+import { beginReadOnly, dropSlot, endRead, ensureSlot, existingSlotCount, importSnapshot, SnapshotHolder } from '../pg/snapshot.js';
 import { findTool, requireDumpForSource, type PgTool } from '../pg/tools.js';
 import { openSessions, requireLogicalSource, resolveGroups, type PhaseContext, type ResolvedGroup, type Sessions } from './context.js';
 import { LoadProgress, type TableProgress } from './load-progress.js';
@@ -121,7 +123,7 @@ function exportedPoint(ctx: PhaseContext, holder: SnapshotHolder): ReadPoint {
  * stream carries: a plain repeatable-read transaction.
  */
 function plainPoint(ctx: PhaseContext): ReadPoint {
-  return { endpoint: ctx.source, lsnText: '', begin: (c) => c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY').then(() => {}), check: () => {} };
+  return { endpoint: ctx.source, lsnText: '', begin: (c) => beginReadOnly(c), check: () => {} };
 }
 
 function replicaPoint(endpoint: Endpoint, paused: PausedReplica): ReadPoint {
@@ -129,7 +131,7 @@ function replicaPoint(endpoint: Endpoint, paused: PausedReplica): ReadPoint {
     endpoint,
     lsnText: paused.lsn,
     begin: async (c) => {
-      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      await beginReadOnly(c);
       await paused.requireAt(c);
     },
     check: () => paused.check(),
@@ -367,7 +369,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
         try {
           await point.begin(reader);
           const lo = await copyLargeObjects(reader, s.target, plan.fullLoad.ownership === 'keep');
-          await reader.query('COMMIT');
+          await endRead(reader);
           if (lo.objects) log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
           await journal.finishPhase(LARGE_OBJECTS, 'done', lo);
         } finally {
@@ -469,11 +471,10 @@ async function planTasks(
     let plan: PartPlan = { kind: 'whole' };
     const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : undefined;
     if (n > 1 && !tidRangeScans && pk && INTEGER_TYPES.includes(pk.type)) {
-      const r = await c.query<{ lo: string | null; hi: string | null }>(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
-      if (r.rows[0].lo !== null) plan = { kind: 'key', column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r.rows[0].lo), BigInt(r.rows[0].hi!), n) };
+      const range = await keyRange(c, t, pk.name);
+      if (range) plan = { kind: 'key', column: pk.name, type: pk.type, bounds: keyBounds(range.lo, range.hi, n) };
     } else if (n > 1) {
-      const r = await c.query<{ blocks: string }>(`SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::text AS blocks`, [qualify(t)]);
-      plan = { kind: 'ctid', bounds: blockBounds(Number(r.rows[0].blocks), n) };
+      plan = { kind: 'ctid', bounds: blockBounds(await relationBlocks(c, t), n) };
     }
     if (plan.kind === 'whole' || plan.bounds.length === 0) {
       tasks.push({ group, table: t, point, part: 0, parts: 1, estimatedBytes: t.bytes });
@@ -554,16 +555,7 @@ async function planGroup(
   if (toClear.length) {
     const t = await openTarget(ctx, sessionName);
     try {
-      for (const table of toClear) {
-        await t.query('BEGIN');
-        if (clear === 'truncate') await t.query(`TRUNCATE ONLY ${qualify(table)}`);
-        else {
-          await t.query('SET LOCAL session_replication_role = replica');
-          await t.query(`DELETE FROM ONLY ${qualify(table)}`);
-        }
-        await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table.schema, table.name]);
-        await t.query('COMMIT');
-      }
+      for (const table of toClear) await clearTable(t, table, clear, () => forgetTableProgress(t, journal.migration, table));
     } finally {
       await t.end().catch(() => {});
     }
@@ -632,45 +624,14 @@ async function copyOnePart(
 ) {
   const table = task.table;
   await task.point.begin(source);
-  await target.query('BEGIN');
-  try {
-    if (task.part === 0) {
-      if (clear === 'truncate') await target.query(`TRUNCATE ONLY ${qualify(table)}`);
-      else {
-        // As the apply worker does: no FK triggers while the rows are replaced.
-        await target.query('SET LOCAL session_replication_role = replica');
-        await target.query(`DELETE FROM ONLY ${qualify(table)}`);
-      }
-    } else if (clear === 'delete') {
-      await target.query('SET LOCAL session_replication_role = replica');
-    }
-    const r = await copyTable(source, target, table, {
-      onBytes: progress.copying(table),
-      where: task.where,
-      freeze: task.part === 0 && clear === 'truncate',
-      format,
-    });
-    await target.query(progressSql.upsert, [migration, task.group, table.schema, table.name, task.part, 'done', r.rows, r.bytes, task.where ?? null]);
-    await target.query('COMMIT');
-    await source.query('COMMIT');
-    return r;
-  } catch (err) {
-    await target.query('ROLLBACK').catch(() => {});
-    await source.query('ROLLBACK').catch(() => {});
-    throw err;
-  }
+  return copyPartOnce(source, target, table, {
+    whole: task.part === 0,
+    clear,
+    copy: { onBytes: progress.copying(table), where: task.where, format },
+    record: (r) => recordPartDone(target, migration, { group: task.group, table, part: task.part, rows: r.rows, bytes: r.bytes, where: task.where }),
+  });
 }
 
-/** A split table is done when all its parts are: record it as a whole (part 0). */
-async function recordSplitTableDone(c: pg.Client, migration: string, group: string, table: TableInfo, parts: number): Promise<void> {
-  await c.query(
-    `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
-     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
-      WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
-     ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
-    [migration, group, table.schema, table.name, parts],
-  );
-}
 
 /**
  * The rest of post-data, once every group is loaded: first the early indexes a stopped job did
@@ -681,7 +642,7 @@ async function recordSplitTableDone(c: pg.Client, migration: string, group: stri
 async function runPostData(ctx: PhaseContext, s: Sessions, journal: Journal, restoreTool: PgTool, dump: SchemaDump, groups: ResolvedGroup[]): Promise<{ sequences: number; failedViews: MatviewRefresh['failed'] }> {
   const { plan, log } = ctx;
   const sessionName = postDataSessionName(plan.name);
-  await endSessions(s.target, [sessionName]);
+  await endSessionsNamed(s.target, [sessionName]);
   const early = [...(await earlyIndexes(s.source, groups.flatMap((g) => g.tables))).values()].flat();
   const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
     if (!isAnalyze(step)) logIndexBuilt(log, step, ms, built);
@@ -704,11 +665,7 @@ async function runPostData(ctx: PhaseContext, s: Sessions, journal: Journal, res
   }
   // Tables analyzed as they landed are skipped; the rest (loaded by a job that stopped early,
   // partitioned parents, tables without rows) are analyzed now.
-  const unanalyzed = await s.target.query<{ t: string }>(
-    `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS t FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> 'pgshift'`,
-  );
-  for (const r of unanalyzed.rows) await s.target.query(`ANALYZE ${r.t}`);
-  for (const p of groups.flatMap((g) => g.parents)) await s.target.query(`ANALYZE ${qualify(p)}`);
+  await analyzeUnanalyzed(s.target, groups.flatMap((g) => g.parents));
   return { sequences, failedViews: views.failed };
 }
 
@@ -845,13 +802,12 @@ async function groupsWithCopiedRows(journal: Journal, groups: string[]): Promise
  */
 async function claimGroups(c: pg.Client, migration: string, groups: string[]): Promise<void> {
   for (const g of groups) {
-    const r = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok', [migration, g]);
-    if (!r.rows[0].ok) {
+    if (!(await tryGroupLock(c, migration, g))) {
       throw gateRefused('full-load.running', `group ${g} is being loaded by another pgshift process right now`, 'wait for it to finish (pgshift status shows its progress) or stop that process first');
     }
   }
   // A process without --group held every group's lock, so its leftovers are safe to end too.
-  await endSessions(c, [loadSessionName(migration, '*'), ...groups.map((g) => loadSessionName(migration, g))]);
+  await endSessionsNamed(c, [loadSessionName(migration, '*'), ...groups.map((g) => loadSessionName(migration, g))]);
 }
 
 /** Whether a live process (one holding its lock) still loads one of these groups. */
@@ -860,36 +816,21 @@ async function anotherGroupLoading(c: pg.Client, journal: Journal, groups: strin
   for (const g of groups) {
     const state = streams.get(g);
     if (state !== 'preparing' && state !== 'loading') continue;
-    const r = await c.query<{ free: boolean }>('SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS free', [journal.migration, g]);
-    if (!r.rows[0].free) return true;
-    await c.query('SELECT pg_advisory_unlock(hashtext($1), hashtext($2))', [journal.migration, g]);
+    if (!(await groupLockFree(c, journal.migration, g))) return true;
   }
   return false;
-}
-
-async function endSessions(c: pg.Client, names: string[]): Promise<void> {
-  const others = `FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1) AND pid <> pg_backend_pid()`;
-  const ended = await c.query(`SELECT pg_terminate_backend(pid) ${others}`, [names]);
-  for (let i = 0; i < 300 && ended.rowCount; i++) {
-    const r = await c.query<{ n: number }>(`SELECT count(*)::int AS n ${others}`, [names]);
-    if (r.rows[0].n === 0) return;
-    await new Promise((res) => setTimeout(res, 100));
-  }
 }
 
 /** A target session of the load, named so that a later run can find it if this process dies. */
 async function openTarget(ctx: PhaseContext, sessionName: string): Promise<pg.Client> {
   const c = await connect(ctx.target, { applicationName: sessionName });
-  // A dead client's statement is cancelled within a second instead of running to its end (14+).
-  await c.query(`DO $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN SET client_connection_check_interval = 1000; END IF; END $$`);
-  await c.query(`SET maintenance_work_mem = ${quoteLiteral(ctx.plan.fullLoad.maintenanceWorkMem)}`);
+  await useLoadSettings(c, ctx.plan.fullLoad.maintenanceWorkMem);
   return c;
 }
 
 /** How many of these slots exist already on the source (a re-run reuses or replaces them). */
 async function existingSlots(s: Sessions, slots: string[]): Promise<number> {
-  const r = await s.source.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)', [slots]);
-  return r.rows[0].n;
+  return existingSlotCount(s.source, slots);
 }
 
 /**
@@ -917,21 +858,17 @@ async function makeLogged(ctx: PhaseContext, s: Sessions, journal: Journal, tabl
     t.persistence = 'p';
     ctx.log.info(`${displayName(t)}: SET LOGGED on the source in ${((Date.now() - started) / 1000).toFixed(1)} s (unlogged.mode: make-logged)`);
   }
-  if (tables.length) await journal.event('full-load', 'warn', `SET LOGGED on the source: ${tables.map(displayName).join(', ')} (unlogged.mode: make-logged); it stays logged`);
+  if (tables.length) await journal.event('full-load', 'warn', `made logged on the source (SET LOGGED): ${tables.map(displayName).join(', ')} (unlogged.mode: make-logged); it stays logged`);
 }
 
 async function requireEmptyTarget(s: Sessions, ctx: PhaseContext, groups: ResolvedGroup[]) {
   const names = groups.flatMap((g) => [...g.tables, ...g.parents]);
-  const r = await s.target.query<{ schema: string; name: string }>(
-    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-    [names.map((t) => t.schema), names.map((t) => t.name)],
-  );
-  if (r.rowCount) {
-    const first = r.rows[0];
+  const present = await existingRelations(s.target, names);
+  if (present.length) {
+    const first = present[0];
     throw gateRefused(
       'target.not-empty',
-      `target ${ctx.target.label} already has table ${displayName(first)}${r.rowCount > 1 ? ` and ${r.rowCount - 1} more` : ''} and no pgshift journal says it loaded them`,
+      `target ${ctx.target.label} already has table ${displayName(first)}${present.length > 1 ? ` and ${present.length - 1} more` : ''} and no pgshift journal says it loaded them`,
       'load into an empty database (create a new one on the target) or drop those tables',
     );
   }
@@ -963,7 +900,7 @@ async function resetGroup(s: Sessions, ctx: PhaseContext, journal: Journal, stre
     await stream.drop(s.source, record);
     if (record.group !== group.name) await journal.deleteStream(record.group);
   }
-  await s.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group.name]);
+  await forgetGroupProgress(s.target, journal.migration, group.name);
   await journal.event('full-load', 'warn', `group ${group.name}: restarted from a new slot`);
 }
 
@@ -975,12 +912,3 @@ async function everyGroupLoaded(journal: Journal, names: string[]): Promise<bool
   });
 }
 
-/** Serialise a once-only step across concurrent jobs (workflow matrix) with an advisory lock. */
-async function withStepLock<T>(c: pg.Client, step: string, fn: () => Promise<T>): Promise<T> {
-  await c.query('SELECT pg_advisory_lock(hashtext($1))', [step]);
-  try {
-    return await fn();
-  } finally {
-    await c.query('SELECT pg_advisory_unlock(hashtext($1))', [step]).catch(() => {});
-  }
-}

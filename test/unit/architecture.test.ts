@@ -59,14 +59,8 @@ describe('architecture', () => {
     // which statement to run are prose and start otherwise.)
     const statement = /(['`])\s*(SELECT|INSERT|UPDATE|DELETE|ALTER|CREATE|DROP|LOCK|TRUNCATE|ANALYZE|BEGIN|COMMIT|ROLLBACK|SET|RESET|WITH|COPY|VACUUM|REINDEX)\b|\.query\(/;
     const found = files
-      .filter((f) => f.folder === 'phases' && !PENDING_SQL.includes(path.basename(f.file)))
+      .filter((f) => f.folder === 'phases')
       .flatMap(({ file, text }) => withoutComments(text).split('\n').flatMap((line, i) => (statement.test(line) ? [`${file}:${i + 1}: ${line.trim().slice(0, 80)}`] : [])));
     expect(found).toEqual([]);
   });
 });
-
-/**
- * Phases whose SQL has not yet moved to src/pg (the list only shrinks; each entry is a file whose
- * orchestration is being reworked on its own branch).
- */
-const PENDING_SQL = ['full-load.ts'];

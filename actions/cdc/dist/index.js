@@ -74886,6 +74886,29 @@ async function currentRole(c5) {
   );
   return { name: r5.rows[0].name, superuser: r5.rows[0].superuser, canSubscribe: r5.rows[0].subscribe };
 }
+async function keyRange(c5, t, column) {
+  const r5 = await c5.query(`SELECT min(${quoteIdent(column)})::text AS lo, max(${quoteIdent(column)})::text AS hi FROM ONLY ${qualify(t)}`);
+  return r5.rows[0].lo === null ? null : { lo: BigInt(r5.rows[0].lo), hi: BigInt(r5.rows[0].hi) };
+}
+async function relationBlocks(c5, t) {
+  const r5 = await c5.query(`SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::text AS blocks`, [qualify(t)]);
+  return Number(r5.rows[0].blocks);
+}
+async function existingRelations(c5, tables) {
+  const r5 = await c5.query(
+    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [tables.map((t) => t.schema), tables.map((t) => t.name)]
+  );
+  return r5.rows;
+}
+async function analyzeUnanalyzed(c5, alsoThese) {
+  const unanalyzed = await c5.query(
+    `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS t FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> '${CONTROL_SCHEMA}'`
+  );
+  for (const r5 of unanalyzed.rows) await c5.query(`ANALYZE ${r5.t}`);
+  for (const t of alsoThese) await c5.query(`ANALYZE ${qualify(t)}`);
+}
 
 // src/journal/journal.ts
 var S = quoteIdent(CONTROL_SCHEMA);
@@ -75127,6 +75150,24 @@ var progressSql = {
              bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${S}.copy_progress.started_at),
              finished_at = EXCLUDED.finished_at`
 };
+async function recordPartDone(c5, migration, part) {
+  await c5.query(progressSql.upsert, [migration, part.group, part.table.schema, part.table.name, part.part, "done", part.rows, part.bytes, part.where ?? null]);
+}
+async function recordSplitTableDone(c5, migration, group5, table2, parts) {
+  await c5.query(
+    `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
+     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
+      WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
+     ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
+    [migration, group5, table2.schema, table2.name, parts]
+  );
+}
+async function forgetTableProgress(c5, migration, table2) {
+  await c5.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [migration, table2.schema, table2.name]);
+}
+async function forgetGroupProgress(c5, migration, group5) {
+  await c5.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [migration, group5]);
+}
 
 // src/pg/connect.ts
 import { readFileSync } from "node:fs";
@@ -98122,6 +98163,34 @@ function partCondition(plan, index, quotedColumn) {
   return parts.length ? parts.join(" AND ") : "true";
 }
 
+// src/pg/cancel.ts
+async function endSessionsNamed(c5, names, signal) {
+  const others = `FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1) AND pid <> pg_backend_pid()`;
+  const ended = await c5.query(`SELECT pg_terminate_backend(pid) ${others}`, [names]);
+  if (!ended.rowCount) return;
+  await pollUntil(async () => (await c5.query(`SELECT count(*)::int AS n ${others}`, [names])).rows[0].n === 0 ? true : void 0, { everyMs: 100, timeoutMs: 3e4, signal });
+}
+
+// src/pg/lease.ts
+async function tryGroupLock(c5, migration, group5) {
+  const r5 = await c5.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok", [migration, group5]);
+  return r5.rows[0].ok;
+}
+async function groupLockFree(c5, migration, group5) {
+  if (!await tryGroupLock(c5, migration, group5)) return false;
+  await c5.query("SELECT pg_advisory_unlock(hashtext($1), hashtext($2))", [migration, group5]);
+  return true;
+}
+async function withStepLock(c5, step, fn) {
+  await c5.query("SELECT pg_advisory_lock(hashtext($1))", [step]);
+  try {
+    return await fn();
+  } finally {
+    await c5.query("SELECT pg_advisory_unlock(hashtext($1))", [step]).catch(() => {
+    });
+  }
+}
+
 // src/pg/copy.ts
 var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
 import { Transform } from "node:stream";
@@ -98155,13 +98224,21 @@ async function copyTable(source, target, table2, options = {}) {
   await pipeline(out, meter, into);
   return { rows: Number(into.rowCount ?? 0), bytes: bytes2 };
 }
-async function withCopyTransaction(source, target, work) {
+async function replaceTableRows(source, target, table2, options = {}) {
+  return (await copyPartOnce(source, target, table2, { whole: true, clear: "delete", copy: options, record: async () => {
+  } })).rows;
+}
+async function copyPartOnce(source, target, table2, o3) {
   await target.query("BEGIN");
   try {
-    const result = await work();
+    if (o3.whole && o3.clear === "truncate") await target.query(`TRUNCATE ONLY ${qualify(table2)}`);
+    if (o3.clear === "delete") await target.query("SET LOCAL session_replication_role = replica");
+    if (o3.whole && o3.clear === "delete") await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
+    const r5 = await copyTable(source, target, table2, { ...o3.copy, freeze: o3.whole && o3.clear === "truncate" });
+    await o3.record(r5);
     await target.query("COMMIT");
     await source.query("COMMIT");
-    return result;
+    return r5;
   } catch (err) {
     await target.query("ROLLBACK").catch(() => {
     });
@@ -98170,12 +98247,21 @@ async function withCopyTransaction(source, target, work) {
     throw err;
   }
 }
-async function replaceTableRows(source, target, table2, options = {}) {
-  return withCopyTransaction(source, target, async () => {
-    await target.query("SET LOCAL session_replication_role = replica");
-    await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
-    return (await copyTable(source, target, table2, options)).rows;
-  });
+async function clearTable(c5, table2, clear, alongside) {
+  await c5.query("BEGIN");
+  try {
+    if (clear === "truncate") await c5.query(`TRUNCATE ONLY ${qualify(table2)}`);
+    else {
+      await c5.query("SET LOCAL session_replication_role = replica");
+      await c5.query(`DELETE FROM ONLY ${qualify(table2)}`);
+    }
+    await alongside();
+    await c5.query("COMMIT");
+  } catch (err) {
+    await c5.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
 }
 async function truncateTables(c5, tables, alongside) {
   await c5.query("BEGIN");
@@ -98188,6 +98274,10 @@ async function truncateTables(c5, tables, alongside) {
     });
     throw err;
   }
+}
+async function useLoadSettings(c5, maintenanceWorkMem) {
+  await c5.query(`DO $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN SET client_connection_check_interval = 1000; END IF; END $$`);
+  await c5.query(`SET maintenance_work_mem = ${quoteLiteral(maintenanceWorkMem)}`);
 }
 
 // src/pg/indexes.ts
@@ -98943,6 +99033,16 @@ async function dropSlot(c5, slot) {
   }
   throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
 }
+async function existingSlotCount(c5, slots) {
+  const r5 = await c5.query("SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
+  return r5.rows[0].n;
+}
+async function beginReadOnly(c5) {
+  await c5.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+}
+async function endRead(c5) {
+  await c5.query("COMMIT");
+}
 
 // src/core/eta.ts
 var RATE_WINDOW_MS = 5 * 6e4;
@@ -99362,8 +99462,7 @@ function exportedPoint(ctx, holder) {
   } };
 }
 function plainPoint(ctx) {
-  return { endpoint: ctx.source, lsnText: "", begin: (c5) => c5.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").then(() => {
-  }), check: () => {
+  return { endpoint: ctx.source, lsnText: "", begin: (c5) => beginReadOnly(c5), check: () => {
   } };
 }
 function replicaPoint(endpoint, paused) {
@@ -99371,7 +99470,7 @@ function replicaPoint(endpoint, paused) {
     endpoint,
     lsnText: paused.lsn,
     begin: async (c5) => {
-      await c5.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      await beginReadOnly(c5);
       await paused.requireAt(c5);
     },
     check: () => paused.check()
@@ -99571,7 +99670,7 @@ async function runFullLoad(ctx, options = {}) {
         try {
           await point.begin(reader);
           const lo = await copyLargeObjects(reader, s2.target, plan.fullLoad.ownership === "keep");
-          await reader.query("COMMIT");
+          await endRead(reader);
           if (lo.objects) log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
           await journal.finishPhase(LARGE_OBJECTS, "done", lo);
         } finally {
@@ -99641,11 +99740,10 @@ async function planTasks(ctx, c5, sourceVersion, group5, point, tables) {
     let plan = { kind: "whole" };
     const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : void 0;
     if (n3 > 1 && !tidRangeScans && pk && INTEGER_TYPES.includes(pk.type)) {
-      const r5 = await c5.query(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
-      if (r5.rows[0].lo !== null) plan = { kind: "key", column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r5.rows[0].lo), BigInt(r5.rows[0].hi), n3) };
+      const range2 = await keyRange(c5, t, pk.name);
+      if (range2) plan = { kind: "key", column: pk.name, type: pk.type, bounds: keyBounds(range2.lo, range2.hi, n3) };
     } else if (n3 > 1) {
-      const r5 = await c5.query(`SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::text AS blocks`, [qualify(t)]);
-      plan = { kind: "ctid", bounds: blockBounds(Number(r5.rows[0].blocks), n3) };
+      plan = { kind: "ctid", bounds: blockBounds(await relationBlocks(c5, t), n3) };
     }
     if (plan.kind === "whole" || plan.bounds.length === 0) {
       tasks.push({ group: group5, table: t, point, part: 0, parts: 1, estimatedBytes: t.bytes });
@@ -99701,16 +99799,7 @@ async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clea
   if (toClear.length) {
     const t = await openTarget(ctx, sessionName);
     try {
-      for (const table2 of toClear) {
-        await t.query("BEGIN");
-        if (clear === "truncate") await t.query(`TRUNCATE ONLY ${qualify(table2)}`);
-        else {
-          await t.query("SET LOCAL session_replication_role = replica");
-          await t.query(`DELETE FROM ONLY ${qualify(table2)}`);
-        }
-        await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table2.schema, table2.name]);
-        await t.query("COMMIT");
-      }
+      for (const table2 of toClear) await clearTable(t, table2, clear, () => forgetTableProgress(t, journal.migration, table2));
     } finally {
       await t.end().catch(() => {
       });
@@ -99757,48 +99846,17 @@ async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, on
 async function copyOnePart(source, target, migration, task, progress, clear, format2) {
   const table2 = task.table;
   await task.point.begin(source);
-  await target.query("BEGIN");
-  try {
-    if (task.part === 0) {
-      if (clear === "truncate") await target.query(`TRUNCATE ONLY ${qualify(table2)}`);
-      else {
-        await target.query("SET LOCAL session_replication_role = replica");
-        await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
-      }
-    } else if (clear === "delete") {
-      await target.query("SET LOCAL session_replication_role = replica");
-    }
-    const r5 = await copyTable(source, target, table2, {
-      onBytes: progress.copying(table2),
-      where: task.where,
-      freeze: task.part === 0 && clear === "truncate",
-      format: format2
-    });
-    await target.query(progressSql.upsert, [migration, task.group, table2.schema, table2.name, task.part, "done", r5.rows, r5.bytes, task.where ?? null]);
-    await target.query("COMMIT");
-    await source.query("COMMIT");
-    return r5;
-  } catch (err) {
-    await target.query("ROLLBACK").catch(() => {
-    });
-    await source.query("ROLLBACK").catch(() => {
-    });
-    throw err;
-  }
-}
-async function recordSplitTableDone(c5, migration, group5, table2, parts) {
-  await c5.query(
-    `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
-     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
-      WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
-     ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
-    [migration, group5, table2.schema, table2.name, parts]
-  );
+  return copyPartOnce(source, target, table2, {
+    whole: task.part === 0,
+    clear,
+    copy: { onBytes: progress.copying(table2), where: task.where, format: format2 },
+    record: (r5) => recordPartDone(target, migration, { group: task.group, table: table2, part: task.part, rows: r5.rows, bytes: r5.bytes, where: task.where })
+  });
 }
 async function runPostData(ctx, s2, journal, restoreTool, dump, groups) {
   const { plan, log } = ctx;
   const sessionName = postDataSessionName(plan.name);
-  await endSessions(s2.target, [sessionName]);
+  await endSessionsNamed(s2.target, [sessionName]);
   const early = [...(await earlyIndexes(s2.source, groups.flatMap((g5) => g5.tables))).values()].flat();
   const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
     if (!isAnalyze(step)) logIndexBuilt(log, step, ms, built);
@@ -99819,11 +99877,7 @@ async function runPostData(ctx, s2, journal, restoreTool, dump, groups) {
     log.warn(`materialized view ${f5.view} could not be refreshed on the target: ${f5.error} (the load is complete; fix the cause, then REFRESH MATERIALIZED VIEW ${f5.view} on the target \u2014 verify and the cut-over gate name it until then)`);
     await journal.event("full-load", "warn", `materialized view ${f5.view} not refreshed: ${f5.error}`, f5);
   }
-  const unanalyzed = await s2.target.query(
-    `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS t FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> 'pgshift'`
-  );
-  for (const r5 of unanalyzed.rows) await s2.target.query(`ANALYZE ${r5.t}`);
-  for (const p3 of groups.flatMap((g5) => g5.parents)) await s2.target.query(`ANALYZE ${qualify(p3)}`);
+  await analyzeUnanalyzed(s2.target, groups.flatMap((g5) => g5.parents));
   return { sequences, failedViews: views.failed };
 }
 async function copyMissingRoles(ctx, s2, journal) {
@@ -99929,42 +99983,28 @@ async function groupsWithCopiedRows(journal, groups) {
 }
 async function claimGroups(c5, migration, groups) {
   for (const g5 of groups) {
-    const r5 = await c5.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok", [migration, g5]);
-    if (!r5.rows[0].ok) {
+    if (!await tryGroupLock(c5, migration, g5)) {
       throw gateRefused("full-load.running", `group ${g5} is being loaded by another pgshift process right now`, "wait for it to finish (pgshift status shows its progress) or stop that process first");
     }
   }
-  await endSessions(c5, [loadSessionName(migration, "*"), ...groups.map((g5) => loadSessionName(migration, g5))]);
+  await endSessionsNamed(c5, [loadSessionName(migration, "*"), ...groups.map((g5) => loadSessionName(migration, g5))]);
 }
 async function anotherGroupLoading(c5, journal, groups) {
   const streams = new Map((await journal.streams()).map((r5) => [r5.group, r5.state]));
   for (const g5 of groups) {
     const state2 = streams.get(g5);
     if (state2 !== "preparing" && state2 !== "loading") continue;
-    const r5 = await c5.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS free", [journal.migration, g5]);
-    if (!r5.rows[0].free) return true;
-    await c5.query("SELECT pg_advisory_unlock(hashtext($1), hashtext($2))", [journal.migration, g5]);
+    if (!await groupLockFree(c5, journal.migration, g5)) return true;
   }
   return false;
 }
-async function endSessions(c5, names) {
-  const others = `FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1) AND pid <> pg_backend_pid()`;
-  const ended = await c5.query(`SELECT pg_terminate_backend(pid) ${others}`, [names]);
-  for (let i5 = 0; i5 < 300 && ended.rowCount; i5++) {
-    const r5 = await c5.query(`SELECT count(*)::int AS n ${others}`, [names]);
-    if (r5.rows[0].n === 0) return;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
 async function openTarget(ctx, sessionName) {
   const c5 = await connect(ctx.target, { applicationName: sessionName });
-  await c5.query(`DO $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN SET client_connection_check_interval = 1000; END IF; END $$`);
-  await c5.query(`SET maintenance_work_mem = ${quoteLiteral(ctx.plan.fullLoad.maintenanceWorkMem)}`);
+  await useLoadSettings(c5, ctx.plan.fullLoad.maintenanceWorkMem);
   return c5;
 }
 async function existingSlots(s2, slots) {
-  const r5 = await s2.source.query("SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
-  return r5.rows[0].n;
+  return existingSlotCount(s2.source, slots);
 }
 async function applyReplicaIdentityConsent(ctx, s2, journal, tables) {
   if (!tables.length) return;
@@ -99984,20 +100024,16 @@ async function makeLogged(ctx, s2, journal, tables) {
     t.persistence = "p";
     ctx.log.info(`${displayName(t)}: SET LOGGED on the source in ${((Date.now() - started) / 1e3).toFixed(1)} s (unlogged.mode: make-logged)`);
   }
-  if (tables.length) await journal.event("full-load", "warn", `SET LOGGED on the source: ${tables.map(displayName).join(", ")} (unlogged.mode: make-logged); it stays logged`);
+  if (tables.length) await journal.event("full-load", "warn", `made logged on the source (SET LOGGED): ${tables.map(displayName).join(", ")} (unlogged.mode: make-logged); it stays logged`);
 }
 async function requireEmptyTarget(s2, ctx, groups) {
   const names = groups.flatMap((g5) => [...g5.tables, ...g5.parents]);
-  const r5 = await s2.target.query(
-    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-    [names.map((t) => t.schema), names.map((t) => t.name)]
-  );
-  if (r5.rowCount) {
-    const first = r5.rows[0];
+  const present = await existingRelations(s2.target, names);
+  if (present.length) {
+    const first = present[0];
     throw gateRefused(
       "target.not-empty",
-      `target ${ctx.target.label} already has table ${displayName(first)}${r5.rowCount > 1 ? ` and ${r5.rowCount - 1} more` : ""} and no pgshift journal says it loaded them`,
+      `target ${ctx.target.label} already has table ${displayName(first)}${present.length > 1 ? ` and ${present.length - 1} more` : ""} and no pgshift journal says it loaded them`,
       "load into an empty database (create a new one on the target) or drop those tables"
     );
   }
@@ -100020,7 +100056,7 @@ async function resetGroup(s2, ctx, journal, stream, group5, existing) {
     await stream.drop(s2.source, record2);
     if (record2.group !== group5.name) await journal.deleteStream(record2.group);
   }
-  await s2.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group5.name]);
+  await forgetGroupProgress(s2.target, journal.migration, group5.name);
   await journal.event("full-load", "warn", `group ${group5.name}: restarted from a new slot`);
 }
 async function everyGroupLoaded(journal, names) {
@@ -100029,15 +100065,6 @@ async function everyGroupLoaded(journal, names) {
     const state2 = streams.get(n3);
     return state2 !== void 0 && state2 !== "preparing" && state2 !== "loading";
   });
-}
-async function withStepLock(c5, step, fn) {
-  await c5.query("SELECT pg_advisory_lock(hashtext($1))", [step]);
-  try {
-    return await fn();
-  } finally {
-    await c5.query("SELECT pg_advisory_unlock(hashtext($1))", [step]).catch(() => {
-    });
-  }
 }
 
 // src/phases/failure-bundle.ts

@@ -33542,6 +33542,29 @@ async function currentRole(c) {
   );
   return { name: r.rows[0].name, superuser: r.rows[0].superuser, canSubscribe: r.rows[0].subscribe };
 }
+async function keyRange(c, t, column) {
+  const r = await c.query(`SELECT min(${quoteIdent(column)})::text AS lo, max(${quoteIdent(column)})::text AS hi FROM ONLY ${qualify(t)}`);
+  return r.rows[0].lo === null ? null : { lo: BigInt(r.rows[0].lo), hi: BigInt(r.rows[0].hi) };
+}
+async function relationBlocks(c, t) {
+  const r = await c.query(`SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::text AS blocks`, [qualify(t)]);
+  return Number(r.rows[0].blocks);
+}
+async function existingRelations(c, tables) {
+  const r = await c.query(
+    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [tables.map((t) => t.schema), tables.map((t) => t.name)]
+  );
+  return r.rows;
+}
+async function analyzeUnanalyzed(c, alsoThese) {
+  const unanalyzed = await c.query(
+    `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS t FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> '${CONTROL_SCHEMA}'`
+  );
+  for (const r of unanalyzed.rows) await c.query(`ANALYZE ${r.t}`);
+  for (const t of alsoThese) await c.query(`ANALYZE ${qualify(t)}`);
+}
 
 // src/journal/journal.ts
 var S = quoteIdent(CONTROL_SCHEMA);
@@ -33783,6 +33806,24 @@ var progressSql = {
              bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${S}.copy_progress.started_at),
              finished_at = EXCLUDED.finished_at`
 };
+async function recordPartDone(c, migration, part) {
+  await c.query(progressSql.upsert, [migration, part.group, part.table.schema, part.table.name, part.part, "done", part.rows, part.bytes, part.where ?? null]);
+}
+async function recordSplitTableDone(c, migration, group2, table2, parts) {
+  await c.query(
+    `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
+     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
+      WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
+     ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
+    [migration, group2, table2.schema, table2.name, parts]
+  );
+}
+async function forgetTableProgress(c, migration, table2) {
+  await c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [migration, table2.schema, table2.name]);
+}
+async function forgetGroupProgress(c, migration, group2) {
+  await c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [migration, group2]);
+}
 
 // src/pg/connect.ts
 import { readFileSync } from "node:fs";
@@ -34080,6 +34121,44 @@ async function sleep(ms, signal) {
     throw err;
   }
 }
+async function pollUntil(probe, o) {
+  const deadline = Date.now() + o.timeoutMs;
+  for (; ; ) {
+    throwIfAborted(o.signal);
+    const v = await probe();
+    if (v !== void 0) return v;
+    if (Date.now() >= deadline) return void 0;
+    await sleep(Math.min(o.everyMs, Math.max(0, deadline - Date.now())), o.signal);
+  }
+}
+
+// src/pg/cancel.ts
+async function endSessionsNamed(c, names, signal) {
+  const others = `FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1) AND pid <> pg_backend_pid()`;
+  const ended = await c.query(`SELECT pg_terminate_backend(pid) ${others}`, [names]);
+  if (!ended.rowCount) return;
+  await pollUntil(async () => (await c.query(`SELECT count(*)::int AS n ${others}`, [names])).rows[0].n === 0 ? true : void 0, { everyMs: 100, timeoutMs: 3e4, signal });
+}
+
+// src/pg/lease.ts
+async function tryGroupLock(c, migration, group2) {
+  const r = await c.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok", [migration, group2]);
+  return r.rows[0].ok;
+}
+async function groupLockFree(c, migration, group2) {
+  if (!await tryGroupLock(c, migration, group2)) return false;
+  await c.query("SELECT pg_advisory_unlock(hashtext($1), hashtext($2))", [migration, group2]);
+  return true;
+}
+async function withStepLock(c, step, fn) {
+  await c.query("SELECT pg_advisory_lock(hashtext($1))", [step]);
+  try {
+    return await fn();
+  } finally {
+    await c.query("SELECT pg_advisory_unlock(hashtext($1))", [step]).catch(() => {
+    });
+  }
+}
 
 // src/pg/copy.ts
 var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
@@ -34114,6 +34193,41 @@ async function copyTable(source, target, table2, options = {}) {
   await pipeline(out, meter, into);
   return { rows: Number(into.rowCount ?? 0), bytes };
 }
+async function copyPartOnce(source, target, table2, o) {
+  await target.query("BEGIN");
+  try {
+    if (o.whole && o.clear === "truncate") await target.query(`TRUNCATE ONLY ${qualify(table2)}`);
+    if (o.clear === "delete") await target.query("SET LOCAL session_replication_role = replica");
+    if (o.whole && o.clear === "delete") await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
+    const r = await copyTable(source, target, table2, { ...o.copy, freeze: o.whole && o.clear === "truncate" });
+    await o.record(r);
+    await target.query("COMMIT");
+    await source.query("COMMIT");
+    return r;
+  } catch (err) {
+    await target.query("ROLLBACK").catch(() => {
+    });
+    await source.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+}
+async function clearTable(c, table2, clear, alongside) {
+  await c.query("BEGIN");
+  try {
+    if (clear === "truncate") await c.query(`TRUNCATE ONLY ${qualify(table2)}`);
+    else {
+      await c.query("SET LOCAL session_replication_role = replica");
+      await c.query(`DELETE FROM ONLY ${qualify(table2)}`);
+    }
+    await alongside();
+    await c.query("COMMIT");
+  } catch (err) {
+    await c.query("ROLLBACK").catch(() => {
+    });
+    throw err;
+  }
+}
 async function truncateTables(c, tables, alongside) {
   await c.query("BEGIN");
   try {
@@ -34125,6 +34239,10 @@ async function truncateTables(c, tables, alongside) {
     });
     throw err;
   }
+}
+async function useLoadSettings(c, maintenanceWorkMem) {
+  await c.query(`DO $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN SET client_connection_check_interval = 1000; END IF; END $$`);
+  await c.query(`SET maintenance_work_mem = ${quoteLiteral(maintenanceWorkMem)}`);
 }
 
 // src/pg/schema.ts
@@ -56896,6 +57014,16 @@ async function dropSlot(c, slot) {
   }
   throw failure("slot.drop", `replication slot ${slot} stays active`, "stop the process that streams from it, then run teardown again");
 }
+async function existingSlotCount(c, slots) {
+  const r = await c.query("SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
+  return r.rows[0].n;
+}
+async function beginReadOnly(c) {
+  await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+}
+async function endRead(c) {
+  await c.query("COMMIT");
+}
 
 // src/core/eta.ts
 var RATE_WINDOW_MS = 5 * 6e4;
@@ -57340,8 +57468,7 @@ function exportedPoint(ctx, holder) {
   } };
 }
 function plainPoint(ctx) {
-  return { endpoint: ctx.source, lsnText: "", begin: (c) => c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").then(() => {
-  }), check: () => {
+  return { endpoint: ctx.source, lsnText: "", begin: (c) => beginReadOnly(c), check: () => {
   } };
 }
 function replicaPoint(endpoint, paused) {
@@ -57349,7 +57476,7 @@ function replicaPoint(endpoint, paused) {
     endpoint,
     lsnText: paused.lsn,
     begin: async (c) => {
-      await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      await beginReadOnly(c);
       await paused.requireAt(c);
     },
     check: () => paused.check()
@@ -57549,7 +57676,7 @@ async function runFullLoad(ctx, options = {}) {
         try {
           await point.begin(reader);
           const lo = await copyLargeObjects(reader, s.target, plan.fullLoad.ownership === "keep");
-          await reader.query("COMMIT");
+          await endRead(reader);
           if (lo.objects) log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
           await journal.finishPhase(LARGE_OBJECTS, "done", lo);
         } finally {
@@ -57619,11 +57746,10 @@ async function planTasks(ctx, c, sourceVersion, group2, point, tables) {
     let plan = { kind: "whole" };
     const pk = t.primaryKey.length === 1 ? t.columns.find((col) => col.name === t.primaryKey[0]) : void 0;
     if (n > 1 && !tidRangeScans && pk && INTEGER_TYPES.includes(pk.type)) {
-      const r = await c.query(`SELECT min(${quoteIdent(pk.name)})::text AS lo, max(${quoteIdent(pk.name)})::text AS hi FROM ONLY ${qualify(t)}`);
-      if (r.rows[0].lo !== null) plan = { kind: "key", column: pk.name, type: pk.type, bounds: keyBounds(BigInt(r.rows[0].lo), BigInt(r.rows[0].hi), n) };
+      const range = await keyRange(c, t, pk.name);
+      if (range) plan = { kind: "key", column: pk.name, type: pk.type, bounds: keyBounds(range.lo, range.hi, n) };
     } else if (n > 1) {
-      const r = await c.query(`SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::text AS blocks`, [qualify(t)]);
-      plan = { kind: "ctid", bounds: blockBounds(Number(r.rows[0].blocks), n) };
+      plan = { kind: "ctid", bounds: blockBounds(await relationBlocks(c, t), n) };
     }
     if (plan.kind === "whole" || plan.bounds.length === 0) {
       tasks.push({ group: group2, table: t, point, part: 0, parts: 1, estimatedBytes: t.bytes });
@@ -57679,16 +57805,7 @@ async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clea
   if (toClear.length) {
     const t = await openTarget(ctx, sessionName);
     try {
-      for (const table2 of toClear) {
-        await t.query("BEGIN");
-        if (clear === "truncate") await t.query(`TRUNCATE ONLY ${qualify(table2)}`);
-        else {
-          await t.query("SET LOCAL session_replication_role = replica");
-          await t.query(`DELETE FROM ONLY ${qualify(table2)}`);
-        }
-        await t.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [journal.migration, table2.schema, table2.name]);
-        await t.query("COMMIT");
-      }
+      for (const table2 of toClear) await clearTable(t, table2, clear, () => forgetTableProgress(t, journal.migration, table2));
     } finally {
       await t.end().catch(() => {
       });
@@ -57735,48 +57852,17 @@ async function copyTasks(ctx, migration, tasks, sessionName, clear, progress, on
 async function copyOnePart(source, target, migration, task, progress, clear, format) {
   const table2 = task.table;
   await task.point.begin(source);
-  await target.query("BEGIN");
-  try {
-    if (task.part === 0) {
-      if (clear === "truncate") await target.query(`TRUNCATE ONLY ${qualify(table2)}`);
-      else {
-        await target.query("SET LOCAL session_replication_role = replica");
-        await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
-      }
-    } else if (clear === "delete") {
-      await target.query("SET LOCAL session_replication_role = replica");
-    }
-    const r = await copyTable(source, target, table2, {
-      onBytes: progress.copying(table2),
-      where: task.where,
-      freeze: task.part === 0 && clear === "truncate",
-      format
-    });
-    await target.query(progressSql.upsert, [migration, task.group, table2.schema, table2.name, task.part, "done", r.rows, r.bytes, task.where ?? null]);
-    await target.query("COMMIT");
-    await source.query("COMMIT");
-    return r;
-  } catch (err) {
-    await target.query("ROLLBACK").catch(() => {
-    });
-    await source.query("ROLLBACK").catch(() => {
-    });
-    throw err;
-  }
-}
-async function recordSplitTableDone(c, migration, group2, table2, parts) {
-  await c.query(
-    `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
-     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
-      WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
-     ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
-    [migration, group2, table2.schema, table2.name, parts]
-  );
+  return copyPartOnce(source, target, table2, {
+    whole: task.part === 0,
+    clear,
+    copy: { onBytes: progress.copying(table2), where: task.where, format },
+    record: (r) => recordPartDone(target, migration, { group: task.group, table: table2, part: task.part, rows: r.rows, bytes: r.bytes, where: task.where })
+  });
 }
 async function runPostData(ctx, s, journal, restoreTool, dump, groups) {
   const { plan, log } = ctx;
   const sessionName = postDataSessionName(plan.name);
-  await endSessions(s.target, [sessionName]);
+  await endSessionsNamed(s.target, [sessionName]);
   const early = [...(await earlyIndexes(s.source, groups.flatMap((g) => g.tables))).values()].flat();
   const queue = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
     if (!isAnalyze(step)) logIndexBuilt(log, step, ms, built);
@@ -57797,11 +57883,7 @@ async function runPostData(ctx, s, journal, restoreTool, dump, groups) {
     log.warn(`materialized view ${f.view} could not be refreshed on the target: ${f.error} (the load is complete; fix the cause, then REFRESH MATERIALIZED VIEW ${f.view} on the target \u2014 verify and the cut-over gate name it until then)`);
     await journal.event("full-load", "warn", `materialized view ${f.view} not refreshed: ${f.error}`, f);
   }
-  const unanalyzed = await s.target.query(
-    `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS t FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND schemaname <> 'pgshift'`
-  );
-  for (const r of unanalyzed.rows) await s.target.query(`ANALYZE ${r.t}`);
-  for (const p of groups.flatMap((g) => g.parents)) await s.target.query(`ANALYZE ${qualify(p)}`);
+  await analyzeUnanalyzed(s.target, groups.flatMap((g) => g.parents));
   return { sequences, failedViews: views.failed };
 }
 async function copyMissingRoles(ctx, s, journal) {
@@ -57907,42 +57989,28 @@ async function groupsWithCopiedRows(journal, groups) {
 }
 async function claimGroups(c, migration, groups) {
   for (const g of groups) {
-    const r = await c.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS ok", [migration, g]);
-    if (!r.rows[0].ok) {
+    if (!await tryGroupLock(c, migration, g)) {
       throw gateRefused("full-load.running", `group ${g} is being loaded by another pgshift process right now`, "wait for it to finish (pgshift status shows its progress) or stop that process first");
     }
   }
-  await endSessions(c, [loadSessionName(migration, "*"), ...groups.map((g) => loadSessionName(migration, g))]);
+  await endSessionsNamed(c, [loadSessionName(migration, "*"), ...groups.map((g) => loadSessionName(migration, g))]);
 }
 async function anotherGroupLoading(c, journal, groups) {
   const streams = new Map((await journal.streams()).map((r) => [r.group, r.state]));
   for (const g of groups) {
     const state = streams.get(g);
     if (state !== "preparing" && state !== "loading") continue;
-    const r = await c.query("SELECT pg_try_advisory_lock(hashtext($1), hashtext($2)) AS free", [journal.migration, g]);
-    if (!r.rows[0].free) return true;
-    await c.query("SELECT pg_advisory_unlock(hashtext($1), hashtext($2))", [journal.migration, g]);
+    if (!await groupLockFree(c, journal.migration, g)) return true;
   }
   return false;
 }
-async function endSessions(c, names) {
-  const others = `FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1) AND pid <> pg_backend_pid()`;
-  const ended = await c.query(`SELECT pg_terminate_backend(pid) ${others}`, [names]);
-  for (let i = 0; i < 300 && ended.rowCount; i++) {
-    const r = await c.query(`SELECT count(*)::int AS n ${others}`, [names]);
-    if (r.rows[0].n === 0) return;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
 async function openTarget(ctx, sessionName) {
   const c = await connect(ctx.target, { applicationName: sessionName });
-  await c.query(`DO $$ BEGIN IF current_setting('server_version_num')::int >= 140000 THEN SET client_connection_check_interval = 1000; END IF; END $$`);
-  await c.query(`SET maintenance_work_mem = ${quoteLiteral(ctx.plan.fullLoad.maintenanceWorkMem)}`);
+  await useLoadSettings(c, ctx.plan.fullLoad.maintenanceWorkMem);
   return c;
 }
 async function existingSlots(s, slots) {
-  const r = await s.source.query("SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
-  return r.rows[0].n;
+  return existingSlotCount(s.source, slots);
 }
 async function applyReplicaIdentityConsent(ctx, s, journal, tables) {
   if (!tables.length) return;
@@ -57962,20 +58030,16 @@ async function makeLogged(ctx, s, journal, tables) {
     t.persistence = "p";
     ctx.log.info(`${displayName(t)}: SET LOGGED on the source in ${((Date.now() - started) / 1e3).toFixed(1)} s (unlogged.mode: make-logged)`);
   }
-  if (tables.length) await journal.event("full-load", "warn", `SET LOGGED on the source: ${tables.map(displayName).join(", ")} (unlogged.mode: make-logged); it stays logged`);
+  if (tables.length) await journal.event("full-load", "warn", `made logged on the source (SET LOGGED): ${tables.map(displayName).join(", ")} (unlogged.mode: make-logged); it stays logged`);
 }
 async function requireEmptyTarget(s, ctx, groups) {
   const names = groups.flatMap((g) => [...g.tables, ...g.parents]);
-  const r = await s.target.query(
-    `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-    [names.map((t) => t.schema), names.map((t) => t.name)]
-  );
-  if (r.rowCount) {
-    const first = r.rows[0];
+  const present = await existingRelations(s.target, names);
+  if (present.length) {
+    const first = present[0];
     throw gateRefused(
       "target.not-empty",
-      `target ${ctx.target.label} already has table ${displayName(first)}${r.rowCount > 1 ? ` and ${r.rowCount - 1} more` : ""} and no pgshift journal says it loaded them`,
+      `target ${ctx.target.label} already has table ${displayName(first)}${present.length > 1 ? ` and ${present.length - 1} more` : ""} and no pgshift journal says it loaded them`,
       "load into an empty database (create a new one on the target) or drop those tables"
     );
   }
@@ -57998,7 +58062,7 @@ async function resetGroup(s, ctx, journal, stream, group2, existing) {
     await stream.drop(s.source, record2);
     if (record2.group !== group2.name) await journal.deleteStream(record2.group);
   }
-  await s.target.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [journal.migration, group2.name]);
+  await forgetGroupProgress(s.target, journal.migration, group2.name);
   await journal.event("full-load", "warn", `group ${group2.name}: restarted from a new slot`);
 }
 async function everyGroupLoaded(journal, names) {
@@ -58007,15 +58071,6 @@ async function everyGroupLoaded(journal, names) {
     const state = streams.get(n);
     return state !== void 0 && state !== "preparing" && state !== "loading";
   });
-}
-async function withStepLock(c, step, fn) {
-  await c.query("SELECT pg_advisory_lock(hashtext($1))", [step]);
-  try {
-    return await fn();
-  } finally {
-    await c.query("SELECT pg_advisory_unlock(hashtext($1))", [step]).catch(() => {
-    });
-  }
 }
 
 // src/phases/status.ts
