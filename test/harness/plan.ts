@@ -28,3 +28,19 @@ export function writePlanFile(extra = ''): string {
   writeFileSync(file, planYaml(extra));
   return file;
 }
+
+/** The replication instance the DMS model (test/harness/fake-dms.ts) is created with. */
+export const TEST_INSTANCE_ARN = 'arn:aws:dms:us-east-1:123456789012:rep:RI1';
+
+/** A plan's cdc section for the DMS engine against the model: fast polls, thresholds out of the way. */
+export function dmsCdcYaml(instanceArn: string, plugin: string): string {
+  return `cdc:
+  engine: dms
+  dms:
+    plugin: ${plugin}
+    replicationInstanceArn: ${instanceArn}
+    replicationInstanceIdentifier: pgshift-test-ri
+    pollSeconds: 0
+    readyTimeoutMinutes: 0.5
+    thresholds: { warnLatencySeconds: 3600, failLatencySeconds: 7200 }`;
+}

@@ -24,7 +24,7 @@ import { runVerify } from '../../src/phases/verify.js';
 import { cdcMarkdown } from '../../src/report/markdown.js';
 import { FakeDms } from '../harness/fake-dms.js';
 import { changeLsns, setTables } from '../harness/pglogical.js';
-import { testPlan } from '../harness/plan.js';
+import { dmsCdcYaml, testPlan, TEST_INSTANCE_ARN } from '../harness/plan.js';
 import { sql, startServer, withClients } from '../harness/servers.js';
 import type { LocalCluster } from '../../src/local/cluster.js';
 
@@ -36,7 +36,7 @@ import type { LocalCluster } from '../../src/local/cluster.js';
  * restart reloads a group from a new slot, teardown leaves nothing behind. Every DMS request is
  * asserted as sent.
  */
-const RI = 'arn:aws:dms:us-east-1:123456789012:rep:RI1';
+const RI = TEST_INSTANCE_ARN;
 
 let source: LocalCluster;
 let target: LocalCluster;
@@ -51,15 +51,7 @@ const plan = (plugin: string, dmsExtra = '') => `groups:
 tables:
   shop.orders: { batchApply: true }
   shop.docs: { lobMode: unlimited, lobMaxSizeKb: 64 }
-cdc:
-  engine: dms
-  dms:
-    plugin: ${plugin}
-    replicationInstanceArn: ${RI}
-    replicationInstanceIdentifier: pgshift-test-ri
-    pollSeconds: 0
-    readyTimeoutMinutes: 0.5
-    thresholds: { warnLatencySeconds: 3600, failLatencySeconds: 7200 }
+${dmsCdcYaml(RI, plugin)}
 ${dmsExtra}`;
 
 const SCHEMA = `

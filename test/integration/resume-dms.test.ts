@@ -11,7 +11,7 @@ import { phaseContext, type PhaseContext } from '../../src/phases/context.js';
 import { runTeardown } from '../../src/phases/teardown.js';
 import { FakeDms } from '../harness/fake-dms.js';
 import { changeLsns, setTables, slotChanges } from '../harness/pglogical.js';
-import { testPlan, writePlanFile } from '../harness/plan.js';
+import { dmsCdcYaml, testPlan, TEST_INSTANCE_ARN, writePlanFile } from '../harness/plan.js';
 import { sql, startServer } from '../harness/servers.js';
 
 /**
@@ -24,21 +24,13 @@ import { sql, startServer } from '../harness/servers.js';
  * its own slot's LSN — status reports it, teardown removes it. Real servers (PostgreSQL 15 with
  * pglogical, 17), DMS mocked (test/harness/fake-dms.ts).
  */
-const RI = 'arn:aws:dms:us-east-1:123456789012:rep:RI1';
+const RI = TEST_INSTANCE_ARN;
 const dmsPlan = (plugin = 'pglogical') => `groups:
   - { name: g1, tables: [shop.big, shop.mid, shop.orders, shop.small] }
 tables:
   shop.orders: { batchApply: true }
 fullLoad: { jobs: 1, indexJobs: 1 }
-cdc:
-  engine: dms
-  dms:
-    plugin: ${plugin}
-    replicationInstanceArn: ${RI}
-    replicationInstanceIdentifier: pgshift-test-ri
-    pollSeconds: 0
-    readyTimeoutMinutes: 0.5
-    thresholds: { warnLatencySeconds: 3600, failLatencySeconds: 7200 }
+${dmsCdcYaml(RI, plugin)}
 `;
 
 // Copied largest first by one worker: big, mid, orders, then small — the table held.
