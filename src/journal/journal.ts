@@ -11,7 +11,8 @@ import { CONTROL_SCHEMA } from '../pg/catalog.js';
  * the migration stands and continue from there. Creating it is idempotent and serialised with an
  * advisory lock because matrix jobs may start at the same moment. Nothing secret is ever written.
  */
-export const S = quoteIdent(CONTROL_SCHEMA);
+/** The control schema's name quoted for SQL text: `${CONTROL}.streams`. */
+export const CONTROL = quoteIdent(CONTROL_SCHEMA);
 const LOCK_KEY = 'pgshift.journal';
 
 export type PhaseName = 'assess' | 'full-load' | 'cdc' | 'verify' | 'cutover' | 'teardown';
@@ -33,33 +34,33 @@ export interface StreamRecord {
  * says so, and the next run of the phase takes over.
  */
 const PHASE_OWNER_COLUMNS = [
-  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
-  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`,
+  `ALTER TABLE ${CONTROL}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
+  `ALTER TABLE ${CONTROL}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`,
 ];
 const OWNER_NOW = `pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`;
 /** SQL: the phase row p's owner session is still there (backend_start hidden from other roles counts as there). */
 export const PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.owner_pid AND (a.backend_start IS NULL OR a.backend_start = p.owner_started))`;
 
 const DDL = [
-  `CREATE SCHEMA IF NOT EXISTS ${S}`,
-  `COMMENT ON SCHEMA ${S} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
-  `CREATE TABLE IF NOT EXISTS ${S}.migration (
+  `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
+  `COMMENT ON SCHEMA ${CONTROL} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.migration (
      name text PRIMARY KEY,
      created_at timestamptz NOT NULL DEFAULT now(),
      source text NOT NULL,
      target text NOT NULL,
      source_version int NOT NULL,
      target_version int NOT NULL)`,
-  `CREATE TABLE IF NOT EXISTS ${S}.phase (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.phase (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
      phase text NOT NULL,
      state text NOT NULL,
      started_at timestamptz NOT NULL DEFAULT now(),
      finished_at timestamptz,
      detail jsonb,
      PRIMARY KEY (migration, phase))`,
-  `CREATE TABLE IF NOT EXISTS ${S}.stream (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.stream (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
      group_name text NOT NULL,
      slot_name text NOT NULL,
      publication text NOT NULL,
@@ -69,8 +70,8 @@ const DDL = [
      state text NOT NULL,
      updated_at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY (migration, group_name))`,
-  `CREATE TABLE IF NOT EXISTS ${S}.copy_progress (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.copy_progress (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
      group_name text NOT NULL,
      table_schema text NOT NULL,
      table_name text NOT NULL,
@@ -82,9 +83,9 @@ const DDL = [
      finished_at timestamptz,
      PRIMARY KEY (migration, table_schema, table_name, part))`,
   // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
-  `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
+  `ALTER TABLE ${CONTROL}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
   ...PHASE_OWNER_COLUMNS,
-  `CREATE TABLE IF NOT EXISTS ${S}.event (
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.event (
      id bigserial PRIMARY KEY,
      migration text NOT NULL,
      at timestamptz NOT NULL DEFAULT now(),
@@ -112,7 +113,7 @@ export class Journal {
       await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [LOCK_KEY]);
       for (const statement of DDL) await c.query(statement);
       await c.query(
-        `INSERT INTO ${S}.migration (name, source, target, source_version, target_version) VALUES ($1, $2, $3, $4, $5)
+        `INSERT INTO ${CONTROL}.migration (name, source, target, source_version, target_version) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (name) DO UPDATE SET source = EXCLUDED.source, target = EXCLUDED.target,
            source_version = EXCLUDED.source_version, target_version = EXCLUDED.target_version`,
         [migration, redact(info.source), redact(info.target), info.sourceVersion, info.targetVersion],
@@ -129,7 +130,7 @@ export class Journal {
   static async find(c: pg.Client, migration: string): Promise<Journal | undefined> {
     const r = await c.query(`SELECT 1 FROM pg_namespace n JOIN pg_class t ON t.relnamespace = n.oid WHERE n.nspname = $1 AND t.relname = 'migration'`, [CONTROL_SCHEMA]);
     if (r.rowCount === 0) return undefined;
-    const m = await c.query(`SELECT 1 FROM ${S}.migration WHERE name = $1`, [migration]);
+    const m = await c.query(`SELECT 1 FROM ${CONTROL}.migration WHERE name = $1`, [migration]);
     if (!m.rowCount) return undefined;
     // A journal written by an earlier pgshift gets the columns this one records.
     const cols = await c.query(`SELECT 1 FROM pg_attribute WHERE attrelid = '${CONTROL_SCHEMA}.phase'::regclass AND attname = 'owner_pid'`);
@@ -146,7 +147,7 @@ export class Journal {
    */
   async phaseState(phase: PhaseName | string): Promise<{ state: PhaseState; detail: unknown; finishedAt: Date | null; interrupted: boolean } | undefined> {
     const r = await this.c.query(
-      `SELECT state, detail, finished_at, state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} AS interrupted FROM ${S}.phase p WHERE migration = $1 AND phase = $2`,
+      `SELECT state, detail, finished_at, state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} AS interrupted FROM ${CONTROL}.phase p WHERE migration = $1 AND phase = $2`,
       [this.migration, phase],
     );
     const row = r.rows[0];
@@ -161,7 +162,7 @@ export class Journal {
     const r = await this.c.query(
       `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state,
               started_at::text AS "startedAt", finished_at::text AS "finishedAt", detail
-         FROM ${S}.phase p WHERE migration = $1 ORDER BY started_at, phase`,
+         FROM ${CONTROL}.phase p WHERE migration = $1 ORDER BY started_at, phase`,
       [this.migration],
     );
     return r.rows;
@@ -169,7 +170,7 @@ export class Journal {
 
   async startPhase(phase: PhaseName | string, detail: unknown = {}): Promise<void> {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
+      `INSERT INTO ${CONTROL}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
        ON CONFLICT (migration, phase) DO UPDATE SET state = 'running', started_at = now(), finished_at = NULL, detail = EXCLUDED.detail,
          owner_pid = EXCLUDED.owner_pid, owner_started = EXCLUDED.owner_started`,
       [this.migration, phase, JSON.stringify(redactDeep(detail))],
@@ -179,7 +180,7 @@ export class Journal {
 
   async finishPhase(phase: PhaseName | string, state: Exclude<PhaseState, 'running'>, detail: unknown = {}): Promise<void> {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, finished_at, detail) VALUES ($1, $2, $3, now(), $4)
+      `INSERT INTO ${CONTROL}.phase (migration, phase, state, finished_at, detail) VALUES ($1, $2, $3, now(), $4)
        ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, finished_at = now(), detail = EXCLUDED.detail`,
       [this.migration, phase, state, JSON.stringify(redactDeep(detail))],
     );
@@ -189,17 +190,17 @@ export class Journal {
   /** Update a phase's state and detail without an event (progress snapshots every few seconds). */
   async setPhaseDetail(phase: string, state: PhaseState, detail: unknown): Promise<void> {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, $3, $4, ${OWNER_NOW})
+      `INSERT INTO ${CONTROL}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, $3, $4, ${OWNER_NOW})
        ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail,
          finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END,
-         owner_pid = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_pid ELSE ${S}.phase.owner_pid END,
-         owner_started = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_started ELSE ${S}.phase.owner_started END`,
+         owner_pid = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_pid ELSE ${CONTROL}.phase.owner_pid END,
+         owner_started = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_started ELSE ${CONTROL}.phase.owner_started END`,
       [this.migration, phase, state, JSON.stringify(redactDeep(detail))],
     );
   }
 
   async event(phase: PhaseName | string, level: 'info' | 'warn' | 'error', message: string, detail?: unknown): Promise<void> {
-    await this.c.query(`INSERT INTO ${S}.event (migration, phase, level, message, detail) VALUES ($1, $2, $3, $4, $5)`, [
+    await this.c.query(`INSERT INTO ${CONTROL}.event (migration, phase, level, message, detail) VALUES ($1, $2, $3, $4, $5)`, [
       this.migration,
       phase,
       level,
@@ -210,7 +211,7 @@ export class Journal {
 
   async saveStream(s: StreamRecord): Promise<void> {
     await this.c.query(
-      `INSERT INTO ${S}.stream (migration, group_name, slot_name, publication, subscription, snapshot_mode, snapshot_lsn, state)
+      `INSERT INTO ${CONTROL}.stream (migration, group_name, slot_name, publication, subscription, snapshot_mode, snapshot_lsn, state)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
        ON CONFLICT (migration, group_name) DO UPDATE SET slot_name = EXCLUDED.slot_name, publication = EXCLUDED.publication,
          subscription = EXCLUDED.subscription, snapshot_mode = EXCLUDED.snapshot_mode, snapshot_lsn = EXCLUDED.snapshot_lsn,
@@ -220,16 +221,16 @@ export class Journal {
   }
 
   async deleteStream(group: string): Promise<void> {
-    await this.c.query(`DELETE FROM ${S}.stream WHERE migration = $1 AND group_name = $2`, [this.migration, group]);
+    await this.c.query(`DELETE FROM ${CONTROL}.stream WHERE migration = $1 AND group_name = $2`, [this.migration, group]);
   }
 
   async setStreamState(group: string, state: string): Promise<void> {
-    await this.c.query(`UPDATE ${S}.stream SET state = $3, updated_at = now() WHERE migration = $1 AND group_name = $2`, [this.migration, group, state]);
+    await this.c.query(`UPDATE ${CONTROL}.stream SET state = $3, updated_at = now() WHERE migration = $1 AND group_name = $2`, [this.migration, group, state]);
   }
 
   async streams(): Promise<StreamRecord[]> {
     const r = await this.c.query(
-      `SELECT group_name, slot_name, publication, subscription, snapshot_mode, snapshot_lsn::text, state FROM ${S}.stream WHERE migration = $1 ORDER BY group_name`,
+      `SELECT group_name, slot_name, publication, subscription, snapshot_mode, snapshot_lsn::text, state FROM ${CONTROL}.stream WHERE migration = $1 ORDER BY group_name`,
       [this.migration],
     );
     return r.rows.map((row) => ({
@@ -245,7 +246,7 @@ export class Journal {
 
   async tableProgress(): Promise<Array<{ group: string; schema: string; name: string; part: number; state: string; rows: number | null; bytes: number | null; condition: string | null }>> {
     const r = await this.c.query(
-      `SELECT group_name, table_schema, table_name, part, state, rows, bytes, condition FROM ${S}.copy_progress WHERE migration = $1 ORDER BY group_name, table_schema, table_name, part`,
+      `SELECT group_name, table_schema, table_name, part, state, rows, bytes, condition FROM ${CONTROL}.copy_progress WHERE migration = $1 ORDER BY group_name, table_schema, table_name, part`,
       [this.migration],
     );
     return r.rows.map((row) => ({
@@ -263,7 +264,7 @@ export class Journal {
   /** Forget the copy progress of these tables (a resume copies them again from a new snapshot). */
   async forgetTables(tables: Array<{ schema: string; name: string }>): Promise<void> {
     if (!tables.length) return;
-    await this.c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
+    await this.c.query(`DELETE FROM ${CONTROL}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
       this.migration,
       tables.map((t) => t.schema),
       tables.map((t) => t.name),
@@ -275,27 +276,27 @@ export class Journal {
    * phase with its detail, the last events and the copy progress.
    */
   async dump(eventLimit = 500): Promise<Record<string, unknown>> {
-    const phases = await this.c.query(`SELECT phase, state, started_at, finished_at, detail FROM ${S}.phase WHERE migration = $1 ORDER BY started_at`, [this.migration]);
+    const phases = await this.c.query(`SELECT phase, state, started_at, finished_at, detail FROM ${CONTROL}.phase WHERE migration = $1 ORDER BY started_at`, [this.migration]);
     return { streams: await this.streams(), phases: phases.rows, events: await this.events(eventLimit), copyProgress: await this.tableProgress() };
   }
 
   async events(limit = 50): Promise<Array<{ at: Date; phase: string; level: string; message: string }>> {
-    const r = await this.c.query(`SELECT at, phase, level, message FROM ${S}.event WHERE migration = $1 ORDER BY id DESC LIMIT $2`, [this.migration, limit]);
+    const r = await this.c.query(`SELECT at, phase, level, message FROM ${CONTROL}.event WHERE migration = $1 ORDER BY id DESC LIMIT $2`, [this.migration, limit]);
     return r.rows.reverse();
   }
 }
 
 /** Statements (run by a copy worker inside its target transaction) that record a table's progress. */
 export const progressSql = {
-  upsert: `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
+  upsert: `INSERT INTO ${CONTROL}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
            ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, condition = EXCLUDED.condition,
-             bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${S}.copy_progress.started_at),
+             bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${CONTROL}.copy_progress.started_at),
              finished_at = EXCLUDED.finished_at`,
 };
 
 export async function dropControlSchema(c: pg.Client): Promise<void> {
-  await c.query(`DROP SCHEMA IF EXISTS ${S} CASCADE`);
+  await c.query(`DROP SCHEMA IF EXISTS ${CONTROL} CASCADE`);
 }
 
 /** Whether pgshift's control schema exists on this server. */
@@ -315,8 +316,8 @@ export async function recordPartDone(
 /** A split table is done when all its parts are: record it as a whole (part 0). */
 export async function recordSplitTableDone(c: pg.Client, migration: string, group: string, table: QualifiedName, parts: number): Promise<void> {
   await c.query(
-    `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
-     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
+    `INSERT INTO ${CONTROL}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
+     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${CONTROL}.copy_progress
       WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
      ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
     [migration, group, table.schema, table.name, parts],
@@ -325,10 +326,10 @@ export async function recordSplitTableDone(c: pg.Client, migration: string, grou
 
 /** Forget a table's loaded parts (inside the transaction that clears its rows). */
 export async function forgetTableProgress(c: pg.Client, migration: string, table: QualifiedName): Promise<void> {
-  await c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [migration, table.schema, table.name]);
+  await c.query(`DELETE FROM ${CONTROL}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [migration, table.schema, table.name]);
 }
 
 /** Forget every loaded part of a group (it starts over). */
 export async function forgetGroupProgress(c: pg.Client, migration: string, group: string): Promise<void> {
-  await c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [migration, group]);
+  await c.query(`DELETE FROM ${CONTROL}.copy_progress WHERE migration = $1 AND group_name = $2`, [migration, group]);
 }

@@ -1,5 +1,5 @@
 import { quoteIdent, quoteLiteral } from '../core/ident.js';
-import { S } from '../journal/journal.js';
+import { CONTROL } from '../journal/journal.js';
 
 /**
  * The SQL of DDL following, kept apart from the code that decides when to run it (ddl.ts).
@@ -24,10 +24,10 @@ const SAFE_PATH = `SET search_path = pg_catalog, pg_temp SET standard_conforming
 /** Shared objects of the source side (idempotent; the event triggers are created by the caller). */
 export function captureObjectsSql(): string[] {
   return [
-    `CREATE SCHEMA IF NOT EXISTS ${S}`,
-    `CREATE SEQUENCE IF NOT EXISTS ${S}.ddl_id`,
+    `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
+    `CREATE SEQUENCE IF NOT EXISTS ${CONTROL}.ddl_id`,
     // Which streams exist, their queue and the plan's patterns (regular expressions) for new tables.
-    `CREATE TABLE IF NOT EXISTS ${S}.ddl_stream (
+    `CREATE TABLE IF NOT EXISTS ${CONTROL}.ddl_stream (
        publication text PRIMARY KEY,
        stream text NOT NULL,
        migration text NOT NULL,
@@ -37,17 +37,17 @@ export function captureObjectsSql(): string[] {
        exclude jsonb NOT NULL DEFAULT '[]',
        mode text NOT NULL)`,
     // What is not carried (or, with cdc.ddl detect, every change), until acknowledged.
-    `CREATE TABLE IF NOT EXISTS ${S}.ddl_log (
+    `CREATE TABLE IF NOT EXISTS ${CONTROL}.ddl_log (
        id bigint PRIMARY KEY DEFAULT nextval('${CONTROL}.ddl_id'),
        at timestamptz NOT NULL DEFAULT now(),
        command text NOT NULL,
        object text NOT NULL)`,
-    `ALTER TABLE ${S}.ddl_log ADD COLUMN IF NOT EXISTS statement text, ADD COLUMN IF NOT EXISTS stream text,
+    `ALTER TABLE ${CONTROL}.ddl_log ADD COLUMN IF NOT EXISTS statement text, ADD COLUMN IF NOT EXISTS stream text,
        ADD COLUMN IF NOT EXISTS reason text NOT NULL DEFAULT 'detected', ADD COLUMN IF NOT EXISTS detail text,
        ADD COLUMN IF NOT EXISTS acknowledged_at timestamptz`,
 
     // The statement without its leading blanks and comments.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_head(s text) RETURNS text LANGUAGE plpgsql IMMUTABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_head(s text) RETURNS text LANGUAGE plpgsql IMMUTABLE ${SAFE_PATH} AS $f$
      DECLARE i int; depth int;
      BEGIN
        LOOP
@@ -71,7 +71,7 @@ export function captureObjectsSql(): string[] {
      END $f$`,
 
     // The first words of a statement, upper-cased: enough to match it with its command tag.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_words(s text) RETURNS text[] LANGUAGE sql IMMUTABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_words(s text) RETURNS text[] LANGUAGE sql IMMUTABLE ${SAFE_PATH} AS $f$
        SELECT array_agg(w ORDER BY n) FROM (
          SELECT w, n FROM regexp_split_to_table(upper(left(${CONTROL}.ddl_head(s), 400)), '[^A-Z_]+') WITH ORDINALITY AS t(w, n)
           WHERE w <> '' ORDER BY n LIMIT 12) words
@@ -81,7 +81,7 @@ export function captureObjectsSql(): string[] {
     // dollar quotes and comments: byte offsets (start, length) of each. Bytes, not characters:
     // positions in a bytea cost O(1), and every character that matters here is ASCII, which UTF-8
     // never uses inside a multibyte character.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_split(q text) RETURNS int[] LANGUAGE plpgsql STABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_split(q text) RETURNS int[] LANGUAGE plpgsql STABLE ${SAFE_PATH} AS $f$
      DECLARE
        b bytea := convert_to(q, 'UTF8');
        n int := length(b);
@@ -150,7 +150,7 @@ export function captureObjectsSql(): string[] {
     // matched in this string, remembered per session) whose first words fit the command tag and
     // that names one of the objects. NULL when none does: DDL run by a function or a DO block. A
     // string is split once (cached for the session), however many statements it holds.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_statement(tag text, names text[], advance boolean) RETURNS text LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_statement(tag text, names text[], advance boolean) RETURNS text LANGUAGE plpgsql ${SAFE_PATH} AS $f$
      DECLARE
        q text := current_query();
        b bytea;
@@ -194,7 +194,7 @@ export function captureObjectsSql(): string[] {
     // The relations a statement names (among its first \`words\` words), resolved as the
     // application's session resolves them: what DROP INDEX and ALTER TABLE will touch, known before
     // they run (at sql_drop the index is gone; at ddl_command_end the columns are already added).
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_named(stmt text, app_path text, words int) RETURNS oid[] LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_named(stmt text, app_path text, words int) RETURNS oid[] LANGUAGE plpgsql ${SAFE_PATH} AS $f$
      DECLARE m text; found oid[] := '{}'; t regclass;
      BEGIN
        IF stmt IS NULL THEN RETURN '{}'; END IF;
@@ -213,7 +213,7 @@ export function captureObjectsSql(): string[] {
 
     // Before ALTER TABLE: each table it names (and their children) with its highest column number,
     // so that ddl_command_end knows which columns the statement added.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_columns_before(rels oid[]) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_columns_before(rels oid[]) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
        WITH RECURSIVE tree(oid) AS (SELECT unnest(rels) UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid)
        SELECT string_agg(c.oid || ':' || (SELECT coalesce(max(a.attnum), 0) FROM pg_attribute a WHERE a.attrelid = c.oid), ',')
          FROM tree JOIN pg_class c ON c.oid = tree.oid WHERE c.relkind = 'r'
@@ -223,7 +223,7 @@ export function captureObjectsSql(): string[] {
     // constant (a "missing value", PostgreSQL 11+) travels with the statement, so the target gives
     // its rows the source's value (DEFAULT now() is evaluated once, on each side at its own time);
     // one filled row by row (a volatile default, an identity) cannot be computed again.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_added_columns(before text, OUT fills jsonb, OUT differ text[]) LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_added_columns(before text, OUT fills jsonb, OUT differ text[]) LANGUAGE plpgsql ${SAFE_PATH} AS $f$
      DECLARE r record; has_rows boolean; expr text;
      BEGIN
        fills := '[]'; differ := '{}';
@@ -251,12 +251,12 @@ export function captureObjectsSql(): string[] {
 
     // Objects of replication machinery that is not the application's: AWS DMS creates its heartbeat
     // and DDL-capture objects (awsdms_*) on the source.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_foreign(identity text) RETURNS boolean LANGUAGE sql IMMUTABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_foreign(identity text) RETURNS boolean LANGUAGE sql IMMUTABLE ${SAFE_PATH} AS $f$
        SELECT coalesce(identity ~ '(^|\.)"?awsdms_', false)
      $f$`,
 
     // Tables whose rows a command concerns, from one row of pg_event_trigger_ddl_commands().
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_tables_of(cls oid, obj oid) RETURNS oid[] LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_tables_of(cls oid, obj oid) RETURNS oid[] LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
        SELECT coalesce(CASE cls
          WHEN 'pg_class'::regclass THEN (SELECT CASE WHEN c.relkind IN ('r', 'p') THEN ARRAY[c.oid]
                                                      WHEN c.relkind IN ('i', 'I') THEN ARRAY(SELECT indrelid FROM pg_index WHERE indexrelid = c.oid) END
@@ -270,7 +270,7 @@ export function captureObjectsSql(): string[] {
      $f$`,
 
     // CREATE TABLE AS / SELECT INTO replayed as an empty table: its rows come when it joins the stream.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_table_definition(t oid) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_table_definition(t oid) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
        SELECT format('CREATE %sTABLE %I.%I (%s)%s%s%s',
          CASE c.relpersistence WHEN 'u' THEN 'UNLOGGED ' ELSE '' END, n.nspname, c.relname,
          (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod))
@@ -284,7 +284,7 @@ export function captureObjectsSql(): string[] {
      $f$`,
 
     // The stream (publication) whose patterns place a table, in plan order; NULL for no group.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_group_of(t oid) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_group_of(t oid) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
        SELECT s.publication FROM ${CONTROL}.ddl_stream s, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.oid = t AND s.mode = 'follow'
           AND EXISTS (SELECT 1 FROM jsonb_array_elements(s.include) p WHERE n.nspname ~ (p->>'schema') AND c.relname ~ (p->>'name'))
@@ -292,7 +292,7 @@ export function captureObjectsSql(): string[] {
         ORDER BY s.position LIMIT 1
      $f$`,
 
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_not_carried(tag text, objects text[], stmt text, stream text, reason text, detail text) RETURNS void LANGUAGE sql ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_not_carried(tag text, objects text[], stmt text, stream text, reason text, detail text) RETURNS void LANGUAGE sql ${SAFE_PATH} AS $f$
        INSERT INTO ${CONTROL}.ddl_log (command, object, statement, stream, reason, detail)
        VALUES (tag, coalesce(array_to_string(objects, ', '), ''), coalesce(stmt, current_query()), stream, reason, detail)
      $f$`,
@@ -301,7 +301,7 @@ export function captureObjectsSql(): string[] {
 
     // The event trigger function. Captures the application's search_path before anything else,
     // then works under a safe one; never raises.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_capture() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_capture() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $f$
      DECLARE app_path text; code text; msg text;
      BEGIN
        app_path := pg_catalog.current_setting('search_path');
@@ -322,15 +322,14 @@ export function captureObjectsSql(): string[] {
          END;
        END;
      END $f$`,
-    `REVOKE ALL ON FUNCTION ${S}.ddl_record(text, text, text) FROM PUBLIC`,
-    `REVOKE ALL ON FUNCTION ${S}.ddl_capture() FROM PUBLIC`,
+    `REVOKE ALL ON FUNCTION ${CONTROL}.ddl_record(text, text, text) FROM PUBLIC`,
+    `REVOKE ALL ON FUNCTION ${CONTROL}.ddl_capture() FROM PUBLIC`,
   ];
 }
 
-const CONTROL = S;
 
 function recordFunction(): string {
-  return `CREATE OR REPLACE FUNCTION ${S}.ddl_record(ev text, tag text, app_path text) RETURNS void LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+  return `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_record(ev text, tag text, app_path text) RETURNS void LANGUAGE plpgsql ${SAFE_PATH} AS $f$
   DECLARE
     r record;
     touched oid[] := '{}';   -- tables whose rows the command concerns
@@ -509,9 +508,9 @@ function recordFunction(): string {
 
 /** The DDL queue of one stream (same shape on both sides; the last columns are the target's). */
 export function queueTableSql(queue: string): string[] {
-  const q = `${S}.${quoteIdent(queue)}`;
+  const q = `${CONTROL}.${quoteIdent(queue)}`;
   return [
-    `CREATE SCHEMA IF NOT EXISTS ${S}`,
+    `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
     `CREATE TABLE IF NOT EXISTS ${q} (
        id bigint PRIMARY KEY,
        at timestamptz NOT NULL,
@@ -534,17 +533,17 @@ export function queueTableSql(queue: string): string[] {
 
 /** The source's event triggers (created once per database). */
 export const EVENT_TRIGGERS: Array<{ name: string; sql: string }> = [
-  { name: 'pgshift_ddl', sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${S}.ddl_capture()` },
-  { name: 'pgshift_ddl_drop', sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${S}.ddl_capture()` },
-  { name: 'pgshift_ddl_start', sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${S}.ddl_capture()` },
+  { name: 'pgshift_ddl', sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${CONTROL}.ddl_capture()` },
+  { name: 'pgshift_ddl_drop', sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${CONTROL}.ddl_capture()` },
+  { name: 'pgshift_ddl_start', sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${CONTROL}.ddl_capture()` },
 ];
 
 /** Target: the function that runs queued statements, and its trigger on one stream's queue. */
 export function applyObjectsSql(queue: string, stream: string, keepOwnership: boolean): string[] {
-  const q = `${S}.${quoteIdent(queue)}`;
+  const q = `${CONTROL}.${quoteIdent(queue)}`;
   return [
-    `CREATE TABLE IF NOT EXISTS ${S}.ddl_done (id bigint PRIMARY KEY, stream text NOT NULL, at timestamptz NOT NULL DEFAULT now())`,
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_apply() RETURNS trigger LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+    `CREATE TABLE IF NOT EXISTS ${CONTROL}.ddl_done (id bigint PRIMARY KEY, stream text NOT NULL, at timestamptz NOT NULL DEFAULT now())`,
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_apply() RETURNS trigger LANGUAGE plpgsql ${SAFE_PATH} AS $f$
      DECLARE me text := TG_ARGV[0]; keep boolean := TG_ARGV[1] = 'keep'; prior text; done_by text; code text; msg text; f record;
      BEGIN
        IF NEW.apply IS NULL THEN
@@ -560,9 +559,9 @@ export function applyObjectsSql(queue: string, stream: string, keepOwnership: bo
          IF NEW.shared THEN
            -- Sent to every stream: the first to reach it runs it; the others wait for that
            -- transaction here and move on once it committed.
-           INSERT INTO ${S}.ddl_done (id, stream) VALUES (NEW.id, me) ON CONFLICT (id) DO NOTHING;
+           INSERT INTO ${CONTROL}.ddl_done (id, stream) VALUES (NEW.id, me) ON CONFLICT (id) DO NOTHING;
            IF NOT FOUND THEN
-             SELECT d.stream INTO done_by FROM ${S}.ddl_done d WHERE d.id = NEW.id;
+             SELECT d.stream INTO done_by FROM ${CONTROL}.ddl_done d WHERE d.id = NEW.id;
              NEW.applied_at := clock_timestamp();
              NEW.note := concat_ws('; ', NEW.note, 'run by stream ' || done_by);
              RETURN NEW;
@@ -595,7 +594,7 @@ export function applyObjectsSql(queue: string, stream: string, keepOwnership: bo
        RETURN NEW;
      END $f$`,
     `DROP TRIGGER IF EXISTS ddl_apply ON ${q}`,
-    `CREATE TRIGGER ddl_apply BEFORE INSERT ON ${q} FOR EACH ROW EXECUTE PROCEDURE ${S}.ddl_apply(${quoteLiteral(stream)}, ${quoteLiteral(keepOwnership ? 'keep' : 'target-user')})`,
+    `CREATE TRIGGER ddl_apply BEFORE INSERT ON ${q} FOR EACH ROW EXECUTE PROCEDURE ${CONTROL}.ddl_apply(${quoteLiteral(stream)}, ${quoteLiteral(keepOwnership ? 'keep' : 'target-user')})`,
     `ALTER TABLE ${q} ENABLE ALWAYS TRIGGER ddl_apply`,
   ];
 }

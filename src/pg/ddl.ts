@@ -5,7 +5,7 @@ import { patternRegExps } from '../core/groups.js';
 import { quoteIdent } from '../core/ident.js';
 import { ddlQueueTable } from '../core/names.js';
 import type { Logger } from '../core/log.js';
-import { S, type StreamRecord } from '../journal/journal.js';
+import { CONTROL, type StreamRecord } from '../journal/journal.js';
 import { applyObjectsSql, captureObjectsSql, EVENT_TRIGGERS, queueTableSql } from './ddl-sql.js';
 
 /**
@@ -74,7 +74,7 @@ export async function installDdlCapture(c: pg.Client, plan: Plan, record: Stream
     const group = plan.groups[position];
     const regexps = (patterns: string[]) => JSON.stringify(patterns.map(patternRegExps));
     await c.query(
-      `INSERT INTO ${S}.ddl_stream (publication, stream, migration, queue, position, include, exclude, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+      `INSERT INTO ${CONTROL}.ddl_stream (publication, stream, migration, queue, position, include, exclude, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
        ON CONFLICT (publication) DO UPDATE SET stream = EXCLUDED.stream, migration = EXCLUDED.migration, queue = EXCLUDED.queue,
          position = EXCLUDED.position, include = EXCLUDED.include, exclude = EXCLUDED.exclude, mode = EXCLUDED.mode`,
       // A stream that is no group of the plan (a DMS batch-apply companion) places no new table.
@@ -100,7 +100,7 @@ export async function ensureDdlCapture(plan: Plan, log: Logger, sourceLabel: str
   if (mode === 'off') return;
   await requireDdlCapture(c, plan, sourceLabel);
   const known = (await tableExists(c, 'pgshift.ddl_stream'))
-    ? new Map((await c.query<{ publication: string; mode: string }>(`SELECT publication, mode FROM ${S}.ddl_stream`)).rows.map((r) => [r.publication, r.mode]))
+    ? new Map((await c.query<{ publication: string; mode: string }>(`SELECT publication, mode FROM ${CONTROL}.ddl_stream`)).rows.map((r) => [r.publication, r.mode]))
     : new Map<string, string>();
   for (const st of streams) {
     if (known.get(st.publication) !== mode) log.warn(`group ${st.group}: DDL capture (cdc.ddl: ${mode}) installed now, after the snapshot: a schema change made on the source since then was not captured`);
@@ -115,7 +115,7 @@ async function publishQueue(c: pg.Client, publication: string, queue: string): P
             EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = 'pgshift' AND tablename = $2) AS member`,
     [publication, queue],
   );
-  if (r.rows[0].pub && !r.rows[0].member) await c.query(`ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${S}.${quoteIdent(queue)}`);
+  if (r.rows[0].pub && !r.rows[0].member) await c.query(`ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${CONTROL}.${quoteIdent(queue)}`);
 }
 
 /** Target side, before the subscriptions apply anything: each stream's queue and the trigger that runs it. */
@@ -200,7 +200,7 @@ export async function ddlReport(plan: Plan, s: { source: pg.Client; target: pg.C
   const report: DdlReport = { mode, entries: [], joins: [], problems: [] };
   if (!(await tableExists(s.source, 'pgshift.ddl_log'))) return report;
   const log = await s.source.query<{ id: string; at: string; command: string; object: string; statement: string | null; stream: string | null; reason: string; detail: string | null }>(
-    `SELECT id::text, at::text, command, object, statement, stream, reason, detail FROM ${S}.ddl_log WHERE acknowledged_at IS NULL ORDER BY id`,
+    `SELECT id::text, at::text, command, object, statement, stream, reason, detail FROM ${CONTROL}.ddl_log WHERE acknowledged_at IS NULL ORDER BY id`,
   );
   for (const l of log.rows) {
     // A table without a replica identity stops being a problem once it has joined a stream.
@@ -229,7 +229,7 @@ export async function ddlReport(plan: Plan, s: { source: pg.Client; target: pg.C
   type Row = { id: string; at: string; command: string; object: string; statement: string; apply: string | null; shared: boolean; note: string | null; applied_at: string | null; error: string | null; acknowledged_at: string | null };
   const queued = new Map<string, { row: Row; streams: string[]; outcomes: Array<{ stream: string; row?: Row }> }>();
   for (const st of streams) {
-    const q = `${S}.${quoteIdent(ddlQueueTable(st.group))}`;
+    const q = `${CONTROL}.${quoteIdent(ddlQueueTable(st.group))}`;
     if (!(await tableExists(s.source, q))) continue;
     const src = await s.source.query<Row>(`SELECT id::text, at::text, command, object, statement, apply, shared, note, NULL AS applied_at, NULL AS error, NULL AS acknowledged_at FROM ${q} ORDER BY id`);
     const tgt = (await tableExists(s.target, q))

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { failure } from '../core/errors.js';
 import { quoteIdent } from '../core/ident.js';
 import { heartbeatTable } from '../core/names.js';
-import { S } from '../journal/journal.js';
+import { CONTROL } from '../journal/journal.js';
 import { pollUntil } from '../core/wait.js';
 
 /**
@@ -29,7 +29,7 @@ export async function writeBeat(source: pg.Client, table: string, group: string,
   try {
     await source.query('SET LOCAL synchronous_commit = on');
     r = await source.query<{ seq: string }>(
-      `UPDATE ${S}.${quoteIdent(table)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
+      `UPDATE ${CONTROL}.${quoteIdent(table)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
       [group, marker],
     );
     await source.query('COMMIT');
@@ -42,7 +42,7 @@ export async function writeBeat(source: pg.Client, table: string, group: string,
 }
 
 export async function beatApplied(target: pg.Client, table: string, group: string, beat: Beat): Promise<boolean> {
-  const r = await target.query<{ seq: string }>(`SELECT seq::text FROM ${S}.${quoteIdent(table)} WHERE group_name = $1`, [group]);
+  const r = await target.query<{ seq: string }>(`SELECT seq::text FROM ${CONTROL}.${quoteIdent(table)} WHERE group_name = $1`, [group]);
   return r.rows[0] !== undefined && BigInt(r.rows[0].seq) >= beat.seq;
 }
 
@@ -59,7 +59,7 @@ export async function waitForMarker(target: pg.Client, table: string, group: str
 /** Age of the last applied heartbeat on the target, in seconds, measured by the target's clock. */
 export async function appliedBeatAge(target: pg.Client, table: string, group: string): Promise<number | null> {
   const r = await target.query<{ age: string | null }>(
-    `SELECT extract(epoch FROM clock_timestamp() - beat_at)::text AS age FROM ${S}.${quoteIdent(table)} WHERE group_name = $1`,
+    `SELECT extract(epoch FROM clock_timestamp() - beat_at)::text AS age FROM ${CONTROL}.${quoteIdent(table)} WHERE group_name = $1`,
     [group],
   );
   return r.rows[0]?.age == null ? null : Number(r.rows[0].age);

@@ -3,7 +3,7 @@ import { noteChange } from '../core/changes.js';
 import type { Logger } from '../core/log.js';
 import { displayName, qualify, quoteIdent, quoteLiteral, type QualifiedName } from '../core/ident.js';
 import { sleep } from '../core/wait.js';
-import { S } from '../journal/journal.js';
+import { CONTROL } from '../journal/journal.js';
 
 /**
  * Native logical replication objects: publications on the source, subscriptions on the target,
@@ -13,15 +13,15 @@ import { S } from '../journal/journal.js';
 
 export async function ensureHeartbeat(c: pg.Client, table: string, group: string): Promise<void> {
   noteChange(`heartbeat table pgshift.${table}`);
-  await c.query(`CREATE SCHEMA IF NOT EXISTS ${S}`);
+  await c.query(`CREATE SCHEMA IF NOT EXISTS ${CONTROL}`);
   await c.query(
-    `CREATE TABLE IF NOT EXISTS ${S}.${quoteIdent(table)} (
+    `CREATE TABLE IF NOT EXISTS ${CONTROL}.${quoteIdent(table)} (
        group_name text PRIMARY KEY,
        beat_at timestamptz NOT NULL DEFAULT now(),
        seq bigint NOT NULL DEFAULT 0,
        marker text)`,
   );
-  await c.query(`INSERT INTO ${S}.${quoteIdent(table)} (group_name) VALUES ($1) ON CONFLICT DO NOTHING`, [group]);
+  await c.query(`INSERT INTO ${CONTROL}.${quoteIdent(table)} (group_name) VALUES ($1) ON CONFLICT DO NOTHING`, [group]);
 }
 
 export async function publicationExists(c: pg.Client, name: string): Promise<boolean> {
@@ -42,7 +42,7 @@ export async function createPublication(c: pg.Client, name: string, tables: Qual
 export async function createPublicationOf(c: pg.Client, name: string, tables: QualifiedName[], controlTables: string[], side: 'source' | 'target'): Promise<void> {
   if (await publicationExists(c, name)) return;
   noteChange(`publication ${name} on the ${side}`);
-  const list = [...tables.map(qualify), ...controlTables.map((t) => `${S}.${quoteIdent(t)}`)].join(', ');
+  const list = [...tables.map(qualify), ...controlTables.map((t) => `${CONTROL}.${quoteIdent(t)}`)].join(', ');
   await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
 }
 

@@ -1,5 +1,5 @@
 import { batchStreamName } from '../core/names.js';
-import { Journal, controlSchemaExists, dropControlSchema, S, type StreamRecord } from '../journal/journal.js';
+import { Journal, controlSchemaExists, dropControlSchema, CONTROL, type StreamRecord } from '../journal/journal.js';
 import { teardownDms } from './cdc-dms.js';
 import { newStreamRecord } from './stream-source.js';
 import { dropPglogicalNodeIfUnused, dropReplicationSets } from '../pg/dms-source.js';
@@ -75,7 +75,7 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
     for (const [side, c] of [['source', s.source], ['target', s.target]] as const) {
       if (await controlSchemaExists(c)) {
         await dropControlSchema(c);
-        dropped.push(`schema ${S} (${side})`);
+        dropped.push(`schema ${CONTROL} (${side})`);
       }
     }
     ctx.log.info(dropped.length ? `teardown removed: ${dropped.join(', ')}` : 'teardown: nothing left to remove');

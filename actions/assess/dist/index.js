@@ -52725,31 +52725,31 @@ function parseAclItem(text) {
 }
 
 // src/journal/journal.ts
-var S = quoteIdent(CONTROL_SCHEMA);
+var CONTROL = quoteIdent(CONTROL_SCHEMA);
 var PHASE_OWNER_COLUMNS = [
-  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
-  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
+  `ALTER TABLE ${CONTROL}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
+  `ALTER TABLE ${CONTROL}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
 ];
 var DDL = [
-  `CREATE SCHEMA IF NOT EXISTS ${S}`,
-  `COMMENT ON SCHEMA ${S} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
-  `CREATE TABLE IF NOT EXISTS ${S}.migration (
+  `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
+  `COMMENT ON SCHEMA ${CONTROL} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.migration (
      name text PRIMARY KEY,
      created_at timestamptz NOT NULL DEFAULT now(),
      source text NOT NULL,
      target text NOT NULL,
      source_version int NOT NULL,
      target_version int NOT NULL)`,
-  `CREATE TABLE IF NOT EXISTS ${S}.phase (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.phase (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
      phase text NOT NULL,
      state text NOT NULL,
      started_at timestamptz NOT NULL DEFAULT now(),
      finished_at timestamptz,
      detail jsonb,
      PRIMARY KEY (migration, phase))`,
-  `CREATE TABLE IF NOT EXISTS ${S}.stream (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.stream (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
      group_name text NOT NULL,
      slot_name text NOT NULL,
      publication text NOT NULL,
@@ -52759,8 +52759,8 @@ var DDL = [
      state text NOT NULL,
      updated_at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY (migration, group_name))`,
-  `CREATE TABLE IF NOT EXISTS ${S}.copy_progress (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.copy_progress (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
      group_name text NOT NULL,
      table_schema text NOT NULL,
      table_name text NOT NULL,
@@ -52772,9 +52772,9 @@ var DDL = [
      finished_at timestamptz,
      PRIMARY KEY (migration, table_schema, table_name, part))`,
   // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
-  `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
+  `ALTER TABLE ${CONTROL}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
   ...PHASE_OWNER_COLUMNS,
-  `CREATE TABLE IF NOT EXISTS ${S}.event (
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.event (
      id bigserial PRIMARY KEY,
      migration text NOT NULL,
      at timestamptz NOT NULL DEFAULT now(),
@@ -52784,10 +52784,10 @@ var DDL = [
      detail jsonb)`
 ];
 var progressSql = {
-  upsert: `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
+  upsert: `INSERT INTO ${CONTROL}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
            ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, condition = EXCLUDED.condition,
-             bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${S}.copy_progress.started_at),
+             bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${CONTROL}.copy_progress.started_at),
              finished_at = EXCLUDED.finished_at`
 };
 
@@ -53315,9 +53315,9 @@ function batchStreamName(group2) {
 
 // src/pg/ddl-sql.ts
 var EVENT_TRIGGERS = [
-  { name: "pgshift_ddl", sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${S}.ddl_capture()` },
-  { name: "pgshift_ddl_drop", sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${S}.ddl_capture()` },
-  { name: "pgshift_ddl_start", sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${S}.ddl_capture()` }
+  { name: "pgshift_ddl", sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${CONTROL}.ddl_capture()` },
+  { name: "pgshift_ddl_drop", sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${CONTROL}.ddl_capture()` },
+  { name: "pgshift_ddl_start", sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${CONTROL}.ddl_capture()` }
 ];
 
 // src/core/eta.ts

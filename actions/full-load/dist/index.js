@@ -33567,34 +33567,34 @@ async function analyzeUnanalyzed(c, alsoThese) {
 }
 
 // src/journal/journal.ts
-var S = quoteIdent(CONTROL_SCHEMA);
+var CONTROL = quoteIdent(CONTROL_SCHEMA);
 var LOCK_KEY = "pgshift.journal";
 var PHASE_OWNER_COLUMNS = [
-  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
-  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
+  `ALTER TABLE ${CONTROL}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
+  `ALTER TABLE ${CONTROL}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
 ];
 var OWNER_NOW = `pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`;
 var PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.owner_pid AND (a.backend_start IS NULL OR a.backend_start = p.owner_started))`;
 var DDL = [
-  `CREATE SCHEMA IF NOT EXISTS ${S}`,
-  `COMMENT ON SCHEMA ${S} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
-  `CREATE TABLE IF NOT EXISTS ${S}.migration (
+  `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
+  `COMMENT ON SCHEMA ${CONTROL} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.migration (
      name text PRIMARY KEY,
      created_at timestamptz NOT NULL DEFAULT now(),
      source text NOT NULL,
      target text NOT NULL,
      source_version int NOT NULL,
      target_version int NOT NULL)`,
-  `CREATE TABLE IF NOT EXISTS ${S}.phase (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.phase (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
      phase text NOT NULL,
      state text NOT NULL,
      started_at timestamptz NOT NULL DEFAULT now(),
      finished_at timestamptz,
      detail jsonb,
      PRIMARY KEY (migration, phase))`,
-  `CREATE TABLE IF NOT EXISTS ${S}.stream (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.stream (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
      group_name text NOT NULL,
      slot_name text NOT NULL,
      publication text NOT NULL,
@@ -33604,8 +33604,8 @@ var DDL = [
      state text NOT NULL,
      updated_at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY (migration, group_name))`,
-  `CREATE TABLE IF NOT EXISTS ${S}.copy_progress (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.copy_progress (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
      group_name text NOT NULL,
      table_schema text NOT NULL,
      table_name text NOT NULL,
@@ -33617,9 +33617,9 @@ var DDL = [
      finished_at timestamptz,
      PRIMARY KEY (migration, table_schema, table_name, part))`,
   // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
-  `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
+  `ALTER TABLE ${CONTROL}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
   ...PHASE_OWNER_COLUMNS,
-  `CREATE TABLE IF NOT EXISTS ${S}.event (
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.event (
      id bigserial PRIMARY KEY,
      migration text NOT NULL,
      at timestamptz NOT NULL DEFAULT now(),
@@ -33643,7 +33643,7 @@ var Journal = class _Journal {
       await c.query("SELECT pg_advisory_xact_lock(hashtext($1))", [LOCK_KEY]);
       for (const statement of DDL) await c.query(statement);
       await c.query(
-        `INSERT INTO ${S}.migration (name, source, target, source_version, target_version) VALUES ($1, $2, $3, $4, $5)
+        `INSERT INTO ${CONTROL}.migration (name, source, target, source_version, target_version) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (name) DO UPDATE SET source = EXCLUDED.source, target = EXCLUDED.target,
            source_version = EXCLUDED.source_version, target_version = EXCLUDED.target_version`,
         [migration, redact(info2.source), redact(info2.target), info2.sourceVersion, info2.targetVersion]
@@ -33660,7 +33660,7 @@ var Journal = class _Journal {
   static async find(c, migration) {
     const r = await c.query(`SELECT 1 FROM pg_namespace n JOIN pg_class t ON t.relnamespace = n.oid WHERE n.nspname = $1 AND t.relname = 'migration'`, [CONTROL_SCHEMA]);
     if (r.rowCount === 0) return void 0;
-    const m = await c.query(`SELECT 1 FROM ${S}.migration WHERE name = $1`, [migration]);
+    const m = await c.query(`SELECT 1 FROM ${CONTROL}.migration WHERE name = $1`, [migration]);
     if (!m.rowCount) return void 0;
     const cols = await c.query(`SELECT 1 FROM pg_attribute WHERE attrelid = '${CONTROL_SCHEMA}.phase'::regclass AND attname = 'owner_pid'`);
     if (!cols.rowCount) for (const statement of PHASE_OWNER_COLUMNS) await c.query(statement);
@@ -33674,7 +33674,7 @@ var Journal = class _Journal {
    */
   async phaseState(phase) {
     const r = await this.c.query(
-      `SELECT state, detail, finished_at, state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} AS interrupted FROM ${S}.phase p WHERE migration = $1 AND phase = $2`,
+      `SELECT state, detail, finished_at, state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} AS interrupted FROM ${CONTROL}.phase p WHERE migration = $1 AND phase = $2`,
       [this.migration, phase]
     );
     const row = r.rows[0];
@@ -33688,14 +33688,14 @@ var Journal = class _Journal {
     const r = await this.c.query(
       `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state,
               started_at::text AS "startedAt", finished_at::text AS "finishedAt", detail
-         FROM ${S}.phase p WHERE migration = $1 ORDER BY started_at, phase`,
+         FROM ${CONTROL}.phase p WHERE migration = $1 ORDER BY started_at, phase`,
       [this.migration]
     );
     return r.rows;
   }
   async startPhase(phase, detail = {}) {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
+      `INSERT INTO ${CONTROL}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
        ON CONFLICT (migration, phase) DO UPDATE SET state = 'running', started_at = now(), finished_at = NULL, detail = EXCLUDED.detail,
          owner_pid = EXCLUDED.owner_pid, owner_started = EXCLUDED.owner_started`,
       [this.migration, phase, JSON.stringify(redactDeep(detail))]
@@ -33704,7 +33704,7 @@ var Journal = class _Journal {
   }
   async finishPhase(phase, state, detail = {}) {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, finished_at, detail) VALUES ($1, $2, $3, now(), $4)
+      `INSERT INTO ${CONTROL}.phase (migration, phase, state, finished_at, detail) VALUES ($1, $2, $3, now(), $4)
        ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, finished_at = now(), detail = EXCLUDED.detail`,
       [this.migration, phase, state, JSON.stringify(redactDeep(detail))]
     );
@@ -33713,16 +33713,16 @@ var Journal = class _Journal {
   /** Update a phase's state and detail without an event (progress snapshots every few seconds). */
   async setPhaseDetail(phase, state, detail) {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, $3, $4, ${OWNER_NOW})
+      `INSERT INTO ${CONTROL}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, $3, $4, ${OWNER_NOW})
        ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail,
          finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END,
-         owner_pid = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_pid ELSE ${S}.phase.owner_pid END,
-         owner_started = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_started ELSE ${S}.phase.owner_started END`,
+         owner_pid = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_pid ELSE ${CONTROL}.phase.owner_pid END,
+         owner_started = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_started ELSE ${CONTROL}.phase.owner_started END`,
       [this.migration, phase, state, JSON.stringify(redactDeep(detail))]
     );
   }
   async event(phase, level, message, detail) {
-    await this.c.query(`INSERT INTO ${S}.event (migration, phase, level, message, detail) VALUES ($1, $2, $3, $4, $5)`, [
+    await this.c.query(`INSERT INTO ${CONTROL}.event (migration, phase, level, message, detail) VALUES ($1, $2, $3, $4, $5)`, [
       this.migration,
       phase,
       level,
@@ -33732,7 +33732,7 @@ var Journal = class _Journal {
   }
   async saveStream(s) {
     await this.c.query(
-      `INSERT INTO ${S}.stream (migration, group_name, slot_name, publication, subscription, snapshot_mode, snapshot_lsn, state)
+      `INSERT INTO ${CONTROL}.stream (migration, group_name, slot_name, publication, subscription, snapshot_mode, snapshot_lsn, state)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
        ON CONFLICT (migration, group_name) DO UPDATE SET slot_name = EXCLUDED.slot_name, publication = EXCLUDED.publication,
          subscription = EXCLUDED.subscription, snapshot_mode = EXCLUDED.snapshot_mode, snapshot_lsn = EXCLUDED.snapshot_lsn,
@@ -33741,14 +33741,14 @@ var Journal = class _Journal {
     );
   }
   async deleteStream(group2) {
-    await this.c.query(`DELETE FROM ${S}.stream WHERE migration = $1 AND group_name = $2`, [this.migration, group2]);
+    await this.c.query(`DELETE FROM ${CONTROL}.stream WHERE migration = $1 AND group_name = $2`, [this.migration, group2]);
   }
   async setStreamState(group2, state) {
-    await this.c.query(`UPDATE ${S}.stream SET state = $3, updated_at = now() WHERE migration = $1 AND group_name = $2`, [this.migration, group2, state]);
+    await this.c.query(`UPDATE ${CONTROL}.stream SET state = $3, updated_at = now() WHERE migration = $1 AND group_name = $2`, [this.migration, group2, state]);
   }
   async streams() {
     const r = await this.c.query(
-      `SELECT group_name, slot_name, publication, subscription, snapshot_mode, snapshot_lsn::text, state FROM ${S}.stream WHERE migration = $1 ORDER BY group_name`,
+      `SELECT group_name, slot_name, publication, subscription, snapshot_mode, snapshot_lsn::text, state FROM ${CONTROL}.stream WHERE migration = $1 ORDER BY group_name`,
       [this.migration]
     );
     return r.rows.map((row) => ({
@@ -33763,7 +33763,7 @@ var Journal = class _Journal {
   }
   async tableProgress() {
     const r = await this.c.query(
-      `SELECT group_name, table_schema, table_name, part, state, rows, bytes, condition FROM ${S}.copy_progress WHERE migration = $1 ORDER BY group_name, table_schema, table_name, part`,
+      `SELECT group_name, table_schema, table_name, part, state, rows, bytes, condition FROM ${CONTROL}.copy_progress WHERE migration = $1 ORDER BY group_name, table_schema, table_name, part`,
       [this.migration]
     );
     return r.rows.map((row) => ({
@@ -33780,7 +33780,7 @@ var Journal = class _Journal {
   /** Forget the copy progress of these tables (a resume copies them again from a new snapshot). */
   async forgetTables(tables) {
     if (!tables.length) return;
-    await this.c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
+    await this.c.query(`DELETE FROM ${CONTROL}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
       this.migration,
       tables.map((t) => t.schema),
       tables.map((t) => t.name)
@@ -33791,19 +33791,19 @@ var Journal = class _Journal {
    * phase with its detail, the last events and the copy progress.
    */
   async dump(eventLimit = 500) {
-    const phases = await this.c.query(`SELECT phase, state, started_at, finished_at, detail FROM ${S}.phase WHERE migration = $1 ORDER BY started_at`, [this.migration]);
+    const phases = await this.c.query(`SELECT phase, state, started_at, finished_at, detail FROM ${CONTROL}.phase WHERE migration = $1 ORDER BY started_at`, [this.migration]);
     return { streams: await this.streams(), phases: phases.rows, events: await this.events(eventLimit), copyProgress: await this.tableProgress() };
   }
   async events(limit = 50) {
-    const r = await this.c.query(`SELECT at, phase, level, message FROM ${S}.event WHERE migration = $1 ORDER BY id DESC LIMIT $2`, [this.migration, limit]);
+    const r = await this.c.query(`SELECT at, phase, level, message FROM ${CONTROL}.event WHERE migration = $1 ORDER BY id DESC LIMIT $2`, [this.migration, limit]);
     return r.rows.reverse();
   }
 };
 var progressSql = {
-  upsert: `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
+  upsert: `INSERT INTO ${CONTROL}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
            ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, condition = EXCLUDED.condition,
-             bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${S}.copy_progress.started_at),
+             bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${CONTROL}.copy_progress.started_at),
              finished_at = EXCLUDED.finished_at`
 };
 async function recordPartDone(c, migration, part) {
@@ -33811,18 +33811,18 @@ async function recordPartDone(c, migration, part) {
 }
 async function recordSplitTableDone(c, migration, group2, table2, parts) {
   await c.query(
-    `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
-     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${S}.copy_progress
+    `INSERT INTO ${CONTROL}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, finished_at)
+     SELECT $1, $2, $3, $4, 0, 'done', sum(rows), sum(bytes), now() FROM ${CONTROL}.copy_progress
       WHERE migration = $1 AND table_schema = $3 AND table_name = $4 AND part > 0 AND state = 'done' HAVING count(*) = $5
      ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = 'done', rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, finished_at = now()`,
     [migration, group2, table2.schema, table2.name, parts]
   );
 }
 async function forgetTableProgress(c, migration, table2) {
-  await c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [migration, table2.schema, table2.name]);
+  await c.query(`DELETE FROM ${CONTROL}.copy_progress WHERE migration = $1 AND table_schema = $2 AND table_name = $3`, [migration, table2.schema, table2.name]);
 }
 async function forgetGroupProgress(c, migration, group2) {
-  await c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND group_name = $2`, [migration, group2]);
+  await c.query(`DELETE FROM ${CONTROL}.copy_progress WHERE migration = $1 AND group_name = $2`, [migration, group2]);
 }
 
 // src/pg/connect.ts
@@ -34841,15 +34841,15 @@ async function slotsConfirmedUpTo(primary, slots) {
 // src/pg/replication.ts
 async function ensureHeartbeat(c, table2, group2) {
   noteChange(`heartbeat table pgshift.${table2}`);
-  await c.query(`CREATE SCHEMA IF NOT EXISTS ${S}`);
+  await c.query(`CREATE SCHEMA IF NOT EXISTS ${CONTROL}`);
   await c.query(
-    `CREATE TABLE IF NOT EXISTS ${S}.${quoteIdent(table2)} (
+    `CREATE TABLE IF NOT EXISTS ${CONTROL}.${quoteIdent(table2)} (
        group_name text PRIMARY KEY,
        beat_at timestamptz NOT NULL DEFAULT now(),
        seq bigint NOT NULL DEFAULT 0,
        marker text)`
   );
-  await c.query(`INSERT INTO ${S}.${quoteIdent(table2)} (group_name) VALUES ($1) ON CONFLICT DO NOTHING`, [group2]);
+  await c.query(`INSERT INTO ${CONTROL}.${quoteIdent(table2)} (group_name) VALUES ($1) ON CONFLICT DO NOTHING`, [group2]);
 }
 async function publicationExists(c, name) {
   const r = await c.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [name]);
@@ -34861,7 +34861,7 @@ async function createPublication(c, name, tables, heartbeat, ddlQueue) {
 async function createPublicationOf(c, name, tables, controlTables, side) {
   if (await publicationExists(c, name)) return;
   noteChange(`publication ${name} on the ${side}`);
-  const list = [...tables.map(qualify), ...controlTables.map((t) => `${S}.${quoteIdent(t)}`)].join(", ");
+  const list = [...tables.map(qualify), ...controlTables.map((t) => `${CONTROL}.${quoteIdent(t)}`)].join(", ");
   await c.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list}`);
 }
 async function publishedTables(c, publication) {
@@ -56031,10 +56031,10 @@ async function dropReplicationSets(c, slot) {
 var SAFE_PATH = `SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on`;
 function captureObjectsSql() {
   return [
-    `CREATE SCHEMA IF NOT EXISTS ${S}`,
-    `CREATE SEQUENCE IF NOT EXISTS ${S}.ddl_id`,
+    `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
+    `CREATE SEQUENCE IF NOT EXISTS ${CONTROL}.ddl_id`,
     // Which streams exist, their queue and the plan's patterns (regular expressions) for new tables.
-    `CREATE TABLE IF NOT EXISTS ${S}.ddl_stream (
+    `CREATE TABLE IF NOT EXISTS ${CONTROL}.ddl_stream (
        publication text PRIMARY KEY,
        stream text NOT NULL,
        migration text NOT NULL,
@@ -56044,16 +56044,16 @@ function captureObjectsSql() {
        exclude jsonb NOT NULL DEFAULT '[]',
        mode text NOT NULL)`,
     // What is not carried (or, with cdc.ddl detect, every change), until acknowledged.
-    `CREATE TABLE IF NOT EXISTS ${S}.ddl_log (
+    `CREATE TABLE IF NOT EXISTS ${CONTROL}.ddl_log (
        id bigint PRIMARY KEY DEFAULT nextval('${CONTROL}.ddl_id'),
        at timestamptz NOT NULL DEFAULT now(),
        command text NOT NULL,
        object text NOT NULL)`,
-    `ALTER TABLE ${S}.ddl_log ADD COLUMN IF NOT EXISTS statement text, ADD COLUMN IF NOT EXISTS stream text,
+    `ALTER TABLE ${CONTROL}.ddl_log ADD COLUMN IF NOT EXISTS statement text, ADD COLUMN IF NOT EXISTS stream text,
        ADD COLUMN IF NOT EXISTS reason text NOT NULL DEFAULT 'detected', ADD COLUMN IF NOT EXISTS detail text,
        ADD COLUMN IF NOT EXISTS acknowledged_at timestamptz`,
     // The statement without its leading blanks and comments.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_head(s text) RETURNS text LANGUAGE plpgsql IMMUTABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_head(s text) RETURNS text LANGUAGE plpgsql IMMUTABLE ${SAFE_PATH} AS $f$
      DECLARE i int; depth int;
      BEGIN
        LOOP
@@ -56076,7 +56076,7 @@ function captureObjectsSql() {
        END LOOP;
      END $f$`,
     // The first words of a statement, upper-cased: enough to match it with its command tag.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_words(s text) RETURNS text[] LANGUAGE sql IMMUTABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_words(s text) RETURNS text[] LANGUAGE sql IMMUTABLE ${SAFE_PATH} AS $f$
        SELECT array_agg(w ORDER BY n) FROM (
          SELECT w, n FROM regexp_split_to_table(upper(left(${CONTROL}.ddl_head(s), 400)), '[^A-Z_]+') WITH ORDINALITY AS t(w, n)
           WHERE w <> '' ORDER BY n LIMIT 12) words
@@ -56085,7 +56085,7 @@ function captureObjectsSql() {
     // dollar quotes and comments: byte offsets (start, length) of each. Bytes, not characters:
     // positions in a bytea cost O(1), and every character that matters here is ASCII, which UTF-8
     // never uses inside a multibyte character.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_split(q text) RETURNS int[] LANGUAGE plpgsql STABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_split(q text) RETURNS int[] LANGUAGE plpgsql STABLE ${SAFE_PATH} AS $f$
      DECLARE
        b bytea := convert_to(q, 'UTF8');
        n int := length(b);
@@ -56153,7 +56153,7 @@ function captureObjectsSql() {
     // matched in this string, remembered per session) whose first words fit the command tag and
     // that names one of the objects. NULL when none does: DDL run by a function or a DO block. A
     // string is split once (cached for the session), however many statements it holds.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_statement(tag text, names text[], advance boolean) RETURNS text LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_statement(tag text, names text[], advance boolean) RETURNS text LANGUAGE plpgsql ${SAFE_PATH} AS $f$
      DECLARE
        q text := current_query();
        b bytea;
@@ -56196,7 +56196,7 @@ function captureObjectsSql() {
     // The relations a statement names (among its first \`words\` words), resolved as the
     // application's session resolves them: what DROP INDEX and ALTER TABLE will touch, known before
     // they run (at sql_drop the index is gone; at ddl_command_end the columns are already added).
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_named(stmt text, app_path text, words int) RETURNS oid[] LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_named(stmt text, app_path text, words int) RETURNS oid[] LANGUAGE plpgsql ${SAFE_PATH} AS $f$
      DECLARE m text; found oid[] := '{}'; t regclass;
      BEGIN
        IF stmt IS NULL THEN RETURN '{}'; END IF;
@@ -56214,7 +56214,7 @@ function captureObjectsSql() {
      END $f$`,
     // Before ALTER TABLE: each table it names (and their children) with its highest column number,
     // so that ddl_command_end knows which columns the statement added.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_columns_before(rels oid[]) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_columns_before(rels oid[]) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
        WITH RECURSIVE tree(oid) AS (SELECT unnest(rels) UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid)
        SELECT string_agg(c.oid || ':' || (SELECT coalesce(max(a.attnum), 0) FROM pg_attribute a WHERE a.attrelid = c.oid), ',')
          FROM tree JOIN pg_class c ON c.oid = tree.oid WHERE c.relkind = 'r'
@@ -56223,7 +56223,7 @@ function captureObjectsSql() {
     // constant (a "missing value", PostgreSQL 11+) travels with the statement, so the target gives
     // its rows the source's value (DEFAULT now() is evaluated once, on each side at its own time);
     // one filled row by row (a volatile default, an identity) cannot be computed again.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_added_columns(before text, OUT fills jsonb, OUT differ text[]) LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_added_columns(before text, OUT fills jsonb, OUT differ text[]) LANGUAGE plpgsql ${SAFE_PATH} AS $f$
      DECLARE r record; has_rows boolean; expr text;
      BEGIN
        fills := '[]'; differ := '{}';
@@ -56250,11 +56250,11 @@ function captureObjectsSql() {
      END $f$`,
     // Objects of replication machinery that is not the application's: AWS DMS creates its heartbeat
     // and DDL-capture objects (awsdms_*) on the source.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_foreign(identity text) RETURNS boolean LANGUAGE sql IMMUTABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_foreign(identity text) RETURNS boolean LANGUAGE sql IMMUTABLE ${SAFE_PATH} AS $f$
        SELECT coalesce(identity ~ '(^|.)"?awsdms_', false)
      $f$`,
     // Tables whose rows a command concerns, from one row of pg_event_trigger_ddl_commands().
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_tables_of(cls oid, obj oid) RETURNS oid[] LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_tables_of(cls oid, obj oid) RETURNS oid[] LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
        SELECT coalesce(CASE cls
          WHEN 'pg_class'::regclass THEN (SELECT CASE WHEN c.relkind IN ('r', 'p') THEN ARRAY[c.oid]
                                                      WHEN c.relkind IN ('i', 'I') THEN ARRAY(SELECT indrelid FROM pg_index WHERE indexrelid = c.oid) END
@@ -56267,7 +56267,7 @@ function captureObjectsSql() {
        END, '{}')
      $f$`,
     // CREATE TABLE AS / SELECT INTO replayed as an empty table: its rows come when it joins the stream.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_table_definition(t oid) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_table_definition(t oid) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
        SELECT format('CREATE %sTABLE %I.%I (%s)%s%s%s',
          CASE c.relpersistence WHEN 'u' THEN 'UNLOGGED ' ELSE '' END, n.nspname, c.relname,
          (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod))
@@ -56280,21 +56280,21 @@ function captureObjectsSql() {
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = t
      $f$`,
     // The stream (publication) whose patterns place a table, in plan order; NULL for no group.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_group_of(t oid) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_group_of(t oid) RETURNS text LANGUAGE sql STABLE ${SAFE_PATH} AS $f$
        SELECT s.publication FROM ${CONTROL}.ddl_stream s, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.oid = t AND s.mode = 'follow'
           AND EXISTS (SELECT 1 FROM jsonb_array_elements(s.include) p WHERE n.nspname ~ (p->>'schema') AND c.relname ~ (p->>'name'))
           AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(s.exclude) p WHERE n.nspname ~ (p->>'schema') AND c.relname ~ (p->>'name'))
         ORDER BY s.position LIMIT 1
      $f$`,
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_not_carried(tag text, objects text[], stmt text, stream text, reason text, detail text) RETURNS void LANGUAGE sql ${SAFE_PATH} AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_not_carried(tag text, objects text[], stmt text, stream text, reason text, detail text) RETURNS void LANGUAGE sql ${SAFE_PATH} AS $f$
        INSERT INTO ${CONTROL}.ddl_log (command, object, statement, stream, reason, detail)
        VALUES (tag, coalesce(array_to_string(objects, ', '), ''), coalesce(stmt, current_query()), stream, reason, detail)
      $f$`,
     recordFunction(),
     // The event trigger function. Captures the application's search_path before anything else,
     // then works under a safe one; never raises.
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_capture() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $f$
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_capture() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $f$
      DECLARE app_path text; code text; msg text;
      BEGIN
        app_path := pg_catalog.current_setting('search_path');
@@ -56315,13 +56315,12 @@ function captureObjectsSql() {
          END;
        END;
      END $f$`,
-    `REVOKE ALL ON FUNCTION ${S}.ddl_record(text, text, text) FROM PUBLIC`,
-    `REVOKE ALL ON FUNCTION ${S}.ddl_capture() FROM PUBLIC`
+    `REVOKE ALL ON FUNCTION ${CONTROL}.ddl_record(text, text, text) FROM PUBLIC`,
+    `REVOKE ALL ON FUNCTION ${CONTROL}.ddl_capture() FROM PUBLIC`
   ];
 }
-var CONTROL = S;
 function recordFunction() {
-  return `CREATE OR REPLACE FUNCTION ${S}.ddl_record(ev text, tag text, app_path text) RETURNS void LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+  return `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_record(ev text, tag text, app_path text) RETURNS void LANGUAGE plpgsql ${SAFE_PATH} AS $f$
   DECLARE
     r record;
     touched oid[] := '{}';   -- tables whose rows the command concerns
@@ -56498,9 +56497,9 @@ function recordFunction() {
   END $f$`;
 }
 function queueTableSql(queue) {
-  const q = `${S}.${quoteIdent(queue)}`;
+  const q = `${CONTROL}.${quoteIdent(queue)}`;
   return [
-    `CREATE SCHEMA IF NOT EXISTS ${S}`,
+    `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
     `CREATE TABLE IF NOT EXISTS ${q} (
        id bigint PRIMARY KEY,
        at timestamptz NOT NULL,
@@ -56521,15 +56520,15 @@ function queueTableSql(queue) {
   ];
 }
 var EVENT_TRIGGERS = [
-  { name: "pgshift_ddl", sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${S}.ddl_capture()` },
-  { name: "pgshift_ddl_drop", sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${S}.ddl_capture()` },
-  { name: "pgshift_ddl_start", sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${S}.ddl_capture()` }
+  { name: "pgshift_ddl", sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${CONTROL}.ddl_capture()` },
+  { name: "pgshift_ddl_drop", sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${CONTROL}.ddl_capture()` },
+  { name: "pgshift_ddl_start", sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${CONTROL}.ddl_capture()` }
 ];
 function applyObjectsSql(queue, stream, keepOwnership) {
-  const q = `${S}.${quoteIdent(queue)}`;
+  const q = `${CONTROL}.${quoteIdent(queue)}`;
   return [
-    `CREATE TABLE IF NOT EXISTS ${S}.ddl_done (id bigint PRIMARY KEY, stream text NOT NULL, at timestamptz NOT NULL DEFAULT now())`,
-    `CREATE OR REPLACE FUNCTION ${S}.ddl_apply() RETURNS trigger LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+    `CREATE TABLE IF NOT EXISTS ${CONTROL}.ddl_done (id bigint PRIMARY KEY, stream text NOT NULL, at timestamptz NOT NULL DEFAULT now())`,
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_apply() RETURNS trigger LANGUAGE plpgsql ${SAFE_PATH} AS $f$
      DECLARE me text := TG_ARGV[0]; keep boolean := TG_ARGV[1] = 'keep'; prior text; done_by text; code text; msg text; f record;
      BEGIN
        IF NEW.apply IS NULL THEN
@@ -56545,9 +56544,9 @@ function applyObjectsSql(queue, stream, keepOwnership) {
          IF NEW.shared THEN
            -- Sent to every stream: the first to reach it runs it; the others wait for that
            -- transaction here and move on once it committed.
-           INSERT INTO ${S}.ddl_done (id, stream) VALUES (NEW.id, me) ON CONFLICT (id) DO NOTHING;
+           INSERT INTO ${CONTROL}.ddl_done (id, stream) VALUES (NEW.id, me) ON CONFLICT (id) DO NOTHING;
            IF NOT FOUND THEN
-             SELECT d.stream INTO done_by FROM ${S}.ddl_done d WHERE d.id = NEW.id;
+             SELECT d.stream INTO done_by FROM ${CONTROL}.ddl_done d WHERE d.id = NEW.id;
              NEW.applied_at := clock_timestamp();
              NEW.note := concat_ws('; ', NEW.note, 'run by stream ' || done_by);
              RETURN NEW;
@@ -56580,7 +56579,7 @@ function applyObjectsSql(queue, stream, keepOwnership) {
        RETURN NEW;
      END $f$`,
     `DROP TRIGGER IF EXISTS ddl_apply ON ${q}`,
-    `CREATE TRIGGER ddl_apply BEFORE INSERT ON ${q} FOR EACH ROW EXECUTE PROCEDURE ${S}.ddl_apply(${quoteLiteral(stream)}, ${quoteLiteral(keepOwnership ? "keep" : "target-user")})`,
+    `CREATE TRIGGER ddl_apply BEFORE INSERT ON ${q} FOR EACH ROW EXECUTE PROCEDURE ${CONTROL}.ddl_apply(${quoteLiteral(stream)}, ${quoteLiteral(keepOwnership ? "keep" : "target-user")})`,
     `ALTER TABLE ${q} ENABLE ALWAYS TRIGGER ddl_apply`
   ];
 }
@@ -56621,7 +56620,7 @@ async function installDdlCapture(c, plan, record2) {
     const group2 = plan.groups[position];
     const regexps = (patterns) => JSON.stringify(patterns.map(patternRegExps));
     await c.query(
-      `INSERT INTO ${S}.ddl_stream (publication, stream, migration, queue, position, include, exclude, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+      `INSERT INTO ${CONTROL}.ddl_stream (publication, stream, migration, queue, position, include, exclude, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
        ON CONFLICT (publication) DO UPDATE SET stream = EXCLUDED.stream, migration = EXCLUDED.migration, queue = EXCLUDED.queue,
          position = EXCLUDED.position, include = EXCLUDED.include, exclude = EXCLUDED.exclude, mode = EXCLUDED.mode`,
       // A stream that is no group of the plan (a DMS batch-apply companion) places no new table.
@@ -56643,7 +56642,7 @@ async function publishQueue(c, publication, queue) {
             EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = 'pgshift' AND tablename = $2) AS member`,
     [publication, queue]
   );
-  if (r.rows[0].pub && !r.rows[0].member) await c.query(`ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${S}.${quoteIdent(queue)}`);
+  if (r.rows[0].pub && !r.rows[0].member) await c.query(`ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${CONTROL}.${quoteIdent(queue)}`);
 }
 async function prepareDdlApply(c, plan, streams) {
   if (ddlMode(plan) !== "follow") return;
@@ -57237,7 +57236,7 @@ async function writeBeat(source, table2, group2, marker = randomUUID3()) {
   try {
     await source.query("SET LOCAL synchronous_commit = on");
     r = await source.query(
-      `UPDATE ${S}.${quoteIdent(table2)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
+      `UPDATE ${CONTROL}.${quoteIdent(table2)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
       [group2, marker]
     );
     await source.query("COMMIT");
@@ -57250,7 +57249,7 @@ async function writeBeat(source, table2, group2, marker = randomUUID3()) {
   return { marker, seq: BigInt(r.rows[0].seq), writtenAt: Date.now() };
 }
 async function beatApplied(target, table2, group2, beat) {
-  const r = await target.query(`SELECT seq::text FROM ${S}.${quoteIdent(table2)} WHERE group_name = $1`, [group2]);
+  const r = await target.query(`SELECT seq::text FROM ${CONTROL}.${quoteIdent(table2)} WHERE group_name = $1`, [group2]);
   return r.rows[0] !== void 0 && BigInt(r.rows[0].seq) >= beat.seq;
 }
 

@@ -32635,34 +32635,34 @@ async function missingTables(c, tables) {
 }
 
 // src/journal/journal.ts
-var S = quoteIdent(CONTROL_SCHEMA);
+var CONTROL = quoteIdent(CONTROL_SCHEMA);
 var LOCK_KEY = "pgshift.journal";
 var PHASE_OWNER_COLUMNS = [
-  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
-  `ALTER TABLE ${S}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
+  `ALTER TABLE ${CONTROL}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
+  `ALTER TABLE ${CONTROL}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
 ];
 var OWNER_NOW = `pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`;
 var PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.owner_pid AND (a.backend_start IS NULL OR a.backend_start = p.owner_started))`;
 var DDL = [
-  `CREATE SCHEMA IF NOT EXISTS ${S}`,
-  `COMMENT ON SCHEMA ${S} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
-  `CREATE TABLE IF NOT EXISTS ${S}.migration (
+  `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
+  `COMMENT ON SCHEMA ${CONTROL} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.migration (
      name text PRIMARY KEY,
      created_at timestamptz NOT NULL DEFAULT now(),
      source text NOT NULL,
      target text NOT NULL,
      source_version int NOT NULL,
      target_version int NOT NULL)`,
-  `CREATE TABLE IF NOT EXISTS ${S}.phase (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.phase (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
      phase text NOT NULL,
      state text NOT NULL,
      started_at timestamptz NOT NULL DEFAULT now(),
      finished_at timestamptz,
      detail jsonb,
      PRIMARY KEY (migration, phase))`,
-  `CREATE TABLE IF NOT EXISTS ${S}.stream (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.stream (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
      group_name text NOT NULL,
      slot_name text NOT NULL,
      publication text NOT NULL,
@@ -32672,8 +32672,8 @@ var DDL = [
      state text NOT NULL,
      updated_at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY (migration, group_name))`,
-  `CREATE TABLE IF NOT EXISTS ${S}.copy_progress (
-     migration text NOT NULL REFERENCES ${S}.migration ON DELETE CASCADE,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.copy_progress (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
      group_name text NOT NULL,
      table_schema text NOT NULL,
      table_name text NOT NULL,
@@ -32685,9 +32685,9 @@ var DDL = [
      finished_at timestamptz,
      PRIMARY KEY (migration, table_schema, table_name, part))`,
   // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
-  `ALTER TABLE ${S}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
+  `ALTER TABLE ${CONTROL}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
   ...PHASE_OWNER_COLUMNS,
-  `CREATE TABLE IF NOT EXISTS ${S}.event (
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.event (
      id bigserial PRIMARY KEY,
      migration text NOT NULL,
      at timestamptz NOT NULL DEFAULT now(),
@@ -32711,7 +32711,7 @@ var Journal = class _Journal {
       await c.query("SELECT pg_advisory_xact_lock(hashtext($1))", [LOCK_KEY]);
       for (const statement of DDL) await c.query(statement);
       await c.query(
-        `INSERT INTO ${S}.migration (name, source, target, source_version, target_version) VALUES ($1, $2, $3, $4, $5)
+        `INSERT INTO ${CONTROL}.migration (name, source, target, source_version, target_version) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (name) DO UPDATE SET source = EXCLUDED.source, target = EXCLUDED.target,
            source_version = EXCLUDED.source_version, target_version = EXCLUDED.target_version`,
         [migration, redact(info2.source), redact(info2.target), info2.sourceVersion, info2.targetVersion]
@@ -32728,7 +32728,7 @@ var Journal = class _Journal {
   static async find(c, migration) {
     const r = await c.query(`SELECT 1 FROM pg_namespace n JOIN pg_class t ON t.relnamespace = n.oid WHERE n.nspname = $1 AND t.relname = 'migration'`, [CONTROL_SCHEMA]);
     if (r.rowCount === 0) return void 0;
-    const m = await c.query(`SELECT 1 FROM ${S}.migration WHERE name = $1`, [migration]);
+    const m = await c.query(`SELECT 1 FROM ${CONTROL}.migration WHERE name = $1`, [migration]);
     if (!m.rowCount) return void 0;
     const cols = await c.query(`SELECT 1 FROM pg_attribute WHERE attrelid = '${CONTROL_SCHEMA}.phase'::regclass AND attname = 'owner_pid'`);
     if (!cols.rowCount) for (const statement of PHASE_OWNER_COLUMNS) await c.query(statement);
@@ -32742,7 +32742,7 @@ var Journal = class _Journal {
    */
   async phaseState(phase) {
     const r = await this.c.query(
-      `SELECT state, detail, finished_at, state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} AS interrupted FROM ${S}.phase p WHERE migration = $1 AND phase = $2`,
+      `SELECT state, detail, finished_at, state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} AS interrupted FROM ${CONTROL}.phase p WHERE migration = $1 AND phase = $2`,
       [this.migration, phase]
     );
     const row = r.rows[0];
@@ -32756,14 +32756,14 @@ var Journal = class _Journal {
     const r = await this.c.query(
       `SELECT phase, CASE WHEN state = 'running' AND owner_pid IS NOT NULL AND NOT ${PHASE_OWNER_ALIVE} THEN 'interrupted' ELSE state END AS state,
               started_at::text AS "startedAt", finished_at::text AS "finishedAt", detail
-         FROM ${S}.phase p WHERE migration = $1 ORDER BY started_at, phase`,
+         FROM ${CONTROL}.phase p WHERE migration = $1 ORDER BY started_at, phase`,
       [this.migration]
     );
     return r.rows;
   }
   async startPhase(phase, detail = {}) {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
+      `INSERT INTO ${CONTROL}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, 'running', $3, ${OWNER_NOW})
        ON CONFLICT (migration, phase) DO UPDATE SET state = 'running', started_at = now(), finished_at = NULL, detail = EXCLUDED.detail,
          owner_pid = EXCLUDED.owner_pid, owner_started = EXCLUDED.owner_started`,
       [this.migration, phase, JSON.stringify(redactDeep(detail))]
@@ -32772,7 +32772,7 @@ var Journal = class _Journal {
   }
   async finishPhase(phase, state, detail = {}) {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, finished_at, detail) VALUES ($1, $2, $3, now(), $4)
+      `INSERT INTO ${CONTROL}.phase (migration, phase, state, finished_at, detail) VALUES ($1, $2, $3, now(), $4)
        ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, finished_at = now(), detail = EXCLUDED.detail`,
       [this.migration, phase, state, JSON.stringify(redactDeep(detail))]
     );
@@ -32781,16 +32781,16 @@ var Journal = class _Journal {
   /** Update a phase's state and detail without an event (progress snapshots every few seconds). */
   async setPhaseDetail(phase, state, detail) {
     await this.c.query(
-      `INSERT INTO ${S}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, $3, $4, ${OWNER_NOW})
+      `INSERT INTO ${CONTROL}.phase (migration, phase, state, detail, owner_pid, owner_started) VALUES ($1, $2, $3, $4, ${OWNER_NOW})
        ON CONFLICT (migration, phase) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail,
          finished_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE now() END,
-         owner_pid = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_pid ELSE ${S}.phase.owner_pid END,
-         owner_started = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_started ELSE ${S}.phase.owner_started END`,
+         owner_pid = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_pid ELSE ${CONTROL}.phase.owner_pid END,
+         owner_started = CASE WHEN EXCLUDED.state = 'running' THEN EXCLUDED.owner_started ELSE ${CONTROL}.phase.owner_started END`,
       [this.migration, phase, state, JSON.stringify(redactDeep(detail))]
     );
   }
   async event(phase, level, message, detail) {
-    await this.c.query(`INSERT INTO ${S}.event (migration, phase, level, message, detail) VALUES ($1, $2, $3, $4, $5)`, [
+    await this.c.query(`INSERT INTO ${CONTROL}.event (migration, phase, level, message, detail) VALUES ($1, $2, $3, $4, $5)`, [
       this.migration,
       phase,
       level,
@@ -32800,7 +32800,7 @@ var Journal = class _Journal {
   }
   async saveStream(s) {
     await this.c.query(
-      `INSERT INTO ${S}.stream (migration, group_name, slot_name, publication, subscription, snapshot_mode, snapshot_lsn, state)
+      `INSERT INTO ${CONTROL}.stream (migration, group_name, slot_name, publication, subscription, snapshot_mode, snapshot_lsn, state)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
        ON CONFLICT (migration, group_name) DO UPDATE SET slot_name = EXCLUDED.slot_name, publication = EXCLUDED.publication,
          subscription = EXCLUDED.subscription, snapshot_mode = EXCLUDED.snapshot_mode, snapshot_lsn = EXCLUDED.snapshot_lsn,
@@ -32809,14 +32809,14 @@ var Journal = class _Journal {
     );
   }
   async deleteStream(group2) {
-    await this.c.query(`DELETE FROM ${S}.stream WHERE migration = $1 AND group_name = $2`, [this.migration, group2]);
+    await this.c.query(`DELETE FROM ${CONTROL}.stream WHERE migration = $1 AND group_name = $2`, [this.migration, group2]);
   }
   async setStreamState(group2, state) {
-    await this.c.query(`UPDATE ${S}.stream SET state = $3, updated_at = now() WHERE migration = $1 AND group_name = $2`, [this.migration, group2, state]);
+    await this.c.query(`UPDATE ${CONTROL}.stream SET state = $3, updated_at = now() WHERE migration = $1 AND group_name = $2`, [this.migration, group2, state]);
   }
   async streams() {
     const r = await this.c.query(
-      `SELECT group_name, slot_name, publication, subscription, snapshot_mode, snapshot_lsn::text, state FROM ${S}.stream WHERE migration = $1 ORDER BY group_name`,
+      `SELECT group_name, slot_name, publication, subscription, snapshot_mode, snapshot_lsn::text, state FROM ${CONTROL}.stream WHERE migration = $1 ORDER BY group_name`,
       [this.migration]
     );
     return r.rows.map((row) => ({
@@ -32831,7 +32831,7 @@ var Journal = class _Journal {
   }
   async tableProgress() {
     const r = await this.c.query(
-      `SELECT group_name, table_schema, table_name, part, state, rows, bytes, condition FROM ${S}.copy_progress WHERE migration = $1 ORDER BY group_name, table_schema, table_name, part`,
+      `SELECT group_name, table_schema, table_name, part, state, rows, bytes, condition FROM ${CONTROL}.copy_progress WHERE migration = $1 ORDER BY group_name, table_schema, table_name, part`,
       [this.migration]
     );
     return r.rows.map((row) => ({
@@ -32848,7 +32848,7 @@ var Journal = class _Journal {
   /** Forget the copy progress of these tables (a resume copies them again from a new snapshot). */
   async forgetTables(tables) {
     if (!tables.length) return;
-    await this.c.query(`DELETE FROM ${S}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
+    await this.c.query(`DELETE FROM ${CONTROL}.copy_progress WHERE migration = $1 AND (table_schema, table_name) IN (SELECT * FROM unnest($2::text[], $3::text[]))`, [
       this.migration,
       tables.map((t) => t.schema),
       tables.map((t) => t.name)
@@ -32859,19 +32859,19 @@ var Journal = class _Journal {
    * phase with its detail, the last events and the copy progress.
    */
   async dump(eventLimit = 500) {
-    const phases = await this.c.query(`SELECT phase, state, started_at, finished_at, detail FROM ${S}.phase WHERE migration = $1 ORDER BY started_at`, [this.migration]);
+    const phases = await this.c.query(`SELECT phase, state, started_at, finished_at, detail FROM ${CONTROL}.phase WHERE migration = $1 ORDER BY started_at`, [this.migration]);
     return { streams: await this.streams(), phases: phases.rows, events: await this.events(eventLimit), copyProgress: await this.tableProgress() };
   }
   async events(limit = 50) {
-    const r = await this.c.query(`SELECT at, phase, level, message FROM ${S}.event WHERE migration = $1 ORDER BY id DESC LIMIT $2`, [this.migration, limit]);
+    const r = await this.c.query(`SELECT at, phase, level, message FROM ${CONTROL}.event WHERE migration = $1 ORDER BY id DESC LIMIT $2`, [this.migration, limit]);
     return r.rows.reverse();
   }
 };
 var progressSql = {
-  upsert: `INSERT INTO ${S}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
+  upsert: `INSERT INTO ${CONTROL}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
            ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, condition = EXCLUDED.condition,
-             bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${S}.copy_progress.started_at),
+             bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${CONTROL}.copy_progress.started_at),
              finished_at = EXCLUDED.finished_at`
 };
 
@@ -52855,9 +52855,9 @@ function describeTables(tables, max = 5) {
 
 // src/pg/ddl-sql.ts
 var EVENT_TRIGGERS = [
-  { name: "pgshift_ddl", sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${S}.ddl_capture()` },
-  { name: "pgshift_ddl_drop", sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${S}.ddl_capture()` },
-  { name: "pgshift_ddl_start", sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${S}.ddl_capture()` }
+  { name: "pgshift_ddl", sql: `CREATE EVENT TRIGGER pgshift_ddl ON ddl_command_end EXECUTE PROCEDURE ${CONTROL}.ddl_capture()` },
+  { name: "pgshift_ddl_drop", sql: `CREATE EVENT TRIGGER pgshift_ddl_drop ON sql_drop EXECUTE PROCEDURE ${CONTROL}.ddl_capture()` },
+  { name: "pgshift_ddl_start", sql: `CREATE EVENT TRIGGER pgshift_ddl_start ON ddl_command_start WHEN TAG IN ('DROP INDEX', 'ALTER TABLE') EXECUTE PROCEDURE ${CONTROL}.ddl_capture()` }
 ];
 
 // src/pg/ddl.ts
@@ -52880,7 +52880,7 @@ async function ddlReport(plan, s, streams) {
   const report = { mode, entries: [], joins: [], problems: [] };
   if (!await tableExists(s.source, "pgshift.ddl_log")) return report;
   const log = await s.source.query(
-    `SELECT id::text, at::text, command, object, statement, stream, reason, detail FROM ${S}.ddl_log WHERE acknowledged_at IS NULL ORDER BY id`
+    `SELECT id::text, at::text, command, object, statement, stream, reason, detail FROM ${CONTROL}.ddl_log WHERE acknowledged_at IS NULL ORDER BY id`
   );
   for (const l of log.rows) {
     if (l.reason === "no-identity" && l.detail && await joinedOrGone(s.source, l.detail)) continue;
@@ -52905,7 +52905,7 @@ async function ddlReport(plan, s, streams) {
   if (mode !== "follow") return report;
   const queued = /* @__PURE__ */ new Map();
   for (const st of streams) {
-    const q = `${S}.${quoteIdent(ddlQueueTable(st.group))}`;
+    const q = `${CONTROL}.${quoteIdent(ddlQueueTable(st.group))}`;
     if (!await tableExists(s.source, q)) continue;
     const src = await s.source.query(`SELECT id::text, at::text, command, object, statement, apply, shared, note, NULL AS applied_at, NULL AS error, NULL AS acknowledged_at FROM ${q} ORDER BY id`);
     const tgt = await tableExists(s.target, q) ? new Map((await s.target.query(`SELECT id::text, at::text, command, object, statement, apply, shared, note, applied_at::text, error, acknowledged_at::text FROM ${q}`)).rows.map((r) => [r.id, r])) : /* @__PURE__ */ new Map();
@@ -53030,7 +53030,7 @@ async function writeBeat(source, table2, group2, marker = randomUUID2()) {
   try {
     await source.query("SET LOCAL synchronous_commit = on");
     r = await source.query(
-      `UPDATE ${S}.${quoteIdent(table2)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
+      `UPDATE ${CONTROL}.${quoteIdent(table2)} SET beat_at = clock_timestamp(), marker = $2, seq = seq + 1 WHERE group_name = $1 RETURNING seq::text`,
       [group2, marker]
     );
     await source.query("COMMIT");
@@ -53043,7 +53043,7 @@ async function writeBeat(source, table2, group2, marker = randomUUID2()) {
   return { marker, seq: BigInt(r.rows[0].seq), writtenAt: Date.now() };
 }
 async function beatApplied(target, table2, group2, beat) {
-  const r = await target.query(`SELECT seq::text FROM ${S}.${quoteIdent(table2)} WHERE group_name = $1`, [group2]);
+  const r = await target.query(`SELECT seq::text FROM ${CONTROL}.${quoteIdent(table2)} WHERE group_name = $1`, [group2]);
   return r.rows[0] !== void 0 && BigInt(r.rows[0].seq) >= beat.seq;
 }
 async function waitForMarker(target, table2, group2, beat, timeoutMs, pollMs = 20, signal) {
