@@ -135,6 +135,33 @@ interface Sides {
   target: pg.Client;
 }
 
+/** One table to check, with the group whose streams carry it. */
+interface VerifyWork {
+  group: string;
+  table: TableInfo;
+}
+
+/** What this run checks, and what it knows of the migration. */
+interface VerifyScope {
+  /** The migration's journal on the target: absent when pgshift did not load it. */
+  found: Journal | undefined;
+  /** The journal this run records itself in (none when quiet). */
+  journal: Journal | undefined;
+  /** The streams applying changes now. */
+  records: StreamRecord[];
+  /** The tables the operator named (--table), if any. */
+  wanted: Set<string> | undefined;
+  work: VerifyWork[];
+  /** Tables of the work the target lacks (display names). */
+  missing: Set<string>;
+}
+
+/** The per-worker sessions, and every session verify opens, for cancellation when the signal aborts. */
+interface VerifySessions {
+  workers: Sides[];
+  open: { source: pg.Client[]; target: pg.Client[] };
+}
+
 export async function runVerify(outer: PhaseContext, options: VerifyOptions = {}): Promise<VerifyResult> {
   // The caller's signal (the cut-over's step budget) ends verify as well as the process's own.
   const ctx: PhaseContext = options.signal ? { ...outer, signal: AbortSignal.any([options.signal, outer.signal]) } : outer;
@@ -142,130 +169,27 @@ export async function runVerify(outer: PhaseContext, options: VerifyOptions = {}
   const mode = options.mode ?? 'full';
   if (options.applyRepair && !options.repairSql) throw inputError('verify.repair', '--apply-repair needs --repair-sql FILE', 'name the file the repair SQL is written to (and review it)');
   const s = await openSessions(ctx);
-  const workers: Sides[] = [];
-  // Every session verify opens, for cancellation when the signal aborts.
-  const open = { source: [s.source], target: [s.target] };
+  const sessions: VerifySessions = { workers: [], open: { source: [s.source], target: [s.target] } };
   const stopCancelling = cancelOnAbort(ctx.signal, [
-    { ep: ctx.source, clients: open.source },
-    { ep: ctx.target, clients: open.target },
+    { ep: ctx.source, clients: sessions.open.source },
+    { ep: ctx.target, clients: sessions.open.target },
   ]);
   try {
     await useCanonicalSettings(s.source);
     await useCanonicalSettings(s.target);
-    const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
-    const found = await Journal.find(s.target, ctx.plan.name);
-    const journal = options.quiet ? undefined : found;
-    const records = found ? (await found.streams()).filter((r) => r.state === 'streaming') : [];
-    const streaming = new Set(records.map((r) => r.group));
-    // The streams that carry a group's tables: its own, the resync streams split from it, and on
-    // DMS its batch-apply stream.
-    const streamsOf = (g: string) => [...streaming].filter((x) => x === g || x === batchStreamName(g) || x.startsWith(`${g}_r`));
-    const excluded = new Set(ctx.plan.verify.excludeTables.map(canonicalTableName));
-    const wanted = options.tables ? new Set(options.tables.map(canonicalTableName)) : undefined;
-    const work = groups.flatMap((g) =>
-      g.tables
-        .filter((t) => !excluded.has(displayName(t)) && !t.name.startsWith('awsdms_') && (!wanted || wanted.has(displayName(t))))
-        .map((t) => ({ group: g.name, table: t })),
-    );
-    if (wanted) {
-      const known = new Set(work.map((w) => displayName(w.table)));
-      const unknown = [...wanted].filter((t) => !known.has(t));
-      if (unknown.length) throw inputError('verify.table', `table ${unknown[0]} is in no group of the plan`, 'name tables as schema.table, as the report prints them');
-    }
-    // A table the target lacks cannot be hashed there: before any load that is a refusal (nothing
-    // to compare yet); after it, a difference in its own right, reported without reading it.
-    const missing = await missingTables(s.target, work.map((w) => w.table));
-    if (missing.size && !found) {
-      const [first] = missing;
-      throw gateRefused('verify.not-loaded', `target ${ctx.target.label} has no table ${first}${missing.size > 1 ? ` (and ${missing.size - 1} more)` : ''} and no pgshift journal: nothing was loaded there yet`, 'run pgshift full-load first');
-    }
-    await journal?.startPhase('verify', { tables: work.length, exact: options.exact ?? false, mode });
-    // While changes flow, every read of the target waits for the stream: a stream that stands
-    // still is reported at once, with its likely cause, rather than waited for.
-    const watch =
-      !options.exact && records.length && ctx.plan.cdc.engine === 'native'
-        ? await ApplyWatch.start(s.target, s.targetVersion, records.map((r) => ({ stream: r.group, subscription: r.subscription })), (problem, stream) => stoppedStream(ctx, s, records, problem, stream), ctx.signal)
-        : undefined;
-    if (watch) await settleJoins(ctx, s, records, watch);
-
-    const schema = wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target, schemaDiffOptions(ctx.plan));
-    const checks: TableCheck[] = [];
-    const repair: string[] = [];
-    for (const w of work.filter((x) => missing.has(displayName(x.table)))) {
-      checks.push({ table: displayName(w.table), group: w.group, method: 'whole-table', verdict: 'different', sourceRows: 0, targetRows: 0, chunks: 0, mismatchedChunks: 0, differenceCount: 0, differences: [], unsettledKeys: 0, seconds: 0 });
-    }
-    await runPool(work.filter((x) => !missing.has(displayName(x.table))), ctx.plan.verify.jobs, async ({ group, table }, id) => {
-      throwIfAborted(ctx.signal);
-      let w = workers[id];
-      if (!w) {
-        w = workers[id] = { source: await connect(ctx.source, { applicationName: 'pgshift verify' }), target: await connect(ctx.target, { applicationName: 'pgshift verify' }) };
-        open.source.push(w.source);
-        open.target.push(w.target);
-        await useCanonicalSettings(w.source);
-        await useCanonicalSettings(w.target);
-      }
-      const streams = streamsOf(group);
-      const moving = streams.length > 0 && !options.exact;
-      // Both sides hash with the same expression: the one the older server supports.
-      const checker = new TableChecker(ctx, w, Math.min(s.sourceVersion, s.targetVersion), group, table, moving, mode, streams, watch);
-      const check = await checker.run();
-      checks.push(check);
-      if (options.repairSql && checker.keyed && check.verdict === 'different') repair.push(...(await checker.repair()));
-      ctx.log.progress(`verify ${check.table}: ${check.verdict} (${check.sourceRows} rows, ${check.chunks} chunk(s)${check.differenceCount ? `, ${check.differenceCount} differing row(s)` : ''})`);
-    });
-    checks.sort((a, b) => a.table.localeCompare(b.table));
-
-    const sequences = await checkSequences(s.source, s.target);
-    // Only the operator can say that writes are stopped (--exact); a pass with no stream applying
-    // is a single pass too, but the source may still be written.
-    const exact = Boolean(options.exact);
-    const differences = checks.filter((c) => c.verdict === 'different').map((c) => c.table);
-    const unsettled = checks.filter((c) => c.verdict === 'unsettled').map((c) => c.table);
-    // Nothing replicates sequences: the cut-over carries them. Before it has (streaming, paused,
-    // stopped), a sequence behind the source is a note; after it, or for a target pgshift did not
-    // load (no journal), it is a difference.
-    const carried = !found || (await found.phaseState('cutover'))?.state === 'done';
-    const behind = sequences.filter((q) => q.behind);
-    const seqProblem = carried && behind.length > 0;
-    const notes = !carried && behind.length ? [`${behind.length} sequence(s) behind the source: expected before the cut-over, which sets every sequence from the source`] : [];
-    // Large objects, the same way: the cut-over carries their changes.
-    const keepOwners = ctx.plan.fullLoad.ownership === 'keep';
-    const largeObjects = wanted || options.skipSchema ? { copy: [], remove: [] } : largeObjectChanges(await largeObjectDigests(s.source, keepOwners), await largeObjectDigests(s.target, keepOwners));
-    const loDiffer = largeObjects.copy.length + largeObjects.remove.length > 0;
-    if (!carried && loDiffer) notes.push(`large objects: ${describeLargeObjectChanges(largeObjects)} — expected before the cut-over, which carries them`);
-    const loProblem = carried && loDiffer;
-    const schemaProblem = schema.length > 0;
-    const result: VerifyResult = {
-      verdict: differences.length || seqProblem || schemaProblem || loProblem ? 'different' : unsettled.length ? 'unsettled' : 'equal',
-      mode,
-      exact,
-      streaming: streaming.size > 0,
-      tables: checks,
-      schema,
-      sequences,
-      largeObjects,
-      differences,
-      unsettled,
-      notes,
-      seconds: (Date.now() - started) / 1000,
-    };
-    if (options.repairSql) {
-      const text = repairScript(repair);
-      writeFileSync(options.repairSql, text);
-      let applied = false;
-      if (options.applyRepair && repair.length) {
-        await runScript(s.target, text);
-        applied = true;
-        await journal?.event('verify', 'warn', `repair applied on the target: ${repair.length} statement(s)`);
-      }
-      result.repairSql = { file: options.repairSql, statements: repair.length, applied };
-    }
-    await journal?.finishPhase('verify', result.verdict === 'different' ? 'failed' : result.verdict === 'equal' ? 'done' : 'partial', {
+    const scope = await verifyScope(ctx, s, options);
+    await scope.journal?.startPhase('verify', { tables: scope.work.length, exact: options.exact ?? false, mode });
+    const watch = await watchStreams(ctx, s, scope.records, options);
+    const schema = scope.wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target, schemaDiffOptions(ctx.plan));
+    const { checks, repair } = await checkTables(ctx, s, sessions, scope, watch, options, mode);
+    const result = await summarize(ctx, s, scope, checks, schema, options, mode, started);
+    if (options.repairSql) result.repairSql = await writeRepair(s.target, scope.journal, options.repairSql, repair, options.applyRepair);
+    await scope.journal?.finishPhase('verify', result.verdict === 'different' ? 'failed' : result.verdict === 'equal' ? 'done' : 'partial', {
       verdict: result.verdict,
       mode,
-      exact,
-      differences,
-      unsettled,
+      exact: result.exact,
+      differences: result.differences,
+      unsettled: result.unsettled,
       schemaDifferences: schema.length,
       tables: checks.length,
       differingRows: checks.reduce((n, c) => n + c.differenceCount, 0),
@@ -273,9 +197,141 @@ export async function runVerify(outer: PhaseContext, options: VerifyOptions = {}
     return result;
   } finally {
     stopCancelling();
-    await Promise.all(workers.flatMap((w) => [w.source.end().catch(() => {}), w.target.end().catch(() => {})]));
+    await Promise.all(sessions.workers.flatMap((w) => [w.source.end().catch(() => {}), w.target.end().catch(() => {})]));
     await s.close();
   }
+}
+
+/** The tables to check (the plan's groups, less exclusions, or the ones named) and the streams applying now. */
+async function verifyScope(ctx: PhaseContext, s: Sessions, options: VerifyOptions): Promise<VerifyScope> {
+  const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
+  const found = await Journal.find(s.target, ctx.plan.name);
+  const records = found ? (await found.streams()).filter((r) => r.state === 'streaming') : [];
+  const excluded = new Set(ctx.plan.verify.excludeTables.map(canonicalTableName));
+  const wanted = options.tables ? new Set(options.tables.map(canonicalTableName)) : undefined;
+  const work = groups.flatMap((g) =>
+    g.tables
+      .filter((t) => !excluded.has(displayName(t)) && !t.name.startsWith('awsdms_') && (!wanted || wanted.has(displayName(t))))
+      .map((t) => ({ group: g.name, table: t })),
+  );
+  if (wanted) {
+    const known = new Set(work.map((w) => displayName(w.table)));
+    const unknown = [...wanted].filter((t) => !known.has(t));
+    if (unknown.length) throw inputError('verify.table', `table ${unknown[0]} is in no group of the plan`, 'name tables as schema.table, as the report prints them');
+  }
+  // A table the target lacks cannot be hashed there: before any load that is a refusal (nothing
+  // to compare yet); after it, a difference in its own right, reported without reading it.
+  const missing = await missingTables(s.target, work.map((w) => w.table));
+  if (missing.size && !found) {
+    const [first] = missing;
+    throw gateRefused('verify.not-loaded', `target ${ctx.target.label} has no table ${first}${missing.size > 1 ? ` (and ${missing.size - 1} more)` : ''} and no pgshift journal: nothing was loaded there yet`, 'run pgshift full-load first');
+  }
+  return { found, journal: options.quiet ? undefined : found, records, wanted, work, missing };
+}
+
+/**
+ * While changes flow, every read of the target waits for the stream: a stream that stands still is
+ * reported at once, with its likely cause, rather than waited for. Tables that joined a stream are
+ * settled first.
+ */
+async function watchStreams(ctx: PhaseContext, s: Sessions, records: StreamRecord[], options: VerifyOptions): Promise<ApplyWatch | undefined> {
+  if (options.exact || !records.length || ctx.plan.cdc.engine !== 'native') return undefined;
+  const watch = await ApplyWatch.start(s.target, s.targetVersion, records.map((r) => ({ stream: r.group, subscription: r.subscription })), (problem, stream) => stoppedStream(ctx, s, records, problem, stream), ctx.signal);
+  await settleJoins(ctx, s, records, watch);
+  return watch;
+}
+
+/** The streams that carry a group's tables: its own, the resync streams split from it, and on DMS its batch-apply stream. */
+function streamsOf(records: StreamRecord[], group: string): string[] {
+  const streaming = new Set(records.map((r) => r.group));
+  return [...streaming].filter((x) => x === group || x === batchStreamName(group) || x.startsWith(`${group}_r`));
+}
+
+/** The data tier: every table checked by a pool of workers; the repair statements of the differing keyed ones. */
+async function checkTables(ctx: PhaseContext, s: Sessions, sessions: VerifySessions, scope: VerifyScope, watch: ApplyWatch | undefined, options: VerifyOptions, mode: VerifyMode): Promise<{ checks: TableCheck[]; repair: string[] }> {
+  const checks: TableCheck[] = [];
+  const repair: string[] = [];
+  const isMissing = (w: VerifyWork) => scope.missing.has(displayName(w.table));
+  for (const w of scope.work.filter(isMissing)) {
+    checks.push({ table: displayName(w.table), group: w.group, method: 'whole-table', verdict: 'different', sourceRows: 0, targetRows: 0, chunks: 0, mismatchedChunks: 0, differenceCount: 0, differences: [], unsettledKeys: 0, seconds: 0 });
+  }
+  await runPool(scope.work.filter((x) => !isMissing(x)), ctx.plan.verify.jobs, async ({ group, table }, id) => {
+    throwIfAborted(ctx.signal);
+    const w = await workerSides(ctx, sessions, id);
+    const streams = streamsOf(scope.records, group);
+    const moving = streams.length > 0 && !options.exact;
+    // Both sides hash with the same expression: the one the older server supports.
+    const checker = new TableChecker(ctx, w, Math.min(s.sourceVersion, s.targetVersion), group, table, moving, mode, streams, watch);
+    const check = await checker.run();
+    checks.push(check);
+    if (options.repairSql && checker.keyed && check.verdict === 'different') repair.push(...(await checker.repair()));
+    ctx.log.progress(`verify ${check.table}: ${check.verdict} (${check.sourceRows} rows, ${check.chunks} chunk(s)${check.differenceCount ? `, ${check.differenceCount} differing row(s)` : ''})`);
+  });
+  checks.sort((a, b) => a.table.localeCompare(b.table));
+  return { checks, repair };
+}
+
+/** A pool worker's two sessions, opened on its first table under the canonical settings. */
+async function workerSides(ctx: PhaseContext, sessions: VerifySessions, id: number): Promise<Sides> {
+  const existing = sessions.workers[id];
+  if (existing) return existing;
+  const w = (sessions.workers[id] = { source: await connect(ctx.source, { applicationName: 'pgshift verify' }), target: await connect(ctx.target, { applicationName: 'pgshift verify' }) });
+  sessions.open.source.push(w.source);
+  sessions.open.target.push(w.target);
+  await useCanonicalSettings(w.source);
+  await useCanonicalSettings(w.target);
+  return w;
+}
+
+/** The verdict over every tier: tables, schema, sequences and large objects (the last two only notes before the cut-over). */
+async function summarize(ctx: PhaseContext, s: Sessions, scope: VerifyScope, checks: TableCheck[], schema: SchemaDifference[], options: VerifyOptions, mode: VerifyMode, started: number): Promise<VerifyResult> {
+  const sequences = await checkSequences(s.source, s.target);
+  // Only the operator can say that writes are stopped (--exact); a pass with no stream applying
+  // is a single pass too, but the source may still be written.
+  const exact = Boolean(options.exact);
+  const differences = checks.filter((c) => c.verdict === 'different').map((c) => c.table);
+  const unsettled = checks.filter((c) => c.verdict === 'unsettled').map((c) => c.table);
+  // Nothing replicates sequences: the cut-over carries them. Before it has (streaming, paused,
+  // stopped), a sequence behind the source is a note; after it, or for a target pgshift did not
+  // load (no journal), it is a difference.
+  const carried = !scope.found || (await scope.found.phaseState('cutover'))?.state === 'done';
+  const behind = sequences.filter((q) => q.behind);
+  const seqProblem = carried && behind.length > 0;
+  const notes = !carried && behind.length ? [`${behind.length} sequence(s) behind the source: expected before the cut-over, which sets every sequence from the source`] : [];
+  // Large objects, the same way: the cut-over carries their changes.
+  const keepOwners = ctx.plan.fullLoad.ownership === 'keep';
+  const largeObjects = scope.wanted || options.skipSchema ? { copy: [], remove: [] } : largeObjectChanges(await largeObjectDigests(s.source, keepOwners), await largeObjectDigests(s.target, keepOwners));
+  const loDiffer = largeObjects.copy.length + largeObjects.remove.length > 0;
+  if (!carried && loDiffer) notes.push(`large objects: ${describeLargeObjectChanges(largeObjects)} — expected before the cut-over, which carries them`);
+  const loProblem = carried && loDiffer;
+  const schemaProblem = schema.length > 0;
+  return {
+    verdict: differences.length || seqProblem || schemaProblem || loProblem ? 'different' : unsettled.length ? 'unsettled' : 'equal',
+    mode,
+    exact,
+    streaming: scope.records.length > 0,
+    tables: checks,
+    schema,
+    sequences,
+    largeObjects,
+    differences,
+    unsettled,
+    notes,
+    seconds: (Date.now() - started) / 1000,
+  };
+}
+
+/** The repair SQL written to its file, and run on the target only when asked (and there is any). */
+async function writeRepair(target: pg.Client, journal: Journal | undefined, file: string, repair: string[], apply: boolean | undefined): Promise<NonNullable<VerifyResult['repairSql']>> {
+  const text = repairScript(repair);
+  writeFileSync(file, text);
+  let applied = false;
+  if (apply && repair.length) {
+    await runScript(target, text);
+    applied = true;
+    await journal?.event('verify', 'warn', `repair applied on the target: ${repair.length} statement(s)`);
+  }
+  return { file, statements: repair.length, applied };
 }
 
 /**

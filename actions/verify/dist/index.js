@@ -54140,109 +54140,27 @@ async function runVerify(outer, options = {}) {
   const mode = options.mode ?? "full";
   if (options.applyRepair && !options.repairSql) throw inputError("verify.repair", "--apply-repair needs --repair-sql FILE", "name the file the repair SQL is written to (and review it)");
   const s = await openSessions(ctx);
-  const workers = [];
-  const open3 = { source: [s.source], target: [s.target] };
+  const sessions = { workers: [], open: { source: [s.source], target: [s.target] } };
   const stopCancelling = cancelOnAbort(ctx.signal, [
-    { ep: ctx.source, clients: open3.source },
-    { ep: ctx.target, clients: open3.target }
+    { ep: ctx.source, clients: sessions.open.source },
+    { ep: ctx.target, clients: sessions.open.target }
   ]);
   try {
     await useCanonicalSettings(s.source);
     await useCanonicalSettings(s.target);
-    const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
-    const found = await Journal.find(s.target, ctx.plan.name);
-    const journal = options.quiet ? void 0 : found;
-    const records = found ? (await found.streams()).filter((r) => r.state === "streaming") : [];
-    const streaming = new Set(records.map((r) => r.group));
-    const streamsOf = (g) => [...streaming].filter((x) => x === g || x === batchStreamName(g) || x.startsWith(`${g}_r`));
-    const excluded = new Set(ctx.plan.verify.excludeTables.map(canonicalTableName));
-    const wanted = options.tables ? new Set(options.tables.map(canonicalTableName)) : void 0;
-    const work = groups.flatMap(
-      (g) => g.tables.filter((t) => !excluded.has(displayName(t)) && !t.name.startsWith("awsdms_") && (!wanted || wanted.has(displayName(t)))).map((t) => ({ group: g.name, table: t }))
-    );
-    if (wanted) {
-      const known = new Set(work.map((w) => displayName(w.table)));
-      const unknown2 = [...wanted].filter((t) => !known.has(t));
-      if (unknown2.length) throw inputError("verify.table", `table ${unknown2[0]} is in no group of the plan`, "name tables as schema.table, as the report prints them");
-    }
-    const missing = await missingTables(s.target, work.map((w) => w.table));
-    if (missing.size && !found) {
-      const [first] = missing;
-      throw gateRefused("verify.not-loaded", `target ${ctx.target.label} has no table ${first}${missing.size > 1 ? ` (and ${missing.size - 1} more)` : ""} and no pgshift journal: nothing was loaded there yet`, "run pgshift full-load first");
-    }
-    await journal?.startPhase("verify", { tables: work.length, exact: options.exact ?? false, mode });
-    const watch = !options.exact && records.length && ctx.plan.cdc.engine === "native" ? await ApplyWatch.start(s.target, s.targetVersion, records.map((r) => ({ stream: r.group, subscription: r.subscription })), (problem, stream) => stoppedStream(ctx, s, records, problem, stream), ctx.signal) : void 0;
-    if (watch) await settleJoins(ctx, s, records, watch);
-    const schema = wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target, schemaDiffOptions(ctx.plan));
-    const checks = [];
-    const repair = [];
-    for (const w of work.filter((x) => missing.has(displayName(x.table)))) {
-      checks.push({ table: displayName(w.table), group: w.group, method: "whole-table", verdict: "different", sourceRows: 0, targetRows: 0, chunks: 0, mismatchedChunks: 0, differenceCount: 0, differences: [], unsettledKeys: 0, seconds: 0 });
-    }
-    await runPool(work.filter((x) => !missing.has(displayName(x.table))), ctx.plan.verify.jobs, async ({ group: group2, table: table2 }, id) => {
-      throwIfAborted(ctx.signal);
-      let w = workers[id];
-      if (!w) {
-        w = workers[id] = { source: await connect(ctx.source, { applicationName: "pgshift verify" }), target: await connect(ctx.target, { applicationName: "pgshift verify" }) };
-        open3.source.push(w.source);
-        open3.target.push(w.target);
-        await useCanonicalSettings(w.source);
-        await useCanonicalSettings(w.target);
-      }
-      const streams = streamsOf(group2);
-      const moving = streams.length > 0 && !options.exact;
-      const checker = new TableChecker(ctx, w, Math.min(s.sourceVersion, s.targetVersion), group2, table2, moving, mode, streams, watch);
-      const check2 = await checker.run();
-      checks.push(check2);
-      if (options.repairSql && checker.keyed && check2.verdict === "different") repair.push(...await checker.repair());
-      ctx.log.progress(`verify ${check2.table}: ${check2.verdict} (${check2.sourceRows} rows, ${check2.chunks} chunk(s)${check2.differenceCount ? `, ${check2.differenceCount} differing row(s)` : ""})`);
-    });
-    checks.sort((a, b) => a.table.localeCompare(b.table));
-    const sequences = await checkSequences(s.source, s.target);
-    const exact = Boolean(options.exact);
-    const differences = checks.filter((c) => c.verdict === "different").map((c) => c.table);
-    const unsettled = checks.filter((c) => c.verdict === "unsettled").map((c) => c.table);
-    const carried = !found || (await found.phaseState("cutover"))?.state === "done";
-    const behind = sequences.filter((q) => q.behind);
-    const seqProblem = carried && behind.length > 0;
-    const notes = !carried && behind.length ? [`${behind.length} sequence(s) behind the source: expected before the cut-over, which sets every sequence from the source`] : [];
-    const keepOwners = ctx.plan.fullLoad.ownership === "keep";
-    const largeObjects = wanted || options.skipSchema ? { copy: [], remove: [] } : largeObjectChanges(await largeObjectDigests(s.source, keepOwners), await largeObjectDigests(s.target, keepOwners));
-    const loDiffer = largeObjects.copy.length + largeObjects.remove.length > 0;
-    if (!carried && loDiffer) notes.push(`large objects: ${describeLargeObjectChanges(largeObjects)} \u2014 expected before the cut-over, which carries them`);
-    const loProblem = carried && loDiffer;
-    const schemaProblem = schema.length > 0;
-    const result = {
-      verdict: differences.length || seqProblem || schemaProblem || loProblem ? "different" : unsettled.length ? "unsettled" : "equal",
-      mode,
-      exact,
-      streaming: streaming.size > 0,
-      tables: checks,
-      schema,
-      sequences,
-      largeObjects,
-      differences,
-      unsettled,
-      notes,
-      seconds: (Date.now() - started) / 1e3
-    };
-    if (options.repairSql) {
-      const text = repairScript(repair);
-      writeFileSync(options.repairSql, text);
-      let applied = false;
-      if (options.applyRepair && repair.length) {
-        await runScript(s.target, text);
-        applied = true;
-        await journal?.event("verify", "warn", `repair applied on the target: ${repair.length} statement(s)`);
-      }
-      result.repairSql = { file: options.repairSql, statements: repair.length, applied };
-    }
-    await journal?.finishPhase("verify", result.verdict === "different" ? "failed" : result.verdict === "equal" ? "done" : "partial", {
+    const scope = await verifyScope(ctx, s, options);
+    await scope.journal?.startPhase("verify", { tables: scope.work.length, exact: options.exact ?? false, mode });
+    const watch = await watchStreams(ctx, s, scope.records, options);
+    const schema = scope.wanted || options.skipSchema ? [] : await diffSchemas(s.source, s.target, schemaDiffOptions(ctx.plan));
+    const { checks, repair } = await checkTables(ctx, s, sessions, scope, watch, options, mode);
+    const result = await summarize(ctx, s, scope, checks, schema, options, mode, started);
+    if (options.repairSql) result.repairSql = await writeRepair(s.target, scope.journal, options.repairSql, repair, options.applyRepair);
+    await scope.journal?.finishPhase("verify", result.verdict === "different" ? "failed" : result.verdict === "equal" ? "done" : "partial", {
       verdict: result.verdict,
       mode,
-      exact,
-      differences,
-      unsettled,
+      exact: result.exact,
+      differences: result.differences,
+      unsettled: result.unsettled,
       schemaDifferences: schema.length,
       tables: checks.length,
       differingRows: checks.reduce((n, c) => n + c.differenceCount, 0)
@@ -54250,11 +54168,114 @@ async function runVerify(outer, options = {}) {
     return result;
   } finally {
     stopCancelling();
-    await Promise.all(workers.flatMap((w) => [w.source.end().catch(() => {
+    await Promise.all(sessions.workers.flatMap((w) => [w.source.end().catch(() => {
     }), w.target.end().catch(() => {
     })]));
     await s.close();
   }
+}
+async function verifyScope(ctx, s, options) {
+  const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
+  const found = await Journal.find(s.target, ctx.plan.name);
+  const records = found ? (await found.streams()).filter((r) => r.state === "streaming") : [];
+  const excluded = new Set(ctx.plan.verify.excludeTables.map(canonicalTableName));
+  const wanted = options.tables ? new Set(options.tables.map(canonicalTableName)) : void 0;
+  const work = groups.flatMap(
+    (g) => g.tables.filter((t) => !excluded.has(displayName(t)) && !t.name.startsWith("awsdms_") && (!wanted || wanted.has(displayName(t)))).map((t) => ({ group: g.name, table: t }))
+  );
+  if (wanted) {
+    const known = new Set(work.map((w) => displayName(w.table)));
+    const unknown2 = [...wanted].filter((t) => !known.has(t));
+    if (unknown2.length) throw inputError("verify.table", `table ${unknown2[0]} is in no group of the plan`, "name tables as schema.table, as the report prints them");
+  }
+  const missing = await missingTables(s.target, work.map((w) => w.table));
+  if (missing.size && !found) {
+    const [first] = missing;
+    throw gateRefused("verify.not-loaded", `target ${ctx.target.label} has no table ${first}${missing.size > 1 ? ` (and ${missing.size - 1} more)` : ""} and no pgshift journal: nothing was loaded there yet`, "run pgshift full-load first");
+  }
+  return { found, journal: options.quiet ? void 0 : found, records, wanted, work, missing };
+}
+async function watchStreams(ctx, s, records, options) {
+  if (options.exact || !records.length || ctx.plan.cdc.engine !== "native") return void 0;
+  const watch = await ApplyWatch.start(s.target, s.targetVersion, records.map((r) => ({ stream: r.group, subscription: r.subscription })), (problem, stream) => stoppedStream(ctx, s, records, problem, stream), ctx.signal);
+  await settleJoins(ctx, s, records, watch);
+  return watch;
+}
+function streamsOf(records, group2) {
+  const streaming = new Set(records.map((r) => r.group));
+  return [...streaming].filter((x) => x === group2 || x === batchStreamName(group2) || x.startsWith(`${group2}_r`));
+}
+async function checkTables(ctx, s, sessions, scope, watch, options, mode) {
+  const checks = [];
+  const repair = [];
+  const isMissing = (w) => scope.missing.has(displayName(w.table));
+  for (const w of scope.work.filter(isMissing)) {
+    checks.push({ table: displayName(w.table), group: w.group, method: "whole-table", verdict: "different", sourceRows: 0, targetRows: 0, chunks: 0, mismatchedChunks: 0, differenceCount: 0, differences: [], unsettledKeys: 0, seconds: 0 });
+  }
+  await runPool(scope.work.filter((x) => !isMissing(x)), ctx.plan.verify.jobs, async ({ group: group2, table: table2 }, id) => {
+    throwIfAborted(ctx.signal);
+    const w = await workerSides(ctx, sessions, id);
+    const streams = streamsOf(scope.records, group2);
+    const moving = streams.length > 0 && !options.exact;
+    const checker = new TableChecker(ctx, w, Math.min(s.sourceVersion, s.targetVersion), group2, table2, moving, mode, streams, watch);
+    const check2 = await checker.run();
+    checks.push(check2);
+    if (options.repairSql && checker.keyed && check2.verdict === "different") repair.push(...await checker.repair());
+    ctx.log.progress(`verify ${check2.table}: ${check2.verdict} (${check2.sourceRows} rows, ${check2.chunks} chunk(s)${check2.differenceCount ? `, ${check2.differenceCount} differing row(s)` : ""})`);
+  });
+  checks.sort((a, b) => a.table.localeCompare(b.table));
+  return { checks, repair };
+}
+async function workerSides(ctx, sessions, id) {
+  const existing = sessions.workers[id];
+  if (existing) return existing;
+  const w = sessions.workers[id] = { source: await connect(ctx.source, { applicationName: "pgshift verify" }), target: await connect(ctx.target, { applicationName: "pgshift verify" }) };
+  sessions.open.source.push(w.source);
+  sessions.open.target.push(w.target);
+  await useCanonicalSettings(w.source);
+  await useCanonicalSettings(w.target);
+  return w;
+}
+async function summarize(ctx, s, scope, checks, schema, options, mode, started) {
+  const sequences = await checkSequences(s.source, s.target);
+  const exact = Boolean(options.exact);
+  const differences = checks.filter((c) => c.verdict === "different").map((c) => c.table);
+  const unsettled = checks.filter((c) => c.verdict === "unsettled").map((c) => c.table);
+  const carried = !scope.found || (await scope.found.phaseState("cutover"))?.state === "done";
+  const behind = sequences.filter((q) => q.behind);
+  const seqProblem = carried && behind.length > 0;
+  const notes = !carried && behind.length ? [`${behind.length} sequence(s) behind the source: expected before the cut-over, which sets every sequence from the source`] : [];
+  const keepOwners = ctx.plan.fullLoad.ownership === "keep";
+  const largeObjects = scope.wanted || options.skipSchema ? { copy: [], remove: [] } : largeObjectChanges(await largeObjectDigests(s.source, keepOwners), await largeObjectDigests(s.target, keepOwners));
+  const loDiffer = largeObjects.copy.length + largeObjects.remove.length > 0;
+  if (!carried && loDiffer) notes.push(`large objects: ${describeLargeObjectChanges(largeObjects)} \u2014 expected before the cut-over, which carries them`);
+  const loProblem = carried && loDiffer;
+  const schemaProblem = schema.length > 0;
+  return {
+    verdict: differences.length || seqProblem || schemaProblem || loProblem ? "different" : unsettled.length ? "unsettled" : "equal",
+    mode,
+    exact,
+    streaming: scope.records.length > 0,
+    tables: checks,
+    schema,
+    sequences,
+    largeObjects,
+    differences,
+    unsettled,
+    notes,
+    seconds: (Date.now() - started) / 1e3
+  };
+}
+async function writeRepair(target, journal, file2, repair, apply) {
+  const text = repairScript(repair);
+  writeFileSync(file2, text);
+  let applied = false;
+  if (apply && repair.length) {
+    await runScript(target, text);
+    applied = true;
+    await journal?.event("verify", "warn", `repair applied on the target: ${repair.length} statement(s)`);
+  }
+  return { file: file2, statements: repair.length, applied };
 }
 async function stoppedStream(ctx, s, records, problem, stream) {
   const causes = [];
