@@ -176,6 +176,15 @@ export async function runCutover(ctx: PhaseContext, options: CutoverOptions = {}
   }
 }
 
+/** What the window holds while it runs: the fence once taken (let go on undo, handed to the switch), the final check's outcome. */
+interface WindowState {
+  fence?: WindowFence;
+  finalCheck: string;
+}
+
+/** A window step: runs under its budget and the interrupt signal, and is timed. */
+type WindowStep = <T>(name: string, budgetMs: number, work: (signal: AbortSignal) => Promise<T>) => Promise<T>;
+
 /** The window, from the first PAUSE to the end of the switch. */
 async function window(
   ctx: PhaseContext,
@@ -190,18 +199,97 @@ async function window(
 ): Promise<Omit<CutoverResult, 'plannedSteps' | 'endpoint'>> {
   const { plan, log } = ctx;
   const settings = plan.cutover;
-  const b = budgets(ctx);
   const watchdog = options.recoveryCommand ? startWatchdog(options.recoveryCommand, plan.name, log) : undefined;
   const windowStarted = Date.now();
-  let fence: WindowFence | undefined;
-  let finalCheck = 'none';
+  const state: WindowState = { finalCheck: 'none' };
+  try {
+    await untilDecision(ctx, s, journal, streams, tables, unlogged, record, steps, state);
+  } catch (err) {
+    await state.fence?.release();
+    await uninterruptible(() => undoWindow(ctx, journal, record, (err as Error).message, 'this run')).catch((e) => log.error(`undoing the cut-over failed: ${(e as Error).message}; run pgshift cutover again to finish the undo`));
+    watchdog?.stand();
+    throw failure('cutover.undone', `cut-over undone: ${(err as Error).message}`, 'the source takes writes again; fix the cause and run pgshift cutover again', err);
+  }
+  const { fence, finalCheck } = state;
+  // Decided: the switch runs to its end, whatever signal arrives.
+  try {
+    const done = await uninterruptible(() => completeWindow(ctx, s, journal, streams, record, { fence, by: 'this run' }));
+    const windowMs = Date.now() - windowStarted;
+    steps.push({ step: 'switch', ms: Date.now() - windowStarted - steps.filter((x) => x.step !== 'gate' && x.step !== 'prepare').reduce((n, x) => n + x.ms, 0) });
+    await journal.finishPhase('cutover', 'done', { ...record, completedBy: 'this run', windowMs, steps, sequences: done.sequences.length, fence: done.seal, finalCheck, reverse: done.reverse, pgbouncer: done.pooler, repointed: done.repointed });
+    log.info(`cut-over done: write-unavailable window ${windowMs} ms`);
+    return { dryRun: false, windowMs, steps, sequences: done.sequences, fence: { strategy: settings.fence, roles: done.seal.roles, terminated: done.seal.terminated }, finalCheck, repointed: done.repointed, reverse: done.reverse };
+  } catch (err) {
+    throw failure('cutover.incomplete', `the cut-over was decided but could not complete: ${(err as Error).message}`, 'the source is sealed or about to be; fix the cause and run pgshift cutover again: it completes the switch', err);
+  } finally {
+    watchdog?.stand();
+  }
+}
+
+/**
+ * The window's steps before the decision, in their order: fence, barrier, sequences, unlogged
+ * tables, final check, then the decision journaled. A failure leaves the fence in `state` for the
+ * undo to let go.
+ */
+async function untilDecision(
+  ctx: PhaseContext,
+  s: Sessions,
+  journal: Journal,
+  streams: StreamRecord[],
+  tables: Array<{ schema: string; name: string }>,
+  unlogged: TableInfo[],
+  record: CutoverRecord<FenceState, DmsTaskState>,
+  steps: StepTiming[],
+  state: WindowState,
+): Promise<void> {
+  const { log } = ctx;
+  const settings = ctx.plan.cutover;
+  const b = budgets(ctx);
+  const step = budgetedStep(ctx, s, steps);
   const intend = async (action: (typeof record.attempted)[number]) => {
     record.attempted.push(action);
     await saveRecord(journal, record);
   };
-  // Each step before the decision runs under its budget and the interrupt signal; either one
-  // cancels the statements the step has running on the servers.
-  const step = async <T>(name: string, budgetMs: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> => {
+  await step('fence', b.fence, async (signal) => {
+    if (settings.fence === 'pgbouncer') {
+      await intend('pause-pooler');
+      const bouncer = await PgBouncer.connect(settings.pgbouncer!.adminUrl);
+      try {
+        await bouncer.pause(settings.pgbouncer!.database, signal);
+      } finally {
+        await bouncer.close();
+      }
+    }
+    await intend('lock-tables');
+    state.fence = await WindowFence.acquire(ctx.source, tables, { lockTimeoutMs: settings.lockTimeoutSeconds * 1000, attempts: settings.lockAttempts, guardMs: settings.guardSeconds * 1000, signal });
+  });
+  await journal.event('cutover', 'info', `writes fenced: ${describeLocked(tables)} locked${settings.fence === 'pgbouncer' ? ', PgBouncer paused' : ''}`);
+  log.info(`fence: writes stopped on the source (${describeLocked(tables)} locked by session ${state.fence!.pid}${settings.fence === 'pgbouncer' ? '; PgBouncer paused' : ''})`);
+  await step('barrier', b.barrier, (signal) => drainToBarrier(s.source, s.target, streams, b.barrier, signal));
+  await step('sequences', b.sequences, () => syncSequences(s.source, s.target, BigInt(settings.sequenceMargin), undefined, { neverBackwards: true }));
+  if (unlogged.length) {
+    const copied = await step('unlogged', b.unlogged, () => copyUnloggedTables(s.source, s.target, unlogged));
+    const text = copied.map((x) => `${displayName(x.table)} (${x.rows} rows)`).join(', ');
+    log.info(`unlogged tables copied in the window: ${text}`);
+    await journal.event('cutover', 'info', `unlogged tables copied in the window: ${text}`);
+  }
+  if (settings.finalCheck === 'quick') {
+    const v = await step('final check', b.finalCheck, (signal) => runVerify(ctx, { mode: 'quick', exact: true, tables: settings.finalCheckTables.length ? settings.finalCheckTables : undefined, skipSchema: true, quiet: true, signal }));
+    state.finalCheck = `${v.verdict}: ${v.tables.length} table(s), first, last and sampled chunks`;
+    if (v.verdict !== 'equal') throw failure('cutover.final-check', `final check found differences in ${[...v.differences, ...v.unsettled].join(', ') || 'sequences'}`, 'run pgshift verify --exact to see the rows');
+  }
+  // The decision: only while the fence provably held from before the barrier until now.
+  await state.fence!.requireHeld();
+  record.stage = 'decided';
+  await saveRecord(journal, record);
+}
+
+/**
+ * Each step before the decision runs under its budget and the interrupt signal; either one
+ * cancels the statements the step has running on the servers.
+ */
+function budgetedStep(ctx: PhaseContext, s: Sessions, steps: StepTiming[]): WindowStep {
+  return async <T>(name: string, budgetMs: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> => {
     const budget = AbortSignal.timeout(budgetMs);
     const signal = AbortSignal.any([ctx.signal, budget]);
     const stop = cancelOnAbort(signal, [
@@ -220,58 +308,6 @@ async function window(
       steps.push({ step: name, ms: Date.now() - t, budgetMs });
     }
   };
-  try {
-    await step('fence', b.fence, async (signal) => {
-      if (settings.fence === 'pgbouncer') {
-        await intend('pause-pooler');
-        const bouncer = await PgBouncer.connect(settings.pgbouncer!.adminUrl);
-        try {
-          await bouncer.pause(settings.pgbouncer!.database, signal);
-        } finally {
-          await bouncer.close();
-        }
-      }
-      await intend('lock-tables');
-      fence = await WindowFence.acquire(ctx.source, tables, { lockTimeoutMs: settings.lockTimeoutSeconds * 1000, attempts: settings.lockAttempts, guardMs: settings.guardSeconds * 1000, signal });
-    });
-    await journal.event('cutover', 'info', `writes fenced: ${describeLocked(tables)} locked${settings.fence === 'pgbouncer' ? ', PgBouncer paused' : ''}`);
-    log.info(`fence: writes stopped on the source (${describeLocked(tables)} locked by session ${fence!.pid}${settings.fence === 'pgbouncer' ? '; PgBouncer paused' : ''})`);
-    await step('barrier', b.barrier, (signal) => drainToBarrier(s.source, s.target, streams, b.barrier, signal));
-    await step('sequences', b.sequences, () => syncSequences(s.source, s.target, BigInt(settings.sequenceMargin), undefined, { neverBackwards: true }));
-    if (unlogged.length) {
-      const copied = await step('unlogged', b.unlogged, () => copyUnloggedTables(s.source, s.target, unlogged));
-      const text = copied.map((x) => `${displayName(x.table)} (${x.rows} rows)`).join(', ');
-      log.info(`unlogged tables copied in the window: ${text}`);
-      await journal.event('cutover', 'info', `unlogged tables copied in the window: ${text}`);
-    }
-    if (settings.finalCheck === 'quick') {
-      const v = await step('final check', b.finalCheck, (signal) => runVerify(ctx, { mode: 'quick', exact: true, tables: settings.finalCheckTables.length ? settings.finalCheckTables : undefined, skipSchema: true, quiet: true, signal }));
-      finalCheck = `${v.verdict}: ${v.tables.length} table(s), first, last and sampled chunks`;
-      if (v.verdict !== 'equal') throw failure('cutover.final-check', `final check found differences in ${[...v.differences, ...v.unsettled].join(', ') || 'sequences'}`, 'run pgshift verify --exact to see the rows');
-    }
-    // The decision: only while the fence provably held from before the barrier until now.
-    await fence!.requireHeld();
-    record.stage = 'decided';
-    await saveRecord(journal, record);
-  } catch (err) {
-    await fence?.release();
-    await uninterruptible(() => undoWindow(ctx, journal, record, (err as Error).message, 'this run')).catch((e) => log.error(`undoing the cut-over failed: ${(e as Error).message}; run pgshift cutover again to finish the undo`));
-    watchdog?.stand();
-    throw failure('cutover.undone', `cut-over undone: ${(err as Error).message}`, 'the source takes writes again; fix the cause and run pgshift cutover again', err);
-  }
-  // Decided: the switch runs to its end, whatever signal arrives.
-  try {
-    const done = await uninterruptible(() => completeWindow(ctx, s, journal, streams, record, { fence, by: 'this run' }));
-    const windowMs = Date.now() - windowStarted;
-    steps.push({ step: 'switch', ms: Date.now() - windowStarted - steps.filter((x) => x.step !== 'gate' && x.step !== 'prepare').reduce((n, x) => n + x.ms, 0) });
-    await journal.finishPhase('cutover', 'done', { ...record, completedBy: 'this run', windowMs, steps, sequences: done.sequences.length, fence: done.seal, finalCheck, reverse: done.reverse, pgbouncer: done.pooler, repointed: done.repointed });
-    log.info(`cut-over done: write-unavailable window ${windowMs} ms`);
-    return { dryRun: false, windowMs, steps, sequences: done.sequences, fence: { strategy: settings.fence, roles: done.seal.roles, terminated: done.seal.terminated }, finalCheck, repointed: done.repointed, reverse: done.reverse };
-  } catch (err) {
-    throw failure('cutover.incomplete', `the cut-over was decided but could not complete: ${(err as Error).message}`, 'the source is sealed or about to be; fix the cause and run pgshift cutover again: it completes the switch', err);
-  } finally {
-    watchdog?.stand();
-  }
 }
 
 function recoveryResult(ctx: PhaseContext, r: Recovery | undefined, target: ReturnType<typeof parseServerUrl>): CutoverResult {
