@@ -356,8 +356,17 @@ async function gateDms(ctx: PhaseContext, s: Sessions, journal: Journal): Promis
 
 /** Preconditions, checked before anything changes (exit 3 when one fails). */
 async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: StreamRecord[]): Promise<void> {
-  const settings = ctx.plan.cutover;
   await requireWindowPossible(ctx, s);
+  await gateStreams(ctx, s, journal, streams);
+  // DDL made on the source while CDC ran: every change carried to the target (src/pg/ddl.ts).
+  await refuseUncarriedDdl(ctx.plan, s, streams);
+  await gateRecentVerify(ctx, journal);
+  await gateTargetSchema(ctx, s);
+  await gateLag(ctx, s, streams);
+}
+
+/** Every group streaming, and its stream applying: DMS tasks healthy, native apply workers running without errors. */
+async function gateStreams(ctx: PhaseContext, s: Sessions, journal: Journal, streams: StreamRecord[]): Promise<void> {
   if (streams.length === 0) throw gateRefused('cutover.no-streams', 'no group is streaming', 'run pgshift full-load and pgshift cdc start first');
   for (const st of streams) {
     if (st.state !== 'streaming') {
@@ -373,21 +382,25 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
       throw gateRefused('cutover.apply-errors', `subscription ${st.subscription} has recorded ${errors} apply error(s)`, 'find the cause in the target log; once resolved, run pgshift cdc acknowledge');
     }
   }
+}
 
-  // DDL made on the source while CDC ran: every change carried to the target (src/pg/ddl.ts).
-  await refuseUncarriedDdl(ctx.plan, s, streams);
-
-  if (settings.verifyMaxAgeMinutes > 0) {
-    const v = await journal.phaseState('verify');
-    const age = v?.finishedAt ? (Date.now() - new Date(v.finishedAt).getTime()) / 60000 : Infinity;
-    if (!v || v.state !== 'done' || age > settings.verifyMaxAgeMinutes) {
-      throw gateRefused(
-        'cutover.verify',
-        !v ? 'no verify has run for this migration' : v.state !== 'done' ? `the last verify did not pass (${v.state})` : `the last passing verify is ${Math.round(age)} minutes old (cutover.verifyMaxAgeMinutes ${settings.verifyMaxAgeMinutes})`,
-        'run pgshift verify until it passes, then cut over',
-      );
-    }
+/** A verify that passed, recently enough (cutover.verifyMaxAgeMinutes; 0 leaves it out). */
+async function gateRecentVerify(ctx: PhaseContext, journal: Journal): Promise<void> {
+  const settings = ctx.plan.cutover;
+  if (settings.verifyMaxAgeMinutes <= 0) return;
+  const v = await journal.phaseState('verify');
+  const age = v?.finishedAt ? (Date.now() - new Date(v.finishedAt).getTime()) / 60000 : Infinity;
+  if (!v || v.state !== 'done' || age > settings.verifyMaxAgeMinutes) {
+    throw gateRefused(
+      'cutover.verify',
+      !v ? 'no verify has run for this migration' : v.state !== 'done' ? `the last verify did not pass (${v.state})` : `the last passing verify is ${Math.round(age)} minutes old (cutover.verifyMaxAgeMinutes ${settings.verifyMaxAgeMinutes})`,
+      'run pgshift verify until it passes, then cut over',
+    );
   }
+}
+
+/** The target's schema as the source's: valid indexes, populated materialized views, no drift. */
+async function gateTargetSchema(ctx: PhaseContext, s: Sessions): Promise<void> {
   const [invalid] = await invalidIndexes(s.target);
   if (invalid) throw gateRefused('cutover.invalid-index', `index ${invalid} is invalid on the target`, `on the target, run REINDEX INDEX ${invalid}`);
   const drift = await diffSchemas(s.source, s.target, schemaDiffOptions(ctx.plan));
@@ -410,7 +423,11 @@ async function gate(ctx: PhaseContext, s: Sessions, journal: Journal, streams: S
       `${d.fix ?? 'apply the same DDL on the target'} (pgshift verify lists every difference)`,
     );
   }
-  // Lag under the threshold for several consecutive polls, not one lucky sample.
+}
+
+/** Lag under the threshold for several consecutive polls, not one lucky sample. */
+async function gateLag(ctx: PhaseContext, s: Sessions, streams: StreamRecord[]): Promise<void> {
+  const settings = ctx.plan.cutover;
   for (let poll = 0; poll < GATE_POLLS; poll++) {
     for (const st of streams) {
       const slot = await slotState(s.source, st.slot, s.sourceVersion);
