@@ -101,54 +101,15 @@ export async function completeWindow(ctx: PhaseContext, s: Sessions, journal: Jo
       await saveRecord(journal, record);
     }
     switch (step) {
-      case 'seal-source': {
-        out.seal = await persist(ctx, 'sealing the source', () => applyFence(s.source, record.seal!));
-        record.seal = out.seal;
-        const held = o.fence ? await o.fence.requireHeld().then(() => true, () => false) : false;
-        await o.fence?.release();
-        if (!held) {
-          ctx.log.warn('cut-over: the window fence did not hold until the seal; draining the stream again and carrying the sequences again');
-          await persist(ctx, 'the barrier after the seal', () => drainToBarrier(s.source, s.target, streams, settings.timeoutSeconds * 1000));
-        }
-        // Sequences: set inside the window already; again here (never backwards) in case the fence broke.
-        out.sequences = await persist(ctx, 'carrying the sequences', () => syncSequences(s.source, s.target, BigInt(settings.sequenceMargin), undefined, { neverBackwards: true }));
-        // Large objects: no table lock fences them, the seal does; carried once it holds.
-        out.largeObjects = await persist(ctx, 'carrying the large objects', () => syncLargeObjects(s.source, s.target, ctx.plan.fullLoad.ownership === 'keep'));
-        if (out.largeObjects.copy.length + out.largeObjects.remove.length) {
-          const text = `large objects carried after the seal: ${describeLargeObjectChanges(out.largeObjects)} (${out.largeObjects.bytes} bytes copied)`;
-          ctx.log.info(text);
-          await journal.event('cutover', 'info', text);
-        }
+      case 'seal-source':
+        await sealSource(ctx, s, journal, streams, record, o.fence, out);
         break;
-      }
       case 'stop-forward':
-        if (ctx.plan.cdc.engine === 'dms') {
-          const tasks = record.dmsStopping?.length ? record.dmsStopping : await dmsTasksOf(journal);
-          record.dmsStopping = tasks;
-          await saveRecord(journal, record);
-          const stop = await requestStop(ctx, tasks);
-          if (stop.error) throw stop.error;
-        } else {
-          for (const st of streams) await persist(ctx, `stopping ${st.subscription}`, () => setSubscriptionEnabled(s.target, st.subscription, false));
-        }
-        if (settings.rollback) out.reverse = await persist(ctx, 'starting reverse replication', () => startReverse(ctx, s));
+        await stopForward(ctx, s, journal, streams, record, out);
         break;
-      case 'repoint-pooler': {
-        const pb = settings.pgbouncer!;
-        record.pooler ??= { previous: poolerLine(pb.configFile!, pb.database), next: '' };
-        out.pooler = { previous: record.pooler.previous, next: repointConfig(pb.configFile!, pb.database, target).next };
-        record.pooler = out.pooler;
-        await saveRecord(journal, record);
-        await persist(ctx, 'PgBouncer RELOAD', async () => {
-          const bouncer = await PgBouncer.connect(pb.adminUrl);
-          try {
-            await bouncer.reload();
-          } finally {
-            await bouncer.close();
-          }
-        });
+      case 'repoint-pooler':
+        out.pooler = await repointPooler(ctx, journal, record, target);
         break;
-      }
       case 'resume-pooler':
         await resumePooler(ctx);
         break;
@@ -164,6 +125,63 @@ export async function completeWindow(ctx: PhaseContext, s: Sessions, journal: Jo
   if (ctx.plan.cdc.engine === 'dms' && record.dmsStopping?.length) await settleStopped(ctx, record.dmsStopping, dmsClients(ctx.plan.cdc.dms.region));
   ctx.log.info(`cut-over completed (${o.by}): the source is sealed, the application writes to ${target.host}:${target.port}/${target.database}`);
   return out;
+}
+
+/**
+ * Seal the source, let the window fence go, and carry what no stream carries: the sequences
+ * (again) and the large objects. A fence that did not hold until the seal means a new barrier first.
+ */
+async function sealSource(ctx: PhaseContext, s: Sessions, journal: Journal, streams: StreamRecord[], record: Record, fence: WindowFence | undefined, out: Completion): Promise<void> {
+  const settings = ctx.plan.cutover;
+  out.seal = await persist(ctx, 'sealing the source', () => applyFence(s.source, record.seal!));
+  record.seal = out.seal;
+  const held = fence ? await fence.requireHeld().then(() => true, () => false) : false;
+  await fence?.release();
+  if (!held) {
+    ctx.log.warn('cut-over: the window fence did not hold until the seal; draining the stream again and carrying the sequences again');
+    await persist(ctx, 'the barrier after the seal', () => drainToBarrier(s.source, s.target, streams, settings.timeoutSeconds * 1000));
+  }
+  // Sequences: set inside the window already; again here (never backwards) in case the fence broke.
+  out.sequences = await persist(ctx, 'carrying the sequences', () => syncSequences(s.source, s.target, BigInt(settings.sequenceMargin), undefined, { neverBackwards: true }));
+  // Large objects: no table lock fences them, the seal does; carried once it holds.
+  out.largeObjects = await persist(ctx, 'carrying the large objects', () => syncLargeObjects(s.source, s.target, ctx.plan.fullLoad.ownership === 'keep'));
+  if (out.largeObjects.copy.length + out.largeObjects.remove.length) {
+    const text = `large objects carried after the seal: ${describeLargeObjectChanges(out.largeObjects)} (${out.largeObjects.bytes} bytes copied)`;
+    ctx.log.info(text);
+    await journal.event('cutover', 'info', text);
+  }
+}
+
+/** Stop the forward stream (DMS tasks asked to stop, or the subscriptions disabled), then start reverse replication (rollback). */
+async function stopForward(ctx: PhaseContext, s: Sessions, journal: Journal, streams: StreamRecord[], record: Record, out: Completion): Promise<void> {
+  if (ctx.plan.cdc.engine === 'dms') {
+    const tasks = record.dmsStopping?.length ? record.dmsStopping : await dmsTasksOf(journal);
+    record.dmsStopping = tasks;
+    await saveRecord(journal, record);
+    const stop = await requestStop(ctx, tasks);
+    if (stop.error) throw stop.error;
+  } else {
+    for (const st of streams) await persist(ctx, `stopping ${st.subscription}`, () => setSubscriptionEnabled(s.target, st.subscription, false));
+  }
+  if (ctx.plan.cutover.rollback) out.reverse = await persist(ctx, 'starting reverse replication', () => startReverse(ctx, s));
+}
+
+/** Point the pooler's database at the target (its earlier line journaled first, for a way back) and RELOAD. */
+async function repointPooler(ctx: PhaseContext, journal: Journal, record: Record, target: ReturnType<typeof parseServerUrl>): Promise<NonNullable<Completion['pooler']>> {
+  const pb = ctx.plan.cutover.pgbouncer!;
+  record.pooler ??= { previous: poolerLine(pb.configFile!, pb.database), next: '' };
+  const pooler = { previous: record.pooler.previous, next: repointConfig(pb.configFile!, pb.database, target).next };
+  record.pooler = pooler;
+  await saveRecord(journal, record);
+  await persist(ctx, 'PgBouncer RELOAD', async () => {
+    const bouncer = await PgBouncer.connect(pb.adminUrl);
+    try {
+      await bouncer.reload();
+    } finally {
+      await bouncer.close();
+    }
+  });
+  return pooler;
 }
 
 export interface Recovery {
