@@ -165,7 +165,7 @@ export async function runCutover(ctx: PhaseContext, options: CutoverOptions = {}
     await timed('prepare', () => prepare(ctx, s, streams));
     const record: CutoverRecord<FenceState, DmsTaskState> = { stage: 'window', attempted: [], seal: await planSeal(s.source, hardFence, settings.roles), windowStartedAt: new Date().toISOString() };
     await saveRecord(journal, record, { steps: plannedSteps });
-    const result = await window(ctx, s, journal, streams, tables, unlogged.copyAtCutover, record, options, steps);
+    const result = await window({ ctx, s, journal, streams, tables, unlogged: unlogged.copyAtCutover, record, steps }, options);
     return { ...result, plannedSteps, endpoint: endpointText(target), ...(earlier ? { recovered: { outcome: earlier.outcome, stage: earlier.stage } } : {}) };
   } catch (err) {
     if (isPgshiftError(err) && err.exitCode === 3) await journal?.event('cutover', 'warn', `gate refused: ${err.message}`).catch(() => {});
@@ -174,6 +174,18 @@ export async function runCutover(ctx: PhaseContext, options: CutoverOptions = {}
     await releaseCutoverLease(s.target, plan.name);
     await s.close();
   }
+}
+
+/** What the window works on: the sessions, the streams to drain, the tables to fence and to copy, the journaled record, the step timings. */
+interface WindowInput {
+  ctx: PhaseContext;
+  s: Sessions;
+  journal: Journal;
+  streams: StreamRecord[];
+  tables: Array<{ schema: string; name: string }>;
+  unlogged: TableInfo[];
+  record: CutoverRecord<FenceState, DmsTaskState>;
+  steps: StepTiming[];
 }
 
 /** What the window holds while it runs: the fence once taken (let go on undo, handed to the switch), the final check's outcome. */
@@ -186,24 +198,15 @@ interface WindowState {
 type WindowStep = <T>(name: string, budgetMs: number, work: (signal: AbortSignal) => Promise<T>) => Promise<T>;
 
 /** The window, from the first PAUSE to the end of the switch. */
-async function window(
-  ctx: PhaseContext,
-  s: Sessions,
-  journal: Journal,
-  streams: StreamRecord[],
-  tables: Array<{ schema: string; name: string }>,
-  unlogged: TableInfo[],
-  record: CutoverRecord<FenceState, DmsTaskState>,
-  options: CutoverOptions,
-  steps: StepTiming[],
-): Promise<Omit<CutoverResult, 'plannedSteps' | 'endpoint'>> {
+async function window(w: WindowInput, options: CutoverOptions): Promise<Omit<CutoverResult, 'plannedSteps' | 'endpoint'>> {
+  const { ctx, s, journal, streams, record, steps } = w;
   const { plan, log } = ctx;
   const settings = plan.cutover;
   const watchdog = options.recoveryCommand ? startWatchdog(options.recoveryCommand, plan.name, log) : undefined;
   const windowStarted = Date.now();
   const state: WindowState = { finalCheck: 'none' };
   try {
-    await untilDecision(ctx, s, journal, streams, tables, unlogged, record, steps, state);
+    await untilDecision(w, state);
   } catch (err) {
     await state.fence?.release();
     await uninterruptible(() => undoWindow(ctx, journal, record, (err as Error).message, 'this run')).catch((e) => log.error(`undoing the cut-over failed: ${(e as Error).message}; run pgshift cutover again to finish the undo`));
@@ -231,17 +234,8 @@ async function window(
  * tables, final check, then the decision journaled. A failure leaves the fence in `state` for the
  * undo to let go.
  */
-async function untilDecision(
-  ctx: PhaseContext,
-  s: Sessions,
-  journal: Journal,
-  streams: StreamRecord[],
-  tables: Array<{ schema: string; name: string }>,
-  unlogged: TableInfo[],
-  record: CutoverRecord<FenceState, DmsTaskState>,
-  steps: StepTiming[],
-  state: WindowState,
-): Promise<void> {
+async function untilDecision(w: WindowInput, state: WindowState): Promise<void> {
+  const { ctx, s, journal, streams, tables, unlogged, record, steps } = w;
   const { log } = ctx;
   const settings = ctx.plan.cutover;
   const b = budgets(ctx);
