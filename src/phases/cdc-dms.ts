@@ -470,47 +470,9 @@ export async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: D
   const tasks: DmsTaskStatus[] = [];
   for (const t of states) {
     const task = described.find((x) => x.task.ReplicationTaskArn === t.arn)?.task;
-    const suffix = t.arn.split(':').pop()!;
-    const src = last(series, `task:${suffix}:CDCLatencySource`);
-    const tgt = last(series, `task:${suffix}:CDCLatencyTarget`);
-    const stats = task ? await tableStatistics(clients.dms, t.arn) : [];
-    const errored = stats.filter((x) => x.TableState === 'Table error' || x.TableState === 'Table cancelled').map((x) => `${x.SchemaName}.${x.TableName}`);
-    const status = task?.Status ?? 'missing';
-    const paused = streams.get(t.stream)?.state === 'paused' || streams.get(t.stream)?.state === 'stopped';
-    const latency = Math.max((src ?? 0) + (tgt ?? 0), lag.get(t.stream) ?? 0);
-    const { health, problems } = dmsTaskHealth({ status, stopReason: stopReason(task), lastFailure: task?.LastFailureMessage, paused, latencySeconds: latency, erroredTables: errored, group: t.group }, thresholds);
-    tasks.push({
-      ...t,
-      status,
-      stopReason: stopReason(task),
-      lastFailure: task?.LastFailureMessage,
-      latencySourceSeconds: src,
-      latencyTargetSeconds: tgt,
-      heartbeatLagSeconds: lag.get(t.stream) ?? null,
-      incomingChanges: last(series, `task:${suffix}:CDCIncomingChanges`),
-      tablesErrored: errored,
-      health,
-      problems,
-    });
+    tasks.push(await taskStatus(clients, t, task, series, streams.get(t.stream)?.state, lag.get(t.stream), thresholds));
   }
-  const instance = {
-    identifier: d.replicationInstanceIdentifier,
-    cpuPercent: last(series, 'instance:CPUUtilization'),
-    freeableMemoryBytes: last(series, 'instance:FreeableMemory'),
-    swapBytes: last(series, 'instance:SwapUsage'),
-    freeStorageBytes: last(series, 'instance:FreeStorageSpace'),
-    problems: [] as string[],
-  };
-  instance.problems = dmsInstanceProblems(instance, thresholds);
-  const latencyChart = states.map((t) => {
-    const suffix = t.arn.split(':').pop()!;
-    const a = series.find((x) => x.key === `task:${suffix}:CDCLatencySource`);
-    const b = series.find((x) => x.key === `task:${suffix}:CDCLatencyTarget`);
-    return {
-      identifier: t.identifier,
-      points: (a?.timestamps ?? []).map((at, i) => ({ at: at.toISOString(), seconds: (a?.values[i] ?? 0) + (b?.values[i] ?? 0) })),
-    };
-  });
+  const instance = instanceStatus(d.replicationInstanceIdentifier, series, thresholds);
   return {
     engine: 'dms',
     healthy:
@@ -519,10 +481,63 @@ export async function dmsStatusOn(ctx: PhaseContext, clients: DmsClients, now: D
     instance,
     applyExceptions,
     slots,
-    latency: latencyChart,
+    latency: latencyChart(states, series),
     ddl: ddl.entries,
     ddlProblems: ddl.problems.map((p) => p.problem),
   };
+}
+
+/** One task: DMS's status and errored tables, its CloudWatch latency and backlog, the heartbeat's lag, and its health against the thresholds. */
+async function taskStatus(clients: DmsClients, t: DmsTaskState, task: ReplicationTask | undefined, series: MetricSeries[], streamState: string | undefined, heartbeatLag: number | undefined, thresholds: DmsPlan['thresholds']): Promise<DmsTaskStatus> {
+  const suffix = t.arn.split(':').pop()!;
+  const src = last(series, `task:${suffix}:CDCLatencySource`);
+  const tgt = last(series, `task:${suffix}:CDCLatencyTarget`);
+  const stats = task ? await tableStatistics(clients.dms, t.arn) : [];
+  const errored = stats.filter((x) => x.TableState === 'Table error' || x.TableState === 'Table cancelled').map((x) => `${x.SchemaName}.${x.TableName}`);
+  const status = task?.Status ?? 'missing';
+  const paused = streamState === 'paused' || streamState === 'stopped';
+  const latency = Math.max((src ?? 0) + (tgt ?? 0), heartbeatLag ?? 0);
+  const { health, problems } = dmsTaskHealth({ status, stopReason: stopReason(task), lastFailure: task?.LastFailureMessage, paused, latencySeconds: latency, erroredTables: errored, group: t.group }, thresholds);
+  return {
+    ...t,
+    status,
+    stopReason: stopReason(task),
+    lastFailure: task?.LastFailureMessage,
+    latencySourceSeconds: src,
+    latencyTargetSeconds: tgt,
+    heartbeatLagSeconds: heartbeatLag ?? null,
+    incomingChanges: last(series, `task:${suffix}:CDCIncomingChanges`),
+    tablesErrored: errored,
+    health,
+    problems,
+  };
+}
+
+/** The replication instance's latest CPU, memory, swap and storage, against the thresholds. */
+function instanceStatus(identifier: string, series: MetricSeries[], thresholds: DmsPlan['thresholds']): DmsStatus['instance'] {
+  const instance = {
+    identifier,
+    cpuPercent: last(series, 'instance:CPUUtilization'),
+    freeableMemoryBytes: last(series, 'instance:FreeableMemory'),
+    swapBytes: last(series, 'instance:SwapUsage'),
+    freeStorageBytes: last(series, 'instance:FreeStorageSpace'),
+    problems: [] as string[],
+  };
+  instance.problems = dmsInstanceProblems(instance, thresholds);
+  return instance;
+}
+
+/** CDCLatencySource + CDCLatencyTarget per minute, per task, for the chart. */
+function latencyChart(states: DmsTaskState[], series: MetricSeries[]): DmsStatus['latency'] {
+  return states.map((t) => {
+    const suffix = t.arn.split(':').pop()!;
+    const a = series.find((x) => x.key === `task:${suffix}:CDCLatencySource`);
+    const b = series.find((x) => x.key === `task:${suffix}:CDCLatencyTarget`);
+    return {
+      identifier: t.identifier,
+      points: (a?.timestamps ?? []).map((at, i) => ({ at: at.toISOString(), seconds: (a?.values[i] ?? 0) + (b?.values[i] ?? 0) })),
+    };
+  });
 }
 
 /**

@@ -100335,31 +100335,48 @@ async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
   const tasks = [];
   for (const t of states) {
     const task = described.find((x) => x.task.ReplicationTaskArn === t.arn)?.task;
-    const suffix = t.arn.split(":").pop();
-    const src = last(series, `task:${suffix}:CDCLatencySource`);
-    const tgt = last(series, `task:${suffix}:CDCLatencyTarget`);
-    const stats = task ? await tableStatistics(clients.dms, t.arn) : [];
-    const errored = stats.filter((x) => x.TableState === "Table error" || x.TableState === "Table cancelled").map((x) => `${x.SchemaName}.${x.TableName}`);
-    const status = task?.Status ?? "missing";
-    const paused = streams.get(t.stream)?.state === "paused" || streams.get(t.stream)?.state === "stopped";
-    const latency = Math.max((src ?? 0) + (tgt ?? 0), lag.get(t.stream) ?? 0);
-    const { health, problems } = dmsTaskHealth({ status, stopReason: stopReason(task), lastFailure: task?.LastFailureMessage, paused, latencySeconds: latency, erroredTables: errored, group: t.group }, thresholds);
-    tasks.push({
-      ...t,
-      status,
-      stopReason: stopReason(task),
-      lastFailure: task?.LastFailureMessage,
-      latencySourceSeconds: src,
-      latencyTargetSeconds: tgt,
-      heartbeatLagSeconds: lag.get(t.stream) ?? null,
-      incomingChanges: last(series, `task:${suffix}:CDCIncomingChanges`),
-      tablesErrored: errored,
-      health,
-      problems
-    });
+    tasks.push(await taskStatus(clients, t, task, series, streams.get(t.stream)?.state, lag.get(t.stream), thresholds));
   }
+  const instance = instanceStatus(d5.replicationInstanceIdentifier, series, thresholds);
+  return {
+    engine: "dms",
+    healthy: tasks.length > 0 && tasks.every((t) => t.health !== "failing") && instance.problems.length === 0 && slots.every((x) => !x.problem) && !applyExceptions.some((e5) => e5.truncation) && ddl.problems.length === 0,
+    tasks,
+    instance,
+    applyExceptions,
+    slots,
+    latency: latencyChart(states, series),
+    ddl: ddl.entries,
+    ddlProblems: ddl.problems.map((p3) => p3.problem)
+  };
+}
+async function taskStatus(clients, t, task, series, streamState, heartbeatLag, thresholds) {
+  const suffix = t.arn.split(":").pop();
+  const src = last(series, `task:${suffix}:CDCLatencySource`);
+  const tgt = last(series, `task:${suffix}:CDCLatencyTarget`);
+  const stats = task ? await tableStatistics(clients.dms, t.arn) : [];
+  const errored = stats.filter((x) => x.TableState === "Table error" || x.TableState === "Table cancelled").map((x) => `${x.SchemaName}.${x.TableName}`);
+  const status = task?.Status ?? "missing";
+  const paused = streamState === "paused" || streamState === "stopped";
+  const latency = Math.max((src ?? 0) + (tgt ?? 0), heartbeatLag ?? 0);
+  const { health, problems } = dmsTaskHealth({ status, stopReason: stopReason(task), lastFailure: task?.LastFailureMessage, paused, latencySeconds: latency, erroredTables: errored, group: t.group }, thresholds);
+  return {
+    ...t,
+    status,
+    stopReason: stopReason(task),
+    lastFailure: task?.LastFailureMessage,
+    latencySourceSeconds: src,
+    latencyTargetSeconds: tgt,
+    heartbeatLagSeconds: heartbeatLag ?? null,
+    incomingChanges: last(series, `task:${suffix}:CDCIncomingChanges`),
+    tablesErrored: errored,
+    health,
+    problems
+  };
+}
+function instanceStatus(identifier2, series, thresholds) {
   const instance = {
-    identifier: d5.replicationInstanceIdentifier,
+    identifier: identifier2,
     cpuPercent: last(series, "instance:CPUUtilization"),
     freeableMemoryBytes: last(series, "instance:FreeableMemory"),
     swapBytes: last(series, "instance:SwapUsage"),
@@ -100367,7 +100384,10 @@ async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
     problems: []
   };
   instance.problems = dmsInstanceProblems(instance, thresholds);
-  const latencyChart = states.map((t) => {
+  return instance;
+}
+function latencyChart(states, series) {
+  return states.map((t) => {
     const suffix = t.arn.split(":").pop();
     const a5 = series.find((x) => x.key === `task:${suffix}:CDCLatencySource`);
     const b5 = series.find((x) => x.key === `task:${suffix}:CDCLatencyTarget`);
@@ -100376,17 +100396,6 @@ async function dmsStatusOn(ctx, clients, now, journal, s2, waitMs = 2e3) {
       points: (a5?.timestamps ?? []).map((at, i5) => ({ at: at.toISOString(), seconds: (a5?.values[i5] ?? 0) + (b5?.values[i5] ?? 0) }))
     };
   });
-  return {
-    engine: "dms",
-    healthy: tasks.length > 0 && tasks.every((t) => t.health !== "failing") && instance.problems.length === 0 && slots.every((x) => !x.problem) && !applyExceptions.some((e5) => e5.truncation) && ddl.problems.length === 0,
-    tasks,
-    instance,
-    applyExceptions,
-    slots,
-    latency: latencyChart,
-    ddl: ddl.entries,
-    ddlProblems: ddl.problems.map((p3) => p3.problem)
-  };
 }
 async function readDatabaseSide(s2, journal, streams, maxRetained) {
   const rows = await applyExceptionsAfter(s2.target, await acknowledgedUntil(journal), 200);
