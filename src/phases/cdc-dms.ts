@@ -1,7 +1,7 @@
 import type { ReplicationTask } from '@aws-sdk/client-database-migration-service';
 import { parseServerUrl } from '../config/url.js';
 import { gateRefused, inputError } from '../core/errors.js';
-import { dmsInstanceProblems, dmsTaskHealth, tableMappings, taskIdentifier, taskSettings } from '../core/dms.js';
+import { dmsInstanceProblems, dmsTaskHealth, tableMappings, taskIdentifier, taskSettings, type StreamTaskPlan } from '../core/dms.js';
 import { ddlReport, ensureDdlCapture, type DdlEntry } from '../pg/ddl.js';
 import { formatBytes } from '../config/size.js';
 import { heartbeatTable, isResyncOf } from '../core/names.js';
@@ -157,8 +157,6 @@ async function saveTasks(journal: Journal, tasks: DmsTaskState[]): Promise<void>
  */
 export async function startDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsClients(ctx.plan.cdc.dms.region)): Promise<DmsStatus> {
   const d = requireDmsConfig(ctx);
-  const plugin = d.plugin as DmsPlugin;
-  const poll = pollOf(d, ctx.signal);
   const s = await openSessions(ctx);
   try {
     const journal = await Journal.find(s.target, ctx.plan.name);
@@ -174,6 +172,7 @@ export async function startDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsCl
     const groups = (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => byName.has(g.name));
     const existing = await findTasks(clients.dms, d.replicationInstanceArn, ctx.plan.name);
     const target = d.targetEndpointArn ?? (await ensureEndpoint(clients.dms, targetEndpointInput(ctx))).arn;
+    const run: DmsStart = { ctx, clients, s, journal, d, state, existing, targetEndpointArn: target };
     // A resumed full load moved tables to resume streams: each stream's task maps the tables it carries.
     const carried = await dmsCarried(journal);
     for (const group of groups) {
@@ -181,47 +180,7 @@ export async function startDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsCl
       for (const tp of dmsTaskPlans(ctx.plan, group, carried, bridges)) {
         const stream = byName.get(tp.stream);
         if (!stream) throw gateRefused('cdc.not-loaded', `stream ${tp.stream} of group ${group.name} was not prepared by the full load`, `run pgshift full-load --restart --group ${group.name}`);
-        const role = `task${tp.suffix ? `-${tp.suffix}` : ''}`;
-        const identifier = taskIdentifier(ctx.plan.name, group.name, tp.suffix);
-        let record = state.find((t) => t.group === group.name && t.role === role);
-        let task: ReplicationTask | undefined = existing.find((t) => t.group === group.name && t.role === role)?.task;
-        if (!task) {
-          const source = await ensureEndpoint(clients.dms, sourceEndpointInput(ctx, stream, plugin));
-          const start = await verifiedStart(ctx, s, stream, plugin, d.peekMaxChanges);
-          task = await createTask(clients.dms, {
-            identifier,
-            sourceEndpointArn: source.arn,
-            targetEndpointArn: target,
-            instanceArn: d.replicationInstanceArn,
-            startLsn: start,
-            tableMappings: tableMappings(tp.tables),
-            settings: taskSettings({ lobMaxSizeKb: d.lobMaxSizeKb, batchApply: tp.batchApply }),
-            tags: tags(ctx.plan.name, group.name, role),
-          });
-          // A journal entry for a task that no longer exists (deleted by hand) is replaced.
-          if (record) state.splice(state.indexOf(record), 1);
-          record = { group: group.name, stream: stream.group, role, identifier, arn: task.ReplicationTaskArn!, startLsn: start, started: false };
-          state.push(record);
-          await saveTasks(journal, state);
-          ctx.log.info(`group ${group.name}: DMS task ${identifier} created from ${start} (slot ${stream.slot})`);
-        }
-        if (!record) {
-          // A task exists (found by its tags) that this journal does not know: it may have been started.
-          record = { group: group.name, stream: stream.group, role, identifier, arn: task.ReplicationTaskArn!, startLsn: task.CdcStartPosition ?? '', started: task.Status !== 'ready' && task.Status !== 'creating' };
-          state.push(record);
-          await saveTasks(journal, state);
-        }
-        if (record.started) {
-          ctx.log.info(`group ${group.name}: DMS task ${identifier} already started (${task.Status}); pgshift cdc resume resumes it`);
-          continue;
-        }
-        await waitForTask(clients.dms, record.arn, ['ready'], poll);
-        await startTask(clients.dms, record.arn, 'start-replication', record.startLsn);
-        record.started = true;
-        await saveTasks(journal, state);
-        await waitForTask(clients.dms, record.arn, ['running'], poll);
-        await journal.setStreamState(stream.group, 'streaming');
-        ctx.log.info(`group ${group.name}: DMS task ${identifier} running from ${record.startLsn}`);
+        await startTaskOnce(run, group.name, tp, stream);
       }
     }
     await journal.event('cdc', 'info', `DMS: ${state.length} task(s) started`);
@@ -229,6 +188,78 @@ export async function startDmsCdc(ctx: PhaseContext, clients: DmsClients = dmsCl
     await s.close();
   }
   return dmsStatus(ctx, clients);
+}
+
+/** What `cdc start` on DMS works with while it starts the tasks. */
+interface DmsStart {
+  ctx: PhaseContext;
+  clients: DmsClients;
+  s: Sessions;
+  journal: Journal;
+  d: ReturnType<typeof requireDmsConfig>;
+  /** The journal's tasks (all of the migration's), saved whenever one changes. */
+  state: DmsTaskState[];
+  /** The migration's tasks DMS has, found by their tags. */
+  existing: Awaited<ReturnType<typeof findTasks>>;
+  targetEndpointArn: string;
+}
+
+/** One stream's task: made sure of, then sent `start-replication` with its position once — never again. */
+async function startTaskOnce(run: DmsStart, group: string, tp: StreamTaskPlan, stream: StreamRecord): Promise<void> {
+  const { ctx, clients, journal, state } = run;
+  const poll = pollOf(run.d, ctx.signal);
+  const role = `task${tp.suffix ? `-${tp.suffix}` : ''}`;
+  const identifier = taskIdentifier(ctx.plan.name, group, tp.suffix);
+  const { record, task } = await ensureTask(run, group, tp, stream, role, identifier);
+  if (record.started) {
+    ctx.log.info(`group ${group}: DMS task ${identifier} already started (${task.Status}); pgshift cdc resume resumes it`);
+    return;
+  }
+  await waitForTask(clients.dms, record.arn, ['ready'], poll);
+  await startTask(clients.dms, record.arn, 'start-replication', record.startLsn);
+  record.started = true;
+  await saveTasks(journal, state);
+  await waitForTask(clients.dms, record.arn, ['running'], poll);
+  await journal.setStreamState(stream.group, 'streaming');
+  ctx.log.info(`group ${group}: DMS task ${identifier} running from ${record.startLsn}`);
+}
+
+/**
+ * The task and its journal record: created (from a checked start position) when DMS has none with
+ * its tags; journaled when DMS has one the journal does not know.
+ */
+async function ensureTask(run: DmsStart, group: string, tp: StreamTaskPlan, stream: StreamRecord, role: string, identifier: string): Promise<{ record: DmsTaskState; task: ReplicationTask }> {
+  const { ctx, clients, s, journal, d, state } = run;
+  let record = state.find((t) => t.group === group && t.role === role);
+  let task: ReplicationTask | undefined = run.existing.find((t) => t.group === group && t.role === role)?.task;
+  if (!task) {
+    const plugin = d.plugin as DmsPlugin;
+    const source = await ensureEndpoint(clients.dms, sourceEndpointInput(ctx, stream, plugin));
+    const start = await verifiedStart(ctx, s, stream, plugin, d.peekMaxChanges);
+    task = await createTask(clients.dms, {
+      identifier,
+      sourceEndpointArn: source.arn,
+      targetEndpointArn: run.targetEndpointArn,
+      instanceArn: d.replicationInstanceArn,
+      startLsn: start,
+      tableMappings: tableMappings(tp.tables),
+      settings: taskSettings({ lobMaxSizeKb: d.lobMaxSizeKb, batchApply: tp.batchApply }),
+      tags: tags(ctx.plan.name, group, role),
+    });
+    // A journal entry for a task that no longer exists (deleted by hand) is replaced.
+    if (record) state.splice(state.indexOf(record), 1);
+    record = { group, stream: stream.group, role, identifier, arn: task.ReplicationTaskArn!, startLsn: start, started: false };
+    state.push(record);
+    await saveTasks(journal, state);
+    ctx.log.info(`group ${group}: DMS task ${identifier} created from ${start} (slot ${stream.slot})`);
+  }
+  if (!record) {
+    // A task exists (found by its tags) that this journal does not know: it may have been started.
+    record = { group, stream: stream.group, role, identifier, arn: task.ReplicationTaskArn!, startLsn: task.CdcStartPosition ?? '', started: task.Status !== 'ready' && task.Status !== 'creating' };
+    state.push(record);
+    await saveTasks(journal, state);
+  }
+  return { record, task };
 }
 
 /** The checked start position of a stream: its snapshot LSN, or the next change after it. */

@@ -100123,8 +100123,6 @@ async function saveTasks(journal, tasks) {
 }
 async function startDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) {
   const d5 = requireDmsConfig(ctx);
-  const plugin = d5.plugin;
-  const poll = pollOf(d5, ctx.signal);
   const s2 = await openSessions(ctx);
   try {
     const journal = await Journal.find(s2.target, ctx.plan.name);
@@ -100140,51 +100138,14 @@ async function startDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) {
     const groups = (await resolveGroups(ctx, s2.source, s2.sourceVersion)).filter((g5) => byName.has(g5.name));
     const existing = await findTasks(clients.dms, d5.replicationInstanceArn, ctx.plan.name);
     const target = d5.targetEndpointArn ?? (await ensureEndpoint(clients.dms, targetEndpointInput(ctx))).arn;
+    const run = { ctx, clients, s: s2, journal, d: d5, state: state2, existing, targetEndpointArn: target };
     const carried = await dmsCarried(journal);
     for (const group5 of groups) {
       const bridges = streams.filter((r5) => isResyncOf(r5.group, group5.name)).map((r5) => r5.group);
       for (const tp of dmsTaskPlans(ctx.plan, group5, carried, bridges)) {
         const stream = byName.get(tp.stream);
         if (!stream) throw gateRefused("cdc.not-loaded", `stream ${tp.stream} of group ${group5.name} was not prepared by the full load`, `run pgshift full-load --restart --group ${group5.name}`);
-        const role = `task${tp.suffix ? `-${tp.suffix}` : ""}`;
-        const identifier2 = taskIdentifier(ctx.plan.name, group5.name, tp.suffix);
-        let record2 = state2.find((t) => t.group === group5.name && t.role === role);
-        let task = existing.find((t) => t.group === group5.name && t.role === role)?.task;
-        if (!task) {
-          const source = await ensureEndpoint(clients.dms, sourceEndpointInput(ctx, stream, plugin));
-          const start = await verifiedStart(ctx, s2, stream, plugin, d5.peekMaxChanges);
-          task = await createTask(clients.dms, {
-            identifier: identifier2,
-            sourceEndpointArn: source.arn,
-            targetEndpointArn: target,
-            instanceArn: d5.replicationInstanceArn,
-            startLsn: start,
-            tableMappings: tableMappings(tp.tables),
-            settings: taskSettings({ lobMaxSizeKb: d5.lobMaxSizeKb, batchApply: tp.batchApply }),
-            tags: tags(ctx.plan.name, group5.name, role)
-          });
-          if (record2) state2.splice(state2.indexOf(record2), 1);
-          record2 = { group: group5.name, stream: stream.group, role, identifier: identifier2, arn: task.ReplicationTaskArn, startLsn: start, started: false };
-          state2.push(record2);
-          await saveTasks(journal, state2);
-          ctx.log.info(`group ${group5.name}: DMS task ${identifier2} created from ${start} (slot ${stream.slot})`);
-        }
-        if (!record2) {
-          record2 = { group: group5.name, stream: stream.group, role, identifier: identifier2, arn: task.ReplicationTaskArn, startLsn: task.CdcStartPosition ?? "", started: task.Status !== "ready" && task.Status !== "creating" };
-          state2.push(record2);
-          await saveTasks(journal, state2);
-        }
-        if (record2.started) {
-          ctx.log.info(`group ${group5.name}: DMS task ${identifier2} already started (${task.Status}); pgshift cdc resume resumes it`);
-          continue;
-        }
-        await waitForTask(clients.dms, record2.arn, ["ready"], poll);
-        await startTask(clients.dms, record2.arn, "start-replication", record2.startLsn);
-        record2.started = true;
-        await saveTasks(journal, state2);
-        await waitForTask(clients.dms, record2.arn, ["running"], poll);
-        await journal.setStreamState(stream.group, "streaming");
-        ctx.log.info(`group ${group5.name}: DMS task ${identifier2} running from ${record2.startLsn}`);
+        await startTaskOnce(run, group5.name, tp, stream);
       }
     }
     await journal.event("cdc", "info", `DMS: ${state2.length} task(s) started`);
@@ -100192,6 +100153,55 @@ async function startDmsCdc(ctx, clients = dmsClients(ctx.plan.cdc.dms.region)) {
     await s2.close();
   }
   return dmsStatus(ctx, clients);
+}
+async function startTaskOnce(run, group5, tp, stream) {
+  const { ctx, clients, journal, state: state2 } = run;
+  const poll = pollOf(run.d, ctx.signal);
+  const role = `task${tp.suffix ? `-${tp.suffix}` : ""}`;
+  const identifier2 = taskIdentifier(ctx.plan.name, group5, tp.suffix);
+  const { record: record2, task } = await ensureTask(run, group5, tp, stream, role, identifier2);
+  if (record2.started) {
+    ctx.log.info(`group ${group5}: DMS task ${identifier2} already started (${task.Status}); pgshift cdc resume resumes it`);
+    return;
+  }
+  await waitForTask(clients.dms, record2.arn, ["ready"], poll);
+  await startTask(clients.dms, record2.arn, "start-replication", record2.startLsn);
+  record2.started = true;
+  await saveTasks(journal, state2);
+  await waitForTask(clients.dms, record2.arn, ["running"], poll);
+  await journal.setStreamState(stream.group, "streaming");
+  ctx.log.info(`group ${group5}: DMS task ${identifier2} running from ${record2.startLsn}`);
+}
+async function ensureTask(run, group5, tp, stream, role, identifier2) {
+  const { ctx, clients, s: s2, journal, d: d5, state: state2 } = run;
+  let record2 = state2.find((t) => t.group === group5 && t.role === role);
+  let task = run.existing.find((t) => t.group === group5 && t.role === role)?.task;
+  if (!task) {
+    const plugin = d5.plugin;
+    const source = await ensureEndpoint(clients.dms, sourceEndpointInput(ctx, stream, plugin));
+    const start = await verifiedStart(ctx, s2, stream, plugin, d5.peekMaxChanges);
+    task = await createTask(clients.dms, {
+      identifier: identifier2,
+      sourceEndpointArn: source.arn,
+      targetEndpointArn: run.targetEndpointArn,
+      instanceArn: d5.replicationInstanceArn,
+      startLsn: start,
+      tableMappings: tableMappings(tp.tables),
+      settings: taskSettings({ lobMaxSizeKb: d5.lobMaxSizeKb, batchApply: tp.batchApply }),
+      tags: tags(ctx.plan.name, group5, role)
+    });
+    if (record2) state2.splice(state2.indexOf(record2), 1);
+    record2 = { group: group5, stream: stream.group, role, identifier: identifier2, arn: task.ReplicationTaskArn, startLsn: start, started: false };
+    state2.push(record2);
+    await saveTasks(journal, state2);
+    ctx.log.info(`group ${group5}: DMS task ${identifier2} created from ${start} (slot ${stream.slot})`);
+  }
+  if (!record2) {
+    record2 = { group: group5, stream: stream.group, role, identifier: identifier2, arn: task.ReplicationTaskArn, startLsn: task.CdcStartPosition ?? "", started: task.Status !== "ready" && task.Status !== "creating" };
+    state2.push(record2);
+    await saveTasks(journal, state2);
+  }
+  return { record: record2, task };
 }
 async function verifiedStart(ctx, s2, stream, plugin, maxChanges) {
   const r5 = await verifyStartLsn(s2.source, {
