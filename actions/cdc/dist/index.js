@@ -100598,7 +100598,6 @@ async function nativeCdcStatus(ctx, waitMs = 5e3) {
   }
 }
 async function collectStatus(ctx, s2, streams, waitMs) {
-  const { maxLagBytes, maxLagSeconds } = ctx.plan.cdc;
   const groups = [];
   const lags = await measureLags(s2.source, s2.target, streams.filter((st) => st.state === "streaming").map((st) => st.group), waitMs);
   const refreshed = await joinNewTables(ctx.plan, s2, streams);
@@ -100610,29 +100609,9 @@ async function collectStatus(ctx, s2, streams, waitMs) {
     const sub = await subscriptionState(s2.target, st.subscription);
     const lagSeconds = lags.get(st.group) ?? null;
     const applyErrors = majorOf(s2.targetVersion) >= 15 ? await subscriptionErrorCount(s2.target, st.subscription) : null;
-    const problems = [];
-    if (!slot.exists) problems.push(`slot ${st.slot} is missing on the source`);
-    if (slot.walStatus === "lost") problems.push(`slot ${st.slot} has lost required WAL: the stream cannot continue`);
-    if (slot.walStatus === "unreserved") problems.push(`slot ${st.slot} is about to lose WAL (wal_status unreserved)`);
-    if (st.state === "streaming" && sub.exists && !sub.workerRunning) problems.push(`subscription ${st.subscription} has no running apply worker (see the target's log)`);
-    if (st.state === "streaming" && !sub.exists) problems.push(`subscription ${st.subscription} is missing on the target`);
-    if (applyErrors) {
-      problems.push(
-        `${applyErrors} apply error(s) recorded for ${st.subscription}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then pgshift cdc acknowledge`
-      );
-    }
-    if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * ctx.plan.cdc.minSafeWalFraction) {
-      problems.push(`slot ${st.slot} can fall only ${formatBytes(Math.max(0, slot.safeWalBytes))} further behind before max_slot_wal_keep_size (${formatBytes(slot.keepLimitBytes)}) invalidates it`);
-    }
-    problems.push(...ddl.problems.filter(ddlOf(st.group, i5 === 0)).map((p3) => p3.problem));
-    if (slot.lagBytes !== null && slot.lagBytes > maxLagBytes && st.state === "streaming") problems.push(`lag ${formatBytes(slot.lagBytes)} is above cdc.maxLagBytes ${formatBytes(maxLagBytes)}`);
-    if (lagSeconds !== null && lagSeconds > maxLagSeconds) problems.push(`lag ${lagSeconds.toFixed(1)} s is above cdc.maxLagSeconds ${maxLagSeconds}`);
-    let health;
-    if (st.state === "paused") health = "paused";
-    else if (st.state !== "streaming") health = "stopped";
-    else if (problems.length > 0) health = "failing";
-    else if (lagSeconds === null || lagSeconds * 1e3 >= waitMs) health = "lagging";
-    else health = "streaming";
+    const ddlProblems = ddl.problems.filter(ddlOf(st.group, i5 === 0)).map((p3) => p3.problem);
+    const problems = streamProblems(ctx, st, slot, sub, applyErrors, ddlProblems, lagSeconds);
+    const health = streamHealth(st, problems, lagSeconds, waitMs);
     const tables = await tableSyncStates(s2.target, st.subscription);
     groups.push({
       group: st.group,
@@ -100656,6 +100635,34 @@ async function collectStatus(ctx, s2, streams, waitMs) {
     });
   }
   return { engine: "native", healthy: groups.every((g5) => g5.health !== "failing"), groups, ddl: { mode: ddl.mode, joins: ddl.joins, refreshed } };
+}
+function streamProblems(ctx, st, slot, sub, applyErrors, ddlProblems, lagSeconds) {
+  const { maxLagBytes, maxLagSeconds } = ctx.plan.cdc;
+  const problems = [];
+  if (!slot.exists) problems.push(`slot ${st.slot} is missing on the source`);
+  if (slot.walStatus === "lost") problems.push(`slot ${st.slot} has lost required WAL: the stream cannot continue`);
+  if (slot.walStatus === "unreserved") problems.push(`slot ${st.slot} is about to lose WAL (wal_status unreserved)`);
+  if (st.state === "streaming" && sub.exists && !sub.workerRunning) problems.push(`subscription ${st.subscription} has no running apply worker (see the target's log)`);
+  if (st.state === "streaming" && !sub.exists) problems.push(`subscription ${st.subscription} is missing on the target`);
+  if (applyErrors) {
+    problems.push(
+      `${applyErrors} apply error(s) recorded for ${st.subscription}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then pgshift cdc acknowledge`
+    );
+  }
+  if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * ctx.plan.cdc.minSafeWalFraction) {
+    problems.push(`slot ${st.slot} can fall only ${formatBytes(Math.max(0, slot.safeWalBytes))} further behind before max_slot_wal_keep_size (${formatBytes(slot.keepLimitBytes)}) invalidates it`);
+  }
+  problems.push(...ddlProblems);
+  if (slot.lagBytes !== null && slot.lagBytes > maxLagBytes && st.state === "streaming") problems.push(`lag ${formatBytes(slot.lagBytes)} is above cdc.maxLagBytes ${formatBytes(maxLagBytes)}`);
+  if (lagSeconds !== null && lagSeconds > maxLagSeconds) problems.push(`lag ${lagSeconds.toFixed(1)} s is above cdc.maxLagSeconds ${maxLagSeconds}`);
+  return problems;
+}
+function streamHealth(st, problems, lagSeconds, waitMs) {
+  if (st.state === "paused") return "paused";
+  if (st.state !== "streaming") return "stopped";
+  if (problems.length > 0) return "failing";
+  if (lagSeconds === null || lagSeconds * 1e3 >= waitMs) return "lagging";
+  return "streaming";
 }
 async function waitForWorker(s2, subscription, timeoutMs, signal) {
   const running = await pollUntil(async () => (await subscriptionState(s2.target, subscription)).workerRunning ? true : void 0, { everyMs: 100, timeoutMs, signal });
