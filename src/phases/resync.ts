@@ -12,7 +12,7 @@ import { prepareDdlApply } from '../pg/ddl.js';
 import { nativeCdcStatus, requireNativeEngine, startNativeCdc, type AnyCdcStatus, type CdcStatus } from './cdc.js';
 import { restartDmsCdc } from './cdc-dms.js';
 import { writeFailureBundle } from './failure-bundle.js';
-import { openSessions, resolveGroups, type PhaseContext } from './context.js';
+import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
 import { preflightSubscription, requireReplicationRoute, subscriptionConninfo } from './preflight.js';
 import { runFullLoad } from './full-load.js';
 
@@ -42,32 +42,14 @@ export async function resyncTables(ctx: PhaseContext, names: string[]): Promise<
   if (names.length === 0) throw inputError('resync.tables', 'resync needs at least one table', 'pass --table schema.table …');
   names = names.map(canonicalTableName);
   const s = await openSessions(ctx);
-  let holder: SnapshotHolder | undefined;
   try {
     const journal = await Journal.find(s.target, ctx.plan.name);
     if (!journal) throw gateRefused('resync.no-journal', 'there is no migration to resync', 'run full-load and cdc start first');
-    const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
-    const wanted = new Set(names);
-    const owner = groups.find((g) => g.tables.some((t) => wanted.has(displayName(t))));
-    const tables = owner ? owner.tables.filter((t) => wanted.has(displayName(t))) : [];
-    const unknown = names.filter((n) => !tables.some((t) => displayName(t) === n));
-    if (!owner || unknown.length) {
-      throw inputError('resync.table', `table ${unknown[0] ?? names[0]} is not in one group of the plan with the others`, 'resync tables of one group at a time, named schema.table as verify prints them');
-    }
-    const streams = await journal.streams();
-    const base = streams.find((r) => r.group === owner.name);
-    if (!base || base.state !== 'streaming') throw gateRefused('resync.not-streaming', `group ${owner.name} is not streaming`, 'run pgshift cdc start first');
+    const { owner, tables, streams } = await resyncScope(ctx, s, journal, names);
     await preflightSubscription(ctx, s);
     await requireReplicationRoute(ctx);
-    // A resync that was interrupted is finished by running it again with the same tables: its
-    // tables left their stream already and are carried by nothing until it completes.
-    const journaled = await journal.phaseState('cdc:resync');
-    const pending = streams.find((r) => isResyncOf(r.group, owner.name) && r.state === 'resyncing');
-    const pendingTables = pending ? ((journaled?.detail as { stream?: string; tables?: string[] } | null)?.stream === pending.group ? ((journaled!.detail as { tables: string[] }).tables ?? []) : []) : [];
-    if (pending && (pendingTables.length !== names.length || pendingTables.some((t) => !wanted.has(t)))) {
-      throw gateRefused('resync.pending', `an interrupted resync of ${pendingTables.join(', ') || pending.group} has not finished`, `run pgshift cdc resync -t ${pendingTables.join(' ') || '…'} first: its tables are carried by no stream until it completes`);
-    }
-    const name = pending?.group ?? nextBridgeName(owner.name, streams);
+    const pending = await pendingResync(journal, streams, owner, names);
+    const name = pending?.group ?? nextBridgeName(owner, streams);
     const record = bridgeRecord(ctx, name, 'resyncing');
     await journal.startPhase('cdc:resync', { stream: name, tables: names });
     if (pending) {
@@ -77,22 +59,11 @@ export async function resyncTables(ctx: PhaseContext, names: string[]): Promise<
     }
     // (2) + (3): the tables leave the streams that carry them now (the group's, or an earlier
     // resync's), each of which then applies everything up to that point.
-    const carriers = streams.filter((r) => r.state === 'streaming' && (r.group === owner.name || isResyncOf(r.group, owner.name)));
-    const drained: StreamRecord[] = [];
-    for (const carrier of carriers) {
-      const published = await publishedTables(s.source, carrier.publication);
-      if (!tables.some((t) => published.has(displayName(t)))) continue;
-      await leaveStream(s, carrier, tables);
-      drained.push(carrier);
-    }
+    const drained = await leaveCarriers(s, streams, owner, tables);
     await openBridgeStream(ctx, s, journal, record, tables);
     await drainStreams(ctx, s, drained, { start: false });
     // (4) + (5): a snapshot after that, and the tables copied again at it.
-    holder = await SnapshotHolder.createSlot(ctx.source, record.slot, 'pgoutput', s.sourceVersion);
-    const rows = await recopy(ctx, tables, holder.snapshotName);
-    record.snapshotLsn = holder.lsnText;
-    await holder.release();
-    holder = undefined;
+    const rows = await recopyAtNewSlot(ctx, s, record, tables);
     // (6): the new stream from the snapshot's LSN.
     await prepareDdlApply(s.target, ctx.plan, [record]);
     const conninfo = subscriptionConninfo(ctx);
@@ -109,8 +80,64 @@ export async function resyncTables(ctx: PhaseContext, names: string[]): Promise<
     ctx.log.info(`resync: ${names.join(', ')} copied again at ${record.snapshotLsn} (${rows} rows), now streaming as ${name}`);
     return { stream: name, tables: names, snapshotLsn: record.snapshotLsn!, rows, status: await nativeCdcStatus(ctx, 10_000) };
   } finally {
-    await holder?.release();
     await s.close();
+  }
+}
+
+/** The group that holds every named table (one group for all), its tables, and the journal's streams — the group's own streaming. */
+async function resyncScope(ctx: PhaseContext, s: Sessions, journal: Journal, names: string[]): Promise<{ owner: string; tables: TableInfo[]; streams: StreamRecord[] }> {
+  const groups = await resolveGroups(ctx, s.source, s.sourceVersion);
+  const wanted = new Set(names);
+  const owner = groups.find((g) => g.tables.some((t) => wanted.has(displayName(t))));
+  const tables = owner ? owner.tables.filter((t) => wanted.has(displayName(t))) : [];
+  const unknown = names.filter((n) => !tables.some((t) => displayName(t) === n));
+  if (!owner || unknown.length) {
+    throw inputError('resync.table', `table ${unknown[0] ?? names[0]} is not in one group of the plan with the others`, 'resync tables of one group at a time, named schema.table as verify prints them');
+  }
+  const streams = await journal.streams();
+  const base = streams.find((r) => r.group === owner.name);
+  if (!base || base.state !== 'streaming') throw gateRefused('resync.not-streaming', `group ${owner.name} is not streaming`, 'run pgshift cdc start first');
+  return { owner: owner.name, tables, streams };
+}
+
+/**
+ * A resync that was interrupted is finished by running it again with the same tables: its tables
+ * left their stream already and are carried by nothing until it completes. Its stream, if any;
+ * refused when other tables are named.
+ */
+async function pendingResync(journal: Journal, streams: StreamRecord[], owner: string, names: string[]): Promise<StreamRecord | undefined> {
+  const wanted = new Set(names);
+  const journaled = await journal.phaseState('cdc:resync');
+  const pending = streams.find((r) => isResyncOf(r.group, owner) && r.state === 'resyncing');
+  const pendingTables = pending ? ((journaled?.detail as { stream?: string; tables?: string[] } | null)?.stream === pending.group ? ((journaled!.detail as { tables: string[] }).tables ?? []) : []) : [];
+  if (pending && (pendingTables.length !== names.length || pendingTables.some((t) => !wanted.has(t)))) {
+    throw gateRefused('resync.pending', `an interrupted resync of ${pendingTables.join(', ') || pending.group} has not finished`, `run pgshift cdc resync -t ${pendingTables.join(' ') || '…'} first: its tables are carried by no stream until it completes`);
+  }
+  return pending;
+}
+
+/** The tables leave every streaming carrier of the group that publishes one of them; returns those carriers, to be drained. */
+async function leaveCarriers(s: Sessions, streams: StreamRecord[], owner: string, tables: TableInfo[]): Promise<StreamRecord[]> {
+  const carriers = streams.filter((r) => r.state === 'streaming' && (r.group === owner || isResyncOf(r.group, owner)));
+  const drained: StreamRecord[] = [];
+  for (const carrier of carriers) {
+    const published = await publishedTables(s.source, carrier.publication);
+    if (!tables.some((t) => published.has(displayName(t)))) continue;
+    await leaveStream(s, carrier, tables);
+    drained.push(carrier);
+  }
+  return drained;
+}
+
+/** The bridge's slot made with an exported snapshot, the tables copied again at it; the snapshot's LSN goes into the record. */
+async function recopyAtNewSlot(ctx: PhaseContext, s: Sessions, record: StreamRecord, tables: TableInfo[]): Promise<number> {
+  const holder = await SnapshotHolder.createSlot(ctx.source, record.slot, 'pgoutput', s.sourceVersion);
+  try {
+    const rows = await recopy(ctx, tables, holder.snapshotName);
+    record.snapshotLsn = holder.lsnText;
+    return rows;
+  } finally {
+    await holder.release();
   }
 }
 

@@ -100675,51 +100675,24 @@ async function resyncTables(ctx, names) {
   if (names.length === 0) throw inputError("resync.tables", "resync needs at least one table", "pass --table schema.table \u2026");
   names = names.map(canonicalTableName);
   const s2 = await openSessions(ctx);
-  let holder;
   try {
     const journal = await Journal.find(s2.target, ctx.plan.name);
     if (!journal) throw gateRefused("resync.no-journal", "there is no migration to resync", "run full-load and cdc start first");
-    const groups = await resolveGroups(ctx, s2.source, s2.sourceVersion);
-    const wanted = new Set(names);
-    const owner = groups.find((g5) => g5.tables.some((t) => wanted.has(displayName(t))));
-    const tables = owner ? owner.tables.filter((t) => wanted.has(displayName(t))) : [];
-    const unknown2 = names.filter((n3) => !tables.some((t) => displayName(t) === n3));
-    if (!owner || unknown2.length) {
-      throw inputError("resync.table", `table ${unknown2[0] ?? names[0]} is not in one group of the plan with the others`, "resync tables of one group at a time, named schema.table as verify prints them");
-    }
-    const streams = await journal.streams();
-    const base = streams.find((r5) => r5.group === owner.name);
-    if (!base || base.state !== "streaming") throw gateRefused("resync.not-streaming", `group ${owner.name} is not streaming`, "run pgshift cdc start first");
+    const { owner, tables, streams } = await resyncScope(ctx, s2, journal, names);
     await preflightSubscription(ctx, s2);
     await requireReplicationRoute(ctx);
-    const journaled = await journal.phaseState("cdc:resync");
-    const pending = streams.find((r5) => isResyncOf(r5.group, owner.name) && r5.state === "resyncing");
-    const pendingTables = pending ? journaled?.detail?.stream === pending.group ? journaled.detail.tables ?? [] : [] : [];
-    if (pending && (pendingTables.length !== names.length || pendingTables.some((t) => !wanted.has(t)))) {
-      throw gateRefused("resync.pending", `an interrupted resync of ${pendingTables.join(", ") || pending.group} has not finished`, `run pgshift cdc resync -t ${pendingTables.join(" ") || "\u2026"} first: its tables are carried by no stream until it completes`);
-    }
-    const name = pending?.group ?? nextBridgeName(owner.name, streams);
+    const pending = await pendingResync(journal, streams, owner, names);
+    const name = pending?.group ?? nextBridgeName(owner, streams);
     const record2 = bridgeRecord(ctx, name, "resyncing");
     await journal.startPhase("cdc:resync", { stream: name, tables: names });
     if (pending) {
       await dropSubscription(s2.target, record2.subscription);
       await dropSlot(s2.source, record2.slot);
     }
-    const carriers = streams.filter((r5) => r5.state === "streaming" && (r5.group === owner.name || isResyncOf(r5.group, owner.name)));
-    const drained = [];
-    for (const carrier of carriers) {
-      const published = await publishedTables(s2.source, carrier.publication);
-      if (!tables.some((t) => published.has(displayName(t)))) continue;
-      await leaveStream(s2, carrier, tables);
-      drained.push(carrier);
-    }
+    const drained = await leaveCarriers(s2, streams, owner, tables);
     await openBridgeStream(ctx, s2, journal, record2, tables);
     await drainStreams(ctx, s2, drained, { start: false });
-    holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s2.sourceVersion);
-    const rows = await recopy(ctx, tables, holder.snapshotName);
-    record2.snapshotLsn = holder.lsnText;
-    await holder.release();
-    holder = void 0;
+    const rows = await recopyAtNewSlot(ctx, s2, record2, tables);
     await prepareDdlApply(s2.target, ctx.plan, [record2]);
     const conninfo = subscriptionConninfo(ctx);
     await createSubscription(s2.target, {
@@ -100735,8 +100708,52 @@ async function resyncTables(ctx, names) {
     ctx.log.info(`resync: ${names.join(", ")} copied again at ${record2.snapshotLsn} (${rows} rows), now streaming as ${name}`);
     return { stream: name, tables: names, snapshotLsn: record2.snapshotLsn, rows, status: await nativeCdcStatus(ctx, 1e4) };
   } finally {
-    await holder?.release();
     await s2.close();
+  }
+}
+async function resyncScope(ctx, s2, journal, names) {
+  const groups = await resolveGroups(ctx, s2.source, s2.sourceVersion);
+  const wanted = new Set(names);
+  const owner = groups.find((g5) => g5.tables.some((t) => wanted.has(displayName(t))));
+  const tables = owner ? owner.tables.filter((t) => wanted.has(displayName(t))) : [];
+  const unknown2 = names.filter((n3) => !tables.some((t) => displayName(t) === n3));
+  if (!owner || unknown2.length) {
+    throw inputError("resync.table", `table ${unknown2[0] ?? names[0]} is not in one group of the plan with the others`, "resync tables of one group at a time, named schema.table as verify prints them");
+  }
+  const streams = await journal.streams();
+  const base = streams.find((r5) => r5.group === owner.name);
+  if (!base || base.state !== "streaming") throw gateRefused("resync.not-streaming", `group ${owner.name} is not streaming`, "run pgshift cdc start first");
+  return { owner: owner.name, tables, streams };
+}
+async function pendingResync(journal, streams, owner, names) {
+  const wanted = new Set(names);
+  const journaled = await journal.phaseState("cdc:resync");
+  const pending = streams.find((r5) => isResyncOf(r5.group, owner) && r5.state === "resyncing");
+  const pendingTables = pending ? journaled?.detail?.stream === pending.group ? journaled.detail.tables ?? [] : [] : [];
+  if (pending && (pendingTables.length !== names.length || pendingTables.some((t) => !wanted.has(t)))) {
+    throw gateRefused("resync.pending", `an interrupted resync of ${pendingTables.join(", ") || pending.group} has not finished`, `run pgshift cdc resync -t ${pendingTables.join(" ") || "\u2026"} first: its tables are carried by no stream until it completes`);
+  }
+  return pending;
+}
+async function leaveCarriers(s2, streams, owner, tables) {
+  const carriers = streams.filter((r5) => r5.state === "streaming" && (r5.group === owner || isResyncOf(r5.group, owner)));
+  const drained = [];
+  for (const carrier of carriers) {
+    const published = await publishedTables(s2.source, carrier.publication);
+    if (!tables.some((t) => published.has(displayName(t)))) continue;
+    await leaveStream(s2, carrier, tables);
+    drained.push(carrier);
+  }
+  return drained;
+}
+async function recopyAtNewSlot(ctx, s2, record2, tables) {
+  const holder = await SnapshotHolder.createSlot(ctx.source, record2.slot, "pgoutput", s2.sourceVersion);
+  try {
+    const rows = await recopy(ctx, tables, holder.snapshotName);
+    record2.snapshotLsn = holder.lsnText;
+    return rows;
+  } finally {
+    await holder.release();
   }
 }
 async function recopy(ctx, tables, snapshotName) {
