@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { formatBytes } from '../config/size.js';
 import { displayName } from '../core/ident.js';
 import { batchStreamName, isResyncOf } from '../core/names.js';
-import { planResume, type TableFigures } from '../core/resume-plan.js';
+import { planResume, type ResumePlan, type TableFigures } from '../core/resume-plan.js';
 import type { Journal, StreamRecord } from '../journal/journal.js';
 import type { TableInfo } from '../pg/catalog.js';
 import { truncateTables } from '../pg/copy.js';
@@ -55,17 +55,7 @@ export async function resumeGroup(
   openTarget: () => Promise<pg.Client>,
   engine: BridgeEngine,
 ): Promise<ResumedGroup> {
-  const { log } = ctx;
-  const rows = progress.filter((p) => p.group === group.name && p.state === 'done');
-  const done = new Map<string, TableFigures>();
-  const partial = new Map<string, TableFigures>();
-  for (const p of rows.filter((r) => r.part === 0)) done.set(displayName(p), { rows: p.rows ?? 0, bytes: p.bytes ?? 0 });
-  for (const p of rows.filter((r) => r.part > 0 && !done.has(displayName(r)))) {
-    const f = partial.get(displayName(p)) ?? { rows: 0, bytes: 0 };
-    f.rows += p.rows ?? 0;
-    f.bytes += p.bytes ?? 0;
-    partial.set(displayName(p), f);
-  }
+  const { done, partial } = finishedFigures(progress, group.name);
   const all = await journal.streams();
   // Its own stream (and on DMS its batch-apply companion), never dropped; then its resume streams.
   const streams = [own, ...all.filter((r) => r.group === batchStreamName(group.name)), ...all.filter((r) => isResyncOf(r.group, group.name))];
@@ -87,18 +77,55 @@ export async function resumeGroup(
     dropped: plan.drop,
     drained: plan.drain,
   };
-  const byName = new Map(streams.map((st) => [st.group, st]));
   const surviving = streams.filter((st) => isResyncOf(st.group, group.name) && !plan.drop.includes(st.group));
-  log.info(
+  ctx.log.info(
     `group ${group.name}: resuming — ${plan.kept.tables} table(s) kept at their snapshot (${plan.kept.rows} rows, ${formatBytes(plan.kept.bytes)}), ${plan.pending.length} to copy from a new one` +
       (plan.discarded.parts.length ? `; finished parts discarded with their table: ${plan.discarded.rows} rows, ${formatBytes(plan.discarded.bytes)}` : ''),
   );
   if (!plan.newStream) return { summary, bridges: surviving };
+  const finished = group.tables.filter((t) => done.has(displayName(t)));
+  return bridgePending({ ctx, s, journal, group, own, openTarget, engine }, plan, streams, surviving, finished, summary);
+}
 
+/** Rows and bytes of the group's tables finished whole, and of the finished parts of split ones. */
+function finishedFigures(progress: ProgressRow[], group: string): { done: Map<string, TableFigures>; partial: Map<string, TableFigures> } {
+  const rows = progress.filter((p) => p.group === group && p.state === 'done');
+  const done = new Map<string, TableFigures>();
+  const partial = new Map<string, TableFigures>();
+  for (const p of rows.filter((r) => r.part === 0)) done.set(displayName(p), { rows: p.rows ?? 0, bytes: p.bytes ?? 0 });
+  for (const p of rows.filter((r) => r.part > 0 && !done.has(displayName(r)))) {
+    const f = partial.get(displayName(p)) ?? { rows: 0, bytes: 0 };
+    f.rows += p.rows ?? 0;
+    f.bytes += p.bytes ?? 0;
+    partial.set(displayName(p), f);
+  }
+  return { done, partial };
+}
+
+/** What the bridge works with: the group, its own stream, the engine's stream operations. */
+interface BridgeInput {
+  ctx: PhaseContext;
+  s: Sessions;
+  journal: Journal;
+  group: ResolvedGroup;
+  own: StreamRecord;
+  openTarget: () => Promise<pg.Client>;
+  engine: BridgeEngine;
+}
+
+/**
+ * The bridge for the pending tables, in its order: finished tables' indexes, pending tables
+ * emptied, empty resume streams dropped, (1) the pending tables leave their streams and the new
+ * stream's objects are made, (2) every surviving stream drains, (3) the new slot's snapshot.
+ */
+async function bridgePending(b: BridgeInput, plan: ResumePlan, streams: StreamRecord[], surviving: StreamRecord[], finished: TableInfo[], summary: ResumeSummary): Promise<ResumedGroup> {
+  const { ctx, s, journal, group, engine } = b;
+  const { log } = ctx;
+  const byName = new Map(streams.map((st) => [st.group, st]));
   const pending = tablesNamed(group.tables, plan.pending);
   // The finished tables' indexes before their stream applies: an UPDATE on a table without its key
   // index is a scan of the whole table.
-  await buildIndexesOf(s, openTarget, ctx.plan.fullLoad.indexJobs, group.tables.filter((t) => done.has(displayName(t))));
+  await buildIndexesOf(s, b.openTarget, ctx.plan.fullLoad.indexJobs, finished);
   // Pending tables are emptied now — their finished parts are discarded — so that what the drain
   // applies to them is cheap; the copy clears them again in its own transaction.
   await truncateTables(s.target, pending, () => journal.forgetTables(pending));
@@ -109,7 +136,7 @@ export async function resumeGroup(
   }
   // (1) the pending tables leave their streams; the new stream's objects, before its slot.
   for (const l of plan.leave) await engine.leave(byName.get(l.stream)!, tablesNamed(group.tables, l.tables));
-  const record = bridgeRecord(ctx, nextBridgeName(group.name, [...surviving, own]), 'loading');
+  const record = bridgeRecord(ctx, nextBridgeName(group.name, [...surviving, b.own]), 'loading');
   await engine.open(record, pending);
   // (2) every surviving stream applies up to now.
   const drain = plan.drain.map((n) => byName.get(n)!);

@@ -99333,17 +99333,7 @@ function tablesNamed(all, names) {
 
 // src/phases/load-resume.ts
 async function resumeGroup(ctx, s2, journal, group5, own2, progress, lastSnapshot, openTarget2, engine) {
-  const { log } = ctx;
-  const rows = progress.filter((p3) => p3.group === group5.name && p3.state === "done");
-  const done = /* @__PURE__ */ new Map();
-  const partial2 = /* @__PURE__ */ new Map();
-  for (const p3 of rows.filter((r5) => r5.part === 0)) done.set(displayName(p3), { rows: p3.rows ?? 0, bytes: p3.bytes ?? 0 });
-  for (const p3 of rows.filter((r5) => r5.part > 0 && !done.has(displayName(r5)))) {
-    const f5 = partial2.get(displayName(p3)) ?? { rows: 0, bytes: 0 };
-    f5.rows += p3.rows ?? 0;
-    f5.bytes += p3.bytes ?? 0;
-    partial2.set(displayName(p3), f5);
-  }
+  const { done, partial: partial2 } = finishedFigures(progress, group5.name);
   const all = await journal.streams();
   const streams = [own2, ...all.filter((r5) => r5.group === batchStreamName(group5.name)), ...all.filter((r5) => isResyncOf(r5.group, group5.name))];
   const published = /* @__PURE__ */ new Map();
@@ -99364,14 +99354,33 @@ async function resumeGroup(ctx, s2, journal, group5, own2, progress, lastSnapsho
     dropped: plan.drop,
     drained: plan.drain
   };
-  const byName = new Map(streams.map((st) => [st.group, st]));
   const surviving = streams.filter((st) => isResyncOf(st.group, group5.name) && !plan.drop.includes(st.group));
-  log.info(
+  ctx.log.info(
     `group ${group5.name}: resuming \u2014 ${plan.kept.tables} table(s) kept at their snapshot (${plan.kept.rows} rows, ${formatBytes(plan.kept.bytes)}), ${plan.pending.length} to copy from a new one` + (plan.discarded.parts.length ? `; finished parts discarded with their table: ${plan.discarded.rows} rows, ${formatBytes(plan.discarded.bytes)}` : "")
   );
   if (!plan.newStream) return { summary: summary2, bridges: surviving };
+  const finished = group5.tables.filter((t) => done.has(displayName(t)));
+  return bridgePending({ ctx, s: s2, journal, group: group5, own: own2, openTarget: openTarget2, engine }, plan, streams, surviving, finished, summary2);
+}
+function finishedFigures(progress, group5) {
+  const rows = progress.filter((p3) => p3.group === group5 && p3.state === "done");
+  const done = /* @__PURE__ */ new Map();
+  const partial2 = /* @__PURE__ */ new Map();
+  for (const p3 of rows.filter((r5) => r5.part === 0)) done.set(displayName(p3), { rows: p3.rows ?? 0, bytes: p3.bytes ?? 0 });
+  for (const p3 of rows.filter((r5) => r5.part > 0 && !done.has(displayName(r5)))) {
+    const f5 = partial2.get(displayName(p3)) ?? { rows: 0, bytes: 0 };
+    f5.rows += p3.rows ?? 0;
+    f5.bytes += p3.bytes ?? 0;
+    partial2.set(displayName(p3), f5);
+  }
+  return { done, partial: partial2 };
+}
+async function bridgePending(b5, plan, streams, surviving, finished, summary2) {
+  const { ctx, s: s2, journal, group: group5, engine } = b5;
+  const { log } = ctx;
+  const byName = new Map(streams.map((st) => [st.group, st]));
   const pending = tablesNamed(group5.tables, plan.pending);
-  await buildIndexesOf(s2, openTarget2, ctx.plan.fullLoad.indexJobs, group5.tables.filter((t) => done.has(displayName(t))));
+  await buildIndexesOf(s2, b5.openTarget, ctx.plan.fullLoad.indexJobs, finished);
   await truncateTables(s2.target, pending, () => journal.forgetTables(pending));
   if (plan.discarded.parts.length) log.warn(`group ${group5.name}: ${plan.discarded.parts.join(", ")} had parts finished at the old snapshot; copied again whole`);
   for (const name of plan.drop) {
@@ -99379,7 +99388,7 @@ async function resumeGroup(ctx, s2, journal, group5, own2, progress, lastSnapsho
     log.info(`group ${group5.name}: resume stream ${name} held no finished table; dropped`);
   }
   for (const l3 of plan.leave) await engine.leave(byName.get(l3.stream), tablesNamed(group5.tables, l3.tables));
-  const record2 = bridgeRecord(ctx, nextBridgeName(group5.name, [...surviving, own2]), "loading");
+  const record2 = bridgeRecord(ctx, nextBridgeName(group5.name, [...surviving, b5.own]), "loading");
   await engine.open(record2, pending);
   const drain = plan.drain.map((n3) => byName.get(n3));
   if (drain.length) log.info(`group ${group5.name}: applying ${drain.map((d5) => d5.group).join(", ")} up to the bridge`);

@@ -57339,17 +57339,7 @@ function tablesNamed(all, names) {
 
 // src/phases/load-resume.ts
 async function resumeGroup(ctx, s, journal, group2, own2, progress, lastSnapshot, openTarget2, engine) {
-  const { log } = ctx;
-  const rows = progress.filter((p) => p.group === group2.name && p.state === "done");
-  const done = /* @__PURE__ */ new Map();
-  const partial2 = /* @__PURE__ */ new Map();
-  for (const p of rows.filter((r) => r.part === 0)) done.set(displayName(p), { rows: p.rows ?? 0, bytes: p.bytes ?? 0 });
-  for (const p of rows.filter((r) => r.part > 0 && !done.has(displayName(r)))) {
-    const f = partial2.get(displayName(p)) ?? { rows: 0, bytes: 0 };
-    f.rows += p.rows ?? 0;
-    f.bytes += p.bytes ?? 0;
-    partial2.set(displayName(p), f);
-  }
+  const { done, partial: partial2 } = finishedFigures(progress, group2.name);
   const all = await journal.streams();
   const streams = [own2, ...all.filter((r) => r.group === batchStreamName(group2.name)), ...all.filter((r) => isResyncOf(r.group, group2.name))];
   const published = /* @__PURE__ */ new Map();
@@ -57370,14 +57360,33 @@ async function resumeGroup(ctx, s, journal, group2, own2, progress, lastSnapshot
     dropped: plan.drop,
     drained: plan.drain
   };
-  const byName = new Map(streams.map((st) => [st.group, st]));
   const surviving = streams.filter((st) => isResyncOf(st.group, group2.name) && !plan.drop.includes(st.group));
-  log.info(
+  ctx.log.info(
     `group ${group2.name}: resuming \u2014 ${plan.kept.tables} table(s) kept at their snapshot (${plan.kept.rows} rows, ${formatBytes(plan.kept.bytes)}), ${plan.pending.length} to copy from a new one` + (plan.discarded.parts.length ? `; finished parts discarded with their table: ${plan.discarded.rows} rows, ${formatBytes(plan.discarded.bytes)}` : "")
   );
   if (!plan.newStream) return { summary: summary2, bridges: surviving };
+  const finished = group2.tables.filter((t) => done.has(displayName(t)));
+  return bridgePending({ ctx, s, journal, group: group2, own: own2, openTarget: openTarget2, engine }, plan, streams, surviving, finished, summary2);
+}
+function finishedFigures(progress, group2) {
+  const rows = progress.filter((p) => p.group === group2 && p.state === "done");
+  const done = /* @__PURE__ */ new Map();
+  const partial2 = /* @__PURE__ */ new Map();
+  for (const p of rows.filter((r) => r.part === 0)) done.set(displayName(p), { rows: p.rows ?? 0, bytes: p.bytes ?? 0 });
+  for (const p of rows.filter((r) => r.part > 0 && !done.has(displayName(r)))) {
+    const f = partial2.get(displayName(p)) ?? { rows: 0, bytes: 0 };
+    f.rows += p.rows ?? 0;
+    f.bytes += p.bytes ?? 0;
+    partial2.set(displayName(p), f);
+  }
+  return { done, partial: partial2 };
+}
+async function bridgePending(b, plan, streams, surviving, finished, summary2) {
+  const { ctx, s, journal, group: group2, engine } = b;
+  const { log } = ctx;
+  const byName = new Map(streams.map((st) => [st.group, st]));
   const pending = tablesNamed(group2.tables, plan.pending);
-  await buildIndexesOf(s, openTarget2, ctx.plan.fullLoad.indexJobs, group2.tables.filter((t) => done.has(displayName(t))));
+  await buildIndexesOf(s, b.openTarget, ctx.plan.fullLoad.indexJobs, finished);
   await truncateTables(s.target, pending, () => journal.forgetTables(pending));
   if (plan.discarded.parts.length) log.warn(`group ${group2.name}: ${plan.discarded.parts.join(", ")} had parts finished at the old snapshot; copied again whole`);
   for (const name of plan.drop) {
@@ -57385,7 +57394,7 @@ async function resumeGroup(ctx, s, journal, group2, own2, progress, lastSnapshot
     log.info(`group ${group2.name}: resume stream ${name} held no finished table; dropped`);
   }
   for (const l of plan.leave) await engine.leave(byName.get(l.stream), tablesNamed(group2.tables, l.tables));
-  const record2 = bridgeRecord(ctx, nextBridgeName(group2.name, [...surviving, own2]), "loading");
+  const record2 = bridgeRecord(ctx, nextBridgeName(group2.name, [...surviving, b.own]), "loading");
   await engine.open(record2, pending);
   const drain = plan.drain.map((n) => byName.get(n));
   if (drain.length) log.info(`group ${group2.name}: applying ${drain.map((d) => d.group).join(", ")} up to the bridge`);
