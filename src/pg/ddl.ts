@@ -199,12 +199,22 @@ export async function ddlReport(plan: Plan, s: { source: pg.Client; target: pg.C
   const mode = ddlMode(plan);
   const report: DdlReport = { mode, entries: [], joins: [], problems: [] };
   if (!(await tableExists(s.source, 'pgshift.ddl_log'))) return report;
-  const log = await s.source.query<{ id: string; at: string; command: string; object: string; statement: string | null; stream: string | null; reason: string; detail: string | null }>(
+  await reportNotCarried(plan, s.source, report);
+  if (mode !== 'follow') return report;
+  reportQueued(await readQueues(s, streams), report);
+  report.entries.sort((a, b) => a.id - b.id);
+  report.joins = await pendingJoins(s, streams);
+  return report;
+}
+
+/** The DDL log's unacknowledged entries: DDL that no stream carries, each a problem with its fix. */
+async function reportNotCarried(plan: Plan, source: pg.Client, report: DdlReport): Promise<void> {
+  const log = await source.query<{ id: string; at: string; command: string; object: string; statement: string | null; stream: string | null; reason: string; detail: string | null }>(
     `SELECT id::text, at::text, command, object, statement, stream, reason, detail FROM ${CONTROL}.ddl_log WHERE acknowledged_at IS NULL ORDER BY id`,
   );
   for (const l of log.rows) {
     // A table without a replica identity stops being a problem once it has joined a stream.
-    if (l.reason === 'no-identity' && l.detail && (await joinedOrGone(s.source, l.detail))) continue;
+    if (l.reason === 'no-identity' && l.detail && (await joinedOrGone(source, l.detail))) continue;
     const why = (REASONS[l.reason] ?? ((d: string | null) => `${l.reason}${d ? `: ${d}` : ''}`))(l.detail, plan);
     const entry: DdlEntry = {
       id: Number(l.id),
@@ -223,18 +233,23 @@ export async function ddlReport(plan: Plan, s: { source: pg.Client; target: pg.C
       problem: `DDL #${l.id} on the source at ${l.at} was not carried to the target — ${why}: ${l.command} ${l.object}${l.statement ? `: ${clip(l.statement)}` : ''} — apply it on the target by hand (or fix the table), then acknowledge: ${entry.acknowledge}`,
     });
   }
-  if (mode !== 'follow') return report;
+}
 
-  // Queued DDL: the source's rows and, for each, what the target's apply trigger made of it.
-  type Row = { id: string; at: string; command: string; object: string; statement: string; apply: string | null; shared: boolean; note: string | null; applied_at: string | null; error: string | null; acknowledged_at: string | null };
-  const queued = new Map<string, { row: Row; streams: string[]; outcomes: Array<{ stream: string; row?: Row }> }>();
+/** A queued DDL row: the source's, or the target's copy with what its apply trigger made of it. */
+type QueuedRow = { id: string; at: string; command: string; object: string; statement: string; apply: string | null; shared: boolean; note: string | null; applied_at: string | null; error: string | null; acknowledged_at: string | null };
+/** One queued DDL (by id): the source's row, the streams that queued it, and each stream's outcome on the target. */
+type Queued = Map<string, { row: QueuedRow; streams: string[]; outcomes: Array<{ stream: string; row?: QueuedRow }> }>;
+
+/** Queued DDL: the source's rows and, for each, what the target's apply trigger made of it. */
+async function readQueues(s: { source: pg.Client; target: pg.Client }, streams: StreamRecord[]): Promise<Queued> {
+  const queued: Queued = new Map();
   for (const st of streams) {
     const q = `${CONTROL}.${quoteIdent(ddlQueueTable(st.group))}`;
     if (!(await tableExists(s.source, q))) continue;
-    const src = await s.source.query<Row>(`SELECT id::text, at::text, command, object, statement, apply, shared, note, NULL AS applied_at, NULL AS error, NULL AS acknowledged_at FROM ${q} ORDER BY id`);
+    const src = await s.source.query<QueuedRow>(`SELECT id::text, at::text, command, object, statement, apply, shared, note, NULL AS applied_at, NULL AS error, NULL AS acknowledged_at FROM ${q} ORDER BY id`);
     const tgt = (await tableExists(s.target, q))
-      ? new Map((await s.target.query<Row>(`SELECT id::text, at::text, command, object, statement, apply, shared, note, applied_at::text, error, acknowledged_at::text FROM ${q}`)).rows.map((r) => [r.id, r]))
-      : new Map<string, Row>();
+      ? new Map((await s.target.query<QueuedRow>(`SELECT id::text, at::text, command, object, statement, apply, shared, note, applied_at::text, error, acknowledged_at::text FROM ${q}`)).rows.map((r) => [r.id, r]))
+      : new Map<string, QueuedRow>();
     for (const row of src.rows) {
       const e = queued.get(row.id) ?? { row, streams: [], outcomes: [] };
       e.streams.push(st.group);
@@ -242,6 +257,11 @@ export async function ddlReport(plan: Plan, s: { source: pg.Client; target: pg.C
       queued.set(row.id, e);
     }
   }
+  return queued;
+}
+
+/** Each queued DDL's state: applied by one stream, failed on the target (a problem until acknowledged), or in flight. */
+function reportQueued(queued: Queued, report: DdlReport): void {
   for (const [id, e] of queued) {
     const done = e.outcomes.find((o) => o.row?.applied_at && !o.row.error);
     const failed = e.outcomes.filter((o) => o.row?.error);
@@ -265,9 +285,6 @@ export async function ddlReport(plan: Plan, s: { source: pg.Client; target: pg.C
       report.entries.push({ ...base, state: 'in flight', detail: null });
     }
   }
-  report.entries.sort((a, b) => a.id - b.id);
-  report.joins = await pendingJoins(s, streams);
-  return report;
 }
 
 async function joinedOrGone(c: pg.Client, table: string): Promise<boolean> {

@@ -96325,11 +96325,19 @@ async function ddlReport(plan, s2, streams) {
   const mode = ddlMode(plan);
   const report = { mode, entries: [], joins: [], problems: [] };
   if (!await tableExists(s2.source, "pgshift.ddl_log")) return report;
-  const log = await s2.source.query(
+  await reportNotCarried(plan, s2.source, report);
+  if (mode !== "follow") return report;
+  reportQueued(await readQueues(s2, streams), report);
+  report.entries.sort((a5, b5) => a5.id - b5.id);
+  report.joins = await pendingJoins(s2, streams);
+  return report;
+}
+async function reportNotCarried(plan, source, report) {
+  const log = await source.query(
     `SELECT id::text, at::text, command, object, statement, stream, reason, detail FROM ${CONTROL}.ddl_log WHERE acknowledged_at IS NULL ORDER BY id`
   );
   for (const l3 of log.rows) {
-    if (l3.reason === "no-identity" && l3.detail && await joinedOrGone(s2.source, l3.detail)) continue;
+    if (l3.reason === "no-identity" && l3.detail && await joinedOrGone(source, l3.detail)) continue;
     const why = (REASONS[l3.reason] ?? ((d5) => `${l3.reason}${d5 ? `: ${d5}` : ""}`))(l3.detail, plan);
     const entry = {
       id: Number(l3.id),
@@ -96348,7 +96356,8 @@ async function ddlReport(plan, s2, streams) {
       problem: `DDL #${l3.id} on the source at ${l3.at} was not carried to the target \u2014 ${why}: ${l3.command} ${l3.object}${l3.statement ? `: ${clip(l3.statement)}` : ""} \u2014 apply it on the target by hand (or fix the table), then acknowledge: ${entry.acknowledge}`
     });
   }
-  if (mode !== "follow") return report;
+}
+async function readQueues(s2, streams) {
   const queued = /* @__PURE__ */ new Map();
   for (const st of streams) {
     const q3 = `${CONTROL}.${quoteIdent(ddlQueueTable(st.group))}`;
@@ -96362,6 +96371,9 @@ async function ddlReport(plan, s2, streams) {
       queued.set(row.id, e5);
     }
   }
+  return queued;
+}
+function reportQueued(queued, report) {
   for (const [id, e5] of queued) {
     const done = e5.outcomes.find((o3) => o3.row?.applied_at && !o3.row.error);
     const failed = e5.outcomes.filter((o3) => o3.row?.error);
@@ -96385,9 +96397,6 @@ async function ddlReport(plan, s2, streams) {
       report.entries.push({ ...base, state: "in flight", detail: null });
     }
   }
-  report.entries.sort((a5, b5) => a5.id - b5.id);
-  report.joins = await pendingJoins(s2, streams);
-  return report;
 }
 async function joinedOrGone(c5, table2) {
   const r5 = await c5.query(

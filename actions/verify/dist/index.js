@@ -52879,11 +52879,19 @@ async function ddlReport(plan, s, streams) {
   const mode = ddlMode(plan);
   const report = { mode, entries: [], joins: [], problems: [] };
   if (!await tableExists(s.source, "pgshift.ddl_log")) return report;
-  const log = await s.source.query(
+  await reportNotCarried(plan, s.source, report);
+  if (mode !== "follow") return report;
+  reportQueued(await readQueues(s, streams), report);
+  report.entries.sort((a, b) => a.id - b.id);
+  report.joins = await pendingJoins(s, streams);
+  return report;
+}
+async function reportNotCarried(plan, source, report) {
+  const log = await source.query(
     `SELECT id::text, at::text, command, object, statement, stream, reason, detail FROM ${CONTROL}.ddl_log WHERE acknowledged_at IS NULL ORDER BY id`
   );
   for (const l of log.rows) {
-    if (l.reason === "no-identity" && l.detail && await joinedOrGone(s.source, l.detail)) continue;
+    if (l.reason === "no-identity" && l.detail && await joinedOrGone(source, l.detail)) continue;
     const why = (REASONS[l.reason] ?? ((d) => `${l.reason}${d ? `: ${d}` : ""}`))(l.detail, plan);
     const entry = {
       id: Number(l.id),
@@ -52902,7 +52910,8 @@ async function ddlReport(plan, s, streams) {
       problem: `DDL #${l.id} on the source at ${l.at} was not carried to the target \u2014 ${why}: ${l.command} ${l.object}${l.statement ? `: ${clip(l.statement)}` : ""} \u2014 apply it on the target by hand (or fix the table), then acknowledge: ${entry.acknowledge}`
     });
   }
-  if (mode !== "follow") return report;
+}
+async function readQueues(s, streams) {
   const queued = /* @__PURE__ */ new Map();
   for (const st of streams) {
     const q = `${CONTROL}.${quoteIdent(ddlQueueTable(st.group))}`;
@@ -52916,6 +52925,9 @@ async function ddlReport(plan, s, streams) {
       queued.set(row.id, e);
     }
   }
+  return queued;
+}
+function reportQueued(queued, report) {
   for (const [id, e] of queued) {
     const done = e.outcomes.find((o) => o.row?.applied_at && !o.row.error);
     const failed = e.outcomes.filter((o) => o.row?.error);
@@ -52939,9 +52951,6 @@ async function ddlReport(plan, s, streams) {
       report.entries.push({ ...base, state: "in flight", detail: null });
     }
   }
-  report.entries.sort((a, b) => a.id - b.id);
-  report.joins = await pendingJoins(s, streams);
-  return report;
 }
 async function joinedOrGone(c, table2) {
   const r = await c.query(
