@@ -209,55 +209,13 @@ export async function copyRoles(
   const creator = await readRoleCreator(target);
   const created = new Set(roles);
   const targetDb = (await target.query<{ d: string }>('SELECT current_database() AS d')).rows[0].d;
-  const attempt = async (what: string, sql: string) => {
-    await target.query('SAVEPOINT pgshift_role_step');
-    try {
-      await target.query(sql);
-      await target.query('RELEASE SAVEPOINT pgshift_role_step');
-      return true;
-    } catch (err) {
-      await target.query('ROLLBACK TO SAVEPOINT pgshift_role_step');
-      result.skipped.push(`${what}: ${(err as Error).message}`);
-      return false;
-    }
-  };
+  const attempt = attempter(target, result.skipped);
   await target.query('BEGIN');
   try {
-    for (const a of attrs) {
-      const p = planRoleCopy(a, creator);
-      const create = `CREATE ROLE ${quoteIdent(a.name)} WITH ${p.options.join(' ')}`;
-      const hash = passwords?.get(a.name);
-      if (hash) await execWithSecret(target, `${create.replace(/%/g, '%%')} PASSWORD %L`, hash, log, 'a role password hash');
-      else await target.query(create);
-      const granted: string[] = [];
-      for (const g of p.grants) if (await attempt(`GRANT ${g} TO ${a.name}`, `GRANT ${quoteIdent(g)} TO ${quoteIdent(a.name)}`)) granted.push(g);
-      if (a.comment !== null) await target.query(`COMMENT ON ROLE ${quoteIdent(a.name)} IS ${quoteLiteral(a.comment)}`);
-      result.created.push({ role: a.name, dropped: p.dropped, granted, password: hash ? 'copied' : passwords ? 'none on the source' : 'not readable' });
-    }
+    for (const a of attrs) result.created.push(await createRole(target, a, creator, passwords, attempt, log));
     const existing = await readRoleNames(target);
-    const edges = (await readMemberships(source, versions.source)).filter((m) => (created.has(m.role) || created.has(m.member)) && existing.has(m.role) && existing.has(m.member));
-    const have = new Set((await readMemberships(target, versions.target)).map((m) => `${m.role}\u0000${m.member}`));
-    for (const m of edges) {
-      if (have.has(`${m.role}\u0000${m.member}`)) continue;
-      const options = [m.admin ? 'ADMIN TRUE' : '', versions.target >= 160000 && m.inherit !== null ? `INHERIT ${m.inherit ? 'TRUE' : 'FALSE'}` : '', versions.target >= 160000 && m.set !== null ? `SET ${m.set ? 'TRUE' : 'FALSE'}` : ''].filter(Boolean);
-      const with_ = options.length ? (versions.target >= 160000 ? ` WITH ${options.join(', ')}` : m.admin ? ' WITH ADMIN OPTION' : '') : '';
-      const text = `GRANT ${quoteIdent(m.role)} TO ${quoteIdent(m.member)}${with_}`;
-      if (await attempt(text, text)) result.memberships.push(`${m.role} → ${m.member}${m.admin ? ' (admin)' : ''}`);
-    }
-    const settings = await source.query<{ role: string | null; here: boolean; config: string[] }>(
-      `SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END AS role, s.setdatabase <> 0 AS here, s.setconfig AS config
-         FROM pg_db_role_setting s
-        WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) OR (s.setdatabase = 0 AND pg_get_userbyid(s.setrole) = ANY($1))`,
-      [roles],
-    );
-    for (const s of settings.rows) {
-      if (s.role && !existing.has(s.role)) continue;
-      const head = s.role === null ? `ALTER DATABASE ${quoteIdent(targetDb)}` : s.here ? `ALTER ROLE ${quoteIdent(s.role)} IN DATABASE ${quoteIdent(targetDb)}` : `ALTER ROLE ${quoteIdent(s.role)}`;
-      for (const entry of s.config) {
-        const text = `${head} SET ${settingClause(entry)}`;
-        if (await attempt(text, text)) result.settings.push(text);
-      }
-    }
+    await copyMemberships(source, target, versions, created, existing, attempt, result.memberships);
+    await copyRoleSettings(source, roles, targetDb, existing, attempt, result.settings);
     await record(result);
     await target.query('COMMIT');
   } catch (err) {
@@ -265,6 +223,69 @@ export async function copyRoles(
     throw err;
   }
   return result;
+}
+
+/** Runs one statement of the role copy; false when the target refuses it. */
+type Attempt = (what: string, sql: string) => Promise<boolean>;
+
+/** A statement the target may refuse runs under a savepoint: refused, it is rolled back and listed in `skipped` with the reason. */
+function attempter(target: pg.Client, skipped: string[]): Attempt {
+  return async (what, sql) => {
+    await target.query('SAVEPOINT pgshift_role_step');
+    try {
+      await target.query(sql);
+      await target.query('RELEASE SAVEPOINT pgshift_role_step');
+      return true;
+    } catch (err) {
+      await target.query('ROLLBACK TO SAVEPOINT pgshift_role_step');
+      skipped.push(`${what}: ${(err as Error).message}`);
+      return false;
+    }
+  };
+}
+
+/** One role: its attributes the creator may give, its password hash (bound, never logged), the predefined roles granted instead, its comment. */
+async function createRole(target: pg.Client, a: SourceRole, creator: Awaited<ReturnType<typeof readRoleCreator>>, passwords: Map<string, string | null> | undefined, attempt: Attempt, log: Logger): Promise<RoleCopyResult['created'][number]> {
+  const p = planRoleCopy(a, creator);
+  const create = `CREATE ROLE ${quoteIdent(a.name)} WITH ${p.options.join(' ')}`;
+  const hash = passwords?.get(a.name);
+  if (hash) await execWithSecret(target, `${create.replace(/%/g, '%%')} PASSWORD %L`, hash, log, 'a role password hash');
+  else await target.query(create);
+  const granted: string[] = [];
+  for (const g of p.grants) if (await attempt(`GRANT ${g} TO ${a.name}`, `GRANT ${quoteIdent(g)} TO ${quoteIdent(a.name)}`)) granted.push(g);
+  if (a.comment !== null) await target.query(`COMMENT ON ROLE ${quoteIdent(a.name)} IS ${quoteLiteral(a.comment)}`);
+  return { role: a.name, dropped: p.dropped, granted, password: hash ? 'copied' : passwords ? 'none on the source' : 'not readable' };
+}
+
+/** The source's memberships that touch a created role, between roles the target has, granted where the target lacks them. */
+async function copyMemberships(source: pg.Client, target: pg.Client, versions: { source: number; target: number }, created: Set<string>, existing: Set<string>, attempt: Attempt, out: string[]): Promise<void> {
+  const edges = (await readMemberships(source, versions.source)).filter((m) => (created.has(m.role) || created.has(m.member)) && existing.has(m.role) && existing.has(m.member));
+  const have = new Set((await readMemberships(target, versions.target)).map((m) => `${m.role}\u0000${m.member}`));
+  for (const m of edges) {
+    if (have.has(`${m.role}\u0000${m.member}`)) continue;
+    const options = [m.admin ? 'ADMIN TRUE' : '', versions.target >= 160000 && m.inherit !== null ? `INHERIT ${m.inherit ? 'TRUE' : 'FALSE'}` : '', versions.target >= 160000 && m.set !== null ? `SET ${m.set ? 'TRUE' : 'FALSE'}` : ''].filter(Boolean);
+    const with_ = options.length ? (versions.target >= 160000 ? ` WITH ${options.join(', ')}` : m.admin ? ' WITH ADMIN OPTION' : '') : '';
+    const text = `GRANT ${quoteIdent(m.role)} TO ${quoteIdent(m.member)}${with_}`;
+    if (await attempt(text, text)) out.push(`${m.role} → ${m.member}${m.admin ? ' (admin)' : ''}`);
+  }
+}
+
+/** The created roles' settings and the source database's own (ALTER DATABASE … SET, ALTER ROLE … IN DATABASE … SET). */
+async function copyRoleSettings(source: pg.Client, roles: string[], targetDb: string, existing: Set<string>, attempt: Attempt, out: string[]): Promise<void> {
+  const settings = await source.query<{ role: string | null; here: boolean; config: string[] }>(
+    `SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END AS role, s.setdatabase <> 0 AS here, s.setconfig AS config
+       FROM pg_db_role_setting s
+      WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) OR (s.setdatabase = 0 AND pg_get_userbyid(s.setrole) = ANY($1))`,
+    [roles],
+  );
+  for (const s of settings.rows) {
+    if (s.role && !existing.has(s.role)) continue;
+    const head = s.role === null ? `ALTER DATABASE ${quoteIdent(targetDb)}` : s.here ? `ALTER ROLE ${quoteIdent(s.role)} IN DATABASE ${quoteIdent(targetDb)}` : `ALTER ROLE ${quoteIdent(s.role)}`;
+    for (const entry of s.config) {
+      const text = `${head} SET ${settingClause(entry)}`;
+      if (await attempt(text, text)) out.push(text);
+    }
+  }
 }
 
 /**

@@ -97244,55 +97244,13 @@ async function copyRoles(source, target, roles, versions2, log, record2) {
   const creator = await readRoleCreator(target);
   const created = new Set(roles);
   const targetDb = (await target.query("SELECT current_database() AS d")).rows[0].d;
-  const attempt = async (what, sql) => {
-    await target.query("SAVEPOINT pgshift_role_step");
-    try {
-      await target.query(sql);
-      await target.query("RELEASE SAVEPOINT pgshift_role_step");
-      return true;
-    } catch (err) {
-      await target.query("ROLLBACK TO SAVEPOINT pgshift_role_step");
-      result.skipped.push(`${what}: ${err.message}`);
-      return false;
-    }
-  };
+  const attempt = attempter(target, result.skipped);
   await target.query("BEGIN");
   try {
-    for (const a5 of attrs) {
-      const p3 = planRoleCopy(a5, creator);
-      const create = `CREATE ROLE ${quoteIdent(a5.name)} WITH ${p3.options.join(" ")}`;
-      const hash2 = passwords?.get(a5.name);
-      if (hash2) await execWithSecret(target, `${create.replace(/%/g, "%%")} PASSWORD %L`, hash2, log, "a role password hash");
-      else await target.query(create);
-      const granted = [];
-      for (const g5 of p3.grants) if (await attempt(`GRANT ${g5} TO ${a5.name}`, `GRANT ${quoteIdent(g5)} TO ${quoteIdent(a5.name)}`)) granted.push(g5);
-      if (a5.comment !== null) await target.query(`COMMENT ON ROLE ${quoteIdent(a5.name)} IS ${quoteLiteral(a5.comment)}`);
-      result.created.push({ role: a5.name, dropped: p3.dropped, granted, password: hash2 ? "copied" : passwords ? "none on the source" : "not readable" });
-    }
+    for (const a5 of attrs) result.created.push(await createRole(target, a5, creator, passwords, attempt, log));
     const existing = await readRoleNames(target);
-    const edges = (await readMemberships(source, versions2.source)).filter((m3) => (created.has(m3.role) || created.has(m3.member)) && existing.has(m3.role) && existing.has(m3.member));
-    const have = new Set((await readMemberships(target, versions2.target)).map((m3) => `${m3.role}\0${m3.member}`));
-    for (const m3 of edges) {
-      if (have.has(`${m3.role}\0${m3.member}`)) continue;
-      const options = [m3.admin ? "ADMIN TRUE" : "", versions2.target >= 16e4 && m3.inherit !== null ? `INHERIT ${m3.inherit ? "TRUE" : "FALSE"}` : "", versions2.target >= 16e4 && m3.set !== null ? `SET ${m3.set ? "TRUE" : "FALSE"}` : ""].filter(Boolean);
-      const with_ = options.length ? versions2.target >= 16e4 ? ` WITH ${options.join(", ")}` : m3.admin ? " WITH ADMIN OPTION" : "" : "";
-      const text = `GRANT ${quoteIdent(m3.role)} TO ${quoteIdent(m3.member)}${with_}`;
-      if (await attempt(text, text)) result.memberships.push(`${m3.role} \u2192 ${m3.member}${m3.admin ? " (admin)" : ""}`);
-    }
-    const settings = await source.query(
-      `SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END AS role, s.setdatabase <> 0 AS here, s.setconfig AS config
-         FROM pg_db_role_setting s
-        WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) OR (s.setdatabase = 0 AND pg_get_userbyid(s.setrole) = ANY($1))`,
-      [roles]
-    );
-    for (const s2 of settings.rows) {
-      if (s2.role && !existing.has(s2.role)) continue;
-      const head = s2.role === null ? `ALTER DATABASE ${quoteIdent(targetDb)}` : s2.here ? `ALTER ROLE ${quoteIdent(s2.role)} IN DATABASE ${quoteIdent(targetDb)}` : `ALTER ROLE ${quoteIdent(s2.role)}`;
-      for (const entry of s2.config) {
-        const text = `${head} SET ${settingClause(entry)}`;
-        if (await attempt(text, text)) result.settings.push(text);
-      }
-    }
+    await copyMemberships(source, target, versions2, created, existing, attempt, result.memberships);
+    await copyRoleSettings(source, roles, targetDb, existing, attempt, result.settings);
     await record2(result);
     await target.query("COMMIT");
   } catch (err) {
@@ -97301,6 +97259,58 @@ async function copyRoles(source, target, roles, versions2, log, record2) {
     throw err;
   }
   return result;
+}
+function attempter(target, skipped) {
+  return async (what, sql) => {
+    await target.query("SAVEPOINT pgshift_role_step");
+    try {
+      await target.query(sql);
+      await target.query("RELEASE SAVEPOINT pgshift_role_step");
+      return true;
+    } catch (err) {
+      await target.query("ROLLBACK TO SAVEPOINT pgshift_role_step");
+      skipped.push(`${what}: ${err.message}`);
+      return false;
+    }
+  };
+}
+async function createRole(target, a5, creator, passwords, attempt, log) {
+  const p3 = planRoleCopy(a5, creator);
+  const create = `CREATE ROLE ${quoteIdent(a5.name)} WITH ${p3.options.join(" ")}`;
+  const hash2 = passwords?.get(a5.name);
+  if (hash2) await execWithSecret(target, `${create.replace(/%/g, "%%")} PASSWORD %L`, hash2, log, "a role password hash");
+  else await target.query(create);
+  const granted = [];
+  for (const g5 of p3.grants) if (await attempt(`GRANT ${g5} TO ${a5.name}`, `GRANT ${quoteIdent(g5)} TO ${quoteIdent(a5.name)}`)) granted.push(g5);
+  if (a5.comment !== null) await target.query(`COMMENT ON ROLE ${quoteIdent(a5.name)} IS ${quoteLiteral(a5.comment)}`);
+  return { role: a5.name, dropped: p3.dropped, granted, password: hash2 ? "copied" : passwords ? "none on the source" : "not readable" };
+}
+async function copyMemberships(source, target, versions2, created, existing, attempt, out) {
+  const edges = (await readMemberships(source, versions2.source)).filter((m3) => (created.has(m3.role) || created.has(m3.member)) && existing.has(m3.role) && existing.has(m3.member));
+  const have = new Set((await readMemberships(target, versions2.target)).map((m3) => `${m3.role}\0${m3.member}`));
+  for (const m3 of edges) {
+    if (have.has(`${m3.role}\0${m3.member}`)) continue;
+    const options = [m3.admin ? "ADMIN TRUE" : "", versions2.target >= 16e4 && m3.inherit !== null ? `INHERIT ${m3.inherit ? "TRUE" : "FALSE"}` : "", versions2.target >= 16e4 && m3.set !== null ? `SET ${m3.set ? "TRUE" : "FALSE"}` : ""].filter(Boolean);
+    const with_ = options.length ? versions2.target >= 16e4 ? ` WITH ${options.join(", ")}` : m3.admin ? " WITH ADMIN OPTION" : "" : "";
+    const text = `GRANT ${quoteIdent(m3.role)} TO ${quoteIdent(m3.member)}${with_}`;
+    if (await attempt(text, text)) out.push(`${m3.role} \u2192 ${m3.member}${m3.admin ? " (admin)" : ""}`);
+  }
+}
+async function copyRoleSettings(source, roles, targetDb, existing, attempt, out) {
+  const settings = await source.query(
+    `SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END AS role, s.setdatabase <> 0 AS here, s.setconfig AS config
+       FROM pg_db_role_setting s
+      WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) OR (s.setdatabase = 0 AND pg_get_userbyid(s.setrole) = ANY($1))`,
+    [roles]
+  );
+  for (const s2 of settings.rows) {
+    if (s2.role && !existing.has(s2.role)) continue;
+    const head = s2.role === null ? `ALTER DATABASE ${quoteIdent(targetDb)}` : s2.here ? `ALTER ROLE ${quoteIdent(s2.role)} IN DATABASE ${quoteIdent(targetDb)}` : `ALTER ROLE ${quoteIdent(s2.role)}`;
+    for (const entry of s2.config) {
+      const text = `${head} SET ${settingClause(entry)}`;
+      if (await attempt(text, text)) out.push(text);
+    }
+  }
 }
 async function readMissingRoles(source, target, sourceVersion, keepOwnership) {
   const needed = neededRoles(await readRoleNeeds(source), await readMemberships(source, sourceVersion), keepOwnership);

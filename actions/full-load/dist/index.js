@@ -55485,55 +55485,13 @@ async function copyRoles(source, target, roles, versions, log, record2) {
   const creator = await readRoleCreator(target);
   const created = new Set(roles);
   const targetDb = (await target.query("SELECT current_database() AS d")).rows[0].d;
-  const attempt = async (what, sql) => {
-    await target.query("SAVEPOINT pgshift_role_step");
-    try {
-      await target.query(sql);
-      await target.query("RELEASE SAVEPOINT pgshift_role_step");
-      return true;
-    } catch (err) {
-      await target.query("ROLLBACK TO SAVEPOINT pgshift_role_step");
-      result.skipped.push(`${what}: ${err.message}`);
-      return false;
-    }
-  };
+  const attempt = attempter(target, result.skipped);
   await target.query("BEGIN");
   try {
-    for (const a of attrs) {
-      const p = planRoleCopy(a, creator);
-      const create = `CREATE ROLE ${quoteIdent(a.name)} WITH ${p.options.join(" ")}`;
-      const hash2 = passwords?.get(a.name);
-      if (hash2) await execWithSecret(target, `${create.replace(/%/g, "%%")} PASSWORD %L`, hash2, log, "a role password hash");
-      else await target.query(create);
-      const granted = [];
-      for (const g of p.grants) if (await attempt(`GRANT ${g} TO ${a.name}`, `GRANT ${quoteIdent(g)} TO ${quoteIdent(a.name)}`)) granted.push(g);
-      if (a.comment !== null) await target.query(`COMMENT ON ROLE ${quoteIdent(a.name)} IS ${quoteLiteral(a.comment)}`);
-      result.created.push({ role: a.name, dropped: p.dropped, granted, password: hash2 ? "copied" : passwords ? "none on the source" : "not readable" });
-    }
+    for (const a of attrs) result.created.push(await createRole(target, a, creator, passwords, attempt, log));
     const existing = await readRoleNames(target);
-    const edges = (await readMemberships(source, versions.source)).filter((m) => (created.has(m.role) || created.has(m.member)) && existing.has(m.role) && existing.has(m.member));
-    const have = new Set((await readMemberships(target, versions.target)).map((m) => `${m.role}\0${m.member}`));
-    for (const m of edges) {
-      if (have.has(`${m.role}\0${m.member}`)) continue;
-      const options = [m.admin ? "ADMIN TRUE" : "", versions.target >= 16e4 && m.inherit !== null ? `INHERIT ${m.inherit ? "TRUE" : "FALSE"}` : "", versions.target >= 16e4 && m.set !== null ? `SET ${m.set ? "TRUE" : "FALSE"}` : ""].filter(Boolean);
-      const with_ = options.length ? versions.target >= 16e4 ? ` WITH ${options.join(", ")}` : m.admin ? " WITH ADMIN OPTION" : "" : "";
-      const text = `GRANT ${quoteIdent(m.role)} TO ${quoteIdent(m.member)}${with_}`;
-      if (await attempt(text, text)) result.memberships.push(`${m.role} \u2192 ${m.member}${m.admin ? " (admin)" : ""}`);
-    }
-    const settings = await source.query(
-      `SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END AS role, s.setdatabase <> 0 AS here, s.setconfig AS config
-         FROM pg_db_role_setting s
-        WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) OR (s.setdatabase = 0 AND pg_get_userbyid(s.setrole) = ANY($1))`,
-      [roles]
-    );
-    for (const s of settings.rows) {
-      if (s.role && !existing.has(s.role)) continue;
-      const head = s.role === null ? `ALTER DATABASE ${quoteIdent(targetDb)}` : s.here ? `ALTER ROLE ${quoteIdent(s.role)} IN DATABASE ${quoteIdent(targetDb)}` : `ALTER ROLE ${quoteIdent(s.role)}`;
-      for (const entry of s.config) {
-        const text = `${head} SET ${settingClause(entry)}`;
-        if (await attempt(text, text)) result.settings.push(text);
-      }
-    }
+    await copyMemberships(source, target, versions, created, existing, attempt, result.memberships);
+    await copyRoleSettings(source, roles, targetDb, existing, attempt, result.settings);
     await record2(result);
     await target.query("COMMIT");
   } catch (err) {
@@ -55542,6 +55500,58 @@ async function copyRoles(source, target, roles, versions, log, record2) {
     throw err;
   }
   return result;
+}
+function attempter(target, skipped) {
+  return async (what, sql) => {
+    await target.query("SAVEPOINT pgshift_role_step");
+    try {
+      await target.query(sql);
+      await target.query("RELEASE SAVEPOINT pgshift_role_step");
+      return true;
+    } catch (err) {
+      await target.query("ROLLBACK TO SAVEPOINT pgshift_role_step");
+      skipped.push(`${what}: ${err.message}`);
+      return false;
+    }
+  };
+}
+async function createRole(target, a, creator, passwords, attempt, log) {
+  const p = planRoleCopy(a, creator);
+  const create = `CREATE ROLE ${quoteIdent(a.name)} WITH ${p.options.join(" ")}`;
+  const hash2 = passwords?.get(a.name);
+  if (hash2) await execWithSecret(target, `${create.replace(/%/g, "%%")} PASSWORD %L`, hash2, log, "a role password hash");
+  else await target.query(create);
+  const granted = [];
+  for (const g of p.grants) if (await attempt(`GRANT ${g} TO ${a.name}`, `GRANT ${quoteIdent(g)} TO ${quoteIdent(a.name)}`)) granted.push(g);
+  if (a.comment !== null) await target.query(`COMMENT ON ROLE ${quoteIdent(a.name)} IS ${quoteLiteral(a.comment)}`);
+  return { role: a.name, dropped: p.dropped, granted, password: hash2 ? "copied" : passwords ? "none on the source" : "not readable" };
+}
+async function copyMemberships(source, target, versions, created, existing, attempt, out) {
+  const edges = (await readMemberships(source, versions.source)).filter((m) => (created.has(m.role) || created.has(m.member)) && existing.has(m.role) && existing.has(m.member));
+  const have = new Set((await readMemberships(target, versions.target)).map((m) => `${m.role}\0${m.member}`));
+  for (const m of edges) {
+    if (have.has(`${m.role}\0${m.member}`)) continue;
+    const options = [m.admin ? "ADMIN TRUE" : "", versions.target >= 16e4 && m.inherit !== null ? `INHERIT ${m.inherit ? "TRUE" : "FALSE"}` : "", versions.target >= 16e4 && m.set !== null ? `SET ${m.set ? "TRUE" : "FALSE"}` : ""].filter(Boolean);
+    const with_ = options.length ? versions.target >= 16e4 ? ` WITH ${options.join(", ")}` : m.admin ? " WITH ADMIN OPTION" : "" : "";
+    const text = `GRANT ${quoteIdent(m.role)} TO ${quoteIdent(m.member)}${with_}`;
+    if (await attempt(text, text)) out.push(`${m.role} \u2192 ${m.member}${m.admin ? " (admin)" : ""}`);
+  }
+}
+async function copyRoleSettings(source, roles, targetDb, existing, attempt, out) {
+  const settings = await source.query(
+    `SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END AS role, s.setdatabase <> 0 AS here, s.setconfig AS config
+       FROM pg_db_role_setting s
+      WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) OR (s.setdatabase = 0 AND pg_get_userbyid(s.setrole) = ANY($1))`,
+    [roles]
+  );
+  for (const s of settings.rows) {
+    if (s.role && !existing.has(s.role)) continue;
+    const head = s.role === null ? `ALTER DATABASE ${quoteIdent(targetDb)}` : s.here ? `ALTER ROLE ${quoteIdent(s.role)} IN DATABASE ${quoteIdent(targetDb)}` : `ALTER ROLE ${quoteIdent(s.role)}`;
+    for (const entry of s.config) {
+      const text = `${head} SET ${settingClause(entry)}`;
+      if (await attempt(text, text)) out.push(text);
+    }
+  }
 }
 async function readMissingRoles(source, target, sourceVersion, keepOwnership) {
   const needed = neededRoles(await readRoleNeeds(source), await readMemberships(source, sourceVersion), keepOwnership);
