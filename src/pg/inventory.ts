@@ -38,22 +38,9 @@ const SETTINGS = [
 ];
 
 export async function readServerFacts(c: pg.Client, longTransactionSeconds: number): Promise<ServerFacts> {
-  const settings: Record<string, string | null> = {};
-  // pg_settings hides what this role may not read (shared_preload_libraries without
-  // pg_read_all_settings): such a setting stays null, "unknown", rather than failing assess.
-  for (const name of SETTINGS) settings[name] = null;
-  const s = await c.query<{ name: string; v: string | null }>('SELECT name, current_setting(name, true) AS v FROM pg_settings WHERE name = ANY($1::text[])', [SETTINGS]);
-  for (const row of s.rows) settings[row.name] = row.v;
+  const settings = await readSettings(c);
   const versionNum = Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v);
-  const role = (
-    await c.query(
-      `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
-              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
-              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
-              has_database_privilege(current_database(), 'CREATE') AS create_on_database
-         FROM pg_roles r WHERE r.rolname = current_user`,
-    )
-  ).rows[0];
+  const role = await readRoleFacts(c);
   const isRds = settings['rds.logical_replication'] !== null || (await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'`)).rowCount! > 0;
   const counts = (
     await c.query<{ slots: string; senders: string; lo: string }>(
@@ -73,15 +60,7 @@ export async function readServerFacts(c: pg.Client, longTransactionSeconds: numb
   );
   const prepared = await c.query(`SELECT gid, extract(epoch FROM now() - prepared)::int AS seconds FROM pg_prepared_xacts WHERE database = current_database()`);
   const ext = await c.query(`SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1`);
-  const availableExtensions = await c
-    .query<{ name: string; default_version: string | null; versions: string[] }>(
-      `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
-         FROM pg_available_extensions a`,
-    )
-    .then(
-      (avail) => new Map(avail.rows.map((r) => [r.name, { defaultVersion: r.default_version, versions: r.versions }])),
-      (err: Error) => ({ error: err.message }),
-    );
+  const availableExtensions = await readAvailableExtensions(c);
   const triggers = await c.query(`SELECT evtname AS name, evtevent AS event, evtenabled AS enabled FROM pg_event_trigger ORDER BY 1`);
   const db = (await c.query<{ d: string }>('SELECT current_database() AS d')).rows[0].d;
   return {
@@ -89,14 +68,7 @@ export async function readServerFacts(c: pg.Client, longTransactionSeconds: numb
     version: settings.server_version ?? '',
     settings,
     isRds,
-    role: {
-      name: role.name,
-      superuser: role.superuser,
-      replication: role.replication,
-      rdsSuperuser: role.rds_superuser,
-      createSubscription: role.create_subscription,
-      createOnDatabase: role.create_on_database,
-    },
+    role,
     slotsUsed: Number(counts.slots),
     walSendersUsed: Number(counts.senders),
     longTransactions: longTx.rows,
@@ -107,6 +79,51 @@ export async function readServerFacts(c: pg.Client, longTransactionSeconds: numb
     largeObjects: Number(counts.lo),
     database: db,
   };
+}
+
+/** The SETTINGS this role may read. */
+async function readSettings(c: pg.Client): Promise<Record<string, string | null>> {
+  const settings: Record<string, string | null> = {};
+  // pg_settings hides what this role may not read (shared_preload_libraries without
+  // pg_read_all_settings): such a setting stays null, "unknown", rather than failing assess.
+  for (const name of SETTINGS) settings[name] = null;
+  const s = await c.query<{ name: string; v: string | null }>('SELECT name, current_setting(name, true) AS v FROM pg_settings WHERE name = ANY($1::text[])', [SETTINGS]);
+  for (const row of s.rows) settings[row.name] = row.v;
+  return settings;
+}
+
+/** What the connected role may do: superuser, replication, RDS's superuser, subscriptions, CREATE on the database. */
+async function readRoleFacts(c: pg.Client): Promise<RoleFacts> {
+  const role = (
+    await c.query(
+      `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
+              has_database_privilege(current_database(), 'CREATE') AS create_on_database
+         FROM pg_roles r WHERE r.rolname = current_user`,
+    )
+  ).rows[0];
+  return {
+    name: role.name,
+    superuser: role.superuser,
+    replication: role.replication,
+    rdsSuperuser: role.rds_superuser,
+    createSubscription: role.create_subscription,
+    createOnDatabase: role.create_on_database,
+  };
+}
+
+/** What the server could install, or why it cannot say (see ServerFacts.availableExtensions). */
+async function readAvailableExtensions(c: pg.Client): Promise<ServerFacts['availableExtensions']> {
+  return c
+    .query<{ name: string; default_version: string | null; versions: string[] }>(
+      `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
+         FROM pg_available_extensions a`,
+    )
+    .then(
+      (avail) => new Map(avail.rows.map((r) => [r.name, { defaultVersion: r.default_version, versions: r.versions }])),
+      (err: Error) => ({ error: err.message }),
+    );
 }
 
 /** The DMS meaning of a LOB: text, varchar without length, bytea, json, jsonb, xml, arrays. */

@@ -52402,18 +52402,9 @@ var SETTINGS = [
   "block_size"
 ];
 async function readServerFacts(c, longTransactionSeconds) {
-  const settings = {};
-  for (const name of SETTINGS) settings[name] = null;
-  const s = await c.query("SELECT name, current_setting(name, true) AS v FROM pg_settings WHERE name = ANY($1::text[])", [SETTINGS]);
-  for (const row of s.rows) settings[row.name] = row.v;
+  const settings = await readSettings(c);
   const versionNum = Number((await c.query("SELECT current_setting('server_version_num') AS v")).rows[0].v);
-  const role = (await c.query(
-    `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
-              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
-              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
-              has_database_privilege(current_database(), 'CREATE') AS create_on_database
-         FROM pg_roles r WHERE r.rolname = current_user`
-  )).rows[0];
+  const role = await readRoleFacts(c);
   const isRds = settings["rds.logical_replication"] !== null || (await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser'`)).rowCount > 0;
   const counts = (await c.query(
     `SELECT (SELECT count(*) FROM pg_replication_slots)::text AS slots,
@@ -52431,13 +52422,7 @@ async function readServerFacts(c, longTransactionSeconds) {
   );
   const prepared = await c.query(`SELECT gid, extract(epoch FROM now() - prepared)::int AS seconds FROM pg_prepared_xacts WHERE database = current_database()`);
   const ext = await c.query(`SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1`);
-  const availableExtensions = await c.query(
-    `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
-         FROM pg_available_extensions a`
-  ).then(
-    (avail) => new Map(avail.rows.map((r) => [r.name, { defaultVersion: r.default_version, versions: r.versions }])),
-    (err) => ({ error: err.message })
-  );
+  const availableExtensions = await readAvailableExtensions(c);
   const triggers = await c.query(`SELECT evtname AS name, evtevent AS event, evtenabled AS enabled FROM pg_event_trigger ORDER BY 1`);
   const db = (await c.query("SELECT current_database() AS d")).rows[0].d;
   return {
@@ -52445,14 +52430,7 @@ async function readServerFacts(c, longTransactionSeconds) {
     version: settings.server_version ?? "",
     settings,
     isRds,
-    role: {
-      name: role.name,
-      superuser: role.superuser,
-      replication: role.replication,
-      rdsSuperuser: role.rds_superuser,
-      createSubscription: role.create_subscription,
-      createOnDatabase: role.create_on_database
-    },
+    role,
     slotsUsed: Number(counts.slots),
     walSendersUsed: Number(counts.senders),
     longTransactions: longTx.rows,
@@ -52463,6 +52441,39 @@ async function readServerFacts(c, longTransactionSeconds) {
     largeObjects: Number(counts.lo),
     database: db
   };
+}
+async function readSettings(c) {
+  const settings = {};
+  for (const name of SETTINGS) settings[name] = null;
+  const s = await c.query("SELECT name, current_setting(name, true) AS v FROM pg_settings WHERE name = ANY($1::text[])", [SETTINGS]);
+  for (const row of s.rows) settings[row.name] = row.v;
+  return settings;
+}
+async function readRoleFacts(c) {
+  const role = (await c.query(
+    `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
+              EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
+              has_database_privilege(current_database(), 'CREATE') AS create_on_database
+         FROM pg_roles r WHERE r.rolname = current_user`
+  )).rows[0];
+  return {
+    name: role.name,
+    superuser: role.superuser,
+    replication: role.replication,
+    rdsSuperuser: role.rds_superuser,
+    createSubscription: role.create_subscription,
+    createOnDatabase: role.create_on_database
+  };
+}
+async function readAvailableExtensions(c) {
+  return c.query(
+    `SELECT a.name, a.default_version, coalesce((SELECT array_agg(v.version) FROM pg_available_extension_versions v WHERE v.name = a.name), '{}') AS versions
+         FROM pg_available_extensions a`
+  ).then(
+    (avail) => new Map(avail.rows.map((r) => [r.name, { defaultVersion: r.default_version, versions: r.versions }])),
+    (err) => ({ error: err.message })
+  );
 }
 var LOB_TYPE_TEST = `(t.typname IN ('text', 'bytea', 'json', 'jsonb', 'xml') OR (t.typname = 'varchar' AND a.atttypmod = -1) OR t.typcategory = 'A')`;
 async function readRelations(c, versionNum) {
