@@ -201,7 +201,12 @@ export async function readRelations(c: pg.Client, versionNum: number): Promise<R
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
      ORDER BY n.nspname, c.relname`);
-  return r.rows.map((x) => ({
+  return r.rows.map(relationFacts);
+}
+
+/** A row of readRelations' statement as RelationFacts. */
+function relationFacts(x: pg.QueryResultRow): RelationFacts {
+  return {
     schema: x.schema,
     name: x.name,
     oid: x.oid,
@@ -225,7 +230,7 @@ export async function readRelations(c: pg.Client, versionNum: number): Promise<R
     owner: x.owner,
     ownedByMe: x.owned_by_me,
     canSelect: x.can_select,
-  }));
+  };
 }
 
 export interface SequenceFacts {

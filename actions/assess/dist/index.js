@@ -52513,7 +52513,10 @@ async function readRelations(c, versionNum) {
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
      ORDER BY n.nspname, c.relname`);
-  return r.rows.map((x) => ({
+  return r.rows.map(relationFacts);
+}
+function relationFacts(x) {
+  return {
     schema: x.schema,
     name: x.name,
     oid: x.oid,
@@ -52537,7 +52540,7 @@ async function readRelations(c, versionNum) {
     owner: x.owner,
     ownedByMe: x.owned_by_me,
     canSelect: x.can_select
-  }));
+  };
 }
 async function readSequences(c) {
   const r = await c.query(`

@@ -96783,7 +96783,10 @@ async function readRelations(c5, versionNum) {
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
      ORDER BY n.nspname, c.relname`);
-  return r5.rows.map((x) => ({
+  return r5.rows.map(relationFacts);
+}
+function relationFacts(x) {
+  return {
     schema: x.schema,
     name: x.name,
     oid: x.oid,
@@ -96807,7 +96810,7 @@ async function readRelations(c5, versionNum) {
     owner: x.owner,
     ownedByMe: x.owned_by_me,
     canSelect: x.can_select
-  }));
+  };
 }
 
 // src/pg/tools.ts
