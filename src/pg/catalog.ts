@@ -67,21 +67,7 @@ const BINARY_EXTENSION_TYPES = ['citext', 'hstore'].map((t) => `'${t}'`).join(',
 
 export async function listTables(c: pg.Client, versionNum: number): Promise<TableInfo[]> {
   const generated = versionNum >= 120000 ? "a.attgenerated <> ''" : 'false';
-  const r = await c.query<{
-    oid: number;
-    schema: string;
-    name: string;
-    kind: 'r' | 'p';
-    is_partition: boolean;
-    persistence: 'p' | 'u' | 't';
-    replident: 'd' | 'n' | 'f' | 'i';
-    replident_index: boolean;
-    bytes: string;
-    reltuples: string;
-    columns: ColumnInfo[];
-    pk: string[] | null;
-    key_columns: string[] | null;
-  }>(`
+  const r = await c.query<TableRow>(`
     SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relkind AS kind,
            c.relispartition AS is_partition, c.relpersistence AS persistence,
            c.relreplident AS replident,
@@ -119,7 +105,29 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
       JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
      ORDER BY n.nspname, c.relname`);
-  return r.rows.map((row) => ({
+  return r.rows.map(tableInfo);
+}
+
+/** A row of listTables' statement. */
+interface TableRow {
+  oid: number;
+  schema: string;
+  name: string;
+  kind: 'r' | 'p';
+  is_partition: boolean;
+  persistence: 'p' | 'u' | 't';
+  replident: 'd' | 'n' | 'f' | 'i';
+  replident_index: boolean;
+  bytes: string;
+  reltuples: string;
+  columns: ColumnInfo[];
+  pk: string[] | null;
+  key_columns: string[] | null;
+}
+
+/** A row of listTables' statement as TableInfo. */
+function tableInfo(row: TableRow): TableInfo {
+  return {
     oid: row.oid,
     schema: row.schema,
     name: row.name,
@@ -133,7 +141,7 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
     columns: row.columns,
     primaryKey: row.pk ?? [],
     keyColumns: row.key_columns ?? [],
-  }));
+  };
 }
 
 export async function listSequences(c: pg.Client): Promise<SequenceInfo[]> {

@@ -74829,7 +74829,10 @@ async function listTables(c5, versionNum) {
       JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
      ORDER BY n.nspname, c.relname`);
-  return r5.rows.map((row) => ({
+  return r5.rows.map(tableInfo);
+}
+function tableInfo(row) {
+  return {
     oid: row.oid,
     schema: row.schema,
     name: row.name,
@@ -74843,7 +74846,7 @@ async function listTables(c5, versionNum) {
     columns: row.columns,
     primaryKey: row.pk ?? [],
     keyColumns: row.key_columns ?? []
-  }));
+  };
 }
 async function listSequences(c5) {
   const r5 = await c5.query(`

@@ -32580,7 +32580,10 @@ async function listTables(c, versionNum) {
       JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
      ORDER BY n.nspname, c.relname`);
-  return r.rows.map((row) => ({
+  return r.rows.map(tableInfo);
+}
+function tableInfo(row) {
+  return {
     oid: row.oid,
     schema: row.schema,
     name: row.name,
@@ -32594,7 +32597,7 @@ async function listTables(c, versionNum) {
     columns: row.columns,
     primaryKey: row.pk ?? [],
     keyColumns: row.key_columns ?? []
-  }));
+  };
 }
 async function listSequences(c) {
   const r = await c.query(`
