@@ -907,7 +907,7 @@ async function pauseOrAdoptReplica(ctx: PhaseContext, s: Sessions, journal: Jour
     // A fresh pause gives a new LSN: only groups that copied nothing yet may take it.
     const stale = toLoad.find((x) => copied.has(x.group.name));
     if (stale) throw refuse(stale, why);
-    const p = await PausedReplica.pause(replicaEp, s.source, slots, limits, log);
+    const p = await PausedReplica.pause(replicaEp, s.source, slots, limits, log, ctx.signal);
     await journal.startPhase(REPLICA, { lsn: p.lsn });
     return p;
   });

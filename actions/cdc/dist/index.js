@@ -74618,6 +74618,14 @@ async function pollUntil(probe, o3) {
     await sleep(Math.min(o3.everyMs, Math.max(0, deadline - Date.now())), o3.signal);
   }
 }
+async function answerWithin(answer, ms, fallback2) {
+  const timer = new AbortController();
+  try {
+    return await Promise.race([answer, delay(ms, fallback2, { ref: false, signal: timer.signal })]);
+  } finally {
+    timer.abort();
+  }
+}
 
 // src/core/size.ts
 var UNITS = {
@@ -98487,7 +98495,7 @@ var PausedReplica = class _PausedReplica {
   onSignal = () => {
     void this.release().finally(() => process.exit(130));
   };
-  static async pause(replicaEp, primary, slots, limits, log, timeoutMs = 6e4) {
+  static async pause(replicaEp, primary, slots, limits, log, signal, timeoutMs = 6e4) {
     const replica = await connect(replicaEp, { applicationName: "pgshift replica" });
     const inRecovery = (await replica.query("SELECT pg_is_in_recovery() AS r")).rows[0].r;
     if (!inRecovery) {
@@ -98505,7 +98513,7 @@ var PausedReplica = class _PausedReplica {
     try {
       for (; ; ) {
         await replica.query("SELECT pg_wal_replay_pause()");
-        await waitPaused(replica, deadline);
+        await waitPaused(replica, deadline, signal);
         const r5 = await replica.query("SELECT pg_last_wal_replay_lsn()::text AS lsn");
         const lsn = r5.rows[0].lsn;
         if (parseLsn(lsn) >= floor) {
@@ -98518,7 +98526,7 @@ var PausedReplica = class _PausedReplica {
           await replica.end();
           throw failure("replica.behind", `replica ${replicaEp.label} did not replay past the slots' position ${formatLsn(floor)} within ${timeoutMs / 1e3} s`, "check the replica is streaming from the source");
         }
-        await new Promise((res) => setTimeout(res, 200));
+        await sleep(200, signal);
       }
     } catch (err) {
       await replica.query("SELECT pg_wal_replay_resume()").catch(() => {
@@ -98580,7 +98588,7 @@ var PausedReplica = class _PausedReplica {
     if (this.resumed) return false;
     let resume = true;
     try {
-      resume = await Promise.race([this.shouldResume(), new Promise((res) => setTimeout(() => res(true), 3e3).unref())]);
+      resume = await answerWithin(this.shouldResume(), 3e3, true);
     } catch {
     }
     if (resume) {
@@ -98643,19 +98651,20 @@ var PausedReplica = class _PausedReplica {
     }
   }
 };
-async function waitPaused(replica, deadline) {
+async function waitPaused(replica, deadline, signal) {
   const hasState = (await replica.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pg_get_wal_replay_pause_state'")).rows[0].n > 0;
   let last2 = "";
-  while (Date.now() < deadline) {
-    if (hasState) {
-      if ((await replica.query("SELECT pg_get_wal_replay_pause_state() AS s")).rows[0].s === "paused") return;
-    } else {
+  const paused = await pollUntil(
+    async () => {
+      if (hasState) return (await replica.query("SELECT pg_get_wal_replay_pause_state() AS s")).rows[0].s === "paused" || void 0;
       const lsn = (await replica.query("SELECT pg_last_wal_replay_lsn()::text AS lsn")).rows[0].lsn;
-      if (lsn === last2) return;
+      const still = lsn === last2;
       last2 = lsn;
-    }
-    await new Promise((res) => setTimeout(res, hasState ? 20 : 50));
-  }
+      return still || void 0;
+    },
+    { everyMs: hasState ? 20 : 50, timeoutMs: Math.max(0, deadline - Date.now()), signal }
+  );
+  if (paused) return;
   throw failure("replica.pause", "the replica did not pause within the time limit", "check the replica is replaying");
 }
 async function slotsConfirmedUpTo(primary, slots) {
@@ -99016,7 +99025,7 @@ async function dropSlot(c5, slot) {
     const pid = r5.rows[0].active_pid;
     if (pid) {
       await c5.query("SELECT pg_terminate_backend($1)", [pid]);
-      await new Promise((res) => setTimeout(res, 250));
+      await sleep(250);
       continue;
     }
     try {
@@ -99024,7 +99033,7 @@ async function dropSlot(c5, slot) {
       return true;
     } catch (err) {
       if (err.code === "55006") {
-        await new Promise((res) => setTimeout(res, 250));
+        await sleep(250);
         continue;
       }
       throw err;
@@ -100022,7 +100031,7 @@ async function pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, 
     }
     const stale = toLoad.find((x) => copied.has(x.group.name));
     if (stale) throw refuse(stale, why);
-    const p3 = await PausedReplica.pause(replicaEp, s2.source, slots, limits, log);
+    const p3 = await PausedReplica.pause(replicaEp, s2.source, slots, limits, log, ctx.signal);
     await journal.startPhase(REPLICA, { lsn: p3.lsn });
     return p3;
   });
