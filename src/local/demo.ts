@@ -63,6 +63,7 @@ function pickMajors(source: number, target: number): { source: number; target: n
   return { source, target };
 }
 
+// Long on purpose: the demo is the migration's phases in order, as the README tells them.
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const { log } = options;
   const majors = pickMajors(options.sourceMajor, options.targetMajor);
