@@ -153,14 +153,14 @@ interface GroupToLoad {
 }
 
 /** Set the group's snapshot LSN and state on each of its streams and journal them. */
-async function saveStreams(journal: Journal, x: GroupToLoad, state: string, lsn = x.record.snapshotLsn): Promise<void> {
-  for (const { record } of x.parts) {
+async function saveStreams(journal: Journal, load: GroupToLoad, state: string, lsn = load.record.snapshotLsn): Promise<void> {
+  for (const { record } of load.parts) {
     record.state = state;
     record.snapshotLsn = lsn;
     await journal.saveStream(record);
   }
   // Bridge streams keep their own snapshot LSN.
-  for (const b of x.bridges) await journal.setStreamState(b.group, state);
+  for (const b of load.bridges) await journal.setStreamState(b.group, state);
 }
 
 /** What the full load decided before creating anything: the groups, what to do with each, the tools. */
@@ -230,7 +230,7 @@ export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = 
     const { toLoad, skipped } = await groupsToLoad(ctx, s, journal, decision);
     await takeSnapshots(ctx, s, journal, decision, toLoad, held, options);
     const extensions = await restorePreData(ctx, s, journal, decision, toLoad, held);
-    for (const { record } of toLoad.flatMap((x) => x.parts)) await ensureHeartbeat(s.target, heartbeatTable(record.group), record.group);
+    for (const { record } of toLoad.flatMap((load) => load.parts)) await ensureHeartbeat(s.target, heartbeatTable(record.group), record.group);
     const totals = await copyGroups(ctx, s, journal, toLoad, held, options.group);
     const results = [...skipped, ...(await markGroupsLoaded(ctx, journal, toLoad, totals))];
     await copyLargeObjectsOnce(ctx, s, journal, toLoad);
@@ -364,27 +364,27 @@ async function takeSnapshots(ctx: PhaseContext, s: Sessions, journal: Journal, d
   if (toLoad.length === 0) return;
   if (d.pausedMode) return pauseForGroups(ctx, s, journal, d, toLoad, held, options);
   const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail as { active?: Array<{ table: string; bytes: number }> } | undefined;
-  for (const x of toLoad) {
-    if (x.resuming) {
-      const engine = ctx.plan.cdc.engine === 'dms' ? dmsBridge(ctx, s, journal, d.stream, x.group, x.record) : nativeBridge(ctx, s, journal);
+  for (const load of toLoad) {
+    if (load.resuming) {
+      const engine = ctx.plan.cdc.engine === 'dms' ? dmsBridge(ctx, s, journal, d.stream, load.group, load.record) : nativeBridge(ctx, s, journal);
       const sessionName = loadSessionName(ctx.plan.name, options.group ?? '*');
-      const r = await resumeGroup(ctx, s, journal, x.group, x.record, d.priorProgress, lastSnapshot, () => openTarget(ctx, sessionName), engine);
+      const r = await resumeGroup(ctx, s, journal, load.group, load.record, d.priorProgress, lastSnapshot, () => openTarget(ctx, sessionName), engine);
       if (r.holder) held.holders.push(r.holder);
-      x.bridges = r.bridges;
-      x.resumed = r.summary;
-      await journal.setPhaseDetail(resumePhase(x.group.name), 'running', r.summary);
-      x.point = r.holder ? exportedPoint(ctx, r.holder) : plainPoint(ctx);
+      load.bridges = r.bridges;
+      load.resumed = r.summary;
+      await journal.setPhaseDetail(resumePhase(load.group.name), 'running', r.summary);
+      load.point = r.holder ? exportedPoint(ctx, r.holder) : plainPoint(ctx);
       continue;
     }
-    await prepareGroupObjects(s, journal, d.stream, x);
+    await prepareGroupObjects(s, journal, d.stream, load);
     // A companion's slot first: the snapshot's LSN is then at or after its confirmed_flush_lsn.
-    for (const part of x.parts.slice(1)) await ensureSlot(s.source, part.record.slot, d.stream.plugin);
-    const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, d.stream.plugin, s.sourceVersion);
+    for (const part of load.parts.slice(1)) await ensureSlot(s.source, part.record.slot, d.stream.plugin);
+    const holder = await SnapshotHolder.createSlot(ctx.source, load.record.slot, d.stream.plugin, s.sourceVersion);
     held.holders.push(holder);
-    await saveStreams(journal, x, 'loading', holder.lsnText);
-    await journal.event('full-load', 'info', `group ${x.group.name}: slot ${x.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
-    ctx.log.info(`group ${x.group.name}: slot ${x.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
-    x.point = exportedPoint(ctx, holder);
+    await saveStreams(journal, load, 'loading', holder.lsnText);
+    await journal.event('full-load', 'info', `group ${load.group.name}: slot ${load.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
+    ctx.log.info(`group ${load.group.name}: slot ${load.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
+    load.point = exportedPoint(ctx, holder);
   }
 }
 
@@ -396,10 +396,10 @@ async function pauseForGroups(ctx: PhaseContext, s: Sessions, journal: Journal, 
   const mine = new Set(d.groups.map((g) => g.name));
   paused.shouldResume = async () => !(await anotherGroupLoading(s.target, journal, plan.groups.map((g) => g.name).filter((g) => !mine.has(g))));
   const point = replicaPoint(replicaEp, paused);
-  for (const x of toLoad) {
-    x.point = point;
-    await saveStreams(journal, x, 'loading', paused.lsn);
-    await journal.event('full-load', 'info', `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
+  for (const load of toLoad) {
+    load.point = point;
+    await saveStreams(journal, load, 'loading', paused.lsn);
+    await journal.event('full-load', 'info', `group ${load.group.name}: slot ${load.record.slot}, replica paused at ${paused.lsn}`);
   }
 }
 
@@ -424,7 +424,7 @@ async function copyGroups(ctx: PhaseContext, s: Sessions, journal: Journal, toLo
   const { plan, log } = ctx;
   const sessionName = loadSessionName(plan.name, scope ?? '*');
   const progress = (held.progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(scope), 'running', snap)));
-  const early = await earlyIndexes(s.source, toLoad.flatMap((x) => x.group.tables));
+  const early = await earlyIndexes(s.source, toLoad.flatMap((load) => load.group.tables));
   const indexes = (held.indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
     if (isAnalyze(step)) return;
     progress.indexBuilt(step.table);
@@ -474,17 +474,17 @@ async function planCopy(
   const totals = new Map<string, GroupTotals>();
   const finished = (await journal.tableProgress()).filter((p) => p.state === 'done');
   const indexCount = (t: TableInfo) => indexesOf(early, t).length;
-  for (const x of toLoad) {
-    const planned = await planGroup(ctx, journal, finished, x, sourceVersion, clear, sessionName);
-    totals.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
+  for (const load of toLoad) {
+    const planned = await planGroup(ctx, journal, finished, load, sourceVersion, clear, sessionName);
+    totals.set(load.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
     for (const t of planned.skipped) {
-      progress.track(x.group.name, t, t.bytes, 1, indexCount(t), 'skipped');
+      progress.track(load.group.name, t, t.bytes, 1, indexCount(t), 'skipped');
       indexes.add(indexesOf(early, t)); // a crash may have come between a table's copy and its indexes
     }
-    for (const [table, parts] of planned.parts) progress.track(x.group.name, table, table.bytes, parts.total, indexCount(table), 'waiting', parts.done);
+    for (const [table, parts] of planned.parts) progress.track(load.group.name, table, table.bytes, parts.total, indexCount(table), 'waiting', parts.done);
     for (const c of planned.complete) {
-      progress.track(x.group.name, c.table, c.table.bytes, c.parts, indexCount(c.table), 'skipped');
-      completeSplits.push({ group: x.group.name, ...c });
+      progress.track(load.group.name, c.table, c.table.bytes, c.parts, indexCount(c.table), 'skipped');
+      completeSplits.push({ group: load.group.name, ...c });
     }
     tasks.push(...planned.tasks);
   }
@@ -495,16 +495,16 @@ async function planCopy(
 /** Each loaded group's streams marked loaded, a resume's summary completed, and its result. */
 async function markGroupsLoaded(ctx: PhaseContext, journal: Journal, toLoad: GroupToLoad[], totalsByGroup: Map<string, GroupTotals>): Promise<GroupLoadResult[]> {
   const results: GroupLoadResult[] = [];
-  for (const x of toLoad) {
-    const { group, record, point } = x;
-    await saveStreams(journal, x, 'loaded');
+  for (const load of toLoad) {
+    const { group, record, point } = load;
+    await saveStreams(journal, load, 'loaded');
     const totals = totalsByGroup.get(group.name)!;
-    if (x.resumed) {
-      x.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
-      await journal.setPhaseDetail(resumePhase(group.name), 'done', x.resumed);
-      ctx.log.info(`group ${group.name}: resumed — kept ${x.resumed.kept.rows} rows (${formatBytes(x.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${x.resumed.snapshotLsn ?? 'no new snapshot'}`);
+    if (load.resumed) {
+      load.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
+      await journal.setPhaseDetail(resumePhase(group.name), 'done', load.resumed);
+      ctx.log.info(`group ${group.name}: resumed — kept ${load.resumed.kept.rows} rows (${formatBytes(load.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${load.resumed.snapshotLsn ?? 'no new snapshot'}`);
     }
-    results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: x.resumed ? record.snapshotLsn ?? '' : point!.lsnText, tables: group.tables.length, ...totals, ...(x.resumed ? { resumed: x.resumed } : {}) });
+    results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: load.resumed ? record.snapshotLsn ?? '' : point!.lsnText, tables: group.tables.length, ...totals, ...(load.resumed ? { resumed: load.resumed } : {}) });
   }
   return results;
 }
@@ -632,12 +632,12 @@ async function planGroup(
   ctx: PhaseContext,
   journal: Journal,
   finishedInJournal: Awaited<ReturnType<Journal['tableProgress']>>,
-  x: GroupToLoad,
+  load: GroupToLoad,
   sourceVersion: number,
   clear: 'truncate' | 'delete',
   sessionName: string,
 ): Promise<GroupPlan> {
-  const finished = finishedInJournal.filter((p) => p.group === x.group.name);
+  const finished = finishedInJournal.filter((p) => p.group === load.group.name);
   const wholeDone = new Set(finished.filter((p) => p.part === 0).map(tableKey));
   const partsDone = new Map<string, Map<number, string | null>>();
   for (const p of finished.filter((f) => f.part > 0)) {
@@ -645,12 +645,12 @@ async function planGroup(
     m.set(p.part, p.condition);
     partsDone.set(tableKey(p), m);
   }
-  const skipped = x.group.tables.filter((t) => wholeDone.has(tableKey(t)));
-  const pending = x.group.tables.filter((t) => !wholeDone.has(tableKey(t)));
-  const planner = await connect(x.point!.endpoint, { applicationName: 'pgshift plan' });
+  const skipped = load.group.tables.filter((t) => wholeDone.has(tableKey(t)));
+  const pending = load.group.tables.filter((t) => !wholeDone.has(tableKey(t)));
+  const planner = await connect(load.point!.endpoint, { applicationName: 'pgshift plan' });
   let planned: CopyTask[];
   try {
-    planned = await planTasks(ctx, planner, sourceVersion, x.group.name, x.point!, pending);
+    planned = await planTasks(ctx, planner, sourceVersion, load.group.name, load.point!, pending);
   } finally {
     await planner.end().catch(() => {});
   }
@@ -848,8 +848,8 @@ function logIndexBuilt(log: PhaseContext['log'], b: IndexBuild, ms: number, buil
 }
 
 /** Each stream's objects on the source, before its snapshot: journal row, heartbeat table, the engine's objects. */
-async function prepareGroupObjects(s: Sessions, journal: Journal, stream: StreamSource, x: { parts: StreamPart[] }): Promise<void> {
-  for (const part of x.parts) {
+async function prepareGroupObjects(s: Sessions, journal: Journal, stream: StreamSource, load: { parts: StreamPart[] }): Promise<void> {
+  for (const part of load.parts) {
     await journal.saveStream(part.record);
     await ensureHeartbeat(s.source, heartbeatTable(part.record.group), part.record.group);
     await stream.prepare(s.source, part);
@@ -866,7 +866,7 @@ async function pauseOrAdoptReplica(ctx: PhaseContext, s: Sessions, journal: Jour
   const { plan, log } = ctx;
   return withStepLock(s.target, REPLICA, async () => {
     const streams = new Map((await journal.streams()).map((r) => [r.group, r]));
-    const mine = new Set(toLoad.map((x) => x.group.name));
+    const mine = new Set(toLoad.map((load) => load.group.name));
     const othersPending = plan.groups.map((g) => g.name).filter((g) => !mine.has(g) && (!streams.has(g) || streams.get(g)!.state === 'preparing'));
     const others = othersPending.length ? (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => othersPending.includes(g.name)) : [];
     const prepare = [
@@ -876,18 +876,18 @@ async function pauseOrAdoptReplica(ctx: PhaseContext, s: Sessions, journal: Jour
         return { group, record, parts: stream.parts(group, record) };
       }),
     ];
-    for (const x of prepare) {
-      if (x.record.state === 'preparing') await prepareGroupObjects(s, journal, stream, x);
-      for (const part of x.parts) await ensureSlot(s.source, part.record.slot, stream.plugin);
+    for (const load of prepare) {
+      if (load.record.state === 'preparing') await prepareGroupObjects(s, journal, stream, load);
+      for (const part of load.parts) await ensureSlot(s.source, part.record.slot, stream.plugin);
     }
-    const slots = prepare.flatMap((x) => x.parts.map((p) => p.record.slot));
+    const slots = prepare.flatMap((load) => load.parts.map((p) => p.record.slot));
     const limits = plan.fullLoad.pausedReplica;
-    const copied = await groupsWithCopiedRows(journal, toLoad.map((x) => x.group.name));
-    const refuse = (x: GroupToLoad, why: string) =>
+    const copied = await groupsWithCopiedRows(journal, toLoad.map((load) => load.group.name));
+    const refuse = (load: GroupToLoad, why: string) =>
       gateRefused(
         'full-load.replica-moved',
-        `group ${x.group.name} was partly loaded from the replica paused at ${x.record.snapshotLsn}, but ${why}`,
-        `run pgshift full-load --restart${options.group ? ` --group ${x.group.name}` : ''} to load the group again from a new slot`,
+        `group ${load.group.name} was partly loaded from the replica paused at ${load.record.snapshotLsn}, but ${why}`,
+        `run pgshift full-load --restart${options.group ? ` --group ${load.group.name}` : ''} to load the group again from a new slot`,
       );
     const held = await journal.phaseState(REPLICA);
     const heldAt = held?.state === 'running' ? (held.detail as { lsn?: string } | null)?.lsn : undefined;
@@ -895,7 +895,7 @@ async function pauseOrAdoptReplica(ctx: PhaseContext, s: Sessions, journal: Jour
     if (heldAt) {
       const adopted = await PausedReplica.adopt(replicaEp, s.source, slots, limits, log, heldAt);
       if (typeof adopted !== 'string') {
-        const stale = toLoad.find((x) => copied.has(x.group.name) && x.record.snapshotLsn !== adopted.lsn);
+        const stale = toLoad.find((load) => copied.has(load.group.name) && load.record.snapshotLsn !== adopted.lsn);
         if (stale) {
           await adopted.detach();
           throw refuse(stale, `the replica is now paused at ${adopted.lsn}`);
@@ -905,7 +905,7 @@ async function pauseOrAdoptReplica(ctx: PhaseContext, s: Sessions, journal: Jour
       why = adopted;
     }
     // A fresh pause gives a new LSN: only groups that copied nothing yet may take it.
-    const stale = toLoad.find((x) => copied.has(x.group.name));
+    const stale = toLoad.find((load) => copied.has(load.group.name));
     if (stale) throw refuse(stale, why);
     const p = await PausedReplica.pause(replicaEp, s.source, slots, limits, log, ctx.signal);
     await journal.startPhase(REPLICA, { lsn: p.lsn });

@@ -99484,13 +99484,13 @@ function replicaPoint(endpoint, paused) {
     check: () => paused.check()
   };
 }
-async function saveStreams(journal, x, state2, lsn = x.record.snapshotLsn) {
-  for (const { record: record2 } of x.parts) {
+async function saveStreams(journal, load, state2, lsn = load.record.snapshotLsn) {
+  for (const { record: record2 } of load.parts) {
     record2.state = state2;
     record2.snapshotLsn = lsn;
     await journal.saveStream(record2);
   }
-  for (const b5 of x.bridges) await journal.setStreamState(b5.group, state2);
+  for (const b5 of load.bridges) await journal.setStreamState(b5.group, state2);
 }
 var LoadResources = class {
   holders = [];
@@ -99528,7 +99528,7 @@ async function runFullLoad(ctx, options = {}) {
     const { toLoad, skipped } = await groupsToLoad(ctx, s2, journal, decision);
     await takeSnapshots(ctx, s2, journal, decision, toLoad, held, options);
     const extensions = await restorePreData(ctx, s2, journal, decision, toLoad, held);
-    for (const { record: record2 } of toLoad.flatMap((x) => x.parts)) await ensureHeartbeat(s2.target, heartbeatTable(record2.group), record2.group);
+    for (const { record: record2 } of toLoad.flatMap((load) => load.parts)) await ensureHeartbeat(s2.target, heartbeatTable(record2.group), record2.group);
     const totals = await copyGroups(ctx, s2, journal, toLoad, held, options.group);
     const results = [...skipped, ...await markGroupsLoaded(ctx, journal, toLoad, totals)];
     await copyLargeObjectsOnce(ctx, s2, journal, toLoad);
@@ -99629,26 +99629,26 @@ async function takeSnapshots(ctx, s2, journal, d5, toLoad, held, options) {
   if (toLoad.length === 0) return;
   if (d5.pausedMode) return pauseForGroups(ctx, s2, journal, d5, toLoad, held, options);
   const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail;
-  for (const x of toLoad) {
-    if (x.resuming) {
-      const engine = ctx.plan.cdc.engine === "dms" ? dmsBridge(ctx, s2, journal, d5.stream, x.group, x.record) : nativeBridge(ctx, s2, journal);
+  for (const load of toLoad) {
+    if (load.resuming) {
+      const engine = ctx.plan.cdc.engine === "dms" ? dmsBridge(ctx, s2, journal, d5.stream, load.group, load.record) : nativeBridge(ctx, s2, journal);
       const sessionName = loadSessionName(ctx.plan.name, options.group ?? "*");
-      const r5 = await resumeGroup(ctx, s2, journal, x.group, x.record, d5.priorProgress, lastSnapshot, () => openTarget(ctx, sessionName), engine);
+      const r5 = await resumeGroup(ctx, s2, journal, load.group, load.record, d5.priorProgress, lastSnapshot, () => openTarget(ctx, sessionName), engine);
       if (r5.holder) held.holders.push(r5.holder);
-      x.bridges = r5.bridges;
-      x.resumed = r5.summary;
-      await journal.setPhaseDetail(resumePhase(x.group.name), "running", r5.summary);
-      x.point = r5.holder ? exportedPoint(ctx, r5.holder) : plainPoint(ctx);
+      load.bridges = r5.bridges;
+      load.resumed = r5.summary;
+      await journal.setPhaseDetail(resumePhase(load.group.name), "running", r5.summary);
+      load.point = r5.holder ? exportedPoint(ctx, r5.holder) : plainPoint(ctx);
       continue;
     }
-    await prepareGroupObjects(s2, journal, d5.stream, x);
-    for (const part of x.parts.slice(1)) await ensureSlot(s2.source, part.record.slot, d5.stream.plugin);
-    const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, d5.stream.plugin, s2.sourceVersion);
+    await prepareGroupObjects(s2, journal, d5.stream, load);
+    for (const part of load.parts.slice(1)) await ensureSlot(s2.source, part.record.slot, d5.stream.plugin);
+    const holder = await SnapshotHolder.createSlot(ctx.source, load.record.slot, d5.stream.plugin, s2.sourceVersion);
     held.holders.push(holder);
-    await saveStreams(journal, x, "loading", holder.lsnText);
-    await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
-    ctx.log.info(`group ${x.group.name}: slot ${x.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
-    x.point = exportedPoint(ctx, holder);
+    await saveStreams(journal, load, "loading", holder.lsnText);
+    await journal.event("full-load", "info", `group ${load.group.name}: slot ${load.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
+    ctx.log.info(`group ${load.group.name}: slot ${load.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
+    load.point = exportedPoint(ctx, holder);
   }
 }
 async function pauseForGroups(ctx, s2, journal, d5, toLoad, held, options) {
@@ -99658,10 +99658,10 @@ async function pauseForGroups(ctx, s2, journal, d5, toLoad, held, options) {
   const mine = new Set(d5.groups.map((g5) => g5.name));
   paused.shouldResume = async () => !await anotherGroupLoading(s2.target, journal, plan.groups.map((g5) => g5.name).filter((g5) => !mine.has(g5)));
   const point = replicaPoint(replicaEp, paused);
-  for (const x of toLoad) {
-    x.point = point;
-    await saveStreams(journal, x, "loading", paused.lsn);
-    await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
+  for (const load of toLoad) {
+    load.point = point;
+    await saveStreams(journal, load, "loading", paused.lsn);
+    await journal.event("full-load", "info", `group ${load.group.name}: slot ${load.record.slot}, replica paused at ${paused.lsn}`);
   }
 }
 async function restorePreData(ctx, s2, journal, d5, toLoad, held) {
@@ -99682,7 +99682,7 @@ async function copyGroups(ctx, s2, journal, toLoad, held, scope) {
   const { plan, log } = ctx;
   const sessionName = loadSessionName(plan.name, scope ?? "*");
   const progress = held.progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(scope), "running", snap));
-  const early = await earlyIndexes(s2.source, toLoad.flatMap((x) => x.group.tables));
+  const early = await earlyIndexes(s2.source, toLoad.flatMap((load) => load.group.tables));
   const indexes = held.indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
     if (isAnalyze(step)) return;
     progress.indexBuilt(step.table);
@@ -99718,17 +99718,17 @@ async function planCopy(ctx, journal, toLoad, sourceVersion, clear, sessionName,
   const totals = /* @__PURE__ */ new Map();
   const finished = (await journal.tableProgress()).filter((p3) => p3.state === "done");
   const indexCount = (t) => indexesOf(early, t).length;
-  for (const x of toLoad) {
-    const planned = await planGroup(ctx, journal, finished, x, sourceVersion, clear, sessionName);
-    totals.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
+  for (const load of toLoad) {
+    const planned = await planGroup(ctx, journal, finished, load, sourceVersion, clear, sessionName);
+    totals.set(load.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
     for (const t of planned.skipped) {
-      progress.track(x.group.name, t, t.bytes, 1, indexCount(t), "skipped");
+      progress.track(load.group.name, t, t.bytes, 1, indexCount(t), "skipped");
       indexes.add(indexesOf(early, t));
     }
-    for (const [table2, parts] of planned.parts) progress.track(x.group.name, table2, table2.bytes, parts.total, indexCount(table2), "waiting", parts.done);
+    for (const [table2, parts] of planned.parts) progress.track(load.group.name, table2, table2.bytes, parts.total, indexCount(table2), "waiting", parts.done);
     for (const c5 of planned.complete) {
-      progress.track(x.group.name, c5.table, c5.table.bytes, c5.parts, indexCount(c5.table), "skipped");
-      completeSplits.push({ group: x.group.name, ...c5 });
+      progress.track(load.group.name, c5.table, c5.table.bytes, c5.parts, indexCount(c5.table), "skipped");
+      completeSplits.push({ group: load.group.name, ...c5 });
     }
     tasks.push(...planned.tasks);
   }
@@ -99737,16 +99737,16 @@ async function planCopy(ctx, journal, toLoad, sourceVersion, clear, sessionName,
 }
 async function markGroupsLoaded(ctx, journal, toLoad, totalsByGroup) {
   const results = [];
-  for (const x of toLoad) {
-    const { group: group5, record: record2, point } = x;
-    await saveStreams(journal, x, "loaded");
+  for (const load of toLoad) {
+    const { group: group5, record: record2, point } = load;
+    await saveStreams(journal, load, "loaded");
     const totals = totalsByGroup.get(group5.name);
-    if (x.resumed) {
-      x.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
-      await journal.setPhaseDetail(resumePhase(group5.name), "done", x.resumed);
-      ctx.log.info(`group ${group5.name}: resumed \u2014 kept ${x.resumed.kept.rows} rows (${formatBytes(x.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${x.resumed.snapshotLsn ?? "no new snapshot"}`);
+    if (load.resumed) {
+      load.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
+      await journal.setPhaseDetail(resumePhase(group5.name), "done", load.resumed);
+      ctx.log.info(`group ${group5.name}: resumed \u2014 kept ${load.resumed.kept.rows} rows (${formatBytes(load.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${load.resumed.snapshotLsn ?? "no new snapshot"}`);
     }
-    results.push({ group: group5.name, slot: record2.slot, publication: record2.publication, snapshotLsn: x.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group5.tables.length, ...totals, ...x.resumed ? { resumed: x.resumed } : {} });
+    results.push({ group: group5.name, slot: record2.slot, publication: record2.publication, snapshotLsn: load.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group5.tables.length, ...totals, ...load.resumed ? { resumed: load.resumed } : {} });
   }
   return results;
 }
@@ -99815,8 +99815,8 @@ async function planTasks(ctx, c5, sourceVersion, group5, point, tables) {
   }
   return tasks;
 }
-async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clear, sessionName) {
-  const finished = finishedInJournal.filter((p3) => p3.group === x.group.name);
+async function planGroup(ctx, journal, finishedInJournal, load, sourceVersion, clear, sessionName) {
+  const finished = finishedInJournal.filter((p3) => p3.group === load.group.name);
   const wholeDone = new Set(finished.filter((p3) => p3.part === 0).map(tableKey2));
   const partsDone = /* @__PURE__ */ new Map();
   for (const p3 of finished.filter((f5) => f5.part > 0)) {
@@ -99824,12 +99824,12 @@ async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clea
     m3.set(p3.part, p3.condition);
     partsDone.set(tableKey2(p3), m3);
   }
-  const skipped = x.group.tables.filter((t) => wholeDone.has(tableKey2(t)));
-  const pending = x.group.tables.filter((t) => !wholeDone.has(tableKey2(t)));
-  const planner = await connect(x.point.endpoint, { applicationName: "pgshift plan" });
+  const skipped = load.group.tables.filter((t) => wholeDone.has(tableKey2(t)));
+  const pending = load.group.tables.filter((t) => !wholeDone.has(tableKey2(t)));
+  const planner = await connect(load.point.endpoint, { applicationName: "pgshift plan" });
   let planned;
   try {
-    planned = await planTasks(ctx, planner, sourceVersion, x.group.name, x.point, pending);
+    planned = await planTasks(ctx, planner, sourceVersion, load.group.name, load.point, pending);
   } finally {
     await planner.end().catch(() => {
     });
@@ -99981,8 +99981,8 @@ function logIndexBuilt(log, b5, ms, built) {
   if (ms >= 1e3) log.info(line);
   else log.debug(line);
 }
-async function prepareGroupObjects(s2, journal, stream, x) {
-  for (const part of x.parts) {
+async function prepareGroupObjects(s2, journal, stream, load) {
+  for (const part of load.parts) {
     await journal.saveStream(part.record);
     await ensureHeartbeat(s2.source, heartbeatTable(part.record.group), part.record.group);
     await stream.prepare(s2.source, part);
@@ -99992,7 +99992,7 @@ async function pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, 
   const { plan, log } = ctx;
   return withStepLock(s2.target, REPLICA, async () => {
     const streams = new Map((await journal.streams()).map((r5) => [r5.group, r5]));
-    const mine = new Set(toLoad.map((x) => x.group.name));
+    const mine = new Set(toLoad.map((load) => load.group.name));
     const othersPending = plan.groups.map((g5) => g5.name).filter((g5) => !mine.has(g5) && (!streams.has(g5) || streams.get(g5).state === "preparing"));
     const others = othersPending.length ? (await resolveGroups(ctx, s2.source, s2.sourceVersion)).filter((g5) => othersPending.includes(g5.name)) : [];
     const prepare = [
@@ -100002,17 +100002,17 @@ async function pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, 
         return { group: group5, record: record2, parts: stream.parts(group5, record2) };
       })
     ];
-    for (const x of prepare) {
-      if (x.record.state === "preparing") await prepareGroupObjects(s2, journal, stream, x);
-      for (const part of x.parts) await ensureSlot(s2.source, part.record.slot, stream.plugin);
+    for (const load of prepare) {
+      if (load.record.state === "preparing") await prepareGroupObjects(s2, journal, stream, load);
+      for (const part of load.parts) await ensureSlot(s2.source, part.record.slot, stream.plugin);
     }
-    const slots = prepare.flatMap((x) => x.parts.map((p4) => p4.record.slot));
+    const slots = prepare.flatMap((load) => load.parts.map((p4) => p4.record.slot));
     const limits = plan.fullLoad.pausedReplica;
-    const copied = await groupsWithCopiedRows(journal, toLoad.map((x) => x.group.name));
-    const refuse = (x, why2) => gateRefused(
+    const copied = await groupsWithCopiedRows(journal, toLoad.map((load) => load.group.name));
+    const refuse = (load, why2) => gateRefused(
       "full-load.replica-moved",
-      `group ${x.group.name} was partly loaded from the replica paused at ${x.record.snapshotLsn}, but ${why2}`,
-      `run pgshift full-load --restart${options.group ? ` --group ${x.group.name}` : ""} to load the group again from a new slot`
+      `group ${load.group.name} was partly loaded from the replica paused at ${load.record.snapshotLsn}, but ${why2}`,
+      `run pgshift full-load --restart${options.group ? ` --group ${load.group.name}` : ""} to load the group again from a new slot`
     );
     const held = await journal.phaseState(REPLICA);
     const heldAt = held?.state === "running" ? held.detail?.lsn : void 0;
@@ -100020,7 +100020,7 @@ async function pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, 
     if (heldAt) {
       const adopted = await PausedReplica.adopt(replicaEp, s2.source, slots, limits, log, heldAt);
       if (typeof adopted !== "string") {
-        const stale2 = toLoad.find((x) => copied.has(x.group.name) && x.record.snapshotLsn !== adopted.lsn);
+        const stale2 = toLoad.find((load) => copied.has(load.group.name) && load.record.snapshotLsn !== adopted.lsn);
         if (stale2) {
           await adopted.detach();
           throw refuse(stale2, `the replica is now paused at ${adopted.lsn}`);
@@ -100029,7 +100029,7 @@ async function pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, 
       }
       why = adopted;
     }
-    const stale = toLoad.find((x) => copied.has(x.group.name));
+    const stale = toLoad.find((load) => copied.has(load.group.name));
     if (stale) throw refuse(stale, why);
     const p3 = await PausedReplica.pause(replicaEp, s2.source, slots, limits, log, ctx.signal);
     await journal.startPhase(REPLICA, { lsn: p3.lsn });

@@ -57490,13 +57490,13 @@ function replicaPoint(endpoint, paused) {
     check: () => paused.check()
   };
 }
-async function saveStreams(journal, x, state, lsn = x.record.snapshotLsn) {
-  for (const { record: record2 } of x.parts) {
+async function saveStreams(journal, load, state, lsn = load.record.snapshotLsn) {
+  for (const { record: record2 } of load.parts) {
     record2.state = state;
     record2.snapshotLsn = lsn;
     await journal.saveStream(record2);
   }
-  for (const b of x.bridges) await journal.setStreamState(b.group, state);
+  for (const b of load.bridges) await journal.setStreamState(b.group, state);
 }
 var LoadResources = class {
   holders = [];
@@ -57534,7 +57534,7 @@ async function runFullLoad(ctx, options = {}) {
     const { toLoad, skipped } = await groupsToLoad(ctx, s, journal, decision);
     await takeSnapshots(ctx, s, journal, decision, toLoad, held, options);
     const extensions = await restorePreData(ctx, s, journal, decision, toLoad, held);
-    for (const { record: record2 } of toLoad.flatMap((x) => x.parts)) await ensureHeartbeat(s.target, heartbeatTable(record2.group), record2.group);
+    for (const { record: record2 } of toLoad.flatMap((load) => load.parts)) await ensureHeartbeat(s.target, heartbeatTable(record2.group), record2.group);
     const totals = await copyGroups(ctx, s, journal, toLoad, held, options.group);
     const results = [...skipped, ...await markGroupsLoaded(ctx, journal, toLoad, totals)];
     await copyLargeObjectsOnce(ctx, s, journal, toLoad);
@@ -57635,26 +57635,26 @@ async function takeSnapshots(ctx, s, journal, d, toLoad, held, options) {
   if (toLoad.length === 0) return;
   if (d.pausedMode) return pauseForGroups(ctx, s, journal, d, toLoad, held, options);
   const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail;
-  for (const x of toLoad) {
-    if (x.resuming) {
-      const engine = ctx.plan.cdc.engine === "dms" ? dmsBridge(ctx, s, journal, d.stream, x.group, x.record) : nativeBridge(ctx, s, journal);
+  for (const load of toLoad) {
+    if (load.resuming) {
+      const engine = ctx.plan.cdc.engine === "dms" ? dmsBridge(ctx, s, journal, d.stream, load.group, load.record) : nativeBridge(ctx, s, journal);
       const sessionName = loadSessionName(ctx.plan.name, options.group ?? "*");
-      const r = await resumeGroup(ctx, s, journal, x.group, x.record, d.priorProgress, lastSnapshot, () => openTarget(ctx, sessionName), engine);
+      const r = await resumeGroup(ctx, s, journal, load.group, load.record, d.priorProgress, lastSnapshot, () => openTarget(ctx, sessionName), engine);
       if (r.holder) held.holders.push(r.holder);
-      x.bridges = r.bridges;
-      x.resumed = r.summary;
-      await journal.setPhaseDetail(resumePhase(x.group.name), "running", r.summary);
-      x.point = r.holder ? exportedPoint(ctx, r.holder) : plainPoint(ctx);
+      load.bridges = r.bridges;
+      load.resumed = r.summary;
+      await journal.setPhaseDetail(resumePhase(load.group.name), "running", r.summary);
+      load.point = r.holder ? exportedPoint(ctx, r.holder) : plainPoint(ctx);
       continue;
     }
-    await prepareGroupObjects(s, journal, d.stream, x);
-    for (const part of x.parts.slice(1)) await ensureSlot(s.source, part.record.slot, d.stream.plugin);
-    const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, d.stream.plugin, s.sourceVersion);
+    await prepareGroupObjects(s, journal, d.stream, load);
+    for (const part of load.parts.slice(1)) await ensureSlot(s.source, part.record.slot, d.stream.plugin);
+    const holder = await SnapshotHolder.createSlot(ctx.source, load.record.slot, d.stream.plugin, s.sourceVersion);
     held.holders.push(holder);
-    await saveStreams(journal, x, "loading", holder.lsnText);
-    await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
-    ctx.log.info(`group ${x.group.name}: slot ${x.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
-    x.point = exportedPoint(ctx, holder);
+    await saveStreams(journal, load, "loading", holder.lsnText);
+    await journal.event("full-load", "info", `group ${load.group.name}: slot ${load.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
+    ctx.log.info(`group ${load.group.name}: slot ${load.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
+    load.point = exportedPoint(ctx, holder);
   }
 }
 async function pauseForGroups(ctx, s, journal, d, toLoad, held, options) {
@@ -57664,10 +57664,10 @@ async function pauseForGroups(ctx, s, journal, d, toLoad, held, options) {
   const mine = new Set(d.groups.map((g) => g.name));
   paused.shouldResume = async () => !await anotherGroupLoading(s.target, journal, plan.groups.map((g) => g.name).filter((g) => !mine.has(g)));
   const point = replicaPoint(replicaEp, paused);
-  for (const x of toLoad) {
-    x.point = point;
-    await saveStreams(journal, x, "loading", paused.lsn);
-    await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
+  for (const load of toLoad) {
+    load.point = point;
+    await saveStreams(journal, load, "loading", paused.lsn);
+    await journal.event("full-load", "info", `group ${load.group.name}: slot ${load.record.slot}, replica paused at ${paused.lsn}`);
   }
 }
 async function restorePreData(ctx, s, journal, d, toLoad, held) {
@@ -57688,7 +57688,7 @@ async function copyGroups(ctx, s, journal, toLoad, held, scope) {
   const { plan, log } = ctx;
   const sessionName = loadSessionName(plan.name, scope ?? "*");
   const progress = held.progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(scope), "running", snap));
-  const early = await earlyIndexes(s.source, toLoad.flatMap((x) => x.group.tables));
+  const early = await earlyIndexes(s.source, toLoad.flatMap((load) => load.group.tables));
   const indexes = held.indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
     if (isAnalyze(step)) return;
     progress.indexBuilt(step.table);
@@ -57724,17 +57724,17 @@ async function planCopy(ctx, journal, toLoad, sourceVersion, clear, sessionName,
   const totals = /* @__PURE__ */ new Map();
   const finished = (await journal.tableProgress()).filter((p) => p.state === "done");
   const indexCount = (t) => indexesOf(early, t).length;
-  for (const x of toLoad) {
-    const planned = await planGroup(ctx, journal, finished, x, sourceVersion, clear, sessionName);
-    totals.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
+  for (const load of toLoad) {
+    const planned = await planGroup(ctx, journal, finished, load, sourceVersion, clear, sessionName);
+    totals.set(load.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
     for (const t of planned.skipped) {
-      progress.track(x.group.name, t, t.bytes, 1, indexCount(t), "skipped");
+      progress.track(load.group.name, t, t.bytes, 1, indexCount(t), "skipped");
       indexes.add(indexesOf(early, t));
     }
-    for (const [table2, parts] of planned.parts) progress.track(x.group.name, table2, table2.bytes, parts.total, indexCount(table2), "waiting", parts.done);
+    for (const [table2, parts] of planned.parts) progress.track(load.group.name, table2, table2.bytes, parts.total, indexCount(table2), "waiting", parts.done);
     for (const c of planned.complete) {
-      progress.track(x.group.name, c.table, c.table.bytes, c.parts, indexCount(c.table), "skipped");
-      completeSplits.push({ group: x.group.name, ...c });
+      progress.track(load.group.name, c.table, c.table.bytes, c.parts, indexCount(c.table), "skipped");
+      completeSplits.push({ group: load.group.name, ...c });
     }
     tasks.push(...planned.tasks);
   }
@@ -57743,16 +57743,16 @@ async function planCopy(ctx, journal, toLoad, sourceVersion, clear, sessionName,
 }
 async function markGroupsLoaded(ctx, journal, toLoad, totalsByGroup) {
   const results = [];
-  for (const x of toLoad) {
-    const { group: group2, record: record2, point } = x;
-    await saveStreams(journal, x, "loaded");
+  for (const load of toLoad) {
+    const { group: group2, record: record2, point } = load;
+    await saveStreams(journal, load, "loaded");
     const totals = totalsByGroup.get(group2.name);
-    if (x.resumed) {
-      x.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
-      await journal.setPhaseDetail(resumePhase(group2.name), "done", x.resumed);
-      ctx.log.info(`group ${group2.name}: resumed \u2014 kept ${x.resumed.kept.rows} rows (${formatBytes(x.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${x.resumed.snapshotLsn ?? "no new snapshot"}`);
+    if (load.resumed) {
+      load.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
+      await journal.setPhaseDetail(resumePhase(group2.name), "done", load.resumed);
+      ctx.log.info(`group ${group2.name}: resumed \u2014 kept ${load.resumed.kept.rows} rows (${formatBytes(load.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${load.resumed.snapshotLsn ?? "no new snapshot"}`);
     }
-    results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: x.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group2.tables.length, ...totals, ...x.resumed ? { resumed: x.resumed } : {} });
+    results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: load.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group2.tables.length, ...totals, ...load.resumed ? { resumed: load.resumed } : {} });
   }
   return results;
 }
@@ -57821,8 +57821,8 @@ async function planTasks(ctx, c, sourceVersion, group2, point, tables) {
   }
   return tasks;
 }
-async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clear, sessionName) {
-  const finished = finishedInJournal.filter((p) => p.group === x.group.name);
+async function planGroup(ctx, journal, finishedInJournal, load, sourceVersion, clear, sessionName) {
+  const finished = finishedInJournal.filter((p) => p.group === load.group.name);
   const wholeDone = new Set(finished.filter((p) => p.part === 0).map(tableKey2));
   const partsDone = /* @__PURE__ */ new Map();
   for (const p of finished.filter((f) => f.part > 0)) {
@@ -57830,12 +57830,12 @@ async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clea
     m.set(p.part, p.condition);
     partsDone.set(tableKey2(p), m);
   }
-  const skipped = x.group.tables.filter((t) => wholeDone.has(tableKey2(t)));
-  const pending = x.group.tables.filter((t) => !wholeDone.has(tableKey2(t)));
-  const planner = await connect(x.point.endpoint, { applicationName: "pgshift plan" });
+  const skipped = load.group.tables.filter((t) => wholeDone.has(tableKey2(t)));
+  const pending = load.group.tables.filter((t) => !wholeDone.has(tableKey2(t)));
+  const planner = await connect(load.point.endpoint, { applicationName: "pgshift plan" });
   let planned;
   try {
-    planned = await planTasks(ctx, planner, sourceVersion, x.group.name, x.point, pending);
+    planned = await planTasks(ctx, planner, sourceVersion, load.group.name, load.point, pending);
   } finally {
     await planner.end().catch(() => {
     });
@@ -57987,8 +57987,8 @@ function logIndexBuilt(log, b, ms, built) {
   if (ms >= 1e3) log.info(line);
   else log.debug(line);
 }
-async function prepareGroupObjects(s, journal, stream, x) {
-  for (const part of x.parts) {
+async function prepareGroupObjects(s, journal, stream, load) {
+  for (const part of load.parts) {
     await journal.saveStream(part.record);
     await ensureHeartbeat(s.source, heartbeatTable(part.record.group), part.record.group);
     await stream.prepare(s.source, part);
@@ -57998,7 +57998,7 @@ async function pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, o
   const { plan, log } = ctx;
   return withStepLock(s.target, REPLICA, async () => {
     const streams = new Map((await journal.streams()).map((r) => [r.group, r]));
-    const mine = new Set(toLoad.map((x) => x.group.name));
+    const mine = new Set(toLoad.map((load) => load.group.name));
     const othersPending = plan.groups.map((g) => g.name).filter((g) => !mine.has(g) && (!streams.has(g) || streams.get(g).state === "preparing"));
     const others = othersPending.length ? (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => othersPending.includes(g.name)) : [];
     const prepare = [
@@ -58008,17 +58008,17 @@ async function pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, o
         return { group: group2, record: record2, parts: stream.parts(group2, record2) };
       })
     ];
-    for (const x of prepare) {
-      if (x.record.state === "preparing") await prepareGroupObjects(s, journal, stream, x);
-      for (const part of x.parts) await ensureSlot(s.source, part.record.slot, stream.plugin);
+    for (const load of prepare) {
+      if (load.record.state === "preparing") await prepareGroupObjects(s, journal, stream, load);
+      for (const part of load.parts) await ensureSlot(s.source, part.record.slot, stream.plugin);
     }
-    const slots = prepare.flatMap((x) => x.parts.map((p2) => p2.record.slot));
+    const slots = prepare.flatMap((load) => load.parts.map((p2) => p2.record.slot));
     const limits = plan.fullLoad.pausedReplica;
-    const copied = await groupsWithCopiedRows(journal, toLoad.map((x) => x.group.name));
-    const refuse = (x, why2) => gateRefused(
+    const copied = await groupsWithCopiedRows(journal, toLoad.map((load) => load.group.name));
+    const refuse = (load, why2) => gateRefused(
       "full-load.replica-moved",
-      `group ${x.group.name} was partly loaded from the replica paused at ${x.record.snapshotLsn}, but ${why2}`,
-      `run pgshift full-load --restart${options.group ? ` --group ${x.group.name}` : ""} to load the group again from a new slot`
+      `group ${load.group.name} was partly loaded from the replica paused at ${load.record.snapshotLsn}, but ${why2}`,
+      `run pgshift full-load --restart${options.group ? ` --group ${load.group.name}` : ""} to load the group again from a new slot`
     );
     const held = await journal.phaseState(REPLICA);
     const heldAt = held?.state === "running" ? held.detail?.lsn : void 0;
@@ -58026,7 +58026,7 @@ async function pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, o
     if (heldAt) {
       const adopted = await PausedReplica.adopt(replicaEp, s.source, slots, limits, log, heldAt);
       if (typeof adopted !== "string") {
-        const stale2 = toLoad.find((x) => copied.has(x.group.name) && x.record.snapshotLsn !== adopted.lsn);
+        const stale2 = toLoad.find((load) => copied.has(load.group.name) && load.record.snapshotLsn !== adopted.lsn);
         if (stale2) {
           await adopted.detach();
           throw refuse(stale2, `the replica is now paused at ${adopted.lsn}`);
@@ -58035,7 +58035,7 @@ async function pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, o
       }
       why = adopted;
     }
-    const stale = toLoad.find((x) => copied.has(x.group.name));
+    const stale = toLoad.find((load) => copied.has(load.group.name));
     if (stale) throw refuse(stale, why);
     const p = await PausedReplica.pause(replicaEp, s.source, slots, limits, log, ctx.signal);
     await journal.startPhase(REPLICA, { lsn: p.lsn });
