@@ -1,7 +1,7 @@
 import { gateRefused, inputError } from '../core/errors.js';
 import { pollUntil, sleep } from '../core/wait.js';
-import { formatBytes } from '../config/size.js';
 import { heartbeatTable } from '../core/names.js';
+import { streamHealth } from '../core/stream-health.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
 import { majorOf } from '../pg/connect.js';
 import { measureLags, waitForMarker, writeBeat } from '../pg/heartbeat.js';
@@ -273,8 +273,7 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
     const lagSeconds = lags.get(st.group) ?? null;
     const applyErrors = majorOf(s.targetVersion) >= 15 ? await subscriptionErrorCount(s.target, st.subscription) : null;
     const ddlProblems = ddl.problems.filter(ddlOf(st.group, i === 0)).map((p) => p.problem);
-    const problems = streamProblems(ctx, st, slot, sub, applyErrors, ddlProblems, lagSeconds);
-    const health = streamHealth(st, problems, lagSeconds, waitMs);
+    const { health, problems } = streamHealth({ state: st.state, slot: { ...slot, name: st.slot }, subscription: { ...sub, name: st.subscription }, lagSeconds, waitMs, applyErrors, ddlProblems }, ctx.plan.cdc);
     const tables = await tableSyncStates(s.target, st.subscription);
     groups.push({
       group: st.group,
@@ -298,38 +297,6 @@ export async function collectStatus(ctx: PhaseContext, s: Sessions, streams: Str
     });
   }
   return { engine: 'native', healthy: groups.every((g) => g.health !== 'failing'), groups, ddl: { mode: ddl.mode, joins: ddl.joins, refreshed } };
-}
-
-/** A stream's problems, in the order status lists them: slot, subscription, apply errors, WAL headroom, DDL, lag. */
-function streamProblems(ctx: PhaseContext, st: StreamRecord, slot: SlotState, sub: SubscriptionState, applyErrors: number | null, ddlProblems: string[], lagSeconds: number | null): string[] {
-  const { maxLagBytes, maxLagSeconds } = ctx.plan.cdc;
-  const problems: string[] = [];
-  if (!slot.exists) problems.push(`slot ${st.slot} is missing on the source`);
-  if (slot.walStatus === 'lost') problems.push(`slot ${st.slot} has lost required WAL: the stream cannot continue`);
-  if (slot.walStatus === 'unreserved') problems.push(`slot ${st.slot} is about to lose WAL (wal_status unreserved)`);
-  if (st.state === 'streaming' && sub.exists && !sub.workerRunning) problems.push(`subscription ${st.subscription} has no running apply worker (see the target's log)`);
-  if (st.state === 'streaming' && !sub.exists) problems.push(`subscription ${st.subscription} is missing on the target`);
-  if (applyErrors) {
-    problems.push(
-      `${applyErrors} apply error(s) recorded for ${st.subscription}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then pgshift cdc acknowledge`,
-    );
-  }
-  if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * ctx.plan.cdc.minSafeWalFraction) {
-    problems.push(`slot ${st.slot} can fall only ${formatBytes(Math.max(0, slot.safeWalBytes))} further behind before max_slot_wal_keep_size (${formatBytes(slot.keepLimitBytes)}) invalidates it`);
-  }
-  problems.push(...ddlProblems);
-  if (slot.lagBytes !== null && slot.lagBytes > maxLagBytes && st.state === 'streaming') problems.push(`lag ${formatBytes(slot.lagBytes)} is above cdc.maxLagBytes ${formatBytes(maxLagBytes)}`);
-  if (lagSeconds !== null && lagSeconds > maxLagSeconds) problems.push(`lag ${lagSeconds.toFixed(1)} s is above cdc.maxLagSeconds ${maxLagSeconds}`);
-  return problems;
-}
-
-/** Paused or stopped by the operator; otherwise failing with a problem, lagging when the heartbeat did not arrive in time. */
-function streamHealth(st: StreamRecord, problems: string[], lagSeconds: number | null, waitMs: number): CdcHealth {
-  if (st.state === 'paused') return 'paused';
-  if (st.state !== 'streaming') return 'stopped';
-  if (problems.length > 0) return 'failing';
-  if (lagSeconds === null || lagSeconds * 1000 >= waitMs) return 'lagging';
-  return 'streaming';
 }
 
 async function waitForWorker(s: Sessions, subscription: string, timeoutMs: number, signal: AbortSignal): Promise<boolean> {

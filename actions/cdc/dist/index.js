@@ -74627,33 +74627,6 @@ async function answerWithin(answer, ms, fallback2) {
   }
 }
 
-// src/core/size.ts
-var UNITS = {
-  b: 1,
-  kb: 1024,
-  mb: 1024 ** 2,
-  gb: 1024 ** 3,
-  tb: 1024 ** 4
-};
-function parseSize(input2) {
-  if (typeof input2 === "number") return Number.isFinite(input2) && input2 >= 0 ? Math.floor(input2) : void 0;
-  const m3 = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$/i.exec(input2);
-  if (!m3) return void 0;
-  const unit = (m3[2] ?? "b").toLowerCase().replace("ib", "b");
-  const factor = UNITS[unit];
-  return factor === void 0 ? void 0 : Math.floor(Number(m3[1]) * factor);
-}
-function formatBytes(bytes2) {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let value = bytes2;
-  let i5 = 0;
-  while (Math.abs(value) >= 1024 && i5 < units.length - 1) {
-    value /= 1024;
-    i5++;
-  }
-  return `${value >= 100 || i5 === 0 ? value.toFixed(0) : value.toFixed(1)} ${units[i5]}`;
-}
-
 // src/core/names.ts
 import { createHash } from "node:crypto";
 var MAX = 63;
@@ -74691,6 +74664,64 @@ function loadSessionName(migration, group5) {
 }
 function postDataSessionName(migration) {
   return fit(`pgshift post-data ${migration}`);
+}
+
+// src/core/size.ts
+var UNITS = {
+  b: 1,
+  kb: 1024,
+  mb: 1024 ** 2,
+  gb: 1024 ** 3,
+  tb: 1024 ** 4
+};
+function parseSize(input2) {
+  if (typeof input2 === "number") return Number.isFinite(input2) && input2 >= 0 ? Math.floor(input2) : void 0;
+  const m3 = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$/i.exec(input2);
+  if (!m3) return void 0;
+  const unit = (m3[2] ?? "b").toLowerCase().replace("ib", "b");
+  const factor = UNITS[unit];
+  return factor === void 0 ? void 0 : Math.floor(Number(m3[1]) * factor);
+}
+function formatBytes(bytes2) {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let value = bytes2;
+  let i5 = 0;
+  while (Math.abs(value) >= 1024 && i5 < units.length - 1) {
+    value /= 1024;
+    i5++;
+  }
+  return `${value >= 100 || i5 === 0 ? value.toFixed(0) : value.toFixed(1)} ${units[i5]}`;
+}
+
+// src/core/stream-health.ts
+function streamHealth(m3, thresholds) {
+  const { slot, subscription: sub } = m3;
+  const streaming = m3.state === "streaming";
+  const problems = [];
+  if (!slot.exists) problems.push(`slot ${slot.name} is missing on the source`);
+  if (slot.walStatus === "lost") problems.push(`slot ${slot.name} has lost required WAL: the stream cannot continue`);
+  if (slot.walStatus === "unreserved") problems.push(`slot ${slot.name} is about to lose WAL (wal_status unreserved)`);
+  if (streaming && sub.exists && !sub.workerRunning) problems.push(`subscription ${sub.name} has no running apply worker (see the target's log)`);
+  if (streaming && !sub.exists) problems.push(`subscription ${sub.name} is missing on the target`);
+  if (m3.applyErrors) {
+    problems.push(
+      `${m3.applyErrors} apply error(s) recorded for ${sub.name}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then pgshift cdc acknowledge`
+    );
+  }
+  if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * thresholds.minSafeWalFraction) {
+    problems.push(`slot ${slot.name} can fall only ${formatBytes(Math.max(0, slot.safeWalBytes))} further behind before max_slot_wal_keep_size (${formatBytes(slot.keepLimitBytes)}) invalidates it`);
+  }
+  problems.push(...m3.ddlProblems);
+  if (slot.lagBytes !== null && slot.lagBytes > thresholds.maxLagBytes && streaming) problems.push(`lag ${formatBytes(slot.lagBytes)} is above cdc.maxLagBytes ${formatBytes(thresholds.maxLagBytes)}`);
+  if (m3.lagSeconds !== null && m3.lagSeconds > thresholds.maxLagSeconds) problems.push(`lag ${m3.lagSeconds.toFixed(1)} s is above cdc.maxLagSeconds ${thresholds.maxLagSeconds}`);
+  return { health: healthOf(m3, problems), problems };
+}
+function healthOf(m3, problems) {
+  if (m3.state === "paused") return "paused";
+  if (m3.state !== "streaming") return "stopped";
+  if (problems.length > 0) return "failing";
+  if (m3.lagSeconds === null || m3.lagSeconds * 1e3 >= m3.waitMs) return "lagging";
+  return "streaming";
 }
 
 // src/core/ident.ts
@@ -100711,8 +100742,7 @@ async function collectStatus(ctx, s2, streams, waitMs) {
     const lagSeconds = lags.get(st.group) ?? null;
     const applyErrors = majorOf(s2.targetVersion) >= 15 ? await subscriptionErrorCount(s2.target, st.subscription) : null;
     const ddlProblems = ddl.problems.filter(ddlOf(st.group, i5 === 0)).map((p3) => p3.problem);
-    const problems = streamProblems(ctx, st, slot, sub, applyErrors, ddlProblems, lagSeconds);
-    const health = streamHealth(st, problems, lagSeconds, waitMs);
+    const { health, problems } = streamHealth({ state: st.state, slot: { ...slot, name: st.slot }, subscription: { ...sub, name: st.subscription }, lagSeconds, waitMs, applyErrors, ddlProblems }, ctx.plan.cdc);
     const tables = await tableSyncStates(s2.target, st.subscription);
     groups.push({
       group: st.group,
@@ -100736,34 +100766,6 @@ async function collectStatus(ctx, s2, streams, waitMs) {
     });
   }
   return { engine: "native", healthy: groups.every((g5) => g5.health !== "failing"), groups, ddl: { mode: ddl.mode, joins: ddl.joins, refreshed } };
-}
-function streamProblems(ctx, st, slot, sub, applyErrors, ddlProblems, lagSeconds) {
-  const { maxLagBytes, maxLagSeconds } = ctx.plan.cdc;
-  const problems = [];
-  if (!slot.exists) problems.push(`slot ${st.slot} is missing on the source`);
-  if (slot.walStatus === "lost") problems.push(`slot ${st.slot} has lost required WAL: the stream cannot continue`);
-  if (slot.walStatus === "unreserved") problems.push(`slot ${st.slot} is about to lose WAL (wal_status unreserved)`);
-  if (st.state === "streaming" && sub.exists && !sub.workerRunning) problems.push(`subscription ${st.subscription} has no running apply worker (see the target's log)`);
-  if (st.state === "streaming" && !sub.exists) problems.push(`subscription ${st.subscription} is missing on the target`);
-  if (applyErrors) {
-    problems.push(
-      `${applyErrors} apply error(s) recorded for ${st.subscription}: the target log names the table. A schema change on the source (a new column, a new table) stops apply until the target has it: apply the same DDL on the target; then pgshift cdc acknowledge`
-    );
-  }
-  if (slot.safeWalBytes !== null && slot.keepLimitBytes !== null && slot.safeWalBytes <= slot.keepLimitBytes * ctx.plan.cdc.minSafeWalFraction) {
-    problems.push(`slot ${st.slot} can fall only ${formatBytes(Math.max(0, slot.safeWalBytes))} further behind before max_slot_wal_keep_size (${formatBytes(slot.keepLimitBytes)}) invalidates it`);
-  }
-  problems.push(...ddlProblems);
-  if (slot.lagBytes !== null && slot.lagBytes > maxLagBytes && st.state === "streaming") problems.push(`lag ${formatBytes(slot.lagBytes)} is above cdc.maxLagBytes ${formatBytes(maxLagBytes)}`);
-  if (lagSeconds !== null && lagSeconds > maxLagSeconds) problems.push(`lag ${lagSeconds.toFixed(1)} s is above cdc.maxLagSeconds ${maxLagSeconds}`);
-  return problems;
-}
-function streamHealth(st, problems, lagSeconds, waitMs) {
-  if (st.state === "paused") return "paused";
-  if (st.state !== "streaming") return "stopped";
-  if (problems.length > 0) return "failing";
-  if (lagSeconds === null || lagSeconds * 1e3 >= waitMs) return "lagging";
-  return "streaming";
 }
 async function waitForWorker(s2, subscription, timeoutMs, signal) {
   const running = await pollUntil(async () => (await subscriptionState(s2.target, subscription)).workerRunning ? true : void 0, { everyMs: 100, timeoutMs, signal });
