@@ -45,6 +45,7 @@ function walk(cmd: Command, path: string, inherited: readonly Option[], out: Nod
   for (const sub of cmd.commands) walk(sub, path ? `${path} ${sub.name()}` : sub.name(), path === '' ? own : all, out);
 }
 
+// Long on purpose: the two shells' scripts as templates, each read whole.
 export function completionScript(program: Command, shell: Shell): string {
   const nodes: Node[] = [];
   walk(program, '', [], nodes);

@@ -103,8 +103,52 @@ export function cliLogger(io: Io, debug?: boolean): Logger {
 }
 
 export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode> {
-  let exitCode: ExitCode = 0;
   resetChanges();
+  const cli = commandLine(io);
+  addLoadCommands(cli);
+  addCdcCommands(cli);
+  addSwitchCommands(cli);
+  addGithubCommands(cli);
+  addLocalCommands(cli);
+  const { program } = cli;
+  // Usage errors (unknown option or command, missing argument, bad choice) name the command they
+  // happened in, so the hint can point at its --help.
+  const routeErrors = (cmd: Command) => {
+    cmd.exitOverride((err) => {
+      throw Object.assign(err, { command: cmd });
+    });
+    cmd.commands.forEach(routeErrors);
+  };
+  routeErrors(program);
+
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    // The options parsed before a usage error still count; --json may come after the mistake.
+    const opts = { ...program.opts<GlobalOptions>(), json: program.opts<GlobalOptions>().json ?? argv.includes('--json') };
+    if (err instanceof CommanderError) {
+      const usage = usageError(err);
+      return usage ? reportError(usage, opts, io) : 0;
+    }
+    return reportError(err, opts, io);
+  }
+  return cli.exitCode();
+}
+
+/** What every command's definition uses: the program, the I/O, and how a command runs and renders. */
+interface CommandLine {
+  program: Command;
+  io: Io;
+  logger: (opts: GlobalOptions) => Logger;
+  /** The plan file's phase context (the plan read with its ${VAR} references resolved from the environment). */
+  context: (opts: GlobalOptions) => PhaseContext;
+  /** Run one command: render the result, map errors to the exit codes. */
+  run: <T>(fn: (opts: GlobalOptions, ...args: any[]) => Promise<{ result: T; markdown: string; exit?: ExitCode }>) => (...args: any[]) => Promise<void>;
+  exitCode: () => ExitCode;
+}
+
+function commandLine(io: Io): CommandLine {
+  let exitCode: ExitCode = 0;
   const program = new Command();
   program
     .name('pgshift')
@@ -135,7 +179,6 @@ Exit codes: 0 done, 1 failed, 2 bad input (nothing changed), 3 a gate refused (n
     return phaseContext(plan, logger(opts), io.signal);
   };
 
-  /** Run one command: render the result, map errors to the exit codes. */
   const run = <T>(fn: (opts: GlobalOptions, ...args: any[]) => Promise<{ result: T; markdown: string; exit?: ExitCode }>) =>
     async (...args: any[]) => {
       const opts = program.opts<GlobalOptions>();
@@ -149,6 +192,11 @@ Exit codes: 0 done, 1 failed, 2 bad input (nothing changed), 3 a gate refused (n
       }
     };
 
+  return { program, io, logger, context, run, exitCode: () => exitCode };
+}
+
+/** init, assess and full-load: from the two servers to a loaded target. */
+function addLoadCommands({ program, io, logger, context, run }: CommandLine): void {
   program
     .command('init')
     .description('write a first migration.yml (or --config FILE) from the two servers: the groups assess proposes, secrets left as ${SOURCE_URL} and ${TARGET_URL}')
@@ -189,7 +237,10 @@ Exit codes: 0 done, 1 failed, 2 bad input (nothing changed), 3 a gate refused (n
       const result = await runFullLoad(ctx, { group: cmd.group, restart: cmd.restart });
       return { result, markdown: fullLoadMarkdown(result) };
     }));
+}
 
+/** cdc and its subcommands: the streams from the snapshot LSN onwards. */
+function addCdcCommands({ program, io, context, run }: CommandLine): void {
   const cdc = program.command('cdc').description('change data capture from the snapshot LSN onwards');
   const cdcResult = (result: AnyCdcStatus) => ({ result, markdown: cdcMarkdown(result), exit: (result.healthy ? 0 : 1) as ExitCode });
   cdc.command('start').description('create and enable one subscription (native) or DMS CDC-only task (dms) per group').action(run(async (opts) => cdcResult(await startCdc(context(opts)))));
@@ -243,7 +294,10 @@ Exit codes: 0 done, 1 failed, 2 bad input (nothing changed), 3 a gate refused (n
       const r = await restartCdc(ctx, { group: cmd.group, bundleFile: cmd.bundle });
       return { result: r, markdown: `Restarted ${r.groups.join(', ')}${r.bundle ? `; failure state in ${r.bundle}` : ''}.\n\n${cdcMarkdown(r.status)}`, exit: (r.status.healthy ? 0 : 1) as ExitCode };
     }));
+}
 
+/** verify, cutover, status, rollback and teardown: proving the target and moving the application. */
+function addSwitchCommands({ program, io, context, run }: CommandLine): void {
   program
     .command('verify')
     .description('compare every table by exact row count and content hash (exit 1 on differences)')
@@ -303,7 +357,10 @@ Exit codes: 0 done, 1 failed, 2 bad input (nothing changed), 3 a gate refused (n
       const result = await runTeardown(ctx);
       return { result, markdown: teardownMarkdown(result) };
     }));
+}
 
+/** github setup and failure-issue: the repository side of the workflows. */
+function addGithubCommands({ program, io, logger, run }: CommandLine): void {
   const github = program.command('github').description('GitHub integration: environments and the dry run\'s failure issue (token in GITHUB_TOKEN)');
   github
     .command('setup')
@@ -336,7 +393,10 @@ Exit codes: 0 done, 1 failed, 2 bad input (nothing changed), 3 a gate refused (n
       const result = await reportFailure(octokit, repo, cmd.title, redact(body));
       return { result, markdown: `${result.created ? 'Opened' : 'Commented on'} issue #${result.issue}.\n` };
     }));
+}
 
+/** demo and completion: what runs on this machine alone. */
+function addLocalCommands({ program, io, logger, run }: CommandLine): void {
   program
     .command('demo')
     .description('a complete migration between two local servers of different majors, with writes flowing')
@@ -362,29 +422,6 @@ Exit codes: 0 done, 1 failed, 2 bad input (nothing changed), 3 a gate refused (n
     .action((shell: (typeof shells)[number]) => {
       io.stdout(completionScript(program, shell));
     });
-
-  // Usage errors (unknown option or command, missing argument, bad choice) name the command they
-  // happened in, so the hint can point at its --help.
-  const routeErrors = (cmd: Command) => {
-    cmd.exitOverride((err) => {
-      throw Object.assign(err, { command: cmd });
-    });
-    cmd.commands.forEach(routeErrors);
-  };
-  routeErrors(program);
-
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    // The options parsed before a usage error still count; --json may come after the mistake.
-    const opts = { ...program.opts<GlobalOptions>(), json: program.opts<GlobalOptions>().json ?? argv.includes('--json') };
-    if (err instanceof CommanderError) {
-      const usage = usageError(err);
-      return usage ? reportError(usage, opts, io) : 0;
-    }
-    return reportError(err, opts, io);
-  }
-  return exitCode;
 }
 
 /** The file the demo writes its plan to, in the working directory. */

@@ -13,23 +13,23 @@ import type { Plan } from './schema.js';
 
 /** What `cutover` and `rollback` need from cutover.*; refused (exit 2) before any connection is opened. */
 export function requireCutoverSettings(plan: Plan, command: 'cutover' | 'rollback'): void {
-  const c = plan.cutover;
+  const settings = plan.cutover;
   const others = 'the other phases run without it';
-  if (c.fence === 'roles' && c.roles.length === 0) {
+  if (settings.fence === 'roles' && settings.roles.length === 0) {
     throw inputError(
       'plan.cutover.roles',
       `cutover.roles: pgshift ${command} fences writes by role (cutover.fence: roles) and the plan lists no application roles; ${others}`,
       'list the roles the application writes with (cutover: { roles: [app_rw] }) or choose cutover.fence: database',
     );
   }
-  if (c.fence === 'pgbouncer' && !c.pgbouncer) {
+  if (settings.fence === 'pgbouncer' && !settings.pgbouncer) {
     throw inputError(
       'plan.cutover.pgbouncer',
       `cutover.pgbouncer: pgshift ${command} fences writes at PgBouncer (cutover.fence: pgbouncer) and the plan names no admin console; ${others}`,
       'set cutover.pgbouncer.adminUrl and cutover.pgbouncer.database',
     );
   }
-  if (c.fence === 'pgbouncer' && c.pgbouncer?.hardFence === 'roles' && c.roles.length === 0) {
+  if (settings.fence === 'pgbouncer' && settings.pgbouncer?.hardFence === 'roles' && settings.roles.length === 0) {
     throw inputError(
       'plan.cutover.roles',
       `cutover.roles: pgshift ${command} also fences direct connections by role (cutover.pgbouncer.hardFence: roles) and the plan lists no application roles; ${others}`,

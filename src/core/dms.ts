@@ -70,6 +70,7 @@ export interface TaskSettingsOptions {
  * batch apply is on, as the TargetMetadata documentation asks — and BatchApplyEnabled only when
  * every table of the task is eligible.
  */
+// Long on purpose: one literal settings document, laid out as DMS documents it.
 export function taskSettings(o: TaskSettingsOptions): Record<string, unknown> {
   const onError = o.batchApply ? 'SUSPEND_TABLE' : 'LOG_ERROR';
   return {

@@ -42,3 +42,16 @@ export async function pollUntil<T>(probe: () => Promise<T | undefined>, o: { eve
     await sleep(Math.min(o.everyMs, Math.max(0, deadline - Date.now())), o.signal);
   }
 }
+
+/**
+ * The promise's value, or `fallback` once `ms` have passed without one — for a question whose
+ * answer stops mattering (a process that must end promptly). The timer never keeps the process alive.
+ */
+export async function answerWithin<T>(answer: Promise<T>, ms: number, fallback: T): Promise<T> {
+  const timer = new AbortController();
+  try {
+    return await Promise.race([answer, delay(ms, fallback, { ref: false, signal: timer.signal })]);
+  } finally {
+    timer.abort();
+  }
+}

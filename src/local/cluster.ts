@@ -252,54 +252,15 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
   const dir = path.join(base, `${options.name ?? 'pg'}-${install.major}-${randomBytes(4).toString('hex')}`);
   mkdirSync(dir, { recursive: true });
   const user = serverOsUser();
-  if (options.extensions?.length) {
-    if (install.origin !== 'embedded') throw new Error('private extensions need an embedded (relocatable) PostgreSQL build');
-    const root = path.join(dir, 'install');
-    const pkgRoot = path.dirname(install.binDir);
-    for (const sub of ['bin', 'lib', 'share']) cpSync(path.join(pkgRoot, sub), path.join(root, sub), { recursive: true, verbatimSymlinks: true });
-    const extDir = path.join(root, 'share', 'postgresql', 'extension');
-    for (const e of options.extensions) {
-      writeFileSync(path.join(extDir, `${e.name}.control`), `default_version = '${e.defaultVersion}'\nrelocatable = true\ncomment = 'pgshift test extension'\n`);
-      for (const v of e.versions) writeFileSync(path.join(extDir, `${e.name}--${v}.sql`), `CREATE FUNCTION ${e.name}_version() RETURNS text LANGUAGE sql AS $$ SELECT '${v}'::text $$;\n`);
-    }
-    spawnSync('chmod', ['-R', 'a+rX', root]);
-    binDir = path.join(root, 'bin');
-  }
+  if (options.extensions?.length) binDir = privateInstall(install, dir, options.extensions);
   if (user) chownSync(dir, user.uid, user.gid);
   chmodSync(dir, 0o711);
 
-  const password = randomBytes(12).toString('base64url');
-  const pwfile = path.join(dir, 'pwfile');
-  writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
-  if (user) chownSync(pwfile, user.uid, user.gid);
-  const dataDir = path.join(dir, 'data');
-  await runAs(path.join(binDir, 'initdb'), [
-    '-D', dataDir, '-U', 'postgres', '--pwfile', pwfile, '-E', 'UTF8', '--no-locale',
-    '--auth-local=trust', '--auth-host=scram-sha-256',
-  ]);
-  rmSync(pwfile);
+  const { dataDir, password } = await initCluster(binDir, dir, user);
 
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
-    const settings: Record<string, string | number> = {
-      listen_addresses: "'127.0.0.1'",
-      port,
-      unix_socket_directories: `'${dir}'`,
-      wal_level: 'logical',
-      max_wal_senders: 20,
-      max_replication_slots: 20,
-      max_worker_processes: 16,
-      max_logical_replication_workers: 8,
-      max_connections: 100,
-      shared_buffers: "'128MB'",
-      fsync: 'off',
-      synchronous_commit: 'off',
-      full_page_writes: 'off',
-      wal_sender_timeout: "'30s'",
-      wal_receiver_status_interval: "'1s'",
-      password_encryption: "'scram-sha-256'",
-      ...options.settings,
-    };
+    const settings = { ...serverSettings(port, dir), ...options.settings };
     const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n');
     writeFileSync(path.join(dataDir, 'postgresql.auto.conf'), `${conf}\n`);
     if (options.hba?.length) {
@@ -318,6 +279,58 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
       throw new Error(`PostgreSQL ${install.major} failed to start: ${(err as Error).message}\n${cluster.log().slice(-2000)}`);
     }
   }
+}
+
+/** A copy of an embedded build with test extensions of our own in it (their versions, their defaults). */
+function privateInstall(install: PgInstall, dir: string, extensions: NonNullable<ClusterOptions['extensions']>): string {
+  if (install.origin !== 'embedded') throw new Error('private extensions need an embedded (relocatable) PostgreSQL build');
+  const root = path.join(dir, 'install');
+  const pkgRoot = path.dirname(install.binDir);
+  for (const sub of ['bin', 'lib', 'share']) cpSync(path.join(pkgRoot, sub), path.join(root, sub), { recursive: true, verbatimSymlinks: true });
+  const extDir = path.join(root, 'share', 'postgresql', 'extension');
+  for (const e of extensions) {
+    writeFileSync(path.join(extDir, `${e.name}.control`), `default_version = '${e.defaultVersion}'\nrelocatable = true\ncomment = 'pgshift test extension'\n`);
+    for (const v of e.versions) writeFileSync(path.join(extDir, `${e.name}--${v}.sql`), `CREATE FUNCTION ${e.name}_version() RETURNS text LANGUAGE sql AS $$ SELECT '${v}'::text $$;\n`);
+  }
+  spawnSync('chmod', ['-R', 'a+rX', root]);
+  return path.join(root, 'bin');
+}
+
+/** initdb with a random password for postgres, owned by the servers' OS user. */
+async function initCluster(binDir: string, dir: string, user: ReturnType<typeof serverOsUser>): Promise<{ dataDir: string; password: string }> {
+  const password = randomBytes(12).toString('base64url');
+  const pwfile = path.join(dir, 'pwfile');
+  writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+  if (user) chownSync(pwfile, user.uid, user.gid);
+  const dataDir = path.join(dir, 'data');
+  await runAs(path.join(binDir, 'initdb'), [
+    '-D', dataDir, '-U', 'postgres', '--pwfile', pwfile, '-E', 'UTF8', '--no-locale',
+    '--auth-local=trust', '--auth-host=scram-sha-256',
+  ]);
+  rmSync(pwfile);
+  return { dataDir, password };
+}
+
+/** The settings every local server gets: logical decoding on, room for slots and workers, durability off (tests). */
+function serverSettings(port: number, dir: string): Record<string, string | number> {
+  return {
+    listen_addresses: "'127.0.0.1'",
+    port,
+    unix_socket_directories: `'${dir}'`,
+    wal_level: 'logical',
+    max_wal_senders: 20,
+    max_replication_slots: 20,
+    max_worker_processes: 16,
+    max_logical_replication_workers: 8,
+    max_connections: 100,
+    shared_buffers: "'128MB'",
+    fsync: 'off',
+    synchronous_commit: 'off',
+    full_page_writes: 'off',
+    wal_sender_timeout: "'30s'",
+    wal_receiver_status_interval: "'1s'",
+    password_encryption: "'scram-sha-256'",
+  };
 }
 
 /**

@@ -15,6 +15,7 @@ import { findInstalls, startCluster, type LocalCluster } from './cluster.js';
 import { exec } from './exec.js';
 import { SAMPLE_TABLES, tableDigests } from './compare.js';
 import { APP_ROLE, createSample, SampleWriter } from './sample.js';
+import { sleep } from '../core/wait.js';
 
 /**
  * `pgshift demo`: the whole pipeline on two throw-away local servers of different majors, with an
@@ -62,6 +63,7 @@ function pickMajors(source: number, target: number): { source: number; target: n
   return { source, target };
 }
 
+// Long on purpose: the demo is the migration's phases in order, as the README tells them.
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const { log } = options;
   const majors = pickMajors(options.sourceMajor, options.targetMajor);
@@ -134,7 +136,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const committedAtSwitch = writer.committed;
     const orders = [...writer.committedOrders];
     writer.repoint(appUrl(target));
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000); // the writers' transactions on the target, counted below
     await writer.stop();
     const committedOnTarget = writer.committed - committedAtSwitch;
     const missing = await missingOrders(target.url('shop'), orders);

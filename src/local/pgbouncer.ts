@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, serverOsUser } from './cluster.js';
+import { pollUntil, sleep } from '../core/wait.js';
 
 /**
  * A throw-away PgBouncer (Debian's package) for tests and benchmarks: transaction pooling in front
@@ -69,25 +70,25 @@ export async function startPgBouncer(options: {
     url: (database, u) => `postgresql://${u}@127.0.0.1:${port}/${database}`,
     async stop() {
       child.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
       rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
 async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const listening = await pollUntil(
+    () =>
+      new Promise<true | undefined>((resolve) => {
+        const s = net.connect(port, '127.0.0.1');
+        s.once('connect', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once('error', () => resolve(undefined));
+      }),
+    { everyMs: 50, timeoutMs },
+  );
+  if (listening) return;
   throw new Error(`PgBouncer did not listen on ${port} within ${timeoutMs} ms`);
 }

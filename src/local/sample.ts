@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { sleep } from '../core/wait.js';
 
 /**
  * The sample database of `pgshift demo` and the end-to-end tests: realistic variety rather than
@@ -197,8 +198,4 @@ export class SampleWriter {
       throw err;
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -22,6 +22,7 @@ import { CONTROL } from '../journal/journal.js';
 const SAFE_PATH = `SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on`;
 
 /** Shared objects of the source side (idempotent; the event triggers are created by the caller). */
+// Long on purpose: SQL and PL/pgSQL text, read as one script in the order the server runs it.
 export function captureObjectsSql(): string[] {
   return [
     `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
@@ -327,7 +328,7 @@ export function captureObjectsSql(): string[] {
   ];
 }
 
-
+// Long on purpose: one PL/pgSQL function, whose steps share its variables.
 function recordFunction(): string {
   return `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_record(ev text, tag text, app_path text) RETURNS void LANGUAGE plpgsql ${SAFE_PATH} AS $f$
   DECLARE

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { failure, gateRefused } from '../core/errors.js';
 import { formatLsn, parseLsn } from '../core/lsn.js';
+import { answerWithin, pollUntil, sleep } from '../core/wait.js';
 import type { Logger } from '../core/log.js';
 import { formatBytes } from '../config/size.js';
 import { connect, type Endpoint } from './connect.js';
@@ -40,7 +41,7 @@ export class PausedReplica {
     private readonly log: Logger,
   ) {}
 
-  static async pause(replicaEp: Endpoint, primary: pg.Client, slots: string[], limits: PauseLimits, log: Logger, timeoutMs = 60_000): Promise<PausedReplica> {
+  static async pause(replicaEp: Endpoint, primary: pg.Client, slots: string[], limits: PauseLimits, log: Logger, signal?: AbortSignal, timeoutMs = 60_000): Promise<PausedReplica> {
     const replica = await connect(replicaEp, { applicationName: 'pgshift replica' });
     const inRecovery = (await replica.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0].r;
     if (!inRecovery) {
@@ -59,7 +60,7 @@ export class PausedReplica {
     try {
       for (;;) {
         await replica.query('SELECT pg_wal_replay_pause()');
-        await waitPaused(replica, deadline);
+        await waitPaused(replica, deadline, signal);
         const r = await replica.query<{ lsn: string }>('SELECT pg_last_wal_replay_lsn()::text AS lsn');
         const lsn = r.rows[0].lsn;
         if (parseLsn(lsn) >= floor) {
@@ -73,7 +74,7 @@ export class PausedReplica {
           await replica.end();
           throw failure('replica.behind', `replica ${replicaEp.label} did not replay past the slots' position ${formatLsn(floor)} within ${timeoutMs / 1000} s`, 'check the replica is streaming from the source');
         }
-        await new Promise((res) => setTimeout(res, 200));
+        await sleep(200, signal);
       }
     } catch (err) {
       await replica.query('SELECT pg_wal_replay_resume()').catch(() => {});
@@ -137,7 +138,7 @@ export class PausedReplica {
     let resume = true;
     try {
       // Bounded: on a signal the process must end promptly; unsure means resume.
-      resume = await Promise.race([this.shouldResume(), new Promise<boolean>((res) => setTimeout(() => res(true), 3000).unref())]);
+      resume = await answerWithin(this.shouldResume(), 3000, true);
     } catch {
       // Cannot tell: resuming protects the disks; a job still reading will stop on requireAt.
     }
@@ -206,22 +207,23 @@ export class PausedReplica {
   }
 }
 
-async function waitPaused(replica: pg.Client, deadline: number): Promise<void> {
+async function waitPaused(replica: pg.Client, deadline: number, signal?: AbortSignal): Promise<void> {
   const hasState = (await replica.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pg_get_wal_replay_pause_state'")).rows[0].n > 0;
   let last = '';
-  while (Date.now() < deadline) {
-    if (hasState) {
-      if ((await replica.query<{ s: string }>('SELECT pg_get_wal_replay_pause_state() AS s')).rows[0].s === 'paused') return;
-    } else {
+  const paused = await pollUntil(
+    async () => {
+      if (hasState) return (await replica.query<{ s: string }>('SELECT pg_get_wal_replay_pause_state() AS s')).rows[0].s === 'paused' || undefined;
       // Before 14, pg_is_wal_replay_paused() is true as soon as a pause is requested; the startup
       // process checks the request before each record, so once the replay position holds still
       // it is paused there (or idle, and will pause before the next record arrives).
       const lsn = (await replica.query<{ lsn: string }>('SELECT pg_last_wal_replay_lsn()::text AS lsn')).rows[0].lsn;
-      if (lsn === last) return;
+      const still = lsn === last;
       last = lsn;
-    }
-    await new Promise((res) => setTimeout(res, hasState ? 20 : 50));
-  }
+      return still || undefined;
+    },
+    { everyMs: hasState ? 20 : 50, timeoutMs: Math.max(0, deadline - Date.now()), signal },
+  );
+  if (paused) return;
   throw failure('replica.pause', 'the replica did not pause within the time limit', 'check the replica is replaying');
 }
 

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { noteChange } from '../core/changes.js';
 import { failure } from '../core/errors.js';
 import { parseLsn, type Lsn } from '../core/lsn.js';
+import { sleep } from '../core/wait.js';
 import { connect, type Endpoint } from './connect.js';
 
 /**
@@ -85,7 +86,7 @@ export async function dropSlot(c: pg.Client, slot: string): Promise<boolean> {
     const pid = r.rows[0].active_pid;
     if (pid) {
       await c.query('SELECT pg_terminate_backend($1)', [pid]);
-      await new Promise((res) => setTimeout(res, 250));
+      await sleep(250);
       continue;
     }
     try {
@@ -93,7 +94,7 @@ export async function dropSlot(c: pg.Client, slot: string): Promise<boolean> {
       return true;
     } catch (err) {
       if ((err as { code?: string }).code === '55006') {
-        await new Promise((res) => setTimeout(res, 250));
+        await sleep(250);
         continue;
       }
       throw err;

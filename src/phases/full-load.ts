@@ -16,8 +16,8 @@ import { analyzeStep, earlyIndexes, IndexQueue, indexesOf, isAnalyze, postDataLi
 import { copyLargeObjects } from '../pg/large-objects.js';
 import { PausedReplica } from '../pg/paused-replica.js';
 import { dropSubscription, ensureHeartbeat, replicaIdentityOf, setReplicaIdentity } from '../pg/replication.js';
-import { decideGroupLoad } from '../core/load-decision.js';
-import { preflightLoad } from './preflight.js';
+import { decideGroupLoad, type GroupLoadAction } from '../core/load-decision.js';
+import { preflightLoad, type LoadPreflight } from './preflight.js';
 import { journaledDmsTasks, newStreamRecord, setDmsCarried, streamSource, type StreamPart, type StreamSource } from './stream-source.js';
 import { dumpSchema, preDataList, restoreSection, type SchemaDump } from '../pg/schema.js';
 import { extensionSchemasOnTarget, installExtensions, readSourceExtensions, type ExtensionInstall } from '../pg/extensions.js';
@@ -153,285 +153,408 @@ interface GroupToLoad {
 }
 
 /** Set the group's snapshot LSN and state on each of its streams and journal them. */
-async function saveStreams(journal: Journal, x: GroupToLoad, state: string, lsn = x.record.snapshotLsn): Promise<void> {
-  for (const { record } of x.parts) {
+async function saveStreams(journal: Journal, load: GroupToLoad, state: string, lsn = load.record.snapshotLsn): Promise<void> {
+  for (const { record } of load.parts) {
     record.state = state;
     record.snapshotLsn = lsn;
     await journal.saveStream(record);
   }
   // Bridge streams keep their own snapshot LSN.
-  for (const b of x.bridges) await journal.setStreamState(b.group, state);
+  for (const b of load.bridges) await journal.setStreamState(b.group, state);
+}
+
+/** What the full load decided before creating anything: the groups, what to do with each, the tools. */
+interface LoadDecision {
+  groups: ResolvedGroup[];
+  actions: Map<ResolvedGroup, GroupLoadAction>;
+  /** The journal's stream records of an earlier run, by group. */
+  existing: Map<string, StreamRecord>;
+  priorProgress: ProgressRows;
+  preDataDone: boolean;
+  pausedMode: boolean;
+  stream: StreamSource;
+  dumpTool: PgTool;
+  restoreTool: PgTool;
+  /** The groups that load something in this run (every action but skip). */
+  loading: ResolvedGroup[];
+  preflight: LoadPreflight;
+}
+
+type ProgressRows = Awaited<ReturnType<Journal['tableProgress']>>;
+type GroupTotals = { rows: number; bytes: number; skipped: number };
+
+/**
+ * What the load holds until it ends — snapshots, the paused replica, the schema dump, the live
+ * progress line and the index queue — let go whatever happened: the replica replays again (unless
+ * another job still reads it) and the snapshots end.
+ */
+class LoadResources {
+  holders: SnapshotHolder[] = [];
+  paused?: PausedReplica;
+  dump?: SchemaDump;
+  progress?: LoadProgress;
+  indexes?: IndexQueue;
+
+  /** Once the rows are copied: the snapshots and the replica are no longer needed. */
+  async releaseSnapshots(journal: Journal): Promise<void> {
+    for (const h of this.holders.splice(0)) await h.release();
+    if (this.paused && (await this.paused.release())) await journal.finishPhase(REPLICA, 'done', { lsn: this.paused.lsn });
+  }
+
+  async release(): Promise<void> {
+    this.progress?.stop();
+    await this.indexes?.close();
+    await this.paused?.release();
+    for (const h of this.holders) await h.release();
+    this.dump?.dispose();
+  }
 }
 
 export async function runFullLoad(ctx: PhaseContext, options: FullLoadOptions = {}): Promise<FullLoadResult> {
   const started = Date.now();
-  const { plan, log } = ctx;
   const s = await openSessions(ctx);
-  const holders: SnapshotHolder[] = [];
-  let paused: PausedReplica | undefined;
-  let dump: SchemaDump | undefined;
-  let progress: LoadProgress | undefined;
-  let indexes: IndexQueue | undefined;
-  let extensions: ExtensionInstall[] = [];
+  const held = new LoadResources();
   try {
     // Everything that can refuse does so before anything is created on either server.
-    await requireLogicalSource(s, ctx);
-    const stream = streamSource(ctx);
-    await stream.require(s.source);
-    const dumpTool = await findTool('pg_dump', plan.fullLoad.pgBinDir);
-    requireDumpForSource(dumpTool, majorOf(s.sourceVersion));
-    const restoreTool = await findTool('pg_restore', plan.fullLoad.pgBinDir);
-    const groups = await resolveGroups(ctx, s.source, s.sourceVersion, options.group);
-    const scope = options.group ?? '*';
-    // One process per group (advisory locks held by this session): takes nothing, changes nothing.
-    await claimGroups(s.target, plan.name, groups.map((g) => g.name));
-    const prior = await Journal.find(s.target, plan.name);
-    const existing = new Map((prior ? await prior.streams() : []).map((r) => [r.group, r]));
-    const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === 'done';
-    if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
-    const pausedMode = plan.snapshot === 'paused-replica';
-    const priorProgress = prior ? await prior.tableProgress() : [];
-    const copied = new Set(priorProgress.filter((p) => p.state === 'done' && p.part === 0).map((p) => p.group));
-    // A DMS task reads the slot a restart would drop (cdc restart deletes the task first), and has
-    // applied changes a resume could not bridge (bridge-dms.ts: a loading group has none).
-    const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
-    const decide = (g: ResolvedGroup) =>
-      decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g.name), canBridge: !withTasks.has(g.name) });
-    const actions = new Map(groups.map((g) => [g, decide(g)]));
-    if (options.restart) {
-      const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
-      if (busy) throw gateRefused('full-load.dms-tasks', `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
-    }
-    for (const [group, action] of actions) {
-      if (action === 'refuse-cut-over') {
-        throw gateRefused('full-load.cut-over', `group ${group.name} is ${existing.get(group.name)!.state}: the target is the application's database now, and a reload would clear its tables`, 'nothing to restart; pgshift teardown removes what is left of the migration');
-      }
-      if (action !== 'refuse-interrupted') continue;
-      throw gateRefused(
-        'full-load.interrupted',
-        `group ${group.name}: an earlier full load stopped while loading; its ${existing.get(group.name)!.snapshotMode === 'exported' ? `exported snapshot ended with that process, and ${pausedMode ? 'a paused-replica plan' : `its DMS tasks (which have applied changes from the group's slot)`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
-        `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group.name}` : ''} to load the group again from a new slot`,
-      );
-    }
-    const loading = groups.filter((g) => actions.get(g) !== 'skip');
-    const streamsToLoad = loading.flatMap((g) => stream.parts(g, newStreamRecord(plan, g.name)).map((p) => p.record.slot));
-    // A resumed group needs one more slot: its resume stream's.
-    const resuming = [...actions.values()].filter((a) => a === 'resume').length;
-    const slotsNeeded = streamsToLoad.length - (await existingSlots(s, streamsToLoad)) + resuming;
-    const preflight = loading.length ? await preflightLoad(ctx, s, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
+    const decision = await decideLoad(ctx, s, options);
 
     // From here on, things are created.
-    const journal = await Journal.open(s.target, plan.name, {
+    const journal = await Journal.open(s.target, ctx.plan.name, {
       source: ctx.source.label,
       target: ctx.target.label,
       sourceVersion: s.sourceVersion,
       targetVersion: s.targetVersion,
     });
-    await journal.startPhase('full-load', { groups: groups.map((g) => g.name) });
-    // roles: copy — before anything on the source, so that a role the target refuses stops the load with nothing to undo there.
-    const roles = loading.length && plan.roles === 'copy' ? await copyMissingRoles(ctx, s, journal) : undefined;
-    await applyReplicaIdentityConsent(ctx, s, journal, preflight.setReplicaIdentityFull);
-    await makeLogged(ctx, s, journal, loading.flatMap((g) => g.tables).filter((t) => t.persistence === 'u'));
-
-    const results: GroupLoadResult[] = [];
-    const toLoad: GroupToLoad[] = [];
-    for (const [group, action] of actions) {
-      const priorRecord = existing.get(group.name);
-      if (action === 'skip') {
-        log.info(`group ${group.name}: already loaded at ${priorRecord!.snapshotLsn} (state ${priorRecord!.state}); nothing to do`);
-        results.push({ group: group.name, slot: priorRecord!.slot, publication: priorRecord!.publication, snapshotLsn: priorRecord!.snapshotLsn ?? '', tables: group.tables.length, rows: 0, bytes: 0, skipped: group.tables.length });
-        continue;
-      }
-      // Restarting, or a run that stopped before any row was copied (state preparing): start clean.
-      if (action === 'reset') await resetGroup(s, ctx, journal, stream, group, existing);
-      const record = action === 'continue' || action === 'resume' ? priorRecord! : newStreamRecord(plan, group.name);
-      toLoad.push({ group, record, parts: stream.parts(group, record), resuming: action === 'resume', bridges: [] });
-    }
-
-    if (pausedMode && toLoad.length > 0) {
-      const replicaEp = endpointFor('replica', { url: plan.source.replicaUrl!, tls: plan.source.tls });
-      paused = await pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, options);
-      const mine = new Set(groups.map((g) => g.name));
-      paused.shouldResume = async () => !(await anotherGroupLoading(s.target, journal, plan.groups.map((g) => g.name).filter((g) => !mine.has(g))));
-      const point = replicaPoint(replicaEp, paused);
-      for (const x of toLoad) {
-        x.point = point;
-        await saveStreams(journal, x, 'loading', paused.lsn);
-        await journal.event('full-load', 'info', `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
-      }
-    } else {
-      const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail as { active?: Array<{ table: string; bytes: number }> } | undefined;
-      for (const x of toLoad) {
-        if (x.resuming) {
-          const engine = plan.cdc.engine === 'dms' ? dmsBridge(ctx, s, journal, stream, x.group, x.record) : nativeBridge(ctx, s, journal);
-          const r = await resumeGroup(ctx, s, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)), engine);
-          if (r.holder) holders.push(r.holder);
-          x.bridges = r.bridges;
-          x.resumed = r.summary;
-          await journal.setPhaseDetail(resumePhase(x.group.name), 'running', r.summary);
-          x.point = r.holder ? exportedPoint(ctx, r.holder) : plainPoint(ctx);
-          continue;
-        }
-        await prepareGroupObjects(s, journal, stream, x);
-        // A companion's slot first: the snapshot's LSN is then at or after its confirmed_flush_lsn.
-        for (const part of x.parts.slice(1)) await ensureSlot(s.source, part.record.slot, stream.plugin);
-        const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, stream.plugin, s.sourceVersion);
-        holders.push(holder);
-        await saveStreams(journal, x, 'loading', holder.lsnText);
-        await journal.event('full-load', 'info', `group ${x.group.name}: slot ${x.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
-        log.info(`group ${x.group.name}: slot ${x.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
-        x.point = exportedPoint(ctx, holder);
-      }
-    }
-
-    if (toLoad.length > 0 && !preDataDone) {
-      await withStepLock(s.target, PRE_DATA, async () => {
-        if ((await journal.phaseState(PRE_DATA))?.state === 'done') return;
-        log.info('schema: restoring pre-data (types, tables, functions) on the target');
-        dump ??= await dumpSchema(dumpTool, toLoad[0].point!.endpoint, toLoad[0].point!.snapshotName);
-        extensions = await installSourceExtensions(ctx, s, journal);
-        const listFile = await preDataList(restoreTool, dump, await extensionSchemasOnTarget(s.source, s.target));
-        await restoreSection(restoreTool, ctx.target, dump, 'pre-data', { keepOwnership: plan.fullLoad.ownership === 'keep', listFile });
-        await journal.finishPhase(PRE_DATA, 'done');
-      });
-    }
-    for (const { record } of toLoad.flatMap((x) => x.parts)) await ensureHeartbeat(s.target, heartbeatTable(record.group), record.group);
-
-    // The copy: every part of every group in one pool, indexes built as tables complete.
-    const sessionName = loadSessionName(plan.name, scope);
-    const prog = (progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(options.group), 'running', snap)));
-    const early = await earlyIndexes(s.source, toLoad.flatMap((x) => x.group.tables));
-    indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
-      if (isAnalyze(step)) return;
-      prog.indexBuilt(step.table);
-      logIndexBuilt(log, step, ms, built);
-    });
-    const stopIndexes = () => indexes?.abandon(abortReason(ctx.signal));
-    ctx.signal.addEventListener('abort', stopIndexes, { once: true });
-    // Reloading after post-data (a restart): foreign keys exist, so rows are deleted, not truncated.
-    const clear = (await journal.phaseState(POST_DATA))?.state === 'done' ? 'delete' : 'truncate';
-    const tasks: CopyTask[] = [];
-    const completeSplits: Array<{ group: string; table: TableInfo; parts: number }> = [];
-    const perGroup = new Map<string, { rows: number; bytes: number; skipped: number }>();
-    const finished = (await journal.tableProgress()).filter((p) => p.state === 'done');
-    for (const x of toLoad) {
-      const planned = await planGroup(ctx, journal, finished, x, s.sourceVersion, clear, sessionName);
-      perGroup.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
-      for (const t of planned.skipped) {
-        prog.track(x.group.name, t, t.bytes, 1, indexesOf(early, t).length, 'skipped');
-        indexes.add(indexesOf(early, t)); // a crash may have come between a table's copy and its indexes
-      }
-      for (const [table, parts] of planned.parts) prog.track(x.group.name, table, table.bytes, parts.total, indexesOf(early, table).length, 'waiting', parts.done);
-      for (const c of planned.complete) {
-        prog.track(x.group.name, c.table, c.table.bytes, c.parts, indexesOf(early, c.table).length, 'skipped');
-        completeSplits.push({ group: x.group.name, ...c });
-      }
-      tasks.push(...planned.tasks);
-    }
-    tasks.sort((a, b) => b.estimatedBytes - a.estimatedBytes);
-    prog.start();
-    for (const { group, table, parts } of completeSplits) {
-      await recordSplitTableDone(s.target, journal.migration, group, table, parts);
-      indexes.add(indexesOf(early, table));
-    }
-    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied, target) => {
-      const totals = perGroup.get(task.group)!;
-      totals.rows += copied.rows;
-      totals.bytes += copied.bytes;
-      if (!prog.partDone(task.table, copied.rows)) return;
-      // The table's last part landed: record it whole, and build its indexes beside the copies.
-      if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
-      indexes!.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
-    });
-    await indexes.drain();
-    ctx.signal.removeEventListener('abort', stopIndexes);
-    throwIfAborted(ctx.signal);
-    prog.stop();
-    await journal.setPhaseDetail(progressPhase(options.group), 'done', prog.snapshot());
-    for (const x of toLoad) {
-      const { group, record, point } = x;
-      await saveStreams(journal, x, 'loaded');
-      const totals = perGroup.get(group.name)!;
-      if (x.resumed) {
-        x.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
-        await journal.setPhaseDetail(resumePhase(group.name), 'done', x.resumed);
-        log.info(`group ${group.name}: resumed — kept ${x.resumed.kept.rows} rows (${formatBytes(x.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${x.resumed.snapshotLsn ?? 'no new snapshot'}`);
-      }
-      results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: x.resumed ? record.snapshotLsn ?? '' : point!.lsnText, tables: group.tables.length, ...totals, ...(x.resumed ? { resumed: x.resumed } : {}) });
-    }
-
-    // Large objects belong to no group: the first job to get here copies them, inside its snapshot.
-    if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== 'done') {
-      await withStepLock(s.target, LARGE_OBJECTS, async () => {
-        if ((await journal.phaseState(LARGE_OBJECTS))?.state === 'done') return;
-        const point = toLoad[0].point!;
-        const reader = await connect(point.endpoint, { applicationName: 'pgshift large objects' });
-        try {
-          await point.begin(reader);
-          const lo = await copyLargeObjects(reader, s.target, plan.fullLoad.ownership === 'keep');
-          await endRead(reader);
-          if (lo.objects) log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
-          await journal.finishPhase(LARGE_OBJECTS, 'done', lo);
-        } finally {
-          await reader.end().catch(() => {});
-        }
-      });
-    }
-    for (const h of holders.splice(0)) await h.release();
-    if (paused && (await paused.release())) await journal.finishPhase(REPLICA, 'done', { lsn: paused.lsn });
-
-    // Post-data waits until every group of the plan is loaded: foreign keys cross groups.
-    let postData: FullLoadResult['postData'] = 'already-done';
-    let sequences = 0;
-    let failedViews: MatviewRefresh['failed'] = [];
-    const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g) => g.name));
-    if ((await journal.phaseState(POST_DATA))?.state !== 'done') {
-      postData = 'waiting-for-groups';
-      if (allLoaded) {
-        await withStepLock(s.target, POST_DATA, async () => {
-          if ((await journal.phaseState(POST_DATA))?.state === 'done') return;
-          const allGroups = options.group ? await resolveGroups(ctx, s.source, s.sourceVersion) : groups;
-          dump ??= await dumpSchema(dumpTool, ctx.source, undefined);
-          const post = await runPostData(ctx, s, journal, restoreTool, dump, allGroups);
-          sequences = post.sequences;
-          failedViews = post.failedViews;
-          await journal.finishPhase(POST_DATA, 'done', { sequences, failedViews });
-          postData = 'done';
-        });
-      } else {
-        log.info('post-data waits until every group of the plan is loaded');
-      }
-    }
+    await journal.startPhase('full-load', { groups: decision.groups.map((g) => g.name) });
+    const roles = await prepareSource(ctx, s, journal, decision);
+    const { toLoad, skipped } = await groupsToLoad(ctx, s, journal, decision);
+    await takeSnapshots(ctx, s, journal, decision, toLoad, held, options);
+    const extensions = await restorePreData(ctx, s, journal, decision, toLoad, held);
+    for (const { record } of toLoad.flatMap((load) => load.parts)) await ensureHeartbeat(s.target, heartbeatTable(record.group), record.group);
+    const totals = await copyGroups(ctx, s, journal, toLoad, held, options.group);
+    const results = [...skipped, ...(await markGroupsLoaded(ctx, journal, toLoad, totals))];
+    await copyLargeObjectsOnce(ctx, s, journal, toLoad);
+    await held.releaseSnapshots(journal);
+    const post = await postDataOnceAllLoaded(ctx, s, journal, decision, held, options);
 
     const rows = results.reduce((n, r) => n + r.rows, 0);
-    const bytes = results.reduce((n, r) => n + r.bytes, 0);
     const seconds = (Date.now() - started) / 1000;
     const result: FullLoadResult = {
       groups: results,
-      tables: prog.results(),
+      tables: held.progress!.results(),
       rows,
-      bytes,
+      bytes: results.reduce((n, r) => n + r.bytes, 0),
       seconds,
       rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows,
-      indexesBuiltEarly: indexes.built,
-      postData,
-      failedViews,
-      sequences,
+      indexesBuiltEarly: held.indexes!.built,
+      postData: post.state,
+      failedViews: post.failedViews,
+      sequences: post.sequences,
       extensions,
       roles,
     };
-    await journal.finishPhase('full-load', allLoaded ? 'done' : 'partial', { ...result, tables: undefined });
+    await journal.finishPhase('full-load', post.allLoaded ? 'done' : 'partial', { ...result, tables: undefined });
     return result;
   } finally {
-    // Whatever happened, the replica replays again (unless another job still reads it) and the
-    // snapshots are let go.
-    progress?.stop();
-    await indexes?.close();
-    await paused?.release();
-    for (const h of holders) await h.release();
-    dump?.dispose();
+    await held.release();
     await s.close();
   }
+}
+
+/**
+ * Every check and decision of the load before it creates anything: the source can decode, the
+ * tools can dump it, no other process loads these groups, the target is empty or ours, each
+ * group's action after any earlier run (core/load-decision.ts), and the preflight of what would be
+ * created (preflight.ts, the same rules as assess).
+ */
+async function decideLoad(ctx: PhaseContext, s: Sessions, options: FullLoadOptions): Promise<LoadDecision> {
+  const { plan } = ctx;
+  await requireLogicalSource(s, ctx);
+  const stream = streamSource(ctx);
+  await stream.require(s.source);
+  const dumpTool = await findTool('pg_dump', plan.fullLoad.pgBinDir);
+  requireDumpForSource(dumpTool, majorOf(s.sourceVersion));
+  const restoreTool = await findTool('pg_restore', plan.fullLoad.pgBinDir);
+  const groups = await resolveGroups(ctx, s.source, s.sourceVersion, options.group);
+  // One process per group (advisory locks held by this session): takes nothing, changes nothing.
+  await claimGroups(s.target, plan.name, groups.map((g) => g.name));
+  const prior = await Journal.find(s.target, plan.name);
+  const existing = new Map((prior ? await prior.streams() : []).map((r) => [r.group, r]));
+  const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === 'done';
+  if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
+  const pausedMode = plan.snapshot === 'paused-replica';
+  const priorProgress = prior ? await prior.tableProgress() : [];
+  const actions = await decideGroups(prior, existing, groups, priorProgress, pausedMode, options);
+  const loading = groups.filter((g) => actions.get(g) !== 'skip');
+  const streamsToLoad = loading.flatMap((g) => stream.parts(g, newStreamRecord(plan, g.name)).map((p) => p.record.slot));
+  // A resumed group needs one more slot: its resume stream's.
+  const resuming = [...actions.values()].filter((a) => a === 'resume').length;
+  const slotsNeeded = streamsToLoad.length - (await existingSlotCount(s.source, streamsToLoad)) + resuming;
+  const preflight = loading.length ? await preflightLoad(ctx, s, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
+  return { groups, actions, existing, priorProgress, preDataDone, pausedMode, stream, dumpTool, restoreTool, loading, preflight };
+}
+
+/** Each group's action (core/load-decision.ts), and the refusals among them, named with their way out. */
+async function decideGroups(
+  prior: Journal | undefined,
+  existing: Map<string, StreamRecord>,
+  groups: ResolvedGroup[],
+  priorProgress: ProgressRows,
+  pausedMode: boolean,
+  options: FullLoadOptions,
+): Promise<Map<ResolvedGroup, GroupLoadAction>> {
+  const copied = new Set(priorProgress.filter((p) => p.state === 'done' && p.part === 0).map((p) => p.group));
+  // A DMS task reads the slot a restart would drop (cdc restart deletes the task first), and has
+  // applied changes a resume could not bridge (bridge-dms.ts: a loading group has none).
+  const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
+  const decide = (g: ResolvedGroup) =>
+    decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g.name), canBridge: !withTasks.has(g.name) });
+  const actions = new Map(groups.map((g) => [g, decide(g)]));
+  if (options.restart) {
+    const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
+    if (busy) throw gateRefused('full-load.dms-tasks', `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
+  }
+  for (const [group, action] of actions) {
+    if (action === 'refuse-cut-over') {
+      throw gateRefused('full-load.cut-over', `group ${group.name} is ${existing.get(group.name)!.state}: the target is the application's database now, and a reload would clear its tables`, 'nothing to restart; pgshift teardown removes what is left of the migration');
+    }
+    if (action !== 'refuse-interrupted') continue;
+    throw gateRefused(
+      'full-load.interrupted',
+      `group ${group.name}: an earlier full load stopped while loading; its ${existing.get(group.name)!.snapshotMode === 'exported' ? `exported snapshot ended with that process, and ${pausedMode ? 'a paused-replica plan' : `its DMS tasks (which have applied changes from the group's slot)`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
+      `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group.name}` : ''} to load the group again from a new slot`,
+    );
+  }
+  return actions;
+}
+
+/**
+ * What the load changes before any slot exists: roles: copy first (a role the target refuses
+ * stops the load with nothing to undo on the source), then the replica identities and SET LOGGED
+ * the plan consented to.
+ */
+async function prepareSource(ctx: PhaseContext, s: Sessions, journal: Journal, d: LoadDecision): Promise<RoleCopyResult | undefined> {
+  const roles = d.loading.length && ctx.plan.roles === 'copy' ? await copyMissingRoles(ctx, s, journal) : undefined;
+  await applyReplicaIdentityConsent(ctx, s, journal, d.preflight.setReplicaIdentityFull);
+  await makeLogged(ctx, s, journal, d.loading.flatMap((g) => g.tables).filter((t) => t.persistence === 'u'));
+  return roles;
+}
+
+/** The groups this run loads, each with its stream record, and the result of each it skips. */
+async function groupsToLoad(ctx: PhaseContext, s: Sessions, journal: Journal, d: LoadDecision): Promise<{ toLoad: GroupToLoad[]; skipped: GroupLoadResult[] }> {
+  const toLoad: GroupToLoad[] = [];
+  const skipped: GroupLoadResult[] = [];
+  for (const [group, action] of d.actions) {
+    const priorRecord = d.existing.get(group.name);
+    if (action === 'skip') {
+      ctx.log.info(`group ${group.name}: already loaded at ${priorRecord!.snapshotLsn} (state ${priorRecord!.state}); nothing to do`);
+      skipped.push({ group: group.name, slot: priorRecord!.slot, publication: priorRecord!.publication, snapshotLsn: priorRecord!.snapshotLsn ?? '', tables: group.tables.length, rows: 0, bytes: 0, skipped: group.tables.length });
+      continue;
+    }
+    // Restarting, or a run that stopped before any row was copied (state preparing): start clean.
+    if (action === 'reset') await resetGroup(s, ctx, journal, d.stream, group, d.existing);
+    const record = action === 'continue' || action === 'resume' ? priorRecord! : newStreamRecord(ctx.plan, group.name);
+    toLoad.push({ group, record, parts: d.stream.parts(group, record), resuming: action === 'resume', bridges: [] });
+  }
+  return { toLoad, skipped };
+}
+
+/** Each group's read point: the paused replica, a new slot's exported snapshot, or a resume's bridge. */
+async function takeSnapshots(ctx: PhaseContext, s: Sessions, journal: Journal, d: LoadDecision, toLoad: GroupToLoad[], held: LoadResources, options: FullLoadOptions): Promise<void> {
+  if (toLoad.length === 0) return;
+  if (d.pausedMode) return pauseForGroups(ctx, s, journal, d, toLoad, held, options);
+  const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail as { active?: Array<{ table: string; bytes: number }> } | undefined;
+  for (const load of toLoad) {
+    if (load.resuming) {
+      const engine = ctx.plan.cdc.engine === 'dms' ? dmsBridge(ctx, s, journal, d.stream, load.group, load.record) : nativeBridge(ctx, s, journal);
+      const sessionName = loadSessionName(ctx.plan.name, options.group ?? '*');
+      const r = await resumeGroup(ctx, s, journal, load.group, load.record, d.priorProgress, lastSnapshot, () => openTarget(ctx, sessionName), engine);
+      if (r.holder) held.holders.push(r.holder);
+      load.bridges = r.bridges;
+      load.resumed = r.summary;
+      await journal.setPhaseDetail(resumePhase(load.group.name), 'running', r.summary);
+      load.point = r.holder ? exportedPoint(ctx, r.holder) : plainPoint(ctx);
+      continue;
+    }
+    await prepareGroupObjects(s, journal, d.stream, load);
+    // A companion's slot first: the snapshot's LSN is then at or after its confirmed_flush_lsn.
+    for (const part of load.parts.slice(1)) await ensureSlot(s.source, part.record.slot, d.stream.plugin);
+    const holder = await SnapshotHolder.createSlot(ctx.source, load.record.slot, d.stream.plugin, s.sourceVersion);
+    held.holders.push(holder);
+    await saveStreams(journal, load, 'loading', holder.lsnText);
+    await journal.event('full-load', 'info', `group ${load.group.name}: slot ${load.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
+    ctx.log.info(`group ${load.group.name}: slot ${load.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
+    load.point = exportedPoint(ctx, holder);
+  }
+}
+
+/** paused-replica: every group reads the replica paused (or adopted) at one LSN. */
+async function pauseForGroups(ctx: PhaseContext, s: Sessions, journal: Journal, d: LoadDecision, toLoad: GroupToLoad[], held: LoadResources, options: FullLoadOptions): Promise<void> {
+  const { plan } = ctx;
+  const replicaEp = endpointFor('replica', { url: plan.source.replicaUrl!, tls: plan.source.tls });
+  const paused = (held.paused = await pauseOrAdoptReplica(ctx, s, journal, d.stream, replicaEp, toLoad, options));
+  const mine = new Set(d.groups.map((g) => g.name));
+  paused.shouldResume = async () => !(await anotherGroupLoading(s.target, journal, plan.groups.map((g) => g.name).filter((g) => !mine.has(g))));
+  const point = replicaPoint(replicaEp, paused);
+  for (const load of toLoad) {
+    load.point = point;
+    await saveStreams(journal, load, 'loading', paused.lsn);
+    await journal.event('full-load', 'info', `group ${load.group.name}: slot ${load.record.slot}, replica paused at ${paused.lsn}`);
+  }
+}
+
+/** Pre-data once for the whole plan (the first job to get here), inside the first group's snapshot; the extensions installed with it. */
+async function restorePreData(ctx: PhaseContext, s: Sessions, journal: Journal, d: LoadDecision, toLoad: GroupToLoad[], held: LoadResources): Promise<ExtensionInstall[]> {
+  let extensions: ExtensionInstall[] = [];
+  if (toLoad.length === 0 || d.preDataDone) return extensions;
+  await withStepLock(s.target, PRE_DATA, async () => {
+    if ((await journal.phaseState(PRE_DATA))?.state === 'done') return;
+    ctx.log.info('schema: restoring pre-data (types, tables, functions) on the target');
+    held.dump ??= await dumpSchema(d.dumpTool, toLoad[0].point!.endpoint, toLoad[0].point!.snapshotName);
+    extensions = await installSourceExtensions(ctx, s, journal);
+    const listFile = await preDataList(d.restoreTool, held.dump, await extensionSchemasOnTarget(s.source, s.target));
+    await restoreSection(d.restoreTool, ctx.target, held.dump, 'pre-data', { keepOwnership: ctx.plan.fullLoad.ownership === 'keep', listFile });
+    await journal.finishPhase(PRE_DATA, 'done');
+  });
+  return extensions;
+}
+
+/** The copy: every part of every group in one pool, largest first, each table's indexes built as its last part lands. */
+async function copyGroups(ctx: PhaseContext, s: Sessions, journal: Journal, toLoad: GroupToLoad[], held: LoadResources, scope: string | undefined): Promise<Map<string, GroupTotals>> {
+  const { plan, log } = ctx;
+  const sessionName = loadSessionName(plan.name, scope ?? '*');
+  const progress = (held.progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(scope), 'running', snap)));
+  const early = await earlyIndexes(s.source, toLoad.flatMap((load) => load.group.tables));
+  const indexes = (held.indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
+    if (isAnalyze(step)) return;
+    progress.indexBuilt(step.table);
+    logIndexBuilt(log, step, ms, built);
+  }));
+  const stopIndexes = () => indexes.abandon(abortReason(ctx.signal));
+  ctx.signal.addEventListener('abort', stopIndexes, { once: true });
+  // Reloading after post-data (a restart): foreign keys exist, so rows are deleted, not truncated.
+  const clear = (await journal.phaseState(POST_DATA))?.state === 'done' ? 'delete' : 'truncate';
+  const planned = await planCopy(ctx, journal, toLoad, s.sourceVersion, clear, sessionName, early, progress, indexes);
+  progress.start();
+  for (const { group, table, parts } of planned.completeSplits) {
+    await recordSplitTableDone(s.target, journal.migration, group, table, parts);
+    indexes.add(indexesOf(early, table));
+  }
+  await copyTasks(ctx, journal.migration, planned.tasks, sessionName, clear, progress, async (task, copied, target) => {
+    const totals = planned.totals.get(task.group)!;
+    totals.rows += copied.rows;
+    totals.bytes += copied.bytes;
+    if (!progress.partDone(task.table, copied.rows)) return;
+    // The table's last part landed: record it whole, and build its indexes beside the copies.
+    if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
+    indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
+  });
+  await indexes.drain();
+  ctx.signal.removeEventListener('abort', stopIndexes);
+  throwIfAborted(ctx.signal);
+  progress.stop();
+  await journal.setPhaseDetail(progressPhase(scope), 'done', progress.snapshot());
+  return planned.totals;
+}
+
+/** Every group's copy tasks, largest first; what earlier runs finished is tracked as skipped (its indexes queued again). */
+async function planCopy(
+  ctx: PhaseContext,
+  journal: Journal,
+  toLoad: GroupToLoad[],
+  sourceVersion: number,
+  clear: 'truncate' | 'delete',
+  sessionName: string,
+  early: Map<string, IndexBuild[]>,
+  progress: LoadProgress,
+  indexes: IndexQueue,
+): Promise<{ tasks: CopyTask[]; completeSplits: Array<{ group: string; table: TableInfo; parts: number }>; totals: Map<string, GroupTotals> }> {
+  const tasks: CopyTask[] = [];
+  const completeSplits: Array<{ group: string; table: TableInfo; parts: number }> = [];
+  const totals = new Map<string, GroupTotals>();
+  const finished = (await journal.tableProgress()).filter((p) => p.state === 'done');
+  const indexCount = (t: TableInfo) => indexesOf(early, t).length;
+  for (const load of toLoad) {
+    const planned = await planGroup(ctx, journal, finished, load, sourceVersion, clear, sessionName);
+    totals.set(load.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
+    for (const t of planned.skipped) {
+      progress.track(load.group.name, t, t.bytes, 1, indexCount(t), 'skipped');
+      indexes.add(indexesOf(early, t)); // a crash may have come between a table's copy and its indexes
+    }
+    for (const [table, parts] of planned.parts) progress.track(load.group.name, table, table.bytes, parts.total, indexCount(table), 'waiting', parts.done);
+    for (const c of planned.complete) {
+      progress.track(load.group.name, c.table, c.table.bytes, c.parts, indexCount(c.table), 'skipped');
+      completeSplits.push({ group: load.group.name, ...c });
+    }
+    tasks.push(...planned.tasks);
+  }
+  tasks.sort((a, b) => b.estimatedBytes - a.estimatedBytes);
+  return { tasks, completeSplits, totals };
+}
+
+/** Each loaded group's streams marked loaded, a resume's summary completed, and its result. */
+async function markGroupsLoaded(ctx: PhaseContext, journal: Journal, toLoad: GroupToLoad[], totalsByGroup: Map<string, GroupTotals>): Promise<GroupLoadResult[]> {
+  const results: GroupLoadResult[] = [];
+  for (const load of toLoad) {
+    const { group, record, point } = load;
+    await saveStreams(journal, load, 'loaded');
+    const totals = totalsByGroup.get(group.name)!;
+    if (load.resumed) {
+      load.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
+      await journal.setPhaseDetail(resumePhase(group.name), 'done', load.resumed);
+      ctx.log.info(`group ${group.name}: resumed — kept ${load.resumed.kept.rows} rows (${formatBytes(load.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${load.resumed.snapshotLsn ?? 'no new snapshot'}`);
+    }
+    results.push({ group: group.name, slot: record.slot, publication: record.publication, snapshotLsn: load.resumed ? record.snapshotLsn ?? '' : point!.lsnText, tables: group.tables.length, ...totals, ...(load.resumed ? { resumed: load.resumed } : {}) });
+  }
+  return results;
+}
+
+/** Large objects belong to no group: the first job to get here copies them, inside its snapshot. */
+async function copyLargeObjectsOnce(ctx: PhaseContext, s: Sessions, journal: Journal, toLoad: GroupToLoad[]): Promise<void> {
+  if (toLoad.length === 0 || (await journal.phaseState(LARGE_OBJECTS))?.state === 'done') return;
+  await withStepLock(s.target, LARGE_OBJECTS, async () => {
+    if ((await journal.phaseState(LARGE_OBJECTS))?.state === 'done') return;
+    const point = toLoad[0].point!;
+    const reader = await connect(point.endpoint, { applicationName: 'pgshift large objects' });
+    try {
+      await point.begin(reader);
+      const lo = await copyLargeObjects(reader, s.target, ctx.plan.fullLoad.ownership === 'keep');
+      await endRead(reader);
+      if (lo.objects) ctx.log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
+      await journal.finishPhase(LARGE_OBJECTS, 'done', lo);
+    } finally {
+      await reader.end().catch(() => {});
+    }
+  });
+}
+
+/** Post-data waits until every group of the plan is loaded (foreign keys cross groups); the first job to see them all runs it. */
+async function postDataOnceAllLoaded(
+  ctx: PhaseContext,
+  s: Sessions,
+  journal: Journal,
+  d: LoadDecision,
+  held: LoadResources,
+  options: FullLoadOptions,
+): Promise<{ state: FullLoadResult['postData']; allLoaded: boolean; sequences: number; failedViews: MatviewRefresh['failed'] }> {
+  const out = { state: 'already-done' as FullLoadResult['postData'], allLoaded: await everyGroupLoaded(journal, ctx.plan.groups.map((g) => g.name)), sequences: 0, failedViews: [] as MatviewRefresh['failed'] };
+  if ((await journal.phaseState(POST_DATA))?.state === 'done') return out;
+  out.state = 'waiting-for-groups';
+  if (!out.allLoaded) {
+    ctx.log.info('post-data waits until every group of the plan is loaded');
+    return out;
+  }
+  await withStepLock(s.target, POST_DATA, async () => {
+    if ((await journal.phaseState(POST_DATA))?.state === 'done') return;
+    const allGroups = options.group ? await resolveGroups(ctx, s.source, s.sourceVersion) : d.groups;
+    held.dump ??= await dumpSchema(d.dumpTool, ctx.source, undefined);
+    const post = await runPostData(ctx, s, journal, d.restoreTool, held.dump, allGroups);
+    out.sequences = post.sequences;
+    out.failedViews = post.failedViews;
+    await journal.finishPhase(POST_DATA, 'done', { sequences: post.sequences, failedViews: post.failedViews });
+    out.state = 'done';
+  });
+  return out;
 }
 
 interface CopyTask {
@@ -509,12 +632,12 @@ async function planGroup(
   ctx: PhaseContext,
   journal: Journal,
   finishedInJournal: Awaited<ReturnType<Journal['tableProgress']>>,
-  x: GroupToLoad,
+  load: GroupToLoad,
   sourceVersion: number,
   clear: 'truncate' | 'delete',
   sessionName: string,
 ): Promise<GroupPlan> {
-  const finished = finishedInJournal.filter((p) => p.group === x.group.name);
+  const finished = finishedInJournal.filter((p) => p.group === load.group.name);
   const wholeDone = new Set(finished.filter((p) => p.part === 0).map(tableKey));
   const partsDone = new Map<string, Map<number, string | null>>();
   for (const p of finished.filter((f) => f.part > 0)) {
@@ -522,12 +645,12 @@ async function planGroup(
     m.set(p.part, p.condition);
     partsDone.set(tableKey(p), m);
   }
-  const skipped = x.group.tables.filter((t) => wholeDone.has(tableKey(t)));
-  const pending = x.group.tables.filter((t) => !wholeDone.has(tableKey(t)));
-  const planner = await connect(x.point!.endpoint, { applicationName: 'pgshift plan' });
+  const skipped = load.group.tables.filter((t) => wholeDone.has(tableKey(t)));
+  const pending = load.group.tables.filter((t) => !wholeDone.has(tableKey(t)));
+  const planner = await connect(load.point!.endpoint, { applicationName: 'pgshift plan' });
   let planned: CopyTask[];
   try {
-    planned = await planTasks(ctx, planner, sourceVersion, x.group.name, x.point!, pending);
+    planned = await planTasks(ctx, planner, sourceVersion, load.group.name, load.point!, pending);
   } finally {
     await planner.end().catch(() => {});
   }
@@ -725,8 +848,8 @@ function logIndexBuilt(log: PhaseContext['log'], b: IndexBuild, ms: number, buil
 }
 
 /** Each stream's objects on the source, before its snapshot: journal row, heartbeat table, the engine's objects. */
-async function prepareGroupObjects(s: Sessions, journal: Journal, stream: StreamSource, x: { parts: StreamPart[] }): Promise<void> {
-  for (const part of x.parts) {
+async function prepareGroupObjects(s: Sessions, journal: Journal, stream: StreamSource, load: { parts: StreamPart[] }): Promise<void> {
+  for (const part of load.parts) {
     await journal.saveStream(part.record);
     await ensureHeartbeat(s.source, heartbeatTable(part.record.group), part.record.group);
     await stream.prepare(s.source, part);
@@ -743,7 +866,7 @@ async function pauseOrAdoptReplica(ctx: PhaseContext, s: Sessions, journal: Jour
   const { plan, log } = ctx;
   return withStepLock(s.target, REPLICA, async () => {
     const streams = new Map((await journal.streams()).map((r) => [r.group, r]));
-    const mine = new Set(toLoad.map((x) => x.group.name));
+    const mine = new Set(toLoad.map((load) => load.group.name));
     const othersPending = plan.groups.map((g) => g.name).filter((g) => !mine.has(g) && (!streams.has(g) || streams.get(g)!.state === 'preparing'));
     const others = othersPending.length ? (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => othersPending.includes(g.name)) : [];
     const prepare = [
@@ -753,18 +876,18 @@ async function pauseOrAdoptReplica(ctx: PhaseContext, s: Sessions, journal: Jour
         return { group, record, parts: stream.parts(group, record) };
       }),
     ];
-    for (const x of prepare) {
-      if (x.record.state === 'preparing') await prepareGroupObjects(s, journal, stream, x);
-      for (const part of x.parts) await ensureSlot(s.source, part.record.slot, stream.plugin);
+    for (const load of prepare) {
+      if (load.record.state === 'preparing') await prepareGroupObjects(s, journal, stream, load);
+      for (const part of load.parts) await ensureSlot(s.source, part.record.slot, stream.plugin);
     }
-    const slots = prepare.flatMap((x) => x.parts.map((p) => p.record.slot));
+    const slots = prepare.flatMap((load) => load.parts.map((p) => p.record.slot));
     const limits = plan.fullLoad.pausedReplica;
-    const copied = await groupsWithCopiedRows(journal, toLoad.map((x) => x.group.name));
-    const refuse = (x: GroupToLoad, why: string) =>
+    const copied = await groupsWithCopiedRows(journal, toLoad.map((load) => load.group.name));
+    const refuse = (load: GroupToLoad, why: string) =>
       gateRefused(
         'full-load.replica-moved',
-        `group ${x.group.name} was partly loaded from the replica paused at ${x.record.snapshotLsn}, but ${why}`,
-        `run pgshift full-load --restart${options.group ? ` --group ${x.group.name}` : ''} to load the group again from a new slot`,
+        `group ${load.group.name} was partly loaded from the replica paused at ${load.record.snapshotLsn}, but ${why}`,
+        `run pgshift full-load --restart${options.group ? ` --group ${load.group.name}` : ''} to load the group again from a new slot`,
       );
     const held = await journal.phaseState(REPLICA);
     const heldAt = held?.state === 'running' ? (held.detail as { lsn?: string } | null)?.lsn : undefined;
@@ -772,7 +895,7 @@ async function pauseOrAdoptReplica(ctx: PhaseContext, s: Sessions, journal: Jour
     if (heldAt) {
       const adopted = await PausedReplica.adopt(replicaEp, s.source, slots, limits, log, heldAt);
       if (typeof adopted !== 'string') {
-        const stale = toLoad.find((x) => copied.has(x.group.name) && x.record.snapshotLsn !== adopted.lsn);
+        const stale = toLoad.find((load) => copied.has(load.group.name) && load.record.snapshotLsn !== adopted.lsn);
         if (stale) {
           await adopted.detach();
           throw refuse(stale, `the replica is now paused at ${adopted.lsn}`);
@@ -782,9 +905,9 @@ async function pauseOrAdoptReplica(ctx: PhaseContext, s: Sessions, journal: Jour
       why = adopted;
     }
     // A fresh pause gives a new LSN: only groups that copied nothing yet may take it.
-    const stale = toLoad.find((x) => copied.has(x.group.name));
+    const stale = toLoad.find((load) => copied.has(load.group.name));
     if (stale) throw refuse(stale, why);
-    const p = await PausedReplica.pause(replicaEp, s.source, slots, limits, log);
+    const p = await PausedReplica.pause(replicaEp, s.source, slots, limits, log, ctx.signal);
     await journal.startPhase(REPLICA, { lsn: p.lsn });
     return p;
   });
@@ -826,11 +949,6 @@ async function openTarget(ctx: PhaseContext, sessionName: string): Promise<pg.Cl
   const c = await connect(ctx.target, { applicationName: sessionName });
   await useLoadSettings(c, ctx.plan.fullLoad.maintenanceWorkMem);
   return c;
-}
-
-/** How many of these slots exist already on the source (a re-run reuses or replaces them). */
-async function existingSlots(s: Sessions, slots: string[]): Promise<number> {
-  return existingSlotCount(s.source, slots);
 }
 
 /**

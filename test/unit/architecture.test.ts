@@ -63,4 +63,12 @@ describe('architecture', () => {
       .flatMap(({ file, text }) => withoutComments(text).split('\n').flatMap((line, i) => (statement.test(line) ? [`${file}:${i + 1}: ${line.trim().slice(0, 80)}`] : [])));
     expect(found).toEqual([]);
   });
+
+  it('every wait goes through core/wait.ts (cancellable by a signal): no hand-made sleep', () => {
+    const handMade = /new Promise[^;]*setTimeout|setTimeout\([^)]*\bres(olve)?\b/;
+    const found = files
+      .filter((f) => f.file !== path.join(SRC, 'core', 'wait.ts'))
+      .flatMap(({ file, text }) => withoutComments(text).split('\n').flatMap((line, i) => (handMade.test(line) ? [`${file}:${i + 1}: ${line.trim().slice(0, 80)}`] : [])));
+    expect(found).toEqual([]);
+  });
 });

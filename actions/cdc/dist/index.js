@@ -74618,6 +74618,14 @@ async function pollUntil(probe, o3) {
     await sleep(Math.min(o3.everyMs, Math.max(0, deadline - Date.now())), o3.signal);
   }
 }
+async function answerWithin(answer, ms, fallback2) {
+  const timer = new AbortController();
+  try {
+    return await Promise.race([answer, delay(ms, fallback2, { ref: false, signal: timer.signal })]);
+  } finally {
+    timer.abort();
+  }
+}
 
 // src/core/size.ts
 var UNITS = {
@@ -98593,7 +98601,7 @@ var PausedReplica = class _PausedReplica {
   onSignal = () => {
     void this.release().finally(() => process.exit(130));
   };
-  static async pause(replicaEp, primary, slots, limits, log, timeoutMs = 6e4) {
+  static async pause(replicaEp, primary, slots, limits, log, signal, timeoutMs = 6e4) {
     const replica = await connect(replicaEp, { applicationName: "pgshift replica" });
     const inRecovery = (await replica.query("SELECT pg_is_in_recovery() AS r")).rows[0].r;
     if (!inRecovery) {
@@ -98611,7 +98619,7 @@ var PausedReplica = class _PausedReplica {
     try {
       for (; ; ) {
         await replica.query("SELECT pg_wal_replay_pause()");
-        await waitPaused(replica, deadline);
+        await waitPaused(replica, deadline, signal);
         const r5 = await replica.query("SELECT pg_last_wal_replay_lsn()::text AS lsn");
         const lsn = r5.rows[0].lsn;
         if (parseLsn(lsn) >= floor) {
@@ -98624,7 +98632,7 @@ var PausedReplica = class _PausedReplica {
           await replica.end();
           throw failure("replica.behind", `replica ${replicaEp.label} did not replay past the slots' position ${formatLsn(floor)} within ${timeoutMs / 1e3} s`, "check the replica is streaming from the source");
         }
-        await new Promise((res) => setTimeout(res, 200));
+        await sleep(200, signal);
       }
     } catch (err) {
       await replica.query("SELECT pg_wal_replay_resume()").catch(() => {
@@ -98686,7 +98694,7 @@ var PausedReplica = class _PausedReplica {
     if (this.resumed) return false;
     let resume = true;
     try {
-      resume = await Promise.race([this.shouldResume(), new Promise((res) => setTimeout(() => res(true), 3e3).unref())]);
+      resume = await answerWithin(this.shouldResume(), 3e3, true);
     } catch {
     }
     if (resume) {
@@ -98749,19 +98757,20 @@ var PausedReplica = class _PausedReplica {
     }
   }
 };
-async function waitPaused(replica, deadline) {
+async function waitPaused(replica, deadline, signal) {
   const hasState = (await replica.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pg_get_wal_replay_pause_state'")).rows[0].n > 0;
   let last2 = "";
-  while (Date.now() < deadline) {
-    if (hasState) {
-      if ((await replica.query("SELECT pg_get_wal_replay_pause_state() AS s")).rows[0].s === "paused") return;
-    } else {
+  const paused = await pollUntil(
+    async () => {
+      if (hasState) return (await replica.query("SELECT pg_get_wal_replay_pause_state() AS s")).rows[0].s === "paused" || void 0;
       const lsn = (await replica.query("SELECT pg_last_wal_replay_lsn()::text AS lsn")).rows[0].lsn;
-      if (lsn === last2) return;
+      const still = lsn === last2;
       last2 = lsn;
-    }
-    await new Promise((res) => setTimeout(res, hasState ? 20 : 50));
-  }
+      return still || void 0;
+    },
+    { everyMs: hasState ? 20 : 50, timeoutMs: Math.max(0, deadline - Date.now()), signal }
+  );
+  if (paused) return;
   throw failure("replica.pause", "the replica did not pause within the time limit", "check the replica is replaying");
 }
 async function slotsConfirmedUpTo(primary, slots) {
@@ -99122,7 +99131,7 @@ async function dropSlot(c5, slot) {
     const pid = r5.rows[0].active_pid;
     if (pid) {
       await c5.query("SELECT pg_terminate_backend($1)", [pid]);
-      await new Promise((res) => setTimeout(res, 250));
+      await sleep(250);
       continue;
     }
     try {
@@ -99130,7 +99139,7 @@ async function dropSlot(c5, slot) {
       return true;
     } catch (err) {
       if (err.code === "55006") {
-        await new Promise((res) => setTimeout(res, 250));
+        await sleep(250);
         continue;
       }
       throw err;
@@ -99581,259 +99590,309 @@ function replicaPoint(endpoint, paused) {
     check: () => paused.check()
   };
 }
-async function saveStreams(journal, x, state2, lsn = x.record.snapshotLsn) {
-  for (const { record: record2 } of x.parts) {
+async function saveStreams(journal, load, state2, lsn = load.record.snapshotLsn) {
+  for (const { record: record2 } of load.parts) {
     record2.state = state2;
     record2.snapshotLsn = lsn;
     await journal.saveStream(record2);
   }
-  for (const b5 of x.bridges) await journal.setStreamState(b5.group, state2);
+  for (const b5 of load.bridges) await journal.setStreamState(b5.group, state2);
 }
+var LoadResources = class {
+  holders = [];
+  paused;
+  dump;
+  progress;
+  indexes;
+  /** Once the rows are copied: the snapshots and the replica are no longer needed. */
+  async releaseSnapshots(journal) {
+    for (const h5 of this.holders.splice(0)) await h5.release();
+    if (this.paused && await this.paused.release()) await journal.finishPhase(REPLICA, "done", { lsn: this.paused.lsn });
+  }
+  async release() {
+    this.progress?.stop();
+    await this.indexes?.close();
+    await this.paused?.release();
+    for (const h5 of this.holders) await h5.release();
+    this.dump?.dispose();
+  }
+};
 async function runFullLoad(ctx, options = {}) {
   const started = Date.now();
-  const { plan, log } = ctx;
   const s2 = await openSessions(ctx);
-  const holders = [];
-  let paused;
-  let dump;
-  let progress;
-  let indexes;
-  let extensions = [];
+  const held = new LoadResources();
   try {
-    await requireLogicalSource(s2, ctx);
-    const stream = streamSource(ctx);
-    await stream.require(s2.source);
-    const dumpTool = await findTool("pg_dump", plan.fullLoad.pgBinDir);
-    requireDumpForSource(dumpTool, majorOf(s2.sourceVersion));
-    const restoreTool = await findTool("pg_restore", plan.fullLoad.pgBinDir);
-    const groups = await resolveGroups(ctx, s2.source, s2.sourceVersion, options.group);
-    const scope = options.group ?? "*";
-    await claimGroups(s2.target, plan.name, groups.map((g5) => g5.name));
-    const prior = await Journal.find(s2.target, plan.name);
-    const existing = new Map((prior ? await prior.streams() : []).map((r5) => [r5.group, r5]));
-    const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
-    if (!preDataDone) await requireEmptyTarget(s2, ctx, groups);
-    const pausedMode = plan.snapshot === "paused-replica";
-    const priorProgress = prior ? await prior.tableProgress() : [];
-    const copied = new Set(priorProgress.filter((p3) => p3.state === "done" && p3.part === 0).map((p3) => p3.group));
-    const withTasks2 = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
-    const decide = (g5) => decideGroupLoad(existing.get(g5.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g5.name), canBridge: !withTasks2.has(g5.name) });
-    const actions = new Map(groups.map((g5) => [g5, decide(g5)]));
-    if (options.restart) {
-      const busy = groups.find((g5) => existing.has(g5.name) && withTasks2.has(g5.name));
-      if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
-    }
-    for (const [group5, action] of actions) {
-      if (action === "refuse-cut-over") {
-        throw gateRefused("full-load.cut-over", `group ${group5.name} is ${existing.get(group5.name).state}: the target is the application's database now, and a reload would clear its tables`, "nothing to restart; pgshift teardown removes what is left of the migration");
-      }
-      if (action !== "refuse-interrupted") continue;
-      throw gateRefused(
-        "full-load.interrupted",
-        `group ${group5.name}: an earlier full load stopped while loading; its ${existing.get(group5.name).snapshotMode === "exported" ? `exported snapshot ended with that process, and ${pausedMode ? "a paused-replica plan" : `its DMS tasks (which have applied changes from the group's slot)`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
-        `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group5.name}` : ""} to load the group again from a new slot`
-      );
-    }
-    const loading = groups.filter((g5) => actions.get(g5) !== "skip");
-    const streamsToLoad = loading.flatMap((g5) => stream.parts(g5, newStreamRecord(plan, g5.name)).map((p3) => p3.record.slot));
-    const resuming = [...actions.values()].filter((a5) => a5 === "resume").length;
-    const slotsNeeded = streamsToLoad.length - await existingSlots(s2, streamsToLoad) + resuming;
-    const preflight = loading.length ? await preflightLoad(ctx, s2, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
-    const journal = await Journal.open(s2.target, plan.name, {
+    const decision = await decideLoad(ctx, s2, options);
+    const journal = await Journal.open(s2.target, ctx.plan.name, {
       source: ctx.source.label,
       target: ctx.target.label,
       sourceVersion: s2.sourceVersion,
       targetVersion: s2.targetVersion
     });
-    await journal.startPhase("full-load", { groups: groups.map((g5) => g5.name) });
-    const roles = loading.length && plan.roles === "copy" ? await copyMissingRoles(ctx, s2, journal) : void 0;
-    await applyReplicaIdentityConsent(ctx, s2, journal, preflight.setReplicaIdentityFull);
-    await makeLogged(ctx, s2, journal, loading.flatMap((g5) => g5.tables).filter((t) => t.persistence === "u"));
-    const results = [];
-    const toLoad = [];
-    for (const [group5, action] of actions) {
-      const priorRecord = existing.get(group5.name);
-      if (action === "skip") {
-        log.info(`group ${group5.name}: already loaded at ${priorRecord.snapshotLsn} (state ${priorRecord.state}); nothing to do`);
-        results.push({ group: group5.name, slot: priorRecord.slot, publication: priorRecord.publication, snapshotLsn: priorRecord.snapshotLsn ?? "", tables: group5.tables.length, rows: 0, bytes: 0, skipped: group5.tables.length });
-        continue;
-      }
-      if (action === "reset") await resetGroup(s2, ctx, journal, stream, group5, existing);
-      const record2 = action === "continue" || action === "resume" ? priorRecord : newStreamRecord(plan, group5.name);
-      toLoad.push({ group: group5, record: record2, parts: stream.parts(group5, record2), resuming: action === "resume", bridges: [] });
-    }
-    if (pausedMode && toLoad.length > 0) {
-      const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
-      paused = await pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, options);
-      const mine = new Set(groups.map((g5) => g5.name));
-      paused.shouldResume = async () => !await anotherGroupLoading(s2.target, journal, plan.groups.map((g5) => g5.name).filter((g5) => !mine.has(g5)));
-      const point = replicaPoint(replicaEp, paused);
-      for (const x of toLoad) {
-        x.point = point;
-        await saveStreams(journal, x, "loading", paused.lsn);
-        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
-      }
-    } else {
-      const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail;
-      for (const x of toLoad) {
-        if (x.resuming) {
-          const engine = plan.cdc.engine === "dms" ? dmsBridge(ctx, s2, journal, stream, x.group, x.record) : nativeBridge(ctx, s2, journal);
-          const r5 = await resumeGroup(ctx, s2, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)), engine);
-          if (r5.holder) holders.push(r5.holder);
-          x.bridges = r5.bridges;
-          x.resumed = r5.summary;
-          await journal.setPhaseDetail(resumePhase(x.group.name), "running", r5.summary);
-          x.point = r5.holder ? exportedPoint(ctx, r5.holder) : plainPoint(ctx);
-          continue;
-        }
-        await prepareGroupObjects(s2, journal, stream, x);
-        for (const part of x.parts.slice(1)) await ensureSlot(s2.source, part.record.slot, stream.plugin);
-        const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, stream.plugin, s2.sourceVersion);
-        holders.push(holder);
-        await saveStreams(journal, x, "loading", holder.lsnText);
-        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
-        log.info(`group ${x.group.name}: slot ${x.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
-        x.point = exportedPoint(ctx, holder);
-      }
-    }
-    if (toLoad.length > 0 && !preDataDone) {
-      await withStepLock(s2.target, PRE_DATA, async () => {
-        if ((await journal.phaseState(PRE_DATA))?.state === "done") return;
-        log.info("schema: restoring pre-data (types, tables, functions) on the target");
-        dump ??= await dumpSchema(dumpTool, toLoad[0].point.endpoint, toLoad[0].point.snapshotName);
-        extensions = await installSourceExtensions(ctx, s2, journal);
-        const listFile = await preDataList(restoreTool, dump, await extensionSchemasOnTarget(s2.source, s2.target));
-        await restoreSection(restoreTool, ctx.target, dump, "pre-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile });
-        await journal.finishPhase(PRE_DATA, "done");
-      });
-    }
-    for (const { record: record2 } of toLoad.flatMap((x) => x.parts)) await ensureHeartbeat(s2.target, heartbeatTable(record2.group), record2.group);
-    const sessionName = loadSessionName(plan.name, scope);
-    const prog = progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(options.group), "running", snap));
-    const early = await earlyIndexes(s2.source, toLoad.flatMap((x) => x.group.tables));
-    indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
-      if (isAnalyze(step)) return;
-      prog.indexBuilt(step.table);
-      logIndexBuilt(log, step, ms, built);
-    });
-    const stopIndexes = () => indexes?.abandon(abortReason(ctx.signal));
-    ctx.signal.addEventListener("abort", stopIndexes, { once: true });
-    const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
-    const tasks = [];
-    const completeSplits = [];
-    const perGroup = /* @__PURE__ */ new Map();
-    const finished = (await journal.tableProgress()).filter((p3) => p3.state === "done");
-    for (const x of toLoad) {
-      const planned = await planGroup(ctx, journal, finished, x, s2.sourceVersion, clear, sessionName);
-      perGroup.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
-      for (const t of planned.skipped) {
-        prog.track(x.group.name, t, t.bytes, 1, indexesOf(early, t).length, "skipped");
-        indexes.add(indexesOf(early, t));
-      }
-      for (const [table2, parts] of planned.parts) prog.track(x.group.name, table2, table2.bytes, parts.total, indexesOf(early, table2).length, "waiting", parts.done);
-      for (const c5 of planned.complete) {
-        prog.track(x.group.name, c5.table, c5.table.bytes, c5.parts, indexesOf(early, c5.table).length, "skipped");
-        completeSplits.push({ group: x.group.name, ...c5 });
-      }
-      tasks.push(...planned.tasks);
-    }
-    tasks.sort((a5, b5) => b5.estimatedBytes - a5.estimatedBytes);
-    prog.start();
-    for (const { group: group5, table: table2, parts } of completeSplits) {
-      await recordSplitTableDone(s2.target, journal.migration, group5, table2, parts);
-      indexes.add(indexesOf(early, table2));
-    }
-    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied2, target) => {
-      const totals = perGroup.get(task.group);
-      totals.rows += copied2.rows;
-      totals.bytes += copied2.bytes;
-      if (!prog.partDone(task.table, copied2.rows)) return;
-      if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
-      indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
-    });
-    await indexes.drain();
-    ctx.signal.removeEventListener("abort", stopIndexes);
-    throwIfAborted(ctx.signal);
-    prog.stop();
-    await journal.setPhaseDetail(progressPhase(options.group), "done", prog.snapshot());
-    for (const x of toLoad) {
-      const { group: group5, record: record2, point } = x;
-      await saveStreams(journal, x, "loaded");
-      const totals = perGroup.get(group5.name);
-      if (x.resumed) {
-        x.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
-        await journal.setPhaseDetail(resumePhase(group5.name), "done", x.resumed);
-        log.info(`group ${group5.name}: resumed \u2014 kept ${x.resumed.kept.rows} rows (${formatBytes(x.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${x.resumed.snapshotLsn ?? "no new snapshot"}`);
-      }
-      results.push({ group: group5.name, slot: record2.slot, publication: record2.publication, snapshotLsn: x.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group5.tables.length, ...totals, ...x.resumed ? { resumed: x.resumed } : {} });
-    }
-    if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
-      await withStepLock(s2.target, LARGE_OBJECTS, async () => {
-        if ((await journal.phaseState(LARGE_OBJECTS))?.state === "done") return;
-        const point = toLoad[0].point;
-        const reader = await connect(point.endpoint, { applicationName: "pgshift large objects" });
-        try {
-          await point.begin(reader);
-          const lo = await copyLargeObjects(reader, s2.target, plan.fullLoad.ownership === "keep");
-          await endRead(reader);
-          if (lo.objects) log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
-          await journal.finishPhase(LARGE_OBJECTS, "done", lo);
-        } finally {
-          await reader.end().catch(() => {
-          });
-        }
-      });
-    }
-    for (const h5 of holders.splice(0)) await h5.release();
-    if (paused && await paused.release()) await journal.finishPhase(REPLICA, "done", { lsn: paused.lsn });
-    let postData = "already-done";
-    let sequences = 0;
-    let failedViews = [];
-    const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g5) => g5.name));
-    if ((await journal.phaseState(POST_DATA))?.state !== "done") {
-      postData = "waiting-for-groups";
-      if (allLoaded) {
-        await withStepLock(s2.target, POST_DATA, async () => {
-          if ((await journal.phaseState(POST_DATA))?.state === "done") return;
-          const allGroups = options.group ? await resolveGroups(ctx, s2.source, s2.sourceVersion) : groups;
-          dump ??= await dumpSchema(dumpTool, ctx.source, void 0);
-          const post = await runPostData(ctx, s2, journal, restoreTool, dump, allGroups);
-          sequences = post.sequences;
-          failedViews = post.failedViews;
-          await journal.finishPhase(POST_DATA, "done", { sequences, failedViews });
-          postData = "done";
-        });
-      } else {
-        log.info("post-data waits until every group of the plan is loaded");
-      }
-    }
+    await journal.startPhase("full-load", { groups: decision.groups.map((g5) => g5.name) });
+    const roles = await prepareSource(ctx, s2, journal, decision);
+    const { toLoad, skipped } = await groupsToLoad(ctx, s2, journal, decision);
+    await takeSnapshots(ctx, s2, journal, decision, toLoad, held, options);
+    const extensions = await restorePreData(ctx, s2, journal, decision, toLoad, held);
+    for (const { record: record2 } of toLoad.flatMap((load) => load.parts)) await ensureHeartbeat(s2.target, heartbeatTable(record2.group), record2.group);
+    const totals = await copyGroups(ctx, s2, journal, toLoad, held, options.group);
+    const results = [...skipped, ...await markGroupsLoaded(ctx, journal, toLoad, totals)];
+    await copyLargeObjectsOnce(ctx, s2, journal, toLoad);
+    await held.releaseSnapshots(journal);
+    const post = await postDataOnceAllLoaded(ctx, s2, journal, decision, held, options);
     const rows = results.reduce((n3, r5) => n3 + r5.rows, 0);
-    const bytes2 = results.reduce((n3, r5) => n3 + r5.bytes, 0);
     const seconds = (Date.now() - started) / 1e3;
     const result = {
       groups: results,
-      tables: prog.results(),
+      tables: held.progress.results(),
       rows,
-      bytes: bytes2,
+      bytes: results.reduce((n3, r5) => n3 + r5.bytes, 0),
       seconds,
       rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows,
-      indexesBuiltEarly: indexes.built,
-      postData,
-      failedViews,
-      sequences,
+      indexesBuiltEarly: held.indexes.built,
+      postData: post.state,
+      failedViews: post.failedViews,
+      sequences: post.sequences,
       extensions,
       roles
     };
-    await journal.finishPhase("full-load", allLoaded ? "done" : "partial", { ...result, tables: void 0 });
+    await journal.finishPhase("full-load", post.allLoaded ? "done" : "partial", { ...result, tables: void 0 });
     return result;
   } finally {
-    progress?.stop();
-    await indexes?.close();
-    await paused?.release();
-    for (const h5 of holders) await h5.release();
-    dump?.dispose();
+    await held.release();
     await s2.close();
   }
+}
+async function decideLoad(ctx, s2, options) {
+  const { plan } = ctx;
+  await requireLogicalSource(s2, ctx);
+  const stream = streamSource(ctx);
+  await stream.require(s2.source);
+  const dumpTool = await findTool("pg_dump", plan.fullLoad.pgBinDir);
+  requireDumpForSource(dumpTool, majorOf(s2.sourceVersion));
+  const restoreTool = await findTool("pg_restore", plan.fullLoad.pgBinDir);
+  const groups = await resolveGroups(ctx, s2.source, s2.sourceVersion, options.group);
+  await claimGroups(s2.target, plan.name, groups.map((g5) => g5.name));
+  const prior = await Journal.find(s2.target, plan.name);
+  const existing = new Map((prior ? await prior.streams() : []).map((r5) => [r5.group, r5]));
+  const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
+  if (!preDataDone) await requireEmptyTarget(s2, ctx, groups);
+  const pausedMode = plan.snapshot === "paused-replica";
+  const priorProgress = prior ? await prior.tableProgress() : [];
+  const actions = await decideGroups(prior, existing, groups, priorProgress, pausedMode, options);
+  const loading = groups.filter((g5) => actions.get(g5) !== "skip");
+  const streamsToLoad = loading.flatMap((g5) => stream.parts(g5, newStreamRecord(plan, g5.name)).map((p3) => p3.record.slot));
+  const resuming = [...actions.values()].filter((a5) => a5 === "resume").length;
+  const slotsNeeded = streamsToLoad.length - await existingSlotCount(s2.source, streamsToLoad) + resuming;
+  const preflight = loading.length ? await preflightLoad(ctx, s2, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
+  return { groups, actions, existing, priorProgress, preDataDone, pausedMode, stream, dumpTool, restoreTool, loading, preflight };
+}
+async function decideGroups(prior, existing, groups, priorProgress, pausedMode, options) {
+  const copied = new Set(priorProgress.filter((p3) => p3.state === "done" && p3.part === 0).map((p3) => p3.group));
+  const withTasks2 = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
+  const decide = (g5) => decideGroupLoad(existing.get(g5.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g5.name), canBridge: !withTasks2.has(g5.name) });
+  const actions = new Map(groups.map((g5) => [g5, decide(g5)]));
+  if (options.restart) {
+    const busy = groups.find((g5) => existing.has(g5.name) && withTasks2.has(g5.name));
+    if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
+  }
+  for (const [group5, action] of actions) {
+    if (action === "refuse-cut-over") {
+      throw gateRefused("full-load.cut-over", `group ${group5.name} is ${existing.get(group5.name).state}: the target is the application's database now, and a reload would clear its tables`, "nothing to restart; pgshift teardown removes what is left of the migration");
+    }
+    if (action !== "refuse-interrupted") continue;
+    throw gateRefused(
+      "full-load.interrupted",
+      `group ${group5.name}: an earlier full load stopped while loading; its ${existing.get(group5.name).snapshotMode === "exported" ? `exported snapshot ended with that process, and ${pausedMode ? "a paused-replica plan" : `its DMS tasks (which have applied changes from the group's slot)`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
+      `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group5.name}` : ""} to load the group again from a new slot`
+    );
+  }
+  return actions;
+}
+async function prepareSource(ctx, s2, journal, d5) {
+  const roles = d5.loading.length && ctx.plan.roles === "copy" ? await copyMissingRoles(ctx, s2, journal) : void 0;
+  await applyReplicaIdentityConsent(ctx, s2, journal, d5.preflight.setReplicaIdentityFull);
+  await makeLogged(ctx, s2, journal, d5.loading.flatMap((g5) => g5.tables).filter((t) => t.persistence === "u"));
+  return roles;
+}
+async function groupsToLoad(ctx, s2, journal, d5) {
+  const toLoad = [];
+  const skipped = [];
+  for (const [group5, action] of d5.actions) {
+    const priorRecord = d5.existing.get(group5.name);
+    if (action === "skip") {
+      ctx.log.info(`group ${group5.name}: already loaded at ${priorRecord.snapshotLsn} (state ${priorRecord.state}); nothing to do`);
+      skipped.push({ group: group5.name, slot: priorRecord.slot, publication: priorRecord.publication, snapshotLsn: priorRecord.snapshotLsn ?? "", tables: group5.tables.length, rows: 0, bytes: 0, skipped: group5.tables.length });
+      continue;
+    }
+    if (action === "reset") await resetGroup(s2, ctx, journal, d5.stream, group5, d5.existing);
+    const record2 = action === "continue" || action === "resume" ? priorRecord : newStreamRecord(ctx.plan, group5.name);
+    toLoad.push({ group: group5, record: record2, parts: d5.stream.parts(group5, record2), resuming: action === "resume", bridges: [] });
+  }
+  return { toLoad, skipped };
+}
+async function takeSnapshots(ctx, s2, journal, d5, toLoad, held, options) {
+  if (toLoad.length === 0) return;
+  if (d5.pausedMode) return pauseForGroups(ctx, s2, journal, d5, toLoad, held, options);
+  const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail;
+  for (const load of toLoad) {
+    if (load.resuming) {
+      const engine = ctx.plan.cdc.engine === "dms" ? dmsBridge(ctx, s2, journal, d5.stream, load.group, load.record) : nativeBridge(ctx, s2, journal);
+      const sessionName = loadSessionName(ctx.plan.name, options.group ?? "*");
+      const r5 = await resumeGroup(ctx, s2, journal, load.group, load.record, d5.priorProgress, lastSnapshot, () => openTarget(ctx, sessionName), engine);
+      if (r5.holder) held.holders.push(r5.holder);
+      load.bridges = r5.bridges;
+      load.resumed = r5.summary;
+      await journal.setPhaseDetail(resumePhase(load.group.name), "running", r5.summary);
+      load.point = r5.holder ? exportedPoint(ctx, r5.holder) : plainPoint(ctx);
+      continue;
+    }
+    await prepareGroupObjects(s2, journal, d5.stream, load);
+    for (const part of load.parts.slice(1)) await ensureSlot(s2.source, part.record.slot, d5.stream.plugin);
+    const holder = await SnapshotHolder.createSlot(ctx.source, load.record.slot, d5.stream.plugin, s2.sourceVersion);
+    held.holders.push(holder);
+    await saveStreams(journal, load, "loading", holder.lsnText);
+    await journal.event("full-load", "info", `group ${load.group.name}: slot ${load.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
+    ctx.log.info(`group ${load.group.name}: slot ${load.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
+    load.point = exportedPoint(ctx, holder);
+  }
+}
+async function pauseForGroups(ctx, s2, journal, d5, toLoad, held, options) {
+  const { plan } = ctx;
+  const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
+  const paused = held.paused = await pauseOrAdoptReplica(ctx, s2, journal, d5.stream, replicaEp, toLoad, options);
+  const mine = new Set(d5.groups.map((g5) => g5.name));
+  paused.shouldResume = async () => !await anotherGroupLoading(s2.target, journal, plan.groups.map((g5) => g5.name).filter((g5) => !mine.has(g5)));
+  const point = replicaPoint(replicaEp, paused);
+  for (const load of toLoad) {
+    load.point = point;
+    await saveStreams(journal, load, "loading", paused.lsn);
+    await journal.event("full-load", "info", `group ${load.group.name}: slot ${load.record.slot}, replica paused at ${paused.lsn}`);
+  }
+}
+async function restorePreData(ctx, s2, journal, d5, toLoad, held) {
+  let extensions = [];
+  if (toLoad.length === 0 || d5.preDataDone) return extensions;
+  await withStepLock(s2.target, PRE_DATA, async () => {
+    if ((await journal.phaseState(PRE_DATA))?.state === "done") return;
+    ctx.log.info("schema: restoring pre-data (types, tables, functions) on the target");
+    held.dump ??= await dumpSchema(d5.dumpTool, toLoad[0].point.endpoint, toLoad[0].point.snapshotName);
+    extensions = await installSourceExtensions(ctx, s2, journal);
+    const listFile = await preDataList(d5.restoreTool, held.dump, await extensionSchemasOnTarget(s2.source, s2.target));
+    await restoreSection(d5.restoreTool, ctx.target, held.dump, "pre-data", { keepOwnership: ctx.plan.fullLoad.ownership === "keep", listFile });
+    await journal.finishPhase(PRE_DATA, "done");
+  });
+  return extensions;
+}
+async function copyGroups(ctx, s2, journal, toLoad, held, scope) {
+  const { plan, log } = ctx;
+  const sessionName = loadSessionName(plan.name, scope ?? "*");
+  const progress = held.progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(scope), "running", snap));
+  const early = await earlyIndexes(s2.source, toLoad.flatMap((load) => load.group.tables));
+  const indexes = held.indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
+    if (isAnalyze(step)) return;
+    progress.indexBuilt(step.table);
+    logIndexBuilt(log, step, ms, built);
+  });
+  const stopIndexes = () => indexes.abandon(abortReason(ctx.signal));
+  ctx.signal.addEventListener("abort", stopIndexes, { once: true });
+  const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
+  const planned = await planCopy(ctx, journal, toLoad, s2.sourceVersion, clear, sessionName, early, progress, indexes);
+  progress.start();
+  for (const { group: group5, table: table2, parts } of planned.completeSplits) {
+    await recordSplitTableDone(s2.target, journal.migration, group5, table2, parts);
+    indexes.add(indexesOf(early, table2));
+  }
+  await copyTasks(ctx, journal.migration, planned.tasks, sessionName, clear, progress, async (task, copied, target) => {
+    const totals = planned.totals.get(task.group);
+    totals.rows += copied.rows;
+    totals.bytes += copied.bytes;
+    if (!progress.partDone(task.table, copied.rows)) return;
+    if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
+    indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
+  });
+  await indexes.drain();
+  ctx.signal.removeEventListener("abort", stopIndexes);
+  throwIfAborted(ctx.signal);
+  progress.stop();
+  await journal.setPhaseDetail(progressPhase(scope), "done", progress.snapshot());
+  return planned.totals;
+}
+async function planCopy(ctx, journal, toLoad, sourceVersion, clear, sessionName, early, progress, indexes) {
+  const tasks = [];
+  const completeSplits = [];
+  const totals = /* @__PURE__ */ new Map();
+  const finished = (await journal.tableProgress()).filter((p3) => p3.state === "done");
+  const indexCount = (t) => indexesOf(early, t).length;
+  for (const load of toLoad) {
+    const planned = await planGroup(ctx, journal, finished, load, sourceVersion, clear, sessionName);
+    totals.set(load.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
+    for (const t of planned.skipped) {
+      progress.track(load.group.name, t, t.bytes, 1, indexCount(t), "skipped");
+      indexes.add(indexesOf(early, t));
+    }
+    for (const [table2, parts] of planned.parts) progress.track(load.group.name, table2, table2.bytes, parts.total, indexCount(table2), "waiting", parts.done);
+    for (const c5 of planned.complete) {
+      progress.track(load.group.name, c5.table, c5.table.bytes, c5.parts, indexCount(c5.table), "skipped");
+      completeSplits.push({ group: load.group.name, ...c5 });
+    }
+    tasks.push(...planned.tasks);
+  }
+  tasks.sort((a5, b5) => b5.estimatedBytes - a5.estimatedBytes);
+  return { tasks, completeSplits, totals };
+}
+async function markGroupsLoaded(ctx, journal, toLoad, totalsByGroup) {
+  const results = [];
+  for (const load of toLoad) {
+    const { group: group5, record: record2, point } = load;
+    await saveStreams(journal, load, "loaded");
+    const totals = totalsByGroup.get(group5.name);
+    if (load.resumed) {
+      load.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
+      await journal.setPhaseDetail(resumePhase(group5.name), "done", load.resumed);
+      ctx.log.info(`group ${group5.name}: resumed \u2014 kept ${load.resumed.kept.rows} rows (${formatBytes(load.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${load.resumed.snapshotLsn ?? "no new snapshot"}`);
+    }
+    results.push({ group: group5.name, slot: record2.slot, publication: record2.publication, snapshotLsn: load.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group5.tables.length, ...totals, ...load.resumed ? { resumed: load.resumed } : {} });
+  }
+  return results;
+}
+async function copyLargeObjectsOnce(ctx, s2, journal, toLoad) {
+  if (toLoad.length === 0 || (await journal.phaseState(LARGE_OBJECTS))?.state === "done") return;
+  await withStepLock(s2.target, LARGE_OBJECTS, async () => {
+    if ((await journal.phaseState(LARGE_OBJECTS))?.state === "done") return;
+    const point = toLoad[0].point;
+    const reader = await connect(point.endpoint, { applicationName: "pgshift large objects" });
+    try {
+      await point.begin(reader);
+      const lo = await copyLargeObjects(reader, s2.target, ctx.plan.fullLoad.ownership === "keep");
+      await endRead(reader);
+      if (lo.objects) ctx.log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
+      await journal.finishPhase(LARGE_OBJECTS, "done", lo);
+    } finally {
+      await reader.end().catch(() => {
+      });
+    }
+  });
+}
+async function postDataOnceAllLoaded(ctx, s2, journal, d5, held, options) {
+  const out = { state: "already-done", allLoaded: await everyGroupLoaded(journal, ctx.plan.groups.map((g5) => g5.name)), sequences: 0, failedViews: [] };
+  if ((await journal.phaseState(POST_DATA))?.state === "done") return out;
+  out.state = "waiting-for-groups";
+  if (!out.allLoaded) {
+    ctx.log.info("post-data waits until every group of the plan is loaded");
+    return out;
+  }
+  await withStepLock(s2.target, POST_DATA, async () => {
+    if ((await journal.phaseState(POST_DATA))?.state === "done") return;
+    const allGroups = options.group ? await resolveGroups(ctx, s2.source, s2.sourceVersion) : d5.groups;
+    held.dump ??= await dumpSchema(d5.dumpTool, ctx.source, void 0);
+    const post = await runPostData(ctx, s2, journal, d5.restoreTool, held.dump, allGroups);
+    out.sequences = post.sequences;
+    out.failedViews = post.failedViews;
+    await journal.finishPhase(POST_DATA, "done", { sequences: post.sequences, failedViews: post.failedViews });
+    out.state = "done";
+  });
+  return out;
 }
 var tableKey2 = (t) => `${t.schema}.${t.name}`;
 async function planTasks(ctx, c5, sourceVersion, group5, point, tables) {
@@ -99862,8 +99921,8 @@ async function planTasks(ctx, c5, sourceVersion, group5, point, tables) {
   }
   return tasks;
 }
-async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clear, sessionName) {
-  const finished = finishedInJournal.filter((p3) => p3.group === x.group.name);
+async function planGroup(ctx, journal, finishedInJournal, load, sourceVersion, clear, sessionName) {
+  const finished = finishedInJournal.filter((p3) => p3.group === load.group.name);
   const wholeDone = new Set(finished.filter((p3) => p3.part === 0).map(tableKey2));
   const partsDone = /* @__PURE__ */ new Map();
   for (const p3 of finished.filter((f5) => f5.part > 0)) {
@@ -99871,12 +99930,12 @@ async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clea
     m3.set(p3.part, p3.condition);
     partsDone.set(tableKey2(p3), m3);
   }
-  const skipped = x.group.tables.filter((t) => wholeDone.has(tableKey2(t)));
-  const pending = x.group.tables.filter((t) => !wholeDone.has(tableKey2(t)));
-  const planner = await connect(x.point.endpoint, { applicationName: "pgshift plan" });
+  const skipped = load.group.tables.filter((t) => wholeDone.has(tableKey2(t)));
+  const pending = load.group.tables.filter((t) => !wholeDone.has(tableKey2(t)));
+  const planner = await connect(load.point.endpoint, { applicationName: "pgshift plan" });
   let planned;
   try {
-    planned = await planTasks(ctx, planner, sourceVersion, x.group.name, x.point, pending);
+    planned = await planTasks(ctx, planner, sourceVersion, load.group.name, load.point, pending);
   } finally {
     await planner.end().catch(() => {
     });
@@ -100028,8 +100087,8 @@ function logIndexBuilt(log, b5, ms, built) {
   if (ms >= 1e3) log.info(line);
   else log.debug(line);
 }
-async function prepareGroupObjects(s2, journal, stream, x) {
-  for (const part of x.parts) {
+async function prepareGroupObjects(s2, journal, stream, load) {
+  for (const part of load.parts) {
     await journal.saveStream(part.record);
     await ensureHeartbeat(s2.source, heartbeatTable(part.record.group), part.record.group);
     await stream.prepare(s2.source, part);
@@ -100039,7 +100098,7 @@ async function pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, 
   const { plan, log } = ctx;
   return withStepLock(s2.target, REPLICA, async () => {
     const streams = new Map((await journal.streams()).map((r5) => [r5.group, r5]));
-    const mine = new Set(toLoad.map((x) => x.group.name));
+    const mine = new Set(toLoad.map((load) => load.group.name));
     const othersPending = plan.groups.map((g5) => g5.name).filter((g5) => !mine.has(g5) && (!streams.has(g5) || streams.get(g5).state === "preparing"));
     const others = othersPending.length ? (await resolveGroups(ctx, s2.source, s2.sourceVersion)).filter((g5) => othersPending.includes(g5.name)) : [];
     const prepare = [
@@ -100049,17 +100108,17 @@ async function pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, 
         return { group: group5, record: record2, parts: stream.parts(group5, record2) };
       })
     ];
-    for (const x of prepare) {
-      if (x.record.state === "preparing") await prepareGroupObjects(s2, journal, stream, x);
-      for (const part of x.parts) await ensureSlot(s2.source, part.record.slot, stream.plugin);
+    for (const load of prepare) {
+      if (load.record.state === "preparing") await prepareGroupObjects(s2, journal, stream, load);
+      for (const part of load.parts) await ensureSlot(s2.source, part.record.slot, stream.plugin);
     }
-    const slots = prepare.flatMap((x) => x.parts.map((p4) => p4.record.slot));
+    const slots = prepare.flatMap((load) => load.parts.map((p4) => p4.record.slot));
     const limits = plan.fullLoad.pausedReplica;
-    const copied = await groupsWithCopiedRows(journal, toLoad.map((x) => x.group.name));
-    const refuse = (x, why2) => gateRefused(
+    const copied = await groupsWithCopiedRows(journal, toLoad.map((load) => load.group.name));
+    const refuse = (load, why2) => gateRefused(
       "full-load.replica-moved",
-      `group ${x.group.name} was partly loaded from the replica paused at ${x.record.snapshotLsn}, but ${why2}`,
-      `run pgshift full-load --restart${options.group ? ` --group ${x.group.name}` : ""} to load the group again from a new slot`
+      `group ${load.group.name} was partly loaded from the replica paused at ${load.record.snapshotLsn}, but ${why2}`,
+      `run pgshift full-load --restart${options.group ? ` --group ${load.group.name}` : ""} to load the group again from a new slot`
     );
     const held = await journal.phaseState(REPLICA);
     const heldAt = held?.state === "running" ? held.detail?.lsn : void 0;
@@ -100067,7 +100126,7 @@ async function pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, 
     if (heldAt) {
       const adopted = await PausedReplica.adopt(replicaEp, s2.source, slots, limits, log, heldAt);
       if (typeof adopted !== "string") {
-        const stale2 = toLoad.find((x) => copied.has(x.group.name) && x.record.snapshotLsn !== adopted.lsn);
+        const stale2 = toLoad.find((load) => copied.has(load.group.name) && load.record.snapshotLsn !== adopted.lsn);
         if (stale2) {
           await adopted.detach();
           throw refuse(stale2, `the replica is now paused at ${adopted.lsn}`);
@@ -100076,9 +100135,9 @@ async function pauseOrAdoptReplica(ctx, s2, journal, stream, replicaEp, toLoad, 
       }
       why = adopted;
     }
-    const stale = toLoad.find((x) => copied.has(x.group.name));
+    const stale = toLoad.find((load) => copied.has(load.group.name));
     if (stale) throw refuse(stale, why);
-    const p3 = await PausedReplica.pause(replicaEp, s2.source, slots, limits, log);
+    const p3 = await PausedReplica.pause(replicaEp, s2.source, slots, limits, log, ctx.signal);
     await journal.startPhase(REPLICA, { lsn: p3.lsn });
     return p3;
   });
@@ -100107,9 +100166,6 @@ async function openTarget(ctx, sessionName) {
   const c5 = await connect(ctx.target, { applicationName: sessionName });
   await useLoadSettings(c5, ctx.plan.fullLoad.maintenanceWorkMem);
   return c5;
-}
-async function existingSlots(s2, slots) {
-  return existingSlotCount(s2.source, slots);
 }
 async function applyReplicaIdentityConsent(ctx, s2, journal, tables) {
   if (!tables.length) return;

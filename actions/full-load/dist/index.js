@@ -34131,6 +34131,14 @@ async function pollUntil(probe, o) {
     await sleep(Math.min(o.everyMs, Math.max(0, deadline - Date.now())), o.signal);
   }
 }
+async function answerWithin(answer, ms, fallback) {
+  const timer = new AbortController();
+  try {
+    return await Promise.race([answer, delay(ms, fallback, { ref: false, signal: timer.signal })]);
+  } finally {
+    timer.abort();
+  }
+}
 
 // src/pg/cancel.ts
 async function endSessionsNamed(c, names, signal) {
@@ -34690,7 +34698,7 @@ var PausedReplica = class _PausedReplica {
   onSignal = () => {
     void this.release().finally(() => process.exit(130));
   };
-  static async pause(replicaEp, primary, slots, limits, log, timeoutMs = 6e4) {
+  static async pause(replicaEp, primary, slots, limits, log, signal, timeoutMs = 6e4) {
     const replica = await connect(replicaEp, { applicationName: "pgshift replica" });
     const inRecovery = (await replica.query("SELECT pg_is_in_recovery() AS r")).rows[0].r;
     if (!inRecovery) {
@@ -34708,7 +34716,7 @@ var PausedReplica = class _PausedReplica {
     try {
       for (; ; ) {
         await replica.query("SELECT pg_wal_replay_pause()");
-        await waitPaused(replica, deadline);
+        await waitPaused(replica, deadline, signal);
         const r = await replica.query("SELECT pg_last_wal_replay_lsn()::text AS lsn");
         const lsn = r.rows[0].lsn;
         if (parseLsn(lsn) >= floor) {
@@ -34721,7 +34729,7 @@ var PausedReplica = class _PausedReplica {
           await replica.end();
           throw failure("replica.behind", `replica ${replicaEp.label} did not replay past the slots' position ${formatLsn(floor)} within ${timeoutMs / 1e3} s`, "check the replica is streaming from the source");
         }
-        await new Promise((res) => setTimeout(res, 200));
+        await sleep(200, signal);
       }
     } catch (err) {
       await replica.query("SELECT pg_wal_replay_resume()").catch(() => {
@@ -34783,7 +34791,7 @@ var PausedReplica = class _PausedReplica {
     if (this.resumed) return false;
     let resume = true;
     try {
-      resume = await Promise.race([this.shouldResume(), new Promise((res) => setTimeout(() => res(true), 3e3).unref())]);
+      resume = await answerWithin(this.shouldResume(), 3e3, true);
     } catch {
     }
     if (resume) {
@@ -34846,19 +34854,20 @@ var PausedReplica = class _PausedReplica {
     }
   }
 };
-async function waitPaused(replica, deadline) {
+async function waitPaused(replica, deadline, signal) {
   const hasState = (await replica.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pg_get_wal_replay_pause_state'")).rows[0].n > 0;
   let last = "";
-  while (Date.now() < deadline) {
-    if (hasState) {
-      if ((await replica.query("SELECT pg_get_wal_replay_pause_state() AS s")).rows[0].s === "paused") return;
-    } else {
+  const paused = await pollUntil(
+    async () => {
+      if (hasState) return (await replica.query("SELECT pg_get_wal_replay_pause_state() AS s")).rows[0].s === "paused" || void 0;
       const lsn = (await replica.query("SELECT pg_last_wal_replay_lsn()::text AS lsn")).rows[0].lsn;
-      if (lsn === last) return;
+      const still = lsn === last;
       last = lsn;
-    }
-    await new Promise((res) => setTimeout(res, hasState ? 20 : 50));
-  }
+      return still || void 0;
+    },
+    { everyMs: hasState ? 20 : 50, timeoutMs: Math.max(0, deadline - Date.now()), signal }
+  );
+  if (paused) return;
   throw failure("replica.pause", "the replica did not pause within the time limit", "check the replica is replaying");
 }
 async function slotsConfirmedUpTo(primary, slots) {
@@ -57105,7 +57114,7 @@ async function dropSlot(c, slot) {
     const pid = r.rows[0].active_pid;
     if (pid) {
       await c.query("SELECT pg_terminate_backend($1)", [pid]);
-      await new Promise((res) => setTimeout(res, 250));
+      await sleep(250);
       continue;
     }
     try {
@@ -57113,7 +57122,7 @@ async function dropSlot(c, slot) {
       return true;
     } catch (err) {
       if (err.code === "55006") {
-        await new Promise((res) => setTimeout(res, 250));
+        await sleep(250);
         continue;
       }
       throw err;
@@ -57589,259 +57598,309 @@ function replicaPoint(endpoint, paused) {
     check: () => paused.check()
   };
 }
-async function saveStreams(journal, x, state, lsn = x.record.snapshotLsn) {
-  for (const { record: record2 } of x.parts) {
+async function saveStreams(journal, load, state, lsn = load.record.snapshotLsn) {
+  for (const { record: record2 } of load.parts) {
     record2.state = state;
     record2.snapshotLsn = lsn;
     await journal.saveStream(record2);
   }
-  for (const b of x.bridges) await journal.setStreamState(b.group, state);
+  for (const b of load.bridges) await journal.setStreamState(b.group, state);
 }
+var LoadResources = class {
+  holders = [];
+  paused;
+  dump;
+  progress;
+  indexes;
+  /** Once the rows are copied: the snapshots and the replica are no longer needed. */
+  async releaseSnapshots(journal) {
+    for (const h of this.holders.splice(0)) await h.release();
+    if (this.paused && await this.paused.release()) await journal.finishPhase(REPLICA, "done", { lsn: this.paused.lsn });
+  }
+  async release() {
+    this.progress?.stop();
+    await this.indexes?.close();
+    await this.paused?.release();
+    for (const h of this.holders) await h.release();
+    this.dump?.dispose();
+  }
+};
 async function runFullLoad(ctx, options = {}) {
   const started = Date.now();
-  const { plan, log } = ctx;
   const s = await openSessions(ctx);
-  const holders = [];
-  let paused;
-  let dump;
-  let progress;
-  let indexes;
-  let extensions = [];
+  const held = new LoadResources();
   try {
-    await requireLogicalSource(s, ctx);
-    const stream = streamSource(ctx);
-    await stream.require(s.source);
-    const dumpTool = await findTool("pg_dump", plan.fullLoad.pgBinDir);
-    requireDumpForSource(dumpTool, majorOf(s.sourceVersion));
-    const restoreTool = await findTool("pg_restore", plan.fullLoad.pgBinDir);
-    const groups = await resolveGroups(ctx, s.source, s.sourceVersion, options.group);
-    const scope = options.group ?? "*";
-    await claimGroups(s.target, plan.name, groups.map((g) => g.name));
-    const prior = await Journal.find(s.target, plan.name);
-    const existing = new Map((prior ? await prior.streams() : []).map((r) => [r.group, r]));
-    const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
-    if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
-    const pausedMode = plan.snapshot === "paused-replica";
-    const priorProgress = prior ? await prior.tableProgress() : [];
-    const copied = new Set(priorProgress.filter((p) => p.state === "done" && p.part === 0).map((p) => p.group));
-    const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
-    const decide = (g) => decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g.name), canBridge: !withTasks.has(g.name) });
-    const actions = new Map(groups.map((g) => [g, decide(g)]));
-    if (options.restart) {
-      const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
-      if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
-    }
-    for (const [group2, action] of actions) {
-      if (action === "refuse-cut-over") {
-        throw gateRefused("full-load.cut-over", `group ${group2.name} is ${existing.get(group2.name).state}: the target is the application's database now, and a reload would clear its tables`, "nothing to restart; pgshift teardown removes what is left of the migration");
-      }
-      if (action !== "refuse-interrupted") continue;
-      throw gateRefused(
-        "full-load.interrupted",
-        `group ${group2.name}: an earlier full load stopped while loading; its ${existing.get(group2.name).snapshotMode === "exported" ? `exported snapshot ended with that process, and ${pausedMode ? "a paused-replica plan" : `its DMS tasks (which have applied changes from the group's slot)`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
-        `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot`
-      );
-    }
-    const loading = groups.filter((g) => actions.get(g) !== "skip");
-    const streamsToLoad = loading.flatMap((g) => stream.parts(g, newStreamRecord(plan, g.name)).map((p) => p.record.slot));
-    const resuming = [...actions.values()].filter((a) => a === "resume").length;
-    const slotsNeeded = streamsToLoad.length - await existingSlots(s, streamsToLoad) + resuming;
-    const preflight = loading.length ? await preflightLoad(ctx, s, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
-    const journal = await Journal.open(s.target, plan.name, {
+    const decision = await decideLoad(ctx, s, options);
+    const journal = await Journal.open(s.target, ctx.plan.name, {
       source: ctx.source.label,
       target: ctx.target.label,
       sourceVersion: s.sourceVersion,
       targetVersion: s.targetVersion
     });
-    await journal.startPhase("full-load", { groups: groups.map((g) => g.name) });
-    const roles = loading.length && plan.roles === "copy" ? await copyMissingRoles(ctx, s, journal) : void 0;
-    await applyReplicaIdentityConsent(ctx, s, journal, preflight.setReplicaIdentityFull);
-    await makeLogged(ctx, s, journal, loading.flatMap((g) => g.tables).filter((t) => t.persistence === "u"));
-    const results = [];
-    const toLoad = [];
-    for (const [group2, action] of actions) {
-      const priorRecord = existing.get(group2.name);
-      if (action === "skip") {
-        log.info(`group ${group2.name}: already loaded at ${priorRecord.snapshotLsn} (state ${priorRecord.state}); nothing to do`);
-        results.push({ group: group2.name, slot: priorRecord.slot, publication: priorRecord.publication, snapshotLsn: priorRecord.snapshotLsn ?? "", tables: group2.tables.length, rows: 0, bytes: 0, skipped: group2.tables.length });
-        continue;
-      }
-      if (action === "reset") await resetGroup(s, ctx, journal, stream, group2, existing);
-      const record2 = action === "continue" || action === "resume" ? priorRecord : newStreamRecord(plan, group2.name);
-      toLoad.push({ group: group2, record: record2, parts: stream.parts(group2, record2), resuming: action === "resume", bridges: [] });
-    }
-    if (pausedMode && toLoad.length > 0) {
-      const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
-      paused = await pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, options);
-      const mine = new Set(groups.map((g) => g.name));
-      paused.shouldResume = async () => !await anotherGroupLoading(s.target, journal, plan.groups.map((g) => g.name).filter((g) => !mine.has(g)));
-      const point = replicaPoint(replicaEp, paused);
-      for (const x of toLoad) {
-        x.point = point;
-        await saveStreams(journal, x, "loading", paused.lsn);
-        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot}, replica paused at ${paused.lsn}`);
-      }
-    } else {
-      const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail;
-      for (const x of toLoad) {
-        if (x.resuming) {
-          const engine = plan.cdc.engine === "dms" ? dmsBridge(ctx, s, journal, stream, x.group, x.record) : nativeBridge(ctx, s, journal);
-          const r = await resumeGroup(ctx, s, journal, x.group, x.record, priorProgress, lastSnapshot, () => openTarget(ctx, loadSessionName(plan.name, scope)), engine);
-          if (r.holder) holders.push(r.holder);
-          x.bridges = r.bridges;
-          x.resumed = r.summary;
-          await journal.setPhaseDetail(resumePhase(x.group.name), "running", r.summary);
-          x.point = r.holder ? exportedPoint(ctx, r.holder) : plainPoint(ctx);
-          continue;
-        }
-        await prepareGroupObjects(s, journal, stream, x);
-        for (const part of x.parts.slice(1)) await ensureSlot(s.source, part.record.slot, stream.plugin);
-        const holder = await SnapshotHolder.createSlot(ctx.source, x.record.slot, stream.plugin, s.sourceVersion);
-        holders.push(holder);
-        await saveStreams(journal, x, "loading", holder.lsnText);
-        await journal.event("full-load", "info", `group ${x.group.name}: slot ${x.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
-        log.info(`group ${x.group.name}: slot ${x.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
-        x.point = exportedPoint(ctx, holder);
-      }
-    }
-    if (toLoad.length > 0 && !preDataDone) {
-      await withStepLock(s.target, PRE_DATA, async () => {
-        if ((await journal.phaseState(PRE_DATA))?.state === "done") return;
-        log.info("schema: restoring pre-data (types, tables, functions) on the target");
-        dump ??= await dumpSchema(dumpTool, toLoad[0].point.endpoint, toLoad[0].point.snapshotName);
-        extensions = await installSourceExtensions(ctx, s, journal);
-        const listFile = await preDataList(restoreTool, dump, await extensionSchemasOnTarget(s.source, s.target));
-        await restoreSection(restoreTool, ctx.target, dump, "pre-data", { keepOwnership: plan.fullLoad.ownership === "keep", listFile });
-        await journal.finishPhase(PRE_DATA, "done");
-      });
-    }
-    for (const { record: record2 } of toLoad.flatMap((x) => x.parts)) await ensureHeartbeat(s.target, heartbeatTable(record2.group), record2.group);
-    const sessionName = loadSessionName(plan.name, scope);
-    const prog = progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(options.group), "running", snap));
-    const early = await earlyIndexes(s.source, toLoad.flatMap((x) => x.group.tables));
-    indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
-      if (isAnalyze(step)) return;
-      prog.indexBuilt(step.table);
-      logIndexBuilt(log, step, ms, built);
-    });
-    const stopIndexes = () => indexes?.abandon(abortReason(ctx.signal));
-    ctx.signal.addEventListener("abort", stopIndexes, { once: true });
-    const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
-    const tasks = [];
-    const completeSplits = [];
-    const perGroup = /* @__PURE__ */ new Map();
-    const finished = (await journal.tableProgress()).filter((p) => p.state === "done");
-    for (const x of toLoad) {
-      const planned = await planGroup(ctx, journal, finished, x, s.sourceVersion, clear, sessionName);
-      perGroup.set(x.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
-      for (const t of planned.skipped) {
-        prog.track(x.group.name, t, t.bytes, 1, indexesOf(early, t).length, "skipped");
-        indexes.add(indexesOf(early, t));
-      }
-      for (const [table2, parts] of planned.parts) prog.track(x.group.name, table2, table2.bytes, parts.total, indexesOf(early, table2).length, "waiting", parts.done);
-      for (const c of planned.complete) {
-        prog.track(x.group.name, c.table, c.table.bytes, c.parts, indexesOf(early, c.table).length, "skipped");
-        completeSplits.push({ group: x.group.name, ...c });
-      }
-      tasks.push(...planned.tasks);
-    }
-    tasks.sort((a, b) => b.estimatedBytes - a.estimatedBytes);
-    prog.start();
-    for (const { group: group2, table: table2, parts } of completeSplits) {
-      await recordSplitTableDone(s.target, journal.migration, group2, table2, parts);
-      indexes.add(indexesOf(early, table2));
-    }
-    await copyTasks(ctx, journal.migration, tasks, sessionName, clear, prog, async (task, copied2, target) => {
-      const totals = perGroup.get(task.group);
-      totals.rows += copied2.rows;
-      totals.bytes += copied2.bytes;
-      if (!prog.partDone(task.table, copied2.rows)) return;
-      if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
-      indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
-    });
-    await indexes.drain();
-    ctx.signal.removeEventListener("abort", stopIndexes);
-    throwIfAborted(ctx.signal);
-    prog.stop();
-    await journal.setPhaseDetail(progressPhase(options.group), "done", prog.snapshot());
-    for (const x of toLoad) {
-      const { group: group2, record: record2, point } = x;
-      await saveStreams(journal, x, "loaded");
-      const totals = perGroup.get(group2.name);
-      if (x.resumed) {
-        x.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
-        await journal.setPhaseDetail(resumePhase(group2.name), "done", x.resumed);
-        log.info(`group ${group2.name}: resumed \u2014 kept ${x.resumed.kept.rows} rows (${formatBytes(x.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${x.resumed.snapshotLsn ?? "no new snapshot"}`);
-      }
-      results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: x.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group2.tables.length, ...totals, ...x.resumed ? { resumed: x.resumed } : {} });
-    }
-    if (toLoad.length > 0 && (await journal.phaseState(LARGE_OBJECTS))?.state !== "done") {
-      await withStepLock(s.target, LARGE_OBJECTS, async () => {
-        if ((await journal.phaseState(LARGE_OBJECTS))?.state === "done") return;
-        const point = toLoad[0].point;
-        const reader = await connect(point.endpoint, { applicationName: "pgshift large objects" });
-        try {
-          await point.begin(reader);
-          const lo = await copyLargeObjects(reader, s.target, plan.fullLoad.ownership === "keep");
-          await endRead(reader);
-          if (lo.objects) log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
-          await journal.finishPhase(LARGE_OBJECTS, "done", lo);
-        } finally {
-          await reader.end().catch(() => {
-          });
-        }
-      });
-    }
-    for (const h of holders.splice(0)) await h.release();
-    if (paused && await paused.release()) await journal.finishPhase(REPLICA, "done", { lsn: paused.lsn });
-    let postData = "already-done";
-    let sequences = 0;
-    let failedViews = [];
-    const allLoaded = await everyGroupLoaded(journal, plan.groups.map((g) => g.name));
-    if ((await journal.phaseState(POST_DATA))?.state !== "done") {
-      postData = "waiting-for-groups";
-      if (allLoaded) {
-        await withStepLock(s.target, POST_DATA, async () => {
-          if ((await journal.phaseState(POST_DATA))?.state === "done") return;
-          const allGroups = options.group ? await resolveGroups(ctx, s.source, s.sourceVersion) : groups;
-          dump ??= await dumpSchema(dumpTool, ctx.source, void 0);
-          const post = await runPostData(ctx, s, journal, restoreTool, dump, allGroups);
-          sequences = post.sequences;
-          failedViews = post.failedViews;
-          await journal.finishPhase(POST_DATA, "done", { sequences, failedViews });
-          postData = "done";
-        });
-      } else {
-        log.info("post-data waits until every group of the plan is loaded");
-      }
-    }
+    await journal.startPhase("full-load", { groups: decision.groups.map((g) => g.name) });
+    const roles = await prepareSource(ctx, s, journal, decision);
+    const { toLoad, skipped } = await groupsToLoad(ctx, s, journal, decision);
+    await takeSnapshots(ctx, s, journal, decision, toLoad, held, options);
+    const extensions = await restorePreData(ctx, s, journal, decision, toLoad, held);
+    for (const { record: record2 } of toLoad.flatMap((load) => load.parts)) await ensureHeartbeat(s.target, heartbeatTable(record2.group), record2.group);
+    const totals = await copyGroups(ctx, s, journal, toLoad, held, options.group);
+    const results = [...skipped, ...await markGroupsLoaded(ctx, journal, toLoad, totals)];
+    await copyLargeObjectsOnce(ctx, s, journal, toLoad);
+    await held.releaseSnapshots(journal);
+    const post = await postDataOnceAllLoaded(ctx, s, journal, decision, held, options);
     const rows = results.reduce((n, r) => n + r.rows, 0);
-    const bytes = results.reduce((n, r) => n + r.bytes, 0);
     const seconds = (Date.now() - started) / 1e3;
     const result = {
       groups: results,
-      tables: prog.results(),
+      tables: held.progress.results(),
       rows,
-      bytes,
+      bytes: results.reduce((n, r) => n + r.bytes, 0),
       seconds,
       rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : rows,
-      indexesBuiltEarly: indexes.built,
-      postData,
-      failedViews,
-      sequences,
+      indexesBuiltEarly: held.indexes.built,
+      postData: post.state,
+      failedViews: post.failedViews,
+      sequences: post.sequences,
       extensions,
       roles
     };
-    await journal.finishPhase("full-load", allLoaded ? "done" : "partial", { ...result, tables: void 0 });
+    await journal.finishPhase("full-load", post.allLoaded ? "done" : "partial", { ...result, tables: void 0 });
     return result;
   } finally {
-    progress?.stop();
-    await indexes?.close();
-    await paused?.release();
-    for (const h of holders) await h.release();
-    dump?.dispose();
+    await held.release();
     await s.close();
   }
+}
+async function decideLoad(ctx, s, options) {
+  const { plan } = ctx;
+  await requireLogicalSource(s, ctx);
+  const stream = streamSource(ctx);
+  await stream.require(s.source);
+  const dumpTool = await findTool("pg_dump", plan.fullLoad.pgBinDir);
+  requireDumpForSource(dumpTool, majorOf(s.sourceVersion));
+  const restoreTool = await findTool("pg_restore", plan.fullLoad.pgBinDir);
+  const groups = await resolveGroups(ctx, s.source, s.sourceVersion, options.group);
+  await claimGroups(s.target, plan.name, groups.map((g) => g.name));
+  const prior = await Journal.find(s.target, plan.name);
+  const existing = new Map((prior ? await prior.streams() : []).map((r) => [r.group, r]));
+  const preDataDone = (await prior?.phaseState(PRE_DATA))?.state === "done";
+  if (!preDataDone) await requireEmptyTarget(s, ctx, groups);
+  const pausedMode = plan.snapshot === "paused-replica";
+  const priorProgress = prior ? await prior.tableProgress() : [];
+  const actions = await decideGroups(prior, existing, groups, priorProgress, pausedMode, options);
+  const loading = groups.filter((g) => actions.get(g) !== "skip");
+  const streamsToLoad = loading.flatMap((g) => stream.parts(g, newStreamRecord(plan, g.name)).map((p) => p.record.slot));
+  const resuming = [...actions.values()].filter((a) => a === "resume").length;
+  const slotsNeeded = streamsToLoad.length - await existingSlotCount(s.source, streamsToLoad) + resuming;
+  const preflight = loading.length ? await preflightLoad(ctx, s, loading, slotsNeeded) : { setReplicaIdentityFull: [] };
+  return { groups, actions, existing, priorProgress, preDataDone, pausedMode, stream, dumpTool, restoreTool, loading, preflight };
+}
+async function decideGroups(prior, existing, groups, priorProgress, pausedMode, options) {
+  const copied = new Set(priorProgress.filter((p) => p.state === "done" && p.part === 0).map((p) => p.group));
+  const withTasks = new Set((await journaledDmsTasks(prior)).map((t) => t.group));
+  const decide = (g) => decideGroupLoad(existing.get(g.name), { restart: Boolean(options.restart), pausedReplicaPlan: pausedMode, copied: copied.has(g.name), canBridge: !withTasks.has(g.name) });
+  const actions = new Map(groups.map((g) => [g, decide(g)]));
+  if (options.restart) {
+    const busy = groups.find((g) => existing.has(g.name) && withTasks.has(g.name));
+    if (busy) throw gateRefused("full-load.dms-tasks", `group ${busy.name} has DMS tasks reading its slot`, `run pgshift cdc restart --group ${busy.name}: it deletes them, reloads the group and creates new ones`);
+  }
+  for (const [group2, action] of actions) {
+    if (action === "refuse-cut-over") {
+      throw gateRefused("full-load.cut-over", `group ${group2.name} is ${existing.get(group2.name).state}: the target is the application's database now, and a reload would clear its tables`, "nothing to restart; pgshift teardown removes what is left of the migration");
+    }
+    if (action !== "refuse-interrupted") continue;
+    throw gateRefused(
+      "full-load.interrupted",
+      `group ${group2.name}: an earlier full load stopped while loading; its ${existing.get(group2.name).snapshotMode === "exported" ? `exported snapshot ended with that process, and ${pausedMode ? "a paused-replica plan" : `its DMS tasks (which have applied changes from the group's slot)`} cannot carry the rest from a newer one` : "replica snapshot is not the plan's snapshot mode"}`,
+      `set the plan back to the mode it was loaded with and run the same command (it resumes), or run pgshift full-load --restart${options.group ? ` --group ${group2.name}` : ""} to load the group again from a new slot`
+    );
+  }
+  return actions;
+}
+async function prepareSource(ctx, s, journal, d) {
+  const roles = d.loading.length && ctx.plan.roles === "copy" ? await copyMissingRoles(ctx, s, journal) : void 0;
+  await applyReplicaIdentityConsent(ctx, s, journal, d.preflight.setReplicaIdentityFull);
+  await makeLogged(ctx, s, journal, d.loading.flatMap((g) => g.tables).filter((t) => t.persistence === "u"));
+  return roles;
+}
+async function groupsToLoad(ctx, s, journal, d) {
+  const toLoad = [];
+  const skipped = [];
+  for (const [group2, action] of d.actions) {
+    const priorRecord = d.existing.get(group2.name);
+    if (action === "skip") {
+      ctx.log.info(`group ${group2.name}: already loaded at ${priorRecord.snapshotLsn} (state ${priorRecord.state}); nothing to do`);
+      skipped.push({ group: group2.name, slot: priorRecord.slot, publication: priorRecord.publication, snapshotLsn: priorRecord.snapshotLsn ?? "", tables: group2.tables.length, rows: 0, bytes: 0, skipped: group2.tables.length });
+      continue;
+    }
+    if (action === "reset") await resetGroup(s, ctx, journal, d.stream, group2, d.existing);
+    const record2 = action === "continue" || action === "resume" ? priorRecord : newStreamRecord(ctx.plan, group2.name);
+    toLoad.push({ group: group2, record: record2, parts: d.stream.parts(group2, record2), resuming: action === "resume", bridges: [] });
+  }
+  return { toLoad, skipped };
+}
+async function takeSnapshots(ctx, s, journal, d, toLoad, held, options) {
+  if (toLoad.length === 0) return;
+  if (d.pausedMode) return pauseForGroups(ctx, s, journal, d, toLoad, held, options);
+  const lastSnapshot = (await journal.phaseState(progressPhase(options.group)))?.detail;
+  for (const load of toLoad) {
+    if (load.resuming) {
+      const engine = ctx.plan.cdc.engine === "dms" ? dmsBridge(ctx, s, journal, d.stream, load.group, load.record) : nativeBridge(ctx, s, journal);
+      const sessionName = loadSessionName(ctx.plan.name, options.group ?? "*");
+      const r = await resumeGroup(ctx, s, journal, load.group, load.record, d.priorProgress, lastSnapshot, () => openTarget(ctx, sessionName), engine);
+      if (r.holder) held.holders.push(r.holder);
+      load.bridges = r.bridges;
+      load.resumed = r.summary;
+      await journal.setPhaseDetail(resumePhase(load.group.name), "running", r.summary);
+      load.point = r.holder ? exportedPoint(ctx, r.holder) : plainPoint(ctx);
+      continue;
+    }
+    await prepareGroupObjects(s, journal, d.stream, load);
+    for (const part of load.parts.slice(1)) await ensureSlot(s.source, part.record.slot, d.stream.plugin);
+    const holder = await SnapshotHolder.createSlot(ctx.source, load.record.slot, d.stream.plugin, s.sourceVersion);
+    held.holders.push(holder);
+    await saveStreams(journal, load, "loading", holder.lsnText);
+    await journal.event("full-load", "info", `group ${load.group.name}: slot ${load.record.slot} at ${holder.lsnText}, snapshot ${holder.snapshotName}`);
+    ctx.log.info(`group ${load.group.name}: slot ${load.record.slot} created, snapshot at LSN ${formatLsn(holder.lsn)}`);
+    load.point = exportedPoint(ctx, holder);
+  }
+}
+async function pauseForGroups(ctx, s, journal, d, toLoad, held, options) {
+  const { plan } = ctx;
+  const replicaEp = endpointFor("replica", { url: plan.source.replicaUrl, tls: plan.source.tls });
+  const paused = held.paused = await pauseOrAdoptReplica(ctx, s, journal, d.stream, replicaEp, toLoad, options);
+  const mine = new Set(d.groups.map((g) => g.name));
+  paused.shouldResume = async () => !await anotherGroupLoading(s.target, journal, plan.groups.map((g) => g.name).filter((g) => !mine.has(g)));
+  const point = replicaPoint(replicaEp, paused);
+  for (const load of toLoad) {
+    load.point = point;
+    await saveStreams(journal, load, "loading", paused.lsn);
+    await journal.event("full-load", "info", `group ${load.group.name}: slot ${load.record.slot}, replica paused at ${paused.lsn}`);
+  }
+}
+async function restorePreData(ctx, s, journal, d, toLoad, held) {
+  let extensions = [];
+  if (toLoad.length === 0 || d.preDataDone) return extensions;
+  await withStepLock(s.target, PRE_DATA, async () => {
+    if ((await journal.phaseState(PRE_DATA))?.state === "done") return;
+    ctx.log.info("schema: restoring pre-data (types, tables, functions) on the target");
+    held.dump ??= await dumpSchema(d.dumpTool, toLoad[0].point.endpoint, toLoad[0].point.snapshotName);
+    extensions = await installSourceExtensions(ctx, s, journal);
+    const listFile = await preDataList(d.restoreTool, held.dump, await extensionSchemasOnTarget(s.source, s.target));
+    await restoreSection(d.restoreTool, ctx.target, held.dump, "pre-data", { keepOwnership: ctx.plan.fullLoad.ownership === "keep", listFile });
+    await journal.finishPhase(PRE_DATA, "done");
+  });
+  return extensions;
+}
+async function copyGroups(ctx, s, journal, toLoad, held, scope) {
+  const { plan, log } = ctx;
+  const sessionName = loadSessionName(plan.name, scope ?? "*");
+  const progress = held.progress = new LoadProgress(log, (snap) => journal.setPhaseDetail(progressPhase(scope), "running", snap));
+  const early = await earlyIndexes(s.source, toLoad.flatMap((load) => load.group.tables));
+  const indexes = held.indexes = new IndexQueue(() => openTarget(ctx, sessionName), plan.fullLoad.indexJobs, (step, ms, built) => {
+    if (isAnalyze(step)) return;
+    progress.indexBuilt(step.table);
+    logIndexBuilt(log, step, ms, built);
+  });
+  const stopIndexes = () => indexes.abandon(abortReason(ctx.signal));
+  ctx.signal.addEventListener("abort", stopIndexes, { once: true });
+  const clear = (await journal.phaseState(POST_DATA))?.state === "done" ? "delete" : "truncate";
+  const planned = await planCopy(ctx, journal, toLoad, s.sourceVersion, clear, sessionName, early, progress, indexes);
+  progress.start();
+  for (const { group: group2, table: table2, parts } of planned.completeSplits) {
+    await recordSplitTableDone(s.target, journal.migration, group2, table2, parts);
+    indexes.add(indexesOf(early, table2));
+  }
+  await copyTasks(ctx, journal.migration, planned.tasks, sessionName, clear, progress, async (task, copied, target) => {
+    const totals = planned.totals.get(task.group);
+    totals.rows += copied.rows;
+    totals.bytes += copied.bytes;
+    if (!progress.partDone(task.table, copied.rows)) return;
+    if (task.parts > 1) await recordSplitTableDone(target, journal.migration, task.group, task.table, task.parts);
+    indexes.add([...indexesOf(early, task.table), analyzeStep(task.table)]);
+  });
+  await indexes.drain();
+  ctx.signal.removeEventListener("abort", stopIndexes);
+  throwIfAborted(ctx.signal);
+  progress.stop();
+  await journal.setPhaseDetail(progressPhase(scope), "done", progress.snapshot());
+  return planned.totals;
+}
+async function planCopy(ctx, journal, toLoad, sourceVersion, clear, sessionName, early, progress, indexes) {
+  const tasks = [];
+  const completeSplits = [];
+  const totals = /* @__PURE__ */ new Map();
+  const finished = (await journal.tableProgress()).filter((p) => p.state === "done");
+  const indexCount = (t) => indexesOf(early, t).length;
+  for (const load of toLoad) {
+    const planned = await planGroup(ctx, journal, finished, load, sourceVersion, clear, sessionName);
+    totals.set(load.group.name, { rows: 0, bytes: 0, skipped: planned.skipped.length });
+    for (const t of planned.skipped) {
+      progress.track(load.group.name, t, t.bytes, 1, indexCount(t), "skipped");
+      indexes.add(indexesOf(early, t));
+    }
+    for (const [table2, parts] of planned.parts) progress.track(load.group.name, table2, table2.bytes, parts.total, indexCount(table2), "waiting", parts.done);
+    for (const c of planned.complete) {
+      progress.track(load.group.name, c.table, c.table.bytes, c.parts, indexCount(c.table), "skipped");
+      completeSplits.push({ group: load.group.name, ...c });
+    }
+    tasks.push(...planned.tasks);
+  }
+  tasks.sort((a, b) => b.estimatedBytes - a.estimatedBytes);
+  return { tasks, completeSplits, totals };
+}
+async function markGroupsLoaded(ctx, journal, toLoad, totalsByGroup) {
+  const results = [];
+  for (const load of toLoad) {
+    const { group: group2, record: record2, point } = load;
+    await saveStreams(journal, load, "loaded");
+    const totals = totalsByGroup.get(group2.name);
+    if (load.resumed) {
+      load.resumed.copied = { rows: totals.rows, bytes: totals.bytes };
+      await journal.setPhaseDetail(resumePhase(group2.name), "done", load.resumed);
+      ctx.log.info(`group ${group2.name}: resumed \u2014 kept ${load.resumed.kept.rows} rows (${formatBytes(load.resumed.kept.bytes)}), copied ${totals.rows} rows (${formatBytes(totals.bytes)}) from ${load.resumed.snapshotLsn ?? "no new snapshot"}`);
+    }
+    results.push({ group: group2.name, slot: record2.slot, publication: record2.publication, snapshotLsn: load.resumed ? record2.snapshotLsn ?? "" : point.lsnText, tables: group2.tables.length, ...totals, ...load.resumed ? { resumed: load.resumed } : {} });
+  }
+  return results;
+}
+async function copyLargeObjectsOnce(ctx, s, journal, toLoad) {
+  if (toLoad.length === 0 || (await journal.phaseState(LARGE_OBJECTS))?.state === "done") return;
+  await withStepLock(s.target, LARGE_OBJECTS, async () => {
+    if ((await journal.phaseState(LARGE_OBJECTS))?.state === "done") return;
+    const point = toLoad[0].point;
+    const reader = await connect(point.endpoint, { applicationName: "pgshift large objects" });
+    try {
+      await point.begin(reader);
+      const lo = await copyLargeObjects(reader, s.target, ctx.plan.fullLoad.ownership === "keep");
+      await endRead(reader);
+      if (lo.objects) ctx.log.info(`large objects: ${lo.objects} copied (${lo.bytes} bytes)`);
+      await journal.finishPhase(LARGE_OBJECTS, "done", lo);
+    } finally {
+      await reader.end().catch(() => {
+      });
+    }
+  });
+}
+async function postDataOnceAllLoaded(ctx, s, journal, d, held, options) {
+  const out = { state: "already-done", allLoaded: await everyGroupLoaded(journal, ctx.plan.groups.map((g) => g.name)), sequences: 0, failedViews: [] };
+  if ((await journal.phaseState(POST_DATA))?.state === "done") return out;
+  out.state = "waiting-for-groups";
+  if (!out.allLoaded) {
+    ctx.log.info("post-data waits until every group of the plan is loaded");
+    return out;
+  }
+  await withStepLock(s.target, POST_DATA, async () => {
+    if ((await journal.phaseState(POST_DATA))?.state === "done") return;
+    const allGroups = options.group ? await resolveGroups(ctx, s.source, s.sourceVersion) : d.groups;
+    held.dump ??= await dumpSchema(d.dumpTool, ctx.source, void 0);
+    const post = await runPostData(ctx, s, journal, d.restoreTool, held.dump, allGroups);
+    out.sequences = post.sequences;
+    out.failedViews = post.failedViews;
+    await journal.finishPhase(POST_DATA, "done", { sequences: post.sequences, failedViews: post.failedViews });
+    out.state = "done";
+  });
+  return out;
 }
 var tableKey2 = (t) => `${t.schema}.${t.name}`;
 async function planTasks(ctx, c, sourceVersion, group2, point, tables) {
@@ -57870,8 +57929,8 @@ async function planTasks(ctx, c, sourceVersion, group2, point, tables) {
   }
   return tasks;
 }
-async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clear, sessionName) {
-  const finished = finishedInJournal.filter((p) => p.group === x.group.name);
+async function planGroup(ctx, journal, finishedInJournal, load, sourceVersion, clear, sessionName) {
+  const finished = finishedInJournal.filter((p) => p.group === load.group.name);
   const wholeDone = new Set(finished.filter((p) => p.part === 0).map(tableKey2));
   const partsDone = /* @__PURE__ */ new Map();
   for (const p of finished.filter((f) => f.part > 0)) {
@@ -57879,12 +57938,12 @@ async function planGroup(ctx, journal, finishedInJournal, x, sourceVersion, clea
     m.set(p.part, p.condition);
     partsDone.set(tableKey2(p), m);
   }
-  const skipped = x.group.tables.filter((t) => wholeDone.has(tableKey2(t)));
-  const pending = x.group.tables.filter((t) => !wholeDone.has(tableKey2(t)));
-  const planner = await connect(x.point.endpoint, { applicationName: "pgshift plan" });
+  const skipped = load.group.tables.filter((t) => wholeDone.has(tableKey2(t)));
+  const pending = load.group.tables.filter((t) => !wholeDone.has(tableKey2(t)));
+  const planner = await connect(load.point.endpoint, { applicationName: "pgshift plan" });
   let planned;
   try {
-    planned = await planTasks(ctx, planner, sourceVersion, x.group.name, x.point, pending);
+    planned = await planTasks(ctx, planner, sourceVersion, load.group.name, load.point, pending);
   } finally {
     await planner.end().catch(() => {
     });
@@ -58036,8 +58095,8 @@ function logIndexBuilt(log, b, ms, built) {
   if (ms >= 1e3) log.info(line);
   else log.debug(line);
 }
-async function prepareGroupObjects(s, journal, stream, x) {
-  for (const part of x.parts) {
+async function prepareGroupObjects(s, journal, stream, load) {
+  for (const part of load.parts) {
     await journal.saveStream(part.record);
     await ensureHeartbeat(s.source, heartbeatTable(part.record.group), part.record.group);
     await stream.prepare(s.source, part);
@@ -58047,7 +58106,7 @@ async function pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, o
   const { plan, log } = ctx;
   return withStepLock(s.target, REPLICA, async () => {
     const streams = new Map((await journal.streams()).map((r) => [r.group, r]));
-    const mine = new Set(toLoad.map((x) => x.group.name));
+    const mine = new Set(toLoad.map((load) => load.group.name));
     const othersPending = plan.groups.map((g) => g.name).filter((g) => !mine.has(g) && (!streams.has(g) || streams.get(g).state === "preparing"));
     const others = othersPending.length ? (await resolveGroups(ctx, s.source, s.sourceVersion)).filter((g) => othersPending.includes(g.name)) : [];
     const prepare = [
@@ -58057,17 +58116,17 @@ async function pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, o
         return { group: group2, record: record2, parts: stream.parts(group2, record2) };
       })
     ];
-    for (const x of prepare) {
-      if (x.record.state === "preparing") await prepareGroupObjects(s, journal, stream, x);
-      for (const part of x.parts) await ensureSlot(s.source, part.record.slot, stream.plugin);
+    for (const load of prepare) {
+      if (load.record.state === "preparing") await prepareGroupObjects(s, journal, stream, load);
+      for (const part of load.parts) await ensureSlot(s.source, part.record.slot, stream.plugin);
     }
-    const slots = prepare.flatMap((x) => x.parts.map((p2) => p2.record.slot));
+    const slots = prepare.flatMap((load) => load.parts.map((p2) => p2.record.slot));
     const limits = plan.fullLoad.pausedReplica;
-    const copied = await groupsWithCopiedRows(journal, toLoad.map((x) => x.group.name));
-    const refuse = (x, why2) => gateRefused(
+    const copied = await groupsWithCopiedRows(journal, toLoad.map((load) => load.group.name));
+    const refuse = (load, why2) => gateRefused(
       "full-load.replica-moved",
-      `group ${x.group.name} was partly loaded from the replica paused at ${x.record.snapshotLsn}, but ${why2}`,
-      `run pgshift full-load --restart${options.group ? ` --group ${x.group.name}` : ""} to load the group again from a new slot`
+      `group ${load.group.name} was partly loaded from the replica paused at ${load.record.snapshotLsn}, but ${why2}`,
+      `run pgshift full-load --restart${options.group ? ` --group ${load.group.name}` : ""} to load the group again from a new slot`
     );
     const held = await journal.phaseState(REPLICA);
     const heldAt = held?.state === "running" ? held.detail?.lsn : void 0;
@@ -58075,7 +58134,7 @@ async function pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, o
     if (heldAt) {
       const adopted = await PausedReplica.adopt(replicaEp, s.source, slots, limits, log, heldAt);
       if (typeof adopted !== "string") {
-        const stale2 = toLoad.find((x) => copied.has(x.group.name) && x.record.snapshotLsn !== adopted.lsn);
+        const stale2 = toLoad.find((load) => copied.has(load.group.name) && load.record.snapshotLsn !== adopted.lsn);
         if (stale2) {
           await adopted.detach();
           throw refuse(stale2, `the replica is now paused at ${adopted.lsn}`);
@@ -58084,9 +58143,9 @@ async function pauseOrAdoptReplica(ctx, s, journal, stream, replicaEp, toLoad, o
       }
       why = adopted;
     }
-    const stale = toLoad.find((x) => copied.has(x.group.name));
+    const stale = toLoad.find((load) => copied.has(load.group.name));
     if (stale) throw refuse(stale, why);
-    const p = await PausedReplica.pause(replicaEp, s.source, slots, limits, log);
+    const p = await PausedReplica.pause(replicaEp, s.source, slots, limits, log, ctx.signal);
     await journal.startPhase(REPLICA, { lsn: p.lsn });
     return p;
   });
@@ -58115,9 +58174,6 @@ async function openTarget(ctx, sessionName) {
   const c = await connect(ctx.target, { applicationName: sessionName });
   await useLoadSettings(c, ctx.plan.fullLoad.maintenanceWorkMem);
   return c;
-}
-async function existingSlots(s, slots) {
-  return existingSlotCount(s.source, slots);
 }
 async function applyReplicaIdentityConsent(ctx, s, journal, tables) {
   if (!tables.length) return;

@@ -94913,7 +94913,7 @@ async function dropSlot(c5, slot) {
     const pid = r5.rows[0].active_pid;
     if (pid) {
       await c5.query("SELECT pg_terminate_backend($1)", [pid]);
-      await new Promise((res) => setTimeout(res, 250));
+      await sleep2(250);
       continue;
     }
     try {
@@ -94921,7 +94921,7 @@ async function dropSlot(c5, slot) {
       return true;
     } catch (err) {
       if (err.code === "55006") {
-        await new Promise((res) => setTimeout(res, 250));
+        await sleep2(250);
         continue;
       }
       throw err;
