@@ -43,6 +43,12 @@ export function chooseExtensionVersion(sourceVersion: string, available: readonl
   return { version: null, relation: 'unavailable' };
 }
 
+/**
+ * Extensions that are replication machinery on the source (DMS reads pglogical's replication sets),
+ * not part of the application: never restored on the target, which usually cannot even load them.
+ */
+export const SOURCE_ONLY_EXTENSIONS = ['pglogical'];
+
 /** extensions.acceptNewer: a list of names, or '*' for every extension. */
 export type AcceptNewer = readonly string[] | '*';
 

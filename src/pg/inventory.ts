@@ -1,35 +1,16 @@
 import type pg from 'pg';
 import { qualify, quoteIdent } from '../core/ident.js';
 import { sleep } from '../core/wait.js';
-import type { RoleFacts } from '../core/privileges.js';
+import type { ServerFacts } from '../core/assess-findings.js';
+import type { RelationFacts, SequenceFacts } from '../core/table-findings.js';
 import { CONTROL_SCHEMA, NOT_EXTENSION_MEMBER, USER_SCHEMAS } from './catalog.js';
 
 /**
  * What assess reads from a server: settings, roles, sessions, extensions, and per table the facts
  * that decide how it can be migrated. Catalog reads only — the one exception, LOB sizing, reads a
- * bounded sample whose size is returned with the result.
+ * bounded sample whose size is returned with the result. The facts' shapes are the inputs of the
+ * rules that judge them (core/assess-findings.ts, core/table-findings.ts).
  */
-
-export interface ServerFacts {
-  versionNum: number;
-  version: string;
-  settings: Record<string, string | null>;
-  isRds: boolean;
-  role: RoleFacts;
-  slotsUsed: number;
-  walSendersUsed: number;
-  longTransactions: Array<{ pid: number; seconds: number; application: string; user: string; state: string }>;
-  preparedTransactions: Array<{ gid: string; seconds: number }>;
-  extensions: Array<{ name: string; version: string }>;
-  /**
-   * What the server could install, or why it cannot say: listing it reads every extension's
-   * control file, and one unreadable file (a half-installed package) fails the whole view.
-   */
-  availableExtensions: Map<string, { defaultVersion: string | null; versions: string[] }> | { error: string };
-  eventTriggers: Array<{ name: string; event: string; enabled: string }>;
-  largeObjects: number;
-  database: string;
-}
 
 const SETTINGS = [
   'wal_level', 'max_replication_slots', 'max_wal_senders', 'wal_sender_timeout', 'max_slot_wal_keep_size',
@@ -93,7 +74,7 @@ async function readSettings(c: pg.Client): Promise<Record<string, string | null>
 }
 
 /** What the connected role may do: superuser, replication, RDS's superuser, subscriptions, CREATE on the database. */
-async function readRoleFacts(c: pg.Client): Promise<RoleFacts> {
+async function readRoleFacts(c: pg.Client): Promise<ServerFacts['role']> {
   const role = (
     await c.query(
       `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
@@ -128,37 +109,6 @@ async function readAvailableExtensions(c: pg.Client): Promise<ServerFacts['avail
 
 /** The DMS meaning of a LOB: text, varchar without length, bytea, json, jsonb, xml, arrays. */
 export const LOB_TYPE_TEST = `(t.typname IN ('text', 'bytea', 'json', 'jsonb', 'xml') OR (t.typname = 'varchar' AND a.atttypmod = -1) OR t.typcategory = 'A')`;
-
-export interface RelationFacts {
-  schema: string;
-  name: string;
-  oid: number;
-  kind: 'r' | 'p' | 'f' | 'm' | 'v';
-  persistence: 'p' | 'u' | 't';
-  isPartition: boolean;
-  replicaIdentity: 'd' | 'n' | 'f' | 'i';
-  hasPrimaryKey: boolean;
-  /** Unique indexes (not the primary key) whose columns are all NOT NULL. */
-  uniqueNotNullIndexes: string[];
-  /** Unique indexes and constraints other than the primary key (batch apply conflicts). */
-  otherUniqueIndexes: number;
-  replicaIdentityIndex: string | null;
-  generatedColumns: string[];
-  identityColumns: string[];
-  arrayColumns: string[];
-  lobColumns: Array<{ name: string; type: string }>;
-  /** Columns whose type (or array element, or domain's base) has no default btree or hash equality: json, xml, point… */
-  noEqualityColumns: Array<{ name: string; type: string }>;
-  /** Estimated size from the statistics (relpages, TOAST included), bytes. */
-  estimatedBytes: number;
-  /** Actual size on disk, bytes. */
-  bytes: number;
-  rowEstimate: number;
-  hasStatistics: boolean;
-  owner: string;
-  ownedByMe: boolean;
-  canSelect: boolean;
-}
 
 export async function readRelations(c: pg.Client, versionNum: number): Promise<RelationFacts[]> {
   const generated = versionNum >= 120000 ? "a.attgenerated <> ''" : 'false';
@@ -231,15 +181,6 @@ function relationFacts(x: pg.QueryResultRow): RelationFacts {
     ownedByMe: x.owned_by_me,
     canSelect: x.can_select,
   };
-}
-
-export interface SequenceFacts {
-  schema: string;
-  name: string;
-  dataType: string;
-  maxValue: bigint;
-  lastValue: bigint | null;
-  ownedBy: string | null;
 }
 
 export async function readSequences(c: pg.Client): Promise<SequenceFacts[]> {

@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { noteChange } from '../core/changes.js';
+import { SOURCE_ONLY_EXTENSIONS } from '../core/extensions.js';
 import os from 'node:os';
 import path from 'node:path';
 import type { Endpoint } from './connect.js';
@@ -59,11 +60,8 @@ export async function restoreSection(
   await runTool(tool.path, args, env, `pg_restore ${section} into the target`);
 }
 
-/**
- * Extensions that are replication machinery on the source (DMS reads pglogical's replication sets),
- * not part of the application: never restored on the target, which usually cannot even load them.
- */
-export const SOURCE_ONLY_EXTENSIONS = ['pglogical'];
+// Which extensions stay on the source is a rule (core/extensions.ts); the dump's list filter reads it here.
+export { SOURCE_ONLY_EXTENSIONS };
 
 /**
  * A pg_restore -L list of the dump without the entries `skip` names (a line of `pg_restore --list`:

@@ -96650,6 +96650,54 @@ function fullIdentityWithoutEquality(t, consent) {
   return identityProblem(t) !== void 0 && consent.some((p3) => matchesPattern(t, p3));
 }
 
+// src/core/pool.ts
+async function runPool(items, concurrency, task) {
+  let next = 0;
+  let failed;
+  const worker = async (id) => {
+    while (failed === void 0 && next < items.length) {
+      const item = items[next++];
+      try {
+        await task(item, id);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, (_, i5) => worker(i5)));
+  if (failed !== void 0) throw failed;
+}
+
+// src/core/extensions.ts
+function compareVersions(a5, b5) {
+  const pa = a5.split(/[.-]/);
+  const pb = b5.split(/[.-]/);
+  for (let i5 = 0; i5 < Math.max(pa.length, pb.length); i5++) {
+    const x = pa[i5];
+    const y = pb[i5];
+    if (x === void 0) return -1;
+    if (y === void 0) return 1;
+    if (/^\d+$/.test(x) && /^\d+$/.test(y)) {
+      const d5 = Number(x) - Number(y);
+      if (d5 !== 0) return d5 < 0 ? -1 : 1;
+    } else if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+function chooseExtensionVersion(sourceVersion, available) {
+  if (available.includes(sourceVersion)) return { version: sourceVersion, relation: "same" };
+  const sorted = [...available].sort(compareVersions);
+  const newer = sorted.find((v) => compareVersions(v, sourceVersion) > 0);
+  if (newer) return { version: newer, relation: "newer" };
+  const older = sorted.filter((v) => compareVersions(v, sourceVersion) < 0).at(-1);
+  if (older) return { version: older, relation: "older" };
+  return { version: null, relation: "unavailable" };
+}
+var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
+function acceptsNewer(accept, name) {
+  return accept === "*" || accept.includes(name);
+}
+
 // src/core/privileges.ts
 function privilegeFindings(source, target, targetMajor, engine) {
   const out = [];
@@ -96680,22 +96728,373 @@ function privilegeFindings(source, target, targetMajor, engine) {
   return out;
 }
 
-// src/core/pool.ts
-async function runPool(items, concurrency, task) {
-  let next = 0;
-  let failed;
-  const worker = async (id) => {
-    while (failed === void 0 && next < items.length) {
-      const item = items[next++];
-      try {
-        await task(item, id);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
+// src/core/roles.ts
+var KEPT_WITHOUT_OWNERSHIP = ["policy", "user mapping"];
+function neededRoles(needs, memberships, keepOwnership) {
+  const out = /* @__PURE__ */ new Map();
+  const add = (n3) => {
+    const list2 = out.get(n3.role) ?? [];
+    list2.push(n3);
+    out.set(n3.role, list2);
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, (_, i5) => worker(i5)));
-  if (failed !== void 0) throw failed;
+  for (const n3 of needs) if (keepOwnership || KEPT_WITHOUT_OWNERSHIP.includes(n3.kind)) add(n3);
+  const queue = [...out.keys()];
+  while (queue.length) {
+    const role = queue.shift();
+    for (const m3 of memberships.filter((x) => x.role === role)) {
+      if (!out.has(m3.member)) queue.push(m3.member);
+      add({ role: m3.member, kind: "member", object: `role ${role}` });
+    }
+  }
+  return out;
+}
+function missingRoles(needed, targetRoles) {
+  return [...needed].filter(([role]) => !targetRoles.has(role) && !role.startsWith("pg_")).sort(([a5], [b5]) => a5.localeCompare(b5)).map(([role, needs]) => ({ role, needs }));
+}
+function describeNeeds(m3, perKind = 2) {
+  const byKind = /* @__PURE__ */ new Map();
+  for (const n3 of m3.needs) byKind.set(n3.kind, [...byKind.get(n3.kind) ?? [], n3.object]);
+  const parts = [...byKind].map(([kind, objects]) => {
+    const uniq = [...new Set(objects)];
+    const shown = uniq.slice(0, perKind).join(", ");
+    const label = kind === "member" ? "member of" : kind === "default privileges" ? "default privileges of" : kind === "user mapping" ? "user mapping on" : `${kind} of`;
+    return `${label} ${shown}${uniq.length > perKind ? ` and ${uniq.length - perKind} more` : ""}`;
+  });
+  return `${m3.role} (${parts.join("; ")})`;
+}
+function planRoleCopy(a5, creator) {
+  const options = [];
+  const dropped = [];
+  const grants = [];
+  const may = (attr) => creator.superuser || attr !== "superuser" && creator[attr];
+  const flag = (on, name, attr) => {
+    if (!on) return options.push(`NO${name}`);
+    if (attr && !may(attr)) {
+      if (attr === "replication" && creator.rds) grants.push("rds_replication");
+      dropped.push(name);
+      return options.push(`NO${name}`);
+    }
+    options.push(name);
+  };
+  flag(a5.superuser, "SUPERUSER", "superuser");
+  flag(a5.createdb, "CREATEDB", "createdb");
+  flag(a5.createrole, "CREATEROLE");
+  flag(a5.inherit, "INHERIT");
+  flag(a5.login, "LOGIN");
+  flag(a5.replication, "REPLICATION", "replication");
+  flag(a5.bypassrls, "BYPASSRLS", "bypassrls");
+  if (a5.connectionLimit !== -1) options.push(`CONNECTION LIMIT ${Math.trunc(a5.connectionLimit)}`);
+  if (a5.validUntil) options.push(`VALID UNTIL ${quoteLiteral(a5.validUntil)}`);
+  return { options, dropped, grants };
+}
+var LIST_GUCS = /* @__PURE__ */ new Set(["search_path", "temp_tablespaces", "local_preload_libraries", "session_preload_libraries", "shared_preload_libraries", "unix_socket_directories"]);
+function splitGucList(value) {
+  const out = [];
+  let i5 = 0;
+  const n3 = value.length;
+  const skipSpace = () => {
+    while (i5 < n3 && /\s/.test(value[i5])) i5++;
+  };
+  skipSpace();
+  if (i5 >= n3) return out;
+  for (; ; ) {
+    let item = "";
+    if (value[i5] === '"') {
+      i5++;
+      for (; i5 < n3; i5++) {
+        if (value[i5] === '"') {
+          if (value[i5 + 1] === '"') {
+            item += '"';
+            i5++;
+            continue;
+          }
+          i5++;
+          break;
+        }
+        item += value[i5];
+      }
+    } else {
+      const start = i5;
+      while (i5 < n3 && value[i5] !== "," && !/\s/.test(value[i5])) i5++;
+      item = value.slice(start, i5);
+    }
+    out.push(item);
+    skipSpace();
+    if (i5 >= n3 || value[i5] !== ",") break;
+    i5++;
+    skipSpace();
+  }
+  return out;
+}
+function settingClause(entry) {
+  const eq = entry.indexOf("=");
+  const name = entry.slice(0, eq);
+  const value = entry.slice(eq + 1);
+  const ident = /^[a-z_][a-z0-9_.]*$/.test(name) ? name : quoteIdent(name);
+  if (LIST_GUCS.has(name.toLowerCase())) {
+    const items = splitGucList(value);
+    return `${ident} TO ${items.length ? items.map(quoteLiteral).join(", ") : "''"}`;
+  }
+  return `${ident} TO ${quoteLiteral(value)}`;
+}
+
+// src/core/assess-findings.ts
+function finding(severity, code, object2, message, fix) {
+  return { severity, code, object: object2, message, fix };
+}
+function serverFindings(src, tgt, o3) {
+  const out = [];
+  if (o3.targetMajor < o3.sourceMajor) out.push(finding("blocker", "target.version", o3.targetLabel, `target PostgreSQL ${o3.targetMajor} is older than the source's ${o3.sourceMajor}`, "migrate to the same or a newer major"));
+  out.push(...sourceSettingFindings(src, o3), ...accessFindings(src, tgt, o3));
+  for (const t of src.longTransactions) {
+    out.push(finding("warning", "source.long-transaction", `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ""})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, "end it before the full load, or wait"));
+  }
+  for (const p3 of src.preparedTransactions) {
+    out.push(finding("blocker", "source.prepared-transaction", `prepared transaction ${p3.gid}`, `prepared ${p3.seconds} s ago: slot creation waits for it`, `finish it on the source: COMMIT PREPARED or ROLLBACK PREPARED '${p3.gid}'`));
+  }
+  return out;
+}
+function serverObjectFindings(src, tgt) {
+  const out = [];
+  for (const t of src.eventTriggers.filter((x) => !x.name.startsWith("pgshift_ddl"))) {
+    out.push(finding("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers`, "disable it for the migration window if it writes"));
+  }
+  for (const t of tgt.eventTriggers) out.push(finding("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load"));
+  if (src.largeObjects > 0) {
+    out.push(
+      finding(
+        "warning",
+        "source.large-objects",
+        `${src.largeObjects} large object(s)`,
+        "large objects (pg_largeobject) are copied by the full load but not replicated: the cut-over carries the ones changed since once the source is sealed, reading every one on both sides to find them (its time adds to the window); verify reports them until then",
+        "move them to bytea columns if there are many, to keep the window short"
+      )
+    );
+  }
+  return out;
+}
+function pgDumpFindings(dump, sourceMajor) {
+  if ("error" in dump) return [finding("blocker", "tool.pg_dump", "pg_dump", dump.error, "install the PostgreSQL client tools")];
+  if (dump.major < sourceMajor) return [finding("blocker", "tool.pg_dump", dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`)];
+  return [];
+}
+function sourceSettingFindings(src, o3) {
+  const out = [];
+  const st = src.settings;
+  const label = o3.sourceLabel;
+  const needed = o3.streamsNeeded;
+  const decoding = logicalDecodingProblem(st, src.isRds);
+  if (decoding) out.push(finding("blocker", decoding.code, label, decoding.message, decoding.fix));
+  const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
+  if (freeSlots < needed) out.push(finding("blocker", "source.slots", label, `${needed} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots"));
+  const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
+  if (freeSenders < needed) out.push(finding("blocker", "source.wal_senders", label, `${needed} WAL sender(s) needed, ${freeSenders} free of max_wal_senders ${st.max_wal_senders}`, "raise max_wal_senders (restart)"));
+  const timeout = parseDurationMs(st.wal_sender_timeout);
+  if (timeout !== null && timeout > 0 && timeout < 1e4) {
+    out.push(finding("warning", "source.wal_sender_timeout", label, `wal_sender_timeout is ${st.wal_sender_timeout}: busy apply can be cut off`, "set wal_sender_timeout to at least 10s"));
+  }
+  const workMem = st.logical_decoding_work_mem ? parseSize(st.logical_decoding_work_mem) : void 0;
+  if (workMem !== void 0 && workMem < 64 * 1024 * 1024) {
+    out.push(finding("info", "source.logical_decoding_work_mem", label, `logical_decoding_work_mem is ${st.logical_decoding_work_mem}: larger transactions spill to disk while decoding`, "raise it (for example 256MB) if large transactions are common"));
+  }
+  const preloads = st.shared_preload_libraries?.split(",").map((x) => x.trim());
+  if (o3.engine !== "native" && o3.plugin === "pglogical" && preloads !== void 0 && !preloads.includes("pglogical")) {
+    out.push(finding("blocker", "source.pglogical", label, "the DMS plugin is pglogical but shared_preload_libraries does not load it", "add pglogical to shared_preload_libraries and restart (or use plugin: test_decoding)"));
+  }
+  return out;
+}
+function accessFindings(src, tgt, o3) {
+  const out = privilegeFindings(src.role, tgt.role, o3.targetMajor, o3.engine).map((f5) => finding("blocker", f5.code, f5.object, f5.message, f5.fix));
+  if (o3.ddl !== "off" && !src.role.superuser && !src.role.rdsSuperuser) {
+    out.push(
+      finding(
+        "blocker",
+        "source.privilege.event-trigger",
+        `role ${src.role.name}`,
+        `cdc.ddl: ${o3.ddl} installs an event trigger on the source, which needs superuser (RDS: rds_superuser)`,
+        `connect as a superuser (on RDS: GRANT rds_superuser TO ${src.role.name}), or set cdc.ddl: off (a schema change then stops the stream until applied on the target)`
+      )
+    );
+  }
+  if (o3.engine === "native") {
+    const workers = Number(tgt.settings.max_logical_replication_workers);
+    if (workers < o3.groups) out.push(finding("blocker", "target.workers", o3.targetLabel, `${o3.groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, "raise max_logical_replication_workers (and max_worker_processes) and restart the target"));
+  }
+  return out;
+}
+function parseDurationMs(v) {
+  if (!v) return null;
+  const m3 = /^(-?\d+)\s*(ms|s|min|h)?$/.exec(v.trim());
+  if (!m3) return null;
+  const n3 = Number(m3[1]);
+  return n3 * ({ ms: 1, s: 1e3, min: 6e4, h: 36e5 }[m3[2] ?? "ms"] ?? 1);
+}
+function extensionFindings(src, tgt, accept, targetLabel) {
+  const offered = tgt.availableExtensions;
+  const findings = [];
+  const mine = src.extensions.filter((x) => !SOURCE_ONLY_EXTENSIONS.includes(x.name) && x.name !== "plpgsql");
+  if (!(offered instanceof Map)) {
+    const names = mine.map((e5) => e5.name).join(", ");
+    findings.push(finding("warning", "target.extensions-unknown", targetLabel, `cannot list the extensions the target offers (${offered.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target"));
+    const report2 = mine.map((e5) => ({ name: e5.name, source: e5.version, targetDefault: null, available: null, install: null, relation: "unknown", newerAccepted: acceptsNewer(accept, e5.name) }));
+    return { findings, report: report2 };
+  }
+  const report = [];
+  for (const e5 of mine) {
+    const avail = offered.get(e5.name);
+    const choice = chooseExtensionVersion(e5.version, avail?.versions ?? []);
+    const newerAccepted = acceptsNewer(accept, e5.name);
+    report.push({ name: e5.name, source: e5.version, targetDefault: avail?.defaultVersion ?? null, available: avail ? [...avail.versions].sort(compareVersions) : [], install: choice.version, relation: choice.relation, newerAccepted });
+    const object2 = `extension ${e5.name}`;
+    if (!avail || choice.version === null) findings.push(finding("blocker", "extension.missing", object2, `installed on the source (${e5.version}) but not available on the target`, `install ${e5.name} on the target (on RDS: check rds.extensions)`));
+    else if (choice.relation === "newer" && !newerAccepted) {
+      findings.push(
+        finding(
+          "warning",
+          "extension.version",
+          object2,
+          `the target does not offer the source's ${e5.version}; the full load installs ${choice.version}, which verify and the cut-over count as a difference until the plan accepts it`,
+          `read ${e5.name}'s upgrade notes, then set extensions.acceptNewer: [${e5.name}]`
+        )
+      );
+    } else if (choice.relation === "newer") {
+      findings.push(finding("info", "extension.version", object2, `the target does not offer the source's ${e5.version}; the full load installs ${choice.version} (accepted by extensions.acceptNewer)`));
+    } else if (choice.relation === "older") {
+      findings.push(finding("warning", "extension.version", object2, `the target offers only older versions than the source's ${e5.version}; the full load installs ${choice.version}`, `install ${e5.name} ${e5.version} on the target first`));
+    }
+  }
+  return { findings, report };
+}
+function roleFindings(mode, missing, copy) {
+  const findings = [];
+  const report = { mode, missing: missing.map((m3) => ({ role: m3.role, neededAs: describeNeeds(m3) })) };
+  if (!missing.length) return { findings, report };
+  const names = missing.map((m3) => m3.role);
+  const listed = `${names.slice(0, 10).join(", ")}${names.length > 10 ? ` and ${names.length - 10} more` : ""}`;
+  const roles = `role${names.length > 1 ? "s" : ""} ${listed}`;
+  if (mode === "require") {
+    findings.push(
+      finding(
+        "blocker",
+        "roles.missing",
+        roles,
+        `${names.length} role(s) the migrated objects need are missing on the target: ${missing.slice(0, 5).map((m3) => describeNeeds(m3)).join("; ")}${missing.length > 5 ? "; \u2026" : ""}`,
+        `set roles: copy in the plan (pgshift creates them before the schema), or create them on the target first (CREATE ROLE ${quoteIdent(names[0])} \u2026)`
+      )
+    );
+    return { findings, report };
+  }
+  if (!copy) return { findings, report };
+  const { creator, attributes } = copy;
+  if (!creator.superuser && !creator.createrole) {
+    findings.push(finding("blocker", "roles.copy-privilege", `target role ${creator.name}`, `roles: copy creates ${listed}, but this role has neither SUPERUSER nor CREATEROLE`, "connect to the target as a role with CREATEROLE (RDS: the master user), or create the roles by hand"));
+    return { findings, report };
+  }
+  findings.push(finding("info", "roles.copy", roles, `created on the target by the full load (roles: copy), with their memberships and settings`));
+  for (const a5 of attributes) {
+    const { dropped } = planRoleCopy(a5, creator);
+    if (!dropped.length) continue;
+    findings.push(finding("warning", "roles.attributes-dropped", `role ${a5.name}`, `copied without ${dropped.join(", ")}: the target's role may not give ${dropped.length > 1 ? "them" : "it"}`, "grant what the application needs by hand after the load"));
+  }
+  const logins = copy.passwordsReadable ? [] : attributes.filter((a5) => a5.login).map((a5) => a5.name);
+  if (logins.length) {
+    findings.push(
+      finding(
+        "warning",
+        "roles.no-password",
+        `role${logins.length > 1 ? "s" : ""} ${logins.join(", ")}`,
+        "the source does not expose password hashes (pg_authid is not readable), so these login roles are created without a password",
+        `set their passwords on the target (ALTER ROLE \u2026 PASSWORD) before the application connects there`
+      )
+    );
+  }
+  return { findings, report };
+}
+
+// src/core/table-findings.ts
+function relationFindings(t, group5, o3) {
+  const name = displayName(t);
+  if (t.kind === "f") return [finding("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target")];
+  if (t.kind === "m") return [finding("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`)];
+  if (t.persistence === "u" && (o3.unlogged.mode !== "make-logged" || o3.unlogged.skip.some((p3) => matchesPattern(t, p3)))) return [];
+  if (t.kind === "p") return [finding("info", "table.partitioned", name, "partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)")];
+  const out = [];
+  if (!t.canSelect) out.push(finding("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`));
+  if (group5 === null) out.push(finding("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan"));
+  if (o3.engine === "native" && !t.ownedByMe) out.push(finding("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner"));
+  out.push(...identityFindings(t, name, group5, o3));
+  if (o3.engine === "dms" && !t.hasPrimaryKey && t.arrayColumns.length) out.push(finding("blocker", "table.array-no-key", name, `ARRAY column(s) ${t.arrayColumns.join(", ")} without a primary key: DMS suspends the table`, "add a primary key"));
+  if (t.generatedColumns.length) out.push(finding("info", "table.generated", name, `generated column(s) ${t.generatedColumns.join(", ")}: left out of the copy, computed by the target`));
+  if (t.identityColumns.length) out.push(finding("info", "table.identity", name, `identity column(s) ${t.identityColumns.join(", ")}: values copied as they are, sequences carried at cut-over`));
+  if (!t.hasStatistics) out.push(finding("info", "table.no-statistics", name, "never analyzed: size and row estimates are unknown to the planner and to pgshift", `run ANALYZE ${name} on the source`));
+  return out;
+}
+function identityFindings(t, name, group5, o3) {
+  const out = [];
+  const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
+  if (o3.engine === "native" && group5 !== null && fullIdentityWithoutEquality(identity, o3.replicaIdentityFull)) {
+    const cols = t.noEqualityColumns.map((c5) => `${c5.name} (${c5.type})`).join(", ");
+    out.push(
+      finding(
+        "blocker",
+        "table.identity-no-equality",
+        name,
+        `no key, so the target matches an UPDATE or DELETE by every column (REPLICA IDENTITY FULL), and ${cols} ${t.noEqualityColumns.length > 1 ? "have" : "has"} no equality operator: the stream would stop at the first one`,
+        `add a primary key, or a unique index on NOT NULL columns and ALTER TABLE ${name} REPLICA IDENTITY USING INDEX it${t.noEqualityColumns.some((c5) => c5.type === "json") ? ", or change the json column(s) to jsonb" : ""}`
+      )
+    );
+  }
+  const problem = identityProblem(identity);
+  const publishing = group5 === null ? void 0 : planPublishing([identity], o3.engine, o3.replicaIdentityFull);
+  if (problem && publishing?.setFull.length) {
+    out.push(finding("info", "table.replica-identity-consent", name, `${IDENTITY_PROBLEM_TEXT[problem]}: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)`));
+  } else if (problem === "nothing") {
+    out.push(finding("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `on the source, run ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`));
+  } else if (problem && o3.engine === "dms") {
+    out.push(finding("warning", "table.no-key", name, `${IDENTITY_PROBLEM_TEXT[problem]}: DMS carries its inserts but not its UPDATE and DELETE`, `add a primary key unless the table is insert-only (verify finds any row that differs)`));
+  } else if (problem) {
+    const idx = t.uniqueNotNullIndexes[0];
+    out.push(
+      finding(
+        "blocker",
+        "table.no-key",
+        name,
+        `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published`,
+        idx ? `on the source, run ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
+      )
+    );
+  } else if (t.replicaIdentity === "f") {
+    if (o3.engine === "dms" && o3.plugin === "pglogical") out.push(finding("blocker", "table.replica-identity-full", name, "REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical", "add a primary key, or use plugin: test_decoding for this group"));
+    else out.push(finding("warning", "table.replica-identity-full", name, "REPLICA IDENTITY FULL: every UPDATE and DELETE is applied by a scan unless the target has a usable index", "add a primary key if you can"));
+  } else if (t.replicaIdentity === "i") {
+    out.push(finding("info", "table.replica-identity-index", name, `replica identity is the unique index ${t.replicaIdentityIndex}`));
+  }
+  return out;
+}
+function unloggedFindings(d5) {
+  const out = [];
+  if (d5.undecided.length) {
+    const { message, fix } = undecidedFix(d5.undecided);
+    out.push(finding("blocker", "unlogged.undecided", d5.undecided.map(displayName).join(", "), message, fix));
+  }
+  for (const t of d5.copyAtCutover) out.push(finding("info", "table.unlogged", displayName(t), `unlogged table (${formatBytes(t.bytes)}): copied inside the cut-over window, writes fenced (unlogged.mode: copy-at-cutover) \u2014 its copy time adds to the window`));
+  for (const t of d5.makeLogged) out.push(finding("warning", "table.unlogged", displayName(t), `unlogged table: pgshift runs ALTER TABLE \u2026 SET LOGGED on the source before the load (unlogged.mode: make-logged), rewriting its ${formatBytes(t.bytes)} under an exclusive lock`));
+  for (const t of d5.skipped) out.push(finding("info", "table.unlogged", displayName(t), "unlogged table: left empty on the target, as unlogged.skip says"));
+  for (const p3 of d5.unmatchedSkip) out.push(finding("warning", "unlogged.skip", p3, "unlogged.skip names no unlogged table of the source", "correct the name, or remove it from unlogged.skip"));
+  return out;
+}
+function groupAssignmentFindings(a5) {
+  const out = [];
+  for (const u of a5.unmatched) {
+    const { message, fix } = describeUnmatched(u);
+    out.push(finding("warning", "group.pattern", `group ${u.group}`, message, fix));
+  }
+  for (const [g5, list2] of a5.groups) {
+    if (list2.some((t) => t.kind === "r")) continue;
+    const { message, fix } = describeEmptyGroup(g5, a5.unmatched);
+    out.push(finding("blocker", "group.empty", `group ${g5}`, message, fix));
+  }
+  return out;
 }
 
 // src/pg/inventory.ts
@@ -96914,195 +97313,6 @@ async function runTool(bin, args, env2, what) {
   }
 }
 
-// src/pg/schema.ts
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os5 from "node:os";
-import path2 from "node:path";
-async function dumpSchema(tool, source, snapshotName) {
-  const dir = mkdtempSync(path2.join(os5.tmpdir(), "pgshift-schema-"));
-  const file2 = path2.join(dir, "schema.dump");
-  const args = [
-    ...connectionArgs(source),
-    "--schema-only",
-    "--format=custom",
-    `--file=${file2}`,
-    `--exclude-schema=${CONTROL_SCHEMA}`,
-    "--no-publications",
-    "--no-subscriptions"
-  ];
-  if (snapshotName) args.push(`--snapshot=${snapshotName}`);
-  await runTool(tool.path, args, toolEnv(source), "pg_dump of the source schema");
-  return { file: file2, dispose: () => rmSync(dir, { recursive: true, force: true }) };
-}
-async function restoreSection(tool, target, dump, section, options) {
-  const args = [...connectionArgs(target), `--section=${section}`, "--exit-on-error", "--single-transaction"];
-  if (!options.keepOwnership) args.push("--no-owner", "--no-privileges");
-  if (options.listFile) args.push(`--use-list=${options.listFile}`);
-  args.push(dump.file);
-  const env2 = toolEnv(target);
-  noteChange(`schema ${section} restored on the target`);
-  if (options.sessionName) env2.PGAPPNAME = options.sessionName;
-  await runTool(tool.path, args, env2, `pg_restore ${section} into the target`);
-}
-var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
-async function restoreList(tool, dump, name, skip) {
-  const listing = await runTool(tool.path, ["--list", dump.file], process.env, "pg_restore --list of the schema dump");
-  const lines = listing.split("\n").map((line) => {
-    const m3 = /^\s*\d+;\s+(\d+)\s+(\d+)\s/.exec(line);
-    const ours = /\sEVENT TRIGGER - pgshift_ddl/.test(line);
-    return m3 && (ours || skip({ classId: m3[1], objectId: m3[2], line })) ? `;${line}` : line;
-  });
-  const file2 = path2.join(path2.dirname(dump.file), `${name}.list`);
-  writeFileSync(file2, lines.join("\n"));
-  return file2;
-}
-function preDataList(tool, dump, createdSchemaOids = []) {
-  const names = SOURCE_ONLY_EXTENSIONS.join("|");
-  const re = new RegExp(`\\s(EXTENSION - |COMMENT - EXTENSION )(${names})\\s`);
-  const schemas = new Set(createdSchemaOids);
-  return restoreList(tool, dump, "pre-data", ({ classId, objectId, line }) => re.test(`${line} `) || classId === NAMESPACE_CLASS && schemas.has(objectId) && /\sSCHEMA - /.test(line));
-}
-var NAMESPACE_CLASS = "2615";
-
-// src/core/extensions.ts
-function compareVersions(a5, b5) {
-  const pa = a5.split(/[.-]/);
-  const pb = b5.split(/[.-]/);
-  for (let i5 = 0; i5 < Math.max(pa.length, pb.length); i5++) {
-    const x = pa[i5];
-    const y = pb[i5];
-    if (x === void 0) return -1;
-    if (y === void 0) return 1;
-    if (/^\d+$/.test(x) && /^\d+$/.test(y)) {
-      const d5 = Number(x) - Number(y);
-      if (d5 !== 0) return d5 < 0 ? -1 : 1;
-    } else if (x !== y) return x < y ? -1 : 1;
-  }
-  return 0;
-}
-function chooseExtensionVersion(sourceVersion, available) {
-  if (available.includes(sourceVersion)) return { version: sourceVersion, relation: "same" };
-  const sorted = [...available].sort(compareVersions);
-  const newer = sorted.find((v) => compareVersions(v, sourceVersion) > 0);
-  if (newer) return { version: newer, relation: "newer" };
-  const older = sorted.filter((v) => compareVersions(v, sourceVersion) < 0).at(-1);
-  if (older) return { version: older, relation: "older" };
-  return { version: null, relation: "unavailable" };
-}
-function acceptsNewer(accept, name) {
-  return accept === "*" || accept.includes(name);
-}
-
-// src/core/roles.ts
-var KEPT_WITHOUT_OWNERSHIP = ["policy", "user mapping"];
-function neededRoles(needs, memberships, keepOwnership) {
-  const out = /* @__PURE__ */ new Map();
-  const add = (n3) => {
-    const list2 = out.get(n3.role) ?? [];
-    list2.push(n3);
-    out.set(n3.role, list2);
-  };
-  for (const n3 of needs) if (keepOwnership || KEPT_WITHOUT_OWNERSHIP.includes(n3.kind)) add(n3);
-  const queue = [...out.keys()];
-  while (queue.length) {
-    const role = queue.shift();
-    for (const m3 of memberships.filter((x) => x.role === role)) {
-      if (!out.has(m3.member)) queue.push(m3.member);
-      add({ role: m3.member, kind: "member", object: `role ${role}` });
-    }
-  }
-  return out;
-}
-function missingRoles(needed, targetRoles) {
-  return [...needed].filter(([role]) => !targetRoles.has(role) && !role.startsWith("pg_")).sort(([a5], [b5]) => a5.localeCompare(b5)).map(([role, needs]) => ({ role, needs }));
-}
-function describeNeeds(m3, perKind = 2) {
-  const byKind = /* @__PURE__ */ new Map();
-  for (const n3 of m3.needs) byKind.set(n3.kind, [...byKind.get(n3.kind) ?? [], n3.object]);
-  const parts = [...byKind].map(([kind, objects]) => {
-    const uniq = [...new Set(objects)];
-    const shown = uniq.slice(0, perKind).join(", ");
-    const label = kind === "member" ? "member of" : kind === "default privileges" ? "default privileges of" : kind === "user mapping" ? "user mapping on" : `${kind} of`;
-    return `${label} ${shown}${uniq.length > perKind ? ` and ${uniq.length - perKind} more` : ""}`;
-  });
-  return `${m3.role} (${parts.join("; ")})`;
-}
-function planRoleCopy(a5, creator) {
-  const options = [];
-  const dropped = [];
-  const grants = [];
-  const may = (attr) => creator.superuser || attr !== "superuser" && creator[attr];
-  const flag = (on, name, attr) => {
-    if (!on) return options.push(`NO${name}`);
-    if (attr && !may(attr)) {
-      if (attr === "replication" && creator.rds) grants.push("rds_replication");
-      dropped.push(name);
-      return options.push(`NO${name}`);
-    }
-    options.push(name);
-  };
-  flag(a5.superuser, "SUPERUSER", "superuser");
-  flag(a5.createdb, "CREATEDB", "createdb");
-  flag(a5.createrole, "CREATEROLE");
-  flag(a5.inherit, "INHERIT");
-  flag(a5.login, "LOGIN");
-  flag(a5.replication, "REPLICATION", "replication");
-  flag(a5.bypassrls, "BYPASSRLS", "bypassrls");
-  if (a5.connectionLimit !== -1) options.push(`CONNECTION LIMIT ${Math.trunc(a5.connectionLimit)}`);
-  if (a5.validUntil) options.push(`VALID UNTIL ${quoteLiteral(a5.validUntil)}`);
-  return { options, dropped, grants };
-}
-var LIST_GUCS = /* @__PURE__ */ new Set(["search_path", "temp_tablespaces", "local_preload_libraries", "session_preload_libraries", "shared_preload_libraries", "unix_socket_directories"]);
-function splitGucList(value) {
-  const out = [];
-  let i5 = 0;
-  const n3 = value.length;
-  const skipSpace = () => {
-    while (i5 < n3 && /\s/.test(value[i5])) i5++;
-  };
-  skipSpace();
-  if (i5 >= n3) return out;
-  for (; ; ) {
-    let item = "";
-    if (value[i5] === '"') {
-      i5++;
-      for (; i5 < n3; i5++) {
-        if (value[i5] === '"') {
-          if (value[i5 + 1] === '"') {
-            item += '"';
-            i5++;
-            continue;
-          }
-          i5++;
-          break;
-        }
-        item += value[i5];
-      }
-    } else {
-      const start = i5;
-      while (i5 < n3 && value[i5] !== "," && !/\s/.test(value[i5])) i5++;
-      item = value.slice(start, i5);
-    }
-    out.push(item);
-    skipSpace();
-    if (i5 >= n3 || value[i5] !== ",") break;
-    i5++;
-    skipSpace();
-  }
-  return out;
-}
-function settingClause(entry) {
-  const eq = entry.indexOf("=");
-  const name = entry.slice(0, eq);
-  const value = entry.slice(eq + 1);
-  const ident = /^[a-z_][a-z0-9_.]*$/.test(name) ? name : quoteIdent(name);
-  if (LIST_GUCS.has(name.toLowerCase())) {
-    const items = splitGucList(value);
-    return `${ident} TO ${items.length ? items.map(quoteLiteral).join(", ") : "''"}`;
-  }
-  return `${ident} TO ${quoteLiteral(value)}`;
-}
-
 // src/core/acl.ts
 var PRIVILEGE_KEYWORDS = {
   r: "SELECT",
@@ -97170,6 +97380,55 @@ function grantStatements(on, items, owner) {
   }
   return out;
 }
+
+// src/pg/schema.ts
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os5 from "node:os";
+import path2 from "node:path";
+async function dumpSchema(tool, source, snapshotName) {
+  const dir = mkdtempSync(path2.join(os5.tmpdir(), "pgshift-schema-"));
+  const file2 = path2.join(dir, "schema.dump");
+  const args = [
+    ...connectionArgs(source),
+    "--schema-only",
+    "--format=custom",
+    `--file=${file2}`,
+    `--exclude-schema=${CONTROL_SCHEMA}`,
+    "--no-publications",
+    "--no-subscriptions"
+  ];
+  if (snapshotName) args.push(`--snapshot=${snapshotName}`);
+  await runTool(tool.path, args, toolEnv(source), "pg_dump of the source schema");
+  return { file: file2, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+async function restoreSection(tool, target, dump, section, options) {
+  const args = [...connectionArgs(target), `--section=${section}`, "--exit-on-error", "--single-transaction"];
+  if (!options.keepOwnership) args.push("--no-owner", "--no-privileges");
+  if (options.listFile) args.push(`--use-list=${options.listFile}`);
+  args.push(dump.file);
+  const env2 = toolEnv(target);
+  noteChange(`schema ${section} restored on the target`);
+  if (options.sessionName) env2.PGAPPNAME = options.sessionName;
+  await runTool(tool.path, args, env2, `pg_restore ${section} into the target`);
+}
+async function restoreList(tool, dump, name, skip) {
+  const listing = await runTool(tool.path, ["--list", dump.file], process.env, "pg_restore --list of the schema dump");
+  const lines = listing.split("\n").map((line) => {
+    const m3 = /^\s*\d+;\s+(\d+)\s+(\d+)\s/.exec(line);
+    const ours = /\sEVENT TRIGGER - pgshift_ddl/.test(line);
+    return m3 && (ours || skip({ classId: m3[1], objectId: m3[2], line })) ? `;${line}` : line;
+  });
+  const file2 = path2.join(path2.dirname(dump.file), `${name}.list`);
+  writeFileSync(file2, lines.join("\n"));
+  return file2;
+}
+function preDataList(tool, dump, createdSchemaOids = []) {
+  const names = SOURCE_ONLY_EXTENSIONS.join("|");
+  const re = new RegExp(`\\s(EXTENSION - |COMMENT - EXTENSION )(${names})\\s`);
+  const schemas = new Set(createdSchemaOids);
+  return restoreList(tool, dump, "pre-data", ({ classId, objectId, line }) => re.test(`${line} `) || classId === NAMESPACE_CLASS && schemas.has(objectId) && /\sSCHEMA - /.test(line));
+}
+var NAMESPACE_CLASS = "2615";
 
 // src/pg/roles.ts
 var notMember = (catalog, oid) => `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
@@ -97375,39 +97634,54 @@ async function readMissingRoles(source, target, sourceVersion, keepOwnership) {
 
 // src/phases/assess.ts
 async function readPreconditions(ctx, s2, options) {
+  const seconds = ctx.plan.assess.longTransactionSeconds;
+  const [src, tgt] = await Promise.all([readServerFacts(s2.source, seconds), readServerFacts(s2.target, seconds)]);
+  const servers = await serverPreconditions(ctx, s2, src, tgt, options.streamsNeeded);
+  const tables = await tablePreconditions(ctx, s2, src);
+  return { src, tgt, ...tables, findings: [...servers.findings, ...tables.findings], extensions: servers.extensions, roles: servers.roles };
+}
+async function serverPreconditions(ctx, s2, src, tgt, streamsNeeded) {
   const { plan } = ctx;
-  const opts = plan.assess;
-  const findings = [];
-  const add = (severity, code, object2, message, fix) => findings.push({ severity, code, object: object2, message, fix });
-  const [src, tgt] = await Promise.all([readServerFacts(s2.source, opts.longTransactionSeconds), readServerFacts(s2.target, opts.longTransactionSeconds)]);
   const sourceMajor = majorOf(src.versionNum);
-  const targetMajor = majorOf(tgt.versionNum);
-  const native = plan.cdc.engine === "native";
-  const dmsPlugin = plan.cdc.dms.plugin;
-  if (targetMajor < sourceMajor) add("blocker", "target.version", ctx.target.label, `target PostgreSQL ${targetMajor} is older than the source's ${sourceMajor}`, "migrate to the same or a newer major");
-  checkSourceSettings(src, ctx.source.label, options.streamsNeeded, native, dmsPlugin, add);
-  checkPrivileges(src, tgt, ctx, native, plan.groups.length, add);
-  for (const t of src.longTransactions) {
-    add("warning", "source.long-transaction", `pid ${t.pid} (${t.user}${t.application ? `, ${t.application}` : ""})`, `transaction open for ${t.seconds} s (${t.state}): creating a replication slot waits until it ends`, "end it before the full load, or wait");
-  }
-  for (const p3 of src.preparedTransactions) {
-    add("blocker", "source.prepared-transaction", `prepared transaction ${p3.gid}`, `prepared ${p3.seconds} s ago: slot creation waits for it`, `finish it on the source: COMMIT PREPARED or ROLLBACK PREPARED '${p3.gid}'`);
-  }
-  const extensions = checkExtensions(src, tgt, ctx, add);
-  const roles = await checkRoles(ctx, s2, src, add);
-  for (const t of src.eventTriggers.filter((x) => !x.name.startsWith("pgshift_ddl"))) {
-    add("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers`, "disable it for the migration window if it writes");
-  }
-  for (const t of tgt.eventTriggers) add("warning", "target.event-trigger", `event trigger ${t.name}`, `DDL event trigger on the target fires during the schema restore`, "disable it during the full load");
-  if (src.largeObjects > 0) {
-    add("warning", "source.large-objects", `${src.largeObjects} large object(s)`, "large objects (pg_largeobject) are copied by the full load but not replicated: the cut-over carries the ones changed since once the source is sealed, reading every one on both sides to find them (its time adds to the window); verify reports them until then", "move them to bytea columns if there are many, to keep the window short");
-  }
+  const rules = {
+    sourceLabel: ctx.source.label,
+    targetLabel: ctx.target.label,
+    sourceMajor,
+    targetMajor: majorOf(tgt.versionNum),
+    streamsNeeded,
+    groups: plan.groups.length,
+    engine: plan.cdc.engine,
+    plugin: plan.cdc.dms.plugin,
+    ddl: ddlMode(plan)
+  };
+  const extensions = extensionFindings(src, tgt, plan.extensions.acceptNewer, ctx.target.label);
+  const { missing, copy } = await readRoleFacts2(ctx, s2, src);
+  const roles = roleFindings(plan.roles, missing, copy);
+  const findings = [
+    ...serverFindings(src, tgt, rules),
+    ...extensions.findings,
+    ...roles.findings,
+    ...serverObjectFindings(src, tgt),
+    ...pgDumpFindings(await locatePgDump(plan.fullLoad.pgBinDir), sourceMajor)
+  ];
+  return { findings, extensions: extensions.report, roles: roles.report };
+}
+async function readRoleFacts2(ctx, s2, src) {
+  const missing = await readMissingRoles(s2.source, s2.target, src.versionNum, ctx.plan.fullLoad.ownership === "keep");
+  if (!missing.length || ctx.plan.roles !== "copy") return { missing };
+  const creator = await readRoleCreator(s2.target);
+  const attributes = await readRoleAttributes(s2.source, missing.map((m3) => m3.role));
+  return { missing, copy: { creator, attributes, passwordsReadable: await passwordsReadable(s2.source) } };
+}
+async function locatePgDump(binDir) {
   try {
-    const dump = await findTool("pg_dump", plan.fullLoad.pgBinDir);
-    if (dump.major < sourceMajor) add("blocker", "tool.pg_dump", dump.path, `pg_dump ${dump.major} cannot dump a PostgreSQL ${sourceMajor} source`, `install PostgreSQL ${sourceMajor} client tools and set fullLoad.pgBinDir`);
+    return await findTool("pg_dump", binDir);
   } catch (err) {
-    add("blocker", "tool.pg_dump", "pg_dump", err.message, "install the PostgreSQL client tools");
+    return { error: err.message };
   }
+}
+async function tablePreconditions(ctx, s2, src) {
+  const { plan } = ctx;
   const relations = await readRelations(s2.source, src.versionNum);
   const unlogged = decideUnlogged(
     relations.filter((r5) => r5.kind === "r" && r5.persistence === "u"),
@@ -97418,177 +97692,9 @@ async function readPreconditions(ctx, s2, options) {
   const assignment = assignGroups(migratable, plan.groups);
   const groupOf = /* @__PURE__ */ new Map();
   for (const [g5, list2] of assignment.groups) for (const t of list2) groupOf.set(t, g5);
-  for (const u of assignment.unmatched) {
-    const { message, fix } = describeUnmatched(u);
-    add("warning", "group.pattern", `group ${u.group}`, message, fix);
-  }
-  for (const [g5, list2] of assignment.groups) {
-    if (list2.some((t) => t.kind === "r")) continue;
-    const { message, fix } = describeEmptyGroup(g5, assignment.unmatched);
-    add("blocker", "group.empty", `group ${g5}`, message, fix);
-  }
-  if (unlogged.undecided.length) {
-    const { message, fix } = undecidedFix(unlogged.undecided);
-    add("blocker", "unlogged.undecided", unlogged.undecided.map(displayName).join(", "), message, fix);
-  }
-  for (const t of unlogged.copyAtCutover) add("info", "table.unlogged", displayName(t), `unlogged table (${formatBytes(t.bytes)}): copied inside the cut-over window, writes fenced (unlogged.mode: copy-at-cutover) \u2014 its copy time adds to the window`);
-  for (const t of unlogged.makeLogged) add("warning", "table.unlogged", displayName(t), `unlogged table: pgshift runs ALTER TABLE \u2026 SET LOGGED on the source before the load (unlogged.mode: make-logged), rewriting its ${formatBytes(t.bytes)} under an exclusive lock`);
-  for (const t of unlogged.skipped) add("info", "table.unlogged", displayName(t), "unlogged table: left empty on the target, as unlogged.skip says");
-  for (const p3 of unlogged.unmatchedSkip) add("warning", "unlogged.skip", p3, "unlogged.skip names no unlogged table of the source", "correct the name, or remove it from unlogged.skip");
-  for (const t of relations) checkRelation(t, displayName(t), groupOf.get(t) ?? null, plan, add);
-  return { src, tgt, relations, groupOf, assignment, findings, add, extensions, roles };
-}
-function checkExtensions(src, tgt, ctx, add) {
-  const offered = tgt.availableExtensions;
-  const accept = ctx.plan.extensions.acceptNewer;
-  const out = [];
-  const mine = src.extensions.filter((x) => !SOURCE_ONLY_EXTENSIONS.includes(x.name) && x.name !== "plpgsql");
-  if (!(offered instanceof Map)) {
-    const names = mine.map((e5) => e5.name).join(", ");
-    add("warning", "target.extensions-unknown", ctx.target.label, `cannot list the extensions the target offers (${offered.error}), so the source's (${names}) are not checked`, "fix or remove the extension file named in the message on the target");
-    return mine.map((e5) => ({ name: e5.name, source: e5.version, targetDefault: null, available: null, install: null, relation: "unknown", newerAccepted: acceptsNewer(accept, e5.name) }));
-  }
-  for (const e5 of mine) {
-    const avail = offered.get(e5.name);
-    const choice = chooseExtensionVersion(e5.version, avail?.versions ?? []);
-    const newerAccepted = acceptsNewer(accept, e5.name);
-    out.push({ name: e5.name, source: e5.version, targetDefault: avail?.defaultVersion ?? null, available: avail ? [...avail.versions].sort(compareVersions) : [], install: choice.version, relation: choice.relation, newerAccepted });
-    const object2 = `extension ${e5.name}`;
-    if (!avail || choice.version === null) add("blocker", "extension.missing", object2, `installed on the source (${e5.version}) but not available on the target`, `install ${e5.name} on the target (on RDS: check rds.extensions)`);
-    else if (choice.relation === "newer" && !newerAccepted) {
-      add("warning", "extension.version", object2, `the target does not offer the source's ${e5.version}; the full load installs ${choice.version}, which verify and the cut-over count as a difference until the plan accepts it`, `read ${e5.name}'s upgrade notes, then set extensions.acceptNewer: [${e5.name}]`);
-    } else if (choice.relation === "newer") {
-      add("info", "extension.version", object2, `the target does not offer the source's ${e5.version}; the full load installs ${choice.version} (accepted by extensions.acceptNewer)`);
-    } else if (choice.relation === "older") {
-      add("warning", "extension.version", object2, `the target offers only older versions than the source's ${e5.version}; the full load installs ${choice.version}`, `install ${e5.name} ${e5.version} on the target first`);
-    }
-  }
-  return out;
-}
-async function checkRoles(ctx, s2, src, add) {
-  const { plan } = ctx;
-  const missing = await readMissingRoles(s2.source, s2.target, src.versionNum, plan.fullLoad.ownership === "keep");
-  const report = { mode: plan.roles, missing: missing.map((m3) => ({ role: m3.role, neededAs: describeNeeds(m3) })) };
-  if (!missing.length) return report;
-  const names = missing.map((m3) => m3.role);
-  const listed = `${names.slice(0, 10).join(", ")}${names.length > 10 ? ` and ${names.length - 10} more` : ""}`;
-  if (plan.roles === "require") {
-    add(
-      "blocker",
-      "roles.missing",
-      `role${names.length > 1 ? "s" : ""} ${listed}`,
-      `${names.length} role(s) the migrated objects need are missing on the target: ${missing.slice(0, 5).map((m3) => describeNeeds(m3)).join("; ")}${missing.length > 5 ? "; \u2026" : ""}`,
-      `set roles: copy in the plan (pgshift creates them before the schema), or create them on the target first (CREATE ROLE ${quoteIdent(names[0])} \u2026)`
-    );
-    return report;
-  }
-  const creator = await readRoleCreator(s2.target);
-  if (!creator.superuser && !creator.createrole) {
-    add("blocker", "roles.copy-privilege", `target role ${creator.name}`, `roles: copy creates ${listed}, but this role has neither SUPERUSER nor CREATEROLE`, "connect to the target as a role with CREATEROLE (RDS: the master user), or create the roles by hand");
-    return report;
-  }
-  const attrs = await readRoleAttributes(s2.source, names);
-  const dropped = attrs.map((a5) => ({ role: a5.name, dropped: planRoleCopy(a5, creator).dropped })).filter((x) => x.dropped.length);
-  add("info", "roles.copy", `role${names.length > 1 ? "s" : ""} ${listed}`, `created on the target by the full load (roles: copy), with their memberships and settings`);
-  for (const d5 of dropped) add("warning", "roles.attributes-dropped", `role ${d5.role}`, `copied without ${d5.dropped.join(", ")}: the target's role may not give ${d5.dropped.length > 1 ? "them" : "it"}`, "grant what the application needs by hand after the load");
-  if (!await passwordsReadable(s2.source)) {
-    const logins = attrs.filter((a5) => a5.login).map((a5) => a5.name);
-    if (logins.length) add("warning", "roles.no-password", `role${logins.length > 1 ? "s" : ""} ${logins.join(", ")}`, "the source does not expose password hashes (pg_authid is not readable), so these login roles are created without a password", `set their passwords on the target (ALTER ROLE \u2026 PASSWORD) before the application connects there`);
-  }
-  return report;
-}
-function checkSourceSettings(src, label, groups, native, plugin, add) {
-  const st = src.settings;
-  const decoding = logicalDecodingProblem(st, src.isRds);
-  if (decoding) add("blocker", decoding.code, label, decoding.message, decoding.fix);
-  const freeSlots = Number(st.max_replication_slots) - src.slotsUsed;
-  if (freeSlots < groups) add("blocker", "source.slots", label, `${groups} replication slot(s) needed, ${freeSlots} free of max_replication_slots ${st.max_replication_slots}`, "raise max_replication_slots (restart) or drop unused slots");
-  const freeSenders = Number(st.max_wal_senders) - src.walSendersUsed;
-  if (freeSenders < groups) add("blocker", "source.wal_senders", label, `${groups} WAL sender(s) needed, ${freeSenders} free of max_wal_senders ${st.max_wal_senders}`, "raise max_wal_senders (restart)");
-  const timeout = parseDurationMs(st.wal_sender_timeout);
-  if (timeout !== null && timeout > 0 && timeout < 1e4) {
-    add("warning", "source.wal_sender_timeout", label, `wal_sender_timeout is ${st.wal_sender_timeout}: busy apply can be cut off`, "set wal_sender_timeout to at least 10s");
-  }
-  const workMem = st.logical_decoding_work_mem ? parseSize(st.logical_decoding_work_mem.replace(/B$/, "B")) : void 0;
-  if (workMem !== void 0 && workMem < 64 * 1024 * 1024) {
-    add("info", "source.logical_decoding_work_mem", label, `logical_decoding_work_mem is ${st.logical_decoding_work_mem}: larger transactions spill to disk while decoding`, "raise it (for example 256MB) if large transactions are common");
-  }
-  if (!native && plugin === "pglogical" && st.shared_preload_libraries !== null && !st.shared_preload_libraries.split(",").map((x) => x.trim()).includes("pglogical")) {
-    add("blocker", "source.pglogical", label, "the DMS plugin is pglogical but shared_preload_libraries does not load it", "add pglogical to shared_preload_libraries and restart (or use plugin: test_decoding)");
-  }
-}
-function checkPrivileges(src, tgt, ctx, native, groups, add) {
-  for (const f5 of privilegeFindings(src.role, tgt.role, majorOf(tgt.versionNum), native ? "native" : "dms")) add("blocker", f5.code, f5.object, f5.message, f5.fix);
-  const ddl = ddlMode(ctx.plan);
-  if (ddl !== "off" && !src.role.superuser && !src.role.rdsSuperuser) {
-    add(
-      "blocker",
-      "source.privilege.event-trigger",
-      `role ${src.role.name}`,
-      `cdc.ddl: ${ddl} installs an event trigger on the source, which needs superuser (RDS: rds_superuser)`,
-      `connect as a superuser (on RDS: GRANT rds_superuser TO ${src.role.name}), or set cdc.ddl: off (a schema change then stops the stream until applied on the target)`
-    );
-  }
-  if (native) {
-    const workers = Number(tgt.settings.max_logical_replication_workers);
-    if (workers < groups) add("blocker", "target.workers", ctx.target.label, `${groups} apply worker(s) needed, max_logical_replication_workers is ${workers}`, "raise max_logical_replication_workers (and max_worker_processes) and restart the target");
-  }
-}
-function checkRelation(t, name, group5, plan, add) {
-  const engine = plan.cdc.engine;
-  const plugin = plan.cdc.dms.plugin;
-  if (t.kind === "f") return add("info", "table.foreign", name, "foreign table: its definition is migrated, its data stays where it is", "create the foreign server and user mapping on the target");
-  if (t.kind === "m") return add("info", "table.matview", name, "materialized view: not replicated; pgshift refreshes it at the end of the full load", `REFRESH MATERIALIZED VIEW ${name} on the target after the cut-over`);
-  if (t.persistence === "u" && (plan.unlogged.mode !== "make-logged" || plan.unlogged.skip.some((p3) => matchesPattern(t, p3)))) return;
-  if (t.kind === "p") return add("info", "table.partitioned", name, "partitioned table: its partitions are copied and published one by one (DMS must select the leaves, not the parent)");
-  if (!t.canSelect) add("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`);
-  if (group5 === null) add("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan");
-  if (engine === "native" && !t.ownedByMe) add("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner");
-  const identity = { ...t, identityIndexValid: t.replicaIdentityIndex !== null };
-  if (engine === "native" && group5 !== null && fullIdentityWithoutEquality(identity, plan.cdc.replicaIdentityFull)) {
-    const cols = t.noEqualityColumns.map((c5) => `${c5.name} (${c5.type})`).join(", ");
-    add(
-      "blocker",
-      "table.identity-no-equality",
-      name,
-      `no key, so the target matches an UPDATE or DELETE by every column (REPLICA IDENTITY FULL), and ${cols} ${t.noEqualityColumns.length > 1 ? "have" : "has"} no equality operator: the stream would stop at the first one`,
-      `add a primary key, or a unique index on NOT NULL columns and ALTER TABLE ${name} REPLICA IDENTITY USING INDEX it${t.noEqualityColumns.some((c5) => c5.type === "json") ? ", or change the json column(s) to jsonb" : ""}`
-    );
-  }
-  const problem = identityProblem(identity);
-  const publishing = group5 === null ? void 0 : planPublishing([identity], engine, plan.cdc.replicaIdentityFull);
-  if (problem && publishing?.setFull.length) {
-    add("info", "table.replica-identity-consent", name, `${IDENTITY_PROBLEM_TEXT[problem]}: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)`);
-  } else if (problem === "nothing") {
-    add("blocker", "table.replica-identity-nothing", name, "REPLICA IDENTITY NOTHING: UPDATE and DELETE fail on the source once it is published", `on the source, run ALTER TABLE ${name} REPLICA IDENTITY DEFAULT (with a primary key) or FULL, or list it under cdc.replicaIdentityFull`);
-  } else if (problem && engine === "dms") {
-    add("warning", "table.no-key", name, `${IDENTITY_PROBLEM_TEXT[problem]}: DMS carries its inserts but not its UPDATE and DELETE`, `add a primary key unless the table is insert-only (verify finds any row that differs)`);
-  } else if (problem) {
-    const idx = t.uniqueNotNullIndexes[0];
-    add(
-      "blocker",
-      "table.no-key",
-      name,
-      `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published`,
-      idx ? `on the source, run ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
-    );
-  } else if (t.replicaIdentity === "f") {
-    if (engine === "dms" && plugin === "pglogical") add("blocker", "table.replica-identity-full", name, "REPLICA IDENTITY FULL without a key is not supported by DMS with pglogical", "add a primary key, or use plugin: test_decoding for this group");
-    else add("warning", "table.replica-identity-full", name, "REPLICA IDENTITY FULL: every UPDATE and DELETE is applied by a scan unless the target has a usable index", "add a primary key if you can");
-  } else if (t.replicaIdentity === "i") {
-    add("info", "table.replica-identity-index", name, `replica identity is the unique index ${t.replicaIdentityIndex}`);
-  }
-  if (engine === "dms" && !t.hasPrimaryKey && t.arrayColumns.length) add("blocker", "table.array-no-key", name, `ARRAY column(s) ${t.arrayColumns.join(", ")} without a primary key: DMS suspends the table`, "add a primary key");
-  if (t.generatedColumns.length) add("info", "table.generated", name, `generated column(s) ${t.generatedColumns.join(", ")}: left out of the copy, computed by the target`);
-  if (t.identityColumns.length) add("info", "table.identity", name, `identity column(s) ${t.identityColumns.join(", ")}: values copied as they are, sequences carried at cut-over`);
-  if (!t.hasStatistics) add("info", "table.no-statistics", name, "never analyzed: size and row estimates are unknown to the planner and to pgshift", `run ANALYZE ${name} on the source`);
-}
-function parseDurationMs(v) {
-  if (!v) return null;
-  const m3 = /^(-?\d+)\s*(ms|s|min|h)?$/.exec(v.trim());
-  if (!m3) return null;
-  const n3 = Number(m3[1]);
-  return n3 * ({ ms: 1, s: 1e3, min: 6e4, h: 36e5 }[m3[2] ?? "ms"] ?? 1);
+  const rules = { engine: plan.cdc.engine, plugin: plan.cdc.dms.plugin, replicaIdentityFull: plan.cdc.replicaIdentityFull, unlogged: plan.unlogged };
+  const findings = [...groupAssignmentFindings(assignment), ...unloggedFindings(unlogged), ...relations.flatMap((t) => relationFindings(t, groupOf.get(t) ?? null, rules))];
+  return { relations, groupOf, assignment, findings };
 }
 
 // src/phases/preflight.ts

@@ -53785,6 +53785,7 @@ function compareVersions(a, b) {
   }
   return 0;
 }
+var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
 function acceptsNewer(accept, name) {
   return accept === "*" || accept.includes(name);
 }
@@ -53805,9 +53806,6 @@ function extensionVersionProblem(name, source, target, accept) {
 import { execFile as execFileCb } from "node:child_process";
 import { promisify } from "node:util";
 var execFile = promisify(execFileCb);
-
-// src/pg/schema.ts
-var SOURCE_ONLY_EXTENSIONS = ["pglogical"];
 
 // src/pg/roles.ts
 var notMember = (catalog, oid) => `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
