@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 /**
@@ -70,5 +71,26 @@ describe('architecture', () => {
       .filter((f) => f.file !== path.join(SRC, 'core', 'wait.ts'))
       .flatMap(({ file, text }) => withoutComments(text).split('\n').flatMap((line, i) => (handMade.test(line) ? [`${file}:${i + 1}: ${line.trim().slice(0, 80)}`] : [])));
     expect(found).toEqual([]);
+  });
+
+  it('a function stays under about 60 lines, or says why in a "// Long on purpose:" line above it', () => {
+    const MAX_LINES = 62;
+    const long = files.flatMap(({ file, text }) => {
+      const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+      const lineOf = (pos: number) => source.getLineAndCharacterOfPosition(pos).line;
+      const found: string[] = [];
+      const visit = (node: ts.Node) => {
+        if ((ts.isFunctionDeclaration(node) || ts.isMethodDeclaration(node) || ts.isArrowFunction(node) || ts.isFunctionExpression(node)) && node.body) {
+          const lines = lineOf(node.end) - lineOf(node.getStart()) + 1;
+          const statement = ts.isFunctionDeclaration(node) || ts.isMethodDeclaration(node) ? node : node.parent;
+          const justified = /\/\/ Long on purpose: \S/.test(text.slice(statement.getFullStart(), statement.getStart()));
+          if (lines > MAX_LINES && !justified) found.push(`${file}:${lineOf(node.getStart()) + 1} (${lines} lines)`);
+        }
+        ts.forEachChild(node, visit);
+      };
+      visit(source);
+      return found;
+    });
+    expect(long).toEqual([]);
   });
 });
