@@ -33,6 +33,12 @@ export function cancelOnAbort(signal: AbortSignal, sides: Array<{ ep: Endpoint; 
   return () => signal.removeEventListener('abort', onAbort);
 }
 
+/** End one server session (a fenced writer, a walsender holding a slot): true when the server took the request. */
+export async function endSession(c: pg.Client, pid: number): Promise<boolean> {
+  const r = await c.query<{ ended: boolean }>('SELECT pg_terminate_backend($1) AS ended', [pid]);
+  return r.rows[0]?.ended === true;
+}
+
 /**
  * End the sessions of this database named by application_name (a dead run's leftovers) and wait,
  * up to 30 s, until the server has let them go.

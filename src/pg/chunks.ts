@@ -41,9 +41,9 @@ export function keyedTable(t: TableInfo): KeyedTable | null {
 }
 
 /** WHERE clause for a range of the leading key column, with its parameters. */
-export function rangeWhere(kt: KeyedTable, range: Range, params: unknown[]): string {
-  const k = quoteIdent(kt.key[0]);
-  const type = kt.keyTypes[0];
+export function rangeWhere(keyed: KeyedTable, range: Range, params: unknown[]): string {
+  const k = quoteIdent(keyed.key[0]);
+  const type = keyed.keyTypes[0];
   const parts: string[] = [];
   if (range.lo !== null) {
     params.push(range.lo);
@@ -56,15 +56,15 @@ export function rangeWhere(kt: KeyedTable, range: Range, params: unknown[]): str
   return parts.length ? parts.join(' AND ') : 'true';
 }
 
-export async function chunkBoundaries(source: pg.Client, kt: KeyedTable, chunkRows: number, rowEstimate: number): Promise<string[]> {
+export async function chunkBoundaries(source: pg.Client, keyed: KeyedTable, chunkRows: number, rowEstimate: number): Promise<string[]> {
   if (rowEstimate <= chunkRows) return [];
-  const k = quoteIdent(kt.key[0]);
-  const type = kt.keyTypes[0];
+  const k = quoteIdent(keyed.key[0]);
+  const type = keyed.keyTypes[0];
   try {
     const h = await source.query<{ v: string }>(
       `SELECT b::text AS v FROM (SELECT DISTINCT unnest(histogram_bounds::text::${type}[]) AS b FROM pg_stats
          WHERE schemaname = $1 AND tablename = $2 AND attname = $3) s ORDER BY b`,
-      [kt.table.schema, kt.table.name, kt.key[0]],
+      [keyed.table.schema, keyed.table.name, keyed.key[0]],
     );
     // Interior bounds only; the open first and last ranges take the rest.
     if (h.rows.length > 2) return subdivide(h.rows.map((r) => r.v), type, rowEstimate, chunkRows).slice(1, -1);
@@ -72,7 +72,7 @@ export async function chunkBoundaries(source: pg.Client, kt: KeyedTable, chunkRo
     /* a type without an array cast from text: compute the boundaries instead */
   }
   const r = await source.query<{ v: string }>(
-    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn FROM ONLY ${qualify(kt.table)}) s
+    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn FROM ONLY ${qualify(keyed.table)}) s
       WHERE rn % $1 = 0 ORDER BY k`,
     [chunkRows],
   );
@@ -82,14 +82,14 @@ export async function chunkBoundaries(source: pg.Client, kt: KeyedTable, chunkRo
 
 
 /** Split a range into about `parts` pieces by the source's keys inside it (each a lower bound). */
-export async function splitRange(source: pg.Client, kt: KeyedTable, range: Range, parts: number): Promise<string[]> {
-  const k = quoteIdent(kt.key[0]);
+export async function splitRange(source: pg.Client, keyed: KeyedTable, range: Range, parts: number): Promise<string[]> {
+  const k = quoteIdent(keyed.key[0]);
   const params: unknown[] = [];
-  const where = rangeWhere(kt, range, params);
+  const where = rangeWhere(keyed, range, params);
   params.push(parts);
   const r = await source.query<{ v: string }>(
     `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn, count(*) OVER () AS n
-                      FROM ONLY ${qualify(kt.table)} WHERE ${where}) s
+                      FROM ONLY ${qualify(keyed.table)} WHERE ${where}) s
       WHERE rn % greatest(n / $${params.length}, 1) = 0 ORDER BY k`,
     params,
   );
@@ -108,14 +108,14 @@ export async function splitRange(source: pg.Client, kt: KeyedTable, range: Range
  */
 export const bucketScans = (versionNum: number) => versionNum >= 130000;
 
-export async function bucketFingerprints(c: pg.Client, kt: KeyedTable, bounds: string[], versionNum: number): Promise<Fingerprint[]> {
-  const k = quoteIdent(kt.key[0]);
+export async function bucketFingerprints(c: pg.Client, keyed: KeyedTable, bounds: string[], versionNum: number): Promise<Fingerprint[]> {
+  const k = quoteIdent(keyed.key[0]);
   await c.query('SET enable_sort = off');
   let r: pg.QueryResult<{ b: number; rows: string; hash: string }>;
   try {
     r = await c.query<{ b: number; rows: string; hash: string }>(
-      `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.table, versionNum)})::text AS hash
-         FROM ONLY ${qualify(kt.table)} GROUP BY 1`,
+      `SELECT width_bucket(${k}, $1::${keyed.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(keyed.table, versionNum)})::text AS hash
+         FROM ONLY ${qualify(keyed.table)} GROUP BY 1`,
       [bounds],
     );
   } finally {
@@ -133,10 +133,10 @@ export function rangesFrom(bounds: string[], outer: Range = { lo: null, hi: null
   return out;
 }
 
-export function rangeFingerprint(c: pg.Client, kt: KeyedTable, range: Range, versionNum: number): Promise<Fingerprint> {
+export function rangeFingerprint(c: pg.Client, keyed: KeyedTable, range: Range, versionNum: number): Promise<Fingerprint> {
   const params: unknown[] = [];
-  const where = rangeWhere(kt, range, params);
-  return fingerprint(c, kt.table, versionNum, where, params);
+  const where = rangeWhere(keyed, range, params);
+  return fingerprint(c, keyed.table, versionNum, where, params);
 }
 
 export function keyText(values: string[]): string {
@@ -144,40 +144,40 @@ export function keyText(values: string[]): string {
 }
 
 /** (key, row hash) of every row in a range: the leaf of the search, a few thousand rows. */
-export async function leafHashes(c: pg.Client, kt: KeyedTable, range: Range, versionNum: number): Promise<Map<string, string>> {
+export async function leafHashes(c: pg.Client, keyed: KeyedTable, range: Range, versionNum: number): Promise<Map<string, string>> {
   const params: unknown[] = [];
-  const where = rangeWhere(kt, range, params);
-  const keys = kt.key.map((k) => `${quoteIdent(k)}::text`).join(', ');
+  const where = rangeWhere(keyed, range, params);
+  const keys = keyed.key.map((k) => `${quoteIdent(k)}::text`).join(', ');
   const r = await c.query<{ k: string[]; h: string }>(
-    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.table, versionNum)}::text AS h FROM ONLY ${qualify(kt.table)} WHERE ${where}`,
+    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(keyed.table, versionNum)}::text AS h FROM ONLY ${qualify(keyed.table)} WHERE ${where}`,
     params,
   );
   return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
 }
 
-function keyMatch(kt: KeyedTable, keys: string[][], params: unknown[]): string {
-  const arrays = kt.key.map((_, i) => {
+function keyMatch(keyed: KeyedTable, keys: string[][], params: unknown[]): string {
+  const arrays = keyed.key.map((_, i) => {
     params.push(keys.map((k) => k[i]));
     return `$${params.length}::text[]`;
   });
-  const cols = kt.key.map(quoteIdent).join(', ');
-  const casts = kt.key.map((_, i) => `u.c${i}::${kt.keyTypes[i]}`).join(', ');
-  return `(${cols}) IN (SELECT ${casts} FROM unnest(${arrays.join(', ')}) AS u(${kt.key.map((_, i) => `c${i}`).join(', ')}))`;
+  const cols = keyed.key.map(quoteIdent).join(', ');
+  const casts = keyed.key.map((_, i) => `u.c${i}::${keyed.keyTypes[i]}`).join(', ');
+  return `(${cols}) IN (SELECT ${casts} FROM unnest(${arrays.join(', ')}) AS u(${keyed.key.map((_, i) => `c${i}`).join(', ')}))`;
 }
 
 /** One value per chosen key (point lookups through the key's index), keyed by keyText. */
-async function lookup<T>(c: pg.Client, kt: KeyedTable, keys: string[][], valueSql: string): Promise<Map<string, T>> {
+async function lookup<T>(c: pg.Client, keyed: KeyedTable, keys: string[][], valueSql: string): Promise<Map<string, T>> {
   if (keys.length === 0) return new Map();
   const params: unknown[] = [];
-  const match = keyMatch(kt, keys, params);
-  const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(', ');
-  const r = await c.query<{ k: string[]; v: T }>(`SELECT ARRAY[${keyCols}] AS k, ${valueSql} AS v FROM ONLY ${qualify(kt.table)} WHERE ${match}`, params);
+  const match = keyMatch(keyed, keys, params);
+  const keyCols = keyed.key.map((k) => `${quoteIdent(k)}::text`).join(', ');
+  const r = await c.query<{ k: string[]; v: T }>(`SELECT ARRAY[${keyCols}] AS k, ${valueSql} AS v FROM ONLY ${qualify(keyed.table)} WHERE ${match}`, params);
   return new Map(r.rows.map((x) => [keyText(x.k), x.v]));
 }
 
 /** Row hashes of chosen keys. */
-export function rowHashes(c: pg.Client, kt: KeyedTable, keys: string[][], versionNum: number): Promise<Map<string, string>> {
-  return lookup<string>(c, kt, keys, `${rowHashExpr(kt.table, versionNum)}::text`);
+export function rowHashes(c: pg.Client, keyed: KeyedTable, keys: string[][], versionNum: number): Promise<Map<string, string>> {
+  return lookup<string>(c, keyed, keys, `${rowHashExpr(keyed.table, versionNum)}::text`);
 }
 
 /**
@@ -185,8 +185,8 @@ export function rowHashes(c: pg.Client, kt: KeyedTable, keys: string[][], versio
  * or a bigint beyond 2^53 would lose digits as a JavaScript number, and the repair must restore
  * the value exactly.
  */
-export function rowValues(c: pg.Client, kt: KeyedTable, keys: string[][]): Promise<Map<string, string>> {
-  return lookup<string>(c, kt, keys, `(SELECT row_to_json(x)::text FROM (SELECT ${kt.columns.map(quoteIdent).join(', ')}) x)`);
+export function rowValues(c: pg.Client, keyed: KeyedTable, keys: string[][]): Promise<Map<string, string>> {
+  return lookup<string>(c, keyed, keys, `(SELECT row_to_json(x)::text FROM (SELECT ${keyed.columns.map(quoteIdent).join(', ')}) x)`);
 }
 
 /** SQL that makes the target's rows for these keys equal the source's (never run without a flag). */
@@ -200,14 +200,14 @@ export async function runScript(c: pg.Client, script: string): Promise<void> {
   await c.query(script);
 }
 
-export function repairStatements(kt: KeyedTable, deleteKeys: string[][], insertRows: string[], identityAlways: boolean): string[] {
+export function repairStatements(keyed: KeyedTable, deleteKeys: string[][], insertRows: string[], identityAlways: boolean): string[] {
   const out: string[] = [];
-  const t = qualify(kt.table);
+  const t = qualify(keyed.table);
   for (const key of deleteKeys) {
-    const cond = kt.key.map((k, i) => `${quoteIdent(k)} = ${quoteLiteral(key[i])}::${kt.keyTypes[i]}`).join(' AND ');
+    const cond = keyed.key.map((k, i) => `${quoteIdent(k)} = ${quoteLiteral(key[i])}::${keyed.keyTypes[i]}`).join(' AND ');
     out.push(`DELETE FROM ONLY ${t} WHERE ${cond};`);
   }
-  const cols = kt.columns.map(quoteIdent).join(', ');
+  const cols = keyed.columns.map(quoteIdent).join(', ');
   for (const row of insertRows) {
     out.push(
       `INSERT INTO ${t} (${cols})${identityAlways ? ' OVERRIDING SYSTEM VALUE' : ''} SELECT ${cols} FROM json_populate_record(NULL::${t}, ${quoteLiteral(row)});`,

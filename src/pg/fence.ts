@@ -3,7 +3,7 @@ import { noteChange } from '../core/changes.js';
 import { failure, gateRefused } from '../core/errors.js';
 import { displayName, qualify, quoteIdent, type QualifiedName } from '../core/ident.js';
 import { sleep } from '../core/wait.js';
-import { cancelOnAbort } from './cancel.js';
+import { cancelOnAbort, endSession } from './cancel.js';
 import { connect, majorOf, type Endpoint } from './connect.js';
 
 /**
@@ -75,8 +75,8 @@ export async function checkFenceable(c: pg.Client, strategy: 'roles' | 'database
   // CREATEROLE may alter roles that are not superusers; from PostgreSQL 16 only those it administers.
   const newRules = majorOf(Number(me.v)) >= 16;
   const cannot = roles.find((role) => {
-    const x = found.get(role)!;
-    return x.rolsuper || !me.createrole || (newRules && !x.admin);
+    const fenced = found.get(role)!;
+    return fenced.rolsuper || !me.createrole || (newRules && !fenced.admin);
   });
   if (cannot) {
     throw gateRefused('fence.privilege', `the role ${me.u} cannot ALTER ROLE ${cannot}, which the fence must do`, `connect pgshift as a superuser (RDS: rds_superuser), or give ${me.u} CREATEROLE${newRules ? ` and ADMIN OPTION on ${cannot}` : ''}`);
@@ -131,7 +131,7 @@ export async function terminateWriters(c: pg.Client, f: FenceState, timeoutMs = 
     );
     if (r.rowCount === 0) return total;
     for (const row of r.rows) {
-      await c.query('SELECT pg_terminate_backend($1)', [row.pid]);
+      await endSession(c, row.pid);
       total++;
     }
     if (Date.now() > deadline) throw failure('fence.terminate', `${r.rowCount} session(s) of the fenced ${f.strategy === 'roles' ? 'roles' : 'database'} survive termination`, 'end them by hand (pg_terminate_backend), then run pgshift cutover again');

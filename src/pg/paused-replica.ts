@@ -174,10 +174,10 @@ export class PausedReplica {
     let warned = false;
     const sample = async () => {
       try {
-        const a = await this.replica.query<{ b: string }>('SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::text AS b');
-        const b = await primary.query<{ b: string }>('SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)), 0)::text AS b FROM pg_replication_slots WHERE slot_name = ANY($1)', [slots]);
-        const pending = Number(a.rows[0].b);
-        const retained = Number(b.rows[0].b);
+        const onReplica = await this.replica.query<{ b: string }>('SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::text AS b');
+        const bySlots = await primary.query<{ b: string }>('SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)), 0)::text AS b FROM pg_replication_slots WHERE slot_name = ANY($1)', [slots]);
+        const pending = Number(onReplica.rows[0].b);
+        const retained = Number(bySlots.rows[0].b);
         const worst = Math.max(pending, retained);
         if (worst >= limits.stopBytes) this.stopReason = `paused replica: ${formatBytes(pending)} of WAL waiting on the replica, ${formatBytes(retained)} retained by the slots on the source — over fullLoad.pausedReplica.stopBytes ${formatBytes(limits.stopBytes)}`;
         else if (worst >= limits.warnBytes && !warned) {

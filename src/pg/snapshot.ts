@@ -3,6 +3,7 @@ import { noteChange } from '../core/changes.js';
 import { failure } from '../core/errors.js';
 import { parseLsn, type Lsn } from '../core/lsn.js';
 import { sleep } from '../core/wait.js';
+import { endSession } from './cancel.js';
 import { connect, type Endpoint } from './connect.js';
 
 /**
@@ -85,7 +86,7 @@ export async function dropSlot(c: pg.Client, slot: string): Promise<boolean> {
     noteChange(`replication slot ${slot} dropped`);
     const pid = r.rows[0].active_pid;
     if (pid) {
-      await c.query('SELECT pg_terminate_backend($1)', [pid]);
+      await endSession(c, pid);
       await sleep(250);
       continue;
     }

@@ -98344,6 +98344,10 @@ function partCondition(plan, index, quotedColumn) {
 }
 
 // src/pg/cancel.ts
+async function endSession(c5, pid) {
+  const r5 = await c5.query("SELECT pg_terminate_backend($1) AS ended", [pid]);
+  return r5.rows[0]?.ended === true;
+}
 async function endSessionsNamed(c5, names, signal) {
   const others = `FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY($1) AND pid <> pg_backend_pid()`;
   const ended = await c5.query(`SELECT pg_terminate_backend(pid) ${others}`, [names]);
@@ -98793,10 +98797,10 @@ var PausedReplica = class _PausedReplica {
     let warned2 = false;
     const sample = async () => {
       try {
-        const a5 = await this.replica.query("SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::text AS b");
-        const b5 = await primary.query("SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)), 0)::text AS b FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
-        const pending = Number(a5.rows[0].b);
-        const retained = Number(b5.rows[0].b);
+        const onReplica = await this.replica.query("SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::text AS b");
+        const bySlots = await primary.query("SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)), 0)::text AS b FROM pg_replication_slots WHERE slot_name = ANY($1)", [slots]);
+        const pending = Number(onReplica.rows[0].b);
+        const retained = Number(bySlots.rows[0].b);
         const worst = Math.max(pending, retained);
         if (worst >= limits.stopBytes) this.stopReason = `paused replica: ${formatBytes(pending)} of WAL waiting on the replica, ${formatBytes(retained)} retained by the slots on the source \u2014 over fullLoad.pausedReplica.stopBytes ${formatBytes(limits.stopBytes)}`;
         else if (worst >= limits.warnBytes && !warned2) {
@@ -99197,7 +99201,7 @@ async function dropSlot(c5, slot) {
     noteChange(`replication slot ${slot} dropped`);
     const pid = r5.rows[0].active_pid;
     if (pid) {
-      await c5.query("SELECT pg_terminate_backend($1)", [pid]);
+      await endSession(c5, pid);
       await sleep(250);
       continue;
     }

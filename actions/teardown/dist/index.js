@@ -94879,6 +94879,12 @@ async function openSessions(ctx) {
 // src/core/parts.ts
 var INTEGER_TYPES = ["smallint", "integer", "bigint"];
 
+// src/pg/cancel.ts
+async function endSession(c5, pid) {
+  const r5 = await c5.query("SELECT pg_terminate_backend($1) AS ended", [pid]);
+  return r5.rows[0]?.ended === true;
+}
+
 // src/pg/copy.ts
 var import_pg_copy_streams = __toESM(require_pg_copy_streams(), 1);
 
@@ -94912,7 +94918,7 @@ async function dropSlot(c5, slot) {
     noteChange(`replication slot ${slot} dropped`);
     const pid = r5.rows[0].active_pid;
     if (pid) {
-      await c5.query("SELECT pg_terminate_backend($1)", [pid]);
+      await endSession(c5, pid);
       await sleep2(250);
       continue;
     }

@@ -53287,9 +53287,9 @@ function keyedTable(t) {
   const typeOf = (name) => t.columns.find((c) => c.name === name).type;
   return { table: t, key: t.keyColumns, keyTypes: t.keyColumns.map(typeOf), columns: copyColumns(t) };
 }
-function rangeWhere(kt, range, params) {
-  const k = quoteIdent(kt.key[0]);
-  const type = kt.keyTypes[0];
+function rangeWhere(keyed, range, params) {
+  const k = quoteIdent(keyed.key[0]);
+  const type = keyed.keyTypes[0];
   const parts = [];
   if (range.lo !== null) {
     params.push(range.lo);
@@ -53301,48 +53301,48 @@ function rangeWhere(kt, range, params) {
   }
   return parts.length ? parts.join(" AND ") : "true";
 }
-async function chunkBoundaries(source, kt, chunkRows, rowEstimate) {
+async function chunkBoundaries(source, keyed, chunkRows, rowEstimate) {
   if (rowEstimate <= chunkRows) return [];
-  const k = quoteIdent(kt.key[0]);
-  const type = kt.keyTypes[0];
+  const k = quoteIdent(keyed.key[0]);
+  const type = keyed.keyTypes[0];
   try {
     const h = await source.query(
       `SELECT b::text AS v FROM (SELECT DISTINCT unnest(histogram_bounds::text::${type}[]) AS b FROM pg_stats
          WHERE schemaname = $1 AND tablename = $2 AND attname = $3) s ORDER BY b`,
-      [kt.table.schema, kt.table.name, kt.key[0]]
+      [keyed.table.schema, keyed.table.name, keyed.key[0]]
     );
     if (h.rows.length > 2) return subdivide(h.rows.map((r2) => r2.v), type, rowEstimate, chunkRows).slice(1, -1);
   } catch {
   }
   const r = await source.query(
-    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn FROM ONLY ${qualify(kt.table)}) s
+    `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn FROM ONLY ${qualify(keyed.table)}) s
       WHERE rn % $1 = 0 ORDER BY k`,
     [chunkRows]
   );
   return dedupe(r.rows.map((x) => x.v));
 }
-async function splitRange(source, kt, range, parts) {
-  const k = quoteIdent(kt.key[0]);
+async function splitRange(source, keyed, range, parts) {
+  const k = quoteIdent(keyed.key[0]);
   const params = [];
-  const where = rangeWhere(kt, range, params);
+  const where = rangeWhere(keyed, range, params);
   params.push(parts);
   const r = await source.query(
     `SELECT v FROM (SELECT ${k}::text AS v, ${k} AS k, row_number() OVER (ORDER BY ${k}) AS rn, count(*) OVER () AS n
-                      FROM ONLY ${qualify(kt.table)} WHERE ${where}) s
+                      FROM ONLY ${qualify(keyed.table)} WHERE ${where}) s
       WHERE rn % greatest(n / $${params.length}, 1) = 0 ORDER BY k`,
     params
   );
   return dedupe(r.rows.map((x) => x.v)).filter((v) => v !== range.lo);
 }
 var bucketScans = (versionNum) => versionNum >= 13e4;
-async function bucketFingerprints(c, kt, bounds, versionNum) {
-  const k = quoteIdent(kt.key[0]);
+async function bucketFingerprints(c, keyed, bounds, versionNum) {
+  const k = quoteIdent(keyed.key[0]);
   await c.query("SET enable_sort = off");
   let r;
   try {
     r = await c.query(
-      `SELECT width_bucket(${k}, $1::${kt.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(kt.table, versionNum)})::text AS hash
-         FROM ONLY ${qualify(kt.table)} GROUP BY 1`,
+      `SELECT width_bucket(${k}, $1::${keyed.keyTypes[0]}[]) AS b, count(*)::text AS rows, sum(${rowHashExpr(keyed.table, versionNum)})::text AS hash
+         FROM ONLY ${qualify(keyed.table)} GROUP BY 1`,
       [bounds]
     );
   } finally {
@@ -53359,46 +53359,46 @@ function rangesFrom(bounds, outer = { lo: null, hi: null }) {
   for (let i = 0; i < edges.length - 1; i++) out.push({ lo: edges[i], hi: edges[i + 1] });
   return out;
 }
-function rangeFingerprint(c, kt, range, versionNum) {
+function rangeFingerprint(c, keyed, range, versionNum) {
   const params = [];
-  const where = rangeWhere(kt, range, params);
-  return fingerprint(c, kt.table, versionNum, where, params);
+  const where = rangeWhere(keyed, range, params);
+  return fingerprint(c, keyed.table, versionNum, where, params);
 }
 function keyText(values) {
   return JSON.stringify(values);
 }
-async function leafHashes(c, kt, range, versionNum) {
+async function leafHashes(c, keyed, range, versionNum) {
   const params = [];
-  const where = rangeWhere(kt, range, params);
-  const keys = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
+  const where = rangeWhere(keyed, range, params);
+  const keys = keyed.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
   const r = await c.query(
-    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(kt.table, versionNum)}::text AS h FROM ONLY ${qualify(kt.table)} WHERE ${where}`,
+    `SELECT ARRAY[${keys}] AS k, ${rowHashExpr(keyed.table, versionNum)}::text AS h FROM ONLY ${qualify(keyed.table)} WHERE ${where}`,
     params
   );
   return new Map(r.rows.map((x) => [keyText(x.k), x.h]));
 }
-function keyMatch(kt, keys, params) {
-  const arrays = kt.key.map((_, i) => {
+function keyMatch(keyed, keys, params) {
+  const arrays = keyed.key.map((_, i) => {
     params.push(keys.map((k) => k[i]));
     return `$${params.length}::text[]`;
   });
-  const cols = kt.key.map(quoteIdent).join(", ");
-  const casts = kt.key.map((_, i) => `u.c${i}::${kt.keyTypes[i]}`).join(", ");
-  return `(${cols}) IN (SELECT ${casts} FROM unnest(${arrays.join(", ")}) AS u(${kt.key.map((_, i) => `c${i}`).join(", ")}))`;
+  const cols = keyed.key.map(quoteIdent).join(", ");
+  const casts = keyed.key.map((_, i) => `u.c${i}::${keyed.keyTypes[i]}`).join(", ");
+  return `(${cols}) IN (SELECT ${casts} FROM unnest(${arrays.join(", ")}) AS u(${keyed.key.map((_, i) => `c${i}`).join(", ")}))`;
 }
-async function lookup(c, kt, keys, valueSql) {
+async function lookup(c, keyed, keys, valueSql) {
   if (keys.length === 0) return /* @__PURE__ */ new Map();
   const params = [];
-  const match = keyMatch(kt, keys, params);
-  const keyCols = kt.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
-  const r = await c.query(`SELECT ARRAY[${keyCols}] AS k, ${valueSql} AS v FROM ONLY ${qualify(kt.table)} WHERE ${match}`, params);
+  const match = keyMatch(keyed, keys, params);
+  const keyCols = keyed.key.map((k) => `${quoteIdent(k)}::text`).join(", ");
+  const r = await c.query(`SELECT ARRAY[${keyCols}] AS k, ${valueSql} AS v FROM ONLY ${qualify(keyed.table)} WHERE ${match}`, params);
   return new Map(r.rows.map((x) => [keyText(x.k), x.v]));
 }
-function rowHashes(c, kt, keys, versionNum) {
-  return lookup(c, kt, keys, `${rowHashExpr(kt.table, versionNum)}::text`);
+function rowHashes(c, keyed, keys, versionNum) {
+  return lookup(c, keyed, keys, `${rowHashExpr(keyed.table, versionNum)}::text`);
 }
-function rowValues(c, kt, keys) {
-  return lookup(c, kt, keys, `(SELECT row_to_json(x)::text FROM (SELECT ${kt.columns.map(quoteIdent).join(", ")}) x)`);
+function rowValues(c, keyed, keys) {
+  return lookup(c, keyed, keys, `(SELECT row_to_json(x)::text FROM (SELECT ${keyed.columns.map(quoteIdent).join(", ")}) x)`);
 }
 function repairScript(statements) {
   return ["-- pgshift verify: repair of the differing rows on the target. Review before running.", "BEGIN;", ...statements, "COMMIT;", ""].join("\n");
@@ -53406,14 +53406,14 @@ function repairScript(statements) {
 async function runScript(c, script) {
   await c.query(script);
 }
-function repairStatements(kt, deleteKeys, insertRows, identityAlways) {
+function repairStatements(keyed, deleteKeys, insertRows, identityAlways) {
   const out = [];
-  const t = qualify(kt.table);
+  const t = qualify(keyed.table);
   for (const key of deleteKeys) {
-    const cond = kt.key.map((k, i) => `${quoteIdent(k)} = ${quoteLiteral(key[i])}::${kt.keyTypes[i]}`).join(" AND ");
+    const cond = keyed.key.map((k, i) => `${quoteIdent(k)} = ${quoteLiteral(key[i])}::${keyed.keyTypes[i]}`).join(" AND ");
     out.push(`DELETE FROM ONLY ${t} WHERE ${cond};`);
   }
-  const cols = kt.columns.map(quoteIdent).join(", ");
+  const cols = keyed.columns.map(quoteIdent).join(", ");
   for (const row of insertRows) {
     out.push(
       `INSERT INTO ${t} (${cols})${identityAlways ? " OVERRIDING SYSTEM VALUE" : ""} SELECT ${cols} FROM json_populate_record(NULL::${t}, ${quoteLiteral(row)});`
