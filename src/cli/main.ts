@@ -9,7 +9,8 @@ import { proposalFrom, runAssess } from '../phases/assess.js';
 import { writeProposal } from '../config/plan-writer.js';
 import { acknowledgeCdcErrors, cdcStatus, setCdcPaused, startCdc, stopCdc, watchCdc, type AnyCdcStatus } from '../phases/cdc.js';
 import { phaseContext, type PhaseContext } from '../phases/context.js';
-import { runCutover, runRollback } from '../phases/cutover.js';
+import { runCutover } from '../phases/cutover.js';
+import { runRollback } from '../phases/rollback.js';
 import { runFullLoad } from '../phases/full-load.js';
 import { runTeardown } from '../phases/teardown.js';
 import { runVerify } from '../phases/verify.js';
@@ -108,6 +109,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<ExitCode
   addLoadCommands(cli);
   addCdcCommands(cli);
   addSwitchCommands(cli);
+  addWayBackCommands(cli);
   addGithubCommands(cli);
   addLocalCommands(cli);
   const { program } = cli;
@@ -296,7 +298,7 @@ function addCdcCommands({ program, io, context, run }: CommandLine): void {
     }));
 }
 
-/** verify, cutover, status, rollback and teardown: proving the target and moving the application. */
+/** verify, cutover and status: proving the target and moving the application. */
 function addSwitchCommands({ program, io, context, run }: CommandLine): void {
   program
     .command('verify')
@@ -335,15 +337,21 @@ function addSwitchCommands({ program, io, context, run }: CommandLine): void {
       const result = await migrationStatus(context(opts));
       return { result, markdown: statusMarkdown(result) };
     }));
+}
 
+/** rollback and teardown: the way back, and what is left to clean up. */
+function addWayBackCommands({ program, io, context, run }: CommandLine): void {
   program
     .command('rollback')
     .description('after a cut-over with cutover.rollback: fence the target, drain the reverse stream, move the application back')
+    .option('--recover', 'only finish or undo a rollback whose process is gone (what its watchdog runs)')
     .addOption(yesOption())
-    .action(run(async (opts, cmd: Confirmable) => {
+    .action(run(async (opts, cmd: { recover?: boolean } & Confirmable) => {
       const ctx = context(opts);
-      await confirmDestructive(io, cmd, ctx.plan.name, `rollback fences writes on ${ctx.target.label} and moves migration ${ctx.plan.name} back to ${ctx.source.label}`);
-      const result = await runRollback(ctx);
+      if (!cmd.recover) await confirmDestructive(io, cmd, ctx.plan.name, `rollback fences writes on ${ctx.target.label} and moves migration ${ctx.plan.name} back to ${ctx.source.label}`);
+      // Should this process die inside the window, its watchdog runs this command to recover.
+      const recoveryCommand = io.reinvoke ? { argv: [...io.reinvoke, 'rollback', '--recover', '--yes', '--config', path.resolve(opts.config)] } : undefined;
+      const result = await runRollback(ctx, { recover: cmd.recover, recoveryCommand });
       return { result, markdown: rollbackMarkdown(result) };
     }));
 

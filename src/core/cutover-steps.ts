@@ -45,7 +45,7 @@ export function isDecided(r: Pick<CutoverRecord, 'stage'>): boolean {
 }
 
 /** What undoing a cut-over that was not decided takes, from what was attempted. */
-export function undoActions(r: Pick<CutoverRecord, 'attempted'>): Array<'resume-pooler' | 'restart-forward' | 'drop-reverse'> {
+export function undoActions(r: { attempted: readonly string[] }): Array<'resume-pooler' | 'restart-forward' | 'drop-reverse'> {
   const tried = new Set(r.attempted);
   const out: Array<'resume-pooler' | 'restart-forward' | 'drop-reverse'> = [];
   // RESUME whenever PAUSE may have been sent: an interrupted PAUSE can still take effect.
@@ -61,6 +61,41 @@ export function completeActions(o: { pooler: boolean; poolerConfig: boolean; aws
     'seal-source',
     'stop-forward',
     ...(o.poolerConfig ? (['repoint-pooler'] as const) : []),
+    ...(o.pooler ? (['resume-pooler'] as const) : []),
+    ...(o.aws ? (['repoint-aws'] as const) : []),
+  ];
+}
+
+/**
+ * Rollback: the same window run backwards (phases/rollback.ts). Before the decision it pauses the
+ * pooler and fences the target's tables, so undoing it is the cut-over's undo (RESUME the pooler);
+ * after the decision it completes with its own steps, each idempotent.
+ */
+export type RollbackAction = 'pause-pooler' | 'lock-tables' | 'seal-target' | 'stop-reverse' | 'unseal-source' | 'restore-pooler' | 'resume-pooler' | 'repoint-aws';
+
+export interface RollbackRecord<Seal = unknown> {
+  stage: CutoverStage;
+  attempted: RollbackAction[];
+  /** What sealing the target changes, read before the window (the previous settings). */
+  seal?: Seal;
+  /** The cut-over's seal of the source, which the rollback lifts. */
+  sourceSeal?: Seal;
+  /** The pooler's configuration line before the cut-over repointed it. */
+  poolerPrevious?: string;
+  windowStartedAt?: string;
+}
+
+/**
+ * What completing a decided rollback takes: the target sealed before anything points the
+ * application back, then the reverse stream stopped and the source unsealed, then the pooler and
+ * AWS pointed at the source.
+ */
+export function rollbackCompleteActions(o: { pooler: boolean; poolerConfig: boolean; aws: boolean }): RollbackAction[] {
+  return [
+    'seal-target',
+    'stop-reverse',
+    'unseal-source',
+    ...(o.poolerConfig ? (['restore-pooler'] as const) : []),
     ...(o.pooler ? (['resume-pooler'] as const) : []),
     ...(o.aws ? (['repoint-aws'] as const) : []),
   ];

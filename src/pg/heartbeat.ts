@@ -90,14 +90,14 @@ export async function measureLags(source: pg.Client, target: pg.Client, streams:
  * is, every commit on the source before it has been applied (each stream applies in commit order).
  * Throws when a stream does not get there within timeoutMs.
  */
-export async function drainToBarrier(source: pg.Client, target: pg.Client, streams: Array<{ group: string }>, timeoutMs: number, signal?: AbortSignal): Promise<Map<string, number>> {
+export async function drainToBarrier(source: pg.Client, target: pg.Client, streams: Array<{ group: string }>, timeoutMs: number, signal?: AbortSignal, receiver = 'the target'): Promise<Map<string, number>> {
   const beats = [];
   for (const st of streams) beats.push({ st, beat: await writeBeat(source, heartbeatTable(st.group), st.group) });
   const waited = new Map<string, number>();
   for (const { st, beat } of beats) {
     const ms = await waitForMarker(target, heartbeatTable(st.group), st.group, beat, timeoutMs, 5, signal);
     if (ms === null) {
-      throw failure('cutover.barrier', `group ${st.group}: the barrier marker did not reach the target within ${timeoutMs / 1000} s`, 'check pgshift cdc status; raise cutover.timeoutSeconds if the stream is healthy but slow');
+      throw failure('cutover.barrier', `group ${st.group}: the barrier marker did not reach ${receiver} within ${timeoutMs / 1000} s`, 'check pgshift cdc status; raise cutover.timeoutSeconds if the stream is healthy but slow');
     }
     waited.set(st.group, ms);
   }

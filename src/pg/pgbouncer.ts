@@ -90,16 +90,36 @@ export function repointConfig(file: string, db: string, to: Pick<ServerAddress, 
   const lines = readFileSync(file, 'utf8').split('\n');
   const index = databaseLineIndex(file, lines, db);
   const previous = lines[index];
-  const options = previous.slice(previous.indexOf('=') + 1).trim().split(/\s+/).filter(Boolean);
-  const kept = options.filter((o) => !/^(host|port|dbname)=/.test(o));
+  const kept = optionsOf(previous)
+    .filter(([key]) => key !== 'host' && key !== 'port' && key !== 'dbname')
+    .map(([key, value]) => `${key}=${value}`);
   const next = `${db} = host=${to.host} port=${to.port} dbname=${to.database}${kept.length ? ` ${kept.join(' ')}` : ''}`;
   lines[index] = next;
   writeFileSync(file, lines.join('\n'));
   return { previous, next };
 }
 
-export function restoreConfigLine(file: string, db: string, line: string): void {
-  const text = readFileSync(file, 'utf8');
-  const re = new RegExp(`^\\s*${db.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*=.*$`, 'm');
-  writeFileSync(file, text.replace(re, line));
+/**
+ * Point a database entry back to `previous`, its line before the cut-over as the journal kept it.
+ * The journal masks secrets (password=***), so an option whose journaled value is masked keeps the
+ * value the file has now: the cut-over's repoint changed only host, port and dbname.
+ */
+export function restoreConfigLine(file: string, db: string, previous: string): void {
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const index = databaseLineIndex(file, lines, db);
+  const now = new Map(optionsOf(lines[index]));
+  const masked = (value: string) => value.replace(/^'(.*)'$/, '$1') === '***';
+  const restored = optionsOf(previous).map(([key, value]) => `${key}=${masked(value) && now.has(key) ? now.get(key) : value}`);
+  lines[index] = `${db} = ${restored.join(' ')}`;
+  writeFileSync(file, lines.join('\n'));
+}
+
+/** The key=value options of a [databases] line, in order. */
+function optionsOf(line: string): Array<[string, string]> {
+  return line
+    .slice(line.indexOf('=') + 1)
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((o) => [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)]);
 }

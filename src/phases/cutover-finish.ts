@@ -5,7 +5,9 @@ import { completeActions, isDecided, undoActions, type CutoverRecord } from '../
 import { failure, gateRefused } from '../core/errors.js';
 import { sleep } from '../core/wait.js';
 import type { Journal, StreamRecord } from '../journal/journal.js';
-import { applyFence, type FenceState, type WindowFence } from '../pg/fence.js';
+import { applyFence, WindowFence, type FenceState } from '../pg/fence.js';
+import type { Endpoint } from '../pg/connect.js';
+import type { QualifiedName } from '../core/ident.js';
 import { drainToBarrier } from '../pg/heartbeat.js';
 import { PgBouncer, poolerLine, repointConfig } from '../pg/pgbouncer.js';
 import { setSubscriptionEnabled } from '../pg/replication.js';
@@ -42,7 +44,7 @@ export async function saveRecord(journal: Journal, record: Record, extra: object
 }
 
 /** Run a step of a completion again until it goes through: after the decision there is no going back. */
-async function persist<T>(ctx: PhaseContext, what: string, work: () => Promise<T>, attempts = 6): Promise<T> {
+export async function persist<T>(ctx: PhaseContext, what: string, work: () => Promise<T>, attempts = 6): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await work();
@@ -68,7 +70,27 @@ export async function undoWindow(ctx: PhaseContext, journal: Journal, record: Re
   ctx.log.warn(`cut-over undone (${by}): the source takes writes again${record.attempted.includes('pause-pooler') ? ' and PgBouncer is resumed' : ''}`);
 }
 
-async function resumePooler(ctx: PhaseContext): Promise<void> {
+/**
+ * The window's fence, on the side whose writes the window stops (the source for a cut-over, the
+ * target for a rollback): PgBouncer PAUSE first when the plan fences there, then one session's
+ * EXCLUSIVE locks on the tables. Each is journaled as an intent (`intend`) before it is sent.
+ */
+export async function fenceWindow(ctx: PhaseContext, ep: Endpoint, tables: QualifiedName[], intend: (action: 'pause-pooler' | 'lock-tables') => Promise<void>, signal: AbortSignal): Promise<WindowFence> {
+  const settings = ctx.plan.cutover;
+  if (settings.fence === 'pgbouncer') {
+    await intend('pause-pooler');
+    const bouncer = await PgBouncer.connect(settings.pgbouncer!.adminUrl);
+    try {
+      await bouncer.pause(settings.pgbouncer!.database, signal);
+    } finally {
+      await bouncer.close();
+    }
+  }
+  await intend('lock-tables');
+  return WindowFence.acquire(ep, tables, { lockTimeoutMs: settings.lockTimeoutSeconds * 1000, attempts: settings.lockAttempts, guardMs: settings.guardSeconds * 1000, signal });
+}
+
+export async function resumePooler(ctx: PhaseContext): Promise<void> {
   const pb = ctx.plan.cutover.pgbouncer;
   if (!pb) return;
   await persist(ctx, 'PgBouncer RESUME', async () => {
@@ -219,18 +241,28 @@ export async function recoverInterrupted(ctx: PhaseContext, s: Sessions, journal
  * close; an operator's run refuses at once when another cut-over is live).
  */
 export async function takeOverCutover(ctx: PhaseContext, s: Sessions, journal: Journal, o: { waitMs: number; by: string; ownerIsDead?: boolean }): Promise<Recovery | undefined> {
+  return takeOverWindow(ctx, s, 'cutover', o, () => recoverInterrupted(ctx, s, journal, o.by));
+}
+
+/**
+ * The lease of a window — the cut-over's or the rollback's, one at a time for a migration — then
+ * `recover`, which ends a window a dead process left. The watchdog's run (`ownerIsDead`) ends the
+ * dead process's journal session if it still holds the lease.
+ */
+export async function takeOverWindow<R>(ctx: PhaseContext, s: Sessions, command: 'cutover' | 'rollback', o: { waitMs: number; ownerIsDead?: boolean }, recover: () => Promise<R>): Promise<R> {
   let leased = await takeCutoverLease(s.target, ctx.plan.name, o.ownerIsDead ? Math.min(o.waitMs, 5_000) : o.waitMs);
   if (!leased && o.ownerIsDead && (await endLeaseHolder(s.target, ctx.plan.name)) > 0) {
-    ctx.log.warn('ended the lingering session of the dead cut-over process that still held the cut-over lease');
+    ctx.log.warn(`ended the lingering session of the dead ${command} process that still held the cut-over lease`);
     leased = await takeCutoverLease(s.target, ctx.plan.name, o.waitMs);
   }
   if (!leased) {
-    throw gateRefused('cutover.running', `another pgshift cutover of ${ctx.plan.name} is running right now`, 'wait for it (pgshift status shows it), or stop that process: its watchdog then finishes or undoes it');
+    throw gateRefused(`${command}.running`, `another pgshift cutover or rollback of ${ctx.plan.name} is running right now`, `wait for it (pgshift status shows it), or stop that process: its watchdog then finishes or undoes it`);
   }
   try {
-    return await recoverInterrupted(ctx, s, journal, o.by);
+    return await recover();
   } catch (err) {
-    throw failure('cutover.recovery', `ending the interrupted cut-over failed: ${(err as Error).message}`, 'fix the cause, then run pgshift cutover again: it finishes or undoes it', err);
+    const what = command === 'cutover' ? 'cut-over' : 'rollback';
+    throw failure(`${command}.recovery`, `ending the interrupted ${what} failed: ${(err as Error).message}`, `fix the cause, then run pgshift ${command} again: it finishes or undoes it`, err);
   }
 }
 

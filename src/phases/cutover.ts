@@ -1,4 +1,4 @@
-import { endpointText, repointAws, type RepointResult } from '../aws/repoint.js';
+import { endpointText, type RepointResult } from '../aws/repoint.js';
 import { accessSync, constants } from 'node:fs';
 import { requireCutoverSettings } from '../config/phase-settings.js';
 import { formatBytes } from '../config/size.js';
@@ -16,17 +16,15 @@ import { madeAfterLoadFix, undecidedFix } from '../core/unlogged.js';
 import { cancelOnAbort } from '../pg/cancel.js';
 import { majorOf } from '../pg/connect.js';
 import { refuseUncarriedDdl } from '../pg/ddl.js';
-import { applyFence, checkFenceable, describeLocked, liftFence, lockCapacity, planSeal, WindowFence, type FenceState } from '../pg/fence.js';
-import { drainToBarrier, waitForMarker, writeBeat } from '../pg/heartbeat.js';
-import { PgBouncer, restoreConfigLine } from '../pg/pgbouncer.js';
-import { setSubscriptionEnabled, slotState, subscriptionErrorCount, subscriptionState } from '../pg/replication.js';
+import { checkFenceable, describeLocked, lockCapacity, planSeal, WindowFence, type FenceState } from '../pg/fence.js';
+import { drainToBarrier } from '../pg/heartbeat.js';
+import { slotState, subscriptionErrorCount, subscriptionState } from '../pg/replication.js';
 import { diffSchemas, schemaDiffOptions } from '../pg/schema-diff.js';
 import { consumed, prebumpSequences, readSequence, syncSequences, type SequenceSync } from '../pg/sequences.js';
-import { heartbeatTable } from '../core/names.js';
 import { statusProblems } from './cdc.js';
 import { dmsStatusOn, type DmsTaskState } from './cdc-dms.js';
 import { openSessions, resolveGroups, unloggedOf, type PhaseContext, type Sessions } from './context.js';
-import { completeWindow, releaseCutoverLease, saveRecord, takeOverCutover, undoWindow, type Recovery } from './cutover-finish.js';
+import { completeWindow, fenceWindow, releaseCutoverLease, saveRecord, takeOverCutover, undoWindow, type Recovery } from './cutover-finish.js';
 import { prepareReverse, reverseNames } from './reverse.js';
 import { runVerify } from './verify.js';
 import { startWatchdog, type RecoveryCommand } from './watchdog.js';
@@ -90,7 +88,7 @@ export interface CutoverOptions {
 const GATE_POLLS = 3;
 
 /** Run a step and record how long it took. */
-function stepTimer(steps: StepTiming[]) {
+export function stepTimer(steps: StepTiming[]) {
   return async <T>(step: string, fn: () => Promise<T>): Promise<T> => {
     const t = Date.now();
     const r = await fn();
@@ -109,7 +107,7 @@ const NEXT_STEP: Record<string, string> = {
 };
 
 /** Budgets of the steps before the decision, in ms. */
-function budgets(ctx: PhaseContext) {
+export function budgets(ctx: PhaseContext) {
   const settings = ctx.plan.cutover;
   return {
     fence: settings.lockTimeoutSeconds * 1000 * settings.lockAttempts + 1000 * settings.lockAttempts + (settings.fence === 'pgbouncer' ? 30_000 : 0),
@@ -245,17 +243,7 @@ async function untilDecision(w: WindowInput, state: WindowState): Promise<void> 
     await saveRecord(journal, record);
   };
   await step('fence', b.fence, async (signal) => {
-    if (settings.fence === 'pgbouncer') {
-      await intend('pause-pooler');
-      const bouncer = await PgBouncer.connect(settings.pgbouncer!.adminUrl);
-      try {
-        await bouncer.pause(settings.pgbouncer!.database, signal);
-      } finally {
-        await bouncer.close();
-      }
-    }
-    await intend('lock-tables');
-    state.fence = await WindowFence.acquire(ctx.source, tables, { lockTimeoutMs: settings.lockTimeoutSeconds * 1000, attempts: settings.lockAttempts, guardMs: settings.guardSeconds * 1000, signal });
+    state.fence = await fenceWindow(ctx, ctx.source, tables, intend, signal);
   });
   await journal.event('cutover', 'info', `writes fenced: ${describeLocked(tables)} locked${settings.fence === 'pgbouncer' ? ', PgBouncer paused' : ''}`);
   log.info(`fence: writes stopped on the source (${describeLocked(tables)} locked by session ${state.fence!.pid}${settings.fence === 'pgbouncer' ? '; PgBouncer paused' : ''})`);
@@ -282,7 +270,7 @@ async function untilDecision(w: WindowInput, state: WindowState): Promise<void> 
  * Each step before the decision runs under its budget and the interrupt signal; either one
  * cancels the statements the step has running on the servers.
  */
-function budgetedStep(ctx: PhaseContext, s: Sessions, steps: StepTiming[]): WindowStep {
+export function budgetedStep(ctx: PhaseContext, s: Sessions, steps: StepTiming[], phase: 'cutover' | 'rollback' = 'cutover'): WindowStep {
   return async <T>(name: string, budgetMs: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> => {
     const budget = AbortSignal.timeout(budgetMs);
     const signal = AbortSignal.any([ctx.signal, budget]);
@@ -294,7 +282,7 @@ function budgetedStep(ctx: PhaseContext, s: Sessions, steps: StepTiming[]): Wind
     try {
       return await work(signal);
     } catch (err) {
-      if (budget.aborted) throw failure('cutover.budget', `step ${name} exceeded its budget of ${budgetMs} ms`, undefined, err);
+      if (budget.aborted) throw failure(`${phase}.budget`, `step ${name} exceeded its budget of ${budgetMs} ms`, undefined, err);
       if (ctx.signal.aborted) throw ctx.signal.reason;
       throw err;
     } finally {
@@ -484,71 +472,5 @@ async function prepare(ctx: PhaseContext, s: Sessions, streams: StreamRecord[]):
     ctx.log.info(`sequences pre-bumped on the target (${seqs.length})`);
   }
   if (settings.rollback) await prepareReverse(ctx, s, streams);
-}
-
-export interface RollbackResult {
-  windowMs: number;
-  steps: StepTiming[];
-  sequences: SequenceSync[];
-  endpoint: string;
-}
-
-/**
- * After a cut-over with rollback on: fence the target, drain the reverse stream to a barrier,
- * carry the sequences back, stop the reverse stream, lift the source's fence and repoint to it.
- */
-export async function runRollback(ctx: PhaseContext): Promise<RollbackResult> {
-  const { plan, log } = ctx;
-  requireCutoverSettings(plan, 'rollback');
-  const settings = plan.cutover;
-  const s = await openSessions(ctx);
-  const steps: StepTiming[] = [];
-  const timed = stepTimer(steps);
-  let bouncer: PgBouncer | undefined;
-  try {
-    const journal = await Journal.find(s.target, plan.name);
-    const cut = journal ? await journal.phaseState('cutover') : undefined;
-    const names = reverseNames(plan.name);
-    if (!journal || cut?.state !== 'done') throw gateRefused('rollback.not-cut-over', 'there is no completed cut-over to roll back', 'pgshift rollback follows pgshift cutover');
-    const rev = await subscriptionState(s.source, names.subscription);
-    if (!rev.exists || !rev.workerRunning) throw gateRefused('rollback.no-reverse', `reverse subscription ${names.subscription} is not streaming on the source`, 'rollback needs cutover.rollback: true at the cut-over');
-    const detail = cut.detail as { fence: FenceState; pgbouncer?: { previous: string } };
-    const streams = await journal.streams();
-    const hardFence = settings.fence === 'pgbouncer' ? settings.pgbouncer!.hardFence : settings.fence;
-    if (settings.fence === 'pgbouncer') bouncer = await PgBouncer.connect(settings.pgbouncer!.adminUrl);
-    await journal.startPhase('rollback');
-    const started = Date.now();
-    if (bouncer) await timed('pause', () => bouncer!.pause(settings.pgbouncer!.database));
-    const targetFence = await timed('fence target', async () => applyFence(s.target, await planSeal(s.target, hardFence, settings.roles)));
-    await timed('barrier', async () => {
-      for (const st of streams) {
-        const hb = heartbeatTable(st.group);
-        const beat = await writeBeat(s.target, hb, st.group);
-        if ((await waitForMarker(s.source, hb, st.group, beat, settings.timeoutSeconds * 1000, 5, ctx.signal)) === null) {
-          throw failure('rollback.barrier', `the reverse stream did not reach the source within ${settings.timeoutSeconds} s`, 'check the source server log; the target stays fenced');
-        }
-      }
-    });
-    const sequences = await timed('sequences', () => syncSequences(s.target, s.source, BigInt(settings.sequenceMargin), undefined, { neverBackwards: true }));
-    await timed('switch', async () => {
-      await setSubscriptionEnabled(s.source, names.subscription, false);
-      await liftFence(s.source, detail.fence);
-      const source = parseServerUrl(plan.source.url);
-      if (settings.pgbouncer?.configFile && detail.pgbouncer) {
-        restoreConfigLine(settings.pgbouncer.configFile, settings.pgbouncer.database, detail.pgbouncer.previous);
-        await bouncer!.reload();
-      }
-      await repointAws(settings.repoint, source);
-      if (bouncer) await bouncer.resume(settings.pgbouncer!.database);
-    });
-    const windowMs = Date.now() - started;
-    await journal.finishPhase('rollback', 'done', { windowMs, steps, targetFence });
-    for (const st of streams) await journal.setStreamState(st.group, 'rolled-back');
-    log.info(`rolled back in ${windowMs} ms: the application writes to the source again; the target is fenced`);
-    return { windowMs, steps, sequences, endpoint: endpointText(parseServerUrl(plan.source.url)) };
-  } finally {
-    await bouncer?.close();
-    await s.close();
-  }
 }
 

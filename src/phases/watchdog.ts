@@ -34,32 +34,32 @@ export interface Watchdog {
 const WATCHDOG = `
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const [command, logFile] = [JSON.parse(process.argv[1]), process.argv[2]];
+const [command, logFile, window] = [JSON.parse(process.argv[1]), process.argv[2], process.argv[3]];
 let heard = '';
 process.stdin.on('data', (d) => { heard += d; });
 process.stdin.on('error', () => {});
 process.stdin.on('end', () => {
   if (heard.includes('stand down')) process.exit(0);
   const out = fs.openSync(logFile, 'a');
-  fs.writeSync(out, new Date().toISOString() + ' pgshift exited inside the cut-over window; recovering\\n');
+  fs.writeSync(out, new Date().toISOString() + ' pgshift exited inside the ' + window + ' window; recovering\\n');
   const child = spawn(command.argv[0], command.argv.slice(1), { stdio: ['ignore', out, out], env: { ...process.env, ...command.env } });
   child.on('exit', (code) => { fs.writeSync(out, new Date().toISOString() + ' recovery exited with ' + code + '\\n'); process.exit(code ?? 1); });
   child.on('error', (err) => { fs.writeSync(out, 'cannot start the recovery: ' + err.message + '\\n'); process.exit(1); });
 });
 `;
 
-export function startWatchdog(command: RecoveryCommand, migration: string, log: Logger): Watchdog {
-  const logFile = path.join(os.tmpdir(), `pgshift-${migration}-cutover-recovery.log`);
+export function startWatchdog(command: RecoveryCommand, migration: string, log: Logger, window: 'cutover' | 'rollback' = 'cutover'): Watchdog {
+  const logFile = path.join(os.tmpdir(), `pgshift-${migration}-${window}-recovery.log`);
   // The runner kills, at the end of a job, every process that carries its tracking id; the
   // watchdog must outlive a cancelled job long enough to recover, so it does not carry it.
   const env = { ...process.env, RUNNER_TRACKING_ID: '' };
-  const child = spawn(process.execPath, ['-e', WATCHDOG, JSON.stringify(command), logFile], { detached: true, stdio: ['pipe', 'ignore', 'ignore'], env });
-  child.on('error', (err) => log.warn(`the cut-over watchdog did not start (${err.message}): if pgshift dies inside the window, run pgshift cutover to finish or undo it`));
+  const child = spawn(process.execPath, ['-e', WATCHDOG, JSON.stringify(command), logFile, window], { detached: true, stdio: ['pipe', 'ignore', 'ignore'], env });
+  child.on('error', (err) => log.warn(`the ${window} watchdog did not start (${err.message}): if pgshift dies inside the window, run pgshift ${window} to finish or undo it`));
   child.stdin!.on('error', () => {});
   child.unref();
   // The pipe must not keep this process alive either; it closes when this process ends.
   (child.stdin as unknown as { unref?: () => void }).unref?.();
-  log.debug(`cut-over watchdog started (pid ${child.pid}); should pgshift die in the window, it recovers and logs to ${logFile}`);
+  log.debug(`${window} watchdog started (pid ${child.pid}); should pgshift die in the window, it recovers and logs to ${logFile}`);
   return {
     logFile,
     stand() {

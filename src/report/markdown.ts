@@ -3,7 +3,8 @@ import type { AssessResult } from '../phases/assess.js';
 import type { AnyCdcStatus } from '../phases/cdc.js';
 import { joinText, type DdlEntry, type TableJoin } from '../pg/ddl.js';
 import type { DmsStatus } from '../phases/cdc-dms.js';
-import type { CutoverResult, RollbackResult } from '../phases/cutover.js';
+import type { CutoverResult } from '../phases/cutover.js';
+import type { RollbackResult } from '../phases/rollback.js';
 import type { FullLoadResult } from '../phases/full-load.js';
 import type { ResumeSummary } from '../phases/load-resume.js';
 import { formatSeconds } from '../phases/load-progress.js';
@@ -294,9 +295,13 @@ export function cutoverMarkdown(r: CutoverResult): string {
 }
 
 export function rollbackMarkdown(r: RollbackResult): string {
+  if (r.windowMs === null) {
+    const what = r.recovered ? `An interrupted rollback (at its ${r.recovered.stage} stage) was ${r.recovered.outcome}.` : 'No interrupted rollback to recover.';
+    return `### pgshift rollback — recovery\n${what} The application writes to ${r.endpoint}.\n`;
+  }
   return [
     `### pgshift rollback — done`,
-    `Back on ${r.endpoint} after ${r.windowMs} ms of write pause; ${r.sequences.length} sequence(s) carried back. The target stays fenced.`,
+    `${r.recovered ? `An interrupted rollback (at its ${r.recovered.stage} stage) was ${r.recovered.outcome} first. ` : ''}Back on ${r.endpoint} after ${r.windowMs} ms of write pause; ${r.sequences.length} sequence(s) carried back. The target stays sealed.`,
     '',
     table(['step', 'ms'], r.steps.map((s) => [s.step, s.ms])),
   ].join('\n') + '\n';

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +13,7 @@ import { phaseContext } from '../../src/phases/context.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
 import { SAMPLE_TABLES, tableDigests } from '../harness/compare.js';
 import { startProxy, type Proxy } from '../harness/proxy.js';
+import { any, holdLocks, runCli, until, writableAfter, type CliRun } from '../harness/faults.js';
 import { sql, startServer, withClient } from '../harness/servers.js';
 
 /**
@@ -30,6 +30,7 @@ import { sql, startServer, withClient } from '../harness/servers.js';
  */
 const APP_PW = 'app-secret-pw';
 const BOUND_MS = 15_000; // guardSeconds (5) + the watchdog's start and recovery + slack on a busy machine
+const WRITABLE_WITHIN_MS = BOUND_MS + 10_000;
 let source: LocalCluster;
 let target: LocalCluster;
 let proxy: Proxy;
@@ -107,49 +108,9 @@ cutover:
   return { db, bouncer, writer, plan: (b) => files[b], env };
 }
 
-/** The CLI in its own process group (as a runner starts it), so its whole group can be killed. */
-function cutover(m: Migration, budgets: 'hold' | 'tight'): { child: ChildProcess; exited: Promise<{ code: number | null; signal: string | null; stderr: string }> } {
-  const child = spawn(process.execPath, ['bin/pgshift.js', 'cutover', '--yes', '-c', m.plan(budgets)], { env: m.env, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  const exited = new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stderr })));
-  return { child, exited };
-}
-
-async function until(what: string, probe: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`never reached: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function any(url: string, text: string, params: unknown[] = []): Promise<boolean> {
-  return (await sql(url, text, params)).length > 0;
-}
-
-/** Time until the application role can write again, through PgBouncer and directly. */
-async function writableAfter(urls: string[], since: number): Promise<number> {
-  for (const url of urls) {
-    let last = '';
-    await until(`a write through ${new URL(url).port} (last error: ${'${last}'})`, async () => {
-      const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000, query_timeout: 1000 });
-      c.on('error', () => {});
-      try {
-        await c.connect();
-        await c.query(`INSERT INTO shop."Audit Log" ("Note") VALUES ('probe')`);
-        return true;
-      } catch (err) {
-        last = (err as Error).message;
-        return false;
-      } finally {
-        await c.end().catch(() => {});
-      }
-    }, BOUND_MS + 10_000).catch((err: Error) => {
-      throw new Error(err.message.replace('${last}', last));
-    });
-  }
-  return Date.now() - since;
+/** The CLI's cutover in its own process group (as a runner starts it), so its whole group can be killed. */
+function cutover(m: Migration, budgets: 'hold' | 'tight'): CliRun {
+  return runCli(['cutover', '--yes', '-c', m.plan(budgets)], m.env);
 }
 
 /** Hold pgshift inside one step; `reached` says it is there. */
@@ -164,11 +125,7 @@ function holdFor(step: Step, m: Migration): Hold {
   const tgt = target.url(m.db);
   let lock: pg.Client | undefined;
   const take = async (url: string, statements: string[]) => {
-    lock = new pg.Client({ connectionString: url });
-    lock.on('error', () => {});
-    await lock.connect();
-    await lock.query('BEGIN');
-    for (const q of statements) await lock.query(q);
+    lock = await holdLocks(url, statements);
   };
   const fenceHeld = () => any(src, `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE a.application_name = 'pgshift fence' AND l.mode = 'ExclusiveLock' AND l.granted`);
   const waitingOn = (url: string, pattern: string) => any(url, `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ~ $1`, [pattern]);
@@ -243,7 +200,7 @@ async function interrupt(m: Migration, step: Step, kind: Kind): Promise<void> {
       expect(out.stderr).toMatch(step === 'fence' ? /could not lock the migrated tables/ : /exceeded its budget|did not reach the target within/);
       expect(out.stderr).toMatch(step === 'fence' ? /cut-over undone/ : new RegExp(`cut-over undone: step ${step}|cut-over undone: group`));
       const since = Date.now();
-      const ms = await writableAfter([m.bouncer.url('app', 'shop_app'), source.url(m.db, 'shop_app', APP_PW)], since);
+      const ms = await writableAfter([m.bouncer.url('app', 'shop_app'), source.url(m.db, 'shop_app', APP_PW)], since, WRITABLE_WITHIN_MS);
       measured.push({ step, kind, outcome: 'undone', ms });
     } else {
       await until(`pgshift inside the ${step} step`, async () => {
@@ -257,7 +214,7 @@ async function interrupt(m: Migration, step: Step, kind: Kind): Promise<void> {
         // writes go on; the queue in the paused PgBouncer waits for the watchdog, which acts once
         // the process is gone — killed here.
         process.kill(-run.child.pid!, 'SIGSTOP');
-        const ms = await writableAfter([source.url(m.db, 'shop_app', APP_PW)], since);
+        const ms = await writableAfter([source.url(m.db, 'shop_app', APP_PW)], since, WRITABLE_WITHIN_MS);
         measured.push({ step, kind: 'hang (SIGSTOP), direct writes', outcome: 'fence ended by the server', ms });
         expect(ms).toBeGreaterThanOrEqual(4_000); // not before the guard time: the fence held until then
         process.kill(-run.child.pid!, 'SIGKILL');
@@ -265,7 +222,7 @@ async function interrupt(m: Migration, step: Step, kind: Kind): Promise<void> {
       } else if (kind === 'SIGKILL') process.kill(-run.child.pid!, 'SIGKILL');
       else run.child.kill(kind);
       if (kind === 'SIGSTOP') {
-        await writableAfter([m.bouncer.url('app', 'shop_app')], since);
+        await writableAfter([m.bouncer.url('app', 'shop_app')], since, WRITABLE_WITHIN_MS);
       } else if (step === 'switch') {
         // Decided: it completes (the watchdog after a kill, pgshift itself after a signal) once the
         // held catalog is free; the application then writes on the target.
@@ -275,12 +232,12 @@ async function interrupt(m: Migration, step: Step, kind: Kind): Promise<void> {
         if (kind === 'SIGKILL') expect(out.signal).toBe('SIGKILL');
         else expect(out.code, out.stderr).toBe(0);
         await until('the cut-over completed', async () => (await cutoverState(m.db)).state === 'done', 60_000);
-        const ms = await writableAfter([m.bouncer.url('app', 'shop_app'), target.url(m.db, 'shop_app', APP_PW)], since);
+        const ms = await writableAfter([m.bouncer.url('app', 'shop_app'), target.url(m.db, 'shop_app', APP_PW)], since, WRITABLE_WITHIN_MS);
         measured.push({ step, kind, outcome: 'completed', ms });
         expect((await cutoverState(m.db)).by).toBe(kind === 'SIGKILL' ? 'recovery' : 'this run');
       } else {
         // Not decided: the application writes on the source again — before the hold is released.
-        const ms = await writableAfter([m.bouncer.url('app', 'shop_app'), source.url(m.db, 'shop_app', APP_PW)], since);
+        const ms = await writableAfter([m.bouncer.url('app', 'shop_app'), source.url(m.db, 'shop_app', APP_PW)], since, WRITABLE_WITHIN_MS);
         measured.push({ step, kind, outcome: 'undone', ms });
         const out = await run.exited;
         if (kind === 'SIGKILL') expect(out.signal).toBe('SIGKILL');

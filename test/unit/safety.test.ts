@@ -2,7 +2,7 @@ import { logicalDecodingProblem } from '../../src/core/source-rules.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { changesMade, noteChange, resetChanges } from '../../src/core/changes.js';
 import { describeFailure, gateRefused, inputError, tagServer } from '../../src/core/errors.js';
-import { completeActions, isDecided, undoActions } from '../../src/core/cutover-steps.js';
+import { completeActions, isDecided, rollbackCompleteActions, undoActions } from '../../src/core/cutover-steps.js';
 import { decideGroupLoad } from '../../src/core/load-decision.js';
 import { planResume } from '../../src/core/resume-plan.js';
 import { privilegeFindings, type RoleFacts } from '../../src/core/privileges.js';
@@ -167,6 +167,12 @@ describe('the cut-over record: what ending an interrupted window takes', () => {
     expect(isDecided({ stage: 'decided' })).toBe(true);
     expect(completeActions({ pooler: false, poolerConfig: false, aws: false })).toEqual(['seal-source', 'stop-forward']);
     expect(completeActions({ pooler: true, poolerConfig: true, aws: true })).toEqual(['seal-source', 'stop-forward', 'repoint-pooler', 'resume-pooler', 'repoint-aws']);
+  });
+  it('a rollback is undone like a cut-over (RESUME), and completes with the target sealed before the source is unsealed or anything points back', () => {
+    expect(undoActions({ attempted: ['pause-pooler', 'lock-tables'] })).toEqual(['resume-pooler']);
+    expect(rollbackCompleteActions({ pooler: false, poolerConfig: false, aws: false })).toEqual(['seal-target', 'stop-reverse', 'unseal-source']);
+    expect(rollbackCompleteActions({ pooler: true, poolerConfig: true, aws: true })).toEqual(['seal-target', 'stop-reverse', 'unseal-source', 'restore-pooler', 'resume-pooler', 'repoint-aws']);
+    expect(rollbackCompleteActions({ pooler: true, poolerConfig: false, aws: false })).toEqual(['seal-target', 'stop-reverse', 'unseal-source', 'resume-pooler']);
   });
 });
 
