@@ -320,8 +320,8 @@ function interruptedHints(phases: MigrationStatus['phases']): string[] {
   const gone = phases.filter((p) => p.state === 'interrupted');
   if (!gone.length) return [];
   const next = (phase: string) =>
-    phase === 'cutover'
-      ? 'run pgshift cutover: it finishes or undoes the interrupted cut-over first (its watchdog may already have)'
+    phase === 'cutover' || phase === 'rollback'
+      ? `run pgshift ${phase}: it finishes or undoes the interrupted ${phase === 'cutover' ? 'cut-over' : 'rollback'} first (its watchdog may already have)`
       : `run pgshift ${phase.split(':')[0].replace('cdc', 'cdc start')} again: it continues from where it stopped`;
   return [...gone.map((p) => `- **${p.phase} was interrupted** (the process running it is gone): ${next(p.phase)}.`), ''];
 }
