@@ -29,24 +29,33 @@ export async function preflightLoad(ctx: PhaseContext, s: Sessions, groups: Reso
     const [first] = blockers;
     throw gateRefused(first.code, `${first.object}: ${first.message}${blockers.length > 1 ? ` (and ${blockers.length - 1} more blocker(s): pgshift assess lists them)` : ''}`, first.fix);
   }
-  const tables = groups.flatMap((g) => g.tables);
+  // assess reports these too; checked again here on the same rule in case the plan changed since.
+  const setReplicaIdentityFull = requirePublishable(ctx, groups.flatMap((g) => g.tables), ctx.plan.cdc.replicaIdentityFull);
+  await requireReplicationRoute(ctx);
+  if (ctx.plan.cdc.engine === 'native') await preflightSubscription(ctx, s);
+  return { setReplicaIdentityFull };
+}
+
+/**
+ * Refused (exit 3) before a table is published whose UPDATE and DELETE would then fail on the
+ * source (no key, no usable replica identity), unless `consent` (cdc.replicaIdentityFull, where the
+ * phase can act on it) lets pgshift set REPLICA IDENTITY FULL first: those are returned.
+ */
+export function requirePublishable(ctx: PhaseContext, tables: TableInfo[], consent?: string[]): TableInfo[] {
   const publishing = planPublishing(
     tables.map((t) => ({ ...t, hasPrimaryKey: t.primaryKey.length > 0, identityIndexValid: t.replicaIdentityIndex })),
     ctx.plan.cdc.engine,
-    ctx.plan.cdc.replicaIdentityFull,
+    consent ?? [],
   );
-  // assess reports these too; checked again here on the same rule in case the plan changed since.
   if (publishing.refused.length) {
     const names = publishing.refused.map((r) => `${displayName(r.table)} (${IDENTITY_PROBLEM_TEXT[r.problem]})`);
     throw gateRefused(
       'table.no-replica-identity',
       `publishing ${names.slice(0, 5).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''} would make every UPDATE and DELETE on ${names.length > 1 ? 'them' : 'it'} fail on the source`,
-      'add a primary key or ALTER TABLE … REPLICA IDENTITY FULL, or list the tables under cdc.replicaIdentityFull for pgshift to set it',
+      consent ? 'add a primary key or ALTER TABLE … REPLICA IDENTITY FULL, or list the tables under cdc.replicaIdentityFull for pgshift to set it' : 'add a primary key or ALTER TABLE … REPLICA IDENTITY FULL on the source first',
     );
   }
-  await requireReplicationRoute(ctx);
-  if (ctx.plan.cdc.engine === 'native') await preflightSubscription(ctx, s);
-  return { setReplicaIdentityFull: publishing.setFull };
+  return publishing.setFull;
 }
 
 /** A replication connection to the source works from here (the slots are made on one). */

@@ -13,7 +13,7 @@ import { nativeCdcStatus, requireNativeEngine, startNativeCdc, type AnyCdcStatus
 import { restartDmsCdc } from './cdc-dms.js';
 import { writeFailureBundle } from './failure-bundle.js';
 import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
-import { preflightSubscription, requireReplicationRoute, subscriptionConninfo } from './preflight.js';
+import { preflightSubscription, requirePublishable, requireReplicationRoute, subscriptionConninfo } from './preflight.js';
 import { runFullLoad } from './full-load.js';
 
 /**
@@ -46,6 +46,8 @@ export async function resyncTables(ctx: PhaseContext, names: string[]): Promise<
     const journal = await Journal.find(s.target, ctx.plan.name);
     if (!journal) throw gateRefused('resync.no-journal', 'there is no migration to resync', 'run full-load and cdc start first');
     const { owner, tables, streams } = await resyncScope(ctx, s, journal, names);
+    // The resync's publication must not make the application's UPDATE and DELETE fail either.
+    requirePublishable(ctx, tables);
     await preflightSubscription(ctx, s);
     await requireReplicationRoute(ctx);
     const pending = await pendingResync(journal, streams, owner, names);

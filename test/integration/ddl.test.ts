@@ -6,6 +6,7 @@ import { nativeCdcStatus, startNativeCdc, statusProblems, waitForCatchUp, type C
 import { phaseContext, type PhaseContext } from '../../src/phases/context.js';
 import { runCutover } from '../../src/phases/cutover.js';
 import { runFullLoad } from '../../src/phases/full-load.js';
+import { resyncTables } from '../../src/phases/resync.js';
 import { runTeardown } from '../../src/phases/teardown.js';
 import { runVerify } from '../../src/phases/verify.js';
 import { cdcMarkdown } from '../../src/report/markdown.js';
@@ -238,6 +239,33 @@ describe('PostgreSQL 15 → 17, two streams', () => {
     expect(statusProblems(status)).toEqual([]);
     expect((await runVerify(ctx)).verdict).toBe('equal');
     expect(await gateRefusal(ctx)).toBeNull();
+  });
+
+  it('a published table that loses its key leaves its stream at once: the application goes on updating it on the source, and a resync brings it back', async () => {
+    await sql(app, `CREATE TABLE app.notes (id int PRIMARY KEY, body text); INSERT INTO app.notes SELECT i, 'note ' || i FROM generate_series(1, 20) i`);
+    await settle(ctx);
+    const published = () => sql(pair.sourceUrl, `SELECT pubname FROM pg_publication_tables WHERE schemaname = 'app' AND tablename = 'notes'`);
+    expect(await published()).toHaveLength(1);
+    // The key goes (to be replaced, say): still published, every UPDATE and DELETE on it would fail.
+    await sql(app, 'ALTER TABLE app.notes DROP CONSTRAINT notes_pkey');
+    expect(await published()).toEqual([]);
+    await sql(app, `UPDATE app.notes SET body = 'changed' WHERE id = 1; DELETE FROM app.notes WHERE id = 2`);
+    const problems = statusProblems(await nativeCdcStatus(ctx, 1000)).map((p) => p.problem).join('\n');
+    expect(problems).toMatch(/table app\.notes lost its primary key or replica identity, so it left its stream at once.*pgshift cdc resync -t app\.notes/);
+    expect(await gateRefusal(ctx)).toMatchObject({ code: 'cutover.ddl', exitCode: 3 });
+    // A resync now would publish it without a key again: refused, nothing changed.
+    await expect(resyncTables(ctx, ['app.notes'])).rejects.toMatchObject({ code: 'table.no-replica-identity', exitCode: 3 });
+    expect(await published()).toEqual([]);
+    // The key back does not rejoin it by itself (the target holds its older rows); a resync does, and the problem ends with it.
+    await sql(app, 'ALTER TABLE app.notes ADD PRIMARY KEY (id)');
+    expect(await published()).toEqual([]);
+    await resyncTables(ctx, ['app.notes']);
+    expect(await published()).toHaveLength(1);
+    await sql(app, `UPDATE app.notes SET body = 'after the resync' WHERE id = 3`);
+    const status = await settle(ctx);
+    expect(statusProblems(status)).toEqual([]);
+    expect((await runVerify(ctx)).verdict).toBe('equal');
+    expect(await sql(pair.targetUrl, 'SELECT body FROM app.notes WHERE id IN (1, 2, 3) ORDER BY id')).toEqual([{ body: 'changed' }, { body: 'after the resync' }]);
   });
 
   it('verify stops at once on a stream that stands still, naming the cause', async () => {

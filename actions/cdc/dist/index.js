@@ -96011,7 +96011,7 @@ function recordFunction() {
     seen int := 0; skipped int := 0;
     stmt text; apply text; note text; joins text[] := '{}';
     follow boolean;
-    t record; pub text; q text; id bigint; who text;
+    t record; pub text; leaving text; q text; id bigint; who text;
     fills jsonb; differ text[];  -- columns the statement added (ddl_added_columns)
   BEGIN
     IF current_setting('pgshift.ddl_busy', true) = 'on' OR current_setting('application_name') LIKE 'pgshift%' THEN RETURN; END IF;
@@ -96103,13 +96103,28 @@ function recordFunction() {
     LOOP
       IF t.published IS NOT NULL THEN
         pubs := pubs || t.published;
+        IF NOT t.identity THEN
+          -- Its key or replica identity is gone: in a publication, every UPDATE and DELETE of the
+          -- application on it would now fail on the source. It leaves the stream in this same
+          -- transaction; its rows are not carried until it is copied again (cdc resync).
+          PERFORM set_config('pgshift.ddl_busy', 'on', true);
+          FOREACH leaving IN ARRAY t.published LOOP
+            EXECUTE format('ALTER PUBLICATION %I DROP TABLE %s', leaving, t.name);
+          END LOOP;
+          PERFORM set_config('pgshift.ddl_busy', '', true);
+          PERFORM ${CONTROL}.ddl_not_carried(tag, ARRAY[t.name], stmt, (SELECT stream FROM ${CONTROL}.ddl_stream WHERE publication = t.published[1]), 'identity-lost', t.name);
+        END IF;
       ELSIF t.relkind = 'r' AND t.relpersistence = 'p' THEN
         -- A table of a group that no stream carries yet (new, renamed into a pattern, made LOGGED,
         -- given a key) joins its group's publication now; its rows are copied when the target's
         -- subscription is refreshed. Without a replica identity it waits: in a publication, its
         -- UPDATE and DELETE would fail on the source.
         pub := ${CONTROL}.ddl_group_of(t.oid);
-        IF pub IS NOT NULL AND t.identity THEN
+        IF pub IS NOT NULL AND EXISTS (SELECT 1 FROM ${CONTROL}.ddl_log l WHERE l.reason = 'identity-lost' AND l.detail = t.name) THEN
+          -- It left its stream when it lost its key, and the target holds its older rows: only a
+          -- resync (cleared and copied at a new snapshot) brings it back.
+          NULL;
+        ELSIF pub IS NOT NULL AND t.identity THEN
           PERFORM set_config('pgshift.ddl_busy', 'on', true);
           EXECUTE format('ALTER PUBLICATION %I ADD TABLE %s', pub, t.name);
           PERFORM set_config('pgshift.ddl_busy', '', true);
@@ -96355,6 +96370,7 @@ var REASONS = {
   "several-streams": (d5) => `it concerns the rows of several streams (${d5}), which reach the target at different moments`,
   "no-queue": (d5) => `its rows travel on ${d5}, a stream without a DDL queue (resynced tables)`,
   "no-identity": (d5) => `table ${d5} matches a group but has no primary key or replica identity, so its rows are not replicated (in a publication its UPDATE and DELETE would fail on the source); give it a primary key or REPLICA IDENTITY FULL and it joins`,
+  "identity-lost": (d5) => `table ${d5} lost its primary key or replica identity, so it left its stream at once (published, its UPDATE and DELETE would fail on the source) and its changes since are not replicated: give it a key or REPLICA IDENTITY FULL again, then copy it again with pgshift cdc resync -t ${d5}`,
   "rows-differ": (d5) => `the rows that existed got values computed row by row on the source (a volatile default or an identity: ${d5}), which the target cannot compute again: copy the table again with pgshift cdc resync -t <table>`,
   "capture-error": (d5) => `pgshift could not capture it (${d5}); the application's statement itself committed`
 };
@@ -96379,7 +96395,7 @@ async function reportNotCarried(plan, source, report) {
     `SELECT id::text, at::text, command, object, statement, stream, reason, detail FROM ${CONTROL}.ddl_log WHERE acknowledged_at IS NULL ORDER BY id`
   );
   for (const l3 of log.rows) {
-    if (l3.reason === "no-identity" && l3.detail && await joinedOrGone(source, l3.detail)) continue;
+    if ((l3.reason === "no-identity" || l3.reason === "identity-lost") && l3.detail && await joinedOrGone(source, l3.detail)) continue;
     const why = (REASONS[l3.reason] ?? ((d5) => `${l3.reason}${d5 ? `: ${d5}` : ""}`))(l3.detail, plan);
     const entry = {
       id: Number(l3.id),
@@ -97706,23 +97722,26 @@ async function preflightLoad(ctx, s2, groups, streamsNeeded) {
     const [first] = blockers;
     throw gateRefused(first.code, `${first.object}: ${first.message}${blockers.length > 1 ? ` (and ${blockers.length - 1} more blocker(s): pgshift assess lists them)` : ""}`, first.fix);
   }
-  const tables = groups.flatMap((g5) => g5.tables);
+  const setReplicaIdentityFull = requirePublishable(ctx, groups.flatMap((g5) => g5.tables), ctx.plan.cdc.replicaIdentityFull);
+  await requireReplicationRoute(ctx);
+  if (ctx.plan.cdc.engine === "native") await preflightSubscription(ctx, s2);
+  return { setReplicaIdentityFull };
+}
+function requirePublishable(ctx, tables, consent) {
   const publishing = planPublishing(
     tables.map((t) => ({ ...t, hasPrimaryKey: t.primaryKey.length > 0, identityIndexValid: t.replicaIdentityIndex })),
     ctx.plan.cdc.engine,
-    ctx.plan.cdc.replicaIdentityFull
+    consent ?? []
   );
   if (publishing.refused.length) {
     const names = publishing.refused.map((r5) => `${displayName(r5.table)} (${IDENTITY_PROBLEM_TEXT[r5.problem]})`);
     throw gateRefused(
       "table.no-replica-identity",
       `publishing ${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""} would make every UPDATE and DELETE on ${names.length > 1 ? "them" : "it"} fail on the source`,
-      "add a primary key or ALTER TABLE \u2026 REPLICA IDENTITY FULL, or list the tables under cdc.replicaIdentityFull for pgshift to set it"
+      consent ? "add a primary key or ALTER TABLE \u2026 REPLICA IDENTITY FULL, or list the tables under cdc.replicaIdentityFull for pgshift to set it" : "add a primary key or ALTER TABLE \u2026 REPLICA IDENTITY FULL on the source first"
     );
   }
-  await requireReplicationRoute(ctx);
-  if (ctx.plan.cdc.engine === "native") await preflightSubscription(ctx, s2);
-  return { setReplicaIdentityFull: publishing.setFull };
+  return publishing.setFull;
 }
 async function requireReplicationRoute(ctx) {
   try {
@@ -100892,6 +100911,7 @@ async function resyncTables(ctx, names) {
     const journal = await Journal.find(s2.target, ctx.plan.name);
     if (!journal) throw gateRefused("resync.no-journal", "there is no migration to resync", "run full-load and cdc start first");
     const { owner, tables, streams } = await resyncScope(ctx, s2, journal, names);
+    requirePublishable(ctx, tables);
     await preflightSubscription(ctx, s2);
     await requireReplicationRoute(ctx);
     const pending = await pendingResync(journal, streams, owner, names);

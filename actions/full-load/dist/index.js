@@ -56014,23 +56014,26 @@ async function preflightLoad(ctx, s, groups, streamsNeeded) {
     const [first] = blockers;
     throw gateRefused(first.code, `${first.object}: ${first.message}${blockers.length > 1 ? ` (and ${blockers.length - 1} more blocker(s): pgshift assess lists them)` : ""}`, first.fix);
   }
-  const tables = groups.flatMap((g) => g.tables);
+  const setReplicaIdentityFull = requirePublishable(ctx, groups.flatMap((g) => g.tables), ctx.plan.cdc.replicaIdentityFull);
+  await requireReplicationRoute(ctx);
+  if (ctx.plan.cdc.engine === "native") await preflightSubscription(ctx, s);
+  return { setReplicaIdentityFull };
+}
+function requirePublishable(ctx, tables, consent) {
   const publishing = planPublishing(
     tables.map((t) => ({ ...t, hasPrimaryKey: t.primaryKey.length > 0, identityIndexValid: t.replicaIdentityIndex })),
     ctx.plan.cdc.engine,
-    ctx.plan.cdc.replicaIdentityFull
+    consent ?? []
   );
   if (publishing.refused.length) {
     const names = publishing.refused.map((r) => `${displayName(r.table)} (${IDENTITY_PROBLEM_TEXT[r.problem]})`);
     throw gateRefused(
       "table.no-replica-identity",
       `publishing ${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""} would make every UPDATE and DELETE on ${names.length > 1 ? "them" : "it"} fail on the source`,
-      "add a primary key or ALTER TABLE \u2026 REPLICA IDENTITY FULL, or list the tables under cdc.replicaIdentityFull for pgshift to set it"
+      consent ? "add a primary key or ALTER TABLE \u2026 REPLICA IDENTITY FULL, or list the tables under cdc.replicaIdentityFull for pgshift to set it" : "add a primary key or ALTER TABLE \u2026 REPLICA IDENTITY FULL on the source first"
     );
   }
-  await requireReplicationRoute(ctx);
-  if (ctx.plan.cdc.engine === "native") await preflightSubscription(ctx, s);
-  return { setReplicaIdentityFull: publishing.setFull };
+  return publishing.setFull;
 }
 async function requireReplicationRoute(ctx) {
   try {
@@ -56479,7 +56482,7 @@ function recordFunction() {
     seen int := 0; skipped int := 0;
     stmt text; apply text; note text; joins text[] := '{}';
     follow boolean;
-    t record; pub text; q text; id bigint; who text;
+    t record; pub text; leaving text; q text; id bigint; who text;
     fills jsonb; differ text[];  -- columns the statement added (ddl_added_columns)
   BEGIN
     IF current_setting('pgshift.ddl_busy', true) = 'on' OR current_setting('application_name') LIKE 'pgshift%' THEN RETURN; END IF;
@@ -56571,13 +56574,28 @@ function recordFunction() {
     LOOP
       IF t.published IS NOT NULL THEN
         pubs := pubs || t.published;
+        IF NOT t.identity THEN
+          -- Its key or replica identity is gone: in a publication, every UPDATE and DELETE of the
+          -- application on it would now fail on the source. It leaves the stream in this same
+          -- transaction; its rows are not carried until it is copied again (cdc resync).
+          PERFORM set_config('pgshift.ddl_busy', 'on', true);
+          FOREACH leaving IN ARRAY t.published LOOP
+            EXECUTE format('ALTER PUBLICATION %I DROP TABLE %s', leaving, t.name);
+          END LOOP;
+          PERFORM set_config('pgshift.ddl_busy', '', true);
+          PERFORM ${CONTROL}.ddl_not_carried(tag, ARRAY[t.name], stmt, (SELECT stream FROM ${CONTROL}.ddl_stream WHERE publication = t.published[1]), 'identity-lost', t.name);
+        END IF;
       ELSIF t.relkind = 'r' AND t.relpersistence = 'p' THEN
         -- A table of a group that no stream carries yet (new, renamed into a pattern, made LOGGED,
         -- given a key) joins its group's publication now; its rows are copied when the target's
         -- subscription is refreshed. Without a replica identity it waits: in a publication, its
         -- UPDATE and DELETE would fail on the source.
         pub := ${CONTROL}.ddl_group_of(t.oid);
-        IF pub IS NOT NULL AND t.identity THEN
+        IF pub IS NOT NULL AND EXISTS (SELECT 1 FROM ${CONTROL}.ddl_log l WHERE l.reason = 'identity-lost' AND l.detail = t.name) THEN
+          -- It left its stream when it lost its key, and the target holds its older rows: only a
+          -- resync (cleared and copied at a new snapshot) brings it back.
+          NULL;
+        ELSIF pub IS NOT NULL AND t.identity THEN
           PERFORM set_config('pgshift.ddl_busy', 'on', true);
           EXECUTE format('ALTER PUBLICATION %I ADD TABLE %s', pub, t.name);
           PERFORM set_config('pgshift.ddl_busy', '', true);

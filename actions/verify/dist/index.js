@@ -52870,6 +52870,7 @@ var REASONS = {
   "several-streams": (d) => `it concerns the rows of several streams (${d}), which reach the target at different moments`,
   "no-queue": (d) => `its rows travel on ${d}, a stream without a DDL queue (resynced tables)`,
   "no-identity": (d) => `table ${d} matches a group but has no primary key or replica identity, so its rows are not replicated (in a publication its UPDATE and DELETE would fail on the source); give it a primary key or REPLICA IDENTITY FULL and it joins`,
+  "identity-lost": (d) => `table ${d} lost its primary key or replica identity, so it left its stream at once (published, its UPDATE and DELETE would fail on the source) and its changes since are not replicated: give it a key or REPLICA IDENTITY FULL again, then copy it again with pgshift cdc resync -t ${d}`,
   "rows-differ": (d) => `the rows that existed got values computed row by row on the source (a volatile default or an identity: ${d}), which the target cannot compute again: copy the table again with pgshift cdc resync -t <table>`,
   "capture-error": (d) => `pgshift could not capture it (${d}); the application's statement itself committed`
 };
@@ -52894,7 +52895,7 @@ async function reportNotCarried(plan, source, report) {
     `SELECT id::text, at::text, command, object, statement, stream, reason, detail FROM ${CONTROL}.ddl_log WHERE acknowledged_at IS NULL ORDER BY id`
   );
   for (const l of log.rows) {
-    if (l.reason === "no-identity" && l.detail && await joinedOrGone(source, l.detail)) continue;
+    if ((l.reason === "no-identity" || l.reason === "identity-lost") && l.detail && await joinedOrGone(source, l.detail)) continue;
     const why = (REASONS[l.reason] ?? ((d) => `${l.reason}${d ? `: ${d}` : ""}`))(l.detail, plan);
     const entry = {
       id: Number(l.id),
