@@ -298,6 +298,34 @@ export function captureObjectsSql(): string[] {
        VALUES (tag, coalesce(array_to_string(objects, ', '), ''), coalesce(stmt, current_query()), stream, reason, detail)
      $f$`,
 
+    // Published tables whose key or replica identity a command took away (DROP CONSTRAINT of the
+    // primary key, DROP INDEX of the identity index, REPLICA IDENTITY NOTHING, a CASCADE): in a
+    // publication, every UPDATE and DELETE of the application on them would now fail on the source.
+    // They leave their streams in the command's own transaction, recorded as not carried until a
+    // resync copies them again. Every published table is looked at, not only the command's: a
+    // dropped index no longer names its table.
+    `CREATE OR REPLACE FUNCTION ${CONTROL}.ddl_protect_writes(tag text, stmt text) RETURNS void LANGUAGE plpgsql ${SAFE_PATH} AS $f$
+     DECLARE
+       t record; leaving text;
+     BEGIN
+       FOR t IN
+         SELECT format('%I.%I', n.nspname, c.relname) AS name, array_agg(p.pubname::text ORDER BY p.pubname) AS published
+           FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+           JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE p.pubname LIKE 'pgshift\\_%' AND (p.pubupdate OR p.pubdelete)
+            AND NOT (c.relreplident = 'f' OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary))
+                     OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisreplident)))
+          GROUP BY n.nspname, c.relname
+       LOOP
+         PERFORM set_config('pgshift.ddl_busy', 'on', true);
+         FOREACH leaving IN ARRAY t.published LOOP
+           EXECUTE format('ALTER PUBLICATION %I DROP TABLE %s', leaving, t.name);
+         END LOOP;
+         PERFORM set_config('pgshift.ddl_busy', '', true);
+         PERFORM ${CONTROL}.ddl_not_carried(tag, ARRAY[t.name], stmt, (SELECT stream FROM ${CONTROL}.ddl_stream WHERE publication = t.published[1]), 'identity-lost', t.name);
+       END LOOP;
+     END $f$`,
+
     recordFunction(),
 
     // The event trigger function. Captures the application's search_path before anything else,
@@ -341,7 +369,7 @@ function recordFunction(): string {
     seen int := 0; skipped int := 0;
     stmt text; apply text; note text; joins text[] := '{}';
     follow boolean;
-    t record; pub text; leaving text; q text; id bigint; who text;
+    t record; pub text; q text; id bigint; who text;
     fills jsonb; differ text[];  -- columns the statement added (ddl_added_columns)
   BEGIN
     IF current_setting('pgshift.ddl_busy', true) = 'on' OR current_setting('application_name') LIKE 'pgshift%' THEN RETURN; END IF;
@@ -415,6 +443,7 @@ function recordFunction(): string {
     END IF;
     names := array_remove(names, NULL);
     stmt := ${CONTROL}.ddl_statement(tag, names, true);
+    PERFORM ${CONTROL}.ddl_protect_writes(tag, stmt);
 
     IF NOT follow THEN
       PERFORM ${CONTROL}.ddl_not_carried(tag, objects, stmt, NULL, 'detected', NULL);
@@ -433,17 +462,6 @@ function recordFunction(): string {
     LOOP
       IF t.published IS NOT NULL THEN
         pubs := pubs || t.published;
-        IF NOT t.identity THEN
-          -- Its key or replica identity is gone: in a publication, every UPDATE and DELETE of the
-          -- application on it would now fail on the source. It leaves the stream in this same
-          -- transaction; its rows are not carried until it is copied again (cdc resync).
-          PERFORM set_config('pgshift.ddl_busy', 'on', true);
-          FOREACH leaving IN ARRAY t.published LOOP
-            EXECUTE format('ALTER PUBLICATION %I DROP TABLE %s', leaving, t.name);
-          END LOOP;
-          PERFORM set_config('pgshift.ddl_busy', '', true);
-          PERFORM ${CONTROL}.ddl_not_carried(tag, ARRAY[t.name], stmt, (SELECT stream FROM ${CONTROL}.ddl_stream WHERE publication = t.published[1]), 'identity-lost', t.name);
-        END IF;
       ELSIF t.relkind = 'r' AND t.relpersistence = 'p' THEN
         -- A table of a group that no stream carries yet (new, renamed into a pattern, made LOGGED,
         -- given a key) joins its group's publication now; its rows are copied when the target's

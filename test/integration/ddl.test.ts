@@ -266,6 +266,16 @@ describe('PostgreSQL 15 → 17, two streams', () => {
     expect(statusProblems(status)).toEqual([]);
     expect((await runVerify(ctx)).verdict).toBe('equal');
     expect(await sql(pair.targetUrl, 'SELECT body FROM app.notes WHERE id IN (1, 2, 3) ORDER BY id')).toEqual([{ body: 'changed' }, { body: 'after the resync' }]);
+
+    // The same when the identity goes with a dropped index, which no longer names its table.
+    await sql(app, `CREATE TABLE app.tags (id int NOT NULL, code text); CREATE UNIQUE INDEX tags_id ON app.tags (id); ALTER TABLE app.tags REPLICA IDENTITY USING INDEX tags_id; INSERT INTO app.tags VALUES (1, 'a'), (2, 'b')`);
+    await settle(ctx);
+    await sql(app, 'DROP INDEX app.tags_id');
+    await sql(app, `UPDATE app.tags SET code = 'c' WHERE id = 1; DELETE FROM app.tags WHERE id = 2`);
+    expect(statusProblems(await nativeCdcStatus(ctx, 1000)).map((p) => p.problem).join('\n')).toMatch(/table app\.tags lost its primary key or replica identity/);
+    // Gone, it is no one's problem any more.
+    await sql(app, 'DROP TABLE app.tags');
+    expect(statusProblems(await settle(ctx))).toEqual([]);
   });
 
   it('verify stops at once on a stream that stands still, naming the cause', async () => {
