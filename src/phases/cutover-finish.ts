@@ -228,7 +228,8 @@ export async function recoverInterrupted(ctx: PhaseContext, s: Sessions, journal
   if (isDecided(record)) {
     await journal.event('cutover', 'warn', `an interrupted cut-over (decided) is completed by ${by}`);
     const completion = await completeWindow(ctx, s, journal, streams, record, { by });
-    await journal.finishPhase('cutover', 'done', { ...record, completedBy: by, sequences: completion.sequences.length, repointed: completion.repointed, reverse: completion.reverse });
+    // The same record as a cut-over that completed itself: rollback reads the seal and the pooler's line from it.
+    await journal.finishPhase('cutover', 'done', { ...record, completedBy: by, sequences: completion.sequences.length, fence: completion.seal, pgbouncer: completion.pooler, repointed: completion.repointed, reverse: completion.reverse });
     return { outcome: 'completed', stage, completion };
   }
   await undoWindow(ctx, journal, record, `the process running it went away during the ${stage} stage`, by);

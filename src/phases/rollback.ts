@@ -86,17 +86,23 @@ async function rollbackGate(ctx: PhaseContext, s: Sessions, journal: Journal): P
   const settings = ctx.plan.cutover;
   const cut = await journal.phaseState('cutover');
   if (cut?.state !== 'done') throw gateRefused('rollback.not-cut-over', 'there is no completed cut-over to roll back', 'pgshift rollback follows pgshift cutover');
+  if ((await journal.phaseState('rollback'))?.state === 'done') {
+    throw gateRefused('rollback.done', `migration ${ctx.plan.name} was rolled back already: the application writes to the source`, 'nothing to do; pgshift teardown removes what is left of the migration');
+  }
   const names = reverseNames(ctx.plan.name);
   const rev = await subscriptionState(s.source, names.subscription);
   if (!rev.exists || !rev.workerRunning) throw gateRefused('rollback.no-reverse', `reverse subscription ${names.subscription} is not streaming on the source`, 'rollback needs cutover.rollback: true at the cut-over');
-  const detail = cut.detail as { fence: FenceState; pgbouncer?: { previous: string } };
+  // The cut-over's seal of the source and the pooler's line before it (a cut-over completed by its
+  // watchdog before this version journaled them as seal and pooler).
+  const detail = cut.detail as { fence?: FenceState; seal?: FenceState; pgbouncer?: { previous: string }; pooler?: { previous: string } };
+  const poolerPrevious = detail.pgbouncer?.previous ?? detail.pooler?.previous;
   const hardFence = settings.fence === 'pgbouncer' ? settings.pgbouncer!.hardFence : settings.fence;
   const record: Record = {
     stage: 'window',
     attempted: [],
     seal: await planSeal(s.target, hardFence, settings.roles),
-    sourceSeal: detail.fence,
-    ...(detail.pgbouncer ? { poolerPrevious: detail.pgbouncer.previous } : {}),
+    sourceSeal: detail.fence ?? detail.seal,
+    ...(poolerPrevious ? { poolerPrevious } : {}),
     windowStartedAt: new Date().toISOString(),
   };
   return { streams: await journal.streams(), record };

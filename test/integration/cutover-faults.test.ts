@@ -300,6 +300,8 @@ describe('cut-over fault matrix', () => {
         const onSource = (await sql<{ id: string }>(source.url(m.db), 'SELECT id::text FROM shop.orders')).map((r) => r.id);
         expect(await sql(target.url(m.db), 'SELECT count(*)::int AS n FROM unnest($1::bigint[]) id WHERE NOT EXISTS (SELECT 1 FROM shop.orders o WHERE o.id = id)', [onSource])).toEqual([{ n: 0 }]);
         expect(await any(source.url(m.db), `SELECT 1 FROM pg_db_role_setting WHERE setconfig::text LIKE '%default_transaction_read_only=on%'`)).toBe(true);
+        // Whoever completed it, the journal holds what a rollback lifts and restores: the seal and the pooler's line.
+        expect(await sql(target.url(m.db), `SELECT detail->'fence'->>'strategy' AS seal, detail->'pgbouncer' ? 'previous' AS pooler FROM pgshift.phase WHERE phase = 'cutover'`)).toEqual([{ seal: 'roles', pooler: true }]);
       } finally {
         await m.writer.stop();
         await m.bouncer.stop();

@@ -277,6 +277,8 @@ describe('cutover fences', () => {
     await new Promise((r) => setTimeout(r, 500));
     await again.stop();
     expect(again.committed).toBeGreaterThan(0);
+    // Once is enough: a second rollback says so and changes nothing.
+    await expect(runRollback(ctx)).rejects.toMatchObject({ code: 'rollback.done', exitCode: 3 });
     await runTeardown(ctx);
     expect(await sql(source.url(db), 'SELECT count(*)::int AS n FROM pg_subscription')).toEqual([{ n: 0 }]);
     expect(await sql(target.url(db), 'SELECT count(*)::int AS n FROM pg_replication_slots')).toEqual([{ n: 0 }]);

@@ -76,8 +76,22 @@ cutover:
   await waitForCatchUp(ctx, 30_000);
   writer = new SampleWriter(bouncer.url('app', 'shop_app'), 2, 10);
   writer.start();
-  const cut = await runCli(['cutover', '--yes', '-c', planFile], env).exited;
-  expect(cut.code, cut.stderr).toBe(0);
+  // The cut-over dies in its switch and its watchdog completes it: the rollback must undo what a
+  // recovered cut-over recorded, not only what one that finished by itself did.
+  const held = await holdLocks(source.url(DB), ['LOCK TABLE pg_catalog.pg_db_role_setting IN SHARE MODE']);
+  const cut = runCli(['cutover', '--yes', '-c', planFile], env);
+  try {
+    await until('the cut-over inside its switch', async () => {
+      if (cut.child.exitCode !== null) throw new Error(`pgshift cutover ended before its switch: ${(await cut.exited).stderr}`);
+      return any(source.url(DB), `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ~ '^ALTER ROLE'`);
+    });
+    process.kill(-cut.child.pid!, 'SIGKILL');
+    expect((await cut.exited).signal).toBe('SIGKILL');
+  } finally {
+    await held.query('COMMIT').catch(() => {});
+    await held.end().catch(() => {});
+  }
+  await until('the cut-over completed by its watchdog', async () => (await sql(target.url(DB), `SELECT 1 FROM pgshift.phase WHERE phase = 'cutover' AND state = 'done'`)).length > 0, 60_000);
   // The application now writes on the target, through the same PgBouncer database.
   await writableAfter([bouncer.url('app', 'shop_app'), target.url(DB, 'shop_app', APP_PW)], Date.now(), BOUND_MS);
 }, 180_000);
