@@ -112,10 +112,6 @@ export async function replaceTableRows(source: pg.Client, target: pg.Client, tab
 }
 
 /**
- * Empty tables on the target before they are loaded again (nothing references them yet: no
- * post-data), in one transaction with `alongside` (forgetting their journaled progress).
- */
-/**
  * Load one part (0: a whole table) in one target transaction: a whole table is cleared first
  * (TRUNCATE, which lets COPY … FREEZE skip the hint-bit rewrite, or — once foreign keys exist —
  * DELETE as a replica, as the apply worker does), the rows copied, `record` run in the same
@@ -128,21 +124,14 @@ export async function copyPartOnce(
   table: TableInfo,
   o: { whole: boolean; clear: 'truncate' | 'delete'; copy: CopyOptions; record: (r: CopyResult) => Promise<void> },
 ): Promise<CopyResult> {
-  await target.query('BEGIN');
-  try {
+  return withCopyTransaction(source, target, async () => {
     if (o.whole && o.clear === 'truncate') await target.query(`TRUNCATE ONLY ${qualify(table)}`);
     if (o.clear === 'delete') await target.query('SET LOCAL session_replication_role = replica');
     if (o.whole && o.clear === 'delete') await target.query(`DELETE FROM ONLY ${qualify(table)}`);
     const r = await copyTable(source, target, table, { ...o.copy, freeze: o.whole && o.clear === 'truncate' });
     await o.record(r);
-    await target.query('COMMIT');
-    await source.query('COMMIT');
     return r;
-  } catch (err) {
-    await target.query('ROLLBACK').catch(() => {});
-    await source.query('ROLLBACK').catch(() => {});
-    throw err;
-  }
+  });
 }
 
 /** Clear a table (this table's rows only) and, in the same transaction, run `alongside`. */

@@ -43,6 +43,16 @@ export async function saveRecord(journal: Journal, record: Record, extra: object
   await journal.setPhaseDetail('cutover', 'running', { ...extra, ...record });
 }
 
+/**
+ * Journal an intent before its action is sent, once per action: whoever ends the window later
+ * (this run, the watchdog, a re-run) reads from it that the action may have happened.
+ */
+export async function journalIntent<A extends string>(record: { attempted: A[] }, action: A, save: () => Promise<void>): Promise<void> {
+  if (record.attempted.includes(action)) return;
+  record.attempted.push(action);
+  await save();
+}
+
 /** Run a step of a completion again until it goes through: after the decision there is no going back. */
 export async function persist<T>(ctx: PhaseContext, what: string, work: () => Promise<T>, attempts = 6): Promise<T> {
   for (let i = 1; ; i++) {
@@ -118,10 +128,7 @@ export async function completeWindow(ctx: PhaseContext, s: Sessions, journal: Jo
   const steps = completeActions({ pooler: settings.fence === 'pgbouncer', poolerConfig: Boolean(settings.pgbouncer?.configFile), aws: Object.keys(settings.repoint).length > 0 });
   const out: Completion = { sequences: [], seal: record.seal!, repointed: [], reverse: null };
   for (const step of steps) {
-    if (!record.attempted.includes(step)) {
-      record.attempted.push(step);
-      await saveRecord(journal, record);
-    }
+    await journalIntent(record, step, () => saveRecord(journal, record));
     switch (step) {
       case 'seal-source':
         await sealSource(ctx, s, journal, streams, record, o.fence, out);
@@ -213,16 +220,22 @@ export interface Recovery {
   completion?: Completion;
 }
 
+/** The window record of a cut-over or rollback the journal still says is running (the caller holds the lease: its process is gone). */
+export async function interruptedRecord<R extends { stage: string; attempted: string[] }>(journal: Journal, phase: 'cutover' | 'rollback'): Promise<R | undefined> {
+  const row = await journal.phaseState(phase);
+  if (!row || row.state !== 'running') return undefined;
+  const record = row.detail as R | null;
+  return record?.stage && Array.isArray(record.attempted) ? record : undefined;
+}
+
 /**
  * A cut-over whose process is gone (its journal row says running, its session does not exist):
  * undone when it was not decided, completed when it was. Returns undefined when there is none.
  * The caller holds the cut-over lease, so no live process is in the middle of it.
  */
 export async function recoverInterrupted(ctx: PhaseContext, s: Sessions, journal: Journal, by: string): Promise<Recovery | undefined> {
-  const phase = await journal.phaseState('cutover');
-  if (!phase || phase.state !== 'running') return undefined;
-  const record = phase.detail as Record;
-  if (!record?.stage || !Array.isArray(record.attempted)) return undefined;
+  const record = await interruptedRecord<Record>(journal, 'cutover');
+  if (!record) return undefined;
   const stage = record.stage;
   const streams = await journal.streams();
   if (isDecided(record)) {

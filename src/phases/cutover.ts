@@ -24,7 +24,7 @@ import { consumed, prebumpSequences, readSequence, syncSequences, type SequenceS
 import { statusProblems } from './cdc.js';
 import { dmsStatusOn, type DmsTaskState } from './cdc-dms.js';
 import { openSessions, resolveGroups, unloggedOf, type PhaseContext, type Sessions } from './context.js';
-import { completeWindow, fenceWindow, releaseCutoverLease, saveRecord, takeOverCutover, undoWindow, type Recovery } from './cutover-finish.js';
+import { completeWindow, fenceWindow, journalIntent, releaseCutoverLease, saveRecord, takeOverCutover, undoWindow, type Recovery } from './cutover-finish.js';
 import { prepareReverse, reverseNames } from './reverse.js';
 import { runVerify } from './verify.js';
 import { startWatchdog, type RecoveryCommand } from './watchdog.js';
@@ -238,10 +238,7 @@ async function untilDecision(w: WindowInput, state: WindowState): Promise<void> 
   const settings = ctx.plan.cutover;
   const b = budgets(ctx);
   const step = budgetedStep(ctx, s, steps);
-  const intend = async (action: (typeof record.attempted)[number]) => {
-    record.attempted.push(action);
-    await saveRecord(journal, record);
-  };
+  const intend = (action: (typeof record.attempted)[number]) => journalIntent(record, action, () => saveRecord(journal, record));
   await step('fence', b.fence, async (signal) => {
     state.fence = await fenceWindow(ctx, ctx.source, tables, intend, signal);
   });

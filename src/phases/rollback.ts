@@ -12,7 +12,7 @@ import { setSubscriptionEnabled, subscriptionState } from '../pg/replication.js'
 import { syncSequences, type SequenceSync } from '../pg/sequences.js';
 import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
 import { budgetedStep, budgets, stepTimer, type StepTiming } from './cutover.js';
-import { fenceWindow, persist, releaseCutoverLease, resumePooler, takeOverWindow } from './cutover-finish.js';
+import { fenceWindow, interruptedRecord, journalIntent, persist, releaseCutoverLease, resumePooler, takeOverWindow } from './cutover-finish.js';
 import { reverseNames } from './reverse.js';
 import { startWatchdog, type RecoveryCommand } from './watchdog.js';
 
@@ -150,10 +150,7 @@ async function untilRollbackDecision(ctx: PhaseContext, s: Sessions, journal: Jo
   const settings = ctx.plan.cutover;
   const b = budgets(ctx);
   const step = budgetedStep(ctx, s, steps, 'rollback');
-  const intend = async (action: Record['attempted'][number]) => {
-    record.attempted.push(action);
-    await saveRecord(journal, record);
-  };
+  const intend = (action: Record['attempted'][number]) => journalIntent(record, action, () => saveRecord(journal, record));
   const tables = (await resolveGroups(ctx, s.target, s.targetVersion)).flatMap((g) => g.tables);
   let fence: WindowFence | undefined;
   try {
@@ -196,10 +193,7 @@ async function completeRollback(ctx: PhaseContext, s: Sessions, journal: Journal
   const names = reverseNames(ctx.plan.name);
   const actions = rollbackCompleteActions({ pooler: settings.fence === 'pgbouncer', poolerConfig: Boolean(settings.pgbouncer?.configFile && record.poolerPrevious), aws: Object.keys(settings.repoint).length > 0 });
   for (const action of actions) {
-    if (!record.attempted.includes(action)) {
-      record.attempted.push(action);
-      await saveRecord(journal, record);
-    }
+    await journalIntent(record, action, () => saveRecord(journal, record));
     switch (action) {
       case 'seal-target':
         await sealTarget(ctx, s, journal, streams, record, o.fence);
@@ -261,10 +255,8 @@ async function restorePooler(ctx: PhaseContext, previous: string): Promise<void>
 
 /** A rollback whose process is gone: undone when it was not decided, completed when it was. */
 async function recoverInterruptedRollback(ctx: PhaseContext, s: Sessions, journal: Journal, by: string): Promise<{ outcome: 'undone' | 'completed'; stage: string } | undefined> {
-  const phase = await journal.phaseState('rollback');
-  if (!phase || phase.state !== 'running') return undefined;
-  const record = phase.detail as Record;
-  if (!record?.stage || !Array.isArray(record.attempted)) return undefined;
+  const record = await interruptedRecord<Record>(journal, 'rollback');
+  if (!record) return undefined;
   const stage = record.stage;
   if (isDecided(record)) {
     await journal.event('rollback', 'warn', `an interrupted rollback (decided) is completed by ${by}`);

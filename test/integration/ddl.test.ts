@@ -254,8 +254,11 @@ describe('PostgreSQL 15 → 17, two streams', () => {
     expect(problems).toMatch(/table app\.notes lost its primary key or replica identity, so it left its stream at once.*pgshift cdc resync -t app\.notes/);
     expect(await gateRefusal(ctx)).toMatchObject({ code: 'cutover.ddl', exitCode: 3 });
     // A resync now would publish it without a key again: refused, nothing changed.
+    const slots = () => sql(pair.sourceUrl, 'SELECT slot_name FROM pg_replication_slots ORDER BY 1');
+    const slotsBefore = await slots();
     await expect(resyncTables(ctx, ['app.notes'])).rejects.toMatchObject({ code: 'table.no-replica-identity', exitCode: 3 });
     expect(await published()).toEqual([]);
+    expect(await slots()).toEqual(slotsBefore);
     // The key back does not rejoin it by itself (the target holds its older rows); a resync does, and the problem ends with it.
     await sql(app, 'ALTER TABLE app.notes ADD PRIMARY KEY (id)');
     expect(await published()).toEqual([]);

@@ -21,7 +21,7 @@ import { sql, startServer, withClient } from '../harness/servers.js';
  *
  *   fence (before the decision) × SIGKILL   the watchdog undoes it: PgBouncer resumed, the
  *                                           application writes on the target again
- *   fence × SIGTERM                         pgshift undoes it itself
+ *   fence × SIGINT, SIGTERM                 pgshift undoes it itself
  *   switch (after the decision) × SIGKILL   the watchdog completes it: the target sealed, the
  *                                           application writes on the source, nothing lost
  */
@@ -114,7 +114,7 @@ async function noSessionWaits(): Promise<void> {
 }
 
 /** Hold pgshift in the rollback's fence (an open transaction on a table it locks on the target), interrupt it with `kind`. */
-async function interruptFence(kind: 'SIGKILL' | 'SIGTERM'): Promise<number> {
+async function interruptFence(kind: 'SIGKILL' | 'SIGINT' | 'SIGTERM'): Promise<number> {
   const hold = await holdLocks(target.url(DB), ['LOCK TABLE shop.orders IN ROW EXCLUSIVE MODE']);
   const run = runCli(['rollback', '--yes', '-c', planFile], env);
   try {
@@ -131,7 +131,7 @@ async function interruptFence(kind: 'SIGKILL' | 'SIGTERM'): Promise<number> {
     if (kind === 'SIGKILL') expect(out.signal).toBe('SIGKILL');
     else {
       expect(out.code, out.stderr).toBe(1);
-      expect(out.stderr).toMatch(/rollback undone: interrupted by SIGTERM/);
+      expect(out.stderr).toMatch(new RegExp(`rollback undone: interrupted by ${kind}`));
     }
     await until('the rollback undone', async () => (await rollbackState())?.state === 'undone', 60_000);
     expect((await rollbackState())!.by).toBe(kind === 'SIGKILL' ? 'recovery' : 'this run');
@@ -148,8 +148,8 @@ async function interruptFence(kind: 'SIGKILL' | 'SIGTERM'): Promise<number> {
 }
 
 describe('rollback fault matrix', () => {
-  it('before the decision (fence) × SIGKILL and SIGTERM: undone, the application writes on the target again', async () => {
-    for (const kind of ['SIGKILL', 'SIGTERM'] as const) {
+  it('before the decision (fence) × SIGKILL, SIGINT and SIGTERM: undone, the application writes on the target again', async () => {
+    for (const kind of ['SIGKILL', 'SIGINT', 'SIGTERM'] as const) {
       const ms = await interruptFence(kind);
       measured.push({ step: 'fence', kind, outcome: 'undone', ms });
       expect(ms).toBeLessThan(BOUND_MS);

@@ -98444,21 +98444,13 @@ async function copyTable(source, target, table2, options = {}) {
   await pipeline(out, meter, into);
   return { rows: Number(into.rowCount ?? 0), bytes: bytes2 };
 }
-async function replaceTableRows(source, target, table2, options = {}) {
-  return (await copyPartOnce(source, target, table2, { whole: true, clear: "delete", copy: options, record: async () => {
-  } })).rows;
-}
-async function copyPartOnce(source, target, table2, o3) {
+async function withCopyTransaction(source, target, work) {
   await target.query("BEGIN");
   try {
-    if (o3.whole && o3.clear === "truncate") await target.query(`TRUNCATE ONLY ${qualify(table2)}`);
-    if (o3.clear === "delete") await target.query("SET LOCAL session_replication_role = replica");
-    if (o3.whole && o3.clear === "delete") await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
-    const r5 = await copyTable(source, target, table2, { ...o3.copy, freeze: o3.whole && o3.clear === "truncate" });
-    await o3.record(r5);
+    const result = await work();
     await target.query("COMMIT");
     await source.query("COMMIT");
-    return r5;
+    return result;
   } catch (err) {
     await target.query("ROLLBACK").catch(() => {
     });
@@ -98466,6 +98458,20 @@ async function copyPartOnce(source, target, table2, o3) {
     });
     throw err;
   }
+}
+async function replaceTableRows(source, target, table2, options = {}) {
+  return (await copyPartOnce(source, target, table2, { whole: true, clear: "delete", copy: options, record: async () => {
+  } })).rows;
+}
+async function copyPartOnce(source, target, table2, o3) {
+  return withCopyTransaction(source, target, async () => {
+    if (o3.whole && o3.clear === "truncate") await target.query(`TRUNCATE ONLY ${qualify(table2)}`);
+    if (o3.clear === "delete") await target.query("SET LOCAL session_replication_role = replica");
+    if (o3.whole && o3.clear === "delete") await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
+    const r5 = await copyTable(source, target, table2, { ...o3.copy, freeze: o3.whole && o3.clear === "truncate" });
+    await o3.record(r5);
+    return r5;
+  });
 }
 async function clearTable(c5, table2, clear, alongside) {
   await c5.query("BEGIN");

@@ -34208,17 +34208,13 @@ async function copyTable(source, target, table2, options = {}) {
   await pipeline(out, meter, into);
   return { rows: Number(into.rowCount ?? 0), bytes };
 }
-async function copyPartOnce(source, target, table2, o) {
+async function withCopyTransaction(source, target, work) {
   await target.query("BEGIN");
   try {
-    if (o.whole && o.clear === "truncate") await target.query(`TRUNCATE ONLY ${qualify(table2)}`);
-    if (o.clear === "delete") await target.query("SET LOCAL session_replication_role = replica");
-    if (o.whole && o.clear === "delete") await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
-    const r = await copyTable(source, target, table2, { ...o.copy, freeze: o.whole && o.clear === "truncate" });
-    await o.record(r);
+    const result = await work();
     await target.query("COMMIT");
     await source.query("COMMIT");
-    return r;
+    return result;
   } catch (err) {
     await target.query("ROLLBACK").catch(() => {
     });
@@ -34226,6 +34222,16 @@ async function copyPartOnce(source, target, table2, o) {
     });
     throw err;
   }
+}
+async function copyPartOnce(source, target, table2, o) {
+  return withCopyTransaction(source, target, async () => {
+    if (o.whole && o.clear === "truncate") await target.query(`TRUNCATE ONLY ${qualify(table2)}`);
+    if (o.clear === "delete") await target.query("SET LOCAL session_replication_role = replica");
+    if (o.whole && o.clear === "delete") await target.query(`DELETE FROM ONLY ${qualify(table2)}`);
+    const r = await copyTable(source, target, table2, { ...o.copy, freeze: o.whole && o.clear === "truncate" });
+    await o.record(r);
+    return r;
+  });
 }
 async function clearTable(c, table2, clear, alongside) {
   await c.query("BEGIN");
