@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { parseServerUrl } from '../../src/config/url.js';
+import { sleep } from '../../src/core/wait.js';
 
 /** Real pgbench against a test server: `init` creates its tables, `start` runs a bounded load. */
 function args(url: string): { env: NodeJS.ProcessEnv; conn: string[] } {
@@ -41,5 +42,25 @@ export function pgbenchStart(url: string, opts: { clients?: number; seconds?: nu
       const progress = [...output.matchAll(/progress: [\d.]+ s, ([\d.]+) tps/g)].reduce((n, x) => n + Number(x[1]), 0);
       return { transactions: m ? Number(m[1]) : Math.round(progress), output };
     },
+  };
+}
+
+/**
+ * Runs `work` again and again, one run at a time with a pause between, until the returned function
+ * is called; that function waits for the run in flight. An interval timer would instead pile runs
+ * up (each opening its own sessions) whenever one took longer than the interval, and leave runs
+ * going after the test moved on. A run's failure is ignored: the servers are being disturbed on purpose.
+ */
+export function repeatUntilStopped(work: () => Promise<unknown>, pauseMs: number): () => Promise<void> {
+  const stopped = new AbortController();
+  const loop = (async () => {
+    while (!stopped.signal.aborted) {
+      await work().catch(() => {});
+      await sleep(pauseMs, stopped.signal).catch(() => {});
+    }
+  })();
+  return async () => {
+    stopped.abort();
+    await loop;
   };
 }

@@ -8,6 +8,8 @@ import type { LocalCluster } from '../../src/local/cluster.js';
 import { runAssess, type AssessResult, type Finding } from '../../src/phases/assess.js';
 import { phaseContext } from '../../src/phases/context.js';
 import { runCli } from '../harness/cli.js';
+import { any, until } from '../harness/faults.js';
+import { repeatUntilStopped } from '../harness/load.js';
 import { planYaml, writePlanFile } from '../harness/plan.js';
 import { sql, startServer } from '../harness/servers.js';
 
@@ -74,9 +76,11 @@ beforeAll(async () => {
   holder = new pg.Client({ connectionString: d });
   await holder.connect();
   await holder.query('BEGIN; SELECT txid_current()');
-  await new Promise((r) => setTimeout(r, 1500));
+  const [{ pid }] = (await holder.query('SELECT pg_backend_pid() AS pid')).rows;
+  // Older than longTransactionSeconds (1) by the time assess reads it.
+  await until('the held transaction is over a second old', () => any(d, `SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND now() - xact_start > interval '1.2 s'`, [pid]));
   // WAL written while assess samples its rate, against a 1MB max_slot_wal_keep_size.
-  const writer = setInterval(() => sql(d, 'INSERT INTO many_docs SELECT 100000 + (random() * 1e8)::int, repeat($$z$$, 2000) FROM generate_series(1, 200) ON CONFLICT DO NOTHING').catch(() => {}), 50);
+  const stopWriter = repeatUntilStopped(() => sql(d, 'INSERT INTO many_docs SELECT 100000 + (random() * 1e8)::int, repeat($$z$$, 2000) FROM generate_series(1, 200) ON CONFLICT DO NOTHING'), 50);
   try {
     dirty = await runAssess(phaseContext(plan(`${ASSESS.replace('}', ', copyRate: 1kB }')}
 groups:
@@ -84,7 +88,7 @@ groups:
   - { name: ghost, tables: [nothing.here] }
 cdc: { engine: dms, dms: { plugin: pglogical, lobMaxSizeKb: 32 } }`), silentLogger));
   } finally {
-    clearInterval(writer);
+    await stopWriter();
   }
 });
 

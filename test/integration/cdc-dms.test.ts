@@ -1,4 +1,5 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import type pg from 'pg';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -25,6 +26,7 @@ import { cdcMarkdown } from '../../src/report/markdown.js';
 import { FakeDms } from '../harness/fake-dms.js';
 import { changeLsns, setTables } from '../harness/pglogical.js';
 import { dmsCdcYaml, testPlan, TEST_INSTANCE_ARN } from '../harness/plan.js';
+import { repeatUntilStopped } from '../harness/load.js';
 import { sql, startServer, withClients } from '../harness/servers.js';
 import type { LocalCluster } from '../../src/local/cluster.js';
 
@@ -93,16 +95,14 @@ const createTaskInputs = () => fake.createTaskInputs();
 
 
 /** The heartbeat rows of the running tasks' streams copied to the target, and their slots confirmed. */
-async function relayHeartbeats(): Promise<void> {
-  const running = [...fake.tasks.values()].filter((t) => t.task.Status === 'running').map((t) => t.tags.find((x) => x.Key === 'pgshift:role')!.Value === 'task-batch' ? `${t.tags.find((x) => x.Key === 'pgshift:group')!.Value}_batch` : t.tags.find((x) => x.Key === 'pgshift:group')!.Value);
-  await withClients(sourceUrl, targetUrl, async (s, t) => {
-    for (const stream of running) {
-      const table = `pgshift.heartbeat_${stream}`;
-      const rows = await s.query(`SELECT group_name, beat_at, seq, marker FROM ${table}`);
-      for (const r of rows.rows) await t.query(`UPDATE ${table} SET beat_at = $2, seq = $3, marker = $4 WHERE group_name = $1`, [r.group_name, r.beat_at, r.seq, r.marker]);
-      await s.query(`SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())`, [`pgshift_shop_${stream}`]);
-    }
-  });
+async function relayHeartbeats(s: pg.Client, t: pg.Client): Promise<void> {
+  const running = [...fake.tasks.values()].filter((x) => x.task.Status === 'running').map((x) => x.tags.find((y) => y.Key === 'pgshift:role')!.Value === 'task-batch' ? `${x.tags.find((y) => y.Key === 'pgshift:group')!.Value}_batch` : x.tags.find((y) => y.Key === 'pgshift:group')!.Value);
+  for (const stream of running) {
+    const table = `pgshift.heartbeat_${stream}`;
+    const rows = await s.query(`SELECT group_name, beat_at, seq, marker FROM ${table}`);
+    for (const r of rows.rows) await t.query(`UPDATE ${table} SET beat_at = $2, seq = $3, marker = $4 WHERE group_name = $1`, [r.group_name, r.beat_at, r.seq, r.marker]);
+    await s.query(`SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())`, [`pgshift_shop_${stream}`]);
+  }
 }
 
 async function streams() {
@@ -320,7 +320,8 @@ describe('CDC with AWS DMS (pglogical source, DMS mocked)', () => {
   it('cut-over on DMS: the gate reads the tasks; inside the window the tasks are asked to stop, and finish stopping after it', async () => {
     // What DMS does while a task runs, for the parts the cut-over depends on: it applies the
     // heartbeat rows of its stream to the target and confirms its slot's position on the source.
-    const relay = setInterval(() => void relayHeartbeats().catch(() => {}), 50);
+    // A relay at a time, each on fresh sessions: the cut-over's fence may end sessions.
+    const stopRelay = repeatUntilStopped(() => withClients(sourceUrl, targetUrl, relayHeartbeats), 50);
     try {
       const v = await runVerify(ctx, { mode: 'full' });
       // pglogical's own catalog and the extension itself exist only on the source: not differences.
@@ -338,7 +339,7 @@ describe('CDC with AWS DMS (pglogical source, DMS mocked)', () => {
       expect(r.plannedSteps.join(' ')).toContain('DMS tasks asked to stop');
       expect((await streams()).map((x) => x.state)).toEqual(['cut-over', 'cut-over', 'cut-over']);
     } finally {
-      clearInterval(relay);
+      await stopRelay();
     }
   });
 
