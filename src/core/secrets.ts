@@ -29,7 +29,8 @@ export function onSecretRegistered(listener: (secret: string) => void): void {
 }
 
 const URL_CREDENTIALS = /\b(postgres(?:ql)?:\/\/[^:/@\s]*):([^@\s]*)@/gi;
-const CONNINFO_PASSWORD = /\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)/gi;
+// A quoted value may hold a quote as \' (libpq) or as '' (PgBouncer), and spaces.
+const CONNINFO_PASSWORD = /\b(password\s*=\s*)('(?:[^'\\]|\\.|'')*'|[^\s]+)/gi;
 
 export function redact(text: string): string {
   let out = text;

@@ -30,7 +30,9 @@ export async function startPgBouncer(options: {
   const users = new Set(['pgbadmin', ...Object.values(options.databases).map((d) => d.user)]);
   writeFileSync(path.join(dir, 'userlist.txt'), [...users].map((u) => `"${u}" ""`).join('\n') + '\n');
   const dbLines = Object.entries(options.databases).map(
-    ([name, d]) => `${name} = host=${d.host} port=${d.port} dbname=${d.dbname} user=${d.user} password=${d.password}`,
+    // connect_query, quoted with spaces and a doubled quote, as configs in the wild have it: the
+    // cut-over rewrites this line, and the real PgBouncer must read it back the same.
+    ([name, d]) => `${name} = host=${d.host} port=${d.port} dbname=${d.dbname} user=${d.user} password=${d.password} connect_query='SELECT ''pooled by pgbouncer'''`,
   );
   writeFileSync(
     configFile,

@@ -1,7 +1,9 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, chownSync, constants, fchmodSync, closeSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 import { parseServerUrl, type ServerAddress } from '../config/url.js';
-import { failure } from '../core/errors.js';
+import { failure, gateRefused } from '../core/errors.js';
+import { findDatabaseEntry, repointedLine, restoredLine, type DatabaseEntry } from '../core/pgbouncer-ini.js';
 
 /**
  * PgBouncer as the write fence and the switch: PAUSE makes the pooler wait for in-flight
@@ -64,62 +66,80 @@ export class PgBouncer {
   }
 }
 
+/** The [databases] entry of `db` in pgbouncer.ini, read as PgBouncer reads it; refused (exit 3) when there is none pgshift can rewrite. */
+function readEntry(file: string, db: string): { lines: string[]; entry: DatabaseEntry } {
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const entry = findDatabaseEntry(lines, db);
+  if (typeof entry === 'string') throw gateRefused('pgbouncer.config', `${file}: ${entry}`, 'give the database its own [databases] line (name = host=... port=... dbname=...), or fix cutover.pgbouncer.database');
+  return { lines, entry };
+}
+
+/** Refused (exit 3) unless `db` has an entry in `file` that the switch can repoint; `previous`, when given, must be readable too (a rollback restores it). */
+export function requirePoolerEntry(file: string, db: string, previous?: string): void {
+  try {
+    accessSync(file, constants.R_OK | constants.W_OK);
+  } catch {
+    throw gateRefused('pgbouncer.config', `cutover.pgbouncer.configFile ${file} cannot be read and written by pgshift`, 'run pgshift where it can write that file, or leave configFile out and repoint by other means');
+  }
+  const { lines, entry } = readEntry(file, db);
+  if (previous !== undefined) restoredLine(lines, entry, db, previous);
+}
+
 /** The [databases] line of `db` in pgbouncer.ini as it is now. */
 export function poolerLine(file: string, db: string): string {
-  const lines = readFileSync(file, 'utf8').split('\n');
-  return lines[databaseLineIndex(file, lines, db)];
-}
-
-function databaseLineIndex(file: string, lines: string[], db: string): number {
-  let section = '';
-  let index = -1;
-  lines.forEach((line, i) => {
-    const s = /^\s*\[([^\]]+)\]/.exec(line);
-    if (s) section = s[1].trim().toLowerCase();
-    else if (section === 'databases' && new RegExp(`^\\s*${db.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*=`).test(line)) index = i;
-  });
-  if (index === -1) throw failure('pgbouncer.config', `${file} has no [databases] entry for ${db}`, 'add it, or fix cutover.pgbouncer.database');
-  return index;
+  const { lines, entry } = readEntry(file, db);
+  return lines[entry.index].replace(/\r$/, '');
 }
 
 /**
- * Point a [databases] entry of pgbouncer.ini at another server, keeping its other options.
- * Returns the previous line so that a rollback can restore it.
+ * Point a [databases] entry of pgbouncer.ini at another server, keeping its other options as
+ * written. Returns the previous line so that a rollback can restore it.
  */
 export function repointConfig(file: string, db: string, to: Pick<ServerAddress, 'host' | 'port' | 'database'>): { previous: string; next: string } {
-  const lines = readFileSync(file, 'utf8').split('\n');
-  const index = databaseLineIndex(file, lines, db);
-  const previous = lines[index];
-  const kept = optionsOf(previous)
-    .filter(([key]) => key !== 'host' && key !== 'port' && key !== 'dbname')
-    .map(([key, value]) => `${key}=${value}`);
-  const next = `${db} = host=${to.host} port=${to.port} dbname=${to.database}${kept.length ? ` ${kept.join(' ')}` : ''}`;
-  lines[index] = next;
-  writeFileSync(file, lines.join('\n'));
-  return { previous, next };
+  const { lines, entry } = readEntry(file, db);
+  const previous = lines[entry.index].replace(/\r$/, '');
+  lines[entry.index] = repointedLine(lines, entry, db, to);
+  rewriteFile(file, lines.join('\n'));
+  return { previous, next: lines[entry.index].replace(/\r$/, '') };
+}
+
+/** Point a database entry back to `previous`, its line before the cut-over as the journal kept it (secrets masked). */
+export function restoreConfigLine(file: string, db: string, previous: string): void {
+  const { lines, entry } = readEntry(file, db);
+  lines[entry.index] = restoredLine(lines, entry, db, previous);
+  rewriteFile(file, lines.join('\n'));
 }
 
 /**
- * Point a database entry back to `previous`, its line before the cut-over as the journal kept it.
- * The journal masks secrets (password=***), so an option whose journaled value is masked keeps the
- * value the file has now: the cut-over's repoint changed only host, port and dbname.
+ * Replace the file's content so that a reader (PgBouncer's RELOAD, or its restart) sees the old
+ * file or the new one, never a half-written one, even if pgshift dies mid-write: the new text
+ * goes to a file beside it, with the same mode and owner, flushed, then renamed over it. Where
+ * pgshift may write the file but not its directory, the file is rewritten in place.
  */
-export function restoreConfigLine(file: string, db: string, previous: string): void {
-  const lines = readFileSync(file, 'utf8').split('\n');
-  const index = databaseLineIndex(file, lines, db);
-  const now = new Map(optionsOf(lines[index]));
-  const masked = (value: string) => value.replace(/^'(.*)'$/, '$1') === '***';
-  const restored = optionsOf(previous).map(([key, value]) => `${key}=${masked(value) && now.has(key) ? now.get(key) : value}`);
-  lines[index] = `${db} = ${restored.join(' ')}`;
-  writeFileSync(file, lines.join('\n'));
-}
-
-/** The key=value options of a [databases] line, in order. */
-function optionsOf(line: string): Array<[string, string]> {
-  return line
-    .slice(line.indexOf('=') + 1)
-    .trim()
-    .split(/\s+/)
-    .filter(Boolean)
-    .map((o) => [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)]);
+function rewriteFile(link: string, text: string): void {
+  // A symlinked config stays a symlink: its target is what gets replaced.
+  const file = realpathSync(link);
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.pgshift-${process.pid}`);
+  const st = statSync(file);
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'w', st.mode & 0o7777);
+  } catch {
+    writeFileSync(file, text);
+    return;
+  }
+  try {
+    try {
+      fchmodSync(fd, st.mode & 0o7777); // open's mode passes through the umask
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (process.getuid?.() === 0) chownSync(tmp, st.uid, st.gid);
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }

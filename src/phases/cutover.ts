@@ -1,5 +1,4 @@
 import { endpointText, type RepointResult } from '../aws/repoint.js';
-import { accessSync, constants } from 'node:fs';
 import { requireCutoverSettings } from '../config/phase-settings.js';
 import { formatBytes } from '../config/size.js';
 import { parseServerUrl } from '../config/url.js';
@@ -19,6 +18,7 @@ import { refuseUncarriedDdl } from '../pg/ddl.js';
 import { checkFenceable, describeLocked, lockCapacity, planSeal, WindowFence, type FenceState } from '../pg/fence.js';
 import { drainToBarrier } from '../pg/heartbeat.js';
 import { slotState, subscriptionErrorCount, subscriptionState } from '../pg/replication.js';
+import { requirePoolerEntry } from '../pg/pgbouncer.js';
 import { diffSchemas, schemaDiffOptions } from '../pg/schema-diff.js';
 import { consumed, prebumpSequences, readSequence, syncSequences, type SequenceSync } from '../pg/sequences.js';
 import { statusProblems } from './cdc.js';
@@ -437,13 +437,8 @@ async function requireWindowPossible(ctx: PhaseContext, s: Sessions): Promise<vo
   if (tables > capacity / 2) {
     throw gateRefused('cutover.lock-capacity', `source ${ctx.source.label}: the window fence locks ${tables} tables, more than half of the server's lock table (${capacity} entries)`, 'raise max_locks_per_transaction on the source (restart), or cut over the groups of a smaller plan');
   }
-  if (settings.pgbouncer?.configFile) {
-    try {
-      accessSync(settings.pgbouncer.configFile, constants.R_OK | constants.W_OK);
-    } catch {
-      throw gateRefused('cutover.pgbouncer-config', `cutover.pgbouncer.configFile ${settings.pgbouncer.configFile} cannot be read and written by pgshift`, 'run pgshift where it can write that file, or leave configFile out and repoint by other means');
-    }
-  }
+  // The switch rewrites the pooler's entry after the decision, when a refusal would come too late.
+  if (settings.pgbouncer?.configFile) requirePoolerEntry(settings.pgbouncer.configFile, settings.pgbouncer.database);
   if (settings.rollback) {
     const me = await currentRole(s.source);
     if (!me.canSubscribe) throw gateRefused('cutover.reverse-privilege', `cutover.rollback: the source role ${me.name} cannot create the reverse subscription`, 'connect pgshift to the source as a superuser (RDS: rds_superuser), or set cutover.rollback: false');

@@ -7,7 +7,7 @@ import { uninterruptible } from '../core/interrupt.js';
 import { Journal, type StreamRecord } from '../journal/journal.js';
 import { applyFence, describeLocked, liftFence, planSeal, WindowFence, type FenceState } from '../pg/fence.js';
 import { drainToBarrier } from '../pg/heartbeat.js';
-import { PgBouncer, restoreConfigLine } from '../pg/pgbouncer.js';
+import { PgBouncer, requirePoolerEntry, restoreConfigLine } from '../pg/pgbouncer.js';
 import { setSubscriptionEnabled, subscriptionState } from '../pg/replication.js';
 import { syncSequences, type SequenceSync } from '../pg/sequences.js';
 import { openSessions, resolveGroups, type PhaseContext, type Sessions } from './context.js';
@@ -96,6 +96,8 @@ async function rollbackGate(ctx: PhaseContext, s: Sessions, journal: Journal): P
   // watchdog before this version journaled them as seal and pooler).
   const detail = cut.detail as { fence?: FenceState; seal?: FenceState; pgbouncer?: { previous: string }; pooler?: { previous: string } };
   const poolerPrevious = detail.pgbouncer?.previous ?? detail.pooler?.previous;
+  // Restoring the pooler's line comes after the decision, when a refusal would come too late.
+  if (poolerPrevious && settings.pgbouncer?.configFile) requirePoolerEntry(settings.pgbouncer.configFile, settings.pgbouncer.database, poolerPrevious);
   const hardFence = settings.fence === 'pgbouncer' ? settings.pgbouncer!.hardFence : settings.fence;
   const record: Record = {
     stage: 'window',

@@ -238,11 +238,20 @@ describe('cutover fences', () => {
     try {
       const { ctx } = await migrationOn(db, `fence: pgbouncer\n  roles: [shop_app]\n  pgbouncer: { adminUrl: "${bouncer.adminUrl}", database: app, configFile: "${bouncer.configFile}" }`);
       await verified(ctx);
+      // An entry the switch could not rewrite is refused at the gate, before the window.
+      const ini = readFileSync(bouncer.configFile, 'utf8');
+      writeFileSync(bouncer.configFile, ini.replace(/^app = /m, 'ledger = '));
+      await expect(runCutover(ctx)).rejects.toMatchObject({ code: 'pgbouncer.config', exitCode: 3, message: expect.stringContaining('no [databases] entry for app') });
+      writeFileSync(bouncer.configFile, ini);
       const load = runPgbench(bouncer.url('app', 'shop_app'), 8);
       await new Promise((r) => setTimeout(r, 1500));
       const cut = await runCutover(ctx);
       expect(cut.windowMs).toBeGreaterThan(0);
-      expect(readFileSync(bouncer.configFile, 'utf8')).toContain(`app = host=127.0.0.1 port=${target.port} dbname=${db}`);
+      // Every other option kept as written (a quoted connect_query with spaces and a doubled quote),
+      // and the real PgBouncer read the new line back: its database app now points at the target.
+      expect(readFileSync(bouncer.configFile, 'utf8')).toContain(`app = host=127.0.0.1 port=${target.port} dbname=${db} user=shop_app password=${APP_PW} connect_query='SELECT ''pooled by pgbouncer'''\n`);
+      const pooled = await sql(bouncer.adminUrl, 'SHOW DATABASES');
+      expect(pooled.find((d) => d.name === 'app')).toMatchObject({ port: target.port, database: db });
       const out = await load;
       expect(out.code, out.text).toBe(0);
       expect(out.text).not.toMatch(/error|aborted/i);

@@ -33421,7 +33421,7 @@ function onSecretRegistered(listener) {
   for (const s of registered) listener(s);
 }
 var URL_CREDENTIALS = /\b(postgres(?:ql)?:\/\/[^:/@\s]*):([^@\s]*)@/gi;
-var CONNINFO_PASSWORD = /\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)/gi;
+var CONNINFO_PASSWORD = /\b(password\s*=\s*)('(?:[^'\\]|\\.|'')*'|[^\s]+)/gi;
 function redact(text) {
   let out = text;
   for (const secret of [...registered].sort((a, b) => b.length - a.length)) {

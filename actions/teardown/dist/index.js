@@ -74156,7 +74156,7 @@ function onSecretRegistered(listener) {
   for (const s2 of registered) listener(s2);
 }
 var URL_CREDENTIALS = /\b(postgres(?:ql)?:\/\/[^:/@\s]*):([^@\s]*)@/gi;
-var CONNINFO_PASSWORD = /\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)/gi;
+var CONNINFO_PASSWORD = /\b(password\s*=\s*)('(?:[^'\\]|\\.|'')*'|[^\s]+)/gi;
 function redact(text) {
   let out = text;
   for (const secret of [...registered].sort((a5, b5) => b5.length - a5.length)) {
