@@ -8,6 +8,8 @@ export interface RoleFacts {
   superuser: boolean;
   replication: boolean;
   rdsSuperuser: boolean;
+  /** SUPERUSER or BYPASSRLS: no row-level security policy applies to what it reads. */
+  bypassRowSecurity: boolean;
   /** Member of pg_create_subscription (PostgreSQL 16+). */
   createSubscription: boolean;
   /** CREATE on the connected database (schemas: pre-data, the control schema). */

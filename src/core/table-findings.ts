@@ -42,6 +42,8 @@ export interface RelationFacts {
   owner: string;
   ownedByMe: boolean;
   canSelect: boolean;
+  /** Row-level security: off, enabled (the owner is exempt) or forced (the owner too is subject to it). */
+  rowSecurity: 'off' | 'enabled' | 'forced';
 }
 
 export interface SequenceFacts {
@@ -53,8 +55,10 @@ export interface SequenceFacts {
   ownedBy: string | null;
 }
 
-/** The plan's values the table rules need. */
+/** The plan's values, and the role pgshift reads the source as, that the table rules need. */
 export interface TableRuleOptions {
+  /** The source role the copy and verify read as: superuser and BYPASSRLS skip every policy. */
+  reader: { name: string; bypassRowSecurity: boolean };
   engine: 'native' | 'dms';
   /** The DMS plugin (cdc.dms.plugin). */
   plugin: string;
@@ -75,12 +79,33 @@ export function relationFindings(t: RelationFacts, group: string | null, o: Tabl
   if (!t.canSelect) out.push(finding('blocker', 'table.privilege.select', name, 'the source role cannot read it', `GRANT SELECT ON ${name} TO the source role`));
   if (group === null) out.push(finding('warning', 'table.unassigned', name, 'in no group: it will not be migrated', 'add it to a group (or a catch-all pattern) in the plan'));
   if (o.engine === 'native' && !t.ownedByMe) out.push(finding('blocker', 'table.privilege.owner', name, `owned by ${t.owner}: only the owner or a superuser can publish it`, 'run pgshift as a superuser (RDS: rds_superuser) or as the owner'));
+  const hidden = rowSecurityFinding(t, name, o.reader);
+  if (hidden) out.push(hidden);
   out.push(...identityFindings(t, name, group, o));
   if (o.engine === 'dms' && !t.hasPrimaryKey && t.arrayColumns.length) out.push(finding('blocker', 'table.array-no-key', name, `ARRAY column(s) ${t.arrayColumns.join(', ')} without a primary key: DMS suspends the table`, 'add a primary key'));
   if (t.generatedColumns.length) out.push(finding('info', 'table.generated', name, `generated column(s) ${t.generatedColumns.join(', ')}: left out of the copy, computed by the target`));
   if (t.identityColumns.length) out.push(finding('info', 'table.identity', name, `identity column(s) ${t.identityColumns.join(', ')}: values copied as they are, sequences carried at cut-over`));
   if (!t.hasStatistics) out.push(finding('info', 'table.no-statistics', name, 'never analyzed: size and row estimates are unknown to the planner and to pgshift', `run ANALYZE ${name} on the source`));
   return out;
+}
+
+/**
+ * Row-level security filters what a role reads without an error: a COPY under a policy copies the
+ * rows the policy lets through, and verify, reading both sides under policies, can agree on the
+ * same loss. Refused when the policies apply to the reading role (pgshift's sessions also set
+ * row_security = off, which turns such a read into an error instead of a short answer).
+ */
+function rowSecurityFinding(t: RelationFacts, name: string, reader: TableRuleOptions['reader']): Finding | undefined {
+  if (t.rowSecurity === 'off' || reader.bypassRowSecurity) return undefined;
+  if (t.rowSecurity === 'enabled' && t.ownedByMe) return undefined;
+  const why = t.rowSecurity === 'forced' ? 'row-level security is forced on it (its owner too is subject to the policies)' : `row-level security is enabled on it and ${reader.name} does not own it`;
+  return finding(
+    'blocker',
+    'table.row-security',
+    name,
+    `${why}: the policies could hide rows from ${reader.name}, and the copy would leave them out`,
+    `as a superuser, ALTER ROLE ${reader.name} BYPASSRLS for the migration (or connect as a superuser)${t.rowSecurity === 'forced' ? `; or, as its owner, ALTER TABLE ${name} NO FORCE ROW LEVEL SECURITY until the cut-over` : ''}`,
+  );
 }
 
 /** How UPDATE and DELETE of the table reach the target: its key, replica identity, and the engine that carries them. */

@@ -77,7 +77,7 @@ async function readSettings(c: pg.Client): Promise<Record<string, string | null>
 async function readRoleFacts(c: pg.Client): Promise<ServerFacts['role']> {
   const role = (
     await c.query(
-      `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
+      `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication, r.rolsuper OR r.rolbypassrls AS bypass_rls,
               EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
               EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
               has_database_privilege(current_database(), 'CREATE') AS create_on_database
@@ -89,6 +89,7 @@ async function readRoleFacts(c: pg.Client): Promise<ServerFacts['role']> {
     superuser: role.superuser,
     replication: role.replication,
     rdsSuperuser: role.rds_superuser,
+    bypassRowSecurity: role.bypass_rls,
     createSubscription: role.create_subscription,
     createOnDatabase: role.create_on_database,
   };
@@ -147,7 +148,8 @@ export async function readRelations(c: pg.Client, versionNum: number): Promise<R
            NOT (${noStats}) AS has_stats,
            pg_get_userbyid(c.relowner) AS owner,
            pg_has_role(c.relowner, 'USAGE') AS owned_by_me,
-           has_table_privilege(c.oid, 'SELECT') AS can_select
+           has_table_privilege(c.oid, 'SELECT') AS can_select,
+           CASE WHEN NOT c.relrowsecurity THEN 'off' WHEN c.relforcerowsecurity THEN 'forced' ELSE 'enabled' END AS row_security
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
      ORDER BY n.nspname, c.relname`);
@@ -180,6 +182,7 @@ function relationFacts(x: pg.QueryResultRow): RelationFacts {
     owner: x.owner,
     ownedByMe: x.owned_by_me,
     canSelect: x.can_select,
+    rowSecurity: x.row_security,
   };
 }
 

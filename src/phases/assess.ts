@@ -152,7 +152,7 @@ async function tablePreconditions(ctx: PhaseContext, s: Sessions, src: ServerFac
   const assignment = assignGroups(migratable, plan.groups);
   const groupOf = new Map<RelationFacts, string>();
   for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
-  const rules = { engine: plan.cdc.engine, plugin: plan.cdc.dms.plugin, replicaIdentityFull: plan.cdc.replicaIdentityFull, unlogged: plan.unlogged };
+  const rules = { reader: src.role, engine: plan.cdc.engine, plugin: plan.cdc.dms.plugin, replicaIdentityFull: plan.cdc.replicaIdentityFull, unlogged: plan.unlogged };
   const findings = [...groupAssignmentFindings(assignment), ...unloggedFindings(unlogged), ...relations.flatMap((t) => relationFindings(t, groupOf.get(t) ?? null, rules))];
   return { relations, groupOf, assignment, findings };
 }

@@ -3,6 +3,7 @@ import { freePort, type LocalCluster } from '../../src/local/cluster.js';
 import { runCli } from '../harness/cli.js';
 import { writePlanFile } from '../harness/plan.js';
 import { sql, startServer, withClient } from '../harness/servers.js';
+import { connect, endpointFor } from '../../src/pg/connect.js';
 import { createSubscription } from '../../src/pg/replication.js';
 
 /**
@@ -117,6 +118,42 @@ describe('bad input', () => {
       await sql(source.url(), `UPDATE events SET what = 'still writable'; DELETE FROM events`);
     } finally {
       await sql(source.url(), 'DROP TABLE public.events');
+    }
+  });
+
+  it('row-level security that would hide rows from the source role: full-load refuses (exit 3), nothing created; a read under it fails instead of coming back short', async () => {
+    // The role owns its database and table, so ownership and privileges pass: only the policy,
+    // forced on the owner too, stands between it and half of the rows.
+    await sql(source.url(), `CREATE ROLE rls_mig LOGIN REPLICATION PASSWORD 'rls-mig-pw'`);
+    await sql(source.url(), 'CREATE DATABASE rls OWNER rls_mig');
+    await sql(target.url(), 'CREATE ROLE rls_mig');
+    const url = source.url('rls', 'rls_mig', 'rls-mig-pw');
+    await sql(url, `CREATE TABLE public.notes (id int PRIMARY KEY, tenant text NOT NULL);
+      INSERT INTO notes SELECT i, CASE WHEN i % 2 = 0 THEN 'even' ELSE 'odd' END FROM generate_series(1, 10) i;
+      CREATE POLICY only_even ON notes USING (tenant = 'even');
+      ALTER TABLE notes ENABLE ROW LEVEL SECURITY; ALTER TABLE notes FORCE ROW LEVEL SECURITY`);
+    const ddlOff = writePlanFile('cdc: { ddl: off }');
+    try {
+      const r = await runCli(['full-load', '--json', '-c', ddlOff], { SOURCE_URL: url, TARGET_URL: target.url() });
+      expect(r.code).toBe(3);
+      expect(expectOneLine(r.stderr)).toMatch(/^pgshift: public\.notes: row-level security is forced on it .*hide rows from rls_mig.* — as a superuser, ALTER ROLE rls_mig BYPASSRLS/);
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, exitCode: 3, error: { code: 'table.row-security' } });
+      await unchanged(target);
+      expect(await sql(url, `SELECT (SELECT count(*) FROM pg_replication_slots)::int AS slots, (SELECT count(*) FROM pg_publication)::int AS pubs`)).toEqual([{ slots: 0, pubs: 0 }]);
+
+      // pgshift's own sessions read with row_security = off: the policy makes the read fail, never shrink.
+      const c = await connect(endpointFor('source', { url }));
+      try {
+        await expect(c.query('SELECT count(*)::int AS n FROM notes')).rejects.toThrow(/row-level security/);
+        await sql(source.url(), 'ALTER ROLE rls_mig BYPASSRLS');
+        expect((await c.query('SELECT count(*)::int AS n FROM notes')).rows).toEqual([{ n: 10 }]);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await sql(source.url(), 'DROP DATABASE rls');
+      await sql(source.url(), 'DROP ROLE rls_mig');
+      await sql(target.url(), 'DROP ROLE rls_mig');
     }
   });
 

@@ -49,7 +49,7 @@ function server(over: Partial<ServerFacts> = {}, settings: Record<string, string
       ...settings,
     },
     isRds: false,
-    role: { name: 'admin', superuser: true, replication: true, rdsSuperuser: false, createSubscription: false, createOnDatabase: true },
+    role: { name: 'admin', superuser: true, replication: true, rdsSuperuser: false, bypassRowSecurity: true, createSubscription: false, createOnDatabase: true },
     slotsUsed: 0,
     walSendersUsed: 0,
     longTransactions: [],
@@ -174,7 +174,7 @@ describe('source settings', () => {
 });
 
 describe('access', () => {
-  const plain = { name: 'app', superuser: false, replication: false, rdsSuperuser: false, createSubscription: false, createOnDatabase: true };
+  const plain = { name: 'app', superuser: false, replication: false, rdsSuperuser: false, bypassRowSecurity: false, createSubscription: false, createOnDatabase: true };
 
   it("a source role that cannot replicate, and DDL capture without superuser, block", () => {
     const f = accessFindings(server({ role: plain }), server(), { ...RULES, ddl: 'follow' });
@@ -440,11 +440,12 @@ function table(over: Partial<RelationFacts> = {}): RelationFacts {
     owner: 'admin',
     ownedByMe: true,
     canSelect: true,
+    rowSecurity: 'off',
     ...over,
   };
 }
 
-const NATIVE: TableRuleOptions = { engine: 'native', plugin: 'pglogical', replicaIdentityFull: [], unlogged: { skip: [] } };
+const NATIVE: TableRuleOptions = { reader: { name: 'mig', bypassRowSecurity: false }, engine: 'native', plugin: 'pglogical', replicaIdentityFull: [], unlogged: { skip: [] } };
 const DMS: TableRuleOptions = { ...NATIVE, engine: 'dms' };
 const TEST_DECODING: TableRuleOptions = { ...DMS, plugin: 'test_decoding' };
 
@@ -471,6 +472,37 @@ describe('table findings', () => {
       { severity: 'blocker', code: 'table.privilege.owner', object: 'app.t', message: 'owned by bob: only the owner or a superuser can publish it', fix: 'run pgshift as a superuser (RDS: rds_superuser) or as the owner' },
     ]);
     expect(check({ ownedByMe: false }, DMS)).toEqual([]);
+  });
+
+  it('row-level security: refused when its policies apply to the reading role, on every engine', () => {
+    const bypassing = (o: TableRuleOptions) => ({ ...o, reader: { name: 'mig', bypassRowSecurity: true } });
+    for (const o of [NATIVE, DMS]) {
+      // Enabled: the owner (or a member of the owning role) is exempt; anyone else is filtered.
+      expect(check({ rowSecurity: 'enabled' }, o)).toEqual([]);
+      expect(codes(check({ rowSecurity: 'enabled', ownedByMe: false, owner: 'bob' }, o)).filter((c) => c.includes('row-security'))).toEqual(['blocker table.row-security']);
+      // Forced: the owner too is filtered.
+      expect(check({ rowSecurity: 'forced' }, o)).toEqual([
+        {
+          severity: 'blocker',
+          code: 'table.row-security',
+          object: 'app.t',
+          message: 'row-level security is forced on it (its owner too is subject to the policies): the policies could hide rows from mig, and the copy would leave them out',
+          fix: 'as a superuser, ALTER ROLE mig BYPASSRLS for the migration (or connect as a superuser); or, as its owner, ALTER TABLE app.t NO FORCE ROW LEVEL SECURITY until the cut-over',
+        },
+      ]);
+      // A superuser or a BYPASSRLS role reads every row whatever the policies say.
+      expect(check({ rowSecurity: 'forced' }, bypassing(o))).toEqual([]);
+      expect(codes(check({ rowSecurity: 'enabled', ownedByMe: false }, bypassing(o))).filter((c) => c.includes('row-security'))).toEqual([]);
+    }
+    expect(check({ rowSecurity: 'enabled', ownedByMe: false, owner: 'bob' }, DMS)).toEqual([
+      {
+        severity: 'blocker',
+        code: 'table.row-security',
+        object: 'app.t',
+        message: 'row-level security is enabled on it and mig does not own it: the policies could hide rows from mig, and the copy would leave them out',
+        fix: 'as a superuser, ALTER ROLE mig BYPASSRLS for the migration (or connect as a superuser)',
+      },
+    ]);
   });
 
   it('a table in no group warns that it is not migrated', () => {

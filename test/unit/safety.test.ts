@@ -104,7 +104,7 @@ describe('resuming an exported load: what is kept, bridged, dropped and drained'
 });
 
 describe('privileges the phases need', () => {
-  const role = (over: Partial<RoleFacts> = {}): RoleFacts => ({ name: 'mig', superuser: false, replication: false, rdsSuperuser: false, createSubscription: false, createOnDatabase: true, ...over });
+  const role = (over: Partial<RoleFacts> = {}): RoleFacts => ({ name: 'mig', superuser: false, replication: false, rdsSuperuser: false, bypassRowSecurity: false, createSubscription: false, createOnDatabase: true, ...over });
   it('a superuser needs nothing more; a plain role lacks replication and subscriptions', () => {
     expect(privilegeFindings(role({ superuser: true }), role({ superuser: true }), 17, 'native')).toEqual([]);
     expect(privilegeFindings(role(), role(), 15, 'native').map((f) => f.code)).toEqual(['source.privilege.replication', 'target.privilege.subscription']);

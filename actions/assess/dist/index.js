@@ -32497,12 +32497,26 @@ function relationFindings(t, group2, o) {
   if (!t.canSelect) out.push(finding("blocker", "table.privilege.select", name, "the source role cannot read it", `GRANT SELECT ON ${name} TO the source role`));
   if (group2 === null) out.push(finding("warning", "table.unassigned", name, "in no group: it will not be migrated", "add it to a group (or a catch-all pattern) in the plan"));
   if (o.engine === "native" && !t.ownedByMe) out.push(finding("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner"));
+  const hidden = rowSecurityFinding(t, name, o.reader);
+  if (hidden) out.push(hidden);
   out.push(...identityFindings(t, name, group2, o));
   if (o.engine === "dms" && !t.hasPrimaryKey && t.arrayColumns.length) out.push(finding("blocker", "table.array-no-key", name, `ARRAY column(s) ${t.arrayColumns.join(", ")} without a primary key: DMS suspends the table`, "add a primary key"));
   if (t.generatedColumns.length) out.push(finding("info", "table.generated", name, `generated column(s) ${t.generatedColumns.join(", ")}: left out of the copy, computed by the target`));
   if (t.identityColumns.length) out.push(finding("info", "table.identity", name, `identity column(s) ${t.identityColumns.join(", ")}: values copied as they are, sequences carried at cut-over`));
   if (!t.hasStatistics) out.push(finding("info", "table.no-statistics", name, "never analyzed: size and row estimates are unknown to the planner and to pgshift", `run ANALYZE ${name} on the source`));
   return out;
+}
+function rowSecurityFinding(t, name, reader) {
+  if (t.rowSecurity === "off" || reader.bypassRowSecurity) return void 0;
+  if (t.rowSecurity === "enabled" && t.ownedByMe) return void 0;
+  const why = t.rowSecurity === "forced" ? "row-level security is forced on it (its owner too is subject to the policies)" : `row-level security is enabled on it and ${reader.name} does not own it`;
+  return finding(
+    "blocker",
+    "table.row-security",
+    name,
+    `${why}: the policies could hide rows from ${reader.name}, and the copy would leave them out`,
+    `as a superuser, ALTER ROLE ${reader.name} BYPASSRLS for the migration (or connect as a superuser)${t.rowSecurity === "forced" ? `; or, as its owner, ALTER TABLE ${name} NO FORCE ROW LEVEL SECURITY until the cut-over` : ""}`
+  );
 }
 function identityFindings(t, name, group2, o) {
   const out = [];
@@ -52699,8 +52713,10 @@ function clientConfig(ep, opts = {}) {
     idle_in_transaction_session_timeout: 0,
     lock_timeout: 0,
     // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
-    // rollback); the fence is for the application.
-    options: "-c default_transaction_read_only=off"
+    // rollback); the fence is for the application. A row-level security policy that applies to
+    // pgshift's role makes a read fail rather than silently return fewer rows (assess refuses
+    // such tables first: table.row-security).
+    options: "-c default_transaction_read_only=off -c row_security=off"
   };
   if (opts.replication) config2.replication = "database";
   return config2;
@@ -52860,7 +52876,7 @@ async function readSettings(c) {
 }
 async function readRoleFacts(c) {
   const role = (await c.query(
-    `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
+    `SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolreplication AS replication, r.rolsuper OR r.rolbypassrls AS bypass_rls,
               EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'member')) AS rds_superuser,
               EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'pg_create_subscription' AND pg_has_role(r.oid, g.oid, 'member')) AS create_subscription,
               has_database_privilege(current_database(), 'CREATE') AS create_on_database
@@ -52871,6 +52887,7 @@ async function readRoleFacts(c) {
     superuser: role.superuser,
     replication: role.replication,
     rdsSuperuser: role.rds_superuser,
+    bypassRowSecurity: role.bypass_rls,
     createSubscription: role.create_subscription,
     createOnDatabase: role.create_on_database
   };
@@ -52918,7 +52935,8 @@ async function readRelations(c, versionNum) {
            NOT (${noStats}) AS has_stats,
            pg_get_userbyid(c.relowner) AS owner,
            pg_has_role(c.relowner, 'USAGE') AS owned_by_me,
-           has_table_privilege(c.oid, 'SELECT') AS can_select
+           has_table_privilege(c.oid, 'SELECT') AS can_select,
+           CASE WHEN NOT c.relrowsecurity THEN 'off' WHEN c.relforcerowsecurity THEN 'forced' ELSE 'enabled' END AS row_security
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
      ORDER BY n.nspname, c.relname`);
@@ -52948,7 +52966,8 @@ function relationFacts(x) {
     hasStatistics: x.has_stats,
     owner: x.owner,
     ownedByMe: x.owned_by_me,
-    canSelect: x.can_select
+    canSelect: x.can_select,
+    rowSecurity: x.row_security
   };
 }
 async function readSequences(c) {
@@ -53359,7 +53378,7 @@ async function tablePreconditions(ctx, s, src) {
   const assignment = assignGroups(migratable, plan.groups);
   const groupOf = /* @__PURE__ */ new Map();
   for (const [g, list] of assignment.groups) for (const t of list) groupOf.set(t, g);
-  const rules = { engine: plan.cdc.engine, plugin: plan.cdc.dms.plugin, replicaIdentityFull: plan.cdc.replicaIdentityFull, unlogged: plan.unlogged };
+  const rules = { reader: src.role, engine: plan.cdc.engine, plugin: plan.cdc.dms.plugin, replicaIdentityFull: plan.cdc.replicaIdentityFull, unlogged: plan.unlogged };
   const findings = [...groupAssignmentFindings(assignment), ...unloggedFindings(unlogged), ...relations.flatMap((t) => relationFindings(t, groupOf.get(t) ?? null, rules))];
   return { relations, groupOf, assignment, findings };
 }

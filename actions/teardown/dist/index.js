@@ -94759,8 +94759,10 @@ function clientConfig(ep, opts = {}) {
     idle_in_transaction_session_timeout: 0,
     lock_timeout: 0,
     // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
-    // rollback); the fence is for the application.
-    options: "-c default_transaction_read_only=off"
+    // rollback); the fence is for the application. A row-level security policy that applies to
+    // pgshift's role makes a read fail rather than silently return fewer rows (assess refuses
+    // such tables first: table.row-security).
+    options: "-c default_transaction_read_only=off -c row_security=off"
   };
   if (opts.replication) config2.replication = "database";
   return config2;
