@@ -101,18 +101,36 @@ export function clientConfig(ep: Endpoint, opts: ConnectOptions = {}): pg.Client
     application_name: opts.applicationName ?? 'pgshift',
     connectionTimeoutMillis: 15_000,
     keepAlive: true,
-    statement_timeout: opts.statementTimeoutMs ?? 0,
-    // A pgshift session idling inside a transaction is holding a snapshot on purpose.
-    idle_in_transaction_session_timeout: 0,
-    lock_timeout: 0,
-    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
-    // rollback); the fence is for the application. A row-level security policy that applies to
-    // pgshift's role makes a read fail rather than silently return fewer rows (assess refuses
-    // such tables first: table.row-security).
-    options: '-c default_transaction_read_only=off -c row_security=off',
+    options: startupOptions(opts),
   } as pg.ClientConfig;
   if (opts.replication) config.replication = 'database';
   return config;
+}
+
+/**
+ * Settings every pgshift session starts with, whatever the database or role sets for its
+ * application (ALTER DATABASE … SET, an RDS parameter group). They go in the startup packet's
+ * options, where a zero counts: node-postgres sends its own statement_timeout, lock_timeout and
+ * idle_in_transaction_session_timeout parameters only when they are not zero, so a database's
+ * statement_timeout = '30s' would otherwise end a long COPY.
+ * - No statement, lock or idle-in-transaction timeout: a session runs a COPY for hours, waits on
+ *   purpose, or holds the load's snapshot idle in its transaction (a session may set its own, as
+ *   the fence does).
+ * - Read committed and read-write by default: pgshift asks for another level where it needs one,
+ *   and its sessions must keep working on a source it has fenced read-only (teardown, rollback).
+ * - row_security off: a policy that applies to pgshift's role makes a read fail rather than
+ *   silently return fewer rows (assess refuses such tables first: table.row-security).
+ */
+function startupOptions(opts: ConnectOptions): string {
+  const settings = [
+    `statement_timeout=${opts.statementTimeoutMs ?? 0}`,
+    'lock_timeout=0',
+    'idle_in_transaction_session_timeout=0',
+    'default_transaction_isolation=read\\ committed',
+    'default_transaction_read_only=off',
+    'row_security=off',
+  ];
+  return settings.map((s) => `-c ${s}`).join(' ');
 }
 
 export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<pg.Client> {
@@ -127,12 +145,27 @@ export async function connect(ep: Endpoint, opts: ConnectOptions = {}): Promise<
     throw connectionError(ep, err);
   }
   tagQueryErrors(client, ep);
-  if (!opts.replication) {
-    // A statement of a pgshift that died (killed, its machine lost) is cancelled within seconds
-    // instead of running — or waiting for a lock, holding a lease — to its end (PostgreSQL 14+).
-    await client.query(`SELECT set_config('client_connection_check_interval', '2000', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`);
-  }
+  await client.query(sessionSettingsSql(opts));
   return client;
+}
+
+/**
+ * Settings that exist only from some major on, so they cannot go in the startup packet (an older
+ * server refuses an unknown one): set after connecting, where the server has them.
+ * - idle_session_timeout (14+) and transaction_timeout (17+) off: a database or role may set them
+ *   for its application, and pgshift's sessions idle between steps, hold the load's snapshot for
+ *   hours and the window's fence through the cut-over (statement, lock and idle-in-transaction
+ *   timeouts are set in the startup packet).
+ * - client_connection_check_interval (14+): a statement of a pgshift that died (killed, its
+ *   machine lost) is cancelled within seconds instead of running — or waiting for a lock, holding
+ *   a lease — to its end. Not on a replication connection, which runs no such statement.
+ */
+function sessionSettingsSql(opts: ConnectOptions): string {
+  const settings: Array<[string, string]> = [['idle_session_timeout', '0'], ['transaction_timeout', '0']];
+  if (!opts.replication) settings.push(['client_connection_check_interval', '2000']);
+  // Constants only, written into the text: a replication connection takes no bound parameters.
+  const values = settings.map(([name, value]) => `('${name}', '${value}')`).join(', ');
+  return `SELECT set_config(s.name, w.value, false) FROM (VALUES ${values}) AS w (name, value) JOIN pg_settings s ON s.name = w.name`;
 }
 
 /**

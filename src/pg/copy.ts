@@ -47,11 +47,12 @@ export function copyFormatOf(table: TableInfo, format: CopyFormatChoice = 'auto'
  * any DateStyle; 'SQL, DMY' on one side and MDY on the other would swap day and month), intervals
  * in the postgres style, and extra_float_digits = 3 — before PostgreSQL 12 a float prints with
  * only 15 significant digits unless told otherwise (from 12 on, any positive value gives the
- * shortest text that reads back exactly). Once per session, outside a transaction, before the
- * first copyTable on it.
+ * shortest text that reads back exactly), and money in the C locale (it prints and parses with
+ * lc_monetary: '1.234,56 €' on a German source means nothing to an English target). Once per
+ * session, outside a transaction, before the first copyTable on it.
  */
 export async function useCopySettings(c: pg.Client): Promise<void> {
-  await c.query(`SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3`);
+  await c.query(`SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET lc_monetary = 'C'`);
 }
 
 /** Both sessions must have had useCopySettings. */

@@ -16,6 +16,8 @@ export const CANONICAL_SETTINGS = [
   `SET IntervalStyle = 'postgres'`,
   `SET TimeZone = 'UTC'`,
   `SET bytea_output = 'hex'`,
+  // money prints with lc_monetary, which each server (or database, or role) may set otherwise.
+  `SET lc_monetary = 'C'`,
 ];
 
 export async function useCanonicalSettings(c: pg.Client): Promise<void> {

@@ -52708,18 +52708,21 @@ function clientConfig(ep, opts = {}) {
     application_name: opts.applicationName ?? "pgshift",
     connectionTimeoutMillis: 15e3,
     keepAlive: true,
-    statement_timeout: opts.statementTimeoutMs ?? 0,
-    // A pgshift session idling inside a transaction is holding a snapshot on purpose.
-    idle_in_transaction_session_timeout: 0,
-    lock_timeout: 0,
-    // pgshift's own sessions must keep working on a source it has fenced read-only (teardown,
-    // rollback); the fence is for the application. A row-level security policy that applies to
-    // pgshift's role makes a read fail rather than silently return fewer rows (assess refuses
-    // such tables first: table.row-security).
-    options: "-c default_transaction_read_only=off -c row_security=off"
+    options: startupOptions(opts)
   };
   if (opts.replication) config2.replication = "database";
   return config2;
+}
+function startupOptions(opts) {
+  const settings = [
+    `statement_timeout=${opts.statementTimeoutMs ?? 0}`,
+    "lock_timeout=0",
+    "idle_in_transaction_session_timeout=0",
+    "default_transaction_isolation=read\\ committed",
+    "default_transaction_read_only=off",
+    "row_security=off"
+  ];
+  return settings.map((s) => `-c ${s}`).join(" ");
 }
 async function connect(ep, opts = {}) {
   const client = new esm_default.Client(clientConfig(ep, opts));
@@ -52733,10 +52736,14 @@ async function connect(ep, opts = {}) {
     throw connectionError(ep, err);
   }
   tagQueryErrors(client, ep);
-  if (!opts.replication) {
-    await client.query(`SELECT set_config('client_connection_check_interval', '2000', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`);
-  }
+  await client.query(sessionSettingsSql(opts));
   return client;
+}
+function sessionSettingsSql(opts) {
+  const settings = [["idle_session_timeout", "0"], ["transaction_timeout", "0"]];
+  if (!opts.replication) settings.push(["client_connection_check_interval", "2000"]);
+  const values = settings.map(([name, value]) => `('${name}', '${value}')`).join(", ");
+  return `SELECT set_config(s.name, w.value, false) FROM (VALUES ${values}) AS w (name, value) JOIN pg_settings s ON s.name = w.name`;
 }
 function tagQueryErrors(client, ep) {
   const server2 = { role: ep.role, label: ep.label };
