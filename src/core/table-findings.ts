@@ -44,6 +44,10 @@ export interface RelationFacts {
   canSelect: boolean;
   /** Row-level security: off, enabled (the owner is exempt) or forced (the owner too is subject to it). */
   rowSecurity: 'off' | 'enabled' | 'forced';
+  /** Created WITH OIDS (before PostgreSQL 12): a hidden oid column no target has. */
+  withOids: boolean;
+  /** Indexes (a primary key, a unique index) on that oid column. */
+  oidIndexes: string[];
 }
 
 export interface SequenceFacts {
@@ -81,6 +85,7 @@ export function relationFindings(t: RelationFacts, group: string | null, o: Tabl
   if (o.engine === 'native' && !t.ownedByMe) out.push(finding('blocker', 'table.privilege.owner', name, `owned by ${t.owner}: only the owner or a superuser can publish it`, 'run pgshift as a superuser (RDS: rds_superuser) or as the owner'));
   const hidden = rowSecurityFinding(t, name, o.reader);
   if (hidden) out.push(hidden);
+  out.push(...withOidsFindings(t, name));
   out.push(...identityFindings(t, name, group, o));
   if (o.engine === 'dms' && !t.hasPrimaryKey && t.arrayColumns.length) out.push(finding('blocker', 'table.array-no-key', name, `ARRAY column(s) ${t.arrayColumns.join(', ')} without a primary key: DMS suspends the table`, 'add a primary key'));
   if (t.generatedColumns.length) out.push(finding('info', 'table.generated', name, `generated column(s) ${t.generatedColumns.join(', ')}: left out of the copy, computed by the target`));
@@ -106,6 +111,27 @@ function rowSecurityFinding(t: RelationFacts, name: string, reader: TableRuleOpt
     `${why}: the policies could hide rows from ${reader.name}, and the copy would leave them out`,
     `as a superuser, ALTER ROLE ${reader.name} BYPASSRLS for the migration (or connect as a superuser)${t.rowSecurity === 'forced' ? `; or, as its owner, ALTER TABLE ${name} NO FORCE ROW LEVEL SECURITY until the cut-over` : ''}`,
   );
+}
+
+/**
+ * PostgreSQL 12 removed WITH OIDS: the target's table has no oid column, so the values in it stay
+ * behind (pg_dump says so and dumps the table without), and an index on it cannot be created.
+ */
+function withOidsFindings(t: RelationFacts, name: string): Finding[] {
+  if (!t.withOids) return [];
+  const keep = `ALTER TABLE ${name} ADD COLUMN row_oid oid; UPDATE ${name} SET row_oid = oid`;
+  if (t.oidIndexes.length) {
+    return [
+      finding(
+        'blocker',
+        'table.with-oids-index',
+        name,
+        `created WITH OIDS, and ${t.oidIndexes.join(', ')} ${t.oidIndexes.length > 1 ? 'are indexes' : 'is an index'} on its oid column, which PostgreSQL 12 removed: the target cannot create ${t.oidIndexes.length > 1 ? 'them' : 'it'}`,
+        `on the source, move the values to a real column (${keep}), index that instead, then ALTER TABLE ${name} SET WITHOUT OIDS`,
+      ),
+    ];
+  }
+  return [finding('warning', 'table.with-oids', name, 'created WITH OIDS: its hidden oid column does not exist from PostgreSQL 12 on, so its values are not carried and a query that reads them fails on the target', `if the application reads them, keep them in a real column first (${keep})`)];
 }
 
 /** How UPDATE and DELETE of the table reach the target: its key, replica identity, and the engine that carries them. */

@@ -113,6 +113,14 @@ export const LOB_TYPE_TEST = `(t.typname IN ('text', 'bytea', 'json', 'jsonb', '
 
 export async function readRelations(c: pg.Client, versionNum: number): Promise<RelationFacts[]> {
   const generated = versionNum >= 120000 ? "a.attgenerated <> ''" : 'false';
+  // WITH OIDS ended with PostgreSQL 12: before, a table may have the hidden oid column (attnum -2),
+  // and indexes on it.
+  const withOids = versionNum >= 120000 ? 'false' : 'c.relhasoids';
+  const oidIndexes =
+    versionNum >= 120000
+      ? `'{}'::text[]`
+      : `coalesce((SELECT array_agg(ic.relname::text ORDER BY ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                    WHERE i.indrelid = c.oid AND (-2 = ANY (i.indkey::int2[]) OR (i.indexprs IS NOT NULL AND pg_get_indexdef(i.indexrelid) ~ '\\moid\\M'))), '{}')`;
   // reltuples = -1 means "never analyzed" from PostgreSQL 14; before, 0 with no analyze timestamp.
   const noStats =
     versionNum >= 140000
@@ -149,7 +157,9 @@ export async function readRelations(c: pg.Client, versionNum: number): Promise<R
            pg_get_userbyid(c.relowner) AS owner,
            pg_has_role(c.relowner, 'USAGE') AS owned_by_me,
            has_table_privilege(c.oid, 'SELECT') AS can_select,
-           CASE WHEN NOT c.relrowsecurity THEN 'off' WHEN c.relforcerowsecurity THEN 'forced' ELSE 'enabled' END AS row_security
+           CASE WHEN NOT c.relrowsecurity THEN 'off' WHEN c.relforcerowsecurity THEN 'forced' ELSE 'enabled' END AS row_security,
+           ${withOids} AS with_oids,
+           CASE WHEN ${withOids} THEN ${oidIndexes} ELSE '{}' END AS oid_indexes
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
      ORDER BY n.nspname, c.relname`);
@@ -183,6 +193,8 @@ function relationFacts(x: pg.QueryResultRow): RelationFacts {
     ownedByMe: x.owned_by_me,
     canSelect: x.can_select,
     rowSecurity: x.row_security,
+    withOids: x.with_oids,
+    oidIndexes: x.oid_indexes,
   };
 }
 

@@ -155,6 +155,45 @@ describe.each([
   });
 });
 
+describe('tables WITH OIDS on a PostgreSQL 11 source → 17', () => {
+  it('an index on the oid column is refused before anything is made, the fix assess gives lets it through, and the rows arrive without their oids', async () => {
+    const pair = await startPair(11, 17);
+    await sql(pair.sourceUrl, `
+      CREATE TABLE legacy (id int PRIMARY KEY, v text) WITH OIDS;
+      INSERT INTO legacy SELECT i, 'v' || i FROM generate_series(1, 1000) i;
+      CREATE TABLE docs (title text NOT NULL) WITH OIDS;
+      CREATE UNIQUE INDEX docs_oid_key ON docs (oid);
+      INSERT INTO docs SELECT 'doc ' || i FROM generate_series(1, 500) i;
+      ANALYZE`);
+    const ctx = phaseContext(testPlan(pair.sourceUrl, pair.targetUrl), silentLogger);
+    const assessed = await runAssess(ctx);
+    const oids = assessed.findings.filter((f) => f.code.startsWith('table.with-oids')).map((f) => [f.severity, f.code, f.object]);
+    expect(oids).toEqual([
+      ['blocker', 'table.with-oids-index', 'public.docs'],
+      ['warning', 'table.with-oids', 'public.legacy'],
+    ]);
+    await expect(runFullLoad(ctx)).rejects.toMatchObject({ code: 'table.with-oids-index', exitCode: 3 });
+    expect(await sql(pair.sourceUrl, `SELECT (SELECT count(*) FROM pg_replication_slots)::int AS slots, (SELECT count(*) FROM pg_publication)::int AS pubs`)).toEqual([{ slots: 0, pubs: 0 }]);
+
+    // The fix assess names: the values in a real column, indexed instead, then WITHOUT OIDS.
+    const doc = assessed.findings.find((f) => f.code === 'table.with-oids-index')!;
+    expect(doc.fix).toContain('ALTER TABLE public.docs ADD COLUMN row_oid oid; UPDATE public.docs SET row_oid = oid');
+    await sql(pair.sourceUrl, `
+      ALTER TABLE docs ADD COLUMN row_oid oid; UPDATE docs SET row_oid = oid;
+      ALTER TABLE docs ALTER row_oid SET NOT NULL; DROP INDEX docs_oid_key; ALTER TABLE docs ADD PRIMARY KEY (row_oid);
+      ALTER TABLE docs SET WITHOUT OIDS`);
+    expect((await runAssess(ctx)).findings.filter((f) => f.severity === 'blocker')).toEqual([]);
+    expect((await runFullLoad(ctx)).rows).toBe(1500);
+    await startCdc(ctx);
+    await sql(pair.sourceUrl, `INSERT INTO legacy VALUES (1001, 'new'); UPDATE legacy SET v = 'changed' WHERE id <= 10; DELETE FROM legacy WHERE id = 500`);
+    await waitForCatchUp(ctx, 60_000);
+    expect((await runVerify(ctx)).verdict).toBe('equal');
+    const [a, b] = await Promise.all([tableDigests(pair.sourceUrl, ['public.legacy', 'public.docs']), tableDigests(pair.targetUrl, ['public.legacy', 'public.docs'])]);
+    expect(b).toEqual(a);
+    await runTeardown(ctx);
+  });
+});
+
 describe('assess when the target cannot list its extensions', () => {
   it('says so as a warning naming the cause instead of failing (the embedded 10 ships control files it cannot parse)', async () => {
     const pair = await startPair(10, 10);

@@ -441,6 +441,8 @@ function table(over: Partial<RelationFacts> = {}): RelationFacts {
     ownedByMe: true,
     canSelect: true,
     rowSecurity: 'off',
+    withOids: false,
+    oidIndexes: [],
     ...over,
   };
 }
@@ -503,6 +505,29 @@ describe('table findings', () => {
         fix: 'as a superuser, ALTER ROLE mig BYPASSRLS for the migration (or connect as a superuser)',
       },
     ]);
+  });
+
+  it('WITH OIDS (before 12): a warning that the oid values stay behind; an index on them blocks, on every engine', () => {
+    for (const o of [NATIVE, DMS]) {
+      expect(check({ withOids: true }, o)).toEqual([
+        {
+          severity: 'warning',
+          code: 'table.with-oids',
+          object: 'app.t',
+          message: 'created WITH OIDS: its hidden oid column does not exist from PostgreSQL 12 on, so its values are not carried and a query that reads them fails on the target',
+          fix: 'if the application reads them, keep them in a real column first (ALTER TABLE app.t ADD COLUMN row_oid oid; UPDATE app.t SET row_oid = oid)',
+        },
+      ]);
+      expect(check({ withOids: true, oidIndexes: ['t_oid_key'] }, o)).toEqual([
+        {
+          severity: 'blocker',
+          code: 'table.with-oids-index',
+          object: 'app.t',
+          message: 'created WITH OIDS, and t_oid_key is an index on its oid column, which PostgreSQL 12 removed: the target cannot create it',
+          fix: 'on the source, move the values to a real column (ALTER TABLE app.t ADD COLUMN row_oid oid; UPDATE app.t SET row_oid = oid), index that instead, then ALTER TABLE app.t SET WITHOUT OIDS',
+        },
+      ]);
+    }
   });
 
   it('a table in no group warns that it is not migrated', () => {

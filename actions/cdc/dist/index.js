@@ -97066,6 +97066,7 @@ function relationFindings(t, group5, o3) {
   if (o3.engine === "native" && !t.ownedByMe) out.push(finding("blocker", "table.privilege.owner", name, `owned by ${t.owner}: only the owner or a superuser can publish it`, "run pgshift as a superuser (RDS: rds_superuser) or as the owner"));
   const hidden = rowSecurityFinding(t, name, o3.reader);
   if (hidden) out.push(hidden);
+  out.push(...withOidsFindings(t, name));
   out.push(...identityFindings(t, name, group5, o3));
   if (o3.engine === "dms" && !t.hasPrimaryKey && t.arrayColumns.length) out.push(finding("blocker", "table.array-no-key", name, `ARRAY column(s) ${t.arrayColumns.join(", ")} without a primary key: DMS suspends the table`, "add a primary key"));
   if (t.generatedColumns.length) out.push(finding("info", "table.generated", name, `generated column(s) ${t.generatedColumns.join(", ")}: left out of the copy, computed by the target`));
@@ -97084,6 +97085,22 @@ function rowSecurityFinding(t, name, reader) {
     `${why}: the policies could hide rows from ${reader.name}, and the copy would leave them out`,
     `as a superuser, ALTER ROLE ${reader.name} BYPASSRLS for the migration (or connect as a superuser)${t.rowSecurity === "forced" ? `; or, as its owner, ALTER TABLE ${name} NO FORCE ROW LEVEL SECURITY until the cut-over` : ""}`
   );
+}
+function withOidsFindings(t, name) {
+  if (!t.withOids) return [];
+  const keep = `ALTER TABLE ${name} ADD COLUMN row_oid oid; UPDATE ${name} SET row_oid = oid`;
+  if (t.oidIndexes.length) {
+    return [
+      finding(
+        "blocker",
+        "table.with-oids-index",
+        name,
+        `created WITH OIDS, and ${t.oidIndexes.join(", ")} ${t.oidIndexes.length > 1 ? "are indexes" : "is an index"} on its oid column, which PostgreSQL 12 removed: the target cannot create ${t.oidIndexes.length > 1 ? "them" : "it"}`,
+        `on the source, move the values to a real column (${keep}), index that instead, then ALTER TABLE ${name} SET WITHOUT OIDS`
+      )
+    ];
+  }
+  return [finding("warning", "table.with-oids", name, "created WITH OIDS: its hidden oid column does not exist from PostgreSQL 12 on, so its values are not carried and a query that reads them fails on the target", `if the application reads them, keep them in a real column first (${keep})`)];
 }
 function identityFindings(t, name, group5, o3) {
   const out = [];
@@ -97246,6 +97263,9 @@ async function readAvailableExtensions(c5) {
 var LOB_TYPE_TEST = `(t.typname IN ('text', 'bytea', 'json', 'jsonb', 'xml') OR (t.typname = 'varchar' AND a.atttypmod = -1) OR t.typcategory = 'A')`;
 async function readRelations(c5, versionNum) {
   const generated = versionNum >= 12e4 ? "a.attgenerated <> ''" : "false";
+  const withOids = versionNum >= 12e4 ? "false" : "c.relhasoids";
+  const oidIndexes = versionNum >= 12e4 ? `'{}'::text[]` : `coalesce((SELECT array_agg(ic.relname::text ORDER BY ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                    WHERE i.indrelid = c.oid AND (-2 = ANY (i.indkey::int2[]) OR (i.indexprs IS NOT NULL AND pg_get_indexdef(i.indexrelid) ~ '\\moid\\M'))), '{}')`;
   const noStats = versionNum >= 14e4 ? "c.reltuples < 0" : `(c.reltuples = 0 AND coalesce((SELECT st.last_analyze IS NULL AND st.last_autoanalyze IS NULL FROM pg_stat_all_tables st WHERE st.relid = c.oid), true))`;
   const r5 = await c5.query(`
     SELECT n.nspname AS schema, c.relname AS name, c.oid::int AS oid, c.relkind AS kind, c.relpersistence AS persistence,
@@ -97278,7 +97298,9 @@ async function readRelations(c5, versionNum) {
            pg_get_userbyid(c.relowner) AS owner,
            pg_has_role(c.relowner, 'USAGE') AS owned_by_me,
            has_table_privilege(c.oid, 'SELECT') AS can_select,
-           CASE WHEN NOT c.relrowsecurity THEN 'off' WHEN c.relforcerowsecurity THEN 'forced' ELSE 'enabled' END AS row_security
+           CASE WHEN NOT c.relrowsecurity THEN 'off' WHEN c.relforcerowsecurity THEN 'forced' ELSE 'enabled' END AS row_security,
+           ${withOids} AS with_oids,
+           CASE WHEN ${withOids} THEN ${oidIndexes} ELSE '{}' END AS oid_indexes
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p', 'f', 'm') AND ${USER_SCHEMAS} AND ${NOT_EXTENSION_MEMBER}
      ORDER BY n.nspname, c.relname`);
@@ -97309,7 +97331,9 @@ function relationFacts(x) {
     owner: x.owner,
     ownedByMe: x.owned_by_me,
     canSelect: x.can_select,
-    rowSecurity: x.row_security
+    rowSecurity: x.row_security,
+    withOids: x.with_oids,
+    oidIndexes: x.oid_indexes
   };
 }
 
