@@ -7,8 +7,9 @@ import type { QualifiedName } from './ident.js';
  * Once a table is in a publication that publishes updates and deletes (every publication pgshift
  * creates for the native engine), PostgreSQL refuses every UPDATE and DELETE on it that has no
  * replica identity to log: "cannot update table … because it does not have a replica identity and
- * publishes updates". That is REPLICA IDENTITY NOTHING, DEFAULT without a primary key, and USING
- * INDEX whose index was dropped or is invalid. The DMS engine does not publish: with pglogical a
+ * publishes updates". That is REPLICA IDENTITY NOTHING, DEFAULT without a primary key, DEFAULT
+ * with a DEFERRABLE primary key (PostgreSQL never takes a deferrable index as the identity), and
+ * USING INDEX whose index was dropped or is invalid. The DMS engine does not publish: with pglogical a
  * key-less table goes only into the insert set (its updates are not captured, assess says so), and
  * test_decoding needs nothing on the source — neither breaks a write.
  *
@@ -18,15 +19,18 @@ import type { QualifiedName } from './ident.js';
 export interface IdentityFacts extends QualifiedName {
   replicaIdentity: 'd' | 'n' | 'f' | 'i';
   hasPrimaryKey: boolean;
+  /** The primary key is DEFERRABLE: it does not serve as the replica identity. */
+  primaryKeyDeferrable: boolean;
   /** For USING INDEX: the index exists and is valid. */
   identityIndexValid: boolean;
 }
 
-export type IdentityProblem = 'nothing' | 'no-key' | 'index-gone';
+export type IdentityProblem = 'nothing' | 'no-key' | 'deferrable-key' | 'index-gone';
 
 export function identityProblem(t: IdentityFacts): IdentityProblem | undefined {
   if (t.replicaIdentity === 'n') return 'nothing';
   if (t.replicaIdentity === 'd' && !t.hasPrimaryKey) return 'no-key';
+  if (t.replicaIdentity === 'd' && t.primaryKeyDeferrable) return 'deferrable-key';
   if (t.replicaIdentity === 'i' && !t.identityIndexValid) return 'index-gone';
   return undefined;
 }
@@ -34,6 +38,7 @@ export function identityProblem(t: IdentityFacts): IdentityProblem | undefined {
 export const IDENTITY_PROBLEM_TEXT: Record<IdentityProblem, string> = {
   nothing: 'REPLICA IDENTITY NOTHING',
   'no-key': 'no primary key and REPLICA IDENTITY DEFAULT',
+  'deferrable-key': 'a DEFERRABLE primary key (never a replica identity) and REPLICA IDENTITY DEFAULT',
   'index-gone': 'REPLICA IDENTITY USING INDEX of an index that is gone or invalid',
 };
 
@@ -61,10 +66,11 @@ export function planPublishing<T extends IdentityFacts>(tables: T[], engine: 'na
  * the plan's consent) is matched on the target by comparing every column; a column whose type has
  * no equality operator (json, xml, point and the other geometric types, arrays of them) stops the
  * apply at the first UPDATE or DELETE ("could not identify an equality operator for type json").
- * A primary key or a valid REPLICA IDENTITY USING INDEX spares the comparison.
+ * A primary key (not a deferrable one, which neither side uses) or a valid REPLICA IDENTITY USING
+ * INDEX spares the comparison.
  */
 export function fullIdentityWithoutEquality(t: IdentityFacts & { noEqualityColumns: Array<{ name: string; type: string }> }, consent: string[]): boolean {
-  if (!t.noEqualityColumns.length || t.hasPrimaryKey) return false;
+  if (!t.noEqualityColumns.length || (t.hasPrimaryKey && !t.primaryKeyDeferrable)) return false;
   if (t.replicaIdentity === 'f') return true;
   return identityProblem(t) !== undefined && consent.some((p) => matchesPattern(t, p));
 }

@@ -22,7 +22,9 @@ export interface RelationFacts {
   isPartition: boolean;
   replicaIdentity: 'd' | 'n' | 'f' | 'i';
   hasPrimaryKey: boolean;
-  /** Unique indexes (not the primary key) whose columns are all NOT NULL. */
+  /** The primary key is DEFERRABLE (no replica identity). */
+  primaryKeyDeferrable: boolean;
+  /** Unique indexes (not the primary key, not deferrable) whose columns are all NOT NULL: candidates for REPLICA IDENTITY USING INDEX. */
   uniqueNotNullIndexes: string[];
   /** Unique indexes and constraints other than the primary key (batch apply conflicts). */
   otherUniqueIndexes: number;
@@ -168,7 +170,9 @@ function identityFindings(t: RelationFacts, name: string, group: string | null, 
         'table.no-key',
         name,
         `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published`,
-        idx ? `on the source, run ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`,
+        idx
+          ? `on the source, run ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or ${problem === 'deferrable-key' ? 'make the primary key NOT DEFERRABLE' : 'add a primary key'})`
+          : `${problem === 'deferrable-key' ? 'make the primary key NOT DEFERRABLE' : 'add a primary key'}, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`,
       ),
     );
   } else if (t.replicaIdentity === 'f') {

@@ -39,6 +39,8 @@ export interface TableInfo extends QualifiedName {
   persistence: 'p' | 'u' | 't';
   columns: ColumnInfo[];
   primaryKey: string[];
+  /** The primary key is DEFERRABLE: it does not serve as the replica identity. */
+  primaryKeyDeferrable: boolean;
   /** Columns that identify a row: the primary key, else the replica identity index, else a unique index on NOT NULL columns. */
   keyColumns: string[];
   replicaIdentity: 'd' | 'n' | 'f' | 'i';
@@ -94,6 +96,7 @@ export async function listTables(c: pg.Client, versionNum: number): Promise<Tabl
               CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
              WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
+           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND NOT i.indimmediate) AS pk_deferrable,
            (SELECT array_agg(a.attname::text ORDER BY k.ord)
               FROM (SELECT i.* FROM pg_index i
                      WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
@@ -122,6 +125,7 @@ interface TableRow {
   reltuples: string;
   columns: ColumnInfo[];
   pk: string[] | null;
+  pk_deferrable: boolean;
   key_columns: string[] | null;
 }
 
@@ -140,6 +144,7 @@ function tableInfo(row: TableRow): TableInfo {
     rowEstimate: Math.max(0, Number(row.reltuples)),
     columns: row.columns,
     primaryKey: row.pk ?? [],
+    primaryKeyDeferrable: row.pk_deferrable,
     keyColumns: row.key_columns ?? [],
   };
 }

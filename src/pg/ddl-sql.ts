@@ -313,7 +313,7 @@ export function captureObjectsSql(): string[] {
            FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
            JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE p.pubname LIKE 'pgshift\\_%' AND (p.pubupdate OR p.pubdelete)
-            AND NOT (c.relreplident = 'f' OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary))
+            AND NOT (c.relreplident = 'f' OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary AND x.indimmediate))
                      OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisreplident)))
           GROUP BY n.nspname, c.relname
        LOOP
@@ -456,7 +456,7 @@ function recordFunction(): string {
       SELECT c.oid, format('%I.%I', n.nspname, c.relname) AS name, c.relkind, c.relpersistence,
              (SELECT array_agg(p.pubname::text) FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
                WHERE pr.prrelid = c.oid AND p.pubname LIKE 'pgshift\\_%') AS published,
-             c.relreplident = 'f' OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary))
+             c.relreplident = 'f' OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary AND x.indimmediate))
                OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisreplident)) AS identity
         FROM tree JOIN pg_class c ON c.oid = tree.oid JOIN pg_namespace n ON n.oid = c.relnamespace
     LOOP

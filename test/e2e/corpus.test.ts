@@ -28,7 +28,7 @@ target: { url: "\${T}" }
 fullLoad: { jobs: 3 }
 verify: { chunkRows: 500 }
 cdc:
-  replicaIdentityFull: [corpus.nothing, corpus.dupes, corpus.keyless_json, corpus.keyless_toast]
+  replicaIdentityFull: [corpus.nothing, corpus.dupes, corpus.keyless_json, corpus.keyless_toast, corpus.playlist_item]
 unlogged:
   mode: copy-at-cutover
 roles: copy

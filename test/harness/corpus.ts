@@ -55,6 +55,8 @@ export const WORKLOAD: string[] = [
   `TRUNCATE many.t002; INSERT INTO many.t002 (id, v) VALUES (7, 'after truncate')`,
   // Inheritance: rows of the parent and of a child.
   `INSERT INTO corpus.dog VALUES (500, 'late dog', 3, 'mixed'); UPDATE corpus.animal SET legs = 2 WHERE id = 1; DELETE FROM corpus.cat WHERE id = 3`,
+  // A DEFERRABLE key (replicated under REPLICA IDENTITY FULL): two positions swapped, a key moved, a row gone.
+  `BEGIN; UPDATE corpus.playlist_item SET position = 3 - position WHERE id IN (1, 2); UPDATE corpus.playlist_item SET id = id + 1000 WHERE id > 295; DELETE FROM corpus.playlist_item WHERE id = 10; COMMIT`,
   // Circular deferrable foreign keys in one transaction.
   `BEGIN; INSERT INTO corpus.team VALUES (99, 'late team', 9999); INSERT INTO corpus.player VALUES (9999, 99, NULL); COMMIT`,
   // A zero-column table: rows in and out.

@@ -121,6 +121,20 @@ describe('bad input', () => {
     }
   });
 
+  it('a DEFERRABLE primary key (never a replica identity): full-load refuses (exit 3), nothing created, the application still updates it', async () => {
+    await sql(source.url(), 'CREATE TABLE public.positions (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED, pos int); INSERT INTO positions VALUES (1, 1), (2, 2)');
+    try {
+      const r = await runCli(['full-load', '-c', plan], { SOURCE_URL: source.url(), TARGET_URL: target.url() });
+      expect(r.code).toBe(3);
+      expect(expectOneLine(r.stderr)).toMatch(/^pgshift: public\.positions: a DEFERRABLE primary key \(never a replica identity\) and REPLICA IDENTITY DEFAULT: UPDATE and DELETE fail on the source once it is published.* — make the primary key NOT DEFERRABLE, ALTER TABLE public\.positions REPLICA IDENTITY FULL/);
+      await unchanged(source, target);
+      // Swapping two positions is what such a key is for.
+      await sql(source.url(), `UPDATE positions SET id = 3 - id; DELETE FROM positions WHERE id = 2`);
+    } finally {
+      await sql(source.url(), 'DROP TABLE public.positions');
+    }
+  });
+
   it('row-level security that would hide rows from the source role: full-load refuses (exit 3), nothing created; a read under it fails instead of coming back short', async () => {
     // The role owns its database and table, so ownership and privileges pass: only the policy,
     // forced on the owner too, stands between it and half of the rows.

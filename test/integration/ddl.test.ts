@@ -279,6 +279,16 @@ describe('PostgreSQL 15 → 17, two streams', () => {
     // Gone, it is no one's problem any more.
     await sql(app, 'DROP TABLE app.tags');
     expect(statusProblems(await settle(ctx))).toEqual([]);
+
+    // The same when the key comes back DEFERRABLE in the same statement: PostgreSQL never takes
+    // a deferrable key as the identity, so the table has none.
+    await sql(app, `CREATE TABLE app.slots (id int PRIMARY KEY, pos int); INSERT INTO app.slots VALUES (1, 1), (2, 2)`);
+    await settle(ctx);
+    await sql(app, 'ALTER TABLE app.slots DROP CONSTRAINT slots_pkey, ADD PRIMARY KEY (id) DEFERRABLE INITIALLY DEFERRED');
+    await sql(app, `UPDATE app.slots SET pos = pos + 1; DELETE FROM app.slots WHERE id = 2`);
+    expect(statusProblems(await nativeCdcStatus(ctx, 1000)).map((p) => p.problem).join('\n')).toMatch(/table app\.slots lost its primary key or replica identity/);
+    await sql(app, 'DROP TABLE app.slots');
+    expect(statusProblems(await settle(ctx))).toEqual([]);
   });
 
   it('verify stops at once on a stream that stands still, naming the cause', async () => {

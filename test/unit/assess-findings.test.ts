@@ -425,6 +425,7 @@ function table(over: Partial<RelationFacts> = {}): RelationFacts {
     isPartition: false,
     replicaIdentity: 'd',
     hasPrimaryKey: true,
+    primaryKeyDeferrable: false,
     uniqueNotNullIndexes: [],
     otherUniqueIndexes: 0,
     replicaIdentityIndex: null,
@@ -556,6 +557,21 @@ describe('table findings', () => {
         { severity: 'info', code: 'table.replica-identity-consent', object: 'app.t', message: 'no primary key and REPLICA IDENTITY DEFAULT: pgshift sets REPLICA IDENTITY FULL before publishing it (cdc.replicaIdentityFull)', fix: undefined },
       ]);
       expect(codes(check(noKey, consent, null))).toEqual(['warning table.unassigned', 'blocker table.no-key']);
+    });
+
+    it('native, a DEFERRABLE primary key: blocks like no key (it is never the replica identity); consent or FULL lets it through', () => {
+      const deferrable = { primaryKeyDeferrable: true };
+      expect(check(deferrable)).toEqual([
+        {
+          severity: 'blocker',
+          code: 'table.no-key',
+          object: 'app.t',
+          message: 'a DEFERRABLE primary key (never a replica identity) and REPLICA IDENTITY DEFAULT: UPDATE and DELETE fail on the source once it is published',
+          fix: 'make the primary key NOT DEFERRABLE, ALTER TABLE app.t REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that',
+        },
+      ]);
+      expect(codes(check(deferrable, { ...NATIVE, replicaIdentityFull: ['app.t'] }))).toEqual(['info table.replica-identity-consent']);
+      expect(codes(check({ ...deferrable, replicaIdentity: 'f' }))).toEqual(['warning table.replica-identity-full']);
     });
 
     it('DMS, no key: a warning (inserts only), whatever the plugin', () => {

@@ -12,7 +12,14 @@ import { keywordsUnknownTo, parseConninfo, parseServerUrl } from '../../src/conf
 afterEach(() => resetChanges());
 
 describe('replica identity: what publishing would break on the source', () => {
-  const t = (name: string, replicaIdentity: 'd' | 'n' | 'f' | 'i', hasPrimaryKey: boolean, identityIndexValid = false) => ({ schema: 'public', name, replicaIdentity, hasPrimaryKey, identityIndexValid });
+  const t = (name: string, replicaIdentity: 'd' | 'n' | 'f' | 'i', hasPrimaryKey: boolean, identityIndexValid = false, primaryKeyDeferrable = false) => ({
+    schema: 'public',
+    name,
+    replicaIdentity,
+    hasPrimaryKey,
+    identityIndexValid,
+    primaryKeyDeferrable,
+  });
   it('names every identity whose UPDATE and DELETE fail once published', () => {
     expect(identityProblem(t('a', 'd', true))).toBeUndefined();
     expect(identityProblem(t('b', 'd', false))).toBe('no-key');
@@ -20,11 +27,18 @@ describe('replica identity: what publishing would break on the source', () => {
     expect(identityProblem(t('d', 'f', false))).toBeUndefined();
     expect(identityProblem(t('e', 'i', false, true))).toBeUndefined();
     expect(identityProblem(t('f', 'i', false, false))).toBe('index-gone');
+    // PostgreSQL never takes a DEFERRABLE key as the identity: DEFAULT then logs no key at all.
+    expect(identityProblem(t('g', 'd', true, false, true))).toBe('deferrable-key');
+    expect(identityProblem(t('h', 'f', true, false, true))).toBeUndefined();
+    expect(identityProblem(t('i', 'i', true, true, true))).toBeUndefined();
   });
   it('refuses them on the native engine unless the plan consents, and never on DMS (which does not publish)', () => {
-    const tables = [t('ok', 'd', true), t('logs', 'd', false), t('audit_1', 'n', false), t('audit_2', 'n', false)];
+    const tables = [t('ok', 'd', true), t('logs', 'd', false), t('audit_1', 'n', false), t('audit_2', 'n', false), t('positions', 'd', true, false, true)];
     const native = planPublishing(tables, 'native', ['public.audit_*']);
-    expect(native.refused.map((r) => [r.table.name, r.problem])).toEqual([['logs', 'no-key']]);
+    expect(native.refused.map((r) => [r.table.name, r.problem])).toEqual([
+      ['logs', 'no-key'],
+      ['positions', 'deferrable-key'],
+    ]);
     expect(native.setFull.map((x) => x.name)).toEqual(['audit_1', 'audit_2']);
     expect(planPublishing(tables, 'dms', [])).toEqual({ refused: [], setFull: [] });
   });

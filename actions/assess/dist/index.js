@@ -32461,12 +32461,14 @@ function walHeadroom(o) {
 function identityProblem(t) {
   if (t.replicaIdentity === "n") return "nothing";
   if (t.replicaIdentity === "d" && !t.hasPrimaryKey) return "no-key";
+  if (t.replicaIdentity === "d" && t.primaryKeyDeferrable) return "deferrable-key";
   if (t.replicaIdentity === "i" && !t.identityIndexValid) return "index-gone";
   return void 0;
 }
 var IDENTITY_PROBLEM_TEXT = {
   nothing: "REPLICA IDENTITY NOTHING",
   "no-key": "no primary key and REPLICA IDENTITY DEFAULT",
+  "deferrable-key": "a DEFERRABLE primary key (never a replica identity) and REPLICA IDENTITY DEFAULT",
   "index-gone": "REPLICA IDENTITY USING INDEX of an index that is gone or invalid"
 };
 function planPublishing(tables, engine, consent) {
@@ -32481,7 +32483,7 @@ function planPublishing(tables, engine, consent) {
   return out;
 }
 function fullIdentityWithoutEquality(t, consent) {
-  if (!t.noEqualityColumns.length || t.hasPrimaryKey) return false;
+  if (!t.noEqualityColumns.length || t.hasPrimaryKey && !t.primaryKeyDeferrable) return false;
   if (t.replicaIdentity === "f") return true;
   return identityProblem(t) !== void 0 && consent.some((p) => matchesPattern(t, p));
 }
@@ -32566,7 +32568,7 @@ function identityFindings(t, name, group2, o) {
         "table.no-key",
         name,
         `${IDENTITY_PROBLEM_TEXT[problem]}: UPDATE and DELETE fail on the source once it is published`,
-        idx ? `on the source, run ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or add a primary key)` : `add a primary key, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
+        idx ? `on the source, run ALTER TABLE ${name} REPLICA IDENTITY USING INDEX ${idx} (or ${problem === "deferrable-key" ? "make the primary key NOT DEFERRABLE" : "add a primary key"})` : `${problem === "deferrable-key" ? "make the primary key NOT DEFERRABLE" : "add a primary key"}, ALTER TABLE ${name} REPLICA IDENTITY FULL, or list it under cdc.replicaIdentityFull for pgshift to do that`
       )
     );
   } else if (t.replicaIdentity === "f") {
@@ -52936,8 +52938,9 @@ async function readRelations(c, versionNum) {
     SELECT n.nspname AS schema, c.relname AS name, c.oid::int AS oid, c.relkind AS kind, c.relpersistence AS persistence,
            c.relispartition AS is_partition, c.relreplident AS replident,
            EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
+           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND NOT i.indimmediate) AS pk_deferrable,
            coalesce((SELECT array_agg(ic.relname::text ORDER BY ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                      WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                      WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary AND i.indisvalid AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL
                         AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)), '{}') AS unique_not_null,
            (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary)::int AS other_unique,
            (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident AND i.indisvalid) AS ri_index,
@@ -52981,6 +52984,7 @@ function relationFacts(x) {
     isPartition: x.is_partition,
     replicaIdentity: x.replident,
     hasPrimaryKey: x.has_pk,
+    primaryKeyDeferrable: x.pk_deferrable,
     uniqueNotNullIndexes: x.unique_not_null,
     otherUniqueIndexes: x.other_unique,
     replicaIdentityIndex: x.ri_index,

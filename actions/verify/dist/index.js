@@ -32569,6 +32569,7 @@ async function listTables(c, versionNum) {
               CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
              WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
+           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND NOT i.indimmediate) AS pk_deferrable,
            (SELECT array_agg(a.attname::text ORDER BY k.ord)
               FROM (SELECT i.* FROM pg_index i
                      WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
@@ -32596,6 +32597,7 @@ function tableInfo(row) {
     rowEstimate: Math.max(0, Number(row.reltuples)),
     columns: row.columns,
     primaryKey: row.pk ?? [],
+    primaryKeyDeferrable: row.pk_deferrable,
     keyColumns: row.key_columns ?? []
   };
 }
