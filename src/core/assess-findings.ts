@@ -52,6 +52,8 @@ export interface ServerFacts {
   eventTriggers: Array<{ name: string; event: string; enabled: string }>;
   largeObjects: number;
   database: string;
+  /** A schema of the control schema's name (pgshift): none, pgshift's own, or somebody else's. */
+  controlSchema: 'absent' | 'pgshift' | 'foreign';
 }
 
 /** The plan's values the server rules need, and what the run needs of the servers. */
@@ -88,6 +90,18 @@ export function serverFindings(src: ServerFacts, tgt: ServerFacts, o: ServerRule
 /** Objects on the servers that the migration does not carry as they are: event triggers, large objects. */
 export function serverObjectFindings(src: ServerFacts, tgt: ServerFacts): Finding[] {
   const out: Finding[] = [];
+  for (const [side, facts] of [['source', src], ['target', tgt]] as const) {
+    if (facts.controlSchema !== 'foreign') continue;
+    out.push(
+      finding(
+        'blocker',
+        'control-schema.foreign',
+        `schema pgshift (${side})`,
+        `the ${side} has a schema named pgshift that pgshift did not make: pgshift keeps its own state under that name, never migrates what is in it, and drops it at teardown`,
+        'rename that schema (ALTER SCHEMA pgshift RENAME TO …, and what refers to it), then run pgshift again',
+      ),
+    );
+  }
   // pgshift's own DDL capture triggers are the migration's, not the application's.
   for (const t of src.eventTriggers.filter((x) => !x.name.startsWith('pgshift_ddl'))) {
     out.push(finding('warning', 'source.event-trigger', `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers`, 'disable it for the migration window if it writes'));

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { noteChange } from '../core/changes.js';
 import { quoteIdent, type QualifiedName } from '../core/ident.js';
+import { gateRefused } from '../core/errors.js';
 import { redact, redactDeep } from '../core/secrets.js';
 import { CONTROL_SCHEMA } from '../pg/catalog.js';
 
@@ -41,9 +42,36 @@ const OWNER_NOW = `pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity
 /** SQL: the phase row p's owner session is still there (backend_start hidden from other roles counts as there). */
 export const PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.owner_pid AND (a.backend_start IS NULL OR a.backend_start = p.owner_started))`;
 
-const DDL = [
+/**
+ * The control schema, made if missing and marked as pgshift's (run before anything is made in it,
+ * on either server): the mark is how pgshift tells its schema from a user's of the same name, which
+ * it must never fill, take for its state or drop.
+ */
+const CONTROL_MARK = 'pgshift control schema:';
+export const CONTROL_SCHEMA_SQL = [
   `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
-  `COMMENT ON SCHEMA ${CONTROL} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
+  `COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`,
+];
+
+export type ControlSchemaState = 'absent' | 'pgshift' | 'foreign';
+
+/**
+ * Whether the server has a schema of the control schema's name, and whose it is: pgshift's when
+ * marked, or when it holds the tables an earlier pgshift made before the source's schema was marked.
+ */
+export async function controlSchemaState(c: pg.Client): Promise<ControlSchemaState> {
+  const r = await c.query<{ marked: boolean; known: boolean }>(
+    `SELECT coalesce(obj_description(n.oid, 'pg_namespace') LIKE $2 || '%', false) AS marked,
+            EXISTS (SELECT 1 FROM pg_class t WHERE t.relnamespace = n.oid AND (t.relname IN ('migration', 'ddl_stream', 'ddl_log') OR t.relname LIKE 'heartbeat\_%')) AS known
+       FROM pg_namespace n WHERE n.nspname = $1`,
+    [CONTROL_SCHEMA, CONTROL_MARK],
+  );
+  if (!r.rowCount) return 'absent';
+  return r.rows[0].marked || r.rows[0].known ? 'pgshift' : 'foreign';
+}
+
+const DDL = [
+  ...CONTROL_SCHEMA_SQL,
   `CREATE TABLE IF NOT EXISTS ${CONTROL}.migration (
      name text PRIMARY KEY,
      created_at timestamptz NOT NULL DEFAULT now(),
@@ -295,14 +323,12 @@ export const progressSql = {
              finished_at = EXCLUDED.finished_at`,
 };
 
-export async function dropControlSchema(c: pg.Client): Promise<void> {
+/** Drops pgshift's control schema with everything in it; a user's schema of that name is refused, never dropped. */
+export async function dropControlSchema(c: pg.Client, side: string): Promise<void> {
+  if ((await controlSchemaState(c)) === 'foreign') throw gateRefused('control-schema.foreign', `${side}: schema ${CONTROL_SCHEMA} was not made by pgshift, so teardown leaves it`, 'nothing to do: it is yours');
   await c.query(`DROP SCHEMA IF EXISTS ${CONTROL} CASCADE`);
 }
 
-/** Whether pgshift's control schema exists on this server. */
-export async function controlSchemaExists(c: pg.Client): Promise<boolean> {
-  return ((await c.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [CONTROL_SCHEMA])).rowCount ?? 0) > 0;
-}
 
 /** One part (0: a whole table) loaded: written inside the target transaction that loaded it. */
 export async function recordPartDone(

@@ -3,6 +3,7 @@ import { qualify, quoteIdent } from '../core/ident.js';
 import { sleep } from '../core/wait.js';
 import type { ServerFacts } from '../core/assess-findings.js';
 import type { RelationFacts, SequenceFacts } from '../core/table-findings.js';
+import { controlSchemaState } from '../journal/journal.js';
 import { CONTROL_SCHEMA, NOT_EXTENSION_MEMBER, USER_SCHEMAS } from './catalog.js';
 
 /**
@@ -59,6 +60,7 @@ export async function readServerFacts(c: pg.Client, longTransactionSeconds: numb
     eventTriggers: triggers.rows,
     largeObjects: Number(counts.lo),
     database: db,
+    controlSchema: await controlSchemaState(c),
   };
 }
 

@@ -3,7 +3,7 @@ import { noteChange } from '../core/changes.js';
 import type { Logger } from '../core/log.js';
 import { displayName, qualify, quoteIdent, quoteLiteral, type QualifiedName } from '../core/ident.js';
 import { sleep } from '../core/wait.js';
-import { CONTROL } from '../journal/journal.js';
+import { CONTROL, CONTROL_SCHEMA_SQL } from '../journal/journal.js';
 
 /**
  * Native logical replication objects: publications on the source, subscriptions on the target,
@@ -13,7 +13,7 @@ import { CONTROL } from '../journal/journal.js';
 
 export async function ensureHeartbeat(c: pg.Client, table: string, group: string): Promise<void> {
   noteChange(`heartbeat table pgshift.${table}`);
-  await c.query(`CREATE SCHEMA IF NOT EXISTS ${CONTROL}`);
+  for (const q of CONTROL_SCHEMA_SQL) await c.query(q);
   await c.query(
     `CREATE TABLE IF NOT EXISTS ${CONTROL}.${quoteIdent(table)} (
        group_name text PRIMARY KEY,

@@ -135,6 +135,24 @@ describe('bad input', () => {
     }
   });
 
+  it("a schema named pgshift that is the application's: full-load refuses (exit 3) before using it, teardown leaves it and its rows", async () => {
+    await sql(source.url(), `CREATE SCHEMA pgshift; CREATE TABLE pgshift.orders (id int PRIMARY KEY, total numeric); INSERT INTO pgshift.orders VALUES (1, 9.5)`);
+    try {
+      const r = await runCli(['full-load', '--json', '-c', plan], { SOURCE_URL: source.url(), TARGET_URL: target.url() });
+      expect(r.code).toBe(3);
+      expect(expectOneLine(r.stderr)).toMatch(/^pgshift: schema pgshift \(source\): the source has a schema named pgshift that pgshift did not make.* — rename that schema/);
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, exitCode: 3, error: { code: 'control-schema.foreign' } });
+      const td = await runCli(['teardown', '--yes', '-c', plan], { SOURCE_URL: source.url(), TARGET_URL: target.url() });
+      expect(td.stderr).toMatch(/teardown left schema "?pgshift"? on the source: pgshift did not make it/);
+      expect(await sql(source.url(), `SELECT total::text FROM pgshift.orders`)).toEqual([{ total: '9.5' }]);
+      expect(await sql(source.url(), `SELECT (SELECT count(*) FROM pg_replication_slots)::int AS slots, (SELECT count(*) FROM pg_publication)::int AS pubs,
+        (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pgshift')::int AS relations`)).toEqual([{ slots: 0, pubs: 0, relations: 2 }]);
+    } finally {
+      await sql(source.url(), 'DROP SCHEMA pgshift CASCADE');
+    }
+    await unchanged(source, target);
+  });
+
   it('row-level security that would hide rows from the source role: full-load refuses (exit 3), nothing created; a read under it fails instead of coming back short', async () => {
     // The role owns its database and table, so ownership and privileges pass: only the policy,
     // forced on the owner too, stands between it and half of the rows.

@@ -87,6 +87,9 @@ const waitingOn = async (table: string) =>
 
 
 
+const copyRunning = async (table: string) =>
+  (await sql(targetUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE $1`, [`COPY %${table}% FROM STDIN%`]))[0].n > 0;
+
 const streams = () => sql(targetUrl, `SELECT group_name AS g, slot_name AS slot, snapshot_lsn::text AS lsn, state FROM pgshift.stream ORDER BY 1`);
 
 /**
@@ -94,14 +97,16 @@ const streams = () => sql(targetUrl, `SELECT group_name AS g, slot_name AS slot,
  * source, and load again: returns the streams before and the re-run's output.
  */
 async function killHeldThenResume() {
+  // The holder's session is open before the load starts: taking the lock must not race the copy.
+  const holder = new pg.Client({ connectionString: targetUrl });
+  await holder.connect();
   const run = fullLoad();
   let exited = false;
   void run.done.then(() => (exited = true));
-  // Hold: once the first table is committed, lock the last one on the target (SHARE blocks its
-  // copy), then wait until the worker is blocked on it — every other table is committed by then.
-  while (!exited && (await doneTables()).length === 0) await new Promise((r) => setTimeout(r, 5));
-  const holder = new pg.Client({ connectionString: targetUrl });
-  await holder.connect();
+  // Hold: once the first table's COPY runs (the tables exist; small's turn comes three tables
+  // later), lock the last one on the target (SHARE blocks its copy), then wait until the worker is
+  // blocked on it — every other table is committed by then.
+  while (!exited && !(await copyRunning('big'))) await new Promise((r) => setTimeout(r, 5));
   await holder.query('BEGIN');
   await holder.query('LOCK TABLE shop.small IN SHARE MODE');
   while (!exited && !(await waitingOn('shop.small'))) await new Promise((r) => setTimeout(r, 5));

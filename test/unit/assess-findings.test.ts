@@ -59,6 +59,7 @@ function server(over: Partial<ServerFacts> = {}, settings: Record<string, string
     eventTriggers: [],
     largeObjects: 0,
     database: 'app',
+    controlSchema: 'absent',
     ...over,
   };
 }
@@ -109,6 +110,19 @@ describe('server findings', () => {
     expect(f.map((x) => `${x.code} ${x.object}`)).toEqual(['source.event-trigger event trigger audit', 'target.event-trigger event trigger guard', 'source.large-objects 3 large object(s)']);
     expect(f[0].message).toBe('DDL event trigger on ddl_command_end (enabled: A) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers');
     expect(f.every((x) => x.severity === 'warning')).toBe(true);
+  });
+
+  it("a schema named pgshift that pgshift did not make blocks, on either side; pgshift's own does not", () => {
+    expect(serverObjectFindings(server({ controlSchema: 'pgshift' }), server({ controlSchema: 'pgshift' }))).toEqual([]);
+    expect(serverObjectFindings(server({ controlSchema: 'foreign' }), server({ controlSchema: 'foreign' }))).toEqual(
+      ['source', 'target'].map((side) => ({
+        severity: 'blocker',
+        code: 'control-schema.foreign',
+        object: `schema pgshift (${side})`,
+        message: `the ${side} has a schema named pgshift that pgshift did not make: pgshift keeps its own state under that name, never migrates what is in it, and drops it at teardown`,
+        fix: 'rename that schema (ALTER SCHEMA pgshift RENAME TO …, and what refers to it), then run pgshift again',
+      })),
+    );
   });
 
   it('pg_dump: missing or older than the source blocks; the same or newer major does not', () => {

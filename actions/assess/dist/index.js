@@ -32272,6 +32272,18 @@ function serverFindings(src, tgt, o) {
 }
 function serverObjectFindings(src, tgt) {
   const out = [];
+  for (const [side, facts] of [["source", src], ["target", tgt]]) {
+    if (facts.controlSchema !== "foreign") continue;
+    out.push(
+      finding(
+        "blocker",
+        "control-schema.foreign",
+        `schema pgshift (${side})`,
+        `the ${side} has a schema named pgshift that pgshift did not make: pgshift keeps its own state under that name, never migrates what is in it, and drops it at teardown`,
+        "rename that schema (ALTER SCHEMA pgshift RENAME TO \u2026, and what refers to it), then run pgshift again"
+      )
+    );
+  }
   for (const t of src.eventTriggers.filter((x) => !x.name.startsWith("pgshift_ddl"))) {
     out.push(finding("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers`, "disable it for the migration window if it writes"));
   }
@@ -52837,6 +52849,87 @@ var USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema', '${CON
 var NOT_EXTENSION_MEMBER = `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`;
 var BINARY_EXTENSION_TYPES = ["citext", "hstore"].map((t) => `'${t}'`).join(", ");
 
+// src/journal/journal.ts
+var CONTROL = quoteIdent(CONTROL_SCHEMA);
+var PHASE_OWNER_COLUMNS = [
+  `ALTER TABLE ${CONTROL}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
+  `ALTER TABLE ${CONTROL}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
+];
+var CONTROL_MARK = "pgshift control schema:";
+var CONTROL_SCHEMA_SQL = [
+  `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
+  `COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`
+];
+async function controlSchemaState(c) {
+  const r = await c.query(
+    `SELECT coalesce(obj_description(n.oid, 'pg_namespace') LIKE $2 || '%', false) AS marked,
+            EXISTS (SELECT 1 FROM pg_class t WHERE t.relnamespace = n.oid AND (t.relname IN ('migration', 'ddl_stream', 'ddl_log') OR t.relname LIKE 'heartbeat_%')) AS known
+       FROM pg_namespace n WHERE n.nspname = $1`,
+    [CONTROL_SCHEMA, CONTROL_MARK]
+  );
+  if (!r.rowCount) return "absent";
+  return r.rows[0].marked || r.rows[0].known ? "pgshift" : "foreign";
+}
+var DDL = [
+  ...CONTROL_SCHEMA_SQL,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.migration (
+     name text PRIMARY KEY,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     source text NOT NULL,
+     target text NOT NULL,
+     source_version int NOT NULL,
+     target_version int NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.phase (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
+     phase text NOT NULL,
+     state text NOT NULL,
+     started_at timestamptz NOT NULL DEFAULT now(),
+     finished_at timestamptz,
+     detail jsonb,
+     PRIMARY KEY (migration, phase))`,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.stream (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
+     group_name text NOT NULL,
+     slot_name text NOT NULL,
+     publication text NOT NULL,
+     subscription text NOT NULL,
+     snapshot_mode text NOT NULL,
+     snapshot_lsn pg_lsn,
+     state text NOT NULL,
+     updated_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (migration, group_name))`,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.copy_progress (
+     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
+     group_name text NOT NULL,
+     table_schema text NOT NULL,
+     table_name text NOT NULL,
+     part int NOT NULL DEFAULT 0,
+     state text NOT NULL,
+     rows bigint,
+     bytes bigint,
+     started_at timestamptz,
+     finished_at timestamptz,
+     PRIMARY KEY (migration, table_schema, table_name, part))`,
+  // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
+  `ALTER TABLE ${CONTROL}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
+  ...PHASE_OWNER_COLUMNS,
+  `CREATE TABLE IF NOT EXISTS ${CONTROL}.event (
+     id bigserial PRIMARY KEY,
+     migration text NOT NULL,
+     at timestamptz NOT NULL DEFAULT now(),
+     phase text NOT NULL,
+     level text NOT NULL,
+     message text NOT NULL,
+     detail jsonb)`
+];
+var progressSql = {
+  upsert: `INSERT INTO ${CONTROL}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
+           ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, condition = EXCLUDED.condition,
+             bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${CONTROL}.copy_progress.started_at),
+             finished_at = EXCLUDED.finished_at`
+};
+
 // src/pg/inventory.ts
 var SETTINGS = [
   "wal_level",
@@ -52890,7 +52983,8 @@ async function readServerFacts(c, longTransactionSeconds) {
     availableExtensions,
     eventTriggers: triggers.rows,
     largeObjects: Number(counts.lo),
-    database: db
+    database: db,
+    controlSchema: await controlSchemaState(c)
   };
 }
 async function readSettings(c) {
@@ -53108,73 +53202,6 @@ function parseAclItem(text) {
   const grantor = slash < 0 ? "" : readName(text, slash + 1)[0];
   return { grantee, grantor, privileges };
 }
-
-// src/journal/journal.ts
-var CONTROL = quoteIdent(CONTROL_SCHEMA);
-var PHASE_OWNER_COLUMNS = [
-  `ALTER TABLE ${CONTROL}.phase ADD COLUMN IF NOT EXISTS owner_pid int`,
-  `ALTER TABLE ${CONTROL}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
-];
-var DDL = [
-  `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
-  `COMMENT ON SCHEMA ${CONTROL} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
-  `CREATE TABLE IF NOT EXISTS ${CONTROL}.migration (
-     name text PRIMARY KEY,
-     created_at timestamptz NOT NULL DEFAULT now(),
-     source text NOT NULL,
-     target text NOT NULL,
-     source_version int NOT NULL,
-     target_version int NOT NULL)`,
-  `CREATE TABLE IF NOT EXISTS ${CONTROL}.phase (
-     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
-     phase text NOT NULL,
-     state text NOT NULL,
-     started_at timestamptz NOT NULL DEFAULT now(),
-     finished_at timestamptz,
-     detail jsonb,
-     PRIMARY KEY (migration, phase))`,
-  `CREATE TABLE IF NOT EXISTS ${CONTROL}.stream (
-     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
-     group_name text NOT NULL,
-     slot_name text NOT NULL,
-     publication text NOT NULL,
-     subscription text NOT NULL,
-     snapshot_mode text NOT NULL,
-     snapshot_lsn pg_lsn,
-     state text NOT NULL,
-     updated_at timestamptz NOT NULL DEFAULT now(),
-     PRIMARY KEY (migration, group_name))`,
-  `CREATE TABLE IF NOT EXISTS ${CONTROL}.copy_progress (
-     migration text NOT NULL REFERENCES ${CONTROL}.migration ON DELETE CASCADE,
-     group_name text NOT NULL,
-     table_schema text NOT NULL,
-     table_name text NOT NULL,
-     part int NOT NULL DEFAULT 0,
-     state text NOT NULL,
-     rows bigint,
-     bytes bigint,
-     started_at timestamptz,
-     finished_at timestamptz,
-     PRIMARY KEY (migration, table_schema, table_name, part))`,
-  // The part's WHERE condition: a resumed run skips a finished part only if it is the same range.
-  `ALTER TABLE ${CONTROL}.copy_progress ADD COLUMN IF NOT EXISTS condition text`,
-  ...PHASE_OWNER_COLUMNS,
-  `CREATE TABLE IF NOT EXISTS ${CONTROL}.event (
-     id bigserial PRIMARY KEY,
-     migration text NOT NULL,
-     at timestamptz NOT NULL DEFAULT now(),
-     phase text NOT NULL,
-     level text NOT NULL,
-     message text NOT NULL,
-     detail jsonb)`
-];
-var progressSql = {
-  upsert: `INSERT INTO ${CONTROL}.copy_progress (migration, group_name, table_schema, table_name, part, state, rows, bytes, condition, started_at, finished_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $6 = 'copying' THEN now() END, CASE WHEN $6 = 'done' THEN now() END)
-           ON CONFLICT (migration, table_schema, table_name, part) DO UPDATE SET state = EXCLUDED.state, rows = EXCLUDED.rows, condition = EXCLUDED.condition,
-             bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${CONTROL}.copy_progress.started_at),
-             finished_at = EXCLUDED.finished_at`
-};
 
 // src/pg/roles.ts
 var notMember = (catalog, oid) => `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;

@@ -33580,9 +33580,23 @@ var PHASE_OWNER_COLUMNS = [
 ];
 var OWNER_NOW = `pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`;
 var PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.owner_pid AND (a.backend_start IS NULL OR a.backend_start = p.owner_started))`;
-var DDL = [
+var CONTROL_MARK = "pgshift control schema:";
+var CONTROL_SCHEMA_SQL = [
   `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
-  `COMMENT ON SCHEMA ${CONTROL} IS 'pgshift control schema: the migration journal. Dropped by pgshift teardown.'`,
+  `COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`
+];
+async function controlSchemaState(c) {
+  const r = await c.query(
+    `SELECT coalesce(obj_description(n.oid, 'pg_namespace') LIKE $2 || '%', false) AS marked,
+            EXISTS (SELECT 1 FROM pg_class t WHERE t.relnamespace = n.oid AND (t.relname IN ('migration', 'ddl_stream', 'ddl_log') OR t.relname LIKE 'heartbeat_%')) AS known
+       FROM pg_namespace n WHERE n.nspname = $1`,
+    [CONTROL_SCHEMA, CONTROL_MARK]
+  );
+  if (!r.rowCount) return "absent";
+  return r.rows[0].marked || r.rows[0].known ? "pgshift" : "foreign";
+}
+var DDL = [
+  ...CONTROL_SCHEMA_SQL,
   `CREATE TABLE IF NOT EXISTS ${CONTROL}.migration (
      name text PRIMARY KEY,
      created_at timestamptz NOT NULL DEFAULT now(),
@@ -34905,7 +34919,7 @@ async function slotsConfirmedUpTo(primary, slots) {
 // src/pg/replication.ts
 async function ensureHeartbeat(c, table2, group2) {
   noteChange(`heartbeat table pgshift.${table2}`);
-  await c.query(`CREATE SCHEMA IF NOT EXISTS ${CONTROL}`);
+  for (const q of CONTROL_SCHEMA_SQL) await c.query(q);
   await c.query(
     `CREATE TABLE IF NOT EXISTS ${CONTROL}.${quoteIdent(table2)} (
        group_name text PRIMARY KEY,
@@ -35381,6 +35395,18 @@ function serverFindings(src, tgt, o) {
 }
 function serverObjectFindings(src, tgt) {
   const out = [];
+  for (const [side, facts] of [["source", src], ["target", tgt]]) {
+    if (facts.controlSchema !== "foreign") continue;
+    out.push(
+      finding(
+        "blocker",
+        "control-schema.foreign",
+        `schema pgshift (${side})`,
+        `the ${side} has a schema named pgshift that pgshift did not make: pgshift keeps its own state under that name, never migrates what is in it, and drops it at teardown`,
+        "rename that schema (ALTER SCHEMA pgshift RENAME TO \u2026, and what refers to it), then run pgshift again"
+      )
+    );
+  }
   for (const t of src.eventTriggers.filter((x) => !x.name.startsWith("pgshift_ddl"))) {
     out.push(finding("warning", "source.event-trigger", `event trigger ${t.name}`, `DDL event trigger on ${t.event} (enabled: ${t.enabled}) on the source: DDL it runs itself is not carried, and DMS fails with ENABLE ALWAYS triggers`, "disable it for the migration window if it writes"));
   }
@@ -55593,7 +55619,8 @@ async function readServerFacts(c, longTransactionSeconds) {
     availableExtensions,
     eventTriggers: triggers.rows,
     largeObjects: Number(counts.lo),
-    database: db
+    database: db,
+    controlSchema: await controlSchemaState(c)
   };
 }
 async function readSettings(c) {
@@ -56244,7 +56271,7 @@ async function dropReplicationSets(c, slot) {
 var SAFE_PATH = `SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on`;
 function captureObjectsSql() {
   return [
-    `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
+    ...CONTROL_SCHEMA_SQL,
     `CREATE SEQUENCE IF NOT EXISTS ${CONTROL}.ddl_id`,
     // Which streams exist, their queue and the plan's patterns (regular expressions) for new tables.
     `CREATE TABLE IF NOT EXISTS ${CONTROL}.ddl_stream (
@@ -56744,7 +56771,7 @@ function recordFunction() {
 function queueTableSql(queue) {
   const q = `${CONTROL}.${quoteIdent(queue)}`;
   return [
-    `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
+    ...CONTROL_SCHEMA_SQL,
     `CREATE TABLE IF NOT EXISTS ${q} (
        id bigint PRIMARY KEY,
        at timestamptz NOT NULL,
