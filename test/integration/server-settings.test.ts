@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.js';
+import { connect, endpointFor } from '../../src/pg/connect.js';
 import { runAssess } from '../../src/phases/assess.js';
 import { startCdc, waitForCatchUp } from '../../src/phases/cdc.js';
 import { phaseContext } from '../../src/phases/context.js';
@@ -48,6 +49,21 @@ describe('databases whose own settings would end or bend pgshift sessions, 15 â†
       ANALYZE`);
     expect(await setHostile(pair.sourceUrl)).toHaveLength(5);
     expect(await setHostile(pair.targetUrl)).toHaveLength(6);
+    // What a pgshift session starts with on the target, whatever the database says.
+    const session = await connect(endpointFor('target', { url: pair.targetUrl }));
+    try {
+      const shown = await session.query<{ name: string; setting: string }>(`SELECT name, setting FROM pg_settings WHERE name = ANY($1) ORDER BY name`, [Object.keys(HOSTILE)]);
+      expect(Object.fromEntries(shown.rows.map((r) => [r.name, r.setting]))).toEqual({
+        default_transaction_isolation: 'read committed',
+        idle_in_transaction_session_timeout: '0',
+        idle_session_timeout: '0',
+        lock_timeout: '0',
+        statement_timeout: '0',
+        transaction_timeout: '0',
+      });
+    } finally {
+      await session.end();
+    }
 
     const plan = testPlan(pair.sourceUrl, pair.targetUrl, 'fullLoad: { jobs: 2 }');
     plan.cutover.verifyMaxAgeMinutes = 0;
