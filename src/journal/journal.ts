@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import { noteChange } from '../core/changes.js';
 import { quoteIdent, type QualifiedName } from '../core/ident.js';
-import { gateRefused } from '../core/errors.js';
 import { redact, redactDeep } from '../core/secrets.js';
 import { CONTROL_SCHEMA } from '../pg/catalog.js';
 
@@ -45,13 +44,12 @@ export const PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE
 /**
  * The control schema, made if missing and marked as pgshift's (run before anything is made in it,
  * on either server): the mark is how pgshift tells its schema from a user's of the same name, which
- * it must never fill, take for its state or drop.
+ * it must never fill, take for its state or drop. One query string, so one implicit transaction:
+ * a pgshift killed in between cannot leave an unmarked schema that its re-run would refuse.
  */
 const CONTROL_MARK = 'pgshift control schema:';
-export const CONTROL_SCHEMA_SQL = [
-  `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
-  `COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`,
-];
+export const CONTROL_SCHEMA_SQL = `CREATE SCHEMA IF NOT EXISTS ${CONTROL};
+  COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`;
 
 export type ControlSchemaState = 'absent' | 'pgshift' | 'foreign';
 
@@ -62,7 +60,7 @@ export type ControlSchemaState = 'absent' | 'pgshift' | 'foreign';
 export async function controlSchemaState(c: pg.Client): Promise<ControlSchemaState> {
   const r = await c.query<{ marked: boolean; known: boolean }>(
     `SELECT coalesce(obj_description(n.oid, 'pg_namespace') LIKE $2 || '%', false) AS marked,
-            EXISTS (SELECT 1 FROM pg_class t WHERE t.relnamespace = n.oid AND (t.relname IN ('migration', 'ddl_stream', 'ddl_log') OR t.relname LIKE 'heartbeat\_%')) AS known
+            EXISTS (SELECT 1 FROM pg_class t WHERE t.relnamespace = n.oid AND (t.relname IN ('migration', 'ddl_stream', 'ddl_log') OR t.relname LIKE 'heartbeat\\_%')) AS known
        FROM pg_namespace n WHERE n.nspname = $1`,
     [CONTROL_SCHEMA, CONTROL_MARK],
   );
@@ -71,7 +69,7 @@ export async function controlSchemaState(c: pg.Client): Promise<ControlSchemaSta
 }
 
 const DDL = [
-  ...CONTROL_SCHEMA_SQL,
+  CONTROL_SCHEMA_SQL,
   `CREATE TABLE IF NOT EXISTS ${CONTROL}.migration (
      name text PRIMARY KEY,
      created_at timestamptz NOT NULL DEFAULT now(),
@@ -323,10 +321,11 @@ export const progressSql = {
              finished_at = EXCLUDED.finished_at`,
 };
 
-/** Drops pgshift's control schema with everything in it; a user's schema of that name is refused, never dropped. */
-export async function dropControlSchema(c: pg.Client, side: string): Promise<void> {
-  if ((await controlSchemaState(c)) === 'foreign') throw gateRefused('control-schema.foreign', `${side}: schema ${CONTROL_SCHEMA} was not made by pgshift, so teardown leaves it`, 'nothing to do: it is yours');
-  await c.query(`DROP SCHEMA IF EXISTS ${CONTROL} CASCADE`);
+/** Drops pgshift's control schema with everything in it; a user's schema of that name is never dropped. Returns what was there. */
+export async function dropControlSchema(c: pg.Client): Promise<ControlSchemaState> {
+  const state = await controlSchemaState(c);
+  if (state === 'pgshift') await c.query(`DROP SCHEMA ${CONTROL} CASCADE`);
+  return state;
 }
 
 

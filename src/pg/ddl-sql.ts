@@ -25,7 +25,7 @@ const SAFE_PATH = `SET search_path = pg_catalog, pg_temp SET standard_conforming
 // Long on purpose: SQL and PL/pgSQL text, read as one script in the order the server runs it.
 export function captureObjectsSql(): string[] {
   return [
-    ...CONTROL_SCHEMA_SQL,
+    CONTROL_SCHEMA_SQL,
     `CREATE SEQUENCE IF NOT EXISTS ${CONTROL}.ddl_id`,
     // Which streams exist, their queue and the plan's patterns (regular expressions) for new tables.
     `CREATE TABLE IF NOT EXISTS ${CONTROL}.ddl_stream (
@@ -544,7 +544,7 @@ function recordFunction(): string {
 export function queueTableSql(queue: string): string[] {
   const q = `${CONTROL}.${quoteIdent(queue)}`;
   return [
-    ...CONTROL_SCHEMA_SQL,
+    CONTROL_SCHEMA_SQL,
     `CREATE TABLE IF NOT EXISTS ${q} (
        id bigint PRIMARY KEY,
        at timestamptz NOT NULL,

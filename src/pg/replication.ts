@@ -13,7 +13,7 @@ import { CONTROL, CONTROL_SCHEMA_SQL } from '../journal/journal.js';
 
 export async function ensureHeartbeat(c: pg.Client, table: string, group: string): Promise<void> {
   noteChange(`heartbeat table pgshift.${table}`);
-  for (const q of CONTROL_SCHEMA_SQL) await c.query(q);
+  await c.query(CONTROL_SCHEMA_SQL);
   await c.query(
     `CREATE TABLE IF NOT EXISTS ${CONTROL}.${quoteIdent(table)} (
        group_name text PRIMARY KEY,

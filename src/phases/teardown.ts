@@ -1,5 +1,5 @@
 import { batchStreamName } from '../core/names.js';
-import { Journal, controlSchemaState, dropControlSchema, CONTROL, type StreamRecord } from '../journal/journal.js';
+import { Journal, dropControlSchema, CONTROL, type StreamRecord } from '../journal/journal.js';
 import { teardownDms } from './cdc-dms.js';
 import { newStreamRecord } from './stream-source.js';
 import { dropPglogicalNodeIfUnused, dropReplicationSets } from '../pg/dms-source.js';
@@ -73,13 +73,9 @@ export async function runTeardown(ctx: PhaseContext): Promise<TeardownResult> {
     // Read before the journal goes with the control schema.
     const keptRoles = (((await journal?.phaseState(ROLES))?.detail ?? undefined) as RoleCopyResult | undefined)?.created.map((c) => c.role) ?? [];
     for (const [side, c] of [['source', s.source], ['target', s.target]] as const) {
-      const state = await controlSchemaState(c);
-      if (state === 'pgshift') {
-        await dropControlSchema(c, side);
-        dropped.push(`schema ${CONTROL} (${side})`);
-      } else if (state === 'foreign') {
-        ctx.log.warn(`teardown left schema ${CONTROL} on the ${side}: pgshift did not make it`);
-      }
+      const state = await dropControlSchema(c);
+      if (state === 'pgshift') dropped.push(`schema ${CONTROL} (${side})`);
+      if (state === 'foreign') ctx.log.warn(`teardown left schema ${CONTROL} on the ${side}: pgshift did not make it`);
     }
     ctx.log.info(dropped.length ? `teardown removed: ${dropped.join(', ')}` : 'teardown: nothing left to remove');
     if (keptRoles.length) ctx.log.info(`teardown kept the roles the full load created on the target (they own the migrated objects): ${keptRoles.join(', ')}`);

@@ -3,6 +3,7 @@ import { freePort, type LocalCluster } from '../../src/local/cluster.js';
 import { runCli } from '../harness/cli.js';
 import { writePlanFile } from '../harness/plan.js';
 import { sql, startServer, withClient } from '../harness/servers.js';
+import { CONTROL_SCHEMA_SQL } from '../../src/journal/journal.js';
 import { connect, endpointFor } from '../../src/pg/connect.js';
 import { createSubscription } from '../../src/pg/replication.js';
 
@@ -150,6 +151,13 @@ describe('bad input', () => {
     } finally {
       await sql(source.url(), 'DROP SCHEMA pgshift CASCADE');
     }
+    // pgshift's own schema, made and marked in one statement and nothing more (a run killed right
+    // after it), is its own: a re-run goes on, teardown drops it.
+    await sql(source.url(), CONTROL_SCHEMA_SQL);
+    const assessed = await runCli(['assess', '--json', '-c', plan], { SOURCE_URL: source.url(), TARGET_URL: target.url() });
+    expect(assessed.stdout).toContain('"findings"');
+    expect(assessed.stdout).not.toContain('control-schema.foreign');
+    await runCli(['teardown', '--yes', '-c', plan], { SOURCE_URL: source.url(), TARGET_URL: target.url() });
     await unchanged(source, target);
   });
 

@@ -52856,14 +52856,12 @@ var PHASE_OWNER_COLUMNS = [
   `ALTER TABLE ${CONTROL}.phase ADD COLUMN IF NOT EXISTS owner_started timestamptz`
 ];
 var CONTROL_MARK = "pgshift control schema:";
-var CONTROL_SCHEMA_SQL = [
-  `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
-  `COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`
-];
+var CONTROL_SCHEMA_SQL = `CREATE SCHEMA IF NOT EXISTS ${CONTROL};
+  COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`;
 async function controlSchemaState(c) {
   const r = await c.query(
     `SELECT coalesce(obj_description(n.oid, 'pg_namespace') LIKE $2 || '%', false) AS marked,
-            EXISTS (SELECT 1 FROM pg_class t WHERE t.relnamespace = n.oid AND (t.relname IN ('migration', 'ddl_stream', 'ddl_log') OR t.relname LIKE 'heartbeat_%')) AS known
+            EXISTS (SELECT 1 FROM pg_class t WHERE t.relnamespace = n.oid AND (t.relname IN ('migration', 'ddl_stream', 'ddl_log') OR t.relname LIKE 'heartbeat\\_%')) AS known
        FROM pg_namespace n WHERE n.nspname = $1`,
     [CONTROL_SCHEMA, CONTROL_MARK]
   );
@@ -52871,7 +52869,7 @@ async function controlSchemaState(c) {
   return r.rows[0].marked || r.rows[0].known ? "pgshift" : "foreign";
 }
 var DDL = [
-  ...CONTROL_SCHEMA_SQL,
+  CONTROL_SCHEMA_SQL,
   `CREATE TABLE IF NOT EXISTS ${CONTROL}.migration (
      name text PRIMARY KEY,
      created_at timestamptz NOT NULL DEFAULT now(),

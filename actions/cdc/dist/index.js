@@ -74964,14 +74964,12 @@ var PHASE_OWNER_COLUMNS = [
 var OWNER_NOW = `pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`;
 var PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.owner_pid AND (a.backend_start IS NULL OR a.backend_start = p.owner_started))`;
 var CONTROL_MARK = "pgshift control schema:";
-var CONTROL_SCHEMA_SQL = [
-  `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
-  `COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`
-];
+var CONTROL_SCHEMA_SQL = `CREATE SCHEMA IF NOT EXISTS ${CONTROL};
+  COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`;
 async function controlSchemaState(c5) {
   const r5 = await c5.query(
     `SELECT coalesce(obj_description(n.oid, 'pg_namespace') LIKE $2 || '%', false) AS marked,
-            EXISTS (SELECT 1 FROM pg_class t WHERE t.relnamespace = n.oid AND (t.relname IN ('migration', 'ddl_stream', 'ddl_log') OR t.relname LIKE 'heartbeat_%')) AS known
+            EXISTS (SELECT 1 FROM pg_class t WHERE t.relnamespace = n.oid AND (t.relname IN ('migration', 'ddl_stream', 'ddl_log') OR t.relname LIKE 'heartbeat\\_%')) AS known
        FROM pg_namespace n WHERE n.nspname = $1`,
     [CONTROL_SCHEMA, CONTROL_MARK]
   );
@@ -74979,7 +74977,7 @@ async function controlSchemaState(c5) {
   return r5.rows[0].marked || r5.rows[0].known ? "pgshift" : "foreign";
 }
 var DDL = [
-  ...CONTROL_SCHEMA_SQL,
+  CONTROL_SCHEMA_SQL,
   `CREATE TABLE IF NOT EXISTS ${CONTROL}.migration (
      name text PRIMARY KEY,
      created_at timestamptz NOT NULL DEFAULT now(),
@@ -75569,7 +75567,7 @@ async function measureLags(source, target, streams, waitMs) {
 // src/pg/replication.ts
 async function ensureHeartbeat(c5, table2, group5) {
   noteChange(`heartbeat table pgshift.${table2}`);
-  for (const q3 of CONTROL_SCHEMA_SQL) await c5.query(q3);
+  await c5.query(CONTROL_SCHEMA_SQL);
   await c5.query(
     `CREATE TABLE IF NOT EXISTS ${CONTROL}.${quoteIdent(table2)} (
        group_name text PRIMARY KEY,
@@ -95736,7 +95734,7 @@ function describeTables(tables, max = 5) {
 var SAFE_PATH = `SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on`;
 function captureObjectsSql() {
   return [
-    ...CONTROL_SCHEMA_SQL,
+    CONTROL_SCHEMA_SQL,
     `CREATE SEQUENCE IF NOT EXISTS ${CONTROL}.ddl_id`,
     // Which streams exist, their queue and the plan's patterns (regular expressions) for new tables.
     `CREATE TABLE IF NOT EXISTS ${CONTROL}.ddl_stream (
@@ -96236,7 +96234,7 @@ function recordFunction() {
 function queueTableSql(queue) {
   const q3 = `${CONTROL}.${quoteIdent(queue)}`;
   return [
-    ...CONTROL_SCHEMA_SQL,
+    CONTROL_SCHEMA_SQL,
     `CREATE TABLE IF NOT EXISTS ${q3} (
        id bigint PRIMARY KEY,
        at timestamptz NOT NULL,

@@ -33581,14 +33581,12 @@ var PHASE_OWNER_COLUMNS = [
 var OWNER_NOW = `pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`;
 var PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.owner_pid AND (a.backend_start IS NULL OR a.backend_start = p.owner_started))`;
 var CONTROL_MARK = "pgshift control schema:";
-var CONTROL_SCHEMA_SQL = [
-  `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
-  `COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`
-];
+var CONTROL_SCHEMA_SQL = `CREATE SCHEMA IF NOT EXISTS ${CONTROL};
+  COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`;
 async function controlSchemaState(c) {
   const r = await c.query(
     `SELECT coalesce(obj_description(n.oid, 'pg_namespace') LIKE $2 || '%', false) AS marked,
-            EXISTS (SELECT 1 FROM pg_class t WHERE t.relnamespace = n.oid AND (t.relname IN ('migration', 'ddl_stream', 'ddl_log') OR t.relname LIKE 'heartbeat_%')) AS known
+            EXISTS (SELECT 1 FROM pg_class t WHERE t.relnamespace = n.oid AND (t.relname IN ('migration', 'ddl_stream', 'ddl_log') OR t.relname LIKE 'heartbeat\\_%')) AS known
        FROM pg_namespace n WHERE n.nspname = $1`,
     [CONTROL_SCHEMA, CONTROL_MARK]
   );
@@ -33596,7 +33594,7 @@ async function controlSchemaState(c) {
   return r.rows[0].marked || r.rows[0].known ? "pgshift" : "foreign";
 }
 var DDL = [
-  ...CONTROL_SCHEMA_SQL,
+  CONTROL_SCHEMA_SQL,
   `CREATE TABLE IF NOT EXISTS ${CONTROL}.migration (
      name text PRIMARY KEY,
      created_at timestamptz NOT NULL DEFAULT now(),
@@ -34919,7 +34917,7 @@ async function slotsConfirmedUpTo(primary, slots) {
 // src/pg/replication.ts
 async function ensureHeartbeat(c, table2, group2) {
   noteChange(`heartbeat table pgshift.${table2}`);
-  for (const q of CONTROL_SCHEMA_SQL) await c.query(q);
+  await c.query(CONTROL_SCHEMA_SQL);
   await c.query(
     `CREATE TABLE IF NOT EXISTS ${CONTROL}.${quoteIdent(table2)} (
        group_name text PRIMARY KEY,
@@ -56271,7 +56269,7 @@ async function dropReplicationSets(c, slot) {
 var SAFE_PATH = `SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on`;
 function captureObjectsSql() {
   return [
-    ...CONTROL_SCHEMA_SQL,
+    CONTROL_SCHEMA_SQL,
     `CREATE SEQUENCE IF NOT EXISTS ${CONTROL}.ddl_id`,
     // Which streams exist, their queue and the plan's patterns (regular expressions) for new tables.
     `CREATE TABLE IF NOT EXISTS ${CONTROL}.ddl_stream (
@@ -56771,7 +56769,7 @@ function recordFunction() {
 function queueTableSql(queue) {
   const q = `${CONTROL}.${quoteIdent(queue)}`;
   return [
-    ...CONTROL_SCHEMA_SQL,
+    CONTROL_SCHEMA_SQL,
     `CREATE TABLE IF NOT EXISTS ${q} (
        id bigint PRIMARY KEY,
        at timestamptz NOT NULL,

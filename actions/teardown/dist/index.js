@@ -74195,14 +74195,12 @@ var PHASE_OWNER_COLUMNS = [
 var OWNER_NOW = `pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`;
 var PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.owner_pid AND (a.backend_start IS NULL OR a.backend_start = p.owner_started))`;
 var CONTROL_MARK = "pgshift control schema:";
-var CONTROL_SCHEMA_SQL = [
-  `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
-  `COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`
-];
+var CONTROL_SCHEMA_SQL = `CREATE SCHEMA IF NOT EXISTS ${CONTROL};
+  COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`;
 async function controlSchemaState(c5) {
   const r5 = await c5.query(
     `SELECT coalesce(obj_description(n.oid, 'pg_namespace') LIKE $2 || '%', false) AS marked,
-            EXISTS (SELECT 1 FROM pg_class t WHERE t.relnamespace = n.oid AND (t.relname IN ('migration', 'ddl_stream', 'ddl_log') OR t.relname LIKE 'heartbeat_%')) AS known
+            EXISTS (SELECT 1 FROM pg_class t WHERE t.relnamespace = n.oid AND (t.relname IN ('migration', 'ddl_stream', 'ddl_log') OR t.relname LIKE 'heartbeat\\_%')) AS known
        FROM pg_namespace n WHERE n.nspname = $1`,
     [CONTROL_SCHEMA, CONTROL_MARK]
   );
@@ -74210,7 +74208,7 @@ async function controlSchemaState(c5) {
   return r5.rows[0].marked || r5.rows[0].known ? "pgshift" : "foreign";
 }
 var DDL = [
-  ...CONTROL_SCHEMA_SQL,
+  CONTROL_SCHEMA_SQL,
   `CREATE TABLE IF NOT EXISTS ${CONTROL}.migration (
      name text PRIMARY KEY,
      created_at timestamptz NOT NULL DEFAULT now(),
@@ -74439,9 +74437,10 @@ var progressSql = {
              bytes = EXCLUDED.bytes, started_at = COALESCE(EXCLUDED.started_at, ${CONTROL}.copy_progress.started_at),
              finished_at = EXCLUDED.finished_at`
 };
-async function dropControlSchema(c5, side) {
-  if (await controlSchemaState(c5) === "foreign") throw gateRefused("control-schema.foreign", `${side}: schema ${CONTROL_SCHEMA} was not made by pgshift, so teardown leaves it`, "nothing to do: it is yours");
-  await c5.query(`DROP SCHEMA IF EXISTS ${CONTROL} CASCADE`);
+async function dropControlSchema(c5) {
+  const state2 = await controlSchemaState(c5);
+  if (state2 === "pgshift") await c5.query(`DROP SCHEMA ${CONTROL} CASCADE`);
+  return state2;
 }
 
 // src/config/url.ts
@@ -95107,13 +95106,9 @@ async function runTeardown(ctx) {
     for (const t of await dropDdlCapture(s2.source)) dropped.push(`event trigger ${t} (source)`);
     const keptRoles = ((await journal?.phaseState(ROLES))?.detail ?? void 0)?.created.map((c5) => c5.role) ?? [];
     for (const [side, c5] of [["source", s2.source], ["target", s2.target]]) {
-      const state2 = await controlSchemaState(c5);
-      if (state2 === "pgshift") {
-        await dropControlSchema(c5, side);
-        dropped.push(`schema ${CONTROL} (${side})`);
-      } else if (state2 === "foreign") {
-        ctx.log.warn(`teardown left schema ${CONTROL} on the ${side}: pgshift did not make it`);
-      }
+      const state2 = await dropControlSchema(c5);
+      if (state2 === "pgshift") dropped.push(`schema ${CONTROL} (${side})`);
+      if (state2 === "foreign") ctx.log.warn(`teardown left schema ${CONTROL} on the ${side}: pgshift did not make it`);
     }
     ctx.log.info(dropped.length ? `teardown removed: ${dropped.join(", ")}` : "teardown: nothing left to remove");
     if (keptRoles.length) ctx.log.info(`teardown kept the roles the full load created on the target (they own the migrated objects): ${keptRoles.join(", ")}`);

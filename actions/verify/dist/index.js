@@ -32649,12 +32649,10 @@ var PHASE_OWNER_COLUMNS = [
 var OWNER_NOW = `pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`;
 var PHASE_OWNER_ALIVE = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.owner_pid AND (a.backend_start IS NULL OR a.backend_start = p.owner_started))`;
 var CONTROL_MARK = "pgshift control schema:";
-var CONTROL_SCHEMA_SQL = [
-  `CREATE SCHEMA IF NOT EXISTS ${CONTROL}`,
-  `COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`
-];
+var CONTROL_SCHEMA_SQL = `CREATE SCHEMA IF NOT EXISTS ${CONTROL};
+  COMMENT ON SCHEMA ${CONTROL} IS '${CONTROL_MARK} the migration''s state and journal, made by pgshift, dropped by pgshift teardown.'`;
 var DDL = [
-  ...CONTROL_SCHEMA_SQL,
+  CONTROL_SCHEMA_SQL,
   `CREATE TABLE IF NOT EXISTS ${CONTROL}.migration (
      name text PRIMARY KEY,
      created_at timestamptz NOT NULL DEFAULT now(),
