@@ -174,6 +174,7 @@ describe('tables WITH OIDS on a PostgreSQL 11 source → 17', () => {
     ]);
     await expect(runFullLoad(ctx)).rejects.toMatchObject({ code: 'table.with-oids-index', exitCode: 3 });
     expect(await sql(pair.sourceUrl, `SELECT (SELECT count(*) FROM pg_replication_slots)::int AS slots, (SELECT count(*) FROM pg_publication)::int AS pubs`)).toEqual([{ slots: 0, pubs: 0 }]);
+    expect(await sql(pair.targetUrl, `SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'pgshift')::int AS schemas, (SELECT count(*) FROM pg_tables WHERE schemaname = 'public')::int AS tables`)).toEqual([{ schemas: 0, tables: 0 }]);
 
     // The fix assess names: the values in a real column, indexed instead, then WITHOUT OIDS.
     const doc = assessed.findings.find((f) => f.code === 'table.with-oids-index')!;
